@@ -1,0 +1,87 @@
+/**
+ * Errors that gollm raises for bad user input (a config, a checkpoint, a flag).
+ *
+ * The CLI prints `error: <message>` for a {@linkcode GollmError} and exits 1 with no stack
+ * trace; any other exception is a bug and keeps its stack.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every user-facing gollm error. The message is one precise line that names
+ * the file, field or tensor and says what was expected and what was found.
+ *
+ * @example
+ * ```ts
+ * import { GollmError } from "./errors.ts";
+ * try {
+ *   throw new GollmError("model.safetensors: tensor 'norm.weight' is missing");
+ * } catch (e) {
+ *   console.log(e instanceof GollmError); // true
+ * }
+ * ```
+ */
+export class GollmError extends Error {
+  /**
+   * @param message One line: what is wrong, where, expected vs actual.
+   * @param options Standard `ErrorOptions` (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "GollmError";
+  }
+}
+
+/**
+ * A model config is invalid: a field is missing, unknown, of the wrong type, or
+ * inconsistent with another field.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "./errors.ts";
+ * const e = new ConfigError("configs/x.yaml", "n_heads", "must be a positive integer, got 0");
+ * console.log(e.message); // configs/x.yaml: field 'n_heads' must be a positive integer, got 0
+ * ```
+ */
+export class ConfigError extends GollmError {
+  /** The file the config came from (or a description such as `<object>`). */
+  readonly file: string;
+  /** The offending field name. */
+  readonly field: string;
+  /**
+   * @param file Config file path (or a description of the source).
+   * @param field Field name.
+   * @param problem What is wrong with it, e.g. `must be an integer, got "12"`.
+   */
+  constructor(file: string, field: string, problem: string) {
+    super(`${file}: field '${field}' ${problem}`);
+    this.name = "ConfigError";
+    this.file = file;
+    this.field = field;
+  }
+}
+
+/**
+ * A checkpoint or tokenizer file is malformed: bad magic, truncated, corrupt header, a
+ * missing or mis-shaped tensor, an unsupported dtype.
+ *
+ * @example
+ * ```ts
+ * import { FormatError } from "./errors.ts";
+ * const e = new FormatError("m.gguf", "bad magic: expected 'GGUF', got 'GGML'");
+ * console.log(e.message); // m.gguf: bad magic: expected 'GGUF', got 'GGML'
+ * ```
+ */
+export class FormatError extends GollmError {
+  /** The file that could not be read. */
+  readonly file: string;
+  /**
+   * @param file File path.
+   * @param problem What is wrong, naming the tensor or field when there is one.
+   */
+  constructor(file: string, problem: string) {
+    super(`${file}: ${problem}`);
+    this.name = "FormatError";
+    this.file = file;
+  }
+}
