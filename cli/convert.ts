@@ -1,0 +1,90 @@
+/**
+ * `gollm convert`: any supported checkpoint → a gollm model directory.
+ *
+ * @module
+ */
+import { loadConfig, parameterCount } from "../engine/config.ts";
+import { writeGollmDir } from "../engine/gollm_dir.ts";
+import { loadCheckpoint } from "../engine/load.ts";
+import {
+  choice,
+  type Command,
+  err,
+  formatBytes,
+  formatCount,
+  parse,
+  progress,
+  str,
+  UsageError,
+} from "./common.ts";
+
+const HELP = `usage: gollm convert IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]
+
+Converts any supported checkpoint (gollm or Hugging Face directory, GGUF file, llama2.c
+.bin) into a gollm model directory OUT: config.yaml, model.safetensors and the tokenizer
+file. OUT is written under a temporary name and renamed when complete.
+
+arguments:
+  IN                   the checkpoint to read
+  OUT                  the directory to create
+
+options:
+  --dtype D            storage dtype: f32 (default), f16 or bf16
+  --tokenizer PATH     tokenizer file (llama2.c .bin without tokenizer.bin beside it)
+  --force              replace OUT if it exists
+  -h, --help           show this help`;
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile) total += (await Deno.stat(`${dir}/${e.name}`)).size;
+  }
+  return total;
+}
+
+/** The `convert` subcommand. */
+export const convert: Command = {
+  name: "convert",
+  summary: "any supported checkpoint -> gollm model directory (f32/f16/bf16)",
+  help: HELP,
+  async run(args) {
+    const usage = HELP.split("\n")[0];
+    const p = parse(HELP, args, {
+      dtype: { type: "string" },
+      tokenizer: { type: "string" },
+      force: { type: "boolean" },
+    }, 2);
+    if (!p) return 0;
+    const [input, output] = p.positionals;
+    if (input === undefined || output === undefined) {
+      throw new UsageError("needs IN and OUT", usage);
+    }
+    const dtype = choice(p.values, "dtype", usage, ["f32", "f16", "bf16"] as const) ?? "f32";
+
+    const prog = progress();
+    try {
+      const ckpt = await loadCheckpoint(input, {
+        tokenizerPath: str(p.values, "tokenizer"),
+        onProgress: prog.onProgress,
+      });
+      await writeGollmDir(ckpt, output, {
+        dtype,
+        overwrite: p.values.force === true,
+        onProgress: prog.onProgress,
+      });
+      const tokName = (await loadConfig(`${output}/config.yaml`)).tokenizer;
+      prog.done(
+        `converted ${input} (${ckpt.format}) -> ${output}: ${
+          formatCount(parameterCount(ckpt.config))
+        } parameters, ${ckpt.weights.size} tensors, ${dtype}, tokenizer ${tokName}, ${
+          formatBytes(await dirBytes(output))
+        }`,
+      );
+    } catch (e) {
+      prog.clear();
+      throw e;
+    }
+    err(`run it: deno run -A cli/main.ts generate --model ${output} --prompt "..."`);
+    return 0;
+  },
+};

@@ -1,0 +1,167 @@
+/**
+ * `gollm inspect`: config, parameter count, tensor table and memory plan of a checkpoint.
+ *
+ * @module
+ */
+import { planArena } from "../codegen/plan.ts";
+import { CONFIG_FIELDS, parameterCount } from "../engine/config.ts";
+import { GollmError } from "../engine/errors.ts";
+import { loadCheckpoint } from "../engine/load.ts";
+import { expectedShapes } from "../engine/weights.ts";
+import {
+  type Command,
+  formatBytes,
+  formatCount,
+  int,
+  out,
+  parse,
+  progress,
+  str,
+  UsageError,
+} from "./common.ts";
+
+const HELP = `usage: gollm inspect PATH [--kv-capacity N] [--prefill-chunk T] [--json]
+
+Prints a checkpoint's config, parameter count, tensor table and memory plan: weight bytes
+(F32 in memory), arena bytes (activations + KV cache + RoPE table) and KV cache bytes.
+
+arguments:
+  PATH                 model directory (gollm or Hugging Face), GGUF file or llama2.c .bin
+
+options:
+  --kv-capacity N      KV cache slots to plan for (default: the context length)
+  --prefill-chunk T    prefill chunk the plan is made for (default 32)
+  --tokenizer PATH     tokenizer file (llama2.c .bin without tokenizer.bin beside it)
+  --json               print one JSON object
+  -h, --help           show this help`;
+
+/** The `inspect` subcommand. */
+export const inspect: Command = {
+  name: "inspect",
+  summary: "config, parameter count, tensors and memory plan of a checkpoint",
+  help: HELP,
+  async run(args) {
+    const usage = HELP.split("\n")[0];
+    const p = parse(HELP, args, {
+      "kv-capacity": { type: "string" },
+      "prefill-chunk": { type: "string" },
+      tokenizer: { type: "string" },
+      json: { type: "boolean" },
+    }, 1);
+    if (!p) return 0;
+    const path = p.positionals[0];
+    if (path === undefined) throw new UsageError("missing PATH", usage);
+    const kvCapacity = int(p.values, "kv-capacity", usage, 1);
+    const prefillChunk = int(p.values, "prefill-chunk", usage, 1);
+
+    const prog = progress(p.values.json === true);
+    let ckpt;
+    try {
+      ckpt = await loadCheckpoint(path, {
+        tokenizerPath: str(p.values, "tokenizer"),
+        onProgress: prog.onProgress,
+      });
+    } catch (e) {
+      prog.clear();
+      throw e;
+    }
+    prog.done(`loaded ${path}`);
+    const c = ckpt.config;
+    if (kvCapacity !== undefined && kvCapacity > c.context_length) {
+      throw new GollmError(
+        `--kv-capacity ${kvCapacity} exceeds the model's context length ${c.context_length}`,
+      );
+    }
+    const plan = planArena(c, { kvCapacity, prefillChunk });
+    const order = [...expectedShapes(c).keys()];
+    const rank = (n: string) => (order.indexOf(n) + order.length + 1) % (order.length + 1);
+    const tensors = [...ckpt.weights].sort((a, b) => rank(a[0]) - rank(b[0])).map(([name, t]) => ({
+      name,
+      shape: t.shape,
+      params: t.data.length,
+    }));
+    const weightBytes = tensors.reduce((a, t) => a + 4 * t.params, 0);
+    const params = parameterCount(c);
+    const tok = ckpt.tokenizer;
+    const memory = {
+      kv_capacity: plan.kvCapacity,
+      prefill_chunk: plan.prefillChunk,
+      weights_bytes: weightBytes,
+      arena_bytes: plan.arenaBytes,
+      kv_bytes: plan.kvBytes,
+      activation_bytes: plan.activationBytes,
+      rope_table_bytes: plan.tableBytes,
+      total_bytes: weightBytes + plan.arenaBytes,
+    };
+
+    if (p.values.json === true) {
+      await out(
+        JSON.stringify({
+          path,
+          format: ckpt.format,
+          config: c,
+          parameters: params,
+          tensors,
+          memory,
+          tokenizer: tok
+            ? {
+              vocab_size: tok.vocabSize,
+              bos_id: tok.bosId,
+              eos_ids: [...tok.eosIds, ...(ckpt.extraEosIds ?? [])],
+              add_bos: tok.addBos,
+              chat_template: tok.chatTemplate !== undefined,
+            }
+            : null,
+        }) + "\n",
+      );
+      return 0;
+    }
+
+    const lines: string[] = [];
+    lines.push(`model: ${path} (${ckpt.format})`);
+    lines.push("config:");
+    for (const k of CONFIG_FIELDS) lines.push(`  ${k.padEnd(15)} ${c[k]}`);
+    lines.push(`parameters: ${formatCount(params)} (${(params / 1e6).toFixed(2)} M)`);
+    lines.push(
+      tok
+        ? `tokenizer: ${tok.vocabSize} ids, bos ${tok.bosId ?? "none"}, eos [${
+          [...tok.eosIds, ...(ckpt.extraEosIds ?? [])].join(", ")
+        }], add_bos ${tok.addBos}${tok.chatTemplate !== undefined ? ", chat template" : ""}`
+        : "tokenizer: none (token ids only)",
+    );
+    lines.push(`tensors (${tensors.length}):`);
+    const nameW = Math.max(4, ...tensors.map((t) => t.name.length));
+    const shapeW = Math.max(5, ...tensors.map((t) => `[${t.shape.join(", ")}]`.length));
+    lines.push(`  ${"name".padEnd(nameW)}  ${"shape".padEnd(shapeW)}  ${"params".padStart(12)}`);
+    for (const t of tensors) {
+      lines.push(
+        `  ${t.name.padEnd(nameW)}  ${`[${t.shape.join(", ")}]`.padEnd(shapeW)}  ${
+          formatCount(t.params).padStart(12)
+        }`,
+      );
+    }
+    lines.push(
+      `memory plan (kv_capacity ${plan.kvCapacity}, prefill_chunk ${plan.prefillChunk}):`,
+    );
+    const row = (label: string, bytes: number, note = "") =>
+      `  ${label.padEnd(14)} ${formatBytes(bytes).padStart(10)}  ${
+        formatCount(bytes).padStart(14)
+      } B${note}`;
+    lines.push(row("weights (f32)", weightBytes));
+    lines.push(row("arena", plan.arenaBytes, "  (KV cache + activations + RoPE table)"));
+    lines.push(
+      row(
+        "  KV cache",
+        plan.kvBytes,
+        `  (2 x ${c.n_layers} layers x ${plan.kvCapacity} slots x ${
+          c.n_kv_heads * c.head_dim
+        } kv_dim x 4 B)`,
+      ),
+    );
+    lines.push(row("  activations", plan.activationBytes));
+    lines.push(row("  RoPE table", plan.tableBytes));
+    lines.push(row("total", weightBytes + plan.arenaBytes));
+    await out(lines.join("\n") + "\n");
+    return 0;
+  },
+};

@@ -1,0 +1,149 @@
+/**
+ * The compile step: plans the arena, emits the kernels module for the config, evaluates
+ * that same source with `new Function` and wraps it as a {@linkcode ForwardPass}.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../engine/config.ts";
+import type { ForwardOptions, ForwardPass } from "../engine/forward.ts";
+import { checkForwardArgs } from "../engine/reference.ts";
+import { checkWeights, type Weights } from "../engine/weights.ts";
+import { emitKernelsForPlan } from "./emit_js.ts";
+import { type Plan, planArena } from "./plan.ts";
+
+/** A forward pass running generated kernels, with the source and arena plan it came from. */
+export interface CompiledModel extends ForwardPass {
+  /** The TypeScript kernels module that was evaluated (what `gollm kernels` writes). */
+  readonly source: string;
+  /** The arena plan (offsets of every buffer, KV and activation bytes). */
+  readonly plan: Plan;
+  /** The arena: activations, scratch, KV rings, RoPE table and logits. */
+  readonly memory: WebAssembly.Memory;
+}
+
+/** What the evaluated module hands back. */
+interface Kernels {
+  init(): void;
+  decode(tokens: ArrayLike<number>, start: number, pos: number): void;
+  prefill(tokens: ArrayLike<number>, start: number, n: number, pos: number, logits: boolean): void;
+}
+
+const PARAM_TYPES =
+  /(\w+): (?:Float32Array|number|boolean|ArrayLike<number>|WebAssembly\.Memory|Record<string, Float32Array>)/g;
+
+/**
+ * Turns the emitted TypeScript into plain JS for `new Function`: drops `export` and the
+ * parameter type annotations of function headers (the only TypeScript syntax the emitter
+ * writes).
+ *
+ * @param source The emitted module (from `emitKernels`).
+ * @returns JavaScript statements (no imports or exports).
+ *
+ * @example
+ * ```ts
+ * import { stripTypes } from "./compile.ts";
+ * console.log(stripTypes("export function f(a: number, w: Float32Array) {}"));
+ * // function f(a, w) {}
+ * ```
+ */
+export function stripTypes(source: string): string {
+  return source.split("\n").map((line) => {
+    let l = line.replace(/^export /, "");
+    if (/^\s*function /.test(l)) l = l.replace(PARAM_TYPES, "$1");
+    return l;
+  }).join("\n");
+}
+
+/**
+ * Compiles a model: plans the arena ({@linkcode planArena}), emits specialised kernels
+ * (`emitKernels`), evaluates them with `new Function`, fills the RoPE table, and returns a
+ * forward pass whose activations, KV rings and logits live in one `WebAssembly.Memory`.
+ *
+ * `forward(tokens, pos)` runs all but the last token through the prefill step in chunks of
+ * `plan.prefillChunk` (no LM head), then the last token through the decode step, and
+ * returns a view of the arena's logits; a decode step allocates nothing. `forwardAll` runs
+ * every chunk with the LM head and copies the `(n, vocab_size)` logits out. Sliding-window
+ * semantics equal the reference for any chunk size: each token attends before its chunk's
+ * K/V are stored, reading older positions from the ring and its own chunk from scratch.
+ *
+ * @param config The model config.
+ * @param weights Canonical weights; used in place (not copied).
+ * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32).
+ * @returns The compiled forward pass with its `source` and `plan`.
+ * @throws {FormatError} when a weight is missing or mis-shaped.
+ * @throws {RangeError} for a bad option, or an arena over 4 GiB (lower `kvCapacity`).
+ *
+ * @example
+ * ```ts
+ * import { parseConfigYaml } from "../engine/config.ts";
+ * import { randomWeights } from "../engine/weights.ts";
+ * import { compileModel } from "./compile.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const m = compileModel(c, randomWeights(c, 1));
+ * console.log(m.forward([1, 2, 3], 0).length, m.plan.kvBytes); // 96 32768
+ * ```
+ */
+export function compileModel(
+  config: ModelConfig,
+  weights: Weights,
+  options: ForwardOptions = {},
+): CompiledModel {
+  checkWeights(config, weights, "<weights>");
+  const plan = planArena(config, options);
+  const source = emitKernelsForPlan(plan);
+  const pages = Math.ceil(plan.arenaBytes / 65536);
+  if (pages > 65536) {
+    throw new RangeError(
+      `compileModel: the arena needs ${plan.arenaBytes} bytes (> 4 GiB); lower kvCapacity`,
+    );
+  }
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  const W: Record<string, Float32Array> = {};
+  for (const [name, t] of weights) W[name] = t.data;
+  const factory = new Function(
+    "memory",
+    "W",
+    stripTypes(source) +
+      "\nreturn { kernels: createKernels(memory, W), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
+  );
+  const mod = factory(memory, W) as {
+    kernels: Kernels;
+    LOGITS: number;
+    LOGITS_ALL: number;
+    PREFILL_CHUNK: number;
+  };
+  const k = mod.kernels;
+  k.init();
+  const V = config.vocab_size;
+  const T = mod.PREFILL_CHUNK;
+  const logits = new Float32Array(memory.buffer, mod.LOGITS * 4, V); // (vocab_size)
+  const logitsAll = new Float32Array(memory.buffer, mod.LOGITS_ALL * 4, T * V); // (T, vocab_size)
+
+  return {
+    config,
+    kvCapacity: plan.kvCapacity,
+    source,
+    plan,
+    memory,
+    forward(tokens: ArrayLike<number>, pos: number): Float32Array {
+      checkForwardArgs(config, tokens, pos);
+      const last = tokens.length - 1;
+      for (let done = 0; done < last; done += T) {
+        k.prefill(tokens, done, Math.min(T, last - done), pos + done, false);
+      }
+      k.decode(tokens, last, pos + last);
+      return logits;
+    },
+    forwardAll(tokens: ArrayLike<number>, pos: number): Float32Array {
+      checkForwardArgs(config, tokens, pos);
+      const n = tokens.length;
+      const out = new Float32Array(n * V); // (n, vocab_size)
+      for (let done = 0; done < n; done += T) {
+        const m = Math.min(T, n - done);
+        k.prefill(tokens, done, m, pos + done, true);
+        out.set(logitsAll.subarray(0, m * V), done * V);
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * Checkpoint auto-detection: one entry point that reads any format gollm supports.
+ *
+ * | path                          | format  | reader                  |
+ * |-------------------------------|---------|-------------------------|
+ * | directory with `config.yaml`  | gollm   | engine/gollm_dir.ts     |
+ * | directory with `config.json`  | hf      | engine/hf.ts            |
+ * | file starting with `GGUF`     | gguf    | engine/gguf.ts          |
+ * | any other file                | llama2c | engine/llama2c.ts       |
+ *
+ * @module
+ */
+import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
+import { loadConfig } from "./config.ts";
+import { GollmError } from "./errors.ts";
+import { loadGguf } from "./gguf.ts";
+import { loadGollmDir } from "./gollm_dir.ts";
+import { loadHf } from "./hf.ts";
+import { loadHfTokenizer } from "./hf_tokenizer.ts";
+import { loadLlama2c } from "./llama2c.ts";
+import type { ProgressCallback } from "./progress.ts";
+import type { Tokenizer } from "./tokenizer.ts";
+import { loadTokenizer } from "./tokenizer_file.ts";
+
+/** Options of {@linkcode loadCheckpoint}. */
+export interface LoadCheckpointOptions {
+  /**
+   * A tokenizer file to use instead of the checkpoint's own (required for a llama2.c `.bin`
+   * unless a `tokenizer.bin` sits beside it). Any file `loadTokenizer` reads
+   * (`.tiktoken`, llama2.c `tokenizer.bin`, HF `tokenizer.json`).
+   */
+  tokenizerPath?: string;
+  /** Called at the start of each loading stage. */
+  onProgress?: ProgressCallback;
+}
+
+function join(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+function splitPath(path: string): { dir: string; name: string } {
+  const i = path.lastIndexOf("/");
+  return i < 0
+    ? { dir: ".", name: path }
+    : { dir: path.slice(0, i) || "/", name: path.slice(i + 1) };
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Detects the checkpoint format of `path` without reading more than its first bytes.
+ *
+ * @param path A model directory or a checkpoint file.
+ * @returns The format.
+ * @throws {GollmError} when the path does not exist, or is a directory with neither
+ *   `config.yaml` nor `config.json`, or a lone `.safetensors` file.
+ *
+ * @example
+ * ```ts ignore
+ * import { detectFormat } from "./load.ts";
+ * console.log(await detectFormat("stories260K.gguf")); // "gguf"
+ * ```
+ */
+export async function detectFormat(path: string): Promise<CheckpointFormat> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new GollmError(
+        `${path}: no such file or directory (expected a model directory or file)`,
+      );
+    }
+    throw new GollmError(`${path}: cannot be read: ${(e as Error).message}`);
+  }
+  if (info.isDirectory) {
+    if (await isFile(join(path, "config.yaml"))) return "gollm";
+    if (await isFile(join(path, "config.json"))) return "hf";
+    throw new GollmError(
+      `${path}: directory has neither config.yaml (gollm model) nor config.json (Hugging Face model)`,
+    );
+  }
+  if (path.endsWith(".safetensors")) {
+    throw new GollmError(
+      `${path}: a lone .safetensors file carries no config; pass the directory that holds it ` +
+        `with its config.yaml or config.json`,
+    );
+  }
+  const head = new Uint8Array(4);
+  let n: number | null = 0;
+  const f = await Deno.open(path, { read: true });
+  try {
+    n = await f.read(head);
+  } finally {
+    f.close();
+  }
+  if (n === 4 && new TextDecoder().decode(head) === "GGUF") return "gguf";
+  return "llama2c";
+}
+
+/**
+ * Loads any supported checkpoint, detecting its format (see the module table).
+ *
+ * @param path A gollm or Hugging Face model directory, a GGUF file, or a llama2.c `.bin`.
+ * @param options `tokenizerPath` overrides (or, for llama2.c, supplies) the tokenizer;
+ *   `onProgress` reports stages.
+ * @returns The checkpoint, config validated and weights checked.
+ * @throws {GollmError} (or its subclasses ConfigError / FormatError) for a path that does not
+ *   exist, matches no format, or is malformed.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadCheckpoint } from "./load.ts";
+ * const ckpt = await loadCheckpoint("../shared/assets/stories260K/stories260K.gguf");
+ * console.log(ckpt.format, ckpt.config.n_layers); // gguf 5
+ * ```
+ */
+export async function loadCheckpoint(
+  path: string,
+  options: LoadCheckpointOptions = {},
+): Promise<Checkpoint> {
+  const progress = options.onProgress ?? (() => {});
+  const format = await detectFormat(path);
+  progress({ stage: `reading ${format} checkpoint ${path}` });
+  let ckpt: Checkpoint;
+  switch (format) {
+    case "gollm":
+      ckpt = await loadGollmDir(path, { onProgress: options.onProgress });
+      break;
+    case "hf":
+      ckpt = await loadHf(path);
+      break;
+    case "gguf":
+      ckpt = await loadGguf(path);
+      break;
+    case "llama2c":
+      ckpt = await loadLlama2c(path, { tokenizerPath: options.tokenizerPath });
+      break;
+  }
+  if (options.tokenizerPath !== undefined && format !== "llama2c") {
+    progress({ stage: `loading tokenizer ${options.tokenizerPath}` });
+    ckpt.tokenizer = await loadTokenizerFile(options.tokenizerPath);
+  }
+  return ckpt;
+}
+
+async function loadTokenizerFile(path: string): Promise<Tokenizer> {
+  if (!(await isFile(path))) {
+    throw new GollmError(`${path}: tokenizer file does not exist`);
+  }
+  const { dir, name } = splitPath(path);
+  const tok = await loadTokenizer(name, dir);
+  if (!tok) throw new GollmError(`${path}: no tokenizer could be read from this file`);
+  return tok;
+}
+
+/**
+ * Loads only the tokenizer of a checkpoint (cheap for gollm and Hugging Face directories,
+ * which keep it in separate files; GGUF and llama2.c are read whole).
+ *
+ * @param path As for {@linkcode loadCheckpoint}.
+ * @param options `tokenizerPath` overrides the checkpoint's tokenizer.
+ * @returns The tokenizer, or null when the checkpoint has none.
+ * @throws {GollmError} as for {@linkcode loadCheckpoint}.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadCheckpointTokenizer } from "./load.ts";
+ * const tok = await loadCheckpointTokenizer("models/default");
+ * console.log(tok?.encode("hello"));
+ * ```
+ */
+export async function loadCheckpointTokenizer(
+  path: string,
+  options: LoadCheckpointOptions = {},
+): Promise<Tokenizer | null> {
+  const format = await detectFormat(path);
+  if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
+  if (format === "gollm") {
+    const config = await loadConfig(join(path, "config.yaml"));
+    if (config.tokenizer === "none") return null;
+    // Same checks and errors as a full load (missing file named by config.yaml).
+    return (await loadGollmTokenizer(path, config.tokenizer));
+  }
+  if (format === "hf") return await loadHfTokenizer(path);
+  return (await loadCheckpoint(path, options)).tokenizer;
+}
+
+async function loadGollmTokenizer(dir: string, spec: string): Promise<Tokenizer | null> {
+  const builtin = ["gpt2", "cl100k_base", "o200k_base"].includes(spec);
+  if (!builtin && !(await isFile(join(dir, spec)))) {
+    throw new GollmError(
+      `${join(dir, "config.yaml")}: field 'tokenizer' names ${JSON.stringify(spec)} but ${
+        join(dir, spec)
+      } does not exist`,
+    );
+  }
+  return await loadTokenizer(spec, dir);
+}

@@ -1,0 +1,379 @@
+"""Model and training config: load a gollm YAML file and validate it exactly like engine/config.ts.
+
+The model fields and their rules mirror ``engine/config.ts`` (``parseConfig``): unknown
+fields, missing required fields, wrong types, bad enum values and inconsistent fields are
+errors that name the file and the field, e.g.::
+
+    configs/x.yaml: field 'n_heads' must be a positive integer, got 0
+
+A ``train:`` section may sit beside the model fields; :func:`parse_train` validates it
+against :data:`TRAIN_DEFAULTS` with the same style of message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class GollmError(Exception):
+    """A user error: bad input file, field or flag. The message is one precise line."""
+
+
+class ConfigError(GollmError):
+    """A config field is missing, unknown, of the wrong type, or inconsistent.
+
+    Message format matches engine/errors.ts ``ConfigError``: ``<file>: field '<field>' <problem>``.
+    """
+
+    def __init__(self, file: str, field: str, problem: str) -> None:
+        super().__init__(f"{file}: field '{field}' {problem}")
+        self.file = file
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A validated model config; every field filled (defaults applied). See DESIGN.md "ModelConfig".
+
+    Derived sizes: ``q_dim = n_heads * head_dim``, ``kv_dim = n_kv_heads * head_dim``.
+    """
+
+    arch: str  # "llama" | "gpt2"
+    vocab_size: int
+    dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    hidden_dim: int
+    context_length: int
+    norm: str  # "rmsnorm" | "layernorm"
+    norm_eps: float
+    rope_theta: float
+    rope_style: str  # "half" | "interleaved"
+    attn_bias: bool
+    mlp: str  # "swiglu" | "gelu"
+    tie_embeddings: bool
+    tokenizer: str
+
+    @property
+    def q_dim(self) -> int:
+        """Width of the concatenated query heads: ``n_heads * head_dim``."""
+        return self.n_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the concatenated key (or value) heads: ``n_kv_heads * head_dim``."""
+        return self.n_kv_heads * self.head_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields in canonical order (the order YAML is written in)."""
+        return {f: getattr(self, f) for f in CONFIG_FIELDS}
+
+    def to_yaml(self) -> str:
+        """YAML text, one ``field: value`` line per field, like engine/config.ts ``configToYaml``."""
+        return "".join(f"{k}: {json.dumps(v)}\n" for k, v in self.to_dict().items())
+
+
+# name -> (kind, allowed values, default). default None = required; a callable derives it.
+_FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
+    "arch": ("string", ("llama", "gpt2"), None),
+    "vocab_size": ("int", None, None),
+    "dim": ("int", None, None),
+    "n_layers": ("int", None, None),
+    "n_heads": ("int", None, None),
+    "n_kv_heads": ("int", None, lambda c: c.get("n_heads")),
+    "head_dim": ("int", None, lambda c: _div(c.get("dim"), c.get("n_heads"))),
+    "hidden_dim": ("int", None, None),
+    "context_length": ("int", None, None),
+    "norm": ("string", ("rmsnorm", "layernorm"), None),
+    "norm_eps": ("number", None, None),
+    "rope_theta": ("number", None, 10000),
+    "rope_style": ("string", ("half", "interleaved"), "half"),
+    "attn_bias": ("bool", None, False),
+    "mlp": ("string", ("swiglu", "gelu"), None),
+    "tie_embeddings": ("bool", None, None),
+    "tokenizer": ("string", None, "none"),
+}
+
+#: Every ModelConfig field, in canonical order.
+CONFIG_FIELDS: tuple[str, ...] = tuple(_FIELDS)
+
+_IGNORED_SECTIONS = {"train"}
+
+
+def _div(a: Any, b: Any) -> Any:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+        q = a / b
+        return int(q) if float(q).is_integer() else q
+    return None
+
+
+def _describe(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _is_int(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+
+
+def parse_config(raw: Any, file: str) -> ModelConfig:
+    """Validate a parsed YAML/JSON object into a :class:`ModelConfig` (mirror of ``parseConfig``).
+
+    Args:
+        raw: The parsed mapping (a ``train`` key is allowed and ignored).
+        file: Where it came from, named in errors.
+
+    Returns:
+        The validated config with defaults filled.
+
+    Raises:
+        ConfigError: naming ``file`` and the field, expected vs actual.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(file, "<root>", f"must be a mapping of config fields, got {_describe(raw)}")
+    for key in raw:
+        if key not in _FIELDS and key not in _IGNORED_SECTIONS:
+            raise ConfigError(file, str(key), f"is not a known config field (known: {', '.join(CONFIG_FIELDS)})")
+    out: dict[str, Any] = {}
+    for name, (kind, one_of, fallback) in _FIELDS.items():
+        v = raw.get(name)
+        if v is None:
+            if fallback is None:
+                raise ConfigError(file, name, "is missing")
+            v = fallback({**raw, **out}) if callable(fallback) else fallback
+        if kind == "int":
+            if not _is_int(v) or v <= 0:
+                raise ConfigError(file, name, f"must be a positive integer, got {_describe(v)}")
+            v = int(v)
+        elif kind == "number":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(file, name, f"must be a positive number, got {_describe(v)}")
+            v = float(v)
+        elif kind == "bool":
+            if not isinstance(v, bool):
+                raise ConfigError(file, name, f"must be true or false, got {_describe(v)}")
+        else:
+            if not isinstance(v, str) or not v:
+                raise ConfigError(file, name, f"must be a non-empty string, got {_describe(v)}")
+            if one_of and v not in one_of:
+                raise ConfigError(file, name, f"must be one of {' | '.join(one_of)}, got {_describe(v)}")
+        out[name] = v
+    if out["n_heads"] % out["n_kv_heads"] != 0:
+        raise ConfigError(file, "n_kv_heads", f"must divide n_heads ({out['n_heads']}), got {out['n_kv_heads']}")
+    if raw.get("head_dim") is None and out["dim"] % out["n_heads"] != 0:
+        raise ConfigError(
+            file,
+            "head_dim",
+            f"is missing and dim ({out['dim']}) is not divisible by n_heads ({out['n_heads']}); set head_dim",
+        )
+    if out["arch"] == "llama":
+        if out["head_dim"] % 2 != 0:
+            raise ConfigError(file, "head_dim", f"must be even for RoPE, got {out['head_dim']}")
+        if out["norm"] != "rmsnorm":
+            raise ConfigError(file, "norm", f'must be rmsnorm for arch llama, got "{out["norm"]}"')
+        if out["mlp"] != "swiglu":
+            raise ConfigError(file, "mlp", f'must be swiglu for arch llama, got "{out["mlp"]}"')
+    else:
+        if out["norm"] != "layernorm":
+            raise ConfigError(file, "norm", f'must be layernorm for arch gpt2, got "{out["norm"]}"')
+        if out["mlp"] != "gelu":
+            raise ConfigError(file, "mlp", f'must be gelu for arch gpt2, got "{out["mlp"]}"')
+        if out["attn_bias"] is False and raw.get("attn_bias") is not None:
+            raise ConfigError(file, "attn_bias", "must be true or absent for arch gpt2 (gpt2 always has bias)")
+        out["attn_bias"] = True
+    return ModelConfig(**out)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats such as ``1e-5`` (as js-yaml does)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file as a mapping.
+
+    Raises:
+        ConfigError: when the file cannot be read or is not valid YAML.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(file, "<file>", f"cannot be read: {e.strerror or e}") from None
+    try:
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (safe loader subclass)
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else "parse error"
+        raise ConfigError(file, "<yaml>", f"is not valid YAML: {first}") from None
+    return raw
+
+
+def load_config(path: str | Path) -> ModelConfig:
+    """Read and validate a YAML model config file (the ``train:`` section is ignored here)."""
+    return parse_config(read_yaml(path), str(path))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train:`` section of a config. Paths are relative to the current directory (repo root).
+
+    Attributes:
+        corpus: UTF-8 text file to train the tokenizer and the model on.
+        out_dir: Where the tokenizer, shards, checkpoint and log go.
+        special_tokens: Special tokens appended after the BPE ranks (first is BOS, second EOS).
+        batch_size: Sequences per micro-batch.
+        context: Tokens per training sequence (≤ context_length).
+        max_steps: Optimizer steps.
+        lr: Peak learning rate (after warmup).
+        min_lr: Final learning rate at the end of cosine decay.
+        warmup_steps: Linear warmup steps.
+        weight_decay: AdamW weight decay (matrices and embeddings only).
+        beta1, beta2: AdamW betas.
+        grad_clip: Max global grad norm (0 = off).
+        grad_accum: Micro-batches per optimizer step.
+        eval_interval: Steps between validation evaluations (and checkpoints).
+        eval_batches: Batches averaged per validation loss.
+        log_interval: Steps between JSONL log lines.
+        seed: RNG seed.
+        val_fraction: Fraction of the corpus kept for validation (the tail).
+        threads: torch CPU threads (0 = torch's default).
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        compile: ``auto`` (on CUDA) | true | false.
+        dropout: Dropout probability on attention/MLP outputs during training.
+    """
+
+    corpus: str = "data/sotu/corpus.txt"
+    out_dir: str = "runs/default"
+    special_tokens: tuple[str, ...] = ("<|bos|>", "<|eos|>")
+    batch_size: int = 16
+    context: int = 256
+    max_steps: int = 1000
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_interval: int = 100
+    eval_batches: int = 10
+    log_interval: int = 10
+    seed: int = 1337
+    val_fraction: float = 0.05
+    threads: int = 0
+    device: str = "auto"
+    compile: Any = "auto"
+    dropout: float = 0.0
+
+
+TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
+    """Validate the ``train:`` section of a config file.
+
+    Args:
+        raw: The whole parsed YAML mapping (its ``train`` key is read; absent = all defaults).
+        file: The config path, named in errors.
+        model: The validated model config (``context`` must not exceed ``context_length``).
+
+    Raises:
+        ConfigError: naming ``train.<field>`` for an unknown field or a bad value.
+    """
+    sec = raw.get("train") if isinstance(raw, dict) else None
+    if sec is None:
+        sec = {}
+    if not isinstance(sec, dict):
+        raise ConfigError(file, "train", f"must be a mapping, got {_describe(sec)}")
+    vals = dict(TRAIN_DEFAULTS)
+    for key, v in sec.items():
+        if key not in TRAIN_DEFAULTS:
+            raise ConfigError(file, f"train.{key}", f"is not a known train field (known: {', '.join(TRAIN_DEFAULTS)})")
+        default = TRAIN_DEFAULTS[key]
+        name = f"train.{key}"
+        if key == "compile":
+            if v not in ("auto", True, False):
+                raise ConfigError(file, name, f"must be auto, true or false, got {_describe(v)}")
+        elif key == "device":
+            if v not in ("auto", "cpu", "cuda"):
+                raise ConfigError(file, name, f"must be one of auto | cpu | cuda, got {_describe(v)}")
+        elif key == "special_tokens":
+            if not isinstance(v, list) or len(v) < 2 or not all(isinstance(s, str) and s for s in v):
+                raise ConfigError(file, name, "must be a list of at least two strings (BOS, EOS)")
+            v = tuple(v)
+        elif isinstance(default, str):
+            if not isinstance(v, str) or not v:
+                raise ConfigError(file, name, f"must be a non-empty string, got {_describe(v)}")
+        elif isinstance(default, int) and not isinstance(default, bool):
+            nonneg = key in ("warmup_steps", "seed", "threads")
+            if not _is_int(v) or v < 0 or (v == 0 and not nonneg):
+                what = "a non-negative" if nonneg else "a positive"
+                raise ConfigError(file, name, f"must be {what} integer, got {_describe(v)}")
+            v = int(v)
+        elif isinstance(default, float):
+            nonneg = key in ("weight_decay", "grad_clip", "min_lr", "dropout")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (
+                v == 0 and not nonneg
+            ):
+                what = "a non-negative" if nonneg else "a positive"
+                raise ConfigError(file, name, f"must be {what} number, got {_describe(v)}")
+            v = float(v)
+        vals[key] = v
+    t = TrainConfig(**vals)
+    if t.context > model.context_length:
+        raise ConfigError(file, "train.context", f"must be at most context_length ({model.context_length}), got {t.context}")
+    if not 0 < t.val_fraction < 0.5:
+        raise ConfigError(file, "train.val_fraction", f"must be between 0 and 0.5, got {t.val_fraction}")
+    if t.dropout >= 1:
+        raise ConfigError(file, "train.dropout", f"must be below 1, got {t.dropout}")
+    if t.beta1 >= 1 or t.beta2 >= 1:
+        raise ConfigError(file, "train.beta1" if t.beta1 >= 1 else "train.beta2", "must be below 1")
+    return t
+
+
+def load_train_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
+    """Read a YAML config with a ``train:`` section; validate both parts.
+
+    Raises:
+        ConfigError: for any problem in either part.
+    """
+    raw = read_yaml(path)
+    model = parse_config(raw, str(path))
+    return model, parse_train(raw, str(path), model)
