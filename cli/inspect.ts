@@ -83,6 +83,7 @@ export const inspect: Command = {
     const weightBytes = tensors.reduce((a, t) => a + 4 * t.params, 0);
     const params = parameterCount(c);
     const tok = ckpt.tokenizer;
+    const eosIds = [...new Set([...(tok?.eosIds ?? []), ...(ckpt.extraEosIds ?? [])])];
     const memory = {
       kv_capacity: plan.kvCapacity,
       prefill_chunk: plan.prefillChunk,
@@ -107,7 +108,7 @@ export const inspect: Command = {
             ? {
               vocab_size: tok.vocabSize,
               bos_id: tok.bosId,
-              eos_ids: [...tok.eosIds, ...(ckpt.extraEosIds ?? [])],
+              eos_ids: eosIds,
               add_bos: tok.addBos,
               chat_template: tok.chatTemplate !== undefined,
             }
@@ -125,7 +126,7 @@ export const inspect: Command = {
     lines.push(
       tok
         ? `tokenizer: ${tok.vocabSize} ids, bos ${tok.bosId ?? "none"}, eos [${
-          [...tok.eosIds, ...(ckpt.extraEosIds ?? [])].join(", ")
+          eosIds.join(", ")
         }], add_bos ${tok.addBos}${tok.chatTemplate !== undefined ? ", chat template" : ""}`
         : "tokenizer: none (token ids only)",
     );

@@ -95,6 +95,16 @@ const MAX_DIMS = 4;
 const MAX_NESTING = 8;
 const MAGIC = 0x46554747; // "GGUF" little-endian
 
+/**
+ * A key or tensor name for an error message: as is when short and printable, else escaped
+ * and cut (a corrupt length can make a "name" swallow the rest of the file).
+ */
+function nm(s: string): string {
+  if (/^[\x20-\x7e]{0,100}$/.test(s)) return s;
+  const cut = s.length > 60 ? s.slice(0, 60) + "…" : s;
+  return JSON.stringify(cut).slice(1, -1);
+}
+
 /** Thrown internally when the buffer ends before the (larger) file does. */
 class NeedMore extends Error {}
 
@@ -176,7 +186,7 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
   const v = r.view;
   const scalar = SCALAR_BYTES[type];
   if (scalar !== undefined) {
-    r.need(scalar, `value of '${key}'`);
+    r.need(scalar, `value of '${nm(key)}'`);
     const p = r.pos;
     r.pos += scalar;
     switch (type) {
@@ -204,25 +214,25 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
         return v.getFloat64(p, true);
     }
   }
-  if (type === GGUF_VALUE_TYPE.STRING) return r.string(`value of '${key}'`);
+  if (type === GGUF_VALUE_TYPE.STRING) return r.string(`value of '${nm(key)}'`);
   if (type === GGUF_VALUE_TYPE.ARRAY) {
     if (depth >= MAX_NESTING) {
-      throw new FormatError(r.file, `metadata '${key}': arrays nested deeper than ${MAX_NESTING}`);
+      throw new FormatError(r.file, `metadata '${nm(key)}': arrays nested deeper than ${MAX_NESTING}`);
     }
-    const elemType = r.u32(`array type of '${key}'`);
-    const count = r.size(`array length of '${key}'`);
+    const elemType = r.u32(`array type of '${nm(key)}'`);
+    const count = r.size(`array length of '${nm(key)}'`);
     const minBytes = elemType === GGUF_VALUE_TYPE.STRING
       ? 8
       : elemType === GGUF_VALUE_TYPE.ARRAY
       ? 12
       : SCALAR_BYTES[elemType];
     if (minBytes === undefined) {
-      throw new FormatError(r.file, `metadata '${key}': unknown array element type ${elemType}`);
+      throw new FormatError(r.file, `metadata '${nm(key)}': unknown array element type ${elemType}`);
     }
     if (r.pos + count * minBytes > r.fileSize) {
       throw new FormatError(
         r.file,
-        `truncated header: metadata '${key}' holds ${count} elements (≥ ${
+        `truncated header: metadata '${nm(key)}' holds ${count} elements (≥ ${
           count * minBytes
         } bytes) at offset ${r.pos}, file has ${r.fileSize}`,
       );
@@ -231,7 +241,7 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
     for (let i = 0; i < count; i++) out[i] = readValue(r, elemType, key, depth + 1);
     return out;
   }
-  throw new FormatError(r.file, `metadata '${key}': unknown value type ${type}`);
+  throw new FormatError(r.file, `metadata '${nm(key)}': unknown value type ${type}`);
 }
 
 function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFile {
@@ -270,9 +280,9 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < nKv; i++) {
     const key = r.string(`metadata key #${i}`);
-    const type = r.u32(`value type of '${key}'`);
+    const type = r.u32(`value type of '${nm(key)}'`);
     const value = readValue(r, type, key, 0);
-    if (metadata.has(key)) throw new FormatError(file, `metadata key '${key}' appears twice`);
+    if (metadata.has(key)) throw new FormatError(file, `metadata key '${nm(key)}' appears twice`);
     metadata.set(key, value);
   }
   let alignment = 32;
@@ -290,36 +300,36 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
   const names = new Set<string>();
   for (let i = 0; i < nTensors; i++) {
     const name = r.string(`tensor #${i} name`);
-    if (names.has(name)) throw new FormatError(file, `tensor '${name}' appears twice`);
+    if (names.has(name)) throw new FormatError(file, `tensor '${nm(name)}' appears twice`);
     names.add(name);
-    const nDims = r.u32(`tensor '${name}' n_dims`);
+    const nDims = r.u32(`tensor '${nm(name)}' n_dims`);
     if (nDims < 1 || nDims > MAX_DIMS) {
-      throw new FormatError(file, `tensor '${name}': n_dims must be 1..${MAX_DIMS}, got ${nDims}`);
+      throw new FormatError(file, `tensor '${nm(name)}': n_dims must be 1..${MAX_DIMS}, got ${nDims}`);
     }
     const ne: number[] = [];
     let count = 1;
     for (let d = 0; d < nDims; d++) {
-      const n = r.size(`tensor '${name}' ne[${d}]`);
+      const n = r.size(`tensor '${nm(name)}' ne[${d}]`);
       ne.push(n);
       count *= n;
     }
     if (!Number.isSafeInteger(count)) {
-      throw new FormatError(file, `tensor '${name}': shape [${ne}] is too large`);
+      throw new FormatError(file, `tensor '${nm(name)}': shape [${ne}] is too large`);
     }
-    const typeId = r.u32(`tensor '${name}' type`);
+    const typeId = r.u32(`tensor '${nm(name)}' type`);
     const type = ggmlType(typeId);
-    if (!type) throw new FormatError(file, `tensor '${name}': unknown ggml type id ${typeId}`);
+    if (!type) throw new FormatError(file, `tensor '${nm(name)}': unknown ggml type id ${typeId}`);
     if (ne[0] % type.blockSize !== 0) {
       throw new FormatError(
         file,
-        `tensor '${name}': ne[0] = ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`,
+        `tensor '${nm(name)}': ne[0] = ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`,
       );
     }
-    const offset = r.size(`tensor '${name}' offset`);
+    const offset = r.size(`tensor '${nm(name)}' offset`);
     if (offset % alignment !== 0) {
       throw new FormatError(
         file,
-        `tensor '${name}': offset ${offset} is not a multiple of the alignment ${alignment}`,
+        `tensor '${nm(name)}': offset ${offset} is not a multiple of the alignment ${alignment}`,
       );
     }
     const nbytes = (count / type.blockSize) * type.blockBytes;
@@ -331,7 +341,7 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
     if (t.fileOffset + t.nbytes > fileSize) {
       throw new FormatError(
         file,
-        `truncated: tensor '${t.name}' (${t.type.name} [${t.ne}]) needs bytes ${t.fileOffset}..${
+        `truncated: tensor '${nm(t.name)}' (${t.type.name} [${t.ne}]) needs bytes ${t.fileOffset}..${
           t.fileOffset + t.nbytes
         }, file has ${fileSize}`,
       );
@@ -427,13 +437,13 @@ export function ggufTensor(g: GgufFile, info: GgufTensorInfo): Tensor {
   if (!info.type.supported) {
     throw new FormatError(
       g.file,
-      `tensor '${info.name}' has type ${info.type.name}, which is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)`,
+      `tensor '${nm(info.name)}' has type ${info.type.name}, which is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)`,
     );
   }
   if (info.fileOffset + info.nbytes > g.bytes.length) {
     throw new FormatError(
       g.file,
-      `tensor '${info.name}' data (bytes ${info.fileOffset}..${
+      `tensor '${nm(info.name)}' data (bytes ${info.fileOffset}..${
         info.fileOffset + info.nbytes
       }) was not read: use parseGguf on the whole file`,
     );
@@ -458,12 +468,12 @@ function metaInt(g: GgufFile, key: string, fallback?: number): number {
   const v = meta(g, key);
   if (v === undefined) {
     if (fallback !== undefined) return fallback;
-    throw new FormatError(g.file, `metadata '${key}' is missing`);
+    throw new FormatError(g.file, `metadata '${nm(key)}' is missing`);
   }
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
     throw new FormatError(
       g.file,
-      `metadata '${key}' must be a non-negative integer, got ${describe(v)}`,
+      `metadata '${nm(key)}' must be a non-negative integer, got ${describe(v)}`,
     );
   }
   return v;
@@ -473,10 +483,10 @@ function metaFloat(g: GgufFile, key: string, fallback?: number): number {
   const v = meta(g, key);
   if (v === undefined) {
     if (fallback !== undefined) return fallback;
-    throw new FormatError(g.file, `metadata '${key}' is missing`);
+    throw new FormatError(g.file, `metadata '${nm(key)}' is missing`);
   }
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new FormatError(g.file, `metadata '${key}' must be a number, got ${describe(v)}`);
+    throw new FormatError(g.file, `metadata '${nm(key)}' must be a number, got ${describe(v)}`);
   }
   return v;
 }
@@ -485,7 +495,7 @@ function metaBool(g: GgufFile, key: string, fallback: boolean): boolean {
   const v = meta(g, key);
   if (v === undefined) return fallback;
   if (typeof v !== "boolean") {
-    throw new FormatError(g.file, `metadata '${key}' must be a bool, got ${describe(v)}`);
+    throw new FormatError(g.file, `metadata '${nm(key)}' must be a bool, got ${describe(v)}`);
   }
   return v;
 }
@@ -494,7 +504,7 @@ function metaString(g: GgufFile, key: string): string | undefined {
   const v = meta(g, key);
   if (v === undefined) return undefined;
   if (typeof v !== "string") {
-    throw new FormatError(g.file, `metadata '${key}' must be a string, got ${describe(v)}`);
+    throw new FormatError(g.file, `metadata '${nm(key)}' must be a string, got ${describe(v)}`);
   }
   return v;
 }
@@ -508,13 +518,13 @@ function metaArray<T>(
   const v = meta(g, key);
   if (v === undefined) return undefined;
   if (!Array.isArray(v)) {
-    throw new FormatError(g.file, `metadata '${key}' must be an array, got ${describe(v)}`);
+    throw new FormatError(g.file, `metadata '${nm(key)}' must be an array, got ${describe(v)}`);
   }
   for (let i = 0; i < v.length; i++) {
     if (!check(v[i])) {
       throw new FormatError(
         g.file,
-        `metadata '${key}'[${i}] must be ${what}, got ${describe(v[i])}`,
+        `metadata '${nm(key)}'[${i}] must be ${what}, got ${describe(v[i])}`,
       );
     }
   }
@@ -589,11 +599,11 @@ export function ggufTokenizer(g: GgufFile): Tokenizer | null {
     const v = meta(g, key);
     if (v === undefined) return null;
     if (typeof v !== "number" || !Number.isInteger(v)) {
-      throw new FormatError(g.file, `metadata '${key}' must be an integer, got ${describe(v)}`);
+      throw new FormatError(g.file, `metadata '${nm(key)}' must be an integer, got ${describe(v)}`);
     }
     if (v < 0 || v === 0xffffffff) return null; // llama.cpp's "none" (LLAMA_TOKEN_NULL)
     if (v >= n) {
-      throw new FormatError(g.file, `metadata '${key}' = ${v} is outside the vocabulary [0, ${n})`);
+      throw new FormatError(g.file, `metadata '${nm(key)}' = ${v} is outside the vocabulary [0, ${n})`);
     }
     return v;
   };
@@ -891,14 +901,14 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
     if (!shape) {
       throw new FormatError(
         g.file,
-        `tensor '${info.name}' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
+        `tensor '${nm(info.name)}' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
       );
     }
     const got = [...info.ne].reverse();
     if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
       throw new FormatError(
         g.file,
-        `tensor '${info.name}' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
+        `tensor '${nm(info.name)}' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
       );
     }
     weights.set(canonical, ggufTensor(g, info));
@@ -920,7 +930,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
       if (info.ne.length !== wantNe.length || info.ne.some((d, i) => d !== wantNe[i])) {
         throw new FormatError(
           g.file,
-          `tensor '${info.name}' has ggml ne [${info.ne}], expected [${wantNe}]`,
+          `tensor '${nm(info.name)}' has ggml ne [${info.ne}], expected [${wantNe}]`,
         );
       }
       const t = ggufTensor(g, info);
@@ -929,7 +939,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
       for (const [name, r0, nr] of parts) {
         const canonical = `layers.${m[1]}.attn.${name}.${kind}`;
         if (!want.has(canonical)) {
-          throw new FormatError(g.file, `tensor '${info.name}' is not expected for this config`);
+          throw new FormatError(g.file, `tensor '${nm(info.name)}' is not expected for this config`);
         }
         weights.set(canonical, {
           shape: isW ? [nr, cols] : [nr],
@@ -942,7 +952,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
     if (!m || !canonicalSuffix) {
       throw new FormatError(
         g.file,
-        `tensor '${info.name}' is not supported for architecture ${arch}`,
+        `tensor '${nm(info.name)}' is not supported for architecture ${arch}`,
       );
     }
     put(info, `layers.${m[1]}.${canonicalSuffix}`);
@@ -952,7 +962,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
       const name = ggufNameOf(arch, canonical) ?? canonical;
       throw new FormatError(
         g.file,
-        `tensor '${name}' is missing (${canonical}, expected shape [${shape}])`,
+        `tensor '${nm(name)}' is missing (${canonical}, expected shape [${shape}])`,
       );
     }
   }

@@ -222,8 +222,11 @@ export function parseLlama2c(
   file: string,
 ): { header: Llama2cHeader; weights: Weights } {
   const h = parseLlama2cHeader(bytes, file);
-  const arrays = layout(h);
-  const floats = arrays.reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+  // Size check first, arithmetically: a corrupt header may claim billions of layers.
+  const headSize = h.dim / h.n_heads, kvDim = h.n_kv_heads * headSize;
+  const floats = h.vocab_size * h.dim * (h.shared_classifier ? 1 : 2) + h.dim +
+    h.n_layers * (2 * h.dim + 2 * h.dim * h.dim + 2 * kvDim * h.dim + 3 * h.hidden_dim * h.dim) +
+    (h.version === 0 ? h.seq_len * headSize : 0);
   const expected = h.headerBytes + 4 * floats;
   if (bytes.length !== expected) {
     const shape = `dim ${h.dim}, hidden_dim ${h.hidden_dim}, n_layers ${h.n_layers}, ` +
@@ -235,6 +238,7 @@ export function parseLlama2c(
       }: the v${h.version} header (${shape}, shared_classifier ${h.shared_classifier}) implies ${expected} bytes, file has ${bytes.length}`,
     );
   }
+  const arrays = layout(h);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const aligned = (bytes.byteOffset + h.headerBytes) % 4 === 0;
   const weights: Weights = new Map();

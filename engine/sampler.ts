@@ -98,7 +98,10 @@ export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOp
 export class Rng {
   #s = new Uint32Array(4); // (4) xoshiro128 state
 
-  /** @param seed Any integer (its low 53 bits are used). */
+  /**
+   * Seeds the generator.
+   * @param seed Any integer (its low 53 bits are used).
+   */
   constructor(seed: number) {
     let x = (seed % 4294967296) >>> 0; // low 32 bits
     const hi = Math.floor(seed / 4294967296) >>> 0; // high bits (53-bit safe range)
@@ -139,7 +142,10 @@ export class Rng {
     return r;
   }
 
-  /** @returns The next 32-bit unsigned integer. */
+  /**
+   * Advances the state once.
+   * @returns The next 32-bit unsigned integer.
+   */
   nextUint32(): number {
     const s = this.#s;
     const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
@@ -153,7 +159,10 @@ export class Rng {
     return result;
   }
 
-  /** @returns A uniform double in [0, 1) with 53 random bits. */
+  /**
+   * Draws a uniform double from two 32-bit outputs.
+   * @returns A uniform double in [0, 1) with 53 random bits.
+   */
   nextFloat(): number {
     const a = this.nextUint32() >>> 5, b = this.nextUint32() >>> 6; // 27 + 26 bits
     return (a * 67108864 + b) / 9007199254740992;
@@ -391,6 +400,7 @@ export class Sampler {
   #stampValue = 0;
 
   /**
+   * Validates the options, seeds the PRNG; scratch buffers are sized on the first sample.
    * @param options Sampling options (see {@linkcode SamplerOptions}).
    * @throws {GollmError} for an out-of-range option.
    */

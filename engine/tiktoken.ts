@@ -79,6 +79,9 @@ export interface TiktokenOptions {
 const BOS_NAMES = ["<|bos|>", "<|begin_of_text|>", "<s>"];
 const EOS_NAMES = ["<|eos|>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>", "</s>"];
 
+/** Largest vocabulary accepted (ids are < 2^24; real vocabularies stay far below). */
+const MAX_VOCAB = 1 << 24;
+
 const KIND_NORMAL = 0, KIND_SPECIAL = 1, KIND_LITERAL = 2, KIND_UNUSED = 3;
 
 function base64ToBytes(s: string): Uint8Array {
@@ -278,6 +281,9 @@ export class TiktokenTokenizer implements Tokenizer {
     let n = ranks.length;
     for (const id of specials.values()) n = Math.max(n, id + 1);
     for (const id of literals.keys()) n = Math.max(n, id + 1);
+    if (n > MAX_VOCAB) {
+      throw new GollmError(`${src}: vocabulary of ${n} ids exceeds the limit of ${MAX_VOCAB}`);
+    }
     const bytes: (Uint8Array | undefined)[] = new Array(n);
     const kinds = new Uint8Array(n).fill(KIND_UNUSED);
     const single = new Uint8Array(256);

@@ -8,13 +8,14 @@
  * | `none`                      | no tokenizer (`null`)                              |
  * | `gpt2`, `cl100k_base`, `o200k_base` | `TiktokenTokenizer.builtin` (engine/tiktoken.ts) |
  * | `*.tiktoken`                | `TiktokenTokenizer.fromFile` (gollm rank file)     |
- * | `*.bin` (`tokenizer.bin`)   | llama2.c tokenizer, `parseLlama2cTokenizer` (engine/sentencepiece.ts) |
- * | `tokenizer.json`            | Hugging Face tokenizer directory (engine/hf_tokenizer.ts) |
+ * | `*.bin` (`tokenizer.bin`)   | llama2.c tokenizer, `readLlama2cTokenizer` (engine/llama2c.ts) |
+ * | `tokenizer.json`            | Hugging Face tokenizer, `loadHfTokenizer` (engine/hf_tokenizer.ts; reads `tokenizer_config.json` beside it) |
  *
  * @module
  */
 import { FormatError, GollmError } from "./errors.ts";
-import { parseLlama2cTokenizer } from "./sentencepiece.ts";
+import { loadHfTokenizer } from "./hf_tokenizer.ts";
+import { readLlama2cTokenizer } from "./llama2c.ts";
 import { BUILTIN_ENCODINGS, TiktokenTokenizer } from "./tiktoken.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
@@ -23,15 +24,18 @@ function joinPath(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
 
-async function readBytes(path: string): Promise<Uint8Array> {
+/** Throws a FormatError naming `path` unless it is a readable regular file. */
+async function requireFile(path: string): Promise<void> {
+  let info: Deno.FileInfo;
   try {
-    return await Deno.readFile(path);
+    info = await Deno.stat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new FormatError(path, "tokenizer file does not exist");
     }
     throw new FormatError(path, `cannot read tokenizer file: ${(e as Error).message}`);
   }
+  if (!info.isFile) throw new FormatError(path, "tokenizer path is not a regular file");
 }
 
 /**
@@ -58,18 +62,16 @@ export async function loadTokenizer(spec: string, baseDir: string): Promise<Toke
   const path = joinPath(baseDir, spec);
   const name = path.slice(path.lastIndexOf("/") + 1);
   if (name.endsWith(".tiktoken")) {
+    await requireFile(path);
     return await TiktokenTokenizer.fromFile(path);
   }
   if (name.endsWith(".bin")) {
-    return parseLlama2cTokenizer(await readBytes(path), path);
+    await requireFile(path);
+    return await readLlama2cTokenizer(path);
   }
   if (name === "tokenizer.json") {
-    // Hugging Face tokenizer.json needs tokenizer_config.json beside it: engine/hf_tokenizer.ts.
-    await readBytes(path); // a missing file is reported as such
-    throw new GollmError(
-      `${path}: tokenizer.json support is not built into loadTokenizer yet ` +
-        `(engine/hf_tokenizer.ts loadHfTokenizer)`,
-    );
+    await requireFile(path);
+    return await loadHfTokenizer(path);
   }
   throw new GollmError(
     `${path}: unknown tokenizer kind; expected none, ${BUILTIN_ENCODINGS.join(", ")}, ` +

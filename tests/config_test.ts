@@ -60,7 +60,11 @@ function yamlOf(fields: Record<string, string | undefined>): string {
 
 let tmpDir: string | null = null;
 async function tmp(): Promise<string> {
-  tmpDir ??= await Deno.makeTempDir({ prefix: "gollm_config_test_" });
+  if (tmpDir === null) {
+    const dir = await Deno.makeTempDir({ prefix: "gollm_config_test_" });
+    tmpDir = dir;
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  }
   return tmpDir;
 }
 
@@ -260,12 +264,4 @@ Deno.test("every configs/*.yaml loads", async () => {
     [12, 768, 12, 4, 64, 2048],
   );
   assert.deepEqual([big.context_length, big.vocab_size, big.rope_theta], [2048, 32768, 500000]);
-});
-
-Deno.test({
-  name: "config tests clean up their temp dir",
-  fn: async () => {
-    if (tmpDir) await Deno.remove(tmpDir, { recursive: true });
-    tmpDir = null;
-  },
 });

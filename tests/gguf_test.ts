@@ -21,7 +21,7 @@ import { dequantize, f16ToF32, ggmlType } from "../engine/quant.ts";
 import { createReference } from "../engine/reference.ts";
 import { assertClose } from "./assert_close.ts";
 import { buildGguf, type BuilderTensor, f32Bytes, v } from "./gguf_builder.ts";
-import { readVectors } from "./sentencepiece_test.ts";
+import { readVectors } from "./tokenizer_vectors.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;

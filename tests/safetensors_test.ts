@@ -99,7 +99,11 @@ const TRICKY = [
 
 let tmpDir: string | null = null;
 async function tmp(): Promise<string> {
-  tmpDir ??= await Deno.makeTempDir({ prefix: "gollm_safetensors_test_" });
+  if (tmpDir === null) {
+    const dir = await Deno.makeTempDir({ prefix: "gollm_safetensors_test_" });
+    tmpDir = dir;
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  }
   return tmpDir;
 }
 
@@ -598,9 +602,4 @@ Deno.test({
       );
     }
   },
-});
-
-Deno.test("safetensors tests clean up their temp dir", async () => {
-  if (tmpDir) await Deno.remove(tmpDir, { recursive: true });
-  tmpDir = null;
 });

@@ -9,6 +9,7 @@ import { FormatError } from "../engine/errors.ts";
 import { readLlama2cTokenizer, writeLlama2cTokenizer } from "../engine/llama2c.ts";
 import { parseLlama2cTokenizer, SentencePieceTokenizer } from "../engine/sentencepiece.ts";
 import { StreamDecoder } from "../engine/tokenizer.ts";
+import { readVectors } from "./tokenizer_vectors.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
@@ -32,21 +33,6 @@ if (haveLlama2 && !haveVectors) {
 }
 const haveTok512 = exists(TOK512);
 if (!haveTok512) console.log(`skip tok512 tests: ${TOK512} not found`);
-
-/**
- * llama.cpp's test vectors: inputs split by "\n__ggml_vocab_test__\n", one line of ids per
- * input. test-tokenizer-0 tokenizes with add_special = false, so no BOS (the ids confirm:
- * no line starts with 1).
- */
-export async function readVectors(inp: string, out: string): Promise<[string, number[]][]> {
-  const inputs = (await Deno.readTextFile(inp)).split("\n__ggml_vocab_test__\n");
-  if (inputs.at(-1) === "") inputs.pop(); // the file ends with a separator
-  const lines = (await Deno.readTextFile(out)).split("\n");
-  return inputs.map((text, i) => [
-    text,
-    lines[i].trim() === "" ? [] : lines[i].trim().split(/\s+/).map(Number),
-  ]);
-}
 
 Deno.test({
   name: "SentencePieceTokenizer.encode() reproduces llama.cpp's llama-spm vectors exactly",
