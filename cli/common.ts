@@ -193,7 +193,15 @@ export function defaultModelPath(): string {
         `(this module runs from ${url.origin}); pass --model PATH`,
     );
   }
-  return decodeURIComponent(url.pathname);
+  const path = decodeURIComponent(url.pathname);
+  try {
+    Deno.statSync(`${path}/config.yaml`);
+  } catch {
+    throw new GollmError(
+      `no --model given and the default model ${path} is missing; pass --model PATH`,
+    );
+  }
+  return path;
 }
 
 /** Human-readable byte count (`1.5 MB`, SI units). */
@@ -233,20 +241,32 @@ export function progress(quiet = false): Progress {
   const tty = !quiet && Deno.stderr.isTerminal();
   const t0 = performance.now();
   let shown = false;
-  const draw = (text: string) => {
-    Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${text}`));
+  let stage = "";
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const draw = () => {
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${stage} (${secs} s)`));
     shown = true;
   };
   const clear = () => {
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
     if (shown) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
     shown = false;
   };
   return {
     onProgress: (e) => {
       if (!tty) return;
-      const secs = ((performance.now() - t0) / 1000).toFixed(1);
       const pct = e.fraction === undefined ? "" : ` ${Math.round(e.fraction * 100)}%`;
-      draw(`${e.stage}${pct} (${secs} s)`);
+      stage = `${e.stage}${pct}`;
+      draw();
+      if (timer === undefined) {
+        // Keep the elapsed time moving during long asynchronous reads.
+        timer = setInterval(draw, 250);
+        const t = timer as unknown;
+        if (typeof t === "number") Deno.unrefTimer(t);
+        else (t as { unref?: () => void }).unref?.();
+      }
     },
     done: (summary) => {
       clear();
@@ -284,10 +304,12 @@ export function samplingOptions(values: Values, usage: string): {
   repeatPenalty?: number;
   seed?: number;
 } {
+  const topP = num(values, "top-p", usage, 0, 1);
+  if (topP === 0) throw new UsageError("--top-p must be in (0, 1], got '0'", usage);
   return {
     temperature: num(values, "temperature", usage, 0),
     topK: int(values, "top-k", usage, 0),
-    topP: num(values, "top-p", usage, 0, 1),
+    topP,
     minP: num(values, "min-p", usage, 0, 1),
     repeatPenalty: num(values, "repeat-penalty", usage, 0),
     seed: int(values, "seed", usage, 0),

@@ -33,7 +33,7 @@ const PARAM_TYPES =
 
 /**
  * Turns the emitted TypeScript into plain JS for `new Function`: drops `export` and the
- * parameter type annotations of function headers (the only TypeScript syntax the emitter
+ * parameter type annotations of function headers (one line or wrapped) (the only TypeScript syntax the emitter
  * writes).
  *
  * @param source The emitted module (from `emitKernels`).
@@ -47,11 +47,12 @@ const PARAM_TYPES =
  * ```
  */
 export function stripTypes(source: string): string {
-  return source.split("\n").map((line) => {
-    let l = line.replace(/^export /, "");
-    if (/^\s*function /.test(l)) l = l.replace(PARAM_TYPES, "$1");
-    return l;
-  }).join("\n");
+  return source
+    .replace(/^export /gm, "")
+    .replace(
+      /(function \w+\()([^)]*)\)/g,
+      (_, head, params) => head + params.replace(PARAM_TYPES, "$1") + ")",
+    );
 }
 
 /**

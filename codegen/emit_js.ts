@@ -34,12 +34,20 @@ const MM_ROWS = 4, MM_TOKENS = 2, MM_UNROLL = 2;
 /** Line builder with indentation. */
 class Src {
   readonly lines: string[] = [];
-  private depth = 0;
+  constructor(private depth = 0) {}
   line(s = ""): void {
     this.lines.push(s === "" ? "" : "  ".repeat(this.depth) + s);
   }
   open(s: string): void {
-    this.line(s + " {");
+    // Wrap a long function header one parameter per line, as `deno fmt` would.
+    const m = /^(.*function \w+)\((.*)\)$/.exec(s);
+    if (m && "  ".repeat(this.depth).length + s.length + 2 > 100) {
+      this.line(m[1] + "(");
+      for (const p of m[2].split(/, (?=\w+: )/)) this.line("  " + p + ",");
+      this.line(") {");
+    } else {
+      this.line(s + " {");
+    }
     this.depth++;
   }
   close(s = "}"): void {
@@ -185,7 +193,7 @@ function emitMatmul(s: Src, name: string, M: number, N: number, bias: boolean): 
 
 /** Emits every kernel of the module once per distinct shape. */
 class KernelSet {
-  readonly src = new Src();
+  readonly src = new Src(1); // inside createKernels
   private readonly done = new Set<string>();
   constructor(readonly c: ModelConfig, readonly plan: Plan) {}
 
@@ -579,8 +587,8 @@ export function emitKernelsForPlan(plan: Plan): string {
     const n = which === "decode" ? "1" : "n";
     steps.line(
       which === "decode"
-        ? "// ---- decode step: one token at position pos (matrix-vector products) ----"
-        : `// ---- prefill step: n <= ${g.rows} tokens at positions pos .. pos + n - 1 ` +
+        ? "  // ---- decode step: one token at position pos (matrix-vector products) ----"
+        : `  // ---- prefill step: n <= ${g.rows} tokens at positions pos .. pos + n - 1 ` +
           "(matrix-matrix products) ----",
     );
     steps.line();
@@ -596,7 +604,15 @@ export function emitKernelsForPlan(plan: Plan): string {
       for (const node of grp.nodes) {
         const kernel = ks.kernel(node, g.rows);
         steps.line(`    // ${node.doc}`);
-        steps.line(`    ${callFor(plan, which, g, node, kernel, n)};`);
+        const call = callFor(plan, which, g, node, kernel, n);
+        if (call.length + 5 <= 100) steps.line(`    ${call};`);
+        else {
+          // Wrap a long call one argument per line, as `deno fmt` would.
+          const open = call.indexOf("(");
+          steps.line(`    ${call.slice(0, open + 1)}`);
+          for (const arg of call.slice(open + 1, -1).split(", ")) steps.line(`      ${arg},`);
+          steps.line("    );");
+        }
       }
       steps.line("  }");
       steps.line();
@@ -631,10 +647,17 @@ export function emitKernelsForPlan(plan: Plan): string {
   tail.line(
     "  /** n <= PREFILL_CHUNK tokens tokens[start ..] at pos ..; with logits, (n, vocab) at LOGITS_ALL. */",
   );
-  tail.line(
-    "  function prefill(tokens: ArrayLike<number>, start: number, n: number, pos: number, " +
-      "logits: boolean) {",
-  );
+  for (
+    const l of [
+      "  function prefill(",
+      "    tokens: ArrayLike<number>,",
+      "    start: number,",
+      "    n: number,",
+      "    pos: number,",
+      "    logits: boolean,",
+      "  ) {",
+    ]
+  ) tail.line(l);
   for (const grp of groupsP) {
     if (grp.name === "embed") tail.line("    prefill_embed(tokens, start, n, pos);");
     else if (grp.name === "lm_head") tail.line("    if (logits) prefill_lm_head(pos, n);");
@@ -645,12 +668,11 @@ export function emitKernelsForPlan(plan: Plan): string {
   tail.line("  return { init, decode, prefill };");
   tail.line("}");
 
-  // Kernels sit inside createKernels: indent them by one level.
-  const kernels = ks.src.lines.map((l) => (l === "" ? "" : "  " + l));
-  kernels.unshift(
+  const kernels = [
     "  // ---- kernels: one per distinct shape; offsets are f32 indices into A ----",
     "",
-  );
+    ...ks.src.lines,
+  ];
   return head.text() + kernels.join("\n") + "\n" + steps.text() + tail.text();
 }
 

@@ -217,7 +217,10 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
   if (type === GGUF_VALUE_TYPE.STRING) return r.string(`value of '${nm(key)}'`);
   if (type === GGUF_VALUE_TYPE.ARRAY) {
     if (depth >= MAX_NESTING) {
-      throw new FormatError(r.file, `metadata '${nm(key)}': arrays nested deeper than ${MAX_NESTING}`);
+      throw new FormatError(
+        r.file,
+        `metadata '${nm(key)}': arrays nested deeper than ${MAX_NESTING}`,
+      );
     }
     const elemType = r.u32(`array type of '${nm(key)}'`);
     const count = r.size(`array length of '${nm(key)}'`);
@@ -227,7 +230,10 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
       ? 12
       : SCALAR_BYTES[elemType];
     if (minBytes === undefined) {
-      throw new FormatError(r.file, `metadata '${nm(key)}': unknown array element type ${elemType}`);
+      throw new FormatError(
+        r.file,
+        `metadata '${nm(key)}': unknown array element type ${elemType}`,
+      );
     }
     if (r.pos + count * minBytes > r.fileSize) {
       throw new FormatError(
@@ -247,7 +253,10 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
 function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFile {
   const r = new Reader(bytes, fileSize, file);
   if (fileSize < 4) {
-    throw new FormatError(file, `truncated header: expected at least 24 bytes, file has ${fileSize}`);
+    throw new FormatError(
+      file,
+      `truncated header: expected at least 24 bytes, file has ${fileSize}`,
+    );
   }
   r.need(4, "magic");
   const magic = r.view.getUint32(0, true);
@@ -265,7 +274,9 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
     }
     throw new FormatError(
       file,
-      `unsupported GGUF version ${version}: expected 2 or 3${version === 1 ? " (v1 is obsolete)" : ""}`,
+      `unsupported GGUF version ${version}: expected 2 or 3${
+        version === 1 ? " (v1 is obsolete)" : ""
+      }`,
     );
   }
   const nTensors = r.size("tensor count");
@@ -304,7 +315,10 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
     names.add(name);
     const nDims = r.u32(`tensor '${nm(name)}' n_dims`);
     if (nDims < 1 || nDims > MAX_DIMS) {
-      throw new FormatError(file, `tensor '${nm(name)}': n_dims must be 1..${MAX_DIMS}, got ${nDims}`);
+      throw new FormatError(
+        file,
+        `tensor '${nm(name)}': n_dims must be 1..${MAX_DIMS}, got ${nDims}`,
+      );
     }
     const ne: number[] = [];
     let count = 1;
@@ -322,7 +336,9 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
     if (ne[0] % type.blockSize !== 0) {
       throw new FormatError(
         file,
-        `tensor '${nm(name)}': ne[0] = ${ne[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`,
+        `tensor '${nm(name)}': ne[0] = ${
+          ne[0]
+        } is not a multiple of the ${type.name} block size ${type.blockSize}`,
       );
     }
     const offset = r.size(`tensor '${nm(name)}' offset`);
@@ -341,7 +357,9 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
     if (t.fileOffset + t.nbytes > fileSize) {
       throw new FormatError(
         file,
-        `truncated: tensor '${nm(t.name)}' (${t.type.name} [${t.ne}]) needs bytes ${t.fileOffset}..${
+        `truncated: tensor '${
+          nm(t.name)
+        }' (${t.type.name} [${t.ne}]) needs bytes ${t.fileOffset}..${
           t.fileOffset + t.nbytes
         }, file has ${fileSize}`,
       );
@@ -437,7 +455,9 @@ export function ggufTensor(g: GgufFile, info: GgufTensorInfo): Tensor {
   if (!info.type.supported) {
     throw new FormatError(
       g.file,
-      `tensor '${nm(info.name)}' has type ${info.type.name}, which is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)`,
+      `tensor '${
+        nm(info.name)
+      }' has type ${info.type.name}, which is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)`,
     );
   }
   if (info.fileOffset + info.nbytes > g.bytes.length) {
@@ -603,7 +623,10 @@ export function ggufTokenizer(g: GgufFile): Tokenizer | null {
     }
     if (v < 0 || v === 0xffffffff) return null; // llama.cpp's "none" (LLAMA_TOKEN_NULL)
     if (v >= n) {
-      throw new FormatError(g.file, `metadata '${nm(key)}' = ${v} is outside the vocabulary [0, ${n})`);
+      throw new FormatError(
+        g.file,
+        `metadata '${nm(key)}' = ${v} is outside the vocabulary [0, ${n})`,
+      );
     }
     return v;
   };
@@ -653,16 +676,24 @@ export function ggufTokenizer(g: GgufFile): Tokenizer | null {
     }
     const bosId = optId("tokenizer.ggml.bos_token_id");
     try {
-      return TiktokenTokenizer.fromByteLevelBpe(tokens, specials, PRETOKENIZE_PATTERNS[patternName], {
-        bosId,
-        eosIds,
-        addBos: metaBool(g, "tokenizer.ggml.add_bos_token", false),
-        chatTemplate,
-        source: g.file,
-      });
+      return TiktokenTokenizer.fromByteLevelBpe(
+        tokens,
+        specials,
+        PRETOKENIZE_PATTERNS[patternName],
+        {
+          bosId,
+          eosIds,
+          addBos: metaBool(g, "tokenizer.ggml.add_bos_token", false),
+          chatTemplate,
+          source: g.file,
+        },
+      );
     } catch (e) {
       if (e instanceof GollmError) throw e;
-      throw new FormatError(g.file, `byte-level BPE vocabulary is malformed: ${(e as Error).message}`);
+      throw new FormatError(
+        g.file,
+        `byte-level BPE vocabulary is malformed: ${(e as Error).message}`,
+      );
     }
   }
   throw new FormatError(
@@ -807,7 +838,9 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
  */
 export function ggufToCheckpoint(g: GgufFile): Checkpoint {
   const arch = metaString(g, "general.architecture");
-  if (arch === undefined) throw new FormatError(g.file, "metadata 'general.architecture' is missing");
+  if (arch === undefined) {
+    throw new FormatError(g.file, "metadata 'general.architecture' is missing");
+  }
   if (!BLOCK_NAMES[arch]) {
     throw new FormatError(
       g.file,
@@ -832,7 +865,9 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
   if (valueLength !== headDim) {
     throw new FormatError(
       g.file,
-      `metadata '${k("attention.value_length")}' = ${valueLength} differs from key_length ${headDim}: not supported`,
+      `metadata '${
+        k("attention.value_length")
+      }' = ${valueLength} differs from key_length ${headDim}: not supported`,
     );
   }
   const gpt2 = arch === "gpt2";
@@ -841,7 +876,9 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
     if (ropeDims !== headDim) {
       throw new FormatError(
         g.file,
-        `metadata '${k("rope.dimension_count")}' = ${ropeDims} differs from head_dim ${headDim}: partial RoPE is not supported`,
+        `metadata '${
+          k("rope.dimension_count")
+        }' = ${ropeDims} differs from head_dim ${headDim}: partial RoPE is not supported`,
       );
     }
   }
@@ -878,6 +915,20 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
       `metadata describes an empty model (block_count ${raw.n_layers}, embedding_length ${dim}, head_count ${nHeads})`,
     );
   }
+  // Cheap consistency check before anything sized by block_count is built.
+  let blocks = 0;
+  for (const t of g.tensors) {
+    const m = /^blk\.(\d+)\./.exec(t.name);
+    if (m) blocks = Math.max(blocks, Number(m[1]) + 1);
+  }
+  if (blocks !== raw.n_layers) {
+    throw new FormatError(
+      g.file,
+      `metadata '${
+        k("block_count")
+      }' = ${raw.n_layers} but the tensors hold ${blocks} blocks (blk.0 .. blk.${blocks - 1})`,
+    );
+  }
   const config: ModelConfig = parseConfig(raw, g.file);
   if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
     throw new FormatError(
@@ -901,14 +952,18 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
     if (!shape) {
       throw new FormatError(
         g.file,
-        `tensor '${nm(info.name)}' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
+        `tensor '${
+          nm(info.name)
+        }' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
       );
     }
     const got = [...info.ne].reverse();
     if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
       throw new FormatError(
         g.file,
-        `tensor '${nm(info.name)}' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
+        `tensor '${
+          nm(info.name)
+        }' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
       );
     }
     weights.set(canonical, ggufTensor(g, info));
@@ -939,7 +994,10 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
       for (const [name, r0, nr] of parts) {
         const canonical = `layers.${m[1]}.attn.${name}.${kind}`;
         if (!want.has(canonical)) {
-          throw new FormatError(g.file, `tensor '${nm(info.name)}' is not expected for this config`);
+          throw new FormatError(
+            g.file,
+            `tensor '${nm(info.name)}' is not expected for this config`,
+          );
         }
         weights.set(canonical, {
           shape: isW ? [nr, cols] : [nr],

@@ -6,6 +6,7 @@
  * <dir>/model.safetensors    canonical tensor names; __metadata__ {format: "gollm", format_version: "1"}
  * <dir>/<tokenizer file>     e.g. tokenizer.tiktoken or tokenizer.bin, unless the config names
  *                            a built-in encoding (gpt2, cl100k_base, o200k_base) or "none"
+ * <dir>/chat_template.jinja  optional: the tokenizer's Jinja chat template (as in HF directories)
  * ```
  *
  * Optional `__metadata__` keys written by {@linkcode writeGollmDir} when the source has them:
@@ -18,9 +19,24 @@ import { configToYaml, loadConfig } from "./config.ts";
 import type { Checkpoint, GenerationDefaults } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "./errors.ts";
 import type { ProgressCallback } from "./progress.ts";
+import type { Tokenizer } from "./tokenizer.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "./tokenizer_file.ts";
 import { checkWeights } from "./weights.ts";
+
+/** Optional file holding the tokenizer's chat template (the name HF directories use). */
+const CHAT_TEMPLATE_FILE = "chat_template.jinja";
+
+/** The same tokenizer with a chat template attached (tokenizer files do not store one). */
+function withChatTemplate(tok: Tokenizer, template: string): Tokenizer {
+  return new Proxy(tok, {
+    get(target, prop) {
+      if (prop === "chatTemplate") return template;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
 
 /** The `format_version` this code writes and the highest it reads. */
 export const GOLLM_FORMAT_VERSION = 1;
@@ -123,7 +139,7 @@ export async function loadGollmDir(
   checkWeights(config, tensors, stPath);
 
   progress({ stage: `loading tokenizer ${config.tokenizer}` });
-  let tokenizer = null;
+  let tokenizer: Tokenizer | null = null;
   if (config.tokenizer !== "none") {
     if (!BUILTIN_TOKENIZERS.has(config.tokenizer)) {
       const file = join(dir, config.tokenizer);
@@ -137,6 +153,11 @@ export async function loadGollmDir(
       }
     }
     tokenizer = await loadTokenizer(config.tokenizer, dir);
+  }
+
+  const templatePath = join(dir, CHAT_TEMPLATE_FILE);
+  if (tokenizer && tokenizer.chatTemplate === undefined && (await exists(templatePath))) {
+    tokenizer = withChatTemplate(tokenizer, await Deno.readTextFile(templatePath));
   }
 
   const ckpt: Checkpoint = { format: "gollm", path: dir, config, weights: tensors, tokenizer };
@@ -211,11 +232,16 @@ export async function writeGollmDir(
     if (checkpoint.tokenizer) {
       progress({ stage: "writing tokenizer" });
       const { name, bytes } = checkpoint.tokenizer.toFile();
-      if (!/^[A-Za-z0-9._-]+$/.test(name) || name === "config.yaml" || name.startsWith(".")) {
+      const reserved = ["config.yaml", "model.safetensors", CHAT_TEMPLATE_FILE];
+      if (!/^[A-Za-z0-9._-]+$/.test(name) || reserved.includes(name) || name.startsWith(".")) {
         throw new GollmError(`tokenizer.toFile() returned an unusable file name ${name}`);
       }
       await Deno.writeFile(join(tmp, name), bytes);
       config.tokenizer = name;
+      const template = checkpoint.tokenizer.chatTemplate;
+      if (template !== undefined && template.trim() !== "") {
+        await Deno.writeTextFile(join(tmp, CHAT_TEMPLATE_FILE), template);
+      }
     } else {
       config.tokenizer = "none";
     }

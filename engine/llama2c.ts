@@ -29,7 +29,7 @@ import { FormatError } from "./errors.ts";
 import {
   encodeLlama2cTokenizer,
   parseLlama2cTokenizer,
-  SentencePieceTokenizer,
+  type SentencePieceTokenizer,
 } from "./sentencepiece.ts";
 import { checkWeights, type Weights } from "./weights.ts";
 
@@ -123,7 +123,9 @@ export function parseLlama2cHeader(bytes: Uint8Array, file: string): Llama2cHead
     if (!(vals[i] > 0)) {
       throw new FormatError(
         file,
-        `header field ${name} must be a positive integer, got ${vals[i]} (not a llama2.c checkpoint?)`,
+        `header field ${name} must be a positive integer, got ${
+          vals[i]
+        } (not a llama2.c checkpoint?)`,
       );
     }
   });

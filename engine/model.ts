@@ -352,18 +352,28 @@ class GollmModel implements Model {
       );
     }
     const ids = this.#promptIds(prompt, options);
-    return this.#generate(ids, options, this.tokenizer);
+    const g = this.#generation;
+    const sampler = new Sampler({
+      temperature: options.temperature ?? g.temperature ?? 0.8,
+      topK: options.topK ?? g.top_k ?? 0,
+      topP: options.topP ?? g.top_p ?? 0.95,
+      minP: options.minP ?? 0,
+      repeatPenalty: options.repeatPenalty ?? 1,
+      seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+    });
+    return this.#generate(ids, options, this.tokenizer, sampler);
   }
 
   async *#generate(
     ids: number[],
     options: GenerateOptions,
     tokenizer: Tokenizer,
+    sampler: Sampler,
   ): AsyncGenerator<string> {
     if (this.#busy) throw new GollmError("generate: another generation is running on this model");
     this.#busy = true;
     try {
-      yield* this.#loop(ids, options, tokenizer);
+      yield* this.#loop(ids, options, tokenizer, sampler);
     } finally {
       this.#busy = false;
     }
@@ -373,6 +383,7 @@ class GollmModel implements Model {
     ids: number[],
     options: GenerateOptions,
     tokenizer: Tokenizer,
+    sampler: Sampler,
   ): AsyncGenerator<string> {
     const c = this.config;
     const cap = this.kvCapacity;
@@ -389,15 +400,6 @@ class GollmModel implements Model {
     const slideMsg = () =>
       `the sequence passed the KV capacity (${cap} tokens): the oldest tokens now fall out ` +
       `of attention (sliding window)`;
-    const g = this.#generation;
-    const sampler = new Sampler({
-      temperature: options.temperature ?? g.temperature ?? 0.8,
-      topK: options.topK ?? g.top_k ?? 0,
-      topP: options.topP ?? g.top_p ?? 0.95,
-      minP: options.minP ?? 0,
-      repeatPenalty: options.repeatPenalty ?? 1,
-      seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
-    });
     const stats: GenerateStats = {
       promptTokens: ids.length,
       prefillTokens: 0,
@@ -427,7 +429,16 @@ class GollmModel implements Model {
     const history = [...ids];
     let pending = ""; // decoded text not yet emitted (could start a stop string)
     let pos = ids.length; // position of the next token to run
-    const td = performance.now();
+    // Decode time counts sampling and forward passes, not the consumer's work between pieces.
+    let td = performance.now(), timing = true;
+    const pause = () => {
+      if (timing) stats.decodeMs += performance.now() - td;
+      timing = false;
+    };
+    const resume = () => {
+      td = performance.now();
+      timing = true;
+    };
     let finished = false;
     try {
       while (!finished) {
@@ -450,6 +461,7 @@ class GollmModel implements Model {
           const out = pending.slice(0, at);
           pending = "";
           finished = true;
+          pause();
           if (out) yield out;
           break;
         }
@@ -461,7 +473,9 @@ class GollmModel implements Model {
         if (pending.length > hold) {
           const out = pending.slice(0, pending.length - hold);
           pending = pending.slice(pending.length - hold);
+          pause();
           yield out;
+          resume();
         }
         if (c.arch === "gpt2" && pos >= c.context_length) {
           stats.stopReason = "context";
@@ -484,10 +498,11 @@ class GollmModel implements Model {
           rest = rest.slice(0, at);
           stats.stopReason = "stop";
         }
+        pause();
         if (rest) yield rest;
       }
     } finally {
-      stats.decodeMs = performance.now() - td;
+      pause();
       this.#stats = stats;
       options.onStats?.(stats);
     }

@@ -123,6 +123,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   #control: string[] = [];
 
   /**
+   * Builds the tokenizer from a vocabulary (piece → id map, byte-token table, specials).
+   *
    * @param vocab Pieces, scores, types and special ids.
    * @throws {RangeError} when arrays disagree in length or a special id is out of range
    *   (readers turn their own checks into FormatError first).
@@ -135,7 +137,8 @@ export class SentencePieceTokenizer implements Tokenizer {
     if (vocab.types && vocab.types.length !== n) {
       throw new RangeError(`types has ${vocab.types.length} entries, pieces ${n}`);
     }
-    const inRange = (id: number | null) => id === null || (Number.isInteger(id) && id >= 0 && id < n);
+    const inRange = (id: number | null) =>
+      id === null || (Number.isInteger(id) && id >= 0 && id < n);
     for (const id of [vocab.bosId, vocab.unkId, ...vocab.eosIds]) {
       if (!inRange(id)) throw new RangeError(`special id ${id} outside [0, ${n})`);
     }
@@ -499,7 +502,10 @@ export function encodeLlama2cTokenizer(tok: SentencePieceTokenizer): Uint8Array 
 export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): SentencePieceTokenizer {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) {
-    throw new FormatError(file, `tokenizer header truncated: expected 4 bytes, got ${bytes.length}`);
+    throw new FormatError(
+      file,
+      `tokenizer header truncated: expected 4 bytes, got ${bytes.length}`,
+    );
   }
   const maxLen = view.getInt32(0, true);
   if (maxLen < 0) {
@@ -514,7 +520,9 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): Sentence
     if (o + 8 > bytes.length) {
       throw new FormatError(
         file,
-        `token ${id}: truncated entry at byte ${o}: expected 8 header bytes, got ${bytes.length - o}`,
+        `token ${id}: truncated entry at byte ${o}: expected 8 header bytes, got ${
+          bytes.length - o
+        }`,
       );
     }
     const score = view.getFloat32(o, true);

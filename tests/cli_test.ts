@@ -220,6 +220,33 @@ Deno.test("gollm generate --json, tokenize and inspect on a model directory", as
   }
 });
 
+Deno.test("gollm generate past --kv-capacity prints the sliding-window note once", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await scriptedDir(`${tmp}/m`, "abcdefghijklmnopqrstuvwxyz");
+    const r = await gollm([
+      "generate",
+      "--model",
+      `${tmp}/m`,
+      "--prompt",
+      "a",
+      "--temperature",
+      "0",
+      "--kv-capacity",
+      "8",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "bcdefghijklmnopqrstuvwxyz");
+    const notes = r.stderr.split("\n").filter((l) => l.startsWith("note: "));
+    assert.equal(notes.length, 1, r.stderr);
+    assert.match(notes[0], /KV capacity \(8 tokens\).*sliding window/);
+    const big = await gollm(["generate", "--model", `${tmp}/m`, "--kv-capacity", "64"]);
+    assertOneErrorLine(big, 1, /kvCapacity 64 exceeds the model's context length 32/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("gollm convert round-trips a model directory to f16 and it generates the same", async () => {
   const tmp = await Deno.makeTempDir();
   try {
@@ -300,4 +327,53 @@ Deno.test("gollm generate without --model uses models/default from any directory
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
+const STORIES = `${ASSETS}/stories260K`;
+const haveStories = ["stories260K.gguf", "stories260K.bin", "tok512.bin", "stories260K.md"].every(
+  (f) => {
+    try {
+      return Deno.statSync(`${STORIES}/${f}`).isFile;
+    } catch {
+      return false;
+    }
+  },
+);
+if (!haveStories) console.log(`skipped stories260K CLI test: ${STORIES} is absent (GOLLM_ASSETS)`);
+
+Deno.test({
+  name: "gollm generate prints the published stories260K text from .gguf, .bin and a converted dir",
+  ignore: !haveStories,
+  async fn() {
+    const md = await Deno.readTextFile(`${STORIES}/stories260K.md`);
+    const from = md.indexOf("-t 0.0\n") + "-t 0.0\n".length;
+    const published = md.slice(from, md.indexOf("```", from));
+    const tmp = await Deno.makeTempDir();
+    try {
+      const greedy = ["--temperature", "0", "-n", "200"];
+      const conv = await gollm(["convert", `${STORIES}/stories260K.bin`, `${tmp}/s`]);
+      assert.equal(conv.code, 0, conv.stderr);
+      const runs = await Promise.all([
+        gollm(["generate", "--model", `${STORIES}/stories260K.gguf`, ...greedy]),
+        gollm([
+          "generate",
+          "--model",
+          `${STORIES}/stories260K.bin`,
+          "--tokenizer",
+          `${STORIES}/tok512.bin`,
+          ...greedy,
+        ]),
+        gollm(["generate", "--model", `${tmp}/s`, ...greedy]),
+      ]);
+      for (const r of runs) {
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(r.stdout.length > 400, `200 tokens of text expected, got ${r.stdout.length}`);
+        assert.equal(r.stdout, published.slice(0, r.stdout.length));
+        assert.match(r.stderr, /decode: 199 tokens/);
+      }
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
 });

@@ -20,7 +20,7 @@ import { loadLlama2c } from "../engine/llama2c.ts";
 import { dequantize, f16ToF32, ggmlType } from "../engine/quant.ts";
 import { createReference } from "../engine/reference.ts";
 import { assertClose } from "./assert_close.ts";
-import { buildGguf, type BuilderTensor, f32Bytes, v } from "./gguf_builder.ts";
+import { type BuilderTensor, buildGguf, f32Bytes, v } from "./gguf_builder.ts";
 import { readVectors } from "./tokenizer_vectors.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -184,9 +184,13 @@ Deno.test({
       assertClose(u.data, t.data, 0, name); // unpermuted, bit-identical
     }
     // The GGUF stores the classifier separately; it equals the embedding.
-    assertClose(gg.weights.get("output.weight")!.data, bin.weights.get("tok_embeddings.weight")!.data, 0);
+    assertClose(
+      gg.weights.get("output.weight")!.data,
+      bin.weights.get("tok_embeddings.weight")!.data,
+      0,
+    );
     // Same tokenizer either way.
-    const text = "Once upon a time, Lily saw a big red ball. \"Wow!\" she said.\nThe end. 🦙";
+    const text = 'Once upon a time, Lily saw a big red ball. "Wow!" she said.\nThe end. 🦙';
     assert.deepEqual(gg.tokenizer!.encode(text), bin.tokenizer!.encode(text));
     assert.equal(gg.tokenizer!.bosId, 1);
     assert.deepEqual(gg.tokenizer!.eosIds, [2]);
@@ -235,8 +239,10 @@ Deno.test({
     let bytes: Uint8Array | null = exists(assetPath) ? await Deno.readFile(assetPath) : null;
     let file = assetPath;
     if (bytes && isUtf8Mangled(bytes)) {
-      console.log(`${assetPath} is a UTF-8-mangled copy; checking it is rejected and using ` +
-        `the same vocabulary rebuilt from ${GPT2}`);
+      console.log(
+        `${assetPath} is a UTF-8-mangled copy; checking it is rejected and using ` +
+          `the same vocabulary rebuilt from ${GPT2}`,
+      );
       const damaged = bytes;
       assert.throws(() => parseGguf(damaged, assetPath), isFormatError(assetPath, /./));
       bytes = null;
@@ -309,15 +315,19 @@ function tinyLlama(
     t("blk.0.ffn_down.weight", [hidden, dim]),
     t("output_norm.weight", [dim]),
   ].filter((x) => x.name !== opts.drop);
-  return buildGguf([
-    ["general.architecture", v.str(arch)],
-    [`${arch}.embedding_length`, v.u32(dim)],
-    [`${arch}.block_count`, v.u32(1)],
-    [`${arch}.feed_forward_length`, v.u32(hidden)],
-    [`${arch}.attention.head_count`, v.u32(2)],
-    [`${arch}.context_length`, v.u32(16)],
-    [`${arch}.attention.layer_norm_rms_epsilon`, v.f32(1e-5)],
-  ], tensors, { version: opts.version });
+  return buildGguf(
+    [
+      ["general.architecture", v.str(arch)],
+      [`${arch}.embedding_length`, v.u32(dim)],
+      [`${arch}.block_count`, v.u32(1)],
+      [`${arch}.feed_forward_length`, v.u32(hidden)],
+      [`${arch}.attention.head_count`, v.u32(2)],
+      [`${arch}.context_length`, v.u32(16)],
+      [`${arch}.attention.layer_norm_rms_epsilon`, v.f32(1e-5)],
+    ],
+    tensors,
+    { version: opts.version },
+  );
 }
 
 Deno.test("ggufToCheckpoint() loads a hand-built v2 and v3 llama GGUF with F16/BF16/Q8_0/Q4_0 tensors", () => {
@@ -328,7 +338,14 @@ Deno.test("ggufToCheckpoint() loads a hand-built v2 and v3 llama GGUF with F16/B
     assert.equal(ck.weights.get("layers.0.ffn.w1.weight")!.shape.join(), "64,32");
   }
   const ck = ggufToCheckpoint(parseGguf(
-    tinyLlama({ typeOf: { "blk.0.attn_q.weight": 8, "blk.0.ffn_up.weight": 2, "blk.0.attn_k.weight": 1, "blk.0.attn_v.weight": 30 } }),
+    tinyLlama({
+      typeOf: {
+        "blk.0.attn_q.weight": 8,
+        "blk.0.ffn_up.weight": 2,
+        "blk.0.attn_k.weight": 1,
+        "blk.0.attn_v.weight": 30,
+      },
+    }),
     "tiny.gguf",
   ));
   assert.equal(ck.weights.get("layers.0.attn.wq.weight")!.data.every((x) => x === 0), true);
@@ -340,7 +357,10 @@ Deno.test("parseGguf()/ggufToCheckpoint() reject bad input with a FormatError na
   // Wrong magic.
   const magic = good.slice();
   magic.set([0x47, 0x47, 0x4d, 0x4c]);
-  assert.throws(() => parseGguf(magic, "m.gguf"), isFormatError("m.gguf", /bad magic: expected 'GGUF', got 'GGML'/));
+  assert.throws(
+    () => parseGguf(magic, "m.gguf"),
+    isFormatError("m.gguf", /bad magic: expected 'GGUF', got 'GGML'/),
+  );
   // Truncated header, at many cut points (inside counts, keys, values, tensor infos).
   let dataStart = 0;
   try {
@@ -361,7 +381,10 @@ Deno.test("parseGguf()/ggufToCheckpoint() reject bad input with a FormatError na
   // Unsupported version / big-endian.
   const v1 = good.slice();
   new DataView(v1.buffer).setUint32(4, 1, true);
-  assert.throws(() => parseGguf(v1, "v1.gguf"), isFormatError("v1.gguf", /unsupported GGUF version 1/));
+  assert.throws(
+    () => parseGguf(v1, "v1.gguf"),
+    isFormatError("v1.gguf", /unsupported GGUF version 1/),
+  );
   const be = good.slice();
   new DataView(be.buffer).setUint32(4, 3, false);
   assert.throws(() => parseGguf(be, "be.gguf"), isFormatError("be.gguf", /big-endian/));
@@ -370,12 +393,18 @@ Deno.test("parseGguf()/ggufToCheckpoint() reject bad input with a FormatError na
   // ffn_down ne[0] = 64 is not a multiple of Q4_K's 256-element blocks.
   assert.throws(
     () => parseGguf(q4k, "q4k.gguf"),
-    isFormatError("q4k.gguf", /tensor 'blk.0.ffn_down.weight': ne\[0\] = 64 is not a multiple of the Q4_K block size 256/),
+    isFormatError(
+      "q4k.gguf",
+      /tensor 'blk.0.ffn_down.weight': ne\[0\] = 64 is not a multiple of the Q4_K block size 256/,
+    ),
   );
   const q41 = tinyLlama({ typeOf: { "blk.0.ffn_down.weight": 3 } }); // Q4_1, 32-blocks
   assert.throws(
     () => ggufToCheckpoint(parseGguf(q41, "q41.gguf")),
-    isFormatError("q41.gguf", /tensor 'blk.0.ffn_down.weight' has type Q4_1, which is not supported/),
+    isFormatError(
+      "q41.gguf",
+      /tensor 'blk.0.ffn_down.weight' has type Q4_1, which is not supported/,
+    ),
   );
   // Missing tensor, named by its GGUF name.
   assert.throws(

@@ -208,6 +208,15 @@ Deno.test("compileModel() past kvCapacity matches the reference sliding window, 
   }
 });
 
+Deno.test("compileModel() runs llama past context_length (RoPE beyond its table) like the reference", () => {
+  const c = cfg("llama", { context_length: 16, n_kv_heads: 2, rope_style: "half" });
+  const w = randomWeights(c, 4);
+  const toks = tokens(30, c.vocab_size, 12);
+  const ref = createReference(c, w, { kvCapacity: 8 }).forwardAll(toks, 0);
+  const jit = compileModel(c, w, { kvCapacity: 8, prefillChunk: 3 });
+  assertClose(jit.forwardAll(toks, 0), ref, TOL, "forwardAll to position 29");
+});
+
 /**
  * An independent forward for the whole sequence at once (no KV cache, no ring): layer by
  * layer over all positions, float64, with a banded causal mask — position p attends to

@@ -47,15 +47,19 @@ Deno.test({
     assert.equal(ck.weights.get("tok_embeddings.weight")!.data[0], first);
     // The final norm sits right before the freq_cis block; read it by offset.
     const normAt = 28 + 4 * (512 * 64 + 5 * (64 + 64 * 64 + 2 * 32 * 64 + 64 * 64 + 64 +
-      3 * 172 * 64));
-    assert.equal(ck.weights.get("norm.weight")!.data[0], new DataView(raw.buffer).getFloat32(normAt, true));
+              3 * 172 * 64));
+    assert.equal(
+      ck.weights.get("norm.weight")!.data[0],
+      new DataView(raw.buffer).getFloat32(normAt, true),
+    );
   },
 });
 
 /** Serialises weights in llama2.c export.py order (legacy_export / version1_export). */
 function exportLlama2c(w: Weights, h: number[], version: 0 | 1, shared: boolean): Uint8Array {
   const [dim, , L, nHeads, , vocab, seqLen] = h;
-  const layers = (name: string) => Array.from({ length: L }, (_, i) => w.get(`layers.${i}.${name}`)!.data);
+  const layers = (name: string) =>
+    Array.from({ length: L }, (_, i) => w.get(`layers.${i}.${name}`)!.data);
   const parts: Float32Array[] = [];
   const header = new Uint8Array(version === 0 ? 28 : 256);
   const dv = new DataView(header.buffer);
@@ -135,21 +139,36 @@ Deno.test("loadLlama2c() rejects truncated, oversized and unsupported files with
   const good = exportLlama2c(randomWeights(c, 3), header, 0, true);
   assert.throws(
     () => parseLlama2c(good.subarray(0, good.length - 4), "t.bin"),
-    isFormatError("t.bin", new RegExp(`truncated: .* implies ${good.length} bytes, file has ${good.length - 4}`)),
+    isFormatError(
+      "t.bin",
+      new RegExp(`truncated: .* implies ${good.length} bytes, file has ${good.length - 4}`),
+    ),
   );
   const big = new Uint8Array(good.length + 8);
   big.set(good);
   assert.throws(
     () => parseLlama2c(big, "big.bin"),
-    isFormatError("big.bin", new RegExp(`too large: .* implies ${good.length} bytes, file has ${good.length + 8}`)),
+    isFormatError(
+      "big.bin",
+      new RegExp(`too large: .* implies ${good.length} bytes, file has ${good.length + 8}`),
+    ),
   );
-  assert.throws(() => parseLlama2c(good.subarray(0, 10), "h.bin"), isFormatError("h.bin", /truncated header: expected 28 bytes, got 10/));
+  assert.throws(
+    () => parseLlama2c(good.subarray(0, 10), "h.bin"),
+    isFormatError("h.bin", /truncated header: expected 28 bytes, got 10/),
+  );
   const v2 = exportLlama2c(randomWeights(c, 3), header, 1, true);
   new DataView(v2.buffer).setInt32(4, 2, true);
-  assert.throws(() => parseLlama2c(v2, "q8.bin"), isFormatError("q8.bin", /version 2 is not supported/));
+  assert.throws(
+    () => parseLlama2c(v2, "q8.bin"),
+    isFormatError("q8.bin", /version 2 is not supported/),
+  );
   const zero = good.slice();
   new DataView(zero.buffer).setInt32(8, 0, true); // n_layers
-  assert.throws(() => parseLlama2c(zero, "z.bin"), isFormatError("z.bin", /n_layers must be a positive integer, got 0/));
+  assert.throws(
+    () => parseLlama2c(zero, "z.bin"),
+    isFormatError("z.bin", /n_layers must be a positive integer, got 0/),
+  );
   // An explicit tokenizer that does not exist, or whose size differs from the vocabulary.
   const dir = await Deno.makeTempDir();
   try {
@@ -164,7 +183,10 @@ Deno.test("loadLlama2c() rejects truncated, oversized and unsupported files with
       await Deno.copyFile(`${DIR}/tok512.bin`, `${dir}/tokenizer.bin`);
       await assert.rejects(
         loadLlama2c(`${dir}/m.bin`),
-        isFormatError(`${dir}/tokenizer.bin`, /tokenizer has 512 tokens but the checkpoint .* has vocab_size 40/),
+        isFormatError(
+          `${dir}/tokenizer.bin`,
+          /tokenizer has 512 tokens but the checkpoint .* has vocab_size 40/,
+        ),
       );
     }
   } finally {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { GollmError } from "../engine/errors.ts";
 import { writeGollmDir } from "../engine/gollm_dir.ts";
+import { detectFormat, loadCheckpoint } from "../engine/load.ts";
 import { createModel, type GenerateOptions, loadModel, type Model } from "../engine/model.ts";
 import { randomWeights } from "../engine/weights.ts";
 import { assertClose } from "./assert_close.ts";
@@ -157,6 +158,15 @@ Deno.test("generate() with the same seed gives the same text; a new seed another
   const reused = (await collect(m1, "help!", opts)).pieces.join("");
   assert.equal(reused, fresh);
   assert.equal(m1.stats!.prefillTokens, 2); // "p!" after the shared BOS "hel"
+  // The same on the JIT backend (prefill chunk 4, so the reused prefix and the new suffix
+  // straddle chunk boundaries).
+  const jit = () => createModel(c, w, byteTokenizer(), { backend: "jit", prefillChunk: 4 });
+  const j1 = jit();
+  const short = { ...opts, maxTokens: 8 };
+  await collect(j1, "hello world", short);
+  const jitReused = (await collect(j1, "hello there", short)).pieces.join("");
+  assert.equal(j1.stats!.prefillTokens, 5); // "there" after BOS "hello "
+  assert.equal(jitReused, (await collect(jit(), "hello there", short)).pieces.join(""));
 });
 
 Deno.test("generate() on the JIT backend follows the same script as the reference", async () => {
@@ -231,6 +241,62 @@ Deno.test("loadModel() runs a gollm directory written by writeGollmDir()", async
     const r = await collect(m, "g");
     assert.equal(r.pieces.join(""), "olem");
     await assert.rejects(loadModel(`${tmp}/nope`), /no such file or directory/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("loadCheckpoint() detects each format and names a path that matches none", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const tmp = await Deno.makeTempDir();
+  try {
+    await writeGollmDir(
+      {
+        format: "gollm",
+        path: "<t>",
+        config: tinyConfig("gpt2", { dim: 16, hidden_dim: 8 }),
+        weights: randomWeights(tinyConfig("gpt2", { dim: 16, hidden_dim: 8 }), 1),
+        tokenizer: null,
+      },
+      `${tmp}/g`,
+    );
+    assert.equal(await detectFormat(`${tmp}/g`), "gollm");
+    await Deno.mkdir(`${tmp}/hf`);
+    await Deno.writeTextFile(`${tmp}/hf/config.json`, "{}");
+    assert.equal(await detectFormat(`${tmp}/hf`), "hf");
+    await Deno.writeFile(`${tmp}/x.gguf`, new TextEncoder().encode("GGUF\x03\0\0\0"));
+    assert.equal(await detectFormat(`${tmp}/x.gguf`), "gguf");
+    await Deno.writeFile(`${tmp}/junk.bin`, new Uint8Array([1, 2, 3]));
+    assert.equal(await detectFormat(`${tmp}/junk.bin`), "llama2c");
+    // Real loaders behind the detection (committed fixtures of the HF and GGUF readers).
+    for (
+      const [path, format] of [[`${root}tests/fixtures/hf/gpt2`, "hf"], [
+        `${root}tests/fixtures/gguf/llama.gguf`,
+        "gguf",
+      ]]
+    ) {
+      try {
+        Deno.statSync(path);
+      } catch {
+        console.log(`skipped ${path}: fixture absent`);
+        continue;
+      }
+      const ck = await loadCheckpoint(path);
+      assert.equal(ck.format, format);
+      assert.ok(ck.weights.size > 0);
+    }
+    // Bad inputs: one clear GollmError each.
+    const bad: [string, RegExp][] = [
+      [`${tmp}/missing`, /missing: no such file or directory/],
+      [tmp + "/g/model.safetensors", /lone \.safetensors file carries no config/],
+      [root + "engine", /neither config\.yaml \(gollm model\) nor config\.json/],
+      [`${tmp}/junk.bin`, /junk\.bin/],
+    ];
+    for (const [path, re] of bad) {
+      const e = await loadCheckpoint(path).then(() => null, (e) => e);
+      assert.ok(e instanceof GollmError, `GollmError expected for ${path}, got ${e}`);
+      assert.match(e.message, re);
+    }
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
