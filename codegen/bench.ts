@@ -20,9 +20,9 @@ export interface BenchOptions {
   seconds?: number;
   /** Backends to measure, in order. Default `["reference", "jit"]`. */
   backends?: BenchBackend[];
-  /** Prompt length of each prefill round (tokens, at positions 0..). Default 64. */
+  /** Prompt length of each prefill round (tokens, at positions 0..). Default 64 (gpt2: at most 3/4 of context_length). */
   prefillTokens?: number;
-  /** Tokens decoded one by one after each prefill. Default 16. */
+  /** Tokens decoded one by one after each prefill. Default 16 (gpt2: what fits the context). */
   decodeTokens?: number;
   /** KV ring slots (default: enough for one round, at most `context_length`). */
   kvCapacity?: number;
@@ -98,8 +98,10 @@ const median = (xs: number[]) => {
 export function runBench(config: ModelConfig, options: BenchOptions = {}): BenchResult {
   const seconds = options.seconds ?? 10;
   const backends = options.backends ?? ["reference", "jit"];
-  const P = options.prefillTokens ?? 64;
-  const D = options.decodeTokens ?? 16;
+  // Defaults shrink to fit a short gpt2 context (learned positions end there).
+  const fit = config.arch === "gpt2" ? config.context_length : Infinity;
+  const P = options.prefillTokens ?? Math.min(64, Math.max(1, Math.floor(fit * 0.75)));
+  const D = options.decodeTokens ?? Math.max(0, Math.min(16, fit - P));
   if (!Number.isInteger(P) || P <= 0 || !Number.isInteger(D) || D < 0) {
     throw new RangeError(`bench: prefillTokens must be >= 1 and decodeTokens >= 0, got ${P}, ${D}`);
   }

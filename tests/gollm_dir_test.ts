@@ -164,3 +164,23 @@ Deno.test("loadGollmDir() names a missing tokenizer file and a missing model.saf
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("writeGollmDir() keeps the tokenizer's chat template in chat_template.jinja", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const tpl = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}";
+    const src = { ...checkpoint("llama"), tokenizer: byteTokenizer(tpl) };
+    await writeGollmDir(src, `${tmp}/m`);
+    assert.equal(await Deno.readTextFile(`${tmp}/m/chat_template.jinja`), tpl);
+    const back = await loadGollmDir(`${tmp}/m`);
+    assert.equal(back.tokenizer!.chatTemplate, tpl);
+    assert.deepEqual(back.tokenizer!.encode("hi"), [256, 104, 105]);
+    assert.equal(back.tokenizer!.toFile().name, "tokenizer.tiktoken");
+    // No template: no file.
+    await writeGollmDir(checkpoint("llama"), `${tmp}/n`);
+    assert.ok(!(await Deno.stat(`${tmp}/n/chat_template.jinja`).then(() => true, () => false)));
+    assert.equal((await loadGollmDir(`${tmp}/n`)).tokenizer!.chatTemplate, undefined);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -23,12 +23,17 @@ export const EOS = 257;
 /** Vocabulary size of {@linkcode byteTokenizer}. */
 export const VOCAB = 258;
 
-/** A byte-level tokenizer without merges: id = byte value; BOS 256, EOS 257; addBos true. */
-export function byteTokenizer(): TiktokenTokenizer {
+/**
+ * A byte-level tokenizer without merges: id = byte value; BOS 256, EOS 257; addBos true.
+ * @param chatTemplate An optional Jinja chat template to carry.
+ */
+export function byteTokenizer(chatTemplate?: string): TiktokenTokenizer {
   const ranks = Array.from({ length: 256 }, (_, b) => new Uint8Array([b]));
   return TiktokenTokenizer.fromRanks(
     ranks,
     new Map([["<|bos|>", BOS], ["<|eos|>", EOS]]),
+    undefined,
+    { chatTemplate },
   );
 }
 
