@@ -36,7 +36,12 @@ export type { ProgressCallback, ProgressEvent } from "./engine/progress.ts";
 export { detectFormat, loadCheckpoint, loadCheckpointTokenizer } from "./engine/load.ts";
 export type { LoadCheckpointOptions } from "./engine/load.ts";
 export type { Checkpoint, CheckpointFormat, GenerationDefaults } from "./engine/checkpoint.ts";
-export { GOLLM_FORMAT_VERSION, loadGollmDir, writeGollmDir } from "./engine/gollm_dir.ts";
+export {
+  GOLLM_FORMAT_VERSION,
+  loadGollmDir,
+  loadGollmTokenizer,
+  writeGollmDir,
+} from "./engine/gollm_dir.ts";
 export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./engine/gollm_dir.ts";
 export { loadHf } from "./engine/hf.ts";
 export { loadGguf, readGguf } from "./engine/gguf.ts";

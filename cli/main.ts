@@ -77,6 +77,8 @@ export async function main(args: string[]): Promise<number> {
       err(e.usage);
       return 2;
     }
+    // The reader of stdout went away (`gollm generate | head`): stop quietly.
+    if (e instanceof Deno.errors.BrokenPipe) return 0;
     if (e instanceof GollmError) {
       err(`error: ${e.message.split("\n")[0]}`);
       return 1;

@@ -23,6 +23,8 @@
  */
 export class GollmError extends Error {
   /**
+   * Creates a user-facing error.
+   *
    * @param message One line: what is wrong, where, expected vs actual.
    * @param options Standard `ErrorOptions` (`cause`).
    */
@@ -49,6 +51,8 @@ export class ConfigError extends GollmError {
   /** The offending field name. */
   readonly field: string;
   /**
+   * Creates a config error; the message reads `<file>: field '<field>' <problem>`.
+   *
    * @param file Config file path (or a description of the source).
    * @param field Field name.
    * @param problem What is wrong with it, e.g. `must be an integer, got "12"`.
@@ -76,6 +80,8 @@ export class FormatError extends GollmError {
   /** The file that could not be read. */
   readonly file: string;
   /**
+   * Creates a format error; the message reads `<file>: <problem>`.
+   *
    * @param file File path.
    * @param problem What is wrong, naming the tensor or field when there is one.
    */

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { configToYaml, loadConfig } from "./config.ts";
+import { configToYaml, loadConfig, type ModelConfig } from "./config.ts";
 import type { Checkpoint, GenerationDefaults } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "./errors.ts";
 import type { ProgressCallback } from "./progress.ts";
@@ -139,26 +139,7 @@ export async function loadGollmDir(
   checkWeights(config, tensors, stPath);
 
   progress({ stage: `loading tokenizer ${config.tokenizer}` });
-  let tokenizer: Tokenizer | null = null;
-  if (config.tokenizer !== "none") {
-    if (!BUILTIN_TOKENIZERS.has(config.tokenizer)) {
-      const file = join(dir, config.tokenizer);
-      if (!(await exists(file))) {
-        throw new ConfigError(
-          configPath,
-          "tokenizer",
-          `names ${JSON.stringify(config.tokenizer)} but ${file} does not exist ` +
-            `(use "none" for a model without a tokenizer)`,
-        );
-      }
-    }
-    tokenizer = await loadTokenizer(config.tokenizer, dir);
-  }
-
-  const templatePath = join(dir, CHAT_TEMPLATE_FILE);
-  if (tokenizer && tokenizer.chatTemplate === undefined && (await exists(templatePath))) {
-    tokenizer = withChatTemplate(tokenizer, await Deno.readTextFile(templatePath));
-  }
+  const tokenizer = await loadGollmTokenizer(dir, config);
 
   const ckpt: Checkpoint = { format: "gollm", path: dir, config, weights: tensors, tokenizer };
   if (meta.extra_eos_ids !== undefined) {
@@ -176,6 +157,49 @@ export async function loadGollmDir(
     ckpt.generation = g as GenerationDefaults;
   }
   return ckpt;
+}
+
+/**
+ * Loads the tokenizer of a gollm model directory: the one `config.tokenizer` names (null
+ * for `none`), with `chat_template.jinja` attached when present. Cheap: no weights are read.
+ *
+ * @param dir The model directory.
+ * @param config Its config (read from `<dir>/config.yaml` when omitted).
+ * @returns The tokenizer, or null when the config says `none`.
+ * @throws {ConfigError} for a bad config.yaml, or a tokenizer file it names that is absent.
+ * @throws {FormatError} for a malformed tokenizer file.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadGollmTokenizer } from "./gollm_dir.ts";
+ * const tok = await loadGollmTokenizer("models/default");
+ * console.log(tok?.encode("Hello"));
+ * ```
+ */
+export async function loadGollmTokenizer(
+  dir: string,
+  config?: ModelConfig,
+): Promise<Tokenizer | null> {
+  const configPath = join(dir, "config.yaml");
+  const c = config ?? await loadConfig(configPath);
+  if (c.tokenizer === "none") return null;
+  if (!BUILTIN_TOKENIZERS.has(c.tokenizer)) {
+    const file = join(dir, c.tokenizer);
+    if (!(await exists(file))) {
+      throw new ConfigError(
+        configPath,
+        "tokenizer",
+        `names ${JSON.stringify(c.tokenizer)} but ${file} does not exist ` +
+          `(use "none" for a model without a tokenizer)`,
+      );
+    }
+  }
+  let tokenizer = await loadTokenizer(c.tokenizer, dir);
+  const templatePath = join(dir, CHAT_TEMPLATE_FILE);
+  if (tokenizer && tokenizer.chatTemplate === undefined && (await exists(templatePath))) {
+    tokenizer = withChatTemplate(tokenizer, await Deno.readTextFile(templatePath));
+  }
+  return tokenizer;
 }
 
 function parseJsonMeta(file: string, key: string, text: string): unknown {

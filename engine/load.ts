@@ -11,10 +11,9 @@
  * @module
  */
 import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
-import { loadConfig } from "./config.ts";
 import { GollmError } from "./errors.ts";
 import { loadGguf } from "./gguf.ts";
-import { loadGollmDir } from "./gollm_dir.ts";
+import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
 import { loadHf } from "./hf.ts";
 import { loadHfTokenizer } from "./hf_tokenizer.ts";
 import { loadLlama2c } from "./llama2c.ts";
@@ -182,24 +181,7 @@ export async function loadCheckpointTokenizer(
 ): Promise<Tokenizer | null> {
   const format = await detectFormat(path);
   if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
-  if (format === "gollm") {
-    const config = await loadConfig(join(path, "config.yaml"));
-    if (config.tokenizer === "none") return null;
-    // Same checks and errors as a full load (missing file named by config.yaml).
-    return (await loadGollmTokenizer(path, config.tokenizer));
-  }
+  if (format === "gollm") return await loadGollmTokenizer(path);
   if (format === "hf") return await loadHfTokenizer(path);
   return (await loadCheckpoint(path, options)).tokenizer;
-}
-
-async function loadGollmTokenizer(dir: string, spec: string): Promise<Tokenizer | null> {
-  const builtin = ["gpt2", "cl100k_base", "o200k_base"].includes(spec);
-  if (!builtin && !(await isFile(join(dir, spec)))) {
-    throw new GollmError(
-      `${join(dir, "config.yaml")}: field 'tokenizer' names ${JSON.stringify(spec)} but ${
-        join(dir, spec)
-      } does not exist`,
-    );
-  }
-  return await loadTokenizer(spec, dir);
 }

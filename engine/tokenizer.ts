@@ -88,10 +88,14 @@ export interface Tokenizer {
  */
 export class StreamDecoder {
   #tok: Tokenizer;
-  #utf8 = new TextDecoder("utf-8", { fatal: false });
+  #utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   #atStart = true;
 
-  /** @param tokenizer The tokenizer whose `tokenBytes` is used. */
+  /**
+   * Creates a decoder for one stream of tokens.
+   *
+   * @param tokenizer The tokenizer whose `tokenBytes` is used.
+   */
   constructor(tokenizer: Tokenizer) {
     this.#tok = tokenizer;
   }

@@ -349,8 +349,12 @@ def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
             v = int(v)
         elif isinstance(default, float):
             nonneg = key in ("weight_decay", "grad_clip", "min_lr", "dropout")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (
-                v == 0 and not nonneg
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < 0
+                or (v == 0 and not nonneg)
             ):
                 what = "a non-negative" if nonneg else "a positive"
                 raise ConfigError(file, name, f"must be {what} number, got {_describe(v)}")
@@ -358,7 +362,9 @@ def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
         vals[key] = v
     t = TrainConfig(**vals)
     if t.context > model.context_length:
-        raise ConfigError(file, "train.context", f"must be at most context_length ({model.context_length}), got {t.context}")
+        raise ConfigError(
+            file, "train.context", f"must be at most context_length ({model.context_length}), got {t.context}"
+        )
     if not 0 < t.val_fraction < 0.5:
         raise ConfigError(file, "train.val_fraction", f"must be between 0 and 0.5, got {t.val_fraction}")
     if t.dropout >= 1:

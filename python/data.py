@@ -1,7 +1,8 @@
 """Corpus → tokenized train/val shards.
 
-Reads a UTF-8 text corpus, encodes it with a gollm ``.tiktoken`` tokenizer (tiktoken
-package) in ~1 MB chunks with a tqdm progress bar, and writes
+Reads a UTF-8 text corpus, splits it into documents at blank lines (``\n\n``), encodes each
+as ``[BOS] + ids(document + "\n\n")`` with a gollm ``.tiktoken`` tokenizer (tiktoken
+package) with a tqdm progress bar, and writes
 ``<dir>/train.bin`` and ``<dir>/val.bin``: flat little-endian token ids, ``uint16`` when the
 vocabulary has at most 65536 ids, else ``uint32``. ``<dir>/meta.json`` records the dtype,
 token counts and the sha256 of the tokenizer and corpus so stale shards are rebuilt.
@@ -43,7 +44,12 @@ def shard_dtype(n_vocab: int) -> np.dtype:
 
 
 def _meta_for(corpus: Path, tokenizer: Path, val_fraction: float) -> dict:
-    return {"corpus_sha256": sha256_file(corpus), "tokenizer_sha256": sha256_file(tokenizer), "val_fraction": val_fraction}
+    return {
+        "corpus_sha256": sha256_file(corpus),
+        "tokenizer_sha256": sha256_file(tokenizer),
+        "val_fraction": val_fraction,
+        "layout": "bos+document",
+    }
 
 
 def shards_current(out_dir: str | Path, corpus: str | Path, tokenizer: str | Path, val_fraction: float) -> bool:
@@ -59,8 +65,7 @@ def shards_current(out_dir: str | Path, corpus: str | Path, tokenizer: str | Pat
     return all(meta.get(k) == v for k, v in want.items())
 
 
-def prepare(corpus: str | Path, tokenizer: str | Path, out_dir: str | Path, val_fraction: float = 0.05,
-            chunk_bytes: int = 1 << 20) -> dict:
+def prepare(corpus: str | Path, tokenizer: str | Path, out_dir: str | Path, val_fraction: float = 0.05) -> dict:
     """Tokenize ``corpus`` into ``out_dir/{train,val}.bin`` (+ ``meta.json``).
 
     Args:
@@ -68,7 +73,6 @@ def prepare(corpus: str | Path, tokenizer: str | Path, out_dir: str | Path, val_
         tokenizer: ``.tiktoken`` file.
         out_dir: Output directory (created).
         val_fraction: Fraction of tokens (the tail) kept for validation, in (0, 0.5).
-        chunk_bytes: Approximate characters encoded per chunk (split at line ends).
 
     Returns:
         The meta dict written to ``meta.json``.
@@ -86,18 +90,15 @@ def prepare(corpus: str | Path, tokenizer: str | Path, out_dir: str | Path, val_
     text = corpus.read_text(encoding="utf-8")
     if not text.strip():
         raise GollmError(f"{corpus}: corpus file is empty")
-    chunks: list[str] = []
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start + chunk_bytes)
-        end = len(text) if end < 0 else end + 1
-        chunks.append(text[start:end])
-        start = end
+    docs = [d for d in text.split("\n\n") if d.strip()]
+    bos = [] if tok.bos_id is None else [tok.bos_id]
     parts: list[np.ndarray] = []
     with tqdm(total=len(text), unit="char", unit_scale=True, desc=f"tokenizing {corpus.name}") as bar:
-        for ch in chunks:
-            parts.append(np.asarray(tok.encode(ch), dtype=dtype))
-            bar.update(len(ch))
+        for i in range(0, len(docs), 64):
+            batch = [d + "\n\n" for d in docs[i : i + 64]]
+            for ids in tok.enc.encode_ordinary_batch(batch, num_threads=1):
+                parts.append(np.asarray(bos + ids, dtype=dtype))
+            bar.update(sum(len(d) for d in batch))
     ids = np.concatenate(parts)
     n_val = max(1, int(len(ids) * val_fraction))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,9 @@ def prepare(corpus: str | Path, tokenizer: str | Path, out_dir: str | Path, val_
     tmp = out_dir / "meta.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, out_dir / "meta.json")
-    print(f"wrote {out_dir}/train.bin ({meta['n_train']:,} tokens) and val.bin ({meta['n_val']:,} tokens), {dtype.name}")
+    print(
+        f"wrote {out_dir}/train.bin ({meta['n_train']:,} tokens) and val.bin ({meta['n_val']:,} tokens), {dtype.name}"
+    )
     return meta
 
 
@@ -128,15 +131,36 @@ def load_shard(out_dir: str | Path, split: str) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: tokenize a corpus into shards."""
+    """CLI: tokenize a corpus into shards, from explicit paths or from a config's train: section."""
+    from config import load_train_config
+
     ap = argparse.ArgumentParser(description="Tokenize a text corpus into train/val shards")
-    ap.add_argument("--corpus", required=True)
-    ap.add_argument("--tokenizer", required=True, help=".tiktoken file")
-    ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--val-fraction", type=float, default=0.05)
+    ap.add_argument("--config", help="YAML config: corpus, tokenizer and shard dir from its train: section")
+    ap.add_argument("--corpus", help="text file (default: train.corpus)")
+    ap.add_argument("--tokenizer", help=".tiktoken file (default: <train.out_dir>/tokenizer.tiktoken)")
+    ap.add_argument("--out", help="output directory (default: <train.out_dir>/data)")
+    ap.add_argument("--val-fraction", type=float)
     args = ap.parse_args(argv)
     try:
-        prepare(args.corpus, args.tokenizer, args.out, args.val_fraction)
+        val_fraction = args.val_fraction
+        corpus, tokenizer, out = args.corpus, args.tokenizer, args.out
+        if args.config:
+            _, t = load_train_config(args.config)
+            corpus = corpus or t.corpus
+            tokenizer = tokenizer or str(Path(t.out_dir) / "tokenizer.tiktoken")
+            out = out or str(Path(t.out_dir) / "data")
+            val_fraction = val_fraction if val_fraction is not None else t.val_fraction
+            if not Path(tokenizer).is_file():
+                print(
+                    f"{tokenizer} does not exist yet: run `deno task train:tokenizer -- --config {args.config}` "
+                    "(or `deno task train`, which makes tokenizer and shards itself)"
+                )
+                return 0
+        if not (corpus and tokenizer and out):
+            raise GollmError("data.py needs --config, or --corpus, --tokenizer and --out")
+        if not Path(corpus).is_file():
+            raise GollmError(f"{corpus}: corpus file does not exist (run `deno task data` first)")
+        prepare(corpus, tokenizer, out, 0.05 if val_fraction is None else val_fraction)
         return 0
     except GollmError as e:
         print(f"error: {e}", file=sys.stderr)

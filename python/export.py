@@ -54,7 +54,9 @@ def check_state_dict(c: ModelConfig, sd: dict[str, torch.Tensor], file: str) -> 
         if name not in sd:
             raise GollmError(f"{file}: tensor '{name}' is missing (expected shape {list(shape)})")
         if tuple(sd[name].shape) != shape:
-            raise GollmError(f"{file}: tensor '{name}' has shape {list(sd[name].shape)}, expected {list(shape)} from the config")
+            raise GollmError(
+                f"{file}: tensor '{name}' has shape {list(sd[name].shape)}, expected {list(shape)} from the config"
+            )
     for name in sd:
         if name not in want:
             raise GollmError(f"{file}: tensor '{name}' is not expected by the config")
@@ -81,8 +83,9 @@ def _atomic_dir(out: Path, fill) -> None:
         raise
 
 
-def write_gollm_dir(c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text: str | None, out: str | Path,
-                    dtype: str = "f32") -> None:
+def write_gollm_dir(
+    c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text: str | None, out: str | Path, dtype: str = "f32"
+) -> None:
     """Write a gollm model directory.
 
     Args:
@@ -101,6 +104,7 @@ def write_gollm_dir(c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text:
     def fill(d: Path) -> None:
         (d / "config.yaml").write_text(c.to_yaml(), encoding="utf-8")
         save_file(tensors, str(d / "model.safetensors"), metadata={"format": "gollm", "format_version": FORMAT_VERSION})
+        os.chmod(d / "model.safetensors", 0o644)
         if tokenizer_text is not None:
             (d / "tokenizer.tiktoken").write_text(tokenizer_text, encoding="utf-8")
 
@@ -159,8 +163,10 @@ def hf_tokenizer_json(tf: TiktokenFile) -> str:
         merges.append((piece(parts[0]), piece(parts[1])))
     tok = HfTokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(tf.pattern), behavior="isolated"),
-         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        [
+            pre_tokenizers.Split(Regex(tf.pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
     )
     tok.decoder = decoders.ByteLevel()
     for s, _ in sorted(tf.specials.items(), key=lambda kv: kv[1]):
@@ -175,7 +181,11 @@ def hf_state_dict(c: ModelConfig, sd: dict[str, torch.Tensor]) -> dict[str, torc
         out["model.embed_tokens.weight"] = sd["tok_embeddings.weight"]
         for i in range(c.n_layers):
             p, h = f"layers.{i}.", f"model.layers.{i}."
-            for ours, theirs, heads in (("wq", "q_proj", c.n_heads), ("wk", "k_proj", c.n_kv_heads), ("wv", "v_proj", 0)):
+            for ours, theirs, heads in (
+                ("wq", "q_proj", c.n_heads),
+                ("wk", "k_proj", c.n_kv_heads),
+                ("wv", "v_proj", 0),
+            ):
                 for kind in ("weight", "bias"):
                     t = sd.get(f"{p}attn.{ours}.{kind}")
                     if t is None:
@@ -226,27 +236,58 @@ def hf_config(c: ModelConfig, tf: TiktokenFile | None, dtype: str) -> dict:
         if c.n_kv_heads != c.n_heads or c.head_dim * c.n_heads != c.dim:
             raise GollmError("HF GPT-2 needs n_kv_heads == n_heads and head_dim == dim / n_heads")
         return {
-            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
-            "n_embd": c.dim, "n_layer": c.n_layers, "n_head": c.n_heads, "n_inner": c.hidden_dim,
-            "n_positions": c.context_length, "n_ctx": c.context_length, "layer_norm_epsilon": c.norm_eps,
-            "activation_function": "gelu_new", "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
-            "scale_attn_weights": True, "tie_word_embeddings": c.tie_embeddings, "bos_token_id": bos,
-            "eos_token_id": eos, "torch_dtype": torch_dtype,
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": c.vocab_size,
+            "n_embd": c.dim,
+            "n_layer": c.n_layers,
+            "n_head": c.n_heads,
+            "n_inner": c.hidden_dim,
+            "n_positions": c.context_length,
+            "n_ctx": c.context_length,
+            "layer_norm_epsilon": c.norm_eps,
+            "activation_function": "gelu_new",
+            "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0,
+            "attn_pdrop": 0.0,
+            "scale_attn_weights": True,
+            "tie_word_embeddings": c.tie_embeddings,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "torch_dtype": torch_dtype,
         }
     common = {
-        "vocab_size": c.vocab_size, "hidden_size": c.dim, "intermediate_size": c.hidden_dim,
-        "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads, "num_key_value_heads": c.n_kv_heads,
-        "head_dim": c.head_dim, "max_position_embeddings": c.context_length, "rms_norm_eps": c.norm_eps,
-        "rope_theta": c.rope_theta, "hidden_act": "silu", "tie_word_embeddings": c.tie_embeddings,
-        "bos_token_id": bos, "eos_token_id": eos, "torch_dtype": torch_dtype, "attention_dropout": 0.0,
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.dim,
+        "intermediate_size": c.hidden_dim,
+        "num_hidden_layers": c.n_layers,
+        "num_attention_heads": c.n_heads,
+        "num_key_value_heads": c.n_kv_heads,
+        "head_dim": c.head_dim,
+        "max_position_embeddings": c.context_length,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_theta,
+        "hidden_act": "silu",
+        "tie_word_embeddings": c.tie_embeddings,
+        "bos_token_id": bos,
+        "eos_token_id": eos,
+        "torch_dtype": torch_dtype,
+        "attention_dropout": 0.0,
     }
     if c.attn_bias:
         return {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "use_sliding_window": False, **common}
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "attention_bias": False, "mlp_bias": False, **common}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "attention_bias": False,
+        "mlp_bias": False,
+        **common,
+    }
 
 
-def write_hf_dir(c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text: str | None, out: str | Path,
-                 dtype: str = "f32") -> None:
+def write_hf_dir(
+    c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text: str | None, out: str | Path, dtype: str = "f32"
+) -> None:
     """Write a Hugging Face model directory that ``transformers`` loads (see module docstring)."""
     check_state_dict(c, sd, "<state dict>")
     tf = TiktokenFile.parse(tokenizer_text) if tokenizer_text else None
@@ -258,14 +299,17 @@ def write_hf_dir(c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text: st
     def fill(d: Path) -> None:
         (d / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         save_file(tensors, str(d / "model.safetensors"), metadata={"format": "pt"})
+        os.chmod(d / "model.safetensors", 0o644)
         if tf is not None:
             (d / "tokenizer.json").write_text(hf_tokenizer_json(tf), encoding="utf-8")
             names = {i: s for s, i in tf.specials.items()}
             tc = {
-                "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": c.context_length,
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "model_max_length": c.context_length,
                 "bos_token": names.get(tf.bos_id) if tf.bos_id is not None else None,
                 "eos_token": names.get(tf.eos_id) if tf.eos_id is not None else None,
-                "add_bos_token": False, "clean_up_tokenization_spaces": False,
+                "add_bos_token": False,
+                "clean_up_tokenization_spaces": False,
             }
             (d / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
 
@@ -279,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Export a training checkpoint to a gollm (or HF) model directory")
     ap.add_argument("--config", help="config the checkpoint must come from (also gives <train.out_dir>/ckpt.pt)")
     ap.add_argument("--checkpoint", help="checkpoint path (default <train.out_dir>/ckpt.pt of --config)")
-    ap.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    ap.add_argument("--out", help="output directory, replaced atomically (default <train.out_dir>/model)")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
     ap.add_argument("--format", choices=["gollm", "hf"], default="gollm")
     args = ap.parse_args(argv)
@@ -291,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.config:
             mc, t = load_train_config(args.config)
             ck_path = ck_path or str(Path(t.out_dir) / CKPT_NAME)
+            args.out = args.out or str(Path(t.out_dir) / "model")
+        if not args.out:
+            raise GollmError("export needs --out when only --checkpoint is given")
         ck = load_checkpoint(ck_path)
         try:
             saved = parse_config(ck["model_config"], f"{ck_path} (model_config)")
@@ -305,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         writer = write_gollm_dir if args.format == "gollm" else write_hf_dir
         writer(saved, sd, ck.get("tokenizer"), args.out, args.dtype)
         size = sum(f.stat().st_size for f in Path(args.out).iterdir())
-        print(f"exported {ck_path} (step {ck.get('step')}) → {args.out} [{args.format}, {args.dtype}, {size / 1e6:.2f} MB]")
+        print(
+            f"exported {ck_path} (step {ck.get('step')}) → {args.out} "
+            f"[{args.format}, {args.dtype}, {size / 1e6:.2f} MB]"
+        )
         return 0
     except GollmError as e:
         print(f"error: {e}", file=sys.stderr)

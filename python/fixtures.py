@@ -38,32 +38,100 @@ ROOT = Path(__file__).resolve().parent.parent
 #: name -> model config (tokenizer "none": ids only).
 CONFIGS: dict[str, dict] = {
     "llama_gqa_half_tied": dict(
-        arch="llama", vocab_size=64, dim=48, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=96,
-        context_length=32, norm="rmsnorm", norm_eps=1e-5, rope_theta=10000, rope_style="half",
-        attn_bias=False, mlp="swiglu", tie_embeddings=True,
+        arch="llama",
+        vocab_size=64,
+        dim=48,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        hidden_dim=96,
+        context_length=32,
+        norm="rmsnorm",
+        norm_eps=1e-5,
+        rope_theta=10000,
+        rope_style="half",
+        attn_bias=False,
+        mlp="swiglu",
+        tie_embeddings=True,
     ),
     "llama_mqa_interleaved_untied": dict(
-        arch="llama", vocab_size=72, dim=32, n_layers=2, n_heads=4, n_kv_heads=1, hidden_dim=80,
-        context_length=32, norm="rmsnorm", norm_eps=1e-6, rope_theta=500000, rope_style="interleaved",
-        attn_bias=False, mlp="swiglu", tie_embeddings=False,
+        arch="llama",
+        vocab_size=72,
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=1,
+        hidden_dim=80,
+        context_length=32,
+        norm="rmsnorm",
+        norm_eps=1e-6,
+        rope_theta=500000,
+        rope_style="interleaved",
+        attn_bias=False,
+        mlp="swiglu",
+        tie_embeddings=False,
     ),
     "llama_bias_headdim_interleaved": dict(
-        arch="llama", vocab_size=60, dim=40, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16,
-        hidden_dim=72, context_length=32, norm="rmsnorm", norm_eps=1e-5, rope_theta=10000,
-        rope_style="interleaved", attn_bias=True, mlp="swiglu", tie_embeddings=True,
+        arch="llama",
+        vocab_size=60,
+        dim=40,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        head_dim=16,
+        hidden_dim=72,
+        context_length=32,
+        norm="rmsnorm",
+        norm_eps=1e-5,
+        rope_theta=10000,
+        rope_style="interleaved",
+        attn_bias=True,
+        mlp="swiglu",
+        tie_embeddings=True,
     ),
     "llama_mha_half_bias_untied": dict(
-        arch="llama", vocab_size=50, dim=24, n_layers=3, n_heads=3, n_kv_heads=3, hidden_dim=64,
-        context_length=24, norm="rmsnorm", norm_eps=1e-5, rope_theta=1000, rope_style="half",
-        attn_bias=True, mlp="swiglu", tie_embeddings=False,
+        arch="llama",
+        vocab_size=50,
+        dim=24,
+        n_layers=3,
+        n_heads=3,
+        n_kv_heads=3,
+        hidden_dim=64,
+        context_length=24,
+        norm="rmsnorm",
+        norm_eps=1e-5,
+        rope_theta=1000,
+        rope_style="half",
+        attn_bias=True,
+        mlp="swiglu",
+        tie_embeddings=False,
     ),
     "gpt2_tied": dict(
-        arch="gpt2", vocab_size=64, dim=48, n_layers=2, n_heads=4, hidden_dim=192, context_length=32,
-        norm="layernorm", norm_eps=1e-5, mlp="gelu", tie_embeddings=True,
+        arch="gpt2",
+        vocab_size=64,
+        dim=48,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=192,
+        context_length=32,
+        norm="layernorm",
+        norm_eps=1e-5,
+        mlp="gelu",
+        tie_embeddings=True,
     ),
     "gpt2_gqa_untied": dict(
-        arch="gpt2", vocab_size=56, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=96,
-        context_length=24, norm="layernorm", norm_eps=1e-5, mlp="gelu", tie_embeddings=False,
+        arch="gpt2",
+        vocab_size=56,
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        hidden_dim=96,
+        context_length=24,
+        norm="layernorm",
+        norm_eps=1e-5,
+        mlp="gelu",
+        tie_embeddings=False,
     ),
 }
 
@@ -86,7 +154,7 @@ def random_state_dict(model: Transformer, seed: int) -> dict[str, torch.Tensor]:
         elif "embeddings" in name:
             t = u
         else:
-            t = u * (3 ** 0.5) / p.shape[1] ** 0.5
+            t = u * (3**0.5) / p.shape[1] ** 0.5
         sd[name] = t.float()
     return sd
 
@@ -129,9 +197,13 @@ def write_random_fixture(name: str, raw: dict, out: Path, seed: int) -> int:
     d = out / name
     write_gollm_dir(c, sd, None, d, "f32")
     exp = {
-        "name": name, "tokens": tokens, "vocab_size": c.vocab_size,
+        "name": name,
+        "tokens": tokens,
+        "vocab_size": c.vocab_size,
         "logits": [round(float(x), 7) for x in logits.flatten()],
-        "greedy_prompt": prompt, "greedy_ids": greedy, "greedy_min_margin": margin,
+        "greedy_prompt": prompt,
+        "greedy_ids": greedy,
+        "greedy_min_margin": margin,
         "note": "PyTorch (python/model.py) in float64 from the stored float32 weights",
     }
     (d / "expected.json").write_text(json.dumps(exp) + "\n")
@@ -163,8 +235,19 @@ def write_trained_fixture(out: Path, max_steps: int = 200) -> int:
         raise GollmError(f"{corpus}: corpus file does not exist (run `deno task data` first, or pass --skip-trained)")
     ck_path = run_dir / "ckpt.pt"
     if not ck_path.is_file():
-        cmd = [sys.executable, str(ROOT / "python" / "train.py"), "--config", str(cfg), "--out-dir", str(run_dir),
-               "--max-steps", str(max_steps), "--corpus", str(corpus), "--no-progress"]
+        cmd = [
+            sys.executable,
+            str(ROOT / "python" / "train.py"),
+            "--config",
+            str(cfg),
+            "--out-dir",
+            str(run_dir),
+            "--max-steps",
+            str(max_steps),
+            "--corpus",
+            str(corpus),
+            "--no-progress",
+        ]
         subprocess.run(cmd, check=True, cwd=ROOT)
     ck = load_checkpoint(ck_path)
     c = parse_config(ck["model_config"], str(ck_path))
@@ -176,7 +259,7 @@ def write_trained_fixture(out: Path, max_steps: int = 200) -> int:
     tok = Tokenizer.load(d / "tokenizer.tiktoken")
     m = float64_model(c, sd)
     prompt_text = "Fellow citizens, the state of the Union"
-    tokens = tok.encode(prompt_text)
+    tokens = tok.encode(prompt_text, bos=True)  # as `gollm generate` does (addBos)
     with torch.no_grad():
         logits = m(torch.tensor([tokens]))[0]
     greedy, margin = greedy_with_margin(m, tokens, 50)
@@ -186,10 +269,16 @@ def write_trained_fixture(out: Path, max_steps: int = 200) -> int:
     if greedy32 != greedy:
         raise GollmError("tiny_trained: float32 and float64 greedy ids differ (a near tie); pick another prompt")
     exp = {
-        "name": "tiny_trained", "prompt": prompt_text, "tokens": tokens, "vocab_size": c.vocab_size,
+        "name": "tiny_trained",
+        "prompt": prompt_text,
+        "tokens": tokens,
+        "vocab_size": c.vocab_size,
         "logits": [round(float(x), 7) for x in logits.flatten()],
-        "greedy_prompt": tokens, "greedy_ids": greedy, "greedy_min_margin": margin,
-        "greedy_text": tok.decode(greedy), "train_steps": ck["step"],
+        "greedy_prompt": tokens,
+        "greedy_ids": greedy,
+        "greedy_min_margin": margin,
+        "greedy_text": tok.decode(greedy),
+        "train_steps": ck["step"],
         "tokenizer_cases": [{"text": s, "ids": tok.encode(s)} for s in TOKENIZER_CASES],
         "note": "configs/tiny.yaml trained on the sotu corpus; logits from PyTorch in float64",
     }

@@ -40,7 +40,7 @@ def bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, map(chr, cs)))
+    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 class TiktokenFile:
@@ -114,7 +114,9 @@ class TiktokenFile:
                 try:
                     ranks[base64.b64decode(head, validate=True)] = int(num)
                 except ValueError:
-                    raise ValueError(f"{file}: line {n}: {head[:40]!r} is neither base64 nor a <special> token") from None
+                    raise ValueError(
+                        f"{file}: line {n}: {head[:40]!r} is neither base64 nor a <special> token"
+                    ) from None
         return TiktokenFile(ranks, specials, pattern)
 
     @staticmethod
@@ -153,6 +155,11 @@ class Tokenizer:
         """Load from a ``.tiktoken`` file."""
         return Tokenizer(TiktokenFile.load(path))
 
+    @staticmethod
+    def load_text(text: str) -> Tokenizer:
+        """Load from ``.tiktoken`` text."""
+        return Tokenizer(TiktokenFile.parse(text))
+
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
         """Text → ids; special-token text in ``text`` is encoded as ordinary text."""
         ids = self.enc.encode_ordinary(text)
@@ -167,8 +174,13 @@ class Tokenizer:
         return self.enc.decode([i for i in ids if i != self.bos_id], errors="replace")
 
 
-def train_bpe(corpus: str | Path, vocab_size: int, special_tokens: list[str], pattern: str = GPT2_PATTERN,
-              show_progress: bool = True):  # -> tuple[TiktokenFile, tokenizers.Tokenizer]
+def train_bpe(
+    corpus: str | Path,
+    vocab_size: int,
+    special_tokens: list[str],
+    pattern: str = GPT2_PATTERN,
+    show_progress: bool = True,
+):  # -> tuple[TiktokenFile, tokenizers.Tokenizer]
     """Train a byte-level BPE with ``tokenizers`` and convert it to tiktoken ranks.
 
     Args:
@@ -217,8 +229,7 @@ def train_bpe(corpus: str | Path, vocab_size: int, special_tokens: list[str], pa
             f"{corpus}: corpus too small: learned {len(ranks)} BPE tokens, need {n_bpe} for vocab_size {vocab_size}"
         )
     specials = {s: len(ranks) + k for k, s in enumerate(special_tokens)}
-    for s, i in specials.items():
-        tok.add_special_tokens([s])
+    tok.add_special_tokens(list(specials))
     return TiktokenFile(ranks, specials, pattern), tok
 
 
@@ -237,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         if not corpus.is_file():
             raise GollmError(f"{corpus}: corpus file does not exist (run `deno task data` first)")
         out = Path(args.out or Path(train.out_dir) / "tokenizer.tiktoken")
-        print(f"training byte-level BPE: vocab {model.vocab_size} on {corpus} "
-              f"({corpus.stat().st_size / 1e6:.1f} MB)", flush=True)
+        print(
+            f"training byte-level BPE: vocab {model.vocab_size} on {corpus} ({corpus.stat().st_size / 1e6:.1f} MB)",
+            flush=True,
+        )
         try:
             tf, hf = train_bpe(corpus, model.vocab_size, list(train.special_tokens))
         except ValueError as e:

@@ -49,7 +49,9 @@ def lr_at(step: int, t: TrainConfig) -> float:
     return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * frac))
 
 
-def get_batch(data: np.ndarray, batch: int, context: int, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    data: np.ndarray, batch: int, context: int, gen: torch.Generator, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of ``context + 1`` tokens → inputs (batch, context) and targets (batch, context)."""
     hi = len(data) - context - 1
     if hi <= 0:
@@ -140,8 +142,17 @@ def train(args: argparse.Namespace) -> int:
     from tokenizer import Tokenizer, train_bpe
 
     mc, t = load_train_config(args.config)
-    over = {k: v for k, v in (("max_steps", args.max_steps), ("out_dir", args.out_dir), ("corpus", args.corpus),
-                               ("threads", args.threads), ("device", args.device)) if v is not None}
+    over = {
+        k: v
+        for k, v in (
+            ("max_steps", args.max_steps),
+            ("out_dir", args.out_dir),
+            ("corpus", args.corpus),
+            ("threads", args.threads),
+            ("device", args.device),
+        )
+        if v is not None
+    }
     if "max_steps" in over and over["max_steps"] <= 0:
         raise GollmError(f"--max-steps must be a positive integer, got {over['max_steps']}")
     t = dataclasses.replace(t, **over)
@@ -201,7 +212,9 @@ def train(args: argparse.Namespace) -> int:
         torch.distributed.barrier()
     tok = Tokenizer.load(tok_path)
     if tok.n_vocab > mc.vocab_size:
-        raise GollmError(f"{tok_path}: tokenizer has {tok.n_vocab} ids but vocab_size is {mc.vocab_size} ({args.config})")
+        raise GollmError(
+            f"{tok_path}: tokenizer has {tok.n_vocab} ids but vocab_size is {mc.vocab_size} ({args.config})"
+        )
     train_data, val_data = load_shard(data_dir, "train"), load_shard(data_dir, "val")
 
     torch.manual_seed(t.seed + rank)
@@ -210,7 +223,9 @@ def train(args: argparse.Namespace) -> int:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=t.lr, betas=(t.beta1, t.beta2), fused=device.startswith("cuda"),
+        lr=t.lr,
+        betas=(t.beta1, t.beta2),
+        fused=device.startswith("cuda"),
     )
     step, tokens_seen, best_val, train_time = 0, 0, float("inf"), 0.0
     if resume_ck is not None:
@@ -236,25 +251,33 @@ def train(args: argparse.Namespace) -> int:
     n_params = parameter_count(mc)
     tok_per_step = t.batch_size * t.context * t.grad_accum * world
     if master:
-        print(f"model: {mc.arch}, {n_params:,} parameters; {len(train_data):,} train tokens, "
-              f"{len(val_data):,} val tokens; {tok_per_step:,} tokens/step on {device} x{world}, "
-              f"threads {torch.get_num_threads()}", flush=True)
+        print(
+            f"model: {mc.arch}, {n_params:,} parameters; {len(train_data):,} train tokens, "
+            f"{len(val_data):,} val tokens; {tok_per_step:,} tokens/step on {device} x{world}, "
+            f"threads {torch.get_num_threads()}",
+            flush=True,
+        )
     gen = torch.Generator().manual_seed(t.seed * 1000 + rank + step)
     log = open(out / "log.jsonl", "a", encoding="utf-8") if master else None
-    bar = tqdm(total=t.max_steps, initial=step, desc="train", disable=not master or args.no_progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=t.max_steps, initial=step, desc="train", disable=not master or args.no_progress, dynamic_ncols=True
+    )
 
     def write_ckpt(val_loss: float) -> None:
-        save_checkpoint(ck_path, {
-            "model": model.canonical_state_dict(),
-            "optimizer": opt.state_dict(),
-            "model_config": mc.to_dict(),
-            "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(t).items()},
-            "tokenizer": tok_path.read_text(encoding="utf-8"),
-            "step": step,
-            "tokens_seen": tokens_seen,
-            "val_loss": val_loss,
-            "train_time_s": train_time,
-        })
+        save_checkpoint(
+            ck_path,
+            {
+                "model": model.canonical_state_dict(),
+                "optimizer": opt.state_dict(),
+                "model_config": mc.to_dict(),
+                "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(t).items()},
+                "tokenizer": tok_path.read_text(encoding="utf-8"),
+                "step": step,
+                "tokens_seen": tokens_seen,
+                "val_loss": val_loss,
+                "train_time_s": train_time,
+            },
+        )
 
     model.train()
     last_val = best_val
@@ -290,24 +313,34 @@ def train(args: argparse.Namespace) -> int:
             rec: dict[str, Any] = {}
             if step % t.log_interval == 0 or step == t.max_steps:
                 now = time.time()
-                rec = {"step": step, "loss": round(loss_avg, 5), "lr": lr,
-                       "tokens_per_s": round(tok_log / max(1e-9, now - t_log), 1),
-                       "tokens_seen": tokens_seen, "elapsed_s": round(train_time, 2)}
+                rec = {
+                    "step": step,
+                    "loss": round(loss_avg, 5),
+                    "lr": lr,
+                    "tokens_per_s": round(tok_log / max(1e-9, now - t_log), 1),
+                    "tokens_seen": tokens_seen,
+                    "elapsed_s": round(train_time, 2),
+                }
                 t_log, tok_log = now, 0
             if step % t.eval_interval == 0 or step == t.max_steps:
                 last_val = evaluate(model, val_data, t, device, ctx)
                 best_val = min(best_val, last_val)
                 rec = {**rec, "step": step, "val_loss": round(last_val, 5), "val_ppl": round(math.exp(last_val), 3)}
-                bar.write(f"step {step}: train loss {loss_avg:.4f}, val loss {last_val:.4f}, "
-                          f"val ppl {math.exp(last_val):.2f}, {tokens_seen:,} tokens, {train_time:.0f}s")
+                bar.write(
+                    f"step {step}: train loss {loss_avg:.4f}, val loss {last_val:.4f}, "
+                    f"val ppl {math.exp(last_val):.2f}, {tokens_seen:,} tokens, {train_time:.0f}s"
+                )
                 write_ckpt(last_val)
             if rec and log:
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
     bar.close()
     if master:
-        print(f"done: {step} steps, {tokens_seen:,} tokens, {train_time:.1f}s training, "
-              f"val loss {last_val:.4f} (ppl {math.exp(last_val):.2f}); checkpoint {ck_path}", flush=True)
+        print(
+            f"done: {step} steps, {tokens_seen:,} tokens, {train_time:.1f}s training, "
+            f"val loss {last_val:.4f} (ppl {math.exp(last_val):.2f}); checkpoint {ck_path}",
+            flush=True,
+        )
         log.close()
     if ddp:
         torch.distributed.destroy_process_group()

@@ -56,13 +56,13 @@ function assertOneErrorLine(r: Run, code: number, re: RegExp): void {
 }
 
 /** A scripted model directory (greedy "hello"-free chain) with the byte tokenizer. */
-async function scriptedDir(dir: string, text: string): Promise<void> {
+async function scriptedDir(dir: string, script: string | Map<number, number>): Promise<void> {
   const c = tinyConfig("llama");
   await writeGollmDir({
     format: "gollm",
     path: "<test>",
     config: c,
-    weights: scriptedWeights(c, chain(text, EOS)),
+    weights: scriptedWeights(c, typeof script === "string" ? chain(script, EOS) : script),
     tokenizer: byteTokenizer(),
   }, dir);
 }
@@ -303,6 +303,46 @@ Deno.test("gollm chat streams replies, handles /reset and ends at end of input",
     assert.equal(r.stdout, "ok\nok\n");
     assert.match(r.stderr, /plain User\/Assistant format/);
     assert.match(r.stderr, /\(conversation cleared\)/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("gollm chat: Ctrl-C (SIGINT) stops the reply, not the program", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    // ':' (end of "Assistant:") -> a -> b -> ... -> z -> a ...: a reply that never ends.
+    const script = chain(":abcdefghijklmnopqrstuvwxyz");
+    script.set("z".charCodeAt(0), "a".charCodeAt(0));
+    await scriptedDir(`${tmp}/m`, script);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "chat", "--model", `${tmp}/m`, "-n", "1000000"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const stdin = child.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode("go\n"));
+    // Wait until the reply is streaming, then interrupt it.
+    const reader = child.stdout.getReader();
+    let seen = "";
+    while (seen.length < 200) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += new TextDecoder().decode(value);
+    }
+    child.kill("SIGINT");
+    await stdin.write(new TextEncoder().encode("/exit\n"));
+    await stdin.close();
+    while (!(await reader.read()).done) { /* drain */ }
+    const [status, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+    ]);
+    assert.equal(status.code, 0, stderr);
+    assert.match(seen, /^abcdefghijklmnopqrstuvwxyzabc/);
+    assert.match(stderr, /\(reply stopped\)/);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -1,0 +1,108 @@
+"""python/config.py validates exactly like engine/config.ts (same rules, same messages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_config, load_train_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = dict(
+    arch="llama",
+    vocab_size=64,
+    dim=32,
+    n_layers=1,
+    n_heads=4,
+    hidden_dim=48,
+    context_length=16,
+    norm="rmsnorm",
+    norm_eps=1e-5,
+    mlp="swiglu",
+    tie_embeddings=True,
+)
+
+
+def test_defaults_are_filled() -> None:
+    c = parse_config(BASE, "x.yaml")
+    assert (c.n_kv_heads, c.head_dim, c.rope_theta, c.rope_style, c.attn_bias, c.tokenizer) == (
+        4,
+        8,
+        10000.0,
+        "half",
+        False,
+        "none",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dimm": 3}, "x.yaml: field 'dimm' is not a known config field"),
+        ({"dim": None}, "x.yaml: field 'dim' is missing"),
+        ({"n_heads": 0}, "x.yaml: field 'n_heads' must be a positive integer, got 0"),
+        ({"n_heads": "4"}, "x.yaml: field 'n_heads' must be a positive integer, got \"4\""),
+        ({"norm_eps": -1}, "x.yaml: field 'norm_eps' must be a positive number, got -1"),
+        ({"tie_embeddings": "yes"}, "x.yaml: field 'tie_embeddings' must be true or false"),
+        ({"rope_style": "neox"}, "x.yaml: field 'rope_style' must be one of half | interleaved"),
+        ({"n_kv_heads": 3}, "x.yaml: field 'n_kv_heads' must divide n_heads (4), got 3"),
+        ({"dim": 30}, "x.yaml: field 'head_dim' must be a positive integer, got 7.5"),  # as engine/config.ts
+        ({"head_dim": 7}, "x.yaml: field 'head_dim' must be even for RoPE, got 7"),
+        ({"mlp": "gelu"}, "x.yaml: field 'mlp' must be swiglu for arch llama"),
+        (
+            {"arch": "gpt2", "norm": "layernorm", "mlp": "gelu", "attn_bias": False},
+            "x.yaml: field 'attn_bias' must be true or absent for arch gpt2",
+        ),
+    ],
+)
+def test_bad_fields_name_file_and_field(change: dict, message: str) -> None:
+    raw = {**BASE, **change}
+    raw = {k: v for k, v in raw.items() if v is not None}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, "x.yaml")
+    assert str(e.value).startswith(message)
+
+
+def test_gpt2_always_has_bias() -> None:
+    c = parse_config({**BASE, "arch": "gpt2", "norm": "layernorm", "mlp": "gelu"}, "g.yaml")
+    assert c.attn_bias is True
+
+
+def test_repo_configs_load() -> None:
+    for name in ("tiny", "default", "test-llama", "test-gpt2", "gollm-85m"):
+        load_config(ROOT / "configs" / f"{name}.yaml")
+    mc, t = load_train_config(ROOT / "configs" / "tiny.yaml")
+    assert t.context <= mc.context_length and t.max_steps > 0
+
+
+def test_yaml_floats_like_js_yaml(tmp_path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("".join(f"{k}: {v}\n" for k, v in {**BASE, "norm_eps": "1e-5"}.items()).replace("True", "true"))
+    assert load_config(p).norm_eps == 1e-5
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ("  batchsize: 4\n", "field 'train.batchsize' is not a known train field"),
+        ("  lr: -1\n", "field 'train.lr' must be a positive number, got -1"),
+        ("  max_steps: 0\n", "field 'train.max_steps' must be a positive integer, got 0"),
+        ("  context: 17\n", "field 'train.context' must be at most context_length (16), got 17"),
+    ],
+)
+def test_bad_train_fields(tmp_path, train: str, message: str) -> None:
+    p = tmp_path / "c.yaml"
+    body = "".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in BASE.items())
+    p.write_text(body + "train:\n" + train)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_train_config(p)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="field '<file>' cannot be read"):
+        load_config(tmp_path / "missing.yaml")
+    p = tmp_path / "bad.yaml"
+    p.write_text("dim: [1,\n")
+    with pytest.raises(ConfigError, match="field '<yaml>' is not valid YAML"):
+        load_config(p)
