@@ -11,7 +11,8 @@ weights, so the oracle's own rounding is negligible) and a greedy continuation t
 
 plus ``tiny_trained/``: the tiny config (configs/tiny.yaml) trained briefly on the real
 corpus and exported as a gollm model directory, with a text prompt, its token ids (tiktoken),
-the logits and 50 greedy ids, and tokenizer cases (varied text → ids from the tiktoken package).
+the logits and 50 greedy ids, and tokenizer cases (varied text → ids from the tiktoken package);
+and ``default_model.json``: the same checks for the shipped models/default (when present).
 
 CLI (``deno task fixtures``)::
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from config import GollmError, ModelConfig, load_train_config, parse_config
+from config import GollmError, ModelConfig, load_config, load_train_config, parse_config
 from export import write_gollm_dir
 from model import Transformer
 
@@ -286,6 +287,41 @@ def write_trained_fixture(out: Path, max_steps: int = 200) -> int:
     return sum(f.stat().st_size for f in d.iterdir())
 
 
+def write_default_fixture(out: Path) -> int:
+    """``default_model.json``: the shipped models/default (F16 weights, exact in F32) — its
+    tokenizer's ids for TOKENIZER_CASES, a prompt's ids (with BOS), the last-position logits and
+    40 greedy ids from PyTorch in float64. Returns bytes written (0 when models/default is absent)."""
+    from safetensors.torch import load_file
+
+    from tokenizer import Tokenizer
+
+    d = ROOT / "models" / "default"
+    if not (d / "config.yaml").is_file():
+        return 0
+    c = load_config(d / "config.yaml")
+    sd = {k: v.float() for k, v in load_file(d / "model.safetensors").items()}
+    tok = Tokenizer.load(d / c.tokenizer)
+    m = float64_model(c, sd)
+    prompt_text = "The state of the Union"
+    tokens = tok.encode(prompt_text, bos=True)
+    with torch.no_grad():
+        last = m(torch.tensor([tokens]))[0, -1]
+    greedy, margin = greedy_with_margin(m, tokens, 40)
+    exp = {
+        "prompt": prompt_text,
+        "tokens": tokens,
+        "last_logits": [round(float(x), 7) for x in last],
+        "greedy_ids": greedy,
+        "greedy_min_margin": margin,
+        "greedy_text": tok.decode(greedy),
+        "tokenizer_cases": [{"text": s, "ids": tok.encode(s)} for s in TOKENIZER_CASES],
+        "note": "models/default from PyTorch in float64 (python/fixtures.py)",
+    }
+    p = out / "default_model.json"
+    p.write_text(json.dumps(exp, ensure_ascii=False) + "\n")
+    return p.stat().st_size
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     ap = argparse.ArgumentParser(description="Regenerate tests/fixtures/pytorch")
@@ -304,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
             n = write_trained_fixture(out)
             total += n
             print(f"wrote {out / 'tiny_trained'} ({n / 1e3:.0f} kB)")
+        n = write_default_fixture(out)
+        if n:
+            total += n
+            print(f"wrote {out / 'default_model.json'} ({n / 1e3:.0f} kB)")
         for stale in out.iterdir():
             if stale.is_dir() and stale.name not in CONFIGS and stale.name != "tiny_trained":
                 shutil.rmtree(stale)

@@ -88,6 +88,9 @@ def test_resume_or_export_with_another_config_fails_cleanly(tmp_path, corpus_fil
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "checkpoint is from another config: dim is 32 in the checkpoint but 48 in the config" in err
+    # a fresh run into the same out_dir is refused too (it would overwrite that checkpoint)
+    assert train.main(["--config", str(cfg2), "--no-progress"]) == 1
+    assert "checkpoint is from another config" in capsys.readouterr().err
     out = tmp_path / "exported"
     assert export.main(["--config", str(cfg2), "--out", str(out)]) == 1
     assert "checkpoint is from another config" in capsys.readouterr().err

@@ -190,6 +190,15 @@ def train(args: argparse.Namespace) -> int:
         why = checkpoint_config_mismatch(resume_ck["model_config"], mc)
         if why:
             raise GollmError(f"{ck_path}: checkpoint is from another config: {why} ({args.config})")
+    elif ck_path.is_file():
+        why = checkpoint_config_mismatch(load_checkpoint(ck_path)["model_config"], mc)
+        if why:
+            raise GollmError(
+                f"{ck_path}: checkpoint is from another config: {why} ({args.config}); "
+                "set another train.out_dir (--out-dir) or delete it"
+            )
+        if master:
+            print(f"note: starting afresh; {ck_path} will be overwritten (--resume continues it)", flush=True)
 
     # Tokenizer and shards (rank 0 builds; others wait).
     tok_path = out / "tokenizer.tiktoken"
@@ -211,9 +220,10 @@ def train(args: argparse.Namespace) -> int:
     if ddp:
         torch.distributed.barrier()
     tok = Tokenizer.load(tok_path)
-    if tok.n_vocab > mc.vocab_size:
+    if tok.n_vocab != mc.vocab_size:
         raise GollmError(
-            f"{tok_path}: tokenizer has {tok.n_vocab} ids but vocab_size is {mc.vocab_size} ({args.config})"
+            f"{tok_path}: tokenizer has {tok.n_vocab} ids but vocab_size is {mc.vocab_size} ({args.config}); "
+            "delete it to retrain, or set another train.out_dir"
         )
     train_data, val_data = load_shard(data_dir, "train"), load_shard(data_dir, "val")
 

@@ -130,3 +130,43 @@ Deno.test("trained tiny model: Deno greedy text equals PyTorch's over 50 tokens"
   const out = greedy(compileModel(config, weights), ids, 50);
   assert.deepEqual(out, expected.greedy_ids);
 });
+
+const DEFAULT_MODEL = new URL("../models/default/", import.meta.url).pathname;
+const DEFAULT_EXPECTED = join(FIXTURES, "default_model.json");
+const haveDefault = (() => {
+  try {
+    Deno.statSync(join(DEFAULT_MODEL, "config.yaml"));
+    Deno.statSync(DEFAULT_EXPECTED);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!haveDefault) {
+  console.log("skipping shipped-model parity: models/default or its fixture is absent");
+}
+
+Deno.test({
+  name: "shipped models/default: tokenizer ids, logits and greedy ids equal PyTorch's",
+  ignore: !haveDefault,
+  fn: async () => {
+    const config = await loadConfig(join(DEFAULT_MODEL, "config.yaml"));
+    const { tensors, dtypes } = await readSafetensors(join(DEFAULT_MODEL, "model.safetensors"));
+    assert.equal(dtypes.get("tok_embeddings.weight"), "F16");
+    const e = JSON.parse(await Deno.readTextFile(DEFAULT_EXPECTED)) as {
+      prompt: string;
+      tokens: number[];
+      last_logits: number[];
+      greedy_ids: number[];
+      tokenizer_cases: { text: string; ids: number[] }[];
+    };
+    const tok = await TiktokenTokenizer.fromFile(join(DEFAULT_MODEL, config.tokenizer));
+    for (const { text, ids } of e.tokenizer_cases) {
+      assert.deepEqual(tok.encode(text, { bos: false }), ids, `encode(${JSON.stringify(text)})`);
+    }
+    assert.deepEqual(tok.encode(e.prompt), e.tokens);
+    const m = compileModel(config, tensors);
+    assertClose(m.forward(e.tokens, 0), e.last_logits, TOL, "last-position logits");
+    assert.deepEqual(greedy(m, e.tokens, e.greedy_ids.length), e.greedy_ids);
+  },
+});
