@@ -5,7 +5,7 @@
  */
 import { formatBench, runBench } from "../codegen/bench.ts";
 import { loadConfig } from "../engine/config.ts";
-import { type Command, num, out, parse, str, UsageError } from "./common.ts";
+import { type Command, num, out, outJson, parse, required, str, UsageError } from "./common.ts";
 
 const HELP = `usage: gollm bench --config FILE [--seconds S] [--backends jit,reference] [--json]
 
@@ -20,13 +20,21 @@ options:
   --json               print the result as one JSON object
   -h, --help           show this help`;
 
-/** The `bench` subcommand. */
+/**
+ * The `bench` subcommand: parse → load the config → {@linkcode runBench} on random weights →
+ * print the table (tok/s, GFLOP/s) or JSON.
+ *
+ * @example
+ * ```ts ignore
+ * import { bench } from "./bench.ts";
+ * await bench.run(["--config", "configs/test-llama.yaml", "--seconds", "0.5"]);
+ * ```
+ */
 export const bench: Command = {
   name: "bench",
   summary: "reference vs JIT tok/s and GFLOP/s on random weights",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
       config: { type: "string" },
       seconds: { type: "string" },
@@ -34,11 +42,11 @@ export const bench: Command = {
       json: { type: "boolean" },
     });
     if (!p) return 0;
-    const configPath = str(p.values, "config");
-    if (configPath === undefined) throw new UsageError("--config FILE is required", usage);
-    const seconds = num(p.values, "seconds", usage, 0);
+    const { values: v, usage } = p;
+    const configPath = required(v, "config", "FILE", usage);
+    const seconds = num(v, "seconds", usage, 0);
     if (seconds === 0) throw new UsageError("--seconds must be > 0", usage);
-    const list = str(p.values, "backends")?.split(",").map((s) => s.trim()).filter(Boolean);
+    const list = str(v, "backends")?.split(",").map((s) => s.trim()).filter(Boolean);
     for (const b of list ?? []) {
       if (b !== "jit" && b !== "reference") {
         throw new UsageError(`--backends: unknown backend '${b}' (jit, reference)`, usage);
@@ -49,9 +57,8 @@ export const bench: Command = {
       seconds,
       backends: list as ("jit" | "reference")[] | undefined,
     });
-    await out(
-      p.values.json === true ? JSON.stringify(result) + "\n" : formatBench(result) + "\n",
-    );
+    if (v.json === true) await outJson(result);
+    else await out(formatBench(result) + "\n");
     return 0;
   },
 };

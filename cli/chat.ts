@@ -6,16 +6,15 @@
  */
 import { type ChatMessage, renderChat } from "../engine/chat.ts";
 import { GollmError } from "../engine/errors.ts";
-import { loadModel } from "../engine/model.ts";
 import {
-  choice,
   type Command,
-  defaultModelPath,
   err,
   int,
+  loadModelFlags,
+  MODEL_OPTIONS,
+  modelFlags,
   out,
   parse,
-  progress,
   SAMPLING_HELP,
   SAMPLING_OPTIONS,
   samplingOptions,
@@ -60,45 +59,33 @@ async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<st
   if (buf.length > 0) yield buf;
 }
 
-/** The `chat` subcommand. */
+/**
+ * The `chat` subcommand: parse → load → read lines from stdin, render the conversation with
+ * the chat template and stream each reply to stdout.
+ *
+ * @example
+ * ```ts ignore
+ * import { chat } from "./chat.ts";
+ * await chat.run(["--system", "You are terse.", "-n", "64"]);
+ * ```
+ */
 export const chat: Command = {
   name: "chat",
   summary: "interactive streaming chat (/reset; Ctrl-C stops a reply)",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
-      model: { type: "string" },
+      ...MODEL_OPTIONS,
       system: { type: "string" },
       "max-tokens": { type: "string", short: "n" },
       ...SAMPLING_OPTIONS,
-      backend: { type: "string" },
-      "kv-capacity": { type: "string" },
-      tokenizer: { type: "string" },
     });
     if (!p) return 0;
-    const v = p.values;
+    const { values: v, usage } = p;
     const sampling = samplingOptions(v, usage);
     const maxTokens = int(v, "max-tokens", usage, 1) ?? 512;
-    const backend = choice(v, "backend", usage, ["jit", "reference"] as const) ?? "jit";
-    const kvCapacity = int(v, "kv-capacity", usage, 1);
-    const path = str(v, "model") ?? defaultModelPath();
+    const { model, path } = await loadModelFlags(modelFlags(v, usage));
     const system = str(v, "system");
-
-    const prog = progress();
-    let model;
-    try {
-      model = await loadModel(path, {
-        backend,
-        kvCapacity,
-        tokenizerPath: str(v, "tokenizer"),
-        onProgress: prog.onProgress,
-      });
-    } catch (e) {
-      prog.clear();
-      throw e;
-    }
-    prog.done(`loaded ${path} (${model.checkpoint.format}, ${backend})`);
     const tok = model.tokenizer;
     if (!tok) {
       throw new GollmError(`${path}: the model has no tokenizer (tokenizer: none); chat needs one`);

@@ -13,9 +13,9 @@ import {
   formatBytes,
   formatCount,
   parse,
-  progress,
   str,
   UsageError,
+  withProgress,
 } from "./common.ts";
 
 const HELP = `usage: gollm convert IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]
@@ -42,48 +42,50 @@ async function dirBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** The `convert` subcommand. */
+/**
+ * The `convert` subcommand: parse → load any checkpoint → {@linkcode writeGollmDir} (atomic)
+ * → one summary line (parameters, tensors, dtype, tokenizer, bytes on disk) on stderr.
+ *
+ * @example
+ * ```ts ignore
+ * import { convert } from "./convert.ts";
+ * await convert.run(["stories260K.bin", "out/stories", "--tokenizer", "tok512.bin"]);
+ * ```
+ */
 export const convert: Command = {
   name: "convert",
   summary: "any supported checkpoint -> gollm model directory (f32/f16/bf16)",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
       dtype: { type: "string" },
       tokenizer: { type: "string" },
       force: { type: "boolean" },
     }, 2);
     if (!p) return 0;
+    const { values: v, usage } = p;
     const [input, output] = p.positionals;
     if (input === undefined || output === undefined) {
       throw new UsageError("needs IN and OUT", usage);
     }
-    const dtype = choice(p.values, "dtype", usage, ["f32", "f16", "bf16"] as const) ?? "f32";
-
-    const prog = progress();
-    try {
-      const ckpt = await loadCheckpoint(input, {
-        tokenizerPath: str(p.values, "tokenizer"),
-        onProgress: prog.onProgress,
-      });
-      await writeGollmDir(ckpt, output, {
-        dtype,
-        overwrite: p.values.force === true,
-        onProgress: prog.onProgress,
-      });
-      const tokName = (await loadConfig(`${output}/config.yaml`)).tokenizer;
-      prog.done(
+    const dtype = choice(v, "dtype", usage, ["f32", "f16", "bf16"] as const) ?? "f32";
+    await withProgress(
+      false,
+      async (onProgress) => {
+        const ckpt = await loadCheckpoint(input, {
+          tokenizerPath: str(v, "tokenizer"),
+          onProgress,
+        });
+        await writeGollmDir(ckpt, output, { dtype, overwrite: v.force === true, onProgress });
+        return ckpt;
+      },
+      async (ckpt) =>
         `converted ${input} (${ckpt.format}) -> ${output}: ${
           formatCount(parameterCount(ckpt.config))
-        } parameters, ${ckpt.weights.size} tensors, ${dtype}, tokenizer ${tokName}, ${
-          formatBytes(await dirBytes(output))
-        }`,
-      );
-    } catch (e) {
-      prog.clear();
-      throw e;
-    }
+        } parameters, ${ckpt.weights.size} tensors, ${dtype}, tokenizer ${
+          (await loadConfig(`${output}/config.yaml`)).tokenizer
+        }, ${formatBytes(await dirBytes(output))}`,
+    );
     err(`run it: deno run -A cli/main.ts generate --model ${output} --prompt "..."`);
     return 0;
   },

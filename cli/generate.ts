@@ -3,16 +3,17 @@
  *
  * @module
  */
-import { type GenerateStats, loadModel } from "../engine/model.ts";
 import {
-  choice,
   type Command,
-  defaultModelPath,
   err,
+  type GenerateStats,
   int,
+  loadModelFlags,
+  MODEL_OPTIONS,
+  modelFlags,
   out,
+  outJson,
   parse,
-  progress,
   SAMPLING_HELP,
   SAMPLING_OPTIONS,
   samplingOptions,
@@ -43,7 +44,21 @@ ${SAMPLING_HELP}
 const tokPerSec = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/** One-line speed summary written to stderr after generation. */
+/**
+ * One-line speed summary written to stderr after generation (tok/s = tokens / wall seconds).
+ *
+ * @param s Stats of the finished generation.
+ * @returns E.g. `prefill: 5 tokens, 53.9 tok/s | decode: 59 tokens, 539.7 tok/s | 60 generated, stop: max_tokens`.
+ *
+ * @example
+ * ```ts
+ * import { statsLine } from "./generate.ts";
+ * console.log(statsLine({
+ *   promptTokens: 2, prefillTokens: 2, prefillMs: 10, decodeTokens: 3, decodeMs: 30,
+ *   tokens: [5, 6, 7, 8], stopReason: "max_tokens",
+ * })); // prefill: 2 tokens, 200.0 tok/s | decode: 3 tokens, 100.0 tok/s | 4 generated, ...
+ * ```
+ */
 export function statsLine(s: GenerateStats): string {
   const pre = tokPerSec(s.prefillTokens, s.prefillMs);
   const dec = tokPerSec(s.decodeTokens, s.decodeMs);
@@ -52,50 +67,38 @@ export function statsLine(s: GenerateStats): string {
     `stop: ${s.stopReason}`;
 }
 
-/** The `generate` subcommand. */
+/**
+ * The `generate` subcommand: parse → load → stream the continuation to stdout (ending it
+ * with a newline, as llama2.c does) → stats line on stderr; or one JSON object with --json.
+ *
+ * @example
+ * ```ts ignore
+ * import { generate } from "./generate.ts";
+ * await generate.run(["--prompt", "Once upon a time", "-n", "20", "--seed", "1"]);
+ * ```
+ */
 export const generate: Command = {
   name: "generate",
   summary: "stream a continuation of a prompt (prints tok/s to stderr)",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
-      model: { type: "string" },
+      ...MODEL_OPTIONS,
       prompt: { type: "string" },
       "max-tokens": { type: "string", short: "n" },
       ...SAMPLING_OPTIONS,
       stop: { type: "string", multiple: true },
-      backend: { type: "string" },
-      "kv-capacity": { type: "string" },
-      tokenizer: { type: "string" },
       json: { type: "boolean" },
     });
     if (!p) return 0;
-    const v = p.values;
+    const { values: v, usage } = p;
     const sampling = samplingOptions(v, usage);
     const maxTokens = int(v, "max-tokens", usage, 0) ?? 256;
-    const backend = choice(v, "backend", usage, ["jit", "reference"] as const) ?? "jit";
-    const kvCapacity = int(v, "kv-capacity", usage, 1);
+    const flags = modelFlags(v, usage);
     const json = v.json === true;
-    const path = str(v, "model") ?? defaultModelPath();
+    const { model } = await loadModelFlags(flags);
 
-    const prog = progress();
-    let model;
-    try {
-      model = await loadModel(path, {
-        backend,
-        kvCapacity,
-        tokenizerPath: str(v, "tokenizer"),
-        onProgress: prog.onProgress,
-      });
-    } catch (e) {
-      prog.clear();
-      throw e;
-    }
-    prog.done(`loaded ${path} (${model.checkpoint.format}, ${backend})`);
-
-    let text = "";
-    const tty = Deno.stdout.isTerminal();
+    let text = "", endsWithNewline = false;
     for await (
       const piece of model.generate(str(v, "prompt") ?? "", {
         ...sampling,
@@ -105,24 +108,27 @@ export const generate: Command = {
       })
     ) {
       if (json) text += piece;
-      else await out(piece);
+      else {
+        await out(piece);
+        endsWithNewline = piece.endsWith("\n");
+      }
     }
     const s = model.stats;
     if (!s) return 0;
     if (json) {
-      await out(
-        JSON.stringify({
-          text,
-          tokens: s.tokens,
-          prefill_tokens: s.prefillTokens,
-          prefill_tok_s: round2(tokPerSec(s.prefillTokens, s.prefillMs)),
-          decode_tokens: s.decodeTokens,
-          decode_tok_s: round2(tokPerSec(s.decodeTokens, s.decodeMs)),
-          stop_reason: s.stopReason,
-        }) + "\n",
-      );
+      await outJson({
+        text,
+        tokens: s.tokens,
+        prefill_tokens: s.prefillTokens,
+        prefill_tok_s: round2(tokPerSec(s.prefillTokens, s.prefillMs)),
+        decode_tokens: s.decodeTokens,
+        decode_tok_s: round2(tokPerSec(s.decodeTokens, s.decodeMs)),
+        stop_reason: s.stopReason,
+      });
     } else {
-      if (tty) await out("\n");
+      // End the text with a newline (llama2.c prints one too) so the stats line on stderr
+      // starts on its own line in a terminal and piped output is a complete line.
+      if (!endsWithNewline) await out("\n");
       err(statsLine(s));
     }
     return 0;

@@ -14,10 +14,11 @@ import {
   formatCount,
   int,
   out,
+  outJson,
   parse,
-  progress,
   str,
   UsageError,
+  withProgress,
 } from "./common.ts";
 
 const HELP = `usage: gollm inspect PATH [--kv-capacity N] [--prefill-chunk T] [--json]
@@ -35,13 +36,21 @@ options:
   --json               print one JSON object
   -h, --help           show this help`;
 
-/** The `inspect` subcommand. */
+/**
+ * The `inspect` subcommand: parse → load the checkpoint → plan the arena → print the config,
+ * parameter count, tensor table and memory plan (bytes) as text or JSON.
+ *
+ * @example
+ * ```ts ignore
+ * import { inspect } from "./inspect.ts";
+ * await inspect.run(["models/default", "--json"]);
+ * ```
+ */
 export const inspect: Command = {
   name: "inspect",
   summary: "config, parameter count, tensors and memory plan of a checkpoint",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
       "kv-capacity": { type: "string" },
       "prefill-chunk": { type: "string" },
@@ -49,23 +58,17 @@ export const inspect: Command = {
       json: { type: "boolean" },
     }, 1);
     if (!p) return 0;
+    const { values: v, usage } = p;
     const path = p.positionals[0];
     if (path === undefined) throw new UsageError("missing PATH", usage);
-    const kvCapacity = int(p.values, "kv-capacity", usage, 1);
-    const prefillChunk = int(p.values, "prefill-chunk", usage, 1);
-
-    const prog = progress(p.values.json === true);
-    let ckpt;
-    try {
-      ckpt = await loadCheckpoint(path, {
-        tokenizerPath: str(p.values, "tokenizer"),
-        onProgress: prog.onProgress,
-      });
-    } catch (e) {
-      prog.clear();
-      throw e;
-    }
-    prog.done(`loaded ${path}`);
+    const kvCapacity = int(v, "kv-capacity", usage, 1);
+    const prefillChunk = int(v, "prefill-chunk", usage, 1);
+    const json = v.json === true;
+    const ckpt = await withProgress(
+      json,
+      (onProgress) => loadCheckpoint(path, { tokenizerPath: str(v, "tokenizer"), onProgress }),
+      () => `loaded ${path}`,
+    );
     const c = ckpt.config;
     if (kvCapacity !== undefined && kvCapacity > c.context_length) {
       throw new GollmError(
@@ -95,26 +98,24 @@ export const inspect: Command = {
       total_bytes: weightBytes + plan.arenaBytes,
     };
 
-    if (p.values.json === true) {
-      await out(
-        JSON.stringify({
-          path,
-          format: ckpt.format,
-          config: c,
-          parameters: params,
-          tensors,
-          memory,
-          tokenizer: tok
-            ? {
-              vocab_size: tok.vocabSize,
-              bos_id: tok.bosId,
-              eos_ids: eosIds,
-              add_bos: tok.addBos,
-              chat_template: tok.chatTemplate !== undefined,
-            }
-            : null,
-        }) + "\n",
-      );
+    if (json) {
+      await outJson({
+        path,
+        format: ckpt.format,
+        config: c,
+        parameters: params,
+        tensors,
+        memory,
+        tokenizer: tok
+          ? {
+            vocab_size: tok.vocabSize,
+            bos_id: tok.bosId,
+            eos_ids: eosIds,
+            add_bos: tok.addBos,
+            chat_template: tok.chatTemplate !== undefined,
+          }
+          : null,
+      });
       return 0;
     }
 

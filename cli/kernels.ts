@@ -13,8 +13,8 @@ import {
   int,
   out,
   parse,
+  required,
   str,
-  UsageError,
   writeFileAtomic,
 } from "./common.ts";
 
@@ -31,13 +31,21 @@ options:
   --prefill-chunk T    tokens per prefill chunk (default 32)
   -h, --help           show this help`;
 
-/** The `kernels` subcommand. */
+/**
+ * The `kernels` subcommand: parse → load the config → {@linkcode emitKernels} → write the
+ * module to `--out` (atomically) or stdout.
+ *
+ * @example
+ * ```ts ignore
+ * import { kernels } from "./kernels.ts";
+ * await kernels.run(["--config", "configs/test-gpt2.yaml", "--out", "generated/k.ts"]);
+ * ```
+ */
 export const kernels: Command = {
   name: "kernels",
   summary: "write the generated kernels for a config (deno task generate)",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
       config: { type: "string" },
       out: { type: "string" },
@@ -45,10 +53,10 @@ export const kernels: Command = {
       "prefill-chunk": { type: "string" },
     });
     if (!p) return 0;
-    const configPath = str(p.values, "config");
-    if (configPath === undefined) throw new UsageError("--config FILE is required", usage);
-    const kvCapacity = int(p.values, "kv-capacity", usage, 1);
-    const prefillChunk = int(p.values, "prefill-chunk", usage, 1);
+    const { values: v, usage } = p;
+    const configPath = required(v, "config", "FILE", usage);
+    const kvCapacity = int(v, "kv-capacity", usage, 1);
+    const prefillChunk = int(v, "prefill-chunk", usage, 1);
     const config = await loadConfig(configPath);
     if (kvCapacity !== undefined && kvCapacity > config.context_length) {
       throw new GollmError(
@@ -56,7 +64,7 @@ export const kernels: Command = {
       );
     }
     const source = emitKernels(config, { kvCapacity, prefillChunk });
-    const outPath = str(p.values, "out");
+    const outPath = str(v, "out");
     if (outPath === undefined) {
       await out(source);
       return 0;

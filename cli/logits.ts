@@ -5,15 +5,15 @@
  * @module
  */
 import { GollmError } from "../engine/errors.ts";
-import { loadModel } from "../engine/model.ts";
 import {
-  choice,
   type Command,
-  defaultModelPath,
   int,
+  loadModelFlags,
+  MODEL_OPTIONS,
+  modelFlags,
   out,
+  outJson,
   parse,
-  progress,
   str,
   UsageError,
 } from "./common.ts";
@@ -47,7 +47,20 @@ function f32(x: number): number {
   return Number(x.toPrecision(9));
 }
 
-/** Parses `1,2,3` or `1 2 3` into ids. */
+/**
+ * Parses `--tokens`: ids separated by commas and/or whitespace.
+ *
+ * @param text E.g. `1,2,3` or `1 2 3`.
+ * @param usage Usage line for errors.
+ * @returns The ids (not yet checked against the vocabulary).
+ * @throws {UsageError} for an empty list or an entry that is not a non-negative integer.
+ *
+ * @example
+ * ```ts
+ * import { parseTokenList } from "./logits.ts";
+ * console.log(parseTokenList("1, 2 3", "usage: gollm logits")); // [1, 2, 3]
+ * ```
+ */
 export function parseTokenList(text: string, usage: string): number[] {
   const parts = text.split(/[\s,]+/).filter((s) => s.length > 0);
   if (parts.length === 0) throw new UsageError("--tokens needs at least one id", usage);
@@ -59,52 +72,41 @@ export function parseTokenList(text: string, usage: string): number[] {
   });
 }
 
-/** The `logits` subcommand. */
+/**
+ * The `logits` subcommand: parse → load → `forwardAll` from position 0 → print each
+ * position's `(vocab_size)` logits (top entries, every value with --full, or JSON).
+ *
+ * @example
+ * ```ts ignore
+ * import { logits } from "./logits.ts";
+ * await logits.run(["--model", "models/default", "--tokens", "1,2,3", "--json"]);
+ * ```
+ */
 export const logits: Command = {
   name: "logits",
   summary: "logits of every position for token ids or a prompt",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
-      model: { type: "string" },
+      ...MODEL_OPTIONS,
       tokens: { type: "string" },
       prompt: { type: "string" },
       "no-bos": { type: "boolean" },
-      backend: { type: "string" },
-      "kv-capacity": { type: "string" },
-      tokenizer: { type: "string" },
       top: { type: "string" },
       full: { type: "boolean" },
       json: { type: "boolean" },
     });
     if (!p) return 0;
-    const v = p.values;
+    const { values: v, usage } = p;
     const tokensArg = str(v, "tokens"), prompt = str(v, "prompt");
     if ((tokensArg === undefined) === (prompt === undefined)) {
       throw new UsageError("give exactly one of --tokens IDS or --prompt TEXT", usage);
     }
-    const backend = choice(v, "backend", usage, ["jit", "reference"] as const) ?? "jit";
-    const kvCapacity = int(v, "kv-capacity", usage, 1);
+    const flags = modelFlags(v, usage);
     const top = int(v, "top", usage, 1) ?? 5;
     const json = v.json === true;
     let ids = tokensArg !== undefined ? parseTokenList(tokensArg, usage) : [];
-    const path = str(v, "model") ?? defaultModelPath();
-
-    const prog = progress(json);
-    let model;
-    try {
-      model = await loadModel(path, {
-        backend,
-        kvCapacity,
-        tokenizerPath: str(v, "tokenizer"),
-        onProgress: prog.onProgress,
-      });
-    } catch (e) {
-      prog.clear();
-      throw e;
-    }
-    prog.done(`loaded ${path} (${model.checkpoint.format}, ${backend})`);
+    const { model, path } = await loadModelFlags(flags, json);
     const tok = model.tokenizer;
     if (prompt !== undefined) {
       if (!tok) {
@@ -126,9 +128,13 @@ export const logits: Command = {
       for (let i = 0; i < ids.length; i++) {
         rows.push(Array.from(all.subarray(i * V, (i + 1) * V), f32));
       }
-      await out(
-        JSON.stringify({ model: path, backend, tokens: ids, vocab_size: V, logits: rows }) + "\n",
-      );
+      await outJson({
+        model: path,
+        backend: model.backend,
+        tokens: ids,
+        vocab_size: V,
+        logits: rows,
+      });
       return 0;
     }
     const piece = (id: number) => (tok ? ` ${JSON.stringify(tok.tokenPiece(id))}` : "");

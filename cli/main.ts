@@ -23,7 +23,15 @@ const COMMANDS: Command[] = [generate, chat, inspect, logits, tokenize, convert,
 
 const USAGE = "usage: gollm <command> [options]   (gollm <command> --help for its options)";
 
-/** The top-level help text. */
+/**
+ * The top-level help text: usage line and one line per command (`name  summary`).
+ *
+ * @example
+ * ```ts
+ * import { mainHelp } from "./main.ts";
+ * console.log(mainHelp().split("\n")[0]); // gollm: run decoder-only transformer ...
+ * ```
+ */
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [

@@ -5,7 +5,7 @@
  */
 import { GollmError } from "../engine/errors.ts";
 import { loadCheckpointTokenizer } from "../engine/load.ts";
-import { type Command, defaultModelPath, out, parse, str, UsageError } from "./common.ts";
+import { type Command, defaultModelPath, out, outJson, parse, required, str } from "./common.ts";
 
 const HELP = `usage: gollm tokenize [--model PATH] --text TEXT [--json] [options]
 
@@ -22,13 +22,21 @@ options:
   --json               print {ids, pieces} as one JSON object
   -h, --help           show this help`;
 
-/** The `tokenize` subcommand. */
+/**
+ * The `tokenize` subcommand: parse → load only the tokenizer → encode → print ids and pieces
+ * (text or JSON).
+ *
+ * @example
+ * ```ts ignore
+ * import { tokenize } from "./tokenize.ts";
+ * await tokenize.run(["--text", "Hello world", "--json"]);
+ * ```
+ */
 export const tokenize: Command = {
   name: "tokenize",
   summary: "token ids and pieces of a text",
   help: HELP,
   async run(args) {
-    const usage = HELP.split("\n")[0];
     const p = parse(HELP, args, {
       model: { type: "string" },
       text: { type: "string" },
@@ -39,8 +47,7 @@ export const tokenize: Command = {
     });
     if (!p) return 0;
     const v = p.values;
-    const text = str(v, "text");
-    if (text === undefined) throw new UsageError("--text TEXT is required", usage);
+    const text = required(v, "text", "TEXT", p.usage);
     const path = str(v, "model") ?? defaultModelPath();
     const tok = await loadCheckpointTokenizer(path, { tokenizerPath: str(v, "tokenizer") });
     if (!tok) {
@@ -54,7 +61,7 @@ export const tokenize: Command = {
     });
     const pieces = ids.map((id) => tok.tokenPiece(id));
     if (v.json === true) {
-      await out(JSON.stringify({ ids, pieces }) + "\n");
+      await outJson({ ids, pieces });
       return 0;
     }
     const w = Math.max(2, ...ids.map((id) => String(id).length));

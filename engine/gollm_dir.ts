@@ -29,11 +29,19 @@ const CHAT_TEMPLATE_FILE = "chat_template.jinja";
 
 /** The same tokenizer with a chat template attached (tokenizer files do not store one). */
 function withChatTemplate(tok: Tokenizer, template: string): Tokenizer {
+  // Methods are bound once and reused: StreamDecoder calls tokenBytes for every token.
+  const bound = new Map<PropertyKey, { fn: unknown; bound: unknown }>();
   return new Proxy(tok, {
     get(target, prop) {
       if (prop === "chatTemplate") return template;
       const v = Reflect.get(target, prop, target);
-      return typeof v === "function" ? v.bind(target) : v;
+      if (typeof v !== "function") return v;
+      let b = bound.get(prop);
+      if (b === undefined || b.fn !== v) {
+        b = { fn: v, bound: v.bind(target) };
+        bound.set(prop, b);
+      }
+      return b.bound;
     },
   });
 }

@@ -19,6 +19,7 @@
 import type { Checkpoint, GenerationDefaults } from "./checkpoint.ts";
 import { type ModelConfig, parseConfig } from "./config.ts";
 import { ConfigError, FormatError } from "./errors.ts";
+import { isFile, readJson } from "./files.ts";
 import { loadHfTokenizer } from "./hf_tokenizer.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { checkWeights, expectedShapes, type Tensor, type Weights } from "./weights.ts";
@@ -381,28 +382,6 @@ function mapWeights(config: ModelConfig, gpt2Style: boolean, src: TensorSource):
     put("output.weight", fetch("lm_head.weight", [config.vocab_size, d], "output.weight", true));
   }
   return out;
-}
-
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(path, `is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
 }
 
 /** Opens model.safetensors or every shard listed in model.safetensors.index.json. */

@@ -27,6 +27,7 @@
  * @module
  */
 import { FormatError } from "./errors.ts";
+import { isFile, readJson } from "./files.ts";
 import { SentencePieceTokenizer, SPM_TOKEN_TYPE } from "./sentencepiece.ts";
 import { PRETOKENIZE_PATTERNS, TiktokenTokenizer } from "./tiktoken.ts";
 import type { EncodeOptions, Tokenizer } from "./tokenizer.ts";
@@ -414,28 +415,6 @@ export function parseHfTokenizer(
     addSpacePrefix,
     ...(config.chatTemplate !== undefined ? { chatTemplate: config.chatTemplate } : {}),
   });
-}
-
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(path, `is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -166,15 +166,6 @@ export interface Model {
   generate(prompt: string | readonly number[], options?: GenerateOptions): AsyncIterable<string>;
 }
 
-function wrapRange<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof RangeError) throw new GollmError(e.message);
-    throw e;
-  }
-}
-
 /** Length of the longest suffix of `text` that is a proper prefix of one of `stops`. */
 function stopPrefixHold(text: string, stops: readonly string[]): number {
   let hold = 0;
@@ -212,10 +203,6 @@ function checkNum(name: string, v: number | undefined, min: number, max = Infini
 }
 
 class GollmModel implements Model {
-  readonly config: ModelConfig;
-  readonly tokenizer: Tokenizer | null;
-  readonly checkpoint: CheckpointInfo;
-  readonly backend: Backend;
   readonly kvCapacity: number;
   readonly eosIds: readonly number[];
   #pass: ForwardPass;
@@ -226,18 +213,14 @@ class GollmModel implements Model {
   #cached: number[] = [];
 
   constructor(
-    config: ModelConfig,
+    readonly config: ModelConfig,
     pass: ForwardPass,
-    tokenizer: Tokenizer | null,
-    checkpoint: CheckpointInfo,
-    backend: Backend,
+    readonly tokenizer: Tokenizer | null,
+    readonly checkpoint: CheckpointInfo,
+    readonly backend: Backend,
     options: ModelOptions,
   ) {
-    this.config = config;
     this.#pass = pass;
-    this.tokenizer = tokenizer;
-    this.checkpoint = checkpoint;
-    this.backend = backend;
     this.kvCapacity = pass.kvCapacity;
     this.eosIds = [...new Set([...(tokenizer?.eosIds ?? []), ...(options.extraEosIds ?? [])])];
     this.#generation = options.generation ?? {};
@@ -247,66 +230,63 @@ class GollmModel implements Model {
     return this.#stats;
   }
 
-  #track(tokens: ArrayLike<number>, pos: number): void {
-    if (pos > this.#cached.length) {
-      this.#cached = [];
-      return;
+  /**
+   * Runs the pass (`forward`: last-token logits, a view into the arena; `forwardAll`: an
+   * `(n, vocab)` copy) and keeps `#cached` in step with the KV cache. The view is returned
+   * as is: the decode loop samples straight from the arena without copying the logits.
+   */
+  #run(tokens: ArrayLike<number>, pos: number, all = false): Float32Array {
+    let out: Float32Array;
+    try {
+      out = all ? this.#pass.forwardAll(tokens, pos) : this.#pass.forward(tokens, pos);
+    } catch (e) {
+      this.#cached.length = 0; // the pass may have written part of the cache
+      throw e instanceof RangeError ? new GollmError(e.message) : e;
     }
-    this.#cached.length = pos;
-    for (let i = 0; i < tokens.length; i++) this.#cached.push(tokens[i]);
-    if (this.#cached.length > this.kvCapacity) this.#cached = [];
-  }
-
-  #run(tokens: ArrayLike<number>, pos: number): Float32Array {
-    const before = this.#cached;
-    this.#cached = []; // invalid if the pass throws half way
-    const out = wrapRange(() => this.#pass.forward(tokens, pos));
-    this.#cached = before;
-    this.#track(tokens, pos);
+    const cached = this.#cached;
+    if (pos > cached.length || pos + tokens.length > this.kvCapacity) {
+      cached.length = 0; // a gap, or the ring wrapped: the cache no longer holds a prefix
+    } else {
+      cached.length = pos;
+      for (let i = 0; i < tokens.length; i++) cached.push(tokens[i]);
+    }
     return out;
   }
 
+  #idle(method: string): void {
+    if (this.#busy) throw new GollmError(`${method}: a generate() call is running on this model`);
+  }
+
   forward(tokens: ArrayLike<number>, pos = 0): Float32Array {
-    if (this.#busy) throw new GollmError("forward: a generate() call is running on this model");
+    this.#idle("forward");
     return new Float32Array(this.#run(tokens, pos));
   }
 
   forwardAll(tokens: ArrayLike<number>, pos = 0): Float32Array {
-    if (this.#busy) throw new GollmError("forwardAll: a generate() call is running on this model");
-    const before = this.#cached;
-    this.#cached = [];
-    const out = wrapRange(() => this.#pass.forwardAll(tokens, pos));
-    this.#cached = before;
-    this.#track(tokens, pos);
-    return out;
+    this.#idle("forwardAll");
+    return this.#run(tokens, pos, true);
   }
 
   /** Encodes and validates the prompt; throws the documented errors. */
-  #promptIds(prompt: string | readonly number[], options: GenerateOptions): number[] {
+  #promptIds(
+    prompt: string | readonly number[],
+    options: GenerateOptions,
+    tokenizer: Tokenizer,
+  ): number[] {
     const c = this.config;
-    let ids: number[];
-    if (typeof prompt === "string") {
-      if (!this.tokenizer) {
-        throw new GollmError(
-          `${this.checkpoint.path}: the model has no tokenizer (tokenizer: none); pass token ids ` +
-            `or a tokenizer file`,
-        );
-      }
-      ids = this.tokenizer.encode(prompt, {
-        bos: options.addBos ?? this.tokenizer.addBos,
+    let ids = typeof prompt === "string"
+      ? tokenizer.encode(prompt, {
+        bos: options.addBos ?? tokenizer.addBos,
         special: options.special ?? false,
-      });
-    } else {
-      ids = [...prompt];
-    }
+      })
+      : [...prompt];
     if (ids.length === 0) {
-      const bos = this.tokenizer?.bosId ?? null;
-      if (bos === null) {
+      if (tokenizer.bosId === null) {
         throw new GollmError(
           "the prompt is empty and the tokenizer has no BOS token to start from; give a prompt",
         );
       }
-      ids = [bos];
+      ids = [tokenizer.bosId];
     }
     const C = c.context_length;
     if (ids.length > C) {
@@ -351,7 +331,7 @@ class GollmModel implements Model {
           `one to produce text (use forward() with token ids, or give a tokenizer file)`,
       );
     }
-    const ids = this.#promptIds(prompt, options);
+    const ids = this.#promptIds(prompt, options, this.tokenizer);
     const g = this.#generation;
     const sampler = new Sampler({
       temperature: options.temperature ?? g.temperature ?? 0.8,
@@ -397,7 +377,8 @@ class GollmModel implements Model {
         options.onNotice?.(msg);
       }
     };
-    const slideMsg = () =>
+    // Built once: once the window slides, every step asks for this notice.
+    const slideMsg =
       `the sequence passed the KV capacity (${cap} tokens): the oldest tokens now fall out ` +
       `of attention (sliding window)`;
     const stats: GenerateStats = {
@@ -418,7 +399,7 @@ class GollmModel implements Model {
         start++;
       }
     }
-    if (ids.length > cap) notice("slide", slideMsg());
+    if (ids.length > cap) notice("slide", slideMsg);
     const t0 = performance.now();
     let logits = this.#run(ids.slice(start), start);
     stats.prefillTokens = ids.length - start;
@@ -426,8 +407,12 @@ class GollmModel implements Model {
 
     const decoder = new StreamDecoder(tokenizer);
     for (const id of ids) decoder.push(id); // context for the first piece (dummy-prefix space)
-    const history = [...ids];
-    let pending = ""; // decoded text not yet emitted (could start a stop string)
+    const history = [...ids]; // prompt + generated ids, for the repetition penalty
+    const step = [0]; // the one-token input of a decode step, reused (no array per token)
+    // Decoded text not yet emitted (it could start a stop string). Everything but the longest
+    // stop-string prefix is yielded each step, so it stays shorter than the longest stop string
+    // plus one piece and the stop checks below cost O(stops) per token, not O(text so far).
+    let pending = "";
     let pos = ids.length; // position of the next token to run
     // Decode time counts sampling and forward passes, not the consumer's work between pieces.
     let td = performance.now(), timing = true;
@@ -486,8 +471,9 @@ class GollmModel implements Model {
           );
           break;
         }
-        if (pos >= cap) notice("slide", slideMsg());
-        logits = this.#run([next], pos);
+        if (pos >= cap) notice("slide", slideMsg);
+        step[0] = next;
+        logits = this.#run(step, pos); // an arena view: the sampler reads it without a copy
         pos++;
         stats.decodeTokens++;
       }

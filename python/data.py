@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from atomic_write import write_atomic
 from config import GollmError
 from tokenizer import Tokenizer
 
@@ -112,12 +112,8 @@ def prepare(corpus: str | Path, tokenizer: str | Path, out_dir: str | Path, val_
         "n_val": int(n_val),
     }
     for name, arr in (("train.bin", ids[:-n_val]), ("val.bin", ids[-n_val:])):
-        tmp = out_dir / (name + ".tmp")
-        arr.astype(dtype.newbyteorder("<")).tofile(tmp)
-        os.replace(tmp, out_dir / name)
-    tmp = out_dir / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out_dir / "meta.json")
+        write_atomic(out_dir / name, arr.astype(dtype.newbyteorder("<")).tofile)
+    write_atomic(out_dir / "meta.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     print(
         f"wrote {out_dir}/train.bin ({meta['n_train']:,} tokens) and val.bin ({meta['n_val']:,} tokens), {dtype.name}"
     )

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import sys
 from pathlib import Path
+
+from atomic_write import write_atomic
 
 #: GPT-2's pre-tokenizer regex (same as tiktoken's ``gpt2`` pattern and HF ByteLevel's).
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -126,10 +127,7 @@ class TiktokenFile:
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temp name + rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_text(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: tmp.write_text(self.to_text(), encoding="utf-8"))
 
     def encoding(self):  # -> tiktoken.Encoding
         """A ``tiktoken.Encoding`` over these ranks, pattern and specials."""
@@ -259,9 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         tf.save(out)
         hf_path = out.with_name(out.stem + ".hf.json")
-        tmp = hf_path.with_name(hf_path.name + ".tmp")
-        hf.save(str(tmp))
-        os.replace(tmp, hf_path)
+        write_atomic(hf_path, lambda tmp: hf.save(str(tmp)))
         print(f"wrote {out} ({len(tf.ranks)} BPE tokens + {len(tf.specials)} special) and {hf_path}")
         return 0
     except GollmError as e:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atomic_write import write_atomic
 from config import GollmError, ModelConfig, TrainConfig, load_train_config
 from data import load_shard, prepare, shards_current
 from model import Transformer, parameter_count
@@ -96,9 +97,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
     """Write a checkpoint atomically (temp name + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(ck, tmp))
 
 
 @torch.no_grad()

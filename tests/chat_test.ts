@@ -3,13 +3,11 @@
  * committed by python/hf_fixtures.py).
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { type ChatMessage, renderChat } from "../engine/chat.ts";
 import { GollmError } from "../engine/errors.ts";
 import { loadHfTokenizer } from "../engine/hf_tokenizer.ts";
+import { ASSETS, haveFiles, ROOT } from "./assets.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
 const LLAMA3_CONFIG = `${ASSETS}/tokenizers/llama3/tokenizer_config.json`;
 
 interface Render {
@@ -25,13 +23,7 @@ const fixture = JSON.parse(
   await Deno.readTextFile(`${ROOT}tests/fixtures/hf/chat_templates.json`),
 ) as { templates: Record<string, string>; renders: Render[] };
 
-let haveLlama3 = true;
-try {
-  Deno.statSync(LLAMA3_CONFIG);
-} catch {
-  haveLlama3 = false;
-  console.log(`skip Llama-3 chat template test: ${LLAMA3_CONFIG} not found`);
-}
+const haveLlama3 = haveFiles("Llama-3 chat template tests", [LLAMA3_CONFIG]);
 
 Deno.test({
   name: "renderChat() renders the Llama-3 template exactly like transformers",

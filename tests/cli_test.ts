@@ -195,7 +195,7 @@ Deno.test("gollm generate --json, tokenize and inspect on a model directory", as
     assert.deepEqual(g.tokens, [..."i stop"].map((ch) => ch.charCodeAt(0)));
     assert.equal(g.prefill_tokens, 2);
     assert.equal(stream.code, 0, stream.stderr);
-    assert.equal(stream.stdout, "i s");
+    assert.equal(stream.stdout, "i s\n"); // the newline ends the text (not part of the stats)
     assert.match(
       stream.stderr,
       /prefill: 2 tokens, [\d.]+ tok\/s \| decode: \d+ tokens, [\d.]+ tok\/s/,
@@ -220,6 +220,27 @@ Deno.test("gollm generate --json, tokenize and inspect on a model directory", as
   }
 });
 
+Deno.test("gollm generate ends its plain-text stdout with exactly one newline", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await scriptedDir(`${tmp}/m`, "help\n");
+    const greedy = ["--model", `${tmp}/m`, "--temperature", "0"];
+    const [short, full, empty] = await Promise.all([
+      gollm(["generate", ...greedy, "--prompt", "h", "-n", "2"]),
+      gollm(["generate", ...greedy, "--prompt", "h"]),
+      gollm(["generate", ...greedy, "--prompt", "h", "-n", "0"]),
+    ]);
+    for (const r of [short, full, empty]) assert.equal(r.code, 0, r.stderr);
+    assert.equal(short.stdout, "el\n"); // text without a newline: one is added
+    assert.equal(full.stdout, "elp\n"); // text ending in one: none added
+    assert.equal(empty.stdout, "\n");
+    assert.match(short.stderr, /^prefill: .* stop: max_tokens$/m);
+    assert.match(full.stderr, /^prefill: .* stop: eos$/m);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("gollm generate past --kv-capacity prints the sliding-window note once", async () => {
   const tmp = await Deno.makeTempDir();
   try {
@@ -236,7 +257,7 @@ Deno.test("gollm generate past --kv-capacity prints the sliding-window note once
       "8",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "bcdefghijklmnopqrstuvwxyz");
+    assert.equal(r.stdout, "bcdefghijklmnopqrstuvwxyz\n");
     const notes = r.stderr.split("\n").filter((l) => l.startsWith("note: "));
     assert.equal(notes.length, 1, r.stderr);
     assert.match(notes[0], /KV capacity \(8 tokens\).*sliding window/);
@@ -262,7 +283,7 @@ Deno.test("gollm convert round-trips a model directory to f16 and it generates t
       gollm(["generate", "--model", `${tmp}/src`, "--prompt", "c", "--temperature", "0"]),
       gollm(["generate", "--model", `${tmp}/out`, "--prompt", "c", "--temperature", "0"]),
     ]);
-    assert.equal(a.stdout, "onvert");
+    assert.equal(a.stdout, "onvert\n");
     assert.equal(b.stdout, a.stdout);
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -408,8 +429,11 @@ Deno.test({
       ]);
       for (const r of runs) {
         assert.equal(r.code, 0, r.stderr);
-        assert.ok(r.stdout.length > 400, `200 tokens of text expected, got ${r.stdout.length}`);
-        assert.equal(r.stdout, published.slice(0, r.stdout.length));
+        // The text, then the newline generate adds (the published text goes on there).
+        assert.ok(r.stdout.endsWith("\n"), "stdout ends with a newline");
+        const text = r.stdout.slice(0, -1);
+        assert.ok(text.length > 400, `200 tokens of text expected, got ${text.length}`);
+        assert.equal(text, published.slice(0, text.length));
         assert.match(r.stderr, /decode: 199 tokens/);
       }
     } finally {

@@ -5,29 +5,18 @@
  * Seeded, so a failure reproduces; the whole file runs in a few seconds.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { GollmError } from "../engine/errors.ts";
 import { ggufToCheckpoint, parseGguf } from "../engine/gguf.ts";
 import { parseLlama2c } from "../engine/llama2c.ts";
 import { parseSafetensors, writeSafetensors } from "../engine/safetensors.ts";
 import { parseLlama2cTokenizer } from "../engine/sentencepiece.ts";
 import type { Tensor } from "../engine/weights.ts";
+import { ASSETS, haveFiles, isFile, ROOT } from "./assets.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
 const DIR = `${ASSETS}/stories260K`;
 
-function exists(p: string): boolean {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-}
-const haveGguf = exists(`${DIR}/stories260K.gguf`);
-if (!haveGguf) console.log(`skip GGUF fuzzing: ${DIR}/stories260K.gguf not found`);
-const haveBin = exists(`${DIR}/stories260K.bin`) && exists(`${DIR}/tok512.bin`);
-if (!haveBin) console.log(`skip llama2.c fuzzing: ${DIR} not found`);
+const haveGguf = haveFiles("GGUF fuzzing", [`${DIR}/stories260K.gguf`]);
+const haveBin = haveFiles("llama2.c fuzzing", [`${DIR}/stories260K.bin`, `${DIR}/tok512.bin`]);
 
 /** xorshift32: deterministic across machines. */
 function rng(seed: number): (n: number) => number {
@@ -142,7 +131,7 @@ Deno.test("parseSafetensors() fails only with GollmError on mutated safetensors 
     // Also a file written by Python's safetensors, when the HF fixtures are present.
     for (const name of ["mistral", "qwen2", "gpt2", "llama_untied"]) {
       const p = `${ROOT}tests/fixtures/hf/${name}/model.safetensors`;
-      if (exists(p)) {
+      if (isFile(p)) {
         files.push(p);
         break;
       }

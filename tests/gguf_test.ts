@@ -5,7 +5,6 @@
  * stories260K.gguf, llama.cpp's GPT-2 tokenizer vectors, and hand-built quantised blocks.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { FormatError, GollmError } from "../engine/errors.ts";
 import {
   ggufNameOf,
@@ -19,29 +18,24 @@ import {
 import { loadLlama2c } from "../engine/llama2c.ts";
 import { dequantize, f16ToF32, ggmlType } from "../engine/quant.ts";
 import { createReference } from "../engine/reference.ts";
+import { ASSETS, haveFiles, isFile, ROOT } from "./assets.ts";
 import { assertClose } from "./assert_close.ts";
 import { type BuilderTensor, buildGguf, f32Bytes, v } from "./gguf_builder.ts";
 import { readVectors } from "./tokenizer_vectors.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
 const FIX = `${ROOT}tests/fixtures/gguf`;
 const STORIES = `${ASSETS}/stories260K`;
 const VECTORS = `${ASSETS}/tokenizer-vectors`;
 const GPT2 = `${ASSETS}/tokenizers/gpt2`;
 
-function exists(p: string): boolean {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const haveStories = exists(`${STORIES}/stories260K.gguf`) && exists(`${STORIES}/stories260K.bin`);
-if (!haveStories) console.log(`skip stories260K GGUF tests: ${STORIES} not found`);
-const haveGpt2 = exists(`${VECTORS}/ggml-vocab-gpt-2.gguf.out`) && exists(`${GPT2}/encoder.json`);
-if (!haveGpt2) console.log(`skip GPT-2 vectors: ${VECTORS} or ${GPT2} not found`);
+const haveStories = haveFiles("stories260K GGUF tests", [
+  `${STORIES}/stories260K.gguf`,
+  `${STORIES}/stories260K.bin`,
+]);
+const haveGpt2 = haveFiles("GPT-2 vectors", [
+  `${VECTORS}/ggml-vocab-gpt-2.gguf.out`,
+  `${GPT2}/encoder.json`,
+]);
 
 const isFormatError = (file: string, re: RegExp) => (e: unknown) =>
   e instanceof FormatError && e.message.startsWith(`${file}: `) && re.test(e.message);
@@ -236,7 +230,7 @@ Deno.test({
   ignore: !haveGpt2,
   fn: async () => {
     const assetPath = `${VECTORS}/ggml-vocab-gpt-2.gguf`;
-    let bytes: Uint8Array | null = exists(assetPath) ? await Deno.readFile(assetPath) : null;
+    let bytes: Uint8Array | null = isFile(assetPath) ? await Deno.readFile(assetPath) : null;
     let file = assetPath;
     if (bytes && isUtf8Mangled(bytes)) {
       console.log(
@@ -272,7 +266,7 @@ Deno.test({
 
 Deno.test({
   name: "parseGguf() rejects the UTF-8-mangled shared copy of ggml-vocab-llama-spm.gguf",
-  ignore: !exists(`${VECTORS}/ggml-vocab-llama-spm.gguf`),
+  ignore: !haveFiles("the mangled llama-spm GGUF check", [`${VECTORS}/ggml-vocab-llama-spm.gguf`]),
   fn: async () => {
     const path = `${VECTORS}/ggml-vocab-llama-spm.gguf`;
     const bytes = await Deno.readFile(path);

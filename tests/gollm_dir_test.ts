@@ -176,6 +176,9 @@ Deno.test("writeGollmDir() keeps the tokenizer's chat template in chat_template.
     assert.equal(back.tokenizer!.chatTemplate, tpl);
     assert.deepEqual(back.tokenizer!.encode("hi"), [256, 104, 105]);
     assert.equal(back.tokenizer!.toFile().name, "tokenizer.tiktoken");
+    // Methods are bound once (tokenBytes runs per generated token), and still work.
+    assert.equal(back.tokenizer!.tokenBytes, back.tokenizer!.tokenBytes);
+    assert.deepEqual([...back.tokenizer!.tokenBytes(104)], [104]);
     // No template: no file.
     await writeGollmDir(checkpoint("llama"), `${tmp}/n`);
     assert.ok(!(await Deno.stat(`${tmp}/n/chat_template.jinja`).then(() => true, () => false)));

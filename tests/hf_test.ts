@@ -15,6 +15,7 @@ import { loadGguf } from "../engine/gguf.ts";
 import { loadHf, parseHfConfig } from "../engine/hf.ts";
 import { createReference } from "../engine/reference.ts";
 import { assertClose } from "./assert_close.ts";
+import { greedy } from "./greedy_decode.ts";
 
 const FIX = fileURLToPath(new URL("./fixtures/hf", import.meta.url));
 const TOL = 1e-4;
@@ -41,23 +42,6 @@ function checkLogits(fp: ForwardPass, exp: Expected, label: string): void {
       `${label} position ${t}`,
     );
   }
-}
-
-function argmax(x: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
-
-/** Greedy decoding with the KV cache: prefill, then one token per step. */
-function greedy(fp: ForwardPass, prompt: number[], n: number): number[] {
-  const out: number[] = [];
-  let next = argmax(fp.forward(prompt, 0));
-  for (let i = 0; i < n; i++) {
-    out.push(next);
-    if (i + 1 < n) next = argmax(fp.forward([next], prompt.length + i));
-  }
-  return out;
 }
 
 const FIXTURES: Record<string, (c: Checkpoint) => void> = {

@@ -3,35 +3,21 @@
  * Python `tokenizers` library (ids committed by python/hf_fixtures.py) and sentencepiece.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { FormatError } from "../engine/errors.ts";
 import { loadHfTokenizer, parseHfTokenizer } from "../engine/hf_tokenizer.ts";
 import { StreamDecoder } from "../engine/tokenizer.ts";
+import { ASSETS, haveFiles, ROOT } from "./assets.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
 const FIX = `${ROOT}tests/fixtures/hf`;
 const LLAMA3 = `${ASSETS}/tokenizers/llama3`;
 const VECTORS = `${ASSETS}/tokenizer-vectors`;
 
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const haveLlama3 = exists(`${LLAMA3}/tokenizer.json`);
-if (!haveLlama3) console.log(`skip Llama-3 tokenizer tests: ${LLAMA3}/tokenizer.json not found`);
-const haveVectors = haveLlama3 && exists(`${VECTORS}/ggml-vocab-llama-bpe.gguf.out`) &&
-  exists(`${VECTORS}/ggml-vocab-llama-spm.gguf.inp`);
-if (haveLlama3 && !haveVectors) {
-  console.log(
-    `skip llama.cpp Llama-3 vectors: ${VECTORS}/ggml-vocab-llama-bpe.gguf.out or .inp not found`,
-  );
-}
+const haveLlama3 = haveFiles("Llama-3 tokenizer tests", [`${LLAMA3}/tokenizer.json`]);
+const haveVectors = haveLlama3 &&
+  haveFiles("llama.cpp Llama-3 vectors", [
+    `${VECTORS}/ggml-vocab-llama-bpe.gguf.out`,
+    `${VECTORS}/ggml-vocab-llama-spm.gguf.inp`,
+  ]);
 
 interface Case {
   text: string;

@@ -3,26 +3,16 @@
  * classifier) / v1 files laid out in the order of llama2.c's export.py, plus bad input.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { parseConfig } from "../engine/config.ts";
 import { FormatError } from "../engine/errors.ts";
 import { LLAMA2C_MAGIC, loadLlama2c, parseLlama2c } from "../engine/llama2c.ts";
 import { randomWeights, type Weights } from "../engine/weights.ts";
+import { ASSETS, haveFiles } from "./assets.ts";
 import { assertClose } from "./assert_close.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
 const DIR = `${ASSETS}/stories260K`;
 
-function exists(p: string): boolean {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-}
-const have = exists(`${DIR}/stories260K.bin`) && exists(`${DIR}/tok512.bin`);
-if (!have) console.log(`skip stories260K.bin tests: ${DIR} not found`);
+const have = haveFiles("stories260K.bin tests", [`${DIR}/stories260K.bin`, `${DIR}/tok512.bin`]);
 
 const isFormatError = (file: string, re: RegExp) => (e: unknown) =>
   e instanceof FormatError && e.message.startsWith(`${file}: `) && re.test(e.message);

@@ -21,6 +21,7 @@ import { readSafetensors } from "../engine/safetensors.ts";
 import { TiktokenTokenizer } from "../engine/tiktoken.ts";
 import { compileModel } from "../codegen/compile.ts";
 import { assertClose } from "./assert_close.ts";
+import { greedy } from "./greedy_decode.ts";
 
 const FIXTURES = new URL("./fixtures/pytorch/", import.meta.url).pathname;
 const TOL = 1e-4;
@@ -53,23 +54,6 @@ async function loadFixture(name: string) {
   const { tensors, metadata } = await readSafetensors(join(dir, "model.safetensors"));
   const expected = JSON.parse(await Deno.readTextFile(join(dir, "expected.json"))) as Expected;
   return { dir, config, weights: tensors, metadata, expected };
-}
-
-function argmax(v: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
-}
-
-/** Greedy decoding through the KV cache: prefill the prompt, then one token per call. */
-function greedy(fp: ForwardPass, prompt: number[], n: number): number[] {
-  const out: number[] = [];
-  let next = argmax(fp.forward(prompt, 0));
-  for (let i = 0; i < n; i++) {
-    out.push(next);
-    if (i + 1 < n) next = argmax(fp.forward([next], prompt.length + i));
-  }
-  return out;
 }
 
 function checkForward(fp: ForwardPass, e: Expected, what: string): void {

@@ -16,6 +16,7 @@ import {
 } from "../engine/safetensors.ts";
 import type { Tensor } from "../engine/weights.ts";
 import { assertClose } from "./assert_close.ts";
+import { pythonSkipReason } from "./python_probe.ts";
 
 const enc = new TextEncoder();
 
@@ -495,20 +496,7 @@ Deno.test("writeSafetensors() leaves no file behind when it fails", async () => 
 
 // --- parity with the Python reference (huggingface/safetensors + torch) ---------------------
 
-async function pythonHas(modules: string): Promise<string | null> {
-  try {
-    const r = await new Deno.Command("python3", {
-      args: ["-c", `import ${modules}`],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return r.success ? null : `python3 cannot import ${modules}`;
-  } catch (e) {
-    return `python3 not runnable: ${(e as Error).message}`;
-  }
-}
-
-const pySkip = await pythonHas("safetensors, torch");
+const pySkip = await pythonSkipReason("safetensors, torch");
 if (pySkip) console.log(`skipping safetensors Python parity test: ${pySkip}`);
 
 const PY_SCRIPT = String.raw`

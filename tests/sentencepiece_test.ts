@@ -4,35 +4,21 @@
  * (tests/fixtures/spm/make_spm_ids.py), and hand-built vocabularies for the algorithm's rules.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { FormatError } from "../engine/errors.ts";
 import { readLlama2cTokenizer, writeLlama2cTokenizer } from "../engine/llama2c.ts";
 import { parseLlama2cTokenizer, SentencePieceTokenizer } from "../engine/sentencepiece.ts";
 import { StreamDecoder } from "../engine/tokenizer.ts";
+import { ASSETS, haveFiles, isFile, ROOT } from "./assets.ts";
 import { readVectors } from "./tokenizer_vectors.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
 const LLAMA2_BIN = `${ASSETS}/tokenizers/llama2/tokenizer.bin`;
 const VECTORS = `${ASSETS}/tokenizer-vectors`;
 const TOK512 = `${ASSETS}/stories260K/tok512.bin`;
 
-function exists(p: string): boolean {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const haveLlama2 = exists(LLAMA2_BIN);
-if (!haveLlama2) console.log(`skip Llama-2 vocabulary tests: ${LLAMA2_BIN} not found`);
-const haveVectors = haveLlama2 && exists(`${VECTORS}/ggml-vocab-llama-spm.gguf.out`);
-if (haveLlama2 && !haveVectors) {
-  console.log(`skip llama.cpp SPM vectors: ${VECTORS}/ggml-vocab-llama-spm.gguf.out not found`);
-}
-const haveTok512 = exists(TOK512);
-if (!haveTok512) console.log(`skip tok512 tests: ${TOK512} not found`);
+const haveLlama2 = haveFiles("Llama-2 vocabulary tests", [LLAMA2_BIN]);
+const haveVectors = haveLlama2 &&
+  haveFiles("llama.cpp SPM vectors", [`${VECTORS}/ggml-vocab-llama-spm.gguf.out`]);
+const haveTok512 = haveFiles("tok512 tests", [TOK512]);
 
 Deno.test({
   name: "SentencePieceTokenizer.encode() reproduces llama.cpp's llama-spm vectors exactly",
@@ -70,7 +56,7 @@ Deno.test({
       let text = c.text;
       if (text === undefined) {
         const path = `${ASSETS}/${c.file}`;
-        if (!exists(path)) {
+        if (!isFile(path)) {
           console.log(`skip case ${c.file}: not found`);
           continue;
         }
@@ -85,7 +71,8 @@ Deno.test({
 
 Deno.test({
   name: "SentencePieceTokenizer.encode() is fast and lossless on 300 KB of prose",
-  ignore: !haveLlama2 || !exists(`${ASSETS}/text/moby-dick/moby-dick.txt`),
+  ignore: !haveLlama2 ||
+    !haveFiles("the 300 KB prose test", [`${ASSETS}/text/moby-dick/moby-dick.txt`]),
   fn: async () => {
     const tok = await readLlama2cTokenizer(LLAMA2_BIN);
     const text = (await Deno.readTextFile(`${ASSETS}/text/moby-dick/moby-dick.txt`)).slice(

@@ -4,7 +4,6 @@
  * published greedy output in stories260K.md character for character.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { compileModel } from "../codegen/compile.ts";
 import type { Checkpoint } from "../engine/checkpoint.ts";
 import { loadGguf } from "../engine/gguf.ts";
@@ -12,23 +11,15 @@ import { loadLlama2c } from "../engine/llama2c.ts";
 import { createReference } from "../engine/reference.ts";
 import type { ForwardPass } from "../engine/forward.ts";
 import { StreamDecoder } from "../engine/tokenizer.ts";
+import { ASSETS, haveFiles } from "./assets.ts";
+import { argmax } from "./greedy_decode.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${ROOT}../shared/assets`;
 const DIR = `${ASSETS}/stories260K`;
 
-function exists(p: string): boolean {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const have = ["stories260K.bin", "tok512.bin", "stories260K.gguf", "stories260K.md"].every((f) =>
-  exists(`${DIR}/${f}`)
+const have = haveFiles(
+  "stories260K parity",
+  ["stories260K.bin", "tok512.bin", "stories260K.gguf", "stories260K.md"].map((f) => `${DIR}/${f}`),
 );
-if (!have) console.log(`skip stories260K parity: files missing in ${DIR}`);
 
 /** The first code block after "Sampling this model at temperature 0.0", minus its `$ ./run` line. */
 async function publishedText(): Promise<string> {
@@ -47,10 +38,7 @@ function greedy(model: ForwardPass, ck: Checkpoint, steps: number): string {
   let text = "";
   let id = tok.bosId!;
   for (let pos = 0; pos < steps; pos++) {
-    const logits = model.forward([id], pos);
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-    id = best;
+    id = argmax(model.forward([id], pos));
     if (id === tok.bosId) break;
     text += dec.push(id);
   }

@@ -13,25 +13,10 @@ import {
   unicodeWhitespacePattern,
 } from "../engine/tiktoken.ts";
 import { loadTokenizer } from "../engine/tokenizer_file.ts";
+import { ASSETS, haveFiles, isFile } from "./assets.ts";
+import { pythonSkipReason } from "./python_probe.ts";
 
-const REPO = new URL("..", import.meta.url).pathname;
-const ASSETS = Deno.env.get("GOLLM_ASSETS") ?? `${REPO}../shared/assets`;
 const VEC = `${ASSETS}/tokenizer-vectors`;
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function skipUnless(paths: string[], what: string): boolean {
-  const missing = paths.filter((p) => !exists(p));
-  if (missing.length > 0) console.log(`skipping ${what}: missing ${missing.join(", ")}`);
-  return missing.length > 0;
-}
 
 /** llama.cpp test-tokenizer-0 inputs: split on the separator; the file ends with one. */
 function readVectors(outFile: string): { inputs: string[]; expected: number[][] } {
@@ -99,10 +84,10 @@ const SAMPLES = [
 
 Deno.test({
   name: "TiktokenTokenizer.builtin('gpt2') reproduces llama.cpp's GPT-2 test vectors",
-  ignore: skipUnless(
-    [`${VEC}/ggml-vocab-gpt-2.gguf.inp`, `${VEC}/ggml-vocab-gpt-2.gguf.out`],
-    "gpt2 vectors",
-  ),
+  ignore: !haveFiles("gpt2 vectors", [
+    `${VEC}/ggml-vocab-gpt-2.gguf.inp`,
+    `${VEC}/ggml-vocab-gpt-2.gguf.out`,
+  ]),
   fn: async () => {
     const tok = await TiktokenTokenizer.builtin("gpt2");
     assert.equal(assertVectors(tok, `${VEC}/ggml-vocab-gpt-2.gguf.out`), 46);
@@ -112,7 +97,7 @@ Deno.test({
 Deno.test({
   name:
     "fromByteLevelBpe() on GPT-2 encoder.json equals the built-in gpt2 (rank = id = merge order)",
-  ignore: skipUnless(GPT2_FILES, "gpt2 encoder.json/vocab.bpe"),
+  ignore: !haveFiles("gpt2 encoder.json/vocab.bpe", GPT2_FILES),
   fn: async () => {
     // rank = id holds for GPT-2: the token made by merge line i has id 256 + i.
     const encoder = JSON.parse(await Deno.readTextFile(GPT2_FILES[0])) as Record<string, number>;
@@ -132,7 +117,7 @@ Deno.test({
       assert.deepEqual(fromFiles.tokenBytes(id), builtin.tokenBytes(id), `id ${id}`);
     }
     for (const s of SAMPLES) assert.deepEqual(fromFiles.encode(s), builtin.encode(s), s);
-    if (exists(`${VEC}/ggml-vocab-gpt-2.gguf.out`)) {
+    if (isFile(`${VEC}/ggml-vocab-gpt-2.gguf.out`)) {
       assertVectors(fromFiles, `${VEC}/ggml-vocab-gpt-2.gguf.out`);
     }
   },
@@ -141,11 +126,11 @@ Deno.test({
 const LLAMA3 = `${ASSETS}/tokenizers/llama3/tokenizer.json`;
 Deno.test({
   name: "fromByteLevelBpe() on the Llama-3 tokenizer.json reproduces llama.cpp's llama-bpe vectors",
-  ignore: skipUnless([
+  ignore: !haveFiles("llama3 vectors", [
     LLAMA3,
     `${VEC}/ggml-vocab-llama-bpe.gguf.out`,
     `${VEC}/ggml-vocab-gpt-2.gguf.inp`,
-  ], "llama3 vectors"),
+  ]),
   fn: async () => {
     const j = JSON.parse(await Deno.readTextFile(LLAMA3));
     const tokens: string[] = [];
@@ -188,19 +173,7 @@ Deno.test("built-in cl100k_base and o200k_base give OpenAI's published ids", asy
 
 // Differential test against the Rust tiktoken core (Python package), built offline from
 // the same GPT-2 ranks.
-async function pythonTiktoken(): Promise<string | null> {
-  try {
-    const r = await new Deno.Command("python3", {
-      args: ["-c", "import tiktoken"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return r.success ? null : "python3 cannot import tiktoken";
-  } catch (e) {
-    return `python3 not runnable: ${(e as Error).message}`;
-  }
-}
-const pyReason = await pythonTiktoken();
+const pyReason = await pythonSkipReason("tiktoken");
 if (pyReason) console.log(`skipping tiktoken differential test: ${pyReason}`);
 
 const PY_TIKTOKEN = String.raw`
@@ -222,7 +195,7 @@ print(json.dumps([e.encode(s, disallowed_special=()) for s in json.load(sys.stdi
 Deno.test({
   name:
     "builtin gpt2 equals the Rust tiktoken core on 3000 random strings (unicode whitespace too)",
-  ignore: pyReason !== null || skipUnless(GPT2_FILES, "gpt2 encoder.json"),
+  ignore: pyReason !== null || !haveFiles("gpt2 encoder.json", GPT2_FILES),
   fn: async () => {
     const alphabet = [
       " ",
@@ -464,7 +437,7 @@ Deno.test("loadTokenizer() dispatches by spec and names missing files", async ()
   });
   await assert.rejects(loadTokenizer("vocab.txt", "/x"), /\/x\/vocab.txt: unknown tokenizer kind/);
   await assert.rejects(loadTokenizer("tokenizer.json", "/nonexistent"), FormatError);
-  if (exists(LLAMA3)) {
+  if (isFile(LLAMA3)) {
     const t = await loadTokenizer("tokenizer.json", `${ASSETS}/tokenizers/llama3`);
     assert.equal(t?.vocabSize, 128256);
     assert.deepEqual(t?.encode("Hello world", { bos: false }), [9906, 1917]);
@@ -472,7 +445,7 @@ Deno.test("loadTokenizer() dispatches by spec and names missing files", async ()
     console.log(`skipping the tokenizer.json dispatch check: missing ${LLAMA3}`);
   }
   const tok512 = `${ASSETS}/stories260K/tok512.bin`;
-  if (exists(tok512)) {
+  if (isFile(tok512)) {
     const t = await loadTokenizer(tok512, "/ignored-for-absolute-paths");
     assert.equal(t?.vocabSize, 512);
     assert.equal(t?.bosId, 1);
