@@ -9,10 +9,6 @@ import { GollmError } from "../engine/errors.ts";
 import { type Backend, type GenerateOptions, loadModel, type Model } from "../engine/model.ts";
 import type { ProgressCallback } from "../engine/progress.ts";
 
-// The engine types that the helpers below take or return, so the CLI's API docs are complete.
-export type { Backend, GenerateOptions, GenerateStats, Model } from "../engine/model.ts";
-export type { ProgressCallback } from "../engine/progress.ts";
-
 /**
  * A command-line mistake: printed as `error: ...` plus the usage line; exit status 2.
  *

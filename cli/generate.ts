@@ -3,10 +3,10 @@
  *
  * @module
  */
+import type { GenerateStats } from "../engine/model.ts";
 import {
   type Command,
   err,
-  type GenerateStats,
   int,
   loadModelFlags,
   MODEL_OPTIONS,
