@@ -441,3 +441,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test("gollm chat renders through the model's chat template (chatml from chat_template.jinja)", async () => {
+  const fixture = JSON.parse(
+    await Deno.readTextFile(`${ROOT}tests/fixtures/hf/chat_templates.json`),
+  ) as { templates: Record<string, string> };
+  const chatml = fixture.templates.chatml; // a real template (transformers' chatml)
+  const tmp = await Deno.makeTempDir();
+  try {
+    // The rendered prompt ends "<|im_start|>assistant\n": the script starts at '\n'. The plain
+    // fallback would end at ':' (unscripted), so "ok" appears only through the template.
+    const c = tinyConfig("llama", { context_length: 128 });
+    await writeGollmDir({
+      format: "gollm",
+      path: "<test>",
+      config: c,
+      weights: scriptedWeights(c, chain("\nok", EOS)),
+      tokenizer: byteTokenizer(chatml),
+    }, `${tmp}/m`);
+    assert.equal(await Deno.readTextFile(`${tmp}/m/chat_template.jinja`), chatml);
+    const r = await gollm(["chat", "--model", `${tmp}/m`, "--temperature", "0", "-n", "8"], {
+      stdin: "hello\n",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /its chat template/);
+    assert.doesNotMatch(r.stderr, /plain User\/Assistant format/);
+    assert.equal(r.stdout, "ok\n");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -21,12 +21,18 @@ const haveVectors = haveLlama2 &&
 const haveTok512 = haveFiles("tok512 tests", [TOK512]);
 
 Deno.test({
-  name: "SentencePieceTokenizer.encode() reproduces llama.cpp's llama-spm vectors exactly",
+  name: "SentencePieceTokenizer.encode() reproduces llama.cpp's llama-spm vectors exactly on " +
+    "Llama-2 tokenizer.bin (the shared GGUF copy is corrupted)",
   ignore: !haveVectors,
   fn: async () => {
     // ggml-vocab-llama-spm.gguf is the Llama-1/2 32000-piece vocabulary; llama2.c's
     // tokenizer.bin carries the same pieces and scores (the shared GGUF copy is damaged, see
-    // gguf_test.ts, so the vocabulary comes from here).
+    // gguf_test.ts, so the vocabulary comes from here; gguf_tokenizer_test.ts rebuilds the
+    // GGUF from it).
+    console.log(
+      `vocabulary from ${LLAMA2_BIN}: the shared ggml-vocab-llama-spm.gguf is a ` +
+        `UTF-8-mangled copy`,
+    );
     const tok = await readLlama2cTokenizer(LLAMA2_BIN);
     assert.equal(tok.vocabSize, 32000);
     const cases = await readVectors(
