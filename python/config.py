@@ -253,6 +253,10 @@ def load_config(path: str | Path) -> ModelConfig:
 class TrainConfig:
     """The ``train:`` section of a config. Paths are relative to the current directory (repo root).
 
+    The dataclass defaults are what :func:`parse_train` fills in for fields the ``train:``
+    section leaves out, except ``out_dir`` (default ``runs/<config file stem>``) and ``context``
+    (default ``min(256, context_length)``), which depend on the config file.
+
     Attributes:
         corpus: UTF-8 text file to train the tokenizer and the model on.
         out_dir: Where the tokenizer, shards, checkpoint and log go.
@@ -309,8 +313,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(
 def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
     """Validate the ``train:`` section of a config file.
 
+    Fields the section leaves out take :data:`TRAIN_DEFAULTS`, except ``out_dir``
+    (``runs/<stem of file>``) and ``context`` (``min(256, model.context_length)``).
+
     Args:
-        raw: The whole parsed YAML mapping (its ``train`` key is read; absent = all defaults).
+        raw: The whole parsed YAML mapping (its ``train`` key is read; absent or empty = defaults).
         file: The config path, named in errors.
         model: The validated model config (``context`` must not exceed ``context_length``).
 
@@ -322,7 +329,11 @@ def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
         sec = {}
     if not isinstance(sec, dict):
         raise ConfigError(file, "train", f"must be a mapping, got {_describe(sec)}")
-    vals = dict(TRAIN_DEFAULTS)
+    vals = {
+        **TRAIN_DEFAULTS,
+        "out_dir": f"runs/{Path(file).stem}",
+        "context": min(TRAIN_DEFAULTS["context"], model.context_length),
+    }
     for key, v in sec.items():
         if key not in TRAIN_DEFAULTS:
             raise ConfigError(file, f"train.{key}", f"is not a known train field (known: {', '.join(TRAIN_DEFAULTS)})")
@@ -374,12 +385,20 @@ def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
     return t
 
 
-def load_train_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
+def load_train_config(path: str | Path, needed_by: str = "deno task train") -> tuple[ModelConfig, TrainConfig]:
     """Read a YAML config with a ``train:`` section; validate both parts.
+
+    Args:
+        path: The YAML file.
+        needed_by: The command that needs the section, named when it is missing.
 
     Raises:
         ConfigError: for any problem in either part.
+        GollmError: when the file has no ``train:`` key, e.g.
+            ``configs/x.yaml: no 'train:' section (needed by deno task train); see configs/tiny.yaml``.
     """
     raw = read_yaml(path)
     model = parse_config(raw, str(path))
+    if "train" not in raw:
+        raise GollmError(f"{path}: no 'train:' section (needed by {needed_by}); see configs/tiny.yaml")
     return model, parse_train(raw, str(path), model)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from atomic_write import write_atomic
 from config import GollmError
+from corpus import check_corpus
 from tokenizer import Tokenizer
 
 
@@ -78,11 +79,11 @@ def prepare(corpus: str | Path, tokenizer: str | Path, out_dir: str | Path, val_
         The meta dict written to ``meta.json``.
 
     Raises:
-        GollmError: when the corpus or tokenizer is missing or the corpus is empty.
+        GollmError: when the corpus or tokenizer is missing, or the corpus is blank or not UTF-8
+            text (:func:`corpus.check_corpus`); nothing is written then.
     """
     corpus, tokenizer, out_dir = Path(corpus), Path(tokenizer), Path(out_dir)
-    if not corpus.is_file():
-        raise GollmError(f"{corpus}: corpus file does not exist (run `deno task data` first)")
+    check_corpus(corpus)
     if not tokenizer.is_file():
         raise GollmError(f"{tokenizer}: tokenizer file does not exist (run `deno task train:tokenizer` first)")
     tok = Tokenizer.load(tokenizer)
@@ -141,11 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         val_fraction = args.val_fraction
         corpus, tokenizer, out = args.corpus, args.tokenizer, args.out
         if args.config:
-            _, t = load_train_config(args.config)
+            _, t = load_train_config(args.config, "deno task data -- --config")
             corpus = corpus or t.corpus
             tokenizer = tokenizer or str(Path(t.out_dir) / "tokenizer.tiktoken")
             out = out or str(Path(t.out_dir) / "data")
             val_fraction = val_fraction if val_fraction is not None else t.val_fraction
+            check_corpus(corpus)
             if not Path(tokenizer).is_file():
                 print(
                     f"{tokenizer} does not exist yet: run `deno task train:tokenizer -- --config {args.config}` "
@@ -154,8 +156,6 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
         if not (corpus and tokenizer and out):
             raise GollmError("data.py needs --config, or --corpus, --tokenizer and --out")
-        if not Path(corpus).is_file():
-            raise GollmError(f"{corpus}: corpus file does not exist (run `deno task data` first)")
         prepare(corpus, tokenizer, out, 0.05 if val_fraction is None else val_fraction)
         return 0
     except GollmError as e:

