@@ -95,4 +95,10 @@ export { planArena } from "./codegen/plan.ts";
 export type { Plan, PlannedBuffer } from "./codegen/plan.ts";
 export type { BufferKind, Graph, GraphBuffer, GraphNode, NodeOp } from "./codegen/graph.ts";
 export { formatBench, runBench } from "./codegen/bench.ts";
-export type { BackendBench, BenchBackend, BenchOptions, BenchResult } from "./codegen/bench.ts";
+export type {
+  BackendBench,
+  BenchBackend,
+  BenchOptions,
+  BenchProgress,
+  BenchResult,
+} from "./codegen/bench.ts";

@@ -5,7 +5,17 @@
  */
 import { formatBench, runBench } from "../codegen/bench.ts";
 import { loadConfig } from "../engine/config.ts";
-import { type Command, num, out, outJson, parse, required, str, UsageError } from "./common.ts";
+import {
+  type Command,
+  num,
+  out,
+  outJson,
+  parse,
+  progress,
+  required,
+  str,
+  UsageError,
+} from "./common.ts";
 
 const HELP = `usage: gollm bench --config FILE [--seconds S] [--backends jit,reference] [--json]
 
@@ -53,11 +63,27 @@ export const bench: Command = {
       }
     }
     const config = await loadConfig(configPath);
-    const result = await runBench(config, {
-      seconds,
-      backends: list as ("jit" | "reference")[] | undefined,
-    });
-    if (v.json === true) await outJson(result);
+    const json = v.json === true;
+    // A redrawn status line on a terminal; otherwise one summary line at the end.
+    const prog = progress(json);
+    let result;
+    try {
+      result = runBench(config, {
+        seconds,
+        backends: list as ("jit" | "reference")[] | undefined,
+        onProgress: ({ backend, phase, round, rounds }) =>
+          prog.onProgress({
+            stage: round === 0
+              ? `bench ${backend}: setup and warm-up`
+              : `bench ${backend}: ${phase}, round ${round} of ~${rounds}`,
+          }),
+      });
+    } catch (e) {
+      prog.clear();
+      throw e;
+    }
+    prog.done(`benchmarked ${result.backends.map((b) => b.backend).join(", ")}`);
+    if (json) await outJson(result);
     else await out(formatBench(result) + "\n");
     return 0;
   },

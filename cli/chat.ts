@@ -40,7 +40,8 @@ options:
 ${SAMPLING_HELP}
   --backend B          jit (default) or reference
   --kv-capacity N      KV cache slots (default: the context length)
-  --tokenizer PATH     tokenizer file (llama2.c .bin without tokenizer.bin beside it)
+  --tokenizer PATH     tokenizer file (llama2.c .bin without tok{vocab}.bin or tokenizer.bin
+                       beside it)
   -h, --help           show this help`;
 
 /** Lines of a byte stream (without the line break; a last unterminated line included). */

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { GollmError } from "../engine/errors.ts";
 import { type Backend, type GenerateOptions, loadModel, type Model } from "../engine/model.ts";
 import type { ProgressCallback } from "../engine/progress.ts";
+import { defaultModelCacheDir, defaultModelVersion, fetchDefaultModel } from "./default_model.ts";
 
 /**
  * A command-line mistake: printed as `error: ...` plus the usage line; exit status 2.
@@ -321,7 +322,8 @@ export function err(line: string): void {
 }
 
 /**
- * The shipped default model directory, resolved from this module's location (any cwd).
+ * The shipped default model directory of a local checkout, resolved from this module's
+ * location (any cwd). For a module run from a URL (JSR) use {@linkcode resolveDefaultModel}.
  *
  * @returns An absolute path to `models/default`.
  * @throws {GollmError} when this module is not a local file or the directory is missing.
@@ -349,6 +351,33 @@ export function defaultModelPath(): string {
     );
   }
   return path;
+}
+
+/**
+ * The default model's directory, wherever this module runs from: `models/default` beside it
+ * in a local checkout; when run from a URL (`deno run jsr:@gollm/cli ...`), the same files
+ * downloaded once from `../models/default/` relative to this module into
+ * `~/.cache/gollm/default-<version>` (see cli/default_model.ts), with a progress line.
+ *
+ * @param quiet Print no progress (e.g. with `--json`).
+ * @returns A local directory path.
+ * @throws {GollmError} when the local directory is missing, or the download fails.
+ *
+ * @example
+ * ```ts ignore
+ * import { resolveDefaultModel } from "./common.ts";
+ * console.log(await resolveDefaultModel()); // /.../models/default
+ * ```
+ */
+export async function resolveDefaultModel(quiet = false): Promise<string> {
+  const base = new URL("../models/default/", import.meta.url);
+  if (base.protocol === "file:") return defaultModelPath();
+  const dir = defaultModelCacheDir(await defaultModelVersion(base));
+  return await withProgress(
+    quiet,
+    (onProgress) => fetchDefaultModel(base, dir, { onProgress }),
+    (d) => `default model ${base.href} -> ${d}`,
+  );
 }
 
 /**
@@ -515,6 +544,11 @@ export interface ModelFlags {
   kvCapacity?: number;
   /** `--tokenizer`. */
   tokenizerPath?: string;
+  /**
+   * Load a model directory whose tokenizer file is missing or malformed without a tokenizer
+   * (set by commands that only need token ids, e.g. `logits --tokens`). Default false.
+   */
+  optionalTokenizer?: boolean;
 }
 
 /**
@@ -557,11 +591,12 @@ export async function loadModelFlags(
   flags: ModelFlags,
   quiet = false,
 ): Promise<{ model: Model; path: string }> {
-  const path = flags.model ?? defaultModelPath();
-  const { backend, kvCapacity, tokenizerPath } = flags;
+  const path = flags.model ?? await resolveDefaultModel(quiet);
+  const { backend, kvCapacity, tokenizerPath, optionalTokenizer } = flags;
   const model = await withProgress(
     quiet,
-    (onProgress) => loadModel(path, { backend, kvCapacity, tokenizerPath, onProgress }),
+    (onProgress) =>
+      loadModel(path, { backend, kvCapacity, tokenizerPath, optionalTokenizer, onProgress }),
     (m) => `loaded ${path} (${m.checkpoint.format}, ${backend})`,
   );
   return { model, path };

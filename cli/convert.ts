@@ -30,7 +30,8 @@ arguments:
 
 options:
   --dtype D            storage dtype: f32 (default), f16 or bf16
-  --tokenizer PATH     tokenizer file (llama2.c .bin without tokenizer.bin beside it)
+  --tokenizer PATH     tokenizer file (llama2.c .bin without tok{vocab}.bin or tokenizer.bin
+                       beside it)
   --force              replace OUT if it exists
   -h, --help           show this help`;
 

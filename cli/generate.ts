@@ -35,7 +35,8 @@ ${SAMPLING_HELP}
   --stop TEXT          stop when TEXT appears (repeatable)
   --backend B          jit (default) or reference
   --kv-capacity N      KV cache slots (default: context length); beyond it the window slides
-  --tokenizer PATH     tokenizer file (required for a llama2.c .bin without tokenizer.bin)
+  --tokenizer PATH     tokenizer file (required for a llama2.c .bin unless tok{vocab}.bin or
+                       tokenizer.bin sits beside it)
   --json               print one JSON object at the end instead of streaming:
                        {text, tokens, prefill_tokens, prefill_tok_s, decode_tokens,
                         decode_tok_s, stop_reason}

@@ -32,7 +32,8 @@ arguments:
 options:
   --kv-capacity N      KV cache slots to plan for (default: the context length)
   --prefill-chunk T    prefill chunk the plan is made for (default 32)
-  --tokenizer PATH     tokenizer file (llama2.c .bin without tokenizer.bin beside it)
+  --tokenizer PATH     tokenizer file (llama2.c .bin without tok{vocab}.bin or tokenizer.bin
+                       beside it)
   --json               print one JSON object
   -h, --help           show this help`;
 

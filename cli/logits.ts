@@ -102,7 +102,8 @@ export const logits: Command = {
     if ((tokensArg === undefined) === (prompt === undefined)) {
       throw new UsageError("give exactly one of --tokens IDS or --prompt TEXT", usage);
     }
-    const flags = modelFlags(v, usage);
+    // With --tokens the tokenizer only labels the output: a missing one is no error.
+    const flags = { ...modelFlags(v, usage), optionalTokenizer: prompt === undefined };
     const top = int(v, "top", usage, 1) ?? 5;
     const json = v.json === true;
     let ids = tokensArg !== undefined ? parseTokenList(tokensArg, usage) : [];

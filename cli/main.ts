@@ -43,7 +43,8 @@ export function mainHelp(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
     "models: a gollm model directory, a Hugging Face directory (config.json + safetensors),",
-    "a GGUF file, or a llama2.c .bin checkpoint (with --tokenizer tokenizer.bin).",
+    "a GGUF file, or a llama2.c .bin checkpoint (with --tokenizer PATH unless tok{vocab}.bin or",
+    "tokenizer.bin sits beside it).",
   ].join("\n");
 }
 

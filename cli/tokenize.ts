@@ -5,7 +5,7 @@
  */
 import { GollmError } from "../engine/errors.ts";
 import { loadCheckpointTokenizer } from "../engine/load.ts";
-import { type Command, defaultModelPath, out, outJson, parse, required, str } from "./common.ts";
+import { type Command, out, outJson, parse, required, resolveDefaultModel, str } from "./common.ts";
 
 const HELP = `usage: gollm tokenize [--model PATH] --text TEXT [--json] [options]
 
@@ -48,7 +48,7 @@ export const tokenize: Command = {
     if (!p) return 0;
     const v = p.values;
     const text = required(v, "text", "TEXT", p.usage);
-    const path = str(v, "model") ?? defaultModelPath();
+    const path = str(v, "model") ?? await resolveDefaultModel(v.json === true);
     const tok = await loadCheckpointTokenizer(path, { tokenizerPath: str(v, "tokenizer") });
     if (!tok) {
       throw new GollmError(

@@ -28,6 +28,30 @@ export interface BenchOptions {
   kvCapacity?: number;
   /** Seed of the random weights and token ids. Default 1. */
   seed?: number;
+  /**
+   * Called (synchronously) before each timed phase, so a caller can show where a long run
+   * is (`gollm bench` redraws a status line). See {@linkcode BenchProgress}.
+   */
+  onProgress?: (info: BenchProgress) => void;
+}
+
+/**
+ * Where {@linkcode runBench} is: passed to `BenchOptions.onProgress` before each phase.
+ *
+ * Round 0 is the untimed setup (building the forward pass; emit + compile for the JIT) and
+ * warm-up; rounds 1.. are timed. The number of rounds depends on the time budget, so
+ * `rounds` is an estimate: 1 until the first round finished, then the rounds the remaining
+ * budget allows at the pace so far (never below `round`).
+ */
+export interface BenchProgress {
+  /** The backend being measured. */
+  backend: BenchBackend;
+  /** The phase about to run: a prompt of `prefillTokens`, or `decodeTokens` single steps. */
+  phase: "prefill" | "decode";
+  /** Round number, 0 = setup and warm-up, then 1, 2, ... (timed). */
+  round: number;
+  /** Estimated total timed rounds for this backend (at least `round`). */
+  rounds: number;
 }
 
 /** Figures of one backend. */
@@ -82,7 +106,7 @@ const median = (xs: number[]) => {
  * decode), see `macsPerToken` in graph.ts.
  *
  * @param config The model config (any size; weights are random).
- * @param options Time budget, backends, prompt and decode lengths.
+ * @param options Time budget, backends, prompt and decode lengths, progress callback.
  * @returns The figures, ready for {@linkcode formatBench}.
  * @throws {RangeError} for non-positive token counts or (gpt2) a round longer than
  *   `context_length`.
@@ -130,7 +154,9 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
   for (let i = 0; i < D; i++) decodeMacs += macsPerToken(config, P + i, kvCapacity, true);
 
   const results: BackendBench[] = [];
+  const report = options.onProgress ?? (() => {});
   for (const backend of backends) {
+    report({ backend, phase: "prefill", round: 0, rounds: 1 });
     const t0 = performance.now();
     const fp: ForwardPass = backend === "jit"
       ? compileModel(config, weights, { kvCapacity })
@@ -142,10 +168,18 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
 
     const prefillTimes: number[] = [], decodeTimes: number[] = [];
     const start = performance.now();
+    let estimate = 1;
     do {
+      const round = prefillTimes.length + 1;
+      if (round > 1) {
+        const perRound = (performance.now() - start) / (round - 1);
+        estimate = Math.max(round, Math.ceil((seconds * 1000) / Math.max(perRound, 1e-3)));
+      }
+      report({ backend, phase: "prefill", round, rounds: estimate });
       const a = performance.now();
       fp.forward(prompt, 0);
       const b = performance.now();
+      if (D > 0) report({ backend, phase: "decode", round, rounds: estimate });
       for (let i = 0; i < D; i++) fp.forward(next[i], P + i);
       const c = performance.now();
       prefillTimes.push((b - a) / 1000);

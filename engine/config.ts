@@ -103,6 +103,20 @@ export const CONFIG_FIELDS: readonly (keyof ModelConfig)[] = Object.keys(
   FIELDS,
 ) as (keyof ModelConfig)[];
 
+/** What a field must hold, as error messages say it (`a positive integer`). */
+function expectedOf(spec: FieldSpec): string {
+  switch (spec.kind) {
+    case "int":
+      return "a positive integer";
+    case "number":
+      return "a positive number";
+    case "bool":
+      return "true or false";
+    case "string":
+      return spec.oneOf ? `one of ${spec.oneOf.join(" | ")}` : "a non-empty string";
+  }
+}
+
 function describe(v: unknown): string {
   if (v === null) return "null";
   if (typeof v === "string") return JSON.stringify(v);
@@ -158,7 +172,9 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     const spec = FIELDS[name];
     let v = src[name];
     if (v === undefined || v === null) {
-      if (spec.fallback === undefined) throw new ConfigError(file, name, "is missing");
+      if (spec.fallback === undefined) {
+        throw new ConfigError(file, name, `is missing (expected ${expectedOf(spec)})`);
+      }
       v = typeof spec.fallback === "function"
         ? (spec.fallback as Derive)({ ...src, ...out })
         : spec.fallback;
@@ -261,7 +277,10 @@ export async function loadConfig(path: string): Promise<ModelConfig> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new ConfigError(path, "<file>", `cannot be read: ${(e as Error).message}`);
+    // Field "<file>" for callers that inspect it; the message reads as a file problem.
+    const err = new ConfigError(path, "<file>", `cannot be read: ${(e as Error).message}`);
+    err.message = `${path}: cannot read config file: ${(e as Error).message}`;
+    throw err;
   }
   return parseConfigYaml(text, path);
 }

@@ -120,7 +120,7 @@ class Reader {
     if (this.pos + n <= this.fileSize) throw new NeedMore();
     throw new FormatError(
       this.file,
-      `truncated header: ${what} needs ${n} bytes at offset ${this.pos}, file has ${this.fileSize}`,
+      `corrupt or truncated: ${what} needs ${n} bytes at offset ${this.pos} but the file has ${this.fileSize}`,
     );
   }
   u8(what: string): number {
@@ -238,9 +238,9 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
     if (r.pos + count * minBytes > r.fileSize) {
       throw new FormatError(
         r.file,
-        `truncated header: metadata '${nm(key)}' holds ${count} elements (≥ ${
+        `corrupt or truncated: metadata '${nm(key)}' claims ${count} elements, which need ≥ ${
           count * minBytes
-        } bytes) at offset ${r.pos}, file has ${r.fileSize}`,
+        } bytes at offset ${r.pos} but the file has ${r.fileSize}`,
       );
     }
     const out: GgufValue[] = new Array(count);
@@ -255,7 +255,7 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
   if (fileSize < 4) {
     throw new FormatError(
       file,
-      `truncated header: expected at least 24 bytes, file has ${fileSize}`,
+      `truncated: a GGUF header needs at least 24 bytes but the file has ${fileSize}`,
     );
   }
   r.need(4, "magic");
@@ -264,7 +264,10 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
     const got = [...bytes.subarray(0, 4)].map((b) =>
       b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`
     ).join("");
-    throw new FormatError(file, `bad magic: expected 'GGUF', got '${got}'`);
+    const legacy = ["GGML", "GGJT", "GGLA", "lmgg", "tjgg", "algg"].includes(got)
+      ? " (a pre-GGUF llama.cpp file; convert it to GGUF with llama.cpp)"
+      : "";
+    throw new FormatError(file, `bad magic: expected 'GGUF', got '${got}'${legacy}`);
   }
   r.pos = 4;
   const version = r.u32("version");
@@ -285,7 +288,7 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
   if (24 + nKv * 13 + nTensors * 24 > fileSize) {
     throw new FormatError(
       file,
-      `truncated header: ${nKv} metadata entries and ${nTensors} tensors cannot fit in ${fileSize} bytes`,
+      `corrupt or truncated: ${nKv} metadata entries and ${nTensors} tensors need more bytes than the file has (${fileSize})`,
     );
   }
   const metadata = new Map<string, GgufValue>();
@@ -357,11 +360,11 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
     if (t.fileOffset + t.nbytes > fileSize) {
       throw new FormatError(
         file,
-        `truncated: tensor '${
+        `corrupt or truncated: tensor '${
           nm(t.name)
         }' (${t.type.name} [${t.ne}]) needs bytes ${t.fileOffset}..${
           t.fileOffset + t.nbytes
-        }, file has ${fileSize}`,
+        } but the file has ${fileSize}`,
       );
     }
   }

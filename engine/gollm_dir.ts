@@ -56,6 +56,12 @@ const BUILTIN_TOKENIZERS = new Set(["gpt2", "cl100k_base", "o200k_base"]);
 export interface LoadGollmDirOptions {
   /** Called at the start of each stage (config, weights, tokenizer). */
   onProgress?: ProgressCallback;
+  /**
+   * When true, a tokenizer that cannot be loaded (the file config.yaml names is missing or
+   * malformed) gives `tokenizer: null` instead of an error — for callers that only need token
+   * ids, such as `gollm logits --tokens`. Default false.
+   */
+  optionalTokenizer?: boolean;
 }
 
 /** Options of {@linkcode writeGollmDir}. */
@@ -91,9 +97,10 @@ async function exists(path: string): Promise<boolean> {
  * when the config says `none`).
  *
  * @param dir The model directory.
- * @param options Progress callback.
+ * @param options Progress callback; `optionalTokenizer` to tolerate a missing tokenizer.
  * @returns The checkpoint (`format: "gollm"`, F32 weights under canonical names).
- * @throws {ConfigError} for a bad config.yaml, or a tokenizer file it names that is absent.
+ * @throws {ConfigError} for a bad config.yaml, or a tokenizer file it names that is absent
+ *   (unless `optionalTokenizer`).
  * @throws {FormatError} for a missing/corrupt model.safetensors, wrong metadata, or a missing
  *   or mis-shaped tensor.
  *
@@ -147,7 +154,14 @@ export async function loadGollmDir(
   checkWeights(config, tensors, stPath);
 
   progress({ stage: `loading tokenizer ${config.tokenizer}` });
-  const tokenizer = await loadGollmTokenizer(dir, config);
+  let tokenizer: Tokenizer | null;
+  try {
+    tokenizer = await loadGollmTokenizer(dir, config);
+  } catch (e) {
+    if (!options.optionalTokenizer || !(e instanceof GollmError)) throw e;
+    progress({ stage: `no tokenizer (${e.message})` });
+    tokenizer = null;
+  }
 
   const ckpt: Checkpoint = { format: "gollm", path: dir, config, weights: tensors, tokenizer };
   if (meta.extra_eos_ids !== undefined) {

@@ -6,12 +6,17 @@
  * | directory with `config.yaml`  | gollm   | engine/gollm_dir.ts     |
  * | directory with `config.json`  | hf      | engine/hf.ts            |
  * | file starting with `GGUF`     | gguf    | engine/gguf.ts          |
+ * | `*.gguf`, or a legacy ggml magic (GGML/GGJT/GGLA) | gguf (reports the bad magic) | engine/gguf.ts |
  * | any other file                | llama2c | engine/llama2c.ts       |
+ *
+ * A file that is not clearly llama2.c (neither a `.bin` name nor the `ak42` v1 magic) and
+ * fails the llama2.c checks is reported as "not a recognised model file", naming its first
+ * bytes, rather than with a llama2.c header error.
  *
  * @module
  */
 import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
-import { GollmError } from "./errors.ts";
+import { ConfigError, FormatError, GollmError } from "./errors.ts";
 import { loadGguf } from "./gguf.ts";
 import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
 import { loadHf } from "./hf.ts";
@@ -25,12 +30,19 @@ import { loadTokenizer } from "./tokenizer_file.ts";
 export interface LoadCheckpointOptions {
   /**
    * A tokenizer file to use instead of the checkpoint's own (required for a llama2.c `.bin`
-   * unless a `tokenizer.bin` sits beside it). Any file `loadTokenizer` reads
+   * unless a `tok{vocab}.bin` or `tokenizer.bin` sits beside it). Any file `loadTokenizer` reads
    * (`.tiktoken`, llama2.c `tokenizer.bin`, HF `tokenizer.json`).
    */
   tokenizerPath?: string;
   /** Called at the start of each loading stage. */
   onProgress?: ProgressCallback;
+  /**
+   * When true, a gollm directory whose tokenizer cannot be loaded (the file its config names
+   * is missing or malformed) loads with `tokenizer: null` instead of failing — for callers
+   * that only need token ids (`gollm logits --tokens`). An explicit `tokenizerPath` must
+   * still load. Default false.
+   */
+  optionalTokenizer?: boolean;
 }
 
 function join(dir: string, name: string): string {
@@ -91,16 +103,46 @@ export async function detectFormat(path: string): Promise<CheckpointFormat> {
         `with its config.yaml or config.json`,
     );
   }
-  const head = new Uint8Array(4);
+  return (await sniffFile(path)).format;
+}
+
+/** Legacy pre-GGUF llama.cpp magics, as bytes on disk (uint32 LE) and as text. */
+const GGML_MAGICS = new Set(["GGML", "GGJT", "GGLA", "lmgg", "tjgg", "algg"]);
+
+/** llama2.c v1 magic "ak42" as it sits on disk (uint32 0x616b3432 little-endian). */
+const LLAMA2C_V1_HEAD = "24ka";
+
+/** The first bytes of a file, printable (`\xNN` for others), for error messages. */
+function showHead(head: Uint8Array): string {
+  return [...head].map((b) =>
+    b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`
+  ).join("");
+}
+
+/** Format of a (non-directory) file, and whether a llama2.c guess is certain. */
+async function sniffFile(
+  path: string,
+): Promise<{ format: "gguf" | "llama2c"; clearlyLlama2c: boolean; head: Uint8Array }> {
+  const buf = new Uint8Array(4);
   let n: number | null = 0;
-  const f = await Deno.open(path, { read: true });
+  let f: Deno.FsFile;
   try {
-    n = await f.read(head);
+    f = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new GollmError(`${path}: cannot be read: ${(e as Error).message}`);
+  }
+  try {
+    n = await f.read(buf);
   } finally {
     f.close();
   }
-  if (n === 4 && new TextDecoder().decode(head) === "GGUF") return "gguf";
-  return "llama2c";
+  const head = buf.subarray(0, n ?? 0);
+  const text = String.fromCharCode(...head);
+  if (text === "GGUF" || GGML_MAGICS.has(text) || /\.gguf$/i.test(path)) {
+    return { format: "gguf", clearlyLlama2c: false, head };
+  }
+  const clearlyLlama2c = /\.bin$/i.test(path) || text === LLAMA2C_V1_HEAD;
+  return { format: "llama2c", clearlyLlama2c, head };
 }
 
 /**
@@ -130,7 +172,10 @@ export async function loadCheckpoint(
   let ckpt: Checkpoint;
   switch (format) {
     case "gollm":
-      ckpt = await loadGollmDir(path, { onProgress: options.onProgress });
+      ckpt = await loadGollmDir(path, {
+        onProgress: options.onProgress,
+        optionalTokenizer: options.optionalTokenizer && options.tokenizerPath === undefined,
+      });
       break;
     case "hf":
       ckpt = await loadHf(path);
@@ -139,7 +184,7 @@ export async function loadCheckpoint(
       ckpt = await loadGguf(path);
       break;
     case "llama2c":
-      ckpt = await loadLlama2c(path, { tokenizerPath: options.tokenizerPath });
+      ckpt = await loadLlama2cChecked(path, options.tokenizerPath);
       break;
   }
   if (options.tokenizerPath !== undefined && format !== "llama2c") {
@@ -147,6 +192,27 @@ export async function loadCheckpoint(
     ckpt.tokenizer = await loadTokenizerFile(options.tokenizerPath);
   }
   return ckpt;
+}
+
+/**
+ * loadLlama2c, but a file that is not clearly llama2.c and fails its checks is reported as
+ * an unrecognised file (a llama2.c header error would mislead: `--model README.md`).
+ */
+async function loadLlama2cChecked(path: string, tokenizerPath?: string): Promise<Checkpoint> {
+  const { clearlyLlama2c, head } = await sniffFile(path);
+  try {
+    return await loadLlama2c(path, { tokenizerPath });
+  } catch (e) {
+    const aboutThisFile = (e instanceof FormatError || e instanceof ConfigError) &&
+      e.file === path;
+    if (clearlyLlama2c || !aboutThisFile) throw e;
+    const start = head.length === 0 ? "is empty" : `starts with '${showHead(head)}'`;
+    throw new FormatError(
+      path,
+      `not a recognised model file (${start}; expected a GGUF file, a llama2.c .bin ` +
+        `checkpoint, or a model directory)`,
+    );
+  }
 }
 
 async function loadTokenizerFile(path: string): Promise<Tokenizer> {

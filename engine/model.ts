@@ -46,8 +46,16 @@ export interface ModelOptions {
 
 /** Options of {@linkcode loadModel}. */
 export interface LoadModelOptions extends Omit<ModelOptions, "extraEosIds" | "generation"> {
-  /** A tokenizer file to use instead of the checkpoint's (llama2.c: its `tokenizer.bin`). */
+  /**
+   * A tokenizer file to use instead of the checkpoint's (llama2.c: needed unless
+   * `tok{vocab}.bin` or `tokenizer.bin` sits beside the `.bin`).
+   */
   tokenizerPath?: string;
+  /**
+   * Load a gollm directory whose tokenizer file is missing or malformed with no tokenizer
+   * (token ids only) instead of failing. Default false.
+   */
+  optionalTokenizer?: boolean;
 }
 
 /** Where a model came from. */
@@ -328,7 +336,8 @@ class GollmModel implements Model {
     if (!this.tokenizer) {
       throw new GollmError(
         `${this.checkpoint.path}: the model has no tokenizer (tokenizer: none); generate needs ` +
-          `one to produce text (use forward() with token ids, or give a tokenizer file)`,
+          `one to produce text (from the CLI pass --tokenizer PATH; from code give ` +
+          `loadModel() a tokenizerPath, or use forward() with token ids)`,
       );
     }
     const ids = this.#promptIds(prompt, options, this.tokenizer);
@@ -585,6 +594,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const ckpt = await loadCheckpoint(path, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,
+    optionalTokenizer: options.optionalTokenizer,
   });
   return createModel(
     ckpt.config,

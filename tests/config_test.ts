@@ -92,22 +92,37 @@ async function expectFileError(
   assert.fail(`loadConfig(${name}) should have thrown a ConfigError for '${field}'`);
 }
 
-Deno.test("loadConfig() names the file and field of a missing field", async () => {
-  for (const field of ["arch", "vocab_size", "dim", "n_layers", "n_heads", "hidden_dim"]) {
-    await expectFileError(
+Deno.test("loadConfig() names the file, field and expected type of a missing field", async () => {
+  const expected: Record<string, string> = {
+    arch: "one of llama | gpt2",
+    vocab_size: "a positive integer",
+    dim: "a positive integer",
+    n_layers: "a positive integer",
+    n_heads: "a positive integer",
+    hidden_dim: "a positive integer",
+    context_length: "a positive integer",
+    norm: "one of rmsnorm | layernorm",
+    norm_eps: "a positive number",
+    mlp: "one of swiglu | gelu",
+    tie_embeddings: "true or false",
+  };
+  const check = async (base: Record<string, string>, field: string) => {
+    const e = await expectFileError(
       `missing_${field}`,
-      yamlOf({ ...LLAMA, [field]: undefined }),
+      yamlOf({ ...base, [field]: undefined }),
       field,
       /is missing/,
     );
+    assert.ok(
+      e.message.endsWith(`field '${field}' is missing (expected ${expected[field]})`),
+      e.message,
+    );
+  };
+  for (const field of ["arch", "vocab_size", "dim", "n_layers", "n_heads", "hidden_dim"]) {
+    await check(LLAMA, field);
   }
   for (const field of ["context_length", "norm", "norm_eps", "mlp", "tie_embeddings"]) {
-    await expectFileError(
-      `missing_${field}`,
-      yamlOf({ ...GPT2, [field]: undefined }),
-      field,
-      /is missing/,
-    );
+    await check(GPT2, field);
   }
 });
 
@@ -222,7 +237,8 @@ Deno.test("loadConfig() reports invalid YAML, a non-mapping and an unreadable fi
   await assert.rejects(loadConfig(missing), (e: unknown) => {
     assert.ok(e instanceof ConfigError);
     assert.equal(e.field, "<file>");
-    assert.ok(e.message.startsWith(`${missing}: field '<file>' cannot be read`), e.message);
+    assert.ok(e.message.startsWith(`${missing}: cannot read config file: `), e.message);
+    assert.ok(!e.message.includes("\n"), "error message must be one line");
     return true;
   });
   // A directory is not a readable config file either.

@@ -2,7 +2,8 @@
  * Fuzz-style robustness: flipped and truncated bytes of a real GGUF (stories260K.gguf), a
  * llama2.c checkpoint and tokenizer, and safetensors files must either load or fail with a
  * GollmError (FormatError / ConfigError) — never another exception type, never a hang.
- * Seeded, so a failure reproduces; the whole file runs in a few seconds.
+ * Seeded, so a failure reproduces; the whole file runs in a few seconds. The slowest load is
+ * printed, not asserted (speed is measured by benchmarks, never by timed assertions).
  */
 import assert from "node:assert/strict";
 import { GollmError } from "../engine/errors.ts";
@@ -92,7 +93,6 @@ Deno.test({
       } ms`,
     );
     assert.ok(res.failed > 800, "most mutations should be caught");
-    assert.ok(res.worstMs < 2000, `one load took ${res.worstMs} ms`);
   },
 });
 

@@ -160,6 +160,13 @@ Deno.test("loadGollmDir() names a missing tokenizer file and a missing model.saf
     const e = await loadGollmDir(tmp).then(() => null, (e) => e);
     assert.ok(e instanceof ConfigError);
     assert.match(e.message, /field 'tokenizer' names "tokenizer\.tiktoken" but .* does not exist/);
+    // optionalTokenizer: the weights load, without a tokenizer (token ids only).
+    const ids = await loadGollmDir(tmp, { optionalTokenizer: true });
+    assert.equal(ids.tokenizer, null);
+    assert.equal(ids.weights.size, src.weights.size);
+    // Other errors still fail.
+    await Deno.writeTextFile(`${tmp}/config.yaml`, "arch: llama\n");
+    await assert.rejects(loadGollmDir(tmp, { optionalTokenizer: true }), ConfigError);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

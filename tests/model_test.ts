@@ -205,6 +205,8 @@ Deno.test("generate() needs a tokenizer; forward() works without one", () => {
   const c = tinyConfig("llama", { dim: 32, hidden_dim: 48 });
   const m = createModel(c, randomWeights(c, 5), null, { backend: "reference" });
   assert.throws(() => m.generate("hi"), /has no tokenizer/);
+  // The message tells CLI users the flag and library users the option.
+  assert.throws(() => m.generate("hi"), /--tokenizer PATH.*tokenizerPath.*forward\(\)/);
   const last = m.forward([1, 2, 3]);
   const all = m.forwardAll([1, 2, 3]);
   assert.equal(all.length, 3 * c.vocab_size);
@@ -268,6 +270,15 @@ Deno.test("loadCheckpoint() detects each format and names a path that matches no
     assert.equal(await detectFormat(`${tmp}/x.gguf`), "gguf");
     await Deno.writeFile(`${tmp}/junk.bin`, new Uint8Array([1, 2, 3]));
     assert.equal(await detectFormat(`${tmp}/junk.bin`), "llama2c");
+    // A .gguf name or a legacy ggml magic goes to the GGUF reader, which names the bad magic.
+    await Deno.writeFile(
+      `${tmp}/bad.gguf`,
+      new TextEncoder().encode("GGUX\x03\0\0\0" + "\0".repeat(40)),
+    );
+    assert.equal(await detectFormat(`${tmp}/bad.gguf`), "gguf");
+    await Deno.writeFile(`${tmp}/old.model`, new TextEncoder().encode("tjgg" + "\0".repeat(40)));
+    assert.equal(await detectFormat(`${tmp}/old.model`), "gguf");
+    await Deno.writeTextFile(`${tmp}/notes.txt`, "# notes\nnot a model at all, just some text\n");
     // Real loaders behind the detection (committed fixtures of the HF and GGUF readers).
     for (
       const [path, format] of [[`${root}tests/fixtures/hf/gpt2`, "hf"], [
@@ -291,6 +302,13 @@ Deno.test("loadCheckpoint() detects each format and names a path that matches no
       [tmp + "/g/model.safetensors", /lone \.safetensors file carries no config/],
       [root + "engine", /neither config\.yaml \(gollm model\) nor config\.json/],
       [`${tmp}/junk.bin`, /junk\.bin/],
+      [`${tmp}/bad.gguf`, /bad\.gguf: bad magic: expected 'GGUF', got 'GGUX'$/],
+      [`${tmp}/old.model`, /old\.model: bad magic: .*'tjgg' \(a pre-GGUF llama\.cpp file/],
+      [
+        `${tmp}/notes.txt`,
+        /notes\.txt: not a recognised model file \(starts with '# no'; expected a GGUF file, a llama2\.c \.bin checkpoint, or a model directory\)$/,
+      ],
+      [`${root}README.md`, /README\.md: not a recognised model file \(starts with '# go'/],
     ];
     for (const [path, re] of bad) {
       const e = await loadCheckpoint(path).then(() => null, (e) => e);

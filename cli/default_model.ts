@@ -1,0 +1,196 @@
+/**
+ * The shipped default model when gollm runs from a remote URL (e.g. `deno run
+ * jsr:@gollm/cli generate`): its files are downloaded once, relative to the module URL, into a
+ * per-version cache directory and loaded from there.
+ *
+ * ```
+ * <base>/config.yaml, model.safetensors, tokenizer.tiktoken
+ *   -> <cache>/gollm/default-<version>.tmp-<random>/   (downloaded, then renamed)
+ *   -> <cache>/gollm/default-<version>/
+ * ```
+ *
+ * @module
+ */
+import { GollmError } from "../engine/errors.ts";
+import type { ProgressCallback } from "../engine/progress.ts";
+
+/** The files of `models/default`, in download order. */
+export const DEFAULT_MODEL_FILES: readonly string[] = [
+  "config.yaml",
+  "tokenizer.tiktoken",
+  "model.safetensors",
+];
+
+/** Options of {@linkcode fetchDefaultModel}. */
+export interface FetchDefaultModelOptions {
+  /** Receives `downloading <file>` stages with the fraction of that file received. */
+  onProgress?: ProgressCallback;
+  /** Aborts the downloads (the temporary directory is removed). */
+  signal?: AbortSignal;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+async function isComplete(dir: string): Promise<boolean> {
+  for (const f of DEFAULT_MODEL_FILES) if (!(await isFile(`${dir}/${f}`))) return false;
+  return true;
+}
+
+/**
+ * Makes sure `cacheDir` holds the default model's files, downloading them from `baseUrl`
+ * when it does not. Downloads go to a temporary sibling directory that is renamed to
+ * `cacheDir` only when every file arrived, so an interrupted download never leaves a
+ * half-written model; a complete `cacheDir` is used as is (no request is made).
+ *
+ * @param baseUrl URL of the `models/default/` directory (a trailing slash is added if absent).
+ * @param cacheDir Directory to hold the model, e.g. `~/.cache/gollm/default-0.1.0`.
+ * @param options Progress callback and abort signal.
+ * @returns `cacheDir`, now a complete gollm model directory.
+ * @throws {GollmError} naming the URL when a file cannot be downloaded (HTTP status or network
+ *   error), or naming `cacheDir` when it cannot be written.
+ *
+ * @example
+ * ```ts ignore
+ * import { fetchDefaultModel } from "./default_model.ts";
+ * const dir = await fetchDefaultModel(
+ *   "https://jsr.io/@gollm/cli/0.1.0/models/default/",
+ *   `${Deno.env.get("HOME")}/.cache/gollm/default-0.1.0`,
+ * );
+ * ```
+ */
+export async function fetchDefaultModel(
+  baseUrl: string | URL,
+  cacheDir: string,
+  options: FetchDefaultModelOptions = {},
+): Promise<string> {
+  const target = cacheDir.replace(/\/+$/, "") || cacheDir;
+  if (await isComplete(target)) return target;
+  const base = new URL(String(baseUrl).replace(/\/*$/, "/"));
+  const progress = options.onProgress ?? (() => {});
+  const tmp = `${target}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await Deno.mkdir(tmp, { recursive: true });
+  } catch (e) {
+    throw new GollmError(`${tmp}: cannot create the model cache: ${(e as Error).message}`);
+  }
+  try {
+    for (const name of DEFAULT_MODEL_FILES) {
+      const url = new URL(name, base);
+      progress({ stage: `downloading ${url.href}`, fraction: 0 });
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: options.signal });
+      } catch (e) {
+        throw new GollmError(`${url.href}: cannot be downloaded: ${(e as Error).message}`);
+      }
+      if (!res.ok || res.body === null) {
+        await res.body?.cancel();
+        throw new GollmError(`${url.href}: cannot be downloaded: HTTP ${res.status}`);
+      }
+      const total = Number(res.headers.get("content-length") ?? NaN);
+      const file = await Deno.open(`${tmp}/${name}`, { write: true, create: true });
+      let received = 0;
+      try {
+        for await (const chunk of res.body) {
+          let off = 0;
+          while (off < chunk.length) off += await file.write(chunk.subarray(off));
+          received += chunk.length;
+          if (total > 0) {
+            progress({ stage: `downloading ${url.href}`, fraction: Math.min(1, received / total) });
+          }
+        }
+      } catch (e) {
+        if (e instanceof GollmError) throw e;
+        throw new GollmError(`${url.href}: download failed: ${(e as Error).message}`);
+      } finally {
+        file.close();
+      }
+      if (total > 0 && received !== total) {
+        throw new GollmError(
+          `${url.href}: download incomplete: got ${received} of ${total} bytes`,
+        );
+      }
+    }
+    try {
+      await Deno.rename(tmp, target);
+    } catch (e) {
+      // Another process may have finished first; its copy is as good as ours.
+      if (!(await isComplete(target))) {
+        throw new GollmError(`${target}: cannot be written: ${(e as Error).message}`);
+      }
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  return target;
+}
+
+/**
+ * The cache directory for the default model of one gollm version:
+ * `$XDG_CACHE_HOME/gollm/default-<version>`, else `$HOME/.cache/gollm/default-<version>`
+ * (`%LOCALAPPDATA%\gollm\...` on Windows).
+ *
+ * @param version A version or other key naming this copy of the model (`0.1.0`).
+ * @returns The directory path (not created).
+ * @throws {GollmError} when no cache location is known (none of the variables is set, or
+ *   environment access is not allowed).
+ *
+ * @example
+ * ```ts ignore
+ * import { defaultModelCacheDir } from "./default_model.ts";
+ * console.log(defaultModelCacheDir("0.1.0")); // /home/me/.cache/gollm/default-0.1.0
+ * ```
+ */
+export function defaultModelCacheDir(version: string): string {
+  const key = `default-${version.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+  let root: string | undefined;
+  try {
+    const xdg = Deno.env.get("XDG_CACHE_HOME");
+    const home = Deno.env.get("HOME");
+    const local = Deno.env.get("LOCALAPPDATA");
+    root = xdg ? xdg : home ? `${home}/.cache` : local;
+  } catch (e) {
+    throw new GollmError(
+      `no --model given and the default model must be downloaded, but the cache location ` +
+        `is unknown (${(e as Error).message}); pass --model PATH or allow env access`,
+    );
+  }
+  if (!root) {
+    throw new GollmError(
+      "no --model given and neither XDG_CACHE_HOME nor HOME is set to cache the default " +
+        "model in; pass --model PATH",
+    );
+  }
+  return `${root.replace(/\/+$/, "")}/gollm/${key}`;
+}
+
+/**
+ * A key for the copy of the model at `baseUrl`: the package version in a JSR URL
+ * (`https://jsr.io/@gollm/cli/0.1.0/models/default/` → `0.1.0`), else a short hash of the URL.
+ *
+ * @param baseUrl URL of the `models/default/` directory.
+ * @returns The key.
+ *
+ * @example
+ * ```ts
+ * import { defaultModelVersion } from "./default_model.ts";
+ * console.log(await defaultModelVersion("https://jsr.io/@gollm/cli/0.1.0/models/default/")); // 0.1.0
+ * ```
+ */
+export async function defaultModelVersion(baseUrl: string | URL): Promise<string> {
+  const href = String(baseUrl);
+  const m = href.match(/^https:\/\/jsr\.io\/@[^/]+\/[^/]+\/([^/]+)\//);
+  if (m) return m[1];
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(href));
+  return [...new Uint8Array(digest).subarray(0, 6)]
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
