@@ -565,7 +565,7 @@ export interface ModelFlags {
 export function modelFlags(values: Values, usage: string): ModelFlags {
   return {
     model: str(values, "model"),
-    backend: choice(values, "backend", usage, ["jit", "reference"] as const) ?? "jit",
+    backend: choice(values, "backend", usage, ["jit", "reference", "wasm"] as const) ?? "jit",
     kvCapacity: int(values, "kv-capacity", usage, 1),
     tokenizerPath: str(values, "tokenizer"),
   };

@@ -11,14 +11,17 @@ import { randomWeights } from "../engine/weights.ts";
 import { compileModel } from "./compile.ts";
 import { macsPerToken } from "./graph.ts";
 
-/** A backend `gollm bench` can measure. */
-export type BenchBackend = "reference" | "jit";
+/**
+ * A backend `gollm bench` can measure: the reference forward, the JS JIT, or the JIT with
+ * its matrix products in generated WASM SIMD (`compileModel(..., { backend: "wasm" })`).
+ */
+export type BenchBackend = "reference" | "jit" | "wasm";
 
 /** Options of {@linkcode runBench}. */
 export interface BenchOptions {
   /** Time budget per backend in seconds (at least one round always runs). Default 10. */
   seconds?: number;
-  /** Backends to measure, in order. Default `["reference", "jit"]`. */
+  /** Backends to measure, in order. Default `["reference", "jit", "wasm"]`. */
   backends?: BenchBackend[];
   /** Prompt length of each prefill round (tokens, at positions 0..). Default 64 (gpt2: at most 3/4 of context_length). */
   prefillTokens?: number;
@@ -86,6 +89,10 @@ export interface BenchResult {
   backends: BackendBench[];
   /** JIT / reference throughput ratios, when both ran. */
   ratio: { prefill: number; decode: number } | null;
+  /** WASM / reference throughput ratios, when both ran. */
+  wasmRatio?: { prefill: number; decode: number } | null;
+  /** WASM / JIT throughput ratios (same run), when both ran. */
+  wasmVsJit?: { prefill: number; decode: number } | null;
 }
 
 const median = (xs: number[]) => {
@@ -121,7 +128,7 @@ const median = (xs: number[]) => {
  */
 export function runBench(config: ModelConfig, options: BenchOptions = {}): BenchResult {
   const seconds = options.seconds ?? 10;
-  const backends = options.backends ?? ["reference", "jit"];
+  const backends = options.backends ?? ["reference", "jit", "wasm"];
   // Defaults shrink to fit a short gpt2 context (learned positions end there).
   const fit = config.arch === "gpt2" ? config.context_length : Infinity;
   const P = options.prefillTokens ?? Math.min(64, Math.max(1, Math.floor(fit * 0.75)));
@@ -160,6 +167,8 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
     const t0 = performance.now();
     const fp: ForwardPass = backend === "jit"
       ? compileModel(config, weights, { kvCapacity })
+      : backend === "wasm"
+      ? compileModel(config, weights, { kvCapacity, backend: "wasm" })
       : createReference(config, weights, { kvCapacity });
     const setupMs = performance.now() - t0;
     // Warm-up (untimed): lets V8 optimise the hot loops.
@@ -198,6 +207,14 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
   }
   const ref = results.find((r) => r.backend === "reference");
   const jit = results.find((r) => r.backend === "jit");
+  const wasm = results.find((r) => r.backend === "wasm");
+  const ratioOf = (a: BackendBench | undefined, b: BackendBench | undefined) =>
+    a && b
+      ? {
+        prefill: a.prefillTokPerS / b.prefillTokPerS,
+        decode: b.decodeTokPerS > 0 ? a.decodeTokPerS / b.decodeTokPerS : 0,
+      }
+      : null;
   return {
     config,
     params: parameterCount(config),
@@ -210,6 +227,8 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
         decode: ref.decodeTokPerS > 0 ? jit.decodeTokPerS / ref.decodeTokPerS : 0,
       }
       : null,
+    wasmRatio: ratioOf(wasm, ref),
+    wasmVsJit: ratioOf(wasm, jit),
   };
 }
 
@@ -218,7 +237,8 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
  *
  * @param r The bench result.
  * @returns Lines: a header with the model size, one row per backend (prefill tok/s, decode
- *   tok/s, effective GFLOP/s of each, rounds), and the JIT/reference ratios.
+ *   tok/s, effective GFLOP/s of each, rounds), and the JIT/reference ratios (and, when the
+ *   wasm backend ran, wasm/reference and wasm/jit).
  *
  * @example
  * ```ts
@@ -254,5 +274,14 @@ export function formatBench(r: BenchResult): string {
       }x`,
     );
   }
+  const ratioLine = (label: string, q: { prefill: number; decode: number } | null | undefined) => {
+    if (!q) return;
+    if (!r.ratio) lines.push("");
+    lines.push(
+      `${label}: prefill ${q.prefill.toFixed(2)}x, decode ${q.decode.toFixed(2)}x`,
+    );
+  };
+  ratioLine("wasm / reference", r.wasmRatio);
+  ratioLine("wasm / jit", r.wasmVsJit);
   return lines.join("\n");
 }

@@ -9,6 +9,7 @@ import type { ForwardOptions, ForwardPass } from "../engine/forward.ts";
 import { checkForwardArgs } from "../engine/reference.ts";
 import { checkWeights, type Weights } from "../engine/weights.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
+import { emitWasmForPlan, type WasmKernels } from "./emit_wasm.ts";
 import { type Plan, planArena } from "./plan.ts";
 
 /** A forward pass running generated kernels, with the source and arena plan it came from. */
@@ -17,8 +18,23 @@ export interface CompiledModel extends ForwardPass {
   readonly source: string;
   /** The arena plan (offsets of every buffer, KV and activation bytes). */
   readonly plan: Plan;
-  /** The arena: activations, scratch, KV rings, RoPE table and logits. */
+  /** The arena: activations, scratch, KV rings, RoPE table and logits (and, wasm, weights). */
   readonly memory: WebAssembly.Memory;
+  /** With `backend: "wasm"`: the SIMD module's bytes, shapes and WAT-like listing. */
+  readonly wasm?: WasmKernels;
+}
+
+/**
+ * Options of {@linkcode compileModel}: the forward options plus the backend of the matrix
+ * products.
+ */
+export interface CompileOptions extends ForwardOptions {
+  /**
+   * `js` (default): everything in generated JS. `wasm`: the matvec/matmul kernels run as
+   * generated WASM f32x4 code (codegen/emit_wasm.ts) on the same arena; the weights are
+   * copied into the arena's memory after the activations (`plan.weightsBytes`).
+   */
+  backend?: "js" | "wasm";
 }
 
 /** What the evaluated module hands back. */
@@ -29,7 +45,7 @@ interface Kernels {
 }
 
 const PARAM_TYPES =
-  /(\w+): (?:Float32Array|number|boolean|ArrayLike<number>|WebAssembly\.Memory|Record<string, Float32Array>)/g;
+  /(\w+): (?:Float32Array|number|boolean|ArrayLike<number>|WebAssembly\.Memory|Record<string, Float32Array>|Record<string, Function>)/g;
 
 /**
  * Turns the emitted TypeScript into plain JS for `new Function`: drops `export` and the
@@ -69,7 +85,8 @@ export function stripTypes(source: string): string {
  *
  * @param config The model config.
  * @param weights Canonical weights; used in place (not copied).
- * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32).
+ * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32),
+ *   `backend` (`js` default, or `wasm`: matrix products in generated WASM SIMD).
  * @returns The compiled forward pass with its `source` and `plan`.
  * @throws {FormatError} when a weight is missing or mis-shaped.
  * @throws {RangeError} for a bad option, or an arena over 4 GiB (lower `kvCapacity`).
@@ -87,27 +104,54 @@ export function stripTypes(source: string): string {
 export function compileModel(
   config: ModelConfig,
   weights: Weights,
-  options: ForwardOptions = {},
+  options: CompileOptions = {},
 ): CompiledModel {
   checkWeights(config, weights, "<weights>");
-  const plan = planArena(config, options);
-  const source = emitKernelsForPlan(plan);
-  const pages = Math.ceil(plan.arenaBytes / 65536);
+  const useWasm = options.backend === "wasm";
+  if (options.backend !== undefined && options.backend !== "js" && !useWasm) {
+    throw new RangeError(`compileModel: backend must be js or wasm, got ${options.backend}`);
+  }
+  const plan = planArena(config, useWasm ? { ...options, weightsInArena: true } : options);
+  const source = useWasm ? emitKernelsForPlan(plan, { backend: "wasm" }) : emitKernelsForPlan(plan);
+  const pages = Math.ceil(plan.memoryBytes / 65536);
   if (pages > 65536) {
     throw new RangeError(
-      `compileModel: the arena needs ${plan.arenaBytes} bytes (> 4 GiB); lower kvCapacity`,
+      `compileModel: the arena needs ${plan.memoryBytes} bytes (> 4 GiB); lower kvCapacity`,
     );
   }
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const W: Record<string, Float32Array> = {};
   for (const [name, t] of weights) W[name] = t.data;
-  const factory = new Function(
-    "memory",
-    "W",
-    stripTypes(source) +
-      "\nreturn { kernels: createKernels(memory, W), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
-  );
-  const mod = factory(memory, W) as {
+  let wasm: WasmKernels | undefined;
+  let X: WebAssembly.Exports | undefined;
+  if (useWasm) {
+    // The WASM kernels address weights by byte offset: copy them into the memory.
+    for (const [name, off] of plan.weightOffsets) {
+      const data = weights.get(name)!.data;
+      const view = new Float32Array(memory.buffer, off, data.length);
+      view.set(data);
+      W[name] = view;
+    }
+    wasm = emitWasmForPlan(plan);
+    X = new WebAssembly.Instance(new WebAssembly.Module(wasm.bytes), {
+      env: { memory },
+    }).exports;
+  }
+  const factory = useWasm
+    ? new Function(
+      "memory",
+      "W",
+      "X",
+      stripTypes(source) +
+        "\nreturn { kernels: createKernels(memory, W, X), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
+    )
+    : new Function(
+      "memory",
+      "W",
+      stripTypes(source) +
+        "\nreturn { kernels: createKernels(memory, W), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
+    );
+  const mod = factory(memory, W, X) as {
     kernels: Kernels;
     LOGITS: number;
     LOGITS_ALL: number;
@@ -126,6 +170,7 @@ export function compileModel(
     source,
     plan,
     memory,
+    ...(wasm ? { wasm } : {}),
     forward(tokens: ArrayLike<number>, pos: number): Float32Array {
       checkForwardArgs(config, tokens, pos);
       const last = tokens.length - 1;

@@ -13,6 +13,7 @@
 import type { ModelConfig } from "../engine/config.ts";
 import type { ForwardOptions } from "../engine/forward.ts";
 import { resolveKvCapacity } from "../engine/reference.ts";
+import { expectedShapes } from "../engine/weights.ts";
 import { type BufferKind, buildGraph, type Graph } from "./graph.ts";
 
 /** Byte alignment of every buffer (one cache line; also 16-byte aligned for WASM SIMD). */
@@ -42,6 +43,16 @@ export interface PlannedBuffer {
   live: [number, number];
 }
 
+/**
+ * Options of {@linkcode planArena}: the forward options plus `weightsInArena`, which the
+ * WASM backend sets so that its kernels can address the weights (they get byte offsets in
+ * the same memory, after the arena).
+ */
+export interface PlanOptions extends ForwardOptions {
+  /** Place every weight the graphs use in the memory after the arena (default false). */
+  weightsInArena?: boolean;
+}
+
 /** The arena layout of one (config, kvCapacity, prefillChunk). */
 export interface Plan {
   /** KV ring slots per layer. */
@@ -60,6 +71,17 @@ export interface Plan {
   decodeBytes: number;
   /** Activation bytes the prefill graph needs. */
   prefillBytes: number;
+  /**
+   * Byte offset of the weight region: `arenaBytes` rounded up to {@linkcode ARENA_ALIGN}
+   * (weights follow the arena only with `weightsInArena`).
+   */
+  weightsOffset: number;
+  /** Bytes of the weights placed in memory (0 unless `weightsInArena`). */
+  weightsBytes: number;
+  /** Byte offset of each placed weight by canonical name (empty unless `weightsInArena`). */
+  weightOffsets: Map<string, number>;
+  /** Bytes the memory needs: `arenaBytes`, or `weightsOffset + weightsBytes` with weights. */
+  memoryBytes: number;
   /** Every buffer with its offset. */
   buffers: PlannedBuffer[];
   /** The decode graph (rows = 1). */
@@ -119,7 +141,7 @@ function planGraph(
  *
  * @param config The model config.
  * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32,
- *   clamped to `kvCapacity`).
+ *   clamped to `kvCapacity`), `weightsInArena` (default false: weights stay outside).
  * @returns The plan; all offsets in bytes.
  * @throws {RangeError} for a non-positive or non-integer `kvCapacity` or `prefillChunk`.
  *
@@ -132,7 +154,7 @@ function planGraph(
  * console.log(p.kvBytes); // 50331648 (12 layers · 2 · 2048 slots · 256 · 4 bytes)
  * ```
  */
-export function planArena(config: ModelConfig, options: ForwardOptions = {}): Plan {
+export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan {
   const kvCapacity = resolveKvCapacity(config, options);
   const chunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
   if (!Number.isInteger(chunk) || chunk <= 0) {
@@ -170,10 +192,30 @@ export function planArena(config: ModelConfig, options: ForwardOptions = {}): Pl
   const p = planGraph(prefill, "prefill", base);
   buffers.push(...d.buffers, ...p.buffers);
   const activationBytes = Math.max(d.bytes, p.bytes);
+  const arenaBytes = base + activationBytes;
+  const weightsOffset = align(arenaBytes);
+  const weightOffsets = new Map<string, number>();
+  let weightsBytes = 0;
+  if (options.weightsInArena) {
+    const shapes = expectedShapes(config);
+    for (const g of [decode, prefill]) {
+      for (const n of g.nodes) {
+        for (const w of n.weights) {
+          if (weightOffsets.has(w)) continue;
+          weightOffsets.set(w, weightsOffset + weightsBytes);
+          weightsBytes += align(elements(shapes.get(w)!) * 4);
+        }
+      }
+    }
+  }
   return {
     kvCapacity,
     prefillChunk,
-    arenaBytes: base + activationBytes,
+    arenaBytes,
+    weightsOffset,
+    weightsBytes,
+    weightOffsets,
+    memoryBytes: options.weightsInArena ? weightsOffset + weightsBytes : arenaBytes,
     kvBytes,
     tableBytes,
     activationBytes,

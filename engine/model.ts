@@ -22,7 +22,7 @@ import { StreamDecoder, type Tokenizer } from "./tokenizer.ts";
 import type { Weights } from "./weights.ts";
 
 /** Which forward implementation runs the model. */
-export type Backend = "jit" | "reference";
+export type Backend = "jit" | "reference" | "wasm";
 
 /** Options of {@linkcode createModel}. */
 export interface ModelOptions {
@@ -553,16 +553,16 @@ export function createModel(
   checkpoint: CheckpointInfo = { format: "memory", path: "<memory>" },
 ): Model {
   const backend = options.backend ?? "jit";
-  if (backend !== "jit" && backend !== "reference") {
-    throw new GollmError(`backend must be jit or reference, got ${JSON.stringify(backend)}`);
+  if (backend !== "jit" && backend !== "reference" && backend !== "wasm") {
+    throw new GollmError(`backend must be jit, wasm or reference, got ${JSON.stringify(backend)}`);
   }
   const kvCapacity = resolveCapacity(config, options.kvCapacity);
   if (options.prefillChunk !== undefined) checkInt("prefillChunk", options.prefillChunk, 1);
   const fwd = { kvCapacity, prefillChunk: options.prefillChunk };
   let pass: ForwardPass;
-  if (backend === "jit") {
+  if (backend === "jit" || backend === "wasm") {
     options.onProgress?.({ stage: "compiling kernels" });
-    pass = compileModel(config, weights, fwd);
+    pass = compileModel(config, weights, backend === "wasm" ? { ...fwd, backend } : fwd);
   } else {
     pass = createReference(config, weights, fwd);
   }
