@@ -89,10 +89,12 @@ export type { ChatMessage, RenderChatOptions } from "./engine/chat.ts";
 export type { ForwardOptions, ForwardPass } from "./engine/forward.ts";
 export { createReference } from "./engine/reference.ts";
 export { compileModel } from "./codegen/compile.ts";
-export type { CompiledModel } from "./codegen/compile.ts";
+export type { CompiledModel, CompileOptions } from "./codegen/compile.ts";
 export { emitKernels } from "./codegen/emit_js.ts";
+export { emitWasmListing } from "./codegen/emit_wasm.ts";
+export type { LinearShape, WasmKernels } from "./codegen/emit_wasm.ts";
 export { planArena } from "./codegen/plan.ts";
-export type { Plan, PlannedBuffer } from "./codegen/plan.ts";
+export type { Plan, PlannedBuffer, PlanOptions } from "./codegen/plan.ts";
 export type { BufferKind, Graph, GraphBuffer, GraphNode, NodeOp } from "./codegen/graph.ts";
 export { formatBench, runBench } from "./codegen/bench.ts";
 export type {

@@ -1,9 +1,9 @@
 /**
- * `gollm bench`: reference vs JIT prefill and decode speed on random weights.
+ * `gollm bench`: reference vs JIT (JS and WASM) prefill and decode speed on random weights.
  *
  * @module
  */
-import { formatBench, runBench } from "../codegen/bench.ts";
+import { type BenchBackend, formatBench, runBench } from "../codegen/bench.ts";
 import { loadConfig } from "../engine/config.ts";
 import {
   type Command,
@@ -17,16 +17,16 @@ import {
   UsageError,
 } from "./common.ts";
 
-const HELP = `usage: gollm bench --config FILE [--seconds S] [--backends jit,reference] [--json]
+const HELP = `usage: gollm bench --config FILE [--seconds S] [--backends LIST] [--json]
 
 Runs a model config on random weights (no checkpoint needed) and prints, in one run, the
-reference's and the JIT's prefill and decode tok/s, their ratio, and effective GFLOP/s
-(2 x multiply-adds per token x tok/s).
+reference's, the JS JIT's and the WASM SIMD JIT's prefill and decode tok/s, their ratios,
+and effective GFLOP/s (2 x multiply-adds per token x tok/s).
 
 options:
   --config FILE        model config (YAML), e.g. configs/gollm-85m.yaml
   --seconds S          time budget per measurement (default: the benchmark's own)
-  --backends LIST      comma-separated subset of jit,reference (default both)
+  --backends LIST      comma-separated subset of reference,jit,wasm (default all three)
   --json               print the result as one JSON object
   -h, --help           show this help`;
 
@@ -42,7 +42,7 @@ options:
  */
 export const bench: Command = {
   name: "bench",
-  summary: "reference vs JIT tok/s and GFLOP/s on random weights",
+  summary: "reference vs JIT (JS, WASM) tok/s and GFLOP/s on random weights",
   help: HELP,
   async run(args) {
     const p = parse(HELP, args, {
@@ -58,8 +58,8 @@ export const bench: Command = {
     if (seconds === 0) throw new UsageError("--seconds must be > 0", usage);
     const list = str(v, "backends")?.split(",").map((s) => s.trim()).filter(Boolean);
     for (const b of list ?? []) {
-      if (b !== "jit" && b !== "reference") {
-        throw new UsageError(`--backends: unknown backend '${b}' (jit, reference)`, usage);
+      if (b !== "jit" && b !== "reference" && b !== "wasm") {
+        throw new UsageError(`--backends: unknown backend '${b}' (reference, jit, wasm)`, usage);
       }
     }
     const config = await loadConfig(configPath);
@@ -70,7 +70,7 @@ export const bench: Command = {
     try {
       result = runBench(config, {
         seconds,
-        backends: list as ("jit" | "reference")[] | undefined,
+        backends: list as BenchBackend[] | undefined,
         onProgress: ({ backend, phase, round, rounds }) =>
           prog.onProgress({
             stage: round === 0

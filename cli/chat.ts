@@ -38,7 +38,7 @@ options:
   --system TEXT        a system message at the start of the conversation
   -n, --max-tokens N   most tokens per reply (default 512)
 ${SAMPLING_HELP}
-  --backend B          jit (default) or reference
+  --backend B          jit (default: generated JS), wasm (generated WASM SIMD) or reference
   --kv-capacity N      KV cache slots (default: the context length)
   --tokenizer PATH     tokenizer file (llama2.c .bin without tok{vocab}.bin or tokenizer.bin
                        beside it)

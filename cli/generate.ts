@@ -33,7 +33,7 @@ options:
   -n, --max-tokens N   most tokens to generate (default 256)
 ${SAMPLING_HELP}
   --stop TEXT          stop when TEXT appears (repeatable)
-  --backend B          jit (default) or reference
+  --backend B          jit (default: generated JS), wasm (generated WASM SIMD) or reference
   --kv-capacity N      KV cache slots (default: context length); beyond it the window slides
   --tokenizer PATH     tokenizer file (required for a llama2.c .bin unless tok{vocab}.bin or
                        tokenizer.bin sits beside it)

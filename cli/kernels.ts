@@ -4,6 +4,7 @@
  * @module
  */
 import { emitKernels } from "../codegen/emit_js.ts";
+import { emitWasmListing } from "../codegen/emit_wasm.ts";
 import { loadConfig } from "../engine/config.ts";
 import { GollmError } from "../engine/errors.ts";
 import {
@@ -18,15 +19,19 @@ import {
   writeFileAtomic,
 } from "./common.ts";
 
-const HELP = `usage: gollm kernels --config FILE [--out FILE] [--kv-capacity N] [--prefill-chunk T]
+const HELP =
+  `usage: gollm kernels --config FILE [--out FILE] [--wasm] [--kv-capacity N] [--prefill-chunk T]
 
 Writes the TypeScript module the JIT generates for a model config: every shape, stride and
 arena offset a literal, one function per layer, a decode step and a prefill step. This is
-the same source the runtime compiles. Without --out it goes to stdout.
+the same source the runtime compiles. With --wasm it writes instead the text listing
+(WAT-like, with shape comments) of the WASM SIMD matrix kernels that --backend wasm
+assembles. Without --out it goes to stdout.
 
 options:
   --config FILE        model config (YAML)
   --out FILE           write here (atomically; parent directories are created)
+  --wasm               write the WASM SIMD kernel listing instead of the TypeScript module
   --kv-capacity N      KV cache slots (default: the context length)
   --prefill-chunk T    tokens per prefill chunk (default 32)
   -h, --help           show this help`;
@@ -51,6 +56,7 @@ export const kernels: Command = {
       out: { type: "string" },
       "kv-capacity": { type: "string" },
       "prefill-chunk": { type: "string" },
+      wasm: { type: "boolean" },
     });
     if (!p) return 0;
     const { values: v, usage } = p;
@@ -63,7 +69,9 @@ export const kernels: Command = {
         `--kv-capacity ${kvCapacity} exceeds the context length ${config.context_length} of ${configPath}`,
       );
     }
-    const source = emitKernels(config, { kvCapacity, prefillChunk });
+    const source = v.wasm === true
+      ? emitWasmListing(config, { kvCapacity, prefillChunk })
+      : emitKernels(config, { kvCapacity, prefillChunk });
     const outPath = str(v, "out");
     if (outPath === undefined) {
       await out(source);

@@ -30,7 +30,7 @@ options:
   --tokens IDS         token ids, comma- or space-separated (no tokenizer needed)
   --prompt TEXT        text, encoded with the model's tokenizer
   --no-bos             with --prompt: do not prepend BOS
-  --backend B          jit (default) or reference
+  --backend B          jit (default: generated JS), wasm (generated WASM SIMD) or reference
   --kv-capacity N      KV cache slots (default: the context length)
   --tokenizer PATH     tokenizer file to use with --prompt
   --top K              entries shown per position in text output (default 5)

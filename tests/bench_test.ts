@@ -16,7 +16,7 @@ Deno.test("runBench() reports setup, then prefill and decode of every round, per
     decodeTokens: 2,
     onProgress: (e) => events.push({ ...e }),
   });
-  assert.deepEqual(r.backends.map((b) => b.backend), ["reference", "jit"]);
+  assert.deepEqual(r.backends.map((b) => b.backend), ["reference", "jit", "wasm"]);
   for (const b of r.backends) {
     const mine = events.filter((e) => e.backend === b.backend);
     // Round 0 (setup + warm-up), then prefill and decode for each timed round, in order.
