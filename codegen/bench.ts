@@ -221,12 +221,7 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
     prefillTokens: P,
     decodeTokens: D,
     backends: results,
-    ratio: ref && jit
-      ? {
-        prefill: jit.prefillTokPerS / ref.prefillTokPerS,
-        decode: ref.decodeTokPerS > 0 ? jit.decodeTokPerS / ref.decodeTokPerS : 0,
-      }
-      : null,
+    ratio: ratioOf(jit, ref),
     wasmRatio: ratioOf(wasm, ref),
     wasmVsJit: ratioOf(wasm, jit),
   };

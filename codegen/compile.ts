@@ -84,7 +84,7 @@ export function stripTypes(source: string): string {
  * K/V are stored, reading older positions from the ring and its own chunk from scratch.
  *
  * @param config The model config.
- * @param weights Canonical weights; used in place (not copied).
+ * @param weights Canonical weights; used in place (js), or copied into the memory (wasm).
  * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32),
  *   `backend` (`js` default, or `wasm`: matrix products in generated WASM SIMD).
  * @returns The compiled forward pass with its `source` and `plan`.
@@ -112,7 +112,7 @@ export function compileModel(
     throw new RangeError(`compileModel: backend must be js or wasm, got ${options.backend}`);
   }
   const plan = planArena(config, useWasm ? { ...options, weightsInArena: true } : options);
-  const source = useWasm ? emitKernelsForPlan(plan, { backend: "wasm" }) : emitKernelsForPlan(plan);
+  const source = emitKernelsForPlan(plan, { backend: useWasm ? "wasm" : "js" });
   const pages = Math.ceil(plan.memoryBytes / 65536);
   if (pages > 65536) {
     throw new RangeError(
@@ -120,37 +120,31 @@ export function compileModel(
     );
   }
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  // The kernels' weights by canonical name: the caller's arrays (js), or (wasm, whose
+  // kernels address weights by byte offset) copies placed in the memory at the plan's
+  // offsets. The compiled model keeps only the copies, so once the caller drops its
+  // weights (loadModel does) they are held once, in the memory.
   const W: Record<string, Float32Array> = {};
-  for (const [name, t] of weights) W[name] = t.data;
-  let wasm: WasmKernels | undefined;
-  let X: WebAssembly.Exports | undefined;
-  if (useWasm) {
-    // The WASM kernels address weights by byte offset: copy them into the memory.
-    for (const [name, off] of plan.weightOffsets) {
-      const data = weights.get(name)!.data;
-      const view = new Float32Array(memory.buffer, off, data.length);
-      view.set(data);
+  for (const [name, t] of weights) {
+    const off = plan.weightOffsets.get(name);
+    if (off === undefined) W[name] = t.data;
+    else {
+      const view = new Float32Array(memory.buffer, off, t.data.length);
+      view.set(t.data);
       W[name] = view;
     }
-    wasm = emitWasmForPlan(plan);
-    X = new WebAssembly.Instance(new WebAssembly.Module(wasm.bytes), {
-      env: { memory },
-    }).exports;
   }
-  const factory = useWasm
-    ? new Function(
-      "memory",
-      "W",
-      "X",
-      stripTypes(source) +
-        "\nreturn { kernels: createKernels(memory, W, X), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
-    )
-    : new Function(
-      "memory",
-      "W",
-      stripTypes(source) +
-        "\nreturn { kernels: createKernels(memory, W), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
-    );
+  const wasm = useWasm ? emitWasmForPlan(plan) : undefined;
+  const X = wasm &&
+    new WebAssembly.Instance(new WebAssembly.Module(wasm.bytes), { env: { memory } }).exports;
+  // The js module's createKernels(memory, W) ignores the third argument.
+  const factory = new Function(
+    "memory",
+    "W",
+    "X",
+    stripTypes(source) +
+      "\nreturn { kernels: createKernels(memory, W, X), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
+  );
   const mod = factory(memory, W, X) as {
     kernels: Kernels;
     LOGITS: number;

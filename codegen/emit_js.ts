@@ -69,12 +69,33 @@ class Src {
 const num = (v: number) => (Object.is(v, -0) ? "0" : String(v));
 
 /** Identifier of a weight tensor: `layers.3.attn.wq.weight` → `l3_attn_wq`, `.bias` → `_b`. */
-export function weightIdent(name: string): string {
+function weightIdent(name: string): string {
   return name
     .replace(/^layers\.(\d+)\./, "l$1_")
     .replace(/\.weight$/, "")
     .replace(/\.bias$/, "_b")
     .replace(/\./g, "_");
+}
+
+/**
+ * The name of a matrix-product kernel, shared by the JS kernels and the WASM exports that
+ * the wasm backend's JS wrappers call (emit_wasm.ts): `matvec_MxN` in a one-row graph
+ * (decode, or a one-token prefill chunk), `matmul_MxN` otherwise; `_bias` when it adds one.
+ *
+ * @param rows Token rows of the graph (1 = decode).
+ * @param M Output features (rows of w).
+ * @param N Input features (columns of w).
+ * @param bias Whether a bias (M) is added.
+ * @returns The kernel name.
+ *
+ * @example
+ * ```ts
+ * import { linearKernelName } from "./emit_js.ts";
+ * console.log(linearKernelName(32, 2048, 768, true)); // matmul_2048x768_bias
+ * ```
+ */
+export function linearKernelName(rows: number, M: number, N: number, bias: boolean): string {
+  return `${rows === 1 ? "matvec" : "matmul"}_${M}x${N}${bias ? "_bias" : ""}`;
 }
 
 /**
@@ -200,13 +221,10 @@ function emitWasmCall(s: Src, name: string, M: number, N: number, bias: boolean,
     "x: number, y: number" +
     (mm ? ", n: number" : "");
   s.open(`function ${name}(${params})`);
-  s.line(
-    mm
-      ? `// y (n, ${M}) = x (n, ${N}) · wᵀ, w (${M}, ${N})${
-        bias ? " + bias" : ""
-      }: WASM f32x4 kernel`
-      : `// y (${M}) = w (${M}, ${N}) · x (${N})${bias ? " + bias" : ""}: WASM f32x4 kernel`,
-  );
+  const shape = mm
+    ? `y (n, ${M}) = x (n, ${N}) · wᵀ, w (${M}, ${N})`
+    : `y (${M}) = w (${M}, ${N}) · x (${N})`;
+  s.line(`// ${shape}${bias ? " + bias" : ""}: WASM f32x4 kernel`);
   const args = ["w.byteOffset", ...(bias ? ["bias.byteOffset"] : []), "x * 4", "y * 4"];
   s.line(`X.${name}(${[...args, ...(mm ? ["n"] : [])].join(", ")});`);
   s.close();
@@ -309,8 +327,7 @@ class KernelSet {
       case "linear": {
         const M = node.attrs.out as number, N = node.attrs.in as number;
         const bias = node.attrs.bias as boolean;
-        const kind = rows === 1 ? "matvec" : "matmul";
-        const name = `${kind}_${M}x${N}${bias ? "_bias" : ""}`;
+        const name = linearKernelName(rows, M, N, bias);
         return once(name, () => {
           if (this.wasm) emitWasmCall(s, name, M, N, bias, rows > 1);
           else if (rows === 1) emitMatvec(s, name, M, N, bias);

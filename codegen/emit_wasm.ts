@@ -21,6 +21,7 @@
  */
 import type { ModelConfig } from "../engine/config.ts";
 import type { ForwardOptions } from "../engine/forward.ts";
+import { linearKernelName } from "./emit_js.ts";
 import { type Plan, planArena } from "./plan.ts";
 import { assembleModule, WasmFunc } from "./wasm_asm.ts";
 
@@ -70,7 +71,7 @@ export function linearShapes(plan: Plan): LinearShape[] {
       if (n.op !== "linear") continue;
       const M = n.attrs.out as number, N = n.attrs.in as number, bias = n.attrs.bias as boolean;
       const kind = g.rows === 1 ? "matvec" : "matmul";
-      const name = `${kind}_${M}x${N}${bias ? "_bias" : ""}`;
+      const name = linearKernelName(g.rows, M, N, bias);
       if (!out.has(name)) out.set(name, { name, kind, M, N, bias });
     }
   }

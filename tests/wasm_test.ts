@@ -259,8 +259,9 @@ Deno.test("planArena() places weights after the arena only with weightsInArena",
   assert.equal(withW.arenaBytes, plain.arenaBytes);
   // Untied llama: embeddings, 2 layers × (7 matrices + 2 norms), final norm, output.
   assert.equal(withW.weightOffsets.size, 1 + 2 * 9 + 2);
+  const weights = randomWeights(c, 1);
   const spans = [...withW.weightOffsets].map(([name, off]) => {
-    const t = randomWeights(c, 1).get(name)!;
+    const t = weights.get(name)!;
     return [off, off + t.data.length * 4] as const;
   }).sort((a, b) => a[0] - b[0]);
   assert.ok(spans[0][0] >= withW.arenaBytes);
