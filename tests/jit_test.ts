@@ -5,59 +5,14 @@
  * independent full-sequence implementation with a banded causal mask; the arena plan.
  */
 import assert from "node:assert/strict";
-import { type ModelConfig, parseConfig } from "../engine/config.ts";
+import type { ModelConfig } from "../engine/config.ts";
 import { createReference } from "../engine/reference.ts";
 import { randomWeights, type Weights } from "../engine/weights.ts";
 import { compileModel, stripTypes } from "../codegen/compile.ts";
 import { emitKernels } from "../codegen/emit_js.ts";
 import { planArena, type PlannedBuffer } from "../codegen/plan.ts";
 import { assertClose } from "./assert_close.ts";
-
-const TOL = 1e-4;
-
-/** A config from a few overrides of a small llama/gpt2 base. */
-function cfg(arch: "llama" | "gpt2", over: Record<string, unknown>): ModelConfig {
-  const base: Record<string, unknown> = arch === "llama"
-    ? {
-      arch,
-      vocab_size: 97,
-      dim: 48,
-      n_layers: 2,
-      n_heads: 4,
-      hidden_dim: 80,
-      context_length: 64,
-      norm: "rmsnorm",
-      norm_eps: 1e-5,
-      rope_theta: 10000,
-      mlp: "swiglu",
-      tie_embeddings: true,
-    }
-    : {
-      arch,
-      vocab_size: 97,
-      dim: 48,
-      n_layers: 2,
-      n_heads: 4,
-      hidden_dim: 96,
-      context_length: 64,
-      norm: "layernorm",
-      norm_eps: 1e-5,
-      mlp: "gelu",
-      tie_embeddings: true,
-    };
-  return parseConfig({ ...base, ...over }, "<jit_test>");
-}
-
-/** Deterministic token ids. */
-function tokens(n: number, vocab: number, seed: number): number[] {
-  let s = seed * 2654435761 >>> 0 || 1;
-  return Array.from({ length: n }, () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % vocab;
-  });
-}
+import { cfg, checkAgainstReference, tokens, TOL } from "./forward_cases.ts";
 
 // ≥ 20 shapes: both arches, GQA ratios 1/2/4 and MQA, odd dims, head_dim ≠ dim/n_heads,
 // both RoPE styles, q/k/v bias on/off, tied/untied LM head.
@@ -141,30 +96,7 @@ const CASES: [string, ModelConfig][] = [
 
 for (const [name, c] of CASES) {
   Deno.test(`compileModel() matches createReference() on ${name}`, () => {
-    const w = randomWeights(c, 11);
-    const ref = createReference(c, w, { kvCapacity: 24 });
-    const jit = compileModel(c, w, { kvCapacity: 24, prefillChunk: 5 });
-    const toks = tokens(30, c.vocab_size, 3);
-    // forwardAll over 13 tokens = chunks 5 + 5 + 3.
-    assertClose(
-      jit.forwardAll(toks.slice(0, 13), 0),
-      ref.forwardAll(toks.slice(0, 13), 0),
-      TOL,
-      "forwardAll",
-    );
-    // Then decode single tokens, past the ring capacity (24) for sliding-window coverage.
-    for (let p = 13; p < 30; p++) {
-      const r = ref.forward([toks[p]], p);
-      const j = jit.forward([toks[p]], p);
-      if (p % 4 === 1 || p === 29) assertClose(j, r, TOL, `decode at position ${p}`);
-    }
-    // A new sequence with forward() (prefill 8 + decode 1) reuses the caches.
-    assertClose(
-      jit.forward(toks.slice(5, 14), 0),
-      ref.forward(toks.slice(5, 14), 0),
-      TOL,
-      "restart",
-    );
+    checkAgainstReference(c, (w) => compileModel(c, w, { kvCapacity: 24, prefillChunk: 5 }), 4);
   });
 }
 

@@ -61,8 +61,9 @@ for (const source of ["stories260K.bin + tok512.bin", "stories260K.gguf"]) {
       // 200 tokens is less than the 256 steps published: the output is a proper prefix.
       assert.ok(jit.length > 400, `only ${jit.length} chars generated`);
       assert.equal(jit, expected.slice(0, jit.length));
-      // The plain reference forward pass agrees token for token.
+      // The plain reference forward pass and the WASM SIMD backend agree token for token.
       assert.equal(greedy(createReference(ck.config, ck.weights), ck, 200), jit);
+      assert.equal(greedy(compileModel(ck.config, ck.weights, { backend: "wasm" }), ck, 200), jit);
     },
   });
 }

@@ -2,11 +2,11 @@
  * The WASM SIMD backend (codegen/emit_wasm.ts, codegen/wasm_asm.ts, `compileModel(...,
  * { backend: "wasm" })`) against the reference forward (engine/reference.ts) on random
  * weights over many shapes, its kernels against a plain float64 matrix product, its
- * assembler against the LEB128 examples of the WebAssembly spec / Wikipedia, and (when the
- * asset is present) the published stories260K greedy text.
+ * assembler against the LEB128 examples of the WebAssembly spec / Wikipedia. (The published
+ * stories260K greedy text is checked for this backend in tests/stories260k_test.ts.)
  */
 import assert from "node:assert/strict";
-import { type ModelConfig, parseConfig } from "../engine/config.ts";
+import type { ModelConfig } from "../engine/config.ts";
 import { createReference } from "../engine/reference.ts";
 import { randomWeights } from "../engine/weights.ts";
 import { compileModel } from "../codegen/compile.ts";
@@ -14,57 +14,8 @@ import { emitKernels } from "../codegen/emit_js.ts";
 import { emitWasmListing, linearKernel, type LinearShape } from "../codegen/emit_wasm.ts";
 import { planArena } from "../codegen/plan.ts";
 import { assembleModule, sleb, uleb } from "../codegen/wasm_asm.ts";
-import { loadLlama2c } from "../engine/llama2c.ts";
-import { StreamDecoder } from "../engine/tokenizer.ts";
 import { assertClose } from "./assert_close.ts";
-import { ASSETS, haveFiles } from "./assets.ts";
-import { argmax } from "./greedy_decode.ts";
-
-const TOL = 1e-4;
-
-/** A config from a few overrides of a small llama/gpt2 base (as in jit_test.ts). */
-function cfg(arch: "llama" | "gpt2", over: Record<string, unknown>): ModelConfig {
-  const base: Record<string, unknown> = arch === "llama"
-    ? {
-      arch,
-      vocab_size: 97,
-      dim: 48,
-      n_layers: 2,
-      n_heads: 4,
-      hidden_dim: 80,
-      context_length: 64,
-      norm: "rmsnorm",
-      norm_eps: 1e-5,
-      rope_theta: 10000,
-      mlp: "swiglu",
-      tie_embeddings: true,
-    }
-    : {
-      arch,
-      vocab_size: 97,
-      dim: 48,
-      n_layers: 2,
-      n_heads: 4,
-      hidden_dim: 96,
-      context_length: 64,
-      norm: "layernorm",
-      norm_eps: 1e-5,
-      mlp: "gelu",
-      tie_embeddings: true,
-    };
-  return parseConfig({ ...base, ...over }, "<wasm_test>");
-}
-
-/** Deterministic token ids (xorshift32). */
-function tokens(n: number, vocab: number, seed: number): number[] {
-  let s = seed * 2654435761 >>> 0 || 1;
-  return Array.from({ length: n }, () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % vocab;
-  });
-}
+import { cfg, checkAgainstReference, tokens, TOL } from "./forward_cases.ts";
 
 // Both arches, MHA/GQA/MQA, odd dims (36, 37, 45, 33, 47), head_dim ≠ dim/n_heads, both
 // RoPE styles, q/k/v bias, tied/untied LM head, vocab 5 (one row block plus one row).
@@ -121,32 +72,12 @@ const CASES: [string, ModelConfig][] = [
 
 for (const [name, c] of CASES) {
   Deno.test(`compileModel({ backend: "wasm" }) matches createReference() on ${name}`, () => {
-    const w = randomWeights(c, 11);
-    const ref = createReference(c, w, { kvCapacity: 24 });
-    const wasm = compileModel(c, w, { kvCapacity: 24, prefillChunk: 5, backend: "wasm" });
-    assert.ok(wasm.wasm, "the compiled model carries its WASM module");
-    assert.ok(wasm.plan.weightsBytes > 0);
-    const toks = tokens(30, c.vocab_size, 3);
-    // forwardAll over 13 tokens = prefill chunks 5 + 5 + 3 (token pairs plus an odd one).
-    assertClose(
-      wasm.forwardAll(toks.slice(0, 13), 0),
-      ref.forwardAll(toks.slice(0, 13), 0),
-      TOL,
-      "forwardAll",
-    );
-    // Then decode single tokens, past the ring capacity (24): sliding window.
-    for (let p = 13; p < 30; p++) {
-      const r = ref.forward([toks[p]], p);
-      const j = wasm.forward([toks[p]], p);
-      assertClose(j, r, TOL, `decode at position ${p}`);
-    }
-    // A new sequence with forward() (prefill 8 + decode 1) reuses the caches.
-    assertClose(
-      wasm.forward(toks.slice(5, 14), 0),
-      ref.forward(toks.slice(5, 14), 0),
-      TOL,
-      "restart",
-    );
+    checkAgainstReference(c, (w) => {
+      const m = compileModel(c, w, { kvCapacity: 24, prefillChunk: 5, backend: "wasm" });
+      assert.ok(m.wasm, "the compiled model carries its WASM module");
+      assert.ok(m.plan.weightsBytes > 0);
+      return m;
+    });
   });
 }
 
@@ -280,35 +211,4 @@ Deno.test("uleb() and sleb() encode the LEB128 examples", () => {
   assert.deepEqual(sleb(-1), [0x7f]);
   assert.deepEqual(sleb(64), [0xc0, 0x00]);
   assert.deepEqual(sleb(-64), [0x40]);
-});
-
-const DIR = `${ASSETS}/stories260K`;
-const have = haveFiles(
-  "stories260K wasm parity",
-  ["stories260K.bin", "tok512.bin", "stories260K.md"].map((f) => `${DIR}/${f}`),
-);
-
-Deno.test({
-  name: 'compileModel({ backend: "wasm" }) greedily reproduces the published stories260K text',
-  ignore: !have,
-  fn: async () => {
-    const md = await Deno.readTextFile(`${DIR}/stories260K.md`);
-    const block = md.slice(md.indexOf("Sampling this model at temperature 0.0")).split("```")[1];
-    const expected = block.split("\n").slice(2).join("\n"); // drop fence newline, `$ ./run`
-    const ck = await loadLlama2c(`${DIR}/stories260K.bin`, { tokenizerPath: `${DIR}/tok512.bin` });
-    const model = compileModel(ck.config, ck.weights, { backend: "wasm" });
-    const tok = ck.tokenizer!;
-    const dec = new StreamDecoder(tok);
-    let text = "";
-    let id = tok.bosId!;
-    for (let pos = 0; pos < 200; pos++) {
-      id = argmax(model.forward([id], pos));
-      if (id === tok.bosId) break;
-      text += dec.push(id);
-    }
-    text += dec.flush();
-    assert.ok(text.startsWith("Once upon a time, there was a little girl named Lily."), text);
-    assert.ok(text.length > 400, `only ${text.length} chars generated`);
-    assert.equal(text, expected.slice(0, text.length));
-  },
 });
