@@ -19,7 +19,7 @@
  */
 
 // Model API
-export { createModel, loadModel } from "./engine/model.ts";
+export { createModel, loadModel } from "./runtime/model.ts";
 export type {
   Backend,
   CheckpointInfo,
@@ -29,33 +29,33 @@ export type {
   Model,
   ModelOptions,
   StopReason,
-} from "./engine/model.ts";
-export type { ProgressCallback, ProgressEvent } from "./engine/progress.ts";
+} from "./runtime/model.ts";
+export type { ProgressCallback, ProgressEvent } from "./core/progress.ts";
 
 // Checkpoints
-export { detectFormat, loadCheckpoint, loadCheckpointTokenizer } from "./engine/load.ts";
-export type { LoadCheckpointOptions } from "./engine/load.ts";
-export type { Checkpoint, CheckpointFormat, GenerationDefaults } from "./engine/checkpoint.ts";
+export { detectFormat, loadCheckpoint, loadCheckpointTokenizer } from "./formats/load.ts";
+export type { LoadCheckpointOptions } from "./formats/load.ts";
+export type { Checkpoint, CheckpointFormat, GenerationDefaults } from "./formats/checkpoint.ts";
 export {
   GOLLM_FORMAT_VERSION,
   loadGollmDir,
   loadGollmTokenizer,
   writeGollmDir,
-} from "./engine/gollm_dir.ts";
-export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./engine/gollm_dir.ts";
-export { loadHf } from "./engine/hf.ts";
-export { loadGguf, readGguf } from "./engine/gguf.ts";
-export type { GgufFile, GgufTensorInfo, GgufValue } from "./engine/gguf.ts";
-export type { GgmlType } from "./engine/quant.ts";
-export { loadLlama2c, readLlama2cTokenizer } from "./engine/llama2c.ts";
-export type { LoadLlama2cOptions } from "./engine/llama2c.ts";
-export { parseSafetensors, readSafetensors, writeSafetensors } from "./engine/safetensors.ts";
+} from "./formats/gollm_dir.ts";
+export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_dir.ts";
+export { loadHf } from "./formats/hf.ts";
+export { loadGguf, readGguf } from "./formats/gguf/gguf.ts";
+export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/gguf.ts";
+export type { GgmlType } from "./formats/quant.ts";
+export { loadLlama2c, readLlama2cTokenizer } from "./formats/llama2c.ts";
+export type { LoadLlama2cOptions } from "./formats/llama2c.ts";
+export { parseSafetensors, readSafetensors, writeSafetensors } from "./formats/safetensors.ts";
 export type {
   SafetensorsDtype,
   SafetensorsFile,
   SafetensorsWriteDtype,
   WriteSafetensorsOptions,
-} from "./engine/safetensors.ts";
+} from "./formats/safetensors.ts";
 
 // Config, weights, errors
 export {
@@ -65,29 +65,33 @@ export {
   parameterCount,
   parseConfig,
   parseConfigYaml,
-} from "./engine/config.ts";
-export type { Arch, ModelConfig } from "./engine/config.ts";
-export { checkWeights, expectedShapes, randomWeights } from "./engine/weights.ts";
-export type { Tensor, Weights } from "./engine/weights.ts";
-export { ConfigError, FormatError, GollmError } from "./engine/errors.ts";
+} from "./core/config.ts";
+export type { Arch, ModelConfig } from "./core/config.ts";
+export { checkWeights, expectedShapes, randomWeights } from "./core/weights.ts";
+export type { Tensor, Weights } from "./core/weights.ts";
+export { ConfigError, FormatError, GollmError } from "./core/errors.ts";
 
 // Tokenizers, sampling, chat
-export { StreamDecoder } from "./engine/tokenizer.ts";
-export type { EncodeOptions, Tokenizer } from "./engine/tokenizer.ts";
-export { loadTokenizer } from "./engine/tokenizer_file.ts";
-export { BUILTIN_ENCODINGS, PRETOKENIZE_PATTERNS, TiktokenTokenizer } from "./engine/tiktoken.ts";
-export type { TiktokenOptions } from "./engine/tiktoken.ts";
-export { SentencePieceTokenizer } from "./engine/sentencepiece.ts";
-export type { SentencePieceVocab } from "./engine/sentencepiece.ts";
-export { loadHfTokenizer } from "./engine/hf_tokenizer.ts";
-export { resolveSamplerOptions, Sampler } from "./engine/sampler.ts";
-export type { ResolvedSamplerOptions, SamplerOptions } from "./engine/sampler.ts";
-export { renderChat } from "./engine/chat.ts";
-export type { ChatMessage, RenderChatOptions } from "./engine/chat.ts";
+export { StreamDecoder } from "./tokenizers/tokenizer.ts";
+export type { EncodeOptions, Tokenizer } from "./tokenizers/tokenizer.ts";
+export { loadTokenizer } from "./tokenizers/tokenizer_file.ts";
+export {
+  BUILTIN_ENCODINGS,
+  PRETOKENIZE_PATTERNS,
+  TiktokenTokenizer,
+} from "./tokenizers/tiktoken.ts";
+export type { TiktokenOptions } from "./tokenizers/tiktoken.ts";
+export { SentencePieceTokenizer } from "./tokenizers/sentencepiece.ts";
+export type { SentencePieceVocab } from "./tokenizers/sentencepiece.ts";
+export { loadHfTokenizer } from "./tokenizers/hf_tokenizer.ts";
+export { resolveSamplerOptions, Sampler } from "./runtime/sampler.ts";
+export type { ResolvedSamplerOptions, SamplerOptions } from "./runtime/sampler.ts";
+export { renderChat } from "./tokenizers/chat_template.ts";
+export type { ChatMessage, RenderChatOptions } from "./tokenizers/chat_template.ts";
 
 // Forward passes and the JIT
-export type { ForwardOptions, ForwardPass } from "./engine/forward.ts";
-export { createReference } from "./engine/reference.ts";
+export type { ForwardOptions, ForwardPass } from "./core/forward.ts";
+export { createReference } from "./runtime/reference.ts";
 export { compileModel } from "./codegen/compile.ts";
 export type { CompiledModel, CompileOptions } from "./codegen/compile.ts";
 export { emitKernels } from "./codegen/emit_js.ts";
@@ -96,11 +100,11 @@ export type { LinearShape, WasmKernels } from "./codegen/emit_wasm.ts";
 export { planArena } from "./codegen/plan.ts";
 export type { Plan, PlannedBuffer, PlanOptions } from "./codegen/plan.ts";
 export type { BufferKind, Graph, GraphBuffer, GraphNode, NodeOp } from "./codegen/graph.ts";
-export { formatBench, runBench } from "./codegen/bench.ts";
+export { formatBench, runBench } from "./runtime/bench.ts";
 export type {
   BackendBench,
   BenchBackend,
   BenchOptions,
   BenchProgress,
   BenchResult,
-} from "./codegen/bench.ts";
+} from "./runtime/bench.ts";

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { type BenchBackend, formatBench, runBench } from "../codegen/bench.ts";
-import { loadConfig } from "../engine/config.ts";
+import { type BenchBackend, formatBench, runBench } from "../runtime/bench.ts";
+import { loadConfig } from "../core/config.ts";
 import {
   type Command,
   num,

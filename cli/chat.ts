@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { type ChatMessage, renderChat } from "../engine/chat.ts";
-import { GollmError } from "../engine/errors.ts";
+import { type ChatMessage, renderChat } from "../tokenizers/chat_template.ts";
+import { GollmError } from "../core/errors.ts";
 import {
   type Command,
   err,

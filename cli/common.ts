@@ -5,9 +5,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { GollmError } from "../engine/errors.ts";
-import { type Backend, type GenerateOptions, loadModel, type Model } from "../engine/model.ts";
-import type { ProgressCallback } from "../engine/progress.ts";
+import { GollmError } from "../core/errors.ts";
+import { type Backend, type GenerateOptions, loadModel, type Model } from "../runtime/model.ts";
+import type { ProgressCallback } from "../core/progress.ts";
 import { defaultModelCacheDir, defaultModelVersion, fetchDefaultModel } from "./default_model.ts";
 
 /**
@@ -500,7 +500,7 @@ export function progress(quiet = false): Progress {
  * @example
  * ```ts ignore
  * import { withProgress } from "./common.ts";
- * import { loadCheckpoint } from "../engine/load.ts";
+ * import { loadCheckpoint } from "../formats/load.ts";
  * const ckpt = await withProgress(
  *   false,
  *   (onProgress) => loadCheckpoint("models/default", { onProgress }),

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { loadConfig, parameterCount } from "../engine/config.ts";
-import { writeGollmDir } from "../engine/gollm_dir.ts";
-import { loadCheckpoint } from "../engine/load.ts";
+import { loadConfig, parameterCount } from "../core/config.ts";
+import { writeGollmDir } from "../formats/gollm_dir.ts";
+import { loadCheckpoint } from "../formats/load.ts";
 import {
   choice,
   type Command,

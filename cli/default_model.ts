@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { GollmError } from "../engine/errors.ts";
-import type { ProgressCallback } from "../engine/progress.ts";
+import { GollmError } from "../core/errors.ts";
+import type { ProgressCallback } from "../core/progress.ts";
 
 /** The files of `models/default`, in download order. */
 export const DEFAULT_MODEL_FILES: readonly string[] = [

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { GenerateStats } from "../engine/model.ts";
+import type { GenerateStats } from "../runtime/model.ts";
 import {
   type Command,
   err,

@@ -4,10 +4,10 @@
  * @module
  */
 import { planArena } from "../codegen/plan.ts";
-import { CONFIG_FIELDS, parameterCount } from "../engine/config.ts";
-import { GollmError } from "../engine/errors.ts";
-import { loadCheckpoint } from "../engine/load.ts";
-import { expectedShapes } from "../engine/weights.ts";
+import { CONFIG_FIELDS, parameterCount } from "../core/config.ts";
+import { GollmError } from "../core/errors.ts";
+import { loadCheckpoint } from "../formats/load.ts";
+import { expectedShapes } from "../core/weights.ts";
 import {
   type Command,
   formatBytes,

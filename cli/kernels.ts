@@ -5,8 +5,8 @@
  */
 import { emitKernels } from "../codegen/emit_js.ts";
 import { emitWasmListing } from "../codegen/emit_wasm.ts";
-import { loadConfig } from "../engine/config.ts";
-import { GollmError } from "../engine/errors.ts";
+import { loadConfig } from "../core/config.ts";
+import { GollmError } from "../core/errors.ts";
 import {
   type Command,
   err,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GollmError } from "../engine/errors.ts";
+import { GollmError } from "../core/errors.ts";
 import {
   type Command,
   int,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { GollmError } from "../engine/errors.ts";
+import { GollmError } from "../core/errors.ts";
 import { bench } from "./bench.ts";
 import { chat } from "./chat.ts";
 import { type Command, err, UsageError } from "./common.ts";

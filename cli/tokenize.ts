@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { GollmError } from "../engine/errors.ts";
-import { loadCheckpointTokenizer } from "../engine/load.ts";
+import { GollmError } from "../core/errors.ts";
+import { loadCheckpointTokenizer } from "../formats/load.ts";
 import { type Command, out, outJson, parse, required, resolveDefaultModel, str } from "./common.ts";
 
 const HELP = `usage: gollm tokenize [--model PATH] --text TEXT [--json] [options]

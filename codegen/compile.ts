@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { ModelConfig } from "../engine/config.ts";
-import type { ForwardOptions, ForwardPass } from "../engine/forward.ts";
-import { checkForwardArgs } from "../engine/reference.ts";
-import { checkWeights, type Weights } from "../engine/weights.ts";
+import type { ModelConfig } from "../core/config.ts";
+import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
+import { checkForwardArgs } from "../runtime/reference.ts";
+import { checkWeights, type Weights } from "../core/weights.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
 import { emitWasmForPlan, type WasmKernels } from "./emit_wasm.ts";
 import { type Plan, planArena } from "./plan.ts";
@@ -93,8 +93,8 @@ export function stripTypes(source: string): string {
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
- * import { randomWeights } from "../engine/weights.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { randomWeights } from "../core/weights.ts";
  * import { compileModel } from "./compile.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const m = compileModel(c, randomWeights(c, 1));

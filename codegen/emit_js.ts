@@ -20,9 +20,9 @@
  *
  * @module
  */
-import type { ModelConfig } from "../engine/config.ts";
-import type { ForwardOptions } from "../engine/forward.ts";
-import { expectedShapes } from "../engine/weights.ts";
+import type { ModelConfig } from "../core/config.ts";
+import type { ForwardOptions } from "../core/forward.ts";
+import { expectedShapes } from "../core/weights.ts";
 import type { Graph, GraphNode } from "./graph.ts";
 import { findBuffer, type Plan, planArena } from "./plan.ts";
 
@@ -549,7 +549,7 @@ function callFor(
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * import { emitKernelsForPlan } from "./emit_js.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
@@ -751,7 +751,7 @@ export function emitKernelsForPlan(plan: Plan, options: EmitOptions = {}): strin
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { emitKernels } from "./emit_js.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const src = emitKernels(c, { kvCapacity: 64 });

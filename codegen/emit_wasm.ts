@@ -15,12 +15,12 @@
  * The dot products accumulate in f32x4 lanes (`f32x4.mul` + `f32x4.add`, no fused
  * multiply-add), unrolled by {@linkcode VEC_UNROLL} vectors; the lanes are summed
  * pairwise at the end, then the `N mod 4` tail columns are added one by one, then the
- * bias. Results differ from the sequential sums of `engine/reference.ts` by rounding only.
+ * bias. Results differ from the sequential sums of `runtime/reference.ts` by rounding only.
  *
  * @module
  */
-import type { ModelConfig } from "../engine/config.ts";
-import type { ForwardOptions } from "../engine/forward.ts";
+import type { ModelConfig } from "../core/config.ts";
+import type { ForwardOptions } from "../core/forward.ts";
 import { linearKernelName } from "./emit_js.ts";
 import { type Plan, planArena } from "./plan.ts";
 import { assembleModule, WasmFunc } from "./wasm_asm.ts";
@@ -57,7 +57,7 @@ export interface LinearShape {
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * import { linearShapes } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
@@ -249,7 +249,7 @@ export interface WasmKernels {
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * import { emitWasmForPlan } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
@@ -291,7 +291,7 @@ export function emitWasmForPlan(plan: Plan): WasmKernels {
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { emitWasmListing } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * console.log(emitWasmListing(c).includes("(func $matvec_48x48")); // true

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { ModelConfig } from "../engine/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 
 /** Where a buffer lives: per-step activations, or state that persists across steps. */
 export type BufferKind = "activation" | "kv" | "table";
@@ -93,7 +93,7 @@ export interface Graph {
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { buildGraph } from "./graph.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const g = buildGraph(c, 1, 64);
@@ -314,7 +314,7 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { macsPerToken } from "./graph.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
  * console.log(macsPerToken(c, 0, 2048, true)); // ≈ 100.7e6

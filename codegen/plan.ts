@@ -10,10 +10,10 @@
  *
  * @module
  */
-import type { ModelConfig } from "../engine/config.ts";
-import type { ForwardOptions } from "../engine/forward.ts";
-import { resolveKvCapacity } from "../engine/reference.ts";
-import { expectedShapes } from "../engine/weights.ts";
+import type { ModelConfig } from "../core/config.ts";
+import type { ForwardOptions } from "../core/forward.ts";
+import { resolveKvCapacity } from "../runtime/reference.ts";
+import { expectedShapes } from "../core/weights.ts";
 import { type BufferKind, buildGraph, type Graph } from "./graph.ts";
 
 /** Byte alignment of every buffer (one cache line; also 16-byte aligned for WASM SIMD). */
@@ -147,7 +147,7 @@ function planGraph(
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
  * const p = planArena(c, { kvCapacity: 2048 });
@@ -239,7 +239,7 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
  *
  * @example
  * ```ts
- * import { parseConfigYaml } from "../engine/config.ts";
+ * import { parseConfigYaml } from "../core/config.ts";
  * import { findBuffer, planArena } from "./plan.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * console.log(findBuffer(planArena(c), "decode", "logits").shape); // [1, 96]

@@ -1,6 +1,6 @@
-"""Model and training config: load a gollm YAML file and validate it exactly like engine/config.ts.
+"""Model and training config: load a gollm YAML file and validate it exactly like core/config.ts.
 
-The model fields and their rules mirror ``engine/config.ts`` (``parseConfig``): unknown
+The model fields and their rules mirror ``core/config.ts`` (``parseConfig``): unknown
 fields, missing required fields, wrong types, bad enum values and inconsistent fields are
 errors that name the file and the field, e.g.::
 
@@ -30,7 +30,7 @@ class GollmError(Exception):
 class ConfigError(GollmError):
     """A config field is missing, unknown, of the wrong type, or inconsistent.
 
-    Message format matches engine/errors.ts ``ConfigError``: ``<file>: field '<field>' <problem>``.
+    Message format matches core/errors.ts ``ConfigError``: ``<file>: field '<field>' <problem>``.
     """
 
     def __init__(self, file: str, field: str, problem: str) -> None:
@@ -79,7 +79,7 @@ class ModelConfig:
         return {f: getattr(self, f) for f in CONFIG_FIELDS}
 
     def to_yaml(self) -> str:
-        """YAML text, one ``field: value`` line per field, like engine/config.ts ``configToYaml``."""
+        """YAML text, one ``field: value`` line per field, like core/config.ts ``configToYaml``."""
         return "".join(f"{k}: {json.dumps(v)}\n" for k, v in self.to_dict().items())
 
 

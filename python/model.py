@@ -1,4 +1,4 @@
-"""The PyTorch mirror of the gollm TypeScript engine (engine/reference.ts).
+"""The PyTorch mirror of the gollm TypeScript engine (runtime/reference.ts).
 
 One module, both architectures, selected by :class:`config.ModelConfig`:
 
@@ -246,7 +246,7 @@ class Transformer(nn.Module):
 
 
 def expected_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Canonical tensor names and shapes for a config (mirror of engine/weights.ts ``expectedShapes``)."""
+    """Canonical tensor names and shapes for a config (mirror of core/weights.ts ``expectedShapes``)."""
     gpt2, ln = c.arch == "gpt2", c.norm == "layernorm"
     m: dict[str, tuple[int, ...]] = {"tok_embeddings.weight": (c.vocab_size, c.dim)}
     if gpt2:

@@ -1,4 +1,4 @@
-"""python/config.py validates exactly like engine/config.ts (same rules, same messages)."""
+"""python/config.py validates exactly like core/config.ts (same rules, same messages)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_defaults_are_filled() -> None:
         ({"tie_embeddings": "yes"}, "x.yaml: field 'tie_embeddings' must be true or false"),
         ({"rope_style": "neox"}, "x.yaml: field 'rope_style' must be one of half | interleaved"),
         ({"n_kv_heads": 3}, "x.yaml: field 'n_kv_heads' must divide n_heads (4), got 3"),
-        ({"dim": 30}, "x.yaml: field 'head_dim' must be a positive integer, got 7.5"),  # as engine/config.ts
+        ({"dim": 30}, "x.yaml: field 'head_dim' must be a positive integer, got 7.5"),  # as core/config.ts
         ({"head_dim": 7}, "x.yaml: field 'head_dim' must be even for RoPE, got 7"),
         ({"mlp": "gelu"}, "x.yaml: field 'mlp' must be swiglu for arch llama"),
         (

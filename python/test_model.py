@@ -28,7 +28,7 @@ def test_state_dict_has_canonical_names_and_shapes(name: str) -> None:
 
 
 def test_parameter_count_matches_engine_formula() -> None:
-    # engine/config.ts parameterCount for configs/gollm-85m.yaml-like shapes, by hand.
+    # core/config.ts parameterCount for configs/gollm-85m.yaml-like shapes, by hand.
     c = parse_config(
         dict(
             arch="llama",

@@ -2,7 +2,7 @@
 
 Training uses the Hugging Face ``tokenizers`` library (byte-level BPE, GPT-2 pre-tokenizer
 regex). The result is saved in the gollm ``.tiktoken`` format (described in the module doc of
-engine/tiktoken.ts):
+tokenizers/tiktoken.ts):
 
     #pattern <pre-tokenizer regex>
     <base64 of the token's bytes> <rank>      one line per BPE token, rank == id
@@ -12,7 +12,7 @@ Ranks are the ``tokenizers`` ids: the 256 single bytes, then one token per merge
 order the trainer learned them, so tiktoken's rule "merge the adjacent pair whose
 concatenation has the lowest rank" replays the trained merges. Special tokens follow the
 ranks. Python encodes with the ``tiktoken`` package, Deno with js-tiktoken
-(engine/tiktoken.ts ``TiktokenTokenizer.fromFile``); both run the same algorithm.
+(tokenizers/tiktoken.ts ``TiktokenTokenizer.fromFile``); both run the same algorithm.
 
 CLI::
 
@@ -140,7 +140,7 @@ class TiktokenFile:
 
 
 class Tokenizer:
-    """Encoder/decoder over a :class:`TiktokenFile` (the Python twin of engine/tiktoken.ts)."""
+    """Encoder/decoder over a :class:`TiktokenFile` (the Python twin of tokenizers/tiktoken.ts)."""
 
     def __init__(self, file: TiktokenFile) -> None:
         self.file = file

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { loadConfig, parameterCount } from "../engine/config.ts";
-import { writeGollmDir } from "../engine/gollm_dir.ts";
-import { createModel } from "../engine/model.ts";
-import { expectedShapes, randomWeights } from "../engine/weights.ts";
+import { loadConfig, parameterCount } from "../core/config.ts";
+import { writeGollmDir } from "../formats/gollm_dir.ts";
+import { createModel } from "../runtime/model.ts";
+import { expectedShapes, randomWeights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 import { byteTokenizer, chain, EOS, scriptedWeights, tinyConfig } from "./model_fixtures.ts";
 

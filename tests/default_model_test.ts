@@ -9,9 +9,9 @@ import {
   defaultModelVersion,
   fetchDefaultModel,
 } from "../cli/default_model.ts";
-import { GollmError } from "../engine/errors.ts";
-import { loadGollmDir } from "../engine/gollm_dir.ts";
-import type { ProgressEvent } from "../engine/progress.ts";
+import { GollmError } from "../core/errors.ts";
+import { loadGollmDir } from "../formats/gollm_dir.ts";
+import type { ProgressEvent } from "../core/progress.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MODEL = `${ROOT}models/default`;

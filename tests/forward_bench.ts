@@ -5,10 +5,10 @@
  *
  * Set GOLLM_BENCH_SMALL_ONLY=1 to skip the 85M model (it needs ~0.5 GB and a minute).
  */
-import { loadConfig, type ModelConfig } from "../engine/config.ts";
-import type { ForwardPass } from "../engine/forward.ts";
-import { createReference } from "../engine/reference.ts";
-import { randomWeights } from "../engine/weights.ts";
+import { loadConfig, type ModelConfig } from "../core/config.ts";
+import type { ForwardPass } from "../core/forward.ts";
+import { createReference } from "../runtime/reference.ts";
+import { randomWeights } from "../core/weights.ts";
 import { compileModel } from "../codegen/compile.ts";
 
 const root = new URL("../configs/", import.meta.url);

@@ -1,12 +1,12 @@
 /**
- * Shared pieces of the forward-pass tests (tests/jit_test.ts, tests/wasm_test.ts): small
+ * Shared pieces of the forward-pass tests (codegen/compile_test.ts, codegen/emit_wasm_test.ts): small
  * configs built from a few overrides, deterministic token ids, and the check of a compiled
  * forward pass against the reference on one config.
  */
-import { type ModelConfig, parseConfig } from "../engine/config.ts";
-import type { ForwardPass } from "../engine/forward.ts";
-import { createReference } from "../engine/reference.ts";
-import { randomWeights, type Weights } from "../engine/weights.ts";
+import { type ModelConfig, parseConfig } from "../core/config.ts";
+import type { ForwardPass } from "../core/forward.ts";
+import { createReference } from "../runtime/reference.ts";
+import { randomWeights, type Weights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 
 /** DESIGN.md's F32 logit tolerance. */

@@ -6,12 +6,12 @@
  * printed, not asserted (speed is measured by benchmarks, never by timed assertions).
  */
 import assert from "node:assert/strict";
-import { GollmError } from "../engine/errors.ts";
-import { ggufToCheckpoint, parseGguf } from "../engine/gguf.ts";
-import { parseLlama2c } from "../engine/llama2c.ts";
-import { parseSafetensors, writeSafetensors } from "../engine/safetensors.ts";
-import { parseLlama2cTokenizer } from "../engine/sentencepiece.ts";
-import type { Tensor } from "../engine/weights.ts";
+import { GollmError } from "../core/errors.ts";
+import { ggufToCheckpoint, parseGguf } from "../formats/gguf/gguf.ts";
+import { parseLlama2c } from "../formats/llama2c.ts";
+import { parseSafetensors, writeSafetensors } from "../formats/safetensors.ts";
+import { parseLlama2cTokenizer } from "../tokenizers/sentencepiece.ts";
+import type { Tensor } from "../core/weights.ts";
 import { ASSETS, haveFiles, isFile, ROOT } from "./assets.ts";
 
 const DIR = `${ASSETS}/stories260K`;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ForwardPass } from "../engine/forward.ts";
+import type { ForwardPass } from "../core/forward.ts";
 
 /**
  * Index of the largest value (ties → lowest index, like `torch.argmax`).

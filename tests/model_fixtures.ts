@@ -11,10 +11,10 @@
  *
  * @module
  */
-import { parseConfig } from "../engine/config.ts";
-import type { ModelConfig } from "../engine/config.ts";
-import { TiktokenTokenizer } from "../engine/tiktoken.ts";
-import { randomWeights, type Weights } from "../engine/weights.ts";
+import { parseConfig } from "../core/config.ts";
+import type { ModelConfig } from "../core/config.ts";
+import { TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
+import { randomWeights, type Weights } from "../core/weights.ts";
 
 /** Id of `<|bos|>` in {@linkcode byteTokenizer}. */
 export const BOS = 256;

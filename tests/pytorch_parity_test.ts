@@ -4,7 +4,7 @@
  * Every directory under tests/fixtures/pytorch/ (made by `deno task fixtures`, i.e.
  * python/fixtures.py) holds a gollm model (config.yaml, model.safetensors, maybe
  * tokenizer.tiktoken) and expected.json with PyTorch's logits for a token sequence and a
- * greedy continuation. Both the reference forward pass (engine/reference.ts) and the
+ * greedy continuation. Both the reference forward pass (runtime/reference.ts) and the
  * compiled kernels (codegen/compile.ts) must match within 1e-4 and produce the same greedy
  * ids. `tiny_trained/` is configs/tiny.yaml trained on the sotu corpus and exported by
  * python/export.py (end-to-end parity); its tokenizer must also give the ids the Python
@@ -14,11 +14,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../engine/config.ts";
-import type { ForwardPass } from "../engine/forward.ts";
-import { createReference } from "../engine/reference.ts";
-import { readSafetensors } from "../engine/safetensors.ts";
-import { TiktokenTokenizer } from "../engine/tiktoken.ts";
+import { loadConfig } from "../core/config.ts";
+import type { ForwardPass } from "../core/forward.ts";
+import { createReference } from "../runtime/reference.ts";
+import { readSafetensors } from "../formats/safetensors.ts";
+import { TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
 import { compileModel } from "../codegen/compile.ts";
 import { assertClose } from "./assert_close.ts";
 import { greedy } from "./greedy_decode.ts";

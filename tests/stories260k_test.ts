@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { compileModel } from "../codegen/compile.ts";
-import type { Checkpoint } from "../engine/checkpoint.ts";
-import { loadGguf } from "../engine/gguf.ts";
-import { loadLlama2c } from "../engine/llama2c.ts";
-import { createReference } from "../engine/reference.ts";
-import type { ForwardPass } from "../engine/forward.ts";
-import { StreamDecoder } from "../engine/tokenizer.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
+import { loadGguf } from "../formats/gguf/gguf.ts";
+import { loadLlama2c } from "../formats/llama2c.ts";
+import { createReference } from "../runtime/reference.ts";
+import type { ForwardPass } from "../core/forward.ts";
+import { StreamDecoder } from "../tokenizers/tokenizer.ts";
 import { ASSETS, haveFiles } from "./assets.ts";
 import { argmax } from "./greedy_decode.ts";
 

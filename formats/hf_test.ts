@@ -1,0 +1,273 @@
+/**
+ * Hugging Face directories against `transformers` itself: each fixture under
+ * tests/fixtures/hf/ (written by python/hf_fixtures.py) holds a random-initialised
+ * transformers model and the float32 logits transformers computed for every position plus
+ * its greedy continuation. Both the reference forward and the JIT must match within 1e-4;
+ * the same Llama converted to GGUF the llama.cpp way must give the same logits.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { compileModel } from "../codegen/compile.ts";
+import type { Checkpoint } from "./checkpoint.ts";
+import { ConfigError, FormatError } from "../core/errors.ts";
+import type { ForwardPass } from "../core/forward.ts";
+import { loadGguf } from "./gguf/gguf.ts";
+import { loadHf, parseHfConfig } from "./hf.ts";
+import { createReference } from "../runtime/reference.ts";
+import { assertClose } from "../tests/assert_close.ts";
+import { greedy } from "../tests/greedy_decode.ts";
+
+const FIX = fileURLToPath(new URL("../tests/fixtures/hf", import.meta.url));
+const TOL = 1e-4;
+
+interface Expected {
+  tokens: number[];
+  logits: number[][];
+  greedy: number[];
+}
+
+async function expected(name: string): Promise<Expected> {
+  return JSON.parse(await Deno.readTextFile(`${FIX}/${name}/expected.json`));
+}
+
+function checkLogits(fp: ForwardPass, exp: Expected, label: string): void {
+  const vocab = fp.config.vocab_size;
+  const all = fp.forwardAll(exp.tokens, 0); // (n, vocab)
+  assert.equal(all.length, exp.tokens.length * vocab);
+  for (let t = 0; t < exp.tokens.length; t++) {
+    assertClose(
+      all.subarray(t * vocab, (t + 1) * vocab),
+      exp.logits[t],
+      TOL,
+      `${label} position ${t}`,
+    );
+  }
+}
+
+const FIXTURES: Record<string, (c: Checkpoint) => void> = {
+  llama_gqa: (c) => {
+    assert.equal(c.config.n_kv_heads, 2);
+    assert.equal(c.config.n_heads, 8);
+    assert.equal(c.config.tie_embeddings, true);
+    assert.ok(!c.weights.has("output.weight"));
+    assert.equal(c.config.tokenizer, "tokenizer.json");
+    assert.equal(c.tokenizer?.constructor.name, "SentencePieceTokenizer");
+  },
+  llama_untied: (c) => {
+    assert.equal(c.config.rope_theta, 500000);
+    assert.equal(c.config.head_dim, 32); // explicit head_dim != dim / n_heads
+    assert.equal(c.config.tie_embeddings, false);
+    assert.deepEqual(c.extraEosIds, [2, 7]);
+    assert.deepEqual(c.generation, { temperature: 0.6, top_p: 0.9, top_k: 40 });
+    assert.equal(c.tokenizer, null);
+  },
+  qwen2: (c) => {
+    assert.equal(c.config.attn_bias, true);
+    assert.equal(c.config.rope_theta, 1e6);
+    assert.ok(c.weights.has("layers.1.attn.wk.bias"));
+  },
+  mistral: (c) => {
+    assert.equal(c.config.n_kv_heads, 1);
+    assert.equal(c.config.context_length, 5); // sliding_window 5 → the KV ring
+  },
+  gpt2: (c) => {
+    assert.equal(c.config.arch, "gpt2");
+    assert.equal(c.config.hidden_dim, 256); // n_inner null → 4 * n_embd
+    assert.equal(c.config.context_length, 32);
+    assert.equal(c.tokenizer?.constructor.name, "TiktokenTokenizer");
+  },
+};
+
+for (const [name, checkConfig] of Object.entries(FIXTURES)) {
+  Deno.test(`loadHf() ${name}: reference and JIT match transformers' logits and greedy ids`, async () => {
+    const ckpt = await loadHf(`${FIX}/${name}`);
+    assert.equal(ckpt.format, "hf");
+    assert.equal(ckpt.config.rope_style, "half");
+    checkConfig(ckpt);
+    const exp = await expected(name);
+    const ref = createReference(ckpt.config, ckpt.weights);
+    checkLogits(ref, exp, `${name} reference`);
+    assert.deepEqual(
+      greedy(ref, exp.tokens, exp.greedy.length),
+      exp.greedy,
+      `${name} reference greedy`,
+    );
+    const jit = compileModel(ckpt.config, ckpt.weights);
+    checkLogits(jit, exp, `${name} JIT`);
+    assert.deepEqual(greedy(jit, exp.tokens, exp.greedy.length), exp.greedy, `${name} JIT greedy`);
+  });
+}
+
+Deno.test("loadGguf() of the llama.cpp-converted llama_gqa gives transformers' logits", async () => {
+  const g = await loadGguf(`${FIX}/llama_gqa.gguf`);
+  const h = await loadHf(`${FIX}/llama_gqa`);
+  assert.equal(g.config.n_kv_heads, h.config.n_kv_heads);
+  assert.equal(g.config.vocab_size, h.config.vocab_size);
+  const exp = await expected("llama_gqa");
+  checkLogits(createReference(g.config, g.weights), exp, "gguf reference");
+  checkLogits(compileModel(g.config, g.weights), exp, "gguf JIT");
+  // Its SentencePiece vocabulary (with real sentencepiece scores) and the HF tokenizer.json
+  // (merges only) tokenize alike.
+  const fx = JSON.parse(await Deno.readTextFile(`${FIX}/llama_gqa/expected.json`));
+  for (const c of fx.tokenizer_cases as { text: string }[]) {
+    assert.deepEqual(g.tokenizer!.encode(c.text), h.tokenizer!.encode(c.text), c.text);
+  }
+});
+
+// ---------------------------------------------------------------- bad input
+
+async function withDir(
+  files: Record<string, string | Uint8Array>,
+  fn: (dir: string) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "gollm_hf_test_" });
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      if (typeof content === "string") await Deno.writeTextFile(`${dir}/${name}`, content);
+      else await Deno.writeFile(`${dir}/${name}`, content);
+    }
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const LLAMA_CFG = {
+  architectures: ["LlamaForCausalLM"],
+  vocab_size: 256,
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-5,
+};
+
+Deno.test("loadHf() rejects an unsupported architecture naming config.json and the field", async () => {
+  const cfg = JSON.stringify({ ...LLAMA_CFG, architectures: ["BertForMaskedLM"] });
+  await withDir({ "config.json": cfg }, async (dir) => {
+    await assert.rejects(loadHf(dir), (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message.startsWith(`${dir}/config.json: field 'architectures' names "BertForMaskedLM"`));
+  });
+});
+
+Deno.test("parseHfConfig() names config.json and the missing or unsupported field", () => {
+  const { num_attention_heads: _, ...noHeads } = LLAMA_CFG;
+  assert.throws(
+    () => parseHfConfig(noHeads, "m/config.json"),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message ===
+        "m/config.json: field 'num_attention_heads' is missing (required for LlamaForCausalLM)",
+  );
+  assert.throws(
+    () =>
+      parseHfConfig({ ...LLAMA_CFG, rope_scaling: { rope_type: "llama3", factor: 8 } }, "c.json"),
+    (e: unknown) =>
+      e instanceof ConfigError && e.field === "rope_scaling" && e.message.includes('"llama3"'),
+  );
+  assert.throws(
+    () => parseHfConfig({ ...LLAMA_CFG, hidden_act: "gelu" }, "c.json"),
+    (e: unknown) => e instanceof ConfigError && e.field === "hidden_act",
+  );
+  assert.throws(
+    () =>
+      parseHfConfig({
+        architectures: ["GPT2LMHeadModel"],
+        vocab_size: 10,
+        n_embd: 8,
+        n_layer: 1,
+        n_head: 2,
+        n_positions: 8,
+        activation_function: "relu",
+      }, "c.json"),
+    (e: unknown) => e instanceof ConfigError && e.field === "activation_function",
+  );
+  // A valid minimal config fills defaults the HF way.
+  const { config } = parseHfConfig(LLAMA_CFG, "c.json");
+  assert.equal(config.n_kv_heads, 4);
+  assert.equal(config.rope_theta, 10000);
+  assert.equal(config.tie_embeddings, false);
+});
+
+Deno.test("loadHf() names the missing HF tensor and its file", async () => {
+  const src = `${FIX}/qwen2`;
+  const bytes = await Deno.readFile(`${src}/model.safetensors`);
+  // Rename one tensor in the safetensors header (same length, so offsets stay valid).
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = new TextDecoder().decode(bytes.subarray(8, 8 + n));
+  const from = "model.layers.1.self_attn.k_proj.bias";
+  assert.ok(header.includes(`"${from}"`));
+  const patched = new TextEncoder().encode(
+    header.replace(`"${from}"`, `"model.layers.1.self_attn.k_proj.xxxx"`),
+  );
+  const out = bytes.slice();
+  out.set(patched, 8);
+  await withDir({
+    "config.json": await Deno.readTextFile(`${src}/config.json`),
+    "model.safetensors": out,
+  }, async (dir) => {
+    await assert.rejects(loadHf(dir), (e: unknown) =>
+      e instanceof FormatError &&
+      e.message ===
+        `${dir}/model.safetensors: tensor '${from}' is missing (needed for layers.1.attn.wk.bias)`);
+  });
+});
+
+Deno.test("loadHf() names the index when a sharded checkpoint lacks a tensor", async () => {
+  const src = `${FIX}/llama_gqa`;
+  const index = JSON.parse(await Deno.readTextFile(`${src}/model.safetensors.index.json`));
+  delete index.weight_map["model.norm.weight"];
+  const files: Record<string, string | Uint8Array> = {
+    "config.json": await Deno.readTextFile(`${src}/config.json`),
+    "model.safetensors.index.json": JSON.stringify(index),
+  };
+  for (const shard of new Set(Object.values(index.weight_map) as string[])) {
+    files[shard] = await Deno.readFile(`${src}/${shard}`);
+  }
+  await withDir(files, async (dir) => {
+    await assert.rejects(loadHf(dir), (e: unknown) =>
+      e instanceof FormatError &&
+      e.message ===
+        `${dir}/model.safetensors.index.json: tensor 'model.norm.weight' is missing (needed for norm.weight)`);
+  });
+});
+
+Deno.test("loadHf() reports a mis-shaped tensor and a directory without weights", async () => {
+  const cfg = {
+    ...JSON.parse(await Deno.readTextFile(`${FIX}/mistral/config.json`)),
+    intermediate_size: 100,
+  };
+  await withDir({
+    "config.json": JSON.stringify(cfg),
+    "model.safetensors": await Deno.readFile(`${FIX}/mistral/model.safetensors`),
+  }, async (dir) => {
+    await assert.rejects(
+      loadHf(dir),
+      (e: unknown) =>
+        e instanceof FormatError &&
+        e.message.includes(
+          "model.layers.0.mlp.gate_proj.weight' has shape [96,64], expected [100,64]",
+        ),
+    );
+  });
+  await withDir(
+    { "config.json": JSON.stringify(LLAMA_CFG), "pytorch_model.bin": "x" },
+    async (dir) => {
+      await assert.rejects(
+        loadHf(dir),
+        (e: unknown) =>
+          e instanceof FormatError && e.message.startsWith(`${dir}: no model.safetensors`) &&
+          e.message.includes("pytorch_model.bin"),
+      );
+    },
+  );
+  await withDir({ "config.json": "{not json" }, async (dir) => {
+    await assert.rejects(
+      loadHf(dir),
+      (e: unknown) =>
+        e instanceof FormatError && e.message.startsWith(`${dir}/config.json: is not valid JSON`),
+    );
+  });
+});

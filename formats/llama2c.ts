@@ -1,0 +1,396 @@
+/**
+ * llama2.c checkpoints (`.bin`, Karpathy's llama2.c `export.py`) and their `tokenizer.bin`.
+ *
+ * Legacy version 0 (what run.c reads; stories15M/42M/110M/260K):
+ * ```
+ * int32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len
+ *   (vocab_size < 0: the classifier is not shared and follows at the end)
+ * f32 tok_embeddings (vocab, dim)
+ * f32 attn_norm (L, dim) · wq (L, dim, dim) · wk (L, kv_dim, dim) · wv (L, kv_dim, dim)
+ *     · wo (L, dim, dim) · ffn_norm (L, dim) · w1 (L, hidden, dim) · w2 (L, dim, hidden)
+ *     · w3 (L, hidden, dim) · norm (dim)
+ * f32 freq_cis_real (seq_len, head_size/2) · freq_cis_imag (seq_len, head_size/2)  — skipped
+ * f32 output (vocab, dim)                                              — only when unshared
+ * ```
+ * Version 1 (`export.py --version 1`): a 256-byte header — uint32 magic `0x616b3432`
+ * ("ak42"), int32 version 1, the same 7 int32, uint8 shared_classifier, zero padding — then
+ * f32 attn_norm (L, dim), ffn_norm (L, dim), norm (dim), tok_embeddings, wq, wk, wv, wo, w1,
+ * w2, w3 (each stacked over layers), and output (vocab, dim) when not shared.
+ *
+ * Every matrix is `(out_features, in_features)` row-major (torch `nn.Linear.weight`). llama2.c
+ * models use RMSNorm eps 1e-5, RoPE theta 10000 on adjacent pairs (`rope_style:
+ * interleaved`).
+ *
+ * @module
+ */
+import type { Checkpoint } from "./checkpoint.ts";
+import { parseConfig } from "../core/config.ts";
+import { FormatError } from "../core/errors.ts";
+import {
+  encodeLlama2cTokenizer,
+  parseLlama2cTokenizer,
+  type SentencePieceTokenizer,
+} from "../tokenizers/sentencepiece.ts";
+import { checkWeights, type Weights } from "../core/weights.ts";
+
+/** Magic of versioned llama2.c checkpoints: "ak42" as a little-endian uint32. */
+export const LLAMA2C_MAGIC = 0x616b3432;
+
+/** The seven header integers of a llama2.c checkpoint (run.c `Config`). */
+export interface Llama2cHeader {
+  /** Format version: 0 (legacy) or 1. */
+  version: number;
+  /** Model dimension. */
+  dim: number;
+  /** FFN hidden dimension. */
+  hidden_dim: number;
+  /** Number of layers. */
+  n_layers: number;
+  /** Number of query heads. */
+  n_heads: number;
+  /** Number of key/value heads. */
+  n_kv_heads: number;
+  /** Vocabulary size (always positive here). */
+  vocab_size: number;
+  /** Maximum sequence length. */
+  seq_len: number;
+  /** Whether the classifier reuses the token embedding. */
+  shared_classifier: boolean;
+  /** Byte offset of the first weight. */
+  headerBytes: number;
+}
+
+/** Options of {@linkcode loadLlama2c}. */
+export interface LoadLlama2cOptions {
+  /**
+   * The tokenizer file. Default: `tok{vocab_size}.bin`, else `tokenizer.bin`, beside the
+   * checkpoint; none found means a checkpoint without tokenizer (token ids only).
+   */
+  tokenizerPath?: string;
+}
+
+/**
+ * Parses and checks the header of a llama2.c checkpoint.
+ *
+ * @param bytes At least the header bytes (28 for v0, 256 for v1).
+ * @param file Path named in errors.
+ * @returns The header.
+ * @throws {FormatError} when the header is truncated, the version is unsupported (v2 Q8_0
+ *   files) or a size is not a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { parseLlama2cHeader } from "./llama2c.ts";
+ * const h = new Int32Array([64, 172, 5, 8, 4, 512, 512]);
+ * console.log(parseLlama2cHeader(new Uint8Array(h.buffer), "m.bin").shared_classifier); // true
+ * ```
+ */
+export function parseLlama2cHeader(bytes: Uint8Array, file: string): Llama2cHeader {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let version = 0, at = 0, headerBytes = 28;
+  if (bytes.length >= 4 && view.getUint32(0, true) === LLAMA2C_MAGIC) {
+    if (bytes.length < 8) {
+      throw new FormatError(file, `truncated header: expected 256 bytes, got ${bytes.length}`);
+    }
+    version = view.getInt32(4, true);
+    if (version !== 1) {
+      throw new FormatError(
+        file,
+        `llama2.c checkpoint version ${version} is not supported (supported: 0 legacy, 1)`,
+      );
+    }
+    at = 8;
+    headerBytes = 256;
+  }
+  if (bytes.length < headerBytes) {
+    throw new FormatError(
+      file,
+      `truncated header: expected ${headerBytes} bytes, got ${bytes.length}`,
+    );
+  }
+  const names = ["dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"];
+  const vals = names.map((_, i) => view.getInt32(at + 4 * i, true));
+  let shared: boolean;
+  if (version === 0) {
+    shared = vals[5] > 0;
+    vals[5] = Math.abs(vals[5]);
+  } else {
+    const flag = view.getUint8(at + 28);
+    if (flag > 1) throw new FormatError(file, `shared_classifier flag must be 0 or 1, got ${flag}`);
+    shared = flag === 1;
+  }
+  names.forEach((name, i) => {
+    if (!(vals[i] > 0)) {
+      throw new FormatError(
+        file,
+        `header field ${name} must be a positive integer, got ${
+          vals[i]
+        } (not a llama2.c checkpoint?)`,
+      );
+    }
+  });
+  const [dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len] = vals;
+  if (dim % n_heads !== 0 || (dim / n_heads) % 2 !== 0) {
+    throw new FormatError(
+      file,
+      `header dim ${dim} must be divisible by n_heads ${n_heads} into an even head size`,
+    );
+  }
+  if (n_heads % n_kv_heads !== 0) {
+    throw new FormatError(
+      file,
+      `header n_kv_heads ${n_kv_heads} must divide n_heads ${n_heads}`,
+    );
+  }
+  return {
+    version,
+    dim,
+    hidden_dim,
+    n_layers,
+    n_heads,
+    n_kv_heads,
+    vocab_size,
+    seq_len,
+    shared_classifier: shared,
+    headerBytes,
+  };
+}
+
+/** (name, element count) of every stored array, in file order. */
+function layout(h: Llama2cHeader): [string, number[]][] {
+  const headSize = h.dim / h.n_heads, kvDim = h.n_kv_heads * headSize;
+  const L = h.n_layers;
+  const per = (name: string, shape: number[]): [string, number[]][] =>
+    Array.from({ length: L }, (_, i) => [`layers.${i}.${name}`, shape]);
+  const emb: [string, number[]] = ["tok_embeddings.weight", [h.vocab_size, h.dim]];
+  const matrices: [string, number[]][] = [
+    ...per("attn.wq.weight", [h.dim, h.dim]),
+    ...per("attn.wk.weight", [kvDim, h.dim]),
+    ...per("attn.wv.weight", [kvDim, h.dim]),
+    ...per("attn.wo.weight", [h.dim, h.dim]),
+  ];
+  const ffn: [string, number[]][] = [
+    ...per("ffn.w1.weight", [h.hidden_dim, h.dim]),
+    ...per("ffn.w2.weight", [h.dim, h.hidden_dim]),
+    ...per("ffn.w3.weight", [h.hidden_dim, h.dim]),
+  ];
+  const out: [string, number[]][] = h.shared_classifier
+    ? []
+    : [["output.weight", [h.vocab_size, h.dim]]];
+  if (h.version === 0) {
+    const freq = h.seq_len * headSize / 2;
+    return [
+      emb,
+      ...per("attn_norm.weight", [h.dim]),
+      ...matrices,
+      ...per("ffn_norm.weight", [h.dim]),
+      ...ffn,
+      ["norm.weight", [h.dim]],
+      ["<freq_cis_real>", [freq]],
+      ["<freq_cis_imag>", [freq]],
+      ...out,
+    ];
+  }
+  return [
+    ...per("attn_norm.weight", [h.dim]),
+    ...per("ffn_norm.weight", [h.dim]),
+    ["norm.weight", [h.dim]],
+    emb,
+    ...matrices,
+    ...ffn,
+    ...out,
+  ];
+}
+
+/**
+ * Parses a whole llama2.c checkpoint held in memory (weights only).
+ *
+ * @param bytes File contents.
+ * @param file Path named in errors.
+ * @returns The header and canonical F32 weights (copies).
+ * @throws {FormatError} for a bad header or when the file size differs from what the
+ *   header implies (expected vs actual bytes).
+ * @throws {ConfigError} when the header describes an invalid config.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseLlama2c } from "./llama2c.ts";
+ * const { header, weights } = parseLlama2c(await Deno.readFile("stories260K.bin"), "stories260K.bin");
+ * console.log(header.n_kv_heads, weights.get("norm.weight")!.shape); // 4 [64]
+ * ```
+ */
+export function parseLlama2c(
+  bytes: Uint8Array,
+  file: string,
+): { header: Llama2cHeader; weights: Weights } {
+  const h = parseLlama2cHeader(bytes, file);
+  // Size check first, arithmetically: a corrupt header may claim billions of layers.
+  const headSize = h.dim / h.n_heads, kvDim = h.n_kv_heads * headSize;
+  const floats = h.vocab_size * h.dim * (h.shared_classifier ? 1 : 2) + h.dim +
+    h.n_layers * (2 * h.dim + 2 * h.dim * h.dim + 2 * kvDim * h.dim + 3 * h.hidden_dim * h.dim) +
+    (h.version === 0 ? h.seq_len * headSize : 0);
+  const expected = h.headerBytes + 4 * floats;
+  if (bytes.length !== expected) {
+    const shape = `dim ${h.dim}, hidden_dim ${h.hidden_dim}, n_layers ${h.n_layers}, ` +
+      `n_heads ${h.n_heads}, n_kv_heads ${h.n_kv_heads}, vocab ${h.vocab_size}, seq_len ${h.seq_len}`;
+    throw new FormatError(
+      file,
+      `${
+        bytes.length < expected ? "truncated" : "too large"
+      }: the v${h.version} header (${shape}, shared_classifier ${h.shared_classifier}) implies ${expected} bytes, file has ${bytes.length}`,
+    );
+  }
+  const arrays = layout(h);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const aligned = (bytes.byteOffset + h.headerBytes) % 4 === 0;
+  const weights: Weights = new Map();
+  let o = h.headerBytes;
+  for (const [name, shape] of arrays) {
+    const n = shape.reduce((x, y) => x * y, 1);
+    if (!name.startsWith("<")) {
+      let data: Float32Array;
+      if (aligned) {
+        data = new Float32Array(bytes.buffer, bytes.byteOffset + o, n).slice();
+      } else {
+        data = new Float32Array(n);
+        for (let i = 0; i < n; i++) data[i] = view.getFloat32(o + 4 * i, true);
+      }
+      weights.set(name, { shape, data });
+    }
+    o += 4 * n;
+  }
+  return { header: h, weights };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
+/**
+ * Loads a llama2.c checkpoint (legacy v0 or v1) with its tokenizer.
+ *
+ * Config: arch llama, rmsnorm eps 1e-5, rope_theta 10000, `rope_style: interleaved`,
+ * swiglu, `context_length` = header seq_len, tied when the classifier is shared.
+ *
+ * @param path Checkpoint path.
+ * @param options `tokenizerPath` (default: `tok{vocab}.bin` or `tokenizer.bin` beside it).
+ * @returns The checkpoint (`format: "llama2c"`).
+ * @throws {FormatError} for unreadable/truncated/oversized files, an unsupported version,
+ *   a missing explicit tokenizer, or a tokenizer whose size differs from the model's vocab.
+ * @throws {ConfigError} when the header describes an invalid config.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadLlama2c } from "./llama2c.ts";
+ * const ck = await loadLlama2c("../shared/assets/stories260K/stories260K.bin");
+ * console.log(ck.config.context_length, ck.tokenizer?.vocabSize); // 512 512
+ * ```
+ */
+export async function loadLlama2c(
+  path: string,
+  options: LoadLlama2cOptions = {},
+): Promise<Checkpoint> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
+  }
+  const { header: h, weights } = parseLlama2c(bytes, path);
+  let tokenizer: SentencePieceTokenizer | null = null;
+  let tokPath = options.tokenizerPath;
+  if (tokPath === undefined) {
+    const dir = dirOf(path);
+    for (const name of [`tok${h.vocab_size}.bin`, "tokenizer.bin"]) {
+      if (await exists(`${dir}/${name}`)) {
+        tokPath = `${dir}/${name}`;
+        break;
+      }
+    }
+  }
+  if (tokPath !== undefined) {
+    tokenizer = await readLlama2cTokenizer(tokPath);
+    if (tokenizer.vocabSize !== h.vocab_size) {
+      throw new FormatError(
+        tokPath,
+        `tokenizer has ${tokenizer.vocabSize} tokens but the checkpoint ${path} has vocab_size ${h.vocab_size}`,
+      );
+    }
+  }
+  const config = parseConfig({
+    arch: "llama",
+    vocab_size: h.vocab_size,
+    dim: h.dim,
+    n_layers: h.n_layers,
+    n_heads: h.n_heads,
+    n_kv_heads: h.n_kv_heads,
+    hidden_dim: h.hidden_dim,
+    context_length: h.seq_len,
+    norm: "rmsnorm",
+    norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_style: "interleaved",
+    attn_bias: false,
+    mlp: "swiglu",
+    tie_embeddings: h.shared_classifier,
+    tokenizer: tokenizer ? "tokenizer.bin" : "none",
+  }, path);
+  checkWeights(config, weights, path);
+  return { format: "llama2c", path, config, weights, tokenizer };
+}
+
+/**
+ * Reads a llama2.c `tokenizer.bin` (int32 max_token_length, then per token: f32 score, int32
+ * byte length, bytes) into a {@linkcode SentencePieceTokenizer} (unk 0, BOS 1, EOS 2; spaces
+ * become `'▁'`).
+ *
+ * @param path File path.
+ * @returns The tokenizer.
+ * @throws {FormatError} when the file cannot be read or is malformed/truncated.
+ *
+ * @example
+ * ```ts ignore
+ * import { readLlama2cTokenizer } from "./llama2c.ts";
+ * const tok = await readLlama2cTokenizer("../shared/assets/stories260K/tok512.bin");
+ * console.log(tok.encode("Once upon a time")); // [1, 403, 407, 261, 378]
+ * ```
+ */
+export async function readLlama2cTokenizer(path: string): Promise<SentencePieceTokenizer> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
+  }
+  return parseLlama2cTokenizer(bytes, path);
+}
+
+/**
+ * Serialises a SentencePiece tokenizer as llama2.c `tokenizer.bin` bytes (what
+ * `SentencePieceTokenizer.toFile()` stores in a gollm model directory).
+ *
+ * @param tok The tokenizer.
+ * @returns The file bytes (int32 max_token_length; per token f32 score, int32 length,
+ *   UTF-8 bytes with `'▁'` as space; BOS/EOS as `"\n<s>\n"` / `"\n</s>\n"`).
+ *
+ * @example
+ * ```ts
+ * import { writeLlama2cTokenizer } from "./llama2c.ts";
+ * import { SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
+ * const tok = new SentencePieceTokenizer({ pieces: ["<unk>", "<s>", "</s>", "▁a"],
+ *   scores: [0, 0, 0, -1], bosId: 1, eosIds: [2], unkId: 0 });
+ * console.log(writeLlama2cTokenizer(tok).length); // 54
+ * ```
+ */
+export function writeLlama2cTokenizer(tok: SentencePieceTokenizer): Uint8Array {
+  return encodeLlama2cTokenizer(tok);
+}

@@ -1,0 +1,253 @@
+/**
+ * Checkpoint auto-detection: one entry point that reads any format gollm supports.
+ *
+ * | path                          | format  | reader                  |
+ * |-------------------------------|---------|-------------------------|
+ * | directory with `config.yaml`  | gollm   | formats/gollm_dir.ts     |
+ * | directory with `config.json`  | hf      | formats/hf.ts            |
+ * | file starting with `GGUF`     | gguf    | formats/gguf/gguf.ts          |
+ * | `*.gguf`, or a legacy ggml magic (GGML/GGJT/GGLA) | gguf (reports the bad magic) | formats/gguf/gguf.ts |
+ * | any other file                | llama2c | formats/llama2c.ts       |
+ *
+ * A file that is not clearly llama2.c (neither a `.bin` name nor the `ak42` v1 magic) and
+ * fails the llama2.c checks is reported as "not a recognised model file", naming its first
+ * bytes, rather than with a llama2.c header error.
+ *
+ * @module
+ */
+import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
+import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
+import { loadGguf } from "./gguf/gguf.ts";
+import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
+import { loadHf } from "./hf.ts";
+import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
+import { loadLlama2c } from "./llama2c.ts";
+import type { ProgressCallback } from "../core/progress.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
+
+/** Options of {@linkcode loadCheckpoint}. */
+export interface LoadCheckpointOptions {
+  /**
+   * A tokenizer file to use instead of the checkpoint's own (required for a llama2.c `.bin`
+   * unless a `tok{vocab}.bin` or `tokenizer.bin` sits beside it). Any file `loadTokenizer` reads
+   * (`.tiktoken`, llama2.c `tokenizer.bin`, HF `tokenizer.json`).
+   */
+  tokenizerPath?: string;
+  /** Called at the start of each loading stage. */
+  onProgress?: ProgressCallback;
+  /**
+   * When true, a gollm directory whose tokenizer cannot be loaded (the file its config names
+   * is missing or malformed) loads with `tokenizer: null` instead of failing — for callers
+   * that only need token ids (`gollm logits --tokens`). An explicit `tokenizerPath` must
+   * still load. Default false.
+   */
+  optionalTokenizer?: boolean;
+}
+
+function join(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+function splitPath(path: string): { dir: string; name: string } {
+  const i = path.lastIndexOf("/");
+  return i < 0
+    ? { dir: ".", name: path }
+    : { dir: path.slice(0, i) || "/", name: path.slice(i + 1) };
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Detects the checkpoint format of `path` without reading more than its first bytes.
+ *
+ * @param path A model directory or a checkpoint file.
+ * @returns The format.
+ * @throws {GollmError} when the path does not exist, or is a directory with neither
+ *   `config.yaml` nor `config.json`, or a lone `.safetensors` file.
+ *
+ * @example
+ * ```ts ignore
+ * import { detectFormat } from "./load.ts";
+ * console.log(await detectFormat("stories260K.gguf")); // "gguf"
+ * ```
+ */
+export async function detectFormat(path: string): Promise<CheckpointFormat> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new GollmError(
+        `${path}: no such file or directory (expected a model directory or file)`,
+      );
+    }
+    throw new GollmError(`${path}: cannot be read: ${(e as Error).message}`);
+  }
+  if (info.isDirectory) {
+    if (await isFile(join(path, "config.yaml"))) return "gollm";
+    if (await isFile(join(path, "config.json"))) return "hf";
+    throw new GollmError(
+      `${path}: directory has neither config.yaml (gollm model) nor config.json (Hugging Face model)`,
+    );
+  }
+  if (path.endsWith(".safetensors")) {
+    throw new GollmError(
+      `${path}: a lone .safetensors file carries no config; pass the directory that holds it ` +
+        `with its config.yaml or config.json`,
+    );
+  }
+  return (await sniffFile(path)).format;
+}
+
+/** Legacy pre-GGUF llama.cpp magics, as bytes on disk (uint32 LE) and as text. */
+const GGML_MAGICS = new Set(["GGML", "GGJT", "GGLA", "lmgg", "tjgg", "algg"]);
+
+/** llama2.c v1 magic "ak42" as it sits on disk (uint32 0x616b3432 little-endian). */
+const LLAMA2C_V1_HEAD = "24ka";
+
+/** The first bytes of a file, printable (`\xNN` for others), for error messages. */
+function showHead(head: Uint8Array): string {
+  return [...head].map((b) =>
+    b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`
+  ).join("");
+}
+
+/** Format of a (non-directory) file, and whether a llama2.c guess is certain. */
+async function sniffFile(
+  path: string,
+): Promise<{ format: "gguf" | "llama2c"; clearlyLlama2c: boolean; head: Uint8Array }> {
+  const buf = new Uint8Array(4);
+  let n: number | null = 0;
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new GollmError(`${path}: cannot be read: ${(e as Error).message}`);
+  }
+  try {
+    n = await f.read(buf);
+  } finally {
+    f.close();
+  }
+  const head = buf.subarray(0, n ?? 0);
+  const text = String.fromCharCode(...head);
+  if (text === "GGUF" || GGML_MAGICS.has(text) || /\.gguf$/i.test(path)) {
+    return { format: "gguf", clearlyLlama2c: false, head };
+  }
+  const clearlyLlama2c = /\.bin$/i.test(path) || text === LLAMA2C_V1_HEAD;
+  return { format: "llama2c", clearlyLlama2c, head };
+}
+
+/**
+ * Loads any supported checkpoint, detecting its format (see the module table).
+ *
+ * @param path A gollm or Hugging Face model directory, a GGUF file, or a llama2.c `.bin`.
+ * @param options `tokenizerPath` overrides (or, for llama2.c, supplies) the tokenizer;
+ *   `onProgress` reports stages.
+ * @returns The checkpoint, config validated and weights checked.
+ * @throws {GollmError} (or its subclasses ConfigError / FormatError) for a path that does not
+ *   exist, matches no format, or is malformed.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadCheckpoint } from "./load.ts";
+ * const ckpt = await loadCheckpoint("../shared/assets/stories260K/stories260K.gguf");
+ * console.log(ckpt.format, ckpt.config.n_layers); // gguf 5
+ * ```
+ */
+export async function loadCheckpoint(
+  path: string,
+  options: LoadCheckpointOptions = {},
+): Promise<Checkpoint> {
+  const progress = options.onProgress ?? (() => {});
+  const format = await detectFormat(path);
+  progress({ stage: `reading ${format} checkpoint ${path}` });
+  let ckpt: Checkpoint;
+  switch (format) {
+    case "gollm":
+      ckpt = await loadGollmDir(path, {
+        onProgress: options.onProgress,
+        optionalTokenizer: options.optionalTokenizer && options.tokenizerPath === undefined,
+      });
+      break;
+    case "hf":
+      ckpt = await loadHf(path);
+      break;
+    case "gguf":
+      ckpt = await loadGguf(path);
+      break;
+    case "llama2c":
+      ckpt = await loadLlama2cChecked(path, options.tokenizerPath);
+      break;
+  }
+  if (options.tokenizerPath !== undefined && format !== "llama2c") {
+    progress({ stage: `loading tokenizer ${options.tokenizerPath}` });
+    ckpt.tokenizer = await loadTokenizerFile(options.tokenizerPath);
+  }
+  return ckpt;
+}
+
+/**
+ * loadLlama2c, but a file that is not clearly llama2.c and fails its checks is reported as
+ * an unrecognised file (a llama2.c header error would mislead: `--model README.md`).
+ */
+async function loadLlama2cChecked(path: string, tokenizerPath?: string): Promise<Checkpoint> {
+  const { clearlyLlama2c, head } = await sniffFile(path);
+  try {
+    return await loadLlama2c(path, { tokenizerPath });
+  } catch (e) {
+    const aboutThisFile = (e instanceof FormatError || e instanceof ConfigError) &&
+      e.file === path;
+    if (clearlyLlama2c || !aboutThisFile) throw e;
+    const start = head.length === 0 ? "is empty" : `starts with '${showHead(head)}'`;
+    throw new FormatError(
+      path,
+      `not a recognised model file (${start}; expected a GGUF file, a llama2.c .bin ` +
+        `checkpoint, or a model directory)`,
+    );
+  }
+}
+
+async function loadTokenizerFile(path: string): Promise<Tokenizer> {
+  if (!(await isFile(path))) {
+    throw new GollmError(`${path}: tokenizer file does not exist`);
+  }
+  const { dir, name } = splitPath(path);
+  const tok = await loadTokenizer(name, dir);
+  if (!tok) throw new GollmError(`${path}: no tokenizer could be read from this file`);
+  return tok;
+}
+
+/**
+ * Loads only the tokenizer of a checkpoint (cheap for gollm and Hugging Face directories,
+ * which keep it in separate files; GGUF and llama2.c are read whole).
+ *
+ * @param path As for {@linkcode loadCheckpoint}.
+ * @param options `tokenizerPath` overrides the checkpoint's tokenizer.
+ * @returns The tokenizer, or null when the checkpoint has none.
+ * @throws {GollmError} as for {@linkcode loadCheckpoint}.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadCheckpointTokenizer } from "./load.ts";
+ * const tok = await loadCheckpointTokenizer("models/default");
+ * console.log(tok?.encode("hello"));
+ * ```
+ */
+export async function loadCheckpointTokenizer(
+  path: string,
+  options: LoadCheckpointOptions = {},
+): Promise<Tokenizer | null> {
+  const format = await detectFormat(path);
+  if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
+  if (format === "gollm") return await loadGollmTokenizer(path);
+  if (format === "hf") return await loadHfTokenizer(path);
+  return (await loadCheckpoint(path, options)).tokenizer;
+}

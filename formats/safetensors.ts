@@ -1,0 +1,621 @@
+/**
+ * safetensors read and write (https://github.com/huggingface/safetensors, format spec in its
+ * README): an 8-byte little-endian u64 header length N, N bytes of JSON header
+ * `{"__metadata__": {str: str}, "<name>": {"dtype", "shape", "data_offsets": [begin, end]}}`,
+ * then the data section. Offsets are relative to the data section; tensors are row-major,
+ * little-endian, and tile the data section without gaps or overlaps.
+ *
+ * Reading converts every supported dtype to F32 ({@linkcode Tensor}); writing stores F32,
+ * F16 or BF16 (round to nearest, ties to even) through a temporary file that is renamed
+ * into place, so a failed write never leaves a half file.
+ *
+ * @module
+ */
+import { FormatError, GollmError } from "../core/errors.ts";
+import type { Tensor } from "../core/weights.ts";
+
+/** Dtypes this reader converts to F32. */
+export type SafetensorsDtype =
+  | "F64"
+  | "F32"
+  | "F16"
+  | "BF16"
+  | "I64"
+  | "I32"
+  | "I16"
+  | "I8"
+  | "U64"
+  | "U32"
+  | "U16"
+  | "U8"
+  | "BOOL";
+
+/** Dtypes {@linkcode writeSafetensors} can store. */
+export type SafetensorsWriteDtype = "F32" | "F16" | "BF16";
+
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+};
+
+/** Header values larger than this are refused (same limit as the Rust reference: 100 MB). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The result of {@linkcode parseSafetensors}. */
+export interface SafetensorsFile {
+  /** Every tensor, converted to F32, in header order. */
+  tensors: Map<string, Tensor>;
+  /** The `__metadata__` string map (empty when absent). */
+  metadata: Record<string, string>;
+  /** The stored dtype of each tensor (before conversion to F32). */
+  dtypes: Map<string, SafetensorsDtype>;
+}
+
+// ---------------------------------------------------------------------------------------
+// F16 / BF16 conversions
+
+let f16Table: Float32Array | null = null; // (65536) f16 bits -> value
+
+/** Exact value of one IEEE half-precision bit pattern. */
+function f16BitsToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24; // zero / subnormal
+  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+function getF16Table(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToNumber(h);
+  }
+  return f16Table;
+}
+
+/**
+ * Converts the bits of an F32 value to F16 bits, rounding to nearest with ties to even;
+ * overflow gives ±Infinity, NaN stays NaN (quiet). Follows numpy's
+ * `npy_floatbits_to_halfbits` (numpy/core/src/npymath/halffloat.c).
+ *
+ * @param f F32 bit pattern (as from a `Uint32Array` view).
+ * @returns F16 bit pattern in `[0, 65535]`.
+ *
+ * @example
+ * ```ts
+ * import { f32BitsToF16Bits } from "./safetensors.ts";
+ * const bits = new Uint32Array(new Float32Array([1.0]).buffer)[0];
+ * console.log(f32BitsToF16Bits(bits).toString(16)); // "3c00"
+ * ```
+ */
+export function f32BitsToF16Bits(f: number): number {
+  const hSgn = (f >>> 16) & 0x8000;
+  const fExp = f & 0x7f800000;
+  if (fExp >= 0x47800000) {
+    // Exponent overflow/NaN converts to signed inf/NaN.
+    if (fExp === 0x7f800000) {
+      const fSig = f & 0x007fffff;
+      if (fSig !== 0) {
+        // NaN: keep the top mantissa bits, force it quiet so it stays a NaN.
+        return hSgn | 0x7c00 | 0x0200 | (fSig >>> 13);
+      }
+      return hSgn | 0x7c00; // inf
+    }
+    return hSgn | 0x7c00; // overflow to inf
+  }
+  if (fExp <= 0x38000000) {
+    // Exponent underflow converts to a subnormal half or signed zero.
+    if (fExp < 0x33000000) return hSgn;
+    const e = fExp >>> 23;
+    let fSig = 0x00800000 + (f & 0x007fffff);
+    // Shift by 13 plus the extra shift for the subnormal exponent.
+    fSig = fSig >>> (113 - e);
+    // Round to nearest even; the shift may have dropped up to 11 bits, checked in `f`.
+    if ((fSig & 0x00003fff) !== 0x00001000 || (f & 0x000007ff) !== 0) fSig += 0x00001000;
+    return hSgn + (fSig >>> 13); // a carry into the exponent gives the right result
+  }
+  const hExp = (fExp - 0x38000000) >>> 13;
+  let fSig = f & 0x007fffff;
+  if ((fSig & 0x00003fff) !== 0x00001000) fSig += 0x00001000;
+  // A carry out of the mantissa increments the exponent (up to inf): still correct.
+  return hSgn + hExp + (fSig >>> 13);
+}
+
+/**
+ * Converts the bits of an F32 value to BF16 bits (the top 16 bits), rounding to nearest
+ * with ties to even; NaN stays NaN (quiet). Same rounding as PyTorch's `round_to_nearest_even`
+ * (c10/util/BFloat16.h).
+ *
+ * @param f F32 bit pattern.
+ * @returns BF16 bit pattern in `[0, 65535]`.
+ *
+ * @example
+ * ```ts
+ * import { f32BitsToBf16Bits } from "./safetensors.ts";
+ * const bits = new Uint32Array(new Float32Array([1.0]).buffer)[0];
+ * console.log(f32BitsToBf16Bits(bits).toString(16)); // "3f80"
+ * ```
+ */
+export function f32BitsToBf16Bits(f: number): number {
+  if ((f & 0x7f800000) === 0x7f800000 && (f & 0x007fffff) !== 0) {
+    return ((f >>> 16) | 0x0040) & 0xffff; // quiet NaN
+  }
+  // The sum stays below 2^32 for every non-NaN pattern, so `>>> 16` sees it unwrapped.
+  return ((f >>> 0) + 0x7fff + ((f >>> 16) & 1)) >>> 16;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return JSON.stringify(v).slice(0, 60);
+  if (typeof v === "object") return "an object";
+  return JSON.stringify(v);
+}
+
+interface Entry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Copies `n` elements of `size` bytes at absolute offset `off` of `bytes` into a fresh,
+ * aligned ArrayBuffer (little-endian host: raw copy; the typed views then read them).
+ */
+function alignedCopy(bytes: Uint8Array, off: number, nbytes: number): ArrayBuffer {
+  const buf = new ArrayBuffer(nbytes);
+  new Uint8Array(buf).set(bytes.subarray(off, off + nbytes));
+  return buf;
+}
+
+function convert(bytes: Uint8Array, off: number, e: Entry, n: number): Float32Array {
+  const nbytes = e.end - e.begin;
+  const absOff = bytes.byteOffset + off;
+  if (!LITTLE_ENDIAN_HOST) return convertDataView(bytes, off, e.dtype, n);
+  switch (e.dtype) {
+    case "F32":
+      if (absOff % 4 === 0) return new Float32Array(bytes.buffer, absOff, n).slice();
+      return new Float32Array(alignedCopy(bytes, off, nbytes));
+    case "F16": {
+      const src = absOff % 2 === 0
+        ? new Uint16Array(bytes.buffer, absOff, n)
+        : new Uint16Array(alignedCopy(bytes, off, nbytes));
+      const table = getF16Table();
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = table[src[i]];
+      return out;
+    }
+    case "BF16": {
+      const src = absOff % 2 === 0
+        ? new Uint16Array(bytes.buffer, absOff, n)
+        : new Uint16Array(alignedCopy(bytes, off, nbytes));
+      const out = new Float32Array(n);
+      const out32 = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) out32[i] = src[i] << 16;
+      return out;
+    }
+    case "F64":
+      return Float32Array.from(new Float64Array(alignedCopy(bytes, off, nbytes)));
+    case "I64":
+      return Float32Array.from(new BigInt64Array(alignedCopy(bytes, off, nbytes)), Number);
+    case "U64":
+      return Float32Array.from(new BigUint64Array(alignedCopy(bytes, off, nbytes)), Number);
+    case "I32":
+      return Float32Array.from(new Int32Array(alignedCopy(bytes, off, nbytes)));
+    case "U32":
+      return Float32Array.from(new Uint32Array(alignedCopy(bytes, off, nbytes)));
+    case "I16":
+      return Float32Array.from(new Int16Array(alignedCopy(bytes, off, nbytes)));
+    case "U16":
+      return Float32Array.from(new Uint16Array(alignedCopy(bytes, off, nbytes)));
+    case "I8":
+      return Float32Array.from(new Int8Array(bytes.buffer, absOff, n));
+    case "U8":
+    case "BOOL":
+      return Float32Array.from(bytes.subarray(off, off + n));
+  }
+}
+
+/** Portable (big-endian host) path: one DataView read per element. */
+function convertDataView(
+  bytes: Uint8Array,
+  off: number,
+  dtype: SafetensorsDtype,
+  n: number,
+): Float32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + off);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    switch (dtype) {
+      case "F64":
+        out[i] = dv.getFloat64(8 * i, true);
+        break;
+      case "F32":
+        out[i] = dv.getFloat32(4 * i, true);
+        break;
+      case "F16":
+        out[i] = f16BitsToNumber(dv.getUint16(2 * i, true));
+        break;
+      case "BF16":
+        out[i] = new Float32Array(new Uint32Array([dv.getUint16(2 * i, true) << 16]).buffer)[0];
+        break;
+      case "I64":
+        out[i] = Number(dv.getBigInt64(8 * i, true));
+        break;
+      case "U64":
+        out[i] = Number(dv.getBigUint64(8 * i, true));
+        break;
+      case "I32":
+        out[i] = dv.getInt32(4 * i, true);
+        break;
+      case "U32":
+        out[i] = dv.getUint32(4 * i, true);
+        break;
+      case "I16":
+        out[i] = dv.getInt16(2 * i, true);
+        break;
+      case "U16":
+        out[i] = dv.getUint16(2 * i, true);
+        break;
+      case "I8":
+        out[i] = dv.getInt8(i);
+        break;
+      case "U8":
+      case "BOOL":
+        out[i] = dv.getUint8(i);
+        break;
+    }
+  }
+  return out;
+}
+
+/**
+ * Parses a whole safetensors file held in memory. Every tensor is converted to F32
+ * (F64, F32, F16, BF16, signed/unsigned 8–64-bit integers and BOOL are accepted).
+ *
+ * Checks: the 8-byte length against the file size; the header is a JSON object; each
+ * entry has a known dtype, a shape of non-negative integers and `data_offsets` inside the
+ * data section whose length equals `product(shape) × dtype size`; the tensors tile the data
+ * section in offset order with no gap, overlap or trailing bytes (like the Rust reference's
+ * `validate`); `__metadata__` maps strings to strings.
+ *
+ * @param bytes The file contents (may be a view into a larger buffer).
+ * @param file The file name, used in error messages.
+ * @returns Tensors (F32, header order), metadata and the stored dtypes.
+ * @throws {FormatError} naming `file` (and the tensor, when one is at fault) for a
+ *   truncated file, corrupt header, unsupported dtype or inconsistent offsets.
+ *
+ * @example
+ * ```ts
+ * import { parseSafetensors } from "./safetensors.ts";
+ * const header = new TextEncoder().encode('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
+ * const bytes = new Uint8Array(8 + header.length + 8);
+ * new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+ * bytes.set(header, 8);
+ * new DataView(bytes.buffer).setFloat32(8 + header.length, 1.5, true);
+ * console.log(parseSafetensors(bytes, "x.safetensors").tensors.get("x")!.data); // [1.5, 0]
+ * ```
+ */
+export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+  if (bytes.length < 8) {
+    throw new FormatError(
+      file,
+      `truncated safetensors file: ${bytes.length} bytes, need at least 8 for the header length`,
+    );
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n64 = dv.getBigUint64(0, true);
+  if (n64 > BigInt(bytes.length - 8)) {
+    throw new FormatError(
+      file,
+      `truncated or corrupt safetensors file: header length ${n64} runs past the end of the ` +
+        `file (${bytes.length} bytes)`,
+    );
+  }
+  const n = Number(n64);
+  if (n > MAX_HEADER_BYTES) {
+    throw new FormatError(file, `safetensors header length ${n} exceeds ${MAX_HEADER_BYTES}`);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    throw new FormatError(
+      file,
+      `corrupt safetensors header (not valid UTF-8 JSON): ${(e as Error).message}`,
+    );
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new FormatError(
+      file,
+      `safetensors header must be a JSON object, got ${describe(header)}`,
+    );
+  }
+  const dataStart = 8 + n;
+  const dataLen = bytes.length - dataStart;
+  const metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+        throw new FormatError(file, `__metadata__ must be an object, got ${describe(raw)}`);
+      }
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== "string") {
+          throw new FormatError(file, `__metadata__ '${k}' must be a string, got ${describe(v)}`);
+        }
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const where = `tensor '${name}'`;
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      throw new FormatError(file, `${where}: header entry must be an object, got ${describe(raw)}`);
+    }
+    const info = raw as Record<string, unknown>;
+    const dtype = info.dtype;
+    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
+      throw new FormatError(
+        file,
+        `${where}: unsupported dtype ${describe(dtype)} (supported: ${
+          Object.keys(DTYPE_BYTES).join(", ")
+        })`,
+      );
+    }
+    const shape = info.shape;
+    if (
+      !Array.isArray(shape) ||
+      !shape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)
+    ) {
+      throw new FormatError(
+        file,
+        `${where}: shape must be a list of non-negative integers, got ${describe(shape)}`,
+      );
+    }
+    const offs = info.data_offsets;
+    if (
+      !Array.isArray(offs) || offs.length !== 2 ||
+      !offs.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)
+    ) {
+      throw new FormatError(
+        file,
+        `${where}: data_offsets must be [begin, end] non-negative integers, got ${describe(offs)}`,
+      );
+    }
+    const [begin, end] = offs as number[];
+    if (end < begin) {
+      throw new FormatError(file, `${where}: data_offsets [${begin}, ${end}] end before begin`);
+    }
+    if (end > dataLen) {
+      throw new FormatError(
+        file,
+        `${where}: data_offsets [${begin}, ${end}] run past the data section (${dataLen} bytes); ` +
+          `the file is truncated or corrupt`,
+      );
+    }
+    const size = DTYPE_BYTES[dtype as SafetensorsDtype];
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (count * size !== end - begin) {
+      throw new FormatError(
+        file,
+        `${where}: ${dtype} shape [${shape}] needs ${count * size} bytes, data_offsets ` +
+          `[${begin}, ${end}] hold ${end - begin}`,
+      );
+    }
+    entries.push({ name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end });
+  }
+  // The tensors must tile the data section: sorted by offset, each starts where the last ended.
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = 0;
+  for (const e of sorted) {
+    if (e.begin !== pos) {
+      throw new FormatError(
+        file,
+        `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] ${
+          e.begin < pos ? "overlap the previous tensor" : "leave a gap after the previous tensor"
+        } (expected begin ${pos})`,
+      );
+    }
+    pos = e.end;
+  }
+  if (pos !== dataLen) {
+    throw new FormatError(
+      file,
+      `data section is ${dataLen} bytes but the tensors cover ${pos} (trailing or missing bytes)`,
+    );
+  }
+  const tensors = new Map<string, Tensor>();
+  const dtypes = new Map<string, SafetensorsDtype>();
+  for (const e of entries) {
+    const count = e.shape.reduce((a, b) => a * b, 1);
+    tensors.set(e.name, {
+      shape: [...e.shape],
+      data: convert(bytes, dataStart + e.begin, e, count),
+    });
+    dtypes.set(e.name, e.dtype);
+  }
+  return { tensors, metadata, dtypes };
+}
+
+/**
+ * Reads and parses a safetensors file (see {@linkcode parseSafetensors}).
+ *
+ * @param path File path.
+ * @returns Tensors converted to F32, metadata and stored dtypes.
+ * @throws {FormatError} when the file cannot be read or is malformed (names the file).
+ *
+ * @example
+ * ```ts ignore
+ * import { readSafetensors } from "./safetensors.ts";
+ * const { tensors, metadata } = await readSafetensors("models/default/model.safetensors");
+ * console.log(metadata.format, tensors.get("norm.weight")!.shape);
+ * ```
+ */
+export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new FormatError(path, `cannot read safetensors file: ${(e as Error).message}`);
+  }
+  return parseSafetensors(bytes, path);
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+/** Options of {@linkcode writeSafetensors}. */
+export interface WriteSafetensorsOptions {
+  /** Stored dtype of every tensor (F16 and BF16 round to nearest, ties to even). */
+  dtype: SafetensorsWriteDtype;
+  /** Strings stored in `__metadata__` (e.g. `{format: "gollm", format_version: "1"}`). */
+  metadata?: Record<string, string>;
+}
+
+function encodeTensor(t: Tensor, dtype: SafetensorsWriteDtype): Uint8Array {
+  const src = t.data;
+  if (dtype === "F32") {
+    const out = new Float32Array(src.length);
+    out.set(src);
+    if (!LITTLE_ENDIAN_HOST) {
+      const dv = new DataView(out.buffer);
+      for (let i = 0; i < src.length; i++) dv.setFloat32(4 * i, src[i], true);
+    }
+    return new Uint8Array(out.buffer);
+  }
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const bytes = new Uint8Array(2 * src.length);
+  const conv = dtype === "F16" ? f32BitsToF16Bits : f32BitsToBf16Bits;
+  for (let i = 0; i < src.length; i++) {
+    const h = conv(bits[i]);
+    bytes[2 * i] = h & 0xff;
+    bytes[2 * i + 1] = h >>> 8;
+  }
+  return bytes;
+}
+
+/**
+ * Builds the bytes of a safetensors file (header padded with spaces to a multiple of 8 so
+ * the data section is 8-byte aligned; tensors stored in map order).
+ *
+ * @param tensors Tensors to store (`data.length` must equal the product of `shape`).
+ * @param options Stored dtype and metadata.
+ * @returns The file's header (length prefix + JSON) and each tensor's bytes, in order.
+ * @throws {GollmError} when a tensor's data length does not match its shape.
+ */
+function encodeSafetensors(
+  tensors: Map<string, Tensor>,
+  options: WriteSafetensorsOptions,
+): Uint8Array[] {
+  const size = options.dtype === "F32" ? 4 : 2;
+  const header: Record<string, unknown> = {};
+  if (options.metadata && Object.keys(options.metadata).length > 0) {
+    header.__metadata__ = options.metadata;
+  }
+  let off = 0;
+  for (const [name, t] of tensors) {
+    if (name === "__metadata__") {
+      throw new GollmError("writeSafetensors: a tensor cannot be named '__metadata__'");
+    }
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) {
+      throw new GollmError(
+        `writeSafetensors: tensor '${name}' has shape [${t.shape}] (${count} values) but holds ` +
+          `${t.data.length}`,
+      );
+    }
+    header[name] = {
+      dtype: options.dtype,
+      shape: t.shape,
+      data_offsets: [off, off + count * size],
+    };
+    off += count * size;
+  }
+  let json = JSON.stringify(header);
+  const jsonBytesLen = new TextEncoder().encode(json).length;
+  json += " ".repeat((8 - (jsonBytesLen % 8)) % 8);
+  const jsonBytes = new TextEncoder().encode(json);
+  const head = new Uint8Array(8 + jsonBytes.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
+  head.set(jsonBytes, 8);
+  const parts: Uint8Array[] = [head];
+  for (const t of tensors.values()) parts.push(encodeTensor(t, options.dtype));
+  return parts;
+}
+
+/**
+ * Writes tensors to a safetensors file atomically: the bytes go to a temporary file in the
+ * same directory, which is renamed onto `path` only when complete; on any failure the
+ * temporary file is removed and `path` is untouched.
+ *
+ * @param path Destination file.
+ * @param tensors Tensors to store, in the order they will be laid out.
+ * @param options `dtype` (`F32`, `F16` or `BF16`; F16/BF16 round to nearest, ties to even)
+ *   and optional string `metadata`.
+ * @throws {GollmError} when a tensor's data length does not match its shape, or the file
+ *   cannot be written (the message names `path`).
+ *
+ * @example
+ * ```ts ignore
+ * import { writeSafetensors } from "./safetensors.ts";
+ * await writeSafetensors("out/model.safetensors",
+ *   new Map([["norm.weight", { shape: [2], data: new Float32Array([1, 2]) }]]),
+ *   { dtype: "F16", metadata: { format: "gollm" } });
+ * ```
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Map<string, Tensor>,
+  options: WriteSafetensorsOptions,
+): Promise<void> {
+  if (!["F32", "F16", "BF16"].includes(options.dtype)) {
+    throw new GollmError(
+      `writeSafetensors: dtype must be F32, F16 or BF16, got ${JSON.stringify(options.dtype)}`,
+    );
+  }
+  const parts = encodeSafetensors(tensors, options);
+  const slash = path.lastIndexOf("/");
+  const dir = slash >= 0 ? path.slice(0, slash + 1) : "";
+  const base = path.slice(slash + 1);
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+  const tmp = `${dir}.${base}.tmp-${Deno.pid}-${rand}`;
+  try {
+    const f = await Deno.open(tmp, { write: true, createNew: true });
+    try {
+      for (const p of parts) {
+        let done = 0;
+        while (done < p.length) done += await f.write(p.subarray(done));
+      }
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    try {
+      await Deno.remove(tmp);
+    } catch {
+      // The temporary file was never created or is already gone.
+    }
+    throw new GollmError(`${path}: cannot write safetensors file: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}

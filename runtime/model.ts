@@ -1,0 +1,606 @@
+/**
+ * The model API: load any checkpoint, run the forward pass (JIT-compiled kernels or the
+ * reference), and generate streamed text with sampling, stop strings and a sliding KV window.
+ *
+ * ```
+ * loadModel(path) -> loadCheckpoint -> compileModel | createReference -> Model
+ * Model.generate(prompt): encode -> prefill -> [sample -> decode step]* -> StreamDecoder -> text
+ * ```
+ *
+ * @module
+ */
+import { compileModel } from "../codegen/compile.ts";
+import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
+import type { ModelConfig } from "../core/config.ts";
+import { GollmError } from "../core/errors.ts";
+import type { ForwardPass } from "../core/forward.ts";
+import { loadCheckpoint } from "../formats/load.ts";
+import type { ProgressCallback } from "../core/progress.ts";
+import { createReference } from "./reference.ts";
+import { Sampler } from "./sampler.ts";
+import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
+import type { Weights } from "../core/weights.ts";
+
+/** Which forward implementation runs the model. */
+export type Backend = "jit" | "reference" | "wasm";
+
+/** Options of {@linkcode createModel}. */
+export interface ModelOptions {
+  /** `jit` (default): generated, compiled kernels; `reference`: the plain-loop oracle. */
+  backend?: Backend;
+  /**
+   * Slots in each layer's KV ring (default and maximum: `context_length`). A smaller value
+   * saves memory; once a sequence is longer, the oldest tokens fall out of attention
+   * (sliding-window attention).
+   */
+  kvCapacity?: number;
+  /** Tokens per prefill chunk (JIT; default 32). */
+  prefillChunk?: number;
+  /** EOS ids beyond the tokenizer's (e.g. from HF generation_config.json). */
+  extraEosIds?: number[];
+  /** Sampling defaults from the model's files; used where generate options leave a gap. */
+  generation?: GenerationDefaults;
+  /** Called at the start of long stages (compiling kernels). */
+  onProgress?: ProgressCallback;
+}
+
+/** Options of {@linkcode loadModel}. */
+export interface LoadModelOptions extends Omit<ModelOptions, "extraEosIds" | "generation"> {
+  /**
+   * A tokenizer file to use instead of the checkpoint's (llama2.c: needed unless
+   * `tok{vocab}.bin` or `tokenizer.bin` sits beside the `.bin`).
+   */
+  tokenizerPath?: string;
+  /**
+   * Load a gollm directory whose tokenizer file is missing or malformed with no tokenizer
+   * (token ids only) instead of failing. Default false.
+   */
+  optionalTokenizer?: boolean;
+}
+
+/** Where a model came from. */
+export interface CheckpointInfo {
+  /** Checkpoint format, or `memory` for {@linkcode createModel} without a source. */
+  format: CheckpointFormat | "memory";
+  /** File or directory it was loaded from (`<memory>` for in-memory weights). */
+  path: string;
+}
+
+/** Why generation ended. */
+export type StopReason =
+  /** The model produced an EOS id. */
+  | "eos"
+  /** `maxTokens` were generated. */
+  | "max_tokens"
+  /** A stop string appeared in the text. */
+  | "stop"
+  /** A gpt2 model reached `context_length` (learned positions end there). */
+  | "context"
+  /** `signal` was aborted. */
+  | "aborted";
+
+/** Counters and timings of one {@linkcode Model.generate} call. */
+export interface GenerateStats {
+  /** Prompt length in tokens (BOS included). */
+  promptTokens: number;
+  /** Prompt tokens actually run (fewer when a cached prefix from the previous call was reused). */
+  prefillTokens: number;
+  /** Wall time of the prefill, in milliseconds. */
+  prefillMs: number;
+  /** Single-token decode steps run. */
+  decodeTokens: number;
+  /** Wall time of sampling and the decode steps, in milliseconds. */
+  decodeMs: number;
+  /** Generated token ids (EOS excluded). */
+  tokens: number[];
+  /** Why it stopped. */
+  stopReason: StopReason;
+}
+
+/** Options of {@linkcode Model.generate}. Sampling options follow runtime/sampler.ts. */
+export interface GenerateOptions {
+  /** Most tokens to generate (default 256). */
+  maxTokens?: number;
+  /** Softmax temperature; 0 = greedy (default: the model's generation default, else 0.8). */
+  temperature?: number;
+  /** Keep the k most likely tokens (0 = off; default: model default, else off). */
+  topK?: number;
+  /** Nucleus sampling mass (1 = off; default: model default, else 0.95). */
+  topP?: number;
+  /** Drop tokens below minP × the top probability (0 = off, the default). */
+  minP?: number;
+  /** Repetition penalty over previous tokens (1 = off, the default). */
+  repeatPenalty?: number;
+  /** PRNG seed: the same seed gives the same text on every machine (default: random). */
+  seed?: number;
+  /** Stop when any of these strings appears; it is not emitted. */
+  stop?: string[];
+  /** Prepend BOS to a text prompt (default: the tokenizer's `addBos`). */
+  addBos?: boolean;
+  /** Recognise special-token text in a text prompt (chat templates; default false). */
+  special?: boolean;
+  /** Aborting stops generation after the current token (stop reason `aborted`). */
+  signal?: AbortSignal;
+  /** Receives the stats when generation ends. */
+  onStats?: (stats: GenerateStats) => void;
+  /**
+   * Receives one-line notices, each at most once per call: the KV window starts sliding,
+   * a gpt2 model reaches its context length.
+   */
+  onNotice?: (message: string) => void;
+}
+
+/** A runnable language model. One generation at a time (it owns one KV cache). */
+export interface Model {
+  /** The validated config. */
+  readonly config: ModelConfig;
+  /** The tokenizer, or null for a model used with token ids only. */
+  readonly tokenizer: Tokenizer | null;
+  /** Where it came from. */
+  readonly checkpoint: CheckpointInfo;
+  /** The forward implementation in use. */
+  readonly backend: Backend;
+  /** Slots in each layer's KV ring. */
+  readonly kvCapacity: number;
+  /** Generation stops at any of these ids (tokenizer EOS ids plus extra ones). */
+  readonly eosIds: readonly number[];
+  /** Stats of the last finished {@linkcode Model.generate} call, or null. */
+  readonly stats: GenerateStats | null;
+  /**
+   * Runs `tokens` at positions `pos..pos+n-1` and returns the last token's logits.
+   * @param tokens Token ids in `[0, vocab_size)`.
+   * @param pos Absolute position of `tokens[0]` (default 0: a new sequence).
+   * @returns A new `(vocab_size)` array.
+   * @throws {GollmError} for an id outside the vocabulary or (gpt2) a position past the context.
+   */
+  forward(tokens: ArrayLike<number>, pos?: number): Float32Array;
+  /**
+   * Like {@linkcode Model.forward} but returns every position's logits.
+   * @param tokens Token ids.
+   * @param pos Absolute position of `tokens[0]` (default 0).
+   * @returns A new `(n, vocab_size)` row-major array.
+   * @throws {GollmError} as for `forward`.
+   */
+  forwardAll(tokens: ArrayLike<number>, pos?: number): Float32Array;
+  /**
+   * Generates a continuation of `prompt`, streaming text pieces (the prompt is not echoed).
+   * @param prompt Text (encoded with the tokenizer) or token ids.
+   * @param options Sampling, limits, stop strings, callbacks.
+   * @returns Text pieces; never splits a UTF-8 character; stop strings are held back.
+   * @throws {GollmError} for a prompt longer than the context (see {@linkcode createModel}),
+   *   an empty prompt without BOS, a text prompt on a model without tokenizer, or a second
+   *   concurrent call.
+   */
+  generate(prompt: string | readonly number[], options?: GenerateOptions): AsyncIterable<string>;
+}
+
+/** Length of the longest suffix of `text` that is a proper prefix of one of `stops`. */
+function stopPrefixHold(text: string, stops: readonly string[]): number {
+  let hold = 0;
+  for (const s of stops) {
+    for (let k = Math.min(s.length - 1, text.length); k > hold; k--) {
+      if (text.endsWith(s.slice(0, k))) {
+        hold = k;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
+/** Index of the earliest occurrence of any stop string in `text`, or -1. */
+function findStop(text: string, stops: readonly string[]): number {
+  let best = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}
+
+function checkInt(name: string, v: number | undefined, min: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min)) {
+    throw new GollmError(`${name} must be an integer >= ${min}, got ${v}`);
+  }
+}
+
+function checkNum(name: string, v: number | undefined, min: number, max = Infinity): void {
+  if (v !== undefined && (!Number.isFinite(v) || v < min || v > max)) {
+    throw new GollmError(`${name} must be a number in [${min}, ${max}], got ${v}`);
+  }
+}
+
+class GollmModel implements Model {
+  readonly kvCapacity: number;
+  readonly eosIds: readonly number[];
+  #pass: ForwardPass;
+  #generation: GenerationDefaults;
+  #stats: GenerateStats | null = null;
+  #busy = false;
+  /** Tokens whose K/V sit in the cache at positions 0..n-1 (valid while n <= kvCapacity). */
+  #cached: number[] = [];
+
+  constructor(
+    readonly config: ModelConfig,
+    pass: ForwardPass,
+    readonly tokenizer: Tokenizer | null,
+    readonly checkpoint: CheckpointInfo,
+    readonly backend: Backend,
+    options: ModelOptions,
+  ) {
+    this.#pass = pass;
+    this.kvCapacity = pass.kvCapacity;
+    this.eosIds = [...new Set([...(tokenizer?.eosIds ?? []), ...(options.extraEosIds ?? [])])];
+    this.#generation = options.generation ?? {};
+  }
+
+  get stats(): GenerateStats | null {
+    return this.#stats;
+  }
+
+  /**
+   * Runs the pass (`forward`: last-token logits, a view into the arena; `forwardAll`: an
+   * `(n, vocab)` copy) and keeps `#cached` in step with the KV cache. The view is returned
+   * as is: the decode loop samples straight from the arena without copying the logits.
+   */
+  #run(tokens: ArrayLike<number>, pos: number, all = false): Float32Array {
+    let out: Float32Array;
+    try {
+      out = all ? this.#pass.forwardAll(tokens, pos) : this.#pass.forward(tokens, pos);
+    } catch (e) {
+      this.#cached.length = 0; // the pass may have written part of the cache
+      throw e instanceof RangeError ? new GollmError(e.message) : e;
+    }
+    const cached = this.#cached;
+    if (pos > cached.length || pos + tokens.length > this.kvCapacity) {
+      cached.length = 0; // a gap, or the ring wrapped: the cache no longer holds a prefix
+    } else {
+      cached.length = pos;
+      for (let i = 0; i < tokens.length; i++) cached.push(tokens[i]);
+    }
+    return out;
+  }
+
+  #idle(method: string): void {
+    if (this.#busy) throw new GollmError(`${method}: a generate() call is running on this model`);
+  }
+
+  forward(tokens: ArrayLike<number>, pos = 0): Float32Array {
+    this.#idle("forward");
+    return new Float32Array(this.#run(tokens, pos));
+  }
+
+  forwardAll(tokens: ArrayLike<number>, pos = 0): Float32Array {
+    this.#idle("forwardAll");
+    return this.#run(tokens, pos, true);
+  }
+
+  /** Encodes and validates the prompt; throws the documented errors. */
+  #promptIds(
+    prompt: string | readonly number[],
+    options: GenerateOptions,
+    tokenizer: Tokenizer,
+  ): number[] {
+    const c = this.config;
+    let ids = typeof prompt === "string"
+      ? tokenizer.encode(prompt, {
+        bos: options.addBos ?? tokenizer.addBos,
+        special: options.special ?? false,
+      })
+      : [...prompt];
+    if (ids.length === 0) {
+      if (tokenizer.bosId === null) {
+        throw new GollmError(
+          "the prompt is empty and the tokenizer has no BOS token to start from; give a prompt",
+        );
+      }
+      ids = [tokenizer.bosId];
+    }
+    const C = c.context_length;
+    if (ids.length > C) {
+      if (c.arch === "gpt2") {
+        throw new GollmError(
+          `the prompt is ${ids.length} tokens, longer than the context length ${C} ` +
+            `(gpt2 has learned positions 0..${C - 1}); shorten the prompt`,
+        );
+      }
+      if (this.kvCapacity >= C) {
+        throw new GollmError(
+          `the prompt is ${ids.length} tokens, longer than the context length ${C}; shorten ` +
+            `it, or set kvCapacity (--kv-capacity) below ${C} to run it with sliding-window attention`,
+        );
+      }
+    }
+    for (const t of ids) {
+      if (!Number.isInteger(t) || t < 0 || t >= c.vocab_size) {
+        throw new GollmError(`prompt token id ${t} is outside the vocabulary [0, ${c.vocab_size})`);
+      }
+    }
+    return ids;
+  }
+
+  generate(
+    prompt: string | readonly number[],
+    options: GenerateOptions = {},
+  ): AsyncIterable<string> {
+    // Validate eagerly so errors surface at the call, not at the first iteration.
+    checkInt("maxTokens", options.maxTokens, 0);
+    checkNum("temperature", options.temperature, 0);
+    checkInt("topK", options.topK, 0);
+    checkNum("topP", options.topP, 0, 1);
+    checkNum("minP", options.minP, 0, 1);
+    checkNum("repeatPenalty", options.repeatPenalty, 0);
+    if (options.stop?.some((s) => s.length === 0)) {
+      throw new GollmError("stop strings must not be empty");
+    }
+    if (!this.tokenizer) {
+      throw new GollmError(
+        `${this.checkpoint.path}: the model has no tokenizer (tokenizer: none); generate needs ` +
+          `one to produce text (from the CLI pass --tokenizer PATH; from code give ` +
+          `loadModel() a tokenizerPath, or use forward() with token ids)`,
+      );
+    }
+    const ids = this.#promptIds(prompt, options, this.tokenizer);
+    const g = this.#generation;
+    const sampler = new Sampler({
+      temperature: options.temperature ?? g.temperature ?? 0.8,
+      topK: options.topK ?? g.top_k ?? 0,
+      topP: options.topP ?? g.top_p ?? 0.95,
+      minP: options.minP ?? 0,
+      repeatPenalty: options.repeatPenalty ?? 1,
+      seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+    });
+    return this.#generate(ids, options, this.tokenizer, sampler);
+  }
+
+  async *#generate(
+    ids: number[],
+    options: GenerateOptions,
+    tokenizer: Tokenizer,
+    sampler: Sampler,
+  ): AsyncGenerator<string> {
+    if (this.#busy) throw new GollmError("generate: another generation is running on this model");
+    this.#busy = true;
+    try {
+      yield* this.#loop(ids, options, tokenizer, sampler);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async *#loop(
+    ids: number[],
+    options: GenerateOptions,
+    tokenizer: Tokenizer,
+    sampler: Sampler,
+  ): AsyncGenerator<string> {
+    const c = this.config;
+    const cap = this.kvCapacity;
+    const maxTokens = options.maxTokens ?? 256;
+    const stops = options.stop ?? [];
+    const eos = new Set(this.eosIds);
+    const notices = new Set<string>();
+    const notice = (key: string, msg: string) => {
+      if (!notices.has(key)) {
+        notices.add(key);
+        options.onNotice?.(msg);
+      }
+    };
+    // Built once: once the window slides, every step asks for this notice.
+    const slideMsg =
+      `the sequence passed the KV capacity (${cap} tokens): the oldest tokens now fall out ` +
+      `of attention (sliding window)`;
+    const stats: GenerateStats = {
+      promptTokens: ids.length,
+      prefillTokens: 0,
+      prefillMs: 0,
+      decodeTokens: 0,
+      decodeMs: 0,
+      tokens: [],
+      stopReason: "max_tokens",
+    };
+
+    // Prefill, reusing the cached prefix of the previous sequence when it matches.
+    let start = 0;
+    const cached = this.#cached;
+    if (ids.length <= cap) {
+      while (start < cached.length && start < ids.length - 1 && cached[start] === ids[start]) {
+        start++;
+      }
+    }
+    if (ids.length > cap) notice("slide", slideMsg);
+    const t0 = performance.now();
+    let logits = this.#run(ids.slice(start), start);
+    stats.prefillTokens = ids.length - start;
+    stats.prefillMs = performance.now() - t0;
+
+    const decoder = new StreamDecoder(tokenizer);
+    for (const id of ids) decoder.push(id); // context for the first piece (dummy-prefix space)
+    const history = [...ids]; // prompt + generated ids, for the repetition penalty
+    const step = [0]; // the one-token input of a decode step, reused (no array per token)
+    // Decoded text not yet emitted (it could start a stop string). Everything but the longest
+    // stop-string prefix is yielded each step, so it stays shorter than the longest stop string
+    // plus one piece and the stop checks below cost O(stops) per token, not O(text so far).
+    let pending = "";
+    let pos = ids.length; // position of the next token to run
+    // Decode time counts sampling and forward passes, not the consumer's work between pieces.
+    let td = performance.now(), timing = true;
+    const pause = () => {
+      if (timing) stats.decodeMs += performance.now() - td;
+      timing = false;
+    };
+    const resume = () => {
+      td = performance.now();
+      timing = true;
+    };
+    let finished = false;
+    try {
+      while (!finished) {
+        if (maxTokens === 0) break;
+        if (options.signal?.aborted) {
+          stats.stopReason = "aborted";
+          break;
+        }
+        const next = sampler.sample(logits, history);
+        if (eos.has(next)) {
+          stats.stopReason = "eos";
+          break;
+        }
+        stats.tokens.push(next);
+        history.push(next);
+        pending += decoder.push(next);
+        const at = findStop(pending, stops);
+        if (at >= 0) {
+          stats.stopReason = "stop";
+          const out = pending.slice(0, at);
+          pending = "";
+          finished = true;
+          pause();
+          if (out) yield out;
+          break;
+        }
+        if (stats.tokens.length >= maxTokens) {
+          stats.stopReason = "max_tokens";
+          break;
+        }
+        const hold = stopPrefixHold(pending, stops);
+        if (pending.length > hold) {
+          const out = pending.slice(0, pending.length - hold);
+          pending = pending.slice(pending.length - hold);
+          pause();
+          yield out;
+          resume();
+        }
+        if (c.arch === "gpt2" && pos >= c.context_length) {
+          stats.stopReason = "context";
+          notice(
+            "context",
+            `reached the context length (${c.context_length} tokens); gpt2 has learned ` +
+              `positions and cannot go further, stopping`,
+          );
+          break;
+        }
+        if (pos >= cap) notice("slide", slideMsg);
+        step[0] = next;
+        logits = this.#run(step, pos); // an arena view: the sampler reads it without a copy
+        pos++;
+        stats.decodeTokens++;
+      }
+      if (!finished) {
+        let rest = pending + decoder.flush();
+        const at = findStop(rest, stops);
+        if (at >= 0) {
+          rest = rest.slice(0, at);
+          stats.stopReason = "stop";
+        }
+        pause();
+        if (rest) yield rest;
+      }
+    } finally {
+      pause();
+      this.#stats = stats;
+      options.onStats?.(stats);
+    }
+  }
+}
+
+function resolveCapacity(config: ModelConfig, kvCapacity: number | undefined): number {
+  const cap = kvCapacity ?? config.context_length;
+  if (!Number.isInteger(cap) || cap < 1) {
+    throw new GollmError(`kvCapacity must be a positive integer, got ${kvCapacity}`);
+  }
+  if (cap > config.context_length) {
+    throw new GollmError(
+      `kvCapacity ${cap} exceeds the model's context length ${config.context_length}`,
+    );
+  }
+  return cap;
+}
+
+/**
+ * Builds a model from an in-memory config, weights and tokenizer (tests, random weights,
+ * custom loaders).
+ *
+ * Prompt length rules: a prompt longer than `context_length` is an error — except for
+ * `llama` models built with `kvCapacity < context_length`, which run it with sliding-window
+ * attention and report a notice. gpt2 models (learned positions) never go past
+ * `context_length`: generation stops there with stop reason `context` and a notice.
+ *
+ * @param config The validated config.
+ * @param weights Canonical F32 weights (checked by the backend).
+ * @param tokenizer The tokenizer, or null for token-id use (forward only).
+ * @param options Backend, KV capacity, prefill chunk, extra EOS ids, sampling defaults.
+ * @param checkpoint Where the weights came from (default `{format: "memory", path: "<memory>"}`).
+ * @returns The model.
+ * @throws {GollmError} for a kvCapacity outside `[1, context_length]`.
+ * @throws {FormatError} when the weights do not match the config.
+ *
+ * @example
+ * ```ts
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { createModel } from "./model.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const m = createModel(c, randomWeights(c, 1), null, { backend: "reference" });
+ * console.log(m.forward([1, 2, 3]).length); // 96
+ * ```
+ */
+export function createModel(
+  config: ModelConfig,
+  weights: Weights,
+  tokenizer: Tokenizer | null,
+  options: ModelOptions = {},
+  checkpoint: CheckpointInfo = { format: "memory", path: "<memory>" },
+): Model {
+  const backend = options.backend ?? "jit";
+  if (backend !== "jit" && backend !== "reference" && backend !== "wasm") {
+    throw new GollmError(`backend must be jit, wasm or reference, got ${JSON.stringify(backend)}`);
+  }
+  const kvCapacity = resolveCapacity(config, options.kvCapacity);
+  if (options.prefillChunk !== undefined) checkInt("prefillChunk", options.prefillChunk, 1);
+  const fwd = { kvCapacity, prefillChunk: options.prefillChunk };
+  let pass: ForwardPass;
+  if (backend === "jit" || backend === "wasm") {
+    options.onProgress?.({ stage: "compiling kernels" });
+    pass = compileModel(config, weights, backend === "wasm" ? { ...fwd, backend } : fwd);
+  } else {
+    pass = createReference(config, weights, fwd);
+  }
+  return new GollmModel(config, pass, tokenizer, checkpoint, backend, options);
+}
+
+/**
+ * Loads a model from any supported checkpoint (gollm or Hugging Face directory, GGUF file,
+ * llama2.c `.bin`; see formats/load.ts) and prepares its forward pass.
+ *
+ * @param path Model directory or file.
+ * @param options Backend (`jit` default), KV capacity, prefill chunk, tokenizer file,
+ *   progress callback.
+ * @returns The model, ready to `generate`.
+ * @throws {GollmError} (ConfigError, FormatError) for a missing or malformed checkpoint,
+ *   or a bad option.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadModel } from "./model.ts";
+ * const model = await loadModel("models/default");
+ * for await (const piece of model.generate("Once upon a time", { maxTokens: 50, seed: 1 })) {
+ *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * }
+ * console.log(model.stats);
+ * ```
+ */
+export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
+  const ckpt = await loadCheckpoint(path, {
+    tokenizerPath: options.tokenizerPath,
+    onProgress: options.onProgress,
+    optionalTokenizer: options.optionalTokenizer,
+  });
+  return createModel(
+    ckpt.config,
+    ckpt.weights,
+    ckpt.tokenizer,
+    { ...options, extraEosIds: ckpt.extraEosIds, generation: ckpt.generation },
+    { format: ckpt.format, path: ckpt.path },
+  );
+}

@@ -1,0 +1,343 @@
+/**
+ * The reference forward pass: plain loops, no code generation, written to be read.
+ *
+ * It is the oracle the generated kernels (`codegen/`) are tested against, and the
+ * `--backend reference` of the CLI. The structure follows Karpathy's llama2.c `run.c`
+ * (`forward()`), extended to GPT-2 (learned positions, LayerNorm with bias, GELU) and to the
+ * things LLaMA-3 / Qwen2 need (GQA, both RoPE pairings, q/k/v bias).
+ *
+ * Sources: Vaswani et al. 2017 "Attention Is All You Need" (attention, scale
+ * 1/sqrt(head_dim)); Su et al. 2021 "RoFormer" (RoPE); Zhang & Sennrich 2019 (RMSNorm);
+ * Shazeer 2020 "GLU Variants" (SwiGLU); Ainslie et al. 2023 (GQA); Radford et al. 2019
+ * (GPT-2, GELU tanh approximation as HF `gelu_new`); llama2.c `run.c`.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../core/config.ts";
+import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
+import { checkWeights, type Weights } from "../core/weights.ts";
+
+/**
+ * Resolves and checks the KV capacity option (DESIGN.md "Arena and KV cache").
+ *
+ * @param config The model config.
+ * @param options Forward options; `kvCapacity` defaults to `config.context_length`.
+ * @returns Slots per layer KV ring (a positive integer).
+ * @throws {RangeError} when `kvCapacity` is not a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveKvCapacity } from "./reference.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * console.log(resolveKvCapacity(c, {})); // 64
+ * ```
+ */
+export function resolveKvCapacity(config: ModelConfig, options: ForwardOptions = {}): number {
+  const cap = options.kvCapacity ?? config.context_length;
+  if (!Number.isInteger(cap) || cap <= 0) {
+    throw new RangeError(`kvCapacity must be a positive integer, got ${cap}`);
+  }
+  return cap;
+}
+
+/**
+ * Checks the arguments of {@linkcode ForwardPass.forward}: at least one token, every id in
+ * `[0, vocab_size)`, `pos` a non-negative integer, and (gpt2, learned positions) the last
+ * position below `context_length`.
+ *
+ * @param config The model config.
+ * @param tokens Token ids.
+ * @param pos Absolute position of `tokens[0]`.
+ * @throws {RangeError} naming the offending id or position.
+ *
+ * @example
+ * ```ts
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { checkForwardArgs } from "./reference.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
+ * checkForwardArgs(c, [1, 2, 3], 0); // ok
+ * try { checkForwardArgs(c, [1], 64); } catch (e) { console.log((e as Error).name); } // RangeError
+ * ```
+ */
+export function checkForwardArgs(
+  config: ModelConfig,
+  tokens: ArrayLike<number>,
+  pos: number,
+): void {
+  const n = tokens.length;
+  if (n === 0) throw new RangeError("forward: tokens must not be empty");
+  if (!Number.isInteger(pos) || pos < 0) {
+    throw new RangeError(`forward: pos must be a non-negative integer, got ${pos}`);
+  }
+  if (config.arch === "gpt2" && pos + n > config.context_length) {
+    throw new RangeError(
+      `forward: position ${pos + n - 1} is past context_length ${config.context_length} ` +
+        `(gpt2 has learned position embeddings for positions 0..${config.context_length - 1})`,
+    );
+  }
+  for (let i = 0; i < n; i++) {
+    const t = tokens[i];
+    if (!Number.isInteger(t) || t < 0 || t >= config.vocab_size) {
+      throw new RangeError(
+        `forward: token id ${t} at index ${i} is outside the vocabulary [0, ${config.vocab_size})`,
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Building blocks. Each writes into `out` and reads row-major f32 arrays.
+
+/** out (d) = W (d, n) · x (n) + b (d): one output per row of W, like torch.nn.Linear. */
+function matmul(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  n: number,
+  d: number,
+): void {
+  for (let i = 0; i < d; i++) {
+    let sum = 0;
+    for (let j = 0; j < n; j++) sum += w[i * n + j] * x[j];
+    out[i] = b ? sum + b[i] : sum;
+  }
+}
+
+/** RMSNorm (Zhang & Sennrich 2019): out = x / sqrt(mean(x²) + eps) · weight. */
+function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, eps: number): void {
+  const n = x.length;
+  let ss = 0;
+  for (let j = 0; j < n; j++) ss += x[j] * x[j];
+  const inv = 1 / Math.sqrt(ss / n + eps);
+  for (let j = 0; j < n; j++) out[j] = x[j] * inv * weight[j];
+}
+
+/** LayerNorm (Ba et al. 2016): out = (x - mean) / sqrt(var + eps) · weight + bias (biased var). */
+function layernorm(
+  out: Float32Array,
+  x: Float32Array,
+  weight: Float32Array,
+  bias: Float32Array,
+  eps: number,
+): void {
+  const n = x.length;
+  let mean = 0;
+  for (let j = 0; j < n; j++) mean += x[j];
+  mean /= n;
+  let variance = 0;
+  for (let j = 0; j < n; j++) variance += (x[j] - mean) * (x[j] - mean);
+  variance /= n;
+  const inv = 1 / Math.sqrt(variance + eps);
+  for (let j = 0; j < n; j++) out[j] = (x[j] - mean) * inv * weight[j] + bias[j];
+}
+
+/**
+ * RoPE (Su et al. 2021) on every head of `vec` (n_heads_here, head_dim) at position `pos`.
+ * Pair (a, b) rotates by angle pos · theta^(-2i/head_dim):
+ * `half` pairs dim i with i + head_dim/2 (HF rotate_half); `interleaved` pairs 2i with 2i+1.
+ */
+function rope(
+  vec: Float32Array,
+  nHeads: number,
+  headDim: number,
+  pos: number,
+  theta: number,
+  style: "half" | "interleaved",
+): void {
+  const half = headDim / 2;
+  for (let h = 0; h < nHeads; h++) {
+    const base = h * headDim;
+    for (let i = 0; i < half; i++) {
+      const angle = pos * Math.pow(theta, (-2 * i) / headDim);
+      const cos = Math.cos(angle), sin = Math.sin(angle);
+      const ia = style === "half" ? base + i : base + 2 * i;
+      const ib = style === "half" ? base + i + half : base + 2 * i + 1;
+      const a = vec[ia], b = vec[ib];
+      vec[ia] = a * cos - b * sin;
+      vec[ib] = b * cos + a * sin;
+    }
+  }
+}
+
+/** GELU, tanh approximation (Hendrycks & Gimpel 2016; HF `gelu_new`, GPT-2). */
+function gelu(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+}
+
+/** SiLU / swish: x · sigmoid(x). */
+function silu(x: number): number {
+  return x / (1 + Math.exp(-x));
+}
+
+/**
+ * Builds the reference forward pass for a config and its weights.
+ *
+ * Per token (llama2.c `forward()`): embedding (+ learned position for gpt2); per layer
+ * `x += wo · attention(rope(wq · norm(x)), ring K/V)` then
+ * `x += w2 · (silu(w1 · h) * (w3 · h))` (llama) or `x += w2 · gelu(w1 · h + b1) + b2` (gpt2)
+ * with `h = norm(x)`; final norm; logits = output (or tok_embeddings when tied) · x.
+ * Attention is causal over the KV ring: the token at position p is stored (keys after
+ * RoPE) in slot `p % kvCapacity` and attends to positions `max(0, p - kvCapacity + 1) .. p`
+ * (sliding window once p >= kvCapacity); query head h reads KV head
+ * `floor(h / (n_heads / n_kv_heads))` (GQA / MQA); scores scaled by 1/sqrt(head_dim).
+ *
+ * Buffers are f32; dot products accumulate in JS doubles.
+ *
+ * @param config The model config.
+ * @param weights Canonical weights (checked against the config).
+ * @param options `kvCapacity` (default `context_length`); `prefillChunk` is ignored here.
+ * @returns A {@linkcode ForwardPass} that processes tokens one at a time.
+ * @throws {FormatError} when a weight is missing or mis-shaped.
+ * @throws {RangeError} for a bad `kvCapacity`; `forward` throws it for bad ids/positions.
+ *
+ * @example
+ * ```ts
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { createReference } from "./reference.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const ref = createReference(c, randomWeights(c, 1));
+ * const logits = ref.forward([1, 2, 3], 0); // (vocab_size) for the token at position 2
+ * console.log(logits.length); // 96
+ * ```
+ */
+export function createReference(
+  config: ModelConfig,
+  weights: Weights,
+  options: ForwardOptions = {},
+): ForwardPass {
+  checkWeights(config, weights, "<weights>");
+  const kvCapacity = resolveKvCapacity(config, options);
+  const c = config;
+  const gpt2 = c.arch === "gpt2";
+  const qDim = c.n_heads * c.head_dim;
+  const kvDim = c.n_kv_heads * c.head_dim;
+  const kvMul = c.n_heads / c.n_kv_heads; // query heads per KV head
+  const scale = 1 / Math.sqrt(c.head_dim);
+  const W = (name: string) => weights.get(name)!.data;
+  const B = (name: string) => weights.get(name)?.data ?? null; // optional bias
+
+  // Run state (llama2.c RunState).
+  const x = new Float32Array(c.dim); // (dim) residual stream
+  const xb = new Float32Array(c.dim); // (dim) normed input of a sublayer
+  const xb2 = new Float32Array(c.dim); // (dim) sublayer output before the residual add
+  const q = new Float32Array(qDim); // (n_heads * head_dim)
+  const k = new Float32Array(kvDim); // (n_kv_heads * head_dim)
+  const v = new Float32Array(kvDim); // (n_kv_heads * head_dim)
+  const attOut = new Float32Array(qDim); // (n_heads * head_dim) concatenated head outputs
+  const att = new Float32Array(kvCapacity); // (kv_capacity) scores of one head
+  const hb = new Float32Array(c.hidden_dim); // (hidden_dim)
+  const hb2 = new Float32Array(c.hidden_dim); // (hidden_dim)
+  const logits = new Float32Array(c.vocab_size); // (vocab_size)
+  const keyCache: Float32Array[] = []; // n_layers × (kv_capacity, kv_dim)
+  const valueCache: Float32Array[] = []; // n_layers × (kv_capacity, kv_dim)
+  for (let l = 0; l < c.n_layers; l++) {
+    keyCache.push(new Float32Array(kvCapacity * kvDim));
+    valueCache.push(new Float32Array(kvCapacity * kvDim));
+  }
+
+  const norm = (out: Float32Array, input: Float32Array, prefix: string) => {
+    if (c.norm === "rmsnorm") rmsnorm(out, input, W(prefix + ".weight"), c.norm_eps);
+    else layernorm(out, input, W(prefix + ".weight"), W(prefix + ".bias"), c.norm_eps);
+  };
+
+  /** Runs one token at absolute position `pos`; fills `logits` when `wantLogits`. */
+  function step(token: number, pos: number, wantLogits: boolean): void {
+    // Embedding (+ learned position embedding for gpt2).
+    const emb = W("tok_embeddings.weight");
+    for (let j = 0; j < c.dim; j++) x[j] = emb[token * c.dim + j];
+    if (gpt2) {
+      const pe = W("pos_embeddings.weight");
+      for (let j = 0; j < c.dim; j++) x[j] += pe[pos * c.dim + j];
+    }
+
+    const slot = pos % kvCapacity;
+    const start = Math.max(0, pos - kvCapacity + 1); // oldest position still in the window
+    for (let l = 0; l < c.n_layers; l++) {
+      const p = `layers.${l}.`;
+      // ---- attention ----
+      norm(xb, x, p + "attn_norm");
+      matmul(q, xb, W(p + "attn.wq.weight"), B(p + "attn.wq.bias"), c.dim, qDim);
+      matmul(k, xb, W(p + "attn.wk.weight"), B(p + "attn.wk.bias"), c.dim, kvDim);
+      matmul(v, xb, W(p + "attn.wv.weight"), B(p + "attn.wv.bias"), c.dim, kvDim);
+      if (!gpt2) {
+        rope(q, c.n_heads, c.head_dim, pos, c.rope_theta, c.rope_style);
+        rope(k, c.n_kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style);
+      }
+      // Store k, v (keys after RoPE) in this position's ring slot.
+      keyCache[l].set(k, slot * kvDim);
+      valueCache[l].set(v, slot * kvDim);
+
+      for (let h = 0; h < c.n_heads; h++) {
+        const qOff = h * c.head_dim;
+        const kvOff = Math.floor(h / kvMul) * c.head_dim;
+        // Scores over the window, oldest first.
+        let max = -Infinity;
+        for (let t = start; t <= pos; t++) {
+          const kBase = (t % kvCapacity) * kvDim + kvOff;
+          let score = 0;
+          for (let i = 0; i < c.head_dim; i++) score += q[qOff + i] * keyCache[l][kBase + i];
+          score *= scale;
+          att[t - start] = score;
+          if (score > max) max = score;
+        }
+        // Softmax.
+        let sum = 0;
+        for (let t = 0; t <= pos - start; t++) {
+          att[t] = Math.exp(att[t] - max);
+          sum += att[t];
+        }
+        // Weighted sum of values.
+        for (let i = 0; i < c.head_dim; i++) {
+          let acc = 0;
+          for (let t = start; t <= pos; t++) {
+            acc += att[t - start] * valueCache[l][(t % kvCapacity) * kvDim + kvOff + i];
+          }
+          attOut[qOff + i] = acc / sum;
+        }
+      }
+      matmul(xb2, attOut, W(p + "attn.wo.weight"), B(p + "attn.wo.bias"), qDim, c.dim);
+      for (let j = 0; j < c.dim; j++) x[j] += xb2[j]; // residual
+
+      // ---- MLP ----
+      norm(xb, x, p + "ffn_norm");
+      matmul(hb, xb, W(p + "ffn.w1.weight"), B(p + "ffn.w1.bias"), c.dim, c.hidden_dim);
+      if (c.mlp === "swiglu") {
+        matmul(hb2, xb, W(p + "ffn.w3.weight"), null, c.dim, c.hidden_dim);
+        for (let j = 0; j < c.hidden_dim; j++) hb[j] = silu(hb[j]) * hb2[j];
+      } else {
+        for (let j = 0; j < c.hidden_dim; j++) hb[j] = gelu(hb[j]);
+      }
+      matmul(xb2, hb, W(p + "ffn.w2.weight"), B(p + "ffn.w2.bias"), c.hidden_dim, c.dim);
+      for (let j = 0; j < c.dim; j++) x[j] += xb2[j]; // residual
+    }
+
+    if (!wantLogits) return;
+    norm(xb, x, "norm");
+    const head = W(c.tie_embeddings ? "tok_embeddings.weight" : "output.weight");
+    matmul(logits, xb, head, null, c.dim, c.vocab_size);
+  }
+
+  return {
+    config,
+    kvCapacity,
+    forward(tokens: ArrayLike<number>, pos: number): Float32Array {
+      checkForwardArgs(c, tokens, pos);
+      const n = tokens.length;
+      for (let i = 0; i < n; i++) step(tokens[i], pos + i, i === n - 1);
+      return logits;
+    },
+    forwardAll(tokens: ArrayLike<number>, pos: number): Float32Array {
+      checkForwardArgs(c, tokens, pos);
+      const n = tokens.length;
+      const out = new Float32Array(n * c.vocab_size); // (n, vocab_size)
+      for (let i = 0; i < n; i++) {
+        step(tokens[i], pos + i, true);
+        out.set(logits, i * c.vocab_size);
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,453 @@
+/**
+ * Token sampling: greedy, temperature, top-k, top-p (nucleus), min-p and repetition
+ * penalty, driven by a seeded integer PRNG so that the same seed draws the same tokens on
+ * every machine.
+ *
+ * Order of operations (as in llama.cpp's default chain and HF `transformers` warpers):
+ * repetition penalty → temperature → softmax → top-k → top-p → min-p → renormalise → draw.
+ * Temperature 0 means greedy: the argmax of the penalised logits (ties → lowest id).
+ *
+ * References:
+ * - top-p: Holtzman et al. 2019, "The Curious Case of Neural Text Degeneration"
+ *   (arXiv:1904.09751).
+ * - repetition penalty: Keskar et al. 2019, "CTRL: A Conditional Transformer Language Model
+ *   for Controllable Generation" (arXiv:1909.05858), in llama.cpp's form: a positive logit is
+ *   divided by the penalty, a negative one multiplied, once per distinct recent token.
+ * - min-p: Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling for Creative and Coherent
+ *   LLM Outputs" (arXiv:2407.01082).
+ * - PRNG: xoshiro128** (Blackman & Vigna 2018), seeded through splitmix32.
+ *
+ * @module
+ */
+import { GollmError } from "../core/errors.ts";
+
+/** Sampling settings. Every field is optional; defaults leave the distribution unchanged. */
+export interface SamplerOptions {
+  /** Softmax temperature (≥ 0); 0 = greedy. Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens; 0 = off. Default 0. */
+  topK?: number;
+  /** Keep the smallest set whose probability mass reaches p (0 < p ≤ 1); 1 = off. Default 1. */
+  topP?: number;
+  /** Keep tokens with probability ≥ minP × the largest probability (0 ≤ minP ≤ 1); 0 = off. */
+  minP?: number;
+  /** Repetition penalty (> 0); 1 = off. Default 1. */
+  repeatPenalty?: number;
+  /** How many of the most recent tokens the penalty looks at (≥ 0). Default 64. */
+  repeatLastN?: number;
+  /** PRNG seed (any integer; only its low 53 bits matter). Default: random from `crypto`. */
+  seed?: number;
+}
+
+/** {@linkcode SamplerOptions} with every default filled in. */
+export type ResolvedSamplerOptions = Required<SamplerOptions>;
+
+/**
+ * Validates options and fills defaults.
+ *
+ * @param o Options as given (e.g. from CLI flags).
+ * @returns Every field set.
+ * @throws {GollmError} naming the option and the allowed range.
+ *
+ * @example
+ * ```ts
+ * import { resolveSamplerOptions } from "./sampler.ts";
+ * console.log(resolveSamplerOptions({ temperature: 0, seed: 1 }).topP); // 1
+ * ```
+ */
+export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOptions {
+  const r: ResolvedSamplerOptions = {
+    temperature: o.temperature ?? 1,
+    topK: o.topK ?? 0,
+    topP: o.topP ?? 1,
+    minP: o.minP ?? 0,
+    repeatPenalty: o.repeatPenalty ?? 1,
+    repeatLastN: o.repeatLastN ?? 64,
+    seed: o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+  };
+  const bad = (name: string, want: string, got: number) => {
+    throw new GollmError(`sampler option '${name}' must be ${want}, got ${got}`);
+  };
+  if (!(r.temperature >= 0 && Number.isFinite(r.temperature))) {
+    bad("temperature", "a finite number ≥ 0", r.temperature);
+  }
+  if (!(Number.isInteger(r.topK) && r.topK >= 0)) bad("topK", "an integer ≥ 0", r.topK);
+  if (!(r.topP > 0 && r.topP <= 1)) bad("topP", "in (0, 1]", r.topP);
+  if (!(r.minP >= 0 && r.minP <= 1)) bad("minP", "in [0, 1]", r.minP);
+  if (!(r.repeatPenalty > 0 && Number.isFinite(r.repeatPenalty))) {
+    bad("repeatPenalty", "a finite number > 0", r.repeatPenalty);
+  }
+  if (!(Number.isInteger(r.repeatLastN) && r.repeatLastN >= 0)) {
+    bad("repeatLastN", "an integer ≥ 0", r.repeatLastN);
+  }
+  if (!Number.isInteger(r.seed)) bad("seed", "an integer", r.seed);
+  return r;
+}
+
+/**
+ * xoshiro128** PRNG in 32-bit integer arithmetic (identical output on every machine),
+ * seeded through splitmix32 from the low and high 32-bit halves of the seed.
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "./sampler.ts";
+ * const a = new Rng(42), b = new Rng(42);
+ * console.log(a.nextUint32() === b.nextUint32()); // true
+ * ```
+ */
+export class Rng {
+  #s = new Uint32Array(4); // (4) xoshiro128 state
+
+  /**
+   * Seeds the generator.
+   * @param seed Any integer (its low 53 bits are used).
+   */
+  constructor(seed: number) {
+    let x = (seed % 4294967296) >>> 0; // low 32 bits
+    const hi = Math.floor(seed / 4294967296) >>> 0; // high bits (53-bit safe range)
+    const splitmix32 = (): number => {
+      x = (x + 0x9e3779b9) | 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.#s[0] = splitmix32();
+    this.#s[1] = splitmix32() ^ hi;
+    this.#s[2] = splitmix32();
+    this.#s[3] = splitmix32();
+    if ((this.#s[0] | this.#s[1] | this.#s[2] | this.#s[3]) === 0) this.#s[0] = 1;
+  }
+
+  /**
+   * A generator with an explicit xoshiro128 state (for checking against the reference C
+   * implementation, prng.di.unimi.it/xoshiro128starstar.c).
+   *
+   * @param state Four 32-bit words, not all zero.
+   * @returns The generator.
+   * @throws {RangeError} when every word is zero.
+   *
+   * @example
+   * ```ts
+   * import { Rng } from "./sampler.ts";
+   * console.log(Rng.fromState([1, 2, 3, 4]).nextUint32()); // 11520
+   * ```
+   */
+  static fromState(state: readonly [number, number, number, number]): Rng {
+    const r = new Rng(0);
+    r.#s.set(state.map((x) => x >>> 0));
+    if ((r.#s[0] | r.#s[1] | r.#s[2] | r.#s[3]) === 0) {
+      throw new RangeError("xoshiro128 state must not be all zero");
+    }
+    return r;
+  }
+
+  /**
+   * Advances the state once.
+   * @returns The next 32-bit unsigned integer.
+   */
+  nextUint32(): number {
+    const s = this.#s;
+    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return result;
+  }
+
+  /**
+   * Draws a uniform double from two 32-bit outputs.
+   * @returns A uniform double in [0, 1) with 53 random bits.
+   */
+  nextFloat(): number {
+    const a = this.nextUint32() >>> 5, b = this.nextUint32() >>> 6; // 27 + 26 bits
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+/**
+ * Shared filtering core. Writes the candidate ids into `idx[0..m)` and their unnormalised
+ * probabilities (`exp((logit - max) / T)`) into `p[id]`; returns m. Candidates come out in
+ * descending probability (ties: lower id first) after top-k, in id order otherwise (top-p
+ * alone: the surely-kept tokens in id order, then the sorted boundary tokens).
+ */
+function filterCandidates(
+  logits: ArrayLike<number>,
+  recent: ArrayLike<number> | undefined,
+  o: ResolvedSamplerOptions,
+  work: Float64Array, // (vocab) penalised logits, then probabilities
+  idx: Int32Array, // (vocab) candidate ids
+  stamp: Int32Array, // (vocab) dedup marks for the repetition penalty
+  stampValue: number,
+): number {
+  const n = logits.length;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    work[i] = x > -Infinity ? x : -Infinity; // NaN → -Infinity
+  }
+  applyPenalty(work, recent, o, stamp, stampValue);
+  let max = -Infinity, arg = 0;
+  for (let i = 0; i < n; i++) {
+    if (work[i] > max) {
+      max = work[i];
+      arg = i;
+    }
+  }
+  if (max === -Infinity) {
+    throw new RangeError("sampler: every logit is -Infinity or NaN");
+  }
+  if (o.temperature === 0) {
+    idx[0] = arg;
+    work.fill(0, 0, n);
+    work[arg] = 1;
+    return 1;
+  }
+  // Softmax numerators (the max token gets exactly 1).
+  const invT = 1 / o.temperature;
+  for (let i = 0; i < n; i++) work[i] = Math.exp((work[i] - max) * invT);
+  const p = work;
+  const before = (a: number, b: number) => p[b] - p[a] || a - b; // descending p, then id
+  let m = n;
+  let sorted = false;
+  if (o.topK > 0 && o.topK < n) {
+    m = topKInto(n, o.topK, idx, before);
+    sorted = true;
+  } else {
+    for (let i = 0; i < n; i++) idx[i] = i;
+  }
+  if (o.topP < 1) {
+    let mass = 0;
+    for (let j = 0; j < m; j++) mass += p[idx[j]];
+    const target = o.topP * mass;
+    let start = 0; // idx[0..start) are surely in the nucleus; idx[start..m) sorted, cut below
+    let cum = 0;
+    if (!sorted) {
+      // The nucleus is a prefix of the sorted order, so it is {p ≥ t} for the right t.
+      // Bracket t in [lo, hi): mass(p ≥ hi) < target ≤ mass(p ≥ lo), narrowing (geometric
+      // steps, then bisection in log space) until few tokens lie in between; only those are
+      // sorted. O(n) per step instead of sorting the whole vocabulary.
+      let hi = 2, lo = 0, between = n;
+      for (let iter = 0; iter < 64 && between > 256; iter++) {
+        const mid = lo === 0 ? hi * 1e-3 : Math.sqrt(lo * hi);
+        if (!(mid > lo && mid < hi)) break;
+        let sum = 0, count = 0;
+        for (let i = 0; i < n; i++) {
+          if (p[i] >= mid) {
+            sum += p[i];
+            if (p[i] < hi) count++;
+          }
+        }
+        if (sum >= target) {
+          lo = mid;
+          between = count;
+        } else {
+          hi = mid;
+        }
+      }
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        if (p[i] >= hi) {
+          idx[k++] = i;
+          cum += p[i];
+        }
+      }
+      start = k;
+      for (let i = 0; i < n; i++) if (p[i] >= lo && p[i] < hi) idx[k++] = i;
+      m = k;
+      idx.subarray(start, m).sort(before);
+    }
+    let keep = m;
+    if (cum >= target) keep = start; // only by rounding: the sure tokens already suffice
+    else {
+      for (let j = start; j < m; j++) {
+        cum += p[idx[j]];
+        if (cum >= target) {
+          keep = j + 1;
+          break;
+        }
+      }
+    }
+    m = Math.max(1, keep);
+  }
+  if (o.minP > 0) {
+    // The max probability is 1 (unnormalised) and always survives top-k/top-p.
+    const threshold = o.minP;
+    let k = 0;
+    for (let j = 0; j < m; j++) if (p[idx[j]] >= threshold) idx[k++] = idx[j];
+    m = Math.max(1, k);
+  }
+  return m;
+}
+
+function applyPenalty(
+  work: Float64Array,
+  recent: ArrayLike<number> | undefined,
+  o: ResolvedSamplerOptions,
+  stamp: Int32Array,
+  stampValue: number,
+): void {
+  if (!recent || o.repeatPenalty === 1 || o.repeatLastN === 0) return;
+  const n = work.length;
+  const from = Math.max(0, recent.length - o.repeatLastN);
+  for (let j = from; j < recent.length; j++) {
+    const id = recent[j];
+    if (!(id >= 0 && id < n) || stamp[id] === stampValue) continue;
+    stamp[id] = stampValue;
+    const x = work[id];
+    work[id] = x > 0 ? x / o.repeatPenalty : x * o.repeatPenalty;
+  }
+}
+
+/**
+ * Selects the k best ids (by `before`) into `idx[0..k)`, sorted, with a bounded heap whose
+ * root is the worst kept id: O(n log k).
+ */
+function topKInto(
+  n: number,
+  k: number,
+  idx: Int32Array,
+  before: (a: number, b: number) => number,
+): number {
+  // Heap property: parent is "after" (worse than) its children.
+  const worse = (a: number, b: number) => before(a, b) > 0;
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let w = i;
+      if (l < k && worse(idx[l], idx[w])) w = l;
+      if (r < k && worse(idx[r], idx[w])) w = r;
+      if (w === i) return;
+      const t = idx[i];
+      idx[i] = idx[w];
+      idx[w] = t;
+      i = w;
+    }
+  };
+  for (let i = 0; i < k; i++) idx[i] = i;
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(i);
+  for (let i = k; i < n; i++) {
+    if (before(i, idx[0]) < 0) {
+      idx[0] = i;
+      siftDown(0);
+    }
+  }
+  idx.subarray(0, k).sort(before);
+  return k;
+}
+
+/**
+ * The tokens a sampler with these options could draw, with their renormalised
+ * probabilities: the exact set after penalty, temperature, top-k, top-p and min-p. For
+ * tests and debugging; allocates.
+ *
+ * @param logits Raw logits, one per vocabulary id (not modified).
+ * @param options Sampling options (`seed` is irrelevant here).
+ * @param recent Recent token ids for the repetition penalty.
+ * @returns Kept ids in descending probability (ties: lower id first) and their
+ *   probabilities (summing to 1). Greedy (`temperature: 0`) keeps only the argmax.
+ * @throws {GollmError} for invalid options; {RangeError} when every logit is -Infinity/NaN.
+ *
+ * @example
+ * ```ts
+ * import { keptSet } from "./sampler.ts";
+ * const k = keptSet(new Float32Array([0, 3, 1, 2]), { topK: 2, seed: 0 });
+ * console.log(k.ids); // [ 1, 3 ]
+ * ```
+ */
+export function keptSet(
+  logits: ArrayLike<number>,
+  options: SamplerOptions = {},
+  recent?: ArrayLike<number>,
+): { ids: number[]; probs: number[] } {
+  const o = resolveSamplerOptions({ seed: 0, ...options });
+  const n = logits.length;
+  const work = new Float64Array(n), idx = new Int32Array(n), stamp = new Int32Array(n);
+  const m = filterCandidates(logits, recent, o, work, idx, stamp, 1);
+  const ids = Array.from(idx.subarray(0, m));
+  ids.sort((a, b) => work[b] - work[a] || a - b);
+  let z = 0;
+  for (const id of ids) z += work[id];
+  return { ids, probs: ids.map((id) => work[id] / z) };
+}
+
+/**
+ * Draws token ids from logits. Keeps its scratch buffers (vocab-sized) across calls, so a
+ * decode step allocates nothing after the first call.
+ *
+ * @example
+ * ```ts
+ * import { Sampler } from "./sampler.ts";
+ * const s = new Sampler({ temperature: 0.8, topK: 40, topP: 0.95, seed: 1234 });
+ * const id = s.sample(new Float32Array([0.1, 2.5, -1, 0.7]));
+ * console.log(id >= 0 && id < 4); // true
+ * ```
+ */
+export class Sampler {
+  /** The options in effect (defaults filled; `seed` is the one actually used). */
+  readonly options: Readonly<ResolvedSamplerOptions>;
+  #rng: Rng;
+  #work = new Float64Array(0); // (vocab) penalised logits / probabilities
+  #idx = new Int32Array(0); // (vocab) candidate ids
+  #stamp = new Int32Array(0); // (vocab) repetition-penalty dedup marks
+  #stampValue = 0;
+
+  /**
+   * Validates the options, seeds the PRNG; scratch buffers are sized on the first sample.
+   * @param options Sampling options (see {@linkcode SamplerOptions}).
+   * @throws {GollmError} for an out-of-range option.
+   */
+  constructor(options: SamplerOptions = {}) {
+    this.options = Object.freeze(resolveSamplerOptions(options));
+    this.#rng = new Rng(this.options.seed);
+  }
+
+  /**
+   * Picks the next token.
+   *
+   * @param logits Logits over the vocabulary (not modified; may be a view into the arena).
+   * @param recent Previously generated/prompt token ids; the last `repeatLastN` are penalised.
+   * @returns The chosen id.
+   * @throws {RangeError} when every logit is -Infinity or NaN.
+   */
+  sample(logits: ArrayLike<number>, recent?: ArrayLike<number>): number {
+    const n = logits.length;
+    if (this.#work.length !== n) {
+      this.#work = new Float64Array(n);
+      this.#idx = new Int32Array(n);
+      this.#stamp = new Int32Array(n);
+      this.#stampValue = 0;
+    }
+    if (++this.#stampValue === 0x7fffffff) {
+      this.#stamp.fill(0);
+      this.#stampValue = 1;
+    }
+    const work = this.#work, idx = this.#idx;
+    const m = filterCandidates(
+      logits,
+      recent,
+      this.options,
+      work,
+      idx,
+      this.#stamp,
+      this.#stampValue,
+    );
+    if (m === 1) return idx[0];
+    let total = 0;
+    for (let j = 0; j < m; j++) total += work[idx[j]];
+    const r = this.#rng.nextFloat() * total;
+    let cum = 0;
+    for (let j = 0; j < m; j++) {
+      cum += work[idx[j]];
+      if (r < cum) return idx[j];
+    }
+    return idx[m - 1];
+  }
+}
