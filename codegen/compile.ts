@@ -6,7 +6,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
-import { checkForwardArgs } from "../runtime/reference.ts";
+import { checkForwardArgs } from "../core/forward.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
 import { emitWasmForPlan, type WasmKernels } from "./emit_wasm.ts";

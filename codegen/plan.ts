@@ -12,7 +12,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { ForwardOptions } from "../core/forward.ts";
-import { resolveKvCapacity } from "../runtime/reference.ts";
+import { resolveKvCapacity } from "../core/forward.ts";
 import { expectedShapes } from "../core/weights.ts";
 import { type BufferKind, buildGraph, type Graph } from "./graph.ts";
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { bf16ToF32, f16Table } from "../core/numbers.ts";
 
 /** A ggml tensor type: its GGUF id, name, and storage geometry. */
 export interface GgmlType {
@@ -77,48 +78,6 @@ const BY_ID = new Map(TYPES.map((t) => [t.id, t]));
  */
 export function ggmlType(id: number): GgmlType | undefined {
   return BY_ID.get(id);
-}
-
-const f32buf = new Float32Array(1);
-const u32buf = new Uint32Array(f32buf.buffer);
-
-/**
- * Converts an IEEE 754 half-precision bit pattern to a number (subnormals, ±inf, NaN
- * included; same result as ggml's `GGML_FP16_TO_FP32`).
- *
- * @param h 16-bit pattern (0..65535).
- * @returns The value.
- *
- * @example
- * ```ts
- * import { f16ToF32 } from "./quant.ts";
- * console.log(f16ToF32(0x3c00), f16ToF32(0xc000)); // 1 -2
- * ```
- */
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac === 0 ? sign * Infinity : NaN;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-/**
- * Converts a bfloat16 bit pattern (the upper 16 bits of an F32) to a number.
- *
- * @param b 16-bit pattern.
- * @returns The value.
- *
- * @example
- * ```ts
- * import { bf16ToF32 } from "./quant.ts";
- * console.log(bf16ToF32(0x3f80)); // 1
- * ```
- */
-export function bf16ToF32(b: number): number {
-  u32buf[0] = (b & 0xffff) << 16;
-  return f32buf[0];
 }
 
 /**
@@ -195,15 +154,4 @@ export function dequantize(type: GgmlType, bytes: Uint8Array, n: number): Float3
     }
   }
   return out;
-}
-
-let F16_TABLE: Float32Array | null = null;
-
-/** All 65536 half-precision values as F32, built once. */
-function f16Table(): Float32Array {
-  if (!F16_TABLE) {
-    F16_TABLE = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) F16_TABLE[h] = f16ToF32(h);
-  }
-  return F16_TABLE;
 }

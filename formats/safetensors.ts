@@ -12,6 +12,7 @@
  * @module
  */
 import { FormatError, GollmError } from "../core/errors.ts";
+import { f16Table, f16ToF32, f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
 import type { Tensor } from "../core/weights.ts";
 
 /** Dtypes this reader converts to F32. */
@@ -65,100 +66,6 @@ export interface SafetensorsFile {
 }
 
 // ---------------------------------------------------------------------------------------
-// F16 / BF16 conversions
-
-let f16Table: Float32Array | null = null; // (65536) f16 bits -> value
-
-/** Exact value of one IEEE half-precision bit pattern. */
-function f16BitsToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24; // zero / subnormal
-  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
-
-function getF16Table(): Float32Array {
-  if (!f16Table) {
-    f16Table = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToNumber(h);
-  }
-  return f16Table;
-}
-
-/**
- * Converts the bits of an F32 value to F16 bits, rounding to nearest with ties to even;
- * overflow gives ±Infinity, NaN stays NaN (quiet). Follows numpy's
- * `npy_floatbits_to_halfbits` (numpy/core/src/npymath/halffloat.c).
- *
- * @param f F32 bit pattern (as from a `Uint32Array` view).
- * @returns F16 bit pattern in `[0, 65535]`.
- *
- * @example
- * ```ts
- * import { f32BitsToF16Bits } from "./safetensors.ts";
- * const bits = new Uint32Array(new Float32Array([1.0]).buffer)[0];
- * console.log(f32BitsToF16Bits(bits).toString(16)); // "3c00"
- * ```
- */
-export function f32BitsToF16Bits(f: number): number {
-  const hSgn = (f >>> 16) & 0x8000;
-  const fExp = f & 0x7f800000;
-  if (fExp >= 0x47800000) {
-    // Exponent overflow/NaN converts to signed inf/NaN.
-    if (fExp === 0x7f800000) {
-      const fSig = f & 0x007fffff;
-      if (fSig !== 0) {
-        // NaN: keep the top mantissa bits, force it quiet so it stays a NaN.
-        return hSgn | 0x7c00 | 0x0200 | (fSig >>> 13);
-      }
-      return hSgn | 0x7c00; // inf
-    }
-    return hSgn | 0x7c00; // overflow to inf
-  }
-  if (fExp <= 0x38000000) {
-    // Exponent underflow converts to a subnormal half or signed zero.
-    if (fExp < 0x33000000) return hSgn;
-    const e = fExp >>> 23;
-    let fSig = 0x00800000 + (f & 0x007fffff);
-    // Shift by 13 plus the extra shift for the subnormal exponent.
-    fSig = fSig >>> (113 - e);
-    // Round to nearest even; the shift may have dropped up to 11 bits, checked in `f`.
-    if ((fSig & 0x00003fff) !== 0x00001000 || (f & 0x000007ff) !== 0) fSig += 0x00001000;
-    return hSgn + (fSig >>> 13); // a carry into the exponent gives the right result
-  }
-  const hExp = (fExp - 0x38000000) >>> 13;
-  let fSig = f & 0x007fffff;
-  if ((fSig & 0x00003fff) !== 0x00001000) fSig += 0x00001000;
-  // A carry out of the mantissa increments the exponent (up to inf): still correct.
-  return hSgn + hExp + (fSig >>> 13);
-}
-
-/**
- * Converts the bits of an F32 value to BF16 bits (the top 16 bits), rounding to nearest
- * with ties to even; NaN stays NaN (quiet). Same rounding as PyTorch's `round_to_nearest_even`
- * (c10/util/BFloat16.h).
- *
- * @param f F32 bit pattern.
- * @returns BF16 bit pattern in `[0, 65535]`.
- *
- * @example
- * ```ts
- * import { f32BitsToBf16Bits } from "./safetensors.ts";
- * const bits = new Uint32Array(new Float32Array([1.0]).buffer)[0];
- * console.log(f32BitsToBf16Bits(bits).toString(16)); // "3f80"
- * ```
- */
-export function f32BitsToBf16Bits(f: number): number {
-  if ((f & 0x7f800000) === 0x7f800000 && (f & 0x007fffff) !== 0) {
-    return ((f >>> 16) | 0x0040) & 0xffff; // quiet NaN
-  }
-  // The sum stays below 2^32 for every non-NaN pattern, so `>>> 16` sees it unwrapped.
-  return ((f >>> 0) + 0x7fff + ((f >>> 16) & 1)) >>> 16;
-}
-
-// ---------------------------------------------------------------------------------------
 // Reading
 
 function describe(v: unknown): string {
@@ -198,7 +105,7 @@ function convert(bytes: Uint8Array, off: number, e: Entry, n: number): Float32Ar
       const src = absOff % 2 === 0
         ? new Uint16Array(bytes.buffer, absOff, n)
         : new Uint16Array(alignedCopy(bytes, off, nbytes));
-      const table = getF16Table();
+      const table = f16Table();
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = table[src[i]];
       return out;
@@ -252,7 +159,7 @@ function convertDataView(
         out[i] = dv.getFloat32(4 * i, true);
         break;
       case "F16":
-        out[i] = f16BitsToNumber(dv.getUint16(2 * i, true));
+        out[i] = f16ToF32(dv.getUint16(2 * i, true));
         break;
       case "BF16":
         out[i] = new Float32Array(new Uint32Array([dv.getUint16(2 * i, true) << 16]).buffer)[0];

@@ -14,77 +14,13 @@
  * @module
  */
 import type { ModelConfig } from "../core/config.ts";
-import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
+import {
+  checkForwardArgs,
+  type ForwardOptions,
+  type ForwardPass,
+  resolveKvCapacity,
+} from "../core/forward.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
-
-/**
- * Resolves and checks the KV capacity option (DESIGN.md "Arena and KV cache").
- *
- * @param config The model config.
- * @param options Forward options; `kvCapacity` defaults to `config.context_length`.
- * @returns Slots per layer KV ring (a positive integer).
- * @throws {RangeError} when `kvCapacity` is not a positive integer.
- *
- * @example
- * ```ts
- * import { parseConfigYaml } from "../core/config.ts";
- * import { resolveKvCapacity } from "./reference.ts";
- * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * console.log(resolveKvCapacity(c, {})); // 64
- * ```
- */
-export function resolveKvCapacity(config: ModelConfig, options: ForwardOptions = {}): number {
-  const cap = options.kvCapacity ?? config.context_length;
-  if (!Number.isInteger(cap) || cap <= 0) {
-    throw new RangeError(`kvCapacity must be a positive integer, got ${cap}`);
-  }
-  return cap;
-}
-
-/**
- * Checks the arguments of {@linkcode ForwardPass.forward}: at least one token, every id in
- * `[0, vocab_size)`, `pos` a non-negative integer, and (gpt2, learned positions) the last
- * position below `context_length`.
- *
- * @param config The model config.
- * @param tokens Token ids.
- * @param pos Absolute position of `tokens[0]`.
- * @throws {RangeError} naming the offending id or position.
- *
- * @example
- * ```ts
- * import { parseConfigYaml } from "../core/config.ts";
- * import { checkForwardArgs } from "./reference.ts";
- * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
- * checkForwardArgs(c, [1, 2, 3], 0); // ok
- * try { checkForwardArgs(c, [1], 64); } catch (e) { console.log((e as Error).name); } // RangeError
- * ```
- */
-export function checkForwardArgs(
-  config: ModelConfig,
-  tokens: ArrayLike<number>,
-  pos: number,
-): void {
-  const n = tokens.length;
-  if (n === 0) throw new RangeError("forward: tokens must not be empty");
-  if (!Number.isInteger(pos) || pos < 0) {
-    throw new RangeError(`forward: pos must be a non-negative integer, got ${pos}`);
-  }
-  if (config.arch === "gpt2" && pos + n > config.context_length) {
-    throw new RangeError(
-      `forward: position ${pos + n - 1} is past context_length ${config.context_length} ` +
-        `(gpt2 has learned position embeddings for positions 0..${config.context_length - 1})`,
-    );
-  }
-  for (let i = 0; i < n; i++) {
-    const t = tokens[i];
-    if (!Number.isInteger(t) || t < 0 || t >= config.vocab_size) {
-      throw new RangeError(
-        `forward: token id ${t} at index ${i} is outside the vocabulary [0, ${config.vocab_size})`,
-      );
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Building blocks. Each writes into `out` and reads row-major f32 arrays.

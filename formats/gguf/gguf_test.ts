@@ -16,7 +16,8 @@ import {
   readGguf,
 } from "./gguf.ts";
 import { loadLlama2c } from "../llama2c.ts";
-import { dequantize, f16ToF32, ggmlType } from "../quant.ts";
+import { f16ToF32 } from "../../core/numbers.ts";
+import { dequantize, ggmlType } from "../quant.ts";
 import { createReference } from "../../runtime/reference.ts";
 import { ASSETS, haveFiles, isFile, ROOT } from "../../tests/assets.ts";
 import { assertClose } from "../../tests/assert_close.ts";
