@@ -47,7 +47,8 @@ export { loadHf } from "./formats/hf.ts";
 export { loadGguf, readGguf } from "./formats/gguf/gguf.ts";
 export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/gguf.ts";
 export type { GgmlType } from "./formats/quant.ts";
-export { loadLlama2c, readLlama2cTokenizer } from "./formats/llama2c.ts";
+export { loadLlama2c } from "./formats/llama2c.ts";
+export { readLlama2cTokenizer } from "./tokenizers/sentencepiece.ts";
 export type { LoadLlama2cOptions } from "./formats/llama2c.ts";
 export { parseSafetensors, readSafetensors, writeSafetensors } from "./formats/safetensors.ts";
 export type {

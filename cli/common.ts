@@ -650,34 +650,3 @@ export function samplingOptions(values: Values, usage: string): SamplingFlags {
     seed: int(values, "seed", usage, 0),
   };
 }
-
-/**
- * Writes a file atomically: to a temporary sibling, then renamed over `path`. Creates the
- * parent directory; a failed write leaves no temporary file behind.
- *
- * @param path Target file.
- * @param data Text (written as UTF-8) or bytes.
- * @throws {GollmError} naming `path` when it cannot be written.
- *
- * @example
- * ```ts ignore
- * import { writeFileAtomic } from "./common.ts";
- * await writeFileAtomic("generated/k.ts", "export {};\n");
- * ```
- */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".";
-  const tmp = `${slash >= 0 ? path.slice(0, slash + 1) : ""}.${path.slice(slash + 1)}.tmp-${
-    crypto.randomUUID().slice(0, 8)
-  }`;
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new GollmError(`${path}: cannot be written: ${(e as Error).message}`);
-  }
-}

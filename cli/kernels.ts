@@ -7,17 +7,8 @@ import { emitKernels } from "../codegen/emit_js.ts";
 import { emitWasmListing } from "../codegen/emit_wasm.ts";
 import { loadConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
-import {
-  type Command,
-  err,
-  formatBytes,
-  int,
-  out,
-  parse,
-  required,
-  str,
-  writeFileAtomic,
-} from "./common.ts";
+import { type Command, err, formatBytes, int, out, parse, required, str } from "./common.ts";
+import { writeFileAtomic } from "../core/files.ts";
 
 const HELP =
   `usage: gollm kernels --config FILE [--out FILE] [--wasm] [--kv-capacity N] [--prefill-chunk T]

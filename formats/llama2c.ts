@@ -26,11 +26,7 @@
 import type { Checkpoint } from "./checkpoint.ts";
 import { parseConfig } from "../core/config.ts";
 import { FormatError } from "../core/errors.ts";
-import {
-  encodeLlama2cTokenizer,
-  parseLlama2cTokenizer,
-  type SentencePieceTokenizer,
-} from "../tokenizers/sentencepiece.ts";
+import { readLlama2cTokenizer, type SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 
 /** Magic of versioned llama2.c checkpoints: "ak42" as a little-endian uint32. */
@@ -346,51 +342,4 @@ export async function loadLlama2c(
   }, path);
   checkWeights(config, weights, path);
   return { format: "llama2c", path, config, weights, tokenizer };
-}
-
-/**
- * Reads a llama2.c `tokenizer.bin` (int32 max_token_length, then per token: f32 score, int32
- * byte length, bytes) into a {@linkcode SentencePieceTokenizer} (unk 0, BOS 1, EOS 2; spaces
- * become `'▁'`).
- *
- * @param path File path.
- * @returns The tokenizer.
- * @throws {FormatError} when the file cannot be read or is malformed/truncated.
- *
- * @example
- * ```ts ignore
- * import { readLlama2cTokenizer } from "./llama2c.ts";
- * const tok = await readLlama2cTokenizer("../shared/assets/stories260K/tok512.bin");
- * console.log(tok.encode("Once upon a time")); // [1, 403, 407, 261, 378]
- * ```
- */
-export async function readLlama2cTokenizer(path: string): Promise<SentencePieceTokenizer> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
-  return parseLlama2cTokenizer(bytes, path);
-}
-
-/**
- * Serialises a SentencePiece tokenizer as llama2.c `tokenizer.bin` bytes (what
- * `SentencePieceTokenizer.toFile()` stores in a gollm model directory).
- *
- * @param tok The tokenizer.
- * @returns The file bytes (int32 max_token_length; per token f32 score, int32 length,
- *   UTF-8 bytes with `'▁'` as space; BOS/EOS as `"\n<s>\n"` / `"\n</s>\n"`).
- *
- * @example
- * ```ts
- * import { writeLlama2cTokenizer } from "./llama2c.ts";
- * import { SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
- * const tok = new SentencePieceTokenizer({ pieces: ["<unk>", "<s>", "</s>", "▁a"],
- *   scores: [0, 0, 0, -1], bosId: 1, eosIds: [2], unkId: 0 });
- * console.log(writeLlama2cTokenizer(tok).length); // 54
- * ```
- */
-export function writeLlama2cTokenizer(tok: SentencePieceTokenizer): Uint8Array {
-  return encodeLlama2cTokenizer(tok);
 }

@@ -557,3 +557,29 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): Sentence
     unkId: has(0, "<unk>") ? 0 : null,
   });
 }
+
+/**
+ * Reads a llama2.c `tokenizer.bin` (int32 max_token_length, then per token: f32 score, int32
+ * byte length, bytes) into a {@linkcode SentencePieceTokenizer} (unk 0, BOS 1, EOS 2; spaces
+ * become `'▁'`).
+ *
+ * @param path File path.
+ * @returns The tokenizer.
+ * @throws {FormatError} when the file cannot be read or is malformed/truncated.
+ *
+ * @example
+ * ```ts ignore
+ * import { readLlama2cTokenizer } from "./sentencepiece.ts";
+ * const tok = await readLlama2cTokenizer("../shared/assets/stories260K/tok512.bin");
+ * console.log(tok.encode("Once upon a time")); // [1, 403, 407, 261, 378]
+ * ```
+ */
+export async function readLlama2cTokenizer(path: string): Promise<SentencePieceTokenizer> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
+  }
+  return parseLlama2cTokenizer(bytes, path);
+}

@@ -5,8 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { FormatError } from "../core/errors.ts";
-import { readLlama2cTokenizer, writeLlama2cTokenizer } from "../formats/llama2c.ts";
-import { parseLlama2cTokenizer, SentencePieceTokenizer } from "./sentencepiece.ts";
+import {
+  encodeLlama2cTokenizer,
+  parseLlama2cTokenizer,
+  readLlama2cTokenizer,
+  SentencePieceTokenizer,
+} from "./sentencepiece.ts";
 import { StreamDecoder } from "./tokenizer.ts";
 import { ASSETS, haveFiles, isFile, ROOT } from "../tests/assets.ts";
 import { readVectors } from "../tests/tokenizer_vectors.ts";
@@ -167,7 +171,7 @@ Deno.test("SentencePieceTokenizer.encode() handles BOS, EOS, specials and the du
 });
 
 Deno.test({
-  name: "writeLlama2cTokenizer() reproduces tok512.bin and Llama-2 tokenizer.bin byte for byte",
+  name: "encodeLlama2cTokenizer() reproduces tok512.bin and Llama-2 tokenizer.bin byte for byte",
   ignore: !haveTok512 || !haveLlama2,
   fn: async () => {
     for (const path of [TOK512, LLAMA2_BIN]) {
@@ -177,7 +181,7 @@ Deno.test({
       assert.deepEqual(tok.eosIds, [2]);
       assert.equal(tok.unkId, 0);
       assert.equal(tok.tokenPiece(1), "<s>");
-      const written = writeLlama2cTokenizer(tok);
+      const written = encodeLlama2cTokenizer(tok);
       assert.equal(written.length, original.length, path);
       assert.ok(written.every((b, i) => b === original[i]), `${path}: bytes differ`);
       const file = tok.toFile();
@@ -202,7 +206,7 @@ Deno.test({
 
 Deno.test("parseLlama2cTokenizer() rejects truncated and malformed files with FormatError", () => {
   const tok = toy([["▁a", -5]]);
-  const good = writeLlama2cTokenizer(tok);
+  const good = encodeLlama2cTokenizer(tok);
   for (const cut of [0, 2, 5, 13, good.length - 1]) {
     assert.throws(
       () => parseLlama2cTokenizer(good.subarray(0, cut), "cut.bin"),

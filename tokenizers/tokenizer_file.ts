@@ -8,14 +8,14 @@
  * | `none`                      | no tokenizer (`null`)                              |
  * | `gpt2`, `cl100k_base`, `o200k_base` | `TiktokenTokenizer.builtin` (tokenizers/tiktoken.ts) |
  * | `*.tiktoken`                | `TiktokenTokenizer.fromFile` (gollm rank file)     |
- * | `*.bin` (`tokenizer.bin`)   | llama2.c tokenizer, `readLlama2cTokenizer` (formats/llama2c.ts) |
+ * | `*.bin` (`tokenizer.bin`)   | llama2.c tokenizer, `readLlama2cTokenizer` (sentencepiece.ts) |
  * | `tokenizer.json`            | Hugging Face tokenizer, `loadHfTokenizer` (tokenizers/hf_tokenizer.ts; reads `tokenizer_config.json` beside it) |
  *
  * @module
  */
 import { FormatError, GollmError } from "../core/errors.ts";
+import { readLlama2cTokenizer } from "./sentencepiece.ts";
 import { loadHfTokenizer } from "./hf_tokenizer.ts";
-import { readLlama2cTokenizer } from "../formats/llama2c.ts";
 import { BUILTIN_ENCODINGS, TiktokenTokenizer } from "./tiktoken.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { renderChat } from "../../tokenizers/chat_template.ts";
 import { ggufTokenizer, readGguf } from "./gguf.ts";
-import { readLlama2cTokenizer } from "../llama2c.ts";
+import { readLlama2cTokenizer } from "../../tokenizers/sentencepiece.ts";
 import { SentencePieceTokenizer, SPM_TOKEN_TYPE } from "../../tokenizers/sentencepiece.ts";
 import { TiktokenTokenizer } from "../../tokenizers/tiktoken.ts";
 import { ASSETS, haveFiles, ROOT } from "../../tests/assets.ts";
