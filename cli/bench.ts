@@ -5,17 +5,9 @@
  */
 import { type BenchBackend, formatBench, runBench } from "../runtime/bench.ts";
 import { loadConfig } from "../core/config.ts";
-import {
-  type Command,
-  num,
-  out,
-  outJson,
-  parse,
-  progress,
-  required,
-  str,
-  UsageError,
-} from "./common.ts";
+import { type Command, num, parse, required, str, UsageError } from "./args.ts";
+import { out, outJson } from "./output.ts";
+import { progress } from "./progress_line.ts";
 
 const HELP = `usage: gollm bench --config FILE [--seconds S] [--backends LIST] [--json]
 

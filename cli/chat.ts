@@ -6,20 +6,16 @@
  */
 import { type ChatMessage, renderChat } from "../tokenizers/chat_template.ts";
 import { GollmError } from "../core/errors.ts";
+import { type Command, int, parse, str } from "./args.ts";
 import {
-  type Command,
-  err,
-  int,
   loadModelFlags,
   MODEL_OPTIONS,
   modelFlags,
-  out,
-  parse,
   SAMPLING_HELP,
   SAMPLING_OPTIONS,
   samplingOptions,
-  str,
-} from "./common.ts";
+} from "./model_flags.ts";
+import { err, out } from "./output.ts";
 
 const HELP = `usage: gollm chat [--model PATH] [--system TEXT] [-n N] [options]
 

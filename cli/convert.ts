@@ -6,17 +6,9 @@
 import { loadConfig, parameterCount } from "../core/config.ts";
 import { writeGollmDir } from "../formats/gollm_dir.ts";
 import { loadCheckpoint } from "../formats/load.ts";
-import {
-  choice,
-  type Command,
-  err,
-  formatBytes,
-  formatCount,
-  parse,
-  str,
-  UsageError,
-  withProgress,
-} from "./common.ts";
+import { choice, type Command, parse, str, UsageError } from "./args.ts";
+import { err, formatBytes, formatCount } from "./output.ts";
+import { withProgress } from "./progress_line.ts";
 
 const HELP = `usage: gollm convert IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]
 

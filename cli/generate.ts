@@ -4,21 +4,16 @@
  * @module
  */
 import type { GenerateStats } from "../runtime/model.ts";
+import { type Command, int, parse, str } from "./args.ts";
 import {
-  type Command,
-  err,
-  int,
   loadModelFlags,
   MODEL_OPTIONS,
   modelFlags,
-  out,
-  outJson,
-  parse,
   SAMPLING_HELP,
   SAMPLING_OPTIONS,
   samplingOptions,
-  str,
-} from "./common.ts";
+} from "./model_flags.ts";
+import { err, out, outJson } from "./output.ts";
 
 const HELP = `usage: gollm generate [--model PATH] [--prompt TEXT] [-n N] [options]
 

@@ -8,18 +8,9 @@ import { CONFIG_FIELDS, parameterCount } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { expectedShapes } from "../core/weights.ts";
-import {
-  type Command,
-  formatBytes,
-  formatCount,
-  int,
-  out,
-  outJson,
-  parse,
-  str,
-  UsageError,
-  withProgress,
-} from "./common.ts";
+import { type Command, int, parse, str, UsageError } from "./args.ts";
+import { formatBytes, formatCount, out, outJson } from "./output.ts";
+import { withProgress } from "./progress_line.ts";
 
 const HELP = `usage: gollm inspect PATH [--kv-capacity N] [--prefill-chunk T] [--json]
 

@@ -7,7 +7,8 @@ import { emitKernels } from "../codegen/emit_js.ts";
 import { emitWasmListing } from "../codegen/emit_wasm.ts";
 import { loadConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
-import { type Command, err, formatBytes, int, out, parse, required, str } from "./common.ts";
+import { type Command, int, parse, required, str } from "./args.ts";
+import { err, formatBytes, out } from "./output.ts";
 import { writeFileAtomic } from "../core/files.ts";
 
 const HELP =

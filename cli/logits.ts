@@ -5,18 +5,9 @@
  * @module
  */
 import { GollmError } from "../core/errors.ts";
-import {
-  type Command,
-  int,
-  loadModelFlags,
-  MODEL_OPTIONS,
-  modelFlags,
-  out,
-  outJson,
-  parse,
-  str,
-  UsageError,
-} from "./common.ts";
+import { type Command, int, parse, str, UsageError } from "./args.ts";
+import { loadModelFlags, MODEL_OPTIONS, modelFlags } from "./model_flags.ts";
+import { out, outJson } from "./output.ts";
 
 const HELP = `usage: gollm logits [--model PATH] (--tokens IDS | --prompt TEXT) [--json] [options]
 

@@ -11,7 +11,8 @@
 import { GollmError } from "../core/errors.ts";
 import { bench } from "./bench.ts";
 import { chat } from "./chat.ts";
-import { type Command, err, UsageError } from "./common.ts";
+import { type Command, UsageError } from "./args.ts";
+import { err } from "./output.ts";
 import { convert } from "./convert.ts";
 import { generate } from "./generate.ts";
 import { inspect } from "./inspect.ts";

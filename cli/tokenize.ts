@@ -5,7 +5,9 @@
  */
 import { GollmError } from "../core/errors.ts";
 import { loadCheckpointTokenizer } from "../formats/load.ts";
-import { type Command, out, outJson, parse, required, resolveDefaultModel, str } from "./common.ts";
+import { type Command, parse, required, str } from "./args.ts";
+import { resolveDefaultModel } from "./default_model.ts";
+import { out, outJson } from "./output.ts";
 
 const HELP = `usage: gollm tokenize [--model PATH] --text TEXT [--json] [options]
 
