@@ -34,14 +34,14 @@ const USAGE = "usage: gollm <command> [options]   (gollm <command> --help for it
  * ```
  */
 export function mainHelp(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const width = Math.max(...COMMANDS.map((c) => c.spec.name.length));
   return [
     "gollm: run decoder-only transformer language models in Deno, with a tensor JIT",
     "",
     USAGE,
     "",
     "commands:",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary}`),
     "",
     "models: a gollm model directory, a Hugging Face directory (config.json + safetensors),",
     "a GGUF file, or a llama2.c .bin checkpoint (with --tokenizer PATH unless tok{vocab}.bin or",
@@ -72,7 +72,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(mainHelp());
     return 0;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const cmd = COMMANDS.find((c) => c.spec.name === name);
   try {
     if (!cmd) {
       throw new UsageError(
