@@ -55,8 +55,9 @@ string (which is not printed). A prompt longer than the context length is refuse
     },
   },
   epilog: `speed: prefill tok/s = prompt tokens run / wall time of the prefill forward pass; decode
-tok/s = decode steps / wall time of sampling and the decode steps. Both run warm: loading
-makes one warm-up pass (as llama.cpp does), so the first call's compilation is not timed.`,
+tok/s = decode steps / wall time of sampling and the decode steps. Loading runs one warm-up
+pass (as llama.cpp does), so compiling the kernels is not timed; V8 may still be optimising
+them during the first prompt, so a short one can read low (gollm bench: steady state).`,
 } as const;
 
 const tokPerSec = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);

@@ -58,11 +58,14 @@ export const inspect: Command = {
     const path = v.model ?? await resolveDefaultModel(json);
     const ckpt = await withProgress(
       json,
-      (onProgress) => loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress }),
+      async (onProgress) => {
+        const ckpt = await loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress });
+        checkKvCapacity(kvCapacity, ckpt.config.context_length, path, usage);
+        return ckpt;
+      },
       () => `loaded ${path}`,
     );
     const c = ckpt.config;
-    checkKvCapacity(kvCapacity, c.context_length, path, usage);
     const plan = planArena(c, { kvCapacity, prefillChunk });
     const order = [...expectedShapes(c).keys()];
     const rank = (n: string) => (order.indexOf(n) + order.length + 1) % (order.length + 1);

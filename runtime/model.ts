@@ -44,9 +44,9 @@ export interface ModelOptions {
   /** Called at the start of long stages (compiling kernels). */
   onProgress?: ProgressCallback;
   /**
-   * Run one warm-up pass (2 tokens: prefill and decode step) when the model is built, as
-   * llama.cpp does, so that the first `generate` times warm code, and so that weights
-   * holding NaN/Inf are reported at load. Default true.
+   * Run one warm-up pass when the model is built (16 tokens; 2 on the reference), as
+   * llama.cpp does, so that the first `generate` does not time the compilation of the
+   * kernels, and so that weights holding NaN/Inf are reported at load. Default true.
    */
   warmup?: boolean;
 }
@@ -99,8 +99,10 @@ export interface GenerateStats {
   /** Prompt tokens actually run (fewer when a cached prefix from the previous call was reused). */
   prefillTokens: number;
   /**
-   * Wall time of the prefill forward pass(es), in milliseconds. The model is warm (see
-   * {@linkcode ModelOptions.warmup}); prefill tok/s = `prefillTokens / prefillMs * 1000`.
+   * Wall time of the prefill forward pass(es), in milliseconds; prefill tok/s =
+   * `prefillTokens / prefillMs * 1000`. The kernels' compilation is not in it (the load-time
+   * warm-up pass, {@linkcode ModelOptions.warmup}); V8 may still be optimising them over the
+   * first calls, so a short first prompt can read low (`gollm bench` measures steady state).
    */
   prefillMs: number;
   /** Single-token decode steps run. */
@@ -574,17 +576,18 @@ export function createModel(
   } else {
     pass = createReference(config, weights, fwd);
   }
-  if (options.warmup ?? true) warmUp(config, pass, checkpoint.path);
+  if (options.warmup ?? true) warmUp(config, pass, backend, checkpoint.path);
   return new GollmModel(config, pass, tokenizer, checkpoint, backend, options);
 }
 
 /**
- * One pass over 2 tokens (a prefill and a decode step) so that the kernels are compiled and
- * run once before anything is timed, as llama.cpp's load-time warm-up run; its logits show
- * NaN/Inf weights at once. The KV cache it wrote is overwritten by the next sequence.
+ * The load-time warm-up pass (llama.cpp runs one too): 16 tokens through the prefill and
+ * decode kernels (2 on the reference), enough for V8 to compile and start optimising the
+ * generated kernels before anything is timed; its logits show NaN/Inf weights at once.
+ * The KV cache it wrote is overwritten by the next sequence.
  */
-function warmUp(config: ModelConfig, pass: ForwardPass, path: string): void {
-  const n = Math.min(2, config.context_length);
+function warmUp(config: ModelConfig, pass: ForwardPass, backend: Backend, path: string): void {
+  const n = Math.min(backend === "reference" ? 2 : 16, pass.kvCapacity);
   const logits = pass.forward(new Array(n).fill(0), 0); // (vocab_size)
   let bad = 0;
   for (let i = 0; i < logits.length; i++) if (!Number.isFinite(logits[i])) bad++;
