@@ -147,7 +147,8 @@ export async function fetchDefaultModel(
  * @example
  * ```ts ignore
  * import { defaultModelCacheDir } from "./default_model.ts";
- * console.log(defaultModelCacheDir("0.1.0")); // /home/me/.cache/gollm/default-0.1.0
+ * import assert from "node:assert/strict";
+ * assert.match(defaultModelCacheDir("0.1.0"), /\/gollm\/default-0\.1\.0$/);
  * ```
  */
 export function defaultModelCacheDir(version: string): string {
@@ -183,7 +184,8 @@ export function defaultModelCacheDir(version: string): string {
  * @example
  * ```ts
  * import { defaultModelVersion } from "./default_model.ts";
- * console.log(await defaultModelVersion("https://jsr.io/@gollm/cli/0.1.0/models/default/")); // 0.1.0
+ * import assert from "node:assert/strict";
+ * assert.equal(await defaultModelVersion("https://jsr.io/@gollm/cli/0.1.0/models/default/"), "0.1.0");
  * ```
  */
 export async function defaultModelVersion(baseUrl: string | URL): Promise<string> {

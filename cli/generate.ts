@@ -71,11 +71,16 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statsLine } from "./generate.ts";
- * console.log(statsLine({
+ * const line = statsLine({
  *   promptTokens: 2, prefillTokens: 2, prefillMs: 10, decodeTokens: 3, decodeMs: 30,
  *   tokens: [5, 6, 7, 8], stopReason: "max_tokens",
- * })); // prefill: 2 tokens, 200.0 tok/s | decode: 3 tokens, 100.0 tok/s | 4 generated, ...
+ * });
+ * assert.equal(
+ *   line,
+ *   "prefill: 2 tokens, 200.0 tok/s | decode: 3 tokens, 100.0 tok/s | 4 generated, stop: max_tokens",
+ * );
  * ```
  */
 export function statsLine(s: GenerateStats): string {

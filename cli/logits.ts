@@ -68,7 +68,9 @@ function f32(x: number): number {
  * @example
  * ```ts
  * import { parseTokenList } from "./logits.ts";
- * console.log(parseTokenList("1, 2 3", "usage: gollm logits")); // [1, 2, 3]
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(parseTokenList("1, 2 3", "usage: gollm logits"), [1, 2, 3]);
+ * assert.throws(() => parseTokenList("1,-2", "usage: gollm logits"), /'-2' is not a non-negative/);
  * ```
  */
 export function parseTokenList(text: string, usage: string): number[] {

@@ -30,7 +30,9 @@ const USAGE = "usage: gollm <command> [options]   (gollm <command> --help for it
  * @example
  * ```ts
  * import { mainHelp } from "./main.ts";
- * console.log(mainHelp().split("\n")[0]); // gollm: run decoder-only transformer ...
+ * import assert from "node:assert/strict";
+ * assert.match(mainHelp(), /^gollm: run decoder-only transformer/);
+ * assert.match(mainHelp(), /\n {2}generate +stream a continuation/);
  * ```
  */
 export function mainHelp(): string {

@@ -108,7 +108,9 @@ export function note(message: string): void {
  * @example
  * ```ts
  * import { formatBytes } from "./output.ts";
- * console.log(formatBytes(1_500_000)); // "1.50 MB"
+ * import assert from "node:assert/strict";
+ * assert.equal(formatBytes(1_500_000), "1.50 MB");
+ * assert.equal(formatBytes(999), "999 B");
  * ```
  */
 export function formatBytes(n: number): string {
@@ -128,7 +130,8 @@ export function formatBytes(n: number): string {
  * @example
  * ```ts
  * import { formatCount } from "./output.ts";
- * console.log(formatCount(85312256)); // "85,312,256"
+ * import assert from "node:assert/strict";
+ * assert.equal(formatCount(85312256), "85,312,256");
  * ```
  */
 export function formatCount(n: number): string {

@@ -552,7 +552,8 @@ function resolveCapacity(config: ModelConfig, kvCapacity: number | undefined): n
  * import { createModel } from "./model.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const m = createModel(c, randomWeights(c, 1), null, { backend: "reference" });
- * console.log(m.forward([1, 2, 3]).length); // 96
+ * import assert from "node:assert/strict";
+ * assert.equal(m.forward([1, 2, 3]).length, c.vocab_size); // (vocab_size) logits of the last token
  * ```
  */
 export function createModel(
