@@ -577,7 +577,7 @@ export function createModel(
   } else {
     pass = createReference(config, weights, fwd);
   }
-  if (options.warmup ?? true) warmUp(config, pass, backend, checkpoint.path);
+  if (options.warmup ?? true) warmUp(pass, backend, checkpoint.path);
   return new GollmModel(config, pass, tokenizer, checkpoint, backend, options);
 }
 
@@ -587,7 +587,7 @@ export function createModel(
  * generated kernels before anything is timed; its logits show NaN/Inf weights at once.
  * The KV cache it wrote is overwritten by the next sequence.
  */
-function warmUp(config: ModelConfig, pass: ForwardPass, backend: Backend, path: string): void {
+function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
   const n = Math.min(backend === "reference" ? 2 : 16, pass.kvCapacity);
   const logits = pass.forward(new Array(n).fill(0), 0); // (vocab_size)
   let bad = 0;
