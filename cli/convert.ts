@@ -38,6 +38,11 @@ conversion leaves nothing behind.`,
   },
 } as const;
 
+/** Whether `e` is one of Deno's operating-system errors (`Deno.errors.NotADirectory`, ...). */
+function isOsError(e: unknown): e is Error {
+  return Object.values(Deno.errors).some((C) => e instanceof C);
+}
+
 /** Whether anything (file, directory, link) is at `path`. */
 async function exists(path: string): Promise<boolean> {
   try {
@@ -85,7 +90,14 @@ export const convert: Command = {
           tokenizerPath: v.tokenizer,
           onProgress,
         });
-        await writeGollmDir(ckpt, output, { dtype, overwrite: v.force, onProgress });
+        try {
+          await writeGollmDir(ckpt, output, { dtype, overwrite: v.force, onProgress });
+        } catch (e) {
+          // An OS error (OUT under a file, on a read-only or special file system) is the
+          // user's path, not a bug: one line naming OUT.
+          if (!isOsError(e)) throw e;
+          throw new GollmError(`${output}: cannot be written: ${e.message}`, { cause: e });
+        }
         return ckpt;
       },
       async (ckpt) =>

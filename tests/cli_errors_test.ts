@@ -283,6 +283,19 @@ const CASES: Case[] = [
     error: /^error: .*missing: no such file or directory/,
   },
   {
+    name: "convert to an OUT under a file",
+    args: ["convert", DEFAULT, "$T/file/out"],
+    setup: (tmp) => Deno.writeTextFile(`${tmp}/file`, "not a directory\n"),
+    code: 1,
+    error: /^error: .*\/file\/out: cannot be written: /,
+  },
+  {
+    name: "convert to an OUT under /proc",
+    args: ["convert", DEFAULT, "/proc/gollm-convert-test"],
+    code: 1,
+    error: /^error: \/proc\/gollm-convert-test.*: cannot be written: /,
+  },
+  {
     name: "kernels of a missing config leaves nothing behind",
     args: ["kernels", "--config", "$T/none.yaml", "--out", "$T/k.ts"],
     code: 1,
