@@ -5,30 +5,42 @@
  */
 import { type BenchBackend, formatBench, runBench } from "../runtime/bench.ts";
 import { loadConfig } from "../core/config.ts";
-import {
-  type Command,
-  num,
-  out,
-  outJson,
-  parse,
-  progress,
-  required,
-  str,
-  UsageError,
-} from "./common.ts";
+import { type Command, parse, UsageError } from "./args.ts";
+import { out, outJson } from "./output.ts";
+import { progress } from "./progress_line.ts";
 
-const HELP = `usage: gollm bench --config FILE [--seconds S] [--backends LIST] [--json]
-
-Runs a model config on random weights (no checkpoint needed) and prints, in one run, the
+const SPEC = {
+  name: "bench",
+  summary: "reference vs JIT (JS, WASM) tok/s and GFLOP/s on random weights",
+  usage: "--config FILE [--seconds S] [--backends LIST] [--json]",
+  description:
+    `Runs a model config on random weights (no checkpoint needed) and prints, in one run, the
 reference's, the JS JIT's and the WASM SIMD JIT's prefill and decode tok/s, their ratios,
-and effective GFLOP/s (2 x multiply-adds per token x tok/s).
-
-options:
-  --config FILE        model config (YAML), e.g. configs/gollm-85m.yaml
-  --seconds S          time budget per measurement (default: the benchmark's own)
-  --backends LIST      comma-separated subset of reference,jit,wasm (default all three)
-  --json               print the result as one JSON object
-  -h, --help           show this help`;
+and effective GFLOP/s (2 x multiply-adds per token x tok/s).`,
+  options: {
+    config: {
+      type: "string",
+      required: true,
+      meta: "FILE",
+      description: "model config (YAML), e.g. configs/gollm-85m.yaml",
+    },
+    seconds: {
+      type: "number",
+      min: 0,
+      minExclusive: true,
+      meta: "S",
+      description: "time budget per measurement",
+      defaultText: "the benchmark's own",
+    },
+    backends: {
+      type: "string",
+      meta: "LIST",
+      description: "comma-separated subset of reference,jit,wasm",
+      defaultText: "all three",
+    },
+    json: { type: "bool", description: "print the result as one JSON object" },
+  },
+} as const;
 
 /**
  * The `bench` subcommand: parse → load the config → {@linkcode runBench} on random weights →
@@ -41,29 +53,20 @@ options:
  * ```
  */
 export const bench: Command = {
-  name: "bench",
-  summary: "reference vs JIT (JS, WASM) tok/s and GFLOP/s on random weights",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      config: { type: "string" },
-      seconds: { type: "string" },
-      backends: { type: "string" },
-      json: { type: "boolean" },
-    });
+    const p = parse(SPEC, args);
     if (!p) return 0;
     const { values: v, usage } = p;
-    const configPath = required(v, "config", "FILE", usage);
-    const seconds = num(v, "seconds", usage, 0);
-    if (seconds === 0) throw new UsageError("--seconds must be > 0", usage);
-    const list = str(v, "backends")?.split(",").map((s) => s.trim()).filter(Boolean);
+    const configPath = v.config, seconds = v.seconds;
+    const list = v.backends?.split(",").map((s) => s.trim()).filter(Boolean);
     for (const b of list ?? []) {
       if (b !== "jit" && b !== "reference" && b !== "wasm") {
         throw new UsageError(`--backends: unknown backend '${b}' (reference, jit, wasm)`, usage);
       }
     }
     const config = await loadConfig(configPath);
-    const json = v.json === true;
+    const json = v.json;
     // A redrawn status line on a terminal; otherwise one summary line at the end.
     const prog = progress(json);
     let result;

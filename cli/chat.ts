@@ -4,45 +4,49 @@
  *
  * @module
  */
-import { type ChatMessage, renderChat } from "../tokenizers/chat_template.ts";
+import type { ChatMessage } from "../tokenizers/chat_template.ts";
 import { GollmError } from "../core/errors.ts";
+import { type Command, parse } from "./args.ts";
+import { fitConversation } from "./chat_prompt.ts";
 import {
-  type Command,
-  err,
-  int,
   loadModelFlags,
   MODEL_OPTIONS,
-  modelFlags,
-  out,
-  parse,
-  SAMPLING_HELP,
+  MODEL_POSITIONAL,
+  NO_SPECIAL_OPTION,
   SAMPLING_OPTIONS,
   samplingOptions,
-  str,
-} from "./common.ts";
+} from "./model_flags.ts";
+import { err, note, out } from "./output.ts";
 
-const HELP = `usage: gollm chat [--model PATH] [--system TEXT] [-n N] [options]
-
-Interactive chat. Type a message and press Enter; the reply streams back. The prompt is the
+const SPEC = {
+  name: "chat",
+  summary: "interactive streaming chat (/reset; Ctrl-C stops a reply)",
+  usage: "[PATH] [--system TEXT] [-n N] [options]",
+  description:
+    `Interactive chat. Type a message and press Enter; the reply streams back. The prompt is the
 whole conversation rendered with the model's chat template (or, without one, "User: ..." /
-"Assistant:" lines). Ctrl-C stops the current reply (press it again at the prompt, or
-Ctrl-D, to quit).
-
-commands inside the chat:
+"Assistant:" lines). When it outgrows the context, the oldest turns are dropped (the system
+message is kept) with a note. Ctrl-C stops the current reply (press it again at the prompt,
+or Ctrl-D, to quit).`,
+  positionals: [MODEL_POSITIONAL],
+  options: {
+    ...MODEL_OPTIONS,
+    system: { type: "string", description: "a system message at the start of the conversation" },
+    "max-tokens": {
+      type: "int",
+      short: "n",
+      min: 1,
+      default: 512,
+      meta: "N",
+      description: "most tokens per reply",
+    },
+    ...SAMPLING_OPTIONS,
+    ...NO_SPECIAL_OPTION,
+  },
+  epilog: `commands inside the chat:
   /reset               forget the conversation (keeps --system)
-  /exit, /quit         leave
-
-options:
-  --model PATH         model directory (gollm or Hugging Face), GGUF file or llama2.c .bin
-                       (default: the shipped models/default)
-  --system TEXT        a system message at the start of the conversation
-  -n, --max-tokens N   most tokens per reply (default 512)
-${SAMPLING_HELP}
-  --backend B          jit (default: generated JS), wasm (generated WASM SIMD) or reference
-  --kv-capacity N      KV cache slots (default: the context length)
-  --tokenizer PATH     tokenizer file (llama2.c .bin without tok{vocab}.bin or tokenizer.bin
-                       beside it)
-  -h, --help           show this help`;
+  /exit, /quit         leave`,
+} as const;
 
 /** Lines of a byte stream (without the line break; a last unterminated line included). */
 async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
@@ -71,31 +75,26 @@ async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<st
  * ```
  */
 export const chat: Command = {
-  name: "chat",
-  summary: "interactive streaming chat (/reset; Ctrl-C stops a reply)",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      ...MODEL_OPTIONS,
-      system: { type: "string" },
-      "max-tokens": { type: "string", short: "n" },
-      ...SAMPLING_OPTIONS,
-    });
+    const p = parse(SPEC, args);
     if (!p) return 0;
-    const { values: v, usage } = p;
-    const sampling = samplingOptions(v, usage);
-    const maxTokens = int(v, "max-tokens", usage, 1) ?? 512;
-    const { model, path } = await loadModelFlags(modelFlags(v, usage));
-    const system = str(v, "system");
+    const v = p.values;
+    const sampling = samplingOptions(v);
+    const maxTokens = v["max-tokens"];
+    const { model, path } = await loadModelFlags(v, p.usage);
+    const system = v.system;
     const tok = model.tokenizer;
     if (!tok) {
       throw new GollmError(`${path}: the model has no tokenizer (tokenizer: none); chat needs one`);
     }
     const template = tok.chatTemplate;
-    const bosText = tok.bosId !== null ? tok.tokenPiece(tok.bosId) : "";
-    const eosText = tok.eosIds.length > 0 ? tok.tokenPiece(tok.eosIds[0]) : "";
+    const enc = { tokenizer: tok, template, special: !v["no-special"] };
     // Without a template the model sees plain "User:" / "Assistant:" turns; stop at the next.
     const stop = template ? [] : ["\nUser:", "\nSystem:"];
+    // Room kept for the reply when the conversation is shifted: a quarter of the context.
+    const C = model.config.context_length;
+    const budget = C - Math.min(maxTokens, Math.floor(C / 4));
     const interactive = Deno.stdin.isTerminal();
     err(
       `chat with ${path} (${template ? "its chat template" : "plain User/Assistant format"})` +
@@ -123,29 +122,28 @@ export const chat: Command = {
           messages = start();
           err("(conversation cleared)");
         } else if (line.length > 0) {
-          messages.push({ role: "user", content: line });
-          let text = renderChat(template, messages, {
-            addGenerationPrompt: true,
-            bosToken: bosText,
-            eosToken: eosText,
-          });
-          let bos = tok.addBos;
-          if (bosText && text.startsWith(bosText)) {
-            text = text.slice(bosText.length);
-            bos = true;
+          const fit = fitConversation(enc, [...messages, { role: "user", content: line }], budget);
+          if (fit.droppedTurns > 0) {
+            note(
+              `the conversation (${fit.tokensBefore} tokens) outgrew the context (${C} tokens ` +
+                `less ${C - budget} for the reply): dropped the oldest ${fit.droppedTurns} ` +
+                `turn${fit.droppedTurns > 1 ? "s" : ""}${
+                  system ? ", kept the system message" : ""
+                }` +
+                ` (${fit.ids.length} tokens prefilled again)`,
+            );
           }
+          messages = fit.messages;
           controller = new AbortController();
           let reply = "";
           try {
             for await (
-              const piece of model.generate(text, {
+              const piece of model.generate(fit.ids, {
                 ...sampling,
                 maxTokens,
                 stop,
-                addBos: bos,
-                special: true,
                 signal: controller.signal,
-                onNotice: (msg) => err(`note: ${msg}`),
+                onNotice: note,
               })
             ) {
               // Drop the whitespace a model puts after "Assistant:" before the reply.

@@ -6,34 +6,52 @@
 import { loadConfig, parameterCount } from "../core/config.ts";
 import { writeGollmDir } from "../formats/gollm_dir.ts";
 import { loadCheckpoint } from "../formats/load.ts";
-import {
-  choice,
-  type Command,
-  err,
-  formatBytes,
-  formatCount,
-  parse,
-  str,
-  UsageError,
-  withProgress,
-} from "./common.ts";
+import { GollmError } from "../core/errors.ts";
+import { type Command, parse } from "./args.ts";
+import { TOKENIZER_OPTION } from "./model_flags.ts";
+import { err, formatBytes, formatCount } from "./output.ts";
+import { withProgress } from "./progress_line.ts";
 
-const HELP = `usage: gollm convert IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]
-
-Converts any supported checkpoint (gollm or Hugging Face directory, GGUF file, llama2.c
+const SPEC = {
+  name: "convert",
+  summary: "any supported checkpoint -> gollm model directory (f32/f16/bf16)",
+  usage: "IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]",
+  description:
+    `Converts any supported checkpoint (gollm or Hugging Face directory, GGUF file, llama2.c
 .bin) into a gollm model directory OUT: config.yaml, model.safetensors and the tokenizer
-file. OUT is written under a temporary name and renamed when complete.
+file. OUT is written under a temporary name and renamed when complete, so a failed
+conversion leaves nothing behind.`,
+  positionals: [
+    { name: "IN", description: "the checkpoint to read", required: true },
+    { name: "OUT", description: "the directory to create", required: true },
+  ],
+  options: {
+    dtype: {
+      type: "choice",
+      choices: ["f32", "f16", "bf16"],
+      default: "f32",
+      meta: "D",
+      description: "storage dtype: f32, f16 or bf16",
+    },
+    ...TOKENIZER_OPTION,
+    force: { type: "bool", description: "replace OUT if it exists" },
+  },
+} as const;
 
-arguments:
-  IN                   the checkpoint to read
-  OUT                  the directory to create
+/** Whether `e` is one of Deno's operating-system errors (`Deno.errors.NotADirectory`, ...). */
+function isOsError(e: unknown): e is Error {
+  return Object.values(Deno.errors).some((C) => e instanceof C);
+}
 
-options:
-  --dtype D            storage dtype: f32 (default), f16 or bf16
-  --tokenizer PATH     tokenizer file (llama2.c .bin without tok{vocab}.bin or tokenizer.bin
-                       beside it)
-  --force              replace OUT if it exists
-  -h, --help           show this help`;
+/** Whether anything (file, directory, link) is at `path`. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;
@@ -54,30 +72,32 @@ async function dirBytes(dir: string): Promise<number> {
  * ```
  */
 export const convert: Command = {
-  name: "convert",
-  summary: "any supported checkpoint -> gollm model directory (f32/f16/bf16)",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      dtype: { type: "string" },
-      tokenizer: { type: "string" },
-      force: { type: "boolean" },
-    }, 2);
+    const p = parse(SPEC, args);
     if (!p) return 0;
-    const { values: v, usage } = p;
+    const v = p.values;
     const [input, output] = p.positionals;
-    if (input === undefined || output === undefined) {
-      throw new UsageError("needs IN and OUT", usage);
+    const dtype = v.dtype;
+    // Checked before the (possibly long) read; writeGollmDir checks again when it writes.
+    if (!v.force && (await exists(output))) {
+      throw new GollmError(`${output} already exists; pass --force to replace it`);
     }
-    const dtype = choice(v, "dtype", usage, ["f32", "f16", "bf16"] as const) ?? "f32";
     await withProgress(
       false,
       async (onProgress) => {
         const ckpt = await loadCheckpoint(input, {
-          tokenizerPath: str(v, "tokenizer"),
+          tokenizerPath: v.tokenizer,
           onProgress,
         });
-        await writeGollmDir(ckpt, output, { dtype, overwrite: v.force === true, onProgress });
+        try {
+          await writeGollmDir(ckpt, output, { dtype, overwrite: v.force, onProgress });
+        } catch (e) {
+          // An OS error (OUT under a file, on a read-only or special file system) is the
+          // user's path, not a bug: one line naming OUT.
+          if (!isOsError(e)) throw e;
+          throw new GollmError(`${output}: cannot be written: ${e.message}`, { cause: e });
+        }
         return ckpt;
       },
       async (ckpt) =>

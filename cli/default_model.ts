@@ -13,6 +13,7 @@
  */
 import { GollmError } from "../core/errors.ts";
 import type { ProgressCallback } from "../core/progress.ts";
+import { withProgress } from "./progress_line.ts";
 
 /** The files of `models/default`, in download order. */
 export const DEFAULT_MODEL_FILES: readonly string[] = [
@@ -146,7 +147,8 @@ export async function fetchDefaultModel(
  * @example
  * ```ts ignore
  * import { defaultModelCacheDir } from "./default_model.ts";
- * console.log(defaultModelCacheDir("0.1.0")); // /home/me/.cache/gollm/default-0.1.0
+ * import assert from "node:assert/strict";
+ * assert.match(defaultModelCacheDir("0.1.0"), /\/gollm\/default-0\.1\.0$/);
  * ```
  */
 export function defaultModelCacheDir(version: string): string {
@@ -182,7 +184,8 @@ export function defaultModelCacheDir(version: string): string {
  * @example
  * ```ts
  * import { defaultModelVersion } from "./default_model.ts";
- * console.log(await defaultModelVersion("https://jsr.io/@gollm/cli/0.1.0/models/default/")); // 0.1.0
+ * import assert from "node:assert/strict";
+ * assert.equal(await defaultModelVersion("https://jsr.io/@gollm/cli/0.1.0/models/default/"), "0.1.0");
  * ```
  */
 export async function defaultModelVersion(baseUrl: string | URL): Promise<string> {
@@ -193,4 +196,63 @@ export async function defaultModelVersion(baseUrl: string | URL): Promise<string
   return [...new Uint8Array(digest).subarray(0, 6)]
     .map((b) => b.toString(16).padStart(2, "0"))
     .join("");
+}
+
+/**
+ * The shipped default model directory of a local checkout, resolved from this module's
+ * location (any cwd). For a module run from a URL (JSR) use {@linkcode resolveDefaultModel}.
+ *
+ * @returns An absolute path to `models/default`.
+ * @throws {GollmError} when this module is not a local file or the directory is missing.
+ *
+ * @example
+ * ```ts ignore
+ * import { defaultModelPath } from "./default_model.ts";
+ * console.log(defaultModelPath()); // /.../models/default
+ * ```
+ */
+export function defaultModelPath(): string {
+  const url = new URL("../models/default", import.meta.url);
+  if (url.protocol !== "file:") {
+    throw new GollmError(
+      `no --model given and the default model is only available from a local checkout ` +
+        `(this module runs from ${url.origin}); pass --model PATH`,
+    );
+  }
+  const path = decodeURIComponent(url.pathname);
+  try {
+    Deno.statSync(`${path}/config.yaml`);
+  } catch {
+    throw new GollmError(
+      `no --model given and the default model ${path} is missing; pass --model PATH`,
+    );
+  }
+  return path;
+}
+
+/**
+ * The default model's directory, wherever this module runs from: `models/default` beside it
+ * in a local checkout; when run from a URL (`deno run jsr:@gollm/cli ...`), the same files
+ * downloaded once from `../models/default/` relative to this module into
+ * `~/.cache/gollm/default-<version>` (see cli/default_model.ts), with a progress line.
+ *
+ * @param quiet Print no progress (e.g. with `--json`).
+ * @returns A local directory path.
+ * @throws {GollmError} when the local directory is missing, or the download fails.
+ *
+ * @example
+ * ```ts ignore
+ * import { resolveDefaultModel } from "./default_model.ts";
+ * console.log(await resolveDefaultModel()); // /.../models/default
+ * ```
+ */
+export async function resolveDefaultModel(quiet = false): Promise<string> {
+  const base = new URL("../models/default/", import.meta.url);
+  if (base.protocol === "file:") return defaultModelPath();
+  const dir = defaultModelCacheDir(await defaultModelVersion(base));
+  return await withProgress(
+    quiet,
+    (onProgress) => fetchDefaultModel(base, dir, { onProgress }),
+    (d) => `default model ${base.href} -> ${d}`,
+  );
 }

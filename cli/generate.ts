@@ -4,43 +4,61 @@
  * @module
  */
 import type { GenerateStats } from "../runtime/model.ts";
+import { type Command, parse } from "./args.ts";
 import {
-  type Command,
-  err,
-  int,
   loadModelFlags,
   MODEL_OPTIONS,
-  modelFlags,
-  out,
-  outJson,
-  parse,
-  SAMPLING_HELP,
+  MODEL_POSITIONAL,
+  NO_SPECIAL_OPTION,
   SAMPLING_OPTIONS,
   samplingOptions,
-  str,
-} from "./common.ts";
+} from "./model_flags.ts";
+import { err, note, out, outJson } from "./output.ts";
 
-const HELP = `usage: gollm generate [--model PATH] [--prompt TEXT] [-n N] [options]
-
-Streams a continuation of the prompt to stdout (the prompt itself is not echoed) and prints
+const SPEC = {
+  name: "generate",
+  summary: "stream a continuation of a prompt (prints tok/s to stderr)",
+  usage: "[PATH] [--prompt TEXT] [-n N] [options]",
+  description:
+    `Streams a continuation of the prompt to stdout (the prompt itself is not echoed) and prints
 prefill and decode speed to stderr at the end. Stops at EOS, after N tokens, or at a stop
-string (which is not printed).
-
-options:
-  --model PATH         model directory (gollm or Hugging Face), GGUF file or llama2.c .bin
-                       (default: the shipped models/default)
-  --prompt TEXT        text to continue (default: empty, i.e. start from BOS)
-  -n, --max-tokens N   most tokens to generate (default 256)
-${SAMPLING_HELP}
-  --stop TEXT          stop when TEXT appears (repeatable)
-  --backend B          jit (default: generated JS), wasm (generated WASM SIMD) or reference
-  --kv-capacity N      KV cache slots (default: context length); beyond it the window slides
-  --tokenizer PATH     tokenizer file (required for a llama2.c .bin unless tok{vocab}.bin or
-                       tokenizer.bin sits beside it)
-  --json               print one JSON object at the end instead of streaming:
-                       {text, tokens, prefill_tokens, prefill_tok_s, decode_tokens,
-                        decode_tok_s, stop_reason}
-  -h, --help           show this help`;
+string (which is not printed). A prompt longer than the context length is refused, unless
+--kv-capacity is below it (LLaMA-style models then run it through the sliding window).`,
+  positionals: [MODEL_POSITIONAL],
+  options: {
+    ...MODEL_OPTIONS,
+    prompt: {
+      type: "string",
+      description: "text to continue",
+      defaultText: "empty, i.e. start from BOS",
+    },
+    "max-tokens": {
+      type: "int",
+      short: "n",
+      min: 0,
+      default: 256,
+      meta: "N",
+      description: "most tokens to generate",
+    },
+    ...SAMPLING_OPTIONS,
+    stop: {
+      type: "string",
+      repeatable: true,
+      description: "stop when TEXT appears; it is not printed",
+    },
+    ...NO_SPECIAL_OPTION,
+    json: {
+      type: "bool",
+      description: "print one JSON object at the end instead of streaming: {text, tokens, " +
+        "prefill_tokens, prefill_tok_s, decode_tokens, decode_tok_s, stop_reason}; with a " +
+        "stop string, tokens end before the token that reaches into it",
+    },
+  },
+  epilog: `speed: prefill tok/s = prompt tokens run / wall time of the prefill forward pass; decode
+tok/s = decode steps / wall time of sampling and the decode steps. Loading runs one warm-up
+pass (as llama.cpp does), so compiling the kernels is not timed; V8 may still be optimising
+them during the first prompt, so a short one can read low (gollm bench: steady state).`,
+} as const;
 
 const tokPerSec = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
 const round2 = (x: number) => Math.round(x * 100) / 100;
@@ -53,11 +71,16 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statsLine } from "./generate.ts";
- * console.log(statsLine({
+ * const line = statsLine({
  *   promptTokens: 2, prefillTokens: 2, prefillMs: 10, decodeTokens: 3, decodeMs: 30,
  *   tokens: [5, 6, 7, 8], stopReason: "max_tokens",
- * })); // prefill: 2 tokens, 200.0 tok/s | decode: 3 tokens, 100.0 tok/s | 4 generated, ...
+ * });
+ * assert.equal(
+ *   line,
+ *   "prefill: 2 tokens, 200.0 tok/s | decode: 3 tokens, 100.0 tok/s | 4 generated, stop: max_tokens",
+ * );
  * ```
  */
 export function statsLine(s: GenerateStats): string {
@@ -79,33 +102,22 @@ export function statsLine(s: GenerateStats): string {
  * ```
  */
 export const generate: Command = {
-  name: "generate",
-  summary: "stream a continuation of a prompt (prints tok/s to stderr)",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      ...MODEL_OPTIONS,
-      prompt: { type: "string" },
-      "max-tokens": { type: "string", short: "n" },
-      ...SAMPLING_OPTIONS,
-      stop: { type: "string", multiple: true },
-      json: { type: "boolean" },
-    });
+    const p = parse(SPEC, args);
     if (!p) return 0;
-    const { values: v, usage } = p;
-    const sampling = samplingOptions(v, usage);
-    const maxTokens = int(v, "max-tokens", usage, 0) ?? 256;
-    const flags = modelFlags(v, usage);
-    const json = v.json === true;
-    const { model } = await loadModelFlags(flags);
+    const v = p.values;
+    const json = v.json;
+    const { model } = await loadModelFlags(v, p.usage);
 
     let text = "", endsWithNewline = false;
     for await (
-      const piece of model.generate(str(v, "prompt") ?? "", {
-        ...sampling,
-        maxTokens,
-        stop: v.stop as string[] | undefined,
-        onNotice: (msg) => err(`note: ${msg}`),
+      const piece of model.generate(v.prompt ?? "", {
+        ...samplingOptions(v),
+        maxTokens: v["max-tokens"],
+        stop: v.stop,
+        special: !v["no-special"],
+        onNotice: note,
       })
     ) {
       if (json) text += piece;

@@ -5,37 +5,37 @@
  */
 import { planArena } from "../codegen/plan.ts";
 import { CONFIG_FIELDS, parameterCount } from "../core/config.ts";
-import { GollmError } from "../core/errors.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { expectedShapes } from "../core/weights.ts";
+import { type Command, parse } from "./args.ts";
+import { resolveDefaultModel } from "./default_model.ts";
 import {
-  type Command,
-  formatBytes,
-  formatCount,
-  int,
-  out,
-  outJson,
-  parse,
-  str,
-  UsageError,
-  withProgress,
-} from "./common.ts";
+  checkKvCapacity,
+  KV_CAPACITY_OPTION,
+  MODEL_OPTION,
+  MODEL_POSITIONAL,
+  PREFILL_CHUNK_OPTION,
+  TOKENIZER_OPTION,
+} from "./model_flags.ts";
+import { formatBytes, formatCount, out, outJson } from "./output.ts";
+import { withProgress } from "./progress_line.ts";
 
-const HELP = `usage: gollm inspect PATH [--kv-capacity N] [--prefill-chunk T] [--json]
-
-Prints a checkpoint's config, parameter count, tensor table and memory plan: weight bytes
-(F32 in memory), arena bytes (activations + KV cache + RoPE table) and KV cache bytes.
-
-arguments:
-  PATH                 model directory (gollm or Hugging Face), GGUF file or llama2.c .bin
-
-options:
-  --kv-capacity N      KV cache slots to plan for (default: the context length)
-  --prefill-chunk T    prefill chunk the plan is made for (default 32)
-  --tokenizer PATH     tokenizer file (llama2.c .bin without tok{vocab}.bin or tokenizer.bin
-                       beside it)
-  --json               print one JSON object
-  -h, --help           show this help`;
+const SPEC = {
+  name: "inspect",
+  summary: "config, parameter count, tensors and memory plan of a checkpoint",
+  usage: "[PATH] [--kv-capacity N] [--prefill-chunk T] [--json]",
+  description:
+    `Prints a checkpoint's config, parameter count, tensor table and memory plan: weight bytes
+(F32 in memory), arena bytes (activations + KV cache + RoPE table) and KV cache bytes.`,
+  positionals: [MODEL_POSITIONAL],
+  options: {
+    ...MODEL_OPTION,
+    ...KV_CAPACITY_OPTION,
+    ...PREFILL_CHUNK_OPTION,
+    ...TOKENIZER_OPTION,
+    json: { type: "bool", description: "print one JSON object" },
+  },
+} as const;
 
 /**
  * The `inspect` subcommand: parse → load the checkpoint → plan the arena → print the config,
@@ -48,34 +48,24 @@ options:
  * ```
  */
 export const inspect: Command = {
-  name: "inspect",
-  summary: "config, parameter count, tensors and memory plan of a checkpoint",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      "kv-capacity": { type: "string" },
-      "prefill-chunk": { type: "string" },
-      tokenizer: { type: "string" },
-      json: { type: "boolean" },
-    }, 1);
+    const p = parse(SPEC, args);
     if (!p) return 0;
     const { values: v, usage } = p;
-    const path = p.positionals[0];
-    if (path === undefined) throw new UsageError("missing PATH", usage);
-    const kvCapacity = int(v, "kv-capacity", usage, 1);
-    const prefillChunk = int(v, "prefill-chunk", usage, 1);
-    const json = v.json === true;
+    const kvCapacity = v["kv-capacity"], prefillChunk = v["prefill-chunk"];
+    const json = v.json;
+    const path = v.model ?? await resolveDefaultModel(json);
     const ckpt = await withProgress(
       json,
-      (onProgress) => loadCheckpoint(path, { tokenizerPath: str(v, "tokenizer"), onProgress }),
+      async (onProgress) => {
+        const ckpt = await loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress });
+        checkKvCapacity(kvCapacity, ckpt.config.context_length, path, usage);
+        return ckpt;
+      },
       () => `loaded ${path}`,
     );
     const c = ckpt.config;
-    if (kvCapacity !== undefined && kvCapacity > c.context_length) {
-      throw new GollmError(
-        `--kv-capacity ${kvCapacity} exceeds the model's context length ${c.context_length}`,
-      );
-    }
     const plan = planArena(c, { kvCapacity, prefillChunk });
     const order = [...expectedShapes(c).keys()];
     const rank = (n: string) => (order.indexOf(n) + order.length + 1) % (order.length + 1);

@@ -6,26 +6,36 @@
 import { emitKernels } from "../codegen/emit_js.ts";
 import { emitWasmListing } from "../codegen/emit_wasm.ts";
 import { loadConfig } from "../core/config.ts";
-import { GollmError } from "../core/errors.ts";
-import { type Command, err, formatBytes, int, out, parse, required, str } from "./common.ts";
+import { type Command, parse } from "./args.ts";
+import { checkKvCapacity, KV_CAPACITY_OPTION, PREFILL_CHUNK_OPTION } from "./model_flags.ts";
+import { err, formatBytes, out } from "./output.ts";
 import { writeFileAtomic } from "../core/files.ts";
 
-const HELP =
-  `usage: gollm kernels --config FILE [--out FILE] [--wasm] [--kv-capacity N] [--prefill-chunk T]
-
-Writes the TypeScript module the JIT generates for a model config: every shape, stride and
+const SPEC = {
+  name: "kernels",
+  summary: "write the generated kernels for a config (deno task generate)",
+  usage: "--config FILE [--out FILE] [--wasm] [--kv-capacity N] [--prefill-chunk T]",
+  description:
+    `Writes the TypeScript module the JIT generates for a model config: every shape, stride and
 arena offset a literal, one function per layer, a decode step and a prefill step. This is
 the same source the runtime compiles. With --wasm it writes instead the text listing
 (WAT-like, with shape comments) of the WASM SIMD matrix kernels that --backend wasm
-assembles. Without --out it goes to stdout.
-
-options:
-  --config FILE        model config (YAML)
-  --out FILE           write here (atomically; parent directories are created)
-  --wasm               write the WASM SIMD kernel listing instead of the TypeScript module
-  --kv-capacity N      KV cache slots (default: the context length)
-  --prefill-chunk T    tokens per prefill chunk (default 32)
-  -h, --help           show this help`;
+assembles. Without --out it goes to stdout.`,
+  options: {
+    config: { type: "string", required: true, meta: "FILE", description: "model config (YAML)" },
+    out: {
+      type: "string",
+      meta: "FILE",
+      description: "write here (atomically; parent directories are created)",
+    },
+    wasm: {
+      type: "bool",
+      description: "write the WASM SIMD kernel listing instead of the TypeScript module",
+    },
+    ...KV_CAPACITY_OPTION,
+    ...PREFILL_CHUNK_OPTION,
+  },
+} as const;
 
 /**
  * The `kernels` subcommand: parse → load the config → {@linkcode emitKernels} → write the
@@ -38,32 +48,19 @@ options:
  * ```
  */
 export const kernels: Command = {
-  name: "kernels",
-  summary: "write the generated kernels for a config (deno task generate)",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      config: { type: "string" },
-      out: { type: "string" },
-      "kv-capacity": { type: "string" },
-      "prefill-chunk": { type: "string" },
-      wasm: { type: "boolean" },
-    });
+    const p = parse(SPEC, args);
     if (!p) return 0;
     const { values: v, usage } = p;
-    const configPath = required(v, "config", "FILE", usage);
-    const kvCapacity = int(v, "kv-capacity", usage, 1);
-    const prefillChunk = int(v, "prefill-chunk", usage, 1);
+    const configPath = v.config;
+    const kvCapacity = v["kv-capacity"], prefillChunk = v["prefill-chunk"];
     const config = await loadConfig(configPath);
-    if (kvCapacity !== undefined && kvCapacity > config.context_length) {
-      throw new GollmError(
-        `--kv-capacity ${kvCapacity} exceeds the context length ${config.context_length} of ${configPath}`,
-      );
-    }
-    const source = v.wasm === true
+    checkKvCapacity(kvCapacity, config.context_length, configPath, usage);
+    const source = v.wasm
       ? emitWasmListing(config, { kvCapacity, prefillChunk })
       : emitKernels(config, { kvCapacity, prefillChunk });
-    const outPath = str(v, "out");
+    const outPath = v.out;
     if (outPath === undefined) {
       await out(source);
       return 0;

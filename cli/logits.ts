@@ -5,38 +5,48 @@
  * @module
  */
 import { GollmError } from "../core/errors.ts";
+import { checkPromptLength } from "../runtime/generation.ts";
+import { type Command, parse, UsageError } from "./args.ts";
 import {
-  type Command,
-  int,
   loadModelFlags,
   MODEL_OPTIONS,
-  modelFlags,
-  out,
-  outJson,
-  parse,
-  str,
-  UsageError,
-} from "./common.ts";
+  MODEL_POSITIONAL,
+  NO_SPECIAL_OPTION,
+} from "./model_flags.ts";
+import { out, outJson } from "./output.ts";
 
-const HELP = `usage: gollm logits [--model PATH] (--tokens IDS | --prompt TEXT) [--json] [options]
-
-Runs the tokens through the model from position 0 and prints the logits of every position.
+const SPEC = {
+  name: "logits",
+  summary: "logits of every position for token ids or a prompt",
+  usage: "[PATH] (--tokens IDS | --prompt TEXT) [--json] [options]",
+  description:
+    `Runs the tokens through the model from position 0 and prints the logits of every position.
 Text output shows each position's top entries (all of them with --full); --json prints
 every value: {model, backend, tokens, vocab_size, logits: [[...vocab_size], ... per token]}.
-
-options:
-  --model PATH         model directory (gollm or Hugging Face), GGUF file or llama2.c .bin
-                       (default: the shipped models/default)
-  --tokens IDS         token ids, comma- or space-separated (no tokenizer needed)
-  --prompt TEXT        text, encoded with the model's tokenizer
-  --no-bos             with --prompt: do not prepend BOS
-  --backend B          jit (default: generated JS), wasm (generated WASM SIMD) or reference
-  --kv-capacity N      KV cache slots (default: the context length)
-  --tokenizer PATH     tokenizer file to use with --prompt
-  --top K              entries shown per position in text output (default 5)
-  --full               text output: print every logit of every position
-  --json               print one JSON object with all logits
-  -h, --help           show this help`;
+The same length rule as generate: at most the context length, unless --kv-capacity is below
+it (LLaMA-style models then run through the sliding window).`,
+  positionals: [MODEL_POSITIONAL],
+  options: {
+    ...MODEL_OPTIONS,
+    tokens: {
+      type: "string",
+      meta: "IDS",
+      description: "token ids, comma- or space-separated (no tokenizer needed)",
+    },
+    prompt: { type: "string", description: "text, encoded with the model's tokenizer" },
+    "no-bos": { type: "bool", description: "with --prompt: do not prepend BOS" },
+    ...NO_SPECIAL_OPTION,
+    top: {
+      type: "int",
+      min: 1,
+      default: 5,
+      meta: "K",
+      description: "entries shown per position in text output",
+    },
+    full: { type: "bool", description: "text output: print every logit of every position" },
+    json: { type: "bool", description: "print one JSON object with all logits" },
+  },
+} as const;
 
 /** Float32 value as the shortest decimal that reads back to the same float32. */
 function f32(x: number): number {
@@ -58,7 +68,9 @@ function f32(x: number): number {
  * @example
  * ```ts
  * import { parseTokenList } from "./logits.ts";
- * console.log(parseTokenList("1, 2 3", "usage: gollm logits")); // [1, 2, 3]
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(parseTokenList("1, 2 3", "usage: gollm logits"), [1, 2, 3]);
+ * assert.throws(() => parseTokenList("1,-2", "usage: gollm logits"), /'-2' is not a non-negative/);
  * ```
  */
 export function parseTokenList(text: string, usage: string): number[] {
@@ -83,31 +95,22 @@ export function parseTokenList(text: string, usage: string): number[] {
  * ```
  */
 export const logits: Command = {
-  name: "logits",
-  summary: "logits of every position for token ids or a prompt",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      ...MODEL_OPTIONS,
-      tokens: { type: "string" },
-      prompt: { type: "string" },
-      "no-bos": { type: "boolean" },
-      top: { type: "string" },
-      full: { type: "boolean" },
-      json: { type: "boolean" },
-    });
+    const p = parse(SPEC, args);
     if (!p) return 0;
     const { values: v, usage } = p;
-    const tokensArg = str(v, "tokens"), prompt = str(v, "prompt");
+    const tokensArg = v.tokens, prompt = v.prompt;
     if ((tokensArg === undefined) === (prompt === undefined)) {
       throw new UsageError("give exactly one of --tokens IDS or --prompt TEXT", usage);
     }
-    // With --tokens the tokenizer only labels the output: a missing one is no error.
-    const flags = { ...modelFlags(v, usage), optionalTokenizer: prompt === undefined };
-    const top = int(v, "top", usage, 1) ?? 5;
-    const json = v.json === true;
+    const top = v.top, json = v.json;
     let ids = tokensArg !== undefined ? parseTokenList(tokensArg, usage) : [];
-    const { model, path } = await loadModelFlags(flags, json);
+    // With --tokens the tokenizer only labels the output: a missing one is no error.
+    const { model, path } = await loadModelFlags(v, usage, {
+      quiet: json,
+      optionalTokenizer: prompt === undefined,
+    });
     const tok = model.tokenizer;
     if (prompt !== undefined) {
       if (!tok) {
@@ -115,13 +118,17 @@ export const logits: Command = {
           `${path}: the model has no tokenizer (tokenizer: none); use --tokens IDS or --tokenizer PATH`,
         );
       }
-      ids = tok.encode(prompt, { bos: v["no-bos"] === true ? false : tok.addBos });
+      ids = tok.encode(prompt, {
+        bos: v["no-bos"] ? false : tok.addBos,
+        special: !v["no-special"],
+      });
       if (ids.length === 0) throw new GollmError("the prompt encodes to no tokens");
     }
     const V = model.config.vocab_size;
     for (const t of ids) {
       if (t >= V) throw new GollmError(`token id ${t} is outside the vocabulary [0, ${V})`);
     }
+    checkPromptLength(model.config, model.kvCapacity, ids.length, "the input");
     const all = model.forwardAll(ids, 0); // (n, vocab)
 
     if (json) {
@@ -147,7 +154,7 @@ export const logits: Command = {
       lines.push(
         "  top: " + order.map((id) => `${id}${piece(id)} ${f32(row[id])}`).join(", "),
       );
-      if (v.full === true) lines.push("  " + Array.from(row, f32).join(" "));
+      if (v.full) lines.push("  " + Array.from(row, f32).join(" "));
     }
     await out(lines.join("\n") + "\n");
     return 0;

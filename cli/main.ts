@@ -11,7 +11,8 @@
 import { GollmError } from "../core/errors.ts";
 import { bench } from "./bench.ts";
 import { chat } from "./chat.ts";
-import { type Command, err, UsageError } from "./common.ts";
+import { type Command, UsageError } from "./args.ts";
+import { err } from "./output.ts";
 import { convert } from "./convert.ts";
 import { generate } from "./generate.ts";
 import { inspect } from "./inspect.ts";
@@ -29,18 +30,20 @@ const USAGE = "usage: gollm <command> [options]   (gollm <command> --help for it
  * @example
  * ```ts
  * import { mainHelp } from "./main.ts";
- * console.log(mainHelp().split("\n")[0]); // gollm: run decoder-only transformer ...
+ * import assert from "node:assert/strict";
+ * assert.match(mainHelp(), /^gollm: run decoder-only transformer/);
+ * assert.match(mainHelp(), /\n {2}generate +stream a continuation/);
  * ```
  */
 export function mainHelp(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const width = Math.max(...COMMANDS.map((c) => c.spec.name.length));
   return [
     "gollm: run decoder-only transformer language models in Deno, with a tensor JIT",
     "",
     USAGE,
     "",
     "commands:",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary}`),
     "",
     "models: a gollm model directory, a Hugging Face directory (config.json + safetensors),",
     "a GGUF file, or a llama2.c .bin checkpoint (with --tokenizer PATH unless tok{vocab}.bin or",
@@ -71,7 +74,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(mainHelp());
     return 0;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const cmd = COMMANDS.find((c) => c.spec.name === name);
   try {
     if (!cmd) {
       throw new UsageError(

@@ -5,22 +5,41 @@
  */
 import { GollmError } from "../core/errors.ts";
 import { loadCheckpointTokenizer } from "../formats/load.ts";
-import { type Command, out, outJson, parse, required, resolveDefaultModel, str } from "./common.ts";
+import { type Command, parse, UsageError } from "./args.ts";
+import { resolveDefaultModel } from "./default_model.ts";
+import {
+  MODEL_OPTION,
+  MODEL_POSITIONAL,
+  NO_SPECIAL_OPTION,
+  TOKENIZER_OPTION,
+} from "./model_flags.ts";
+import { out, outJson } from "./output.ts";
 
-const HELP = `usage: gollm tokenize [--model PATH] --text TEXT [--json] [options]
-
-Encodes TEXT with the model's tokenizer and prints each id with its piece (a piece shows the
+const SPEC = {
+  name: "tokenize",
+  summary: "token ids and pieces of a text",
+  usage: "[PATH] --text TEXT [--json] [options]",
+  description:
+    `Encodes TEXT with the model's tokenizer and prints each id with its piece (a piece shows the
 token's bytes the way the vocabulary spells them: Ġ or ▁ for a space, <0x0A> for a byte).
-
-options:
-  --model PATH         model directory (gollm or Hugging Face), GGUF file or llama2.c .bin
-                       (default: the shipped models/default)
-  --text TEXT          the text to encode
-  --no-bos             do not prepend BOS (default: the tokenizer's add_bos)
-  --special            recognise special-token text such as <|endoftext|>
-  --tokenizer PATH     use this tokenizer file instead of the model's
-  --json               print {ids, pieces} as one JSON object
-  -h, --help           show this help`;
+Special-token text such as <|endoftext|> becomes that token unless --no-special is given.`,
+  positionals: [MODEL_POSITIONAL],
+  options: {
+    ...MODEL_OPTION,
+    text: { type: "string", required: true, description: "the text to encode" },
+    "no-bos": {
+      type: "bool",
+      description: "do not prepend BOS (default: as the tokenizer's add_bos says)",
+    },
+    ...NO_SPECIAL_OPTION,
+    special: {
+      type: "bool",
+      description: "recognise special-token text: the default now, accepted for old scripts",
+    },
+    ...TOKENIZER_OPTION,
+    json: { type: "bool", description: "print {ids, pieces} as one JSON object" },
+  },
+} as const;
 
 /**
  * The `tokenize` subcommand: parse → load only the tokenizer → encode → print ids and pieces
@@ -33,34 +52,27 @@ options:
  * ```
  */
 export const tokenize: Command = {
-  name: "tokenize",
-  summary: "token ids and pieces of a text",
-  help: HELP,
+  spec: SPEC,
   async run(args) {
-    const p = parse(HELP, args, {
-      model: { type: "string" },
-      text: { type: "string" },
-      "no-bos": { type: "boolean" },
-      special: { type: "boolean" },
-      tokenizer: { type: "string" },
-      json: { type: "boolean" },
-    });
+    const p = parse(SPEC, args);
     if (!p) return 0;
     const v = p.values;
-    const text = required(v, "text", "TEXT", p.usage);
-    const path = str(v, "model") ?? await resolveDefaultModel(v.json === true);
-    const tok = await loadCheckpointTokenizer(path, { tokenizerPath: str(v, "tokenizer") });
+    if (v.special && v["no-special"]) {
+      throw new UsageError("give --special or --no-special, not both", p.usage);
+    }
+    const path = v.model ?? await resolveDefaultModel(v.json);
+    const tok = await loadCheckpointTokenizer(path, { tokenizerPath: v.tokenizer });
     if (!tok) {
       throw new GollmError(
         `${path}: the model has no tokenizer (tokenizer: none); pass --tokenizer PATH`,
       );
     }
-    const ids = tok.encode(text, {
-      bos: v["no-bos"] === true ? false : tok.addBos,
-      special: v.special === true,
+    const ids = tok.encode(v.text, {
+      bos: v["no-bos"] ? false : tok.addBos,
+      special: !v["no-special"],
     });
     const pieces = ids.map((id) => tok.tokenPiece(id));
-    if (v.json === true) {
+    if (v.json) {
       await outJson({ ids, pieces });
       return 0;
     }

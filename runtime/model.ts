@@ -16,6 +16,7 @@ import { GollmError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import type { ProgressCallback } from "../core/progress.ts";
+import { checkInt, checkNum, checkPromptLength, findStop, stopPrefixHold } from "./generation.ts";
 import { createReference } from "./reference.ts";
 import { Sampler } from "./sampler.ts";
 import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -42,6 +43,12 @@ export interface ModelOptions {
   generation?: GenerationDefaults;
   /** Called at the start of long stages (compiling kernels). */
   onProgress?: ProgressCallback;
+  /**
+   * Run one warm-up pass when the model is built (16 tokens; 2 on the reference), as
+   * llama.cpp does, so that the first `generate` does not time the compilation of the
+   * kernels, and so that weights holding NaN/Inf are reported at load. Default true.
+   */
+  warmup?: boolean;
 }
 
 /** Options of {@linkcode loadModel}. */
@@ -56,6 +63,12 @@ export interface LoadModelOptions extends Omit<ModelOptions, "extraEosIds" | "ge
    * (token ids only) instead of failing. Default false.
    */
   optionalTokenizer?: boolean;
+  /**
+   * Called with the config as soon as the checkpoint is read, before the kernels are
+   * compiled; throw to stop loading (the CLI checks `--kv-capacity` against
+   * `context_length` here, so the error names its own flag).
+   */
+  onConfig?: (config: ModelConfig) => void;
 }
 
 /** Where a model came from. */
@@ -85,13 +98,25 @@ export interface GenerateStats {
   promptTokens: number;
   /** Prompt tokens actually run (fewer when a cached prefix from the previous call was reused). */
   prefillTokens: number;
-  /** Wall time of the prefill, in milliseconds. */
+  /**
+   * Wall time of the prefill forward pass(es), in milliseconds; prefill tok/s =
+   * `prefillTokens / prefillMs * 1000`. The kernels' compilation is not in it (the load-time
+   * warm-up pass, {@linkcode ModelOptions.warmup}); V8 may still be optimising them over the
+   * first calls, so a short first prompt can read low (`gollm bench` measures steady state).
+   */
   prefillMs: number;
   /** Single-token decode steps run. */
   decodeTokens: number;
-  /** Wall time of sampling and the decode steps, in milliseconds. */
+  /**
+   * Wall time of sampling and the decode steps, in milliseconds (not the consumer's time
+   * between pieces); decode tok/s = `decodeTokens / decodeMs * 1000`.
+   */
   decodeMs: number;
-  /** Generated token ids (EOS excluded). */
+  /**
+   * Generated token ids (EOS excluded). With a stop string, the ids end before the first
+   * token whose text reaches into it, so they decode to the text emitted (to a prefix of
+   * it when the stop string starts inside a token).
+   */
   tokens: number[];
   /** Why it stopped. */
   stopReason: StopReason;
@@ -117,7 +142,10 @@ export interface GenerateOptions {
   stop?: string[];
   /** Prepend BOS to a text prompt (default: the tokenizer's `addBos`). */
   addBos?: boolean;
-  /** Recognise special-token text in a text prompt (chat templates; default false). */
+  /**
+   * Recognise special-token text (`<|endoftext|>`) in a text prompt and encode it as that
+   * token (default true, as the tokenizers' default; false: it is plain text).
+   */
   special?: boolean;
   /** Aborting stops generation after the current token (stop reason `aborted`). */
   signal?: AbortSignal;
@@ -174,42 +202,6 @@ export interface Model {
   generate(prompt: string | readonly number[], options?: GenerateOptions): AsyncIterable<string>;
 }
 
-/** Length of the longest suffix of `text` that is a proper prefix of one of `stops`. */
-function stopPrefixHold(text: string, stops: readonly string[]): number {
-  let hold = 0;
-  for (const s of stops) {
-    for (let k = Math.min(s.length - 1, text.length); k > hold; k--) {
-      if (text.endsWith(s.slice(0, k))) {
-        hold = k;
-        break;
-      }
-    }
-  }
-  return hold;
-}
-
-/** Index of the earliest occurrence of any stop string in `text`, or -1. */
-function findStop(text: string, stops: readonly string[]): number {
-  let best = -1;
-  for (const s of stops) {
-    const i = text.indexOf(s);
-    if (i >= 0 && (best < 0 || i < best)) best = i;
-  }
-  return best;
-}
-
-function checkInt(name: string, v: number | undefined, min: number): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < min)) {
-    throw new GollmError(`${name} must be an integer >= ${min}, got ${v}`);
-  }
-}
-
-function checkNum(name: string, v: number | undefined, min: number, max = Infinity): void {
-  if (v !== undefined && (!Number.isFinite(v) || v < min || v > max)) {
-    throw new GollmError(`${name} must be a number in [${min}, ${max}], got ${v}`);
-  }
-}
-
 class GollmModel implements Model {
   readonly kvCapacity: number;
   readonly eosIds: readonly number[];
@@ -261,6 +253,20 @@ class GollmModel implements Model {
     return out;
   }
 
+  /** Samples the next id; logits with no finite value mean broken weights: say which file. */
+  #sample(sampler: Sampler, logits: Float32Array, history: number[], pos: number): number {
+    try {
+      return sampler.sample(logits, history);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw new GollmError(
+        `${this.checkpoint.path}: the logits at position ${pos - 1} are all NaN or -Infinity; ` +
+          `the model's weights hold NaN or Inf values`,
+        { cause: e },
+      );
+    }
+  }
+
   #idle(method: string): void {
     if (this.#busy) throw new GollmError(`${method}: a generate() call is running on this model`);
   }
@@ -285,7 +291,7 @@ class GollmModel implements Model {
     let ids = typeof prompt === "string"
       ? tokenizer.encode(prompt, {
         bos: options.addBos ?? tokenizer.addBos,
-        special: options.special ?? false,
+        special: options.special ?? true,
       })
       : [...prompt];
     if (ids.length === 0) {
@@ -296,21 +302,7 @@ class GollmModel implements Model {
       }
       ids = [tokenizer.bosId];
     }
-    const C = c.context_length;
-    if (ids.length > C) {
-      if (c.arch === "gpt2") {
-        throw new GollmError(
-          `the prompt is ${ids.length} tokens, longer than the context length ${C} ` +
-            `(gpt2 has learned positions 0..${C - 1}); shorten the prompt`,
-        );
-      }
-      if (this.kvCapacity >= C) {
-        throw new GollmError(
-          `the prompt is ${ids.length} tokens, longer than the context length ${C}; shorten ` +
-            `it, or set kvCapacity (--kv-capacity) below ${C} to run it with sliding-window attention`,
-        );
-      }
-    }
+    checkPromptLength(c, this.kvCapacity, ids.length);
     for (const t of ids) {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocab_size) {
         throw new GollmError(`prompt token id ${t} is outside the vocabulary [0, ${c.vocab_size})`);
@@ -327,9 +319,9 @@ class GollmModel implements Model {
     checkInt("maxTokens", options.maxTokens, 0);
     checkNum("temperature", options.temperature, 0);
     checkInt("topK", options.topK, 0);
-    checkNum("topP", options.topP, 0, 1);
+    checkNum("topP", options.topP, 0, 1, true);
     checkNum("minP", options.minP, 0, 1);
-    checkNum("repeatPenalty", options.repeatPenalty, 0);
+    checkNum("repeatPenalty", options.repeatPenalty, 0, Infinity, true);
     if (options.stop?.some((s) => s.length === 0)) {
       throw new GollmError("stop strings must not be empty");
     }
@@ -422,6 +414,16 @@ class GollmModel implements Model {
     // stop-string prefix is yielded each step, so it stays shorter than the longest stop string
     // plus one piece and the stop checks below cost O(stops) per token, not O(text so far).
     let pending = "";
+    // Decoded text length after each generated token, to cut stats.tokens at a stop string.
+    let total = 0;
+    const ends: number[] = [];
+    const cutTokensAt = (stopStart: number) => {
+      let k = 0;
+      while (k < ends.length && ends[k] <= stopStart) k++;
+      // A token whose bytes only start a character (no text yet) goes with that character.
+      while (k > 0 && ends[k - 1] === (k > 1 ? ends[k - 2] : 0)) k--;
+      stats.tokens.length = k;
+    };
     let pos = ids.length; // position of the next token to run
     // Decode time counts sampling and forward passes, not the consumer's work between pieces.
     let td = performance.now(), timing = true;
@@ -441,17 +443,21 @@ class GollmModel implements Model {
           stats.stopReason = "aborted";
           break;
         }
-        const next = sampler.sample(logits, history);
+        const next = this.#sample(sampler, logits, history, pos);
         if (eos.has(next)) {
           stats.stopReason = "eos";
           break;
         }
         stats.tokens.push(next);
         history.push(next);
-        pending += decoder.push(next);
+        const piece = decoder.push(next);
+        pending += piece;
+        total += piece.length;
+        if (stops.length > 0) ends.push(total);
         const at = findStop(pending, stops);
         if (at >= 0) {
           stats.stopReason = "stop";
+          cutTokensAt(total - pending.length + at);
           const out = pending.slice(0, at);
           pending = "";
           finished = true;
@@ -487,9 +493,12 @@ class GollmModel implements Model {
         stats.decodeTokens++;
       }
       if (!finished) {
-        let rest = pending + decoder.flush();
+        const tail = decoder.flush();
+        let rest = pending + tail;
+        total += tail.length;
         const at = findStop(rest, stops);
         if (at >= 0) {
+          cutTokensAt(total - rest.length + at);
           rest = rest.slice(0, at);
           stats.stopReason = "stop";
         }
@@ -532,7 +541,8 @@ function resolveCapacity(config: ModelConfig, kvCapacity: number | undefined): n
  * @param options Backend, KV capacity, prefill chunk, extra EOS ids, sampling defaults.
  * @param checkpoint Where the weights came from (default `{format: "memory", path: "<memory>"}`).
  * @returns The model.
- * @throws {GollmError} for a kvCapacity outside `[1, context_length]`.
+ * @throws {GollmError} for a kvCapacity outside `[1, context_length]`, or weights that give
+ *   NaN/Inf logits in the warm-up pass.
  * @throws {FormatError} when the weights do not match the config.
  *
  * @example
@@ -542,7 +552,8 @@ function resolveCapacity(config: ModelConfig, kvCapacity: number | undefined): n
  * import { createModel } from "./model.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const m = createModel(c, randomWeights(c, 1), null, { backend: "reference" });
- * console.log(m.forward([1, 2, 3]).length); // 96
+ * import assert from "node:assert/strict";
+ * assert.equal(m.forward([1, 2, 3]).length, c.vocab_size); // (vocab_size) logits of the last token
  * ```
  */
 export function createModel(
@@ -566,7 +577,27 @@ export function createModel(
   } else {
     pass = createReference(config, weights, fwd);
   }
+  if (options.warmup ?? true) warmUp(pass, backend, checkpoint.path);
   return new GollmModel(config, pass, tokenizer, checkpoint, backend, options);
+}
+
+/**
+ * The load-time warm-up pass (llama.cpp runs one too): 16 tokens through the prefill and
+ * decode kernels (2 on the reference), enough for V8 to compile and start optimising the
+ * generated kernels before anything is timed; its logits show NaN/Inf weights at once.
+ * The KV cache it wrote is overwritten by the next sequence.
+ */
+function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
+  const n = Math.min(backend === "reference" ? 2 : 16, pass.kvCapacity);
+  const logits = pass.forward(new Array(n).fill(0), 0); // (vocab_size)
+  let bad = 0;
+  for (let i = 0; i < logits.length; i++) if (!Number.isFinite(logits[i])) bad++;
+  if (bad > 0) {
+    throw new GollmError(
+      `${path}: ${bad} of ${logits.length} logits of the first forward pass are NaN or ` +
+        `infinite; the model's weights hold NaN or Inf values`,
+    );
+  }
 }
 
 /**
@@ -596,6 +627,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     onProgress: options.onProgress,
     optionalTokenizer: options.optionalTokenizer,
   });
+  options.onConfig?.(ckpt.config);
   return createModel(
     ckpt.config,
     ckpt.weights,

@@ -307,7 +307,7 @@ Deno.test("loadCheckpoint() detects each format and names a path that matches no
     const bad: [string, RegExp][] = [
       [`${tmp}/missing`, /missing: no such file or directory/],
       [tmp + "/g/model.safetensors", /lone \.safetensors file carries no config/],
-      [root + "engine", /neither config\.yaml \(gollm model\) nor config\.json/],
+      [root + "runtime", /neither config\.yaml \(gollm model\) nor config\.json/],
       [`${tmp}/junk.bin`, /junk\.bin/],
       [`${tmp}/bad.gguf`, /bad\.gguf: bad magic: expected 'GGUF', got 'GGUX'$/],
       [`${tmp}/old.model`, /old\.model: bad magic: .*'tjgg' \(a pre-GGUF llama\.cpp file/],
@@ -322,6 +322,92 @@ Deno.test("loadCheckpoint() detects each format and names a path that matches no
       assert.ok(e instanceof GollmError, `GollmError expected for ${path}, got ${e}`);
       assert.match(e.message, re);
     }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("generate() with a stop string ends stats.tokens before the stop, agreeing with the text", async () => {
+  const m = scripted(cycle());
+  const r = await collect(m, "a", { stop: ["ghi"], maxTokens: 50 });
+  assert.equal(r.pieces.join(""), "bcdef");
+  assert.deepEqual(m.stats!.tokens, [..."bcdef"].map((ch) => ch.charCodeAt(0)));
+  assert.equal(byteTokenizer().decode(m.stats!.tokens), r.pieces.join(""));
+  // A stop string found only when generation ends (held back, then matched at the end).
+  const r2 = await collect(m, "a", { stop: ["def"], maxTokens: 5 });
+  assert.equal(r2.pieces.join(""), "bc");
+  assert.deepEqual(m.stats!.tokens, [..."bc"].map((ch) => ch.charCodeAt(0)));
+  assert.equal(m.stats!.stopReason, "stop");
+});
+
+Deno.test("generate() recognises special-token text in a text prompt unless special is false", async () => {
+  const m = scripted(new Map([[BOS, "a".charCodeAt(0)], ...chain("abc", EOS)]));
+  const r = await collect(m, "<|bos|>", { addBos: false });
+  assert.equal(m.stats!.promptTokens, 1); // the one BOS token
+  assert.equal(r.pieces.join(""), "abc");
+  await collect(m, "<|bos|>", { addBos: false, special: false, maxTokens: 1 });
+  assert.equal(m.stats!.promptTokens, "<|bos|>".length); // its 7 bytes
+});
+
+Deno.test("generate() refuses repeatPenalty 0 and topP 0 at the call, naming the option", () => {
+  const m = scripted(cycle());
+  assert.throws(
+    () => m.generate("a", { repeatPenalty: 0 }),
+    /repeatPenalty must be a number in \(0, /,
+  );
+  assert.throws(() => m.generate("a", { topP: 0 }), /topP must be a number in \(0, 1\]/);
+});
+
+Deno.test("createModel() reports NaN weights at the warm-up pass, generate() at the first sample", async () => {
+  const c = tinyConfig("llama");
+  const w = scriptedWeights(c, chain("abc", EOS));
+  w.get("norm.weight")!.data[3] = NaN; // one value, as in a damaged output_norm.weight
+  const source = { format: "gguf" as const, path: "damaged.gguf" };
+  const e = (() => {
+    try {
+      createModel(c, w, byteTokenizer(), { backend: "reference" }, source);
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(e instanceof GollmError, `GollmError expected, got ${e}`);
+  assert.match(e.message, /^damaged\.gguf: \d+ of 258 logits of the first forward pass are NaN/);
+  // Without the warm-up the sampler's check is reported, still typed and naming the file.
+  for (const backend of ["reference", "jit"] as const) {
+    const m = createModel(c, w, byteTokenizer(), { backend, warmup: false }, source);
+    await assert.rejects(
+      () => collect(m, "a"),
+      (err: unknown) =>
+        err instanceof GollmError &&
+        /^damaged\.gguf: the logits at position 1 are all NaN or -Infinity/.test(err.message),
+    );
+  }
+});
+
+Deno.test("loadModel() calls onConfig with the config before building the forward pass", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const c = tinyConfig("llama");
+    await writeGollmDir({
+      format: "gollm",
+      path: "<t>",
+      config: c,
+      weights: randomWeights(c, 3),
+      tokenizer: byteTokenizer(),
+    }, `${tmp}/m`);
+    let seen = 0;
+    await assert.rejects(
+      () =>
+        loadModel(`${tmp}/m`, {
+          kvCapacity: 64, // above the context: createModel would refuse it
+          onConfig: (cfg) => {
+            seen = cfg.context_length;
+            throw new GollmError("stopped by onConfig");
+          },
+        }),
+      /stopped by onConfig/,
+    );
+    assert.equal(seen, 32);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

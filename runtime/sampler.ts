@@ -52,7 +52,9 @@ export type ResolvedSamplerOptions = Required<SamplerOptions>;
  * @example
  * ```ts
  * import { resolveSamplerOptions } from "./sampler.ts";
- * console.log(resolveSamplerOptions({ temperature: 0, seed: 1 }).topP); // 1
+ * import assert from "node:assert/strict";
+ * assert.equal(resolveSamplerOptions({ temperature: 0, seed: 1 }).topP, 1);
+ * assert.throws(() => resolveSamplerOptions({ repeatPenalty: 0 }), /'repeatPenalty' must be/);
  * ```
  */
 export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOptions {
@@ -92,7 +94,8 @@ export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOp
  * ```ts
  * import { Rng } from "./sampler.ts";
  * const a = new Rng(42), b = new Rng(42);
- * console.log(a.nextUint32() === b.nextUint32()); // true
+ * import assert from "node:assert/strict";
+ * assert.equal(a.nextUint32(), b.nextUint32());
  * ```
  */
 export class Rng {
@@ -130,7 +133,8 @@ export class Rng {
    * @example
    * ```ts
    * import { Rng } from "./sampler.ts";
-   * console.log(Rng.fromState([1, 2, 3, 4]).nextUint32()); // 11520
+   * import assert from "node:assert/strict";
+   * assert.equal(Rng.fromState([1, 2, 3, 4]).nextUint32(), 11520); // the C reference's first output
    * ```
    */
   static fromState(state: readonly [number, number, number, number]): Rng {
@@ -359,7 +363,8 @@ function topKInto(
  * ```ts
  * import { keptSet } from "./sampler.ts";
  * const k = keptSet(new Float32Array([0, 3, 1, 2]), { topK: 2, seed: 0 });
- * console.log(k.ids); // [ 1, 3 ]
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(k.ids, [1, 3]);
  * ```
  */
 export function keptSet(
@@ -387,7 +392,8 @@ export function keptSet(
  * import { Sampler } from "./sampler.ts";
  * const s = new Sampler({ temperature: 0.8, topK: 40, topP: 0.95, seed: 1234 });
  * const id = s.sample(new Float32Array([0.1, 2.5, -1, 0.7]));
- * console.log(id >= 0 && id < 4); // true
+ * import assert from "node:assert/strict";
+ * assert.ok(id >= 0 && id < 4);
  * ```
  */
 export class Sampler {

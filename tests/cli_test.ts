@@ -90,7 +90,7 @@ Deno.test("gollm with an unknown option or command exits 2 with the usage line",
   assert.equal(
     flag.stderr,
     "error: unknown option '--x'\n" +
-      "usage: gollm generate [--model PATH] [--prompt TEXT] [-n N] [options]\n",
+      "usage: gollm generate [PATH] [--prompt TEXT] [-n N] [options]\n",
   );
   assert.equal(flag.stdout, "");
   assertOneErrorLine(cmd, 2, /unknown command 'frobnicate'/);
@@ -325,8 +325,10 @@ Deno.test("gollm generate past --kv-capacity prints the sliding-window note once
     const notes = r.stderr.split("\n").filter((l) => l.startsWith("note: "));
     assert.equal(notes.length, 1, r.stderr);
     assert.match(notes[0], /KV capacity \(8 tokens\).*sliding window/);
+    // Checked once the config is read, before compiling, in the CLI's own option name.
     const big = await gollm(["generate", "--model", `${tmp}/m`, "--kv-capacity", "64"]);
-    assertOneErrorLine(big, 1, /kvCapacity 64 exceeds the model's context length 32/);
+    assertOneErrorLine(big, 2, /^error: --kv-capacity 64 exceeds the context length 32 of /);
+    assert.doesNotMatch(big.stderr, /^loaded /m);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -559,4 +561,123 @@ Deno.test("gollm chat renders through the model's chat template (chatml from cha
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("gollm chat drops the oldest turns when the conversation outgrows the context", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    // Each reply is 27 tokens; context 32: the second turn no longer fits with the first.
+    await scriptedDir(`${tmp}/m`, ": abcdefghijklmnopqrstuvwxyz");
+    const r = await gollm(["chat", `${tmp}/m`, "--temperature", "0"], {
+      stdin: "hello\nhi\nagain\n",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const reply = "abcdefghijklmnopqrstuvwxyz";
+    assert.equal(r.stdout, `${reply}\n${reply}\n${reply}\n`);
+    assert.doesNotMatch(r.stderr, /^error:/m);
+    const shifts = r.stderr.split("\n").filter((l) => /^note: the conversation/.test(l));
+    assert.equal(shifts.length, 2, r.stderr);
+    assert.match(
+      shifts[0],
+      /^note: the conversation \(\d+ tokens\) outgrew the context \(32 tokens less 8 for the reply\): dropped the oldest 1 turn \(\d+ tokens prefilled again\)$/,
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("gollm generate on a terminal ends the streamed line before a note", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await scriptedDir(`${tmp}/m`, "abcdefghijklmnopqrstuvwxyz");
+    const argv = [Deno.execPath(), "run", "-A", MAIN, "generate", `${tmp}/m`, "--prompt", "a"]
+      .concat(["--temperature", "0", "--kv-capacity", "8"]);
+    const quoted = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+    // `script` runs it with stdout and stderr on one pseudo-terminal, as in an interactive shell.
+    const r = await new Deno.Command("script", {
+      args: ["-qec", quoted, "/dev/null"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const screen = new TextDecoder().decode(r.stdout).replaceAll("\r\n", "\n");
+    assert.equal(r.code, 0, screen);
+    const lines = screen.split("\n");
+    const note = lines.findIndex((l) => l.includes("note: "));
+    assert.ok(note > 0, screen);
+    assert.match(lines[note], /^note: the sequence passed the KV capacity \(8 tokens\)/, screen);
+    // The streamed text resumes below the note: it reads whole across the two lines.
+    assert.equal(lines[note - 1] + lines[note + 1], "bcdefghijklmnopqrstuvwxyz", screen);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("gollm generate --json with --stop: tokens end where the text does", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await scriptedDir(`${tmp}/m`, "abcdefghijklmnopqrstuvwxyz");
+    const r = await gollm([
+      "generate",
+      `${tmp}/m`,
+      "--prompt",
+      "a",
+      "--temperature",
+      "0",
+      "--stop",
+      "fgh",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.text, "bcde");
+    assert.equal(out.stop_reason, "stop");
+    assert.deepEqual(out.tokens, [..."bcde"].map((c) => c.charCodeAt(0)));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("gollm tokenize, generate and logits read special-token text unless --no-special", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    // <|eos|> (257) is followed by 'o' 'k' in the script; its 7 bytes end in '>', unscripted.
+    await scriptedDir(`${tmp}/m`, new Map([[257, 111], [111, 107], [107, 257]]));
+    const m = `${tmp}/m`;
+    const [tok, tokPlain, tokOld, gen, genPlain, lg, lgPlain] = await Promise.all([
+      gollm(["tokenize", m, "--text", "<|eos|>", "--no-bos", "--json"]),
+      gollm(["tokenize", m, "--text", "<|eos|>", "--no-bos", "--json", "--no-special"]),
+      gollm(["tokenize", m, "--text", "<|eos|>", "--no-bos", "--json", "--special"]),
+      gollm(["generate", m, "--prompt", "<|eos|>", "--temperature", "0", "-n", "2", "--json"]),
+      gollm(["generate", m, "--prompt", "<|eos|>", "--temperature", "0", "-n", "2", "--json"]
+        .concat(["--no-special"])),
+      gollm(["logits", m, "--prompt", "<|eos|>", "--no-bos", "--json"]),
+      gollm(["logits", m, "--prompt", "<|eos|>", "--no-bos", "--json", "--no-special"]),
+    ]);
+    for (const r of [tok, tokPlain, tokOld, gen, genPlain, lg, lgPlain]) {
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const bytes = [..."<|eos|>"].map((c) => c.charCodeAt(0));
+    assert.deepEqual(JSON.parse(tok.stdout).ids, [257]);
+    assert.deepEqual(JSON.parse(tokOld.stdout).ids, [257]);
+    assert.deepEqual(JSON.parse(tokPlain.stdout).ids, bytes);
+    assert.equal(JSON.parse(gen.stdout).text, "ok");
+    assert.notEqual(JSON.parse(genPlain.stdout).text, "ok");
+    assert.deepEqual(JSON.parse(lg.stdout).tokens, [257]);
+    assert.deepEqual(JSON.parse(lgPlain.stdout).tokens, bytes);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("gollm inspect takes the model as PATH or --model, and defaults to models/default", async () => {
+  const [pos, opt, dflt] = await Promise.all([
+    gollm(["inspect", "models/default", "--json"]),
+    gollm(["inspect", "--model", "models/default", "--json"]),
+    gollm(["inspect", "--json"]),
+  ]);
+  for (const r of [pos, opt, dflt]) assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(pos.stdout).config, JSON.parse(opt.stdout).config);
+  assert.deepEqual(JSON.parse(dflt.stdout).config, JSON.parse(opt.stdout).config);
 });

@@ -1,0 +1,261 @@
+/**
+ * The option specs shared by the commands that run a model (generate, chat, logits): the
+ * flags that pick and load a model (`--model`, `--backend`, `--kv-capacity`, `--tokenizer`),
+ * the sampling flags, `--no-special`; and loading a model from them.
+ *
+ * @module
+ */
+import { type GenerateOptions, loadModel, type Model } from "../runtime/model.ts";
+import { type OptionSpec, type PositionalSpec, UsageError, type Values } from "./args.ts";
+import { resolveDefaultModel } from "./default_model.ts";
+import { withProgress } from "./progress_line.ts";
+
+/** The positional `PATH` that stands for `--model` (every command that reads a model). */
+export const MODEL_POSITIONAL: PositionalSpec = {
+  name: "PATH",
+  description: "model directory (gollm or Hugging Face), GGUF file or llama2.c .bin",
+  option: "model",
+};
+
+/** `--model PATH` alone (tokenize, inspect). */
+export const MODEL_OPTION = {
+  model: {
+    type: "string",
+    meta: "PATH",
+    description: "model directory (gollm or Hugging Face), GGUF file or llama2.c .bin",
+    defaultText: "the shipped models/default",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** `--tokenizer PATH`. */
+export const TOKENIZER_OPTION = {
+  tokenizer: {
+    type: "string",
+    meta: "PATH",
+    description: "tokenizer file to use instead of the model's (needed for a llama2.c .bin " +
+      "unless tok{vocab}.bin or tokenizer.bin sits beside it)",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** `--kv-capacity N` (checked against the context length once the config is read). */
+export const KV_CAPACITY_OPTION = {
+  "kv-capacity": {
+    type: "int",
+    min: 1,
+    meta: "N",
+    description: "KV cache slots, at most the context length; past them the oldest tokens " +
+      "leave attention, a sliding window",
+    defaultText: "the context length",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** `--prefill-chunk T` (inspect, kernels; checked against the context length). */
+export const PREFILL_CHUNK_OPTION = {
+  "prefill-chunk": {
+    type: "int",
+    min: 1,
+    default: 32,
+    meta: "T",
+    description: "tokens per prefill chunk (clamped to the KV capacity)",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** The flags that pick and load a model (generate, chat, logits). */
+export const MODEL_OPTIONS = {
+  ...MODEL_OPTION,
+  backend: {
+    type: "choice",
+    choices: ["jit", "wasm", "reference"],
+    default: "jit",
+    meta: "B",
+    description:
+      "jit (generated JS kernels), wasm (generated WASM SIMD) or reference (plain loops)",
+  },
+  ...KV_CAPACITY_OPTION,
+  ...TOKENIZER_OPTION,
+} as const satisfies Record<string, OptionSpec>;
+
+/** `--no-special`: special-token text in a text prompt is plain text. */
+export const NO_SPECIAL_OPTION = {
+  "no-special": {
+    type: "bool",
+    description: "encode special-token text in the prompt (<|endoftext|>, <s>) as plain text " +
+      "(default: it becomes the special token)",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** The sampling flags of generate and chat (ranges as runtime/sampler.ts checks them). */
+export const SAMPLING_OPTIONS = {
+  temperature: {
+    type: "number",
+    min: 0,
+    meta: "T",
+    description: "softmax temperature; 0 = greedy",
+    defaultText: "the model's, else 0.8",
+  },
+  "top-k": {
+    type: "int",
+    min: 0,
+    meta: "K",
+    description: "keep the K most likely tokens; 0 = off",
+    defaultText: "the model's, else 0",
+  },
+  "top-p": {
+    type: "number",
+    min: 0,
+    max: 1,
+    minExclusive: true,
+    meta: "P",
+    description: "nucleus sampling: keep the most likely tokens up to this mass; 1 = off",
+    defaultText: "the model's, else 0.95",
+  },
+  "min-p": {
+    type: "number",
+    min: 0,
+    max: 1,
+    default: 0,
+    meta: "P",
+    description: "drop tokens below P x the top probability; 0 = off",
+  },
+  "repeat-penalty": {
+    type: "number",
+    min: 0,
+    minExclusive: true,
+    default: 1,
+    meta: "R",
+    description: "penalise tokens among the last 64 of the context; 1 = off",
+  },
+  seed: {
+    type: "int",
+    min: 0,
+    meta: "S",
+    description: "PRNG seed: the same seed gives the same text on every machine",
+    defaultText: "random",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+/** The sampling fields of {@linkcode GenerateOptions} that the sampling flags set. */
+export type SamplingFlags = Pick<
+  GenerateOptions,
+  "temperature" | "topK" | "topP" | "minP" | "repeatPenalty" | "seed"
+>;
+
+/**
+ * The sampling flags as `GenerateOptions` fields (undefined where not given, so the model's
+ * own defaults apply). The values were range-checked by the parser.
+ *
+ * @param v Parsed values of a spec that includes {@linkcode SAMPLING_OPTIONS}.
+ * @returns The fields.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { samplingOptions } from "./model_flags.ts";
+ * const s = samplingOptions({
+ *   temperature: 0, "top-k": undefined, "top-p": undefined, "min-p": 0, "repeat-penalty": 1, seed: 7,
+ * });
+ * assert.deepEqual(s, {
+ *   temperature: 0, topK: undefined, topP: undefined, minP: 0, repeatPenalty: 1, seed: 7,
+ * });
+ * ```
+ */
+export function samplingOptions(v: Values<typeof SAMPLING_OPTIONS>): SamplingFlags {
+  return {
+    temperature: v.temperature,
+    topK: v["top-k"],
+    topP: v["top-p"],
+    minP: v["min-p"],
+    repeatPenalty: v["repeat-penalty"],
+    seed: v.seed,
+  };
+}
+
+/** Options of {@linkcode loadModelFlags}. */
+export interface LoadModelFlagsOptions {
+  /** Print nothing on stderr (e.g. with `--json`). */
+  quiet?: boolean;
+  /**
+   * Load a model directory whose tokenizer file is missing or malformed without a tokenizer
+   * (commands that only need token ids, e.g. `logits --tokens`). Default false.
+   */
+  optionalTokenizer?: boolean;
+}
+
+/**
+ * Checks `--kv-capacity` against the model's context length: the one flag value that can
+ * only be checked once the config is read.
+ *
+ * @param kvCapacity The flag's value (undefined: not given).
+ * @param contextLength The model's `context_length`.
+ * @param source The model path, for the message.
+ * @param usage Usage line for the error.
+ * @throws {UsageError} `--kv-capacity 300 exceeds the context length 256 of PATH`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkKvCapacity } from "./model_flags.ts";
+ * checkKvCapacity(128, 256, "m", "usage: gollm x");
+ * assert.throws(() => checkKvCapacity(300, 256, "m", "usage: gollm x"), /--kv-capacity 300 exceeds/);
+ * ```
+ */
+export function checkKvCapacity(
+  kvCapacity: number | undefined,
+  contextLength: number,
+  source: string,
+  usage: string,
+): void {
+  if (kvCapacity !== undefined && kvCapacity > contextLength) {
+    throw new UsageError(
+      `--kv-capacity ${kvCapacity} exceeds the context length ${contextLength} of ${source}; ` +
+        `give at most ${contextLength}`,
+      usage,
+    );
+  }
+}
+
+/**
+ * Loads the model the flags name (default: the shipped models/default) under a progress
+ * display that ends with `loaded PATH (format, backend) in T s` on stderr. `--kv-capacity`
+ * is checked against the context length right after the checkpoint is read, before the
+ * kernels are compiled.
+ *
+ * @param v Parsed values of a spec that includes {@linkcode MODEL_OPTIONS}.
+ * @param usage Usage line for errors.
+ * @param options Quiet, optional tokenizer.
+ * @returns The model and the path it was loaded from.
+ * @throws {UsageError} for a `--kv-capacity` above the context length.
+ * @throws {GollmError} for a missing default model or a missing/malformed checkpoint.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadModelFlags } from "./model_flags.ts";
+ * const { model, path } = await loadModelFlags(
+ *   { model: undefined, backend: "jit", "kv-capacity": undefined, tokenizer: undefined },
+ *   "usage: gollm x",
+ * );
+ * ```
+ */
+export async function loadModelFlags(
+  v: Values<typeof MODEL_OPTIONS>,
+  usage: string,
+  options: LoadModelFlagsOptions = {},
+): Promise<{ model: Model; path: string }> {
+  const quiet = options.quiet ?? false;
+  const path = v.model ?? await resolveDefaultModel(quiet);
+  const backend = v.backend, kvCapacity = v["kv-capacity"];
+  const model = await withProgress(
+    quiet,
+    (onProgress) =>
+      loadModel(path, {
+        backend,
+        kvCapacity,
+        tokenizerPath: v.tokenizer,
+        optionalTokenizer: options.optionalTokenizer,
+        onProgress,
+        onConfig: (c) => checkKvCapacity(kvCapacity, c.context_length, path, usage),
+      }),
+    (m) => `loaded ${path} (${m.checkpoint.format}, ${backend})`,
+  );
+  return { model, path };
+}

@@ -1,0 +1,460 @@
+/**
+ * Table-driven CLI error test (issue #12 "Proof"): each bad command line or bad file runs
+ * as a subprocess and must exit non-zero (2 for a command-line mistake, 1 for a user error)
+ * with exactly one `error:` line on stderr (plus the usage line for exit 2, and at most a
+ * `loaded ...` summary), no stack trace, and nothing left behind where it was to write.
+ */
+import assert from "node:assert/strict";
+import { readGguf } from "../mod.ts";
+import { writeGollmDir } from "../formats/gollm_dir.ts";
+import { ASSETS } from "./assets.ts";
+import { byteTokenizer, chain, EOS, scriptedWeights, tinyConfig } from "./model_fixtures.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MAIN = `${ROOT}cli/main.ts`;
+const TIME_LIMIT_MS = 60_000; // a hang fails the case instead of stalling the suite
+
+interface Case {
+  /** What it checks (the test step name). */
+  name: string;
+  /** Command line after `gollm`; `$T` is replaced by the case's temporary directory. */
+  args: string[];
+  /** Expected exit status. */
+  code: 1 | 2;
+  /** The one `error:` line must match. */
+  error: RegExp;
+  /** Writes the files the case needs into its temporary directory. */
+  setup?: (tmp: string) => Promise<void>;
+  /** Loading must not have started (no `loaded ...` line): the value is checked first. */
+  beforeLoading?: boolean;
+  /** Skip reason when an asset is missing. */
+  skip?: string;
+}
+
+/** A scripted model directory (context 32) with the byte tokenizer. */
+async function scriptedDir(dir: string, damage?: (w: Map<string, { data: Float32Array }>) => void) {
+  const c = tinyConfig("llama");
+  const weights = scriptedWeights(c, chain("help", EOS));
+  damage?.(weights);
+  await writeGollmDir(
+    { format: "gollm", path: "<test>", config: c, weights, tokenizer: byteTokenizer() },
+    dir,
+  );
+}
+
+const DEFAULT = `${ROOT}models/default`; // context_length 256
+const STORIES_DIR = `${ASSETS}/stories260K`;
+const haveStories = await Deno.stat(`${STORIES_DIR}/stories260K.gguf`).then(
+  () => true,
+  () => false,
+);
+
+const CASES: Case[] = [
+  // Negative numbers parse as values and are range-checked naming the option.
+  {
+    name: "generate --temperature -1",
+    args: ["generate", "--temperature", "-1"],
+    code: 2,
+    error: /^error: --temperature must be a number >= 0, got '-1'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --top-k -3",
+    args: ["generate", "--top-k", "-3"],
+    code: 2,
+    error: /^error: --top-k must be an integer >= 0, got '-3'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --seed -5",
+    args: ["generate", "--seed", "-5"],
+    code: 2,
+    error: /^error: --seed must be an integer >= 0, got '-5'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "chat --temperature -0.5",
+    args: ["chat", "--temperature", "-0.5"],
+    code: 2,
+    error: /^error: --temperature must be a number >= 0, got '-0.5'$/,
+    beforeLoading: true,
+  },
+  // Out-of-range values: exit 2 before loading, in the CLI's own option names.
+  {
+    name: "generate --repeat-penalty 0",
+    args: ["generate", "--repeat-penalty", "0", "--prompt", "hi"],
+    code: 2,
+    error: /^error: --repeat-penalty must be a number > 0, got '0'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --top-p 0",
+    args: ["generate", "--top-p", "0"],
+    code: 2,
+    error: /^error: --top-p must be a number in \(0, 1\], got '0'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --min-p 1.5",
+    args: ["generate", "--min-p", "1.5"],
+    code: 2,
+    error: /^error: --min-p must be a number in \[0, 1\], got '1.5'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate -n 2.5",
+    args: ["generate", "-n", "2.5"],
+    code: 2,
+    error: /^error: --max-tokens must be an integer >= 0, got '2.5'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --temperature 0x10 (not a decimal number)",
+    args: ["generate", "--temperature", "0x10"],
+    code: 2,
+    error: /^error: --temperature must be a number >= 0, got '0x10'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --kv-capacity 0",
+    args: ["generate", "--kv-capacity", "0"],
+    code: 2,
+    error: /^error: --kv-capacity must be an integer >= 1, got '0'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --kv-capacity 300 on a 256-context model",
+    args: ["generate", DEFAULT, "--kv-capacity", "300", "--prompt", "hi"],
+    code: 2,
+    error: /^error: --kv-capacity 300 exceeds the context length 256 of .*models\/default/,
+    beforeLoading: true,
+  },
+  {
+    name: "logits --kv-capacity 300 on a 256-context model",
+    args: ["logits", DEFAULT, "--kv-capacity", "300", "--tokens", "1"],
+    code: 2,
+    error: /^error: --kv-capacity 300 exceeds the context length 256/,
+    beforeLoading: true,
+  },
+  {
+    name: "inspect --kv-capacity 300 on a 256-context model",
+    args: ["inspect", DEFAULT, "--kv-capacity", "300"],
+    code: 2,
+    error: /^error: --kv-capacity 300 exceeds the context length 256/,
+  },
+  {
+    name: "generate --backend gpu",
+    args: ["generate", "--backend", "gpu"],
+    code: 2,
+    error: /^error: --backend must be one of jit, wasm, reference, got 'gpu'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "chat -n 0",
+    args: ["chat", "-n", "0"],
+    code: 2,
+    error: /^error: --max-tokens must be an integer >= 1, got '0'$/,
+    beforeLoading: true,
+  },
+  // Option syntax.
+  {
+    name: "generate --prompt without a value",
+    args: ["generate", "--prompt"],
+    code: 2,
+    error: /^error: option '--prompt' needs a value$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --prompt followed by another option",
+    args: ["generate", "--prompt", "--json"],
+    code: 2,
+    error: /^error: option '--prompt' needs a value$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --json=yes",
+    args: ["generate", "--json=yes"],
+    code: 2,
+    error: /^error: option '--json' does not take a value$/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --frobnicate",
+    args: ["generate", "--frobnicate"],
+    code: 2,
+    error: /^error: unknown option '--frobnicate'$/,
+    beforeLoading: true,
+  },
+  {
+    name: "an unknown command",
+    args: ["frobnicate"],
+    code: 2,
+    error: /^error: unknown command 'frobnicate'$/,
+  },
+  // PATH or --model, not both; surplus arguments.
+  {
+    name: "inspect PATH --model PATH",
+    args: ["inspect", DEFAULT, "--model", DEFAULT],
+    code: 2,
+    error: /^error: give the PATH as an argument or as --model, not both/,
+  },
+  {
+    name: "generate PATH extra",
+    args: ["generate", DEFAULT, "extra"],
+    code: 2,
+    error: /^error: unexpected argument 'extra'$/,
+    beforeLoading: true,
+  },
+  // Command-specific checks.
+  {
+    name: "logits without --tokens or --prompt",
+    args: ["logits"],
+    code: 2,
+    error: /^error: give exactly one of --tokens IDS or --prompt TEXT$/,
+  },
+  {
+    name: "logits --tokens 1,x",
+    args: ["logits", "--tokens", "1,x"],
+    code: 2,
+    error: /^error: --tokens: 'x' is not a non-negative integer$/,
+  },
+  {
+    name: "tokenize --special --no-special",
+    args: ["tokenize", "--text", "a", "--special", "--no-special"],
+    code: 2,
+    error: /^error: give --special or --no-special, not both$/,
+  },
+  {
+    name: "tokenize without --text",
+    args: ["tokenize"],
+    code: 2,
+    error: /^error: --text TEXT is required$/,
+  },
+  {
+    name: "convert with one argument",
+    args: ["convert", DEFAULT],
+    code: 2,
+    error: /^error: missing OUT$/,
+  },
+  {
+    name: "convert --dtype f8",
+    args: ["convert", DEFAULT, "$T/out", "--dtype", "f8"],
+    code: 2,
+    error: /^error: --dtype must be one of f32, f16, bf16, got 'f8'$/,
+  },
+  {
+    name: "kernels without --config",
+    args: ["kernels", "--out", "$T/k.ts"],
+    code: 2,
+    error: /^error: --config FILE is required$/,
+  },
+  {
+    name: "kernels --kv-capacity 1000 on a 64-context config",
+    args: [
+      "kernels",
+      "--config",
+      `${ROOT}configs/test-llama.yaml`,
+      "--kv-capacity",
+      "1000",
+      "--out",
+      "$T/k.ts",
+    ],
+    code: 2,
+    error: /^error: --kv-capacity 1000 exceeds the context length 64 of .*test-llama\.yaml/,
+  },
+  {
+    name: "bench --seconds 0",
+    args: ["bench", "--config", `${ROOT}configs/test-llama.yaml`, "--seconds", "0"],
+    code: 2,
+    error: /^error: --seconds must be a number > 0, got '0'$/,
+  },
+  // User errors (exit 1): one line naming the file or option.
+  {
+    name: "convert into an existing directory names --force",
+    args: ["convert", DEFAULT, "$T/out"],
+    setup: (tmp) => Deno.mkdir(`${tmp}/out`),
+    code: 1,
+    error: /^error: .*\/out already exists; pass --force to replace it$/,
+  },
+  {
+    name: "convert of a missing checkpoint leaves nothing behind",
+    args: ["convert", "$T/missing", "$T/out"],
+    code: 1,
+    error: /^error: .*missing: no such file or directory/,
+  },
+  {
+    name: "convert to an OUT under a file",
+    args: ["convert", DEFAULT, "$T/file/out"],
+    setup: (tmp) => Deno.writeTextFile(`${tmp}/file`, "not a directory\n"),
+    code: 1,
+    error: /^error: .*\/file\/out: cannot be written: /,
+  },
+  {
+    name: "convert to an OUT under /proc",
+    args: ["convert", DEFAULT, "/proc/gollm-convert-test"],
+    code: 1,
+    error: /^error: \/proc\/gollm-convert-test.*: cannot be written: /,
+  },
+  {
+    name: "kernels of a missing config leaves nothing behind",
+    args: ["kernels", "--config", "$T/none.yaml", "--out", "$T/k.ts"],
+    code: 1,
+    error: /^error: .*none\.yaml: cannot read config file/,
+  },
+  {
+    name: "generate --model of a missing path",
+    args: ["generate", "--model", "$T/nope", "--prompt", "hi"],
+    code: 1,
+    error: /^error: .*nope: no such file or directory/,
+  },
+  {
+    name: "generate with a prompt longer than the context",
+    args: ["generate", "$T/m", "--prompt", "x".repeat(40)],
+    setup: (tmp) => scriptedDir(`${tmp}/m`),
+    code: 1,
+    error: /^error: the prompt is 41 tokens, longer than the context length 32/,
+  },
+  {
+    name: "logits of 300 tokens on a 256-context model (the rule generate applies)",
+    args: ["logits", DEFAULT, "--tokens", Array(300).fill(1).join(",")],
+    code: 1,
+    error: /^error: the input is 300 tokens, longer than the context length 256/,
+  },
+  {
+    name: "logits --prompt of 96 kB on a 256-context model is refused at once",
+    args: ["logits", DEFAULT, "--prompt", "Once upon a time there was a cat. ".repeat(2900)],
+    code: 1,
+    error: /^error: the input is \d{5} tokens, longer than the context length 256/,
+  },
+  {
+    name: "generate on a model directory whose weights hold a NaN",
+    args: ["generate", "$T/m", "--prompt", "h"],
+    setup: (tmp) => scriptedDir(`${tmp}/m`, (w) => (w.get("norm.weight")!.data[0] = NaN)),
+    code: 1,
+    error: /^error: .*\/m: \d+ of 258 logits of the first forward pass are NaN or infinite/,
+  },
+  {
+    name: "generate on stories260K.gguf with one output_norm.weight value NaN",
+    args: ["generate", "$T/stories260K.gguf", "--prompt", "Once"],
+    setup: async (tmp) => {
+      const src = `${STORIES_DIR}/stories260K.gguf`;
+      const t = (await readGguf(src)).tensors.find((t) => t.name === "output_norm.weight")!;
+      assert.equal(t.type.name, "F32");
+      const bytes = await Deno.readFile(src);
+      new DataView(bytes.buffer).setFloat32(t.fileOffset, NaN, true);
+      await Deno.writeFile(`${tmp}/stories260K.gguf`, bytes);
+    },
+    code: 1,
+    error: /^error: .*stories260K\.gguf: \d+ of 512 logits of the first forward pass are NaN/,
+    skip: haveStories ? undefined : `${STORIES_DIR}/stories260K.gguf is absent (GOLLM_ASSETS)`,
+  },
+];
+
+interface Run {
+  code: number;
+  stderr: string;
+  ms: number;
+}
+
+async function run(args: string[]): Promise<Run> {
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), TIME_LIMIT_MS);
+  const r = await child.output();
+  clearTimeout(timer);
+  return { code: r.code, stderr: new TextDecoder().decode(r.stderr), ms: performance.now() - t0 };
+}
+
+/** Every path under `dir`, relative, sorted. */
+async function listTree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    out.push(prefix + e.name);
+    if (e.isDirectory) out.push(...await listTree(`${dir}/${e.name}`, `${prefix}${e.name}/`));
+  }
+  return out.sort();
+}
+
+/**
+ * Checks one case's outcome: exit status, exactly one `error:` line matching, the usage line
+ * for exit 2, nothing else but a `loaded ...` summary, no stack trace.
+ */
+function checkOutcome(c: Case, r: Run): void {
+  const ctx = `${c.name}: stderr was:\n${r.stderr}`;
+  assert.ok(r.ms < TIME_LIMIT_MS, `${c.name}: killed after ${TIME_LIMIT_MS} ms`);
+  assert.equal(r.code, c.code, ctx);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `no stack trace expected; ${ctx}`);
+  const lines = r.stderr.trimEnd().split("\n");
+  const errors = lines.filter((l) => l.startsWith("error:"));
+  assert.equal(errors.length, 1, `exactly one error line expected; ${ctx}`);
+  assert.match(errors[0], c.error, ctx);
+  const at = lines.indexOf(errors[0]);
+  if (c.code === 2) {
+    assert.match(lines[at + 1] ?? "", /^usage: gollm /, `usage line expected; ${ctx}`);
+  }
+  const rest = lines.filter((_, i) => i !== at && !(c.code === 2 && i === at + 1));
+  for (const l of rest) assert.match(l, /^loaded /, `unexpected stderr line; ${ctx}`);
+  if (c.beforeLoading) assert.equal(rest.length, 0, `the model must not be loaded; ${ctx}`);
+}
+
+Deno.test("gollm: every bad command line and bad file gives one error line, exit 1 or 2", async (t) => {
+  const runCase = async (c: Case) => {
+    if (c.skip) return null;
+    const tmp = await Deno.makeTempDir({ prefix: "gollm_cli_err_" });
+    try {
+      await c.setup?.(tmp);
+      const before = await listTree(tmp);
+      const r = await run(c.args.map((a) => a.replaceAll("$T", tmp)));
+      return { r, before, after: await listTree(tmp) };
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  };
+  // Three subprocesses at a time: each is mostly Deno's startup.
+  const ran: Awaited<ReturnType<typeof runCase>>[] = [];
+  let next = 0;
+  await Promise.all([0, 1, 2].map(async () => {
+    while (next < CASES.length) {
+      const i = next++;
+      ran[i] = await runCase(CASES[i]);
+    }
+  }));
+  for (const [i, c] of CASES.entries()) {
+    const res = ran[i];
+    await t.step({
+      name: c.name,
+      ignore: res === null,
+      fn: () => {
+        if (res === null) return;
+        checkOutcome(c, res.r);
+        assert.deepEqual(res.after, res.before, `${c.name}: files were left behind`);
+      },
+    });
+    if (res === null) console.log(`skipped '${c.name}': ${c.skip}`);
+  }
+});
+
+Deno.test("checkOutcome() fails a stack trace, a second error line, a wrong exit status", () => {
+  // Negative controls: the checks above can fail.
+  const c: Case = { name: "x", args: [], code: 1, error: /^error: bad$/ };
+  checkOutcome(c, { code: 1, stderr: "loaded m in 0.1 s\nerror: bad\n", ms: 1 });
+  assert.throws(() => checkOutcome(c, { code: 2, stderr: "error: bad\n", ms: 1 }));
+  assert.throws(() => checkOutcome(c, { code: 1, stderr: "error: bad\nerror: bad\n", ms: 1 }));
+  assert.throws(() =>
+    checkOutcome(c, { code: 1, stderr: "error: bad\n    at main (file:///x.ts:1:1)\n", ms: 1 })
+  );
+  assert.throws(() => checkOutcome(c, { code: 1, stderr: "error: bad\nnote: more\n", ms: 1 }));
+  const usage: Case = { ...c, code: 2, beforeLoading: true };
+  checkOutcome(usage, { code: 2, stderr: "error: bad\nusage: gollm x\n", ms: 1 });
+  assert.throws(() => checkOutcome(usage, { code: 2, stderr: "error: bad\n", ms: 1 }));
+  assert.throws(() =>
+    checkOutcome(usage, { code: 2, stderr: "loaded m in 1 s\nerror: bad\nusage: gollm x\n", ms: 1 })
+  );
+});
