@@ -64,13 +64,32 @@ Deno.test("compileModel() past kvCapacity matches the reference sliding window, 
   }
 });
 
-Deno.test("compileModel() runs llama past context_length (RoPE beyond its table) like the reference", () => {
+Deno.test("compileModel() runs llama past context_length like the reference", () => {
   const c = cfg("llama", { context_length: 16, n_kv_heads: 2, rope_style: "half" });
   const w = randomWeights(c, 4);
   const toks = tokens(30, c.vocab_size, 12);
   const ref = createReference(c, w, { kvCapacity: 8 }).forwardAll(toks, 0);
-  const jit = compileModel(c, w, { kvCapacity: 8, prefillChunk: 3 });
-  assertClose(jit.forwardAll(toks, 0), ref, TOL, "forwardAll to position 29");
+  for (const backend of ["js", "wasm"] as const) {
+    const jit = compileModel(c, w, { kvCapacity: 8, prefillChunk: 3, backend });
+    assertClose(jit.forwardAll(toks, 0), ref, TOL, `${backend}: forwardAll to position 29`);
+  }
+});
+
+Deno.test("compileModel() sizes nothing by context_length: 2^31 - 1 runs with kvCapacity 64", () => {
+  const huge = cfg("llama", { context_length: 2 ** 31 - 1, n_kv_heads: 2 });
+  const small = cfg("llama", { context_length: 64, n_kv_heads: 2 });
+  const w = randomWeights(huge, 3);
+  const toks = tokens(12, huge.vocab_size, 5);
+  const far = 2 ** 31 - 20; // positions near the end of the context
+  const ref = createReference(huge, w, { kvCapacity: 64 }).forwardAll(toks, far);
+  for (const backend of ["js", "wasm"] as const) {
+    const m = compileModel(huge, w, { kvCapacity: 64, prefillChunk: 5, backend });
+    // The same arena as for a 64-token context: the RoPE constants are (head_dim / 2).
+    const same = compileModel(small, w, { kvCapacity: 64, prefillChunk: 5, backend });
+    assert.equal(m.plan.memoryBytes, same.plan.memoryBytes);
+    assert.equal(m.plan.tableBytes, 64); // 6 f32 inverse frequencies, aligned
+    assertClose(m.forwardAll(toks, far), ref, TOL, `${backend} at position ${far}`);
+  }
 });
 
 for (const [name, c] of FORWARD_CASES) {

@@ -22,6 +22,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { ForwardOptions } from "../core/forward.ts";
+import { ropeInvFreq } from "../core/rope.ts";
 import { expectedShapes } from "../core/weights.ts";
 import type { Graph, GraphNode } from "./graph.ts";
 import { findBuffer, type Plan, planArena } from "./plan.ts";
@@ -334,44 +335,51 @@ class KernelSet {
           else emitMatmul(s, name, M, N, bias);
         });
       }
+      case "rope_cos_sin": {
+        const name = `rope_cos_sin_${half}`;
+        return once(name, () => {
+          s.open(
+            `function ${name}(inv_freq: number, cos: number, sin: number, pos: number, n: number)`,
+          );
+          s.line(
+            `// cos, sin (n, ${half}) = cos, sin((pos + t) · inv_freq (${half})): ` +
+              "once per step, read by every layer's RoPE",
+          );
+          s.open("for (let t = 0; t < n; t++)");
+          s.line(`const p = pos + t, ct = cos + t * ${half}, st = sin + t * ${half};`);
+          s.open(`for (let i = 0; i < ${half}; i++)`);
+          s.line("const angle = p * A[inv_freq + i];");
+          s.line("A[ct + i] = Math.cos(angle);");
+          s.line("A[st + i] = Math.sin(angle);");
+          s.close();
+          s.close();
+          s.close();
+        });
+      }
       case "rope": {
         const name = `rope_${c.rope_style}_${c.n_heads}x${c.n_kv_heads}x${hd}`;
-        const rope = findBuffer(this.plan, "decode", "rope").offset / 4;
-        const ctx = c.context_length;
         return once(name, () => {
-          s.open(`function ${name}(q: number, k: number, pos: number, n: number)`);
+          s.open(`function ${name}(q: number, k: number, cos: number, sin: number, n: number)`);
           s.line(
             `// RoPE (${c.rope_style}) on q (n, ${c.n_heads}×${hd}) and k (n, ${c.n_kv_heads}×${hd})`,
           );
           s.line(
             `// pair (a, b) = ${
               c.rope_style === "half" ? `(i, i + ${half})` : "(2i, 2i + 1)"
-            }, angle (pos + t) · ${num(c.rope_theta)}^(-2i/${hd});`,
-          );
-          s.line(
-            `// cos/sin from the table at ${rope} (${ctx}, ${hd}) = [cos × ${half}, sin × ${half}]`,
+            } rotated by the angle whose cos, sin (n, ${half}) are at cos, sin`,
           );
           s.open("for (let t = 0; t < n; t++)");
-          s.line("const p = pos + t;");
-          s.line(`const tab = p < ${ctx} ? ${rope} + p * ${hd} : -1;`);
           s.line(`const qt = q + t * ${qDim}, kt = k + t * ${kvDim};`);
+          s.line(`const ct = cos + t * ${half}, st = sin + t * ${half};`);
           s.open(`for (let i = 0; i < ${half}; i++)`);
-          s.line("let cos, sin;");
-          s.open("if (tab >= 0)");
-          s.line(`cos = A[tab + i];`);
-          s.line(`sin = A[tab + ${half} + i];`);
-          s.mid("} else {");
-          s.line(`const angle = p * Math.pow(${num(c.rope_theta)}, (-2 * i) / ${hd});`);
-          s.line("cos = Math.cos(angle);");
-          s.line("sin = Math.sin(angle);");
-          s.close();
+          s.line("const c = A[ct + i], s = A[st + i];");
           const ia = c.rope_style === "half" ? "i" : "2 * i";
           const ib = c.rope_style === "half" ? `i + ${half}` : "2 * i + 1";
           for (const [buf, heads] of [["qt", c.n_heads], ["kt", c.n_kv_heads]] as const) {
             s.open(`for (let h = ${buf}; h < ${buf} + ${heads * hd}; h += ${hd})`);
             s.line(`const a = A[h + ${ia}], b = A[h + ${ib}];`);
-            s.line(`A[h + ${ia}] = a * cos - b * sin;`);
-            s.line(`A[h + ${ib}] = b * cos + a * sin;`);
+            s.line(`A[h + ${ia}] = a * c - b * s;`);
+            s.line(`A[h + ${ib}] = b * c + a * s;`);
             s.close();
           }
           s.close();
@@ -525,8 +533,10 @@ function callFor(
       return `${kernel}(${[...ws, off(i0), off(node.outputs[0])].join(", ")}${
         node.op === "norm" || g.rows > 1 ? `, ${n}` : ""
       })`;
+    case "rope_cos_sin":
+      return `${kernel}(${[i0, ...node.outputs].map(off).join(", ")}, pos, ${n})`;
     case "rope":
-      return `${kernel}(${off(i0)}, ${off(i1)}, pos, ${n})`;
+      return `${kernel}(${[i0, i1, i2, i3].map(off).join(", ")}, ${n})`;
     case "attention":
       return `${kernel}(${[i0, i1, i2, i3, i4, ...node.outputs].map(off).join(", ")}, pos, ${n})`;
     case "kv_store":
@@ -587,7 +597,9 @@ export function emitKernelsForPlan(plan: Plan, options: EmitOptions = {}): strin
   );
   head.line("//");
   head.line("// Arena (one WebAssembly.Memory; offsets below are f32 indices = bytes / 4):");
-  head.line(`//   rope table      ${plan.tableBytes} bytes`);
+  if (c.arch === "llama") {
+    head.line(`//   RoPE inv_freq   ${plan.tableBytes} bytes (${c.head_dim / 2})`);
+  }
   head.line(
     `//   KV rings        ${plan.kvBytes} bytes (${c.n_layers} × K, V (${plan.kvCapacity}, ${kvDim}))`,
   );
@@ -631,6 +643,26 @@ export function emitKernelsForPlan(plan: Plan, options: EmitOptions = {}): strin
     head.line(`const ${weightIdent(w)} = W["${w}"]; // (${shapes.get(w)!.join(", ")})`);
   }
   head.line();
+  if (c.arch === "llama") {
+    const hd = c.head_dim;
+    head.line(
+      `// RoPE inverse frequencies (${hd / 2}) = ${num(c.rope_theta)}^(-2i/${hd}) ` +
+        "(core/rope.ts ropeInvFreq), f32",
+    );
+    head.line("const ROPE_INV_FREQ = [");
+    const vals = [...ropeInvFreq(c)].map(num);
+    let line = "";
+    for (const v of vals) {
+      if (line && 4 + line.length + v.length + 2 > 100) {
+        head.line("  " + line.trimEnd());
+        line = "";
+      }
+      line += v + ", ";
+    }
+    if (line) head.line("  " + line.trimEnd());
+    head.line("];");
+    head.line();
+  }
 
   // Step functions, grouped by node.group.
   const steps = new Src();
@@ -683,18 +715,11 @@ export function emitKernelsForPlan(plan: Plan, options: EmitOptions = {}): strin
   }
   const groupsD = groupsOf(plan.decode), groupsP = groupsOf(plan.prefill);
   const tail = new Src();
-  tail.line("  /** Fills the RoPE cos/sin table (call once after creating the kernels). */");
+  tail.line("  /** Fills the constant tables (call once after creating the kernels). */");
   tail.line("  function init() {");
   if (c.arch === "llama") {
-    const rope = findBuffer(plan, "decode", "rope").offset / 4;
-    const hd = c.head_dim, half = hd / 2;
-    tail.line(`    for (let p = 0; p < ${c.context_length}; p++) {`);
-    tail.line(`      for (let i = 0; i < ${half}; i++) {`);
-    tail.line(`        const angle = p * Math.pow(${num(c.rope_theta)}, (-2 * i) / ${hd});`);
-    tail.line(`        A[${rope} + p * ${hd} + i] = Math.cos(angle);`);
-    tail.line(`        A[${rope} + p * ${hd} + ${half} + i] = Math.sin(angle);`);
-    tail.line("      }");
-    tail.line("    }");
+    const inv = findBuffer(plan, "decode", "rope.inv_freq").offset / 4;
+    tail.line(`    A.set(ROPE_INV_FREQ, ${inv}); // rope.inv_freq (${c.head_dim / 2})`);
   }
   tail.line("  }");
   tail.line();

@@ -23,13 +23,17 @@ export interface GraphBuffer {
   name: string;
   /** Shape in f32 elements, outermost first, e.g. `[rows, dim]`. */
   shape: number[];
-  /** `activation` (planned by liveness), `kv` (a layer's ring), `table` (RoPE cos/sin). */
+  /**
+   * `activation` (planned by liveness), `kv` (a layer's ring), `table` (constants filled
+   * once by `init()`: the RoPE inverse frequencies).
+   */
   kind: BufferKind;
 }
 
 /** Operation of a graph node. */
 export type NodeOp =
   | "embed"
+  | "rope_cos_sin"
   | "norm"
   | "linear"
   | "rope"
@@ -43,7 +47,10 @@ export type NodeOp =
 export interface GraphNode {
   /** The operation. */
   op: NodeOp;
-  /** The emitted function (group) it belongs to: `embed`, `layer3_attn`, `layer3_ffn`, `lm_head`. */
+  /**
+   * The emitted function (group) it belongs to: `embed`, `rope`, `layer3_attn`,
+   * `layer3_ffn`, `lm_head`.
+   */
   group: string;
   /** Layer index, or -1 outside the layers. */
   layer: number;
@@ -67,7 +74,10 @@ export interface Graph {
   rows: number;
   /** KV ring slots per layer. */
   kvCapacity: number;
-  /** Buffers by name (activations of this step plus the persistent KV rings and RoPE table). */
+  /**
+   * Buffers by name: this step's activations, the persistent KV rings and the RoPE inverse
+   * frequencies. None is sized by `context_length`.
+   */
   buffers: Map<string, GraphBuffer>;
   /** Nodes in execution order. */
   nodes: GraphNode[];
@@ -78,8 +88,11 @@ export interface Graph {
 /**
  * Builds the graph of one forward step over `rows` tokens.
  *
- * Nodes per layer l (group `layer{l}_attn`): norm → q/k/v linear (bias when attn_bias or
- * gpt2) → rope (llama) → attention (reads this step's k/v rows and the ring) → kv_store →
+ * First the embedding (group `embed`), then (llama) the cos/sin of the step's positions,
+ * `(rows, head_dim / 2)` each, computed once from the `(head_dim / 2)` inverse frequencies
+ * and read by every layer's RoPE (group `rope`; HF's `rotary_emb`, llama.cpp's theta per
+ * position). Nodes per layer l (group `layer{l}_attn`): norm → q/k/v linear (bias when
+ * attn_bias or gpt2) → rope (llama) → attention (reads this step's k/v rows and the ring) → kv_store →
  * o linear → residual add; (group `layer{l}_ffn`): norm → w1 (+ w3, swiglu) or w1 + gelu →
  * w2 → residual add. Then `final_norm` and `lm_head` (the LM head reuses
  * `tok_embeddings.weight` when tied). Attention runs before kv_store so that a chunk longer
@@ -123,7 +136,7 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
   };
   const shp = (name: string) => `(${buffers.get(name)!.shape.join(", ")})`;
 
-  const ropeTable = gpt2 ? "" : buf("rope", [c.context_length, c.head_dim], "table");
+  const half = c.head_dim / 2;
   const x = buf("x", [T, c.dim]);
   node({
     op: "embed",
@@ -135,6 +148,23 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
     attrs: { dim: c.dim },
     doc: `x ${shp(x)} = tok_embeddings[token]` + (gpt2 ? " + pos_embeddings[pos]" : ""),
   });
+
+  let ropeCos = "", ropeSin = "";
+  if (!gpt2) {
+    const invFreq = buf("rope.inv_freq", [half], "table");
+    ropeCos = buf("rope.cos", [T, half]);
+    ropeSin = buf("rope.sin", [T, half]);
+    node({
+      op: "rope_cos_sin",
+      group: "rope",
+      layer: -1,
+      inputs: [invFreq],
+      outputs: [ropeCos, ropeSin],
+      weights: [],
+      attrs: { half },
+      doc: `rope.cos, rope.sin ${shp(ropeCos)} = cos, sin((pos + t) · rope.inv_freq (${half}))`,
+    });
+  }
 
   const normNode = (
     group: string,
@@ -198,11 +228,11 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
         op: "rope",
         group: ga,
         layer: l,
-        inputs: [q, k, ropeTable],
+        inputs: [q, k, ropeCos, ropeSin],
         outputs: [q, k],
         weights: [],
         attrs: { style: c.rope_style, theta: c.rope_theta },
-        doc: `RoPE (${c.rope_style}) on q ${shp(q)} and k ${shp(k)} at positions pos..pos+n-1`,
+        doc: `RoPE (${c.rope_style}) on q ${shp(q)} and k ${shp(k)} by rope.cos, rope.sin`,
       });
     }
     const att = buf(L + "att", [kvCapacity]);

@@ -8,7 +8,7 @@ import type { ModelConfig } from "../core/config.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { createReference } from "./reference.ts";
 import { assertClose } from "../tests/assert_close.ts";
-import { forwardCase, tokens, TOL } from "../tests/forward_cases.ts";
+import { cfg, forwardCase, tokens, TOL } from "../tests/forward_cases.ts";
 
 /**
  * An independent forward for the whole sequence at once (no KV cache, no ring): layer by
@@ -137,6 +137,22 @@ Deno.test("createReference() sliding window equals a full-sequence banded-mask f
     const windowed = createReference(c, w, { kvCapacity: 5 }).forwardAll(toks, 0);
     assert.throws(() => assertClose(windowed, full, TOL));
   }
+});
+
+Deno.test("createReference() RoPE past context_length equals the full-sequence forward", () => {
+  // The banded-mask forward computes RoPE on its own (float64 10^(log10(θ)·2i/d)) with no
+  // notion of a context length; positions 0..19 run past context_length 8.
+  const c = cfg("llama", { context_length: 8, n_kv_heads: 2, rope_style: "interleaved" });
+  const w = randomWeights(c, 9);
+  const toks = tokens(20, c.vocab_size, 2);
+  const ref = createReference(c, w, { kvCapacity: 20 }).forwardAll(toks, 0);
+  assertClose(ref, naiveSlidingWindow(c, w, toks, 20), TOL, "positions 0..19");
+});
+
+Deno.test("createReference() sizes nothing by context_length: 2^31 - 1 runs with kvCapacity 16", () => {
+  const c = cfg("llama", { context_length: 2 ** 31 - 1 });
+  const fp = createReference(c, randomWeights(c, 1), { kvCapacity: 16 });
+  assert.equal(fp.forward([1, 2, 3], 2 ** 31 - 4).length, c.vocab_size);
 });
 
 Deno.test("createReference() rejects bad token ids, gpt2 positions past context_length, bad kvCapacity", () => {
