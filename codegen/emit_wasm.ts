@@ -21,7 +21,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { ForwardOptions } from "../core/forward.ts";
-import { linearKernelName } from "./emit_js.ts";
+import { linearKernelName } from "./ops/linear.ts";
 import { type Plan, planArena } from "./plan.ts";
 import { assembleModule, WasmFunc } from "./wasm_asm.ts";
 
