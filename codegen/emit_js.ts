@@ -25,7 +25,7 @@ import type { ForwardOptions } from "../core/forward.ts";
 import { ropeInvFreq } from "../core/rope.ts";
 import { expectedShapes } from "../core/weights.ts";
 import type { Graph, GraphNode, NodeOp } from "./graph.ts";
-import { jsNumber as num, JsSource, LINE_WIDTH } from "./js_source.ts";
+import { jsNumber as num, JsSource } from "./js_source.ts";
 import { attentionOp, kvStoreOp } from "./ops/attention.ts";
 import { addOp, geluOp, swigluOp } from "./ops/elementwise.ts";
 import { embedOp } from "./ops/embed.ts";
@@ -180,15 +180,7 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
         "(core/rope.ts ropeInvFreq), f32",
     );
     s.line("const ROPE_INV_FREQ = [");
-    let line = "";
-    for (const v of [...ropeInvFreq(c)].map(num)) {
-      if (line && 4 + line.length + v.length + 2 > LINE_WIDTH) {
-        s.line("  " + line.trimEnd());
-        line = "";
-      }
-      line += v + ", ";
-    }
-    if (line) s.line("  " + line.trimEnd());
+    for (const v of ropeInvFreq(c)) s.line(`  ${num(v)},`);
     s.line("];");
     s.line();
   }
