@@ -1,121 +1,160 @@
 /**
- * Ring 1 of DESIGN.md "Tests": compileModel() (both backends, `js` and `wasm`) against the
- * reference forward (runtime/reference.ts) on random weights over the shared case table
- * (tests/forward_cases.ts); prefill vs decode; sliding window past kvCapacity; RoPE past
- * context_length; the compiled model's own contract.
+ * Ring 1 of DESIGN.md "Tests": compileModel() with each generated backend (`jit`: JS
+ * kernels, `wasm`: WASM SIMD matrix products) against the reference forward
+ * (runtime/reference.ts) on random weights over the shared case table
+ * (tests/forward_cases.ts); prefill vs decode; the sliding window past kvCapacity; RoPE
+ * past context_length; negative controls; and the compiled model's own contract (typed
+ * resource errors, the logits view, argument checks).
  */
 import assert from "node:assert/strict";
-import { createReference } from "../runtime/reference.ts";
+import { GollmError, ResourceError } from "../core/errors.ts";
 import { randomWeights } from "../core/weights.ts";
-import { compileModel } from "./compile.ts";
+import { createReference } from "../runtime/reference.ts";
+import { compileModel, MAX_MEMORY_BYTES, stripTypes } from "./compile.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import {
   cfg,
   checkAgainstReference,
+  COMPILED_BACKENDS,
   FORWARD_CASES,
   forwardCase,
   tokens,
   TOL,
 } from "../tests/forward_cases.ts";
 
-for (const [name, c] of FORWARD_CASES) {
-  Deno.test(`compileModel() matches createReference() on ${name}`, () => {
-    checkAgainstReference(c, (w) => compileModel(c, w, { kvCapacity: 24, prefillChunk: 5 }), 4);
-  });
-}
-
-Deno.test("compileModel() prefill chunk gives the same logits as decoding token by token", () => {
-  for (const c of [forwardCase("llama GQA2 interleaved untied"), forwardCase("gpt2 MHA tied")]) {
-    const w = randomWeights(c, 5);
-    const toks = tokens(21, c.vocab_size, 9);
-    const chunked = compileModel(c, w, { prefillChunk: 8 });
-    const stepwise = compileModel(c, w, { prefillChunk: 8 });
-    const all = chunked.forwardAll(toks, 0); // chunks of 8, 8, 5
-    const last = chunked.forward(toks, 0).slice();
-    for (let p = 0; p < toks.length; p++) {
-      const one = stepwise.forward([toks[p]], p);
-      assertClose(
-        all.subarray(p * c.vocab_size, (p + 1) * c.vocab_size),
-        one,
-        TOL,
-        `position ${p}`,
-      );
-    }
-    assertClose(last, stepwise.forward([toks[20]], 20), TOL, "forward() prefill + decode");
-  }
-});
-
-Deno.test("compileModel() past kvCapacity matches the reference sliding window, any chunk", () => {
-  for (const c of [forwardCase("llama MQA half"), forwardCase("gpt2 GQA2")]) {
-    const w = randomWeights(c, 21);
-    const cap = 6;
-    const toks = tokens(40, c.vocab_size, 4);
-    const ref = createReference(c, w, { kvCapacity: cap }).forwardAll(toks, 0);
-    for (const chunk of [1, 4, 5, 6, 32]) {
-      const jit = compileModel(c, w, { kvCapacity: cap, prefillChunk: chunk });
-      assert.equal(jit.plan.prefillChunk, Math.min(chunk, cap));
-      assertClose(jit.forwardAll(toks, 0), ref, TOL, `forwardAll, chunk ${chunk}`);
-      // forward() in pieces that start mid-ring.
-      const a = jit.forward(toks.slice(0, 17), 0).slice();
-      assertClose(a, ref.subarray(16 * c.vocab_size, 17 * c.vocab_size), TOL, `chunk ${chunk}`);
-      const b = jit.forward(toks.slice(17, 40), 17);
-      assertClose(b, ref.subarray(39 * c.vocab_size), TOL, `continued, chunk ${chunk}`);
-    }
-  }
-});
-
-Deno.test("compileModel() runs llama past context_length like the reference", () => {
-  const c = cfg("llama", { context_length: 16, n_kv_heads: 2, rope_style: "half" });
-  const w = randomWeights(c, 4);
-  const toks = tokens(30, c.vocab_size, 12);
-  const ref = createReference(c, w, { kvCapacity: 8 }).forwardAll(toks, 0);
-  for (const backend of ["js", "wasm"] as const) {
-    const jit = compileModel(c, w, { kvCapacity: 8, prefillChunk: 3, backend });
-    assertClose(jit.forwardAll(toks, 0), ref, TOL, `${backend}: forwardAll to position 29`);
-  }
-});
-
-Deno.test("compileModel() sizes nothing by context_length: 2^31 - 1 runs with kvCapacity 64", () => {
-  const huge = cfg("llama", { context_length: 2 ** 31 - 1, n_kv_heads: 2 });
-  const small = cfg("llama", { context_length: 64, n_kv_heads: 2 });
-  const w = randomWeights(huge, 3);
-  const toks = tokens(12, huge.vocab_size, 5);
-  const far = 2 ** 31 - 20; // positions near the end of the context
-  const ref = createReference(huge, w, { kvCapacity: 64 }).forwardAll(toks, far);
-  for (const backend of ["js", "wasm"] as const) {
-    const m = compileModel(huge, w, { kvCapacity: 64, prefillChunk: 5, backend });
-    // The same arena as for a 64-token context: the RoPE constants are (head_dim / 2).
-    const same = compileModel(small, w, { kvCapacity: 64, prefillChunk: 5, backend });
-    assert.equal(m.plan.memoryBytes, same.plan.memoryBytes);
-    assert.equal(m.plan.tableBytes, 64); // 6 f32 inverse frequencies, aligned
-    assertClose(m.forwardAll(toks, far), ref, TOL, `${backend} at position ${far}`);
-  }
-});
-
-for (const [name, c] of FORWARD_CASES) {
-  Deno.test(`compileModel({ backend: "wasm" }) matches createReference() on ${name}`, () => {
-    checkAgainstReference(c, (w) => {
-      const m = compileModel(c, w, { kvCapacity: 24, prefillChunk: 5, backend: "wasm" });
-      assert.ok(m.wasm, "the compiled model carries its WASM module");
-      assert.ok(m.plan.weightsBytes > 0);
-      return m;
+for (const backend of COMPILED_BACKENDS) {
+  for (const [name, c] of FORWARD_CASES) {
+    Deno.test(`compileModel() ${backend.name} matches createReference() on ${name}`, () => {
+      checkAgainstReference(c, (w) => backend.build(c, w, { kvCapacity: 24, prefillChunk: 5 }), 4);
     });
+  }
+}
+
+Deno.test("checkAgainstReference() fails for a backend one weight or one RoPE pairing off", () => {
+  // Negative controls: the parity check above can fail.
+  const c = forwardCase("llama GQA2 interleaved untied");
+  assert.throws(
+    () =>
+      checkAgainstReference(c, (w) => {
+        const off = new Map(w);
+        const wq = w.get("layers.1.attn.wq.weight")!;
+        const data = wq.data.slice();
+        data[5] += 0.05;
+        off.set("layers.1.attn.wq.weight", { ...wq, data });
+        return compileModel(c, off, { kvCapacity: 24, prefillChunk: 5 });
+      }),
+    /max \|diff\|/,
+  );
+  const half = cfg("llama", { n_kv_heads: 2, rope_style: "half", tie_embeddings: false });
+  assert.throws(
+    () => checkAgainstReference(c, (w) => compileModel(half, w, { kvCapacity: 24 })),
+    /max \|diff\|/,
+  );
+  // A window one slot wider than the reference's changes the decode past the ring's wrap.
+  assert.throws(
+    () => checkAgainstReference(c, (w) => compileModel(c, w, { kvCapacity: 25 })),
+    /decode at position 24/,
+  );
+});
+
+for (const backend of COMPILED_BACKENDS) {
+  Deno.test(`compileModel() ${backend.name}: prefill chunks give the logits of decoding one by one`, () => {
+    for (const c of [forwardCase("llama GQA2 interleaved untied"), forwardCase("gpt2 MHA tied")]) {
+      const w = randomWeights(c, 5);
+      const toks = tokens(21, c.vocab_size, 9);
+      const chunked = backend.build(c, w, { prefillChunk: 8 });
+      const stepwise = backend.build(c, w, { prefillChunk: 8 });
+      const all = chunked.forwardAll(toks, 0); // chunks of 8, 8, 5
+      const last = chunked.forward(toks, 0).slice();
+      for (let p = 0; p < toks.length; p++) {
+        const one = stepwise.forward([toks[p]], p);
+        const row = all.subarray(p * c.vocab_size, (p + 1) * c.vocab_size);
+        assertClose(row, one, TOL, `position ${p}`);
+      }
+      assertClose(last, stepwise.forward([toks[20]], 20), TOL, "forward() prefill + decode");
+    }
+  });
+
+  Deno.test(`compileModel() ${backend.name} past kvCapacity matches the reference window, any chunk`, () => {
+    for (const c of [forwardCase("llama MQA half"), forwardCase("gpt2 GQA2")]) {
+      const w = randomWeights(c, 21);
+      const cap = 6;
+      const toks = tokens(40, c.vocab_size, 4);
+      const ref = createReference(c, w, { kvCapacity: cap }).forwardAll(toks, 0);
+      for (const chunk of [1, 4, 5, 6, 32]) {
+        const m = backend.build(c, w, { kvCapacity: cap, prefillChunk: chunk });
+        assertClose(m.forwardAll(toks, 0), ref, TOL, `forwardAll, chunk ${chunk}`);
+        // forward() in pieces that start mid-ring.
+        const a = m.forward(toks.slice(0, 17), 0).slice();
+        assertClose(a, ref.subarray(16 * c.vocab_size, 17 * c.vocab_size), TOL, `chunk ${chunk}`);
+        const b = m.forward(toks.slice(17, 40), 17);
+        assertClose(b, ref.subarray(39 * c.vocab_size), TOL, `continued, chunk ${chunk}`);
+      }
+    }
+  });
+
+  Deno.test(`compileModel() ${backend.name} runs llama past context_length like the reference`, () => {
+    const c = cfg("llama", { context_length: 16, n_kv_heads: 2, rope_style: "half" });
+    const w = randomWeights(c, 4);
+    const toks = tokens(30, c.vocab_size, 12);
+    const ref = createReference(c, w, { kvCapacity: 8 }).forwardAll(toks, 0);
+    const m = backend.build(c, w, { kvCapacity: 8, prefillChunk: 3 });
+    assertClose(m.forwardAll(toks, 0), ref, TOL, "forwardAll to position 29");
+  });
+
+  Deno.test(`compileModel() ${backend.name} sizes nothing by context_length: 2^31 - 1 with kvCapacity 64`, () => {
+    const huge = cfg("llama", { context_length: 2 ** 31 - 1, n_kv_heads: 2 });
+    const small = cfg("llama", { context_length: 64, n_kv_heads: 2 });
+    const w = randomWeights(huge, 3);
+    const toks = tokens(12, huge.vocab_size, 5);
+    const far = 2 ** 31 - 20; // positions near the end of the context
+    const ref = createReference(huge, w, { kvCapacity: 64 }).forwardAll(toks, far);
+    const options = {
+      kvCapacity: 64,
+      prefillChunk: 5,
+      backend: backend.name === "wasm" ? "wasm" as const : "js" as const,
+    };
+    const m = compileModel(huge, w, options);
+    // The same memory as for a 64-token context: the RoPE constants are (head_dim / 2).
+    const same = compileModel(small, w, options);
+    assert.equal(m.plan.memoryBytes, same.plan.memoryBytes);
+    assert.equal(m.plan.tableBytes, 64); // 6 f32 inverse frequencies, aligned to 64 bytes
+    const got = m.forwardAll(toks, far);
+    assertClose(got, ref, TOL, `at position ${far}`);
+    // Negative control: the rotation is not the identity there (position 0 differs).
+    assert.throws(() => assertClose(got, m.forwardAll(toks, 0), TOL));
   });
 }
 
-Deno.test('compileModel({ backend: "wasm" }) past kvCapacity matches the reference, any chunk', () => {
-  for (const c of [forwardCase("llama MQA half"), forwardCase("gpt2 untied")]) {
-    const w = randomWeights(c, 21);
-    const cap = 6;
-    const toks = tokens(40, c.vocab_size, 4);
-    const ref = createReference(c, w, { kvCapacity: cap }).forwardAll(toks, 0);
-    for (const chunk of [1, 4, 5, 6]) {
-      const m = compileModel(c, w, { kvCapacity: cap, prefillChunk: chunk, backend: "wasm" });
-      assertClose(m.forwardAll(toks, 0), ref, TOL, `forwardAll, chunk ${chunk}`);
-      const b = m.forward(toks.slice(0, 40), 0);
-      assertClose(b, ref.subarray(39 * c.vocab_size), TOL, `forward, chunk ${chunk}`);
-    }
+/** The exception `f` throws (fails when it returns). */
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
   }
+  throw new assert.AssertionError({ message: "expected an exception" });
+}
+
+Deno.test("compileModel() throws a ResourceError naming --kv-capacity when the arena is over 4 GiB", () => {
+  const c = cfg("llama", { context_length: 2 ** 31 - 1 });
+  const w = randomWeights(c, 1);
+  for (const backend of ["js", "wasm"] as const) {
+    const e = thrown(() => compileModel(c, w, { backend }));
+    assert.ok(e instanceof ResourceError && e instanceof GollmError, String(e));
+    assert.equal(e.limit, MAX_MEMORY_BYTES);
+    assert.ok(e.needed > MAX_MEMORY_BYTES);
+    assert.ok(!e.message.includes("\n"), "one line");
+    assert.match(e.message, /^the arena needs \d+ bytes \(KV cache \d+ bytes and activations/);
+    assert.match(e.message, /kvCapacity 2147483647, prefillChunk 32/);
+    assert.match(
+      e.message,
+      /lower --kv-capacity \(kvCapacity\) or --prefill-chunk \(prefillChunk\)/,
+    );
+    assert.equal(e.message.includes("--backend jit"), backend === "wasm");
+  }
+  // The same config with a small ring compiles.
+  assert.equal(compileModel(c, w, { kvCapacity: 256 }).plan.kvCapacity, 256);
 });
 
 Deno.test("compileModel() forward returns a view of the arena's logits", () => {
@@ -129,17 +168,51 @@ Deno.test("compileModel() forward returns a view of the arena's logits", () => {
   assert.ok(m.plan.arenaBytes <= m.memory.buffer.byteLength);
 });
 
-Deno.test("forward() rejects bad token ids and gpt2 positions past context_length", () => {
+Deno.test("compileModel() keeps wasm weights in its memory and the js weights in place", () => {
+  const c = forwardCase("llama GQA2 interleaved untied");
+  const w = randomWeights(c, 2);
+  const js = compileModel(c, w);
+  assert.equal(js.wasm, undefined);
+  assert.equal(js.plan.weightsBytes, 0);
+  const wasm = compileModel(c, w, { backend: "wasm" });
+  assert.ok(wasm.wasm && WebAssembly.validate(wasm.wasm.bytes));
+  assert.ok(wasm.memory.buffer.byteLength >= wasm.plan.weightsOffset + wasm.plan.weightsBytes);
+  const off = wasm.plan.weightOffsets.get("output.weight")!;
+  const out = w.get("output.weight")!.data;
+  assert.deepEqual(new Float32Array(wasm.memory.buffer, off, out.length), out);
+});
+
+Deno.test("compileModel() rejects bad token ids, gpt2 positions past context_length, bad options", () => {
   const g = forwardCase("gpt2 MHA tied");
   const w = randomWeights(g, 1);
-  for (const fp of [createReference(g, w), compileModel(g, w)]) {
-    assert.throws(() => fp.forward([97], 0), RangeError);
-    assert.throws(() => fp.forward([-1], 0), RangeError);
-    assert.throws(() => fp.forward([], 0), RangeError);
-    assert.throws(() => fp.forward([1], 64), RangeError);
-    assert.throws(() => fp.forwardAll([1, 2], 63), RangeError);
-    assert.equal(fp.forward([1], 63).length, 97);
-  }
-  assert.throws(() => createReference(g, w, { kvCapacity: 0 }), RangeError);
+  const fp = compileModel(g, w);
+  assert.throws(() => fp.forward([97], 0), RangeError);
+  assert.throws(() => fp.forward([-1], 0), RangeError);
+  assert.throws(() => fp.forward([], 0), RangeError);
+  assert.throws(() => fp.forward([1], 64), RangeError);
+  assert.throws(() => fp.forwardAll([1, 2], 63), RangeError);
+  assert.equal(fp.forward([1], 63).length, 97);
   assert.throws(() => compileModel(g, w, { prefillChunk: 1.5 }), RangeError);
+  assert.throws(() => compileModel(g, w, { kvCapacity: 0 }), RangeError);
+  assert.throws(
+    () => compileModel(g, w, { backend: "gpu" as "js" }),
+    /backend must be js or wasm, got gpu/,
+  );
+  const missing = new Map(w);
+  missing.delete("norm.weight");
+  assert.throws(() => compileModel(g, missing), /norm\.weight/);
+});
+
+Deno.test("stripTypes() removes the emitted parameter types, one line or wrapped", () => {
+  assert.equal(
+    stripTypes("export function f(a: number, w: Float32Array) {}"),
+    "function f(a, w) {}",
+  );
+  const wrapped = "function g(\n  t: ArrayLike<number>,\n  m: Record<string, Float32Array>,\n) {}";
+  assert.equal(stripTypes(wrapped), "function g(\n  t,\n  m,\n) {}");
+  // The body keeps its expressions (a ternary's colon is not a type).
+  assert.equal(
+    stripTypes("function h(x: number) { return x ? 1 : 2; }"),
+    "function h(x) { return x ? 1 : 2; }",
+  );
 });

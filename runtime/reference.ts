@@ -20,6 +20,7 @@ import {
   type ForwardPass,
   resolveKvCapacity,
 } from "../core/forward.ts";
+import { ResourceError } from "../core/errors.ts";
 import { ropeInvFreq } from "../core/rope.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 
@@ -127,6 +128,7 @@ function silu(x: number): number {
  * @returns A {@linkcode ForwardPass} that processes tokens one at a time.
  * @throws {FormatError} when a weight is missing or mis-shaped.
  * @throws {RangeError} for a bad `kvCapacity`; `forward` throws it for bad ids/positions.
+ * @throws {ResourceError} when the KV cache cannot be allocated (lower `kvCapacity`).
  *
  * @example
  * ```ts
@@ -163,7 +165,7 @@ export function createReference(
   const k = new Float32Array(kvDim); // (n_kv_heads * head_dim)
   const v = new Float32Array(kvDim); // (n_kv_heads * head_dim)
   const attOut = new Float32Array(qDim); // (n_heads * head_dim) concatenated head outputs
-  const att = new Float32Array(kvCapacity); // (kv_capacity) scores of one head
+  let att: Float32Array; // (kv_capacity) scores of one head
   const hb = new Float32Array(c.hidden_dim); // (hidden_dim)
   const hb2 = new Float32Array(c.hidden_dim); // (hidden_dim)
   const logits = new Float32Array(c.vocab_size); // (vocab_size)
@@ -172,9 +174,21 @@ export function createReference(
   const ropeSin = new Float64Array(c.head_dim / 2); // (head_dim/2)
   const keyCache: Float32Array[] = []; // n_layers × (kv_capacity, kv_dim)
   const valueCache: Float32Array[] = []; // n_layers × (kv_capacity, kv_dim)
-  for (let l = 0; l < c.n_layers; l++) {
-    keyCache.push(new Float32Array(kvCapacity * kvDim));
-    valueCache.push(new Float32Array(kvCapacity * kvDim));
+  try {
+    for (let l = 0; l < c.n_layers; l++) {
+      keyCache.push(new Float32Array(kvCapacity * kvDim));
+      valueCache.push(new Float32Array(kvCapacity * kvDim));
+    }
+    att = new Float32Array(kvCapacity);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const bytes = 2 * c.n_layers * kvCapacity * kvDim * 4;
+    throw new ResourceError(
+      `could not allocate the KV cache of ${bytes} bytes (2 × ${c.n_layers} layers × ` +
+        `kvCapacity ${kvCapacity} × kv_dim ${kvDim} × 4): ${e.message}; lower --kv-capacity ` +
+        "(kvCapacity)",
+      bytes,
+    );
   }
 
   const norm = (out: Float32Array, input: Float32Array, prefix: string) => {

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { ModelConfig } from "../core/config.ts";
+import { ResourceError } from "../core/errors.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { createReference } from "./reference.ts";
 import { assertClose } from "../tests/assert_close.ts";
@@ -153,6 +154,19 @@ Deno.test("createReference() sizes nothing by context_length: 2^31 - 1 runs with
   const c = cfg("llama", { context_length: 2 ** 31 - 1 });
   const fp = createReference(c, randomWeights(c, 1), { kvCapacity: 16 });
   assert.equal(fp.forward([1, 2, 3], 2 ** 31 - 4).length, c.vocab_size);
+});
+
+Deno.test("createReference() throws a ResourceError naming --kv-capacity when the KV cache cannot be allocated", () => {
+  const c = cfg("llama", { context_length: 2 ** 31 - 1 });
+  const w = randomWeights(c, 1);
+  // 2 × 2 layers × (2^31 - 1) slots × kv_dim 48 × 4 bytes: about 1.6 TB.
+  assert.throws(
+    () => createReference(c, w),
+    (e: unknown) =>
+      e instanceof ResourceError && e.needed === 2 * 2 * (2 ** 31 - 1) * 48 * 4 &&
+      /^could not allocate the KV cache of \d+ bytes \(2 × 2 layers × kvCapacity 2147483647 × kv_dim 48 × 4\): .*; lower --kv-capacity \(kvCapacity\)$/
+        .test(e.message),
+  );
 });
 
 Deno.test("createReference() rejects bad token ids, gpt2 positions past context_length, bad kvCapacity", () => {

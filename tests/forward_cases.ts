@@ -1,19 +1,45 @@
 /**
- * The forward-pass case table shared by every backend test (codegen/compile_test.ts for the
- * `js` and `wasm` backends) and the reference tests: small configs built from a few
- * overrides, deterministic token ids, and the check of a forward pass against the reference
- * on one config.
+ * The forward-pass tables shared by the tests: {@linkcode BACKENDS} (every forward pass
+ * gollm has: the reference, the JS JIT and the WASM backend), {@linkcode FORWARD_CASES}
+ * (small configs covering every shape feature), deterministic token ids, and the check of a
+ * backend against the reference on one config.
+ *
+ * codegen/compile_test.ts runs every compiled backend on every case against the reference;
+ * tests/pytorch_parity_test.ts runs every backend against the PyTorch fixtures;
+ * runtime/reference_test.ts checks the reference against an independent full-sequence
+ * forward.
  *
  * @module
  */
 import { type ModelConfig, parseConfig } from "../core/config.ts";
-import type { ForwardPass } from "../core/forward.ts";
+import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
+import { compileModel } from "../codegen/compile.ts";
 import { createReference } from "../runtime/reference.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 
 /** DESIGN.md's F32 logit tolerance. */
 export const TOL = 1e-4;
+
+/** One forward pass under test: its backend name and how to build it. */
+export interface ForwardBackend {
+  /** `reference` (runtime/reference.ts), `jit` (JS kernels) or `wasm` (WASM SIMD). */
+  name: "reference" | "jit" | "wasm";
+  /** Builds the pass for a config and its weights. */
+  build(config: ModelConfig, weights: Weights, options?: ForwardOptions): ForwardPass;
+}
+
+/** Every forward pass gollm has, the reference first. */
+export const BACKENDS: readonly ForwardBackend[] = [
+  { name: "reference", build: (c, w, o) => createReference(c, w, o) },
+  { name: "jit", build: (c, w, o) => compileModel(c, w, o) },
+  { name: "wasm", build: (c, w, o) => compileModel(c, w, { ...o, backend: "wasm" }) },
+];
+
+/** The backends that generate code: every one but the reference. */
+export const COMPILED_BACKENDS: readonly ForwardBackend[] = BACKENDS.filter((b) =>
+  b.name !== "reference"
+);
 
 /** A config from a few overrides of a small llama/gpt2 base (dim 48, 2 layers, 4 heads). */
 export function cfg(arch: "llama" | "gpt2", over: Record<string, unknown>): ModelConfig {
