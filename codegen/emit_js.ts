@@ -116,13 +116,13 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
     s.line("// Backend wasm: matrix products call the f32x4 exports X of codegen/emit_wasm.ts.");
   }
   s.line("//");
-  s.line(
-    `// arch ${c.arch}: vocab ${c.vocab_size}, dim ${c.dim}, ${c.n_layers} layers, ` +
+  s.comment(
+    `arch ${c.arch}: vocab ${c.vocab_size}, dim ${c.dim}, ${c.n_layers} layers, ` +
       `${c.n_heads} heads / ${c.n_kv_heads} KV heads × head_dim ${c.head_dim}, ` +
       `hidden ${c.hidden_dim}, context ${c.context_length}`,
   );
-  s.line(
-    `// ${c.norm}, ${c.mlp}` +
+  s.comment(
+    `${c.norm}, ${c.mlp}` +
       (c.arch === "llama" ? `, RoPE ${c.rope_style} theta ${num(c.rope_theta)}` : "") +
       (c.attn_bias ? ", q/k/v bias" : "") + (c.tie_embeddings ? ", tied LM head" : ""),
   );
@@ -198,7 +198,7 @@ function emitStep(plan: Plan, which: "decode" | "prefill", kernels: KernelSet, w
   s.line(
     which === "decode"
       ? "// ---- decode step: one token at position pos (matrix-vector products) ----"
-      : `// ---- prefill step: n <= ${g.rows} tokens at positions pos .. pos + n - 1 ` +
+      : `// ---- prefill step: n <= ${g.rows} tokens at pos .. pos + n - 1 ` +
         "(matrix-matrix products) ----",
   );
   s.line();
@@ -219,7 +219,7 @@ function emitStep(plan: Plan, which: "decode" | "prefill", kernels: KernelSet, w
     s.open(`function ${prefix}${grp.name}(${params})`);
     for (const node of grp.nodes) {
       const kernel = kernels.use(node, ctx);
-      s.line(`// ${node.doc}`);
+      s.comment(node.doc);
       s.call(kernel, rendererOf(node).args(node, ctx));
     }
     s.close();
@@ -247,9 +247,7 @@ function emitEntryPoints(plan: Plan): JsSource {
   }
   s.close();
   s.line();
-  s.line(
-    "/** n <= PREFILL_CHUNK tokens tokens[start ..] at pos ..; with logits, (n, vocab) at LOGITS_ALL. */",
-  );
+  s.line("/** n <= PREFILL_CHUNK tokens[start ..] at pos ..; logits (n, vocab) at LOGITS_ALL. */");
   s.open(
     "function prefill(tokens: ArrayLike<number>, start: number, n: number, pos: number, " +
       "logits: boolean)",

@@ -7,10 +7,18 @@
 import assert from "node:assert/strict";
 import { randomWeights } from "../core/weights.ts";
 import { compileModel } from "./compile.ts";
-import { emitWasmListing, linearKernel, type LinearShape } from "./emit_wasm.ts";
+import { emitKernelsForPlan } from "./emit_js.ts";
+import {
+  emitWasmForPlan,
+  emitWasmListing,
+  linearKernel,
+  type LinearShape,
+  linearShapes,
+} from "./emit_wasm.ts";
+import { planArena } from "./plan.ts";
 import { assembleModule } from "./wasm_asm.ts";
 import { assertClose } from "../tests/assert_close.ts";
-import { forwardCase } from "../tests/forward_cases.ts";
+import { FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
 
 /** y (n, M) = x (n, N) · wᵀ + bias in float64, the oracle of the kernel test. */
 function matmul64(w: Float32Array, b: Float32Array | null, x: Float32Array, M: number, N: number) {
@@ -94,4 +102,35 @@ Deno.test("emitWasmListing() lists one exported f32x4 function per matrix-produc
   assert.equal(m.wasm!.listing, listing);
   for (const f of funcs) assert.ok(m.source.includes(`X.${f[1]}(`), f[1]);
   assert.ok(WebAssembly.validate(m.wasm!.bytes));
+});
+
+Deno.test("linearShapes() lists each distinct matrix product once, named as the JS kernels", () => {
+  for (const [name, c] of FORWARD_CASES) {
+    const plan = planArena(c, { kvCapacity: 16, prefillChunk: 4, weightsInArena: true });
+    const shapes = linearShapes(plan);
+    const names = shapes.map((s) => s.name);
+    assert.equal(new Set(names).size, names.length, `${name}: no duplicates`);
+    const js = emitKernelsForPlan(plan);
+    const jsNames = [...js.matchAll(/function (mat(?:vec|mul)_\w+)\(/g)].map((m) => m[1]);
+    assert.deepEqual(names.sort(), jsNames.sort(), name);
+    for (const s of shapes) {
+      assert.equal(s.name, `${s.kind}_${s.M}x${s.N}${s.bias ? "_bias" : ""}`);
+    }
+  }
+  // A one-token prefill chunk uses the matvec kernels for both steps.
+  const one = planArena(forwardCase("llama MQA half"), { kvCapacity: 8, prefillChunk: 1 });
+  assert.ok(linearShapes(one).every((s) => s.kind === "matvec"));
+});
+
+Deno.test("emitWasmForPlan() sizes the memory import by the plan and validates", () => {
+  const c = forwardCase("gpt2 untied");
+  const plan = planArena(c, { kvCapacity: 16, weightsInArena: true });
+  const k = emitWasmForPlan(plan);
+  assert.ok(WebAssembly.validate(k.bytes));
+  const pages = Math.ceil(plan.memoryBytes / 65536);
+  assert.match(k.listing, new RegExp(`\\(import "env" "memory" \\(memory ${pages}\\)\\)`));
+  assert.deepEqual(
+    WebAssembly.Module.exports(new WebAssembly.Module(k.bytes)).map((e) => e.name),
+    k.shapes.map((s) => s.name),
+  );
 });

@@ -361,7 +361,7 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
       outputs: [kRing, vRing],
       weights: [],
       attrs: { kv_dim: kvDim, kv_capacity: kvCapacity },
-      doc: `ring slot (pos + t) % ${kvCapacity} of ${kRing}, ${vRing} = k[t], v[t]`,
+      doc: `${kRing}, ${vRing} ${shp(kRing)}: slot (pos + t) % ${kvCapacity} = ${k}[t], ${v}[t]`,
     });
     const o = buf(L + "attn_proj", [T, c.dim]);
     linear(ga, l, ao, o, p + "attn.wo.weight", gpt2 ? p + "attn.wo.bias" : null, qDim, c.dim);

@@ -36,6 +36,24 @@ export class JsSource {
   }
 
   /**
+   * Appends `// text`, wrapped at spaces into several `//` lines when it is wider than the
+   * line width.
+   */
+  comment(text: string): void {
+    const room = LINE_WIDTH - 2 * this.depth - 3;
+    let line = "";
+    for (const word of text.split(" ")) {
+      if (line !== "" && line.length + 1 + word.length > room) {
+        this.line("// " + line);
+        line = word;
+      } else {
+        line = line === "" ? word : line + " " + word;
+      }
+    }
+    this.line("// " + line);
+  }
+
+  /**
    * Opens a block: `s {`. A function header too long for one line is wrapped one parameter
    * per line, as `deno fmt` would.
    */

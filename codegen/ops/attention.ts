@@ -47,12 +47,12 @@ export const attentionOp: OpRenderer<"attention"> = {
       `function ${name}(q: number, k: number, v: number, kr: number, vr: number, ` +
         `o: number, att: number, pos: number, n: number)`,
     );
-    s.line(
-      `// o (n, ${qDim}) = softmax(q · kᵀ · ${num(scale)}) · v per head; ` +
+    s.comment(
+      `o (n, ${qDim}) = softmax(q · kᵀ · ${num(scale)}) · v per head; ` +
         `head h reads KV head h / ${G}`,
     );
-    s.line(
-      `// token t (position p = pos + t) sees positions max(0, p - ${cap - 1}) .. p: ` +
+    s.comment(
+      `token t (position p = pos + t) sees positions max(0, p - ${cap - 1}) .. p: ` +
         `those < pos from the rings kr/vr (${cap}, ${kvDim}), the rest from this step's k/v`,
     );
     s.open("for (let t = 0; t < n; t++)");
@@ -132,8 +132,8 @@ export const kvStoreOp: OpRenderer<"kv_store"> = {
     s.open(
       `function ${name}(k: number, v: number, kr: number, vr: number, pos: number, n: number)`,
     );
-    s.line(
-      `// rings kr/vr (${cap}, ${kvDim}): slot (pos + t) % ${cap} = k[t], v[t] ` +
+    s.comment(
+      `rings kr/vr (${cap}, ${kvDim}): slot (pos + t) % ${cap} = k[t], v[t] ` +
         `(keys after RoPE)`,
     );
     s.open("for (let t = 0; t < n; t++)");

@@ -36,7 +36,7 @@ export const addOp: OpRenderer<"add"> = {
   kernel(s, name, node) {
     const D = node.attrs.dim;
     s.open(`function ${name}(x: number, y: number, n: number)`);
-    s.line(`// x (n, ${D}) += y (n, ${D})`);
+    s.comment(`x (n, ${D}) += y (n, ${D})`);
     s.line(`for (let i = 0; i < n * ${D}; i++) A[x + i] += A[y + i];`);
     s.close();
   },
@@ -49,7 +49,7 @@ export const swigluOp: OpRenderer<"swiglu"> = {
   kernel(s, name, node) {
     const H = node.attrs.dim;
     s.open(`function ${name}(g: number, u: number, n: number)`);
-    s.line(`// g (n, ${H}) = silu(g) * u`);
+    s.comment(`g (n, ${H}) = silu(g) * u`);
     s.open(`for (let i = 0; i < n * ${H}; i++)`);
     s.line("const a = A[g + i];");
     s.line("A[g + i] = (a / (1 + Math.exp(-a))) * A[u + i];");
@@ -65,7 +65,7 @@ export const geluOp: OpRenderer<"gelu"> = {
   kernel(s, name, node) {
     const H = node.attrs.dim;
     s.open(`function ${name}(h: number, n: number)`);
-    s.line(`// h (n, ${H}) = 0.5 h (1 + tanh(sqrt(2/π) (h + 0.044715 h³)))`);
+    s.comment(`h (n, ${H}) = 0.5 h (1 + tanh(sqrt(2/π) (h + 0.044715 h³)))`);
     s.open(`for (let i = 0; i < n * ${H}; i++)`);
     s.line("const a = A[h + i];");
     s.line(

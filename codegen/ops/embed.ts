@@ -35,7 +35,7 @@ export const embedOp: OpRenderer<"embed"> = {
       `function ${name}(e: Float32Array, ${pe}tokens: ArrayLike<number>, start: number, ` +
         `n: number, pos: number, y: number)`,
     );
-    s.line(`// y (n, ${D}) = e[tokens[start + t]]${pos ? " + pe[pos + t]" : ""}`);
+    s.comment(`y (n, ${D}) = e[tokens[start + t]]${pos ? " + pe[pos + t]" : ""}`);
     s.open("for (let t = 0; t < n; t++)");
     s.line(`const row = tokens[start + t] * ${D}, out = y + t * ${D};`);
     if (pos) {

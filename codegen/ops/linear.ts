@@ -82,7 +82,7 @@ function dotBlock(
     s.close();
   }
   if (NU < N) {
-    s.line(`// tail: ${N % U} column(s) left over from the unroll by ${U}`);
+    s.comment(`tail: ${N % U} column(s) left over from the unroll by ${U}`);
     body((u) => num(NU + u), Array.from({ length: N - NU }, (_, u) => u));
   }
   for (const b of toks) {
@@ -100,8 +100,8 @@ function emitMatvec(s: JsSource, name: string, M: number, N: number, bias: boole
     ? "w: Float32Array, bias: Float32Array, x: number, y: number"
     : "w: Float32Array, x: number, y: number";
   s.open(`function ${name}(${params})`);
-  s.line(
-    `// y (${M}) = w (${M}, ${N}) · x (${N})${bias ? " + bias (" + M + ")" : ""}; ` +
+  s.comment(
+    `y (${M}) = w (${M}, ${N}) · x (${N})${bias ? " + bias (" + M + ")" : ""}; ` +
       `${MV_ROWS} rows at a time, dot product unrolled by ${MV_UNROLL}`,
   );
   const MR = M - (M % MV_ROWS);
@@ -128,8 +128,8 @@ function emitMatmul(s: JsSource, name: string, M: number, N: number, bias: boole
     ? "w: Float32Array, bias: Float32Array, x: number, y: number, n: number"
     : "w: Float32Array, x: number, y: number, n: number";
   s.open(`function ${name}(${params})`);
-  s.line(
-    `// y (n, ${M}) = x (n, ${N}) · wᵀ, w (${M}, ${N})${bias ? " + bias" : ""}; ` +
+  s.comment(
+    `y (n, ${M}) = x (n, ${N}) · wᵀ, w (${M}, ${N})${bias ? " + bias" : ""}; ` +
       `blocks of ${MM_ROWS} weight rows × ${MM_TOKENS} tokens, unrolled by ${MM_UNROLL}`,
   );
   const xRow = (b: number) => (b === 0 ? `x + t * ${N}` : `t${b - 1} + ${N}`);
@@ -169,7 +169,7 @@ function emitWasmCall(s: JsSource, name: string, M: number, N: number, bias: boo
   const shape = mm
     ? `y (n, ${M}) = x (n, ${N}) · wᵀ, w (${M}, ${N})`
     : `y (${M}) = w (${M}, ${N}) · x (${N})`;
-  s.line(`// ${shape}${bias ? " + bias" : ""}: WASM f32x4 kernel`);
+  s.comment(`${shape}${bias ? " + bias" : ""}: WASM f32x4 kernel`);
   const args = ["w.byteOffset", ...(bias ? ["bias.byteOffset"] : []), "x * 4", "y * 4"];
   s.line(`X.${name}(${[...args, ...(mm ? ["n"] : [])].join(", ")});`);
   s.close();

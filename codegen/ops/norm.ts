@@ -34,7 +34,7 @@ export const normOp: OpRenderer<"norm"> = {
     const D = node.attrs.dim, eps = num(node.attrs.eps);
     if (node.attrs.kind === "rmsnorm") {
       s.open(`function ${name}(w: Float32Array, x: number, y: number, n: number)`);
-      s.line(`// y (n, ${D}) = x / sqrt(mean(x²) + ${eps}) · w`);
+      s.comment(`y (n, ${D}) = x / sqrt(mean(x²) + ${eps}) · w`);
       s.open("for (let t = 0; t < n; t++)");
       s.line(`const xi = x + t * ${D}, yi = y + t * ${D};`);
       s.line("let ss = 0;");
@@ -46,7 +46,7 @@ export const normOp: OpRenderer<"norm"> = {
       return;
     }
     s.open(`function ${name}(w: Float32Array, b: Float32Array, x: number, y: number, n: number)`);
-    s.line(`// y (n, ${D}) = (x - mean) / sqrt(var + ${eps}) · w + b`);
+    s.comment(`y (n, ${D}) = (x - mean) / sqrt(var + ${eps}) · w + b`);
     s.open("for (let t = 0; t < n; t++)");
     s.line(`const xi = x + t * ${D}, yi = y + t * ${D};`);
     s.line("let mean = 0;");

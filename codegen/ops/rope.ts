@@ -36,10 +36,7 @@ export const ropeCosSinOp: OpRenderer<"rope_cos_sin"> = {
   kernel(s, name, node) {
     const H = node.attrs.half;
     s.open(`function ${name}(inv_freq: number, cos: number, sin: number, pos: number, n: number)`);
-    s.line(
-      `// cos, sin (n, ${H}) = cos, sin((pos + t) · inv_freq (${H})): ` +
-        "once per step, read by every layer's RoPE",
-    );
+    s.comment(`cos, sin (n, ${H}) = cos, sin((pos + t) · inv_freq (${H})), once per step`);
     s.open("for (let t = 0; t < n; t++)");
     s.line(`const p = pos + t, ct = cos + t * ${H}, st = sin + t * ${H};`);
     s.open(`for (let i = 0; i < ${H}; i++)`);
@@ -87,9 +84,9 @@ export const ropeOp: OpRenderer<"rope"> = {
     const { style, n_heads, n_kv_heads, head_dim: D } = node.attrs;
     const H = D / 2;
     s.open(`function ${name}(q: number, k: number, cos: number, sin: number, n: number)`);
-    s.line(`// RoPE (${style}) on q (n, ${n_heads}×${D}) and k (n, ${n_kv_heads}×${D})`);
-    s.line(
-      `// pair (a, b) = ${style === "half" ? `(i, i + ${H})` : "(2i, 2i + 1)"} ` +
+    s.comment(`RoPE (${style}) on q (n, ${n_heads}×${D}) and k (n, ${n_kv_heads}×${D})`);
+    s.comment(
+      `pair (a, b) = ${style === "half" ? `(i, i + ${H})` : "(2i, 2i + 1)"} ` +
         `rotated by the angle whose cos, sin (n, ${H}) are at cos, sin`,
     );
     s.open("for (let t = 0; t < n; t++)");
