@@ -58,9 +58,10 @@ const PARAM_TYPES =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stripTypes } from "./compile.ts";
- * console.log(stripTypes("export function f(a: number, w: Float32Array) {}"));
- * // function f(a, w) {}
+ * const js = stripTypes("export function f(a: number, w: Float32Array) {}");
+ * assert.equal(js, "function f(a, w) {}");
  * ```
  */
 export function stripTypes(source: string): string {
@@ -140,12 +141,15 @@ function allocateMemory(plan: Plan, wasm: boolean): WebAssembly.Memory {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { randomWeights } from "../core/weights.ts";
  * import { compileModel } from "./compile.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const m = compileModel(c, randomWeights(c, 1));
- * console.log(m.forward([1, 2, 3], 0).length, m.plan.kvBytes); // 96 32768
+ * const logits = m.forward([1, 2, 3], 0); // (vocab_size) of the token at position 2
+ * assert.equal(logits.length, 96);
+ * assert.equal(m.plan.kvBytes, 2 * 2 * 64 * 24 * 4); // 2 layers × K, V × 64 slots × kv_dim 24
  * ```
  */
 export function compileModel(

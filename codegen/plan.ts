@@ -152,11 +152,14 @@ function planGraph(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
  * const p = planArena(c, { kvCapacity: 2048 });
- * console.log(p.kvBytes); // 50331648 (12 layers · 2 · 2048 slots · 256 · 4 bytes)
+ * assert.equal(p.kvBytes, 12 * 2 * 2048 * 256 * 4); // layers · K, V · slots · kv_dim · 4 bytes
+ * assert.equal(p.tableBytes, 128); // RoPE inv_freq: head_dim / 2 = 32 f32
+ * assert.equal(p.arenaBytes, p.tableBytes + p.kvBytes + p.activationBytes);
  * ```
  */
 export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan {
@@ -245,10 +248,13 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { findBuffer, planArena } from "./plan.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * console.log(findBuffer(planArena(c), "decode", "logits").shape); // [1, 96]
+ * const plan = planArena(c);
+ * assert.deepEqual(findBuffer(plan, "decode", "logits").shape, [1, 96]); // (rows, vocab_size)
+ * assert.equal(findBuffer(plan, "prefill", "kv.l1.k").graph, "shared");
  * ```
  */
 export function findBuffer(

@@ -132,13 +132,18 @@ function silu(x: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { randomWeights } from "../core/weights.ts";
  * import { createReference } from "./reference.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const ref = createReference(c, randomWeights(c, 1));
- * const logits = ref.forward([1, 2, 3], 0); // (vocab_size) for the token at position 2
- * console.log(logits.length); // 96
+ * const logits = ref.forward([1, 2, 3], 0).slice(); // (vocab_size) for the token at position 2
+ * assert.equal(logits.length, 96);
+ * // The same tokens one at a time through the KV cache give the same logits.
+ * ref.forward([1], 0);
+ * ref.forward([2], 1);
+ * assert.deepEqual(ref.forward([3], 2), logits);
  * ```
  */
 export function createReference(
