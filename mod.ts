@@ -70,7 +70,7 @@ export {
 export type { Arch, ModelConfig } from "./core/config.ts";
 export { checkWeights, expectedShapes, randomWeights } from "./core/weights.ts";
 export type { Tensor, Weights } from "./core/weights.ts";
-export { ConfigError, FormatError, GollmError } from "./core/errors.ts";
+export { ConfigError, FormatError, GollmError, ResourceError } from "./core/errors.ts";
 
 // Tokenizers, sampling, chat
 export { StreamDecoder } from "./tokenizers/tokenizer.ts";
