@@ -100,7 +100,15 @@ export { emitWasmListing } from "./codegen/emit_wasm.ts";
 export type { LinearShape, WasmKernels } from "./codegen/emit_wasm.ts";
 export { planArena } from "./codegen/plan.ts";
 export type { Plan, PlannedBuffer, PlanOptions } from "./codegen/plan.ts";
-export type { BufferKind, Graph, GraphBuffer, GraphNode, NodeOp } from "./codegen/graph.ts";
+export type {
+  BufferKind,
+  Graph,
+  GraphBuffer,
+  GraphNode,
+  GraphNodeOf,
+  NodeOp,
+  OpAttrs,
+} from "./codegen/graph.ts";
 export { formatBench, runBench } from "./runtime/bench.ts";
 export type {
   BackendBench,

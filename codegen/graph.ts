@@ -120,8 +120,8 @@ export interface OpAttrs {
 /** Operation of a graph node: a key of {@linkcode OpAttrs}. */
 export type NodeOp = keyof OpAttrs;
 
-/** One operation, reading and writing whole buffers. */
-interface NodeOf<O extends NodeOp> {
+/** One node of op `O`, reading and writing whole buffers (see {@linkcode GraphNode}). */
+export interface GraphNodeOf<O extends NodeOp> {
   /** The operation. */
   op: O;
   /**
@@ -147,7 +147,7 @@ interface NodeOf<O extends NodeOp> {
  * One operation of the graph: `op` names it and fixes the type of `attrs`. `GraphNode` alone
  * is the union over every op; `GraphNode<"linear">` is one op's node.
  */
-export type GraphNode<O extends NodeOp = NodeOp> = O extends NodeOp ? NodeOf<O> : never;
+export type GraphNode<O extends NodeOp = NodeOp> = O extends NodeOp ? GraphNodeOf<O> : never;
 
 /** The ordered graph of one step. */
 export interface Graph {
@@ -218,7 +218,7 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
     buffers.set(name, { name, shape, kind });
     return name;
   };
-  const node = <O extends NodeOp>(n: NodeOf<O>) => nodes.push(n as GraphNode);
+  const node = <O extends NodeOp>(n: GraphNodeOf<O>) => nodes.push(n as GraphNode);
   const shp = (name: string) => `(${buffers.get(name)!.shape.join(", ")})`;
 
   // ---- embedding ----
