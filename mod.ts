@@ -70,7 +70,7 @@ export {
 export type { Arch, ModelConfig } from "./core/config.ts";
 export { checkWeights, expectedShapes, randomWeights } from "./core/weights.ts";
 export type { Tensor, Weights } from "./core/weights.ts";
-export { ConfigError, FormatError, GollmError } from "./core/errors.ts";
+export { ConfigError, FormatError, GollmError, ResourceError } from "./core/errors.ts";
 
 // Tokenizers, sampling, chat
 export { StreamDecoder } from "./tokenizers/tokenizer.ts";
@@ -100,7 +100,15 @@ export { emitWasmListing } from "./codegen/emit_wasm.ts";
 export type { LinearShape, WasmKernels } from "./codegen/emit_wasm.ts";
 export { planArena } from "./codegen/plan.ts";
 export type { Plan, PlannedBuffer, PlanOptions } from "./codegen/plan.ts";
-export type { BufferKind, Graph, GraphBuffer, GraphNode, NodeOp } from "./codegen/graph.ts";
+export type {
+  BufferKind,
+  Graph,
+  GraphBuffer,
+  GraphNode,
+  GraphNodeOf,
+  NodeOp,
+  OpAttrs,
+} from "./codegen/graph.ts";
 export { formatBench, runBench } from "./runtime/bench.ts";
 export type {
   BackendBench,

@@ -6,6 +6,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
+import { ResourceError } from "../core/errors.ts";
 import { checkForwardArgs } from "../core/forward.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
@@ -57,9 +58,10 @@ const PARAM_TYPES =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stripTypes } from "./compile.ts";
- * console.log(stripTypes("export function f(a: number, w: Float32Array) {}"));
- * // function f(a, w) {}
+ * const js = stripTypes("export function f(a: number, w: Float32Array) {}");
+ * assert.equal(js, "function f(a, w) {}");
  * ```
  */
 export function stripTypes(source: string): string {
@@ -69,6 +71,50 @@ export function stripTypes(source: string): string {
       /(function \w+\()([^)]*)\)/g,
       (_, head, params) => head + params.replace(PARAM_TYPES, "$1") + ")",
     );
+}
+
+/** Bytes a 32-bit WebAssembly memory holds at most: 65536 pages of 64 KiB (4 GiB). */
+export const MAX_MEMORY_BYTES = 65536 * 65536;
+
+/**
+ * What the memory of a plan holds, for an error message: the KV cache and the activations
+ * with the options that size them, and the weights when they are in it.
+ */
+function describeMemory(plan: Plan): string {
+  return `KV cache ${plan.kvBytes} bytes and activations ${plan.activationBytes} bytes for ` +
+    `kvCapacity ${plan.kvCapacity}, prefillChunk ${plan.prefillChunk}` +
+    (plan.weightsBytes > 0 ? `; weights ${plan.weightsBytes} bytes` : "");
+}
+
+/**
+ * Allocates the plan's memory (arena, and for wasm the weights after it).
+ *
+ * @throws {ResourceError} when it is over {@linkcode MAX_MEMORY_BYTES} or the allocation
+ *   fails, naming the bytes, the limit and the options that lower it.
+ */
+function allocateMemory(plan: Plan, wasm: boolean): WebAssembly.Memory {
+  const bytes = plan.memoryBytes;
+  const lower = "lower --kv-capacity (kvCapacity) or --prefill-chunk (prefillChunk)" +
+    (wasm ? ", or use --backend jit (the wasm backend keeps the weights in this memory too)" : "");
+  if (bytes > MAX_MEMORY_BYTES) {
+    throw new ResourceError(
+      `the arena needs ${bytes} bytes (${describeMemory(plan)}), over the 4 GiB ` +
+        `(${MAX_MEMORY_BYTES}-byte) limit of a WebAssembly memory; ${lower}`,
+      bytes,
+      MAX_MEMORY_BYTES,
+    );
+  }
+  const pages = Math.ceil(bytes / 65536);
+  try {
+    return new WebAssembly.Memory({ initial: pages, maximum: pages });
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new ResourceError(
+      `could not allocate the arena of ${bytes} bytes (${describeMemory(plan)}): ` +
+        `${e.message}; ${lower}`,
+      bytes,
+    );
+  }
 }
 
 /**
@@ -89,16 +135,21 @@ export function stripTypes(source: string): string {
  *   `backend` (`js` default, or `wasm`: matrix products in generated WASM SIMD).
  * @returns The compiled forward pass with its `source` and `plan`.
  * @throws {FormatError} when a weight is missing or mis-shaped.
- * @throws {RangeError} for a bad option, or an arena over 4 GiB (lower `kvCapacity`).
+ * @throws {RangeError} for a bad option.
+ * @throws {ResourceError} when the memory is over 4 GiB or cannot be allocated; the
+ *   message names the bytes and the options that lower them (`kvCapacity`, `prefillChunk`).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { randomWeights } from "../core/weights.ts";
  * import { compileModel } from "./compile.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const m = compileModel(c, randomWeights(c, 1));
- * console.log(m.forward([1, 2, 3], 0).length, m.plan.kvBytes); // 96 32768
+ * const logits = m.forward([1, 2, 3], 0); // (vocab_size) of the token at position 2
+ * assert.equal(logits.length, 96);
+ * assert.equal(m.plan.kvBytes, 2 * 2 * 64 * 24 * 4); // 2 layers × K, V × 64 slots × kv_dim 24
  * ```
  */
 export function compileModel(
@@ -113,13 +164,7 @@ export function compileModel(
   }
   const plan = planArena(config, useWasm ? { ...options, weightsInArena: true } : options);
   const source = emitKernelsForPlan(plan, { backend: useWasm ? "wasm" : "js" });
-  const pages = Math.ceil(plan.memoryBytes / 65536);
-  if (pages > 65536) {
-    throw new RangeError(
-      `compileModel: the arena needs ${plan.memoryBytes} bytes (> 4 GiB); lower kvCapacity`,
-    );
-  }
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  const memory = allocateMemory(plan, useWasm);
   // The kernels' weights by canonical name: the caller's arrays (js), or (wasm, whose
   // kernels address weights by byte offset) copies placed in the memory at the plan's
   // offsets. The compiled model keeps only the copies, so once the caller drops its

@@ -1,338 +1,164 @@
 /**
- * Ring 1 of DESIGN.md "Tests": the generated kernels (codegen/) against the reference
- * forward (runtime/reference.ts) on random weights over many shapes; prefill vs decode;
- * sliding window past kvCapacity, with the reference itself checked against an
- * independent full-sequence implementation with a banded causal mask; the arena plan.
+ * Ring 1 of DESIGN.md "Tests": compileModel() with each generated backend (`jit`: JS
+ * kernels, `wasm`: WASM SIMD matrix products) against the reference forward
+ * (runtime/reference.ts) on random weights over the shared case table
+ * (tests/forward_cases.ts); prefill vs decode; the sliding window past kvCapacity; RoPE
+ * past context_length; negative controls; and the compiled model's own contract (typed
+ * resource errors, the logits view, argument checks).
  */
 import assert from "node:assert/strict";
-import type { ModelConfig } from "../core/config.ts";
+import { GollmError, ResourceError } from "../core/errors.ts";
+import { randomWeights } from "../core/weights.ts";
 import { createReference } from "../runtime/reference.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
-import { compileModel, stripTypes } from "./compile.ts";
-import { emitKernels } from "./emit_js.ts";
-import { planArena, type PlannedBuffer } from "./plan.ts";
+import { compileModel, MAX_MEMORY_BYTES, stripTypes } from "./compile.ts";
 import { assertClose } from "../tests/assert_close.ts";
-import { cfg, checkAgainstReference, tokens, TOL } from "../tests/forward_cases.ts";
+import {
+  cfg,
+  checkAgainstReference,
+  COMPILED_BACKENDS,
+  FORWARD_CASES,
+  forwardCase,
+  tokens,
+  TOL,
+} from "../tests/forward_cases.ts";
 
-// ≥ 20 shapes: both arches, GQA ratios 1/2/4 and MQA, odd dims, head_dim ≠ dim/n_heads,
-// both RoPE styles, q/k/v bias on/off, tied/untied LM head.
-const CASES: [string, ModelConfig][] = [
-  ["llama MHA half tied", cfg("llama", { n_kv_heads: 4, rope_style: "half" })],
-  [
-    "llama GQA2 interleaved untied",
-    cfg("llama", { n_kv_heads: 2, rope_style: "interleaved", tie_embeddings: false }),
-  ],
-  ["llama GQA4 half", cfg("llama", { dim: 64, n_heads: 8, n_kv_heads: 2, rope_style: "half" })],
-  [
-    "llama GQA4 interleaved bias",
-    cfg("llama", {
-      dim: 64,
-      n_heads: 8,
-      n_kv_heads: 2,
-      rope_style: "interleaved",
-      attn_bias: true,
-    }),
-  ],
-  ["llama MQA half", cfg("llama", { n_kv_heads: 1, rope_style: "half" })],
-  [
-    "llama MQA interleaved untied",
-    cfg("llama", { n_kv_heads: 1, rope_style: "interleaved", tie_embeddings: false }),
-  ],
-  ["llama dim 36 hidden 44", cfg("llama", { dim: 36, n_heads: 3, n_kv_heads: 1, hidden_dim: 44 })],
-  [
-    "llama dim 44 head_dim 22",
-    cfg("llama", { dim: 44, n_heads: 2, n_kv_heads: 2, hidden_dim: 36, rope_style: "interleaved" }),
-  ],
-  [
-    "llama odd dim 37, head_dim 8",
-    cfg("llama", { dim: 37, n_heads: 4, n_kv_heads: 2, head_dim: 8, hidden_dim: 45 }),
-  ],
-  [
-    "llama head_dim 16 ≠ dim/n_heads",
-    cfg("llama", { n_heads: 4, n_kv_heads: 2, head_dim: 16, rope_style: "half", attn_bias: true }),
-  ],
-  [
-    "llama head_dim 10 interleaved",
-    cfg("llama", { dim: 40, n_heads: 4, n_kv_heads: 4, hidden_dim: 70, rope_style: "interleaved" }),
-  ],
-  [
-    "llama head_dim 6 GQA3 bias untied",
-    cfg("llama", {
-      dim: 30,
-      head_dim: 6,
-      n_heads: 6,
-      n_kv_heads: 2,
-      hidden_dim: 50,
-      attn_bias: true,
-      tie_embeddings: false,
-    }),
-  ],
-  [
-    "llama 3 layers theta 500000",
-    cfg("llama", { n_layers: 3, n_kv_heads: 2, rope_theta: 500000, vocab_size: 130 }),
-  ],
-  [
-    "llama vocab 5 dim 12",
-    cfg("llama", { vocab_size: 5, dim: 12, n_heads: 2, n_kv_heads: 1, hidden_dim: 7 }),
-  ],
-  ["gpt2 MHA tied", cfg("gpt2", {})],
-  ["gpt2 untied", cfg("gpt2", { tie_embeddings: false })],
-  ["gpt2 dim 36 hidden 44", cfg("gpt2", { dim: 36, n_heads: 3, hidden_dim: 44 })],
-  ["gpt2 odd dim 45 head_dim 9", cfg("gpt2", { dim: 45, n_heads: 5, hidden_dim: 99 })],
-  ["gpt2 GQA2", cfg("gpt2", { n_kv_heads: 2 })],
-  [
-    "gpt2 MQA head_dim 20",
-    cfg("gpt2", { n_heads: 4, n_kv_heads: 1, head_dim: 20, tie_embeddings: false }),
-  ],
-  [
-    "gpt2 GQA4 3 layers",
-    cfg("gpt2", { dim: 64, n_heads: 8, n_kv_heads: 2, n_layers: 3, hidden_dim: 100 }),
-  ],
-  [
-    "gpt2 odd dim 33 hidden 47",
-    cfg("gpt2", { dim: 33, n_heads: 3, hidden_dim: 47, vocab_size: 61 }),
-  ],
-];
-
-for (const [name, c] of CASES) {
-  Deno.test(`compileModel() matches createReference() on ${name}`, () => {
-    checkAgainstReference(c, (w) => compileModel(c, w, { kvCapacity: 24, prefillChunk: 5 }), 4);
-  });
+for (const backend of COMPILED_BACKENDS) {
+  for (const [name, c] of FORWARD_CASES) {
+    Deno.test(`compileModel() ${backend.name} matches createReference() on ${name}`, () => {
+      checkAgainstReference(c, (w) => backend.build(c, w, { kvCapacity: 24, prefillChunk: 5 }), 4);
+    });
+  }
 }
 
-Deno.test("compileModel() prefill chunk gives the same logits as decoding token by token", () => {
-  for (const c of [CASES[1][1], CASES[14][1]]) {
-    const w = randomWeights(c, 5);
-    const toks = tokens(21, c.vocab_size, 9);
-    const chunked = compileModel(c, w, { prefillChunk: 8 });
-    const stepwise = compileModel(c, w, { prefillChunk: 8 });
-    const all = chunked.forwardAll(toks, 0); // chunks of 8, 8, 5
-    const last = chunked.forward(toks, 0).slice();
-    for (let p = 0; p < toks.length; p++) {
-      const one = stepwise.forward([toks[p]], p);
-      assertClose(
-        all.subarray(p * c.vocab_size, (p + 1) * c.vocab_size),
-        one,
-        TOL,
-        `position ${p}`,
-      );
-    }
-    assertClose(last, stepwise.forward([toks[20]], 20), TOL, "forward() prefill + decode");
-  }
-});
-
-Deno.test("compileModel() past kvCapacity matches the reference sliding window, any chunk", () => {
-  for (const c of [CASES[4][1], CASES[18][1]]) {
-    const w = randomWeights(c, 21);
-    const cap = 6;
-    const toks = tokens(40, c.vocab_size, 4);
-    const ref = createReference(c, w, { kvCapacity: cap }).forwardAll(toks, 0);
-    for (const chunk of [1, 4, 5, 6, 32]) {
-      const jit = compileModel(c, w, { kvCapacity: cap, prefillChunk: chunk });
-      assert.equal(jit.plan.prefillChunk, Math.min(chunk, cap));
-      assertClose(jit.forwardAll(toks, 0), ref, TOL, `forwardAll, chunk ${chunk}`);
-      // forward() in pieces that start mid-ring.
-      const a = jit.forward(toks.slice(0, 17), 0).slice();
-      assertClose(a, ref.subarray(16 * c.vocab_size, 17 * c.vocab_size), TOL, `chunk ${chunk}`);
-      const b = jit.forward(toks.slice(17, 40), 17);
-      assertClose(b, ref.subarray(39 * c.vocab_size), TOL, `continued, chunk ${chunk}`);
-    }
-  }
-});
-
-Deno.test("compileModel() runs llama past context_length (RoPE beyond its table) like the reference", () => {
-  const c = cfg("llama", { context_length: 16, n_kv_heads: 2, rope_style: "half" });
-  const w = randomWeights(c, 4);
-  const toks = tokens(30, c.vocab_size, 12);
-  const ref = createReference(c, w, { kvCapacity: 8 }).forwardAll(toks, 0);
-  const jit = compileModel(c, w, { kvCapacity: 8, prefillChunk: 3 });
-  assertClose(jit.forwardAll(toks, 0), ref, TOL, "forwardAll to position 29");
-});
-
-/**
- * An independent forward for the whole sequence at once (no KV cache, no ring): layer by
- * layer over all positions, float64, with a banded causal mask — position p attends to
- * positions j with p - window < j <= p (Mistral-style sliding-window attention), RoPE at
- * absolute positions. Returns (n, vocab) logits.
- */
-function naiveSlidingWindow(c: ModelConfig, w: Weights, toks: number[], window: number) {
-  const W = (k: string) => w.get(k)!.data;
-  const has = (k: string) => w.has(k);
-  const n = toks.length, D = c.dim, hd = c.head_dim;
-  const linear = (X: Float64Array[], name: string, bias: string) =>
-    X.map((x) => {
-      const m = W(name), rows = m.length / x.length;
-      const y = new Float64Array(rows);
-      for (let r = 0; r < rows; r++) {
-        let s = has(bias) ? W(bias)[r] : 0;
-        for (let i = 0; i < x.length; i++) s += m[r * x.length + i] * x[i];
-        y[r] = s;
-      }
-      return y;
-    });
-  const norm = (X: Float64Array[], p: string) =>
-    X.map((x) => {
-      const g = W(p + ".weight");
-      if (c.norm === "rmsnorm") {
-        const rms = Math.sqrt(x.reduce((a, v) => a + v * v, 0) / D + c.norm_eps);
-        return x.map((v, i) => (v / rms) * g[i]);
-      }
-      const mu = x.reduce((a, v) => a + v, 0) / D;
-      const sd = Math.sqrt(x.reduce((a, v) => a + (v - mu) ** 2, 0) / D + c.norm_eps);
-      const b = W(p + ".bias");
-      return x.map((v, i) => ((v - mu) / sd) * g[i] + b[i]);
-    });
-  const rot = (x: Float64Array, heads: number, p: number) => {
-    for (let h = 0; h < heads; h++) {
-      for (let i = 0; i < hd / 2; i++) {
-        const f = p / 10 ** ((Math.log10(c.rope_theta) * 2 * i) / hd);
-        const [a, b] = c.rope_style === "half"
-          ? [h * hd + i, h * hd + i + hd / 2]
-          : [h * hd + 2 * i, h * hd + 2 * i + 1];
-        const xa = x[a], xb = x[b];
-        x[a] = xa * Math.cos(f) - xb * Math.sin(f);
-        x[b] = xb * Math.cos(f) + xa * Math.sin(f);
-      }
-    }
-  };
-  let H = toks.map((t, p) => {
-    const x = new Float64Array(D);
-    for (let i = 0; i < D; i++) {
-      x[i] = W("tok_embeddings.weight")[t * D + i] +
-        (c.arch === "gpt2" ? W("pos_embeddings.weight")[p * D + i] : 0);
-    }
-    return x;
-  });
-  for (let l = 0; l < c.n_layers; l++) {
-    const p = `layers.${l}.`;
-    const X = norm(H, p + "attn_norm");
-    const Q = linear(X, p + "attn.wq.weight", p + "attn.wq.bias");
-    const K = linear(X, p + "attn.wk.weight", p + "attn.wk.bias");
-    const V = linear(X, p + "attn.wv.weight", p + "attn.wv.bias");
-    if (c.arch === "llama") {
-      Q.forEach((q, i) => rot(q, c.n_heads, i));
-      K.forEach((k, i) => rot(k, c.n_kv_heads, i));
-    }
-    const O = Q.map((q, i) => {
-      const o = new Float64Array(c.n_heads * hd);
-      for (let h = 0; h < c.n_heads; h++) {
-        const g = Math.floor((h * c.n_kv_heads) / c.n_heads);
-        const js = [...Array(n).keys()].filter((j) => j <= i && j > i - window);
-        const s = js.map((j) => {
-          let d = 0;
-          for (let e = 0; e < hd; e++) d += q[h * hd + e] * K[j][g * hd + e];
-          return d / Math.sqrt(hd);
-        });
-        const m = Math.max(...s);
-        const ex = s.map((v) => Math.exp(v - m));
-        const z = ex.reduce((a, b) => a + b, 0);
-        js.forEach((j, k) => {
-          for (let e = 0; e < hd; e++) o[h * hd + e] += (ex[k] / z) * V[j][g * hd + e];
-        });
-      }
-      return o;
-    });
-    const A = linear(O, p + "attn.wo.weight", p + "attn.wo.bias");
-    H = H.map((x, i) => x.map((v, e) => v + A[i][e]));
-    const F = norm(H, p + "ffn_norm");
-    const G = linear(F, p + "ffn.w1.weight", p + "ffn.w1.bias");
-    const act = c.mlp === "swiglu"
-      ? G.map((g, i) => {
-        const u = linear([F[i]], p + "ffn.w3.weight", "-")[0];
-        return g.map((v, e) => (v / (1 + Math.exp(-v))) * u[e]);
-      })
-      : G.map((g) =>
-        g.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))))
-      );
-    const Y = linear(act, p + "ffn.w2.weight", p + "ffn.w2.bias");
-    H = H.map((x, i) => x.map((v, e) => v + Y[i][e]));
-  }
-  const out = linear(
-    norm(H, "norm"),
-    c.tie_embeddings ? "tok_embeddings.weight" : "output.weight",
-    "-",
+Deno.test("checkAgainstReference() fails for a backend one weight or one RoPE pairing off", () => {
+  // Negative controls: the parity check above can fail.
+  const c = forwardCase("llama GQA2 interleaved untied");
+  assert.throws(
+    () =>
+      checkAgainstReference(c, (w) => {
+        const off = new Map(w);
+        const wq = w.get("layers.1.attn.wq.weight")!;
+        const data = wq.data.slice();
+        data[5] += 0.05;
+        off.set("layers.1.attn.wq.weight", { ...wq, data });
+        return compileModel(c, off, { kvCapacity: 24, prefillChunk: 5 });
+      }),
+    /max \|diff\|/,
   );
-  const flat = new Float64Array(n * c.vocab_size);
-  out.forEach((r, i) => flat.set(r, i * c.vocab_size));
-  return flat;
-}
-
-Deno.test("createReference() sliding window equals a full-sequence banded-mask forward", () => {
-  for (const c of [CASES[1][1], CASES[9][1], CASES[18][1]]) {
-    const w = randomWeights(c, 8);
-    const toks = tokens(20, c.vocab_size, 6);
-    for (const cap of [5, 20]) {
-      const ref = createReference(c, w, { kvCapacity: cap }).forwardAll(toks, 0);
-      assertClose(ref, naiveSlidingWindow(c, w, toks, cap), TOL, `window ${cap}`);
-    }
-    // Without the window the logits differ (the check above can fail).
-    const full = naiveSlidingWindow(c, w, toks, 1000);
-    const windowed = createReference(c, w, { kvCapacity: 5 }).forwardAll(toks, 0);
-    assert.throws(() => assertClose(windowed, full, TOL));
-  }
+  const half = cfg("llama", { n_kv_heads: 2, rope_style: "half", tie_embeddings: false });
+  assert.throws(
+    () => checkAgainstReference(c, (w) => compileModel(half, w, { kvCapacity: 24 })),
+    /max \|diff\|/,
+  );
+  // A window one slot wider than the reference's changes the decode past the ring's wrap.
+  assert.throws(
+    () => checkAgainstReference(c, (w) => compileModel(c, w, { kvCapacity: 25 })),
+    /decode at position 24/,
+  );
 });
 
-function checkNoLiveOverlap(buffers: PlannedBuffer[], arenaBytes: number, what: string) {
-  for (const b of buffers) {
-    assert.ok(b.offset >= 0 && b.offset + b.bytes <= arenaBytes, `${what}: ${b.name} in arena`);
-    assert.equal(b.offset % 64, 0, `${what}: ${b.name} aligned`);
-  }
-  for (let i = 0; i < buffers.length; i++) {
-    for (let j = i + 1; j < buffers.length; j++) {
-      const a = buffers[i], b = buffers[j];
-      const sameTime = a.live[0] <= b.live[1] && b.live[0] <= a.live[1];
-      const sameBytes = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
-      assert.ok(!(sameTime && sameBytes), `${what}: live buffers ${a.name} and ${b.name} overlap`);
+for (const backend of COMPILED_BACKENDS) {
+  Deno.test(`compileModel() ${backend.name}: prefill chunks give the logits of decoding one by one`, () => {
+    for (const c of [forwardCase("llama GQA2 interleaved untied"), forwardCase("gpt2 MHA tied")]) {
+      const w = randomWeights(c, 5);
+      const toks = tokens(21, c.vocab_size, 9);
+      const chunked = backend.build(c, w, { prefillChunk: 8 });
+      const stepwise = backend.build(c, w, { prefillChunk: 8 });
+      const all = chunked.forwardAll(toks, 0); // chunks of 8, 8, 5
+      const last = chunked.forward(toks, 0).slice();
+      for (let p = 0; p < toks.length; p++) {
+        const one = stepwise.forward([toks[p]], p);
+        const row = all.subarray(p * c.vocab_size, (p + 1) * c.vocab_size);
+        assertClose(row, one, TOL, `position ${p}`);
+      }
+      assertClose(last, stepwise.forward([toks[20]], 20), TOL, "forward() prefill + decode");
     }
-  }
-}
+  });
 
-Deno.test("planArena() never places two live buffers on the same bytes, and reuses dead ones", () => {
-  for (const [name, c] of CASES.slice(0, 22)) {
-    const plan = planArena(c, { kvCapacity: 16, prefillChunk: 8 });
-    const shared = plan.buffers.filter((b) => b.graph === "shared");
-    for (const g of ["decode", "prefill"] as const) {
-      const mine = plan.buffers.filter((b) => b.graph === g);
-      checkNoLiveOverlap([...shared, ...mine], plan.arenaBytes, `${name} ${g}`);
-      const total = mine.reduce((a, b) => a + b.bytes, 0);
-      assert.ok(plan[`${g}Bytes`] < total, `${name} ${g}: dead buffers are reused`);
-      // Every node's buffers are planned.
-      const graph = plan[g];
-      for (const n of graph.nodes) {
-        for (const b of [...n.inputs, ...n.outputs].filter(Boolean)) {
-          assert.ok(
-            plan.buffers.some((p) => p.name === b && (p.graph === g || p.graph === "shared")),
-            `${name}: ${b} planned`,
-          );
-        }
+  Deno.test(`compileModel() ${backend.name} past kvCapacity matches the reference window, any chunk`, () => {
+    for (const c of [forwardCase("llama MQA half"), forwardCase("gpt2 GQA2")]) {
+      const w = randomWeights(c, 21);
+      const cap = 6;
+      const toks = tokens(40, c.vocab_size, 4);
+      const ref = createReference(c, w, { kvCapacity: cap }).forwardAll(toks, 0);
+      for (const chunk of [1, 4, 5, 6, 32]) {
+        const m = backend.build(c, w, { kvCapacity: cap, prefillChunk: chunk });
+        assertClose(m.forwardAll(toks, 0), ref, TOL, `forwardAll, chunk ${chunk}`);
+        // forward() in pieces that start mid-ring.
+        const a = m.forward(toks.slice(0, 17), 0).slice();
+        assertClose(a, ref.subarray(16 * c.vocab_size, 17 * c.vocab_size), TOL, `chunk ${chunk}`);
+        const b = m.forward(toks.slice(17, 40), 17);
+        assertClose(b, ref.subarray(39 * c.vocab_size), TOL, `continued, chunk ${chunk}`);
       }
     }
-    const kvDim = c.n_kv_heads * c.head_dim;
-    assert.equal(plan.kvBytes, 2 * c.n_layers * 16 * kvDim * 4);
-    assert.equal(plan.arenaBytes >= plan.kvBytes + plan.activationBytes, true);
-  }
-});
+  });
 
-Deno.test("emitKernels() writes literal shapes, one function per layer, and is what compileModel() runs", () => {
-  const c = cfg("llama", { n_layers: 3, n_kv_heads: 2, tie_embeddings: false });
-  const src = emitKernels(c, { kvCapacity: 32, prefillChunk: 8 });
-  for (let l = 0; l < 3; l++) {
-    assert.match(src, new RegExp(`function layer${l}_attn\\(pos: number\\)`));
-    assert.match(src, new RegExp(`function layer${l}_ffn\\(pos: number\\)`));
-    assert.match(src, new RegExp(`function prefill_layer${l}_attn\\(pos: number, n: number\\)`));
+  Deno.test(`compileModel() ${backend.name} runs llama past context_length like the reference`, () => {
+    const c = cfg("llama", { context_length: 16, n_kv_heads: 2, rope_style: "half" });
+    const w = randomWeights(c, 4);
+    const toks = tokens(30, c.vocab_size, 12);
+    const ref = createReference(c, w, { kvCapacity: 8 }).forwardAll(toks, 0);
+    const m = backend.build(c, w, { kvCapacity: 8, prefillChunk: 3 });
+    assertClose(m.forwardAll(toks, 0), ref, TOL, "forwardAll to position 29");
+  });
+
+  Deno.test(`compileModel() ${backend.name} sizes nothing by context_length: 2^31 - 1 with kvCapacity 64`, () => {
+    const huge = cfg("llama", { context_length: 2 ** 31 - 1, n_kv_heads: 2 });
+    const small = cfg("llama", { context_length: 64, n_kv_heads: 2 });
+    const w = randomWeights(huge, 3);
+    const toks = tokens(12, huge.vocab_size, 5);
+    const far = 2 ** 31 - 20; // positions near the end of the context
+    const ref = createReference(huge, w, { kvCapacity: 64 }).forwardAll(toks, far);
+    const options = {
+      kvCapacity: 64,
+      prefillChunk: 5,
+      backend: backend.name === "wasm" ? "wasm" as const : "js" as const,
+    };
+    const m = compileModel(huge, w, options);
+    // The same memory as for a 64-token context: the RoPE constants are (head_dim / 2).
+    const same = compileModel(small, w, options);
+    assert.equal(m.plan.memoryBytes, same.plan.memoryBytes);
+    assert.equal(m.plan.tableBytes, 64); // 6 f32 inverse frequencies, aligned to 64 bytes
+    const got = m.forwardAll(toks, far);
+    assertClose(got, ref, TOL, `at position ${far}`);
+    // Negative control: the rotation is not the identity there (position 0 differs).
+    assert.throws(() => assertClose(got, m.forwardAll(toks, 0), TOL));
+  });
+}
+
+/** The exception `f` throws (fails when it returns). */
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
   }
-  assert.match(src, /function lm_head\(pos: number\)/);
-  assert.match(src, /function matvec_97x48\(/); // untied LM head (vocab 97, dim 48)
-  assert.match(src, /function matmul_80x48\(/); // w1/w3 in prefill
-  assert.match(src, /attention_4x2x12_w32/);
-  const m = compileModel(c, randomWeights(c, 2), { kvCapacity: 32, prefillChunk: 8 });
-  assert.equal(m.source, src);
-  // The stripped source is plain JS.
-  assert.doesNotThrow(() => new Function("memory", "W", stripTypes(src)));
+  throw new assert.AssertionError({ message: "expected an exception" });
+}
+
+Deno.test("compileModel() throws a ResourceError naming --kv-capacity when the arena is over 4 GiB", () => {
+  const c = cfg("llama", { context_length: 2 ** 31 - 1 });
+  const w = randomWeights(c, 1);
+  for (const backend of ["js", "wasm"] as const) {
+    const e = thrown(() => compileModel(c, w, { backend }));
+    assert.ok(e instanceof ResourceError && e instanceof GollmError, String(e));
+    assert.equal(e.limit, MAX_MEMORY_BYTES);
+    assert.ok(e.needed > MAX_MEMORY_BYTES);
+    assert.ok(!e.message.includes("\n"), "one line");
+    assert.match(e.message, /^the arena needs \d+ bytes \(KV cache \d+ bytes and activations/);
+    assert.match(e.message, /kvCapacity 2147483647, prefillChunk 32/);
+    assert.match(
+      e.message,
+      /lower --kv-capacity \(kvCapacity\) or --prefill-chunk \(prefillChunk\)/,
+    );
+    assert.equal(e.message.includes("--backend jit"), backend === "wasm");
+  }
+  // The same config with a small ring compiles.
+  assert.equal(compileModel(c, w, { kvCapacity: 256 }).plan.kvCapacity, 256);
 });
 
 Deno.test("compileModel() forward returns a view of the arena's logits", () => {
-  const c = CASES[0][1];
+  const c = forwardCase("llama MHA half tied");
   const m = compileModel(c, randomWeights(c, 2));
   const a = m.forward([1], 0);
   const b = m.forward([2], 1);
@@ -342,17 +168,51 @@ Deno.test("compileModel() forward returns a view of the arena's logits", () => {
   assert.ok(m.plan.arenaBytes <= m.memory.buffer.byteLength);
 });
 
-Deno.test("forward() rejects bad token ids and gpt2 positions past context_length", () => {
-  const g = CASES[14][1];
+Deno.test("compileModel() keeps wasm weights in its memory and the js weights in place", () => {
+  const c = forwardCase("llama GQA2 interleaved untied");
+  const w = randomWeights(c, 2);
+  const js = compileModel(c, w);
+  assert.equal(js.wasm, undefined);
+  assert.equal(js.plan.weightsBytes, 0);
+  const wasm = compileModel(c, w, { backend: "wasm" });
+  assert.ok(wasm.wasm && WebAssembly.validate(wasm.wasm.bytes));
+  assert.ok(wasm.memory.buffer.byteLength >= wasm.plan.weightsOffset + wasm.plan.weightsBytes);
+  const off = wasm.plan.weightOffsets.get("output.weight")!;
+  const out = w.get("output.weight")!.data;
+  assert.deepEqual(new Float32Array(wasm.memory.buffer, off, out.length), out);
+});
+
+Deno.test("compileModel() rejects bad token ids, gpt2 positions past context_length, bad options", () => {
+  const g = forwardCase("gpt2 MHA tied");
   const w = randomWeights(g, 1);
-  for (const fp of [createReference(g, w), compileModel(g, w)]) {
-    assert.throws(() => fp.forward([97], 0), RangeError);
-    assert.throws(() => fp.forward([-1], 0), RangeError);
-    assert.throws(() => fp.forward([], 0), RangeError);
-    assert.throws(() => fp.forward([1], 64), RangeError);
-    assert.throws(() => fp.forwardAll([1, 2], 63), RangeError);
-    assert.equal(fp.forward([1], 63).length, 97);
-  }
-  assert.throws(() => createReference(g, w, { kvCapacity: 0 }), RangeError);
+  const fp = compileModel(g, w);
+  assert.throws(() => fp.forward([97], 0), RangeError);
+  assert.throws(() => fp.forward([-1], 0), RangeError);
+  assert.throws(() => fp.forward([], 0), RangeError);
+  assert.throws(() => fp.forward([1], 64), RangeError);
+  assert.throws(() => fp.forwardAll([1, 2], 63), RangeError);
+  assert.equal(fp.forward([1], 63).length, 97);
   assert.throws(() => compileModel(g, w, { prefillChunk: 1.5 }), RangeError);
+  assert.throws(() => compileModel(g, w, { kvCapacity: 0 }), RangeError);
+  assert.throws(
+    () => compileModel(g, w, { backend: "gpu" as "js" }),
+    /backend must be js or wasm, got gpu/,
+  );
+  const missing = new Map(w);
+  missing.delete("norm.weight");
+  assert.throws(() => compileModel(g, missing), /norm\.weight/);
+});
+
+Deno.test("stripTypes() removes the emitted parameter types, one line or wrapped", () => {
+  assert.equal(
+    stripTypes("export function f(a: number, w: Float32Array) {}"),
+    "function f(a, w) {}",
+  );
+  const wrapped = "function g(\n  t: ArrayLike<number>,\n  m: Record<string, Float32Array>,\n) {}";
+  assert.equal(stripTypes(wrapped), "function g(\n  t,\n  m,\n) {}");
+  // The body keeps its expressions (a ternary's colon is not a type).
+  assert.equal(
+    stripTypes("function h(x: number) { return x ? 1 : 2; }"),
+    "function h(x) { return x ? 1 : 2; }",
+  );
 });

@@ -21,7 +21,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { ForwardOptions } from "../core/forward.ts";
-import { linearKernelName } from "./emit_js.ts";
+import { linearKernelName } from "./ops/linear.ts";
 import { type Plan, planArena } from "./plan.ts";
 import { assembleModule, WasmFunc } from "./wasm_asm.ts";
 
@@ -57,11 +57,14 @@ export interface LinearShape {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * import { linearShapes } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * console.log(linearShapes(planArena(c))[0].name); // matvec_48x48
+ * const shapes = linearShapes(planArena(c));
+ * assert.deepEqual(shapes[0], { name: "matvec_48x48", kind: "matvec", M: 48, N: 48, bias: false });
+ * assert.ok(shapes.some((s) => s.name === "matmul_80x48")); // w1/w3 in the prefill chunk
  * ```
  */
 export function linearShapes(plan: Plan): LinearShape[] {
@@ -184,10 +187,14 @@ function rowsOfAllTokens(f: WasmFunc, s: LinearShape, R: number) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { linearKernel } from "./emit_wasm.ts";
  * const f = linearKernel({ name: "matvec_8x6", kind: "matvec", M: 8, N: 6, bias: false });
- * console.log(f.text().split("\n")[0]);
- * // (func $matvec_8x6 (export "matvec_8x6") (param $w i32) (param $x i32) (param $y i32)
+ * assert.equal(
+ *   f.text().split("\n")[0],
+ *   '(func $matvec_8x6 (export "matvec_8x6") (param $w i32) (param $x i32) (param $y i32)',
+ * );
+ * assert.ok(f.text().includes(";; rows 0 .. 7, 8 at a time"));
  * ```
  */
 export function linearKernel(s: LinearShape): WasmFunc {
@@ -249,12 +256,14 @@ export interface WasmKernels {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * import { emitWasmForPlan } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const k = emitWasmForPlan(planArena(c, { weightsInArena: true }));
- * console.log(WebAssembly.validate(k.bytes)); // true
+ * assert.ok(WebAssembly.validate(k.bytes));
+ * assert.equal(k.shapes.length, 10); // 5 matrix shapes × (decode matvec, prefill matmul)
  * ```
  */
 export function emitWasmForPlan(plan: Plan): WasmKernels {
@@ -291,10 +300,13 @@ export function emitWasmForPlan(plan: Plan): WasmKernels {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { emitWasmListing } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * console.log(emitWasmListing(c).includes("(func $matvec_48x48")); // true
+ * const listing = emitWasmListing(c);
+ * assert.ok(listing.includes('(func $matvec_48x48 (export "matvec_48x48")'));
+ * assert.ok(listing.includes("f32x4.mul"));
  * ```
  */
 export function emitWasmListing(config: ModelConfig, options: ForwardOptions = {}): string {

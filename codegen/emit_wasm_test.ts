@@ -1,100 +1,24 @@
 /**
- * The WASM SIMD backend (codegen/emit_wasm.ts, codegen/wasm_asm.ts, `compileModel(...,
- * { backend: "wasm" })`) against the reference forward (runtime/reference.ts) on random
- * weights over many shapes, its kernels against a plain float64 matrix product, its
- * assembler against the LEB128 examples of the WebAssembly spec / Wikipedia. (The published
- * stories260K greedy text is checked for this backend in tests/stories260k_test.ts.)
+ * The WASM SIMD emitter (codegen/emit_wasm.ts): its kernels against a plain float64 matrix
+ * product for every remainder of rows, columns and tokens, and the listing of a plan's
+ * kernels. (The wasm backend's forward pass against the reference is in compile_test.ts; the
+ * published stories260K greedy text is checked for it in tests/stories260k_test.ts.)
  */
 import assert from "node:assert/strict";
-import type { ModelConfig } from "../core/config.ts";
-import { createReference } from "../runtime/reference.ts";
 import { randomWeights } from "../core/weights.ts";
 import { compileModel } from "./compile.ts";
-import { emitKernels } from "./emit_js.ts";
-import { emitWasmListing, linearKernel, type LinearShape } from "./emit_wasm.ts";
+import { emitKernelsForPlan } from "./emit_js.ts";
+import {
+  emitWasmForPlan,
+  emitWasmListing,
+  linearKernel,
+  type LinearShape,
+  linearShapes,
+} from "./emit_wasm.ts";
 import { planArena } from "./plan.ts";
-import { assembleModule, sleb, uleb } from "./wasm_asm.ts";
+import { assembleModule } from "./wasm_asm.ts";
 import { assertClose } from "../tests/assert_close.ts";
-import { cfg, checkAgainstReference, tokens, TOL } from "../tests/forward_cases.ts";
-
-// Both arches, MHA/GQA/MQA, odd dims (36, 37, 45, 33, 47), head_dim ≠ dim/n_heads, both
-// RoPE styles, q/k/v bias, tied/untied LM head, vocab 5 (one row block plus one row).
-const CASES: [string, ModelConfig][] = [
-  ["llama MHA half tied", cfg("llama", { n_kv_heads: 4, rope_style: "half" })],
-  [
-    "llama GQA2 interleaved untied",
-    cfg("llama", { n_kv_heads: 2, rope_style: "interleaved", tie_embeddings: false }),
-  ],
-  [
-    "llama GQA4 interleaved bias",
-    cfg("llama", {
-      dim: 64,
-      n_heads: 8,
-      n_kv_heads: 2,
-      rope_style: "interleaved",
-      attn_bias: true,
-    }),
-  ],
-  ["llama MQA half", cfg("llama", { n_kv_heads: 1, rope_style: "half" })],
-  ["llama dim 36 hidden 44", cfg("llama", { dim: 36, n_heads: 3, n_kv_heads: 1, hidden_dim: 44 })],
-  [
-    "llama odd dim 37, head_dim 8",
-    cfg("llama", { dim: 37, n_heads: 4, n_kv_heads: 2, head_dim: 8, hidden_dim: 45 }),
-  ],
-  [
-    "llama head_dim 6 GQA3 bias untied",
-    cfg("llama", {
-      dim: 30,
-      head_dim: 6,
-      n_heads: 6,
-      n_kv_heads: 2,
-      hidden_dim: 50,
-      attn_bias: true,
-      tie_embeddings: false,
-    }),
-  ],
-  [
-    "llama vocab 5 dim 12",
-    cfg("llama", { vocab_size: 5, dim: 12, n_heads: 2, n_kv_heads: 1, hidden_dim: 7 }),
-  ],
-  ["gpt2 MHA tied", cfg("gpt2", {})],
-  ["gpt2 untied", cfg("gpt2", { tie_embeddings: false })],
-  ["gpt2 odd dim 45 head_dim 9", cfg("gpt2", { dim: 45, n_heads: 5, hidden_dim: 99 })],
-  [
-    "gpt2 MQA head_dim 20",
-    cfg("gpt2", { n_heads: 4, n_kv_heads: 1, head_dim: 20, tie_embeddings: false }),
-  ],
-  [
-    "gpt2 odd dim 33 hidden 47",
-    cfg("gpt2", { dim: 33, n_heads: 3, hidden_dim: 47, vocab_size: 61 }),
-  ],
-];
-
-for (const [name, c] of CASES) {
-  Deno.test(`compileModel({ backend: "wasm" }) matches createReference() on ${name}`, () => {
-    checkAgainstReference(c, (w) => {
-      const m = compileModel(c, w, { kvCapacity: 24, prefillChunk: 5, backend: "wasm" });
-      assert.ok(m.wasm, "the compiled model carries its WASM module");
-      assert.ok(m.plan.weightsBytes > 0);
-      return m;
-    });
-  });
-}
-
-Deno.test('compileModel({ backend: "wasm" }) past kvCapacity matches the reference, any chunk', () => {
-  for (const c of [CASES[3][1], CASES[9][1]]) {
-    const w = randomWeights(c, 21);
-    const cap = 6;
-    const toks = tokens(40, c.vocab_size, 4);
-    const ref = createReference(c, w, { kvCapacity: cap }).forwardAll(toks, 0);
-    for (const chunk of [1, 4, 5, 6]) {
-      const m = compileModel(c, w, { kvCapacity: cap, prefillChunk: chunk, backend: "wasm" });
-      assertClose(m.forwardAll(toks, 0), ref, TOL, `forwardAll, chunk ${chunk}`);
-      const b = m.forward(toks.slice(0, 40), 0);
-      assertClose(b, ref.subarray(39 * c.vocab_size), TOL, `forward, chunk ${chunk}`);
-    }
-  }
-});
+import { FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
 
 /** y (n, M) = x (n, N) · wᵀ + bias in float64, the oracle of the kernel test. */
 function matmul64(w: Float32Array, b: Float32Array | null, x: Float32Array, M: number, N: number) {
@@ -146,7 +70,7 @@ Deno.test("linearKernel() computes matvec and matmul for every remainder of rows
 });
 
 Deno.test("emitWasmListing() lists one exported f32x4 function per matrix-product shape", () => {
-  const c = CASES[5][1]; // dim 37, hidden 45: remainders everywhere
+  const c = forwardCase("llama odd dim 37, head_dim 8"); // dim 37, hidden 45: remainders everywhere
   const listing = emitWasmListing(c, { kvCapacity: 16, prefillChunk: 4 });
   const funcs = [...listing.matchAll(/\(func \$(\w+) \(export "(\w+)"\)/g)];
   assert.deepEqual(
@@ -180,35 +104,33 @@ Deno.test("emitWasmListing() lists one exported f32x4 function per matrix-produc
   assert.ok(WebAssembly.validate(m.wasm!.bytes));
 });
 
-Deno.test("planArena() places weights after the arena only with weightsInArena", () => {
-  const c = CASES[1][1];
-  const plain = planArena(c, { kvCapacity: 16 });
-  assert.equal(plain.weightsBytes, 0);
-  assert.equal(plain.memoryBytes, plain.arenaBytes);
-  assert.equal(plain.weightOffsets.size, 0);
-  const withW = planArena(c, { kvCapacity: 16, weightsInArena: true });
-  assert.equal(withW.arenaBytes, plain.arenaBytes);
-  // Untied llama: embeddings, 2 layers × (7 matrices + 2 norms), final norm, output.
-  assert.equal(withW.weightOffsets.size, 1 + 2 * 9 + 2);
-  const weights = randomWeights(c, 1);
-  const spans = [...withW.weightOffsets].map(([name, off]) => {
-    const t = weights.get(name)!;
-    return [off, off + t.data.length * 4] as const;
-  }).sort((a, b) => a[0] - b[0]);
-  assert.ok(spans[0][0] >= withW.arenaBytes);
-  for (let i = 1; i < spans.length; i++) assert.ok(spans[i][0] >= spans[i - 1][1]);
-  assert.ok(spans[spans.length - 1][1] <= withW.memoryBytes);
-  // The JS backend's emitted module does not depend on the WASM option.
-  assert.equal(emitKernels(c, { kvCapacity: 16 }).includes("X."), false);
+Deno.test("linearShapes() lists each distinct matrix product once, named as the JS kernels", () => {
+  for (const [name, c] of FORWARD_CASES) {
+    const plan = planArena(c, { kvCapacity: 16, prefillChunk: 4, weightsInArena: true });
+    const shapes = linearShapes(plan);
+    const names = shapes.map((s) => s.name);
+    assert.equal(new Set(names).size, names.length, `${name}: no duplicates`);
+    const js = emitKernelsForPlan(plan);
+    const jsNames = [...js.matchAll(/function (mat(?:vec|mul)_\w+)\(/g)].map((m) => m[1]);
+    assert.deepEqual(names.sort(), jsNames.sort(), name);
+    for (const s of shapes) {
+      assert.equal(s.name, `${s.kind}_${s.M}x${s.N}${s.bias ? "_bias" : ""}`);
+    }
+  }
+  // A one-token prefill chunk uses the matvec kernels for both steps.
+  const one = planArena(forwardCase("llama MQA half"), { kvCapacity: 8, prefillChunk: 1 });
+  assert.ok(linearShapes(one).every((s) => s.kind === "matvec"));
 });
 
-Deno.test("uleb() and sleb() encode the LEB128 examples", () => {
-  assert.deepEqual(uleb(624485), [0xe5, 0x8e, 0x26]);
-  assert.deepEqual(uleb(0), [0]);
-  assert.deepEqual(uleb(127), [0x7f]);
-  assert.deepEqual(uleb(128), [0x80, 0x01]);
-  assert.deepEqual(sleb(-123456), [0xc0, 0xbb, 0x78]);
-  assert.deepEqual(sleb(-1), [0x7f]);
-  assert.deepEqual(sleb(64), [0xc0, 0x00]);
-  assert.deepEqual(sleb(-64), [0x40]);
+Deno.test("emitWasmForPlan() sizes the memory import by the plan and validates", () => {
+  const c = forwardCase("gpt2 untied");
+  const plan = planArena(c, { kvCapacity: 16, weightsInArena: true });
+  const k = emitWasmForPlan(plan);
+  assert.ok(WebAssembly.validate(k.bytes));
+  const pages = Math.ceil(plan.memoryBytes / 65536);
+  assert.match(k.listing, new RegExp(`\\(import "env" "memory" \\(memory ${pages}\\)\\)`));
+  assert.deepEqual(
+    WebAssembly.Module.exports(new WebAssembly.Module(k.bytes)).map((e) => e.name),
+    k.shapes.map((s) => s.name),
+  );
 });

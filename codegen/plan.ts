@@ -2,7 +2,9 @@
  * The memory planner: gives every buffer of the decode and prefill graphs a byte offset in
  * ONE arena (a `WebAssembly.Memory`, so a WASM backend can run on the same plan).
  *
- * Layout: `[rope table][KV rings: layer 0 K, layer 0 V, layer 1 K, ...][activations]`.
+ * Layout: `[RoPE inv_freq][KV rings: layer 0 K, layer 0 V, layer 1 K, ...][activations]`.
+ * Nothing is sized by `context_length`: the KV rings by `kvCapacity`, the RoPE constants by
+ * `head_dim / 2`, the activations by the step's rows.
  * The activation region is shared by the decode graph and the prefill graph (they never
  * run at the same time); inside each graph, buffers whose lifetimes (first write .. last
  * read, in node order) do not overlap reuse the same bytes (greedy first-fit, like the
@@ -24,9 +26,9 @@ export const DEFAULT_PREFILL_CHUNK = 32;
 
 /** One buffer with its place in the arena. */
 export interface PlannedBuffer {
-  /** Graph-local name (`x`, `l3.q`, `kv.l3.k`, `rope`). */
+  /** Graph-local name (`x`, `l3.q`, `kv.l3.k`, `rope.inv_freq`). */
   name: string;
-  /** `decode` or `prefill` for activations; `shared` for KV rings and the RoPE table. */
+  /** `decode` or `prefill` for activations; `shared` for KV rings and the RoPE inv_freq. */
   graph: "decode" | "prefill" | "shared";
   /** Buffer kind from the graph. */
   kind: BufferKind;
@@ -63,7 +65,10 @@ export interface Plan {
   arenaBytes: number;
   /** Bytes of all KV rings: `2 · n_layers · kvCapacity · kv_dim · 4`. */
   kvBytes: number;
-  /** Bytes of the RoPE cos/sin table (`context_length · head_dim · 4`; 0 for gpt2). */
+  /**
+   * Bytes of the constant tables: the RoPE inverse frequencies (`head_dim / 2 · 4`, aligned
+   * to {@linkcode ARENA_ALIGN}; 0 for gpt2). The per-step cos/sin are activations.
+   */
   tableBytes: number;
   /** Bytes of the activation region (max of the decode and prefill graphs' needs). */
   activationBytes: number;
@@ -135,9 +140,9 @@ function planGraph(
 }
 
 /**
- * Plans the arena for a config: the RoPE table, one K and one V ring per layer, and the
- * activations of the decode graph (1 token) and the prefill graph (`prefillChunk` tokens),
- * which share one region.
+ * Plans the arena for a config: the RoPE inverse frequencies, one K and one V ring per
+ * layer, and the activations of the decode graph (1 token) and the prefill graph
+ * (`prefillChunk` tokens), which share one region.
  *
  * @param config The model config.
  * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32,
@@ -147,11 +152,14 @@ function planGraph(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { planArena } from "./plan.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
  * const p = planArena(c, { kvCapacity: 2048 });
- * console.log(p.kvBytes); // 50331648 (12 layers · 2 · 2048 slots · 256 · 4 bytes)
+ * assert.equal(p.kvBytes, 12 * 2 * 2048 * 256 * 4); // layers · K, V · slots · kv_dim · 4 bytes
+ * assert.equal(p.tableBytes, 128); // RoPE inv_freq: head_dim / 2 = 32 f32
+ * assert.equal(p.arenaBytes, p.tableBytes + p.kvBytes + p.activationBytes);
  * ```
  */
 export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan {
@@ -181,7 +189,8 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
     at += align(bytes);
     return align(bytes);
   };
-  const tableBytes = decode.buffers.has("rope") ? shared("rope") : 0;
+  let tableBytes = 0;
+  for (const b of decode.buffers.values()) if (b.kind === "table") tableBytes += shared(b.name);
   let kvBytes = 0;
   for (let l = 0; l < config.n_layers; l++) {
     kvBytes += shared(`kv.l${l}.k`);
@@ -229,20 +238,23 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
 
 /**
  * Finds a planned buffer: first among the graph's activations, then among the shared
- * buffers (KV rings, RoPE table).
+ * buffers (KV rings, RoPE inverse frequencies).
  *
  * @param plan The plan.
  * @param graph `decode` or `prefill`.
- * @param name Graph-local buffer name (`x`, `l3.q`, `kv.l3.k`, `rope`).
+ * @param name Graph-local buffer name (`x`, `l3.q`, `kv.l3.k`, `rope.inv_freq`).
  * @returns The buffer with its byte offset.
  * @throws {Error} when no such buffer exists (a bug in the caller).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { findBuffer, planArena } from "./plan.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * console.log(findBuffer(planArena(c), "decode", "logits").shape); // [1, 96]
+ * const plan = planArena(c);
+ * assert.deepEqual(findBuffer(plan, "decode", "logits").shape, [1, 96]); // (rows, vocab_size)
+ * assert.equal(findBuffer(plan, "prefill", "kv.l1.k").graph, "shared");
  * ```
  */
 export function findBuffer(

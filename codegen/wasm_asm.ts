@@ -25,8 +25,9 @@ const VAL_TYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { uleb } from "./wasm_asm.ts";
- * console.log(uleb(624485)); // [229, 142, 38]
+ * assert.deepEqual(uleb(624485), [0xe5, 0x8e, 0x26]);
  * ```
  */
 export function uleb(n: number): number[] {
@@ -49,8 +50,9 @@ export function uleb(n: number): number[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sleb } from "./wasm_asm.ts";
- * console.log(sleb(-123456)); // [192, 187, 120]
+ * assert.deepEqual(sleb(-123456), [0xc0, 0xbb, 0x78]);
  * ```
  */
 export function sleb(n: number): number[] {
@@ -101,10 +103,12 @@ const MEM: Record<string, { code: number[]; align: number }> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WasmFunc } from "./wasm_asm.ts";
  * const f = new WasmFunc("add1", [["x", "i32"]], ["i32"]);
  * f.get("x").i32(1).op("i32.add");
- * console.log(f.text().split("\n")[0]); // (func $add1 (export "add1") (param $x i32) (result i32)
+ * assert.deepEqual(f.body, [0x20, 0, 0x41, 1, 0x6a]); // local.get 0, i32.const 1, i32.add
+ * assert.equal(f.text().split("\n")[0], '(func $add1 (export "add1") (param $x i32) (result i32)');
  * ```
  */
 export class WasmFunc {
@@ -313,11 +317,15 @@ const section = (id: number, content: number[]) => [id, ...uleb(content.length),
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { assembleModule, WasmFunc } from "./wasm_asm.ts";
  * const f = new WasmFunc("one", [], ["i32"]);
  * f.i32(1);
  * const m = new WebAssembly.Module(assembleModule([f], 1));
- * console.log(WebAssembly.Module.exports(m)); // [{ name: "one", kind: "function" }]
+ * assert.deepEqual(WebAssembly.Module.exports(m), [{ name: "one", kind: "function" }]);
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * const one = new WebAssembly.Instance(m, { env: { memory } }).exports.one as () => number;
+ * assert.equal(one(), 1);
  * ```
  */
 export function assembleModule(funcs: WasmFunc[], minPages: number): Uint8Array<ArrayBuffer> {

@@ -91,3 +91,39 @@ export class FormatError extends GollmError {
     this.file = file;
   }
 }
+
+/**
+ * A model does not fit: the memory its options ask for (KV cache, activations, weights) is
+ * over a hard limit (a 32-bit WebAssembly memory holds 4 GiB) or could not be allocated. The
+ * message gives the bytes needed, the limit, and the option that lowers it
+ * (`--kv-capacity` / `kvCapacity`, `--prefill-chunk` / `prefillChunk`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GollmError, ResourceError } from "./errors.ts";
+ * const e = new ResourceError("the arena needs 8 GiB; lower --kv-capacity", 2 ** 33, 2 ** 32);
+ * assert.ok(e instanceof GollmError);
+ * assert.equal(e.needed, 8589934592);
+ * assert.equal(e.limit, 4294967296);
+ * ```
+ */
+export class ResourceError extends GollmError {
+  /** Bytes needed. */
+  readonly needed: number;
+  /** The limit in bytes, when there is a fixed one (undefined: the allocation failed). */
+  readonly limit: number | undefined;
+  /**
+   * Creates a resource error.
+   *
+   * @param message One line: what needs how much, the limit, and the option that lowers it.
+   * @param needed Bytes needed.
+   * @param limit The limit in bytes, if a fixed one was exceeded.
+   */
+  constructor(message: string, needed: number, limit?: number) {
+    super(message);
+    this.name = "ResourceError";
+    this.needed = needed;
+    this.limit = limit;
+  }
+}

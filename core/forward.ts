@@ -60,10 +60,13 @@ export interface ForwardPass {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "./config.ts";
  * import { resolveKvCapacity } from "./forward.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * console.log(resolveKvCapacity(c, {})); // 64
+ * assert.equal(resolveKvCapacity(c, {}), 64); // context_length
+ * assert.equal(resolveKvCapacity(c, { kvCapacity: 16 }), 16);
+ * assert.throws(() => resolveKvCapacity(c, { kvCapacity: 0 }), RangeError);
  * ```
  */
 export function resolveKvCapacity(config: ModelConfig, options: ForwardOptions = {}): number {
@@ -86,11 +89,13 @@ export function resolveKvCapacity(config: ModelConfig, options: ForwardOptions =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "./config.ts";
  * import { checkForwardArgs } from "./forward.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
  * checkForwardArgs(c, [1, 2, 3], 0); // ok
- * try { checkForwardArgs(c, [1], 64); } catch (e) { console.log((e as Error).name); } // RangeError
+ * assert.throws(() => checkForwardArgs(c, [1], 64), /position 64 is past context_length 64/);
+ * assert.throws(() => checkForwardArgs(c, [c.vocab_size], 0), /outside the vocabulary/);
  * ```
  */
 export function checkForwardArgs(

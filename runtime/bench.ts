@@ -120,10 +120,13 @@ const median = (xs: number[]) => {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
- * import { formatBench, runBench } from "./bench.ts";
+ * import { runBench } from "./bench.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * console.log(formatBench(runBench(c, { seconds: 0.2, prefillTokens: 16, decodeTokens: 4 })));
+ * const r = runBench(c, { seconds: 0.05, prefillTokens: 16, decodeTokens: 4 });
+ * assert.deepEqual(r.backends.map((b) => b.backend), ["reference", "jit", "wasm"]);
+ * assert.ok(r.backends.every((b) => b.prefillTokPerS > 0 && b.decodeTokPerS > 0));
  * ```
  */
 export function runBench(config: ModelConfig, options: BenchOptions = {}): BenchResult {
@@ -237,11 +240,14 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { formatBench, runBench } from "./bench.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
- * const r = runBench(c, { seconds: 0.1, prefillTokens: 8, decodeTokens: 4, backends: ["jit"] });
- * console.log(formatBench(r).split("\n")[0]);
+ * const r = runBench(c, { seconds: 0.05, prefillTokens: 8, decodeTokens: 4, backends: ["jit"] });
+ * const lines = formatBench(r).split("\n");
+ * assert.match(lines[0], /^model: gpt2, [\d.]+M params \(dim 48, 2 layers, vocab 96\)/);
+ * assert.match(lines[4], /^jit +\d/);
  * ```
  */
 export function formatBench(r: BenchResult): string {

@@ -20,6 +20,8 @@ import {
   type ForwardPass,
   resolveKvCapacity,
 } from "../core/forward.ts";
+import { ResourceError } from "../core/errors.ts";
+import { ropeInvFreq } from "../core/rope.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -70,29 +72,28 @@ function layernorm(
 }
 
 /**
- * RoPE (Su et al. 2021) on every head of `vec` (n_heads_here, head_dim) at position `pos`.
- * Pair (a, b) rotates by angle pos · theta^(-2i/head_dim):
- * `half` pairs dim i with i + head_dim/2 (HF rotate_half); `interleaved` pairs 2i with 2i+1.
+ * RoPE (Su et al. 2021) on every head of `vec` (n_heads_here, head_dim), rotating pair i by
+ * the angle whose cosine and sine are `cos[i]`, `sin[i]` (head_dim/2 each, of this
+ * token's position): `half` pairs dim i with i + head_dim/2 (HF rotate_half);
+ * `interleaved` pairs 2i with 2i+1 (llama2.c, Meta's reference).
  */
 function rope(
   vec: Float32Array,
   nHeads: number,
   headDim: number,
-  pos: number,
-  theta: number,
+  cos: Float64Array,
+  sin: Float64Array,
   style: "half" | "interleaved",
 ): void {
   const half = headDim / 2;
   for (let h = 0; h < nHeads; h++) {
     const base = h * headDim;
     for (let i = 0; i < half; i++) {
-      const angle = pos * Math.pow(theta, (-2 * i) / headDim);
-      const cos = Math.cos(angle), sin = Math.sin(angle);
       const ia = style === "half" ? base + i : base + 2 * i;
       const ib = style === "half" ? base + i + half : base + 2 * i + 1;
       const a = vec[ia], b = vec[ib];
-      vec[ia] = a * cos - b * sin;
-      vec[ib] = b * cos + a * sin;
+      vec[ia] = a * cos[i] - b * sin[i];
+      vec[ib] = b * cos[i] + a * sin[i];
     }
   }
 }
@@ -127,16 +128,22 @@ function silu(x: number): number {
  * @returns A {@linkcode ForwardPass} that processes tokens one at a time.
  * @throws {FormatError} when a weight is missing or mis-shaped.
  * @throws {RangeError} for a bad `kvCapacity`; `forward` throws it for bad ids/positions.
+ * @throws {ResourceError} when the KV cache cannot be allocated (lower `kvCapacity`).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
  * import { randomWeights } from "../core/weights.ts";
  * import { createReference } from "./reference.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const ref = createReference(c, randomWeights(c, 1));
- * const logits = ref.forward([1, 2, 3], 0); // (vocab_size) for the token at position 2
- * console.log(logits.length); // 96
+ * const logits = ref.forward([1, 2, 3], 0).slice(); // (vocab_size) for the token at position 2
+ * assert.equal(logits.length, 96);
+ * // The same tokens one at a time through the KV cache give the same logits.
+ * ref.forward([1], 0);
+ * ref.forward([2], 1);
+ * assert.deepEqual(ref.forward([3], 2), logits);
  * ```
  */
 export function createReference(
@@ -163,15 +170,30 @@ export function createReference(
   const k = new Float32Array(kvDim); // (n_kv_heads * head_dim)
   const v = new Float32Array(kvDim); // (n_kv_heads * head_dim)
   const attOut = new Float32Array(qDim); // (n_heads * head_dim) concatenated head outputs
-  const att = new Float32Array(kvCapacity); // (kv_capacity) scores of one head
+  let att: Float32Array; // (kv_capacity) scores of one head
   const hb = new Float32Array(c.hidden_dim); // (hidden_dim)
   const hb2 = new Float32Array(c.hidden_dim); // (hidden_dim)
   const logits = new Float32Array(c.vocab_size); // (vocab_size)
+  const invFreq = gpt2 ? null : ropeInvFreq(c); // (head_dim/2) core/rope.ts
+  const ropeCos = new Float64Array(c.head_dim / 2); // (head_dim/2) of this token's position
+  const ropeSin = new Float64Array(c.head_dim / 2); // (head_dim/2)
   const keyCache: Float32Array[] = []; // n_layers × (kv_capacity, kv_dim)
   const valueCache: Float32Array[] = []; // n_layers × (kv_capacity, kv_dim)
-  for (let l = 0; l < c.n_layers; l++) {
-    keyCache.push(new Float32Array(kvCapacity * kvDim));
-    valueCache.push(new Float32Array(kvCapacity * kvDim));
+  try {
+    for (let l = 0; l < c.n_layers; l++) {
+      keyCache.push(new Float32Array(kvCapacity * kvDim));
+      valueCache.push(new Float32Array(kvCapacity * kvDim));
+    }
+    att = new Float32Array(kvCapacity);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const bytes = 2 * c.n_layers * kvCapacity * kvDim * 4;
+    throw new ResourceError(
+      `could not allocate the KV cache of ${bytes} bytes (2 × ${c.n_layers} layers × ` +
+        `kvCapacity ${kvCapacity} × kv_dim ${kvDim} × 4): ${e.message}; lower --kv-capacity ` +
+        "(kvCapacity)",
+      bytes,
+    );
   }
 
   const norm = (out: Float32Array, input: Float32Array, prefix: string) => {
@@ -189,6 +211,14 @@ export function createReference(
       for (let j = 0; j < c.dim; j++) x[j] += pe[pos * c.dim + j];
     }
 
+    // RoPE angles of this position, once for every layer: pos · inv_freq[i].
+    if (invFreq) {
+      for (let i = 0; i < invFreq.length; i++) {
+        ropeCos[i] = Math.cos(pos * invFreq[i]);
+        ropeSin[i] = Math.sin(pos * invFreq[i]);
+      }
+    }
+
     const slot = pos % kvCapacity;
     const start = Math.max(0, pos - kvCapacity + 1); // oldest position still in the window
     for (let l = 0; l < c.n_layers; l++) {
@@ -199,8 +229,8 @@ export function createReference(
       matmul(k, xb, W(p + "attn.wk.weight"), B(p + "attn.wk.bias"), c.dim, kvDim);
       matmul(v, xb, W(p + "attn.wv.weight"), B(p + "attn.wv.bias"), c.dim, kvDim);
       if (!gpt2) {
-        rope(q, c.n_heads, c.head_dim, pos, c.rope_theta, c.rope_style);
-        rope(k, c.n_kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style);
+        rope(q, c.n_heads, c.head_dim, ropeCos, ropeSin, c.rope_style);
+        rope(k, c.n_kv_heads, c.head_dim, ropeCos, ropeSin, c.rope_style);
       }
       // Store k, v (keys after RoPE) in this position's ring slot.
       keyCache[l].set(k, slot * kvDim);

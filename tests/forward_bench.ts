@@ -1,15 +1,14 @@
 /**
- * `deno bench tests/forward_bench.ts`: decode and prefill of the reference forward vs the
- * JIT on random weights, for a small test config and for configs/gollm-85m.yaml. Each group
- * has the reference as its baseline, so `deno bench` prints the JIT's speed-up.
+ * `deno bench tests/forward_bench.ts`: decode and prefill of every backend of
+ * tests/forward_cases.ts `BACKENDS` (reference, jit, wasm) on random weights, for a small
+ * test config and for configs/gollm-85m.yaml. Each group has the reference as its baseline,
+ * so `deno bench` prints the speed-up of the generated backends.
  *
  * Set GOLLM_BENCH_SMALL_ONLY=1 to skip the 85M model (it needs ~0.5 GB and a minute).
  */
 import { loadConfig, type ModelConfig } from "../core/config.ts";
-import type { ForwardPass } from "../core/forward.ts";
-import { createReference } from "../runtime/reference.ts";
 import { randomWeights } from "../core/weights.ts";
-import { compileModel } from "../codegen/compile.ts";
+import { BACKENDS } from "./forward_cases.ts";
 
 const root = new URL("../configs/", import.meta.url);
 const smallOnly = Deno.env.get("GOLLM_BENCH_SMALL_ONLY") === "1";
@@ -31,12 +30,8 @@ for (const [name, config, { n, prefill }] of configs) {
   const kvCapacity = 128;
   const weights = randomWeights(config, 1);
   const prompt = Array.from({ length: prefill }, (_, i) => (i * 7919) % config.vocab_size);
-  const passes: [string, () => ForwardPass][] = [
-    ["reference", () => createReference(config, weights, { kvCapacity })],
-    ["jit", () => compileModel(config, weights, { kvCapacity })],
-  ];
-  for (const [backend, make] of passes) {
-    const fp = make();
+  for (const { name: backend, build } of BACKENDS) {
+    const fp = build(config, weights, { kvCapacity });
     fp.forward(prompt, 0); // warm-up and a filled cache
     let pos = prefill;
     Deno.bench({

@@ -1,16 +1,45 @@
 /**
- * Shared pieces of the forward-pass tests (codegen/compile_test.ts, codegen/emit_wasm_test.ts): small
- * configs built from a few overrides, deterministic token ids, and the check of a compiled
- * forward pass against the reference on one config.
+ * The forward-pass tables shared by the tests: {@linkcode BACKENDS} (every forward pass
+ * gollm has: the reference, the JS JIT and the WASM backend), {@linkcode FORWARD_CASES}
+ * (small configs covering every shape feature), deterministic token ids, and the check of a
+ * backend against the reference on one config.
+ *
+ * codegen/compile_test.ts runs every compiled backend on every case against the reference;
+ * tests/pytorch_parity_test.ts runs every backend against the PyTorch fixtures;
+ * runtime/reference_test.ts checks the reference against an independent full-sequence
+ * forward.
+ *
+ * @module
  */
 import { type ModelConfig, parseConfig } from "../core/config.ts";
-import type { ForwardPass } from "../core/forward.ts";
+import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
+import { compileModel } from "../codegen/compile.ts";
 import { createReference } from "../runtime/reference.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 
 /** DESIGN.md's F32 logit tolerance. */
 export const TOL = 1e-4;
+
+/** One forward pass under test: its backend name and how to build it. */
+export interface ForwardBackend {
+  /** `reference` (runtime/reference.ts), `jit` (JS kernels) or `wasm` (WASM SIMD). */
+  name: "reference" | "jit" | "wasm";
+  /** Builds the pass for a config and its weights. */
+  build(config: ModelConfig, weights: Weights, options?: ForwardOptions): ForwardPass;
+}
+
+/** Every forward pass gollm has, the reference first. */
+export const BACKENDS: readonly ForwardBackend[] = [
+  { name: "reference", build: (c, w, o) => createReference(c, w, o) },
+  { name: "jit", build: (c, w, o) => compileModel(c, w, o) },
+  { name: "wasm", build: (c, w, o) => compileModel(c, w, { ...o, backend: "wasm" }) },
+];
+
+/** The backends that generate code: every one but the reference. */
+export const COMPILED_BACKENDS: readonly ForwardBackend[] = BACKENDS.filter((b) =>
+  b.name !== "reference"
+);
 
 /** A config from a few overrides of a small llama/gpt2 base (dim 48, 2 layers, 4 heads). */
 export function cfg(arch: "llama" | "gpt2", over: Record<string, unknown>): ModelConfig {
@@ -43,6 +72,102 @@ export function cfg(arch: "llama" | "gpt2", over: Record<string, unknown>): Mode
       tie_embeddings: true,
     };
   return parseConfig({ ...base, ...over }, "<forward test>");
+}
+
+/**
+ * The forward-pass cases, `[name, config]`: 22 shapes over both arches, GQA ratios 1/2/3/4
+ * and MQA, odd dims (33, 36, 37, 45), head_dim ≠ dim/n_heads, both RoPE styles, q/k/v bias
+ * on/off, tied/untied LM head, vocab 5 (one matvec row block plus one row).
+ */
+export const FORWARD_CASES: readonly (readonly [string, ModelConfig])[] = [
+  ["llama MHA half tied", cfg("llama", { n_kv_heads: 4, rope_style: "half" })],
+  [
+    "llama GQA2 interleaved untied",
+    cfg("llama", { n_kv_heads: 2, rope_style: "interleaved", tie_embeddings: false }),
+  ],
+  ["llama GQA4 half", cfg("llama", { dim: 64, n_heads: 8, n_kv_heads: 2, rope_style: "half" })],
+  [
+    "llama GQA4 interleaved bias",
+    cfg("llama", {
+      dim: 64,
+      n_heads: 8,
+      n_kv_heads: 2,
+      rope_style: "interleaved",
+      attn_bias: true,
+    }),
+  ],
+  ["llama MQA half", cfg("llama", { n_kv_heads: 1, rope_style: "half" })],
+  [
+    "llama MQA interleaved untied",
+    cfg("llama", { n_kv_heads: 1, rope_style: "interleaved", tie_embeddings: false }),
+  ],
+  ["llama dim 36 hidden 44", cfg("llama", { dim: 36, n_heads: 3, n_kv_heads: 1, hidden_dim: 44 })],
+  [
+    "llama dim 44 head_dim 22",
+    cfg("llama", { dim: 44, n_heads: 2, n_kv_heads: 2, hidden_dim: 36, rope_style: "interleaved" }),
+  ],
+  [
+    "llama odd dim 37, head_dim 8",
+    cfg("llama", { dim: 37, n_heads: 4, n_kv_heads: 2, head_dim: 8, hidden_dim: 45 }),
+  ],
+  [
+    "llama head_dim 16 ≠ dim/n_heads",
+    cfg("llama", { n_heads: 4, n_kv_heads: 2, head_dim: 16, rope_style: "half", attn_bias: true }),
+  ],
+  [
+    "llama head_dim 10 interleaved",
+    cfg("llama", { dim: 40, n_heads: 4, n_kv_heads: 4, hidden_dim: 70, rope_style: "interleaved" }),
+  ],
+  [
+    "llama head_dim 6 GQA3 bias untied",
+    cfg("llama", {
+      dim: 30,
+      head_dim: 6,
+      n_heads: 6,
+      n_kv_heads: 2,
+      hidden_dim: 50,
+      attn_bias: true,
+      tie_embeddings: false,
+    }),
+  ],
+  [
+    "llama 3 layers theta 500000",
+    cfg("llama", { n_layers: 3, n_kv_heads: 2, rope_theta: 500000, vocab_size: 130 }),
+  ],
+  [
+    "llama vocab 5 dim 12",
+    cfg("llama", { vocab_size: 5, dim: 12, n_heads: 2, n_kv_heads: 1, hidden_dim: 7 }),
+  ],
+  ["gpt2 MHA tied", cfg("gpt2", {})],
+  ["gpt2 untied", cfg("gpt2", { tie_embeddings: false })],
+  ["gpt2 dim 36 hidden 44", cfg("gpt2", { dim: 36, n_heads: 3, hidden_dim: 44 })],
+  ["gpt2 odd dim 45 head_dim 9", cfg("gpt2", { dim: 45, n_heads: 5, hidden_dim: 99 })],
+  ["gpt2 GQA2", cfg("gpt2", { n_kv_heads: 2 })],
+  [
+    "gpt2 MQA head_dim 20",
+    cfg("gpt2", { n_heads: 4, n_kv_heads: 1, head_dim: 20, tie_embeddings: false }),
+  ],
+  [
+    "gpt2 GQA4 3 layers",
+    cfg("gpt2", { dim: 64, n_heads: 8, n_kv_heads: 2, n_layers: 3, hidden_dim: 100 }),
+  ],
+  [
+    "gpt2 odd dim 33 hidden 47",
+    cfg("gpt2", { dim: 33, n_heads: 3, hidden_dim: 47, vocab_size: 61 }),
+  ],
+];
+
+/**
+ * The config of the case named `name` in {@linkcode FORWARD_CASES}.
+ *
+ * @param name Case name, e.g. `"llama MQA half"`.
+ * @returns Its config.
+ * @throws {Error} for an unknown name.
+ */
+export function forwardCase(name: string): ModelConfig {
+  const c = FORWARD_CASES.find(([n]) => n === name);
+  if (!c) throw new Error(`no forward case named '${name}'`);
+  return c[1];
 }
 
 /** Deterministic token ids in `[0, vocab)` (xorshift32). */

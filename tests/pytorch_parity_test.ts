@@ -4,9 +4,10 @@
  * Every directory under tests/fixtures/pytorch/ (made by `deno task fixtures`, i.e.
  * python/fixtures.py) holds a gollm model (config.yaml, model.safetensors, maybe
  * tokenizer.tiktoken) and expected.json with PyTorch's logits for a token sequence and a
- * greedy continuation. Both the reference forward pass (runtime/reference.ts) and the
- * compiled kernels (codegen/compile.ts) must match within 1e-4 and produce the same greedy
- * ids. `tiny_trained/` is configs/tiny.yaml trained on the sotu corpus and exported by
+ * greedy continuation. Every backend of tests/forward_cases.ts `BACKENDS` (the reference
+ * forward, runtime/reference.ts; the JS kernels and the WASM SIMD backend,
+ * codegen/compile.ts) must match within 1e-4 and produce the same greedy ids. A negative
+ * control shows the check fails for a model one setting off. `tiny_trained/` is configs/tiny.yaml trained on the sotu corpus and exported by
  * python/export.py (end-to-end parity); its tokenizer must also give the ids the Python
  * `tiktoken` package gave.
  *
@@ -16,15 +17,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../core/config.ts";
 import type { ForwardPass } from "../core/forward.ts";
-import { createReference } from "../runtime/reference.ts";
 import { readSafetensors } from "../formats/safetensors.ts";
 import { TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
 import { compileModel } from "../codegen/compile.ts";
 import { assertClose } from "./assert_close.ts";
+import { BACKENDS } from "./forward_cases.ts";
 import { greedy } from "./greedy_decode.ts";
 
 const FIXTURES = new URL("./fixtures/pytorch/", import.meta.url).pathname;
-const TOL = 1e-4;
+const TOL = 1e-4; // DESIGN.md's F32 logit tolerance (tests/forward_cases.ts TOL)
 
 interface Expected {
   name: string;
@@ -81,17 +82,32 @@ Deno.test("pytorch fixtures exist", () => {
 });
 
 for (const name of fixtureNames()) {
-  Deno.test(`createReference() matches PyTorch logits and greedy ids: ${name}`, async () => {
-    const { config, weights, metadata, expected } = await loadFixture(name);
-    assert.equal(metadata.format, "gollm");
-    checkForward(createReference(config, weights), expected, `${name} reference`);
-  });
-
-  Deno.test(`compileModel() matches PyTorch logits and greedy ids: ${name}`, async () => {
-    const { config, weights, expected } = await loadFixture(name);
-    checkForward(compileModel(config, weights), expected, `${name} compiled`);
-  });
+  for (const backend of BACKENDS) {
+    Deno.test(`${backend.name} matches PyTorch logits and greedy ids: ${name}`, async () => {
+      const { config, weights, metadata, expected } = await loadFixture(name);
+      assert.equal(metadata.format, "gollm");
+      checkForward(backend.build(config, weights), expected, `${name} ${backend.name}`);
+    });
+  }
 }
+
+Deno.test("checkForward() fails for a model one setting off the fixture's", async () => {
+  // Negative controls: the parity check can fail. The fixture's logits are not flat, and a
+  // flipped RoPE pairing, a different norm epsilon or one perturbed weight is caught.
+  const { config, weights, expected } = await loadFixture("llama_gqa_half_tied");
+  const spread = Math.max(...expected.logits) - Math.min(...expected.logits);
+  assert.ok(spread > 1, `PyTorch logits span ${spread}`);
+  const flipped = { ...config, rope_style: "interleaved" as const };
+  assert.throws(() => checkForward(compileModel(flipped, weights), expected, "rope"), /logits/);
+  const eps = { ...config, norm_eps: 1e-2 };
+  assert.throws(() => checkForward(compileModel(eps, weights), expected, "eps"), /logits/);
+  const off = new Map(weights);
+  const t = weights.get("layers.0.ffn.w2.weight")!;
+  const data = t.data.slice();
+  data[0] += 0.01;
+  off.set("layers.0.ffn.w2.weight", { ...t, data });
+  assert.throws(() => checkForward(compileModel(config, off), expected, "weight"), /logits/);
+});
 
 Deno.test("TiktokenTokenizer.fromFile() gives the Python tiktoken ids for a trained BPE", async () => {
   const { dir, config, expected } = await loadFixture("tiny_trained");

@@ -1,0 +1,226 @@
+/**
+ * The graph builder (codegen/graph.ts): node order and groups per arch, buffer shapes, the
+ * constants each node carries, data flow, and the MAC count, cross-checked against the
+ * weight shapes of core/weights.ts.
+ */
+import assert from "node:assert/strict";
+import { expectedShapes } from "../core/weights.ts";
+import { buildGraph, type GraphNode, macsPerToken } from "./graph.ts";
+import { cfg, FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
+
+const LLAMA_LAYER = [
+  "norm", // attn_norm
+  "linear", // wq
+  "linear", // wk
+  "linear", // wv
+  "rope",
+  "attention",
+  "kv_store",
+  "linear", // wo
+  "add",
+  "norm", // ffn_norm
+  "linear", // w1
+  "linear", // w3
+  "swiglu",
+  "linear", // w2
+  "add",
+];
+const GPT2_LAYER = [
+  "norm",
+  "linear",
+  "linear",
+  "linear",
+  "attention",
+  "kv_store",
+  "linear",
+  "add",
+  "norm",
+  "linear", // w1
+  "gelu",
+  "linear", // w2
+  "add",
+];
+
+Deno.test("buildGraph() orders llama as embed, rope angles, layers, final norm, LM head", () => {
+  const c = cfg("llama", { n_layers: 3, n_kv_heads: 2 });
+  const g = buildGraph(c, 1, 16);
+  const ops = g.nodes.map((n) => n.op);
+  assert.deepEqual(ops, [
+    "embed",
+    "rope_cos_sin",
+    ...LLAMA_LAYER,
+    ...LLAMA_LAYER,
+    ...LLAMA_LAYER,
+    "norm",
+    "linear",
+  ]);
+  assert.equal(g.output, "logits");
+  assert.deepEqual(g.nodes.at(-1)!.outputs, ["logits"]);
+});
+
+Deno.test("buildGraph() orders gpt2 without RoPE, with learned positions, biases and GELU", () => {
+  const c = cfg("gpt2", { n_layers: 2 });
+  const g = buildGraph(c, 4, 16);
+  assert.deepEqual(g.nodes.map((n) => n.op), [
+    "embed",
+    ...GPT2_LAYER,
+    ...GPT2_LAYER,
+    "norm",
+    "linear",
+  ]);
+  assert.ok(![...g.buffers.keys()].some((b) => b.startsWith("rope")));
+  const embed = g.nodes[0] as GraphNode<"embed">;
+  assert.deepEqual(embed.weights, ["tok_embeddings.weight", "pos_embeddings.weight"]);
+  assert.equal(embed.attrs.learned_pos, true);
+  // Every linear but the LM head has a bias; norms are LayerNorms with a bias.
+  for (const n of g.nodes) {
+    if (n.op === "linear" && n.group !== "lm_head") assert.equal(n.weights.length, 2, n.doc);
+    if (n.op === "norm") assert.deepEqual([n.attrs.kind, n.weights.length], ["layernorm", 2]);
+  }
+});
+
+Deno.test("buildGraph() groups nodes into embed, rope, layerN_attn, layerN_ffn, lm_head runs", () => {
+  const g = buildGraph(cfg("llama", { n_layers: 2 }), 1, 8);
+  const runs: string[] = [];
+  for (const n of g.nodes) if (runs.at(-1) !== n.group) runs.push(n.group);
+  assert.deepEqual(runs, [
+    "embed",
+    "rope",
+    "layer0_attn",
+    "layer0_ffn",
+    "layer1_attn",
+    "layer1_ffn",
+    "lm_head",
+  ]);
+  for (const n of g.nodes) {
+    const m = /^layer(\d+)_/.exec(n.group);
+    assert.equal(n.layer, m ? Number(m[1]) : -1, `${n.group}: layer index`);
+  }
+});
+
+Deno.test("buildGraph() shapes: activations (rows, width), rings (kvCapacity, kv_dim), RoPE (head_dim/2)", () => {
+  const c = forwardCase("llama head_dim 6 GQA3 bias untied"); // dim 30, 6 heads × 6, 2 KV heads
+  for (const rows of [1, 7]) {
+    const g = buildGraph(c, rows, 24);
+    const shape = (b: string) => g.buffers.get(b)!.shape;
+    assert.deepEqual(shape("x"), [rows, 30]);
+    assert.deepEqual(shape("l0.q"), [rows, 36]);
+    assert.deepEqual(shape("l0.k"), [rows, 12]);
+    assert.deepEqual(shape("l1.h1"), [rows, 50]);
+    assert.deepEqual(shape("logits"), [rows, 97]);
+    assert.deepEqual(shape("kv.l1.v"), [24, 12]);
+    assert.deepEqual(shape("l0.att"), [24]);
+    assert.deepEqual(shape("rope.inv_freq"), [3]);
+    assert.deepEqual(shape("rope.cos"), [rows, 3]);
+    assert.deepEqual(
+      [...g.buffers.values()].filter((b) => b.kind !== "activation").map((b) => [b.name, b.kind]),
+      [
+        ["rope.inv_freq", "table"],
+        ["kv.l0.k", "kv"],
+        ["kv.l0.v", "kv"],
+        ["kv.l1.k", "kv"],
+        ["kv.l1.v", "kv"],
+      ],
+    );
+  }
+});
+
+Deno.test("buildGraph() sizes nothing by context_length", () => {
+  const small = buildGraph(cfg("llama", { context_length: 64 }), 4, 32);
+  const huge = buildGraph(cfg("llama", { context_length: 2 ** 31 - 1 }), 4, 32);
+  assert.deepEqual(
+    [...huge.buffers.values()].map((b) => [b.name, b.shape]),
+    [...small.buffers.values()].map((b) => [b.name, b.shape]),
+  );
+});
+
+Deno.test("buildGraph() linear nodes match the weight shapes; attrs carry every constant", () => {
+  for (const [name, c] of FORWARD_CASES) {
+    const shapes = expectedShapes(c);
+    const g = buildGraph(c, 3, 10);
+    for (const n of g.nodes) {
+      for (const w of n.weights) assert.ok(shapes.has(w), `${name}: ${w} is a model tensor`);
+      if (n.op === "linear") {
+        assert.deepEqual(shapes.get(n.weights[0]), [n.attrs.out, n.attrs.in], `${name} ${n.doc}`);
+        assert.equal(n.attrs.bias, n.weights.length === 2);
+        if (n.attrs.bias) assert.deepEqual(shapes.get(n.weights[1]), [n.attrs.out]);
+        assert.deepEqual(g.buffers.get(n.inputs[0])!.shape, [3, n.attrs.in]);
+        assert.deepEqual(g.buffers.get(n.outputs[0])!.shape, [3, n.attrs.out]);
+      }
+      if (n.op === "attention") {
+        assert.deepEqual(n.attrs, {
+          n_heads: c.n_heads,
+          n_kv_heads: c.n_kv_heads,
+          head_dim: c.head_dim,
+          kv_capacity: 10,
+          scale: 1 / Math.sqrt(c.head_dim),
+        });
+      }
+      if (n.op === "rope") {
+        assert.deepEqual(n.attrs, {
+          style: c.rope_style,
+          n_heads: c.n_heads,
+          n_kv_heads: c.n_kv_heads,
+          head_dim: c.head_dim,
+        });
+      }
+      if (n.op === "norm") assert.deepEqual(n.attrs, { kind: c.norm, dim: c.dim, eps: c.norm_eps });
+    }
+    // Every model tensor is used by some node (nothing loaded is ignored).
+    const used = new Set(g.nodes.flatMap((n) => n.weights));
+    assert.deepEqual([...shapes.keys()].filter((w) => !used.has(w)), [], name);
+  }
+});
+
+Deno.test("buildGraph() reads every activation after a node wrote it", () => {
+  for (const [name, c] of FORWARD_CASES) {
+    const g = buildGraph(c, 2, 8);
+    const written = new Set<string>();
+    for (const n of g.nodes) {
+      for (const b of n.inputs) {
+        const kind = g.buffers.get(b)!.kind;
+        assert.ok(
+          kind !== "activation" || written.has(b),
+          `${name}: ${n.doc} reads ${b} unwritten`,
+        );
+      }
+      for (const b of n.outputs) written.add(b);
+    }
+  }
+});
+
+Deno.test("buildGraph() uses the tied embedding as LM head, or output.weight", () => {
+  const tied = buildGraph(forwardCase("llama MHA half tied"), 1, 8).nodes.at(-1)!;
+  const untied = buildGraph(forwardCase("llama GQA2 interleaved untied"), 1, 8).nodes.at(-1)!;
+  assert.deepEqual(tied.weights, ["tok_embeddings.weight"]);
+  assert.deepEqual(untied.weights, ["output.weight"]);
+  const bias = buildGraph(forwardCase("llama GQA4 interleaved bias"), 1, 8);
+  assert.deepEqual(
+    bias.nodes.filter((n) => n.op === "linear" && n.layer === 0).map((n) => n.weights.length),
+    [2, 2, 2, 1, 1, 1, 1], // q/k/v biased (attn_bias), o and the MLP not
+  );
+});
+
+Deno.test("buildGraph() rejects non-positive or fractional rows and kvCapacity", () => {
+  const c = forwardCase("llama MQA half");
+  for (const bad of [0, -1, 1.5, NaN]) {
+    assert.throws(() => buildGraph(c, bad, 8), /rows must be a positive integer/);
+    assert.throws(() => buildGraph(c, 1, bad), /kvCapacity must be a positive integer/);
+  }
+});
+
+Deno.test("macsPerToken() counts the graph's matrix products and attention window", () => {
+  for (const [name, c] of FORWARD_CASES) {
+    const g = buildGraph(c, 1, 10);
+    const linear = g.nodes.filter((n) => n.op === "linear") as GraphNode<"linear">[];
+    const body = linear.filter((n) => n.group !== "lm_head");
+    const head = linear.filter((n) => n.group === "lm_head");
+    const macs = (ns: GraphNode<"linear">[]) =>
+      ns.reduce((a, n) => a + n.attrs.in * n.attrs.out, 0);
+    for (const pos of [0, 3, 9, 40]) {
+      const attn = c.n_layers * 2 * c.n_heads * c.head_dim * Math.min(pos + 1, 10);
+      assert.equal(macsPerToken(c, pos, 10, false), macs(body) + attn, `${name} at ${pos}`);
+      assert.equal(macsPerToken(c, pos, 10, true), macs(body) + macs(head) + attn);
+    }
+  }
+});
