@@ -25,6 +25,8 @@
  * @module
  */
 import { FormatError } from "../core/errors.ts";
+import { readTokenizerBytes } from "./read_file.ts";
+import { AddedTokenMatcher } from "./special_tokens.ts";
 import type { EncodeOptions, Tokenizer } from "./tokenizer.ts";
 
 /** SentencePiece token types (`tokenizer.ggml.token_type`, sentencepiece_model.proto). */
@@ -119,8 +121,10 @@ export class SentencePieceTokenizer implements Tokenizer {
   #bytes: Uint8Array[];
   #byteIds = new Int32Array(256).fill(-1);
   /** Texts matched as whole tokens: user-defined always, control only with `special`. */
-  #userDefined: string[] = [];
-  #control: string[] = [];
+  #userDefined: [string, number][] = [];
+  #control: [string, number][] = [];
+  #matchUser: AddedTokenMatcher | null = null;
+  #matchAll: AddedTokenMatcher | null = null;
 
   /**
    * Builds the tokenizer from a vocabulary (piece → id map, byte-token table, specials).
@@ -175,14 +179,10 @@ export class SentencePieceTokenizer implements Tokenizer {
       } else {
         this.#bytes[id] = utf8.encode(piece.replaceAll(SPACE, " "));
       }
-      if (piece.length > 0) {
-        if (type === SPM_TOKEN_TYPE.userDefined) this.#userDefined.push(piece);
-        else if (type === SPM_TOKEN_TYPE.control) this.#control.push(piece);
-      }
+      // An empty piece can never be matched in text (special_tokens.ts skips it).
+      if (type === SPM_TOKEN_TYPE.userDefined) this.#userDefined.push([piece, id]);
+      else if (type === SPM_TOKEN_TYPE.control) this.#control.push([piece, id]);
     }
-    const longestFirst = (a: string, b: string) => b.length - a.length;
-    this.#userDefined.sort(longestFirst);
-    this.#control.sort(longestFirst);
   }
 
   /** The piece strings, index = id (`'▁'` for spaces). */
@@ -205,7 +205,8 @@ export class SentencePieceTokenizer implements Tokenizer {
    *
    * @param text Any Unicode text (lone surrogates become U+FFFD).
    * @param options `bos` (default `addBos`), `eos` (default `addEos`), `special`: match
-   *   control-token text such as `</s>` (user-defined tokens are always matched).
+   *   control-token text such as `</s>` (default true, as llama.cpp's `parse_special` in
+   *   its chat and server; user-defined tokens are always matched).
    * @returns Token ids.
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
@@ -214,7 +215,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     text = text.toWellFormed();
     let prevSpecial = true; // the dummy prefix goes at the start and after specials
     if (text.length > 0) {
-      for (const frag of this.#partition(text, options.special ?? false)) {
+      for (const frag of this.#partition(text, options.special ?? true)) {
         if (typeof frag === "number") {
           out.push(frag);
           prevSpecial = true;
@@ -229,28 +230,16 @@ export class SentencePieceTokenizer implements Tokenizer {
     return out;
   }
 
-  /** Splits text at special-token occurrences (longest match first at each position). */
+  /** Splits text at added-token occurrences (longest match first at each position). */
   #partition(text: string, special: boolean): (string | number)[] {
-    const specials = special
-      ? [...this.#userDefined, ...this.#control].sort((a, b) => b.length - a.length)
-      : this.#userDefined;
-    if (specials.length === 0) return [text];
-    const out: (string | number)[] = [];
-    let start = 0;
-    let i = 0;
-    outer: while (i < text.length) {
-      for (const s of specials) {
-        if (text.startsWith(s, i)) {
-          if (i > start) out.push(text.slice(start, i));
-          out.push(this.#ids.get(s)!);
-          i += s.length;
-          start = i;
-          continue outer;
-        }
-      }
-      i++;
+    if (!this.#matchUser) {
+      this.#matchUser = new AddedTokenMatcher(this.#userDefined);
+      this.#matchAll = new AddedTokenMatcher([...this.#userDefined, ...this.#control]);
     }
-    if (start < text.length) out.push(text.slice(start));
+    const matcher = special ? this.#matchAll! : this.#matchUser;
+    if (matcher.size === 0) return [text];
+    const out: (string | number)[] = [];
+    matcher.split(text, (s, e) => out.push(text.slice(s, e)), (id) => out.push(id));
     return out;
   }
 
@@ -508,8 +497,12 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): Sentence
     );
   }
   const maxLen = view.getInt32(0, true);
-  if (maxLen < 0) {
-    throw new FormatError(file, `max_token_length must be >= 0, got ${maxLen}`);
+  if (maxLen < 0 || maxLen > bytes.length) {
+    throw new FormatError(
+      file,
+      `not a llama2.c tokenizer.bin file: its header max_token_length is ${maxLen}, ` +
+        `expected 0..${bytes.length} (the file size)`,
+    );
   }
   const dec = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   const pieces: string[] = [];
@@ -575,11 +568,5 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): Sentence
  * ```
  */
 export async function readLlama2cTokenizer(path: string): Promise<SentencePieceTokenizer> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
-  return parseLlama2cTokenizer(bytes, path);
+  return parseLlama2cTokenizer(await readTokenizerBytes(path), path);
 }

@@ -279,11 +279,12 @@ Deno.test("unicodeWhitespacePattern() rewrites only unescaped \\s and \\S", () =
   );
 });
 
-Deno.test("special tokens are text unless encode() is asked for them; eos/bos options", async () => {
+Deno.test("encode() recognises special tokens unless special: false; eos/bos options", async () => {
   const tok = await TiktokenTokenizer.builtin("gpt2");
-  const plain = tok.encode("a<|endoftext|>b");
+  const plain = tok.encode("a<|endoftext|>b", { special: false });
   assert.ok(!plain.includes(50256));
   assert.equal(tok.decode(plain), "a<|endoftext|>b");
+  assert.deepEqual(tok.encode("a<|endoftext|>b"), [64, 50256, 65]);
   assert.deepEqual(tok.encode("a<|endoftext|>b", { special: true }), [64, 50256, 65]);
   assert.deepEqual(tok.encode("a", { eos: true }), [64, 50256]);
   assert.deepEqual(tok.encode("a", { bos: true }), [64]); // gpt2 has no BOS
@@ -349,7 +350,7 @@ Deno.test(".tiktoken toFile() → parseTiktoken() round-trips ranks, specials, p
     for (const special of [false, true]) {
       assert.deepEqual(back.encode(s, { special }), tok.encode(s, { special }), s);
     }
-    assert.equal(back.decode(back.encode(s, { bos: false })), s);
+    assert.equal(back.decode(back.encode(s, { bos: false, special: false })), s);
   }
   // Explicit BOS/EOS/addBos that the names do not imply survive through directives.
   const custom = TiktokenTokenizer.fromRanks(
@@ -397,7 +398,10 @@ Deno.test("parseTiktoken() rejects malformed files with the file and line", () =
   bad(["aGk= x"], /line 257: expected a non-negative integer id/);
   bad(["aGk= 5"], /line 257: id 5 is used twice/);
   bad(["#merge a b"], /line 257: unknown directive '#merge'/);
-  bad(["#pattern (unclosed"], /line 257: #pattern is not a valid regex/);
+  bad(["#pattern (unclosed"], /line 257: pattern is not usable: Invalid regular expression/);
+  bad(["#pattern (a)\\1"], /line 257: pattern is not usable: backreference/);
+  bad(["#split Sideways false a"], /line 257: expected '#split </);
+  bad(["#normalize NFX"], /line 257: #normalize must be one of NFC/);
   bad(["#add_bos maybe"], /#add_bos must be true or false/);
   bad(["#special !!! 300"], /line 257: expected '#special <base64> <id>'/);
   bad(["justonefield"], /line 257: expected '<base64 token> <rank>'/);
