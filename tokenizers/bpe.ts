@@ -226,49 +226,20 @@ export class BytePairEncoder {
   /** The heap merge: O(n log n) for a piece of n bytes. */
   #mergeHeap(bytes: Uint8Array, base: number, n: number): void {
     const next = this.#next, prev = this.#prev, pr = this.#pairRank;
-    let heap = this.#heap;
+    const heap = this.#heap; // (3n) holds at most n - 1 + 2 per merge entries
     let size = 0;
-    const push = (key: number) => {
-      if (size === heap.length) {
-        const bigger = new Float64Array(heap.length * 2);
-        bigger.set(heap);
-        heap = this.#heap = bigger;
-      }
-      let i = size++;
-      while (i > 0) {
-        const p = (i - 1) >> 1;
-        if (heap[p] <= key) break;
-        heap[i] = heap[p];
-        i = p;
-      }
-      heap[i] = key;
-    };
-    const pop = (): number => {
-      const top = heap[0];
-      const last = heap[--size];
-      let i = 0;
-      for (;;) {
-        let c = 2 * i + 1;
-        if (c >= size) break;
-        if (c + 1 < size && heap[c + 1] < heap[c]) c++;
-        if (heap[c] >= last) break;
-        heap[i] = heap[c];
-        i = c;
-      }
-      heap[i] = last;
-      return top;
-    };
     for (let i = 0; i < n; i++) {
       next[i] = i + 1;
       prev[i] = i - 1;
     }
     for (let i = 0; i + 1 < n; i++) {
       pr[i] = this.#pair(bytes, base, i, n);
-      if (pr[i] !== NONE) push(pr[i] * POS_BITS + i);
+      if (pr[i] !== NONE) size = heapPush(heap, size, pr[i] * POS_BITS + i);
     }
     pr[n - 1] = NONE;
     while (size > 0) {
-      const key = pop();
+      const key = heap[0];
+      size = heapPop(heap, size);
       const rank = Math.floor(key / POS_BITS);
       const i = key - rank * POS_BITS;
       // Stale: part i was merged into its left neighbour, or its pair changed since.
@@ -277,16 +248,45 @@ export class BytePairEncoder {
       const k = next[j];
       next[i] = k;
       if (k < n) prev[k] = i;
-      pr[j] = NONE; // part j no longer starts a part
+      pr[j] = NONE; // j no longer starts a part
       pr[i] = this.#pair(bytes, base, i, n);
-      if (pr[i] !== NONE) push(pr[i] * POS_BITS + i);
+      if (pr[i] !== NONE) size = heapPush(heap, size, pr[i] * POS_BITS + i);
       const h = prev[i];
       if (h >= 0) {
         pr[h] = this.#pair(bytes, base, h, n);
-        if (pr[h] !== NONE) push(pr[h] * POS_BITS + h);
+        if (pr[h] !== NONE) size = heapPush(heap, size, pr[h] * POS_BITS + h);
       }
     }
   }
+}
+
+/** Pushes `key` on the min-heap `heap[0, size)`; returns the new size. */
+function heapPush(heap: Float64Array, size: number, key: number): number {
+  let i = size;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (heap[p] <= key) break;
+    heap[i] = heap[p];
+    i = p;
+  }
+  heap[i] = key;
+  return size + 1;
+}
+
+/** Removes the minimum of the min-heap `heap[0, size)`; returns the new size. */
+function heapPop(heap: Float64Array, size: number): number {
+  const last = heap[--size];
+  let i = 0;
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= size) break;
+    if (c + 1 < size && heap[c + 1] < heap[c]) c++;
+    if (heap[c] >= last) break;
+    heap[i] = heap[c];
+    i = c;
+  }
+  heap[i] = last;
+  return size;
 }
 
 /**
