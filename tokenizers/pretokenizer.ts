@@ -69,6 +69,8 @@ const KNOWN_PATTERNS: ReadonlySet<string> = (() => {
     cs + tail, // tiktoken cl100k_base
     ci + tail.replace(String.raw`\p{N}{1,3}`, String.raw`\p{N}`), // Qwen2 tokenizer.json
     o200k, // tiktoken o200k_base
+    // GPT-2's pattern as gollm's trainer writes it (python/tokenizer.py GPT2_PATTERN).
+    String.raw`'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`,
   ]);
 })();
 

@@ -74,6 +74,7 @@ export async function checkRegularFile(path: string, what: string): Promise<numb
  * ```
  */
 export async function optionalFile(path: string, what: string): Promise<boolean> {
+  if (path.endsWith("/")) await checkRegularFile(path, what);
   try {
     await Deno.lstat(path);
   } catch (e) {
