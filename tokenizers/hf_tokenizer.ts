@@ -83,9 +83,10 @@ function tokenText(v: unknown): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHfTokenizerConfig } from "./hf_tokenizer.ts";
  * const c = parseHfTokenizerConfig({ bos_token: "<s>", add_bos_token: true }, "tokenizer_config.json");
- * console.log(c.bosToken, c.addBos); // <s> true
+ * assert.deepEqual([c.bosToken, c.addBos], ["<s>", true]);
  * ```
  */
 export function parseHfTokenizerConfig(raw: unknown, file: string): HfTokenizerConfig {
@@ -250,11 +251,20 @@ const EOS_NAMES = [
  *   `added_tokens` that is not a list, an id outside [0, vocab entries + added tokens).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BYTE_TO_UNICODE } from "./byte_level.ts";
  * import { parseHfTokenizer } from "./hf_tokenizer.ts";
- * const json = JSON.parse(await Deno.readTextFile("tokenizer.json"));
- * const tok = parseHfTokenizer(json, "tokenizer.json", {});
- * console.log(tok.encode("Hello world"));
+ * // A byte-level BPE tokenizer.json: 256 byte tokens, one merge ("h" + "i"), one special.
+ * const vocab: Record<string, number> = {};
+ * BYTE_TO_UNICODE.forEach((u, b) => (vocab[u] = b));
+ * vocab["hi"] = 256;
+ * const tok = parseHfTokenizer({
+ *   model: { type: "BPE", vocab, merges: ["h i"] },
+ *   pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, use_regex: true },
+ *   added_tokens: [{ id: 257, content: "<|end|>", special: true }],
+ * }, "tokenizer.json");
+ * assert.deepEqual(tok.encode("hi<|end|>"), [256, 257]);
  * ```
  */
 export function parseHfTokenizer(

@@ -26,7 +26,7 @@ export const MAX_TOKENIZER_FILE_BYTES: number = 512 * 1024 * 1024;
  * import assert from "node:assert/strict";
  * import { checkRegularFile } from "./read_file.ts";
  * await assert.rejects(checkRegularFile("/dev/zero", "tokenizer file"), /not a regular file/);
- * await assert.rejects(checkRegularFile("/", "tokenizer file"), /is a directory/);
+ * await assert.rejects(checkRegularFile("/tmp", "tokenizer file"), /is a directory/);
  * ```
  */
 export async function checkRegularFile(path: string, what: string): Promise<number> {

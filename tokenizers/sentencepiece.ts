@@ -84,14 +84,15 @@ const utf8 = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SentencePieceTokenizer } from "./sentencepiece.ts";
  * const tok = new SentencePieceTokenizer({
  *   pieces: ["<unk>", "<s>", "</s>", "▁", "h", "i", "▁h", "▁hi"],
  *   scores: [0, 0, 0, -1, -2, -3, -4, -5],
  *   bosId: 1, eosIds: [2], unkId: 0,
  * });
- * console.log(tok.encode("hi")); // [1, 7]
- * console.log(tok.decode([1, 7])); // "hi"
+ * assert.deepEqual(tok.encode("hi"), [1, 7]);
+ * assert.equal(tok.decode([1, 7]), "hi");
  * ```
  */
 export class SentencePieceTokenizer implements Tokenizer {
@@ -442,10 +443,11 @@ class BigramHeap {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SentencePieceTokenizer, encodeLlama2cTokenizer } from "./sentencepiece.ts";
  * const tok = new SentencePieceTokenizer({ pieces: ["<unk>", "<s>", "</s>", "▁a"],
  *   scores: [0, 0, 0, -1], bosId: 1, eosIds: [2], unkId: 0 });
- * console.log(encodeLlama2cTokenizer(tok).length); // 54
+ * assert.equal(encodeLlama2cTokenizer(tok).length, 54);
  * ```
  */
 export function encodeLlama2cTokenizer(tok: SentencePieceTokenizer): Uint8Array {
@@ -481,11 +483,12 @@ export function encodeLlama2cTokenizer(tok: SentencePieceTokenizer): Uint8Array 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SentencePieceTokenizer, encodeLlama2cTokenizer, parseLlama2cTokenizer } from "./sentencepiece.ts";
  * const tok = new SentencePieceTokenizer({ pieces: ["<unk>", "<s>", "</s>", "▁a"],
  *   scores: [0, 0, 0, -1], bosId: 1, eosIds: [2], unkId: 0 });
  * const back = parseLlama2cTokenizer(encodeLlama2cTokenizer(tok), "t.bin");
- * console.log(back.encode("a")); // [1, 3]
+ * assert.deepEqual(back.encode("a"), [1, 3]);
  * ```
  */
 export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): SentencePieceTokenizer {

@@ -541,7 +541,7 @@ export class TiktokenTokenizer implements Tokenizer {
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const tok = await TiktokenTokenizer.builtin("gpt2");
    * assert.deepEqual(tok.encode("a<|endoftext|>"), [64, 50256]);
-   * assert.deepEqual(tok.encode("a<|endoftext|>", { special: false }).length, 7);
+   * assert.ok(!tok.encode("a<|endoftext|>", { special: false }).includes(50256));
    * ```
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
