@@ -1,6 +1,7 @@
 /**
- * loadCheckpoint() checks that the tokenizer fits the model at load time, naming the
- * tokenizer file (tokenizers/fit.ts), on the shipped default model (4,096 ids).
+ * loadCheckpoint() and the tokenizer beside a model, on the shipped default model (4,096
+ * ids): the tokenizer must fit the model (tokenizers/fit.ts), and a tokenizer path or chat
+ * template that is not a regular file is one FormatError naming it.
  */
 import assert from "node:assert/strict";
 import { FormatError } from "../core/errors.ts";
@@ -63,6 +64,32 @@ Deno.test("loadCheckpoint() accepts a cut tiktoken file and decodes the ids it l
     assert.equal(tok.vocabSize, 4096);
     assert.equal(tok.decode([4000, 4095]), "");
     assert.equal(tok.tokenPiece(4000), "<unused:4000>");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadCheckpoint() names a tokenizer path with a trailing slash and a chat template that is a directory", async () => {
+  const dir = await withTokenizer("tokenizer.tiktoken/");
+  try {
+    await assert.rejects(
+      loadCheckpoint(dir),
+      (e: unknown) =>
+        e instanceof FormatError &&
+        /tokenizer\.tiktoken\/: tokenizer file path ends with '\/'/.test(e.message),
+    );
+    const config = await Deno.readTextFile(`${dir}/config.yaml`);
+    await Deno.writeTextFile(
+      `${dir}/config.yaml`,
+      config.replace("tokenizer.tiktoken/", "tokenizer.tiktoken"),
+    );
+    await Deno.mkdir(`${dir}/chat_template.jinja`);
+    await assert.rejects(
+      loadCheckpoint(dir),
+      (e: unknown) =>
+        e instanceof FormatError &&
+        /chat_template\.jinja: chat template is a directory/.test(e.message),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
