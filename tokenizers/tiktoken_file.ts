@@ -59,6 +59,9 @@ export interface TiktokenFileContents {
 
 const NORMAL_FORMS: readonly NormalizationForm[] = ["NFC", "NFD", "NFKC", "NFKD"];
 
+/** Ids are below 2^24 (tokenizers/bpe.ts MAX_RANK + 1). */
+const MAX_ID = 1 << 24;
+
 /** Canonical base64 (the empty string included). */
 export const BASE64_RE: RegExp = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -115,7 +118,9 @@ export function parseTiktokenText(text: string, file: string): TiktokenFileConte
   };
   const parseId = (s: string, lineNo: number): number => {
     if (!/^\d+$/.test(s)) fail(lineNo, `expected a non-negative integer id, got '${s}'`);
-    return Number(s);
+    const id = Number(s);
+    if (id >= MAX_ID) fail(lineNo, `id ${s} is too large (ids are below ${MAX_ID})`);
+    return id;
   };
   const claim = (id: number, lineNo: number) => {
     if (used.has(id)) fail(lineNo, `id ${id} is used twice`);

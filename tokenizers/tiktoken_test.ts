@@ -434,6 +434,8 @@ Deno.test("parseTiktoken() rejects malformed files with the file and line", () =
   };
   bad(["aGk= x"], /line 257: expected a non-negative integer id/);
   bad(["aGk= 5"], /line 257: id 5 is used twice/);
+  bad(["aGk= 2147483648"], /line 257: id 2147483648 is too large/);
+  bad(["<|x|> 100000000000000000000"], /line 257: id 100000000000000000000 is too large/);
   bad(["#merge a b"], /line 257: unknown directive '#merge'/);
   bad(["#pattern (unclosed"], /line 257: pattern is not usable: Invalid regular expression/);
   bad(["#pattern (a)\\1"], /line 257: pattern is not usable: backreference/);
