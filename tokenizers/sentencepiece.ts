@@ -181,8 +181,12 @@ export class SentencePieceTokenizer implements Tokenizer {
         this.#bytes[id] = utf8.encode(piece.replaceAll(SPACE, " "));
       }
       // An empty piece can never be matched in text (special_tokens.ts skips it).
+      // Control and unknown texts are matched with `special`, as llama.cpp's
+      // tokenizer_st_partition does with parse_special.
       if (type === SPM_TOKEN_TYPE.userDefined) this.#userDefined.push([piece, id]);
-      else if (type === SPM_TOKEN_TYPE.control) this.#control.push([piece, id]);
+      else if (type === SPM_TOKEN_TYPE.control || type === SPM_TOKEN_TYPE.unknown) {
+        this.#control.push([piece, id]);
+      }
     }
   }
 
