@@ -6,9 +6,11 @@
  *
  * Prints MB/s for both, the ratio, and whether the ids are identical. The tokenizer is the
  * real Llama-3 tokenizer.json from $GOLLM_ASSETS when present, else the small byte-level
- * fixture tests/fixtures/hf/gpt2/tokenizer.json. Timing: best of several runs after one
- * warm-up, wall clock, single thread on both sides (the machine's load average is printed:
- * other processes slow both sides alike).
+ * fixture tests/fixtures/hf/gpt2/tokenizer.json. Timing: CPU time of the process (Linux
+ * /proc/self/stat; Python `time.process_time`) over repeated runs after one warm-up, so that
+ * other processes on a shared machine do not skew the figures; both sides run one thread.
+ * Elsewhere than Linux (or without read access to /proc/self, which Deno grants only with
+ * --allow-all) the Deno side falls back to wall-clock time, and says so.
  *
  * Usage: deno task bench:tokenizer [--size BYTES]
  *
@@ -91,16 +93,29 @@ const TEXTS: [string, string][] = [
   ["digits", digits(SIZE)],
 ];
 
-/** Seconds of the fastest of `runs` calls, after one warm-up. */
-function best(fn: () => void, runs: number): number {
-  fn();
-  let min = Infinity;
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    fn();
-    min = Math.min(min, performance.now() - t0);
+/** CPU seconds used by this process so far (user + system), or null off Linux. */
+function procCpuSeconds(): number | null {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return null;
   }
-  return min / 1000;
+}
+const CLOCK = procCpuSeconds() === null ? "wall clock" : "CPU time";
+const cpuSeconds = () => procCpuSeconds() ?? performance.now() / 1000;
+
+/** CPU seconds per call: calls repeated for at least 1 s of CPU (3 calls at least). */
+function perCall(fn: () => void): number {
+  fn(); // warm-up
+  const t0 = cpuSeconds();
+  let calls = 0;
+  while (calls < 3 || cpuSeconds() - t0 < 1) {
+    fn();
+    calls++;
+  }
+  return (cpuSeconds() - t0) / calls;
 }
 
 const PY = String.raw`
@@ -110,10 +125,11 @@ tok = Tokenizer.from_file(sys.argv[1])
 out = []
 for text in json.load(sys.stdin):
     ids = tok.encode(text, add_special_tokens=False).ids
-    runs = []
-    for _ in range(5):
-        t0 = time.perf_counter(); tok.encode(text, add_special_tokens=False); runs.append(time.perf_counter() - t0)
-    out.append({"ids": ids, "seconds": min(runs)})
+    t0, calls = time.process_time(), 0
+    while calls < 3 or time.process_time() - t0 < 1:
+        tok.encode(text, add_special_tokens=False)
+        calls += 1
+    out.append({"ids": ids, "seconds": (time.process_time() - t0) / calls})
 print(json.dumps(out))
 `;
 
@@ -142,6 +158,7 @@ async function pythonRun(): Promise<{ ids: number[]; seconds: number }[] | strin
 
 const tok = (await loadHfTokenizer(TOKENIZER))!;
 console.log(`tokenizer: ${TOKENIZER}`);
+console.log(`timing: gollm ${CLOCK}, Python tokenizers CPU time (time.process_time)`);
 console.log(
   `load average: ${
     Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
@@ -154,9 +171,9 @@ const rows = [["text", "kB", "gollm MB/s", "tokenizers MB/s", "gollm / tokenizer
 TEXTS.forEach(([name, text], i) => {
   const bytes = new TextEncoder().encode(text).length;
   let ids: number[] = [];
-  const s = best(() => {
+  const s = perCall(() => {
     ids = tok.encode(text, { bos: false });
-  }, 5);
+  });
   const p = typeof py === "string" ? null : py[i];
   const same = p === null ? "-" : JSON.stringify(ids) === JSON.stringify(p.ids) ? "yes" : "NO";
   rows.push([
