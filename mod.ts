@@ -85,6 +85,13 @@ export type { TiktokenOptions } from "./tokenizers/tiktoken.ts";
 export { SentencePieceTokenizer } from "./tokenizers/sentencepiece.ts";
 export type { SentencePieceVocab } from "./tokenizers/sentencepiece.ts";
 export { loadHfTokenizer } from "./tokenizers/hf_tokenizer.ts";
+export { checkTokenizerFits } from "./tokenizers/fit.ts";
+export type {
+  NormalizationForm,
+  PreTokenizerSpec,
+  PreTokenizerStep,
+  SplitBehavior,
+} from "./tokenizers/pretokenizer.ts";
 export { resolveSamplerOptions, Sampler } from "./runtime/sampler.ts";
 export type { ResolvedSamplerOptions, SamplerOptions } from "./runtime/sampler.ts";
 export { renderChat } from "./tokenizers/chat_template.ts";

@@ -22,6 +22,7 @@ import type { ProgressCallback } from "../core/progress.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
+import { optionalFile, readTokenizerText } from "../tokenizers/read_file.ts";
 import { checkWeights } from "../core/weights.ts";
 
 /** Optional file holding the tokenizer's chat template (the name HF directories use). */
@@ -207,7 +208,7 @@ export async function loadGollmTokenizer(
   if (c.tokenizer === "none") return null;
   if (!BUILTIN_TOKENIZERS.has(c.tokenizer)) {
     const file = join(dir, c.tokenizer);
-    if (!(await exists(file))) {
+    if (!(await optionalFile(file, "tokenizer file"))) {
       throw new ConfigError(
         configPath,
         "tokenizer",
@@ -218,8 +219,11 @@ export async function loadGollmTokenizer(
   }
   let tokenizer = await loadTokenizer(c.tokenizer, dir);
   const templatePath = join(dir, CHAT_TEMPLATE_FILE);
-  if (tokenizer && tokenizer.chatTemplate === undefined && (await exists(templatePath))) {
-    tokenizer = withChatTemplate(tokenizer, await Deno.readTextFile(templatePath));
+  if (
+    tokenizer && tokenizer.chatTemplate === undefined &&
+    (await optionalFile(templatePath, "chat template"))
+  ) {
+    tokenizer = withChatTemplate(tokenizer, await readTokenizerText(templatePath, "chat template"));
   }
   return tokenizer;
 }

@@ -25,6 +25,8 @@ import { loadLlama2c } from "./llama2c.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
+import { checkTokenizerFits } from "../tokenizers/fit.ts";
+import { checkRegularFile } from "../tokenizers/read_file.ts";
 
 /** Options of {@linkcode loadCheckpoint}. */
 export interface LoadCheckpointOptions {
@@ -191,7 +193,27 @@ export async function loadCheckpoint(
     progress({ stage: `loading tokenizer ${options.tokenizerPath}` });
     ckpt.tokenizer = await loadTokenizerFile(options.tokenizerPath);
   }
+  if (ckpt.tokenizer) {
+    // Every id the tokenizer produces must be a row of the embedding (tokenizers/fit.ts).
+    const own = options.tokenizerPath === undefined;
+    ckpt.tokenizer = checkTokenizerFits(
+      ckpt.tokenizer,
+      ckpt.config.vocab_size,
+      own ? tokenizerSource(ckpt) : options.tokenizerPath!,
+      { exact: own && format === "gguf" },
+    );
+  }
   return ckpt;
+}
+
+/** The file a checkpoint's own tokenizer came from, for error messages. */
+function tokenizerSource(ckpt: Checkpoint): string {
+  if (ckpt.format === "gguf" || ckpt.format === "llama2c") return ckpt.path;
+  if (ckpt.format === "hf") return join(ckpt.path, "tokenizer.json");
+  const name = ckpt.config.tokenizer;
+  return name.includes(".") || name.includes("/")
+    ? join(ckpt.path, name)
+    : `${join(ckpt.path, "config.yaml")} (tokenizer: ${name})`;
 }
 
 /**
@@ -216,9 +238,7 @@ async function loadLlama2cChecked(path: string, tokenizerPath?: string): Promise
 }
 
 async function loadTokenizerFile(path: string): Promise<Tokenizer> {
-  if (!(await isFile(path))) {
-    throw new GollmError(`${path}: tokenizer file does not exist`);
-  }
+  await checkRegularFile(path, "tokenizer file");
   const { dir, name } = splitPath(path);
   const tok = await loadTokenizer(name, dir);
   if (!tok) throw new GollmError(`${path}: no tokenizer could be read from this file`);

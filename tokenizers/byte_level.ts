@@ -41,8 +41,9 @@ const UNIT_TO_BYTE: Int16Array = (() => {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bytesToByteLevel } from "./byte_level.ts";
- * console.log(bytesToByteLevel(new TextEncoder().encode(" the\n"))); // "Ġthe" + "Ċ"
+ * assert.equal(bytesToByteLevel(new TextEncoder().encode(" the\n")), "ĠtheĊ");
  * ```
  */
 export function bytesToByteLevel(bytes: Uint8Array): string {
@@ -61,8 +62,10 @@ export function bytesToByteLevel(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { byteLevelToBytes } from "./byte_level.ts";
- * console.log(byteLevelToBytes("Ġthe")); // Uint8Array(4) [ 32, 116, 104, 101 ]
+ * assert.deepEqual(byteLevelToBytes("Ġthe"), Uint8Array.of(32, 116, 104, 101));
+ * assert.equal(byteLevelToBytes("€"), null);
  * ```
  */
 export function byteLevelToBytes(text: string): Uint8Array | null {

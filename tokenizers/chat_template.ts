@@ -93,12 +93,12 @@ function renderPlain(messages: readonly ChatMessage[], opts: RenderChatOptions):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderChat } from "./chat_template.ts";
  * const tpl = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}" +
  *   "{% if add_generation_prompt %}<|assistant|>{% endif %}";
- * console.log(renderChat(tpl, [{ role: "user", content: "Hi" }], { addGenerationPrompt: true }));
- * // <|user|>Hi
- * // <|assistant|>
+ * const text = renderChat(tpl, [{ role: "user", content: "Hi" }], { addGenerationPrompt: true });
+ * assert.equal(text, "<|user|>Hi\n<|assistant|>");
  * ```
  */
 export function renderChat(

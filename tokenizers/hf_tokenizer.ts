@@ -27,10 +27,24 @@
  * @module
  */
 import { FormatError } from "../core/errors.ts";
-import { isFile, readJson } from "../core/files.ts";
+import {
+  type NormalizationForm,
+  PRETOKENIZE_PATTERNS,
+  PreTokenizer,
+  type PreTokenizerSpec,
+  type PreTokenizerStep,
+  SPLIT_BEHAVIORS,
+  type SplitBehavior,
+} from "./pretokenizer.ts";
+import {
+  checkRegularFile,
+  optionalFile,
+  readTokenizerJson,
+  readTokenizerText,
+} from "./read_file.ts";
 import { SentencePieceTokenizer, SPM_TOKEN_TYPE } from "./sentencepiece.ts";
-import { PRETOKENIZE_PATTERNS, TiktokenTokenizer } from "./tiktoken.ts";
-import type { EncodeOptions, Tokenizer } from "./tokenizer.ts";
+import { TiktokenTokenizer } from "./tiktoken.ts";
+import type { Tokenizer } from "./tokenizer.ts";
 
 /** What gollm reads from a `tokenizer_config.json` (and `chat_template.jinja`). */
 export interface HfTokenizerConfig {
@@ -69,9 +83,10 @@ function tokenText(v: unknown): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHfTokenizerConfig } from "./hf_tokenizer.ts";
  * const c = parseHfTokenizerConfig({ bos_token: "<s>", add_bos_token: true }, "tokenizer_config.json");
- * console.log(c.bosToken, c.addBos); // <s> true
+ * assert.deepEqual([c.bosToken, c.addBos], ["<s>", true]);
  * ```
  */
 export function parseHfTokenizerConfig(raw: unknown, file: string): HfTokenizerConfig {
@@ -128,41 +143,81 @@ function mergePairs(model: Json, file: string): [string, string][] {
   });
 }
 
-/** A tokenizer that rewrites the input text before encoding (NFC, ByteLevel add_prefix_space). */
-class PreprocessedTokenizer implements Tokenizer {
-  readonly vocabSize: number;
-  readonly bosId: number | null;
-  readonly eosIds: readonly number[];
-  readonly addBos: boolean;
-  readonly stripLeadingSpace: boolean;
-  readonly chatTemplate?: string;
-  #inner: Tokenizer;
-  #pre: (s: string) => string;
-  constructor(inner: Tokenizer, pre: (s: string) => string) {
-    this.#inner = inner;
-    this.#pre = pre;
-    this.vocabSize = inner.vocabSize;
-    this.bosId = inner.bosId;
-    this.eosIds = inner.eosIds;
-    this.addBos = inner.addBos;
-    this.stripLeadingSpace = inner.stripLeadingSpace;
-    if (inner.chatTemplate !== undefined) this.chatTemplate = inner.chatTemplate;
+/** A JSON value, short, for messages. */
+function describeJson(v: unknown): string {
+  if (Array.isArray(v)) return "a list";
+  if (v === null) return "null";
+  if (typeof v === "object") return "an object";
+  return JSON.stringify(v)?.slice(0, 40) ?? String(v);
+}
+
+/**
+ * The normalization and pre-tokenizer steps of a byte-level tokenizer.json: `Split` steps
+ * as they are, `ByteLevel` as a prefix space (`add_prefix_space`) then GPT-2's split
+ * (`use_regex`), a single NFC/NFD/NFKC/NFKD normalizer.
+ */
+function byteLevelSpec(norms: Json[], pres: Json[], file: string): PreTokenizerSpec {
+  let normalize: NormalizationForm | undefined;
+  for (const n of norms) {
+    if (!["NFC", "NFD", "NFKC", "NFKD"].includes(String(n.type)) || normalize !== undefined) {
+      throw new FormatError(
+        file,
+        `normalizer ${JSON.stringify(n.type)} is not supported for byte-level BPE ` +
+          `(supported: one of NFC, NFD, NFKC, NFKD)`,
+      );
+    }
+    normalize = n.type as NormalizationForm;
   }
-  encode(text: string, options?: EncodeOptions): number[] {
-    return this.#inner.encode(this.#pre(text), options);
+  const out: PreTokenizerStep[] = [];
+  for (const [i, p] of pres.entries()) {
+    if (p.type === "ByteLevel") {
+      if (p.add_prefix_space === true) out.push({ type: "prefix_space" });
+      if (p.use_regex !== false) {
+        out.push({
+          type: "split",
+          pattern: PRETOKENIZE_PATTERNS.gpt2,
+          behavior: "Isolated",
+          invert: false,
+        });
+      }
+      continue;
+    }
+    if (p.type !== "Split") {
+      throw new FormatError(
+        file,
+        `pre_tokenizer ${JSON.stringify(p.type)} is not supported with ByteLevel ` +
+          `(supported: Split, ByteLevel)`,
+      );
+    }
+    const re = patternOf(p.pattern);
+    const behavior = p.behavior ?? "Isolated";
+    if (re === undefined || !SPLIT_BEHAVIORS.includes(behavior as SplitBehavior)) {
+      throw new FormatError(
+        file,
+        `pre_tokenizer step ${i} (Split) needs a pattern {String} or {Regex} and a behavior ` +
+          `among ${SPLIT_BEHAVIORS.join(", ")}`,
+      );
+    }
+    const pattern = isObj(p.pattern) && typeof p.pattern.String === "string"
+      ? re.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
+      : re;
+    const step: PreTokenizerStep = {
+      type: "split",
+      pattern,
+      behavior: behavior as SplitBehavior,
+      invert: p.invert === true,
+    };
+    try {
+      new PreTokenizer({ steps: [step] });
+    } catch (e) {
+      throw new FormatError(
+        file,
+        `pre_tokenizer Split regex is not usable: ${(e as Error).message.replace(/\n/g, " ")}`,
+      );
+    }
+    out.push(step);
   }
-  decode(ids: readonly number[]): string {
-    return this.#inner.decode(ids);
-  }
-  tokenBytes(id: number): Uint8Array {
-    return this.#inner.tokenBytes(id);
-  }
-  tokenPiece(id: number): string {
-    return this.#inner.tokenPiece(id);
-  }
-  toFile(): { name: string; bytes: Uint8Array } {
-    return this.#inner.toFile();
-  }
+  return normalize === undefined ? { steps: out } : { normalize, steps: out };
 }
 
 const EOS_NAMES = [
@@ -187,19 +242,29 @@ const EOS_NAMES = [
  * @param json Parsed tokenizer.json.
  * @param file Its path, named in errors.
  * @param config Parsed tokenizer_config fields ({@linkcode parseHfTokenizerConfig}).
- * @returns A {@linkcode TiktokenTokenizer} (byte-level BPE) or
- *   {@linkcode SentencePieceTokenizer} (SentencePiece-style BPE), wrapped when the
- *   normalizer is NFC or ByteLevel adds a prefix space.
- * @throws {FormatError} naming `file` and the field for anything unsupported: a model type
- *   other than BPE, an unknown normalizer / pre-tokenizer step, an invalid Split regex, a
- *   vocabulary that is neither byte-level nor `▁`-based.
+ * @returns A {@linkcode TiktokenTokenizer} (byte-level BPE; normalization, Split steps and
+ *   ByteLevel's prefix space carried in its pre-tokenizer) or
+ *   {@linkcode SentencePieceTokenizer} (SentencePiece-style BPE).
+ * @throws {FormatError} naming `file` and the field for anything unsupported or malformed:
+ *   a model type other than BPE, an unknown normalizer / pre-tokenizer step, an invalid or
+ *   unsupported Split regex, a vocabulary that is neither byte-level nor `▁`-based,
+ *   `added_tokens` that is not a list, an id outside [0, vocab entries + added tokens).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BYTE_TO_UNICODE } from "./byte_level.ts";
  * import { parseHfTokenizer } from "./hf_tokenizer.ts";
- * const json = JSON.parse(await Deno.readTextFile("tokenizer.json"));
- * const tok = parseHfTokenizer(json, "tokenizer.json", {});
- * console.log(tok.encode("Hello world"));
+ * // A byte-level BPE tokenizer.json: 256 byte tokens, one merge ("h" + "i"), one special.
+ * const vocab: Record<string, number> = {};
+ * BYTE_TO_UNICODE.forEach((u, b) => (vocab[u] = b));
+ * vocab["hi"] = 256;
+ * const tok = parseHfTokenizer({
+ *   model: { type: "BPE", vocab, merges: ["h i"] },
+ *   pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, use_regex: true },
+ *   added_tokens: [{ id: 257, content: "<|end|>", special: true }],
+ * }, "tokenizer.json");
+ * assert.deepEqual(tok.encode("hi<|end|>"), [256, 257]);
  * ```
  */
 export function parseHfTokenizer(
@@ -226,26 +291,47 @@ export function parseHfTokenizer(
     );
   }
 
-  // Vocabulary, index = id; added tokens may extend past it.
-  const pieces: string[] = [];
-  for (const [piece, id] of Object.entries(model.vocab)) {
-    if (typeof id !== "number" || !Number.isInteger(id) || id < 0) {
-      throw new FormatError(file, `model.vocab[${JSON.stringify(piece)}] has invalid id ${id}`);
+  // Vocabulary, index = id; added tokens may extend past it. Ids must be dense: each is
+  // bounded by the number of entries (a sparse id such as 2^31 would make a huge array).
+  const vocabEntries = Object.entries(model.vocab);
+  const rawAdded = json.added_tokens ?? [];
+  if (!Array.isArray(rawAdded)) {
+    throw new FormatError(
+      file,
+      `field 'added_tokens' must be a list of {id, content}, got ${describeJson(rawAdded)}`,
+    );
+  }
+  const idLimit = vocabEntries.length + rawAdded.length;
+  const checkId = (id: unknown, where: string): number => {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= idLimit) {
+      throw new FormatError(
+        file,
+        `${where} is ${describeJson(id)}; expected an integer id in [0, ${idLimit}) ` +
+          `(the vocabulary has ${vocabEntries.length} entries and ${rawAdded.length} added tokens)`,
+      );
     }
-    pieces[id] = piece;
+    return id;
+  };
+  const pieces: string[] = [];
+  for (const [piece, id] of vocabEntries) {
+    pieces[checkId(id, `model.vocab[${JSON.stringify(piece)}]`)] = piece;
   }
   const added: { id: number; content: string; special: boolean }[] = [];
-  for (const [i, t] of ((json.added_tokens ?? []) as unknown[]).entries()) {
-    if (!isObj(t) || typeof t.id !== "number" || typeof t.content !== "string") {
+  for (const [i, t] of rawAdded.entries()) {
+    if (!isObj(t) || typeof t.content !== "string") {
       throw new FormatError(file, `added_tokens[${i}] needs a numeric 'id' and string 'content'`);
     }
-    added.push({ id: t.id, content: t.content, special: t.special !== false });
+    added.push({
+      id: checkId(t.id, `added_tokens[${i}].id`),
+      content: t.content,
+      special: t.special !== false,
+    });
   }
   const idOf = (text: string | undefined): number | null => {
     if (text === undefined) return null;
     const a = added.find((t) => t.content === text);
     if (a) return a.id;
-    const v = (model.vocab as Json)[text];
+    const v = Object.hasOwn(model.vocab as Json, text) ? (model.vocab as Json)[text] : undefined;
     return typeof v === "number" ? v : null;
   };
 
@@ -259,7 +345,9 @@ export function parseHfTokenizer(
       const name = String(first.SpecialToken.id);
       const st = isObj(p.special_tokens) ? p.special_tokens[name] : undefined;
       const ids = isObj(st) && Array.isArray(st.ids) ? st.ids : [];
-      templateBos = typeof ids[0] === "number" ? ids[0] : idOf(name);
+      templateBos = ids.length > 0
+        ? checkId(ids[0], `post_processor.special_tokens[${JSON.stringify(name)}].ids[0]`)
+        : idOf(name);
       templateAddsBos = templateBos !== null;
     }
   }
@@ -281,62 +369,16 @@ export function parseHfTokenizer(
   );
 
   if (byteLevel) {
-    let nfc = false;
-    for (const n of norms) {
-      if (n.type === "NFC") nfc = true;
-      else {throw new FormatError(
-          file,
-          `normalizer '${n.type}' is not supported for byte-level BPE`,
-        );}
-    }
-    let pattern: string | undefined;
-    for (const p of pres) {
-      if (p.type === "ByteLevel") {
-        if (p.use_regex !== false && pattern === undefined) pattern = PRETOKENIZE_PATTERNS.gpt2;
-        continue;
-      }
-      if (p.type !== "Split") {
-        throw new FormatError(file, `pre_tokenizer '${p.type}' is not supported with ByteLevel`);
-      }
-      const re = patternOf(p.pattern);
-      if (re === undefined || p.invert === true || (p.behavior ?? "Isolated") !== "Isolated") {
-        throw new FormatError(
-          file,
-          `pre_tokenizer Split must have a pattern with behavior "Isolated" and invert false`,
-        );
-      }
-      if (pattern !== undefined && pattern !== PRETOKENIZE_PATTERNS.gpt2) {
-        throw new FormatError(file, "pre_tokenizer has more than one Split; not supported");
-      }
-      pattern = isObj(p.pattern) && typeof p.pattern.String === "string"
-        ? re.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-        : re;
-    }
-    pattern ??= PRETOKENIZE_PATTERNS.gpt2;
-    try {
-      new RegExp(pattern, "gu");
-    } catch (e) {
-      throw new FormatError(
-        file,
-        `pre_tokenizer Split regex is not valid in JavaScript: ${(e as Error).message}`,
-      );
-    }
     const specials = new Map<string, number>();
-    for (const t of added) specials.set(t.content, t.id);
-    const tok = TiktokenTokenizer.fromByteLevelBpe(pieces, specials, pattern, {
+    const nonSpecial = new Map<string, number>();
+    for (const t of added) (t.special ? specials : nonSpecial).set(t.content, t.id);
+    return TiktokenTokenizer.fromByteLevelBpe(pieces, specials, byteLevelSpec(norms, pres, file), {
       bosId,
       eosIds,
       addBos,
+      added: nonSpecial,
       source: file,
       ...(config.chatTemplate !== undefined ? { chatTemplate: config.chatTemplate } : {}),
-    });
-    const prefixSpace = byteLevel.add_prefix_space === true;
-    if (!nfc && !prefixSpace) return tok;
-    return new PreprocessedTokenizer(tok, (s) => {
-      if (nfc) s = s.normalize("NFC");
-      // tokenizers ByteLevel: a space is added when the text does not start with one.
-      if (prefixSpace && s.length > 0 && !s.startsWith(" ")) s = " " + s;
-      return s;
     });
   }
 
@@ -436,26 +478,29 @@ export function parseHfTokenizer(
  */
 export async function loadHfTokenizer(path: string): Promise<Tokenizer | null> {
   let dir: string, tokFile: string;
-  let stat: Deno.FileInfo;
+  let stat: Deno.FileInfo | null = null;
   try {
     stat = await Deno.stat(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
+  } catch {
+    // checkRegularFile below says what is wrong with the path.
   }
-  if (stat.isDirectory) {
-    dir = path;
-    tokFile = `${path.replace(/\/+$/, "")}/tokenizer.json`;
-    if (!(await isFile(tokFile))) return null;
+  if (stat?.isDirectory) {
+    dir = path.replace(/\/+$/, "") || "/";
+    tokFile = `${dir}/tokenizer.json`;
+    if (!(await optionalFile(tokFile, "tokenizer file"))) return null;
   } else {
+    await checkRegularFile(path, "tokenizer file");
     tokFile = path;
     const slash = path.lastIndexOf("/");
     dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
   }
   const cfgFile = `${dir}/tokenizer_config.json`;
-  const config = (await isFile(cfgFile))
-    ? parseHfTokenizerConfig(await readJson(cfgFile), cfgFile)
+  const config = (await optionalFile(cfgFile, "tokenizer config"))
+    ? parseHfTokenizerConfig(await readTokenizerJson(cfgFile, "tokenizer config"), cfgFile)
     : {};
   const jinja = `${dir}/chat_template.jinja`;
-  if (await isFile(jinja)) config.chatTemplate = await Deno.readTextFile(jinja);
-  return parseHfTokenizer(await readJson(tokFile), tokFile, config);
+  if (await optionalFile(jinja, "chat template")) {
+    config.chatTemplate = await readTokenizerText(jinja, "chat template");
+  }
+  return parseHfTokenizer(await readTokenizerJson(tokFile), tokFile, config);
 }

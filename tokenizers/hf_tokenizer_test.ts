@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { FormatError } from "../core/errors.ts";
 import { loadHfTokenizer, parseHfTokenizer } from "./hf_tokenizer.ts";
+import { TiktokenTokenizer } from "./tiktoken.ts";
 import { StreamDecoder } from "./tokenizer.ts";
 import { ASSETS, haveFiles, ROOT } from "../tests/assets.ts";
 
@@ -139,7 +140,8 @@ Deno.test("parseHfTokenizer() rejects unsupported tokenizer.json with the file a
           pretokenizers: [{ type: "Digits" }, { type: "ByteLevel", use_regex: false }],
         },
       }, "t.json"),
-    (e: unknown) => e instanceof FormatError && e.message.includes("pre_tokenizer 'Digits'"),
+    (e: unknown) =>
+      e instanceof FormatError && e.message.includes('pre_tokenizer "Digits" is not supported'),
   );
   assert.throws(
     () =>
@@ -153,7 +155,143 @@ Deno.test("parseHfTokenizer() rejects unsupported tokenizer.json with the file a
           ],
         },
       }, "t.json"),
-    (e: unknown) => e instanceof FormatError && e.message.includes("regex is not valid"),
+    (e: unknown) => e instanceof FormatError && e.message.includes("Split regex is not usable"),
   );
   assert.throws(() => parseHfTokenizer([], "t.json"), FormatError);
+});
+
+interface Variant {
+  name: string;
+  patch: Record<string, unknown>;
+  cases: { text: string; ids: number[] }[];
+}
+const CASES = JSON.parse(
+  await Deno.readTextFile(`${ROOT}tests/fixtures/tokenizers/hf_tokenizer_cases.json`),
+) as { variants: Variant[]; llama3?: { text: string; ids: number[] }[] };
+const GPT2_JSON = JSON.parse(await Deno.readTextFile(`${FIX}/gpt2/tokenizer.json`));
+
+for (const v of CASES.variants) {
+  Deno.test(`parseHfTokenizer() matches Python tokenizers with ${v.name}, also after toFile()`, () => {
+    const tok = parseHfTokenizer({ ...GPT2_JSON, ...v.patch }, `${v.name}/tokenizer.json`);
+    // What `gollm convert` stores, read back: normalization, splits and added tokens survive.
+    const file = tok.toFile();
+    const back = TiktokenTokenizer.parseTiktoken(new TextDecoder().decode(file.bytes), file.name);
+    for (const c of v.cases) {
+      assert.deepEqual(tok.encode(c.text, { bos: false }), c.ids, `${v.name}: ${c.text}`);
+      assert.deepEqual(back.encode(c.text, { bos: false }), c.ids, `${v.name} after toFile`);
+    }
+  });
+}
+
+Deno.test("parseHfTokenizer(): non-special added tokens stay matched with special: false; specials do not", () => {
+  const v = CASES.variants.find((x) => x.name === "added_non_special")!;
+  const tok = parseHfTokenizer({ ...GPT2_JSON, ...v.patch }, "t.json");
+  const ids = tok.encode("<tool><|endoftext|>", { special: false });
+  assert.equal(ids[0], 320);
+  assert.ok(!ids.includes(0));
+  assert.equal(tok.decode(ids), "<tool><|endoftext|>");
+});
+
+Deno.test({
+  name: "loadHfTokenizer() recognises Llama-3 special-token text by default, as Python tokenizers",
+  ignore: !haveLlama3 || CASES.llama3 === undefined,
+  fn: async () => {
+    const tok = (await loadHfTokenizer(LLAMA3))!;
+    for (const c of CASES.llama3!) assert.deepEqual(tok.encode(c.text), c.ids, c.text);
+    const first = CASES.llama3![0];
+    assert.equal(first.ids.length, 6);
+    // Negative control: special-token text as plain text gives other ids (12 of them).
+    const plain = tok.encode(first.text, { special: false });
+    assert.equal(plain.length, 12);
+    assert.notDeepEqual(plain, first.ids);
+  },
+});
+
+/** A minimal byte-level tokenizer.json (256 byte tokens) with `extra` fields. */
+function byteLevelJson(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...GPT2_JSON, ...extra };
+}
+
+function rejects(json: unknown, re: RegExp): void {
+  assert.throws(() => parseHfTokenizer(json, "bad/tokenizer.json"), (e: unknown) => {
+    assert.ok(e instanceof FormatError, String(e));
+    assert.ok(e.message.startsWith("bad/tokenizer.json: "), e.message);
+    assert.match(e.message, re);
+    assert.ok(!e.message.includes("\n"), e.message);
+    return true;
+  });
+}
+
+Deno.test("parseHfTokenizer() rejects malformed added_tokens, ids and post_processor ids with FormatError", () => {
+  rejects(
+    byteLevelJson({ added_tokens: { 0: { id: 0, content: "x" } } }),
+    /'added_tokens' must be a list/,
+  );
+  rejects(
+    byteLevelJson({ added_tokens: [{ id: 1.5, content: "x" }] }),
+    /added_tokens\[0\]\.id is 1\.5/,
+  );
+  const vocab = { ...GPT2_JSON.model.vocab, huge: 2 ** 31 };
+  rejects(
+    byteLevelJson({ model: { ...GPT2_JSON.model, vocab } }),
+    /model\.vocab\["huge"\] is 2147483648; expected an integer id in \[0, 322\)/,
+  );
+  const spm = JSON.parse(await_sync(`${FIX}/llama_gqa/tokenizer.json`));
+  for (const bad of [99999999, -5, 1.5]) {
+    const pp = structuredClone(spm.post_processor);
+    pp.special_tokens["<s>"].ids = [bad];
+    rejects({ ...spm, post_processor: pp }, /post_processor\.special_tokens\["<s>"\]\.ids\[0\] is/);
+  }
+});
+
+function await_sync(path: string): string {
+  return Deno.readTextFileSync(path);
+}
+
+Deno.test("parseHfTokenizer(): an empty added token is never matched and encoding stays linear", () => {
+  const tok = parseHfTokenizer(
+    byteLevelJson({
+      added_tokens: [...GPT2_JSON.added_tokens, { id: 320, content: "", special: true }],
+    }),
+    "t.json",
+  );
+  const text = "<|endoftext|>ab".repeat(20_000);
+  const ids = tok.encode(text, { special: true });
+  assert.equal(tok.decode(ids), text);
+  assert.ok(!ids.includes(320));
+});
+
+Deno.test("parseHfTokenizer(): a catastrophic Split regex runs in linear time and keeps unmatched text", () => {
+  const v = CASES.variants.find((x) => x.name === "split_catastrophic")!;
+  const tok = parseHfTokenizer({ ...GPT2_JSON, ...v.patch }, "t.json");
+  const text = "a".repeat(100_000); // a backtracking engine never returns on this
+  assert.equal(tok.decode(tok.encode(text)), text);
+  rejects(
+    byteLevelJson({
+      pre_tokenizer: {
+        type: "Sequence",
+        pretokenizers: [
+          { type: "Split", pattern: { Regex: "(a)\\1" }, behavior: "Isolated" },
+          { type: "ByteLevel", use_regex: false },
+        ],
+      },
+    }),
+    /Split regex is not usable: backreference/,
+  );
+});
+
+Deno.test("loadHfTokenizer() says what is wrong with a chat_template.jinja that is a directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gollm_hf_tok_" });
+  try {
+    await Deno.copyFile(`${FIX}/gpt2/tokenizer.json`, `${dir}/tokenizer.json`);
+    await Deno.mkdir(`${dir}/chat_template.jinja`);
+    await assert.rejects(
+      loadHfTokenizer(dir),
+      (e: unknown) =>
+        e instanceof FormatError &&
+        /chat_template\.jinja: chat template is a directory/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

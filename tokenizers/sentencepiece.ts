@@ -25,6 +25,8 @@
  * @module
  */
 import { FormatError } from "../core/errors.ts";
+import { readTokenizerBytes } from "./read_file.ts";
+import { AddedTokenMatcher } from "./special_tokens.ts";
 import type { EncodeOptions, Tokenizer } from "./tokenizer.ts";
 
 /** SentencePiece token types (`tokenizer.ggml.token_type`, sentencepiece_model.proto). */
@@ -82,14 +84,15 @@ const utf8 = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SentencePieceTokenizer } from "./sentencepiece.ts";
  * const tok = new SentencePieceTokenizer({
  *   pieces: ["<unk>", "<s>", "</s>", "▁", "h", "i", "▁h", "▁hi"],
  *   scores: [0, 0, 0, -1, -2, -3, -4, -5],
  *   bosId: 1, eosIds: [2], unkId: 0,
  * });
- * console.log(tok.encode("hi")); // [1, 7]
- * console.log(tok.decode([1, 7])); // "hi"
+ * assert.deepEqual(tok.encode("hi"), [1, 7]);
+ * assert.equal(tok.decode([1, 7]), "hi");
  * ```
  */
 export class SentencePieceTokenizer implements Tokenizer {
@@ -119,8 +122,10 @@ export class SentencePieceTokenizer implements Tokenizer {
   #bytes: Uint8Array[];
   #byteIds = new Int32Array(256).fill(-1);
   /** Texts matched as whole tokens: user-defined always, control only with `special`. */
-  #userDefined: string[] = [];
-  #control: string[] = [];
+  #userDefined: [string, number][] = [];
+  #control: [string, number][] = [];
+  #matchUser: AddedTokenMatcher | null = null;
+  #matchAll: AddedTokenMatcher | null = null;
 
   /**
    * Builds the tokenizer from a vocabulary (piece → id map, byte-token table, specials).
@@ -175,14 +180,14 @@ export class SentencePieceTokenizer implements Tokenizer {
       } else {
         this.#bytes[id] = utf8.encode(piece.replaceAll(SPACE, " "));
       }
-      if (piece.length > 0) {
-        if (type === SPM_TOKEN_TYPE.userDefined) this.#userDefined.push(piece);
-        else if (type === SPM_TOKEN_TYPE.control) this.#control.push(piece);
+      // An empty piece can never be matched in text (special_tokens.ts skips it).
+      // Control and unknown texts are matched with `special`, as llama.cpp's
+      // tokenizer_st_partition does with parse_special.
+      if (type === SPM_TOKEN_TYPE.userDefined) this.#userDefined.push([piece, id]);
+      else if (type === SPM_TOKEN_TYPE.control || type === SPM_TOKEN_TYPE.unknown) {
+        this.#control.push([piece, id]);
       }
     }
-    const longestFirst = (a: string, b: string) => b.length - a.length;
-    this.#userDefined.sort(longestFirst);
-    this.#control.sort(longestFirst);
   }
 
   /** The piece strings, index = id (`'▁'` for spaces). */
@@ -205,7 +210,8 @@ export class SentencePieceTokenizer implements Tokenizer {
    *
    * @param text Any Unicode text (lone surrogates become U+FFFD).
    * @param options `bos` (default `addBos`), `eos` (default `addEos`), `special`: match
-   *   control-token text such as `</s>` (user-defined tokens are always matched).
+   *   control-token text such as `</s>` (default true, as llama.cpp's `parse_special` in
+   *   its chat and server; user-defined tokens are always matched).
    * @returns Token ids.
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
@@ -214,7 +220,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     text = text.toWellFormed();
     let prevSpecial = true; // the dummy prefix goes at the start and after specials
     if (text.length > 0) {
-      for (const frag of this.#partition(text, options.special ?? false)) {
+      for (const frag of this.#partition(text, options.special ?? true)) {
         if (typeof frag === "number") {
           out.push(frag);
           prevSpecial = true;
@@ -229,28 +235,16 @@ export class SentencePieceTokenizer implements Tokenizer {
     return out;
   }
 
-  /** Splits text at special-token occurrences (longest match first at each position). */
+  /** Splits text at added-token occurrences (longest match first at each position). */
   #partition(text: string, special: boolean): (string | number)[] {
-    const specials = special
-      ? [...this.#userDefined, ...this.#control].sort((a, b) => b.length - a.length)
-      : this.#userDefined;
-    if (specials.length === 0) return [text];
-    const out: (string | number)[] = [];
-    let start = 0;
-    let i = 0;
-    outer: while (i < text.length) {
-      for (const s of specials) {
-        if (text.startsWith(s, i)) {
-          if (i > start) out.push(text.slice(start, i));
-          out.push(this.#ids.get(s)!);
-          i += s.length;
-          start = i;
-          continue outer;
-        }
-      }
-      i++;
+    if (!this.#matchUser) {
+      this.#matchUser = new AddedTokenMatcher(this.#userDefined);
+      this.#matchAll = new AddedTokenMatcher([...this.#userDefined, ...this.#control]);
     }
-    if (start < text.length) out.push(text.slice(start));
+    const matcher = special ? this.#matchAll! : this.#matchUser;
+    if (matcher.size === 0) return [text];
+    const out: (string | number)[] = [];
+    matcher.split(text, (s, e) => out.push(text.slice(s, e)), (id) => out.push(id));
     return out;
   }
 
@@ -453,10 +447,11 @@ class BigramHeap {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SentencePieceTokenizer, encodeLlama2cTokenizer } from "./sentencepiece.ts";
  * const tok = new SentencePieceTokenizer({ pieces: ["<unk>", "<s>", "</s>", "▁a"],
  *   scores: [0, 0, 0, -1], bosId: 1, eosIds: [2], unkId: 0 });
- * console.log(encodeLlama2cTokenizer(tok).length); // 54
+ * assert.equal(encodeLlama2cTokenizer(tok).length, 54);
  * ```
  */
 export function encodeLlama2cTokenizer(tok: SentencePieceTokenizer): Uint8Array {
@@ -492,11 +487,12 @@ export function encodeLlama2cTokenizer(tok: SentencePieceTokenizer): Uint8Array 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SentencePieceTokenizer, encodeLlama2cTokenizer, parseLlama2cTokenizer } from "./sentencepiece.ts";
  * const tok = new SentencePieceTokenizer({ pieces: ["<unk>", "<s>", "</s>", "▁a"],
  *   scores: [0, 0, 0, -1], bosId: 1, eosIds: [2], unkId: 0 });
  * const back = parseLlama2cTokenizer(encodeLlama2cTokenizer(tok), "t.bin");
- * console.log(back.encode("a")); // [1, 3]
+ * assert.deepEqual(back.encode("a"), [1, 3]);
  * ```
  */
 export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): SentencePieceTokenizer {
@@ -508,8 +504,12 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): Sentence
     );
   }
   const maxLen = view.getInt32(0, true);
-  if (maxLen < 0) {
-    throw new FormatError(file, `max_token_length must be >= 0, got ${maxLen}`);
+  if (maxLen < 0 || maxLen > bytes.length) {
+    throw new FormatError(
+      file,
+      `not a llama2.c tokenizer.bin file: its header max_token_length is ${maxLen}, ` +
+        `expected 0..${bytes.length} (the file size)`,
+    );
   }
   const dec = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   const pieces: string[] = [];
@@ -575,11 +575,5 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, file: string): Sentence
  * ```
  */
 export async function readLlama2cTokenizer(path: string): Promise<SentencePieceTokenizer> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
-  return parseLlama2cTokenizer(bytes, path);
+  return parseLlama2cTokenizer(await readTokenizerBytes(path), path);
 }

@@ -158,11 +158,11 @@ Deno.test("SentencePieceTokenizer.encode() handles BOS, EOS, specials and the du
   assert.deepEqual(tok.encode("a", { bos: false, eos: true }), [10, 2]);
   assert.deepEqual(tok.encode(""), [1]);
   assert.deepEqual(tok.encode("", { bos: false }), []);
-  // Without `special`, "</s>" is plain text (no '<' piece, no byte token → unk).
-  assert.ok(!tok.encode("a</s>", { bos: false }).includes(2));
-  // With it, the control token is matched and the text after it gets a new dummy prefix,
+  // With `special: false`, "</s>" is plain text (no '<' piece, no byte token → unk).
+  assert.ok(!tok.encode("a</s>", { bos: false, special: false }).includes(2));
+  // By default the control token is matched and the text after it gets a new dummy prefix,
   // as llama.cpp does.
-  assert.deepEqual(tok.encode("a</s>a", { bos: false, special: true }), [10, 2, 10]);
+  assert.deepEqual(tok.encode("a</s>a", { bos: false }), [10, 2, 10]);
   // decode drops BOS, strips one leading space, renders EOS as its text.
   assert.equal(tok.decode([1, 10, 6, 7]), "a a");
   assert.equal(tok.decode([10, 2]), "a</s>");

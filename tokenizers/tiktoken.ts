@@ -1,63 +1,46 @@
 /**
- * Byte-level BPE tokenizer with tiktoken semantics (rank = merge priority), encoding through
- * npm `js-tiktoken` (the `Tiktoken` class of its `lite` build, fed our own ranks), decoding
- * through a precomputed byte table.
+ * Byte-level BPE tokenizer with tiktoken semantics (rank = merge priority): added tokens are
+ * split out of the text first (tokenizers/special_tokens.ts), each segment is normalized and
+ * pre-tokenized (tokenizers/pretokenizer.ts), and each piece is merged in O(n log n)
+ * (tokenizers/bpe.ts). Decoding reads a precomputed byte table.
  *
  * Sources of a vocabulary:
- * - the built-in encodings `gpt2`, `cl100k_base`, `o200k_base` (js-tiktoken's rank data);
- * - a gollm `.tiktoken` file: standard tiktoken lines `<base64 bytes> <rank>`, plus
- *   `#pattern <regex>` (pre-tokenizer; default: gpt2's), special tokens as `<text> <id>`
- *   where `<text>` is not base64 (e.g. `<|eos|> 4097`), and the extensions
- *   `#special <base64 of the UTF-8 text> <id>` (a special whose text would read as base64 or
- *   holds a space), `#bos <id>`, `#eos <id> [<id> ...]`, `#add_bos true|false`; lines starting
- *   with `# ` are comments;
+ * - the built-in encodings `gpt2`, `cl100k_base`, `o200k_base` (npm `js-tiktoken`'s rank
+ *   data; js-tiktoken's encoder is not used);
+ * - a gollm `.tiktoken` file (tokenizers/tiktoken_file.ts);
  * - a byte-level BPE vocabulary given as GPT-2 byte-to-unicode strings indexed by id (GGUF
  *   `tokenizer.ggml.model = gpt2`, HF `tokenizer.json` with a ByteLevel pre-tokenizer), taking
  *   rank = id. That equals merge order for GPT-2 (id = 256 + merge index), Llama-3 and Qwen2,
  *   whose vocabularies are tiktoken rank files; the tests check it against llama.cpp's vectors.
  *
- * Pre-tokenizer patterns are matched with `\s` meaning Unicode White_Space, as in tiktoken,
- * HF `tokenizers` and llama.cpp (see {@linkcode unicodeWhitespacePattern}).
+ * Added tokens come in two kinds, as in llama.cpp (`CONTROL` vs `USER_DEFINED`) and HF
+ * (`special: true` vs `false`): special tokens are recognised in input text unless
+ * `encode(text, { special: false })`; non-special added tokens are always recognised.
  *
  * BOS/EOS, when not given, are inferred from the special-token names: BOS `<|bos|>`,
  * `<|begin_of_text|>`, `<s>`; EOS every one of `<|eos|>`, `<|endoftext|>`, `<|end_of_text|>`,
  * `<|eot_id|>`, `</s>` that is present.
  *
- * Follows openai/tiktoken (`tiktoken/load.py` for the file format, `core.py` for special
- * handling) and openai/gpt-2 `src/encoder.py`.
+ * Follows openai/tiktoken (`src/lib.rs` for the merge, `core.py` for special handling) and
+ * openai/gpt-2 `src/encoder.py`.
  *
  * @module
  */
-import { Tiktoken, type TiktokenBPE } from "js-tiktoken/lite";
+import { BytePairEncoder, utf8Into } from "./bpe.ts";
 import { byteLevelToBytes, bytesToByteLevel } from "./byte_level.ts";
 import { FormatError, GollmError } from "../core/errors.ts";
+import {
+  PRETOKENIZE_PATTERNS,
+  PreTokenizer,
+  type PreTokenizerSpec,
+  unicodeWhitespacePattern,
+} from "./pretokenizer.ts";
+import { AddedTokenMatcher } from "./special_tokens.ts";
+import { readTokenizerText } from "./read_file.ts";
+import { formatTiktokenText, parseTiktokenText } from "./tiktoken_file.ts";
 import type { EncodeOptions, Tokenizer } from "./tokenizer.ts";
 
-/**
- * Pre-tokenizer regexes (JavaScript `u`-flag syntax), as used by llama.cpp
- * (`src/llama-vocab.cpp`) and the models' own tokenizers:
- * - `gpt2`: GPT-2 / r50k (openai/gpt-2 `encoder.py`).
- * - `llama3`: Llama-3 (`tokenizer.json` Split pattern, llama.cpp `LLAMA3`); identical to
- *   `cl100k` with the `(?i:...)` contractions spelled out.
- * - `qwen2`: Qwen2 (like llama3 but one digit per piece, `\p{N}`).
- * - `cl100k`: cl100k_base (same as `llama3`).
- */
-export const PRETOKENIZE_PATTERNS: Readonly<
-  Record<"gpt2" | "llama3" | "qwen2" | "cl100k", string>
-> = (() => {
-  const contractions = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
-  const llama3 = contractions +
-    String
-      .raw`|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
-  return {
-    gpt2: String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`,
-    llama3,
-    qwen2: contractions +
-      String
-        .raw`|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
-    cl100k: llama3,
-  };
-})();
+export { PRETOKENIZE_PATTERNS, unicodeWhitespacePattern };
 
 /** Names accepted by {@linkcode TiktokenTokenizer.builtin} (and a config's `tokenizer`). */
 export const BUILTIN_ENCODINGS: readonly string[] = ["gpt2", "cl100k_base", "o200k_base"];
@@ -74,6 +57,11 @@ export interface TiktokenOptions {
   chatTemplate?: string;
   /** Where the vocabulary came from, named in error messages (a file path or description). */
   source?: string;
+  /**
+   * Non-special added tokens, text → id: always recognised in input text (HF added tokens
+   * with `special: false`, GGUF `USER_DEFINED` tokens). Default: none.
+   */
+  added?: ReadonlyMap<string, number>;
 }
 
 const BOS_NAMES = ["<|bos|>", "<|begin_of_text|>", "<s>"];
@@ -82,22 +70,8 @@ const EOS_NAMES = ["<|eos|>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>", 
 /** Largest vocabulary accepted (ids are < 2^24; real vocabularies stay far below). */
 const MAX_VOCAB = 1 << 24;
 
-const KIND_NORMAL = 0, KIND_SPECIAL = 1, KIND_LITERAL = 2, KIND_UNUSED = 3;
-
-function base64ToBytes(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function bytesToBase64(b: Uint8Array): string {
-  let bin = "";
-  for (let i = 0; i < b.length; i++) bin += String.fromCharCode(b[i]);
-  return btoa(bin);
-}
-
-const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** What an id is: a mergeable token, a special, a non-byte-level piece, a hole, an added. */
+const KIND_NORMAL = 0, KIND_SPECIAL = 1, KIND_LITERAL = 2, KIND_UNUSED = 3, KIND_ADDED = 4;
 
 function inferBos(specials: ReadonlyMap<string, number>): number | null {
   for (const n of BOS_NAMES) if (specials.has(n)) return specials.get(n)!;
@@ -107,6 +81,13 @@ function inferBos(specials: ReadonlyMap<string, number>): number | null {
 function inferEos(specials: ReadonlyMap<string, number>): number[] {
   const out: number[] = [];
   for (const n of EOS_NAMES) if (specials.has(n)) out.push(specials.get(n)!);
+  return out;
+}
+
+function base64ToBytes(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
 
@@ -125,38 +106,11 @@ function parseJsTiktokenRanks(text: string): Uint8Array[] {
   return out;
 }
 
-/**
- * Rewrites `\s` / `\S` in a regex source as `\p{White_Space}` / `\P{White_Space}`: the
- * Unicode White_Space property that tiktoken (Rust `regex`), HF `tokenizers` (Oniguruma) and
- * llama.cpp use. JavaScript's `\s` differs on two code points: it includes U+FEFF and
- * excludes U+0085.
- *
- * @param pattern Regex source (JavaScript `u`-flag syntax).
- * @returns The same regex with Unicode White_Space semantics.
- *
- * @example
- * ```ts
- * import { unicodeWhitespacePattern } from "./tiktoken.ts";
- * console.log(unicodeWhitespacePattern(String.raw`\s+(?!\S)`)); // \p{White_Space}+(?!\P{White_Space})
- * ```
- */
-export function unicodeWhitespacePattern(pattern: string): string {
-  let out = "";
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c !== "\\" || i + 1 >= pattern.length) {
-      out += c;
-      continue;
-    }
-    const next = pattern[++i];
-    if (next === "s") out += "\\p{White_Space}";
-    else if (next === "S") out += "\\P{White_Space}";
-    else out += c + next;
-  }
-  return out;
+interface BuiltinData {
+  pat_str: string;
+  special_tokens: Record<string, number>;
+  bpe_ranks: string;
 }
-
-type BuiltinData = TiktokenBPE & { explicit_n_vocab?: number };
 const builtinCache = new Map<string, Promise<TiktokenTokenizer>>();
 
 async function importBuiltin(name: string): Promise<BuiltinData> {
@@ -173,6 +127,12 @@ async function importBuiltin(name: string): Promise<BuiltinData> {
   );
 }
 
+/** A pattern string → the one-step spec that splits with it (Isolated). */
+function specOf(pattern: string | PreTokenizerSpec): PreTokenizerSpec {
+  if (typeof pattern !== "string") return pattern;
+  return { steps: [{ type: "split", pattern, behavior: "Isolated", invert: false }] };
+}
+
 /**
  * A byte-level BPE tokenizer (tiktoken semantics) implementing {@linkcode Tokenizer}.
  * Immutable; create one with {@linkcode TiktokenTokenizer.builtin},
@@ -180,15 +140,17 @@ async function importBuiltin(name: string): Promise<BuiltinData> {
  * {@linkcode TiktokenTokenizer.fromByteLevelBpe}.
  *
  * `tokenBytes` and `decode` use one byte blob with per-id offsets: O(token length), no
- * per-token allocation beyond the returned view. The js-tiktoken encoder is built on the
- * first `encode` call (decode-only users never pay for it).
+ * per-token allocation beyond the returned view. The merge table and the added-token
+ * matchers are built on the first `encode` call (decode-only users never pay for them).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TiktokenTokenizer } from "./tiktoken.ts";
  * const tok = await TiktokenTokenizer.builtin("gpt2");
  * const ids = tok.encode("Hello world");
- * console.log(ids, tok.decode(ids)); // [ 15496, 995 ] Hello world
+ * assert.deepEqual(ids, [15496, 995]);
+ * assert.equal(tok.decode(ids), "Hello world");
  * ```
  */
 export class TiktokenTokenizer implements Tokenizer {
@@ -204,25 +166,32 @@ export class TiktokenTokenizer implements Tokenizer {
   readonly stripLeadingSpace = false;
   /** Chat template carried from the model files, if any. */
   readonly chatTemplate?: string;
-  /** Pre-tokenizer regex (JavaScript `u`-flag syntax). */
+  /** The first pre-tokenizer split regex (JavaScript `u`-flag syntax), "" when none. */
   readonly pattern: string;
-  /** Special tokens: text → id. */
+  /** Normalization and pre-tokenizer steps. */
+  readonly preTokenizer: PreTokenizerSpec;
+  /** Special tokens: text → id (recognised in input unless `special: false`). */
   readonly specialTokens: ReadonlyMap<string, number>;
+  /** Non-special added tokens: text → id (always recognised in input). */
+  readonly addedTokens: ReadonlyMap<string, number>;
 
   #blob: Uint8Array; // concatenated bytes of every id
   #offsets: Int32Array; // (vocabSize + 1) start of id i in #blob
   #kind: Uint8Array; // (vocabSize) KIND_*
-  #builtin: BuiltinData | null;
-  #encoder: Tiktoken | null = null;
+  #pre: PreTokenizer;
+  #bpe: BytePairEncoder | null = null;
+  #matchAll: AddedTokenMatcher | null = null; // specials + added
+  #matchAdded: AddedTokenMatcher | null = null; // added only
+  #scratch = new Uint8Array(1024); // UTF-8 bytes of the current piece
   #source: string;
 
   private constructor(
     bytesById: (Uint8Array | undefined)[],
     kinds: Uint8Array,
     specials: Map<string, number>,
-    pattern: string,
+    added: Map<string, number>,
+    pre: PreTokenizerSpec,
     opts: TiktokenOptions,
-    builtin: BuiltinData | null,
   ) {
     this.#source = opts.source ?? "<tokenizer>";
     const n = kinds.length;
@@ -243,15 +212,17 @@ export class TiktokenTokenizer implements Tokenizer {
     this.#offsets[n] = off;
     this.#kind = kinds;
     this.specialTokens = specials;
+    this.addedTokens = added;
     try {
-      new RegExp(pattern, "u");
+      this.#pre = new PreTokenizer(pre);
     } catch (e) {
       throw new GollmError(
-        `${this.#source}: pre-tokenizer pattern is not a valid regex: ${(e as Error).message}`,
+        `${this.#source}: pre-tokenizer pattern is not usable: ${(e as Error).message}`,
       );
     }
-    this.pattern = pattern;
-    this.#builtin = builtin;
+    this.preTokenizer = pre;
+    const first = pre.steps.find((s) => s.type === "split");
+    this.pattern = first?.type === "split" ? first.pattern : "";
     const check = (id: number, what: string) => {
       if (!Number.isInteger(id) || id < 0 || id >= n) {
         throw new GollmError(`${this.#source}: ${what} ${id} is outside the vocabulary [0, ${n})`);
@@ -270,45 +241,61 @@ export class TiktokenTokenizer implements Tokenizer {
    * constructors). Ranks must cover all 256 single bytes.
    */
   static #build(
-    ranks: (Uint8Array | undefined)[],
+    ranks: readonly (Uint8Array | undefined)[],
     literals: Map<number, Uint8Array>,
     specials: Map<string, number>,
-    pattern: string,
+    pre: PreTokenizerSpec,
     opts: TiktokenOptions,
-    builtin: BuiltinData | null = null,
   ): TiktokenTokenizer {
     const src = opts.source ?? "<tokenizer>";
+    const added = new Map(opts.added ?? []);
     let n = ranks.length;
-    for (const id of specials.values()) n = Math.max(n, id + 1);
+    for (const [what, map] of [["special", specials], ["added", added]] as const) {
+      for (const [text, id] of map) {
+        if (!Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) {
+          throw new GollmError(
+            `${src}: ${what} token ${JSON.stringify(text)} has invalid id ${id} ` +
+              `(expected an integer in [0, ${MAX_VOCAB}))`,
+          );
+        }
+        n = Math.max(n, id + 1);
+      }
+    }
     for (const id of literals.keys()) n = Math.max(n, id + 1);
     if (n > MAX_VOCAB) {
       throw new GollmError(`${src}: vocabulary of ${n} ids exceeds the limit of ${MAX_VOCAB}`);
     }
     const bytes: (Uint8Array | undefined)[] = new Array(n);
     const kinds = new Uint8Array(n).fill(KIND_UNUSED);
-    const single = new Uint8Array(256);
     for (let id = 0; id < ranks.length; id++) {
       const b = ranks[id];
       if (!b || b.length === 0) continue;
       bytes[id] = b;
       kinds[id] = KIND_NORMAL;
-      if (b.length === 1) single[b[0]] = 1;
     }
     const enc = new TextEncoder();
-    for (const [text, id] of specials) {
-      if (!Number.isInteger(id) || id < 0) {
-        throw new GollmError(`${src}: special token ${JSON.stringify(text)} has invalid id ${id}`);
+    for (
+      const [what, map, kind] of [
+        ["special", specials, KIND_SPECIAL],
+        ["added", added, KIND_ADDED],
+      ] as const
+    ) {
+      for (const [text, id] of map) {
+        if (kinds[id] === KIND_SPECIAL || kinds[id] === KIND_ADDED) {
+          throw new GollmError(`${src}: ${what} token ${JSON.stringify(text)} reuses id ${id}`);
+        }
+        bytes[id] = enc.encode(text);
+        kinds[id] = kind;
       }
-      if (kinds[id] === KIND_SPECIAL) {
-        throw new GollmError(`${src}: special tokens share id ${id}`);
-      }
-      bytes[id] = enc.encode(text);
-      kinds[id] = KIND_SPECIAL;
     }
     for (const [id, b] of literals) {
-      if (kinds[id] === KIND_SPECIAL) continue;
+      if (kinds[id] === KIND_SPECIAL || kinds[id] === KIND_ADDED) continue;
       bytes[id] = b;
       kinds[id] = KIND_LITERAL;
+    }
+    const single = new Uint8Array(256);
+    for (let id = 0; id < n; id++) {
+      if (kinds[id] === KIND_NORMAL && bytes[id]!.length === 1) single[bytes[id]![0]] = 1;
     }
     const missing = [...single.keys()].filter((b) => !single[b]);
     if (missing.length > 0) {
@@ -317,13 +304,13 @@ export class TiktokenTokenizer implements Tokenizer {
           ` (first: 0x${missing[0].toString(16).padStart(2, "0")})`,
       );
     }
-    return new TiktokenTokenizer(bytes, kinds, specials, pattern, opts, builtin);
+    return new TiktokenTokenizer(bytes, kinds, specials, added, pre, opts);
   }
 
   /**
-   * One of js-tiktoken's built-in encodings. Cached: repeated calls share one instance.
-   * `gpt2`: 50257 ids, EOS `<|endoftext|>` 50256, no BOS; `cl100k_base`: EOS 100257;
-   * `o200k_base`: EOS 199999.
+   * One of the built-in encodings (js-tiktoken's rank data). Cached: repeated calls share
+   * one instance. `gpt2`: 50257 ids, EOS `<|endoftext|>` 50256, no BOS; `cl100k_base`:
+   * EOS 100257; `o200k_base`: EOS 199999.
    *
    * @param name `gpt2`, `cl100k_base` or `o200k_base`.
    * @returns The tokenizer.
@@ -331,9 +318,10 @@ export class TiktokenTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const tok = await TiktokenTokenizer.builtin("gpt2");
-   * console.log(tok.eosIds, tok.bosId); // [ 50256 ] null
+   * assert.deepEqual([tok.eosIds, tok.bosId], [[50256], null]);
    * ```
    */
   static builtin(name: string): Promise<TiktokenTokenizer> {
@@ -343,9 +331,9 @@ export class TiktokenTokenizer implements Tokenizer {
         const data = await importBuiltin(name);
         const ranks = parseJsTiktokenRanks(data.bpe_ranks);
         const specials = new Map(Object.entries(data.special_tokens));
-        return TiktokenTokenizer.#build(ranks, new Map(), specials, data.pat_str, {
+        return TiktokenTokenizer.#build(ranks, new Map(), specials, specOf(data.pat_str), {
           source: `built-in tokenizer '${name}'`,
-        }, data);
+        });
       })();
       p.catch(() => builtinCache.delete(name));
       builtinCache.set(name, p);
@@ -354,7 +342,7 @@ export class TiktokenTokenizer implements Tokenizer {
   }
 
   /**
-   * Parses the text of a gollm `.tiktoken` file (see the module doc for the format).
+   * Parses the text of a gollm `.tiktoken` file (format: tokenizers/tiktoken_file.ts).
    *
    * @param text File contents.
    * @param file File name for error messages.
@@ -364,101 +352,24 @@ export class TiktokenTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const lines = [];
    * for (let b = 0; b < 256; b++) lines.push(`${btoa(String.fromCharCode(b))} ${b}`);
    * lines.push(`${btoa("ab")} 256`, "<|eos|> 257");
    * const tok = TiktokenTokenizer.parseTiktoken(lines.join("\n"), "t.tiktoken");
-   * console.log(tok.encode("abab"), tok.eosIds); // [ 256, 256 ] [ 257 ]
+   * assert.deepEqual(tok.encode("abab"), [256, 256]);
+   * assert.deepEqual(tok.eosIds, [257]);
    * ```
    */
   static parseTiktoken(text: string, file: string): TiktokenTokenizer {
-    const ranks: Uint8Array[] = [];
-    const specials = new Map<string, number>();
-    const opts: TiktokenOptions = { source: file };
-    let pattern = PRETOKENIZE_PATTERNS.gpt2;
-    const used = new Set<number>();
-    const parseId = (s: string, lineNo: number): number => {
-      if (!/^\d+$/.test(s)) {
-        throw new FormatError(
-          file,
-          `line ${lineNo}: expected a non-negative integer id, got '${s}'`,
-        );
-      }
-      return Number(s);
-    };
-    const claim = (id: number, lineNo: number) => {
-      if (used.has(id)) throw new FormatError(file, `line ${lineNo}: id ${id} is used twice`);
-      used.add(id);
-    };
-    const lines = text.split("\n");
-    for (let i = 0; i < lines.length; i++) {
-      const lineNo = i + 1;
-      const line = lines[i].endsWith("\r") ? lines[i].slice(0, -1) : lines[i];
-      if (line.length === 0 || line.startsWith("# ")) continue;
-      if (line.startsWith("#")) {
-        const sp = line.indexOf(" ");
-        const directive = sp < 0 ? line : line.slice(0, sp);
-        const rest = sp < 0 ? "" : line.slice(sp + 1);
-        switch (directive) {
-          case "#pattern":
-            pattern = rest;
-            try {
-              new RegExp(pattern, "u");
-            } catch (e) {
-              throw new FormatError(
-                file,
-                `line ${lineNo}: #pattern is not a valid regex: ${(e as Error).message}`,
-              );
-            }
-            break;
-          case "#special": {
-            const m = /^(\S+) (\d+)$/.exec(rest);
-            if (!m || !BASE64_RE.test(m[1])) {
-              throw new FormatError(file, `line ${lineNo}: expected '#special <base64> <id>'`);
-            }
-            const id = parseId(m[2], lineNo);
-            claim(id, lineNo);
-            specials.set(new TextDecoder().decode(base64ToBytes(m[1])), id);
-            break;
-          }
-          case "#bos":
-            opts.bosId = rest === "none" ? null : parseId(rest, lineNo);
-            break;
-          case "#eos":
-            opts.eosIds = rest === "" ? [] : rest.split(" ").map((s) => parseId(s, lineNo));
-            break;
-          case "#add_bos":
-            if (rest !== "true" && rest !== "false") {
-              throw new FormatError(file, `line ${lineNo}: #add_bos must be true or false`);
-            }
-            opts.addBos = rest === "true";
-            break;
-          default:
-            throw new FormatError(
-              file,
-              `line ${lineNo}: unknown directive '${directive}' (known: #pattern, #special, ` +
-                `#bos, #eos, #add_bos; comments start with '# ')`,
-            );
-        }
-        continue;
-      }
-      const sp = line.lastIndexOf(" ");
-      if (sp <= 0) {
-        throw new FormatError(
-          file,
-          `line ${lineNo}: expected '<base64 token> <rank>' or '<special text> <id>', got ` +
-            JSON.stringify(line.slice(0, 60)),
-        );
-      }
-      const tokenText = line.slice(0, sp);
-      const id = parseId(line.slice(sp + 1), lineNo);
-      claim(id, lineNo);
-      if (BASE64_RE.test(tokenText)) ranks[id] = base64ToBytes(tokenText);
-      else specials.set(tokenText, id);
-    }
+    const c = parseTiktokenText(text, file);
+    const opts: TiktokenOptions = { source: file, added: c.added };
+    if (c.bosId !== undefined) opts.bosId = c.bosId;
+    if (c.eosIds !== undefined) opts.eosIds = c.eosIds;
+    if (c.addBos !== undefined) opts.addBos = c.addBos;
     try {
-      return TiktokenTokenizer.#build(ranks, new Map(), specials, pattern, opts);
+      return TiktokenTokenizer.#build(c.ranks, c.literals, c.specials, c.preTokenizer, opts);
     } catch (e) {
       if (e instanceof GollmError && !(e instanceof FormatError)) {
         throw new FormatError(file, e.message.replace(`${file}: `, ""));
@@ -468,7 +379,7 @@ export class TiktokenTokenizer implements Tokenizer {
   }
 
   /**
-   * Reads a gollm `.tiktoken` file (see the module doc).
+   * Reads a gollm `.tiktoken` file.
    *
    * @param path File path.
    * @returns The tokenizer.
@@ -481,13 +392,7 @@ export class TiktokenTokenizer implements Tokenizer {
    * ```
    */
   static async fromFile(path: string): Promise<TiktokenTokenizer> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (e) {
-      throw new FormatError(path, `cannot read tokenizer file: ${(e as Error).message}`);
-    }
-    return TiktokenTokenizer.parseTiktoken(text, path);
+    return TiktokenTokenizer.parseTiktoken(await readTokenizerText(path), path);
   }
 
   /**
@@ -496,24 +401,27 @@ export class TiktokenTokenizer implements Tokenizer {
    * @param ranks Either a map from base64 token bytes to rank (as in a `.tiktoken` file), or
    *   an array of token bytes indexed by rank (holes allowed). Must cover all 256 bytes.
    * @param specials Special tokens, text → id (ids must not collide with ranks).
-   * @param pattern Pre-tokenizer regex (default {@linkcode PRETOKENIZE_PATTERNS}.gpt2).
-   * @param opts BOS/EOS/addBos/chat template (inferred from special names when unset).
+   * @param pattern Pre-tokenizer regex (default {@linkcode PRETOKENIZE_PATTERNS}.gpt2), or a
+   *   full {@linkcode PreTokenizerSpec}.
+   * @param opts BOS/EOS/addBos/chat template/added tokens (inferred from names when unset).
    * @returns The tokenizer.
    * @throws {GollmError} for a duplicate rank, an invalid pattern or missing single bytes.
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const ranks = Array.from({ length: 256 }, (_, b) => new Uint8Array([b]));
    * ranks.push(new TextEncoder().encode("hi"));
    * const tok = TiktokenTokenizer.fromRanks(ranks, new Map([["<|bos|>", 257]]));
-   * console.log(tok.encode("hi"), tok.bosId); // [ 257, 256 ] 257
+   * assert.deepEqual(tok.encode("hi"), [257, 256]);
+   * assert.equal(tok.bosId, 257);
    * ```
    */
   static fromRanks(
     ranks: ReadonlyMap<string, number> | readonly (Uint8Array | undefined)[],
     specials: ReadonlyMap<string, number> = new Map(),
-    pattern: string = PRETOKENIZE_PATTERNS.gpt2,
+    pattern: string | PreTokenizerSpec = PRETOKENIZE_PATTERNS.gpt2,
     opts: TiktokenOptions = {},
   ): TiktokenTokenizer {
     let byRank: (Uint8Array | undefined)[];
@@ -521,61 +429,62 @@ export class TiktokenTokenizer implements Tokenizer {
       byRank = [...ranks];
     } else {
       byRank = [];
+      const src = opts.source ?? "fromRanks";
       for (const [b64, rank] of ranks as ReadonlyMap<string, number>) {
-        if (!Number.isInteger(rank) || rank < 0) {
-          throw new GollmError(`${opts.source ?? "fromRanks"}: invalid rank ${rank} for ${b64}`);
+        if (!Number.isInteger(rank) || rank < 0 || rank >= MAX_VOCAB) {
+          throw new GollmError(`${src}: invalid rank ${rank} for ${b64}`);
         }
-        if (byRank[rank]) {
-          throw new GollmError(`${opts.source ?? "fromRanks"}: rank ${rank} is used twice`);
-        }
+        if (byRank[rank]) throw new GollmError(`${src}: rank ${rank} is used twice`);
         byRank[rank] = base64ToBytes(b64);
       }
     }
-    return TiktokenTokenizer.#build(byRank, new Map(), new Map(specials), pattern, opts);
+    return TiktokenTokenizer.#build(byRank, new Map(), new Map(specials), specOf(pattern), opts);
   }
 
   /**
    * A tokenizer from a byte-level BPE vocabulary (GPT-2 `encoder.json`, GGUF
    * `tokenizer.ggml.tokens` of a `gpt2` model, HF `tokenizer.json` `model.vocab`), taking
-   * rank = id. Ids listed in `specials` become special tokens; a token that is not a valid
-   * byte-level string (characters outside the GPT-2 byte map) is kept as a literal piece
-   * (decoded as its UTF-8 text, never produced by `encode`).
+   * rank = id. Ids listed in `specials` (or `opts.added`) become added tokens; a token that
+   * is not a valid byte-level string (characters outside the GPT-2 byte map) is kept as a
+   * literal piece (decoded as its UTF-8 text, never produced by `encode`).
    *
    * @param tokens Byte-to-unicode strings indexed by id (`"Ġthe"`).
    * @param specials Special tokens, text → id (may point into `tokens` or past its end).
-   * @param pattern Pre-tokenizer regex, e.g. {@linkcode PRETOKENIZE_PATTERNS}.llama3.
-   * @param opts BOS/EOS/addBos/chat template (inferred from special names when unset).
+   * @param pattern Pre-tokenizer regex, e.g. {@linkcode PRETOKENIZE_PATTERNS}.llama3, or a
+   *   full {@linkcode PreTokenizerSpec}.
+   * @param opts BOS/EOS/addBos/chat template/added tokens (inferred from names when unset).
    * @returns The tokenizer.
    * @throws {GollmError} when the single bytes are not all present or the pattern is invalid.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BYTE_TO_UNICODE } from "./byte_level.ts";
    * import { PRETOKENIZE_PATTERNS, TiktokenTokenizer } from "./tiktoken.ts";
-   * const enc = JSON.parse(await Deno.readTextFile("encoder.json")) as Record<string, number>;
-   * const tokens: string[] = [];
-   * for (const [t, id] of Object.entries(enc)) tokens[id] = t;
-   * const tok = TiktokenTokenizer.fromByteLevelBpe(tokens,
-   *   new Map([["<|endoftext|>", 50256]]), PRETOKENIZE_PATTERNS.gpt2, { bosId: null, addBos: false });
+   * const tokens = [...BYTE_TO_UNICODE, "Ġt", "Ġth"];
+   * const tok = TiktokenTokenizer.fromByteLevelBpe(tokens, new Map([["<|eos|>", 258]]),
+   *   PRETOKENIZE_PATTERNS.gpt2, { bosId: null, addBos: false });
+   * assert.deepEqual(tok.encode(" th<|eos|>"), [257, 258]);
    * ```
    */
   static fromByteLevelBpe(
     tokens: readonly string[],
     specials: ReadonlyMap<string, number>,
-    pattern: string,
+    pattern: string | PreTokenizerSpec,
     opts: TiktokenOptions = {},
   ): TiktokenTokenizer {
-    const specialIds = new Set(specials.values());
+    const addedIds = new Set([...specials.values(), ...(opts.added?.values() ?? [])]);
     const byRank: (Uint8Array | undefined)[] = new Array(tokens.length);
     const literals = new Map<number, Uint8Array>();
     const enc = new TextEncoder();
     for (let id = 0; id < tokens.length; id++) {
       const t = tokens[id];
-      if (t === undefined || specialIds.has(id)) continue;
+      if (t === undefined || addedIds.has(id)) continue;
       const b = byteLevelToBytes(t);
       if (b === null || b.length === 0) literals.set(id, enc.encode(t));
       else byRank[id] = b;
     }
-    return TiktokenTokenizer.#build(byRank, literals, new Map(specials), pattern, opts);
+    return TiktokenTokenizer.#build(byRank, literals, new Map(specials), specOf(pattern), opts);
   }
 
   #checkId(id: number): void {
@@ -584,75 +493,69 @@ export class TiktokenTokenizer implements Tokenizer {
     }
   }
 
-  #getEncoder(): Tiktoken {
-    if (this.#encoder) return this.#encoder;
-    // Longest special first, so one special that prefixes another never shadows it.
-    const specials: Record<string, number> = {};
-    for (const [t, id] of [...this.specialTokens].sort((a, b) => b[0].length - a[0].length)) {
-      specials[t] = id;
-    }
-    if (this.#builtin) {
-      this.#encoder = new Tiktoken({
-        ...this.#builtin,
-        pat_str: unicodeWhitespacePattern(this.#builtin.pat_str),
-        special_tokens: specials,
-      });
-      return this.#encoder;
-    }
-    // js-tiktoken's compressed rank text: `<prefix> <first rank> <b64> <b64> ...` per run of
-    // consecutive ranks. A byte string that appears twice keeps its lowest rank.
-    const lines: string[] = [];
-    const seen = new Set<string>();
-    let run: string[] = [];
-    let runStart = -1;
-    const flush = () => {
-      if (run.length > 0) lines.push(`r ${runStart} ${run.join(" ")}`);
-      run = [];
-    };
+  /** The merge table, built on first use from the mergeable ids. */
+  #getBpe(): BytePairEncoder {
+    if (this.#bpe) return this.#bpe;
+    const tokens: (Uint8Array | undefined)[] = new Array(this.vocabSize);
     for (let id = 0; id < this.vocabSize; id++) {
-      if (this.#kind[id] !== KIND_NORMAL) {
-        flush();
-        continue;
+      if (this.#kind[id] === KIND_NORMAL) {
+        tokens[id] = this.#blob.subarray(this.#offsets[id], this.#offsets[id + 1]);
       }
-      const b64 = bytesToBase64(this.#blob.subarray(this.#offsets[id], this.#offsets[id + 1]));
-      if (seen.has(b64)) {
-        flush();
-        continue;
-      }
-      seen.add(b64);
-      if (run.length === 0) runStart = id;
-      run.push(b64);
     }
-    flush();
-    this.#encoder = new Tiktoken({
-      pat_str: unicodeWhitespacePattern(this.pattern),
-      special_tokens: specials,
-      bpe_ranks: lines.join("\n"),
+    this.#bpe = new BytePairEncoder(tokens);
+    return this.#bpe;
+  }
+
+  #matcher(special: boolean): AddedTokenMatcher {
+    if (!this.#matchAdded) {
+      this.#matchAdded = new AddedTokenMatcher(this.addedTokens);
+      this.#matchAll = new AddedTokenMatcher([...this.addedTokens, ...this.specialTokens]);
+    }
+    return special ? this.#matchAll! : this.#matchAdded;
+  }
+
+  /** Pre-tokenizes and merges text that holds no added token, appending ids to `out`. */
+  #encodeOrdinary(text: string, out: number[]): void {
+    const bpe = this.#getBpe();
+    this.#pre.split(text, (s, a, b) => {
+      if (this.#scratch.length < 3 * (b - a)) this.#scratch = new Uint8Array(3 * (b - a));
+      const n = utf8Into(s, a, b, this.#scratch);
+      bpe.encodePiece(this.#scratch, 0, n, out);
     });
-    return this.#encoder;
   }
 
   /**
-   * Encodes text to ids.
+   * Encodes text to ids. Added tokens are split out first (longest match at each position),
+   * then each segment between them is normalized, pre-tokenized and merged.
    *
-   * @param text Any Unicode text.
+   * @param text Any Unicode text (lone surrogates are encoded as U+FFFD).
    * @param options `bos` (default `addBos`; ignored without a BOS id), `eos` (append the
-   *   first EOS id), `special` (recognise special-token text; default false: encoded as
-   *   plain text).
+   *   first EOS id), `special` (recognise special-token text; default true, as HF tokenizers
+   *   and llama.cpp do; false encodes it as plain text). Non-special added tokens are always
+   *   recognised.
    * @returns Token ids.
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const tok = await TiktokenTokenizer.builtin("gpt2");
-   * console.log(tok.encode("a<|endoftext|>", { special: true })); // [ 64, 50256 ]
+   * assert.deepEqual(tok.encode("a<|endoftext|>"), [64, 50256]);
+   * assert.ok(!tok.encode("a<|endoftext|>", { special: false }).includes(50256));
    * ```
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
     const out: number[] = [];
     if ((options.bos ?? this.addBos) && this.bosId !== null) out.push(this.bosId);
-    const ids = this.#getEncoder().encode(text, options.special ? "all" : [], []);
-    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    const matcher = this.#matcher(options.special ?? true);
+    if (matcher.size === 0) this.#encodeOrdinary(text, out);
+    else {
+      matcher.split(
+        text,
+        (s, e) => this.#encodeOrdinary(text.slice(s, e), out),
+        (id) => out.push(id),
+      );
+    }
     if (options.eos && this.eosIds.length > 0) out.push(this.eosIds[0]);
     return out;
   }
@@ -667,9 +570,10 @@ export class TiktokenTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const tok = await TiktokenTokenizer.builtin("gpt2");
-   * console.log(tok.decode([15496, 995])); // "Hello world"
+   * assert.equal(tok.decode([15496, 995]), "Hello world");
    * ```
    */
   decode(ids: readonly number[]): string {
@@ -699,9 +603,10 @@ export class TiktokenTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const tok = await TiktokenTokenizer.builtin("gpt2");
-   * console.log(tok.tokenBytes(995)); // Uint8Array(6) [ 32, 119, 111, 114, 108, 100 ]
+   * assert.deepEqual([...tok.tokenBytes(995)], [32, 119, 111, 114, 108, 100]); // " world"
    * ```
    */
   tokenBytes(id: number): Uint8Array {
@@ -720,9 +625,10 @@ export class TiktokenTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const tok = await TiktokenTokenizer.builtin("gpt2");
-   * console.log(tok.tokenPiece(995)); // "Ġworld"
+   * assert.equal(tok.tokenPiece(995), "Ġworld");
    * ```
    */
   tokenPiece(id: number): string {
@@ -739,51 +645,48 @@ export class TiktokenTokenizer implements Tokenizer {
   }
 
   /**
-   * Serialises as a gollm `tokenizer.tiktoken` file: `#pattern`, then `<base64> <rank>`
-   * lines in rank order, then special tokens (`<text> <id>`, or `#special <base64> <id>` for
-   * text that would read as base64, holds whitespace or starts with `#`), and `#bos`, `#eos`,
-   * `#add_bos` only where they differ from what the special names imply. Literal (non
-   * byte-level) pieces are written as specials.
+   * Serialises as a gollm `tokenizer.tiktoken` file (tokenizers/tiktoken_file.ts): the
+   * pre-tokenizer and normalization, ranks, special and added tokens, and `#bos`, `#eos`,
+   * `#add_bos` where they differ from what the special names imply, and literal (non
+   * byte-level) pieces as `#literal`.
    *
    * @returns `{name: "tokenizer.tiktoken", bytes}`.
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TiktokenTokenizer } from "./tiktoken.ts";
    * const tok = await TiktokenTokenizer.builtin("gpt2");
    * const { name, bytes } = tok.toFile();
    * const back = TiktokenTokenizer.parseTiktoken(new TextDecoder().decode(bytes), name);
-   * console.log(back.encode("Hello world")); // [ 15496, 995 ]
+   * assert.deepEqual(back.encode("Hello world"), [15496, 995]);
    * ```
    */
   toFile(): { name: string; bytes: Uint8Array } {
-    const lines = [`#pattern ${this.pattern}`];
-    const specialLines: string[] = [];
-    const dec = new TextDecoder();
+    const ranks: (Uint8Array | undefined)[] = [];
     const specials = new Map<string, number>();
+    const literals = new Map<number, Uint8Array>();
+    const dec = new TextDecoder();
     for (let id = 0; id < this.vocabSize; id++) {
       const bytes = this.#blob.subarray(this.#offsets[id], this.#offsets[id + 1]);
       const kind = this.#kind[id];
-      if (kind === KIND_NORMAL) {
-        lines.push(`${bytesToBase64(bytes)} ${id}`);
-      } else if (kind === KIND_SPECIAL || kind === KIND_LITERAL) {
-        const text = dec.decode(bytes);
-        specials.set(text, id);
-        const plain = text.length > 0 && !BASE64_RE.test(text) && !/\s/.test(text) &&
-          !text.startsWith("#");
-        specialLines.push(plain ? `${text} ${id}` : `#special ${bytesToBase64(bytes)} ${id}`);
-      }
+      if (kind === KIND_NORMAL) ranks[id] = bytes;
+      else if (kind === KIND_SPECIAL) specials.set(dec.decode(bytes), id);
+      else if (kind === KIND_LITERAL) literals.set(id, bytes);
     }
-    lines.push(...specialLines);
-    if (inferBos(specials) !== this.bosId) lines.push(`#bos ${this.bosId ?? "none"}`);
     const eos = inferEos(specials);
-    if (eos.length !== this.eosIds.length || eos.some((e, i) => e !== this.eosIds[i])) {
-      lines.push(`#eos ${this.eosIds.join(" ")}`.trimEnd());
-    }
-    if ((this.bosId !== null) !== this.addBos) lines.push(`#add_bos ${this.addBos}`);
-    return {
-      name: "tokenizer.tiktoken",
-      bytes: new TextEncoder().encode(lines.join("\n") + "\n"),
-    };
+    const text = formatTiktokenText({
+      ranks,
+      specials,
+      added: new Map(this.addedTokens),
+      literals,
+      preTokenizer: this.preTokenizer,
+      ...(inferBos(specials) !== this.bosId ? { bosId: this.bosId } : {}),
+      ...(eos.length !== this.eosIds.length || eos.some((e, i) => e !== this.eosIds[i])
+        ? { eosIds: [...this.eosIds] }
+        : {}),
+      ...((this.bosId !== null) !== this.addBos ? { addBos: this.addBos } : {}),
+    });
+    return { name: "tokenizer.tiktoken", bytes: new TextEncoder().encode(text) };
   }
 }

@@ -253,21 +253,58 @@ Deno.test({
       for (let k = 0; k < n; k++) t += alphabet[Math.floor(rnd() * alphabet.length)];
       cases.push(t);
     }
-    const child = new Deno.Command("python3", {
-      args: ["-c", PY_TIKTOKEN, GPT2_FILES[0], PRETOKENIZE_PATTERNS.gpt2],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(JSON.stringify(cases)));
-    await w.close();
-    const out = await child.output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    const want = JSON.parse(new TextDecoder().decode(out.stdout)) as number[][];
+    const want = await rustTiktokenGpt2(cases);
     const tok = await TiktokenTokenizer.builtin("gpt2");
     for (let i = 0; i < cases.length; i++) {
-      assert.deepEqual(tok.encode(cases[i]), want[i], JSON.stringify(cases[i]));
+      assert.deepEqual(tok.encode(cases[i], { special: false }), want[i], JSON.stringify(cases[i]));
+    }
+  },
+});
+
+/** Ids from the Rust tiktoken core for GPT-2 ranks built from encoder.json. */
+async function rustTiktokenGpt2(cases: string[]): Promise<number[][]> {
+  const child = new Deno.Command("python3", {
+    args: ["-c", PY_TIKTOKEN, GPT2_FILES[0], PRETOKENIZE_PATTERNS.gpt2],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(JSON.stringify(cases)));
+  await w.close();
+  const out = await child.output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as number[][];
+}
+
+Deno.test({
+  name: "builtin gpt2 equals the Rust tiktoken core on long words (the O(n log n) heap merge)",
+  ignore: pyReason !== null || !haveFiles("gpt2 encoder.json", GPT2_FILES),
+  fn: async () => {
+    let seed = 5;
+    const rnd = () => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) / 4294967296;
+    };
+    const b64 = btoa(String.fromCharCode(...Array.from({ length: 30_000 }, () => rnd() * 256)));
+    const cases = [
+      "a".repeat(1000),
+      "a".repeat(10_000),
+      "ab".repeat(5000),
+      "x" + "yz".repeat(3000) + "x",
+      b64,
+      b64.replace(/[^A-Za-z]/g, ""), // one 30 kB word
+      "9".repeat(20_000),
+      " ".repeat(5000) + "end",
+      "😀".repeat(3000),
+      "é".repeat(4000),
+    ];
+    const want = await rustTiktokenGpt2(cases);
+    const tok = await TiktokenTokenizer.builtin("gpt2");
+    for (let i = 0; i < cases.length; i++) {
+      assert.deepEqual(tok.encode(cases[i]), want[i], `case ${i} (${cases[i].length} chars)`);
     }
   },
 });
@@ -279,11 +316,12 @@ Deno.test("unicodeWhitespacePattern() rewrites only unescaped \\s and \\S", () =
   );
 });
 
-Deno.test("special tokens are text unless encode() is asked for them; eos/bos options", async () => {
+Deno.test("encode() recognises special tokens unless special: false; eos/bos options", async () => {
   const tok = await TiktokenTokenizer.builtin("gpt2");
-  const plain = tok.encode("a<|endoftext|>b");
+  const plain = tok.encode("a<|endoftext|>b", { special: false });
   assert.ok(!plain.includes(50256));
   assert.equal(tok.decode(plain), "a<|endoftext|>b");
+  assert.deepEqual(tok.encode("a<|endoftext|>b"), [64, 50256, 65]);
   assert.deepEqual(tok.encode("a<|endoftext|>b", { special: true }), [64, 50256, 65]);
   assert.deepEqual(tok.encode("a", { eos: true }), [64, 50256]);
   assert.deepEqual(tok.encode("a", { bos: true }), [64]); // gpt2 has no BOS
@@ -349,7 +387,7 @@ Deno.test(".tiktoken toFile() → parseTiktoken() round-trips ranks, specials, p
     for (const special of [false, true]) {
       assert.deepEqual(back.encode(s, { special }), tok.encode(s, { special }), s);
     }
-    assert.equal(back.decode(back.encode(s, { bos: false })), s);
+    assert.equal(back.decode(back.encode(s, { bos: false, special: false })), s);
   }
   // Explicit BOS/EOS/addBos that the names do not imply survive through directives.
   const custom = TiktokenTokenizer.fromRanks(
@@ -396,8 +434,13 @@ Deno.test("parseTiktoken() rejects malformed files with the file and line", () =
   };
   bad(["aGk= x"], /line 257: expected a non-negative integer id/);
   bad(["aGk= 5"], /line 257: id 5 is used twice/);
+  bad(["aGk= 2147483648"], /line 257: id 2147483648 is too large/);
+  bad(["<|x|> 100000000000000000000"], /line 257: id 100000000000000000000 is too large/);
   bad(["#merge a b"], /line 257: unknown directive '#merge'/);
-  bad(["#pattern (unclosed"], /line 257: #pattern is not a valid regex/);
+  bad(["#pattern (unclosed"], /line 257: pattern is not usable: Invalid regular expression/);
+  bad(["#pattern (a)\\1"], /line 257: pattern is not usable: backreference/);
+  bad(["#split Sideways false a"], /line 257: expected '#split </);
+  bad(["#normalize NFX"], /line 257: #normalize must be one of NFC/);
   bad(["#add_bos maybe"], /#add_bos must be true or false/);
   bad(["#special !!! 300"], /line 257: expected '#special <base64> <id>'/);
   bad(["justonefield"], /line 257: expected '<base64 token> <rank>'/);
@@ -462,4 +505,42 @@ Deno.test("byte-level map: GPT-2 bytes_to_unicode values and round trips", () =>
   assert.deepEqual(byteLevelToBytes(bytesToByteLevel(all)), all);
   assert.equal(byteLevelToBytes("€"), null);
   assert.equal(byteLevelToBytes(" "), null); // a raw space is not a byte-level char
+});
+
+Deno.test("parseTiktoken(): text a #pattern does not match is kept, and a catastrophic #pattern runs in linear time", () => {
+  const bytes = Array.from({ length: 256 }, (_, b) => `${btoa(String.fromCharCode(b))} ${b}`);
+  const digitsOnly = TiktokenTokenizer.parseTiktoken(
+    ["#pattern \\d+", ...bytes].join("\n"),
+    "d.tiktoken",
+  );
+  const ids = digitsOnly.encode("Once upon a time");
+  assert.equal(ids.length, 16);
+  assert.equal(digitsOnly.decode(ids), "Once upon a time");
+  const evil = TiktokenTokenizer.parseTiktoken(
+    ["#pattern (a|a)*b", ...bytes].join("\n"),
+    "e.tiktoken",
+  );
+  const text = "a".repeat(100_000);
+  assert.equal(evil.decode(evil.encode(text)), text);
+});
+
+Deno.test("parseTiktoken(): #added tokens are matched even with special: false; #literal pieces never", () => {
+  const bytes = Array.from({ length: 256 }, (_, b) => `${btoa(String.fromCharCode(b))} ${b}`);
+  const te = new TextEncoder();
+  const b64 = (s: string) => btoa(String.fromCharCode(...te.encode(s)));
+  const tok = TiktokenTokenizer.parseTiktoken(
+    [...bytes, `#added ${b64("<tool>")} 256`, "<|eos|> 257", `#literal ${b64("[PAD]")} 258`].join(
+      "\n",
+    ),
+    "a.tiktoken",
+  );
+  assert.deepEqual(tok.encode("<tool><|eos|>", { special: false }).slice(0, 1), [256]);
+  assert.ok(!tok.encode("<tool><|eos|>", { special: false }).includes(257));
+  assert.deepEqual(tok.encode("<tool><|eos|>"), [256, 257]);
+  assert.ok(!tok.encode("[PAD]").includes(258));
+  assert.equal(tok.decode([258]), "[PAD]");
+  const again = TiktokenTokenizer.parseTiktoken(new TextDecoder().decode(tok.toFile().bytes), "b");
+  assert.deepEqual([...again.addedTokens], [["<tool>", 256]]);
+  assert.equal(again.tokenPiece(258), "[PAD]");
+  assert.ok(!again.encode("[PAD]").includes(258));
 });

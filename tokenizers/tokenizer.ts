@@ -12,8 +12,10 @@ export interface EncodeOptions {
   /** Append the EOS id. Default: false. */
   eos?: boolean;
   /**
-   * Recognise special-token text (`<|endoftext|>`, `<|bos|>`, ...) in the input and emit
-   * its id. Default: false — special-token text is encoded as ordinary text.
+   * Recognise special-token text (`<|endoftext|>`, `<|begin_of_text|>`, ...) in the input and
+   * emit its id. Default: true, as HF tokenizers and llama.cpp do; false encodes it as
+   * ordinary text. Non-special added tokens (HF `special: false`, GGUF user-defined) are
+   * recognised either way.
    */
   special?: boolean;
 }
@@ -79,11 +81,15 @@ export interface Tokenizer {
  * character is whole, so output never contains a broken character.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StreamDecoder } from "./tokenizer.ts";
- * const d = new StreamDecoder(tokenizer);
- * for (const id of ids) Deno.stdout.writeSync(new TextEncoder().encode(d.push(id)));
- * console.log(d.flush());
+ * import { TiktokenTokenizer } from "./tiktoken.ts";
+ * const tok = await TiktokenTokenizer.builtin("gpt2");
+ * const d = new StreamDecoder(tok);
+ * const pieces = tok.encode("héllo 😀").map((id) => d.push(id));
+ * assert.ok(pieces.every((p) => !p.includes("\ufffd"))); // never half a character
+ * assert.equal(pieces.join("") + d.flush(), "héllo 😀");
  * ```
  */
 export class StreamDecoder {

@@ -1,5 +1,5 @@
 /**
- * Resolves a config's `tokenizer` field (DESIGN.md "ModelConfig") to a {@linkcode Tokenizer}:
+ * Resolves a config's `tokenizer` field (core/config.ts `ModelConfig`) to a {@linkcode Tokenizer}:
  * `none`, a built-in tiktoken encoding name, or a file relative to the config's directory,
  * dispatched by its name:
  *
@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { FormatError, GollmError } from "../core/errors.ts";
+import { GollmError } from "../core/errors.ts";
+import { checkRegularFile } from "./read_file.ts";
 import { readLlama2cTokenizer } from "./sentencepiece.ts";
 import { loadHfTokenizer } from "./hf_tokenizer.ts";
 import { BUILTIN_ENCODINGS, TiktokenTokenizer } from "./tiktoken.ts";
@@ -24,20 +25,6 @@ function joinPath(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
 
-/** Throws a FormatError naming `path` unless it is a readable regular file. */
-async function requireFile(path: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new FormatError(path, "tokenizer file does not exist");
-    }
-    throw new FormatError(path, `cannot read tokenizer file: ${(e as Error).message}`);
-  }
-  if (!info.isFile) throw new FormatError(path, "tokenizer path is not a regular file");
-}
-
 /**
  * Loads the tokenizer a config names.
  *
@@ -46,33 +33,28 @@ async function requireFile(path: string): Promise<void> {
  *   ending in `.tiktoken`, `.bin` (llama2.c) or named `tokenizer.json` (Hugging Face).
  * @param baseDir Directory that relative paths are resolved against (the config's dir).
  * @returns The tokenizer, or null for `none`.
- * @throws {FormatError} when the file is missing, unreadable or malformed (names the file).
+ * @throws {FormatError} when the file is missing, not a regular file, unreadable or
+ *   malformed (names the file).
  * @throws {GollmError} when the file kind is not recognised.
  *
  * @example
  * ```ts
  * import { loadTokenizer } from "./tokenizer_file.ts";
+ * import assert from "node:assert/strict";
  * const tok = await loadTokenizer("gpt2", ".");
- * console.log(tok?.encode("Hello")); // [ 15496 ]
+ * assert.deepEqual(tok?.encode("Hello"), [15496]);
  * ```
  */
 export async function loadTokenizer(spec: string, baseDir: string): Promise<Tokenizer | null> {
   if (spec === "none") return null;
   if (BUILTIN_ENCODINGS.includes(spec)) return await TiktokenTokenizer.builtin(spec);
   const path = joinPath(baseDir, spec);
-  const name = path.slice(path.lastIndexOf("/") + 1);
-  if (name.endsWith(".tiktoken")) {
-    await requireFile(path);
-    return await TiktokenTokenizer.fromFile(path);
-  }
-  if (name.endsWith(".bin")) {
-    await requireFile(path);
-    return await readLlama2cTokenizer(path);
-  }
-  if (name === "tokenizer.json") {
-    await requireFile(path);
-    return await loadHfTokenizer(path);
-  }
+  const name = path.replace(/\/+$/, "").slice(path.replace(/\/+$/, "").lastIndexOf("/") + 1);
+  const known = name.endsWith(".tiktoken") || name.endsWith(".bin") || name === "tokenizer.json";
+  if (known) await checkRegularFile(path, "tokenizer file");
+  if (name.endsWith(".tiktoken")) return await TiktokenTokenizer.fromFile(path);
+  if (name.endsWith(".bin")) return await readLlama2cTokenizer(path);
+  if (name === "tokenizer.json") return await loadHfTokenizer(path);
   throw new GollmError(
     `${path}: unknown tokenizer kind; expected none, ${BUILTIN_ENCODINGS.join(", ")}, ` +
       `a .tiktoken file, a llama2.c .bin file or tokenizer.json`,

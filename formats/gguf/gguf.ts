@@ -587,8 +587,9 @@ const PRE_TOKENIZERS: Record<string, keyof typeof PRETOKENIZE_PATTERNS> = {
  *   (+ `.eot_token_id`, `.eom_token_id` as extra stop ids), `.unknown_token_id`,
  *   `.add_bos_token` (default true), `.add_eos_token`, `.add_space_prefix` (default true).
  * - `"gpt2"`: byte-level BPE through `TiktokenTokenizer.fromByteLevelBpe` (ranks = ids, which
- *   holds for GPT-2, Llama-3 and Qwen2 vocabularies), control and user-defined tokens as
- *   specials, pre-tokenizer regex from `tokenizer.ggml.pre`, add_bos default false.
+ *   holds for GPT-2, Llama-3 and Qwen2 vocabularies), control tokens as specials and
+ *   user-defined tokens as always-matched added tokens, pre-tokenizer regex from
+ *   `tokenizer.ggml.pre`, add_bos default false.
  * - `tokenizer.chat_template` becomes `chatTemplate`.
  *
  * @param g Parsed GGUF.
@@ -671,10 +672,14 @@ export function ggufTokenizer(g: GgufFile): Tokenizer | null {
         })`,
       );
     }
+    // CONTROL (3) tokens are specials (matched unless `special: false`), USER_DEFINED (4)
+    // always matched, as llama.cpp's tokenizer_st_partition does.
     const specials = new Map<string, number>();
+    const added = new Map<string, number>();
     if (types) {
       for (let id = 0; id < n; id++) {
-        if (types[id] === 3 || types[id] === 4) specials.set(tokens[id], id);
+        if (types[id] === 3) specials.set(tokens[id], id);
+        else if (types[id] === 4) added.set(tokens[id], id);
       }
     }
     const bosId = optId("tokenizer.ggml.bos_token_id");
@@ -689,6 +694,7 @@ export function ggufTokenizer(g: GgufFile): Tokenizer | null {
           addBos: metaBool(g, "tokenizer.ggml.add_bos_token", false),
           chatTemplate,
           source: g.file,
+          added,
         },
       );
     } catch (e) {

@@ -158,9 +158,9 @@ Deno.test({
       assert.deepEqual(tok.encode(text, { bos: false }), ids, `input ${JSON.stringify(text)}`);
       assert.equal(tok.decode(ids), text, `decode of ${JSON.stringify(text)}`);
     }
-    // Control tokens (token_type 3) are specials: matched only with `special`.
-    assert.deepEqual(tok.encode("<|eot_id|>", { bos: false, special: true }), [128009]);
-    assert.ok(!tok.encode("<|eot_id|>", { bos: false }).includes(128009));
+    // Control tokens (token_type 3) are specials: matched unless `special: false`.
+    assert.deepEqual(tok.encode("<|eot_id|>", { bos: false }), [128009]);
+    assert.ok(!tok.encode("<|eot_id|>", { bos: false, special: false }).includes(128009));
     assert.deepEqual(tok.encode("hi"), [128000, 6151]);
   },
 });
