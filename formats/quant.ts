@@ -118,9 +118,8 @@ const BY_ID = new Map(GGML_TYPES.map((t) => [t.id, t]));
 const BY_NAME = new Map(GGML_TYPES.map((t) => [t.name, t]));
 
 /** Names of the supported types, for error messages (`F32, F16, BF16, Q4_0, ...`). */
-export const SUPPORTED_GGML_TYPES: string = GGML_TYPES.filter((t) => t.supported).map((t) =>
-  t.name
-).join(", ");
+export const SUPPORTED_GGML_TYPES: string = GGML_TYPES.filter((t) => t.supported).map((t) => t.name)
+  .join(", ");
 
 /**
  * Looks up a ggml type by its GGUF id.

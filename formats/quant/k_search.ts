@@ -156,11 +156,15 @@ export function makeQ3Quants(
 /** Scratch for {@linkcode makeQkx2Quants}: trial levels. */
 const LAUX = new Uint8Array(32);
 
+/** The min (≥ 0, subtracted) that the last {@linkcode makeQkx2Quants} call chose. */
+export let qkx2Min = 0;
+
 /**
  * `make_qkx2_quants`: levels in `[0, nmax]` for `x ≈ scale·L − min`. Starts from the
  * min/max grid, then tries `nstep + 1` scales `(rmin + rdelta·is + nmax) / (max − min)`,
  * refitting scale and min by weighted least squares for each and keeping the lowest weighted
- * error (absolute when `useMad`, squared otherwise).
+ * error (absolute when `useMad`, squared otherwise). `min` moves to the best fit so far, and
+ * later trials measure from it, as in the C.
  *
  * @param n Group size (≤ 32).
  * @param nmax Largest level (3, 15 or 31).
@@ -173,7 +177,7 @@ const LAUX = new Uint8Array(32);
  * @param rdelta Trial step.
  * @param nstep Number of trial steps.
  * @param useMad Absolute instead of squared error.
- * @returns `[scale, min]` where min ≥ 0 is subtracted (`x ≈ scale·L − min`).
+ * @returns The scale; the min (≥ 0, `x ≈ scale·L − min`) is left in {@linkcode qkx2Min}.
  */
 export function makeQkx2Quants(
   n: number,
@@ -187,7 +191,7 @@ export function makeQkx2Quants(
   rdelta: number,
   nstep: number,
   useMad: boolean,
-): [number, number] {
+): number {
   let min = x[xo], max = x[xo];
   let sumW = weights[0];
   let sumX = fr(sumW * x[xo]);
@@ -202,54 +206,60 @@ export function makeQkx2Quants(
   if (min > 0) min = 0;
   if (max === min) {
     for (let i = 0; i < n; i++) L[lo + i] = 0;
-    return [0, -min];
+    qkx2Min = -min;
+    return 0;
   }
   let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
-    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[xo + i] - min)))));
+    const xi = x[xo + i];
+    let l = fr(fr(iscale * fr(xi - min)) + 12582912) - 12582912; // nearest_int
+    l = l < 0 ? 0 : l > nmax ? nmax : l;
     L[lo + i] = l;
-    let diff = fr(fr(fr(scale * l) + min) - x[xo + i]);
-    diff = useMad ? Math.abs(diff) : fr(diff * diff);
-    bestError = fr(bestError + fr(weights[i] * diff));
+    const diff = fr(fr(fr(scale * l) + min) - xi);
+    bestError = fr(bestError + fr(weights[i] * (useMad ? Math.abs(diff) : fr(diff * diff))));
   }
-  if (nstep < 1) return [scale, -min];
+  if (nstep < 1) {
+    qkx2Min = -min;
+    return scale;
+  }
   const rminF = fr(rmin), rdeltaF = fr(rdelta);
   for (let is = 0; is <= nstep; is++) {
-    // `min` moves to the best fit so far: later trials measure from it, as in the C.
     iscale = fr(fr(fr(rminF + fr(rdeltaF * is)) + nmax) / fr(max - min));
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xo + i];
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(xi - min)))));
+      let l = fr(fr(iscale * fr(xi - min)) + 12582912) - 12582912; // nearest_int
+      l = l < 0 ? 0 : l > nmax ? nmax : l;
       LAUX[i] = l;
-      const w = weights[i];
-      sumL = fr(sumL + fr(w * l));
-      sumL2 = fr(sumL2 + fr(fr(w * l) * l));
-      sumXL = fr(sumXL + fr(fr(w * l) * xi));
+      const wl = fr(weights[i] * l);
+      sumL = fr(sumL + wl);
+      sumL2 = fr(sumL2 + fr(wl * l));
+      sumXL = fr(sumXL + fr(wl * xi));
     }
     const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
-    if (D > 0) {
-      let thisScale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
-      let thisMin = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
-      if (thisMin > 0) {
-        thisMin = 0;
-        thisScale = fr(sumXL / sumL2);
-      }
-      let curError = 0;
-      for (let i = 0; i < n; i++) {
-        let diff = fr(fr(fr(thisScale * LAUX[i]) + thisMin) - x[xo + i]);
-        diff = useMad ? Math.abs(diff) : fr(diff * diff);
-        curError = fr(curError + fr(weights[i] * diff));
-      }
-      if (curError < bestError) {
-        for (let i = 0; i < n; i++) L[lo + i] = LAUX[i];
-        bestError = curError;
-        scale = thisScale;
-        min = thisMin;
-      }
+    if (!(D > 0)) continue;
+    let thisScale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
+    let thisMin = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
+    if (thisMin > 0) {
+      thisMin = 0;
+      thisScale = fr(sumXL / sumL2);
+    }
+    // The terms are ≥ 0 and F32 rounding is monotonic, so once the partial sum reaches
+    // bestError this trial cannot win: stopping there changes no result.
+    let curError = 0;
+    for (let i = 0; i < n && curError < bestError; i++) {
+      const diff = fr(fr(fr(thisScale * LAUX[i]) + thisMin) - x[xo + i]);
+      curError = fr(curError + fr(weights[i] * (useMad ? Math.abs(diff) : fr(diff * diff))));
+    }
+    if (curError < bestError) {
+      for (let i = 0; i < n; i++) L[lo + i] = LAUX[i];
+      bestError = curError;
+      scale = thisScale;
+      min = thisMin;
     }
   }
-  return [scale, -min];
+  qkx2Min = -min;
+  return scale;
 }

@@ -24,7 +24,7 @@
  * @module
  */
 import { fr, getF16, nearestInt, setU16, toF16 } from "./common.ts";
-import { makeQ3Quants, makeQkx2Quants, makeQxQuants } from "./k_search.ts";
+import { makeQ3Quants, makeQkx2Quants, makeQxQuants, qkx2Min } from "./k_search.ts";
 import type { DequantizeRow, QuantizeRow } from "./legacy.ts";
 
 /** Elements per K-quant super-block (`QK_K`). */
@@ -77,7 +77,8 @@ export const quantizeRowQ2_K: QuantizeRow = (x, y) => {
     let maxScale = 0, maxMin = 0;
     for (let j = 0; j < 16; j++) {
       for (let l = 0; l < 16; l++) W[l] = Math.abs(x[xo + 16 * j + l]);
-      const [s, m] = makeQkx2Quants(16, 3, x, xo + 16 * j, W, L, 16 * j, -0.5, 0.1, 15, true);
+      const s = makeQkx2Quants(16, 3, x, xo + 16 * j, W, L, 16 * j, -0.5, 0.1, 15, true);
+      const m = qkx2Min;
       SCALES[j] = s;
       MINS[j] = m;
       if (s > maxScale) maxScale = s;
@@ -241,7 +242,8 @@ function quantizeK45(x: Float32Array, y: Uint8Array, nmax: 15 | 31): void {
       for (let l = 0; l < 32; l++) sumX2 = fr(sumX2 + fr(x[g + l] * x[g + l]));
       const avX = fr(Math.sqrt(fr(sumX2 / 32)));
       for (let l = 0; l < 32; l++) W[l] = fr(avX + Math.abs(x[g + l]));
-      const [s, m] = makeQkx2Quants(32, nmax, x, g, W, L, 32 * j, rmin, 0.1, nstep, false);
+      const s = makeQkx2Quants(32, nmax, x, g, W, L, 32 * j, rmin, 0.1, nstep, false);
+      const m = qkx2Min;
       SCALES[j] = s;
       MINS[j] = m;
       if (s > maxScale) maxScale = s;
@@ -414,4 +416,3 @@ export const quantizeRowQ8_K: QuantizeRow = (x, y) => {
     view.setFloat32(o, fr(1 / iscale), true);
   }
 };
-
