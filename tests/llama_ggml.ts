@@ -1,0 +1,146 @@
+/**
+ * Test helper: llama.cpp's own block quantisers, called through Deno FFI in the prebuilt
+ * `libggml-base.so` that npm's `@node-llama-cpp/linux-x64` ships (no build, no download
+ * beyond the npm registry). It is the independent reference for gollm's K-quant quantisers:
+ * `quantize_row_*_ref` is exactly what `llama-quantize` runs when no importance matrix is
+ * given.
+ *
+ * The library is found at `$GOLLM_LIBGGML`, else under the cache folder that
+ * `deno task fixtures:quant` installs it into (`$XDG_CACHE_HOME/gollm/llama-ggml`, default
+ * `~/.cache/gollm/llama-ggml`). Tests that need it skip with a printed reason when absent.
+ *
+ * @module
+ */
+
+/** The npm package (and version) whose `libggml-base.so` is the reference. */
+export const LLAMA_GGML_PACKAGE = "@node-llama-cpp/linux-x64@3.22.1";
+
+/** The folder `deno task fixtures:quant` installs {@linkcode LLAMA_GGML_PACKAGE} into. */
+export function llamaGgmlCacheDir(): string {
+  const base = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
+  return `${base}/gollm/llama-ggml`;
+}
+
+/** Path of `libggml-base.so`: `$GOLLM_LIBGGML`, else inside {@linkcode llamaGgmlCacheDir}. */
+export function libggmlPath(): string {
+  return Deno.env.get("GOLLM_LIBGGML") ??
+    `${llamaGgmlCacheDir()}/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so`;
+}
+
+/** Block types whose `quantize_row_<t>_ref` the library exports (lower-case llama.cpp names). */
+export const LLAMA_QUANT_TYPES = [
+  "q4_0",
+  "q4_1",
+  "q5_0",
+  "q5_1",
+  "q8_0",
+  "q8_1",
+  "q2_K",
+  "q3_K",
+  "q4_K",
+  "q5_K",
+  "q6_K",
+  "q8_K",
+] as const;
+
+/** llama.cpp's reference quantisers and dequantisers, by type name. */
+export interface LlamaGgml {
+  /** `quantize_row_<type>_ref(x, y, x.length)` into a fresh zeroed buffer of `bytes` bytes. */
+  quantize(type: string, x: Float32Array, bytes: number): Uint8Array;
+  /** `dequantize_row_<type>(blocks, y, n)` (not for q8_1, which has none). */
+  dequantize(type: string, blocks: Uint8Array, n: number): Float32Array;
+  /** Unloads the library. */
+  close(): void;
+}
+
+/**
+ * Opens llama.cpp's `libggml-base.so`, or returns null (printing why) when it is absent.
+ *
+ * @param what What would be skipped, named in the printed reason.
+ * @returns The functions, or null.
+ * @example
+ * ```ts ignore
+ * const ggml = openLlamaGgml("llama.cpp parity");
+ * if (ggml) console.log(ggml.quantize("q4_K", new Float32Array(256), 144));
+ * ```
+ */
+export function openLlamaGgml(what: string): LlamaGgml | null {
+  const path = libggmlPath();
+  try {
+    Deno.statSync(path);
+  } catch {
+    console.log(
+      `skip ${what}: missing ${path} (run \`deno task fixtures:quant\` or set GOLLM_LIBGGML)`,
+    );
+    return null;
+  }
+  const symbols: Record<string, Deno.ForeignFunction> = {};
+  for (const t of LLAMA_QUANT_TYPES) {
+    symbols[`quantize_row_${t}_ref`] = { parameters: ["buffer", "buffer", "i64"], result: "void" };
+    if (t !== "q8_1") {
+      symbols[`dequantize_row_${t}`] = { parameters: ["buffer", "buffer", "i64"], result: "void" };
+    }
+  }
+  const lib = Deno.dlopen(path, symbols);
+  // deno-lint-ignore no-explicit-any
+  const fns = lib.symbols as Record<string, (...args: any[]) => void>;
+  return {
+    quantize(type, x, bytes) {
+      const y = new Uint8Array(bytes);
+      fns[`quantize_row_${type}_ref`](x, y, BigInt(x.length));
+      return y;
+    },
+    dequantize(type, blocks, n) {
+      const y = new Float32Array(n);
+      fns[`dequantize_row_${type}`](blocks, y, BigInt(n));
+      return y;
+    },
+    close: () => lib.close(),
+  };
+}
+
+/**
+ * Deterministic test inputs for `n_blocks` blocks of `block` values: scales from 1e-4 to 1e2,
+ * an all-zero block, a constant block, outliers, exact ties after scaling, all-positive
+ * blocks (xorshift32, so every run and machine gets the same values).
+ *
+ * @param block Elements per block.
+ * @param nBlocks Number of blocks.
+ * @param seed PRNG seed.
+ * @returns `(block * nBlocks)` values.
+ */
+export function quantTestInput(block: number, nBlocks: number, seed: number): Float32Array {
+  let s = seed | 0 || 1;
+  const u = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+  const x = new Float32Array(block * nBlocks);
+  for (let b = 0; b < nBlocks; b++) {
+    const scale = 10 ** (u() * 6 - 4);
+    const o = b * block;
+    for (let i = 0; i < block; i++) {
+      switch (b % 8) {
+        case 0:
+          x[o + i] = 0;
+          break;
+        case 1:
+          x[o + i] = scale;
+          break;
+        case 3:
+          x[o + i] = (Math.round((u() * 16 - 8) * 2) / 2) * 0.125;
+          break;
+        case 4:
+          x[o + i] = Math.abs(gauss()) * scale + scale;
+          break;
+        default:
+          x[o + i] = gauss() * scale;
+      }
+    }
+    if (b % 8 === 2) x[o + Math.floor(u() * block)] = 40 * scale;
+  }
+  return x;
+}
