@@ -22,9 +22,14 @@ import {
   LLAMA_QUANT_TYPES,
   llamaGgmlCacheDir,
   openLlamaGgml,
+  openLlamaQuantize,
   quantTestInput,
 } from "../tests/llama_ggml.ts";
+import { MIX_MODELS, sha256, writeMixModel } from "../tests/quant_models.ts";
 import { ggmlTypeByName, rowBytes } from "../formats/quant.ts";
+import { FILE_TYPES } from "../formats/quant/mix.ts";
+import { quantizeModel } from "../formats/quantize.ts";
+import { parseGguf } from "../formats/gguf/gguf.ts";
 
 async function ensureLibggml(): Promise<void> {
   try {
@@ -74,8 +79,56 @@ async function llamaFixtures(): Promise<void> {
   console.log(`wrote ${files.length} llama.cpp fixtures to tests/fixtures/quant/llama`);
 }
 
+/**
+ * llama_mix.json: for each test model (tests/quant_models.ts) and file type, the type and
+ * SHA-256 of every tensor `llama_model_quantize` writes from the model's F32 GGUF, and the
+ * scalar metadata of its output.
+ */
+async function llamaMixFixture(): Promise<void> {
+  const quantizeFile = openLlamaQuantize("llama mix fixture");
+  if (!quantizeFile) fail("libllama is missing after the install");
+  const tmp = await Deno.makeTempDir({ prefix: "gollm-mix-" });
+  const models: Record<string, Record<string, unknown>> = {};
+  try {
+    for (const spec of MIX_MODELS) {
+      const dir = `${tmp}/${spec.name}`;
+      await writeMixModel(spec, dir);
+      const source = `${tmp}/${spec.name}.source.gguf`;
+      await quantizeModel(dir, source, "f32", { name: spec.name });
+      const perType: Record<string, unknown> = {};
+      for (const ft of FILE_TYPES) {
+        const out = `${tmp}/${spec.name}.${ft.name}.gguf`;
+        if (quantizeFile(source, out, ft.id) !== 0) fail(`llama_model_quantize ${ft.name} failed`);
+        const g = parseGguf(await Deno.readFile(out), out);
+        const tensors: Record<string, [string, string]> = {};
+        for (const t of g.tensors) {
+          const data = g.bytes.subarray(t.fileOffset, t.fileOffset + t.nbytes);
+          tensors[t.name] = [t.type.name, (await sha256(data)).slice(0, 16)];
+        }
+        const metadata: Record<string, unknown> = {};
+        for (const [k, v] of g.metadata) if (!Array.isArray(v)) metadata[k] = v;
+        perType[ft.name] = { tensors, metadata };
+      }
+      models[spec.name] = perType;
+      console.log(`llama_model_quantize: ${spec.name} in ${FILE_TYPES.length} file types`);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  const fixture = {
+    source: `llama_model_quantize in libllama of npm ${LLAMA_GGML_PACKAGE}, one thread, ` +
+      "default parameters, from the F32 GGUF of each tests/quant_models.ts model",
+    models,
+  };
+  await Deno.writeTextFile(
+    `${ROOT}tests/fixtures/quant/llama_mix.json`,
+    JSON.stringify(fixture, null, 1) + "\n",
+  );
+}
+
 if (import.meta.main) {
   const code = await runPython("quant_fixtures.py", [], ["numpy", "gguf"]);
   if (code !== 0) Deno.exit(code);
   await llamaFixtures();
+  await llamaMixFixture();
 }

@@ -144,3 +144,69 @@ export function quantTestInput(block: number, nBlocks: number, seed: number): Fl
   }
   return x;
 }
+
+/** Path of `libllama.so` beside {@linkcode libggmlPath} (same package). */
+export function libllamaPath(): string {
+  return libggmlPath().replace(/libggml-base\.so$/, "libllama.v0.5.0.so");
+}
+
+/**
+ * llama.cpp's own model quantiser, `llama_model_quantize` (what the `llama-quantize` tool
+ * runs), with default parameters (no importance matrix, output tensor quantised, one thread),
+ * or null (printing why) when the library is absent.
+ *
+ * @param what What would be skipped, named in the printed reason.
+ * @returns `(inPath, outPath, ftypeId) => status` (0 on success), or null.
+ * @example
+ * ```ts ignore
+ * const quantizeFile = openLlamaQuantize("mix parity");
+ * quantizeFile?.("m.f32.gguf", "m.q4_k_m.gguf", 15);
+ * ```
+ */
+export function openLlamaQuantize(
+  what: string,
+): ((inPath: string, outPath: string, ftype: number) => number) | null {
+  const path = libllamaPath();
+  try {
+    Deno.statSync(path);
+  } catch {
+    console.log(
+      `skip ${what}: missing ${path} (run \`deno task fixtures:quant\` or set GOLLM_LIBGGML)`,
+    );
+    return null;
+  }
+  const lib = Deno.dlopen(path, {
+    llama_backend_init: { parameters: [], result: "void" },
+    // llama_model_quantize_params is 56 bytes today; a larger struct return is still returned
+    // through memory the caller provides, so 96 bytes leaves room for added fields.
+    llama_model_quantize_default_params: {
+      parameters: [],
+      result: { struct: Array(12).fill("u64") },
+    },
+    llama_model_quantize: { parameters: ["buffer", "buffer", "buffer"], result: "u32" },
+    llama_log_set: { parameters: ["function", "pointer"], result: "void" },
+  });
+  lib.symbols.llama_backend_init();
+  // Silence llama.cpp's per-tensor log lines (one no-op callback for the process).
+  const quiet = new Deno.UnsafeCallback(
+    { parameters: ["i32", "pointer", "pointer"], result: "void" } as const,
+    () => {},
+  );
+  lib.symbols.llama_log_set(quiet.pointer, null);
+  // Off-heap copies: the log callback re-enters JS during the call, and a GC there may move
+  // small on-heap typed arrays whose addresses llama.cpp still holds (`params` is read late).
+  const stable = (b: Uint8Array) => {
+    const out = new Uint8Array(new ArrayBuffer(Math.max(b.length, 128)), 0, b.length);
+    out.set(b);
+    return out;
+  };
+  const enc = (s: string) => stable(new TextEncoder().encode(s + "\0"));
+  return (inPath, outPath, ftype) => {
+    void quiet; // keeps the callback alive (a collected callback would crash the next log)
+    const params = stable(lib.symbols.llama_model_quantize_default_params() as Uint8Array);
+    const view = new DataView(params.buffer);
+    view.setInt32(0, 1, true); // nthread
+    view.setInt32(4, ftype, true); // ftype
+    return lib.symbols.llama_model_quantize(enc(inPath), enc(outPath), params);
+  };
+}
