@@ -78,7 +78,24 @@ export interface QuantizeModelResult {
   seconds: number;
 }
 
-/** GGUF architecture for a config, and whether Q/K rows need the interleave permutation. */
+/**
+ * The GGUF architecture a config is written as, and whether its Q/K rows need the
+ * rotate-half → interleaved permutation (see the module table).
+ *
+ * @param c A validated config.
+ * @returns `{arch, permuteQk}`.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "../core/config.ts";
+ * import { ggufArchFor } from "./quantize.ts";
+ * const c = parseConfig({ arch: "llama", vocab_size: 8, dim: 8, n_layers: 1, n_heads: 2,
+ *   hidden_dim: 16, context_length: 4, norm: "rmsnorm", norm_eps: 1e-5, mlp: "swiglu",
+ *   tie_embeddings: true, rope_style: "half" }, "<example>");
+ * const { arch, permuteQk } = ggufArchFor(c);
+ * if (arch !== "llama" || !permuteQk) throw new Error();
+ * ```
+ */
 export function ggufArchFor(c: ModelConfig): { arch: string; permuteQk: boolean } {
   if (c.arch === "gpt2") return { arch: "gpt2", permuteQk: false };
   if (c.rope_style === "interleaved") return { arch: "llama", permuteQk: false };
@@ -86,8 +103,21 @@ export function ggufArchFor(c: ModelConfig): { arch: string; permuteQk: boolean 
 }
 
 /**
- * convert_hf_to_gguf.py `permute`: rows of each head reordered from rotate-half pairs
- * (i, i + hd/2) to adjacent pairs (2i, 2i + 1). `(heads·hd, cols)` → same shape.
+ * convert_hf_to_gguf.py `permute`: the rows of each head reordered from rotate-half pairs
+ * (i, i + hd/2) to adjacent pairs (2i, 2i + 1), so llama.cpp's interleaved RoPE computes what
+ * rotate-half RoPE computed on the original rows.
+ *
+ * @param t `(heads·head_dim, cols)` weight (or a `(heads·head_dim)` bias).
+ * @param heads Number of heads the rows hold (n_heads for wq, n_kv_heads for wk).
+ * @returns The permuted tensor, same shape; row `h·hd + 2i + j` is input row `h·hd + j·hd/2 + i`.
+ *
+ * @example
+ * ```ts
+ * import { permuteRowsToInterleaved } from "./quantize.ts";
+ * const t = { shape: [4], data: new Float32Array([0, 1, 2, 3]) }; // one head, head_dim 4
+ * const p = permuteRowsToInterleaved(t, 1);
+ * if (p.data.join() !== "0,2,1,3") throw new Error(p.data.join());
+ * ```
  */
 export function permuteRowsToInterleaved(t: Tensor, heads: number): Tensor {
   const [rows, cols] = t.shape.length === 2 ? t.shape : [t.shape[0], 1];

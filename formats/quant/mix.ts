@@ -121,13 +121,42 @@ function category(name: string): Category {
   return "other";
 }
 
-/** llama.cpp's `use_more_bits`: first and last eighth of the layers, and every third between. */
+/**
+ * llama.cpp's `use_more_bits`: the first and last eighth of the layers, and every third
+ * layer between (C integer division).
+ *
+ * @param i Layer index.
+ * @param n Layer count.
+ * @returns Whether layer `i` gets the larger type.
+ *
+ * @example
+ * ```ts
+ * import { useMoreBits } from "./mix.ts";
+ * const picked = [...Array(16).keys()].filter((i) => useMoreBits(i, 16));
+ * if (picked.join() !== "0,1,4,7,10,13,14,15") throw new Error(picked.join());
+ * ```
+ */
 export function useMoreBits(i: number, n: number): boolean {
   const e = Math.trunc(n / 8);
   return i < e || i >= Math.trunc((7 * n) / 8) || (i - e) % 3 === 2;
 }
 
-/** Whether llama.cpp quantises this tensor at all (`tensor_allows_quantization`). */
+/**
+ * Whether llama.cpp quantises a tensor at all (`tensor_allows_quantization`, the parts that
+ * apply to the architectures gollm writes).
+ *
+ * @param name GGUF tensor name.
+ * @param nDims Number of dimensions.
+ * @returns False for 1-D tensors, norms, position embeddings and non-`weight` tensors.
+ *
+ * @example
+ * ```ts
+ * import { allowsQuantization } from "./mix.ts";
+ * if (allowsQuantization("output_norm.weight", 1) || !allowsQuantization("output.weight", 2)) {
+ *   throw new Error();
+ * }
+ * ```
+ */
 export function allowsQuantization(name: string, nDims: number): boolean {
   return nDims >= 2 && name.endsWith("weight") && !name.includes("_norm.weight") &&
     name !== "position_embd.weight";
