@@ -227,12 +227,21 @@ export function makeQkx2Quants(
   const rminF = fr(rmin), rdeltaF = fr(rdelta);
   for (let is = 0; is <= nstep; is++) {
     iscale = fr(fr(fr(rminF + fr(rdeltaF * is)) + nmax) / fr(max - min));
+    // Levels equal to the previous trial's give the same sums, scale, min and error, which
+    // cannot beat bestError (already ≤ that error): skipping such a trial changes no result.
+    let changed = is === 0;
+    for (let i = 0; i < n; i++) {
+      let l = fr(fr(iscale * fr(x[xo + i] - min)) + 12582912) - 12582912; // nearest_int
+      l = l < 0 ? 0 : l > nmax ? nmax : l;
+      if (LAUX[i] !== l) {
+        LAUX[i] = l;
+        changed = true;
+      }
+    }
+    if (!changed) continue;
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[xo + i];
-      let l = fr(fr(iscale * fr(xi - min)) + 12582912) - 12582912; // nearest_int
-      l = l < 0 ? 0 : l > nmax ? nmax : l;
-      LAUX[i] = l;
+      const xi = x[xo + i], l = LAUX[i];
       const wl = fr(weights[i] * l);
       sumL = fr(sumL + wl);
       sumL2 = fr(sumL2 + fr(wl * l));
