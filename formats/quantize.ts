@@ -31,6 +31,7 @@ import type { Tensor } from "../core/weights.ts";
 import { loadCheckpoint } from "./load.ts";
 import { type GgmlType, ggmlTypeByName, quantize } from "./quant.ts";
 import { type FileType, fileType, tensorType } from "./quant/mix.ts";
+import { QuantizePool } from "./quant/pool.ts";
 import { ggufNameOf } from "./gguf/gguf.ts";
 import { gguf, type GgufTypedValue, type GgufWriteTensor, writeGguf } from "./gguf/write.ts";
 import { SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
@@ -46,6 +47,11 @@ export interface QuantizeModelOptions {
   onProgress?: ProgressCallback;
   /** `general.name` (default: the input path's last component). */
   name?: string;
+  /**
+   * Worker threads for the block quantisers (default `navigator.hardwareConcurrency`; 1 runs
+   * on the calling thread). The bytes do not depend on it.
+   */
+  threads?: number;
 }
 
 /** One tensor of the written file. */
@@ -353,18 +359,45 @@ export async function quantizeModel(
     tiedEmbeddings: !w.has("output.weight"),
   };
   const f32 = ggmlTypeByName("F32")!;
-  const infos: QuantizedTensorInfo[] = [];
-  const tensors: GgufWriteTensor[] = src.map((s) => {
-    const t = tensorType(s.name, s.shape, ft, model) ?? f32;
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    infos.push({ name: s.name, shape: s.shape, type: t, bytes: (n / t.blockSize) * t.blockBytes });
-    return { name: s.name, shape: s.shape, type: t, data: () => quantize(t, s.tensor().data) };
-  });
+  const types = src.map((s) => tensorType(s.name, s.shape, ft, model) ?? f32);
+  const infos: QuantizedTensorInfo[] = src.map((s, i) => ({
+    name: s.name,
+    shape: s.shape,
+    type: types[i],
+    bytes: (s.shape.reduce((a, b) => a * b, 1) / types[i].blockSize) * types[i].blockBytes,
+  }));
   const name = options.name ?? inPath.replace(/\/+$/, "").split("/").pop() ?? "model";
   const metadata = [...modelMetadata(c, arch, ft, name), ...tokenizerMetadata(ckpt.tokenizer)];
-  const fileBytes = await writeGguf(outPath, { metadata, tensors }, {
-    onProgress: options.onProgress,
-  });
+  // Quantise on every core, a few tensors ahead of the writer (bounded memory in flight).
+  const pool = new QuantizePool(options.threads);
+  const jobs: (Promise<Uint8Array> | undefined)[] = [];
+  const start = (i: number) => {
+    if (i >= src.length || jobs[i]) return;
+    const t = types[i];
+    jobs[i] = t.name === "F32"
+      ? Promise.resolve(quantize(t, src[i].tensor().data))
+      : pool.quantize(t, src[i].tensor().data);
+    jobs[i]!.catch(() => {}); // a failure is reported when the writer awaits it
+  };
+  const tensors: GgufWriteTensor[] = src.map((s, i) => ({
+    name: s.name,
+    shape: s.shape,
+    type: types[i],
+    data: () => {
+      for (let k = i; k < i + 4; k++) start(k);
+      const job = jobs[i]!;
+      jobs[i] = undefined;
+      return job;
+    },
+  }));
+  let fileBytes: number;
+  try {
+    fileBytes = await writeGguf(outPath, { metadata, tensors }, {
+      onProgress: options.onProgress,
+    });
+  } finally {
+    pool.close();
+  }
   return {
     path: outPath,
     fileType: ft,

@@ -97,8 +97,11 @@ export interface GgufWriteTensor {
   shape: readonly number[];
   /** Storage type. */
   type: GgmlType;
-  /** The bytes (rows of whole blocks), or a function producing them when the writer gets there. */
-  data: Uint8Array | (() => Uint8Array);
+  /**
+   * The bytes (rows of whole blocks), or a function producing them (or a promise of them) when
+   * the writer gets to this tensor.
+   */
+  data: Uint8Array | (() => Uint8Array | Promise<Uint8Array>);
 }
 
 /** What {@linkcode writeGguf} writes. */
@@ -331,7 +334,7 @@ export async function writeGguf(
     let total = out.len;
     for (const [i, t] of input.tensors.entries()) {
       options.onProgress?.({ stage: `writing ${t.name}`, fraction: i / input.tensors.length });
-      const data = typeof t.data === "function" ? t.data() : t.data;
+      const data = typeof t.data === "function" ? await t.data() : t.data;
       if (data.length !== sizes[i]) {
         throw fail(
           path,

@@ -76,3 +76,23 @@ Deno.test("bitsPerWeight() follows the block sizes", () => {
     BF16: 16,
   });
 });
+
+Deno.test("QuantizePool gives the bytes of quantize() for any thread count", async () => {
+  const { QuantizePool } = await import("./pool.ts");
+  const big = Float32Array.from(
+    { length: (1 << 18) * 2 + 512 },
+    (_, i) => Math.cos(i * 0.01) * (i % 13),
+  );
+  for (const name of ["Q4_K", "Q8_0", "Q6_K"]) {
+    const t = ggmlTypeByName(name)!;
+    const want = quantize(t, big);
+    for (const threads of [1, 2, 3]) {
+      const pool = new QuantizePool(threads);
+      try {
+        assert.deepStrictEqual(await pool.quantize(t, big), want, `${name} threads=${threads}`);
+      } finally {
+        pool.close();
+      }
+    }
+  }
+});
