@@ -12,6 +12,7 @@ import { FILE_TYPES, fileType } from "./quant/mix.ts";
 import { quantizeModel } from "./quantize.ts";
 import { ASSETS, haveFiles, ROOT } from "../tests/assets.ts";
 import { MIX_MODELS, sha256, writeMixModel } from "../tests/quant_models.ts";
+import { openLlamaLoader } from "../tests/llama_ggml.ts";
 import { pythonSkipReason } from "../tests/python_probe.ts";
 
 interface MixEntry {
@@ -188,6 +189,43 @@ Deno.test({
       back.tokenizer!.encode("Lily and Ben played."),
       src.tokenizer!.encode("Lily and Ben played."),
     );
+  },
+});
+
+const llamaLoad = openLlamaLoader("llama.cpp load check of quantizeModel() files");
+Deno.test({
+  name:
+    "llama.cpp loads quantizeModel() files and tokenizes like gollm (tiktoken and SentencePiece)",
+  ignore: llamaLoad === null,
+  async fn() {
+    const texts = ["Once upon a time, there was a fox.", "  Hello\n\nworld 1234 ünïcode!"];
+    const cases: [string, string][] = [[`${ROOT}models/default`, "q4_k_m"]];
+    if (haveFiles("llama.cpp load of stories260K", [stories])) cases.push([stories, "q4_k_m"]);
+    for (const [src, type] of cases) {
+      const out = `${tmp}/llama-load.${type}.gguf`;
+      const r = await quantizeModel(src, out, type);
+      const model = llamaLoad!(out);
+      assert.ok(model, `llama.cpp refused ${src} as ${type}`);
+      try {
+        const ours = (await loadGguf(out)).tokenizer!;
+        assert.equal(model.nTokens, ours.vocabSize);
+        assert.equal(model.nParams, r.parameters);
+        for (const text of texts) {
+          assert.deepStrictEqual(model.tokenize(text, true), ours.encode(text), `${src}: ${text}`);
+        }
+      } finally {
+        model.free();
+      }
+    }
+    // Negative control: llama.cpp refuses a file whose tensor shape contradicts its metadata.
+    const bad = `${tmp}/llama-load.bad.gguf`;
+    const bytes = await Deno.readFile(`${tmp}/llama-load.q4_k_m.gguf`);
+    const g = parseGguf(bytes, bad);
+    const at = new TextDecoder("latin1").decode(bytes.subarray(0, g.dataOffset))
+      .indexOf("llama.embedding_length");
+    new DataView(bytes.buffer).setUint32(at + "llama.embedding_length".length + 4, 7, true);
+    await Deno.writeFile(bad, bytes);
+    assert.equal(llamaLoad!(bad), null);
   },
 });
 

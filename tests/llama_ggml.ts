@@ -210,3 +210,99 @@ export function openLlamaQuantize(
     return lib.symbols.llama_model_quantize(enc(inPath), enc(outPath), params);
   };
 }
+
+/** A model llama.cpp loaded from a GGUF file. */
+export interface LlamaLoadedModel {
+  /** `llama_vocab_n_tokens`. */
+  nTokens: number;
+  /** `llama_model_n_params`. */
+  nParams: number;
+  /** `llama_tokenize(text, add_special, parse_special = false)`. */
+  tokenize(text: string, addSpecial: boolean): number[];
+  /** `llama_model_free`. */
+  free(): void;
+}
+
+/**
+ * llama.cpp's model loader (`llama_model_load_from_file` with default parameters, CPU backend
+ * from the same package), or null (printing why) when the library is absent. Loading checks
+ * the whole file: metadata, hyperparameters, vocabulary (merges included) and every tensor's
+ * type and shape for its architecture.
+ *
+ * @param what What would be skipped, named in the printed reason.
+ * @returns `load(path)` giving the model, or null when llama.cpp refuses the file.
+ * @example
+ * ```ts ignore
+ * const m = openLlamaLoader("load check")?.(path);
+ * console.log(m?.tokenize("Hello", true));
+ * ```
+ */
+export function openLlamaLoader(what: string): ((path: string) => LlamaLoadedModel | null) | null {
+  const path = libllamaPath();
+  try {
+    Deno.statSync(path);
+  } catch {
+    console.log(`skip ${what}: missing ${path} (run \`deno task fixtures:quant\`)`);
+    return null;
+  }
+  const params = { struct: Array(16).fill("u64") } as const; // llama_model_params (≤ 128 bytes)
+  const lib = Deno.dlopen(path, {
+    llama_backend_init: { parameters: [], result: "void" },
+    llama_log_set: { parameters: ["function", "pointer"], result: "void" },
+    llama_model_default_params: { parameters: [], result: params },
+    llama_model_load_from_file: { parameters: ["buffer", params], result: "pointer" },
+    llama_model_get_vocab: { parameters: ["pointer"], result: "pointer" },
+    llama_vocab_n_tokens: { parameters: ["pointer"], result: "i32" },
+    llama_model_n_params: { parameters: ["pointer"], result: "u64" },
+    llama_tokenize: {
+      parameters: ["pointer", "buffer", "i32", "buffer", "i32", "bool", "bool"],
+      result: "i32",
+    },
+    llama_model_free: { parameters: ["pointer"], result: "void" },
+  });
+  const ggml = Deno.dlopen(path.replace(/libllama\.v0\.5\.0\.so$/, "libggml.v0.5.0.so"), {
+    ggml_backend_load_all_from_path: { parameters: ["buffer"], result: "void" },
+  });
+  // Off-heap buffers (see openLlamaQuantize).
+  const cstr = (s: string) => {
+    const b = new TextEncoder().encode(s + "\0");
+    const out = new Uint8Array(new ArrayBuffer(Math.max(128, b.length)), 0, b.length);
+    out.set(b);
+    return out;
+  };
+  const quiet = new Deno.UnsafeCallback(
+    { parameters: ["i32", "pointer", "pointer"], result: "void" } as const,
+    () => {},
+  );
+  lib.symbols.llama_log_set(quiet.pointer, null);
+  lib.symbols.llama_backend_init();
+  ggml.symbols.ggml_backend_load_all_from_path(cstr(path.replace(/\/[^/]*$/, "")));
+  return (file) => {
+    void quiet;
+    const p = new Uint8Array(new ArrayBuffer(128));
+    p.set(new Uint8Array(lib.symbols.llama_model_default_params() as Uint8Array));
+    const model = lib.symbols.llama_model_load_from_file(cstr(file), p);
+    if (model === null) return null;
+    const vocab = lib.symbols.llama_model_get_vocab(model);
+    return {
+      nTokens: lib.symbols.llama_vocab_n_tokens(vocab),
+      nParams: Number(lib.symbols.llama_model_n_params(model)),
+      tokenize(text, addSpecial) {
+        const t = cstr(text);
+        const out = new Int32Array(new ArrayBuffer(4 * (t.length + 8)));
+        const n = lib.symbols.llama_tokenize(
+          vocab,
+          t,
+          t.length - 1, // without the NUL
+          new Uint8Array(out.buffer),
+          out.length,
+          addSpecial,
+          false,
+        );
+        if (n < 0) throw new Error(`llama_tokenize failed (${n})`);
+        return [...out.subarray(0, n)];
+      },
+      free: () => lib.symbols.llama_model_free(model),
+    };
+  };
+}
