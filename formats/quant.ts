@@ -183,6 +183,90 @@ export function requireSupported(type: GgmlType, file: string, tensor: string): 
   );
 }
 
+/** Byte offsets of the F16 scale fields in one block (ggml-common.h), for validation. */
+const F16_SCALES: Record<string, number[]> = {
+  Q4_0: [0],
+  Q4_1: [0, 2],
+  Q5_0: [0],
+  Q5_1: [0, 2],
+  Q8_0: [0],
+  Q8_1: [0, 2],
+  Q2_K: [80, 82],
+  Q3_K: [108],
+  Q4_K: [0, 2],
+  Q5_K: [0, 2],
+  Q6_K: [208],
+};
+
+/**
+ * Checks that every scale of a tensor's blocks (and every value of an F32/F16/BF16 tensor) is
+ * finite, as ggml's `ggml_validate_row_data` does before llama.cpp uses a file.
+ *
+ * @param type The tensor's type (supported).
+ * @param bytes Its data: whole blocks.
+ * @param file File named in the error.
+ * @param tensor Tensor named in the error.
+ * @throws {FormatError} `<file>: tensor '<tensor>' block 12 has a non-finite scale d (NaN)`
+ *   (or `element 7 is Infinity` for float types).
+ *
+ * @example
+ * ```ts
+ * import { checkFinite, ggmlTypeByName } from "./quant.ts";
+ * const block = new Uint8Array(34);
+ * checkFinite(ggmlTypeByName("Q8_0")!, block, "m.gguf", "t"); // d = 0: fine
+ * block[0] = 0x00; block[1] = 0x7e; // d = NaN
+ * let msg = "";
+ * try { checkFinite(ggmlTypeByName("Q8_0")!, block, "m.gguf", "t"); } catch (e) { msg = (e as Error).message; }
+ * if (msg !== "m.gguf: tensor 't' block 0 has a non-finite scale d (NaN)") throw new Error(msg);
+ * ```
+ */
+export function checkFinite(type: GgmlType, bytes: Uint8Array, file: string, tensor: string): void {
+  const fail = (what: string, v: number) =>
+    new FormatError(file, `tensor '${tensor}' ${what} (${v})`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lut = f16Table();
+  if (type.name === "F32" || type.name === "Q8_K") {
+    const step = type.name === "F32" ? 4 : type.blockBytes;
+    for (let o = 0; o + 4 <= bytes.length; o += step) {
+      const v = view.getFloat32(o, true);
+      if (!Number.isFinite(v)) {
+        throw fail(
+          type.name === "F32"
+            ? `element ${o / 4} is non-finite`
+            : `block ${o / step} has a non-finite scale d`,
+          v,
+        );
+      }
+    }
+    return;
+  }
+  if (type.name === "F16" || type.name === "BF16") {
+    for (let i = 0; 2 * i + 1 < bytes.length; i++) {
+      const h = view.getUint16(2 * i, true);
+      const v = type.name === "F16" ? lut[h] : bf16ToF32(h);
+      if (!Number.isFinite(v)) throw fail(`element ${i} is non-finite`, v);
+    }
+    return;
+  }
+  const fields = F16_SCALES[type.name];
+  if (!fields) throw new RangeError(`ggml type ${type.name} cannot be checked`);
+  for (let b = 0, o = 0; o + type.blockBytes <= bytes.length; b++, o += type.blockBytes) {
+    for (const f of fields) {
+      const v = lut[view.getUint16(o + f, true)];
+      if (!Number.isFinite(v)) {
+        const name = f === fields[0]
+          ? "d"
+          : type.name.endsWith("_K")
+          ? "dmin"
+          : type.name === "Q8_1"
+          ? "s"
+          : "m";
+        throw fail(`block ${b} has a non-finite scale ${name}`, v);
+      }
+    }
+  }
+}
+
 /**
  * Bytes of one row of `n` elements (ggml `ggml_row_size`).
  *

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  checkFinite,
   dequantize,
   GGML_TYPES,
   ggmlType,
@@ -263,4 +264,46 @@ Deno.test("rowBytes() and the type table agree with ggml-common.h block sizes", 
   assert.deepStrictEqual(sizes.Q8_K, [256, 4 + 256 + 32]);
   assert.deepStrictEqual(rowBytes(ggmlTypeByName("Q8_0")!, 4096), 4352);
   assert.throws(() => rowBytes(ggmlTypeByName("Q6_K")!, 100), RangeError);
+});
+
+Deno.test("checkFinite() names the tensor, block and scale field of a NaN/Inf scale", () => {
+  const x = quantTestInput(256, 4, 5);
+  const cases: [string, number, string][] = [
+    ["Q4_0", 0, "d"],
+    ["Q4_1", 2, "m"],
+    ["Q5_1", 2, "m"],
+    ["Q8_0", 0, "d"],
+    ["Q8_1", 2, "s"],
+    ["Q2_K", 82, "dmin"],
+    ["Q3_K", 108, "d"],
+    ["Q4_K", 2, "dmin"],
+    ["Q5_K", 0, "d"],
+    ["Q6_K", 208, "d"],
+  ];
+  for (const [name, field, label] of cases) {
+    const type = ggmlTypeByName(name)!;
+    const bytes = quantize(type, x);
+    checkFinite(type, bytes, "m.gguf", "w");
+    const o = 2 * type.blockBytes + field; // block 2
+    bytes[o] = 0x00;
+    bytes[o + 1] = 0x7c; // +Inf
+    assert.throws(
+      () => checkFinite(type, bytes, "m.gguf", "w"),
+      (e: unknown) =>
+        e instanceof FormatError &&
+        e.message === `m.gguf: tensor 'w' block 2 has a non-finite scale ${label} (Infinity)`,
+      name,
+    );
+  }
+  const f16 = quantize(ggmlTypeByName("F16")!, new Float32Array([1, 2, NaN]));
+  assert.throws(
+    () => checkFinite(ggmlTypeByName("F16")!, f16, "m.gguf", "norm"),
+    /tensor 'norm' element 2 is non-finite \(NaN\)/,
+  );
+  const q8k = quantize(ggmlTypeByName("Q8_K")!, x);
+  new DataView(q8k.buffer).setFloat32(292, -Infinity, true);
+  assert.throws(
+    () => checkFinite(ggmlTypeByName("Q8_K")!, q8k, "m.gguf", "a"),
+    /block 1 has a non-finite scale d \(-Infinity\)/,
+  );
 });

@@ -373,10 +373,19 @@ export async function quantizeModel(
   const jobs: (Promise<Uint8Array> | undefined)[] = [];
   const start = (i: number) => {
     if (i >= src.length || jobs[i]) return;
-    const t = types[i];
-    jobs[i] = t.name === "F32"
-      ? Promise.resolve(quantize(t, src[i].tensor().data))
-      : pool.quantize(t, src[i].tensor().data);
+    const t = types[i], data = src[i].tensor().data;
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      jobs[i] = Promise.reject(
+        new GollmError(
+          `${inPath}: tensor '${src[i].name}' holds ${
+            data[bad]
+          } at element ${bad}; cannot quantise a non-finite weight`,
+        ),
+      );
+    } else {
+      jobs[i] = t.name === "F32" ? Promise.resolve(quantize(t, data)) : pool.quantize(t, data);
+    }
     jobs[i]!.catch(() => {}); // a failure is reported when the writer awaits it
   };
   const tensors: GgufWriteTensor[] = src.map((s, i) => ({

@@ -237,6 +237,19 @@ Deno.test("quantizeModel() rejects an unknown type and leaves nothing behind", a
   );
   assert.throws(() => fileType("q9"), GollmError);
   await assert.rejects(() => Deno.stat(`${tmp}/x.gguf`));
+  // A NaN weight is refused naming the tensor; no file or temporary is left.
+  const dir = `${tmp}/nan_model`;
+  await writeMixModel(MIX_MODELS[1], dir);
+  const st = await Deno.readFile(`${dir}/model.safetensors`);
+  const header = Number(new DataView(st.buffer).getBigUint64(0, true));
+  new DataView(st.buffer).setFloat32(8 + header + 4 * 5, NaN, true); // 6th value of the first tensor
+  await Deno.writeFile(`${dir}/model.safetensors`, st);
+  await assert.rejects(
+    () => quantizeModel(dir, `${tmp}/nan.gguf`, "q4_0"),
+    (e: unknown) =>
+      e instanceof GollmError && /holds NaN at element 5; cannot quantise/.test(e.message),
+  );
+  assert.deepStrictEqual([...Deno.readDirSync(tmp)].filter((e) => e.name.includes("nan.gguf")), []);
 });
 
 Deno.test({
