@@ -47,6 +47,38 @@ export { loadHf } from "./formats/hf.ts";
 export { loadGguf, readGguf } from "./formats/gguf/gguf.ts";
 export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/gguf.ts";
 export type { GgmlType } from "./formats/quant.ts";
+export {
+  dequantize,
+  GGML_TYPES,
+  ggmlType,
+  ggmlTypeByName,
+  quantize,
+  rowBytes,
+} from "./formats/quant.ts";
+export {
+  bitsPerWeight,
+  checkQuantTensor,
+  dequantizeRows,
+  dequantizeTensor,
+  quantizeTensor,
+} from "./formats/quant/tensor.ts";
+export type { QuantTensor } from "./formats/quant/tensor.ts";
+export { gguf, writeGguf } from "./formats/gguf/write.ts";
+export type {
+  GgufScalarType,
+  GgufTypedValue,
+  GgufWriteInput,
+  GgufWriteTensor,
+  WriteGgufOptions,
+} from "./formats/gguf/write.ts";
+export { FILE_TYPES, fileType, tensorType } from "./formats/quant/mix.ts";
+export type { FileType, MixModel } from "./formats/quant/mix.ts";
+export { quantizeModel } from "./formats/quantize.ts";
+export type {
+  QuantizedTensorInfo,
+  QuantizeModelOptions,
+  QuantizeModelResult,
+} from "./formats/quantize.ts";
 export { loadLlama2c } from "./formats/llama2c.ts";
 export { readLlama2cTokenizer } from "./tokenizers/sentencepiece.ts";
 export type { LoadLlama2cOptions } from "./formats/llama2c.ts";

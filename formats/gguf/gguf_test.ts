@@ -396,12 +396,12 @@ Deno.test("parseGguf()/ggufToCheckpoint() reject bad input with a FormatError na
       /tensor 'blk.0.ffn_down.weight': ne\[0\] = 64 is not a multiple of the Q4_K block size 256/,
     ),
   );
-  const q41 = tinyLlama({ typeOf: { "blk.0.ffn_down.weight": 3 } }); // Q4_1, 32-blocks
+  const iq4 = tinyLlama({ typeOf: { "blk.0.ffn_down.weight": 20 } }); // IQ4_NL, 32-blocks
   assert.throws(
-    () => ggufToCheckpoint(parseGguf(q41, "q41.gguf")),
+    () => ggufToCheckpoint(parseGguf(iq4, "iq4.gguf")),
     isFormatError(
-      "q41.gguf",
-      /tensor 'blk.0.ffn_down.weight' has type Q4_1, which is not supported/,
+      "iq4.gguf",
+      /tensor 'blk.0.ffn_down.weight' has type IQ4_NL, which is not supported/,
     ),
   );
   // Missing tensor, named by its GGUF name.
