@@ -65,21 +65,24 @@ export interface LinearSpec {
   tokens?: number;
 }
 
-/** Default register blocking: [matvec rows, matmul rows, matmul tokens]. */
+/**
+ * Default register blocking: [matvec rows, matmul rows, matmul tokens] (the fastest of
+ * R ∈ {1, 2, 4, 8} measured with bench/kernels.ts on the g110M shapes).
+ */
 const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
-  F32: [4, 4, 2],
-  F16: [4, 4, 2],
-  BF16: [4, 4, 2],
-  Q4_0: [4, 2, 4],
-  Q4_1: [4, 2, 4],
-  Q5_0: [4, 2, 4],
-  Q5_1: [4, 2, 4],
-  Q8_0: [4, 2, 4],
-  Q2_K: [2, 2, 2],
-  Q3_K: [2, 2, 2],
-  Q4_K: [2, 2, 2],
-  Q5_K: [2, 2, 2],
-  Q6_K: [2, 2, 2],
+  F32: [4, 4, 4],
+  F16: [4, 4, 4],
+  BF16: [4, 4, 4],
+  Q4_0: [2, 2, 4],
+  Q4_1: [2, 2, 4],
+  Q5_0: [2, 2, 4],
+  Q5_1: [2, 2, 4],
+  Q8_0: [2, 2, 4],
+  Q2_K: [2, 2, 4],
+  Q3_K: [2, 2, 4],
+  Q4_K: [2, 2, 4],
+  Q5_K: [2, 2, 4],
+  Q6_K: [2, 2, 4],
 };
 
 /**
