@@ -570,7 +570,7 @@ export function relaxedSimdSupported(): boolean {
   if (relaxed === undefined) {
     const f = new WasmFunc("probe", [], ["v128"]);
     f.zeroV128().zeroV128().zeroV128().op("i32x4.relaxed_dot_i8x16_i7x16_add_s");
-    f.zeroV128().zeroV128().op("f32x4.relaxed_madd").op("f32x4.add");
+    f.zeroV128().zeroV128().zeroV128().op("f32x4.relaxed_madd").op("f32x4.add");
     relaxed = WebAssembly.validate(assembleModule([f], 1));
   }
   return relaxed;
