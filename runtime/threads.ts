@@ -224,7 +224,18 @@ export async function createThreadPool(
       if (threads > 1) Atomics.notify(w, CTL.GEN / 4);
       const a = CTL.ARGS / 4;
       try {
-        fns[cmd](0, threads, w[a], w[a + 1], w[a + 2], w[a + 3], w[a + 4], w[a + 5], w[a + 6], w[a + 7]);
+        fns[cmd](
+          0,
+          threads,
+          w[a],
+          w[a + 1],
+          w[a + 2],
+          w[a + 3],
+          w[a + 4],
+          w[a + 5],
+          w[a + 6],
+          w[a + 7],
+        );
       } catch (e) {
         Atomics.compareExchange(w, CTL.ERR / 4, 0, 1);
         Atomics.notify(w, CTL.BGEN / 4);

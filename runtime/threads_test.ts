@@ -68,8 +68,8 @@ function singleCall(): Float32Array {
     emitLinear({ type: "Q4_K", M: M1, K: K1, kind: "matvec" }),
     emitLinear({ type: "F32", M: M2, K: M1, kind: "matvec" }),
   ], [{ minPages: PAGES, maxPages: PAGES, shared: true }]);
-  // deno-lint-ignore no-explicit-any
-  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as any;
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
+    .exports as unknown as Record<string, (...args: number[]) => number>;
   e.quantize_q8_K_256(X, XQ, 1);
   e.matvec_q4_k_96x256(W1, XQ, Y1, 0, M1);
   e.matvec_f32_40x96(W2, Y1, Y2, 0, M2);
@@ -108,8 +108,8 @@ Deno.test("createThreadPool(): the negative control, a wrong row split, changes 
     emitLinear({ type: "Q4_K", M: M1, K: K1, kind: "matvec" }),
     emitLinear({ type: "F32", M: M2, K: M1, kind: "matvec" }),
   ], [{ minPages: PAGES, maxPages: PAGES, shared: true }]);
-  // deno-lint-ignore no-explicit-any
-  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as any;
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
+    .exports as unknown as Record<string, (...args: number[]) => number>;
   e.quantize_q8_K_256(X, XQ, 1);
   e.matvec_q4_k_96x256(W1, XQ, Y1, 0, M1 - 2);
   e.matvec_f32_40x96(W2, Y1, Y2, 0, M2);

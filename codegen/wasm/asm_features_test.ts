@@ -23,9 +23,20 @@ Deno.test("a shared memory64 memory is addressed with i64", () => {
   st.get("p").get("v").mem("i32.store", 8);
   const ld = new WasmFunc("ld", [["p", "i64"]], ["i32"]);
   ld.get("p").mem("i32.load", 8);
-  const bytes = assembleModule([st, ld], [{ minPages: 1, maxPages: 2, shared: true, memory64: true }]);
-  // deno-lint-ignore no-explicit-any
-  const memory = new WebAssembly.Memory({ address: "i64", initial: 1n, maximum: 2n, shared: true } as any);
+  const bytes = assembleModule([st, ld], [{
+    minPages: 1,
+    maxPages: 2,
+    shared: true,
+    memory64: true,
+  }]);
+  const memory = new WebAssembly.Memory(
+    {
+      address: "i64",
+      initial: 1n,
+      maximum: 2n,
+      shared: true,
+    } as unknown as WebAssembly.MemoryDescriptor,
+  );
   const e = inst(bytes, { memory });
   e.st(1000n, 0x12345678);
   assert.equal(e.ld(1000n), 0x12345678);
@@ -38,7 +49,9 @@ Deno.test("two memories: a load from memory 1, a store to memory 0", () => {
   assert.ok(f.text().includes("i32.load 1"));
   const m0 = new WebAssembly.Memory({ initial: 1 }), m1 = new WebAssembly.Memory({ initial: 1 });
   new Int32Array(m1.buffer)[2] = 99;
-  inst(assembleModule([f], [{ minPages: 1 }, { minPages: 1 }]), { memory: m0, memory1: m1 }).copy(8);
+  inst(assembleModule([f], [{ minPages: 1 }, { minPages: 1 }]), { memory: m0, memory1: m1 }).copy(
+    8,
+  );
   assert.equal(new Int32Array(m0.buffer)[3], 99);
 });
 

@@ -121,7 +121,9 @@ export function emitShare(f: WasmFunc, total: number, align: number, lo: string,
     tidExpr();
     f.op("i32.mul").get("nthreads").op("i32.div_u").i32(align).op("i32.mul");
   };
-  f.comment(`share of ${total} in units of ${align}: [${units}·tid/n, ${units}·(tid+1)/n) · ${align}`);
+  f.comment(
+    `share of ${total} in units of ${align}: [${units}·tid/n, ${units}·(tid+1)/n) · ${align}`,
+  );
   share(() => f.get("tid"));
   f.set(lo);
   share(() => f.get("tid").i32(1).op("i32.add"));

@@ -83,12 +83,13 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
   f.loop("blocks");
   f.i32(0).set("j");
   f.loop("elems");
-  const j = get(f, "j");
   const value = () => {
     switch (type) {
       case "Q8_0":
         f16Scalar(f, "b", 0);
-        f.get("b").get("j").op("i32.add").mem("i32.load8_s", 2).op("f32.convert_i32_s").op("f32.mul");
+        f.get("b").get("j").op("i32.add").mem("i32.load8_s", 2).op("f32.convert_i32_s").op(
+          "f32.mul",
+        );
         return;
       case "Q4_0":
       case "Q4_1":
@@ -97,9 +98,17 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
         const hasM = type.endsWith("_1"), five = type.startsWith("Q5");
         const qs = 2 + (hasM ? 2 : 0) + (five ? 4 : 0), qh = hasM ? 4 : 2;
         f.comment("q = j < 16 ? lo(qs[j]) : hi(qs[j - 16])" + (five ? " | bit j of qh << 4" : ""));
-        bits(f, qs, expr(f, (f) => f.get("j").i32(15).op("i32.and")), expr(f, (f) => f.get("j").i32(4).op("i32.shr_u").i32(2).op("i32.shl")), 15);
+        bits(
+          f,
+          qs,
+          expr(f, (f) => f.get("j").i32(15).op("i32.and")),
+          expr(f, (f) => f.get("j").i32(4).op("i32.shr_u").i32(2).op("i32.shl")),
+          15,
+        );
         if (five) {
-          f.get("b").mem("i32.load", qh, { align: 0 }).get("j").op("i32.shr_u").i32(1).op("i32.and");
+          f.get("b").mem("i32.load", qh, { align: 0 }).get("j").op("i32.shr_u").i32(1).op(
+            "i32.and",
+          );
           f.i32(4).op("i32.shl").op("i32.or");
         }
         if (!hasM) f.i32(five ? 16 : 8).op("i32.sub");
@@ -116,7 +125,21 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
         f.comment("q = (qs[32·(j/128) + j%32] >> 2·((j/32)%4)) & 3; sc = scales[j/16]");
         byteAt(f, 0, expr(f, (f) => f.get("j").i32(4).op("i32.shr_u")));
         f.set("sc");
-        bits(f, 16, expr(f, (f) => f.get("j").i32(7).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and").op("i32.add")), expr(f, (f) => f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(2).op("i32.mul")), 3);
+        bits(
+          f,
+          16,
+          expr(
+            f,
+            (f) =>
+              f.get("j").i32(7).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and")
+                .op("i32.add"),
+          ),
+          expr(
+            f,
+            (f) => f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(2).op("i32.mul"),
+          ),
+          3,
+        );
         f.get("sc").i32(15).op("i32.and").op("i32.mul").op("f32.convert_i32_s");
         f16Scalar(f, "b", 80);
         f.op("f32.mul");
@@ -126,11 +149,43 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
       case "Q3_K":
         f.comment("sc_j16 = (lo 4 bits | hi 2 bits << 4) - 32; q = 2 bits - (hmask bit ? 0 : 4)");
         f.get("j").i32(4).op("i32.shr_u").set("i");
-        bits(f, 96, expr(f, (f) => f.get("i").i32(7).op("i32.and")), expr(f, (f) => f.get("i").i32(3).op("i32.shr_u").i32(2).op("i32.shl")), 15);
-        bits(f, 104, expr(f, (f) => f.get("i").i32(3).op("i32.and")), expr(f, (f) => f.get("i").i32(2).op("i32.shr_u").i32(1).op("i32.shl")), 3);
+        bits(
+          f,
+          96,
+          expr(f, (f) => f.get("i").i32(7).op("i32.and")),
+          expr(f, (f) => f.get("i").i32(3).op("i32.shr_u").i32(2).op("i32.shl")),
+          15,
+        );
+        bits(
+          f,
+          104,
+          expr(f, (f) => f.get("i").i32(3).op("i32.and")),
+          expr(f, (f) => f.get("i").i32(2).op("i32.shr_u").i32(1).op("i32.shl")),
+          3,
+        );
         f.i32(4).op("i32.shl").op("i32.or").i32(32).op("i32.sub").set("sc");
-        bits(f, 32, expr(f, (f) => f.get("j").i32(7).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and").op("i32.add")), expr(f, (f) => f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(2).op("i32.mul")), 3);
-        bits(f, 0, expr(f, (f) => f.get("j").i32(31).op("i32.and")), expr(f, (f) => f.get("j").i32(5).op("i32.shr_u")), 1);
+        bits(
+          f,
+          32,
+          expr(
+            f,
+            (f) =>
+              f.get("j").i32(7).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and")
+                .op("i32.add"),
+          ),
+          expr(
+            f,
+            (f) => f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(2).op("i32.mul"),
+          ),
+          3,
+        );
+        bits(
+          f,
+          0,
+          expr(f, (f) => f.get("j").i32(31).op("i32.and")),
+          expr(f, (f) => f.get("j").i32(5).op("i32.shr_u")),
+          1,
+        );
         f.i32(1).op("i32.xor").i32(2).op("i32.shl").op("i32.sub");
         f.get("sc").op("i32.mul").op("f32.convert_i32_s");
         f16Scalar(f, "b", 108);
@@ -139,7 +194,10 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
       case "Q4_K":
       case "Q5_K": {
         const five = type === "Q5_K", qs = five ? 48 : 16;
-        f.comment("sub-block i = j/32: scale, min (get_scale_min_k4); q nibble" + (five ? " | qh bit i << 4" : ""));
+        f.comment(
+          "sub-block i = j/32: scale, min (get_scale_min_k4); q nibble" +
+            (five ? " | qh bit i << 4" : ""),
+        );
         f.get("j").i32(5).op("i32.shr_u").set("i");
         f.get("i").i32(4).op("i32.lt_u");
         f.if();
@@ -155,7 +213,21 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
         bits(f, 4, get(f, "i"), () => f.i32(6), 3);
         f.i32(4).op("i32.shl").op("i32.or").set("m");
         f.end();
-        bits(f, qs, expr(f, (f) => f.get("j").i32(6).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and").op("i32.add")), expr(f, (f) => f.get("j").i32(5).op("i32.shr_u").i32(1).op("i32.and").i32(4).op("i32.mul")), 15);
+        bits(
+          f,
+          qs,
+          expr(
+            f,
+            (f) =>
+              f.get("j").i32(6).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and")
+                .op("i32.add"),
+          ),
+          expr(
+            f,
+            (f) => f.get("j").i32(5).op("i32.shr_u").i32(1).op("i32.and").i32(4).op("i32.mul"),
+          ),
+          15,
+        );
         if (five) {
           bits(f, 16, expr(f, (f) => f.get("j").i32(31).op("i32.and")), get(f, "i"), 1);
           f.i32(4).op("i32.shl").op("i32.or");
@@ -169,8 +241,36 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
       }
       case "Q6_K":
         f.comment("q = ql nibble | qh 2 bits << 4, minus 32; scale int8 per 16");
-        bits(f, 0, expr(f, (f) => f.get("j").i32(7).op("i32.shr_u").i32(64).op("i32.mul").get("j").i32(63).op("i32.and").op("i32.add")), expr(f, (f) => f.get("j").i32(6).op("i32.shr_u").i32(1).op("i32.and").i32(4).op("i32.mul")), 15);
-        bits(f, 128, expr(f, (f) => f.get("j").i32(7).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and").op("i32.add")), expr(f, (f) => f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(2).op("i32.mul")), 3);
+        bits(
+          f,
+          0,
+          expr(
+            f,
+            (f) =>
+              f.get("j").i32(7).op("i32.shr_u").i32(64).op("i32.mul").get("j").i32(63).op("i32.and")
+                .op("i32.add"),
+          ),
+          expr(
+            f,
+            (f) => f.get("j").i32(6).op("i32.shr_u").i32(1).op("i32.and").i32(4).op("i32.mul"),
+          ),
+          15,
+        );
+        bits(
+          f,
+          128,
+          expr(
+            f,
+            (f) =>
+              f.get("j").i32(7).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and")
+                .op("i32.add"),
+          ),
+          expr(
+            f,
+            (f) => f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(2).op("i32.mul"),
+          ),
+          3,
+        );
         f.i32(4).op("i32.shl").op("i32.or").i32(32).op("i32.sub");
         f.get("b").get("j").i32(4).op("i32.shr_u").op("i32.add").mem("i32.load8_s", 192);
         f.op("i32.mul").op("f32.convert_i32_s");

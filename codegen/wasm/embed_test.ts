@@ -9,13 +9,15 @@ import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { embedKernel } from "./embed.ts";
 import { buildKernelModule } from "./module.ts";
 
+/** The exported kernels, called with byte offsets and counts. */
+type Kernels = Record<string, (...args: number[]) => number>;
+
 function lookup(type: WeightTypeName, D: number, V: number, tokens: number[]) {
   const memory = new WebAssembly.Memory({ initial: 4 });
   const f = embedKernel(type, D);
   const mod = buildKernelModule([f], { minPages: 4 });
-  // deno-lint-ignore no-explicit-any
   const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
-    .exports as any;
+    .exports as unknown as Kernels;
   const b = randomBlocks(type, V, D, rng(3));
   new Uint8Array(memory.buffer).set(b, 0);
   const ref = dequantizeRef(type, b, V * D);

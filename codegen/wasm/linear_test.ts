@@ -18,6 +18,9 @@ import { emitLinear, type LinearSpec } from "./linear.ts";
 import { buildKernelModule } from "./module.ts";
 import { quantizeKernel } from "./quantize.ts";
 
+/** The exported kernels, called with byte offsets and counts. */
+type Kernels = Record<string, (...args: number[]) => number>;
+
 const TYPES = Object.keys(WEIGHT_TYPES) as WeightTypeName[];
 const FIXTURES = new URL("../../tests/fixtures/ggml_blocks/", import.meta.url);
 
@@ -50,9 +53,8 @@ function run(
   if (t.act !== "f32") funcs.push(quantizeKernel(t.act, K));
   const memory = new WebAssembly.Memory({ initial: 64 });
   const mod = buildKernelModule(funcs, { minPages: 64 });
-  // deno-lint-ignore no-explicit-any
   const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
-    .exports as any;
+    .exports as unknown as Kernels;
   const r = rng(M * 7919 + K);
   const wb = randomBlocks(type, M, K, r);
   const W = dequantizeRef(type, wb, M * K);
@@ -73,7 +75,10 @@ function run(
     for (let tok = 0; tok < n; tok++) {
       const row = QO + tok * L.stride;
       for (let k = 0; k < K; k++) {
-        const d = dv.getFloat32(row + L.metaOffset + Math.floor(k / L.blockElems) * L.metaBytes, true);
+        const d = dv.getFloat32(
+          row + L.metaOffset + Math.floor(k / L.blockElems) * L.metaBytes,
+          true,
+        );
         xq[tok * K + k] = d * dv.getInt8(row + k);
         xErr = Math.max(xErr, Math.abs(xq[tok * K + k] - x[tok * K + k]) / (d / 2 || 1));
       }
@@ -122,7 +127,11 @@ for (const type of TYPES) {
         assert.ok(worst(r) <= TOL, `${kind}: relative error ${worst(r)}`);
         assert.ok(r.xErr <= 1.0001, `activation error ${r.xErr} × d/2`);
       }
-      const biased = run(type, { M: 7, K, kind: "matmul", bias: true, accumulate: true, relaxed }, 3);
+      const biased = run(
+        type,
+        { M: 7, K, kind: "matmul", bias: true, accumulate: true, relaxed },
+        3,
+      );
       assert.ok(worst(biased) <= TOL, `bias + acc: relative error ${worst(biased)}`);
     });
   }

@@ -59,9 +59,13 @@ export function rmsnormKernel(D: number, eps: number): WasmFunc {
     f.get("i").i32(16).op("i32.add").tee("i").i32(D4 * 4).op("i32.lt_u").brIf("sq").end();
   }
   hsumF32(f, "acc");
-  for (let j = D4; j < D; j++) f.get("x").mem("f32.load", 4 * j).get("x").mem("f32.load", 4 * j).op("f32.mul").op("f32.add");
+  for (let j = D4; j < D; j++) {
+    f.get("x").mem("f32.load", 4 * j).get("x").mem("f32.load", 4 * j).op("f32.mul").op("f32.add");
+  }
   f.set("ss");
-  f.f32(1).get("ss").f32(D).op("f32.div").f32(eps).op("f32.add").op("f32.sqrt").op("f32.div").set("inv");
+  f.f32(1).get("ss").f32(D).op("f32.div").f32(eps).op("f32.add").op("f32.sqrt").op("f32.div").set(
+    "inv",
+  );
   f.get("inv").op("f32x4.splat").set("vinv");
   if (D4) {
     f.i32(0).set("i").loop("scale");
@@ -109,10 +113,14 @@ export function layernormKernel(D: number, eps: number): WasmFunc {
   f.get("x").get("i").op("i32.add").mem("f32.load").get("mean").op("f32.sub").set("d");
   f.get("var").get("d").get("d").op("f32.mul").op("f32.add").set("var");
   f.get("i").i32(4).op("i32.add").tee("i").i32(4 * D).op("i32.lt_u").brIf("var").end();
-  f.f32(1).get("var").f32(D).op("f32.div").f32(eps).op("f32.add").op("f32.sqrt").op("f32.div").set("inv");
+  f.f32(1).get("var").f32(D).op("f32.div").f32(eps).op("f32.add").op("f32.sqrt").op("f32.div").set(
+    "inv",
+  );
   f.i32(0).set("i").loop("out");
   f.get("y").get("i").op("i32.add");
-  f.get("x").get("i").op("i32.add").mem("f32.load").get("mean").op("f32.sub").get("inv").op("f32.mul");
+  f.get("x").get("i").op("i32.add").mem("f32.load").get("mean").op("f32.sub").get("inv").op(
+    "f32.mul",
+  );
   f.get("w").get("i").op("i32.add").mem("f32.load").op("f32.mul");
   f.get("b").get("i").op("i32.add").mem("f32.load").op("f32.add").mem("f32.store");
   f.get("i").i32(4).op("i32.add").tee("i").i32(4 * D).op("i32.lt_u").brIf("out").end();
@@ -168,7 +176,8 @@ export function ropeKernel(s: AttentionShape, style: "half" | "interleaved"): Wa
   f.block("heads_done").loop("heads");
   f.get("h").get("h1").op("i32.ge_u").brIf("heads_done");
   f.comment("base = q + (t·qDim + h·hd)·4, or k + (t·kvDim + (h - nHeads)·hd)·4");
-  f.get("q").get("t").i32(qDim * 4).op("i32.mul").op("i32.add").get("h").i32(hd * 4).op("i32.mul").op("i32.add");
+  f.get("q").get("t").i32(qDim * 4).op("i32.mul").op("i32.add").get("h").i32(hd * 4).op("i32.mul")
+    .op("i32.add");
   f.get("k").get("t").i32(kvDim * 4).op("i32.mul").op("i32.add");
   f.get("h").i32(s.nHeads).op("i32.sub").i32(hd * 4).op("i32.mul").op("i32.add");
   f.get("h").i32(s.nHeads).op("i32.lt_u").op("select").set("base");
@@ -176,13 +185,20 @@ export function ropeKernel(s: AttentionShape, style: "half" | "interleaved"): Wa
   f.get("row").get("i").i32(4).op("i32.mul").op("i32.add").tee("pa").mem("f32.load").set("cos");
   f.get("pa").mem("f32.load", half * 4).set("sin");
   if (style === "half") {
-    f.get("base").get("i").i32(4).op("i32.mul").op("i32.add").tee("pa").i32(half * 4).op("i32.add").set("pb");
+    f.get("base").get("i").i32(4).op("i32.mul").op("i32.add").tee("pa").i32(half * 4).op("i32.add")
+      .set("pb");
   } else {
-    f.get("base").get("i").i32(8).op("i32.mul").op("i32.add").tee("pa").i32(4).op("i32.add").set("pb");
+    f.get("base").get("i").i32(8).op("i32.mul").op("i32.add").tee("pa").i32(4).op("i32.add").set(
+      "pb",
+    );
   }
   f.get("pa").mem("f32.load").set("a").get("pb").mem("f32.load").set("b");
-  f.get("pa").get("a").get("cos").op("f32.mul").get("b").get("sin").op("f32.mul").op("f32.sub").mem("f32.store");
-  f.get("pb").get("b").get("cos").op("f32.mul").get("a").get("sin").op("f32.mul").op("f32.add").mem("f32.store");
+  f.get("pa").get("a").get("cos").op("f32.mul").get("b").get("sin").op("f32.mul").op("f32.sub").mem(
+    "f32.store",
+  );
+  f.get("pb").get("b").get("cos").op("f32.mul").get("a").get("sin").op("f32.mul").op("f32.add").mem(
+    "f32.store",
+  );
   f.get("i").i32(1).op("i32.add").tee("i").i32(half).op("i32.lt_u").brIf("pairs").end();
   f.get("h").i32(1).op("i32.add").set("h").br("heads").end().end();
   f.get("t").i32(1).op("i32.add").set("t").br("tokens").end().end();
@@ -229,7 +245,9 @@ export function attentionKernel(s: AttentionShape): WasmFunc {
     ["h0", "i32"],
     ["h1", "i32"],
   ]);
-  for (const l of ["t", "p", "start", "h", "u", "qh", "kvh", "pk", "oh", "i", "len"]) f.local(l, "i32");
+  for (const l of ["t", "p", "start", "h", "u", "qh", "kvh", "pk", "oh", "i", "len"]) {
+    f.local(l, "i32");
+  }
   for (const l of ["max", "sum", "score", "a"]) f.local(l, "f32");
   f.local("vacc", "v128").local("va", "v128");
   f.comment(
@@ -238,12 +256,15 @@ export function attentionKernel(s: AttentionShape): WasmFunc {
   f.block("done").loop("tokens");
   f.get("t").get("n").op("i32.ge_u").brIf("done");
   f.get("pos").get("t").op("i32.add").set("p");
-  f.get("p").i32(cap - 1).op("i32.sub").i32(0).get("p").i32(cap).op("i32.ge_u").op("select").set("start");
+  f.get("p").i32(cap - 1).op("i32.sub").i32(0).get("p").i32(cap).op("i32.ge_u").op("select").set(
+    "start",
+  );
   f.get("p").get("start").op("i32.sub").i32(1).op("i32.add").set("len");
   f.get("h0").set("h");
   f.block("heads_done").loop("heads");
   f.get("h").get("h1").op("i32.ge_u").brIf("heads_done");
-  f.get("q").get("t").i32(qDim * 4).op("i32.mul").op("i32.add").get("h").i32(hd * 4).op("i32.mul").op("i32.add").set("qh");
+  f.get("q").get("t").i32(qDim * 4).op("i32.mul").op("i32.add").get("h").i32(hd * 4).op("i32.mul")
+    .op("i32.add").set("qh");
   f.get("h").i32(G).op("i32.div_u").i32(hd * 4).op("i32.mul").set("kvh");
   // Address of position u's row in ring r (below pos) or this step's rows s.
   const rowOf = (ring: string, step: string) => {
@@ -257,14 +278,17 @@ export function attentionKernel(s: AttentionShape): WasmFunc {
   rowOf("kr", "k");
   dotHd(f, "qh", "pk", hd);
   f.f32(scale).op("f32.mul").set("score");
-  f.get("att").get("u").get("start").op("i32.sub").i32(4).op("i32.mul").op("i32.add").get("score").mem("f32.store");
+  f.get("att").get("u").get("start").op("i32.sub").i32(4).op("i32.mul").op("i32.add").get("score")
+    .mem("f32.store");
   f.get("max").get("score").op("f32.max").set("max");
   f.get("u").i32(1).op("i32.add").tee("u").get("p").op("i32.le_u").brIf("scores").end();
   f.comment("e = exp(score - max), 4 at a time (the scratch has 4 floats of slack); sum");
   f.zeroV128().set("vacc").i32(0).set("i");
   f.loop("exps");
   f.get("att").get("i").i32(4).op("i32.mul").op("i32.add").tee("pk");
-  f.get("pk").mem("v128.load").get("max").op("f32x4.splat").op("f32x4.sub").call("exp_f32x4").tee("va");
+  f.get("pk").mem("v128.load").get("max").op("f32x4.splat").op("f32x4.sub").call("exp_f32x4").tee(
+    "va",
+  );
   f.mem("v128.store");
   f.comment("lanes past len do not count");
   f.get("vacc").get("va").get("len").get("i").op("i32.sub").op("i32x4.splat").i32x4(0, 1, 2, 3);
@@ -273,7 +297,8 @@ export function attentionKernel(s: AttentionShape): WasmFunc {
   hsumF32(f, "vacc");
   f.set("sum");
   f.comment("o_h = Σ_u (e_u / sum) · v_u");
-  f.get("o").get("t").i32(qDim * 4).op("i32.mul").op("i32.add").get("h").i32(hd * 4).op("i32.mul").op("i32.add").set("oh");
+  f.get("o").get("t").i32(qDim * 4).op("i32.mul").op("i32.add").get("h").i32(hd * 4).op("i32.mul")
+    .op("i32.add").set("oh");
   for (let i = 0; i < hd; i += 4) {
     if (i + 4 <= hd) f.get("oh").zeroV128().mem("v128.store", 4 * i);
     else for (let j = i; j < hd; j++) f.get("oh").f32(0).mem("f32.store", 4 * j);
@@ -281,7 +306,9 @@ export function attentionKernel(s: AttentionShape): WasmFunc {
   f.get("start").set("u");
   f.loop("values");
   rowOf("vr", "v");
-  f.get("att").get("u").get("start").op("i32.sub").i32(4).op("i32.mul").op("i32.add").mem("f32.load");
+  f.get("att").get("u").get("start").op("i32.sub").i32(4).op("i32.mul").op("i32.add").mem(
+    "f32.load",
+  );
   f.get("sum").op("f32.div").tee("a").op("f32x4.splat").set("va");
   for (let i = 0; i < hd; i += 4) {
     if (i + 4 <= hd) {
@@ -321,12 +348,16 @@ export function kvStoreKernel(kvDim: number, cap: number): WasmFunc {
   f.comment(`rings (${cap}, ${kvDim}): slot (pos + t) % ${cap} = k[t], v[t]`);
   f.block("done").loop("tokens");
   f.get("t").get("n").op("i32.ge_u").brIf("done");
-  f.get("pos").get("t").op("i32.add").i32(cap).op("i32.rem_u").i32(kvDim * 4).op("i32.mul").set("slot");
+  f.get("pos").get("t").op("i32.add").i32(cap).op("i32.rem_u").i32(kvDim * 4).op("i32.mul").set(
+    "slot",
+  );
   f.i32(0).set("i").loop("copy");
   for (const [ring, src] of [["kr", "k"], ["vr", "v"]]) {
     f.get(ring).get("slot").op("i32.add").get("i").op("i32.add");
     f.get(src).get("t").i32(kvDim * 4).op("i32.mul").op("i32.add").get("i").op("i32.add");
-    f.mem(kvDim % 4 === 0 ? "v128.load" : "f32.load").mem(kvDim % 4 === 0 ? "v128.store" : "f32.store");
+    f.mem(kvDim % 4 === 0 ? "v128.load" : "f32.load").mem(
+      kvDim % 4 === 0 ? "v128.store" : "f32.store",
+    );
   }
   const step = kvDim % 4 === 0 ? 16 : 4;
   f.get("i").i32(step).op("i32.add").tee("i").i32(kvDim * 4).op("i32.lt_u").brIf("copy").end();
@@ -368,7 +399,9 @@ export function elementwiseKernel(op: "add" | "swiglu" | "gelu"): WasmFunc {
       if (!vec) f.op("f32x4.splat");
       f.op("f32x4.add");
     } else if (op === "swiglu") {
-      f.get("x").f32x4(1).get("x").op("f32x4.neg").call("exp_f32x4").op("f32x4.add").op("f32x4.div");
+      f.get("x").f32x4(1).get("x").op("f32x4.neg").call("exp_f32x4").op("f32x4.add").op(
+        "f32x4.div",
+      );
       f.get("q").mem(ld);
       if (!vec) f.op("f32x4.splat");
       f.op("f32x4.mul");
@@ -376,7 +409,9 @@ export function elementwiseKernel(op: "add" | "swiglu" | "gelu"): WasmFunc {
       f.f32x4(Math.sqrt(2 / Math.PI)).get("x").f32x4(0.044715).get("x").op("f32x4.mul");
       f.get("x").op("f32x4.mul").get("x").op("f32x4.mul").op("f32x4.add").op("f32x4.mul").set("u");
       f.get("x").f32x4(0.5).op("f32x4.mul");
-      f.f32x4(2).f32x4(2).get("u").get("u").op("f32x4.add").call("exp_f32x4").f32x4(1).op("f32x4.add");
+      f.f32x4(2).f32x4(2).get("u").get("u").op("f32x4.add").call("exp_f32x4").f32x4(1).op(
+        "f32x4.add",
+      );
       f.op("f32x4.div").op("f32x4.sub").op("f32x4.mul");
     }
     if (!vec) f.extractLane(0);

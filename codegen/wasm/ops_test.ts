@@ -9,8 +9,8 @@ import { assertClose } from "../../tests/assert_close.ts";
 import { rng } from "../../tests/ggml_blocks.ts";
 import { assembleModule, type WasmFunc } from "../wasm_asm.ts";
 import {
-  type AttentionShape,
   attentionKernel,
+  type AttentionShape,
   elementwiseKernel,
   expKernel,
   kvStoreKernel,
@@ -23,7 +23,9 @@ import { WasmFunc as Fn } from "../wasm_asm.ts";
 // deno-lint-ignore no-explicit-any
 type Exports = Record<string, any>;
 
-function instantiate(funcs: WasmFunc[]): { e: Exports; f32: Float32Array; mem: WebAssembly.Memory } {
+function instantiate(
+  funcs: WasmFunc[],
+): { e: Exports; f32: Float32Array; mem: WebAssembly.Memory } {
   const mem = new WebAssembly.Memory({ initial: 16 });
   const bytes = assembleModule([expKernel(), ...funcs], 16);
   const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: mem } })
@@ -81,7 +83,15 @@ for (const D of [37, 64]) {
 }
 
 /** RoPE oracle: pairs (i, i + hd/2) or (2i, 2i + 1), angle p · theta^(-2i/hd). */
-function ropeRef(v: Float64Array, heads: number, hd: number, pos: number, n: number, style: string, theta: number) {
+function ropeRef(
+  v: Float64Array,
+  heads: number,
+  hd: number,
+  pos: number,
+  n: number,
+  style: string,
+  theta: number,
+) {
   const half = hd / 2;
   for (let t = 0; t < n; t++) {
     for (let h = 0; h < heads; h++) {

@@ -166,7 +166,7 @@ const Q6_K_DEF: KSpec = {
     }
   },
   xOff: (p, i) => 32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1),
-  scale(f, a, j, width, o) {
+  scale(f, _a, j, width, o) {
     f.get("pw").mem("i32.load8_s", o + 192 + j).op(width === 4 ? "i32x4.splat" : "i16x8.splat");
   },
   offsets(k, a, c) {
