@@ -145,14 +145,19 @@ export class WasmFunc {
   private depth = 1;
 
   /**
+   * Starts an empty function with its parameters declared as locals.
+   *
    * @param name Function (and export) name.
    * @param params Parameters, `[name, type]`.
    * @param results Result types.
    * @param options `export` (default true).
    */
   constructor(
+    /** Function (and export) name. */
     readonly name: string,
+    /** Parameters, `[name, type]`. */
     readonly params: [string, ValType][],
+    /** Result types. */
     readonly results: ValType[] = [],
     options: FuncOptions = {},
   ) {
@@ -160,6 +165,7 @@ export class WasmFunc {
     for (const [n, t] of params) this.declare(n, t);
   }
 
+  /** Adds a named local or parameter. */
   private declare(name: string, type: ValType): void {
     if (this.names.includes(name)) throw new Error(`wasm_asm: local $${name} declared twice`);
     this.names.push(name);
@@ -182,12 +188,14 @@ export class WasmFunc {
     return this.types[this.idx(name)];
   }
 
+  /** Index of a local or parameter. */
   private idx(name: string): number {
     const i = this.names.indexOf(name);
     if (i < 0) throw new Error(`wasm_asm: no local $${name} in ${this.name}`);
     return i;
   }
 
+  /** Appends an instruction's bytes and its text line. */
   private emit(text: string, bytes: number[]): this {
     for (const b of bytes) this.body.push(b);
     this.lines.push("  ".repeat(this.depth) + text);
@@ -298,6 +306,7 @@ export class WasmFunc {
     return this.emit(`i8x16.shuffle ${lanes.join(" ")}`, [...SHUFFLE, ...lanes]);
   }
 
+  /** Text and bytes of a memory instruction with its memarg. */
   private memarg(name: string, m: MemoryOp, offset: number, arg: MemArg): [string, number[]] {
     const align = m.atomic ? m.natural : arg.align ?? Math.min(m.natural, 2);
     const mem = arg.memory ?? 0;
@@ -376,6 +385,7 @@ export class WasmFunc {
     return this.emit("end", [0x0b]);
   }
 
+  /** Branch depth of the innermost label of that name. */
   private depthOf(label: string): number {
     const i = this.labels.lastIndexOf(label);
     if (i < 0) throw new Error(`wasm_asm: no label $${label} in scope`);

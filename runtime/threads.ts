@@ -21,7 +21,11 @@ import { CTL, ERR_TIMEOUT } from "../codegen/wasm/barrier.ts";
 
 /** A step of a thread pool failed: a worker threw, was terminated or timed out. */
 export class ThreadError extends GollmError {
-  /** @param message One line naming the thread and what happened. */
+  /**
+   * Creates the error.
+   *
+   * @param message One line naming the thread and what happened.
+   */
   constructor(message: string) {
     super(message);
     this.name = "ThreadError";
@@ -55,6 +59,8 @@ export interface ThreadPool {
   /** The workers (thread 1 .. threads - 1), for tests that make one fail. */
   readonly workers: readonly Worker[];
 }
+
+const NO_ARGS: number[] = [];
 
 const WORKER_SOURCE = `
 const CTL = ${JSON.stringify(CTL)};
@@ -210,7 +216,7 @@ export async function createThreadPool(
     threads,
     instance,
     workers,
-    run(entry: string, args: ArrayLike<number> = []) {
+    run(entry: string, args: ArrayLike<number> = NO_ARGS) {
       if (failed) throw new ThreadError(`thread pool failed earlier: ${(failed as Error).message}`);
       if (closed) throw new ThreadError("thread pool is closed");
       const cmd = entries.indexOf(entry);

@@ -314,7 +314,7 @@ export const MEM_LANE: Record<string, MemoryOp> = {
   "v128.store32_lane": { code: simd(0x5a), natural: 2 },
 };
 
-/** `v128.const` and `i8x16.shuffle` (16 immediate bytes). */
-export const V128_CONST = simd(0x0c);
-/** `i8x16.shuffle` opcode bytes. */
-export const SHUFFLE = simd(0x0d);
+/** `v128.const` opcode bytes (16 immediate bytes follow). */
+export const V128_CONST: number[] = simd(0x0c);
+/** `i8x16.shuffle` opcode bytes (16 lane-index bytes follow). */
+export const SHUFFLE: number[] = simd(0x0d);

@@ -94,8 +94,8 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
 }
 
 /** F32 weights. */
-export const F32 = floatType("F32");
+export const F32: BlockEmitter = floatType("F32");
 /** F16 weights (IEEE half), converted in registers. */
-export const F16 = floatType("F16");
+export const F16: BlockEmitter = floatType("F16");
 /** BF16 weights (upper half of an f32), converted in registers. */
-export const BF16 = floatType("BF16");
+export const BF16: BlockEmitter = floatType("BF16");

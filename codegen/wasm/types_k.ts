@@ -348,12 +348,12 @@ function kType(spec: KSpec): BlockEmitter {
 }
 
 /** Q2_K: 2-bit quants, 4-bit scale and min per 16. */
-export const Q2_K = kType(Q2_K_DEF);
+export const Q2_K: BlockEmitter = kType(Q2_K_DEF);
 /** Q3_K: 3-bit quants (2 bits + hmask), 6-bit signed scale per 16. */
-export const Q3_K = kType(Q3_K_DEF);
+export const Q3_K: BlockEmitter = kType(Q3_K_DEF);
 /** Q4_K: 4-bit quants, 6-bit scale and min per 32. */
-export const Q4_K = kType(Q4K_LIKE("Q4_K"));
+export const Q4_K: BlockEmitter = kType(Q4K_LIKE("Q4_K"));
 /** Q5_K: 5-bit quants (nibble + qh bit), 6-bit scale and min per 32. */
-export const Q5_K = kType(Q4K_LIKE("Q5_K"));
+export const Q5_K: BlockEmitter = kType(Q4K_LIKE("Q5_K"));
 /** Q6_K: 6-bit quants (ql nibble + 2 qh bits), 8-bit signed scale per 16. */
-export const Q6_K = kType(Q6_K_DEF);
+export const Q6_K: BlockEmitter = kType(Q6_K_DEF);

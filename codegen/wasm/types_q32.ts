@@ -168,10 +168,10 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
 }
 
 /** Q4_0: d @0, qs[16] @2; x = (q - 8)·d. */
-export const Q4_0 = lowBits("Q4_0", { m: -1, qh: -1, qs: 2, zero: 8 });
+export const Q4_0: BlockEmitter = lowBits("Q4_0", { m: -1, qh: -1, qs: 2, zero: 8 });
 /** Q4_1: d @0, m @2, qs[16] @4; x = q·d + m. */
-export const Q4_1 = lowBits("Q4_1", { m: 2, qh: -1, qs: 4, zero: 0 });
+export const Q4_1: BlockEmitter = lowBits("Q4_1", { m: 2, qh: -1, qs: 4, zero: 0 });
 /** Q5_0: d @0, qh @2, qs[16] @6; x = (q - 16)·d. */
-export const Q5_0 = lowBits("Q5_0", { m: -1, qh: 2, qs: 6, zero: 16 });
+export const Q5_0: BlockEmitter = lowBits("Q5_0", { m: -1, qh: 2, qs: 6, zero: 16 });
 /** Q5_1: d @0, m @2, qh @4, qs[16] @8; x = q·d + m. */
-export const Q5_1 = lowBits("Q5_1", { m: 2, qh: 4, qs: 8, zero: 0 });
+export const Q5_1: BlockEmitter = lowBits("Q5_1", { m: 2, qh: 4, qs: 8, zero: 0 });
