@@ -1,25 +1,48 @@
 /**
- * A tiny WebAssembly binary assembler: just the instructions the SIMD kernels of
- * `emit_wasm.ts` need (i32 arithmetic, f32 and v128 loads/stores, f32x4 arithmetic,
- * structured control flow), written so that every instruction also produces one line of
- * WAT-like text. The text is what `emitWasmListing` shows; the bytes are what runs.
+ * A small WebAssembly binary assembler, written so that every instruction also produces one
+ * line of WAT-like text: the text is what `emitWasmListing` and `gollm kernels --wasm` show,
+ * the bytes are what runs. It covers what the generated kernels need: i32/i64/f32 scalar
+ * code, structured control flow and calls, memory access with offsets on one or several
+ * (multi-memory) imported memories, 32- or 64-bit (memory64) addresses, shared memories and
+ * atomics (threads proposal), the fixed-width SIMD instructions (i8x16 ... f32x4, shuffles,
+ * narrow/extend, extended multiplies, `i32x4.dot_i16x8_s`) and relaxed SIMD
+ * (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, `f32x4.relaxed_madd`, behind
+ * {@linkcode relaxedSimdSupported}).
  *
  * Encoding follows the WebAssembly Core Specification 2.0, chapter 5 "Binary Format"
- * (LEB128 integers, sections 1 type, 2 import, 3 function, 7 export, 10 code) and the
- * fixed-width SIMD proposal (prefix `0xfd`, LEB128 opcode).
+ * (LEB128 integers, sections 1 type, 2 import, 3 function, 7 export, 10 code), the SIMD
+ * proposal (prefix `0xfd`), the threads proposal (prefix `0xfe`, limits flag 2 = shared),
+ * memory64 (limits flag 4 = i64 addresses) and multi-memory (memarg bit 6 = explicit memory
+ * index). Opcode tables: `codegen/wasm/opcodes.ts`.
  *
  * @module
  */
+import {
+  LANE,
+  MEM_LANE,
+  MEMORY,
+  type MemoryOp,
+  PLAIN,
+  RELAXED,
+  SHUFFLE,
+  V128_CONST,
+} from "./wasm/opcodes.ts";
 
 /** Value types used by the kernels. */
-export type ValType = "i32" | "f32" | "v128";
+export type ValType = "i32" | "i64" | "f32" | "f64" | "v128";
 
-const VAL_TYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
+const VAL_TYPE: Record<ValType, number> = {
+  i32: 0x7f,
+  i64: 0x7e,
+  f32: 0x7d,
+  f64: 0x7c,
+  v128: 0x7b,
+};
 
 /**
  * Unsigned LEB128 encoding of a non-negative integer.
  *
- * @param n Integer in `[0, 2^32)`.
+ * @param n Integer in `[0, 2^53)`.
  * @returns The bytes.
  * @throws {RangeError} for a negative or non-integer `n`.
  *
@@ -27,7 +50,7 @@ const VAL_TYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
  * ```ts
  * import assert from "node:assert/strict";
  * import { uleb } from "./wasm_asm.ts";
- * assert.deepEqual(uleb(624485), [0xe5, 0x8e, 0x26]);
+ * assert.deepEqual(uleb(624485), [229, 142, 38]);
  * ```
  */
 export function uleb(n: number): number[] {
@@ -43,25 +66,26 @@ export function uleb(n: number): number[] {
 }
 
 /**
- * Signed LEB128 encoding of a 32-bit integer.
+ * Signed LEB128 encoding of a 32- or 64-bit integer.
  *
- * @param n Integer in `[-2^31, 2^31)`.
+ * @param n Integer in `[-2^63, 2^63)` (a number must be a safe integer).
  * @returns The bytes.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { sleb } from "./wasm_asm.ts";
- * assert.deepEqual(sleb(-123456), [0xc0, 0xbb, 0x78]);
+ * assert.deepEqual(sleb(-123456), [192, 187, 120]);
+ * assert.deepEqual(sleb(2n ** 40n), [128, 128, 128, 128, 128, 32]);
  * ```
  */
-export function sleb(n: number): number[] {
-  n |= 0;
+export function sleb(n: number | bigint): number[] {
+  let v = BigInt(n);
   const out: number[] = [];
   for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+    const b = Number(v & 0x7fn);
+    v >>= 7n;
+    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
       out.push(b);
       return out;
     }
@@ -74,28 +98,21 @@ const utf8 = (s: string) => {
   return [...uleb(b.length), ...b];
 };
 
-/** Opcodes without immediates: text → bytes (`0xfd`-prefixed for SIMD). */
-const PLAIN: Record<string, number[]> = {
-  "i32.add": [0x6a],
-  "i32.sub": [0x6b],
-  "i32.mul": [0x6c],
-  "i32.lt_u": [0x49],
-  "i32.gt_u": [0x4b],
-  "i32.ge_u": [0x4f],
-  "f32.add": [0x92],
-  "f32.mul": [0x94],
-  "f32x4.add": [0xfd, ...uleb(0xe4)],
-  "f32x4.mul": [0xfd, ...uleb(0xe6)],
-  "return": [0x0f],
-};
+const f32Bytes = (v: number) => [...new Uint8Array(new Float32Array([v]).buffer)];
 
-/** Memory access opcodes and their natural alignment (log2 bytes). */
-const MEM: Record<string, { code: number[]; align: number }> = {
-  "f32.load": { code: [0x2a], align: 2 },
-  "f32.store": { code: [0x38], align: 2 },
-  "v128.load": { code: [0xfd, ...uleb(0x00)], align: 4 },
-  "v128.store": { code: [0xfd, ...uleb(0x0b)], align: 4 },
-};
+/** Options of a memory access: alignment hint (log2 bytes) and memory index. */
+export interface MemArg {
+  /** Alignment hint, log2 bytes (default: the natural one, at most 2 = 4 bytes). */
+  align?: number;
+  /** Memory index (multi-memory; default 0). */
+  memory?: number;
+}
+
+/** Options of a {@linkcode WasmFunc}. */
+export interface FuncOptions {
+  /** Export the function under its name (default true). */
+  export?: boolean;
+}
 
 /**
  * One function being assembled: named params and locals, a byte body and a parallel WAT-like
@@ -107,13 +124,20 @@ const MEM: Record<string, { code: number[]; align: number }> = {
  * import { WasmFunc } from "./wasm_asm.ts";
  * const f = new WasmFunc("add1", [["x", "i32"]], ["i32"]);
  * f.get("x").i32(1).op("i32.add");
- * assert.deepEqual(f.body, [0x20, 0, 0x41, 1, 0x6a]); // local.get 0, i32.const 1, i32.add
- * assert.equal(f.text().split("\n")[0], '(func $add1 (export "add1") (param $x i32) (result i32)');
+ * assert.equal(
+ *   f.text().split("\n")[0],
+ *   '(func $add1 (export "add1") (param $x i32) (result i32)',
+ * );
  * ```
  */
 export class WasmFunc {
-  /** Body bytes (without the local declarations and the final `end`). */
+  /** Body bytes (without the local declarations and the final `end`; calls not yet resolved). */
   readonly body: number[] = [];
+  /** Whether the body uses relaxed-SIMD instructions. */
+  usesRelaxed = false;
+  /** Exported under its name. */
+  readonly exported: boolean;
+  private readonly calls: { at: number; name: string }[] = [];
   private readonly lines: string[] = [];
   private readonly names: string[] = [];
   private readonly types: ValType[] = [];
@@ -121,18 +145,27 @@ export class WasmFunc {
   private depth = 1;
 
   /**
-   * @param name Export name.
+   * Starts an empty function with its parameters declared as locals.
+   *
+   * @param name Function (and export) name.
    * @param params Parameters, `[name, type]`.
    * @param results Result types.
+   * @param options `export` (default true).
    */
   constructor(
+    /** Function (and export) name. */
     readonly name: string,
+    /** Parameters, `[name, type]`. */
     readonly params: [string, ValType][],
+    /** Result types. */
     readonly results: ValType[] = [],
+    options: FuncOptions = {},
   ) {
+    this.exported = options.export ?? true;
     for (const [n, t] of params) this.declare(n, t);
   }
 
+  /** Adds a named local or parameter. */
   private declare(name: string, type: ValType): void {
     if (this.names.includes(name)) throw new Error(`wasm_asm: local $${name} declared twice`);
     this.names.push(name);
@@ -145,14 +178,26 @@ export class WasmFunc {
     return this;
   }
 
+  /** Whether a local (or parameter) of that name exists. */
+  has(name: string): boolean {
+    return this.names.includes(name);
+  }
+
+  /** The type of a local (or parameter). */
+  typeOf(name: string): ValType {
+    return this.types[this.idx(name)];
+  }
+
+  /** Index of a local or parameter. */
   private idx(name: string): number {
     const i = this.names.indexOf(name);
     if (i < 0) throw new Error(`wasm_asm: no local $${name} in ${this.name}`);
     return i;
   }
 
+  /** Appends an instruction's bytes and its text line. */
   private emit(text: string, bytes: number[]): this {
-    this.body.push(...bytes);
+    for (const b of bytes) this.body.push(b);
     this.lines.push("  ".repeat(this.depth) + text);
     return this;
   }
@@ -163,11 +208,18 @@ export class WasmFunc {
     return this;
   }
 
-  /** An instruction without immediates (`i32.add`, `f32x4.mul`, ...). */
+  /** An instruction without immediates (`i32.add`, `f32x4.mul`, `i8x16.relaxed_swizzle`...). */
   op(name: string): this {
     const code = PLAIN[name];
     if (!code) throw new Error(`wasm_asm: unknown opcode ${name}`);
+    if (RELAXED.has(name)) this.usesRelaxed = true;
     return this.emit(name, code);
+  }
+
+  /** Several instructions without immediates, in order. */
+  ops(...names: string[]): this {
+    for (const n of names) this.op(n);
+    return this;
   }
 
   /** `local.get $name`. */
@@ -185,32 +237,112 @@ export class WasmFunc {
     return this.emit(`local.tee $${name}`, [0x22, ...uleb(this.idx(name))]);
   }
 
-  /** `i32.const v`. */
+  /** `i32.const v` (v in `[-2^31, 2^32)`; values ≥ 2^31 are written as their i32 pattern). */
   i32(v: number): this {
-    return this.emit(`i32.const ${v}`, [0x41, ...sleb(v)]);
+    return this.emit(`i32.const ${v | 0}`, [0x41, ...sleb(v | 0)]);
+  }
+
+  /** `i64.const v`. */
+  i64(v: number | bigint): this {
+    return this.emit(`i64.const ${v}`, [0x42, ...sleb(v)]);
+  }
+
+  /** `f32.const v` (v rounded to f32). */
+  f32(v: number): this {
+    const r = Math.fround(v);
+    return this.emit(`f32.const ${r}`, [0x43, ...f32Bytes(r)]);
+  }
+
+  /** `v128.const` from 16 bytes, shown as `i32x4` words. */
+  v128(bytes: ArrayLike<number>): this {
+    if (bytes.length !== 16) throw new Error("wasm_asm: v128.const needs 16 bytes");
+    const b = Uint8Array.from(bytes);
+    const w = new Int32Array(b.buffer);
+    const text = `v128.const i32x4 ${[...w].map((x) => "0x" + (x >>> 0).toString(16)).join(" ")}`;
+    return this.emit(text, [...V128_CONST, ...b]);
   }
 
   /** `v128.const i32x4 0 0 0 0` (the zero vector). */
   zeroV128(): this {
-    return this.emit("v128.const i32x4 0 0 0 0", [0xfd, ...uleb(0x0c), ...new Array(16).fill(0)]);
+    return this.emit("v128.const i32x4 0 0 0 0", [...V128_CONST, ...new Array(16).fill(0)]);
+  }
+
+  /** `v128.const i32x4 a b c d`. */
+  i32x4(a: number, b = a, c = a, d = a): this {
+    return this.v128(new Uint8Array(new Int32Array([a, b, c, d]).buffer));
+  }
+
+  /** `v128.const f32x4 a b c d`. */
+  f32x4(a: number, b = a, c = a, d = a): this {
+    const bytes = new Uint8Array(new Float32Array([a, b, c, d]).buffer);
+    const text = `v128.const f32x4 ${[a, b, c, d].map(Math.fround).join(" ")}`;
+    return this.emit(text, [...V128_CONST, ...bytes]);
+  }
+
+  /** `v128.const i8x16 ...` (16 values in [-128, 255]). */
+  i8x16(values: ArrayLike<number>): this {
+    const b = Uint8Array.from(values, (v) => v & 0xff);
+    if (b.length !== 16) throw new Error("wasm_asm: i8x16 const needs 16 values");
+    return this.emit(`v128.const i8x16 ${[...b].join(" ")}`, [...V128_CONST, ...b]);
   }
 
   /** `f32x4.extract_lane lane`. */
   extractLane(lane: number): this {
-    return this.emit(`f32x4.extract_lane ${lane}`, [0xfd, ...uleb(0x1f), lane]);
+    return this.lane("f32x4.extract_lane", lane);
+  }
+
+  /** A lane instruction (`i32x4.extract_lane 2`, `f32x4.replace_lane 1`, ...). */
+  lane(name: string, lane: number): this {
+    const code = LANE[name];
+    if (!code) throw new Error(`wasm_asm: unknown lane opcode ${name}`);
+    return this.emit(`${name} ${lane}`, [...code, lane]);
+  }
+
+  /** `i8x16.shuffle` with 16 lane indices (0..15 first operand, 16..31 second). */
+  shuffle(lanes: number[]): this {
+    if (lanes.length !== 16 || lanes.some((l) => l < 0 || l > 31)) {
+      throw new Error(`wasm_asm: bad shuffle ${lanes}`);
+    }
+    return this.emit(`i8x16.shuffle ${lanes.join(" ")}`, [...SHUFFLE, ...lanes]);
+  }
+
+  /** Text and bytes of a memory instruction with its memarg. */
+  private memarg(name: string, m: MemoryOp, offset: number, arg: MemArg): [string, number[]] {
+    const align = m.atomic ? m.natural : arg.align ?? Math.min(m.natural, 2);
+    const mem = arg.memory ?? 0;
+    const text = `${name}${mem ? ` ${mem}` : ""}${offset ? ` offset=${offset}` : ""}${
+      align !== m.natural ? ` align=${1 << align}` : ""
+    }`;
+    const bytes = mem
+      ? [...m.code, ...uleb(align | 0x40), ...uleb(mem), ...uleb(offset)]
+      : [...m.code, ...uleb(align), ...uleb(offset)];
+    return [text, bytes];
   }
 
   /**
-   * A load or store with a constant byte offset (`v128.load offset=3072 align=4`). The
-   * alignment hint is 4 bytes for every access: rows of odd width are not 16-byte aligned.
+   * A load, store or atomic with a constant byte offset (`v128.load offset=3072 align=4`).
+   * The default alignment hint is the natural one capped at 4 bytes (rows of odd width and
+   * 34-byte blocks are not 16-byte aligned); atomics always use their natural alignment.
    */
-  mem(name: "f32.load" | "f32.store" | "v128.load" | "v128.store", offset: number): this {
-    const m = MEM[name];
-    const align = 2;
-    const text = `${name}${offset ? ` offset=${offset}` : ""}${
-      align !== m.align ? ` align=${1 << align}` : ""
-    }`;
-    return this.emit(text, [...m.code, ...uleb(align), ...uleb(offset)]);
+  mem(name: string, offset = 0, arg: MemArg = {}): this {
+    const m = MEMORY[name];
+    if (!m) throw new Error(`wasm_asm: unknown memory opcode ${name}`);
+    const [text, bytes] = this.memarg(name, m, offset, arg);
+    return this.emit(text, bytes);
+  }
+
+  /** A lane load/store (`v128.load16_lane offset=34 2`): address and vector on the stack. */
+  memLane(name: string, offset: number, lane: number, arg: MemArg = {}): this {
+    const m = MEM_LANE[name];
+    if (!m) throw new Error(`wasm_asm: unknown lane memory opcode ${name}`);
+    const [text, bytes] = this.memarg(name, m, offset, arg);
+    return this.emit(`${text} ${lane}`, [...bytes, lane]);
+  }
+
+  /** `call $name` (resolved to a function index when the module is assembled). */
+  call(name: string): this {
+    this.calls.push({ at: this.body.length, name });
+    return this.emit(`call $${name}`, [0x10]);
   }
 
   /** Opens `block $label` (a forward branch target). */
@@ -237,13 +369,23 @@ export class WasmFunc {
     return this;
   }
 
+  /** `else` of the innermost `if`. */
+  else(): this {
+    this.depth--;
+    this.emit("else", [0x05]);
+    this.depth++;
+    return this;
+  }
+
   /** Closes the innermost block, loop or if. */
   end(): this {
+    if (!this.labels.length) throw new Error(`wasm_asm: end without a block in ${this.name}`);
     this.labels.pop();
     this.depth--;
     return this.emit("end", [0x0b]);
   }
 
+  /** Branch depth of the innermost label of that name. */
   private depthOf(label: string): number {
     const i = this.labels.lastIndexOf(label);
     if (i < 0) throw new Error(`wasm_asm: no label $${label} in scope`);
@@ -260,8 +402,14 @@ export class WasmFunc {
     return this.emit(`br_if $${label}`, [0x0d, ...uleb(this.depthOf(label))]);
   }
 
-  /** The code-section entry: size, local declarations (runs of one type), body, `end`. */
-  encode(): number[] {
+  /**
+   * The code-section entry: size, local declarations (runs of one type), body, `end`.
+   *
+   * @param funcIndex Function index of a name, for `call` (default: no calls allowed).
+   */
+  encode(funcIndex: (name: string) => number = (n) => {
+    throw new Error(`wasm_asm: call $${n} needs a module`);
+  }): number[] {
     if (this.labels.length) throw new Error(`wasm_asm: ${this.name} has unclosed blocks`);
     const locals = this.types.slice(this.params.length);
     const runs: [number, ValType][] = [];
@@ -269,10 +417,20 @@ export class WasmFunc {
       if (runs.length && runs[runs.length - 1][1] === t) runs[runs.length - 1][0]++;
       else runs.push([1, t]);
     }
+    let body = this.body;
+    if (this.calls.length) {
+      body = [];
+      let from = 0;
+      for (const c of this.calls) {
+        body.push(...this.body.slice(from, c.at + 1), ...uleb(funcIndex(c.name)));
+        from = c.at + 1;
+      }
+      body.push(...this.body.slice(from));
+    }
     const code = [
       ...uleb(runs.length),
       ...runs.flatMap(([n, t]) => [...uleb(n), VAL_TYPE[t]]),
-      ...this.body,
+      ...body,
       0x0b,
     ];
     return [...uleb(code.length), ...code];
@@ -296,8 +454,9 @@ export class WasmFunc {
     const locals = this.names.slice(this.params.length).map((n, i) =>
       `  (local $${n} ${this.types[this.params.length + i]})`
     );
+    const exp = this.exported ? ` (export "${this.name}")` : "";
     return [
-      `(func $${this.name} (export "${this.name}")${params}${results}`,
+      `(func $${this.name}${exp}${params}${results}`,
       ...locals,
       ...this.lines,
       ")",
@@ -305,15 +464,47 @@ export class WasmFunc {
   }
 }
 
+/** One imported memory of a module (`env.memory`, `env.memory1`, ...). */
+export interface MemoryImport {
+  /** Import name (default `memory` for index 0, `memoryN` after). */
+  name?: string;
+  /** Minimum size in 64 KiB pages. */
+  minPages: number;
+  /** Maximum size in pages (required for a shared memory). */
+  maxPages?: number;
+  /** A shared memory (threads): `new WebAssembly.Memory({ shared: true, ... })`. */
+  shared?: boolean;
+  /** 64-bit addresses (memory64): `new WebAssembly.Memory({ address: "i64", ... })`. */
+  memory64?: boolean;
+}
+
 const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
 
+/** The import name of memory `i`. */
+const memoryName = (m: MemoryImport, i: number) => m.name ?? (i === 0 ? "memory" : `memory${i}`);
+
 /**
- * Assembles a module that imports one memory as `env.memory` (at least `minPages` 64 KiB
- * pages) and exports every function under its name.
+ * WAT text of a memory import: `(import "env" "memory" (memory i64 1 100 shared))`.
  *
- * @param funcs The functions, in export order.
- * @param minPages Minimum pages of the imported memory.
+ * @param m The memory.
+ * @param i Its index.
+ * @returns One line.
+ */
+export function memoryImportText(m: MemoryImport, i = 0): string {
+  const lim = `${m.minPages}${m.maxPages !== undefined ? ` ${m.maxPages}` : ""}`;
+  return `(import "env" "${memoryName(m, i)}" (memory ${m.memory64 ? "i64 " : ""}${lim}${
+    m.shared ? " shared" : ""
+  }))`;
+}
+
+/**
+ * Assembles a module that imports its memories from `env` and exports every exported
+ * function under its name (calls between the functions are resolved by name).
+ *
+ * @param funcs The functions, in index order.
+ * @param memory Minimum pages of one plain imported `env.memory`, or the memories.
  * @returns The module bytes (valid input for `new WebAssembly.Module`).
+ * @throws {Error} when a shared memory has no maximum or a call names no function.
  *
  * @example
  * ```ts
@@ -328,8 +519,33 @@ const section = (id: number, content: number[]) => [id, ...uleb(content.length),
  * assert.equal(one(), 1);
  * ```
  */
-export function assembleModule(funcs: WasmFunc[], minPages: number): Uint8Array<ArrayBuffer> {
+export function assembleModule(
+  funcs: WasmFunc[],
+  memory: number | MemoryImport[],
+): Uint8Array<ArrayBuffer> {
+  const mems: MemoryImport[] = typeof memory === "number" ? [{ minPages: memory }] : memory;
   const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+  const index = new Map(funcs.map((f, i) => [f.name, i]));
+  const funcIndex = (n: string) => {
+    const i = index.get(n);
+    if (i === undefined) throw new Error(`wasm_asm: call to unknown function $${n}`);
+    return i;
+  };
+  const imports = mems.map((m, i) => {
+    if (m.shared && m.maxPages === undefined) {
+      throw new Error(`wasm_asm: shared memory ${memoryName(m, i)} needs maxPages`);
+    }
+    const flags = (m.maxPages !== undefined ? 1 : 0) | (m.shared ? 2 : 0) | (m.memory64 ? 4 : 0);
+    return [
+      ...utf8("env"),
+      ...utf8(memoryName(m, i)),
+      0x02,
+      flags,
+      ...uleb(m.minPages),
+      ...(m.maxPages !== undefined ? uleb(m.maxPages) : []),
+    ];
+  });
+  const exported = funcs.map((f, i) => [f, i] as const).filter(([f]) => f.exported);
   const bytes = [
     0x00,
     0x61,
@@ -340,10 +556,35 @@ export function assembleModule(funcs: WasmFunc[], minPages: number): Uint8Array<
     0x00,
     0x00,
     ...section(1, vec(funcs.map((f) => f.typeBytes()))),
-    ...section(2, vec([[...utf8("env"), ...utf8("memory"), 0x02, 0x00, ...uleb(minPages)]])),
+    ...section(2, vec(imports)),
     ...section(3, vec(funcs.map((_, i) => uleb(i)))),
-    ...section(7, vec(funcs.map((f, i) => [...utf8(f.name), 0x00, ...uleb(i)]))),
-    ...section(10, vec(funcs.map((f) => f.encode()))),
+    ...section(7, vec(exported.map(([f, i]) => [...utf8(f.name), 0x00, ...uleb(i)]))),
+    ...section(10, vec(funcs.map((f) => f.encode(funcIndex)))),
   ];
   return new Uint8Array(bytes);
+}
+
+let relaxed: boolean | undefined;
+
+/**
+ * Whether this runtime validates relaxed-SIMD instructions (probed once with a module
+ * using `i32x4.relaxed_dot_i8x16_i7x16_add_s` and `f32x4.relaxed_madd`).
+ *
+ * @returns True when kernels may use relaxed SIMD.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { relaxedSimdSupported } from "./wasm_asm.ts";
+ * assert.equal(typeof relaxedSimdSupported(), "boolean");
+ * ```
+ */
+export function relaxedSimdSupported(): boolean {
+  if (relaxed === undefined) {
+    const f = new WasmFunc("probe", [], ["v128"]);
+    f.zeroV128().zeroV128().zeroV128().op("i32x4.relaxed_dot_i8x16_i7x16_add_s");
+    f.zeroV128().zeroV128().zeroV128().op("f32x4.relaxed_madd").op("f32x4.add");
+    relaxed = WebAssembly.validate(assembleModule([f], 1));
+  }
+  return relaxed;
 }

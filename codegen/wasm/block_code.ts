@@ -1,0 +1,75 @@
+/**
+ * The contract between the matrix-product driver (`linear.ts`) and the per-type block code
+ * (`types_float.ts`, `types_q32.ts`, `types_k.ts`): the driver walks rows, tokens and
+ * blocks; a type's {@linkcode BlockEmitter} emits what one block contributes to an
+ * `R rows × C tokens` register block.
+ *
+ * Locals the driver provides (i32 byte addresses):
+ * - `pw`: the current block of weight row 0 (row a is at `pw + a · rowBytes`);
+ * - `px`: the current block's activations of token 0 (quants for q8 formats, f32 for f32;
+ *   token c at `px + c · stride`);
+ * - `pd`: the current block's metadata record of token 0 (q8 formats; `pd + c · stride`).
+ * Accumulators: `acc{a}_{c}` (f32x4, lanes summed at the end) and, when the type asks for
+ * them, `sacc{a}_{c}` (f32).
+ *
+ * @module
+ */
+import type { WasmFunc } from "../wasm_asm.ts";
+import type { WeightType } from "./blocks.ts";
+
+/** What a block emitter sees. */
+export interface BlockCtx {
+  /** The function. */
+  f: WasmFunc;
+  /** Weight rows in the register block. */
+  R: number;
+  /** Tokens in the register block. */
+  C: number;
+  /** Bytes per weight row. */
+  rowBytes: number;
+  /** Bytes per activation row. */
+  stride: number;
+  /** Use relaxed SIMD. */
+  relaxed: boolean;
+}
+
+/** The per-type code of one block. */
+export interface BlockEmitter {
+  /** The weight type. */
+  type: WeightType;
+  /** Elements one `block()` covers (the ggml block; 8 for float types). */
+  elems: number;
+  /** Weight bytes one `block()` covers. */
+  bytes: number;
+  /** Whether the type uses the scalar accumulators `sacc{a}_{c}`. */
+  scalar: boolean;
+  /** Declares the locals for register blocks up to R × C (called once per function). */
+  locals(f: WasmFunc, R: number, C: number): void;
+  /** Sets per-function constants (masks) at entry. */
+  init(f: WasmFunc): void;
+  /** Emits one block's contribution for R × C. */
+  block(k: BlockCtx): void;
+  /**
+   * Float types: emits `sacc{a}_{c} += Σ w·x` over the `count` columns left after the
+   * blocks (pw/px then point just past the last block).
+   */
+  tail?(k: BlockCtx, count: number): void;
+}
+
+/** Declares `name` as `type` unless the function already has it. */
+export function need(f: WasmFunc, name: string, type: "i32" | "f32" | "v128"): void {
+  if (!f.has(name)) f.local(name, type);
+}
+
+/** `acc{a}_{c} += f32(isum{a}_{c}) · splat(scale on the stack)`, fused when relaxed. */
+export function addScaled(k: BlockCtx, a: number, c: number, isum: string): void {
+  const f = k.f;
+  f.op("f32x4.splat").set("_s");
+  if (k.relaxed) {
+    f.get(isum).op("f32x4.convert_i32x4_s").get("_s").get(`acc${a}_${c}`);
+    f.op("f32x4.relaxed_madd").set(`acc${a}_${c}`);
+  } else {
+    f.get(isum).op("f32x4.convert_i32x4_s").get("_s").op("f32x4.mul");
+    f.get(`acc${a}_${c}`).op("f32x4.add").set(`acc${a}_${c}`);
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The matrix-product driver: one generated function per (weight type, shape, kind), the
+ * register blocking of every type, the row range that lets threads split the rows.
+ *
+ * - `matvec_<type>_MxK(w, x, y, r0, r1)`: decode, y (M) = W (M, K) · x (K) for rows
+ *   r0 .. r1 - 1 (R rows per register block);
+ * - `matmul_<type>_MxK(w, x, y, r0, r1, n)`: prefill / batches, y (n, M) = x (n, K) · Wᵀ,
+ *   R weight rows × C tokens per register block, weight row blocks outside and tokens
+ *   inside, so a block of R weight rows is read from memory once per call and every
+ *   weight block is decoded once per C tokens.
+ *
+ * `x` is f32 rows (F32/F16/BF16 weights) or quantised activation rows (`blocks.ts`
+ * `actLayout`, written by `quantize.ts`); W is in ggml's block layout (row r at
+ * `w + r · rowBytes`); y is f32. Suffixes: `_bias` adds a bias (M) (param `bias` after
+ * `w`), `_acc` adds into y (a residual). Each (row, token) result is a sum of per-block
+ * f32 terms in lane order, so it does not depend on r0/r1: any split of the rows between
+ * threads gives identical results.
+ *
+ * @module
+ */
+import { WasmFunc } from "../wasm_asm.ts";
+import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import type { BlockCtx, BlockEmitter } from "./block_code.ts";
+import { hsumF32 } from "./snippets.ts";
+import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
+import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
+import { BF16, F16, F32 } from "./types_float.ts";
+
+/** The block code of every supported type. */
+export const EMITTERS: Record<WeightTypeName, BlockEmitter> = {
+  F32,
+  F16,
+  BF16,
+  Q4_0,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q8_0,
+  Q2_K,
+  Q3_K,
+  Q4_K,
+  Q5_K,
+  Q6_K,
+};
+
+/** One matrix-product kernel to generate. */
+export interface LinearSpec {
+  /** Weight type. */
+  type: WeightTypeName;
+  /** Output features (rows of W). */
+  M: number;
+  /** Input features (columns of W; a multiple of the type's block size). */
+  K: number;
+  /** `matvec` (one token) or `matmul` (n tokens). */
+  kind: "matvec" | "matmul";
+  /** Add a bias (M) (default false). */
+  bias?: boolean;
+  /** Add into y instead of storing (default false). */
+  accumulate?: boolean;
+  /** Use relaxed SIMD (default false; see `relaxedSimdSupported`). */
+  relaxed?: boolean;
+  /** Weight rows per register block (default per type and kind). */
+  rows?: number;
+  /** Tokens per register block of a matmul (default per type). */
+  tokens?: number;
+}
+
+/**
+ * Default register blocking: [matvec rows, matmul rows, matmul tokens] (the fastest of
+ * R ∈ {1, 2, 4, 8} measured with bench/kernels.ts on the g110M shapes).
+ */
+const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
+  F32: [4, 4, 4],
+  F16: [4, 4, 4],
+  BF16: [4, 4, 4],
+  Q4_0: [2, 2, 4],
+  Q4_1: [2, 2, 4],
+  Q5_0: [2, 2, 4],
+  Q5_1: [2, 2, 4],
+  Q8_0: [2, 2, 4],
+  Q2_K: [2, 2, 4],
+  Q3_K: [2, 2, 4],
+  Q4_K: [2, 2, 4],
+  Q5_K: [2, 2, 4],
+  Q6_K: [2, 2, 4],
+};
+
+/**
+ * The kernel name of a spec: `matvec_q4_k_2048x768`, `matmul_f16_768x768_bias_acc`.
+ *
+ * @param s The spec.
+ * @returns The function (and export) name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { linearName } from "./linear.ts";
+ * assert.equal(linearName({ type: "Q8_0", M: 2048, K: 768, kind: "matvec" }), "matvec_q8_0_2048x768");
+ * ```
+ */
+export function linearName(s: LinearSpec): string {
+  return `${s.kind}_${s.type.toLowerCase()}_${s.M}x${s.K}` + (s.bias ? "_bias" : "") +
+    (s.accumulate ? "_acc" : "");
+}
+
+/**
+ * Emits one matrix-product kernel (see the module doc for its parameters).
+ *
+ * @param s The spec.
+ * @returns The function.
+ * @throws {RangeError} when K is not a multiple of the type's block size or M, K are not
+ *   positive integers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { emitLinear } from "./linear.ts";
+ * const f = emitLinear({ type: "Q4_K", M: 8, K: 256, kind: "matvec" });
+ * assert.ok(f.text().startsWith("(func $matvec_q4_k_8x256"));
+ * ```
+ */
+export function emitLinear(s: LinearSpec): WasmFunc {
+  const em = EMITTERS[s.type];
+  const t = WEIGHT_TYPES[s.type];
+  const { M, K } = s;
+  if (!Number.isInteger(M) || M <= 0) throw new RangeError(`linear: bad M ${M}`);
+  const rb = rowBytes(t, K);
+  const act = actLayout(t.act, K);
+  const nb = Math.floor(K / em.elems);
+  const tail = K - nb * em.elems;
+  const mm = s.kind === "matmul";
+  const [mvR, mmR, mmC] = BLOCKING[s.type];
+  const R = s.rows ?? (mm ? mmR : mvR);
+  const C = mm ? s.tokens ?? mmC : 1;
+  const relaxed = s.relaxed ?? false;
+  const params: [string, "i32"][] = [["w", "i32"]];
+  if (s.bias) params.push(["bias", "i32"]);
+  params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"]);
+  if (mm) params.push(["n", "i32"]);
+  const f = new WasmFunc(linearName(s), params);
+  for (const l of ["r", "wr", "yr", "br", "xt", "yt", "t", "pw", "px", "pd", "wend"]) {
+    f.local(l, "i32");
+  }
+  for (let a = 0; a < R; a++) {
+    for (let c = 0; c < C; c++) {
+      f.local(`acc${a}_${c}`, "v128");
+      if (em.scalar || tail) f.local(`sacc${a}_${c}`, "f32");
+    }
+  }
+  em.locals(f, R, C);
+  const xDesc = t.act === "f32" ? `f32` : `${t.act} rows (stride ${act.stride})`;
+  f.comment(
+    mm
+      ? `y (n, ${M}) ${s.accumulate ? "+" : ""}= x (n, ${K}) · Wᵀ${s.bias ? " + bias" : ""}, ` +
+        `W (${M}, ${K}) ${t.name} (${rb} bytes per row), x ${xDesc}; rows r0 .. r1 - 1`
+      : `y (${M}) ${s.accumulate ? "+" : ""}= W (${M}, ${K}) · x (${K})${
+        s.bias ? " + bias" : ""
+      }, ` +
+        `W ${t.name} (${rb} bytes per row), x ${xDesc}; rows r0 .. r1 - 1`,
+  );
+  em.init(f);
+  const ctx = (Rr: number, Cc: number): BlockCtx => ({
+    f,
+    R: Rr,
+    C: Cc,
+    rowBytes: rb,
+    stride: act.stride,
+    relaxed,
+  });
+
+  /** The register block of Rr rows (at wr, yt) × Cc tokens (at xt). */
+  const registerBlock = (Rr: number, Cc: number) => {
+    const k = ctx(Rr, Cc);
+    f.comment(`register block: ${Rr} row(s) × ${Cc} token(s)`);
+    for (let a = 0; a < Rr; a++) {
+      for (let c = 0; c < Cc; c++) {
+        f.zeroV128().set(`acc${a}_${c}`);
+        if (em.scalar || tail) f.f32(0).set(`sacc${a}_${c}`);
+      }
+    }
+    f.get("wr").set("pw").get("xt").set("px");
+    if (act.format !== "f32") f.get("xt").i32(act.metaOffset).op("i32.add").set("pd");
+    if (nb > 0) {
+      f.get("wr").i32(nb * em.bytes).op("i32.add").set("wend");
+      f.comment(`${nb} block(s) of ${em.elems}`);
+      f.loop("blocks");
+      em.block(k);
+      f.get("pw").i32(em.bytes).op("i32.add").set("pw");
+      f.get("px").i32(act.format === "f32" ? em.elems * 4 : em.elems).op("i32.add").set("px");
+      if (act.format !== "f32") f.get("pd").i32(act.metaBytes).op("i32.add").set("pd");
+      f.get("pw").get("wend").op("i32.lt_u").brIf("blocks");
+      f.end();
+    }
+    if (tail) em.tail!(k, tail);
+    for (let c = 0; c < Cc; c++) {
+      for (let a = 0; a < Rr; a++) {
+        const off = c * M * 4 + a * 4;
+        f.get("yt");
+        hsumF32(f, `acc${a}_${c}`);
+        if (em.scalar || tail) f.get(`sacc${a}_${c}`).op("f32.add");
+        if (s.bias) f.get("br").mem("f32.load", a * 4).op("f32.add");
+        if (s.accumulate) f.get("yt").mem("f32.load", off).op("f32.add");
+        f.mem("f32.store", off);
+      }
+    }
+  };
+
+  /** All tokens for the Rr rows at wr. */
+  const tokens = (Rr: number) => {
+    f.get("x").set("xt").get("yr").set("yt");
+    if (!mm) {
+      registerBlock(Rr, 1);
+      return;
+    }
+    f.i32(0).set("t");
+    for (const Cc of C > 1 ? [C, 1] : [1]) {
+      f.block(`tok${Cc}_done`).loop(`tok${Cc}`);
+      f.get("t").i32(Cc).op("i32.add").get("n").op("i32.gt_u").brIf(`tok${Cc}_done`);
+      registerBlock(Rr, Cc);
+      f.get("t").i32(Cc).op("i32.add").set("t");
+      f.get("xt").i32(Cc * act.stride).op("i32.add").set("xt");
+      f.get("yt").i32(Cc * M * 4).op("i32.add").set("yt");
+      f.br(`tok${Cc}`).end().end();
+    }
+  };
+
+  f.get("r0").set("r");
+  for (const Rr of R > 1 ? [R, 1] : [1]) {
+    f.comment(`rows ${Rr} at a time`);
+    f.block(`rows${Rr}_done`).loop(`rows${Rr}`);
+    f.get("r").i32(Rr).op("i32.add").get("r1").op("i32.gt_u").brIf(`rows${Rr}_done`);
+    f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
+    f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
+    if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");
+    tokens(Rr);
+    f.get("r").i32(Rr).op("i32.add").set("r");
+    f.br(`rows${Rr}`).end().end();
+  }
+  return f;
+}

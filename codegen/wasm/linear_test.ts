@@ -1,0 +1,148 @@
+/**
+ * Every matrix-product kernel (codegen/wasm/linear.ts) against dequantise-then-float64:
+ * weights decoded by the scalar block decoder of tests/ggml_blocks.ts (itself checked
+ * against gguf.quants.dequantize below), activations as the quantiser wrote them
+ * (`d · q`), for matvec and matmul, with and without relaxed SIMD, odd row counts (the
+ * one-row remainder), 5 tokens (the one-token remainder), a bias and an accumulate.
+ *
+ * Tolerance: |y - y_ref| ≤ 1e-6 · Σ_k |w_k · x_k| for every type (the kernels differ from
+ * the float64 sum only by f32 rounding of the per-block terms). A second check bounds the
+ * activation quantisation: |x - d·q| ≤ d/2 per element. Negative controls: one flipped
+ * weight byte, and the f32 activations in place of the quantised ones for a q8 type.
+ */
+import assert from "node:assert/strict";
+import { dequantizeRef, randomBlocks, rng } from "../../tests/ggml_blocks.ts";
+import { relaxedSimdSupported } from "../wasm_asm.ts";
+import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { emitLinear, type LinearSpec } from "./linear.ts";
+import { buildKernelModule } from "./module.ts";
+import { quantizeKernel } from "./quantize.ts";
+
+/** The exported kernels, called with byte offsets and counts. */
+type Kernels = Record<string, (...args: number[]) => number>;
+
+const TYPES = Object.keys(WEIGHT_TYPES) as WeightTypeName[];
+const FIXTURES = new URL("../../tests/fixtures/ggml_blocks/", import.meta.url);
+
+Deno.test("dequantizeRef() equals gguf.quants.dequantize on random blocks of every type", () => {
+  for (const t of TYPES.filter((t) => t !== "F32")) {
+    const raw = Deno.readFileSync(new URL(`${t}.bin`, FIXTURES));
+    const want = new Float32Array(Deno.readFileSync(new URL(`${t}.f32`, FIXTURES)).buffer);
+    assert.deepEqual(dequantizeRef(t, raw, 512), want, t);
+  }
+});
+
+interface Run {
+  y: Float32Array;
+  yRef: Float64Array;
+  mag: Float64Array;
+  xErr: number;
+}
+
+/** Runs one kernel on random data; returns its output and the float64 reference. */
+function run(
+  type: WeightTypeName,
+  s: Omit<LinearSpec, "type">,
+  n: number,
+  opts: { flip?: boolean; rawX?: boolean } = {},
+): Run {
+  const t = WEIGHT_TYPES[type];
+  const { M, K } = s;
+  const f = emitLinear({ type, ...s });
+  const funcs = [f];
+  if (t.act !== "f32") funcs.push(quantizeKernel(t.act, K));
+  const memory = new WebAssembly.Memory({ initial: 64 });
+  const mod = buildKernelModule(funcs, { minPages: 64 });
+  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
+    .exports as unknown as Kernels;
+  const r = rng(M * 7919 + K);
+  const wb = randomBlocks(type, M, K, r);
+  const W = dequantizeRef(type, wb, M * K);
+  const WO = 0, XO = 1 << 20, QO = 2 << 20, YO = 3 << 20, BO = 3.5 * (1 << 20);
+  const u8 = new Uint8Array(memory.buffer), f32 = new Float32Array(memory.buffer);
+  u8.set(wb, WO);
+  if (opts.flip) u8[WO + Math.floor(wb.length / 2) + 5] ^= 0x24;
+  for (let i = 0; i < n * K; i++) f32[XO / 4 + i] = 2 * r() - 1;
+  for (let i = 0; i < M; i++) f32[BO / 4 + i] = 2 * r() - 1;
+  const y0 = Float32Array.from({ length: n * M }, () => 2 * r() - 1);
+  f32.set(y0, YO / 4);
+  const x = f32.slice(XO / 4, XO / 4 + n * K);
+  let xq = Float64Array.from(x), xArg = XO, xErr = 0;
+  if (t.act !== "f32") {
+    const L = actLayout(t.act, K);
+    e[`quantize_${t.act}_${K}`](XO, QO, n);
+    const dv = new DataView(memory.buffer);
+    for (let tok = 0; tok < n; tok++) {
+      const row = QO + tok * L.stride;
+      for (let k = 0; k < K; k++) {
+        const d = dv.getFloat32(
+          row + L.metaOffset + Math.floor(k / L.blockElems) * L.metaBytes,
+          true,
+        );
+        xq[tok * K + k] = d * dv.getInt8(row + k);
+        xErr = Math.max(xErr, Math.abs(xq[tok * K + k] - x[tok * K + k]) / (d / 2 || 1));
+      }
+    }
+    if (opts.rawX) xq = Float64Array.from(x);
+    xArg = QO;
+  }
+  const args = [WO, ...(s.bias ? [BO] : []), xArg, YO, 0, M, ...(s.kind === "matmul" ? [n] : [])];
+  e[f.name](...args);
+  const yRef = new Float64Array(n * M), mag = new Float64Array(n * M);
+  for (let tok = 0; tok < n; tok++) {
+    for (let m = 0; m < M; m++) {
+      let sum = 0, abs = 0;
+      for (let k = 0; k < K; k++) {
+        const p = W[m * K + k] * xq[tok * K + k];
+        sum += p;
+        abs += Math.abs(p);
+      }
+      if (s.bias) sum += f32[BO / 4 + m];
+      if (s.accumulate) sum += y0[tok * M + m];
+      yRef[tok * M + m] = sum;
+      mag[tok * M + m] = abs + 1e-30;
+    }
+  }
+  return { y: f32.slice(YO / 4, YO / 4 + n * M), yRef, mag, xErr };
+}
+
+/** Largest |y - yRef| / Σ|w·x|. */
+function worst({ y, yRef, mag }: Run): number {
+  let w = 0;
+  for (let i = 0; i < y.length; i++) w = Math.max(w, Math.abs(y[i] - yRef[i]) / mag[i]);
+  return w;
+}
+
+const TOL = 1e-6;
+const RELAXED = relaxedSimdSupported() ? [false, true] : [false];
+
+for (const type of TYPES) {
+  const K = WEIGHT_TYPES[type].blockElems === 1 ? 37 : 512;
+  for (const relaxed of RELAXED) {
+    const tag = relaxed ? "relaxed SIMD" : "SIMD";
+    Deno.test(`${type} matvec and matmul (${tag}) equal dequantise-then-f64 within ${TOL}`, () => {
+      for (const kind of ["matvec", "matmul"] as const) {
+        const n = kind === "matvec" ? 1 : 5;
+        const r = run(type, { M: 13, K, kind, relaxed }, n);
+        assert.ok(worst(r) <= TOL, `${kind}: relative error ${worst(r)}`);
+        assert.ok(r.xErr <= 1.0001, `activation error ${r.xErr} × d/2`);
+      }
+      const biased = run(
+        type,
+        { M: 7, K, kind: "matmul", bias: true, accumulate: true, relaxed },
+        3,
+      );
+      assert.ok(worst(biased) <= TOL, `bias + acc: relative error ${worst(biased)}`);
+    });
+  }
+}
+
+Deno.test("matvec negative controls: a flipped weight byte, unquantised activations", () => {
+  for (const type of ["Q4_K", "Q8_0", "F16"] as WeightTypeName[]) {
+    const K = WEIGHT_TYPES[type].blockElems === 1 ? 64 : 512;
+    // The reference decodes the unflipped bytes: the kernel's output must disagree.
+    assert.ok(worst(run(type, { M: 13, K, kind: "matvec" }, 1, { flip: true })) > 100 * TOL, type);
+  }
+  const raw = run("Q6_K", { M: 13, K: 512, kind: "matvec" }, 1, { rawX: true });
+  assert.ok(worst(raw) > 100 * TOL, "the quantised activations are what the kernel reads");
+});

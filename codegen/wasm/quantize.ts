@@ -1,0 +1,140 @@
+/**
+ * The activation quantisers: f32 rows → the `q8_0` / `q8_K` layouts of `blocks.ts`, once
+ * per matrix-product input (as llama.cpp's `quantize_row_q8_0` / `quantize_row_q8_K`, which
+ * the `ggml_vec_dot_*_q8_*` kernels read). Per block: `d = max|x| / 127`, `q = round(x / d)`
+ * (round half to even, `f32x4.nearest`), plus the block sums the offset/min terms need.
+ * The scale stays f32 (ggml rounds the q8_0 scale to f16).
+ *
+ * @module
+ */
+import { WasmFunc } from "../wasm_asm.ts";
+import { type ActFormat, actLayout } from "./blocks.ts";
+
+/**
+ * Name of the quantiser of one format and row length: `quantize_q8_0_768`.
+ *
+ * @param format `q8_0` or `q8_K`.
+ * @param K Elements per row.
+ * @returns The function name.
+ */
+export function quantizeName(format: Exclude<ActFormat, "f32">, K: number): string {
+  return `quantize_${format}_${K}`;
+}
+
+/** Emits: quantise 32 f32 at `src`, quants at `dst`; leaves i16x8 `h0..h3` and scale `d`. */
+function quantize32(f: WasmFunc, src: number, dst: number, amaxKnown: boolean): void {
+  for (let i = 0; i < 8; i++) f.get("px").mem("v128.load", src + 16 * i).set(`v${i}`);
+  if (!amaxKnown) {
+    f.comment("amax = max |x| over the block");
+    f.get("v0").op("f32x4.abs");
+    for (let i = 1; i < 8; i++) f.get(`v${i}`).op("f32x4.abs").op("f32x4.max");
+    f.set("m");
+    f.get("m").extractLane(0).get("m").extractLane(1).op("f32.max");
+    f.get("m").extractLane(2).get("m").extractLane(3).op("f32.max").op("f32.max").set("amax");
+    scaleFromAmax(f);
+  }
+  f.comment("q = round(x · 127 / amax) in [-127, 127], narrowed to i16 then i8");
+  for (let i = 0; i < 8; i++) {
+    f.get(`v${i}`).get("vid").op("f32x4.mul").op("f32x4.nearest").op("i32x4.trunc_sat_f32x4_s");
+    f.set(`q${i}`);
+  }
+  for (let i = 0; i < 4; i++) {
+    f.get(`q${2 * i}`).get(`q${2 * i + 1}`).op("i16x8.narrow_i32x4_s").set(`h${i}`);
+  }
+  f.get("pq").get("h0").get("h1").op("i8x16.narrow_i16x8_s").mem("v128.store", dst);
+  f.get("pq").get("h2").get("h3").op("i8x16.narrow_i16x8_s").mem("v128.store", dst + 16);
+}
+
+/** d = amax / 127; vid = splat(amax > 0 ? 127 / amax : 0). */
+function scaleFromAmax(f: WasmFunc): void {
+  f.get("amax").f32(127).op("f32.div").set("d");
+  f.f32(127).get("amax").op("f32.div").f32(0).get("amax").f32(0).op("f32.gt").op("select");
+  f.op("f32x4.splat").set("vid");
+}
+
+/**
+ * Builds the quantiser of one format: `(x, xq, n)` reads n rows of K f32 at byte offset x
+ * and writes n activation rows (stride `actLayout(format, K).stride`) at xq.
+ *
+ * @param format `q8_0` (blocks of 32) or `q8_K` (blocks of 256).
+ * @param K Elements per row (a multiple of the block size).
+ * @returns The function.
+ * @throws {RangeError} when K is not a multiple of the block size.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quantizeKernel } from "./quantize.ts";
+ * assert.equal(quantizeKernel("q8_0", 64).name, "quantize_q8_0_64");
+ * ```
+ */
+export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): WasmFunc {
+  const L = actLayout(format, K);
+  const f = new WasmFunc(quantizeName(format, K), [["x", "i32"], ["xq", "i32"], ["n", "i32"]]);
+  for (const l of ["t", "px", "pq", "pm", "end", "s"]) f.local(l, "i32");
+  for (let i = 0; i < 8; i++) f.local(`v${i}`, "v128").local(`q${i}`, "v128");
+  for (let i = 0; i < 4; i++) f.local(`h${i}`, "v128");
+  f.local("m", "v128").local("vid", "v128").local("amax", "f32").local("d", "f32");
+  f.comment(
+    `n rows of ${K} f32 at x → ${format} rows at xq (stride ${L.stride}): ` +
+      `${K} quants, then ${K / L.blockElems} × ${L.metaBytes}-byte records ` +
+      (format === "q8_0"
+        ? "(d f32, d·Σq f32)"
+        : "(d f32 @0, Σq per 16 i16[16] @16, per 32 i16[8] @48)"),
+  );
+  f.get("x").set("px").get("xq").set("pq");
+  f.block("rows_done").loop("rows");
+  f.get("t").get("n").op("i32.ge_u").brIf("rows_done");
+  f.get("pq").i32(L.metaOffset).op("i32.add").set("pm");
+  f.get("pq").i32(K).op("i32.add").set("end");
+  f.loop("blocks");
+  if (format === "q8_0") {
+    quantize32(f, 0, 0, false);
+    f.comment("s = d · Σq");
+    f.get("h0").get("h1").op("i16x8.add").get("h2").get("h3").op("i16x8.add").op("i16x8.add");
+    f.op("i32x4.extadd_pairwise_i16x8_s").set("m");
+    f.get("pm").get("d").mem("f32.store", 0);
+    f.get("pm").get("d");
+    f.get("m").lane("i32x4.extract_lane", 0).get("m").lane("i32x4.extract_lane", 1).op("i32.add");
+    f.get("m").lane("i32x4.extract_lane", 2).get("m").lane("i32x4.extract_lane", 3).op("i32.add");
+    f.op("i32.add").op("f32.convert_i32_s").op("f32.mul").mem("f32.store", 4);
+    f.get("px").i32(128).op("i32.add").set("px");
+    f.get("pq").i32(32).op("i32.add").set("pq");
+    f.get("pm").i32(8).op("i32.add").set("pm");
+  } else {
+    f.comment("amax over the 256-element block");
+    f.zeroV128().set("m");
+    for (let i = 0; i < 64; i++) {
+      f.get("m").get("px").mem("v128.load", 16 * i).op("f32x4.abs").op("f32x4.max").set("m");
+    }
+    f.get("m").extractLane(0).get("m").extractLane(1).op("f32.max");
+    f.get("m").extractLane(2).get("m").extractLane(3).op("f32.max").op("f32.max").set("amax");
+    scaleFromAmax(f);
+    f.get("pm").get("d").mem("f32.store", 0);
+    for (let j = 0; j < 8; j++) {
+      f.comment(`elements ${32 * j} .. ${32 * j + 31}: quants, Σq per 16 and per 32`);
+      quantize32(f, 128 * j, 32 * j, true);
+      for (let half = 0; half < 2; half++) {
+        f.get(`h${2 * half}`).get(`h${2 * half + 1}`).op("i16x8.add");
+        f.op("i32x4.extadd_pairwise_i16x8_s").set("m");
+        f.get("m").lane("i32x4.extract_lane", 0).get("m").lane("i32x4.extract_lane", 1);
+        f.op("i32.add").get("m").lane("i32x4.extract_lane", 2).op("i32.add");
+        f.get("m").lane("i32x4.extract_lane", 3).op("i32.add");
+        f.set("s").get("pm").get("s").mem("i32.store16", 16 + 4 * j + 2 * half);
+      }
+      // Σ per 32 = the two stored 16-sums.
+      f.get("pm").get("pm").mem("i32.load16_s", 16 + 4 * j).get("pm");
+      f.mem("i32.load16_s", 16 + 4 * j + 2).op("i32.add").mem("i32.store16", 48 + 2 * j);
+    }
+    f.get("px").i32(1024).op("i32.add").set("px");
+    f.get("pq").i32(256).op("i32.add").set("pq");
+    f.get("pm").i32(64).op("i32.add").set("pm");
+  }
+  f.get("pq").get("end").op("i32.lt_u").brIf("blocks");
+  f.end();
+  f.comment("next row");
+  f.get("xq").i32(L.stride).get("t").i32(1).op("i32.add").tee("t").op("i32.mul").op("i32.add");
+  f.set("pq");
+  f.br("rows").end().end();
+  return f;
+}

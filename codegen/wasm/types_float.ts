@@ -1,0 +1,101 @@
+/**
+ * Block code of the float weight types against f32 activations: F32, F16 and BF16 stay in
+ * their storage width in memory and become f32 in registers (F16 by the shift-and-rescale
+ * of `snippets.ts`, BF16 by moving the 16 bits into the high half of an f32). One block is
+ * 8 columns; `acc += w · x` lane-wise (`f32x4.relaxed_madd` when relaxed), and the columns
+ * past the last full block go through scalar code into `sacc`.
+ *
+ * @module
+ */
+import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
+import { F16_MASK, F16_RESCALE, f16HighHalvesToF32x4, f16Scalar } from "./snippets.ts";
+import type { WasmFunc } from "../wasm_asm.ts";
+
+/** Byte lanes that move f16/bf16 k (of 8) into the high half of i32 lane k % 4. */
+const HIGH_HALVES = (half: number) =>
+  [0, 1, 2, 3].flatMap((k) => [0, 0, 16 + 2 * (4 * half + k), 17 + 2 * (4 * half + k)]);
+
+function madd(k: BlockCtx, acc: string, w: string, x: string): void {
+  const f = k.f;
+  if (k.relaxed) f.get(w).get(x).get(acc).op("f32x4.relaxed_madd").set(acc);
+  else f.get(acc).get(w).get(x).op("f32x4.mul").op("f32x4.add").set(acc);
+}
+
+/** Pushes the f32 weight of row a, column `j` past pw (scalar tail). */
+function scalarWeight(f: WasmFunc, name: WeightTypeName, off: number): void {
+  if (name === "F32") f.get("pw").mem("f32.load", off);
+  else if (name === "F16") f16Scalar(f, "pw", off);
+  else f.get("pw").mem("i32.load16_u", off).i32(16).op("i32.shl").op("f32.reinterpret_i32");
+}
+
+function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
+  const t = WEIGHT_TYPES[name];
+  const width = t.blockBytes;
+  return {
+    type: t,
+    elems: 8,
+    bytes: 8 * width,
+    scalar: false,
+    locals(f, R, C) {
+      for (let a = 0; a < R; a++) need(f, `w${a}_0`, "v128"), need(f, `w${a}_1`, "v128");
+      for (let c = 0; c < C; c++) need(f, `x${c}_0`, "v128"), need(f, `x${c}_1`, "v128");
+      if (name !== "F32") need(f, "zero", "v128");
+      if (name === "F16") need(f, "f16mask", "v128"), need(f, "f16scale", "v128");
+    },
+    init(f) {
+      if (name === "F16") {
+        f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
+        f.i32x4(F16_MASK).set("f16mask");
+        f.f32x4(F16_RESCALE).set("f16scale");
+      }
+    },
+    block(k) {
+      const { f, R, C } = k;
+      for (let a = 0; a < R; a++) {
+        const o = a * k.rowBytes;
+        if (name === "F32") {
+          f.get("pw").mem("v128.load", o).set(`w${a}_0`);
+          f.get("pw").mem("v128.load", o + 16).set(`w${a}_1`);
+          continue;
+        }
+        f.comment(`row ${a}: 8 × ${name} → 2 × f32x4`);
+        f.get("pw").mem("v128.load", o).set(`w${a}_1`);
+        for (const h of [0, 1]) {
+          f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
+          if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
+          f.set(`w${a}_${h}`);
+        }
+      }
+      for (let c = 0; c < C; c++) {
+        f.get("px").mem("v128.load", c * k.stride).set(`x${c}_0`);
+        f.get("px").mem("v128.load", c * k.stride + 16).set(`x${c}_1`);
+        for (let a = 0; a < R; a++) {
+          madd(k, `acc${a}_${c}`, `w${a}_0`, `x${c}_0`);
+          madd(k, `acc${a}_${c}`, `w${a}_1`, `x${c}_1`);
+        }
+      }
+    },
+    tail(k, count) {
+      const { f, R, C } = k;
+      f.comment(`${count} column(s) past the last block of 8`);
+      for (let a = 0; a < R; a++) {
+        for (let c = 0; c < C; c++) {
+          const s = `sacc${a}_${c}`;
+          for (let j = 0; j < count; j++) {
+            f.get(s);
+            scalarWeight(f, name, a * k.rowBytes + j * width);
+            f.get("px").mem("f32.load", c * k.stride + 4 * j).op("f32.mul").op("f32.add").set(s);
+          }
+        }
+      }
+    },
+  };
+}
+
+/** F32 weights. */
+export const F32: BlockEmitter = floatType("F32");
+/** F16 weights (IEEE half), converted in registers. */
+export const F16: BlockEmitter = floatType("F16");
+/** BF16 weights (upper half of an f32), converted in registers. */
+export const BF16: BlockEmitter = floatType("BF16");

@@ -1,0 +1,359 @@
+/**
+ * Block code of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; 256-element super-blocks)
+ * against `q8_K` activations, following ggml's `ggml_vec_dot_q{2..6}_K_q8_K`: per
+ * sub-block (16 or 32 elements) an integer dot product of the weight quants with the
+ * activation quants, multiplied by the sub-block's integer scale and summed in int32 over
+ * the super-block; then one f32 scale `d_w · d_x` (and, for the types with mins,
+ * `- dmin_w · d_x · Σ_j m_j · Σq_x(j)` from the activation block sums).
+ *
+ * Quants are kept unsigned (Q3_K: `q2 | hbit << 2` in 0..7, offset 4; Q6_K: 0..63, offset
+ * 32), so they are the i7 operand of the relaxed dot product; the offsets enter as
+ * `- offset · Σ_j sc_j · Σq_x(j)` with the per-16 activation sums.
+ *
+ * @module
+ */
+import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { addScaled, type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
+import { f16Scalar, scaledDotI8 } from "./snippets.ts";
+import type { WasmFunc } from "../wasm_asm.ts";
+
+/** i8x16 splat constants the K kernels use, by local name. */
+const CONSTS: Record<string, number> = { c0f: 0x0f, c03: 0x03, c04: 0x04, c10: 0x10, c30: 0x30 };
+
+/** Shuffle lanes broadcasting byte j (of the first operand) to every i32 (width 4) or i16 lane, zero-extended (second operand zero). */
+const bcast = (j: number, width: 2 | 4) =>
+  Array.from({ length: 16 }, (_, i) => (i % width === 0 ? j : 16));
+
+/** Per-type geometry and code. */
+interface KSpec {
+  name: WeightTypeName;
+  /** Vectors (16 elements each) per part. */
+  vecs: number;
+  /** Parts per super-block. */
+  parts: number;
+  /** Whether there is a dmin/min term. */
+  mins: boolean;
+  /** Per-row prologue at weight offset o (sets dw{a}, dm{a}, sc{a}, ...). */
+  prologue(k: BlockCtx, a: number, o: number): void;
+  /** Decodes part p of row a into w{a}_0 .. w{a}_{vecs-1}. */
+  decode(k: BlockCtx, a: number, o: number, p: number): void;
+  /** Sub-block size (16 or 32). */
+  sub: 16 | 32;
+  /** Pushes sub-block j's scale of row a as i32x4 / i16x8 splat. */
+  scale(f: WasmFunc, a: number, j: number, width: 2 | 4, o: number): void;
+  /** Element offset of vector i of part p (default: parts are contiguous). */
+  xOff?(p: number, i: number): number;
+  /** Adjusts isum (offset) or sets mins{a}_{c} from the activation sums. */
+  offsets(k: BlockCtx, a: number, c: number): void;
+}
+
+/** `isum -= (Σ_j sc_j · bsum16_j) << shift`, sc{a} holding 16 signed i8 scales. */
+function signedOffset(k: BlockCtx, a: number, c: number, scv: string, shift: number): void {
+  const f = k.f, o = c * k.stride;
+  f.comment(`offset: - ${1 << shift} · Σ_j sc_j · Σq_x(j) over the 16 sub-blocks`);
+  f.get(`isum${a}_${c}`);
+  f.get(scv).op("i16x8.extend_low_i8x16_s").get("pd").mem("v128.load", o + 16);
+  f.op("i32x4.dot_i16x8_s");
+  f.get(scv).op("i16x8.extend_high_i8x16_s").get("pd").mem("v128.load", o + 32);
+  f.op("i32x4.dot_i16x8_s").op("i32x4.add").i32(shift).op("i32x4.shl");
+  f.op("i32x4.sub").set(`isum${a}_${c}`);
+}
+
+/** Pushes ((v >> from) & 1) moved to bit `to` as i8x16 (v a local), masked by `mask`. */
+function moveBits(f: WasmFunc, v: string, from: number, to: number, mask: string): void {
+  f.get(v);
+  if (to > from) f.i32(to - from).op("i8x16.shl");
+  else if (from > to) f.i32(from - to).op("i8x16.shr_u");
+  f.get(mask).op("v128.and");
+}
+
+/** Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`, as 32-bit words). */
+function unpackScaleMin(f: WasmFunc, a: number, o: number): void {
+  f.comment("scales[12] → sc0..7 (bytes 0..7), m0..7 (bytes 8..15)");
+  f.get("pw").mem("i32.load", o + 4, { align: 0 }).set("u0");
+  f.get("pw").mem("i32.load", o + 8, { align: 0 }).set("u1");
+  f.get("pw").mem("i32.load", o + 12, { align: 0 }).set("u2");
+  f.get("u0").i32(0x3f3f3f3f).op("i32.and").op("i32x4.splat");
+  f.get("u2").i32(0x0f0f0f0f).op("i32.and");
+  f.get("u0").i32(6).op("i32.shr_u").i32(0x03030303).op("i32.and").i32(4).op("i32.shl");
+  f.op("i32.or").lane("i32x4.replace_lane", 1);
+  f.get("u1").i32(0x3f3f3f3f).op("i32.and").lane("i32x4.replace_lane", 2);
+  f.get("u2").i32(4).op("i32.shr_u").i32(0x0f0f0f0f).op("i32.and");
+  f.get("u1").i32(6).op("i32.shr_u").i32(0x03030303).op("i32.and").i32(4).op("i32.shl");
+  f.op("i32.or").lane("i32x4.replace_lane", 3).set(`sc${a}`);
+}
+
+/** Mins term of Q4_K/Q5_K: mins{a}_{c} = Σ_j m_j · Σq_x(j) (per 32). */
+function minsPer32(k: BlockCtx, a: number, c: number): void {
+  const f = k.f;
+  f.get(`sc${a}`).op("i16x8.extend_high_i8x16_u").get("pd").mem("v128.load", c * k.stride + 48);
+  f.op("i32x4.dot_i16x8_s").set(`mins${a}_${c}`);
+}
+
+const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
+  name,
+  vecs: 4,
+  parts: 4,
+  mins: true,
+  sub: 32,
+  prologue(k, a, o) {
+    const f = k.f;
+    f16Scalar(f, "pw", o);
+    f.set(`dw${a}`);
+    f16Scalar(f, "pw", o + 2);
+    f.set(`dm${a}`);
+    unpackScaleMin(f, a, o);
+    if (name === "Q5_K") {
+      f.get("pw").mem("v128.load", o + 16).set(`qh${a}_0`);
+      f.get("pw").mem("v128.load", o + 32).set(`qh${a}_1`);
+    }
+  },
+  decode(k, a, o, p) {
+    const f = k.f, qs = o + (name === "Q4_K" ? 16 : 48) + 32 * p;
+    f.comment(`row ${a}, elements ${64 * p} .. ${64 * p + 63}: low nibbles, then high nibbles`);
+    f.get("pw").mem("v128.load", qs).set(`w${a}_2`);
+    f.get("pw").mem("v128.load", qs + 16).set(`w${a}_3`);
+    f.get(`w${a}_2`).get("c0f").op("v128.and").set(`w${a}_0`);
+    f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
+    f.get(`w${a}_2`).i32(4).op("i8x16.shr_u").set(`w${a}_2`);
+    f.get(`w${a}_3`).i32(4).op("i8x16.shr_u").set(`w${a}_3`);
+    if (name === "Q5_K") {
+      for (let i = 0; i < 4; i++) {
+        const bit = 2 * p + (i >> 1);
+        f.get(`w${a}_${i}`);
+        moveBits(f, `qh${a}_${i & 1}`, bit, 4, "c10");
+        f.op("v128.or").set(`w${a}_${i}`);
+      }
+    }
+  },
+  scale(f, a, j, width) {
+    f.get(`sc${a}`).get("zero").shuffle(bcast(j, width));
+  },
+  offsets: minsPer32,
+});
+
+const Q6_K_DEF: KSpec = {
+  name: "Q6_K",
+  vecs: 4,
+  parts: 4,
+  mins: false,
+  sub: 16,
+  prologue(k, a, o) {
+    const f = k.f;
+    f16Scalar(f, "pw", o + 208);
+    f.set(`dw${a}`);
+    f.get("pw").mem("v128.load", o + 192).set(`sc${a}`);
+  },
+  decode(k, a, o, p) {
+    // Part p = (g, s0): chunks s0 and s0 + 2 of half g share their ql and qh bytes.
+    const f = k.f, g = p >> 1, s0 = p & 1;
+    f.comment(`row ${a}, chunks ${4 * g + s0} and ${4 * g + s0 + 2}: ql nibble | qh 2 bits << 4`);
+    for (const [i, s] of [[0, s0], [2, s0 + 2]]) {
+      for (const v of [0, 1]) {
+        const w = `w${a}_${i + v}`;
+        f.get("pw").mem("v128.load", o + 64 * g + 32 * (s & 1) + 16 * v);
+        if (s >> 1) f.i32(4).op("i8x16.shr_u");
+        else f.get("c0f").op("v128.and");
+        f.set(w);
+        f.get("pw").mem("v128.load", o + 128 + 32 * g + 16 * v).set("qh");
+        f.get(w);
+        // ((qh >> 2s) & 3) << 4 = qh moved by 4 - 2s, masked to 0x30.
+        f.get("qh");
+        if (2 * s < 4) f.i32(4 - 2 * s).op("i8x16.shl");
+        else if (2 * s > 4) f.i32(2 * s - 4).op("i8x16.shr_u");
+        f.get("c30").op("v128.and").op("v128.or").set(w);
+      }
+    }
+  },
+  xOff: (p, i) => 32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1),
+  scale(f, _a, j, width, o) {
+    f.get("pw").mem("i32.load8_s", o + 192 + j).op(width === 4 ? "i32x4.splat" : "i16x8.splat");
+  },
+  offsets(k, a, c) {
+    signedOffset(k, a, c, `sc${a}`, 5);
+  },
+};
+
+const Q3_K_DEF: KSpec = {
+  name: "Q3_K",
+  vecs: 2,
+  parts: 8,
+  mins: false,
+  sub: 16,
+  prologue(k, a, o) {
+    const f = k.f;
+    f16Scalar(f, "pw", o + 108);
+    f.set(`dw${a}`);
+    f.comment("scales[12] → 16 signed 6-bit scales (bytes 0..15), minus 32");
+    f.get("pw").mem("i32.load", o + 96, { align: 0 }).set("u0");
+    f.get("pw").mem("i32.load", o + 100, { align: 0 }).set("u1");
+    f.get("pw").mem("i32.load", o + 104, { align: 0 }).set("u2");
+    const word = (src: string, lowShift: number, hiShift: number) => {
+      f.get(src);
+      if (lowShift) f.i32(lowShift).op("i32.shr_u");
+      f.i32(0x0f0f0f0f).op("i32.and").get("u2");
+      if (hiShift) f.i32(hiShift).op("i32.shr_u");
+      f.i32(0x03030303).op("i32.and").i32(4).op("i32.shl").op("i32.or");
+    };
+    word("u0", 0, 0);
+    f.op("i32x4.splat");
+    word("u1", 0, 2);
+    f.lane("i32x4.replace_lane", 1);
+    word("u0", 4, 4);
+    f.lane("i32x4.replace_lane", 2);
+    word("u1", 4, 6);
+    f.lane("i32x4.replace_lane", 3);
+    f.i8x16(new Array(16).fill(32)).op("i8x16.sub").set(`sc${a}`);
+    f.get("pw").mem("v128.load", o).set(`qh${a}_0`);
+    f.get("pw").mem("v128.load", o + 16).set(`qh${a}_1`);
+  },
+  decode(k, a, o, p) {
+    const f = k.f, g = p >> 2, s = p & 3;
+    f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: 2 bits | hmask bit ${p} << 2`);
+    for (const v of [0, 1]) {
+      f.get("pw").mem("v128.load", o + 32 + 32 * g + 16 * v);
+      if (s) f.i32(2 * s).op("i8x16.shr_u");
+      f.get("c03").op("v128.and");
+      moveBits(f, `qh${a}_${v}`, p, 2, "c04");
+      f.op("v128.or").set(`w${a}_${v}`);
+    }
+  },
+  scale(f, a, j, width) {
+    f.get(`sc${a}`).get(`sc${a}`).shuffle(new Array(16).fill(j));
+    f.i32(width === 4 ? 24 : 8).op(width === 4 ? "i32x4.shr_s" : "i16x8.shr_s");
+  },
+  offsets(k, a, c) {
+    signedOffset(k, a, c, `sc${a}`, 2);
+  },
+};
+
+const Q2_K_DEF: KSpec = {
+  name: "Q2_K",
+  vecs: 2,
+  parts: 8,
+  mins: true,
+  sub: 16,
+  prologue(k, a, o) {
+    const f = k.f;
+    f16Scalar(f, "pw", o + 80);
+    f.set(`dw${a}`);
+    f16Scalar(f, "pw", o + 82);
+    f.set(`dm${a}`);
+    f.get("pw").mem("v128.load", o).set(`sc${a}`);
+  },
+  decode(k, a, o, p) {
+    const f = k.f, g = p >> 2, s = p & 3;
+    f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: bits ${2 * s}..${2 * s + 1}`);
+    for (const v of [0, 1]) {
+      f.get("pw").mem("v128.load", o + 16 + 32 * g + 16 * v);
+      if (s) f.i32(2 * s).op("i8x16.shr_u");
+      f.get("c03").op("v128.and").set(`w${a}_${v}`);
+    }
+  },
+  scale(f, a, j, width) {
+    f.get(`sc${a}`).get("zero").shuffle(bcast(j, width)).get("c0f").op("v128.and");
+  },
+  offsets(k, a, c) {
+    const f = k.f, o = c * k.stride;
+    f.comment("mins: Σ_j m_j · Σq_x(j) over the 16 sub-blocks");
+    f.get(`sc${a}`).i32(4).op("i8x16.shr_u").set("qh");
+    f.get("qh").op("i16x8.extend_low_i8x16_u").get("pd").mem("v128.load", o + 16);
+    f.op("i32x4.dot_i16x8_s");
+    f.get("qh").op("i16x8.extend_high_i8x16_u").get("pd").mem("v128.load", o + 32);
+    f.op("i32x4.dot_i16x8_s").op("i32x4.add").set(`mins${a}_${c}`);
+  },
+};
+
+function kType(spec: KSpec): BlockEmitter {
+  const t = WEIGHT_TYPES[spec.name];
+  const per = spec.vecs * 16; // elements per part
+  const xOff = spec.xOff ?? ((p: number, i: number) => per * p + 16 * i);
+  return {
+    type: t,
+    elems: 256,
+    bytes: t.blockBytes,
+    scalar: false,
+    locals(f, R, C) {
+      for (let a = 0; a < R; a++) {
+        need(f, `dw${a}`, "f32");
+        if (spec.mins) need(f, `dm${a}`, "f32");
+        need(f, `sc${a}`, "v128");
+        need(f, `qh${a}_0`, "v128");
+        need(f, `qh${a}_1`, "v128");
+        for (let i = 0; i < spec.vecs; i++) need(f, `w${a}_${i}`, "v128");
+        for (let c = 0; c < C; c++) {
+          need(f, `isum${a}_${c}`, "v128");
+          if (spec.mins) need(f, `mins${a}_${c}`, "v128");
+        }
+      }
+      for (let c = 0; c < C; c++) {
+        need(f, `dx${c}`, "f32");
+        for (let i = 0; i < spec.vecs; i++) need(f, `x${c}_${i}`, "v128");
+      }
+      for (const l of ["u0", "u1", "u2"]) need(f, l, "i32");
+      for (const l of ["zero", "qh", "tmp", "_s", ...Object.keys(CONSTS)]) need(f, l, "v128");
+    },
+    init(f) {
+      f.comment("constants: byte masks");
+      for (const [n, v] of Object.entries(CONSTS)) f.i8x16(new Array(16).fill(v)).set(n);
+    },
+    block(k) {
+      const { f, R, C } = k;
+      for (let a = 0; a < R; a++) {
+        f.comment(`row ${a}: super-block scales`);
+        spec.prologue(k, a, a * k.rowBytes);
+        for (let c = 0; c < C; c++) f.zeroV128().set(`isum${a}_${c}`);
+      }
+      for (let p = 0; p < spec.parts; p++) {
+        for (let a = 0; a < R; a++) spec.decode(k, a, a * k.rowBytes, p);
+        for (let c = 0; c < C; c++) {
+          for (let i = 0; i < spec.vecs; i++) {
+            f.get("px").mem("v128.load", c * k.stride + xOff(p, i)).set(`x${c}_${i}`);
+          }
+          for (let a = 0; a < R; a++) {
+            const isum = `isum${a}_${c}`;
+            const step = spec.sub / 16; // vectors per sub-block
+            for (let v = 0; v < spec.vecs; v += step) {
+              const j = Math.floor(xOff(p, v) / spec.sub);
+              const pairs: [string, string][] = [];
+              for (let u = 0; u < step; u++) pairs.push([`x${c}_${v + u}`, `w${a}_${v + u}`]);
+              f.get(isum);
+              scaledDotI8(
+                f,
+                "tmp",
+                pairs,
+                () => spec.scale(f, a, j, 4, a * k.rowBytes),
+                () => spec.scale(f, a, j, 2, a * k.rowBytes),
+                k.relaxed,
+              );
+              f.op("i32x4.add").set(isum);
+            }
+          }
+        }
+      }
+      for (let c = 0; c < C; c++) {
+        f.get("pd").mem("f32.load", c * k.stride).set(`dx${c}`);
+        for (let a = 0; a < R; a++) {
+          spec.offsets(k, a, c);
+          f.get(`dw${a}`).get(`dx${c}`).op("f32.mul");
+          addScaled(k, a, c, `isum${a}_${c}`);
+          if (spec.mins) {
+            f.get(`dm${a}`).get(`dx${c}`).op("f32.mul").op("f32.neg");
+            addScaled(k, a, c, `mins${a}_${c}`);
+          }
+        }
+      }
+    },
+  };
+}
+
+/** Q2_K: 2-bit quants, 4-bit scale and min per 16. */
+export const Q2_K: BlockEmitter = kType(Q2_K_DEF);
+/** Q3_K: 3-bit quants (2 bits + hmask), 6-bit signed scale per 16. */
+export const Q3_K: BlockEmitter = kType(Q3_K_DEF);
+/** Q4_K: 4-bit quants, 6-bit scale and min per 32. */
+export const Q4_K: BlockEmitter = kType(Q4K_LIKE("Q4_K"));
+/** Q5_K: 5-bit quants (nibble + qh bit), 6-bit scale and min per 32. */
+export const Q5_K: BlockEmitter = kType(Q4K_LIKE("Q5_K"));
+/** Q6_K: 6-bit quants (ql nibble + 2 qh bits), 8-bit signed scale per 16. */
+export const Q6_K: BlockEmitter = kType(Q6_K_DEF);

@@ -1,0 +1,177 @@
+/**
+ * Block code of the 32-element ggml types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) against `q8_0`
+ * activations, following ggml's `ggml_vec_dot_q{4,5}_{0,1}_q8_{0,1}` and
+ * `ggml_vec_dot_q8_0_q8_0`: per block, an integer dot product of the weight quants with the
+ * activation quants, scaled once by `d_w · d_x`.
+ *
+ * The 4- and 5-bit quants are kept unsigned (0..15, 0..31: the i7 operand of the relaxed
+ * dot product); their offset (-8, -16) or min (`m`) enters through the activation block
+ * sum `s = d_x · Σ q_x`: `Σ x·(q - 8)·d = d·d_x·Σ q_x·q - 8·d·s`, `Σ x·(q·d + m) =
+ * d·d_x·Σ q_x·q + m·s`. Q8_0 quants are signed; with relaxed SIMD they go through ggml's
+ * sign trick (`|w|` and `x·sign(w)`), otherwise through `i16x8.extmul`.
+ *
+ * @module
+ */
+import { WEIGHT_TYPES } from "./blocks.ts";
+import { addScaled, type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
+import { dotI8, f16Scalar } from "./snippets.ts";
+import type { WasmFunc } from "../wasm_asm.ts";
+
+const BITS = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+
+/** Masks every q32 kernel may use: low nibble, bit 4, the 8 bit positions. */
+function initMasks(f: WasmFunc): void {
+  need(f, "c0f", "v128");
+  need(f, "c10", "v128");
+  need(f, "bits", "v128");
+  f.comment("constants: low-nibble mask, bit 4, one bit per byte lane");
+  f.i8x16(new Array(16).fill(0x0f)).set("c0f");
+  f.i8x16(new Array(16).fill(0x10)).set("c10");
+  f.i8x16(BITS).set("bits");
+}
+
+/** Shared locals of a q32 register block. */
+function commonLocals(f: WasmFunc, R: number, C: number): void {
+  for (let a = 0; a < R; a++) {
+    need(f, `dw${a}`, "f32");
+    need(f, `w${a}_0`, "v128");
+    need(f, `w${a}_1`, "v128");
+  }
+  for (let c = 0; c < C; c++) {
+    need(f, `dx${c}`, "f32");
+    need(f, `x${c}_0`, "v128");
+    need(f, `x${c}_1`, "v128");
+  }
+  need(f, "isum", "v128");
+  need(f, "_s", "v128");
+}
+
+/** Loads token c's two quant vectors and its scale `dx{c}` (and, if asked, `sx{c}` = d·Σq). */
+function loadActs(k: BlockCtx, c: number, sum: boolean): void {
+  const f = k.f, o = c * k.stride;
+  f.get("px").mem("v128.load", o).set(`x${c}_0`);
+  f.get("px").mem("v128.load", o + 16).set(`x${c}_1`);
+  f.get("pd").mem("f32.load", o).set(`dx${c}`);
+  if (sum) f.get("pd").mem("f32.load", o + 4).set(`sx${c}`);
+}
+
+/** Q8_0: d f16 @0, qs i8[32] @2. */
+export const Q8_0: BlockEmitter = {
+  type: WEIGHT_TYPES.Q8_0,
+  elems: 32,
+  bytes: 34,
+  scalar: false,
+  locals(f, R, C) {
+    commonLocals(f, R, C);
+  },
+  init() {},
+  block(k) {
+    const { f, R, C } = k;
+    for (let a = 0; a < R; a++) {
+      const o = a * k.rowBytes;
+      f.comment(`row ${a}: d, 32 signed quants`);
+      f16Scalar(f, "pw", o);
+      f.set(`dw${a}`);
+      f.get("pw").mem("v128.load", o + 2).set(`w${a}_0`);
+      f.get("pw").mem("v128.load", o + 18).set(`w${a}_1`);
+    }
+    for (let c = 0; c < C; c++) {
+      f.comment(`token ${c}: 32 quants and d`);
+      loadActs(k, c, false);
+      for (let a = 0; a < R; a++) {
+        f.comment(`row ${a} · token ${c}`);
+        // Signed × signed: i16x8.extmul (measured faster here than the relaxed dot with
+        // ggml's |w|, sign(w)·x trick, which costs four more instructions per vector).
+        dotI8(f, "isum", [[`x${c}_0`, `w${a}_0`], [`x${c}_1`, `w${a}_1`]], false, true);
+        f.get(`dw${a}`).get(`dx${c}`).op("f32.mul");
+        addScaled(k, a, c, "isum");
+      }
+    }
+  },
+};
+
+/** Geometry of a 4/5-bit 32-element type. */
+interface Q32Layout {
+  /** Offset of the min `m` (f16), or -1. */
+  m: number;
+  /** Offset of the 32 high bits (u32), or -1. */
+  qh: number;
+  /** Offset of the 16 nibble bytes. */
+  qs: number;
+  /** Quant offset subtracted when there is no min (8 or 16). */
+  zero: number;
+}
+
+function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEmitter {
+  const t = WEIGHT_TYPES[name];
+  return {
+    type: t,
+    elems: 32,
+    bytes: t.blockBytes,
+    scalar: true,
+    locals(f, R, C) {
+      commonLocals(f, R, C);
+      for (let a = 0; a < R; a++) if (g.m >= 0) need(f, `mw${a}`, "f32");
+      for (let c = 0; c < C; c++) need(f, `sx${c}`, "f32");
+      need(f, "qh", "v128");
+    },
+    init: initMasks,
+    block(k) {
+      const { f, R, C } = k;
+      for (let a = 0; a < R; a++) {
+        const o = a * k.rowBytes;
+        f.comment(
+          `row ${a}: d${g.m >= 0 ? ", m" : ""}; quants ${
+            g.qh >= 0 ? "nibble | high bit << 4" : "nibbles"
+          } ` +
+            `(elements 0..15 low, 16..31 high nibbles)`,
+        );
+        f16Scalar(f, "pw", o);
+        f.set(`dw${a}`);
+        if (g.m >= 0) {
+          f16Scalar(f, "pw", o + g.m);
+          f.set(`mw${a}`);
+        }
+        f.get("pw").mem("v128.load", o + g.qs).set(`w${a}_1`);
+        f.get(`w${a}_1`).get("c0f").op("v128.and").set(`w${a}_0`);
+        f.get(`w${a}_1`).i32(4).op("i8x16.shr_u").set(`w${a}_1`);
+        if (g.qh >= 0) {
+          f.comment("bit j of qh → bit 4 of byte j");
+          f.get("pw").mem("v128.load32_splat", o + g.qh).set("qh");
+          for (let i = 0; i < 2; i++) {
+            const lanes = [...new Array(8).fill(2 * i), ...new Array(8).fill(2 * i + 1)];
+            f.get("qh").get("qh").shuffle(lanes).get("bits").op("v128.and").get("bits");
+            f.op("i8x16.eq").get("c10").op("v128.and").get(`w${a}_${i}`).op("v128.or");
+            f.set(`w${a}_${i}`);
+          }
+        }
+      }
+      for (let c = 0; c < C; c++) {
+        f.comment(`token ${c}: 32 quants, d, s = d·Σq`);
+        loadActs(k, c, true);
+        for (let a = 0; a < R; a++) {
+          f.comment(`row ${a} · token ${c}`);
+          dotI8(f, "isum", [[`x${c}_0`, `w${a}_0`], [`x${c}_1`, `w${a}_1`]], k.relaxed, true);
+          f.get(`dw${a}`).get(`dx${c}`).op("f32.mul");
+          addScaled(k, a, c, "isum");
+          const s = `sacc${a}_${c}`;
+          if (g.m >= 0) {
+            f.get(s).get(`mw${a}`).get(`sx${c}`).op("f32.mul").op("f32.add").set(s);
+          } else {
+            f.get(s).get(`dw${a}`).get(`sx${c}`).op("f32.mul").f32(g.zero).op("f32.mul");
+            f.op("f32.sub").set(s);
+          }
+        }
+      }
+    },
+  };
+}
+
+/** Q4_0: d @0, qs[16] @2; x = (q - 8)·d. */
+export const Q4_0: BlockEmitter = lowBits("Q4_0", { m: -1, qh: -1, qs: 2, zero: 8 });
+/** Q4_1: d @0, m @2, qs[16] @4; x = q·d + m. */
+export const Q4_1: BlockEmitter = lowBits("Q4_1", { m: 2, qh: -1, qs: 4, zero: 0 });
+/** Q5_0: d @0, qh @2, qs[16] @6; x = (q - 16)·d. */
+export const Q5_0: BlockEmitter = lowBits("Q5_0", { m: -1, qh: 2, qs: 6, zero: 16 });
+/** Q5_1: d @0, m @2, qh @4, qs[16] @8; x = q·d + m. */
+export const Q5_1: BlockEmitter = lowBits("Q5_1", { m: 2, qh: 4, qs: 8, zero: 0 });

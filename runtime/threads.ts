@@ -1,0 +1,292 @@
+/**
+ * A pool of Web Workers that run generated WASM steps on one shared
+ * `WebAssembly.Memory`. Every worker instantiates the same module over the same memory;
+ * a step starts with ONE `Atomics.notify` (no postMessage per step or per op); inside the
+ * step the threads meet at WASM barriers (`codegen/wasm/barrier.ts`); the caller's thread
+ * is thread 0 and runs its share too, then waits (blocking, with a timeout) until every
+ * worker finished. Nothing is allocated per step.
+ *
+ * An entry point is an export `entry(tid, nthreads, a0 .. a7)` (i32s). A worker whose entry
+ * throws writes its message into the control block and sets the error word; a worker that
+ * was terminated or hangs is caught by the barrier and finish timeouts. Either way
+ * {@linkcode ThreadPool.run} throws a {@linkcode ThreadError} naming the thread, and the
+ * pool refuses further steps.
+ *
+ * Requires a runtime where the main thread may block (`Atomics.wait`): Deno, Node.
+ *
+ * @module
+ */
+import { GollmError } from "../core/errors.ts";
+import { CTL, ERR_TIMEOUT } from "../codegen/wasm/barrier.ts";
+
+/** A step of a thread pool failed: a worker threw, was terminated or timed out. */
+export class ThreadError extends GollmError {
+  /**
+   * Creates the error.
+   *
+   * @param message One line naming the thread and what happened.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "ThreadError";
+  }
+}
+
+/** Options of {@linkcode createThreadPool}. */
+export interface ThreadPoolOptions {
+  /** Threads including the caller's (default `navigator.hardwareConcurrency`; 1..64). */
+  threads?: number;
+  /** Milliseconds without progress before a step fails (default 10000; 0 = never). */
+  timeoutMs?: number;
+}
+
+/** A running pool (see the module doc). */
+export interface ThreadPool {
+  /** Threads including the caller's. */
+  readonly threads: number;
+  /** The caller's instance of the module (thread 0). */
+  readonly instance: WebAssembly.Instance;
+  /**
+   * Runs `entry(tid, threads, ...args)` on every thread and returns when all finished.
+   *
+   * @param entry Export name (one of the pool's entry points).
+   * @param args Up to 8 i32 arguments.
+   * @throws {ThreadError} when a thread fails or times out (the pool is then closed).
+   */
+  run(entry: string, args?: ArrayLike<number>): void;
+  /** Terminates the workers (idempotent). */
+  close(): void;
+  /** The workers (thread 1 .. threads - 1), for tests that make one fail. */
+  readonly workers: readonly Worker[];
+}
+
+const NO_ARGS: number[] = [];
+
+const WORKER_SOURCE = `
+const CTL = ${JSON.stringify(CTL)};
+self.onmessage = (e) => {
+  const { module, memory, ctl, tid, entries } = e.data;
+  let inst;
+  try {
+    inst = new WebAssembly.Instance(module, { env: { memory } });
+  } catch (err) {
+    self.postMessage({ ready: false, error: String(err) });
+    return;
+  }
+  const w = new Int32Array(memory.buffer, ctl, CTL.BYTES / 4);
+  const fns = entries.map((n) => inst.exports[n]);
+  // Read the generation BEFORE saying ready: the first step may start right after.
+  let gen = Atomics.load(w, CTL.GEN / 4);
+  self.postMessage({ ready: true });
+  // Wait with Atomics.waitAsync so the worker returns to its event loop between steps:
+  // a Worker.terminate() then takes effect (a worker blocked in Atomics.wait ignores it).
+  const loop = async () => {
+   for (;;) {
+    for (;;) {
+      const r = Atomics.waitAsync(w, CTL.GEN / 4, gen);
+      if (r.async) await r.value;
+      const g = Atomics.load(w, CTL.GEN / 4);
+      if (g !== gen) {
+        gen = g;
+        break;
+      }
+    }
+    const cmd = Atomics.load(w, CTL.CMD / 4);
+    if (cmd < 0) return; // closing
+    const n = Atomics.load(w, CTL.NTHREADS / 4);
+    if (tid < n) {
+      try {
+        const a = CTL.ARGS / 4;
+        fns[cmd](tid, n, w[a], w[a + 1], w[a + 2], w[a + 3], w[a + 4], w[a + 5], w[a + 6], w[a + 7]);
+      } catch (err) {
+        if (Atomics.compareExchange(w, CTL.ERR / 4, 0, tid + 1) === 0) {
+          const msg = new TextEncoder().encode(String(err && err.message || err).slice(0, 200));
+          new Uint8Array(memory.buffer, ctl + CTL.MSG, msg.length + 1).set([...msg, 0]);
+        }
+        Atomics.notify(w, CTL.BGEN / 4);
+      }
+    }
+    Atomics.store(w, CTL.FINISHED / 4 + tid, gen);
+    Atomics.add(w, CTL.DONE / 4, 1);
+    Atomics.notify(w, CTL.DONE / 4);
+   }
+  };
+  loop();
+};
+`;
+
+/**
+ * Starts a pool: `threads - 1` workers, each with its own instance of `module` over the
+ * shared `memory`, synchronised through the control block at byte offset `ctl`.
+ *
+ * @param module The compiled kernels (importing `env.memory` only).
+ * @param memory A shared memory (`new WebAssembly.Memory({ shared: true, ... })`).
+ * @param ctl Byte offset of a zeroed, 64-byte aligned control block of `CTL.BYTES` bytes.
+ * @param entries Export names the pool may run (each `(tid, nthreads, a0..a7)`).
+ * @param options Thread count and timeout.
+ * @returns The pool, its workers ready.
+ * @throws {RangeError} for a thread count outside 1..64 or a non-shared memory.
+ * @throws {ThreadError} when a worker cannot instantiate the module.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assembleModule, WasmFunc } from "../codegen/wasm_asm.ts";
+ * import { createThreadPool } from "./threads.ts";
+ * // entry(tid, n, ...): memory[1024 + 4·tid] = tid + 1
+ * const f = new WasmFunc("mark", [["tid", "i32"], ["n", "i32"], ...Array.from({ length: 8 },
+ *   (_, i) => [`a${i}`, "i32"] as [string, "i32"])]);
+ * f.get("tid").i32(4).op("i32.mul").get("tid").i32(1).op("i32.add").mem("i32.store", 1024);
+ * const bytes = assembleModule([f], [{ minPages: 1, maxPages: 1, shared: true }]);
+ * const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+ * const pool = await createThreadPool(new WebAssembly.Module(bytes), memory, 0, ["mark"], { threads: 2 });
+ * pool.run("mark");
+ * assert.deepEqual([...new Int32Array(memory.buffer, 1024, 2)], [1, 2]);
+ * pool.close();
+ * ```
+ */
+export async function createThreadPool(
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+  ctl: number,
+  entries: string[],
+  options: ThreadPoolOptions = {},
+): Promise<ThreadPool> {
+  const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+    throw new RangeError(`threads must be an integer in 1..64, got ${threads}`);
+  }
+  if (!(memory.buffer instanceof SharedArrayBuffer)) {
+    throw new RangeError("createThreadPool: the memory must be shared ({ shared: true })");
+  }
+  if (ctl % 64 !== 0 || ctl + CTL.BYTES > memory.buffer.byteLength) {
+    throw new RangeError(`createThreadPool: bad control block offset ${ctl}`);
+  }
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const w = new Int32Array(memory.buffer, ctl, CTL.BYTES / 4);
+  w.fill(0);
+  Atomics.store(w, CTL.TIMEOUT_MS / 4, timeoutMs);
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const fns = entries.map((n) => {
+    const fn = instance.exports[n];
+    if (typeof fn !== "function") throw new RangeError(`createThreadPool: no export ${n}`);
+    return fn as (...a: number[]) => void;
+  });
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+  const workers: Worker[] = [];
+  try {
+    const ready: Promise<void>[] = [];
+    for (let tid = 1; tid < threads; tid++) {
+      const worker = new Worker(url, { type: "module" });
+      workers.push(worker);
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.onmessage = (e) => {
+            if (e.data.ready) resolve();
+            else reject(new ThreadError(`thread ${tid} could not start: ${e.data.error}`));
+          };
+          worker.onerror = (e) => {
+            e.preventDefault();
+            reject(new ThreadError(`thread ${tid} could not start: ${e.message}`));
+          };
+        }),
+      );
+      worker.postMessage({ module, memory, ctl, tid, entries });
+    }
+    await Promise.all(ready);
+  } catch (e) {
+    for (const wk of workers) wk.terminate();
+    throw e;
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+  let failed: ThreadError | null = null;
+  let closed = false;
+  const message = () => {
+    const bytes = new Uint8Array(memory.buffer, ctl + CTL.MSG, 256);
+    const end = bytes.indexOf(0);
+    return new TextDecoder().decode(bytes.slice(0, end < 0 ? 256 : end));
+  };
+  const fail = (err: ThreadError): never => {
+    failed = err;
+    pool.close();
+    throw err;
+  };
+  const pool: ThreadPool = {
+    threads,
+    instance,
+    workers,
+    run(entry: string, args: ArrayLike<number> = NO_ARGS) {
+      if (failed) throw new ThreadError(`thread pool failed earlier: ${(failed as Error).message}`);
+      if (closed) throw new ThreadError("thread pool is closed");
+      const cmd = entries.indexOf(entry);
+      if (cmd < 0) throw new RangeError(`ThreadPool.run: unknown entry ${entry}`);
+      if (args.length > 8) throw new RangeError(`ThreadPool.run: at most 8 arguments`);
+      for (let i = 0; i < 8; i++) w[CTL.ARGS / 4 + i] = i < args.length ? args[i] : 0;
+      w[CTL.CMD / 4] = cmd;
+      w[CTL.NTHREADS / 4] = threads;
+      Atomics.store(w, CTL.DONE / 4, 0);
+      const gen = Atomics.add(w, CTL.GEN / 4, 1) + 1;
+      if (threads > 1) Atomics.notify(w, CTL.GEN / 4);
+      const a = CTL.ARGS / 4;
+      try {
+        fns[cmd](
+          0,
+          threads,
+          w[a],
+          w[a + 1],
+          w[a + 2],
+          w[a + 3],
+          w[a + 4],
+          w[a + 5],
+          w[a + 6],
+          w[a + 7],
+        );
+      } catch (e) {
+        Atomics.compareExchange(w, CTL.ERR / 4, 0, 1);
+        Atomics.notify(w, CTL.BGEN / 4);
+        // Let the workers unwind before reporting.
+        waitDone(gen, Math.min(timeoutMs || 1000, 1000));
+        fail(new ThreadError(`thread 0 failed: ${(e as Error).message}`));
+      }
+      // A failed or timed-out step has unwound the barriers: the workers finish at once.
+      const flagged = Atomics.load(w, CTL.ERR / 4) !== 0;
+      const late = waitDone(gen, flagged ? Math.min(timeoutMs || 1000, 1000) : timeoutMs);
+      const err = Atomics.load(w, CTL.ERR / 4);
+      if (err === ERR_TIMEOUT || late.length) {
+        const who = late.length ? late.join(", ") : "a thread";
+        fail(
+          new ThreadError(
+            `thread ${who} did not reach a barrier or finish within ${timeoutMs} ms ` +
+              "(terminated or hung)",
+          ),
+        );
+      }
+      if (err !== 0) fail(new ThreadError(`thread ${err - 1} failed: ${message()}`));
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      Atomics.store(w, CTL.CMD / 4, -1);
+      Atomics.add(w, CTL.GEN / 4, 1);
+      Atomics.notify(w, CTL.GEN / 4);
+      for (const wk of workers) wk.terminate();
+    },
+  };
+  /** Waits until every worker finished step `gen`; returns the ids of those that did not. */
+  function waitDone(gen: number, limitMs: number): number[] {
+    const start = performance.now();
+    for (;;) {
+      const done = Atomics.load(w, CTL.DONE / 4);
+      if (done >= threads - 1) return [];
+      if (limitMs > 0 && performance.now() - start > limitMs) break;
+      Atomics.wait(w, CTL.DONE / 4, done, 5);
+    }
+    const late: number[] = [];
+    for (let tid = 1; tid < threads; tid++) {
+      if (Atomics.load(w, CTL.FINISHED / 4 + tid) !== gen) late.push(tid);
+    }
+    return late;
+  }
+  return pool;
+}
