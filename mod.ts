@@ -44,8 +44,8 @@ export {
 } from "./formats/gollm_dir.ts";
 export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_dir.ts";
 export { loadHf } from "./formats/hf.ts";
-export { loadGguf, readGguf } from "./formats/gguf/gguf.ts";
-export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/gguf.ts";
+export { loadGguf, readGguf } from "./formats/gguf/parse.ts";
+export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/parse.ts";
 export type { GgmlType } from "./formats/quant.ts";
 export { loadLlama2c } from "./formats/llama2c.ts";
 export { readLlama2cTokenizer } from "./tokenizers/sentencepiece.ts";

@@ -5,8 +5,8 @@
  * |-------------------------------|---------|-------------------------|
  * | directory with `config.yaml`  | gollm   | formats/gollm_dir.ts     |
  * | directory with `config.json`  | hf      | formats/hf.ts            |
- * | file starting with `GGUF`     | gguf    | formats/gguf/gguf.ts          |
- * | `*.gguf`, or a legacy ggml magic (GGML/GGJT/GGLA) | gguf (reports the bad magic) | formats/gguf/gguf.ts |
+ * | file starting with `GGUF`     | gguf    | formats/gguf/parse.ts          |
+ * | `*.gguf`, or a legacy ggml magic (GGML/GGJT/GGLA) | gguf (reports the bad magic) | formats/gguf/parse.ts |
  * | any other file                | llama2c | formats/llama2c.ts       |
  *
  * A file that is not clearly llama2.c (neither a `.bin` name nor the `ak42` v1 magic) and
@@ -17,7 +17,7 @@
  */
 import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
-import { loadGguf } from "./gguf/gguf.ts";
+import { loadGguf } from "./gguf/parse.ts";
 import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
 import { loadHf } from "./hf.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";

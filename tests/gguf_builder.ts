@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { GGUF_VALUE_TYPE } from "../formats/gguf/gguf.ts";
+import { GGUF_VALUE_TYPE } from "../formats/gguf/parse.ts";
 
 /** A typed metadata value: scalar (`type` a GGUF_VALUE_TYPE id) or array. */
 export type BuilderValue =

@@ -382,7 +382,7 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
  *
  * @example
  * ```ts ignore
- * import { parseGguf } from "./gguf.ts";
+ * import { parseGguf } from "./parse.ts";
  * const g = parseGguf(await Deno.readFile("stories260K.gguf"), "stories260K.gguf");
  * console.log(g.metadata.get("general.architecture")); // "llama"
  * ```
@@ -402,7 +402,7 @@ export function parseGguf(bytes: Uint8Array, file: string): GgufFile {
  *
  * @example
  * ```ts ignore
- * import { readGguf } from "./gguf.ts";
+ * import { readGguf } from "./parse.ts";
  * const g = await readGguf("../shared/assets/stories260K/stories260K.gguf");
  * console.log(g.tensors.length); // 48
  * ```
@@ -449,7 +449,7 @@ export async function readGguf(path: string): Promise<GgufFile> {
  *
  * @example
  * ```ts ignore
- * import { ggufTensor, parseGguf } from "./gguf.ts";
+ * import { ggufTensor, parseGguf } from "./parse.ts";
  * const g = parseGguf(await Deno.readFile("m.gguf"), "m.gguf");
  * console.log(ggufTensor(g, g.tensors[0]).shape); // [512, 64]
  * ```
@@ -598,7 +598,7 @@ const PRE_TOKENIZERS: Record<string, keyof typeof PRETOKENIZE_PATTERNS> = {
  *
  * @example
  * ```ts ignore
- * import { ggufTokenizer, readGguf } from "./gguf.ts";
+ * import { ggufTokenizer, readGguf } from "./parse.ts";
  * const tok = ggufTokenizer(await readGguf("ggml-vocab-llama-spm.gguf"))!;
  * console.log(tok.encode("Hello world", { bos: false })); // [15043, 3186]
  * ```
@@ -762,7 +762,7 @@ const TOP_NAMES: Record<string, string> = {
  *
  * @example
  * ```ts
- * import { ggufNameOf } from "./gguf.ts";
+ * import { ggufNameOf } from "./parse.ts";
  * console.log(ggufNameOf("llama", "layers.3.ffn.w1.weight")); // "blk.3.ffn_gate.weight"
  * ```
  */
@@ -834,7 +834,7 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
  *
  * @example
  * ```ts ignore
- * import { ggufToCheckpoint, parseGguf } from "./gguf.ts";
+ * import { ggufToCheckpoint, parseGguf } from "./parse.ts";
  * const ck = ggufToCheckpoint(parseGguf(await Deno.readFile("m.gguf"), "m.gguf"));
  * console.log(ck.config.rope_style); // "interleaved"
  * ```
@@ -1041,7 +1041,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
  *
  * @example
  * ```ts ignore
- * import { loadGguf } from "./gguf.ts";
+ * import { loadGguf } from "./parse.ts";
  * const ck = await loadGguf("../shared/assets/stories260K/stories260K.gguf");
  * console.log(ck.config.n_kv_heads, ck.tokenizer?.encode("Once")); // 4 [1, 403]
  * ```

@@ -1,5 +1,5 @@
 /**
- * GGUF reader (formats/gguf/gguf.ts, formats/quant.ts) against independent peers: files written by
+ * GGUF reader (formats/gguf/parse.ts, formats/quant.ts) against independent peers: files written by
  * llama.cpp's `gguf` Python package (tests/fixtures/gguf/make_gguf_fixtures.py), logits of
  * Hugging Face `transformers` models converted like convert_hf_to_gguf.py, the real
  * stories260K.gguf, llama.cpp's GPT-2 tokenizer vectors, and hand-built quantised blocks.
@@ -14,7 +14,7 @@ import {
   loadGguf,
   parseGguf,
   readGguf,
-} from "./gguf.ts";
+} from "./parse.ts";
 import { loadLlama2c } from "../llama2c.ts";
 import { f16ToF32 } from "../../core/numbers.ts";
 import { dequantize, ggmlType } from "../quant.ts";
