@@ -44,7 +44,8 @@ export {
 } from "./formats/gollm_dir.ts";
 export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_dir.ts";
 export { loadHf } from "./formats/hf.ts";
-export { loadGguf, readGguf } from "./formats/gguf/parse.ts";
+export { loadGguf } from "./formats/gguf/checkpoint.ts";
+export { readGguf } from "./formats/gguf/parse.ts";
 export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/parse.ts";
 export type { GgmlType } from "./formats/quant.ts";
 export { loadLlama2c } from "./formats/llama2c.ts";

@@ -17,7 +17,7 @@
  */
 import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
-import { loadGguf } from "./gguf/parse.ts";
+import { loadGguf } from "./gguf/checkpoint.ts";
 import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
 import { loadHf } from "./hf.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";

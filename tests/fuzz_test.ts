@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { GollmError } from "../core/errors.ts";
-import { ggufToCheckpoint, parseGguf } from "../formats/gguf/parse.ts";
+import { ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
+import { parseGguf } from "../formats/gguf/parse.ts";
 import { parseLlama2c } from "../formats/llama2c.ts";
 import { parseSafetensors, writeSafetensors } from "../formats/safetensors.ts";
 import { parseLlama2cTokenizer } from "../tokenizers/sentencepiece.ts";

@@ -10,7 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { renderChat } from "../../tokenizers/chat_template.ts";
-import { ggufTokenizer, readGguf } from "./parse.ts";
+import { readGguf } from "./parse.ts";
+import { ggufTokenizer } from "./tokenizer.ts";
 import { readLlama2cTokenizer } from "../../tokenizers/sentencepiece.ts";
 import { SentencePieceTokenizer, SPM_TOKEN_TYPE } from "../../tokenizers/sentencepiece.ts";
 import { TiktokenTokenizer } from "../../tokenizers/tiktoken.ts";
