@@ -8,6 +8,7 @@
  */
 import yaml from "js-yaml";
 import { ConfigError } from "./errors.ts";
+import { isPerLayer, tensorRows } from "./tensor_names.ts";
 
 /** Architecture family: `llama` (RoPE, RMSNorm, SwiGLU, GQA) or `gpt2` (learned positions, LayerNorm, GELU). */
 export type Arch = "llama" | "gpt2";
@@ -338,25 +339,27 @@ export function configToYaml(c: ModelConfig): string {
 }
 
 /**
- * Parameter count of a model with this config (embeddings included, tied output counted once).
+ * Parameter count of a model with this config (embeddings included, tied output counted
+ * once): the sum over the rows of core/tensor_names.ts, computed per row, not per layer.
  *
  * @param c The config.
  * @returns Number of scalar parameters.
  *
  * @example
- * ```ts ignore
- * import { loadConfig, parameterCount } from "./config.ts";
- * console.log(parameterCount(await loadConfig("configs/gollm-85m.yaml"))); // ~85e6
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfig, parameterCount } from "./config.ts";
+ * // GPT-2 small: 124,439,808 parameters, as transformers' `num_parameters()` reports.
+ * const gpt2 = parseConfig({ arch: "gpt2", vocab_size: 50257, dim: 768, n_layers: 12,
+ *   n_heads: 12, hidden_dim: 3072, context_length: 1024, norm: "layernorm", norm_eps: 1e-5,
+ *   mlp: "gelu", tie_embeddings: true }, "<example>");
+ * assert.equal(parameterCount(gpt2), 124_439_808);
  * ```
  */
 export function parameterCount(c: ModelConfig): number {
-  const q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
-  const gpt2 = c.arch === "gpt2";
-  const normP = gpt2 ? 2 * c.dim : c.dim;
-  const attn = c.dim * q + 2 * c.dim * kv + q * c.dim +
-    (c.attn_bias ? q + 2 * kv : 0) + (gpt2 ? c.dim : 0);
-  const mlp = gpt2 ? 2 * c.dim * c.hidden_dim + c.hidden_dim + c.dim : 3 * c.dim * c.hidden_dim;
-  const perLayer = 2 * normP + attn + mlp;
-  return c.vocab_size * c.dim + (gpt2 ? c.context_length * c.dim : 0) +
-    c.n_layers * perLayer + normP + (c.tie_embeddings ? 0 : c.vocab_size * c.dim);
+  let n = 0;
+  for (const r of tensorRows(c)) {
+    n += r.shape(c).reduce((a, b) => a * b, 1) * (isPerLayer(r) ? c.n_layers : 1);
+  }
+  return n;
 }

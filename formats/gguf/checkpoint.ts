@@ -18,51 +18,50 @@ import { checkWeights, expectedShapes, type Weights } from "../../core/weights.t
 import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
 import { meta, metaFloat, metaInt, metaString } from "./metadata.ts";
 import { ggufTokenizer } from "./tokenizer.ts";
+import {
+  fillLayer,
+  ggufPattern,
+  layersHeld,
+  patternOf,
+  TENSOR_NAMES,
+  tensorName,
+  type TensorNameRow,
+} from "../../core/tensor_names.ts";
 
-/** Per-block GGUF suffix → canonical suffix, for each architecture. */
-const BLOCK_NAMES: Record<string, Record<string, string>> = {
-  llama: {
-    "attn_norm.weight": "attn_norm.weight",
-    "attn_q.weight": "attn.wq.weight",
-    "attn_q.bias": "attn.wq.bias",
-    "attn_k.weight": "attn.wk.weight",
-    "attn_k.bias": "attn.wk.bias",
-    "attn_v.weight": "attn.wv.weight",
-    "attn_v.bias": "attn.wv.bias",
-    "attn_output.weight": "attn.wo.weight",
-    "ffn_norm.weight": "ffn_norm.weight",
-    "ffn_gate.weight": "ffn.w1.weight",
-    "ffn_up.weight": "ffn.w3.weight",
-    "ffn_down.weight": "ffn.w2.weight",
-  },
-  gpt2: {
-    "attn_norm.weight": "attn_norm.weight",
-    "attn_norm.bias": "attn_norm.bias",
-    "attn_q.weight": "attn.wq.weight",
-    "attn_q.bias": "attn.wq.bias",
-    "attn_k.weight": "attn.wk.weight",
-    "attn_k.bias": "attn.wk.bias",
-    "attn_v.weight": "attn.wv.weight",
-    "attn_v.bias": "attn.wv.bias",
-    "attn_output.weight": "attn.wo.weight",
-    "attn_output.bias": "attn.wo.bias",
-    "ffn_norm.weight": "ffn_norm.weight",
-    "ffn_norm.bias": "ffn_norm.bias",
-    "ffn_up.weight": "ffn.w1.weight",
-    "ffn_up.bias": "ffn.w1.bias",
-    "ffn_down.weight": "ffn.w2.weight",
-    "ffn_down.bias": "ffn.w2.bias",
-  },
+/** GGUF architectures gollm reads, with the MLP kind that selects their tensor names. */
+const GGUF_ARCHS: Record<string, { mlp: ModelConfig["mlp"] }> = {
+  llama: { mlp: "swiglu" },
+  qwen2: { mlp: "swiglu" },
+  gpt2: { mlp: "gelu" },
 };
-BLOCK_NAMES.qwen2 = BLOCK_NAMES.llama;
 
-const TOP_NAMES: Record<string, string> = {
-  "token_embd.weight": "tok_embeddings.weight",
-  "position_embd.weight": "pos_embeddings.weight",
-  "output_norm.weight": "norm.weight",
-  "output_norm.bias": "norm.bias",
-  "output.weight": "output.weight",
-};
+/** GGUF name patterns of one architecture, derived from core/tensor_names.ts. */
+interface GgufNames {
+  /** GGUF pattern → the row stored under it. */
+  direct: Map<string, TensorNameRow>;
+  /** Fused GGUF pattern (`blk.{i}.attn_qkv.weight`) → its rows in part order. */
+  fused: Map<string, TensorNameRow[]>;
+}
+
+/**
+ * The name maps of `arch`. Two rows may share a GGUF name across MLP kinds (`ffn_up` is w3
+ * of SwiGLU, w1 of GELU): with a config, the rows it has win.
+ */
+function ggufNames(arch: string, config?: ModelConfig): GgufNames {
+  const mlp = GGUF_ARCHS[arch].mlp;
+  const direct = new Map<string, TensorNameRow>();
+  const fused = new Map<string, TensorNameRow[]>();
+  const has = (r: TensorNameRow) => config !== undefined && r.when(config);
+  for (const row of [...TENSOR_NAMES.filter((r) => !has(r)), ...TENSOR_NAMES.filter(has)]) {
+    direct.set(ggufPattern(row, mlp), row);
+    if (row.ggufFused) {
+      const parts = fused.get(row.ggufFused.name) ?? [];
+      parts[row.ggufFused.part ?? 0] = row;
+      fused.set(row.ggufFused.name, parts);
+    }
+  }
+  return { direct, fused };
+}
 
 /**
  * The GGUF tensor name that holds a canonical tensor (for error messages and writers).
@@ -73,17 +72,19 @@ const TOP_NAMES: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ggufNameOf } from "./checkpoint.ts";
- * console.log(ggufNameOf("llama", "layers.3.ffn.w1.weight")); // "blk.3.ffn_gate.weight"
+ * assert.equal(ggufNameOf("llama", "layers.3.ffn.w1.weight"), "blk.3.ffn_gate.weight");
+ * assert.equal(ggufNameOf("gpt2", "layers.3.ffn.w1.weight"), "blk.3.ffn_up.weight");
+ * assert.equal(ggufNameOf("falcon", "norm.weight"), undefined);
  * ```
  */
 export function ggufNameOf(arch: string, canonical: string): string | undefined {
-  for (const [g, c] of Object.entries(TOP_NAMES)) if (c === canonical) return g;
-  const m = /^layers\.(\d+)\.(.+)$/.exec(canonical);
-  const table = BLOCK_NAMES[arch];
-  if (!m || !table) return undefined;
-  for (const [g, c] of Object.entries(table)) if (c === m[2]) return `blk.${m[1]}.${g}`;
-  return undefined;
+  const traits = GGUF_ARCHS[arch];
+  if (!traits) return undefined;
+  const [pattern, layer] = patternOf(canonical);
+  const row = TENSOR_NAMES.find((r) => r.name === pattern);
+  return row ? fillLayer(ggufPattern(row, traits.mlp), layer) : undefined;
 }
 
 /** Features a file may use that the engine does not implement: refuse rather than be wrong. */
@@ -156,7 +157,7 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
   if (arch === undefined) {
     throw new FormatError(g.file, "metadata 'general.architecture' is missing");
   }
-  if (!BLOCK_NAMES[arch]) {
+  if (!Object.hasOwn(GGUF_ARCHS, arch)) {
     throw new FormatError(
       g.file,
       `metadata 'general.architecture' = "${arch}" is not supported (supported: llama, qwen2, gpt2)`,
@@ -215,7 +216,7 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
       : metaFloat(g, k("attention.layer_norm_rms_epsilon")),
     rope_theta: metaFloat(g, k("rope.freq_base"), 10000),
     rope_style: arch === "llama" ? "interleaved" : "half",
-    attn_bias: gpt2 || infos.has("blk.0.attn_q.bias"),
+    attn_bias: gpt2 || infos.has(ggufNameOf(arch, tensorName("attn_q", 0, "bias"))!),
     mlp: gpt2 ? "gelu" : "swiglu",
     tie_embeddings: tied,
     tokenizer: tokenizer === null
@@ -231,11 +232,9 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
     );
   }
   // Cheap consistency check before anything sized by block_count is built.
-  let blocks = 0;
-  for (const t of g.tensors) {
-    const m = /^blk\.(\d+)\./.exec(t.name);
-    if (m) blocks = Math.max(blocks, Number(m[1]) + 1);
-  }
+  const names = ggufNames(arch);
+  const layerPatterns = new Set([...names.direct.keys(), ...names.fused.keys()]);
+  const blocks = layersHeld(g.tensors.map((t) => t.name), layerPatterns);
   if (blocks !== raw.n_layers) {
     throw new FormatError(
       g.file,
@@ -251,52 +250,48 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
       `tokenizer has ${tokenizer.vocabSize} tokens but 'token_embd.weight' has only ${config.vocab_size} rows`,
     );
   }
-  const weights = ggufWeights(g, arch, config);
+  const weights = ggufWeights(g, arch, config, ggufNames(arch, config));
   checkWeights(config, weights, g.file);
   return { format: "gguf", path: g.file, config, weights, tokenizer };
 }
 
 /** Dequantises and renames every tensor; checks shapes against the config first. */
-function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
+function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: GgufNames): Weights {
   const want = expectedShapes(config);
   const weights: Weights = new Map();
-  const table = BLOCK_NAMES[arch];
-  const q = config.n_heads * config.head_dim, kv = config.n_kv_heads * config.head_dim;
-  const put = (info: GgufTensorInfo, canonical: string) => {
-    const shape = want.get(canonical);
-    if (!shape) {
-      throw new FormatError(
-        g.file,
-        `tensor '${
-          nm(info.name)
-        }' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
-      );
-    }
-    const got = [...info.ne].reverse();
-    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-      throw new FormatError(
-        g.file,
-        `tensor '${
-          nm(info.name)
-        }' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
-      );
-    }
-    weights.set(canonical, ggufTensor(g, info));
-  };
+  const unexpected = (info: GgufTensorInfo, canonical: string) =>
+    new FormatError(
+      g.file,
+      `tensor '${
+        nm(info.name)
+      }' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
+    );
   for (const info of g.tensors) {
-    const top = TOP_NAMES[info.name];
-    if (top) {
-      put(info, top);
-      continue;
-    }
-    const m = /^blk\.(\d+)\.(.+)$/.exec(info.name);
-    const suffix = m ? m[2] : "";
-    if (m && (suffix === "attn_qkv.weight" || suffix === "attn_qkv.bias")) {
-      // Fused QKV (gpt2 c_attn): rows are q then k then v.
-      const isW = suffix.endsWith("weight");
-      const rows = q + 2 * kv;
-      const cols = isW ? config.dim : 1;
-      const wantNe = isW ? [config.dim, rows] : [rows];
+    const [pattern, layer] = patternOf(info.name);
+    const row = names.direct.get(pattern);
+    const parts = names.fused.get(pattern);
+    if (row) {
+      const canonical = fillLayer(row.name, layer);
+      const shape = want.get(canonical);
+      if (!shape) throw unexpected(info, canonical);
+      const got = [...info.ne].reverse();
+      if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+        throw new FormatError(
+          g.file,
+          `tensor '${
+            nm(info.name)
+          }' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
+        );
+      }
+      weights.set(canonical, ggufTensor(g, info));
+    } else if (parts) {
+      // A fused tensor (gpt2 attn_qkv): the parts' rows stacked along the output axis.
+      const canonical = parts.map((r) => fillLayer(r.name, layer));
+      const shapes = canonical.map((n) => want.get(n));
+      if (shapes.some((sh) => sh === undefined)) throw unexpected(info, canonical.join(", "));
+      const rest = shapes[0]!.slice(1);
+      const total = [shapes.reduce((a, sh) => a + sh![0], 0), ...rest];
+      const wantNe = [...total].reverse();
       if (info.ne.length !== wantNe.length || info.ne.some((d, i) => d !== wantNe[i])) {
         throw new FormatError(
           g.file,
@@ -304,31 +299,19 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig): Weights {
         );
       }
       const t = ggufTensor(g, info);
-      const kind = isW ? "weight" : "bias";
-      const parts: [string, number, number][] = [["wq", 0, q], ["wk", q, kv], ["wv", q + kv, kv]];
-      for (const [name, r0, nr] of parts) {
-        const canonical = `layers.${m[1]}.attn.${name}.${kind}`;
-        if (!want.has(canonical)) {
-          throw new FormatError(
-            g.file,
-            `tensor '${nm(info.name)}' is not expected for this config`,
-          );
-        }
-        weights.set(canonical, {
-          shape: isW ? [nr, cols] : [nr],
-          data: t.data.slice(r0 * cols, (r0 + nr) * cols),
-        });
-      }
-      continue;
-    }
-    const canonicalSuffix = m ? table[suffix] : undefined;
-    if (!m || !canonicalSuffix) {
+      const cols = rest.reduce((a, b) => a * b, 1);
+      let r0 = 0;
+      canonical.forEach((name, j) => {
+        const shape = shapes[j]!;
+        weights.set(name, { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) });
+        r0 += shape[0];
+      });
+    } else {
       throw new FormatError(
         g.file,
         `tensor '${nm(info.name)}' is not supported for architecture ${arch}`,
       );
     }
-    put(info, `layers.${m[1]}.${canonicalSuffix}`);
   }
   for (const [canonical, shape] of want) {
     if (!weights.has(canonical)) {
