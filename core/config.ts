@@ -2,12 +2,13 @@
  * ModelConfig: the shape of a decoder-only transformer, loaded from YAML and validated.
  *
  * Field names follow the Meta / llama2.c reference (`dim`, `n_layers`, `n_heads`,
- * `n_kv_heads`, `hidden_dim`, ...), see DESIGN.md "ModelConfig".
+ * `n_kv_heads`, `hidden_dim`, ...). Integer sizes are bounded by {@linkcode CONFIG_LIMITS}.
  *
  * @module
  */
 import yaml from "js-yaml";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, FormatError } from "./errors.ts";
+import { readTextBounded } from "./files.ts";
 import { isPerLayer, tensorRows } from "./tensor_names.ts";
 
 /** Architecture family: `llama` (RoPE, RMSNorm, SwiGLU, GQA) or `gpt2` (learned positions, LayerNorm, GELU). */
@@ -73,22 +74,50 @@ interface FieldSpec {
   oneOf?: readonly string[];
   /** Default when missing; `undefined` means required. A function derives it from other fields. */
   fallback?: unknown;
+  /** Largest accepted value of an `int` field (see {@linkcode CONFIG_LIMITS}). */
+  max?: number;
 }
 type Derive = (c: Record<string, unknown>) => unknown;
 
+/**
+ * Upper bounds of the integer fields. They catch absurd values (a corrupt or hostile file:
+ * `n_layers: 100000000`, `max_position_embeddings: 1e12`) with a clear error in
+ * microseconds, far above any released model: 2^24 for sizes that index tokens or features
+ * (Llama 4 claims a 10M-token context; the largest vocabularies are ~256k), 2^16 for counts
+ * of layers and heads and for head_dim (the largest models have ~130 layers and 128 heads).
+ * Nothing is allocated by these values before a checkpoint's tensors are checked against
+ * them (core/weights.ts `checkWeights` compares tensor counts first), and the KV cache is
+ * sized by the KV capacity, not by `context_length`.
+ */
+export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
+  vocab_size: 2 ** 24,
+  dim: 2 ** 24,
+  hidden_dim: 2 ** 24,
+  context_length: 2 ** 24,
+  n_layers: 2 ** 16,
+  n_heads: 2 ** 16,
+  n_kv_heads: 2 ** 16,
+  head_dim: 2 ** 16,
+};
+
 const FIELDS: Record<keyof ModelConfig, FieldSpec> = {
   arch: { kind: "string", oneOf: ["llama", "gpt2"] },
-  vocab_size: { kind: "int" },
-  dim: { kind: "int" },
-  n_layers: { kind: "int" },
-  n_heads: { kind: "int" },
-  n_kv_heads: { kind: "int", fallback: ((c) => c.n_heads) as Derive },
+  vocab_size: { kind: "int", max: CONFIG_LIMITS.vocab_size },
+  dim: { kind: "int", max: CONFIG_LIMITS.dim },
+  n_layers: { kind: "int", max: CONFIG_LIMITS.n_layers },
+  n_heads: { kind: "int", max: CONFIG_LIMITS.n_heads },
+  n_kv_heads: {
+    kind: "int",
+    fallback: ((c) => c.n_heads) as Derive,
+    max: CONFIG_LIMITS.n_kv_heads,
+  },
   head_dim: {
     kind: "int",
     fallback: ((c) => (c.dim as number) / (c.n_heads as number)) as Derive,
+    max: CONFIG_LIMITS.head_dim,
   },
-  hidden_dim: { kind: "int" },
-  context_length: { kind: "int" },
+  hidden_dim: { kind: "int", max: CONFIG_LIMITS.hidden_dim },
+  context_length: { kind: "int", max: CONFIG_LIMITS.context_length },
   norm: { kind: "string", oneOf: ["rmsnorm", "layernorm"] },
   norm_eps: { kind: "number" },
   rope_theta: { kind: "number", fallback: 10000 },
@@ -120,7 +149,7 @@ function expectedOf(spec: FieldSpec): string {
 
 function describe(v: unknown): string {
   if (v === null) return "null";
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return JSON.stringify(v.length > 60 ? v.slice(0, 60) + "…" : v);
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
   return String(v);
@@ -130,7 +159,7 @@ function describe(v: unknown): string {
  * Validates a plain object (parsed YAML or JSON) into a {@linkcode ModelConfig}.
  *
  * Checks, in order: unknown fields; each field's presence and type; enum values; positive
- * sizes; then consistency (`n_heads % n_kv_heads == 0`, `head_dim` an integer and even for
+ * sizes within {@linkcode CONFIG_LIMITS}; then consistency (`n_heads % n_kv_heads == 0`, `head_dim` an integer and even for
  * RoPE, `arch: gpt2` with `norm: layernorm` and `mlp: gelu`, `arch: llama` with `rmsnorm`
  * and `swiglu`).
  *
@@ -160,7 +189,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
   }
   const src = raw as Record<string, unknown>;
   for (const key of Object.keys(src)) {
-    if (!(key in FIELDS) && !IGNORED_SECTIONS.has(key)) {
+    if (!Object.hasOwn(FIELDS, key) && !IGNORED_SECTIONS.has(key)) {
       throw new ConfigError(
         file,
         key,
@@ -184,6 +213,13 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
       case "int":
         if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
           throw new ConfigError(file, name, `must be a positive integer, got ${describe(v)}`);
+        }
+        if (spec.max !== undefined && v > spec.max) {
+          throw new ConfigError(
+            file,
+            name,
+            `must be at most ${spec.max} (2^${Math.log2(spec.max)}), got ${v}`,
+          );
         }
         break;
       case "number":
@@ -276,11 +312,12 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
 export async function loadConfig(path: string): Promise<ModelConfig> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextBounded(path, "config file");
   } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
     // Field "<file>" for callers that inspect it; the message reads as a file problem.
-    const err = new ConfigError(path, "<file>", `cannot be read: ${(e as Error).message}`);
-    err.message = `${path}: cannot read config file: ${(e as Error).message}`;
+    const err = new ConfigError(path, "<file>", "cannot be read");
+    err.message = e.message;
     throw err;
   }
   return parseConfigYaml(text, path);

@@ -16,13 +16,14 @@
  * @module
  */
 import { configToYaml, loadConfig, type ModelConfig } from "../core/config.ts";
-import type { Checkpoint, GenerationDefaults } from "./checkpoint.ts";
+import { checkGenerationDefaults, type Checkpoint } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { checkWeights } from "../core/weights.ts";
+import { basename, join, readTextBounded, writeDirAtomic } from "../core/files.ts";
 
 /** Optional file holding the tokenizer's chat template (the name HF directories use). */
 const CHAT_TEMPLATE_FILE = "chat_template.jinja";
@@ -74,17 +75,13 @@ export interface WriteGollmDirOptions {
   onProgress?: ProgressCallback;
 }
 
-function join(dir: string, name: string): string {
-  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
+    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
   }
 }
 
@@ -176,7 +173,11 @@ export async function loadGollmDir(
     if (g === null || typeof g !== "object" || Array.isArray(g)) {
       throw new FormatError(stPath, "__metadata__.generation must be a JSON object");
     }
-    ckpt.generation = g as GenerationDefaults;
+    ckpt.generation = checkGenerationDefaults(
+      g as Record<string, unknown>,
+      stPath,
+      "__metadata__.generation.",
+    );
   }
   return ckpt;
 }
@@ -219,7 +220,7 @@ export async function loadGollmTokenizer(
   let tokenizer = await loadTokenizer(c.tokenizer, dir);
   const templatePath = join(dir, CHAT_TEMPLATE_FILE);
   if (tokenizer && tokenizer.chatTemplate === undefined && (await exists(templatePath))) {
-    tokenizer = withChatTemplate(tokenizer, await Deno.readTextFile(templatePath));
+    tokenizer = withChatTemplate(tokenizer, await readTextBounded(templatePath, "chat template"));
   }
   return tokenizer;
 }
@@ -228,7 +229,10 @@ function parseJsonMeta(file: string, key: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new FormatError(file, `__metadata__.${key} is not valid JSON: ${text.slice(0, 40)}`);
+    throw new FormatError(
+      file,
+      `__metadata__.${key} is not valid JSON: ${JSON.stringify(text.slice(0, 40))}`,
+    );
   }
 }
 
@@ -264,16 +268,8 @@ export async function writeGollmDir(
   if (!["f32", "f16", "bf16"].includes(dtype)) {
     throw new GollmError(`dtype must be f32, f16 or bf16, got ${JSON.stringify(dtype)}`);
   }
-  const target = outDir.replace(/\/+$/, "") || outDir;
-  const targetExists = await exists(target);
-  if (targetExists && !options.overwrite) {
-    throw new GollmError(`${target} already exists; choose another output or remove it first`);
-  }
   checkWeights(checkpoint.config, checkpoint.weights, checkpoint.path);
-
-  const tmp = `${target}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.mkdir(tmp, { recursive: true });
-  try {
+  await writeDirAtomic(outDir, async (tmp) => {
     const config = { ...checkpoint.config };
     if (checkpoint.tokenizer) {
       progress({ stage: "writing tokenizer" });
@@ -309,26 +305,14 @@ export async function writeGollmDir(
     });
     await Deno.writeTextFile(
       join(tmp, "config.yaml"),
-      `# written by gollm from ${checkpoint.format} checkpoint ${basename(checkpoint.path)}\n` +
+      `# written by gollm from ${checkpoint.format} checkpoint ${
+        basename(checkpoint.path.replace(/\/+$/, "")) || checkpoint.path
+      }\n` +
         configToYaml(config),
     );
-
-    progress({ stage: `renaming to ${target}` });
-    if (targetExists) {
-      const old = `${target}.old-${crypto.randomUUID().slice(0, 8)}`;
-      await Deno.rename(target, old);
-      await Deno.rename(tmp, target);
-      await Deno.remove(old, { recursive: true });
-    } else {
-      await Deno.rename(tmp, target);
-    }
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
-  }
-}
-
-function basename(path: string): string {
-  const parts = path.replace(/\/+$/, "").split("/");
-  return parts[parts.length - 1] || path;
+    progress({ stage: `renaming to ${outDir}` });
+  }, {
+    overwrite: options.overwrite,
+    overwriteHint: "the overwrite option (gollm convert --force)",
+  });
 }

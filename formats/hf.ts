@@ -16,10 +16,10 @@
  *
  * @module
  */
-import type { Checkpoint, GenerationDefaults } from "./checkpoint.ts";
+import { checkGenerationDefaults, type Checkpoint, type GenerationDefaults } from "./checkpoint.ts";
 import { type ModelConfig, parseConfig } from "../core/config.ts";
 import { ConfigError, FormatError } from "../core/errors.ts";
-import { isFile, readJson } from "../core/files.ts";
+import { isFile, join, readJson } from "../core/files.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { checkWeights, type Tensor, type Weights } from "../core/weights.ts";
@@ -372,8 +372,8 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
 
 /** Opens model.safetensors or every shard listed in model.safetensors.index.json. */
 async function openTensors(dir: string): Promise<{ src: TensorSource; file: string }> {
-  const single = `${dir}/model.safetensors`;
-  const index = `${dir}/model.safetensors.index.json`;
+  const single = join(dir, "model.safetensors");
+  const index = join(dir, "model.safetensors.index.json");
   if (await isFile(index)) {
     const raw = await readJson(index);
     if (!isObj(raw) || !isObj(raw.weight_map)) {
@@ -391,7 +391,7 @@ async function openTensors(dir: string): Promise<{ src: TensorSource; file: stri
       if (!shards.has(shard)) shards.set(shard, new Map());
     }
     for (const shard of shards.keys()) {
-      shards.set(shard, (await readSafetensors(`${dir}/${shard}`)).tensors);
+      shards.set(shard, (await readSafetensors(join(dir, shard))).tensors);
     }
     return {
       file: index,
@@ -401,7 +401,7 @@ async function openTensors(dir: string): Promise<{ src: TensorSource; file: stri
           const shard = map[n];
           return typeof shard === "string" ? shards.get(shard)?.get(n) : undefined;
         },
-        fileOf: (n) => (typeof map[n] === "string" ? `${dir}/${map[n]}` : index),
+        fileOf: (n) => (typeof map[n] === "string" ? join(dir, map[n] as string) : index),
       },
     };
   }
@@ -414,7 +414,7 @@ async function openTensors(dir: string): Promise<{ src: TensorSource; file: stri
   }
   const others = [];
   for (const f of ["pytorch_model.bin", "model.bin", "pytorch_model.bin.index.json"]) {
-    if (await isFile(`${dir}/${f}`)) others.push(f);
+    if (await isFile(join(dir, f))) others.push(f);
   }
   throw new FormatError(
     dir,
@@ -438,11 +438,9 @@ function parseGenerationConfig(
   if (!isObj(raw)) throw new FormatError(file, "must be a JSON object");
   const eos = ids(raw.eos_token_id);
   const keys = ["temperature", "top_p", "top_k"] as const;
-  if (raw.do_sample === true) {
-    const gen: GenerationDefaults = {};
-    for (const k of keys) if (typeof raw[k] === "number") gen[k] = raw[k] as number;
-    return { eos, gen };
-  }
+  // Checked whether or not they apply: a bad value is a bad file.
+  const gen = checkGenerationDefaults(raw, file, "");
+  if (raw.do_sample === true) return { eos, gen };
   if (raw.do_sample === false || keys.some((k) => raw[k] !== undefined)) {
     return { eos, gen: { temperature: 0 } };
   }
@@ -471,8 +469,8 @@ function parseGenerationConfig(
  */
 export async function loadHf(dir: string): Promise<Checkpoint> {
   dir = dir.replace(/\/+$/, "") || "/";
-  const cfgFile = `${dir}/config.json`;
-  const hasTok = await isFile(`${dir}/tokenizer.json`);
+  const cfgFile = join(dir, "config.json");
+  const hasTok = await isFile(join(dir, "tokenizer.json"));
   const { config, architecture, eosIds } = parseHfConfig(
     await readJson(cfgFile),
     cfgFile,
@@ -484,7 +482,7 @@ export async function loadHf(dir: string): Promise<Checkpoint> {
   const tokenizer = await loadHfTokenizer(dir);
   const extra = [...eosIds];
   let generation: GenerationDefaults | undefined;
-  const genFile = `${dir}/generation_config.json`;
+  const genFile = join(dir, "generation_config.json");
   if (await isFile(genFile)) {
     const g = parseGenerationConfig(await readJson(genFile), genFile);
     for (const id of g.eos) if (!extra.includes(id)) extra.push(id);

@@ -26,6 +26,7 @@
 import type { Checkpoint } from "./checkpoint.ts";
 import { type ModelConfig, parameterCount, parseConfig } from "../core/config.ts";
 import { FormatError } from "../core/errors.ts";
+import { dirname, isFile, join, readFileBounded } from "../core/files.ts";
 import { readLlama2cTokenizer, type SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 import { fillLayer, isPerLayer, tensorRows } from "../core/tensor_names.ts";
@@ -259,19 +260,6 @@ export function parseLlama2c(
   return { header: h, weights };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-function dirOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
-}
-
 /**
  * Loads a llama2.c checkpoint (legacy v0 or v1) with its tokenizer.
  *
@@ -296,20 +284,14 @@ export async function loadLlama2c(
   path: string,
   options: LoadLlama2cOptions = {},
 ): Promise<Checkpoint> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
+  const bytes = await readFileBounded(path, "llama2.c checkpoint");
   const { header: h, weights } = parseLlama2c(bytes, path);
   let tokenizer: SentencePieceTokenizer | null = null;
   let tokPath = options.tokenizerPath;
   if (tokPath === undefined) {
-    const dir = dirOf(path);
     for (const name of [`tok${h.vocab_size}.bin`, "tokenizer.bin"]) {
-      if (await exists(`${dir}/${name}`)) {
-        tokPath = `${dir}/${name}`;
+      if (await isFile(join(dirname(path), name))) {
+        tokPath = join(dirname(path), name);
         break;
       }
     }

@@ -12,6 +12,7 @@
  * @module
  */
 import { FormatError, GollmError } from "../core/errors.ts";
+import { readFileBounded, writeFileAtomic } from "../core/files.ts";
 import { f16Table, f16ToF32, f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
 import type { Tensor } from "../core/weights.ts";
 
@@ -269,7 +270,13 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
         if (typeof v !== "string") {
           throw new FormatError(file, `__metadata__ '${k}' must be a string, got ${describe(v)}`);
         }
-        metadata[k] = v;
+        // defineProperty: a key "__proto__" is data, not the object's prototype.
+        Object.defineProperty(metadata, k, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       continue;
     }
@@ -279,7 +286,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
     }
     const info = raw as Record<string, unknown>;
     const dtype = info.dtype;
-    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       throw new FormatError(
         file,
         `${where}: unsupported dtype ${describe(dtype)} (supported: ${
@@ -377,13 +384,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
  * ```
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot read safetensors file: ${(e as Error).message}`);
-  }
-  return parseSafetensors(bytes, path);
+  return parseSafetensors(await readFileBounded(path, "safetensors file"), path);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -498,31 +499,5 @@ export async function writeSafetensors(
       `writeSafetensors: dtype must be F32, F16 or BF16, got ${JSON.stringify(options.dtype)}`,
     );
   }
-  const parts = encodeSafetensors(tensors, options);
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash + 1) : "";
-  const base = path.slice(slash + 1);
-  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
-  const tmp = `${dir}.${base}.tmp-${Deno.pid}-${rand}`;
-  try {
-    const f = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      for (const p of parts) {
-        let done = 0;
-        while (done < p.length) done += await f.write(p.subarray(done));
-      }
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    try {
-      await Deno.remove(tmp);
-    } catch {
-      // The temporary file was never created or is already gone.
-    }
-    throw new GollmError(`${path}: cannot write safetensors file: ${(e as Error).message}`, {
-      cause: e,
-    });
-  }
+  await writeFileAtomic(path, encodeSafetensors(tensors, options), { createParent: false });
 }

@@ -13,6 +13,7 @@
 import type { Checkpoint } from "../checkpoint.ts";
 import { type ModelConfig, parseConfig } from "../../core/config.ts";
 import { FormatError } from "../../core/errors.ts";
+import { readFileBounded } from "../../core/files.ts";
 import { SentencePieceTokenizer } from "../../tokenizers/sentencepiece.ts";
 import { checkWeights, expectedShapes, type Weights } from "../../core/weights.ts";
 import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
@@ -342,11 +343,5 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
  * ```
  */
 export async function loadGguf(path: string): Promise<Checkpoint> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
-  return ggufToCheckpoint(parseGguf(bytes, path));
+  return ggufToCheckpoint(parseGguf(await readFileBounded(path, "GGUF file"), path));
 }

@@ -19,6 +19,7 @@
  * @module
  */
 import { FormatError } from "../../core/errors.ts";
+import { checkRegularFile } from "../../core/files.ts";
 import { dequantize, type GgmlType, ggmlType } from "../quant.ts";
 import type { Tensor } from "../../core/weights.ts";
 
@@ -398,6 +399,7 @@ export function parseGguf(bytes: Uint8Array, file: string): GgufFile {
  * ```
  */
 export async function readGguf(path: string): Promise<GgufFile> {
+  const fileSize = checkRegularFile(path, "GGUF file").size; // stat first: never open a FIFO
   let f: Deno.FsFile;
   try {
     f = await Deno.open(path, { read: true });
@@ -405,7 +407,6 @@ export async function readGguf(path: string): Promise<GgufFile> {
     throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
   }
   try {
-    const fileSize = (await f.stat()).size;
     let want = Math.min(fileSize, 1 << 20);
     for (;;) {
       const buf = new Uint8Array(want);
@@ -417,7 +418,8 @@ export async function readGguf(path: string): Promise<GgufFile> {
         got += n;
       }
       try {
-        return parseHeader(buf.subarray(0, got), fileSize, path);
+        // A file shorter than stat said (it shrank) is judged by what was read.
+        return parseHeader(buf.subarray(0, got), got < want ? got : fileSize, path);
       } catch (e) {
         if (!(e instanceof NeedMore) || got < want) throw e;
         want = Math.min(fileSize, want * 2);
