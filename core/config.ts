@@ -170,13 +170,16 @@ function describe(v: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
  * const c = parseConfig({
  *   arch: "llama", vocab_size: 512, dim: 64, n_layers: 5, n_heads: 8, n_kv_heads: 4,
  *   hidden_dim: 172, context_length: 512, norm: "rmsnorm", norm_eps: 1e-5,
  *   rope_theta: 10000, rope_style: "interleaved", mlp: "swiglu", tie_embeddings: true,
  * }, "<example>");
- * console.log(c.head_dim); // 8
+ * assert.equal(c.head_dim, 8); // dim / n_heads
+ * assert.throws(() => parseConfig({ ...c, n_layers: 1e8 }, "c.yaml"),
+ *   /c.yaml: field 'n_layers' must be at most 65536/);
  * ```
  */
 export function parseConfig(raw: unknown, file: string): ModelConfig {
@@ -303,10 +306,11 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
  *   {@linkcode parseConfig}; the message names the file and field.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadConfig } from "./config.ts";
- * const c = await loadConfig("configs/gollm-85m.yaml");
- * console.log(c.dim); // 768
+ * const c = await loadConfig("configs/gollm-85m.yaml"); // relative to the repository root
+ * assert.equal(c.dim, 768);
  * ```
  */
 export async function loadConfig(path: string): Promise<ModelConfig> {
@@ -333,6 +337,7 @@ export async function loadConfig(path: string): Promise<ModelConfig> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "./config.ts";
  * const c = parseConfigYaml(
  *   "arch: gpt2\nvocab_size: 50257\ndim: 768\nn_layers: 12\nn_heads: 12\n" +
@@ -340,7 +345,7 @@ export async function loadConfig(path: string): Promise<ModelConfig> {
  *     "mlp: gelu\ntie_embeddings: true\ntokenizer: gpt2\n",
  *   "gpt2.yaml",
  * );
- * console.log(c.n_kv_heads); // 12
+ * assert.equal(c.n_kv_heads, 12); // defaults to n_heads
  * ```
  */
 export function parseConfigYaml(text: string, file: string): ModelConfig {
@@ -363,12 +368,13 @@ export function parseConfigYaml(text: string, file: string): ModelConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml, configToYaml } from "./config.ts";
  * const text = "arch: gpt2\nvocab_size: 64\ndim: 32\nn_layers: 1\nn_heads: 2\n" +
  *   "hidden_dim: 64\ncontext_length: 16\nnorm: layernorm\nnorm_eps: 1.0e-5\nmlp: gelu\n" +
  *   "tie_embeddings: true\ntokenizer: none\n";
  * const c = parseConfigYaml(text, "x.yaml");
- * console.log(parseConfigYaml(configToYaml(c), "y.yaml").dim); // 32
+ * assert.deepEqual(parseConfigYaml(configToYaml(c), "y.yaml"), c);
  * ```
  */
 export function configToYaml(c: ModelConfig): string {

@@ -1,5 +1,5 @@
 /**
- * The gollm model directory (DESIGN.md "Checkpoint formats"): read and write.
+ * The gollm model directory (one of the checkpoint formats of formats/load.ts): read and write.
  *
  * ```
  * <dir>/config.yaml          ModelConfig (core/config.ts); `tokenizer:` names the tokenizer
@@ -102,10 +102,12 @@ async function exists(path: string): Promise<boolean> {
  *   or mis-shaped tensor.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadGollmDir } from "./gollm_dir.ts";
- * const ckpt = await loadGollmDir("models/default");
- * console.log(ckpt.config.dim, ckpt.weights.size);
+ * const ckpt = await loadGollmDir("models/default"); // relative to the repository root
+ * assert.equal(ckpt.config.dim, 192);
+ * assert.equal(ckpt.weights.size, 2 + 9 * ckpt.config.n_layers); // tied: no output.weight
  * ```
  */
 export async function loadGollmDir(
@@ -193,10 +195,11 @@ export async function loadGollmDir(
  * @throws {FormatError} for a malformed tokenizer file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadGollmTokenizer } from "./gollm_dir.ts";
- * const tok = await loadGollmTokenizer("models/default");
- * console.log(tok?.encode("Hello"));
+ * const tok = (await loadGollmTokenizer("models/default"))!;
+ * assert.equal(tok.decode(tok.encode("Hello there", { bos: false })), "Hello there");
  * ```
  */
 export async function loadGollmTokenizer(
@@ -248,14 +251,23 @@ function parseJsonMeta(file: string, key: string, text: string): unknown {
  * @param checkpoint Any loaded checkpoint (gollm, HF, GGUF, llama2.c).
  * @param outDir The directory to create.
  * @param options dtype (`f32` default, `f16`, `bf16`), overwrite, progress.
- * @throws {GollmError} when `outDir` exists and `overwrite` is not set.
+ * @throws {GollmError} one line naming `outDir` when it exists and `overwrite` is not set, is
+ *   not a directory, is the current directory or one of its parents, or cannot be written
+ *   (a parent that is a file, `/proc`); nothing is left behind (core/files.ts
+ *   `writeDirAtomic`).
  * @throws {FormatError} when the weights do not match the config.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpoint } from "./load.ts";
  * import { writeGollmDir } from "./gollm_dir.ts";
- * await writeGollmDir(await loadCheckpoint("stories260K.gguf"), "out/stories", { dtype: "f16" });
+ * const out = await Deno.makeTempDir();
+ * await writeGollmDir(await loadCheckpoint("tests/fixtures/gguf/llama.gguf"), `${out}/m`, { dtype: "f16" });
+ * const back = await loadCheckpoint(`${out}/m`);
+ * assert.equal(back.config.rope_style, "interleaved");
+ * await assert.rejects(() => writeGollmDir(back, `${out}/m`), /already exists/);
+ * await Deno.remove(out, { recursive: true });
  * ```
  */
 export async function writeGollmDir(

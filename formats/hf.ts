@@ -89,6 +89,7 @@ const GELU_TANH = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHfConfig } from "./hf.ts";
  * const { config } = parseHfConfig({
  *   architectures: ["LlamaForCausalLM"], vocab_size: 256, hidden_size: 64,
@@ -96,7 +97,8 @@ const GELU_TANH = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
  *   num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5,
  *   rope_theta: 500000, tie_word_embeddings: false, hidden_act: "silu",
  * }, "config.json");
- * console.log(config.n_kv_heads, config.rope_style); // 2 half
+ * assert.equal(config.n_kv_heads, 2);
+ * assert.equal(config.rope_style, "half"); // HF rotate_half
  * ```
  */
 export function parseHfConfig(raw: unknown, file: string, tokenizer = "none"): HfConfigInfo {
@@ -461,10 +463,13 @@ function parseGenerationConfig(
  *   tokenizer.json.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadHf } from "./hf.ts";
- * const ckpt = await loadHf("tests/fixtures/hf/llama_gqa");
- * console.log(ckpt.config.n_kv_heads, ckpt.tokenizer?.encode("Once upon a time"));
+ * const ckpt = await loadHf("tests/fixtures/hf/llama_gqa"); // written by transformers
+ * assert.equal(ckpt.config.n_kv_heads, 2);
+ * assert.equal(ckpt.tokenizer!.decode(ckpt.tokenizer!.encode("Once upon a time", { bos: false })),
+ *   "Once upon a time");
  * ```
  */
 export async function loadHf(dir: string): Promise<Checkpoint> {

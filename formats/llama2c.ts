@@ -78,9 +78,12 @@ export interface LoadLlama2cOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLlama2cHeader } from "./llama2c.ts";
- * const h = new Int32Array([64, 172, 5, 8, 4, 512, 512]);
- * console.log(parseLlama2cHeader(new Uint8Array(h.buffer), "m.bin").shared_classifier); // true
+ * const h = new Int32Array([64, 172, 5, 8, 4, 512, 512]); // stories260K's header
+ * assert.equal(parseLlama2cHeader(new Uint8Array(h.buffer), "m.bin").shared_classifier, true);
+ * h[5] = -512; // a negative vocab_size: the classifier is stored separately
+ * assert.equal(parseLlama2cHeader(new Uint8Array(h.buffer), "m.bin").shared_classifier, false);
  * ```
  */
 export function parseLlama2cHeader(bytes: Uint8Array, file: string): Llama2cHeader {
@@ -213,10 +216,17 @@ function layout(h: Llama2cHeader, c: ModelConfig): [string, number[]][] {
  * @throws {ConfigError} when the header describes an invalid config.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLlama2c } from "./llama2c.ts";
- * const { header, weights } = parseLlama2c(await Deno.readFile("stories260K.bin"), "stories260K.bin");
- * console.log(header.n_kv_heads, weights.get("norm.weight")!.shape); // 4 [64]
+ * // dim 8, hidden 16, 1 layer, 2 heads, 1 KV head, vocab 4, seq_len 4, shared classifier.
+ * const header = new Int32Array([8, 16, 1, 2, 1, 4, 4]);
+ * const floats = 4 * 8 + 8 + 8 * 8 + 2 * 4 * 8 + 8 * 8 + 8 + 3 * 16 * 8 + 8 + 4 * 4;
+ * const bytes = new Uint8Array(28 + 4 * floats);
+ * bytes.set(new Uint8Array(header.buffer));
+ * const { weights } = parseLlama2c(bytes, "m.bin");
+ * assert.deepEqual(weights.get("layers.0.attn.wk.weight")!.shape, [4, 8]); // (kv_dim, dim)
+ * assert.throws(() => parseLlama2c(bytes.subarray(0, 100), "m.bin"), /m.bin: truncated/);
  * ```
  */
 export function parseLlama2c(
@@ -275,6 +285,7 @@ export function parseLlama2c(
  *
  * @example
  * ```ts ignore
+ * // Needs the shared assets (../shared/assets, see its README).
  * import { loadLlama2c } from "./llama2c.ts";
  * const ck = await loadLlama2c("../shared/assets/stories260K/stories260K.bin");
  * console.log(ck.config.context_length, ck.tokenizer?.vocabSize); // 512 512

@@ -59,9 +59,13 @@ export interface LoadCheckpointOptions {
  *   `config.yaml` nor `config.json`, or a lone `.safetensors` file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { detectFormat } from "./load.ts";
- * console.log(await detectFormat("stories260K.gguf")); // "gguf"
+ * assert.equal(await detectFormat("tests/fixtures/gguf/llama.gguf"), "gguf");
+ * assert.equal(await detectFormat("models/default"), "gollm");
+ * assert.equal(await detectFormat("tests/fixtures/hf/llama_gqa"), "hf");
+ * await assert.rejects(() => detectFormat("/dev/zero"), /it is a character device/);
  * ```
  */
 export async function detectFormat(path: string): Promise<CheckpointFormat> {
@@ -159,10 +163,12 @@ async function sniffFile(
  *   exist, matches no format, or is malformed.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpoint } from "./load.ts";
- * const ckpt = await loadCheckpoint("../shared/assets/stories260K/stories260K.gguf");
- * console.log(ckpt.format, ckpt.config.n_layers); // gguf 5
+ * const ckpt = await loadCheckpoint("tests/fixtures/gguf/qwen2.gguf");
+ * assert.equal(ckpt.format, "gguf");
+ * assert.equal(ckpt.config.attn_bias, true); // Qwen2's q/k/v bias
  * ```
  */
 export async function loadCheckpoint(
@@ -242,10 +248,11 @@ async function loadTokenizerFile(path: string): Promise<Tokenizer> {
  * @throws {GollmError} as for {@linkcode loadCheckpoint}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpointTokenizer } from "./load.ts";
- * const tok = await loadCheckpointTokenizer("models/default");
- * console.log(tok?.encode("hello"));
+ * const tok = (await loadCheckpointTokenizer("models/default"))!;
+ * assert.equal(tok.vocabSize, 4096);
  * ```
  */
 export async function loadCheckpointTokenizer(

@@ -17,7 +17,9 @@ const STORIES_BIN = `${ASSETS}/stories260K/stories260K.bin`;
 
 /** Asserts a one-line GollmError (of `type`) whose message starts with `file: ` and matches. */
 // deno-lint-ignore no-explicit-any
-function typedError(type: abstract new (...args: any[]) => GollmError, file: string, re: RegExp) {
+type ErrorClass = abstract new (...args: any[]) => GollmError;
+
+function typedError(type: ErrorClass, file: string, re: RegExp) {
   return (e: unknown) => {
     assert.ok(e instanceof type, `expected ${type.name}, got ${e}`);
     assert.ok(e.message.startsWith(`${file}: `), `names ${file}: ${e.message}`);
@@ -100,14 +102,7 @@ Deno.test("loadCheckpoint() refuses a FIFO, /dev/zero and /proc/self/mem without
 });
 
 Deno.test("loadCheckpoint() rejects a config declaring far more layers than the file holds, at once", async () => {
-  // deno-lint-ignore no-explicit-any
-  const cases: [
-    string,
-    Record<string, string>,
-    abstract new (...args: any[]) => GollmError,
-    string,
-    RegExp,
-  ][] = [
+  const cases: [string, Record<string, string>, ErrorClass, string, RegExp][] = [
     [
       DEFAULT,
       { "config.yaml": yamlWith("n_layers", "60000") },

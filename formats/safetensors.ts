@@ -213,13 +213,17 @@ function convertDataView(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSafetensors } from "./safetensors.ts";
  * const header = new TextEncoder().encode('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
  * const bytes = new Uint8Array(8 + header.length + 8);
  * new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
  * bytes.set(header, 8);
  * new DataView(bytes.buffer).setFloat32(8 + header.length, 1.5, true);
- * console.log(parseSafetensors(bytes, "x.safetensors").tensors.get("x")!.data); // [1.5, 0]
+ * assert.deepEqual(parseSafetensors(bytes, "x.safetensors").tensors.get("x")!.data,
+ *   new Float32Array([1.5, 0]));
+ * assert.throws(() => parseSafetensors(bytes.subarray(0, 20), "x.safetensors"),
+ *   /x.safetensors: truncated or corrupt/);
  * ```
  */
 export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
@@ -377,10 +381,12 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
  * @throws {FormatError} when the file cannot be read or is malformed (names the file).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors } from "./safetensors.ts";
  * const { tensors, metadata } = await readSafetensors("models/default/model.safetensors");
- * console.log(metadata.format, tensors.get("norm.weight")!.shape);
+ * assert.equal(metadata.format, "gollm");
+ * assert.deepEqual(tensors.get("norm.weight")!.shape, [192]);
  * ```
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
@@ -482,11 +488,17 @@ function encodeSafetensors(
  *   cannot be written (the message names `path`).
  *
  * @example
- * ```ts ignore
- * import { writeSafetensors } from "./safetensors.ts";
- * await writeSafetensors("out/model.safetensors",
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/model.safetensors`,
  *   new Map([["norm.weight", { shape: [2], data: new Float32Array([1, 2]) }]]),
  *   { dtype: "F16", metadata: { format: "gollm" } });
+ * const back = await readSafetensors(`${dir}/model.safetensors`);
+ * assert.deepEqual(back.tensors.get("norm.weight")!.data, new Float32Array([1, 2]));
+ * assert.equal(back.dtypes.get("norm.weight"), "F16");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(

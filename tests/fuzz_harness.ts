@@ -81,7 +81,7 @@ export interface FuzzOptions {
   cases: number;
   /** Run only this case number (to reproduce one). */
   only?: number;
-  /** Per-case wall-clock bound in ms (default 10000). */
+  /** Per-case wall-clock bound in ms (default 30000: a shared CI machine can be 10× slow). */
   timeoutMs?: number;
   /** Resident-memory bound of the child in MiB (default 1536). */
   maxRssMb?: number;
@@ -483,7 +483,7 @@ async function runChild(
  */
 export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<FuzzReport> {
   const opts = {
-    timeoutMs: options.timeoutMs ?? 10_000,
+    timeoutMs: options.timeoutMs ?? 30_000,
     maxRssMb: options.maxRssMb ?? 1536,
     heapMb: options.heapMb ?? 1024,
   };

@@ -1,7 +1,7 @@
 /**
  * Fuzz tests, one per reader (issue #12 "Proof", #7 item 7): each mutates a real or shipped
  * file many times with tests/fuzz_harness.ts and loads every mutant in a subprocess bounded
- * in time (10 s per case) and memory (1.5 GiB resident); every outcome must be success or a
+ * in time (30 s per case, generous for a loaded CI machine) and memory (1.5 GiB resident); every outcome must be success or a
  * typed GollmError whose message is one line and names the file. Seeded: a failure prints
  * `seed S case I (mutation)`, which reproduces alone with `only: I`. `GOLLM_FUZZ_SCALE=10`
  * runs ten times the cases.

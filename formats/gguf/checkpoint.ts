@@ -146,11 +146,14 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
  * @throws {ConfigError} when the metadata describes an invalid config.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { ggufToCheckpoint } from "./checkpoint.ts";
  * import { parseGguf } from "./parse.ts";
- * const ck = ggufToCheckpoint(parseGguf(await Deno.readFile("m.gguf"), "m.gguf"));
- * console.log(ck.config.rope_style); // "interleaved"
+ * const file = "tests/fixtures/gguf/gpt2.gguf"; // fused attn_qkv, split into wq/wk/wv
+ * const ck = ggufToCheckpoint(parseGguf(await Deno.readFile(file), file));
+ * assert.equal(ck.config.arch, "gpt2");
+ * assert.ok(ck.weights.has("layers.0.attn.wk.bias"));
  * ```
  */
 export function ggufToCheckpoint(g: GgufFile): Checkpoint {
@@ -337,6 +340,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
  *
  * @example
  * ```ts ignore
+ * // Needs the shared assets (../shared/assets, see its README).
  * import { loadGguf } from "./checkpoint.ts";
  * const ck = await loadGguf("../shared/assets/stories260K/stories260K.gguf");
  * console.log(ck.config.n_kv_heads, ck.tokenizer?.encode("Once")); // 4 [1, 403]

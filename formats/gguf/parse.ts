@@ -372,10 +372,13 @@ function parseHeader(bytes: Uint8Array, fileSize: number, file: string): GgufFil
  *   data section, an unknown value or tensor type, a misaligned offset, duplicates.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { parseGguf } from "./parse.ts";
- * const g = parseGguf(await Deno.readFile("stories260K.gguf"), "stories260K.gguf");
- * console.log(g.metadata.get("general.architecture")); // "llama"
+ * const file = "tests/fixtures/gguf/llama.gguf"; // written by llama.cpp's gguf package
+ * const g = parseGguf(await Deno.readFile(file), file);
+ * assert.equal(g.metadata.get("general.architecture"), "llama");
+ * assert.throws(() => parseGguf(new TextEncoder().encode("GGML...."), "old.bin"), /bad magic/);
  * ```
  */
 export function parseGguf(bytes: Uint8Array, file: string): GgufFile {
@@ -392,10 +395,12 @@ export function parseGguf(bytes: Uint8Array, file: string): GgufFile {
  * @throws {FormatError} as {@linkcode parseGguf}, or when the file cannot be read.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readGguf } from "./parse.ts";
- * const g = await readGguf("../shared/assets/stories260K/stories260K.gguf");
- * console.log(g.tensors.length); // 48
+ * const g = await readGguf("tests/fixtures/gguf/llama.gguf");
+ * assert.equal(g.tensors.length, 21);
+ * assert.ok(g.bytes.length <= g.fileSize);
  * ```
  */
 export async function readGguf(path: string): Promise<GgufFile> {
@@ -440,10 +445,13 @@ export async function readGguf(path: string): Promise<GgufFile> {
  *   when `g.bytes` does not hold the tensor.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { ggufTensor, parseGguf } from "./parse.ts";
- * const g = parseGguf(await Deno.readFile("m.gguf"), "m.gguf");
- * console.log(ggufTensor(g, g.tensors[0]).shape); // [512, 64]
+ * const file = "tests/fixtures/gguf/llama.gguf";
+ * const g = parseGguf(await Deno.readFile(file), file);
+ * assert.equal(g.tensors[0].name, "token_embd.weight");
+ * assert.deepEqual(ggufTensor(g, g.tensors[0]).shape, [96, 32]); // ne [32, 96] reversed
  * ```
  */
 export function ggufTensor(g: GgufFile, info: GgufTensorInfo): Tensor {

@@ -51,6 +51,7 @@ const PRE_TOKENIZERS: Record<string, keyof typeof PRETOKENIZE_PATTERNS> = {
  *
  * @example
  * ```ts ignore
+ * // Needs the shared assets (../shared/assets/tokenizer-vectors).
  * import { readGguf } from "./parse.ts";
  * import { ggufTokenizer } from "./tokenizer.ts";
  * const tok = ggufTokenizer(await readGguf("ggml-vocab-llama-spm.gguf"))!;
