@@ -62,6 +62,7 @@ export type {
 // Config, weights, errors
 export {
   CONFIG_FIELDS,
+  CONFIG_LIMITS,
   configToYaml,
   loadConfig,
   parameterCount,
@@ -70,6 +71,8 @@ export {
 } from "./core/config.ts";
 export type { Arch, ModelConfig } from "./core/config.ts";
 export { checkWeights, expectedShapes, randomWeights } from "./core/weights.ts";
+export { expectedTensorCount, TENSOR_NAMES, tensorName } from "./core/tensor_names.ts";
+export type { HfFamily, TensorKind, TensorNameRow, TensorSource } from "./core/tensor_names.ts";
 export type { Tensor, Weights } from "./core/weights.ts";
 export { ConfigError, FormatError, GollmError } from "./core/errors.ts";
 

@@ -15,10 +15,10 @@ const DEFAULT = `${ROOT}models/default`;
 const HF = `${ROOT}tests/fixtures/hf/llama_gqa`;
 const STORIES_BIN = `${ASSETS}/stories260K/stories260K.bin`;
 
-/** Asserts a one-line GollmError (of `type`) whose message starts with `file: ` and matches. */
 // deno-lint-ignore no-explicit-any
 type ErrorClass = abstract new (...args: any[]) => GollmError;
 
+/** Asserts a one-line GollmError (of `type`) whose message starts with `file: ` and matches. */
 function typedError(type: ErrorClass, file: string, re: RegExp) {
   return (e: unknown) => {
     assert.ok(e instanceof type, `expected ${type.name}, got ${e}`);
