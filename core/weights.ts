@@ -97,7 +97,9 @@ export function checkWeights(c: ModelConfig, weights: Weights, file: string): vo
     const held = layersHeld(weights.keys(), new Set(layerRows.map((r) => r.name)));
     throw new FormatError(
       file,
-      `holds ${weights.size} tensors (layers 0..${held - 1}) but the config's n_layers ` +
+      `holds ${weights.size} tensors (${
+        held ? `layers 0..${held - 1}` : "no layers"
+      }) but the config's n_layers ` +
         `${c.n_layers} needs ${count}`,
     );
   }

@@ -310,7 +310,9 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
   if (held !== config.n_layers) {
     throw new FormatError(
       src.fileOf(""),
-      `holds ${held} layers (0..${held - 1}) but config.json declares ${config.n_layers}`,
+      `holds ${held} layers${
+        held ? ` (0..${held - 1})` : ""
+      } but config.json declares ${config.n_layers}`,
     );
   }
   const out: Weights = new Map();

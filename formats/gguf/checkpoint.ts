@@ -242,9 +242,9 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
   if (blocks !== raw.n_layers) {
     throw new FormatError(
       g.file,
-      `metadata '${
-        k("block_count")
-      }' = ${raw.n_layers} but the tensors hold ${blocks} blocks (blk.0 .. blk.${blocks - 1})`,
+      `metadata '${k("block_count")}' = ${raw.n_layers} but the tensors hold ${blocks} blocks${
+        blocks ? ` (blk.0 .. blk.${blocks - 1})` : ""
+      }`,
     );
   }
   const config: ModelConfig = parseConfig(raw, g.file);
