@@ -11,6 +11,7 @@ import {
   fillLayer,
   isPerLayer,
   layersHeld,
+  patternOf,
   type TensorNameRow,
   tensorRows,
 } from "./tensor_names.ts";
@@ -155,11 +156,13 @@ export function randomWeights(c: ModelConfig, seed: number): Weights {
     return ((s >>> 0) / 4294967296) * 2 - 1; // U(-1, 1)
   };
   const out: Weights = new Map();
+  const rows = new Map(tensorRows(c).map((r) => [r.name, r]));
   for (const [name, shape] of expectedShapes(c)) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    const isNorm = name.endsWith("norm.weight");
-    const isBias = name.endsWith(".bias");
+    const row = rows.get(patternOf(name)[0])!;
+    const isBias = row.param === "bias";
+    const isNorm = !isBias && row.kind.endsWith("_norm");
     const scale = shape.length === 2 ? Math.sqrt(3) * 0.5 / Math.sqrt(shape[1]) : 0.1;
     for (let i = 0; i < n; i++) {
       data[i] = (isNorm ? 1 : 0) + next() * (isBias || isNorm ? 0.1 : scale);

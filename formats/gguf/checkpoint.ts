@@ -169,13 +169,11 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
   }
   rejectUnsupported(g, arch);
   const infos = new Map(g.tensors.map((t) => [t.name, t]));
-  const embd = infos.get("token_embd.weight");
-  if (!embd) throw new FormatError(g.file, "tensor 'token_embd.weight' is missing");
+  const embdName = ggufNameOf(arch, tensorName("token_embd"))!;
+  const embd = infos.get(embdName);
+  if (!embd) throw new FormatError(g.file, `tensor '${embdName}' is missing`);
   if (embd.ne.length !== 2) {
-    throw new FormatError(
-      g.file,
-      `tensor 'token_embd.weight' must be 2-D, got ne [${embd.ne}]`,
-    );
+    throw new FormatError(g.file, `tensor '${embdName}' must be 2-D, got ne [${embd.ne}]`);
   }
   const k = (s: string) => `${arch}.${s}`;
   const dim = metaInt(g, k("embedding_length"));
@@ -203,7 +201,7 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
     }
   }
   const tokenizer = ggufTokenizer(g);
-  const tied = !infos.has("output.weight");
+  const tied = !infos.has(ggufNameOf(arch, tensorName("output"))!);
   const raw: Record<string, unknown> = {
     arch: gpt2 ? "gpt2" : "llama",
     vocab_size: embd.ne[1],
@@ -251,7 +249,7 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
   if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
     throw new FormatError(
       g.file,
-      `tokenizer has ${tokenizer.vocabSize} tokens but 'token_embd.weight' has only ${config.vocab_size} rows`,
+      `tokenizer has ${tokenizer.vocabSize} tokens but '${embdName}' has only ${config.vocab_size} rows`,
     );
   }
   const weights = ggufWeights(g, arch, config, ggufNames(arch, config));
