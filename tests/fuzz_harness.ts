@@ -24,8 +24,8 @@
  *   0x7fffffff, -1, 2^31, 2^63, NaN and Inf bit patterns at a random offset), `truncate`,
  *   `insert` (1–64 random bytes), `field` (an interesting value into a header field that
  *   `fields` locates), `json` / `yaml` (replace a value with an extreme or a wrong type, or
- *   delete a key, then re-serialise), `stjson` (`json` on a safetensors header, length
- *   prefix fixed). Offsets favour the first `hot` bytes (headers).
+ *   delete a key, then re-serialise), `stjson` (`json` on a safetensors header, including
+ *   the JSON inside `__metadata__` strings; length prefix fixed). Offsets favour the first `hot` bytes (headers).
  * - Case `i` of seed `s` is mutated by a PRNG seeded from `(s, i)` alone, so one case
  *   reproduces by itself: `fuzz(target, { seed: s, cases: i + 1, only: i })`.
  * - Each batch of cases runs in one `deno run` child (`--v8-flags=--max-old-space-size`);
@@ -292,7 +292,19 @@ export function mutate(
     case "stjson": {
       const n = Number(new DataView(base.buffer, base.byteOffset).getBigUint64(0, true));
       const doc = JSON.parse(new TextDecoder().decode(base.subarray(8, 8 + n)));
+      // __metadata__ values that hold JSON (gollm's `generation`, `extra_eos_ids`) are
+      // mutated inside, then stored as strings again.
+      const meta = doc.__metadata__ as Record<string, unknown> | undefined;
+      const nested: string[] = [];
+      for (const [k, v] of Object.entries(meta ?? {})) {
+        if (typeof v !== "string" || !/^[[{]/.test(v)) continue;
+        try {
+          meta![k] = JSON.parse(v);
+          nested.push(k);
+        } catch { /* not JSON: stays a string */ }
+      }
       const what = mutateValue(doc, r, target.keys);
+      for (const k of nested) if (meta![k] !== undefined) meta![k] = JSON.stringify(meta![k]);
       const head = new TextEncoder().encode(JSON.stringify(doc));
       const bytes = new Uint8Array(8 + head.length + base.length - 8 - n);
       new DataView(bytes.buffer).setBigUint64(0, BigInt(head.length), true);

@@ -8,6 +8,7 @@
  */
 import { assertClean, fuzz, type FuzzTarget, ggufFields, llama2cFields } from "./fuzz_harness.ts";
 import { ASSETS, haveFiles, ROOT } from "./assets.ts";
+import { loadGollmDir, writeGollmDir } from "../formats/gollm_dir.ts";
 
 const STORIES = `${ASSETS}/stories260K`;
 const DEFAULT = `${ROOT}models/default`;
@@ -163,5 +164,26 @@ Deno.test("fuzz: Hugging Face directory with a mutated generation_config.json fa
     assertClean(report, 10);
   } finally {
     await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("fuzz: gollm directory with mutated __metadata__ (generation, extra_eos_ids) fails cleanly", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const ckpt = await loadGollmDir(DEFAULT);
+    ckpt.generation = { temperature: 0.7, top_p: 0.9, top_k: 40 };
+    ckpt.extraEosIds = [1, 2];
+    await writeGollmDir(ckpt, `${tmp}/m`);
+    const report = await fuzz({
+      name: "gollm-metadata",
+      base: `${tmp}/m`,
+      file: "model.safetensors",
+      mutations: ["stjson"],
+      keys: ["temperature", "top_p", "top_k", "extra_eos_ids", "generation", "format_version"],
+      loader: loadAndUse,
+    }, { seed: 14, cases: 50 });
+    assertClean(report, 10);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
   }
 });
