@@ -44,8 +44,9 @@ export {
 } from "./formats/gollm_dir.ts";
 export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_dir.ts";
 export { loadHf } from "./formats/hf.ts";
-export { loadGguf, readGguf } from "./formats/gguf/gguf.ts";
-export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/gguf.ts";
+export { loadGguf } from "./formats/gguf/checkpoint.ts";
+export { readGguf } from "./formats/gguf/parse.ts";
+export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/parse.ts";
 export type { GgmlType } from "./formats/quant.ts";
 export {
   dequantize,
@@ -93,6 +94,7 @@ export type {
 // Config, weights, errors
 export {
   CONFIG_FIELDS,
+  CONFIG_LIMITS,
   configToYaml,
   loadConfig,
   parameterCount,
@@ -101,6 +103,8 @@ export {
 } from "./core/config.ts";
 export type { Arch, ModelConfig } from "./core/config.ts";
 export { checkWeights, expectedShapes, randomWeights } from "./core/weights.ts";
+export { expectedTensorCount, TENSOR_NAMES, tensorName } from "./core/tensor_names.ts";
+export type { HfFamily, TensorKind, TensorNameRow, TensorSource } from "./core/tensor_names.ts";
 export type { Tensor, Weights } from "./core/weights.ts";
 export { ConfigError, FormatError, GollmError, ResourceError } from "./core/errors.ts";
 

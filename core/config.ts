@@ -2,12 +2,14 @@
  * ModelConfig: the shape of a decoder-only transformer, loaded from YAML and validated.
  *
  * Field names follow the Meta / llama2.c reference (`dim`, `n_layers`, `n_heads`,
- * `n_kv_heads`, `hidden_dim`, ...), see DESIGN.md "ModelConfig".
+ * `n_kv_heads`, `hidden_dim`, ...). Integer sizes are bounded by {@linkcode CONFIG_LIMITS}.
  *
  * @module
  */
 import yaml from "js-yaml";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, FormatError } from "./errors.ts";
+import { readTextBounded } from "./files.ts";
+import { isPerLayer, tensorRows } from "./tensor_names.ts";
 
 /** Architecture family: `llama` (RoPE, RMSNorm, SwiGLU, GQA) or `gpt2` (learned positions, LayerNorm, GELU). */
 export type Arch = "llama" | "gpt2";
@@ -72,22 +74,50 @@ interface FieldSpec {
   oneOf?: readonly string[];
   /** Default when missing; `undefined` means required. A function derives it from other fields. */
   fallback?: unknown;
+  /** Largest accepted value of an `int` field (see {@linkcode CONFIG_LIMITS}). */
+  max?: number;
 }
 type Derive = (c: Record<string, unknown>) => unknown;
 
+/**
+ * Upper bounds of the integer fields. They catch absurd values (a corrupt or hostile file:
+ * `n_layers: 100000000`, `max_position_embeddings: 1e12`) with a clear error in
+ * microseconds, far above any released model: 2^24 for sizes that index tokens or features
+ * (Llama 4 claims a 10M-token context; the largest vocabularies are ~256k), 2^16 for counts
+ * of layers and heads and for head_dim (the largest models have ~130 layers and 128 heads).
+ * Nothing is allocated by these values before a checkpoint's tensors are checked against
+ * them (core/weights.ts `checkWeights` compares tensor counts first), and the KV cache is
+ * sized by the KV capacity, not by `context_length`.
+ */
+export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
+  vocab_size: 2 ** 24,
+  dim: 2 ** 24,
+  hidden_dim: 2 ** 24,
+  context_length: 2 ** 24,
+  n_layers: 2 ** 16,
+  n_heads: 2 ** 16,
+  n_kv_heads: 2 ** 16,
+  head_dim: 2 ** 16,
+};
+
 const FIELDS: Record<keyof ModelConfig, FieldSpec> = {
   arch: { kind: "string", oneOf: ["llama", "gpt2"] },
-  vocab_size: { kind: "int" },
-  dim: { kind: "int" },
-  n_layers: { kind: "int" },
-  n_heads: { kind: "int" },
-  n_kv_heads: { kind: "int", fallback: ((c) => c.n_heads) as Derive },
+  vocab_size: { kind: "int", max: CONFIG_LIMITS.vocab_size },
+  dim: { kind: "int", max: CONFIG_LIMITS.dim },
+  n_layers: { kind: "int", max: CONFIG_LIMITS.n_layers },
+  n_heads: { kind: "int", max: CONFIG_LIMITS.n_heads },
+  n_kv_heads: {
+    kind: "int",
+    fallback: ((c) => c.n_heads) as Derive,
+    max: CONFIG_LIMITS.n_kv_heads,
+  },
   head_dim: {
     kind: "int",
     fallback: ((c) => (c.dim as number) / (c.n_heads as number)) as Derive,
+    max: CONFIG_LIMITS.head_dim,
   },
-  hidden_dim: { kind: "int" },
-  context_length: { kind: "int" },
+  hidden_dim: { kind: "int", max: CONFIG_LIMITS.hidden_dim },
+  context_length: { kind: "int", max: CONFIG_LIMITS.context_length },
   norm: { kind: "string", oneOf: ["rmsnorm", "layernorm"] },
   norm_eps: { kind: "number" },
   rope_theta: { kind: "number", fallback: 10000 },
@@ -119,7 +149,7 @@ function expectedOf(spec: FieldSpec): string {
 
 function describe(v: unknown): string {
   if (v === null) return "null";
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return JSON.stringify(v.length > 60 ? v.slice(0, 60) + "…" : v);
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
   return String(v);
@@ -129,7 +159,7 @@ function describe(v: unknown): string {
  * Validates a plain object (parsed YAML or JSON) into a {@linkcode ModelConfig}.
  *
  * Checks, in order: unknown fields; each field's presence and type; enum values; positive
- * sizes; then consistency (`n_heads % n_kv_heads == 0`, `head_dim` an integer and even for
+ * sizes within {@linkcode CONFIG_LIMITS}; then consistency (`n_heads % n_kv_heads == 0`, `head_dim` an integer and even for
  * RoPE, `arch: gpt2` with `norm: layernorm` and `mlp: gelu`, `arch: llama` with `rmsnorm`
  * and `swiglu`).
  *
@@ -140,13 +170,16 @@ function describe(v: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
  * const c = parseConfig({
  *   arch: "llama", vocab_size: 512, dim: 64, n_layers: 5, n_heads: 8, n_kv_heads: 4,
  *   hidden_dim: 172, context_length: 512, norm: "rmsnorm", norm_eps: 1e-5,
  *   rope_theta: 10000, rope_style: "interleaved", mlp: "swiglu", tie_embeddings: true,
  * }, "<example>");
- * console.log(c.head_dim); // 8
+ * assert.equal(c.head_dim, 8); // dim / n_heads
+ * assert.throws(() => parseConfig({ ...c, n_layers: 1e8 }, "c.yaml"),
+ *   /c.yaml: field 'n_layers' must be at most 65536/);
  * ```
  */
 export function parseConfig(raw: unknown, file: string): ModelConfig {
@@ -159,7 +192,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
   }
   const src = raw as Record<string, unknown>;
   for (const key of Object.keys(src)) {
-    if (!(key in FIELDS) && !IGNORED_SECTIONS.has(key)) {
+    if (!Object.hasOwn(FIELDS, key) && !IGNORED_SECTIONS.has(key)) {
       throw new ConfigError(
         file,
         key,
@@ -183,6 +216,13 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
       case "int":
         if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
           throw new ConfigError(file, name, `must be a positive integer, got ${describe(v)}`);
+        }
+        if (spec.max !== undefined && v > spec.max) {
+          throw new ConfigError(
+            file,
+            name,
+            `must be at most ${spec.max} (2^${Math.log2(spec.max)}), got ${v}`,
+          );
         }
         break;
       case "number":
@@ -266,20 +306,22 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
  *   {@linkcode parseConfig}; the message names the file and field.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadConfig } from "./config.ts";
- * const c = await loadConfig("configs/gollm-85m.yaml");
- * console.log(c.dim); // 768
+ * const c = await loadConfig("configs/gollm-85m.yaml"); // relative to the repository root
+ * assert.equal(c.dim, 768);
  * ```
  */
 export async function loadConfig(path: string): Promise<ModelConfig> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextBounded(path, "config file");
   } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
     // Field "<file>" for callers that inspect it; the message reads as a file problem.
-    const err = new ConfigError(path, "<file>", `cannot be read: ${(e as Error).message}`);
-    err.message = `${path}: cannot read config file: ${(e as Error).message}`;
+    const err = new ConfigError(path, "<file>", "cannot be read");
+    err.message = e.message;
     throw err;
   }
   return parseConfigYaml(text, path);
@@ -295,6 +337,7 @@ export async function loadConfig(path: string): Promise<ModelConfig> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "./config.ts";
  * const c = parseConfigYaml(
  *   "arch: gpt2\nvocab_size: 50257\ndim: 768\nn_layers: 12\nn_heads: 12\n" +
@@ -302,7 +345,7 @@ export async function loadConfig(path: string): Promise<ModelConfig> {
  *     "mlp: gelu\ntie_embeddings: true\ntokenizer: gpt2\n",
  *   "gpt2.yaml",
  * );
- * console.log(c.n_kv_heads); // 12
+ * assert.equal(c.n_kv_heads, 12); // defaults to n_heads
  * ```
  */
 export function parseConfigYaml(text: string, file: string): ModelConfig {
@@ -325,12 +368,13 @@ export function parseConfigYaml(text: string, file: string): ModelConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfigYaml, configToYaml } from "./config.ts";
  * const text = "arch: gpt2\nvocab_size: 64\ndim: 32\nn_layers: 1\nn_heads: 2\n" +
  *   "hidden_dim: 64\ncontext_length: 16\nnorm: layernorm\nnorm_eps: 1.0e-5\nmlp: gelu\n" +
  *   "tie_embeddings: true\ntokenizer: none\n";
  * const c = parseConfigYaml(text, "x.yaml");
- * console.log(parseConfigYaml(configToYaml(c), "y.yaml").dim); // 32
+ * assert.deepEqual(parseConfigYaml(configToYaml(c), "y.yaml"), c);
  * ```
  */
 export function configToYaml(c: ModelConfig): string {
@@ -338,25 +382,27 @@ export function configToYaml(c: ModelConfig): string {
 }
 
 /**
- * Parameter count of a model with this config (embeddings included, tied output counted once).
+ * Parameter count of a model with this config (embeddings included, tied output counted
+ * once): the sum over the rows of core/tensor_names.ts, computed per row, not per layer.
  *
  * @param c The config.
  * @returns Number of scalar parameters.
  *
  * @example
- * ```ts ignore
- * import { loadConfig, parameterCount } from "./config.ts";
- * console.log(parameterCount(await loadConfig("configs/gollm-85m.yaml"))); // ~85e6
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfig, parameterCount } from "./config.ts";
+ * // GPT-2 small: 124,439,808 parameters, as transformers' `num_parameters()` reports.
+ * const gpt2 = parseConfig({ arch: "gpt2", vocab_size: 50257, dim: 768, n_layers: 12,
+ *   n_heads: 12, hidden_dim: 3072, context_length: 1024, norm: "layernorm", norm_eps: 1e-5,
+ *   mlp: "gelu", tie_embeddings: true }, "<example>");
+ * assert.equal(parameterCount(gpt2), 124_439_808);
  * ```
  */
 export function parameterCount(c: ModelConfig): number {
-  const q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
-  const gpt2 = c.arch === "gpt2";
-  const normP = gpt2 ? 2 * c.dim : c.dim;
-  const attn = c.dim * q + 2 * c.dim * kv + q * c.dim +
-    (c.attn_bias ? q + 2 * kv : 0) + (gpt2 ? c.dim : 0);
-  const mlp = gpt2 ? 2 * c.dim * c.hidden_dim + c.hidden_dim + c.dim : 3 * c.dim * c.hidden_dim;
-  const perLayer = 2 * normP + attn + mlp;
-  return c.vocab_size * c.dim + (gpt2 ? c.context_length * c.dim : 0) +
-    c.n_layers * perLayer + normP + (c.tie_embeddings ? 0 : c.vocab_size * c.dim);
+  let n = 0;
+  for (const r of tensorRows(c)) {
+    n += r.shape(c).reduce((a, b) => a * b, 1) * (isPerLayer(r) ? c.n_layers : 1);
+  }
+  return n;
 }

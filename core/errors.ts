@@ -9,16 +9,16 @@
 
 /**
  * Base class of every user-facing gollm error. The message is one precise line that names
- * the file, field or tensor and says what was expected and what was found.
+ * the file, field or tensor and says what was expected and what was found; line breaks in
+ * what a subclass passes (a quoted snippet of a bad file) are folded into spaces.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GollmError } from "./errors.ts";
- * try {
- *   throw new GollmError("model.safetensors: tensor 'norm.weight' is missing");
- * } catch (e) {
- *   console.log(e instanceof GollmError); // true
- * }
+ * const e = new GollmError("m.json: is not valid JSON: Unexpected token in \"{\n x\"");
+ * assert.ok(e instanceof Error);
+ * assert.equal(e.message, 'm.json: is not valid JSON: Unexpected token in "{ x"');
  * ```
  */
 export class GollmError extends Error {
@@ -29,7 +29,8 @@ export class GollmError extends Error {
    * @param options Standard `ErrorOptions` (`cause`).
    */
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    // One line, always: a quoted snippet of a bad file must not break the CLI's output.
+    super(message.replace(/\s*[\r\n]+\s*/g, " "), options);
     this.name = "GollmError";
   }
 }
@@ -40,9 +41,10 @@ export class GollmError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError } from "./errors.ts";
  * const e = new ConfigError("configs/x.yaml", "n_heads", "must be a positive integer, got 0");
- * console.log(e.message); // configs/x.yaml: field 'n_heads' must be a positive integer, got 0
+ * assert.equal(e.message, "configs/x.yaml: field 'n_heads' must be a positive integer, got 0");
  * ```
  */
 export class ConfigError extends GollmError {
@@ -71,9 +73,10 @@ export class ConfigError extends GollmError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FormatError } from "./errors.ts";
  * const e = new FormatError("m.gguf", "bad magic: expected 'GGUF', got 'GGML'");
- * console.log(e.message); // m.gguf: bad magic: expected 'GGUF', got 'GGML'
+ * assert.equal(e.message, "m.gguf: bad magic: expected 'GGUF', got 'GGML'");
  * ```
  */
 export class FormatError extends GollmError {

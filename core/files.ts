@@ -1,43 +1,214 @@
 /**
- * Small file-system helpers shared by the readers, writers and the CLI: JSON files, file
- * checks, atomic writes.
+ * File-system helpers shared by the readers, writers and the CLI, so every reader treats
+ * paths the same way:
+ *
+ * - reads accept only what is meant: {@linkcode checkRegularFile} stats first (never opens a
+ *   FIFO, a device or a directory) and {@linkcode readFileBounded} reads at most the size
+ *   that stat reported, so `/dev/zero`, `/proc/self/mem` or a FIFO can neither block nor
+ *   grow memory;
+ * - every I/O failure becomes a one-line {@linkcode FormatError} naming the path;
+ * - {@linkcode readJson} accepts a UTF-8 BOM and reports a parse error on one line;
+ * - writes are atomic: {@linkcode writeFileAtomic} (temporary sibling file, renamed) and
+ *   {@linkcode writeDirAtomic} (temporary sibling directory, renamed); nothing half-written
+ *   is left behind.
+ *
+ * Paths are joined with `node:path` ({@linkcode join}, {@linkcode dirname},
+ * {@linkcode basename}).
  *
  * @module
  */
+import { basename, dirname, join, resolve, sep } from "node:path";
 import { FormatError, GollmError } from "./errors.ts";
 
+export { basename, dirname, join };
+
+/** What a path is, as error messages say it (`a directory`, `a FIFO`, ...). */
+function kindOf(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isFile) return "a regular file";
+  if (info.isFifo) return "a FIFO";
+  if (info.isCharDevice) return "a character device";
+  if (info.isBlockDevice) return "a block device";
+  if (info.isSocket) return "a socket";
+  return "of an unknown kind";
+}
+
+/** The OS error text without Deno's `, <op> '<path>'` suffix (the path is named once). */
+function osMessage(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.replace(/(: |, )(open|stat|read|rename|mkdir|remove|readfile|lstat)[^:]*$/i, "")
+    .replace(/\s*\(os error \d+\)/, "");
+}
+
 /**
- * Reads and parses a JSON file.
+ * Stats `path` (following symlinks) and returns its info when it is a regular file.
+ * Never opens the file, so a FIFO cannot block.
  *
- * @param path The file to read.
- * @returns The parsed value (unvalidated: callers check its shape).
- * @throws {FormatError} `<path>: cannot be read: ...` or `<path>: is not valid JSON: ...`.
+ * @param path The file.
+ * @param what What the file is for, for the message (`model file`, `tokenizer file`).
+ * @returns The stat info (`size` in bytes).
+ * @throws {FormatError} `<path>: cannot read <what>: no such file` (or `: it is a directory,
+ *   not a regular file`, `: it is a FIFO, ...`, `: <OS reason>`).
+ *
  * @example
- * ```ts ignore
- * const raw = await readJson("models/qwen/config.json");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkRegularFile } from "./files.ts";
+ * assert.throws(() => checkRegularFile("/dev/zero", "model file"),
+ *   /\/dev\/zero: cannot read model file: it is a character device, not a regular file$/);
  * ```
  */
-export async function readJson(path: string): Promise<unknown> {
-  let text: string;
+export function checkRegularFile(path: string, what = "file"): Deno.FileInfo {
+  let info: Deno.FileInfo;
   try {
-    text = await Deno.readTextFile(path);
+    info = Deno.statSync(path);
   } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FormatError(path, `cannot read ${what}: no such file`);
+    }
+    if (e instanceof Deno.errors.NotADirectory) {
+      throw new FormatError(path, `cannot read ${what}: a parent is not a directory`);
+    }
+    throw new FormatError(path, `cannot read ${what}: ${osMessage(e)}`);
+  }
+  if (!info.isFile) {
+    throw new FormatError(path, `cannot read ${what}: it is ${kindOf(info)}, not a regular file`);
+  }
+  return info;
+}
+
+/**
+ * Reads a whole regular file, at most as many bytes as stat reported (a file that grows
+ * while read is cut there; a `/proc` file that reports size 0 reads as empty).
+ *
+ * @param path The file.
+ * @param what What the file is for, for messages (`model file`).
+ * @returns The bytes.
+ * @throws {FormatError} naming `path` when it is not a regular file or cannot be read.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readFileBounded } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a.txt`, "abc");
+ * assert.equal((await readFileBounded(`${dir}/a.txt`)).length, 3);
+ * await assert.rejects(() => readFileBounded(dir), /cannot read file: it is a directory, not a regular file/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readFileBounded(path: string, what = "file"): Promise<Uint8Array> {
+  const size = checkRegularFile(path, what).size;
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new FormatError(path, `cannot read ${what}: ${osMessage(e)}`);
   }
   try {
-    return JSON.parse(text);
+    const buf = new Uint8Array(size);
+    let got = 0;
+    while (got < size) {
+      const n = await f.read(buf.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    return got === size ? buf : buf.subarray(0, got);
   } catch (e) {
-    throw new FormatError(path, `is not valid JSON: ${(e as Error).message}`);
+    throw new FormatError(path, `cannot read ${what}: ${osMessage(e)}`);
+  } finally {
+    f.close();
   }
 }
 
 /**
- * Whether `path` exists and is a regular file (false for directories and on any stat error,
- * e.g. a missing file or no permission).
+ * Reads a regular file as UTF-8 text (a leading BOM is dropped; invalid bytes become
+ * U+FFFD), bounded as {@linkcode readFileBounded}.
+ *
+ * @throws {FormatError} naming `path` when it is not a regular file or cannot be read.
  *
  * @example
- * ```ts ignore
- * if (await isFile(`${dir}/tokenizer.json`)) { ... }
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readTextBounded } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/c.yaml`, "\ufeffdim: 8\n");
+ * assert.equal(await readTextBounded(`${dir}/c.yaml`), "dim: 8\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readTextBounded(path: string, what = "file"): Promise<string> {
+  return new TextDecoder().decode(await readFileBounded(path, what)); // ignoreBOM false: drops it
+}
+
+/**
+ * A JSON parse error message on one line: V8 quotes the offending text, newlines included;
+ * they become `\n` and the quote is cut to 60 characters.
+ */
+function jsonMessage(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const m = /^(.*?), "([\s\S]*)" is not valid JSON$/.exec(msg);
+  if (!m) return msg.replace(/\s*[\r\n]+\s*/g, " ");
+  const quoted = JSON.stringify(m[2].length > 60 ? m[2].slice(0, 60) + "…" : m[2]);
+  return `${m[1]} in ${quoted}`;
+}
+
+/**
+ * Parses JSON text, naming the file on one line when it is not valid JSON.
+ *
+ * @param text The JSON text (a leading BOM is accepted).
+ * @param file Named in the error.
+ * @returns The parsed value (unvalidated: callers check its shape).
+ * @throws {FormatError} `<file>: is not valid JSON: <what and where>` (one line).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseJson } from "./files.ts";
+ * assert.deepEqual(parseJson('\ufeff{"a": 1}', "c.json"), { a: 1 });
+ * assert.throws(() => parseJson('{\n "a": x\n}', "c.json"), (e: Error) =>
+ *   e.message.startsWith("c.json: is not valid JSON: Unexpected token") && !e.message.includes("\n"));
+ * ```
+ */
+export function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch (e) {
+    throw new FormatError(file, `is not valid JSON: ${jsonMessage(e)}`);
+  }
+}
+
+/**
+ * Reads and parses a JSON file (a regular file, read bounded; a UTF-8 BOM is accepted).
+ *
+ * @param path The file to read.
+ * @returns The parsed value (unvalidated: callers check its shape).
+ * @throws {FormatError} `<path>: cannot read JSON file: no such file` (a directory, a FIFO,
+ *   an OS error) or `<path>: is not valid JSON: ...`, always one line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readJson } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/config.json`, '\ufeff{"vocab_size": 32}');
+ * assert.deepEqual(await readJson(`${dir}/config.json`), { vocab_size: 32 });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readJson(path: string): Promise<unknown> {
+  return parseJson(await readTextBounded(path, "JSON file"), path);
+}
+
+/**
+ * Whether `path` exists and is a regular file (false for directories, FIFOs, devices and on
+ * any stat error, e.g. a missing file or no permission).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isFile } from "./files.ts";
+ * assert.equal(await isFile("/dev/null"), false);
  * ```
  */
 export async function isFile(path: string): Promise<boolean> {
@@ -48,33 +219,169 @@ export async function isFile(path: string): Promise<boolean> {
   }
 }
 
+/** Where an output path may be created: its parent must be a writable directory. */
+async function checkParent(path: string): Promise<void> {
+  const parent = dirname(resolve(path));
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = await Deno.stat(parent);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      const why = e instanceof Deno.errors.NotADirectory
+        ? "a parent is not a directory"
+        : osMessage(e);
+      throw new GollmError(`${path}: cannot be written: ${why}`);
+    }
+  }
+  if (info && !info.isDirectory) {
+    throw new GollmError(`${path}: cannot be written: ${parent} is not a directory`);
+  }
+  if (
+    parent === "/proc" || parent.startsWith("/proc/") || parent === "/sys" ||
+    parent.startsWith("/sys/")
+  ) {
+    throw new GollmError(`${path}: cannot be written: ${parent} is a kernel file system`);
+  }
+}
+
 /**
  * Writes a file atomically: to a temporary sibling, then renamed over `path`. Creates the
- * parent directory; a failed write leaves no temporary file behind.
+ * parent directory (unless `createParent: false`); a failed write leaves no temporary file
+ * behind.
  *
  * @param path Target file.
- * @param data Text (written as UTF-8) or bytes.
- * @throws {GollmError} naming `path` when it cannot be written.
+ * @param data Text (written as UTF-8) or bytes, or a list of byte chunks written in order.
+ * @param options `createParent` (default true): create missing parent directories.
+ * @throws {GollmError} `<path>: cannot be written: <reason>` (one line).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { writeFileAtomic } from "./files.ts";
- * await writeFileAtomic("generated/k.ts", "export {};\n");
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/out/k.ts`, "export {};\n");
+ * assert.equal(await Deno.readTextFile(`${dir}/out/k.ts`), "export {};\n");
+ * await assert.rejects(() => writeFileAtomic(`${dir}/out/k.ts/x`, "no"), /cannot be written/);
+ * assert.deepEqual([...Deno.readDirSync(`${dir}/out`)].map((e) => e.name), ["k.ts"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".";
-  const tmp = `${slash >= 0 ? path.slice(0, slash + 1) : ""}.${path.slice(slash + 1)}.tmp-${
-    crypto.randomUUID().slice(0, 8)
-  }`;
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+  options: { createParent?: boolean } = {},
+): Promise<void> {
+  await checkParent(path);
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
   try {
-    await Deno.mkdir(dir, { recursive: true });
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
+    if (options.createParent ?? true) await Deno.mkdir(dir, { recursive: true });
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data, { createNew: true });
+    else if (data instanceof Uint8Array) await Deno.writeFile(tmp, data, { createNew: true });
+    else {
+      const f = await Deno.open(tmp, { write: true, createNew: true });
+      try {
+        for (const p of data) {
+          let done = 0;
+          while (done < p.length) done += await f.write(p.subarray(done));
+        }
+      } finally {
+        f.close();
+      }
+    }
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
-    throw new GollmError(`${path}: cannot be written: ${(e as Error).message}`);
+    throw new GollmError(`${path}: cannot be written: ${osMessage(e)}`, { cause: e });
+  }
+}
+
+/** Options of {@linkcode writeDirAtomic}. */
+export interface WriteDirAtomicOptions {
+  /** Replace `dir` when it exists (default false: that is an error). */
+  overwrite?: boolean;
+  /** Named in the "already exists" error as the way to replace it (e.g. `--force`). */
+  overwriteHint?: string;
+}
+
+/**
+ * Creates a directory atomically: `fill` writes into a temporary sibling directory
+ * (`<dir>.tmp-<random>`), which is renamed to `dir` only when `fill` succeeds. On any
+ * failure the temporary directory is removed and an existing `dir` is untouched.
+ *
+ * Refuses, with one line naming `dir`: an existing `dir` without `overwrite`; a `dir` that
+ * exists and is not a directory; the current directory or one of its ancestors (replacing
+ * it would delete the caller's working tree); a parent that is not a directory; a parent in
+ * `/proc` or `/sys`.
+ *
+ * @param dir The directory to create.
+ * @param fill Writes the contents into the temporary directory it is given.
+ * @param options `overwrite` to replace an existing directory.
+ * @throws {GollmError} as above, or `<dir>: cannot be written: <reason>`; errors thrown by
+ *   `fill` propagate unchanged (after the cleanup).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeDirAtomic } from "./files.ts";
+ * const root = await Deno.makeTempDir();
+ * await writeDirAtomic(`${root}/model`, (tmp) => Deno.writeTextFile(`${tmp}/a.txt`, "1"));
+ * await assert.rejects(() => writeDirAtomic(`${root}/model`, async () => {}), /already exists/);
+ * await assert.rejects(() => writeDirAtomic(`${root}/model/a.txt/x`, async () => {}),
+ *   /cannot be written: .*not a directory/);
+ * assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name), ["model"]);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function writeDirAtomic(
+  dir: string,
+  fill: (tmpDir: string) => Promise<void>,
+  options: WriteDirAtomicOptions = {},
+): Promise<void> {
+  const target = dir.replace(/\/+$/, "") || dir;
+  const abs = resolve(target);
+  const cwd = Deno.cwd();
+  if (abs === sep || cwd === abs || cwd.startsWith(abs + sep)) {
+    throw new GollmError(
+      `${dir}: refusing to replace the current directory or one of its parents; ` +
+        `choose a new output directory`,
+    );
+  }
+  await checkParent(target);
+  let existing: Deno.FileInfo | undefined;
+  try {
+    existing = await Deno.lstat(target);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new GollmError(`${target}: cannot be written: ${osMessage(e)}`);
+    }
+  }
+  if (existing && !existing.isDirectory) {
+    throw new GollmError(`${target}: already exists and is not a directory`);
+  }
+  if (existing && !options.overwrite) {
+    const hint = options.overwriteHint ? ` (use ${options.overwriteHint} to replace it)` : "";
+    throw new GollmError(`${target} already exists; choose another output or remove it${hint}`);
+  }
+  const tmp = `${target}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await Deno.mkdir(tmp, { recursive: true });
+  } catch (e) {
+    throw new GollmError(`${target}: cannot be written: ${osMessage(e)}`);
+  }
+  try {
+    await fill(tmp);
+    if (existing) {
+      const old = `${target}.old-${crypto.randomUUID().slice(0, 8)}`;
+      await Deno.rename(target, old);
+      await Deno.rename(tmp, target);
+      await Deno.remove(old, { recursive: true });
+    } else {
+      await Deno.rename(tmp, target);
+    }
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    if (e instanceof GollmError) throw e;
+    throw new GollmError(`${target}: cannot be written: ${osMessage(e)}`, { cause: e });
   }
 }

@@ -21,9 +21,12 @@ export interface ProgressEvent {
  *
  * @example
  * ```ts
- * import type { ProgressCallback } from "./progress.ts";
- * const log: ProgressCallback = (e) => console.log(e.stage, e.fraction ?? "");
+ * import assert from "node:assert/strict";
+ * import type { ProgressCallback, ProgressEvent } from "./progress.ts";
+ * const seen: ProgressEvent[] = [];
+ * const log: ProgressCallback = (e) => seen.push(e);
  * log({ stage: "reading model.safetensors", fraction: 0.5 });
+ * assert.equal(seen[0].fraction, 0.5);
  * ```
  */
 export type ProgressCallback = (event: ProgressEvent) => void;

@@ -1,11 +1,20 @@
 /**
- * Canonical weights: a map from DESIGN.md tensor names to row-major F32 data, and the
+ * Canonical weights: a map from canonical tensor names (core/tensor_names.ts) to row-major F32 data, and the
  * shapes a config expects for each name.
  *
  * @module
  */
 import type { ModelConfig } from "./config.ts";
 import { FormatError } from "./errors.ts";
+import {
+  expectedTensorCount,
+  fillLayer,
+  isPerLayer,
+  layersHeld,
+  patternOf,
+  type TensorNameRow,
+  tensorRows,
+} from "./tensor_names.ts";
 
 /** One tensor: its shape and its row-major F32 data (`data.length == product(shape)`). */
 export interface Tensor {
@@ -23,74 +32,78 @@ export interface Tensor {
 export type Weights = Map<string, Tensor>;
 
 /**
- * The canonical tensor names and shapes a config requires (DESIGN.md "Tensor names").
+ * The canonical tensor names and shapes a config requires, derived from the table of
+ * core/tensor_names.ts.
+ *
+ * Enumerates every layer: callers that hold a file's tensors compare counts first
+ * ({@linkcode checkWeights} does), so a config claiming 10^8 layers never gets here.
  *
  * @param c The model config.
- * @returns Map from name to shape, in checkpoint order.
+ * @returns Map from name to shape, in checkpoint order (globals, then layer by layer).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
  * import { expectedShapes } from "./weights.ts";
  * const c = parseConfig({ arch: "gpt2", vocab_size: 64, dim: 32, n_layers: 1, n_heads: 2,
  *   hidden_dim: 64, context_length: 16, norm: "layernorm", norm_eps: 1e-5, mlp: "gelu",
  *   tie_embeddings: true }, "<example>");
- * console.log(expectedShapes(c).get("pos_embeddings.weight")); // [16, 32]
+ * assert.deepEqual(expectedShapes(c).get("pos_embeddings.weight"), [16, 32]);
  * ```
  */
 export function expectedShapes(c: ModelConfig): Map<string, number[]> {
-  const q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
-  const gpt2 = c.arch === "gpt2";
-  const ln = c.norm === "layernorm";
+  const rows = tensorRows(c);
   const m = new Map<string, number[]>();
-  m.set("tok_embeddings.weight", [c.vocab_size, c.dim]);
-  if (gpt2) m.set("pos_embeddings.weight", [c.context_length, c.dim]);
-  for (let i = 0; i < c.n_layers; i++) {
-    const p = `layers.${i}.`;
-    m.set(p + "attn_norm.weight", [c.dim]);
-    if (ln) m.set(p + "attn_norm.bias", [c.dim]);
-    m.set(p + "attn.wq.weight", [q, c.dim]);
-    if (c.attn_bias) m.set(p + "attn.wq.bias", [q]);
-    m.set(p + "attn.wk.weight", [kv, c.dim]);
-    if (c.attn_bias) m.set(p + "attn.wk.bias", [kv]);
-    m.set(p + "attn.wv.weight", [kv, c.dim]);
-    if (c.attn_bias) m.set(p + "attn.wv.bias", [kv]);
-    m.set(p + "attn.wo.weight", [c.dim, q]);
-    if (gpt2) m.set(p + "attn.wo.bias", [c.dim]);
-    m.set(p + "ffn_norm.weight", [c.dim]);
-    if (ln) m.set(p + "ffn_norm.bias", [c.dim]);
-    m.set(p + "ffn.w1.weight", [c.hidden_dim, c.dim]);
-    if (gpt2) m.set(p + "ffn.w1.bias", [c.hidden_dim]);
-    if (c.mlp === "swiglu") m.set(p + "ffn.w3.weight", [c.hidden_dim, c.dim]);
-    m.set(p + "ffn.w2.weight", [c.dim, c.hidden_dim]);
-    if (gpt2) m.set(p + "ffn.w2.bias", [c.dim]);
-  }
-  m.set("norm.weight", [c.dim]);
-  if (ln) m.set("norm.bias", [c.dim]);
-  if (!c.tie_embeddings) m.set("output.weight", [c.vocab_size, c.dim]);
+  const add = (r: TensorNameRow, layer: number) => m.set(fillLayer(r.name, layer), r.shape(c));
+  let i = 0;
+  for (; i < rows.length && !isPerLayer(rows[i]); i++) add(rows[i], 0);
+  const first = i;
+  while (i < rows.length && isPerLayer(rows[i])) i++;
+  for (let l = 0; l < c.n_layers; l++) for (let j = first; j < i; j++) add(rows[j], l);
+  for (; i < rows.length; i++) add(rows[i], 0);
   return m;
 }
 
 /**
  * Checks that `weights` holds exactly the tensors `c` requires, each with the right shape.
+ * The tensor count is compared first, arithmetically, so a config that declares far more
+ * layers than the file holds fails at once.
  *
  * @param c The model config.
  * @param weights The loaded weights.
  * @param file The checkpoint path, named in errors.
  * @throws {FormatError} naming the first missing, mis-shaped or unexpected tensor
- *   (expected vs actual shape).
+ *   (expected vs actual shape), or the tensor counts when they differ by a whole layer or
+ *   more.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
  * import { checkWeights, randomWeights } from "./weights.ts";
  * const c = parseConfig({ arch: "gpt2", vocab_size: 64, dim: 32, n_layers: 1, n_heads: 2,
  *   hidden_dim: 64, context_length: 16, norm: "layernorm", norm_eps: 1e-5, mlp: "gelu",
  *   tie_embeddings: true }, "<example>");
- * checkWeights(c, randomWeights(c, 1), "<random>"); // passes
+ * const w = randomWeights(c, 1);
+ * checkWeights(c, w, "<random>"); // passes
+ * w.delete("norm.bias");
+ * assert.throws(() => checkWeights(c, w, "m.safetensors"), /m.safetensors: tensor 'norm.bias' is missing/);
  * ```
  */
 export function checkWeights(c: ModelConfig, weights: Weights, file: string): void {
+  const count = expectedTensorCount(c);
+  const layerRows = tensorRows(c).filter(isPerLayer);
+  if (Math.abs(count - weights.size) >= layerRows.length) {
+    const held = layersHeld(weights.keys(), new Set(layerRows.map((r) => r.name)));
+    throw new FormatError(
+      file,
+      `holds ${weights.size} tensors (${
+        held ? `layers 0..${held - 1}` : "no layers"
+      }) but the config's n_layers ` +
+        `${c.n_layers} needs ${count}`,
+    );
+  }
   const want = expectedShapes(c);
   for (const [name, shape] of want) {
     const t = weights.get(name);
@@ -125,12 +138,13 @@ export function checkWeights(c: ModelConfig, weights: Weights, file: string): vo
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
  * import { randomWeights } from "./weights.ts";
  * const c = parseConfig({ arch: "gpt2", vocab_size: 64, dim: 32, n_layers: 1, n_heads: 2,
  *   hidden_dim: 64, context_length: 16, norm: "layernorm", norm_eps: 1e-5, mlp: "gelu",
  *   tie_embeddings: true }, "<example>");
- * console.log(randomWeights(c, 7).get("norm.weight")!.shape); // [32]
+ * assert.deepEqual(randomWeights(c, 7).get("norm.weight")!.shape, [32]);
  * ```
  */
 export function randomWeights(c: ModelConfig, seed: number): Weights {
@@ -142,11 +156,13 @@ export function randomWeights(c: ModelConfig, seed: number): Weights {
     return ((s >>> 0) / 4294967296) * 2 - 1; // U(-1, 1)
   };
   const out: Weights = new Map();
+  const rows = new Map(tensorRows(c).map((r) => [r.name, r]));
   for (const [name, shape] of expectedShapes(c)) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    const isNorm = name.endsWith("norm.weight");
-    const isBias = name.endsWith(".bias");
+    const row = rows.get(patternOf(name)[0])!;
+    const isBias = row.param === "bias";
+    const isNorm = !isBias && row.kind.endsWith("_norm");
     const scale = shape.length === 2 ? Math.sqrt(3) * 0.5 / Math.sqrt(shape[1]) : 0.1;
     for (let i = 0; i < n; i++) {
       data[i] = (isNorm ? 1 : 0) + next() * (isBias || isNorm ? 0.1 : scale);

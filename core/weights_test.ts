@@ -12,7 +12,7 @@ function copy(w: Weights): Weights {
   return new Map([...w].map(([k, t]) => [k, { shape: [...t.shape], data: t.data.slice() }]));
 }
 
-Deno.test("expectedShapes() lists DESIGN.md's canonical names for each arch", () => {
+Deno.test("expectedShapes() lists the canonical names of core/tensor_names.ts for each arch", () => {
   const l = expectedShapes(llama);
   assert.deepEqual(l.get("layers.1.attn.wk.weight"), [24, 48]); // (n_kv_heads*head_dim, dim)
   assert.deepEqual(l.get("layers.0.ffn.w3.weight"), [80, 48]);
@@ -94,4 +94,18 @@ Deno.test("randomWeights() is deterministic per seed and passes checkWeights()",
     a.get("layers.0.attn.wq.weight")!.data,
     c.get("layers.0.attn.wq.weight")!.data,
   );
+});
+
+Deno.test("checkWeights() compares tensor counts before enumerating 10^8 declared layers", () => {
+  const weights = randomWeights(llama, 1);
+  const huge = { ...llama, n_layers: 100_000_000 };
+  const t0 = performance.now();
+  assert.throws(
+    () => checkWeights(huge, weights, "m.safetensors"),
+    (e: unknown) =>
+      e instanceof FormatError &&
+      e.message ===
+        "m.safetensors: holds 21 tensors (layers 0..1) but the config's n_layers 100000000 needs 900000003",
+  );
+  console.log(`rejected in ${(performance.now() - t0).toFixed(1)} ms`);
 });

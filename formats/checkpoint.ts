@@ -7,8 +7,9 @@
 import type { ModelConfig } from "../core/config.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { Weights } from "../core/weights.ts";
+import { FormatError } from "../core/errors.ts";
 
-/** Checkpoint formats gollm reads (DESIGN.md "Checkpoint formats"). */
+/** Checkpoint formats gollm reads (formats/load.ts). */
 export type CheckpointFormat = "gollm" | "hf" | "gguf" | "llama2c";
 
 /** Default sampling settings a model ships with (HF `generation_config.json`). */
@@ -21,7 +22,7 @@ export interface GenerationDefaults {
   top_k?: number;
 }
 
-/** A loaded checkpoint mapped onto DESIGN.md's canonical config and tensor names. */
+/** A loaded checkpoint mapped onto the canonical config (core/config.ts) and tensor names (core/tensor_names.ts). */
 export interface Checkpoint {
   /** Which reader produced it. */
   format: CheckpointFormat;
@@ -37,4 +38,49 @@ export interface Checkpoint {
   extraEosIds?: number[];
   /** Sampling defaults from the model's files. */
   generation?: GenerationDefaults;
+}
+
+/**
+ * Validates sampling defaults read from a model's files (gollm `__metadata__.generation`,
+ * HF `generation_config.json`) with the sampler's rules, so a bad value fails at load naming
+ * the file instead of at generate time: `temperature` finite ≥ 0, `top_p` in (0, 1], `top_k`
+ * an integer ≥ 0. Other keys are ignored; absent or null keys stay absent.
+ *
+ * @param raw The parsed object holding the keys.
+ * @param file The file, named in errors.
+ * @param where How the keys are addressed in that file (`__metadata__.generation.`, or `""`
+ *   for top-level keys).
+ * @returns The defaults (only the three known keys).
+ * @throws {FormatError} `<file>: <where><key> must be ..., got <value>`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkGenerationDefaults } from "./checkpoint.ts";
+ * assert.deepEqual(checkGenerationDefaults({ temperature: 0.7, top_p: 0.9 }, "g.json", ""),
+ *   { temperature: 0.7, top_p: 0.9 });
+ * assert.throws(() => checkGenerationDefaults({ top_p: 1.5 }, "g.json", ""),
+ *   /g.json: top_p must be in \(0, 1\], got 1.5$/);
+ * ```
+ */
+export function checkGenerationDefaults(
+  raw: Record<string, unknown>,
+  file: string,
+  where: string,
+): GenerationDefaults {
+  const out: GenerationDefaults = {};
+  const rules: [keyof GenerationDefaults, string, (v: number) => boolean][] = [
+    ["temperature", "a finite number ≥ 0", (v) => Number.isFinite(v) && v >= 0],
+    ["top_p", "in (0, 1]", (v) => v > 0 && v <= 1],
+    ["top_k", "an integer ≥ 0", (v) => Number.isInteger(v) && v >= 0],
+  ];
+  for (const [key, expected, ok] of rules) {
+    const v = raw[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "number" || !ok(v)) {
+      throw new FormatError(file, `${where}${key} must be ${expected}, got ${JSON.stringify(v)}`);
+    }
+    out[key] = v;
+  }
+  return out;
 }

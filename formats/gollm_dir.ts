@@ -1,5 +1,5 @@
 /**
- * The gollm model directory (DESIGN.md "Checkpoint formats"): read and write.
+ * The gollm model directory (one of the checkpoint formats of formats/load.ts): read and write.
  *
  * ```
  * <dir>/config.yaml          ModelConfig (core/config.ts); `tokenizer:` names the tokenizer
@@ -16,7 +16,7 @@
  * @module
  */
 import { configToYaml, loadConfig, type ModelConfig } from "../core/config.ts";
-import type { Checkpoint, GenerationDefaults } from "./checkpoint.ts";
+import { checkGenerationDefaults, type Checkpoint } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -24,6 +24,7 @@ import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { optionalFile, readTokenizerText } from "../tokenizers/read_file.ts";
 import { checkWeights } from "../core/weights.ts";
+import { basename, join, readTextBounded, writeDirAtomic } from "../core/files.ts";
 
 /** Optional file holding the tokenizer's chat template (the name HF directories use). */
 const CHAT_TEMPLATE_FILE = "chat_template.jinja";
@@ -75,17 +76,13 @@ export interface WriteGollmDirOptions {
   onProgress?: ProgressCallback;
 }
 
-function join(dir: string, name: string): string {
-  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
+    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
   }
 }
 
@@ -106,10 +103,12 @@ async function exists(path: string): Promise<boolean> {
  *   or mis-shaped tensor.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadGollmDir } from "./gollm_dir.ts";
- * const ckpt = await loadGollmDir("models/default");
- * console.log(ckpt.config.dim, ckpt.weights.size);
+ * const ckpt = await loadGollmDir("models/default"); // relative to the repository root
+ * assert.equal(ckpt.config.dim, 192);
+ * assert.equal(ckpt.weights.size, 2 + 9 * ckpt.config.n_layers); // tied: no output.weight
  * ```
  */
 export async function loadGollmDir(
@@ -177,7 +176,11 @@ export async function loadGollmDir(
     if (g === null || typeof g !== "object" || Array.isArray(g)) {
       throw new FormatError(stPath, "__metadata__.generation must be a JSON object");
     }
-    ckpt.generation = g as GenerationDefaults;
+    ckpt.generation = checkGenerationDefaults(
+      g as Record<string, unknown>,
+      stPath,
+      "__metadata__.generation.",
+    );
   }
   return ckpt;
 }
@@ -193,10 +196,11 @@ export async function loadGollmDir(
  * @throws {FormatError} for a malformed tokenizer file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadGollmTokenizer } from "./gollm_dir.ts";
- * const tok = await loadGollmTokenizer("models/default");
- * console.log(tok?.encode("Hello"));
+ * const tok = (await loadGollmTokenizer("models/default"))!;
+ * assert.equal(tok.decode(tok.encode("Hello there", { bos: false })), "Hello there");
  * ```
  */
 export async function loadGollmTokenizer(
@@ -232,7 +236,10 @@ function parseJsonMeta(file: string, key: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new FormatError(file, `__metadata__.${key} is not valid JSON: ${text.slice(0, 40)}`);
+    throw new FormatError(
+      file,
+      `__metadata__.${key} is not valid JSON: ${JSON.stringify(text.slice(0, 40))}`,
+    );
   }
 }
 
@@ -248,14 +255,23 @@ function parseJsonMeta(file: string, key: string, text: string): unknown {
  * @param checkpoint Any loaded checkpoint (gollm, HF, GGUF, llama2.c).
  * @param outDir The directory to create.
  * @param options dtype (`f32` default, `f16`, `bf16`), overwrite, progress.
- * @throws {GollmError} when `outDir` exists and `overwrite` is not set.
+ * @throws {GollmError} one line naming `outDir` when it exists and `overwrite` is not set, is
+ *   not a directory, is the current directory or one of its parents, or cannot be written
+ *   (a parent that is a file, `/proc`); nothing is left behind (core/files.ts
+ *   `writeDirAtomic`).
  * @throws {FormatError} when the weights do not match the config.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpoint } from "./load.ts";
  * import { writeGollmDir } from "./gollm_dir.ts";
- * await writeGollmDir(await loadCheckpoint("stories260K.gguf"), "out/stories", { dtype: "f16" });
+ * const out = await Deno.makeTempDir();
+ * await writeGollmDir(await loadCheckpoint("tests/fixtures/gguf/llama.gguf"), `${out}/m`, { dtype: "f16" });
+ * const back = await loadCheckpoint(`${out}/m`);
+ * assert.equal(back.config.rope_style, "interleaved");
+ * await assert.rejects(() => writeGollmDir(back, `${out}/m`), /already exists/);
+ * await Deno.remove(out, { recursive: true });
  * ```
  */
 export async function writeGollmDir(
@@ -268,16 +284,8 @@ export async function writeGollmDir(
   if (!["f32", "f16", "bf16"].includes(dtype)) {
     throw new GollmError(`dtype must be f32, f16 or bf16, got ${JSON.stringify(dtype)}`);
   }
-  const target = outDir.replace(/\/+$/, "") || outDir;
-  const targetExists = await exists(target);
-  if (targetExists && !options.overwrite) {
-    throw new GollmError(`${target} already exists; choose another output or remove it first`);
-  }
   checkWeights(checkpoint.config, checkpoint.weights, checkpoint.path);
-
-  const tmp = `${target}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.mkdir(tmp, { recursive: true });
-  try {
+  await writeDirAtomic(outDir, async (tmp) => {
     const config = { ...checkpoint.config };
     if (checkpoint.tokenizer) {
       progress({ stage: "writing tokenizer" });
@@ -313,26 +321,14 @@ export async function writeGollmDir(
     });
     await Deno.writeTextFile(
       join(tmp, "config.yaml"),
-      `# written by gollm from ${checkpoint.format} checkpoint ${basename(checkpoint.path)}\n` +
+      `# written by gollm from ${checkpoint.format} checkpoint ${
+        basename(checkpoint.path.replace(/\/+$/, "")) || checkpoint.path
+      }\n` +
         configToYaml(config),
     );
-
-    progress({ stage: `renaming to ${target}` });
-    if (targetExists) {
-      const old = `${target}.old-${crypto.randomUUID().slice(0, 8)}`;
-      await Deno.rename(target, old);
-      await Deno.rename(tmp, target);
-      await Deno.remove(old, { recursive: true });
-    } else {
-      await Deno.rename(tmp, target);
-    }
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
-  }
-}
-
-function basename(path: string): string {
-  const parts = path.replace(/\/+$/, "").split("/");
-  return parts[parts.length - 1] || path;
+    progress({ stage: `renaming to ${outDir}` });
+  }, {
+    overwrite: options.overwrite,
+    overwriteHint: "the overwrite option (gollm convert --force)",
+  });
 }

@@ -2,7 +2,7 @@
  * Hugging Face model directories: `config.json` + `model.safetensors` (or the sharded
  * `model.safetensors.index.json`) + optional `tokenizer.json`, `tokenizer_config.json` and
  * `generation_config.json`, mapped onto gollm's canonical config and tensor names
- * (DESIGN.md "Tensor names").
+ * (core/tensor_names.ts).
  *
  * Supported architectures (transformers `models/{llama,mistral,qwen2,gpt2}/modeling_*.py`):
  * - `LlamaForCausalLM`, `MistralForCausalLM`, `Qwen2ForCausalLM` → `arch: llama`,
@@ -16,21 +16,33 @@
  *
  * @module
  */
-import type { Checkpoint, GenerationDefaults } from "./checkpoint.ts";
+import { checkGenerationDefaults, type Checkpoint, type GenerationDefaults } from "./checkpoint.ts";
 import { type ModelConfig, parseConfig } from "../core/config.ts";
 import { ConfigError, FormatError } from "../core/errors.ts";
-import { isFile, readJson } from "../core/files.ts";
+import { isFile, join, readJson } from "../core/files.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
 import { readSafetensors } from "./safetensors.ts";
-import { checkWeights, expectedShapes, type Tensor, type Weights } from "../core/weights.ts";
+import { checkWeights, type Tensor, type Weights } from "../core/weights.ts";
+import {
+  fillLayer,
+  HF_BASE_PREFIX,
+  type HfFamily,
+  isPerLayer,
+  layersHeld,
+  type TensorNameRow,
+  tensorRows,
+} from "../core/tensor_names.ts";
+
+/** The HF naming family of each supported architecture (core/tensor_names.ts `hf`). */
+const HF_FAMILY: Record<string, HfFamily> = {
+  LlamaForCausalLM: "llama",
+  MistralForCausalLM: "llama",
+  Qwen2ForCausalLM: "llama",
+  GPT2LMHeadModel: "gpt2",
+};
 
 /** Architectures {@linkcode loadHf} reads (`config.json` `architectures[0]`). */
-export const HF_ARCHITECTURES: readonly string[] = [
-  "LlamaForCausalLM",
-  "MistralForCausalLM",
-  "Qwen2ForCausalLM",
-  "GPT2LMHeadModel",
-];
+export const HF_ARCHITECTURES: readonly string[] = Object.keys(HF_FAMILY);
 
 /** What {@linkcode parseHfConfig} derives from a `config.json`. */
 export interface HfConfigInfo {
@@ -77,6 +89,7 @@ const GELU_TANH = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHfConfig } from "./hf.ts";
  * const { config } = parseHfConfig({
  *   architectures: ["LlamaForCausalLM"], vocab_size: 256, hidden_size: 64,
@@ -84,7 +97,8 @@ const GELU_TANH = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
  *   num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5,
  *   rope_theta: 500000, tie_word_embeddings: false, hidden_act: "silu",
  * }, "config.json");
- * console.log(config.n_kv_heads, config.rope_style); // 2 half
+ * assert.equal(config.n_kv_heads, 2);
+ * assert.equal(config.rope_style, "half"); // HF rotate_half
  * ```
  */
 export function parseHfConfig(raw: unknown, file: string, tokenizer = "none"): HfConfigInfo {
@@ -244,6 +258,8 @@ export function parseHfConfig(raw: unknown, file: string, tokenizer = "none"): H
 /** Where HF tensors live: a lookup by HF name that knows which file to blame. */
 interface TensorSource {
   get(name: string): Tensor | undefined;
+  /** Every stored tensor name. */
+  names(): Iterable<string>;
   /** The file holding `name` (or that should have), for error messages. */
   fileOf(name: string): string;
 }
@@ -263,20 +279,46 @@ function transpose(t: Tensor): Tensor {
 }
 
 /**
- * Maps HF tensors onto canonical names for `config` (DESIGN.md "Tensor names").
+ * Maps HF tensors onto canonical names for `config`, following the `hf` sources of
+ * core/tensor_names.ts: a name is looked up with and without the family's base prefix
+ * (`model.`, `transformer.`), `transpose` sources (GPT-2 `Conv1D`, stored `(in, out)`) are
+ * transposed, and fused sources (`c_attn`) are split along the output axis in part order.
  *
  * @param config The model config.
- * @param gpt2Style True for GPT2LMHeadModel names and Conv1D layouts.
+ * @param family The HF naming family.
  * @param src The tensors by HF name.
  * @returns Canonical weights (passes `checkWeights`).
- * @throws {FormatError} naming the HF tensor and its file when one is missing or mis-shaped.
+ * @throws {FormatError} naming the HF tensor and its file when one is missing or mis-shaped,
+ *   or when the file holds fewer or more layers than config.json declares.
  */
-function mapWeights(config: ModelConfig, gpt2Style: boolean, src: TensorSource): Weights {
-  const want = expectedShapes(config);
+function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): Weights {
+  const rows = tensorRows(config);
+  const unnamed = rows.find((r) => r.hf[family] === undefined);
+  if (unnamed) {
+    throw new FormatError(src.fileOf(""), `has no Hugging Face ${family} name for ${unnamed.name}`);
+  }
+  // Compare layer counts before anything per layer is built.
+  const base = HF_BASE_PREFIX[family];
+  const patterns = new Set<string>();
+  for (const r of rows) {
+    if (!isPerLayer(r)) continue;
+    const n = r.hf[family]!.name;
+    patterns.add(n);
+    if (n.startsWith(base)) patterns.add(n.slice(base.length));
+  }
+  const held = layersHeld(src.names(), patterns);
+  if (held !== config.n_layers) {
+    throw new FormatError(
+      src.fileOf(""),
+      `holds ${held} layers${
+        held ? ` (0..${held - 1})` : ""
+      } but config.json declares ${config.n_layers}`,
+    );
+  }
   const out: Weights = new Map();
-  const prefixes = gpt2Style ? ["transformer.", ""] : ["model.", ""];
-  const fetch = (name: string, shape: number[], canonical: string, absolute = false): Tensor => {
-    const names = absolute ? [name] : prefixes.map((p) => p + name);
+  /** The stored tensor `name` (with or without the base prefix), checked against `shape`. */
+  const fetch = (name: string, shape: number[], canonical: string): Tensor => {
+    const names = name.startsWith(base) ? [name, name.slice(base.length)] : [name];
     for (const n of names) {
       const t = src.get(n);
       if (!t) continue;
@@ -293,101 +335,49 @@ function mapWeights(config: ModelConfig, gpt2Style: boolean, src: TensorSource):
       `tensor '${names[0]}' is missing (needed for ${canonical})`,
     );
   };
-  const put = (canonical: string, t: Tensor) => out.set(canonical, t);
-  const d = config.dim, h = config.hidden_dim;
-  const q = config.n_heads * config.head_dim, kv = config.n_kv_heads * config.head_dim;
-
-  if (gpt2Style) {
-    put(
-      "tok_embeddings.weight",
-      fetch("wte.weight", want.get("tok_embeddings.weight")!, "tok_embeddings.weight"),
-    );
-    put(
-      "pos_embeddings.weight",
-      fetch("wpe.weight", want.get("pos_embeddings.weight")!, "pos_embeddings.weight"),
-    );
-    for (let i = 0; i < config.n_layers; i++) {
-      const p = `h.${i}.`, c = `layers.${i}.`;
-      put(c + "attn_norm.weight", fetch(p + "ln_1.weight", [d], c + "attn_norm.weight"));
-      put(c + "attn_norm.bias", fetch(p + "ln_1.bias", [d], c + "attn_norm.bias"));
-      // Conv1D c_attn: weight (in=d, out=3d), output columns [q | k | v].
-      const wqkv = transpose(
-        fetch(p + "attn.c_attn.weight", [d, 3 * d], c + "attn.wq/wk/wv.weight"),
+  const perLayer = rows.filter(isPerLayer);
+  const map = (group: TensorNameRow[], layer: number) => {
+    const done = new Set<TensorNameRow>();
+    for (const row of group) {
+      if (done.has(row)) continue;
+      const s = row.hf[family]!;
+      // Every row stored in the same (possibly fused) tensor, in part order.
+      const parts = s.part === undefined
+        ? [row]
+        : group.filter((r) => r.hf[family]!.name === s.name)
+          .sort((a, b) => a.hf[family]!.part! - b.hf[family]!.part!);
+      const shapes = parts.map((r) => r.shape(config));
+      const rest = shapes[0].slice(1);
+      const stacked = [shapes.reduce((a, sh) => a + sh[0], 0), ...rest];
+      const names = parts.map((r) => fillLayer(r.name, layer));
+      const label = names.length > 1 ? names.join(" + ") : names[0];
+      let t = fetch(
+        fillLayer(s.name, layer),
+        s.transpose ? [...stacked].reverse() : stacked,
+        label,
       );
-      const bqkv = fetch(p + "attn.c_attn.bias", [3 * d], c + "attn.wq/wk/wv.bias");
-      for (const [k, name] of ["wq", "wk", "wv"].entries()) {
-        put(`${c}attn.${name}.weight`, {
-          shape: [d, d],
-          data: wqkv.data.slice(k * d * d, (k + 1) * d * d),
-        });
-        put(`${c}attn.${name}.bias`, { shape: [d], data: bqkv.data.slice(k * d, (k + 1) * d) });
-      }
-      put(
-        c + "attn.wo.weight",
-        transpose(fetch(p + "attn.c_proj.weight", [d, d], c + "attn.wo.weight")),
-      );
-      put(c + "attn.wo.bias", fetch(p + "attn.c_proj.bias", [d], c + "attn.wo.bias"));
-      put(c + "ffn_norm.weight", fetch(p + "ln_2.weight", [d], c + "ffn_norm.weight"));
-      put(c + "ffn_norm.bias", fetch(p + "ln_2.bias", [d], c + "ffn_norm.bias"));
-      put(
-        c + "ffn.w1.weight",
-        transpose(fetch(p + "mlp.c_fc.weight", [d, h], c + "ffn.w1.weight")),
-      );
-      put(c + "ffn.w1.bias", fetch(p + "mlp.c_fc.bias", [h], c + "ffn.w1.bias"));
-      put(
-        c + "ffn.w2.weight",
-        transpose(fetch(p + "mlp.c_proj.weight", [h, d], c + "ffn.w2.weight")),
-      );
-      put(c + "ffn.w2.bias", fetch(p + "mlp.c_proj.bias", [d], c + "ffn.w2.bias"));
+      if (s.transpose) t = transpose(t);
+      const cols = rest.reduce((a, b) => a * b, 1);
+      let r0 = 0;
+      parts.forEach((r, j) => {
+        const data = parts.length === 1
+          ? t.data
+          : t.data.slice(r0 * cols, (r0 + shapes[j][0]) * cols);
+        out.set(names[j], { shape: shapes[j], data });
+        r0 += shapes[j][0];
+        done.add(r);
+      });
     }
-    put("norm.weight", fetch("ln_f.weight", [d], "norm.weight"));
-    put("norm.bias", fetch("ln_f.bias", [d], "norm.bias"));
-  } else {
-    put(
-      "tok_embeddings.weight",
-      fetch("embed_tokens.weight", want.get("tok_embeddings.weight")!, "tok_embeddings.weight"),
-    );
-    for (let i = 0; i < config.n_layers; i++) {
-      const p = `layers.${i}.`, c = `layers.${i}.`;
-      put(c + "attn_norm.weight", fetch(p + "input_layernorm.weight", [d], c + "attn_norm.weight"));
-      const proj: [string, string, number][] = [["q_proj", "wq", q], ["k_proj", "wk", kv], [
-        "v_proj",
-        "wv",
-        kv,
-      ]];
-      for (const [hfn, cn, rows] of proj) {
-        put(
-          `${c}attn.${cn}.weight`,
-          fetch(`${p}self_attn.${hfn}.weight`, [rows, d], `${c}attn.${cn}.weight`),
-        );
-        if (config.attn_bias) {
-          put(
-            `${c}attn.${cn}.bias`,
-            fetch(`${p}self_attn.${hfn}.bias`, [rows], `${c}attn.${cn}.bias`),
-          );
-        }
-      }
-      put(c + "attn.wo.weight", fetch(p + "self_attn.o_proj.weight", [d, q], c + "attn.wo.weight"));
-      put(
-        c + "ffn_norm.weight",
-        fetch(p + "post_attention_layernorm.weight", [d], c + "ffn_norm.weight"),
-      );
-      put(c + "ffn.w1.weight", fetch(p + "mlp.gate_proj.weight", [h, d], c + "ffn.w1.weight"));
-      put(c + "ffn.w3.weight", fetch(p + "mlp.up_proj.weight", [h, d], c + "ffn.w3.weight"));
-      put(c + "ffn.w2.weight", fetch(p + "mlp.down_proj.weight", [d, h], c + "ffn.w2.weight"));
-    }
-    put("norm.weight", fetch("norm.weight", [d], "norm.weight"));
-  }
-  if (!config.tie_embeddings) {
-    put("output.weight", fetch("lm_head.weight", [config.vocab_size, d], "output.weight", true));
-  }
+  };
+  map(rows.filter((r) => !isPerLayer(r)), 0);
+  for (let l = 0; l < config.n_layers; l++) map(perLayer, l);
   return out;
 }
 
 /** Opens model.safetensors or every shard listed in model.safetensors.index.json. */
 async function openTensors(dir: string): Promise<{ src: TensorSource; file: string }> {
-  const single = `${dir}/model.safetensors`;
-  const index = `${dir}/model.safetensors.index.json`;
+  const single = join(dir, "model.safetensors");
+  const index = join(dir, "model.safetensors.index.json");
   if (await isFile(index)) {
     const raw = await readJson(index);
     if (!isObj(raw) || !isObj(raw.weight_map)) {
@@ -405,26 +395,30 @@ async function openTensors(dir: string): Promise<{ src: TensorSource; file: stri
       if (!shards.has(shard)) shards.set(shard, new Map());
     }
     for (const shard of shards.keys()) {
-      shards.set(shard, (await readSafetensors(`${dir}/${shard}`)).tensors);
+      shards.set(shard, (await readSafetensors(join(dir, shard))).tensors);
     }
     return {
       file: index,
       src: {
+        names: () => Object.keys(map),
         get: (n) => {
           const shard = map[n];
           return typeof shard === "string" ? shards.get(shard)?.get(n) : undefined;
         },
-        fileOf: (n) => (typeof map[n] === "string" ? `${dir}/${map[n]}` : index),
+        fileOf: (n) => (typeof map[n] === "string" ? join(dir, map[n] as string) : index),
       },
     };
   }
   if (await isFile(single)) {
     const { tensors } = await readSafetensors(single);
-    return { file: single, src: { get: (n) => tensors.get(n), fileOf: () => single } };
+    return {
+      file: single,
+      src: { get: (n) => tensors.get(n), names: () => tensors.keys(), fileOf: () => single },
+    };
   }
   const others = [];
   for (const f of ["pytorch_model.bin", "model.bin", "pytorch_model.bin.index.json"]) {
-    if (await isFile(`${dir}/${f}`)) others.push(f);
+    if (await isFile(join(dir, f))) others.push(f);
   }
   throw new FormatError(
     dir,
@@ -448,11 +442,9 @@ function parseGenerationConfig(
   if (!isObj(raw)) throw new FormatError(file, "must be a JSON object");
   const eos = ids(raw.eos_token_id);
   const keys = ["temperature", "top_p", "top_k"] as const;
-  if (raw.do_sample === true) {
-    const gen: GenerationDefaults = {};
-    for (const k of keys) if (typeof raw[k] === "number") gen[k] = raw[k] as number;
-    return { eos, gen };
-  }
+  // Checked whether or not they apply: a bad value is a bad file.
+  const gen = checkGenerationDefaults(raw, file, "");
+  if (raw.do_sample === true) return { eos, gen };
   if (raw.do_sample === false || keys.some((k) => raw[k] !== undefined)) {
     return { eos, gen: { temperature: 0 } };
   }
@@ -473,28 +465,31 @@ function parseGenerationConfig(
  *   tokenizer.json.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadHf } from "./hf.ts";
- * const ckpt = await loadHf("tests/fixtures/hf/llama_gqa");
- * console.log(ckpt.config.n_kv_heads, ckpt.tokenizer?.encode("Once upon a time"));
+ * const ckpt = await loadHf("tests/fixtures/hf/llama_gqa"); // written by transformers
+ * assert.equal(ckpt.config.n_kv_heads, 2);
+ * assert.equal(ckpt.tokenizer!.decode(ckpt.tokenizer!.encode("Once upon a time", { bos: false })),
+ *   "Once upon a time");
  * ```
  */
 export async function loadHf(dir: string): Promise<Checkpoint> {
   dir = dir.replace(/\/+$/, "") || "/";
-  const cfgFile = `${dir}/config.json`;
-  const hasTok = await isFile(`${dir}/tokenizer.json`);
+  const cfgFile = join(dir, "config.json");
+  const hasTok = await isFile(join(dir, "tokenizer.json"));
   const { config, architecture, eosIds } = parseHfConfig(
     await readJson(cfgFile),
     cfgFile,
     hasTok ? "tokenizer.json" : "none",
   );
   const { src, file } = await openTensors(dir);
-  const weights = mapWeights(config, architecture === "GPT2LMHeadModel", src);
+  const weights = mapWeights(config, HF_FAMILY[architecture], src);
   checkWeights(config, weights, file);
   const tokenizer = await loadHfTokenizer(dir);
   const extra = [...eosIds];
   let generation: GenerationDefaults | undefined;
-  const genFile = `${dir}/generation_config.json`;
+  const genFile = join(dir, "generation_config.json");
   if (await isFile(genFile)) {
     const g = parseGenerationConfig(await readJson(genFile), genFile);
     for (const id of g.eos) if (!extra.includes(id)) extra.push(id);

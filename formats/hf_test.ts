@@ -11,7 +11,7 @@ import { compileModel } from "../codegen/compile.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { ConfigError, FormatError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
-import { loadGguf } from "./gguf/gguf.ts";
+import { loadGguf } from "./gguf/checkpoint.ts";
 import { loadHf, parseHfConfig } from "./hf.ts";
 import { createReference } from "../runtime/reference.ts";
 import { assertClose } from "../tests/assert_close.ts";

@@ -24,10 +24,12 @@
  * @module
  */
 import type { Checkpoint } from "./checkpoint.ts";
-import { parseConfig } from "../core/config.ts";
+import { type ModelConfig, parameterCount, parseConfig } from "../core/config.ts";
 import { FormatError } from "../core/errors.ts";
+import { dirname, isFile, join, readFileBounded } from "../core/files.ts";
 import { readLlama2cTokenizer, type SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
+import { fillLayer, isPerLayer, tensorRows } from "../core/tensor_names.ts";
 
 /** Magic of versioned llama2.c checkpoints: "ak42" as a little-endian uint32. */
 export const LLAMA2C_MAGIC = 0x616b3432;
@@ -76,9 +78,12 @@ export interface LoadLlama2cOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLlama2cHeader } from "./llama2c.ts";
- * const h = new Int32Array([64, 172, 5, 8, 4, 512, 512]);
- * console.log(parseLlama2cHeader(new Uint8Array(h.buffer), "m.bin").shared_classifier); // true
+ * const h = new Int32Array([64, 172, 5, 8, 4, 512, 512]); // stories260K's header
+ * assert.equal(parseLlama2cHeader(new Uint8Array(h.buffer), "m.bin").shared_classifier, true);
+ * h[5] = -512; // a negative vocab_size: the classifier is stored separately
+ * assert.equal(parseLlama2cHeader(new Uint8Array(h.buffer), "m.bin").shared_classifier, false);
  * ```
  */
 export function parseLlama2cHeader(bytes: Uint8Array, file: string): Llama2cHeader {
@@ -152,50 +157,52 @@ export function parseLlama2cHeader(bytes: Uint8Array, file: string): Llama2cHead
   };
 }
 
-/** (name, element count) of every stored array, in file order. */
-function layout(h: Llama2cHeader): [string, number[]][] {
-  const headSize = h.dim / h.n_heads, kvDim = h.n_kv_heads * headSize;
-  const L = h.n_layers;
-  const per = (name: string, shape: number[]): [string, number[]][] =>
-    Array.from({ length: L }, (_, i) => [`layers.${i}.${name}`, shape]);
-  const emb: [string, number[]] = ["tok_embeddings.weight", [h.vocab_size, h.dim]];
-  const matrices: [string, number[]][] = [
-    ...per("attn.wq.weight", [h.dim, h.dim]),
-    ...per("attn.wk.weight", [kvDim, h.dim]),
-    ...per("attn.wv.weight", [kvDim, h.dim]),
-    ...per("attn.wo.weight", [h.dim, h.dim]),
-  ];
-  const ffn: [string, number[]][] = [
-    ...per("ffn.w1.weight", [h.hidden_dim, h.dim]),
-    ...per("ffn.w2.weight", [h.dim, h.hidden_dim]),
-    ...per("ffn.w3.weight", [h.hidden_dim, h.dim]),
-  ];
-  const out: [string, number[]][] = h.shared_classifier
-    ? []
-    : [["output.weight", [h.vocab_size, h.dim]]];
-  if (h.version === 0) {
-    const freq = h.seq_len * headSize / 2;
-    return [
-      emb,
-      ...per("attn_norm.weight", [h.dim]),
-      ...matrices,
-      ...per("ffn_norm.weight", [h.dim]),
-      ...ffn,
-      ["norm.weight", [h.dim]],
-      ["<freq_cis_real>", [freq]],
-      ["<freq_cis_imag>", [freq]],
-      ...out,
-    ];
+/**
+ * The config a llama2.c header describes: arch llama, rmsnorm eps 1e-5, rope_theta 10000,
+ * `rope_style: interleaved`, swiglu, `context_length` = seq_len, tied when the classifier is
+ * shared.
+ */
+function llama2cConfig(h: Llama2cHeader, file: string, tokenizer = "none"): ModelConfig {
+  return parseConfig({
+    arch: "llama",
+    vocab_size: h.vocab_size,
+    dim: h.dim,
+    n_layers: h.n_layers,
+    n_heads: h.n_heads,
+    n_kv_heads: h.n_kv_heads,
+    hidden_dim: h.hidden_dim,
+    context_length: h.seq_len,
+    norm: "rmsnorm",
+    norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_style: "interleaved",
+    attn_bias: false,
+    mlp: "swiglu",
+    tie_embeddings: h.shared_classifier,
+    tokenizer,
+  }, file);
+}
+
+/**
+ * (name, shape) of every stored array in file order, from the `llama2c` positions of
+ * core/tensor_names.ts; v0 also stores the RoPE tables (`<freq_cis_*>`, skipped) after the
+ * final norm.
+ */
+function layout(h: Llama2cHeader, c: ModelConfig): [string, number[]][] {
+  const v = h.version === 0 ? 0 : 1;
+  const rows = tensorRows(c).sort((a, b) => a.llama2c![v] - b.llama2c![v]);
+  const out: [string, number[]][] = [];
+  for (const r of rows) {
+    const shape = r.shape(c);
+    if (isPerLayer(r)) {
+      for (let l = 0; l < c.n_layers; l++) out.push([fillLayer(r.name, l), shape]);
+    } else out.push([r.name, shape]);
+    if (v === 0 && r.kind === "output_norm") {
+      const freq = c.context_length * c.head_dim / 2;
+      out.push(["<freq_cis_real>", [freq]], ["<freq_cis_imag>", [freq]]);
+    }
   }
-  return [
-    ...per("attn_norm.weight", [h.dim]),
-    ...per("ffn_norm.weight", [h.dim]),
-    ["norm.weight", [h.dim]],
-    emb,
-    ...matrices,
-    ...ffn,
-    ...out,
-  ];
+  return out;
 }
 
 /**
@@ -209,10 +216,17 @@ function layout(h: Llama2cHeader): [string, number[]][] {
  * @throws {ConfigError} when the header describes an invalid config.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLlama2c } from "./llama2c.ts";
- * const { header, weights } = parseLlama2c(await Deno.readFile("stories260K.bin"), "stories260K.bin");
- * console.log(header.n_kv_heads, weights.get("norm.weight")!.shape); // 4 [64]
+ * // dim 8, hidden 16, 1 layer, 2 heads, 1 KV head, vocab 4, seq_len 4, shared classifier.
+ * const header = new Int32Array([8, 16, 1, 2, 1, 4, 4]);
+ * const floats = 4 * 8 + 8 + 8 * 8 + 2 * 4 * 8 + 8 * 8 + 8 + 3 * 16 * 8 + 8 + 4 * 4;
+ * const bytes = new Uint8Array(28 + 4 * floats);
+ * bytes.set(new Uint8Array(header.buffer));
+ * const { weights } = parseLlama2c(bytes, "m.bin");
+ * assert.deepEqual(weights.get("layers.0.attn.wk.weight")!.shape, [4, 8]); // (kv_dim, dim)
+ * assert.throws(() => parseLlama2c(bytes.subarray(0, 100), "m.bin"), /m.bin: truncated/);
  * ```
  */
 export function parseLlama2c(
@@ -220,11 +234,9 @@ export function parseLlama2c(
   file: string,
 ): { header: Llama2cHeader; weights: Weights } {
   const h = parseLlama2cHeader(bytes, file);
+  const c = llama2cConfig(h, file);
   // Size check first, arithmetically: a corrupt header may claim billions of layers.
-  const headSize = h.dim / h.n_heads, kvDim = h.n_kv_heads * headSize;
-  const floats = h.vocab_size * h.dim * (h.shared_classifier ? 1 : 2) + h.dim +
-    h.n_layers * (2 * h.dim + 2 * h.dim * h.dim + 2 * kvDim * h.dim + 3 * h.hidden_dim * h.dim) +
-    (h.version === 0 ? h.seq_len * headSize : 0);
+  const floats = parameterCount(c) + (h.version === 0 ? h.seq_len * c.head_dim : 0);
   const expected = h.headerBytes + 4 * floats;
   if (bytes.length !== expected) {
     const shape = `dim ${h.dim}, hidden_dim ${h.hidden_dim}, n_layers ${h.n_layers}, ` +
@@ -236,7 +248,7 @@ export function parseLlama2c(
       }: the v${h.version} header (${shape}, shared_classifier ${h.shared_classifier}) implies ${expected} bytes, file has ${bytes.length}`,
     );
   }
-  const arrays = layout(h);
+  const arrays = layout(h, c);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const aligned = (bytes.byteOffset + h.headerBytes) % 4 === 0;
   const weights: Weights = new Map();
@@ -258,19 +270,6 @@ export function parseLlama2c(
   return { header: h, weights };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-function dirOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
-}
-
 /**
  * Loads a llama2.c checkpoint (legacy v0 or v1) with its tokenizer.
  *
@@ -286,6 +285,7 @@ function dirOf(path: string): string {
  *
  * @example
  * ```ts ignore
+ * // Needs the shared assets (../shared/assets, see its README).
  * import { loadLlama2c } from "./llama2c.ts";
  * const ck = await loadLlama2c("../shared/assets/stories260K/stories260K.bin");
  * console.log(ck.config.context_length, ck.tokenizer?.vocabSize); // 512 512
@@ -295,20 +295,14 @@ export async function loadLlama2c(
   path: string,
   options: LoadLlama2cOptions = {},
 ): Promise<Checkpoint> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
+  const bytes = await readFileBounded(path, "llama2.c checkpoint");
   const { header: h, weights } = parseLlama2c(bytes, path);
   let tokenizer: SentencePieceTokenizer | null = null;
   let tokPath = options.tokenizerPath;
   if (tokPath === undefined) {
-    const dir = dirOf(path);
     for (const name of [`tok${h.vocab_size}.bin`, "tokenizer.bin"]) {
-      if (await exists(`${dir}/${name}`)) {
-        tokPath = `${dir}/${name}`;
+      if (await isFile(join(dirname(path), name))) {
+        tokPath = join(dirname(path), name);
         break;
       }
     }
@@ -322,24 +316,7 @@ export async function loadLlama2c(
       );
     }
   }
-  const config = parseConfig({
-    arch: "llama",
-    vocab_size: h.vocab_size,
-    dim: h.dim,
-    n_layers: h.n_layers,
-    n_heads: h.n_heads,
-    n_kv_heads: h.n_kv_heads,
-    hidden_dim: h.hidden_dim,
-    context_length: h.seq_len,
-    norm: "rmsnorm",
-    norm_eps: 1e-5,
-    rope_theta: 10000,
-    rope_style: "interleaved",
-    attn_bias: false,
-    mlp: "swiglu",
-    tie_embeddings: h.shared_classifier,
-    tokenizer: tokenizer ? "tokenizer.bin" : "none",
-  }, path);
+  const config = llama2cConfig(h, path, tokenizer ? "tokenizer.bin" : "none");
   checkWeights(config, weights, path);
   return { format: "llama2c", path, config, weights, tokenizer };
 }

@@ -5,19 +5,24 @@
  * |-------------------------------|---------|-------------------------|
  * | directory with `config.yaml`  | gollm   | formats/gollm_dir.ts     |
  * | directory with `config.json`  | hf      | formats/hf.ts            |
- * | file starting with `GGUF`     | gguf    | formats/gguf/gguf.ts          |
- * | `*.gguf`, or a legacy ggml magic (GGML/GGJT/GGLA) | gguf (reports the bad magic) | formats/gguf/gguf.ts |
+ * | file starting with `GGUF`     | gguf    | formats/gguf/checkpoint.ts |
+ * | `*.gguf`, or a legacy ggml magic (GGML/GGJT/GGLA) | gguf (reports the bad magic) | formats/gguf/checkpoint.ts |
  * | any other file                | llama2c | formats/llama2c.ts       |
  *
  * A file that is not clearly llama2.c (neither a `.bin` name nor the `ak42` v1 magic) and
  * fails the llama2.c checks is reported as "not a recognised model file", naming its first
  * bytes, rather than with a llama2.c header error.
  *
+ * Only directories and regular files are accepted: a FIFO, a device or a socket is refused
+ * after a stat, before any open (so `--model` of a FIFO cannot block), and no read goes past
+ * the size stat reports (`/dev/zero` and `/proc/self/mem` cannot grow memory).
+ *
  * @module
  */
 import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
-import { loadGguf } from "./gguf/gguf.ts";
+import { basename, checkRegularFile, dirname, isFile, join } from "../core/files.ts";
+import { loadGguf } from "./gguf/checkpoint.ts";
 import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
 import { loadHf } from "./hf.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
@@ -26,7 +31,7 @@ import type { ProgressCallback } from "../core/progress.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { checkTokenizerFits } from "../tokenizers/fit.ts";
-import { checkRegularFile } from "../tokenizers/read_file.ts";
+import { checkRegularFile as checkTokenizerFile } from "../tokenizers/read_file.ts";
 
 /** Options of {@linkcode loadCheckpoint}. */
 export interface LoadCheckpointOptions {
@@ -47,25 +52,6 @@ export interface LoadCheckpointOptions {
   optionalTokenizer?: boolean;
 }
 
-function join(dir: string, name: string): string {
-  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-}
-
-function splitPath(path: string): { dir: string; name: string } {
-  const i = path.lastIndexOf("/");
-  return i < 0
-    ? { dir: ".", name: path }
-    : { dir: path.slice(0, i) || "/", name: path.slice(i + 1) };
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Detects the checkpoint format of `path` without reading more than its first bytes.
  *
@@ -75,9 +61,13 @@ async function isFile(path: string): Promise<boolean> {
  *   `config.yaml` nor `config.json`, or a lone `.safetensors` file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { detectFormat } from "./load.ts";
- * console.log(await detectFormat("stories260K.gguf")); // "gguf"
+ * assert.equal(await detectFormat("tests/fixtures/gguf/llama.gguf"), "gguf");
+ * assert.equal(await detectFormat("models/default"), "gollm");
+ * assert.equal(await detectFormat("tests/fixtures/hf/llama_gqa"), "hf");
+ * await assert.rejects(() => detectFormat("/dev/zero"), /it is a character device/);
  * ```
  */
 export async function detectFormat(path: string): Promise<CheckpointFormat> {
@@ -90,7 +80,7 @@ export async function detectFormat(path: string): Promise<CheckpointFormat> {
         `${path}: no such file or directory (expected a model directory or file)`,
       );
     }
-    throw new GollmError(`${path}: cannot be read: ${(e as Error).message}`);
+    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
   }
   if (info.isDirectory) {
     if (await isFile(join(path, "config.yaml"))) return "gollm";
@@ -99,6 +89,7 @@ export async function detectFormat(path: string): Promise<CheckpointFormat> {
       `${path}: directory has neither config.yaml (gollm model) nor config.json (Hugging Face model)`,
     );
   }
+  checkRegularFile(path, "model file"); // a FIFO or device is refused before any open
   if (path.endsWith(".safetensors")) {
     throw new GollmError(
       `${path}: a lone .safetensors file carries no config; pass the directory that holds it ` +
@@ -121,24 +112,40 @@ function showHead(head: Uint8Array): string {
   ).join("");
 }
 
-/** Format of a (non-directory) file, and whether a llama2.c guess is certain. */
-async function sniffFile(
-  path: string,
-): Promise<{ format: "gguf" | "llama2c"; clearlyLlama2c: boolean; head: Uint8Array }> {
-  const buf = new Uint8Array(4);
-  let n: number | null = 0;
+/**
+ * The first `n` bytes of a regular file (fewer when it is shorter; none when stat reports
+ * size 0, as `/proc` files do): never opens a FIFO or device, never reads past the size.
+ */
+async function readHead(path: string, n: number): Promise<Uint8Array> {
+  const size = checkRegularFile(path, "model file").size;
+  const buf = new Uint8Array(Math.min(n, size));
+  if (buf.length === 0) return buf;
   let f: Deno.FsFile;
   try {
     f = await Deno.open(path, { read: true });
   } catch (e) {
-    throw new GollmError(`${path}: cannot be read: ${(e as Error).message}`);
+    throw new FormatError(path, `cannot read model file: ${(e as Error).message}`);
   }
   try {
-    n = await f.read(buf);
+    let got = 0;
+    while (got < buf.length) {
+      const r = await f.read(buf.subarray(got));
+      if (r === null) break;
+      got += r;
+    }
+    return buf.subarray(0, got);
+  } catch (e) {
+    throw new FormatError(path, `cannot read model file: ${(e as Error).message}`);
   } finally {
     f.close();
   }
-  const head = buf.subarray(0, n ?? 0);
+}
+
+/** Format of a (non-directory) file, and whether a llama2.c guess is certain. */
+async function sniffFile(
+  path: string,
+): Promise<{ format: "gguf" | "llama2c"; clearlyLlama2c: boolean; head: Uint8Array }> {
+  const head = await readHead(path, 4);
   const text = String.fromCharCode(...head);
   if (text === "GGUF" || GGML_MAGICS.has(text) || /\.gguf$/i.test(path)) {
     return { format: "gguf", clearlyLlama2c: false, head };
@@ -158,10 +165,12 @@ async function sniffFile(
  *   exist, matches no format, or is malformed.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpoint } from "./load.ts";
- * const ckpt = await loadCheckpoint("../shared/assets/stories260K/stories260K.gguf");
- * console.log(ckpt.format, ckpt.config.n_layers); // gguf 5
+ * const ckpt = await loadCheckpoint("tests/fixtures/gguf/qwen2.gguf");
+ * assert.equal(ckpt.format, "gguf");
+ * assert.equal(ckpt.config.attn_bias, true); // Qwen2's q/k/v bias
  * ```
  */
 export async function loadCheckpoint(
@@ -238,9 +247,8 @@ async function loadLlama2cChecked(path: string, tokenizerPath?: string): Promise
 }
 
 async function loadTokenizerFile(path: string): Promise<Tokenizer> {
-  await checkRegularFile(path, "tokenizer file");
-  const { dir, name } = splitPath(path);
-  const tok = await loadTokenizer(name, dir);
+  await checkTokenizerFile(path, "tokenizer file");
+  const tok = await loadTokenizer(basename(path), dirname(path));
   if (!tok) throw new GollmError(`${path}: no tokenizer could be read from this file`);
   return tok;
 }
@@ -255,10 +263,11 @@ async function loadTokenizerFile(path: string): Promise<Tokenizer> {
  * @throws {GollmError} as for {@linkcode loadCheckpoint}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpointTokenizer } from "./load.ts";
- * const tok = await loadCheckpointTokenizer("models/default");
- * console.log(tok?.encode("hello"));
+ * const tok = (await loadCheckpointTokenizer("models/default"))!;
+ * assert.equal(tok.vocabSize, 4096);
  * ```
  */
 export async function loadCheckpointTokenizer(

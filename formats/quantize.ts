@@ -32,7 +32,7 @@ import { loadCheckpoint } from "./load.ts";
 import { type GgmlType, ggmlTypeByName, quantize } from "./quant.ts";
 import { type FileType, fileType, tensorType } from "./quant/mix.ts";
 import { QuantizePool } from "./quant/pool.ts";
-import { ggufNameOf } from "./gguf/gguf.ts";
+import { ggufNameOf } from "./gguf/checkpoint.ts";
 import { gguf, type GgufTypedValue, type GgufWriteTensor, writeGguf } from "./gguf/write.ts";
 import { SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
 import { PRETOKENIZE_PATTERNS, TiktokenTokenizer } from "../tokenizers/tiktoken.ts";

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { GollmError } from "../core/errors.ts";
 import { loadCheckpoint } from "./load.ts";
-import { loadGguf, parseGguf } from "./gguf/gguf.ts";
+import { loadGguf } from "./gguf/checkpoint.ts";
+import { parseGguf } from "./gguf/parse.ts";
 import { dequantize, quantize } from "./quant.ts";
 import { FILE_TYPES, fileType } from "./quant/mix.ts";
 import { quantizeModel } from "./quantize.ts";

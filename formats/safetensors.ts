@@ -12,6 +12,7 @@
  * @module
  */
 import { FormatError, GollmError } from "../core/errors.ts";
+import { readFileBounded, writeFileAtomic } from "../core/files.ts";
 import { f16Table, f16ToF32, f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
 import type { Tensor } from "../core/weights.ts";
 
@@ -212,13 +213,17 @@ function convertDataView(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSafetensors } from "./safetensors.ts";
  * const header = new TextEncoder().encode('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
  * const bytes = new Uint8Array(8 + header.length + 8);
  * new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
  * bytes.set(header, 8);
  * new DataView(bytes.buffer).setFloat32(8 + header.length, 1.5, true);
- * console.log(parseSafetensors(bytes, "x.safetensors").tensors.get("x")!.data); // [1.5, 0]
+ * assert.deepEqual(parseSafetensors(bytes, "x.safetensors").tensors.get("x")!.data,
+ *   new Float32Array([1.5, 0]));
+ * assert.throws(() => parseSafetensors(bytes.subarray(0, 20), "x.safetensors"),
+ *   /x.safetensors: truncated or corrupt/);
  * ```
  */
 export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
@@ -269,7 +274,13 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
         if (typeof v !== "string") {
           throw new FormatError(file, `__metadata__ '${k}' must be a string, got ${describe(v)}`);
         }
-        metadata[k] = v;
+        // defineProperty: a key "__proto__" is data, not the object's prototype.
+        Object.defineProperty(metadata, k, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       continue;
     }
@@ -279,7 +290,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
     }
     const info = raw as Record<string, unknown>;
     const dtype = info.dtype;
-    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       throw new FormatError(
         file,
         `${where}: unsupported dtype ${describe(dtype)} (supported: ${
@@ -370,20 +381,16 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
  * @throws {FormatError} when the file cannot be read or is malformed (names the file).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors } from "./safetensors.ts";
  * const { tensors, metadata } = await readSafetensors("models/default/model.safetensors");
- * console.log(metadata.format, tensors.get("norm.weight")!.shape);
+ * assert.equal(metadata.format, "gollm");
+ * assert.deepEqual(tensors.get("norm.weight")!.shape, [192]);
  * ```
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot read safetensors file: ${(e as Error).message}`);
-  }
-  return parseSafetensors(bytes, path);
+  return parseSafetensors(await readFileBounded(path, "safetensors file"), path);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,11 +488,17 @@ function encodeSafetensors(
  *   cannot be written (the message names `path`).
  *
  * @example
- * ```ts ignore
- * import { writeSafetensors } from "./safetensors.ts";
- * await writeSafetensors("out/model.safetensors",
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/model.safetensors`,
  *   new Map([["norm.weight", { shape: [2], data: new Float32Array([1, 2]) }]]),
  *   { dtype: "F16", metadata: { format: "gollm" } });
+ * const back = await readSafetensors(`${dir}/model.safetensors`);
+ * assert.deepEqual(back.tensors.get("norm.weight")!.data, new Float32Array([1, 2]));
+ * assert.equal(back.dtypes.get("norm.weight"), "F16");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(
@@ -498,31 +511,5 @@ export async function writeSafetensors(
       `writeSafetensors: dtype must be F32, F16 or BF16, got ${JSON.stringify(options.dtype)}`,
     );
   }
-  const parts = encodeSafetensors(tensors, options);
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash + 1) : "";
-  const base = path.slice(slash + 1);
-  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
-  const tmp = `${dir}.${base}.tmp-${Deno.pid}-${rand}`;
-  try {
-    const f = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      for (const p of parts) {
-        let done = 0;
-        while (done < p.length) done += await f.write(p.subarray(done));
-      }
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    try {
-      await Deno.remove(tmp);
-    } catch {
-      // The temporary file was never created or is already gone.
-    }
-    throw new GollmError(`${path}: cannot write safetensors file: ${(e as Error).message}`, {
-      cause: e,
-    });
-  }
+  await writeFileAtomic(path, encodeSafetensors(tensors, options), { createParent: false });
 }

@@ -307,7 +307,7 @@ Deno.test("loadCheckpoint() detects each format and names a path that matches no
     const bad: [string, RegExp][] = [
       [`${tmp}/missing`, /missing: no such file or directory/],
       [tmp + "/g/model.safetensors", /lone \.safetensors file carries no config/],
-      [root + "runtime", /neither config\.yaml \(gollm model\) nor config\.json/],
+      [root + "core", /neither config\.yaml \(gollm model\) nor config\.json/],
       [`${tmp}/junk.bin`, /junk\.bin/],
       [`${tmp}/bad.gguf`, /bad\.gguf: bad magic: expected 'GGUF', got 'GGUX'$/],
       [`${tmp}/old.model`, /old\.model: bad magic: .*'tjgg' \(a pre-GGUF llama\.cpp file/],

@@ -29,7 +29,7 @@ import { MIX_MODELS, sha256, writeMixModel } from "../tests/quant_models.ts";
 import { ggmlTypeByName, rowBytes } from "../formats/quant.ts";
 import { FILE_TYPES } from "../formats/quant/mix.ts";
 import { quantizeModel } from "../formats/quantize.ts";
-import { parseGguf } from "../formats/gguf/gguf.ts";
+import { parseGguf } from "../formats/gguf/parse.ts";
 
 async function ensureLibggml(): Promise<void> {
   try {

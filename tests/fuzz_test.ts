@@ -1,150 +1,189 @@
 /**
- * Fuzz-style robustness: flipped and truncated bytes of a real GGUF (stories260K.gguf), a
- * llama2.c checkpoint and tokenizer, and safetensors files must either load or fail with a
- * GollmError (FormatError / ConfigError) — never another exception type, never a hang.
- * Seeded, so a failure reproduces; the whole file runs in a few seconds. The slowest load is
- * printed, not asserted (speed is measured by benchmarks, never by timed assertions).
+ * Fuzz tests, one per reader (issue #12 "Proof", #7 item 7): each mutates a real or shipped
+ * file many times with tests/fuzz_harness.ts and loads every mutant in a subprocess bounded
+ * in time (30 s per case, generous for a loaded CI machine) and memory (1.5 GiB resident); every outcome must be success or a
+ * typed GollmError whose message is one line and names the file. Seeded: a failure prints
+ * `seed S case I (mutation)`, which reproduces alone with `only: I`. `GOLLM_FUZZ_SCALE=10`
+ * runs ten times the cases.
  */
-import assert from "node:assert/strict";
-import { GollmError } from "../core/errors.ts";
-import { ggufToCheckpoint, parseGguf } from "../formats/gguf/gguf.ts";
-import { parseLlama2c } from "../formats/llama2c.ts";
-import { parseSafetensors, writeSafetensors } from "../formats/safetensors.ts";
-import { parseLlama2cTokenizer } from "../tokenizers/sentencepiece.ts";
-import type { Tensor } from "../core/weights.ts";
-import { ASSETS, haveFiles, isFile, ROOT } from "./assets.ts";
+import { assertClean, fuzz, type FuzzTarget, ggufFields, llama2cFields } from "./fuzz_harness.ts";
+import { ASSETS, haveFiles, ROOT } from "./assets.ts";
+import { loadGollmDir, writeGollmDir } from "../formats/gollm_dir.ts";
 
-const DIR = `${ASSETS}/stories260K`;
-
-const haveGguf = haveFiles("GGUF fuzzing", [`${DIR}/stories260K.gguf`]);
-const haveBin = haveFiles("llama2.c fuzzing", [`${DIR}/stories260K.bin`, `${DIR}/tok512.bin`]);
-
-/** xorshift32: deterministic across machines. */
-function rng(seed: number): (n: number) => number {
-  let s = seed | 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % n;
-  };
-}
-
-/**
- * Mutates `original` `rounds` times (byte flips concentrated in the first `hot` bytes, where
- * headers live, plus truncations) and runs `load` on each; returns how many loaded.
- */
-function fuzz(
-  original: Uint8Array,
-  hot: number,
-  rounds: number,
-  seed: number,
-  load: (b: Uint8Array) => unknown,
-): { ok: number; failed: number; worstMs: number } {
-  const r = rng(seed);
-  let ok = 0, failed = 0, worstMs = 0;
-  for (let i = 0; i < rounds; i++) {
-    let bytes: Uint8Array;
-    const kind = r(4);
-    if (kind === 0) {
-      bytes = original.subarray(0, r(original.length)); // truncate anywhere
-    } else if (kind === 1) {
-      bytes = original.subarray(0, r(Math.min(hot, original.length))); // truncate in the header
-    } else {
-      bytes = original.slice();
-      const flips = 1 + r(kind === 2 ? 2 : 12);
-      for (let f = 0; f < flips; f++) {
-        const at = r(4) === 0 ? r(bytes.length) : r(Math.min(hot, bytes.length));
-        bytes[at] = r(3) === 0 ? 0xff : bytes[at] ^ (1 << r(8));
-      }
-    }
-    const t0 = performance.now();
-    try {
-      load(bytes);
-      ok++;
-    } catch (e) {
-      if (!(e instanceof GollmError)) {
-        throw new Error(`seed ${seed} round ${i} (kind ${kind}): ${String(e)}`, { cause: e });
-      }
-      assert.ok(
-        e.message.length > 0 && !e.message.includes("\n"),
-        `one-line message: ${e.message}`,
-      );
-      failed++;
-    }
-    worstMs = Math.max(worstMs, performance.now() - t0);
-  }
-  return { ok, failed, worstMs };
-}
+const STORIES = `${ASSETS}/stories260K`;
+const DEFAULT = `${ROOT}models/default`;
+const HF = `${ROOT}tests/fixtures/hf/llama_gqa`;
+const load: FuzzTarget["loader"] = {
+  module: "formats/load.ts",
+  fn: "loadCheckpoint",
+  args: ["{path}"],
+};
+const loadAndUse: FuzzTarget["loader"] = { module: "tests/fuzz_loaders.ts", fn: "loadAndUse" };
+const BYTES = ["bitflip", "overwrite", "truncate", "insert"] as const;
+/** Size fields of config.yaml and config.json: where a huge value once hung the loader. */
+const SIZE_KEYS = [
+  "n_layers",
+  "dim",
+  "vocab_size",
+  "hidden_dim",
+  "context_length",
+  "n_heads",
+  "n_kv_heads",
+  "head_dim",
+  "num_hidden_layers",
+  "hidden_size",
+  "intermediate_size",
+  "max_position_embeddings",
+  "num_attention_heads",
+  "num_key_value_heads",
+];
 
 Deno.test({
-  name: "parseGguf()/ggufToCheckpoint() fail only with GollmError on mutated stories260K.gguf",
-  ignore: !haveGguf,
+  name: "fuzz: loadCheckpoint() of mutated stories260K.gguf fails only with one-line GollmErrors",
+  ignore: !haveFiles("GGUF fuzzing", [`${STORIES}/stories260K.gguf`]),
   fn: async () => {
-    const original = await Deno.readFile(`${DIR}/stories260K.gguf`);
-    const hot = parseGguf(original, "x").dataOffset;
-    const res = fuzz(original, hot, 1500, 260, (b) => {
-      const ck = ggufToCheckpoint(parseGguf(b, "fuzz.gguf"));
-      ck.tokenizer?.decode(ck.tokenizer.encode("Once upon a time, 🦙"));
-    });
-    console.log(
-      `gguf: ${res.ok} loaded, ${res.failed} FormatError/ConfigError, worst ${
-        res.worstMs.toFixed(0)
-      } ms`,
-    );
-    assert.ok(res.failed > 800, "most mutations should be caught");
+    const report = await fuzz({
+      name: "gguf",
+      base: `${STORIES}/stories260K.gguf`,
+      mutations: [...BYTES, "field", "field", "field"],
+      hot: 30_000, // metadata (tokenizer arrays) and tensor infos
+      fields: ggufFields,
+      loader: load,
+    }, { seed: 260, cases: 90 });
+    assertClean(report, 40);
+  },
+});
+
+Deno.test("fuzz: loadCheckpoint() of a mutated shipped gpt2 GGUF (fused attn_qkv) fails cleanly", async () => {
+  const report = await fuzz({
+    name: "gguf-gpt2",
+    base: `${ROOT}tests/fixtures/gguf/gpt2.gguf`,
+    mutations: [...BYTES, "field", "field", "field"],
+    fields: ggufFields,
+    loader: load,
+  }, { seed: 2, cases: 60 });
+  assertClean(report, 20);
+});
+
+Deno.test({
+  name: "fuzz: loadCheckpoint() of a mutated llama2.c stories260K.bin fails cleanly",
+  ignore: !haveFiles("llama2.c fuzzing", [`${STORIES}/stories260K.bin`]),
+  fn: async () => {
+    const report = await fuzz({
+      name: "llama2c",
+      base: `${STORIES}/stories260K.bin`,
+      mutations: ["field", "field", "field", "truncate", "insert", "bitflip"],
+      hot: 28,
+      fields: llama2cFields,
+      loader: { ...load, module: "formats/llama2c.ts", fn: "loadLlama2c" },
+    }, { seed: 7, cases: 60 });
+    assertClean(report, 30);
   },
 });
 
 Deno.test({
-  name: "parseLlama2c()/parseLlama2cTokenizer() fail only with GollmError on mutated files",
-  ignore: !haveBin,
+  name: "fuzz: readLlama2cTokenizer() of a mutated tok512.bin fails cleanly",
+  ignore: !haveFiles("tokenizer.bin fuzzing", [`${STORIES}/tok512.bin`]),
   fn: async () => {
-    const bin = await Deno.readFile(`${DIR}/stories260K.bin`);
-    const r1 = fuzz(bin, 28, 150, 7, (b) => parseLlama2c(b, "fuzz.bin"));
-    const tok = await Deno.readFile(`${DIR}/tok512.bin`);
-    const r2 = fuzz(tok, tok.length, 400, 8, (b) => {
-      const t = parseLlama2cTokenizer(b, "fuzz_tok.bin");
-      t.decode(t.encode("Once upon a time"));
-    });
-    console.log(
-      `llama2c: ${r1.ok}/${r1.failed}, tokenizer: ${r2.ok}/${r2.failed} (loaded/rejected)`,
-    );
-    assert.ok(r1.failed > 50 && r2.failed > 50);
+    const report = await fuzz({
+      name: "tokenizer.bin",
+      base: `${STORIES}/tok512.bin`,
+      mutations: [...BYTES],
+      hot: 6227,
+      loader: { module: "tokenizers/sentencepiece.ts", fn: "readLlama2cTokenizer" },
+    }, { seed: 8, cases: 60 });
+    assertClean(report, 10);
   },
 });
 
-Deno.test("parseSafetensors() fails only with GollmError on mutated safetensors files", async () => {
-  const dir = await Deno.makeTempDir();
+Deno.test("fuzz: gollm directory with a mutated model.safetensors (header, __metadata__, data) fails cleanly", async () => {
+  const report = await fuzz({
+    name: "safetensors",
+    base: DEFAULT,
+    file: "model.safetensors",
+    mutations: [...BYTES, "stjson", "stjson", "stjson", "field"],
+    keys: ["dtype", "shape", "data_offsets", "format", "format_version"],
+    hot: 4096,
+    fields: () => [[0, 8]],
+    loader: load,
+  }, { seed: 100, cases: 70 });
+  assertClean(report, 30);
+});
+
+Deno.test("fuzz: gollm directory with a mutated config.yaml fails cleanly", async () => {
+  const report = await fuzz({
+    name: "config.yaml",
+    base: DEFAULT,
+    file: "config.yaml",
+    mutations: ["yaml", "yaml", "yaml", "bitflip", "truncate", "insert"],
+    keys: SIZE_KEYS,
+    loader: load,
+  }, { seed: 11, cases: 70 });
+  assertClean(report, 30);
+});
+
+Deno.test("fuzz: Hugging Face directory with a mutated config.json fails cleanly", async () => {
+  const report = await fuzz({
+    name: "config.json",
+    base: HF,
+    file: "config.json",
+    mutations: ["json", "json", "json", "bitflip", "truncate", "insert"],
+    keys: SIZE_KEYS,
+    loader: load,
+  }, { seed: 12, cases: 70 });
+  assertClean(report, 30);
+});
+
+Deno.test("fuzz: Hugging Face directory with a mutated generation_config.json fails cleanly", async () => {
+  const base = await Deno.makeTempDir();
   try {
-    const tensors = new Map<string, Tensor>();
-    const vals = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 3);
-    tensors.set("tok_embeddings.weight", { shape: [32, 16], data: vals(512) });
-    tensors.set("layers.0.attn.wq.weight", { shape: [16, 16], data: vals(256) });
-    tensors.set("norm.weight", { shape: [16], data: vals(16) });
-    const files: string[] = [];
-    for (const dtype of ["F32", "F16", "BF16"] as const) {
-      const p = `${dir}/m_${dtype}.safetensors`;
-      await writeSafetensors(p, tensors, { dtype, metadata: { format: "gollm", note: "fuzz" } });
-      files.push(p);
+    // The fixture's generation config with sampling fields, so mutations reach them.
+    for (const e of Deno.readDirSync(HF)) {
+      await Deno.symlink(`${HF}/${e.name}`, `${base}/${e.name}`);
     }
-    // Also a file written by Python's safetensors, when the HF fixtures are present.
-    for (const name of ["mistral", "qwen2", "gpt2", "llama_untied"]) {
-      const p = `${ROOT}tests/fixtures/hf/${name}/model.safetensors`;
-      if (isFile(p)) {
-        files.push(p);
-        break;
-      }
-    }
-    let seed = 100;
-    for (const p of files) {
-      const original = await Deno.readFile(p);
-      const hot = 8 + Number(new DataView(original.buffer).getBigUint64(0, true));
-      const res = fuzz(original, hot, 300, seed++, (b) => parseSafetensors(b, "fuzz.safetensors"));
-      console.log(`${p.split("/").pop()}: ${res.ok} loaded, ${res.failed} rejected`);
-      assert.ok(res.failed > 100);
-    }
+    await Deno.remove(`${base}/generation_config.json`);
+    await Deno.writeTextFile(
+      `${base}/generation_config.json`,
+      JSON.stringify({
+        bos_token_id: 1,
+        eos_token_id: [2, 3],
+        do_sample: true,
+        temperature: 0.6,
+        top_p: 0.9,
+        top_k: 40,
+      }),
+    );
+    const report = await fuzz({
+      name: "generation_config.json",
+      base,
+      file: "generation_config.json",
+      mutations: ["json", "json", "json", "json", "bitflip", "truncate"],
+      keys: ["temperature", "top_p", "top_k", "do_sample", "eos_token_id"],
+      loader: loadAndUse,
+    }, { seed: 13, cases: 50 });
+    assertClean(report, 10);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("fuzz: gollm directory with mutated __metadata__ (generation, extra_eos_ids) fails cleanly", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const ckpt = await loadGollmDir(DEFAULT);
+    ckpt.generation = { temperature: 0.7, top_p: 0.9, top_k: 40 };
+    ckpt.extraEosIds = [1, 2];
+    await writeGollmDir(ckpt, `${tmp}/m`);
+    const report = await fuzz({
+      name: "gollm-metadata",
+      base: `${tmp}/m`,
+      file: "model.safetensors",
+      mutations: ["stjson"],
+      keys: ["temperature", "top_p", "top_k", "extra_eos_ids", "generation", "format_version"],
+      loader: loadAndUse,
+    }, { seed: 14, cases: 50 });
+    assertClean(report, 10);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
   }
 });

@@ -2,11 +2,11 @@
  * Test helper: serialises GGUF files byte by byte following ggml/docs/gguf.md, so tests can
  * make well-formed and deliberately broken files (bad magic, unsupported tensor types,
  * missing tensors) and vocab-only GGUFs. Cross-checked against the Python `gguf` package
- * in formats/gguf/gguf_test.ts (files it writes parse the same way).
+ * in formats/gguf/parse_test.ts (files it writes parse the same way).
  *
  * @module
  */
-import { GGUF_VALUE_TYPE } from "../formats/gguf/gguf.ts";
+import { GGUF_VALUE_TYPE } from "../formats/gguf/parse.ts";
 
 /** A typed metadata value: scalar (`type` a GGUF_VALUE_TYPE id) or array. */
 export type BuilderValue =

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { compileModel } from "../codegen/compile.ts";
 import { ResourceError } from "../core/errors.ts";
-import { loadGguf } from "../formats/gguf/gguf.ts";
+import { loadGguf } from "../formats/gguf/checkpoint.ts";
 import { ASSETS, haveFiles, ROOT } from "./assets.ts";
 import { BACKENDS } from "./forward_cases.ts";
 import { greedy } from "./greedy_decode.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { compileModel } from "../codegen/compile.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
-import { loadGguf } from "../formats/gguf/gguf.ts";
+import { loadGguf } from "../formats/gguf/checkpoint.ts";
 import { loadLlama2c } from "../formats/llama2c.ts";
 import { createReference } from "../runtime/reference.ts";
 import type { ForwardPass } from "../core/forward.ts";

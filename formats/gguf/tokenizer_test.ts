@@ -1,5 +1,5 @@
 /**
- * `ggufTokenizer()` (formats/gguf/gguf.ts) on full-size vocabularies, checked against llama.cpp's
+ * `ggufTokenizer()` (formats/gguf/parse.ts) on full-size vocabularies, checked against llama.cpp's
  * tokenizer test vectors and transformers' chat rendering.
  *
  * The shared vocab-only GGUFs (tokenizer-vectors/ggml-vocab-*.gguf) are damaged upstream, so
@@ -10,7 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { renderChat } from "../../tokenizers/chat_template.ts";
-import { ggufTokenizer, readGguf } from "./gguf.ts";
+import { readGguf } from "./parse.ts";
+import { ggufTokenizer } from "./tokenizer.ts";
 import { readLlama2cTokenizer } from "../../tokenizers/sentencepiece.ts";
 import { SentencePieceTokenizer, SPM_TOKEN_TYPE } from "../../tokenizers/sentencepiece.ts";
 import { TiktokenTokenizer } from "../../tokenizers/tiktoken.ts";

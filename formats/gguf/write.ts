@@ -21,7 +21,7 @@
 import { GollmError } from "../../core/errors.ts";
 import type { ProgressCallback } from "../../core/progress.ts";
 import { type GgmlType, rowBytes } from "../quant.ts";
-import { GGUF_VALUE_TYPE } from "./gguf.ts";
+import { GGUF_VALUE_TYPE } from "./parse.ts";
 
 /** Scalar GGUF value types by name. */
 export type GgufScalarType =
@@ -252,7 +252,7 @@ function writeValue(out: Out, v: GgufTypedValue, key: string, path: string): voi
  * @example
  * ```ts
  * import { gguf, writeGguf } from "./write.ts";
- * import { readGguf } from "./gguf.ts";
+ * import { readGguf } from "./parse.ts";
  * import { ggmlTypeByName } from "../quant.ts";
  * const path = await Deno.makeTempFile({ suffix: ".gguf" });
  * await writeGguf(path, {

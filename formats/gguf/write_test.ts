@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { GollmError } from "../../core/errors.ts";
 import { ggmlTypeByName, quantize } from "../quant.ts";
-import { parseGguf, readGguf } from "./gguf.ts";
+import { parseGguf, readGguf } from "./parse.ts";
 import { gguf, type GgufTypedValue, type GgufWriteTensor, writeGguf } from "./write.ts";
 import { pythonSkipReason } from "../../tests/python_probe.ts";
 

@@ -1,0 +1,349 @@
+/**
+ * A parsed GGUF mapped onto gollm's canonical config and tensor names (core/tensor_names.ts)
+ * for the architectures `llama` (Llama 1/2/3, Mistral-style), `qwen2` and `gpt2`.
+ *
+ * RoPE: llama.cpp's `llama` architecture applies "normal" RoPE to adjacent pairs. GGUFs
+ * converted from Hugging Face carry Q/K rows permuted by convert_hf_to_gguf.py so that this
+ * equals HF's rotate-half; files converted from Meta/llama2.c weights are unpermuted and
+ * interleaved natively. Either way the stored tensors with `rope_style: interleaved` compute
+ * the source model. `qwen2` uses NEOX (rotate-half) RoPE on unpermuted weights → `half`.
+ *
+ * @module
+ */
+import type { Checkpoint } from "../checkpoint.ts";
+import { type ModelConfig, parseConfig } from "../../core/config.ts";
+import { FormatError } from "../../core/errors.ts";
+import { readFileBounded } from "../../core/files.ts";
+import { SentencePieceTokenizer } from "../../tokenizers/sentencepiece.ts";
+import { checkWeights, expectedShapes, type Weights } from "../../core/weights.ts";
+import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
+import { meta, metaFloat, metaInt, metaString } from "./metadata.ts";
+import { ggufTokenizer } from "./tokenizer.ts";
+import {
+  fillLayer,
+  ggufPattern,
+  layersHeld,
+  patternOf,
+  TENSOR_NAMES,
+  tensorName,
+  type TensorNameRow,
+} from "../../core/tensor_names.ts";
+
+/** GGUF architectures gollm reads, with the MLP kind that selects their tensor names. */
+const GGUF_ARCHS: Record<string, { mlp: ModelConfig["mlp"] }> = {
+  llama: { mlp: "swiglu" },
+  qwen2: { mlp: "swiglu" },
+  gpt2: { mlp: "gelu" },
+};
+
+/** GGUF name patterns of one architecture, derived from core/tensor_names.ts. */
+interface GgufNames {
+  /** GGUF pattern → the row stored under it. */
+  direct: Map<string, TensorNameRow>;
+  /** Fused GGUF pattern (`blk.{i}.attn_qkv.weight`) → its rows in part order. */
+  fused: Map<string, TensorNameRow[]>;
+}
+
+/**
+ * The name maps of `arch`. Two rows may share a GGUF name across MLP kinds (`ffn_up` is w3
+ * of SwiGLU, w1 of GELU): with a config, the rows it has win.
+ */
+function ggufNames(arch: string, config?: ModelConfig): GgufNames {
+  const mlp = GGUF_ARCHS[arch].mlp;
+  const direct = new Map<string, TensorNameRow>();
+  const fused = new Map<string, TensorNameRow[]>();
+  const has = (r: TensorNameRow) => config !== undefined && r.when(config);
+  for (const row of [...TENSOR_NAMES.filter((r) => !has(r)), ...TENSOR_NAMES.filter(has)]) {
+    direct.set(ggufPattern(row, mlp), row);
+    if (row.ggufFused) {
+      const parts = fused.get(row.ggufFused.name) ?? [];
+      parts[row.ggufFused.part ?? 0] = row;
+      fused.set(row.ggufFused.name, parts);
+    }
+  }
+  return { direct, fused };
+}
+
+/**
+ * The GGUF tensor name that holds a canonical tensor (for error messages and writers).
+ *
+ * @param arch GGUF architecture (`llama`, `qwen2`, `gpt2`).
+ * @param canonical Canonical name, e.g. `layers.3.ffn.w1.weight`.
+ * @returns The GGUF name (`blk.3.ffn_gate.weight`), or undefined when there is none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggufNameOf } from "./checkpoint.ts";
+ * assert.equal(ggufNameOf("llama", "layers.3.ffn.w1.weight"), "blk.3.ffn_gate.weight");
+ * assert.equal(ggufNameOf("gpt2", "layers.3.ffn.w1.weight"), "blk.3.ffn_up.weight");
+ * assert.equal(ggufNameOf("falcon", "norm.weight"), undefined);
+ * ```
+ */
+export function ggufNameOf(arch: string, canonical: string): string | undefined {
+  const traits = GGUF_ARCHS[arch];
+  if (!traits) return undefined;
+  const [pattern, layer] = patternOf(canonical);
+  const row = TENSOR_NAMES.find((r) => r.name === pattern);
+  return row ? fillLayer(ggufPattern(row, traits.mlp), layer) : undefined;
+}
+
+/** Features a file may use that the engine does not implement: refuse rather than be wrong. */
+function rejectUnsupported(g: GgufFile, arch: string): void {
+  const scaling = metaString(g, `${arch}.rope.scaling.type`);
+  if (scaling !== undefined && scaling !== "none") {
+    const factor = meta(g, `${arch}.rope.scaling.factor`);
+    if (!(scaling === "linear" && factor === 1)) {
+      throw new FormatError(
+        g.file,
+        `metadata '${arch}.rope.scaling.type' = "${scaling}": RoPE scaling is not supported`,
+      );
+    }
+  }
+  if (g.tensors.some((t) => t.name === "rope_freqs.weight")) {
+    throw new FormatError(
+      g.file,
+      "tensor 'rope_freqs.weight' (Llama-3.1-style RoPE frequency scaling) is not supported",
+    );
+  }
+  const expertCount = meta(g, `${arch}.expert_count`);
+  if (typeof expertCount === "number" && expertCount > 0) {
+    throw new FormatError(
+      g.file,
+      `metadata '${arch}.expert_count' = ${expertCount}: mixture-of-experts models are not supported`,
+    );
+  }
+  const window = meta(g, `${arch}.attention.sliding_window`);
+  if (typeof window === "number" && window > 0) {
+    const ctx = meta(g, `${arch}.context_length`);
+    if (typeof ctx === "number" && window < ctx) {
+      throw new FormatError(
+        g.file,
+        `metadata '${arch}.attention.sliding_window' = ${window} < context_length ${ctx}: sliding-window attention is not supported`,
+      );
+    }
+  }
+}
+
+/**
+ * Maps a parsed GGUF (read whole) onto a gollm {@linkcode Checkpoint}: config from
+ * `{arch}.*` metadata, tensors dequantised to F32 under canonical names, tokenizer from
+ * `tokenizer.ggml.*`.
+ *
+ * Config: `dim` = `embedding_length`, `n_layers` = `block_count`, `n_heads` =
+ * `attention.head_count`, `n_kv_heads` = `attention.head_count_kv` (default n_heads),
+ * `head_dim` = `attention.key_length` (default dim / n_heads; `rope.dimension_count` must
+ * equal it), `hidden_dim` = `feed_forward_length`, `context_length`, `norm_eps` =
+ * `attention.layer_norm_rms_epsilon` (gpt2: `attention.layer_norm_epsilon`), `rope_theta` =
+ * `rope.freq_base` (default 10000), `vocab_size` from `token_embd.weight`, tied when
+ * `output.weight` is absent; `llama` → `rope_style: interleaved`, `qwen2` → `half` with q/k/v
+ * bias, `gpt2` → layernorm + gelu (a fused `attn_qkv` is split into wq/wk/wv).
+ *
+ * @param g Parsed GGUF holding the whole file.
+ * @returns The checkpoint (`format: "gguf"`).
+ * @throws {FormatError} for an unsupported architecture, a missing or malformed metadata
+ *   key, a missing/unexpected/mis-shaped tensor, an unsupported tensor type or feature.
+ * @throws {ConfigError} when the metadata describes an invalid config.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggufToCheckpoint } from "./checkpoint.ts";
+ * import { parseGguf } from "./parse.ts";
+ * const file = "tests/fixtures/gguf/gpt2.gguf"; // fused attn_qkv, split into wq/wk/wv
+ * const ck = ggufToCheckpoint(parseGguf(await Deno.readFile(file), file));
+ * assert.equal(ck.config.arch, "gpt2");
+ * assert.ok(ck.weights.has("layers.0.attn.wk.bias"));
+ * ```
+ */
+export function ggufToCheckpoint(g: GgufFile): Checkpoint {
+  const arch = metaString(g, "general.architecture");
+  if (arch === undefined) {
+    throw new FormatError(g.file, "metadata 'general.architecture' is missing");
+  }
+  if (!Object.hasOwn(GGUF_ARCHS, arch)) {
+    throw new FormatError(
+      g.file,
+      `metadata 'general.architecture' = "${arch}" is not supported (supported: llama, qwen2, gpt2)`,
+    );
+  }
+  rejectUnsupported(g, arch);
+  const infos = new Map(g.tensors.map((t) => [t.name, t]));
+  const embdName = ggufNameOf(arch, tensorName("token_embd"))!;
+  const embd = infos.get(embdName);
+  if (!embd) throw new FormatError(g.file, `tensor '${embdName}' is missing`);
+  if (embd.ne.length !== 2) {
+    throw new FormatError(g.file, `tensor '${embdName}' must be 2-D, got ne [${embd.ne}]`);
+  }
+  const k = (s: string) => `${arch}.${s}`;
+  const dim = metaInt(g, k("embedding_length"));
+  const nHeads = metaInt(g, k("attention.head_count"));
+  const headDim = metaInt(g, k("attention.key_length"), nHeads > 0 ? Math.floor(dim / nHeads) : 0);
+  const valueLength = metaInt(g, k("attention.value_length"), headDim);
+  if (valueLength !== headDim) {
+    throw new FormatError(
+      g.file,
+      `metadata '${
+        k("attention.value_length")
+      }' = ${valueLength} differs from key_length ${headDim}: not supported`,
+    );
+  }
+  const gpt2 = arch === "gpt2";
+  if (!gpt2) {
+    const ropeDims = metaInt(g, k("rope.dimension_count"), headDim);
+    if (ropeDims !== headDim) {
+      throw new FormatError(
+        g.file,
+        `metadata '${
+          k("rope.dimension_count")
+        }' = ${ropeDims} differs from head_dim ${headDim}: partial RoPE is not supported`,
+      );
+    }
+  }
+  const tokenizer = ggufTokenizer(g);
+  const tied = !infos.has(ggufNameOf(arch, tensorName("output"))!);
+  const raw: Record<string, unknown> = {
+    arch: gpt2 ? "gpt2" : "llama",
+    vocab_size: embd.ne[1],
+    dim,
+    n_layers: metaInt(g, k("block_count")),
+    n_heads: nHeads,
+    n_kv_heads: metaInt(g, k("attention.head_count_kv"), nHeads),
+    head_dim: headDim,
+    hidden_dim: metaInt(g, k("feed_forward_length")),
+    context_length: metaInt(g, k("context_length")),
+    norm: gpt2 ? "layernorm" : "rmsnorm",
+    norm_eps: gpt2
+      ? metaFloat(g, k("attention.layer_norm_epsilon"))
+      : metaFloat(g, k("attention.layer_norm_rms_epsilon")),
+    rope_theta: metaFloat(g, k("rope.freq_base"), 10000),
+    rope_style: arch === "llama" ? "interleaved" : "half",
+    attn_bias: gpt2 || infos.has(ggufNameOf(arch, tensorName("attn_q", 0, "bias"))!),
+    mlp: gpt2 ? "gelu" : "swiglu",
+    tie_embeddings: tied,
+    tokenizer: tokenizer === null
+      ? "none"
+      : tokenizer instanceof SentencePieceTokenizer
+      ? "tokenizer.bin"
+      : "tokenizer.tiktoken",
+  };
+  if (raw.n_layers === 0 || raw.dim === 0 || nHeads === 0) {
+    throw new FormatError(
+      g.file,
+      `metadata describes an empty model (block_count ${raw.n_layers}, embedding_length ${dim}, head_count ${nHeads})`,
+    );
+  }
+  // Cheap consistency check before anything sized by block_count is built.
+  const names = ggufNames(arch);
+  const layerPatterns = new Set([...names.direct.keys(), ...names.fused.keys()]);
+  const blocks = layersHeld(g.tensors.map((t) => t.name), layerPatterns);
+  if (blocks !== raw.n_layers) {
+    throw new FormatError(
+      g.file,
+      `metadata '${k("block_count")}' = ${raw.n_layers} but the tensors hold ${blocks} blocks${
+        blocks ? ` (blk.0 .. blk.${blocks - 1})` : ""
+      }`,
+    );
+  }
+  const config: ModelConfig = parseConfig(raw, g.file);
+  if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
+    throw new FormatError(
+      g.file,
+      `tokenizer has ${tokenizer.vocabSize} tokens but '${embdName}' has only ${config.vocab_size} rows`,
+    );
+  }
+  const weights = ggufWeights(g, arch, config, ggufNames(arch, config));
+  checkWeights(config, weights, g.file);
+  return { format: "gguf", path: g.file, config, weights, tokenizer };
+}
+
+/** Dequantises and renames every tensor; checks shapes against the config first. */
+function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: GgufNames): Weights {
+  const want = expectedShapes(config);
+  const weights: Weights = new Map();
+  const unexpected = (info: GgufTensorInfo, canonical: string) =>
+    new FormatError(
+      g.file,
+      `tensor '${
+        nm(info.name)
+      }' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
+    );
+  for (const info of g.tensors) {
+    const [pattern, layer] = patternOf(info.name);
+    const row = names.direct.get(pattern);
+    const parts = names.fused.get(pattern);
+    if (row) {
+      const canonical = fillLayer(row.name, layer);
+      const shape = want.get(canonical);
+      if (!shape) throw unexpected(info, canonical);
+      const got = [...info.ne].reverse();
+      if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+        throw new FormatError(
+          g.file,
+          `tensor '${
+            nm(info.name)
+          }' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
+        );
+      }
+      weights.set(canonical, ggufTensor(g, info));
+    } else if (parts) {
+      // A fused tensor (gpt2 attn_qkv): the parts' rows stacked along the output axis.
+      const canonical = parts.map((r) => fillLayer(r.name, layer));
+      const shapes = canonical.map((n) => want.get(n));
+      if (shapes.some((sh) => sh === undefined)) throw unexpected(info, canonical.join(", "));
+      const rest = shapes[0]!.slice(1);
+      const total = [shapes.reduce((a, sh) => a + sh![0], 0), ...rest];
+      const wantNe = [...total].reverse();
+      if (info.ne.length !== wantNe.length || info.ne.some((d, i) => d !== wantNe[i])) {
+        throw new FormatError(
+          g.file,
+          `tensor '${nm(info.name)}' has ggml ne [${info.ne}], expected [${wantNe}]`,
+        );
+      }
+      const t = ggufTensor(g, info);
+      const cols = rest.reduce((a, b) => a * b, 1);
+      let r0 = 0;
+      canonical.forEach((name, j) => {
+        const shape = shapes[j]!;
+        weights.set(name, { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) });
+        r0 += shape[0];
+      });
+    } else {
+      throw new FormatError(
+        g.file,
+        `tensor '${nm(info.name)}' is not supported for architecture ${arch}`,
+      );
+    }
+  }
+  for (const [canonical, shape] of want) {
+    if (!weights.has(canonical)) {
+      const name = ggufNameOf(arch, canonical) ?? canonical;
+      throw new FormatError(
+        g.file,
+        `tensor '${nm(name)}' is missing (${canonical}, expected shape [${shape}])`,
+      );
+    }
+  }
+  return weights;
+}
+
+/**
+ * Loads a GGUF checkpoint (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16,
+ * Q8_0, Q4_0 dequantised to F32).
+ *
+ * @param path File path.
+ * @returns The checkpoint with config, canonical weights and the embedded tokenizer.
+ * @throws {FormatError} naming the file for unreadable or malformed files and unsupported
+ *   architectures, tensor types or features (see {@linkcode ggufToCheckpoint}).
+ *
+ * @example
+ * ```ts ignore
+ * // Needs the shared assets (../shared/assets, see its README).
+ * import { loadGguf } from "./checkpoint.ts";
+ * const ck = await loadGguf("../shared/assets/stories260K/stories260K.gguf");
+ * console.log(ck.config.n_kv_heads, ck.tokenizer?.encode("Once")); // 4 [1, 403]
+ * ```
+ */
+export async function loadGguf(path: string): Promise<Checkpoint> {
+  return ggufToCheckpoint(parseGguf(await readFileBounded(path, "GGUF file"), path));
+}
