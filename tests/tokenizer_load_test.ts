@@ -88,7 +88,7 @@ Deno.test("loadCheckpoint() names a tokenizer path with a trailing slash and a c
       loadCheckpoint(dir),
       (e: unknown) =>
         e instanceof FormatError &&
-        /chat_template\.jinja: chat template is a directory/.test(e.message),
+        /chat_template\.jinja: cannot read chat template: it is a directory/.test(e.message),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -6,6 +6,7 @@
  * @module
  */
 import { FormatError } from "../core/errors.ts";
+import { checkRegularFile as checkFile, parseJson, readFileBounded } from "../core/files.ts";
 
 /** Largest tokenizer file read (bytes). Real ones are far smaller (Gemma's tokenizer.json:
  * 33 MB). */
@@ -26,35 +27,30 @@ export const MAX_TOKENIZER_FILE_BYTES: number = 512 * 1024 * 1024;
  * import assert from "node:assert/strict";
  * import { checkRegularFile } from "./read_file.ts";
  * await assert.rejects(checkRegularFile("/dev/zero", "tokenizer file"), /not a regular file/);
- * await assert.rejects(checkRegularFile("/tmp", "tokenizer file"), /is a directory/);
+ * await assert.rejects(checkRegularFile("/tmp", "tokenizer file"), /it is a directory/);
  * ```
  */
 export async function checkRegularFile(path: string, what: string): Promise<number> {
   if (path.endsWith("/")) {
     throw new FormatError(path, `${what} path ends with '/'; it must name a file`);
   }
-  let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(path);
+    await Deno.stat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new FormatError(path, `${what} does not exist`);
     if (e instanceof Deno.errors.NotADirectory) {
       throw new FormatError(path, `${what} does not exist (a parent in the path is a file)`);
     }
-    throw new FormatError(path, `cannot read ${what}: ${oneLine((e as Error).message)}`);
   }
-  if (info.isDirectory) throw new FormatError(path, `${what} is a directory, not a file`);
-  if (!info.isFile) {
-    throw new FormatError(path, `${what} is not a regular file (a FIFO, socket or device)`);
-  }
-  if (info.size > MAX_TOKENIZER_FILE_BYTES) {
+  const { size } = checkFile(path, what); // a directory, FIFO, device: one line naming it
+  if (size > MAX_TOKENIZER_FILE_BYTES) {
     throw new FormatError(
       path,
-      `${what} is ${info.size} bytes, more than the ${MAX_TOKENIZER_FILE_BYTES} a tokenizer ` +
+      `${what} is ${size} bytes, more than the ${MAX_TOKENIZER_FILE_BYTES} a tokenizer ` +
         `file may have`,
     );
   }
-  return info.size;
+  return size;
 }
 
 /**
@@ -86,11 +82,6 @@ export async function optionalFile(path: string, what: string): Promise<boolean>
   return true;
 }
 
-/** Collapses a message onto one line (JSON parse errors quote the file with its newlines). */
-function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, " ");
-}
-
 /**
  * Reads a tokenizer file's bytes after {@linkcode checkRegularFile}.
  *
@@ -109,11 +100,7 @@ export async function readTokenizerBytes(
   what = "tokenizer file",
 ): Promise<Uint8Array> {
   await checkRegularFile(path, what);
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot read ${what}: ${oneLine((e as Error).message)}`);
-  }
+  return await readFileBounded(path, what);
 }
 
 /**
@@ -147,10 +134,5 @@ export async function readTokenizerText(path: string, what = "tokenizer file"): 
  * ```
  */
 export async function readTokenizerJson(path: string, what = "tokenizer file"): Promise<unknown> {
-  const text = await readTokenizerText(path, what);
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(path, `is not valid JSON: ${oneLine((e as Error).message)}`);
-  }
+  return parseJson(await readTokenizerText(path, what), path);
 }
