@@ -135,8 +135,8 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
       (c.attn_bias ? ", q/k/v bias" : "") + (c.tie_embeddings ? ", tied LM head" : ""),
   );
   s.comment(
-    `step: up to ${L.maxRows} rows of up to ${L.maxSeqs} sequence(s); paged KV cache: ` +
-      `${L.numBlocks} blocks of ${L.blockSize} tokens, up to ${L.maxBlocksPerSeq} per sequence`,
+    `step: <= ${L.maxRows} rows of <= ${L.maxSeqs} sequence(s); paged KV cache: ` +
+      `${L.numBlocks} blocks of ${L.blockSize} tokens, <= ${L.maxBlocksPerSeq} per sequence`,
   );
   s.line("//");
   s.line("// Arena (one WebAssembly.Memory; offsets below are f32/int32 indices = bytes / 4):");
