@@ -239,6 +239,9 @@ export function kvBlockBytes(config: ModelConfig, blockSize: number): number {
   return 2 * config.n_layers * blockSize * config.n_kv_heads * config.head_dim * 4;
 }
 
+/** The scratch map of a one-row step (reused: a decode step allocates nothing). */
+const ONE_ROW = new Map<number, number>();
+
 const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
 /**
@@ -394,7 +397,9 @@ export function checkStepInput(
   if (outRows.length > n) {
     throw new RangeError(`step: ${outRows.length} outRows for ${n} rows`);
   }
-  const last = new Map<number, number>(); // sequence -> its last position so far
+  // sequence -> its last position so far (none needed for the one row of a decode step)
+  const last = n === 1 ? ONE_ROW : new Map<number, number>();
+  last.clear();
   for (let t = 0; t < n; t++) {
     const id = tokens[t], p = positions[t], s = seqs[t];
     if (!Number.isInteger(id) || id < 0 || id >= config.vocab_size) {
