@@ -296,6 +296,51 @@ export function compileBatch(
   return instantiate(config, weights, plan, useWasm, true);
 }
 
+/**
+ * Compiles a plan as it is: emits and evaluates the kernels of `plan` (from
+ * {@linkcode planBatch} or {@linkcode planArena}, possibly with edited node attributes, e.g.
+ * a layer's `layer_window`) and returns the batched forward. What `compileBatch` and
+ * `compileModel` do after planning; a backend that brings its own kernels for the same
+ * graph and plan starts from here.
+ *
+ * @param config The model config the plan was made for.
+ * @param weights Canonical weights.
+ * @param plan The plan; with `backend: "wasm"` it must place the weights in the memory
+ *   (`weightsInArena`).
+ * @param backend `js` (default) or `wasm`.
+ * @returns The batched forward.
+ * @throws {FormatError} when a weight is missing or mis-shaped.
+ * @throws {RangeError} for a bad backend, or `wasm` with a plan that has no weight region.
+ * @throws {ResourceError} when the memory is over 4 GiB or cannot be allocated.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { compilePlan } from "./compile.ts";
+ * import { planBatch } from "./plan.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const plan = planBatch(c, resolveBatchLayout({ numBlocks: 4 }));
+ * const b = compilePlan(c, randomWeights(c, 1), plan);
+ * assert.equal(b.plan, plan);
+ * ```
+ */
+export function compilePlan(
+  config: ModelConfig,
+  weights: Weights,
+  plan: Plan,
+  backend?: "js" | "wasm",
+): CompiledBatch {
+  checkWeights(config, weights, "<weights>");
+  const useWasm = checkBackend(backend);
+  if (useWasm && plan.weightsBytes === 0) {
+    throw new RangeError("compilePlan: the wasm backend needs a plan made with weightsInArena");
+  }
+  return instantiate(config, weights, plan, useWasm, true);
+}
+
 /** true for `wasm`, false for `js` or none; RangeError otherwise. */
 function checkBackend(backend: string | undefined): boolean {
   if (backend !== undefined && backend !== "js" && backend !== "wasm") {

@@ -11,7 +11,15 @@ import { GollmError, ResourceError } from "../core/errors.ts";
 import { type BatchLayout, kvBlockBytes } from "../core/forward.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { createReference } from "../runtime/reference.ts";
-import { compileBatch, compileModel, MAX_MEMORY_BYTES, stripTypes } from "./compile.ts";
+import {
+  compileBatch,
+  compileModel,
+  compilePlan,
+  MAX_MEMORY_BYTES,
+  stripTypes,
+} from "./compile.ts";
+import { planArena } from "./plan.ts";
+import { singleSequence } from "../core/single_sequence.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import {
   checkBatchedPrompts,
@@ -307,4 +315,28 @@ Deno.test("compileBatch() sizes its K/V pools by numBlocks: blockBytes per block
     [b.maxRows, b.maxSeqs, b.blockSize, b.numBlocks, b.maxBlocksPerSeq],
     [32, 4, 16, 10, 10],
   );
+});
+
+Deno.test("a layer_window attribute limits that layer's attention like the reference window", () => {
+  // Per-layer sliding windows (Mistral, Qwen2, Gemma's local layers) are a graph attribute;
+  // with every layer at 5 the model equals the reference with a 5-token window.
+  for (const name of ["llama GQA2 interleaved untied", "gpt2 MQA head_dim 20"]) {
+    const c = forwardCase(name);
+    const w = randomWeights(c, 8);
+    const toks = tokens(24, c.vocab_size, 2);
+    const ref = createReference(c, w, { kvCapacity: 5 }).forwardAll(toks, 0);
+    for (const backend of ["js", "wasm"] as const) {
+      const plan = planArena(c, { kvCapacity: 64, prefillChunk: 8, weightsInArena: true });
+      for (const g of [plan.decode, plan.prefill]) {
+        for (const n of g.nodes) if (n.op === "attention") n.attrs.layer_window = 5;
+      }
+      const batch = compilePlan(c, w, plan, backend);
+      assert.match(batch.source, /function attention_\d+x\d+x\d+_b16_w5\(/);
+      const pass = singleSequence(batch, 64);
+      assertClose(pass.forwardAll(toks, 0), ref, TOL, `${name} ${backend}`);
+      // Negative control: without it, the 64-token window differs from position 5 on.
+      const full = compileModel(c, w, { kvCapacity: 64, prefillChunk: 8, backend });
+      assert.throws(() => assertClose(full.forwardAll(toks, 0), ref, TOL), /max \|diff\|/);
+    }
+  }
 });
