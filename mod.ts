@@ -134,14 +134,35 @@ export { renderChat } from "./tokenizers/chat_template.ts";
 export type { ChatMessage, RenderChatOptions } from "./tokenizers/chat_template.ts";
 
 // Forward passes and the JIT
-export type { ForwardOptions, ForwardPass } from "./core/forward.ts";
+export type {
+  BatchForward,
+  BatchLayout,
+  ForwardOptions,
+  ForwardPass,
+  StepInput,
+} from "./core/forward.ts";
+export {
+  checkSequence,
+  checkStepInput,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_MAX_ROWS,
+  kvBlockBytes,
+  resolveBatchLayout,
+} from "./core/forward.ts";
+export { singleSequence, singleSequenceBlocks } from "./core/single_sequence.ts";
 export { createReference } from "./runtime/reference.ts";
-export { compileModel } from "./codegen/compile.ts";
-export type { CompiledModel, CompileOptions } from "./codegen/compile.ts";
+export { compileBatch, compileModel, compilePlan } from "./codegen/compile.ts";
+export type {
+  BatchCompileOptions,
+  CompiledBatch,
+  CompiledModel,
+  CompiledParts,
+  CompileOptions,
+} from "./codegen/compile.ts";
 export { emitKernels } from "./codegen/emit_js.ts";
 export { emitWasmListing } from "./codegen/emit_wasm.ts";
 export type { LinearShape, WasmKernels } from "./codegen/emit_wasm.ts";
-export { planArena } from "./codegen/plan.ts";
+export { planArena, planBatch, singleSequenceLayout } from "./codegen/plan.ts";
 export type { Plan, PlannedBuffer, PlanOptions } from "./codegen/plan.ts";
 export type {
   BufferKind,

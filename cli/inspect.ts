@@ -84,6 +84,10 @@ export const inspect: Command = {
       weights_bytes: weightBytes,
       arena_bytes: plan.arenaBytes,
       kv_bytes: plan.kvBytes,
+      kv_block_size: plan.layout.blockSize,
+      kv_blocks: plan.layout.numBlocks,
+      kv_block_bytes: plan.blockBytes,
+      step_bytes: plan.stepBytes,
       activation_bytes: plan.activationBytes,
       rope_table_bytes: plan.tableBytes,
       total_bytes: weightBytes + plan.arenaBytes,
@@ -141,17 +145,19 @@ export const inspect: Command = {
         formatCount(bytes).padStart(14)
       } B${note}`;
     lines.push(row("weights (f32)", weightBytes));
-    lines.push(row("arena", plan.arenaBytes, "  (KV cache + activations + RoPE table)"));
+    lines.push(row("arena", plan.arenaBytes, "  (KV cache + activations + step + RoPE table)"));
+    const { numBlocks, blockSize } = plan.layout;
     lines.push(
       row(
         "  KV cache",
         plan.kvBytes,
-        `  (2 x ${c.n_layers} layers x ${plan.kvCapacity} slots x ${
+        `  (2 x ${c.n_layers} layers x ${numBlocks} blocks of ${blockSize} x ${
           c.n_kv_heads * c.head_dim
         } kv_dim x 4 B)`,
       ),
     );
     lines.push(row("  activations", plan.activationBytes));
+    lines.push(row("  step, tables", plan.stepBytes, "  (int32 rows of a step, block table)"));
     lines.push(row("  RoPE table", plan.tableBytes));
     lines.push(row("total", weightBytes + plan.arenaBytes));
     await out(lines.join("\n") + "\n");

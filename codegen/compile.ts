@@ -1,29 +1,50 @@
 /**
  * The compile step: plans the arena, emits the kernels module for the config, evaluates
- * that same source with `new Function` and wraps it as a {@linkcode ForwardPass}.
+ * that same source with `new Function` and wraps it as a {@linkcode BatchForward}
+ * (`compileBatch`: many sequences, a paged KV cache) or, through the single-sequence
+ * adapter (core/single_sequence.ts), as a {@linkcode ForwardPass} (`compileModel`).
  *
  * @module
  */
 import type { ModelConfig } from "../core/config.ts";
-import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
+import type {
+  BatchForward,
+  BatchLayout,
+  ForwardOptions,
+  ForwardPass,
+  StepInput,
+} from "../core/forward.ts";
 import { ResourceError } from "../core/errors.ts";
-import { checkForwardArgs } from "../core/forward.ts";
+import { checkSequence, checkStepInput, resolveBatchLayout } from "../core/forward.ts";
+import { singleSequence } from "../core/single_sequence.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
 import { emitWasmForPlan, type WasmKernels } from "./emit_wasm.ts";
-import { type Plan, planArena } from "./plan.ts";
+import { findBuffer, type Plan, planArena, planBatch } from "./plan.ts";
 
-/** A forward pass running generated kernels, with the source and arena plan it came from. */
-export interface CompiledModel extends ForwardPass {
+/** What a compiled forward carries besides its interface: its source, plan and memory. */
+export interface CompiledParts {
   /** The TypeScript kernels module that was evaluated (what `gollm kernels` writes). */
   readonly source: string;
   /** The arena plan (offsets of every buffer, KV and activation bytes). */
   readonly plan: Plan;
-  /** The arena: activations, scratch, KV rings, RoPE table and logits (and, wasm, weights). */
+  /**
+   * The arena: step rows, block tables, K/V pools, activations, RoPE table and logits (and,
+   * wasm, the weights).
+   */
   readonly memory: WebAssembly.Memory;
   /** With `backend: "wasm"`: the SIMD module's bytes, shapes and WAT-like listing. */
   readonly wasm?: WasmKernels;
 }
+
+/** A single-sequence forward pass running generated kernels (see {@linkcode compileModel}). */
+export interface CompiledModel extends ForwardPass, CompiledParts {
+  /** The batched forward underneath (one sequence slot, a ring of `window + T` tokens). */
+  readonly batch: BatchForward;
+}
+
+/** A batched forward running generated kernels (see {@linkcode compileBatch}). */
+export interface CompiledBatch extends BatchForward, CompiledParts {}
 
 /**
  * Options of {@linkcode compileModel}: the forward options plus the backend of the matrix
@@ -38,11 +59,22 @@ export interface CompileOptions extends ForwardOptions {
   backend?: "js" | "wasm";
 }
 
+/**
+ * Options of {@linkcode compileBatch}: the batch layout (`numBlocks` required; `maxRows`
+ * default 32, `maxSeqs` default 1, `blockSize` default 16, `maxBlocksPerSeq` default
+ * `numBlocks`) and the backend.
+ */
+export interface BatchCompileOptions extends Partial<BatchLayout> {
+  /** Blocks in each layer's K and V pool (size it with `kvBlockBytes`). */
+  numBlocks: number;
+  /** `js` (default) or `wasm` (matrix products in WASM SIMD), as in {@linkcode CompileOptions}. */
+  backend?: "js" | "wasm";
+}
+
 /** What the evaluated module hands back. */
 interface Kernels {
   init(): void;
-  decode(tokens: ArrayLike<number>, start: number, pos: number): void;
-  prefill(tokens: ArrayLike<number>, start: number, n: number, pos: number, logits: boolean): void;
+  step(): void;
 }
 
 const PARAM_TYPES =
@@ -80,9 +112,12 @@ export const MAX_MEMORY_BYTES = 65536 * 65536;
  * What the memory of a plan holds, for an error message: the KV cache and the activations
  * with the options that size them, and the weights when they are in it.
  */
-function describeMemory(plan: Plan): string {
+function describeMemory(plan: Plan, batch: boolean): string {
+  const L = plan.layout;
   return `KV cache ${plan.kvBytes} bytes and activations ${plan.activationBytes} bytes for ` +
-    `kvCapacity ${plan.kvCapacity}, prefillChunk ${plan.prefillChunk}` +
+    (batch
+      ? `numBlocks ${L.numBlocks} of blockSize ${L.blockSize}, maxRows ${L.maxRows}`
+      : `kvCapacity ${plan.kvCapacity}, prefillChunk ${plan.prefillChunk}`) +
     (plan.weightsBytes > 0 ? `; weights ${plan.weightsBytes} bytes` : "");
 }
 
@@ -92,13 +127,16 @@ function describeMemory(plan: Plan): string {
  * @throws {ResourceError} when it is over {@linkcode MAX_MEMORY_BYTES} or the allocation
  *   fails, naming the bytes, the limit and the options that lower it.
  */
-function allocateMemory(plan: Plan, wasm: boolean): WebAssembly.Memory {
+function allocateMemory(plan: Plan, wasm: boolean, batch: boolean): WebAssembly.Memory {
   const bytes = plan.memoryBytes;
-  const lower = "lower --kv-capacity (kvCapacity) or --prefill-chunk (prefillChunk)" +
+  const lower =
+    (batch
+      ? "lower numBlocks or maxRows"
+      : "lower --kv-capacity (kvCapacity) or --prefill-chunk (prefillChunk)") +
     (wasm ? ", or use --backend jit (the wasm backend keeps the weights in this memory too)" : "");
   if (bytes > MAX_MEMORY_BYTES) {
     throw new ResourceError(
-      `the arena needs ${bytes} bytes (${describeMemory(plan)}), over the 4 GiB ` +
+      `the arena needs ${bytes} bytes (${describeMemory(plan, batch)}), over the 4 GiB ` +
         `(${MAX_MEMORY_BYTES}-byte) limit of a WebAssembly memory; ${lower}`,
       bytes,
       MAX_MEMORY_BYTES,
@@ -110,7 +148,7 @@ function allocateMemory(plan: Plan, wasm: boolean): WebAssembly.Memory {
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
     throw new ResourceError(
-      `could not allocate the arena of ${bytes} bytes (${describeMemory(plan)}): ` +
+      `could not allocate the arena of ${bytes} bytes (${describeMemory(plan, batch)}): ` +
         `${e.message}; ${lower}`,
       bytes,
     );
@@ -118,53 +156,18 @@ function allocateMemory(plan: Plan, wasm: boolean): WebAssembly.Memory {
 }
 
 /**
- * Compiles a model: plans the arena ({@linkcode planArena}), emits specialised kernels
- * (`emitKernels`), evaluates them with `new Function`, fills the RoPE table, and returns a
- * forward pass whose activations, KV rings and logits live in one `WebAssembly.Memory`.
- *
- * `forward(tokens, pos)` runs all but the last token through the prefill step in chunks of
- * `plan.prefillChunk` (no LM head), then the last token through the decode step, and
- * returns a view of the arena's logits; a decode step allocates nothing. `forwardAll` runs
- * every chunk with the LM head and copies the `(n, vocab_size)` logits out. Sliding-window
- * semantics equal the reference for any chunk size: each token attends before its chunk's
- * K/V are stored, reading older positions from the ring and its own chunk from scratch.
- *
- * @param config The model config.
- * @param weights Canonical weights; used in place (js), or copied into the memory (wasm).
- * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32),
- *   `backend` (`js` default, or `wasm`: matrix products in generated WASM SIMD).
- * @returns The compiled forward pass with its `source` and `plan`.
- * @throws {FormatError} when a weight is missing or mis-shaped.
- * @throws {RangeError} for a bad option.
- * @throws {ResourceError} when the memory is over 4 GiB or cannot be allocated; the
- *   message names the bytes and the options that lower them (`kvCapacity`, `prefillChunk`).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseConfigYaml } from "../core/config.ts";
- * import { randomWeights } from "../core/weights.ts";
- * import { compileModel } from "./compile.ts";
- * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * const m = compileModel(c, randomWeights(c, 1));
- * const logits = m.forward([1, 2, 3], 0); // (vocab_size) of the token at position 2
- * assert.equal(logits.length, 96);
- * assert.equal(m.plan.kvBytes, 2 * 2 * 64 * 24 * 4); // 2 layers × K, V × 64 slots × kv_dim 24
- * ```
+ * Plans nothing: evaluates the kernels of `plan` on a new memory (weights in place for js,
+ * copied into the memory for wasm) and wraps them as a {@linkcode CompiledBatch}.
  */
-export function compileModel(
+function instantiate(
   config: ModelConfig,
   weights: Weights,
-  options: CompileOptions = {},
-): CompiledModel {
-  checkWeights(config, weights, "<weights>");
-  const useWasm = options.backend === "wasm";
-  if (options.backend !== undefined && options.backend !== "js" && !useWasm) {
-    throw new RangeError(`compileModel: backend must be js or wasm, got ${options.backend}`);
-  }
-  const plan = planArena(config, useWasm ? { ...options, weightsInArena: true } : options);
+  plan: Plan,
+  useWasm: boolean,
+  batch: boolean,
+): CompiledBatch {
   const source = emitKernelsForPlan(plan, { backend: useWasm ? "wasm" : "js" });
-  const memory = allocateMemory(plan, useWasm);
+  const memory = allocateMemory(plan, useWasm, batch);
   // The kernels' weights by canonical name: the caller's arrays (js), or (wasm, whose
   // kernels address weights by byte offset) copies placed in the memory at the plan's
   // offsets. The compiled model keeps only the copies, so once the caller drops its
@@ -187,48 +190,221 @@ export function compileModel(
     "memory",
     "W",
     "X",
-    stripTypes(source) +
-      "\nreturn { kernels: createKernels(memory, W, X), LOGITS, LOGITS_ALL, PREFILL_CHUNK };",
+    stripTypes(source) + "\nreturn createKernels(memory, W, X);",
   );
-  const mod = factory(memory, W, X) as {
-    kernels: Kernels;
-    LOGITS: number;
-    LOGITS_ALL: number;
-    PREFILL_CHUNK: number;
-  };
-  const k = mod.kernels;
+  const k = factory(memory, W, X) as Kernels;
   k.init();
-  const V = config.vocab_size;
-  const T = mod.PREFILL_CHUNK;
-  const logits = new Float32Array(memory.buffer, mod.LOGITS * 4, V); // (vocab_size)
-  const logitsAll = new Float32Array(memory.buffer, mod.LOGITS_ALL * 4, T * V); // (T, vocab_size)
+
+  const layout = plan.layout;
+  const V = config.vocab_size, T = layout.maxRows;
+  const I = new Int32Array(memory.buffer, 0, plan.arenaBytes >> 2);
+  const at = (name: string) => findBuffer(plan, "decode", name).offset >> 2; // int32 index
+  const TOK = at("step.tokens"), POS = at("step.positions"), SEQ = at("step.seqs");
+  const OUT = at("step.out_rows"), COUNTS = at("step.counts");
+  const TABLE = at("seq.block_table"), MB = layout.maxBlocksPerSeq;
+  const ring = I.subarray(at("seq.ring"), at("seq.ring") + layout.maxSeqs); // (maxSeqs)
+  const window = I.subarray(at("seq.window"), at("seq.window") + layout.maxSeqs); // (maxSeqs)
+  const decodeLogits = findBuffer(plan, "decode", plan.decode.output).offset;
+  const prefillLogits = findBuffer(plan, "prefill", plan.prefill.output).offset;
+  const decodeView = new Float32Array(memory.buffer, decodeLogits, V); // (1, vocab_size)
+  const prefillViews: Float32Array[] = []; // [nOut]: (nOut, vocab_size) views, made once
+  const none = new Float32Array(0);
 
   return {
     config,
-    kvCapacity: plan.kvCapacity,
+    maxRows: T,
+    maxSeqs: layout.maxSeqs,
+    blockSize: layout.blockSize,
+    numBlocks: layout.numBlocks,
+    maxBlocksPerSeq: MB,
+    blockBytes: plan.blockBytes,
     source,
     plan,
     memory,
     ...(wasm ? { wasm } : {}),
-    forward(tokens: ArrayLike<number>, pos: number): Float32Array {
-      checkForwardArgs(config, tokens, pos);
-      const last = tokens.length - 1;
-      for (let done = 0; done < last; done += T) {
-        k.prefill(tokens, done, Math.min(T, last - done), pos + done, false);
-      }
-      k.decode(tokens, last, pos + last);
-      return logits;
+    setSequence(seq: number, blocks: ArrayLike<number>, ringTokens: number, win: number): void {
+      checkSequence(layout, seq, blocks, ringTokens, win);
+      for (let b = 0; b < blocks.length; b++) I[TABLE + seq * MB + b] = blocks[b];
+      ring[seq] = ringTokens;
+      window[seq] = win;
     },
-    forwardAll(tokens: ArrayLike<number>, pos: number): Float32Array {
-      checkForwardArgs(config, tokens, pos);
-      const n = tokens.length;
-      const out = new Float32Array(n * V); // (n, vocab_size)
-      for (let done = 0; done < n; done += T) {
-        const m = Math.min(T, n - done);
-        k.prefill(tokens, done, m, pos + done, true);
-        out.set(logitsAll.subarray(0, m * V), done * V);
+    step(input: StepInput): Float32Array {
+      checkStepInput(config, layout, input, ring, window);
+      const n = input.tokens.length, nOut = input.outRows.length;
+      for (let t = 0; t < n; t++) {
+        I[TOK + t] = input.tokens[t];
+        I[POS + t] = input.positions[t];
+        I[SEQ + t] = input.seqs[t];
       }
-      return out;
+      for (let i = 0; i < nOut; i++) I[OUT + i] = input.outRows[i];
+      I[COUNTS] = n;
+      I[COUNTS + 1] = nOut;
+      k.step();
+      if (nOut === 0) return none;
+      if (n === 1) return decodeView;
+      return prefillViews[nOut] ??= new Float32Array(memory.buffer, prefillLogits, nOut * V);
     },
+  };
+}
+
+/**
+ * Compiles a batched forward (engine v2): plans the arena of the layout
+ * ({@linkcode planBatch}), emits specialised kernels, evaluates them, and returns a
+ * {@linkcode BatchForward} whose step rows, block tables, K/V pools, activations and
+ * logits live in one `WebAssembly.Memory`. A step with one row runs the decode graph
+ * (matrix-vector kernels), a step with more the prefill graph (matrix-matrix kernels over
+ * the rows present); the final norm and the LM head run over the out rows only.
+ *
+ * @param config The model config.
+ * @param weights Canonical weights; used in place (js), or copied into the memory (wasm).
+ * @param options The layout (`numBlocks` required; see {@linkcode BatchCompileOptions})
+ *   and `backend`.
+ * @returns The batched forward with its `source`, `plan` and `memory`.
+ * @throws {FormatError} when a weight is missing or mis-shaped.
+ * @throws {RangeError} for a bad layout field or backend, naming it.
+ * @throws {ResourceError} when the memory is over 4 GiB or cannot be allocated.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { compileBatch } from "./compile.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const b = compileBatch(c, randomWeights(c, 1), { maxSeqs: 2, numBlocks: 8, maxRows: 8 });
+ * b.setSequence(0, [0, 1], 32, 64); // blocks 0, 1: positions 0..31
+ * b.setSequence(1, [5, 2], 32, 64); // any blocks, in ring order
+ * // One step: a 3-token prompt of sequence 0 and a 2-token prompt of sequence 1.
+ * const logits = b.step({
+ *   tokens: [1, 2, 3, 7, 8],
+ *   positions: [0, 1, 2, 0, 1],
+ *   seqs: [0, 0, 0, 1, 1],
+ *   outRows: [2, 4], // the last row of each sequence
+ * });
+ * assert.equal(logits.length, 2 * c.vocab_size); // (nOut, vocab_size)
+ * ```
+ */
+export function compileBatch(
+  config: ModelConfig,
+  weights: Weights,
+  options: BatchCompileOptions,
+): CompiledBatch {
+  checkWeights(config, weights, "<weights>");
+  const useWasm = checkBackend(options.backend);
+  const layout = resolveBatchLayout(options);
+  const plan = planBatch(config, layout, { weightsInArena: useWasm });
+  return instantiate(config, weights, plan, useWasm, true);
+}
+
+/**
+ * Compiles a plan as it is: emits and evaluates the kernels of `plan` (from
+ * {@linkcode planBatch} or {@linkcode planArena}, possibly with edited node attributes, e.g.
+ * a layer's `layer_window`) and returns the batched forward. What `compileBatch` and
+ * `compileModel` do after planning; a backend that brings its own kernels for the same
+ * graph and plan starts from here.
+ *
+ * @param config The model config the plan was made for.
+ * @param weights Canonical weights.
+ * @param plan The plan; with `backend: "wasm"` it must place the weights in the memory
+ *   (`weightsInArena`).
+ * @param backend `js` (default) or `wasm`.
+ * @returns The batched forward.
+ * @throws {FormatError} when a weight is missing or mis-shaped.
+ * @throws {RangeError} for a bad backend, or `wasm` with a plan that has no weight region.
+ * @throws {ResourceError} when the memory is over 4 GiB or cannot be allocated.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { compilePlan } from "./compile.ts";
+ * import { planBatch } from "./plan.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const plan = planBatch(c, resolveBatchLayout({ numBlocks: 4 }));
+ * const b = compilePlan(c, randomWeights(c, 1), plan);
+ * assert.equal(b.plan, plan);
+ * ```
+ */
+export function compilePlan(
+  config: ModelConfig,
+  weights: Weights,
+  plan: Plan,
+  backend?: "js" | "wasm",
+): CompiledBatch {
+  checkWeights(config, weights, "<weights>");
+  const useWasm = checkBackend(backend);
+  if (useWasm && plan.weightsBytes === 0) {
+    throw new RangeError("compilePlan: the wasm backend needs a plan made with weightsInArena");
+  }
+  return instantiate(config, weights, plan, useWasm, true);
+}
+
+/** true for `wasm`, false for `js` or none; RangeError otherwise. */
+function checkBackend(backend: string | undefined): boolean {
+  if (backend !== undefined && backend !== "js" && backend !== "wasm") {
+    throw new RangeError(`compileModel: backend must be js or wasm, got ${backend}`);
+  }
+  return backend === "wasm";
+}
+
+/**
+ * Compiles a model for one sequence: plans the single-sequence arena ({@linkcode planArena}:
+ * a ring of `kvCapacity + T` tokens in blocks), emits and evaluates the kernels, and wraps
+ * the batched forward in the single-sequence adapter (core/single_sequence.ts).
+ *
+ * `forward(tokens, pos)` runs all but the last token in steps of `plan.prefillChunk` rows
+ * (no LM head), then the last token through the decode graph, and returns a view of the
+ * arena's logits; a decode step allocates nothing. `forwardAll` runs every step with all its
+ * rows as out rows and copies the `(n, vocab_size)` logits out. Sliding-window semantics
+ * equal the reference for any chunk size: the ring holds the window plus one step, so
+ * storing a step's K/V before attending never overwrites a slot one of its rows reads.
+ *
+ * @param config The model config.
+ * @param weights Canonical weights; used in place (js), or copied into the memory (wasm).
+ * @param options `kvCapacity` (the sliding window; default `context_length`),
+ *   `prefillChunk` (default 32), `backend` (`js` default, or `wasm`: matrix products in
+ *   generated WASM SIMD).
+ * @returns The compiled forward pass with its `source`, `plan` and `batch`.
+ * @throws {FormatError} when a weight is missing or mis-shaped.
+ * @throws {RangeError} for a bad option.
+ * @throws {ResourceError} when the memory is over 4 GiB or cannot be allocated; the
+ *   message names the bytes and the options that lower them (`kvCapacity`, `prefillChunk`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { compileModel } from "./compile.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const m = compileModel(c, randomWeights(c, 1));
+ * const logits = m.forward([1, 2, 3], 0); // (vocab_size) of the token at position 2
+ * assert.equal(logits.length, 96);
+ * // 2 layers × K, V × a ring of 96 slots (window 64 + one 32-row step) × kv_dim 24 × 4 bytes
+ * assert.equal(m.plan.kvBytes, 2 * 2 * 96 * 24 * 4);
+ * ```
+ */
+export function compileModel(
+  config: ModelConfig,
+  weights: Weights,
+  options: CompileOptions = {},
+): CompiledModel {
+  checkWeights(config, weights, "<weights>");
+  const useWasm = checkBackend(options.backend);
+  const plan = planArena(config, { ...options, weightsInArena: useWasm });
+  const batch = instantiate(config, weights, plan, useWasm, false);
+  const pass = singleSequence(batch, plan.kvCapacity);
+  return {
+    config,
+    kvCapacity: pass.kvCapacity,
+    forward: pass.forward,
+    forwardAll: pass.forwardAll,
+    batch,
+    source: batch.source,
+    plan,
+    memory: batch.memory,
+    ...(batch.wasm ? { wasm: batch.wasm } : {}),
   };
 }

@@ -8,11 +8,29 @@
  */
 import assert from "node:assert/strict";
 import { GollmError, ResourceError } from "../core/errors.ts";
-import { randomWeights } from "../core/weights.ts";
+import { type BatchLayout, kvBlockBytes } from "../core/forward.ts";
+import { randomWeights, type Weights } from "../core/weights.ts";
 import { createReference } from "../runtime/reference.ts";
-import { compileModel, MAX_MEMORY_BYTES, stripTypes } from "./compile.ts";
+import {
+  compileBatch,
+  compileModel,
+  compilePlan,
+  MAX_MEMORY_BYTES,
+  stripTypes,
+} from "./compile.ts";
+import { planArena } from "./plan.ts";
+import { singleSequence } from "../core/single_sequence.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import {
+  checkBatchedPrompts,
+  checkPagedWindow,
+  checkPrefixSharing,
+  checkVerifyStep,
+  editSequences,
+} from "../tests/batch_checks.ts";
+import {
+  BATCH_BACKENDS,
+  BATCH_CASES,
   cfg,
   checkAgainstReference,
   COMPILED_BACKENDS,
@@ -215,4 +233,110 @@ Deno.test("stripTypes() removes the emitted parameter types, one line or wrapped
     stripTypes("function h(x: number) { return x ? 1 : 2; }"),
     "function h(x) { return x ? 1 : 2; }",
   );
+});
+
+// ---- the batched forward (engine v2): many sequences per step, a paged KV cache ----
+
+for (const backend of BATCH_BACKENDS) {
+  for (const [name, c] of FORWARD_CASES) {
+    Deno.test(`compileBatch() ${backend.name}: 8 prompts in one batch equal each alone on ${name}`, () => {
+      checkBatchedPrompts(c, (w, l) => backend.build(c, w, l));
+    });
+  }
+  for (const name of BATCH_CASES) {
+    const c = forwardCase(name);
+    const build = (w: Weights, l: BatchLayout) => backend.build(c, w, l);
+    Deno.test(`compileBatch() ${backend.name}: ring and window through shuffled blocks, every chunk size, on ${name}`, () => {
+      checkPagedWindow(c, build);
+    });
+    Deno.test(`compileBatch() ${backend.name}: a shared prefix equals a cold prefill on ${name}`, () => {
+      checkPrefixSharing(c, build);
+    });
+    Deno.test(`compileBatch() ${backend.name}: a verify step of 5 rows equals 5 decode steps on ${name}`, () => {
+      checkVerifyStep(c, build);
+    });
+  }
+}
+
+Deno.test("the batch checks fail for overlapping block tables, a wrong window, a wrong prefix, shifted rows", () => {
+  // Negative controls: each check above can fail.
+  const c = forwardCase("llama GQA2 interleaved untied");
+  const build = (w: Weights, l: BatchLayout) => compileBatch(c, w, l);
+  let first: number[] = [];
+  const overlapping = editSequences(build, (s, b, r, win) => {
+    if (s === 0) first = b;
+    return [s === 1 ? first : b, r, win]; // sequence 1 writes into sequence 0's blocks
+  });
+  assert.throws(() => checkBatchedPrompts(c, overlapping), /sequence \d/);
+  const wider = editSequences(build, (_, b, r, win) => [b, r, win + 1]);
+  assert.throws(() => checkPagedWindow(c, wider), /chunks of 1: sequence [01] at position (6|9):/);
+  assert.throws(() => checkPrefixSharing(c, build, 8), /prefix-cache hit/);
+  assert.throws(() => checkVerifyStep(c, build, 1), /verify row 0/);
+});
+
+Deno.test("compileBatch() step() rejects bad rows with one line naming the field", () => {
+  const c = forwardCase("gpt2 MHA tied");
+  const b = compileBatch(c, randomWeights(c, 1), { maxRows: 4, maxSeqs: 2, numBlocks: 4 });
+  b.setSequence(0, [0, 1], 32, 64);
+  const ok = { tokens: [1, 2], positions: [0, 1], seqs: [0, 0], outRows: [1] };
+  assert.equal(b.step(ok).length, c.vocab_size);
+  const bad: [Partial<typeof ok>, RegExp][] = [
+    [{ tokens: [1, 97] }, /tokens\[1\] = 97 is outside the vocabulary \[0, 97\)/],
+    [{ positions: [0, 2] }, /positions\[1\] = 2 of sequence 0 does not follow position 0/],
+    [{ positions: [63, 64] }, /positions\[1\] = 64 is past context_length 64/],
+    [{ seqs: [0, 1] }, /seqs\[1\] = 1 is not set/],
+    [{ outRows: [2] }, /outRows\[0\] = 2 is outside the rows \[0, 2\)/],
+    [{ positions: [31, 32] }, /row 0 \(sequence 0, position 31\) reads positions from 0/],
+    [
+      { tokens: [1, 1, 1, 1, 1], positions: [0, 1, 2, 3, 4], seqs: [0, 0, 0, 0, 0] },
+      /5 rows, expected 1 to maxRows 4/,
+    ],
+  ];
+  for (const [edit, message] of bad) {
+    const e = thrown(() => b.step({ ...ok, ...edit }));
+    assert.ok(e instanceof RangeError && !e.message.includes("\n"), String(e));
+    assert.match(e.message, message);
+  }
+  assert.throws(() => b.setSequence(2, [0], 16, 8), /seq 2 is outside \[0, 2\)/);
+  assert.throws(() => b.setSequence(1, [4], 16, 8), /blocks\[0\] = 4 is outside \[0, 4\)/);
+  assert.throws(() => b.setSequence(1, [2, 3], 24, 8), /ringTokens must be a positive multiple/);
+  assert.throws(
+    () => compileBatch(c, randomWeights(c, 1), { numBlocks: 4, blockSize: 6 }),
+    /blockSize must be a power of two/,
+  );
+});
+
+Deno.test("compileBatch() sizes its K/V pools by numBlocks: blockBytes per block", () => {
+  const c = forwardCase("llama MQA half");
+  const b = compileBatch(c, randomWeights(c, 1), { maxSeqs: 4, numBlocks: 10 });
+  assert.equal(b.blockBytes, kvBlockBytes(c, 16));
+  assert.equal(b.plan.kvBytes, 10 * b.blockBytes);
+  assert.deepEqual(
+    [b.maxRows, b.maxSeqs, b.blockSize, b.numBlocks, b.maxBlocksPerSeq],
+    [32, 4, 16, 10, 10],
+  );
+});
+
+Deno.test("a layer_window attribute limits that layer's attention like the reference window", () => {
+  // Per-layer sliding windows (Mistral, Qwen2, Gemma's local layers) are a graph attribute;
+  // with every layer at 5 the model equals the reference with a 5-token window.
+  for (const name of ["llama GQA2 interleaved untied", "gpt2 MQA head_dim 20"]) {
+    const c = forwardCase(name);
+    const w = randomWeights(c, 8);
+    const toks = tokens(24, c.vocab_size, 2);
+    const ref = createReference(c, w, { kvCapacity: 5 }).forwardAll(toks, 0);
+    for (const backend of ["js", "wasm"] as const) {
+      const plan = planArena(c, { kvCapacity: 64, prefillChunk: 8, weightsInArena: true });
+      for (const g of [plan.decode, plan.prefill]) {
+        for (const n of g.nodes) if (n.op === "attention") n.attrs.layer_window = 5;
+      }
+      const batch = compilePlan(c, w, plan, backend);
+      assert.match(batch.source, /function attention_\d+x\d+x\d+_b16_w5\(/);
+      const pass = singleSequence(batch, 64);
+      assertClose(pass.forwardAll(toks, 0), ref, TOL, `${name} ${backend}`);
+      // Negative control: without it, the 64-token window differs from position 5 on.
+      const full = compileModel(c, w, { kvCapacity: 64, prefillChunk: 8, backend });
+      assert.throws(() => assertClose(full.forwardAll(toks, 0), ref, TOL), /max \|diff\|/);
+    }
+  }
 });

@@ -2,14 +2,17 @@
  * The JS/TS emitter: turns a config's plan (graphs + arena offsets) into a readable,
  * formatted TypeScript module in which every shape, stride and offset is a literal.
  *
- * The module exports `createKernels(memory, W)`, which returns `{ init, decode, prefill }`:
+ * The module exports `createKernels(memory, W)`, which returns `{ init, step }`, and the
+ * arena offsets of the step's int32 rows and the sequences' block tables, which the caller
+ * writes before a step (engine v2 contract):
  * - shape-specialised kernels (`matvec_2048x768`, `matmul_2048x768`, `rmsnorm_768`,
- *   `attention_12x4x64_w2048`, ...), emitted once per distinct name;
- * - one function per layer and sublayer for each step (`layer3_attn`, `layer3_ffn`,
+ *   `attention_12x4x64_b16`, ...), emitted once per distinct name;
+ * - one function per layer and sublayer for each graph (`layer3_attn`, `layer3_ffn`,
  *   `lm_head`; `prefill_layer3_attn`, ...), layers unrolled, each node one commented call;
- * - `decode(token, pos)` (1 token, matrix-vector products) and
- *   `prefill(tokens, start, n, pos, logits)` (n <= T tokens at once as matrix-matrix
- *   products, blocked so each weight row block is streamed once per chunk).
+ * - `decode(nOut)` (1 row, matrix-vector products), `prefill(n, nOut)` (n <= T rows of any
+ *   sequences at once as matrix-matrix products, blocked so each weight row block is
+ *   streamed once per step), and `step()`, which reads n and nOut from the arena and runs
+ *   one of them.
  *
  * What each node op becomes is one row of {@linkcode OPS} (tinygrad: "a renderer is a
  * table from op to code"): its kernel's name and source and its call site, one file per op
@@ -28,7 +31,7 @@ import type { Graph, GraphNode, NodeOp } from "./graph.ts";
 import { jsNumber as num, JsSource } from "./js_source.ts";
 import { attentionOp, kvStoreOp } from "./ops/attention.ts";
 import { addOp, geluOp, swigluOp } from "./ops/elementwise.ts";
-import { embedOp } from "./ops/embed.ts";
+import { embedOp, gatherRowsOp } from "./ops/embed.ts";
 import { linearOp } from "./ops/linear.ts";
 import { normOp } from "./ops/norm.ts";
 import type { CallContext, KernelContext, OpRenderer, OpTable } from "./ops/renderer.ts";
@@ -47,6 +50,7 @@ export const OPS: OpTable = {
   rope: ropeOp,
   attention: attentionOp,
   kv_store: kvStoreOp,
+  gather_rows: gatherRowsOp,
   add: addOp,
   swiglu: swigluOp,
   gelu: geluOp,
@@ -104,9 +108,13 @@ function groupsOf(g: Graph): { name: string; nodes: GraphNode[] }[] {
   return groups;
 }
 
+/** The f32/int32 index (byte offset / 4) of a shared buffer of the plan. */
+const indexOf = (plan: Plan, name: string) => findBuffer(plan, "decode", name).offset / 4;
+
 /** The comment header, exported constants, and the top of `createKernels` (weights, tables). */
 function emitHead(plan: Plan, wasm: boolean): JsSource {
   const c = plan.decode.config;
+  const L = plan.layout;
   const s = new JsSource();
   const kvDim = c.n_kv_heads * c.head_dim;
   s.line("// deno-lint-ignore-file");
@@ -126,16 +134,22 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
       (c.arch === "llama" ? `, RoPE ${c.rope_style} theta ${num(c.rope_theta)}` : "") +
       (c.attn_bias ? ", q/k/v bias" : "") + (c.tie_embeddings ? ", tied LM head" : ""),
   );
-  s.line(
-    `// KV ring: ${plan.kvCapacity} slots per layer; prefill chunk: ${plan.prefillChunk} tokens`,
+  s.comment(
+    `step: <= ${L.maxRows} rows of <= ${L.maxSeqs} sequence(s); paged KV cache: ` +
+      `${L.numBlocks} blocks of ${L.blockSize} tokens, <= ${L.maxBlocksPerSeq} per sequence`,
   );
   s.line("//");
-  s.line("// Arena (one WebAssembly.Memory; offsets below are f32 indices = bytes / 4):");
+  s.line("// Arena (one WebAssembly.Memory; offsets below are f32/int32 indices = bytes / 4):");
   if (c.arch === "llama") {
     s.line(`//   RoPE inv_freq   ${plan.tableBytes} bytes (${c.head_dim / 2})`);
   }
   s.line(
-    `//   KV rings        ${plan.kvBytes} bytes (${c.n_layers} × K, V (${plan.kvCapacity}, ${kvDim}))`,
+    `//   step, seqs      ${plan.stepBytes} bytes (int32 rows (${L.maxRows}), ` +
+      `block table (${L.maxSeqs}, ${L.maxBlocksPerSeq}))`,
+  );
+  s.line(
+    `//   K/V pools       ${plan.kvBytes} bytes ` +
+      `(${c.n_layers} × K, V (${L.numBlocks * L.blockSize}, ${kvDim}))`,
   );
   s.line(
     `//   activations     ${plan.activationBytes} bytes (decode ${plan.decodeBytes}, ` +
@@ -145,21 +159,43 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
   s.line();
   const decodeLogits = findBuffer(plan, "decode", plan.decode.output).offset / 4;
   const prefillLogits = findBuffer(plan, "prefill", plan.prefill.output).offset / 4;
-  s.line("/** Arena size in bytes. */");
-  s.line(`export const ARENA_BYTES = ${plan.arenaBytes};`);
-  s.line("/** f32 index of the decode step's logits (vocab_size). */");
-  s.line(`export const LOGITS = ${decodeLogits};`);
-  s.line("/** f32 index of the prefill step's logits (prefill chunk, vocab_size). */");
-  s.line(`export const LOGITS_ALL = ${prefillLogits};`);
-  s.line("/** Tokens per prefill chunk (max n of prefill()). */");
-  s.line(`export const PREFILL_CHUNK = ${plan.prefillChunk};`);
+  const constant = (doc: string, name: string, value: number) => {
+    s.line(`/** ${doc} */`);
+    s.line(`export const ${name} = ${value};`);
+  };
+  constant("Arena size in bytes.", "ARENA_BYTES", plan.arenaBytes);
+  constant("T: rows per step at most.", "MAX_ROWS", L.maxRows);
+  constant("Sequence slots (rows of the block table).", "MAX_SEQS", L.maxSeqs);
+  constant("Tokens per KV block.", "BLOCK_SIZE", L.blockSize);
+  constant("Blocks in each layer's K and V pool.", "NUM_BLOCKS", L.numBlocks);
+  constant("Columns of the block table.", "MAX_BLOCKS_PER_SEQ", L.maxBlocksPerSeq);
+  const int32 = [
+    ["the step's token ids (MAX_ROWS)", "STEP_TOKENS", "step.tokens"],
+    ["the step's positions (MAX_ROWS)", "STEP_POSITIONS", "step.positions"],
+    ["the step's sequence slots (MAX_ROWS)", "STEP_SEQS", "step.seqs"],
+    ["the rows whose logits are wanted (MAX_ROWS)", "STEP_OUT_ROWS", "step.out_rows"],
+    ["the step's counts n, nOut (2)", "STEP_COUNTS", "step.counts"],
+    ["the block table (MAX_SEQS, MAX_BLOCKS_PER_SEQ)", "SEQ_BLOCK_TABLE", "seq.block_table"],
+    ["each sequence's ring length in tokens (MAX_SEQS)", "SEQ_RING", "seq.ring"],
+    ["each sequence's sliding window (MAX_SEQS)", "SEQ_WINDOW", "seq.window"],
+  ];
+  for (const [doc, name, buffer] of int32) {
+    constant(`int32 index of ${doc}.`, name, indexOf(plan, buffer));
+  }
+  constant("f32 index of the decode graph's logits (1, vocab_size).", "LOGITS", decodeLogits);
+  constant(
+    "f32 index of the prefill graph's logits (nOut, vocab_size).",
+    "LOGITS_ALL",
+    prefillLogits,
+  );
   s.line();
   s.line("/** Binds the kernels to an arena and the weights (canonical name → data). */");
   s.open(
     "export function createKernels(memory: WebAssembly.Memory, W: Record<string, Float32Array>" +
       (wasm ? ", X: Record<string, Function>)" : ")"),
   );
-  s.line("const A = new Float32Array(memory.buffer, 0, ARENA_BYTES / 4);");
+  s.line("const A = new Float32Array(memory.buffer, 0, ARENA_BYTES / 4); // f32 buffers");
+  s.line("const I = new Int32Array(memory.buffer, 0, ARENA_BYTES / 4); // int32 buffers");
   s.line();
 
   s.line("// Weights (row-major, (out_features, in_features)).");
@@ -188,8 +224,10 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
 }
 
 /**
- * One function per group of a step's graph (`layer3_attn`, `prefill_layer3_attn`, ...): each
- * node a comment with its shapes and one kernel call with literal offsets.
+ * One function per group of a graph (`layer3_attn`, `prefill_layer3_attn`, ...): each node a
+ * comment with its shapes and one kernel call with literal offsets. The decode graph's
+ * functions take no arguments (one row); the prefill graph's take the row count `n`, or
+ * `nOut` for the out-row nodes (gather, final norm, LM head).
  */
 function emitStep(plan: Plan, which: "decode" | "prefill", kernels: KernelSet, wasm: boolean) {
   const g = which === "decode" ? plan.decode : plan.prefill;
@@ -197,27 +235,22 @@ function emitStep(plan: Plan, which: "decode" | "prefill", kernels: KernelSet, w
   const s = new JsSource(1);
   s.line(
     which === "decode"
-      ? "// ---- decode step: one token at position pos (matrix-vector products) ----"
-      : `// ---- prefill step: n <= ${g.rows} tokens at pos .. pos + n - 1 ` +
+      ? "// ---- decode graph: one row (matrix-vector products) ----"
+      : `// ---- prefill graph: n <= ${g.rows} rows, any sequences and positions ` +
         "(matrix-matrix products) ----",
   );
   s.line();
-  const ctx: CallContext = {
+  const base: CallContext = {
     rows: g.rows,
     backend: wasm ? "wasm" : "js",
-    n: which === "decode" ? "1" : "n",
+    n: "1",
     offset: (name) => findBuffer(plan, which, name).offset / 4,
     weight: weightIdent,
   };
   for (const grp of groupsOf(g)) {
-    const rows = which === "decode" ? "" : "n: number, ";
-    const params = grp.name === "embed"
-      ? `tokens: ArrayLike<number>, start: number, ${rows}pos: number`
-      : which === "decode"
-      ? "pos: number"
-      : "pos: number, n: number";
-    s.open(`function ${prefix}${grp.name}(${params})`);
+    s.open(`function ${prefix}${grp.name}(${groupParams(grp.nodes, which)})`);
     for (const node of grp.nodes) {
+      const ctx = { ...base, n: rowsExpr(node, which) };
       const kernel = kernels.use(node, ctx);
       s.comment(node.doc);
       s.call(kernel, rendererOf(node).args(node, ctx));
@@ -228,7 +261,20 @@ function emitStep(plan: Plan, which: "decode" | "prefill", kernels: KernelSet, w
   return s;
 }
 
-/** `init`, `decode` and `prefill`: the module's entry points, calling the step functions. */
+/** The expression of a node's row count: `1` (decode), `n` (step rows) or `nOut` (out rows). */
+function rowsExpr(node: GraphNode, which: "decode" | "prefill"): string {
+  if (which === "decode") return "1";
+  return node.rows === "out" ? "nOut" : "n";
+}
+
+/** The parameters of a group's function: the row counts its nodes use (none in decode). */
+function groupParams(nodes: GraphNode[], which: "decode" | "prefill"): string {
+  if (which === "decode") return "";
+  const used = new Set(nodes.map((n) => rowsExpr(n, which)));
+  return ["n", "nOut"].filter((p) => used.has(p)).map((p) => `${p}: number`).join(", ");
+}
+
+/** `init`, `decode`, `prefill` and `step`: the module's entry points. */
 function emitEntryPoints(plan: Plan): JsSource {
   const c = plan.decode.config;
   const s = new JsSource(1);
@@ -240,26 +286,32 @@ function emitEntryPoints(plan: Plan): JsSource {
   }
   s.close();
   s.line();
-  s.line("/** One token at position pos; logits (vocab_size) at LOGITS. No allocation. */");
-  s.open("function decode(tokens: ArrayLike<number>, start: number, pos: number)");
-  for (const grp of groupsOf(plan.decode)) {
-    s.line(grp.name === "embed" ? "embed(tokens, start, pos);" : `${grp.name}(pos);`);
-  }
+  const calls = (which: "decode" | "prefill") => {
+    const g = which === "decode" ? plan.decode : plan.prefill;
+    for (const grp of groupsOf(g)) {
+      const args = groupParams(grp.nodes, which).replace(/: number/g, "");
+      const call = `${which === "decode" ? "" : "prefill_"}${grp.name}(${args});`;
+      s.line(grp.name === "lm_head" ? `if (nOut > 0) ${call}` : call);
+    }
+  };
+  s.line("/** One row (n = 1); logits (nOut <= 1, vocab_size) at LOGITS. No allocation. */");
+  s.open("function decode(nOut: number)");
+  calls("decode");
   s.close();
   s.line();
-  s.line("/** n <= PREFILL_CHUNK tokens[start ..] at pos ..; logits (n, vocab) at LOGITS_ALL. */");
-  s.open(
-    "function prefill(tokens: ArrayLike<number>, start: number, n: number, pos: number, " +
-      "logits: boolean)",
-  );
-  for (const grp of groupsOf(plan.prefill)) {
-    if (grp.name === "embed") s.line("prefill_embed(tokens, start, n, pos);");
-    else if (grp.name === "lm_head") s.line("if (logits) prefill_lm_head(pos, n);");
-    else s.line(`prefill_${grp.name}(pos, n);`);
-  }
+  s.line("/** n <= MAX_ROWS rows; logits (nOut, vocab_size) at LOGITS_ALL. */");
+  s.open("function prefill(n: number, nOut: number)");
+  calls("prefill");
   s.close();
   s.line();
-  s.line("return { init, decode, prefill };");
+  s.line("/** Runs the step written at STEP_*: the decode graph when n is 1. */");
+  s.open("function step()");
+  s.line("const n = I[STEP_COUNTS], nOut = I[STEP_COUNTS + 1];");
+  s.line("if (n === 1) decode(nOut);");
+  s.line("else prefill(n, nOut);");
+  s.close();
+  s.line();
+  s.line("return { init, decode, prefill, step };");
   s.close();
   return s;
 }
@@ -280,7 +332,8 @@ function emitEntryPoints(plan: Plan): JsSource {
  * import { emitKernelsForPlan } from "./emit_js.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
  * const src = emitKernelsForPlan(planArena(c));
- * assert.ok(src.includes("function layer1_ffn(pos: number)"));
+ * assert.ok(src.includes("function layer1_ffn()")); // decode graph: one row
+ * assert.ok(src.includes("function prefill_layer1_ffn(n: number)"));
  * assert.ok(src.includes("function gelu_192(h: number, n: number)")); // hidden_dim 192
  * ```
  */
@@ -305,9 +358,12 @@ export function emitKernelsForPlan(plan: Plan, options: EmitOptions = {}): strin
  * and what {@linkcode compileModel} evaluates.
  *
  * @param config The model config.
- * @param options `kvCapacity` and `prefillChunk` (they are literals in the source).
+ * @param options `kvCapacity` and `prefillChunk` (they fix the single-sequence layout
+ *   whose sizes are literals in the source: {@linkcode planArena}).
  * @returns The module source: `export function createKernels(memory, W)` returning
- *   `{ init, decode, prefill }`, plus `ARENA_BYTES`, `LOGITS`, `LOGITS_ALL`, `PREFILL_CHUNK`.
+ *   `{ init, decode, prefill, step }`, plus `ARENA_BYTES`, the layout (`MAX_ROWS`, ...),
+ *   the int32 indices of the step rows and sequence state (`STEP_*`, `SEQ_*`), `LOGITS`
+ *   and `LOGITS_ALL`.
  * @throws {RangeError} for a bad `kvCapacity` or `prefillChunk`.
  *
  * @example
@@ -317,8 +373,8 @@ export function emitKernelsForPlan(plan: Plan, options: EmitOptions = {}): strin
  * import { emitKernels } from "./emit_js.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * const src = emitKernels(c, { kvCapacity: 64 });
- * assert.ok(src.includes("function layer0_attn(pos: number)"));
- * assert.ok(src.includes("function attention_4x2x12_w64(")); // 4 heads, 2 KV heads, window 64
+ * assert.ok(src.includes("function prefill_layer0_attn(n: number)"));
+ * assert.ok(src.includes("function attention_4x2x12_b16(")); // 4 heads, 2 KV heads, blocks of 16
  * ```
  */
 export function emitKernels(config: ModelConfig, options: ForwardOptions = {}): string {

@@ -28,7 +28,7 @@ function functionsOf(src: string): Map<string, number> {
 
 /** The statements of the step functions (`layer0_attn` ... `prefill_lm_head`), joined. */
 function stepCalls(src: string): { comment: string; fn: string; args: string[] }[] {
-  const steps = src.slice(src.indexOf("// ---- decode step"), src.indexOf("function init()"));
+  const steps = src.slice(src.indexOf("// ---- decode graph"), src.indexOf("function init()"));
   // Join wrapped calls into one line, then pair each call with the comment above it.
   const lines = steps.replace(/\(\n\s+/g, "(").replace(/,\n\s+/g, ", ").replace(/,\n\s*\)/g, ")")
     .split("\n").map((l) => l.trim());
@@ -41,21 +41,22 @@ function stepCalls(src: string): { comment: string; fn: string; args: string[] }
 }
 
 const KERNEL_NAME =
-  /^(embed_\d+(_pos)?|rope_cos_sin_\d+|rmsnorm_\d+|layernorm_\d+|mat(vec|mul)_\d+x\d+(_bias)?|rope_(half|interleaved)_\d+x\d+x\d+|attention_\d+x\d+x\d+_w\d+|kv_store_\d+_w\d+|add_\d+|swiglu_\d+|gelu_\d+)$/;
+  /^(embed_\d+(_pos)?|rope_cos_sin_\d+|rmsnorm_\d+|layernorm_\d+|mat(vec|mul)_\d+x\d+(_bias)?|rope_(half|interleaved)_\d+x\d+x\d+|attention_\d+x\d+x\d+_b\d+(_w\d+)?|kv_store_\d+_b\d+|gather_rows_\d+|add_\d+|swiglu_\d+|gelu_\d+)$/;
 const STEP_NAME = /^(prefill_)?(embed|rope|layer\d+_(attn|ffn)|lm_head)$/;
 
 Deno.test("emitKernels() writes literal shapes, one function per layer, and is what compileModel() runs", () => {
   const c = cfg("llama", { n_layers: 3, n_kv_heads: 2, tie_embeddings: false });
   const src = emitKernels(c, { kvCapacity: 32, prefillChunk: 8 });
   for (let l = 0; l < 3; l++) {
-    assert.match(src, new RegExp(`function layer${l}_attn\\(pos: number\\)`));
-    assert.match(src, new RegExp(`function layer${l}_ffn\\(pos: number\\)`));
-    assert.match(src, new RegExp(`function prefill_layer${l}_attn\\(pos: number, n: number\\)`));
+    assert.match(src, new RegExp(`function layer${l}_attn\\(\\)`));
+    assert.match(src, new RegExp(`function layer${l}_ffn\\(\\)`));
+    assert.match(src, new RegExp(`function prefill_layer${l}_attn\\(n: number\\)`));
   }
-  assert.match(src, /function lm_head\(pos: number\)/);
+  assert.match(src, /function lm_head\(\)/);
+  assert.match(src, /function prefill_lm_head\(nOut: number\)/); // the out rows only
   assert.match(src, /function matvec_97x48\(/); // untied LM head (vocab 97, dim 48)
   assert.match(src, /function matmul_80x48\(/); // w1/w3 in prefill
-  assert.match(src, /attention_4x2x12_w32/);
+  assert.match(src, /attention_4x2x12_b16/);
   const m = compileModel(c, randomWeights(c, 2), { kvCapacity: 32, prefillChunk: 8 });
   assert.equal(m.source, src);
   // The stripped source is plain JS.
@@ -66,7 +67,7 @@ Deno.test("emitKernels() writes each kernel once, names every function after its
   // Negative controls of the helpers: a duplicate definition and a call are found.
   assert.throws(() => functionsOf("function add_4(x: number) {}\nfunction add_4(x: number) {}"));
   assert.deepEqual(
-    stepCalls("// ---- decode step\n// x (1, 4) += y\nadd_4(0, 16, 1);\nfunction init()"),
+    stepCalls("// ---- decode graph\n// x (1, 4) += y\nadd_4(0, 16, 1);\nfunction init()"),
     [{ comment: "// x (1, 4) += y", fn: "add_4", args: ["0", "16", "1"] }],
   );
   for (const [name, c] of FORWARD_CASES) {
@@ -74,7 +75,7 @@ Deno.test("emitKernels() writes each kernel once, names every function after its
     const fns = functionsOf(src); // throws on a duplicate definition
     for (const fn of fns.keys()) {
       const known = KERNEL_NAME.test(fn) || STEP_NAME.test(fn) ||
-        ["createKernels", "init", "decode", "prefill"].includes(fn);
+        ["createKernels", "init", "decode", "prefill", "step"].includes(fn);
       assert.ok(known, `${name}: function ${fn} is named after no op or layer`);
     }
     // Every kernel is called, and every call has the kernel's arity.
@@ -166,9 +167,26 @@ Deno.test("emitKernels() writes a module that runs on its own, as `gollm kernels
     const k = mod.createKernels(memory, W);
     k.init();
     const toks = tokens(9, c.vocab_size, 1);
-    k.prefill(toks, 0, 5, 0, false);
-    k.prefill(toks, 5, 3, 5, false);
-    k.decode(toks, 8, 8);
+    // Sequence 0 owns blocks 0 .. NUM_BLOCKS - 1 as a ring, window 24.
+    const I = new Int32Array(memory.buffer);
+    for (let b = 0; b < mod.NUM_BLOCKS; b++) I[mod.SEQ_BLOCK_TABLE + b] = b;
+    I[mod.SEQ_RING] = mod.NUM_BLOCKS * mod.BLOCK_SIZE;
+    I[mod.SEQ_WINDOW] = 24;
+    /** One step: tokens[start .. start + n) at positions start .., logits of the last row. */
+    const step = (start: number, n: number, out: boolean) => {
+      for (let t = 0; t < n; t++) {
+        I[mod.STEP_TOKENS + t] = toks[start + t];
+        I[mod.STEP_POSITIONS + t] = start + t;
+        I[mod.STEP_SEQS + t] = 0;
+      }
+      I[mod.STEP_OUT_ROWS] = n - 1;
+      I[mod.STEP_COUNTS] = n;
+      I[mod.STEP_COUNTS + 1] = out ? 1 : 0;
+      k.step();
+    };
+    step(0, 5, false);
+    step(5, 3, false);
+    step(8, 1, true); // the decode graph
     const logits = new Float32Array(memory.buffer, mod.LOGITS * 4, c.vocab_size);
     const jit = compileModel(c, w, { kvCapacity: 24, prefillChunk: 5 }).forward(toks, 0);
     assertClose(logits, jit, 0, "the same logits as compileModel()");

@@ -4,9 +4,20 @@
  * nodes' read/write order, and the emitter (`emit_js.ts`) turns each node into one kernel
  * call with literal shapes and offsets, through its op table (`ops/`).
  *
- * One graph describes one step over `rows` tokens: `rows = 1` is the decode step,
- * `rows = T` the prefill step (a chunk of up to T tokens; kernels loop over the `n <= T`
- * rows actually present). Positions are the only runtime values.
+ * One graph describes one batched step over up to `rows` token rows (engine v2 contract):
+ * row t has its token `tok[t]`, absolute position `pos[t]` and sequence slot `seq[t]`, read
+ * from the int32 `step.*` buffers that the caller writes before the step. Rows may belong
+ * to different sequences at different positions; `rows = 1` is the decode graph
+ * (matrix-vector kernels), `rows = T` the graph whose kernels loop over the `n <= T` rows
+ * present (matrix-matrix kernels). Logits are computed only for the `nOut` rows listed in
+ * `step.out_rows`. The row counts n and nOut and the step's tokens, positions and sequences
+ * are the only runtime values.
+ *
+ * The KV cache is paged (vLLM PagedAttention, Kwon et al. 2023): per layer a K and a V pool
+ * of `numBlocks · blockSize` rows, and per sequence a row of the block table, a ring length
+ * and a sliding window (`seq.*` buffers, written by `setSequence`). Per-layer variation is a
+ * node attribute: the attention's `layer_window` (Mistral/Qwen2 sliding windows, Gemma's
+ * local layers) comes from {@linkcode layerWindow}.
  *
  * A node carries every constant its kernel needs in `attrs` (typed per op by
  * {@linkcode OpAttrs}), so a renderer never looks at the config. A new op is one entry in
@@ -17,36 +28,42 @@
  * @module
  */
 import type { ModelConfig } from "../core/config.ts";
+import type { BatchLayout } from "../core/forward.ts";
 
-/** Where a buffer lives: per-step activations, or state that persists across steps. */
-export type BufferKind = "activation" | "kv" | "table";
+/**
+ * Where a buffer lives and who writes it: `activation` (per step, planned by liveness),
+ * `kv` (a layer's K or V pool), `table` (constants filled once by `init()`: the RoPE
+ * inverse frequencies), `step` (int32 rows of the step, written by the caller before each
+ * step), `seqs` (int32 per-sequence state: block table, ring, window; written by
+ * `setSequence`).
+ */
+export type BufferKind = "activation" | "kv" | "table" | "step" | "seqs";
 
-/** A named f32 buffer of the graph. */
+/** A named buffer of the graph. */
 export interface GraphBuffer {
-  /** Unique name, e.g. `x`, `l3.q`, `kv.l3.k`. */
+  /** Unique name, e.g. `x`, `l3.q`, `kv.l3.k`, `step.positions`. */
   name: string;
-  /** Shape in f32 elements, outermost first, e.g. `[rows, dim]`. */
+  /** Shape in elements, outermost first, e.g. `[rows, dim]`. */
   shape: number[];
-  /**
-   * `activation` (planned by liveness), `kv` (a layer's ring), `table` (constants filled
-   * once by `init()`: the RoPE inverse frequencies).
-   */
+  /** Who writes it (see {@linkcode BufferKind}). */
   kind: BufferKind;
+  /** Element type: `f32`, or `i32` for the `step` and `seqs` buffers (4 bytes each). */
+  dtype: "f32" | "i32";
 }
 
 /**
  * The constants of each op, by op name: what the op's kernel is specialised on. Sizes are in
- * f32 elements.
+ * elements.
  */
 export interface OpAttrs {
-  /** Token embedding row (+ learned position row): `x (n, dim) = e[token] (+ pe[pos])`. */
+  /** Token embedding row (+ learned position row): `x (n, dim) = e[tok[t]] (+ pe[pos[t]])`. */
   embed: {
     /** Model width. */
     dim: number;
     /** Adds a learned position embedding (gpt2's `pos_embeddings.weight`). */
     learned_pos: boolean;
   };
-  /** cos/sin `(n, half)` of the step's positions from the `(half)` inverse frequencies. */
+  /** cos/sin `(n, half)` of the rows' positions from the `(half)` inverse frequencies. */
   rope_cos_sin: {
     /** `head_dim / 2`: rotation pairs per head. */
     half: number;
@@ -69,7 +86,7 @@ export interface OpAttrs {
     /** Adds a bias `(out)`. */
     bias: boolean;
   };
-  /** Rotates q and k in place by the step's cos/sin. */
+  /** Rotates q and k in place by the rows' cos/sin. */
   rope: {
     /** Pairing: `half` (i, i + head_dim/2) or `interleaved` (2i, 2i + 1). */
     style: "half" | "interleaved";
@@ -80,7 +97,16 @@ export interface OpAttrs {
     /** Width of one head. */
     head_dim: number;
   };
-  /** Causal attention of the step's rows over the KV ring and their own k/v. */
+  /** Stores each row's k, v in its sequence's slot of the layer's K/V pools. */
+  kv_store: {
+    /** `n_kv_heads · head_dim`. */
+    kv_dim: number;
+    /** Tokens per block. */
+    block_size: number;
+    /** Columns of the block table (its row stride). */
+    blocks_per_seq: number;
+  };
+  /** Causal attention of each row over its sequence's blocks (paged attention). */
   attention: {
     /** Query heads. */
     n_heads: number;
@@ -88,17 +114,19 @@ export interface OpAttrs {
     n_kv_heads: number;
     /** Width of one head. */
     head_dim: number;
-    /** Ring slots: the sliding window. */
-    kv_capacity: number;
+    /** Tokens per block. */
+    block_size: number;
+    /** Columns of the block table (its row stride). */
+    blocks_per_seq: number;
+    /** This layer's own sliding window in tokens, or null for none ({@linkcode layerWindow}). */
+    layer_window: number | null;
     /** Score scale, `1 / sqrt(head_dim)`. */
     scale: number;
   };
-  /** Stores the step's k/v rows in ring slots `(pos + t) % kv_capacity`. */
-  kv_store: {
-    /** `n_kv_heads · head_dim`. */
-    kv_dim: number;
-    /** Ring slots. */
-    kv_capacity: number;
+  /** `y (nOut, dim) = x[out_rows[i]]`: the rows whose logits are wanted. */
+  gather_rows: {
+    /** Row width. */
+    dim: number;
   };
   /** `x += y` (the residual add). */
   add: {
@@ -131,6 +159,11 @@ export interface GraphNodeOf<O extends NodeOp> {
   group: string;
   /** Layer index, or -1 outside the layers. */
   layer: number;
+  /**
+   * The rows it runs over: `step` (the n rows of the step; default) or `out` (the nOut
+   * gathered out rows: the final norm and the LM head).
+   */
+  rows?: "step" | "out";
   /** Buffers read (before any write of this node). */
   inputs: string[];
   /** Buffers written (may also be inputs: in-place ops like `add`, `rope`). */
@@ -153,58 +186,86 @@ export type GraphNode<O extends NodeOp = NodeOp> = O extends NodeOp ? GraphNodeO
 export interface Graph {
   /** The config it was built for. */
   config: ModelConfig;
-  /** Token rows per step (1 = decode, T = prefill chunk). */
+  /** Token rows of the graph's buffers (1 = decode, T = `layout.maxRows`). */
   rows: number;
-  /** KV ring slots per layer. */
-  kvCapacity: number;
+  /** The batch layout: rows per step, sequences, blocks. */
+  layout: BatchLayout;
   /**
-   * Buffers by name: this step's activations, the persistent KV rings and the RoPE inverse
-   * frequencies. None is sized by `context_length`.
+   * Buffers by name: this step's activations, the step's int32 rows, the sequences' block
+   * tables, the K/V pools and the RoPE inverse frequencies. None is sized by
+   * `context_length`.
    */
   buffers: Map<string, GraphBuffer>;
   /** Nodes in execution order. */
   nodes: GraphNode[];
-  /** Name of the output buffer (`logits`, shape `(rows, vocab_size)`). */
+  /** Name of the output buffer (`logits`, shape `(rows, vocab_size)`; nOut rows filled). */
   output: string;
 }
 
 /**
- * Builds the graph of one forward step over `rows` tokens.
+ * The sliding window of layer `layer` in tokens, or null when the layer attends to the
+ * whole sequence (its own `window` still applies). Every architecture gollm runs today has
+ * none; Mistral and Qwen2 (`sliding_window`) and Gemma's alternating local layers set it
+ * here (issue #10).
  *
- * First the embedding (group `embed`), then (llama) the cos/sin of the step's positions,
- * `(rows, head_dim / 2)` each, computed once from the `(head_dim / 2)` inverse frequencies
- * and read by every layer's RoPE (group `rope`; HF's `rotary_emb`, llama.cpp's theta per
- * position). Nodes per layer l (group `layer{l}_attn`): norm → q/k/v linear (bias when
- * attn_bias or gpt2) → rope (llama) → attention (reads this step's k/v rows and the ring)
- * → kv_store → o linear → residual add; (group `layer{l}_ffn`): norm → w1 (+ w3, swiglu)
- * or w1 + gelu → w2 → residual add. Then the final norm and the LM head (group `lm_head`;
- * it reuses `tok_embeddings.weight` when tied). Attention runs before kv_store so that a
- * chunk longer than the window never overwrites a slot one of its own tokens still needs.
- *
- * @param config The model config.
- * @param rows Tokens per step (1 for decode, the prefill chunk T otherwise).
- * @param kvCapacity Ring slots per layer.
- * @returns The graph; buffer shapes in f32 elements.
- * @throws {RangeError} when `rows` or `kvCapacity` is not a positive integer.
+ * @param _config The model config.
+ * @param _layer Layer index.
+ * @returns Tokens, or null for no limit.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
- * import { buildGraph } from "./graph.ts";
+ * import { layerWindow } from "./graph.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * const g = buildGraph(c, 1, 64);
- * assert.deepEqual(g.nodes.slice(0, 3).map((n) => n.op), ["embed", "rope_cos_sin", "norm"]);
- * assert.deepEqual(g.buffers.get("x")!.shape, [1, 48]); // (rows, dim)
- * assert.deepEqual(g.buffers.get("rope.cos")!.shape, [1, 6]); // (rows, head_dim / 2)
+ * assert.equal(layerWindow(c, 0), null);
  * ```
  */
-export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number): Graph {
-  if (!Number.isInteger(rows) || rows <= 0) {
-    throw new RangeError(`buildGraph: rows must be a positive integer, got ${rows}`);
-  }
-  if (!Number.isInteger(kvCapacity) || kvCapacity <= 0) {
-    throw new RangeError(`buildGraph: kvCapacity must be a positive integer, got ${kvCapacity}`);
+export function layerWindow(_config: ModelConfig, _layer: number): number | null {
+  return null;
+}
+
+/**
+ * Builds the graph of one batched step over up to `rows` token rows.
+ *
+ * First the embedding of each row's token (+ gpt2's learned position row) (group `embed`),
+ * then (llama) the cos/sin of the rows' positions, `(rows, head_dim / 2)` each, computed
+ * once from the `(head_dim / 2)` inverse frequencies and read by every layer's RoPE (group
+ * `rope`; HF's `rotary_emb`, llama.cpp's theta per position). Nodes per layer l (group
+ * `layer{l}_attn`): norm → q/k/v linear (bias when attn_bias or gpt2) → rope (llama) →
+ * kv_store (every row's k, v into its slot) → attention (reads only the cache) → o linear →
+ * residual add; (group `layer{l}_ffn`): norm → w1 (+ w3, swiglu) or w1 + gelu → w2 →
+ * residual add. Then (group `lm_head`, over the nOut out rows only) the gather of the out
+ * rows, the final norm and the LM head (it reuses `tok_embeddings.weight` when tied).
+ * Storing before attending lets rows of one sequence in the same step see each other
+ * causally through the cache.
+ *
+ * @param config The model config.
+ * @param rows Token rows of the graph (1 for decode, `layout.maxRows` otherwise).
+ * @param layout The batch layout (rows per step, sequences, block size, blocks).
+ * @returns The graph; buffer shapes in elements.
+ * @throws {RangeError} when `rows` is not an integer in `[1, layout.maxRows]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { buildGraph } from "./graph.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const layout = resolveBatchLayout({ maxRows: 8, maxSeqs: 4, numBlocks: 32, maxBlocksPerSeq: 8 });
+ * const g = buildGraph(c, 8, layout);
+ * assert.deepEqual(g.nodes.slice(0, 3).map((n) => n.op), ["embed", "rope_cos_sin", "norm"]);
+ * assert.deepEqual(g.buffers.get("x")!.shape, [8, 48]); // (rows, dim)
+ * assert.deepEqual(g.buffers.get("kv.l0.k")!.shape, [512, 24]); // (numBlocks · blockSize, kv_dim)
+ * assert.deepEqual(g.buffers.get("seq.block_table")!.shape, [4, 8]); // (maxSeqs, maxBlocksPerSeq)
+ * ```
+ */
+export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayout): Graph {
+  if (!Number.isInteger(rows) || rows <= 0 || rows > layout.maxRows) {
+    throw new RangeError(
+      `buildGraph: rows must be an integer in [1, maxRows ${layout.maxRows}], got ${rows}`,
+    );
   }
   const c = config;
   const T = rows;
@@ -212,14 +273,26 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
   const qDim = c.n_heads * c.head_dim;
   const kvDim = c.n_kv_heads * c.head_dim;
   const half = c.head_dim / 2;
+  const { maxRows, maxSeqs, blockSize, numBlocks, maxBlocksPerSeq } = layout;
   const buffers = new Map<string, GraphBuffer>();
   const nodes: GraphNode[] = [];
   const buf = (name: string, shape: number[], kind: BufferKind = "activation") => {
-    buffers.set(name, { name, shape, kind });
+    const dtype = kind === "step" || kind === "seqs" ? "i32" : "f32";
+    buffers.set(name, { name, shape, kind, dtype });
     return name;
   };
   const node = <O extends NodeOp>(n: GraphNodeOf<O>) => nodes.push(n as GraphNode);
   const shp = (name: string) => `(${buffers.get(name)!.shape.join(", ")})`;
+
+  // ---- the step's rows (written by the caller) and the sequences' paged-cache state ----
+  const tok = buf("step.tokens", [maxRows], "step"); // token id of row t
+  const pos = buf("step.positions", [maxRows], "step"); // absolute position of row t
+  const seq = buf("step.seqs", [maxRows], "step"); // sequence slot of row t
+  const outRows = buf("step.out_rows", [maxRows], "step"); // rows whose logits are wanted
+  buf("step.counts", [2], "step"); // n (rows), nOut (out rows): read by the entry point
+  const table = buf("seq.block_table", [maxSeqs, maxBlocksPerSeq], "seqs");
+  const ring = buf("seq.ring", [maxSeqs], "seqs"); // ring length in tokens
+  const window = buf("seq.window", [maxSeqs], "seqs"); // the sequence's sliding window
 
   // ---- embedding ----
   const x = buf("x", [T, c.dim]); // residual stream
@@ -227,11 +300,11 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
     op: "embed",
     group: "embed",
     layer: -1,
-    inputs: [],
+    inputs: gpt2 ? [tok, pos] : [tok],
     outputs: [x],
     weights: gpt2 ? ["tok_embeddings.weight", "pos_embeddings.weight"] : ["tok_embeddings.weight"],
     attrs: { dim: c.dim, learned_pos: gpt2 },
-    doc: `x ${shp(x)} = tok_embeddings[token]` + (gpt2 ? " + pos_embeddings[pos]" : ""),
+    doc: `x ${shp(x)} = tok_embeddings[tok[t]]` + (gpt2 ? " + pos_embeddings[pos[t]]" : ""),
   });
 
   // ---- RoPE angles of this step's positions, shared by every layer ----
@@ -244,20 +317,28 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
       op: "rope_cos_sin",
       group: "rope",
       layer: -1,
-      inputs: [invFreq],
+      inputs: [invFreq, pos],
       outputs: [ropeCos, ropeSin],
       weights: [],
       attrs: { half },
-      doc: `rope.cos, rope.sin ${shp(ropeCos)} = cos, sin((pos + t) · rope.inv_freq (${half}))`,
+      doc: `rope.cos, rope.sin ${shp(ropeCos)} = cos, sin(pos[t] · rope.inv_freq (${half}))`,
     });
   }
 
-  const norm = (group: string, layer: number, input: string, out: string, prefix: string) => {
+  const norm = (
+    group: string,
+    layer: number,
+    input: string,
+    out: string,
+    prefix: string,
+    rows: "step" | "out" = "step",
+  ) => {
     const ln = c.norm === "layernorm";
     node({
       op: "norm",
       group,
       layer,
+      rows,
       inputs: [input],
       outputs: [out],
       weights: ln ? [prefix + ".weight", prefix + ".bias"] : [prefix + ".weight"],
@@ -274,11 +355,13 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
     bias: string | null,
     inF: number,
     outF: number,
+    rows: "step" | "out" = "step",
   ) => {
     node({
       op: "linear",
       group,
       layer,
+      rows,
       inputs: [input],
       outputs: [out],
       weights: bias ? [weight, bias] : [weight],
@@ -299,15 +382,16 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
       doc: `x ${shp(x)} += ${y}`,
     });
   };
+  const ringMax = maxBlocksPerSeq * blockSize; // the most positions one row can read
 
   for (let l = 0; l < c.n_layers; l++) {
     const p = `layers.${l}.`;
     const L = `l${l}.`;
 
-    // ---- attention: x += wo · attention(rope(wq · norm(x)), K/V ring) ----
+    // ---- attention: x += wo · attention(rope(wq · norm(x)), paged K/V) ----
     const ga = `layer${l}_attn`;
-    const kRing = buf(`kv.l${l}.k`, [kvCapacity, kvDim], "kv");
-    const vRing = buf(`kv.l${l}.v`, [kvCapacity, kvDim], "kv");
+    const kPool = buf(`kv.l${l}.k`, [numBlocks * blockSize, kvDim], "kv");
+    const vPool = buf(`kv.l${l}.v`, [numBlocks * blockSize, kvDim], "kv");
     const xa = buf(L + "attn_in", [T, c.dim]);
     norm(ga, l, x, xa, p + "attn_norm");
     const q = buf(L + "q", [T, qDim]);
@@ -334,34 +418,40 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
         doc: `RoPE (${c.rope_style}) on q ${shp(q)} and k ${shp(k)} by rope.cos, rope.sin`,
       });
     }
-    const att = buf(L + "att", [kvCapacity]); // scores of one head over the window
+    node({
+      op: "kv_store",
+      group: ga,
+      layer: l,
+      inputs: [k, v, pos, seq, table, ring],
+      outputs: [kPool, vPool],
+      weights: [],
+      attrs: { kv_dim: kvDim, block_size: blockSize, blocks_per_seq: maxBlocksPerSeq },
+      doc: `${k}[t], ${v}[t] → the row of (seq[t], pos[t]) in the blocks of ${kPool}, ` +
+        `${vPool} ${shp(kPool)}`,
+    });
+    const lw = layerWindow(c, l);
+    const att = buf(L + "att", [ringMax]); // scores of one head over one row's window
     const ao = buf(L + "attn_out", [T, qDim]);
     node({
       op: "attention",
       group: ga,
       layer: l,
-      inputs: [q, k, v, kRing, vRing],
+      inputs: [q, kPool, vPool, pos, seq, table, ring, window],
       outputs: [ao, att],
       weights: [],
       attrs: {
         n_heads: c.n_heads,
         n_kv_heads: c.n_kv_heads,
         head_dim: c.head_dim,
-        kv_capacity: kvCapacity,
+        block_size: blockSize,
+        blocks_per_seq: maxBlocksPerSeq,
+        layer_window: lw,
         scale: 1 / Math.sqrt(c.head_dim),
       },
       doc: `attn_out ${shp(ao)} = softmax(q·kᵀ/sqrt(${c.head_dim}))·v, ` +
-        `${c.n_heads} heads over ${c.n_kv_heads} KV heads, window ${kvCapacity}`,
-    });
-    node({
-      op: "kv_store",
-      group: ga,
-      layer: l,
-      inputs: [k, v],
-      outputs: [kRing, vRing],
-      weights: [],
-      attrs: { kv_dim: kvDim, kv_capacity: kvCapacity },
-      doc: `${kRing}, ${vRing} ${shp(kRing)}: slot (pos + t) % ${kvCapacity} = ${k}[t], ${v}[t]`,
+        `${c.n_heads} heads over ${c.n_kv_heads} KV heads` +
+        (lw === null ? "" : `, layer window ${lw}`) +
+        `, each row over its sequence's blocks of ${kPool}, ${vPool} ${shp(kPool)}`,
     });
     const o = buf(L + "attn_proj", [T, c.dim]);
     linear(ga, l, ao, o, p + "attn.wo.weight", gpt2 ? p + "attn.wo.bias" : null, qDim, c.dim);
@@ -404,13 +494,25 @@ export function buildGraph(config: ModelConfig, rows: number, kvCapacity: number
     residual(gf, l, f);
   }
 
-  // ---- final norm and LM head ----
+  // ---- the out rows only: gather, final norm and LM head ----
+  const xo = buf("x_out", [T, c.dim]);
+  node({
+    op: "gather_rows",
+    group: "lm_head",
+    layer: -1,
+    rows: "out",
+    inputs: [x, outRows],
+    outputs: [xo],
+    weights: [],
+    attrs: { dim: c.dim },
+    doc: `x_out ${shp(xo)} = x[out_rows[i]] for the nOut rows whose logits are wanted`,
+  });
   const xn = buf("final", [T, c.dim]);
-  norm("lm_head", -1, x, xn, "norm");
+  norm("lm_head", -1, xo, xn, "norm", "out");
   const logits = buf("logits", [T, c.vocab_size]);
   const head = c.tie_embeddings ? "tok_embeddings.weight" : "output.weight";
-  linear("lm_head", -1, xn, logits, head, null, c.dim, c.vocab_size);
-  return { config: c, rows: T, kvCapacity, buffers, nodes, output: logits };
+  linear("lm_head", -1, xn, logits, head, null, c.dim, c.vocab_size, "out");
+  return { config: c, rows: T, layout, buffers, nodes, output: logits };
 }
 
 /**

@@ -4,9 +4,19 @@
  * weight shapes of core/weights.ts.
  */
 import assert from "node:assert/strict";
+import { resolveBatchLayout } from "../core/forward.ts";
 import { expectedShapes } from "../core/weights.ts";
 import { buildGraph, type GraphNode, macsPerToken } from "./graph.ts";
 import { cfg, FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
+
+/** A layout of 8-row steps, 3 sequences, 10 blocks of 4 tokens, up to 5 per sequence. */
+const LAYOUT = resolveBatchLayout({
+  maxRows: 8,
+  maxSeqs: 3,
+  blockSize: 4,
+  numBlocks: 10,
+  maxBlocksPerSeq: 5,
+});
 
 const LLAMA_LAYER = [
   "norm", // attn_norm
@@ -14,8 +24,8 @@ const LLAMA_LAYER = [
   "linear", // wk
   "linear", // wv
   "rope",
-  "attention",
   "kv_store",
+  "attention",
   "linear", // wo
   "add",
   "norm", // ffn_norm
@@ -30,8 +40,8 @@ const GPT2_LAYER = [
   "linear",
   "linear",
   "linear",
-  "attention",
   "kv_store",
+  "attention",
   "linear",
   "add",
   "norm",
@@ -43,7 +53,7 @@ const GPT2_LAYER = [
 
 Deno.test("buildGraph() orders llama as embed, rope angles, layers, final norm, LM head", () => {
   const c = cfg("llama", { n_layers: 3, n_kv_heads: 2 });
-  const g = buildGraph(c, 1, 16);
+  const g = buildGraph(c, 1, LAYOUT);
   const ops = g.nodes.map((n) => n.op);
   assert.deepEqual(ops, [
     "embed",
@@ -51,20 +61,28 @@ Deno.test("buildGraph() orders llama as embed, rope angles, layers, final norm, 
     ...LLAMA_LAYER,
     ...LLAMA_LAYER,
     ...LLAMA_LAYER,
+    "gather_rows",
     "norm",
     "linear",
   ]);
   assert.equal(g.output, "logits");
   assert.deepEqual(g.nodes.at(-1)!.outputs, ["logits"]);
+  // The gather, final norm and LM head run over the out rows only.
+  assert.deepEqual(g.nodes.filter((n) => n.rows === "out").map((n) => n.op), [
+    "gather_rows",
+    "norm",
+    "linear",
+  ]);
 });
 
 Deno.test("buildGraph() orders gpt2 without RoPE, with learned positions, biases and GELU", () => {
   const c = cfg("gpt2", { n_layers: 2 });
-  const g = buildGraph(c, 4, 16);
+  const g = buildGraph(c, 4, LAYOUT);
   assert.deepEqual(g.nodes.map((n) => n.op), [
     "embed",
     ...GPT2_LAYER,
     ...GPT2_LAYER,
+    "gather_rows",
     "norm",
     "linear",
   ]);
@@ -80,7 +98,7 @@ Deno.test("buildGraph() orders gpt2 without RoPE, with learned positions, biases
 });
 
 Deno.test("buildGraph() groups nodes into embed, rope, layerN_attn, layerN_ffn, lm_head runs", () => {
-  const g = buildGraph(cfg("llama", { n_layers: 2 }), 1, 8);
+  const g = buildGraph(cfg("llama", { n_layers: 2 }), 1, LAYOUT);
   const runs: string[] = [];
   for (const n of g.nodes) if (runs.at(-1) !== n.group) runs.push(n.group);
   assert.deepEqual(runs, [
@@ -98,36 +116,50 @@ Deno.test("buildGraph() groups nodes into embed, rope, layerN_attn, layerN_ffn, 
   }
 });
 
-Deno.test("buildGraph() shapes: activations (rows, width), rings (kvCapacity, kv_dim), RoPE (head_dim/2)", () => {
+Deno.test("buildGraph() shapes: activations (rows, width), pools (blocks · blockSize, kv_dim), step rows, block table", () => {
   const c = forwardCase("llama head_dim 6 GQA3 bias untied"); // dim 30, 6 heads × 6, 2 KV heads
   for (const rows of [1, 7]) {
-    const g = buildGraph(c, rows, 24);
+    const g = buildGraph(c, rows, LAYOUT);
     const shape = (b: string) => g.buffers.get(b)!.shape;
     assert.deepEqual(shape("x"), [rows, 30]);
     assert.deepEqual(shape("l0.q"), [rows, 36]);
     assert.deepEqual(shape("l0.k"), [rows, 12]);
     assert.deepEqual(shape("l1.h1"), [rows, 50]);
     assert.deepEqual(shape("logits"), [rows, 97]);
-    assert.deepEqual(shape("kv.l1.v"), [24, 12]);
-    assert.deepEqual(shape("l0.att"), [24]);
+    assert.deepEqual(shape("kv.l1.v"), [40, 12]); // 10 blocks × 4 tokens, kv_dim
+    assert.deepEqual(shape("l0.att"), [20]); // the most one sequence holds: 5 blocks × 4
     assert.deepEqual(shape("rope.inv_freq"), [3]);
     assert.deepEqual(shape("rope.cos"), [rows, 3]);
+    assert.deepEqual(shape("step.positions"), [8]); // maxRows, in both graphs
+    assert.deepEqual(shape("seq.block_table"), [3, 5]); // (maxSeqs, maxBlocksPerSeq)
     assert.deepEqual(
-      [...g.buffers.values()].filter((b) => b.kind !== "activation").map((b) => [b.name, b.kind]),
+      [...g.buffers.values()].filter((b) => b.kind !== "activation").map((b) => [
+        b.name,
+        b.kind,
+        b.dtype,
+      ]),
       [
-        ["rope.inv_freq", "table"],
-        ["kv.l0.k", "kv"],
-        ["kv.l0.v", "kv"],
-        ["kv.l1.k", "kv"],
-        ["kv.l1.v", "kv"],
+        ["step.tokens", "step", "i32"],
+        ["step.positions", "step", "i32"],
+        ["step.seqs", "step", "i32"],
+        ["step.out_rows", "step", "i32"],
+        ["step.counts", "step", "i32"],
+        ["seq.block_table", "seqs", "i32"],
+        ["seq.ring", "seqs", "i32"],
+        ["seq.window", "seqs", "i32"],
+        ["rope.inv_freq", "table", "f32"],
+        ["kv.l0.k", "kv", "f32"],
+        ["kv.l0.v", "kv", "f32"],
+        ["kv.l1.k", "kv", "f32"],
+        ["kv.l1.v", "kv", "f32"],
       ],
     );
   }
 });
 
 Deno.test("buildGraph() sizes nothing by context_length", () => {
-  const small = buildGraph(cfg("llama", { context_length: 64 }), 4, 32);
-  const huge = buildGraph(cfg("llama", { context_length: 2 ** 31 - 1 }), 4, 32);
+  const small = buildGraph(cfg("llama", { context_length: 64 }), 4, LAYOUT);
+  const huge = buildGraph(cfg("llama", { context_length: 2 ** 31 - 1 }), 4, LAYOUT);
   assert.deepEqual(
     [...huge.buffers.values()].map((b) => [b.name, b.shape]),
     [...small.buffers.values()].map((b) => [b.name, b.shape]),
@@ -137,7 +169,7 @@ Deno.test("buildGraph() sizes nothing by context_length", () => {
 Deno.test("buildGraph() linear nodes match the weight shapes; attrs carry every constant", () => {
   for (const [name, c] of FORWARD_CASES) {
     const shapes = expectedShapes(c);
-    const g = buildGraph(c, 3, 10);
+    const g = buildGraph(c, 3, LAYOUT);
     for (const n of g.nodes) {
       for (const w of n.weights) assert.ok(shapes.has(w), `${name}: ${w} is a model tensor`);
       if (n.op === "linear") {
@@ -152,7 +184,9 @@ Deno.test("buildGraph() linear nodes match the weight shapes; attrs carry every 
           n_heads: c.n_heads,
           n_kv_heads: c.n_kv_heads,
           head_dim: c.head_dim,
-          kv_capacity: 10,
+          block_size: 4,
+          blocks_per_seq: 5,
+          layer_window: null,
           scale: 1 / Math.sqrt(c.head_dim),
         });
       }
@@ -174,7 +208,7 @@ Deno.test("buildGraph() linear nodes match the weight shapes; attrs carry every 
 
 Deno.test("buildGraph() reads every activation after a node wrote it", () => {
   for (const [name, c] of FORWARD_CASES) {
-    const g = buildGraph(c, 2, 8);
+    const g = buildGraph(c, 2, LAYOUT);
     const written = new Set<string>();
     for (const n of g.nodes) {
       for (const b of n.inputs) {
@@ -190,28 +224,36 @@ Deno.test("buildGraph() reads every activation after a node wrote it", () => {
 });
 
 Deno.test("buildGraph() uses the tied embedding as LM head, or output.weight", () => {
-  const tied = buildGraph(forwardCase("llama MHA half tied"), 1, 8).nodes.at(-1)!;
-  const untied = buildGraph(forwardCase("llama GQA2 interleaved untied"), 1, 8).nodes.at(-1)!;
+  const tied = buildGraph(forwardCase("llama MHA half tied"), 1, LAYOUT).nodes.at(-1)!;
+  const untied = buildGraph(forwardCase("llama GQA2 interleaved untied"), 1, LAYOUT).nodes.at(-1)!;
   assert.deepEqual(tied.weights, ["tok_embeddings.weight"]);
   assert.deepEqual(untied.weights, ["output.weight"]);
-  const bias = buildGraph(forwardCase("llama GQA4 interleaved bias"), 1, 8);
+  const bias = buildGraph(forwardCase("llama GQA4 interleaved bias"), 1, LAYOUT);
   assert.deepEqual(
     bias.nodes.filter((n) => n.op === "linear" && n.layer === 0).map((n) => n.weights.length),
     [2, 2, 2, 1, 1, 1, 1], // q/k/v biased (attn_bias), o and the MLP not
   );
 });
 
-Deno.test("buildGraph() rejects non-positive or fractional rows and kvCapacity", () => {
+Deno.test("buildGraph() rejects rows that are not an integer in [1, maxRows]", () => {
   const c = forwardCase("llama MQA half");
-  for (const bad of [0, -1, 1.5, NaN]) {
-    assert.throws(() => buildGraph(c, bad, 8), /rows must be a positive integer/);
-    assert.throws(() => buildGraph(c, 1, bad), /kvCapacity must be a positive integer/);
+  for (const bad of [0, -1, 1.5, NaN, 9]) {
+    assert.throws(() => buildGraph(c, bad, LAYOUT), /rows must be an integer in \[1, maxRows 8\]/);
   }
+});
+
+Deno.test("buildGraph() stores every row's k, v before attention reads the pools", () => {
+  const g = buildGraph(forwardCase("llama GQA2 interleaved untied"), 8, LAYOUT);
+  const store = g.nodes.findIndex((n) => n.op === "kv_store" && n.layer === 1);
+  const attend = g.nodes.findIndex((n) => n.op === "attention" && n.layer === 1);
+  assert.ok(store < attend);
+  assert.deepEqual(g.nodes[store].outputs, ["kv.l1.k", "kv.l1.v"]);
+  assert.deepEqual(g.nodes[attend].inputs.slice(0, 3), ["l1.q", "kv.l1.k", "kv.l1.v"]);
 });
 
 Deno.test("macsPerToken() counts the graph's matrix products and attention window", () => {
   for (const [name, c] of FORWARD_CASES) {
-    const g = buildGraph(c, 1, 10);
+    const g = buildGraph(c, 1, LAYOUT);
     const linear = g.nodes.filter((n) => n.op === "linear") as GraphNode<"linear">[];
     const body = linear.filter((n) => n.group !== "lm_head");
     const head = linear.filter((n) => n.group === "lm_head");

@@ -2,37 +2,51 @@
  * The memory planner: gives every buffer of the decode and prefill graphs a byte offset in
  * ONE arena (a `WebAssembly.Memory`, so a WASM backend can run on the same plan).
  *
- * Layout: `[RoPE inv_freq][KV rings: layer 0 K, layer 0 V, layer 1 K, ...][activations]`.
- * Nothing is sized by `context_length`: the KV rings by `kvCapacity`, the RoPE constants by
- * `head_dim / 2`, the activations by the step's rows.
+ * Layout: `[RoPE inv_freq][step rows (int32)][sequences: block table, ring, window
+ * (int32)][K/V pools: layer 0 K, layer 0 V, layer 1 K, ...][activations]`. Nothing is sized
+ * by `context_length`: the K/V pools by `numBlocks · blockSize`, the RoPE constants by
+ * `head_dim / 2`, the step and the activations by the step's rows.
  * The activation region is shared by the decode graph and the prefill graph (they never
  * run at the same time); inside each graph, buffers whose lifetimes (first write .. last
  * read, in node order) do not overlap reuse the same bytes (greedy first-fit, like the
  * "shared objects" strategy of TFLite's memory planner).
  *
+ * {@linkcode planBatch} plans any batch layout (a server's many sequences);
+ * {@linkcode planArena} plans the single-sequence layout of `generate` (one sequence whose
+ * ring holds its window plus one step, core/single_sequence.ts).
+ *
  * @module
  */
 import type { ModelConfig } from "../core/config.ts";
-import type { ForwardOptions } from "../core/forward.ts";
-import { resolveKvCapacity } from "../core/forward.ts";
+import type { BatchLayout, ForwardOptions } from "../core/forward.ts";
+import {
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_MAX_ROWS,
+  kvBlockBytes,
+  resolveBatchLayout,
+  resolveKvCapacity,
+} from "../core/forward.ts";
+import { singleSequenceBlocks } from "../core/single_sequence.ts";
 import { expectedShapes } from "../core/weights.ts";
 import { type BufferKind, buildGraph, type Graph } from "./graph.ts";
 
 /** Byte alignment of every buffer (one cache line; also 16-byte aligned for WASM SIMD). */
 export const ARENA_ALIGN = 64;
 
-/** Default tokens per prefill chunk (DESIGN.md / ForwardOptions). */
-export const DEFAULT_PREFILL_CHUNK = 32;
+/** Default tokens per prefill chunk (DESIGN.md / ForwardOptions): the step's rows T. */
+export const DEFAULT_PREFILL_CHUNK = DEFAULT_MAX_ROWS;
 
 /** One buffer with its place in the arena. */
 export interface PlannedBuffer {
-  /** Graph-local name (`x`, `l3.q`, `kv.l3.k`, `rope.inv_freq`). */
+  /** Graph-local name (`x`, `l3.q`, `kv.l3.k`, `rope.inv_freq`, `step.positions`). */
   name: string;
-  /** `decode` or `prefill` for activations; `shared` for KV rings and the RoPE inv_freq. */
+  /** `decode` or `prefill` for activations; `shared` for everything else. */
   graph: "decode" | "prefill" | "shared";
   /** Buffer kind from the graph. */
   kind: BufferKind;
-  /** Shape in f32 elements. */
+  /** Element type: `f32`, or `i32` (step rows and sequence state). */
+  dtype: "f32" | "i32";
+  /** Shape in elements. */
   shape: number[];
   /** Byte offset in the arena (multiple of {@linkcode ARENA_ALIGN}). */
   offset: number;
@@ -53,23 +67,35 @@ export interface PlannedBuffer {
 export interface PlanOptions extends ForwardOptions {
   /** Place every weight the graphs use in the memory after the arena (default false). */
   weightsInArena?: boolean;
+  /** Tokens per KV block (default 16). */
+  blockSize?: number;
 }
 
-/** The arena layout of one (config, kvCapacity, prefillChunk). */
+/** The arena layout of one (config, batch layout). */
 export interface Plan {
-  /** KV ring slots per layer. */
+  /** The batch layout: rows per step, sequences, block size, blocks. */
+  layout: BatchLayout;
+  /**
+   * The single sequence's sliding window ({@linkcode planArena}'s `kvCapacity`), or, for
+   * {@linkcode planBatch}, the most positions one sequence holds
+   * (`maxBlocksPerSeq · blockSize`).
+   */
   kvCapacity: number;
-  /** Tokens per prefill chunk (T of the prefill graph). */
+  /** Rows per step (T of the prefill graph) = `layout.maxRows`. */
   prefillChunk: number;
   /** Total arena size in bytes. */
   arenaBytes: number;
-  /** Bytes of all KV rings: `2 · n_layers · kvCapacity · kv_dim · 4`. */
+  /** Bytes of all K/V pools: `numBlocks · blockBytes`. */
   kvBytes: number;
+  /** Bytes of one KV block over all layers, K and V (core/forward.ts `kvBlockBytes`). */
+  blockBytes: number;
   /**
    * Bytes of the constant tables: the RoPE inverse frequencies (`head_dim / 2 · 4`, aligned
    * to {@linkcode ARENA_ALIGN}; 0 for gpt2). The per-step cos/sin are activations.
    */
   tableBytes: number;
+  /** Bytes of the int32 step rows and sequence state (block table, ring, window). */
+  stepBytes: number;
   /** Bytes of the activation region (max of the decode and prefill graphs' needs). */
   activationBytes: number;
   /** Activation bytes the decode graph needs. */
@@ -91,7 +117,7 @@ export interface Plan {
   buffers: PlannedBuffer[];
   /** The decode graph (rows = 1). */
   decode: Graph;
-  /** The prefill graph (rows = prefillChunk). */
+  /** The prefill graph (rows = maxRows). */
   prefill: Graph;
 }
 
@@ -133,44 +159,51 @@ function planGraph(
       if (at + bytes <= s) break;
       at = Math.max(at, e);
     }
-    placed.push({ name, graph: which, kind: "activation", shape, offset: base + at, bytes, live });
+    placed.push({
+      name,
+      graph: which,
+      kind: "activation",
+      dtype: "f32",
+      shape,
+      offset: base + at,
+      bytes,
+      live,
+    });
     end = Math.max(end, at + align(bytes));
   }
   return { buffers: placed, bytes: end };
 }
 
 /**
- * Plans the arena for a config: the RoPE inverse frequencies, one K and one V ring per
- * layer, and the activations of the decode graph (1 token) and the prefill graph
- * (`prefillChunk` tokens), which share one region.
+ * Plans the arena of a batch layout: the RoPE inverse frequencies, the step's int32 rows,
+ * the sequences' block tables, one K and one V pool per layer, and the activations of the
+ * decode graph (1 row) and the prefill graph (`maxRows` rows), which share one region.
  *
  * @param config The model config.
- * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32,
- *   clamped to `kvCapacity`), `weightsInArena` (default false: weights stay outside).
+ * @param layout The batch layout (see core/forward.ts `resolveBatchLayout`).
+ * @param options `weightsInArena` (default false: weights stay outside).
  * @returns The plan; all offsets in bytes.
- * @throws {RangeError} for a non-positive or non-integer `kvCapacity` or `prefillChunk`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
- * import { planArena } from "./plan.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { planBatch } from "./plan.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
- * const p = planArena(c, { kvCapacity: 2048 });
- * assert.equal(p.kvBytes, 12 * 2 * 2048 * 256 * 4); // layers · K, V · slots · kv_dim · 4 bytes
- * assert.equal(p.tableBytes, 128); // RoPE inv_freq: head_dim / 2 = 32 f32
- * assert.equal(p.arenaBytes, p.tableBytes + p.kvBytes + p.activationBytes);
+ * const layout = resolveBatchLayout({ maxSeqs: 16, numBlocks: 2048, maxBlocksPerSeq: 128 });
+ * const p = planBatch(c, layout);
+ * assert.equal(p.blockBytes, 2 * 12 * 16 * 256 * 4); // K, V · layers · tokens · kv_dim · 4
+ * assert.equal(p.kvBytes, 2048 * p.blockBytes); // 768 MiB: 32768 tokens over all sequences
  * ```
  */
-export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan {
-  const kvCapacity = resolveKvCapacity(config, options);
-  const chunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
-  if (!Number.isInteger(chunk) || chunk <= 0) {
-    throw new RangeError(`prefillChunk must be a positive integer, got ${chunk}`);
-  }
-  const prefillChunk = Math.min(chunk, kvCapacity);
-  const decode = buildGraph(config, 1, kvCapacity);
-  const prefill = buildGraph(config, prefillChunk, kvCapacity);
+export function planBatch(
+  config: ModelConfig,
+  layout: BatchLayout,
+  options: { weightsInArena?: boolean; kvCapacity?: number } = {},
+): Plan {
+  const decode = buildGraph(config, 1, layout);
+  const prefill = buildGraph(config, layout.maxRows, layout);
 
   const buffers: PlannedBuffer[] = [];
   let at = 0;
@@ -181,6 +214,7 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
       name,
       graph: "shared",
       kind: b.kind,
+      dtype: b.dtype,
       shape: b.shape,
       offset: at,
       bytes,
@@ -189,13 +223,14 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
     at += align(bytes);
     return align(bytes);
   };
-  let tableBytes = 0;
-  for (const b of decode.buffers.values()) if (b.kind === "table") tableBytes += shared(b.name);
-  let kvBytes = 0;
-  for (let l = 0; l < config.n_layers; l++) {
-    kvBytes += shared(`kv.l${l}.k`);
-    kvBytes += shared(`kv.l${l}.v`);
-  }
+  const sum = (kinds: BufferKind[]) => {
+    let bytes = 0;
+    for (const b of decode.buffers.values()) if (kinds.includes(b.kind)) bytes += shared(b.name);
+    return bytes;
+  };
+  const tableBytes = sum(["table"]);
+  const stepBytes = sum(["step", "seqs"]);
+  const kvBytes = sum(["kv"]);
   const base = at;
   const d = planGraph(decode, "decode", base);
   const p = planGraph(prefill, "prefill", base);
@@ -218,15 +253,18 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
     }
   }
   return {
-    kvCapacity,
-    prefillChunk,
+    layout,
+    kvCapacity: options.kvCapacity ?? layout.maxBlocksPerSeq * layout.blockSize,
+    prefillChunk: layout.maxRows,
     arenaBytes,
     weightsOffset,
     weightsBytes,
     weightOffsets,
     memoryBytes: options.weightsInArena ? weightsOffset + weightsBytes : arenaBytes,
     kvBytes,
+    blockBytes: kvBlockBytes(config, layout.blockSize),
     tableBytes,
+    stepBytes,
     activationBytes,
     decodeBytes: d.bytes,
     prefillBytes: p.bytes,
@@ -237,8 +275,78 @@ export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan 
 }
 
 /**
+ * The batch layout of one sequence with sliding window `kvCapacity` (the single-sequence
+ * adapter of `generate`, core/single_sequence.ts): `maxRows = min(prefillChunk,
+ * kvCapacity)`, one sequence, and a ring of `ceil((kvCapacity + maxRows) / blockSize)`
+ * blocks.
+ *
+ * @param config The model config.
+ * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32),
+ *   `blockSize` (default 16).
+ * @returns The layout.
+ * @throws {RangeError} for a non-positive or non-integer option.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { singleSequenceLayout } from "./plan.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
+ * const l = singleSequenceLayout(c, { kvCapacity: 2048 });
+ * assert.equal(l.numBlocks, 130); // ceil((2048 + 32) / 16)
+ * ```
+ */
+export function singleSequenceLayout(
+  config: ModelConfig,
+  options: PlanOptions = {},
+): BatchLayout {
+  const kvCapacity = resolveKvCapacity(config, options);
+  const chunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
+  if (!Number.isInteger(chunk) || chunk <= 0) {
+    throw new RangeError(`prefillChunk must be a positive integer, got ${chunk}`);
+  }
+  const maxRows = Math.min(chunk, kvCapacity);
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const numBlocks = singleSequenceBlocks(kvCapacity, maxRows, blockSize);
+  return resolveBatchLayout({ maxRows, maxSeqs: 1, blockSize, numBlocks });
+}
+
+/**
+ * Plans the arena of one sequence with sliding window `kvCapacity` (what `generate`,
+ * `chat`, `logits` and `gollm inspect` use): {@linkcode planBatch} of
+ * {@linkcode singleSequenceLayout}.
+ *
+ * @param config The model config.
+ * @param options `kvCapacity` (default `context_length`), `prefillChunk` (default 32,
+ *   clamped to `kvCapacity`), `blockSize` (default 16), `weightsInArena` (default false).
+ * @returns The plan; all offsets in bytes.
+ * @throws {RangeError} for a non-positive or non-integer `kvCapacity`, `prefillChunk` or
+ *   `blockSize`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { planArena } from "./plan.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
+ * const p = planArena(c, { kvCapacity: 2048 });
+ * // layers · K, V · ring of 2080 tokens (window 2048 + one 32-row step) · kv_dim · 4 bytes
+ * assert.equal(p.kvBytes, 12 * 2 * 2080 * 256 * 4);
+ * assert.equal(p.tableBytes, 128); // RoPE inv_freq: head_dim / 2 = 32 f32
+ * assert.equal(p.arenaBytes, p.tableBytes + p.stepBytes + p.kvBytes + p.activationBytes);
+ * ```
+ */
+export function planArena(config: ModelConfig, options: PlanOptions = {}): Plan {
+  const layout = singleSequenceLayout(config, options);
+  return planBatch(config, layout, {
+    weightsInArena: options.weightsInArena,
+    kvCapacity: resolveKvCapacity(config, options),
+  });
+}
+
+/**
  * Finds a planned buffer: first among the graph's activations, then among the shared
- * buffers (KV rings, RoPE inverse frequencies).
+ * buffers (K/V pools, step rows, sequence state, RoPE inverse frequencies).
  *
  * @param plan The plan.
  * @param graph `decode` or `prefill`.

@@ -4,6 +4,7 @@
  * region of the WASM backend, and findBuffer().
  */
 import assert from "node:assert/strict";
+import { kvBlockBytes, resolveBatchLayout } from "../core/forward.ts";
 import { randomWeights } from "../core/weights.ts";
 import { emitKernels } from "./emit_js.ts";
 import {
@@ -11,6 +12,7 @@ import {
   DEFAULT_PREFILL_CHUNK,
   findBuffer,
   planArena,
+  planBatch,
   type PlannedBuffer,
 } from "./plan.ts";
 import { cfg, FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
@@ -52,7 +54,8 @@ Deno.test("planArena() never places two live buffers on the same bytes, and reus
       }
     }
     const kvDim = c.n_kv_heads * c.head_dim;
-    assert.equal(plan.kvBytes, 2 * c.n_layers * 16 * kvDim * 4);
+    // One sequence's ring: window 16 + one 8-row step = 24 tokens, rounded up to 2 blocks.
+    assert.equal(plan.kvBytes, 2 * c.n_layers * 32 * kvDim * 4);
     assert.equal(plan.arenaBytes >= plan.kvBytes + plan.activationBytes, true);
   }
 });
@@ -85,6 +88,7 @@ Deno.test("checkNoLiveOverlap() fails for two live buffers on the same bytes or 
     name,
     graph: "decode",
     kind: "activation",
+    dtype: "f32",
     shape: [16],
     offset,
     bytes: 64,
@@ -117,24 +121,46 @@ Deno.test("planArena() gives each activation the lifetime from its first writer 
   }
 });
 
-Deno.test("planArena() byte totals: RoPE table, KV rings, activations sharing one region", () => {
+Deno.test("planArena() byte totals: RoPE table, step rows, K/V pools, activations sharing one region", () => {
   const c = forwardCase("llama head_dim 6 GQA3 bias untied"); // head_dim 6, kv_dim 12
   const plan = planArena(c, { kvCapacity: 20, prefillChunk: 6 });
   const align = (n: number) => Math.ceil(n / ARENA_ALIGN) * ARENA_ALIGN;
   assert.equal(plan.tableBytes, align(3 * 4)); // (head_dim / 2) f32
-  assert.equal(plan.kvBytes, 2 * 2 * align(20 * 12 * 4));
+  // A ring of window 20 + one 6-row step = 26 tokens: 2 blocks of 16.
+  assert.deepEqual(plan.layout, {
+    maxRows: 6,
+    maxSeqs: 1,
+    blockSize: 16,
+    numBlocks: 2,
+    maxBlocksPerSeq: 2,
+  });
+  assert.equal(plan.kvBytes, 2 * 2 * align(32 * 12 * 4));
+  assert.equal(plan.blockBytes, kvBlockBytes(c, 16));
+  // int32: 4 step rows (6) and the counts (2), the block table (1, 2), ring (1), window (1)
+  assert.equal(plan.stepBytes, 4 * align(6 * 4) + 4 * align(2 * 4));
   assert.equal(plan.activationBytes, Math.max(plan.decodeBytes, plan.prefillBytes));
-  assert.equal(plan.arenaBytes, plan.tableBytes + plan.kvBytes + plan.activationBytes);
-  // Layout: table, then rings in layer order, then the activations from one base.
+  assert.equal(
+    plan.arenaBytes,
+    plan.tableBytes + plan.stepBytes + plan.kvBytes + plan.activationBytes,
+  );
+  // Layout: table, step rows, sequences, then pools in layer order, then the activations.
   const shared = plan.buffers.filter((b) => b.graph === "shared");
   assert.deepEqual(shared.map((b) => b.name), [
     "rope.inv_freq",
+    "step.tokens",
+    "step.positions",
+    "step.seqs",
+    "step.out_rows",
+    "step.counts",
+    "seq.block_table",
+    "seq.ring",
+    "seq.window",
     "kv.l0.k",
     "kv.l0.v",
     "kv.l1.k",
     "kv.l1.v",
   ]);
-  const base = plan.tableBytes + plan.kvBytes;
+  const base = plan.tableBytes + plan.stepBytes + plan.kvBytes;
   for (const b of plan.buffers.filter((b) => b.graph !== "shared")) {
     assert.ok(b.offset >= base && b.offset + b.bytes <= plan.arenaBytes, b.name);
   }
@@ -173,6 +199,23 @@ Deno.test("planArena() clamps prefillChunk to kvCapacity and rejects bad options
     );
     assert.throws(() => planArena(c, { kvCapacity: bad }), /kvCapacity must be a positive integer/);
   }
+});
+
+Deno.test("planBatch() sizes the K/V pools by numBlocks and nothing else by the sequences' lengths", () => {
+  const c = forwardCase("gpt2 GQA2");
+  const layout = (numBlocks: number) =>
+    resolveBatchLayout({ maxRows: 8, maxSeqs: 4, numBlocks, maxBlocksPerSeq: 4 });
+  const small = planBatch(c, layout(8)), big = planBatch(c, layout(24));
+  assert.equal(small.kvBytes, 8 * small.blockBytes);
+  assert.equal(big.kvBytes - small.kvBytes, 16 * kvBlockBytes(c, 16));
+  assert.equal(big.arenaBytes - small.arenaBytes, big.kvBytes - small.kvBytes);
+  assert.equal(small.kvCapacity, 4 * 16); // the most one sequence holds
+  assert.deepEqual(findBuffer(small, "decode", "seq.block_table").shape, [4, 4]);
+  checkNoLiveOverlap(
+    small.buffers.filter((b) => b.graph !== "prefill"),
+    small.arenaBytes,
+    "planBatch decode",
+  );
 });
 
 Deno.test("findBuffer() finds a graph's activations, then the shared buffers", () => {

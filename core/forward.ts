@@ -123,3 +123,329 @@ export function checkForwardArgs(
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// Batched steps over many sequences with a paged KV cache (docs: engine v2 contract;
+// vLLM PagedAttention, Kwon et al. 2023).
+
+/** Tokens per KV block by default (vLLM's default block size). */
+export const DEFAULT_BLOCK_SIZE = 16;
+
+/** Token rows per step by default: the prefill chunk T. */
+export const DEFAULT_MAX_ROWS = 32;
+
+/**
+ * The sizes that fix a batched forward's arena and kernels. Every one is a literal in the
+ * generated code.
+ */
+export interface BatchLayout {
+  /** T: token rows per step at most (the prefill chunk; the rows = T graph). */
+  maxRows: number;
+  /** Sequence slots: rows of the block table. */
+  maxSeqs: number;
+  /** Tokens per KV block (a power of two). */
+  blockSize: number;
+  /** Blocks in each layer's K and V pool: `numBlocks · blockSize` rows of `kv_dim` f32. */
+  numBlocks: number;
+  /** Columns of the block table: blocks one sequence can own. */
+  maxBlocksPerSeq: number;
+}
+
+/**
+ * What the caller writes for one step: `n` token rows, each with its token, absolute
+ * position and sequence slot, and the rows whose logits are wanted. Rows of one sequence
+ * are consecutive positions in increasing order (a prefill chunk, one decode token, or the
+ * k + 1 rows of a speculative verify).
+ */
+export interface StepInput {
+  /** `(n)` token ids, each in `[0, vocab_size)`. */
+  tokens: ArrayLike<number>;
+  /** `(n)` absolute position of each row. */
+  positions: ArrayLike<number>;
+  /** `(n)` sequence slot of each row, in `[0, maxSeqs)`, set by `setSequence`. */
+  seqs: ArrayLike<number>;
+  /** `(nOut)` rows (indices into the n rows) whose logits are wanted, in output order. */
+  outRows: ArrayLike<number>;
+}
+
+/**
+ * A forward pass over batched steps: rows from many sequences at different positions, one
+ * paged KV cache. Layer l keeps a K and a V pool of `numBlocks · blockSize` rows; position
+ * u of sequence s lives at ring slot `u mod ring[s]`, physical row
+ * `table[s][slot / blockSize] · blockSize + slot mod blockSize`. The row at position p
+ * attends to positions `max(0, p - W + 1) .. p` with `W = min(window[s], layer window)`.
+ *
+ * The caller owns the block tables (which blocks a sequence has, prefix sharing): a block
+ * is only written by the rows whose positions map to it, so blocks of a shared prefix that
+ * no sequence writes again need no copy.
+ */
+export interface BatchForward {
+  /** The config it was built for. */
+  readonly config: ModelConfig;
+  /** T: token rows per step at most. */
+  readonly maxRows: number;
+  /** Sequence slots. */
+  readonly maxSeqs: number;
+  /** Tokens per KV block. */
+  readonly blockSize: number;
+  /** Blocks per layer pool (block b is block b in every layer). */
+  readonly numBlocks: number;
+  /** Blocks one sequence can own (columns of the block table). */
+  readonly maxBlocksPerSeq: number;
+  /** Bytes of one block over all layers, K and V: {@linkcode kvBlockBytes}. */
+  readonly blockBytes: number;
+  /**
+   * Points sequence slot `seq` at its blocks, its ring length and its sliding window.
+   *
+   * @param seq Sequence slot in `[0, maxSeqs)`.
+   * @param blocks Block ids in `[0, numBlocks)`, ring slot order (at most `maxBlocksPerSeq`).
+   * @param ringTokens Ring length in tokens: a positive multiple of `blockSize`, at most
+   *   `blocks.length · blockSize`. A server sequence uses `maxBlocksPerSeq · blockSize`
+   *   (slot = position); a sliding window needs `window + maxRows` rounded up to a block.
+   * @param window The sequence's own sliding window in tokens (`context_length`: none).
+   * @throws {RangeError} naming the argument, expected vs actual.
+   */
+  setSequence(seq: number, blocks: ArrayLike<number>, ringTokens: number, window: number): void;
+  /**
+   * Runs one step.
+   *
+   * @param input The rows (see {@linkcode StepInput}); checked by {@linkcode checkStepInput}.
+   * @returns `(nOut, vocab_size)` logits of the out rows, a view into the arena valid until
+   *   the next step (copy to keep).
+   * @throws {RangeError} for a bad row (token, position, sequence, ring too short), naming
+   *   the field and row.
+   */
+  step(input: StepInput): Float32Array;
+}
+
+/**
+ * Bytes one KV block takes over all layers: `2 (K, V) · n_layers · blockSize · kv_dim · 4`.
+ * A server sizes `numBlocks` from a memory budget with it.
+ *
+ * @param config The model config.
+ * @param blockSize Tokens per block.
+ * @returns Bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "./config.ts";
+ * import { kvBlockBytes } from "./forward.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
+ * assert.equal(kvBlockBytes(c, 16), 2 * 12 * 16 * 256 * 4); // 393,216 bytes per 16 tokens
+ * ```
+ */
+export function kvBlockBytes(config: ModelConfig, blockSize: number): number {
+  return 2 * config.n_layers * blockSize * config.n_kv_heads * config.head_dim * 4;
+}
+
+/** The scratch map of a one-row step (reused: a decode step allocates nothing). */
+const ONE_ROW = new Map<number, number>();
+
+const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
+
+/**
+ * Fills in and checks a batch layout: `maxRows` default 32, `maxSeqs` default 1,
+ * `blockSize` default 16; `numBlocks` is required, `maxBlocksPerSeq` defaults to it.
+ *
+ * @param layout The sizes given.
+ * @returns The complete layout.
+ * @throws {RangeError} naming the field that is not a positive integer (`blockSize`: a
+ *   power of two up to 1024), or a missing `numBlocks`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveBatchLayout } from "./forward.ts";
+ * const l = resolveBatchLayout({ numBlocks: 64, maxSeqs: 8 });
+ * assert.deepEqual(l, { maxRows: 32, maxSeqs: 8, blockSize: 16, numBlocks: 64, maxBlocksPerSeq: 64 });
+ * assert.throws(() => resolveBatchLayout({ numBlocks: 8, blockSize: 12 }), /blockSize must be a power of two/);
+ * ```
+ */
+export function resolveBatchLayout(
+  layout: Partial<BatchLayout> & { numBlocks: number },
+): BatchLayout {
+  const l: BatchLayout = {
+    maxRows: layout.maxRows ?? DEFAULT_MAX_ROWS,
+    maxSeqs: layout.maxSeqs ?? 1,
+    blockSize: layout.blockSize ?? DEFAULT_BLOCK_SIZE,
+    numBlocks: layout.numBlocks,
+    maxBlocksPerSeq: layout.maxBlocksPerSeq ?? layout.numBlocks,
+  };
+  for (const k of Object.keys(l) as (keyof BatchLayout)[]) {
+    if (!Number.isInteger(l[k]) || l[k] <= 0) {
+      throw new RangeError(`${k} must be a positive integer, got ${l[k]}`);
+    }
+  }
+  if (!isPowerOfTwo(l.blockSize) || l.blockSize > 1024) {
+    throw new RangeError(`blockSize must be a power of two up to 1024, got ${l.blockSize}`);
+  }
+  return l;
+}
+
+/**
+ * Checks the arguments of {@linkcode BatchForward.setSequence} against a layout.
+ *
+ * @param layout The batch layout.
+ * @param seq Sequence slot.
+ * @param blocks Block ids.
+ * @param ringTokens Ring length in tokens.
+ * @param window Sliding window in tokens.
+ * @throws {RangeError} naming the argument, expected vs actual.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkSequence, resolveBatchLayout } from "./forward.ts";
+ * const l = resolveBatchLayout({ numBlocks: 8, maxSeqs: 2, blockSize: 4 });
+ * checkSequence(l, 1, [7, 0, 3], 12, 100); // ok
+ * assert.throws(() => checkSequence(l, 0, [8], 4, 10), /blocks\[0\] = 8 is outside \[0, 8\)/);
+ * assert.throws(() => checkSequence(l, 0, [1, 2], 6, 10), /multiple of blockSize 4/);
+ * ```
+ */
+export function checkSequence(
+  layout: BatchLayout,
+  seq: number,
+  blocks: ArrayLike<number>,
+  ringTokens: number,
+  window: number,
+): void {
+  const { maxSeqs, numBlocks, blockSize, maxBlocksPerSeq } = layout;
+  const where = `setSequence(${seq})`;
+  if (!Number.isInteger(seq) || seq < 0 || seq >= maxSeqs) {
+    throw new RangeError(`setSequence: seq ${seq} is outside [0, ${maxSeqs}) (maxSeqs)`);
+  }
+  if (blocks.length > maxBlocksPerSeq) {
+    throw new RangeError(
+      `${where}: ${blocks.length} blocks, more than maxBlocksPerSeq ${maxBlocksPerSeq}`,
+    );
+  }
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i];
+    if (!Number.isInteger(b) || b < 0 || b >= numBlocks) {
+      throw new RangeError(`${where}: blocks[${i}] = ${b} is outside [0, ${numBlocks})`);
+    }
+  }
+  if (
+    !Number.isInteger(ringTokens) || ringTokens <= 0 || ringTokens % blockSize !== 0 ||
+    ringTokens > blocks.length * blockSize
+  ) {
+    throw new RangeError(
+      `${where}: ringTokens must be a positive multiple of blockSize ${blockSize} up to ` +
+        `${blocks.length} blocks × ${blockSize} = ${blocks.length * blockSize}, got ${ringTokens}`,
+    );
+  }
+  if (!Number.isInteger(window) || window <= 0) {
+    throw new RangeError(`${where}: window must be a positive integer, got ${window}`);
+  }
+}
+
+/**
+ * Checks one step's rows (see {@linkcode StepInput}) against a layout and the sequences'
+ * rings and windows: `1 <= n <= maxRows` rows, equal lengths, token ids in the vocabulary,
+ * positions non-negative integers (gpt2: below `context_length`), sequences set, rows of
+ * one sequence consecutive positions in increasing order, out rows in `[0, n)`, and no
+ * row reading a ring slot that a later row of the same step overwrites
+ * (`max(0, p - window + 1) > last - ring`, with `last` the sequence's last position in
+ * the step).
+ *
+ * @param config The model config.
+ * @param layout The batch layout.
+ * @param input The step.
+ * @param ring `(maxSeqs)` ring length in tokens of each sequence (0: not set).
+ * @param window `(maxSeqs)` sliding window of each sequence.
+ * @throws {RangeError} naming the field and row, expected vs actual.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "./config.ts";
+ * import { checkStepInput, resolveBatchLayout } from "./forward.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const l = resolveBatchLayout({ numBlocks: 8, maxSeqs: 2, blockSize: 4, maxRows: 4 });
+ * const ring = [16, 0], window = [64, 0];
+ * const step = { tokens: [1, 2], positions: [5, 6], seqs: [0, 0], outRows: [1] };
+ * checkStepInput(c, l, step, ring, window); // ok
+ * assert.throws(
+ *   () => checkStepInput(c, l, { ...step, seqs: [0, 1] }, ring, window),
+ *   /seqs\[1\] = 1 is not set/,
+ * );
+ * assert.throws(
+ *   () => checkStepInput(c, l, { ...step, positions: [5, 7] }, ring, window),
+ *   /positions\[1\] = 7 of sequence 0 does not follow position 5/,
+ * );
+ * ```
+ */
+export function checkStepInput(
+  config: ModelConfig,
+  layout: BatchLayout,
+  input: StepInput,
+  ring: ArrayLike<number>,
+  window: ArrayLike<number>,
+): void {
+  const { tokens, positions, seqs, outRows } = input;
+  const n = tokens.length;
+  if (n < 1 || n > layout.maxRows) {
+    throw new RangeError(`step: ${n} rows, expected 1 to maxRows ${layout.maxRows}`);
+  }
+  if (positions.length !== n || seqs.length !== n) {
+    throw new RangeError(
+      `step: tokens, positions and seqs must have one entry per row, got ` +
+        `${n}, ${positions.length}, ${seqs.length}`,
+    );
+  }
+  if (outRows.length > n) {
+    throw new RangeError(`step: ${outRows.length} outRows for ${n} rows`);
+  }
+  // sequence -> its last position so far (none needed for the one row of a decode step)
+  const last = n === 1 ? ONE_ROW : new Map<number, number>();
+  last.clear();
+  for (let t = 0; t < n; t++) {
+    const id = tokens[t], p = positions[t], s = seqs[t];
+    if (!Number.isInteger(id) || id < 0 || id >= config.vocab_size) {
+      throw new RangeError(
+        `step: tokens[${t}] = ${id} is outside the vocabulary [0, ${config.vocab_size})`,
+      );
+    }
+    if (!Number.isInteger(p) || p < 0) {
+      throw new RangeError(`step: positions[${t}] = ${p} is not a non-negative integer`);
+    }
+    if (config.arch === "gpt2" && p >= config.context_length) {
+      throw new RangeError(
+        `step: positions[${t}] = ${p} is past context_length ${config.context_length} ` +
+          `(gpt2 has learned position embeddings for positions 0..${config.context_length - 1})`,
+      );
+    }
+    if (!Number.isInteger(s) || s < 0 || s >= layout.maxSeqs || !(ring[s] > 0)) {
+      throw new RangeError(
+        `step: seqs[${t}] = ${s} is not set (setSequence) in [0, ${layout.maxSeqs})`,
+      );
+    }
+    const prev = last.get(s);
+    if (prev !== undefined && p !== prev + 1) {
+      throw new RangeError(
+        `step: positions[${t}] = ${p} of sequence ${s} does not follow position ${prev} ` +
+          `(rows of one sequence are consecutive positions)`,
+      );
+    }
+    last.set(s, p);
+  }
+  for (let t = 0; t < n; t++) {
+    const p = positions[t], s = seqs[t];
+    const oldest = Math.max(0, p - window[s] + 1);
+    if (oldest <= last.get(s)! - ring[s]) {
+      throw new RangeError(
+        `step: row ${t} (sequence ${s}, position ${p}) reads positions from ${oldest}, but ` +
+          `position ${last.get(s)} of the same step overwrites ring slot ` +
+          `${oldest % ring[s]} of its ${ring[s]}-token ring; give the sequence ` +
+          `window + maxRows tokens of ring or a smaller window`,
+      );
+    }
+  }
+  for (let i = 0; i < outRows.length; i++) {
+    const r = outRows[i];
+    if (!Number.isInteger(r) || r < 0 || r >= n) {
+      throw new RangeError(`step: outRows[${i}] = ${r} is outside the rows [0, ${n})`);
+    }
+  }
+}

@@ -275,7 +275,8 @@ Deno.test("gollm generate --json, tokenize and inspect on a model directory", as
     assert.equal(info.format, "gollm");
     assert.equal(info.parameters, parameterCount(c));
     assert.equal(info.memory.kv_capacity, 16);
-    assert.equal(info.memory.kv_bytes, 2 * c.n_layers * 16 * c.n_kv_heads * c.head_dim * 4);
+    // A ring of kv_capacity 16 + one 16-row step, in blocks of 16 tokens.
+    assert.equal(info.memory.kv_bytes, 2 * c.n_layers * 32 * c.n_kv_heads * c.head_dim * 4);
     assert.equal(info.memory.weights_bytes, 4 * parameterCount(c));
     assert.ok(info.memory.arena_bytes > info.memory.kv_bytes);
     assert.equal(info.tensors.length, expectedShapes(c).size);

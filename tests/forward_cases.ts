@@ -12,8 +12,8 @@
  * @module
  */
 import { type ModelConfig, parseConfig } from "../core/config.ts";
-import type { ForwardOptions, ForwardPass } from "../core/forward.ts";
-import { compileModel } from "../codegen/compile.ts";
+import type { BatchForward, BatchLayout, ForwardOptions, ForwardPass } from "../core/forward.ts";
+import { compileBatch, compileModel } from "../codegen/compile.ts";
 import { createReference } from "../runtime/reference.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
@@ -40,6 +40,20 @@ export const BACKENDS: readonly ForwardBackend[] = [
 export const COMPILED_BACKENDS: readonly ForwardBackend[] = BACKENDS.filter((b) =>
   b.name !== "reference"
 );
+
+/** One batched forward under test (engine v2): its backend name and how to build it. */
+export interface BatchBackend {
+  /** `jit` (JS kernels) or `wasm` (WASM SIMD matrix products). */
+  name: "jit" | "wasm";
+  /** Builds the batched forward for a config, its weights and a layout. */
+  build(config: ModelConfig, weights: Weights, layout: BatchLayout): BatchForward;
+}
+
+/** Every batched forward gollm has (the reference is single-sequence: the oracle). */
+export const BATCH_BACKENDS: readonly BatchBackend[] = [
+  { name: "jit", build: (c, w, l) => compileBatch(c, w, l) },
+  { name: "wasm", build: (c, w, l) => compileBatch(c, w, { ...l, backend: "wasm" }) },
+];
 
 /** A config from a few overrides of a small llama/gpt2 base (dim 48, 2 layers, 4 heads). */
 export function cfg(arch: "llama" | "gpt2", over: Record<string, unknown>): ModelConfig {
@@ -155,6 +169,22 @@ export const FORWARD_CASES: readonly (readonly [string, ModelConfig])[] = [
     "gpt2 odd dim 33 hidden 47",
     cfg("gpt2", { dim: 33, n_heads: 3, hidden_dim: 47, vocab_size: 61 }),
   ],
+];
+
+/**
+ * The cases every batched-forward check runs on (tests/batch_checks.ts; the 8-prompt batch
+ * runs on all of {@linkcode FORWARD_CASES}): both archs, MHA, GQA 2/3/4, MQA, odd dims,
+ * head_dim ≠ dim / n_heads, q/k/v bias, both RoPE pairings.
+ */
+export const BATCH_CASES: readonly string[] = [
+  "llama GQA2 interleaved untied",
+  "llama MQA half",
+  "llama odd dim 37, head_dim 8",
+  "llama head_dim 6 GQA3 bias untied",
+  "gpt2 MHA tied",
+  "gpt2 odd dim 45 head_dim 9",
+  "gpt2 MQA head_dim 20",
+  "gpt2 GQA4 3 layers",
 ];
 
 /**

@@ -11,8 +11,8 @@
 import type { OpRenderer } from "./renderer.ts";
 
 /**
- * `rope_cos_sin_H(inv_freq, cos, sin, pos, n)`: `cos[t][i], sin[t][i] = cos, sin((pos + t)
- * · inv_freq[i])`; the angle is a double, the results f32.
+ * `rope_cos_sin_H(inv_freq, pos, cos, sin, n)`: `cos[t][i], sin[t][i] = cos, sin(pos[t] ·
+ * inv_freq[i])` with pos the step's int32 positions; the angle is a double, the results f32.
  *
  * @example
  * ```ts
@@ -21,8 +21,9 @@ import type { OpRenderer } from "./renderer.ts";
  * import { ropeCosSinOp } from "./rope.ts";
  * import type { GraphNode } from "../graph.ts";
  * const node: GraphNode<"rope_cos_sin"> = {
- *   op: "rope_cos_sin", group: "rope", layer: -1, inputs: ["rope.inv_freq"],
- *   outputs: ["rope.cos", "rope.sin"], weights: [], attrs: { half: 32 }, doc: "",
+ *   op: "rope_cos_sin", group: "rope", layer: -1,
+ *   inputs: ["rope.inv_freq", "step.positions"], outputs: ["rope.cos", "rope.sin"],
+ *   weights: [], attrs: { half: 32 }, doc: "",
  * };
  * const ctx = { rows: 1, backend: "js" as const };
  * assert.equal(ropeCosSinOp.name(node, ctx), "rope_cos_sin_32");
@@ -35,10 +36,10 @@ export const ropeCosSinOp: OpRenderer<"rope_cos_sin"> = {
   name: (node) => `rope_cos_sin_${node.attrs.half}`,
   kernel(s, name, node) {
     const H = node.attrs.half;
-    s.open(`function ${name}(inv_freq: number, cos: number, sin: number, pos: number, n: number)`);
-    s.comment(`cos, sin (n, ${H}) = cos, sin((pos + t) · inv_freq (${H})), once per step`);
+    s.open(`function ${name}(inv_freq: number, pos: number, cos: number, sin: number, n: number)`);
+    s.comment(`cos, sin (n, ${H}) = cos, sin(pos[t] · inv_freq (${H})), once per step`);
     s.open("for (let t = 0; t < n; t++)");
-    s.line(`const p = pos + t, ct = cos + t * ${H}, st = sin + t * ${H};`);
+    s.line(`const p = I[pos + t], ct = cos + t * ${H}, st = sin + t * ${H};`);
     s.open(`for (let i = 0; i < ${H}; i++)`);
     s.line("const angle = p * A[inv_freq + i];");
     s.line("A[ct + i] = Math.cos(angle);");
@@ -48,8 +49,7 @@ export const ropeCosSinOp: OpRenderer<"rope_cos_sin"> = {
     s.close();
   },
   args: (node, ctx) => [
-    ...[node.inputs[0], ...node.outputs].map((b) => String(ctx.offset(b))),
-    "pos",
+    ...[...node.inputs, ...node.outputs].map((b) => String(ctx.offset(b))),
     ctx.n,
   ],
 };
