@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from atomic_write import write_atomic
-from config import GollmError, ModelConfig, TrainConfig, load_train_config
+from config import GollmError, ModelConfig, SftConfig, TrainConfig, load_train_config
 from corpus import check_corpus
 from data import load_shard, prepare, shards_current
 from model import Transformer, parameter_count
@@ -59,9 +59,9 @@ LOG_NAME = "log.jsonl"
 EXIT_INTERRUPTED = 130
 
 
-def lr_at(step: int, t: TrainConfig) -> float:
+def lr_at(step: int, t: TrainConfig | SftConfig) -> float:
     """Learning rate at optimizer step ``step`` (0-based): linear warmup over ``warmup_steps``,
-    then cosine decay from ``lr`` to ``min_lr`` at ``max_steps``."""
+    then cosine decay from ``lr`` to ``min_lr`` at ``max_steps`` (of ``train:`` or ``sft:``)."""
     if t.warmup_steps and step < t.warmup_steps:
         return t.lr * (step + 1) / t.warmup_steps
     span = max(1, t.max_steps - t.warmup_steps)

@@ -1,7 +1,7 @@
 /**
  * `deno task setup:python [-- --cpu]`: creates `.venv/` with `python3 -m venv` and installs
  * python/requirements.txt into it (torch, numpy, safetensors, transformers, tokenizers,
- * tiktoken, pyyaml, tqdm, gguf, jinja2, pytest). The other Python tasks use
+ * tiktoken, pyyaml, tqdm, gguf, jinja2, peft, pytest). The other Python tasks use
  * `.venv/bin/python` once it exists. Output of pip is shown live.
  *
  * `--cpu` first installs torch's CPU-only build from PyTorch's own index
