@@ -126,6 +126,14 @@ def load_base(path: str | Path) -> Base:
     return Base(c, sd, ck["tokenizer"], ck.get("chat_template"), str(p))
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it lies below it, else as is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def pick_template(s: SftConfig, base: Base) -> tuple[str, str]:
     """The chat template text and where it came from (see the module doc for the order)."""
     if s.chat_template:
@@ -135,7 +143,7 @@ def pick_template(s: SftConfig, base: Base) -> tuple[str, str]:
         return path.read_text(encoding="utf-8"), str(path)
     if base.chat_template is not None:
         return base.chat_template, f"{base.source} ({CHAT_TEMPLATE_FILE})"
-    return DEFAULT_TEMPLATE_PATH.read_text(encoding="utf-8"), str(DEFAULT_TEMPLATE_PATH)
+    return DEFAULT_TEMPLATE_PATH.read_text(encoding="utf-8"), _shown(DEFAULT_TEMPLATE_PATH)
 
 
 def make_batch(examples: list[EncodedChat], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:

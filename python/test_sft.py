@@ -339,3 +339,23 @@ def test_base_and_template_errors(tmp_path, base_dir, capsys) -> None:
     assert sft.main(["--config", str(cfg), "--lora-rank", "-1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"error: {cfg}: field 'sft.lora_rank' must be a non-negative integer, got -1"
+
+
+def test_ctrl_c_stops_after_the_step_and_exports_nothing(tmp_path, base_dir, capsys, monkeypatch) -> None:
+    import signal
+
+    cfg = write_setup(tmp_path, base_dir)
+    real = sft.lr_at
+
+    def lr_at(step, s):  # a real SIGINT during step 3
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real(step, s)
+
+    monkeypatch.setattr(sft, "lr_at", lr_at)
+    assert sft.main(["--config", str(cfg), "--no-progress"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted: stopped after step 3; nothing exported (run sft again to finish)"
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (tmp_path / "sft" / "model").exists() and not (tmp_path / "sft" / "ckpt.pt").exists()
