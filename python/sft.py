@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from chat_template import DEFAULT_TEMPLATE_PATH, EncodedChat, encode_chat, read_chat_jsonl
 from config import GollmError, ModelConfig, SftConfig, load_config, load_sft_config
 from export import CHAT_TEMPLATE_FILE, check_state_dict, write_gollm_dir
-from model import Transformer
+from model import Transformer, parameter_count
 from tokenizer import Tokenizer
 from train import EXIT_INTERRUPTED, LOG_NAME, StopRequest, checkpoint_config_mismatch, load_checkpoint, lr_at
 from train import save_checkpoint, start_log
@@ -303,7 +303,7 @@ def sft(config_path: str, mc: ModelConfig, s: SftConfig, progress: bool = True) 
     n_tok = sum(len(e.ids) for e in kept)
     n_asst = sum(sum(e.assistant) for e in kept)
     print(
-        f"sft: {base.source} ({mc.arch}, {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"sft: {base.source} ({mc.arch}, {parameter_count(mc):,} parameters, "
         f"{sum(p.numel() for p in params):,} trained{f', LoRA rank {s.lora_rank}' if s.lora_rank else ''}); "
         f"template {template_from}",
         flush=True,
