@@ -64,8 +64,8 @@ export interface ModelConfig {
   tokenizer: string;
 }
 
-/** Top-level keys that may sit beside the model fields and are ignored by the engine. */
-const IGNORED_SECTIONS = new Set(["train"]);
+/** Top-level keys that may sit beside the model fields, ignored here (python/config.py reads them). */
+const IGNORED_SECTIONS = new Set(["train", "sft"]);
 
 type FieldKind = "int" | "number" | "bool" | "string";
 interface FieldSpec {
@@ -297,7 +297,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
 }
 
 /**
- * Reads and validates a YAML model config file. A `train:` section may sit beside the
+ * Reads and validates a YAML model config file. A `train:` or `sft:` section may sit beside the
  * model fields and is ignored here.
  *
  * @param path Path of the YAML file.

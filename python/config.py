@@ -7,7 +7,9 @@ errors that name the file and the field, e.g.::
     configs/x.yaml: field 'n_heads' must be a positive integer, got 0
 
 A ``train:`` section may sit beside the model fields; :func:`parse_train` validates it
-against :data:`TRAIN_DEFAULTS` with the same style of message.
+against :data:`TRAIN_DEFAULTS` with the same style of message. An ``sft:`` section
+(supervised finetuning, python/sft.py) is validated by :func:`parse_sft` against
+:data:`SFT_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
 #: Every ModelConfig field, in canonical order.
 CONFIG_FIELDS: tuple[str, ...] = tuple(_FIELDS)
 
-_IGNORED_SECTIONS = {"train"}
+_IGNORED_SECTIONS = {"train", "sft"}
 
 
 def _div(a: Any, b: Any) -> Any:
@@ -310,6 +312,76 @@ class TrainConfig:
 TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
+#: Numeric train fields that may be 0 (the others must be positive).
+_TRAIN_NONNEG = frozenset({"warmup_steps", "seed", "threads", "weight_decay", "grad_clip", "min_lr", "dropout"})
+
+
+def _parse_section(
+    raw: Any, section: str, defaults: dict[str, Any], file: str, nonneg: frozenset[str]
+) -> dict[str, Any]:
+    """Validate the fields a ``<section>:`` mapping sets against the types of ``defaults``.
+
+    ``compile`` (auto | true | false), ``device`` (auto | cpu | cuda) and tuple-valued fields
+    (a list of non-empty strings) have their own rules; strings must be non-empty (a default of
+    "" means "derived": any non-empty string), numbers finite, and non-negative when named in
+    ``nonneg``, else positive.
+
+    Returns:
+        Only the fields the section sets, converted (int, float, tuple).
+
+    Raises:
+        ConfigError: naming ``<section>.<field>`` for an unknown field or a bad value.
+    """
+    sec = raw.get(section) if isinstance(raw, dict) else None
+    if sec is None:
+        sec = {}
+    if not isinstance(sec, dict):
+        raise ConfigError(file, section, f"must be a mapping, got {_describe(sec)}")
+    out: dict[str, Any] = {}
+    for key, v in sec.items():
+        name = f"{section}.{key}"
+        if key not in defaults:
+            raise ConfigError(file, name, f"is not a known {section} field (known: {', '.join(defaults)})")
+        default = defaults[key]
+        if key == "compile":
+            if v not in ("auto", True, False):
+                raise ConfigError(file, name, f"must be auto, true or false, got {_describe(v)}")
+        elif key == "device":
+            if v not in ("auto", "cpu", "cuda"):
+                raise ConfigError(file, name, f"must be one of auto | cpu | cuda, got {_describe(v)}")
+        elif key == "special_tokens":
+            if not isinstance(v, list) or len(v) < 2 or not all(isinstance(s, str) and s for s in v):
+                raise ConfigError(file, name, "must be a list of at least two strings (BOS, EOS)")
+            v = tuple(v)
+        elif isinstance(default, tuple):
+            if not isinstance(v, list) or not v or not all(isinstance(s, str) and s for s in v):
+                raise ConfigError(file, name, "must be a non-empty list of strings")
+            v = tuple(v)
+        elif isinstance(default, str):
+            if not isinstance(v, str) or not v:
+                raise ConfigError(file, name, f"must be a non-empty string, got {_describe(v)}")
+        elif isinstance(default, int) and not isinstance(default, bool):
+            ok0 = key in nonneg
+            if not _is_int(v) or v < 0 or (v == 0 and not ok0):
+                what = "a non-negative" if ok0 else "a positive"
+                raise ConfigError(file, name, f"must be {what} integer, got {_describe(v)}")
+            v = int(v)
+        elif isinstance(default, float):
+            ok0 = key in nonneg
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < 0
+                or (v == 0 and not ok0)
+            ):
+                what = "a non-negative" if ok0 else "a positive"
+                raise ConfigError(file, name, f"must be {what} number, got {_describe(v)}")
+            v = float(v)
+        out[key] = v
+    return out
+
+
 def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
     """Validate the ``train:`` section of a config file.
 
@@ -324,53 +396,12 @@ def parse_train(raw: Any, file: str, model: ModelConfig) -> TrainConfig:
     Raises:
         ConfigError: naming ``train.<field>`` for an unknown field or a bad value.
     """
-    sec = raw.get("train") if isinstance(raw, dict) else None
-    if sec is None:
-        sec = {}
-    if not isinstance(sec, dict):
-        raise ConfigError(file, "train", f"must be a mapping, got {_describe(sec)}")
     vals = {
         **TRAIN_DEFAULTS,
         "out_dir": f"runs/{Path(file).stem}",
         "context": min(TRAIN_DEFAULTS["context"], model.context_length),
+        **_parse_section(raw, "train", TRAIN_DEFAULTS, file, nonneg=_TRAIN_NONNEG),
     }
-    for key, v in sec.items():
-        if key not in TRAIN_DEFAULTS:
-            raise ConfigError(file, f"train.{key}", f"is not a known train field (known: {', '.join(TRAIN_DEFAULTS)})")
-        default = TRAIN_DEFAULTS[key]
-        name = f"train.{key}"
-        if key == "compile":
-            if v not in ("auto", True, False):
-                raise ConfigError(file, name, f"must be auto, true or false, got {_describe(v)}")
-        elif key == "device":
-            if v not in ("auto", "cpu", "cuda"):
-                raise ConfigError(file, name, f"must be one of auto | cpu | cuda, got {_describe(v)}")
-        elif key == "special_tokens":
-            if not isinstance(v, list) or len(v) < 2 or not all(isinstance(s, str) and s for s in v):
-                raise ConfigError(file, name, "must be a list of at least two strings (BOS, EOS)")
-            v = tuple(v)
-        elif isinstance(default, str):
-            if not isinstance(v, str) or not v:
-                raise ConfigError(file, name, f"must be a non-empty string, got {_describe(v)}")
-        elif isinstance(default, int) and not isinstance(default, bool):
-            nonneg = key in ("warmup_steps", "seed", "threads")
-            if not _is_int(v) or v < 0 or (v == 0 and not nonneg):
-                what = "a non-negative" if nonneg else "a positive"
-                raise ConfigError(file, name, f"must be {what} integer, got {_describe(v)}")
-            v = int(v)
-        elif isinstance(default, float):
-            nonneg = key in ("weight_decay", "grad_clip", "min_lr", "dropout")
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float))
-                or not math.isfinite(v)
-                or v < 0
-                or (v == 0 and not nonneg)
-            ):
-                what = "a non-negative" if nonneg else "a positive"
-                raise ConfigError(file, name, f"must be {what} number, got {_describe(v)}")
-            v = float(v)
-        vals[key] = v
     t = TrainConfig(**vals)
     if t.context > model.context_length:
         raise ConfigError(
@@ -402,3 +433,134 @@ def load_train_config(path: str | Path, needed_by: str = "deno task train") -> t
     if "train" not in raw:
         raise GollmError(f"{path}: no 'train:' section (needed by {needed_by}); see configs/tiny.yaml")
     return model, parse_train(raw, str(path), model)
+
+
+#: The default projections LoRA adapts: every linear layer of the attention and the MLP.
+LORA_TARGETS: tuple[str, ...] = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
+
+
+@dataclass(frozen=True)
+class SftConfig:
+    """The ``sft:`` section of a config: supervised finetuning on chat data (python/sft.py).
+
+    Empty strings are filled by :func:`parse_sft` from the config file; paths are relative to
+    the current directory (the repository root).
+
+    Attributes:
+        base: The model to finetune: a gollm model directory or a training checkpoint
+            (default ``<train.out_dir>/ckpt.pt``).
+        data: JSONL file, one ``{"messages": [{"role", "content"}, ...]}`` per line.
+        out_dir: Where the log, ``ckpt.pt`` and the exported ``model/`` go
+            (default ``<train.out_dir>/sft``).
+        chat_template: Jinja chat template file (default: the base's ``chat_template.jinja``,
+            else python/chat_template.jinja).
+        batch_size: Conversations per micro-batch (padded to the longest).
+        context: Most tokens per conversation (longer ones are dropped); ≤ context_length.
+        max_steps: Optimizer steps.
+        lr, min_lr, warmup_steps: Peak learning rate, linear warmup, cosine decay to ``min_lr``.
+        weight_decay, beta1, beta2, grad_clip, grad_accum: AdamW and clipping, as in ``train:``.
+        eval_interval: Steps between validation losses (assistant tokens only).
+        log_interval: Steps between JSONL log lines.
+        seed: RNG seed (data order, validation split, LoRA init).
+        val_fraction: Fraction of the conversations kept for validation (0: validate on the
+            training conversations).
+        threads, device, dropout: As in ``train:``.
+        lora_rank: LoRA rank r (0: full finetuning). LoRA trains ``B @ A`` (B: out×r, A: r×in)
+            beside each frozen target weight and merges ``W + (lora_alpha / r) B A`` at export.
+        lora_alpha: LoRA scaling numerator.
+        lora_dropout: Dropout on the LoRA branch's input.
+        lora_targets: Linear layers to adapt (canonical names: wq wk wv wo w1 w2 w3).
+        dtype: Exported weights: ``f32`` | ``f16`` | ``bf16``.
+    """
+
+    base: str = ""
+    data: str = ""
+    out_dir: str = ""
+    chat_template: str = ""
+    batch_size: int = 8
+    context: int = 0
+    max_steps: int = 200
+    lr: float = 5e-4
+    min_lr: float = 5e-5
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_interval: int = 50
+    log_interval: int = 10
+    seed: int = 1337
+    val_fraction: float = 0.05
+    threads: int = 0
+    device: str = "auto"
+    dropout: float = 0.0
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    dtype: str = "f32"
+
+
+SFT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(SftConfig)}
+_SFT_NONNEG = _TRAIN_NONNEG | {"lora_rank", "lora_dropout", "val_fraction", "context"}
+
+
+def parse_sft(raw: Any, file: str, model: ModelConfig, overrides: dict[str, Any] | None = None) -> SftConfig:
+    """Validate the ``sft:`` section of a config file (absent: all defaults), with overrides.
+
+    Args:
+        raw: The whole parsed YAML mapping.
+        file: The config path, named in errors.
+        model: The validated model config.
+        overrides: Command-line values that replace the section's (``--data``, ``--lora-rank``,
+            ...), validated the same way and named ``sft.<field>`` in errors.
+
+    Returns:
+        The config with ``out_dir`` (``<train.out_dir>/sft``), ``base``
+        (``<train.out_dir>/ckpt.pt``) and ``context`` (``context_length``) filled when unset.
+
+    Raises:
+        ConfigError: naming ``sft.<field>`` for an unknown field or a bad value.
+    """
+    vals = {**SFT_DEFAULTS, **_parse_section(raw, "sft", SFT_DEFAULTS, file, nonneg=_SFT_NONNEG)}
+    if overrides:
+        given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items() if v is not None}
+        vals.update(_parse_section({"sft": given}, "sft", SFT_DEFAULTS, file, nonneg=_SFT_NONNEG))
+    train_out = parse_train(raw, file, model).out_dir if isinstance(raw, dict) and "train" in raw else None
+    train_out = train_out or f"runs/{Path(file).stem}"
+    vals["out_dir"] = vals["out_dir"] or str(Path(train_out) / "sft")
+    vals["base"] = vals["base"] or str(Path(train_out) / "ckpt.pt")
+    vals["context"] = vals["context"] or model.context_length
+    c = SftConfig(**vals)
+    if c.context > model.context_length:
+        raise ConfigError(
+            file, "sft.context", f"must be at most context_length ({model.context_length}), got {c.context}"
+        )
+    if not 0 <= c.val_fraction < 0.5:
+        raise ConfigError(file, "sft.val_fraction", f"must be at least 0 and below 0.5, got {c.val_fraction}")
+    for name, v in (
+        ("sft.dropout", c.dropout),
+        ("sft.lora_dropout", c.lora_dropout),
+        ("sft.beta1", c.beta1),
+        ("sft.beta2", c.beta2),
+    ):
+        if v >= 1:
+            raise ConfigError(file, name, f"must be below 1, got {v}")
+    if c.dtype not in ("f32", "f16", "bf16"):
+        raise ConfigError(file, "sft.dtype", f"must be one of f32 | f16 | bf16, got {_describe(c.dtype)}")
+    bad = [t for t in c.lora_targets if t not in LORA_TARGETS]
+    if bad:
+        raise ConfigError(file, "sft.lora_targets", f"must name layers among {' '.join(LORA_TARGETS)}, got {bad[0]!r}")
+    return c
+
+
+def load_sft_config(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[ModelConfig, SftConfig]:
+    """Read a YAML config and validate its model fields and ``sft:`` section (see :func:`parse_sft`).
+
+    Raises:
+        ConfigError: for any problem in either part.
+    """
+    raw = read_yaml(path)
+    model = parse_config(raw, str(path))
+    return model, parse_sft(raw, str(path), model, overrides)

@@ -5,13 +5,16 @@ gollm format (DESIGN.md "Checkpoint formats")::
     <out>/config.yaml          model fields in canonical order, tokenizer: tokenizer.tiktoken
     <out>/model.safetensors    canonical tensor names; __metadata__ {format: gollm, format_version: "1"}
     <out>/tokenizer.tiktoken   the tokenizer the model was trained with
+    <out>/chat_template.jinja  when the checkpoint has one (python/sft.py)
 
 HF format (``--format hf``): ``LlamaForCausalLM`` (or ``Qwen2ForCausalLM`` when the config
 has q/k/v bias, since HF Llama's ``attention_bias`` also biases o_proj) or
 ``GPT2LMHeadModel``, with config.json, model.safetensors, tokenizer.json and
-tokenizer_config.json. HF Llama applies RoPE in the ``half`` layout only, so for
-``rope_style: interleaved`` the q/k rows of each head are permuted (as llama2.c's export
-does) so that HF's rotate_half computes the same thing. GPT-2's Conv1D weights are stored
+tokenizer_config.json (the tokenizer adds BOS, as training and gollm do: see
+:func:`hf_tokenizer_json`), plus chat_template.jinja when the checkpoint has one. HF Llama
+applies RoPE in the ``half`` layout only, so for ``rope_style: interleaved`` the q/k rows of
+each head are permuted (as llama2.c's export does) so that HF's rotate_half computes the
+same thing. GPT-2's Conv1D weights are stored
 transposed (in_features, out_features) and q/k/v are fused into ``c_attn``.
 
 Both writers build the directory under a temporary name and rename it into place, so a
@@ -41,6 +44,8 @@ from tokenizer import TiktokenFile, bytes_to_unicode
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 FORMAT_VERSION = "1"
+#: The chat template's file name in both directory formats (transformers ≥ 4.50 reads it too).
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
 
 
 def check_state_dict(c: ModelConfig, sd: dict[str, torch.Tensor], file: str) -> None:
@@ -84,7 +89,12 @@ def _atomic_dir(out: Path, fill) -> None:
 
 
 def write_gollm_dir(
-    c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text: str | None, out: str | Path, dtype: str = "f32"
+    c: ModelConfig,
+    sd: dict[str, torch.Tensor],
+    tokenizer_text: str | None,
+    out: str | Path,
+    dtype: str = "f32",
+    chat_template: str | None = None,
 ) -> None:
     """Write a gollm model directory.
 
@@ -95,6 +105,8 @@ def write_gollm_dir(
         tokenizer_text: Contents of the ``.tiktoken`` file, or None (keeps ``c.tokenizer``).
         out: Output directory (replaced atomically).
         dtype: ``f32`` | ``f16`` | ``bf16``.
+        chat_template: Jinja chat template written as ``chat_template.jinja`` (what
+            ``gollm chat`` renders conversations with), or None for none.
     """
     check_state_dict(c, sd, "<state dict>")
     if tokenizer_text is not None:
@@ -107,6 +119,8 @@ def write_gollm_dir(
         os.chmod(d / "model.safetensors", 0o644)
         if tokenizer_text is not None:
             (d / "tokenizer.tiktoken").write_text(tokenizer_text, encoding="utf-8")
+        if chat_template is not None:
+            (d / CHAT_TEMPLATE_FILE).write_text(chat_template, encoding="utf-8")
 
     _atomic_dir(Path(out), fill)
 
@@ -131,8 +145,15 @@ def hf_tokenizer_json(tf: TiktokenFile) -> str:
 
     Merges are recovered from the ranks the way tiktoken's converters do: for each token,
     replay BPE on its bytes with only lower ranks allowed; the last two parts are its merge.
+
+    When the tokenizer has a BOS token, a ``TemplateProcessing`` post-processor
+    (``single: "<bos> $A"``, as Llama 3's tokenizer.json has) prepends it, so that
+    ``AutoTokenizer(text)`` gives the ids gollm and training use: every document starts with
+    BOS (python/data.py), and gollm's tokenizer adds it by default. transformers 5 ignores
+    ``add_bos_token`` in tokenizer_config.json for this tokenizer class; the post-processor is
+    what it applies. ``add_special_tokens=False`` still gives the bare ids.
     """
-    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Regex, decoders, models, pre_tokenizers, processors
     from tokenizers import Tokenizer as HfTokenizer
 
     b2u = bytes_to_unicode()
@@ -171,6 +192,11 @@ def hf_tokenizer_json(tf: TiktokenFile) -> str:
     tok.decoder = decoders.ByteLevel()
     for s, _ in sorted(tf.specials.items(), key=lambda kv: kv[1]):
         tok.add_special_tokens([s])
+    if tf.bos_id is not None:
+        bos = next(s for s, i in tf.specials.items() if i == tf.bos_id)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tf.bos_id)]
+        )
     return tok.to_str()
 
 
@@ -286,9 +312,17 @@ def hf_config(c: ModelConfig, tf: TiktokenFile | None, dtype: str) -> dict:
 
 
 def write_hf_dir(
-    c: ModelConfig, sd: dict[str, torch.Tensor], tokenizer_text: str | None, out: str | Path, dtype: str = "f32"
+    c: ModelConfig,
+    sd: dict[str, torch.Tensor],
+    tokenizer_text: str | None,
+    out: str | Path,
+    dtype: str = "f32",
+    chat_template: str | None = None,
 ) -> None:
-    """Write a Hugging Face model directory that ``transformers`` loads (see module docstring)."""
+    """Write a Hugging Face model directory that ``transformers`` loads (see module docstring).
+
+    With ``chat_template``, also ``chat_template.jinja``, which ``apply_chat_template`` uses.
+    """
     check_state_dict(c, sd, "<state dict>")
     tf = TiktokenFile.parse(tokenizer_text) if tokenizer_text else None
     cfg = hf_config(c, tf, dtype)
@@ -308,10 +342,12 @@ def write_hf_dir(
                 "model_max_length": c.context_length,
                 "bos_token": names.get(tf.bos_id) if tf.bos_id is not None else None,
                 "eos_token": names.get(tf.eos_id) if tf.eos_id is not None else None,
-                "add_bos_token": False,
+                "add_bos_token": tf.bos_id is not None,  # as the post-processor does (hf_tokenizer_json)
                 "clean_up_tokenization_spaces": False,
             }
             (d / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
+        if chat_template is not None:
+            (d / CHAT_TEMPLATE_FILE).write_text(chat_template, encoding="utf-8")
 
     _atomic_dir(Path(out), fill)
 
@@ -360,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         sd = ck["model"]
         check_state_dict(saved, sd, ck_path)
         writer = write_gollm_dir if args.format == "gollm" else write_hf_dir
-        writer(saved, sd, ck.get("tokenizer"), args.out, args.dtype)
+        writer(saved, sd, ck.get("tokenizer"), args.out, args.dtype, ck.get("chat_template"))
         size = sum(f.stat().st_size for f in Path(args.out).iterdir())
         print(
             f"exported {ck_path} (step {ck.get('step')}) → {args.out} "

@@ -129,3 +129,26 @@ def test_train_defaults_follow_the_config(tmp_path) -> None:
     assert (t.context, t.out_dir, t.lr) == (mc.context_length, "runs/small-model", 0.01)
     p.write_text(body.replace("context_length: 16", "context_length: 4096") + "train:\n")
     assert load_train_config(p)[1].context == 256
+
+
+def test_sft_section_defaults_and_errors(tmp_path) -> None:
+    from config import load_sft_config
+
+    p = tmp_path / "chat.yaml"
+    p.write_text((ROOT / "configs" / "tiny.yaml").read_text() + "sft:\n  data: d.jsonl\n  lora_rank: 8\n")
+    mc, s = load_sft_config(p)
+    assert load_config(p) == mc  # the model fields ignore the sft: section, as core/config.ts does
+    assert (s.base, s.out_dir, s.context) == ("runs/tiny/ckpt.pt", "runs/tiny/sft", 128)  # from train: and the model
+    assert (s.data, s.lora_rank) == ("d.jsonl", 8)
+    s2 = load_sft_config(p, {"lora_rank": 0, "out_dir": "x"})[1]  # command-line overrides
+    assert (s2.lora_rank, s2.out_dir, s2.data) == (0, "x", "d.jsonl")
+    for section, want in [
+        ("sft:\n  steps: 3\n", "field 'sft.steps' is not a known sft field (known: base, data, out_dir"),
+        ("sft:\n  context: 4096\n", "field 'sft.context' must be at most context_length (128), got 4096"),
+        ("sft:\n  lora_targets: [wq, lm_head]\n", "field 'sft.lora_targets' must name layers among wq wk wv wo w1"),
+        ("sft:\n  dtype: f8\n", "field 'sft.dtype' must be one of f32 | f16 | bf16, got \"f8\""),
+        ("sft: 3\n", "field 'sft' must be a mapping, got 3"),
+    ]:
+        p.write_text((ROOT / "configs" / "tiny.yaml").read_text() + section)
+        with pytest.raises(ConfigError, match=want.replace("(", r"\(").replace(")", r"\)").replace("|", r"\|")):
+            load_sft_config(p)

@@ -4,6 +4,9 @@ and clear errors for bad checkpoints."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,3 +118,51 @@ def test_no_arguments_prints_usage_and_error(capsys) -> None:
     assert export.main([]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [f"usage: {export.USAGE}", "error: export needs --config or --checkpoint"]
+
+
+#: Prompts for the tokenizer comparisons: plain, leading space, digits, unicode.
+PROMPTS = ["The state of the Union", " leading space", "In 1862: $4,771 (3.5%)", "café 🙂 —"]
+
+
+@pytest.fixture(scope="module")
+def exported_pair(tmp_path_factory, tok_text: str) -> tuple[Path, Path]:
+    """The same model and tokenizer exported as a HF directory and a gollm directory."""
+    d = tmp_path_factory.mktemp("pair")
+    m = model_for("llama_gqa_half_tied", vocab_size=300)
+    export.write_hf_dir(m.config, m.canonical_state_dict(), tok_text, d / "hf")
+    export.write_gollm_dir(m.config, m.canonical_state_dict(), tok_text, d / "gollm")
+    return d / "hf", d / "gollm"
+
+
+def test_hf_export_adds_bos_like_training(exported_pair, tok_text: str) -> None:
+    from transformers import AutoTokenizer
+
+    ht = AutoTokenizer.from_pretrained(exported_pair[0])
+    tok = Tokenizer.load_text(tok_text)
+    for text in PROMPTS:
+        want = tok.encode(text, bos=True)  # training puts BOS at every document start (python/data.py)
+        assert want[0] == tok.bos_id
+        assert ht(text)["input_ids"] == want, text  # before the fix: no BOS (add_bos_token: false)
+        assert ht(text, add_special_tokens=False)["input_ids"] == want[1:], text
+        assert ht.decode(want, skip_special_tokens=True) == text
+    cfg = json.loads((exported_pair[0] / "tokenizer_config.json").read_text())
+    assert cfg["add_bos_token"] is True and cfg["bos_token"] == "<|bos|>"
+
+
+@pytest.mark.skipif(shutil.which("deno") is None, reason="deno is not installed")
+def test_hf_export_encodes_like_gollm_tokenize(exported_pair, tok_text: str) -> None:
+    """transformers' AutoTokenizer on the HF export == `gollm tokenize` on the gollm export (and on the HF one)."""
+    from transformers import AutoTokenizer
+
+    ht = AutoTokenizer.from_pretrained(exported_pair[0])
+    main_ts = Path(__file__).resolve().parent.parent / "cli" / "main.ts"
+    for d in exported_pair:
+        for text in PROMPTS[:3]:
+            r = subprocess.run(
+                ["deno", "run", "-A", str(main_ts), "tokenize", "--model", str(d), "--text", text, "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout)["ids"] == ht(text)["input_ids"], (d.name, text)

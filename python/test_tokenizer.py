@@ -68,7 +68,9 @@ def test_hf_tokenizer_json_rebuilt_from_ranks_matches(trained) -> None:
     rebuilt = HfTokenizer.from_str(hf_tokenizer_json(tf))
     tok = Tokenizer(tf)
     for text in VARIED:
-        assert rebuilt.encode(text).ids == tok.enc.encode(text, allowed_special="all")
+        ids = tok.enc.encode(text, allowed_special="all")
+        assert rebuilt.encode(text, add_special_tokens=False).ids == ids
+        assert rebuilt.encode(text).ids == [tf.bos_id, *ids]  # the post-processor adds BOS, as training does
 
 
 def test_bad_file_line_is_reported() -> None:

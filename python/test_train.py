@@ -1,13 +1,18 @@
-"""Training: a few CPU steps write a checkpoint and a JSONL log, resume continues, and bad
-input (missing corpus, bad field, checkpoint from another config) fails with one clear line."""
+"""Training: a few CPU steps write a checkpoint and a JSONL log, resume continues exactly (same
+weights as an uninterrupted run, each step logged once), Ctrl-C saves and exits with one line, and
+bad input (missing corpus, bad field, checkpoint from another config) fails with one clear line."""
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import export
 import train
@@ -118,3 +123,103 @@ def test_export_of_a_non_checkpoint(tmp_path, capsys) -> None:
     assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
     assert export.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 1
     assert "checkpoint does not exist" in capsys.readouterr().err
+
+
+def log_steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_fresh_run_starts_a_new_log_and_keeps_the_old_one(tmp_path, corpus_file, capsys) -> None:
+    cfg = write_config(tmp_path, corpus_file)
+    run = tmp_path / "run"
+    assert train.main(["--config", str(cfg), "--max-steps", "4", "--no-progress"]) == 0
+    first = (run / "log.jsonl").read_text()
+    assert train.main(["--config", str(cfg), "--max-steps", "2", "--no-progress"]) == 0
+    assert f"previous log moved to {run / 'log.jsonl.1'}" in capsys.readouterr().out
+    assert log_steps(run) == [2]  # before the fix: [2, 3, 4, 2] (appended to the old log)
+    assert (run / "log.jsonl.1").read_text() == first
+
+
+def interrupt_at(monkeypatch, at_step: int) -> None:
+    """Deliver a real SIGINT while step ``at_step + 1`` runs (lr_at is called at its start)."""
+    real = train.lr_at
+
+    def lr_at(step, t):
+        if step == at_step:
+            signal.raise_signal(signal.SIGINT)
+        return real(step, t)
+
+    monkeypatch.setattr(train, "lr_at", lr_at)
+
+
+def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, corpus_file, capsys, monkeypatch) -> None:
+    # Reference: 6 uninterrupted steps.
+    a = tmp_path / "a"
+    a.mkdir()
+    cfg_a = write_config(a, corpus_file)
+    assert train.main(["--config", str(cfg_a), "--no-progress"]) == 0
+    # The same run, Ctrl-C during step 5 (after the checkpoint at step 3), then --resume.
+    b = tmp_path / "b"
+    b.mkdir()
+    cfg_b = write_config(b, corpus_file)
+    interrupt_at(monkeypatch, 4)
+    assert train.main(["--config", str(cfg_b), "--no-progress"]) == train.EXIT_INTERRUPTED
+    err = capsys.readouterr().err.splitlines()[-1]  # (tqdm's shard progress comes before)
+    assert err == (
+        f"interrupted: stopped after step 5; {b / 'run' / 'ckpt.pt'} holds step 5 (--resume continues from there)"
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert train.load_checkpoint(b / "run" / "ckpt.pt")["step"] == 5
+    monkeypatch.undo()
+    assert train.main(["--config", str(cfg_b), "--resume", "--no-progress"]) == 0
+    assert log_steps(b / "run") == log_steps(a / "run") == [2, 3, 4, 6]
+    ck_a, ck_b = train.load_checkpoint(a / "run" / "ckpt.pt"), train.load_checkpoint(b / "run" / "ckpt.pt")
+    assert ck_a["step"] == ck_b["step"] == 6
+    for k, v in ck_a["model"].items():  # the same batches and optimizer state: the same weights
+        torch.testing.assert_close(ck_b["model"][k], v, rtol=0, atol=1e-6, msg=k)
+
+
+def test_resume_drops_log_lines_written_after_the_checkpoint(tmp_path, corpus_file, capsys, monkeypatch) -> None:
+    cfg = write_config(tmp_path, corpus_file)
+    run = tmp_path / "run"
+    real = train.lr_at
+
+    def crash(step, t):  # a hard crash (no checkpoint) during step 6: ckpt.pt stays at step 3
+        if step == 5:
+            raise RuntimeError("simulated crash")
+        return real(step, t)
+
+    monkeypatch.setattr(train, "lr_at", crash)
+    with pytest.raises(RuntimeError):
+        train.main(["--config", str(cfg), "--no-progress"])
+    assert log_steps(run) == [2, 3, 4]
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert train.main(["--config", str(cfg), "--resume", "--no-progress"]) == 0
+    assert "dropped 1 line(s)" in capsys.readouterr().out
+    assert log_steps(run) == [2, 3, 4, 6]  # before the fix: [2, 3, 4, 4, 6]
+
+
+def test_sigint_to_the_process_exits_130_with_one_line(tmp_path, corpus_file) -> None:
+    cfg = write_config(tmp_path, corpus_file, max_steps=100000, eval_interval=2, log_interval=1)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(train.__file__)), "--config", str(cfg), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        for line in proc.stdout:  # wait until training steps are running
+            if line.startswith("step 2:"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [x for x in err.strip().splitlines() if not x.startswith("tokenizing ")]  # shard progress bar
+    assert len(lines) == 1 and lines[0].startswith("interrupted: stopped after step "), err
+    step = int(lines[0].split("after step ")[1].split(";")[0])
+    assert train.load_checkpoint(tmp_path / "run" / "ckpt.pt")["step"] == step >= 2

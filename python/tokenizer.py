@@ -159,9 +159,10 @@ class Tokenizer:
         """Load from ``.tiktoken`` text."""
         return Tokenizer(TiktokenFile.parse(text))
 
-    def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
-        """Text → ids; special-token text in ``text`` is encoded as ordinary text."""
-        ids = self.enc.encode_ordinary(text)
+    def encode(self, text: str, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
+        """Text → ids. Special-token text in ``text`` (e.g. ``<|eos|>``) is encoded as ordinary
+        text, or with ``special=True`` as the special token's id (as for rendered chat templates)."""
+        ids = self.enc.encode(text, allowed_special="all") if special else self.enc.encode_ordinary(text)
         if bos and self.bos_id is not None:
             ids = [self.bos_id, *ids]
         if eos and self.eos_id is not None:

@@ -7,6 +7,18 @@ Pipeline: ``<out_dir>/tokenizer.tiktoken`` (trained here when missing) → shard
 end) → ``<out_dir>/log.jsonl`` (one JSON object per log line: step, loss, lr, tokens_per_s,
 elapsed_s; eval lines add val_loss and val_ppl). A tqdm bar shows progress.
 
+Runs, logs and Ctrl-C:
+
+- A fresh run starts a new ``log.jsonl``; the previous one is kept as ``log.jsonl.1`` (one
+  generation, replaced by the next fresh run).
+- ``--resume`` loads ``ckpt.pt`` (weights, AdamW state, step, data-sampling RNG state), drops
+  the log lines written after the checkpoint's step (a crash or kill can leave some), and
+  appends: the log has each step once, and the resumed run draws the same batches an
+  uninterrupted run would have.
+- Ctrl-C (SIGINT) saves ``ckpt.pt`` at the last completed step (the step in progress is
+  discarded), prints one line naming it and exits with status 130; ``--resume`` continues
+  from there.
+
 On CUDA: bf16 autocast and ``torch.compile``. Multi-GPU data parallel with torchrun::
 
     torchrun --nproc_per_node 8 python/train.py --config configs/default.yaml
@@ -24,6 +36,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -34,17 +47,21 @@ import numpy as np
 import torch
 
 from atomic_write import write_atomic
-from config import GollmError, ModelConfig, TrainConfig, load_train_config
+from config import GollmError, ModelConfig, SftConfig, TrainConfig, load_train_config
 from corpus import check_corpus
 from data import load_shard, prepare, shards_current
 from model import Transformer, parameter_count
 
 CKPT_NAME = "ckpt.pt"
+LOG_NAME = "log.jsonl"
+
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report an interrupted command.
+EXIT_INTERRUPTED = 130
 
 
-def lr_at(step: int, t: TrainConfig) -> float:
+def lr_at(step: int, t: TrainConfig | SftConfig) -> float:
     """Learning rate at optimizer step ``step`` (0-based): linear warmup over ``warmup_steps``,
-    then cosine decay from ``lr`` to ``min_lr`` at ``max_steps``."""
+    then cosine decay from ``lr`` to ``min_lr`` at ``max_steps`` (of ``train:`` or ``sft:``)."""
     if t.warmup_steps and step < t.warmup_steps:
         return t.lr * (step + 1) / t.warmup_steps
     span = max(1, t.max_steps - t.warmup_steps)
@@ -102,6 +119,56 @@ def save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
     write_atomic(path, lambda tmp: torch.save(ck, tmp))
 
 
+class StopRequest:
+    """Turns SIGINT (Ctrl-C) into a flag the training loop checks between steps.
+
+    A step is never cut in half (an optimizer step interrupted midway would leave some
+    parameters updated and others not), and repeated signals (the terminal and the Deno task
+    both deliver one) count once. :meth:`restore` puts the previous handler back.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        """Reinstall the SIGINT handler that was active before."""
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def start_log(path: Path, resume_step: int | None) -> str | None:
+    """Prepare ``log.jsonl`` for a run; return a note for the user, or None.
+
+    A fresh run (``resume_step`` None) moves an existing log to ``<name>.1`` (replacing an
+    older one) so the new run starts an empty log. A resumed run keeps the lines up to and
+    including ``resume_step`` and drops the rest (lines that cannot be parsed are dropped too),
+    so that the steps it repeats are logged once.
+    """
+    if not path.is_file():
+        return None
+    if resume_step is None:
+        old = path.with_name(path.name + ".1")
+        os.replace(path, old)
+        return f"note: previous log moved to {old}; this run writes a new {path}"
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            ok = int(json.loads(line)["step"]) <= resume_step
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if ok:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    if not dropped:
+        return None
+    write_atomic(path, lambda tmp: tmp.write_text("".join(kept), encoding="utf-8"))
+    return f"note: dropped {dropped} line(s) of {path} logged after the checkpoint's step {resume_step}"
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: np.ndarray, t: TrainConfig, device: str, ctx) -> float:
     """Mean cross-entropy over ``eval_batches`` fixed (seeded) validation batches."""
@@ -144,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except GollmError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before the training loop, which turns Ctrl-C into a stop request
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("interrupted before the first training step; nothing saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def train(args: argparse.Namespace) -> int:
@@ -284,7 +355,14 @@ def train(args: argparse.Namespace) -> int:
             flush=True,
         )
     gen = torch.Generator().manual_seed(t.seed * 1000 + rank + step)
-    log = open(out / "log.jsonl", "a", encoding="utf-8") if master else None
+    if resume_ck is not None and world == 1 and isinstance(resume_ck.get("rng_state"), torch.Tensor):
+        gen.set_state(resume_ck["rng_state"])  # the batches an uninterrupted run would draw next
+    log = None
+    if master:
+        note = start_log(out / LOG_NAME, step if resume_ck is not None else None)
+        if note:
+            print(note, flush=True)
+        log = open(out / LOG_NAME, "a", encoding="utf-8")
     bar = tqdm(
         total=t.max_steps, initial=step, desc="train", disable=not master or args.no_progress, dynamic_ncols=True
     )
@@ -302,65 +380,86 @@ def train(args: argparse.Namespace) -> int:
                 "tokens_seen": tokens_seen,
                 "val_loss": val_loss,
                 "train_time_s": train_time,
+                "rng_state": gen.get_state(),
             },
         )
 
     model.train()
     last_val = best_val
+    saved_step = step  # the step ckpt.pt holds (a fresh run has none yet)
+    stop = StopRequest()  # Ctrl-C from here on finishes the current step, then saves and exits
     t_log, tok_log = time.time(), 0
-    while step < t.max_steps:
-        t0 = time.time()
-        lr = lr_at(step, t)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss_sum = 0.0
-        for micro in range(t.grad_accum):
-            x, y = get_batch(train_data, t.batch_size, t.context, gen, device)
-            sync = nullcontext()
-            if ddp and micro < t.grad_accum - 1:
-                sync = fwd_model.no_sync()
-            with sync, ctx:
-                logits = fwd_model(x)
-                loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
-            (loss / t.grad_accum).backward()
-            loss_sum += loss.item()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        tokens_seen += tok_per_step
-        tok_log += tok_per_step
-        train_time += time.time() - t0
-        loss_avg = loss_sum / t.grad_accum
-        if master:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_avg:.3f}", lr=f"{lr:.2e}", val=f"{last_val:.3f}")
-            rec: dict[str, Any] = {}
-            if step % t.log_interval == 0 or step == t.max_steps:
-                now = time.time()
-                rec = {
-                    "step": step,
-                    "loss": round(loss_avg, 5),
-                    "lr": lr,
-                    "tokens_per_s": round(tok_log / max(1e-9, now - t_log), 1),
-                    "tokens_seen": tokens_seen,
-                    "elapsed_s": round(train_time, 2),
-                }
-                t_log, tok_log = now, 0
-            if step % t.eval_interval == 0 or step == t.max_steps:
-                last_val = evaluate(model, val_data, t, device, ctx)
-                best_val = min(best_val, last_val)
-                rec = {**rec, "step": step, "val_loss": round(last_val, 5), "val_ppl": round(math.exp(last_val), 3)}
-                bar.write(
-                    f"step {step}: train loss {loss_avg:.4f}, val loss {last_val:.4f}, "
-                    f"val ppl {math.exp(last_val):.2f}, {tokens_seen:,} tokens, {train_time:.0f}s"
-                )
-                write_ckpt(last_val)
-            if rec and log:
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
+    try:
+        while step < t.max_steps and not stop.requested:
+            t0 = time.time()
+            lr = lr_at(step, t)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(t.grad_accum):
+                x, y = get_batch(train_data, t.batch_size, t.context, gen, device)
+                sync = nullcontext()
+                if ddp and micro < t.grad_accum - 1:
+                    sync = fwd_model.no_sync()
+                with sync, ctx:
+                    logits = fwd_model(x)
+                    loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+                (loss / t.grad_accum).backward()
+                loss_sum += loss.item()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            tokens_seen += tok_per_step
+            tok_log += tok_per_step
+            train_time += time.time() - t0
+            loss_avg = loss_sum / t.grad_accum
+            if master:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_avg:.3f}", lr=f"{lr:.2e}", val=f"{last_val:.3f}")
+                rec: dict[str, Any] = {}
+                if step % t.log_interval == 0 or step == t.max_steps:
+                    now = time.time()
+                    rec = {
+                        "step": step,
+                        "loss": round(loss_avg, 5),
+                        "lr": lr,
+                        "tokens_per_s": round(tok_log / max(1e-9, now - t_log), 1),
+                        "tokens_seen": tokens_seen,
+                        "elapsed_s": round(train_time, 2),
+                    }
+                    t_log, tok_log = now, 0
+                if step % t.eval_interval == 0 or step == t.max_steps:
+                    last_val = evaluate(model, val_data, t, device, ctx)
+                    best_val = min(best_val, last_val)
+                    rec = {**rec, "step": step, "val_loss": round(last_val, 5), "val_ppl": round(math.exp(last_val), 3)}
+                    bar.write(
+                        f"step {step}: train loss {loss_avg:.4f}, val loss {last_val:.4f}, "
+                        f"val ppl {math.exp(last_val):.2f}, {tokens_seen:,} tokens, {train_time:.0f}s"
+                    )
+                    write_ckpt(last_val)
+                    saved_step = step
+                if rec and log:
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+    finally:
+        stop.restore()
     bar.close()
+    if stop.requested:  # Ctrl-C: the completed steps are saved (rank 0), the run ends here
+        if master:
+            if step != saved_step:
+                write_ckpt(last_val)
+            print(
+                f"interrupted: stopped after step {step}; {ck_path} holds step {step} "
+                f"(--resume continues from there)",
+                file=sys.stderr,
+                flush=True,
+            )
+            log.close()
+        if ddp:
+            torch.distributed.destroy_process_group()
+        return EXIT_INTERRUPTED
     if master:
         print(
             f"done: {step} steps, {tokens_seen:,} tokens, {train_time:.1f}s training, "

@@ -1,7 +1,7 @@
 /**
  * `deno task setup:python [-- --cpu]`: creates `.venv/` with `python3 -m venv` and installs
  * python/requirements.txt into it (torch, numpy, safetensors, transformers, tokenizers,
- * tiktoken, pyyaml, tqdm, gguf, jinja2, pytest). The other Python tasks use
+ * tiktoken, pyyaml, tqdm, gguf, jinja2, peft, pytest). The other Python tasks use
  * `.venv/bin/python` once it exists. Output of pip is shown live.
  *
  * `--cpu` first installs torch's CPU-only build from PyTorch's own index
@@ -9,10 +9,72 @@
  * `pip install torch` pulls on Linux. It needs that index to be reachable, so it is opt-in:
  * the default path (and CI) installs only from the configured pip index.
  *
+ * When pip is configured with a local package source (a `file:` or localhost index, or a
+ * find-links folder: see {@linkcode localPipSource}), pip runs with `--retries 0`: pip still
+ * asks its default index first, and on a machine without internet each of the ~40 packages
+ * would otherwise wait through five retries (minutes in all) before pip uses the local one.
+ * `PIP_RETRIES` set in the environment wins.
+ *
  * @module
  */
 import { parseArgs } from "node:util";
 import { fail, ROOT } from "./python.ts";
+
+/**
+ * The first local package source in `pip config list` output (`file:` URLs, absolute or
+ * relative paths, `localhost` / `127.x` URLs under `index-url`, `extra-index-url` or
+ * `find-links`), or null when there is none.
+ *
+ * @param pipConfigList The output of `python -m pip config list`, lines such as
+ *   `global.extra-index-url='file:///opt/pypi/simple'` or `:env:.find-links='/opt/wheels'`.
+ * @returns The local source, e.g. `file:///opt/pypi/simple`, or null.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(localPipSource(":env:.find-links='/opt/wheels'"), "/opt/wheels");
+ * assert.equal(localPipSource("global.index-url='https://pypi.org/simple'"), null);
+ * ```
+ */
+export function localPipSource(pipConfigList: string): string | null {
+  for (const line of pipConfigList.split("\n")) {
+    const m = /^[^=]*\.(index-url|extra-index-url|find-links)='(.*)'\s*$/.exec(line.trim());
+    if (!m) continue;
+    for (const v of m[2].split(/\s+/)) {
+      if (/^(file:|\/|\.\.?\/)/.test(v) || /^https?:\/\/(localhost|127\.[0-9.]+)(:|\/|$)/.test(v)) {
+        return v;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * The extra pip arguments for this machine: `["--retries", "0"]` when pip has a local package
+ * source (see {@linkcode localPipSource}) and `PIP_RETRIES` is not set, else none.
+ *
+ * @param python The interpreter whose pip to ask.
+ * @returns The arguments and, when they are used, a note saying why.
+ */
+export async function pipRetryArgs(python: string): Promise<{ args: string[]; note?: string }> {
+  if (Deno.env.get("PIP_RETRIES") !== undefined) return { args: [] };
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(python, {
+      args: ["-m", "pip", "config", "list"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+  } catch {
+    return { args: [] };
+  }
+  const local = localPipSource(new TextDecoder().decode(out.stdout));
+  if (local === null) return { args: [] };
+  return {
+    args: ["--retries", "0"],
+    note: `pip has a local package source (${local}): --retries 0, so an unreachable ` +
+      `default index costs one failed request per package, not five retries`,
+  };
+}
 
 /** PyTorch's package index of CPU-only wheels, used by `--cpu`. */
 export const TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu";
@@ -80,12 +142,15 @@ if (import.meta.main) {
       );
     }
   }
+  const retry = await pipRetryArgs(venvPython);
+  if (retry.note) console.log(`note: ${retry.note}`);
   if (values.cpu) {
     console.log(`installing torch's CPU build into .venv (--index-url ${TORCH_CPU_INDEX})`);
     const code = await run(venvPython, [
       "-m",
       "pip",
       "install",
+      ...retry.args,
       "torch",
       "--index-url",
       TORCH_CPU_INDEX,
@@ -101,6 +166,7 @@ if (import.meta.main) {
     "-m",
     "pip",
     "install",
+    ...retry.args,
     "-r",
     "python/requirements.txt",
   ]);
