@@ -53,7 +53,7 @@ function quote(part: string): string {
   return JSON.stringify(text.join("")).replaceAll("\\\\x", "\\x");
 }
 
-/** The merge table of a tiktoken-style tokenizer: token bytes → rank (= id), specials left out. */
+/** The merge table of a tiktoken-style tokenizer: token bytes → rank (= id), no specials. */
 function ranksOf(tok: TiktokenTokenizer): Map<string, number> {
   const specials = new Set([...tok.specialTokens.values(), ...tok.addedTokens.values()]);
   const ranks = new Map<string, number>();
@@ -103,7 +103,7 @@ const TEXTS = [
   "    for (let i = 0; i < n; i++) sum += x[i];\n",
 ];
 
-/** Loads GPT-2's vocabulary from encoder.json + vocab.bpe (shared assets), else js-tiktoken's. */
+/** GPT-2 from OpenAI's encoder.json (shared assets; id = rank = merge order), else js-tiktoken. */
 async function gpt2(): Promise<[TiktokenTokenizer, string]> {
   const dir = `${ASSETS}/tokenizers/gpt2`;
   if (!isFile(`${dir}/encoder.json`)) {

@@ -32,7 +32,7 @@ Deno.test("compare() accepts an up-to-date page; measured lines match by label",
   assert.deepEqual(compare(PAGE, "== numbers ==\nx (5, 64)\n~ decode: 212 tokens/s\n", SOURCE), []);
 });
 
-Deno.test("compare() reports a changed output line, a changed region and a section not shown", () => {
+Deno.test("compare() reports a changed line, a changed region, a section not shown", () => {
   const [changed] = compare(PAGE, "== numbers ==\nx (5, 32)\n~ decode: 1 tokens/s\n", SOURCE);
   assert.match(
     changed,

@@ -146,7 +146,7 @@ export function table(rows: (string | number)[][]): void {
   const cells = rows.map((r) => r.map(String));
   const width: number[] = [];
   for (const r of cells) r.forEach((c, i) => width[i] = Math.max(width[i] ?? 0, c.length));
-  const numeric = (s: string) => /^[-+~]?[\d,.]+(e[-+]?\d+)?( ?[%x])?$/.test(s);
+  const numeric = (s: string) => /^[-+~]?\d[\d,.]*(e[-+]?\d+)?( ?[%x])?$/.test(s);
   for (const r of cells) {
     console.log(
       r.map((c, i) => numeric(c) ? c.padStart(width[i]) : c.padEnd(width[i])).join("  ")

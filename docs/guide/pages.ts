@@ -85,7 +85,8 @@ export function sections(stdout: string): Map<string, string[]> {
       throw new Error(`output before the first section: ${JSON.stringify(line)}`);
     }
   }
-  for (const lines of out.values()) while (lines.at(-1) === "") lines.pop(); // blank line between sections
+  // Drop the blank line printed between sections.
+  for (const lines of out.values()) while (lines.at(-1) === "") lines.pop();
   return out;
 }
 
@@ -169,13 +170,12 @@ export function compare(page: string, stdout: string, source: string): string[] 
     const have = lines.slice(b.start, b.end);
     const n = Math.max(want.length, have.length);
     for (let i = 0; i < n; i++) {
-      if (key(want[i] ?? "<end of block>") !== key(have[i] ?? "<end of block>")) {
-        problems.push(
-          `${b.kind} '${b.name}', line ${i + 1}: the page shows ${
-            JSON.stringify(have[i] ?? "<end of block>")
-          }, ` +
-            `the step gives ${JSON.stringify(want[i] ?? "<end of block>")}`,
-        );
+      const shows = have[i] ?? "<end of block>", gives = want[i] ?? "<end of block>";
+      if (key(shows) !== key(gives)) {
+        const where = `${b.kind} '${b.name}', line ${i + 1}`;
+        const what = `the page shows ${JSON.stringify(shows)}, ` +
+          `the step gives ${JSON.stringify(gives)}`;
+        problems.push(`${where}: ${what}`);
         break;
       }
     }
