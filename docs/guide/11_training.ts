@@ -87,28 +87,29 @@ async function main() {
     console.log(`skip: ${e.message}`);
     return;
   }
-  const source = `${ASSETS}/text/tinystories/tinystories_train_head_944KB.txt`;
+  // TinyStories from the shared assets, else the default model's corpus (`deno task data`).
+  const stories = `${ASSETS}/text/tinystories/tinystories_train_head_944KB.txt`;
+  const sotu = `${ROOT}data/sotu/corpus.txt`;
+  const [source, name] = isFile(stories) ? [stories, "TinyStories"] : [sotu, "the SOTU corpus"];
   if (!isFile(source)) {
-    console.log(`skip: ${source} is absent (set GOLLM_ASSETS), so there is no corpus to train on`);
+    console.log(`skip: neither ${stories} nor ${sotu} (deno task data) is there to train on`);
     return;
   }
   const dir = await Deno.makeTempDir({ prefix: "gollm-guide-" });
   try {
-    await run(python, source, dir);
+    await run(python, source, name, dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-async function run(python: string, source: string, dir: string) {
+async function run(python: string, source: string, name: string, dir: string) {
   section("training configs/tiny.yaml for 20 steps");
   const text = await Deno.readTextFile(source);
-  const corpus = text.slice(0, text.indexOf("\n\n", 150_000)); // whole stories, about 150 kB
+  const corpus = text.slice(0, text.indexOf("\n\n", 150_000)); // whole documents, about 150 kB
   await Deno.writeTextFile(`${dir}/corpus.txt`, corpus);
-  const stories = corpus.split("\n\n").length;
-  console.log(
-    `corpus: the first ${int(corpus.length)} characters of TinyStories (${stories} stories)`,
-  );
+  const docs = corpus.split("\n\n").length;
+  console.log(`corpus: the first ${int(corpus.length)} characters of ${name} (${docs} documents)`);
   const t0 = performance.now();
   const log = await task("train", [
     "--config",
