@@ -12,14 +12,17 @@
  * ```
  * deno task bench:peers [--types F16,Q8_0,Q4_K_M] [--threads 1,2] [--seed 1]
  *   [--decode-steps 200] [--prefill-tokens 256] [--warmup 1] [--runs 3]
- *   [--backend wasm] [--json]
+ *   [--backend wasm] [--json] [--save REPORT.json]
  * ```
+ *
+ * `--save` also writes the JSON report to a file while the table goes to stdout.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { parseConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
+import { writeFileAtomic } from "../core/files.ts";
 import { randomWeights } from "../core/weights.ts";
 import { type Backend, createModel } from "../runtime/model.ts";
 import { gollmBench } from "./gollm.ts";
@@ -317,7 +320,8 @@ function parseIntFlag(flag: string, value: string | undefined, min: number): num
 }
 
 const USAGE = `usage: deno task bench:peers [--types F16,Q8_0,Q4_K_M] [--threads 1,2] [--seed N]
-  [--decode-steps N] [--prefill-tokens N] [--warmup N] [--runs N] [--backend jit|wasm] [--json]`;
+  [--decode-steps N] [--prefill-tokens N] [--warmup N] [--runs N] [--backend jit|wasm]
+  [--json] [--save REPORT.json]`;
 
 async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -332,6 +336,7 @@ async function main(args: string[]): Promise<void> {
       runs: { type: "string" },
       backend: { type: "string" },
       json: { type: "boolean" },
+      save: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -356,6 +361,7 @@ async function main(args: string[]): Promise<void> {
     },
     onProgress: (m) => console.error(m),
   });
+  if (values.save) await writeFileAtomic(values.save, JSON.stringify(report, null, 2) + "\n");
   console.log(values.json ? JSON.stringify(report, null, 2) : formatPeers(report));
 }
 

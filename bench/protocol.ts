@@ -192,8 +192,9 @@ export function peakRssBytes(): number {
  * @returns e.g. `"1.92 1.40 1.10"`, or `"unknown"` where /proc is not available.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadAverage } from "./protocol.ts";
- * console.assert(/^(\d+\.\d+ \d+\.\d+ \d+\.\d+|unknown)$/.test(loadAverage()));
+ * assert.match(loadAverage(), /^(\d+\.\d+ \d+\.\d+ \d+\.\d+|unknown)$/);
  * ```
  */
 export function loadAverage(): string {
