@@ -272,7 +272,7 @@ export async function llamaCppBench(
 
 /** The result of {@linkcode llamaCppLogits}. */
 export interface PeerLogits {
-  /** Logits per position. */
+  /** Logits per position: the vocabulary size as llama.cpp sees it. */
   vocabSize: number;
   /** `(tokens.length, vocabSize)` row-major: row i is the next-token logits after `tokens[0..i]`. */
   logits: Float32Array;

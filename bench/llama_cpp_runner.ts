@@ -168,12 +168,13 @@ async function bench(
     if (i >= p.warmup) prefillMs.push(ms);
   }
   const threadsUsed = ctx.currentThreads;
+  const flashAttention = ctx.flashAttention;
   await ctx.dispose();
   await model.dispose();
   await llama.dispose();
   return {
     engine: "llama.cpp",
-    variant: `node-llama-cpp ${version} (CPU, flash_attn default)`,
+    variant: `node-llama-cpp ${version}, CPU, flash_attn ${flashAttention}`,
     file: r.file,
     threads: p.threads,
     threadsUsed,

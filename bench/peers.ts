@@ -15,7 +15,8 @@
  *   [--backend wasm] [--json] [--save REPORT.json]
  * ```
  *
- * `--save` also writes the JSON report to a file while the table goes to stdout.
+ * `--save` also writes the JSON report to a file (after every finished row, so a stopped run
+ * keeps what it measured) while the table goes to stdout. All 1-thread rows run first.
  *
  * @module
  */
@@ -136,6 +137,8 @@ export interface RunPeersOptions {
   backend?: Backend;
   /** Receives one line per step. */
   onProgress?: (message: string) => void;
+  /** Called with the report so far after each finished row (to save partial results). */
+  onRow?: (report: PeerReport) => void | Promise<void>;
 }
 
 /**
@@ -167,15 +170,22 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
   const peerDir = await installPeer({ onProgress: log });
   const files = await benchModels({ types, seed: options.seed, peerDir, onProgress: log });
   const threadsOption = gollmHasThreads();
-  const rows: PeerRow[] = [];
+  const report: PeerReport = {
+    machine: machine(),
+    backend,
+    protocol,
+    loadAverage: { start, end: start },
+    rows: [],
+  };
   const total = types.length * threadList.length;
-  for (const type of types) {
-    const file = files[type];
-    const fileBytes = (await Deno.stat(file)).size;
-    // gollm's 1-thread figures, reused for more threads while gollm has no threads option.
-    let gollmOne: EngineBench | { error: string } | null = null;
-    for (const threads of threadList) {
-      const step = `[${rows.length + 1}/${total}] ${type}, ${threads} thread${
+  // gollm's 1-thread figures per type, reused for more threads while gollm has no threads
+  // option. Thread counts run in the outer loop, so every 1-thread row is done first.
+  const gollmOne = new Map<string, EngineBench | { error: string }>();
+  for (const threads of [...threadList].sort((a, b) => a - b)) {
+    for (const type of types) {
+      const file = files[type];
+      const fileBytes = (await Deno.stat(file)).size;
+      const step = `[${report.rows.length + 1}/${total}] ${type}, ${threads} thread${
         threads > 1 ? "s" : ""
       }`;
       const onProgress = (m: string) => log(`${step}: ${m}`);
@@ -183,11 +193,11 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
       const loadL = loadAverage().split(" ")[0];
       const llamaCpp = await attempt(() => llamaCppBench(file, p, { peerDir, onProgress }));
       const loadG = loadAverage().split(" ")[0];
-      const reuse: boolean = !threadsOption && threads > 1 && gollmOne !== null;
+      const reuse: boolean = !threadsOption && threads > 1 && gollmOne.has(type);
       const gollm: EngineBench | { error: string } = reuse
-        ? gollmOne!
+        ? gollmOne.get(type)!
         : await attempt(() => gollmBench(file, p, { backend, onProgress }));
-      if (threads === 1 || gollmOne === null) gollmOne = gollm;
+      if (!gollmOne.has(type)) gollmOne.set(type, gollm);
       const both = ok(gollm) && ok(llamaCpp);
       let agree: number | null = null;
       if (both) {
@@ -196,7 +206,7 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
           agree < gollm.greedyIds.length && gollm.greedyIds[agree] === llamaCpp.greedyIds[agree]
         ) agree++;
       }
-      rows.push({
+      const row: PeerRow = {
         type,
         threads,
         file,
@@ -208,16 +218,30 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
         decodeRatio: both ? gollm.decodeTokS / llamaCpp.decodeTokS : null,
         prefillRatio: both ? gollm.prefillTokS / llamaCpp.prefillTokS : null,
         greedyAgree: agree,
-      });
+      };
+      report.rows.push(row);
+      report.rows.sort((a, b) =>
+        types.indexOf(a.type) - types.indexOf(b.type) || a.threads - b.threads
+      );
+      report.loadAverage.end = loadAverage();
+      log(`${step}: done: ${summary(row)}`);
+      await options.onRow?.(report);
     }
   }
-  return {
-    machine: machine(),
-    backend,
-    protocol,
-    loadAverage: { start, end: loadAverage() },
-    rows,
-  };
+  return report;
+}
+
+/** One line per finished row, for progress logs. */
+function summary(row: PeerRow): string {
+  const fig = (r: EngineBench | { error: string }) =>
+    ok(r)
+      ? `decode ${tokS(r.decodeTokS)}, prefill ${tokS(r.prefillTokS)} tok/s, RSS ${
+        mb(r.peakRssBytes)
+      }`
+      : `error: ${r.error}`;
+  return `gollm ${fig(row.gollm)}${row.gollmReused ? " (1 thread)" : ""}; llama.cpp ${
+    fig(row.llamaCpp)
+  }; ratios ${ratio(row.decodeRatio)} / ${ratio(row.prefillRatio)}`;
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
@@ -360,8 +384,10 @@ async function main(args: string[]): Promise<void> {
       runs: parseIntFlag("--runs", values.runs, 1),
     },
     onProgress: (m) => console.error(m),
+    onRow: async (partial) => {
+      if (values.save) await writeFileAtomic(values.save, JSON.stringify(partial, null, 2) + "\n");
+    },
   });
-  if (values.save) await writeFileAtomic(values.save, JSON.stringify(report, null, 2) + "\n");
   console.log(values.json ? JSON.stringify(report, null, 2) : formatPeers(report));
 }
 
