@@ -141,7 +141,10 @@ export async function installPeer(options: InstallPeerOptions = {}): Promise<str
   }
   const pkg = await Deno.readFile(`${PACKAGE_DIR}/package.json`);
   const lock = await Deno.readFile(`${PACKAGE_DIR}/package-lock.json`);
-  const key = (await sha256Hex(new Uint8Array([...pkg, ...lock]))).slice(0, 12);
+  const both = new Uint8Array(pkg.length + lock.length);
+  both.set(pkg);
+  both.set(lock, pkg.length);
+  const key = (await sha256Hex(both)).slice(0, 12);
   const parent = options.dir ?? `${peerCacheDir()}/peers`;
   const dir = `${parent}/llama-cpp-${key}`;
   if (await exists(`${dir}/installed.json`)) return dir;
