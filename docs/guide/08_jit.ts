@@ -9,7 +9,7 @@
  * @module
  */
 import { compileModel } from "../../codegen/compile.ts";
-import { emitKernelsForPlan } from "../../codegen/emit_js.ts";
+import { emitKernels } from "../../codegen/emit_js.ts";
 import { planArena } from "../../codegen/plan.ts";
 import { createReference } from "../../runtime/reference.ts";
 import {
@@ -86,7 +86,7 @@ async function main() {
   table(rows);
 
   section("the kernels");
-  const source = emitKernelsForPlan(plan);
+  const source = emitKernels(c, { kvCapacity: KV }); // = the source of this plan
   const names = [...source.matchAll(/^ {2}function ([a-z0-9_]+)\(/gm)].map((m) => m[1]);
   const isKernel = (k: string) => /_\d/.test(k) && !/^(layer|prefill_|lm_head)/.test(k);
   const lines = source.split("\n").length;
