@@ -275,10 +275,33 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
     request: Request,
     note: { tokens: string },
   ): Promise<Response> => {
-    const timeout = AbortSignal.timeout(timeoutMs);
+    // One controller cancels the sequence: on timeout, on a disconnect (the request's
+    // signal while a whole response is computed; the stream's cancel when streaming).
     const ctl = new AbortController();
-    const signal = AbortSignal.any([request.signal, timeout, ctl.signal]);
-    const handle = submit(p, signal);
+    let timedOutFlag = false;
+    const timer = setTimeout(() => {
+      timedOutFlag = true;
+      ctl.abort();
+    }, timeoutMs);
+    const onDisconnect = () => ctl.abort();
+    const stream = p.params.stream;
+    if (!stream) request.signal.addEventListener("abort", onDisconnect);
+    const done = () => {
+      clearTimeout(timer);
+      request.signal.removeEventListener("abort", onDisconnect);
+    };
+    let handle: GenerationHandle;
+    try {
+      handle = submit(p, ctl.signal);
+    } catch (e) {
+      done();
+      throw e;
+    }
+    const timeout = {
+      get aborted() {
+        return timedOutFlag;
+      },
+    };
     const head: ResponseHead = {
       id: `${chat ? "chatcmpl" : "cmpl"}-${randomId()}`,
       created: Math.floor(Date.now() / 1000),
@@ -300,14 +323,19 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       return usage(r.promptTokens, r.completionTokens, r.cachedTokens);
     };
 
-    if (!p.params.stream) {
+    if (!stream) {
       let text = "";
       const tokens: GeneratedToken[] = [];
-      for await (const c of handle) {
-        text += c.text;
-        tokens.push(...c.tokens);
+      let r: GenerationResult;
+      try {
+        for await (const c of handle) {
+          text += c.text;
+          tokens.push(...c.tokens);
+        }
+        r = await handle.result;
+      } finally {
+        done();
       }
-      const r = await handle.result;
       const u = summary(r);
       if (r.finishReason === "abort") {
         if (timeout.aborted) throw timedOut();
@@ -394,6 +422,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
             controller.enqueue(enc.encode("data: [DONE]\n\n"));
           } catch { /* the client is gone */ }
         }
+        done();
         try {
           controller.close();
         } catch { /* cancelled */ }
