@@ -277,6 +277,9 @@ export class Scheduler {
 
   async #loop(): Promise<void> {
     try {
+      // The first step waits for a turn of the event loop too: submit() returns at once,
+      // and requests that arrive together start in the same step.
+      await yieldToEventLoop();
       while (this.#running.length > 0 || this.#waiting.length > 0) {
         this.#step();
         await yieldToEventLoop();
