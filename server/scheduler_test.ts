@@ -178,7 +178,9 @@ Deno.test("Scheduler: the same seed gives the same text alone, under load and af
 
   // Preemption: a pool of 12 blocks for 4 sequences of 60+ tokens (4 blocks each).
   const small = await scheduler({ parallel: 4, ctxSize: 128, kvBlocks: 12 });
-  const runs = await Promise.all([req(), req(7), req(), req(8)].map((r) => collect(small.submit(r))));
+  const runs = await Promise.all(
+    [req(), req(7), req(), req(8)].map((r) => collect(small.submit(r))),
+  );
   assert.ok(small.stats.preemptions > 0, "no preemption happened");
   assert.equal(runs[0].text, alone.text);
   assert.equal(runs[2].text, alone.text);
