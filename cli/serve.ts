@@ -30,10 +30,11 @@ blocks. Ctrl-C (SIGINT) or SIGTERM stops taking requests, lets running ones fini
     ...MODEL_OPTION,
     backend: {
       type: "choice",
-      choices: ["jit", "wasm"],
-      default: "jit",
+      choices: ["wasm", "jit"],
+      default: "wasm",
       meta: "B",
-      description: "jit (generated JS kernels) or wasm (matrix products in WASM SIMD)",
+      description: "wasm (matrix products in WASM SIMD: they scale with the rows of a batched " +
+        "step) or jit (generated JS kernels)",
     },
     ...TOKENIZER_OPTION,
     host: { type: "string", default: "127.0.0.1", meta: "H", description: "address to listen on" },

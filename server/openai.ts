@@ -17,6 +17,7 @@ import { GollmError } from "../core/errors.ts";
 /** An API error: HTTP status and OpenAI's error fields. */
 export class ApiError extends GollmError {
   /**
+   * Creates the error.
    * @param status HTTP status (400 bad field, 401 bad key, 404 unknown model or path, 413
    *   body too large, 503 busy...).
    * @param message One line naming the field, expected vs actual.

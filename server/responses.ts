@@ -63,7 +63,10 @@ export class TokenTexts {
   #dec = new TextDecoder();
   #cache = new Map<number, string>();
 
-  /** @param tokenizer The model's tokenizer. */
+  /**
+   * Creates the cache of token texts.
+   * @param tokenizer The model's tokenizer.
+   */
   constructor(tokenizer: Tokenizer) {
     this.#tok = tokenizer;
   }

@@ -79,6 +79,7 @@ export interface SchedulerStats {
 /** A request refused because the queue is full: HTTP 503 with `Retry-After`. */
 export class QueueFullError extends GollmError {
   /**
+   * Creates the error.
    * @param maxQueue The queue length limit.
    */
   constructor(readonly maxQueue: number) {
@@ -163,6 +164,8 @@ export class Scheduler {
   #out: Int32Array;
 
   /**
+   * Creates the scheduler over a batched forward; no step runs until a request arrives.
+   *
    * @param batch The batched forward (its `numBlocks` is the pool, block 0 the null block;
    *   `maxSeqs` the running sequences at most, `maxRows` the token budget per step).
    * @param tokenizer For the streamed text.

@@ -200,6 +200,7 @@ export class Sequence {
   readonly handle: GenerationHandle;
 
   /**
+   * Creates the sequence and its handle; nothing runs until the scheduler admits it.
    * @param id Request id.
    * @param request The request (validated by the scheduler).
    * @param tokenizer For the streaming text.
