@@ -188,7 +188,9 @@ export type { BatchModel, BatchModelOptions } from "./runtime/batch_model.ts";
 export { createServer } from "./server/http.ts";
 export type { GollmServer, ServerOptions, ServerStats } from "./server/http.ts";
 export { QueueFullError, Scheduler } from "./server/scheduler.ts";
-export type { SchedulerOptions, SchedulerStats } from "./server/scheduler.ts";
+export type { SchedulerOptions, SchedulerStats, SpeculativeOptions } from "./server/scheduler.ts";
+export { DraftModelProposer, draftModelProposers, NgramProposer } from "./server/speculative.ts";
+export type { Proposer } from "./server/speculative.ts";
 export { BlockManager, NULL_BLOCK } from "./server/block_manager.ts";
 export type {
   BlockManagerOptions,

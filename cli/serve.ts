@@ -7,7 +7,10 @@
 import { GollmError } from "../core/errors.ts";
 import { kvBlockBytes } from "../core/forward.ts";
 import { loadBatchModel } from "../runtime/batch_model.ts";
+import { loadCheckpoint } from "../formats/load.ts";
 import { createServer } from "../server/http.ts";
+import type { SpeculativeOptions } from "../server/scheduler.ts";
+import { draftModelProposers, NgramProposer } from "../server/speculative.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
 import { MODEL_OPTION, MODEL_POSITIONAL, TOKENIZER_OPTION } from "./model_flags.ts";
@@ -100,6 +103,23 @@ blocks. Ctrl-C (SIGINT) or SIGTERM stops taking requests, lets running ones fini
       description: "requests waiting for a slot at most; more get 503 with Retry-After",
     },
     "no-prefix-cache": { type: "bool", description: "do not share cached prompt blocks" },
+    draft: {
+      type: "string",
+      meta: "PATH",
+      description: "a draft model with the model's vocabulary: it proposes tokens that greedy " +
+        "requests verify in one step (speculative decoding)",
+    },
+    ngram: {
+      type: "bool",
+      description: "propose drafts by prompt lookup (the last tokens' earlier continuation) " +
+        "instead of a draft model",
+    },
+    "draft-max": {
+      type: "int",
+      min: 1,
+      default: 4,
+      description: "most tokens drafted per sequence and step",
+    },
     threads: {
       type: "int",
       short: "t",
@@ -163,6 +183,29 @@ export const serve: Command = {
         }),
       (m) => `loaded ${path} (${m.checkpoint.format}, ${v.backend})`,
     );
+    let speculative: SpeculativeOptions | undefined;
+    if (v.draft !== undefined && v.ngram) {
+      throw new UsageError("give --draft PATH or --ngram, not both", p.usage);
+    }
+    if (v.ngram) speculative = { proposers: new NgramProposer(1, 3), maxDraft: v["draft-max"] };
+    if (v.draft !== undefined) {
+      const draftPath = v.draft;
+      const draft = await withProgress(
+        false,
+        () => loadCheckpoint(draftPath),
+        () => `loaded draft ${draftPath}`,
+      );
+      speculative = {
+        proposers: draftModelProposers(
+          model.config,
+          { ...draft, path: draftPath },
+          model.batch.maxSeqs,
+          model.ctxSize,
+        ),
+        maxDraft: v["draft-max"],
+      };
+    }
+    const draftName = v.ngram ? "prompt lookup (ngram 1..3)" : `draft model ${v.draft}`;
     if (!model.tokenizer) {
       err(`note: ${path} has no tokenizer: only token-id prompts on /v1/completions work`);
     }
@@ -173,6 +216,7 @@ export const serve: Command = {
       maxQueue: v["max-queue"],
       prefixCaching: !v["no-prefix-cache"],
       log: err,
+      speculative,
     });
     const b = model.batch;
     const pool = b.numBlocks - 1;
@@ -189,7 +233,7 @@ export const serve: Command = {
               `${b.maxSeqs} slots, ctx ${model.ctxSize}, ${b.maxRows} rows/step, KV pool ` +
               `${pool} blocks of ${b.blockSize} = ${
                 formatBytes(pool * kvBlockBytes(model.config, b.blockSize))
-              })`,
+              }${speculative ? `; drafts: ${draftName}` : ""})`,
           );
           listening.resolve();
         },

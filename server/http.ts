@@ -38,7 +38,12 @@ import {
   usage,
   usageChunk,
 } from "./responses.ts";
-import { QueueFullError, Scheduler, type SchedulerStats } from "./scheduler.ts";
+import {
+  QueueFullError,
+  Scheduler,
+  type SchedulerStats,
+  type SpeculativeOptions,
+} from "./scheduler.ts";
 import type { GeneratedToken, GenerationHandle, GenerationResult } from "./sequence.ts";
 
 /** Options of {@linkcode createServer}. */
@@ -57,6 +62,8 @@ export interface ServerOptions {
   prefixCaching?: boolean;
   /** Receives one line per finished request (default: stderr). */
   log?: (line: string) => void;
+  /** Speculative decoding of greedy requests (server/speculative.ts proposers). */
+  speculative?: SpeculativeOptions;
 }
 
 /** What {@linkcode createServer} returns: a `Deno.serve` handler with a scheduler and shutdown. */
@@ -180,6 +187,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
     ctxSize: model.ctxSize,
     maxQueue: options.maxQueue,
     prefixCaching: options.prefixCaching,
+    speculative: options.speculative,
   });
   const created = Math.floor(Date.now() / 1000);
   const texts = model.tokenizer ? new TokenTexts(model.tokenizer) : null;

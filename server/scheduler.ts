@@ -28,8 +28,12 @@
  * so its text is the same as if it had never been preempted. Admission needs the prompt's
  * blocks only (not max_tokens' worth), so the pool is shared by what sequences actually use.
  *
- * A sequence's rows are consecutive positions, so a speculative verify (the last token plus
- * k drafted ones, every row an out row) fits a step as a k + 1 row chunk.
+ * Speculative decoding (`speculative` option, server/speculative.ts): after the decode rows, a
+ * greedy sequence may add up to `maxDraft` drafted tokens as verify rows (its rows are
+ * consecutive positions, every one an out row); the sampler runs over them in order and
+ * keeps drafts while they equal what it picks, so the output is identical to plain greedy
+ * decoding and a step yields 1 + accepted tokens. The K/V written for rejected drafts lie
+ * past the sequence's computed tokens and are overwritten by the next step.
  *
  * @module
  */
@@ -40,6 +44,7 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { setImmediate } from "node:timers";
 import { BlockManager, NULL_BLOCK, type PrefixCacheStats } from "./block_manager.ts";
 import { type GenerationHandle, type GenerationRequest, Sequence } from "./sequence.ts";
+import type { Proposer } from "./speculative.ts";
 
 /** Options of {@linkcode Scheduler}. */
 export interface SchedulerOptions {
@@ -52,6 +57,24 @@ export interface SchedulerOptions {
   maxQueue?: number;
   /** Share full prompt blocks by hash (default true). */
   prefixCaching?: boolean;
+  /** Draft tokens for greedy sequences and verify them in the same step (default: none). */
+  speculative?: SpeculativeOptions;
+}
+
+/** Speculative decoding of greedy sequences (server/speculative.ts). */
+export interface SpeculativeOptions {
+  /** One proposer for every sequence, or one per sequence slot (a draft model's cache). */
+  proposers: Proposer | readonly Proposer[];
+  /** Most tokens drafted per sequence and step (the verify rows are this + 1). */
+  maxDraft: number;
+}
+
+/** One scheduled sequence of a step. */
+interface Planned {
+  s: Sequence;
+  n: number; // rows: tokens[computed .. computed + n), or the last token + draft
+  draft: number[] | null; // drafted tokens verified in this step
+  out: number; // index of its first out row, -1 for none
 }
 
 /** Counters of a running scheduler. */
@@ -72,6 +95,10 @@ export interface SchedulerStats {
   sampledTokens: number;
   /** Preemptions (sequences sent back to the queue). */
   preemptions: number;
+  /** Tokens drafted for verification (speculative decoding). */
+  draftedTokens: number;
+  /** Of them, tokens the model agreed with (acceptance rate = accepted / drafted). */
+  acceptedTokens: number;
   /** Prefix-cache counters. */
   prefixCache: PrefixCacheStats;
 }
@@ -156,7 +183,15 @@ export class Scheduler {
   #looping = false;
   #idle: (() => void)[] = [];
   #closed = false;
-  #stats = { steps: 0, rows: 0, sampledTokens: 0, preemptions: 0 };
+  #stats = {
+    steps: 0,
+    rows: 0,
+    sampledTokens: 0,
+    preemptions: 0,
+    draftedTokens: 0,
+    acceptedTokens: 0,
+  };
+  readonly #spec: SpeculativeOptions | null;
   // Step rows, reused: (maxRows) each.
   #tok: Int32Array;
   #pos: Int32Array;
@@ -202,6 +237,18 @@ export class Scheduler {
       );
     }
     this.maxQueue = options.maxQueue ?? 256;
+    this.#spec = options.speculative ?? null;
+    if (this.#spec) {
+      const { proposers, maxDraft } = this.#spec;
+      if (!Number.isInteger(maxDraft) || maxDraft < 1) {
+        throw new GollmError(`maxDraft must be a positive integer, got ${maxDraft}`);
+      }
+      if (Array.isArray(proposers) && proposers.length < batch.maxSeqs) {
+        throw new GollmError(
+          `speculative: ${proposers.length} proposers for ${batch.maxSeqs} sequence slots`,
+        );
+      }
+    }
     this.blocks = new BlockManager({
       numBlocks: batch.numBlocks,
       blockSize: bs,
@@ -375,7 +422,7 @@ export class Scheduler {
   #step(): void {
     this.#dropAborted();
     const T = this.#batch.maxRows;
-    const plan: { s: Sequence; n: number }[] = []; // rows of each scheduled sequence
+    const plan: Planned[] = [];
     let budget = T;
     // Decode rows first: one per sequence whose prompt is done.
     for (let i = 0; i < this.#running.length && budget > 0;) {
@@ -385,9 +432,20 @@ export class Scheduler {
         continue;
       }
       if (!this.#reserve(s)) continue; // s was preempted: index i holds the next sequence
-      plan.push({ s, n: 1 });
+      plan.push({ s, n: 1, draft: null, out: -1 });
       budget--;
       i++;
+    }
+    // Speculation: greedy decoders add their drafted tokens as verify rows.
+    if (this.#spec) {
+      for (const p of plan) {
+        if (budget === 0) break;
+        const draft = this.#propose(p.s, budget);
+        if (draft.length === 0) continue;
+        p.draft = draft;
+        p.n += draft.length;
+        budget -= draft.length;
+      }
     }
     // Prefill chunks of prompts in progress, oldest first.
     for (const s of this.#running) {
@@ -395,7 +453,7 @@ export class Scheduler {
       if (budget === 0) break;
       if (left < 2) continue;
       const n = Math.min(left, budget);
-      plan.push({ s, n });
+      plan.push({ s, n, draft: null, out: -1 });
       budget -= n;
     }
     // Admission.
@@ -412,25 +470,27 @@ export class Scheduler {
       this.#running.push(s);
       this.#install(s);
       const n = Math.min(s.tokens.length - s.computed, budget);
-      plan.push({ s, n });
+      plan.push({ s, n, draft: null, out: -1 });
       budget -= n;
     }
     if (plan.length === 0) return;
 
-    // Rows: each sequence's tokens[computed .. computed + n); an out row where that reaches
-    // its last known token.
+    // Rows: each sequence's tokens[computed .. computed + n) (then its drafted tokens); an out
+    // row where that reaches its last known token, and every verify row.
     let rows = 0, outs = 0;
-    const sampling: Sequence[] = [];
-    for (const { s, n } of plan) {
+    for (const p of plan) {
+      const { s, n, draft } = p;
       for (let t = 0; t < n; t++) {
-        this.#tok[rows] = s.tokens[s.computed + t];
+        this.#tok[rows] = draft && t > 0 ? draft[t - 1] : s.tokens[s.computed + t];
         this.#pos[rows] = s.computed + t;
         this.#seq[rows] = s.slot;
+        if (draft) this.#out[outs++] = rows;
         rows++;
       }
-      if (s.computed + n === s.tokens.length) {
+      if (draft) p.out = outs - n;
+      else if (s.computed + n === s.tokens.length) {
+        p.out = outs;
         this.#out[outs++] = rows - 1;
-        sampling.push(s);
       }
     }
     let logits: Float32Array;
@@ -451,26 +511,72 @@ export class Scheduler {
     }
     this.#stats.steps++;
     this.#stats.rows += rows;
-    for (const { s, n } of plan) {
-      s.computed += n;
-      this.blocks.commit(s.id, s.tokens, s.computed);
-    }
     const V = this.config.vocab_size;
-    sampling.forEach((s, i) => {
-      let done: boolean;
+    const row = (i: number) => logits.subarray(i * V, (i + 1) * V); // (vocab_size)
+    for (const p of plan) {
+      const s = p.s;
+      if (p.out < 0) { // a prefill chunk that does not reach the prompt's end
+        s.computed += p.n;
+        this.blocks.commit(s.id, s.tokens, s.computed);
+        continue;
+      }
+      let done = false;
       try {
-        done = s.accept(logits.subarray(i * V, (i + 1) * V));
+        if (p.draft) {
+          // Row i's input is draft i (row 0: the last token); its K/V count once every
+          // draft up to i is accepted, i.e. once the token sampled from row i - 1 equals it.
+          const c = s.computed, k = p.draft.length;
+          let accepted = 0;
+          for (let i = 0; i <= k && !done; i++) {
+            const at = s.tokens.length;
+            done = s.accept(row(p.out + i));
+            this.#stats.sampledTokens++;
+            if (done || i === k || s.tokens[at] !== p.draft[i]) break;
+            accepted++;
+          }
+          this.#stats.draftedTokens += k;
+          this.#stats.acceptedTokens += accepted;
+          s.computed = c + 1 + accepted;
+        } else {
+          s.computed += p.n;
+          done = s.accept(row(p.out));
+          this.#stats.sampledTokens++;
+        }
       } catch (e) {
         s.fail(e);
         this.#release(s);
-        return;
+        continue;
       }
-      this.#stats.sampledTokens++;
+      this.blocks.commit(s.id, s.tokens, s.computed);
       if (!done && s.tokens.length >= this.ctxSize) {
         s.finishLength();
         done = true;
       }
       if (done) this.#release(s);
-    });
+    }
+  }
+
+  /**
+   * The draft of a greedy decoding sequence: at most `maxDraft`, the rows left in the step,
+   * the room left in its context and its max tokens, and the blocks free without preemption.
+   */
+  #propose(s: Sequence, budget: number): number[] {
+    const spec = this.#spec!;
+    if (!s.greedy) return [];
+    const len = s.tokens.length;
+    const room = Math.min(
+      spec.maxDraft,
+      budget,
+      this.ctxSize - len,
+      s.request.maxTokens - s.generated - 1,
+    );
+    if (room < 1) return [];
+    const proposer = Array.isArray(spec.proposers) ? spec.proposers[s.slot] : spec.proposers;
+    const draft = proposer.propose(s.tokens, room).slice(0, room);
+    if (draft.length === 0) return [];
+    const had = this.blocks.table(s.id).length;
+    if (!this.blocks.grow(s.id, len + draft.length)) return [];
+    if (this.blocks.table(s.id).length !== had) this.#install(s);
+    return draft;
   }
 }

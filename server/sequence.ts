@@ -341,6 +341,11 @@ export class Sequence {
     });
   }
 
+  /** Whether it samples greedily (temperature 0): speculative drafts are verified exactly. */
+  get greedy(): boolean {
+    return this.#sampler.options.temperature === 0;
+  }
+
   /** Finishes with `length` (the context is full). */
   finishLength(): void {
     this.#finish("length");
