@@ -224,6 +224,22 @@ Deno.test("an aborted stream frees its blocks; the same seed gives the same text
     assert.equal(st().freeBlocks, st().usableBlocks);
     assert.ok(st().sampledTokens < 100, `${st().sampledTokens} tokens sampled`);
 
+    // A whole (not streamed) response whose client goes away: cancelled too.
+    const before = st().sampledTokens;
+    const gone = new AbortController();
+    const pending = fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "default", prompt: "We", max_tokens: 240, ignore_eos: true }),
+      signal: gone.signal,
+    }).catch((e) => e);
+    await until(() => st().sampledTokens > before + 2);
+    gone.abort();
+    assert.ok((await pending) instanceof Error);
+    await until(() => st().running === 0 && st().waiting === 0);
+    assert.equal(st().freeBlocks, st().usableBlocks);
+    assert.ok(st().sampledTokens - before < 200, `${st().sampledTokens - before} tokens sampled`);
+    assert.ok(s.logs.some((l) => / 499 \d+\+\d+ tokens/.test(l)), s.logs.join("\n"));
+
     const req = {
       model: "default",
       prompt: "In the year of our Lord",
@@ -441,4 +457,40 @@ Deno.test("gollm serve prints its URL, serves, and exits 0 on SIGTERM", async ()
   assert.match(err, /POST \/v1\/completions 200/);
   assert.match(err, /SIGTERM: shutting down/);
   assert.match(err, /stopped/);
+});
+
+Deno.test("gollm serve: bad flags are one error line with the right exit status", async () => {
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}cli/main.ts`, "serve", MODEL, ...args],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const lines = new TextDecoder().decode(out.stderr).trimEnd().split("\n")
+      .filter((l) => !l.startsWith("loaded "));
+    return { code: out.code, first: lines[0], lines };
+  };
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const cases: [string[], number, RegExp][] = [
+      [["--port", "70000"], 2, /--port must be an integer in \[0, 65535\], got '70000'/],
+      [["--ctx-size", "1000"], 2, /--ctx-size 1000 exceeds the context length 256/],
+      [["--threads", "2"], 2, /--threads 2: the wasm backend runs the forward pass on one thread/],
+      [["--draft", "models/default", "--ngram"], 2, /--draft PATH or --ngram, not both/],
+      [["--kv-blocks", "3"], 1, /a KV pool of 3 blocks .* cannot hold one sequence of 256 tokens/],
+      [["--draft", `${ROOT}no/such/model`], 1, /no\/such\/model/],
+      [["--port", `${(busy.addr as Deno.NetAddr).port}`], 1, /cannot listen on 127\.0\.0\.1:\d+/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => run(...args)));
+    results.forEach((r, i) => {
+      const [args, code, re] = cases[i];
+      assert.equal(r.code, code, `${args.join(" ")}: ${r.lines.join("\n")}`);
+      assert.match(r.first, /^error: /, args.join(" "));
+      assert.match(r.first, re, args.join(" "));
+      assert.ok(!r.lines.some((l) => /^\s+at /.test(l)), `no stack trace: ${r.lines.join("\n")}`);
+    });
+  } finally {
+    busy.close();
+  }
 });
