@@ -123,6 +123,13 @@ export function createBatchModel(
   posInt("batchSize", options.batchSize);
   posInt("kvBlocks", options.kvBlocks);
   posInt("kvMemoryBytes", options.kvMemoryBytes);
+  const batchSize = options.batchSize ?? Math.max(32, parallel);
+  if (batchSize < parallel) {
+    throw new GollmError(
+      `batchSize ${batchSize} is below parallel ${parallel}: a step needs a row for every ` +
+        `running sequence's next token`,
+    );
+  }
   if (ctxSize > config.context_length) {
     throw new GollmError(
       `ctxSize ${ctxSize} exceeds the model's context length ${config.context_length}`,
@@ -145,7 +152,7 @@ export function createBatchModel(
   const batch = compileBatch(config, weights, {
     backend: backend === "wasm" ? "wasm" : "js",
     maxSeqs: parallel,
-    maxRows: options.batchSize ?? Math.max(32, parallel),
+    maxRows: batchSize,
     blockSize,
     numBlocks: pool + 1,
     maxBlocksPerSeq,
