@@ -135,6 +135,12 @@ const randomId = () =>
   Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
     .join("");
 
+/** What the log line of a request adds: its tokens, and (streams) when it ended. */
+interface Note {
+  tokens: string;
+  ended?: () => void;
+}
+
 /** A request ready for the scheduler, with what the response needs. */
 interface Prepared {
   prompt: number[];
@@ -281,14 +287,14 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
     chat: boolean,
     p: Prepared,
     request: Request,
-    note: { tokens: string },
+    note: Note,
   ): Promise<Response> => {
     // One controller cancels the sequence: on timeout, on a disconnect (the request's
     // signal while a whole response is computed; the stream's cancel when streaming).
     const ctl = new AbortController();
-    let timedOutFlag = false;
+    let timedOut = false;
     const timer = setTimeout(() => {
-      timedOutFlag = true;
+      timedOut = true;
       ctl.abort();
     }, timeoutMs);
     const onDisconnect = () => ctl.abort();
@@ -305,18 +311,13 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       done();
       throw e;
     }
-    const timeout = {
-      get aborted() {
-        return timedOutFlag;
-      },
-    };
     const head: ResponseHead = {
       id: `${chat ? "chatcmpl" : "cmpl"}-${randomId()}`,
       created: Math.floor(Date.now() / 1000),
       model: modelName,
     };
     const lp = p.params.logprobs;
-    const timedOut = () =>
+    const timeoutError = () =>
       new ApiError(
         408,
         `the request took longer than the timeout of ${timeoutMs / 1000} s`,
@@ -346,7 +347,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       }
       const u = summary(r);
       if (r.finishReason === "abort") {
-        if (timeout.aborted) throw timedOut();
+        if (timedOut) throw timeoutError();
         return new Response(null, { status: 499 }); // the client is gone
       }
       const finish = apiFinishReason(r.finishReason);
@@ -375,10 +376,19 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
     // Streaming: SSE `data: {...}` events, then `data: [DONE]`.
     const enc = new TextEncoder();
     const withUsage = p.params.includeUsage;
+    let open = true; // false once the client is gone
     const body = new ReadableStream<Uint8Array>({
       async start(controller) {
-        const send = (o: unknown) =>
-          controller.enqueue(enc.encode(`data: ${JSON.stringify(o)}\n\n`));
+        const write = (text: string) => {
+          if (!open) return;
+          try {
+            controller.enqueue(enc.encode(text));
+          } catch {
+            open = false;
+            ctl.abort();
+          }
+        };
+        const send = (o: unknown) => write(`data: ${JSON.stringify(o)}\n\n`);
         try {
           if (chat) {
             send(chatChunk(head, { role: "assistant", content: "" }, null, null, withUsage));
@@ -406,7 +416,8 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
           const r = await handle.result;
           const u = summary(r);
           if (r.finishReason === "abort") {
-            if (timeout.aborted) send(timedOut().toJSON());
+            if (timedOut) send(timeoutError().toJSON());
+            else note.tokens += " (client disconnected)";
           } else {
             const finish = apiFinishReason(r.finishReason);
             if (chat) send(chatChunk(head, {}, finish, null, withUsage));
@@ -415,7 +426,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
               send(usageChunk(head, chat ? "chat.completion.chunk" : "text_completion", u));
             }
           }
-          controller.enqueue(enc.encode("data: [DONE]\n\n"));
+          write("data: [DONE]\n\n");
         } catch (e) {
           const err = e instanceof ApiError ? e : new ApiError(
             500,
@@ -425,17 +436,17 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
             "server_error",
           );
           note.tokens += " (failed)";
-          try {
-            send(err.toJSON());
-            controller.enqueue(enc.encode("data: [DONE]\n\n"));
-          } catch { /* the client is gone */ }
+          send(err.toJSON());
+          write("data: [DONE]\n\n");
         }
         done();
         try {
-          controller.close();
-        } catch { /* cancelled */ }
+          if (open) controller.close();
+        } catch { /* cancelled meanwhile */ }
+        note.ended?.();
       },
       cancel() {
+        open = false;
         ctl.abort(); // the client disconnected: free the sequence at the next step
       },
     });
@@ -448,7 +459,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
     });
   };
 
-  const route = async (request: Request, note: { tokens: string }): Promise<Response> => {
+  const route = async (request: Request, note: Note): Promise<Response> => {
     const url = new URL(request.url);
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = request.method;
@@ -520,7 +531,8 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
 
   const handler = async (request: Request): Promise<Response> => {
     const t0 = performance.now();
-    const note = { tokens: "" };
+    const note: Note = { tokens: "" };
+    const streamEnded = new Promise<void>((r) => (note.ended = r));
     let res: Response;
     try {
       res = await route(request, note);
@@ -538,9 +550,8 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       `${new Date().toISOString()} ${request.method} ${path} ${res.status}` +
       `${note.tokens ? " " + note.tokens : ""} ${Math.round(performance.now() - t0)} ms`;
     if (res.body && res.headers.get("content-type") === "text/event-stream") {
-      // Log when the stream ends, with its token counts.
-      const logged = res.body.pipeThrough(new TransformStream({ flush: () => log(line()) }));
-      return new Response(logged, { status: res.status, headers: res.headers });
+      streamEnded.then(() => log(line())); // when the stream ends, with its token counts
+      return res;
     }
     log(line());
     return res;

@@ -223,6 +223,13 @@ Deno.test("an aborted stream frees its blocks; the same seed gives the same text
     await until(() => st().running === 0 && st().waiting === 0);
     assert.equal(st().freeBlocks, st().usableBlocks);
     assert.ok(st().sampledTokens < 100, `${st().sampledTokens} tokens sampled`);
+    await until(() => s.logs.some((l) => l.includes("(client disconnected)")));
+    assert.ok(
+      s.logs.some((l) =>
+        /POST \/v1\/chat\/completions 200 \d+\+\d+ tokens \(client disconnected\)/.test(l)
+      ),
+      s.logs.join("\n"),
+    );
 
     // A whole (not streamed) response whose client goes away: cancelled too.
     const before = st().sampledTokens;
