@@ -158,6 +158,28 @@ Deno.test("openai client: completions and chat, streaming and not, equal gollm g
     assert.equal(text, wantChat);
     assert.equal(usage?.completion_tokens, chat.usage!.completion_tokens);
     assert.ok(usage!.prompt_tokens > 5);
+    // The same long prompt again: its full blocks come from the prefix cache.
+    const long = "Mr. Speaker, Mr. Vice President, members of Congress, distinguished guests " +
+      "and fellow citizens: the state of our Union is";
+    const first = await s.client.completions.create({
+      model: "default",
+      prompt: long,
+      max_tokens: 2,
+    });
+    const again = await s.client.completions.create({
+      model: "default",
+      prompt: long,
+      max_tokens: 2,
+    });
+    assert.equal(first.usage?.prompt_tokens_details?.cached_tokens, 0);
+    assert.ok(
+      again.usage!.prompt_tokens_details!.cached_tokens! >= 16,
+      JSON.stringify(again.usage),
+    );
+    assert.ok(
+      s.server.scheduler.stats.prefixCache.hitTokens >=
+        again.usage!.prompt_tokens_details!.cached_tokens!,
+    );
     const models = await s.client.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ["default"]);
     // One log line per request with method, path, status, tokens and time.
