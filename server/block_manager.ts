@@ -13,11 +13,12 @@
  * ```
  *
  * Prefix caching: a full block of a sequence whose K/V are computed gets the hash of its
- * tokens chained to the hash of the block before it, so equal hashes mean equal token
- * prefixes (the block's tokens are kept and compared on a hit, so a hash collision cannot
- * map a wrong block). A new prompt looks its full blocks up in order and maps every hit into
- * its table (ref + 1), skipping that part of the prefill; at least its last token is always
- * computed, since its logits are needed. A block whose last owner finishes keeps its hash
+ * tokens chained to the hash of the block before it (64 bits), so equal hashes mean equal
+ * token prefixes (vLLM's scheme; the block's own tokens are also kept and compared on a hit,
+ * so only two prefixes whose 64-bit chain hashes collide could share a block wrongly). A new
+ * prompt looks its full blocks up in order and maps every hit into its table (ref + 1),
+ * skipping that part of the prefill; at least its last token is always computed, since its
+ * logits are needed. A block whose last owner finishes keeps its hash
  * and K/V in the free queue until it is allocated again (LRU eviction), so a prompt that
  * starts like a finished one still hits. Shared blocks are never written again (a sequence
  * writes only its own last, partial block), so sharing needs no copy-on-write.
