@@ -193,7 +193,6 @@ export const perplexity: Command = {
         status.onProgress({
           stage: `perplexity: chunk ${e.chunk}/${e.chunks}, ppl ${e.ppl.toFixed(4)}, ` +
             `ETA ${duration(eta)}`,
-          fraction: e.chunk / e.chunks,
         });
       } else Deno.stderr.writeSync(encoder.encode(`[${e.chunk}]${e.ppl.toFixed(4)},`));
     };
