@@ -174,13 +174,15 @@ export type {
   NodeOp,
   OpAttrs,
 } from "./codegen/graph.ts";
-export { formatBench, runBench } from "./runtime/bench.ts";
+export { benchPrompt, formatBench, runBench, runModelBench } from "./runtime/bench.ts";
 export type {
   BackendBench,
   BenchBackend,
   BenchOptions,
   BenchProgress,
   BenchResult,
+  ModelBenchInfo,
+  ModelBenchOptions,
 } from "./runtime/bench.ts";
 
 // Serving: continuous batching, the KV block pool, the OpenAI-compatible HTTP handler
@@ -214,3 +216,17 @@ export type {
   CommonParams,
   CompletionRequest,
 } from "./server/openai.ts";
+// Model quality
+export {
+  defaultPerplexityCtx,
+  perplexity,
+  PERPLEXITY_DEFAULT_CTX,
+  PERPLEXITY_MIN_CTX,
+  perplexityTokens,
+} from "./runtime/perplexity.ts";
+export type {
+  PerplexityModel,
+  PerplexityOptions,
+  PerplexityProgress,
+  PerplexityResult,
+} from "./runtime/perplexity.ts";

@@ -1,36 +1,60 @@
 /**
- * `gollm bench`: reference vs JIT (JS and WASM) prefill and decode speed on random weights.
+ * `gollm bench`: reference vs JIT (JS and WASM) prefill and decode speed, on random weights
+ * for a config (`--config`) or on a real checkpoint (`--model`, the default model without
+ * either).
  *
  * @module
  */
-import { type BenchBackend, formatBench, runBench } from "../runtime/bench.ts";
+import {
+  type BenchBackend,
+  type BenchProgress,
+  type BenchResult,
+  formatBench,
+  runBench,
+  runModelBench,
+} from "../runtime/bench.ts";
 import { loadConfig } from "../core/config.ts";
+import { loadCheckpoint } from "../formats/load.ts";
 import { type Command, parse, UsageError } from "./args.ts";
+import { resolveDefaultModel } from "./default_model.ts";
+import { MODEL_OPTION, MODEL_POSITIONAL, TOKENIZER_OPTION } from "./model_flags.ts";
 import { out, outJson } from "./output.ts";
-import { progress } from "./progress_line.ts";
+import { progress, withProgress } from "./progress_line.ts";
 
 const SPEC = {
   name: "bench",
-  summary: "reference vs JIT (JS, WASM) tok/s and GFLOP/s on random weights",
-  usage: "--config FILE [--seconds S] [--backends LIST] [--json]",
+  summary: "reference vs JIT (JS, WASM) tok/s and GFLOP/s, on random weights or a checkpoint",
+  usage: "[PATH | --model PATH | --config FILE] [--seconds S] [--backends LIST] [--json]",
   description:
-    `Runs a model config on random weights (no checkpoint needed) and prints, in one run, the
-reference's, the JS JIT's and the WASM SIMD JIT's prefill and decode tok/s, their ratios,
-and effective GFLOP/s (2 x multiply-adds per token x tok/s).`,
+    `Prints, in one run, the reference's, the JS JIT's and the WASM SIMD JIT's prefill and
+decode tok/s, their ratios, and effective GFLOP/s (2 x multiply-adds per token x tok/s).
+With --config: a model config on random weights (no checkpoint needed); rounds of a 64-token
+prompt and 16 decode steps repeat for --seconds per backend and the medians are shown.
+With --model (or PATH; the shipped models/default when neither is given): a real checkpoint,
+timed with the project's fixed protocol (as bench/ times gollm against llama.cpp): decode =
+BOS, then 200 greedy steps from an empty KV cache; prefill = one 256-token prompt (BOS and
+seeded random ids) in one call (both shortened to fit a shorter context); 1 untimed warm-up,
+then the median of 3 runs; a KV cache of 512 slots (or the context length). --json prints
+the figures as one object: {config, params, prefillTokens, decodeTokens, backends: [{backend,
+setupMs, prefillTokPerS, decodeTokPerS, prefillGflops, decodeGflops, rounds}], ratio,
+wasmRatio, wasmVsJit, checkpoint} (checkpoint: null for --config; else {path, format, bos,
+warmup, runs, kvCapacity, seed}).`,
+  positionals: [MODEL_POSITIONAL],
   options: {
     config: {
       type: "string",
-      required: true,
       meta: "FILE",
-      description: "model config (YAML), e.g. configs/gollm-85m.yaml",
+      description: "model config (YAML) to run on random weights, e.g. configs/gollm-85m.yaml",
     },
+    ...MODEL_OPTION,
+    ...TOKENIZER_OPTION,
     seconds: {
       type: "number",
       min: 0,
       minExclusive: true,
       meta: "S",
-      description: "time budget per measurement",
-      defaultText: "the benchmark's own",
+      description: "with --config: time budget per backend",
+      defaultText: "10",
     },
     backends: {
       type: "string",
@@ -42,14 +66,21 @@ and effective GFLOP/s (2 x multiply-adds per token x tok/s).`,
   },
 } as const;
 
+/** The status line of one progress event. */
+function stage({ backend, phase, round, rounds }: BenchProgress, fixed: boolean): string {
+  if (round === 0) return `bench ${backend}: setup and warm-up`;
+  return `bench ${backend}: ${phase}, run ${round} of ${fixed ? "" : "~"}${rounds}`;
+}
+
 /**
- * The `bench` subcommand: parse → load the config → {@linkcode runBench} on random weights →
- * print the table (tok/s, GFLOP/s) or JSON.
+ * The `bench` subcommand: parse → {@linkcode runBench} on a config's random weights, or load a
+ * checkpoint → {@linkcode runModelBench} → print the table (tok/s, GFLOP/s) or JSON.
  *
  * @example
  * ```ts ignore
  * import { bench } from "./bench.ts";
  * await bench.run(["--config", "configs/test-llama.yaml", "--seconds", "0.5"]);
+ * await bench.run(["--model", "models/default", "--backends", "jit"]);
  * ```
  */
 export const bench: Command = {
@@ -58,29 +89,45 @@ export const bench: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const { values: v, usage } = p;
-    const configPath = v.config, seconds = v.seconds;
     const list = v.backends?.split(",").map((s) => s.trim()).filter(Boolean);
     for (const b of list ?? []) {
       if (b !== "jit" && b !== "reference" && b !== "wasm") {
         throw new UsageError(`--backends: unknown backend '${b}' (reference, jit, wasm)`, usage);
       }
     }
-    const config = await loadConfig(configPath);
+    const backends = list as BenchBackend[] | undefined;
+    if (v.config !== undefined && v.model !== undefined) {
+      throw new UsageError("give --config FILE (random weights) or a model, not both", usage);
+    }
+    if (v.config === undefined && v.seconds !== undefined) {
+      throw new UsageError(
+        "--seconds applies to --config only; a checkpoint is timed with a fixed protocol",
+        usage,
+      );
+    }
+    if (v.config !== undefined && v.tokenizer !== undefined) {
+      throw new UsageError("--tokenizer applies to a model, not to --config", usage);
+    }
     const json = v.json;
+    let run: (onProgress: (e: BenchProgress) => void) => BenchResult;
+    const fixed = v.config === undefined;
+    if (v.config !== undefined) {
+      const config = await loadConfig(v.config);
+      run = (onProgress) => runBench(config, { seconds: v.seconds, backends, onProgress });
+    } else {
+      const path = v.model ?? await resolveDefaultModel(json);
+      const ckpt = await withProgress(
+        json,
+        (onProgress) => loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress }),
+        (c) => `loaded ${path} (${c.format})`,
+      );
+      run = (onProgress) => runModelBench(ckpt, { backends, onProgress });
+    }
     // A redrawn status line on a terminal; otherwise one summary line at the end.
     const prog = progress(json);
     let result;
     try {
-      result = runBench(config, {
-        seconds,
-        backends: list as BenchBackend[] | undefined,
-        onProgress: ({ backend, phase, round, rounds }) =>
-          prog.onProgress({
-            stage: round === 0
-              ? `bench ${backend}: setup and warm-up`
-              : `bench ${backend}: ${phase}, round ${round} of ~${rounds}`,
-          }),
-      });
+      result = run((e) => prog.onProgress({ stage: stage(e, fixed) }));
     } catch (e) {
       prog.clear();
       throw e;

@@ -19,6 +19,7 @@ import { inspect } from "./inspect.ts";
 import { kernels } from "./kernels.ts";
 import { logits } from "./logits.ts";
 import { serve } from "./serve.ts";
+import { perplexity } from "./perplexity.ts";
 import { tokenize } from "./tokenize.ts";
 
 const COMMANDS: Command[] = [
@@ -31,6 +32,7 @@ const COMMANDS: Command[] = [
   convert,
   kernels,
   bench,
+  perplexity,
 ];
 
 const USAGE = "usage: gollm <command> [options]   (gollm <command> --help for its options)";

@@ -1,13 +1,17 @@
 /**
- * `gollm bench`: prefill and decode throughput of the reference forward and the JIT on
- * random weights (no checkpoint needed), with effective GFLOP/s and JIT/reference ratios.
+ * `gollm bench`: prefill and decode throughput of the reference forward and the JIT (JS and
+ * WASM), with effective GFLOP/s and the ratios between backends; on random weights for a
+ * config ({@linkcode runBench}: rounds within a time budget), or on a real checkpoint
+ * ({@linkcode runModelBench}: the project's fixed protocol, as bench/protocol.ts times gollm
+ * against llama.cpp).
  *
  * @module
  */
 import { type ModelConfig, parameterCount } from "../core/config.ts";
 import type { ForwardPass } from "../core/forward.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
 import { createReference } from "./reference.ts";
-import { randomWeights } from "../core/weights.ts";
+import { randomWeights, type Weights } from "../core/weights.ts";
 import { compileModel } from "../codegen/compile.ts";
 import { macsPerToken } from "../codegen/graph.ts";
 
@@ -93,6 +97,49 @@ export interface BenchResult {
   wasmRatio?: { prefill: number; decode: number } | null;
   /** WASM / JIT throughput ratios (same run), when both ran. */
   wasmVsJit?: { prefill: number; decode: number } | null;
+  /**
+   * The checkpoint timed by {@linkcode runModelBench}, and its protocol; null for random
+   * weights ({@linkcode runBench}).
+   */
+  checkpoint: ModelBenchInfo | null;
+}
+
+/** What {@linkcode runModelBench} timed, and how (in {@linkcode BenchResult.checkpoint}). */
+export interface ModelBenchInfo {
+  /** The checkpoint's file or directory. */
+  path: string;
+  /** Its format (`gollm`, `hf`, `gguf`, `llama2c`). */
+  format: string;
+  /** The first token of every decode run and of the prefill prompt (BOS; 0 without one). */
+  bos: number;
+  /** Untimed runs of each phase per backend. */
+  warmup: number;
+  /** Timed runs of each phase per backend; the figures are their medians. */
+  runs: number;
+  /** KV ring slots of every backend. */
+  kvCapacity: number;
+  /** Seed of the prefill prompt's ids. */
+  seed: number;
+}
+
+/** Options of {@linkcode runModelBench}: the protocol's knobs, each with its default. */
+export interface ModelBenchOptions {
+  /** Backends to measure, in order. Default `["reference", "jit", "wasm"]`. */
+  backends?: BenchBackend[];
+  /** Greedy single-token steps after BOS. Default 200 (fewer when the context is shorter). */
+  decodeSteps?: number;
+  /** Tokens of the prefill prompt, run in one call. Default 256 (or the KV capacity). */
+  prefillTokens?: number;
+  /** Untimed runs of each phase before the timed ones. Default 1. */
+  warmup?: number;
+  /** Timed runs of each phase; the median is reported. Default 3. */
+  runs?: number;
+  /** KV ring slots. Default 512, or `context_length` when shorter. */
+  kvCapacity?: number;
+  /** Seed of the prefill prompt's random ids. Default 1. */
+  seed?: number;
+  /** Called before each phase (round 0: setup, then warm-up runs; 1..runs: timed). */
+  onProgress?: (info: BenchProgress) => void;
 }
 
 const median = (xs: number[]) => {
@@ -100,6 +147,44 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+
+/** Builds one backend's forward pass over `weights` with a `kvCapacity`-slot ring. */
+function buildPass(
+  backend: BenchBackend,
+  config: ModelConfig,
+  weights: Weights,
+  kvCapacity: number,
+): ForwardPass {
+  return backend === "jit"
+    ? compileModel(config, weights, { kvCapacity })
+    : backend === "wasm"
+    ? compileModel(config, weights, { kvCapacity, backend: "wasm" })
+    : createReference(config, weights, { kvCapacity });
+}
+
+/** Matmul multiply-adds of a P-token prompt (LM head once) and of D decode steps after `from`. */
+function benchMacs(config: ModelConfig, P: number, D: number, from: number, kvCapacity: number) {
+  let prefill = macsPerToken(config, P - 1, kvCapacity, true);
+  for (let p = 0; p < P - 1; p++) prefill += macsPerToken(config, p, kvCapacity, false);
+  let decode = 0;
+  for (let i = 0; i < D; i++) decode += macsPerToken(config, from + i, kvCapacity, true);
+  return { prefill, decode };
+}
+
+/** The ratios of a result: jit / reference, wasm / reference, wasm / jit (null: not run). */
+function ratios(results: BackendBench[]) {
+  const ref = results.find((r) => r.backend === "reference");
+  const jit = results.find((r) => r.backend === "jit");
+  const wasm = results.find((r) => r.backend === "wasm");
+  const ratioOf = (a: BackendBench | undefined, b: BackendBench | undefined) =>
+    a && b
+      ? {
+        prefill: a.prefillTokPerS / b.prefillTokPerS,
+        decode: b.decodeTokPerS > 0 ? a.decodeTokPerS / b.decodeTokPerS : 0,
+      }
+      : null;
+  return { ratio: ratioOf(jit, ref), wasmRatio: ratioOf(wasm, ref), wasmVsJit: ratioOf(wasm, jit) };
+}
 
 /**
  * Measures prefill and decode throughput of each backend on random weights.
@@ -158,21 +243,14 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
   const prompt = tokens.slice(0, P);
   const next = tokens.slice(P).map((t) => [t]);
 
-  let prefillMacs = macsPerToken(config, P - 1, kvCapacity, true);
-  for (let p = 0; p < P - 1; p++) prefillMacs += macsPerToken(config, p, kvCapacity, false);
-  let decodeMacs = 0;
-  for (let i = 0; i < D; i++) decodeMacs += macsPerToken(config, P + i, kvCapacity, true);
+  const macs = benchMacs(config, P, D, P, kvCapacity);
 
   const results: BackendBench[] = [];
   const report = options.onProgress ?? (() => {});
   for (const backend of backends) {
     report({ backend, phase: "prefill", round: 0, rounds: 1 });
     const t0 = performance.now();
-    const fp: ForwardPass = backend === "jit"
-      ? compileModel(config, weights, { kvCapacity })
-      : backend === "wasm"
-      ? compileModel(config, weights, { kvCapacity, backend: "wasm" })
-      : createReference(config, weights, { kvCapacity });
+    const fp = buildPass(backend, config, weights, kvCapacity);
     const setupMs = performance.now() - t0;
     // Warm-up (untimed): lets V8 optimise the hot loops.
     fp.forward(prompt.slice(0, Math.min(P, 40)), 0);
@@ -203,30 +281,182 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
       setupMs,
       prefillTokPerS: P / tp,
       decodeTokPerS: D > 0 ? D / td : 0,
-      prefillGflops: (2 * prefillMacs) / tp / 1e9,
-      decodeGflops: D > 0 ? (2 * decodeMacs) / td / 1e9 : 0,
+      prefillGflops: (2 * macs.prefill) / tp / 1e9,
+      decodeGflops: D > 0 ? (2 * macs.decode) / td / 1e9 : 0,
       rounds: prefillTimes.length,
     });
   }
-  const ref = results.find((r) => r.backend === "reference");
-  const jit = results.find((r) => r.backend === "jit");
-  const wasm = results.find((r) => r.backend === "wasm");
-  const ratioOf = (a: BackendBench | undefined, b: BackendBench | undefined) =>
-    a && b
-      ? {
-        prefill: a.prefillTokPerS / b.prefillTokPerS,
-        decode: b.decodeTokPerS > 0 ? a.decodeTokPerS / b.decodeTokPerS : 0,
-      }
-      : null;
   return {
     config,
     params: parameterCount(config),
     prefillTokens: P,
     decodeTokens: D,
     backends: results,
-    ratio: ratioOf(jit, ref),
-    wasmRatio: ratioOf(wasm, ref),
-    wasmVsJit: ratioOf(wasm, jit),
+    ...ratios(results),
+    checkpoint: null,
+  };
+}
+
+/**
+ * The prefill prompt of {@linkcode runModelBench}: BOS, then `n - 1` ids drawn uniformly
+ * from `[0, vocabSize)` by a seeded xorshift32 (bench/protocol.ts's `prefillPrompt`: the same
+ * ids on every machine and in the peer harness; speed does not depend on the ids).
+ *
+ * @param n Prompt length in tokens (BOS included), >= 1.
+ * @param vocabSize Vocabulary size.
+ * @param bos The first id.
+ * @param seed Seed (0 is mapped to a fixed non-zero state).
+ * @returns `n` token ids.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { benchPrompt } from "./bench.ts";
+ * const p = benchPrompt(256, 32768, 32766, 1);
+ * assert.equal(p.length, 256);
+ * assert.equal(p[0], 32766);
+ * assert.ok(p.every((id) => id >= 0 && id < 32768));
+ * assert.deepEqual(benchPrompt(256, 32768, 32766, 1), p);
+ * ```
+ */
+export function benchPrompt(n: number, vocabSize: number, bos: number, seed: number): number[] {
+  let s = (seed >>> 0) || 0x9e3779b9;
+  const ids = [bos];
+  for (let i = 1; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    ids.push(s % vocabSize);
+  }
+  return ids;
+}
+
+/** Index of the largest logit (the lowest on ties, as torch.argmax and llama.cpp). */
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/**
+ * Times a real checkpoint with the project's protocol (bench/protocol.ts, issue #8), on each
+ * backend in turn:
+ *
+ * - decode: from an empty KV cache, BOS, then `decodeSteps` greedy single-token steps
+ *   (BOS → t1, t1 → t2, ..., each followed by an argmax); tok/s = steps / wall time;
+ * - prefill: one `prefillTokens`-token prompt ({@linkcode benchPrompt}) in one call from
+ *   position 0, with the last position's logits; tok/s = tokens / wall time;
+ * - each phase: `warmup` untimed runs, then `runs` timed ones; the median is reported.
+ *
+ * Setup (building the forward pass: emit + compile for the JIT) is timed apart. Effective
+ * GFLOP/s counts the matrix products as {@linkcode runBench} does.
+ *
+ * @param checkpoint The loaded checkpoint (`loadCheckpoint`); its weights are shared by
+ *   every backend.
+ * @param options Backends and the protocol's knobs.
+ * @returns The figures, with `checkpoint` (path, format, protocol) set.
+ * @throws {RangeError} naming the option that is not a positive integer (`warmup` may be 0),
+ *   a `kvCapacity` above `context_length`, or a prompt or decode run longer than the KV
+ *   capacity.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { runModelBench } from "./bench.ts";
+ * const config = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const ckpt = {
+ *   format: "gollm" as const, path: "t", config, weights: randomWeights(config, 1), tokenizer: null,
+ * };
+ * const r = runModelBench(ckpt, { backends: ["jit"], decodeSteps: 8, prefillTokens: 16, runs: 1 });
+ * assert.deepEqual([r.prefillTokens, r.decodeTokens, r.backends[0].rounds], [16, 8, 1]);
+ * assert.equal(r.checkpoint?.kvCapacity, 64); // context_length 64 < 512
+ * ```
+ */
+export function runModelBench(
+  checkpoint: Checkpoint,
+  options: ModelBenchOptions = {},
+): BenchResult {
+  const { config, weights } = checkpoint;
+  const backends = options.backends ?? ["reference", "jit", "wasm"];
+  const kvCapacity = options.kvCapacity ?? Math.min(512, config.context_length);
+  const P = options.prefillTokens ?? Math.min(256, kvCapacity);
+  const D = options.decodeSteps ?? Math.min(200, kvCapacity - 1);
+  const warmup = options.warmup ?? 1, runs = options.runs ?? 3, seed = options.seed ?? 1;
+  const knobs = { kvCapacity, prefillTokens: P, decodeSteps: D, runs, warmup, seed };
+  for (const [k, v] of Object.entries(knobs)) {
+    const min = k === "warmup" || k === "seed" ? 0 : 1;
+    if (!Number.isInteger(v) || v < min) {
+      throw new RangeError(`bench: ${k} must be an integer >= ${min}, got ${v}`);
+    }
+  }
+  if (kvCapacity > config.context_length) {
+    throw new RangeError(
+      `bench: kvCapacity ${kvCapacity} exceeds the context length ${config.context_length}`,
+    );
+  }
+  if (P > kvCapacity || D + 1 > kvCapacity) {
+    throw new RangeError(
+      `bench: the KV capacity ${kvCapacity} must hold the prompt (${P}) and BOS + the decode ` +
+        `steps (${D + 1})`,
+    );
+  }
+  const bos = checkpoint.tokenizer?.bosId ?? 0;
+  const prompt = benchPrompt(P, config.vocab_size, bos, seed);
+  const macs = benchMacs(config, P, D, 0, kvCapacity);
+  const report = options.onProgress ?? (() => {});
+
+  const results: BackendBench[] = [];
+  for (const backend of backends) {
+    report({ backend, phase: "decode", round: 0, rounds: runs });
+    const t0 = performance.now();
+    const fp = buildPass(backend, config, weights, kvCapacity);
+    const setupMs = performance.now() - t0;
+    const decodeMs: number[] = [], prefillMs: number[] = [];
+    const step = [0]; // the one-token input of a decode step
+    for (let i = 0; i < warmup + runs; i++) {
+      report({ backend, phase: "decode", round: Math.max(0, i - warmup + 1), rounds: runs });
+      const start = performance.now();
+      step[0] = bos;
+      for (let pos = 0; pos < D; pos++) step[0] = argmax(fp.forward(step, pos));
+      if (i >= warmup) decodeMs.push(performance.now() - start);
+    }
+    for (let i = 0; i < warmup + runs; i++) {
+      report({ backend, phase: "prefill", round: Math.max(0, i - warmup + 1), rounds: runs });
+      const start = performance.now();
+      fp.forward(prompt, 0);
+      if (i >= warmup) prefillMs.push(performance.now() - start);
+    }
+    const tp = median(prefillMs) / 1000, td = median(decodeMs) / 1000;
+    results.push({
+      backend,
+      setupMs,
+      prefillTokPerS: P / tp,
+      decodeTokPerS: D / td,
+      prefillGflops: (2 * macs.prefill) / tp / 1e9,
+      decodeGflops: (2 * macs.decode) / td / 1e9,
+      rounds: runs,
+    });
+  }
+  return {
+    config,
+    params: parameterCount(config),
+    prefillTokens: P,
+    decodeTokens: D,
+    backends: results,
+    ...ratios(results),
+    checkpoint: {
+      path: checkpoint.path,
+      format: checkpoint.format,
+      bos,
+      warmup,
+      runs,
+      kvCapacity,
+      seed,
+    },
   };
 }
 
@@ -251,14 +481,24 @@ export function runBench(config: ModelConfig, options: BenchOptions = {}): Bench
  * ```
  */
 export function formatBench(r: BenchResult): string {
-  const c = r.config;
-  const lines = [
-    `model: ${c.arch}, ${(r.params / 1e6).toFixed(1)}M params (dim ${c.dim}, ` +
-    `${c.n_layers} layers, vocab ${c.vocab_size}); random weights; one thread`,
-    `prefill: ${r.prefillTokens} tokens from position 0; decode: ${r.decodeTokens} tokens after it`,
+  const c = r.config, ck = r.checkpoint;
+  const size = `model: ${c.arch}, ${(r.params / 1e6).toFixed(1)}M params (dim ${c.dim}, ` +
+    `${c.n_layers} layers, vocab ${c.vocab_size})`;
+  const lines = ck
+    ? [
+      `${size}; weights: ${ck.path} (${ck.format}); one thread`,
+      `decode: BOS, then ${r.decodeTokens} greedy steps from an empty cache; prefill: one ` +
+      `${r.prefillTokens}-token prompt; ${ck.warmup} warm-up, median of ${ck.runs}; KV cache ` +
+      `${ck.kvCapacity}`,
+    ]
+    : [
+      `${size}; random weights; one thread`,
+      `prefill: ${r.prefillTokens} tokens from position 0; decode: ${r.decodeTokens} tokens after it`,
+    ];
+  lines.push(
     "",
     "backend     prefill tok/s  prefill GFLOP/s  decode tok/s  decode GFLOP/s  rounds  setup ms",
-  ];
+  );
   const f = (v: number, w: number, d = 2) => v.toFixed(d).padStart(w);
   for (const b of r.backends) {
     lines.push(

@@ -17,6 +17,7 @@ const COMMANDS = [
   "convert",
   "kernels",
   "bench",
+  "perplexity",
 ];
 
 interface Run {
