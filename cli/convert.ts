@@ -7,6 +7,7 @@ import { loadConfig, parameterCount } from "../core/config.ts";
 import { writeGollmDir } from "../formats/gollm_dir.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { GollmError } from "../core/errors.ts";
+import { join, pathExists, sizeOnDisk } from "../core/files.ts";
 import { type Command, parse } from "./args.ts";
 import { TOKENIZER_OPTION } from "./model_flags.ts";
 import { err, formatBytes, formatCount } from "./output.ts";
@@ -15,17 +16,18 @@ import { withProgress } from "./progress_line.ts";
 const SPEC = {
   name: "convert",
   summary: "any supported checkpoint -> gollm model directory (f32/f16/bf16)",
-  usage: "IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]",
+  usage: "IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]   (IN may be --model IN)",
   description:
     `Converts any supported checkpoint (gollm or Hugging Face directory, GGUF file, llama2.c
 .bin) into a gollm model directory OUT: config.yaml, model.safetensors and the tokenizer
 file. OUT is written under a temporary name and renamed when complete, so a failed
 conversion leaves nothing behind.`,
   positionals: [
-    { name: "IN", description: "the checkpoint to read", required: true },
+    { name: "IN", description: "the checkpoint to read", option: "model", required: true },
     { name: "OUT", description: "the directory to create", required: true },
   ],
   options: {
+    model: { type: "string", meta: "IN", description: "the checkpoint to read" },
     dtype: {
       type: "choice",
       choices: ["f32", "f16", "bf16"],
@@ -37,29 +39,6 @@ conversion leaves nothing behind.`,
     force: { type: "bool", description: "replace OUT if it exists" },
   },
 } as const;
-
-/** Whether `e` is one of Deno's operating-system errors (`Deno.errors.NotADirectory`, ...). */
-function isOsError(e: unknown): e is Error {
-  return Object.values(Deno.errors).some((C) => e instanceof C);
-}
-
-/** Whether anything (file, directory, link) is at `path`. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile) total += (await Deno.stat(`${dir}/${e.name}`)).size;
-  }
-  return total;
-}
 
 /**
  * The `convert` subcommand: parse → load any checkpoint → {@linkcode writeGollmDir} (atomic)
@@ -77,10 +56,11 @@ export const convert: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const v = p.values;
-    const [input, output] = p.positionals;
+    const input = v.model!; // IN or --model IN (required)
+    const [output] = p.positionals;
     const dtype = v.dtype;
     // Checked before the (possibly long) read; writeGollmDir checks again when it writes.
-    if (!v.force && (await exists(output))) {
+    if (!v.force && (await pathExists(output))) {
       throw new GollmError(`${output} already exists; pass --force to replace it`);
     }
     await withProgress(
@@ -90,22 +70,16 @@ export const convert: Command = {
           tokenizerPath: v.tokenizer,
           onProgress,
         });
-        try {
-          await writeGollmDir(ckpt, output, { dtype, overwrite: v.force, onProgress });
-        } catch (e) {
-          // An OS error (OUT under a file, on a read-only or special file system) is the
-          // user's path, not a bug: one line naming OUT.
-          if (!isOsError(e)) throw e;
-          throw new GollmError(`${output}: cannot be written: ${e.message}`, { cause: e });
-        }
+        // OS errors (OUT under a file, in /proc, the cwd) are one line naming OUT.
+        await writeGollmDir(ckpt, output, { dtype, overwrite: v.force, onProgress });
         return ckpt;
       },
       async (ckpt) =>
         `converted ${input} (${ckpt.format}) -> ${output}: ${
           formatCount(parameterCount(ckpt.config))
         } parameters, ${ckpt.weights.size} tensors, ${dtype}, tokenizer ${
-          (await loadConfig(`${output}/config.yaml`)).tokenizer
-        }, ${formatBytes(await dirBytes(output))}`,
+          (await loadConfig(join(output, "config.yaml"))).tokenizer
+        }, ${formatBytes(await sizeOnDisk(output))}`,
     );
     err(`run it: deno run -A cli/main.ts generate --model ${output} --prompt "..."`);
     return 0;
