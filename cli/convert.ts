@@ -16,7 +16,7 @@ import { withProgress } from "./progress_line.ts";
 const SPEC = {
   name: "convert",
   summary: "any supported checkpoint -> gollm model directory (f32/f16/bf16)",
-  usage: "IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]   (IN may be --model IN)",
+  usage: "IN OUT [--dtype f32|f16|bf16] [--tokenizer PATH] [--force]",
   description:
     `Converts any supported checkpoint (gollm or Hugging Face directory, GGUF file, llama2.c
 .bin) into a gollm model directory OUT: config.yaml, model.safetensors and the tokenizer
