@@ -65,6 +65,20 @@ export async function loadAndEncode(name: string, dir: string): Promise<void> {
 // Negative controls for tests/fuzz_harness_test.ts: each misbehaves in one way the harness
 // must catch.
 
+/**
+ * A naive tiktoken reader: compiles each `#pattern` line with JS `RegExp` (a backtracking
+ * engine) and runs it over {@linkcode FUZZ_TEXTS}. tests/fuzz_tokenizers_test.ts shows that a
+ * catastrophic pattern hangs it, and that the harness catches the hang.
+ */
+export async function naiveTiktokenRegex(name: string, dir: string): Promise<void> {
+  const text = await Deno.readTextFile(`${dir}/${name}`);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("#pattern ")) continue;
+    const re = new RegExp(line.slice(9), "gu");
+    for (const t of FUZZ_TEXTS) [...t.matchAll(re)];
+  }
+}
+
 /** Never returns (a catastrophic loop). */
 export function spin(_path: string): void {
   for (;;) { /* hang */ }

@@ -8,6 +8,7 @@
  * GollmError naming the file. Seeded: a failure prints `seed S case I (mutation)`, which
  * reproduces alone with `only: I`. `GOLLM_FUZZ_SCALE=10` runs ten times the cases.
  */
+import assert from "node:assert/strict";
 import { assertClean, fuzz, type FuzzTarget } from "./fuzz_harness.ts";
 import { ASSETS, haveFiles, ROOT } from "./assets.ts";
 
@@ -202,4 +203,24 @@ Deno.test({
     }, { seed: 34, cases: 70 });
     assertClean(report, 15);
   },
+});
+
+Deno.test("fuzz: a tiktoken reader with a backtracking regex engine hangs on the same mutants (negative control)", async () => {
+  const target = (fn: string): FuzzTarget => ({
+    name: `tokenizer.tiktoken (${fn})`,
+    base: `${ROOT}models/default/tokenizer.tiktoken`,
+    mutations: ["lines"],
+    lines: ["#pattern (a|a)*b"],
+    hot: 1, // the #pattern line
+    loader: { ...asFile, fn },
+  });
+  const naive = await fuzz(target("naiveTiktokenRegex"), { seed: 6, cases: 6, timeoutMs: 3000 });
+  const hung = naive.results.filter((r) => r.outcome === "fail");
+  assert.ok(hung.length > 0, "the naive reader survived every mutant");
+  for (const r of hung) {
+    assert.match(r.mutation, /#pattern \(a\|a\)\*b/);
+    assert.match(r.detail, /no result after 3000 ms \(hang\)/);
+  }
+  // gollm's reader on the very same mutants: linear-time regex engine, no hang.
+  assertClean(await fuzz(target("loadAndEncode"), { seed: 6, cases: 6 }), 0);
 });
