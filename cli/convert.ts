@@ -8,10 +8,23 @@ import { writeGollmDir } from "../formats/gollm_dir.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { GollmError } from "../core/errors.ts";
 import { join, pathExists, sizeOnDisk } from "../core/files.ts";
-import { type Command, parse } from "./args.ts";
+import { type Command, type OptionSpec, parse, type PositionalSpec } from "./args.ts";
 import { TOKENIZER_OPTION } from "./model_flags.ts";
 import { err, formatBytes, formatCount } from "./output.ts";
 import { withProgress } from "./progress_line.ts";
+
+/** `IN`, the checkpoint a converter reads (`convert`, `quantize`); it stands for `--model`. */
+export const CHECKPOINT_IN: PositionalSpec = {
+  name: "IN",
+  description: "the checkpoint to read: gollm or Hugging Face directory, GGUF, llama2.c .bin",
+  option: "model",
+  required: true,
+};
+
+/** `--model IN`, the same as the `IN` argument. */
+export const CHECKPOINT_IN_OPTION = {
+  model: { type: "string", meta: "IN", description: "the checkpoint to read" },
+} as const satisfies Record<string, OptionSpec>;
 
 const SPEC = {
   name: "convert",
@@ -23,11 +36,11 @@ const SPEC = {
 file. OUT is written under a temporary name and renamed when complete, so a failed
 conversion leaves nothing behind.`,
   positionals: [
-    { name: "IN", description: "the checkpoint to read", option: "model", required: true },
+    CHECKPOINT_IN,
     { name: "OUT", description: "the directory to create", required: true },
   ],
   options: {
-    model: { type: "string", meta: "IN", description: "the checkpoint to read" },
+    ...CHECKPOINT_IN_OPTION,
     dtype: {
       type: "choice",
       choices: ["f32", "f16", "bf16"],

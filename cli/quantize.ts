@@ -9,6 +9,7 @@ import { pathExists, sizeOnDisk } from "../core/files.ts";
 import { quantizeModel, type QuantizeModelResult } from "../formats/quantize.ts";
 import { FILE_TYPES } from "../formats/quant/mix.ts";
 import { type Command, parse } from "./args.ts";
+import { CHECKPOINT_IN, CHECKPOINT_IN_OPTION } from "./convert.ts";
 import { TOKENIZER_OPTION } from "./model_flags.ts";
 import { formatBytes, formatCount } from "./output.ts";
 import { withProgress } from "./progress_line.ts";
@@ -39,11 +40,11 @@ llama-quantize's on the same F32 weights. OUT is written under a temporary name 
 when complete, so a failed run leaves nothing behind. Prints one summary line: sizes in and
 out, bits per weight, seconds.`,
   positionals: [
-    { name: "IN", description: "the checkpoint to read", option: "model", required: true },
+    CHECKPOINT_IN,
     { name: "OUT", description: "the GGUF file to write", required: true },
   ],
   options: {
-    model: { type: "string", meta: "IN", description: "the checkpoint to read" },
+    ...CHECKPOINT_IN_OPTION,
     type: {
       type: "choice",
       choices: FILE_TYPES.map((f) => f.name),
