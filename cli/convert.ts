@@ -26,6 +26,18 @@ export const CHECKPOINT_IN_OPTION = {
   model: { type: "string", meta: "IN", description: "the checkpoint to read" },
 } as const satisfies Record<string, OptionSpec>;
 
+/**
+ * Refuses an existing `OUT` unless `--force` was given, before a long read (the writers check
+ * again when they write, atomically).
+ *
+ * @throws {GollmError} `<OUT> already exists; pass --force to replace it`.
+ */
+export async function checkOutput(output: string, force: boolean): Promise<void> {
+  if (!force && (await pathExists(output))) {
+    throw new GollmError(`${output} already exists; pass --force to replace it`);
+  }
+}
+
 const SPEC = {
   name: "convert",
   summary: "any supported checkpoint -> gollm model directory (f32/f16/bf16)",
@@ -72,10 +84,7 @@ export const convert: Command = {
     const input = v.model!; // IN or --model IN (required)
     const [output] = p.positionals;
     const dtype = v.dtype;
-    // Checked before the (possibly long) read; writeGollmDir checks again when it writes.
-    if (!v.force && (await pathExists(output))) {
-      throw new GollmError(`${output} already exists; pass --force to replace it`);
-    }
+    await checkOutput(output, v.force);
     await withProgress(
       false,
       async (onProgress) => {

@@ -9,7 +9,7 @@ import { pathExists, sizeOnDisk } from "../core/files.ts";
 import { quantizeModel, type QuantizeModelResult } from "../formats/quantize.ts";
 import { FILE_TYPES } from "../formats/quant/mix.ts";
 import { type Command, parse } from "./args.ts";
-import { CHECKPOINT_IN, CHECKPOINT_IN_OPTION } from "./convert.ts";
+import { checkOutput, CHECKPOINT_IN, CHECKPOINT_IN_OPTION } from "./convert.ts";
 import { TOKENIZER_OPTION } from "./model_flags.ts";
 import { formatBytes, formatCount } from "./output.ts";
 import { withProgress } from "./progress_line.ts";
@@ -118,10 +118,7 @@ export const quantize: Command = {
     const v = p.values;
     const input = v.model!; // IN or --model IN (required)
     const [output] = p.positionals;
-    // Checked before the (possibly long) read; the writer replaces OUT atomically.
-    if (!v.force && (await pathExists(output))) {
-      throw new GollmError(`${output} already exists; pass --force to replace it`);
-    }
+    await checkOutput(output, v.force);
     if ((await pathExists(output)) && (await sameFile(input, output))) {
       throw new GollmError(`${output}: is the input checkpoint; write the GGUF elsewhere`);
     }

@@ -152,31 +152,26 @@ Deno.test({
   },
 });
 
-Deno.test("fuzz: a shipped SentencePiece-style tokenizer.json, mutated, loads and encodes or fails cleanly", async () => {
-  const report = await fuzz({
-    name: "tokenizer.json (llama_gqa)",
-    base: `${ROOT}tests/fixtures/hf/llama_gqa`,
-    file: "tokenizer.json",
-    mutations: ["json", "json", "json", "json", "bitflip", "truncate", "insert"],
-    keys: JSON_KEYS,
-    values: JSON_VALUES,
-    loader: inDir("tokenizer.json"),
-  }, { seed: 31, cases: 60 });
-  assertClean(report, 15);
-});
-
-Deno.test("fuzz: a shipped byte-level tokenizer.json, mutated, loads and encodes or fails cleanly", async () => {
-  const report = await fuzz({
-    name: "tokenizer.json (gpt2)",
-    base: `${ROOT}tests/fixtures/hf/gpt2`,
-    file: "tokenizer.json",
-    mutations: ["json", "json", "json", "json", "bitflip", "truncate", "insert"],
-    keys: JSON_KEYS,
-    values: JSON_VALUES,
-    loader: inDir("tokenizer.json"),
-  }, { seed: 32, cases: 60 });
-  assertClean(report, 15);
-});
+for (
+  const [fixture, kind, seed] of [["llama_gqa", "SentencePiece-style", 31], [
+    "gpt2",
+    "byte-level",
+    32,
+  ]] as const
+) {
+  Deno.test(`fuzz: a shipped ${kind} tokenizer.json, mutated, loads and encodes or fails cleanly`, async () => {
+    const report = await fuzz({
+      name: `tokenizer.json (${fixture})`,
+      base: `${ROOT}tests/fixtures/hf/${fixture}`,
+      file: "tokenizer.json",
+      mutations: ["json", "json", "json", "json", "bitflip", "truncate", "insert"],
+      keys: JSON_KEYS,
+      values: JSON_VALUES,
+      loader: inDir("tokenizer.json"),
+    }, { seed, cases: 60 });
+    assertClean(report, 15);
+  });
+}
 
 Deno.test("fuzz: the default model's tokenizer.tiktoken, mutated line by line, loads and encodes or fails cleanly", async () => {
   const report = await fuzz({
