@@ -174,10 +174,10 @@ Deno.test({
 
 Deno.test("loadCheckpoint() refuses an absurd context length and accepts a large one", async () => {
   const cases: [string, Record<string, string>, string][] = [
-    [DEFAULT, { "config.yaml": yamlWith("context_length", "2147483647") }, "config.yaml"],
+    [DEFAULT, { "config.yaml": yamlWith("context_length", "2147483648") }, "config.yaml"],
     [
       HF,
-      { "config.json": jsonWith(`${HF}/config.json`, { max_position_embeddings: 1e8 }) },
+      { "config.json": jsonWith(`${HF}/config.json`, { max_position_embeddings: 1e12 }) },
       "config.json",
     ],
   ];
@@ -189,7 +189,7 @@ Deno.test("loadCheckpoint() refuses an absurd context length and accepts a large
         typedError(
           ConfigError,
           `${dir}/${file}`,
-          /context_length' must be at most 16777216 \(2\^24\)/,
+          /context_length' must be at most 2147483647 \(2\^31 - 1\)/,
         ),
       );
     } finally {
