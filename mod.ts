@@ -151,6 +151,7 @@ export {
 } from "./core/forward.ts";
 export { singleSequence, singleSequenceBlocks } from "./core/single_sequence.ts";
 export { createReference } from "./runtime/reference.ts";
+export type { ReferenceOptions, TraceName } from "./runtime/reference.ts";
 export { compileBatch, compileModel, compilePlan } from "./codegen/compile.ts";
 export type {
   BatchCompileOptions,
