@@ -379,11 +379,16 @@ export function parse<S extends CommandSpec>(
     return null;
   }
 
-  // Positionals that stand for an option fill it (given both: a mistake).
+  // Positionals fill the specs in order. One that stands for an option given as an option is
+  // skipped when the rest still fit (`convert --model IN OUT`); otherwise giving both is a
+  // mistake (`inspect PATH --model PATH`).
   const rest: string[] = [];
   const posSpecs = spec.positionals ?? [];
+  const open = posSpecs.filter((ps) => !(ps.option && raw.has(ps.option)));
+  const targets = positionals.length <= open.length ? open : posSpecs;
+  const filled = new Set<PositionalSpec>();
   positionals.forEach((p, k) => {
-    const ps = posSpecs[k];
+    const ps = targets[k];
     if (ps === undefined) throw new UsageError(`unexpected argument '${p}'`, usage);
     if (ps.option === undefined) rest.push(p);
     else if (raw.has(ps.option)) {
@@ -393,12 +398,13 @@ export function parse<S extends CommandSpec>(
         usage,
       );
     } else raw.set(ps.option, [p]);
+    filled.add(ps);
   });
-  posSpecs.forEach((ps, k) => {
-    if (ps.required && k >= positionals.length && !(ps.option && raw.has(ps.option))) {
+  for (const ps of posSpecs) {
+    if (ps.required && !filled.has(ps) && !(ps.option && raw.has(ps.option))) {
       throw new UsageError(`missing ${ps.name}`, usage);
     }
-  });
+  }
 
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(spec.options)) {

@@ -82,6 +82,27 @@ Deno.test("parse() lets a positional stand for its option, but not both", () => 
   );
 });
 
+Deno.test("parse() fills the next positional when an earlier one is given as its option", () => {
+  const spec = {
+    ...SPEC,
+    positionals: [
+      { name: "IN", description: "in", option: "model", required: true },
+      { name: "OUT", description: "out", required: true },
+    ],
+    options: { model: { type: "string", meta: "PATH", description: "m" } },
+  } as const satisfies CommandSpec;
+  const both = parse(spec, ["--model", "a", "b"])!;
+  assert.deepEqual([both.values.model, both.positionals], ["a", ["b"]]);
+  const positional = parse(spec, ["a", "b"])!;
+  assert.deepEqual([positional.values.model, positional.positionals], ["a", ["b"]]);
+  assert.throws(() => parse(spec, ["--model", "a"]), /^UsageError: missing OUT$/);
+  assert.throws(() => parse(spec, ["b"]), /^UsageError: missing OUT$/);
+  assert.throws(
+    () => parse(spec, ["x", "b", "--model", "a"]),
+    /^UsageError: give the IN as an argument or as --model, not both \('x' and 'a'\)$/,
+  );
+});
+
 Deno.test("parse() reports a missing required option or positional", () => {
   const spec = {
     ...SPEC,

@@ -27,7 +27,8 @@ const SPEC = {
 whole conversation rendered with the model's chat template (or, without one, "User: ..." /
 "Assistant:" lines). When it outgrows the context, the oldest turns are dropped (the system
 message is kept) with a note. Ctrl-C stops the current reply (press it again at the prompt,
-or Ctrl-D, to quit).`,
+or Ctrl-D, to quit). With messages piped in (stdin not a terminal), the exit status is 1 when
+a message was dropped with an error.`,
   positionals: [MODEL_POSITIONAL],
   options: {
     ...MODEL_OPTIONS,
@@ -104,6 +105,7 @@ export const chat: Command = {
     const start = (): ChatMessage[] => (system ? [{ role: "system", content: system }] : []);
     let messages = start();
     let controller: AbortController | null = null;
+    let failed = false; // a message was dropped: a script piping messages exits 1
     const onSigint = () => {
       if (controller) {
         controller.abort();
@@ -155,6 +157,7 @@ export const chat: Command = {
             if (!(e instanceof GollmError)) throw e;
             err(`error: ${e.message}`);
             err("(the message was dropped; /reset starts a new conversation)");
+            failed = true;
             messages.pop();
             controller = null;
             if (interactive) await out("> ");
@@ -172,6 +175,6 @@ export const chat: Command = {
       Deno.removeSignalListener("SIGINT", onSigint);
     }
     if (interactive) await out("\n");
-    return 0;
+    return failed && !interactive ? 1 : 0;
   },
 };

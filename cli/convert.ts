@@ -7,10 +7,36 @@ import { loadConfig, parameterCount } from "../core/config.ts";
 import { writeGollmDir } from "../formats/gollm_dir.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { GollmError } from "../core/errors.ts";
-import { type Command, parse } from "./args.ts";
+import { join, pathExists, sizeOnDisk } from "../core/files.ts";
+import { type Command, type OptionSpec, parse, type PositionalSpec } from "./args.ts";
 import { TOKENIZER_OPTION } from "./model_flags.ts";
 import { err, formatBytes, formatCount } from "./output.ts";
 import { withProgress } from "./progress_line.ts";
+
+/** `IN`, the checkpoint a converter reads (`convert`, `quantize`); it stands for `--model`. */
+export const CHECKPOINT_IN: PositionalSpec = {
+  name: "IN",
+  description: "the checkpoint to read: gollm or Hugging Face directory, GGUF, llama2.c .bin",
+  option: "model",
+  required: true,
+};
+
+/** `--model IN`, the same as the `IN` argument. */
+export const CHECKPOINT_IN_OPTION = {
+  model: { type: "string", meta: "IN", description: "the checkpoint to read" },
+} as const satisfies Record<string, OptionSpec>;
+
+/**
+ * Refuses an existing `OUT` unless `--force` was given, before a long read (the writers check
+ * again when they write, atomically).
+ *
+ * @throws {GollmError} `<OUT> already exists; pass --force to replace it`.
+ */
+export async function checkOutput(output: string, force: boolean): Promise<void> {
+  if (!force && (await pathExists(output))) {
+    throw new GollmError(`${output} already exists; pass --force to replace it`);
+  }
+}
 
 const SPEC = {
   name: "convert",
@@ -22,10 +48,11 @@ const SPEC = {
 file. OUT is written under a temporary name and renamed when complete, so a failed
 conversion leaves nothing behind.`,
   positionals: [
-    { name: "IN", description: "the checkpoint to read", required: true },
+    CHECKPOINT_IN,
     { name: "OUT", description: "the directory to create", required: true },
   ],
   options: {
+    ...CHECKPOINT_IN_OPTION,
     dtype: {
       type: "choice",
       choices: ["f32", "f16", "bf16"],
@@ -37,29 +64,6 @@ conversion leaves nothing behind.`,
     force: { type: "bool", description: "replace OUT if it exists" },
   },
 } as const;
-
-/** Whether `e` is one of Deno's operating-system errors (`Deno.errors.NotADirectory`, ...). */
-function isOsError(e: unknown): e is Error {
-  return Object.values(Deno.errors).some((C) => e instanceof C);
-}
-
-/** Whether anything (file, directory, link) is at `path`. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile) total += (await Deno.stat(`${dir}/${e.name}`)).size;
-  }
-  return total;
-}
 
 /**
  * The `convert` subcommand: parse → load any checkpoint → {@linkcode writeGollmDir} (atomic)
@@ -77,12 +81,10 @@ export const convert: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const v = p.values;
-    const [input, output] = p.positionals;
+    const input = v.model!; // IN or --model IN (required)
+    const [output] = p.positionals;
     const dtype = v.dtype;
-    // Checked before the (possibly long) read; writeGollmDir checks again when it writes.
-    if (!v.force && (await exists(output))) {
-      throw new GollmError(`${output} already exists; pass --force to replace it`);
-    }
+    await checkOutput(output, v.force);
     await withProgress(
       false,
       async (onProgress) => {
@@ -90,22 +92,16 @@ export const convert: Command = {
           tokenizerPath: v.tokenizer,
           onProgress,
         });
-        try {
-          await writeGollmDir(ckpt, output, { dtype, overwrite: v.force, onProgress });
-        } catch (e) {
-          // An OS error (OUT under a file, on a read-only or special file system) is the
-          // user's path, not a bug: one line naming OUT.
-          if (!isOsError(e)) throw e;
-          throw new GollmError(`${output}: cannot be written: ${e.message}`, { cause: e });
-        }
+        // OS errors (OUT under a file, in /proc, the cwd) are one line naming OUT.
+        await writeGollmDir(ckpt, output, { dtype, overwrite: v.force, onProgress });
         return ckpt;
       },
       async (ckpt) =>
         `converted ${input} (${ckpt.format}) -> ${output}: ${
           formatCount(parameterCount(ckpt.config))
         } parameters, ${ckpt.weights.size} tensors, ${dtype}, tokenizer ${
-          (await loadConfig(`${output}/config.yaml`)).tokenizer
-        }, ${formatBytes(await dirBytes(output))}`,
+          (await loadConfig(join(output, "config.yaml"))).tokenizer
+        }, ${formatBytes(await sizeOnDisk(output))}`,
     );
     err(`run it: deno run -A cli/main.ts generate --model ${output} --prompt "..."`);
     return 0;

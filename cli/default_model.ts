@@ -5,13 +5,14 @@
  *
  * ```
  * <base>/config.yaml, model.safetensors, tokenizer.tiktoken
- *   -> <cache>/gollm/default-<version>.tmp-<random>/   (downloaded, then renamed)
- *   -> <cache>/gollm/default-<version>/
+ *   -> <cache>/gollm/default-<version>.tmp-<random>/   (downloaded, then renamed:
+ *   -> <cache>/gollm/default-<version>/                  core/files.ts writeDirAtomic)
  * ```
  *
  * @module
  */
 import { GollmError } from "../core/errors.ts";
+import { isFile, join, writeDirAtomic } from "../core/files.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { withProgress } from "./progress_line.ts";
 
@@ -30,17 +31,49 @@ export interface FetchDefaultModelOptions {
   signal?: AbortSignal;
 }
 
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
+async function isComplete(dir: string): Promise<boolean> {
+  for (const f of DEFAULT_MODEL_FILES) if (!(await isFile(join(dir, f)))) return false;
+  return true;
 }
 
-async function isComplete(dir: string): Promise<boolean> {
-  for (const f of DEFAULT_MODEL_FILES) if (!(await isFile(`${dir}/${f}`))) return false;
-  return true;
+/** Downloads `url` into the file `path`, reporting the fraction received. */
+async function download(
+  url: URL,
+  path: string,
+  progress: ProgressCallback,
+  signal?: AbortSignal,
+): Promise<void> {
+  progress({ stage: `downloading ${url.href}`, fraction: 0 });
+  let res: Response;
+  try {
+    res = await fetch(url, { signal });
+  } catch (e) {
+    throw new GollmError(`${url.href}: cannot be downloaded: ${(e as Error).message}`);
+  }
+  if (!res.ok || res.body === null) {
+    await res.body?.cancel();
+    throw new GollmError(`${url.href}: cannot be downloaded: HTTP ${res.status}`);
+  }
+  const total = Number(res.headers.get("content-length") ?? NaN);
+  const file = await Deno.open(path, { write: true, create: true });
+  let received = 0;
+  try {
+    for await (const chunk of res.body) {
+      let off = 0;
+      while (off < chunk.length) off += await file.write(chunk.subarray(off));
+      received += chunk.length;
+      if (total > 0) {
+        progress({ stage: `downloading ${url.href}`, fraction: Math.min(1, received / total) });
+      }
+    }
+  } catch (e) {
+    throw new GollmError(`${url.href}: download failed: ${(e as Error).message}`);
+  } finally {
+    file.close();
+  }
+  if (total > 0 && received !== total) {
+    throw new GollmError(`${url.href}: download incomplete: got ${received} of ${total} bytes`);
+  }
 }
 
 /**
@@ -74,62 +107,16 @@ export async function fetchDefaultModel(
   if (await isComplete(target)) return target;
   const base = new URL(String(baseUrl).replace(/\/*$/, "/"));
   const progress = options.onProgress ?? (() => {});
-  const tmp = `${target}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
-    await Deno.mkdir(tmp, { recursive: true });
+    // An incomplete cacheDir (an interrupted run of an older version) is replaced.
+    await writeDirAtomic(target, async (tmp) => {
+      for (const name of DEFAULT_MODEL_FILES) {
+        await download(new URL(name, base), join(tmp, name), progress, options.signal);
+      }
+    }, { overwrite: true });
   } catch (e) {
-    throw new GollmError(`${tmp}: cannot create the model cache: ${(e as Error).message}`);
-  }
-  try {
-    for (const name of DEFAULT_MODEL_FILES) {
-      const url = new URL(name, base);
-      progress({ stage: `downloading ${url.href}`, fraction: 0 });
-      let res: Response;
-      try {
-        res = await fetch(url, { signal: options.signal });
-      } catch (e) {
-        throw new GollmError(`${url.href}: cannot be downloaded: ${(e as Error).message}`);
-      }
-      if (!res.ok || res.body === null) {
-        await res.body?.cancel();
-        throw new GollmError(`${url.href}: cannot be downloaded: HTTP ${res.status}`);
-      }
-      const total = Number(res.headers.get("content-length") ?? NaN);
-      const file = await Deno.open(`${tmp}/${name}`, { write: true, create: true });
-      let received = 0;
-      try {
-        for await (const chunk of res.body) {
-          let off = 0;
-          while (off < chunk.length) off += await file.write(chunk.subarray(off));
-          received += chunk.length;
-          if (total > 0) {
-            progress({ stage: `downloading ${url.href}`, fraction: Math.min(1, received / total) });
-          }
-        }
-      } catch (e) {
-        if (e instanceof GollmError) throw e;
-        throw new GollmError(`${url.href}: download failed: ${(e as Error).message}`);
-      } finally {
-        file.close();
-      }
-      if (total > 0 && received !== total) {
-        throw new GollmError(
-          `${url.href}: download incomplete: got ${received} of ${total} bytes`,
-        );
-      }
-    }
-    try {
-      await Deno.rename(tmp, target);
-    } catch (e) {
-      // Another process may have finished first; its copy is as good as ours.
-      if (!(await isComplete(target))) {
-        throw new GollmError(`${target}: cannot be written: ${(e as Error).message}`);
-      }
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    }
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
+    // Another process may have finished first; its copy is as good as ours.
+    if (!(e instanceof GollmError && (await isComplete(target)))) throw e;
   }
   return target;
 }
@@ -158,7 +145,7 @@ export function defaultModelCacheDir(version: string): string {
     const xdg = Deno.env.get("XDG_CACHE_HOME");
     const home = Deno.env.get("HOME");
     const local = Deno.env.get("LOCALAPPDATA");
-    root = xdg ? xdg : home ? `${home}/.cache` : local;
+    root = xdg ? xdg : home ? join(home, ".cache") : local;
   } catch (e) {
     throw new GollmError(
       `no --model given and the default model must be downloaded, but the cache location ` +
@@ -171,7 +158,7 @@ export function defaultModelCacheDir(version: string): string {
         "model in; pass --model PATH",
     );
   }
-  return `${root.replace(/\/+$/, "")}/gollm/${key}`;
+  return join(root, "gollm", key);
 }
 
 /**
@@ -221,7 +208,7 @@ export function defaultModelPath(): string {
   }
   const path = decodeURIComponent(url.pathname);
   try {
-    Deno.statSync(`${path}/config.yaml`);
+    Deno.statSync(join(path, "config.yaml"));
   } catch {
     throw new GollmError(
       `no --model given and the default model ${path} is missing; pass --model PATH`,

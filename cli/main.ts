@@ -20,6 +20,7 @@ import { kernels } from "./kernels.ts";
 import { logits } from "./logits.ts";
 import { serve } from "./serve.ts";
 import { perplexity } from "./perplexity.ts";
+import { quantize } from "./quantize.ts";
 import { tokenize } from "./tokenize.ts";
 
 const COMMANDS: Command[] = [
@@ -30,6 +31,7 @@ const COMMANDS: Command[] = [
   logits,
   tokenize,
   convert,
+  quantize,
   kernels,
   bench,
   perplexity,

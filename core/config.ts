@@ -79,17 +79,21 @@ interface FieldSpec {
 }
 type Derive = (c: Record<string, unknown>) => unknown;
 
+/** `2^24` or `2^31 - 1`, as a limit is shown in messages. */
+function powerOfTwo(n: number): string {
+  return Number.isInteger(Math.log2(n)) ? `2^${Math.log2(n)}` : `2^${Math.log2(n + 1)} - 1`;
+}
+
 /**
  * Upper bounds of the integer fields. They catch absurd values (a corrupt or hostile file:
  * `n_layers: 100000000`, `max_position_embeddings: 1e12`) with a clear error in
- * microseconds, far above any released model: 2^24 for sizes that index features or tokens
- * of the vocabulary (the largest vocabularies are ~256k), 2^31 - 1 for `context_length`
- * (positions are int32; a context this long is fine as long as `--kv-capacity` bounds the KV
- * cache, since nothing else is sized by it), 2^16 for counts
- * of layers and heads and for head_dim (the largest models have ~130 layers and 128 heads).
- * Nothing is allocated by these values before a checkpoint's tensors are checked against
- * them (core/weights.ts `checkWeights` compares tensor counts first), and the KV cache is
- * sized by the KV capacity, not by `context_length`.
+ * microseconds, far above any released model: 2^24 for sizes that index tokens or features
+ * (the largest vocabularies are ~256k), 2^16 for counts of layers and heads and for head_dim
+ * (the largest models have ~130 layers and 128 heads). Nothing is allocated by these values
+ * before a checkpoint's tensors are checked against them (core/weights.ts `checkWeights`
+ * compares tensor counts first). `context_length` may be anything a GGUF u32 / llama2.c int32
+ * header holds (2^31 - 1; issue #12 item 2): nothing is sized by it, only by the KV capacity,
+ * so such a model runs with `--kv-capacity N`.
  */
 export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
   vocab_size: 2 ** 24,
@@ -223,7 +227,7 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
           throw new ConfigError(
             file,
             name,
-            `must be at most ${spec.max} (2^${Math.log2(spec.max)}), got ${v}`,
+            `must be at most ${spec.max} (${powerOfTwo(spec.max)}), got ${v}`,
           );
         }
         break;

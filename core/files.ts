@@ -13,14 +13,14 @@
  *   is left behind.
  *
  * Paths are joined with `node:path` ({@linkcode join}, {@linkcode dirname},
- * {@linkcode basename}).
+ * {@linkcode basename}, {@linkcode isAbsolute}).
  *
  * @module
  */
-import { basename, dirname, join, resolve, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { FormatError, GollmError } from "./errors.ts";
 
-export { basename, dirname, join };
+export { basename, dirname, isAbsolute, join };
 
 /** What a path is, as error messages say it (`a directory`, `a FIFO`, ...). */
 function kindOf(info: Deno.FileInfo): string {
@@ -219,6 +219,66 @@ export async function isFile(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Whether anything (a file, a directory, a link, even a dangling one) is at `path`. Used to
+ * refuse an existing output before a long job starts.
+ *
+ * @param path The path.
+ * @returns False when nothing is there (or a parent is not a directory), else true.
+ * @throws {FormatError} `<path>: cannot be read: <OS reason>` for any other stat failure.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pathExists } from "./files.ts";
+ * assert.equal(await pathExists("/"), true);
+ * assert.equal(await pathExists("/nonexistent/x"), false);
+ * ```
+ */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
+    throw new FormatError(path, `cannot be read: ${osMessage(e)}`);
+  }
+}
+
+/**
+ * The bytes a model takes on disk: a file's size, or the sum of the regular files directly
+ * in a directory (a gollm or Hugging Face model directory has no subdirectories).
+ *
+ * @param path A file or directory.
+ * @returns Size in bytes.
+ * @throws {FormatError} `<path>: cannot be read: <OS reason>`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sizeOnDisk } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a`, "abc");
+ * await Deno.writeTextFile(`${dir}/b`, "de");
+ * assert.equal(await sizeOnDisk(dir), 5);
+ * assert.equal(await sizeOnDisk(`${dir}/a`), 3);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function sizeOnDisk(path: string): Promise<number> {
+  try {
+    const info = await Deno.stat(path);
+    if (!info.isDirectory) return info.size;
+    let total = 0;
+    for await (const e of Deno.readDir(path)) {
+      if (e.isFile) total += (await Deno.stat(join(path, e.name))).size;
+    }
+    return total;
+  } catch (e) {
+    throw new FormatError(path, `cannot be read: ${osMessage(e)}`);
+  }
+}
+
 /** Where an output path may be created: its parent must be a writable directory. */
 async function checkParent(path: string): Promise<void> {
   const parent = dirname(resolve(path));
@@ -245,14 +305,30 @@ async function checkParent(path: string): Promise<void> {
 }
 
 /**
+ * The outermost ancestor of `dir` (or `dir` itself) that does not exist yet: what
+ * `Deno.mkdir(dir, { recursive: true })` will create, so a failed write can remove it again.
+ * Undefined when `dir` exists.
+ */
+async function firstMissing(dir: string): Promise<string | undefined> {
+  let missing: string | undefined;
+  for (let d = resolve(dir);; d = dirname(d)) {
+    if (await pathExists(d).catch(() => true)) return missing;
+    missing = d;
+    if (dirname(d) === d) return missing;
+  }
+}
+
+/**
  * Writes a file atomically: to a temporary sibling, then renamed over `path`. Creates the
  * parent directory (unless `createParent: false`); a failed write leaves no temporary file
- * behind.
+ * and no directory it created behind.
  *
  * @param path Target file.
- * @param data Text (written as UTF-8) or bytes, or a list of byte chunks written in order.
+ * @param data Text (written as UTF-8) or bytes, or byte chunks written in order (a list, or
+ *   an async iterable that produces them while the file is written, e.g. a GGUF's tensors).
  * @param options `createParent` (default true): create missing parent directories.
- * @throws {GollmError} `<path>: cannot be written: <reason>` (one line).
+ * @throws {GollmError} `<path>: cannot be written: <reason>` (one line); a GollmError thrown
+ *   by the chunk iterable propagates unchanged (after the cleanup).
  *
  * @example
  * ```ts
@@ -262,26 +338,33 @@ async function checkParent(path: string): Promise<void> {
  * await writeFileAtomic(`${dir}/out/k.ts`, "export {};\n");
  * assert.equal(await Deno.readTextFile(`${dir}/out/k.ts`), "export {};\n");
  * await assert.rejects(() => writeFileAtomic(`${dir}/out/k.ts/x`, "no"), /cannot be written/);
+ * async function* failing() {
+ *   yield new Uint8Array(4);
+ *   throw new Error("disk on fire");
+ * }
+ * await assert.rejects(() => writeFileAtomic(`${dir}/new/sub/f.bin`, failing()), /disk on fire/);
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["out"]);
  * assert.deepEqual([...Deno.readDirSync(`${dir}/out`)].map((e) => e.name), ["k.ts"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFileAtomic(
   path: string,
-  data: string | Uint8Array | readonly Uint8Array[],
+  data: string | Uint8Array | readonly Uint8Array[] | AsyncIterable<Uint8Array>,
   options: { createParent?: boolean } = {},
 ): Promise<void> {
   await checkParent(path);
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
+  const created = options.createParent ?? true ? await firstMissing(dir) : undefined;
   try {
-    if (options.createParent ?? true) await Deno.mkdir(dir, { recursive: true });
+    if (created !== undefined) await Deno.mkdir(dir, { recursive: true });
     if (typeof data === "string") await Deno.writeTextFile(tmp, data, { createNew: true });
     else if (data instanceof Uint8Array) await Deno.writeFile(tmp, data, { createNew: true });
     else {
       const f = await Deno.open(tmp, { write: true, createNew: true });
       try {
-        for (const p of data) {
+        for await (const p of data) {
           let done = 0;
           while (done < p.length) done += await f.write(p.subarray(done));
         }
@@ -292,6 +375,8 @@ export async function writeFileAtomic(
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
+    if (created !== undefined) await Deno.remove(created, { recursive: true }).catch(() => {});
+    if (e instanceof GollmError) throw e;
     throw new GollmError(`${path}: cannot be written: ${osMessage(e)}`, { cause: e });
   }
 }
@@ -307,7 +392,8 @@ export interface WriteDirAtomicOptions {
 /**
  * Creates a directory atomically: `fill` writes into a temporary sibling directory
  * (`<dir>.tmp-<random>`), which is renamed to `dir` only when `fill` succeeds. On any
- * failure the temporary directory is removed and an existing `dir` is untouched.
+ * failure the temporary directory (and any parent directory made for it) is removed and an
+ * existing `dir` is untouched.
  *
  * Refuses, with one line naming `dir`: an existing `dir` without `overwrite`; a `dir` that
  * exists and is not a directory; the current directory or one of its ancestors (replacing
@@ -364,9 +450,15 @@ export async function writeDirAtomic(
     throw new GollmError(`${target} already exists; choose another output or remove it${hint}`);
   }
   const tmp = `${target}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  const created = await firstMissing(dirname(tmp)); // parents mkdir creates, removed on failure
+  const cleanup = async () => {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    if (created !== undefined) await Deno.remove(created, { recursive: true }).catch(() => {});
+  };
   try {
     await Deno.mkdir(tmp, { recursive: true });
   } catch (e) {
+    await cleanup();
     throw new GollmError(`${target}: cannot be written: ${osMessage(e)}`);
   }
   try {
@@ -380,7 +472,7 @@ export async function writeDirAtomic(
       await Deno.rename(tmp, target);
     }
   } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await cleanup();
     if (e instanceof GollmError) throw e;
     throw new GollmError(`${target}: cannot be written: ${osMessage(e)}`, { cause: e });
   }

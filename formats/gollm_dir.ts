@@ -24,7 +24,7 @@ import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { optionalFile, readTokenizerText } from "../tokenizers/read_file.ts";
 import { checkWeights } from "../core/weights.ts";
-import { basename, join, writeDirAtomic } from "../core/files.ts";
+import { basename, join, pathExists, writeDirAtomic } from "../core/files.ts";
 
 /** Optional file holding the tokenizer's chat template (the name HF directories use). */
 const CHAT_TEMPLATE_FILE = "chat_template.jinja";
@@ -76,16 +76,6 @@ export interface WriteGollmDirOptions {
   onProgress?: ProgressCallback;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
-  }
-}
-
 /**
  * Loads a gollm model directory into a {@linkcode Checkpoint}.
  *
@@ -121,7 +111,7 @@ export async function loadGollmDir(
   const config = await loadConfig(configPath);
 
   const stPath = join(dir, "model.safetensors");
-  if (!(await exists(stPath))) {
+  if (!(await pathExists(stPath))) {
     throw new FormatError(dir, "model.safetensors is missing from the gollm model directory");
   }
   progress({ stage: `reading ${stPath}` });

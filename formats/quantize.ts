@@ -359,7 +359,15 @@ export async function quantizeModel(
     tiedEmbeddings: !w.has("output.weight"),
   };
   const f32 = ggmlTypeByName("F32")!;
-  const types = src.map((s) => tensorType(s.name, s.shape, ft, model) ?? f32);
+  const types = src.map((s) => {
+    try {
+      return tensorType(s.name, s.shape, ft, model) ?? f32;
+    } catch (e) {
+      // A row no type of the mix fits: name the input (the message names the tensor).
+      if (e instanceof GollmError) throw new GollmError(`${inPath}: ${ft.name}: ${e.message}`);
+      throw e;
+    }
+  });
   const infos: QuantizedTensorInfo[] = src.map((s, i) => ({
     name: s.name,
     shape: s.shape,

@@ -1,53 +1,22 @@
 /**
- * Table-driven CLI error test (issue #12 "Proof"): each bad command line or bad file runs
- * as a subprocess and must exit non-zero (2 for a command-line mistake, 1 for a user error)
- * with exactly one `error:` line on stderr (plus the usage line for exit 2, and at most a
- * `loaded ...` summary), no stack trace, and nothing left behind where it was to write.
+ * Table-driven CLI error test (issue #12 "Proof", #7 item 5): each bad command line runs as a
+ * subprocess (tests/cli_cases.ts) and must exit non-zero (2 for a command-line mistake, 1 for
+ * a user error) with exactly one `error:` line on stderr (plus the usage line for exit 2, and
+ * at most a `loaded ...` summary), no stack trace, and nothing left behind where it was to
+ * write. Bad model, tokenizer and config FILES are in tests/cli_input_errors_test.ts.
  */
 import assert from "node:assert/strict";
 import { readGguf } from "../mod.ts";
-import { writeGollmDir } from "../formats/gollm_dir.ts";
-import { ASSETS } from "./assets.ts";
-import { byteTokenizer, chain, EOS, scriptedWeights, tinyConfig } from "./model_fixtures.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = `${ROOT}cli/main.ts`;
-const TIME_LIMIT_MS = 60_000; // a hang fails the case instead of stalling the suite
-
-interface Case {
-  /** What it checks (the test step name). */
-  name: string;
-  /** Command line after `gollm`; `$T` is replaced by the case's temporary directory. */
-  args: string[];
-  /** Expected exit status. */
-  code: 1 | 2;
-  /** The one `error:` line must match. */
-  error: RegExp;
-  /** Writes the files the case needs into its temporary directory. */
-  setup?: (tmp: string) => Promise<void>;
-  /** Loading must not have started (no `loaded ...` line): the value is checked first. */
-  beforeLoading?: boolean;
-  /** Skip reason when an asset is missing. */
-  skip?: string;
-}
-
-/** A scripted model directory (context 32) with the byte tokenizer. */
-async function scriptedDir(dir: string, damage?: (w: Map<string, { data: Float32Array }>) => void) {
-  const c = tinyConfig("llama");
-  const weights = scriptedWeights(c, chain("help", EOS));
-  damage?.(weights);
-  await writeGollmDir(
-    { format: "gollm", path: "<test>", config: c, weights, tokenizer: byteTokenizer() },
-    dir,
-  );
-}
-
-const DEFAULT = `${ROOT}models/default`; // context_length 256
-const STORIES_DIR = `${ASSETS}/stories260K`;
-const haveStories = await Deno.stat(`${STORIES_DIR}/stories260K.gguf`).then(
-  () => true,
-  () => false,
-);
+import {
+  type Case,
+  checkOutcome,
+  DEFAULT,
+  NEEDS_STORIES,
+  ROOT,
+  runCases,
+  scriptedDir,
+  STORIES_DIR,
+} from "./cli_cases.ts";
 
 const CASES: Case[] = [
   // Negative numbers parse as values and are range-checked naming the option.
@@ -346,99 +315,12 @@ const CASES: Case[] = [
     },
     code: 1,
     error: /^error: .*stories260K\.gguf: \d+ of 512 logits of the first forward pass are NaN/,
-    skip: haveStories ? undefined : `${STORIES_DIR}/stories260K.gguf is absent (GOLLM_ASSETS)`,
+    skip: NEEDS_STORIES,
   },
 ];
 
-interface Run {
-  code: number;
-  stderr: string;
-  ms: number;
-}
-
-async function run(args: string[]): Promise<Run> {
-  const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), TIME_LIMIT_MS);
-  const r = await child.output();
-  clearTimeout(timer);
-  return { code: r.code, stderr: new TextDecoder().decode(r.stderr), ms: performance.now() - t0 };
-}
-
-/** Every path under `dir`, relative, sorted. */
-async function listTree(dir: string, prefix = ""): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    out.push(prefix + e.name);
-    if (e.isDirectory) out.push(...await listTree(`${dir}/${e.name}`, `${prefix}${e.name}/`));
-  }
-  return out.sort();
-}
-
-/**
- * Checks one case's outcome: exit status, exactly one `error:` line matching, the usage line
- * for exit 2, nothing else but a `loaded ...` summary, no stack trace.
- */
-function checkOutcome(c: Case, r: Run): void {
-  const ctx = `${c.name}: stderr was:\n${r.stderr}`;
-  assert.ok(r.ms < TIME_LIMIT_MS, `${c.name}: killed after ${TIME_LIMIT_MS} ms`);
-  assert.equal(r.code, c.code, ctx);
-  assert.doesNotMatch(r.stderr, /^\s+at /m, `no stack trace expected; ${ctx}`);
-  const lines = r.stderr.trimEnd().split("\n");
-  const errors = lines.filter((l) => l.startsWith("error:"));
-  assert.equal(errors.length, 1, `exactly one error line expected; ${ctx}`);
-  assert.match(errors[0], c.error, ctx);
-  const at = lines.indexOf(errors[0]);
-  if (c.code === 2) {
-    assert.match(lines[at + 1] ?? "", /^usage: gollm /, `usage line expected; ${ctx}`);
-  }
-  const rest = lines.filter((_, i) => i !== at && !(c.code === 2 && i === at + 1));
-  for (const l of rest) assert.match(l, /^loaded /, `unexpected stderr line; ${ctx}`);
-  if (c.beforeLoading) assert.equal(rest.length, 0, `the model must not be loaded; ${ctx}`);
-}
-
-Deno.test("gollm: every bad command line and bad file gives one error line, exit 1 or 2", async (t) => {
-  const runCase = async (c: Case) => {
-    if (c.skip) return null;
-    const tmp = await Deno.makeTempDir({ prefix: "gollm_cli_err_" });
-    try {
-      await c.setup?.(tmp);
-      const before = await listTree(tmp);
-      const r = await run(c.args.map((a) => a.replaceAll("$T", tmp)));
-      return { r, before, after: await listTree(tmp) };
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
-  };
-  // Three subprocesses at a time: each is mostly Deno's startup.
-  const ran: Awaited<ReturnType<typeof runCase>>[] = [];
-  let next = 0;
-  await Promise.all([0, 1, 2].map(async () => {
-    while (next < CASES.length) {
-      const i = next++;
-      ran[i] = await runCase(CASES[i]);
-    }
-  }));
-  for (const [i, c] of CASES.entries()) {
-    const res = ran[i];
-    await t.step({
-      name: c.name,
-      ignore: res === null,
-      fn: () => {
-        if (res === null) return;
-        checkOutcome(c, res.r);
-        assert.deepEqual(res.after, res.before, `${c.name}: files were left behind`);
-      },
-    });
-    if (res === null) console.log(`skipped '${c.name}': ${c.skip}`);
-  }
+Deno.test("gollm: every bad command line gives one error line, exit 1 or 2", async (t) => {
+  await runCases(t, CASES);
 });
 
 Deno.test("checkOutcome() fails a stack trace, a second error line, a wrong exit status", () => {
@@ -457,4 +339,13 @@ Deno.test("checkOutcome() fails a stack trace, a second error line, a wrong exit
   assert.throws(() =>
     checkOutcome(usage, { code: 2, stderr: "loaded m in 1 s\nerror: bad\nusage: gollm x\n", ms: 1 })
   );
+  // A case that must succeed fails on an error line or a non-zero exit; `allow` admits lines.
+  const ok: Case = { name: "y", args: [], code: 0 };
+  checkOutcome(ok, { code: 0, stderr: "loaded m\nprefill: 2 tokens\n", ms: 1 });
+  assert.throws(() => checkOutcome(ok, { code: 0, stderr: "error: bad\n", ms: 1 }));
+  assert.throws(() => checkOutcome(ok, { code: 1, stderr: "", ms: 1 }));
+  assert.throws(() => checkOutcome(ok, { code: 0, stderr: "", ms: 5, limit: 5 }));
+  const chatty: Case = { ...c, allow: /^chat with / };
+  checkOutcome(chatty, { code: 1, stderr: "chat with m\nerror: bad\n", ms: 1 });
+  assert.throws(() => checkOutcome(chatty, { code: 1, stderr: "hello\nerror: bad\n", ms: 1 }));
 });

@@ -25,7 +25,11 @@
  *   `insert` (1–64 random bytes), `field` (an interesting value into a header field that
  *   `fields` locates), `json` / `yaml` (replace a value with an extreme or a wrong type, or
  *   delete a key, then re-serialise), `stjson` (`json` on a safetensors header, including
- *   the JSON inside `__metadata__` strings; length prefix fixed). Offsets favour the first `hot` bytes (headers).
+ *   the JSON inside `__metadata__` strings; length prefix fixed), `lines` (a text file's line
+ *   deleted, duplicated, swapped with another, its last field set to an extreme number, or
+ *   replaced by one of `target.lines`). `json` / `yaml` / `stjson` also draw from
+ *   `target.values` (e.g. pathological regex patterns). Offsets favour the first `hot` bytes
+ *   (headers).
  * - Case `i` of seed `s` is mutated by a PRNG seeded from `(s, i)` alone, so one case
  *   reproduces by itself: `fuzz(target, { seed: s, cases: i + 1, only: i })`.
  * - Each batch of cases runs in one `deno run` child (`--v8-flags=--max-old-space-size`);
@@ -51,7 +55,8 @@ export type Mutation =
   | "field"
   | "json"
   | "yaml"
-  | "stjson";
+  | "stjson"
+  | "lines";
 
 /** What to fuzz. */
 export interface FuzzTarget {
@@ -69,6 +74,10 @@ export interface FuzzTarget {
   fields?: (bytes: Uint8Array) => [number, number][];
   /** For `json` / `yaml` / `stjson`: keys whose values are picked half of the time. */
   keys?: readonly string[];
+  /** For `json` / `yaml` / `stjson`: extra values drawn half of the time (target-specific). */
+  values?: readonly unknown[];
+  /** For `lines`: whole lines that replace a line a third of the time. */
+  lines?: readonly string[];
   /** The call that loads a case (see the module doc). */
   loader: { module: string; fn: string; args?: string[] };
 }
@@ -210,6 +219,7 @@ function mutateValue(
   doc: unknown,
   r: (n: number) => number,
   keys: readonly string[] = [],
+  values: readonly unknown[] = [],
 ): string {
   const all = slots(doc);
   if (all.length === 0) return "empty";
@@ -222,6 +232,8 @@ function mutateValue(
   const old = (c as Record<string, unknown>)[k];
   const v = typeof old === "number" && r(3) !== 0
     ? NUMBERS[r(NUMBERS.length)]
+    : values.length > 0 && r(2) === 0
+    ? values[r(values.length)]
     : EXTREMES[r(EXTREMES.length)];
   (c as Record<string, unknown>)[k] = structuredClone(v);
   const shown = typeof v === "string" && v.length > 20 ? `"x"*${v.length}` : JSON.stringify(v);
@@ -235,7 +247,7 @@ function mutateValue(
  */
 export function mutate(
   base: Uint8Array,
-  target: Pick<FuzzTarget, "mutations" | "hot" | "fields" | "keys">,
+  target: Pick<FuzzTarget, "mutations" | "hot" | "fields" | "keys" | "values" | "lines">,
   seed: number,
   i: number,
 ): { bytes: Uint8Array; mutation: string } {
@@ -285,7 +297,7 @@ export function mutate(
     case "yaml": {
       const text = new TextDecoder().decode(base);
       const doc = kind === "json" ? JSON.parse(text) : yaml.load(text);
-      const what = mutateValue(doc, r, target.keys);
+      const what = mutateValue(doc, r, target.keys, target.values);
       const out = kind === "json" ? JSON.stringify(doc, null, 2) : yaml.dump(doc);
       return { bytes: new TextEncoder().encode(out), mutation: `${kind} ${what}` };
     }
@@ -303,7 +315,7 @@ export function mutate(
           nested.push(k);
         } catch { /* not JSON: stays a string */ }
       }
-      const what = mutateValue(doc, r, target.keys);
+      const what = mutateValue(doc, r, target.keys, target.values);
       for (const k of nested) if (meta![k] !== undefined) meta![k] = JSON.stringify(meta![k]);
       const head = new TextEncoder().encode(JSON.stringify(doc));
       const bytes = new Uint8Array(8 + head.length + base.length - 8 - n);
@@ -312,6 +324,53 @@ export function mutate(
       bytes.set(base.subarray(8 + n), 8 + head.length);
       return { bytes, mutation: `stjson ${what}` };
     }
+    case "lines": {
+      const lines = new TextDecoder().decode(base).split("\n");
+      const what = mutateLine(lines, r, target.lines ?? [], hot);
+      return { bytes: new TextEncoder().encode(lines.join("\n")), mutation: `lines ${what}` };
+    }
+  }
+}
+
+/**
+ * Edits one line of `lines` in place: delete, duplicate, swap with another, set its last
+ * space-separated field to an extreme number, or replace it by one of `replacements`.
+ * Lines that start within the first `hot` bytes are picked 3 times in 4.
+ */
+function mutateLine(
+  lines: string[],
+  r: (n: number) => number,
+  replacements: readonly string[],
+  hot: number,
+): string {
+  let hotLines = 0;
+  for (let bytes = 0; hotLines < lines.length && bytes < hot; hotLines++) {
+    bytes += lines[hotLines].length + 1;
+  }
+  const pick = () => (r(4) !== 0 && hotLines > 0 ? r(hotLines) : r(lines.length));
+  const k = pick();
+  const show = (s: string) => JSON.stringify(s.length > 50 ? s.slice(0, 50) + "…" : s);
+  const op = replacements.length > 0 && r(3) === 0 ? 4 : r(4);
+  switch (op) {
+    case 0:
+      return `delete ${k + 1} ${show(lines.splice(k, 1)[0])}`;
+    case 1:
+      lines.splice(k, 0, lines[k]);
+      return `duplicate ${k + 1}`;
+    case 2: {
+      const j = r(lines.length);
+      [lines[k], lines[j]] = [lines[j], lines[k]];
+      return `swap ${k + 1} ${j + 1}`;
+    }
+    case 3: {
+      const sp = lines[k].lastIndexOf(" ");
+      const n = [...NUMBERS, -5, "1e3", "0x10", ""][r(NUMBERS.length + 4)];
+      lines[k] = `${sp < 0 ? lines[k] : lines[k].slice(0, sp)} ${n}`;
+      return `line ${k + 1} = ${show(lines[k])}`;
+    }
+    default:
+      lines[k] = replacements[r(replacements.length)];
+      return `line ${k + 1} = ${show(lines[k])}`;
   }
 }
 

@@ -4,7 +4,8 @@
  * in time (30 s per case, generous for a loaded CI machine) and memory (1.5 GiB resident); every outcome must be success or a
  * typed GollmError whose message is one line and names the file. Seeded: a failure prints
  * `seed S case I (mutation)`, which reproduces alone with `only: I`. `GOLLM_FUZZ_SCALE=10`
- * runs ten times the cases.
+ * runs ten times the cases. The tokenizer readers (tokenizer.json, tiktoken, tokenizer.bin) are
+ * fuzzed, loaded and used, in tests/fuzz_tokenizers_test.ts.
  */
 import { assertClean, fuzz, type FuzzTarget, ggufFields, llama2cFields } from "./fuzz_harness.ts";
 import { ASSETS, haveFiles, ROOT } from "./assets.ts";
@@ -78,21 +79,6 @@ Deno.test({
       loader: { ...load, module: "formats/llama2c.ts", fn: "loadLlama2c" },
     }, { seed: 7, cases: 60 });
     assertClean(report, 30);
-  },
-});
-
-Deno.test({
-  name: "fuzz: readLlama2cTokenizer() of a mutated tok512.bin fails cleanly",
-  ignore: !haveFiles("tokenizer.bin fuzzing", [`${STORIES}/tok512.bin`]),
-  fn: async () => {
-    const report = await fuzz({
-      name: "tokenizer.bin",
-      base: `${STORIES}/tok512.bin`,
-      mutations: [...BYTES],
-      hot: 6227,
-      loader: { module: "tokenizers/sentencepiece.ts", fn: "readLlama2cTokenizer" },
-    }, { seed: 8, cases: 60 });
-    assertClean(report, 10);
   },
 });
 

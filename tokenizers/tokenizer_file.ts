@@ -14,16 +14,12 @@
  * @module
  */
 import { GollmError } from "../core/errors.ts";
+import { basename, isAbsolute, join } from "../core/files.ts";
 import { checkRegularFile } from "./read_file.ts";
 import { readLlama2cTokenizer } from "./sentencepiece.ts";
 import { loadHfTokenizer } from "./hf_tokenizer.ts";
 import { BUILTIN_ENCODINGS, TiktokenTokenizer } from "./tiktoken.ts";
 import type { Tokenizer } from "./tokenizer.ts";
-
-function joinPath(dir: string, name: string): string {
-  if (name.startsWith("/") || dir === "" || dir === ".") return name;
-  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-}
 
 /**
  * Loads the tokenizer a config names.
@@ -48,8 +44,8 @@ function joinPath(dir: string, name: string): string {
 export async function loadTokenizer(spec: string, baseDir: string): Promise<Tokenizer | null> {
   if (spec === "none") return null;
   if (BUILTIN_ENCODINGS.includes(spec)) return await TiktokenTokenizer.builtin(spec);
-  const path = joinPath(baseDir, spec);
-  const name = path.replace(/\/+$/, "").slice(path.replace(/\/+$/, "").lastIndexOf("/") + 1);
+  const path = isAbsolute(spec) ? spec : join(baseDir, spec); // keeps a trailing '/'
+  const name = basename(path); // without a trailing '/'; the reader refuses one
   const known = name.endsWith(".tiktoken") || name.endsWith(".bin") || name === "tokenizer.json";
   if (known) await checkRegularFile(path, "tokenizer file");
   if (name.endsWith(".tiktoken")) return await TiktokenTokenizer.fromFile(path);

@@ -28,6 +28,29 @@ export function meta(g: Pick<GgufFile, "file" | "metadata">, key: string): GgufV
 }
 
 /**
+ * The value under `key` when `ok` accepts it. Absent: `fallback` when given (or when the key
+ * is optional), else `<file>: metadata '<key>' is missing`; rejected: `... must be <what>,
+ * got <value>`. The one place the scalar getters below check and word their errors.
+ */
+function checked<T>(
+  g: Pick<GgufFile, "file" | "metadata">,
+  key: string,
+  ok: (v: GgufValue) => boolean,
+  what: string,
+  absent: { fallback?: T; optional?: boolean },
+): T | undefined {
+  const v = meta(g, key);
+  if (v === undefined) {
+    if (absent.fallback !== undefined || absent.optional) return absent.fallback;
+    throw new FormatError(g.file, `metadata '${nm(key)}' is missing`);
+  }
+  if (!ok(v)) {
+    throw new FormatError(g.file, `metadata '${nm(key)}' must be ${what}, got ${describe(v)}`);
+  }
+  return v as T;
+}
+
+/**
  * A non-negative integer (counts, sizes, ids).
  *
  * @param g The parsed file.
@@ -51,18 +74,8 @@ export function metaInt(
   key: string,
   fallback?: number,
 ): number {
-  const v = meta(g, key);
-  if (v === undefined) {
-    if (fallback !== undefined) return fallback;
-    throw new FormatError(g.file, `metadata '${nm(key)}' is missing`);
-  }
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
-    throw new FormatError(
-      g.file,
-      `metadata '${nm(key)}' must be a non-negative integer, got ${describe(v)}`,
-    );
-  }
-  return v;
+  const ok = (v: GgufValue) => typeof v === "number" && Number.isInteger(v) && v >= 0;
+  return checked<number>(g, key, ok, "a non-negative integer", { fallback })!;
 }
 
 /**
@@ -86,15 +99,8 @@ export function metaFloat(
   key: string,
   fallback?: number,
 ): number {
-  const v = meta(g, key);
-  if (v === undefined) {
-    if (fallback !== undefined) return fallback;
-    throw new FormatError(g.file, `metadata '${nm(key)}' is missing`);
-  }
-  if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new FormatError(g.file, `metadata '${nm(key)}' must be a number, got ${describe(v)}`);
-  }
-  return v;
+  const ok = (v: GgufValue) => typeof v === "number" && Number.isFinite(v);
+  return checked<number>(g, key, ok, "a number", { fallback })!;
 }
 
 /**
@@ -115,12 +121,7 @@ export function metaBool(
   key: string,
   fallback: boolean,
 ): boolean {
-  const v = meta(g, key);
-  if (v === undefined) return fallback;
-  if (typeof v !== "boolean") {
-    throw new FormatError(g.file, `metadata '${nm(key)}' must be a bool, got ${describe(v)}`);
-  }
-  return v;
+  return checked<boolean>(g, key, (v) => typeof v === "boolean", "a bool", { fallback })!;
 }
 
 /**
@@ -141,12 +142,7 @@ export function metaString(
   g: Pick<GgufFile, "file" | "metadata">,
   key: string,
 ): string | undefined {
-  const v = meta(g, key);
-  if (v === undefined) return undefined;
-  if (typeof v !== "string") {
-    throw new FormatError(g.file, `metadata '${nm(key)}' must be a string, got ${describe(v)}`);
-  }
-  return v;
+  return checked<string>(g, key, (v) => typeof v === "string", "a string", { optional: true });
 }
 
 /**

@@ -11,14 +11,15 @@
  * tensor data, each at data_start + offset, each followed by zero padding to the alignment
  * ```
  *
- * The file is written to a temporary sibling and renamed over the target when complete (the
- * same discipline as core/files.ts `writeFileAtomic`), so a failed or interrupted write never
- * leaves a half-written model behind. Tensor data may be produced lazily, one tensor at a
+ * The file is written through core/files.ts `writeFileAtomic` (a temporary sibling, renamed
+ * over the target when complete), so a failed or interrupted write never leaves a
+ * half-written model behind. Tensor data may be produced lazily, one tensor at a
  * time, so a quantiser never holds the whole output in memory.
  *
  * @module
  */
 import { GollmError } from "../../core/errors.ts";
+import { writeFileAtomic } from "../../core/files.ts";
 import type { ProgressCallback } from "../../core/progress.ts";
 import { type GgmlType, rowBytes } from "../quant.ts";
 import { GGUF_VALUE_TYPE } from "./parse.ts";
@@ -322,16 +323,10 @@ export async function writeGguf(
   }
   out.bytes(new Uint8Array((alignment - (out.len % alignment)) % alignment));
 
-  const slash = path.lastIndexOf("/");
-  const tmp = `${slash >= 0 ? path.slice(0, slash + 1) : ""}.${path.slice(slash + 1)}.tmp-${
-    crypto.randomUUID().slice(0, 8)
-  }`;
-  let file: Deno.FsFile | null = null;
-  try {
-    if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true });
-    file = await Deno.open(tmp, { write: true, createNew: true });
-    await writeAll(file, out.buf.subarray(0, out.len));
-    let total = out.len;
+  let total = 0;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    yield out.buf.subarray(0, out.len);
+    total = out.len;
     for (const [i, t] of input.tensors.entries()) {
       options.onProgress?.({ stage: `writing ${t.name}`, fraction: i / input.tensors.length });
       const data = typeof t.data === "function" ? await t.data() : t.data;
@@ -343,24 +338,13 @@ export async function writeGguf(
           }`,
         );
       }
-      await writeAll(file, data);
+      yield data;
       const pad = (alignment - (data.length % alignment)) % alignment;
-      if (pad) await writeAll(file, new Uint8Array(pad));
+      if (pad) yield new Uint8Array(pad);
       total += data.length + pad;
     }
-    file.close();
-    file = null;
-    await Deno.rename(tmp, path);
-    options.onProgress?.({ stage: `wrote ${path}`, fraction: 1 });
-    return total;
-  } catch (e) {
-    file?.close();
-    await Deno.remove(tmp).catch(() => {});
-    if (e instanceof GollmError) throw e;
-    throw fail(path, (e as Error).message);
   }
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  for (let o = 0; o < data.length;) o += await file.write(data.subarray(o));
+  await writeFileAtomic(path, chunks());
+  options.onProgress?.({ stage: `wrote ${path}`, fraction: 1 });
+  return total;
 }

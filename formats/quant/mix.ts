@@ -176,7 +176,7 @@ function fallback(type: string, cols: number, name: string): string {
     throw new GollmError(
       `tensor '${name}': row length ${cols} is not a multiple of the ${type} block size ${
         ggmlTypeByName(type)!.blockSize
-      } and ${type} has no fallback type`,
+      } and ${type} has no fallback type (llama-quantize refuses it too)`,
     );
   }
   return cols % 32 === 0 ? next[type] : "F16";
