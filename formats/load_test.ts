@@ -181,7 +181,7 @@ Deno.test("loadCheckpoint() refuses an absurd context length and accepts a large
       "config.json",
     ],
   ];
-  for (const [src, edit, want] of fine) {
+  for (const [src, edit, file] of cases) {
     const dir = await copyDir(src, edit);
     try {
       await assert.rejects(
@@ -196,12 +196,10 @@ Deno.test("loadCheckpoint() refuses an absurd context length and accepts a large
       await Deno.remove(dir, { recursive: true });
     }
   }
-  const dir = await copyDir(DEFAULT, { "config.yaml": yamlWith("context_length", "1e12") });
+  // 2^20 tokens is a number like any other: the reader allocates nothing by it.
+  const dir = await copyDir(DEFAULT, { "config.yaml": yamlWith("context_length", "1048576") });
   try {
-    await assert.rejects(
-      loadCheckpoint(dir),
-      typedError(ConfigError, `${dir}/config.yaml`, /context_length' must be at most 2147483647/),
-    );
+    assert.equal((await loadCheckpoint(dir)).config.context_length, 1048576);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
