@@ -103,7 +103,7 @@ Deno.test("loadConfig() names the file, field and expected type of a missing fie
     context_length: "a positive integer",
     norm: "one of rmsnorm | layernorm",
     norm_eps: "a positive number",
-    mlp: "one of swiglu | gelu",
+    mlp: "one of swiglu | geglu | gelu",
     tie_embeddings: "true or false",
   };
   const check = async (base: Record<string, string>, field: string) => {
@@ -224,7 +224,7 @@ Deno.test("loadConfig() rejects norm/mlp/bias that do not fit the arch", async (
     "llama_gelu",
     yamlOf({ ...LLAMA, mlp: "gelu" }),
     "mlp",
-    /swiglu for arch llama/,
+    /swiglu or geglu for arch llama/,
   );
 });
 
