@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { loadConfig } from "../core/config.ts";
 import { ConfigError } from "../core/errors.ts";
 import { parseHfConfig } from "./hf_config.ts";
 
@@ -154,4 +155,13 @@ Deno.test("parseHfConfig() windows per architecture, the context never shrunk", 
     { ...g2, layer_types: ["sliding_attention"] },
     'c.json: field \'layer_types\' must list num_hidden_layers (2) of "sliding_attention" | "full_attention"',
   );
+});
+
+Deno.test("parseHfConfig() of each issue #10 fixture equals its hand-written gollm.yaml", async () => {
+  const names = ["llama31", "llama_yarn", "llama_linear", "qwen3", "gemma2", "gemma3", "phi3"];
+  for (const name of [...names, "qwen2_swa"]) {
+    // python/hf_fixtures.py writes gollm.yaml from a config spelled out by hand per fixture.
+    const want = await loadConfig(`${FIX}/${name}/gollm.yaml`);
+    assert.deepEqual(parseHfConfig(await json(name), "c.json").config, want, name);
+  }
 });

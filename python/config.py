@@ -61,8 +61,28 @@ class ModelConfig:
     norm_eps: float
     rope_theta: float
     rope_style: str  # "half" | "interleaved"
+    # issue #10 fields (defaults: off); see core/config.ts for each one's meaning
+    rope_dimension_count: int  # dims of each head RoPE rotates (Phi-3 partial_rotary_factor)
+    rope_scaling: str  # "none" | "linear" | "llama3" | "yarn"
+    rope_scaling_factor: float
+    rope_original_context_length: int | None
+    rope_low_freq_factor: float
+    rope_high_freq_factor: float
+    rope_yarn_beta_fast: float
+    rope_yarn_beta_slow: float
+    rope_attn_factor: float  # cos/sin multiplier (yarn: 0.1 ln(factor) + 1)
+    rope_freq_factors: tuple[float, ...] | None  # GGUF rope_freqs.weight
+    rope_local_base_freq: float | None  # Gemma 3's sliding layers
     attn_bias: bool
-    mlp: str  # "swiglu" | "gelu"
+    qk_norm: bool  # Qwen3 / Gemma 3 per-head q/k RMSNorm
+    query_pre_attn_scalar: float  # attention scale = query_pre_attn_scalar ** -0.5
+    attn_logit_softcapping: float | None
+    sliding_window: int | None
+    layer_types: tuple[str, ...] | None  # "sliding_attention" | "full_attention" per layer
+    mlp: str  # "swiglu" | "geglu" | "gelu"
+    post_norms: bool  # Gemma sandwich norms
+    embed_scale: float
+    final_logit_softcapping: float | None
     tie_embeddings: bool
     tokenizer: str
 
@@ -77,15 +97,36 @@ class ModelConfig:
         return self.n_kv_heads * self.head_dim
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields in canonical order (the order YAML is written in)."""
-        return {f: getattr(self, f) for f in CONFIG_FIELDS}
+        """The fields in canonical order (the order YAML is written in); tuples as lists."""
+        return {f: list(v) if isinstance(v, tuple) else v for f in CONFIG_FIELDS for v in [getattr(self, f)]}
 
     def to_yaml(self) -> str:
-        """YAML text, one ``field: value`` line per field, like core/config.ts ``configToYaml``."""
-        return "".join(f"{k}: {json.dumps(v)}\n" for k, v in self.to_dict().items())
+        """YAML text, one ``field: value`` line per field, like core/config.ts ``configToYaml``:
+        the issue #10 fields are left out while they hold their defaults."""
+        d = self.to_dict()
+        return "".join(
+            f"{k}: {json.dumps(v)}\n" for k, v in d.items() if k not in _OPTIONAL or v != _default(k, d)
+        )
+
+    def extensions(self) -> list[str]:
+        """The issue #10 fields this config sets (not at their defaults), in canonical order."""
+        d = self.to_dict()
+        return [k for k in CONFIG_FIELDS if k in _OPTIONAL and d[k] != _default(k, d)]
 
 
-# name -> (kind, allowed values, default). default None = required; a callable derives it.
+_NULL = object()  # default of a nullable field: null (off)
+_LAYER_TYPES = ("sliding_attention", "full_attention")
+
+
+def _default_attn_factor(c: dict[str, Any]) -> float:
+    f = c.get("rope_scaling_factor")
+    if c.get("rope_scaling") != "yarn" or not isinstance(f, (int, float)) or not f > 1:
+        return 1.0
+    return 0.1 * math.log(f) + 1
+
+
+# name -> (kind, allowed values, default). default None = required; a callable derives it;
+# _NULL = nullable, default null. Kinds "numbers" / "strings" are lists.
 _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
     "arch": ("string", ("llama", "gpt2"), None),
     "vocab_size": ("int", None, None),
@@ -100,11 +141,77 @@ _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
     "norm_eps": ("number", None, None),
     "rope_theta": ("number", None, 10000),
     "rope_style": ("string", ("half", "interleaved"), "half"),
+    "rope_dimension_count": ("int", None, lambda c: c.get("head_dim")),
+    "rope_scaling": ("string", ("none", "linear", "llama3", "yarn"), "none"),
+    "rope_scaling_factor": ("number", None, 1),
+    "rope_original_context_length": ("int", None, _NULL),
+    "rope_low_freq_factor": ("number", None, 1),
+    "rope_high_freq_factor": ("number", None, 4),
+    "rope_yarn_beta_fast": ("number", None, 32),
+    "rope_yarn_beta_slow": ("number", None, 1),
+    "rope_attn_factor": ("number", None, _default_attn_factor),
+    "rope_freq_factors": ("numbers", None, _NULL),
+    "rope_local_base_freq": ("number", None, _NULL),
     "attn_bias": ("bool", None, False),
-    "mlp": ("string", ("swiglu", "gelu"), None),
+    "qk_norm": ("bool", None, False),
+    "query_pre_attn_scalar": ("number", None, lambda c: c.get("head_dim")),
+    "attn_logit_softcapping": ("number", None, _NULL),
+    "sliding_window": ("int", None, _NULL),
+    "layer_types": ("strings", _LAYER_TYPES, _NULL),
+    "mlp": ("string", ("swiglu", "geglu", "gelu"), None),
+    "post_norms": ("bool", None, False),
+    "embed_scale": ("number", None, 1),
+    "final_logit_softcapping": ("number", None, _NULL),
     "tie_embeddings": ("bool", None, None),
     "tokenizer": ("string", None, "none"),
 }
+
+#: The issue #10 fields: optional, left out of the YAML at their defaults, llama only.
+_OPTIONAL = frozenset(
+    {
+        "rope_dimension_count",
+        "rope_scaling",
+        "rope_scaling_factor",
+        "rope_original_context_length",
+        "rope_low_freq_factor",
+        "rope_high_freq_factor",
+        "rope_yarn_beta_fast",
+        "rope_yarn_beta_slow",
+        "rope_attn_factor",
+        "rope_freq_factors",
+        "rope_local_base_freq",
+        "qk_norm",
+        "query_pre_attn_scalar",
+        "attn_logit_softcapping",
+        "sliding_window",
+        "layer_types",
+        "post_norms",
+        "embed_scale",
+        "final_logit_softcapping",
+    }
+)
+
+#: The RoPE parameters each scaling kind reads (the others must keep their defaults).
+_ROPE_PARAMS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "linear": ("rope_scaling_factor",),
+    "llama3": ("rope_scaling_factor", "rope_original_context_length", "rope_low_freq_factor", "rope_high_freq_factor"),
+    "yarn": (
+        "rope_scaling_factor",
+        "rope_original_context_length",
+        "rope_yarn_beta_fast",
+        "rope_yarn_beta_slow",
+        "rope_attn_factor",
+    ),
+}
+
+
+def _default(name: str, c: dict[str, Any]) -> Any:
+    fallback = _FIELDS[name][2]
+    if fallback is _NULL:
+        return None
+    v = fallback(c) if callable(fallback) else fallback
+    return float(v) if _FIELDS[name][0] == "number" and isinstance(v, (int, float)) else v
 
 #: Every ModelConfig field, in canonical order.
 CONFIG_FIELDS: tuple[str, ...] = tuple(_FIELDS)
@@ -165,14 +272,32 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
         if v is None:
             if fallback is None:
                 raise ConfigError(file, name, "is missing")
+            if fallback is _NULL:
+                out[name] = None
+                continue
             v = fallback({**raw, **out}) if callable(fallback) else fallback
+        nullable = fallback is _NULL
+        if kind in ("numbers", "strings"):
+            if not isinstance(v, (list, tuple)):
+                what = "a list of positive numbers" if kind == "numbers" else f"a list of {' | '.join(one_of or ())}"
+                raise ConfigError(file, name, f"must be {what} or null, got {_describe(v)}")
+            for i, x in enumerate(v):
+                if kind == "numbers" and (
+                    isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0
+                ):
+                    raise ConfigError(file, name, f"[{i}] must be a positive number, got {_describe(x)}")
+                if kind == "strings" and x not in (one_of or ()):
+                    raise ConfigError(file, name, f"[{i}] must be one of {' | '.join(one_of or ())}, got {_describe(x)}")
+            out[name] = tuple(float(x) for x in v) if kind == "numbers" else tuple(v)
+            continue
+        null = " or null" if nullable else ""
         if kind == "int":
             if not _is_int(v) or v <= 0:
-                raise ConfigError(file, name, f"must be a positive integer, got {_describe(v)}")
+                raise ConfigError(file, name, f"must be a positive integer{null}, got {_describe(v)}")
             v = int(v)
         elif kind == "number":
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(file, name, f"must be a positive number, got {_describe(v)}")
+                raise ConfigError(file, name, f"must be a positive number{null}, got {_describe(v)}")
             v = float(v)
         elif kind == "bool":
             if not isinstance(v, bool):
@@ -196,8 +321,9 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
             raise ConfigError(file, "head_dim", f"must be even for RoPE, got {out['head_dim']}")
         if out["norm"] != "rmsnorm":
             raise ConfigError(file, "norm", f'must be rmsnorm for arch llama, got "{out["norm"]}"')
-        if out["mlp"] != "swiglu":
-            raise ConfigError(file, "mlp", f'must be swiglu for arch llama, got "{out["mlp"]}"')
+        if out["mlp"] not in ("swiglu", "geglu"):
+            raise ConfigError(file, "mlp", f'must be swiglu or geglu for arch llama, got "{out["mlp"]}"')
+        _check_llama_extras(out, file)
     else:
         if out["norm"] != "layernorm":
             raise ConfigError(file, "norm", f'must be layernorm for arch gpt2, got "{out["norm"]}"')
@@ -206,7 +332,66 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
         if out["attn_bias"] is False and raw.get("attn_bias") is not None:
             raise ConfigError(file, "attn_bias", "must be true or absent for arch gpt2 (gpt2 always has bias)")
         out["attn_bias"] = True
+        for f in CONFIG_FIELDS:
+            if f in _OPTIONAL and _plain(out[f]) != _default(f, out):
+                raise ConfigError(file, f, f"applies to arch llama only (got {_describe(_plain(out[f]))})")
     return ModelConfig(**out)
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _check_llama_extras(c: dict[str, Any], file: str) -> None:
+    """Consistency of the issue #10 fields (mirror of core/config.ts ``checkLlamaExtras``)."""
+    rd = c["rope_dimension_count"]
+    if rd % 2 != 0 or rd > c["head_dim"]:
+        raise ConfigError(file, "rope_dimension_count", f"must be even and at most head_dim {c['head_dim']}, got {rd}")
+    kind = c["rope_scaling"]
+    used = _ROPE_PARAMS[kind]
+    for f in dict.fromkeys(x for params in _ROPE_PARAMS.values() for x in params):
+        if f not in used and c[f] != _default(f, c):
+            raise ConfigError(file, f, f"is set ({_describe(c[f])}) but rope_scaling {kind} does not use it")
+    if kind in ("llama3", "yarn") and c["rope_original_context_length"] is None:
+        raise ConfigError(file, "rope_original_context_length", f"is missing (required by rope_scaling {kind})")
+    if kind == "llama3" and not c["rope_high_freq_factor"] > c["rope_low_freq_factor"]:
+        raise ConfigError(
+            file,
+            "rope_high_freq_factor",
+            f"must be greater than rope_low_freq_factor ({_describe(c['rope_low_freq_factor'])}), "
+            f"got {_describe(c['rope_high_freq_factor'])}",
+        )
+    factors = c["rope_freq_factors"]
+    if factors is not None:
+        if kind in ("llama3", "yarn"):
+            raise ConfigError(file, "rope_freq_factors", f"cannot be combined with rope_scaling {kind} (give one of them)")
+        if len(factors) != rd // 2:
+            raise ConfigError(
+                file, "rope_freq_factors", f"must hold rope_dimension_count / 2 = {rd // 2} values, got {len(factors)}"
+            )
+    types = c["layer_types"]
+    if types is not None:
+        if len(types) != c["n_layers"]:
+            raise ConfigError(file, "layer_types", f"must hold n_layers = {c['n_layers']} entries, got {len(types)}")
+        if c["sliding_window"] is None and "sliding_attention" in types:
+            raise ConfigError(file, "sliding_window", "is missing (layer_types has sliding_attention layers)")
+    if c["rope_local_base_freq"] is not None:
+        sliding = c["sliding_window"] is not None and (types is None or "sliding_attention" in types)
+        if not sliding:
+            raise ConfigError(
+                file,
+                "rope_local_base_freq",
+                "is set but no layer is a sliding_attention layer (set sliding_window and layer_types)",
+            )
+
+
+def layer_window(c: ModelConfig, layer: int) -> int | None:
+    """The sliding window of ``layer`` in tokens, or None (mirror of core/config.ts ``layerWindow``)."""
+    if c.sliding_window is None:
+        return None
+    if c.layer_types is None:
+        return c.sliding_window
+    return c.sliding_window if c.layer_types[layer] == "sliding_attention" else None
 
 
 class _Loader(yaml.SafeLoader):

@@ -122,11 +122,30 @@ def save_model(name: str, model, ids: list[int], extra: dict | None = None, shar
     return d
 
 
-def save_arch(name: str, model, ids: list[int], extra: dict | None = None) -> Path:
-    """save_model for the issue #10 fixtures, which first check their conditioning."""
+def save_arch(name: str, model, ids: list[int], gollm: dict, extra: dict | None = None) -> Path:
+    """save_model for the issue #10 fixtures, which first check their conditioning, plus
+    gollm.yaml: the gollm config of the model written out by hand here (not by gollm's
+    formats/hf_config.ts, which formats/hf_config_test.ts compares with it), read by the
+    PyTorch mirror's parity test (python/test_model_arch.py)."""
+    from config import parse_config
+
     err = conditioning(model, ids)
     assert err < 3e-5, f"{name}: transformers' float32 logits are off by {err} (sharpen less)"
-    return save_model(name, model, ids, {"float32_error": float(f"{err:.2e}"), **(extra or {})})
+    d = save_model(name, model, ids, {"float32_error": float(f"{err:.2e}"), **(extra or {})})
+    (d / "gollm.yaml").write_text(parse_config(gollm, f"{name}/gollm.yaml").to_yaml())
+    return d
+
+
+def gollm_sizes(c, **fields) -> dict:
+    """The size fields of a gollm config from a transformers config, plus `fields`."""
+    hd = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    return {
+        "arch": "llama", "vocab_size": c.vocab_size, "dim": c.hidden_size, "n_layers": c.num_hidden_layers,
+        "n_heads": c.num_attention_heads, "n_kv_heads": c.num_key_value_heads, "head_dim": hd,
+        "hidden_dim": c.intermediate_size, "context_length": c.max_position_embeddings, "norm": "rmsnorm",
+        "norm_eps": c.rms_norm_eps, "rope_style": "half", "mlp": "swiglu", "tie_embeddings": c.tie_word_embeddings,
+        **fields,
+    }
 
 
 # ---------------------------------------------------------------- tokenizers
@@ -451,7 +470,9 @@ def llama31() -> None:
     ids = arch_ids(131, 64)
     check_exercised(model, LlamaForCausalLM, cfg, ids, "llama3 scaling",
                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
-    d = save_arch("llama31", model, ids)
+    d = save_arch("llama31", model, ids, gollm_sizes(
+        cfg, rope_theta=10000, rope_scaling="llama3", rope_scaling_factor=4, rope_original_context_length=16,
+        rope_low_freq_factor=1, rope_high_freq_factor=4))
     # transformers 4.x spelling (what published Llama 3.1 config.json files carry).
     j = json.loads((d / "config.json").read_text())
     rp = j.pop("rope_parameters")
@@ -475,7 +496,8 @@ def llama_yarn() -> None:
     ids = arch_ids(132, 64)
     check_exercised(model, LlamaForCausalLM, cfg, ids, "yarn scaling",
                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
-    save_arch("llama_yarn", model, ids)
+    save_arch("llama_yarn", model, ids, gollm_sizes(
+        cfg, rope_theta=10000, rope_scaling="yarn", rope_scaling_factor=4, rope_original_context_length=16))
     convert_gguf(model, OUT / "llama_yarn.gguf", "llama", permute_qk=True)
 
 
@@ -491,7 +513,8 @@ def llama_linear() -> None:
     ids = arch_ids(133, 64)
     check_exercised(model, LlamaForCausalLM, cfg, ids, "linear scaling",
                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
-    d = save_arch("llama_linear", model, ids)
+    d = save_arch("llama_linear", model, ids, gollm_sizes(
+        cfg, rope_theta=10000, rope_scaling="linear", rope_scaling_factor=4))
     j = json.loads((d / "config.json").read_text())
     rp = j.pop("rope_parameters")
     j["rope_theta"] = rp["rope_theta"]
@@ -519,7 +542,7 @@ def qwen3() -> None:
             if n.endswith(("q_norm.weight", "k_norm.weight")):
                 p.fill_(1.0)
     assert np.abs(logits_of(plain, ids) - logits_of(model, ids)).max() > 1e-2, "q/k norm not exercised"
-    save_arch("qwen3", model, ids)
+    save_arch("qwen3", model, ids, gollm_sizes(cfg, rope_theta=1e6, qk_norm=True))
     convert_gguf(model, OUT / "qwen3.gguf", "qwen3")
 
 
@@ -541,7 +564,10 @@ def gemma2() -> None:
     # Gemma's normalizer is a tensor of the model's dtype: sqrt(3584) in bfloat16 (Gemma 2 9B).
     normalizer = {"hidden_size": 3584, "bfloat16": float(torch.tensor(3584**0.5, dtype=torch.bfloat16)),
                   "float16": float(torch.tensor(3584**0.5, dtype=torch.float16))}
-    save_arch("gemma2", model, ids, {"normalizer": normalizer})
+    save_arch("gemma2", model, ids, gollm_sizes(
+        cfg, rope_theta=10000, mlp="geglu", post_norms=True, embed_scale=float(np.float32(32**0.5)),
+        query_pre_attn_scalar=16, attn_logit_softcapping=4.0, final_logit_softcapping=3.0, sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"]), {"normalizer": normalizer})
     convert_gguf(model, OUT / "gemma2.gguf", "gemma2", norm_shift=1.0, attention_scale=16**-0.5)
 
 
@@ -568,7 +594,10 @@ def gemma3() -> None:
     check_exercised(model, Gemma3ForCausalLM, cfg, ids, "local rope base",
                     rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0},
                                      "sliding_attention": {"rope_type": "default", "rope_theta": 1000000.0}})
-    save_arch("gemma3", model, ids)
+    save_arch("gemma3", model, ids, gollm_sizes(
+        cfg, mlp="geglu", post_norms=True, qk_norm=True, embed_scale=float(np.float32(32**0.5)),
+        query_pre_attn_scalar=16, rope_theta=1e6, rope_scaling="linear", rope_scaling_factor=4,
+        rope_local_base_freq=10000, sliding_window=4, layer_types=["sliding_attention"] * 5 + ["full_attention"]))
     convert_gguf(model, OUT / "gemma3.gguf", "gemma3", norm_shift=1.0)
 
 
@@ -585,7 +614,7 @@ def phi3() -> None:
     check_exercised(model, Phi3ForCausalLM, cfg, ids, "sliding window", sliding_window=None)
     check_exercised(model, Phi3ForCausalLM, cfg, ids, "partial rotary", partial_rotary_factor=1.0,
                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0})
-    save_arch("phi3", model, ids)
+    save_arch("phi3", model, ids, gollm_sizes(cfg, rope_theta=10000, rope_dimension_count=8, sliding_window=5))
     convert_gguf(model, OUT / "phi3.gguf", "phi3")
 
 
@@ -602,7 +631,9 @@ def qwen2_swa() -> None:
     ids = arch_ids(138, 64)
     check_exercised(model, Qwen2ForCausalLM, cfg, ids, "sliding window", use_sliding_window=False,
                     layer_types=None)
-    d = save_arch("qwen2_swa", model, ids)
+    d = save_arch("qwen2_swa", model, ids, gollm_sizes(
+        cfg, rope_theta=10000, attn_bias=True, sliding_window=4,
+        layer_types=["full_attention", "sliding_attention", "sliding_attention"]))
     # transformers 4.x files carry no layer_types: gollm derives them from max_window_layers.
     j = json.loads((d / "config.json").read_text())
     del j["layer_types"]
