@@ -21,7 +21,7 @@ import { checkWeights, type Weights } from "../core/weights.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
 import { emitWasmForPlan, type WasmKernels } from "./emit_wasm.ts";
 import { findBuffer, type Plan, planArena, planBatch } from "./plan.ts";
-import { extendedFeatures } from "./graph.ts";
+import { extendedFeatures } from "./graph_features.ts";
 
 /** What a compiled forward carries besides its interface: its source, plan and memory. */
 export interface CompiledParts {
@@ -158,7 +158,7 @@ function allocateMemory(plan: Plan, wasm: boolean, batch: boolean): WebAssembly.
 
 /**
  * The WASM backend renders the original ops only (codegen/wasm/*); a model that uses an op or
- * attribute of issue #10 (graph.ts `extendedFeatures`) runs on the JS kernels until its WASM
+ * attribute of issue #10 (graph_features.ts `extendedFeatures`) runs on the JS kernels until its WASM
  * renderers land.
  *
  * @throws {GollmError} naming the features and `--backend jit`.

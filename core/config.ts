@@ -10,6 +10,9 @@ import yaml from "js-yaml";
 import { ConfigError, FormatError } from "./errors.ts";
 import { readTextBounded } from "./files.ts";
 import { isPerLayer, tensorRows } from "./tensor_names.ts";
+import { checkLlamaExtras } from "./config_extras.ts";
+
+export { layerRopeIsLocal, layerWindow } from "./layers.ts";
 
 /**
  * Architecture family: `llama` (RoPE decoder: RMSNorm, gated MLP, GQA; also Mistral, Qwen2/3,
@@ -462,7 +465,12 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     if (c.mlp !== "swiglu" && c.mlp !== "geglu") {
       throw new ConfigError(file, "mlp", `must be swiglu or geglu for arch llama, got "${c.mlp}"`);
     }
-    checkLlamaExtras(c, file);
+    checkLlamaExtras(
+      c,
+      file,
+      (f) => defaultOf(f, c as unknown as Record<string, unknown>),
+      describe,
+    );
   } else {
     if (c.norm !== "layernorm") {
       throw new ConfigError(file, "norm", `must be layernorm for arch gpt2, got "${c.norm}"`);
@@ -485,160 +493,6 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     }
   }
   return c;
-}
-
-/** The RoPE parameters each scaling kind reads (the others must keep their defaults). */
-const ROPE_PARAMS: Record<RopeScaling, (keyof ModelConfig)[]> = {
-  none: [],
-  linear: ["rope_scaling_factor"],
-  llama3: [
-    "rope_scaling_factor",
-    "rope_original_context_length",
-    "rope_low_freq_factor",
-    "rope_high_freq_factor",
-  ],
-  yarn: [
-    "rope_scaling_factor",
-    "rope_original_context_length",
-    "rope_yarn_beta_fast",
-    "rope_yarn_beta_slow",
-    "rope_attn_factor",
-  ],
-};
-
-/** Consistency of the issue #10 fields of an `arch: llama` config (see parseConfig). */
-function checkLlamaExtras(c: ModelConfig, file: string): void {
-  const rd = c.rope_dimension_count;
-  if (rd % 2 !== 0 || rd > c.head_dim) {
-    throw new ConfigError(
-      file,
-      "rope_dimension_count",
-      `must be even and at most head_dim ${c.head_dim}, got ${rd}`,
-    );
-  }
-  const used = ROPE_PARAMS[c.rope_scaling];
-  const all = new Set(Object.values(ROPE_PARAMS).flat());
-  for (const f of all) {
-    if (!used.includes(f) && !same(c[f], defaultOf(f, c as unknown as Record<string, unknown>))) {
-      throw new ConfigError(
-        file,
-        f,
-        `is set (${describe(c[f])}) but rope_scaling ${c.rope_scaling} does not use it`,
-      );
-    }
-  }
-  if (
-    (c.rope_scaling === "llama3" || c.rope_scaling === "yarn") &&
-    c.rope_original_context_length === null
-  ) {
-    throw new ConfigError(
-      file,
-      "rope_original_context_length",
-      `is missing (required by rope_scaling ${c.rope_scaling})`,
-    );
-  }
-  if (c.rope_scaling === "llama3" && !(c.rope_high_freq_factor > c.rope_low_freq_factor)) {
-    throw new ConfigError(
-      file,
-      "rope_high_freq_factor",
-      `must be greater than rope_low_freq_factor (${c.rope_low_freq_factor}), got ${c.rope_high_freq_factor}`,
-    );
-  }
-  if (c.rope_freq_factors !== null) {
-    if (c.rope_scaling === "llama3" || c.rope_scaling === "yarn") {
-      throw new ConfigError(
-        file,
-        "rope_freq_factors",
-        `cannot be combined with rope_scaling ${c.rope_scaling} (give one of them)`,
-      );
-    }
-    if (c.rope_freq_factors.length !== rd / 2) {
-      throw new ConfigError(
-        file,
-        "rope_freq_factors",
-        `must hold rope_dimension_count / 2 = ${rd / 2} values, got ${c.rope_freq_factors.length}`,
-      );
-    }
-  }
-  if (c.layer_types !== null) {
-    if (c.layer_types.length !== c.n_layers) {
-      throw new ConfigError(
-        file,
-        "layer_types",
-        `must hold n_layers = ${c.n_layers} entries, got ${c.layer_types.length}`,
-      );
-    }
-    if (c.sliding_window === null && c.layer_types.includes("sliding_attention")) {
-      throw new ConfigError(
-        file,
-        "sliding_window",
-        "is missing (layer_types has sliding_attention layers)",
-      );
-    }
-  }
-  if (c.rope_local_base_freq !== null) {
-    const sliding = c.sliding_window !== null &&
-      (c.layer_types === null || c.layer_types.includes("sliding_attention"));
-    if (!sliding) {
-      throw new ConfigError(
-        file,
-        "rope_local_base_freq",
-        "is set but no layer is a sliding_attention layer (set sliding_window and layer_types)",
-      );
-    }
-  }
-}
-
-/**
- * The sliding window of layer `layer` in tokens, or null when the layer attends to the whole
- * sequence: `sliding_window` for every layer when `layer_types` is null (Mistral, Phi-3), else
- * for the `sliding_attention` layers only (Qwen2 `max_window_layers`, Gemma 2's even layers,
- * Gemma 3's five of six). HF `sliding_window_causal_mask_function`: the token at position p
- * sees positions `p - W + 1 .. p`.
- *
- * @param config The model config.
- * @param layer Layer index in `[0, n_layers)`.
- * @returns Tokens, or null for no limit.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { layerWindow, parseConfig } from "./config.ts";
- * const c = parseConfig({ arch: "llama", vocab_size: 32, dim: 16, n_layers: 3, n_heads: 2,
- *   hidden_dim: 32, context_length: 64, norm: "rmsnorm", norm_eps: 1e-6, mlp: "geglu",
- *   tie_embeddings: true, sliding_window: 8,
- *   layer_types: ["sliding_attention", "full_attention", "sliding_attention"] }, "<example>");
- * assert.deepEqual([0, 1, 2].map((l) => layerWindow(c, l)), [8, null, 8]);
- * ```
- */
-export function layerWindow(config: ModelConfig, layer: number): number | null {
-  const w = config.sliding_window;
-  if (w === null) return null;
-  if (config.layer_types === null) return w;
-  return config.layer_types[layer] === "sliding_attention" ? w : null;
-}
-
-/**
- * Whether layer `layer` rotates by the local RoPE table (`rope_local_base_freq`, unscaled):
- * Gemma 3's sliding-window layers.
- *
- * @param config The model config.
- * @param layer Layer index.
- * @returns True for a sliding layer of a config with `rope_local_base_freq`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { layerRopeIsLocal, parseConfig } from "./config.ts";
- * const c = parseConfig({ arch: "llama", vocab_size: 32, dim: 16, n_layers: 2, n_heads: 2,
- *   hidden_dim: 32, context_length: 64, norm: "rmsnorm", norm_eps: 1e-6, mlp: "geglu",
- *   tie_embeddings: true, sliding_window: 8, rope_local_base_freq: 10000,
- *   layer_types: ["sliding_attention", "full_attention"] }, "<example>");
- * assert.deepEqual([layerRopeIsLocal(c, 0), layerRopeIsLocal(c, 1)], [true, false]);
- * ```
- */
-export function layerRopeIsLocal(config: ModelConfig, layer: number): boolean {
-  return config.rope_local_base_freq !== null && layerWindow(config, layer) !== null;
 }
 
 /**

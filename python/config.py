@@ -24,6 +24,10 @@ from typing import Any
 
 import yaml
 
+from config_arch import LAYER_TYPES as _LAYER_TYPES
+from config_arch import OPTIONAL as _OPTIONAL
+from config_arch import check_llama_extras, layer_window  # noqa: F401 (layer_window: re-exported)
+
 
 class GollmError(Exception):
     """A user error: bad input file, field or flag. The message is one precise line."""
@@ -115,7 +119,6 @@ class ModelConfig:
 
 
 _NULL = object()  # default of a nullable field: null (off)
-_LAYER_TYPES = ("sliding_attention", "full_attention")
 
 
 def _default_attn_factor(c: dict[str, Any]) -> float:
@@ -165,46 +168,6 @@ _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
     "tie_embeddings": ("bool", None, None),
     "tokenizer": ("string", None, "none"),
 }
-
-#: The issue #10 fields: optional, left out of the YAML at their defaults, llama only.
-_OPTIONAL = frozenset(
-    {
-        "rope_dimension_count",
-        "rope_scaling",
-        "rope_scaling_factor",
-        "rope_original_context_length",
-        "rope_low_freq_factor",
-        "rope_high_freq_factor",
-        "rope_yarn_beta_fast",
-        "rope_yarn_beta_slow",
-        "rope_attn_factor",
-        "rope_freq_factors",
-        "rope_local_base_freq",
-        "qk_norm",
-        "query_pre_attn_scalar",
-        "attn_logit_softcapping",
-        "sliding_window",
-        "layer_types",
-        "post_norms",
-        "embed_scale",
-        "final_logit_softcapping",
-    }
-)
-
-#: The RoPE parameters each scaling kind reads (the others must keep their defaults).
-_ROPE_PARAMS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "linear": ("rope_scaling_factor",),
-    "llama3": ("rope_scaling_factor", "rope_original_context_length", "rope_low_freq_factor", "rope_high_freq_factor"),
-    "yarn": (
-        "rope_scaling_factor",
-        "rope_original_context_length",
-        "rope_yarn_beta_fast",
-        "rope_yarn_beta_slow",
-        "rope_attn_factor",
-    ),
-}
-
 
 def _default(name: str, c: dict[str, Any]) -> Any:
     fallback = _FIELDS[name][2]
@@ -323,7 +286,7 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
             raise ConfigError(file, "norm", f'must be rmsnorm for arch llama, got "{out["norm"]}"')
         if out["mlp"] not in ("swiglu", "geglu"):
             raise ConfigError(file, "mlp", f'must be swiglu or geglu for arch llama, got "{out["mlp"]}"')
-        _check_llama_extras(out, file)
+        check_llama_extras(out, file, _default, _describe, ConfigError)
     else:
         if out["norm"] != "layernorm":
             raise ConfigError(file, "norm", f'must be layernorm for arch gpt2, got "{out["norm"]}"')
@@ -340,58 +303,6 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
 
 def _plain(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
-
-
-def _check_llama_extras(c: dict[str, Any], file: str) -> None:
-    """Consistency of the issue #10 fields (mirror of core/config.ts ``checkLlamaExtras``)."""
-    rd = c["rope_dimension_count"]
-    if rd % 2 != 0 or rd > c["head_dim"]:
-        raise ConfigError(file, "rope_dimension_count", f"must be even and at most head_dim {c['head_dim']}, got {rd}")
-    kind = c["rope_scaling"]
-    used = _ROPE_PARAMS[kind]
-    for f in dict.fromkeys(x for params in _ROPE_PARAMS.values() for x in params):
-        if f not in used and c[f] != _default(f, c):
-            raise ConfigError(file, f, f"is set ({_describe(c[f])}) but rope_scaling {kind} does not use it")
-    if kind in ("llama3", "yarn") and c["rope_original_context_length"] is None:
-        raise ConfigError(file, "rope_original_context_length", f"is missing (required by rope_scaling {kind})")
-    if kind == "llama3" and not c["rope_high_freq_factor"] > c["rope_low_freq_factor"]:
-        raise ConfigError(
-            file,
-            "rope_high_freq_factor",
-            f"must be greater than rope_low_freq_factor ({_describe(c['rope_low_freq_factor'])}), "
-            f"got {_describe(c['rope_high_freq_factor'])}",
-        )
-    factors = c["rope_freq_factors"]
-    if factors is not None:
-        if kind in ("llama3", "yarn"):
-            raise ConfigError(file, "rope_freq_factors", f"cannot be combined with rope_scaling {kind} (give one of them)")
-        if len(factors) != rd // 2:
-            raise ConfigError(
-                file, "rope_freq_factors", f"must hold rope_dimension_count / 2 = {rd // 2} values, got {len(factors)}"
-            )
-    types = c["layer_types"]
-    if types is not None:
-        if len(types) != c["n_layers"]:
-            raise ConfigError(file, "layer_types", f"must hold n_layers = {c['n_layers']} entries, got {len(types)}")
-        if c["sliding_window"] is None and "sliding_attention" in types:
-            raise ConfigError(file, "sliding_window", "is missing (layer_types has sliding_attention layers)")
-    if c["rope_local_base_freq"] is not None:
-        sliding = c["sliding_window"] is not None and (types is None or "sliding_attention" in types)
-        if not sliding:
-            raise ConfigError(
-                file,
-                "rope_local_base_freq",
-                "is set but no layer is a sliding_attention layer (set sliding_window and layer_types)",
-            )
-
-
-def layer_window(c: ModelConfig, layer: int) -> int | None:
-    """The sliding window of ``layer`` in tokens, or None (mirror of core/config.ts ``layerWindow``)."""
-    if c.sliding_window is None:
-        return None
-    if c.layer_types is None:
-        return c.sliding_window
-    return c.sliding_window if c.layer_types[layer] == "sliding_attention" else None
 
 
 class _Loader(yaml.SafeLoader):

@@ -16,7 +16,7 @@ import { GollmError } from "../core/errors.ts";
 import type { BatchLayout } from "../core/forward.ts";
 import { expectedShapes, randomWeights, type Weights } from "../core/weights.ts";
 import { compileBatch, compileModel } from "../codegen/compile.ts";
-import { extendedFeatures } from "../codegen/graph.ts";
+import { extendedFeatures } from "../codegen/graph_features.ts";
 import { planArena } from "../codegen/plan.ts";
 import { checkBatchedPrompts, checkPagedWindow } from "./batch_checks.ts";
 import { ARCH_CASES, archCase, checkAgainstReference } from "./forward_cases.ts";
