@@ -15,7 +15,7 @@ import type { Graph } from "./graph.ts";
  * RoPE scaling (the values of the `rope.inv_freq` table) are not listed: they need nothing new
  * of a renderer.
  *
- * @param graph A graph from {@linkcode buildGraph}.
+ * @param graph A graph from codegen/graph.ts `buildGraph`.
  * @returns Descriptions in first-use order, empty for a graph of the original ops only.
  *
  * @example
@@ -29,7 +29,10 @@ import type { Graph } from "./graph.ts";
  * const layout = resolveBatchLayout({ numBlocks: 8 });
  * assert.deepEqual(extendedFeatures(buildGraph(c, 1, layout)), []);
  * const qwen3 = parseConfig({ ...c, qk_norm: true }, "q");
- * assert.deepEqual(extendedFeatures(buildGraph(qwen3, 1, layout)), ["norm over 4 heads (QK-norm)"]);
+ * assert.deepEqual(extendedFeatures(buildGraph(qwen3, 1, layout)), [
+ *   "norm over 4 heads (QK-norm)", // q
+ *   "norm over 2 heads (QK-norm)", // k
+ * ]);
  * ```
  */
 export function extendedFeatures(graph: Graph): string[] {
