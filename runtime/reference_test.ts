@@ -150,18 +150,18 @@ Deno.test("createReference() RoPE past context_length equals the full-sequence f
   assertClose(ref, naiveSlidingWindow(c, w, toks, 20), TOL, "positions 0..19");
 });
 
-Deno.test("createReference() sizes nothing by context_length: 2^24 runs with kvCapacity 16", () => {
-  const c = cfg("llama", { context_length: 2 ** 24 }); // CONFIG_LIMITS.context_length
+Deno.test("createReference() sizes nothing by context_length: 2^31 - 1 runs with kvCapacity 16", () => {
+  const c = cfg("llama", { context_length: 2 ** 31 - 1 });
   const fp = createReference(c, randomWeights(c, 1), { kvCapacity: 16 });
   assert.equal(fp.forward([1, 2, 3], 2 ** 31 - 4).length, c.vocab_size);
 });
 
 Deno.test("createReference() throws a ResourceError naming --kv-capacity when the KV cache cannot be allocated", () => {
-  const c = cfg("llama", {});
+  const c = cfg("llama", { context_length: 2 ** 31 - 1 });
   const w = randomWeights(c, 1);
   // 2 × 2 layers × (2^31 - 1) slots × kv_dim 48 × 4 bytes: about 1.6 TB.
   assert.throws(
-    () => createReference(c, w, { kvCapacity: 2 ** 31 - 1 }),
+    () => createReference(c, w),
     (e: unknown) =>
       e instanceof ResourceError && e.needed === 2 * 2 * (2 ** 31 - 1) * 48 * 4 &&
       /^could not allocate the KV cache of \d+ bytes \(2 × 2 layers × kvCapacity 2147483647 × kv_dim 48 × 4\): .*; lower --kv-capacity \(kvCapacity\)$/
@@ -180,4 +180,39 @@ Deno.test("createReference() rejects bad token ids, gpt2 positions past context_
   assert.throws(() => fp.forwardAll([1, 2], 63), RangeError);
   assert.equal(fp.forward([1], 63).length, 97);
   assert.throws(() => createReference(g, w, { kvCapacity: 0 }), RangeError);
+});
+
+Deno.test("createReference() trace reports each tensor of each token, consistent with the logits", () => {
+  for (const arch of ["llama", "gpt2"] as const) {
+    const c = cfg(arch, { n_layers: 2 });
+    const w = randomWeights(c, 3);
+    const seen: string[] = [];
+    const copies = new Map<string, Float32Array>();
+    const fp = createReference(c, w, {
+      trace: (name, layer, pos, data) => {
+        seen.push(`${name}/${layer}/${pos}`);
+        copies.set(`${name}/${layer}/${pos}`, data.slice());
+      },
+    });
+    const logits = fp.forwardAll([1, 2], 0);
+    const layer = (l: number, p: number) =>
+      ["attn_norm", "Qcur", "Kcur", "Vcur", "kqv_out", "attn_out", "ffn_inp", "ffn_norm"]
+        .concat(["ffn_out", "l_out"]).map((n) => `${n}/${l}/${p}`);
+    const token = (p: number) => [
+      `inp_embd/-1/${p}`,
+      ...layer(0, p),
+      ...layer(1, p),
+      `result_norm/-1/${p}`,
+      `result_output/-1/${p}`,
+    ];
+    assert.deepEqual(seen, [...token(0), ...token(1)], arch);
+    const get = (k: string) => copies.get(k)!;
+    assert.deepEqual(get("result_output/-1/1"), logits.subarray(c.vocab_size), arch);
+    // The residual stream: l_out = ffn_inp + ffn_out, ffn_inp = l_out of the layer before + attn_out.
+    const sum = (a: Float32Array, b: Float32Array) => a.map((v, i) => v + b[i]);
+    assert.deepEqual(get("l_out/1/1"), sum(get("ffn_inp/1/1"), get("ffn_out/1/1")), arch);
+    assert.deepEqual(get("ffn_inp/1/1"), sum(get("l_out/0/1"), get("attn_out/1/1")), arch);
+    // Negative control: a different position's tensor differs.
+    assert.notDeepEqual(get("l_out/1/0"), get("l_out/1/1"), arch);
+  }
 });
