@@ -485,6 +485,8 @@ export function parseHfConfig(raw: unknown, file: string, tokenizer = "none"): H
     hf.head_dim = headDim;
   }
   if (hf.n_kv_heads === undefined || hf.n_kv_heads === null) delete hf.n_kv_heads;
+  // Gemma 3 with no sliding layer (sliding_window_pattern 1): its local base is never used.
+  if (hf.sliding_window === null) delete hf.rope_local_base_freq;
   if (gemma) {
     hf.post_norms = true;
     hf.embed_scale = inDtype(Math.sqrt(dim), raw.torch_dtype ?? raw.dtype);

@@ -151,6 +151,11 @@ Deno.test("parseHfConfig() windows per architecture, the context never shrunk", 
     "sliding_attention",
     "full_attention",
   ]);
+  // Gemma 3 with sliding_window_pattern 1: no local layer, so no local RoPE base either.
+  const g3 = await json("gemma3");
+  const { layer_types: _t, ...g3v4 } = g3;
+  const global = parseHfConfig({ ...g3v4, sliding_window_pattern: 1 }, "c.json").config;
+  assert.deepEqual([global.sliding_window, global.rope_local_base_freq], [null, null]);
   refuses(
     { ...g2, layer_types: ["sliding_attention"] },
     'c.json: field \'layer_types\' must list num_hidden_layers (2) of "sliding_attention" | "full_attention"',
