@@ -96,12 +96,15 @@ export {
   CONFIG_FIELDS,
   CONFIG_LIMITS,
   configToYaml,
+  layerRopeIsLocal,
+  layerWindow,
   loadConfig,
   parameterCount,
   parseConfig,
   parseConfigYaml,
 } from "./core/config.ts";
-export type { Arch, ModelConfig } from "./core/config.ts";
+export type { Arch, LayerType, ModelConfig, RopeScaling } from "./core/config.ts";
+export { ropeAttnFactor, ropeInvFreq } from "./core/rope.ts";
 export { checkWeights, expectedShapes, randomWeights } from "./core/weights.ts";
 export { expectedTensorCount, TENSOR_NAMES, tensorName } from "./core/tensor_names.ts";
 export type { HfFamily, TensorKind, TensorNameRow, TensorSource } from "./core/tensor_names.ts";
@@ -174,6 +177,7 @@ export type {
   NodeOp,
   OpAttrs,
 } from "./codegen/graph.ts";
+export { extendedFeatures } from "./codegen/graph_features.ts";
 export { benchPrompt, formatBench, runBench, runModelBench } from "./runtime/bench.ts";
 export type {
   BackendBench,

@@ -14,13 +14,14 @@ import type {
   ForwardPass,
   StepInput,
 } from "../core/forward.ts";
-import { ResourceError } from "../core/errors.ts";
+import { GollmError, ResourceError } from "../core/errors.ts";
 import { checkSequence, checkStepInput, resolveBatchLayout } from "../core/forward.ts";
 import { singleSequence } from "../core/single_sequence.ts";
 import { checkWeights, type Weights } from "../core/weights.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
 import { emitWasmForPlan, type WasmKernels } from "./emit_wasm.ts";
 import { findBuffer, type Plan, planArena, planBatch } from "./plan.ts";
+import { extendedFeatures } from "./graph_features.ts";
 
 /** What a compiled forward carries besides its interface: its source, plan and memory. */
 export interface CompiledParts {
@@ -156,6 +157,23 @@ function allocateMemory(plan: Plan, wasm: boolean, batch: boolean): WebAssembly.
 }
 
 /**
+ * The WASM backend renders the original ops only (codegen/wasm/*); a model that uses an op or
+ * attribute of issue #10 (graph_features.ts `extendedFeatures`) runs on the JS kernels until its WASM
+ * renderers land.
+ *
+ * @throws {GollmError} naming the features and `--backend jit`.
+ */
+function refuseExtended(plan: Plan): void {
+  const features = extendedFeatures(plan.prefill);
+  if (features.length > 0) {
+    throw new GollmError(
+      `backend wasm does not run this model yet: it uses ${features.join(", ")}; ` +
+        "use --backend jit (the JS kernels run it)",
+    );
+  }
+}
+
+/**
  * Plans nothing: evaluates the kernels of `plan` on a new memory (weights in place for js,
  * copied into the memory for wasm) and wraps them as a {@linkcode CompiledBatch}.
  */
@@ -166,6 +184,7 @@ function instantiate(
   useWasm: boolean,
   batch: boolean,
 ): CompiledBatch {
+  if (useWasm) refuseExtended(plan);
   const source = emitKernelsForPlan(plan, { backend: useWasm ? "wasm" : "js" });
   const memory = allocateMemory(plan, useWasm, batch);
   // The kernels' weights by canonical name: the caller's arrays (js), or (wasm, whose

@@ -25,12 +25,11 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { ForwardOptions } from "../core/forward.ts";
-import { ropeInvFreq } from "../core/rope.ts";
 import { expectedShapes } from "../core/weights.ts";
 import type { Graph, GraphNode, NodeOp } from "./graph.ts";
 import { jsNumber as num, JsSource } from "./js_source.ts";
 import { attentionOp, kvStoreOp } from "./ops/attention.ts";
-import { addOp, geluOp, swigluOp } from "./ops/elementwise.ts";
+import { addOp, gegluOp, geluOp, softcapOp, swigluOp } from "./ops/elementwise.ts";
 import { embedOp, gatherRowsOp } from "./ops/embed.ts";
 import { linearOp } from "./ops/linear.ts";
 import { normOp } from "./ops/norm.ts";
@@ -54,6 +53,8 @@ export const OPS: OpTable = {
   add: addOp,
   swiglu: swigluOp,
   gelu: geluOp,
+  geglu: gegluOp,
+  softcap: softcapOp,
 };
 
 /** The renderer of a node's op. */
@@ -108,6 +109,13 @@ function groupsOf(g: Graph): { name: string; nodes: GraphNode[] }[] {
   return groups;
 }
 
+/** The constant name of a `table` buffer: `rope.inv_freq` → `ROPE_INV_FREQ`. */
+const tableConst = (name: string) => name.toUpperCase().replace(/\./g, "_");
+
+/** The `table` buffers of a plan (constants `init()` writes), in graph order. */
+const tablesOf = (plan: Plan) =>
+  [...plan.decode.buffers.values()].filter((b) => b.kind === "table");
+
 /** The f32/int32 index (byte offset / 4) of a shared buffer of the plan. */
 const indexOf = (plan: Plan, name: string) => findBuffer(plan, "decode", name).offset / 4;
 
@@ -131,7 +139,10 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
   );
   s.comment(
     `${c.norm}, ${c.mlp}` +
-      (c.arch === "llama" ? `, RoPE ${c.rope_style} theta ${num(c.rope_theta)}` : "") +
+      (c.arch === "llama"
+        ? `, RoPE ${c.rope_style} theta ${num(c.rope_theta)}` +
+          (c.rope_scaling === "none" ? "" : ` (${c.rope_scaling} ×${num(c.rope_scaling_factor)})`)
+        : "") +
       (c.attn_bias ? ", q/k/v bias" : "") + (c.tie_embeddings ? ", tied LM head" : ""),
   );
   s.comment(
@@ -140,8 +151,10 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
   );
   s.line("//");
   s.line("// Arena (one WebAssembly.Memory; offsets below are f32/int32 indices = bytes / 4):");
-  if (c.arch === "llama") {
-    s.line(`//   RoPE inv_freq   ${plan.tableBytes} bytes (${c.head_dim / 2})`);
+  for (const t of tablesOf(plan)) {
+    s.line(
+      `//   ${t.name.padEnd(15)} (${t.shape.join(", ")}) in ${plan.tableBytes} bytes of tables`,
+    );
   }
   s.line(
     `//   step, seqs      ${plan.stepBytes} bytes (int32 rows (${L.maxRows}), ` +
@@ -209,14 +222,10 @@ function emitHead(plan: Plan, wasm: boolean): JsSource {
   }
   s.line();
 
-  if (c.arch === "llama") {
-    const hd = c.head_dim;
-    s.line(
-      `// RoPE inverse frequencies (${hd / 2}) = ${num(c.rope_theta)}^(-2i/${hd}) ` +
-        "(core/rope.ts ropeInvFreq), f32",
-    );
-    s.line("const ROPE_INV_FREQ = [");
-    for (const v of ropeInvFreq(c)) s.line(`  ${num(v)},`);
+  for (const t of tablesOf(plan)) {
+    s.line(`// ${t.doc ?? t.name}`);
+    s.line(`const ${tableConst(t.name)} = [`);
+    for (const v of t.values ?? []) s.line(`  ${num(v)},`);
     s.line("];");
     s.line();
   }
@@ -276,13 +285,12 @@ function groupParams(nodes: GraphNode[], which: "decode" | "prefill"): string {
 
 /** `init`, `decode`, `prefill` and `step`: the module's entry points. */
 function emitEntryPoints(plan: Plan): JsSource {
-  const c = plan.decode.config;
   const s = new JsSource(1);
   s.line("/** Fills the constant tables (call once after creating the kernels). */");
   s.open("function init()");
-  if (c.arch === "llama") {
-    const inv = findBuffer(plan, "decode", "rope.inv_freq").offset / 4;
-    s.line(`A.set(ROPE_INV_FREQ, ${inv}); // rope.inv_freq (${c.head_dim / 2})`);
+  for (const t of tablesOf(plan)) {
+    const at = findBuffer(plan, "decode", t.name).offset / 4;
+    s.line(`A.set(${tableConst(t.name)}, ${at}); // ${t.name} (${t.shape.join(", ")})`);
   }
   s.close();
   s.line();

@@ -14,7 +14,7 @@ import { JsSource } from "./js_source.ts";
 import type { OpRenderer } from "./ops/renderer.ts";
 import { planArena } from "./plan.ts";
 import { assertClose } from "../tests/assert_close.ts";
-import { cfg, FORWARD_CASES, forwardCase, tokens } from "../tests/forward_cases.ts";
+import { ARCH_CASES, cfg, FORWARD_CASES, forwardCase, tokens } from "../tests/forward_cases.ts";
 
 /** The functions of an emitted module: name → parameter count, in order of definition. */
 function functionsOf(src: string): Map<string, number> {
@@ -120,7 +120,7 @@ Deno.test("OPS renders the same kernel for every node with the same kernel name"
 
 Deno.test("OPS has a renderer for every op the graphs use", () => {
   const used = new Set<NodeOp>();
-  for (const [, c] of FORWARD_CASES) {
+  for (const [, c] of [...FORWARD_CASES, ...ARCH_CASES]) {
     for (const n of planArena(c, { kvCapacity: 8 }).prefill.nodes) used.add(n.op);
   }
   assert.deepEqual([...used].sort(), Object.keys(OPS).sort());
@@ -131,6 +131,7 @@ Deno.test("emitKernels() output is formatted as deno fmt writes it", async () =>
     forwardCase("llama GQA4 interleaved bias"),
     forwardCase("gpt2 odd dim 45 head_dim 9"),
     cfg("llama", { dim: 768, n_heads: 12, n_kv_heads: 4, hidden_dim: 2048, vocab_size: 32768 }),
+    ...ARCH_CASES.map(([, c]) => c),
   ];
   for (const c of configs) {
     for (const backend of ["js", "wasm"] as const) {

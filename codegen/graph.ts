@@ -23,11 +23,25 @@
  * {@linkcode OpAttrs}), so a renderer never looks at the config. A new op is one entry in
  * `OpAttrs`, the nodes that use it here, and one renderer in the emitter's table.
  *
+ * The architectures of issue #10 add two ops and a few attributes, each general:
+ * `geglu` (Gemma's gated GELU), `softcap` (`cap · tanh(x / cap)`, Gemma 2's final logits),
+ * `norm` over `heads` segments of a row (Qwen3 / Gemma 3 QK-norm), `rope` on the first
+ * `rot_dim` dims (Phi-3 partial rotary), `rope_cos_sin` with `mscale` (YaRN's attention
+ * factor), `attention` with a `scale` from `query_pre_attn_scalar` and a `softcap`, `embed`
+ * with a `scale`; a second RoPE table (`rope.inv_freq_local`) for Gemma 3's local layers;
+ * sandwich norms are plain `norm` nodes. codegen/graph_features.ts `extendedFeatures` lists
+ * the ones a graph uses (what the WASM backend does not render yet).
+ *
  * The layer structure follows llama2.c `run.c` `forward()` and GPT-2 (Radford et al. 2019).
  *
  * @module
  */
-import type { ModelConfig } from "../core/config.ts";
+import {
+  layerRopeIsLocal,
+  layerWindow as configLayerWindow,
+  type ModelConfig,
+} from "../core/config.ts";
+import { ropeAttnFactor, ropeInvFreq } from "../core/rope.ts";
 import type { BatchLayout } from "../core/forward.ts";
 
 /**
@@ -49,6 +63,10 @@ export interface GraphBuffer {
   kind: BufferKind;
   /** Element type: `f32`, or `i32` for the `step` and `seqs` buffers (4 bytes each). */
   dtype: "f32" | "i32";
+  /** A `table` buffer's constant values (what `init()` writes), e.g. the RoPE inverse frequencies. */
+  values?: Float32Array;
+  /** One line saying what a `table` buffer holds (emitted above its values). */
+  doc?: string;
 }
 
 /**
@@ -62,20 +80,26 @@ export interface OpAttrs {
     dim: number;
     /** Adds a learned position embedding (gpt2's `pos_embeddings.weight`). */
     learned_pos: boolean;
+    /** Multiplies the token embedding row (Gemma: sqrt(dim)); absent = 1. */
+    scale?: number;
   };
   /** cos/sin `(n, half)` of the rows' positions from the `(half)` inverse frequencies. */
   rope_cos_sin: {
-    /** `head_dim / 2`: rotation pairs per head. */
+    /** `rope_dimension_count / 2`: rotation pairs per head. */
     half: number;
+    /** cos and sin are multiplied by it (YaRN's attention factor); absent = 1. */
+    mscale?: number;
   };
-  /** RMSNorm or LayerNorm over each row. */
+  /** RMSNorm or LayerNorm over each row, or over each of its `heads` segments. */
   norm: {
     /** `rmsnorm` (weight) or `layernorm` (weight and bias). */
     kind: "rmsnorm" | "layernorm";
-    /** Row width. */
+    /** Width normalised: the row, or one head (`heads` segments of `dim` per row). */
     dim: number;
     /** Epsilon added to the mean square / variance. */
     eps: number;
+    /** Segments per row, each normalised with the same `(dim)` weight (QK-norm); absent = 1. */
+    heads?: number;
   };
   /** `y (n, out) = x (n, in) · wᵀ (+ bias)`, w `(out, in)` row-major. */
   linear: {
@@ -88,8 +112,10 @@ export interface OpAttrs {
   };
   /** Rotates q and k in place by the rows' cos/sin. */
   rope: {
-    /** Pairing: `half` (i, i + head_dim/2) or `interleaved` (2i, 2i + 1). */
+    /** Pairing: `half` (i, i + rot_dim/2) or `interleaved` (2i, 2i + 1). */
     style: "half" | "interleaved";
+    /** Dims of each head rotated, the first ones (partial rotary); absent = head_dim. */
+    rot_dim?: number;
     /** Query heads. */
     n_heads: number;
     /** Key/value heads. */
@@ -120,8 +146,10 @@ export interface OpAttrs {
     blocks_per_seq: number;
     /** This layer's own sliding window in tokens, or null for none ({@linkcode layerWindow}). */
     layer_window: number | null;
-    /** Score scale, `1 / sqrt(head_dim)`. */
+    /** Score scale, `1 / sqrt(head_dim)` (Gemma: `query_pre_attn_scalar^-0.5`). */
     scale: number;
+    /** Scores become `softcap · tanh(score / softcap)` (Gemma 2); absent or null = none. */
+    softcap?: number | null;
   };
   /** `y (nOut, dim) = x[out_rows[i]]`: the rows whose logits are wanted. */
   gather_rows: {
@@ -142,6 +170,18 @@ export interface OpAttrs {
   gelu: {
     /** Row width (hidden_dim). */
     dim: number;
+  };
+  /** `g = gelu_tanh(g) · u` (GeGLU, Shazeer 2020; Gemma's `gelu_pytorch_tanh` gate). */
+  geglu: {
+    /** Row width (hidden_dim). */
+    dim: number;
+  };
+  /** `x = cap · tanh(x / cap)` over each row (Gemma 2's final logit soft-capping). */
+  softcap: {
+    /** Row width. */
+    dim: number;
+    /** The cap. */
+    cap: number;
   };
 }
 
@@ -204,39 +244,43 @@ export interface Graph {
 
 /**
  * The sliding window of layer `layer` in tokens, or null when the layer attends to the
- * whole sequence (its own `window` still applies). Every architecture gollm runs today has
- * none; Mistral and Qwen2 (`sliding_window`) and Gemma's alternating local layers set it
- * here (issue #10).
+ * whole sequence (its sequence's own `window` still applies): core/config.ts `layerWindow`
+ * (Mistral and Phi-3 on every layer, Qwen2's layers from `max_window_layers`, Gemma's
+ * alternating local layers).
  *
- * @param _config The model config.
- * @param _layer Layer index.
+ * @param config The model config.
+ * @param layer Layer index.
  * @returns Tokens, or null for no limit.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseConfigYaml } from "../core/config.ts";
+ * import { parseConfig, parseConfigYaml } from "../core/config.ts";
  * import { layerWindow } from "./graph.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
  * assert.equal(layerWindow(c, 0), null);
+ * assert.equal(layerWindow(parseConfig({ ...c, sliding_window: 16 }, "m"), 1), 16); // Mistral
  * ```
  */
-export function layerWindow(_config: ModelConfig, _layer: number): number | null {
-  return null;
+export function layerWindow(config: ModelConfig, layer: number): number | null {
+  return configLayerWindow(config, layer);
 }
 
 /**
  * Builds the graph of one batched step over up to `rows` token rows.
  *
- * First the embedding of each row's token (+ gpt2's learned position row) (group `embed`),
- * then (llama) the cos/sin of the rows' positions, `(rows, head_dim / 2)` each, computed
- * once from the `(head_dim / 2)` inverse frequencies and read by every layer's RoPE (group
- * `rope`; HF's `rotary_emb`, llama.cpp's theta per position). Nodes per layer l (group
- * `layer{l}_attn`): norm → q/k/v linear (bias when attn_bias or gpt2) → rope (llama) →
- * kv_store (every row's k, v into its slot) → attention (reads only the cache) → o linear →
- * residual add; (group `layer{l}_ffn`): norm → w1 (+ w3, swiglu) or w1 + gelu → w2 →
- * residual add. Then (group `lm_head`, over the nOut out rows only) the gather of the out
- * rows, the final norm and the LM head (it reuses `tok_embeddings.weight` when tied).
+ * First the embedding of each row's token (· embed_scale; + gpt2's learned position row)
+ * (group `embed`), then (llama) the cos/sin of the rows' positions, `(rows, rope_dim / 2)`
+ * each, computed once from the `(rope_dim / 2)` inverse frequencies (core/rope.ts, scaled)
+ * and read by every layer's RoPE (group `rope`; HF's `rotary_emb`, llama.cpp's theta per
+ * position), and a second pair from the local table when Gemma 3's sliding layers have their
+ * own base. Nodes per layer l (group `layer{l}_attn`): norm → q/k/v linear (bias when
+ * attn_bias or gpt2) → q/k norm per head (qk_norm) → rope (llama) → kv_store (every row's k,
+ * v into its slot) → attention (reads only the cache; the layer's window, scale and softcap)
+ * → o linear → post norm (post_norms) → residual add; (group `layer{l}_ffn`): norm → w1 +
+ * w3 + swiglu/geglu, or w1 + gelu → w2 → post norm (post_norms) → residual add. Then (group
+ * `lm_head`, over the nOut out rows only) the gather of the out rows, the final norm, the LM
+ * head (it reuses `tok_embeddings.weight` when tied) and the final softcap.
  * Storing before attending lets rows of one sequence in the same step see each other
  * causally through the cache.
  *
@@ -272,13 +316,18 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
   const gpt2 = c.arch === "gpt2";
   const qDim = c.n_heads * c.head_dim;
   const kvDim = c.n_kv_heads * c.head_dim;
-  const half = c.head_dim / 2;
+  const rotDim = c.rope_dimension_count;
+  const half = rotDim / 2;
   const { maxRows, maxSeqs, blockSize, numBlocks, maxBlocksPerSeq } = layout;
   const buffers = new Map<string, GraphBuffer>();
   const nodes: GraphNode[] = [];
   const buf = (name: string, shape: number[], kind: BufferKind = "activation") => {
     const dtype = kind === "step" || kind === "seqs" ? "i32" : "f32";
     buffers.set(name, { name, shape, kind, dtype });
+    return name;
+  };
+  const table = (name: string, values: Float32Array, doc: string) => {
+    buffers.set(name, { name, shape: [values.length], kind: "table", dtype: "f32", values, doc });
     return name;
   };
   const node = <O extends NodeOp>(n: GraphNodeOf<O>) => nodes.push(n as GraphNode);
@@ -290,12 +339,13 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
   const seq = buf("step.seqs", [maxRows], "step"); // sequence slot of row t
   const outRows = buf("step.out_rows", [maxRows], "step"); // rows whose logits are wanted
   buf("step.counts", [2], "step"); // n (rows), nOut (out rows): read by the entry point
-  const table = buf("seq.block_table", [maxSeqs, maxBlocksPerSeq], "seqs");
+  const blockTable = buf("seq.block_table", [maxSeqs, maxBlocksPerSeq], "seqs");
   const ring = buf("seq.ring", [maxSeqs], "seqs"); // ring length in tokens
   const window = buf("seq.window", [maxSeqs], "seqs"); // the sequence's sliding window
 
   // ---- embedding ----
   const x = buf("x", [T, c.dim]); // residual stream
+  const embedScale = c.embed_scale;
   node({
     op: "embed",
     group: "embed",
@@ -303,26 +353,46 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
     inputs: gpt2 ? [tok, pos] : [tok],
     outputs: [x],
     weights: gpt2 ? ["tok_embeddings.weight", "pos_embeddings.weight"] : ["tok_embeddings.weight"],
-    attrs: { dim: c.dim, learned_pos: gpt2 },
-    doc: `x ${shp(x)} = tok_embeddings[tok[t]]` + (gpt2 ? " + pos_embeddings[pos[t]]" : ""),
+    attrs: embedScale === 1
+      ? { dim: c.dim, learned_pos: gpt2 }
+      : { dim: c.dim, learned_pos: gpt2, scale: embedScale },
+    doc: `x ${shp(x)} = tok_embeddings[tok[t]]` + (embedScale === 1 ? "" : ` · ${embedScale}`) +
+      (gpt2 ? " + pos_embeddings[pos[t]]" : ""),
   });
 
   // ---- RoPE angles of this step's positions, shared by every layer ----
-  let ropeCos = "", ropeSin = "";
+  /** cos, sin buffers of the global table ([0]) and of the local one ([1], Gemma 3). */
+  const ropeTables: [string, string][] = [];
   if (!gpt2) {
-    const invFreq = buf("rope.inv_freq", [half], "table");
-    ropeCos = buf("rope.cos", [T, half]);
-    ropeSin = buf("rope.sin", [T, half]);
-    node({
-      op: "rope_cos_sin",
-      group: "rope",
-      layer: -1,
-      inputs: [invFreq, pos],
-      outputs: [ropeCos, ropeSin],
-      weights: [],
-      attrs: { half },
-      doc: `rope.cos, rope.sin ${shp(ropeCos)} = cos, sin(pos[t] · rope.inv_freq (${half}))`,
-    });
+    const locals = c.rope_local_base_freq === null ? [false] : [false, true];
+    for (const local of locals) {
+      const sfx = local ? "_local" : "";
+      const values = ropeInvFreq(c, local);
+      const theta = local ? c.rope_local_base_freq! : c.rope_theta;
+      const scaled = local || c.rope_scaling === "none"
+        ? (c.rope_freq_factors && !local ? " / rope_freq_factors[i]" : "")
+        : ` ${c.rope_scaling} ×${c.rope_scaling_factor}`;
+      const invFreq = table(
+        `rope.inv_freq${sfx}`,
+        values,
+        `RoPE inverse frequencies (${half}) = ${theta}^(-2i/${rotDim})${scaled}, f32 (core/rope.ts)`,
+      );
+      const cos = buf(`rope.cos${sfx}`, [T, half]);
+      const sin = buf(`rope.sin${sfx}`, [T, half]);
+      const mscale = ropeAttnFactor(c, local);
+      node({
+        op: "rope_cos_sin",
+        group: "rope",
+        layer: -1,
+        inputs: [invFreq, pos],
+        outputs: [cos, sin],
+        weights: [],
+        attrs: mscale === 1 ? { half } : { half, mscale },
+        doc: `${cos}, ${sin} ${shp(cos)} = cos, sin(pos[t] · ${invFreq} (${half}))` +
+          (mscale === 1 ? "" : ` · ${mscale}`),
+      });
+      ropeTables.push([cos, sin]);
+    }
   }
 
   const norm = (
@@ -344,6 +414,21 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
       weights: ln ? [prefix + ".weight", prefix + ".bias"] : [prefix + ".weight"],
       attrs: { kind: c.norm, eps: c.norm_eps, dim: c.dim },
       doc: `${out} ${shp(out)} = ${c.norm}(${input}) · ${prefix}`,
+    });
+  };
+  /** QK-norm: RMSNorm of each of the `heads` `(head_dim)` segments of every row, in place. */
+  const headNorm = (group: string, layer: number, buffer: string, heads: number, w: string) => {
+    node({
+      op: "norm",
+      group,
+      layer,
+      inputs: [buffer],
+      outputs: [buffer],
+      weights: [w],
+      attrs: { kind: "rmsnorm", eps: c.norm_eps, dim: c.head_dim, heads },
+      doc: `${buffer} ${
+        shp(buffer)
+      } = rmsnorm of each of its ${heads} heads (${c.head_dim}) · ${w}`,
     });
   };
   const linear = (
@@ -401,12 +486,18 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
     linear(ga, l, xa, q, p + "attn.wq.weight", qkvBias ? p + "attn.wq.bias" : null, c.dim, qDim);
     linear(ga, l, xa, k, p + "attn.wk.weight", qkvBias ? p + "attn.wk.bias" : null, c.dim, kvDim);
     linear(ga, l, xa, v, p + "attn.wv.weight", qkvBias ? p + "attn.wv.bias" : null, c.dim, kvDim);
+    if (c.qk_norm) {
+      headNorm(ga, l, q, c.n_heads, p + "attn.q_norm.weight");
+      headNorm(ga, l, k, c.n_kv_heads, p + "attn.k_norm.weight");
+    }
     if (!gpt2) {
+      const [cos, sin] = ropeTables[layerRopeIsLocal(c, l) ? 1 : 0];
+      const partial = rotDim !== c.head_dim;
       node({
         op: "rope",
         group: ga,
         layer: l,
-        inputs: [q, k, ropeCos, ropeSin],
+        inputs: [q, k, cos, sin],
         outputs: [q, k],
         weights: [],
         attrs: {
@@ -414,15 +505,17 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
           n_heads: c.n_heads,
           n_kv_heads: c.n_kv_heads,
           head_dim: c.head_dim,
+          ...(partial ? { rot_dim: rotDim } : {}),
         },
-        doc: `RoPE (${c.rope_style}) on q ${shp(q)} and k ${shp(k)} by rope.cos, rope.sin`,
+        doc: `RoPE (${c.rope_style}) on q ${shp(q)} and k ${shp(k)} by ${cos}, ${sin}` +
+          (partial ? `, the first ${rotDim} dims of each head` : ""),
       });
     }
     node({
       op: "kv_store",
       group: ga,
       layer: l,
-      inputs: [k, v, pos, seq, table, ring],
+      inputs: [k, v, pos, seq, blockTable, ring],
       outputs: [kPool, vPool],
       weights: [],
       attrs: { kv_dim: kvDim, block_size: blockSize, blocks_per_seq: maxBlocksPerSeq },
@@ -430,13 +523,15 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
         `${vPool} ${shp(kPool)}`,
     });
     const lw = layerWindow(c, l);
+    const scale = 1 / Math.sqrt(c.query_pre_attn_scalar);
+    const cap = c.attn_logit_softcapping;
     const att = buf(L + "att", [ringMax]); // scores of one head over one row's window
     const ao = buf(L + "attn_out", [T, qDim]);
     node({
       op: "attention",
       group: ga,
       layer: l,
-      inputs: [q, kPool, vPool, pos, seq, table, ring, window],
+      inputs: [q, kPool, vPool, pos, seq, blockTable, ring, window],
       outputs: [ao, att],
       weights: [],
       attrs: {
@@ -446,36 +541,40 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
         block_size: blockSize,
         blocks_per_seq: maxBlocksPerSeq,
         layer_window: lw,
-        scale: 1 / Math.sqrt(c.head_dim),
+        scale,
+        ...(cap === null ? {} : { softcap: cap }),
       },
-      doc: `attn_out ${shp(ao)} = softmax(q·kᵀ/sqrt(${c.head_dim}))·v, ` +
+      doc: `attn_out ${shp(ao)} = softmax(` +
+        (cap === null ? "" : `${cap}·tanh(`) + `q·kᵀ/sqrt(${c.query_pre_attn_scalar})` +
+        (cap === null ? "" : `/${cap})`) + `)·v, ` +
         `${c.n_heads} heads over ${c.n_kv_heads} KV heads` +
         (lw === null ? "" : `, layer window ${lw}`) +
         `, each row over its sequence's blocks of ${kPool}, ${vPool} ${shp(kPool)}`,
     });
     const o = buf(L + "attn_proj", [T, c.dim]);
     linear(ga, l, ao, o, p + "attn.wo.weight", gpt2 ? p + "attn.wo.bias" : null, qDim, c.dim);
+    if (c.post_norms) norm(ga, l, o, o, p + "attn_post_norm");
     residual(ga, l, o);
 
-    // ---- MLP: x += w2 · (silu(w1 · h) * (w3 · h)) or w2 · gelu(w1 · h), h = norm(x) ----
+    // ---- MLP: x += w2 · (act(w1 · h) * (w3 · h)) or w2 · gelu(w1 · h), h = norm(x) ----
     const gf = `layer${l}_ffn`;
     const H = c.hidden_dim;
     const xf = buf(L + "ffn_in", [T, c.dim]);
     norm(gf, l, x, xf, p + "ffn_norm");
     const h1 = buf(L + "h1", [T, H]);
     linear(gf, l, xf, h1, p + "ffn.w1.weight", gpt2 ? p + "ffn.w1.bias" : null, c.dim, H);
-    if (c.mlp === "swiglu") {
+    if (c.mlp !== "gelu") {
       const h3 = buf(L + "h3", [T, H]);
       linear(gf, l, xf, h3, p + "ffn.w3.weight", null, c.dim, H);
       node({
-        op: "swiglu",
+        op: c.mlp,
         group: gf,
         layer: l,
         inputs: [h1, h3],
         outputs: [h1],
         weights: [],
         attrs: { dim: H },
-        doc: `${h1} ${shp(h1)} = silu(${h1}) * ${h3}`,
+        doc: `${h1} ${shp(h1)} = ${c.mlp === "swiglu" ? "silu" : "gelu_tanh"}(${h1}) * ${h3}`,
       });
     } else {
       node({
@@ -491,6 +590,7 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
     }
     const f = buf(L + "ffn_out", [T, c.dim]);
     linear(gf, l, h1, f, p + "ffn.w2.weight", gpt2 ? p + "ffn.w2.bias" : null, H, c.dim);
+    if (c.post_norms) norm(gf, l, f, f, p + "ffn_post_norm");
     residual(gf, l, f);
   }
 
@@ -512,12 +612,26 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
   const logits = buf("logits", [T, c.vocab_size]);
   const head = c.tie_embeddings ? "tok_embeddings.weight" : "output.weight";
   linear("lm_head", -1, xn, logits, head, null, c.dim, c.vocab_size, "out");
+  const finalCap = c.final_logit_softcapping;
+  if (finalCap !== null) {
+    node({
+      op: "softcap",
+      group: "lm_head",
+      layer: -1,
+      rows: "out",
+      inputs: [logits],
+      outputs: [logits],
+      weights: [],
+      attrs: { dim: c.vocab_size, cap: finalCap },
+      doc: `logits ${shp(logits)} = ${finalCap} · tanh(logits / ${finalCap})`,
+    });
+  }
   return { config: c, rows: T, layout, buffers, nodes, output: logits };
 }
 
 /**
  * Multiply-accumulates of one token at absolute position `pos` (matrix products only:
- * q/k/v/o, MLP, LM head, and attention's q·k and a·v over the live window), the count
+ * q/k/v/o, MLP, LM head, and attention's q·k and a·v over each layer's live window), the count
  * `gollm bench` turns into effective GFLOP/s (2 FLOPs per MAC).
  *
  * @param config The model config.
@@ -546,9 +660,12 @@ export function macsPerToken(
 ): number {
   const c = config;
   const qDim = c.n_heads * c.head_dim, kvDim = c.n_kv_heads * c.head_dim;
-  const mlp = (c.mlp === "swiglu" ? 3 : 2) * c.dim * c.hidden_dim;
+  const mlp = (c.mlp === "gelu" ? 2 : 3) * c.dim * c.hidden_dim;
   const proj = c.dim * qDim + 2 * c.dim * kvDim + qDim * c.dim;
-  const window = Math.min(pos + 1, kvCapacity);
-  const attn = 2 * c.n_heads * c.head_dim * window;
-  return c.n_layers * (proj + mlp + attn) + (lmHead ? c.dim * c.vocab_size : 0);
+  let attn = 0;
+  for (let l = 0; l < c.n_layers; l++) {
+    const window = Math.min(pos + 1, kvCapacity, layerWindow(c, l) ?? kvCapacity);
+    attn += 2 * c.n_heads * c.head_dim * window;
+  }
+  return c.n_layers * (proj + mlp) + attn + (lmHead ? c.dim * c.vocab_size : 0);
 }

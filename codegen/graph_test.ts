@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { resolveBatchLayout } from "../core/forward.ts";
 import { expectedShapes } from "../core/weights.ts";
 import { buildGraph, type GraphNode, macsPerToken } from "./graph.ts";
-import { cfg, FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
+import { archCase, cfg, FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
 
 /** A layout of 8-row steps, 3 sequences, 10 blocks of 4 tokens, up to 5 per sequence. */
 const LAYOUT = resolveBatchLayout({
@@ -265,4 +265,81 @@ Deno.test("macsPerToken() counts the graph's matrix products and attention windo
       assert.equal(macsPerToken(c, pos, 10, true), macs(body) + macs(head) + attn);
     }
   }
+});
+
+Deno.test("buildGraph() places Gemma 3's QK-norm, sandwich norms, GeGLU, local RoPE and windows", () => {
+  const c = archCase("gemma3 qk_norm local rope linear x4 window 6");
+  const g = buildGraph(c, 8, LAYOUT);
+  const layer = (l: number) => g.nodes.filter((n) => n.layer === l);
+  assert.deepEqual(layer(0).map((n) => n.op), [
+    "norm", // attn_norm
+    "linear",
+    "linear",
+    "linear",
+    "norm", // q_norm over 4 heads
+    "norm", // k_norm over 1 head
+    "rope",
+    "kv_store",
+    "attention",
+    "linear", // wo
+    "norm", // attn_post_norm
+    "add",
+    "norm", // ffn_norm
+    "linear", // w1
+    "linear", // w3
+    "geglu",
+    "linear", // w2
+    "norm", // ffn_post_norm
+    "add",
+  ]);
+  const qn = layer(0)[4] as GraphNode<"norm">;
+  assert.deepEqual(qn.attrs, { kind: "rmsnorm", eps: 1e-5, dim: 12, heads: 4 });
+  assert.deepEqual(qn.weights, ["layers.0.attn.q_norm.weight"]);
+  assert.deepEqual(qn.inputs, qn.outputs); // in place on l0.q
+  // Layers 0, 1 slide (window 6) and rotate by the local table; layer 2 is global.
+  const atts = g.nodes.filter((n) => n.op === "attention") as GraphNode<"attention">[];
+  assert.deepEqual(atts.map((n) => n.attrs.layer_window), [6, 6, null]);
+  const ropes = g.nodes.filter((n) => n.op === "rope");
+  assert.deepEqual(ropes.map((n) => n.inputs[2]), ["rope.cos_local", "rope.cos_local", "rope.cos"]);
+  assert.equal(g.buffers.get("rope.inv_freq_local")!.kind, "table");
+  // Linear x4 scales the global table only.
+  const glob = g.buffers.get("rope.inv_freq")!.values!,
+    loc = g.buffers.get("rope.inv_freq_local")!.values!;
+  assert.equal(glob[0], 0.25);
+  assert.equal(loc[0], 1);
+  const emb = g.nodes[0] as GraphNode<"embed">;
+  assert.equal(emb.attrs.scale, Math.fround(Math.sqrt(48)));
+});
+
+Deno.test("buildGraph() soft-caps Gemma 2's scores and final logits, scales by query_pre_attn_scalar", () => {
+  const c = archCase("gemma2 geglu post_norms softcaps alternating window 5");
+  const g = buildGraph(c, 1, LAYOUT);
+  const last = g.nodes.at(-1) as GraphNode<"softcap">;
+  assert.equal(last.op, "softcap");
+  assert.equal(last.rows, "out");
+  assert.deepEqual(last.attrs, { dim: 97, cap: 2.5 });
+  const att = g.nodes.find((n) => n.op === "attention") as GraphNode<"attention">;
+  assert.equal(att.attrs.scale, 1 / Math.sqrt(20));
+  assert.equal(att.attrs.softcap, 3);
+});
+
+Deno.test("buildGraph() rotates the first rope_dimension_count dims (partial rotary)", () => {
+  const c = archCase("phi3 partial rotary 6 of 12, window 7");
+  const g = buildGraph(c, 1, LAYOUT);
+  const rope = g.nodes.find((n) => n.op === "rope") as GraphNode<"rope">;
+  assert.equal(rope.attrs.rot_dim, 6);
+  assert.deepEqual(g.buffers.get("rope.cos")!.shape, [1, 3]); // (rows, rot_dim / 2)
+  assert.deepEqual(g.buffers.get("rope.inv_freq")!.shape, [3]);
+});
+
+Deno.test("macsPerToken() counts each layer's own window and GeGLU's three matrices", () => {
+  const c = archCase("gemma2 geglu post_norms softcaps alternating window 5");
+  const dim = 48, H = 80;
+  const proj = 48 * 48 + 2 * 48 * 24 + 48 * 48;
+  const at = (w: number) => 2 * 4 * 12 * w;
+  // Position 20: layer 0 reads 5 positions (its window), layer 1 all 21.
+  assert.equal(
+    macsPerToken(c, 20, 64, false),
+    2 * (proj + 3 * dim * H) + at(5) + at(21),
+  );
 });

@@ -10,15 +10,33 @@ import yaml from "js-yaml";
 import { ConfigError, FormatError } from "./errors.ts";
 import { readTextBounded } from "./files.ts";
 import { isPerLayer, tensorRows } from "./tensor_names.ts";
+import { checkLlamaExtras } from "./config_extras.ts";
 
-/** Architecture family: `llama` (RoPE, RMSNorm, SwiGLU, GQA) or `gpt2` (learned positions, LayerNorm, GELU). */
+export { layerRopeIsLocal, layerWindow } from "./layers.ts";
+
+/**
+ * Architecture family: `llama` (RoPE decoder: RMSNorm, gated MLP, GQA; also Mistral, Qwen2/3,
+ * Gemma 2/3 and Phi-3 through the fields below) or `gpt2` (learned positions, LayerNorm,
+ * GELU).
+ */
 export type Arch = "llama" | "gpt2";
+
+/** RoPE scaling kind (HF `rope_type`, llama.cpp `rope.scaling.type`); see core/rope.ts. */
+export type RopeScaling = "none" | "linear" | "llama3" | "yarn";
+
+/** Attention kind of one layer (HF `layer_types`). */
+export type LayerType = "sliding_attention" | "full_attention";
 
 /**
  * A validated model config. Every field is filled (defaults applied), so code that reads
  * it never has to guess.
  *
  * Derived sizes: `q_dim = n_heads * head_dim`, `kv_dim = n_kv_heads * head_dim`.
+ *
+ * The fields after `rope_style` that issue #10 added (RoPE scaling, partial rotary, QK-norm,
+ * soft-capping, sliding windows, Gemma's sandwich norms and embedding scale) default to "off"
+ * and apply to `arch: llama` only; their names follow Hugging Face `config.json` or llama.cpp's
+ * GGUF keys.
  */
 export interface ModelConfig {
   /** Architecture family. `gpt2` implies learned position embeddings, LayerNorm, GELU and bias on every linear layer. */
@@ -46,14 +64,83 @@ export interface ModelConfig {
   /** RoPE base frequency theta (llama only; 10000 for Llama-2, 500000 for Llama-3). */
   rope_theta: number;
   /**
-   * How RoPE pairs dimensions (llama only): `half` rotates dim i against i + head_dim/2
+   * How RoPE pairs dimensions (llama only): `half` rotates dim i against i + rope_dim/2
    * (HF `rotate_half`); `interleaved` rotates adjacent pairs (2i, 2i+1) (Meta / llama2.c).
    */
   rope_style: "half" | "interleaved";
+  /**
+   * Dimensions of each head that RoPE rotates, the first ones (llama.cpp `rope.dimension_count`;
+   * HF `partial_rotary_factor · head_dim`, Phi-4-mini 0.75). Default head_dim; even.
+   */
+  rope_dimension_count: number;
+  /**
+   * RoPE scaling (HF `rope_scaling.rope_type`, llama.cpp `rope.scaling.type`): `linear`
+   * (position interpolation: frequencies / factor), `llama3` (Llama 3.1: low frequencies / factor,
+   * smooth band between), `yarn` (Peng et al. 2023: NTK-by-parts ramp plus `rope_attn_factor`).
+   * Default `none`. Applies to full-attention layers (Gemma 3's local layers use
+   * `rope_local_base_freq` unscaled).
+   */
+  rope_scaling: RopeScaling;
+  /** Scaling factor (HF `factor`, llama.cpp `rope.scaling.factor`). Default 1. */
+  rope_scaling_factor: number;
+  /**
+   * Context the model was pretrained with (HF `original_max_position_embeddings`, llama.cpp
+   * `rope.scaling.original_context_length`): required by `llama3` and `yarn`. Default null.
+   */
+  rope_original_context_length: number | null;
+  /** `llama3`: wavelengths above `original / low` are divided by the factor (HF `low_freq_factor`). Default 1. */
+  rope_low_freq_factor: number;
+  /** `llama3`: wavelengths below `original / high` are kept (HF `high_freq_factor`). Default 4. */
+  rope_high_freq_factor: number;
+  /** `yarn` ramp start in rotations (HF `beta_fast`, llama.cpp `rope.scaling.yarn_beta_fast`). Default 32. */
+  rope_yarn_beta_fast: number;
+  /** `yarn` ramp end in rotations (HF `beta_slow`, llama.cpp `rope.scaling.yarn_beta_slow`). Default 1. */
+  rope_yarn_beta_slow: number;
+  /**
+   * Factor cos and sin are multiplied by (HF `attention_factor`): `yarn` default
+   * `0.1 · ln(factor) + 1` (1 when factor <= 1); 1 for every other kind.
+   */
+  rope_attn_factor: number;
+  /**
+   * Per-pair divisors of the RoPE frequencies, `(rope_dimension_count / 2)` values (llama.cpp's
+   * `rope_freqs.weight`, what a Llama 3.1 GGUF carries instead of its llama3 parameters).
+   * Default null.
+   */
+  rope_freq_factors: number[] | null;
+  /** RoPE base of the sliding-window layers (Gemma 3 `rope_local_base_freq`, llama.cpp `rope.freq_base_swa`). Default null: `rope_theta`. */
+  rope_local_base_freq: number | null;
   /** Qwen2-style bias on the q/k/v projections (llama only; gpt2 always has bias). */
   attn_bias: boolean;
-  /** `swiglu` (llama: w2(silu(w1 x) * w3 x)) or `gelu` (gpt2: w2(gelu_tanh(w1 x))). */
-  mlp: "swiglu" | "gelu";
+  /** Per-head RMSNorm of q and k before RoPE, weights `(head_dim)` (Qwen3, Gemma 3). Default false. */
+  qk_norm: boolean;
+  /** Attention scores are scaled by `query_pre_attn_scalar^-0.5` (HF Gemma). Default head_dim. */
+  query_pre_attn_scalar: number;
+  /** Scores become `cap · tanh(score / cap)` before the softmax (Gemma 2 `attn_logit_softcapping`). Default null. */
+  attn_logit_softcapping: number | null;
+  /**
+   * Sliding window in tokens (HF `sliding_window`, llama.cpp `attention.sliding_window`): the
+   * token at position p of a sliding layer attends to positions `p - W + 1 .. p`. Default null.
+   */
+  sliding_window: number | null;
+  /**
+   * Per-layer attention kind (HF `layer_types`), `n_layers` entries; null with a
+   * `sliding_window` means every layer slides (Mistral). Default null.
+   */
+  layer_types: LayerType[] | null;
+  /**
+   * `swiglu` (llama: w2(silu(w1 x) * w3 x)), `geglu` (Gemma: w2(gelu_tanh(w1 x) * w3 x)) or
+   * `gelu` (gpt2: w2(gelu_tanh(w1 x))).
+   */
+  mlp: "swiglu" | "geglu" | "gelu";
+  /**
+   * Sandwich norms (Gemma 2/3): RMSNorm of the attention output and of the MLP output before
+   * each residual add (`attn_post_norm`, `ffn_post_norm`). Default false.
+   */
+  post_norms: boolean;
+  /** The token embedding is multiplied by this (Gemma: sqrt(dim) in the model's dtype). Default 1. */
+  embed_scale: number;
+  /** Logits become `cap · tanh(logit / cap)` (Gemma 2 `final_logit_softcapping`). Default null. */
+  final_logit_softcapping: number | null;
   /** When true the LM head reuses `tok_embeddings.weight` and `output.weight` is absent. */
   tie_embeddings: boolean;
   /**
@@ -67,15 +154,19 @@ export interface ModelConfig {
 /** Top-level keys that may sit beside the model fields, ignored here (python/config.py reads them). */
 const IGNORED_SECTIONS = new Set(["train", "sft"]);
 
-type FieldKind = "int" | "number" | "bool" | "string";
+type FieldKind = "int" | "number" | "bool" | "string" | "numbers" | "strings";
 interface FieldSpec {
   kind: FieldKind;
-  /** Allowed values for string enums. */
+  /** Allowed values for string enums (and each element of `strings`). */
   oneOf?: readonly string[];
   /** Default when missing; `undefined` means required. A function derives it from other fields. */
   fallback?: unknown;
   /** Largest accepted value of an `int` field (see {@linkcode CONFIG_LIMITS}). */
   max?: number;
+  /** null is a value (off), not "missing". */
+  nullable?: boolean;
+  /** Left out of {@linkcode configToYaml} while it holds its default (the issue #10 fields). */
+  optional?: boolean;
 }
 type Derive = (c: Record<string, unknown>) => unknown;
 
@@ -104,7 +195,13 @@ export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
   n_heads: 2 ** 16,
   n_kv_heads: 2 ** 16,
   head_dim: 2 ** 16,
+  rope_dimension_count: 2 ** 16,
+  rope_original_context_length: 2 ** 24,
+  sliding_window: 2 ** 24,
 };
+
+const LAYER_TYPES: readonly LayerType[] = ["sliding_attention", "full_attention"];
+const opt = (spec: FieldSpec): FieldSpec => ({ ...spec, optional: true });
 
 const FIELDS: Record<keyof ModelConfig, FieldSpec> = {
   arch: { kind: "string", oneOf: ["llama", "gpt2"] },
@@ -128,11 +225,55 @@ const FIELDS: Record<keyof ModelConfig, FieldSpec> = {
   norm_eps: { kind: "number" },
   rope_theta: { kind: "number", fallback: 10000 },
   rope_style: { kind: "string", oneOf: ["half", "interleaved"], fallback: "half" },
+  rope_dimension_count: opt({
+    kind: "int",
+    fallback: ((c) => c.head_dim) as Derive,
+    max: CONFIG_LIMITS.rope_dimension_count,
+  }),
+  rope_scaling: opt({
+    kind: "string",
+    oneOf: ["none", "linear", "llama3", "yarn"],
+    fallback: "none",
+  }),
+  rope_scaling_factor: opt({ kind: "number", fallback: 1 }),
+  rope_original_context_length: opt({
+    kind: "int",
+    nullable: true,
+    fallback: null,
+    max: CONFIG_LIMITS.rope_original_context_length,
+  }),
+  rope_low_freq_factor: opt({ kind: "number", fallback: 1 }),
+  rope_high_freq_factor: opt({ kind: "number", fallback: 4 }),
+  rope_yarn_beta_fast: opt({ kind: "number", fallback: 32 }),
+  rope_yarn_beta_slow: opt({ kind: "number", fallback: 1 }),
+  rope_attn_factor: opt({ kind: "number", fallback: ((c) => defaultAttnFactor(c)) as Derive }),
+  rope_freq_factors: opt({ kind: "numbers", nullable: true, fallback: null }),
+  rope_local_base_freq: opt({ kind: "number", nullable: true, fallback: null }),
   attn_bias: { kind: "bool", fallback: false },
-  mlp: { kind: "string", oneOf: ["swiglu", "gelu"] },
+  qk_norm: opt({ kind: "bool", fallback: false }),
+  query_pre_attn_scalar: opt({ kind: "number", fallback: ((c) => c.head_dim) as Derive }),
+  attn_logit_softcapping: opt({ kind: "number", nullable: true, fallback: null }),
+  sliding_window: opt({
+    kind: "int",
+    nullable: true,
+    fallback: null,
+    max: CONFIG_LIMITS.sliding_window,
+  }),
+  layer_types: opt({ kind: "strings", oneOf: LAYER_TYPES, nullable: true, fallback: null }),
+  mlp: { kind: "string", oneOf: ["swiglu", "geglu", "gelu"] },
+  post_norms: opt({ kind: "bool", fallback: false }),
+  embed_scale: opt({ kind: "number", fallback: 1 }),
+  final_logit_softcapping: opt({ kind: "number", nullable: true, fallback: null }),
   tie_embeddings: { kind: "bool" },
   tokenizer: { kind: "string", fallback: "none" },
 };
+
+/** yarn's default attention factor, HF `get_mscale(factor)`: `0.1 · ln(factor) + 1` (1 when factor <= 1). */
+function defaultAttnFactor(c: Record<string, unknown>): number {
+  const f = c.rope_scaling_factor;
+  if (c.rope_scaling !== "yarn" || typeof f !== "number" || !(f > 1)) return 1;
+  return 0.1 * Math.log(f) + 1;
+}
 
 /** The names of every ModelConfig field, in canonical order (the order YAML is written in). */
 export const CONFIG_FIELDS: readonly (keyof ModelConfig)[] = Object.keys(
@@ -150,6 +291,10 @@ function expectedOf(spec: FieldSpec): string {
       return "true or false";
     case "string":
       return spec.oneOf ? `one of ${spec.oneOf.join(" | ")}` : "a non-empty string";
+    case "numbers":
+      return "a list of positive numbers";
+    case "strings":
+      return `a list of ${spec.oneOf!.join(" | ")}`;
   }
 }
 
@@ -161,13 +306,91 @@ function describe(v: unknown): string {
   return String(v);
 }
 
+/** The default of `field` for a (partly) validated config. */
+function defaultOf(field: keyof ModelConfig, c: Record<string, unknown>): unknown {
+  const f = FIELDS[field].fallback;
+  return typeof f === "function" ? (f as Derive)(c) : f;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Checks one value against its field spec; returns it (numbers lists copied). */
+function checkValue(file: string, name: string, spec: FieldSpec, v: unknown): unknown {
+  if (v === null && spec.nullable) return null;
+  const bad = () =>
+    new ConfigError(
+      file,
+      name,
+      `must be ${expectedOf(spec)}${spec.nullable ? " or null" : ""}, got ${describe(v)}`,
+    );
+  switch (spec.kind) {
+    case "int":
+      if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw bad();
+      if (spec.max !== undefined && v > spec.max) {
+        throw new ConfigError(
+          file,
+          name,
+          `must be at most ${spec.max} (${powerOfTwo(spec.max)}), got ${v}`,
+        );
+      }
+      return v;
+    case "number":
+      if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw bad();
+      return v;
+    case "bool":
+      if (typeof v !== "boolean") throw bad();
+      return v;
+    case "string":
+      if (typeof v !== "string" || v.length === 0) {
+        throw new ConfigError(file, name, `must be a non-empty string, got ${describe(v)}`);
+      }
+      if (spec.oneOf && !spec.oneOf.includes(v)) {
+        throw new ConfigError(
+          file,
+          name,
+          `must be one of ${spec.oneOf.join(" | ")}, got ${describe(v)}`,
+        );
+      }
+      return v;
+    case "numbers": {
+      if (!Array.isArray(v)) throw bad();
+      const i = v.findIndex((x) => typeof x !== "number" || !Number.isFinite(x) || x <= 0);
+      if (i >= 0) {
+        throw new ConfigError(
+          file,
+          name,
+          `[${i}] must be a positive number, got ${describe(v[i])}`,
+        );
+      }
+      return [...v];
+    }
+    case "strings": {
+      if (!Array.isArray(v)) throw bad();
+      const i = v.findIndex((x) => typeof x !== "string" || !spec.oneOf!.includes(x));
+      if (i >= 0) {
+        throw new ConfigError(
+          file,
+          name,
+          `[${i}] must be one of ${spec.oneOf!.join(" | ")}, got ${describe(v[i])}`,
+        );
+      }
+      return [...v];
+    }
+  }
+}
+
 /**
  * Validates a plain object (parsed YAML or JSON) into a {@linkcode ModelConfig}.
  *
  * Checks, in order: unknown fields; each field's presence and type; enum values; positive
  * sizes within {@linkcode CONFIG_LIMITS}; then consistency (`n_heads % n_kv_heads == 0`, `head_dim` an integer and even for
  * RoPE, `arch: gpt2` with `norm: layernorm` and `mlp: gelu`, `arch: llama` with `rmsnorm`
- * and `swiglu`).
+ * and `swiglu` or `geglu`; the RoPE fields against `rope_scaling` (a parameter of another kind
+ * must keep its default; `llama3` and `yarn` need `rope_original_context_length`),
+ * `rope_dimension_count` even and at most head_dim, `rope_freq_factors` of
+ * `rope_dimension_count / 2` values, `layer_types` of `n_layers` entries with a
+ * `sliding_window` when one slides, `rope_local_base_freq` only with sliding layers; the issue
+ * #10 fields at their defaults for `arch: gpt2`).
  *
  * @param raw The parsed object.
  * @param file Where it came from, used in error messages.
@@ -184,8 +407,11 @@ function describe(v: unknown): string {
  *   rope_theta: 10000, rope_style: "interleaved", mlp: "swiglu", tie_embeddings: true,
  * }, "<example>");
  * assert.equal(c.head_dim, 8); // dim / n_heads
+ * assert.equal(c.rope_scaling, "none");
  * assert.throws(() => parseConfig({ ...c, n_layers: 1e8 }, "c.yaml"),
  *   /c.yaml: field 'n_layers' must be at most 65536/);
+ * assert.throws(() => parseConfig({ ...c, rope_scaling: "llama3", rope_scaling_factor: 8 }, "c.yaml"),
+ *   /c.yaml: field 'rope_original_context_length' is missing \(required by rope_scaling llama3\)/);
  * ```
  */
 export function parseConfig(raw: unknown, file: string): ModelConfig {
@@ -210,51 +436,13 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
   for (const name of CONFIG_FIELDS) {
     const spec = FIELDS[name];
     let v = src[name];
-    if (v === undefined || v === null) {
+    if (v === undefined || (v === null && !spec.nullable)) {
       if (spec.fallback === undefined) {
         throw new ConfigError(file, name, `is missing (expected ${expectedOf(spec)})`);
       }
-      v = typeof spec.fallback === "function"
-        ? (spec.fallback as Derive)({ ...src, ...out })
-        : spec.fallback;
+      v = defaultOf(name, { ...src, ...out });
     }
-    switch (spec.kind) {
-      case "int":
-        if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-          throw new ConfigError(file, name, `must be a positive integer, got ${describe(v)}`);
-        }
-        if (spec.max !== undefined && v > spec.max) {
-          throw new ConfigError(
-            file,
-            name,
-            `must be at most ${spec.max} (${powerOfTwo(spec.max)}), got ${v}`,
-          );
-        }
-        break;
-      case "number":
-        if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-          throw new ConfigError(file, name, `must be a positive number, got ${describe(v)}`);
-        }
-        break;
-      case "bool":
-        if (typeof v !== "boolean") {
-          throw new ConfigError(file, name, `must be true or false, got ${describe(v)}`);
-        }
-        break;
-      case "string":
-        if (typeof v !== "string" || v.length === 0) {
-          throw new ConfigError(file, name, `must be a non-empty string, got ${describe(v)}`);
-        }
-        if (spec.oneOf && !spec.oneOf.includes(v)) {
-          throw new ConfigError(
-            file,
-            name,
-            `must be one of ${spec.oneOf.join(" | ")}, got ${describe(v)}`,
-          );
-        }
-        break;
-    }
-    out[name] = v;
+    out[name] = checkValue(file, name, spec, v);
   }
   const c = out as unknown as ModelConfig;
 
@@ -280,9 +468,15 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
     if (c.norm !== "rmsnorm") {
       throw new ConfigError(file, "norm", `must be rmsnorm for arch llama, got "${c.norm}"`);
     }
-    if (c.mlp !== "swiglu") {
-      throw new ConfigError(file, "mlp", `must be swiglu for arch llama, got "${c.mlp}"`);
+    if (c.mlp !== "swiglu" && c.mlp !== "geglu") {
+      throw new ConfigError(file, "mlp", `must be swiglu or geglu for arch llama, got "${c.mlp}"`);
     }
+    checkLlamaExtras(
+      c,
+      file,
+      (f) => defaultOf(f, c as unknown as Record<string, unknown>),
+      describe,
+    );
   } else {
     if (c.norm !== "layernorm") {
       throw new ConfigError(file, "norm", `must be layernorm for arch gpt2, got "${c.norm}"`);
@@ -298,6 +492,11 @@ export function parseConfig(raw: unknown, file: string): ModelConfig {
       );
     }
     c.attn_bias = true;
+    for (const f of CONFIG_FIELDS) {
+      if (FIELDS[f].optional && !same(c[f], defaultOf(f, out))) {
+        throw new ConfigError(file, f, `applies to arch llama only (got ${describe(c[f])})`);
+      }
+    }
   }
   return c;
 }
@@ -367,10 +566,12 @@ export function parseConfigYaml(text: string, file: string): ModelConfig {
 
 /**
  * Serialises a config as YAML in canonical field order (what `python/export.py` and
- * `gollm convert` write as `config.yaml`).
+ * `gollm convert` write as `config.yaml`). The issue #10 fields (RoPE scaling, windows,
+ * soft-capping, ...) are written only when they differ from their defaults, so a plain Llama
+ * config reads as it always did.
  *
  * @param c The config.
- * @returns YAML text, one `field: value` line per field.
+ * @returns YAML text, one `field: value` line per field (lists as JSON flow sequences).
  *
  * @example
  * ```ts
@@ -384,7 +585,9 @@ export function parseConfigYaml(text: string, file: string): ModelConfig {
  * ```
  */
 export function configToYaml(c: ModelConfig): string {
-  return CONFIG_FIELDS.map((k) => `${k}: ${JSON.stringify(c[k])}`).join("\n") + "\n";
+  const rec = c as unknown as Record<string, unknown>;
+  return CONFIG_FIELDS.filter((k) => !FIELDS[k].optional || !same(c[k], defaultOf(k, rec)))
+    .map((k) => `${k}: ${JSON.stringify(c[k])}`).join("\n") + "\n";
 }
 
 /**

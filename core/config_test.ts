@@ -103,7 +103,7 @@ Deno.test("loadConfig() names the file, field and expected type of a missing fie
     context_length: "a positive integer",
     norm: "one of rmsnorm | layernorm",
     norm_eps: "a positive number",
-    mlp: "one of swiglu | gelu",
+    mlp: "one of swiglu | geglu | gelu",
     tie_embeddings: "true or false",
   };
   const check = async (base: Record<string, string>, field: string) => {
@@ -224,7 +224,7 @@ Deno.test("loadConfig() rejects norm/mlp/bias that do not fit the arch", async (
     "llama_gelu",
     yamlOf({ ...LLAMA, mlp: "gelu" }),
     "mlp",
-    /swiglu for arch llama/,
+    /swiglu or geglu for arch llama/,
   );
 });
 
@@ -280,4 +280,116 @@ Deno.test("every configs/*.yaml loads", async () => {
     [12, 768, 12, 4, 64, 2048],
   );
   assert.deepEqual([big.context_length, big.vocab_size, big.rope_theta], [2048, 32768, 500000]);
+});
+
+Deno.test("parseConfig() issue #10 fields default off and stay out of configToYaml until set", () => {
+  const c = parseConfigYaml(yamlOf(LLAMA), "llama.yaml");
+  assert.deepEqual(
+    [c.rope_scaling, c.rope_dimension_count, c.query_pre_attn_scalar, c.embed_scale, c.mlp],
+    ["none", 12, 12, 1, "swiglu"],
+  );
+  assert.deepEqual([c.sliding_window, c.layer_types, c.rope_freq_factors], [null, null, null]);
+  assert.ok(!configToYaml(c).includes("rope_scaling"));
+  const gemma = parseConfig({
+    ...c,
+    mlp: "geglu",
+    post_norms: true,
+    qk_norm: true,
+    embed_scale: 6.928203,
+    sliding_window: 8,
+    layer_types: ["sliding_attention", "full_attention"],
+    rope_local_base_freq: 10000,
+    rope_scaling: "linear",
+    rope_scaling_factor: 8,
+    final_logit_softcapping: 30,
+  }, "gemma.yaml");
+  const yaml = configToYaml(gemma);
+  assert.match(yaml, /^layer_types: \["sliding_attention","full_attention"\]$/m);
+  assert.deepEqual(parseConfigYaml(yaml, "back.yaml"), gemma);
+  const llama3 = parseConfig({ ...c, rope_freq_factors: [1, 1, 2, 4, 8, 8] }, "f.yaml");
+  assert.deepEqual(parseConfigYaml(configToYaml(llama3), "back.yaml"), llama3);
+});
+
+Deno.test("loadConfig() rejects inconsistent issue #10 fields, naming the field", async () => {
+  const cases: [Record<string, string>, string, RegExp][] = [
+    [
+      { rope_scaling: "llama3", rope_scaling_factor: "8" },
+      "rope_original_context_length",
+      /required by rope_scaling llama3/,
+    ],
+    [
+      { rope_scaling: "linear", rope_scaling_factor: "2", rope_yarn_beta_fast: "16" },
+      "rope_yarn_beta_fast",
+      /is set \(16\) but rope_scaling linear does not use it/,
+    ],
+    [
+      {
+        rope_scaling: "llama3",
+        rope_scaling_factor: "8",
+        rope_original_context_length: "8192",
+        rope_low_freq_factor: "4",
+        rope_high_freq_factor: "1",
+      },
+      "rope_high_freq_factor",
+      /greater than rope_low_freq_factor \(4\), got 1/,
+    ],
+    [
+      { rope_scaling: "dynamic" },
+      "rope_scaling",
+      /one of none \| linear \| llama3 \| yarn, got "dynamic"/,
+    ],
+    [{ rope_dimension_count: "7" }, "rope_dimension_count", /even and at most head_dim 12, got 7/],
+    [{ rope_dimension_count: "16" }, "rope_dimension_count", /at most head_dim 12, got 16/],
+    [
+      { rope_freq_factors: "[1, 2]" },
+      "rope_freq_factors",
+      /rope_dimension_count \/ 2 = 6 values, got 2/,
+    ],
+    [
+      { rope_freq_factors: "[1, -2, 1, 1, 1, 1]" },
+      "rope_freq_factors",
+      /\[1\] must be a positive number, got -2/,
+    ],
+    [
+      {
+        rope_freq_factors: "[1, 1, 1, 1, 1, 1]",
+        rope_scaling: "yarn",
+        rope_scaling_factor: "4",
+        rope_original_context_length: "16",
+      },
+      "rope_freq_factors",
+      /cannot be combined with rope_scaling yarn/,
+    ],
+    [{ layer_types: "[full_attention]" }, "layer_types", /n_layers = 2 entries, got 1/],
+    [
+      { layer_types: "[local, global]" },
+      "layer_types",
+      /\[0\] must be one of sliding_attention \| full_attention, got "local"/,
+    ],
+    [
+      { layer_types: "[sliding_attention, full_attention]" },
+      "sliding_window",
+      /is missing \(layer_types has sliding_attention layers\)/,
+    ],
+    [
+      { rope_local_base_freq: "10000" },
+      "rope_local_base_freq",
+      /no layer is a sliding_attention layer/,
+    ],
+    [{ sliding_window: "0" }, "sliding_window", /positive integer or null, got 0/],
+    [
+      { attn_logit_softcapping: "-50" },
+      "attn_logit_softcapping",
+      /positive number or null, got -50/,
+    ],
+  ];
+  for (const [over, field, re] of cases) {
+    await expectFileError(`issue10_${field}`, yamlOf({ ...LLAMA, ...over }), field, re);
+  }
+  await expectFileError(
+    "gpt2_qk_norm",
+    yamlOf({ ...GPT2, qk_norm: "true" }),
+    "qk_norm",
+    /applies to arch llama only \(got true\)/,
+  );
 });

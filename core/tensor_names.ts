@@ -12,20 +12,26 @@
  * | `when`     | whether the config has it (arch, norm kind, bias, tied embeddings, MLP kind)  |
  * | `gguf`     | the GGUF name (`blk.{i}.attn_q.weight`), per MLP kind where it differs          |
  * | `ggufFused`| the fused GGUF tensor it may also come from (`blk.{i}.attn_qkv.weight`, part 0)|
- * | `hf`       | Hugging Face source per family (`llama`: Llama/Mistral/Qwen2, `gpt2`)          |
+ * | `ggufArch` | a GGUF architecture's own source (phi3: w1, w3 = parts of `ffn_up`)           |
+ * | `hf`       | Hugging Face source per family (`llama`: Llama/Mistral/Qwen2/Qwen3, `gemma`:   |
+ * |            | Gemma 2/3, `phi3`: Phi-3/Phi-4-mini, `gpt2`)                                  |
  * | `llama2c`  | its position in a llama2.c checkpoint, `[v0, v1]` (arrays stacked over layers)  |
  *
  * From it are derived: {@linkcode tensorRows} / `expectedShapes` (core/weights.ts), the GGUF
  * name map (formats/gguf/checkpoint.ts), the HF maps with their transposed and fused sources
  * (formats/hf.ts), and the llama2.c layout (formats/llama2c.ts). A source that is `fused`
  * holds several rows stacked along its first (output) axis in `part` order, each row as many
- * output rows as its own shape says; `transpose` marks GPT-2's `Conv1D` layout `(in, out)`.
+ * output rows as its own shape says; `transpose` marks GPT-2's `Conv1D` layout `(in, out)`;
+ * `add` is a constant added at load (Gemma's RMSNorm computes `x · (1 + w)`: 1 is added to
+ * every Gemma norm weight, as llama.cpp's convert_hf_to_gguf.py does).
  *
- * A new architecture adds rows and conditions, not code: Qwen3's `attn_q_norm` /
- * `attn_k_norm` (GGUF `blk.{i}.attn_q_norm.weight`, HF `self_attn.q_norm.weight`), Gemma's
- * `post_attention_norm` / `post_ffw_norm`, Phi-3's fused `qkv_proj` / `gate_up_proj` (rows
- * whose `hf.phi3` sources share one name with parts 0, 1, 2) each become rows here, with a
- * `when` that reads the config field that turns them on.
+ * A new architecture adds rows and conditions, not code: Qwen3's and Gemma 3's `attn_q_norm`
+ * / `attn_k_norm` (GGUF `blk.{i}.attn_q_norm.weight`, HF `self_attn.q_norm.weight`, when
+ * `qk_norm`), Gemma's `attn_post_norm` / `ffn_post_norm` (GGUF `post_attention_norm` /
+ * `post_ffw_norm`, when `post_norms`; note that HF Gemma's `post_attention_layernorm` is this
+ * post-attention norm, while Llama's is the pre-MLP `ffn_norm`), Phi-3's fused `qkv_proj` /
+ * `gate_up_proj` (the `hf.phi3` sources of wq/wk/wv share one name with parts 0, 1, 2; those of
+ * w1/w3 another with parts 0, 1).
  *
  * Matrices are `(out_features, in_features)` row-major, like `torch.nn.Linear.weight`.
  * `w1`/`w3`/`w2` follow Meta's Llama naming: w1 is the gate of SwiGLU (GELU's only input
@@ -43,16 +49,23 @@ export type TensorKind =
   | "attn_q"
   | "attn_k"
   | "attn_v"
+  | "attn_q_norm"
+  | "attn_k_norm"
   | "attn_out"
+  | "attn_post_norm"
   | "ffn_norm"
   | "ffn_w1"
   | "ffn_w3"
   | "ffn_w2"
+  | "ffn_post_norm"
   | "output_norm"
   | "output";
 
-/** Hugging Face model families whose names the table holds. */
-export type HfFamily = "llama" | "gpt2";
+/**
+ * Hugging Face model families whose names the table holds: `llama` (Llama, Mistral, Qwen2,
+ * Qwen3), `gemma` (Gemma 2, Gemma 3 text), `phi3` (Phi-3, Phi-4-mini), `gpt2`.
+ */
+export type HfFamily = "llama" | "gemma" | "phi3" | "gpt2";
 
 /** Where a canonical tensor is stored in another format. */
 export interface TensorSource {
@@ -62,6 +75,8 @@ export interface TensorSource {
   transpose?: boolean;
   /** Index in a fused tensor that stacks several rows along the output axis, in `part` order. */
   part?: number;
+  /** A constant added to every value at load (Gemma's `1 + w` norms). */
+  add?: number;
 }
 
 /** One row of {@linkcode TENSOR_NAMES}: one tensor a model can hold. */
@@ -80,6 +95,8 @@ export interface TensorNameRow {
   gguf: string | Record<ModelConfig["mlp"], string>;
   /** The fused GGUF tensor this row may instead be a part of (gpt2 `attn_qkv`). */
   ggufFused?: TensorSource;
+  /** Per GGUF architecture, the source that replaces `gguf` (phi3's fused `ffn_up`). */
+  ggufArch?: Record<string, TensorSource>;
   /** Hugging Face source per family; absent = that family has no such tensor. */
   hf: Partial<Record<HfFamily, TensorSource>>;
   /** Position among the arrays of a llama2.c checkpoint `[v0, v1]`; absent = not stored. */
@@ -87,6 +104,9 @@ export interface TensorNameRow {
 }
 
 const always = () => true;
+const qkNorm = (c: ModelConfig) => c.qk_norm;
+const postNorms = (c: ModelConfig) => c.post_norms;
+const gated = (c: ModelConfig) => c.mlp !== "gelu";
 const layernorm = (c: ModelConfig) => c.norm === "layernorm";
 /** GPT-2 has a bias on every linear layer. */
 const gpt2 = (c: ModelConfig) => c.arch === "gpt2";
@@ -96,9 +116,20 @@ const kvDim = (c: ModelConfig) => c.n_kv_heads * c.head_dim;
 const vec = (c: ModelConfig) => [c.dim];
 
 /** HF base-model prefixes (`base_model_prefix`): names may be stored with or without them. */
-export const HF_BASE_PREFIX: Record<HfFamily, string> = { llama: "model.", gpt2: "transformer." };
+export const HF_BASE_PREFIX: Record<HfFamily, string> = {
+  llama: "model.",
+  gemma: "model.",
+  phi3: "model.",
+  gpt2: "transformer.",
+};
 
-const hfL = (s: string): TensorSource => ({ name: `model.layers.{i}.${s}` });
+const hfL = (s: string, more: Omit<TensorSource, "name"> = {}): TensorSource => ({
+  name: `model.layers.{i}.${s}`,
+  ...more,
+});
+/** A Gemma norm weight: stored as w, computed as 1 + w. */
+const gemmaNorm = (s: string): TensorSource => hfL(s, { add: 1 });
+const LLAMA_LIKE = (s: string) => ({ llama: hfL(s), gemma: hfL(s), phi3: hfL(s) });
 const hfG = (s: string, more: Omit<TensorSource, "name"> = {}): TensorSource => ({
   name: `transformer.h.{i}.${s}`,
   ...more,
@@ -116,7 +147,12 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     shape: (c) => [c.vocab_size, c.dim],
     when: always,
     gguf: "token_embd.weight",
-    hf: { llama: { name: "model.embed_tokens.weight" }, gpt2: { name: "transformer.wte.weight" } },
+    hf: {
+      llama: { name: "model.embed_tokens.weight" },
+      gemma: { name: "model.embed_tokens.weight" },
+      phi3: { name: "model.embed_tokens.weight" },
+      gpt2: { name: "transformer.wte.weight" },
+    },
     llama2c: [0, 3],
   },
   {
@@ -135,7 +171,12 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     shape: vec,
     when: always,
     gguf: "blk.{i}.attn_norm.weight",
-    hf: { llama: hfL("input_layernorm.weight"), gpt2: hfG("ln_1.weight") },
+    hf: {
+      llama: hfL("input_layernorm.weight"),
+      gemma: gemmaNorm("input_layernorm.weight"),
+      phi3: hfL("input_layernorm.weight"),
+      gpt2: hfG("ln_1.weight"),
+    },
     llama2c: [1, 0],
   },
   {
@@ -157,6 +198,8 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     ggufFused: { name: "blk.{i}.attn_qkv.weight", part: 0 },
     hf: {
       llama: hfL("self_attn.q_proj.weight"),
+      gemma: hfL("self_attn.q_proj.weight"),
+      phi3: hfL("self_attn.qkv_proj.weight", { part: 0 }),
       gpt2: hfG("attn.c_attn.weight", { transpose: true, part: 0 }),
     },
     llama2c: [2, 4],
@@ -181,6 +224,8 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     ggufFused: { name: "blk.{i}.attn_qkv.weight", part: 1 },
     hf: {
       llama: hfL("self_attn.k_proj.weight"),
+      gemma: hfL("self_attn.k_proj.weight"),
+      phi3: hfL("self_attn.qkv_proj.weight", { part: 1 }),
       gpt2: hfG("attn.c_attn.weight", { transpose: true, part: 1 }),
     },
     llama2c: [3, 5],
@@ -205,6 +250,8 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     ggufFused: { name: "blk.{i}.attn_qkv.weight", part: 2 },
     hf: {
       llama: hfL("self_attn.v_proj.weight"),
+      gemma: hfL("self_attn.v_proj.weight"),
+      phi3: hfL("self_attn.qkv_proj.weight", { part: 2 }),
       gpt2: hfG("attn.c_attn.weight", { transpose: true, part: 2 }),
     },
     llama2c: [4, 6],
@@ -220,6 +267,24 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     hf: { llama: hfL("self_attn.v_proj.bias"), gpt2: hfG("attn.c_attn.bias", { part: 2 }) },
   },
   {
+    kind: "attn_q_norm",
+    param: "weight",
+    name: "layers.{i}.attn.q_norm.weight",
+    shape: (c) => [c.head_dim],
+    when: qkNorm,
+    gguf: "blk.{i}.attn_q_norm.weight",
+    hf: { llama: hfL("self_attn.q_norm.weight"), gemma: gemmaNorm("self_attn.q_norm.weight") },
+  },
+  {
+    kind: "attn_k_norm",
+    param: "weight",
+    name: "layers.{i}.attn.k_norm.weight",
+    shape: (c) => [c.head_dim],
+    when: qkNorm,
+    gguf: "blk.{i}.attn_k_norm.weight",
+    hf: { llama: hfL("self_attn.k_norm.weight"), gemma: gemmaNorm("self_attn.k_norm.weight") },
+  },
+  {
     kind: "attn_out",
     param: "weight",
     name: "layers.{i}.attn.wo.weight",
@@ -227,7 +292,7 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     when: always,
     gguf: "blk.{i}.attn_output.weight",
     hf: {
-      llama: hfL("self_attn.o_proj.weight"),
+      ...LLAMA_LIKE("self_attn.o_proj.weight"),
       gpt2: hfG("attn.c_proj.weight", { transpose: true }),
     },
     llama2c: [5, 7],
@@ -242,13 +307,27 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     hf: { gpt2: hfG("attn.c_proj.bias") },
   },
   {
+    kind: "attn_post_norm",
+    param: "weight",
+    name: "layers.{i}.attn_post_norm.weight",
+    shape: vec,
+    when: postNorms,
+    gguf: "blk.{i}.post_attention_norm.weight",
+    hf: { gemma: gemmaNorm("post_attention_layernorm.weight") },
+  },
+  {
     kind: "ffn_norm",
     param: "weight",
     name: "layers.{i}.ffn_norm.weight",
     shape: vec,
     when: always,
     gguf: "blk.{i}.ffn_norm.weight",
-    hf: { llama: hfL("post_attention_layernorm.weight"), gpt2: hfG("ln_2.weight") },
+    hf: {
+      llama: hfL("post_attention_layernorm.weight"),
+      gemma: gemmaNorm("pre_feedforward_layernorm.weight"),
+      phi3: hfL("post_attention_layernorm.weight"),
+      gpt2: hfG("ln_2.weight"),
+    },
     llama2c: [6, 1],
   },
   {
@@ -266,9 +345,16 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     name: "layers.{i}.ffn.w1.weight",
     shape: (c) => [c.hidden_dim, c.dim],
     when: always,
-    gguf: { swiglu: "blk.{i}.ffn_gate.weight", gelu: "blk.{i}.ffn_up.weight" },
+    gguf: {
+      swiglu: "blk.{i}.ffn_gate.weight",
+      geglu: "blk.{i}.ffn_gate.weight",
+      gelu: "blk.{i}.ffn_up.weight",
+    },
+    ggufArch: { phi3: { name: "blk.{i}.ffn_up.weight", part: 0 } },
     hf: {
       llama: hfL("mlp.gate_proj.weight"),
+      gemma: hfL("mlp.gate_proj.weight"),
+      phi3: hfL("mlp.gate_up_proj.weight", { part: 0 }),
       gpt2: hfG("mlp.c_fc.weight", { transpose: true }),
     },
     llama2c: [7, 8],
@@ -279,7 +365,11 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     name: "layers.{i}.ffn.w1.bias",
     shape: (c) => [c.hidden_dim],
     when: gpt2,
-    gguf: { swiglu: "blk.{i}.ffn_gate.bias", gelu: "blk.{i}.ffn_up.bias" },
+    gguf: {
+      swiglu: "blk.{i}.ffn_gate.bias",
+      geglu: "blk.{i}.ffn_gate.bias",
+      gelu: "blk.{i}.ffn_up.bias",
+    },
     hf: { gpt2: hfG("mlp.c_fc.bias") },
   },
   {
@@ -287,9 +377,14 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     param: "weight",
     name: "layers.{i}.ffn.w3.weight",
     shape: (c) => [c.hidden_dim, c.dim],
-    when: (c) => c.mlp === "swiglu",
+    when: gated,
     gguf: "blk.{i}.ffn_up.weight",
-    hf: { llama: hfL("mlp.up_proj.weight") },
+    ggufArch: { phi3: { name: "blk.{i}.ffn_up.weight", part: 1 } },
+    hf: {
+      llama: hfL("mlp.up_proj.weight"),
+      gemma: hfL("mlp.up_proj.weight"),
+      phi3: hfL("mlp.gate_up_proj.weight", { part: 1 }),
+    },
     llama2c: [9, 10],
   },
   {
@@ -300,7 +395,7 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     when: always,
     gguf: "blk.{i}.ffn_down.weight",
     hf: {
-      llama: hfL("mlp.down_proj.weight"),
+      ...LLAMA_LIKE("mlp.down_proj.weight"),
       gpt2: hfG("mlp.c_proj.weight", { transpose: true }),
     },
     llama2c: [8, 9],
@@ -315,13 +410,27 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     hf: { gpt2: hfG("mlp.c_proj.bias") },
   },
   {
+    kind: "ffn_post_norm",
+    param: "weight",
+    name: "layers.{i}.ffn_post_norm.weight",
+    shape: vec,
+    when: postNorms,
+    gguf: "blk.{i}.post_ffw_norm.weight",
+    hf: { gemma: gemmaNorm("post_feedforward_layernorm.weight") },
+  },
+  {
     kind: "output_norm",
     param: "weight",
     name: "norm.weight",
     shape: vec,
     when: always,
     gguf: "output_norm.weight",
-    hf: { llama: { name: "model.norm.weight" }, gpt2: { name: "transformer.ln_f.weight" } },
+    hf: {
+      llama: { name: "model.norm.weight" },
+      gemma: { name: "model.norm.weight", add: 1 },
+      phi3: { name: "model.norm.weight" },
+      gpt2: { name: "transformer.ln_f.weight" },
+    },
     llama2c: [10, 2],
   },
   {
@@ -340,7 +449,12 @@ export const TENSOR_NAMES: readonly TensorNameRow[] = [
     shape: (c) => [c.vocab_size, c.dim],
     when: (c) => !c.tie_embeddings,
     gguf: "output.weight",
-    hf: { llama: { name: "lm_head.weight" }, gpt2: { name: "lm_head.weight" } },
+    hf: {
+      llama: { name: "lm_head.weight" },
+      gemma: { name: "lm_head.weight" },
+      phi3: { name: "lm_head.weight" },
+      gpt2: { name: "lm_head.weight" },
+    },
     llama2c: [11, 11],
   },
 ];

@@ -4,25 +4,27 @@
  * `generation_config.json`, mapped onto gollm's canonical config and tensor names
  * (core/tensor_names.ts).
  *
- * Supported architectures (transformers `models/{llama,mistral,qwen2,gpt2}/modeling_*.py`):
- * - `LlamaForCausalLM`, `MistralForCausalLM`, `Qwen2ForCausalLM` → `arch: llama`,
- *   `rope_style: half` (HF `rotate_half`), Qwen2 with q/k/v bias (`attn_bias`);
- * - `GPT2LMHeadModel` → `arch: gpt2`; its `Conv1D` weights are stored `(in, out)` and are
- *   transposed, and the fused `c_attn` is split into wq/wk/wv.
+ * Supported architectures (formats/hf_config.ts maps their config.json): Llama (3.1+ RoPE
+ * scaling included), Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 (text), Phi-3 / Phi-4-mini and
+ * GPT-2. Weights follow the `hf` sources of core/tensor_names.ts: GPT-2's `Conv1D` weights
+ * are stored `(in, out)` and transposed; fused tensors (GPT-2 `c_attn`, Phi-3 `qkv_proj` and
+ * `gate_up_proj`) are split along the output axis; Gemma's norm weights get their `+ 1`
+ * (`x · (1 + w)`), as llama.cpp's converter does.
  *
- * Mistral's sliding window W (when shorter than `max_position_embeddings`) becomes
- * `context_length = W`: gollm's KV cache is a ring of `context_length` slots by default and
- * attention reads the last `min(p + 1, W)` positions, exactly Mistral's window.
+ * Sliding windows (Mistral, Qwen2 `use_sliding_window`, Gemma's local layers, Phi-3) are
+ * per-layer attention windows over the paged KV cache (core/config.ts `layerWindow`); the
+ * context stays `max_position_embeddings`.
  *
  * @module
  */
 import { checkGenerationDefaults, type Checkpoint, type GenerationDefaults } from "./checkpoint.ts";
-import { type ModelConfig, parseConfig } from "../core/config.ts";
-import { ConfigError, FormatError } from "../core/errors.ts";
+import type { ModelConfig } from "../core/config.ts";
+import { FormatError } from "../core/errors.ts";
 import { isFile, join, readJson } from "../core/files.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { checkWeights, type Tensor, type Weights } from "../core/weights.ts";
+import { HF_FAMILY, ids, isObj, parseHfConfig } from "./hf_config.ts";
 import {
   fillLayer,
   HF_BASE_PREFIX,
@@ -33,227 +35,7 @@ import {
   tensorRows,
 } from "../core/tensor_names.ts";
 
-/** The HF naming family of each supported architecture (core/tensor_names.ts `hf`). */
-const HF_FAMILY: Record<string, HfFamily> = {
-  LlamaForCausalLM: "llama",
-  MistralForCausalLM: "llama",
-  Qwen2ForCausalLM: "llama",
-  GPT2LMHeadModel: "gpt2",
-};
-
-/** Architectures {@linkcode loadHf} reads (`config.json` `architectures[0]`). */
-export const HF_ARCHITECTURES: readonly string[] = Object.keys(HF_FAMILY);
-
-/** What {@linkcode parseHfConfig} derives from a `config.json`. */
-export interface HfConfigInfo {
-  /** The gollm config. */
-  config: ModelConfig;
-  /** `architectures[0]` (one of {@linkcode HF_ARCHITECTURES}). */
-  architecture: string;
-  /** `eos_token_id` of config.json (int or list), possibly empty. */
-  eosIds: number[];
-}
-
-type Json = Record<string, unknown>;
-
-function isObj(v: unknown): v is Json {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
-function ids(v: unknown): number[] {
-  if (typeof v === "number" && Number.isInteger(v)) return [v];
-  if (Array.isArray(v)) return v.filter((x) => typeof x === "number" && Number.isInteger(x));
-  return [];
-}
-
-const GELU_TANH = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
-
-/**
- * Maps a parsed HF `config.json` onto a validated {@linkcode ModelConfig}.
- *
- * Llama/Mistral/Qwen2: `hidden_size`→dim, `num_hidden_layers`→n_layers,
- * `num_attention_heads`→n_heads, `num_key_value_heads`→n_kv_heads (default n_heads),
- * `head_dim` (when set), `intermediate_size`→hidden_dim, `max_position_embeddings`→
- * context_length, `rms_norm_eps`→norm_eps, `rope_theta` (or `rope_parameters.rope_theta`),
- * `tie_word_embeddings` (default false), `vocab_size`. GPT-2: `n_embd`, `n_layer`, `n_head`,
- * `n_inner` (default 4·n_embd), `n_positions`, `layer_norm_epsilon`, `tie_word_embeddings`
- * (default true).
- *
- * @param raw Parsed config.json.
- * @param file Its path, named in errors.
- * @param tokenizer The config's `tokenizer` field (`tokenizer.json` or `none`).
- * @returns The config, the architecture name and config.json's EOS ids.
- * @throws {ConfigError} naming `file` and the field: an unsupported architecture, a missing
- *   or non-positive size, an unsupported `rope_scaling`/`rope_parameters.rope_type`,
- *   activation, attention/MLP bias layout or sliding-window setting.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseHfConfig } from "./hf.ts";
- * const { config } = parseHfConfig({
- *   architectures: ["LlamaForCausalLM"], vocab_size: 256, hidden_size: 64,
- *   intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
- *   num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-5,
- *   rope_theta: 500000, tie_word_embeddings: false, hidden_act: "silu",
- * }, "config.json");
- * assert.equal(config.n_kv_heads, 2);
- * assert.equal(config.rope_style, "half"); // HF rotate_half
- * ```
- */
-export function parseHfConfig(raw: unknown, file: string, tokenizer = "none"): HfConfigInfo {
-  if (!isObj(raw)) throw new ConfigError(file, "<root>", "must be a JSON object");
-  const archs = raw.architectures;
-  let architecture: string | undefined;
-  if (Array.isArray(archs) && typeof archs[0] === "string") architecture = archs[0];
-  else if (archs === undefined) {
-    const byType: Record<string, string> = {
-      llama: "LlamaForCausalLM",
-      mistral: "MistralForCausalLM",
-      qwen2: "Qwen2ForCausalLM",
-      gpt2: "GPT2LMHeadModel",
-    };
-    architecture = byType[String(raw.model_type)];
-    if (architecture === undefined) {
-      throw new ConfigError(
-        file,
-        "architectures",
-        `is missing and model_type ${JSON.stringify(raw.model_type)} is not one of ${
-          Object.keys(byType).join(", ")
-        }`,
-      );
-    }
-  } else {
-    throw new ConfigError(file, "architectures", "must be a list of architecture names");
-  }
-  if (!HF_ARCHITECTURES.includes(architecture)) {
-    throw new ConfigError(
-      file,
-      "architectures",
-      `names ${JSON.stringify(architecture)}, which gollm does not support (supported: ${
-        HF_ARCHITECTURES.join(", ")
-      })`,
-    );
-  }
-  const num = (name: string, fallback?: number): number => {
-    const v = raw[name];
-    if (v === undefined || v === null) {
-      if (fallback !== undefined) return fallback;
-      throw new ConfigError(file, name, `is missing (required for ${architecture})`);
-    }
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-      throw new ConfigError(file, name, `must be a positive number, got ${JSON.stringify(v)}`);
-    }
-    return v;
-  };
-  const eosIds = ids(raw.eos_token_id);
-
-  if (architecture === "GPT2LMHeadModel") {
-    const act = raw.activation_function ?? "gelu_new";
-    if (!GELU_TANH.includes(String(act))) {
-      throw new ConfigError(
-        file,
-        "activation_function",
-        `is ${JSON.stringify(act)}; gollm's gpt2 uses the tanh GELU (${GELU_TANH.join(", ")})`,
-      );
-    }
-    for (const f of ["scale_attn_by_inverse_layer_idx", "add_cross_attention"]) {
-      if (raw[f] === true) throw new ConfigError(file, f, "is true, which gollm does not support");
-    }
-    if (raw.scale_attn_weights === false) {
-      throw new ConfigError(file, "scale_attn_weights", "is false, which gollm does not support");
-    }
-    const dim = num("n_embd");
-    const config = parseConfig({
-      arch: "gpt2",
-      vocab_size: num("vocab_size"),
-      dim,
-      n_layers: num("n_layer"),
-      n_heads: num("n_head"),
-      hidden_dim: num("n_inner", 4 * dim),
-      context_length: num("n_positions"),
-      norm: "layernorm",
-      norm_eps: num("layer_norm_epsilon", 1e-5),
-      mlp: "gelu",
-      tie_embeddings: raw.tie_word_embeddings ?? true,
-      tokenizer,
-    }, file);
-    return { config, architecture, eosIds };
-  }
-
-  // Llama family.
-  const act = raw.hidden_act ?? "silu";
-  if (act !== "silu") {
-    throw new ConfigError(file, "hidden_act", `is ${JSON.stringify(act)}; gollm supports "silu"`);
-  }
-  if (raw.attention_bias === true) {
-    throw new ConfigError(
-      file,
-      "attention_bias",
-      "is true (bias on q/k/v and o_proj), which gollm does not support",
-    );
-  }
-  if (raw.mlp_bias === true) {
-    throw new ConfigError(file, "mlp_bias", "is true, which gollm does not support");
-  }
-  let ropeTheta = raw.rope_theta;
-  for (const field of ["rope_scaling", "rope_parameters"]) {
-    const rs = raw[field];
-    if (rs === undefined || rs === null) continue;
-    if (!isObj(rs)) throw new ConfigError(file, field, "must be an object or null");
-    const type = rs.rope_type ?? rs.type ?? "default";
-    if (type !== "default") {
-      throw new ConfigError(
-        file,
-        field,
-        `has rope type ${JSON.stringify(type)}; gollm supports only "default" (no RoPE scaling)`,
-      );
-    }
-    if (rs.rope_theta !== undefined) ropeTheta ??= rs.rope_theta;
-  }
-  if (ropeTheta !== undefined && (typeof ropeTheta !== "number" || !(ropeTheta > 0))) {
-    throw new ConfigError(
-      file,
-      "rope_theta",
-      `must be a positive number, got ${JSON.stringify(ropeTheta)}`,
-    );
-  }
-  let context = num("max_position_embeddings");
-  if (architecture === "Qwen2ForCausalLM" && raw.use_sliding_window === true) {
-    throw new ConfigError(
-      file,
-      "use_sliding_window",
-      "is true (per-layer sliding window), which gollm does not support",
-    );
-  }
-  if (architecture === "MistralForCausalLM" && typeof raw.sliding_window === "number") {
-    if (!(raw.sliding_window > 0)) {
-      throw new ConfigError(file, "sliding_window", `must be positive, got ${raw.sliding_window}`);
-    }
-    context = Math.min(context, raw.sliding_window);
-  }
-  const hf: Record<string, unknown> = {
-    arch: "llama",
-    vocab_size: num("vocab_size"),
-    dim: num("hidden_size"),
-    n_layers: num("num_hidden_layers"),
-    n_heads: num("num_attention_heads"),
-    n_kv_heads: raw.num_key_value_heads ?? undefined,
-    hidden_dim: num("intermediate_size"),
-    context_length: context,
-    norm: "rmsnorm",
-    norm_eps: num("rms_norm_eps", 1e-6),
-    rope_theta: ropeTheta ?? 10000,
-    rope_style: "half",
-    attn_bias: architecture === "Qwen2ForCausalLM",
-    mlp: "swiglu",
-    tie_embeddings: raw.tie_word_embeddings ?? false,
-    tokenizer,
-  };
-  if (raw.head_dim !== undefined && raw.head_dim !== null) hf.head_dim = raw.head_dim;
-  if (hf.n_kv_heads === undefined) delete hf.n_kv_heads;
-  return { config: parseConfig(hf, file), architecture, eosIds };
-}
+export { HF_ARCHITECTURES, type HfConfigInfo, parseHfConfig } from "./hf_config.ts";
 
 /** Where HF tensors live: a lookup by HF name that knows which file to blame. */
 interface TensorSource {
@@ -282,7 +64,8 @@ function transpose(t: Tensor): Tensor {
  * Maps HF tensors onto canonical names for `config`, following the `hf` sources of
  * core/tensor_names.ts: a name is looked up with and without the family's base prefix
  * (`model.`, `transformer.`), `transpose` sources (GPT-2 `Conv1D`, stored `(in, out)`) are
- * transposed, and fused sources (`c_attn`) are split along the output axis in part order.
+ * transposed, `add` sources (Gemma norms) get the constant added, and fused sources
+ * (`c_attn`, `qkv_proj`, `gate_up_proj`) are split along the output axis in part order.
  *
  * @param config The model config.
  * @param family The HF naming family.
@@ -357,6 +140,7 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
         label,
       );
       if (s.transpose) t = transpose(t);
+      if (s.add !== undefined) t = { shape: t.shape, data: t.data.map((v) => v + s.add!) };
       const cols = rest.reduce((a, b) => a * b, 1);
       let r0 = 0;
       parts.forEach((r, j) => {

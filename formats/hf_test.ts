@@ -3,12 +3,20 @@
  * tests/fixtures/hf/ (written by python/hf_fixtures.py) holds a random-initialised
  * transformers model and the float32 logits transformers computed for every position plus
  * its greedy continuation. Both the reference forward and the JIT must match within 1e-4;
- * the same Llama converted to GGUF the llama.cpp way must give the same logits.
+ * the same model converted to GGUF the llama.cpp way must give the same logits.
+ *
+ * The architectures of issue #10 (Llama 3.1 llama3 / YaRN / linear RoPE scaling, Qwen3,
+ * Gemma 2, Gemma 3, Phi-3, Qwen2 and Mistral sliding windows) each have negative controls:
+ * ignoring the feature (the RoPE scaling, the QK-norm, the soft-capping, the window, ...)
+ * moves the reference's logits more than 1e-2 away from transformers' at the 24 tokens the
+ * fixture runs (attention sharpened, past every window and original context).
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { compileModel } from "../codegen/compile.ts";
 import type { Checkpoint } from "./checkpoint.ts";
+import { type ModelConfig, parseConfig } from "../core/config.ts";
+import { expectedShapes, type Weights } from "../core/weights.ts";
 import { ConfigError, FormatError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
 import { loadGguf } from "./gguf/checkpoint.ts";
@@ -68,7 +76,71 @@ const FIXTURES: Record<string, (c: Checkpoint) => void> = {
   },
   mistral: (c) => {
     assert.equal(c.config.n_kv_heads, 1);
-    assert.equal(c.config.context_length, 5); // sliding_window 5 → the KV ring
+    assert.equal(c.config.context_length, 64); // the context is not shrunk to the window
+    assert.equal(c.config.sliding_window, 5); // every layer
+    assert.equal(c.config.layer_types, null);
+  },
+  llama31: (c) => {
+    assert.equal(c.config.rope_scaling, "llama3"); // transformers 4.x `rope_scaling` spelling
+    assert.deepEqual(
+      [
+        c.config.rope_scaling_factor,
+        c.config.rope_original_context_length,
+        c.config.rope_low_freq_factor,
+        c.config.rope_high_freq_factor,
+      ],
+      [4, 16, 1, 4],
+    );
+  },
+  llama_yarn: (c) => {
+    assert.equal(c.config.rope_scaling, "yarn"); // transformers 5.x `rope_parameters`
+    assert.equal(c.config.rope_original_context_length, 16);
+    assert.equal(c.config.rope_attn_factor, 0.1 * Math.log(4) + 1);
+  },
+  llama_linear: (c) => {
+    assert.equal(c.config.rope_scaling, "linear"); // the old `type` key
+    assert.equal(c.config.rope_scaling_factor, 4);
+  },
+  qwen3: (c) => {
+    assert.equal(c.config.qk_norm, true);
+    assert.equal(c.config.attn_bias, false);
+    assert.equal(c.config.head_dim, 16);
+    assert.ok(c.weights.has("layers.1.attn.k_norm.weight"));
+  },
+  gemma2: (c) => {
+    const g = c.config;
+    assert.deepEqual([g.mlp, g.post_norms, g.qk_norm], ["geglu", true, false]);
+    assert.equal(g.embed_scale, Math.fround(Math.sqrt(32)));
+    assert.deepEqual([g.query_pre_attn_scalar, g.head_dim], [16, 24]);
+    assert.deepEqual([g.attn_logit_softcapping, g.final_logit_softcapping], [4, 3]);
+    assert.equal(g.sliding_window, 4);
+    assert.deepEqual(g.layer_types, ["sliding_attention", "full_attention"]);
+    assert.equal(g.tie_embeddings, true);
+  },
+  gemma3: (c) => {
+    const g = c.config;
+    assert.deepEqual([g.mlp, g.post_norms, g.qk_norm], ["geglu", true, true]);
+    assert.deepEqual([g.rope_theta, g.rope_local_base_freq], [1e6, 10000]);
+    assert.deepEqual([g.rope_scaling, g.rope_scaling_factor], ["linear", 4]);
+    assert.deepEqual(g.layer_types, [
+      ...Array(5).fill("sliding_attention"),
+      "full_attention",
+    ]);
+    assert.equal(g.final_logit_softcapping, null);
+  },
+  phi3: (c) => {
+    assert.equal(c.config.rope_dimension_count, 8); // partial_rotary_factor 0.5 of head_dim 16
+    assert.equal(c.config.sliding_window, 5);
+    assert.equal(c.config.layer_types, null);
+    assert.ok(c.weights.has("layers.1.ffn.w3.weight")); // split from gate_up_proj
+  },
+  qwen2_swa: (c) => {
+    assert.equal(c.config.sliding_window, 4); // layer_types derived from max_window_layers 1
+    assert.deepEqual(c.config.layer_types, [
+      "full_attention",
+      "sliding_attention",
+      "sliding_attention",
+    ]);
   },
   gpt2: (c) => {
     assert.equal(c.config.arch, "gpt2");
@@ -95,6 +167,128 @@ for (const [name, checkConfig] of Object.entries(FIXTURES)) {
     const jit = compileModel(ckpt.config, ckpt.weights);
     checkLogits(jit, exp, `${name} JIT`);
     assert.deepEqual(greedy(jit, exp.tokens, exp.greedy.length), exp.greedy, `${name} JIT greedy`);
+  });
+}
+
+/** The largest |logit - transformers' logit| over every position of the fixture. */
+function worstDiff(fp: ForwardPass, exp: Expected): number {
+  const all = fp.forwardAll(exp.tokens, 0); // (n, vocab)
+  const V = fp.config.vocab_size;
+  let worst = 0;
+  exp.logits.forEach((row, t) => {
+    row.forEach((v, i) => (worst = Math.max(worst, Math.abs(all[t * V + i] - v))));
+  });
+  return worst;
+}
+
+/** A config with some fields changed, and the weights it still has. */
+function without(
+  c: Checkpoint,
+  over: Partial<Record<keyof ModelConfig, unknown>>,
+): { config: ModelConfig; weights: Weights } {
+  const config = parseConfig({ ...c.config, ...over }, "<without>");
+  const want = expectedShapes(config);
+  return { config, weights: new Map([...c.weights].filter(([n]) => want.has(n))) };
+}
+
+const NO_ROPE_SCALING = {
+  rope_scaling: "none",
+  rope_scaling_factor: 1,
+  rope_original_context_length: null,
+  rope_low_freq_factor: 1,
+  rope_high_freq_factor: 4,
+  rope_attn_factor: 1,
+};
+const NO_WINDOW = { sliding_window: null, layer_types: null };
+
+/** Per fixture, what ignoring each feature means (negative controls). */
+const CONTROLS: Record<string, Record<string, Partial<Record<keyof ModelConfig, unknown>>>> = {
+  mistral: { "the window": NO_WINDOW },
+  llama31: { "the llama3 RoPE scaling": NO_ROPE_SCALING },
+  llama_yarn: {
+    "the yarn RoPE scaling": NO_ROPE_SCALING,
+    "yarn's attention factor": { rope_attn_factor: 1 },
+  },
+  llama_linear: { "the linear RoPE scaling": NO_ROPE_SCALING },
+  qwen3: { "the QK-norm": { qk_norm: false } },
+  gemma2: {
+    "the attention soft-capping": { attn_logit_softcapping: null },
+    "the final soft-capping": { final_logit_softcapping: null },
+    "the alternating window": NO_WINDOW,
+    "query_pre_attn_scalar": { query_pre_attn_scalar: 24 },
+    "the sandwich norms": { post_norms: false },
+    "the embedding scale": { embed_scale: 1 },
+  },
+  gemma3: {
+    "the QK-norm": { qk_norm: false },
+    "the window": { ...NO_WINDOW, rope_local_base_freq: null },
+    "the local RoPE base": { rope_local_base_freq: null },
+    "the global linear scaling": { rope_scaling: "none", rope_scaling_factor: 1 },
+  },
+  phi3: {
+    "the window": NO_WINDOW,
+    "the partial rotary": { rope_dimension_count: 16 },
+  },
+  qwen2_swa: { "the sliding layers": NO_WINDOW },
+};
+
+for (const [name, controls] of Object.entries(CONTROLS)) {
+  Deno.test(`loadHf() ${name}: ignoring each feature moves the logits past 1e-2 (negative controls)`, async () => {
+    const ckpt = await loadHf(`${FIX}/${name}`);
+    const exp = await expected(name);
+    for (const [what, over] of Object.entries(controls)) {
+      const { config, weights } = without(ckpt, over);
+      const ref = createReference(config, weights);
+      assert.throws(() => checkLogits(ref, exp, `${name} without ${what}`), /max \|diff\|/);
+      const d = worstDiff(ref, exp);
+      assert.ok(d > 1e-2, `${name}: ignoring ${what} moves the logits by only ${d}`);
+    }
+  });
+}
+
+/** GGUF conversions (python/hf_fixtures.py `convert_gguf`, llama.cpp's way) of the fixtures. */
+const GGUF_FIXTURES: Record<string, (g: Checkpoint, h: Checkpoint) => void> = {
+  llama31: (g) => {
+    // llama3 scaling becomes the per-pair factors of rope_freqs.weight.
+    assert.equal(g.config.rope_scaling, "none");
+    assert.equal(g.config.rope_freq_factors!.length, 8);
+    assert.equal(g.config.rope_style, "interleaved"); // Q/K rows permuted by the converter
+  },
+  llama_yarn: (g, h) => {
+    assert.equal(g.config.rope_scaling, "yarn");
+    assert.ok(Math.abs(g.config.rope_attn_factor - h.config.rope_attn_factor) < 1e-7);
+  },
+  llama_linear: (g) => assert.equal(g.config.rope_scaling_factor, 4),
+  qwen3: (g) => assert.equal(g.config.qk_norm, true),
+  gemma2: (g, h) => {
+    assert.deepEqual(g.config.layer_types, h.config.layer_types); // llama.cpp's period 2
+    assert.equal(g.config.query_pre_attn_scalar, 16); // attention.scale
+    assert.equal(g.config.attn_logit_softcapping, 4);
+  },
+  gemma3: (g, h) => {
+    assert.deepEqual(g.config.layer_types, h.config.layer_types); // llama.cpp's period 6
+    assert.equal(g.config.rope_local_base_freq, 10000);
+    assert.equal(g.config.rope_scaling, "linear");
+  },
+  phi3: (g) => {
+    assert.equal(g.config.rope_dimension_count, 8);
+    assert.equal(g.config.sliding_window, 5);
+  },
+};
+
+for (const [name, check] of Object.entries(GGUF_FIXTURES)) {
+  Deno.test(`loadGguf() of the llama.cpp-converted ${name} gives transformers' logits`, async () => {
+    const g = await loadGguf(`${FIX}/${name}.gguf`);
+    const h = await loadHf(`${FIX}/${name}`);
+    check(g, h);
+    for (
+      const f of ["n_heads", "n_kv_heads", "head_dim", "vocab_size", "mlp", "qk_norm"] as const
+    ) {
+      assert.equal(g.config[f], h.config[f], f);
+    }
+    const exp = await expected(name);
+    checkLogits(createReference(g.config, g.weights), exp, `${name}.gguf reference`);
+    checkLogits(compileModel(g.config, g.weights), exp, `${name}.gguf JIT`);
   });
 }
 
@@ -165,7 +359,8 @@ Deno.test("parseHfConfig() names config.json and the missing or unsupported fiel
     () =>
       parseHfConfig({ ...LLAMA_CFG, rope_scaling: { rope_type: "llama3", factor: 8 } }, "c.json"),
     (e: unknown) =>
-      e instanceof ConfigError && e.field === "rope_scaling" && e.message.includes('"llama3"'),
+      e instanceof ConfigError && e.message ===
+        "c.json: field 'rope_scaling.low_freq_factor' is missing (required for LlamaForCausalLM)",
   );
   assert.throws(
     () => parseHfConfig({ ...LLAMA_CFG, hidden_act: "gelu" }, "c.json"),

@@ -11,6 +11,14 @@
  * | llama, `rope_style: interleaved`     | `llama`           | as they are                     |
  * | llama, `rope_style: half`, q/k/v bias | `qwen2`          | as they are (NEOX RoPE)         |
  * | llama, `rope_style: half`, no bias   | `llama`           | Q/K rows permuted to interleaved pairs (convert_hf_to_gguf `permute`) |
+ * | llama, `qk_norm`                     | `qwen3`           | as they are, with `attn_q_norm`/`attn_k_norm` |
+ * | llama, GeGLU + `post_norms` (+ `qk_norm`) | `gemma2` (`gemma3`) | as they are (norms already hold 1 + w) |
+ * | llama, `rope_dimension_count` < head_dim | `phi3`        | w1, w3 fused into `ffn_up`      |
+ *
+ * (formats/gguf/arch.ts `ggufArchFor`; it refuses a config no llama.cpp architecture computes.)
+ * The arch's own keys (RoPE scaling, windows, soft-caps, `rope.freq_base_swa`,
+ * `attention.scale`) come from `ggufArchMetadata`, and Llama 3.1's `llama3` scaling (or
+ * `rope_freq_factors`) is written as the `rope_freqs.weight` tensor, as convert_hf_to_gguf.py does.
  *
  * Metadata: `general.architecture`, `general.name`, `general.file_type` (`llama_ftype`),
  * `general.quantization_version` (2), `{arch}.context_length`, `.embedding_length`,
@@ -32,7 +40,8 @@ import { loadCheckpoint } from "./load.ts";
 import { type GgmlType, ggmlTypeByName, quantize } from "./quant.ts";
 import { type FileType, fileType, tensorType } from "./quant/mix.ts";
 import { QuantizePool } from "./quant/pool.ts";
-import { ggufNameOf } from "./gguf/checkpoint.ts";
+import { ggufFusedOf, ggufNameOf } from "./gguf/checkpoint.ts";
+import { ggufArchFor as archFor, ggufArchMetadata, ropeFreqsTensor } from "./gguf/arch.ts";
 import { gguf, type GgufTypedValue, type GgufWriteTensor, writeGguf } from "./gguf/write.ts";
 import { SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
 import { PRETOKENIZE_PATTERNS, TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
@@ -90,6 +99,7 @@ export interface QuantizeModelResult {
  *
  * @param c A validated config.
  * @returns `{arch, permuteQk}`.
+ * @throws {GollmError} when no llama.cpp architecture computes the config.
  *
  * @example
  * ```ts
@@ -103,9 +113,7 @@ export interface QuantizeModelResult {
  * ```
  */
 export function ggufArchFor(c: ModelConfig): { arch: string; permuteQk: boolean } {
-  if (c.arch === "gpt2") return { arch: "gpt2", permuteQk: false };
-  if (c.rope_style === "interleaved") return { arch: "llama", permuteQk: false };
-  return c.attn_bias ? { arch: "qwen2", permuteQk: false } : { arch: "llama", permuteQk: true };
+  return archFor(c);
 }
 
 /**
@@ -263,10 +271,10 @@ function modelMetadata(
   if (arch === "gpt2") {
     m.push([k("attention.layer_norm_epsilon"), gguf.f32(c.norm_eps)]);
   } else {
-    m.push([k("rope.dimension_count"), gguf.u32(c.head_dim)]);
     m.push([k("rope.freq_base"), gguf.f32(c.rope_theta)]);
     m.push([k("attention.layer_norm_rms_epsilon"), gguf.f32(c.norm_eps)]);
   }
+  m.push(...ggufArchMetadata(c, arch));
   m.push(["general.file_type", gguf.u32(ft.id)]);
   m.push(["general.quantization_version", gguf.u32(2)]); // GGML_QNT_VERSION, as llama.cpp writes
   return m;
@@ -321,6 +329,11 @@ export async function quantizeModel(
     if (!name) throw new GollmError(`tensor '${canonical}' has no GGUF name for ${arch}`);
     src.push({ name, tensor, shape: [...get(canonical).shape] });
   };
+  const ropeFreqs = ropeFreqsTensor(c);
+  if (ropeFreqs) {
+    const t = { shape: [ropeFreqs.length], data: ropeFreqs };
+    src.push({ name: "rope_freqs.weight", tensor: () => t, shape: t.shape });
+  }
   add("tok_embeddings.weight");
   if (w.has("pos_embeddings.weight")) add("pos_embeddings.weight");
   for (let i = 0; i < c.n_layers; i++) {
@@ -328,17 +341,14 @@ export async function quantizeModel(
     for (const [canonical] of w) {
       if (!canonical.startsWith(p)) continue;
       const s = canonical.slice(p.length);
-      if (arch === "gpt2" && /^attn\.w[qkv]\./.test(s)) {
-        if (!s.startsWith("attn.wq.")) continue;
-        const kind = s.endsWith("weight") ? "weight" : "bias";
-        const parts = ["wq", "wk", "wv"].map((x) => `${p}attn.${x}.${kind}`);
-        const shapes = parts.map((x) => get(x).shape);
+      const fused = ggufFusedOf(arch, canonical); // gpt2 attn_qkv, phi3 ffn_up = [gate; up]
+      if (fused) {
+        if (fused.parts[0] !== canonical) continue;
+        const shapes = fused.parts.map((x) => get(x).shape);
         src.push({
-          name: `blk.${i}.attn_qkv.${kind}`,
-          tensor: () => concatRows(parts.map(get)),
-          shape: kind === "weight"
-            ? [shapes.reduce((a, q) => a + q[0], 0), shapes[0][1]]
-            : [shapes.reduce((a, q) => a + q[0], 0)],
+          name: fused.name,
+          tensor: () => concatRows(fused.parts.map(get)),
+          shape: [shapes.reduce((a, q) => a + q[0], 0), ...shapes[0].slice(1)],
         });
         continue;
       }

@@ -24,6 +24,10 @@ from typing import Any
 
 import yaml
 
+from config_arch import LAYER_TYPES as _LAYER_TYPES
+from config_arch import OPTIONAL as _OPTIONAL
+from config_arch import check_llama_extras, layer_window  # noqa: F401 (layer_window: re-exported)
+
 
 class GollmError(Exception):
     """A user error: bad input file, field or flag. The message is one precise line."""
@@ -61,8 +65,28 @@ class ModelConfig:
     norm_eps: float
     rope_theta: float
     rope_style: str  # "half" | "interleaved"
+    # issue #10 fields (defaults: off); see core/config.ts for each one's meaning
+    rope_dimension_count: int  # dims of each head RoPE rotates (Phi-3 partial_rotary_factor)
+    rope_scaling: str  # "none" | "linear" | "llama3" | "yarn"
+    rope_scaling_factor: float
+    rope_original_context_length: int | None
+    rope_low_freq_factor: float
+    rope_high_freq_factor: float
+    rope_yarn_beta_fast: float
+    rope_yarn_beta_slow: float
+    rope_attn_factor: float  # cos/sin multiplier (yarn: 0.1 ln(factor) + 1)
+    rope_freq_factors: tuple[float, ...] | None  # GGUF rope_freqs.weight
+    rope_local_base_freq: float | None  # Gemma 3's sliding layers
     attn_bias: bool
-    mlp: str  # "swiglu" | "gelu"
+    qk_norm: bool  # Qwen3 / Gemma 3 per-head q/k RMSNorm
+    query_pre_attn_scalar: float  # attention scale = query_pre_attn_scalar ** -0.5
+    attn_logit_softcapping: float | None
+    sliding_window: int | None
+    layer_types: tuple[str, ...] | None  # "sliding_attention" | "full_attention" per layer
+    mlp: str  # "swiglu" | "geglu" | "gelu"
+    post_norms: bool  # Gemma sandwich norms
+    embed_scale: float
+    final_logit_softcapping: float | None
     tie_embeddings: bool
     tokenizer: str
 
@@ -77,15 +101,35 @@ class ModelConfig:
         return self.n_kv_heads * self.head_dim
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields in canonical order (the order YAML is written in)."""
-        return {f: getattr(self, f) for f in CONFIG_FIELDS}
+        """The fields in canonical order (the order YAML is written in); tuples as lists."""
+        return {f: list(v) if isinstance(v, tuple) else v for f in CONFIG_FIELDS for v in [getattr(self, f)]}
 
     def to_yaml(self) -> str:
-        """YAML text, one ``field: value`` line per field, like core/config.ts ``configToYaml``."""
-        return "".join(f"{k}: {json.dumps(v)}\n" for k, v in self.to_dict().items())
+        """YAML text, one ``field: value`` line per field, like core/config.ts ``configToYaml``:
+        the issue #10 fields are left out while they hold their defaults."""
+        d = self.to_dict()
+        return "".join(
+            f"{k}: {json.dumps(v)}\n" for k, v in d.items() if k not in _OPTIONAL or v != _default(k, d)
+        )
+
+    def extensions(self) -> list[str]:
+        """The issue #10 fields this config sets (not at their defaults), in canonical order."""
+        d = self.to_dict()
+        return [k for k in CONFIG_FIELDS if k in _OPTIONAL and d[k] != _default(k, d)]
 
 
-# name -> (kind, allowed values, default). default None = required; a callable derives it.
+_NULL = object()  # default of a nullable field: null (off)
+
+
+def _default_attn_factor(c: dict[str, Any]) -> float:
+    f = c.get("rope_scaling_factor")
+    if c.get("rope_scaling") != "yarn" or not isinstance(f, (int, float)) or not f > 1:
+        return 1.0
+    return 0.1 * math.log(f) + 1
+
+
+# name -> (kind, allowed values, default). default None = required; a callable derives it;
+# _NULL = nullable, default null. Kinds "numbers" / "strings" are lists.
 _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
     "arch": ("string", ("llama", "gpt2"), None),
     "vocab_size": ("int", None, None),
@@ -100,11 +144,37 @@ _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
     "norm_eps": ("number", None, None),
     "rope_theta": ("number", None, 10000),
     "rope_style": ("string", ("half", "interleaved"), "half"),
+    "rope_dimension_count": ("int", None, lambda c: c.get("head_dim")),
+    "rope_scaling": ("string", ("none", "linear", "llama3", "yarn"), "none"),
+    "rope_scaling_factor": ("number", None, 1),
+    "rope_original_context_length": ("int", None, _NULL),
+    "rope_low_freq_factor": ("number", None, 1),
+    "rope_high_freq_factor": ("number", None, 4),
+    "rope_yarn_beta_fast": ("number", None, 32),
+    "rope_yarn_beta_slow": ("number", None, 1),
+    "rope_attn_factor": ("number", None, _default_attn_factor),
+    "rope_freq_factors": ("numbers", None, _NULL),
+    "rope_local_base_freq": ("number", None, _NULL),
     "attn_bias": ("bool", None, False),
-    "mlp": ("string", ("swiglu", "gelu"), None),
+    "qk_norm": ("bool", None, False),
+    "query_pre_attn_scalar": ("number", None, lambda c: c.get("head_dim")),
+    "attn_logit_softcapping": ("number", None, _NULL),
+    "sliding_window": ("int", None, _NULL),
+    "layer_types": ("strings", _LAYER_TYPES, _NULL),
+    "mlp": ("string", ("swiglu", "geglu", "gelu"), None),
+    "post_norms": ("bool", None, False),
+    "embed_scale": ("number", None, 1),
+    "final_logit_softcapping": ("number", None, _NULL),
     "tie_embeddings": ("bool", None, None),
     "tokenizer": ("string", None, "none"),
 }
+
+def _default(name: str, c: dict[str, Any]) -> Any:
+    fallback = _FIELDS[name][2]
+    if fallback is _NULL:
+        return None
+    v = fallback(c) if callable(fallback) else fallback
+    return float(v) if _FIELDS[name][0] == "number" and isinstance(v, (int, float)) else v
 
 #: Every ModelConfig field, in canonical order.
 CONFIG_FIELDS: tuple[str, ...] = tuple(_FIELDS)
@@ -165,14 +235,32 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
         if v is None:
             if fallback is None:
                 raise ConfigError(file, name, "is missing")
+            if fallback is _NULL:
+                out[name] = None
+                continue
             v = fallback({**raw, **out}) if callable(fallback) else fallback
+        nullable = fallback is _NULL
+        if kind in ("numbers", "strings"):
+            if not isinstance(v, (list, tuple)):
+                what = "a list of positive numbers" if kind == "numbers" else f"a list of {' | '.join(one_of or ())}"
+                raise ConfigError(file, name, f"must be {what} or null, got {_describe(v)}")
+            for i, x in enumerate(v):
+                if kind == "numbers" and (
+                    isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0
+                ):
+                    raise ConfigError(file, name, f"[{i}] must be a positive number, got {_describe(x)}")
+                if kind == "strings" and x not in (one_of or ()):
+                    raise ConfigError(file, name, f"[{i}] must be one of {' | '.join(one_of or ())}, got {_describe(x)}")
+            out[name] = tuple(float(x) for x in v) if kind == "numbers" else tuple(v)
+            continue
+        null = " or null" if nullable else ""
         if kind == "int":
             if not _is_int(v) or v <= 0:
-                raise ConfigError(file, name, f"must be a positive integer, got {_describe(v)}")
+                raise ConfigError(file, name, f"must be a positive integer{null}, got {_describe(v)}")
             v = int(v)
         elif kind == "number":
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(file, name, f"must be a positive number, got {_describe(v)}")
+                raise ConfigError(file, name, f"must be a positive number{null}, got {_describe(v)}")
             v = float(v)
         elif kind == "bool":
             if not isinstance(v, bool):
@@ -196,8 +284,9 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
             raise ConfigError(file, "head_dim", f"must be even for RoPE, got {out['head_dim']}")
         if out["norm"] != "rmsnorm":
             raise ConfigError(file, "norm", f'must be rmsnorm for arch llama, got "{out["norm"]}"')
-        if out["mlp"] != "swiglu":
-            raise ConfigError(file, "mlp", f'must be swiglu for arch llama, got "{out["mlp"]}"')
+        if out["mlp"] not in ("swiglu", "geglu"):
+            raise ConfigError(file, "mlp", f'must be swiglu or geglu for arch llama, got "{out["mlp"]}"')
+        check_llama_extras(out, file, _default, _describe, ConfigError)
     else:
         if out["norm"] != "layernorm":
             raise ConfigError(file, "norm", f'must be layernorm for arch gpt2, got "{out["norm"]}"')
@@ -206,7 +295,14 @@ def parse_config(raw: Any, file: str) -> ModelConfig:
         if out["attn_bias"] is False and raw.get("attn_bias") is not None:
             raise ConfigError(file, "attn_bias", "must be true or absent for arch gpt2 (gpt2 always has bias)")
         out["attn_bias"] = True
+        for f in CONFIG_FIELDS:
+            if f in _OPTIONAL and _plain(out[f]) != _default(f, out):
+                raise ConfigError(file, f, f"applies to arch llama only (got {_describe(_plain(out[f]))})")
     return ModelConfig(**out)
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 class _Loader(yaml.SafeLoader):

@@ -253,8 +253,14 @@ def hf_config(c: ModelConfig, tf: TiktokenFile | None, dtype: str) -> dict:
     """config.json for the HF class matching ``c``.
 
     Raises:
-        GollmError: for a gpt2 config HF GPT-2 cannot express (GQA or head_dim != dim/n_heads).
+        GollmError: for a gpt2 config HF GPT-2 cannot express (GQA or head_dim != dim/n_heads),
+            or a config that sets an issue #10 field (RoPE scaling, windows, Gemma's traits, ...).
     """
+    if c.extensions():
+        raise GollmError(
+            f"the HF export writes Llama/Qwen2/GPT-2 directories; config field '{c.extensions()[0]}' "
+            "(issue #10) has no such layout yet: export a gollm directory instead"
+        )
     torch_dtype = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype]
     bos = tf.bos_id if tf else None
     eos = tf.eos_id if tf else None

@@ -13,12 +13,27 @@ Writes, under tests/fixtures/hf/ (all produced by code nobody on gollm wrote: `t
   `tokenizers`. Their expected.json holds ids from the Python `tokenizers` library.
 - llama_gqa.gguf: the llama_gqa weights converted like llama.cpp's convert_hf_to_gguf.py
   (Q/K rows permuted, blk.N.* names, llama metadata, SentencePiece vocab with scores).
+- The architectures of issue #10 (python/hf_arch_fixtures.py), each a random-initialised transformers model with
+  attention sharpened (q/k projections, or the q/k norms, scaled) so that position errors
+  show, run on 24 tokens (past every sliding window and past original_max_position_embeddings),
+  with its GGUF converted the way llama.cpp's convert_hf_to_gguf.py does (tensor names from
+  gguf.TensorNameMap, Q/K permuted for `llama`, Gemma norms + 1, the arch's metadata keys):
+  llama31 (rope_scaling llama3; config.json rewritten in the transformers 4.x spelling, as
+  published Llama 3.1 files carry it; GGUF `rope_freqs.weight`), llama_yarn (yarn,
+  transformers 5.x `rope_parameters`), llama_linear (linear, the old `type` key), qwen3
+  (q/k norm), gemma2 (eager attention: soft-capping, query_pre_attn_scalar, alternating
+  window), gemma3 (q/k norm, local RoPE base, linear scaling on the global layers, five of six
+  layers sliding), phi3 (fused qkv/gate_up, partial_rotary_factor 0.5, sliding window),
+  qwen2_swa (use_sliding_window from max_window_layers; llama.cpp has no Qwen2 window, so no
+  GGUF). Each asserts that turning its feature off in transformers moves the logits by more
+  than 1e-2 (the fixture exercises it).
 - llama3_tokenizer.json: ids from the Python `tokenizers` library for the real Llama-3
   tokenizer.json in $GOLLM_ASSETS/tokenizers/llama3 (skipped when absent).
 - chat_templates.json: strings rendered by transformers' `apply_chat_template` (Jinja2) for
   the Llama-3 template in $GOLLM_ASSETS and for a few inline templates.
 
-Run: `python3 python/hf_fixtures.py` (or `deno task fixtures:hf`) from the repo root.
+Run: `python3 python/hf_fixtures.py [name ...]` (or `deno task fixtures:hf`) from the repo
+root; names select fixtures (default: all).
 Needs: torch, numpy, transformers, tokenizers, safetensors, gguf, jinja2, sentencepiece.
 Deterministic (fixed seeds); total output about 2 MB.
 """
@@ -94,7 +109,8 @@ def save_model(name: str, model, ids: list[int], extra: dict | None = None, shar
     model.save_pretrained(d, **kw)
     lg = logits_of(model, ids)
     exp = {
-        "source": f"transformers {__import__('transformers').__version__}, {type(model).__name__}, float32",
+        "source": f"transformers {__import__('transformers').__version__}, {type(model).__name__}, float32"
+        + (", eager attention" if model.config._attn_implementation == "eager" else ""),
         "tokens": ids,
         "logits": [[r6(v) for v in row] for row in lg.tolist()],
         "greedy": greedy(model, ids, GREEDY),
@@ -440,17 +456,26 @@ def llama3_and_chat() -> None:
 def main() -> None:
     import tempfile
 
-    if not TRAIN_TEXT.exists():
-        sys.exit(f"hf_fixtures: training text {TRAIN_TEXT} is missing (set GOLLM_ASSETS)")
+    from hf_arch_fixtures import ARCH_FIXTURES  # the issue #10 architectures (imports this module)
+
+    only = set(sys.argv[1:])
+    base = {"llama_gqa", "llama_untied", "qwen2", "mistral", "gpt2", "llama3_and_chat"}
+    unknown = only - base - set(ARCH_FIXTURES)
+    if unknown:
+        sys.exit(f"hf_fixtures: unknown fixture(s) {sorted(unknown)} (known: {sorted(base | set(ARCH_FIXTURES))})")
+    want = lambda name: not only or name in only  # noqa: E731
+    if want("llama_gqa") or want("gpt2"):
+        if not TRAIN_TEXT.exists():
+            sys.exit(f"hf_fixtures: training text {TRAIN_TEXT} is missing (set GOLLM_ASSETS)")
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
-    with tempfile.TemporaryDirectory() as tmp:
-        llama_gqa(Path(tmp))
-    llama_untied()
-    qwen2()
-    mistral()
-    gpt2()
-    llama3_and_chat()
+    if want("llama_gqa"):
+        with tempfile.TemporaryDirectory() as tmp:
+            llama_gqa(Path(tmp))
+    for name, fn in [("llama_untied", llama_untied), ("qwen2", qwen2), ("mistral", mistral), ("gpt2", gpt2),
+                     ("llama3_and_chat", llama3_and_chat), *ARCH_FIXTURES.items()]:
+        if want(name):
+            fn()
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"hf_fixtures: wrote {OUT.relative_to(ROOT)} ({total / 1e6:.2f} MB)")
 

@@ -49,7 +49,7 @@ def test_defaults_are_filled() -> None:
         ({"n_kv_heads": 3}, "x.yaml: field 'n_kv_heads' must divide n_heads (4), got 3"),
         ({"dim": 30}, "x.yaml: field 'head_dim' must be a positive integer, got 7.5"),  # as core/config.ts
         ({"head_dim": 7}, "x.yaml: field 'head_dim' must be even for RoPE, got 7"),
-        ({"mlp": "gelu"}, "x.yaml: field 'mlp' must be swiglu for arch llama"),
+        ({"mlp": "gelu"}, "x.yaml: field 'mlp' must be swiglu or geglu for arch llama"),
         (
             {"arch": "gpt2", "norm": "layernorm", "mlp": "gelu", "attn_bias": False},
             "x.yaml: field 'attn_bias' must be true or absent for arch gpt2",
@@ -152,3 +152,52 @@ def test_sft_section_defaults_and_errors(tmp_path) -> None:
         p.write_text((ROOT / "configs" / "tiny.yaml").read_text() + section)
         with pytest.raises(ConfigError, match=want.replace("(", r"\(").replace(")", r"\)").replace("|", r"\|")):
             load_sft_config(p)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"rope_scaling": "llama3", "rope_scaling_factor": 8},
+            "x.yaml: field 'rope_original_context_length' is missing (required by rope_scaling llama3)",
+        ),
+        ({"rope_scaling": "linear", "rope_yarn_beta_fast": 8}, "x.yaml: field 'rope_yarn_beta_fast' is set (8)"),
+        ({"rope_dimension_count": 7}, "x.yaml: field 'rope_dimension_count' must be even and at most head_dim 8"),
+        ({"rope_freq_factors": [1, 2]}, "x.yaml: field 'rope_freq_factors' must hold rope_dimension_count / 2 = 4"),
+        ({"rope_freq_factors": [1, 0, 1, 1]}, "x.yaml: field 'rope_freq_factors' [1] must be a positive number"),
+        ({"layer_types": ["full_attention"] * 2}, "x.yaml: field 'layer_types' must hold n_layers = 1 entries, got 2"),
+        ({"layer_types": ["local"]}, "x.yaml: field 'layer_types' [0] must be one of sliding_attention | full_attention"),
+        (
+            {"layer_types": ["sliding_attention"], "n_layers": 1},
+            "x.yaml: field 'sliding_window' is missing (layer_types has sliding_attention layers)",
+        ),
+        ({"rope_local_base_freq": 10000}, "x.yaml: field 'rope_local_base_freq' is set but no layer"),
+        ({"mlp": "relu"}, "x.yaml: field 'mlp' must be one of swiglu | geglu | gelu"),
+        (
+            {"arch": "gpt2", "norm": "layernorm", "mlp": "gelu", "qk_norm": True},
+            "x.yaml: field 'qk_norm' applies to arch llama only (got true)",
+        ),
+    ],
+)
+def test_issue10_fields_are_validated_like_core_config(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config({**BASE, **change}, "x.yaml")
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_issue10_fields_default_off_and_round_trip(tmp_path) -> None:
+    c = parse_config(BASE, "x.yaml")
+    assert (c.rope_scaling, c.rope_dimension_count, c.query_pre_attn_scalar, c.sliding_window) == ("none", 8, 8.0, None)
+    assert "rope_scaling" not in c.to_yaml() and c.extensions() == []
+    yarn = parse_config(
+        {**BASE, "n_layers": 2, "rope_scaling": "yarn", "rope_scaling_factor": 4, "rope_original_context_length": 16,
+         "sliding_window": 4, "layer_types": ["sliding_attention", "full_attention"]},
+        "y.yaml",
+    )
+    assert yarn.rope_attn_factor == pytest.approx(0.1 * __import__("math").log(4) + 1)
+    (tmp_path / "back.yaml").write_text(yarn.to_yaml())
+    assert load_config(tmp_path / "back.yaml") == yarn
+    assert yarn.extensions() == [
+        "rope_scaling", "rope_scaling_factor", "rope_original_context_length", "sliding_window",
+        "layer_types",
+    ]

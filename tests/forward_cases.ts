@@ -172,6 +172,101 @@ export const FORWARD_CASES: readonly (readonly [string, ModelConfig])[] = [
 ];
 
 /**
+ * The architectures of issue #10 on the small llama base (dim 48, head_dim 12, context 64),
+ * `[name, config]`: each turns on the features of one family, with windows and scalings small
+ * enough that the 30-token runs of {@linkcode checkAgainstReference} (KV ring 24) cross them.
+ * The reference and the JIT run them; the WASM backend refuses them (codegen/compile.ts) until
+ * its renderers for the new ops land.
+ */
+export const ARCH_CASES: readonly (readonly [string, ModelConfig])[] = [
+  ["qwen3 qk_norm GQA2", cfg("llama", { n_kv_heads: 2, qk_norm: true, tie_embeddings: false })],
+  [
+    "gemma2 geglu post_norms softcaps alternating window 5",
+    cfg("llama", {
+      n_kv_heads: 2,
+      mlp: "geglu",
+      post_norms: true,
+      embed_scale: Math.fround(Math.sqrt(48)),
+      query_pre_attn_scalar: 20,
+      attn_logit_softcapping: 3,
+      final_logit_softcapping: 2.5,
+      sliding_window: 5,
+      layer_types: ["sliding_attention", "full_attention"],
+    }),
+  ],
+  [
+    "gemma3 qk_norm local rope linear x4 window 6",
+    cfg("llama", {
+      n_layers: 3,
+      n_kv_heads: 1,
+      mlp: "geglu",
+      post_norms: true,
+      qk_norm: true,
+      embed_scale: Math.fround(Math.sqrt(48)),
+      rope_theta: 1e6,
+      rope_scaling: "linear",
+      rope_scaling_factor: 4,
+      rope_local_base_freq: 10000,
+      sliding_window: 6,
+      layer_types: ["sliding_attention", "sliding_attention", "full_attention"],
+    }),
+  ],
+  [
+    "phi3 partial rotary 6 of 12, window 7",
+    cfg("llama", { n_kv_heads: 4, rope_dimension_count: 6, sliding_window: 7 }),
+  ],
+  [
+    "partial rotary 8 of 12 interleaved",
+    cfg("llama", { n_kv_heads: 2, rope_dimension_count: 8, rope_style: "interleaved" }),
+  ],
+  [
+    "llama3 rope scaling x8 original 16",
+    cfg("llama", {
+      n_kv_heads: 2,
+      rope_theta: 500000,
+      rope_scaling: "llama3",
+      rope_scaling_factor: 8,
+      rope_original_context_length: 16,
+    }),
+  ],
+  [
+    "yarn x4 original 16 interleaved",
+    cfg("llama", {
+      rope_style: "interleaved",
+      rope_scaling: "yarn",
+      rope_scaling_factor: 4,
+      rope_original_context_length: 16,
+    }),
+  ],
+  [
+    "rope_freq_factors (GGUF rope_freqs)",
+    cfg("llama", { n_kv_heads: 2, rope_freq_factors: [1, 1, 1.5, 3, 8, 8] }),
+  ],
+  [
+    "qwen2 sliding layers from 1, bias",
+    cfg("llama", {
+      n_layers: 3,
+      attn_bias: true,
+      sliding_window: 4,
+      layer_types: ["full_attention", "sliding_attention", "sliding_attention"],
+    }),
+  ],
+];
+
+/**
+ * The config of the case named `name` in {@linkcode ARCH_CASES}.
+ *
+ * @param name Case name, e.g. `"qwen3 qk_norm GQA2"`.
+ * @returns Its config.
+ * @throws {Error} for an unknown name.
+ */
+export function archCase(name: string): ModelConfig {
+  const c = ARCH_CASES.find(([n]) => n === name);
+  if (!c) throw new Error(`no arch case named '${name}'`);
+  return c[1];
+}
+
+/**
  * The cases every batched-forward check runs on (tests/batch_checks.ts; the 8-prompt batch
  * runs on all of {@linkcode FORWARD_CASES}): both archs, MHA, GQA 2/3/4, MQA, odd dims,
  * head_dim ≠ dim / n_heads, q/k/v bias, both RoPE pairings.

@@ -19,7 +19,7 @@
  * @module
  */
 import { jsNumber as num, type JsSource } from "../js_source.ts";
-import type { CallContext, OpRenderer } from "./renderer.ts";
+import { type CallContext, nameNumber, type OpRenderer } from "./renderer.ts";
 
 /** `slot >> log2(B)` and `slot & (B - 1)`: the block index and the row in it (B a power of 2). */
 function blockOf(
@@ -69,11 +69,12 @@ function walkBlocks(
 }
 
 /**
- * `attention_QxKxD_bB[_wL](q, kp, vp, pos, seq, table, ring, window, o, att, n)`: for each
- * of the n rows t (sequence s = seq[t], position p = pos[t]) and query head h,
+ * `attention_QxKxD_bB[_wL][_sS][_capC](q, kp, vp, pos, seq, table, ring, window, o, att, n)`:
+ * for each of the n rows t (sequence s = seq[t], position p = pos[t]) and query head h,
  * `o[t][h] = softmax(q[t][h] · kᵀ · scale) · v` over positions `max(0, p - W + 1) .. p`
  * of that sequence, read block by block from the pools kp/vp `(numBlocks · B, K·D)`;
- * `att` holds one head's scores.
+ * `att` holds one head's scores. `_sS` names a scale other than 1/sqrt(D) (Gemma's
+ * `query_pre_attn_scalar`), `_capC` soft-caps each score to `C · tanh(score / C)` (Gemma 2).
  *
  * @example
  * ```ts
@@ -102,9 +103,12 @@ function walkBlocks(
 export const attentionOp: OpRenderer<"attention"> = {
   name: ({ attrs: a }) =>
     `attention_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}_b${a.block_size}` +
-    (a.layer_window === null ? "" : `_w${a.layer_window}`),
+    (a.layer_window === null ? "" : `_w${a.layer_window}`) +
+    (a.scale === 1 / Math.sqrt(a.head_dim) ? "" : `_s${nameNumber(a.scale)}`) +
+    (a.softcap == null ? "" : `_cap${nameNumber(a.softcap)}`),
   kernel(s, name, node) {
     const { n_heads, n_kv_heads, head_dim: hd, scale } = node.attrs;
+    const cap = node.attrs.softcap ?? null;
     const { block_size: B, blocks_per_seq: MB, layer_window: LW } = node.attrs;
     const qDim = n_heads * hd, kvDim = n_kv_heads * hd;
     const G = n_heads / n_kv_heads; // query heads per KV head
@@ -114,7 +118,8 @@ export const attentionOp: OpRenderer<"attention"> = {
         `table: number, ring: number, window: number, o: number, att: number, n: number)`,
     );
     s.comment(
-      `o (n, ${qDim}) = softmax(q · kᵀ · ${num(scale)}) · v per head; ` +
+      `o (n, ${qDim}) = softmax(` + (cap === null ? "" : `${num(cap)} · tanh(`) +
+        `q · kᵀ · ${num(scale)}` + (cap === null ? "" : ` / ${num(cap)})`) + `) · v per head; ` +
         `head h reads KV head h / ${G}`,
     );
     s.comment(
@@ -152,7 +157,11 @@ export const attentionOp: OpRenderer<"attention"> = {
         s.close();
       }
       for (let i = HU; i < hd; i++) s.line(`d0 += A[qh + ${i}] * A[ku + ${i}];`);
-      s.line(`const score = (d0 + d1 + d2 + d3) * ${num(scale)};`);
+      s.line(
+        cap === null
+          ? `const score = (d0 + d1 + d2 + d3) * ${num(scale)};`
+          : `const score = ${num(cap)} * Math.tanh((d0 + d1 + d2 + d3) * ${num(scale / cap)});`,
+      );
       s.line("A[a] = score;");
       s.line("if (score > max) max = score;");
     });

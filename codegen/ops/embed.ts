@@ -5,11 +5,13 @@
  *
  * @module
  */
-import type { OpRenderer } from "./renderer.ts";
+import { jsNumber as num } from "../js_source.ts";
+import { nameNumber, type OpRenderer } from "./renderer.ts";
 
 /**
  * `embed_D(e, tok, y, n)` / `embed_D_pos(e, pe, tok, pos, y, n)`: `y (n, D) = e[tok[t]]
- * (+ pe[pos[t]])`, with tok and pos the step's int32 rows.
+ * (+ pe[pos[t]])`, with tok and pos the step's int32 rows; `embed_D_xS` multiplies the
+ * token row by the literal S (Gemma's sqrt(dim) embedding scale).
  *
  * @example
  * ```ts
@@ -29,23 +31,29 @@ import type { OpRenderer } from "./renderer.ts";
  * ```
  */
 export const embedOp: OpRenderer<"embed"> = {
-  name: (node) => `embed_${node.attrs.dim}${node.attrs.learned_pos ? "_pos" : ""}`,
+  name: (node) =>
+    `embed_${node.attrs.dim}${node.attrs.learned_pos ? "_pos" : ""}` +
+    ((node.attrs.scale ?? 1) === 1 ? "" : `_x${nameNumber(node.attrs.scale!)}`),
   kernel(s, name, node) {
     const D = node.attrs.dim, pos = node.attrs.learned_pos;
+    const S = node.attrs.scale ?? 1;
+    const e = S === 1 ? "e[row + i]" : `e[row + i] * ${num(S)}`;
     s.open(
       pos
         ? `function ${name}(e: Float32Array, pe: Float32Array, tok: number, pos: number, ` +
           `y: number, n: number)`
         : `function ${name}(e: Float32Array, tok: number, y: number, n: number)`,
     );
-    s.comment(`y (n, ${D}) = e[tok[t]]${pos ? " + pe[pos[t]]" : ""}`);
+    s.comment(
+      `y (n, ${D}) = e[tok[t]]${S === 1 ? "" : ` · ${num(S)}`}${pos ? " + pe[pos[t]]" : ""}`,
+    );
     s.open("for (let t = 0; t < n; t++)");
     s.line(`const row = I[tok + t] * ${D}, out = y + t * ${D};`);
     if (pos) {
       s.line(`const prow = I[pos + t] * ${D};`);
-      s.line(`for (let i = 0; i < ${D}; i++) A[out + i] = e[row + i] + pe[prow + i];`);
+      s.line(`for (let i = 0; i < ${D}; i++) A[out + i] = ${e} + pe[prow + i];`);
     } else {
-      s.line(`for (let i = 0; i < ${D}; i++) A[out + i] = e[row + i];`);
+      s.line(`for (let i = 0; i < ${D}; i++) A[out + i] = ${e};`);
     }
     s.close();
     s.close();

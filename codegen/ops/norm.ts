@@ -9,7 +9,9 @@ import type { OpRenderer } from "./renderer.ts";
 
 /**
  * `rmsnorm_D(w, x, y, n)`: `y = x / sqrt(mean(x²) + eps) · w`; `layernorm_D(w, b, x, y, n)`:
- * `y = (x - mean) / sqrt(var + eps) · w + b`. Rows `(n, D)`.
+ * `y = (x - mean) / sqrt(var + eps) · w + b`. Rows `(n, D)`. `rmsnorm_HxD` normalises each of
+ * the H `(D)` segments of a `(n, H·D)` row with the same weight `(D)` (QK-norm: Qwen3 and
+ * Gemma 3 `q_norm` / `k_norm` over each head); x may be y (in place).
  *
  * @example
  * ```ts
@@ -29,13 +31,20 @@ import type { OpRenderer } from "./renderer.ts";
  * ```
  */
 export const normOp: OpRenderer<"norm"> = {
-  name: (node) => `${node.attrs.kind}_${node.attrs.dim}`,
+  name: (node) =>
+    `${node.attrs.kind}_${
+      (node.attrs.heads ?? 1) > 1 ? `${node.attrs.heads}x` : ""
+    }${node.attrs.dim}`,
   kernel(s, name, node) {
-    const D = node.attrs.dim, eps = num(node.attrs.eps);
+    const D = node.attrs.dim, eps = num(node.attrs.eps), H = node.attrs.heads ?? 1;
     if (node.attrs.kind === "rmsnorm") {
       s.open(`function ${name}(w: Float32Array, x: number, y: number, n: number)`);
-      s.comment(`y (n, ${D}) = x / sqrt(mean(x²) + ${eps}) · w`);
-      s.open("for (let t = 0; t < n; t++)");
+      if (H > 1) {
+        s.comment(
+          `y (n, ${H}×${D}) = each of the ${H} segments (${D}) / sqrt(mean(seg²) + ${eps}) · w (${D})`,
+        );
+      } else s.comment(`y (n, ${D}) = x / sqrt(mean(x²) + ${eps}) · w`);
+      s.open(H > 1 ? `for (let t = 0; t < n * ${H}; t++)` : "for (let t = 0; t < n; t++)");
       s.line(`const xi = x + t * ${D}, yi = y + t * ${D};`);
       s.line("let ss = 0;");
       s.line(`for (let i = 0; i < ${D}; i++) ss += A[xi + i] * A[xi + i];`);

@@ -41,5 +41,21 @@ export interface OpRenderer<O extends NodeOp> {
   args(node: GraphNode<O>, ctx: CallContext): string[];
 }
 
+/**
+ * A number as part of a kernel name: `.` → `p`, `-` → `m` (`0.125` → `0p125`, `1e-5` →
+ * `1em5`), so that a constant a kernel's source depends on is in its name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nameNumber } from "./renderer.ts";
+ * assert.equal(nameNumber(0.125), "0p125");
+ * assert.equal(nameNumber(30), "30");
+ * ```
+ */
+export function nameNumber(v: number): string {
+  return String(v).replace("-", "m").replace(".", "p").replace("+", "");
+}
+
 /** The emitter's op table: one renderer per node op (a missing op is a type error). */
 export type OpTable = { [O in NodeOp]: OpRenderer<O> };

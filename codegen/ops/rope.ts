@@ -8,11 +8,13 @@
  *
  * @module
  */
-import type { OpRenderer } from "./renderer.ts";
+import { jsNumber as num } from "../js_source.ts";
+import { nameNumber, type OpRenderer } from "./renderer.ts";
 
 /**
  * `rope_cos_sin_H(inv_freq, pos, cos, sin, n)`: `cos[t][i], sin[t][i] = cos, sin(pos[t] ·
  * inv_freq[i])` with pos the step's int32 positions; the angle is a double, the results f32.
+ * `rope_cos_sin_H_mM` multiplies both by the literal M (YaRN's attention factor).
  *
  * @example
  * ```ts
@@ -33,17 +35,22 @@ import type { OpRenderer } from "./renderer.ts";
  * ```
  */
 export const ropeCosSinOp: OpRenderer<"rope_cos_sin"> = {
-  name: (node) => `rope_cos_sin_${node.attrs.half}`,
+  name: (node) =>
+    `rope_cos_sin_${node.attrs.half}` +
+    ((node.attrs.mscale ?? 1) === 1 ? "" : `_m${nameNumber(node.attrs.mscale!)}`),
   kernel(s, name, node) {
-    const H = node.attrs.half;
+    const H = node.attrs.half, M = node.attrs.mscale ?? 1;
     s.open(`function ${name}(inv_freq: number, pos: number, cos: number, sin: number, n: number)`);
-    s.comment(`cos, sin (n, ${H}) = cos, sin(pos[t] · inv_freq (${H})), once per step`);
+    s.comment(
+      `cos, sin (n, ${H}) = cos, sin(pos[t] · inv_freq (${H}))` +
+        (M === 1 ? "" : ` · ${num(M)} (attention factor)`) + ", once per step",
+    );
     s.open("for (let t = 0; t < n; t++)");
     s.line(`const p = I[pos + t], ct = cos + t * ${H}, st = sin + t * ${H};`);
     s.open(`for (let i = 0; i < ${H}; i++)`);
     s.line("const angle = p * A[inv_freq + i];");
-    s.line("A[ct + i] = Math.cos(angle);");
-    s.line("A[st + i] = Math.sin(angle);");
+    s.line(M === 1 ? "A[ct + i] = Math.cos(angle);" : `A[ct + i] = Math.cos(angle) * ${num(M)};`);
+    s.line(M === 1 ? "A[st + i] = Math.sin(angle);" : `A[st + i] = Math.sin(angle) * ${num(M)};`);
     s.close();
     s.close();
     s.close();
@@ -55,10 +62,11 @@ export const ropeCosSinOp: OpRenderer<"rope_cos_sin"> = {
 };
 
 /**
- * `rope_<style>_QxKxD(q, k, cos, sin, n)`: rotates pair i of every head of q `(n, Q·D)` and
- * k `(n, K·D)` by the angle of row t: `a' = a cos - b sin`, `b' = b cos + a sin`, with
- * `(a, b)` = dims `(i, i + D/2)` (`half`, HF rotate_half) or `(2i, 2i + 1)`
- * (`interleaved`, llama2.c and Meta's reference).
+ * `rope_<style>_QxKxD[_rR](q, k, cos, sin, n)`: rotates pair i of every head of q `(n, Q·D)`
+ * and k `(n, K·D)` by the angle of row t: `a' = a cos - b sin`, `b' = b cos + a sin`, with
+ * `(a, b)` = dims `(i, i + R/2)` (`half`, HF rotate_half) or `(2i, 2i + 1)`
+ * (`interleaved`, llama2.c and Meta's reference), i < R/2; R = D, or the `rot_dim` of a
+ * partial rotary (Phi-3 `partial_rotary_factor`: dims R .. D - 1 pass through).
  *
  * @example
  * ```ts
@@ -79,12 +87,18 @@ export const ropeCosSinOp: OpRenderer<"rope_cos_sin"> = {
  * ```
  */
 export const ropeOp: OpRenderer<"rope"> = {
-  name: ({ attrs: a }) => `rope_${a.style}_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}`,
+  name: ({ attrs: a }) =>
+    `rope_${a.style}_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}` +
+    ((a.rot_dim ?? a.head_dim) === a.head_dim ? "" : `_r${a.rot_dim}`),
   kernel(s, name, node) {
     const { style, n_heads, n_kv_heads, head_dim: D } = node.attrs;
-    const H = D / 2;
+    const R = node.attrs.rot_dim ?? D;
+    const H = R / 2;
     s.open(`function ${name}(q: number, k: number, cos: number, sin: number, n: number)`);
-    s.comment(`RoPE (${style}) on q (n, ${n_heads}×${D}) and k (n, ${n_kv_heads}×${D})`);
+    s.comment(
+      `RoPE (${style}) on q (n, ${n_heads}×${D}) and k (n, ${n_kv_heads}×${D})` +
+        (R === D ? "" : `: the first ${R} dims of each head (partial rotary)`),
+    );
     s.comment(
       `pair (a, b) = ${style === "half" ? `(i, i + ${H})` : "(2i, 2i + 1)"} ` +
         `rotated by the angle whose cos, sin (n, ${H}) are at cos, sin`,

@@ -1,12 +1,15 @@
 /**
  * A parsed GGUF mapped onto gollm's canonical config and tensor names (core/tensor_names.ts)
- * for the architectures `llama` (Llama 1/2/3, Mistral-style), `qwen2` and `gpt2`.
+ * for the architectures of formats/gguf/arch.ts: `llama` (Llama 1/2/3.x, Mistral-style),
+ * `qwen2`, `qwen3`, `gemma2`, `gemma3`, `phi3` and `gpt2`.
  *
  * RoPE: llama.cpp's `llama` architecture applies "normal" RoPE to adjacent pairs. GGUFs
  * converted from Hugging Face carry Q/K rows permuted by convert_hf_to_gguf.py so that this
  * equals HF's rotate-half; files converted from Meta/llama2.c weights are unpermuted and
  * interleaved natively. Either way the stored tensors with `rope_style: interleaved` compute
- * the source model. `qwen2` uses NEOX (rotate-half) RoPE on unpermuted weights → `half`.
+ * the source model. The other architectures use NEOX (rotate-half) RoPE on unpermuted
+ * weights → `half`. RoPE scaling, `rope_freqs.weight`, windows, soft-caps and Gemma's traits
+ * come from formats/gguf/arch.ts.
  *
  * @module
  */
@@ -18,6 +21,7 @@ import { SentencePieceTokenizer } from "../../tokenizers/sentencepiece.ts";
 import { checkWeights, expectedShapes, type Weights } from "../../core/weights.ts";
 import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
 import { meta, metaFloat, metaInt, metaString } from "./metadata.ts";
+import { GGUF_ARCHS, GGUF_ROPE_TENSORS, ggufArchConfig } from "./arch.ts";
 import { ggufTokenizer } from "./tokenizer.ts";
 import {
   fillLayer,
@@ -29,13 +33,6 @@ import {
   type TensorNameRow,
 } from "../../core/tensor_names.ts";
 
-/** GGUF architectures gollm reads, with the MLP kind that selects their tensor names. */
-const GGUF_ARCHS: Record<string, { mlp: ModelConfig["mlp"] }> = {
-  llama: { mlp: "swiglu" },
-  qwen2: { mlp: "swiglu" },
-  gpt2: { mlp: "gelu" },
-};
-
 /** GGUF name patterns of one architecture, derived from core/tensor_names.ts. */
 interface GgufNames {
   /** GGUF pattern → the row stored under it. */
@@ -46,14 +43,26 @@ interface GgufNames {
 
 /**
  * The name maps of `arch`. Two rows may share a GGUF name across MLP kinds (`ffn_up` is w3
- * of SwiGLU, w1 of GELU): with a config, the rows it has win.
+ * of SwiGLU, w1 of GELU): with a config, the rows it has win. A row's `ggufArch` source for
+ * `arch` replaces its own (phi3: w1 and w3 are the parts of the fused `ffn_up`).
  */
 function ggufNames(arch: string, config?: ModelConfig): GgufNames {
   const mlp = GGUF_ARCHS[arch].mlp;
   const direct = new Map<string, TensorNameRow>();
   const fused = new Map<string, TensorNameRow[]>();
   const has = (r: TensorNameRow) => config !== undefined && r.when(config);
+  const addFused = (name: string, part: number, row: TensorNameRow) => {
+    const parts = fused.get(name) ?? [];
+    parts[part] = row;
+    fused.set(name, parts);
+  };
   for (const row of [...TENSOR_NAMES.filter((r) => !has(r)), ...TENSOR_NAMES.filter(has)]) {
+    const own = row.ggufArch?.[arch];
+    if (own) {
+      if (own.part === undefined) direct.set(own.name, row);
+      else addFused(own.name, own.part, row);
+      continue;
+    }
     direct.set(ggufPattern(row, mlp), row);
     if (row.ggufFused) {
       const parts = fused.get(row.ggufFused.name) ?? [];
@@ -67,9 +76,10 @@ function ggufNames(arch: string, config?: ModelConfig): GgufNames {
 /**
  * The GGUF tensor name that holds a canonical tensor (for error messages and writers).
  *
- * @param arch GGUF architecture (`llama`, `qwen2`, `gpt2`).
+ * @param arch GGUF architecture (`llama`, `qwen2`, `qwen3`, `gemma2`, `gemma3`, `phi3`, `gpt2`).
  * @param canonical Canonical name, e.g. `layers.3.ffn.w1.weight`.
- * @returns The GGUF name (`blk.3.ffn_gate.weight`), or undefined when there is none.
+ * @returns The GGUF name (`blk.3.ffn_gate.weight`; for a part of a fused tensor, the fused
+ *   tensor's name: phi3's w1 → `blk.3.ffn_up.weight`), or undefined when there is none.
  *
  * @example
  * ```ts
@@ -85,43 +95,57 @@ export function ggufNameOf(arch: string, canonical: string): string | undefined 
   if (!traits) return undefined;
   const [pattern, layer] = patternOf(canonical);
   const row = TENSOR_NAMES.find((r) => r.name === pattern);
-  return row ? fillLayer(ggufPattern(row, traits.mlp), layer) : undefined;
+  if (!row) return undefined;
+  return fillLayer(row.ggufArch?.[arch]?.name ?? ggufPattern(row, traits.mlp), layer);
+}
+
+/**
+ * The fused GGUF tensor a canonical tensor is written into for `arch`, with the canonical
+ * names of its parts in order: phi3's `blk.N.ffn_up.weight` = [w1; w3] (llama.cpp's phi3
+ * reads no `ffn_gate`), gpt2's `blk.N.attn_qkv` = [wq; wk; wv]; undefined for a tensor
+ * written alone.
+ *
+ * @param arch GGUF architecture.
+ * @param canonical Canonical name, e.g. `layers.3.ffn.w3.weight`.
+ * @returns `{name, parts}` or undefined.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggufFusedOf } from "./checkpoint.ts";
+ * assert.deepEqual(ggufFusedOf("phi3", "layers.3.ffn.w3.weight"), {
+ *   name: "blk.3.ffn_up.weight",
+ *   parts: ["layers.3.ffn.w1.weight", "layers.3.ffn.w3.weight"],
+ * });
+ * assert.equal(ggufFusedOf("llama", "layers.3.ffn.w3.weight"), undefined);
+ * ```
+ */
+export function ggufFusedOf(
+  arch: string,
+  canonical: string,
+): { name: string; parts: string[] } | undefined {
+  if (!GGUF_ARCHS[arch]) return undefined;
+  const [pattern, layer] = patternOf(canonical);
+  const row = TENSOR_NAMES.find((r) => r.name === pattern);
+  const src = row?.ggufArch?.[arch] ?? (arch === "gpt2" ? row?.ggufFused : undefined);
+  if (!row || src?.part === undefined) return undefined;
+  const parts = TENSOR_NAMES.filter((r) => {
+    const s = r.ggufArch?.[arch] ?? (arch === "gpt2" ? r.ggufFused : undefined);
+    return s?.name === src.name && s.part !== undefined;
+  }).sort((a, b) =>
+    (a.ggufArch?.[arch] ?? a.ggufFused)!.part! - (b.ggufArch?.[arch] ?? b.ggufFused)!.part!
+  );
+  return { name: fillLayer(src.name, layer), parts: parts.map((r) => fillLayer(r.name, layer)) };
 }
 
 /** Features a file may use that the engine does not implement: refuse rather than be wrong. */
 function rejectUnsupported(g: GgufFile, arch: string): void {
-  const scaling = metaString(g, `${arch}.rope.scaling.type`);
-  if (scaling !== undefined && scaling !== "none") {
-    const factor = meta(g, `${arch}.rope.scaling.factor`);
-    if (!(scaling === "linear" && factor === 1)) {
-      throw new FormatError(
-        g.file,
-        `metadata '${arch}.rope.scaling.type' = "${scaling}": RoPE scaling is not supported`,
-      );
-    }
-  }
-  if (g.tensors.some((t) => t.name === "rope_freqs.weight")) {
-    throw new FormatError(
-      g.file,
-      "tensor 'rope_freqs.weight' (Llama-3.1-style RoPE frequency scaling) is not supported",
-    );
-  }
   const expertCount = meta(g, `${arch}.expert_count`);
   if (typeof expertCount === "number" && expertCount > 0) {
     throw new FormatError(
       g.file,
       `metadata '${arch}.expert_count' = ${expertCount}: mixture-of-experts models are not supported`,
     );
-  }
-  const window = meta(g, `${arch}.attention.sliding_window`);
-  if (typeof window === "number" && window > 0) {
-    const ctx = meta(g, `${arch}.context_length`);
-    if (typeof ctx === "number" && window < ctx) {
-      throw new FormatError(
-        g.file,
-        `metadata '${arch}.attention.sliding_window' = ${window} < context_length ${ctx}: sliding-window attention is not supported`,
-      );
-    }
   }
 }
 
@@ -135,9 +159,11 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
  * `head_dim` = `attention.key_length` (default dim / n_heads; `rope.dimension_count` must
  * equal it), `hidden_dim` = `feed_forward_length`, `context_length`, `norm_eps` =
  * `attention.layer_norm_rms_epsilon` (gpt2: `attention.layer_norm_epsilon`), `rope_theta` =
- * `rope.freq_base` (default 10000), `vocab_size` from `token_embd.weight`, tied when
- * `output.weight` is absent; `llama` → `rope_style: interleaved`, `qwen2` → `half` with q/k/v
- * bias, `gpt2` → layernorm + gelu (a fused `attn_qkv` is split into wq/wk/wv).
+ * `rope.freq_base` (default 10000), `rope_dimension_count` = `rope.dimension_count` (default
+ * head_dim), `vocab_size` from `token_embd.weight`, tied when `output.weight` is absent, q/k/v
+ * bias when `attn_q.bias` is present; the architecture's traits, RoPE scaling, windows and
+ * soft-caps from formats/gguf/arch.ts (`ggufArchConfig`); `gpt2` → layernorm + gelu. Fused
+ * tensors (`attn_qkv`; phi3's `ffn_up` = [gate; up]) are split.
  *
  * @param g Parsed GGUF holding the whole file.
  * @returns The checkpoint (`format: "gguf"`).
@@ -164,7 +190,9 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
   if (!Object.hasOwn(GGUF_ARCHS, arch)) {
     throw new FormatError(
       g.file,
-      `metadata 'general.architecture' = "${arch}" is not supported (supported: llama, qwen2, gpt2)`,
+      `metadata 'general.architecture' = "${arch}" is not supported (supported: ${
+        Object.keys(GGUF_ARCHS).join(", ")
+      })`,
     );
   }
   rejectUnsupported(g, arch);
@@ -189,17 +217,7 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
     );
   }
   const gpt2 = arch === "gpt2";
-  if (!gpt2) {
-    const ropeDims = metaInt(g, k("rope.dimension_count"), headDim);
-    if (ropeDims !== headDim) {
-      throw new FormatError(
-        g.file,
-        `metadata '${
-          k("rope.dimension_count")
-        }' = ${ropeDims} differs from head_dim ${headDim}: partial RoPE is not supported`,
-      );
-    }
-  }
+  const ropeDims = gpt2 ? headDim : metaInt(g, k("rope.dimension_count"), headDim);
   const tokenizer = ggufTokenizer(g);
   const tied = !infos.has(ggufNameOf(arch, tensorName("output"))!);
   const raw: Record<string, unknown> = {
@@ -217,9 +235,7 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
       ? metaFloat(g, k("attention.layer_norm_epsilon"))
       : metaFloat(g, k("attention.layer_norm_rms_epsilon")),
     rope_theta: metaFloat(g, k("rope.freq_base"), 10000),
-    rope_style: arch === "llama" ? "interleaved" : "half",
     attn_bias: gpt2 || infos.has(ggufNameOf(arch, tensorName("attn_q", 0, "bias"))!),
-    mlp: gpt2 ? "gelu" : "swiglu",
     tie_embeddings: tied,
     tokenizer: tokenizer === null
       ? "none"
@@ -233,6 +249,16 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
       `metadata describes an empty model (block_count ${raw.n_layers}, embedding_length ${dim}, head_count ${nHeads})`,
     );
   }
+  if (!gpt2 && ropeDims !== headDim) raw.rope_dimension_count = ropeDims;
+  Object.assign(
+    raw,
+    ggufArchConfig(g, arch, {
+      dim,
+      n_layers: raw.n_layers as number,
+      n_heads: nHeads,
+      head_dim: headDim,
+    }),
+  );
   // Cheap consistency check before anything sized by block_count is built.
   const names = ggufNames(arch);
   const layerPatterns = new Set([...names.direct.keys(), ...names.fused.keys()]);
@@ -269,6 +295,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
       }' (${canonical}) is not expected for this config (e.g. n_layers ${config.n_layers}, tie_embeddings ${config.tie_embeddings})`,
     );
   for (const info of g.tensors) {
+    if (GGUF_ROPE_TENSORS.has(info.name)) continue; // read into the config (arch.ts)
     const [pattern, layer] = patternOf(info.name);
     const row = names.direct.get(pattern);
     const parts = names.fused.get(pattern);
@@ -328,8 +355,8 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
 }
 
 /**
- * Loads a GGUF checkpoint (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16,
- * Q8_0, Q4_0 dequantised to F32).
+ * Loads a GGUF checkpoint (architectures llama, qwen2, qwen3, gemma2, gemma3, phi3, gpt2;
+ * tensor types F32, F16, BF16, Q8_0, Q4_0 dequantised to F32).
  *
  * @param path File path.
  * @returns The checkpoint with config, canonical weights and the embedded tokenizer.
