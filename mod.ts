@@ -133,6 +133,33 @@ export type { ResolvedSamplerOptions, SamplerOptions } from "./runtime/sampler.t
 export { renderChat } from "./tokenizers/chat_template.ts";
 export type { ChatMessage, RenderChatOptions } from "./tokenizers/chat_template.ts";
 
+// Speculative decoding (Leviathan et al. 2023): proposers and verification
+export { checkDraftVocabulary, speculativeStats, verifyDraft } from "./runtime/speculative.ts";
+export type {
+  Draft,
+  Proposer,
+  SpeculativeStats,
+  TokenDistribution,
+  VerifyResult,
+  VerifySampler,
+  VocabularyOwner,
+} from "./runtime/speculative.ts";
+export { NgramProposer } from "./runtime/speculative_ngram.ts";
+export type { NgramOptions } from "./runtime/speculative_ngram.ts";
+export { DraftModelProposer } from "./runtime/speculative_draft.ts";
+export type { DraftModelOptions } from "./runtime/speculative_draft.ts";
+export {
+  checkSpeculativeOptions,
+  DEFAULT_DRAFT_MAX,
+  SpeculativeDecoder,
+  speculativeDecoder,
+} from "./runtime/speculative_decode.ts";
+export type {
+  SpeculativeLoopOptions,
+  SpeculativeOptions,
+  VerifyTarget,
+} from "./runtime/speculative_decode.ts";
+
 // Forward passes and the JIT
 export type {
   BatchForward,
