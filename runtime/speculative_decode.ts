@@ -105,6 +105,8 @@ export class SpeculativeDecoder {
   #k: number;
 
   /**
+   * Creates the decoder of one generation.
+   *
    * @param target The target model's forward and rollback rule.
    * @param proposer Drafts tokens.
    * @param sampler The target's sampler (defines p, decides acceptances).

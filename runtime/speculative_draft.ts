@@ -60,6 +60,8 @@ export class DraftModelProposer implements Proposer {
   #cached: number[] = [];
 
   /**
+   * Creates a proposer drafting with `model`.
+   *
    * @param model The draft model (same vocabulary as the target: the caller checks it
    *   with `checkDraftVocabulary`).
    * @param options p-min.

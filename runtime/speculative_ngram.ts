@@ -49,6 +49,8 @@ export class NgramProposer implements Proposer {
   readonly ngramMin: number;
 
   /**
+   * Creates a proposer matching n-grams of `ngramMin..ngramMax` tokens.
+   *
    * @param options N-gram sizes.
    * @throws {GollmError} unless `1 <= ngramMin <= ngramMax` are integers.
    */
