@@ -161,6 +161,12 @@ export class SpeculativeDecoder {
           `${this.#proposer.name} proposed ${d.tokens.length} tokens, more than the ${k} asked`,
         );
       }
+      if (d.probs && d.probs.length !== d.tokens.length) {
+        throw new GollmError(
+          `${this.#proposer.name} gave ${d.probs.length} draft distributions for ` +
+            `${d.tokens.length} tokens`,
+        );
+      }
       for (const id of d.tokens) {
         if (!Number.isInteger(id) || id < 0 || id >= c.vocab_size) {
           throw new GollmError(

@@ -160,6 +160,10 @@ Deno.test("generate() refuses a proposer that drafts too many tokens or ids outs
     () => greedy({ name: "bad", propose: () => ({ tokens: [999], probs: null }) }),
     /bad proposed token id 999, outside the vocabulary \[0, 258\)/,
   );
+  await assert.rejects(
+    () => greedy({ name: "q", propose: () => ({ tokens: [1, 2], probs: [] }) }),
+    /q gave 0 draft distributions for 2 tokens/,
+  );
 });
 
 // ---------------------------------------------------------------------------------------
