@@ -45,7 +45,7 @@ export interface DraftModelOptions {
  * draft.start(resolveSamplerOptions({ temperature: 0, seed: 1 }));
  * const d = draft.propose([1, 2, 3], 4); // 4 greedy tokens of the draft model
  * assert.equal(d.tokens.length, 4);
- * assert.deepEqual(d.probs!.map((q) => [...q.probs]), [[1], [1], [1], [1]]); // one-hot q
+ * assert.deepEqual(d.probs!.map((q) => Array.from(q.probs)), [[1], [1], [1], [1]]); // one-hot q
  * ```
  */
 export class DraftModelProposer implements Proposer {
