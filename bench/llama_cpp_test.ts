@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { createReference } from "../runtime/reference.ts";
-import { loadGguf } from "../formats/gguf/gguf.ts";
-import { readGguf } from "../formats/gguf/gguf.ts";
+import { loadGguf } from "../formats/gguf/checkpoint.ts";
+import { readGguf } from "../formats/gguf/parse.ts";
 import type { ModelConfig } from "../core/config.ts";
 import type { Weights } from "../core/weights.ts";
 import { GollmError } from "../core/errors.ts";

@@ -20,7 +20,7 @@
  * (memory-bound decoding of large models), and the draft little.
  *
  * Usage: deno task bench:spec [--backends jit,wasm] [--tokens 200] [--rounds 3]
- *   [--draft-max 8] [--json]
+ *   [--draft-max 4] [--json]
  *        deno task bench:spec --cost-config configs/gollm-85m.yaml [--backends wasm]
  *   (only the step-cost table, for that config on random weights: how much a larger,
  *   memory-bound model leaves for speculation to win)
@@ -56,7 +56,7 @@ const { values } = parseArgs({
     backends: { type: "string", default: "jit,wasm" },
     tokens: { type: "string", default: "200" },
     rounds: { type: "string", default: "3" },
-    "draft-max": { type: "string", default: "8" },
+    "draft-max": { type: "string", default: "4" },
     json: { type: "boolean", default: false },
     "cost-config": { type: "string" },
   },

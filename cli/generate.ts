@@ -60,7 +60,7 @@ string (which is not printed). A prompt longer than the context length is refuse
       description: "print one JSON object at the end instead of streaming: {text, tokens, " +
         "prefill_tokens, prefill_tok_s, decode_tokens, decode_tok_s, stop_reason} (and " +
         "speculative: {proposer, draft_max, steps, drafted, accepted, acceptance_rate, " +
-        "tokens_per_step, draft_ms} with --draft or --lookup); with a stop string, tokens " +
+        "tokens_per_step, draft_ms} with --draft or --ngram); with a stop string, tokens " +
         "end before the token that reaches into it",
     },
   },
@@ -68,7 +68,7 @@ string (which is not printed). A prompt longer than the context length is refuse
 tok/s = decode steps / wall time of sampling and the decode steps. Loading runs one warm-up
 pass (as llama.cpp does), so compiling the kernels is not timed; V8 may still be optimising
 them during the first prompt, so a short one can read low (gollm bench: steady state).
-With --draft or --lookup the stats add the drafts accepted and the tokens per target step
+With --draft or --ngram the stats add the drafts accepted and the tokens per target step
 (decode tok/s then counts every generated token).`,
 } as const;
 

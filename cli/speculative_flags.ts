@@ -1,6 +1,6 @@
 /**
  * The speculative decoding flags of `generate` and `chat` (llama.cpp's names: `--draft-max`,
- * `--draft-min`, `--draft-p-min`; `--lookup` for prompt lookup), loading the draft model
+ * `--draft-min`, `--draft-p-min`; `--ngram` for prompt lookup, as `gollm serve`), loading the draft model
  * they name, and the stats line they add.
  *
  * @module
@@ -11,13 +11,13 @@ import type { SpeculativeStats } from "../runtime/speculative.ts";
 import {
   checkSpeculativeOptions,
   DEFAULT_DRAFT_MAX,
-  type SpeculativeOptions,
+  type SpeculativeGenerateOptions,
 } from "../runtime/speculative_decode.ts";
 import { NgramProposer } from "../runtime/speculative_ngram.ts";
 import { type OptionSpec, UsageError, type Values } from "./args.ts";
 import { withProgress } from "./progress_line.ts";
 
-/** `--draft`, `--lookup`, `--lookup-ngram`, `--draft-max`, `--draft-min`, `--draft-p-min`. */
+/** `--draft`, `--ngram`, `--ngram-max`, `--draft-max`, `--draft-min`, `--draft-p-min`. */
 export const SPECULATIVE_OPTIONS = {
   draft: {
     type: "string",
@@ -26,17 +26,17 @@ export const SPECULATIVE_OPTIONS = {
       "e.g. models/draft for the default model): it drafts, the model verifies several " +
       "tokens per forward pass; same output distribution, greedy output unchanged",
   },
-  lookup: {
+  ngram: {
     type: "bool",
-    description: "speculative decoding with prompt lookup: draft the tokens that followed " +
-      "the last n-gram where it occurred earlier in the prompt or output (no draft model)",
+    description: "speculative decoding by prompt lookup: draft the tokens that followed the " +
+      "last n-gram where it occurred earlier in the prompt or output (no draft model)",
   },
-  "lookup-ngram": {
+  "ngram-max": {
     type: "int",
     min: 1,
     default: 3,
     meta: "N",
-    description: "--lookup: longest n-gram matched (then shorter ones down to 1)",
+    description: "--ngram: longest n-gram matched (then shorter ones down to 1)",
   },
   "draft-max": {
     type: "int",
@@ -63,29 +63,29 @@ export const SPECULATIVE_OPTIONS = {
 } as const satisfies Record<string, OptionSpec>;
 
 /**
- * Checks the speculative flags that need no model: `--draft` and `--lookup` exclude each
+ * Checks the speculative flags that need no model: `--draft` and `--ngram` exclude each
  * other. Commands call it right after parsing, before loading anything.
  *
  * @param v Parsed values of a spec that includes {@linkcode SPECULATIVE_OPTIONS}.
  * @param usage Usage line for errors.
- * @throws {UsageError} for `--draft` with `--lookup`.
+ * @throws {UsageError} for `--draft` with `--ngram`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { checkSpeculativeFlags } from "./speculative_flags.ts";
  * assert.throws(
- *   () => checkSpeculativeFlags({ draft: "models/draft", lookup: true }, "usage"),
- *   /give --draft or --lookup, not both/,
+ *   () => checkSpeculativeFlags({ draft: "models/draft", ngram: true }, "usage"),
+ *   /give --draft or --ngram, not both/,
  * );
  * ```
  */
 export function checkSpeculativeFlags(
-  v: Pick<Values<typeof SPECULATIVE_OPTIONS>, "draft" | "lookup">,
+  v: Pick<Values<typeof SPECULATIVE_OPTIONS>, "draft" | "ngram">,
   usage: string,
 ): void {
-  if (v.draft !== undefined && v.lookup) {
-    throw new UsageError("give --draft or --lookup, not both (one proposer at a time)", usage);
+  if (v.draft !== undefined && v.ngram) {
+    throw new UsageError("give --draft or --ngram, not both (one proposer at a time)", usage);
   }
 }
 
@@ -98,8 +98,8 @@ export function checkSpeculativeFlags(
  * @param target The loaded model.
  * @param usage Usage line for errors.
  * @param quiet No progress line.
- * @returns The fields (empty without `--draft` or `--lookup`).
- * @throws {UsageError} for `--draft` with `--lookup`.
+ * @returns The fields (empty without `--draft` or `--ngram`).
+ * @throws {UsageError} for `--draft` with `--ngram`.
  * @throws {GollmError} for a missing or malformed draft checkpoint, or one whose vocabulary
  *   differs from the model's.
  *
@@ -111,7 +111,7 @@ export function checkSpeculativeFlags(
  * import { createModel } from "../runtime/model.ts";
  * import { speculativeFlags } from "./speculative_flags.ts";
  * const v = {
- *   draft: undefined, lookup: true, "lookup-ngram": 2, "draft-max": 4, "draft-min": 0,
+ *   draft: undefined, ngram: true, "ngram-max": 2, "draft-max": 4, "draft-min": 0,
  *   "draft-p-min": 0,
  * };
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
@@ -126,7 +126,7 @@ export async function speculativeFlags(
   target: Model,
   usage: string,
   quiet = false,
-): Promise<SpeculativeOptions> {
+): Promise<SpeculativeGenerateOptions> {
   checkSpeculativeFlags(v, usage);
   const backend = target.backend;
   const common = {
@@ -134,7 +134,7 @@ export async function speculativeFlags(
     draftMin: v["draft-min"],
     draftPMin: v["draft-p-min"],
   };
-  if (v.lookup) return { draft: new NgramProposer({ ngramMax: v["lookup-ngram"] }), ...common };
+  if (v.ngram) return { draft: new NgramProposer({ ngramMax: v["ngram-max"] }), ...common };
   const path = v.draft;
   if (path === undefined) return {};
   const draft = await withProgress(

@@ -1,7 +1,7 @@
 /**
  * The speculative flags end to end through `gollm generate` and `gollm chat` (a subprocess
- * each): the same greedy text and ids with `--draft models/draft` and `--lookup`, the stats
- * in `--json` and on stderr, and one-line errors for `--draft` with `--lookup` and for a draft
+ * each): the same greedy text and ids with `--draft models/draft` and `--ngram`, the stats
+ * in `--json` and on stderr, and one-line errors for `--draft` with `--ngram` and for a draft
  * model with another vocabulary.
  */
 import assert from "node:assert/strict";
@@ -32,11 +32,11 @@ async function gollm(args: string[], stdin?: string) {
 
 const GREEDY = ["generate", "--prompt", "The state of the Union", "-n", "60", "--temperature", "0"];
 
-Deno.test("gollm generate --draft / --lookup: plain greedy's text and ids, stats in --json", async () => {
+Deno.test("gollm generate --draft / --ngram: plain greedy's text and ids, stats in --json", async () => {
   const [plain, draft, lookup] = await Promise.all([
     gollm([...GREEDY, "--json"]),
     gollm([...GREEDY, "--json", "--draft", "models/draft", "--draft-max", "4"]),
-    gollm([...GREEDY, "--json", "--lookup"]),
+    gollm([...GREEDY, "--json", "--ngram"]),
   ]);
   for (const r of [plain, draft, lookup]) assert.equal(r.code, 0, r.stderr);
   const p = JSON.parse(plain.stdout), d = JSON.parse(draft.stdout), l = JSON.parse(lookup.stdout);
@@ -54,8 +54,8 @@ Deno.test("gollm generate --draft / --lookup: plain greedy's text and ids, stats
   assert.equal(l.speculative.proposer, "ngram 1..3");
 });
 
-Deno.test("gollm generate --lookup prints the speculative stats on stderr", async () => {
-  const r = await gollm([...GREEDY, "--lookup", "--lookup-ngram", "2"]);
+Deno.test("gollm generate --ngram prints the speculative stats on stderr", async () => {
+  const r = await gollm([...GREEDY, "--ngram", "--ngram-max", "2"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(
     r.stderr,
@@ -63,10 +63,10 @@ Deno.test("gollm generate --lookup prints the speculative stats on stderr", asyn
   );
 });
 
-Deno.test("gollm generate: --draft with --lookup, or a draft with another vocabulary, is one error line", async () => {
-  const both = await gollm([...GREEDY, "--draft", "models/draft", "--lookup"]);
+Deno.test("gollm generate: --draft with --ngram, or a draft with another vocabulary, is one error line", async () => {
+  const both = await gollm([...GREEDY, "--draft", "models/draft", "--ngram"]);
   assert.equal(both.code, 2);
-  assert.match(both.stderr, /^error: give --draft or --lookup, not both/);
+  assert.match(both.stderr, /^error: give --draft or --ngram, not both/);
 
   const dir = await Deno.makeTempDir();
   try {

@@ -24,7 +24,7 @@ import {
   checkSpeculativeOptions,
   type SpeculativeDecoder,
   speculativeDecoder,
-  type SpeculativeOptions,
+  type SpeculativeGenerateOptions,
 } from "./speculative_decode.ts";
 import { singleSequenceBlocks } from "../core/single_sequence.ts";
 import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -136,7 +136,7 @@ export interface GenerateStats {
  * Options of {@linkcode Model.generate}. Sampling options follow runtime/sampler.ts; `draft`,
  * `draftMax`, `draftMin`, `draftPMin` turn on speculative decoding (runtime/speculative.ts).
  */
-export interface GenerateOptions extends SpeculativeOptions {
+export interface GenerateOptions extends SpeculativeGenerateOptions {
   /** Most tokens to generate (default 256). */
   maxTokens?: number;
   /** Softmax temperature; 0 = greedy (default: the model's generation default, else 0.8). */

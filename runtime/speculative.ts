@@ -58,10 +58,12 @@ export interface Draft {
 }
 
 /**
- * Drafts tokens to continue a sequence. Implementations: {@linkcode DraftModelProposer}
- * (runtime/speculative_draft.ts) and {@linkcode NgramProposer} (speculative_ngram.ts).
+ * Drafts tokens to continue a sequence. Implementations: `DraftModelProposer`
+ * (runtime/speculative_draft.ts, what `generate({ draft: model })` uses) and `NgramProposer`
+ * (runtime/speculative_ngram.ts). The server's greedy proposers (server/speculative.ts),
+ * which return plain token arrays, fit too: an array is a deterministic draft.
  */
-export interface Proposer {
+export interface SpeculativeProposer {
   /** What it is, for stats and messages (`draft model models/draft`, `ngram 1..3`). */
   readonly name: string;
   /**
@@ -74,9 +76,10 @@ export interface Proposer {
    *
    * @param history Prompt and generated ids so far (not modified).
    * @param maxTokens Most tokens to draft (>= 1).
-   * @returns The draft (possibly empty).
+   * @returns The draft (possibly empty), or just its tokens for a deterministic proposer
+   *   (q one-hot).
    */
-  propose(history: readonly number[], maxTokens: number): Draft;
+  propose(history: readonly number[], maxTokens: number): Draft | number[];
 }
 
 /** What {@linkcode verifyDraft} decided. */
@@ -229,7 +232,7 @@ function residualDraw(
 
 /** Counters of one speculative generation (in `GenerateStats.speculative`). */
 export interface SpeculativeStats {
-  /** The proposer ({@linkcode Proposer.name}). */
+  /** The proposer ({@linkcode SpeculativeProposer.name}). */
   proposer: string;
   /** Most tokens drafted per target step. */
   draftMax: number;

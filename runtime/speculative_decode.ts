@@ -20,7 +20,7 @@ import type { Sampler } from "./sampler.ts";
 import { checkInt, checkNum } from "./generation.ts";
 import {
   checkDraftVocabulary,
-  type Proposer,
+  type SpeculativeProposer,
   type SpeculativeStats,
   speculativeStats,
   verifyDraft,
@@ -90,7 +90,7 @@ export interface SpeculativeLoopOptions {
  */
 export class SpeculativeDecoder {
   #target: VerifyTarget;
-  #proposer: Proposer;
+  #proposer: SpeculativeProposer;
   #sampler: Sampler;
   #stats: SpeculativeStats;
   #options: SpeculativeLoopOptions;
@@ -115,7 +115,7 @@ export class SpeculativeDecoder {
    */
   constructor(
     target: VerifyTarget,
-    proposer: Proposer,
+    proposer: SpeculativeProposer,
     sampler: Sampler,
     stats: SpeculativeStats,
     options: SpeculativeLoopOptions,
@@ -154,7 +154,8 @@ export class SpeculativeDecoder {
     let drafts: number[] = [], probs = null;
     if (k > 0) {
       const t0 = performance.now();
-      const d = this.#proposer.propose(history, k);
+      const proposed = this.#proposer.propose(history, k);
+      const d = Array.isArray(proposed) ? { tokens: proposed, probs: null } : proposed;
       stats.draftMs += performance.now() - t0;
       if (d.tokens.length > k) {
         throw new GollmError(
@@ -204,10 +205,10 @@ export class SpeculativeDecoder {
 }
 
 /** The speculative fields of `GenerateOptions`. */
-export interface SpeculativeOptions {
+export interface SpeculativeGenerateOptions {
   /** A draft model or a proposer; none: plain decoding. */
-  draft?: Model | Proposer;
-  /** Most tokens drafted per step (default 8). */
+  draft?: Model | SpeculativeProposer;
+  /** Most tokens drafted per step (default 4, as `gollm serve`). */
   draftMax?: number;
   /** Shortest draft worth verifying (default 0). */
   draftMin?: number;
@@ -224,7 +225,7 @@ export interface SpeculativeOptions {
  * @param options The generate options.
  * @throws {GollmError} naming the option or the two models.
  */
-export function checkSpeculativeOptions(target: Model, options: SpeculativeOptions): void {
+export function checkSpeculativeOptions(target: Model, options: SpeculativeGenerateOptions): void {
   checkInt("draftMax", options.draftMax, 1);
   checkInt("draftMin", options.draftMin, 0);
   checkNum("draftPMin", options.draftPMin, 0, 1);
@@ -234,7 +235,7 @@ export function checkSpeculativeOptions(target: Model, options: SpeculativeOptio
 }
 
 /** Default most tokens drafted per target step. */
-export const DEFAULT_DRAFT_MAX = 8;
+export const DEFAULT_DRAFT_MAX = 4;
 
 /**
  * Builds the decoder for one generation from the generate options: a
@@ -248,7 +249,7 @@ export const DEFAULT_DRAFT_MAX = 8;
  */
 export function speculativeDecoder(
   target: VerifyTarget,
-  options: SpeculativeOptions,
+  options: SpeculativeGenerateOptions,
   sampler: Sampler,
 ): { decoder: SpeculativeDecoder; stats: SpeculativeStats } | null {
   const d = options.draft;

@@ -10,7 +10,7 @@ import { randomWeights } from "../core/weights.ts";
 import { byteTokenizer, EOS, tinyConfig } from "../tests/model_fixtures.ts";
 import { type Backend, createModel, type GenerateOptions, type Model } from "./model.ts";
 import { keptSet } from "./sampler.ts";
-import type { Draft, Proposer } from "./speculative.ts";
+import type { Draft, SpeculativeProposer as Proposer } from "./speculative.ts";
 import { DraftModelProposer } from "./speculative_draft.ts";
 import { NgramProposer } from "./speculative_ngram.ts";
 

@@ -11,7 +11,7 @@
 import { GollmError } from "../core/errors.ts";
 import type { Model } from "./model.ts";
 import { type ResolvedSamplerOptions, Sampler } from "./sampler.ts";
-import type { Draft, Proposer, TokenDistribution } from "./speculative.ts";
+import type { Draft, SpeculativeProposer, TokenDistribution } from "./speculative.ts";
 
 /** Options of {@linkcode DraftModelProposer}. */
 export interface DraftModelOptions {
@@ -48,7 +48,7 @@ export interface DraftModelOptions {
  * assert.deepEqual(d.probs!.map((q) => Array.from(q.probs)), [[1], [1], [1], [1]]); // one-hot q
  * ```
  */
-export class DraftModelProposer implements Proposer {
+export class DraftModelProposer implements SpeculativeProposer {
   /** `draft model PATH`. */
   readonly name: string;
   /** The draft model. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Draft, Proposer } from "./speculative.ts";
+import type { Draft, SpeculativeProposer } from "./speculative.ts";
 import { GollmError } from "../core/errors.ts";
 
 /** Options of {@linkcode NgramProposer}. */
@@ -40,7 +40,7 @@ export interface NgramOptions {
  * assert.deepEqual(ngram.propose([1, 2, 3], 4).tokens, []); // no earlier occurrence
  * ```
  */
-export class NgramProposer implements Proposer {
+export class NgramProposer implements SpeculativeProposer {
   /** `ngram MIN..MAX`. */
   readonly name: string;
   /** Longest n-gram matched. */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { GollmError } from "../core/errors.ts";
 import { type GenerateOptions, loadModel, type Model } from "../runtime/model.ts";
 import { NgramProposer } from "../runtime/speculative_ngram.ts";
+import { NgramProposer as ServerNgram } from "../server/speculative.ts";
 import { ASSETS, haveFiles, ROOT } from "./assets.ts";
 
 const PROMPTS = [
@@ -42,6 +43,29 @@ Deno.test("the default model with models/draft or n-gram drafts gives plain gree
     }
   }
   console.log(`models/draft greedy acceptance: ${accepted}/${drafted}`);
+});
+
+Deno.test("the server's greedy proposers (token arrays) draft for generate() too", async () => {
+  const target = await loadModel(`${ROOT}models/default`);
+  const prompt = PROMPTS[0];
+  const plain = await greedy(target, prompt, { maxTokens: 60 });
+  const spec = await greedy(target, prompt, { maxTokens: 60, draft: new ServerNgram(1, 3) });
+  assert.deepEqual(spec.stats.tokens, plain.stats.tokens);
+  assert.ok(spec.stats.speculative!.accepted > 0);
+  // With sampling, an array is a deterministic draft (q one-hot): the run completes, seeded.
+  const a = await greedy(target, prompt, {
+    maxTokens: 40,
+    temperature: 0.8,
+    seed: 3,
+    draft: new ServerNgram(),
+  });
+  const b = await greedy(target, prompt, {
+    maxTokens: 40,
+    temperature: 0.8,
+    seed: 3,
+    draft: new ServerNgram(),
+  });
+  assert.deepEqual(a.stats.tokens, b.stats.tokens);
 });
 
 Deno.test("models/draft: same tokenizer as the default model, a smaller config, at most 2 MB", async () => {
