@@ -136,6 +136,29 @@ export type { ResolvedSamplerOptions, SamplerOptions } from "./runtime/sampler.t
 export { renderChat } from "./tokenizers/chat_template.ts";
 export type { ChatMessage, RenderChatOptions } from "./tokenizers/chat_template.ts";
 
+// Speculative decoding (Leviathan et al. 2023): proposers and verification
+export { checkDraftVocabulary, speculativeStats, verifyDraft } from "./runtime/speculative.ts";
+export type {
+  Draft,
+  SpeculativeProposer,
+  SpeculativeStats,
+  TokenDistribution,
+  VerifyResult,
+  VerifySampler,
+  VocabularyOwner,
+} from "./runtime/speculative.ts";
+export {
+  checkSpeculativeOptions,
+  DEFAULT_DRAFT_MAX,
+  SpeculativeDecoder,
+  speculativeDecoder,
+} from "./runtime/speculative_decode.ts";
+export type {
+  SpeculativeGenerateOptions,
+  SpeculativeLoopOptions,
+  VerifyTarget,
+} from "./runtime/speculative_decode.ts";
+
 // Forward passes and the JIT
 export type {
   BatchForward,

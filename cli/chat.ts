@@ -17,6 +17,12 @@ import {
   samplingOptions,
 } from "./model_flags.ts";
 import { err, note, out } from "./output.ts";
+import {
+  checkSpeculativeFlags,
+  SPECULATIVE_OPTIONS,
+  speculativeFlags,
+  speculativeLine,
+} from "./speculative_flags.ts";
 
 const SPEC = {
   name: "chat",
@@ -43,6 +49,7 @@ a message was dropped with an error.`,
     },
     ...SAMPLING_OPTIONS,
     ...NO_SPECIAL_OPTION,
+    ...SPECULATIVE_OPTIONS,
   },
   epilog: `commands inside the chat:
   /reset               forget the conversation (keeps --system)
@@ -81,9 +88,11 @@ export const chat: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const v = p.values;
+    checkSpeculativeFlags(v, p.usage);
     const sampling = samplingOptions(v);
     const maxTokens = v["max-tokens"];
     const { model, path } = await loadModelFlags(v, p.usage);
+    const speculative = await speculativeFlags(v, model, p.usage);
     const system = v.system;
     const tok = model.tokenizer;
     if (!tok) {
@@ -146,6 +155,7 @@ export const chat: Command = {
                 stop,
                 signal: controller.signal,
                 onNotice: note,
+                ...speculative,
               })
             ) {
               // Drop the whitespace a model puts after "Assistant:" before the reply.
@@ -167,6 +177,8 @@ export const chat: Command = {
           controller = null;
           await out("\n");
           if (aborted) err("(reply stopped)");
+          const spec = model.stats?.speculative;
+          if (spec) err(`(${speculativeLine(spec)})`);
           messages.push({ role: "assistant", content: reply.trim() });
         }
         if (interactive) await out("> ");

@@ -14,6 +14,13 @@ import {
   samplingOptions,
 } from "./model_flags.ts";
 import { err, note, out, outJson } from "./output.ts";
+import {
+  checkSpeculativeFlags,
+  SPECULATIVE_OPTIONS,
+  speculativeFlags,
+  speculativeJson,
+  speculativeLine,
+} from "./speculative_flags.ts";
 
 const SPEC = {
   name: "generate",
@@ -47,17 +54,22 @@ string (which is not printed). A prompt longer than the context length is refuse
       description: "stop when TEXT appears; it is not printed",
     },
     ...NO_SPECIAL_OPTION,
+    ...SPECULATIVE_OPTIONS,
     json: {
       type: "bool",
       description: "print one JSON object at the end instead of streaming: {text, tokens, " +
-        "prefill_tokens, prefill_tok_s, decode_tokens, decode_tok_s, stop_reason}; with a " +
-        "stop string, tokens end before the token that reaches into it",
+        "prefill_tokens, prefill_tok_s, decode_tokens, decode_tok_s, stop_reason} (and " +
+        "speculative: {proposer, draft_max, steps, drafted, accepted, acceptance_rate, " +
+        "tokens_per_step, draft_ms} with --draft or --ngram); with a stop string, tokens " +
+        "end before the token that reaches into it",
     },
   },
   epilog: `speed: prefill tok/s = prompt tokens run / wall time of the prefill forward pass; decode
 tok/s = decode steps / wall time of sampling and the decode steps. Loading runs one warm-up
 pass (as llama.cpp does), so compiling the kernels is not timed; V8 may still be optimising
-them during the first prompt, so a short one can read low (gollm bench: steady state).`,
+them during the first prompt, so a short one can read low (gollm bench: steady state).
+With --draft or --ngram the stats add the drafts accepted and the tokens per target step
+(decode tok/s then counts every generated token).`,
 } as const;
 
 const tokPerSec = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
@@ -88,7 +100,7 @@ export function statsLine(s: GenerateStats): string {
   const dec = tokPerSec(s.decodeTokens, s.decodeMs);
   return `prefill: ${s.prefillTokens} tokens, ${pre.toFixed(1)} tok/s | decode: ` +
     `${s.decodeTokens} tokens, ${dec.toFixed(1)} tok/s | ${s.tokens.length} generated, ` +
-    `stop: ${s.stopReason}`;
+    `stop: ${s.stopReason}` + (s.speculative ? ` | ${speculativeLine(s.speculative)}` : "");
 }
 
 /**
@@ -107,8 +119,10 @@ export const generate: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const v = p.values;
+    checkSpeculativeFlags(v, p.usage);
     const json = v.json;
     const { model } = await loadModelFlags(v, p.usage);
+    const speculative = await speculativeFlags(v, model, p.usage);
 
     let text = "", endsWithNewline = false;
     for await (
@@ -118,6 +132,7 @@ export const generate: Command = {
         stop: v.stop,
         special: !v["no-special"],
         onNotice: note,
+        ...speculative,
       })
     ) {
       if (json) text += piece;
@@ -137,6 +152,7 @@ export const generate: Command = {
         decode_tokens: s.decodeTokens,
         decode_tok_s: round2(tokPerSec(s.decodeTokens, s.decodeMs)),
         stop_reason: s.stopReason,
+        ...(s.speculative ? { speculative: speculativeJson(s.speculative) } : {}),
       });
     } else {
       // End the text with a newline (llama2.c prints one too) so the stats line on stderr

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { compileModel } from "../codegen/compile.ts";
+import { type CompiledModel, compileModel } from "../codegen/compile.ts";
 import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
@@ -19,6 +19,14 @@ import type { ProgressCallback } from "../core/progress.ts";
 import { checkInt, checkNum, checkPromptLength, findStop, stopPrefixHold } from "./generation.ts";
 import { createReference } from "./reference.ts";
 import { Sampler } from "./sampler.ts";
+import type { SpeculativeStats } from "./speculative.ts";
+import {
+  checkSpeculativeOptions,
+  type SpeculativeDecoder,
+  speculativeDecoder,
+  type SpeculativeGenerateOptions,
+} from "./speculative_decode.ts";
+import { singleSequenceBlocks } from "../core/single_sequence.ts";
 import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { Weights } from "../core/weights.ts";
 
@@ -120,10 +128,15 @@ export interface GenerateStats {
   tokens: number[];
   /** Why it stopped. */
   stopReason: StopReason;
+  /** Speculative decoding counters (acceptance, tokens per target step), when it ran. */
+  speculative?: SpeculativeStats;
 }
 
-/** Options of {@linkcode Model.generate}. Sampling options follow runtime/sampler.ts. */
-export interface GenerateOptions {
+/**
+ * Options of {@linkcode Model.generate}. Sampling options follow runtime/sampler.ts; `draft`,
+ * `draftMax`, `draftMin`, `draftPMin` turn on speculative decoding (runtime/speculative.ts).
+ */
+export interface GenerateOptions extends SpeculativeGenerateOptions {
   /** Most tokens to generate (default 256). */
   maxTokens?: number;
   /** Softmax temperature; 0 = greedy (default: the model's generation default, else 0.8). */
@@ -200,12 +213,22 @@ export interface Model {
    *   concurrent call.
    */
   generate(prompt: string | readonly number[], options?: GenerateOptions): AsyncIterable<string>;
+  /**
+   * Whether positions `from .. last` can be run and then rolled back (speculative decoding):
+   * a later run from any position in `[from, last + 1]` sees the K/V before it as if they had
+   * never run. False once the KV ring wrapped over a slot inside `from`'s window.
+   * @param from First position that may be rolled back.
+   * @param last Last position written (`last < from`: nothing to roll back, true).
+   * @returns Whether rolling back is safe.
+   */
+  canRollback(from: number, last: number): boolean;
 }
 
 class GollmModel implements Model {
   readonly kvCapacity: number;
   readonly eosIds: readonly number[];
   #pass: ForwardPass;
+  #ring: number; // tokens in each layer's KV ring (>= kvCapacity)
   #generation: GenerationDefaults;
   #stats: GenerateStats | null = null;
   #busy = false;
@@ -222,6 +245,7 @@ class GollmModel implements Model {
   ) {
     this.#pass = pass;
     this.kvCapacity = pass.kvCapacity;
+    this.#ring = kvRing(pass);
     this.eosIds = [...new Set([...(tokenizer?.eosIds ?? []), ...(options.extraEosIds ?? [])])];
     this.#generation = options.generation ?? {};
   }
@@ -253,10 +277,19 @@ class GollmModel implements Model {
     return out;
   }
 
-  /** Samples the next id; logits with no finite value mean broken weights: say which file. */
-  #sample(sampler: Sampler, logits: Float32Array, history: number[], pos: number): number {
+  /**
+   * Samples the next id (or takes it from a speculative round); logits with no finite value
+   * mean broken weights: say which file.
+   */
+  #sample(
+    sampler: Sampler,
+    logits: Float32Array,
+    history: number[],
+    pos: number,
+    spec?: SpeculativeDecoder,
+  ): number {
     try {
-      return sampler.sample(logits, history);
+      return spec ? spec.next(history) : sampler.sample(logits, history);
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
       throw new GollmError(
@@ -279,6 +312,11 @@ class GollmModel implements Model {
   forwardAll(tokens: ArrayLike<number>, pos = 0): Float32Array {
     this.#idle("forwardAll");
     return this.#run(tokens, pos, true);
+  }
+
+  canRollback(from: number, last: number): boolean {
+    // The newest position whose slot `last` overwrote must be older than `from`'s window.
+    return last < from || last - this.#ring < Math.max(0, from - this.kvCapacity + 1);
   }
 
   /** Encodes and validates the prompt; throws the documented errors. */
@@ -325,6 +363,7 @@ class GollmModel implements Model {
     if (options.stop?.some((s) => s.length === 0)) {
       throw new GollmError("stop strings must not be empty");
     }
+    checkSpeculativeOptions(this, options);
     if (!this.tokenizer) {
       throw new GollmError(
         `${this.checkpoint.path}: the model has no tokenizer (tokenizer: none); generate needs ` +
@@ -410,6 +449,10 @@ class GollmModel implements Model {
     for (const id of ids) decoder.push(id); // context for the first piece (dummy-prefix space)
     const history = [...ids]; // prompt + generated ids, for the repetition penalty
     const step = [0]; // the one-token input of a decode step, reused (no array per token)
+    const verify = (tokens: number[], at: number) => this.#run(tokens, at, true);
+    const target = { config: c, forwardAll: verify, canRollback: this.canRollback.bind(this) };
+    const spec = speculativeDecoder(target, options, sampler);
+    if (spec) stats.speculative = spec.stats;
     // Decoded text not yet emitted (it could start a stop string). Everything but the longest
     // stop-string prefix is yielded each step, so it stays shorter than the longest stop string
     // plus one piece and the stop checks below cost O(stops) per token, not O(text so far).
@@ -424,7 +467,7 @@ class GollmModel implements Model {
       while (k > 0 && ends[k - 1] === (k > 1 ? ends[k - 2] : 0)) k--;
       stats.tokens.length = k;
     };
-    let pos = ids.length; // position of the next token to run
+    let started = false; // the first token comes from the prefill's logits
     // Decode time counts sampling and forward passes, not the consumer's work between pieces.
     let td = performance.now(), timing = true;
     const pause = () => {
@@ -443,7 +486,20 @@ class GollmModel implements Model {
           stats.stopReason = "aborted";
           break;
         }
-        const next = this.#sample(sampler, logits, history, pos);
+        const pos = history.length; // position of the next token (the one before has not run)
+        if (started && !spec) {
+          step[0] = history[pos - 1];
+          logits = this.#run(step, pos - 1); // an arena view: sampled without a copy
+        }
+        if (started) stats.decodeTokens++;
+        const next = this.#sample(
+          sampler,
+          logits,
+          history,
+          pos,
+          started ? spec?.decoder : undefined,
+        );
+        started = true;
         if (eos.has(next)) {
           stats.stopReason = "eos";
           break;
@@ -487,10 +543,6 @@ class GollmModel implements Model {
           break;
         }
         if (pos >= cap) notice("slide", slideMsg);
-        step[0] = next;
-        logits = this.#run(step, pos); // an arena view: the sampler reads it without a copy
-        pos++;
-        stats.decodeTokens++;
       }
       if (!finished) {
         const tail = decoder.flush();
@@ -511,6 +563,13 @@ class GollmModel implements Model {
       options.onStats?.(stats);
     }
   }
+}
+
+/** Tokens in each KV ring: window + one step in blocks (compiled), the window (reference). */
+function kvRing(pass: ForwardPass): number {
+  const batch = (pass as Partial<CompiledModel>).batch;
+  if (!batch) return pass.kvCapacity;
+  return singleSequenceBlocks(pass.kvCapacity, batch.maxRows, batch.blockSize) * batch.blockSize;
 }
 
 function resolveCapacity(config: ModelConfig, kvCapacity: number | undefined): number {

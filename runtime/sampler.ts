@@ -442,6 +442,7 @@ export class Sampler {
   #rng: Rng;
   #work = new Float64Array(0); // (vocab) penalised logits / probabilities
   #idx = new Int32Array(0); // (vocab) candidate ids
+  #probs = new Float64Array(0); // (vocab) normalised probabilities of the candidates
   #stamp = new Int32Array(0); // (vocab) marks of the ids counted for the penalties
   #count = new Int32Array(0); // (vocab) their occurrences in the penalty window
   #stampValue = 0;
@@ -466,29 +467,8 @@ export class Sampler {
    * @throws {RangeError} when every logit is -Infinity or NaN.
    */
   sample(logits: ArrayLike<number>, recent?: ArrayLike<number>): number {
-    const n = logits.length;
-    if (this.#work.length !== n) {
-      this.#work = new Float64Array(n);
-      this.#idx = new Int32Array(n);
-      this.#stamp = new Int32Array(n);
-      this.#count = new Int32Array(n);
-      this.#stampValue = 0;
-    }
-    if (++this.#stampValue === 0x7fffffff) {
-      this.#stamp.fill(0);
-      this.#stampValue = 1;
-    }
+    const m = this.#filter(logits, recent);
     const work = this.#work, idx = this.#idx;
-    const m = filterCandidates(
-      logits,
-      recent,
-      this.options,
-      work,
-      idx,
-      this.#stamp,
-      this.#count,
-      this.#stampValue,
-    );
     if (m === 1) return idx[0];
     let total = 0;
     for (let j = 0; j < m; j++) total += work[idx[j]];
@@ -499,5 +479,76 @@ export class Sampler {
       if (r < cum) return idx[j];
     }
     return idx[m - 1];
+  }
+
+  /**
+   * The distribution {@linkcode Sampler.sample} draws from for these logits: the kept ids
+   * and their renormalised probabilities, after the penalties, temperature, top-k, top-p and
+   * min-p. Speculative decoding (runtime/speculative.ts) takes the target's p and the
+   * draft's q from it, so both are filtered the same way. Draws nothing from the PRNG.
+   *
+   * @param logits Logits over the vocabulary (not modified).
+   * @param recent Previous token ids, as for `sample`.
+   * @returns `ids` `(m)` and `probs` `(m)` (summing to 1), views into the sampler's scratch
+   *   buffers valid until its next call (copy them to keep). Order: descending probability
+   *   after top-k, id order otherwise. Greedy: the argmax alone, probability 1.
+   * @throws {RangeError} when every logit is -Infinity or NaN.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Sampler } from "./sampler.ts";
+   * const d = new Sampler({ topK: 2, seed: 1 }).distribution(new Float32Array([0, Math.log(3), 5, 0]));
+   * assert.deepEqual([...d.ids], [2, 1]);
+   * assert.ok(Math.abs(d.probs[0] + d.probs[1] - 1) < 1e-12);
+   * ```
+   */
+  distribution(
+    logits: ArrayLike<number>,
+    recent?: ArrayLike<number>,
+  ): { ids: Int32Array; probs: Float64Array } {
+    const m = this.#filter(logits, recent);
+    const work = this.#work, idx = this.#idx, probs = this.#probs;
+    let total = 0;
+    for (let j = 0; j < m; j++) total += work[idx[j]];
+    for (let j = 0; j < m; j++) probs[j] = work[idx[j]] / total;
+    return { ids: idx.subarray(0, m), probs: probs.subarray(0, m) };
+  }
+
+  /**
+   * Draws a uniform double in [0, 1) from the sampler's seeded PRNG (the acceptance tests
+   * and residual draws of speculative decoding use the same stream as `sample`).
+   *
+   * @returns The draw.
+   */
+  random(): number {
+    return this.#rng.nextFloat();
+  }
+
+  /** Runs the filtering chain into `#work` / `#idx` (sized on first use); returns m. */
+  #filter(logits: ArrayLike<number>, recent: ArrayLike<number> | undefined): number {
+    const n = logits.length;
+    if (this.#work.length !== n) {
+      this.#work = new Float64Array(n);
+      this.#idx = new Int32Array(n);
+      this.#probs = new Float64Array(n);
+      this.#stamp = new Int32Array(n);
+      this.#count = new Int32Array(n);
+      this.#stampValue = 0;
+    }
+    if (++this.#stampValue === 0x7fffffff) {
+      this.#stamp.fill(0);
+      this.#stampValue = 1;
+    }
+    return filterCandidates(
+      logits,
+      recent,
+      this.options,
+      this.#work,
+      this.#idx,
+      this.#stamp,
+      this.#count,
+      this.#stampValue,
+    );
   }
 }
