@@ -478,6 +478,19 @@ export interface MemoryImport {
   memory64?: boolean;
 }
 
+/**
+ * One imported function (`env.<name>`): called like a module function by name; imported
+ * functions take the first function indices (WebAssembly Core Specification 2.0 §2.5.1).
+ */
+export interface FunctionImport {
+  /** Import (and call) name, e.g. `cos`. */
+  name: string;
+  /** Parameter types. */
+  params: ValType[];
+  /** Result types. */
+  results: ValType[];
+}
+
 const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
 
 /** The import name of memory `i`. */
@@ -503,6 +516,7 @@ export function memoryImportText(m: MemoryImport, i = 0): string {
  *
  * @param funcs The functions, in index order.
  * @param memory Minimum pages of one plain imported `env.memory`, or the memories.
+ * @param imported Functions imported from `env` (indices before `funcs`), callable by name.
  * @returns The module bytes (valid input for `new WebAssembly.Module`).
  * @throws {Error} when a shared memory has no maximum or a call names no function.
  *
@@ -522,10 +536,28 @@ export function memoryImportText(m: MemoryImport, i = 0): string {
 export function assembleModule(
   funcs: WasmFunc[],
   memory: number | MemoryImport[],
+  imported: FunctionImport[] = [],
 ): Uint8Array<ArrayBuffer> {
   const mems: MemoryImport[] = typeof memory === "number" ? [{ minPages: memory }] : memory;
   const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-  const index = new Map(funcs.map((f, i) => [f.name, i]));
+  const nImp = imported.length;
+  const index = new Map([
+    ...imported.map((f, i) => [f.name, i] as const),
+    ...funcs.map((f, i) => [f.name, nImp + i] as const),
+  ]);
+  const typeOf = (params: ValType[], results: ValType[]) => [
+    0x60,
+    ...uleb(params.length),
+    ...params.map((t) => VAL_TYPE[t]),
+    ...uleb(results.length),
+    ...results.map((t) => VAL_TYPE[t]),
+  ];
+  const importedFuncs = imported.map((f, i) => [
+    ...utf8("env"),
+    ...utf8(f.name),
+    0x00,
+    ...uleb(funcs.length + i),
+  ]);
   const funcIndex = (n: string) => {
     const i = index.get(n);
     if (i === undefined) throw new Error(`wasm_asm: call to unknown function $${n}`);
@@ -545,7 +577,7 @@ export function assembleModule(
       ...(m.maxPages !== undefined ? uleb(m.maxPages) : []),
     ];
   });
-  const exported = funcs.map((f, i) => [f, i] as const).filter(([f]) => f.exported);
+  const exported = funcs.map((f, i) => [f, nImp + i] as const).filter(([f]) => f.exported);
   const bytes = [
     0x00,
     0x61,
@@ -555,8 +587,14 @@ export function assembleModule(
     0x00,
     0x00,
     0x00,
-    ...section(1, vec(funcs.map((f) => f.typeBytes()))),
-    ...section(2, vec(imports)),
+    ...section(
+      1,
+      vec([
+        ...funcs.map((f) => f.typeBytes()),
+        ...imported.map((f) => typeOf(f.params, f.results)),
+      ]),
+    ),
+    ...section(2, vec([...importedFuncs, ...imports])),
     ...section(3, vec(funcs.map((_, i) => uleb(i)))),
     ...section(7, vec(exported.map(([f, i]) => [...utf8(f.name), 0x00, ...uleb(i)]))),
     ...section(10, vec(funcs.map((f) => f.encode(funcIndex)))),

@@ -15,7 +15,13 @@ import { type ModelConfig, parseConfig } from "../../core/config.ts";
 import { FormatError } from "../../core/errors.ts";
 import { readFileBounded } from "../../core/files.ts";
 import { SentencePieceTokenizer } from "../../tokenizers/sentencepiece.ts";
-import { checkWeights, expectedShapes, type Weights } from "../../core/weights.ts";
+import {
+  checkWeights,
+  expectedShapes,
+  type Tensor,
+  type Weights,
+} from "../../core/weights.ts";
+import { checkFinite, requireSupported } from "../quant.ts";
 import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
 import { meta, metaFloat, metaInt, metaString } from "./metadata.ts";
 import { ggufTokenizer } from "./tokenizer.ts";
@@ -156,7 +162,9 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
  * assert.ok(ck.weights.has("layers.0.attn.wk.bias"));
  * ```
  */
-export function ggufToCheckpoint(g: GgufFile): Checkpoint {
+export function ggufToCheckpoint(g: GgufFile): Checkpoint;
+export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions): Checkpoint<Weights>;
+export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions = {}): Checkpoint<Weights> {
   const arch = metaString(g, "general.architecture");
   if (arch === undefined) {
     throw new FormatError(g.file, "metadata 'general.architecture' is missing");
@@ -252,13 +260,52 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
       `tokenizer has ${tokenizer.vocabSize} tokens but '${embdName}' has only ${config.vocab_size} rows`,
     );
   }
-  const weights = ggufWeights(g, arch, config, ggufNames(arch, config));
+  const weights = ggufWeights(g, arch, config, ggufNames(arch, config), options.stored ?? false);
   checkWeights(config, weights, g.file);
   return { format: "gguf", path: g.file, config, weights, tokenizer };
 }
 
-/** Dequantises and renames every tensor; checks shapes against the config first. */
-function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: GgufNames): Weights {
+/** Options of {@linkcode ggufToCheckpoint} and {@linkcode loadGguf}. */
+export interface GgufLoadOptions {
+  /**
+   * Keep F16, BF16 and block-quantised tensors as stored (views on the file's bytes, each
+   * checked: every block scale finite, the type one gollm reads) instead of dequantising
+   * them to F32; F32 tensors stay F32. Default false.
+   */
+  stored?: boolean;
+}
+
+/**
+ * One tensor as stored: F32 as values; F16, BF16 and block types as a view on the file's
+ * bytes after {@linkcode requireSupported} and {@linkcode checkFinite} (NaN/Inf scales).
+ */
+function storedTensor(g: GgufFile, info: GgufTensorInfo): Tensor {
+  if (info.type.name === "F32") return ggufTensor(g, info);
+  requireSupported(info.type, g.file, nm(info.name));
+  const bytes = g.bytes.subarray(info.fileOffset, info.fileOffset + info.nbytes);
+  checkFinite(info.type, bytes, g.file, nm(info.name));
+  return { shape: [...info.ne].reverse(), type: info.type, bytes };
+}
+
+/** Row r0 .. r0 + rows of a tensor split along its first axis (a fused attn_qkv part). */
+function rowSlice(t: Tensor, r0: number, shape: number[]): Tensor {
+  const cols = shape.slice(1).reduce((a, b) => a * b, 1);
+  if (t.type === undefined) {
+    return { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) };
+  }
+  const rowBytes = (cols / t.type.blockSize) * t.type.blockBytes;
+  return { shape, type: t.type, bytes: t.bytes.subarray(r0 * rowBytes, (r0 + shape[0]) * rowBytes) };
+}
+
+/** Dequantises (or keeps) and renames every tensor; checks shapes against the config first. */
+function ggufWeights(
+  g: GgufFile,
+  arch: string,
+  config: ModelConfig,
+  names: GgufNames,
+  stored: boolean,
+): Weights {
+  const read = (info: GgufTensorInfo) => (stored ? storedTensor(g, info) : ggufTensor(g, info));
   const want = expectedShapes(config);
   const weights: Weights = new Map();
   const unexpected = (info: GgufTensorInfo, canonical: string) =>
@@ -285,7 +332,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
           }' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
         );
       }
-      weights.set(canonical, ggufTensor(g, info));
+      weights.set(canonical, read(info));
     } else if (parts) {
       // A fused tensor (gpt2 attn_qkv): the parts' rows stacked along the output axis.
       const canonical = parts.map((r) => fillLayer(r.name, layer));
@@ -300,12 +347,11 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
           `tensor '${nm(info.name)}' has ggml ne [${info.ne}], expected [${wantNe}]`,
         );
       }
-      const t = ggufTensor(g, info);
-      const cols = rest.reduce((a, b) => a * b, 1);
+      const t = read(info);
       let r0 = 0;
       canonical.forEach((name, j) => {
         const shape = shapes[j]!;
-        weights.set(name, { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) });
+        weights.set(name, rowSlice(t, r0, shape));
         r0 += shape[0];
       });
     } else {
@@ -328,10 +374,12 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
 }
 
 /**
- * Loads a GGUF checkpoint (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16,
- * Q8_0, Q4_0 dequantised to F32).
+ * Loads a GGUF checkpoint (architectures llama, qwen2, gpt2; tensor types F32, F16, BF16
+ * and ggml's block types Q4_0 .. Q8_0, Q2_K .. Q6_K), dequantised to F32, or with
+ * `stored: true` kept as stored (views on the file's bytes, every block scale checked).
  *
  * @param path File path.
+ * @param options `stored` (default false).
  * @returns The checkpoint with config, canonical weights and the embedded tokenizer.
  * @throws {FormatError} naming the file for unreadable or malformed files and unsupported
  *   architectures, tensor types or features (see {@linkcode ggufToCheckpoint}).
@@ -344,6 +392,11 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
  * console.log(ck.config.n_kv_heads, ck.tokenizer?.encode("Once")); // 4 [1, 403]
  * ```
  */
-export async function loadGguf(path: string): Promise<Checkpoint> {
-  return ggufToCheckpoint(parseGguf(await readFileBounded(path, "GGUF file"), path));
+export async function loadGguf(path: string): Promise<Checkpoint>;
+export async function loadGguf(path: string, options: GgufLoadOptions): Promise<Checkpoint<Weights>>;
+export async function loadGguf(
+  path: string,
+  options: GgufLoadOptions = {},
+): Promise<Checkpoint<Weights>> {
+  return ggufToCheckpoint(parseGguf(await readFileBounded(path, "GGUF file"), path), options);
 }

@@ -13,7 +13,7 @@
  * @module
  */
 import { FormatError } from "../../core/errors.ts";
-import type { Tensor } from "../../core/weights.ts";
+import type { F32Tensor as Tensor } from "../../core/weights.ts";
 import { dequantize, type GgmlType, quantize, rowBytes } from "../quant.ts";
 
 /** A tensor stored in a ggml type: `shape` torch order, `bytes` rows of whole blocks. */
