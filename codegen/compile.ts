@@ -200,7 +200,11 @@ function instantiate(
   // The kernels' weights by canonical name: the caller's arrays, used in place.
   const W: Record<string, Float32Array> = {};
   for (const [name, t] of f32) W[name] = t.data;
-  const factory = new Function("memory", "W", stripTypes(source) + "\nreturn createKernels(memory, W);");
+  const factory = new Function(
+    "memory",
+    "W",
+    stripTypes(source) + "\nreturn createKernels(memory, W);",
+  );
   const k = factory(memory, W) as Kernels;
   k.init();
 

@@ -10,6 +10,8 @@
  * @module
  */
 import { compileModel } from "../codegen/compile.ts";
+import { WasmUnsupportedError } from "../codegen/emit_wasm.ts";
+import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
@@ -19,16 +21,35 @@ import type { ProgressCallback } from "../core/progress.ts";
 import { checkInt, checkNum, checkPromptLength, findStop, stopPrefixHold } from "./generation.ts";
 import { createReference } from "./reference.ts";
 import { Sampler } from "./sampler.ts";
+import { startStepPool } from "./threads.ts";
 import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
-import type { Weights } from "../core/weights.ts";
+import { allF32, type F32Weights, type Weights } from "../core/weights.ts";
 
-/** Which forward implementation runs the model. */
-export type Backend = "jit" | "reference" | "wasm";
+/**
+ * Which forward implementation runs the model: `wasm` (the whole step in generated WASM
+ * SIMD, weights as stored, threads), `jit` (generated JS kernels, F32 weights),
+ * `reference` (plain loops, the oracle), or `auto` (wasm when it runs the model's ops and
+ * weight types, else jit).
+ */
+export type Backend = "auto" | "jit" | "reference" | "wasm";
+
+/** Most threads a model may use. */
+export const MAX_THREADS = 64;
 
 /** Options of {@linkcode createModel}. */
 export interface ModelOptions {
-  /** `jit` (default): generated, compiled kernels; `reference`: the plain-loop oracle. */
+  /**
+   * `auto` (default): `wasm` when it supports the model, else `jit`; `wasm`, `jit`, or
+   * `reference` (the plain-loop oracle). The jit and reference backends dequantise stored
+   * weights to F32 when the model is built (4 bytes per weight: 4-8x a quantised file).
+   */
   backend?: Backend;
+  /**
+   * Threads of the wasm backend, 1..64 (default `navigator.hardwareConcurrency`): rows of
+   * every matrix product and heads of attention split between them. Other backends run on
+   * one thread.
+   */
+  threads?: number;
   /**
    * Slots in each layer's KV ring (default and maximum: `context_length`). A smaller value
    * saves memory; once a sequence is longer, the oldest tokens fall out of attention
@@ -166,8 +187,18 @@ export interface Model {
   readonly tokenizer: Tokenizer | null;
   /** Where it came from. */
   readonly checkpoint: CheckpointInfo;
-  /** The forward implementation in use. */
+  /** The forward implementation in use (never `auto`: the one auto chose). */
   readonly backend: Backend;
+  /** Threads a forward step runs on. */
+  readonly threads: number;
+  /**
+   * Stops the model's worker threads (idempotent). The model cannot run afterwards. A
+   * dropped model's threads stop when it is garbage-collected; they never keep the
+   * process alive.
+   */
+  close(): void;
+  /** Same as {@linkcode Model.close} (`using model = await loadModel(...)`). */
+  [Symbol.dispose](): void;
   /** Slots in each layer's KV ring. */
   readonly kvCapacity: number;
   /** Generation stops at any of these ids (tokenizer EOS ids plus extra ones). */
@@ -212,22 +243,36 @@ class GollmModel implements Model {
   /** Tokens whose K/V sit in the cache at positions 0..n-1 (valid while n <= kvCapacity). */
   #cached: number[] = [];
 
+  #close: () => void;
+
   constructor(
     readonly config: ModelConfig,
-    pass: ForwardPass,
+    pass: ForwardPass & { close?: () => void; threads?: number },
     readonly tokenizer: Tokenizer | null,
     readonly checkpoint: CheckpointInfo,
     readonly backend: Backend,
     options: ModelOptions,
   ) {
     this.#pass = pass;
+    this.threads = pass.threads ?? 1;
+    this.#close = pass.close ?? (() => {});
     this.kvCapacity = pass.kvCapacity;
     this.eosIds = [...new Set([...(tokenizer?.eosIds ?? []), ...(options.extraEosIds ?? [])])];
     this.#generation = options.generation ?? {};
   }
 
+  readonly threads: number;
+
   get stats(): GenerateStats | null {
     return this.#stats;
+  }
+
+  close(): void {
+    this.#close();
+  }
+
+  [Symbol.dispose](): void {
+    this.#close();
   }
 
   /**
@@ -563,22 +608,72 @@ export function createModel(
   options: ModelOptions = {},
   checkpoint: CheckpointInfo = { format: "memory", path: "<memory>" },
 ): Model {
-  const backend = options.backend ?? "jit";
-  if (backend !== "jit" && backend !== "reference" && backend !== "wasm") {
-    throw new GollmError(`backend must be jit, wasm or reference, got ${JSON.stringify(backend)}`);
+  const requested = options.backend ?? "auto";
+  if (!["auto", "jit", "reference", "wasm"].includes(requested)) {
+    throw new GollmError(
+      `backend must be auto, wasm, jit or reference, got ${JSON.stringify(requested)}`,
+    );
   }
+  const threads = resolveThreads(options.threads);
   const kvCapacity = resolveCapacity(config, options.kvCapacity);
   if (options.prefillChunk !== undefined) checkInt("prefillChunk", options.prefillChunk, 1);
   const fwd = { kvCapacity, prefillChunk: options.prefillChunk };
-  let pass: ForwardPass;
-  if (backend === "jit" || backend === "wasm") {
+  let pass: ForwardPass & { close?: () => void; threads?: number } | null = null;
+  let backend: Backend = requested;
+  if (requested === "wasm" || requested === "auto") {
     options.onProgress?.({ stage: "compiling kernels" });
-    pass = compileModel(config, weights, backend === "wasm" ? { ...fwd, backend } : fwd);
-  } else {
-    pass = createReference(config, weights, fwd);
+    try {
+      pass = compileModel(config, weights, {
+        ...fwd,
+        backend: "wasm",
+        threads,
+        startPool: startStepPool,
+      });
+      backend = "wasm";
+    } catch (e) {
+      if (requested === "wasm" || !(e instanceof WasmUnsupportedError)) throw e;
+      backend = "jit"; // auto: an op or weight type the WASM kernels do not have
+    }
   }
-  if (options.warmup ?? true) warmUp(pass, backend, checkpoint.path);
+  if (!pass) {
+    // The JS kernels and the reference read F32: stored weights are dequantised here.
+    const f32: F32Weights = allF32(weights) ? weights : dequantizeWeights(weights);
+    if (backend === "jit") {
+      options.onProgress?.({ stage: "compiling kernels" });
+      pass = compileModel(config, f32, fwd);
+    } else pass = createReference(config, f32, fwd);
+  }
+  try {
+    if (options.warmup ?? true) warmUp(pass, backend, checkpoint.path);
+  } catch (e) {
+    pass.close?.();
+    throw e;
+  }
   return new GollmModel(config, pass, tokenizer, checkpoint, backend, options);
+}
+
+/**
+ * Checks a thread count: an integer in 1..{@linkcode MAX_THREADS}; default
+ * `navigator.hardwareConcurrency` (at most 64).
+ *
+ * @param threads The option (undefined: the default).
+ * @returns The thread count.
+ * @throws {GollmError} `threads must be an integer in 1..64, got 0`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveThreads } from "./model.ts";
+ * assert.equal(resolveThreads(3), 3);
+ * assert.throws(() => resolveThreads(0), /threads must be an integer in 1\.\.64, got 0/);
+ * ```
+ */
+export function resolveThreads(threads: number | undefined): number {
+  const n = threads ?? Math.min(MAX_THREADS, navigator.hardwareConcurrency ?? 1);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new GollmError(`threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
+  }
+  return n;
 }
 
 /**
@@ -622,10 +717,14 @@ function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
  * ```
  */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
+  const backend = options.backend ?? "auto";
+  resolveThreads(options.threads);
   const ckpt = await loadCheckpoint(path, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,
     optionalTokenizer: options.optionalTokenizer,
+    // The wasm backend reads F16/BF16/ggml blocks as stored: no F32 copy of the model.
+    stored: backend === "auto" || backend === "wasm",
   });
   options.onConfig?.(ckpt.config);
   return createModel(

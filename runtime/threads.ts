@@ -1,6 +1,6 @@
 /**
- * A pool of Web Workers that run generated WASM steps on one shared
- * `WebAssembly.Memory`. Every worker instantiates the same module over the same memory;
+ * A pool of worker threads (`node:worker_threads`, unref'd: an idle pool never keeps the
+ * process alive) that run generated WASM steps on one shared `WebAssembly.Memory`. Every worker instantiates the same module over the same memory;
  * a step starts with ONE `Atomics.notify` (no postMessage per step or per op); inside the
  * step the threads meet at WASM barriers (`codegen/wasm/barrier.ts`); the caller's thread
  * is thread 0 and runs its share too, then waits (blocking, with a timeout) until every
@@ -18,6 +18,7 @@
  */
 import { GollmError } from "../core/errors.ts";
 import { CTL, ERR_TIMEOUT } from "../codegen/wasm/barrier.ts";
+import { Worker } from "node:worker_threads";
 
 /** A step of a thread pool failed: a worker threw, was terminated or timed out. */
 export class ThreadError extends GollmError {
@@ -66,8 +67,8 @@ const NO_ARGS: number[] = [];
 
 const WORKER_SOURCE = `
 const CTL = ${JSON.stringify(CTL)};
-self.onmessage = (e) => {
-  const { module, memory, ctl, tid, entries } = e.data;
+require("node:worker_threads").parentPort.on("message", (data) => {
+  const { module, memory, ctl, tid, entries } = data;
   const w = new Int32Array(memory.buffer, ctl, CTL.BYTES / 4);
   const ready = () => {
     Atomics.add(w, CTL.READY / 4, 1);
@@ -122,7 +123,7 @@ self.onmessage = (e) => {
    }
   };
   loop();
-};
+});
 `;
 
 /**
@@ -209,10 +210,12 @@ export function startThreadPool(
   });
   const workers: Worker[] = [];
   if (threads > 1) {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
     try {
       for (let tid = 1; tid < threads; tid++) {
-        const worker = new Worker(url, { type: "module" });
+        // node:worker_threads (Deno's Node layer): its workers can be unref'd, so an idle
+        // pool never keeps the process alive (a Web Worker does).
+        const worker = new Worker(WORKER_SOURCE, { eval: true });
+        worker.unref();
         workers.push(worker);
         worker.postMessage({ module, memory, ctl, tid, entries });
       }
@@ -236,8 +239,6 @@ export function startThreadPool(
     } catch (e) {
       for (const wk of workers) wk.terminate();
       throw e;
-    } finally {
-      URL.revokeObjectURL(url);
     }
   }
   let failed: ThreadError | null = null;
@@ -305,6 +306,7 @@ export function startThreadPool(
     },
     close() {
       if (closed) return;
+      registry.unregister(pool);
       closed = true;
       Atomics.store(w, CTL.CMD / 4, -1);
       Atomics.add(w, CTL.GEN / 4, 1);
@@ -327,8 +329,14 @@ export function startThreadPool(
     }
     return late;
   }
+  registry.register(pool, workers, pool);
   return pool;
 }
+
+/** Stops the workers of a pool that was dropped without `close()`. */
+const registry = new FinalizationRegistry<Worker[]>((workers) => {
+  for (const w of workers) w.terminate();
+});
 
 /** The UTF-8 message a failed thread wrote into the control block. */
 function readMessage(memory: WebAssembly.Memory, ctl: number): string {

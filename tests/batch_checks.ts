@@ -12,7 +12,7 @@
 import { AssertionError } from "node:assert/strict";
 import type { ModelConfig } from "../core/config.ts";
 import type { BatchForward, BatchLayout } from "../core/forward.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
+import { type F32Weights as Weights, randomWeights } from "../core/weights.ts";
 import { createReference } from "../runtime/reference.ts";
 import { assertClose } from "./assert_close.ts";
 import { tokens, TOL } from "./forward_cases.ts";

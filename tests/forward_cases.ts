@@ -15,7 +15,7 @@ import { type ModelConfig, parseConfig } from "../core/config.ts";
 import type { BatchForward, BatchLayout, ForwardOptions, ForwardPass } from "../core/forward.ts";
 import { compileBatch, compileModel } from "../codegen/compile.ts";
 import { createReference } from "../runtime/reference.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
+import { type F32Weights as Weights, randomWeights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 
 /** DESIGN.md's F32 logit tolerance. */

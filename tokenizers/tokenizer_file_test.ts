@@ -26,7 +26,10 @@ Deno.test("loadTokenizer() says what is wrong with a path that is not a regular 
       /tokenizer\.tiktoken\/: tokenizer file path ends with '\/'; it must name a file/,
     );
     await Deno.mkdir(`${dir}/dir.tiktoken`);
-    await rejectsWith(loadTokenizer("dir.tiktoken", dir), /cannot read tokenizer file: it is a directory/);
+    await rejectsWith(
+      loadTokenizer("dir.tiktoken", dir),
+      /cannot read tokenizer file: it is a directory/,
+    );
     await rejectsWith(
       loadTokenizer("/dev/zero/x.bin", dir),
       /does not exist \(a parent in the path is a file\)/,

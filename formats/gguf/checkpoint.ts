@@ -15,12 +15,7 @@ import { type ModelConfig, parseConfig } from "../../core/config.ts";
 import { FormatError } from "../../core/errors.ts";
 import { readFileBounded } from "../../core/files.ts";
 import { SentencePieceTokenizer } from "../../tokenizers/sentencepiece.ts";
-import {
-  checkWeights,
-  expectedShapes,
-  type Tensor,
-  type Weights,
-} from "../../core/weights.ts";
+import { checkWeights, expectedShapes, type Tensor, type Weights } from "../../core/weights.ts";
 import { checkFinite, requireSupported } from "../quant.ts";
 import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
 import { meta, metaFloat, metaInt, metaString } from "./metadata.ts";
@@ -294,7 +289,11 @@ function rowSlice(t: Tensor, r0: number, shape: number[]): Tensor {
     return { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) };
   }
   const rowBytes = (cols / t.type.blockSize) * t.type.blockBytes;
-  return { shape, type: t.type, bytes: t.bytes.subarray(r0 * rowBytes, (r0 + shape[0]) * rowBytes) };
+  return {
+    shape,
+    type: t.type,
+    bytes: t.bytes.subarray(r0 * rowBytes, (r0 + shape[0]) * rowBytes),
+  };
 }
 
 /** Dequantises (or keeps) and renames every tensor; checks shapes against the config first. */
@@ -393,7 +392,10 @@ function ggufWeights(
  * ```
  */
 export async function loadGguf(path: string): Promise<Checkpoint>;
-export async function loadGguf(path: string, options: GgufLoadOptions): Promise<Checkpoint<Weights>>;
+export async function loadGguf(
+  path: string,
+  options: GgufLoadOptions,
+): Promise<Checkpoint<Weights>>;
 export async function loadGguf(
   path: string,
   options: GgufLoadOptions = {},
