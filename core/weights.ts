@@ -27,6 +27,8 @@ export interface F32Tensor {
   data: Float32Array;
   /** Absent: the F32 form (a {@linkcode StoredTensor} has its storage type here). */
   type?: undefined;
+  /** Absent: see {@linkcode StoredTensor}. */
+  bytes?: undefined;
 }
 
 /**
