@@ -73,6 +73,8 @@ export interface ThreadOptions {
   threads?: number;
   /** Starts the worker threads (runtime/threads.ts; required for threads > 1). */
   startPool?: StartPool;
+  /** A memory the loader read the weights into (codegen/compile_wasm.ts). */
+  memory?: { memory: WebAssembly.Memory; end: number };
 }
 
 /**
@@ -190,7 +192,9 @@ function instantiate(
       setSequence: b.setSequence,
       step: b.step,
       close: b.close,
-      source: b.module.listing,
+      get source() {
+        return b.module.listing;
+      },
       wasm: b.module,
     };
   }
@@ -414,7 +418,9 @@ export function compileModel(
     forward: pass.forward,
     forwardAll: pass.forwardAll,
     batch,
-    source: batch.source,
+    get source() {
+      return batch.source;
+    },
     plan,
     memory: batch.memory,
     threads: batch.threads,

@@ -18,7 +18,13 @@ import { checkSequence, checkStepInput, type StepInput } from "../core/forward.t
 import { bf16ToF32, f16Table } from "../core/numbers.ts";
 import { ropeInvFreq } from "../core/rope.ts";
 import { checkWeights, type Tensor, type Weights } from "../core/weights.ts";
-import { emitWasmStep, type WasmStepModule, WasmUnsupportedError } from "./emit_wasm.ts";
+import {
+  emitWasmStep,
+  f32Weights,
+  type PlacedWeights,
+  type WasmStepModule,
+  WasmUnsupportedError,
+} from "./emit_wasm.ts";
 import { findBuffer, type Plan } from "./plan.ts";
 import { relaxedSimdSupported } from "./wasm_asm.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
@@ -50,6 +56,13 @@ export interface WasmCompileOptions {
   startPool?: StartPool;
   /** Use relaxed SIMD when the runtime has it (default true). */
   relaxed?: boolean;
+  /**
+   * A memory the loader already read weights into (runtime/wasm_load.ts): weights whose
+   * bytes are views on it stay where they are (no copy); `end` is the first byte after
+   * the loader's region, where the other weights go. It must be shared and start its
+   * weights at or after `wasmWeightsStart(plan, threads)`.
+   */
+  memory?: { memory: WebAssembly.Memory; end: number };
 }
 
 /** The batched forward of the WASM backend, with its module, memory and threads. */
@@ -171,7 +184,25 @@ export function instantiateWasm(
     throw new RangeError(`instantiateWasm: ${threads} threads need a startPool`);
   }
   const relaxed = (options.relaxed ?? true) && relaxedSimdSupported();
-  const mod = emitWasmStep(plan, { types: typesOf(weights), threads, relaxed });
+  const given = options.memory;
+  let placed: PlacedWeights | undefined;
+  if (given) {
+    const offsets = new Map<string, number>();
+    const vectors = f32Weights(plan.prefill); // must be F32 to stay in place
+    for (const [name, t] of weights) {
+      const view = t.type === undefined ? t.data : t.bytes;
+      const ok = t.type === undefined || (t.type.name in WEIGHT_TYPES && !vectors.has(name));
+      if (ok && view.buffer === given.memory.buffer) offsets.set(name, view.byteOffset);
+    }
+    placed = { offsets, end: given.end };
+  }
+  const mod = emitWasmStep(plan, {
+    types: typesOf(weights),
+    threads,
+    relaxed,
+    placed,
+    pages: given && given.memory.buffer.byteLength / 65536,
+  });
   const L = mod.layout;
   if (L.memoryBytes > MAX_BYTES) {
     throw new ResourceError(
@@ -185,7 +216,11 @@ export function instantiateWasm(
   }
   let memory: WebAssembly.Memory;
   try {
-    memory = new WebAssembly.Memory({ initial: mod.pages, maximum: mod.pages, shared: true });
+    memory = given?.memory ??
+      new WebAssembly.Memory({ initial: mod.pages, maximum: mod.pages, shared: true });
+    if (memory.buffer.byteLength < L.memoryBytes) {
+      throw new RangeError(`the given memory has ${memory.buffer.byteLength} bytes`);
+    }
   } catch (e) {
     throw new ResourceError(
       `could not allocate the wasm backend's memory of ${L.memoryBytes} bytes: ` +
@@ -195,6 +230,7 @@ export function instantiateWasm(
   }
   const bytes = new Uint8Array(memory.buffer);
   for (const w of L.weights.values()) {
+    if (placed?.offsets.has(w.name)) continue; // read into place by the loader
     place(bytes, w.offset, weights.get(w.name)!, w.type, w.name);
   }
   if (config.arch === "llama") {

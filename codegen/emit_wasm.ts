@@ -88,8 +88,27 @@ export interface WasmLayout {
   memoryBytes: number;
 }
 
-/** The weights of a graph that the module keeps F32 (norms, biases, learned positions). */
-function f32Weights(g: Graph): Set<string> {
+/**
+ * The weights the module keeps F32 whatever their stored type (norm weights, biases,
+ * learned positions): the vectors of a graph.
+ *
+ * @param g A graph.
+ * @returns Canonical names.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { buildGraph } from "./graph.ts";
+ * import { f32Weights } from "./emit_wasm.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
+ * const names = f32Weights(buildGraph(c, 1, resolveBatchLayout({ numBlocks: 4 })));
+ * assert.ok(names.has("pos_embeddings.weight") && names.has("norm.bias"));
+ * assert.ok(!names.has("tok_embeddings.weight"));
+ * ```
+ */
+export function f32Weights(g: Graph): Set<string> {
   const out = new Set<string>();
   for (const n of g.nodes) {
     if (n.op === "norm") n.weights.forEach((w) => out.add(w));
@@ -98,13 +117,72 @@ function f32Weights(g: Graph): Set<string> {
   return out;
 }
 
+/** The weights already in the memory (read there by the loader): name → byte offset. */
+export interface PlacedWeights {
+  /** Byte offset of each weight that is already in the memory, in its stored type. */
+  offsets: ReadonlyMap<string, number>;
+  /** First byte after the region they are in (other weights are placed from here). */
+  end: number;
+}
+
+/**
+ * The first byte a loader may read weights into for a plan: past the arena, the control
+ * block and every thread's scratch ({@linkcode layoutWasm} puts `weightsOffset` here).
+ *
+ * @param plan The plan.
+ * @param threads Threads the scratch is sized for.
+ * @returns A 64-byte aligned byte offset.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { planBatch } from "./plan.ts";
+ * import { layoutWasm, wasmWeightsStart } from "./emit_wasm.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const plan = planBatch(c, resolveBatchLayout({ numBlocks: 8 }));
+ * assert.equal(wasmWeightsStart(plan, 2), layoutWasm(plan, new Map(), 2).weightsOffset);
+ * ```
+ */
+export function wasmWeightsStart(plan: Plan, threads: number): number {
+  return scratchOf(plan).scratch + threads * scratchOf(plan).scratchStride;
+}
+
+/**
+ * One thread's scratch: the quantised rows of the widest matrix-product input of either
+ * graph (q8_0 and q8_K rows both take `K + K / 4` bytes: 1 per quant, 8 per 32 or 64 per
+ * 256 of metadata, whatever the weight types), then one head's attention scores over the
+ * longest ring.
+ */
+function scratchOf(plan: Plan) {
+  let quant = 0;
+  for (const g of [plan.decode, plan.prefill]) {
+    for (const n of g.nodes) {
+      if (n.op === "linear") quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.25));
+    }
+  }
+  const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;
+  const quantBytes = align(quant);
+  const ctl = align(plan.arenaBytes);
+  return {
+    ctl,
+    quantBytes,
+    scratch: ctl + align(CTL.BYTES),
+    scratchStride: quantBytes + align((ring + 4) * 4),
+  };
+}
+
+const align16 = (n: number) => Math.ceil(n / 16) * 16;
+
 /**
  * Lays out the module's memory for a plan: control block, per-thread scratch and every
- * weight in its storage type (vectors F32).
+ * weight in its storage type (vectors F32), or where it already is (`placed`).
  *
  * @param plan The plan (from `planBatch`).
  * @param types The storage type of each matrix by canonical name (`F32` when absent).
  * @param threads Threads the scratch is sized for.
+ * @param placed Weights the loader already read into the memory, and where the rest go.
  * @returns The layout.
  * @throws {WasmUnsupportedError} for a matrix type the kernels do not have or a row length
  *   that is not a multiple of its block size.
@@ -127,17 +205,18 @@ export function layoutWasm(
   plan: Plan,
   types: ReadonlyMap<string, string>,
   threads: number,
+  placed?: PlacedWeights,
 ): WasmLayout {
   const c = plan.decode.config;
   const shapes = expectedShapes(c);
   const vectors = f32Weights(plan.prefill);
-  const ctl = align(plan.arenaBytes);
-  let quant = 0;
+  const { ctl, quantBytes, scratch, scratchStride } = scratchOf(plan);
+  const weightsOffset = scratch + threads * scratchStride;
   const weights = new Map<string, WasmWeight>();
-  let at = 0;
+  let at = align(placed?.end ?? weightsOffset);
   const typeOf = (name: string): WeightTypeName => {
-    if (vectors.has(name)) return "F32";
     const t = types.get(name) ?? "F32";
+    if (vectors.has(name) && !placed?.offsets.has(name)) return "F32";
     if (!(t in WEIGHT_TYPES)) {
       throw new WasmUnsupportedError(
         `tensor '${name}' has type ${t}, which the wasm backend has no kernels for ` +
@@ -162,21 +241,15 @@ export function layoutWasm(
         }
         const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
         const bytes = rows * (cols / t.blockElems) * t.blockBytes;
-        weights.set(name, { name, type, shape, offset: at, bytes });
-        at += align(bytes);
-      }
-      if (n.op === "linear") {
-        const act = WEIGHT_TYPES[typeOf(n.weights[0])].act;
-        if (act !== "f32") quant = Math.max(quant, g.rows * actLayout(act, n.attrs.in).stride);
+        const fixed = placed?.offsets.get(name);
+        if (fixed !== undefined && vectors.has(name) && type !== "F32") {
+          throw new WasmUnsupportedError(`tensor '${name}' is ${type}; it must be F32 in place`);
+        }
+        weights.set(name, { name, type, shape, offset: fixed ?? at, bytes });
+        if (fixed === undefined) at += align(bytes);
       }
     }
   }
-  const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;
-  const quantBytes = align(quant);
-  const scratchStride = quantBytes + align((ring + 4) * 4);
-  const scratch = ctl + align(CTL.BYTES);
-  const weightsOffset = scratch + threads * scratchStride;
-  for (const w of weights.values()) w.offset += weightsOffset;
   return {
     threads,
     ctl,
@@ -185,8 +258,8 @@ export function layoutWasm(
     quantBytes,
     weights,
     weightsOffset,
-    weightsBytes: at,
-    memoryBytes: weightsOffset + at,
+    weightsBytes: at - weightsOffset,
+    memoryBytes: at,
   };
 }
 
@@ -256,6 +329,10 @@ const GROUP_PARAMS: [string, "i32"][] = [["tid", "i32"], ["nthreads", "i32"], ["
 export interface WasmStepOptions {
   /** Storage type of each matrix by canonical name (default: all F32). */
   types?: ReadonlyMap<string, string>;
+  /** Weights already in the memory (see {@linkcode layoutWasm}). */
+  placed?: PlacedWeights;
+  /** Pages of the memory the module imports (default: what the layout needs). */
+  pages?: number;
   /** Threads the scratch is sized for (default 1). */
   threads?: number;
   /** Use relaxed SIMD in the matrix products (default false). */
@@ -316,7 +393,7 @@ export interface WasmStepModule {
  */
 export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmStepModule {
   const threads = options.threads ?? 1;
-  const layout = layoutWasm(plan, options.types ?? new Map(), threads);
+  const layout = layoutWasm(plan, options.types ?? new Map(), threads, options.placed);
   const relaxed = options.relaxed ?? false;
   const kernels = new Map<string, WasmFunc>();
   const use = (specs: KernelSpec[]) => {
@@ -395,7 +472,7 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
   }
   const step = stepFunction(plan, entry);
   const funcs = [barrierKernel(), ...kernels.values(), ...groupFns, step];
-  const pages = Math.ceil(layout.memoryBytes / 65536);
+  const pages = Math.max(options.pages ?? 0, Math.ceil(layout.memoryBytes / 65536));
   const memory = { minPages: pages, maxPages: pages, shared: true };
   const imports: FunctionImport[] = usesTrig
     ? [{ name: "cos", params: ["f64"], results: ["f64"] }, {
@@ -415,12 +492,22 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
       bias: k.name.includes("_bias"),
     };
   });
+  let listing: string | undefined; // built when asked (a few MB of text for a 100M model)
   return {
     shapes,
     bytes,
     layout,
     pages,
-    listing: listingOf(plan, layout, funcs, memoryImportText(memory), imports, bytes.length),
+    get listing() {
+      return listing ??= listingOf(
+        plan,
+        layout,
+        funcs,
+        memoryImportText(memory),
+        imports,
+        bytes.length,
+      );
+    },
     functions: funcs.map((f) => f.name),
   };
 }

@@ -422,18 +422,19 @@ export class WasmFunc {
       body = [];
       let from = 0;
       for (const c of this.calls) {
-        body.push(...this.body.slice(from, c.at + 1), ...uleb(funcIndex(c.name)));
+        for (let i = from; i <= c.at; i++) body.push(this.body[i]);
+        for (const b of uleb(funcIndex(c.name))) body.push(b);
         from = c.at + 1;
       }
-      body.push(...this.body.slice(from));
+      for (let i = from; i < this.body.length; i++) body.push(this.body[i]);
     }
-    const code = [
-      ...uleb(runs.length),
-      ...runs.flatMap(([n, t]) => [...uleb(n), VAL_TYPE[t]]),
-      ...body,
-      0x0b,
-    ];
-    return [...uleb(code.length), ...code];
+    const code = concat(
+      uleb(runs.length),
+      runs.flatMap(([n, t]) => [...uleb(n), VAL_TYPE[t]]),
+      body,
+      [0x0b],
+    );
+    return concat(uleb(code.length), code);
   }
 
   /** The function type: `0x60 params results`. */
@@ -491,7 +492,14 @@ export interface FunctionImport {
   results: ValType[];
 }
 
-const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
+/** The arrays one after another (a loop of pushes: spreading 100k-element arrays is slow). */
+function concat(...parts: ArrayLike<number>[]): number[] {
+  const out: number[] = [];
+  for (const p of parts) for (let i = 0; i < p.length; i++) out.push(p[i]);
+  return out;
+}
+
+const section = (id: number, content: number[]) => concat([id], uleb(content.length), content);
 
 /** The import name of memory `i`. */
 const memoryName = (m: MemoryImport, i: number) => m.name ?? (i === 0 ? "memory" : `memory${i}`);
@@ -539,7 +547,7 @@ export function assembleModule(
   imported: FunctionImport[] = [],
 ): Uint8Array<ArrayBuffer> {
   const mems: MemoryImport[] = typeof memory === "number" ? [{ minPages: memory }] : memory;
-  const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+  const vec = (items: number[][]) => concat(uleb(items.length), ...items);
   const nImp = imported.length;
   const index = new Map([
     ...imported.map((f, i) => [f.name, i] as const),
@@ -578,28 +586,40 @@ export function assembleModule(
     ];
   });
   const exported = funcs.map((f, i) => [f, nImp + i] as const).filter(([f]) => f.exported);
-  const bytes = [
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(
+  const parts = [
+    [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    section(
       1,
       vec([
         ...funcs.map((f) => f.typeBytes()),
         ...imported.map((f) => typeOf(f.params, f.results)),
       ]),
     ),
-    ...section(2, vec([...importedFuncs, ...imports])),
-    ...section(3, vec(funcs.map((_, i) => uleb(i)))),
-    ...section(7, vec(exported.map(([f, i]) => [...utf8(f.name), 0x00, ...uleb(i)]))),
-    ...section(10, vec(funcs.map((f) => f.encode(funcIndex)))),
+    section(2, vec([...importedFuncs, ...imports])),
+    section(3, vec(funcs.map((_, i) => uleb(i)))),
+    section(7, vec(exported.map(([f, i]) => [...utf8(f.name), 0x00, ...uleb(i)]))),
+    section(10, vec(funcs.map((f) => f.encode(funcIndex)))),
+    // The "name" custom section (Core Specification 2.0 §7.4.2, function names): profiles
+    // and stack traces show `matvec_q8_0_768x768`, not `wasm-function[15]`.
+    section(0, [
+      ...utf8("name"),
+      1,
+      ...(() => {
+        const names = vec([
+          ...imported.map((f, i) => [...uleb(i), ...utf8(f.name)]),
+          ...funcs.map((f, i) => [...uleb(nImp + i), ...utf8(f.name)]),
+        ]);
+        return concat(uleb(names.length), names);
+      })(),
+    ]),
   ];
-  return new Uint8Array(bytes);
+  const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
 }
 
 let relaxed: boolean | undefined;

@@ -213,6 +213,34 @@ export async function loadCheckpoint(
       ckpt = await loadLlama2cChecked(path, options.tokenizerPath);
       break;
   }
+  return await finishCheckpoint(ckpt, options);
+}
+
+/**
+ * The last stage of {@linkcode loadCheckpoint} for a checkpoint read by any reader: the
+ * `tokenizerPath` override (not for llama2.c, whose reader takes it), then the check that
+ * every id the tokenizer produces is a row of the embedding (tokenizers/fit.ts).
+ *
+ * @param ckpt The checkpoint as its reader returned it (changed in place).
+ * @param options `tokenizerPath`, `onProgress`.
+ * @returns The same checkpoint.
+ * @throws {GollmError} for a tokenizer file that cannot be loaded or does not fit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { finishCheckpoint } from "./load.ts";
+ * import { loadGguf } from "./gguf/checkpoint.ts";
+ * const ck = await finishCheckpoint(await loadGguf("tests/fixtures/gguf/qwen2.gguf"));
+ * assert.equal(ck.format, "gguf");
+ * ```
+ */
+export async function finishCheckpoint<W extends Weights>(
+  ckpt: Checkpoint<W>,
+  options: LoadCheckpointOptions = {},
+): Promise<Checkpoint<W>> {
+  const progress = options.onProgress ?? (() => {});
+  const format = ckpt.format;
   if (options.tokenizerPath !== undefined && format !== "llama2c") {
     progress({ stage: `loading tokenizer ${options.tokenizerPath}` });
     ckpt.tokenizer = await loadTokenizerFile(options.tokenizerPath);

@@ -250,7 +250,13 @@ export function checkFinite(type: GgmlType, bytes: Uint8Array, file: string, ten
   }
   const fields = F16_SCALES[type.name];
   if (!fields) throw new RangeError(`ggml type ${type.name} cannot be checked`);
-  for (let b = 0, o = 0; o + type.blockBytes <= bytes.length; b++, o += type.blockBytes) {
+  // Fast scan: an f16 is NaN or ±Inf exactly when its 5 exponent bits (bits 10..14, in
+  // the high byte 0x7c) are all set; only a block that has one is decoded for the message.
+  const B = type.blockBytes, end = bytes.length - B;
+  const [f0, f1] = [fields[0] + 1, (fields[1] ?? fields[0]) + 1];
+  let o = 0;
+  while (o <= end && (bytes[o + f0] & 0x7c) !== 0x7c && (bytes[o + f1] & 0x7c) !== 0x7c) o += B;
+  for (let b = o / B; o + B <= bytes.length; b++, o += B) {
     for (const f of fields) {
       const v = lut[view.getUint16(o + f, true)];
       if (!Number.isFinite(v)) {

@@ -16,12 +16,13 @@ import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
-import { loadCheckpoint } from "../formats/load.ts";
+import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { checkInt, checkNum, checkPromptLength, findStop, stopPrefixHold } from "./generation.ts";
 import { createReference } from "./reference.ts";
 import { Sampler } from "./sampler.ts";
 import { startStepPool } from "./threads.ts";
+import { loadGgufIntoWasm } from "./wasm_load.ts";
 import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
 import { allF32, type F32Weights, type Weights } from "../core/weights.ts";
 
@@ -643,6 +644,18 @@ export function createModel(
       pass = compileModel(config, f32, fwd);
     } else pass = createReference(config, f32, fwd);
   }
+  return modelOf(config, pass, tokenizer, checkpoint, backend, options);
+}
+
+/** Warms a compiled pass up (closing it when that fails) and wraps it as a Model. */
+function modelOf(
+  config: ModelConfig,
+  pass: ForwardPass & { close?: () => void; threads?: number },
+  tokenizer: Tokenizer | null,
+  checkpoint: CheckpointInfo,
+  backend: Backend,
+  options: ModelOptions,
+): Model {
   try {
     if (options.warmup ?? true) warmUp(pass, backend, checkpoint.path);
   } catch (e) {
@@ -718,7 +731,29 @@ function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
  */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   const backend = options.backend ?? "auto";
-  resolveThreads(options.threads);
+  const threads = resolveThreads(options.threads);
+  if ((backend === "auto" || backend === "wasm") && await detectFormat(path) === "gguf") {
+    // Straight into the WASM backend's memory: the file's bytes are the model's weights.
+    const { checkpoint: ck, pass, error } = await loadGgufIntoWasm(path, {
+      kvCapacity: (c) => resolveCapacity(c, options.kvCapacity),
+      prefillChunk: options.prefillChunk,
+      threads,
+      tokenizerPath: options.tokenizerPath,
+      onProgress: options.onProgress,
+      onConfig: options.onConfig,
+    });
+    const info: CheckpointInfo = { format: ck.format, path: ck.path };
+    const modelOptions = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
+    if (pass) return modelOf(ck.config, pass, ck.tokenizer, info, "wasm", modelOptions);
+    if (backend === "wasm" || !(error instanceof WasmUnsupportedError)) throw error;
+    return createModel(
+      ck.config,
+      ck.weights,
+      ck.tokenizer,
+      { ...modelOptions, backend: "jit" },
+      info,
+    );
+  }
   const ckpt = await loadCheckpoint(path, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,

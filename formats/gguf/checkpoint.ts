@@ -16,7 +16,8 @@ import { FormatError } from "../../core/errors.ts";
 import { readFileBounded } from "../../core/files.ts";
 import { SentencePieceTokenizer } from "../../tokenizers/sentencepiece.ts";
 import { checkWeights, expectedShapes, type Tensor, type Weights } from "../../core/weights.ts";
-import { checkFinite, requireSupported } from "../quant.ts";
+import { checkFinite, dequantize, requireSupported } from "../quant.ts";
+import type { Tokenizer } from "../../tokenizers/tokenizer.ts";
 import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
 import { meta, metaFloat, metaInt, metaString } from "./metadata.ts";
 import { ggufTokenizer } from "./tokenizer.ts";
@@ -160,6 +161,43 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
 export function ggufToCheckpoint(g: GgufFile): Checkpoint;
 export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions): Checkpoint<Weights>;
 export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions = {}): Checkpoint<Weights> {
+  const { arch, config, tokenizer } = options.info ?? ggufModelInfo(g);
+  const weights = ggufWeights(g, arch, config, ggufNames(arch, config), options);
+  checkWeights(config, weights, g.file);
+  return { format: "gguf", path: g.file, config, weights, tokenizer };
+}
+
+/** What a GGUF header alone gives: the architecture, config and tokenizer. */
+export interface GgufModelInfo {
+  /** `general.architecture` (`llama`, `qwen2`, `gpt2`). */
+  arch: string;
+  /** The config the metadata describes. */
+  config: ModelConfig;
+  /** The embedded tokenizer, or null. */
+  tokenizer: Tokenizer | null;
+}
+
+/**
+ * The config and tokenizer of a GGUF from its header only ({@linkcode ggufToCheckpoint}'s
+ * rules), checking the tensor infos against the config but reading no tensor data: what a
+ * loader needs to size memory before it reads the weights into it.
+ *
+ * @param g A parsed GGUF (`readGguf`: header only, or `parseGguf`).
+ * @returns Architecture, config, tokenizer.
+ * @throws {FormatError} as {@linkcode ggufToCheckpoint} for the metadata.
+ * @throws {ConfigError} when the metadata describes an invalid config.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggufModelInfo } from "./checkpoint.ts";
+ * import { readGguf } from "./parse.ts";
+ * const info = ggufModelInfo(await readGguf("tests/fixtures/gguf/qwen2.gguf"));
+ * assert.equal(info.arch, "qwen2");
+ * assert.equal(info.config.attn_bias, true);
+ * ```
+ */
+export function ggufModelInfo(g: GgufFile): GgufModelInfo {
   const arch = metaString(g, "general.architecture");
   if (arch === undefined) {
     throw new FormatError(g.file, "metadata 'general.architecture' is missing");
@@ -255,9 +293,7 @@ export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions = {}): Ch
       `tokenizer has ${tokenizer.vocabSize} tokens but '${embdName}' has only ${config.vocab_size} rows`,
     );
   }
-  const weights = ggufWeights(g, arch, config, ggufNames(arch, config), options.stored ?? false);
-  checkWeights(config, weights, g.file);
-  return { format: "gguf", path: g.file, config, weights, tokenizer };
+  return { arch, config, tokenizer };
 }
 
 /** Options of {@linkcode ggufToCheckpoint} and {@linkcode loadGguf}. */
@@ -268,18 +304,34 @@ export interface GgufLoadOptions {
    * them to F32; F32 tensors stay F32. Default false.
    */
   stored?: boolean;
+  /**
+   * The tensor data section, when it is not in `g.bytes` (a header read with `readGguf`
+   * and the data read elsewhere, e.g. straight into WASM memory): tensor t's bytes are
+   * `data[t.offset .. t.offset + t.nbytes)`. Stored tensors are then views on it, and so
+   * are F32 tensors whose bytes are 4-byte aligned.
+   */
+  data?: Uint8Array;
+  /** The header's model info when the caller already has it ({@linkcode ggufModelInfo}). */
+  info?: GgufModelInfo;
 }
 
 /**
  * One tensor as stored: F32 as values; F16, BF16 and block types as a view on the file's
  * bytes after {@linkcode requireSupported} and {@linkcode checkFinite} (NaN/Inf scales).
  */
-function storedTensor(g: GgufFile, info: GgufTensorInfo): Tensor {
-  if (info.type.name === "F32") return ggufTensor(g, info);
+function storedTensor(g: GgufFile, info: GgufTensorInfo, data?: Uint8Array): Tensor {
   requireSupported(info.type, g.file, nm(info.name));
-  const bytes = g.bytes.subarray(info.fileOffset, info.fileOffset + info.nbytes);
+  const bytes = data
+    ? data.subarray(info.offset, info.offset + info.nbytes)
+    : g.bytes.subarray(info.fileOffset, info.fileOffset + info.nbytes);
   checkFinite(info.type, bytes, g.file, nm(info.name));
-  return { shape: [...info.ne].reverse(), type: info.type, bytes };
+  const shape = [...info.ne].reverse();
+  if (info.type.name !== "F32") return { shape, type: info.type, bytes };
+  const n = info.nbytes / 4;
+  if (data && bytes.byteOffset % 4 === 0) {
+    return { shape, data: new Float32Array(bytes.buffer, bytes.byteOffset, n) };
+  }
+  return { shape, data: new Float32Array(bytes.slice().buffer) };
 }
 
 /** Row r0 .. r0 + rows of a tensor split along its first axis (a fused attn_qkv part). */
@@ -302,9 +354,17 @@ function ggufWeights(
   arch: string,
   config: ModelConfig,
   names: GgufNames,
-  stored: boolean,
+  options: GgufLoadOptions,
 ): Weights {
-  const read = (info: GgufTensorInfo) => (stored ? storedTensor(g, info) : ggufTensor(g, info));
+  const data = options.data;
+  const read = (info: GgufTensorInfo): Tensor => {
+    if (options.stored) return storedTensor(g, info, data);
+    if (!data) return ggufTensor(g, info);
+    requireSupported(info.type, g.file, nm(info.name));
+    const n = info.ne.reduce((a, b) => a * b, 1);
+    const bytes = data.subarray(info.offset, info.offset + info.nbytes);
+    return { shape: [...info.ne].reverse(), data: dequantize(info.type, bytes, n) };
+  };
   const want = expectedShapes(config);
   const weights: Weights = new Map();
   const unexpected = (info: GgufTensorInfo, canonical: string) =>
