@@ -21,10 +21,36 @@ export function llamaGgmlCacheDir(): string {
   return `${base}/gollm/llama-ggml`;
 }
 
-/** Path of `libggml-base.so`: `$GOLLM_LIBGGML`, else inside {@linkcode llamaGgmlCacheDir}. */
+const LIB_IN_PACKAGE = "node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so";
+
+/**
+ * Path of `libggml-base.so`: `$GOLLM_LIBGGML`, else inside {@linkcode llamaGgmlCacheDir}, else
+ * inside the llama.cpp peer that `deno task peers:install` (bench/llama_cpp.ts) installed under
+ * `<cache>/gollm/peers/llama-cpp-*` (the same npm package, so CI installs it once).
+ */
 export function libggmlPath(): string {
-  return Deno.env.get("GOLLM_LIBGGML") ??
-    `${llamaGgmlCacheDir()}/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so`;
+  const own = Deno.env.get("GOLLM_LIBGGML");
+  if (own) return own;
+  const mine = `${llamaGgmlCacheDir()}/${LIB_IN_PACKAGE}`;
+  if (exists(mine)) return mine;
+  const peers = `${llamaGgmlCacheDir().replace(/\/llama-ggml$/, "")}/peers`;
+  try {
+    for (const e of [...Deno.readDirSync(peers)].sort((a, b) => a.name.localeCompare(b.name))) {
+      const lib = `${peers}/${e.name}/${LIB_IN_PACKAGE}`;
+      if (e.name.startsWith("llama-cpp-") && exists(lib)) return lib;
+    }
+  } catch {
+    // no peer installed: fall through to the path named in the skip message
+  }
+  return mine;
+}
+
+function exists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /** Block types whose `quantize_row_<t>_ref` the library exports (lower-case llama.cpp names). */

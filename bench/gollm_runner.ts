@@ -1,0 +1,111 @@
+/**
+ * The gollm side of the peer benchmark, run as its own process by bench/gollm.ts so its peak
+ * RSS is its own:
+ *
+ * ```
+ * deno run -A bench/gollm_runner.ts '{"file": "...", "backend": "wasm", "protocol": {...}}'
+ * ```
+ *
+ * It loads the file through gollm's library (`loadModel(file, { backend, kvCapacity,
+ * threads })`) and runs the protocol of bench/protocol.ts with `Model.forward`: decode =
+ * BOS then `decodeSteps` single-token forwards, each followed by an argmax; prefill = one
+ * `forward(prompt, 0)` (which returns the last position's logits). Replies with one JSON
+ * {@linkcode EngineBench} line; failures are one `error: ...` line and exit status 1.
+ *
+ * Threads: `threads` is passed to `loadModel`; the thread count used is read back from
+ * `model.threads` when the Model has that property, else it is 1 (gollm has no threads yet).
+ *
+ * @module
+ */
+import { type Backend, loadModel, type LoadModelOptions } from "../runtime/model.ts";
+import {
+  argmax,
+  type EngineBench,
+  median,
+  peakRssBytes,
+  prefillPrompt,
+  type ResolvedProtocol,
+} from "./protocol.ts";
+
+/** The request of the gollm runner. */
+export interface GollmRunnerRequest {
+  /** Model file or directory. */
+  file: string;
+  /** gollm backend (`wasm` is the fastest today). */
+  backend: Backend;
+  /** The protocol, resolved. */
+  protocol: ResolvedProtocol;
+}
+
+const progress = (msg: string) => console.error(`progress: ${msg}`);
+const phase = (i: number, p: ResolvedProtocol) =>
+  i < p.warmup ? "warm-up" : `run ${i - p.warmup + 1}/${p.runs}`;
+
+async function main(): Promise<EngineBench> {
+  const r = JSON.parse(Deno.args[0]) as GollmRunnerRequest;
+  const p = r.protocol;
+  const t0 = performance.now();
+  // `threads` plugs in when LoadModelOptions has it (issue #8 item 3).
+  const options: LoadModelOptions & { threads?: number } = {
+    backend: r.backend,
+    kvCapacity: p.contextSize,
+    threads: p.threads,
+    onProgress: (e) => progress(`gollm ${e.stage}`),
+  };
+  const model = await loadModel(r.file, options);
+  const loadMs = performance.now() - t0;
+  const own = (model as unknown as { threads?: unknown }).threads;
+  const threadsUsed = typeof own === "number" ? own : 1;
+  const bos = model.tokenizer?.bosId;
+  if (bos === null || bos === undefined) throw new Error(`${r.file}: the model has no BOS token`);
+
+  const decodeMs: number[] = [];
+  let greedyIds: number[] = [];
+  for (let i = 0; i < p.warmup + p.runs; i++) {
+    progress(`gollm decode ${phase(i, p)}`);
+    const ids: number[] = [];
+    let id = bos;
+    const start = performance.now();
+    for (let pos = 0; pos < p.decodeSteps; pos++) {
+      id = argmax(model.forward([id], pos));
+      ids.push(id);
+    }
+    const ms = performance.now() - start;
+    if (i >= p.warmup) decodeMs.push(ms);
+    if (i === p.warmup) greedyIds = ids;
+  }
+  const prompt = prefillPrompt(p.prefillTokens, model.config.vocab_size, bos, p.seed);
+  const prefillMs: number[] = [];
+  for (let i = 0; i < p.warmup + p.runs; i++) {
+    progress(`gollm prefill ${phase(i, p)}`);
+    const start = performance.now();
+    model.forward(prompt, 0);
+    const ms = performance.now() - start;
+    if (i >= p.warmup) prefillMs.push(ms);
+  }
+  return {
+    engine: "gollm",
+    variant: `gollm ${model.backend}`,
+    file: r.file,
+    threads: p.threads,
+    threadsUsed,
+    decodeTokS: p.decodeSteps / (median(decodeMs) / 1000),
+    prefillTokS: p.prefillTokens / (median(prefillMs) / 1000),
+    decodeMs,
+    prefillMs,
+    loadMs,
+    peakRssBytes: peakRssBytes(),
+    greedyIds,
+    protocol: p,
+  };
+}
+
+if (import.meta.main) {
+  try {
+    console.log(JSON.stringify(await main()));
+    Deno.exit(0);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message.split("\n")[0]}`);
+    Deno.exit(1);
+  }
+}

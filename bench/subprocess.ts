@@ -1,0 +1,96 @@
+/**
+ * Runs a benchmark runner script in its own Deno process (so its peak RSS is its own and a
+ * crash cannot take the caller down) and reads back its one-line JSON reply.
+ *
+ * The runner protocol: the request is one JSON argument; the reply is one JSON line on
+ * stdout; `progress: ...` lines on stderr are progress; a failure is an `error: ...` line on
+ * stderr and a non-zero exit status.
+ *
+ * @module
+ */
+import { GollmError } from "../core/errors.ts";
+
+/** A runner process failed; the message is one line naming what failed and why. */
+export class RunnerError extends GollmError {
+  /**
+   * Creates a runner error.
+   * @param message One line: what failed, on which file, and the runner's reason.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "RunnerError";
+  }
+}
+
+/** Options of {@linkcode runRunner}. */
+export interface RunRunnerOptions {
+  /** Flags for `deno run` before the script (default `["-A"]`). */
+  denoFlags?: string[];
+  /** Extra environment variables of the runner process. */
+  env?: Record<string, string>;
+  /** Receives the runner's `progress:` lines. */
+  onProgress?: (message: string) => void;
+  /** Prefix of error messages, e.g. `llama.cpp bench on m.gguf`. */
+  what: string;
+}
+
+/**
+ * Runs `deno run <flags> <script> <JSON request>` and parses its JSON reply.
+ *
+ * @param script Absolute path of the runner script.
+ * @param request The request object (serialised as the one argument).
+ * @param options Flags, environment, progress, message prefix.
+ * @returns The parsed reply.
+ * @throws {RunnerError} `<what>: <reason>` with the runner's `error:` line, plus the last
+ *   line of other output that mentions an error (a native library's log), when the runner
+ *   fails or prints no JSON.
+ * @example
+ * ```ts ignore
+ * const r = await runRunner<{ ok: boolean }>("/abs/runner.ts", { cmd: "x" }, { what: "x" });
+ * ```
+ */
+export async function runRunner<T>(
+  script: string,
+  request: unknown,
+  options: RunRunnerOptions,
+): Promise<T> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(options.denoFlags ?? ["-A"]), script, JSON.stringify(request)],
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const other: string[] = [];
+  const readErr = (async () => {
+    let buf = "";
+    const take = (line: string) => {
+      if (line.startsWith("progress: ")) options.onProgress?.(line.slice(10));
+      else if (line.trim()) other.push(line);
+    };
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        take(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+    }
+    take(buf);
+  })();
+  const [status, text] = await Promise.all([child.status, new Response(child.stdout).text()]);
+  await readErr;
+  if (!status.success) {
+    const err = other.findLast((l) => l.startsWith("error: "))?.slice(7) ?? other.at(-1) ??
+      `exit status ${status.code}`;
+    const cause = other.findLast((l) =>
+      !l.startsWith("error: ") && /error|fail|invalid|exception/i.test(l)
+    );
+    throw new RunnerError(`${options.what}: ${err}${cause ? ` (${cause.trim()})` : ""}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new RunnerError(`${options.what}: the runner printed no JSON result`);
+  }
+}
