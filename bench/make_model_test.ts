@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../core/config.ts";
-import { loadGguf, readGguf } from "../formats/gguf/gguf.ts";
+import { loadGguf } from "../formats/gguf/checkpoint.ts";
+import { readGguf } from "../formats/gguf/parse.ts";
 import { createReference } from "../runtime/reference.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import { llamaCppGenerate, llamaCppLogits } from "./llama_cpp.ts";
