@@ -184,6 +184,14 @@ export async function loadCheckpoint(
   path: string,
   options?: LoadCheckpointOptions & { stored?: false },
 ): Promise<Checkpoint>;
+/**
+ * {@linkcode loadCheckpoint} with `stored: true`: GGUF tensors keep their stored types.
+ *
+ * @param path A model directory or checkpoint file.
+ * @param options As the first form, with `stored`.
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {GollmError} as the first form.
+ */
 export async function loadCheckpoint(
   path: string,
   options: LoadCheckpointOptions,

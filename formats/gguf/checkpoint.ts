@@ -159,6 +159,15 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
  * ```
  */
 export function ggufToCheckpoint(g: GgufFile): Checkpoint;
+/**
+ * {@linkcode ggufToCheckpoint} with options: `stored` keeps F16, BF16 and block tensors as
+ * stored (views, every block scale checked), `data` gives the tensor data section.
+ *
+ * @param g Parsed GGUF (whole, or a header with `data`).
+ * @param options `stored`, `data`, `info`.
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {FormatError} as the one-argument form, and for a non-finite block scale.
+ */
 export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions): Checkpoint<Weights>;
 export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions = {}): Checkpoint<Weights> {
   const { arch, config, tokenizer } = options.info ?? ggufModelInfo(g);
@@ -452,6 +461,14 @@ function ggufWeights(
  * ```
  */
 export async function loadGguf(path: string): Promise<Checkpoint>;
+/**
+ * {@linkcode loadGguf} with options: `stored` keeps F16, BF16 and block tensors as stored.
+ *
+ * @param path File path.
+ * @param options `stored`, `data`.
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {FormatError} as the one-argument form, and for a non-finite block scale.
+ */
 export async function loadGguf(
   path: string,
   options: GgufLoadOptions,
