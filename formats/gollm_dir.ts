@@ -24,7 +24,7 @@ import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { optionalFile, readTokenizerText } from "../tokenizers/read_file.ts";
 import { checkWeights } from "../core/weights.ts";
-import { basename, join, readTextBounded, writeDirAtomic } from "../core/files.ts";
+import { basename, join, writeDirAtomic } from "../core/files.ts";
 
 /** Optional file holding the tokenizer's chat template (the name HF directories use). */
 const CHAT_TEMPLATE_FILE = "chat_template.jinja";
