@@ -21,7 +21,9 @@ import type { ProgressCallback } from "../core/progress.ts";
 import { expectedShapes, type Weights } from "../core/weights.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { ggufModelInfo, ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
-import { readGguf } from "../formats/gguf/parse.ts";
+import { type GgufFile, readGguf } from "../formats/gguf/parse.ts";
+import { checkFinite, F16_SCALES } from "../formats/quant.ts";
+import { scanner } from "../codegen/wasm/scan.ts";
 import { finishCheckpoint } from "../formats/load.ts";
 import { startStepPool } from "./threads.ts";
 
@@ -39,6 +41,31 @@ export interface WasmLoadOptions {
   onProgress?: ProgressCallback;
   /** Called with the config once the header is read (throw to stop). */
   onConfig?: (config: Checkpoint["config"]) => void;
+}
+
+/**
+ * NaN/Inf block scales and values of every tensor in the memory, found by a WASM scan
+ * (codegen/wasm/scan.ts: no wait for the JS JIT) and reported by formats/quant.ts
+ * `checkFinite` (file, tensor, block, field).
+ */
+function checkFiniteInMemory(memory: WebAssembly.Memory, g: GgufFile, start: number): void {
+  const scan = scanner(memory);
+  for (const t of g.tensors) {
+    const at = start + t.offset; // the data section's byte 0 is at `start`
+    const end = at + t.nbytes;
+    const name = t.type.name;
+    const probes: [number, number, number][] = []; // [first word, step, mask]
+    if (name === "F32") probes.push([at + 2, 4, 0x7f80]);
+    else if (name === "Q8_K") probes.push([at + 2, t.type.blockBytes, 0x7f80]); // f32 d
+    else if (name === "F16") probes.push([at, 2, 0x7c00]);
+    else if (name === "BF16") probes.push([at, 2, 0x7f80]);
+    else for (const f of F16_SCALES[name] ?? []) probes.push([at + f, t.type.blockBytes, 0x7c00]);
+    for (const [p, step, mask] of probes) {
+      if (scan(p, end, step, mask) < end) {
+        checkFinite(t.type, new Uint8Array(memory.buffer, at, t.nbytes), g.file, t.name);
+      }
+    }
+  }
 }
 
 /** Bytes a 32-bit shared WebAssembly memory holds at most. */
@@ -127,9 +154,10 @@ export async function loadGgufIntoWasm(
   const data = new Uint8Array(memory.buffer, start, dataBytes);
   await readInto(path, g.dataOffset, data);
   const checkpoint = await finishCheckpoint(
-    ggufToCheckpoint(g, { stored: true, data, info }),
+    ggufToCheckpoint(g, { stored: true, data, info, check: false }),
     { tokenizerPath: options.tokenizerPath, onProgress: options.onProgress },
   );
+  checkFiniteInMemory(memory, g, start);
   options.onProgress?.({ stage: "compiling kernels" });
   try {
     const pass = compileModel(config, checkpoint.weights, {

@@ -322,18 +322,23 @@ export interface GgufLoadOptions {
   data?: Uint8Array;
   /** The header's model info when the caller already has it ({@linkcode ggufModelInfo}). */
   info?: GgufModelInfo;
+  /**
+   * Check stored tensors' scales and values for NaN/Inf here (default true); a caller that
+   * scans them faster itself (runtime/wasm_load.ts, in WASM) passes false.
+   */
+  check?: boolean;
 }
 
 /**
  * One tensor as stored: F32 as values; F16, BF16 and block types as a view on the file's
  * bytes after {@linkcode requireSupported} and {@linkcode checkFinite} (NaN/Inf scales).
  */
-function storedTensor(g: GgufFile, info: GgufTensorInfo, data?: Uint8Array): Tensor {
+function storedTensor(g: GgufFile, info: GgufTensorInfo, data?: Uint8Array, check = true): Tensor {
   requireSupported(info.type, g.file, nm(info.name));
   const bytes = data
     ? data.subarray(info.offset, info.offset + info.nbytes)
     : g.bytes.subarray(info.fileOffset, info.fileOffset + info.nbytes);
-  checkFinite(info.type, bytes, g.file, nm(info.name));
+  if (check) checkFinite(info.type, bytes, g.file, nm(info.name));
   const shape = [...info.ne].reverse();
   if (info.type.name !== "F32") return { shape, type: info.type, bytes };
   const n = info.nbytes / 4;
@@ -367,7 +372,7 @@ function ggufWeights(
 ): Weights {
   const data = options.data;
   const read = (info: GgufTensorInfo): Tensor => {
-    if (options.stored) return storedTensor(g, info, data);
+    if (options.stored) return storedTensor(g, info, data, options.check ?? true);
     if (!data) return ggufTensor(g, info);
     requireSupported(info.type, g.file, nm(info.name));
     const n = info.ne.reduce((a, b) => a * b, 1);
