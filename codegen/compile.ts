@@ -75,6 +75,8 @@ export interface ThreadOptions {
   startPool?: StartPool;
   /** A memory the loader read the weights into (codegen/compile_wasm.ts). */
   memory?: { memory: WebAssembly.Memory; end: number };
+  /** Bytes one wasm memory holds (default 4 GiB; tests lower it to use further memories). */
+  memoryLimit?: number;
 }
 
 /**

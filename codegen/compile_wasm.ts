@@ -46,6 +46,7 @@ export type StartPool = (
   memory: WebAssembly.Memory,
   ctl: number,
   threads: number,
+  more?: WebAssembly.Memory[],
 ) => StepRunner;
 
 /** Options of {@linkcode instantiateWasm}. */
@@ -63,6 +64,8 @@ export interface WasmCompileOptions {
    * weights at or after `wasmWeightsStart(plan, threads)`.
    */
   memory?: { memory: WebAssembly.Memory; end: number };
+  /** Bytes one memory holds (default 4 GiB; tests lower it to use further memories). */
+  memoryLimit?: number;
 }
 
 /** The batched forward of the WASM backend, with its module, memory and threads. */
@@ -85,8 +88,10 @@ export interface WasmBatch {
   readonly threads: number;
   /** The module (bytes, layout, listing). */
   readonly module: WasmStepModule;
-  /** The memory. */
+  /** The memory (arena, scratch, weights). */
   readonly memory: WebAssembly.Memory;
+  /** Further memories of weights past 4 GiB (`env.memory1`, ...; usually none). */
+  readonly more: WebAssembly.Memory[];
   /** The plan. */
   readonly plan: Plan;
   /** See `BatchForward.setSequence`. */
@@ -202,6 +207,7 @@ export function instantiateWasm(
     relaxed,
     placed,
     pages: given && given.memory.buffer.byteLength / 65536,
+    memoryLimit: options.memoryLimit,
   });
   const L = mod.layout;
   if (L.memoryBytes > MAX_BYTES) {
@@ -228,10 +234,22 @@ export function instantiateWasm(
       L.memoryBytes,
     );
   }
-  const bytes = new Uint8Array(memory.buffer);
+  const more = L.more.map((b) => {
+    const pages = Math.ceil(b / 65536);
+    try {
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    } catch (e) {
+      throw new ResourceError(
+        `could not allocate a further wasm memory of ${b} bytes for weights past 4 GiB: ` +
+          `${(e as Error).message}`,
+        b,
+      );
+    }
+  });
+  const buffers = [memory, ...more].map((m) => new Uint8Array(m.buffer));
   for (const w of L.weights.values()) {
     if (placed?.offsets.has(w.name)) continue; // read into place by the loader
-    place(bytes, w.offset, weights.get(w.name)!, w.type, w.name);
+    place(buffers[w.memory], w.offset, weights.get(w.name)!, w.type, w.name);
   }
   if (config.arch === "llama") {
     const inv = findBuffer(plan, "decode", "rope.inv_freq").offset;
@@ -239,11 +257,11 @@ export function instantiateWasm(
   }
   const module = new WebAssembly.Module(mod.bytes);
   let runner: StepRunner;
-  if (threads > 1) runner = options.startPool!(module, memory, L.ctl, threads);
+  if (threads > 1) runner = options.startPool!(module, memory, L.ctl, threads, more);
   else {
-    const instance = new WebAssembly.Instance(module, {
-      env: { memory, cos: Math.cos, sin: Math.sin },
-    });
+    const env: Record<string, unknown> = { memory, cos: Math.cos, sin: Math.sin };
+    more.forEach((m, i) => (env[`memory${i + 1}`] = m));
+    const instance = new WebAssembly.Instance(module, { env } as WebAssembly.Imports);
     const step = instance.exports.step as (tid: number, n: number) => void;
     runner = { run: () => step(0, 1), close() {} };
   }
@@ -275,6 +293,7 @@ export function instantiateWasm(
     threads,
     module: mod,
     memory,
+    more,
     plan,
     setSequence(seq, blocks, ringTokens, win) {
       checkSequence(layout, seq, blocks, ringTokens, win);

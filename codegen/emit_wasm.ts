@@ -84,9 +84,17 @@ export interface WasmLayout {
   weightsOffset: number;
   /** Bytes of all weights. */
   weightsBytes: number;
-  /** Bytes the memory needs. */
+  /** Bytes memory 0 needs. */
   memoryBytes: number;
+  /**
+   * Bytes of each further memory (`env.memory1`, ...): weights past what a 32-bit memory
+   * holds (4 GiB), one memory per 4 GiB (multi-memory). Empty for models that fit.
+   */
+  more: number[];
 }
+
+/** Bytes one 32-bit WebAssembly memory holds at most: 65536 pages of 64 KiB. */
+export const MEMORY_LIMIT = 65536 * 65536;
 
 /**
  * The weights the module keeps F32 whatever their stored type (norm weights, biases,
@@ -183,6 +191,8 @@ const align16 = (n: number) => Math.ceil(n / 16) * 16;
  * @param types The storage type of each matrix by canonical name (`F32` when absent).
  * @param threads Threads the scratch is sized for.
  * @param placed Weights the loader already read into the memory, and where the rest go.
+ * @param limit Bytes one memory holds (default {@linkcode MEMORY_LIMIT}; tests lower it to
+ *   exercise the further memories on small models).
  * @returns The layout.
  * @throws {WasmUnsupportedError} for a matrix type the kernels do not have or a row length
  *   that is not a multiple of its block size.
@@ -206,6 +216,7 @@ export function layoutWasm(
   types: ReadonlyMap<string, string>,
   threads: number,
   placed?: PlacedWeights,
+  limit: number = MEMORY_LIMIT,
 ): WasmLayout {
   const c = plan.decode.config;
   const shapes = expectedShapes(c);
@@ -225,29 +236,44 @@ export function layoutWasm(
     }
     return t as WeightTypeName;
   };
+  const more: number[] = []; // bytes used in memory 1, 2, ...
+  const names: string[] = [];
   for (const g of [plan.decode, plan.prefill]) {
-    for (const n of g.nodes) {
-      for (const name of n.weights) {
-        if (weights.has(name)) continue;
-        const shape = shapes.get(name)!;
-        const type = typeOf(name);
-        const t = WEIGHT_TYPES[type];
-        const cols = shape[shape.length - 1];
-        if (cols % t.blockElems !== 0) {
-          throw new WasmUnsupportedError(
-            `tensor '${name}' (${type} [${shape}]): row length ${cols} is not a multiple of ` +
-              `the block size ${t.blockElems}`,
-          );
-        }
-        const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-        const bytes = rows * (cols / t.blockElems) * t.blockBytes;
-        const fixed = placed?.offsets.get(name);
-        if (fixed !== undefined && vectors.has(name) && type !== "F32") {
-          throw new WasmUnsupportedError(`tensor '${name}' is ${type}; it must be F32 in place`);
-        }
-        weights.set(name, { name, type, shape, offset: fixed ?? at, bytes });
-        if (fixed === undefined) at += align(bytes);
+    for (const n of g.nodes) for (const w of n.weights) if (!names.includes(w)) names.push(w);
+  }
+  // Vectors first: the kernels that read them (norms, biases) address memory 0 only.
+  names.sort((a, b) => Number(vectors.has(b)) - Number(vectors.has(a)));
+  for (const name of names) {
+    const shape = shapes.get(name)!;
+    const type = typeOf(name);
+    const t = WEIGHT_TYPES[type];
+    const cols = shape[shape.length - 1];
+    if (cols % t.blockElems !== 0) {
+      throw new WasmUnsupportedError(
+        `tensor '${name}' (${type} [${shape}]): row length ${cols} is not a multiple of ` +
+          `the block size ${t.blockElems}`,
+      );
+    }
+    const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const bytes = rows * (cols / t.blockElems) * t.blockBytes;
+    const fixed = placed?.offsets.get(name);
+    if (fixed !== undefined && vectors.has(name) && type !== "F32") {
+      throw new WasmUnsupportedError(`tensor '${name}' is ${type}; it must be F32 in place`);
+    }
+    if (fixed !== undefined) {
+      weights.set(name, { name, type, shape, memory: 0, offset: fixed, bytes });
+    } else if (at + bytes <= limit || vectors.has(name)) {
+      weights.set(name, { name, type, shape, memory: 0, offset: at, bytes });
+      at += align(bytes);
+    } else {
+      // Past 4 GiB: the next memory with room (a tensor over 4 GiB cannot be addressed).
+      if (bytes > limit) {
+        throw new WasmUnsupportedError(`tensor '${name}' has ${bytes} bytes, over ${limit}`);
       }
+      let k = more.findIndex((used) => used + bytes <= limit);
+      if (k < 0) k = more.push(0) - 1;
+      weights.set(name, { name, type, shape, memory: k + 1, offset: more[k], bytes });
+      more[k] += align(bytes);
     }
   }
   return {
@@ -258,8 +284,9 @@ export function layoutWasm(
     quantBytes,
     weights,
     weightsOffset,
-    weightsBytes: at - weightsOffset,
+    weightsBytes: at - weightsOffset + more.reduce((a, b) => a + b, 0),
     memoryBytes: at,
+    more,
   };
 }
 
@@ -333,6 +360,8 @@ export interface WasmStepOptions {
   placed?: PlacedWeights;
   /** Pages of the memory the module imports (default: what the layout needs). */
   pages?: number;
+  /** Bytes one memory holds (default {@linkcode MEMORY_LIMIT}; see {@linkcode layoutWasm}). */
+  memoryLimit?: number;
   /** Threads the scratch is sized for (default 1). */
   threads?: number;
   /** Use relaxed SIMD in the matrix products (default false). */
@@ -393,7 +422,13 @@ export interface WasmStepModule {
  */
 export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmStepModule {
   const threads = options.threads ?? 1;
-  const layout = layoutWasm(plan, options.types ?? new Map(), threads, options.placed);
+  const layout = layoutWasm(
+    plan,
+    options.types ?? new Map(),
+    threads,
+    options.placed,
+    options.memoryLimit,
+  );
   const relaxed = options.relaxed ?? false;
   const kernels = new Map<string, WasmFunc>();
   const use = (specs: KernelSpec[]) => {
@@ -474,6 +509,10 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
   const funcs = [barrierKernel(), ...kernels.values(), ...groupFns, step];
   const pages = Math.max(options.pages ?? 0, Math.ceil(layout.memoryBytes / 65536));
   const memory = { minPages: pages, maxPages: pages, shared: true };
+  const extra = layout.more.map((b) => {
+    const p = Math.ceil(b / 65536);
+    return { minPages: p, maxPages: p, shared: true };
+  });
   const imports: FunctionImport[] = usesTrig
     ? [{ name: "cos", params: ["f64"], results: ["f64"] }, {
       name: "sin",
@@ -481,7 +520,7 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
       results: ["f64"],
     }]
     : [];
-  const bytes = assembleModule(funcs, [memory], imports);
+  const bytes = assembleModule(funcs, [memory, ...extra], imports);
   const shapes = [...kernels.values()].filter((k) => /^mat(vec|mul)_/.test(k.name)).map((k) => {
     const [, kind, M, N] = k.name.match(/^(matvec|matmul)_\w+?_(\d+)x(\d+)/)!;
     return {
@@ -503,7 +542,7 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
         plan,
         layout,
         funcs,
-        memoryImportText(memory),
+        [memory, ...extra].map((m, i) => memoryImportText(m, i)).join("\n  "),
         imports,
         bytes.length,
       );
@@ -586,7 +625,8 @@ function listingOf(
     ),
   ];
   const weights = [...L.weights.values()].map((w) =>
-    `  ;; weight ${w.name} ${w.type} (${w.shape.join(", ")}) at ${w.offset} (${w.bytes} bytes)`
+    `  ;; weight ${w.name} ${w.type} (${w.shape.join(", ")}) at ${w.offset}` +
+    (w.memory ? ` of memory ${w.memory}` : "") + ` (${w.bytes} bytes)`
   );
   const body = funcs.map((f) => f.text().split("\n").map((l) => "  " + l).join("\n"));
   return [...head, ...weights, ...body, ")", ""].join("\n");

@@ -135,6 +135,11 @@ export class WasmFunc {
   readonly body: number[] = [];
   /** Whether the body uses relaxed-SIMD instructions. */
   usesRelaxed = false;
+  /**
+   * The memory index {@linkcode WasmFunc.wmem} reads weights from (multi-memory: weights
+   * past the first 4 GiB live in `env.memory1`, ...).
+   */
+  weightMemory = 0;
   /** Exported under its name. */
   readonly exported: boolean;
   private readonly calls: { at: number; name: string }[] = [];
@@ -329,6 +334,11 @@ export class WasmFunc {
     if (!m) throw new Error(`wasm_asm: unknown memory opcode ${name}`);
     const [text, bytes] = this.memarg(name, m, offset, arg);
     return this.emit(text, bytes);
+  }
+
+  /** A load of weight bytes: {@linkcode WasmFunc.mem} on memory {@linkcode WasmFunc.weightMemory}. */
+  wmem(name: string, offset = 0, arg: MemArg = {}): this {
+    return this.mem(name, offset, { ...arg, memory: this.weightMemory });
   }
 
   /** A lane load/store (`v128.load16_lane offset=34 2`): address and vector on the stack. */

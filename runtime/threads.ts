@@ -39,6 +39,8 @@ export interface ThreadPoolOptions {
   threads?: number;
   /** Milliseconds without progress before a step fails (default 10000; 0 = never). */
   timeoutMs?: number;
+  /** Further memories the module imports as `env.memory1`, ... (weights past 4 GiB). */
+  more?: WebAssembly.Memory[];
 }
 
 /** A running pool (see the module doc). */
@@ -68,7 +70,7 @@ const NO_ARGS: number[] = [];
 const WORKER_SOURCE = `
 const CTL = ${JSON.stringify(CTL)};
 require("node:worker_threads").parentPort.on("message", (data) => {
-  const { module, memory, ctl, tid, entries } = data;
+  const { module, memory, more, ctl, tid, entries } = data;
   const w = new Int32Array(memory.buffer, ctl, CTL.BYTES / 4);
   const ready = () => {
     Atomics.add(w, CTL.READY / 4, 1);
@@ -76,7 +78,9 @@ require("node:worker_threads").parentPort.on("message", (data) => {
   };
   let inst;
   try {
-    inst = new WebAssembly.Instance(module, { env: { memory, cos: Math.cos, sin: Math.sin } });
+    const env = { memory, cos: Math.cos, sin: Math.sin };
+    more.forEach((m, i) => (env["memory" + (i + 1)] = m));
+    inst = new WebAssembly.Instance(module, { env });
   } catch (err) {
     if (Atomics.compareExchange(w, CTL.ERR / 4, 0, tid + 1) === 0) {
       const msg = new TextEncoder().encode(String(err && err.message || err).slice(0, 200));
@@ -132,6 +136,7 @@ require("node:worker_threads").parentPort.on("message", (data) => {
  * those of the JS kernels). A module that does not import them ignores them.
  *
  * @param memory The memory.
+ * @param more Further memories (`env.memory1`, ...).
  * @returns The import object.
  *
  * @example
@@ -139,13 +144,16 @@ require("node:worker_threads").parentPort.on("message", (data) => {
  * import assert from "node:assert/strict";
  * import { kernelImports } from "./threads.ts";
  * const memory = new WebAssembly.Memory({ initial: 1 });
- * assert.equal(kernelImports(memory).env.cos(0), 1);
+ * assert.equal((kernelImports(memory).env.cos as (x: number) => number)(0), 1);
  * ```
  */
-export function kernelImports(memory: WebAssembly.Memory): {
-  env: { memory: WebAssembly.Memory; cos: (x: number) => number; sin: (x: number) => number };
-} {
-  return { env: { memory, cos: Math.cos, sin: Math.sin } };
+export function kernelImports(
+  memory: WebAssembly.Memory,
+  more: WebAssembly.Memory[] = [],
+): WebAssembly.Imports {
+  const env: Record<string, unknown> = { memory, cos: Math.cos, sin: Math.sin };
+  more.forEach((m, i) => (env[`memory${i + 1}`] = m));
+  return { env } as WebAssembly.Imports;
 }
 
 /**
@@ -202,7 +210,8 @@ export function startThreadPool(
   const w = new Int32Array(memory.buffer, ctl, CTL.BYTES / 4);
   w.fill(0);
   Atomics.store(w, CTL.TIMEOUT_MS / 4, timeoutMs);
-  const instance = new WebAssembly.Instance(module, kernelImports(memory));
+  const more = options.more ?? [];
+  const instance = new WebAssembly.Instance(module, kernelImports(memory, more));
   const fns = entries.map((n) => {
     const fn = instance.exports[n];
     if (typeof fn !== "function") throw new RangeError(`createThreadPool: no export ${n}`);
@@ -217,7 +226,7 @@ export function startThreadPool(
         const worker = new Worker(WORKER_SOURCE, { eval: true });
         worker.unref();
         workers.push(worker);
-        worker.postMessage({ module, memory, ctl, tid, entries });
+        worker.postMessage({ module, memory, more, ctl, tid, entries });
       }
       // The workers start in their own threads while this one blocks.
       const start = performance.now();
@@ -395,6 +404,7 @@ export function createThreadPool(
  * @param memory Its shared memory.
  * @param ctl Byte offset of its control block.
  * @param threads Threads including the caller's.
+ * @param more Further memories of weights past 4 GiB.
  * @returns `run` and `close`.
  * @throws {ThreadError} when a worker cannot start.
  *
@@ -418,7 +428,8 @@ export function startStepPool(
   memory: WebAssembly.Memory,
   ctl: number,
   threads: number,
+  more: WebAssembly.Memory[] = [],
 ): { run(): void; close(): void } {
-  const pool = startThreadPool(module, memory, ctl, ["step"], { threads });
+  const pool = startThreadPool(module, memory, ctl, ["step"], { threads, more });
   return { run: () => pool.run("step"), close: () => pool.close() };
 }

@@ -184,3 +184,33 @@ Deno.test("wasm backend: a worker that fails gives a ThreadError, not a hang", a
   assert.throws(() => m.forward([4], 3), /thread pool failed earlier|closed/);
   m.close();
 });
+
+Deno.test("wasm backend: weights past one memory's limit go to further memories, same logits", () => {
+  // A memory limit of 160 KiB (instead of 4 GiB) puts most matrices in env.memory1, ...:
+  // the kernels read them there (multi-memory), on 1 and 2 threads.
+  for (const [name, c] of [CASES[0], CASES[2]]) {
+    const w = store("Q8_0")(randomWeights(c, 11));
+    const one = compileModel(c, w, { backend: "wasm", kvCapacity: 40, prefillChunk: 8 });
+    for (const threads of [1, 2]) {
+      const split = compileModel(c, w, {
+        backend: "wasm",
+        kvCapacity: 40,
+        prefillChunk: 8,
+        threads,
+        startPool: startStepPool,
+        memoryLimit: 160 << 10,
+      });
+      try {
+        const L = split.wasm!.layout;
+        assert.ok(L.more.length >= 2, `${name}: ${L.more.length} further memories`);
+        assert.ok([...L.weights.values()].some((x) => x.memory === 2));
+        assert.match(split.source, /\(import "env" "memory1" \(memory \d+ \d+ shared\)\)/);
+        assert.match(split.source, /call \$matvec_q8_0_\w+_m1/);
+        const want = logitsOf(one, c), got = logitsOf(split, c);
+        got.forEach((g, i) => assertClose(g, want[i], 0, `${name} ${threads} thread(s) call ${i}`));
+      } finally {
+        split.close();
+      }
+    }
+  }
+});

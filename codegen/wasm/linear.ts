@@ -74,6 +74,8 @@ export interface LinearSpec {
   rows?: number;
   /** Tokens per register block of a matmul (default per type). */
   tokens?: number;
+  /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
+  memory?: number;
 }
 
 /**
@@ -111,7 +113,7 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
  */
 export function linearName(s: LinearSpec): string {
   return `${s.kind}_${s.type.toLowerCase()}_${s.M}x${s.K}` + (s.bias ? "_bias" : "") +
-    (s.accumulate ? "_acc" : "");
+    (s.accumulate ? "_acc" : "") + (s.memory ? `_m${s.memory}` : "");
 }
 
 /**
@@ -149,6 +151,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"]);
   if (mm) params.push(["n", "i32"]);
   const f = new WasmFunc(linearName(s), params);
+  f.weightMemory = s.memory ?? 0;
   const locals = ["r", "wr", "yr", "br", "xt", "yt", "t", "pw", "px", "pd", "wend"];
   for (const l of [...locals, "touch", "pt", "tend", "tnext"]) {
     f.local(l, "i32");
@@ -251,7 +254,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.op("i32.lt_u").op("select").i32(rb).op("i32.mul").get("w").op("i32.add").set("tend");
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("pt");
     f.loop("touch_lines");
-    f.get("touch").get("pt").mem("i32.load").op("i32.xor").set("touch");
+    f.get("touch").get("pt").wmem("i32.load").op("i32.xor").set("touch");
     f.get("pt").i32(64).op("i32.add").tee("pt").get("tend").op("i32.lt_u").brIf("touch_lines");
     f.end();
     f.end();

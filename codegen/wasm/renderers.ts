@@ -40,7 +40,9 @@ export interface WasmWeight {
   type: WeightTypeName;
   /** Torch-order shape. */
   shape: number[];
-  /** Byte offset in the memory. */
+  /** The memory it is in: 0, or (past 4 GiB of weights) 1, 2, ... (`env.memory1`, ...). */
+  memory: number;
+  /** Byte offset in its memory. */
   offset: number;
   /** Bytes it takes. */
   bytes: number;
@@ -129,13 +131,17 @@ const rowsOf = (ctx: WasmCallContext) => () => {
 /** Addresses of a node's buffers, in order. */
 const addrs = (ctx: WasmCallContext, buffers: string[]) => buffers.map((b) => ctx.addr(b));
 
+/** `embed_<type>_D[_mN]`: the one-row lookup of a table (codegen/wasm/embed.ts). */
+const embedName = (e: WasmWeight, D: number) =>
+  `embed_${e.type.toLowerCase()}_${D}${e.memory ? `_m${e.memory}` : ""}`;
+
 const embed: WasmOpRenderer<"embed"> = {
   kernels(node, ctx) {
     const e = ctx.weight(node.weights[0]), D = node.attrs.dim;
-    const row = `embed_${e.type.toLowerCase()}_${D}`;
+    const row = embedName(e, D);
     const out = [
-      spec(row, () => embedKernel(e.type, D)),
-      spec(`embed_rows_${e.type.toLowerCase()}_${D}`, () => embedRowsKernel(row, D)),
+      spec(row, () => embedKernel(e.type, D, e.memory)),
+      spec(row.replace(/^embed_/, "embed_rows_"), () => embedRowsKernel(row, D)),
     ];
     if (node.attrs.learned_pos) out.push(spec(`add_pos_rows_${D}`, () => addPosRowsKernel(D)));
     return out;
@@ -146,7 +152,7 @@ const embed: WasmOpRenderer<"embed"> = {
     const [tok, pos] = addrs(ctx, node.inputs);
     const x = ctx.addr(node.outputs[0]);
     shareOf(f, rowsOf(ctx), "lo", "hi");
-    callWith(f, `embed_rows_${e.type.toLowerCase()}_${D}`, [e.offset, tok, x, "lo", "hi"]);
+    callWith(f, embedName(e, D).replace(/^embed_/, "embed_rows_"), [e.offset, tok, x, "lo", "hi"]);
     if (node.attrs.learned_pos) {
       const pe = ctx.weight(node.weights[1]);
       callWith(f, `add_pos_rows_${D}`, [pe.offset, pos, x, "lo", "hi"]);
@@ -206,6 +212,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       kind: ctx.rows === 1 ? "matvec" as const : "matmul" as const,
       bias,
       relaxed: ctx.relaxed,
+      memory: w.memory,
     },
   };
 }
