@@ -167,6 +167,7 @@ export {
 } from "./core/forward.ts";
 export { singleSequence, singleSequenceBlocks } from "./core/single_sequence.ts";
 export { createReference } from "./runtime/reference.ts";
+export type { ReferenceOptions, TraceName } from "./runtime/reference.ts";
 export { compileBatch, compileModel, compilePlan } from "./codegen/compile.ts";
 export type {
   BatchCompileOptions,
@@ -221,3 +222,35 @@ export type {
   BenchProgress,
   BenchResult,
 } from "./runtime/bench.ts";
+
+// Serving: continuous batching, the KV block pool, the OpenAI-compatible HTTP handler
+export { createBatchModel, loadBatchModel } from "./runtime/batch_model.ts";
+export type { BatchModel, BatchModelOptions } from "./runtime/batch_model.ts";
+export { createServer } from "./server/http.ts";
+export type { GollmServer, ServerOptions, ServerStats } from "./server/http.ts";
+export { QueueFullError, Scheduler } from "./server/scheduler.ts";
+export type { SchedulerOptions, SchedulerStats, SpeculativeOptions } from "./server/scheduler.ts";
+export { DraftModelProposer, draftModelProposers, NgramProposer } from "./server/speculative.ts";
+export type { Proposer } from "./server/speculative.ts";
+export { BlockManager, NULL_BLOCK } from "./server/block_manager.ts";
+export type {
+  BlockManagerOptions,
+  PrefixCacheStats,
+  PromptAllocation,
+} from "./server/block_manager.ts";
+export type {
+  FinishReason,
+  GeneratedToken,
+  GenerationChunk,
+  GenerationHandle,
+  GenerationRequest,
+  GenerationResult,
+  TokenLogprob,
+} from "./server/sequence.ts";
+export { ApiError, parseChatRequest, parseCompletionRequest } from "./server/openai.ts";
+export type {
+  ApiChatMessage,
+  ChatRequest,
+  CommonParams,
+  CompletionRequest,
+} from "./server/openai.ts";

@@ -18,9 +18,20 @@ import { generate } from "./generate.ts";
 import { inspect } from "./inspect.ts";
 import { kernels } from "./kernels.ts";
 import { logits } from "./logits.ts";
+import { serve } from "./serve.ts";
 import { tokenize } from "./tokenize.ts";
 
-const COMMANDS: Command[] = [generate, chat, inspect, logits, tokenize, convert, kernels, bench];
+const COMMANDS: Command[] = [
+  generate,
+  chat,
+  serve,
+  inspect,
+  logits,
+  tokenize,
+  convert,
+  kernels,
+  bench,
+];
 
 const USAGE = "usage: gollm <command> [options]   (gollm <command> --help for its options)";
 

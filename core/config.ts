@@ -82,8 +82,10 @@ type Derive = (c: Record<string, unknown>) => unknown;
 /**
  * Upper bounds of the integer fields. They catch absurd values (a corrupt or hostile file:
  * `n_layers: 100000000`, `max_position_embeddings: 1e12`) with a clear error in
- * microseconds, far above any released model: 2^24 for sizes that index tokens or features
- * (Llama 4 claims a 10M-token context; the largest vocabularies are ~256k), 2^16 for counts
+ * microseconds, far above any released model: 2^24 for sizes that index features or tokens
+ * of the vocabulary (the largest vocabularies are ~256k), 2^31 - 1 for `context_length`
+ * (positions are int32; a context this long is fine as long as `--kv-capacity` bounds the KV
+ * cache, since nothing else is sized by it), 2^16 for counts
  * of layers and heads and for head_dim (the largest models have ~130 layers and 128 heads).
  * Nothing is allocated by these values before a checkpoint's tensors are checked against
  * them (core/weights.ts `checkWeights` compares tensor counts first), and the KV cache is
@@ -93,7 +95,7 @@ export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
   vocab_size: 2 ** 24,
   dim: 2 ** 24,
   hidden_dim: 2 ** 24,
-  context_length: 2 ** 24,
+  context_length: 2 ** 31 - 1,
   n_layers: 2 ** 16,
   n_heads: 2 ** 16,
   n_kv_heads: 2 ** 16,

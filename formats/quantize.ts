@@ -3,7 +3,7 @@
  * `llama-quantize` does it (type mix of src/llama-quant.cpp, block quantisers of
  * ggml-quants.c without an importance matrix; formats/quant/mix.ts and formats/quant.ts).
  *
- * The inverse of the GGUF reader's mapping (formats/gguf/gguf.ts, convert_hf_to_gguf.py):
+ * The inverse of the GGUF reader's mapping (formats/gguf/checkpoint.ts, convert_hf_to_gguf.py):
  *
  * | gollm config                         | GGUF architecture | weights                         |
  * |--------------------------------------|-------------------|---------------------------------|

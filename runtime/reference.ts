@@ -109,6 +109,53 @@ function silu(x: number): number {
 }
 
 /**
+ * The intermediate tensors the reference reports to a {@linkcode ReferenceOptions.trace}
+ * callback, named as llama.cpp's graph names them (`src/llama-model.cpp`, printed by
+ * `llama-eval-callback`), each for one token:
+ *
+ * | name            | layer | shape                   | what                                       |
+ * |-----------------|------:|-------------------------|--------------------------------------------|
+ * | `inp_embd`      |    -1 | (dim)                   | token embedding (+ gpt2 position row)      |
+ * | `attn_norm`     |     l | (dim)                   | normed input of the attention              |
+ * | `Qcur`, `Kcur`  |     l | (n_heads · head_dim), (n_kv_heads · head_dim) | q, k after RoPE (as cached) |
+ * | `Vcur`          |     l | (n_kv_heads · head_dim) | v                                          |
+ * | `kqv_out`       |     l | (n_heads · head_dim)    | the heads' outputs, concatenated (before wo) |
+ * | `attn_out`      |     l | (dim)                   | wo · kqv_out (+ bias)                      |
+ * | `ffn_inp`       |     l | (dim)                   | residual stream after the attention        |
+ * | `ffn_norm`      |     l | (dim)                   | normed input of the MLP                    |
+ * | `ffn_out`       |     l | (dim)                   | w2 · ... (+ bias)                          |
+ * | `l_out`         |     l | (dim)                   | residual stream after the layer            |
+ * | `result_norm`   |    -1 | (dim)                   | final norm (only when logits are computed) |
+ * | `result_output` |    -1 | (vocab_size)            | logits                                     |
+ */
+export type TraceName =
+  | "inp_embd"
+  | "attn_norm"
+  | "Qcur"
+  | "Kcur"
+  | "Vcur"
+  | "kqv_out"
+  | "attn_out"
+  | "ffn_inp"
+  | "ffn_norm"
+  | "ffn_out"
+  | "l_out"
+  | "result_norm"
+  | "result_output";
+
+/** Options of {@linkcode createReference}: the forward options plus a tensor callback. */
+export interface ReferenceOptions extends ForwardOptions {
+  /**
+   * Called with each intermediate tensor of each token as it is computed (see
+   * {@linkcode TraceName}), like llama.cpp's eval callback or HF `output_hidden_states`: for
+   * debugging and for docs/guide, whose steps compare their own code with these values.
+   * `layer` is -1 outside the layers, `pos` the token's absolute position; `data` is a view
+   * of the reference's own buffer, valid only during the call (copy it to keep it).
+   */
+  trace?: (name: TraceName, layer: number, pos: number, data: Float32Array) => void;
+}
+
+/**
  * Builds the reference forward pass for a config and its weights.
  *
  * Per token (llama2.c `forward()`): embedding (+ learned position for gpt2); per layer
@@ -124,7 +171,8 @@ function silu(x: number): number {
  *
  * @param config The model config.
  * @param weights Canonical weights (checked against the config).
- * @param options `kvCapacity` (default `context_length`); `prefillChunk` is ignored here.
+ * @param options `kvCapacity` (default `context_length`); `prefillChunk` is ignored here;
+ *   `trace` receives every intermediate tensor ({@linkcode TraceName}).
  * @returns A {@linkcode ForwardPass} that processes tokens one at a time.
  * @throws {FormatError} when a weight is missing or mis-shaped.
  * @throws {RangeError} for a bad `kvCapacity`; `forward` throws it for bad ids/positions.
@@ -149,9 +197,10 @@ function silu(x: number): number {
 export function createReference(
   config: ModelConfig,
   weights: Weights,
-  options: ForwardOptions = {},
+  options: ReferenceOptions = {},
 ): ForwardPass {
   checkWeights(config, weights, "<weights>");
+  const trace = options.trace;
   const kvCapacity = resolveKvCapacity(config, options);
   const c = config;
   const gpt2 = c.arch === "gpt2";
@@ -210,6 +259,7 @@ export function createReference(
       const pe = W("pos_embeddings.weight");
       for (let j = 0; j < c.dim; j++) x[j] += pe[pos * c.dim + j];
     }
+    if (trace) trace("inp_embd", -1, pos, x);
 
     // RoPE angles of this position, once for every layer: pos · inv_freq[i].
     if (invFreq) {
@@ -225,12 +275,18 @@ export function createReference(
       const p = `layers.${l}.`;
       // ---- attention ----
       norm(xb, x, p + "attn_norm");
+      if (trace) trace("attn_norm", l, pos, xb);
       matmul(q, xb, W(p + "attn.wq.weight"), B(p + "attn.wq.bias"), c.dim, qDim);
       matmul(k, xb, W(p + "attn.wk.weight"), B(p + "attn.wk.bias"), c.dim, kvDim);
       matmul(v, xb, W(p + "attn.wv.weight"), B(p + "attn.wv.bias"), c.dim, kvDim);
       if (!gpt2) {
         rope(q, c.n_heads, c.head_dim, ropeCos, ropeSin, c.rope_style);
         rope(k, c.n_kv_heads, c.head_dim, ropeCos, ropeSin, c.rope_style);
+      }
+      if (trace) {
+        trace("Qcur", l, pos, q);
+        trace("Kcur", l, pos, k);
+        trace("Vcur", l, pos, v);
       }
       // Store k, v (keys after RoPE) in this position's ring slot.
       keyCache[l].set(k, slot * kvDim);
@@ -264,11 +320,15 @@ export function createReference(
           attOut[qOff + i] = acc / sum;
         }
       }
+      if (trace) trace("kqv_out", l, pos, attOut);
       matmul(xb2, attOut, W(p + "attn.wo.weight"), B(p + "attn.wo.bias"), qDim, c.dim);
+      if (trace) trace("attn_out", l, pos, xb2);
       for (let j = 0; j < c.dim; j++) x[j] += xb2[j]; // residual
+      if (trace) trace("ffn_inp", l, pos, x);
 
       // ---- MLP ----
       norm(xb, x, p + "ffn_norm");
+      if (trace) trace("ffn_norm", l, pos, xb);
       matmul(hb, xb, W(p + "ffn.w1.weight"), B(p + "ffn.w1.bias"), c.dim, c.hidden_dim);
       if (c.mlp === "swiglu") {
         matmul(hb2, xb, W(p + "ffn.w3.weight"), null, c.dim, c.hidden_dim);
@@ -277,13 +337,17 @@ export function createReference(
         for (let j = 0; j < c.hidden_dim; j++) hb[j] = gelu(hb[j]);
       }
       matmul(xb2, hb, W(p + "ffn.w2.weight"), B(p + "ffn.w2.bias"), c.hidden_dim, c.dim);
+      if (trace) trace("ffn_out", l, pos, xb2);
       for (let j = 0; j < c.dim; j++) x[j] += xb2[j]; // residual
+      if (trace) trace("l_out", l, pos, x);
     }
 
     if (!wantLogits) return;
     norm(xb, x, "norm");
+    if (trace) trace("result_norm", -1, pos, xb);
     const head = W(c.tie_embeddings ? "tok_embeddings.weight" : "output.weight");
     matmul(logits, xb, head, null, c.dim, c.vocab_size);
+    if (trace) trace("result_output", -1, pos, logits);
   }
 
   return {

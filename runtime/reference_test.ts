@@ -181,3 +181,38 @@ Deno.test("createReference() rejects bad token ids, gpt2 positions past context_
   assert.equal(fp.forward([1], 63).length, 97);
   assert.throws(() => createReference(g, w, { kvCapacity: 0 }), RangeError);
 });
+
+Deno.test("createReference() trace reports each tensor of each token, consistent with the logits", () => {
+  for (const arch of ["llama", "gpt2"] as const) {
+    const c = cfg(arch, { n_layers: 2 });
+    const w = randomWeights(c, 3);
+    const seen: string[] = [];
+    const copies = new Map<string, Float32Array>();
+    const fp = createReference(c, w, {
+      trace: (name, layer, pos, data) => {
+        seen.push(`${name}/${layer}/${pos}`);
+        copies.set(`${name}/${layer}/${pos}`, data.slice());
+      },
+    });
+    const logits = fp.forwardAll([1, 2], 0);
+    const layer = (l: number, p: number) =>
+      ["attn_norm", "Qcur", "Kcur", "Vcur", "kqv_out", "attn_out", "ffn_inp", "ffn_norm"]
+        .concat(["ffn_out", "l_out"]).map((n) => `${n}/${l}/${p}`);
+    const token = (p: number) => [
+      `inp_embd/-1/${p}`,
+      ...layer(0, p),
+      ...layer(1, p),
+      `result_norm/-1/${p}`,
+      `result_output/-1/${p}`,
+    ];
+    assert.deepEqual(seen, [...token(0), ...token(1)], arch);
+    const get = (k: string) => copies.get(k)!;
+    assert.deepEqual(get("result_output/-1/1"), logits.subarray(c.vocab_size), arch);
+    // The residual stream: l_out = ffn_inp + ffn_out, ffn_inp = l_out of the layer before + attn_out.
+    const sum = (a: Float32Array, b: Float32Array) => a.map((v, i) => v + b[i]);
+    assert.deepEqual(get("l_out/1/1"), sum(get("ffn_inp/1/1"), get("ffn_out/1/1")), arch);
+    assert.deepEqual(get("ffn_inp/1/1"), sum(get("l_out/0/1"), get("attn_out/1/1")), arch);
+    // Negative control: a different position's tensor differs.
+    assert.notDeepEqual(get("l_out/1/0"), get("l_out/1/1"), arch);
+  }
+});

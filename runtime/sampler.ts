@@ -1,10 +1,10 @@
 /**
- * Token sampling: greedy, temperature, top-k, top-p (nucleus), min-p and repetition
- * penalty, driven by a seeded integer PRNG so that the same seed draws the same tokens on
- * every machine.
+ * Token sampling: greedy, temperature, top-k, top-p (nucleus), min-p, and the repetition,
+ * frequency and presence penalties, driven by a seeded integer PRNG so that the same seed
+ * draws the same tokens on every machine.
  *
  * Order of operations (as in llama.cpp's default chain and HF `transformers` warpers):
- * repetition penalty → temperature → softmax → top-k → top-p → min-p → renormalise → draw.
+ * penalties → temperature → softmax → top-k → top-p → min-p → renormalise → draw.
  * Temperature 0 means greedy: the argmax of the penalised logits (ties → lowest id).
  *
  * References:
@@ -13,6 +13,10 @@
  * - repetition penalty: Keskar et al. 2019, "CTRL: A Conditional Transformer Language Model
  *   for Controllable Generation" (arXiv:1909.05858), in llama.cpp's form: a positive logit is
  *   divided by the penalty, a negative one multiplied, once per distinct recent token.
+ * - frequency and presence penalties: OpenAI's formula (platform.openai.com/docs, "Parameter
+ *   details"): `logit[j] -= count[j] · frequency_penalty + (count[j] > 0) · presence_penalty`,
+ *   applied after the repetition penalty over the same window of the last `repeatLastN`
+ *   tokens, as llama.cpp's `llama_sampler_penalties` (src/llama-sampling.cpp) does.
  * - min-p: Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling for Creative and Coherent
  *   LLM Outputs" (arXiv:2407.01082).
  * - PRNG: xoshiro128** (Blackman & Vigna 2018), seeded through splitmix32.
@@ -33,7 +37,17 @@ export interface SamplerOptions {
   minP?: number;
   /** Repetition penalty (> 0); 1 = off. Default 1. */
   repeatPenalty?: number;
-  /** How many of the most recent tokens the penalty looks at (≥ 0). Default 64. */
+  /**
+   * Frequency penalty (finite; OpenAI's range is [-2, 2]): subtracted from a token's logit
+   * once per occurrence among the last `repeatLastN` tokens; 0 = off. Default 0.
+   */
+  frequencyPenalty?: number;
+  /**
+   * Presence penalty (finite; OpenAI's range is [-2, 2]): subtracted once from the logit of
+   * every token that occurs among the last `repeatLastN` tokens; 0 = off. Default 0.
+   */
+  presencePenalty?: number;
+  /** How many of the most recent tokens the penalties look at (≥ 0). Default 64. */
   repeatLastN?: number;
   /** PRNG seed (any integer; only its low 53 bits matter). Default: random from `crypto`. */
   seed?: number;
@@ -64,6 +78,8 @@ export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOp
     topP: o.topP ?? 1,
     minP: o.minP ?? 0,
     repeatPenalty: o.repeatPenalty ?? 1,
+    frequencyPenalty: o.frequencyPenalty ?? 0,
+    presencePenalty: o.presencePenalty ?? 0,
     repeatLastN: o.repeatLastN ?? 64,
     seed: o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
   };
@@ -78,6 +94,12 @@ export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOp
   if (!(r.minP >= 0 && r.minP <= 1)) bad("minP", "in [0, 1]", r.minP);
   if (!(r.repeatPenalty > 0 && Number.isFinite(r.repeatPenalty))) {
     bad("repeatPenalty", "a finite number > 0", r.repeatPenalty);
+  }
+  if (!Number.isFinite(r.frequencyPenalty)) {
+    bad("frequencyPenalty", "a finite number", r.frequencyPenalty);
+  }
+  if (!Number.isFinite(r.presencePenalty)) {
+    bad("presencePenalty", "a finite number", r.presencePenalty);
   }
   if (!(Number.isInteger(r.repeatLastN) && r.repeatLastN >= 0)) {
     bad("repeatLastN", "an integer ≥ 0", r.repeatLastN);
@@ -189,7 +211,8 @@ function filterCandidates(
   o: ResolvedSamplerOptions,
   work: Float64Array, // (vocab) penalised logits, then probabilities
   idx: Int32Array, // (vocab) candidate ids
-  stamp: Int32Array, // (vocab) dedup marks for the repetition penalty
+  stamp: Int32Array, // (vocab) marks of the ids counted for the penalties
+  count: Int32Array, // (vocab) occurrences of each marked id in the penalty window
   stampValue: number,
 ): number {
   const n = logits.length;
@@ -197,7 +220,7 @@ function filterCandidates(
     const x = logits[i];
     work[i] = x > -Infinity ? x : -Infinity; // NaN → -Infinity
   }
-  applyPenalty(work, recent, o, stamp, stampValue);
+  applyPenalties(work, recent, o, stamp, count, stampValue);
   let max = -Infinity, arg = 0;
   for (let i = 0; i < n; i++) {
     if (work[i] > max) {
@@ -291,22 +314,39 @@ function filterCandidates(
   return m;
 }
 
-function applyPenalty(
-  work: Float64Array,
+/**
+ * The repetition, frequency and presence penalties over the last `repeatLastN` ids of
+ * `recent` (llama.cpp `llama_sampler_penalties`): each distinct id's logit x becomes
+ * `(x > 0 ? x / repeat : x · repeat) - count · frequency - presence`.
+ */
+function applyPenalties(
+  work: Float64Array, // (vocab) logits, penalised in place
   recent: ArrayLike<number> | undefined,
   o: ResolvedSamplerOptions,
-  stamp: Int32Array,
+  stamp: Int32Array, // (vocab) marks of the ids counted in this call
+  count: Int32Array, // (vocab) occurrences in the window (valid where marked)
   stampValue: number,
 ): void {
-  if (!recent || o.repeatPenalty === 1 || o.repeatLastN === 0) return;
+  const { repeatPenalty: rep, frequencyPenalty: freq, presencePenalty: pres } = o;
+  if (!recent || o.repeatLastN === 0 || (rep === 1 && freq === 0 && pres === 0)) return;
   const n = work.length;
   const from = Math.max(0, recent.length - o.repeatLastN);
   for (let j = from; j < recent.length; j++) {
     const id = recent[j];
-    if (!(id >= 0 && id < n) || stamp[id] === stampValue) continue;
-    stamp[id] = stampValue;
-    const x = work[id];
-    work[id] = x > 0 ? x / o.repeatPenalty : x * o.repeatPenalty;
+    if (!(id >= 0 && id < n)) continue;
+    if (stamp[id] !== stampValue) {
+      stamp[id] = stampValue;
+      count[id] = 0;
+    }
+    count[id]++;
+  }
+  for (let j = from; j < recent.length; j++) {
+    const id = recent[j];
+    if (!(id >= 0 && id < n) || count[id] === 0) continue; // outside, or already applied
+    let x = work[id];
+    if (rep !== 1) x = x > 0 ? x / rep : x * rep;
+    work[id] = x - count[id] * freq - pres;
+    count[id] = 0;
   }
 }
 
@@ -354,7 +394,7 @@ function topKInto(
  *
  * @param logits Raw logits, one per vocabulary id (not modified).
  * @param options Sampling options (`seed` is irrelevant here).
- * @param recent Recent token ids for the repetition penalty.
+ * @param recent Recent token ids for the penalties.
  * @returns Kept ids in descending probability (ties: lower id first) and their
  *   probabilities (summing to 1). Greedy (`temperature: 0`) keeps only the argmax.
  * @throws {GollmError} for invalid options; {RangeError} when every logit is -Infinity/NaN.
@@ -375,7 +415,7 @@ export function keptSet(
   const o = resolveSamplerOptions({ seed: 0, ...options });
   const n = logits.length;
   const work = new Float64Array(n), idx = new Int32Array(n), stamp = new Int32Array(n);
-  const m = filterCandidates(logits, recent, o, work, idx, stamp, 1);
+  const m = filterCandidates(logits, recent, o, work, idx, stamp, new Int32Array(n), 1);
   const ids = Array.from(idx.subarray(0, m));
   ids.sort((a, b) => work[b] - work[a] || a - b);
   let z = 0;
@@ -402,7 +442,8 @@ export class Sampler {
   #rng: Rng;
   #work = new Float64Array(0); // (vocab) penalised logits / probabilities
   #idx = new Int32Array(0); // (vocab) candidate ids
-  #stamp = new Int32Array(0); // (vocab) repetition-penalty dedup marks
+  #stamp = new Int32Array(0); // (vocab) marks of the ids counted for the penalties
+  #count = new Int32Array(0); // (vocab) their occurrences in the penalty window
   #stampValue = 0;
 
   /**
@@ -419,7 +460,8 @@ export class Sampler {
    * Picks the next token.
    *
    * @param logits Logits over the vocabulary (not modified; may be a view into the arena).
-   * @param recent Previously generated/prompt token ids; the last `repeatLastN` are penalised.
+   * @param recent Previously generated/prompt token ids; the last `repeatLastN` are penalised
+   *   (repetition, frequency and presence penalties).
    * @returns The chosen id.
    * @throws {RangeError} when every logit is -Infinity or NaN.
    */
@@ -429,6 +471,7 @@ export class Sampler {
       this.#work = new Float64Array(n);
       this.#idx = new Int32Array(n);
       this.#stamp = new Int32Array(n);
+      this.#count = new Int32Array(n);
       this.#stampValue = 0;
     }
     if (++this.#stampValue === 0x7fffffff) {
@@ -443,6 +486,7 @@ export class Sampler {
       work,
       idx,
       this.#stamp,
+      this.#count,
       this.#stampValue,
     );
     if (m === 1) return idx[0];

@@ -178,6 +178,65 @@ Deno.test("repetition penalty divides positive and multiplies negative logits of
   assert.deepEqual([...logits], [2, 1]);
 });
 
+Deno.test("frequency and presence penalties follow OpenAI's formula over the penalty window", () => {
+  // Oracle: OpenAI's documented formula, mu[j] - c[j] * alpha_frequency - (c[j] > 0) *
+  // alpha_presence, after llama.cpp's repetition penalty, then a plain softmax.
+  const oracleProbs = (
+    logits: number[],
+    recent: number[],
+    o: { rep: number; freq: number; pres: number; lastN: number },
+  ) => {
+    const window = recent.slice(Math.max(0, recent.length - o.lastN));
+    const mu = logits.map((x, j) => {
+      const c = window.filter((id) => id === j).length;
+      if (c === 0) return x;
+      const r = x > 0 ? x / o.rep : x * o.rep;
+      return r - c * o.freq - (c > 0 ? 1 : 0) * o.pres;
+    });
+    const max = Math.max(...mu);
+    const e = mu.map((x) => Math.exp(x - max));
+    const z = e.reduce((a, b) => a + b, 0);
+    return e.map((x) => x / z);
+  };
+  const logits = [1.5, -0.5, 0.25, 2, 0, -1.25];
+  const recent = [3, 3, 3, 0, 5, 1, 3, 0, 2];
+  for (
+    const o of [
+      { rep: 1, freq: 0.5, pres: 0, lastN: 64 },
+      { rep: 1, freq: 0, pres: 1.25, lastN: 64 },
+      { rep: 1.3, freq: 0.4, pres: 0.7, lastN: 64 },
+      { rep: 1, freq: -0.6, pres: -1, lastN: 64 }, // negative values encourage repetition
+      { rep: 1.1, freq: 0.9, pres: 0.3, lastN: 4 }, // only the last 4 tokens count
+    ]
+  ) {
+    const opts = {
+      repeatPenalty: o.rep,
+      frequencyPenalty: o.freq,
+      presencePenalty: o.pres,
+      repeatLastN: o.lastN,
+    };
+    const k = keptSet(new Float32Array(logits), opts, recent);
+    const got = logits.map((_, j) => k.probs[k.ids.indexOf(j)]);
+    assertClose(got, oracleProbs(logits, recent, o), 1e-12, JSON.stringify(o));
+  }
+  // Greedy: token 3 (logit 2, 4 occurrences) against token 0 (1.5, twice): at frequency 0.2,
+  // 2 - 0.8 = 1.2 > 1.5 - 0.4 = 1.1 (3 stays); at 0.3, 2 - 1.2 = 0.8 < 1.5 - 0.6 = 0.9.
+  const g = (freq: number) =>
+    new Sampler({ temperature: 0, frequencyPenalty: freq, seed: 1 }).sample(
+      new Float32Array(logits),
+      recent,
+    );
+  assert.equal(g(0.2), 3);
+  assert.equal(g(0.3), 0);
+  // Negative control: without the history the penalties change nothing.
+  assert.equal(
+    new Sampler({ temperature: 0, frequencyPenalty: 2, presencePenalty: 2, seed: 1 }).sample(
+      new Float32Array(logits),
+    ),
+    3,
+  );
+});
+
 Deno.test("Rng matches the reference xoshiro128** C code", () => {
   // Outputs of prng.di.unimi.it/xoshiro128starstar.c next() from state {1, 2, 3, 4}
   // (compiled with gcc), calls 1-8 and 1001.
@@ -273,6 +332,8 @@ Deno.test("Sampler rejects out-of-range options with a GollmError naming the opt
     [{ minP: -0.1 }, "minP"],
     [{ minP: 2 }, "minP"],
     [{ repeatPenalty: 0 }, "repeatPenalty"],
+    [{ frequencyPenalty: NaN }, "frequencyPenalty"],
+    [{ presencePenalty: Infinity }, "presencePenalty"],
     [{ repeatLastN: -3 }, "repeatLastN"],
     [{ seed: 1.5 }, "seed"],
   ];

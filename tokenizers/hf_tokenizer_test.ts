@@ -289,7 +289,7 @@ Deno.test("loadHfTokenizer() says what is wrong with a chat_template.jinja that 
       loadHfTokenizer(dir),
       (e: unknown) =>
         e instanceof FormatError &&
-        /chat_template\.jinja: chat template is a directory/.test(e.message),
+        /chat_template\.jinja: cannot read chat template: it is a directory/.test(e.message),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

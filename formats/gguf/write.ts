@@ -1,5 +1,5 @@
 /**
- * GGUF writer (version 3, little-endian), the inverse of the reader in formats/gguf/gguf.ts:
+ * GGUF writer (version 3, little-endian), the inverse of the reader in formats/gguf/parse.ts:
  * metadata of every value type, tensor infos, data aligned to `general.alignment` (default 32)
  * and each tensor padded to it, as ggml/docs/gguf.md and ggml's `gguf_write_to_file` lay it out.
  *

@@ -1,0 +1,582 @@
+/**
+ * Continuous batching over a {@linkcode BatchForward} (Yu et al. 2022, "Orca: A Distributed
+ * Serving System for Transformer-Based Generative Models"; vLLM v1's scheduler; llama.cpp's
+ * server loop): requests join and leave between steps, and every step runs ONE batched
+ * forward over all running sequences, so the weights are read once per step for all of them.
+ *
+ * One step:
+ * ```
+ * 1. drop cancelled sequences (their blocks return to the pool)
+ * 2. decode rows    one row per running sequence whose prompt is done (a new block when its
+ *                   last one is full; if the pool is empty, preempt the newest sequence)
+ * 3. prefill rows   the rest of the token budget (maxRows) goes to prompts in progress,
+ *                   oldest first, in chunks (chunked prefill)
+ * 4. admission      waiting requests, first come first served, while a sequence slot is free,
+ *                   budget is left and the pool holds their whole prompt (prefix-cache hits
+ *                   are mapped, not recomputed); the first one that does not fit waits
+ * 5. forward        one BatchForward.step over the rows; logits only for each sequence whose
+ *                   last known token is in the step
+ * 6. sample         each such sequence with its own seeded Sampler; stream; finish on EOS,
+ *                   a stop string, max tokens; full blocks enter the prefix cache
+ * ```
+ * then the loop yields to the event loop (HTTP stays live) and runs the next step.
+ *
+ * Preemption (vLLM v1's policy): when a running sequence needs a block and none is free, the
+ * most recently admitted running sequence is preempted by recompute: its blocks are freed
+ * (their full blocks stay in the prefix cache), and it returns to the front of the queue with
+ * its prompt and the tokens generated so far as the new prompt; its sampler keeps its state,
+ * so its text is the same as if it had never been preempted. Admission needs the prompt's
+ * blocks only (not max_tokens' worth), so the pool is shared by what sequences actually use.
+ *
+ * Speculative decoding (`speculative` option, server/speculative.ts): after the decode rows, a
+ * greedy sequence may add up to `maxDraft` drafted tokens as verify rows (its rows are
+ * consecutive positions, every one an out row); the sampler runs over them in order and
+ * keeps drafts while they equal what it picks, so the output is identical to plain greedy
+ * decoding and a step yields 1 + accepted tokens. The K/V written for rejected drafts lie
+ * past the sequence's computed tokens and are overwritten by the next step.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../core/config.ts";
+import { GollmError } from "../core/errors.ts";
+import type { BatchForward } from "../core/forward.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { setImmediate } from "node:timers";
+import { BlockManager, NULL_BLOCK, type PrefixCacheStats } from "./block_manager.ts";
+import { type GenerationHandle, type GenerationRequest, Sequence } from "./sequence.ts";
+import type { Proposer } from "./speculative.ts";
+
+/** Options of {@linkcode Scheduler}. */
+export interface SchedulerOptions {
+  /**
+   * Tokens one sequence holds at most, prompt and generated (default and maximum: what a
+   * block table holds, `maxBlocksPerSeq · blockSize`, capped at `context_length`).
+   */
+  ctxSize?: number;
+  /** Requests waiting for a slot at most; more are refused (default 256). */
+  maxQueue?: number;
+  /** Share full prompt blocks by hash (default true). */
+  prefixCaching?: boolean;
+  /** Draft tokens for greedy sequences and verify them in the same step (default: none). */
+  speculative?: SpeculativeOptions;
+}
+
+/** Speculative decoding of greedy sequences (server/speculative.ts). */
+export interface SpeculativeOptions {
+  /** One proposer for every sequence, or one per sequence slot (a draft model's cache). */
+  proposers: Proposer | readonly Proposer[];
+  /** Most tokens drafted per sequence and step (the verify rows are this + 1). */
+  maxDraft: number;
+}
+
+/** One scheduled sequence of a step. */
+interface Planned {
+  s: Sequence;
+  n: number; // rows: tokens[computed .. computed + n), or the last token + draft
+  draft: number[] | null; // drafted tokens verified in this step
+  out: number; // index of its first out row, -1 for none
+}
+
+/** Counters of a running scheduler. */
+export interface SchedulerStats {
+  /** Sequences running (holding a slot). */
+  running: number;
+  /** Requests waiting for a slot or for blocks. */
+  waiting: number;
+  /** Blocks that can be allocated now (free or evictable cached). */
+  freeBlocks: number;
+  /** Blocks the pool can ever allocate (the null block excluded). */
+  usableBlocks: number;
+  /** Steps run. */
+  steps: number;
+  /** Token rows run over all steps. */
+  rows: number;
+  /** Tokens sampled over all sequences. */
+  sampledTokens: number;
+  /** Preemptions (sequences sent back to the queue). */
+  preemptions: number;
+  /** Tokens drafted for verification (speculative decoding). */
+  draftedTokens: number;
+  /** Of them, tokens the model agreed with (acceptance rate = accepted / drafted). */
+  acceptedTokens: number;
+  /** Prefix-cache counters. */
+  prefixCache: PrefixCacheStats;
+}
+
+/** A request refused because the queue is full: HTTP 503 with `Retry-After`. */
+export class QueueFullError extends GollmError {
+  /**
+   * Creates the error.
+   * @param maxQueue The queue length limit.
+   */
+  constructor(readonly maxQueue: number) {
+    super(`the server is busy: ${maxQueue} requests are waiting already (maxQueue); retry later`);
+    this.name = "QueueFullError";
+  }
+}
+
+/**
+ * Longest time between two full turns of the event loop (timers and I/O: HTTP requests
+ * and the writes of streamed chunks), in milliseconds.
+ */
+const IO_TURN_MS = 5;
+
+/**
+ * Yields between steps. A full turn of the event loop (`setTimeout(0)`) lets HTTP in but
+ * costs ~3 ms on Deno, more than a decode step of a small model; `setImmediate` costs
+ * ~0.05 ms but lets no I/O through. So: `setImmediate`, and a full turn at least every
+ * {@linkcode IO_TURN_MS} ms (measured with 2 ms steps: a request is answered in 6-30 ms
+ * this way, 0-17 ms with `setTimeout` alone, 700 ms with `setImmediate` alone).
+ */
+class Yielder {
+  #last = performance.now();
+
+  yield(): Promise<void> {
+    const now = performance.now();
+    if (now - this.#last < IO_TURN_MS) return new Promise((r) => setImmediate(r));
+    this.#last = now;
+    return new Promise((r) => setTimeout(r, 0));
+  }
+}
+
+/**
+ * The continuous-batching scheduler: submit requests, read their streams; one loop steps
+ * the batched forward while there is work.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { randomWeights } from "../core/weights.ts";
+ * import { compileBatch } from "../codegen/compile.ts";
+ * import { TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
+ * import { Scheduler } from "./scheduler.ts";
+ * const yaml = await Deno.readTextFile("configs/test-llama.yaml");
+ * const c = { ...parseConfigYaml(yaml, "t.yaml"), vocab_size: 256 }; // one id per byte
+ * const tok = TiktokenTokenizer.fromRanks(Array.from({ length: 256 }, (_, b) => new Uint8Array([b])), new Map());
+ * const batch = compileBatch(c, randomWeights(c, 1), { maxSeqs: 4, numBlocks: 17, maxRows: 16 });
+ * const s = new Scheduler(batch, tok, []);
+ * const a = s.submit({ prompt: [1, 2, 3], maxTokens: 5, sampling: { temperature: 0 } });
+ * const b = s.submit({ prompt: [4, 5], maxTokens: 3, sampling: { temperature: 0.8, seed: 7 } });
+ * const [ra, rb] = await Promise.all([a.result, b.result]);
+ * assert.deepEqual([ra.completionTokens, rb.completionTokens], [5, 3]);
+ * assert.equal(ra.finishReason, "length");
+ * ```
+ */
+export class Scheduler {
+  /** The model config. */
+  readonly config: ModelConfig;
+  /** Tokens one sequence holds at most (prompt and generated). */
+  readonly ctxSize: number;
+  /** Requests that may wait at most. */
+  readonly maxQueue: number;
+  /** The block pool (exposed for stats and tests). */
+  readonly blocks: BlockManager;
+  readonly #batch: BatchForward;
+  readonly #tokenizer: Tokenizer;
+  readonly #eosIds: readonly number[];
+  #nextId = 1;
+  #waiting: Sequence[] = [];
+  #running: Sequence[] = []; // admission order: the last is preempted first
+  #freeSlots: number[];
+  #table: Int32Array; // (maxBlocksPerSeq) a block table padded with the null block
+  #looping = false;
+  #idle: (() => void)[] = [];
+  #closed = false;
+  #stats = {
+    steps: 0,
+    rows: 0,
+    sampledTokens: 0,
+    preemptions: 0,
+    draftedTokens: 0,
+    acceptedTokens: 0,
+  };
+  readonly #spec: SpeculativeOptions | null;
+  // Step rows, reused: (maxRows) each.
+  #tok: Int32Array;
+  #pos: Int32Array;
+  #seq: Int32Array;
+  #out: Int32Array;
+
+  /**
+   * Creates the scheduler over a batched forward; no step runs until a request arrives.
+   *
+   * @param batch The batched forward (its `numBlocks` is the pool, block 0 the null block;
+   *   `maxSeqs` the running sequences at most, `maxRows` the token budget per step).
+   * @param tokenizer For the streamed text.
+   * @param eosIds Ids that end a sequence.
+   * @param options Context size, queue length, prefix caching.
+   * @throws {GollmError} when `ctxSize` is out of range or the pool cannot hold one
+   *   sequence of `ctxSize` tokens.
+   */
+  constructor(
+    batch: BatchForward,
+    tokenizer: Tokenizer,
+    eosIds: readonly number[],
+    options: SchedulerOptions = {},
+  ) {
+    this.config = batch.config;
+    this.#batch = batch;
+    this.#tokenizer = tokenizer;
+    this.#eosIds = eosIds;
+    const bs = batch.blockSize;
+    const most = Math.min(batch.maxBlocksPerSeq * bs, batch.config.context_length);
+    this.ctxSize = options.ctxSize ?? most;
+    if (!Number.isInteger(this.ctxSize) || this.ctxSize < 2 || this.ctxSize > most) {
+      throw new GollmError(
+        `ctxSize must be an integer in [2, ${most}] (the block table holds ` +
+          `${batch.maxBlocksPerSeq} blocks of ${bs}; context_length ${batch.config.context_length}), ` +
+          `got ${options.ctxSize}`,
+      );
+    }
+    if (batch.numBlocks - 1 < Math.ceil(this.ctxSize / bs)) {
+      throw new GollmError(
+        `a KV pool of ${batch.numBlocks} blocks (one is the null block) cannot hold one ` +
+          `sequence of ${this.ctxSize} tokens (${Math.ceil(this.ctxSize / bs)} blocks of ${bs}); ` +
+          `give more blocks or a smaller context`,
+      );
+    }
+    this.maxQueue = options.maxQueue ?? 256;
+    this.#spec = options.speculative ?? null;
+    if (this.#spec) {
+      const { proposers, maxDraft } = this.#spec;
+      if (!Number.isInteger(maxDraft) || maxDraft < 1) {
+        throw new GollmError(`maxDraft must be a positive integer, got ${maxDraft}`);
+      }
+      if (Array.isArray(proposers) && proposers.length < batch.maxSeqs) {
+        throw new GollmError(
+          `speculative: ${proposers.length} proposers for ${batch.maxSeqs} sequence slots`,
+        );
+      }
+    }
+    this.blocks = new BlockManager({
+      numBlocks: batch.numBlocks,
+      blockSize: bs,
+      prefixCaching: options.prefixCaching,
+    });
+    this.#freeSlots = Array.from({ length: batch.maxSeqs }, (_, s) => batch.maxSeqs - 1 - s);
+    this.#table = new Int32Array(batch.maxBlocksPerSeq).fill(NULL_BLOCK);
+    const T = batch.maxRows;
+    this.#tok = new Int32Array(T);
+    this.#pos = new Int32Array(T);
+    this.#seq = new Int32Array(T);
+    this.#out = new Int32Array(T);
+  }
+
+  /** Sequences running at most (the batch's sequence slots). */
+  get maxSeqs(): number {
+    return this.#batch.maxSeqs;
+  }
+
+  /** Token rows per step at most (the token budget). */
+  get maxRows(): number {
+    return this.#batch.maxRows;
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): SchedulerStats {
+    return {
+      running: this.#running.length,
+      waiting: this.#waiting.length,
+      freeBlocks: this.blocks.numFreeBlocks,
+      usableBlocks: this.blocks.usableBlocks,
+      ...this.#stats,
+      prefixCache: this.blocks.stats,
+    };
+  }
+
+  /**
+   * Queues a request; the loop starts if idle.
+   *
+   * @param request Prompt ids, sampling, limits, stop strings, signal.
+   * @returns The handle to read its stream and result from.
+   * @throws {QueueFullError} when `maxQueue` requests are waiting.
+   * @throws {GollmError} for an empty prompt, an id outside the vocabulary, a `maxTokens`
+   *   that is not a positive integer, or a prompt + maxTokens over `ctxSize`; after
+   *   {@linkcode Scheduler.close}.
+   */
+  submit(request: GenerationRequest): GenerationHandle {
+    if (this.#closed) throw new GollmError("the scheduler is shut down");
+    const { prompt, maxTokens } = request;
+    const V = this.config.vocab_size;
+    if (prompt.length === 0) throw new GollmError("prompt: no tokens");
+    for (let i = 0; i < prompt.length; i++) {
+      const t = prompt[i];
+      if (!Number.isInteger(t) || t < 0 || t >= V) {
+        throw new GollmError(`prompt[${i}] = ${t} is outside the vocabulary [0, ${V})`);
+      }
+    }
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+      throw new GollmError(`maxTokens must be a positive integer, got ${maxTokens}`);
+    }
+    if (prompt.length + maxTokens > this.ctxSize) {
+      throw new GollmError(
+        `the prompt (${prompt.length} tokens) and maxTokens (${maxTokens}) exceed the ` +
+          `context of ${this.ctxSize} tokens`,
+      );
+    }
+    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+    const seq = new Sequence(this.#nextId++, request, this.#tokenizer, this.#eosIds);
+    this.#waiting.push(seq);
+    this.#kick();
+    return seq.handle;
+  }
+
+  /** Resolves when no request is waiting or running. */
+  idle(): Promise<void> {
+    if (!this.#looping) return Promise.resolve();
+    return new Promise((r) => this.#idle.push(r));
+  }
+
+  /**
+   * Stops taking requests and cancels every waiting and running one (their results resolve
+   * with finish reason `abort`); resolves when the loop has stopped.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const s of [...this.#running, ...this.#waiting]) s.abort();
+    await this.idle();
+    this.#dropAborted();
+  }
+
+  #kick(): void {
+    if (this.#looping) return;
+    this.#looping = true;
+    this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      // The first step waits for a turn of the event loop too: submit() returns at once,
+      // and requests that arrive together start in the same step.
+      const y = new Yielder();
+      await new Promise((r) => setTimeout(r, 0));
+      while (this.#running.length > 0 || this.#waiting.length > 0) {
+        this.#step();
+        await y.yield();
+      }
+    } finally {
+      this.#looping = false;
+      for (const r of this.#idle.splice(0)) r();
+    }
+  }
+
+  /** Points the sequence's slot at its current block table (padded with the null block). */
+  #install(s: Sequence): void {
+    const t = this.blocks.table(s.id), table = this.#table;
+    table.fill(NULL_BLOCK);
+    for (let i = 0; i < t.length; i++) table[i] = t[i];
+    const ring = table.length * this.#batch.blockSize;
+    this.#batch.setSequence(s.slot, table, ring, this.config.context_length);
+  }
+
+  /** Releases a running sequence's slot and blocks. */
+  #release(s: Sequence): void {
+    const i = this.#running.indexOf(s);
+    if (i >= 0) this.#running.splice(i, 1);
+    if (s.slot >= 0) this.#freeSlots.push(s.slot);
+    s.slot = -1;
+    this.blocks.free(s.id);
+  }
+
+  #dropAborted(): void {
+    for (const s of this.#running.filter((x) => x.aborted || x.finishReason !== null)) {
+      s.abort();
+      this.#release(s);
+    }
+    this.#waiting = this.#waiting.filter((s) => {
+      if (!s.aborted && s.finishReason === null) return true;
+      s.abort();
+      this.blocks.free(s.id);
+      return false;
+    });
+  }
+
+  /** Preempts by recompute: blocks freed (full ones stay cached), back to the queue front. */
+  #preempt(s: Sequence): void {
+    this.#release(s);
+    s.computed = 0;
+    s.preemptions++;
+    this.#stats.preemptions++;
+    this.#waiting.unshift(s);
+  }
+
+  /**
+   * Makes room for a decode row's token: a new block when the sequence's last one is full,
+   * preempting the most recently admitted sequences while the pool is empty.
+   *
+   * @returns false when `s` itself was preempted.
+   */
+  #reserve(s: Sequence): boolean {
+    const had = this.blocks.table(s.id).length;
+    while (!this.blocks.grow(s.id, s.tokens.length)) {
+      const victim = this.#running[this.#running.length - 1];
+      this.#preempt(victim);
+      if (victim === s) return false;
+    }
+    if (this.blocks.table(s.id).length !== had) this.#install(s);
+    return true;
+  }
+
+  /** Builds, runs and samples one step (see the module doc). */
+  #step(): void {
+    this.#dropAborted();
+    const T = this.#batch.maxRows;
+    const plan: Planned[] = [];
+    let budget = T;
+    // Decode rows first: one per sequence whose prompt is done.
+    for (let i = 0; i < this.#running.length && budget > 0;) {
+      const s = this.#running[i];
+      if (s.tokens.length - s.computed !== 1) {
+        i++;
+        continue;
+      }
+      if (!this.#reserve(s)) continue; // s was preempted: index i holds the next sequence
+      plan.push({ s, n: 1, draft: null, out: -1 });
+      budget--;
+      i++;
+    }
+    // Speculation: greedy decoders add their drafted tokens as verify rows.
+    if (this.#spec) {
+      for (const p of plan) {
+        if (budget === 0) break;
+        const draft = this.#propose(p.s, budget);
+        if (draft.length === 0) continue;
+        p.draft = draft;
+        p.n += draft.length;
+        budget -= draft.length;
+      }
+    }
+    // Prefill chunks of prompts in progress, oldest first.
+    for (const s of this.#running) {
+      const left = s.tokens.length - s.computed;
+      if (budget === 0) break;
+      if (left < 2) continue;
+      const n = Math.min(left, budget);
+      plan.push({ s, n, draft: null, out: -1 });
+      budget -= n;
+    }
+    // Admission.
+    while (
+      budget > 0 && this.#waiting.length > 0 && this.#freeSlots.length > 0 && !this.#closed
+    ) {
+      const s = this.#waiting[0];
+      const got = this.blocks.allocatePrompt(s.id, s.tokens);
+      if (!got) break;
+      this.#waiting.shift();
+      if (s.cachedTokens < 0) s.cachedTokens = got.cachedTokens;
+      s.computed = got.cachedTokens;
+      s.slot = this.#freeSlots.pop()!;
+      this.#running.push(s);
+      this.#install(s);
+      const n = Math.min(s.tokens.length - s.computed, budget);
+      plan.push({ s, n, draft: null, out: -1 });
+      budget -= n;
+    }
+    if (plan.length === 0) return;
+
+    // Rows: each sequence's tokens[computed .. computed + n) (then its drafted tokens); an out
+    // row where that reaches its last known token, and every verify row.
+    let rows = 0, outs = 0;
+    for (const p of plan) {
+      const { s, n, draft } = p;
+      for (let t = 0; t < n; t++) {
+        this.#tok[rows] = draft && t > 0 ? draft[t - 1] : s.tokens[s.computed + t];
+        this.#pos[rows] = s.computed + t;
+        this.#seq[rows] = s.slot;
+        if (draft) this.#out[outs++] = rows;
+        rows++;
+      }
+      if (draft) p.out = outs - n;
+      else if (s.computed + n === s.tokens.length) {
+        p.out = outs;
+        this.#out[outs++] = rows - 1;
+      }
+    }
+    let logits: Float32Array;
+    try {
+      logits = this.#batch.step({
+        tokens: this.#tok.subarray(0, rows),
+        positions: this.#pos.subarray(0, rows),
+        seqs: this.#seq.subarray(0, rows),
+        outRows: this.#out.subarray(0, outs),
+      });
+    } catch (e) {
+      // The step's K/V may be half written: fail every sequence in it, keep serving others.
+      for (const { s } of plan) {
+        s.fail(e);
+        this.#release(s);
+      }
+      return;
+    }
+    this.#stats.steps++;
+    this.#stats.rows += rows;
+    const V = this.config.vocab_size;
+    const row = (i: number) => logits.subarray(i * V, (i + 1) * V); // (vocab_size)
+    for (const p of plan) {
+      const s = p.s;
+      if (p.out < 0) { // a prefill chunk that does not reach the prompt's end
+        s.computed += p.n;
+        this.blocks.commit(s.id, s.tokens, s.computed);
+        continue;
+      }
+      let done = false;
+      try {
+        if (p.draft) {
+          // Row i's input is draft i (row 0: the last token); its K/V count once every
+          // draft up to i is accepted, i.e. once the token sampled from row i - 1 equals it.
+          const c = s.computed, k = p.draft.length;
+          let accepted = 0;
+          for (let i = 0; i <= k && !done; i++) {
+            const at = s.tokens.length;
+            done = s.accept(row(p.out + i));
+            this.#stats.sampledTokens++;
+            if (done || i === k || s.tokens[at] !== p.draft[i]) break;
+            accepted++;
+          }
+          this.#stats.draftedTokens += k;
+          this.#stats.acceptedTokens += accepted;
+          s.computed = c + 1 + accepted;
+        } else {
+          s.computed += p.n;
+          done = s.accept(row(p.out));
+          this.#stats.sampledTokens++;
+        }
+      } catch (e) {
+        s.fail(e);
+        this.#release(s);
+        continue;
+      }
+      this.blocks.commit(s.id, s.tokens, s.computed);
+      if (!done && s.tokens.length >= this.ctxSize) {
+        s.finishLength();
+        done = true;
+      }
+      if (done) this.#release(s);
+    }
+  }
+
+  /**
+   * The draft of a greedy decoding sequence: at most `maxDraft`, the rows left in the step,
+   * the room left in its context and its max tokens, and the blocks free without preemption.
+   */
+  #propose(s: Sequence, budget: number): number[] {
+    const spec = this.#spec!;
+    if (!s.greedy) return [];
+    const len = s.tokens.length;
+    const room = Math.min(
+      spec.maxDraft,
+      budget,
+      this.ctxSize - len,
+      s.request.maxTokens - s.generated - 1,
+    );
+    if (room < 1) return [];
+    const proposer = Array.isArray(spec.proposers) ? spec.proposers[s.slot] : spec.proposers;
+    const draft = proposer.propose(s.tokens, room).slice(0, room);
+    if (draft.length === 0) return [];
+    const had = this.blocks.table(s.id).length;
+    if (!this.blocks.grow(s.id, len + draft.length)) return [];
+    if (this.blocks.table(s.id).length !== had) this.#install(s);
+    return draft;
+  }
+}

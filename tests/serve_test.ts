@@ -1,0 +1,525 @@
+/**
+ * `gollm serve` end to end on 127.0.0.1 with the shipped default model: the official
+ * `openai` npm client (chat and completions, streaming and not, logprobs), greedy text equal
+ * to `gollm generate --temperature 0`, 32 concurrent streams, an aborted stream returning its
+ * blocks, malformed requests answered with the right 4xx while the server keeps serving,
+ * the same seed under load, and the CLI's listening line and graceful SIGTERM.
+ */
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+import { loadCheckpoint } from "../formats/load.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
+import { createBatchModel } from "../runtime/batch_model.ts";
+import { createServer, type GollmServer, type ServerOptions } from "../server/http.ts";
+import { ROOT } from "./assets.ts";
+
+const MODEL = `${ROOT}models/default`;
+let ckpt: Checkpoint | null = null;
+
+interface Running {
+  server: GollmServer;
+  url: string;
+  client: OpenAI;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** Starts a server on 127.0.0.1 (a free port) over the default model. */
+async function start(options: ServerOptions = {}, parallel = 8): Promise<Running> {
+  ckpt ??= await loadCheckpoint(MODEL);
+  const model = createBatchModel(ckpt.config, ckpt.weights, ckpt.tokenizer, {
+    parallel,
+    ctxSize: 256,
+    batchSize: 32,
+  }, { format: ckpt.format, path: ckpt.path });
+  const logs: string[] = [];
+  const server = createServer(model, { log: (l) => logs.push(l), ...options });
+  const listening = Promise.withResolvers<number>();
+  const http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => listening.resolve(port) },
+    server,
+  );
+  const url = `http://127.0.0.1:${await listening.promise}`;
+  const client = new OpenAI({
+    baseURL: `${url}/v1`,
+    apiKey: options.apiKey ?? "none",
+    maxRetries: 0,
+  });
+  return {
+    server,
+    url,
+    client,
+    logs,
+    async close() {
+      await server.shutdown(1000);
+      await http.shutdown();
+    },
+  };
+}
+
+/** Runs `gollm generate --temperature 0 --json` on a prompt. */
+async function gollmGenerate(prompt: string, n: number, stop: string[] = []): Promise<string> {
+  const args = [
+    "run",
+    "-A",
+    `${ROOT}cli/main.ts`,
+    "generate",
+    MODEL,
+    "--prompt",
+    prompt,
+    "-n",
+    `${n}`,
+  ];
+  args.push("--temperature", "0", "--json", ...stop.flatMap((s) => ["--stop", s]));
+  const out = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+    .output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout)).text;
+}
+
+/** Polls until `cond` holds (at most `ms`). */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("openai client: completions and chat, streaming and not, equal gollm generate --temperature 0", async () => {
+  const s = await start();
+  try {
+    const prompt = "The state of the Union is";
+    const want = await gollmGenerate(prompt, 24);
+    const c = await s.client.completions.create({
+      model: "default",
+      prompt,
+      max_tokens: 24,
+      temperature: 0,
+    });
+    assert.equal(c.object, "text_completion");
+    assert.equal(c.choices[0].text, want);
+    assert.equal(c.usage?.completion_tokens, 24);
+    assert.equal(c.choices[0].finish_reason, "length");
+    // Streamed: the same text in pieces.
+    let streamed = "", finish: string | null = null;
+    const stream = await s.client.completions.create({
+      model: "default",
+      prompt,
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+    });
+    for await (const chunk of stream) {
+      streamed += chunk.choices[0]?.text ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(streamed, want);
+    assert.equal(finish, "length");
+
+    // Chat: the plain User/Assistant format (the default model has no template).
+    const question = "What is the state of the economy?";
+    const wantChat = await gollmGenerate(`User: ${question}\n\nAssistant:`, 20, [
+      "\nUser:",
+      "\nSystem:",
+    ]);
+    const chat = await s.client.chat.completions.create({
+      model: "default",
+      messages: [{ role: "user", content: question }],
+      max_completion_tokens: 20,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
+    });
+    const msg = chat.choices[0];
+    assert.equal(msg.message.role, "assistant");
+    assert.equal(msg.message.content, wantChat);
+    const lp = msg.logprobs!.content!;
+    assert.equal(lp.length, chat.usage!.completion_tokens);
+    assert.ok(lp.every((t) => t.top_logprobs.length === 3 && t.logprob <= 0));
+    assert.ok(lp.every((t) => t.top_logprobs[0].logprob >= t.logprob - 1e-6)); // greedy: the top
+    if (msg.finish_reason === "length") assert.equal(lp.map((t) => t.token).join(""), wantChat);
+    // Chat streamed with usage.
+    let text = "", role = "", usage: OpenAI.CompletionUsage | null | undefined = null;
+    const cs = await s.client.chat.completions.create({
+      model: "default",
+      messages: [{ role: "user", content: question }],
+      max_tokens: 20,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    for await (const chunk of cs) {
+      role ||= chunk.choices[0]?.delta.role ?? "";
+      text += chunk.choices[0]?.delta.content ?? "";
+      usage = chunk.usage ?? usage;
+    }
+    assert.equal(role, "assistant");
+    assert.equal(text, wantChat);
+    assert.equal(usage?.completion_tokens, chat.usage!.completion_tokens);
+    assert.ok(usage!.prompt_tokens > 5);
+    // The same long prompt again: its full blocks come from the prefix cache.
+    const long = "Mr. Speaker, Mr. Vice President, members of Congress, distinguished guests " +
+      "and fellow citizens: the state of our Union is";
+    const first = await s.client.completions.create({
+      model: "default",
+      prompt: long,
+      max_tokens: 2,
+    });
+    const again = await s.client.completions.create({
+      model: "default",
+      prompt: long,
+      max_tokens: 2,
+    });
+    assert.equal(first.usage?.prompt_tokens_details?.cached_tokens, 0);
+    assert.ok(
+      again.usage!.prompt_tokens_details!.cached_tokens! >= 16,
+      JSON.stringify(again.usage),
+    );
+    assert.ok(
+      s.server.scheduler.stats.prefixCache.hitTokens >=
+        again.usage!.prompt_tokens_details!.cached_tokens!,
+    );
+    const models = await s.client.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ["default"]);
+    // One log line per request with method, path, status, tokens and time.
+    assert.ok(
+      s.logs.some((l) => /POST \/v1\/completions 200 \d+\+24 tokens \d+ ms$/.test(l)),
+      s.logs.join("\n"),
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("32 concurrent streams all complete; the pool is whole afterwards", async () => {
+  const s = await start();
+  try {
+    const runs = Array.from({ length: 32 }, async (_, i) => {
+      const stream = await s.client.completions.create({
+        model: "default",
+        prompt: `Number ${i}: we the people`,
+        max_tokens: 12,
+        temperature: 0.8,
+        seed: i,
+        ignore_eos: true,
+        stream: true,
+      } as OpenAI.CompletionCreateParamsStreaming);
+      let pieces = 0, finish: string | null = null;
+      for await (const chunk of stream) {
+        if (chunk.choices[0]?.text) pieces++;
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+      }
+      return { pieces, finish };
+    });
+    const done = await Promise.all(runs);
+    assert.equal(done.filter((d) => d.finish === "length").length, 32);
+    assert.ok(done.every((d) => d.pieces > 0));
+    const st = s.server.scheduler.stats;
+    assert.equal(st.freeBlocks, st.usableBlocks);
+    assert.ok(st.rows / st.steps > 4, `batched: ${st.rows} rows in ${st.steps} steps`);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("an aborted stream frees its blocks; the same seed gives the same text under load", async () => {
+  const s = await start();
+  try {
+    const ctl = new AbortController();
+    const stream = await s.client.chat.completions.create({
+      model: "default",
+      messages: [{ role: "user", content: "Tell me a long story." }],
+      max_tokens: 200,
+      ignore_eos: true,
+      stream: true,
+    } as OpenAI.ChatCompletionCreateParamsStreaming, { signal: ctl.signal });
+    let n = 0;
+    try {
+      for await (const _ of stream) if (++n === 4) ctl.abort();
+    } catch (e) {
+      assert.ok(e instanceof Error && /abort/i.test(e.name + e.message), String(e));
+    }
+    assert.equal(n, 4);
+    const st = () => s.server.scheduler.stats;
+    await until(() => st().running === 0 && st().waiting === 0);
+    assert.equal(st().freeBlocks, st().usableBlocks);
+    assert.ok(st().sampledTokens < 100, `${st().sampledTokens} tokens sampled`);
+    await until(() => s.logs.some((l) => l.includes("(client disconnected)")));
+    assert.ok(
+      s.logs.some((l) =>
+        /POST \/v1\/chat\/completions 200 \d+\+\d+ tokens \(client disconnected\)/.test(l)
+      ),
+      s.logs.join("\n"),
+    );
+
+    // A whole (not streamed) response whose client goes away: cancelled too.
+    const before = st().sampledTokens;
+    const gone = new AbortController();
+    const pending = fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "default", prompt: "We", max_tokens: 240, ignore_eos: true }),
+      signal: gone.signal,
+    }).catch((e) => e);
+    await until(() => st().sampledTokens > before + 2);
+    gone.abort();
+    assert.ok((await pending) instanceof Error);
+    await until(() => st().running === 0 && st().waiting === 0);
+    assert.equal(st().freeBlocks, st().usableBlocks);
+    assert.ok(st().sampledTokens - before < 200, `${st().sampledTokens - before} tokens sampled`);
+    assert.ok(s.logs.some((l) => / 499 \d+\+\d+ tokens/.test(l)), s.logs.join("\n"));
+
+    const req = {
+      model: "default",
+      prompt: "In the year of our Lord",
+      max_tokens: 32,
+      temperature: 1,
+      top_p: 0.9,
+      seed: 99,
+      ignore_eos: true,
+    };
+    const alone = (await s.client.completions.create(req)).choices[0].text;
+    const others = Array.from(
+      { length: 7 },
+      (_, i) =>
+        s.client.completions.create({
+          ...req,
+          seed: i,
+          prompt: `Congress ${i} shall`,
+          max_tokens: 10 + 5 * i,
+        }),
+    );
+    const loaded = (await s.client.completions.create(req)).choices[0].text;
+    await Promise.all(others);
+    assert.equal(loaded, alone);
+    const reseeded = (await s.client.completions.create({ ...req, seed: 100 })).choices[0].text;
+    assert.notEqual(reseeded, alone); // negative control
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("malformed requests get the right 4xx with OpenAI's error shape; the server keeps serving", async () => {
+  const s = await start({ apiKey: "sekrit", maxBodyBytes: 4096 }, 2);
+  const post = (path: string, body: string, key: string | null = "sekrit") =>
+    fetch(`${s.url}${path}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+      },
+      body,
+    });
+  const expect = async (res: Response, status: number, param: string | null, match: RegExp) => {
+    const body = await res.json();
+    assert.equal(res.status, status, JSON.stringify(body));
+    assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
+    assert.equal(body.error.param, param, JSON.stringify(body));
+    assert.match(body.error.message, match);
+    return res;
+  };
+  const ok = { model: "default", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 };
+  const chat = (extra: Record<string, unknown>) =>
+    post("/v1/chat/completions", JSON.stringify({ ...ok, ...extra }));
+  try {
+    await expect(await post("/v1/chat/completions", "{not json"), 400, null, /not valid JSON/);
+    await expect(
+      await post("/v1/chat/completions", "[1, 2]"),
+      400,
+      null,
+      /JSON object, got an array/,
+    );
+    await expect(
+      await chat({ temperature: "hot" }),
+      400,
+      "temperature",
+      /'temperature' must be a number in \[0, 2\], got "hot"/,
+    );
+    await expect(await chat({ temperature: 3 }), 400, "temperature", /got 3/);
+    await expect(await chat({ top_p: 0 }), 400, "top_p", /\(0, 1\]/);
+    await expect(await chat({ max_tokens: 1.5 }), 400, "max_tokens", /an integer/);
+    await expect(await chat({ max_tokens: 1000 }), 400, "max_tokens", /context is 256 tokens/);
+    await expect(await chat({ messages: "Hi" }), 400, "messages", /array/);
+    await expect(
+      await chat({ messages: [{ role: "wizard", content: "x" }] }),
+      400,
+      "messages[0].role",
+      /one of/,
+    );
+    await expect(
+      await chat({ top_logprobs: 25, logprobs: true }),
+      400,
+      "top_logprobs",
+      /\[0, 20\]/,
+    );
+    await expect(await chat({ stop: [""] }), 400, "stop[0]", /non-empty/);
+    await expect(await chat({ n: 2 }), 400, "n", /n = 2/);
+    await expect(await chat({ model: "gpt-4" }), 404, "model", /'gpt-4' does not exist/);
+    await expect(
+      await post("/v1/completions", JSON.stringify({ model: "default" })),
+      400,
+      "prompt",
+      /required/,
+    );
+    await expect(
+      await post("/v1/completions", JSON.stringify({ model: "default", prompt: [1, 5000] })),
+      400,
+      "prompt[1]",
+      /outside the vocabulary/,
+    );
+    await expect(
+      await post("/v1/chat/completions", JSON.stringify(ok), null),
+      401,
+      null,
+      /missing API key/,
+    );
+    await expect(
+      await post("/v1/chat/completions", JSON.stringify(ok), "wrong"),
+      401,
+      null,
+      /incorrect API key/,
+    );
+    await expect(
+      await post("/v1/completions", JSON.stringify({ model: "default", prompt: "x".repeat(5000) })),
+      413,
+      null,
+      /larger than 4096 bytes/,
+    );
+    await expect(await post("/v1/nothing", "{}"), 404, null, /no such endpoint/);
+    await expect(
+      await fetch(`${s.url}/v1/completions`, { headers: { authorization: "Bearer sekrit" } }),
+      405,
+      null,
+      /takes POST/,
+    );
+    // The openai client surfaces the same error.
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "sekrit", maxRetries: 0 });
+    await assert.rejects(
+      client.chat.completions.create(
+        { ...ok, n: 2 } as OpenAI.ChatCompletionCreateParamsNonStreaming,
+      ),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === "n",
+    );
+    // Still serving; /health needs no key; tokenize/detokenize round-trip.
+    const good = await (await chat({ temperature: 0 })).json();
+    assert.equal(good.object, "chat.completion");
+    assert.equal((await fetch(`${s.url}/health`)).status, 200);
+    const t = await (await post(
+      "/tokenize",
+      JSON.stringify({ content: "We the people", with_pieces: true }),
+    )).json();
+    assert.equal(t.tokens.map((x: { piece: string }) => x.piece).join(""), "We the people");
+    const ids = t.tokens.map((x: { id: number }) => x.id);
+    assert.deepEqual(await (await post("/detokenize", JSON.stringify({ tokens: ids }))).json(), {
+      content: "We the people",
+    });
+    await expect(
+      await post("/detokenize", JSON.stringify({ tokens: [-1] })),
+      400,
+      "tokens[0]",
+      /not a token id/,
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a full queue is 503 with Retry-After; a slow request times out with 408", async () => {
+  const s = await start({ maxQueue: 0, timeoutMs: 200 }, 1);
+  try {
+    const res = await fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "default", prompt: "Hi", max_tokens: 2 }),
+    });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.equal((await res.json()).error.code, "server_busy");
+  } finally {
+    await s.close();
+  }
+  const t = await start({ timeoutMs: 150 }, 1);
+  try {
+    const res = await fetch(`${t.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "default", prompt: "Hi", max_tokens: 250, ignore_eos: true }),
+    });
+    assert.equal(res.status, 408);
+    assert.match((await res.json()).error.message, /timeout of 0.15 s/);
+    const st = t.server.scheduler.stats;
+    await until(() => t.server.scheduler.stats.running === 0);
+    assert.equal(st.usableBlocks, t.server.scheduler.stats.freeBlocks);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("gollm serve prints its URL, serves, and exits 0 on SIGTERM", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}cli/main.ts`, "serve", MODEL, "--port", "0", "--parallel", "2"],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let err = "";
+  let url = "";
+  while (!url) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    err += value;
+    url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)?.[1] ?? "";
+  }
+  assert.ok(url, err);
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    body: JSON.stringify({ model: "default", prompt: "We", max_tokens: 3 }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).usage.completion_tokens <= 3, true);
+  child.kill("SIGTERM");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    err += value;
+  }
+  const status = await child.status;
+  assert.equal(status.code, 0, err);
+  assert.match(err, /POST \/v1\/completions 200/);
+  assert.match(err, /SIGTERM: shutting down/);
+  assert.match(err, /stopped/);
+});
+
+Deno.test("gollm serve: bad flags are one error line with the right exit status", async () => {
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}cli/main.ts`, "serve", MODEL, ...args],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const lines = new TextDecoder().decode(out.stderr).trimEnd().split("\n")
+      .filter((l) => !l.startsWith("loaded "));
+    return { code: out.code, first: lines[0], lines };
+  };
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const cases: [string[], number, RegExp][] = [
+      [["--port", "70000"], 2, /--port must be an integer in \[0, 65535\], got '70000'/],
+      [["--ctx-size", "1000"], 2, /--ctx-size 1000 exceeds the context length 256/],
+      [["--threads", "2"], 2, /--threads 2: the wasm backend runs the forward pass on one thread/],
+      [["--draft", "models/default", "--ngram"], 2, /--draft PATH or --ngram, not both/],
+      [["--kv-blocks", "3"], 1, /a KV pool of 3 blocks .* cannot hold one sequence of 256 tokens/],
+      [["--draft", `${ROOT}no/such/model`], 1, /no\/such\/model/],
+      [["--port", `${(busy.addr as Deno.NetAddr).port}`], 1, /cannot listen on 127\.0\.0\.1:\d+/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => run(...args)));
+    results.forEach((r, i) => {
+      const [args, code, re] = cases[i];
+      assert.equal(r.code, code, `${args.join(" ")}: ${r.lines.join("\n")}`);
+      assert.match(r.first, /^error: /, args.join(" "));
+      assert.match(r.first, re, args.join(" "));
+      assert.ok(!r.lines.some((l) => /^\s+at /.test(l)), `no stack trace: ${r.lines.join("\n")}`);
+    });
+  } finally {
+    busy.close();
+  }
+});
