@@ -19,7 +19,7 @@
  */
 
 // Model API
-export { createModel, loadModel } from "./runtime/model.ts";
+export { createModel, loadModel, MAX_THREADS, resolveThreads } from "./runtime/model.ts";
 export type {
   Backend,
   CheckpointInfo,
@@ -45,6 +45,7 @@ export {
 export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_dir.ts";
 export { loadHf } from "./formats/hf.ts";
 export { loadGguf } from "./formats/gguf/checkpoint.ts";
+export type { GgufLoadOptions, GgufModelInfo } from "./formats/gguf/checkpoint.ts";
 export { readGguf } from "./formats/gguf/parse.ts";
 export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/parse.ts";
 export type { GgmlType } from "./formats/quant.ts";
@@ -61,6 +62,7 @@ export {
   checkQuantTensor,
   dequantizeRows,
   dequantizeTensor,
+  dequantizeWeights,
   quantizeTensor,
 } from "./formats/quant/tensor.ts";
 export type { QuantTensor } from "./formats/quant/tensor.ts";
@@ -105,10 +107,24 @@ export {
 } from "./core/config.ts";
 export type { Arch, LayerType, ModelConfig, RopeScaling } from "./core/config.ts";
 export { ropeAttnFactor, ropeInvFreq } from "./core/rope.ts";
-export { checkWeights, expectedShapes, randomWeights } from "./core/weights.ts";
+export {
+  allF32,
+  checkWeights,
+  expectedShapes,
+  randomWeights,
+  requireF32,
+  storedBytes,
+} from "./core/weights.ts";
 export { expectedTensorCount, TENSOR_NAMES, tensorName } from "./core/tensor_names.ts";
 export type { HfFamily, TensorKind, TensorNameRow, TensorSource } from "./core/tensor_names.ts";
-export type { Tensor, Weights } from "./core/weights.ts";
+export type {
+  F32Tensor,
+  F32Weights,
+  StorageType,
+  StoredTensor,
+  Tensor,
+  Weights,
+} from "./core/weights.ts";
 export { ConfigError, FormatError, GollmError, ResourceError } from "./core/errors.ts";
 
 // Tokenizers, sampling, chat
@@ -185,10 +201,34 @@ export type {
   CompiledModel,
   CompiledParts,
   CompileOptions,
+  ThreadOptions,
 } from "./codegen/compile.ts";
+export { instantiateWasm } from "./codegen/compile_wasm.ts";
+export type {
+  StartPool,
+  StepRunner,
+  WasmBatch,
+  WasmCompileOptions,
+} from "./codegen/compile_wasm.ts";
+export { startStepPool, startThreadPool, ThreadError } from "./runtime/threads.ts";
+export type { ThreadPool, ThreadPoolOptions } from "./runtime/threads.ts";
 export { emitKernels } from "./codegen/emit_js.ts";
-export { emitWasmListing } from "./codegen/emit_wasm.ts";
-export type { LinearShape, WasmKernels } from "./codegen/emit_wasm.ts";
+export {
+  emitWasmListing,
+  emitWasmStep,
+  layoutWasm,
+  WasmUnsupportedError,
+} from "./codegen/emit_wasm.ts";
+export type {
+  LinearShape,
+  PlacedWeights,
+  WasmKernels,
+  WasmLayout,
+  WasmStepModule,
+  WasmStepOptions,
+} from "./codegen/emit_wasm.ts";
+export type { WasmWeight } from "./codegen/wasm/renderers.ts";
+export type { WeightTypeName } from "./codegen/wasm/blocks.ts";
 export { planArena, planBatch, singleSequenceLayout } from "./codegen/plan.ts";
 export type { Plan, PlannedBuffer, PlanOptions } from "./codegen/plan.ts";
 export type {

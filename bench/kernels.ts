@@ -118,7 +118,7 @@ function build(type: WeightTypeName) {
   const head = off;
   off += rowBytes(t, DIM) * VOCAB;
   const weightBytes = off - layerW[0][0];
-  const pages = Math.ceil(off / 65536);
+  const pages = Math.ceil(off / 65536) + 1; // + slack for prefetch touches past the end
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 
   const funcs: WasmFunc[] = [barrierKernel()];

@@ -9,7 +9,7 @@ import { createReference } from "../runtime/reference.ts";
 import { loadGguf } from "../formats/gguf/checkpoint.ts";
 import { readGguf } from "../formats/gguf/parse.ts";
 import type { ModelConfig } from "../core/config.ts";
-import type { Weights } from "../core/weights.ts";
+import type { F32Weights as Weights } from "../core/weights.ts";
 import { GollmError } from "../core/errors.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import { ASSETS, haveFiles } from "../tests/assets.ts";

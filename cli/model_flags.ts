@@ -60,17 +60,32 @@ export const PREFILL_CHUNK_OPTION = {
   },
 } as const satisfies Record<string, OptionSpec>;
 
+/** `--threads N`: threads of the wasm backend. */
+export const THREADS_OPTION = {
+  threads: {
+    type: "int",
+    min: 1,
+    max: 64,
+    meta: "N",
+    description: "threads of the wasm backend (rows of every matrix product and heads of " +
+      "attention are split between them)",
+    defaultText: "the number of CPU cores",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
 /** The flags that pick and load a model (generate, chat, logits). */
 export const MODEL_OPTIONS = {
   ...MODEL_OPTION,
   backend: {
     type: "choice",
-    choices: ["jit", "wasm", "reference"],
-    default: "jit",
+    choices: ["auto", "wasm", "jit", "reference"],
+    default: "auto",
     meta: "B",
-    description:
-      "jit (generated JS kernels), wasm (generated WASM SIMD) or reference (plain loops)",
+    description: "auto (wasm when it runs the model, else jit), wasm (the whole step in " +
+      "generated WASM SIMD, weights as stored), jit (generated JS kernels) or reference " +
+      "(plain loops)",
   },
+  ...THREADS_OPTION,
   ...KV_CAPACITY_OPTION,
   ...TOKENIZER_OPTION,
 } as const satisfies Record<string, OptionSpec>;
@@ -231,7 +246,7 @@ export function checkKvCapacity(
  * ```ts ignore
  * import { loadModelFlags } from "./model_flags.ts";
  * const { model, path } = await loadModelFlags(
- *   { model: undefined, backend: "jit", "kv-capacity": undefined, tokenizer: undefined },
+ *   { model: undefined, backend: "auto", threads: undefined, "kv-capacity": undefined, tokenizer: undefined },
  *   "usage: gollm x",
  * );
  * ```
@@ -249,13 +264,16 @@ export async function loadModelFlags(
     (onProgress) =>
       loadModel(path, {
         backend,
+        threads: v.threads,
         kvCapacity,
         tokenizerPath: v.tokenizer,
         optionalTokenizer: options.optionalTokenizer,
         onProgress,
         onConfig: (c) => checkKvCapacity(kvCapacity, c.context_length, path, usage),
       }),
-    (m) => `loaded ${path} (${m.checkpoint.format}, ${backend})`,
+    (m) =>
+      `loaded ${path} (${m.checkpoint.format}, ${m.backend}` +
+      (m.threads > 1 ? `, ${m.threads} threads)` : ")"),
   );
   return { model, path };
 }

@@ -17,15 +17,19 @@ import type {
 import { GollmError, ResourceError } from "../core/errors.ts";
 import { checkSequence, checkStepInput, resolveBatchLayout } from "../core/forward.ts";
 import { singleSequence } from "../core/single_sequence.ts";
-import { checkWeights, type Weights } from "../core/weights.ts";
+import { checkWeights, requireF32, type Weights } from "../core/weights.ts";
+import { instantiateWasm, type StartPool } from "./compile_wasm.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
-import { emitWasmForPlan, type WasmKernels } from "./emit_wasm.ts";
+import type { WasmKernels } from "./emit_wasm.ts";
 import { findBuffer, type Plan, planArena, planBatch } from "./plan.ts";
 import { extendedFeatures } from "./graph_features.ts";
 
 /** What a compiled forward carries besides its interface: its source, plan and memory. */
 export interface CompiledParts {
-  /** The TypeScript kernels module that was evaluated (what `gollm kernels` writes). */
+  /**
+   * The TypeScript kernels module that was evaluated (what `gollm kernels` writes), or with
+   * `backend: "wasm"` the WAT-like listing of the module (`gollm kernels --wasm`).
+   */
   readonly source: string;
   /** The arena plan (offsets of every buffer, KV and activation bytes). */
   readonly plan: Plan;
@@ -34,8 +38,12 @@ export interface CompiledParts {
    * wasm, the weights).
    */
   readonly memory: WebAssembly.Memory;
-  /** With `backend: "wasm"`: the SIMD module's bytes, shapes and WAT-like listing. */
+  /** With `backend: "wasm"`: the module's bytes, memory layout and WAT-like listing. */
   readonly wasm?: WasmKernels;
+  /** Threads a step runs on (1 for js). */
+  readonly threads: number;
+  /** Stops the worker threads (wasm with threads; idempotent; a no-op otherwise). */
+  close(): void;
 }
 
 /** A single-sequence forward pass running generated kernels (see {@linkcode compileModel}). */
@@ -51,13 +59,25 @@ export interface CompiledBatch extends BatchForward, CompiledParts {}
  * Options of {@linkcode compileModel}: the forward options plus the backend of the matrix
  * products.
  */
-export interface CompileOptions extends ForwardOptions {
+export interface CompileOptions extends ForwardOptions, ThreadOptions {
   /**
-   * `js` (default): everything in generated JS. `wasm`: the matvec/matmul kernels run as
-   * generated WASM f32x4 code (codegen/emit_wasm.ts) on the same arena; the weights are
-   * copied into the arena's memory after the activations (`plan.weightsBytes`).
+   * `js` (default): everything in generated JS (F32 weights). `wasm`: the whole step runs
+   * in one generated WASM SIMD module (codegen/emit_wasm.ts) on a shared memory holding
+   * the arena and the weights in their stored types (codegen/compile_wasm.ts).
    */
   backend?: "js" | "wasm";
+}
+
+/** The threads of the wasm backend. */
+export interface ThreadOptions {
+  /** Threads (wasm; default 1; more need `startPool`). */
+  threads?: number;
+  /** Starts the worker threads (runtime/threads.ts; required for threads > 1). */
+  startPool?: StartPool;
+  /** A memory the loader read the weights into (codegen/compile_wasm.ts). */
+  memory?: { memory: WebAssembly.Memory; end: number };
+  /** Bytes one wasm memory holds (default 4 GiB; tests lower it to use further memories). */
+  memoryLimit?: number;
 }
 
 /**
@@ -65,10 +85,10 @@ export interface CompileOptions extends ForwardOptions {
  * default 32, `maxSeqs` default 1, `blockSize` default 16, `maxBlocksPerSeq` default
  * `numBlocks`) and the backend.
  */
-export interface BatchCompileOptions extends Partial<BatchLayout> {
+export interface BatchCompileOptions extends Partial<BatchLayout>, ThreadOptions {
   /** Blocks in each layer's K and V pool (size it with `kvBlockBytes`). */
   numBlocks: number;
-  /** `js` (default) or `wasm` (matrix products in WASM SIMD), as in {@linkcode CompileOptions}. */
+  /** `js` (default) or `wasm` (the whole step in WASM SIMD), as in {@linkcode CompileOptions}. */
   backend?: "js" | "wasm";
 }
 
@@ -183,35 +203,34 @@ function instantiate(
   plan: Plan,
   useWasm: boolean,
   batch: boolean,
+  threads: ThreadOptions = {},
 ): CompiledBatch {
-  if (useWasm) refuseExtended(plan);
-  const source = emitKernelsForPlan(plan, { backend: useWasm ? "wasm" : "js" });
-  const memory = allocateMemory(plan, useWasm, batch);
-  // The kernels' weights by canonical name: the caller's arrays (js), or (wasm, whose
-  // kernels address weights by byte offset) copies placed in the memory at the plan's
-  // offsets. The compiled model keeps only the copies, so once the caller drops its
-  // weights (loadModel does) they are held once, in the memory.
-  const W: Record<string, Float32Array> = {};
-  for (const [name, t] of weights) {
-    const off = plan.weightOffsets.get(name);
-    if (off === undefined) W[name] = t.data;
-    else {
-      const view = new Float32Array(memory.buffer, off, t.data.length);
-      view.set(t.data);
-      W[name] = view;
-    }
+  if (useWasm) {
+    refuseExtended(plan);
+    const b = instantiateWasm(config, weights, plan, threads);
+    return {
+      ...b,
+      setSequence: b.setSequence,
+      step: b.step,
+      close: b.close,
+      get source() {
+        return b.module.listing;
+      },
+      wasm: b.module,
+    };
   }
-  const wasm = useWasm ? emitWasmForPlan(plan) : undefined;
-  const X = wasm &&
-    new WebAssembly.Instance(new WebAssembly.Module(wasm.bytes), { env: { memory } }).exports;
-  // The js module's createKernels(memory, W) ignores the third argument.
+  const f32 = requireF32(weights, "the js backend");
+  const source = emitKernelsForPlan(plan);
+  const memory = allocateMemory(plan, false, batch);
+  // The kernels' weights by canonical name: the caller's arrays, used in place.
+  const W: Record<string, Float32Array> = {};
+  for (const [name, t] of f32) W[name] = t.data;
   const factory = new Function(
     "memory",
     "W",
-    "X",
-    stripTypes(source) + "\nreturn createKernels(memory, W, X);",
+    stripTypes(source) + "\nreturn createKernels(memory, W);",
   );
-  const k = factory(memory, W, X) as Kernels;
+  const k = factory(memory, W) as Kernels;
   k.init();
 
   const layout = plan.layout;
@@ -240,7 +259,8 @@ function instantiate(
     source,
     plan,
     memory,
-    ...(wasm ? { wasm } : {}),
+    threads: 1,
+    close() {},
     setSequence(seq: number, blocks: ArrayLike<number>, ringTokens: number, win: number): void {
       checkSequence(layout, seq, blocks, ringTokens, win);
       for (let b = 0; b < blocks.length; b++) I[TABLE + seq * MB + b] = blocks[b];
@@ -311,8 +331,8 @@ export function compileBatch(
   checkWeights(config, weights, "<weights>");
   const useWasm = checkBackend(options.backend);
   const layout = resolveBatchLayout(options);
-  const plan = planBatch(config, layout, { weightsInArena: useWasm });
-  return instantiate(config, weights, plan, useWasm, true);
+  const plan = planBatch(config, layout);
+  return instantiate(config, weights, plan, useWasm, true, options);
 }
 
 /**
@@ -324,12 +344,12 @@ export function compileBatch(
  *
  * @param config The model config the plan was made for.
  * @param weights Canonical weights.
- * @param plan The plan; with `backend: "wasm"` it must place the weights in the memory
- *   (`weightsInArena`).
+ * @param plan The plan (weights outside it: the wasm backend places them itself).
  * @param backend `js` (default) or `wasm`.
+ * @param threads Threads of the wasm backend and the pool starter.
  * @returns The batched forward.
  * @throws {FormatError} when a weight is missing or mis-shaped.
- * @throws {RangeError} for a bad backend, or `wasm` with a plan that has no weight region.
+ * @throws {RangeError} for a bad backend, or stored weights on the js backend.
  * @throws {ResourceError} when the memory is over 4 GiB or cannot be allocated.
  *
  * @example
@@ -351,13 +371,11 @@ export function compilePlan(
   weights: Weights,
   plan: Plan,
   backend?: "js" | "wasm",
+  threads: ThreadOptions = {},
 ): CompiledBatch {
   checkWeights(config, weights, "<weights>");
   const useWasm = checkBackend(backend);
-  if (useWasm && plan.weightsBytes === 0) {
-    throw new RangeError("compilePlan: the wasm backend needs a plan made with weightsInArena");
-  }
-  return instantiate(config, weights, plan, useWasm, true);
+  return instantiate(config, weights, plan, useWasm, true, threads);
 }
 
 /** true for `wasm`, false for `js` or none; RangeError otherwise. */
@@ -412,8 +430,8 @@ export function compileModel(
 ): CompiledModel {
   checkWeights(config, weights, "<weights>");
   const useWasm = checkBackend(options.backend);
-  const plan = planArena(config, { ...options, weightsInArena: useWasm });
-  const batch = instantiate(config, weights, plan, useWasm, false);
+  const plan = planArena(config, options);
+  const batch = instantiate(config, weights, plan, useWasm, false, options);
   const pass = singleSequence(batch, plan.kvCapacity);
   return {
     config,
@@ -421,9 +439,13 @@ export function compileModel(
     forward: pass.forward,
     forwardAll: pass.forwardAll,
     batch,
-    source: batch.source,
+    get source() {
+      return batch.source;
+    },
     plan,
     memory: batch.memory,
+    threads: batch.threads,
+    close: batch.close,
     ...(batch.wasm ? { wasm: batch.wasm } : {}),
   };
 }

@@ -1,44 +1,378 @@
 /**
- * The WASM SIMD emitter: for a plan, one WebAssembly module with an f32x4 kernel per
- * distinct matrix-product shape (`matvec_2048x768` for the decode step,
- * `matmul_2048x768_bias` for the prefill chunk), built byte by byte with `wasm_asm.ts`
- * (no external toolchain). The module imports the arena memory as `env.memory`; the
- * weights must be in that memory too (plan with `weightsInArena`, see `plan.ts`).
+ * The WASM emitter: for a plan (both graphs of engine v2 and their arena offsets) and the
+ * weights' storage types, ONE WebAssembly module whose export `step(tid, nthreads, ...)`
+ * runs every node of the step on every thread, built byte by byte with `wasm_asm.ts` (no
+ * external toolchain), with a readable WAT-like listing.
  *
- * Every kernel takes byte offsets into the memory, `(w, [bias,] x, y[, n])`; the shapes,
- * row strides and unrolling are constants in the code:
- * - `matvec_MxN` computes y (M) = w (M, N) · x (N) [+ bias], 8 output rows at a time;
- * - `matmul_MxN` computes y (n, M) = x (n, N) · wᵀ [+ bias] for n tokens, 4 weight rows ×
- *   2 tokens at a time (weight row blocks outside, tokens inside, so each block of weight
- *   rows is streamed once per chunk, as in emit_js.ts).
+ * The module has, like the JS module of `emit_js.ts`:
+ * - shape-specialised kernels (`matvec_q8_0_2048x768`, `matmul_q4_k_768x2048`,
+ *   `rmsnorm_768`, `attention_12x4x64_b16`, `quantize_q8_0_768`, ...), each once;
+ * - one function per layer and sublayer of each graph (`layer3_attn`, `layer3_ffn`,
+ *   `lm_head`; `prefill_layer3_attn`, ...), each node a commented call with literal
+ *   offsets, the thread's share computed from `tid` and `nthreads`, and a barrier
+ *   (codegen/wasm/barrier.ts) before every node that reads or overwrites bytes an earlier
+ *   node of the same phase wrote or read;
+ * - `step`, which reads n and nOut from the step rows and runs the decode graph (n = 1,
+ *   matrix-vector kernels) or the prefill graph (matrix kernels over the n rows), skipping
+ *   the LM head when nOut = 0.
  *
- * The dot products accumulate in f32x4 lanes (`f32x4.mul` + `f32x4.add`, no fused
- * multiply-add), unrolled by {@linkcode VEC_UNROLL} vectors; the lanes are summed
- * pairwise at the end, then the `N mod 4` tail columns are added one by one, then the
- * bias. Results differ from the sequential sums of `runtime/reference.ts` by rounding only.
+ * What each op becomes is one row of {@linkcode WASM_OPS} (codegen/wasm/renderers.ts); an op
+ * without a row, or a weight in a type without kernels, is refused with
+ * {@linkcode WasmUnsupportedError} so that `--backend auto` can fall back to the JS kernels.
+ *
+ * Memory (one shared `WebAssembly.Memory`): `[arena of the plan][control block][scratch
+ * per thread: quantised activations, attention scores][weights, as stored]`.
  *
  * @module
  */
 import type { ModelConfig } from "../core/config.ts";
+import { GollmError } from "../core/errors.ts";
 import type { ForwardOptions } from "../core/forward.ts";
-import { linearKernelName } from "./ops/linear.ts";
-import { type Plan, planArena } from "./plan.ts";
-import { assembleModule, WasmFunc } from "./wasm_asm.ts";
+import { expectedShapes } from "../core/weights.ts";
+import type { Graph, GraphNode, NodeOp } from "./graph.ts";
+import { findBuffer, type Plan, planArena } from "./plan.ts";
+import { assembleModule, type FunctionImport, memoryImportText, WasmFunc } from "./wasm_asm.ts";
+import { barrierKernel, CTL } from "./wasm/barrier.ts";
+import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
+import { quantizeName } from "./wasm/quantize.ts";
+import {
+  callWith,
+  type KernelSpec,
+  WASM_RENDERERS,
+  type WasmCallContext,
+  type WasmKernelContext,
+  type WasmOpRenderer,
+  type WasmOpTable,
+  type WasmWeight,
+} from "./wasm/renderers.ts";
 
-/** Output rows per register block of the decode matvec (8 f32x4 accumulators). */
-const MV_ROWS = 8;
-/** Weight rows per register block of the prefill matmul (× TOKENS accumulators). */
-const MM_ROWS = 4;
-/** Tokens per register block of the prefill matmul. */
-const TOKENS = 2;
-/** f32x4 vectors per inner-loop iteration. */
-const VEC_UNROLL = 2;
+/** The WASM op table: node op → renderer (codegen/wasm/renderers.ts). */
+export const WASM_OPS: WasmOpTable = WASM_RENDERERS;
 
-/** One distinct matrix-product shape of a plan. */
+/** A model or op the WASM backend cannot run (an op without a renderer, a weight type). */
+export class WasmUnsupportedError extends GollmError {
+  /**
+   * Creates the error.
+   *
+   * @param message One line naming the op or tensor and type.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "WasmUnsupportedError";
+  }
+}
+
+/** Byte alignment of the regions the module adds after the arena. */
+const ALIGN = 64;
+const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+
+/** Where the module puts what it adds to the plan's arena (byte offsets). */
+export interface WasmLayout {
+  /** Threads the scratch is sized for (1..64). */
+  threads: number;
+  /** The barrier's control block (`CTL.BYTES`). */
+  ctl: number;
+  /** Thread 0's scratch; thread i's is at `scratch + i · scratchStride`. */
+  scratch: number;
+  /** Bytes of one thread's scratch. */
+  scratchStride: number;
+  /** Bytes of the quantised-activation part of a scratch (the attention scores follow). */
+  quantBytes: number;
+  /** Every weight the graphs use, with its type and offset. */
+  weights: Map<string, WasmWeight>;
+  /** Byte offset of the first weight. */
+  weightsOffset: number;
+  /** Bytes of all weights. */
+  weightsBytes: number;
+  /** Bytes memory 0 needs. */
+  memoryBytes: number;
+  /**
+   * Bytes of each further memory (`env.memory1`, ...): weights past what a 32-bit memory
+   * holds (4 GiB), one memory per 4 GiB (multi-memory). Empty for models that fit.
+   */
+  more: number[];
+}
+
+/** Bytes one 32-bit WebAssembly memory holds at most: 65536 pages of 64 KiB. */
+export const MEMORY_LIMIT = 65536 * 65536;
+
+/**
+ * The weights the module keeps F32 whatever their stored type (norm weights, biases,
+ * learned positions): the vectors of a graph.
+ *
+ * @param g A graph.
+ * @returns Canonical names.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { buildGraph } from "./graph.ts";
+ * import { f32Weights } from "./emit_wasm.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-gpt2.yaml"), "t.yaml");
+ * const names = f32Weights(buildGraph(c, 1, resolveBatchLayout({ numBlocks: 4 })));
+ * assert.ok(names.has("pos_embeddings.weight") && names.has("norm.bias"));
+ * assert.ok(!names.has("tok_embeddings.weight"));
+ * ```
+ */
+export function f32Weights(g: Graph): Set<string> {
+  const out = new Set<string>();
+  for (const n of g.nodes) {
+    if (n.op === "norm") n.weights.forEach((w) => out.add(w));
+    else if (n.op === "linear" || n.op === "embed") n.weights.slice(1).forEach((w) => out.add(w));
+  }
+  return out;
+}
+
+/** The weights already in the memory (read there by the loader): name → byte offset. */
+export interface PlacedWeights {
+  /** Byte offset of each weight that is already in the memory, in its stored type. */
+  offsets: ReadonlyMap<string, number>;
+  /** First byte after the region they are in (other weights are placed from here). */
+  end: number;
+}
+
+/**
+ * The first byte a loader may read weights into for a plan: past the arena, the control
+ * block and every thread's scratch ({@linkcode layoutWasm} puts `weightsOffset` here).
+ *
+ * @param plan The plan.
+ * @param threads Threads the scratch is sized for.
+ * @returns A 64-byte aligned byte offset.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { planBatch } from "./plan.ts";
+ * import { layoutWasm, wasmWeightsStart } from "./emit_wasm.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const plan = planBatch(c, resolveBatchLayout({ numBlocks: 8 }));
+ * assert.equal(wasmWeightsStart(plan, 2), layoutWasm(plan, new Map(), 2).weightsOffset);
+ * ```
+ */
+export function wasmWeightsStart(plan: Plan, threads: number): number {
+  return scratchOf(plan).scratch + threads * scratchOf(plan).scratchStride;
+}
+
+/**
+ * One thread's scratch: the quantised rows of the widest matrix-product input of either
+ * graph (q8_0 and q8_K rows both take `K + K / 4` bytes: 1 per quant, 8 per 32 or 64 per
+ * 256 of metadata, whatever the weight types), then one head's attention scores over the
+ * longest ring.
+ */
+function scratchOf(plan: Plan) {
+  let quant = 0;
+  for (const g of [plan.decode, plan.prefill]) {
+    for (const n of g.nodes) {
+      if (n.op === "linear") quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.25));
+    }
+  }
+  const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;
+  const quantBytes = align(quant);
+  const ctl = align(plan.arenaBytes);
+  return {
+    ctl,
+    quantBytes,
+    scratch: ctl + align(CTL.BYTES),
+    scratchStride: quantBytes + align((ring + 4) * 4),
+  };
+}
+
+const align16 = (n: number) => Math.ceil(n / 16) * 16;
+
+/**
+ * Lays out the module's memory for a plan: control block, per-thread scratch and every
+ * weight in its storage type (vectors F32), or where it already is (`placed`).
+ *
+ * @param plan The plan (from `planBatch`).
+ * @param types The storage type of each matrix by canonical name (`F32` when absent).
+ * @param threads Threads the scratch is sized for.
+ * @param placed Weights the loader already read into the memory, and where the rest go.
+ * @param limit Bytes one memory holds (default {@linkcode MEMORY_LIMIT}; tests lower it to
+ *   exercise the further memories on small models).
+ * @returns The layout.
+ * @throws {WasmUnsupportedError} for a matrix type the kernels do not have or a row length
+ *   that is not a multiple of its block size.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfigYaml } from "../core/config.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { planBatch } from "./plan.ts";
+ * import { layoutWasm } from "./emit_wasm.ts";
+ * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
+ * const plan = planBatch(c, resolveBatchLayout({ numBlocks: 8 }));
+ * const l = layoutWasm(plan, new Map(), 2);
+ * assert.equal(l.weights.get("norm.weight")!.type, "F32");
+ * assert.ok(l.memoryBytes >= l.weightsOffset + l.weightsBytes);
+ * ```
+ */
+export function layoutWasm(
+  plan: Plan,
+  types: ReadonlyMap<string, string>,
+  threads: number,
+  placed?: PlacedWeights,
+  limit: number = MEMORY_LIMIT,
+): WasmLayout {
+  const c = plan.decode.config;
+  const shapes = expectedShapes(c);
+  const vectors = f32Weights(plan.prefill);
+  const { ctl, quantBytes, scratch, scratchStride } = scratchOf(plan);
+  const weightsOffset = scratch + threads * scratchStride;
+  const weights = new Map<string, WasmWeight>();
+  let at = align(placed?.end ?? weightsOffset);
+  const typeOf = (name: string): WeightTypeName => {
+    const t = types.get(name) ?? "F32";
+    if (vectors.has(name) && !placed?.offsets.has(name)) return "F32";
+    if (!(t in WEIGHT_TYPES)) {
+      throw new WasmUnsupportedError(
+        `tensor '${name}' has type ${t}, which the wasm backend has no kernels for ` +
+          `(it has ${Object.keys(WEIGHT_TYPES).join(", ")})`,
+      );
+    }
+    return t as WeightTypeName;
+  };
+  const more: number[] = []; // bytes used in memory 1, 2, ...
+  const names: string[] = [];
+  for (const g of [plan.decode, plan.prefill]) {
+    for (const n of g.nodes) for (const w of n.weights) if (!names.includes(w)) names.push(w);
+  }
+  // Vectors first: the kernels that read them (norms, biases) address memory 0 only.
+  names.sort((a, b) => Number(vectors.has(b)) - Number(vectors.has(a)));
+  for (const name of names) {
+    const shape = shapes.get(name)!;
+    const type = typeOf(name);
+    const t = WEIGHT_TYPES[type];
+    const cols = shape[shape.length - 1];
+    if (cols % t.blockElems !== 0) {
+      throw new WasmUnsupportedError(
+        `tensor '${name}' (${type} [${shape}]): row length ${cols} is not a multiple of ` +
+          `the block size ${t.blockElems}`,
+      );
+    }
+    const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const bytes = rows * (cols / t.blockElems) * t.blockBytes;
+    const fixed = placed?.offsets.get(name);
+    if (fixed !== undefined && vectors.has(name) && type !== "F32") {
+      throw new WasmUnsupportedError(`tensor '${name}' is ${type}; it must be F32 in place`);
+    }
+    if (fixed !== undefined) {
+      weights.set(name, { name, type, shape, memory: 0, offset: fixed, bytes });
+    } else if (at + bytes <= limit || vectors.has(name)) {
+      weights.set(name, { name, type, shape, memory: 0, offset: at, bytes });
+      at += align(bytes);
+    } else {
+      // Past 4 GiB: the next memory with room (a tensor over 4 GiB cannot be addressed).
+      if (bytes > limit) {
+        throw new WasmUnsupportedError(`tensor '${name}' has ${bytes} bytes, over ${limit}`);
+      }
+      let k = more.findIndex((used) => used + bytes <= limit);
+      if (k < 0) k = more.push(0) - 1;
+      weights.set(name, { name, type, shape, memory: k + 1, offset: more[k], bytes });
+      more[k] += align(bytes);
+    }
+  }
+  return {
+    threads,
+    ctl,
+    scratch,
+    scratchStride,
+    quantBytes,
+    weights,
+    weightsOffset,
+    weightsBytes: at - weightsOffset + more.reduce((a, b) => a + b, 0),
+    memoryBytes: at,
+    more,
+  };
+}
+
+/** Byte ranges `[start, end)` of a node's reads and writes (the step's scratch excluded). */
+function ranges(plan: Plan, which: "decode" | "prefill", node: GraphNode) {
+  const g = which === "decode" ? plan.decode : plan.prefill;
+  const of = (names: string[]) =>
+    names.filter((b) => !/\.att$/.test(b)).map((b) => {
+      const p = findBuffer(plan, which, b);
+      return [p.offset, p.offset + p.bytes] as const;
+    });
+  void g;
+  return { reads: of(node.inputs), writes: of(node.outputs) };
+}
+
+const overlaps = (
+  a: readonly (readonly [number, number])[],
+  b: readonly (readonly [number, number])[],
+) => a.some(([s, e]) => b.some(([s2, e2]) => s < e2 && s2 < e));
+
+/**
+ * Which nodes need a barrier before them: a node that reads bytes a node since the last
+ * barrier wrote, or writes bytes one of them read or wrote (the planner reuses bytes of
+ * buffers whose lifetimes ended, so this compares byte ranges, not names).
+ */
+function barriersOf(plan: Plan, which: "decode" | "prefill"): boolean[] {
+  const g = which === "decode" ? plan.decode : plan.prefill;
+  const out: boolean[] = [];
+  let reads: (readonly [number, number])[] = [], writes: (readonly [number, number])[] = [];
+  for (const node of g.nodes) {
+    const r = ranges(plan, which, node);
+    const need = overlaps(r.reads, writes) || overlaps(r.writes, [...reads, ...writes]);
+    if (need) reads = [], writes = [];
+    out.push(need);
+    reads.push(...r.reads);
+    writes.push(...r.writes);
+  }
+  return out;
+}
+
+/** The renderer of a node's op, or the refusal. */
+function rendererOf(node: GraphNode): WasmOpRenderer<NodeOp> {
+  const r = WASM_OPS[node.op] as WasmOpRenderer<NodeOp> | undefined;
+  if (!r) throw new WasmUnsupportedError(`op ${node.op} is not supported by the wasm backend`);
+  return r;
+}
+
+/** A graph's nodes cut into runs of the same group (one function each), with their index. */
+function groupsOf(g: Graph): { name: string; nodes: [GraphNode, number][] }[] {
+  const groups: { name: string; nodes: [GraphNode, number][] }[] = [];
+  g.nodes.forEach((n, i) => {
+    if (groups.length === 0 || groups[groups.length - 1].name !== n.group) {
+      groups.push({ name: n.group, nodes: [] });
+    }
+    groups[groups.length - 1].nodes.push([n, i]);
+  });
+  return groups;
+}
+
+/** The parameters of every group function and of `step`'s entry. */
+const GROUP_PARAMS: [string, "i32"][] = [["tid", "i32"], ["nthreads", "i32"], ["n", "i32"], [
+  "nOut",
+  "i32",
+]];
+
+/** Options of {@linkcode emitWasmStep}. */
+export interface WasmStepOptions {
+  /** Storage type of each matrix by canonical name (default: all F32). */
+  types?: ReadonlyMap<string, string>;
+  /** Weights already in the memory (see {@linkcode layoutWasm}). */
+  placed?: PlacedWeights;
+  /** Pages of the memory the module imports (default: what the layout needs). */
+  pages?: number;
+  /** Bytes one memory holds (default {@linkcode MEMORY_LIMIT}; see {@linkcode layoutWasm}). */
+  memoryLimit?: number;
+  /** Threads the scratch is sized for (default 1). */
+  threads?: number;
+  /** Use relaxed SIMD in the matrix products (default false). */
+  relaxed?: boolean;
+}
+
+/** One distinct matrix product of a module (a `matvec_*` or `matmul_*` kernel). */
 export interface LinearShape {
-  /** Kernel (and export) name, as in emit_js.ts: `matvec_2048x768`, `matmul_2048x768_bias`. */
+  /** Kernel name: `matvec_q8_0_2048x768`, `matmul_f32_768x768_bias`. */
   name: string;
-  /** `matvec` (graph with 1 row) or `matmul` (n tokens at once). */
+  /** `matvec` (decode graph) or `matmul` (n rows). */
   kind: "matvec" | "matmul";
   /** Output features (rows of w). */
   M: number;
@@ -48,254 +382,268 @@ export interface LinearShape {
   bias: boolean;
 }
 
+/** The emitted module: bytes, memory layout, listing. */
+export interface WasmStepModule {
+  /** The matrix products, in first-use order. */
+  shapes: LinearShape[];
+  /** The module (imports `env.memory` shared, `env.cos`, `env.sin`; exports `step`). */
+  bytes: Uint8Array<ArrayBuffer>;
+  /** The memory layout beyond the arena. */
+  layout: WasmLayout;
+  /** Memory pages (64 KiB) the module imports. */
+  pages: number;
+  /** WAT-like text of the whole module with shape comments. */
+  listing: string;
+  /** Names of the kernels and group functions, in module order. */
+  functions: string[];
+}
+
 /**
- * The distinct matrix-product shapes of a plan's decode and prefill graphs, named like the
- * JS kernels (a graph with one row, decode or a one-token prefill chunk, uses matvec).
+ * Emits the whole-step module of a plan (see the module doc).
  *
- * @param plan The arena plan.
- * @returns The shapes, in first-use order.
+ * @param plan The plan (`planBatch`; weights NOT in the arena: the layout places them).
+ * @param options Weight types, threads, relaxed SIMD.
+ * @returns The module.
+ * @throws {WasmUnsupportedError} for an op without a renderer or a weight type without
+ *   kernels, naming it.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseConfigYaml } from "../core/config.ts";
- * import { planArena } from "./plan.ts";
- * import { linearShapes } from "./emit_wasm.ts";
+ * import { resolveBatchLayout } from "../core/forward.ts";
+ * import { planBatch } from "./plan.ts";
+ * import { emitWasmStep } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * const shapes = linearShapes(planArena(c));
- * assert.deepEqual(shapes[0], { name: "matvec_48x48", kind: "matvec", M: 48, N: 48, bias: false });
- * assert.ok(shapes.some((s) => s.name === "matmul_80x48")); // w1/w3 in the prefill chunk
+ * const m = emitWasmStep(planBatch(c, resolveBatchLayout({ numBlocks: 8, maxRows: 4 })));
+ * assert.ok(WebAssembly.validate(m.bytes));
+ * assert.ok(m.functions.includes("layer1_attn") && m.functions.includes("prefill_lm_head"));
  * ```
  */
-export function linearShapes(plan: Plan): LinearShape[] {
-  const out = new Map<string, LinearShape>();
-  for (const g of [plan.decode, plan.prefill]) {
-    for (const n of g.nodes) {
-      if (n.op !== "linear") continue;
-      const M = n.attrs.out as number, N = n.attrs.in as number, bias = n.attrs.bias as boolean;
-      const kind = g.rows === 1 ? "matvec" : "matmul";
-      const name = linearKernelName(g.rows, M, N, bias);
-      if (!out.has(name)) out.set(name, { name, kind, M, N, bias });
-    }
-  }
-  return [...out.values()];
-}
-
-/**
- * Emits the code of one R × C register block: `y[t + b][r + a] = Σ_j w[r + a][j] ·
- * x[t + b][j] (+ bias[r + a])` for a < R, b < C, with locals `wr` (w row r), `xt` (x row
- * t), `yo` (address of y[t][r]) and `bp` (bias + r) set by the caller.
- */
-function registerBlock(f: WasmFunc, R: number, C: number, M: number, N: number, bias: boolean) {
-  const rowB = N * 4; // bytes per weight row and per x row
-  const N4 = N - (N % 4);
-  const step = 16 * VEC_UNROLL;
-  const NL = N4 - (N4 % (4 * VEC_UNROLL)); // columns covered by the unrolled loop
-  const acc = (a: number, b: number) => `acc${a}${b}`;
-  f.comment(`block of ${R} weight row(s) × ${C} token(s): f32x4 accumulators`);
-  for (let a = 0; a < R; a++) for (let b = 0; b < C; b++) f.zeroV128().set(acc(a, b));
-  // One f32x4 step: columns at byte `col` past the bases `w`/`x` (plus a constant offset).
-  const vecStep = (w: string, x: string, col: number) => {
-    for (let b = 0; b < C; b++) f.get(x).mem("v128.load", b * rowB + col).set(`xv${b}`);
-    for (let a = 0; a < R; a++) {
-      f.get(w).mem("v128.load", a * rowB + col).set("wv");
-      for (let b = 0; b < C; b++) {
-        f.get(acc(a, b)).get("wv").get(`xv${b}`).op("f32x4.mul").op("f32x4.add").set(acc(a, b));
-      }
+export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmStepModule {
+  const threads = options.threads ?? 1;
+  const layout = layoutWasm(
+    plan,
+    options.types ?? new Map(),
+    threads,
+    options.placed,
+    options.memoryLimit,
+  );
+  const relaxed = options.relaxed ?? false;
+  const kernels = new Map<string, WasmFunc>();
+  const use = (specs: KernelSpec[]) => {
+    for (const k of specs) {
+      if (kernels.has(k.name)) continue;
+      const fn = k.build();
+      if (fn.name !== k.name) throw new Error(`emit_wasm: kernel ${k.name} built as ${fn.name}`);
+      kernels.set(k.name, fn);
     }
   };
-  if (NL > 0) {
-    f.comment(`columns 0 .. ${NL - 1}: ${VEC_UNROLL} × f32x4 per iteration`);
-    f.i32(0).set("j");
-    f.loop("cols");
-    f.get("wr").get("j").op("i32.add").set("pw");
-    f.get("xt").get("j").op("i32.add").set("px");
-    for (let u = 0; u < VEC_UNROLL; u++) vecStep("pw", "px", u * 16);
-    f.get("j").i32(step).op("i32.add").tee("j").i32(NL * 4).op("i32.lt_u").brIf("cols");
-    f.end();
-  }
-  for (let col = NL; col < N4; col += 4) {
-    f.comment(`columns ${col} .. ${col + 3}: one f32x4 left over from the unroll`);
-    vecStep("wr", "xt", col * 4);
-  }
-  for (let b = 0; b < C; b++) {
-    for (let a = 0; a < R; a++) {
+  const groupFns: WasmFunc[] = [];
+  const entry: Record<"decode" | "prefill", string[]> = { decode: [], prefill: [] };
+  let usesTrig = false;
+  for (const which of ["decode", "prefill"] as const) {
+    const g = which === "decode" ? plan.decode : plan.prefill;
+    const barrier = barriersOf(plan, which);
+    const kctx: WasmKernelContext = {
+      rows: g.rows,
+      relaxed,
+      weight: (name) => layout.weights.get(name)!,
+    };
+    for (const grp of groupsOf(g)) {
+      const name = (which === "decode" ? "" : "prefill_") + grp.name;
+      entry[which].push(name);
+      const f = new WasmFunc(name, GROUP_PARAMS, ["i32"], { export: false });
+      f.local("lo", "i32").local("hi", "i32").local("scr", "i32").local("att", "i32");
+      f.comment(`${grp.name} of the ${which} graph (${g.rows} row${g.rows > 1 ? "s" : ""})`);
       f.comment(
-        `y[t${b ? " + " + b : ""}][r${a ? " + " + a : ""}] = sum of lanes` +
-          (N4 < N ? ` + ${N - N4} tail column(s)` : "") + (bias ? " + bias" : ""),
+        `this thread's scratch: scr = ${layout.scratch} + tid · ${layout.scratchStride}, ` +
+          `att = scr + ${layout.quantBytes}`,
       );
-      f.get("yo");
-      const s = acc(a, b);
-      f.get(s).extractLane(0).get(s).extractLane(1).op("f32.add");
-      f.get(s).extractLane(2).get(s).extractLane(3).op("f32.add").op("f32.add");
-      for (let u = N4; u < N; u++) {
-        f.get("wr").mem("f32.load", a * rowB + u * 4);
-        f.get("xt").mem("f32.load", b * rowB + u * 4).op("f32.mul").op("f32.add");
+      f.i32(layout.scratch).get("tid").i32(layout.scratchStride).op("i32.mul").op("i32.add");
+      f.tee("scr").i32(layout.quantBytes).op("i32.add").set("att");
+      let quantOf = ""; // the input whose quantised rows are in scr
+      for (const [node, i] of grp.nodes) {
+        const r = rendererOf(node);
+        use(r.kernels(node, kctx));
+        if (node.op === "rope_cos_sin") usesTrig = true;
+        if (barrier[i]) {
+          f.comment("barrier: wait for every thread's writes before this node");
+          f.get("nthreads").i32(1).op("i32.gt_u").if();
+          callWith(f, "barrier", [layout.ctl]);
+          f.if().i32(1).op("return").end();
+          f.end();
+        }
+        f.comment(node.doc);
+        const ctx: WasmCallContext = {
+          ...kctx,
+          f,
+          addr: (b) => findBuffer(plan, which, b).offset,
+          rowsLocal: node.rows === "out" ? "nOut" : "n",
+          quantized(input, format, K) {
+            if (format === "f32") return () => f.i32(findBuffer(plan, which, input).offset);
+            const key = `${input}/${format}`;
+            if (quantOf !== key) {
+              quantOf = key;
+              f.comment(
+                `${input} → ${format} rows in this thread's scratch ` +
+                  `(stride ${actLayout(format, K).stride})`,
+              );
+              callWith(f, quantizeName(format, K), [
+                findBuffer(plan, which, input).offset,
+                "scr",
+                node.rows === "out" ? "nOut" : "n",
+              ]);
+            }
+            return () => f.get("scr");
+          },
+        };
+        r.call(node, ctx);
+        if (node.op !== "linear") quantOf = "";
       }
-      if (bias) f.get("bp").mem("f32.load", a * 4).op("f32.add");
-      f.mem("f32.store", b * M * 4 + a * 4);
+      f.i32(0);
+      groupFns.push(f);
     }
   }
+  const step = stepFunction(plan, entry);
+  const funcs = [barrierKernel(), ...kernels.values(), ...groupFns, step];
+  const pages = Math.max(options.pages ?? 0, Math.ceil(layout.memoryBytes / 65536));
+  const memory = { minPages: pages, maxPages: pages, shared: true };
+  const extra = layout.more.map((b) => {
+    const p = Math.ceil(b / 65536);
+    return { minPages: p, maxPages: p, shared: true };
+  });
+  const imports: FunctionImport[] = usesTrig
+    ? [{ name: "cos", params: ["f64"], results: ["f64"] }, {
+      name: "sin",
+      params: ["f64"],
+      results: ["f64"],
+    }]
+    : [];
+  const bytes = assembleModule(funcs, [memory, ...extra], imports);
+  const shapes = [...kernels.values()].filter((k) => /^mat(vec|mul)_/.test(k.name)).map((k) => {
+    const [, kind, M, N] = k.name.match(/^(matvec|matmul)_\w+?_(\d+)x(\d+)/)!;
+    return {
+      name: k.name,
+      kind: kind as "matvec" | "matmul",
+      M: Number(M),
+      N: Number(N),
+      bias: k.name.includes("_bias"),
+    };
+  });
+  let listing: string | undefined; // built when asked (a few MB of text for a 100M model)
+  return {
+    shapes,
+    bytes,
+    layout,
+    pages,
+    get listing() {
+      return listing ??= listingOf(
+        plan,
+        layout,
+        funcs,
+        [memory, ...extra].map((m, i) => memoryImportText(m, i)).join("\n  "),
+        imports,
+        bytes.length,
+      );
+    },
+    functions: funcs.map((f) => f.name),
+  };
 }
 
-/** Advances `wr`, `yr` and `bp` past R weight rows. */
-function nextRows(f: WasmFunc, R: number, N: number, bias: boolean) {
-  f.get("wr").i32(R * N * 4).op("i32.add").set("wr");
-  f.get("yr").i32(R * 4).op("i32.add").set("yr");
-  if (bias) f.get("bp").i32(R * 4).op("i32.add").set("bp");
-}
-
-/** Emits the code for the R weight rows at `wr`: every token (matmul) or the one (matvec). */
-function rowsOfAllTokens(f: WasmFunc, s: LinearShape, R: number) {
-  const { M, N, bias } = s;
-  if (s.kind === "matvec") {
-    f.get("x").set("xt");
-    f.get("yr").set("yo");
-    registerBlock(f, R, 1, M, N, bias);
-    return;
-  }
-  f.i32(0).set("t");
-  f.get("x").set("xt");
-  f.get("yr").set("yo");
-  f.block("pairs_done");
-  f.loop("pairs");
-  f.comment(`while t + ${TOKENS} <= n`);
-  f.get("t").i32(TOKENS).op("i32.add").get("n").op("i32.gt_u").brIf("pairs_done");
-  registerBlock(f, R, TOKENS, M, N, bias);
-  f.get("t").i32(TOKENS).op("i32.add").set("t");
-  f.get("xt").i32(TOKENS * N * 4).op("i32.add").set("xt");
-  f.get("yo").i32(TOKENS * M * 4).op("i32.add").set("yo");
-  f.br("pairs");
-  f.end();
-  f.end();
-  for (let left = 1; left < TOKENS; left++) {
-    f.comment(`token t + ${left - 1} when n - t >= ${left}`);
-    f.get("t").i32(left - 1).op("i32.add").get("n").op("i32.lt_u");
-    f.if();
-    registerBlock(f, R, 1, M, N, bias);
+/** `step(tid, nthreads, a0 .. a7)`: reads n, nOut and runs one graph's group functions. */
+function stepFunction(plan: Plan, entry: Record<"decode" | "prefill", string[]>): WasmFunc {
+  const params: [string, "i32"][] = [["tid", "i32"], ["nthreads", "i32"]];
+  for (let i = 0; i < 8; i++) params.push([`a${i}`, "i32"]);
+  const f = new WasmFunc("step", params);
+  f.local("n", "i32").local("nOut", "i32");
+  const counts = findBuffer(plan, "decode", "step.counts").offset;
+  f.comment("the step the caller wrote: n rows, nOut out rows (step.counts)");
+  f.i32(counts).mem("i32.load").set("n");
+  f.i32(counts).mem("i32.load", 4).set("nOut");
+  const run = (names: string[]) => {
+    f.block("abort");
+    for (const name of names) {
+      const call = () => {
+        callWith(f, name, ["tid", "nthreads", "n", "nOut"]);
+        f.brIf("abort");
+      };
+      if (/lm_head$/.test(name)) {
+        f.comment("the LM head only when some row's logits are wanted");
+        f.get("nOut").if();
+        callWith(f, name, ["tid", "nthreads", "n", "nOut"]);
+        f.if().br("abort").end();
+        f.end();
+      } else call();
+    }
     f.end();
-    f.get("xt").i32(N * 4).op("i32.add").set("xt");
-    f.get("yo").i32(M * 4).op("i32.add").set("yo");
-  }
-}
-
-/**
- * Builds the kernel function of one shape (see the module doc for the blocking).
- *
- * @param s The shape.
- * @returns The assembled function (bytes and text).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { linearKernel } from "./emit_wasm.ts";
- * const f = linearKernel({ name: "matvec_8x6", kind: "matvec", M: 8, N: 6, bias: false });
- * assert.equal(
- *   f.text().split("\n")[0],
- *   '(func $matvec_8x6 (export "matvec_8x6") (param $w i32) (param $x i32) (param $y i32)',
- * );
- * assert.ok(f.text().includes(";; rows 0 .. 7, 8 at a time"));
- * ```
- */
-export function linearKernel(s: LinearShape): WasmFunc {
-  const { M, N, bias } = s;
-  const params: [string, "i32"][] = [["w", "i32"]];
-  if (bias) params.push(["bias", "i32"]);
-  params.push(["x", "i32"], ["y", "i32"]);
-  if (s.kind === "matmul") params.push(["n", "i32"]);
-  const f = new WasmFunc(s.name, params);
-  for (const l of ["wr", "yr", "bp", "xt", "yo", "j", "pw", "px", "wend", "t"]) f.local(l, "i32");
-  const C = s.kind === "matmul" ? TOKENS : 1;
-  const ROWS = s.kind === "matmul" ? MM_ROWS : MV_ROWS;
-  for (let a = 0; a < ROWS; a++) for (let b = 0; b < C; b++) f.local(`acc${a}${b}`, "v128");
-  for (let b = 0; b < C; b++) f.local(`xv${b}`, "v128");
-  f.local("wv", "v128");
-  f.comment(
-    s.kind === "matvec"
-      ? `y (${M}) = w (${M}, ${N}) · x (${N})${bias ? ` + bias (${M})` : ""}; byte offsets`
-      : `y (n, ${M}) = x (n, ${N}) · wᵀ, w (${M}, ${N})${bias ? " + bias" : ""}; byte offsets`,
-  );
-  f.get("w").set("wr");
-  f.get("y").set("yr");
-  if (bias) f.get("bias").set("bp");
-  const MR = M - (M % ROWS);
-  if (MR > 0) {
-    f.comment(`rows 0 .. ${MR - 1}, ${ROWS} at a time`);
-    f.get("w").i32(MR * N * 4).op("i32.add").set("wend");
-    f.loop("rows");
-    rowsOfAllTokens(f, s, ROWS);
-    nextRows(f, ROWS, N, bias);
-    f.get("wr").get("wend").op("i32.lt_u").brIf("rows");
-    f.end();
-  }
-  for (let r = MR; r < M; r++) {
-    f.comment(`row ${r} (left over from the blocks of ${ROWS})`);
-    rowsOfAllTokens(f, s, 1);
-    if (r + 1 < M) nextRows(f, 1, N, bias);
-  }
+  };
+  f.get("n").i32(1).op("i32.eq").if();
+  f.comment("decode graph: one row");
+  run(entry.decode);
+  f.else();
+  f.comment(`prefill graph: n <= ${plan.prefill.rows} rows`);
+  run(entry.prefill);
+  f.end();
   return f;
 }
 
-/** A plan's WASM kernels: module bytes, the functions and a readable listing. */
-export interface WasmKernels {
-  /** The module (imports `env.memory`, exports one function per shape). */
-  bytes: Uint8Array<ArrayBuffer>;
-  /** The shapes, in export order. */
-  shapes: LinearShape[];
-  /** WAT-like text of the module, with shape comments. */
-  listing: string;
-}
-
-/**
- * Emits the WASM kernels of a plan: one exported f32x4 function per distinct matvec
- * (decode) and matmul (prefill) shape.
- *
- * @param plan The arena plan; plan it with `weightsInArena: true` to run the kernels (the
- *   module's minimum memory is `plan.memoryBytes`).
- * @returns Bytes, shapes and listing.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseConfigYaml } from "../core/config.ts";
- * import { planArena } from "./plan.ts";
- * import { emitWasmForPlan } from "./emit_wasm.ts";
- * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * const k = emitWasmForPlan(planArena(c, { weightsInArena: true }));
- * assert.ok(WebAssembly.validate(k.bytes));
- * assert.equal(k.shapes.length, 10); // 5 matrix shapes × (decode matvec, prefill matmul)
- * ```
- */
-export function emitWasmForPlan(plan: Plan): WasmKernels {
-  const c = plan.decode.config;
-  const shapes = linearShapes(plan);
-  const funcs = shapes.map(linearKernel);
-  const pages = Math.ceil(plan.memoryBytes / 65536);
-  const bytes = assembleModule(funcs, pages);
+/** The readable listing: a header with the memory map, then every function. */
+function listingOf(
+  plan: Plan,
+  L: WasmLayout,
+  funcs: WasmFunc[],
+  memoryText: string,
+  imports: FunctionImport[],
+  size: number,
+): string {
+  const c = plan.decode.config, B = plan.layout;
+  const types = new Map<string, number>();
+  for (const w of L.weights.values()) types.set(w.type, (types.get(w.type) ?? 0) + 1);
   const head = [
-    ";; Generated by gollm codegen/emit_wasm.ts: f32x4 SIMD matrix products for one config.",
-    ";; Do not edit; regenerate with emitWasmListing().",
-    `;; arch ${c.arch}: dim ${c.dim}, ${c.n_layers} layers, hidden ${c.hidden_dim}, ` +
-    `vocab ${c.vocab_size}; prefill chunk ${plan.prefillChunk} tokens`,
-    `;; memory: arena ${plan.arenaBytes} bytes, weights at ${plan.weightsOffset} ` +
-    `(${plan.weightsBytes} bytes); ${bytes.length} bytes of module`,
-    `;; blocking: matvec ${MV_ROWS} rows, matmul ${MM_ROWS} weight rows × ${TOKENS} tokens, ` +
-    `${VEC_UNROLL} × f32x4 per inner iteration`,
+    ";; Generated by gollm codegen/emit_wasm.ts: the whole engine v2 step in WASM SIMD.",
+    ";; Do not edit; regenerate with `gollm kernels --wasm --config FILE`.",
+    `;; arch ${c.arch}: vocab ${c.vocab_size}, dim ${c.dim}, ${c.n_layers} layers, ` +
+    `${c.n_heads} heads / ${c.n_kv_heads} KV heads × head_dim ${c.head_dim}, hidden ${c.hidden_dim}`,
+    `;; step: <= ${B.maxRows} rows of <= ${B.maxSeqs} sequence(s); paged KV cache: ` +
+    `${B.numBlocks} blocks of ${B.blockSize} tokens, <= ${B.maxBlocksPerSeq} per sequence`,
+    `;; weights: ${[...types].map(([t, k]) => `${k} ${t}`).join(", ")}`,
+    ";; memory (byte offsets):",
+    `;;   arena            0 .. ${plan.arenaBytes} (KV pools ${plan.kvBytes}, activations ` +
+    `${plan.activationBytes})`,
+    `;;   control block    ${L.ctl} (${CTL.BYTES} bytes: barrier, thread pool)`,
+    `;;   scratch          ${L.scratch} + tid · ${L.scratchStride}, ${L.threads} thread(s)`,
+    `;;   weights          ${L.weightsOffset} .. ${L.weightsOffset + L.weightsBytes}`,
+    `;; ${funcs.length} functions, ${size} bytes of module`,
     "",
     "(module",
-    `  (import "env" "memory" (memory ${pages}))`,
+    "  " + memoryText,
+    ...imports.map((i) =>
+      `  (import "env" "${i.name}" (func $${i.name} (param ${i.params.join(" ")}) (result ${
+        i.results.join(" ")
+      })))`
+    ),
   ];
+  const weights = [...L.weights.values()].map((w) =>
+    `  ;; weight ${w.name} ${w.type} (${w.shape.join(", ")}) at ${w.offset}` +
+    (w.memory ? ` of memory ${w.memory}` : "") + ` (${w.bytes} bytes)`
+  );
   const body = funcs.map((f) => f.text().split("\n").map((l) => "  " + l).join("\n"));
-  return { bytes, shapes, listing: [...head, ...body, ")", ""].join("\n") };
+  return [...head, ...weights, ...body, ")", ""].join("\n");
 }
 
+/** What `compileModel` with `backend: "wasm"` runs: {@linkcode WasmStepModule}. */
+export type WasmKernels = WasmStepModule;
+
 /**
- * The readable WAT-like listing of a config's WASM kernels (what `compileModel` with
- * `backend: "wasm"` runs), one function per distinct shape with shape comments.
+ * The listing of the whole-step module of a config for one sequence (what `gollm kernels
+ * --wasm` prints): its plan for the single-sequence layout of `generate`
+ * (`planArena`: `kvCapacity`, `prefillChunk`).
  *
  * @param config The model config.
- * @param options `kvCapacity` and `prefillChunk` (they fix the plan the listing is for).
+ * @param options `kvCapacity`, `prefillChunk`, weight types (default F32), threads.
  * @returns The listing text.
+ * @throws {WasmUnsupportedError} as {@linkcode emitWasmStep}.
  * @throws {RangeError} for a bad `kvCapacity` or `prefillChunk`.
  *
  * @example
@@ -304,11 +652,14 @@ export function emitWasmForPlan(plan: Plan): WasmKernels {
  * import { parseConfigYaml } from "../core/config.ts";
  * import { emitWasmListing } from "./emit_wasm.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
- * const listing = emitWasmListing(c);
- * assert.ok(listing.includes('(func $matvec_48x48 (export "matvec_48x48")'));
- * assert.ok(listing.includes("f32x4.mul"));
+ * const text = emitWasmListing(c, { kvCapacity: 64, prefillChunk: 8 });
+ * assert.ok(text.includes("(func $layer0_attn"));
+ * assert.ok(text.includes("call $attention_4x2x12_b16"));
  * ```
  */
-export function emitWasmListing(config: ModelConfig, options: ForwardOptions = {}): string {
-  return emitWasmForPlan(planArena(config, { ...options, weightsInArena: true })).listing;
+export function emitWasmListing(
+  config: ModelConfig,
+  options: ForwardOptions & WasmStepOptions = {},
+): string {
+  return emitWasmStep(planArena(config, options), options).listing;
 }

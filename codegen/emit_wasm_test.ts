@@ -1,136 +1,119 @@
 /**
- * The WASM SIMD emitter (codegen/emit_wasm.ts): its kernels against a plain float64 matrix
- * product for every remainder of rows, columns and tokens, and the listing of a plan's
- * kernels. (The wasm backend's forward pass against the reference is in compile_test.ts; the
- * published stories260K greedy text is checked for it in tests/stories260k_test.ts.)
+ * The whole-step WASM emitter (codegen/emit_wasm.ts): the module's shape (a function per
+ * layer and op, barriers, the step entry), its listing, and its refusals (an op without a
+ * renderer, a weight type without kernels). The backend's logits against the reference
+ * are in compile_test.ts and tests/wasm_backend_test.ts.
  */
 import assert from "node:assert/strict";
+import { parseConfigYaml } from "../core/config.ts";
+import { resolveBatchLayout } from "../core/forward.ts";
 import { randomWeights } from "../core/weights.ts";
 import { compileModel } from "./compile.ts";
-import { emitKernelsForPlan } from "./emit_js.ts";
 import {
-  emitWasmForPlan,
   emitWasmListing,
-  linearKernel,
-  type LinearShape,
-  linearShapes,
+  emitWasmStep,
+  layoutWasm,
+  WASM_OPS,
+  WasmUnsupportedError,
 } from "./emit_wasm.ts";
-import { planArena } from "./plan.ts";
-import { assembleModule } from "./wasm_asm.ts";
-import { assertClose } from "../tests/assert_close.ts";
+import { OPS } from "./emit_js.ts";
+import { planArena, planBatch } from "./plan.ts";
 import { FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
 
-/** y (n, M) = x (n, N) · wᵀ + bias in float64, the oracle of the kernel test. */
-function matmul64(w: Float32Array, b: Float32Array | null, x: Float32Array, M: number, N: number) {
-  const n = x.length / N;
-  const y = new Float64Array(n * M);
-  for (let t = 0; t < n; t++) {
-    for (let r = 0; r < M; r++) {
-      let s = 0;
-      for (let j = 0; j < N; j++) s += w[r * N + j] * x[t * N + j];
-      y[t * M + r] = s + (b ? b[r] : 0);
-    }
-  }
-  return y;
-}
+const llama = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
 
-Deno.test("linearKernel() computes matvec and matmul for every remainder of rows, columns, tokens", () => {
-  const mem = new WebAssembly.Memory({ initial: 4 });
-  const F = new Float32Array(mem.buffer);
-  let s = 7;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
-  for (const [M, N] of [[1, 1], [3, 5], [4, 8], [5, 12], [7, 9], [8, 16], [9, 37], [13, 45]]) {
-    for (const bias of [false, true]) {
-      for (const kind of ["matvec", "matmul"] as const) {
-        const shape: LinearShape = { name: "k", kind, M, N, bias };
-        const f = linearKernel(shape);
-        const inst = new WebAssembly.Instance(new WebAssembly.Module(assembleModule([f], 1)), {
-          env: { memory: mem },
-        });
-        const k = inst.exports.k as (...a: number[]) => void;
-        for (const n of kind === "matvec" ? [1] : [1, 2, 3, 4, 5]) {
-          // Layout (f32 index): w at 4 (unaligned for SIMD on purpose), bias, x, y.
-          const wAt = 4, bAt = wAt + M * N + 3, xAt = bAt + M + 1, yAt = xAt + n * N + 5;
-          const w = F.subarray(wAt, wAt + M * N).map(rnd);
-          const b = F.subarray(bAt, bAt + M).map(rnd);
-          const x = F.subarray(xAt, xAt + n * N).map(rnd);
-          F.set(w, wAt);
-          F.set(b, bAt);
-          F.set(x, xAt);
-          F.fill(NaN, yAt, yAt + n * M + 8);
-          const args = [wAt * 4, ...(bias ? [bAt * 4] : []), xAt * 4, yAt * 4];
-          k(...args, ...(kind === "matmul" ? [n] : []));
-          const want = matmul64(w, bias ? b : null, x, M, N);
-          assertClose(F.subarray(yAt, yAt + n * M), want, 1e-5, `${kind} ${M}x${N} n=${n}`);
-          assert.ok(Number.isNaN(F[yAt + n * M]), `${kind} ${M}x${N} n=${n} wrote past y`);
-        }
-      }
+Deno.test("emitWasmStep() validates for every forward case, decode and prefill graphs", () => {
+  for (const [name, c] of FORWARD_CASES) {
+    const m = emitWasmStep(planArena(c, { kvCapacity: 16, prefillChunk: 4 }), { threads: 3 });
+    assert.ok(WebAssembly.validate(m.bytes), name);
+    const exports = WebAssembly.Module.exports(new WebAssembly.Module(m.bytes)).map((e) => e.name);
+    assert.ok(exports.includes("step"), name);
+    for (let l = 0; l < c.n_layers; l++) {
+      assert.ok(m.functions.includes(`layer${l}_attn`), `${name}: layer${l}_attn`);
+      assert.ok(m.functions.includes(`prefill_layer${l}_ffn`), `${name}: prefill_layer${l}_ffn`);
     }
   }
 });
 
-Deno.test("emitWasmListing() lists one exported f32x4 function per matrix-product shape", () => {
-  const c = forwardCase("llama odd dim 37, head_dim 8"); // dim 37, hidden 45: remainders everywhere
-  const listing = emitWasmListing(c, { kvCapacity: 16, prefillChunk: 4 });
-  const funcs = [...listing.matchAll(/\(func \$(\w+) \(export "(\w+)"\)/g)];
-  assert.deepEqual(
-    funcs.map((m) => m[1]).sort(),
-    [
-      "matmul_32x37",
-      "matmul_16x37",
-      "matmul_37x32",
-      "matmul_45x37",
-      "matmul_37x45",
-      "matmul_97x37",
-      "matvec_32x37",
-      "matvec_16x37",
-      "matvec_37x32",
-      "matvec_45x37",
-      "matvec_37x45",
-      "matvec_97x37",
-    ].sort(),
+Deno.test("emitWasmStep() has a WASM renderer for every op of the JS table", () => {
+  assert.deepEqual(Object.keys(WASM_OPS).sort(), Object.keys(OPS).sort());
+});
+
+Deno.test("emitWasmStep() refuses an op without a renderer, naming it", () => {
+  const plan = planBatch(llama, resolveBatchLayout({ numBlocks: 4 }));
+  const node = plan.decode.nodes.find((n) => n.op === "gelu" || n.op === "swiglu")!;
+  (node as { op: string }).op = "geglu";
+  assert.throws(
+    () => emitWasmStep(plan),
+    (e) =>
+      e instanceof WasmUnsupportedError &&
+      e.message === "op geglu is not supported by the wasm backend",
   );
-  for (const m of funcs) assert.equal(m[1], m[2]);
-  assert.ok(listing.includes("f32x4.mul"));
-  assert.ok(listing.includes(";; y (45) = w (45, 37) · x (37)"));
-  // The JS module of the wasm backend calls exactly these exports.
+});
+
+Deno.test("layoutWasm() refuses a weight type without kernels, naming the tensor and type", () => {
+  const plan = planBatch(llama, resolveBatchLayout({ numBlocks: 4 }));
+  assert.throws(
+    () => layoutWasm(plan, new Map([["layers.1.ffn.w2.weight", "IQ2_XS"]]), 1),
+    /tensor 'layers.1.ffn.w2.weight' has type IQ2_XS, which the wasm backend has no kernels/,
+  );
+  // A block type needs whole blocks per row: dim 48 is not a multiple of 256.
+  assert.throws(
+    () => layoutWasm(plan, new Map([["layers.0.attn.wq.weight", "Q4_K"]]), 1),
+    /row length 48 is not a multiple of the block size 256/,
+  );
+});
+
+Deno.test("layoutWasm() keeps matrices in their type, vectors F32, scratch per thread", () => {
+  const c = forwardCase("llama GQA4 half"); // dim 64, hidden 80
+  const plan = planBatch(c, resolveBatchLayout({ numBlocks: 4 }));
+  const types = new Map([["layers.0.ffn.w1.weight", "Q8_0"], ["layers.0.ffn_norm.weight", "F16"]]);
+  const l = layoutWasm(plan, types, 3);
+  const w1 = l.weights.get("layers.0.ffn.w1.weight")!;
+  assert.equal(w1.type, "Q8_0");
+  assert.equal(w1.bytes, 80 * (64 / 32) * 34); // (hidden, dim) in blocks of 32: 34 bytes each
+  assert.equal(l.weights.get("layers.0.ffn_norm.weight")!.type, "F32");
+  assert.equal(l.weightsOffset, l.scratch + 3 * l.scratchStride);
+  for (const w of l.weights.values()) assert.equal(w.offset % 64, 0, w.name);
+});
+
+Deno.test("emitWasmListing() names every function after its layer and op, offsets visible", () => {
+  const c = forwardCase("llama GQA4 half");
+  const text = emitWasmListing(c, { kvCapacity: 16, prefillChunk: 4 });
+  assert.ok(text.includes("(func $layer1_attn (param $tid i32)"));
+  assert.ok(text.includes("(func $prefill_lm_head"));
+  assert.ok(text.includes("call $attention_8x2x8_b16"));
+  assert.ok(text.includes("call $matvec_f32_64x64"));
+  assert.match(text, /;; l0\.q \(4, 64\) = l0\.attn_in \(4, 64\) · layers\.0\.attn\.wq\.weightᵀ/);
+  assert.match(text, /;; barrier: wait for every thread's writes before this node/);
+  assert.match(text, /;; weight layers\.1\.ffn\.w2\.weight F32 \(64, 80\) at \d+/);
+  // The compiled model runs exactly this module.
   const m = compileModel(c, randomWeights(c, 1), {
     kvCapacity: 16,
     prefillChunk: 4,
     backend: "wasm",
   });
-  assert.equal(m.wasm!.listing, listing);
-  for (const f of funcs) assert.ok(m.source.includes(`X.${f[1]}(`), f[1]);
-  assert.ok(WebAssembly.validate(m.wasm!.bytes));
+  assert.equal(m.source, m.wasm!.listing);
+  assert.ok(m.source.includes("(func $prefill_layer1_ffn"));
 });
 
-Deno.test("linearShapes() lists each distinct matrix product once, named as the JS kernels", () => {
-  for (const [name, c] of FORWARD_CASES) {
-    const plan = planArena(c, { kvCapacity: 16, prefillChunk: 4, weightsInArena: true });
-    const shapes = linearShapes(plan);
-    const names = shapes.map((s) => s.name);
-    assert.equal(new Set(names).size, names.length, `${name}: no duplicates`);
-    const js = emitKernelsForPlan(plan);
-    const jsNames = [...js.matchAll(/function (mat(?:vec|mul)_\w+)\(/g)].map((m) => m[1]);
-    assert.deepEqual(names.sort(), jsNames.sort(), name);
-    for (const s of shapes) {
-      assert.equal(s.name, `${s.kind}_${s.M}x${s.N}${s.bias ? "_bias" : ""}`);
-    }
-  }
-  // A one-token prefill chunk uses the matvec kernels for both steps.
-  const one = planArena(forwardCase("llama MQA half"), { kvCapacity: 8, prefillChunk: 1 });
-  assert.ok(linearShapes(one).every((s) => s.kind === "matvec"));
-});
-
-Deno.test("emitWasmForPlan() sizes the memory import by the plan and validates", () => {
-  const c = forwardCase("gpt2 untied");
-  const plan = planArena(c, { kvCapacity: 16, weightsInArena: true });
-  const k = emitWasmForPlan(plan);
-  assert.ok(WebAssembly.validate(k.bytes));
-  const pages = Math.ceil(plan.memoryBytes / 65536);
-  assert.match(k.listing, new RegExp(`\\(import "env" "memory" \\(memory ${pages}\\)\\)`));
-  assert.deepEqual(
-    WebAssembly.Module.exports(new WebAssembly.Module(k.bytes)).map((e) => e.name),
-    k.shapes.map((s) => s.name),
+Deno.test("emitWasmStep() puts a barrier only where a node reads or overwrites an earlier write", () => {
+  const plan = planArena(llama, { kvCapacity: 16 });
+  const text = emitWasmStep(plan, { threads: 2 }).listing;
+  const fn = text.slice(text.indexOf("(func $layer0_attn"), text.indexOf("(func $layer0_ffn"));
+  // q, k and v read the same normed input: one barrier before q, none between them.
+  const between = fn.slice(fn.indexOf(";; l0.q "), fn.indexOf(";; l0.v "));
+  assert.equal(between.match(/call \$barrier/g)?.length ?? 0, 0);
+  // attention reads the pools kv_store wrote: a barrier right before it.
+  const beforeAttention = fn.slice(fn.indexOf(";; l0.k[t]"), fn.indexOf(";; attn_out"));
+  assert.equal(beforeAttention.match(/call \$barrier/g)?.length, 1);
+  // The quantised rows of attn_in are made once for q, k and v (Q8_0 weights).
+  const q8 = new Map(
+    ["wq", "wk", "wv"].map((w) => [`layers.0.attn.${w}.weight`, "Q8_0"] as [string, string]),
   );
+  const c64 = forwardCase("llama GQA4 half"); // dim 64: whole blocks of 32
+  const t2 = emitWasmStep(planArena(c64, { kvCapacity: 16 }), { types: q8 }).listing;
+  const f0 = t2.slice(t2.indexOf("(func $layer0_attn"), t2.indexOf("(func $layer0_ffn"));
+  assert.equal(f0.match(/call \$quantize_q8_0_64/g)?.length, 1);
+  assert.equal(f0.match(/call \$matvec_q8_0_/g)?.length, 3);
 });

@@ -135,6 +135,11 @@ export class WasmFunc {
   readonly body: number[] = [];
   /** Whether the body uses relaxed-SIMD instructions. */
   usesRelaxed = false;
+  /**
+   * The memory index {@linkcode WasmFunc.wmem} reads weights from (multi-memory: weights
+   * past the first 4 GiB live in `env.memory1`, ...).
+   */
+  weightMemory = 0;
   /** Exported under its name. */
   readonly exported: boolean;
   private readonly calls: { at: number; name: string }[] = [];
@@ -331,6 +336,11 @@ export class WasmFunc {
     return this.emit(text, bytes);
   }
 
+  /** A load of weight bytes: {@linkcode WasmFunc.mem} on memory {@linkcode WasmFunc.weightMemory}. */
+  wmem(name: string, offset = 0, arg: MemArg = {}): this {
+    return this.mem(name, offset, { ...arg, memory: this.weightMemory });
+  }
+
   /** A lane load/store (`v128.load16_lane offset=34 2`): address and vector on the stack. */
   memLane(name: string, offset: number, lane: number, arg: MemArg = {}): this {
     const m = MEM_LANE[name];
@@ -422,18 +432,19 @@ export class WasmFunc {
       body = [];
       let from = 0;
       for (const c of this.calls) {
-        body.push(...this.body.slice(from, c.at + 1), ...uleb(funcIndex(c.name)));
+        for (let i = from; i <= c.at; i++) body.push(this.body[i]);
+        for (const b of uleb(funcIndex(c.name))) body.push(b);
         from = c.at + 1;
       }
-      body.push(...this.body.slice(from));
+      for (let i = from; i < this.body.length; i++) body.push(this.body[i]);
     }
-    const code = [
-      ...uleb(runs.length),
-      ...runs.flatMap(([n, t]) => [...uleb(n), VAL_TYPE[t]]),
-      ...body,
-      0x0b,
-    ];
-    return [...uleb(code.length), ...code];
+    const code = concat(
+      uleb(runs.length),
+      runs.flatMap(([n, t]) => [...uleb(n), VAL_TYPE[t]]),
+      body,
+      [0x0b],
+    );
+    return concat(uleb(code.length), code);
   }
 
   /** The function type: `0x60 params results`. */
@@ -478,7 +489,27 @@ export interface MemoryImport {
   memory64?: boolean;
 }
 
-const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
+/**
+ * One imported function (`env.<name>`): called like a module function by name; imported
+ * functions take the first function indices (WebAssembly Core Specification 2.0 §2.5.1).
+ */
+export interface FunctionImport {
+  /** Import (and call) name, e.g. `cos`. */
+  name: string;
+  /** Parameter types. */
+  params: ValType[];
+  /** Result types. */
+  results: ValType[];
+}
+
+/** The arrays one after another (a loop of pushes: spreading 100k-element arrays is slow). */
+function concat(...parts: ArrayLike<number>[]): number[] {
+  const out: number[] = [];
+  for (const p of parts) for (let i = 0; i < p.length; i++) out.push(p[i]);
+  return out;
+}
+
+const section = (id: number, content: number[]) => concat([id], uleb(content.length), content);
 
 /** The import name of memory `i`. */
 const memoryName = (m: MemoryImport, i: number) => m.name ?? (i === 0 ? "memory" : `memory${i}`);
@@ -503,6 +534,7 @@ export function memoryImportText(m: MemoryImport, i = 0): string {
  *
  * @param funcs The functions, in index order.
  * @param memory Minimum pages of one plain imported `env.memory`, or the memories.
+ * @param imported Functions imported from `env` (indices before `funcs`), callable by name.
  * @returns The module bytes (valid input for `new WebAssembly.Module`).
  * @throws {Error} when a shared memory has no maximum or a call names no function.
  *
@@ -522,10 +554,28 @@ export function memoryImportText(m: MemoryImport, i = 0): string {
 export function assembleModule(
   funcs: WasmFunc[],
   memory: number | MemoryImport[],
+  imported: FunctionImport[] = [],
 ): Uint8Array<ArrayBuffer> {
   const mems: MemoryImport[] = typeof memory === "number" ? [{ minPages: memory }] : memory;
-  const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-  const index = new Map(funcs.map((f, i) => [f.name, i]));
+  const vec = (items: number[][]) => concat(uleb(items.length), ...items);
+  const nImp = imported.length;
+  const index = new Map([
+    ...imported.map((f, i) => [f.name, i] as const),
+    ...funcs.map((f, i) => [f.name, nImp + i] as const),
+  ]);
+  const typeOf = (params: ValType[], results: ValType[]) => [
+    0x60,
+    ...uleb(params.length),
+    ...params.map((t) => VAL_TYPE[t]),
+    ...uleb(results.length),
+    ...results.map((t) => VAL_TYPE[t]),
+  ];
+  const importedFuncs = imported.map((f, i) => [
+    ...utf8("env"),
+    ...utf8(f.name),
+    0x00,
+    ...uleb(funcs.length + i),
+  ]);
   const funcIndex = (n: string) => {
     const i = index.get(n);
     if (i === undefined) throw new Error(`wasm_asm: call to unknown function $${n}`);
@@ -545,23 +595,41 @@ export function assembleModule(
       ...(m.maxPages !== undefined ? uleb(m.maxPages) : []),
     ];
   });
-  const exported = funcs.map((f, i) => [f, i] as const).filter(([f]) => f.exported);
-  const bytes = [
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, vec(funcs.map((f) => f.typeBytes()))),
-    ...section(2, vec(imports)),
-    ...section(3, vec(funcs.map((_, i) => uleb(i)))),
-    ...section(7, vec(exported.map(([f, i]) => [...utf8(f.name), 0x00, ...uleb(i)]))),
-    ...section(10, vec(funcs.map((f) => f.encode(funcIndex)))),
+  const exported = funcs.map((f, i) => [f, nImp + i] as const).filter(([f]) => f.exported);
+  const parts = [
+    [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    section(
+      1,
+      vec([
+        ...funcs.map((f) => f.typeBytes()),
+        ...imported.map((f) => typeOf(f.params, f.results)),
+      ]),
+    ),
+    section(2, vec([...importedFuncs, ...imports])),
+    section(3, vec(funcs.map((_, i) => uleb(i)))),
+    section(7, vec(exported.map(([f, i]) => [...utf8(f.name), 0x00, ...uleb(i)]))),
+    section(10, vec(funcs.map((f) => f.encode(funcIndex)))),
+    // The "name" custom section (Core Specification 2.0 §7.4.2, function names): profiles
+    // and stack traces show `matvec_q8_0_768x768`, not `wasm-function[15]`.
+    section(0, [
+      ...utf8("name"),
+      1,
+      ...(() => {
+        const names = vec([
+          ...imported.map((f, i) => [...uleb(i), ...utf8(f.name)]),
+          ...funcs.map((f, i) => [...uleb(nImp + i), ...utf8(f.name)]),
+        ]);
+        return concat(uleb(names.length), names);
+      })(),
+    ]),
   ];
-  return new Uint8Array(bytes);
+  const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
 }
 
 let relaxed: boolean | undefined;

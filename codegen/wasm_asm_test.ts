@@ -69,7 +69,7 @@ Deno.test("WasmFunc declares locals in runs of one type and writes a type entry 
   assert.deepEqual(f.encode(), [11, 3, 2, 0x7f, 1, 0x7b, 1, 0x7f, 0x2a, 2, 0, 0x0b]);
 });
 
-Deno.test("assembleModule() writes the magic, version 1 and sections type, import, function, export, code", () => {
+Deno.test("assembleModule() writes the magic, version 1, sections type, import, function, export, code, name", () => {
   const f = new WasmFunc("one", [], ["i32"]);
   f.i32(1);
   const bytes = assembleModule([f], 3);
@@ -82,7 +82,7 @@ Deno.test("assembleModule() writes the magic, version 1 and sections type, impor
     at += 2 + bytes[at + 1];
   }
   assert.equal(at, bytes.length);
-  assert.deepEqual(ids, [1, 2, 3, 7, 10]);
+  assert.deepEqual(ids, [1, 2, 3, 7, 10, 0]); // 0: the "name" custom section
   const m = new WebAssembly.Module(bytes);
   assert.deepEqual(WebAssembly.Module.imports(m), [
     { module: "env", name: "memory", kind: "memory" },

@@ -3,7 +3,12 @@ import { parseConfigYaml } from "./config.ts";
 import { FormatError } from "./errors.ts";
 import { loadGollmDir, writeGollmDir } from "../formats/gollm_dir.ts";
 import { writeSafetensors } from "../formats/safetensors.ts";
-import { checkWeights, expectedShapes, randomWeights, type Weights } from "./weights.ts";
+import {
+  checkWeights,
+  expectedShapes,
+  type F32Weights as Weights,
+  randomWeights,
+} from "./weights.ts";
 
 const llama = parseConfigYaml(Deno.readTextFileSync("configs/test-llama.yaml"), "test-llama.yaml");
 const gpt2 = parseConfigYaml(Deno.readTextFileSync("configs/test-gpt2.yaml"), "test-gpt2.yaml");

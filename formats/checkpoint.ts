@@ -6,7 +6,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import type { Weights } from "../core/weights.ts";
+import type { F32Weights, Weights } from "../core/weights.ts";
 import { FormatError } from "../core/errors.ts";
 
 /** Checkpoint formats gollm reads (formats/load.ts). */
@@ -22,16 +22,20 @@ export interface GenerationDefaults {
   top_k?: number;
 }
 
-/** A loaded checkpoint mapped onto the canonical config (core/config.ts) and tensor names (core/tensor_names.ts). */
-export interface Checkpoint {
+/**
+ * A loaded checkpoint mapped onto the canonical config (core/config.ts) and tensor names
+ * (core/tensor_names.ts). `W` is F32 weights by default; a loader asked to keep stored
+ * tensors (`loadCheckpoint(path, { stored: true })`) returns `Checkpoint<Weights>`.
+ */
+export interface Checkpoint<W extends Weights = F32Weights> {
   /** Which reader produced it. */
   format: CheckpointFormat;
   /** The file or directory it was read from. */
   path: string;
   /** Validated config. */
   config: ModelConfig;
-  /** Weights under canonical names, F32, checked against `config`. */
-  weights: Weights;
+  /** Weights under canonical names (F32, or as stored), checked against `config`. */
+  weights: W;
   /** The tokenizer, or null when the checkpoint carries none (token ids only). */
   tokenizer: Tokenizer | null;
   /** Extra EOS ids from the model's files (HF generation_config.json). */

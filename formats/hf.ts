@@ -23,8 +23,12 @@ import { FormatError } from "../core/errors.ts";
 import { isFile, join, readJson } from "../core/files.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
 import { readSafetensors } from "./safetensors.ts";
-import { checkWeights, type Tensor, type Weights } from "../core/weights.ts";
 import { HF_FAMILY, ids, isObj, parseHfConfig } from "./hf_config.ts";
+import {
+  checkWeights,
+  type F32Tensor as Tensor,
+  type F32Weights as Weights,
+} from "../core/weights.ts";
 import {
   fillLayer,
   HF_BASE_PREFIX,

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { compileModel } from "../codegen/compile.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { type ModelConfig, parseConfig } from "../core/config.ts";
-import { expectedShapes, type Weights } from "../core/weights.ts";
+import { expectedShapes, requireF32, type Weights } from "../core/weights.ts";
 import { ConfigError, FormatError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
 import { loadGguf } from "./gguf/checkpoint.ts";
@@ -238,7 +238,7 @@ for (const [name, controls] of Object.entries(CONTROLS)) {
     const exp = await expected(name);
     for (const [what, over] of Object.entries(controls)) {
       const { config, weights } = without(ckpt, over);
-      const ref = createReference(config, weights);
+      const ref = createReference(config, requireF32(weights, "the reference"));
       assert.throws(() => checkLogits(ref, exp, `${name} without ${what}`), /max \|diff\|/);
       const d = worstDiff(ref, exp);
       assert.ok(d > 1e-2, `${name}: ignoring ${what} moves the logits by only ${d}`);

@@ -28,7 +28,7 @@ import { type ModelConfig, parameterCount, parseConfig } from "../core/config.ts
 import { FormatError } from "../core/errors.ts";
 import { dirname, isFile, join, readFileBounded } from "../core/files.ts";
 import { readLlama2cTokenizer, type SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
-import { checkWeights, type Weights } from "../core/weights.ts";
+import { checkWeights, type F32Weights as Weights } from "../core/weights.ts";
 import { fillLayer, isPerLayer, tensorRows } from "../core/tensor_names.ts";
 
 /** Magic of versioned llama2.c checkpoints: "ak42" as a little-endian uint32. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../core/config.ts";
 import { FormatError } from "../core/errors.ts";
 import { LLAMA2C_MAGIC, loadLlama2c, parseLlama2c } from "./llama2c.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
+import { type F32Weights as Weights, randomWeights } from "../core/weights.ts";
 import { ASSETS, haveFiles } from "../tests/assets.ts";
 import { assertClose } from "../tests/assert_close.ts";
 

@@ -20,6 +20,7 @@
  * @module
  */
 import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
+import type { Weights } from "../core/weights.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import { basename, checkRegularFile, dirname, isFile, join } from "../core/files.ts";
 import { loadGguf } from "./gguf/checkpoint.ts";
@@ -50,6 +51,12 @@ export interface LoadCheckpointOptions {
    * still load. Default false.
    */
   optionalTokenizer?: boolean;
+  /**
+   * Keep GGUF tensors in their stored type (F16, BF16, ggml blocks; views on the file's
+   * bytes, block scales checked) instead of dequantising them to F32: what a backend that
+   * reads them directly (wasm) loads. Other formats load F32 either way. Default false.
+   */
+  stored?: boolean;
 }
 
 /**
@@ -175,12 +182,28 @@ async function sniffFile(
  */
 export async function loadCheckpoint(
   path: string,
+  options?: LoadCheckpointOptions & { stored?: false },
+): Promise<Checkpoint>;
+/**
+ * {@linkcode loadCheckpoint} with `stored: true`: GGUF tensors keep their stored types.
+ *
+ * @param path A model directory or checkpoint file.
+ * @param options As the first form, with `stored`.
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {GollmError} as the first form.
+ */
+export async function loadCheckpoint(
+  path: string,
+  options: LoadCheckpointOptions,
+): Promise<Checkpoint<Weights>>;
+export async function loadCheckpoint(
+  path: string,
   options: LoadCheckpointOptions = {},
-): Promise<Checkpoint> {
+): Promise<Checkpoint<Weights>> {
   const progress = options.onProgress ?? (() => {});
   const format = await detectFormat(path);
   progress({ stage: `reading ${format} checkpoint ${path}` });
-  let ckpt: Checkpoint;
+  let ckpt: Checkpoint<Weights>;
   switch (format) {
     case "gollm":
       ckpt = await loadGollmDir(path, {
@@ -192,12 +215,40 @@ export async function loadCheckpoint(
       ckpt = await loadHf(path);
       break;
     case "gguf":
-      ckpt = await loadGguf(path);
+      ckpt = await loadGguf(path, { stored: options.stored ?? false });
       break;
     case "llama2c":
       ckpt = await loadLlama2cChecked(path, options.tokenizerPath);
       break;
   }
+  return await finishCheckpoint(ckpt, options);
+}
+
+/**
+ * The last stage of {@linkcode loadCheckpoint} for a checkpoint read by any reader: the
+ * `tokenizerPath` override (not for llama2.c, whose reader takes it), then the check that
+ * every id the tokenizer produces is a row of the embedding (tokenizers/fit.ts).
+ *
+ * @param ckpt The checkpoint as its reader returned it (changed in place).
+ * @param options `tokenizerPath`, `onProgress`.
+ * @returns The same checkpoint.
+ * @throws {GollmError} for a tokenizer file that cannot be loaded or does not fit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { finishCheckpoint } from "./load.ts";
+ * import { loadGguf } from "./gguf/checkpoint.ts";
+ * const ck = await finishCheckpoint(await loadGguf("tests/fixtures/gguf/qwen2.gguf"));
+ * assert.equal(ck.format, "gguf");
+ * ```
+ */
+export async function finishCheckpoint<W extends Weights>(
+  ckpt: Checkpoint<W>,
+  options: LoadCheckpointOptions = {},
+): Promise<Checkpoint<W>> {
+  const progress = options.onProgress ?? (() => {});
+  const format = ckpt.format;
   if (options.tokenizerPath !== undefined && format !== "llama2c") {
     progress({ stage: `loading tokenizer ${options.tokenizerPath}` });
     ckpt.tokenizer = await loadTokenizerFile(options.tokenizerPath);
@@ -216,7 +267,7 @@ export async function loadCheckpoint(
 }
 
 /** The file a checkpoint's own tokenizer came from, for error messages. */
-function tokenizerSource(ckpt: Checkpoint): string {
+function tokenizerSource(ckpt: Checkpoint<Weights>): string {
   if (ckpt.format === "gguf" || ckpt.format === "llama2c") return ckpt.path;
   if (ckpt.format === "hf") return join(ckpt.path, "tokenizer.json");
   const name = ckpt.config.tokenizer;

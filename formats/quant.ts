@@ -183,8 +183,12 @@ export function requireSupported(type: GgmlType, file: string, tensor: string): 
   );
 }
 
-/** Byte offsets of the F16 scale fields in one block (ggml-common.h), for validation. */
-const F16_SCALES: Record<string, number[]> = {
+/**
+ * Byte offsets of the F16 scale fields in one block of each block type (ggml-common.h:
+ * `d`, and `m`/`dmin`/`s` where the type has one), the fields {@linkcode checkFinite}
+ * checks.
+ */
+export const F16_SCALES: Readonly<Record<string, readonly number[]>> = {
   Q4_0: [0],
   Q4_1: [0, 2],
   Q5_0: [0],
@@ -197,6 +201,19 @@ const F16_SCALES: Record<string, number[]> = {
   Q5_K: [0, 2],
   Q6_K: [208],
 };
+
+/**
+ * The byte offset of the first block whose f16 at byte `f0 - 1` or `f1 - 1` is NaN or ±Inf
+ * (its 5 exponent bits, 0x7c of the high byte, all set), or past the last whole block. A
+ * small function of its own so that V8 optimises the loop once for every tensor (inlined
+ * in checkFinite it ran interpreted on the first tensors: 1.6 s for a 100 MB Q8_0 file).
+ */
+function firstSuspectBlock(bytes: Uint8Array, B: number, f0: number, f1: number): number {
+  const end = bytes.length - B;
+  let o = 0;
+  while (o <= end && (bytes[o + f0] & 0x7c) !== 0x7c && (bytes[o + f1] & 0x7c) !== 0x7c) o += B;
+  return o;
+}
 
 /**
  * Checks that every scale of a tensor's blocks (and every value of an F32/F16/BF16 tensor) is
@@ -250,7 +267,11 @@ export function checkFinite(type: GgmlType, bytes: Uint8Array, file: string, ten
   }
   const fields = F16_SCALES[type.name];
   if (!fields) throw new RangeError(`ggml type ${type.name} cannot be checked`);
-  for (let b = 0, o = 0; o + type.blockBytes <= bytes.length; b++, o += type.blockBytes) {
+  // Fast scan: an f16 is NaN or ±Inf exactly when its 5 exponent bits (bits 10..14, in
+  // the high byte 0x7c) are all set; only a block that has one is decoded for the message.
+  const B = type.blockBytes;
+  let o = firstSuspectBlock(bytes, B, fields[0] + 1, (fields[1] ?? fields[0]) + 1);
+  for (let b = o / B; o + B <= bytes.length; b++, o += B) {
     for (const f of fields) {
       const v = lut[view.getUint16(o + f, true)];
       if (!Number.isFinite(v)) {

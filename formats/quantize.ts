@@ -35,7 +35,7 @@
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { ProgressCallback } from "../core/progress.ts";
-import type { Tensor } from "../core/weights.ts";
+import type { F32Tensor as Tensor } from "../core/weights.ts";
 import { loadCheckpoint } from "./load.ts";
 import { type GgmlType, ggmlTypeByName, quantize } from "./quant.ts";
 import { type FileType, fileType, tensorType } from "./quant/mix.ts";

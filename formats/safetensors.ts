@@ -14,7 +14,7 @@
 import { FormatError, GollmError } from "../core/errors.ts";
 import { readFileBounded, writeFileAtomic } from "../core/files.ts";
 import { f16Table, f16ToF32, f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
-import type { Tensor } from "../core/weights.ts";
+import type { F32Tensor as Tensor } from "../core/weights.ts";
 
 /** Dtypes this reader converts to F32. */
 export type SafetensorsDtype =

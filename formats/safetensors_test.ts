@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { FormatError, GollmError } from "../core/errors.ts";
 import { f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
 import { parseSafetensors, readSafetensors, writeSafetensors } from "./safetensors.ts";
-import type { Tensor } from "../core/weights.ts";
+import type { F32Tensor as Tensor } from "../core/weights.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import { pythonSkipReason } from "../tests/python_probe.ts";
 

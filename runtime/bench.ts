@@ -11,7 +11,7 @@ import { type ModelConfig, parameterCount } from "../core/config.ts";
 import type { ForwardPass } from "../core/forward.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { createReference } from "./reference.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
+import { randomWeights, requireF32, type Weights } from "../core/weights.ts";
 import { compileModel } from "../codegen/compile.ts";
 import { macsPerToken } from "../codegen/graph.ts";
 
@@ -159,7 +159,7 @@ function buildPass(
     ? compileModel(config, weights, { kvCapacity })
     : backend === "wasm"
     ? compileModel(config, weights, { kvCapacity, backend: "wasm" })
-    : createReference(config, weights, { kvCapacity });
+    : createReference(config, requireF32(weights, "the reference backend"), { kvCapacity });
 }
 
 /** Matmul multiply-adds of a P-token prompt (LM head once) and of D decode steps after `from`. */

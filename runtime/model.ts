@@ -9,34 +9,50 @@
  *
  * @module
  */
-import { type CompiledModel, compileModel } from "../codegen/compile.ts";
+import { compileModel } from "../codegen/compile.ts";
+import { WasmUnsupportedError } from "../codegen/emit_wasm.ts";
+import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
-import { loadCheckpoint } from "../formats/load.ts";
+import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import type { ProgressCallback } from "../core/progress.ts";
-import { checkInt, checkNum, checkPromptLength, findStop, stopPrefixHold } from "./generation.ts";
+import { checkInt } from "./generation.ts";
 import { createReference } from "./reference.ts";
-import { Sampler } from "./sampler.ts";
+import { GollmModel, type ModelPass } from "./gollm_model.ts";
+import { startStepPool } from "./threads.ts";
+import { loadGgufIntoWasm } from "./wasm_load.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { allF32, type F32Weights, type Weights } from "../core/weights.ts";
 import type { SpeculativeStats } from "./speculative.ts";
-import {
-  checkSpeculativeOptions,
-  type SpeculativeDecoder,
-  speculativeDecoder,
-  type SpeculativeGenerateOptions,
-} from "./speculative_decode.ts";
-import { singleSequenceBlocks } from "../core/single_sequence.ts";
-import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
-import type { Weights } from "../core/weights.ts";
+import type { SpeculativeGenerateOptions } from "./speculative_decode.ts";
 
-/** Which forward implementation runs the model. */
-export type Backend = "jit" | "reference" | "wasm";
+/**
+ * Which forward implementation runs the model: `wasm` (the whole step in generated WASM
+ * SIMD, weights as stored, threads), `jit` (generated JS kernels, F32 weights),
+ * `reference` (plain loops, the oracle), or `auto` (wasm when it runs the model's ops and
+ * weight types, else jit).
+ */
+export type Backend = "auto" | "jit" | "reference" | "wasm";
+
+/** Most threads a model may use. */
+export const MAX_THREADS = 64;
 
 /** Options of {@linkcode createModel}. */
 export interface ModelOptions {
-  /** `jit` (default): generated, compiled kernels; `reference`: the plain-loop oracle. */
+  /**
+   * `auto` (default): `wasm` when it supports the model, else `jit`; `wasm`, `jit`, or
+   * `reference` (the plain-loop oracle). The jit and reference backends dequantise stored
+   * weights to F32 when the model is built (4 bytes per weight: 4-8x a quantised file).
+   */
   backend?: Backend;
+  /**
+   * Threads of the wasm backend, 1..64 (default `navigator.hardwareConcurrency`): rows of
+   * every matrix product and heads of attention split between them. Other backends run on
+   * one thread.
+   */
+  threads?: number;
   /**
    * Slots in each layer's KV ring (default and maximum: `context_length`). A smaller value
    * saves memory; once a sequence is longer, the oldest tokens fall out of attention
@@ -179,8 +195,18 @@ export interface Model {
   readonly tokenizer: Tokenizer | null;
   /** Where it came from. */
   readonly checkpoint: CheckpointInfo;
-  /** The forward implementation in use. */
+  /** The forward implementation in use (never `auto`: the one auto chose). */
   readonly backend: Backend;
+  /** Threads a forward step runs on. */
+  readonly threads: number;
+  /**
+   * Stops the model's worker threads (idempotent). The model cannot run afterwards. A
+   * dropped model's threads stop when it is garbage-collected; they never keep the
+   * process alive.
+   */
+  close(): void;
+  /** Same as {@linkcode Model.close} (`using model = await loadModel(...)`). */
+  [Symbol.dispose](): void;
   /** Slots in each layer's KV ring. */
   readonly kvCapacity: number;
   /** Generation stops at any of these ids (tokenizer EOS ids plus extra ones). */
@@ -222,354 +248,6 @@ export interface Model {
    * @returns Whether rolling back is safe.
    */
   canRollback(from: number, last: number): boolean;
-}
-
-class GollmModel implements Model {
-  readonly kvCapacity: number;
-  readonly eosIds: readonly number[];
-  #pass: ForwardPass;
-  #ring: number; // tokens in each layer's KV ring (>= kvCapacity)
-  #generation: GenerationDefaults;
-  #stats: GenerateStats | null = null;
-  #busy = false;
-  /** Tokens whose K/V sit in the cache at positions 0..n-1 (valid while n <= kvCapacity). */
-  #cached: number[] = [];
-
-  constructor(
-    readonly config: ModelConfig,
-    pass: ForwardPass,
-    readonly tokenizer: Tokenizer | null,
-    readonly checkpoint: CheckpointInfo,
-    readonly backend: Backend,
-    options: ModelOptions,
-  ) {
-    this.#pass = pass;
-    this.kvCapacity = pass.kvCapacity;
-    this.#ring = kvRing(pass);
-    this.eosIds = [...new Set([...(tokenizer?.eosIds ?? []), ...(options.extraEosIds ?? [])])];
-    this.#generation = options.generation ?? {};
-  }
-
-  get stats(): GenerateStats | null {
-    return this.#stats;
-  }
-
-  /**
-   * Runs the pass (`forward`: last-token logits, a view into the arena; `forwardAll`: an
-   * `(n, vocab)` copy) and keeps `#cached` in step with the KV cache. The view is returned
-   * as is: the decode loop samples straight from the arena without copying the logits.
-   */
-  #run(tokens: ArrayLike<number>, pos: number, all = false): Float32Array {
-    let out: Float32Array;
-    try {
-      out = all ? this.#pass.forwardAll(tokens, pos) : this.#pass.forward(tokens, pos);
-    } catch (e) {
-      this.#cached.length = 0; // the pass may have written part of the cache
-      throw e instanceof RangeError ? new GollmError(e.message) : e;
-    }
-    const cached = this.#cached;
-    if (pos > cached.length || pos + tokens.length > this.kvCapacity) {
-      cached.length = 0; // a gap, or the ring wrapped: the cache no longer holds a prefix
-    } else {
-      cached.length = pos;
-      for (let i = 0; i < tokens.length; i++) cached.push(tokens[i]);
-    }
-    return out;
-  }
-
-  /**
-   * Samples the next id (or takes it from a speculative round); logits with no finite value
-   * mean broken weights: say which file.
-   */
-  #sample(
-    sampler: Sampler,
-    logits: Float32Array,
-    history: number[],
-    pos: number,
-    spec?: SpeculativeDecoder,
-  ): number {
-    try {
-      return spec ? spec.next(history) : sampler.sample(logits, history);
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      throw new GollmError(
-        `${this.checkpoint.path}: the logits at position ${pos - 1} are all NaN or -Infinity; ` +
-          `the model's weights hold NaN or Inf values`,
-        { cause: e },
-      );
-    }
-  }
-
-  #idle(method: string): void {
-    if (this.#busy) throw new GollmError(`${method}: a generate() call is running on this model`);
-  }
-
-  forward(tokens: ArrayLike<number>, pos = 0): Float32Array {
-    this.#idle("forward");
-    return new Float32Array(this.#run(tokens, pos));
-  }
-
-  forwardAll(tokens: ArrayLike<number>, pos = 0): Float32Array {
-    this.#idle("forwardAll");
-    return this.#run(tokens, pos, true);
-  }
-
-  canRollback(from: number, last: number): boolean {
-    // The newest position whose slot `last` overwrote must be older than `from`'s window.
-    return last < from || last - this.#ring < Math.max(0, from - this.kvCapacity + 1);
-  }
-
-  /** Encodes and validates the prompt; throws the documented errors. */
-  #promptIds(
-    prompt: string | readonly number[],
-    options: GenerateOptions,
-    tokenizer: Tokenizer,
-  ): number[] {
-    const c = this.config;
-    let ids = typeof prompt === "string"
-      ? tokenizer.encode(prompt, {
-        bos: options.addBos ?? tokenizer.addBos,
-        special: options.special ?? true,
-      })
-      : [...prompt];
-    if (ids.length === 0) {
-      if (tokenizer.bosId === null) {
-        throw new GollmError(
-          "the prompt is empty and the tokenizer has no BOS token to start from; give a prompt",
-        );
-      }
-      ids = [tokenizer.bosId];
-    }
-    checkPromptLength(c, this.kvCapacity, ids.length);
-    for (const t of ids) {
-      if (!Number.isInteger(t) || t < 0 || t >= c.vocab_size) {
-        throw new GollmError(`prompt token id ${t} is outside the vocabulary [0, ${c.vocab_size})`);
-      }
-    }
-    return ids;
-  }
-
-  generate(
-    prompt: string | readonly number[],
-    options: GenerateOptions = {},
-  ): AsyncIterable<string> {
-    // Validate eagerly so errors surface at the call, not at the first iteration.
-    checkInt("maxTokens", options.maxTokens, 0);
-    checkNum("temperature", options.temperature, 0);
-    checkInt("topK", options.topK, 0);
-    checkNum("topP", options.topP, 0, 1, true);
-    checkNum("minP", options.minP, 0, 1);
-    checkNum("repeatPenalty", options.repeatPenalty, 0, Infinity, true);
-    if (options.stop?.some((s) => s.length === 0)) {
-      throw new GollmError("stop strings must not be empty");
-    }
-    checkSpeculativeOptions(this, options);
-    if (!this.tokenizer) {
-      throw new GollmError(
-        `${this.checkpoint.path}: the model has no tokenizer (tokenizer: none); generate needs ` +
-          `one to produce text (from the CLI pass --tokenizer PATH; from code give ` +
-          `loadModel() a tokenizerPath, or use forward() with token ids)`,
-      );
-    }
-    const ids = this.#promptIds(prompt, options, this.tokenizer);
-    const g = this.#generation;
-    const sampler = new Sampler({
-      temperature: options.temperature ?? g.temperature ?? 0.8,
-      topK: options.topK ?? g.top_k ?? 0,
-      topP: options.topP ?? g.top_p ?? 0.95,
-      minP: options.minP ?? 0,
-      repeatPenalty: options.repeatPenalty ?? 1,
-      seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
-    });
-    return this.#generate(ids, options, this.tokenizer, sampler);
-  }
-
-  async *#generate(
-    ids: number[],
-    options: GenerateOptions,
-    tokenizer: Tokenizer,
-    sampler: Sampler,
-  ): AsyncGenerator<string> {
-    if (this.#busy) throw new GollmError("generate: another generation is running on this model");
-    this.#busy = true;
-    try {
-      yield* this.#loop(ids, options, tokenizer, sampler);
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  async *#loop(
-    ids: number[],
-    options: GenerateOptions,
-    tokenizer: Tokenizer,
-    sampler: Sampler,
-  ): AsyncGenerator<string> {
-    const c = this.config;
-    const cap = this.kvCapacity;
-    const maxTokens = options.maxTokens ?? 256;
-    const stops = options.stop ?? [];
-    const eos = new Set(this.eosIds);
-    const notices = new Set<string>();
-    const notice = (key: string, msg: string) => {
-      if (!notices.has(key)) {
-        notices.add(key);
-        options.onNotice?.(msg);
-      }
-    };
-    // Built once: once the window slides, every step asks for this notice.
-    const slideMsg =
-      `the sequence passed the KV capacity (${cap} tokens): the oldest tokens now fall out ` +
-      `of attention (sliding window)`;
-    const stats: GenerateStats = {
-      promptTokens: ids.length,
-      prefillTokens: 0,
-      prefillMs: 0,
-      decodeTokens: 0,
-      decodeMs: 0,
-      tokens: [],
-      stopReason: "max_tokens",
-    };
-
-    // Prefill, reusing the cached prefix of the previous sequence when it matches.
-    let start = 0;
-    const cached = this.#cached;
-    if (ids.length <= cap) {
-      while (start < cached.length && start < ids.length - 1 && cached[start] === ids[start]) {
-        start++;
-      }
-    }
-    if (ids.length > cap) notice("slide", slideMsg);
-    const t0 = performance.now();
-    let logits = this.#run(ids.slice(start), start);
-    stats.prefillTokens = ids.length - start;
-    stats.prefillMs = performance.now() - t0;
-
-    const decoder = new StreamDecoder(tokenizer);
-    for (const id of ids) decoder.push(id); // context for the first piece (dummy-prefix space)
-    const history = [...ids]; // prompt + generated ids, for the repetition penalty
-    const step = [0]; // the one-token input of a decode step, reused (no array per token)
-    const verify = (tokens: number[], at: number) => this.#run(tokens, at, true);
-    const target = { config: c, forwardAll: verify, canRollback: this.canRollback.bind(this) };
-    const spec = speculativeDecoder(target, options, sampler);
-    if (spec) stats.speculative = spec.stats;
-    // Decoded text not yet emitted (it could start a stop string). Everything but the longest
-    // stop-string prefix is yielded each step, so it stays shorter than the longest stop string
-    // plus one piece and the stop checks below cost O(stops) per token, not O(text so far).
-    let pending = "";
-    // Decoded text length after each generated token, to cut stats.tokens at a stop string.
-    let total = 0;
-    const ends: number[] = [];
-    const cutTokensAt = (stopStart: number) => {
-      let k = 0;
-      while (k < ends.length && ends[k] <= stopStart) k++;
-      // A token whose bytes only start a character (no text yet) goes with that character.
-      while (k > 0 && ends[k - 1] === (k > 1 ? ends[k - 2] : 0)) k--;
-      stats.tokens.length = k;
-    };
-    let started = false; // the first token comes from the prefill's logits
-    // Decode time counts sampling and forward passes, not the consumer's work between pieces.
-    let td = performance.now(), timing = true;
-    const pause = () => {
-      if (timing) stats.decodeMs += performance.now() - td;
-      timing = false;
-    };
-    const resume = () => {
-      td = performance.now();
-      timing = true;
-    };
-    let finished = false;
-    try {
-      while (!finished) {
-        if (maxTokens === 0) break;
-        if (options.signal?.aborted) {
-          stats.stopReason = "aborted";
-          break;
-        }
-        const pos = history.length; // position of the next token (the one before has not run)
-        if (started && !spec) {
-          step[0] = history[pos - 1];
-          logits = this.#run(step, pos - 1); // an arena view: sampled without a copy
-        }
-        if (started) stats.decodeTokens++;
-        const next = this.#sample(
-          sampler,
-          logits,
-          history,
-          pos,
-          started ? spec?.decoder : undefined,
-        );
-        started = true;
-        if (eos.has(next)) {
-          stats.stopReason = "eos";
-          break;
-        }
-        stats.tokens.push(next);
-        history.push(next);
-        const piece = decoder.push(next);
-        pending += piece;
-        total += piece.length;
-        if (stops.length > 0) ends.push(total);
-        const at = findStop(pending, stops);
-        if (at >= 0) {
-          stats.stopReason = "stop";
-          cutTokensAt(total - pending.length + at);
-          const out = pending.slice(0, at);
-          pending = "";
-          finished = true;
-          pause();
-          if (out) yield out;
-          break;
-        }
-        if (stats.tokens.length >= maxTokens) {
-          stats.stopReason = "max_tokens";
-          break;
-        }
-        const hold = stopPrefixHold(pending, stops);
-        if (pending.length > hold) {
-          const out = pending.slice(0, pending.length - hold);
-          pending = pending.slice(pending.length - hold);
-          pause();
-          yield out;
-          resume();
-        }
-        if (c.arch === "gpt2" && pos >= c.context_length) {
-          stats.stopReason = "context";
-          notice(
-            "context",
-            `reached the context length (${c.context_length} tokens); gpt2 has learned ` +
-              `positions and cannot go further, stopping`,
-          );
-          break;
-        }
-        if (pos >= cap) notice("slide", slideMsg);
-      }
-      if (!finished) {
-        const tail = decoder.flush();
-        let rest = pending + tail;
-        total += tail.length;
-        const at = findStop(rest, stops);
-        if (at >= 0) {
-          cutTokensAt(total - rest.length + at);
-          rest = rest.slice(0, at);
-          stats.stopReason = "stop";
-        }
-        pause();
-        if (rest) yield rest;
-      }
-    } finally {
-      pause();
-      this.#stats = stats;
-      options.onStats?.(stats);
-    }
-  }
-}
-
-/** Tokens in each KV ring: window + one step in blocks (compiled), the window (reference). */
-function kvRing(pass: ForwardPass): number {
-  const batch = (pass as Partial<CompiledModel>).batch;
-  if (!batch) return pass.kvCapacity;
-  return singleSequenceBlocks(pass.kvCapacity, batch.maxRows, batch.blockSize) * batch.blockSize;
 }
 
 function resolveCapacity(config: ModelConfig, kvCapacity: number | undefined): number {
@@ -622,22 +300,84 @@ export function createModel(
   options: ModelOptions = {},
   checkpoint: CheckpointInfo = { format: "memory", path: "<memory>" },
 ): Model {
-  const backend = options.backend ?? "jit";
-  if (backend !== "jit" && backend !== "reference" && backend !== "wasm") {
-    throw new GollmError(`backend must be jit, wasm or reference, got ${JSON.stringify(backend)}`);
+  const requested = options.backend ?? "auto";
+  if (!["auto", "jit", "reference", "wasm"].includes(requested)) {
+    throw new GollmError(
+      `backend must be auto, wasm, jit or reference, got ${JSON.stringify(requested)}`,
+    );
   }
+  const threads = resolveThreads(options.threads);
   const kvCapacity = resolveCapacity(config, options.kvCapacity);
   if (options.prefillChunk !== undefined) checkInt("prefillChunk", options.prefillChunk, 1);
   const fwd = { kvCapacity, prefillChunk: options.prefillChunk };
-  let pass: ForwardPass;
-  if (backend === "jit" || backend === "wasm") {
+  let pass: ModelPass | null = null;
+  let backend: Backend = requested;
+  if (requested === "wasm" || requested === "auto") {
     options.onProgress?.({ stage: "compiling kernels" });
-    pass = compileModel(config, weights, backend === "wasm" ? { ...fwd, backend } : fwd);
-  } else {
-    pass = createReference(config, weights, fwd);
+    try {
+      pass = compileModel(config, weights, {
+        ...fwd,
+        backend: "wasm",
+        threads,
+        startPool: startStepPool,
+      });
+      backend = "wasm";
+    } catch (e) {
+      if (requested === "wasm" || !(e instanceof WasmUnsupportedError)) throw e;
+      backend = "jit"; // auto: an op or weight type the WASM kernels do not have
+    }
   }
-  if (options.warmup ?? true) warmUp(pass, backend, checkpoint.path);
+  if (!pass) {
+    // The JS kernels and the reference read F32: stored weights are dequantised here.
+    const f32: F32Weights = allF32(weights) ? weights : dequantizeWeights(weights);
+    if (backend === "jit") {
+      options.onProgress?.({ stage: "compiling kernels" });
+      pass = compileModel(config, f32, fwd);
+    } else pass = createReference(config, f32, fwd);
+  }
+  return modelOf(config, pass, tokenizer, checkpoint, backend, options);
+}
+
+/** Warms a compiled pass up (closing it when that fails) and wraps it as a Model. */
+function modelOf(
+  config: ModelConfig,
+  pass: ModelPass,
+  tokenizer: Tokenizer | null,
+  checkpoint: CheckpointInfo,
+  backend: Backend,
+  options: ModelOptions,
+): Model {
+  try {
+    if (options.warmup ?? true) warmUp(pass, backend, checkpoint.path);
+  } catch (e) {
+    pass.close?.();
+    throw e;
+  }
   return new GollmModel(config, pass, tokenizer, checkpoint, backend, options);
+}
+
+/**
+ * Checks a thread count: an integer in 1..{@linkcode MAX_THREADS}; default
+ * `navigator.hardwareConcurrency` (at most 64).
+ *
+ * @param threads The option (undefined: the default).
+ * @returns The thread count.
+ * @throws {GollmError} `threads must be an integer in 1..64, got 0`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveThreads } from "./model.ts";
+ * assert.equal(resolveThreads(3), 3);
+ * assert.throws(() => resolveThreads(0), /threads must be an integer in 1\.\.64, got 0/);
+ * ```
+ */
+export function resolveThreads(threads: number | undefined): number {
+  const n = threads ?? Math.min(MAX_THREADS, navigator.hardwareConcurrency ?? 1);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new GollmError(`threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
+  }
+  return n;
 }
 
 /**
@@ -681,10 +421,36 @@ function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
  * ```
  */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
+  const backend = options.backend ?? "auto";
+  const threads = resolveThreads(options.threads);
+  if ((backend === "auto" || backend === "wasm") && await detectFormat(path) === "gguf") {
+    // Straight into the WASM backend's memory: the file's bytes are the model's weights.
+    const { checkpoint: ck, pass, error } = await loadGgufIntoWasm(path, {
+      kvCapacity: (c) => resolveCapacity(c, options.kvCapacity),
+      prefillChunk: options.prefillChunk,
+      threads,
+      tokenizerPath: options.tokenizerPath,
+      onProgress: options.onProgress,
+      onConfig: options.onConfig,
+    });
+    const info: CheckpointInfo = { format: ck.format, path: ck.path };
+    const modelOptions = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
+    if (pass) return modelOf(ck.config, pass, ck.tokenizer, info, "wasm", modelOptions);
+    if (backend === "wasm" || !(error instanceof WasmUnsupportedError)) throw error;
+    return createModel(
+      ck.config,
+      ck.weights,
+      ck.tokenizer,
+      { ...modelOptions, backend: "jit" },
+      info,
+    );
+  }
   const ckpt = await loadCheckpoint(path, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,
     optionalTokenizer: options.optionalTokenizer,
+    // The wasm backend reads F16/BF16/ggml blocks as stored: no F32 copy of the model.
+    stored: backend === "auto" || backend === "wasm",
   });
   options.onConfig?.(ckpt.config);
   return createModel(

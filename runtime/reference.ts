@@ -27,7 +27,7 @@ import {
 } from "../core/forward.ts";
 import { ResourceError } from "../core/errors.ts";
 import { ropeAttnFactor, ropeInvFreq } from "../core/rope.ts";
-import { checkWeights, type Weights } from "../core/weights.ts";
+import { checkWeights, type F32Weights as Weights } from "../core/weights.ts";
 
 // ---------------------------------------------------------------------------------------
 // Building blocks. Each writes into `out` and reads row-major f32 arrays.

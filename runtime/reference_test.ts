@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { ModelConfig } from "../core/config.ts";
 import { ResourceError } from "../core/errors.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
+import { type F32Weights as Weights, randomWeights } from "../core/weights.ts";
 import { createReference } from "./reference.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import { cfg, forwardCase, tokens, TOL } from "../tests/forward_cases.ts";

@@ -14,6 +14,7 @@ import { writeGollmDir } from "../formats/gollm_dir.ts";
 import { quantizeModel } from "../formats/quantize.ts";
 import { ggufArchFor } from "../formats/gguf/arch.ts";
 import { createReference } from "../runtime/reference.ts";
+import { requireF32 } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 import { archCase } from "./forward_cases.ts";
 
@@ -37,7 +38,8 @@ for (const [name, arch] of Object.entries(ARCHS)) {
   Deno.test(`${name}: gollm directory and F32 GGUF (${arch}) round trips keep transformers' logits`, async () => {
     const exp = JSON.parse(await Deno.readTextFile(`${FIX}/${name}/expected.json`));
     const check = (label: string, c: Awaited<ReturnType<typeof loadCheckpoint>>) => {
-      const all = createReference(c.config, c.weights).forwardAll(exp.tokens, 0);
+      const all = createReference(c.config, requireF32(c.weights, "the reference"))
+        .forwardAll(exp.tokens, 0);
       const V = c.config.vocab_size;
       exp.tokens.forEach((_: number, t: number) =>
         assertClose(all.subarray(t * V, (t + 1) * V), exp.logits[t], TOL, `${label} position ${t}`)

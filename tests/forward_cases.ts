@@ -15,7 +15,7 @@ import { type ModelConfig, parseConfig } from "../core/config.ts";
 import type { BatchForward, BatchLayout, ForwardOptions, ForwardPass } from "../core/forward.ts";
 import { compileBatch, compileModel } from "../codegen/compile.ts";
 import { createReference } from "../runtime/reference.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
+import { randomWeights, requireF32, type Weights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 
 /** DESIGN.md's F32 logit tolerance. */
@@ -31,7 +31,7 @@ export interface ForwardBackend {
 
 /** Every forward pass gollm has, the reference first. */
 export const BACKENDS: readonly ForwardBackend[] = [
-  { name: "reference", build: (c, w, o) => createReference(c, w, o) },
+  { name: "reference", build: (c, w, o) => createReference(c, requireF32(w, "reference"), o) },
   { name: "jit", build: (c, w, o) => compileModel(c, w, o) },
   { name: "wasm", build: (c, w, o) => compileModel(c, w, { ...o, backend: "wasm" }) },
 ];

@@ -14,7 +14,7 @@
 import { parseConfig } from "../core/config.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
-import { randomWeights, type Weights } from "../core/weights.ts";
+import { type F32Weights as Weights, randomWeights } from "../core/weights.ts";
 
 /** Id of `<|bos|>` in {@linkcode byteTokenizer}. */
 export const BOS = 256;

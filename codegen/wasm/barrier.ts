@@ -40,8 +40,10 @@ export const CTL = {
   FINISHED: 64,
   /** UTF-8 error message of a failed thread (256 bytes, 0-terminated). */
   MSG: 320,
+  /** Workers that finished starting (instantiated their module, or failed to). */
+  READY: 576,
   /** Size of the block. */
-  BYTES: 576,
+  BYTES: 640,
 } as const;
 
 /** Error word value of a barrier timeout. */

@@ -14,7 +14,7 @@ import { f16Scalar } from "./snippets.ts";
 function byteAt(f: WasmFunc, off: number, index: () => void): void {
   f.get("b");
   index();
-  f.op("i32.add").mem("i32.load8_u", off);
+  f.op("i32.add").wmem("i32.load8_u", off);
 }
 
 /** Pushes ((byteAt >> shift) & mask). */
@@ -36,7 +36,8 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
  *
  * @param type Weight type of `token_embd`.
  * @param D Row length (a multiple of the block size).
- * @returns `embed_<type>_D(e, token, y)`: byte offsets of the table and of y.
+ * @param memory The memory the table is in (multi-memory; y is in memory 0).
+ * @returns `embed_<type>_D[_mN](e, token, y)`: byte offsets of the table and of y.
  *
  * @example
  * ```ts
@@ -45,13 +46,14 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
  * assert.equal(embedKernel("Q6_K", 256).name, "embed_q6_k_256");
  * ```
  */
-export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
+export function embedKernel(type: WeightTypeName, D: number, memory = 0): WasmFunc {
   const t = WEIGHT_TYPES[type];
   const rb = rowBytes(t, D);
-  const f = new WasmFunc(`embed_${type.toLowerCase()}_${D}`, [["e", "i32"], ["token", "i32"], [
-    "y",
-    "i32",
-  ]]);
+  const f = new WasmFunc(
+    `embed_${type.toLowerCase()}_${D}${memory ? `_m${memory}` : ""}`,
+    [["e", "i32"], ["token", "i32"], ["y", "i32"]],
+  );
+  f.weightMemory = memory;
   for (const l of ["b", "j", "q", "sc", "m", "i", "out"]) f.local(l, "i32");
   f.local("d", "f32").local("dm", "f32");
   f.comment(`y (${D}) = dequantise(e[token]), ${t.name} rows of ${rb} bytes`);
@@ -67,9 +69,9 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
     f.comment("element by element");
     f.loop("elems");
     store(() => {
-      if (type === "F32") f.get("b").get("j").i32(4).op("i32.mul").op("i32.add").mem("f32.load");
+      if (type === "F32") f.get("b").get("j").i32(4).op("i32.mul").op("i32.add").wmem("f32.load");
       else if (type === "BF16") {
-        f.get("b").get("j").i32(2).op("i32.mul").op("i32.add").mem("i32.load16_u");
+        f.get("b").get("j").i32(2).op("i32.mul").op("i32.add").wmem("i32.load16_u");
         f.i32(16).op("i32.shl").op("f32.reinterpret_i32");
       } else {
         f.get("b").get("j").i32(2).op("i32.mul").op("i32.add").set("i");
@@ -87,7 +89,7 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
     switch (type) {
       case "Q8_0":
         f16Scalar(f, "b", 0);
-        f.get("b").get("j").op("i32.add").mem("i32.load8_s", 2).op("f32.convert_i32_s").op(
+        f.get("b").get("j").op("i32.add").wmem("i32.load8_s", 2).op("f32.convert_i32_s").op(
           "f32.mul",
         );
         return;
@@ -106,7 +108,7 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
           15,
         );
         if (five) {
-          f.get("b").mem("i32.load", qh, { align: 0 }).get("j").op("i32.shr_u").i32(1).op(
+          f.get("b").wmem("i32.load", qh, { align: 0 }).get("j").op("i32.shr_u").i32(1).op(
             "i32.and",
           );
           f.i32(4).op("i32.shl").op("i32.or");
@@ -272,7 +274,7 @@ export function embedKernel(type: WeightTypeName, D: number): WasmFunc {
           3,
         );
         f.i32(4).op("i32.shl").op("i32.or").i32(32).op("i32.sub");
-        f.get("b").get("j").i32(4).op("i32.shr_u").op("i32.add").mem("i32.load8_s", 192);
+        f.get("b").get("j").i32(4).op("i32.shr_u").op("i32.add").wmem("i32.load8_s", 192);
         f.op("i32.mul").op("f32.convert_i32_s");
         f16Scalar(f, "b", 208);
         f.op("f32.mul");

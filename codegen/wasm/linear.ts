@@ -9,6 +9,14 @@
  *   inside, so a block of R weight rows is read from memory once per call and every
  *   weight block is decoded once per C tokens.
  *
+ * Software prefetch: WASM has no prefetch instruction, and the kernels' many instructions
+ * per weight byte keep few cache misses in flight (the out-of-order window covers a few
+ * hundred bytes), so weights streamed from DRAM came at 1.5-3 GB/s while a bare read got
+ * 10-25 GB/s. Before computing a chunk of rows (about {@linkcode TOUCH_BYTES} of weights),
+ * a tight loop loads one word per 64-byte line of it (folded into a local so the loads
+ * are not dead code): those misses overlap like a streaming read, then the chunk is
+ * computed from cache (bench/kernels.ts: Q8_0 decode step 55-68 ms → 9-20 ms on g110M).
+ *
  * `x` is f32 rows (F32/F16/BF16 weights) or quantised activation rows (`blocks.ts`
  * `actLayout`, written by `quantize.ts`); W is in ggml's block layout (row r at
  * `w + r · rowBytes`); y is f32. Suffixes: `_bias` adds a bias (M) (param `bias` after
@@ -25,6 +33,9 @@ import { hsumF32 } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
+
+/** Weight bytes touched ahead of computing them (a chunk of whole register blocks of rows). */
+export const TOUCH_BYTES = 8192;
 
 /** The block code of every supported type. */
 export const EMITTERS: Record<WeightTypeName, BlockEmitter> = {
@@ -63,6 +74,8 @@ export interface LinearSpec {
   rows?: number;
   /** Tokens per register block of a matmul (default per type). */
   tokens?: number;
+  /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
+  memory?: number;
 }
 
 /**
@@ -100,7 +113,7 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
  */
 export function linearName(s: LinearSpec): string {
   return `${s.kind}_${s.type.toLowerCase()}_${s.M}x${s.K}` + (s.bias ? "_bias" : "") +
-    (s.accumulate ? "_acc" : "");
+    (s.accumulate ? "_acc" : "") + (s.memory ? `_m${s.memory}` : "");
 }
 
 /**
@@ -138,7 +151,9 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"]);
   if (mm) params.push(["n", "i32"]);
   const f = new WasmFunc(linearName(s), params);
-  for (const l of ["r", "wr", "yr", "br", "xt", "yt", "t", "pw", "px", "pd", "wend"]) {
+  f.weightMemory = s.memory ?? 0;
+  const locals = ["r", "wr", "yr", "br", "xt", "yt", "t", "pw", "px", "pd", "wend"];
+  for (const l of [...locals, "touch", "pt", "tend", "tnext"]) {
     f.local(l, "i32");
   }
   for (let a = 0; a < R; a++) {
@@ -224,11 +239,25 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     }
   };
 
-  f.get("r0").set("r");
+  const G = Math.max(R, Math.floor(TOUCH_BYTES / rb / R) * R); // rows per touched chunk
+  f.get("r0").set("r").get("r0").set("tnext");
   for (const Rr of R > 1 ? [R, 1] : [1]) {
     f.comment(`rows ${Rr} at a time`);
     f.block(`rows${Rr}_done`).loop(`rows${Rr}`);
     f.get("r").i32(Rr).op("i32.add").get("r1").op("i32.gt_u").brIf(`rows${Rr}_done`);
+    f.get("r").get("tnext").op("i32.ge_u").if();
+    f.comment(
+      `touch rows r .. min(r + ${G}, r1) - 1 (${G * rb} bytes), one load per 64-byte line, ` +
+        "so their cache misses overlap before the rows are computed",
+    );
+    f.get("r").i32(G).op("i32.add").tee("tnext").get("r1").get("tnext").get("r1");
+    f.op("i32.lt_u").op("select").i32(rb).op("i32.mul").get("w").op("i32.add").set("tend");
+    f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("pt");
+    f.loop("touch_lines");
+    f.get("touch").get("pt").wmem("i32.load").op("i32.xor").set("touch");
+    f.get("pt").i32(64).op("i32.add").tee("pt").get("tend").op("i32.lt_u").brIf("touch_lines");
+    f.end();
+    f.end();
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
     if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");
@@ -236,5 +265,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("r").i32(Rr).op("i32.add").set("r");
     f.br(`rows${Rr}`).end().end();
   }
+  f.comment("keep the touch loads live: an empty-range call (r1 < r0) would store their fold");
+  f.get("r1").get("r0").op("i32.lt_u").if().get("y").get("touch").mem("i32.store").end();
   return f;
 }

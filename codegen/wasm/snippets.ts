@@ -18,10 +18,16 @@ export const F16_RESCALE = 2 ** 112;
 export const F16_MASK = 0x8fffe000 | 0;
 
 /**
- * Pushes the f32 value of the f16 at `addr + offset` (an i32 address local):
+ * Pushes the f32 value of the f16 at `addr + offset` (an i32 address local; by default in
+ * the function's weight memory):
  * `reinterpret(((h << 16) >>s 3) & 0x8fffe000) · 2^112`.
  */
-export function f16Scalar(f: WasmFunc, addr: string, offset: number, memory = 0): void {
+export function f16Scalar(
+  f: WasmFunc,
+  addr: string,
+  offset: number,
+  memory = f.weightMemory,
+): void {
   f.get(addr).mem("i32.load16_u", offset, { memory, align: 0 });
   f.i32(16).op("i32.shl").i32(3).op("i32.shr_s").i32(F16_MASK).op("i32.and");
   f.op("f32.reinterpret_i32").f32(F16_RESCALE).op("f32.mul");

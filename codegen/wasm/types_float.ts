@@ -24,9 +24,9 @@ function madd(k: BlockCtx, acc: string, w: string, x: string): void {
 
 /** Pushes the f32 weight of row a, column `j` past pw (scalar tail). */
 function scalarWeight(f: WasmFunc, name: WeightTypeName, off: number): void {
-  if (name === "F32") f.get("pw").mem("f32.load", off);
+  if (name === "F32") f.get("pw").wmem("f32.load", off);
   else if (name === "F16") f16Scalar(f, "pw", off);
-  else f.get("pw").mem("i32.load16_u", off).i32(16).op("i32.shl").op("f32.reinterpret_i32");
+  else f.get("pw").wmem("i32.load16_u", off).i32(16).op("i32.shl").op("f32.reinterpret_i32");
 }
 
 function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
@@ -55,12 +55,12 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
       for (let a = 0; a < R; a++) {
         const o = a * k.rowBytes;
         if (name === "F32") {
-          f.get("pw").mem("v128.load", o).set(`w${a}_0`);
-          f.get("pw").mem("v128.load", o + 16).set(`w${a}_1`);
+          f.get("pw").wmem("v128.load", o).set(`w${a}_0`);
+          f.get("pw").wmem("v128.load", o + 16).set(`w${a}_1`);
           continue;
         }
         f.comment(`row ${a}: 8 × ${name} → 2 × f32x4`);
-        f.get("pw").mem("v128.load", o).set(`w${a}_1`);
+        f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
         for (const h of [0, 1]) {
           f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
           if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");

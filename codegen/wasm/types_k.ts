@@ -70,9 +70,9 @@ function moveBits(f: WasmFunc, v: string, from: number, to: number, mask: string
 /** Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`, as 32-bit words). */
 function unpackScaleMin(f: WasmFunc, a: number, o: number): void {
   f.comment("scales[12] → sc0..7 (bytes 0..7), m0..7 (bytes 8..15)");
-  f.get("pw").mem("i32.load", o + 4, { align: 0 }).set("u0");
-  f.get("pw").mem("i32.load", o + 8, { align: 0 }).set("u1");
-  f.get("pw").mem("i32.load", o + 12, { align: 0 }).set("u2");
+  f.get("pw").wmem("i32.load", o + 4, { align: 0 }).set("u0");
+  f.get("pw").wmem("i32.load", o + 8, { align: 0 }).set("u1");
+  f.get("pw").wmem("i32.load", o + 12, { align: 0 }).set("u2");
   f.get("u0").i32(0x3f3f3f3f).op("i32.and").op("i32x4.splat");
   f.get("u2").i32(0x0f0f0f0f).op("i32.and");
   f.get("u0").i32(6).op("i32.shr_u").i32(0x03030303).op("i32.and").i32(4).op("i32.shl");
@@ -104,15 +104,15 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f.set(`dm${a}`);
     unpackScaleMin(f, a, o);
     if (name === "Q5_K") {
-      f.get("pw").mem("v128.load", o + 16).set(`qh${a}_0`);
-      f.get("pw").mem("v128.load", o + 32).set(`qh${a}_1`);
+      f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_0`);
+      f.get("pw").wmem("v128.load", o + 32).set(`qh${a}_1`);
     }
   },
   decode(k, a, o, p) {
     const f = k.f, qs = o + (name === "Q4_K" ? 16 : 48) + 32 * p;
     f.comment(`row ${a}, elements ${64 * p} .. ${64 * p + 63}: low nibbles, then high nibbles`);
-    f.get("pw").mem("v128.load", qs).set(`w${a}_2`);
-    f.get("pw").mem("v128.load", qs + 16).set(`w${a}_3`);
+    f.get("pw").wmem("v128.load", qs).set(`w${a}_2`);
+    f.get("pw").wmem("v128.load", qs + 16).set(`w${a}_3`);
     f.get(`w${a}_2`).get("c0f").op("v128.and").set(`w${a}_0`);
     f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
     f.get(`w${a}_2`).i32(4).op("i8x16.shr_u").set(`w${a}_2`);
@@ -142,7 +142,7 @@ const Q6_K_DEF: KSpec = {
     const f = k.f;
     f16Scalar(f, "pw", o + 208);
     f.set(`dw${a}`);
-    f.get("pw").mem("v128.load", o + 192).set(`sc${a}`);
+    f.get("pw").wmem("v128.load", o + 192).set(`sc${a}`);
   },
   decode(k, a, o, p) {
     // Part p = (g, s0): chunks s0 and s0 + 2 of half g share their ql and qh bytes.
@@ -151,11 +151,11 @@ const Q6_K_DEF: KSpec = {
     for (const [i, s] of [[0, s0], [2, s0 + 2]]) {
       for (const v of [0, 1]) {
         const w = `w${a}_${i + v}`;
-        f.get("pw").mem("v128.load", o + 64 * g + 32 * (s & 1) + 16 * v);
+        f.get("pw").wmem("v128.load", o + 64 * g + 32 * (s & 1) + 16 * v);
         if (s >> 1) f.i32(4).op("i8x16.shr_u");
         else f.get("c0f").op("v128.and");
         f.set(w);
-        f.get("pw").mem("v128.load", o + 128 + 32 * g + 16 * v).set("qh");
+        f.get("pw").wmem("v128.load", o + 128 + 32 * g + 16 * v).set("qh");
         f.get(w);
         // ((qh >> 2s) & 3) << 4 = qh moved by 4 - 2s, masked to 0x30.
         f.get("qh");
@@ -167,7 +167,7 @@ const Q6_K_DEF: KSpec = {
   },
   xOff: (p, i) => 32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1),
   scale(f, _a, j, width, o) {
-    f.get("pw").mem("i32.load8_s", o + 192 + j).op(width === 4 ? "i32x4.splat" : "i16x8.splat");
+    f.get("pw").wmem("i32.load8_s", o + 192 + j).op(width === 4 ? "i32x4.splat" : "i16x8.splat");
   },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 5);
@@ -185,9 +185,9 @@ const Q3_K_DEF: KSpec = {
     f16Scalar(f, "pw", o + 108);
     f.set(`dw${a}`);
     f.comment("scales[12] → 16 signed 6-bit scales (bytes 0..15), minus 32");
-    f.get("pw").mem("i32.load", o + 96, { align: 0 }).set("u0");
-    f.get("pw").mem("i32.load", o + 100, { align: 0 }).set("u1");
-    f.get("pw").mem("i32.load", o + 104, { align: 0 }).set("u2");
+    f.get("pw").wmem("i32.load", o + 96, { align: 0 }).set("u0");
+    f.get("pw").wmem("i32.load", o + 100, { align: 0 }).set("u1");
+    f.get("pw").wmem("i32.load", o + 104, { align: 0 }).set("u2");
     const word = (src: string, lowShift: number, hiShift: number) => {
       f.get(src);
       if (lowShift) f.i32(lowShift).op("i32.shr_u");
@@ -204,14 +204,14 @@ const Q3_K_DEF: KSpec = {
     word("u1", 4, 6);
     f.lane("i32x4.replace_lane", 3);
     f.i8x16(new Array(16).fill(32)).op("i8x16.sub").set(`sc${a}`);
-    f.get("pw").mem("v128.load", o).set(`qh${a}_0`);
-    f.get("pw").mem("v128.load", o + 16).set(`qh${a}_1`);
+    f.get("pw").wmem("v128.load", o).set(`qh${a}_0`);
+    f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_1`);
   },
   decode(k, a, o, p) {
     const f = k.f, g = p >> 2, s = p & 3;
     f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: 2 bits | hmask bit ${p} << 2`);
     for (const v of [0, 1]) {
-      f.get("pw").mem("v128.load", o + 32 + 32 * g + 16 * v);
+      f.get("pw").wmem("v128.load", o + 32 + 32 * g + 16 * v);
       if (s) f.i32(2 * s).op("i8x16.shr_u");
       f.get("c03").op("v128.and");
       moveBits(f, `qh${a}_${v}`, p, 2, "c04");
@@ -239,13 +239,13 @@ const Q2_K_DEF: KSpec = {
     f.set(`dw${a}`);
     f16Scalar(f, "pw", o + 82);
     f.set(`dm${a}`);
-    f.get("pw").mem("v128.load", o).set(`sc${a}`);
+    f.get("pw").wmem("v128.load", o).set(`sc${a}`);
   },
   decode(k, a, o, p) {
     const f = k.f, g = p >> 2, s = p & 3;
     f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: bits ${2 * s}..${2 * s + 1}`);
     for (const v of [0, 1]) {
-      f.get("pw").mem("v128.load", o + 16 + 32 * g + 16 * v);
+      f.get("pw").wmem("v128.load", o + 16 + 32 * g + 16 * v);
       if (s) f.i32(2 * s).op("i8x16.shr_u");
       f.get("c03").op("v128.and").set(`w${a}_${v}`);
     }

@@ -72,8 +72,8 @@ export const Q8_0: BlockEmitter = {
       f.comment(`row ${a}: d, 32 signed quants`);
       f16Scalar(f, "pw", o);
       f.set(`dw${a}`);
-      f.get("pw").mem("v128.load", o + 2).set(`w${a}_0`);
-      f.get("pw").mem("v128.load", o + 18).set(`w${a}_1`);
+      f.get("pw").wmem("v128.load", o + 2).set(`w${a}_0`);
+      f.get("pw").wmem("v128.load", o + 18).set(`w${a}_1`);
     }
     for (let c = 0; c < C; c++) {
       f.comment(`token ${c}: 32 quants and d`);
@@ -132,12 +132,12 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
           f16Scalar(f, "pw", o + g.m);
           f.set(`mw${a}`);
         }
-        f.get("pw").mem("v128.load", o + g.qs).set(`w${a}_1`);
+        f.get("pw").wmem("v128.load", o + g.qs).set(`w${a}_1`);
         f.get(`w${a}_1`).get("c0f").op("v128.and").set(`w${a}_0`);
         f.get(`w${a}_1`).i32(4).op("i8x16.shr_u").set(`w${a}_1`);
         if (g.qh >= 0) {
           f.comment("bit j of qh → bit 4 of byte j");
-          f.get("pw").mem("v128.load32_splat", o + g.qh).set("qh");
+          f.get("pw").wmem("v128.load32_splat", o + g.qh).set("qh");
           for (let i = 0; i < 2; i++) {
             const lanes = [...new Array(8).fill(2 * i), ...new Array(8).fill(2 * i + 1)];
             f.get("qh").get("qh").shuffle(lanes).get("bits").op("v128.and").get("bits");

@@ -11,7 +11,7 @@
  */
 import { parseConfig } from "../../core/config.ts";
 import { f16ToF32, f32BitsToF16Bits } from "../../core/numbers.ts";
-import { expectedShapes, type Weights } from "../../core/weights.ts";
+import { expectedShapes, type F32Weights as Weights } from "../../core/weights.ts";
 import { compileModel } from "../../codegen/compile.ts";
 import { dequantize, ggmlTypeByName, quantize } from "../../formats/quant.ts";
 import { createReference } from "../../runtime/reference.ts";

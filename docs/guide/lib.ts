@@ -12,7 +12,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../../core/config.ts";
-import type { Weights } from "../../core/weights.ts";
+import type { F32Weights as Weights } from "../../core/weights.ts";
 import { loadCheckpoint } from "../../formats/load.ts";
 import type { Tokenizer } from "../../tokenizers/tokenizer.ts";
 

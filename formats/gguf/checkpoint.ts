@@ -18,7 +18,9 @@ import { type ModelConfig, parseConfig } from "../../core/config.ts";
 import { FormatError } from "../../core/errors.ts";
 import { readFileBounded } from "../../core/files.ts";
 import { SentencePieceTokenizer } from "../../tokenizers/sentencepiece.ts";
-import { checkWeights, expectedShapes, type Weights } from "../../core/weights.ts";
+import { checkWeights, expectedShapes, type Tensor, type Weights } from "../../core/weights.ts";
+import { checkFinite, dequantize, requireSupported } from "../quant.ts";
+import type { Tokenizer } from "../../tokenizers/tokenizer.ts";
 import { type GgufFile, ggufTensor, type GgufTensorInfo, nm, parseGguf } from "./parse.ts";
 import { meta, metaFloat, metaInt, metaString } from "./metadata.ts";
 import { GGUF_ARCHS, GGUF_ROPE_TENSORS, ggufArchConfig } from "./arch.ts";
@@ -182,7 +184,55 @@ function rejectUnsupported(g: GgufFile, arch: string): void {
  * assert.ok(ck.weights.has("layers.0.attn.wk.bias"));
  * ```
  */
-export function ggufToCheckpoint(g: GgufFile): Checkpoint {
+export function ggufToCheckpoint(g: GgufFile): Checkpoint;
+/**
+ * {@linkcode ggufToCheckpoint} with options: `stored` keeps F16, BF16 and block tensors as
+ * stored (views, every block scale checked), `data` gives the tensor data section.
+ *
+ * @param g Parsed GGUF (whole, or a header with `data`).
+ * @param options `stored`, `data`, `info`.
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {FormatError} as the one-argument form, and for a non-finite block scale.
+ */
+export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions): Checkpoint<Weights>;
+export function ggufToCheckpoint(g: GgufFile, options: GgufLoadOptions = {}): Checkpoint<Weights> {
+  const { arch, config, tokenizer } = options.info ?? ggufModelInfo(g);
+  const weights = ggufWeights(g, arch, config, ggufNames(arch, config), options);
+  checkWeights(config, weights, g.file);
+  return { format: "gguf", path: g.file, config, weights, tokenizer };
+}
+
+/** What a GGUF header alone gives: the architecture, config and tokenizer. */
+export interface GgufModelInfo {
+  /** `general.architecture` (`llama`, `qwen2`, `gpt2`). */
+  arch: string;
+  /** The config the metadata describes. */
+  config: ModelConfig;
+  /** The embedded tokenizer, or null. */
+  tokenizer: Tokenizer | null;
+}
+
+/**
+ * The config and tokenizer of a GGUF from its header only ({@linkcode ggufToCheckpoint}'s
+ * rules), checking the tensor infos against the config but reading no tensor data: what a
+ * loader needs to size memory before it reads the weights into it.
+ *
+ * @param g A parsed GGUF (`readGguf`: header only, or `parseGguf`).
+ * @returns Architecture, config, tokenizer.
+ * @throws {FormatError} as {@linkcode ggufToCheckpoint} for the metadata.
+ * @throws {ConfigError} when the metadata describes an invalid config.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggufModelInfo } from "./checkpoint.ts";
+ * import { readGguf } from "./parse.ts";
+ * const info = ggufModelInfo(await readGguf("tests/fixtures/gguf/qwen2.gguf"));
+ * assert.equal(info.arch, "qwen2");
+ * assert.equal(info.config.attn_bias, true);
+ * ```
+ */
+export function ggufModelInfo(g: GgufFile): GgufModelInfo {
   const arch = metaString(g, "general.architecture");
   if (arch === undefined) {
     throw new FormatError(g.file, "metadata 'general.architecture' is missing");
@@ -278,13 +328,83 @@ export function ggufToCheckpoint(g: GgufFile): Checkpoint {
       `tokenizer has ${tokenizer.vocabSize} tokens but '${embdName}' has only ${config.vocab_size} rows`,
     );
   }
-  const weights = ggufWeights(g, arch, config, ggufNames(arch, config));
-  checkWeights(config, weights, g.file);
-  return { format: "gguf", path: g.file, config, weights, tokenizer };
+  return { arch, config, tokenizer };
 }
 
-/** Dequantises and renames every tensor; checks shapes against the config first. */
-function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: GgufNames): Weights {
+/** Options of {@linkcode ggufToCheckpoint} and {@linkcode loadGguf}. */
+export interface GgufLoadOptions {
+  /**
+   * Keep F16, BF16 and block-quantised tensors as stored (views on the file's bytes, each
+   * checked: every block scale finite, the type one gollm reads) instead of dequantising
+   * them to F32; F32 tensors stay F32. Default false.
+   */
+  stored?: boolean;
+  /**
+   * The tensor data section, when it is not in `g.bytes` (a header read with `readGguf`
+   * and the data read elsewhere, e.g. straight into WASM memory): tensor t's bytes are
+   * `data[t.offset .. t.offset + t.nbytes)`. Stored tensors are then views on it, and so
+   * are F32 tensors whose bytes are 4-byte aligned.
+   */
+  data?: Uint8Array;
+  /** The header's model info when the caller already has it ({@linkcode ggufModelInfo}). */
+  info?: GgufModelInfo;
+  /**
+   * Check stored tensors' scales and values for NaN/Inf here (default true); a caller that
+   * scans them faster itself (runtime/wasm_load.ts, in WASM) passes false.
+   */
+  check?: boolean;
+}
+
+/**
+ * One tensor as stored: F32 as values; F16, BF16 and block types as a view on the file's
+ * bytes after {@linkcode requireSupported} and {@linkcode checkFinite} (NaN/Inf scales).
+ */
+function storedTensor(g: GgufFile, info: GgufTensorInfo, data?: Uint8Array, check = true): Tensor {
+  requireSupported(info.type, g.file, nm(info.name));
+  const bytes = data
+    ? data.subarray(info.offset, info.offset + info.nbytes)
+    : g.bytes.subarray(info.fileOffset, info.fileOffset + info.nbytes);
+  if (check) checkFinite(info.type, bytes, g.file, nm(info.name));
+  const shape = [...info.ne].reverse();
+  if (info.type.name !== "F32") return { shape, type: info.type, bytes };
+  const n = info.nbytes / 4;
+  if (data && bytes.byteOffset % 4 === 0) {
+    return { shape, data: new Float32Array(bytes.buffer, bytes.byteOffset, n) };
+  }
+  return { shape, data: new Float32Array(bytes.slice().buffer) };
+}
+
+/** Row r0 .. r0 + rows of a tensor split along its first axis (a fused attn_qkv part). */
+function rowSlice(t: Tensor, r0: number, shape: number[]): Tensor {
+  const cols = shape.slice(1).reduce((a, b) => a * b, 1);
+  if (t.type === undefined) {
+    return { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) };
+  }
+  const rowBytes = (cols / t.type.blockSize) * t.type.blockBytes;
+  return {
+    shape,
+    type: t.type,
+    bytes: t.bytes.subarray(r0 * rowBytes, (r0 + shape[0]) * rowBytes),
+  };
+}
+
+/** Dequantises (or keeps) and renames every tensor; checks shapes against the config first. */
+function ggufWeights(
+  g: GgufFile,
+  arch: string,
+  config: ModelConfig,
+  names: GgufNames,
+  options: GgufLoadOptions,
+): Weights {
+  const data = options.data;
+  const read = (info: GgufTensorInfo): Tensor => {
+    if (options.stored) return storedTensor(g, info, data, options.check ?? true);
+    if (!data) return ggufTensor(g, info);
+    requireSupported(info.type, g.file, nm(info.name));
+    const n = info.ne.reduce((a, b) => a * b, 1);
+    const bytes = data.subarray(info.offset, info.offset + info.nbytes);
+    return { shape: [...info.ne].reverse(), data: dequantize(info.type, bytes, n) };
+  };
   const want = expectedShapes(config);
   const weights: Weights = new Map();
   const unexpected = (info: GgufTensorInfo, canonical: string) =>
@@ -312,7 +432,7 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
           }' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
         );
       }
-      weights.set(canonical, ggufTensor(g, info));
+      weights.set(canonical, read(info));
     } else if (parts) {
       // A fused tensor (gpt2 attn_qkv): the parts' rows stacked along the output axis.
       const canonical = parts.map((r) => fillLayer(r.name, layer));
@@ -327,12 +447,11 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
           `tensor '${nm(info.name)}' has ggml ne [${info.ne}], expected [${wantNe}]`,
         );
       }
-      const t = ggufTensor(g, info);
-      const cols = rest.reduce((a, b) => a * b, 1);
+      const t = read(info);
       let r0 = 0;
       canonical.forEach((name, j) => {
         const shape = shapes[j]!;
-        weights.set(name, { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) });
+        weights.set(name, rowSlice(t, r0, shape));
         r0 += shape[0];
       });
     } else {
@@ -356,9 +475,12 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
 
 /**
  * Loads a GGUF checkpoint (architectures llama, qwen2, qwen3, gemma2, gemma3, phi3, gpt2;
- * tensor types F32, F16, BF16, Q8_0, Q4_0 dequantised to F32).
+ * tensor types F32, F16, BF16 and ggml's block types Q4_0 .. Q8_0, Q2_K .. Q6_K), dequantised
+ * to F32, or with `stored: true` kept as stored (views on the file's bytes, every block scale
+ * checked).
  *
  * @param path File path.
+ * @param options `stored` (default false).
  * @returns The checkpoint with config, canonical weights and the embedded tokenizer.
  * @throws {FormatError} naming the file for unreadable or malformed files and unsupported
  *   architectures, tensor types or features (see {@linkcode ggufToCheckpoint}).
@@ -371,6 +493,22 @@ function ggufWeights(g: GgufFile, arch: string, config: ModelConfig, names: Gguf
  * console.log(ck.config.n_kv_heads, ck.tokenizer?.encode("Once")); // 4 [1, 403]
  * ```
  */
-export async function loadGguf(path: string): Promise<Checkpoint> {
-  return ggufToCheckpoint(parseGguf(await readFileBounded(path, "GGUF file"), path));
+export async function loadGguf(path: string): Promise<Checkpoint>;
+/**
+ * {@linkcode loadGguf} with options: `stored` keeps F16, BF16 and block tensors as stored.
+ *
+ * @param path File path.
+ * @param options `stored`, `data`.
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {FormatError} as the one-argument form, and for a non-finite block scale.
+ */
+export async function loadGguf(
+  path: string,
+  options: GgufLoadOptions,
+): Promise<Checkpoint<Weights>>;
+export async function loadGguf(
+  path: string,
+  options: GgufLoadOptions = {},
+): Promise<Checkpoint<Weights>> {
+  return ggufToCheckpoint(parseGguf(await readFileBounded(path, "GGUF file"), path), options);
 }

@@ -212,7 +212,7 @@ Deno.test("parseGguf()/ggufToCheckpoint() reject bad input with a FormatError na
     () => ggufToCheckpoint(parseGguf(iq4, "iq4.gguf")),
     isFormatError(
       "iq4.gguf",
-      /tensor 'blk.0.ffn_down.weight' has type IQ4_NL, which is not supported/,
+      /tensor 'blk.0.ffn_down.weight' has type IQ4_NL \(id 20\), which is not supported/,
     ),
   );
   // Missing tensor, named by its GGUF name.
@@ -251,4 +251,47 @@ Deno.test("parseGguf()/ggufToCheckpoint() reject bad input with a FormatError na
   );
   // Every error is a GollmError (the CLI prints it without a stack).
   assert.ok(new FormatError("f", "x") instanceof GollmError);
+});
+
+Deno.test("ggufToCheckpoint({ stored }) keeps block tensors as views on the file's bytes", () => {
+  const bytes = tinyLlama({ typeOf: { "blk.0.ffn_down.weight": 8, "blk.0.attn_q.weight": 1 } });
+  const g = parseGguf(bytes, "q.gguf");
+  const ck = ggufToCheckpoint(g, { stored: true });
+  const down = ck.weights.get("layers.0.ffn.w2.weight")!; // Q8_0 (32, 64): 2 blocks per row
+  assert.equal(down.type?.name, "Q8_0");
+  assert.deepEqual(down.shape, [32, 64]);
+  assert.equal(down.bytes!.buffer, bytes.buffer, "a view, not a copy");
+  assert.equal(down.bytes!.length, 32 * 2 * 34);
+  assert.equal(ck.weights.get("layers.0.attn.wq.weight")!.type?.name, "F16");
+  assert.equal(ck.weights.get("norm.weight")!.type, undefined); // F32 stays values
+  // Without `stored` the same file loads F32, as before.
+  const f32 = ggufToCheckpoint(parseGguf(bytes, "q.gguf"));
+  assert.equal(f32.weights.get("layers.0.ffn.w2.weight")!.data!.length, 32 * 64);
+});
+
+Deno.test("ggufToCheckpoint({ stored }) names the file and tensor of a NaN/Inf scale or an unknown type", () => {
+  const bytes = tinyLlama({ typeOf: { "blk.0.ffn_down.weight": 8 } });
+  const g = parseGguf(bytes, "nan.gguf");
+  const info = g.tensors.find((t) => t.name === "blk.0.ffn_down.weight")!;
+  bytes[info.fileOffset + 34 * 3 + 1] = 0x7e; // block 3's scale d: f16 0x7e00 = NaN
+  assert.throws(
+    () => ggufToCheckpoint(parseGguf(bytes, "nan.gguf"), { stored: true }),
+    isFormatError(
+      "nan.gguf",
+      /tensor 'blk.0.ffn_down.weight' block 3 has a non-finite scale d \(NaN\)/,
+    ),
+  );
+  bytes[info.fileOffset + 34 * 3 + 1] = 0x7c; // d = +Inf
+  assert.throws(
+    () => ggufToCheckpoint(parseGguf(bytes, "inf.gguf"), { stored: true }),
+    isFormatError("inf.gguf", /block 3 has a non-finite scale d \(Infinity\)/),
+  );
+  const iq = tinyLlama({ typeOf: { "blk.0.attn_v.weight": 20 } }); // IQ4_NL: blocks of 32
+  assert.throws(
+    () => ggufToCheckpoint(parseGguf(iq, "iq.gguf"), { stored: true }),
+    isFormatError(
+      "iq.gguf",
+      /tensor 'blk.0.attn_v.weight' has type IQ4_NL \(id 20\), which is not supported/,
+    ),
+  );
 });

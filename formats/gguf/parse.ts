@@ -20,8 +20,8 @@
  */
 import { FormatError } from "../../core/errors.ts";
 import { checkRegularFile } from "../../core/files.ts";
-import { dequantize, type GgmlType, ggmlType } from "../quant.ts";
-import type { Tensor } from "../../core/weights.ts";
+import { dequantize, type GgmlType, ggmlType, requireSupported } from "../quant.ts";
+import type { F32Tensor as Tensor } from "../../core/weights.ts";
 
 /**
  * A GGUF metadata value. Integers are numbers (64-bit ones beyond ±2^53 are bigints),
@@ -455,14 +455,7 @@ export async function readGguf(path: string): Promise<GgufFile> {
  * ```
  */
 export function ggufTensor(g: GgufFile, info: GgufTensorInfo): Tensor {
-  if (!info.type.supported) {
-    throw new FormatError(
-      g.file,
-      `tensor '${
-        nm(info.name)
-      }' has type ${info.type.name}, which is not supported (supported: F32, F16, BF16, Q8_0, Q4_0)`,
-    );
-  }
+  requireSupported(info.type, g.file, nm(info.name));
   if (info.fileOffset + info.nbytes > g.bytes.length) {
     throw new FormatError(
       g.file,

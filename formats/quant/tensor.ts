@@ -13,8 +13,8 @@
  * @module
  */
 import { FormatError } from "../../core/errors.ts";
-import type { Tensor } from "../../core/weights.ts";
-import { dequantize, type GgmlType, quantize, rowBytes } from "../quant.ts";
+import type { F32Tensor as Tensor, F32Weights, Weights } from "../../core/weights.ts";
+import { dequantize, type GgmlType, ggmlType, quantize, rowBytes } from "../quant.ts";
 
 /** A tensor stored in a ggml type: `shape` torch order, `bytes` rows of whole blocks. */
 export interface QuantTensor {
@@ -174,4 +174,37 @@ export function quantizeTensor(t: Tensor, type: GgmlType): QuantTensor {
 export function dequantizeTensor(t: QuantTensor): Tensor {
   const [rows, cols] = rowsCols(t.shape);
   return { shape: [...t.shape], data: dequantize(t.type, t.bytes, rows * cols) };
+}
+
+/**
+ * The weights as F32: stored tensors (F16, BF16, ggml blocks) dequantised, F32 ones kept
+ * (the same arrays). What the reference and the JS kernels need; it costs 4 bytes per
+ * weight, 4-8x the memory of a quantised file.
+ *
+ * @param weights Canonical weights, F32 or stored.
+ * @returns A new map, every tensor F32.
+ * @throws {RangeError} for a stored type this build cannot dequantise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggmlTypeByName } from "../quant.ts";
+ * import { dequantizeWeights, quantizeTensor } from "./tensor.ts";
+ * const q = quantizeTensor({ shape: [1, 32], data: new Float32Array(32).fill(2) }, ggmlTypeByName("Q8_0")!);
+ * const w = dequantizeWeights(new Map([["x.weight", q]]));
+ * assert.equal(w.get("x.weight")!.data[5], 2);
+ * ```
+ */
+export function dequantizeWeights(weights: Weights): F32Weights {
+  const out: F32Weights = new Map();
+  for (const [name, t] of weights) {
+    if (t.type === undefined) {
+      out.set(name, t);
+      continue;
+    }
+    const type = ggmlType(t.type.id);
+    if (!type) throw new RangeError(`tensor '${name}' has unknown ggml type id ${t.type.id}`);
+    out.set(name, dequantizeTensor({ shape: t.shape, type, bytes: t.bytes }));
+  }
+  return out;
 }

@@ -1,0 +1,388 @@
+/**
+ * The WASM renderers of the graph's ops: for a node, the kernels it needs (written once per
+ * distinct name) and the code of its call inside a generated group function, where each
+ * thread does its share (tinygrad: "a renderer is a table from op to code"; the table is
+ * `WASM_OPS` in codegen/emit_wasm.ts, the JS one `OPS` in codegen/emit_js.ts).
+ *
+ * A group function runs on every thread with the locals `tid`, `nthreads` (the thread and
+ * the thread count), `n`, `nOut` (the step's rows and out rows), `scr` (this thread's
+ * scratch: quantised activations, then attention scores) and `att`; a call splits its work
+ * by rows (norms, embedding, KV store, gather), output rows of the weight (matrix products),
+ * heads (RoPE), row × head units (attention) or elements (residual add, SwiGLU, GELU).
+ * Every split gives each output element to exactly one thread and every thread's result is
+ * the same sum in the same order, so logits do not depend on the thread count.
+ *
+ * @module
+ */
+import type { GraphNode, NodeOp } from "../graph.ts";
+import type { WasmFunc } from "../wasm_asm.ts";
+import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { emitShare } from "./barrier.ts";
+import { embedKernel } from "./embed.ts";
+import { emitLinear, linearName } from "./linear.ts";
+import { elementwiseKernel, expKernel, layernormKernel, rmsnormKernel } from "./ops.ts";
+import { quantizeKernel, quantizeName } from "./quantize.ts";
+import {
+  addPosRowsKernel,
+  embedRowsKernel,
+  gatherRowsKernel,
+  kvStoreKernel,
+  pagedAttentionKernel,
+  ropeCosSinKernel,
+  ropeRowsKernel,
+} from "./step_ops.ts";
+
+/** A weight as the WASM module holds it: its type, shape and byte offset in the memory. */
+export interface WasmWeight {
+  /** Canonical name. */
+  name: string;
+  /** Storage type in the memory (vectors are always F32). */
+  type: WeightTypeName;
+  /** Torch-order shape. */
+  shape: number[];
+  /** The memory it is in: 0, or (past 4 GiB of weights) 1, 2, ... (`env.memory1`, ...). */
+  memory: number;
+  /** Byte offset in its memory. */
+  offset: number;
+  /** Bytes it takes. */
+  bytes: number;
+}
+
+/** What a renderer knows when it lists the kernels of a node. */
+export interface WasmKernelContext {
+  /** Token rows of the graph (1: decode, matrix-vector products; T: matrix products). */
+  rows: number;
+  /** Use relaxed SIMD in the matrix products. */
+  relaxed: boolean;
+  /** A weight of the node (type and shape). */
+  weight(name: string): WasmWeight;
+}
+
+/** What a renderer knows at the call site, inside the group function `f`. */
+export interface WasmCallContext extends WasmKernelContext {
+  /** The group function being written. */
+  f: WasmFunc;
+  /** Byte offset of a buffer of this graph. */
+  addr(buffer: string): number;
+  /** The local holding the rows the node runs over: `n` (step rows) or `nOut`. */
+  rowsLocal: "n" | "nOut";
+  /**
+   * The activations a matrix product of `format` reads: the f32 input itself, or (q8_0,
+   * q8_K) this thread's scratch after quantising the input into it, once for consecutive
+   * products of the same input.
+   */
+  quantized(input: string, format: "f32" | "q8_0" | "q8_K", K: number): () => void;
+}
+
+/** A kernel a node calls: its name, and how to build it (once per module). */
+export interface KernelSpec {
+  /** Function name (every constant the code depends on is in it). */
+  name: string;
+  /** Builds the function. */
+  build(): WasmFunc;
+}
+
+/** A {@linkcode KernelSpec}. */
+const spec = (name: string, build: () => WasmFunc): KernelSpec => ({ name, build });
+
+/** The renderer of one op: its kernels and its call (see the module doc). */
+export interface WasmOpRenderer<O extends NodeOp> {
+  /** The kernels the node calls (built once per name across the module). */
+  kernels(node: GraphNode<O>, ctx: WasmKernelContext): KernelSpec[];
+  /** Writes the node's call(s) into `ctx.f`, each thread its share. */
+  call(node: GraphNode<O>, ctx: WasmCallContext): void;
+}
+
+/** The WASM op table: a renderer per op this backend runs (a missing op is refused). */
+export type WasmOpTable = { [O in NodeOp]?: WasmOpRenderer<O> };
+
+/** An argument of a call: a constant, a local, or code that pushes an i32. */
+export type Arg = number | string | (() => void);
+
+/** `call $name` with its arguments pushed in order. */
+export function callWith(f: WasmFunc, name: string, args: Arg[]): void {
+  for (const a of args) {
+    if (typeof a === "number") f.i32(a);
+    else if (typeof a === "string") f.get(a);
+    else a();
+  }
+  f.call(name);
+}
+
+/** `lo, hi` = this thread's rows of the runtime count in local `total`: `[total·tid/N, total·(tid+1)/N)`. */
+export function shareOf(f: WasmFunc, total: () => void, lo: string, hi: string): void {
+  f.comment("this thread's share: [total · tid / nthreads, total · (tid + 1) / nthreads)");
+  total();
+  f.get("tid").op("i32.mul").get("nthreads").op("i32.div_u").set(lo);
+  total();
+  f.get("tid").i32(1).op("i32.add").op("i32.mul").get("nthreads").op("i32.div_u").set(hi);
+}
+
+/** Pushes `base + local · stride` (a row address). */
+const rowAddr = (f: WasmFunc, base: number, local: string, stride: number) => () => {
+  f.i32(base).get(local).i32(stride).op("i32.mul").op("i32.add");
+};
+
+/** The node's row count local pushed. */
+const rowsOf = (ctx: WasmCallContext) => () => {
+  ctx.f.get(ctx.rowsLocal);
+};
+
+/** Addresses of a node's buffers, in order. */
+const addrs = (ctx: WasmCallContext, buffers: string[]) => buffers.map((b) => ctx.addr(b));
+
+/** `embed_<type>_D[_mN]`: the one-row lookup of a table (codegen/wasm/embed.ts). */
+const embedName = (e: WasmWeight, D: number) =>
+  `embed_${e.type.toLowerCase()}_${D}${e.memory ? `_m${e.memory}` : ""}`;
+
+const embed: WasmOpRenderer<"embed"> = {
+  kernels(node, ctx) {
+    const e = ctx.weight(node.weights[0]), D = node.attrs.dim;
+    const row = embedName(e, D);
+    const out = [
+      spec(row, () => embedKernel(e.type, D, e.memory)),
+      spec(row.replace(/^embed_/, "embed_rows_"), () => embedRowsKernel(row, D)),
+    ];
+    if (node.attrs.learned_pos) out.push(spec(`add_pos_rows_${D}`, () => addPosRowsKernel(D)));
+    return out;
+  },
+  call(node, ctx) {
+    const f = ctx.f, D = node.attrs.dim;
+    const e = ctx.weight(node.weights[0]);
+    const [tok, pos] = addrs(ctx, node.inputs);
+    const x = ctx.addr(node.outputs[0]);
+    shareOf(f, rowsOf(ctx), "lo", "hi");
+    callWith(f, embedName(e, D).replace(/^embed_/, "embed_rows_"), [e.offset, tok, x, "lo", "hi"]);
+    if (node.attrs.learned_pos) {
+      const pe = ctx.weight(node.weights[1]);
+      callWith(f, `add_pos_rows_${D}`, [pe.offset, pos, x, "lo", "hi"]);
+    }
+  },
+};
+
+const ropeCosSin: WasmOpRenderer<"rope_cos_sin"> = {
+  kernels: ({ attrs: a }) => [spec(`rope_cos_sin_${a.half}`, () => ropeCosSinKernel(a.half))],
+  call(node, ctx) {
+    const f = ctx.f;
+    f.comment("thread 0 only (a few values per row)");
+    f.get("tid").op("i32.eqz").if();
+    callWith(f, `rope_cos_sin_${node.attrs.half}`, [
+      ...addrs(ctx, [...node.inputs, ...node.outputs]),
+      ctx.rowsLocal,
+    ]);
+    f.end();
+  },
+};
+
+const norm: WasmOpRenderer<"norm"> = {
+  kernels: ({ attrs: a }) => [
+    spec(
+      `${a.kind}_${a.dim}`,
+      () => (a.kind === "rmsnorm" ? rmsnormKernel(a.dim, a.eps) : layernormKernel(a.dim, a.eps)),
+    ),
+  ],
+  call(node, ctx) {
+    const f = ctx.f, D = node.attrs.dim;
+    const w = node.weights.map((n) => ctx.weight(n).offset);
+    const x = ctx.addr(node.inputs[0]), y = ctx.addr(node.outputs[0]);
+    shareOf(f, rowsOf(ctx), "lo", "hi");
+    const count = () => {
+      f.get("hi").get("lo").op("i32.sub");
+    };
+    callWith(f, `${node.attrs.kind}_${D}`, [
+      ...w,
+      rowAddr(f, x, "lo", D * 4),
+      rowAddr(f, y, "lo", D * 4),
+      count,
+    ]);
+  },
+};
+
+/** The activation format, kind and kernel name of a linear node. */
+function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
+  const w = ctx.weight(node.weights[0]);
+  const { in: K, out: M, bias } = node.attrs;
+  return {
+    w,
+    act: WEIGHT_TYPES[w.type].act,
+    spec: {
+      type: w.type,
+      M,
+      K,
+      kind: ctx.rows === 1 ? "matvec" as const : "matmul" as const,
+      bias,
+      relaxed: ctx.relaxed,
+      memory: w.memory,
+    },
+  };
+}
+
+const linear: WasmOpRenderer<"linear"> = {
+  kernels(node, ctx) {
+    const { act, spec: ls } = linearSpec(node, ctx);
+    const out = [spec(linearName(ls), () => emitLinear(ls))];
+    if (act !== "f32") out.push(spec(quantizeName(act, ls.K), () => quantizeKernel(act, ls.K)));
+    return out;
+  },
+  call(node, ctx) {
+    const f = ctx.f;
+    const { w, act, spec: ls } = linearSpec(node, ctx);
+    const x = ctx.quantized(node.inputs[0], act, ls.K);
+    const y = ctx.addr(node.outputs[0]);
+    const bias = node.attrs.bias ? [ctx.weight(node.weights[1]).offset] : [];
+    emitShare(f, ls.M, 4, "lo", "hi");
+    callWith(f, linearName(ls), [
+      w.offset,
+      ...bias,
+      x,
+      y,
+      "lo",
+      "hi",
+      ...(ctx.rows > 1 ? [ctx.rowsLocal] : []),
+    ]);
+  },
+};
+
+const rope: WasmOpRenderer<"rope"> = {
+  kernels: ({ attrs: a }) => [
+    spec(
+      `rope_${a.style}_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}`,
+      () => ropeRowsKernel(a.style, a.n_heads, a.n_kv_heads, a.head_dim),
+    ),
+  ],
+  call(node, ctx) {
+    const a = node.attrs, f = ctx.f;
+    emitShare(f, a.n_heads + a.n_kv_heads, 1, "lo", "hi");
+    callWith(f, `rope_${a.style}_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}`, [
+      ...addrs(ctx, node.inputs),
+      ctx.rowsLocal,
+      "lo",
+      "hi",
+    ]);
+  },
+};
+
+const kvStore: WasmOpRenderer<"kv_store"> = {
+  kernels: ({ attrs: a }) => [
+    spec(
+      `kv_store_${a.kv_dim}_b${a.block_size}`,
+      () => kvStoreKernel(a.kv_dim, a.block_size, a.blocks_per_seq),
+    ),
+  ],
+  call(node, ctx) {
+    const a = node.attrs, f = ctx.f;
+    shareOf(f, rowsOf(ctx), "lo", "hi");
+    callWith(f, `kv_store_${a.kv_dim}_b${a.block_size}`, [
+      ...addrs(ctx, [...node.inputs, ...node.outputs]),
+      "lo",
+      "hi",
+    ]);
+  },
+};
+
+/** The paged attention geometry of a node. */
+const attentionShape = ({ attrs: a }: GraphNode<"attention">) => ({
+  nHeads: a.n_heads,
+  nKvHeads: a.n_kv_heads,
+  headDim: a.head_dim,
+  blockSize: a.block_size,
+  blocksPerSeq: a.blocks_per_seq,
+  layerWindow: a.layer_window,
+  scale: a.scale,
+});
+
+/** `attention_QxKxD_bB[_wL]` (as pagedAttentionKernel names it). */
+const attentionName = ({ attrs: a }: GraphNode<"attention">) =>
+  `attention_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}_b${a.block_size}` +
+  (a.layer_window === null ? "" : `_w${a.layer_window}`);
+
+/** The internal vector exp. */
+const EXP = spec("exp_f32x4", expKernel);
+
+const attention: WasmOpRenderer<"attention"> = {
+  kernels: (
+    node,
+  ) => [EXP, spec(attentionName(node), () => pagedAttentionKernel(attentionShape(node)))],
+  call(node, ctx) {
+    const f = ctx.f, H = node.attrs.n_heads;
+    const name = attentionName(node);
+    f.comment(`units: n rows × ${H} heads`);
+    shareOf(f, () => f.get(ctx.rowsLocal).i32(H).op("i32.mul"), "lo", "hi");
+    callWith(f, name, [
+      ...addrs(ctx, node.inputs),
+      ctx.addr(node.outputs[0]),
+      "att",
+      "lo",
+      "hi",
+    ]);
+  },
+};
+
+const gatherRows: WasmOpRenderer<"gather_rows"> = {
+  kernels: ({ attrs: a }) => [spec(`gather_rows_${a.dim}`, () => gatherRowsKernel(a.dim))],
+  call(node, ctx) {
+    const f = ctx.f;
+    shareOf(f, rowsOf(ctx), "lo", "hi");
+    callWith(f, `gather_rows_${node.attrs.dim}`, [
+      ...addrs(ctx, [...node.inputs, ...node.outputs]),
+      "lo",
+      "hi",
+    ]);
+  },
+};
+
+/** An element-wise op over `(rows, dim)`: elements split in runs of 4 between threads. */
+function elementwise(op: "add" | "swiglu" | "gelu"): WasmOpRenderer<"add" | "swiglu" | "gelu"> {
+  return {
+    kernels: () => {
+      const k = spec(`${op}_f32`, () => elementwiseKernel(op));
+      return op === "add" ? [k] : [EXP, k];
+    },
+    call(node, ctx) {
+      const f = ctx.f, D = node.attrs.dim;
+      const [a, b] = addrs(ctx, node.inputs);
+      f.comment(`elements: n × ${D}, in runs of 4`);
+      shareOf(
+        f,
+        () => f.get(ctx.rowsLocal).i32(D).op("i32.mul").i32(3).op("i32.add").i32(2).op("i32.shr_u"),
+        "lo",
+        "hi",
+      );
+      const end = () => {
+        f.get("hi").i32(2).op("i32.shl").get(ctx.rowsLocal).i32(D).op("i32.mul");
+        f.get("hi").i32(2).op("i32.shl").get(ctx.rowsLocal).i32(D).op("i32.mul").op("i32.lt_u");
+        f.op("select");
+      };
+      callWith(f, `${op}_f32`, [a, b ?? 0, () => f.get("lo").i32(2).op("i32.shl"), end]);
+    },
+  };
+}
+
+/**
+ * The renderers of every op the WASM backend runs, by op name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WASM_RENDERERS } from "./renderers.ts";
+ * assert.ok(WASM_RENDERERS.attention && WASM_RENDERERS.linear);
+ * ```
+ */
+export const WASM_RENDERERS: WasmOpTable = {
+  embed,
+  rope_cos_sin: ropeCosSin,
+  norm,
+  linear,
+  rope,
+  kv_store: kvStore,
+  attention,
+  gather_rows: gatherRows,
+  add: elementwise("add") as WasmOpRenderer<"add">,
+  swiglu: elementwise("swiglu") as WasmOpRenderer<"swiglu">,
+  gelu: elementwise("gelu") as WasmOpRenderer<"gelu">,
+};
+
+/** The activation row stride (bytes) a matrix product of weight type `type` reads. */
+export function actStride(type: WeightTypeName, K: number): number {
+  return actLayout(WEIGHT_TYPES[type].act, K).stride;
+}

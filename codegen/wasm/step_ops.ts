@@ -1,0 +1,523 @@
+/**
+ * The WASM kernels of the engine v2 step that read the step's int32 rows and the paged KV
+ * cache (engine v2 contract; vLLM PagedAttention, Kwon et al. 2023): RoPE's per-step
+ * cos/sin and the rotation by them, the store of k/v into their blocks, paged attention,
+ * the gather of the out rows, and the embedding of the step's tokens. Each computes exactly
+ * what its JS counterpart in `codegen/ops/` computes (same loop order; WASM f32 arithmetic
+ * where the JS kernels round through doubles, so results differ by rounding only).
+ *
+ * Every kernel takes byte offsets into the one memory; int32 rows `tok`, `pos`, `seq`,
+ * `out_rows` (step) and `table`, `ring`, `window` (sequences) are read at run time, every
+ * shape, stride and block size is a constant. The ranges `t0 .. t1` (rows), `h0 .. h1`
+ * (heads), `u0 .. u1` (row × head units) are what one thread does.
+ *
+ * @module
+ */
+import { WasmFunc } from "../wasm_asm.ts";
+import { hsumF32 } from "./snippets.ts";
+
+/** Declares i32 locals. */
+const i32s = (f: WasmFunc, ...names: string[]) => names.forEach((n) => f.local(n, "i32"));
+
+/** Pushes `I[base + 4·index]` (an int32 of the arena), index a local. */
+function loadI32(f: WasmFunc, base: string, index: string): void {
+  f.get(base).get(index).i32(2).op("i32.shl").op("i32.add").mem("i32.load");
+}
+
+/** `for (t = t0; t < t1; t++) body()` over a local `t`. */
+function forRange(f: WasmFunc, t: string, t0: string, t1: string, body: () => void): void {
+  f.get(t0).set(t);
+  f.block(`${t}_done`).loop(`${t}_loop`);
+  f.get(t).get(t1).op("i32.ge_s").brIf(`${t}_done`);
+  body();
+  f.get(t).i32(1).op("i32.add").set(t).br(`${t}_loop`);
+  f.end().end();
+}
+
+/** Copies `n` f32 from address local `src` to address local `dst` (v128 when n % 4 == 0). */
+function copyF32(f: WasmFunc, dst: string, src: string, n: number): void {
+  const vec = n % 4 === 0;
+  const step = vec ? 16 : 4;
+  for (let o = 0; o < 4 * n; o += step) {
+    f.get(dst).get(src).mem(vec ? "v128.load" : "f32.load", o).mem(
+      vec ? "v128.store" : "f32.store",
+      o,
+    );
+  }
+}
+
+/**
+ * `rope_cos_sin_H(inv_freq, pos, cos, sin, n)`: `cos[t][i], sin[t][i] = cos, sin(pos[t] ·
+ * inv_freq[i])` for the n rows, the angle a double (the imported `env.cos`/`env.sin`, i.e.
+ * JavaScript's Math.cos/sin, as codegen/ops/rope.ts).
+ *
+ * @param H `head_dim / 2`.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ropeCosSinKernel } from "./step_ops.ts";
+ * assert.ok(ropeCosSinKernel(32).text().includes("call $cos"));
+ * ```
+ */
+export function ropeCosSinKernel(H: number): WasmFunc {
+  const f = new WasmFunc(
+    `rope_cos_sin_${H}`,
+    [
+      ["inv", "i32"],
+      ["pos", "i32"],
+      ["cos", "i32"],
+      ["sin", "i32"],
+      ["n", "i32"],
+    ],
+    [],
+    { export: false },
+  );
+  i32s(f, "t", "i", "pc", "zero");
+  f.local("p", "f64").local("angle", "f64");
+  f.comment(`cos, sin (n, ${H}) = cos, sin(pos[t] · inv_freq (${H})), angles as doubles`);
+  forRange(f, "t", "zero", "n", () => {
+    loadI32(f, "pos", "t");
+    f.op("f64.convert_i32_s").set("p");
+    f.get("t").i32(H * 4).op("i32.mul").set("pc");
+    f.i32(0).set("i").loop("pairs");
+    f.get("p").get("inv").get("i").op("i32.add").mem("f32.load").op("f64.promote_f32");
+    f.op("f64.mul").set("angle");
+    f.get("cos").get("pc").op("i32.add").get("i").op("i32.add");
+    f.get("angle").call("cos").op("f32.demote_f64").mem("f32.store");
+    f.get("sin").get("pc").op("i32.add").get("i").op("i32.add");
+    f.get("angle").call("sin").op("f32.demote_f64").mem("f32.store");
+    f.get("i").i32(4).op("i32.add").tee("i").i32(H * 4).op("i32.lt_u").brIf("pairs").end();
+  });
+  return f;
+}
+
+/**
+ * `rope_<style>_QxKxD(q, k, cos, sin, n, h0, h1)`: rotates heads h0 .. h1 - 1 of the
+ * `Q + K` heads (q's first) of every row t < n by row t's cos/sin `(n, D/2)`:
+ * `a' = a·c - b·s`, `b' = b·c + a·s`, pairs `(i, i + D/2)` (half) or `(2i, 2i + 1)`
+ * (interleaved), as codegen/ops/rope.ts.
+ *
+ * @param style Pairing.
+ * @param Q Query heads.
+ * @param K KV heads.
+ * @param D head_dim.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ropeRowsKernel } from "./step_ops.ts";
+ * assert.equal(ropeRowsKernel("half", 12, 4, 64).name, "rope_half_12x4x64");
+ * ```
+ */
+export function ropeRowsKernel(style: "half" | "interleaved", Q: number, K: number, D: number) {
+  const H = D / 2;
+  const f = new WasmFunc(
+    `rope_${style}_${Q}x${K}x${D}`,
+    [
+      ["q", "i32"],
+      ["k", "i32"],
+      ["cos", "i32"],
+      ["sin", "i32"],
+      ["n", "i32"],
+      ["h0", "i32"],
+      ["h1", "i32"],
+    ],
+    [],
+    { export: false },
+  );
+  i32s(f, "t", "h", "i", "ct", "st", "base", "pa", "pb", "zero");
+  for (const l of ["c", "s", "a", "b"]) f.local(l, "f32");
+  f.comment(
+    `RoPE (${style}) on q (n, ${Q}×${D}) and k (n, ${K}×${D}): pair (a, b) = ` +
+      `${style === "half" ? `(i, i + ${H})` : "(2i, 2i + 1)"}; heads h0 .. h1 - 1 of ${Q + K}`,
+  );
+  forRange(f, "t", "zero", "n", () => {
+    f.get("cos").get("t").i32(H * 4).op("i32.mul").op("i32.add").set("ct");
+    f.get("sin").get("t").i32(H * 4).op("i32.mul").op("i32.add").set("st");
+    forRange(f, "h", "h0", "h1", () => {
+      f.comment(`head h of q (h < ${Q}) or of k`);
+      f.get("q").get("t").i32(Q * D * 4).op("i32.mul").op("i32.add");
+      f.get("h").i32(D * 4).op("i32.mul").op("i32.add");
+      f.get("k").get("t").i32(K * D * 4).op("i32.mul").op("i32.add");
+      f.get("h").i32(Q).op("i32.sub").i32(D * 4).op("i32.mul").op("i32.add");
+      f.get("h").i32(Q).op("i32.lt_u").op("select").set("base");
+      f.i32(0).set("i").loop("pairs");
+      f.get("ct").get("i").i32(2).op("i32.shl").op("i32.add").mem("f32.load").set("c");
+      f.get("st").get("i").i32(2).op("i32.shl").op("i32.add").mem("f32.load").set("s");
+      if (style === "half") {
+        f.get("base").get("i").i32(2).op("i32.shl").op("i32.add").tee("pa");
+        f.i32(H * 4).op("i32.add").set("pb");
+      } else {
+        f.get("base").get("i").i32(3).op("i32.shl").op("i32.add").tee("pa");
+        f.i32(4).op("i32.add").set("pb");
+      }
+      f.get("pa").mem("f32.load").set("a").get("pb").mem("f32.load").set("b");
+      f.get("pa").get("a").get("c").op("f32.mul").get("b").get("s").op("f32.mul").op("f32.sub");
+      f.mem("f32.store");
+      f.get("pb").get("b").get("c").op("f32.mul").get("a").get("s").op("f32.mul").op("f32.add");
+      f.mem("f32.store");
+      f.get("i").i32(1).op("i32.add").tee("i").i32(H).op("i32.lt_u").brIf("pairs").end();
+    });
+  });
+  return f;
+}
+
+/** Pushes the pool row of ring slot `slot` of the sequence whose table row is at `bt`. */
+function poolRow(f: WasmFunc, bt: string, slot: string, B: number): void {
+  const shift = Math.log2(B);
+  f.get(bt).get(slot).i32(shift).op("i32.shr_u").i32(2).op("i32.shl").op("i32.add");
+  f.mem("i32.load").i32(B).op("i32.mul");
+  f.get(slot).i32(B - 1).op("i32.and").op("i32.add");
+}
+
+/**
+ * `kv_store_KD_bB(k, v, pos, seq, table, ring, kp, vp, t0, t1)`: for rows t0 .. t1 - 1
+ * (s = seq[t], slot = pos[t] % ring[s]) pool row `table[s][slot / B] · B + slot % B` of
+ * kp/vp `(blocks · B, KD)` = k[t], v[t] (as codegen/ops/attention.ts `kv_store`).
+ *
+ * @param kvDim `n_kv_heads · head_dim`.
+ * @param B Tokens per block (a power of two).
+ * @param MB Columns of the block table.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { kvStoreKernel } from "./step_ops.ts";
+ * assert.equal(kvStoreKernel(256, 16, 8).name, "kv_store_256_b16");
+ * ```
+ */
+export function kvStoreKernel(kvDim: number, B: number, MB: number): WasmFunc {
+  const f = new WasmFunc(
+    `kv_store_${kvDim}_b${B}`,
+    [
+      ["k", "i32"],
+      ["v", "i32"],
+      ["pos", "i32"],
+      ["seq", "i32"],
+      ["table", "i32"],
+      ["ring", "i32"],
+      ["kp", "i32"],
+      ["vp", "i32"],
+      ["t0", "i32"],
+      ["t1", "i32"],
+    ],
+    [],
+    { export: false },
+  );
+  i32s(f, "t", "s", "slot", "bt", "row", "src", "dst");
+  f.comment(
+    `pools kp/vp (blocks · ${B}, ${kvDim}): row of (s = seq[t], p = pos[t]) = k[t], v[t]; ` +
+      `slot p % ring[s] in block table[s][slot / ${B}] (table (seqs, ${MB}))`,
+  );
+  forRange(f, "t", "t0", "t1", () => {
+    loadI32(f, "seq", "t");
+    f.set("s");
+    loadI32(f, "pos", "t");
+    loadI32(f, "ring", "s");
+    f.op("i32.rem_u").set("slot");
+    f.get("table").get("s").i32(MB * 4).op("i32.mul").op("i32.add").set("bt");
+    poolRow(f, "bt", "slot", B);
+    f.i32(kvDim * 4).op("i32.mul").set("row");
+    for (const [src, pool] of [["k", "kp"], ["v", "vp"]]) {
+      f.get(src).get("t").i32(kvDim * 4).op("i32.mul").op("i32.add").set("src");
+      f.get(pool).get("row").op("i32.add").set("dst");
+      copyF32(f, "dst", "src", kvDim);
+    }
+  });
+  return f;
+}
+
+/** Attention geometry (one layer). */
+export interface PagedAttentionShape {
+  /** Query heads. */
+  nHeads: number;
+  /** KV heads (divides nHeads). */
+  nKvHeads: number;
+  /** head_dim. */
+  headDim: number;
+  /** Tokens per block. */
+  blockSize: number;
+  /** Columns of the block table. */
+  blocksPerSeq: number;
+  /** The layer's own sliding window, or null. */
+  layerWindow: number | null;
+  /** Score scale (`1 / sqrt(head_dim)`). */
+  scale: number;
+}
+
+/** Pushes Σ_i A[pa + 4i] · A[pb + 4i] over hd elements (f32x4 lanes, then the tail). */
+function dotHd(f: WasmFunc, pa: string, pb: string, hd: number): void {
+  const H4 = hd - (hd % 4);
+  f.zeroV128().set("vacc");
+  for (let i = 0; i < H4; i += 4) {
+    f.get("vacc").get(pa).mem("v128.load", 4 * i).get(pb).mem("v128.load", 4 * i);
+    f.op("f32x4.mul").op("f32x4.add").set("vacc");
+  }
+  hsumF32(f, "vacc");
+  for (let i = H4; i < hd; i++) {
+    f.get(pa).mem("f32.load", 4 * i).get(pb).mem("f32.load", 4 * i).op("f32.mul").op("f32.add");
+  }
+}
+
+/**
+ * `attention_QxKxD_bB[_wL](q, kp, vp, pos, seq, table, ring, window, o, att, u0, u1)`:
+ * paged causal attention for the units u0 .. u1 - 1 (unit u = row `u / Q`, head `u % Q`):
+ * row t (sequence s, position p) reads positions `max(0, p - W + 1) .. p`,
+ * `W = min(window[s], L)`, position u at ring slot `u % ring[s]`, pool row
+ * `table[s][slot / B] · B + slot % B`; head h reads KV head `h / (Q / K)`. `att` is one
+ * thread's scratch of `ring + 4` floats (as codegen/ops/attention.ts; the exponentials by
+ * the vector `exp_f32x4`).
+ *
+ * @param s The geometry.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pagedAttentionKernel } from "./step_ops.ts";
+ * const f = pagedAttentionKernel({ nHeads: 12, nKvHeads: 4, headDim: 64, blockSize: 16,
+ *   blocksPerSeq: 8, layerWindow: null, scale: 0.125 });
+ * assert.equal(f.name, "attention_12x4x64_b16");
+ * ```
+ */
+export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
+  const { nHeads: Q, nKvHeads: K, headDim: hd, blockSize: B, blocksPerSeq: MB } = s;
+  const G = Q / K, qDim = Q * hd, kvDim = K * hd, LW = s.layerWindow;
+  const f = new WasmFunc(
+    `attention_${Q}x${K}x${hd}_b${B}${LW === null ? "" : `_w${LW}`}`,
+    [
+      ["q", "i32"],
+      ["kp", "i32"],
+      ["vp", "i32"],
+      ["pos", "i32"],
+      ["seq", "i32"],
+      ["table", "i32"],
+      ["ring", "i32"],
+      ["window", "i32"],
+      ["o", "i32"],
+      ["att", "i32"],
+      ["u0", "i32"],
+      ["u1", "i32"],
+    ],
+    [],
+    { export: false },
+  );
+  i32s(f, "u", "t", "h", "p", "sq", "R", "w", "start", "len", "bt", "qh", "kvh", "slot", "j");
+  i32s(f, "pk", "oh");
+  for (const l of ["max", "sum", "score", "a"]) f.local(l, "f32");
+  f.local("vacc", "v128").local("va", "v128");
+  f.comment(
+    `o (n, ${qDim}) = softmax(q · kᵀ · ${s.scale}) · v per head; head h reads KV head h / ${G}`,
+  );
+  f.comment(
+    `row t (sequence s = seq[t], position p = pos[t]) sees positions max(0, p - W + 1) .. p, ` +
+      (LW === null ? "W = window[s]" : `W = min(window[s], ${LW})`) +
+      `; position u at ring slot u % ring[s], pool row table[s][slot / ${B}] · ${B} + ` +
+      `slot % ${B} of kp/vp (blocks · ${B}, ${kvDim}); table (seqs, ${MB})`,
+  );
+  forRange(f, "u", "u0", "u1", () => {
+    f.comment(`unit u: row t = u / ${Q}, head h = u - t · ${Q}`);
+    f.get("u").i32(Q).op("i32.div_u").set("t");
+    f.get("u").get("t").i32(Q).op("i32.mul").op("i32.sub").set("h");
+    loadI32(f, "pos", "t");
+    f.set("p");
+    loadI32(f, "seq", "t");
+    f.set("sq");
+    loadI32(f, "ring", "sq");
+    f.set("R");
+    loadI32(f, "window", "sq");
+    f.set("w");
+    if (LW !== null) {
+      f.get("w").i32(LW).get("w").i32(LW).op("i32.lt_s").op("select").set("w");
+    }
+    f.comment("start = p >= w ? p - w + 1 : 0; len = p - start + 1");
+    f.get("p").get("w").op("i32.sub").i32(1).op("i32.add").i32(0);
+    f.get("p").get("w").op("i32.ge_s").op("select").set("start");
+    f.get("p").get("start").op("i32.sub").i32(1).op("i32.add").set("len");
+    f.get("table").get("sq").i32(MB * 4).op("i32.mul").op("i32.add").set("bt");
+    f.get("q").get("t").i32(qDim * 4).op("i32.mul").op("i32.add");
+    f.get("h").i32(hd * 4).op("i32.mul").op("i32.add").set("qh");
+    f.get("h").i32(G).op("i32.div_u").i32(hd * 4).op("i32.mul").set("kvh");
+
+    f.comment("scores: att[j] = q · k[start + j] · scale, and their max");
+    f.f32(-Infinity).set("max");
+    f.get("start").get("R").op("i32.rem_u").set("slot");
+    f.i32(0).set("j").loop("scores");
+    f.get("kp");
+    poolRow(f, "bt", "slot", B);
+    f.i32(kvDim * 4).op("i32.mul").op("i32.add").get("kvh").op("i32.add").set("pk");
+    dotHd(f, "qh", "pk", hd);
+    f.f32(s.scale).op("f32.mul").set("score");
+    f.get("att").get("j").i32(2).op("i32.shl").op("i32.add").get("score").mem("f32.store");
+    f.get("max").get("score").op("f32.max").set("max");
+    f.get("slot").i32(1).op("i32.add").tee("slot").get("R").op("i32.eq");
+    f.if().i32(0).set("slot").end();
+    f.get("j").i32(1).op("i32.add").tee("j").get("len").op("i32.lt_u").brIf("scores").end();
+
+    f.comment("e = exp(score - max), 4 at a time (the scratch has 4 floats of slack); sum");
+    f.zeroV128().set("vacc").i32(0).set("j");
+    f.loop("exps");
+    f.get("att").get("j").i32(2).op("i32.shl").op("i32.add").tee("pk");
+    f.get("pk").mem("v128.load").get("max").op("f32x4.splat").op("f32x4.sub");
+    f.call("exp_f32x4").tee("va").mem("v128.store");
+    f.comment("lanes past len do not count");
+    f.get("vacc").get("va").get("len").get("j").op("i32.sub").op("i32x4.splat");
+    f.i32x4(0, 1, 2, 3).op("i32x4.gt_s").op("v128.and").op("f32x4.add").set("vacc");
+    f.get("j").i32(4).op("i32.add").tee("j").get("len").op("i32.lt_u").brIf("exps").end();
+    hsumF32(f, "vacc");
+    f.set("sum");
+
+    f.comment("o[t][h] = Σ_j (e_j / sum) · v[start + j]");
+    f.get("o").get("t").i32(qDim * 4).op("i32.mul").op("i32.add");
+    f.get("h").i32(hd * 4).op("i32.mul").op("i32.add").set("oh");
+    for (let i = 0; i < hd; i += 4) {
+      if (i + 4 <= hd) f.get("oh").zeroV128().mem("v128.store", 4 * i);
+      else for (let j = i; j < hd; j++) f.get("oh").f32(0).mem("f32.store", 4 * j);
+    }
+    f.get("start").get("R").op("i32.rem_u").set("slot");
+    f.i32(0).set("j").loop("values");
+    f.get("vp");
+    poolRow(f, "bt", "slot", B);
+    f.i32(kvDim * 4).op("i32.mul").op("i32.add").get("kvh").op("i32.add").set("pk");
+    f.get("att").get("j").i32(2).op("i32.shl").op("i32.add").mem("f32.load");
+    f.get("sum").op("f32.div").tee("a").op("f32x4.splat").set("va");
+    for (let i = 0; i < hd; i += 4) {
+      if (i + 4 <= hd) {
+        f.get("oh").get("oh").mem("v128.load", 4 * i).get("pk").mem("v128.load", 4 * i);
+        f.get("va").op("f32x4.mul").op("f32x4.add").mem("v128.store", 4 * i);
+      } else {
+        for (let j = i; j < hd; j++) {
+          f.get("oh").get("oh").mem("f32.load", 4 * j).get("pk").mem("f32.load", 4 * j);
+          f.get("a").op("f32.mul").op("f32.add").mem("f32.store", 4 * j);
+        }
+      }
+    }
+    f.get("slot").i32(1).op("i32.add").tee("slot").get("R").op("i32.eq");
+    f.if().i32(0).set("slot").end();
+    f.get("j").i32(1).op("i32.add").tee("j").get("len").op("i32.lt_u").brIf("values").end();
+  });
+  return f;
+}
+
+/**
+ * `gather_rows_D(x, out_rows, y, i0, i1)`: `y[i] (D) = x[out_rows[i]]` for i0 .. i1 - 1.
+ *
+ * @param D Row width.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gatherRowsKernel } from "./step_ops.ts";
+ * assert.equal(gatherRowsKernel(48).name, "gather_rows_48");
+ * ```
+ */
+export function gatherRowsKernel(D: number): WasmFunc {
+  const f = new WasmFunc(
+    `gather_rows_${D}`,
+    [
+      ["x", "i32"],
+      ["out_rows", "i32"],
+      ["y", "i32"],
+      ["i0", "i32"],
+      ["i1", "i32"],
+    ],
+    [],
+    { export: false },
+  );
+  i32s(f, "i", "src", "dst");
+  f.comment(`y (nOut, ${D}) = x[out_rows[i]] for the out rows i0 .. i1 - 1`);
+  forRange(f, "i", "i0", "i1", () => {
+    f.get("x");
+    loadI32(f, "out_rows", "i");
+    f.i32(D * 4).op("i32.mul").op("i32.add").set("src");
+    f.get("y").get("i").i32(D * 4).op("i32.mul").op("i32.add").set("dst");
+    copyF32(f, "dst", "src", D);
+  });
+  return f;
+}
+
+/**
+ * `embed_rows_<type>_D(e, tok, y, t0, t1)`: `y[t] (D) = dequantise(e[tok[t]])` for rows
+ * t0 .. t1 - 1, by the one-row lookup `embed_<type>_D` (codegen/wasm/embed.ts).
+ *
+ * @param rowKernel Name of the one-row lookup (`embed_q8_0_768`).
+ * @param D Row width.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { embedRowsKernel } from "./step_ops.ts";
+ * assert.equal(embedRowsKernel("embed_q8_0_64", 64).name, "embed_rows_q8_0_64");
+ * ```
+ */
+export function embedRowsKernel(rowKernel: string, D: number): WasmFunc {
+  const f = new WasmFunc(
+    rowKernel.replace(/^embed_/, "embed_rows_"),
+    [
+      ["e", "i32"],
+      ["tok", "i32"],
+      ["y", "i32"],
+      ["t0", "i32"],
+      ["t1", "i32"],
+    ],
+    [],
+    { export: false },
+  );
+  f.local("t", "i32");
+  f.comment(`y (n, ${D}) = e[tok[t]] for rows t0 .. t1 - 1, one dequantised row each`);
+  forRange(f, "t", "t0", "t1", () => {
+    f.get("e");
+    loadI32(f, "tok", "t");
+    f.get("y").get("t").i32(D * 4).op("i32.mul").op("i32.add").call(rowKernel);
+  });
+  return f;
+}
+
+/**
+ * `add_pos_rows_D(pe, pos, y, t0, t1)`: `y[t] (D) += pe[pos[t]]` (gpt2's learned position
+ * embedding, F32) for rows t0 .. t1 - 1.
+ *
+ * @param D Row width.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addPosRowsKernel } from "./step_ops.ts";
+ * assert.equal(addPosRowsKernel(64).name, "add_pos_rows_64");
+ * ```
+ */
+export function addPosRowsKernel(D: number): WasmFunc {
+  const f = new WasmFunc(
+    `add_pos_rows_${D}`,
+    [
+      ["pe", "i32"],
+      ["pos", "i32"],
+      ["y", "i32"],
+      ["t0", "i32"],
+      ["t1", "i32"],
+    ],
+    [],
+    { export: false },
+  );
+  i32s(f, "t", "src", "dst", "i");
+  f.comment(`y (n, ${D}) += pe[pos[t]] for rows t0 .. t1 - 1`);
+  forRange(f, "t", "t0", "t1", () => {
+    f.get("pe");
+    loadI32(f, "pos", "t");
+    f.i32(D * 4).op("i32.mul").op("i32.add").set("src");
+    f.get("y").get("t").i32(D * 4).op("i32.mul").op("i32.add").set("dst");
+    f.i32(0).set("i").loop("elems");
+    f.get("dst").get("i").op("i32.add");
+    f.get("dst").get("i").op("i32.add").mem("f32.load");
+    f.get("src").get("i").op("i32.add").mem("f32.load").op("f32.add").mem("f32.store");
+    f.get("i").i32(4).op("i32.add").tee("i").i32(4 * D).op("i32.lt_u").brIf("elems").end();
+  });
+  return f;
+}
