@@ -14,13 +14,13 @@ import type {
   ForwardPass,
   StepInput,
 } from "../core/forward.ts";
-import { GollmError, ResourceError } from "../core/errors.ts";
+import { ResourceError } from "../core/errors.ts";
 import { checkSequence, checkStepInput, resolveBatchLayout } from "../core/forward.ts";
 import { singleSequence } from "../core/single_sequence.ts";
 import { checkWeights, requireF32, type Weights } from "../core/weights.ts";
 import { instantiateWasm, type StartPool } from "./compile_wasm.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
-import type { WasmKernels } from "./emit_wasm.ts";
+import { type WasmKernels, WasmUnsupportedError } from "./emit_wasm.ts";
 import { findBuffer, type Plan, planArena, planBatch } from "./plan.ts";
 import { extendedFeatures } from "./graph_features.ts";
 
@@ -181,12 +181,12 @@ function allocateMemory(plan: Plan, wasm: boolean, batch: boolean): WebAssembly.
  * attribute of issue #10 (graph_features.ts `extendedFeatures`) runs on the JS kernels until its WASM
  * renderers land.
  *
- * @throws {GollmError} naming the features and `--backend jit`.
+ * @throws {WasmUnsupportedError} naming the features and `--backend jit`.
  */
 function refuseExtended(plan: Plan): void {
   const features = extendedFeatures(plan.prefill);
   if (features.length > 0) {
-    throw new GollmError(
+    throw new WasmUnsupportedError(
       `backend wasm does not run this model yet: it uses ${features.join(", ")}; ` +
         "use --backend jit (the JS kernels run it)",
     );
