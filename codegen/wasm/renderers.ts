@@ -8,7 +8,8 @@
  * the thread count), `n`, `nOut` (the step's rows and out rows), `scr` (this thread's
  * scratch: quantised activations, then attention scores) and `att`; a call splits its work
  * by rows (norms, embedding, KV store, gather), output rows of the weight (matrix products),
- * heads (RoPE), row × head units (attention) or elements (residual add, SwiGLU, GELU).
+ * heads (RoPE), row × head units (attention, QK-norm) or elements (residual add, SwiGLU,
+ * GELU, GeGLU, the final soft-cap); the RoPE cos/sin of the step run on thread 0.
  * Every split gives each output element to exactly one thread and every thread's result is
  * the same sum in the same order, so logits do not depend on the thread count.
  *
