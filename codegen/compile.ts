@@ -188,8 +188,6 @@ function instantiate(
   threads: ThreadOptions = {},
 ): CompiledBatch {
   if (useWasm) {
-    // An arena over 4 GiB on its own: the error names the options that size it.
-    if (plan.memoryBytes > MAX_MEMORY_BYTES) allocateMemory(plan, true, batch);
     const b = instantiateWasm(config, weights, plan, threads);
     return {
       ...b,

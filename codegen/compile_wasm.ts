@@ -211,10 +211,11 @@ export function instantiateWasm(
   const L = mod.layout;
   if (L.memoryBytes > MAX_BYTES) {
     throw new ResourceError(
-      `the wasm backend needs ${L.memoryBytes} bytes (KV cache ${plan.kvBytes}, activations ` +
-        `${plan.activationBytes}, weights ${L.weightsBytes}), over the 4 GiB ` +
-        `(${MAX_BYTES}-byte) limit of a WebAssembly memory; lower the KV cache or use ` +
-        `--backend jit`,
+      `the arena needs ${L.memoryBytes} bytes (KV cache ${plan.kvBytes} bytes and activations ` +
+        `${plan.activationBytes} bytes for kvCapacity ${plan.kvCapacity}, prefillChunk ` +
+        `${plan.prefillChunk}; weights ${L.weightsBytes} bytes in the wasm memory), over the ` +
+        `4 GiB (${MAX_BYTES}-byte) limit of a WebAssembly memory; lower --kv-capacity ` +
+        `(kvCapacity) or --prefill-chunk (prefillChunk), or use --backend jit`,
       L.memoryBytes,
       MAX_BYTES,
     );

@@ -208,7 +208,7 @@ export interface GraphNodeOf<O extends NodeOp> {
   inputs: string[];
   /** Buffers written (may also be inputs: in-place ops like `add`, `rope`). */
   outputs: string[];
-  /** Weight tensors used, by canonical name (DESIGN.md "Tensor names"). */
+  /** Weight tensors used, by canonical name (docs/DESIGN.md "Tensor names"). */
   weights: string[];
   /** The op's constants (see {@linkcode OpAttrs}). */
   attrs: OpAttrs[O];

@@ -18,7 +18,7 @@ import { createReference } from "../runtime/reference.ts";
 import { randomWeights, requireF32, type Weights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 
-/** DESIGN.md's F32 logit tolerance. */
+/** The F32 logit tolerance of docs/DESIGN.md "Tests". */
 export const TOL = 1e-4;
 
 /** One forward pass under test: its backend name and how to build it. */
