@@ -30,7 +30,7 @@
  * factor), `attention` with a `scale` from `query_pre_attn_scalar` and a `softcap`, `embed`
  * with a `scale`; a second RoPE table (`rope.inv_freq_local`) for Gemma 3's local layers;
  * sandwich norms are plain `norm` nodes. codegen/graph_features.ts `extendedFeatures` lists
- * the ones a graph uses (what the WASM backend does not render yet).
+ * the ones a graph uses (both backends render them: codegen/ops/* and codegen/wasm/renderers.ts).
  *
  * The layer structure follows llama2.c `run.c` `forward()` and GPT-2 (Radford et al. 2019).
  *
