@@ -76,6 +76,8 @@ export interface LinearSpec {
   tokens?: number;
   /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
   memory?: number;
+  /** Weight bytes touched ahead of computing them (default {@linkcode TOUCH_BYTES}; 0: none). */
+  touchBytes?: number;
 }
 
 /**
@@ -90,7 +92,7 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
   Q4_1: [2, 2, 4],
   Q5_0: [2, 2, 4],
   Q5_1: [2, 2, 4],
-  Q8_0: [2, 2, 4],
+  Q8_0: [4, 2, 4],
   Q2_K: [2, 2, 4],
   Q3_K: [2, 2, 4],
   Q4_K: [2, 2, 4],
@@ -239,25 +241,28 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     }
   };
 
-  const G = Math.max(R, Math.floor(TOUCH_BYTES / rb / R) * R); // rows per touched chunk
+  const touchBytes = s.touchBytes ?? TOUCH_BYTES;
+  const G = Math.max(R, Math.floor(touchBytes / rb / R) * R); // rows per touched chunk
   f.get("r0").set("r").get("r0").set("tnext");
   for (const Rr of R > 1 ? [R, 1] : [1]) {
     f.comment(`rows ${Rr} at a time`);
     f.block(`rows${Rr}_done`).loop(`rows${Rr}`);
     f.get("r").i32(Rr).op("i32.add").get("r1").op("i32.gt_u").brIf(`rows${Rr}_done`);
-    f.get("r").get("tnext").op("i32.ge_u").if();
-    f.comment(
-      `touch rows r .. min(r + ${G}, r1) - 1 (${G * rb} bytes), one load per 64-byte line, ` +
-        "so their cache misses overlap before the rows are computed",
-    );
-    f.get("r").i32(G).op("i32.add").tee("tnext").get("r1").get("tnext").get("r1");
-    f.op("i32.lt_u").op("select").i32(rb).op("i32.mul").get("w").op("i32.add").set("tend");
-    f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("pt");
-    f.loop("touch_lines");
-    f.get("touch").get("pt").wmem("i32.load").op("i32.xor").set("touch");
-    f.get("pt").i32(64).op("i32.add").tee("pt").get("tend").op("i32.lt_u").brIf("touch_lines");
-    f.end();
-    f.end();
+    if (touchBytes > 0) {
+      f.get("r").get("tnext").op("i32.ge_u").if();
+      f.comment(
+        `touch rows r .. min(r + ${G}, r1) - 1 (${G * rb} bytes), one load per 64-byte line, ` +
+          "so their cache misses overlap before the rows are computed",
+      );
+      f.get("r").i32(G).op("i32.add").tee("tnext").get("r1").get("tnext").get("r1");
+      f.op("i32.lt_u").op("select").i32(rb).op("i32.mul").get("w").op("i32.add").set("tend");
+      f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("pt");
+      f.loop("touch_lines");
+      f.get("touch").get("pt").wmem("i32.load").op("i32.xor").set("touch");
+      f.get("pt").i32(64).op("i32.add").tee("pt").get("tend").op("i32.lt_u").brIf("touch_lines");
+      f.end();
+      f.end();
+    }
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
     if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");
