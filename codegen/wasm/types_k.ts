@@ -10,6 +10,11 @@
  * 32), so they are the i7 operand of the relaxed dot product; the offsets enter as
  * `- offset · Σ_j sc_j · Σq_x(j)` with the per-16 activation sums.
  *
+ * Bit fields are moved with 16-bit shifts (`i16x8.shr_u`, `i16x8.shl`) and then masked:
+ * WASM's byte shifts have no x86 instruction and cost a shift, a mask splat and an `and`,
+ * while the mask that follows here already drops the bits a 16-bit shift carries across
+ * bytes.
+ *
  * @module
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
@@ -62,8 +67,8 @@ function signedOffset(k: BlockCtx, a: number, c: number, scv: string, shift: num
 /** Pushes ((v >> from) & 1) moved to bit `to` as i8x16 (v a local), masked by `mask`. */
 function moveBits(f: WasmFunc, v: string, from: number, to: number, mask: string): void {
   f.get(v);
-  if (to > from) f.i32(to - from).op("i8x16.shl");
-  else if (from > to) f.i32(from - to).op("i8x16.shr_u");
+  if (to > from) f.i32(to - from).op("i16x8.shl");
+  else if (from > to) f.i32(from - to).op("i16x8.shr_u");
   f.get(mask).op("v128.and");
 }
 
@@ -115,8 +120,8 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f.get("pw").wmem("v128.load", qs + 16).set(`w${a}_3`);
     f.get(`w${a}_2`).get("c0f").op("v128.and").set(`w${a}_0`);
     f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
-    f.get(`w${a}_2`).i32(4).op("i8x16.shr_u").set(`w${a}_2`);
-    f.get(`w${a}_3`).i32(4).op("i8x16.shr_u").set(`w${a}_3`);
+    f.get(`w${a}_2`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_2`);
+    f.get(`w${a}_3`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_3`);
     if (name === "Q5_K") {
       for (let i = 0; i < 4; i++) {
         const bit = 2 * p + (i >> 1);
@@ -152,15 +157,15 @@ const Q6_K_DEF: KSpec = {
       for (const v of [0, 1]) {
         const w = `w${a}_${i + v}`;
         f.get("pw").wmem("v128.load", o + 64 * g + 32 * (s & 1) + 16 * v);
-        if (s >> 1) f.i32(4).op("i8x16.shr_u");
-        else f.get("c0f").op("v128.and");
+        if (s >> 1) f.i32(4).op("i16x8.shr_u");
+        f.get("c0f").op("v128.and");
         f.set(w);
         f.get("pw").wmem("v128.load", o + 128 + 32 * g + 16 * v).set("qh");
         f.get(w);
         // ((qh >> 2s) & 3) << 4 = qh moved by 4 - 2s, masked to 0x30.
         f.get("qh");
-        if (2 * s < 4) f.i32(4 - 2 * s).op("i8x16.shl");
-        else if (2 * s > 4) f.i32(2 * s - 4).op("i8x16.shr_u");
+        if (2 * s < 4) f.i32(4 - 2 * s).op("i16x8.shl");
+        else if (2 * s > 4) f.i32(2 * s - 4).op("i16x8.shr_u");
         f.get("c30").op("v128.and").op("v128.or").set(w);
       }
     }
@@ -212,7 +217,7 @@ const Q3_K_DEF: KSpec = {
     f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: 2 bits | hmask bit ${p} << 2`);
     for (const v of [0, 1]) {
       f.get("pw").wmem("v128.load", o + 32 + 32 * g + 16 * v);
-      if (s) f.i32(2 * s).op("i8x16.shr_u");
+      if (s) f.i32(2 * s).op("i16x8.shr_u");
       f.get("c03").op("v128.and");
       moveBits(f, `qh${a}_${v}`, p, 2, "c04");
       f.op("v128.or").set(`w${a}_${v}`);
@@ -246,7 +251,7 @@ const Q2_K_DEF: KSpec = {
     f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: bits ${2 * s}..${2 * s + 1}`);
     for (const v of [0, 1]) {
       f.get("pw").wmem("v128.load", o + 16 + 32 * g + 16 * v);
-      if (s) f.i32(2 * s).op("i8x16.shr_u");
+      if (s) f.i32(2 * s).op("i16x8.shr_u");
       f.get("c03").op("v128.and").set(`w${a}_${v}`);
     }
   },
@@ -256,7 +261,7 @@ const Q2_K_DEF: KSpec = {
   offsets(k, a, c) {
     const f = k.f, o = c * k.stride;
     f.comment("mins: Σ_j m_j · Σq_x(j) over the 16 sub-blocks");
-    f.get(`sc${a}`).i32(4).op("i8x16.shr_u").set("qh");
+    f.get(`sc${a}`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set("qh");
     f.get("qh").op("i16x8.extend_low_i8x16_u").get("pd").mem("v128.load", o + 16);
     f.op("i32x4.dot_i16x8_s");
     f.get("qh").op("i16x8.extend_high_i8x16_u").get("pd").mem("v128.load", o + 32);

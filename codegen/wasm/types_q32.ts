@@ -155,7 +155,7 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
         }
         f.get("pw").wmem("v128.load", o + g.qs).set(`w${a}_1`);
         f.get(`w${a}_1`).get("c0f").op("v128.and").set(`w${a}_0`);
-        f.get(`w${a}_1`).i32(4).op("i8x16.shr_u").set(`w${a}_1`);
+        f.get(`w${a}_1`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_1`);
         if (g.qh >= 0) {
           f.comment("bit j of qh → bit 4 of byte j");
           f.get("pw").wmem("v128.load32_splat", o + g.qh).set("qh");
