@@ -25,9 +25,8 @@ import type { WasmFunc } from "../wasm_asm.ts";
 /** i8x16 splat constants the K kernels use, by local name. */
 const CONSTS: Record<string, number> = { c0f: 0x0f, c03: 0x03, c04: 0x04, c10: 0x10, c30: 0x30 };
 
-/** Shuffle lanes broadcasting byte j (of the first operand) to every i32 (width 4) or i16 lane, zero-extended (second operand zero). */
-const bcast = (j: number, width: 2 | 4) =>
-  Array.from({ length: 16 }, (_, i) => (i % width === 0 ? j : 16));
+/** Shuffle lanes broadcasting i16 lane j of one operand to all 8 lanes. */
+const splat16 = (j: number) => Array.from({ length: 16 }, (_, i) => 2 * j + (i & 1));
 
 /** Per-type geometry and code. */
 interface KSpec {
@@ -44,8 +43,8 @@ interface KSpec {
   decode(k: BlockCtx, a: number, o: number, p: number): void;
   /** Sub-block size (16 or 32). */
   sub: 16 | 32;
-  /** Pushes sub-block j's scale of row a as i32x4 / i16x8 splat. */
-  scale(f: WasmFunc, a: number, j: number, width: 2 | 4, o: number): void;
+  /** Pushes sub-block j's scale of row a as an i16x8 splat. */
+  scale(f: WasmFunc, a: number, j: number, o: number): void;
   /** Element offset of vector i of part p (default: parts are contiguous). */
   xOff?(p: number, i: number): number;
   /** Adjusts isum (offset) or sets mins{a}_{c} from the activation sums. */
@@ -108,6 +107,7 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f16Scalar(f, "pw", o + 2);
     f.set(`dm${a}`);
     unpackScaleMin(f, a, o);
+    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
     if (name === "Q5_K") {
       f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_0`);
       f.get("pw").wmem("v128.load", o + 32).set(`qh${a}_1`);
@@ -131,8 +131,8 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
       }
     }
   },
-  scale(f, a, j, width) {
-    f.get(`sc${a}`).get("zero").shuffle(bcast(j, width));
+  scale(f, a, j) {
+    f.get(`sc16${a}_0`).get(`sc16${a}_0`).shuffle(splat16(j));
   },
   offsets: minsPer32,
 });
@@ -171,8 +171,8 @@ const Q6_K_DEF: KSpec = {
     }
   },
   xOff: (p, i) => 32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1),
-  scale(f, _a, j, width, o) {
-    f.get("pw").wmem("i32.load8_s", o + 192 + j).op(width === 4 ? "i32x4.splat" : "i16x8.splat");
+  scale(f, _a, j, o) {
+    f.get("pw").wmem("i32.load8_s", o + 192 + j).op("i16x8.splat");
   },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 5);
@@ -223,9 +223,8 @@ const Q3_K_DEF: KSpec = {
       f.op("v128.or").set(`w${a}_${v}`);
     }
   },
-  scale(f, a, j, width) {
-    f.get(`sc${a}`).get(`sc${a}`).shuffle(new Array(16).fill(j));
-    f.i32(width === 4 ? 24 : 8).op(width === 4 ? "i32x4.shr_s" : "i16x8.shr_s");
+  scale(f, a, j) {
+    f.get(`sc${a}`).get(`sc${a}`).shuffle(new Array(16).fill(j)).i32(8).op("i16x8.shr_s");
   },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 2);
@@ -245,6 +244,9 @@ const Q2_K_DEF: KSpec = {
     f16Scalar(f, "pw", o + 82);
     f.set(`dm${a}`);
     f.get("pw").wmem("v128.load", o).set(`sc${a}`);
+    f.get(`sc${a}`).get("c0f").op("v128.and").set("tmp");
+    f.get("tmp").op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
+    f.get("tmp").op("i16x8.extend_high_i8x16_u").set(`sc16${a}_1`);
   },
   decode(k, a, o, p) {
     const f = k.f, g = p >> 2, s = p & 3;
@@ -255,8 +257,8 @@ const Q2_K_DEF: KSpec = {
       f.get("c03").op("v128.and").set(`w${a}_${v}`);
     }
   },
-  scale(f, a, j, width) {
-    f.get(`sc${a}`).get("zero").shuffle(bcast(j, width)).get("c0f").op("v128.and");
+  scale(f, a, j) {
+    f.get(`sc16${a}_${j >> 3}`).get(`sc16${a}_${j >> 3}`).shuffle(splat16(j & 7));
   },
   offsets(k, a, c) {
     const f = k.f, o = c * k.stride;
@@ -283,6 +285,8 @@ function kType(spec: KSpec): BlockEmitter {
         need(f, `dw${a}`, "f32");
         if (spec.mins) need(f, `dm${a}`, "f32");
         need(f, `sc${a}`, "v128");
+        need(f, `sc16${a}_0`, "v128");
+        need(f, `sc16${a}_1`, "v128");
         need(f, `qh${a}_0`, "v128");
         need(f, `qh${a}_1`, "v128");
         for (let i = 0; i < spec.vecs; i++) need(f, `w${a}_${i}`, "v128");
@@ -323,14 +327,7 @@ function kType(spec: KSpec): BlockEmitter {
               const pairs: [string, string][] = [];
               for (let u = 0; u < step; u++) pairs.push([`x${c}_${v + u}`, `w${a}_${v + u}`]);
               f.get(isum);
-              scaledDotI8(
-                f,
-                "tmp",
-                pairs,
-                () => spec.scale(f, a, j, 4, a * k.rowBytes),
-                () => spec.scale(f, a, j, 2, a * k.rowBytes),
-                k.relaxed,
-              );
+              scaledDotI8(f, pairs, () => spec.scale(f, a, j, a * k.rowBytes), k.relaxed);
               f.op("i32x4.add").set(isum);
             }
           }
