@@ -86,14 +86,14 @@ export interface LinearSpec {
  * R ∈ {1, 2, 4, 8} measured with bench/kernels.ts on the g110M shapes).
  */
 const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
-  F32: [4, 4, 4],
-  F16: [4, 4, 4],
-  BF16: [4, 4, 4],
+  F32: [4, 2, 8],
+  F16: [4, 2, 8],
+  BF16: [4, 2, 8],
   Q4_0: [2, 2, 4],
   Q4_1: [2, 2, 4],
   Q5_0: [2, 2, 4],
   Q5_1: [2, 2, 4],
-  Q8_0: [4, 2, 4],
+  Q8_0: [4, 2, 8],
   Q2_K: [2, 2, 4],
   Q3_K: [2, 2, 4],
   Q4_K: [2, 2, 4],
