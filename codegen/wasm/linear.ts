@@ -215,6 +215,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
         const off = c * M * 4 + a * 4;
         f.get("yt");
         hsumF32(f, `acc${a}_${c}`);
+        const scale = em.accScale?.(k);
+        if (scale !== undefined) f.f32(scale).op("f32.mul");
         if (em.scalar || tail) f.get(`sacc${a}_${c}`).op("f32.add");
         if (s.bias) f.get("br").mem("f32.load", a * 4).op("f32.add");
         if (s.accumulate) f.get("yt").mem("f32.load", off).op("f32.add");
