@@ -49,6 +49,8 @@ interface KSpec {
   xOff?(p: number, i: number): number;
   /** Adjusts isum (offset) or sets mins{a}_{c} from the activation sums. */
   offsets(k: BlockCtx, a: number, c: number): void;
+  /** Extra i32x4 constants (local name → lanes) set at entry. */
+  consts?: Record<string, [number, number, number, number]>;
 }
 
 /** `isum -= (Σ_j sc_j · bsum16_j) << shift`, sc{a} holding 16 signed i8 scales. */
@@ -71,20 +73,33 @@ function moveBits(f: WasmFunc, v: string, from: number, to: number, mask: string
   f.get(mask).op("v128.and");
 }
 
-/** Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`, as 32-bit words). */
+/** Byte lanes of a one-operand shuffle of i32 words. */
+const words = (w: number[]) => w.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+/** i32x4 constants of the Q4_K/Q5_K scale unpacking, by local name. */
+const SCALE_MIN_CONSTS: Record<string, [number, number, number, number]> = {
+  k_w3: [0, 0, 0, -1],
+  k_lo: [0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f],
+  k_hi: [0, 0x30303030, 0, 0x30303030],
+};
+
+/**
+ * Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`) on the 3 words u0, u1, u2 of
+ * `scales[12]`, all four result words at once: sc0..3 = u0 & 0x3f3f3f3f, sc4..7 =
+ * (u2 & 0x0f0f0f0f) | ((u0 >> 6) & 0x03030303) << 4, m0..3 = u1 & 0x3f3f3f3f, m4..7 =
+ * ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 6) & 0x03030303) << 4 (`(u >> 6 & 3) << 4` per byte
+ * is `u >> 2 & 0x30`).
+ */
 function unpackScaleMin(f: WasmFunc, a: number, o: number): void {
   f.comment("scales[12] → sc0..7 (bytes 0..7), m0..7 (bytes 8..15)");
-  f.get("pw").wmem("i32.load", o + 4, { align: 0 }).set("u0");
-  f.get("pw").wmem("i32.load", o + 8, { align: 0 }).set("u1");
-  f.get("pw").wmem("i32.load", o + 12, { align: 0 }).set("u2");
-  f.get("u0").i32(0x3f3f3f3f).op("i32.and").op("i32x4.splat");
-  f.get("u2").i32(0x0f0f0f0f).op("i32.and");
-  f.get("u0").i32(6).op("i32.shr_u").i32(0x03030303).op("i32.and").i32(4).op("i32.shl");
-  f.op("i32.or").lane("i32x4.replace_lane", 1);
-  f.get("u1").i32(0x3f3f3f3f).op("i32.and").lane("i32x4.replace_lane", 2);
-  f.get("u2").i32(4).op("i32.shr_u").i32(0x0f0f0f0f).op("i32.and");
-  f.get("u1").i32(6).op("i32.shr_u").i32(0x03030303).op("i32.and").i32(4).op("i32.shl");
-  f.op("i32.or").lane("i32x4.replace_lane", 3).set(`sc${a}`);
+  f.get("pw").wmem("v128.load", o + 4, { align: 0 }).set("tmp");
+  f.comment("[u0, u2, u1, u2 >> 4] & [3f.., 0f.., 3f.., 0f..]");
+  f.get("tmp").get("tmp").shuffle(words([0, 2, 1, 2])).set("qh");
+  f.get("qh").i32(4).op("i32x4.shr_u").get("qh").get("k_w3").op("v128.bitselect");
+  f.get("k_lo").op("v128.and");
+  f.comment("| [u0, u0, u1, u1] >> 2 & [0, 30.., 0, 30..]");
+  f.get("tmp").get("tmp").shuffle(words([0, 0, 1, 1])).i32(2).op("i32x4.shr_u");
+  f.get("k_hi").op("v128.and").op("v128.or").set(`sc${a}`);
 }
 
 /** Mins term of Q4_K/Q5_K: mins{a}_{c} = Σ_j m_j · Σq_x(j) (per 32). */
@@ -135,6 +150,7 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f.get(`sc16${a}_0`).get(`sc16${a}_0`).shuffle(splat16(j));
   },
   offsets: minsPer32,
+  consts: SCALE_MIN_CONSTS,
 });
 
 const Q6_K_DEF: KSpec = {
@@ -301,10 +317,12 @@ function kType(spec: KSpec): BlockEmitter {
       }
       for (const l of ["u0", "u1", "u2"]) need(f, l, "i32");
       for (const l of ["zero", "qh", "tmp", "_s", ...Object.keys(CONSTS)]) need(f, l, "v128");
+      for (const l of Object.keys(spec.consts ?? {})) need(f, l, "v128");
     },
     init(f) {
       f.comment("constants: byte masks");
       for (const [n, v] of Object.entries(CONSTS)) f.i8x16(new Array(16).fill(v)).set(n);
+      for (const [n, v] of Object.entries(spec.consts ?? {})) f.i32x4(...v).set(n);
     },
     block(k) {
       const { f, R, C } = k;
