@@ -83,7 +83,8 @@ export interface LinearSpec {
 
 /**
  * Default register blocking: [matvec rows, matmul rows, matmul tokens] (the fastest of
- * R ∈ {1, 2, 4, 8} measured with bench/kernels.ts on the g110M shapes).
+ * R ∈ {1, 2, 4, 8} rows and C ∈ {2, 4, 8} tokens on the g110M shapes, one thread; more
+ * than about 16 live v128 locals spill, since V8 allocates only xmm0-xmm15).
  */
 const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
   F32: [4, 2, 8],
