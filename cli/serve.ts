@@ -13,7 +13,13 @@ import type { SpeculativeOptions } from "../server/scheduler.ts";
 import { draftModelProposers, NgramProposer } from "../server/speculative.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
-import { MODEL_OPTION, MODEL_POSITIONAL, THREADS_OPTION, TOKENIZER_OPTION } from "./model_flags.ts";
+import {
+  loadedLine,
+  MODEL_OPTION,
+  MODEL_POSITIONAL,
+  THREADS_OPTION,
+  TOKENIZER_OPTION,
+} from "./model_flags.ts";
 import { err, formatBytes } from "./output.ts";
 import { withProgress } from "./progress_line.ts";
 
@@ -171,9 +177,7 @@ export const serve: Command = {
             }
           },
         }),
-      (m) =>
-        `loaded ${path} (${m.checkpoint.format}, ${m.backend}` +
-        (m.threads > 1 ? `, ${m.threads} threads)` : ")"),
+      (m) => loadedLine(path, m),
     );
     let speculative: SpeculativeOptions | undefined;
     if (v.draft !== undefined && v.ngram) {

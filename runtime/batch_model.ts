@@ -44,10 +44,9 @@ export interface BatchModelOptions {
   /**
    * `auto` (default): `wasm` when its kernels cover the model's ops and weight types, else
    * `jit`; `wasm` (the whole step in generated WASM SIMD, weights as stored, threads) or
-   * `jit` (generated JS kernels; stored weights are dequantised to F32 at load). A batched
-   * step multiplies the weights by many rows at once; measured on g110M at 16 rows per step,
-   * the WASM kernels run 6.4x the tokens per second of one row, the JS ones 1.25x
-   * (bench/serve.ts).
+   * `jit` (generated JS kernels, one thread; stored weights are dequantised to F32 at
+   * load). A batched step multiplies the weights by many rows at once; `deno task
+   * bench:serve` measures what that buys per backend (README "Serving benchmark").
    */
   backend?: "auto" | "jit" | "wasm";
   /**
@@ -108,13 +107,8 @@ const posInt = (name: string, v: number | undefined, min = 1) => {
   }
 };
 
-/** The extra options of {@linkcode createBatchModel}: what the checkpoint's files add. */
-interface CheckpointExtras {
-  /** EOS ids beyond the tokenizer's. */
-  extraEosIds?: number[];
-  /** Sampling defaults from the model's files. */
-  generation?: GenerationDefaults;
-}
+/** What the checkpoint's files add to the options: extra EOS ids, sampling defaults. */
+type CheckpointExtras = { extraEosIds?: number[]; generation?: GenerationDefaults };
 
 /** The backend asked for and the thread count, checked. */
 function backendOf(
@@ -217,7 +211,7 @@ export function createBatchModel(
   config: ModelConfig,
   weights: Weights,
   tokenizer: Tokenizer | null,
-  options: BatchModelOptions & CheckpointExtras = {},
+  options: BatchModelOptions & { extraEosIds?: number[]; generation?: GenerationDefaults } = {},
   checkpoint: CheckpointInfo = { format: "memory", path: "<memory>" },
 ): BatchModel {
   const { requested, threads } = backendOf(options);
