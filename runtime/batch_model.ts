@@ -332,7 +332,10 @@ export async function loadBatchModel(
       tokenizerPath: options.tokenizerPath,
       onProgress: options.onProgress,
       onConfig: options.onConfig,
-      lower: "lower --ctx-size, --parallel or --kv-blocks",
+      kv: {
+        sizes: (p) => `for numBlocks ${p.layout.numBlocks} of blockSize ${p.layout.blockSize}`,
+        lower: "lower --kv-blocks (kvBlocks), --parallel or --ctx-size",
+      },
     });
     const ck = read.checkpoint;
     const info: CheckpointInfo = { format: ck.format, path: ck.path };

@@ -105,8 +105,11 @@ export interface WasmReadOptions {
   onProgress?: ProgressCallback;
   /** Called with the config once the header is read (throw to stop). */
   onConfig?: (config: Checkpoint["config"]) => void;
-  /** What lowers the memory, for the error (default `lower --kv-capacity`). */
-  lower?: string;
+  /**
+   * What sizes the KV cache and what lowers the memory, for the errors (default: the
+   * single-sequence ring, `for kvCapacity N` and `lower --kv-capacity`).
+   */
+  kv?: { sizes: (plan: Plan) => string; lower: string };
 }
 
 /** A GGUF read into a WASM memory (see {@linkcode readGgufIntoWasm}). */
@@ -150,7 +153,11 @@ export async function readGgufIntoWasm(path: string, options: WasmReadOptions): 
   const config = info.config;
   options.onConfig?.(config);
   const plan = options.plan(config);
-  const lower = options.lower ?? "lower --kv-capacity";
+  const kv = options.kv ?? {
+    sizes: (p: Plan) => `for kvCapacity ${p.kvCapacity}`,
+    lower: "lower --kv-capacity",
+  };
+  const lower = kv.lower;
   const start = wasmWeightsStart(plan, options.threads);
   const dataBytes = g.fileSize - g.dataOffset;
   // Room after the file's data for vectors stored in another type than F32 (converted).
@@ -164,8 +171,8 @@ export async function readGgufIntoWasm(path: string, options: WasmReadOptions): 
   if (bytes > MAX_BYTES) {
     throw new ResourceError(
       `${path}: the wasm backend needs ${bytes} bytes (weights ${dataBytes}, KV cache ` +
-        `${plan.kvBytes}), over the 4 GiB (${MAX_BYTES}-byte) limit of a WebAssembly memory; ` +
-        `${lower} or use --backend jit`,
+        `${plan.kvBytes} ${kv.sizes(plan)}), over the 4 GiB (${MAX_BYTES}-byte) limit of a ` +
+        `WebAssembly memory; ${lower} or use --backend jit`,
       bytes,
       MAX_BYTES,
     );
