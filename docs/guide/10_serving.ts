@@ -346,10 +346,10 @@ function prefixCaching(model: GuideModel): void {
     maxSeqs: 2,
     maxRows: MAX_ROWS,
     blockSize: BS,
-    numBlocks: 16,
+    numBlocks: 24,
     maxBlocksPerSeq: MAX_BLOCKS,
   });
-  const blocks = new BlockManager({ numBlocks: 16, blockSize: BS });
+  const blocks = new BlockManager({ numBlocks: 24, blockSize: BS });
   const system = "Once upon a time, there was a little girl named Lily.";
   const p1 = tok.encode(`${system} She liked cats.`);
   const p2 = tok.encode(`${system} She saw a big dog.`);
@@ -357,6 +357,15 @@ function prefixCaching(model: GuideModel): void {
   while (p1[common] === p2[common]) common++;
   console.log(
     `prompt 1: ${p1.length} tokens, prompt 2: ${p2.length} tokens; the first ${common} equal`,
+  );
+  const full = Array.from(
+    { length: Math.floor(common / BS) },
+    (_, b) => p1.slice(b * BS, (b + 1) * BS),
+  );
+  console.log(
+    `their common full blocks: ${
+      full.map((ids) => `[${ids.map((id) => tok.tokenPiece(id)).join(" ")}]`).join(" ")
+    }`,
   );
   /** Prefills `ids` from position `from` over a table; returns the last row's logits. */
   const prefill = (slot: number, table: readonly number[], ids: number[], from: number) => {
@@ -399,7 +408,9 @@ function prefixCaching(model: GuideModel): void {
     d < 1e-5,
     `the reference on all ${p2.length} tokens, max |diff| ${sci(d)}`,
   );
-  const fresh = [13, 14, 15, 12].slice(0, hits).concat(blocks.table(2).slice(hits));
+  const used = new Set([NULL_BLOCK, ...blocks.table(1), ...blocks.table(2)]);
+  const never = Array.from({ length: 24 }, (_, b) => b).filter((b) => !used.has(b)).reverse();
+  const fresh = never.slice(0, hits).concat(blocks.table(2).slice(hits)); // never written
   const bad = prefill(1, fresh, p2, a2.cachedTokens);
   const dc = maxAbsDiff(bad, cold);
   control(
