@@ -29,6 +29,7 @@ import { verifyDraft } from "../../runtime/speculative.ts";
 import { NgramProposer } from "../../runtime/speculative_ngram.ts";
 import { BlockManager, NULL_BLOCK } from "../../server/block_manager.ts";
 import { Scheduler } from "../../server/scheduler.ts";
+import { NgramProposer as ServerNgram } from "../../server/speculative.ts";
 import { softmax } from "./03_attention.ts";
 import {
   check,
@@ -198,13 +199,8 @@ const BS = 4, MAX_ROWS = 32, MAX_BLOCKS = 8; // block size, token budget, table 
 /** Three sequences through 8 batched steps; returns the batch and what it holds. */
 function oneStep(model: GuideModel) {
   const c = model.config, tok = model.tokenizer, V = c.vocab_size;
-  const batch = compileBatch(c, model.weights, {
-    maxSeqs: 3,
-    maxRows: MAX_ROWS,
-    blockSize: BS,
-    numBlocks: 24,
-    maxBlocksPerSeq: MAX_BLOCKS,
-  });
+  const layout = { maxSeqs: 3, maxRows: MAX_ROWS, blockSize: BS, numBlocks: 24 };
+  const batch = compileBatch(c, model.weights, { ...layout, maxBlocksPerSeq: MAX_BLOCKS });
   const prompts = ["Once upon a time", "Tom had a red ball", "The sun"].map((t) => tok.encode(t));
   const names = ["A", "B", "C"];
   const tables = [[3, 9, 1, 6], [7, 2, 11, 5], [4, 10, 8]]; // scattered on purpose
@@ -214,8 +210,10 @@ function oneStep(model: GuideModel) {
   const steps = 8;
   const seqs = prompts.map((p) => [...p]), computed = [0, 0, 0];
   const got: Float32Array[][] = [[], [], []]; // per sequence, steps × (vocab_size)
+  const inputs: Rows[] = [];
   for (let st = 0; st < steps; st++) {
     const inp = stepRows(seqs, computed);
+    inputs.push(inp);
     const logits = batch.step(inp); // (3, vocab_size): one row per sequence
     seqs.forEach((ids, s) => {
       got[s].push(row(logits, s, V).slice());
@@ -234,17 +232,38 @@ function oneStep(model: GuideModel) {
   }
   console.log(`steps 3..${steps}: 3 rows each, one per sequence`);
   seqs.forEach((ids, s) => console.log(`${names[s]}: ${show(tok.decode(ids))}`));
+  const alone = prompts.map((p) => greedyAlone(model, p, steps).logits); // steps × (vocab_size)
   let worst = 0;
-  prompts.forEach((p, s) => {
-    const alone = greedyAlone(model, p, steps);
+  for (let s = 0; s < 3; s++) {
     for (let st = 0; st < steps; st++) {
-      worst = Math.max(worst, maxAbsDiff(got[s][st], alone.logits[st]));
+      worst = Math.max(worst, maxAbsDiff(got[s][st], alone[s][st]));
     }
-  });
+  }
   check(
     "every sequence's logits in the batched steps equal its logits run alone",
     worst < 1e-5,
     `the reference, one sequence at a time; 3 sequences × ${steps} steps, max |diff| ${sci(worst)}`,
+  );
+  // The same steps on the WASM kernels that `gollm serve` runs by default.
+  const wasm = compileBatch(c, model.weights, {
+    ...layout,
+    maxBlocksPerSeq: MAX_BLOCKS,
+    backend: "wasm",
+  });
+  tables.forEach((t, s) =>
+    wasm.setSequence(s, padded(t, MAX_BLOCKS), MAX_BLOCKS * BS, c.context_length)
+  );
+  let wasmWorst = 0;
+  inputs.forEach((inp, st) => {
+    const logits = wasm.step(inp); // (3, vocab_size)
+    for (let s = 0; s < 3; s++) {
+      wasmWorst = Math.max(wasmWorst, maxAbsDiff(row(logits, s, V), alone[s][st]));
+    }
+  });
+  check(
+    "and on the WASM kernels of gollm serve",
+    wasmWorst < 1e-5,
+    `the same ${steps} steps, max |diff| ${sci(wasmWorst)}`,
   );
   // Control: C's next row in A's sequence slot (it reads A's cache), then A's row again.
   const c0 = seqs[2].length - 1, a0 = seqs[0].length - 2;
@@ -482,6 +501,45 @@ async function continuousBatching(model: GuideModel): Promise<void> {
   );
 }
 
+/** The server's scheduler with n-gram drafts: verify rows inside its batched steps. */
+async function serverSpeculation(model: GuideModel): Promise<void> {
+  const c = model.config, tok = model.tokenizer;
+  const b = compileBatch(c, model.weights, {
+    maxSeqs: 2,
+    maxRows: 16,
+    blockSize: 16,
+    numBlocks: 33,
+    maxBlocksPerSeq: 16,
+  });
+  const sched = new Scheduler(b, tok, [], {
+    speculative: { proposers: new ServerNgram(1, 3), maxDraft: 4 },
+  });
+  const prompts = ["Once upon a time", "Tom had a red ball"].map((t) => tok.encode(t));
+  const outputs = await Promise.all(prompts.map(async (prompt) => {
+    const ids: number[] = [];
+    const h = sched.submit({
+      prompt,
+      maxTokens: 200,
+      sampling: { temperature: 0 },
+      ignoreEos: true,
+    });
+    for await (const chunk of h) ids.push(...chunk.tokens.map((t) => t.id));
+    return ids;
+  }));
+  const st = sched.stats;
+  const rate = fixed((100 * st.acceptedTokens) / st.draftedTokens, 1);
+  console.log(
+    `the server's scheduler, 2 requests × 200 tokens, n-gram drafts verified as extra rows: ` +
+      `${st.steps} steps for 400 tokens; drafted ${st.draftedTokens}, accepted ${st.acceptedTokens} (${rate} %)`,
+  );
+  const same = prompts.every((p, i) => greedyAlone(model, p, 200).ids.join() === outputs[i].join());
+  check(
+    "in the server's batched steps too, the greedy tokens are the plain ones",
+    same,
+    "the reference, each request alone",
+  );
+}
+
 /** Greedy generation, plain and with a draft: ids, stats and wall time. */
 async function generate(m: Model, prompt: string, maxTokens: number, o: GenerateOptions = {}) {
   let stats: GenerateStats | null = null;
@@ -511,6 +569,7 @@ async function speculative(model: GuideModel, target: Model, draft: Model): Prom
     plain.stats.tokens.join() === ngram.stats.tokens.join(),
     `${plain.stats.tokens.length} tokens`,
   );
+  await serverSpeculation(model);
   const prompt = "Fellow-Citizens of the Senate and House of Representatives:";
   const tc = target.config, dc = draft.config;
   const p0 = await generate(target, prompt, 64), p1 = await generate(target, prompt, 64, { draft });
