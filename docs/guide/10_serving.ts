@@ -276,14 +276,8 @@ function oneStep(model: GuideModel) {
 
 /** Decode steps of 1, 4 and 16 rows of the default model, on the server's WASM kernels. */
 function timeSteps(ckpt: Checkpoint): void {
-  const wb = compileBatch(ckpt.config, ckpt.weights, {
-    backend: "wasm",
-    maxSeqs: 16,
-    maxRows: 16,
-    blockSize: 16,
-    numBlocks: 33,
-    maxBlocksPerSeq: 2,
-  });
+  const layout = { maxSeqs: 16, maxRows: 16, blockSize: 16, numBlocks: 33, maxBlocksPerSeq: 2 };
+  const wb = compileBatch(ckpt.config, ckpt.weights, { ...layout, backend: "wasm" });
   for (let s = 0; s < 16; s++) wb.setSequence(s, [1 + 2 * s, 2 + 2 * s], 32, 32);
   for (const n of [1, 4, 16]) {
     const seqs = Array.from({ length: n }, (_, s) => s); // one decode row per sequence
@@ -361,13 +355,8 @@ function pages(model: GuideModel, run: ReturnType<typeof oneStep>): void {
 /** Two prompts with a common prefix through the server's block pool. */
 function prefixCaching(model: GuideModel): void {
   const c = model.config, tok = model.tokenizer;
-  const pb = compileBatch(c, model.weights, {
-    maxSeqs: 2,
-    maxRows: MAX_ROWS,
-    blockSize: BS,
-    numBlocks: 24,
-    maxBlocksPerSeq: MAX_BLOCKS,
-  });
+  const layout = { maxSeqs: 2, maxRows: MAX_ROWS, blockSize: BS, numBlocks: 24 };
+  const pb = compileBatch(c, model.weights, { ...layout, maxBlocksPerSeq: MAX_BLOCKS });
   const blocks = new BlockManager({ numBlocks: 24, blockSize: BS });
   const system = "Once upon a time, there was a little girl named Lily.";
   const p1 = tok.encode(`${system} She liked cats.`);
@@ -442,13 +431,8 @@ function prefixCaching(model: GuideModel): void {
 /** Five requests through the server's scheduler, with every step's rows recorded. */
 async function continuousBatching(model: GuideModel): Promise<void> {
   const c = model.config, tok = model.tokenizer;
-  const cb = compileBatch(c, model.weights, {
-    maxSeqs: 3,
-    maxRows: 8,
-    blockSize: BS,
-    numBlocks: 40,
-    maxBlocksPerSeq: 16,
-  });
+  const layout = { maxSeqs: 3, maxRows: 8, blockSize: BS, numBlocks: 40, maxBlocksPerSeq: 16 };
+  const cb = compileBatch(c, model.weights, layout);
   const letters = "ABCDE", inSlot = ["", "", ""], log: string[][] = [];
   let next = 0;
   const recording: BatchForward = { // the batch, with each step's rows written down
@@ -504,13 +488,8 @@ async function continuousBatching(model: GuideModel): Promise<void> {
 /** The server's scheduler with n-gram drafts: verify rows inside its batched steps. */
 async function serverSpeculation(model: GuideModel): Promise<void> {
   const c = model.config, tok = model.tokenizer;
-  const b = compileBatch(c, model.weights, {
-    maxSeqs: 2,
-    maxRows: 16,
-    blockSize: 16,
-    numBlocks: 33,
-    maxBlocksPerSeq: 16,
-  });
+  const layout = { maxSeqs: 2, maxRows: 16, blockSize: 16, numBlocks: 33, maxBlocksPerSeq: 16 };
+  const b = compileBatch(c, model.weights, layout);
   const sched = new Scheduler(b, tok, [], {
     speculative: { proposers: new ServerNgram(1, 3), maxDraft: 4 },
   });
