@@ -13,7 +13,7 @@
  * {@linkcode EngineBench} line; failures are one `error: ...` line and exit status 1.
  *
  * Threads: `threads` is passed to `loadModel`; the thread count used is read back from
- * `model.threads` when the Model has that property, else it is 1 (gollm has no threads yet).
+ * `model.threads` when the Model has that property, else 1.
  *
  * @module
  */

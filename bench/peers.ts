@@ -99,9 +99,11 @@ function gollmHasThreads(): boolean {
     tie_embeddings: true,
     tokenizer: "none",
   }, "<threads probe>");
-  const options = { backend: "reference" as const, threads: 2 };
+  const options = { backend: "wasm" as const, threads: 2 };
   const m = createModel(c, randomWeights(c, 1), null, options);
-  return (m as unknown as { threads?: unknown }).threads === 2;
+  const threads = (m as unknown as { threads?: unknown }).threads;
+  (m as unknown as { close?: () => void }).close?.();
+  return threads === 2;
 }
 
 function machine(): string {

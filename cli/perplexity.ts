@@ -157,7 +157,9 @@ export const perplexity: Command = {
           { format: ckpt.format, path: ckpt.path },
         );
       },
-      (m) => `loaded ${path} (${m.checkpoint.format}, ${v.backend})`,
+      (m) =>
+        `loaded ${path} (${m.checkpoint.format}, ${m.backend}` +
+        (m.threads > 1 ? `, ${m.threads} threads)` : ")"),
     );
     const tok = model.tokenizer;
     if (!tok) {

@@ -41,7 +41,10 @@ Deno.test("gollm perplexity prints the estimate, llama.cpp's running values and 
     const text = await gollm(["perplexity", MODEL, "--file", file, "--ctx", "64"]);
     assert.equal(text.code, 0, text.stderr);
     const lines = text.stderr.trimEnd().split("\n");
-    assert.match(lines[0], /^loaded .*models\/default \(gollm, jit\) in [\d.]+ s$/);
+    assert.match(
+      lines[0],
+      /^loaded .*models\/default \(gollm, wasm(, \d+ threads)?\) in [\d.]+ s$/,
+    );
     assert.match(
       lines[1],
       new RegExp(

@@ -14,7 +14,7 @@ import type {
   ForwardPass,
   StepInput,
 } from "../core/forward.ts";
-import { GollmError, ResourceError } from "../core/errors.ts";
+import { ResourceError } from "../core/errors.ts";
 import { checkSequence, checkStepInput, resolveBatchLayout } from "../core/forward.ts";
 import { singleSequence } from "../core/single_sequence.ts";
 import { checkWeights, requireF32, type Weights } from "../core/weights.ts";
@@ -22,7 +22,6 @@ import { instantiateWasm, type StartPool } from "./compile_wasm.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
 import type { WasmKernels } from "./emit_wasm.ts";
 import { findBuffer, type Plan, planArena, planBatch } from "./plan.ts";
-import { extendedFeatures } from "./graph_features.ts";
 
 /** What a compiled forward carries besides its interface: its source, plan and memory. */
 export interface CompiledParts {
@@ -177,23 +176,6 @@ function allocateMemory(plan: Plan, wasm: boolean, batch: boolean): WebAssembly.
 }
 
 /**
- * The WASM backend renders the original ops only (codegen/wasm/*); a model that uses an op or
- * attribute of issue #10 (graph_features.ts `extendedFeatures`) runs on the JS kernels until its WASM
- * renderers land.
- *
- * @throws {GollmError} naming the features and `--backend jit`.
- */
-function refuseExtended(plan: Plan): void {
-  const features = extendedFeatures(plan.prefill);
-  if (features.length > 0) {
-    throw new GollmError(
-      `backend wasm does not run this model yet: it uses ${features.join(", ")}; ` +
-        "use --backend jit (the JS kernels run it)",
-    );
-  }
-}
-
-/**
  * Plans nothing: evaluates the kernels of `plan` on a new memory (weights in place for js,
  * copied into the memory for wasm) and wraps them as a {@linkcode CompiledBatch}.
  */
@@ -206,7 +188,6 @@ function instantiate(
   threads: ThreadOptions = {},
 ): CompiledBatch {
   if (useWasm) {
-    refuseExtended(plan);
     const b = instantiateWasm(config, weights, plan, threads);
     return {
       ...b,

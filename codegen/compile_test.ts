@@ -1,5 +1,5 @@
 /**
- * Ring 1 of DESIGN.md "Tests": compileModel() with each generated backend (`jit`: JS
+ * Ring 1 of docs/DESIGN.md "Tests": compileModel() with each generated backend (`jit`: JS
  * kernels, `wasm`: WASM SIMD matrix products) against the reference forward
  * (runtime/reference.ts) on random weights over the shared case table
  * (tests/forward_cases.ts); prefill vs decode; the sliding window past kvCapacity; RoPE

@@ -2,7 +2,7 @@
  * The WASM backend's compile step: emits the whole-step module of a plan
  * (codegen/emit_wasm.ts), allocates one shared `WebAssembly.Memory` for the arena, the
  * threads' scratch and the weights, copies each weight into it in its stored type (no F32
- * copy of a quantised model), fills the RoPE table, and wraps the module's `step` export as
+ * copy of a quantised model), fills the RoPE tables, and wraps the module's `step` export as
  * a {@linkcode BatchForward} that behaves exactly like the JS one (same plan, same int32
  * step and sequence buffers).
  *
@@ -16,7 +16,6 @@ import type { ModelConfig } from "../core/config.ts";
 import { ResourceError } from "../core/errors.ts";
 import { checkSequence, checkStepInput, type StepInput } from "../core/forward.ts";
 import { bf16ToF32, f16Table } from "../core/numbers.ts";
-import { ropeInvFreq } from "../core/rope.ts";
 import { checkWeights, type Tensor, type Weights } from "../core/weights.ts";
 import {
   emitWasmStep,
@@ -212,10 +211,11 @@ export function instantiateWasm(
   const L = mod.layout;
   if (L.memoryBytes > MAX_BYTES) {
     throw new ResourceError(
-      `the wasm backend needs ${L.memoryBytes} bytes (KV cache ${plan.kvBytes}, activations ` +
-        `${plan.activationBytes}, weights ${L.weightsBytes}), over the 4 GiB ` +
-        `(${MAX_BYTES}-byte) limit of a WebAssembly memory; lower the KV cache or use ` +
-        `--backend jit`,
+      `the arena needs ${L.memoryBytes} bytes (KV cache ${plan.kvBytes} bytes and activations ` +
+        `${plan.activationBytes} bytes for kvCapacity ${plan.kvCapacity}, prefillChunk ` +
+        `${plan.prefillChunk}; weights ${L.weightsBytes} bytes in the wasm memory), over the ` +
+        `4 GiB (${MAX_BYTES}-byte) limit of a WebAssembly memory; lower --kv-capacity ` +
+        `(kvCapacity) or --prefill-chunk (prefillChunk), or use --backend jit`,
       L.memoryBytes,
       MAX_BYTES,
     );
@@ -251,9 +251,11 @@ export function instantiateWasm(
     if (placed?.offsets.has(w.name)) continue; // read into place by the loader
     place(buffers[w.memory], w.offset, weights.get(w.name)!, w.type, w.name);
   }
-  if (config.arch === "llama") {
-    const inv = findBuffer(plan, "decode", "rope.inv_freq").offset;
-    new Float32Array(memory.buffer, inv, config.head_dim / 2).set(ropeInvFreq(config));
+  // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
+  for (const b of plan.decode.buffers.values()) {
+    if (b.kind !== "table") continue;
+    const at = findBuffer(plan, "decode", b.name).offset;
+    new Float32Array(memory.buffer, at, b.values!.length).set(b.values!);
   }
   const module = new WebAssembly.Module(mod.bytes);
   let runner: StepRunner;

@@ -1,8 +1,9 @@
 /**
  * The whole-step WASM emitter (codegen/emit_wasm.ts): the module's shape (a function per
- * layer and op, barriers, the step entry), its listing, and its refusals (an op without a
- * renderer, a weight type without kernels). The backend's logits against the reference
- * are in compile_test.ts and tests/wasm_backend_test.ts.
+ * layer and op, barriers, the step entry), its listing (the issue #10 ops named with their
+ * constants), and its refusals (an op without a renderer, a weight type without kernels).
+ * The backend's logits against the reference are in compile_test.ts,
+ * tests/wasm_backend_test.ts and tests/wasm_arch_test.ts.
  */
 import assert from "node:assert/strict";
 import { parseConfigYaml } from "../core/config.ts";
@@ -18,7 +19,7 @@ import {
 } from "./emit_wasm.ts";
 import { OPS } from "./emit_js.ts";
 import { planArena, planBatch } from "./plan.ts";
-import { FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
+import { ARCH_CASES, archCase, FORWARD_CASES, forwardCase } from "../tests/forward_cases.ts";
 
 const llama = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
 
@@ -42,12 +43,12 @@ Deno.test("emitWasmStep() has a WASM renderer for every op of the JS table", () 
 Deno.test("emitWasmStep() refuses an op without a renderer, naming it", () => {
   const plan = planBatch(llama, resolveBatchLayout({ numBlocks: 4 }));
   const node = plan.decode.nodes.find((n) => n.op === "gelu" || n.op === "swiglu")!;
-  (node as { op: string }).op = "geglu";
+  (node as { op: string }).op = "moe_router"; // an op of a graph no renderer knows
   assert.throws(
     () => emitWasmStep(plan),
     (e) =>
       e instanceof WasmUnsupportedError &&
-      e.message === "op geglu is not supported by the wasm backend",
+      e.message === "op moe_router is not supported by the wasm backend",
   );
 });
 
@@ -116,4 +117,28 @@ Deno.test("emitWasmStep() puts a barrier only where a node reads or overwrites a
   const f0 = t2.slice(t2.indexOf("(func $layer0_attn"), t2.indexOf("(func $layer0_ffn"));
   assert.equal(f0.match(/call \$quantize_q8_0_64/g)?.length, 1);
   assert.equal(f0.match(/call \$matvec_q8_0_/g)?.length, 3);
+});
+
+Deno.test("emitWasmStep() validates for every issue #10 case; the listing names each new op's kernel", () => {
+  const options = { kvCapacity: 24, prefillChunk: 5 };
+  for (const [name, c] of ARCH_CASES) {
+    assert.ok(
+      WebAssembly.validate(emitWasmStep(planArena(c, options), { threads: 2 }).bytes),
+      name,
+    );
+  }
+  const calls = (name: string) => emitWasmListing(archCase(name), options);
+  const gemma2 = calls("gemma2 geglu post_norms softcaps alternating window 5");
+  for (
+    const k of [
+      "call $geglu_f32", // GeGLU
+      "call $softcap_cap2p5_f32", // final soft-cap 2.5
+      "call $attention_4x2x12_b16_w5_s0p22360679774997896_cap3", // window 5, 20^-0.5, cap 3
+      "call $embed_rows_f32_48_x6p928203105926514", // × sqrt(48) as f32
+    ]
+  ) assert.ok(gemma2.includes(k), k);
+  const qwen3 = calls("qwen3 qk_norm GQA2");
+  assert.match(qwen3, /segments: n rows × 4 heads of 12/); // QK-norm over q's heads
+  assert.ok(calls("phi3 partial rotary 6 of 12, window 7").includes("call $rope_half_4x4x12_r6"));
+  assert.ok(calls("yarn x4 original 16 interleaved").includes("call $rope_cos_sin_6_m1p1386"));
 });

@@ -30,7 +30,7 @@
  * factor), `attention` with a `scale` from `query_pre_attn_scalar` and a `softcap`, `embed`
  * with a `scale`; a second RoPE table (`rope.inv_freq_local`) for Gemma 3's local layers;
  * sandwich norms are plain `norm` nodes. codegen/graph_features.ts `extendedFeatures` lists
- * the ones a graph uses (what the WASM backend does not render yet).
+ * the ones a graph uses (both backends render them: codegen/ops/* and codegen/wasm/renderers.ts).
  *
  * The layer structure follows llama2.c `run.c` `forward()` and GPT-2 (Radford et al. 2019).
  *
@@ -208,7 +208,7 @@ export interface GraphNodeOf<O extends NodeOp> {
   inputs: string[];
   /** Buffers written (may also be inputs: in-place ops like `add`, `rope`). */
   outputs: string[];
-  /** Weight tensors used, by canonical name (DESIGN.md "Tensor names"). */
+  /** Weight tensors used, by canonical name (docs/DESIGN.md "Tensor names"). */
   weights: string[];
   /** The op's constants (see {@linkcode OpAttrs}). */
   attrs: OpAttrs[O];

@@ -1,8 +1,10 @@
 /**
  * What a graph uses of the ops and attributes issue #10 added to codegen/graph.ts (Gemma's
  * GeGLU and soft-capping, QK-norm, partial rotary, YaRN's attention factor, Gemma's attention
- * and embedding scales, a local RoPE table): a backend that renders only the original ops
- * (the WASM backend today, codegen/compile.ts) refuses a model that uses any of them, naming it.
+ * and embedding scales, a local RoPE table): the checklist of a backend's renderers. Both
+ * backends render every one (the JS kernels, codegen/ops/*; the WASM module,
+ * codegen/wasm/renderers.ts); a new backend that renders only the original ops would refuse a
+ * model that uses any of them, naming it.
  *
  * @module
  */
@@ -10,8 +12,7 @@ import type { Graph } from "./graph.ts";
 
 /**
  * The ops and attributes of issue #10 a graph uses, one line each (`geglu (GeGLU MLP)`,
- * `norm over 8 heads (QK-norm)`, ...): what a backend that renders only the original ops
- * must refuse. Per-layer windows (`layer_window`), sandwich norms (plain `norm` nodes) and
+ * `norm over 8 heads (QK-norm)`, ...): what a backend must render beyond the original ops. Per-layer windows (`layer_window`), sandwich norms (plain `norm` nodes) and
  * RoPE scaling (the values of the `rope.inv_freq` table) are not listed: they need nothing new
  * of a renderer.
  *

@@ -33,7 +33,10 @@ import { type BufferKind, buildGraph, type Graph } from "./graph.ts";
 /** Byte alignment of every buffer (one cache line; also 16-byte aligned for WASM SIMD). */
 export const ARENA_ALIGN = 64;
 
-/** Default tokens per prefill chunk (DESIGN.md / ForwardOptions): the step's rows T. */
+/**
+ * Default tokens per prefill chunk: the step's rows T (docs/DESIGN.md "A step, the arena and
+ * the KV cache"; ForwardOptions).
+ */
 export const DEFAULT_PREFILL_CHUNK = DEFAULT_MAX_ROWS;
 
 /** One buffer with its place in the arena. */

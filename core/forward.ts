@@ -51,7 +51,7 @@ export interface ForwardPass {
 }
 
 /**
- * Resolves and checks the KV capacity option (DESIGN.md "Arena and KV cache").
+ * Resolves and checks the KV capacity option (docs/DESIGN.md "A step, the arena and the KV cache").
  *
  * @param config The model config.
  * @param options Forward options; `kvCapacity` defaults to `config.context_length`.
@@ -125,8 +125,8 @@ export function checkForwardArgs(
 }
 
 // ---------------------------------------------------------------------------------------
-// Batched steps over many sequences with a paged KV cache (docs: engine v2 contract;
-// vLLM PagedAttention, Kwon et al. 2023).
+// Batched steps over many sequences with a paged KV cache: the engine v2 contract of
+// docs/DESIGN.md "A step, the arena and the KV cache" (vLLM PagedAttention, Kwon et al. 2023).
 
 /** Tokens per KV block by default (vLLM's default block size). */
 export const DEFAULT_BLOCK_SIZE = 16;

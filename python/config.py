@@ -47,7 +47,9 @@ class ConfigError(GollmError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A validated model config; every field filled (defaults applied). See DESIGN.md "ModelConfig".
+    """A validated model config; every field filled (defaults applied).
+
+    See docs/DESIGN.md "ModelConfig".
 
     Derived sizes: ``q_dim = n_heads * head_dim``, ``kv_dim = n_kv_heads * head_dim``.
     """

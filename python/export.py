@@ -1,6 +1,6 @@
 """Export a training checkpoint to a gollm model directory or a Hugging Face directory.
 
-gollm format (DESIGN.md "Checkpoint formats")::
+gollm format (docs/DESIGN.md "Checkpoint formats")::
 
     <out>/config.yaml          model fields in canonical order, tokenizer: tokenizer.tiktoken
     <out>/model.safetensors    canonical tensor names; __metadata__ {format: gollm, format_version: "1"}

@@ -15,7 +15,7 @@ One module, both architectures, selected by :class:`config.ModelConfig`:
   (``sliding_window`` + ``layer_types``) and Gemma 3's local RoPE base. python/test_model_arch.py
   checks this mirror against transformers' logits on tests/fixtures/hf.
 
-``state_dict()`` keys are exactly DESIGN.md's canonical tensor names
+``state_dict()`` keys are exactly the canonical tensor names of docs/DESIGN.md "Tensor names"
 (``tok_embeddings.weight``, ``layers.{i}.attn.wq.weight``, ..., ``norm.weight``,
 ``output.weight`` only when ``tie_embeddings`` is false), so a state dict can be written to
 safetensors as is. Follows llama2.c ``model.py`` (Karpathy) and nanoGPT for structure.
@@ -329,7 +329,8 @@ class Transformer(nn.Module):
         return logits if cap is None else cap * torch.tanh(logits / cap)
 
     def canonical_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights under DESIGN.md names, contiguous, detached, in checkpoint order.
+        """The weights under the canonical names (docs/DESIGN.md "Tensor names"), contiguous,
+        detached, in checkpoint order.
         With tied embeddings there is no ``output.weight`` (never a duplicate)."""
         return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
 

@@ -133,7 +133,7 @@ export async function loadGgufIntoWasm(
   if (bytes > MAX_BYTES) {
     throw new ResourceError(
       `${path}: the wasm backend needs ${bytes} bytes (weights ${dataBytes}, KV cache ` +
-        `${plan.kvBytes}), over the 4 GiB (${MAX_BYTES}-byte) limit of a WebAssembly memory; ` +
+        `${plan.kvBytes} for kvCapacity ${plan.kvCapacity}), over the 4 GiB (${MAX_BYTES}-byte) limit of a WebAssembly memory; ` +
         `lower --kv-capacity or use --backend jit`,
       bytes,
       MAX_BYTES,

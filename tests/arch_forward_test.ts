@@ -5,19 +5,15 @@
  * against the reference: one sequence (prefill chunks, decode past the KV ring, restart) and
  * batched steps over the paged KV cache (8 prompts in one batch; rings and windows through
  * shuffled blocks). Negative controls: the JIT built with each feature turned off fails the
- * same check. The WASM backend refuses the cases that use a new op, naming it, and runs the
- * others (scaled RoPE tables and layer windows need nothing new).
+ * same check. The WASM backend on the same cases is tests/wasm_arch_test.ts.
  *
  * The parity with Hugging Face transformers of each family is formats/hf_test.ts.
  */
 import assert from "node:assert/strict";
 import { type ModelConfig, parseConfig } from "../core/config.ts";
-import { GollmError } from "../core/errors.ts";
 import type { BatchLayout } from "../core/forward.ts";
-import { expectedShapes, randomWeights, type Weights } from "../core/weights.ts";
+import { expectedShapes, type Weights } from "../core/weights.ts";
 import { compileBatch, compileModel } from "../codegen/compile.ts";
-import { extendedFeatures } from "../codegen/graph_features.ts";
-import { planArena } from "../codegen/plan.ts";
 import { checkBatchedPrompts, checkPagedWindow } from "./batch_checks.ts";
 import { ARCH_CASES, archCase, checkAgainstReference } from "./forward_cases.ts";
 
@@ -82,23 +78,4 @@ for (
   Deno.test(`compileBatch() jit: rings, sequence and layer windows through shuffled blocks on ${name}`, () => {
     checkPagedWindow(c, build);
   });
-}
-
-for (const [name, c] of ARCH_CASES) {
-  const features = extendedFeatures(planArena(c, OPTIONS).prefill);
-  if (features.length > 0) {
-    Deno.test(`compileModel() wasm refuses ${name}, naming ${features[0]}`, () => {
-      assert.throws(
-        () => compileModel(c, randomWeights(c, 1), { ...OPTIONS, backend: "wasm" }),
-        (e: unknown) =>
-          e instanceof GollmError && e.message.startsWith("backend wasm does not run this model") &&
-          e.message.includes(features[0]) && e.message.includes("--backend jit") &&
-          !e.message.includes("\n"),
-      );
-    });
-  } else {
-    Deno.test(`compileModel() wasm matches createReference() on ${name}`, () => {
-      checkAgainstReference(c, (w) => compileModel(c, w, { ...OPTIONS, backend: "wasm" }), 4);
-    });
-  }
 }

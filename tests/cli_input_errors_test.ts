@@ -34,7 +34,8 @@ const CASES: Case[] = [
     args: ["generate", "$T/s.gguf", "--prompt", "Once", "-n", "2"],
     setup: (tmp) => patchedStories(`${tmp}/s.gguf`, { "llama.context_length": 2 ** 31 - 1 }),
     code: 1,
-    error: /^error: the arena needs \d+ bytes .*kvCapacity 2147483647.* lower --kv-capacity/,
+    error:
+      /^error: .*s\.gguf: the wasm backend needs \d+ bytes .*kvCapacity 2147483647.*lower --kv-capacity/,
     skip: NEEDS_STORIES,
   },
   {

@@ -18,7 +18,7 @@ import { createReference } from "../runtime/reference.ts";
 import { randomWeights, requireF32, type Weights } from "../core/weights.ts";
 import { assertClose } from "./assert_close.ts";
 
-/** DESIGN.md's F32 logit tolerance. */
+/** The F32 logit tolerance of docs/DESIGN.md "Tests". */
 export const TOL = 1e-4;
 
 /** One forward pass under test: its backend name and how to build it. */
@@ -175,8 +175,8 @@ export const FORWARD_CASES: readonly (readonly [string, ModelConfig])[] = [
  * The architectures of issue #10 on the small llama base (dim 48, head_dim 12, context 64),
  * `[name, config]`: each turns on the features of one family, with windows and scalings small
  * enough that the 30-token runs of {@linkcode checkAgainstReference} (KV ring 24) cross them.
- * The reference and the JIT run them; the WASM backend refuses them (codegen/compile.ts) until
- * its renderers for the new ops land.
+ * The reference, the JIT (tests/arch_forward_test.ts) and the WASM backend
+ * (tests/wasm_arch_test.ts) run them.
  */
 export const ARCH_CASES: readonly (readonly [string, ModelConfig])[] = [
   ["qwen3 qk_norm GQA2", cfg("llama", { n_kv_heads: 2, qk_norm: true, tie_embeddings: false })],

@@ -1,5 +1,5 @@
 /**
- * Ring 2 of DESIGN.md "Tests": the Deno engine against PyTorch.
+ * Ring 2 of docs/DESIGN.md "Tests": the Deno engine against PyTorch.
  *
  * Every directory under tests/fixtures/pytorch/ (made by `deno task fixtures`, i.e.
  * python/fixtures.py) holds a gollm model (config.yaml, model.safetensors, maybe
@@ -25,7 +25,7 @@ import { BACKENDS } from "./forward_cases.ts";
 import { greedy } from "./greedy_decode.ts";
 
 const FIXTURES = new URL("./fixtures/pytorch/", import.meta.url).pathname;
-const TOL = 1e-4; // DESIGN.md's F32 logit tolerance (tests/forward_cases.ts TOL)
+const TOL = 1e-4; // the F32 logit tolerance of docs/DESIGN.md "Tests" (tests/forward_cases.ts TOL)
 
 interface Expected {
   name: string;

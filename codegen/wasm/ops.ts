@@ -13,6 +13,7 @@
  * @module
  */
 import { WasmFunc } from "../wasm_asm.ts";
+import { nameNumber } from "../ops/renderer.ts";
 import { hsumF32 } from "./snippets.ts";
 
 /** The internal vector exp (called by softmax, SiLU and GELU). */
@@ -368,51 +369,90 @@ export function kvStoreKernel(kvDim: number, cap: number): WasmFunc {
 /**
  * Element-wise ops over the elements i0 .. i1 - 1 (byte offsets of f32 arrays; the range is
  * a multiple of 4 elements, or the tail is done one by one):
- * - `add`: `x += y` (`add(x, y, i0, i1)`, the residual);
- * - `swiglu`: `g = silu(g) · u` (`swiglu(g, u, i0, i1)`);
- * - `gelu`: `h = 0.5·h·(1 + tanh(√(2/π)·(h + 0.044715·h³)))` (`gelu(h, 0, i0, i1)`).
+ * - `add`: `x += y` (`add_f32(x, y, i0, i1)`, the residual);
+ * - `swiglu`: `g = silu(g) · u` (`swiglu_f32(g, u, i0, i1)`);
+ * - `gelu`: `h = 0.5·h·(1 + tanh(√(2/π)·(h + 0.044715·h³)))` (`gelu_f32(h, 0, i0, i1)`);
+ * - `geglu`: `g = gelu_tanh(g) · u` (`geglu_f32(g, u, i0, i1)`; GeGLU, Shazeer 2020, Gemma's
+ *   `gelu_pytorch_tanh` gate);
+ * - `softcap`: `x = C · tanh(x / C)` (`softcap_capC_f32(x, 0, i0, i1)`; Gemma 2's final
+ *   logit soft-capping).
+ *
+ * tanh is `1 - 2 / (e^(2u) + 1)` with the vector exp: absolute error below 3e-7.
  *
  * @param op Which op.
- * @returns The function (`add_f32`, `swiglu_f32`, `gelu_f32`).
+ * @param cap The cap C of `softcap` (a literal of the code and of the name).
+ * @returns The function (`add_f32`, `swiglu_f32`, `gelu_f32`, `geglu_f32`, `softcap_cap30_f32`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { elementwiseKernel } from "./ops.ts";
+ * assert.equal(elementwiseKernel("softcap", 30).name, "softcap_cap30_f32");
+ * assert.ok(elementwiseKernel("geglu").text().includes("gelu_tanh(a[i]) · b[i]"));
+ * ```
  */
-export function elementwiseKernel(op: "add" | "swiglu" | "gelu"): WasmFunc {
-  const f = new WasmFunc(`${op}_f32`, [["a", "i32"], ["b", "i32"], ["i0", "i32"], ["i1", "i32"]]);
+export function elementwiseKernel(op: ElementwiseOp, cap?: number): WasmFunc {
+  const f = new WasmFunc(elementwiseName(op, cap), [
+    ["a", "i32"],
+    ["b", "i32"],
+    ["i0", "i32"],
+    ["i1", "i32"],
+  ]);
   f.local("p", "i32").local("q", "i32").local("end", "i32").local("x", "v128").local("u", "v128");
+  const C = cap ?? 1;
   f.comment(
-    op === "add"
-      ? "a[i] += b[i]"
-      : op === "swiglu"
-      ? "a[i] = silu(a[i]) · b[i] = a / (1 + exp(-a)) · b"
-      : "a[i] = 0.5·a·(1 + tanh(u)), u = √(2/π)(a + 0.044715a³), tanh(u) = 1 - 2/(exp(2u) + 1)",
+    {
+      add: "a[i] += b[i]",
+      swiglu: "a[i] = silu(a[i]) · b[i] = a / (1 + exp(-a)) · b",
+      gelu: "a[i] = 0.5·a·(1 + tanh(u)), u = √(2/π)(a + 0.044715a³), tanh(u) = 1 - 2/(exp(2u) + 1)",
+      geglu:
+        "a[i] = gelu_tanh(a[i]) · b[i], gelu_tanh(a) = 0.5·a·(1 + tanh(√(2/π)(a + 0.044715a³)))",
+      softcap: `a[i] = ${C} · tanh(a[i] / ${C}), tanh(u) = 1 - 2/(exp(2u) + 1)`,
+    }[op],
   );
   f.get("a").get("i0").i32(4).op("i32.mul").op("i32.add").set("p");
   f.get("b").get("i0").i32(4).op("i32.mul").op("i32.add").set("q");
   f.get("a").get("i1").i32(4).op("i32.mul").op("i32.add").set("end");
+  /** Pushes gelu_tanh(x) (f32x4), using the local u. */
+  const gelu = () => {
+    f.f32x4(Math.sqrt(2 / Math.PI)).get("x").f32x4(0.044715).get("x").op("f32x4.mul");
+    f.get("x").op("f32x4.mul").get("x").op("f32x4.mul").op("f32x4.add").op("f32x4.mul").set("u");
+    f.get("x").f32x4(0.5).op("f32x4.mul");
+    f.f32x4(2).f32x4(2).get("u").get("u").op("f32x4.add").call("exp_f32x4").f32x4(1).op(
+      "f32x4.add",
+    );
+    f.op("f32x4.div").op("f32x4.sub").op("f32x4.mul");
+  };
   const body = (vec: boolean) => {
     const ld = vec ? "v128.load" : "f32.load", st = vec ? "v128.store" : "f32.store";
+    const loadB = () => {
+      f.get("q").mem(ld);
+      if (!vec) f.op("f32x4.splat");
+    };
     // Scalar tail: splat, compute in lanes, keep lane 0.
     f.get("p").get("p").mem(ld);
     if (!vec) f.op("f32x4.splat");
     f.set("x");
     if (op === "add") {
-      f.get("x").get("q").mem(ld);
-      if (!vec) f.op("f32x4.splat");
+      f.get("x");
+      loadB();
       f.op("f32x4.add");
     } else if (op === "swiglu") {
       f.get("x").f32x4(1).get("x").op("f32x4.neg").call("exp_f32x4").op("f32x4.add").op(
         "f32x4.div",
       );
-      f.get("q").mem(ld);
-      if (!vec) f.op("f32x4.splat");
+      loadB();
+      f.op("f32x4.mul");
+    } else if (op === "gelu") {
+      gelu();
+    } else if (op === "geglu") {
+      gelu();
+      loadB();
       f.op("f32x4.mul");
     } else {
-      f.f32x4(Math.sqrt(2 / Math.PI)).get("x").f32x4(0.044715).get("x").op("f32x4.mul");
-      f.get("x").op("f32x4.mul").get("x").op("f32x4.mul").op("f32x4.add").op("f32x4.mul").set("u");
-      f.get("x").f32x4(0.5).op("f32x4.mul");
-      f.f32x4(2).f32x4(2).get("u").get("u").op("f32x4.add").call("exp_f32x4").f32x4(1).op(
-        "f32x4.add",
-      );
-      f.op("f32x4.div").op("f32x4.sub").op("f32x4.mul");
+      f.comment(`${C} · (1 - 2 / (exp(a · ${2 / C}) + 1))`);
+      f.f32x4(C).f32x4(1).f32x4(2).get("x").f32x4(2 / C).op("f32x4.mul").call("exp_f32x4");
+      f.f32x4(1).op("f32x4.add").op("f32x4.div").op("f32x4.sub").op("f32x4.mul");
     }
     if (!vec) f.extractLane(0);
     f.mem(st);
@@ -430,4 +470,26 @@ export function elementwiseKernel(op: "add" | "swiglu" | "gelu"): WasmFunc {
   f.get("p").i32(4).op("i32.add").set("p").get("q").i32(4).op("i32.add").set("q");
   f.br("tail").end().end();
   return f;
+}
+
+/** The element-wise ops of {@linkcode elementwiseKernel}. */
+export type ElementwiseOp = "add" | "swiglu" | "gelu" | "geglu" | "softcap";
+
+/**
+ * The name of an element-wise kernel: `<op>_f32`, or `softcap_capC_f32` with the cap.
+ *
+ * @param op Which op.
+ * @param cap The cap of `softcap`.
+ * @returns The name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { elementwiseName } from "./ops.ts";
+ * assert.equal(elementwiseName("softcap", 2.5), "softcap_cap2p5_f32");
+ * assert.equal(elementwiseName("geglu"), "geglu_f32");
+ * ```
+ */
+export function elementwiseName(op: ElementwiseOp, cap?: number): string {
+  return op === "softcap" ? `softcap_cap${nameNumber(cap ?? 1)}_f32` : `${op}_f32`;
 }

@@ -1,8 +1,8 @@
 /**
  * The step kernels of codegen/wasm/ops.ts against plain float64 loops written from the
- * formulas (llama2.c run.c rmsnorm/softmax, GPT-2 layernorm/gelu, RoPE both pairings,
- * the JS kernels' ring semantics for attention), with a negative control each for
- * attention and RoPE.
+ * formulas (llama2.c run.c rmsnorm/softmax, GPT-2 layernorm/gelu, GeGLU, Gemma 2's
+ * soft-cap, RoPE both pairings, the JS kernels' ring semantics for attention), with a
+ * negative control each for attention, RoPE and the soft-cap.
  */
 import assert from "node:assert/strict";
 import { assertClose } from "../../tests/assert_close.ts";
@@ -243,4 +243,39 @@ Deno.test("add_f32, swiglu_f32 and gelu_f32 match float64 over a range with a ta
     const want = Array.from(a, (x, i) => (i < 3 ? x : ref(x, b[i])));
     assertClose(f32.subarray(0, N), want, 3e-6, name);
   }
+});
+
+Deno.test("geglu_f32 and softcap_capC_f32 match float64 over a range with a tail, saturating", () => {
+  const caps = [30, 2.5];
+  const { e, f32 } = instantiate([
+    elementwiseKernel("geglu"),
+    ...caps.map((c) => elementwiseKernel("softcap", c)),
+  ]);
+  const N = 41, A = 0, B = 4096, r = rng(6);
+  const gelu = (a: number) =>
+    0.5 * a * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (a + 0.044715 * a ** 3)));
+  // [kernel, float64 formula, input scale, absolute tolerance]; tanh by 1 - 2 / (e^2u + 1)
+  // is within ~1e-7 (the vector exp's 2e-7 relative error), times the cap.
+  const ops: [string, (a: number, b: number) => number, number, number][] = [
+    ["geglu_f32", (a, b) => gelu(a) * b, 6, 3e-6],
+    // logits past the cap (±200 against 30; ±20 against 2.5) saturate at ±cap
+    ["softcap_cap30_f32", (a) => 30 * Math.tanh(a / 30), 200, 30 * 2e-7],
+    ["softcap_cap2p5_f32", (a) => 2.5 * Math.tanh(a / 2.5), 20, 2.5 * 2e-7],
+  ];
+  for (const [name, ref, scale, tol] of ops) {
+    fill(f32, A, N, r, scale), fill(f32, B, N, r, 2);
+    f32[5] = 1e-3; // tanh's cancellation near 0
+    const a = f32.slice(0, N), b = f32.slice(B / 4, B / 4 + N);
+    e[name](A, B, 3, N); // elements 3 .. N - 1
+    const want = Array.from(a, (x, i) => (i < 3 ? x : ref(x, b[i])));
+    assertClose(f32.subarray(0, N), want, tol, name);
+  }
+  // Negative control: the cap is a literal of the kernel; the other cap's values differ.
+  fill(f32, A, N, r, 20);
+  const a = f32.slice(0, N);
+  e.softcap_cap30_f32(A, 0, 0, N);
+  assert.throws(
+    () => assertClose(f32.subarray(0, N), a.map((x) => 2.5 * Math.tanh(x / 2.5)), 1e-3),
+    /max \|diff\|/,
+  );
 });

@@ -8,7 +8,8 @@
  * the thread count), `n`, `nOut` (the step's rows and out rows), `scr` (this thread's
  * scratch: quantised activations, then attention scores) and `att`; a call splits its work
  * by rows (norms, embedding, KV store, gather), output rows of the weight (matrix products),
- * heads (RoPE), row × head units (attention) or elements (residual add, SwiGLU, GELU).
+ * heads (RoPE), row × head units (attention, QK-norm) or elements (residual add, SwiGLU,
+ * GELU, GeGLU, the final soft-cap); the RoPE cos/sin of the step run on thread 0.
  * Every split gives each output element to exactly one thread and every thread's result is
  * the same sum in the same order, so logits do not depend on the thread count.
  *
@@ -20,16 +21,27 @@ import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { emitShare } from "./barrier.ts";
 import { embedKernel } from "./embed.ts";
 import { emitLinear, linearName } from "./linear.ts";
-import { elementwiseKernel, expKernel, layernormKernel, rmsnormKernel } from "./ops.ts";
+import {
+  elementwiseKernel,
+  elementwiseName,
+  type ElementwiseOp,
+  expKernel,
+  layernormKernel,
+  rmsnormKernel,
+} from "./ops.ts";
 import { quantizeKernel, quantizeName } from "./quantize.ts";
 import {
   addPosRowsKernel,
   embedRowsKernel,
+  embedRowsName,
   gatherRowsKernel,
   kvStoreKernel,
   pagedAttentionKernel,
+  pagedAttentionName,
   ropeCosSinKernel,
+  ropeCosSinName,
   ropeRowsKernel,
+  ropeRowsName,
 } from "./step_ops.ts";
 
 /** A weight as the WASM module holds it: its type, shape and byte offset in the memory. */
@@ -138,10 +150,10 @@ const embedName = (e: WasmWeight, D: number) =>
 const embed: WasmOpRenderer<"embed"> = {
   kernels(node, ctx) {
     const e = ctx.weight(node.weights[0]), D = node.attrs.dim;
-    const row = embedName(e, D);
+    const row = embedName(e, D), S = node.attrs.scale ?? 1;
     const out = [
       spec(row, () => embedKernel(e.type, D, e.memory)),
-      spec(row.replace(/^embed_/, "embed_rows_"), () => embedRowsKernel(row, D)),
+      spec(embedRowsName(row, S), () => embedRowsKernel(row, D, S)),
     ];
     if (node.attrs.learned_pos) out.push(spec(`add_pos_rows_${D}`, () => addPosRowsKernel(D)));
     return out;
@@ -152,7 +164,8 @@ const embed: WasmOpRenderer<"embed"> = {
     const [tok, pos] = addrs(ctx, node.inputs);
     const x = ctx.addr(node.outputs[0]);
     shareOf(f, rowsOf(ctx), "lo", "hi");
-    callWith(f, embedName(e, D).replace(/^embed_/, "embed_rows_"), [e.offset, tok, x, "lo", "hi"]);
+    const rows = embedRowsName(embedName(e, D), node.attrs.scale ?? 1);
+    callWith(f, rows, [e.offset, tok, x, "lo", "hi"]);
     if (node.attrs.learned_pos) {
       const pe = ctx.weight(node.weights[1]);
       callWith(f, `add_pos_rows_${D}`, [pe.offset, pos, x, "lo", "hi"]);
@@ -161,12 +174,14 @@ const embed: WasmOpRenderer<"embed"> = {
 };
 
 const ropeCosSin: WasmOpRenderer<"rope_cos_sin"> = {
-  kernels: ({ attrs: a }) => [spec(`rope_cos_sin_${a.half}`, () => ropeCosSinKernel(a.half))],
+  kernels: ({ attrs: a }) => [
+    spec(ropeCosSinName(a.half, a.mscale), () => ropeCosSinKernel(a.half, a.mscale)),
+  ],
   call(node, ctx) {
     const f = ctx.f;
     f.comment("thread 0 only (a few values per row)");
     f.get("tid").op("i32.eqz").if();
-    callWith(f, `rope_cos_sin_${node.attrs.half}`, [
+    callWith(f, ropeCosSinName(node.attrs.half, node.attrs.mscale), [
       ...addrs(ctx, [...node.inputs, ...node.outputs]),
       ctx.rowsLocal,
     ]);
@@ -182,10 +197,13 @@ const norm: WasmOpRenderer<"norm"> = {
     ),
   ],
   call(node, ctx) {
-    const f = ctx.f, D = node.attrs.dim;
+    const f = ctx.f, D = node.attrs.dim, H = node.attrs.heads ?? 1;
     const w = node.weights.map((n) => ctx.weight(n).offset);
     const x = ctx.addr(node.inputs[0]), y = ctx.addr(node.outputs[0]);
-    shareOf(f, rowsOf(ctx), "lo", "hi");
+    if (H > 1) {
+      f.comment(`segments: n rows × ${H} heads of ${D}, each normalised with the same w (${D})`);
+      shareOf(f, () => f.get(ctx.rowsLocal).i32(H).op("i32.mul"), "lo", "hi");
+    } else shareOf(f, rowsOf(ctx), "lo", "hi");
     const count = () => {
       f.get("hi").get("lo").op("i32.sub");
     };
@@ -243,17 +261,24 @@ const linear: WasmOpRenderer<"linear"> = {
   },
 };
 
+/** The name of a rope node's kernel (`_rR` for a partial rotary). */
+const ropeName = ({ attrs: a }: GraphNode<"rope">) =>
+  ropeRowsName(a.style, a.n_heads, a.n_kv_heads, a.head_dim, a.rot_dim ?? a.head_dim);
+
 const rope: WasmOpRenderer<"rope"> = {
-  kernels: ({ attrs: a }) => [
-    spec(
-      `rope_${a.style}_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}`,
-      () => ropeRowsKernel(a.style, a.n_heads, a.n_kv_heads, a.head_dim),
-    ),
-  ],
+  kernels: (node) => {
+    const a = node.attrs;
+    return [
+      spec(
+        ropeName(node),
+        () => ropeRowsKernel(a.style, a.n_heads, a.n_kv_heads, a.head_dim, a.rot_dim ?? a.head_dim),
+      ),
+    ];
+  },
   call(node, ctx) {
     const a = node.attrs, f = ctx.f;
     emitShare(f, a.n_heads + a.n_kv_heads, 1, "lo", "hi");
-    callWith(f, `rope_${a.style}_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}`, [
+    callWith(f, ropeName(node), [
       ...addrs(ctx, node.inputs),
       ctx.rowsLocal,
       "lo",
@@ -289,12 +314,11 @@ const attentionShape = ({ attrs: a }: GraphNode<"attention">) => ({
   blocksPerSeq: a.blocks_per_seq,
   layerWindow: a.layer_window,
   scale: a.scale,
+  softcap: a.softcap ?? null,
 });
 
-/** `attention_QxKxD_bB[_wL]` (as pagedAttentionKernel names it). */
-const attentionName = ({ attrs: a }: GraphNode<"attention">) =>
-  `attention_${a.n_heads}x${a.n_kv_heads}x${a.head_dim}_b${a.block_size}` +
-  (a.layer_window === null ? "" : `_w${a.layer_window}`);
+/** `attention_QxKxD_bB[_wL][_sS][_capC]` (as pagedAttentionKernel names it). */
+const attentionName = (node: GraphNode<"attention">) => pagedAttentionName(attentionShape(node));
 
 /** The internal vector exp. */
 const EXP = spec("exp_f32x4", expKernel);
@@ -331,11 +355,18 @@ const gatherRows: WasmOpRenderer<"gather_rows"> = {
   },
 };
 
+/** The element-wise ops: the residual add, the MLP activations, the final soft-cap. */
+type ElementwiseNode = GraphNode<"add" | "swiglu" | "gelu" | "geglu" | "softcap">;
+
+/** The cap of a softcap node (undefined for the others). */
+const capOf = (node: ElementwiseNode) => node.op === "softcap" ? node.attrs.cap : undefined;
+
 /** An element-wise op over `(rows, dim)`: elements split in runs of 4 between threads. */
-function elementwise(op: "add" | "swiglu" | "gelu"): WasmOpRenderer<"add" | "swiglu" | "gelu"> {
+function elementwise<O extends ElementwiseOp>(op: O): WasmOpRenderer<O> {
   return {
-    kernels: () => {
-      const k = spec(`${op}_f32`, () => elementwiseKernel(op));
+    kernels: (node) => {
+      const cap = capOf(node as ElementwiseNode);
+      const k = spec(elementwiseName(op, cap), () => elementwiseKernel(op, cap));
       return op === "add" ? [k] : [EXP, k];
     },
     call(node, ctx) {
@@ -353,7 +384,12 @@ function elementwise(op: "add" | "swiglu" | "gelu"): WasmOpRenderer<"add" | "swi
         f.get("hi").i32(2).op("i32.shl").get(ctx.rowsLocal).i32(D).op("i32.mul").op("i32.lt_u");
         f.op("select");
       };
-      callWith(f, `${op}_f32`, [a, b ?? 0, () => f.get("lo").i32(2).op("i32.shl"), end]);
+      callWith(f, elementwiseName(op, capOf(node as ElementwiseNode)), [
+        a,
+        b ?? 0,
+        () => f.get("lo").i32(2).op("i32.shl"),
+        end,
+      ]);
     },
   };
 }
@@ -377,9 +413,11 @@ export const WASM_RENDERERS: WasmOpTable = {
   kv_store: kvStore,
   attention,
   gather_rows: gatherRows,
-  add: elementwise("add") as WasmOpRenderer<"add">,
-  swiglu: elementwise("swiglu") as WasmOpRenderer<"swiglu">,
-  gelu: elementwise("gelu") as WasmOpRenderer<"gelu">,
+  add: elementwise("add"),
+  swiglu: elementwise("swiglu"),
+  gelu: elementwise("gelu"),
+  geglu: elementwise("geglu"),
+  softcap: elementwise("softcap"),
 };
 
 /** The activation row stride (bytes) a matrix product of weight type `type` reads. */

@@ -14,6 +14,7 @@
  * @module
  */
 import { WasmFunc } from "../wasm_asm.ts";
+import { nameNumber } from "../ops/renderer.ts";
 import { hsumF32 } from "./snippets.ts";
 
 /** Declares i32 locals. */
@@ -47,11 +48,13 @@ function copyF32(f: WasmFunc, dst: string, src: string, n: number): void {
 }
 
 /**
- * `rope_cos_sin_H(inv_freq, pos, cos, sin, n)`: `cos[t][i], sin[t][i] = cos, sin(pos[t] ·
- * inv_freq[i])` for the n rows, the angle a double (the imported `env.cos`/`env.sin`, i.e.
- * JavaScript's Math.cos/sin, as codegen/ops/rope.ts).
+ * `rope_cos_sin_H[_mM](inv_freq, pos, cos, sin, n)`: `cos[t][i], sin[t][i] = cos, sin(pos[t]
+ * · inv_freq[i])` for the n rows, the angle a double (the imported `env.cos`/`env.sin`, i.e.
+ * JavaScript's Math.cos/sin, as codegen/ops/rope.ts); with M ≠ 1 both are multiplied by M in
+ * double before rounding to f32 (YaRN's attention factor, HF `attention_factor`).
  *
- * @param H `head_dim / 2`.
+ * @param H Rotation pairs per head (`rope_dimension_count / 2`).
+ * @param M The factor (default 1).
  * @returns The function.
  *
  * @example
@@ -59,11 +62,12 @@ function copyF32(f: WasmFunc, dst: string, src: string, n: number): void {
  * import assert from "node:assert/strict";
  * import { ropeCosSinKernel } from "./step_ops.ts";
  * assert.ok(ropeCosSinKernel(32).text().includes("call $cos"));
+ * assert.equal(ropeCosSinKernel(32, 1.125).name, "rope_cos_sin_32_m1p125");
  * ```
  */
-export function ropeCosSinKernel(H: number): WasmFunc {
+export function ropeCosSinKernel(H: number, M = 1): WasmFunc {
   const f = new WasmFunc(
-    `rope_cos_sin_${H}`,
+    ropeCosSinName(H, M),
     [
       ["inv", "i32"],
       ["pos", "i32"],
@@ -75,8 +79,20 @@ export function ropeCosSinKernel(H: number): WasmFunc {
     { export: false },
   );
   i32s(f, "t", "i", "pc", "zero");
-  f.local("p", "f64").local("angle", "f64");
-  f.comment(`cos, sin (n, ${H}) = cos, sin(pos[t] · inv_freq (${H})), angles as doubles`);
+  f.local("p", "f64").local("angle", "f64").local("m", "f64");
+  f.comment(
+    `cos, sin (n, ${H}) = cos, sin(pos[t] · inv_freq (${H}))` +
+      (M === 1 ? "" : ` · ${M} (attention factor)`) + ", angles as doubles",
+  );
+  if (M !== 1) {
+    // M as a double: its f32 part plus the f32 of the rest (exact to ~2^-48).
+    const hi = Math.fround(M), lo = Math.fround(M - hi);
+    f.comment(`m = ${M} as a double: ${hi} + ${lo}`);
+    f.f32(hi).op("f64.promote_f32").f32(lo).op("f64.promote_f32").op("f64.add").set("m");
+  }
+  const times = () => {
+    if (M !== 1) f.get("m").op("f64.mul");
+  };
   forRange(f, "t", "zero", "n", () => {
     loadI32(f, "pos", "t");
     f.op("f64.convert_i32_s").set("p");
@@ -85,24 +101,49 @@ export function ropeCosSinKernel(H: number): WasmFunc {
     f.get("p").get("inv").get("i").op("i32.add").mem("f32.load").op("f64.promote_f32");
     f.op("f64.mul").set("angle");
     f.get("cos").get("pc").op("i32.add").get("i").op("i32.add");
-    f.get("angle").call("cos").op("f32.demote_f64").mem("f32.store");
+    f.get("angle").call("cos");
+    times();
+    f.op("f32.demote_f64").mem("f32.store");
     f.get("sin").get("pc").op("i32.add").get("i").op("i32.add");
-    f.get("angle").call("sin").op("f32.demote_f64").mem("f32.store");
+    f.get("angle").call("sin");
+    times();
+    f.op("f32.demote_f64").mem("f32.store");
     f.get("i").i32(4).op("i32.add").tee("i").i32(H * 4).op("i32.lt_u").brIf("pairs").end();
   });
   return f;
 }
 
 /**
- * `rope_<style>_QxKxD(q, k, cos, sin, n, h0, h1)`: rotates heads h0 .. h1 - 1 of the
- * `Q + K` heads (q's first) of every row t < n by row t's cos/sin `(n, D/2)`:
- * `a' = a·c - b·s`, `b' = b·c + a·s`, pairs `(i, i + D/2)` (half) or `(2i, 2i + 1)`
- * (interleaved), as codegen/ops/rope.ts.
+ * The name of {@linkcode ropeCosSinKernel}: `rope_cos_sin_H`, or `rope_cos_sin_H_mM` with a
+ * factor M ≠ 1 (as codegen/ops/rope.ts names it).
+ *
+ * @param H Rotation pairs per head.
+ * @param M The factor (default 1).
+ * @returns The name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ropeCosSinName } from "./step_ops.ts";
+ * assert.equal(ropeCosSinName(4, 1.1386), "rope_cos_sin_4_m1p1386");
+ * ```
+ */
+export function ropeCosSinName(H: number, M = 1): string {
+  return `rope_cos_sin_${H}` + (M === 1 ? "" : `_m${nameNumber(M)}`);
+}
+
+/**
+ * `rope_<style>_QxKxD[_rR](q, k, cos, sin, n, h0, h1)`: rotates heads h0 .. h1 - 1 of the
+ * `Q + K` heads (q's first) of every row t < n by row t's cos/sin `(n, R/2)`:
+ * `a' = a·c - b·s`, `b' = b·c + a·s`, pairs `(i, i + R/2)` (half) or `(2i, 2i + 1)`
+ * (interleaved), i < R/2, as codegen/ops/rope.ts. R = D, or the `rot_dim` of a partial
+ * rotary (Phi-3 `partial_rotary_factor`): dims R .. D - 1 of each head pass through.
  *
  * @param style Pairing.
  * @param Q Query heads.
  * @param K KV heads.
  * @param D head_dim.
+ * @param R Dims rotated, the first ones of each head (default D).
  * @returns The function.
  *
  * @example
@@ -110,12 +151,19 @@ export function ropeCosSinKernel(H: number): WasmFunc {
  * import assert from "node:assert/strict";
  * import { ropeRowsKernel } from "./step_ops.ts";
  * assert.equal(ropeRowsKernel("half", 12, 4, 64).name, "rope_half_12x4x64");
+ * assert.equal(ropeRowsKernel("half", 32, 8, 96, 48).name, "rope_half_32x8x96_r48");
  * ```
  */
-export function ropeRowsKernel(style: "half" | "interleaved", Q: number, K: number, D: number) {
-  const H = D / 2;
+export function ropeRowsKernel(
+  style: "half" | "interleaved",
+  Q: number,
+  K: number,
+  D: number,
+  R = D,
+): WasmFunc {
+  const H = R / 2;
   const f = new WasmFunc(
-    `rope_${style}_${Q}x${K}x${D}`,
+    ropeRowsName(style, Q, K, D, R),
     [
       ["q", "i32"],
       ["k", "i32"],
@@ -132,7 +180,8 @@ export function ropeRowsKernel(style: "half" | "interleaved", Q: number, K: numb
   for (const l of ["c", "s", "a", "b"]) f.local(l, "f32");
   f.comment(
     `RoPE (${style}) on q (n, ${Q}×${D}) and k (n, ${K}×${D}): pair (a, b) = ` +
-      `${style === "half" ? `(i, i + ${H})` : "(2i, 2i + 1)"}; heads h0 .. h1 - 1 of ${Q + K}`,
+      `${style === "half" ? `(i, i + ${H})` : "(2i, 2i + 1)"}, i < ${H}; heads h0 .. h1 - 1 of ` +
+      `${Q + K}` + (R === D ? "" : `; dims ${R} .. ${D - 1} of each head pass through`),
   );
   forRange(f, "t", "zero", "n", () => {
     f.get("cos").get("t").i32(H * 4).op("i32.mul").op("i32.add").set("ct");
@@ -163,6 +212,34 @@ export function ropeRowsKernel(style: "half" | "interleaved", Q: number, K: numb
     });
   });
   return f;
+}
+
+/**
+ * The name of {@linkcode ropeRowsKernel}: `rope_<style>_QxKxD`, `_rR` for a partial rotary
+ * (as codegen/ops/rope.ts names it).
+ *
+ * @param style Pairing.
+ * @param Q Query heads.
+ * @param K KV heads.
+ * @param D head_dim.
+ * @param R Dims rotated (default D).
+ * @returns The name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ropeRowsName } from "./step_ops.ts";
+ * assert.equal(ropeRowsName("interleaved", 4, 2, 12, 8), "rope_interleaved_4x2x12_r8");
+ * ```
+ */
+export function ropeRowsName(
+  style: "half" | "interleaved",
+  Q: number,
+  K: number,
+  D: number,
+  R = D,
+): string {
+  return `rope_${style}_${Q}x${K}x${D}` + (R === D ? "" : `_r${R}`);
 }
 
 /** Pushes the pool row of ring slot `slot` of the sequence whose table row is at `bt`. */
@@ -245,8 +322,34 @@ export interface PagedAttentionShape {
   blocksPerSeq: number;
   /** The layer's own sliding window, or null. */
   layerWindow: number | null;
-  /** Score scale (`1 / sqrt(head_dim)`). */
+  /** Score scale (`1 / sqrt(head_dim)`; Gemma: `query_pre_attn_scalar^-0.5`). */
   scale: number;
+  /** Scores become `softcap · tanh(score / softcap)` (Gemma 2); absent or null = none. */
+  softcap?: number | null;
+}
+
+/**
+ * The name of {@linkcode pagedAttentionKernel}: `attention_QxKxD_bB`, then `_wL` (a layer
+ * window), `_sS` (a scale other than `1 / sqrt(head_dim)`), `_capC` (a soft-cap), as
+ * codegen/ops/attention.ts names the JS kernel.
+ *
+ * @param s The geometry.
+ * @returns The name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pagedAttentionName } from "./step_ops.ts";
+ * const s = { nHeads: 8, nKvHeads: 4, headDim: 16, blockSize: 16, blocksPerSeq: 4,
+ *   layerWindow: 4096, scale: 0.25, softcap: 50 };
+ * assert.equal(pagedAttentionName(s), "attention_8x4x16_b16_w4096_cap50");
+ * ```
+ */
+export function pagedAttentionName(s: PagedAttentionShape): string {
+  return `attention_${s.nHeads}x${s.nKvHeads}x${s.headDim}_b${s.blockSize}` +
+    (s.layerWindow === null ? "" : `_w${s.layerWindow}`) +
+    (s.scale === 1 / Math.sqrt(s.headDim) ? "" : `_s${nameNumber(s.scale)}`) +
+    (s.softcap == null ? "" : `_cap${nameNumber(s.softcap)}`);
 }
 
 /** Pushes Σ_i A[pa + 4i] · A[pb + 4i] over hd elements (f32x4 lanes, then the tail). */
@@ -264,13 +367,15 @@ function dotHd(f: WasmFunc, pa: string, pb: string, hd: number): void {
 }
 
 /**
- * `attention_QxKxD_bB[_wL](q, kp, vp, pos, seq, table, ring, window, o, att, u0, u1)`:
+ * `attention_QxKxD_bB[_wL][_sS][_capC](q, kp, vp, pos, seq, table, ring, window, o, att, u0,
+ * u1)`:
  * paged causal attention for the units u0 .. u1 - 1 (unit u = row `u / Q`, head `u % Q`):
  * row t (sequence s, position p) reads positions `max(0, p - W + 1) .. p`,
  * `W = min(window[s], L)`, position u at ring slot `u % ring[s]`, pool row
- * `table[s][slot / B] · B + slot % B`; head h reads KV head `h / (Q / K)`. `att` is one
- * thread's scratch of `ring + 4` floats (as codegen/ops/attention.ts; the exponentials by
- * the vector `exp_f32x4`).
+ * `table[s][slot / B] · B + slot % B`; head h reads KV head `h / (Q / K)`. A score is
+ * `q · k · scale`, or with a soft-cap C `C · tanh(q · k · (scale / C))` (Gemma 2; tanh by
+ * the vector exp, `1 - 2 / (e^(2u) + 1)`). `att` is one thread's scratch of `ring + 4`
+ * floats (as codegen/ops/attention.ts; the exponentials by the vector `exp_f32x4`).
  *
  * @param s The geometry.
  * @returns The function.
@@ -287,8 +392,9 @@ function dotHd(f: WasmFunc, pa: string, pb: string, hd: number): void {
 export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
   const { nHeads: Q, nKvHeads: K, headDim: hd, blockSize: B, blocksPerSeq: MB } = s;
   const G = Q / K, qDim = Q * hd, kvDim = K * hd, LW = s.layerWindow;
+  const cap = s.softcap ?? null;
   const f = new WasmFunc(
-    `attention_${Q}x${K}x${hd}_b${B}${LW === null ? "" : `_w${LW}`}`,
+    pagedAttentionName(s),
     [
       ["q", "i32"],
       ["kp", "i32"],
@@ -311,7 +417,9 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
   for (const l of ["max", "sum", "score", "a"]) f.local(l, "f32");
   f.local("vacc", "v128").local("va", "v128");
   f.comment(
-    `o (n, ${qDim}) = softmax(q · kᵀ · ${s.scale}) · v per head; head h reads KV head h / ${G}`,
+    `o (n, ${qDim}) = softmax(` + (cap === null ? "" : `${cap} · tanh(`) +
+      `q · kᵀ · ${s.scale}` + (cap === null ? "" : ` / ${cap})`) +
+      `) · v per head; head h reads KV head h / ${G}`,
   );
   f.comment(
     `row t (sequence s = seq[t], position p = pos[t]) sees positions max(0, p - W + 1) .. p, ` +
@@ -343,7 +451,11 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
     f.get("h").i32(hd * 4).op("i32.mul").op("i32.add").set("qh");
     f.get("h").i32(G).op("i32.div_u").i32(hd * 4).op("i32.mul").set("kvh");
 
-    f.comment("scores: att[j] = q · k[start + j] · scale, and their max");
+    f.comment(
+      cap === null
+        ? "scores: att[j] = q · k[start + j] · scale, and their max"
+        : `scores: att[j] = ${cap} · tanh(q · k[start + j] · ${s.scale / cap}), and their max`,
+    );
     f.f32(-Infinity).set("max");
     f.get("start").get("R").op("i32.rem_u").set("slot");
     f.i32(0).set("j").loop("scores");
@@ -351,7 +463,14 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
     poolRow(f, "bt", "slot", B);
     f.i32(kvDim * 4).op("i32.mul").op("i32.add").get("kvh").op("i32.add").set("pk");
     dotHd(f, "qh", "pk", hd);
-    f.f32(s.scale).op("f32.mul").set("score");
+    if (cap === null) f.f32(s.scale).op("f32.mul").set("score");
+    else {
+      f.f32(s.scale / cap).op("f32.mul").set("score");
+      f.comment(`score = ${cap} · (1 - 2 / (exp(2 · score) + 1))`);
+      f.f32(cap).f32(1).f32(2);
+      f.get("score").get("score").op("f32.add").op("f32x4.splat").call("exp_f32x4");
+      f.extractLane(0).f32(1).op("f32.add").op("f32.div").op("f32.sub").op("f32.mul").set("score");
+    }
     f.get("att").get("j").i32(2).op("i32.shl").op("i32.add").get("score").mem("f32.store");
     f.get("max").get("score").op("f32.max").set("max");
     f.get("slot").i32(1).op("i32.add").tee("slot").get("R").op("i32.eq");
@@ -442,11 +561,13 @@ export function gatherRowsKernel(D: number): WasmFunc {
 }
 
 /**
- * `embed_rows_<type>_D(e, tok, y, t0, t1)`: `y[t] (D) = dequantise(e[tok[t]])` for rows
- * t0 .. t1 - 1, by the one-row lookup `embed_<type>_D` (codegen/wasm/embed.ts).
+ * `embed_rows_<type>_D[_xS](e, tok, y, t0, t1)`: `y[t] (D) = dequantise(e[tok[t]]) (· S)`
+ * for rows t0 .. t1 - 1, by the one-row lookup `embed_<type>_D` (codegen/wasm/embed.ts);
+ * S is Gemma's embedding scale (`sqrt(dim)` in the model's dtype), absent when 1.
  *
  * @param rowKernel Name of the one-row lookup (`embed_q8_0_768`).
  * @param D Row width.
+ * @param S The scale (default 1).
  * @returns The function.
  *
  * @example
@@ -454,11 +575,12 @@ export function gatherRowsKernel(D: number): WasmFunc {
  * import assert from "node:assert/strict";
  * import { embedRowsKernel } from "./step_ops.ts";
  * assert.equal(embedRowsKernel("embed_q8_0_64", 64).name, "embed_rows_q8_0_64");
+ * assert.equal(embedRowsKernel("embed_f32_64", 64, 8).name, "embed_rows_f32_64_x8");
  * ```
  */
-export function embedRowsKernel(rowKernel: string, D: number): WasmFunc {
+export function embedRowsKernel(rowKernel: string, D: number, S = 1): WasmFunc {
   const f = new WasmFunc(
-    rowKernel.replace(/^embed_/, "embed_rows_"),
+    embedRowsName(rowKernel, S),
     [
       ["e", "i32"],
       ["tok", "i32"],
@@ -469,14 +591,50 @@ export function embedRowsKernel(rowKernel: string, D: number): WasmFunc {
     [],
     { export: false },
   );
-  f.local("t", "i32");
-  f.comment(`y (n, ${D}) = e[tok[t]] for rows t0 .. t1 - 1, one dequantised row each`);
+  f.local("t", "i32").local("row", "i32").local("i", "i32");
+  f.comment(
+    `y (n, ${D}) = e[tok[t]]${S === 1 ? "" : ` · ${S}`} for rows t0 .. t1 - 1, ` +
+      "one dequantised row each",
+  );
   forRange(f, "t", "t0", "t1", () => {
     f.get("e");
     loadI32(f, "tok", "t");
-    f.get("y").get("t").i32(D * 4).op("i32.mul").op("i32.add").call(rowKernel);
+    f.get("y").get("t").i32(D * 4).op("i32.mul").op("i32.add").tee("row").call(rowKernel);
+    if (S !== 1) {
+      f.comment(`the row · ${S} (embedding scale)`);
+      const D4 = D - (D % 4);
+      if (D4 > 0) {
+        f.get("row").set("i").loop("scale");
+        f.get("i").get("i").mem("v128.load").f32x4(S).op("f32x4.mul").mem("v128.store");
+        f.get("i").i32(16).op("i32.add").tee("i").get("row").i32(D4 * 4).op("i32.add");
+        f.op("i32.lt_u").brIf("scale").end();
+      }
+      for (let i = D4; i < D; i++) {
+        f.get("row").get("row").mem("f32.load", 4 * i).f32(S).op("f32.mul");
+        f.mem("f32.store", 4 * i);
+      }
+    }
   });
   return f;
+}
+
+/**
+ * The name of {@linkcode embedRowsKernel}: the row lookup's with `embed_rows_`, `_xS` with a
+ * scale S ≠ 1.
+ *
+ * @param rowKernel Name of the one-row lookup (`embed_q8_0_768`).
+ * @param S The scale (default 1).
+ * @returns The name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { embedRowsName } from "./step_ops.ts";
+ * assert.equal(embedRowsName("embed_q6_k_256", 16), "embed_rows_q6_k_256_x16");
+ * ```
+ */
+export function embedRowsName(rowKernel: string, S = 1): string {
+  return rowKernel.replace(/^embed_/, "embed_rows_") + (S === 1 ? "" : `_x${nameNumber(S)}`);
 }
 
 /**

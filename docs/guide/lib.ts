@@ -3,7 +3,7 @@
  * sections, figures and checks, and how a failed check stops it.
  *
  * A step prints sections that start with a line `== title ==`; the page shows each section
- * in a text block (docs/guide/capture.ts copies them in). A check prints one `check ok:` line,
+ * in a text block (docs/guide/pages.ts copies them in). A check prints one `check ok:` line,
  * or one `error:` line on stderr and exits with status 1. A line that starts with `~` is a
  * figure measured on the machine that ran the step (a time, a speed): the pages show the
  * figures of the machine they were captured on, and the drift check compares only its label.

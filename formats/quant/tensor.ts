@@ -190,9 +190,10 @@ export function dequantizeTensor(t: QuantTensor): Tensor {
  * import assert from "node:assert/strict";
  * import { ggmlTypeByName } from "../quant.ts";
  * import { dequantizeWeights, quantizeTensor } from "./tensor.ts";
- * const q = quantizeTensor({ shape: [1, 32], data: new Float32Array(32).fill(2) }, ggmlTypeByName("Q8_0")!);
+ * // Q8_0: one f16 scale d = max|x| / 127 per 32 values; 127 gives d = 1 exactly.
+ * const q = quantizeTensor({ shape: [1, 32], data: new Float32Array(32).fill(127) }, ggmlTypeByName("Q8_0")!);
  * const w = dequantizeWeights(new Map([["x.weight", q]]));
- * assert.equal(w.get("x.weight")!.data[5], 2);
+ * assert.equal(w.get("x.weight")!.data[5], 127);
  * ```
  */
 export function dequantizeWeights(weights: Weights): F32Weights {
