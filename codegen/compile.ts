@@ -21,7 +21,8 @@ import { checkWeights, requireF32, type Weights } from "../core/weights.ts";
 import { instantiateWasm, type StartPool } from "./compile_wasm.ts";
 import { emitKernelsForPlan } from "./emit_js.ts";
 import type { WasmKernels } from "./emit_wasm.ts";
-import { findBuffer, type Plan, planArena, planBatch } from "./plan.ts";
+import { type Plan, planArena, planBatch } from "./plan.ts";
+import { stepIo } from "./step_io.ts";
 
 /** What a compiled forward carries besides its interface: its source, plan and memory. */
 export interface CompiledParts {
@@ -215,19 +216,10 @@ function instantiate(
   k.init();
 
   const layout = plan.layout;
-  const V = config.vocab_size, T = layout.maxRows;
-  const I = new Int32Array(memory.buffer, 0, plan.arenaBytes >> 2);
-  const at = (name: string) => findBuffer(plan, "decode", name).offset >> 2; // int32 index
-  const TOK = at("step.tokens"), POS = at("step.positions"), SEQ = at("step.seqs");
-  const OUT = at("step.out_rows"), COUNTS = at("step.counts");
-  const TABLE = at("seq.block_table"), MB = layout.maxBlocksPerSeq;
-  const ring = I.subarray(at("seq.ring"), at("seq.ring") + layout.maxSeqs); // (maxSeqs)
-  const window = I.subarray(at("seq.window"), at("seq.window") + layout.maxSeqs); // (maxSeqs)
-  const decodeLogits = findBuffer(plan, "decode", plan.decode.output).offset;
-  const prefillLogits = findBuffer(plan, "prefill", plan.prefill.output).offset;
-  const decodeView = new Float32Array(memory.buffer, decodeLogits, V); // (1, vocab_size)
-  const prefillViews: Float32Array[] = []; // [nOut]: (nOut, vocab_size) views, made once
-  const none = new Float32Array(0);
+  const T = layout.maxRows, MB = layout.maxBlocksPerSeq;
+  const io = stepIo(plan, memory.buffer, config.vocab_size);
+  const ring = io.I.subarray(io.ringIndex, io.ringIndex + layout.maxSeqs); // (maxSeqs)
+  const window = io.I.subarray(io.windowIndex, io.windowIndex + layout.maxSeqs); // (maxSeqs)
 
   return {
     config,
@@ -244,25 +236,15 @@ function instantiate(
     close() {},
     setSequence(seq: number, blocks: ArrayLike<number>, ringTokens: number, win: number): void {
       checkSequence(layout, seq, blocks, ringTokens, win);
-      for (let b = 0; b < blocks.length; b++) I[TABLE + seq * MB + b] = blocks[b];
+      io.writeTable(seq, blocks);
       ring[seq] = ringTokens;
       window[seq] = win;
     },
     step(input: StepInput): Float32Array {
       checkStepInput(config, layout, input, ring, window);
-      const n = input.tokens.length, nOut = input.outRows.length;
-      for (let t = 0; t < n; t++) {
-        I[TOK + t] = input.tokens[t];
-        I[POS + t] = input.positions[t];
-        I[SEQ + t] = input.seqs[t];
-      }
-      for (let i = 0; i < nOut; i++) I[OUT + i] = input.outRows[i];
-      I[COUNTS] = n;
-      I[COUNTS + 1] = nOut;
+      io.writeInput(input);
       k.step();
-      if (nOut === 0) return none;
-      if (n === 1) return decodeView;
-      return prefillViews[nOut] ??= new Float32Array(memory.buffer, prefillLogits, nOut * V);
+      return io.logits(input);
     },
   };
 }

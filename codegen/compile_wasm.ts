@@ -25,6 +25,7 @@ import {
   WasmUnsupportedError,
 } from "./emit_wasm.ts";
 import { findBuffer, type Plan } from "./plan.ts";
+import { stepIo } from "./step_io.ts";
 import { relaxedSimdSupported } from "./wasm_asm.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
 
@@ -269,20 +270,11 @@ export function instantiateWasm(
   }
 
   const layout = plan.layout;
-  const V = config.vocab_size;
-  const I = new Int32Array(memory.buffer, 0, plan.arenaBytes >> 2);
-  const at = (name: string) => findBuffer(plan, "decode", name).offset >> 2; // int32 index
-  const TOK = at("step.tokens"), POS = at("step.positions"), SEQ = at("step.seqs");
-  const OUT = at("step.out_rows"), COUNTS = at("step.counts");
-  const TABLE = at("seq.block_table"), MB = layout.maxBlocksPerSeq;
+  const MB = layout.maxBlocksPerSeq;
+  const io = stepIo(plan, memory.buffer, config.vocab_size);
+  const I = io.I, RING = io.ringIndex, WINDOW = io.windowIndex;
   const ring = new Int32Array(layout.maxSeqs); // (maxSeqs) a copy the checks read
   const window = new Int32Array(layout.maxSeqs); // (maxSeqs)
-  const RING = at("seq.ring"), WINDOW = at("seq.window");
-  const decodeLogits = findBuffer(plan, "decode", plan.decode.output).offset;
-  const prefillLogits = findBuffer(plan, "prefill", plan.prefill.output).offset;
-  const decodeView = new Float32Array(memory.buffer, decodeLogits, V); // (1, vocab_size)
-  const prefillViews: Float32Array[] = []; // [nOut]: (nOut, vocab_size) views, made once
-  const none = new Float32Array(0);
   let closed = false;
   return {
     config,
@@ -299,26 +291,16 @@ export function instantiateWasm(
     plan,
     setSequence(seq, blocks, ringTokens, win) {
       checkSequence(layout, seq, blocks, ringTokens, win);
-      for (let b = 0; b < blocks.length; b++) I[TABLE + seq * MB + b] = blocks[b];
+      io.writeTable(seq, blocks);
       ring[seq] = I[RING + seq] = ringTokens;
       window[seq] = I[WINDOW + seq] = win;
     },
     step(input) {
       if (closed) throw new RangeError("step: the wasm backend was closed");
       checkStepInput(config, layout, input, ring, window);
-      const n = input.tokens.length, nOut = input.outRows.length;
-      for (let t = 0; t < n; t++) {
-        I[TOK + t] = input.tokens[t];
-        I[POS + t] = input.positions[t];
-        I[SEQ + t] = input.seqs[t];
-      }
-      for (let i = 0; i < nOut; i++) I[OUT + i] = input.outRows[i];
-      I[COUNTS] = n;
-      I[COUNTS + 1] = nOut;
+      io.writeInput(input);
       runner.run();
-      if (nOut === 0) return none;
-      if (n === 1) return decodeView;
-      return prefillViews[nOut] ??= new Float32Array(memory.buffer, prefillLogits, nOut * V);
+      return io.logits(input);
     },
     close() {
       closed = true;
