@@ -121,6 +121,8 @@ export interface SchedulerStats {
   draftedTokens: number;
   /** Of them, tokens the model agreed with (acceptance rate = accepted / drafted). */
   acceptedTokens: number;
+  /** Times a sampled sequence's draft did not fit the rows left in a step, so it waited. */
+  draftWaits: number;
   /** Prefix-cache counters. */
   prefixCache: PrefixCacheStats;
 }
@@ -212,6 +214,7 @@ export class Scheduler {
     preemptions: 0,
     draftedTokens: 0,
     acceptedTokens: 0,
+    draftWaits: 0,
   };
   readonly #spec: SpeculativeOptions | null;
   // Step rows, reused: (maxRows) each.
@@ -584,6 +587,7 @@ export class Scheduler {
       const draft = s.greedy ? this.#proposeGreedy(s, budget) : this.#proposeSampled(s, budget);
       if (draft === "wait") {
         waiting.add(p);
+        this.#stats.draftWaits++;
         budget++; // its decode row
         continue;
       }
