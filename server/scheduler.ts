@@ -40,15 +40,15 @@
  * The same seed and request give the same text whatever else the server runs, with
  * speculation too, given the same speculative settings (proposer, draft model, `maxDraft`,
  * and `maxRows`, which caps a draft). A sampled sequence's draft depends on the sequence
- * alone: k = min(maxDraft, maxRows − 1, room in its context and max tokens), a draft model
+ * alone: k <= min(maxDraft, maxRows − 1, room in its context and max tokens), a draft model
  * draws with a seed derived from the request's seed and the position
  * (`Sequence.draftSampling`), and a draft that does not fit the step's rows waits for the
- * next step rather than being shortened (blocks for it are taken as for a decode row,
- * preempting if needed). The verify draws use the request's sampler stream in order. The
- * text differs from decoding without speculation (the stream is used differently), never
- * in distribution. Greedy drafts are shortened to fit the step freely: their output does not
- * depend on k. Drafts are offered in an order that rotates each step, so no sequence is
- * always the one that waits.
+ * next step rather than being cut (its blocks are taken as a decode row's, preempting if
+ * needed). The verify draws use the request's sampler stream in order. The text differs
+ * from decoding without speculation (the stream is used differently), never in
+ * distribution. Greedy drafts are cut to fit freely: greedy output does not depend on k.
+ * Decoders are served longest-unserved first, so a waiting draft runs at the next step or
+ * soon after, at the cost of a step for plain decoders behind it.
  *
  * @module
  */
@@ -570,40 +570,56 @@ export class Scheduler {
   }
 
   /**
-   * Adds drafts to the step's decode rows (see the module doc): greedy sequences take what
-   * fits, sampled ones their whole draft or nothing this step (they wait for the next).
+   * Adds drafts to the step's decode rows (see the module doc). Decoders are served longest
+   * unserved first: each takes its base rows while they fit (1, or 1 + its whole draft for a
+   * sampled sequence) or waits for the next step; then greedy ones extend their drafts into
+   * the rows left. The longest-waiting decoder always fits (k + 1 <= maxRows), so none
+   * waits forever.
    *
-   * @param plan The step so far: its decode rows (n = 1) come first.
+   * @param plan The step so far: its decode rows (n = 1), nothing else yet.
    * @param budget Rows left in the step.
    * @returns The rows left.
    */
   #speculate(plan: Planned[], budget: number): number {
-    const decoders = plan.filter((p) => p.n === 1 && p.s.tokens.length - p.s.computed === 1);
-    const m = decoders.length, first = m > 0 ? this.#stats.steps % m : 0;
-    const waiting = new Set<Planned>();
-    for (let j = 0; j < m; j++) {
-      const p = decoders[(first + j) % m], s = p.s;
-      if (s.slot < 0) continue; // preempted by an earlier sequence's draft
-      const draft = s.greedy ? this.#proposeGreedy(s, budget) : this.#proposeSampled(s, budget);
-      if (draft === "wait") {
-        waiting.add(p);
-        this.#stats.draftWaits++;
-        budget++; // its decode row
+    const decoders = plan.slice().sort((a, b) => a.s.servedStep - b.s.servedStep); // stable
+    let free = budget + decoders.length;
+    const kept = new Set<Planned>();
+    for (const p of decoders) {
+      const s = p.s;
+      if (s.slot < 0) continue; // preempted for an earlier sequence's blocks
+      const draft = s.greedy ? null : this.#proposeSampled(s);
+      const k = draft ? draft.tokens.length : 0;
+      if (1 + k > free) {
+        if (k > 0) this.#stats.draftWaits++;
         continue;
       }
+      if (k > 0) {
+        if (!this.#reserve(s, s.tokens.length + k)) continue; // s itself was preempted
+        p.draft = draft;
+        p.n += k;
+      }
+      free -= p.n;
+      kept.add(p);
+    }
+    for (const p of decoders) {
+      if (free === 0) break;
+      if (!kept.has(p) || p.s.slot < 0 || !p.s.greedy) continue;
+      const draft = this.#proposeGreedy(p.s, free);
       if (!draft) continue;
       p.draft = draft;
       p.n += draft.tokens.length;
-      budget -= draft.tokens.length;
+      free -= draft.tokens.length;
     }
-    // Sequences preempted for a draft's blocks and those that wait leave the step.
+    // Decoders that wait or were preempted leave the step.
+    let used = 0;
     for (let i = plan.length - 1; i >= 0; i--) {
       const p = plan[i];
-      if (p.s.slot >= 0 && !waiting.has(p)) continue;
-      if (p.s.slot < 0) budget += p.n;
-      plan.splice(i, 1);
+      if (kept.has(p) && p.s.slot >= 0) {
+        used += p.n;
+        p.s.servedStep = this.#stats.steps + 1;
+      } else plan.splice(i, 1);
     }
-    return budget;
+    return budget + decoders.length - used;
   }
 
   /** The proposer of a running sequence's slot. */
@@ -653,26 +669,24 @@ export class Scheduler {
   }
 
   /**
-   * The draft of a sampled decoding sequence, a function of the sequence alone: k =
-   * min(maxDraft, maxRows − 1, the room left in its context and max tokens). "wait" when
-   * the draft does not fit the rows left in the step; its blocks are reserved like a decode
-   * row's (preempting the newest sequences, possibly `s` itself: then null).
+   * The draft of a sampled decoding sequence, a function of the sequence alone (k <=
+   * min(maxDraft, maxRows − 1, the room left in its context and max tokens)); null when it
+   * has nothing to draft. It runs whole or waits: never cut to fit a step.
    */
-  #proposeSampled(s: Sequence, budget: number): PlannedDraft | "wait" | null {
-    const len = s.tokens.length;
+  #proposeSampled(s: Sequence): PlannedDraft | null {
     const room = Math.min(
       this.#spec!.maxDraft,
       this.#batch.maxRows - 1,
-      this.ctxSize - len,
+      this.ctxSize - s.tokens.length,
       s.request.maxTokens - s.generated - 1,
     );
     if (room < 1) return null;
     const proposer = this.#proposer(s);
-    const proposed = proposer.propose(s.tokens, room, s.draftSampling);
-    const draft = this.#checkDraft(proposer, proposed, room);
-    const k = draft.tokens.length;
-    if (k === 0) return null;
-    if (k > budget) return "wait";
-    return this.#reserve(s, len + k) ? draft : null;
+    const draft = this.#checkDraft(
+      proposer,
+      proposer.propose(s.tokens, room, s.draftSampling),
+      room,
+    );
+    return draft.tokens.length > 0 ? draft : null;
   }
 }

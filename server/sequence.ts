@@ -183,6 +183,8 @@ export class Sequence {
   cachedTokens = -1;
   /** Times it was preempted. */
   preemptions = 0;
+  /** The scheduler's step count when it last got a decode row (speculation serves the oldest first). */
+  servedStep = 0;
   /** Set once finished. */
   finishReason: FinishReason | null = null;
   readonly #sampler: Sampler;
