@@ -11,10 +11,12 @@ const MAIN = `${ROOT}cli/main.ts`;
 const COMMANDS = [
   "generate",
   "chat",
+  "serve",
   "inspect",
   "logits",
   "tokenize",
   "convert",
+  "quantize",
   "kernels",
   "bench",
   "perplexity",
