@@ -29,7 +29,6 @@ import { draftModelProposers, NgramProposer, type Proposer } from "./speculative
 
 const config = parseConfigYaml(await Deno.readTextFile(`${ROOT}configs/test-llama.yaml`), "t");
 const weights = randomWeights(config, 11);
-const V = config.vocab_size; // 96
 /** One token per byte: the scheduler streams text, the test reads the ids. */
 const bytes = TiktokenTokenizer.fromRanks(
   Array.from({ length: 256 }, (_, b) => new Uint8Array([b])),
