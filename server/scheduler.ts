@@ -59,8 +59,8 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { setImmediate } from "node:timers";
 import { BlockManager, NULL_BLOCK, type PrefixCacheStats } from "./block_manager.ts";
 import { type GenerationHandle, type GenerationRequest, Sequence } from "./sequence.ts";
-import type { Proposer } from "./speculative.ts";
-import type { TokenDistribution } from "../runtime/speculative.ts";
+import { checkProposal, type Proposer } from "./speculative.ts";
+import type { Draft } from "../runtime/speculative.ts";
 
 /** Options of {@linkcode Scheduler}. */
 export interface SchedulerOptions {
@@ -85,17 +85,11 @@ export interface SpeculativeOptions {
   maxDraft: number;
 }
 
-/** A planned sequence's draft: `(k)` ids and their q (null: one-hot). */
-interface PlannedDraft {
-  tokens: number[];
-  probs: TokenDistribution[] | null;
-}
-
 /** One scheduled sequence of a step. */
 interface Planned {
   s: Sequence;
   n: number; // rows: tokens[computed .. computed + n), or the last token + draft
-  draft: PlannedDraft | null; // drafted tokens verified in this step
+  draft: Draft | null; // drafted tokens verified in this step
   out: number; // index of its first out row, -1 for none
 }
 
@@ -628,29 +622,11 @@ export class Scheduler {
     return Array.isArray(ps) ? ps[s.slot] : ps as Proposer;
   }
 
-  /** Checks a proposal: at most `room` ids in the vocabulary, one q per id. */
-  #checkDraft(proposer: Proposer, d: number[] | PlannedDraft, room: number): PlannedDraft {
-    const draft = Array.isArray(d) ? { tokens: d, probs: null } : d;
-    const V = this.config.vocab_size, n = draft.tokens.length;
-    if (n > room || (draft.probs && draft.probs.length !== n)) {
-      throw new GollmError(
-        `${proposer.name} proposed ${n} tokens with ${draft.probs?.length ?? "no"} ` +
-          `distributions; at most ${room} tokens, one distribution each`,
-      );
-    }
-    for (const id of draft.tokens) {
-      if (!Number.isInteger(id) || id < 0 || id >= V) {
-        throw new GollmError(`${proposer.name} proposed token id ${id}, outside [0, ${V})`);
-      }
-    }
-    return draft;
-  }
-
   /**
    * The draft of a greedy decoding sequence: at most `maxDraft`, the rows left in the step,
    * the room left in its context and its max tokens, and the blocks free without preemption.
    */
-  #proposeGreedy(s: Sequence, budget: number): PlannedDraft | null {
+  #proposeGreedy(s: Sequence, budget: number): Draft | null {
     const len = s.tokens.length;
     const room = Math.min(
       this.#spec!.maxDraft,
@@ -660,7 +636,7 @@ export class Scheduler {
     );
     if (room < 1) return null;
     const proposer = this.#proposer(s);
-    const draft = this.#checkDraft(proposer, proposer.propose(s.tokens, room), room);
+    const draft = checkProposal(proposer, proposer.propose(s.tokens, room), room, this.config);
     if (draft.tokens.length === 0) return null;
     const had = this.blocks.table(s.id).length;
     if (!this.blocks.grow(s.id, len + draft.tokens.length)) return null;
@@ -673,7 +649,7 @@ export class Scheduler {
    * min(maxDraft, maxRows − 1, the room left in its context and max tokens)); null when it
    * has nothing to draft. It runs whole or waits: never cut to fit a step.
    */
-  #proposeSampled(s: Sequence): PlannedDraft | null {
+  #proposeSampled(s: Sequence): Draft | null {
     const room = Math.min(
       this.#spec!.maxDraft,
       this.#batch.maxRows - 1,
@@ -682,11 +658,8 @@ export class Scheduler {
     );
     if (room < 1) return null;
     const proposer = this.#proposer(s);
-    const draft = this.#checkDraft(
-      proposer,
-      proposer.propose(s.tokens, room, s.draftSampling),
-      room,
-    );
+    const proposed = proposer.propose(s.tokens, room, s.draftSampling);
+    const draft = checkProposal(proposer, proposed, room, this.config);
     return draft.tokens.length > 0 ? draft : null;
   }
 }

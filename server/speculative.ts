@@ -54,6 +54,39 @@ export interface Proposer {
 }
 
 /**
+ * Checks a proposer's answer and normalises it to a {@linkcode Draft}: at most `room` ids,
+ * each in the vocabulary, with one q each when q is given.
+ *
+ * @param proposer The proposer (named in the message).
+ * @param proposed What its `propose` returned.
+ * @param room Most tokens asked for.
+ * @param config The model config (`vocab_size`).
+ * @returns The draft (`probs` null: one-hot).
+ * @throws {GollmError} naming the proposer and what is wrong.
+ */
+export function checkProposal(
+  proposer: Proposer,
+  proposed: number[] | Draft,
+  room: number,
+  config: ModelConfig,
+): Draft {
+  const draft = Array.isArray(proposed) ? { tokens: proposed, probs: null } : proposed;
+  const V = config.vocab_size, n = draft.tokens.length;
+  if (n > room || (draft.probs && draft.probs.length !== n)) {
+    throw new GollmError(
+      `${proposer.name} proposed ${n} tokens with ${draft.probs?.length ?? "no"} ` +
+        `distributions; at most ${room} tokens, one distribution each`,
+    );
+  }
+  for (const id of draft.tokens) {
+    if (!Number.isInteger(id) || id < 0 || id >= V) {
+      throw new GollmError(`${proposer.name} proposed token id ${id}, outside [0, ${V})`);
+    }
+  }
+  return draft;
+}
+
+/**
  * Prompt-lookup drafting: find the latest earlier occurrence of the last n tokens and
  * propose the tokens after it.
  *
