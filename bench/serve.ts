@@ -3,7 +3,7 @@
  * llama.cpp serving 16 sequences from one context on the same file (issue #9's benchmark).
  *
  * ```
- * deno task bench:serve [--streams 1,4,16,32] [--tokens 64] [--backend wasm|jit]
+ * deno task bench:serve [--streams 1,4,16,32] [--tokens 64] [--backend auto|wasm|jit]
  *                       [--threads 1] [--peer-streams 1,16] [--no-peer] [--json]
  * ```
  *
@@ -11,8 +11,9 @@
  * seed 1), quantised to Q8_0 by gollm's own `quantizeModel` (formats/quantize.ts), cached in
  * `<cache>/bench-models/` outside the repository.
  *
- * gollm: `gollm serve FILE` in its own process (`--parallel` = the most streams, context 128
- * per sequence, 64 rows per step); the bench process is the client. Each stream is one
+ * gollm: `gollm serve FILE --threads N` in its own process (`--parallel` = the most streams,
+ * context 128 per sequence, 64 rows per step; the Q8_0 weights stay Q8_0 in the WASM
+ * memory); the bench process is the client. Each stream is one
  * `POST /v1/completions` with `stream: true`, a 16-token prompt (BOS + seeded random ids,
  * different per stream), `max_tokens` 64, `temperature` 0, `ignore_eos`; all streams of a
  * level start together. TTFT = request sent to first SSE chunk (one chunk per token);
@@ -21,7 +22,7 @@
  * level of 2 streams first.
  *
  * The peer: bench/llama_cpp_serve_runner.ts (node-llama-cpp, `createContext({ sequences })`,
- * the same prompts, 64 greedy tokens each) at the same thread count.
+ * the same prompts, 64 greedy tokens each) at the same thread count (`--threads`, default 1).
  *
  * @module
  */
@@ -85,7 +86,7 @@ async function benchFile(progress: (m: string) => void): Promise<string> {
 }
 
 /** Starts `gollm serve` on a free port; resolves with its URL and a stop function. */
-async function startServer(file: string, parallel: number, backend: string) {
+async function startServer(file: string, parallel: number, backend: string, threads: number) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -103,6 +104,8 @@ async function startServer(file: string, parallel: number, backend: string) {
       "64",
       "--backend",
       backend,
+      "--threads",
+      `${threads}`,
       "--alias",
       "bench",
     ],
@@ -118,6 +121,8 @@ async function startServer(file: string, parallel: number, backend: string) {
     err += value;
     url = /listening on (http:\/\/[^ ]+)/.exec(err)?.[1] ?? "";
   }
+  // `loaded FILE (gguf, wasm, 2 threads) in 0.3 s`: what the server resolved.
+  const loaded = /loaded \S+ \(([^)]*)\)/.exec(err)?.[1] ?? "?";
   const drain = (async () => {
     for (;;) {
       const { done } = await reader.read();
@@ -126,6 +131,7 @@ async function startServer(file: string, parallel: number, backend: string) {
   })();
   return {
     url,
+    loaded,
     async stop() {
       child.kill("SIGTERM");
       await drain;
@@ -223,14 +229,18 @@ if (import.meta.main) {
   const levels = list(opt("streams", "1,4,16,32"));
   const peerLevels = list(opt("peer-streams", "1,16"));
   const tokens = Number(opt("tokens", "64"));
-  const backend = opt("backend", "wasm");
+  const backend = opt("backend", "auto");
   const threads = Number(opt("threads", "1"));
   const json = args.includes("--json");
   const log = (m: string) => console.error(m);
 
   const file = await benchFile(log);
-  log(`bench:serve on ${file} (backend ${backend}), load average ${loadAverage()}`);
-  const server = await startServer(file, Math.max(...levels), backend);
+  log(
+    `bench:serve on ${file} (backend ${backend}, ${threads} thread(s)), load average ` +
+      loadAverage(),
+  );
+  const server = await startServer(file, Math.max(...levels), backend, threads);
+  log(`gollm serve loaded ${server.loaded}`);
   const gollm: LevelResult[] = [];
   try {
     await gollmLevel(server.url, 2, 8); // warm-up
@@ -254,10 +264,14 @@ if (import.meta.main) {
     return one && sixteen ? sixteen.aggTokS / one.aggTokS : NaN;
   };
   if (json) {
-    console.log(JSON.stringify({ file, backend, tokens, gollm, peer, threads }));
+    console.log(
+      JSON.stringify({ file, backend, loaded: server.loaded, tokens, gollm, peer, threads }),
+    );
   } else {
     const head = "streams  agg tok/s  TTFT p50  TTFT p99  wall s";
-    console.log(`gollm serve (${backend} backend, 1 thread), g110M Q8_0, ${tokens} tokens/stream`);
+    console.log(
+      `gollm serve (${server.loaded}; --threads ${threads}), g110M Q8_0, ${tokens} tokens/stream`,
+    );
     console.log(head);
     for (const r of gollm) console.log(fmt(r));
     console.log(`16 streams / 1 stream: ${ratio(gollm).toFixed(2)}x (target >= 5x)`);

@@ -271,9 +271,33 @@ export async function loadModelFlags(
         onProgress,
         onConfig: (c) => checkKvCapacity(kvCapacity, c.context_length, path, usage),
       }),
-    (m) =>
-      `loaded ${path} (${m.checkpoint.format}, ${m.backend}` +
-      (m.threads > 1 ? `, ${m.threads} threads)` : ")"),
+    (m) => loadedLine(path, m),
   );
   return { model, path };
+}
+
+/**
+ * The line a command prints once its model is loaded (the progress display adds ` in T s`):
+ * `loaded PATH (format, backend[, N threads])`, threads only when more than one.
+ *
+ * @param path The model path as given.
+ * @param m The loaded model's checkpoint format, resolved backend and threads (a `Model` or
+ *   a serving `BatchModel`).
+ * @returns The line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadedLine } from "./model_flags.ts";
+ * const m = { checkpoint: { format: "gguf" as const }, backend: "wasm", threads: 2 };
+ * assert.equal(loadedLine("m.gguf", m), "loaded m.gguf (gguf, wasm, 2 threads)");
+ * assert.equal(loadedLine("m.gguf", { ...m, threads: 1 }), "loaded m.gguf (gguf, wasm)");
+ * ```
+ */
+export function loadedLine(
+  path: string,
+  m: { checkpoint: { format: string }; backend: string; threads: number },
+): string {
+  return `loaded ${path} (${m.checkpoint.format}, ${m.backend}` +
+    (m.threads > 1 ? `, ${m.threads} threads)` : ")");
 }

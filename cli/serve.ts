@@ -13,7 +13,13 @@ import type { SpeculativeOptions } from "../server/scheduler.ts";
 import { draftModelProposers, NgramProposer } from "../server/speculative.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
-import { MODEL_OPTION, MODEL_POSITIONAL, TOKENIZER_OPTION } from "./model_flags.ts";
+import {
+  loadedLine,
+  MODEL_OPTION,
+  MODEL_POSITIONAL,
+  THREADS_OPTION,
+  TOKENIZER_OPTION,
+} from "./model_flags.ts";
 import { err, formatBytes } from "./output.ts";
 import { withProgress } from "./progress_line.ts";
 
@@ -33,12 +39,14 @@ blocks. Ctrl-C (SIGINT) or SIGTERM stops taking requests, lets running ones fini
     ...MODEL_OPTION,
     backend: {
       type: "choice",
-      choices: ["wasm", "jit"],
-      default: "wasm",
+      choices: ["auto", "wasm", "jit"],
+      default: "auto",
       meta: "B",
-      description: "wasm (matrix products in WASM SIMD: they scale with the rows of a batched " +
-        "step) or jit (generated JS kernels)",
+      description: "auto (wasm when it runs the model, else jit), wasm (the whole step in " +
+        "generated WASM SIMD, weights as stored, threads; it scales with the rows of a " +
+        "batched step) or jit (generated JS kernels, one thread)",
     },
+    threads: { ...THREADS_OPTION.threads, short: "t" }, // -t as llama-server
     ...TOKENIZER_OPTION,
     host: { type: "string", default: "127.0.0.1", meta: "H", description: "address to listen on" },
     port: { type: "int", min: 0, max: 65535, default: 8080, description: "port (0: any free one)" },
@@ -120,13 +128,6 @@ blocks. Ctrl-C (SIGINT) or SIGTERM stops taking requests, lets running ones fini
       default: 4,
       description: "most tokens drafted per sequence and step",
     },
-    threads: {
-      type: "int",
-      short: "t",
-      min: 1,
-      description: "threads of the forward pass (the jit backend runs on 1)",
-      defaultText: "1",
-    },
   },
   epilog: `example:
   gollm serve models/default --parallel 8 &
@@ -150,12 +151,6 @@ export const serve: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const v = p.values;
-    if (v.threads !== undefined && v.threads > 1) {
-      throw new UsageError(
-        `--threads ${v.threads}: the ${v.backend} backend runs the forward pass on one thread`,
-        p.usage,
-      );
-    }
     const path = v.model ?? await resolveDefaultModel();
     const ctxSize = v["ctx-size"];
     const model = await withProgress(
@@ -163,6 +158,7 @@ export const serve: Command = {
       (onProgress) =>
         loadBatchModel(path, {
           backend: v.backend,
+          threads: v.threads,
           parallel: v.parallel,
           ctxSize,
           batchSize: v["batch-size"],
@@ -181,7 +177,7 @@ export const serve: Command = {
             }
           },
         }),
-      (m) => `loaded ${path} (${m.checkpoint.format}, ${v.backend})`,
+      (m) => loadedLine(path, m),
     );
     let speculative: SpeculativeOptions | undefined;
     if (v.draft !== undefined && v.ngram) {

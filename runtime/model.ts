@@ -10,21 +10,20 @@
  * @module
  */
 import { compileModel } from "../codegen/compile.ts";
-import { WasmUnsupportedError } from "../codegen/emit_wasm.ts";
-import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
 import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import type { ProgressCallback } from "../core/progress.ts";
+import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
 import { checkInt } from "./generation.ts";
 import { createReference } from "./reference.ts";
 import { GollmModel, type ModelPass } from "./gollm_model.ts";
 import { startStepPool } from "./threads.ts";
 import { loadGgufIntoWasm } from "./wasm_load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { allF32, type F32Weights, type Weights } from "../core/weights.ts";
+import type { Weights } from "../core/weights.ts";
 import type { SpeculativeStats } from "./speculative.ts";
 import type { SpeculativeGenerateOptions } from "./speculative_decode.ts";
 
@@ -310,31 +309,22 @@ export function createModel(
   const kvCapacity = resolveCapacity(config, options.kvCapacity);
   if (options.prefillChunk !== undefined) checkInt("prefillChunk", options.prefillChunk, 1);
   const fwd = { kvCapacity, prefillChunk: options.prefillChunk };
-  let pass: ModelPass | null = null;
-  let backend: Backend = requested;
-  if (requested === "wasm" || requested === "auto") {
-    options.onProgress?.({ stage: "compiling kernels" });
-    try {
-      pass = compileModel(config, weights, {
+  const { value: pass, backend } = buildOnBackend<ModelPass>(requested, weights, {
+    wasm: () => {
+      options.onProgress?.({ stage: "compiling kernels" });
+      return compileModel(config, weights, {
         ...fwd,
         backend: "wasm",
         threads,
         startPool: startStepPool,
       });
-      backend = "wasm";
-    } catch (e) {
-      if (requested === "wasm" || !(e instanceof WasmUnsupportedError)) throw e;
-      backend = "jit"; // auto: an op or weight type the WASM kernels do not have
-    }
-  }
-  if (!pass) {
-    // The JS kernels and the reference read F32: stored weights are dequantised here.
-    const f32: F32Weights = allF32(weights) ? weights : dequantizeWeights(weights);
-    if (backend === "jit") {
+    },
+    f32: (backend, f32) => {
+      if (backend === "reference") return createReference(config, f32, fwd);
       options.onProgress?.({ stage: "compiling kernels" });
-      pass = compileModel(config, f32, fwd);
-    } else pass = createReference(config, f32, fwd);
-  }
+      return compileModel(config, f32, fwd);
+    },
+  });
   return modelOf(config, pass, tokenizer, checkpoint, backend, options);
 }
 
@@ -436,7 +426,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     const info: CheckpointInfo = { format: ck.format, path: ck.path };
     const modelOptions = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
     if (pass) return modelOf(ck.config, pass, ck.tokenizer, info, "wasm", modelOptions);
-    if (backend === "wasm" || !(error instanceof WasmUnsupportedError)) throw error;
+    fallbackFromWasm(backend, error); // auto, and the WASM kernels do not cover the model
     return createModel(
       ck.config,
       ck.weights,

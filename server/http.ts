@@ -76,7 +76,8 @@ export interface GollmServer {
   readonly modelName: string;
   /**
    * Stops taking requests (503 from then on), lets running ones finish for up to `graceMs`
-   * (default 10000), then cancels the rest.
+   * (default 10000), cancels the rest, then stops the model's worker threads
+   * (`BatchModel.close`; the model cannot serve again).
    */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -565,7 +566,8 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       new Promise<void>((r) => (timer = setTimeout(r, graceMs))),
     ]);
     clearTimeout(timer);
-    await scheduler.close();
+    await scheduler.close(); // the loop has stopped: no step runs on the threads any more
+    model.close();
   };
 
   return Object.assign(handler, {

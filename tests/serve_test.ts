@@ -505,7 +505,9 @@ Deno.test("gollm serve: bad flags are one error line with the right exit status"
     const cases: [string[], number, RegExp][] = [
       [["--port", "70000"], 2, /--port must be an integer in \[0, 65535\], got '70000'/],
       [["--ctx-size", "1000"], 2, /--ctx-size 1000 exceeds the context length 256/],
-      [["--threads", "2"], 2, /--threads 2: the wasm backend runs the forward pass on one thread/],
+      [["--threads", "0"], 2, /--threads must be an integer in \[1, 64\], got '0'/],
+      [["--threads", "65"], 2, /--threads must be an integer in \[1, 64\], got '65'/],
+      [["--backend", "reference"], 2, /--backend must be one of auto, wasm, jit/],
       [["--draft", "models/default", "--ngram"], 2, /--draft PATH or --ngram, not both/],
       [["--kv-blocks", "3"], 1, /a KV pool of 3 blocks .* cannot hold one sequence of 256 tokens/],
       [["--draft", `${ROOT}no/such/model`], 1, /no\/such\/model/],

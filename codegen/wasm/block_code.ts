@@ -54,6 +54,11 @@ export interface BlockEmitter {
    * blocks (pw/px then point just past the last block).
    */
   tail?(k: BlockCtx, count: number): void;
+  /**
+   * The factor the lane sum of `acc{a}_{c}` is multiplied by at the end (a power of two the
+   * block code took out of its inner loop), or undefined for none.
+   */
+  accScale?(k: BlockCtx): number | undefined;
 }
 
 /** Declares `name` as `type` unless the function already has it. */

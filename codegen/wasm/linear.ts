@@ -10,12 +10,13 @@
  *   weight block is decoded once per C tokens.
  *
  * Software prefetch: WASM has no prefetch instruction, and the kernels' many instructions
- * per weight byte keep few cache misses in flight (the out-of-order window covers a few
- * hundred bytes), so weights streamed from DRAM came at 1.5-3 GB/s while a bare read got
- * 10-25 GB/s. Before computing a chunk of rows (about {@linkcode TOUCH_BYTES} of weights),
- * a tight loop loads one word per 64-byte line of it (folded into a local so the loads
- * are not dead code): those misses overlap like a streaming read, then the chunk is
- * computed from cache (bench/kernels.ts: Q8_0 decode step 55-68 ms → 9-20 ms on g110M).
+ * per weight byte keep few cache misses in flight, so weights streamed from DRAM came at
+ * 1.5-3 GB/s while a bare read got 10-25 GB/s. Each register block of rows first loads one
+ * word per 64-byte line of the weights up to {@linkcode TOUCH_AHEAD} bytes past its rows
+ * (a touch pointer that runs ahead of the rows computed, folded into a local so the loads
+ * are not dead code): those misses overlap each other and the block's arithmetic, and the
+ * rows arrive from cache (bench/kernels.ts; touching whole 8 KiB chunks before computing
+ * them reached 10 GB/s on Q4_K, running 2 KiB ahead 14 GB/s).
  *
  * `x` is f32 rows (F32/F16/BF16 weights) or quantised activation rows (`blocks.ts`
  * `actLayout`, written by `quantize.ts`); W is in ggml's block layout (row r at
@@ -34,8 +35,8 @@ import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
 
-/** Weight bytes touched ahead of computing them (a chunk of whole register blocks of rows). */
-export const TOUCH_BYTES = 8192;
+/** How far (bytes) the touch pointer runs ahead of the rows being computed. */
+export const TOUCH_AHEAD = 2048;
 
 /** The block code of every supported type. */
 export const EMITTERS: Record<WeightTypeName, BlockEmitter> = {
@@ -76,21 +77,24 @@ export interface LinearSpec {
   tokens?: number;
   /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
   memory?: number;
+  /** Touch distance in bytes (default {@linkcode TOUCH_AHEAD}; 0: no software prefetch). */
+  touchAhead?: number;
 }
 
 /**
  * Default register blocking: [matvec rows, matmul rows, matmul tokens] (the fastest of
- * R ∈ {1, 2, 4, 8} measured with bench/kernels.ts on the g110M shapes).
+ * R ∈ {1, 2, 4, 8} rows and C ∈ {2, 4, 8} tokens on the g110M shapes, one thread; more
+ * than about 16 live v128 locals spill, since V8 allocates only xmm0-xmm15).
  */
 const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
-  F32: [4, 4, 4],
-  F16: [4, 4, 4],
-  BF16: [4, 4, 4],
+  F32: [4, 2, 8],
+  F16: [4, 2, 8],
+  BF16: [4, 2, 8],
   Q4_0: [2, 2, 4],
   Q4_1: [2, 2, 4],
   Q5_0: [2, 2, 4],
   Q5_1: [2, 2, 4],
-  Q8_0: [2, 2, 4],
+  Q8_0: [4, 2, 8],
   Q2_K: [2, 2, 4],
   Q3_K: [2, 2, 4],
   Q4_K: [2, 2, 4],
@@ -212,6 +216,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
         const off = c * M * 4 + a * 4;
         f.get("yt");
         hsumF32(f, `acc${a}_${c}`);
+        const scale = em.accScale?.(k);
+        if (scale !== undefined) f.f32(scale).op("f32.mul");
         if (em.scalar || tail) f.get(`sacc${a}_${c}`).op("f32.add");
         if (s.bias) f.get("br").mem("f32.load", a * 4).op("f32.add");
         if (s.accumulate) f.get("yt").mem("f32.load", off).op("f32.add");
@@ -239,25 +245,31 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     }
   };
 
-  const G = Math.max(R, Math.floor(TOUCH_BYTES / rb / R) * R); // rows per touched chunk
-  f.get("r0").set("r").get("r0").set("tnext");
+  const ahead = s.touchAhead ?? TOUCH_AHEAD;
+  f.get("r0").set("r");
+  if (ahead > 0) {
+    f.comment("touch pointer pt: the next 64-byte line of W not yet touched; tend: W's end");
+    f.get("w").get("r0").i32(rb).op("i32.mul").op("i32.add").set("pt");
+    f.get("w").get("r1").i32(rb).op("i32.mul").op("i32.add").set("tend");
+  }
   for (const Rr of R > 1 ? [R, 1] : [1]) {
     f.comment(`rows ${Rr} at a time`);
     f.block(`rows${Rr}_done`).loop(`rows${Rr}`);
     f.get("r").i32(Rr).op("i32.add").get("r1").op("i32.gt_u").brIf(`rows${Rr}_done`);
-    f.get("r").get("tnext").op("i32.ge_u").if();
-    f.comment(
-      `touch rows r .. min(r + ${G}, r1) - 1 (${G * rb} bytes), one load per 64-byte line, ` +
-        "so their cache misses overlap before the rows are computed",
-    );
-    f.get("r").i32(G).op("i32.add").tee("tnext").get("r1").get("tnext").get("r1");
-    f.op("i32.lt_u").op("select").i32(rb).op("i32.mul").get("w").op("i32.add").set("tend");
-    f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("pt");
-    f.loop("touch_lines");
-    f.get("touch").get("pt").wmem("i32.load").op("i32.xor").set("touch");
-    f.get("pt").i32(64).op("i32.add").tee("pt").get("tend").op("i32.lt_u").brIf("touch_lines");
-    f.end();
-    f.end();
+    if (ahead > 0) {
+      f.comment(
+        `touch every line up to ${ahead} bytes past rows r .. r + ${Rr - 1} (not past tend), ` +
+          "one load per line, so their cache misses overlap the arithmetic",
+      );
+      f.get("w").get("r").i32(Rr).op("i32.add").i32(rb).op("i32.mul").op("i32.add");
+      f.i32(ahead).op("i32.add").tee("tnext").get("tend").get("tnext").get("tend");
+      f.op("i32.lt_u").op("select").set("tnext");
+      f.block("touched").loop("touch_lines");
+      f.get("pt").get("tnext").op("i32.ge_u").brIf("touched");
+      f.get("touch").get("pt").wmem("i32.load8_u").op("i32.xor").set("touch");
+      f.get("pt").i32(64).op("i32.add").set("pt");
+      f.br("touch_lines").end().end();
+    }
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
     if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");

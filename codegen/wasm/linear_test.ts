@@ -3,7 +3,8 @@
  * weights decoded by the scalar block decoder of tests/ggml_blocks.ts (itself checked
  * against gguf.quants.dequantize below), activations as the quantiser wrote them
  * (`d · q`), for matvec and matmul, with and without relaxed SIMD, odd row counts (the
- * one-row remainder), 5 tokens (the one-token remainder), a bias and an accumulate.
+ * one-row remainder), 11 tokens (full register blocks of 4 or 8 tokens and the one-token
+ * remainder), a bias and an accumulate.
  *
  * Tolerance: |y - y_ref| ≤ 1e-6 · Σ_k |w_k · x_k| for every type (the kernels differ from
  * the float64 sum only by f32 rounding of the per-block terms). A second check bounds the
@@ -122,7 +123,7 @@ for (const type of TYPES) {
     const tag = relaxed ? "relaxed SIMD" : "SIMD";
     Deno.test(`${type} matvec and matmul (${tag}) equal dequantise-then-f64 within ${TOL}`, () => {
       for (const kind of ["matvec", "matmul"] as const) {
-        const n = kind === "matvec" ? 1 : 5;
+        const n = kind === "matvec" ? 1 : 11;
         const r = run(type, { M: 13, K, kind, relaxed }, n);
         assert.ok(worst(r) <= TOL, `${kind}: relative error ${worst(r)}`);
         assert.ok(r.xErr <= 1.0001, `activation error ${r.xErr} × d/2`);

@@ -92,36 +92,30 @@ export function dotI8(
 }
 
 /**
- * Pushes `(Σ_k x_k · w_k) · scale` as i32x4: relaxed, a `relaxed_dot` chain into `tmp`
- * then `i32x4.mul` by the i32-splat scale; fallback, the extended products summed in i16
- * then `i32x4.dot_i16x8_s` with the i16-splat scale. The caller guarantees the i16 partial
- * sums fit (`pairs · 2 · max|x·w| < 32768`).
+ * Pushes `(Σ_k x_k · w_k) · scale` as i32x4 (ggml's `mul_sum_us8_pairs` then `madd` by the
+ * sub-block scale): the products of each pair summed in i16 lanes (relaxed,
+ * `i16x8.relaxed_dot_i8x16_i7x16_s`, x86 `pmaddubsw`; fallback, `i16x8.extmul` low and
+ * high added), the pairs added in i16, then `i32x4.dot_i16x8_s` with the i16-splat scale
+ * (x86 `pmaddwd`). The caller guarantees the i16 partial sums fit
+ * (`pairs · 2 · max|x·w| < 32768`).
  *
  * @param f The function.
- * @param tmp An i32x4 scratch local (relaxed path).
  * @param pairs `[x, w]` local names (w in [0, 127]).
- * @param scale32 Pushes the scale as an i32x4 splat (relaxed path).
- * @param scale16 Pushes the scale as an i16x8 splat (fallback path).
+ * @param scale16 Pushes the scale as an i16x8 splat.
  * @param relaxed Use relaxed SIMD.
  */
 export function scaledDotI8(
   f: WasmFunc,
-  tmp: string,
   pairs: [string, string][],
-  scale32: () => void,
   scale16: () => void,
   relaxed: boolean,
 ): void {
-  if (relaxed) {
-    dotI8(f, tmp, pairs, true, true);
-    f.get(tmp);
-    scale32();
-    f.op("i32x4.mul");
-    return;
-  }
   pairs.forEach(([x, w], k) => {
-    f.get(x).get(w).op("i16x8.extmul_low_i8x16_s");
-    f.get(x).get(w).op("i16x8.extmul_high_i8x16_s").op("i16x8.add");
+    if (relaxed) f.get(x).get(w).op("i16x8.relaxed_dot_i8x16_i7x16_s");
+    else {
+      f.get(x).get(w).op("i16x8.extmul_low_i8x16_s");
+      f.get(x).get(w).op("i16x8.extmul_high_i8x16_s").op("i16x8.add");
+    }
     if (k > 0) f.op("i16x8.add");
   });
   scale16();

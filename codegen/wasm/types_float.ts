@@ -5,12 +5,21 @@
  * 8 columns; `acc += w · x` lane-wise (`f32x4.relaxed_madd` when relaxed), and the columns
  * past the last full block go through scalar code into `sacc`.
  *
+ * F16 one token at a time (matvec): the conversion's `· 2^112` moves out of the loop. The
+ * weights stay `w · 2^-112` (the bits shifted into place), the token's x is multiplied by
+ * {@linkcode F16_X_SCALE} = 2^64 once per block (shared by the R rows), and the lane sum by
+ * 2^48 at the end: powers of two, so every product is the same f32 as `w · x` unless
+ * |w·x| < 2^-78 (then subnormal) or |x| ≥ 2^64 (then infinite).
+ *
  * @module
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
 import { F16_MASK, F16_RESCALE, f16HighHalvesToF32x4, f16Scalar } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
+
+/** Scale of x in the F16 one-token kernels (see the module doc). */
+export const F16_X_SCALE = 2 ** 64;
 
 /** Byte lanes that move f16/bf16 k (of 8) into the high half of i32 lane k % 4. */
 const HIGH_HALVES = (half: number) =>
@@ -42,16 +51,25 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
       for (let c = 0; c < C; c++) need(f, `x${c}_0`, "v128"), need(f, `x${c}_1`, "v128");
       if (name !== "F32") need(f, "zero", "v128");
       if (name === "F16") need(f, "f16mask", "v128"), need(f, "f16scale", "v128");
+      if (name === "F16") need(f, "xscale", "v128");
     },
     init(f) {
       if (name === "F16") {
         f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
         f.i32x4(F16_MASK).set("f16mask");
         f.f32x4(F16_RESCALE).set("f16scale");
+        f.f32x4(F16_X_SCALE).set("xscale");
       }
+    },
+    accScale(k) {
+      return name === "F16" && k.C === 1 ? F16_RESCALE / F16_X_SCALE : undefined;
     },
     block(k) {
       const { f, R, C } = k;
+      const prescale = name === "F16" && C === 1;
+      if (prescale) {
+        f.comment("one token: weights stay · 2^-112, x · 2^64, the sum · 2^48 at the end");
+      }
       for (let a = 0; a < R; a++) {
         const o = a * k.rowBytes;
         if (name === "F32") {
@@ -63,13 +81,18 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
         f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
         for (const h of [0, 1]) {
           f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
-          if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
+          if (name === "F16" && prescale) {
+            f.i32(3).op("i32x4.shr_s").get("f16mask").op("v128.and");
+          } else if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
           f.set(`w${a}_${h}`);
         }
       }
       for (let c = 0; c < C; c++) {
-        f.get("px").mem("v128.load", c * k.stride).set(`x${c}_0`);
-        f.get("px").mem("v128.load", c * k.stride + 16).set(`x${c}_1`);
+        for (const v of [0, 1]) {
+          f.get("px").mem("v128.load", c * k.stride + 16 * v);
+          if (prescale) f.get("xscale").op("f32x4.mul");
+          f.set(`x${c}_${v}`);
+        }
         for (let a = 0; a < R; a++) {
           madd(k, `acc${a}_${c}`, `w${a}_0`, `x${c}_0`);
           madd(k, `acc${a}_${c}`, `w${a}_1`, `x${c}_1`);

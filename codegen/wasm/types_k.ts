@@ -10,6 +10,11 @@
  * 32), so they are the i7 operand of the relaxed dot product; the offsets enter as
  * `- offset · Σ_j sc_j · Σq_x(j)` with the per-16 activation sums.
  *
+ * Bit fields are moved with 16-bit shifts (`i16x8.shr_u`, `i16x8.shl`) and then masked:
+ * WASM's byte shifts have no x86 instruction and cost a shift, a mask splat and an `and`,
+ * while the mask that follows here already drops the bits a 16-bit shift carries across
+ * bytes.
+ *
  * @module
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
@@ -20,9 +25,8 @@ import type { WasmFunc } from "../wasm_asm.ts";
 /** i8x16 splat constants the K kernels use, by local name. */
 const CONSTS: Record<string, number> = { c0f: 0x0f, c03: 0x03, c04: 0x04, c10: 0x10, c30: 0x30 };
 
-/** Shuffle lanes broadcasting byte j (of the first operand) to every i32 (width 4) or i16 lane, zero-extended (second operand zero). */
-const bcast = (j: number, width: 2 | 4) =>
-  Array.from({ length: 16 }, (_, i) => (i % width === 0 ? j : 16));
+/** Shuffle lanes broadcasting i16 lane j of one operand to all 8 lanes. */
+const splat16 = (j: number) => Array.from({ length: 16 }, (_, i) => 2 * j + (i & 1));
 
 /** Per-type geometry and code. */
 interface KSpec {
@@ -39,12 +43,14 @@ interface KSpec {
   decode(k: BlockCtx, a: number, o: number, p: number): void;
   /** Sub-block size (16 or 32). */
   sub: 16 | 32;
-  /** Pushes sub-block j's scale of row a as i32x4 / i16x8 splat. */
-  scale(f: WasmFunc, a: number, j: number, width: 2 | 4, o: number): void;
+  /** Pushes sub-block j's scale of row a as an i16x8 splat. */
+  scale(f: WasmFunc, a: number, j: number, o: number): void;
   /** Element offset of vector i of part p (default: parts are contiguous). */
   xOff?(p: number, i: number): number;
   /** Adjusts isum (offset) or sets mins{a}_{c} from the activation sums. */
   offsets(k: BlockCtx, a: number, c: number): void;
+  /** Extra i32x4 constants (local name → lanes) set at entry. */
+  consts?: Record<string, [number, number, number, number]>;
 }
 
 /** `isum -= (Σ_j sc_j · bsum16_j) << shift`, sc{a} holding 16 signed i8 scales. */
@@ -62,25 +68,38 @@ function signedOffset(k: BlockCtx, a: number, c: number, scv: string, shift: num
 /** Pushes ((v >> from) & 1) moved to bit `to` as i8x16 (v a local), masked by `mask`. */
 function moveBits(f: WasmFunc, v: string, from: number, to: number, mask: string): void {
   f.get(v);
-  if (to > from) f.i32(to - from).op("i8x16.shl");
-  else if (from > to) f.i32(from - to).op("i8x16.shr_u");
+  if (to > from) f.i32(to - from).op("i16x8.shl");
+  else if (from > to) f.i32(from - to).op("i16x8.shr_u");
   f.get(mask).op("v128.and");
 }
 
-/** Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`, as 32-bit words). */
+/** Byte lanes of a one-operand shuffle of i32 words. */
+const words = (w: number[]) => w.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+/** i32x4 constants of the Q4_K/Q5_K scale unpacking, by local name. */
+const SCALE_MIN_CONSTS: Record<string, [number, number, number, number]> = {
+  k_w3: [0, 0, 0, -1],
+  k_lo: [0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f],
+  k_hi: [0, 0x30303030, 0, 0x30303030],
+};
+
+/**
+ * Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`) on the 3 words u0, u1, u2 of
+ * `scales[12]`, all four result words at once: sc0..3 = u0 & 0x3f3f3f3f, sc4..7 =
+ * (u2 & 0x0f0f0f0f) | ((u0 >> 6) & 0x03030303) << 4, m0..3 = u1 & 0x3f3f3f3f, m4..7 =
+ * ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 6) & 0x03030303) << 4 (`(u >> 6 & 3) << 4` per byte
+ * is `u >> 2 & 0x30`).
+ */
 function unpackScaleMin(f: WasmFunc, a: number, o: number): void {
   f.comment("scales[12] → sc0..7 (bytes 0..7), m0..7 (bytes 8..15)");
-  f.get("pw").wmem("i32.load", o + 4, { align: 0 }).set("u0");
-  f.get("pw").wmem("i32.load", o + 8, { align: 0 }).set("u1");
-  f.get("pw").wmem("i32.load", o + 12, { align: 0 }).set("u2");
-  f.get("u0").i32(0x3f3f3f3f).op("i32.and").op("i32x4.splat");
-  f.get("u2").i32(0x0f0f0f0f).op("i32.and");
-  f.get("u0").i32(6).op("i32.shr_u").i32(0x03030303).op("i32.and").i32(4).op("i32.shl");
-  f.op("i32.or").lane("i32x4.replace_lane", 1);
-  f.get("u1").i32(0x3f3f3f3f).op("i32.and").lane("i32x4.replace_lane", 2);
-  f.get("u2").i32(4).op("i32.shr_u").i32(0x0f0f0f0f).op("i32.and");
-  f.get("u1").i32(6).op("i32.shr_u").i32(0x03030303).op("i32.and").i32(4).op("i32.shl");
-  f.op("i32.or").lane("i32x4.replace_lane", 3).set(`sc${a}`);
+  f.get("pw").wmem("v128.load", o + 4, { align: 0 }).set("tmp");
+  f.comment("[u0, u2, u1, u2 >> 4] & [3f.., 0f.., 3f.., 0f..]");
+  f.get("tmp").get("tmp").shuffle(words([0, 2, 1, 2])).set("qh");
+  f.get("qh").i32(4).op("i32x4.shr_u").get("qh").get("k_w3").op("v128.bitselect");
+  f.get("k_lo").op("v128.and");
+  f.comment("| [u0, u0, u1, u1] >> 2 & [0, 30.., 0, 30..]");
+  f.get("tmp").get("tmp").shuffle(words([0, 0, 1, 1])).i32(2).op("i32x4.shr_u");
+  f.get("k_hi").op("v128.and").op("v128.or").set(`sc${a}`);
 }
 
 /** Mins term of Q4_K/Q5_K: mins{a}_{c} = Σ_j m_j · Σq_x(j) (per 32). */
@@ -103,6 +122,7 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f16Scalar(f, "pw", o + 2);
     f.set(`dm${a}`);
     unpackScaleMin(f, a, o);
+    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
     if (name === "Q5_K") {
       f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_0`);
       f.get("pw").wmem("v128.load", o + 32).set(`qh${a}_1`);
@@ -115,8 +135,8 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f.get("pw").wmem("v128.load", qs + 16).set(`w${a}_3`);
     f.get(`w${a}_2`).get("c0f").op("v128.and").set(`w${a}_0`);
     f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
-    f.get(`w${a}_2`).i32(4).op("i8x16.shr_u").set(`w${a}_2`);
-    f.get(`w${a}_3`).i32(4).op("i8x16.shr_u").set(`w${a}_3`);
+    f.get(`w${a}_2`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_2`);
+    f.get(`w${a}_3`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_3`);
     if (name === "Q5_K") {
       for (let i = 0; i < 4; i++) {
         const bit = 2 * p + (i >> 1);
@@ -126,10 +146,11 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
       }
     }
   },
-  scale(f, a, j, width) {
-    f.get(`sc${a}`).get("zero").shuffle(bcast(j, width));
+  scale(f, a, j) {
+    f.get(`sc16${a}_0`).get(`sc16${a}_0`).shuffle(splat16(j));
   },
   offsets: minsPer32,
+  consts: SCALE_MIN_CONSTS,
 });
 
 const Q6_K_DEF: KSpec = {
@@ -152,22 +173,22 @@ const Q6_K_DEF: KSpec = {
       for (const v of [0, 1]) {
         const w = `w${a}_${i + v}`;
         f.get("pw").wmem("v128.load", o + 64 * g + 32 * (s & 1) + 16 * v);
-        if (s >> 1) f.i32(4).op("i8x16.shr_u");
-        else f.get("c0f").op("v128.and");
+        if (s >> 1) f.i32(4).op("i16x8.shr_u");
+        f.get("c0f").op("v128.and");
         f.set(w);
         f.get("pw").wmem("v128.load", o + 128 + 32 * g + 16 * v).set("qh");
         f.get(w);
         // ((qh >> 2s) & 3) << 4 = qh moved by 4 - 2s, masked to 0x30.
         f.get("qh");
-        if (2 * s < 4) f.i32(4 - 2 * s).op("i8x16.shl");
-        else if (2 * s > 4) f.i32(2 * s - 4).op("i8x16.shr_u");
+        if (2 * s < 4) f.i32(4 - 2 * s).op("i16x8.shl");
+        else if (2 * s > 4) f.i32(2 * s - 4).op("i16x8.shr_u");
         f.get("c30").op("v128.and").op("v128.or").set(w);
       }
     }
   },
   xOff: (p, i) => 32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1),
-  scale(f, _a, j, width, o) {
-    f.get("pw").wmem("i32.load8_s", o + 192 + j).op(width === 4 ? "i32x4.splat" : "i16x8.splat");
+  scale(f, _a, j, o) {
+    f.get("pw").wmem("i32.load8_s", o + 192 + j).op("i16x8.splat");
   },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 5);
@@ -212,15 +233,14 @@ const Q3_K_DEF: KSpec = {
     f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: 2 bits | hmask bit ${p} << 2`);
     for (const v of [0, 1]) {
       f.get("pw").wmem("v128.load", o + 32 + 32 * g + 16 * v);
-      if (s) f.i32(2 * s).op("i8x16.shr_u");
+      if (s) f.i32(2 * s).op("i16x8.shr_u");
       f.get("c03").op("v128.and");
       moveBits(f, `qh${a}_${v}`, p, 2, "c04");
       f.op("v128.or").set(`w${a}_${v}`);
     }
   },
-  scale(f, a, j, width) {
-    f.get(`sc${a}`).get(`sc${a}`).shuffle(new Array(16).fill(j));
-    f.i32(width === 4 ? 24 : 8).op(width === 4 ? "i32x4.shr_s" : "i16x8.shr_s");
+  scale(f, a, j) {
+    f.get(`sc${a}`).get(`sc${a}`).shuffle(new Array(16).fill(j)).i32(8).op("i16x8.shr_s");
   },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 2);
@@ -240,23 +260,26 @@ const Q2_K_DEF: KSpec = {
     f16Scalar(f, "pw", o + 82);
     f.set(`dm${a}`);
     f.get("pw").wmem("v128.load", o).set(`sc${a}`);
+    f.get(`sc${a}`).get("c0f").op("v128.and").set("tmp");
+    f.get("tmp").op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
+    f.get("tmp").op("i16x8.extend_high_i8x16_u").set(`sc16${a}_1`);
   },
   decode(k, a, o, p) {
     const f = k.f, g = p >> 2, s = p & 3;
     f.comment(`row ${a}, elements ${32 * p} .. ${32 * p + 31}: bits ${2 * s}..${2 * s + 1}`);
     for (const v of [0, 1]) {
       f.get("pw").wmem("v128.load", o + 16 + 32 * g + 16 * v);
-      if (s) f.i32(2 * s).op("i8x16.shr_u");
+      if (s) f.i32(2 * s).op("i16x8.shr_u");
       f.get("c03").op("v128.and").set(`w${a}_${v}`);
     }
   },
-  scale(f, a, j, width) {
-    f.get(`sc${a}`).get("zero").shuffle(bcast(j, width)).get("c0f").op("v128.and");
+  scale(f, a, j) {
+    f.get(`sc16${a}_${j >> 3}`).get(`sc16${a}_${j >> 3}`).shuffle(splat16(j & 7));
   },
   offsets(k, a, c) {
     const f = k.f, o = c * k.stride;
     f.comment("mins: Σ_j m_j · Σq_x(j) over the 16 sub-blocks");
-    f.get(`sc${a}`).i32(4).op("i8x16.shr_u").set("qh");
+    f.get(`sc${a}`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set("qh");
     f.get("qh").op("i16x8.extend_low_i8x16_u").get("pd").mem("v128.load", o + 16);
     f.op("i32x4.dot_i16x8_s");
     f.get("qh").op("i16x8.extend_high_i8x16_u").get("pd").mem("v128.load", o + 32);
@@ -278,6 +301,8 @@ function kType(spec: KSpec): BlockEmitter {
         need(f, `dw${a}`, "f32");
         if (spec.mins) need(f, `dm${a}`, "f32");
         need(f, `sc${a}`, "v128");
+        need(f, `sc16${a}_0`, "v128");
+        need(f, `sc16${a}_1`, "v128");
         need(f, `qh${a}_0`, "v128");
         need(f, `qh${a}_1`, "v128");
         for (let i = 0; i < spec.vecs; i++) need(f, `w${a}_${i}`, "v128");
@@ -292,10 +317,12 @@ function kType(spec: KSpec): BlockEmitter {
       }
       for (const l of ["u0", "u1", "u2"]) need(f, l, "i32");
       for (const l of ["zero", "qh", "tmp", "_s", ...Object.keys(CONSTS)]) need(f, l, "v128");
+      for (const l of Object.keys(spec.consts ?? {})) need(f, l, "v128");
     },
     init(f) {
       f.comment("constants: byte masks");
       for (const [n, v] of Object.entries(CONSTS)) f.i8x16(new Array(16).fill(v)).set(n);
+      for (const [n, v] of Object.entries(spec.consts ?? {})) f.i32x4(...v).set(n);
     },
     block(k) {
       const { f, R, C } = k;
@@ -318,14 +345,7 @@ function kType(spec: KSpec): BlockEmitter {
               const pairs: [string, string][] = [];
               for (let u = 0; u < step; u++) pairs.push([`x${c}_${v + u}`, `w${a}_${v + u}`]);
               f.get(isum);
-              scaledDotI8(
-                f,
-                "tmp",
-                pairs,
-                () => spec.scale(f, a, j, 4, a * k.rowBytes),
-                () => spec.scale(f, a, j, 2, a * k.rowBytes),
-                k.relaxed,
-              );
+              scaledDotI8(f, pairs, () => spec.scale(f, a, j, a * k.rowBytes), k.relaxed);
               f.op("i32x4.add").set(isum);
             }
           }

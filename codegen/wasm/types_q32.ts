@@ -55,7 +55,14 @@ function loadActs(k: BlockCtx, c: number, sum: boolean): void {
   if (sum) f.get("pd").mem("f32.load", o + 4).set(`sx${c}`);
 }
 
-/** Q8_0: d f16 @0, qs i8[32] @2. */
+/**
+ * Q8_0: d f16 @0, qs i8[32] @2. Signed weights × signed activations. With relaxed SIMD the
+ * i7 operand of `i32x4.relaxed_dot_i8x16_i7x16_add_s` must be in [0, 127], so each
+ * token's quants split into `x⁺ = max(x, 0)` and `x⁻ = x⁺ - x` (both in [0, 127], once per
+ * block, shared by the R rows) and `w·x = w·x⁺ - w·x⁻`: two dot products into two
+ * accumulators, exact for every weight byte including -128 (ggml's |w|, sign(w)·x trick
+ * would put |-128| = 128 out of the i7 range). Without relaxed SIMD: `i16x8.extmul`.
+ */
 export const Q8_0: BlockEmitter = {
   type: WEIGHT_TYPES.Q8_0,
   elems: 32,
@@ -63,6 +70,9 @@ export const Q8_0: BlockEmitter = {
   scalar: false,
   locals(f, R, C) {
     commonLocals(f, R, C);
+    for (let c = 0; c < C; c++) need(f, `xn${c}_0`, "v128"), need(f, `xn${c}_1`, "v128");
+    need(f, "isumn", "v128");
+    need(f, "zero", "v128");
   },
   init() {},
   block(k) {
@@ -76,13 +86,24 @@ export const Q8_0: BlockEmitter = {
       f.get("pw").wmem("v128.load", o + 18).set(`w${a}_1`);
     }
     for (let c = 0; c < C; c++) {
-      f.comment(`token ${c}: 32 quants and d`);
       loadActs(k, c, false);
+      if (k.relaxed) {
+        f.comment(`token ${c}: x⁺ = max(x, 0), x⁻ = x⁺ - x (the i7 operands)`);
+        for (const v of [0, 1]) {
+          f.get(`x${c}_${v}`).get("zero").op("i8x16.max_s").set(`xn${c}_${v}`);
+          f.get(`xn${c}_${v}`).get(`x${c}_${v}`).op("i8x16.sub");
+          f.get(`xn${c}_${v}`).set(`x${c}_${v}`).set(`xn${c}_${v}`);
+        }
+      }
       for (let a = 0; a < R; a++) {
         f.comment(`row ${a} · token ${c}`);
-        // Signed × signed: i16x8.extmul (measured faster here than the relaxed dot with
-        // ggml's |w|, sign(w)·x trick, which costs four more instructions per vector).
-        dotI8(f, "isum", [[`x${c}_0`, `w${a}_0`], [`x${c}_1`, `w${a}_1`]], false, true);
+        if (k.relaxed) {
+          dotI8(f, "isum", [[`w${a}_0`, `x${c}_0`], [`w${a}_1`, `x${c}_1`]], true, true);
+          dotI8(f, "isumn", [[`w${a}_0`, `xn${c}_0`], [`w${a}_1`, `xn${c}_1`]], true, true);
+          f.get("isum").get("isumn").op("i32x4.sub").set("isum");
+        } else {
+          dotI8(f, "isum", [[`x${c}_0`, `w${a}_0`], [`x${c}_1`, `w${a}_1`]], false, true);
+        }
         f.get(`dw${a}`).get(`dx${c}`).op("f32.mul");
         addScaled(k, a, c, "isum");
       }
@@ -134,7 +155,7 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
         }
         f.get("pw").wmem("v128.load", o + g.qs).set(`w${a}_1`);
         f.get(`w${a}_1`).get("c0f").op("v128.and").set(`w${a}_0`);
-        f.get(`w${a}_1`).i32(4).op("i8x16.shr_u").set(`w${a}_1`);
+        f.get(`w${a}_1`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_1`);
         if (g.qh >= 0) {
           f.comment("bit j of qh → bit 4 of byte j");
           f.get("pw").wmem("v128.load32_splat", o + g.qh).set("qh");
