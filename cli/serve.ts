@@ -114,7 +114,7 @@ blocks. Ctrl-C (SIGINT) or SIGTERM stops taking requests, lets running ones fini
     draft: {
       type: "string",
       meta: "PATH",
-      description: "a draft model with the model's vocabulary: it proposes tokens that greedy " +
+      description: "a draft model with the model's vocabulary: it proposes tokens that " +
         "requests verify in one step (speculative decoding)",
     },
     ngram: {

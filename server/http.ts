@@ -62,7 +62,7 @@ export interface ServerOptions {
   prefixCaching?: boolean;
   /** Receives one line per finished request (default: stderr). */
   log?: (line: string) => void;
-  /** Speculative decoding of greedy requests (server/speculative.ts proposers). */
+  /** Speculative decoding of greedy and sampled requests (server/speculative.ts proposers). */
   speculative?: SpeculativeOptions;
 }
 

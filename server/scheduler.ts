@@ -29,11 +29,26 @@
  * blocks only (not max_tokens' worth), so the pool is shared by what sequences actually use.
  *
  * Speculative decoding (`speculative` option, server/speculative.ts): after the decode rows, a
- * greedy sequence may add up to `maxDraft` drafted tokens as verify rows (its rows are
- * consecutive positions, every one an out row); the sampler runs over them in order and
- * keeps drafts while they equal what it picks, so the output is identical to plain greedy
- * decoding and a step yields 1 + accepted tokens. The K/V written for rejected drafts lie
- * past the sequence's computed tokens and are overwritten by the next step.
+ * decoding sequence may add drafted tokens as verify rows (its rows are consecutive
+ * positions, every one an out row), and `Sequence.verify` keeps what runtime/speculative.ts
+ * `verifyDraft` accepts (the rejection sampling of Leviathan et al. 2023, over the request's
+ * own sampler) plus one token of the model's, so a step yields 1 + accepted tokens. Greedy
+ * output is identical to plain decoding; sampled tokens keep the model's distribution. The
+ * K/V written for rejected drafts lie past the sequence's computed tokens and are
+ * overwritten by the next step; their blocks stay with the sequence, which fills them next.
+ *
+ * The same seed and request give the same text whatever else the server runs, with
+ * speculation too, given the same speculative settings (proposer, draft model, `maxDraft`,
+ * and `maxRows`, which caps a draft). A sampled sequence's draft depends on the sequence
+ * alone: k <= min(maxDraft, maxRows − 1, room in its context and max tokens), a draft model
+ * draws with a seed derived from the request's seed and the position
+ * (`Sequence.draftSampling`), and a draft that does not fit the step's rows waits for the
+ * next step rather than being cut (its blocks are taken as a decode row's, preempting if
+ * needed). The verify draws use the request's sampler stream in order. The text differs
+ * from decoding without speculation (the stream is used differently), never in
+ * distribution. Greedy drafts are cut to fit freely: greedy output does not depend on k.
+ * Decoders are served longest-unserved first, so a waiting draft runs at the next step or
+ * soon after, at the cost of a step for plain decoders behind it.
  *
  * @module
  */
@@ -44,7 +59,8 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { setImmediate } from "node:timers";
 import { BlockManager, NULL_BLOCK, type PrefixCacheStats } from "./block_manager.ts";
 import { type GenerationHandle, type GenerationRequest, Sequence } from "./sequence.ts";
-import type { Proposer } from "./speculative.ts";
+import { checkProposal, type Proposer } from "./speculative.ts";
+import type { Draft } from "../runtime/speculative.ts";
 
 /** Options of {@linkcode Scheduler}. */
 export interface SchedulerOptions {
@@ -57,11 +73,11 @@ export interface SchedulerOptions {
   maxQueue?: number;
   /** Share full prompt blocks by hash (default true). */
   prefixCaching?: boolean;
-  /** Draft tokens for greedy sequences and verify them in the same step (default: none). */
+  /** Draft tokens for decoding sequences and verify them in the same step (default: none). */
   speculative?: SpeculativeOptions;
 }
 
-/** Speculative decoding of greedy sequences (server/speculative.ts). */
+/** Speculative decoding of greedy and sampled sequences (server/speculative.ts). */
 export interface SpeculativeOptions {
   /** One proposer for every sequence, or one per sequence slot (a draft model's cache). */
   proposers: Proposer | readonly Proposer[];
@@ -73,7 +89,7 @@ export interface SpeculativeOptions {
 interface Planned {
   s: Sequence;
   n: number; // rows: tokens[computed .. computed + n), or the last token + draft
-  draft: number[] | null; // drafted tokens verified in this step
+  draft: Draft | null; // drafted tokens verified in this step
   out: number; // index of its first out row, -1 for none
 }
 
@@ -99,6 +115,8 @@ export interface SchedulerStats {
   draftedTokens: number;
   /** Of them, tokens the model agreed with (acceptance rate = accepted / drafted). */
   acceptedTokens: number;
+  /** Times a sampled sequence's draft did not fit the rows left in a step, so it waited. */
+  draftWaits: number;
   /** Prefix-cache counters. */
   prefixCache: PrefixCacheStats;
 }
@@ -190,6 +208,7 @@ export class Scheduler {
     preemptions: 0,
     draftedTokens: 0,
     acceptedTokens: 0,
+    draftWaits: 0,
   };
   readonly #spec: SpeculativeOptions | null;
   // Step rows, reused: (maxRows) each.
@@ -402,14 +421,15 @@ export class Scheduler {
   }
 
   /**
-   * Makes room for a decode row's token: a new block when the sequence's last one is full,
-   * preempting the most recently admitted sequences while the pool is empty.
+   * Makes room for a decode row's token (or `tokens` tokens: a draft's too): new blocks
+   * when the sequence's last one is full, preempting the most recently admitted sequences
+   * while the pool is empty.
    *
    * @returns false when `s` itself was preempted.
    */
-  #reserve(s: Sequence): boolean {
+  #reserve(s: Sequence, tokens = s.tokens.length): boolean {
     const had = this.blocks.table(s.id).length;
-    while (!this.blocks.grow(s.id, s.tokens.length)) {
+    while (!this.blocks.grow(s.id, tokens)) {
       const victim = this.#running[this.#running.length - 1];
       this.#preempt(victim);
       if (victim === s) return false;
@@ -436,17 +456,8 @@ export class Scheduler {
       budget--;
       i++;
     }
-    // Speculation: greedy decoders add their drafted tokens as verify rows.
-    if (this.#spec) {
-      for (const p of plan) {
-        if (budget === 0) break;
-        const draft = this.#propose(p.s, budget);
-        if (draft.length === 0) continue;
-        p.draft = draft;
-        p.n += draft.length;
-        budget -= draft.length;
-      }
-    }
+    // Speculation: decoders add their drafted tokens as verify rows.
+    if (this.#spec) budget = this.#speculate(plan, budget);
     // Prefill chunks of prompts in progress, oldest first.
     for (const s of this.#running) {
       const left = s.tokens.length - s.computed;
@@ -481,7 +492,7 @@ export class Scheduler {
     for (const p of plan) {
       const { s, n, draft } = p;
       for (let t = 0; t < n; t++) {
-        this.#tok[rows] = draft && t > 0 ? draft[t - 1] : s.tokens[s.computed + t];
+        this.#tok[rows] = draft && t > 0 ? draft.tokens[t - 1] : s.tokens[s.computed + t];
         this.#pos[rows] = s.computed + t;
         this.#seq[rows] = s.slot;
         if (draft) this.#out[outs++] = rows;
@@ -524,19 +535,15 @@ export class Scheduler {
       try {
         if (p.draft) {
           // Row i's input is draft i (row 0: the last token); its K/V count once every
-          // draft up to i is accepted, i.e. once the token sampled from row i - 1 equals it.
-          const c = s.computed, k = p.draft.length;
-          let accepted = 0;
-          for (let i = 0; i <= k && !done; i++) {
-            const at = s.tokens.length;
-            done = s.accept(row(p.out + i));
-            this.#stats.sampledTokens++;
-            if (done || i === k || s.tokens[at] !== p.draft[i]) break;
-            accepted++;
-          }
+          // draft up to i is accepted.
+          const k = p.draft.tokens.length;
+          const rows = logits.subarray(p.out * V, (p.out + k + 1) * V); // (k + 1, vocab_size)
+          const r = s.verify(rows, p.draft.tokens, p.draft.probs);
+          done = r.done;
+          this.#stats.sampledTokens += r.chosen;
           this.#stats.draftedTokens += k;
-          this.#stats.acceptedTokens += accepted;
-          s.computed = c + 1 + accepted;
+          this.#stats.acceptedTokens += r.accepted;
+          s.computed += 1 + r.accepted;
         } else {
           s.computed += p.n;
           done = s.accept(row(p.out));
@@ -557,26 +564,102 @@ export class Scheduler {
   }
 
   /**
+   * Adds drafts to the step's decode rows (see the module doc). Decoders are served longest
+   * unserved first: each takes its base rows while they fit (1, or 1 + its whole draft for a
+   * sampled sequence) or waits for the next step; then greedy ones extend their drafts into
+   * the rows left. The longest-waiting decoder always fits (k + 1 <= maxRows), so none
+   * waits forever.
+   *
+   * @param plan The step so far: its decode rows (n = 1), nothing else yet.
+   * @param budget Rows left in the step.
+   * @returns The rows left.
+   */
+  #speculate(plan: Planned[], budget: number): number {
+    const decoders = plan.slice().sort((a, b) => a.s.servedStep - b.s.servedStep); // stable
+    let free = budget + decoders.length;
+    const kept = new Set<Planned>();
+    for (const p of decoders) {
+      const s = p.s;
+      if (s.slot < 0) continue; // preempted for an earlier sequence's blocks
+      const draft = s.greedy ? null : this.#proposeSampled(s);
+      const k = draft ? draft.tokens.length : 0;
+      if (1 + k > free) {
+        if (k > 0) this.#stats.draftWaits++;
+        continue;
+      }
+      if (k > 0) {
+        if (!this.#reserve(s, s.tokens.length + k)) continue; // s itself was preempted
+        p.draft = draft;
+        p.n += k;
+      }
+      free -= p.n;
+      kept.add(p);
+    }
+    for (const p of decoders) {
+      if (free === 0) break;
+      if (!kept.has(p) || p.s.slot < 0 || !p.s.greedy) continue;
+      const draft = this.#proposeGreedy(p.s, free);
+      if (!draft) continue;
+      p.draft = draft;
+      p.n += draft.tokens.length;
+      free -= draft.tokens.length;
+    }
+    // Decoders that wait or were preempted leave the step.
+    let used = 0;
+    for (let i = plan.length - 1; i >= 0; i--) {
+      const p = plan[i];
+      if (kept.has(p) && p.s.slot >= 0) {
+        used += p.n;
+        p.s.servedStep = this.#stats.steps + 1;
+      } else plan.splice(i, 1);
+    }
+    return budget + decoders.length - used;
+  }
+
+  /** The proposer of a running sequence's slot. */
+  #proposer(s: Sequence): Proposer {
+    const ps = this.#spec!.proposers;
+    return Array.isArray(ps) ? ps[s.slot] : ps as Proposer;
+  }
+
+  /**
    * The draft of a greedy decoding sequence: at most `maxDraft`, the rows left in the step,
    * the room left in its context and its max tokens, and the blocks free without preemption.
    */
-  #propose(s: Sequence, budget: number): number[] {
-    const spec = this.#spec!;
-    if (!s.greedy) return [];
+  #proposeGreedy(s: Sequence, budget: number): Draft | null {
     const len = s.tokens.length;
     const room = Math.min(
-      spec.maxDraft,
+      this.#spec!.maxDraft,
       budget,
       this.ctxSize - len,
       s.request.maxTokens - s.generated - 1,
     );
-    if (room < 1) return [];
-    const proposer = Array.isArray(spec.proposers) ? spec.proposers[s.slot] : spec.proposers;
-    const draft = proposer.propose(s.tokens, room).slice(0, room);
-    if (draft.length === 0) return [];
+    if (room < 1) return null;
+    const proposer = this.#proposer(s);
+    const draft = checkProposal(proposer, proposer.propose(s.tokens, room), room, this.config);
+    if (draft.tokens.length === 0) return null;
     const had = this.blocks.table(s.id).length;
-    if (!this.blocks.grow(s.id, len + draft.length)) return [];
+    if (!this.blocks.grow(s.id, len + draft.tokens.length)) return null;
     if (this.blocks.table(s.id).length !== had) this.#install(s);
     return draft;
+  }
+
+  /**
+   * The draft of a sampled decoding sequence, a function of the sequence alone (k <=
+   * min(maxDraft, maxRows − 1, the room left in its context and max tokens)); null when it
+   * has nothing to draft. It runs whole or waits: never cut to fit a step.
+   */
+  #proposeSampled(s: Sequence): Draft | null {
+    const room = Math.min(
+      this.#spec!.maxDraft,
+      this.#batch.maxRows - 1,
+      this.ctxSize - s.tokens.length,
+      s.request.maxTokens - s.generated - 1,
+    );
+    if (room < 1) return null;
+    const proposer = this.#proposer(s);
+    const proposed = proposer.propose(s.tokens, room, s.draftSampling);
+    const draft = checkProposal(proposer, proposed, room, this.config);
+    return draft.tokens.length > 0 ? draft : null;
   }
 }

@@ -16,7 +16,8 @@
  */
 import { GollmError } from "../core/errors.ts";
 import { findStop, stopPrefixHold } from "../runtime/generation.ts";
-import { Sampler, type SamplerOptions } from "../runtime/sampler.ts";
+import { type ResolvedSamplerOptions, Sampler, type SamplerOptions } from "../runtime/sampler.ts";
+import { type TokenDistribution, verifyDraft } from "../runtime/speculative.ts";
 import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
 
 /** What a caller asks the scheduler to generate. */
@@ -182,6 +183,8 @@ export class Sequence {
   cachedTokens = -1;
   /** Times it was preempted. */
   preemptions = 0;
+  /** The scheduler's step count when it last got a decode row (speculation serves the oldest first). */
+  servedStep = 0;
   /** Set once finished. */
   finishReason: FinishReason | null = null;
   readonly #sampler: Sampler;
@@ -250,17 +253,62 @@ export class Sequence {
    * @throws {GollmError} when every logit is NaN or -Infinity (broken weights).
    */
   accept(logits: Float32Array): boolean {
-    let id: number;
+    const id = this.#checked(() => this.#sampler.sample(logits, this.tokens));
+    return this.#append(id, logits);
+  }
+
+  /**
+   * Verifies drafted tokens with the request's sampler (runtime/speculative.ts
+   * `verifyDraft`: the rejection sampling of Leviathan et al. 2023, greedy or sampled) and
+   * streams the tokens it keeps: the accepted drafts, then one token of the target's own,
+   * each through the same stop checks as {@linkcode Sequence.accept}.
+   *
+   * @param logits `(k + 1, vocab_size)` row-major logits of the rows `[last, d1 .. dk]`.
+   * @param drafts `(k)` drafted ids.
+   * @param probs `(k)` the distribution q each draft was drawn from, or null (one-hot: a
+   *   deterministic proposer).
+   * @returns `accepted`: drafts kept (their K/V are valid); `chosen`: tokens taken from
+   *   the verification (an EOS included); `done`: the sequence finished.
+   * @throws {GollmError} when a row's logits are all NaN or -Infinity; {RangeError} for a
+   *   draft outside the vocabulary or with q(d) = 0.
+   */
+  verify(
+    logits: Float32Array,
+    drafts: readonly number[],
+    probs: readonly TokenDistribution[] | null,
+  ): { accepted: number; chosen: number; done: boolean } {
+    const r = this.#checked(() => verifyDraft(logits, drafts, probs, this.#sampler, this.tokens));
+    const V = logits.length / (drafts.length + 1);
+    for (let i = 0; i < r.tokens.length; i++) {
+      if (this.#append(r.tokens[i], logits.subarray(i * V, (i + 1) * V))) {
+        return { accepted: Math.min(i, r.accepted), chosen: i + 1, done: true };
+      }
+    }
+    return { accepted: r.accepted, chosen: r.tokens.length, done: false };
+  }
+
+  /** Runs a sampling call, naming the request when the logits are all NaN or -Infinity. */
+  #checked<T>(f: () => T): T {
     try {
-      id = this.#sampler.sample(logits, this.tokens);
+      return f();
     } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
+      if (!(e instanceof RangeError) || !e.message.startsWith("sampler:")) throw e;
       throw new GollmError(
         `request ${this.id}: the logits at position ${this.tokens.length - 1} are all NaN or ` +
           `-Infinity; the model's weights hold NaN or Inf values`,
         { cause: e },
       );
     }
+  }
+
+  /**
+   * Appends a chosen token and streams it.
+   *
+   * @param id The token.
+   * @param logits `(vocab_size)` the logits it was chosen from (for logprobs).
+   * @returns true when the sequence finished (EOS, a stop string, max tokens).
+   */
+  #append(id: number, logits: Float32Array): boolean {
     if (Number.isNaN(this.#ttft)) this.#ttft = performance.now() - this.#submitted;
     if (this.#eos.has(id)) {
       this.#finish("stop");
@@ -341,9 +389,22 @@ export class Sequence {
     });
   }
 
-  /** Whether it samples greedily (temperature 0): speculative drafts are verified exactly. */
+  /** Whether it samples greedily (temperature 0): a draft is kept iff it is the argmax. */
   get greedy(): boolean {
     return this.#sampler.options.temperature === 0;
+  }
+
+  /**
+   * The sampling options a draft model draws the drafts after the current tokens with: the
+   * request's chain (temperature, top-k/p, min-p, penalties) and a seed derived from the
+   * request's seed and the sequence length. A draft is then a function of the sequence
+   * alone, not of the drafts drawn or discarded before, so seeded text does not depend on
+   * what else the server runs.
+   */
+  get draftSampling(): ResolvedSamplerOptions {
+    const o = this.#sampler.options;
+    const seed = (BigInt(o.seed) * 0x9e3779b1n + BigInt(this.tokens.length) + 1n) % 2n ** 53n;
+    return { ...o, seed: Number(seed) };
   }
 
   /** Finishes with `length` (the context is full). */
