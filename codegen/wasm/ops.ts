@@ -14,7 +14,7 @@
  */
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
-import { hsumF32 } from "./snippets.ts";
+import { dotHd, hsumF32 } from "./snippets.ts";
 
 /** The internal vector exp (called by softmax, SiLU and GELU). */
 export function expKernel(): WasmFunc {
@@ -204,20 +204,6 @@ export function ropeKernel(s: AttentionShape, style: "half" | "interleaved"): Wa
   f.get("h").i32(1).op("i32.add").set("h").br("heads").end().end();
   f.get("t").i32(1).op("i32.add").set("t").br("tokens").end().end();
   return f;
-}
-
-/** Pushes Σ_i A[pa + 4i] · A[pb + 4i] over hd elements (f32x4 lanes, then the tail). */
-function dotHd(f: WasmFunc, pa: string, pb: string, hd: number): void {
-  const H4 = hd - (hd % 4);
-  f.zeroV128().set("vacc");
-  for (let i = 0; i < H4; i += 4) {
-    f.get("vacc").get(pa).mem("v128.load", 4 * i).get(pb).mem("v128.load", 4 * i);
-    f.op("f32x4.mul").op("f32x4.add").set("vacc");
-  }
-  hsumF32(f, "vacc");
-  for (let i = H4; i < hd; i++) {
-    f.get(pa).mem("f32.load", 4 * i).get(pb).mem("f32.load", 4 * i).op("f32.mul").op("f32.add");
-  }
 }
 
 /**

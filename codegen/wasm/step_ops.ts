@@ -15,7 +15,7 @@
  */
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
-import { hsumF32 } from "./snippets.ts";
+import { dotHd, hsumF32 } from "./snippets.ts";
 
 /** Declares i32 locals. */
 const i32s = (f: WasmFunc, ...names: string[]) => names.forEach((n) => f.local(n, "i32"));
@@ -350,20 +350,6 @@ export function pagedAttentionName(s: PagedAttentionShape): string {
     (s.layerWindow === null ? "" : `_w${s.layerWindow}`) +
     (s.scale === 1 / Math.sqrt(s.headDim) ? "" : `_s${nameNumber(s.scale)}`) +
     (s.softcap == null ? "" : `_cap${nameNumber(s.softcap)}`);
-}
-
-/** Pushes Σ_i A[pa + 4i] · A[pb + 4i] over hd elements (f32x4 lanes, then the tail). */
-function dotHd(f: WasmFunc, pa: string, pb: string, hd: number): void {
-  const H4 = hd - (hd % 4);
-  f.zeroV128().set("vacc");
-  for (let i = 0; i < H4; i += 4) {
-    f.get("vacc").get(pa).mem("v128.load", 4 * i).get(pb).mem("v128.load", 4 * i);
-    f.op("f32x4.mul").op("f32x4.add").set("vacc");
-  }
-  hsumF32(f, "vacc");
-  for (let i = H4; i < hd; i++) {
-    f.get(pa).mem("f32.load", 4 * i).get(pb).mem("f32.load", 4 * i).op("f32.mul").op("f32.add");
-  }
 }
 
 /**
