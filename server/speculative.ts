@@ -23,6 +23,7 @@
  * @module
  */
 import { compileModel } from "../codegen/compile.ts";
+import { WasmUnsupportedError } from "../codegen/emit_wasm.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { ForwardPass } from "../core/forward.ts";
@@ -149,6 +150,7 @@ export class NgramProposer implements Proposer {
  * import { parseConfigYaml } from "../core/config.ts";
  * import { randomWeights } from "../core/weights.ts";
  * import { compileModel } from "../codegen/compile.ts";
+import { WasmUnsupportedError } from "../codegen/emit_wasm.ts";
  * import { resolveSamplerOptions } from "../runtime/sampler.ts";
  * import { DraftModelProposer } from "./speculative.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/test-llama.yaml"), "t.yaml");
@@ -248,7 +250,20 @@ export function draftModelProposers(
   }
   return Array.from(
     { length: slots },
-    () =>
-      new DraftModelProposer(compileModel(c, draft.weights, { kvCapacity: ctxSize }), draft.path),
+    () => new DraftModelProposer(compileDraft(c, draft.weights, ctxSize), draft.path),
   );
+}
+
+/**
+ * A draft model's forward pass: the WASM backend on the caller's thread (a draft step is small;
+ * the target's threads are busy with the verify step), or the JS kernels when the WASM kernels
+ * refuse the model or its weight types.
+ */
+function compileDraft(c: ModelConfig, weights: Weights, kvCapacity: number): ForwardPass {
+  try {
+    return compileModel(c, weights, { kvCapacity, backend: "wasm" });
+  } catch (e) {
+    if (!(e instanceof WasmUnsupportedError)) throw e;
+    return compileModel(c, weights, { kvCapacity });
+  }
 }
