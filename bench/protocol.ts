@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { benchPrompt } from "../runtime/bench_prompt.ts";
 
 /** What to measure: the protocol's knobs. Every field has the default of issue #8. */
 export interface BenchProtocol {
@@ -132,38 +133,11 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
- * The prefill prompt: BOS, then `n - 1` ids drawn uniformly from `[0, vocabSize)` by a
- * seeded xorshift32 (the same ids in both engines and on every machine; the ids are random
- * because the bench models have random weights and a synthetic vocabulary).
- *
- * @param n Prompt length in tokens (BOS included), >= 1.
- * @param vocabSize Vocabulary size.
- * @param bos The BOS id.
- * @param seed Seed (any integer; 0 is mapped to a fixed non-zero state).
- * @returns `n` token ids.
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { prefillPrompt } from "./protocol.ts";
- * const p = prefillPrompt(256, 32768, 32766, 1);
- * assert.equal(p.length, 256);
- * assert.equal(p[0], 32766);
- * assert.deepEqual(prefillPrompt(256, 32768, 32766, 1), p);
- * ```
+ * The prefill prompt: BOS, then `n - 1` seeded xorshift32 ids in `[0, vocabSize)`, the same in
+ * both engines and on every machine (runtime/bench_prompt.ts `benchPrompt`, which gollm's own
+ * `bench --model` uses too).
  */
-export function prefillPrompt(n: number, vocabSize: number, bos: number, seed: number): number[] {
-  let s = (seed >>> 0) || 0x9e3779b9;
-  const ids = [bos];
-  for (let i = 1; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    ids.push(s % vocabSize);
-  }
-  return ids;
-}
+export const prefillPrompt: typeof benchPrompt = benchPrompt;
 
 /**
  * Peak resident set size of this process: `VmHWM` of /proc/self/status (Linux).
