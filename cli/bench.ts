@@ -17,14 +17,16 @@ import { loadConfig } from "../core/config.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
-import { MODEL_OPTION, MODEL_POSITIONAL, TOKENIZER_OPTION } from "./model_flags.ts";
+import { MODEL_OPTION, MODEL_POSITIONAL, THREADS_OPTION, TOKENIZER_OPTION } from "./model_flags.ts";
+import { resolveThreads } from "../runtime/model.ts";
 import { out, outJson } from "./output.ts";
 import { progress, withProgress } from "./progress_line.ts";
 
 const SPEC = {
   name: "bench",
   summary: "reference vs JIT (JS, WASM) tok/s and GFLOP/s, on random weights or a checkpoint",
-  usage: "[PATH | --model PATH | --config FILE] [--seconds S] [--backends LIST] [--json]",
+  usage:
+    "[PATH | --model PATH | --config FILE] [--seconds S] [--backends LIST] [--threads N] [--json]",
   description:
     `Prints, in one run, the reference's, the JS JIT's and the WASM SIMD JIT's prefill and
 decode tok/s, their ratios, and effective GFLOP/s (2 x multiply-adds per token x tok/s).
@@ -34,11 +36,14 @@ With --model (or PATH; the shipped models/default when neither is given): a real
 timed with the project's fixed protocol (as bench/ times gollm against llama.cpp): decode =
 BOS, then 200 greedy steps from an empty KV cache; prefill = one 256-token prompt (BOS and
 seeded random ids) in one call (both shortened to fit a shorter context); 1 untimed warm-up,
-then the median of 3 runs; a KV cache of 512 slots (or the context length). --json prints
+then the median of 3 runs; a KV cache of 512 slots (or the context length). There the wasm
+backend runs what generate runs: the weights as stored (GGUF F16 and ggml blocks, no F32
+copy) on --threads threads (default: the core count); the reference and the JS JIT run F32
+weights on one thread. --json prints
 the figures as one object: {config, params, prefillTokens, decodeTokens, backends: [{backend,
 setupMs, prefillTokPerS, decodeTokPerS, prefillGflops, decodeGflops, rounds}], ratio,
 wasmRatio, wasmVsJit, checkpoint} (checkpoint: null for --config; else {path, format, bos,
-warmup, runs, kvCapacity, seed}).`,
+warmup, runs, kvCapacity, seed, threads, wasmWeights}).`,
   positionals: [MODEL_POSITIONAL],
   options: {
     config: {
@@ -48,6 +53,7 @@ warmup, runs, kvCapacity, seed}).`,
     },
     ...MODEL_OPTION,
     ...TOKENIZER_OPTION,
+    ...THREADS_OPTION,
     seconds: {
       type: "number",
       min: 0,
@@ -105,6 +111,9 @@ export const bench: Command = {
         usage,
       );
     }
+    if (v.config !== undefined && v.threads !== undefined) {
+      throw new UsageError("--threads applies to a model, not to --config", usage);
+    }
     if (v.config !== undefined && v.tokenizer !== undefined) {
       throw new UsageError("--tokenizer applies to a model, not to --config", usage);
     }
@@ -116,12 +125,25 @@ export const bench: Command = {
       run = (onProgress) => runBench(config, { seconds: v.seconds, backends, onProgress });
     } else {
       const path = v.model ?? await resolveDefaultModel(json);
-      const ckpt = await withProgress(
+      const threads = resolveThreads(v.threads);
+      const want = backends ?? ["reference", "jit", "wasm"];
+      // The wasm backend gets the tensors as stored (what loadModel runs); the reference and
+      // the JS JIT need F32, loaded apart only when one of them runs.
+      const stored = want.includes("wasm")
+        ? await withProgress(
+          json,
+          (onProgress) =>
+            loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress, stored: true }),
+          (c) => `loaded ${path} (${c.format}, as stored)`,
+        )
+        : undefined;
+      const ckpt = stored && want.every((b) => b === "wasm") ? stored : await withProgress(
         json,
         (onProgress) => loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress }),
         (c) => `loaded ${path} (${c.format})`,
       );
-      run = (onProgress) => runModelBench(ckpt, { backends, onProgress });
+      run = (onProgress) =>
+        runModelBench(ckpt, { backends, onProgress, storedWeights: stored?.weights, threads });
     }
     // A redrawn status line on a terminal; otherwise one summary line at the end.
     const prog = progress(json);

@@ -44,6 +44,8 @@ Deno.test("gollm bench --model times a checkpoint with the fixed protocol; --jso
     runs: 3,
     kvCapacity: 256,
     seed: 1,
+    threads: Math.min(64, navigator.hardwareConcurrency), // --threads: the core count
+    wasmWeights: "f32", // the wasm backend did not run
   });
   assert.deepEqual(Object.keys(j.backends[0]), [
     "backend",
@@ -67,12 +69,27 @@ Deno.test("gollm bench --model times a checkpoint with the fixed protocol; --jso
   assert.match(t.stdout, /\nreference +\d+\.\d+ +\d/);
 });
 
+Deno.test("gollm bench --model: the wasm backend runs the weights as stored on --threads", async () => {
+  const r = await gollm(["bench", MODEL, "--backends", "wasm", "--threads", "2", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual([j.checkpoint.threads, j.checkpoint.wasmWeights], [2, "stored"]);
+  assert.ok(j.backends[0].decodeTokPerS > 0);
+  const t = await gollm(["bench", MODEL, "--backends", "jit,wasm", "--threads", "1"]);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(
+    t.stdout,
+    /; wasm on 1 thread\(s\) with the weights as stored, the others on one\ndecode: /,
+  );
+});
+
 Deno.test("gollm bench: --config with a model, --seconds with a model: exit 2, one error line", async () => {
   const cases: [string[], RegExp][] = [
     [["--config", "configs/test-llama.yaml", "--model", MODEL], /give --config FILE .* not both/],
     [[MODEL, "--seconds", "1"], /--seconds applies to --config only/],
     [["--config", "configs/test-llama.yaml", "--tokenizer", "x"], /--tokenizer applies to a model/],
     [["--backends", "gpu"], /--backends: unknown backend 'gpu'/],
+    [["--config", "configs/test-llama.yaml", "--threads", "2"], /--threads applies to a model/],
   ];
   const results = await Promise.all(cases.map(([args]) => gollm(["bench", ...args])));
   cases.forEach(([args, error], i) => {

@@ -17,6 +17,7 @@ import { benchPrompt } from "./bench_prompt.ts";
 export { benchPrompt };
 import { compileModel } from "../codegen/compile.ts";
 import { macsPerToken } from "../codegen/graph.ts";
+import { startStepPool } from "./threads.ts";
 
 /**
  * A backend `gollm bench` can measure: the reference forward, the JS JIT, or the JIT with
@@ -121,6 +122,13 @@ export interface ModelBenchInfo {
   runs: number;
   /** KV ring slots of every backend. */
   kvCapacity: number;
+  /** Threads of the wasm backend (the others run on one). */
+  threads: number;
+  /**
+   * The wasm backend's weights: `stored` (the file's types, what `loadModel` runs by
+   * default) or `f32` (dequantised, as the reference and the JS JIT run them).
+   */
+  wasmWeights: "stored" | "f32";
   /** Seed of the prefill prompt's ids. */
   seed: number;
 }
@@ -139,6 +147,14 @@ export interface ModelBenchOptions {
   runs?: number;
   /** KV ring slots. Default 512, or `context_length` when shorter. */
   kvCapacity?: number;
+  /**
+   * The checkpoint's tensors in their stored types (`loadCheckpoint(path, { stored: true })`)
+   * for the wasm backend, which then runs what `loadModel` runs by default (GGUF F16 and
+   * ggml blocks as stored). Default: the checkpoint's (F32) weights.
+   */
+  storedWeights?: Weights;
+  /** Threads of the wasm backend (1..64). Default 1. */
+  threads?: number;
   /** Seed of the prefill prompt's random ids. Default 1. */
   seed?: number;
   /** Called before each phase (round 0: setup, then warm-up runs; 1..runs: timed). */
@@ -151,17 +167,26 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** Builds one backend's forward pass over `weights` with a `kvCapacity`-slot ring. */
+/**
+ * Builds one backend's forward pass over `weights` with a `kvCapacity`-slot ring (wasm:
+ * on `threads` threads).
+ */
 function buildPass(
   backend: BenchBackend,
   config: ModelConfig,
   weights: Weights,
   kvCapacity: number,
-): ForwardPass {
+  threads = 1,
+): ForwardPass & { close?(): void } {
   return backend === "jit"
     ? compileModel(config, weights, { kvCapacity })
     : backend === "wasm"
-    ? compileModel(config, weights, { kvCapacity, backend: "wasm" })
+    ? compileModel(config, weights, {
+      kvCapacity,
+      backend: "wasm",
+      threads,
+      startPool: threads > 1 ? startStepPool : undefined,
+    })
     : createReference(config, requireF32(weights, "the reference backend"), { kvCapacity });
 }
 
@@ -344,7 +369,7 @@ function argmax(x: Float32Array): number {
  * ```
  */
 export function runModelBench(
-  checkpoint: Checkpoint,
+  checkpoint: Checkpoint<Weights>,
   options: ModelBenchOptions = {},
 ): BenchResult {
   const { config, weights } = checkpoint;
@@ -353,13 +378,15 @@ export function runModelBench(
   const P = options.prefillTokens ?? Math.min(256, kvCapacity);
   const D = options.decodeSteps ?? Math.min(200, kvCapacity - 1);
   const warmup = options.warmup ?? 1, runs = options.runs ?? 3, seed = options.seed ?? 1;
-  const knobs = { kvCapacity, prefillTokens: P, decodeSteps: D, runs, warmup, seed };
+  const threads = options.threads ?? 1;
+  const knobs = { kvCapacity, prefillTokens: P, decodeSteps: D, runs, warmup, seed, threads };
   for (const [k, v] of Object.entries(knobs)) {
     const min = k === "warmup" || k === "seed" ? 0 : 1;
     if (!Number.isInteger(v) || v < min) {
       throw new RangeError(`bench: ${k} must be an integer >= ${min}, got ${v}`);
     }
   }
+  if (threads > 64) throw new RangeError(`bench: threads must be at most 64, got ${threads}`);
   if (kvCapacity > config.context_length) {
     throw new RangeError(
       `bench: kvCapacity ${kvCapacity} exceeds the context length ${config.context_length}`,
@@ -380,7 +407,14 @@ export function runModelBench(
   for (const backend of backends) {
     report({ backend, phase: "decode", round: 0, rounds: runs });
     const t0 = performance.now();
-    const fp = buildPass(backend, config, weights, kvCapacity);
+    const wasm = backend === "wasm";
+    const fp = buildPass(
+      backend,
+      config,
+      wasm ? options.storedWeights ?? weights : weights,
+      kvCapacity,
+      wasm ? threads : 1,
+    );
     const setupMs = performance.now() - t0;
     const decodeMs: number[] = [], prefillMs: number[] = [];
     const step = [0]; // the one-token input of a decode step
@@ -397,6 +431,7 @@ export function runModelBench(
       fp.forward(prompt, 0);
       if (i >= warmup) prefillMs.push(performance.now() - start);
     }
+    fp.close?.();
     const tp = median(prefillMs) / 1000, td = median(decodeMs) / 1000;
     results.push({
       backend,
@@ -423,8 +458,18 @@ export function runModelBench(
       runs,
       kvCapacity,
       seed,
+      threads,
+      wasmWeights: options.storedWeights ? "stored" : "f32",
     },
   };
+}
+
+/** Which backend ran on how many threads, and the wasm backend's weights. */
+function threadsNote(r: BenchResult, ck: ModelBenchInfo): string {
+  if (!r.backends.some((b) => b.backend === "wasm")) return "one thread";
+  const others = r.backends.length > 1 ? ", the others on one" : "";
+  return `wasm on ${ck.threads} thread(s) with the weights ` +
+    `${ck.wasmWeights === "stored" ? "as stored" : "in F32"}${others}`;
 }
 
 /**
@@ -453,7 +498,7 @@ export function formatBench(r: BenchResult): string {
     `${c.n_layers} layers, vocab ${c.vocab_size})`;
   const lines = ck
     ? [
-      `${size}; weights: ${ck.path} (${ck.format}); one thread`,
+      `${size}; weights: ${ck.path} (${ck.format}); ${threadsNote(r, ck)}`,
       `decode: BOS, then ${r.decodeTokens} greedy steps from an empty cache; prefill: one ` +
       `${r.prefillTokens}-token prompt; ${ck.warmup} warm-up, median of ${ck.runs}; KV cache ` +
       `${ck.kvCapacity}`,

@@ -15,6 +15,7 @@
  * @module
  */
 import type { WasmFunc } from "../wasm_asm.ts";
+import { splatLane } from "./snippets.ts";
 import type { WeightType } from "./blocks.ts";
 
 /** What a block emitter sees. */
@@ -66,10 +67,30 @@ export function need(f: WasmFunc, name: string, type: "i32" | "f32" | "v128"): v
   if (!f.has(name)) f.local(name, type);
 }
 
-/** `acc{a}_{c} += f32(isum{a}_{c}) · splat(scale on the stack)`, fused when relaxed. */
-export function addScaled(k: BlockCtx, a: number, c: number, isum: string): void {
+/**
+ * `acc{a}_{c} += f32(isum) · splat(lane a of the f32x4 local dwx)`, fused when relaxed: the
+ * lane-wise form of {@linkcode addScaled} when the R rows' scales (times token c's) are the
+ * lanes of one vector.
+ */
+export function addScaledLane(k: BlockCtx, a: number, c: number, isum: string, dwx: string) {
+  splatLane(k.f, dwx, a);
+  addScaled(k, a, c, isum, true);
+}
+
+/**
+ * `acc{a}_{c} += f32(isum{a}_{c}) · splat(scale on the stack)`, fused when relaxed; with
+ * `splatted` the stack already holds the f32x4 splat.
+ */
+export function addScaled(
+  k: BlockCtx,
+  a: number,
+  c: number,
+  isum: string,
+  splatted = false,
+): void {
   const f = k.f;
-  f.op("f32x4.splat").set("_s");
+  if (!splatted) f.op("f32x4.splat");
+  f.set("_s");
   if (k.relaxed) {
     f.get(isum).op("f32x4.convert_i32x4_s").get("_s").get(`acc${a}_${c}`);
     f.op("f32x4.relaxed_madd").set(`acc${a}_${c}`);

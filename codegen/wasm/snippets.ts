@@ -3,10 +3,15 @@
  * stack of a {@linkcode WasmFunc} and writes readable lines (the conversions carry a `;;`
  * comment saying what they compute).
  *
- * Sources: the f16 → f32 conversion is the shift-and-rescale of Giesen, "Half to float
- * done quick" (2012) (exact for zero, subnormals and normals; Inf/NaN scales are rejected
- * when weights load); integer dot products follow ggml's `ggml_vec_dot_*_q8_*` (products of
- * int8 quants summed in int32, scaled once per block).
+ * Sources: the f16 → f32 conversions follow Giesen, "Half to float done quick" (2012): the
+ * scale conversions ({@linkcode f16Scalar}, {@linkcode f16Lanes}) rebias the exponent with an
+ * integer add and take subnormals through the magic-number subtraction, so no f32 operand is
+ * ever subnormal (a subnormal operand costs x86 a microcode assist; llama.cpp's K-quant files
+ * often have f16 scales below 2^-14); the F16 weight conversion of the matrix products
+ * shifts and rescales by 2^112 (fewer instructions; subnormal f16 weights are rare). All are
+ * exact for zero, subnormals and normals; Inf/NaN scales are rejected when weights load.
+ * Integer dot products follow ggml's `ggml_vec_dot_*_q8_*` (products of int8 quants summed
+ * in int32, scaled once per block).
  *
  * @module
  */
@@ -17,10 +22,26 @@ export const F16_RESCALE = 2 ** 112;
 /** Mask keeping sign, 5 exponent and 10 mantissa bits after `(h << 16) >> 3`. */
 export const F16_MASK = 0x8fffe000 | 0;
 
+/** 2^-14 (0x38800000): the smallest normal f16, the magic of the subnormal case. */
+const F16_MAGIC_BITS = 0x38800000;
+/** (127 - 15) << 23: adds the exponent bias difference to a shifted f16. */
+const F16_REBIAS_BITS = 0x38000000;
+
 /**
  * Pushes the f32 value of the f16 at `addr + offset` (an i32 address local; by default in
- * the function's weight memory):
- * `reinterpret(((h << 16) >>s 3) & 0x8fffe000) · 2^112`.
+ * the function's weight memory), exactly, with no subnormal f32 operand (on x86 a subnormal
+ * operand costs a microcode assist of ~100 cycles; llama.cpp's Q6_K files often have f16
+ * super-block scales below 2^-14, which made the old `· 2^112` rescale 2.2× slower there):
+ *
+ * ```text
+ * o = (h & 0x7fff) << 13                                  ;; exponent and mantissa in place
+ * normal:    reinterpret(o + (112 << 23))                 ;; exponent rebiased 15 → 127
+ * subnormal: reinterpret(o + 0x38800000) - 2^-14           ;; (1 + m/1024)·2^-14 - 2^-14 = m·2^-24
+ * value = copysign(o >= 1 << 23 ? normal : subnormal, h)
+ * ```
+ *
+ * Giesen's magic-number subtraction (see the module doc); Inf/NaN (rejected at load) are not
+ * handled. Uses the i32 local `_f16` (declared on first use).
  */
 export function f16Scalar(
   f: WasmFunc,
@@ -28,9 +49,56 @@ export function f16Scalar(
   offset: number,
   memory = f.weightMemory,
 ): void {
+  if (!f.has("_f16")) f.local("_f16", "i32");
   f.get(addr).mem("i32.load16_u", offset, { memory, align: 0 });
-  f.i32(16).op("i32.shl").i32(3).op("i32.shr_s").i32(F16_MASK).op("i32.and");
-  f.op("f32.reinterpret_i32").f32(F16_RESCALE).op("f32.mul");
+  f.i32(0x7fff).op("i32.and").i32(13).op("i32.shl").set("_f16");
+  f.get("_f16").i32(F16_REBIAS_BITS).op("i32.add").op("f32.reinterpret_i32");
+  f.get("_f16").i32(F16_MAGIC_BITS).op("i32.add").op("f32.reinterpret_i32");
+  f.f32(2 ** -14).op("f32.sub");
+  f.get("_f16").i32(1 << 23).op("i32.ge_u").op("select");
+  f.get(addr).mem("i32.load16_u", offset, { memory, align: 0 });
+  f.i32(16).op("i32.shl").op("f32.reinterpret_i32").op("f32.copysign");
+}
+
+/**
+ * Sets the f32x4 local `dst` to the f16 values at `addr + offsets[i]` (lane i; lanes past
+ * `offsets.length` are 0), by the same exact arithmetic as {@linkcode f16Scalar} done
+ * lane-wise: one conversion for the scales of R weight rows instead of R scalar ones (the
+ * per-block scale of Q8_0 and the 32-element types is read for every row of a register
+ * block). Uses the v128 locals `_h4` and `_m4` (declared on first use).
+ *
+ * ```text
+ * h = sign-extended f16 bits;  m = (h << 13) & 0x0fffe000
+ * value = (m > 0x007fffff ? m + (112 << 23) : reinterpret(m + 0x38800000) - 2^-14) | (h & 0x80000000)
+ * ```
+ */
+export function f16Lanes(
+  f: WasmFunc,
+  addr: string,
+  offsets: number[],
+  dst: string,
+  memory = f.weightMemory,
+): void {
+  if (offsets.length > 4) throw new RangeError(`f16Lanes: ${offsets.length} lanes > 4`);
+  for (const l of ["_h4", "_m4"]) if (!f.has(l)) f.local(l, "v128");
+  offsets.forEach((o, i) => {
+    f.get(addr);
+    if (i === 0) f.zeroV128();
+    else f.get("_h4");
+    f.memLane("v128.load16_lane", o, i, { memory, align: 0 }).set("_h4");
+  });
+  f.get("_h4").op("i32x4.extend_low_i16x8_s").set("_h4");
+  f.get("_h4").i32(13).op("i32x4.shl").i32x4(0x0fffe000).op("v128.and").set("_m4");
+  f.get("_m4").i32x4(F16_REBIAS_BITS).op("i32x4.add");
+  f.get("_m4").i32x4(F16_MAGIC_BITS).op("i32x4.add").f32x4(2 ** -14).op("f32x4.sub");
+  f.get("_m4").i32x4(0x007fffff).op("i32x4.gt_s").op("v128.bitselect");
+  f.get("_h4").i32x4(0x80000000 | 0).op("v128.and").op("v128.or").set(dst);
+}
+
+/** Pushes lane `lane` of the 32-bit-lane local `v` splatted to all four lanes. */
+export function splatLane(f: WasmFunc, v: string, lane: number): void {
+  const b = [0, 1, 2, 3].map((i) => 4 * lane + i);
+  f.get(v).get(v).shuffle([...b, ...b, ...b, ...b]);
 }
 
 /**

@@ -7,14 +7,16 @@
  * The 4- and 5-bit quants are kept unsigned (0..15, 0..31: the i7 operand of the relaxed
  * dot product); their offset (-8, -16) or min (`m`) enters through the activation block
  * sum `s = d_x · Σ q_x`: `Σ x·(q - 8)·d = d·d_x·Σ q_x·q - 8·d·s`, `Σ x·(q·d + m) =
- * d·d_x·Σ q_x·q + m·s`. Q8_0 quants are signed; with relaxed SIMD they go through ggml's
+ * d·d_x·Σ q_x·q + m·s`. The f16 scales of the R rows of a register block are converted
+ * together, one row per lane (`snippets.ts` `f16Lanes`), and multiplied by the token's
+ * scale once per token. Q8_0 quants are signed; with relaxed SIMD they go through ggml's
  * sign trick (`|w|` and `x·sign(w)`), otherwise through `i16x8.extmul`.
  *
  * @module
  */
 import { WEIGHT_TYPES } from "./blocks.ts";
-import { addScaled, type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
-import { dotI8, f16Scalar } from "./snippets.ts";
+import { addScaledLane, type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
+import { dotI8, f16Lanes } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 
 const BITS = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
@@ -33,7 +35,6 @@ function initMasks(f: WasmFunc): void {
 /** Shared locals of a q32 register block. */
 function commonLocals(f: WasmFunc, R: number, C: number): void {
   for (let a = 0; a < R; a++) {
-    need(f, `dw${a}`, "f32");
     need(f, `w${a}_0`, "v128");
     need(f, `w${a}_1`, "v128");
   }
@@ -44,6 +45,26 @@ function commonLocals(f: WasmFunc, R: number, C: number): void {
   }
   need(f, "isum", "v128");
   need(f, "_s", "v128");
+  for (let g = 0; g < Math.ceil(R / 4); g++) need(f, `dwv${g}`, "v128"), need(f, `dwx${g}`, "v128");
+}
+
+/**
+ * The f16 at byte `at` of each of the R rows' current block → lanes of `dwv0` (rows 0..3),
+ * `dwv1` (rows 4..7), ...: one lane-wise conversion per 4 rows.
+ */
+function rowScales(k: BlockCtx, at: number, prefix = "dwv"): void {
+  for (let g = 0; g * 4 < k.R; g++) {
+    const rows = Array.from({ length: Math.min(4, k.R - 4 * g) }, (_, i) => 4 * g + i);
+    k.f.comment(`rows ${rows[0]}..${rows[rows.length - 1]}: f16 at byte ${at} → f32 lanes`);
+    f16Lanes(k.f, "pw", rows.map((a) => a * k.rowBytes + at), `${prefix}${g}`);
+  }
+}
+
+/** dwx{g} = dwv{g} · dx{c}: the R rows' scales times token c's. */
+function tokenScales(k: BlockCtx, c: number): void {
+  for (let g = 0; g * 4 < k.R; g++) {
+    k.f.get(`dwv${g}`).get(`dx${c}`).op("f32x4.splat").op("f32x4.mul").set(`dwx${g}`);
+  }
 }
 
 /** Loads token c's two quant vectors and its scale `dx{c}` (and, if asked, `sx{c}` = d·Σq). */
@@ -77,11 +98,10 @@ export const Q8_0: BlockEmitter = {
   init() {},
   block(k) {
     const { f, R, C } = k;
+    rowScales(k, 0);
     for (let a = 0; a < R; a++) {
       const o = a * k.rowBytes;
-      f.comment(`row ${a}: d, 32 signed quants`);
-      f16Scalar(f, "pw", o);
-      f.set(`dw${a}`);
+      f.comment(`row ${a}: 32 signed quants`);
       f.get("pw").wmem("v128.load", o + 2).set(`w${a}_0`);
       f.get("pw").wmem("v128.load", o + 18).set(`w${a}_1`);
     }
@@ -95,6 +115,7 @@ export const Q8_0: BlockEmitter = {
           f.get(`xn${c}_${v}`).set(`x${c}_${v}`).set(`xn${c}_${v}`);
         }
       }
+      tokenScales(k, c);
       for (let a = 0; a < R; a++) {
         f.comment(`row ${a} · token ${c}`);
         if (k.relaxed) {
@@ -104,8 +125,7 @@ export const Q8_0: BlockEmitter = {
         } else {
           dotI8(f, "isum", [[`x${c}_0`, `w${a}_0`], [`x${c}_1`, `w${a}_1`]], false, true);
         }
-        f.get(`dw${a}`).get(`dx${c}`).op("f32.mul");
-        addScaled(k, a, c, "isum");
+        addScaledLane(k, a, c, "isum", `dwx${a >> 2}`);
       }
     }
   },
@@ -132,27 +152,21 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
     scalar: true,
     locals(f, R, C) {
       commonLocals(f, R, C);
-      for (let a = 0; a < R; a++) if (g.m >= 0) need(f, `mw${a}`, "f32");
+      for (let q = 0; q < Math.ceil(R / 4); q++) if (g.m >= 0) need(f, `mwv${q}`, "v128");
       for (let c = 0; c < C; c++) need(f, `sx${c}`, "f32");
       need(f, "qh", "v128");
     },
     init: initMasks,
     block(k) {
       const { f, R, C } = k;
+      rowScales(k, 0);
+      if (g.m >= 0) rowScales(k, g.m, "mwv");
       for (let a = 0; a < R; a++) {
         const o = a * k.rowBytes;
         f.comment(
-          `row ${a}: d${g.m >= 0 ? ", m" : ""}; quants ${
-            g.qh >= 0 ? "nibble | high bit << 4" : "nibbles"
-          } ` +
+          `row ${a}: quants ${g.qh >= 0 ? "nibble | high bit << 4" : "nibbles"} ` +
             `(elements 0..15 low, 16..31 high nibbles)`,
         );
-        f16Scalar(f, "pw", o);
-        f.set(`dw${a}`);
-        if (g.m >= 0) {
-          f16Scalar(f, "pw", o + g.m);
-          f.set(`mw${a}`);
-        }
         f.get("pw").wmem("v128.load", o + g.qs).set(`w${a}_1`);
         f.get(`w${a}_1`).get("c0f").op("v128.and").set(`w${a}_0`);
         f.get(`w${a}_1`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_1`);
@@ -170,16 +184,18 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
       for (let c = 0; c < C; c++) {
         f.comment(`token ${c}: 32 quants, d, s = d·Σq`);
         loadActs(k, c, true);
+        tokenScales(k, c);
         for (let a = 0; a < R; a++) {
           f.comment(`row ${a} · token ${c}`);
           dotI8(f, "isum", [[`x${c}_0`, `w${a}_0`], [`x${c}_1`, `w${a}_1`]], k.relaxed, true);
-          f.get(`dw${a}`).get(`dx${c}`).op("f32.mul");
-          addScaled(k, a, c, "isum");
+          addScaledLane(k, a, c, "isum", `dwx${a >> 2}`);
           const s = `sacc${a}_${c}`;
           if (g.m >= 0) {
-            f.get(s).get(`mw${a}`).get(`sx${c}`).op("f32.mul").op("f32.add").set(s);
+            f.get(s).get(`mwv${a >> 2}`).extractLane(a & 3).get(`sx${c}`).op("f32.mul");
+            f.op("f32.add").set(s);
           } else {
-            f.get(s).get(`dw${a}`).get(`sx${c}`).op("f32.mul").f32(g.zero).op("f32.mul");
+            f.get(s).get(`dwv${a >> 2}`).extractLane(a & 3).get(`sx${c}`).op("f32.mul");
+            f.f32(g.zero).op("f32.mul");
             f.op("f32.sub").set(s);
           }
         }
