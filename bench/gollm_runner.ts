@@ -8,7 +8,8 @@
  *
  * It loads the file through gollm's library (`loadModel(file, { backend, kvCapacity,
  * threads })`) and runs the protocol of bench/protocol.ts with `Model.forward`: decode =
- * BOS then `decodeSteps` single-token forwards, each followed by an argmax; prefill = one
+ * BOS then `decodeSteps` single-token forwards (into one reused logits array), each followed
+ * by an argmax; prefill = one
  * `forward(prompt, 0)` (which returns the last position's logits). Replies with one JSON
  * {@linkcode EngineBench} line; failures are one `error: ...` line and exit status 1.
  *
@@ -60,6 +61,7 @@ async function main(): Promise<EngineBench> {
   if (bos === null || bos === undefined) throw new Error(`${r.file}: the model has no BOS token`);
 
   const decodeMs: number[] = [];
+  const logits = new Float32Array(model.config.vocab_size); // reused: no garbage per step
   let greedyIds: number[] = [];
   for (let i = 0; i < p.warmup + p.runs; i++) {
     progress(`gollm decode ${phase(i, p)}`);
@@ -67,7 +69,7 @@ async function main(): Promise<EngineBench> {
     let id = bos;
     const start = performance.now();
     for (let pos = 0; pos < p.decodeSteps; pos++) {
-      id = argmax(model.forward([id], pos));
+      id = argmax(model.forward([id], pos, logits));
       ids.push(id);
     }
     const ms = performance.now() - start;
@@ -79,7 +81,7 @@ async function main(): Promise<EngineBench> {
   for (let i = 0; i < p.warmup + p.runs; i++) {
     progress(`gollm prefill ${phase(i, p)}`);
     const start = performance.now();
-    model.forward(prompt, 0);
+    model.forward(prompt, 0, logits);
     const ms = performance.now() - start;
     if (i >= p.warmup) prefillMs.push(ms);
   }

@@ -127,9 +127,16 @@ export class GollmModel implements Model {
     if (this.#busy) throw new GollmError(`${method}: a generate() call is running on this model`);
   }
 
-  forward(tokens: ArrayLike<number>, pos = 0): Float32Array {
+  forward(tokens: ArrayLike<number>, pos = 0, out?: Float32Array): Float32Array {
     this.#idle("forward");
-    return new Float32Array(this.#run(tokens, pos));
+    const V = this.config.vocab_size;
+    if (out !== undefined && out.length !== V) {
+      throw new GollmError(`forward: out has length ${out.length}, expected vocab_size ${V}`);
+    }
+    const logits = this.#run(tokens, pos);
+    if (out === undefined) return new Float32Array(logits);
+    out.set(logits);
+    return out;
   }
 
   forwardAll(tokens: ArrayLike<number>, pos = 0): Float32Array {

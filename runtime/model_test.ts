@@ -228,6 +228,20 @@ Deno.test("generate() needs a tokenizer; forward() works without one", () => {
   );
 });
 
+Deno.test("forward() writes into a given out array: the same logits, no new array", () => {
+  const c = tinyConfig("llama", { dim: 32, hidden_dim: 48 });
+  const m = createModel(c, randomWeights(c, 5), null, { backend: "jit" });
+  const fresh = m.forward([1, 2, 3]);
+  const out = new Float32Array(c.vocab_size).fill(NaN);
+  assert.equal(m.forward([1, 2, 3], 0, out), out);
+  assert.deepEqual(out, fresh);
+  assert.notEqual(m.forward([4], 3), m.forward([4], 3)); // without out: a new array each time
+  assert.throws(
+    () => m.forward([1], 0, new Float32Array(c.vocab_size - 1)),
+    (e) => e instanceof GollmError && /out has length \d+, expected vocab_size \d+/.test(e.message),
+  );
+});
+
 Deno.test("loadModel() runs a gollm directory written by writeGollmDir()", async () => {
   const tmp = await Deno.makeTempDir();
   try {
