@@ -20,7 +20,7 @@ import { WasmFunc } from "../codegen/wasm_asm.ts";
 import { relaxedSimdSupported } from "../codegen/wasm_asm.ts";
 import { barrierKernel, emitShare } from "../codegen/wasm/barrier.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "../codegen/wasm/blocks.ts";
-import { emitLinear, linearName } from "../codegen/wasm/linear.ts";
+import { emitLinear, linearName, panelBytes } from "../codegen/wasm/linear.ts";
 import { buildKernelModule } from "../codegen/wasm/module.ts";
 import { quantizeKernel } from "../codegen/wasm/quantize.ts";
 import { createThreadPool, type ThreadPool } from "../runtime/threads.ts";
@@ -101,6 +101,7 @@ function build(type: WeightTypeName) {
       ["h", 4 * HIDDEN * MAX_TOKENS],
       ["xq", act(HIDDEN) * MAX_TOKENS],
       ["y", 4 * VOCAB * 2],
+      ["panel", panelBytes(HIDDEN) * 64], // an F16/BF16 matmul's f32 panel per thread
     ] as [string, number][]
   ) {
     buf[name] = a;
@@ -123,11 +124,14 @@ function build(type: WeightTypeName) {
 
   const funcs: WasmFunc[] = [barrierKernel()];
   const kernels = new Set<string>();
+  const usePanel = (kind: "matvec" | "matmul") =>
+    kind === "matmul" && (type === "F16" || type === "BF16");
   const kernel = (M: number, K: number, kind: "matvec" | "matmul") => {
-    const name = linearName({ type, M, K, kind });
+    const panel = usePanel(kind);
+    const name = linearName({ type, M, K, kind, panel });
     if (!kernels.has(name)) {
       kernels.add(name);
-      funcs.push(emitLinear({ type, M, K, kind, relaxed }));
+      funcs.push(emitLinear({ type, M, K, kind, relaxed, panel }));
     }
     return name;
   };
@@ -152,6 +156,9 @@ function build(type: WeightTypeName) {
     emitShare(f, M, mm ? 2 : 2, "lo", "hi");
     f.i32(w).i32(x).i32(buf.y).get("lo").get("hi");
     if (mm) f.get("a0");
+    if (usePanel(mm ? "matmul" : "matvec")) {
+      f.i32(buf.panel).get("tid").i32(panelBytes(HIDDEN)).op("i32.mul").op("i32.add");
+    }
     f.call(kernel(M, K, mm ? "matmul" : "matvec"));
     barrier(f);
   };

@@ -382,8 +382,9 @@ function checkBackend(backend: string | undefined): boolean {
  * const m = compileModel(c, randomWeights(c, 1));
  * const logits = m.forward([1, 2, 3], 0); // (vocab_size) of the token at position 2
  * assert.equal(logits.length, 96);
- * // 2 layers × K, V × a ring of 96 slots (window 64 + one 32-row step) × kv_dim 24 × 4 bytes
- * assert.equal(m.plan.kvBytes, 2 * 2 * 96 * 24 * 4);
+ * // 2 layers × K, V × a ring of 128 slots (window 64 + one 64-row step: the 128-row prefill
+ * // chunk clamped to the window) × kv_dim 24 × 4 bytes
+ * assert.equal(m.plan.kvBytes, 2 * 2 * 128 * 24 * 4);
  * ```
  */
 export function compileModel(

@@ -18,7 +18,7 @@ import {
   MAX_MEMORY_BYTES,
   stripTypes,
 } from "./compile.ts";
-import { planArena } from "./plan.ts";
+import { DEFAULT_PREFILL_CHUNK, planArena } from "./plan.ts";
 import { singleSequence } from "../core/single_sequence.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import {
@@ -164,7 +164,10 @@ Deno.test("compileModel() throws a ResourceError naming --kv-capacity when the a
     assert.ok(e.needed > MAX_MEMORY_BYTES);
     assert.ok(!e.message.includes("\n"), "one line");
     assert.match(e.message, /^the arena needs \d+ bytes \(KV cache \d+ bytes and activations/);
-    assert.match(e.message, /kvCapacity 2147483647, prefillChunk 32/);
+    assert.match(
+      e.message,
+      new RegExp(`kvCapacity 2147483647, prefillChunk ${DEFAULT_PREFILL_CHUNK}`),
+    );
     assert.match(
       e.message,
       /lower --kv-capacity \(kvCapacity\) or --prefill-chunk \(prefillChunk\)/,

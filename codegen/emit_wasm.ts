@@ -35,6 +35,7 @@ import { assembleModule, type FunctionImport, memoryImportText, WasmFunc } from 
 import { barrierKernel, CTL } from "./wasm/barrier.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
+import { panelBytes } from "./wasm/linear.ts";
 import {
   callWith,
   type KernelSpec,
@@ -78,6 +79,11 @@ export interface WasmLayout {
   scratchStride: number;
   /** Bytes of the quantised-activation part of a scratch (the attention scores follow). */
   quantBytes: number;
+  /**
+   * Offset in a scratch of the f32 panel of the F16/BF16 matmuls (after the attention
+   * scores; `linear.ts` {@linkcode panelBytes} of the widest prefill input).
+   */
+  panelOffset: number;
   /** Every weight the graphs use, with its type and offset. */
   weights: Map<string, WasmWeight>;
   /** Byte offset of the first weight. */
@@ -161,23 +167,27 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
  * One thread's scratch: the quantised rows of the widest matrix-product input of either
  * graph (q8_0 and q8_K rows both take `K + K / 4` bytes: 1 per quant, 8 per 32 or 64 per
  * 256 of metadata, whatever the weight types), then one head's attention scores over the
- * longest ring.
+ * longest ring, then the f32 panel of an F16/BF16 matmul (R rows of the widest input).
  */
 function scratchOf(plan: Plan) {
-  let quant = 0;
+  let quant = 0, panel = 0;
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) {
-      if (n.op === "linear") quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.25));
+      if (n.op !== "linear") continue;
+      quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.25));
+      if (g.rows > 1) panel = Math.max(panel, panelBytes(n.attrs.in));
     }
   }
   const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;
   const quantBytes = align(quant);
+  const panelOffset = quantBytes + align((ring + 4) * 4);
   const ctl = align(plan.arenaBytes);
   return {
     ctl,
     quantBytes,
+    panelOffset,
     scratch: ctl + align(CTL.BYTES),
-    scratchStride: quantBytes + align((ring + 4) * 4),
+    scratchStride: panelOffset + align(panel),
   };
 }
 
@@ -221,7 +231,7 @@ export function layoutWasm(
   const c = plan.decode.config;
   const shapes = expectedShapes(c);
   const vectors = f32Weights(plan.prefill);
-  const { ctl, quantBytes, scratch, scratchStride } = scratchOf(plan);
+  const { ctl, quantBytes, panelOffset, scratch, scratchStride } = scratchOf(plan);
   const weightsOffset = scratch + threads * scratchStride;
   const weights = new Map<string, WasmWeight>();
   let at = align(placed?.end ?? weightsOffset);
@@ -282,6 +292,7 @@ export function layoutWasm(
     scratch,
     scratchStride,
     quantBytes,
+    panelOffset,
     weights,
     weightsOffset,
     weightsBytes: at - weightsOffset + more.reduce((a, b) => a + b, 0),
@@ -480,6 +491,7 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
           f,
           addr: (b) => findBuffer(plan, which, b).offset,
           rowsLocal: node.rows === "out" ? "nOut" : "n",
+          panel: () => f.get("scr").i32(layout.panelOffset).op("i32.add"),
           quantized(input, format, K) {
             if (format === "f32") return () => f.i32(findBuffer(plan, which, input).offset);
             const key = `${input}/${format}`;

@@ -188,7 +188,11 @@ Deno.test("planArena() sizes nothing by context_length", () => {
 
 Deno.test("planArena() clamps prefillChunk to kvCapacity and rejects bad options", () => {
   const c = forwardCase("llama MQA half");
-  assert.equal(planArena(c).prefillChunk, DEFAULT_PREFILL_CHUNK);
+  assert.equal(planArena(c).prefillChunk, Math.min(DEFAULT_PREFILL_CHUNK, c.context_length));
+  assert.equal(
+    planArena(c, { kvCapacity: 200 }).prefillChunk,
+    Math.min(DEFAULT_PREFILL_CHUNK, 200),
+  );
   assert.equal(planArena(c, { kvCapacity: 6 }).prefillChunk, 6);
   assert.equal(planArena(c, { kvCapacity: 6, prefillChunk: 4 }).prefill.rows, 4);
   assert.equal(planArena(c).decode.rows, 1);

@@ -58,7 +58,7 @@ export interface ModelOptions {
    * (sliding-window attention).
    */
   kvCapacity?: number;
-  /** Tokens per prefill chunk (JIT; default 32). */
+  /** Tokens per prefill chunk (default 128, `DEFAULT_PREFILL_CHUNK` of codegen/plan.ts). */
   prefillChunk?: number;
   /** EOS ids beyond the tokenizer's (e.g. from HF generation_config.json). */
   extraEosIds?: number[];

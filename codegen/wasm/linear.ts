@@ -30,7 +30,7 @@
 import { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import type { BlockCtx, BlockEmitter } from "./block_code.ts";
-import { hsumF32 } from "./snippets.ts";
+import { f16HighHalvesToF32x4, f16Scalar, hsumF32 } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
@@ -79,6 +79,32 @@ export interface LinearSpec {
   memory?: number;
   /** Touch distance in bytes (default {@linkcode TOUCH_AHEAD}; 0: no software prefetch). */
   touchAhead?: number;
+  /**
+   * F16/BF16 matmul only: convert each register block's R weight rows to f32 once, into a
+   * panel (param `panel` after `n`: {@linkcode panelBytes} bytes of this thread's scratch),
+   * and run the F32 block code over all n tokens from it (default false). The conversion
+   * then costs once per row per call instead of once per C tokens; the products and their
+   * order are those of the in-register conversion, so the results are identical.
+   */
+  panel?: boolean;
+}
+
+/**
+ * Bytes of the f32 panel an F16/BF16 matmul with `panel` needs: R rows × K.
+ *
+ * @param K Input features.
+ * @param rows Rows per register block (default: the type's matmul blocking).
+ * @returns R · K · 4.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { panelBytes } from "./linear.ts";
+ * assert.equal(panelBytes(2048), 2 * 2048 * 4);
+ * ```
+ */
+export function panelBytes(K: number, rows = BLOCKING.F16[1]): number {
+  return rows * K * 4;
 }
 
 /**
@@ -117,7 +143,7 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
  */
 export function linearName(s: LinearSpec): string {
   return `${s.kind}_${s.type.toLowerCase()}_${s.M}x${s.K}` + (s.bias ? "_bias" : "") +
-    (s.accumulate ? "_acc" : "") + (s.memory ? `_m${s.memory}` : "");
+    (s.accumulate ? "_acc" : "") + (s.memory ? `_m${s.memory}` : "") + (s.panel ? "_panel" : "");
 }
 
 /**
@@ -150,14 +176,22 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const R = s.rows ?? (mm ? mmR : mvR);
   const C = mm ? s.tokens ?? mmC : 1;
   const relaxed = s.relaxed ?? false;
+  const panel = s.panel ?? false;
+  if (panel && (!mm || (s.type !== "F16" && s.type !== "BF16"))) {
+    throw new RangeError(`linear: a panel is for F16/BF16 matmuls, not ${s.kind} ${s.type}`);
+  }
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);
   params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"]);
   if (mm) params.push(["n", "i32"]);
+  if (panel) params.push(["panel", "i32"]);
+  // With a panel the register blocks read f32 rows of K · 4 bytes from the main memory.
+  const blockEm = panel ? F32 : em;
+  const blockRowBytes = panel ? 4 * K : rb;
   const f = new WasmFunc(linearName(s), params);
   f.weightMemory = s.memory ?? 0;
   const locals = ["r", "wr", "yr", "br", "xt", "yt", "t", "pw", "px", "pd", "wend"];
-  for (const l of [...locals, "touch", "pt", "tend", "tnext"]) {
+  for (const l of [...locals, "touch", "pt", "tend", "tnext", ...(panel ? ["pp"] : [])]) {
     f.local(l, "i32");
   }
   for (let a = 0; a < R; a++) {
@@ -167,6 +201,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     }
   }
   em.locals(f, R, C);
+  if (panel) F32.locals(f, R, C);
   const xDesc = t.act === "f32" ? `f32` : `${t.act} rows (stride ${act.stride})`;
   f.comment(
     mm
@@ -182,7 +217,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f,
     R: Rr,
     C: Cc,
-    rowBytes: rb,
+    rowBytes: blockRowBytes,
     stride: act.stride,
     relaxed,
   });
@@ -190,33 +225,39 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   /** The register block of Rr rows (at wr, yt) × Cc tokens (at xt). */
   const registerBlock = (Rr: number, Cc: number) => {
     const k = ctx(Rr, Cc);
-    f.comment(`register block: ${Rr} row(s) × ${Cc} token(s)`);
+    const bem = blockEm;
+    f.comment(
+      `register block: ${Rr} row(s) × ${Cc} token(s)${panel ? ", weights from the panel" : ""}`,
+    );
     for (let a = 0; a < Rr; a++) {
       for (let c = 0; c < Cc; c++) {
         f.zeroV128().set(`acc${a}_${c}`);
         if (em.scalar || tail) f.f32(0).set(`sacc${a}_${c}`);
       }
     }
-    f.get("wr").set("pw").get("xt").set("px");
+    f.get(panel ? "panel" : "wr").set("pw").get("xt").set("px");
     if (act.format !== "f32") f.get("xt").i32(act.metaOffset).op("i32.add").set("pd");
+    const saved = f.weightMemory;
+    if (panel) f.weightMemory = 0; // the panel is in the main memory
     if (nb > 0) {
-      f.get("wr").i32(nb * em.bytes).op("i32.add").set("wend");
-      f.comment(`${nb} block(s) of ${em.elems}`);
+      f.get(panel ? "panel" : "wr").i32(nb * bem.bytes).op("i32.add").set("wend");
+      f.comment(`${nb} block(s) of ${bem.elems}`);
       f.loop("blocks");
-      em.block(k);
-      f.get("pw").i32(em.bytes).op("i32.add").set("pw");
-      f.get("px").i32(act.format === "f32" ? em.elems * 4 : em.elems).op("i32.add").set("px");
+      bem.block(k);
+      f.get("pw").i32(bem.bytes).op("i32.add").set("pw");
+      f.get("px").i32(act.format === "f32" ? bem.elems * 4 : bem.elems).op("i32.add").set("px");
       if (act.format !== "f32") f.get("pd").i32(act.metaBytes).op("i32.add").set("pd");
       f.get("pw").get("wend").op("i32.lt_u").brIf("blocks");
       f.end();
     }
-    if (tail) em.tail!(k, tail);
+    if (tail) bem.tail!(k, tail);
+    f.weightMemory = saved;
     for (let c = 0; c < Cc; c++) {
       for (let a = 0; a < Rr; a++) {
         const off = c * M * 4 + a * 4;
         f.get("yt");
         hsumF32(f, `acc${a}_${c}`);
-        const scale = em.accScale?.(k);
+        const scale = blockEm.accScale?.(k);
         if (scale !== undefined) f.f32(scale).op("f32.mul");
         if (em.scalar || tail) f.get(`sacc${a}_${c}`).op("f32.add");
         if (s.bias) f.get("br").mem("f32.load", a * 4).op("f32.add");
@@ -273,6 +314,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
     if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");
+    if (panel) fillPanel(f, s.type as "F16" | "BF16", Rr, K, rb);
     tokens(Rr);
     f.get("r").i32(Rr).op("i32.add").set("r");
     f.br(`rows${Rr}`).end().end();
@@ -281,3 +323,42 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   f.get("r1").get("r0").op("i32.lt_u").if().get("y").get("touch").mem("i32.store").end();
   return f;
 }
+
+/**
+ * panel (Rr, K) f32 = rows wr .. of W (F16/BF16, `rb` bytes per row) converted: 8 columns
+ * per step (a v128 of halves into two f32x4, as the in-register conversion of
+ * types_float.ts), the K % 8 last ones one at a time.
+ */
+function fillPanel(f: WasmFunc, type: "F16" | "BF16", Rr: number, K: number, rb: number): void {
+  const K8 = K - (K % 8);
+  f.comment(`panel (${Rr}, ${K}) f32 = these ${Rr} row(s) of W (${type}) converted once`);
+  for (let a = 0; a < Rr; a++) {
+    f.get("wr").i32(a * rb).op("i32.add").set("pw");
+    f.get("panel").i32(a * K * 4).op("i32.add").set("pp");
+    if (K8 > 0) {
+      f.get("pw").i32(K8 * 2).op("i32.add").set("wend");
+      f.loop(`panel_row${a}`);
+      f.get("pw").wmem("v128.load").set("w0_1");
+      for (const h of [0, 1]) {
+        f.get("pp");
+        f.get("zero").get("w0_1").shuffle(HALF_LANES(h));
+        if (type === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
+        f.mem("v128.store", 16 * h);
+      }
+      f.get("pw").i32(16).op("i32.add").set("pw");
+      f.get("pp").i32(32).op("i32.add").set("pp");
+      f.get("pw").get("wend").op("i32.lt_u").brIf(`panel_row${a}`);
+      f.end();
+    }
+    for (let j = 0; j < K - K8; j++) {
+      f.get("pp");
+      if (type === "F16") f16Scalar(f, "pw", 2 * j);
+      else f.get("pw").wmem("i32.load16_u", 2 * j).i32(16).op("i32.shl").op("f32.reinterpret_i32");
+      f.mem("f32.store", 4 * j);
+    }
+  }
+}
+
+/** Byte lanes that move half k (of 8) of a v128 into the high half of i32 lane k % 4. */
+const HALF_LANES = (half: number) =>
+  [0, 1, 2, 3].flatMap((k) => [0, 0, 16 + 2 * (4 * half + k), 17 + 2 * (4 * half + k)]);

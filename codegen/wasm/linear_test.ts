@@ -87,7 +87,17 @@ function run(
     if (opts.rawX) xq = Float64Array.from(x);
     xArg = QO;
   }
-  const args = [WO, ...(s.bias ? [BO] : []), xArg, YO, 0, M, ...(s.kind === "matmul" ? [n] : [])];
+  const PO = 3.75 * (1 << 20); // the f32 panel of an F16/BF16 matmul
+  const args = [
+    WO,
+    ...(s.bias ? [BO] : []),
+    xArg,
+    YO,
+    0,
+    M,
+    ...(s.kind === "matmul" ? [n] : []),
+    ...(s.panel ? [PO] : []),
+  ];
   e[f.name](...args);
   const yRef = new Float64Array(n * M), mag = new Float64Array(n * M);
   for (let tok = 0; tok < n; tok++) {
@@ -137,6 +147,30 @@ for (const type of TYPES) {
     });
   }
 }
+
+Deno.test("F16/BF16 matmul with a panel: the same bits as converting in registers", () => {
+  for (const type of ["F16", "BF16"] as WeightTypeName[]) {
+    for (const relaxed of RELAXED) {
+      for (const K of [37, 64]) { // 37: four blocks of 8 and a 5-column tail
+        for (const extra of [{}, { bias: true, accumulate: true }]) {
+          const spec = { M: 13, K, kind: "matmul" as const, relaxed, ...extra };
+          const plain = run(type, spec, 11);
+          const panel = run(type, { ...spec, panel: true }, 11);
+          const what = `${type} K=${K} ${JSON.stringify(extra)} relaxed=${relaxed}`;
+          assert.ok(worst(panel) <= TOL, `${what}: relative error ${worst(panel)}`);
+          assert.deepEqual(panel.y, plain.y, what);
+        }
+      }
+    }
+  }
+  // Negative control: a flipped weight byte reaches the panel's products.
+  const flipped = run("F16", { M: 13, K: 64, kind: "matmul", panel: true }, 11, { flip: true });
+  assert.ok(worst(flipped) > 100 * TOL);
+  assert.throws(
+    () => emitLinear({ type: "Q8_0", M: 8, K: 32, kind: "matmul", panel: true }),
+    /a panel is for F16\/BF16 matmuls, not matmul Q8_0/,
+  );
+});
 
 Deno.test("matvec negative controls: a flipped weight byte, unquantised activations", () => {
   for (const type of ["Q4_K", "Q8_0", "F16"] as WeightTypeName[]) {

@@ -84,6 +84,8 @@ export interface WasmCallContext extends WasmKernelContext {
    * products of the same input.
    */
   quantized(input: string, format: "f32" | "q8_0" | "q8_K", K: number): () => void;
+  /** Pushes the address of this thread's f32 panel (F16/BF16 matmuls; `linear.ts`). */
+  panel(): void;
 }
 
 /** A kernel a node calls: its name, and how to build it (once per module). */
@@ -231,6 +233,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       bias,
       relaxed: ctx.relaxed,
       memory: w.memory,
+      panel: ctx.rows > 1 && (w.type === "F16" || w.type === "BF16"),
     },
   };
 }
@@ -257,6 +260,7 @@ const linear: WasmOpRenderer<"linear"> = {
       "lo",
       "hi",
       ...(ctx.rows > 1 ? [ctx.rowsLocal] : []),
+      ...(ls.panel ? [() => ctx.panel()] : []),
     ]);
   },
 };

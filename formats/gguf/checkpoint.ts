@@ -374,11 +374,15 @@ function storedTensor(g: GgufFile, info: GgufTensorInfo, data?: Uint8Array, chec
   return { shape, data: new Float32Array(bytes.slice().buffer) };
 }
 
-/** Row r0 .. r0 + rows of a tensor split along its first axis (a fused attn_qkv part). */
+/**
+ * Row r0 .. r0 + rows of a tensor split along its first axis (a fused attn_qkv part): a view,
+ * so parts of a tensor read into the WASM memory stay in place there (the loader reserves no
+ * room for copies).
+ */
 function rowSlice(t: Tensor, r0: number, shape: number[]): Tensor {
   const cols = shape.slice(1).reduce((a, b) => a * b, 1);
   if (t.type === undefined) {
-    return { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) };
+    return { shape, data: t.data.subarray(r0 * cols, (r0 + shape[0]) * cols) };
   }
   const rowBytes = (cols / t.type.blockSize) * t.type.blockBytes;
   return {
