@@ -167,15 +167,15 @@ const Q6_K_DEF: KSpec = {
     // Part p = (g, s0): chunks s0 and s0 + 2 of half g share their ql and qh bytes.
     const f = k.f, g = p >> 1, s0 = p & 1;
     f.comment(`row ${a}, chunks ${4 * g + s0} and ${4 * g + s0 + 2}: ql nibble | qh 2 bits << 4`);
-    for (const [i, s] of [[0, s0], [2, s0 + 2]]) {
-      for (const v of [0, 1]) {
+    for (const v of [0, 1]) {
+      // Chunks s0 and s0 + 2 share these ql bytes (low and high nibbles) and qh bytes.
+      f.get("pw").wmem("v128.load", o + 64 * g + 32 * s0 + 16 * v).set("tmp");
+      f.get("pw").wmem("v128.load", o + 128 + 32 * g + 16 * v).set("qh");
+      for (const [i, s] of [[0, s0], [2, s0 + 2]]) {
         const w = `w${a}_${i + v}`;
-        f.get("pw").wmem("v128.load", o + 64 * g + 32 * (s & 1) + 16 * v);
+        f.get("tmp");
         if (s >> 1) f.i32(4).op("i16x8.shr_u");
         f.get("c0f").op("v128.and");
-        f.set(w);
-        f.get("pw").wmem("v128.load", o + 128 + 32 * g + 16 * v).set("qh");
-        f.get(w);
         // ((qh >> 2s) & 3) << 4 = qh moved by 4 - 2s, masked to 0x30.
         f.get("qh");
         if (2 * s < 4) f.i32(4 - 2 * s).op("i16x8.shl");
