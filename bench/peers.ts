@@ -5,7 +5,10 @@
  * For each type (default F16, Q8_0, Q4_K_M of a random-weight g110M, made by
  * bench/make_model.ts and quantised by llama.cpp's own quantiser) at 1 and 2 threads, it
  * prints gollm's and llama.cpp's decode and prefill tok/s, their ratios (gollm / llama.cpp),
- * each engine's peak RSS and the machine's load average when each engine ran. `--json`
+ * each engine's peak RSS and the machine's load average when each engine ran. The engines
+ * alternate, one process per timed run (llama.cpp, gollm, llama.cpp, ... `--runs` times, each
+ * process after its own warm-up), so a burst of load on this shared machine falls on both
+ * engines rather than on all of one engine's runs; the figures are the medians. `--json`
  * prints one JSON object instead. Progress goes to stderr. Each engine runs in its own
  * process (bench/gollm.ts, bench/llama_cpp.ts) with the protocol of bench/protocol.ts.
  *
@@ -32,6 +35,7 @@ import { BENCH_TYPES, benchModels } from "./make_model.ts";
 import {
   type EngineBench,
   loadAverage,
+  median,
   type ResolvedProtocol,
   resolveProtocol,
 } from "./protocol.ts";
@@ -114,6 +118,34 @@ function machine(): string {
   return `${cpu}, ${navigator.hardwareConcurrency} logical cores`;
 }
 
+/**
+ * One engine's figures over its alternating rounds (one process each, one timed run each):
+ * the median of the runs, the largest peak RSS, the median load time, the first run's greedy
+ * ids; the protocol as asked (`runs` timed runs). The first failed round's error, if any.
+ */
+function mergeRuns(
+  rounds: (EngineBench | { error: string })[],
+  runs: number,
+): EngineBench | { error: string } {
+  const failed = rounds.find((r) => !ok(r));
+  if (failed) return failed;
+  const list = rounds as EngineBench[];
+  const first = list[0];
+  const decodeMs = list.flatMap((r) => r.decodeMs);
+  const prefillMs = list.flatMap((r) => r.prefillMs);
+  const p = first.protocol;
+  return {
+    ...first,
+    decodeTokS: p.decodeSteps / (median(decodeMs) / 1000),
+    prefillTokS: p.prefillTokens / (median(prefillMs) / 1000),
+    decodeMs,
+    prefillMs,
+    loadMs: median(list.map((r) => r.loadMs)),
+    peakRssBytes: Math.max(...list.map((r) => r.peakRssBytes)),
+    protocol: { ...p, runs },
+  };
+}
+
 async function attempt(
   run: () => Promise<EngineBench>,
 ): Promise<EngineBench | { error: string }> {
@@ -191,14 +223,30 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
         threads > 1 ? "s" : ""
       }`;
       const onProgress = (m: string) => log(`${step}: ${m}`);
-      const p = { ...protocol, threads };
-      const loadL = loadAverage().split(" ")[0];
-      const llamaCpp = await attempt(() => llamaCppBench(file, p, { peerDir, onProgress }));
-      const loadG = loadAverage().split(" ")[0];
+      // The engines alternate, one process per timed run (llama.cpp, gollm, llama.cpp, ...),
+      // so a burst of load from another tenant of this shared machine falls on both rather
+      // than on all of one engine's runs.
+      const p1 = { ...protocol, threads, runs: 1 };
       const reuse: boolean = !threadsOption && threads > 1 && gollmOne.has(type);
-      const gollm: EngineBench | { error: string } = reuse
-        ? gollmOne.get(type)!
-        : await attempt(() => gollmBench(file, p, { backend, onProgress }));
+      const runsL: (EngineBench | { error: string })[] = [];
+      const runsG: (EngineBench | { error: string })[] = [];
+      const loadsL: string[] = [], loadsG: string[] = [];
+      for (let round = 0; round < protocol.runs; round++) {
+        const tag = protocol.runs > 1 ? ` (round ${round + 1}/${protocol.runs})` : "";
+        const onRound = (m: string) => onProgress(m + tag);
+        loadsL.push(loadAverage().split(" ")[0]);
+        runsL.push(await attempt(() => llamaCppBench(file, p1, { peerDir, onProgress: onRound })));
+        if (reuse) continue;
+        loadsG.push(loadAverage().split(" ")[0]);
+        runsG.push(await attempt(() => gollmBench(file, p1, { backend, onProgress: onRound })));
+      }
+      const llamaCpp = mergeRuns(runsL, protocol.runs);
+      const gollm: EngineBench | { error: string } = reuse ? gollmOne.get(type)! : mergeRuns(
+        runsG,
+        protocol.runs,
+      );
+      const highest = (xs: string[]) => Math.max(...xs.map(Number)).toFixed(2);
+      const loadL = highest(loadsL), loadG = reuse ? "" : highest(loadsG);
       if (!gollmOne.has(type)) gollmOne.set(type, gollm);
       const both = ok(gollm) && ok(llamaCpp);
       let agree: number | null = null;
@@ -306,7 +354,7 @@ export function formatPeers(r: PeerReport): string {
   const p = r.protocol;
   const out = [
     `gollm (${r.backend}) vs llama.cpp (${llamaVariant}) on the same GGUF files; tok/s, ratio = gollm / llama.cpp`,
-    `protocol: decode = BOS + ${p.decodeSteps} greedy steps from an empty cache; prefill = one ${p.prefillTokens}-token prompt in one call; ${p.warmup} warm-up, median of ${p.runs}; KV ${p.contextSize} slots`,
+    `protocol: decode = BOS + ${p.decodeSteps} greedy steps from an empty cache; prefill = one ${p.prefillTokens}-token prompt in one call; ${p.warmup} warm-up, median of ${p.runs}; KV ${p.contextSize} slots; the engines alternate, each timed run in its own process after its own warm-up`,
     `machine: ${r.machine}; load average ${r.loadAverage.start} at start, ${r.loadAverage.end} at end`,
     "",
     line(head),
@@ -314,7 +362,7 @@ export function formatPeers(r: PeerReport): string {
     ...cells.map(line),
     "",
     "RSS: peak resident set (VmHWM) of each engine's own process; llama.cpp's counts the mmap-ed file pages it touched.",
-    "greedy =: leading greedy ids both engines agree on; load g/l: 1-min load average before gollm / llama.cpp ran.",
+    "greedy =: leading greedy ids both engines agree on; load g/l: highest 1-min load average before a gollm / llama.cpp run.",
     "targets (issue #8): decode >= 1.0x at 1 and 2 threads; prefill >= 0.5x (F16), >= 0.3x (quantised).",
   ];
   if (r.rows.some((x) => x.gollmReused)) {
