@@ -21,7 +21,6 @@ import type { ModelConfig } from "../core/config.ts";
 import type { BatchLayout, ForwardOptions } from "../core/forward.ts";
 import {
   DEFAULT_BLOCK_SIZE,
-  DEFAULT_MAX_ROWS,
   kvBlockBytes,
   resolveBatchLayout,
   resolveKvCapacity,
@@ -36,7 +35,7 @@ export const ARENA_ALIGN = 64;
 /**
  * Default tokens per prefill chunk of one sequence: the step's rows T (docs/DESIGN.md "A step,
  * the arena and the KV cache"; ForwardOptions). 128 rather than the server's step budget
- * ({@linkcode DEFAULT_MAX_ROWS}): every chunk reads all the weights once, and the F16 matmul
+ * (`DEFAULT_MAX_ROWS` of core/forward.ts): every chunk reads all the weights once, and the F16 matmul
  * converts each row block once per chunk, so a 256-token prompt ran 6-19 % faster in 128-row
  * chunks than in 32-row ones (g110M, wasm, 1 and 2 threads), for ~4 MB more arena and
  * 96 more KV slots.
