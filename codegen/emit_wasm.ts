@@ -31,7 +31,13 @@ import type { ForwardOptions } from "../core/forward.ts";
 import { expectedShapes } from "../core/weights.ts";
 import type { Graph, GraphNode, NodeOp } from "./graph.ts";
 import { findBuffer, type Plan, planArena } from "./plan.ts";
-import { assembleModule, type FunctionImport, memoryImportText, WasmFunc } from "./wasm_asm.ts";
+import {
+  assembleModule,
+  type FunctionImport,
+  memoryImportText,
+  WasmFunc,
+  withoutText,
+} from "./wasm_asm.ts";
 import { barrierKernel, CTL } from "./wasm/barrier.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
@@ -440,6 +446,59 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
     options.placed,
     options.memoryLimit,
   );
+  const { funcs, kernels, usesTrig } = withoutText(() => stepFunctions(plan, layout, options));
+  const pages = Math.max(options.pages ?? 0, Math.ceil(layout.memoryBytes / 65536));
+  const memory = { minPages: pages, maxPages: pages, shared: true };
+  const extra = layout.more.map((b) => {
+    const p = Math.ceil(b / 65536);
+    return { minPages: p, maxPages: p, shared: true };
+  });
+  const imports: FunctionImport[] = usesTrig
+    ? [{ name: "cos", params: ["f64"], results: ["f64"] }, {
+      name: "sin",
+      params: ["f64"],
+      results: ["f64"],
+    }]
+    : [];
+  const bytes = assembleModule(funcs, [memory, ...extra], imports);
+  const shapes = kernels.filter((k) => /^mat(vec|mul)_/.test(k)).map((name) => {
+    const [, kind, M, N] = name.match(/^(matvec|matmul)_\w+?_(\d+)x(\d+)/)!;
+    return {
+      name,
+      kind: kind as "matvec" | "matmul",
+      M: Number(M),
+      N: Number(N),
+      bias: name.includes("_bias"),
+    };
+  });
+  // The listing is built when asked (a few MB of text for a 100M model) from functions
+  // emitted again: the ones assembled above are not kept (~10 MB of heap for a 100M model).
+  let listing: string | undefined;
+  return {
+    shapes,
+    bytes,
+    layout,
+    pages,
+    get listing() {
+      return listing ??= listingOf(
+        plan,
+        layout,
+        stepFunctions(plan, layout, options).funcs,
+        [memory, ...extra].map((m, i) => memoryImportText(m, i)).join("\n  "),
+        imports,
+        bytes.length,
+      );
+    },
+    functions: funcs.map((f) => f.name),
+  };
+}
+
+/** The functions of the whole-step module: barrier, kernels, group functions, `step`. */
+function stepFunctions(
+  plan: Plan,
+  layout: WasmLayout,
+  options: WasmStepOptions,
+): { funcs: WasmFunc[]; kernels: string[]; usesTrig: boolean } {
   const relaxed = options.relaxed ?? false;
   const kernels = new Map<string, WasmFunc>();
   const use = (specs: KernelSpec[]) => {
@@ -519,48 +578,7 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
   }
   const step = stepFunction(plan, entry);
   const funcs = [barrierKernel(), ...kernels.values(), ...groupFns, step];
-  const pages = Math.max(options.pages ?? 0, Math.ceil(layout.memoryBytes / 65536));
-  const memory = { minPages: pages, maxPages: pages, shared: true };
-  const extra = layout.more.map((b) => {
-    const p = Math.ceil(b / 65536);
-    return { minPages: p, maxPages: p, shared: true };
-  });
-  const imports: FunctionImport[] = usesTrig
-    ? [{ name: "cos", params: ["f64"], results: ["f64"] }, {
-      name: "sin",
-      params: ["f64"],
-      results: ["f64"],
-    }]
-    : [];
-  const bytes = assembleModule(funcs, [memory, ...extra], imports);
-  const shapes = [...kernels.values()].filter((k) => /^mat(vec|mul)_/.test(k.name)).map((k) => {
-    const [, kind, M, N] = k.name.match(/^(matvec|matmul)_\w+?_(\d+)x(\d+)/)!;
-    return {
-      name: k.name,
-      kind: kind as "matvec" | "matmul",
-      M: Number(M),
-      N: Number(N),
-      bias: k.name.includes("_bias"),
-    };
-  });
-  let listing: string | undefined; // built when asked (a few MB of text for a 100M model)
-  return {
-    shapes,
-    bytes,
-    layout,
-    pages,
-    get listing() {
-      return listing ??= listingOf(
-        plan,
-        layout,
-        funcs,
-        [memory, ...extra].map((m, i) => memoryImportText(m, i)).join("\n  "),
-        imports,
-        bytes.length,
-      );
-    },
-    functions: funcs.map((f) => f.name),
-  };
+  return { funcs, kernels: [...kernels.keys()], usesTrig };
 }
 
 /** `step(tid, nthreads, a0 .. a7)`: reads n, nOut and runs one graph's group functions. */

@@ -114,6 +114,35 @@ export interface FuncOptions {
   export?: boolean;
 }
 
+/** Whether new functions keep their text lines (see {@linkcode withoutText}). */
+let keepingText = true;
+
+/**
+ * Runs `build` with functions created inside it keeping no text lines: only their bytes, for
+ * a module that is assembled and run but not listed (a 100M model's step module has about
+ * 10 MB of text lines, which would otherwise stay alive until the module is assembled).
+ *
+ * @param build Creates and fills functions.
+ * @returns What `build` returns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WasmFunc, withoutText } from "./wasm_asm.ts";
+ * const f = withoutText(() => new WasmFunc("f", []).i32(1).op("drop"));
+ * assert.throws(() => f.text(), /built without its text/);
+ * ```
+ */
+export function withoutText<T>(build: () => T): T {
+  const before = keepingText;
+  keepingText = false;
+  try {
+    return build();
+  } finally {
+    keepingText = before;
+  }
+}
+
 /**
  * One function being assembled: named params and locals, a byte body and a parallel WAT-like
  * text body (one instruction per line, indented by block depth, `;;` comments).
@@ -144,6 +173,8 @@ export class WasmFunc {
   readonly exported: boolean;
   private readonly calls: { at: number; name: string }[] = [];
   private readonly lines: string[] = [];
+  /** Whether text lines are kept (false inside {@linkcode withoutText}). */
+  private readonly keepText = keepingText;
   private readonly names: string[] = [];
   private readonly types: ValType[] = [];
   private readonly labels: string[] = [];
@@ -200,16 +231,16 @@ export class WasmFunc {
     return i;
   }
 
-  /** Appends an instruction's bytes and its text line. */
+  /** Appends an instruction's bytes and (unless built {@linkcode withoutText}) its text line. */
   private emit(text: string, bytes: number[]): this {
     for (const b of bytes) this.body.push(b);
-    this.lines.push("  ".repeat(this.depth) + text);
+    if (this.keepText) this.lines.push("  ".repeat(this.depth) + text);
     return this;
   }
 
   /** A `;;` comment line in the text (no bytes). */
   comment(s: string): this {
-    this.lines.push("  ".repeat(this.depth) + ";; " + s);
+    if (this.keepText) this.lines.push("  ".repeat(this.depth) + ";; " + s);
     return this;
   }
 
@@ -458,8 +489,13 @@ export class WasmFunc {
     ];
   }
 
-  /** WAT-like text of the whole function. */
+  /**
+   * WAT-like text of the whole function.
+   *
+   * @throws {Error} when the function was built {@linkcode withoutText}.
+   */
   text(): string {
+    if (!this.keepText) throw new Error(`wasm_asm: ${this.name} was built without its text`);
     const params = this.params.map(([n, t]) => ` (param $${n} ${t})`).join("");
     const results = this.results.length ? ` (result ${this.results.join(" ")})` : "";
     const locals = this.names.slice(this.params.length).map((n, i) =>
