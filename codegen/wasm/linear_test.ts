@@ -3,8 +3,8 @@
  * weights decoded by the scalar block decoder of tests/ggml_blocks.ts (itself checked
  * against gguf.quants.dequantize below), activations as the quantiser wrote them
  * (`d · q`), for matvec and matmul, with and without relaxed SIMD, odd row counts (the
- * one-row remainder), 11 tokens (full register blocks of 4 or 8 tokens and the one-token
- * remainder), a bias and an accumulate.
+ * one-row remainder), 11 and 7 tokens (full register blocks of 8 or 4 tokens, and the
+ * smaller blocks of the remainder), a bias and an accumulate.
  *
  * Tolerance: |y - y_ref| ≤ 1e-6 · Σ_k |w_k · x_k| for every type (the kernels differ from
  * the float64 sum only by f32 rounding of the per-block terms). A second check bounds the
@@ -132,10 +132,11 @@ for (const type of TYPES) {
   for (const relaxed of RELAXED) {
     const tag = relaxed ? "relaxed SIMD" : "SIMD";
     Deno.test(`${type} matvec and matmul (${tag}) equal dequantise-then-f64 within ${TOL}`, () => {
-      for (const kind of ["matvec", "matmul"] as const) {
-        const n = kind === "matvec" ? 1 : 11;
+      // matmul: 11 tokens = 8 + 2 + 1 (F32/F16/BF16), 8 + 1 + 1 + 1 (Q8_0), 4 + 4 + 1 + 1 + 1;
+      // 7 tokens = 4 + 2 + 1 or 4 + 1 + 1 + 1: every register block width is used.
+      for (const [kind, n] of [["matvec", 1], ["matmul", 11], ["matmul", 7]] as const) {
         const r = run(type, { M: 13, K, kind, relaxed }, n);
-        assert.ok(worst(r) <= TOL, `${kind}: relative error ${worst(r)}`);
+        assert.ok(worst(r) <= TOL, `${kind} × ${n}: relative error ${worst(r)}`);
         assert.ok(r.xErr <= 1.0001, `activation error ${r.xErr} × d/2`);
       }
       const biased = run(
