@@ -12,7 +12,6 @@
  * fixture runs (attention sharpened, past every window and original context).
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { compileModel } from "../codegen/compile.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { type ModelConfig, parseConfig } from "../core/config.ts";
@@ -24,19 +23,9 @@ import { loadHf, parseHfConfig } from "./hf.ts";
 import { createReference } from "../runtime/reference.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import { greedy } from "../tests/greedy_decode.ts";
+import { type Expected, expected, HF_FIXTURES as FIX } from "../tests/hf_expected.ts";
 
-const FIX = fileURLToPath(new URL("../tests/fixtures/hf", import.meta.url));
 const TOL = 1e-4;
-
-interface Expected {
-  tokens: number[];
-  logits: number[][];
-  greedy: number[];
-}
-
-async function expected(name: string): Promise<Expected> {
-  return JSON.parse(await Deno.readTextFile(`${FIX}/${name}/expected.json`));
-}
 
 function checkLogits(fp: ForwardPass, exp: Expected, label: string): void {
   const vocab = fp.config.vocab_size;

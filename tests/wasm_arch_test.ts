@@ -23,29 +23,27 @@
  * and tests/wasm_models_test.ts measure.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { compilePlan } from "../codegen/compile.ts";
 import type { GraphNode } from "../codegen/graph.ts";
 import { type Plan, planArena } from "../codegen/plan.ts";
 import type { ModelConfig } from "../core/config.ts";
 import type { BatchLayout, ForwardPass } from "../core/forward.ts";
 import { singleSequence } from "../core/single_sequence.ts";
-import { type F32Weights, randomWeights, type Weights } from "../core/weights.ts";
+import { randomWeights, type Weights } from "../core/weights.ts";
 import { loadGguf } from "../formats/gguf/checkpoint.ts";
-import { ggmlTypeByName } from "../formats/quant.ts";
-import { dequantizeWeights, quantizeTensor } from "../formats/quant/tensor.ts";
+import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import { quantizeModel } from "../formats/quantize.ts";
 import { compileBatch, compileModel } from "../codegen/compile.ts";
 import { createModel, loadModel } from "../runtime/model.ts";
 import { createReference } from "../runtime/reference.ts";
-import { startStepPool } from "../runtime/threads.ts";
 import { loadGgufIntoWasm } from "../runtime/wasm_load.ts";
 import { assertClose } from "./assert_close.ts";
 import { checkBatchedPrompts, checkPagedWindow } from "./batch_checks.ts";
-import { ARCH_CASES, archCase, cfg, checkAgainstReference, tokens, TOL } from "./forward_cases.ts";
+import { ARCH_CASES, archCase, cfg, checkAgainstReference, TOL } from "./forward_cases.ts";
 import { argmax, greedy } from "./greedy_decode.ts";
+import { type Expected, expected, HF_FIXTURES as FIX } from "./hf_expected.ts";
+import { logitsOf, logitsOnThreads, store } from "./wasm_weights.ts";
 
-const FIX = fileURLToPath(new URL("./fixtures/hf", import.meta.url));
 const OPTIONS = { kvCapacity: 24, prefillChunk: 5 };
 /**
  * Block-type tolerance on random weights (absolute, logits of max |logit| ≈ 2.2), as
@@ -179,16 +177,6 @@ Deno.test("wasm from an unedited plan (the controls' harness) passes the check",
 
 // ------------------------------------------------------------ transformers' fixtures
 
-interface Expected {
-  tokens: number[];
-  logits: number[][];
-  greedy: number[];
-}
-
-async function expected(name: string): Promise<Expected> {
-  return JSON.parse(await Deno.readTextFile(`${FIX}/${name}/expected.json`));
-}
-
 /** transformers' logits at every position, and its greedy continuation. */
 function checkTransformers(fp: ForwardPass, exp: Expected, label: string): void {
   const V = fp.config.vocab_size;
@@ -288,13 +276,6 @@ for (const [name, type, stored, rel] of QUANT) {
   });
 }
 
-/** The weights a file of `type` would hold: matrices in `type`, vectors F32. */
-function store(type: string): (w: F32Weights) => Weights {
-  const t = ggmlTypeByName(type)!;
-  return (w) =>
-    new Map([...w].map(([n, x]) => [n, x.shape.length === 2 ? quantizeTensor(x, t) : x]));
-}
-
 /** Gemma 2 and Qwen3 with whole K-quant blocks (dims multiples of 256). */
 const WIDE: [string, ModelConfig][] = [
   [
@@ -327,15 +308,6 @@ const WIDE: [string, ModelConfig][] = [
     }),
   ],
 ];
-
-/** 20 prompt tokens (chunks of 8) and 3 decode steps. */
-function logitsOf(pass: ForwardPass, c: ModelConfig): Float32Array[] {
-  const toks = tokens(23, c.vocab_size, 4);
-  return [
-    pass.forwardAll(toks.slice(0, 20), 0),
-    ...[20, 21, 22].map((p) => pass.forwardAll([toks[p]], p)),
-  ];
-}
 
 for (const type of ["Q8_0", "Q4_K", "Q6_K", "F16"]) {
   Deno.test(`wasm on ${type} weights of the new architectures equals the reference on them dequantised`, () => {
@@ -374,20 +346,7 @@ Deno.test("wasm: 1 and 2 threads give identical logits on every ARCH case (F32) 
     }
   }
   for (const [name, c, w] of runs) {
-    const [one, two] = [1, 2].map((threads) => {
-      const m = compileModel(c, w, {
-        backend: "wasm",
-        kvCapacity: 40,
-        prefillChunk: 8,
-        threads,
-        startPool: startStepPool,
-      });
-      try {
-        return logitsOf(m, c);
-      } finally {
-        m.close();
-      }
-    });
+    const [one, two] = [1, 2].map((threads) => logitsOnThreads(c, w, threads));
     two.forEach((g, i) => assertClose(g, one[i], 0, `${name} call ${i}`));
   }
 });

@@ -13,9 +13,8 @@
 import assert from "node:assert/strict";
 import { compileBatch, compileModel } from "../codegen/compile.ts";
 import type { ModelConfig } from "../core/config.ts";
-import { type F32Weights, randomWeights, type Weights } from "../core/weights.ts";
-import { ggmlTypeByName } from "../formats/quant.ts";
-import { dequantizeWeights, quantizeTensor } from "../formats/quant/tensor.ts";
+import { randomWeights, type Weights } from "../core/weights.ts";
+import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import { createReference } from "../runtime/reference.ts";
 import { startStepPool, startThreadPool, ThreadError } from "../runtime/threads.ts";
 import { assertClose } from "./assert_close.ts";
@@ -25,7 +24,8 @@ import {
   checkPrefixSharing,
   checkVerifyStep,
 } from "./batch_checks.ts";
-import { cfg, tokens, TOL } from "./forward_cases.ts";
+import { cfg, TOL } from "./forward_cases.ts";
+import { logitsOf, logitsOnThreads, store } from "./wasm_weights.ts";
 
 /** Block types and their logit tolerance (see the module doc). */
 const BLOCK_TOL = 0.06;
@@ -56,27 +56,6 @@ const CASES: [string, ModelConfig][] = [
   ],
   ["gpt2", cfg("gpt2", { dim: 256, hidden_dim: 512 })],
 ];
-
-/** The weights a file of `type` would hold: matrices in `type`, vectors and positions F32. */
-function store(type: string): (w: F32Weights) => Weights {
-  const t = ggmlTypeByName(type)!;
-  return (w) =>
-    new Map(
-      [...w].map(([name, x]) => [
-        name,
-        x.shape.length === 2 && name !== "pos_embeddings.weight" ? quantizeTensor(x, t) : x,
-      ]),
-    );
-}
-
-/** The logits of 20 prompt tokens (chunks of 8) then 3 decode steps, for a forward pass. */
-function logitsOf(pass: { forwardAll(t: number[], p: number): Float32Array }, c: ModelConfig) {
-  const toks = tokens(23, c.vocab_size, 4);
-  return [
-    pass.forwardAll(toks.slice(0, 20), 0),
-    ...[20, 21, 22].map((p) => pass.forwardAll([toks[p]], p)),
-  ];
-}
 
 for (const [type, tol] of TYPES) {
   Deno.test(`wasm backend on ${type} weights equals the reference on them dequantised`, () => {
@@ -129,20 +108,7 @@ Deno.test("wasm backend: 1, 2 and 3 threads give the same logits (F32, Q8_0, Q4_
     for (const [name, c] of CASES) {
       const f32 = randomWeights(c, 9);
       const w = type === "F32" ? f32 : store(type)(f32);
-      const runs = [1, 2, 3].map((threads) => {
-        const m = compileModel(c, w, {
-          backend: "wasm",
-          kvCapacity: 40,
-          prefillChunk: 8,
-          threads,
-          startPool: startStepPool,
-        });
-        try {
-          return logitsOf(m, c);
-        } finally {
-          m.close();
-        }
-      });
+      const runs = [1, 2, 3].map((threads) => logitsOnThreads(c, w, threads));
       for (const k of [1, 2]) {
         runs[k].forEach((g, i) =>
           assertClose(g, runs[0][i], 0, `${name} ${type} ${k + 1} threads`)
