@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { GollmError } from "../core/errors.ts";
 import { randomWeights } from "../core/weights.ts";
 import { byteTokenizer, EOS, tinyConfig } from "../tests/model_fixtures.ts";
+import { chiSquare } from "../tests/chi_square.ts";
 import { type Backend, createModel, type GenerateOptions, type Model } from "./model.ts";
 import { keptSet } from "./sampler.ts";
 import type { Draft, SpeculativeProposer as Proposer } from "./speculative.ts";
@@ -194,27 +195,6 @@ function exactJoint(target: Model): Map<string, number> {
   return out;
 }
 
-/** Pearson's chi-square of observed sequence counts against probabilities (cells with an
- * expected count below 5 pooled into one); returns the statistic and degrees of freedom. */
-function chiSquare(counts: Map<string, number>, probs: Map<string, number>, n: number) {
-  let chi = 0, cells = 0, pooledE = 0, pooledO = 0;
-  for (const [seq, p] of probs) {
-    const e = n * p, o = counts.get(seq) ?? 0;
-    if (e < 5) {
-      pooledE += e;
-      pooledO += o;
-      continue;
-    }
-    chi += (o - e) ** 2 / e;
-    cells++;
-  }
-  if (pooledE > 0) {
-    chi += (pooledO - pooledE) ** 2 / pooledE;
-    cells++;
-  }
-  return { chi, df: cells - 1 };
-}
-
 /** Counts of the first 3 tokens over seeds 0..n-1. */
 async function sampleJoint(target: Model, draft: Model | Proposer, n: number) {
   const counts = new Map<string, number>();
@@ -264,7 +244,7 @@ Deno.test("generate() sampling with drafts keeps the target's distribution (chi-
     const [name, draft] of [["a draft model", draftModel], ["one-hot drafts", likeliest]] as const
   ) {
     const { counts, acceptance } = await sampleJoint(target, draft, N);
-    const { chi, df } = chiSquare(counts, exact, N);
+    const { stat: chi, df } = chiSquare(counts, exact, N);
     console.log(
       `${name}: chi-square ${chi.toFixed(1)}, df ${df}, acceptance ${acceptance.toFixed(2)}`,
     );
@@ -285,7 +265,7 @@ Deno.test("generate() sampling with drafts keeps the target's distribution (chi-
     },
   };
   const { counts } = await sampleJoint(target, misreported, N);
-  const { chi, df } = chiSquare(counts, exact, N);
+  const { stat: chi, df } = chiSquare(counts, exact, N);
   console.log(`misreported q (negative control): chi-square ${chi.toFixed(1)}, df ${df}`);
   assert.ok(chi > 3 * bound(df), `the control must fail clearly: chi-square ${chi}`);
 });

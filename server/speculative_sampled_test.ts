@@ -20,6 +20,7 @@ import { createReference } from "../runtime/reference.ts";
 import { type ResolvedSamplerOptions, Rng, Sampler } from "../runtime/sampler.ts";
 import type { Draft } from "../runtime/speculative.ts";
 import { ROOT } from "../tests/assets.ts";
+import { chiSquare } from "../tests/chi_square.ts";
 import { TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
 import { Scheduler, type SpeculativeOptions } from "./scheduler.ts";
 import type { GenerationHandle, GenerationRequest } from "./sequence.ts";
@@ -132,39 +133,6 @@ async function ids(h: GenerationHandle): Promise<number[]> {
   const out: number[] = [];
   for await (const c of h) out.push(...c.tokens.map((t) => t.id));
   return out;
-}
-
-/**
- * Pearson's chi-square of counts against a distribution, cells with expected count < 5
- * pooled into one (tokens outside the support land there too), with the α = 0.001
- * critical value (Wilson-Hilferty) and the total-variation distance.
- */
-function chiSquare(counts: Map<string, number>, p: Map<string, number>, n: number) {
-  let stat = 0, bins = 0, poolE = 0, poolO = 0, tv = 0;
-  for (const [key, pk] of p) {
-    const e = n * pk, o = counts.get(key) ?? 0;
-    tv += Math.abs(o / n - pk);
-    if (e < 5) {
-      poolE += e;
-      poolO += o;
-      continue;
-    }
-    stat += (o - e) ** 2 / e;
-    bins++;
-  }
-  for (const [key, o] of counts) {
-    if (!p.has(key)) {
-      poolO += o;
-      tv += o / n;
-    }
-  }
-  if (poolE > 0 || poolO > 0) {
-    stat += poolE > 0 ? (poolO - poolE) ** 2 / poolE : Infinity;
-    bins++;
-  }
-  const df = bins - 1, z = 3.0902; // the 0.999 quantile of N(0, 1)
-  const critical = df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
-  return { stat, df, critical, tv: tv / 2 };
 }
 
 Deno.test("sampled speculative decoding keeps the target's joint distribution of the next tokens", async () => {
