@@ -15,7 +15,7 @@
  * @module
  */
 import type { WasmFunc } from "../wasm_asm.ts";
-import { splatLane } from "./snippets.ts";
+import { f16Lanes, splatLane } from "./snippets.ts";
 import type { WeightType } from "./blocks.ts";
 
 /** What a block emitter sees. */
@@ -65,6 +65,20 @@ export interface BlockEmitter {
 /** Declares `name` as `type` unless the function already has it. */
 export function need(f: WasmFunc, name: string, type: "i32" | "f32" | "v128"): void {
   if (!f.has(name)) f.local(name, type);
+}
+
+/**
+ * The f16 at `pw + offsets[i]` → lane `i % 4` of the f32x4 local `{prefix}{i / 4}` (declared
+ * here): the block scales of a register block's rows converted four per vector
+ * (`snippets.ts` `f16Lanes`) instead of one scalar conversion each.
+ */
+export function f16Vectors(k: BlockCtx, offsets: number[], prefix: string): void {
+  for (let g = 0; 4 * g < offsets.length; g++) {
+    const part = offsets.slice(4 * g, 4 * g + 4);
+    need(k.f, `${prefix}${g}`, "v128");
+    k.f.comment(`f16 at bytes ${part.join(", ")} → f32 lanes of ${prefix}${g}`);
+    f16Lanes(k.f, "pw", part, `${prefix}${g}`);
+  }
 }
 
 /**

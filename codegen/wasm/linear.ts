@@ -30,10 +30,10 @@
 import { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import type { BlockCtx, BlockEmitter } from "./block_code.ts";
-import { f16HighHalvesToF32x4, f16Scalar, hsumF32 } from "./snippets.ts";
+import { hsumF32 } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
-import { BF16, F16, F32 } from "./types_float.ts";
+import { BF16, F16, F32, fillPanel } from "./types_float.ts";
 
 /** How far (bytes) the touch pointer runs ahead of the rows being computed. */
 export const TOUCH_AHEAD = 2048;
@@ -225,7 +225,6 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   /** The register block of Rr rows (at wr, yt) × Cc tokens (at xt). */
   const registerBlock = (Rr: number, Cc: number) => {
     const k = ctx(Rr, Cc);
-    const bem = blockEm;
     f.comment(
       `register block: ${Rr} row(s) × ${Cc} token(s)${panel ? ", weights from the panel" : ""}`,
     );
@@ -240,17 +239,19 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     const saved = f.weightMemory;
     if (panel) f.weightMemory = 0; // the panel is in the main memory
     if (nb > 0) {
-      f.get(panel ? "panel" : "wr").i32(nb * bem.bytes).op("i32.add").set("wend");
-      f.comment(`${nb} block(s) of ${bem.elems}`);
+      f.get(panel ? "panel" : "wr").i32(nb * blockEm.bytes).op("i32.add").set("wend");
+      f.comment(`${nb} block(s) of ${blockEm.elems}`);
       f.loop("blocks");
-      bem.block(k);
-      f.get("pw").i32(bem.bytes).op("i32.add").set("pw");
-      f.get("px").i32(act.format === "f32" ? bem.elems * 4 : bem.elems).op("i32.add").set("px");
+      blockEm.block(k);
+      f.get("pw").i32(blockEm.bytes).op("i32.add").set("pw");
+      f.get("px").i32(act.format === "f32" ? blockEm.elems * 4 : blockEm.elems).op("i32.add").set(
+        "px",
+      );
       if (act.format !== "f32") f.get("pd").i32(act.metaBytes).op("i32.add").set("pd");
       f.get("pw").get("wend").op("i32.lt_u").brIf("blocks");
       f.end();
     }
-    if (tail) bem.tail!(k, tail);
+    if (tail) blockEm.tail!(k, tail);
     f.weightMemory = saved;
     for (let c = 0; c < Cc; c++) {
       for (let a = 0; a < Rr; a++) {
@@ -334,42 +335,3 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   f.get("r1").get("r0").op("i32.lt_u").if().get("y").get("touch").mem("i32.store").end();
   return f;
 }
-
-/**
- * panel (Rr, K) f32 = rows wr .. of W (F16/BF16, `rb` bytes per row) converted: 8 columns
- * per step (a v128 of halves into two f32x4, as the in-register conversion of
- * types_float.ts), the K % 8 last ones one at a time.
- */
-function fillPanel(f: WasmFunc, type: "F16" | "BF16", Rr: number, K: number, rb: number): void {
-  const K8 = K - (K % 8);
-  f.comment(`panel (${Rr}, ${K}) f32 = these ${Rr} row(s) of W (${type}) converted once`);
-  for (let a = 0; a < Rr; a++) {
-    f.get("wr").i32(a * rb).op("i32.add").set("pw");
-    f.get("panel").i32(a * K * 4).op("i32.add").set("pp");
-    if (K8 > 0) {
-      f.get("pw").i32(K8 * 2).op("i32.add").set("wend");
-      f.loop(`panel_row${a}`);
-      f.get("pw").wmem("v128.load").set("w0_1");
-      for (const h of [0, 1]) {
-        f.get("pp");
-        f.get("zero").get("w0_1").shuffle(HALF_LANES(h));
-        if (type === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
-        f.mem("v128.store", 16 * h);
-      }
-      f.get("pw").i32(16).op("i32.add").set("pw");
-      f.get("pp").i32(32).op("i32.add").set("pp");
-      f.get("pw").get("wend").op("i32.lt_u").brIf(`panel_row${a}`);
-      f.end();
-    }
-    for (let j = 0; j < K - K8; j++) {
-      f.get("pp");
-      if (type === "F16") f16Scalar(f, "pw", 2 * j);
-      else f.get("pw").wmem("i32.load16_u", 2 * j).i32(16).op("i32.shl").op("f32.reinterpret_i32");
-      f.mem("f32.store", 4 * j);
-    }
-  }
-}
-
-/** Byte lanes that move half k (of 8) of a v128 into the high half of i32 lane k % 4. */
-const HALF_LANES = (half: number) =>
-  [0, 1, 2, 3].flatMap((k) => [0, 0, 16 + 2 * (4 * half + k), 17 + 2 * (4 * half + k)]);

@@ -25,6 +25,15 @@ export const F16_X_SCALE = 2 ** 64;
 const HIGH_HALVES = (half: number) =>
   [0, 1, 2, 3].flatMap((k) => [0, 0, 16 + 2 * (4 * half + k), 17 + 2 * (4 * half + k)]);
 
+/**
+ * Pushes half h (halves 4h .. 4h + 3) of the 8 F16/BF16 values in the v128 local `src` as an
+ * f32x4 (needs the locals `zero`, and for F16 `f16mask`, `f16scale`).
+ */
+function halfToF32x4(f: WasmFunc, name: "F16" | "BF16", src: string, h: number): void {
+  f.get("zero").get(src).shuffle(HIGH_HALVES(h));
+  if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
+}
+
 function madd(k: BlockCtx, acc: string, w: string, x: string): void {
   const f = k.f;
   if (k.relaxed) f.get(w).get(x).get(acc).op("f32x4.relaxed_madd").set(acc);
@@ -80,10 +89,10 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
         f.comment(`row ${a}: 8 × ${name} → 2 × f32x4`);
         f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
         for (const h of [0, 1]) {
-          f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
-          if (name === "F16" && prescale) {
+          if (prescale) {
+            f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
             f.i32(3).op("i32x4.shr_s").get("f16mask").op("v128.and");
-          } else if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
+          } else halfToF32x4(f, name, `w${a}_1`, h);
           f.set(`w${a}_${h}`);
         }
       }
@@ -122,3 +131,49 @@ export const F32: BlockEmitter = floatType("F32");
 export const F16: BlockEmitter = floatType("F16");
 /** BF16 weights (upper half of an f32), converted in registers. */
 export const BF16: BlockEmitter = floatType("BF16");
+
+/**
+ * The panel of an F16/BF16 matmul (linear.ts `LinearSpec.panel`): panel (Rr, K) f32 = the Rr
+ * rows of W at local `wr` (`rb` bytes per row) converted, 8 columns per step as the block
+ * code converts them, the K % 8 last ones one at a time. Uses the locals `pw`, `pp`, `wend`,
+ * `panel` and those of the type's block code.
+ *
+ * @param f The matmul being written.
+ * @param type F16 or BF16.
+ * @param Rr Rows of the register block.
+ * @param K Columns.
+ * @param rb Bytes per row of W.
+ */
+export function fillPanel(
+  f: WasmFunc,
+  type: "F16" | "BF16",
+  Rr: number,
+  K: number,
+  rb: number,
+): void {
+  const K8 = K - (K % 8);
+  f.comment(`panel (${Rr}, ${K}) f32 = these ${Rr} row(s) of W (${type}) converted once`);
+  for (let a = 0; a < Rr; a++) {
+    f.get("wr").i32(a * rb).op("i32.add").set("pw");
+    f.get("panel").i32(a * K * 4).op("i32.add").set("pp");
+    if (K8 > 0) {
+      f.get("pw").i32(K8 * 2).op("i32.add").set("wend");
+      f.loop(`panel_row${a}`);
+      f.get("pw").wmem("v128.load").set("w0_1");
+      for (const h of [0, 1]) {
+        f.get("pp");
+        halfToF32x4(f, type, "w0_1", h);
+        f.mem("v128.store", 16 * h);
+      }
+      f.get("pw").i32(16).op("i32.add").set("pw");
+      f.get("pp").i32(32).op("i32.add").set("pp");
+      f.get("pw").get("wend").op("i32.lt_u").brIf(`panel_row${a}`);
+      f.end();
+    }
+    for (let j = 0; j < K - K8; j++) {
+      f.get("pp");
+      scalarWeight(f, type, 2 * j);
+      f.mem("f32.store", 4 * j);
+    }
+  }
+}

@@ -18,8 +18,8 @@
  * @module
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
-import { addScaled, type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
-import { f16Lanes, scaledDotI8 } from "./snippets.ts";
+import { addScaled, type BlockCtx, type BlockEmitter, f16Vectors, need } from "./block_code.ts";
+import { scaledDotI8 } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 
 /** i8x16 splat constants the K kernels use, by local name. */
@@ -282,23 +282,17 @@ const Q2_K_DEF: KSpec = {
 };
 
 /**
- * The R rows' f16 super-block scales (d, or d and dmin) → f32 locals `dw{a}` (and `dm{a}`):
- * converted four at a time, one per lane (`snippets.ts` `f16Lanes`), then taken out of the
- * lanes: 4 lane loads and 10 vector operations instead of 14 scalar ones per value.
+ * The R rows' f16 super-block scales (d, or d and dmin) → f32 locals `dw{a}` (and `dm{a}`),
+ * converted four per vector (block_code.ts `f16Vectors`) and taken out of the lanes.
  */
 function rowScales(k: BlockCtx, at: [number] | [number, number]): void {
-  const f = k.f;
   const items: [string, number][] = []; // [local, byte offset]
   for (let a = 0; a < k.R; a++) {
     items.push([`dw${a}`, a * k.rowBytes + at[0]]);
     if (at.length === 2) items.push([`dm${a}`, a * k.rowBytes + at[1]]);
   }
-  for (let g = 0; 4 * g < items.length; g++) {
-    const part = items.slice(4 * g, 4 * g + 4);
-    f.comment(`f16 scales ${part.map(([l]) => l).join(", ")} → f32 lanes`);
-    f16Lanes(f, "pw", part.map(([, o]) => o), `dsv${g}`);
-    part.forEach(([l], i) => f.get(`dsv${g}`).extractLane(i).set(l));
-  }
+  f16Vectors(k, items.map(([, o]) => o), "dsv");
+  items.forEach(([l], i) => k.f.get(`dsv${i >> 2}`).extractLane(i & 3).set(l));
 }
 
 function kType(spec: KSpec): BlockEmitter {
@@ -329,7 +323,6 @@ function kType(spec: KSpec): BlockEmitter {
         need(f, `dx${c}`, "f32");
         for (let i = 0; i < spec.vecs; i++) need(f, `x${c}_${i}`, "v128");
       }
-      for (let g = 0; g < Math.ceil((R * spec.scales.length) / 4); g++) need(f, `dsv${g}`, "v128");
       for (const l of ["u0", "u1", "u2"]) need(f, l, "i32");
       for (const l of ["zero", "qh", "tmp", "_s", ...Object.keys(CONSTS)]) need(f, l, "v128");
       for (const l of Object.keys(spec.consts ?? {})) need(f, l, "v128");

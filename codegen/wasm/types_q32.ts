@@ -15,8 +15,8 @@
  * @module
  */
 import { WEIGHT_TYPES } from "./blocks.ts";
-import { addScaledLane, type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
-import { dotI8, f16Lanes } from "./snippets.ts";
+import { addScaledLane, type BlockCtx, type BlockEmitter, f16Vectors, need } from "./block_code.ts";
+import { dotI8 } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 
 const BITS = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
@@ -45,19 +45,12 @@ function commonLocals(f: WasmFunc, R: number, C: number): void {
   }
   need(f, "isum", "v128");
   need(f, "_s", "v128");
-  for (let g = 0; g < Math.ceil(R / 4); g++) need(f, `dwv${g}`, "v128"), need(f, `dwx${g}`, "v128");
+  for (let g = 0; g < Math.ceil(R / 4); g++) need(f, `dwx${g}`, "v128");
 }
 
-/**
- * The f16 at byte `at` of each of the R rows' current block → lanes of `dwv0` (rows 0..3),
- * `dwv1` (rows 4..7), ...: one lane-wise conversion per 4 rows.
- */
+/** The f16 at byte `at` of each row's block → lanes of `{prefix}0` (rows 0..3), `{prefix}1`, .... */
 function rowScales(k: BlockCtx, at: number, prefix = "dwv"): void {
-  for (let g = 0; g * 4 < k.R; g++) {
-    const rows = Array.from({ length: Math.min(4, k.R - 4 * g) }, (_, i) => 4 * g + i);
-    k.f.comment(`rows ${rows[0]}..${rows[rows.length - 1]}: f16 at byte ${at} → f32 lanes`);
-    f16Lanes(k.f, "pw", rows.map((a) => a * k.rowBytes + at), `${prefix}${g}`);
-  }
+  f16Vectors(k, Array.from({ length: k.R }, (_, a) => a * k.rowBytes + at), prefix);
 }
 
 /** dwx{g} = dwv{g} · dx{c}: the R rows' scales times token c's. */
@@ -152,7 +145,7 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
     scalar: true,
     locals(f, R, C) {
       commonLocals(f, R, C);
-      for (let q = 0; q < Math.ceil(R / 4); q++) if (g.m >= 0) need(f, `mwv${q}`, "v128");
+      for (let a = 0; a < R; a++) need(f, g.m >= 0 ? `mw${a}` : `dw${a}`, "f32");
       for (let c = 0; c < C; c++) need(f, `sx${c}`, "f32");
       need(f, "qh", "v128");
     },
@@ -161,6 +154,11 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
       const { f, R, C } = k;
       rowScales(k, 0);
       if (g.m >= 0) rowScales(k, g.m, "mwv");
+      f.comment(`the scalar term's factor of each row: ${g.m >= 0 ? "m" : "d"}`);
+      for (let a = 0; a < R; a++) {
+        f.get(`${g.m >= 0 ? "mwv" : "dwv"}${a >> 2}`).extractLane(a & 3);
+        f.set(g.m >= 0 ? `mw${a}` : `dw${a}`);
+      }
       for (let a = 0; a < R; a++) {
         const o = a * k.rowBytes;
         f.comment(
@@ -191,10 +189,9 @@ function lowBits(name: "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1", g: Q32Layout): BlockEm
           addScaledLane(k, a, c, "isum", `dwx${a >> 2}`);
           const s = `sacc${a}_${c}`;
           if (g.m >= 0) {
-            f.get(s).get(`mwv${a >> 2}`).extractLane(a & 3).get(`sx${c}`).op("f32.mul");
-            f.op("f32.add").set(s);
+            f.get(s).get(`mw${a}`).get(`sx${c}`).op("f32.mul").op("f32.add").set(s);
           } else {
-            f.get(s).get(`dwv${a >> 2}`).extractLane(a & 3).get(`sx${c}`).op("f32.mul");
+            f.get(s).get(`dw${a}`).get(`sx${c}`).op("f32.mul");
             f.f32(g.zero).op("f32.mul");
             f.op("f32.sub").set(s);
           }
