@@ -15,6 +15,7 @@ import {
 } from "../runtime/bench.ts";
 import { loadConfig } from "../core/config.ts";
 import { loadCheckpoint } from "../formats/load.ts";
+import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
 import { MODEL_OPTION, MODEL_POSITIONAL, THREADS_OPTION, TOKENIZER_OPTION } from "./model_flags.ts";
@@ -127,23 +128,19 @@ export const bench: Command = {
       const path = v.model ?? await resolveDefaultModel(json);
       const threads = resolveThreads(v.threads);
       const want = backends ?? ["reference", "jit", "wasm"];
-      // The wasm backend gets the tensors as stored (what loadModel runs); the reference and
-      // the JS JIT need F32, loaded apart only when one of them runs.
-      const stored = want.includes("wasm")
-        ? await withProgress(
-          json,
-          (onProgress) =>
-            loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress, stored: true }),
-          (c) => `loaded ${path} (${c.format}, as stored)`,
-        )
-        : undefined;
-      const ckpt = stored && want.every((b) => b === "wasm") ? stored : await withProgress(
+      // Read once, as stored (what loadModel runs on wasm); the reference and the JS JIT get
+      // the same tensors dequantised to F32.
+      const stored = await withProgress(
         json,
-        (onProgress) => loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress }),
+        (onProgress) =>
+          loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress, stored: true }),
         (c) => `loaded ${path} (${c.format})`,
       );
-      run = (onProgress) =>
-        runModelBench(ckpt, { backends, onProgress, storedWeights: stored?.weights, threads });
+      const ckpt = want.some((b) => b !== "wasm")
+        ? { ...stored, weights: dequantizeWeights(stored.weights) }
+        : stored;
+      const storedWeights = want.includes("wasm") ? stored.weights : undefined;
+      run = (onProgress) => runModelBench(ckpt, { backends, onProgress, storedWeights, threads });
     }
     // A redrawn status line on a terminal; otherwise one summary line at the end.
     const prog = progress(json);
