@@ -16,8 +16,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { WasmFunc } from "../codegen/wasm_asm.ts";
-import { relaxedSimdSupported } from "../codegen/wasm_asm.ts";
+import {
+  fp16SimdSupported,
+  relaxedDotU8,
+  relaxedSimdSupported,
+  WasmFunc,
+} from "../codegen/wasm_asm.ts";
 import { barrierKernel, emitShare } from "../codegen/wasm/barrier.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "../codegen/wasm/blocks.ts";
 import { emitLinear, linearName, panelBytes } from "../codegen/wasm/linear.ts";
@@ -67,6 +71,8 @@ for (const t of types) {
 const threadCounts = values.threads.split(",").map(Number);
 const REPS = Number(values.reps);
 const relaxed = relaxedSimdSupported();
+const fp16 = fp16SimdSupported();
+const dotU8 = relaxed && relaxedDotU8();
 
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -131,7 +137,7 @@ function build(type: WeightTypeName) {
     const name = linearName({ type, M, K, kind, panel });
     if (!kernels.has(name)) {
       kernels.add(name);
-      funcs.push(emitLinear({ type, M, K, kind, relaxed, panel }));
+      funcs.push(emitLinear({ type, M, K, kind, relaxed, fp16, dotU8, panel }));
     }
     return name;
   };
@@ -237,6 +243,7 @@ async function bandwidth(threads: number): Promise<number> {
 
 console.log(
   `gollm bench:kernels — g110M shapes, relaxed SIMD ${relaxed ? "on" : "off"}, ` +
+    `FP16 proposal ${fp16 ? "on" : "off"}, u8 dot product ${dotU8 ? "on" : "off"}, ` +
     `${navigator.hardwareConcurrency} cores, min (median) of ${REPS} runs`,
 );
 for (const threads of threadCounts) {

@@ -26,7 +26,7 @@ import {
 } from "./emit_wasm.ts";
 import { findBuffer, type Plan } from "./plan.ts";
 import { stepIo } from "./step_io.ts";
-import { relaxedSimdSupported } from "./wasm_asm.ts";
+import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_asm.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
 
 /** What runs a step on many threads: `run()` calls `step` on each, `close()` ends them. */
@@ -57,6 +57,11 @@ export interface WasmCompileOptions {
   startPool?: StartPool;
   /** Use relaxed SIMD when the runtime has it (default true). */
   relaxed?: boolean;
+  /**
+   * Convert F16 weights with the FP16 proposal's `f32x4.promote_low_f16x8` when the runtime
+   * has it (default true; V8 needs `--v8-flags=--experimental-wasm-fp16`).
+   */
+  fp16?: boolean;
   /**
    * A memory the loader already read weights into (runtime/wasm_load.ts): weights whose
    * bytes are views on it stay where they are (no copy); `end` is the first byte after
@@ -189,6 +194,8 @@ export function instantiateWasm(
     throw new RangeError(`instantiateWasm: ${threads} threads need a startPool`);
   }
   const relaxed = (options.relaxed ?? true) && relaxedSimdSupported();
+  const fp16 = (options.fp16 ?? true) && fp16SimdSupported();
+  const dotU8 = relaxed && relaxedDotU8();
   const given = options.memory;
   let placed: PlacedWeights | undefined;
   if (given) {
@@ -205,6 +212,8 @@ export function instantiateWasm(
     types: typesOf(weights),
     threads,
     relaxed,
+    fp16,
+    dotU8,
     placed,
     pages: given && given.memory.buffer.byteLength / 65536,
     memoryLimit: options.memoryLimit,

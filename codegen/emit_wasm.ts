@@ -383,6 +383,16 @@ export interface WasmStepOptions {
   threads?: number;
   /** Use relaxed SIMD in the matrix products (default false). */
   relaxed?: boolean;
+  /**
+   * Convert F16 weights with the FP16 proposal's `f32x4.promote_low_f16x8` (default false;
+   * see `fp16SimdSupported`).
+   */
+  fp16?: boolean;
+  /**
+   * The relaxed dot product takes its i7 operand as u8, exactly (default false; see
+   * `relaxedDotU8`): Q8_0 then needs one dot product per 16 weights, not two.
+   */
+  dotU8?: boolean;
 }
 
 /** One distinct matrix product of a module (a `matvec_*` or `matmul_*` kernel). */
@@ -518,6 +528,8 @@ function stepFunctions(
     const kctx: WasmKernelContext = {
       rows: g.rows,
       relaxed,
+      fp16: options.fp16 ?? false,
+      dotU8: options.dotU8 ?? false,
       weight: (name) => layout.weights.get(name)!,
     };
     for (const grp of groupsOf(g)) {

@@ -18,6 +18,7 @@
  * @module
  */
 import {
+  FP16,
   LANE,
   MEM_LANE,
   MEMORY,
@@ -164,6 +165,8 @@ export class WasmFunc {
   readonly body: number[] = [];
   /** Whether the body uses relaxed-SIMD instructions. */
   usesRelaxed = false;
+  /** Whether the body uses FP16-proposal instructions (see {@linkcode fp16SimdSupported}). */
+  usesFp16 = false;
   /**
    * The memory index {@linkcode WasmFunc.wmem} reads weights from (multi-memory: weights
    * past the first 4 GiB live in `env.memory1`, ...).
@@ -249,6 +252,7 @@ export class WasmFunc {
     const code = PLAIN[name];
     if (!code) throw new Error(`wasm_asm: unknown opcode ${name}`);
     if (RELAXED.has(name)) this.usesRelaxed = true;
+    if (FP16.has(name)) this.usesFp16 = true;
     return this.emit(name, code);
   }
 
@@ -691,4 +695,77 @@ export function relaxedSimdSupported(): boolean {
     relaxed = WebAssembly.validate(assembleModule([f], 1));
   }
   return relaxed;
+}
+
+let dotU8: boolean | undefined;
+
+/**
+ * Whether this runtime's `i32x4.relaxed_dot_i8x16_i7x16_add_s` takes its second (i7) operand
+ * as unsigned bytes 0..255, exactly: what V8 emits on x86 with AVX-VNNI (`vpdpbusd`, u8 × s8
+ * summed in i32). The relaxed-SIMD proposal leaves the result implementation-defined when
+ * that operand has its top bit set; on x86 without VNNI (`pmaddubsw`, pairs saturated to
+ * i16) and on Arm (`sdot`, signed × signed) the probe's sums differ, and the Q8_0 kernels
+ * keep their i7-only form. Probed once, on the extremes (255 × 127, 255 × -128, 128 × -1).
+ *
+ * @returns True when the kernels may use the second operand as u8.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { relaxedDotU8 } from "./wasm_asm.ts";
+ * assert.equal(typeof relaxedDotU8(), "boolean");
+ * ```
+ */
+export function relaxedDotU8(): boolean {
+  if (dotU8 === undefined) {
+    dotU8 = false;
+    if (relaxedSimdSupported()) {
+      const f = new WasmFunc("dot", [["a", "i32"], ["b", "i32"]], ["i32"]);
+      f.get("a").op("i8x16.splat").get("b").op("i8x16.splat").zeroV128();
+      f.op("i32x4.relaxed_dot_i8x16_i7x16_add_s").lane("i32x4.extract_lane", 0);
+      const memory = new WebAssembly.Memory({ initial: 1 });
+      const dot = new WebAssembly.Instance(new WebAssembly.Module(assembleModule([f], 1)), {
+        env: { memory },
+      }).exports.dot as (a: number, b: number) => number;
+      dotU8 = [[127, 255], [-128, 255], [-1, 128], [-128, 200]].every(([a, b]) =>
+        dot(a, b) === 4 * a * b
+      );
+    }
+  }
+  return dotU8;
+}
+
+let fp16: boolean | undefined;
+
+/**
+ * The deno flag that turns on V8's WebAssembly FP16 proposal (see
+ * {@linkcode fp16SimdSupported}); the deno tasks and the benchmarks' gollm processes pass it.
+ */
+export const FP16_V8_FLAG = "--v8-flags=--experimental-wasm-fp16";
+
+/**
+ * Whether this runtime validates the WebAssembly FP16 proposal's `f32x4.promote_low_f16x8`
+ * (probed once). V8 has it behind `--v8-flags=--experimental-wasm-fp16`, which the deno
+ * tasks pass; without it the F16 kernels convert halves with integer shifts (`snippets.ts`).
+ * The flag is read when the process starts: it cannot be turned on from inside.
+ *
+ * Source: the FP16 proposal, https://github.com/WebAssembly/half-precision (opcode
+ * `0xfd 0x14b`).
+ *
+ * @returns True when F16 kernels may use the hardware conversion.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fp16SimdSupported } from "./wasm_asm.ts";
+ * assert.equal(typeof fp16SimdSupported(), "boolean");
+ * ```
+ */
+export function fp16SimdSupported(): boolean {
+  if (fp16 === undefined) {
+    const f = new WasmFunc("probe", [], ["v128"]);
+    f.zeroV128().op("f32x4.promote_low_f16x8");
+    fp16 = WebAssembly.validate(assembleModule([f], 1));
+  }
+  return fp16;
 }

@@ -32,6 +32,13 @@ export interface BlockCtx {
   stride: number;
   /** Use relaxed SIMD. */
   relaxed: boolean;
+  /** F16 weights: use the FP16 proposal's `f32x4.promote_low_f16x8`. */
+  fp16: boolean;
+  /**
+   * With `relaxed`: `i32x4.relaxed_dot_i8x16_i7x16_add_s` takes its second operand as u8
+   * (0..255) without saturation, as x86 `vpdpbusd` does (`wasm_asm.ts` `relaxedDotU8`).
+   */
+  dotU8: boolean;
 }
 
 /** The per-type code of one block. */
@@ -77,7 +84,7 @@ export function f16Vectors(k: BlockCtx, offsets: number[], prefix: string): void
     const part = offsets.slice(4 * g, 4 * g + 4);
     need(k.f, `${prefix}${g}`, "v128");
     k.f.comment(`f16 at bytes ${part.join(", ")} → f32 lanes of ${prefix}${g}`);
-    f16Lanes(k.f, "pw", part, `${prefix}${g}`);
+    f16Lanes(k.f, "pw", part, `${prefix}${g}`, k.f.weightMemory, k.fp16);
   }
 }
 

@@ -71,6 +71,16 @@ export interface LinearSpec {
   accumulate?: boolean;
   /** Use relaxed SIMD (default false; see `relaxedSimdSupported`). */
   relaxed?: boolean;
+  /**
+   * F16 weights: convert with the FP16 proposal's `f32x4.promote_low_f16x8` (default false;
+   * see `fp16SimdSupported`).
+   */
+  fp16?: boolean;
+  /**
+   * With `relaxed`: the runtime's relaxed dot product takes its i7 operand as u8, exactly
+   * (default false; see `relaxedDotU8`).
+   */
+  dotU8?: boolean;
   /** Weight rows per register block (default per type and kind). */
   rows?: number;
   /** Tokens per register block of a matmul (default per type). */
@@ -220,6 +230,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     rowBytes: blockRowBytes,
     stride: act.stride,
     relaxed,
+    fp16: s.fp16 ?? false,
+    dotU8: relaxed && (s.dotU8 ?? false),
   });
 
   /** The register block of Rr rows (at wr, yt) × Cc tokens (at xt). */
@@ -326,7 +338,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
     if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");
-    if (panel) fillPanel(f, s.type as "F16" | "BF16", Rr, K, rb);
+    if (panel) fillPanel(f, s.type as "F16" | "BF16", Rr, K, rb, s.fp16 ?? false);
     tokens(Rr);
     f.get("r").i32(Rr).op("i32.add").set("r");
     f.br(`rows${Rr}`).end().end();

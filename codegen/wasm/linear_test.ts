@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { dequantizeRef, randomBlocks, rng } from "../../tests/ggml_blocks.ts";
-import { relaxedSimdSupported } from "../wasm_asm.ts";
+import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_asm.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { emitLinear, type LinearSpec } from "./linear.ts";
 import { buildKernelModule } from "./module.ts";
@@ -148,6 +148,62 @@ for (const type of TYPES) {
     });
   }
 }
+
+const FP16_TYPES = TYPES.filter((t) => t !== "F32" && t !== "BF16");
+
+Deno.test(
+  "f16 weights and block scales through f32x4.promote_low_f16x8 (FP16 proposal): the same bits",
+  { ignore: !fp16SimdSupported() },
+  () => {
+    // F16 weights (in registers and through the panel) and the f16 scales of every ggml type.
+    const cases = [["matvec", 1, false], ["matmul", 11, false], ["matmul", 7, true]] as const;
+    for (const type of FP16_TYPES) {
+      const K = type === "F16" ? 37 : 512;
+      for (const relaxed of RELAXED) {
+        for (const [kind, n, panel] of cases) {
+          if (panel && type !== "F16") continue;
+          const spec = { M: 13, K, kind, relaxed, panel };
+          const plain = run(type, spec, n);
+          const fp16 = run(type, { ...spec, fp16: true }, n);
+          const what = `${type} ${kind} × ${n} K=${K} panel=${panel} relaxed=${relaxed}`;
+          assert.ok(worst(fp16) <= TOL, `${what}: relative error ${worst(fp16)}`);
+          assert.deepEqual(fp16.y, plain.y, what);
+        }
+      }
+    }
+    for (const type of ["F16", "Q8_0", "Q4_K"] as const) {
+      const f = emitLinear({ type, M: 8, K: 256, kind: "matvec", fp16: true });
+      assert.ok(f.usesFp16 && f.text().includes("f32x4.promote_low_f16x8"), type);
+    }
+    // Negative control: a flipped weight byte reaches the promoted products.
+    const flipped = run("F16", { M: 13, K: 64, kind: "matvec", fp16: true }, 1, { flip: true });
+    assert.ok(worst(flipped) > 100 * TOL);
+  },
+);
+
+Deno.test("Q8_0 kernels with the u8 dot product (x86 VNNI): the same bits as the i7 form", {
+  ignore: !relaxedDotU8(),
+}, () => {
+  for (const K of [32, 512]) {
+    for (const [kind, n] of [["matvec", 1], ["matmul", 11], ["matmul", 7]] as const) {
+      for (const extra of [{}, { bias: true, accumulate: true }]) {
+        const spec = { M: 13, K, kind, relaxed: true, ...extra };
+        const i7 = run("Q8_0", spec, n);
+        const u8 = run("Q8_0", { ...spec, dotU8: true }, n);
+        const what = `${kind} × ${n} K=${K} ${JSON.stringify(extra)}`;
+        assert.ok(worst(u8) <= TOL, `${what}: relative error ${worst(u8)}`);
+        assert.deepEqual(u8.y, i7.y, what);
+      }
+    }
+  }
+  const f = emitLinear({ type: "Q8_0", M: 8, K: 64, kind: "matvec", relaxed: true, dotU8: true });
+  assert.ok(f.text().includes("v128.xor"), "the u8 form was emitted");
+  // Negative control: a flipped weight byte reaches the u8 products.
+  const flipped = run("Q8_0", { M: 13, K: 64, kind: "matvec", relaxed: true, dotU8: true }, 1, {
+    flip: true,
+  });
+  assert.ok(worst(flipped) > 100 * TOL);
+});
 
 Deno.test("F16/BF16 matmul with a panel: the same bits as converting in registers", () => {
   for (const type of ["F16", "BF16"] as WeightTypeName[]) {

@@ -222,6 +222,7 @@ const VECTOR: [string, number][] = [
   ["f32x4.relaxed_max", 0x10e],
   ["i16x8.relaxed_dot_i8x16_i7x16_s", 0x112],
   ["i32x4.relaxed_dot_i8x16_i7x16_add_s", 0x113],
+  ["f32x4.promote_low_f16x8", 0x14b],
 ];
 
 /** Instructions without immediates: text → bytes. */
@@ -232,7 +233,16 @@ export const PLAIN: Record<string, number[]> = Object.fromEntries([
 ]);
 
 /** Relaxed-SIMD instructions (need the feature; see `relaxedSimdSupported`). */
-export const RELAXED = new Set(VECTOR.filter(([, c]) => c >= 0x100).map(([n]) => n));
+export const RELAXED = new Set(
+  VECTOR.filter(([, c]) => c >= 0x100 && c <= 0x113).map(([n]) => n),
+);
+
+/**
+ * Instructions of the WebAssembly FP16 proposal (half-precision lanes; see
+ * `fp16SimdSupported`): `f32x4.promote_low_f16x8` converts the low 4 f16 of a v128 (x86
+ * `vcvtph2ps`, exact for every f16 including subnormals).
+ */
+export const FP16 = new Set(VECTOR.filter(([, c]) => c >= 0x120).map(([n]) => n));
 
 /** An instruction with a memarg: its bytes and natural alignment (log2 bytes). */
 export interface MemoryOp {

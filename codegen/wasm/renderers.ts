@@ -66,6 +66,10 @@ export interface WasmKernelContext {
   rows: number;
   /** Use relaxed SIMD in the matrix products. */
   relaxed: boolean;
+  /** Convert F16 weights with the FP16 proposal's `f32x4.promote_low_f16x8`. */
+  fp16: boolean;
+  /** The relaxed dot product takes its i7 operand as u8 (see `relaxedDotU8`). */
+  dotU8: boolean;
   /** A weight of the node (type and shape). */
   weight(name: string): WasmWeight;
 }
@@ -232,6 +236,8 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       kind: ctx.rows === 1 ? "matvec" as const : "matmul" as const,
       bias,
       relaxed: ctx.relaxed,
+      fp16: ctx.fp16,
+      dotU8: ctx.dotU8,
       memory: w.memory,
       panel: ctx.rows > 1 && (w.type === "F16" || w.type === "BF16"),
     },

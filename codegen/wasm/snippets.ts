@@ -65,7 +65,9 @@ export function f16Scalar(
  * `offsets.length` are 0), by the same exact arithmetic as {@linkcode f16Scalar} done
  * lane-wise: one conversion for the scales of R weight rows instead of R scalar ones (the
  * per-block scale of Q8_0 and the 32-element types is read for every row of a register
- * block). Uses the v128 locals `_h4` and `_m4` (declared on first use).
+ * block). Uses the v128 locals `_h4` and `_m4` (declared on first use). With `fp16` the
+ * lanes go through the FP16 proposal's `f32x4.promote_low_f16x8` instead (one instruction,
+ * equally exact; see `wasm_asm.ts` `fp16SimdSupported`).
  *
  * ```text
  * h = sign-extended f16 bits;  m = (h << 13) & 0x0fffe000
@@ -78,6 +80,7 @@ export function f16Lanes(
   offsets: number[],
   dst: string,
   memory = f.weightMemory,
+  fp16 = false,
 ): void {
   if (offsets.length > 4) throw new RangeError(`f16Lanes: ${offsets.length} lanes > 4`);
   for (const l of ["_h4", "_m4"]) if (!f.has(l)) f.local(l, "v128");
@@ -87,6 +90,10 @@ export function f16Lanes(
     else f.get("_h4");
     f.memLane("v128.load16_lane", o, i, { memory, align: 0 }).set("_h4");
   });
+  if (fp16) {
+    f.get("_h4").op("f32x4.promote_low_f16x8").set(dst);
+    return;
+  }
   f.get("_h4").op("i32x4.extend_low_i16x8_s").set("_h4");
   f.get("_h4").i32(13).op("i32x4.shl").i32x4(0x0fffe000).op("v128.and").set("_m4");
   f.get("_m4").i32x4(F16_REBIAS_BITS).op("i32x4.add");

@@ -4,7 +4,7 @@
  * the rebias without the subnormal case differs on the subnormals.
  */
 import assert from "node:assert/strict";
-import { assembleModule, WasmFunc } from "../wasm_asm.ts";
+import { assembleModule, fp16SimdSupported, WasmFunc } from "../wasm_asm.ts";
 import { f16Scalar } from "./snippets.ts";
 
 /** Converts n f16 at byte 0 into n f32 at byte 2^17 with `body`. */
@@ -53,4 +53,29 @@ Deno.test("f16Scalar() negative control: a rebias without the subnormal case fai
   let bad = 0;
   for (let i = 0; i < finite.length; i++) if (Math.abs(naive[i]) !== Math.abs(want[i])) bad++;
   assert.equal(bad, 2 * 1024, "exactly the 2 × 1024 subnormals and zeros differ");
+});
+
+Deno.test("f32x4.promote_low_f16x8 (FP16 proposal) converts every finite f16 exactly", {
+  ignore: !fp16SimdSupported(),
+}, () => {
+  // The F16 kernels' hardware path (types_float.ts): the runtime's conversion, one lane of 4.
+  const got = converter((f) => {
+    f.get("p").mem("v128.load64_zero", 0, { align: 0 }).op("f32x4.promote_low_f16x8");
+    f.extractLane(0);
+  })(finite);
+  const want = new Float32Array(new Float16Array(finite.buffer));
+  let bad = 0;
+  for (let i = 0; i < finite.length; i++) if (!Object.is(got[i], want[i])) bad++;
+  assert.equal(bad, 0, `${bad} of ${finite.length} patterns differ`);
+});
+
+Deno.test("fp16SimdSupported() is true exactly when V8 got --experimental-wasm-fp16", () => {
+  // The test task passes the flag (README); /proc/self/cmdline shows what this process got.
+  let cmdline: string;
+  try {
+    cmdline = Deno.readTextFileSync("/proc/self/cmdline");
+  } catch {
+    return; // not Linux: nothing to compare with
+  }
+  assert.equal(fp16SimdSupported(), cmdline.includes("--experimental-wasm-fp16"));
 });

@@ -5,7 +5,11 @@
  * 8 columns; `acc += w · x` lane-wise (`f32x4.relaxed_madd` when relaxed), and the columns
  * past the last full block go through scalar code into `sacc`.
  *
- * F16 one token at a time (matvec): the conversion's `· 2^112` moves out of the loop. The
+ * When the runtime has the WebAssembly FP16 proposal (`BlockCtx.fp16`), F16 takes the
+ * hardware conversion instead: `v128.load64_zero` of 4 halves, then
+ * `f32x4.promote_low_f16x8` (x86 `vcvtph2ps`), exact for every f16 (subnormals included).
+ *
+ * F16 one token at a time (matvec) without it: the conversion's `· 2^112` moves out of the loop. The
  * weights stay `w · 2^-112` (the bits shifted into place), the token's x is multiplied by
  * {@linkcode F16_X_SCALE} = 2^64 once per block (shared by the R rows), and the lane sum by
  * 2^48 at the end: powers of two, so every product is the same f32 as `w · x` unless
@@ -32,6 +36,11 @@ const HIGH_HALVES = (half: number) =>
 function halfToF32x4(f: WasmFunc, name: "F16" | "BF16", src: string, h: number): void {
   f.get("zero").get(src).shuffle(HIGH_HALVES(h));
   if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
+}
+
+/** Pushes the 4 f16 at `pw + at` as an f32x4 (FP16 proposal: load64_zero, promote_low). */
+function promoteHalves(f: WasmFunc, at: number): void {
+  f.get("pw").wmem("v128.load64_zero", at).op("f32x4.promote_low_f16x8");
 }
 
 function madd(k: BlockCtx, acc: string, w: string, x: string): void {
@@ -71,11 +80,11 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
       }
     },
     accScale(k) {
-      return name === "F16" && k.C === 1 ? F16_RESCALE / F16_X_SCALE : undefined;
+      return name === "F16" && k.C === 1 && !k.fp16 ? F16_RESCALE / F16_X_SCALE : undefined;
     },
     block(k) {
       const { f, R, C } = k;
-      const prescale = name === "F16" && C === 1;
+      const prescale = name === "F16" && C === 1 && !k.fp16;
       if (prescale) {
         f.comment("one token: weights stay · 2^-112, x · 2^64, the sum · 2^48 at the end");
       }
@@ -87,6 +96,10 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
           continue;
         }
         f.comment(`row ${a}: 8 × ${name} → 2 × f32x4`);
+        if (name === "F16" && k.fp16) {
+          for (const h of [0, 1]) promoteHalves(f, o + 8 * h), f.set(`w${a}_${h}`);
+          continue;
+        }
         f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
         for (const h of [0, 1]) {
           if (prescale) {
@@ -143,6 +156,7 @@ export const BF16: BlockEmitter = floatType("BF16");
  * @param Rr Rows of the register block.
  * @param K Columns.
  * @param rb Bytes per row of W.
+ * @param fp16 F16 through the FP16 proposal's `f32x4.promote_low_f16x8`.
  */
 export function fillPanel(
   f: WasmFunc,
@@ -150,6 +164,7 @@ export function fillPanel(
   Rr: number,
   K: number,
   rb: number,
+  fp16 = false,
 ): void {
   const K8 = K - (K % 8);
   f.comment(`panel (${Rr}, ${K}) f32 = these ${Rr} row(s) of W (${type}) converted once`);
@@ -159,10 +174,11 @@ export function fillPanel(
     if (K8 > 0) {
       f.get("pw").i32(K8 * 2).op("i32.add").set("wend");
       f.loop(`panel_row${a}`);
-      f.get("pw").wmem("v128.load").set("w0_1");
+      if (!(fp16 && type === "F16")) f.get("pw").wmem("v128.load").set("w0_1");
       for (const h of [0, 1]) {
         f.get("pp");
-        halfToF32x4(f, type, "w0_1", h);
+        if (fp16 && type === "F16") promoteHalves(f, 8 * h);
+        else halfToF32x4(f, type, "w0_1", h);
         f.mem("v128.store", 16 * h);
       }
       f.get("pw").i32(16).op("i32.add").set("pw");

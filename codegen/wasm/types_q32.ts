@@ -76,6 +76,12 @@ function loadActs(k: BlockCtx, c: number, sum: boolean): void {
  * block, shared by the R rows) and `w·x = w·x⁺ - w·x⁻`: two dot products into two
  * accumulators, exact for every weight byte including -128 (ggml's |w|, sign(w)·x trick
  * would put |-128| = 128 out of the i7 range). Without relaxed SIMD: `i16x8.extmul`.
+ *
+ * Where the runtime's relaxed dot takes that operand as u8 (`BlockCtx.dotU8`, x86 VNNI
+ * `vpdpbusd`), one dot product per 16 weights does: the weights, xor 0x80, become
+ * `w + 128` in 0..255 (once per row, shared by the C tokens), and
+ * `Σ (w + 128)·x - 128·Σ x = Σ w·x` exactly in i32. The `-128·Σx` of each token's block
+ * (its dot product with 0x80 bytes, negated; shared by the R rows) starts each row's sum.
  */
 export const Q8_0: BlockEmitter = {
   type: WEIGHT_TYPES.Q8_0,
@@ -87,19 +93,44 @@ export const Q8_0: BlockEmitter = {
     for (let c = 0; c < C; c++) need(f, `xn${c}_0`, "v128"), need(f, `xn${c}_1`, "v128");
     need(f, "isumn", "v128");
     need(f, "zero", "v128");
+    need(f, "c80", "v128");
   },
-  init() {},
+  init(f) {
+    f.comment("0x80 in every byte: w xor 0x80 = w + 128 as u8 (the u8 dot product)");
+    f.i8x16(new Array(16).fill(0x80)).set("c80");
+  },
   block(k) {
     const { f, R, C } = k;
+    const u8 = k.relaxed && k.dotU8;
     rowScales(k, 0);
     for (let a = 0; a < R; a++) {
       const o = a * k.rowBytes;
-      f.comment(`row ${a}: 32 signed quants`);
-      f.get("pw").wmem("v128.load", o + 2).set(`w${a}_0`);
-      f.get("pw").wmem("v128.load", o + 18).set(`w${a}_1`);
+      f.comment(`row ${a}: 32 signed quants${u8 ? ", + 128 as u8" : ""}`);
+      for (const v of [0, 1]) {
+        f.get("pw").wmem("v128.load", o + 2 + 16 * v);
+        if (u8) f.get("c80").op("v128.xor");
+        f.set(`w${a}_${v}`);
+      }
     }
     for (let c = 0; c < C; c++) {
       loadActs(k, c, false);
+      if (u8) {
+        f.comment(`token ${c}: xn = -128 · Σx (lane sums), the start of each row's sum`);
+        const xn = `xn${c}_0`;
+        f.get(`x${c}_0`).get("c80").zeroV128().op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(xn);
+        f.get(`x${c}_1`).get("c80").get(xn).op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(xn);
+        f.get("zero").get(xn).op("i32x4.sub").set(xn);
+        tokenScales(k, c);
+        for (let a = 0; a < R; a++) {
+          f.comment(`row ${a} · token ${c}`);
+          f.get(`x${c}_0`).get(`w${a}_0`).get(xn).op("i32x4.relaxed_dot_i8x16_i7x16_add_s");
+          f.set("isum");
+          f.get(`x${c}_1`).get(`w${a}_1`).get("isum").op("i32x4.relaxed_dot_i8x16_i7x16_add_s");
+          f.set("isum");
+          addScaledLane(k, a, c, "isum", `dwx${a >> 2}`);
+        }
+        continue;
+      }
       if (k.relaxed) {
         f.comment(`token ${c}: x⁺ = max(x, 0), x⁻ = x⁺ - x (the i7 operands)`);
         for (const v of [0, 1]) {
