@@ -6,8 +6,8 @@
  * past the last full block go through scalar code into `sacc`.
  *
  * When the runtime has the WebAssembly FP16 proposal (`BlockCtx.fp16`), F16 takes the
- * hardware conversion instead: `v128.load64_zero` of 4 halves, then
- * `f32x4.promote_low_f16x8` (x86 `vcvtph2ps`), exact for every f16 (subnormals included).
+ * hardware conversion instead: `f32x4.promote_low_f16x8` (x86 `vcvtph2ps`) of the low and
+ * of the shuffled-down high 4 halves, exact for every f16 (subnormals included).
  *
  * F16 one token at a time (matvec) without it: the conversion's `· 2^112` moves out of the loop. The
  * weights stay `w · 2^-112` (the bits shifted into place), the token's x is multiplied by
@@ -38,9 +38,16 @@ function halfToF32x4(f: WasmFunc, name: "F16" | "BF16", src: string, h: number):
   if (name === "F16") f16HighHalvesToF32x4(f, "f16mask", "f16scale");
 }
 
-/** Pushes the 4 f16 at `pw + at` as an f32x4 (FP16 proposal: load64_zero, promote_low). */
-function promoteHalves(f: WasmFunc, at: number): void {
-  f.get("pw").wmem("v128.load64_zero", at).op("f32x4.promote_low_f16x8");
+/**
+ * The 8 f16 of the v128 local `src` → f32x4 locals `lo` (halves 0..3) and `hi` (4..7) by the
+ * FP16 proposal's `f32x4.promote_low_f16x8`, the high halves first moved down by a shuffle
+ * (one 16-byte load and a shuffle measured ~10 % faster in F16 decode than two
+ * `v128.load64_zero`). `hi` may be `src`.
+ */
+function promoteHalves(f: WasmFunc, src: string, lo: string, hi: string): void {
+  f.get(src).op("f32x4.promote_low_f16x8").set(lo);
+  f.get(src).get(src).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+  f.op("f32x4.promote_low_f16x8").set(hi);
 }
 
 function madd(k: BlockCtx, acc: string, w: string, x: string): void {
@@ -97,7 +104,8 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
         }
         f.comment(`row ${a}: 8 × ${name} → 2 × f32x4`);
         if (name === "F16" && k.fp16) {
-          for (const h of [0, 1]) promoteHalves(f, o + 8 * h), f.set(`w${a}_${h}`);
+          f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
+          promoteHalves(f, `w${a}_1`, `w${a}_0`, `w${a}_1`);
           continue;
         }
         f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
@@ -174,12 +182,17 @@ export function fillPanel(
     if (K8 > 0) {
       f.get("pw").i32(K8 * 2).op("i32.add").set("wend");
       f.loop(`panel_row${a}`);
-      if (!(fp16 && type === "F16")) f.get("pw").wmem("v128.load").set("w0_1");
-      for (const h of [0, 1]) {
-        f.get("pp");
-        if (fp16 && type === "F16") promoteHalves(f, 8 * h);
-        else halfToF32x4(f, type, "w0_1", h);
-        f.mem("v128.store", 16 * h);
+      f.get("pw").wmem("v128.load").set("w0_1");
+      if (fp16 && type === "F16") {
+        promoteHalves(f, "w0_1", "w0_0", "w0_1");
+        f.get("pp").get("w0_0").mem("v128.store", 0);
+        f.get("pp").get("w0_1").mem("v128.store", 16);
+      } else {
+        for (const h of [0, 1]) {
+          f.get("pp");
+          halfToF32x4(f, type, "w0_1", h);
+          f.mem("v128.store", 16 * h);
+        }
       }
       f.get("pw").i32(16).op("i32.add").set("pw");
       f.get("pp").i32(32).op("i32.add").set("pp");
