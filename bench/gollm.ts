@@ -9,7 +9,7 @@ import type { Backend } from "../runtime/model.ts";
 import type { GollmRunnerRequest } from "./gollm_runner.ts";
 import { type BenchProtocol, type EngineBench, resolveProtocol } from "./protocol.ts";
 import { runRunner } from "./subprocess.ts";
-import { FP16_V8_FLAG } from "../codegen/wasm_asm.ts";
+import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
 
 const RUNNER = fileURLToPath(new URL("./gollm_runner.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));

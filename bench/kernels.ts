@@ -16,12 +16,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  fp16SimdSupported,
-  relaxedDotU8,
-  relaxedSimdSupported,
-  WasmFunc,
-} from "../codegen/wasm_asm.ts";
+import { WasmFunc } from "../codegen/wasm_asm.ts";
+import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../codegen/wasm_features.ts";
 import { barrierKernel, emitShare } from "../codegen/wasm/barrier.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "../codegen/wasm/blocks.ts";
 import { emitLinear, linearName, panelBytes } from "../codegen/wasm/linear.ts";

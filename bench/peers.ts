@@ -29,7 +29,7 @@ import { GollmError } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/files.ts";
 import { randomWeights } from "../core/weights.ts";
 import { type Backend, createModel } from "../runtime/model.ts";
-import { FP16_V8_FLAG } from "../codegen/wasm_asm.ts";
+import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
 import { gollmBench } from "./gollm.ts";
 import { installPeer, LLAMA_FTYPES, llamaCppBench } from "./llama_cpp.ts";
 import { BENCH_TYPES, benchModels } from "./make_model.ts";

@@ -33,7 +33,7 @@ import type { ServeRunnerReply, ServeRunnerRequest } from "./llama_cpp_serve_run
 import { benchModels } from "./make_model.ts";
 import { loadAverage, prefillPrompt } from "./protocol.ts";
 import { runRunner } from "./subprocess.ts";
-import { FP16_V8_FLAG } from "../codegen/wasm_asm.ts";
+import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CTX = 128; // tokens per sequence: 16 prompt + 64 generated fit

@@ -26,7 +26,7 @@ import {
 } from "./emit_wasm.ts";
 import { findBuffer, type Plan } from "./plan.ts";
 import { stepIo } from "./step_io.ts";
-import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_asm.ts";
+import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_features.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
 
 /** What runs a step on many threads: `run()` calls `step` on each, `close()` ends them. */

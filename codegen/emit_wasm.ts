@@ -383,15 +383,9 @@ export interface WasmStepOptions {
   threads?: number;
   /** Use relaxed SIMD in the matrix products (default false). */
   relaxed?: boolean;
-  /**
-   * Convert F16 weights with the FP16 proposal's `f32x4.promote_low_f16x8` (default false;
-   * see `fp16SimdSupported`).
-   */
+  /** f16 by the FP16 proposal's `f32x4.promote_low_f16x8` (default false; `wasm_features.ts`). */
   fp16?: boolean;
-  /**
-   * The relaxed dot product takes its i7 operand as u8, exactly (default false; see
-   * `relaxedDotU8`): Q8_0 then needs one dot product per 16 weights, not two.
-   */
+  /** The relaxed dot product's i7 operand read as u8 (default false; `wasm_features.ts`). */
   dotU8?: boolean;
 }
 
@@ -509,7 +503,6 @@ function stepFunctions(
   layout: WasmLayout,
   options: WasmStepOptions,
 ): { funcs: WasmFunc[]; kernels: string[]; usesTrig: boolean } {
-  const relaxed = options.relaxed ?? false;
   const kernels = new Map<string, WasmFunc>();
   const use = (specs: KernelSpec[]) => {
     for (const k of specs) {
@@ -527,7 +520,7 @@ function stepFunctions(
     const barrier = barriersOf(plan, which);
     const kctx: WasmKernelContext = {
       rows: g.rows,
-      relaxed,
+      relaxed: options.relaxed ?? false,
       fp16: options.fp16 ?? false,
       dotU8: options.dotU8 ?? false,
       weight: (name) => layout.weights.get(name)!,

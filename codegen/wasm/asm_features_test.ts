@@ -5,7 +5,8 @@
  * product, calls; and the assembler's errors.
  */
 import assert from "node:assert/strict";
-import { assembleModule, relaxedSimdSupported, WasmFunc } from "../wasm_asm.ts";
+import { assembleModule, WasmFunc } from "../wasm_asm.ts";
+import { relaxedSimdSupported } from "../wasm_features.ts";
 
 // deno-lint-ignore no-explicit-any
 const inst = (bytes: Uint8Array<ArrayBuffer>, env: Record<string, WebAssembly.Memory>): any =>

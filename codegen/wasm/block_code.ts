@@ -36,7 +36,7 @@ export interface BlockCtx {
   fp16: boolean;
   /**
    * With `relaxed`: `i32x4.relaxed_dot_i8x16_i7x16_add_s` takes its second operand as u8
-   * (0..255) without saturation, as x86 `vpdpbusd` does (`wasm_asm.ts` `relaxedDotU8`).
+   * (0..255) without saturation, as x86 `vpdpbusd` does (`wasm_features.ts` `relaxedDotU8`).
    */
   dotU8: boolean;
 }

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { dequantizeRef, randomBlocks, rng } from "../../tests/ggml_blocks.ts";
-import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_asm.ts";
+import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { emitLinear, type LinearSpec } from "./linear.ts";
 import { buildKernelModule } from "./module.ts";

@@ -5,6 +5,9 @@
  * `mask` bits are all set, else `end`. With mask 0x7c00 that is an f16 NaN or ±Inf (a
  * block scale, or an F16 value); with 0x7f80 a BF16 one, or the high half of an F32.
  * The loader then calls formats/quant.ts `checkFinite` on that tensor for the message.
+ * Contiguous words (`step` 2: F16, BF16 tensors) are tested 8 at a time with SIMD
+ * (`i16x8.eq` of the masked lanes, `v128.any_true`); a hit, and the last < 8 words, go
+ * through the one-word loop, which finds the exact address.
  *
  * @module
  */
@@ -27,6 +30,17 @@ export function firstMatchKernel(): WasmFunc {
     "mask",
     "i32",
   ]], ["i32"]);
+  f.local("vmask", "v128");
+  f.comment("step 2: 8 words per v128 while 16 bytes remain, up to the first vector with a hit");
+  f.get("step").i32(2).op("i32.eq").if();
+  f.get("mask").op("i16x8.splat").set("vmask");
+  f.block("vectors_done").loop("vectors");
+  f.get("p").i32(16).op("i32.add").get("end").op("i32.gt_u").brIf("vectors_done");
+  f.get("p").mem("v128.load", 0, { align: 0 }).get("vmask").op("v128.and").get("vmask");
+  f.op("i16x8.eq").op("v128.any_true").brIf("vectors_done");
+  f.get("p").i32(16).op("i32.add").set("p").br("vectors");
+  f.end().end();
+  f.end();
   f.comment("first 16-bit word at p, p + step, ... below end with every mask bit set");
   f.block("done").loop("words");
   f.get("p").get("end").op("i32.ge_u").brIf("done");

@@ -67,7 +67,7 @@ export function f16Scalar(
  * per-block scale of Q8_0 and the 32-element types is read for every row of a register
  * block). Uses the v128 locals `_h4` and `_m4` (declared on first use). With `fp16` the
  * lanes go through the FP16 proposal's `f32x4.promote_low_f16x8` instead (one instruction,
- * equally exact; see `wasm_asm.ts` `fp16SimdSupported`).
+ * equally exact; see `wasm_features.ts` `fp16SimdSupported`).
  *
  * ```text
  * h = sign-extended f16 bits;  m = (h << 13) & 0x0fffe000

@@ -4,7 +4,8 @@
  * the rebias without the subnormal case differs on the subnormals.
  */
 import assert from "node:assert/strict";
-import { assembleModule, fp16SimdSupported, WasmFunc } from "../wasm_asm.ts";
+import { assembleModule, WasmFunc } from "../wasm_asm.ts";
+import { fp16SimdSupported } from "../wasm_features.ts";
 import { f16Scalar } from "./snippets.ts";
 
 /** Converts n f16 at byte 0 into n f32 at byte 2^17 with `body`. */
