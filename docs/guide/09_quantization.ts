@@ -3,7 +3,8 @@
  * byte by byte, decoded by a few lines of our own and checked against gollm's codecs
  * (formats/quant.ts, the same blocks llama.cpp writes) and against gguf-py's decoder (the
  * committed fixtures of tests/fixtures/ggml_blocks); what rounding every weight does to the
- * model; and a measurement, on this machine, of why decode waits on memory.
+ * model; the dot product in integers as the WASM kernels do it (and its u8 form); and a
+ * measurement, on this machine, of why decode waits on memory.
  *
  * Run: `deno run -A docs/guide/09_quantization.ts` (page: docs/guide/09_quantization.md).
  *
@@ -14,6 +15,10 @@ import { f16ToF32, f32BitsToF16Bits } from "../../core/numbers.ts";
 import { expectedShapes, type F32Weights as Weights } from "../../core/weights.ts";
 import { compileModel } from "../../codegen/compile.ts";
 import { dequantize, ggmlTypeByName, quantize } from "../../formats/quant.ts";
+import { emitLinear } from "../../codegen/wasm/linear.ts";
+import { buildKernelModule } from "../../codegen/wasm/module.ts";
+import { quantizeKernel } from "../../codegen/wasm/quantize.ts";
+import { relaxedDotU8, relaxedSimdSupported } from "../../codegen/wasm_features.ts";
 import { createReference } from "../../runtime/reference.ts";
 import {
   check,
@@ -82,6 +87,36 @@ export function decodeQ4_K(b: Uint8Array): Float32Array {
   return y;
 }
 // #endregion q4_k
+
+// #region int8dot
+/** q8_0 activations as the kernels quantise them: d = max |x| / 127 (f32), q = round(x / d). */
+export function quantizeActs(x: Float32Array): { d: number; q: Int8Array } {
+  const amax = Math.max(...x.map(Math.abs));
+  const d = Math.fround(amax / 127), id = amax > 0 ? Math.fround(127 / amax) : 0;
+  const even = (v: number) => v - Math.floor(v) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v);
+  return { d, q: Int8Array.from(x, (v) => even(Math.fround(v * id))) }; // ties to even
+}
+
+/** Σ w·x of a Q8_0 block and a q8_0 block as the kernels do it: 32 integer products, summed,
+ * then one multiply by both scales. */
+export function dotQ8_0(w: Uint8Array, x: { d: number; q: Int8Array }) {
+  const view = new DataView(w.buffer, w.byteOffset, 34);
+  let isum = 0;
+  for (let j = 0; j < 32; j++) isum += view.getInt8(2 + j) * x.q[j];
+  return { isum, value: isum * f16ToF32(view.getUint16(0, true)) * x.d };
+}
+
+/** The same integer sum with each weight read as an unsigned byte, q xor 0x80 = q + 128 (what
+ * x86's vpdpbusd multiplies), corrected by 128 · Σ x. */
+export function dotQ8_0AsU8(w: Uint8Array, xq: Int8Array): number {
+  let s = 0, sx = 0;
+  for (let j = 0; j < 32; j++) {
+    s += (w[2 + j] ^ 0x80) * xq[j]; // 0..255 times -127..127
+    sx += xq[j];
+  }
+  return s - 128 * sx;
+}
+// #endregion int8dot
 
 /** f16 bits of an f32 value (round to nearest even). */
 function f16Bits(x: number): number {
@@ -214,6 +249,34 @@ async function main() {
   const ds = maxAbsDiff(decodeQ4_K(swapped), gollm4);
   control("scale and min bytes exchanged", ds > 1e-3, `max |diff| ${fixed(ds, 4)}`);
 
+  section("the dot product in integers");
+  // The activations: the first 32 numbers of token 1's embedding row.
+  const act = weight(model, "tok_embeddings.weight").subarray(c.dim, c.dim + 32);
+  const exactDot = decodeQ8_0(ours).reduce((s, w, j) => s + w * act[j], 0);
+  const xa = quantizeActs(act);
+  const { isum, value } = dotQ8_0(ours, xa);
+  console.log(`w: the Q8_0 block above; x: tok_embeddings.weight[1][0..31]`);
+  console.log(
+    `x as q8_0: d = ${fixed(xa.d, 8)}, q = [${Array.from(xa.q.subarray(0, 8)).join(", ")}, ...]`,
+  );
+  console.log(`Σ q_w · q_x = ${isum} (an integer: 32 int8 products)`);
+  console.log(`· d_w · d_x = ${fixed(value, 6)}; in floats, Σ w · x = ${fixed(exactDot, 6)}`);
+  const rel = Math.abs(value - exactDot) / act.reduce((s, v, j) => s + Math.abs(v * back[j]), 0);
+  check("rounding x to int8 costs little", rel < 0.01, `|diff| / Σ|w·x| = ${sci(rel)}`);
+  // gollm's generated kernel on the same block and activations (1 row, K = 32).
+  const kernelValue = kernelDot(ours, act);
+  const dk8 = Math.abs(kernelValue - value) / Math.abs(value);
+  check("the WASM kernel computes the same", dk8 < 1e-6, `kernel ${fixed(kernelValue, 6)}`);
+  const u8 = dotQ8_0AsU8(ours, xa.q);
+  check("(q_w + 128) · q_x summed, minus 128 · Σ q_x, is Σ q_w · q_x", u8 === isum, `${u8}`);
+  const sx = xa.q.reduce((s, v) => s + v, 0);
+  control("the u8 sum without its correction", u8 + 128 * sx !== isum, `off by 128 · ${sx}`);
+  measured(
+    "this runtime",
+    `relaxed SIMD ${relaxedSimdSupported() ? "yes" : "no"}, ` +
+      `dot product reads u8 ${relaxedDotU8() ? "yes (one per 16 weights)" : "no (two per 16)"}`,
+  );
+
   section("what rounding every weight does to the model");
   const story = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
   const text = model.tokenizer.encode(story);
@@ -258,6 +321,28 @@ function agreement(exact: Float32Array, logits: Float32Array, ids: number[], V: 
     nll -= b[ids[p + 1]] - max - Math.log(z); // -log softmax(b)[next]
   }
   return { same, nll: nll / (ids.length - 1) };
+}
+
+/** Σ w·x of one Q8_0 block by gollm's generated kernels: quantise x, then a 1 × 32 matvec. */
+function kernelDot(block: Uint8Array, x: Float32Array): number {
+  const relaxed = relaxedSimdSupported();
+  const mv = emitLinear({
+    type: "Q8_0",
+    M: 1,
+    K: 32,
+    kind: "matvec",
+    relaxed,
+    dotU8: relaxedDotU8(),
+  });
+  const mod = buildKernelModule([mv, quantizeKernel("q8_0", 32)], { minPages: 1 });
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
+    .exports as Record<string, (...a: number[]) => void>;
+  new Uint8Array(memory.buffer).set(block, 0); // W at 0, x at 256, its q8_0 row at 512, y at 1024
+  new Float32Array(memory.buffer, 256, 32).set(x);
+  e.quantize_q8_0_32(256, 512, 1);
+  e[mv.name](0, 512, 1024, 0, 1);
+  return new Float32Array(memory.buffer, 1024, 1)[0];
 }
 
 /** Small deterministic values for every weight of a config (timing needs no training). */
