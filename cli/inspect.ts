@@ -4,6 +4,12 @@
  * @module
  */
 import { planArena } from "../codegen/plan.ts";
+import {
+  FP16_V8_FLAG,
+  fp16SimdSupported,
+  relaxedDotU8,
+  relaxedSimdSupported,
+} from "../codegen/wasm_features.ts";
 import { CONFIG_FIELDS, parameterCount } from "../core/config.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { expectedShapes } from "../core/weights.ts";
@@ -26,7 +32,9 @@ const SPEC = {
   usage: "[PATH] [--kv-capacity N] [--prefill-chunk T] [--json]",
   description:
     `Prints a checkpoint's config, parameter count, tensor table and memory plan: weight bytes
-(F32 in memory), arena bytes (activations + KV cache + RoPE table) and KV cache bytes.`,
+(F32 in memory), arena bytes (activations + KV cache + RoPE table) and KV cache bytes; and
+what this runtime's WebAssembly offers the wasm kernels (relaxed SIMD, the u8 dot product,
+the FP16 proposal).`,
   positionals: [MODEL_POSITIONAL],
   options: {
     ...MODEL_OPTION,
@@ -92,6 +100,12 @@ export const inspect: Command = {
       rope_table_bytes: plan.tableBytes,
       total_bytes: weightBytes + plan.arenaBytes,
     };
+    // What the wasm kernels may use here (codegen/wasm_features.ts).
+    const wasm = {
+      relaxed_simd: relaxedSimdSupported(),
+      dot_u8: relaxedSimdSupported() && relaxedDotU8(),
+      fp16: fp16SimdSupported(),
+    };
 
     if (json) {
       await outJson({
@@ -101,6 +115,7 @@ export const inspect: Command = {
         parameters: params,
         tensors,
         memory,
+        wasm_features: wasm,
         tokenizer: tok
           ? {
             vocab_size: tok.vocabSize,
@@ -160,6 +175,11 @@ export const inspect: Command = {
     lines.push(row("  step, tables", plan.stepBytes, "  (int32 rows of a step, block table)"));
     lines.push(row("  RoPE table", plan.tableBytes));
     lines.push(row("total", weightBytes + plan.arenaBytes));
+    const yes = (b: boolean) => b ? "yes" : "no";
+    lines.push(
+      `wasm runtime: relaxed SIMD ${yes(wasm.relaxed_simd)}, u8 dot product ${yes(wasm.dot_u8)}, ` +
+        `FP16 proposal ${yes(wasm.fp16)}${wasm.fp16 ? "" : ` (start deno with ${FP16_V8_FLAG})`}`,
+    );
     await out(lines.join("\n") + "\n");
     return 0;
   },

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DEFAULT_PREFILL_CHUNK } from "../codegen/plan.ts";
 import { type GenerateOptions, loadModel, type Model } from "../runtime/model.ts";
 import { type OptionSpec, type PositionalSpec, UsageError, type Values } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
@@ -54,9 +55,9 @@ export const PREFILL_CHUNK_OPTION = {
   "prefill-chunk": {
     type: "int",
     min: 1,
-    default: 32,
+    default: DEFAULT_PREFILL_CHUNK,
     meta: "T",
-    description: "tokens per prefill chunk (clamped to the KV capacity)",
+    description: "tokens per prefill chunk (clamped to the KV capacity), as the runtime uses",
   },
 } as const satisfies Record<string, OptionSpec>;
 
