@@ -689,32 +689,3 @@ Deno.test("gollm inspect takes the model as PATH or --model, and defaults to mod
   assert.deepEqual(JSON.parse(pos.stdout).config, JSON.parse(opt.stdout).config);
   assert.deepEqual(JSON.parse(dflt.stdout).config, JSON.parse(opt.stdout).config);
 });
-
-Deno.test("gollm inspect shows the runtime's wasm features and plans the runtime's prefill chunk", async () => {
-  const run = async (flags: string[]) => {
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...flags, MAIN, "inspect", "models/default", "--json"],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-    return JSON.parse(new TextDecoder().decode(r.stdout));
-  };
-  const [plain, flagged, text] = await Promise.all([
-    run([]),
-    run(["--v8-flags=--experimental-wasm-fp16"]),
-    gollm(["inspect", "models/default"]),
-  ]);
-  assert.equal(flagged.wasm_features.fp16, true, "deno was started with the FP16 flag");
-  assert.equal(plain.wasm_features.relaxed_simd, flagged.wasm_features.relaxed_simd);
-  assert.equal(plain.memory.prefill_chunk, 128); // DEFAULT_PREFILL_CHUNK, what generate runs
-  const line = text.stdout.trimEnd().split("\n").at(-1)!;
-  assert.match(
-    line,
-    /^wasm runtime: relaxed SIMD (yes|no), u8 dot product (yes|no), FP16 proposal/,
-  );
-  // The text names the flag exactly when the JSON of a run without it says no FP16.
-  assert.equal(line.includes("--v8-flags=--experimental-wasm-fp16"), !plain.wasm_features.fp16);
-});
