@@ -103,12 +103,11 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
           continue;
         }
         f.comment(`row ${a}: 8 × ${name} → 2 × f32x4`);
+        f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
         if (name === "F16" && k.fp16) {
-          f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
           promoteHalves(f, `w${a}_1`, `w${a}_0`, `w${a}_1`);
           continue;
         }
-        f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
         for (const h of [0, 1]) {
           if (prescale) {
             f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
