@@ -171,8 +171,8 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
 
 /**
  * One thread's scratch: the quantised rows of the widest matrix-product input of either
- * graph (q8_0 and q8_K rows both take `K + K / 4` bytes: 1 per quant, 8 per 32 or 64 per
- * 256 of metadata, whatever the weight types), then one head's attention scores over the
+ * graph (a q8_0 row takes `K + 3K / 4` bytes: 1 per quant and 24 per 32 of metadata; a q8_K
+ * row less, `K + K / 4`; whatever the weight types), then one head's attention scores over the
  * longest ring, then the f32 panel of an F16/BF16 matmul (R rows of the widest input).
  */
 function scratchOf(plan: Plan) {
@@ -180,7 +180,7 @@ function scratchOf(plan: Plan) {
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) {
       if (n.op !== "linear") continue;
-      quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.25));
+      quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.75));
       if (g.rows > 1) panel = Math.max(panel, panelBytes(n.attrs.in));
     }
   }

@@ -79,7 +79,7 @@ export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): Wa
     `n rows of ${K} f32 at x → ${format} rows at xq (stride ${L.stride}): ` +
       `${K} quants, then ${K / L.blockElems} × ${L.metaBytes}-byte records ` +
       (format === "q8_0"
-        ? "(d f32, d·Σq f32)"
+        ? "(d f32, d·Σq f32, -128·Σq per i32 lane of the dot product, i32x4)"
         : "(d f32 @0, Σq per 16 i16[16] @16, per 32 i16[8] @48)"),
   );
   f.get("x").set("px").get("xq").set("pq");
@@ -90,17 +90,23 @@ export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): Wa
   f.loop("blocks");
   if (format === "q8_0") {
     quantize32(f, 0, 0, false);
-    f.comment("s = d · Σq");
+    f.comment("-128 · Σq over the bytes 4i..4i+3 of both 16-byte halves, lane i (i32x4)");
+    f.get("pq").mem("v128.load", 0).op("i16x8.extadd_pairwise_i8x16_s");
+    f.op("i32x4.extadd_pairwise_i16x8_s");
+    f.get("pq").mem("v128.load", 16).op("i16x8.extadd_pairwise_i8x16_s");
+    f.op("i32x4.extadd_pairwise_i16x8_s").op("i32x4.add").i32(7).op("i32x4.shl").op("i32x4.neg");
+    f.set("m").get("pm").get("m").mem("v128.store", 8, { align: 0 });
+    f.comment("s = Σq; records: d, d · s");
     f.get("h0").get("h1").op("i16x8.add").get("h2").get("h3").op("i16x8.add").op("i16x8.add");
     f.op("i32x4.extadd_pairwise_i16x8_s").set("m");
-    f.get("pm").get("d").mem("f32.store", 0);
-    f.get("pm").get("d");
     f.get("m").lane("i32x4.extract_lane", 0).get("m").lane("i32x4.extract_lane", 1).op("i32.add");
     f.get("m").lane("i32x4.extract_lane", 2).get("m").lane("i32x4.extract_lane", 3).op("i32.add");
-    f.op("i32.add").op("f32.convert_i32_s").op("f32.mul").mem("f32.store", 4);
+    f.op("i32.add").set("s");
+    f.get("pm").get("d").mem("f32.store", 0);
+    f.get("pm").get("d").get("s").op("f32.convert_i32_s").op("f32.mul").mem("f32.store", 4);
     f.get("px").i32(128).op("i32.add").set("px");
     f.get("pq").i32(32).op("i32.add").set("pq");
-    f.get("pm").i32(8).op("i32.add").set("pm");
+    f.get("pm").i32(L.metaBytes).op("i32.add").set("pm");
   } else {
     f.comment("amax over the 256-element block");
     f.zeroV128().set("m");

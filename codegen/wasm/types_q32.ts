@@ -81,7 +81,7 @@ function loadActs(k: BlockCtx, c: number, sum: boolean): void {
  * `vpdpbusd`), one dot product per 16 weights does: the weights, xor 0x80, become
  * `w + 128` in 0..255 (once per row, shared by the C tokens), and
  * `Σ (w + 128)·x - 128·Σ x = Σ w·x` exactly in i32. The `-128·Σx` of each token's block
- * (its dot product with 0x80 bytes, negated; shared by the R rows) starts each row's sum.
+ * (written by the activation quantiser, `blocks.ts` `actLayout`) starts each row's sum.
  */
 export const Q8_0: BlockEmitter = {
   type: WEIGHT_TYPES.Q8_0,
@@ -101,7 +101,7 @@ export const Q8_0: BlockEmitter = {
   },
   block(k) {
     const { f, R, C } = k;
-    const u8 = k.relaxed && k.dotU8;
+    const u8 = k.dotU8; // implies relaxed (linear.ts)
     rowScales(k, 0);
     for (let a = 0; a < R; a++) {
       const o = a * k.rowBytes;
@@ -115,11 +115,9 @@ export const Q8_0: BlockEmitter = {
     for (let c = 0; c < C; c++) {
       loadActs(k, c, false);
       if (u8) {
-        f.comment(`token ${c}: xn = -128 · Σx (lane sums), the start of each row's sum`);
+        f.comment(`token ${c}: xn = -128 · Σx per lane, the start of each row's sum`);
         const xn = `xn${c}_0`;
-        f.get(`x${c}_0`).get("c80").zeroV128().op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(xn);
-        f.get(`x${c}_1`).get("c80").get(xn).op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(xn);
-        f.get("zero").get(xn).op("i32x4.sub").set(xn);
+        f.get("pd").mem("v128.load", c * k.stride + 8, { align: 0 }).set(xn);
         tokenScales(k, c);
         for (let a = 0; a < R; a++) {
           f.comment(`row ${a} · token ${c}`);
