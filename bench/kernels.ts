@@ -68,7 +68,7 @@ const threadCounts = values.threads.split(",").map(Number);
 const REPS = Number(values.reps);
 const relaxed = relaxedSimdSupported();
 const fp16 = fp16SimdSupported();
-const dotU8 = relaxed && relaxedDotU8();
+const dotU8 = relaxedDotU8();
 
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

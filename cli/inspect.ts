@@ -103,7 +103,7 @@ export const inspect: Command = {
     // What the wasm kernels may use here (codegen/wasm_features.ts).
     const wasm = {
       relaxed_simd: relaxedSimdSupported(),
-      dot_u8: relaxedSimdSupported() && relaxedDotU8(),
+      dot_u8: relaxedDotU8(), // false without relaxed SIMD
       fp16: fp16SimdSupported(),
     };
 

@@ -18,7 +18,6 @@
  * @module
  */
 import {
-  FP16,
   LANE,
   MEM_LANE,
   MEMORY,
@@ -165,8 +164,6 @@ export class WasmFunc {
   readonly body: number[] = [];
   /** Whether the body uses relaxed-SIMD instructions. */
   usesRelaxed = false;
-  /** Whether the body uses FP16-proposal instructions (see {@linkcode fp16SimdSupported}). */
-  usesFp16 = false;
   /**
    * The memory index {@linkcode WasmFunc.wmem} reads weights from (multi-memory: weights
    * past the first 4 GiB live in `env.memory1`, ...).
@@ -252,7 +249,6 @@ export class WasmFunc {
     const code = PLAIN[name];
     if (!code) throw new Error(`wasm_asm: unknown opcode ${name}`);
     if (RELAXED.has(name)) this.usesRelaxed = true;
-    if (FP16.has(name)) this.usesFp16 = true;
     return this.emit(name, code);
   }
 

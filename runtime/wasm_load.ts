@@ -46,7 +46,7 @@ export interface WasmLoadOptions {
 
 /**
  * Reads the data section of `g` (`dst.length` bytes from `g.dataOffset`) into `dst`, a view
- * on `memory` at `start`, and checks every tensor's block scales and values for NaN/Inf
+ * on `memory`, and checks every tensor's block scales and values for NaN/Inf
  * (codegen/wasm/scan.ts: a WASM scan, no wait for the JS JIT), reporting the first bad tensor
  * by formats/quant.ts `checkFinite` (file, tensor, block, field).
  *
@@ -58,8 +58,8 @@ export interface WasmLoadOptions {
  * @param path The GGUF file (for the read and the messages).
  * @param g Its parsed header.
  * @param memory The memory `dst` is on.
- * @param start Byte offset in the memory of the data section's byte 0.
- * @param dst The view to read the data section into (`start`, data-section bytes).
+ * @param dst The view to read the data section into (its byteOffset is the data section's
+ *   byte 0 in the memory).
  * @param chunk Bytes per read (default 8 MiB; tests use small ones to cross chunk edges).
  * @throws {RangeError} when the file ends early; FormatError from `checkFinite`.
  */
@@ -67,7 +67,6 @@ export async function readAndCheck(
   path: string,
   g: GgufFile,
   memory: WebAssembly.Memory,
-  start: number,
   dst: Uint8Array,
   chunk: number = 8 << 20,
 ): Promise<void> {
@@ -81,7 +80,7 @@ export async function readAndCheck(
   };
   const probes: Probe[] = [];
   for (const t of g.tensors) {
-    const at = start + t.offset; // the data section's byte 0 is at `start`
+    const at = dst.byteOffset + t.offset; // the data section's byte 0 is at dst
     const end = at + t.nbytes;
     const name = t.type.name;
     const add = (p: number, step: number, mask: number) => probes.push({ t, p, step, mask, end });
@@ -122,7 +121,7 @@ export async function readAndCheck(
   }
   for (const t of g.tensors) {
     if (!flagged.has(t)) continue;
-    const at = start + t.offset;
+    const at = dst.byteOffset + t.offset;
     checkFinite(t.type, new Uint8Array(memory.buffer, at, t.nbytes), g.file, t.name);
   }
 }
@@ -230,7 +229,7 @@ export async function readGgufIntoWasm(path: string, options: WasmReadOptions): 
   }
   options.onProgress?.({ stage: `reading ${dataBytes} bytes of weights into WASM memory` });
   const data = new Uint8Array(memory.buffer, start, dataBytes);
-  await readAndCheck(path, g, memory, start, data);
+  await readAndCheck(path, g, memory, data);
   const checkpoint = await finishCheckpoint(
     ggufToCheckpoint(g, { stored: true, data, info, check: false }),
     { tokenizerPath: options.tokenizerPath, onProgress: options.onProgress },

@@ -21,7 +21,7 @@ async function check(file: string): Promise<Uint8Array> {
   const start = 64;
   const memory = new WebAssembly.Memory({ initial: Math.ceil((start + size) / 65536) + 1 });
   const dst = new Uint8Array(memory.buffer, start, size);
-  await readAndCheck(file, g, memory, start, dst, CHUNK);
+  await readAndCheck(file, g, memory, dst, CHUNK);
   return dst.slice();
 }
 

@@ -237,13 +237,6 @@ export const RELAXED = new Set(
   VECTOR.filter(([, c]) => c >= 0x100 && c <= 0x113).map(([n]) => n),
 );
 
-/**
- * Instructions of the WebAssembly FP16 proposal (half-precision lanes; see
- * `fp16SimdSupported`): `f32x4.promote_low_f16x8` converts the low 4 f16 of a v128 (x86
- * `vcvtph2ps`, exact for every f16 including subnormals).
- */
-export const FP16 = new Set(VECTOR.filter(([, c]) => c >= 0x120).map(([n]) => n));
-
 /** An instruction with a memarg: its bytes and natural alignment (log2 bytes). */
 export interface MemoryOp {
   /** Opcode bytes (with prefix). */
