@@ -46,8 +46,7 @@ async function main(): Promise<EngineBench> {
   const r = JSON.parse(Deno.args[0]) as GollmRunnerRequest;
   const p = r.protocol;
   const t0 = performance.now();
-  // `threads` plugs in when LoadModelOptions has it (issue #8 item 3).
-  const options: LoadModelOptions & { threads?: number } = {
+  const options: LoadModelOptions = {
     backend: r.backend,
     kvCapacity: p.contextSize,
     threads: p.threads,

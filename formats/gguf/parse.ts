@@ -124,22 +124,36 @@ class Reader {
     this.pos += 4;
     return v;
   }
-  /** A uint64 that must be a safe integer (counts, sizes, offsets). */
-  size(what: string): number {
+  /**
+   * A uint64 that must be a safe integer (counts, sizes, offsets); `what + suffix` names it
+   * in the error (joined only then: this runs for every string of a 100k-token vocabulary).
+   */
+  size(what: string, suffix = ""): number {
     this.need(8, what);
-    const v = this.view.getBigUint64(this.pos, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new FormatError(this.file, `${what} is ${v} at offset ${this.pos}: too large`);
+    const lo = this.view.getUint32(this.pos, true);
+    const hi = this.view.getUint32(this.pos + 4, true);
+    if (hi > 0x1fffff) {
+      const v = (BigInt(hi) << 32n) | BigInt(lo);
+      throw new FormatError(this.file, `${what}${suffix} is ${v} at offset ${this.pos}: too large`);
     }
     this.pos += 8;
-    return Number(v);
+    return hi * 0x100000000 + lo;
   }
   string(what: string): string {
-    const len = this.size(`${what} length`);
+    const len = this.size(what, " length");
     this.need(len, what);
-    const s = this.dec.decode(this.bytes.subarray(this.pos, this.pos + len));
+    const p = this.pos;
     this.pos += len;
-    return s;
+    // Short ASCII strings (most vocabulary pieces) without a call into the runtime's decoder.
+    if (len <= 32) {
+      const b = this.bytes;
+      let ascii = true;
+      for (let i = p; i < p + len; i++) if (b[i] >= 0x80) ascii = false;
+      if (ascii) {
+        return String.fromCharCode.apply(null, b.subarray(p, p + len) as unknown as number[]);
+      }
+    }
+    return this.dec.decode(this.bytes.subarray(p, p + len));
   }
 }
 
@@ -174,37 +188,46 @@ function shortestF32(x: number): number {
 }
 
 function readValue(r: Reader, type: number, key: string, depth: number): GgufValue {
-  const v = r.view;
-  const scalar = SCALAR_BYTES[type];
-  if (scalar !== undefined) {
-    r.need(scalar, `value of '${nm(key)}'`);
-    const p = r.pos;
-    r.pos += scalar;
-    switch (type) {
-      case 0:
-        return v.getUint8(p);
-      case 1:
-        return v.getInt8(p);
-      case 2:
-        return v.getUint16(p, true);
-      case 3:
-        return v.getInt16(p, true);
-      case 4:
-        return v.getUint32(p, true);
-      case 5:
-        return v.getInt32(p, true);
-      case 6:
-        return shortestF32(v.getFloat32(p, true));
-      case 7:
-        return v.getUint8(p) !== 0;
-      case 10:
-        return toNumber(v.getBigUint64(p, true));
-      case 11:
-        return toNumber(v.getBigInt64(p, true));
-      default:
-        return v.getFloat64(p, true);
-    }
+  if (SCALAR_BYTES[type] !== undefined) {
+    r.need(SCALAR_BYTES[type], `value of '${nm(key)}'`);
+    return readScalar(r, type);
   }
+  return readComposite(r, type, key, depth);
+}
+
+/** A scalar of `type` at `r.pos` (the caller has checked its bytes are there). */
+function readScalar(r: Reader, type: number): GgufValue {
+  const v = r.view;
+  const p = r.pos;
+  r.pos += SCALAR_BYTES[type];
+  switch (type) {
+    case 0:
+      return v.getUint8(p);
+    case 1:
+      return v.getInt8(p);
+    case 2:
+      return v.getUint16(p, true);
+    case 3:
+      return v.getInt16(p, true);
+    case 4:
+      return v.getUint32(p, true);
+    case 5:
+      return v.getInt32(p, true);
+    case 6:
+      return shortestF32(v.getFloat32(p, true));
+    case 7:
+      return v.getUint8(p) !== 0;
+    case 10:
+      return toNumber(v.getBigUint64(p, true));
+    case 11:
+      return toNumber(v.getBigInt64(p, true));
+    default:
+      return v.getFloat64(p, true);
+  }
+}
+
+/** A string or an array value. */
+function readComposite(r: Reader, type: number, key: string, depth: number): GgufValue {
   if (type === GGUF_VALUE_TYPE.STRING) return r.string(`value of '${nm(key)}'`);
   if (type === GGUF_VALUE_TYPE.ARRAY) {
     if (depth >= MAX_NESTING) {
@@ -235,7 +258,15 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
       );
     }
     const out: GgufValue[] = new Array(count);
-    for (let i = 0; i < count; i++) out[i] = readValue(r, elemType, key, depth + 1);
+    if (elemType === GGUF_VALUE_TYPE.STRING) {
+      const what = `value of '${nm(key)}'`; // once per array, not per element
+      for (let i = 0; i < count; i++) out[i] = r.string(what);
+    } else if (SCALAR_BYTES[elemType] !== undefined) {
+      r.need(count * minBytes, `values of '${nm(key)}'`); // once for the whole array
+      for (let i = 0; i < count; i++) out[i] = readScalar(r, elemType);
+    } else {
+      for (let i = 0; i < count; i++) out[i] = readValue(r, elemType, key, depth + 1);
+    }
     return out;
   }
   throw new FormatError(r.file, `metadata '${nm(key)}': unknown value type ${type}`);
