@@ -80,6 +80,20 @@ export function uleb(n: number): number[] {
  * ```
  */
 export function sleb(n: number | bigint): number[] {
+  if (typeof n === "number" && n >= -0x80000000 && n <= 0x7fffffff && Number.isInteger(n)) {
+    // 32-bit values (every i32.const) without BigInt: arithmetic shifts are exact here.
+    const out: number[] = [];
+    let v = n | 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
+        out.push(b);
+        return out;
+      }
+      out.push(b | 0x80);
+    }
+  }
   let v = BigInt(n);
   const out: number[] = [];
   for (;;) {
@@ -233,8 +247,25 @@ export class WasmFunc {
 
   /** Appends an instruction's bytes and (unless built {@linkcode withoutText}) its text line. */
   private emit(text: string, bytes: number[]): this {
-    for (const b of bytes) this.body.push(b);
+    for (let i = 0; i < bytes.length; i++) this.body.push(bytes[i]);
     if (this.keepText) this.lines.push("  ".repeat(this.depth) + text);
+    return this;
+  }
+
+  /**
+   * A local instruction (`local.get`/`set`/`tee`): opcode, then the index's LEB128 pushed
+   * straight into the body, and the text built only when it is kept (the emitters issue
+   * hundreds of thousands of these; their garbage grew V8's young generation by ~25 MB).
+   */
+  private localOp(code: number, verb: string, name: string): this {
+    let n = this.idx(name);
+    this.body.push(code);
+    do {
+      const b = n & 0x7f;
+      n >>>= 7;
+      this.body.push(n > 0 ? b | 0x80 : b);
+    } while (n > 0);
+    if (this.keepText) this.lines.push("  ".repeat(this.depth) + `local.${verb} $${name}`);
     return this;
   }
 
@@ -260,22 +291,25 @@ export class WasmFunc {
 
   /** `local.get $name`. */
   get(name: string): this {
-    return this.emit(`local.get $${name}`, [0x20, ...uleb(this.idx(name))]);
+    return this.localOp(0x20, "get", name);
   }
 
   /** `local.set $name`. */
   set(name: string): this {
-    return this.emit(`local.set $${name}`, [0x21, ...uleb(this.idx(name))]);
+    return this.localOp(0x21, "set", name);
   }
 
   /** `local.tee $name`. */
   tee(name: string): this {
-    return this.emit(`local.tee $${name}`, [0x22, ...uleb(this.idx(name))]);
+    return this.localOp(0x22, "tee", name);
   }
 
   /** `i32.const v` (v in `[-2^31, 2^32)`; values ≥ 2^31 are written as their i32 pattern). */
   i32(v: number): this {
-    return this.emit(`i32.const ${v | 0}`, [0x41, ...sleb(v | 0)]);
+    this.body.push(0x41);
+    for (const b of sleb(v | 0)) this.body.push(b);
+    if (this.keepText) this.lines.push("  ".repeat(this.depth) + `i32.const ${v | 0}`);
+    return this;
   }
 
   /** `i64.const v`. */
@@ -331,7 +365,7 @@ export class WasmFunc {
   lane(name: string, lane: number): this {
     const code = LANE[name];
     if (!code) throw new Error(`wasm_asm: unknown lane opcode ${name}`);
-    return this.emit(`${name} ${lane}`, [...code, lane]);
+    return this.emit(this.keepText ? `${name} ${lane}` : "", [...code, lane]);
   }
 
   /** `i8x16.shuffle` with 16 lane indices (0..15 first operand, 16..31 second). */
@@ -339,20 +373,40 @@ export class WasmFunc {
     if (lanes.length !== 16 || lanes.some((l) => l < 0 || l > 31)) {
       throw new Error(`wasm_asm: bad shuffle ${lanes}`);
     }
-    return this.emit(`i8x16.shuffle ${lanes.join(" ")}`, [...SHUFFLE, ...lanes]);
+    return this.emit(this.keepText ? `i8x16.shuffle ${lanes.join(" ")}` : "", [
+      ...SHUFFLE,
+      ...lanes,
+    ]);
   }
 
-  /** Text and bytes of a memory instruction with its memarg. */
-  private memarg(name: string, m: MemoryOp, offset: number, arg: MemArg): [string, number[]] {
+  /** Appends the LEB128 of a non-negative integer to the body. */
+  private pushUleb(n: number): void {
+    if (n < 0x80) {
+      this.body.push(n);
+      return;
+    }
+    for (const b of uleb(n)) this.body.push(b);
+  }
+
+  /** A line of text at the current depth, when text is kept. */
+  private line(text: () => string): void {
+    if (this.keepText) this.lines.push("  ".repeat(this.depth) + text());
+  }
+
+  /**
+   * Appends a memory instruction: opcode and memarg (alignment, memory index when not 0,
+   * offset), pushed straight into the body.
+   */
+  private memOp(name: string, m: MemoryOp, offset: number, arg: MemArg, mem: number): string {
     const align = m.atomic ? m.natural : arg.align ?? Math.min(m.natural, 2);
-    const mem = arg.memory ?? 0;
-    const text = `${name}${mem ? ` ${mem}` : ""}${offset ? ` offset=${offset}` : ""}${
+    for (const b of m.code) this.body.push(b);
+    this.pushUleb(mem ? align | 0x40 : align);
+    if (mem) this.pushUleb(mem);
+    this.pushUleb(offset);
+    if (!this.keepText) return "";
+    return `${name}${mem ? ` ${mem}` : ""}${offset ? ` offset=${offset}` : ""}${
       align !== m.natural ? ` align=${1 << align}` : ""
     }`;
-    const bytes = mem
-      ? [...m.code, ...uleb(align | 0x40), ...uleb(mem), ...uleb(offset)]
-      : [...m.code, ...uleb(align), ...uleb(offset)];
-    return [text, bytes];
   }
 
   /**
@@ -363,21 +417,28 @@ export class WasmFunc {
   mem(name: string, offset = 0, arg: MemArg = {}): this {
     const m = MEMORY[name];
     if (!m) throw new Error(`wasm_asm: unknown memory opcode ${name}`);
-    const [text, bytes] = this.memarg(name, m, offset, arg);
-    return this.emit(text, bytes);
+    const text = this.memOp(name, m, offset, arg, arg.memory ?? 0);
+    this.line(() => text);
+    return this;
   }
 
   /** A load of weight bytes: {@linkcode WasmFunc.mem} on memory {@linkcode WasmFunc.weightMemory}. */
   wmem(name: string, offset = 0, arg: MemArg = {}): this {
-    return this.mem(name, offset, { ...arg, memory: this.weightMemory });
+    const m = MEMORY[name];
+    if (!m) throw new Error(`wasm_asm: unknown memory opcode ${name}`);
+    const text = this.memOp(name, m, offset, arg, this.weightMemory);
+    this.line(() => text);
+    return this;
   }
 
   /** A lane load/store (`v128.load16_lane offset=34 2`): address and vector on the stack. */
   memLane(name: string, offset: number, lane: number, arg: MemArg = {}): this {
     const m = MEM_LANE[name];
     if (!m) throw new Error(`wasm_asm: unknown lane memory opcode ${name}`);
-    const [text, bytes] = this.memarg(name, m, offset, arg);
-    return this.emit(`${text} ${lane}`, [...bytes, lane]);
+    const text = this.memOp(name, m, offset, arg, arg.memory ?? 0);
+    this.body.push(lane);
+    this.line(() => `${text} ${lane}`);
+    return this;
   }
 
   /** `call $name` (resolved to a function index when the module is assembled). */
@@ -451,6 +512,20 @@ export class WasmFunc {
   encode(funcIndex: (name: string) => number = (n) => {
     throw new Error(`wasm_asm: call $${n} needs a module`);
   }): number[] {
+    return Array.from(this.encodeBytes(funcIndex));
+  }
+
+  /**
+   * {@linkcode WasmFunc.encode} written straight into one exact-size byte array: the module's
+   * code section is 100s of kB for a 100M model, and building it from spread number arrays
+   * left ~20 MB of garbage that grew V8's young generation (peak RSS).
+   *
+   * @param funcIndex Function index of a name, for `call`.
+   * @returns The code-section entry.
+   */
+  encodeBytes(funcIndex: (name: string) => number = (n) => {
+    throw new Error(`wasm_asm: call $${n} needs a module`);
+  }): Uint8Array {
     if (this.labels.length) throw new Error(`wasm_asm: ${this.name} has unclosed blocks`);
     const locals = this.types.slice(this.params.length);
     const runs: [number, ValType][] = [];
@@ -458,24 +533,26 @@ export class WasmFunc {
       if (runs.length && runs[runs.length - 1][1] === t) runs[runs.length - 1][0]++;
       else runs.push([1, t]);
     }
-    let body = this.body;
-    if (this.calls.length) {
-      body = [];
-      let from = 0;
-      for (const c of this.calls) {
-        for (let i = from; i <= c.at; i++) body.push(this.body[i]);
-        for (const b of uleb(funcIndex(c.name))) body.push(b);
-        from = c.at + 1;
-      }
-      for (let i = from; i < this.body.length; i++) body.push(this.body[i]);
-    }
-    const code = concat(
-      uleb(runs.length),
-      runs.flatMap(([n, t]) => [...uleb(n), VAL_TYPE[t]]),
-      body,
-      [0x0b],
-    );
-    return concat(uleb(code.length), code);
+    const decls = [...uleb(runs.length), ...runs.flatMap(([n, t]) => [...uleb(n), VAL_TYPE[t]])];
+    const callee = this.calls.map((c) => uleb(funcIndex(c.name)));
+    const size = decls.length + this.body.length + callee.reduce((a, c) => a + c.length, 0) + 1;
+    const head = uleb(size);
+    const out = new Uint8Array(head.length + size);
+    out.set(head, 0);
+    out.set(decls, head.length);
+    let at = head.length + decls.length, from = 0;
+    const copy = (to: number) => {
+      for (let i = from; i < to; i++) out[at++] = this.body[i];
+      from = to;
+    };
+    this.calls.forEach((c, k) => {
+      copy(c.at + 1); // through the call opcode
+      out.set(callee[k], at);
+      at += callee[k].length;
+    });
+    copy(this.body.length);
+    out[at] = 0x0b;
+    return out;
   }
 
   /** The function type: `0x60 params results`. */
@@ -546,6 +623,21 @@ function concat(...parts: ArrayLike<number>[]): number[] {
 }
 
 const section = (id: number, content: number[]) => concat([id], uleb(content.length), content);
+
+/** A section holding a vector of byte arrays, written into one exact-size array. */
+function vecSection(id: number, items: Uint8Array[]): Uint8Array {
+  const count = uleb(items.length);
+  const size = count.length + items.reduce((a, x) => a + x.length, 0);
+  const head = [id, ...uleb(size), ...count];
+  const out = new Uint8Array(head.length - count.length + size);
+  out.set(head, 0);
+  let at = head.length;
+  for (const x of items) {
+    out.set(x, at);
+    at += x.length;
+  }
+  return out;
+}
 
 /** The import name of memory `i`. */
 const memoryName = (m: MemoryImport, i: number) => m.name ?? (i === 0 ? "memory" : `memory${i}`);
@@ -644,7 +736,7 @@ export function assembleModule(
     section(2, vec([...importedFuncs, ...imports])),
     section(3, vec(funcs.map((_, i) => uleb(i)))),
     section(7, vec(exported.map(([f, i]) => [...utf8(f.name), 0x00, ...uleb(i)]))),
-    section(10, vec(funcs.map((f) => f.encode(funcIndex)))),
+    vecSection(10, funcs.map((f) => f.encodeBytes(funcIndex))),
     // The "name" custom section (Core Specification 2.0 §7.4.2, function names): profiles
     // and stack traces show `matvec_q8_0_768x768`, not `wasm-function[15]`.
     section(0, [
@@ -659,7 +751,7 @@ export function assembleModule(
       })(),
     ]),
   ];
-  const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  const bytes = new Uint8Array(parts.reduce((a: number, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) {
     bytes.set(p, at);
