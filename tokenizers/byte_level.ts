@@ -53,6 +53,37 @@ export function bytesToByteLevel(bytes: Uint8Array): string {
 }
 
 /**
+ * Writes the raw bytes of a byte-level string into `out` at `at` (no allocation: a
+ * tokenizer's whole vocabulary goes into one buffer this way).
+ *
+ * @param text A string made only of characters of {@linkcode BYTE_TO_UNICODE}.
+ * @param out The buffer, with at least `text.length` bytes free at `at` (one byte per
+ *   character).
+ * @param at Where to write.
+ * @returns The end of the bytes written, or -1 when `text` holds a character outside the
+ *   map (`out` may then hold some of its bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { byteLevelInto } from "./byte_level.ts";
+ * const out = new Uint8Array(8);
+ * assert.equal(byteLevelInto("Ġt", out, 2), 4);
+ * assert.deepEqual([...out.subarray(2, 4)], [0x20, 0x74]);
+ * assert.equal(byteLevelInto("€", out, 0), -1);
+ * ```
+ */
+export function byteLevelInto(text: string, out: Uint8Array, at: number): number {
+  for (let i = 0; i < text.length; i++) {
+    const u = text.charCodeAt(i);
+    const b = u < UNIT_TO_BYTE.length ? UNIT_TO_BYTE[u] : -1;
+    if (b < 0) return -1;
+    out[at++] = b;
+  }
+  return at;
+}
+
+/**
  * Turns a byte-level string back into raw bytes (`"Ġt"` → `[0x20, 0x74]`).
  *
  * @param text A string made only of characters of {@linkcode BYTE_TO_UNICODE}.

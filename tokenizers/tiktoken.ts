@@ -27,7 +27,7 @@
  * @module
  */
 import { BytePairEncoder, utf8Into } from "./bpe.ts";
-import { byteLevelToBytes, bytesToByteLevel } from "./byte_level.ts";
+import { byteLevelInto, bytesToByteLevel } from "./byte_level.ts";
 import { FormatError, GollmError } from "../core/errors.ts";
 import {
   PRETOKENIZE_PATTERNS,
@@ -477,12 +477,20 @@ export class TiktokenTokenizer implements Tokenizer {
     const byRank: (Uint8Array | undefined)[] = new Array(tokens.length);
     const literals = new Map<number, Uint8Array>();
     const enc = new TextEncoder();
+    // Every token's bytes in one buffer (a byte-level string has one byte per character).
+    let total = 0;
+    for (let id = 0; id < tokens.length; id++) total += tokens[id]?.length ?? 0;
+    const blob = new Uint8Array(total);
+    let at = 0;
     for (let id = 0; id < tokens.length; id++) {
       const t = tokens[id];
       if (t === undefined || addedIds.has(id)) continue;
-      const b = byteLevelToBytes(t);
-      if (b === null || b.length === 0) literals.set(id, enc.encode(t));
-      else byRank[id] = b;
+      const end = t.length === 0 ? -1 : byteLevelInto(t, blob, at);
+      if (end < 0) literals.set(id, enc.encode(t));
+      else {
+        byRank[id] = blob.subarray(at, end);
+        at = end;
+      }
     }
     return TiktokenTokenizer.#build(byRank, literals, new Map(specials), specOf(pattern), opts);
   }
