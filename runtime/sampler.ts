@@ -199,6 +199,11 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
+/** Buckets of log-probability per nat below the max, for top-p (see filterCandidates). */
+const NUCLEUS_PER_NAT = 16;
+/** Buckets: 64 nats (p down to e^-64 of the max); the last one holds everything below. */
+const NUCLEUS_BUCKETS = 64 * NUCLEUS_PER_NAT;
+
 /**
  * Shared filtering core. Writes the candidate ids into `idx[0..m)` and their unnormalised
  * probabilities (`exp((logit - max) / T)`) into `p[id]`; returns m. Candidates come out in
@@ -214,6 +219,8 @@ function filterCandidates(
   stamp: Int32Array, // (vocab) marks of the ids counted for the penalties
   count: Int32Array, // (vocab) occurrences of each marked id in the penalty window
   stampValue: number,
+  bucket: Uint16Array, // (vocab) log-probability bucket of each id (top-p without top-k)
+  bucketMass: Float64Array, // (NUCLEUS_BUCKETS) probability mass of each bucket
 ): number {
   const n = logits.length;
   for (let i = 0; i < n; i++) {
@@ -237,9 +244,25 @@ function filterCandidates(
     work[arg] = 1;
     return 1;
   }
-  // Softmax numerators (the max token gets exactly 1).
+  // Softmax numerators (the max token gets exactly 1). For top-p over the whole vocabulary,
+  // each token also goes into a bucket of its log-probability (NUCLEUS_STEP nats wide below
+  // the max) and the bucket's mass is summed, in the same pass.
   const invT = 1 / o.temperature;
-  for (let i = 0; i < n; i++) work[i] = Math.exp((work[i] - max) * invT);
+  const nucleusAll = o.topP < 1 && !(o.topK > 0 && o.topK < n);
+  if (nucleusAll) {
+    bucketMass.fill(0);
+    for (let i = 0; i < n; i++) {
+      const z = (work[i] - max) * invT; // ≤ 0
+      const p = Math.exp(z);
+      const b = -z * NUCLEUS_PER_NAT;
+      const k = b < NUCLEUS_BUCKETS - 1 ? b | 0 : NUCLEUS_BUCKETS - 1;
+      work[i] = p;
+      bucket[i] = k;
+      bucketMass[k] += p;
+    }
+  } else {
+    for (let i = 0; i < n; i++) work[i] = Math.exp((work[i] - max) * invT);
+  }
   const p = work;
   const before = (a: number, b: number) => p[b] - p[a] || a - b; // descending p, then id
   let m = n;
@@ -257,37 +280,24 @@ function filterCandidates(
     let start = 0; // idx[0..start) are surely in the nucleus; idx[start..m) sorted, cut below
     let cum = 0;
     if (!sorted) {
-      // The nucleus is a prefix of the sorted order, so it is {p ≥ t} for the right t.
-      // Bracket t in [lo, hi): mass(p ≥ hi) < target ≤ mass(p ≥ lo), narrowing (geometric
-      // steps, then bisection in log space) until few tokens lie in between; only those are
-      // sorted. O(n) per step instead of sorting the whole vocabulary.
-      let hi = 2, lo = 0, between = n;
-      for (let iter = 0; iter < 64 && between > 256; iter++) {
-        const mid = lo === 0 ? hi * 1e-3 : Math.sqrt(lo * hi);
-        if (!(mid > lo && mid < hi)) break;
-        let sum = 0, count = 0;
-        for (let i = 0; i < n; i++) {
-          if (p[i] >= mid) {
-            sum += p[i];
-            if (p[i] < hi) count++;
-          }
-        }
-        if (sum >= target) {
-          lo = mid;
-          between = count;
-        } else {
-          hi = mid;
-        }
+      // The nucleus is a prefix of the sorted order, so it is the buckets above some bucket
+      // c (surely kept) plus a prefix of bucket c in sorted order. c: the first bucket at
+      // which the bucket masses reach the target. O(n) per step instead of sorting the
+      // whole vocabulary; only bucket c is sorted.
+      let c = 0, acc = 0;
+      for (; c < NUCLEUS_BUCKETS - 1; c++) {
+        acc += bucketMass[c];
+        if (acc >= target) break;
       }
       let k = 0;
       for (let i = 0; i < n; i++) {
-        if (p[i] >= hi) {
+        if (bucket[i] < c) {
           idx[k++] = i;
           cum += p[i];
         }
       }
       start = k;
-      for (let i = 0; i < n; i++) if (p[i] >= lo && p[i] < hi) idx[k++] = i;
+      for (let i = 0; i < n; i++) if (bucket[i] === c) idx[k++] = i;
       m = k;
       idx.subarray(start, m).sort(before);
     }
@@ -415,7 +425,18 @@ export function keptSet(
   const o = resolveSamplerOptions({ seed: 0, ...options });
   const n = logits.length;
   const work = new Float64Array(n), idx = new Int32Array(n), stamp = new Int32Array(n);
-  const m = filterCandidates(logits, recent, o, work, idx, stamp, new Int32Array(n), 1);
+  const m = filterCandidates(
+    logits,
+    recent,
+    o,
+    work,
+    idx,
+    stamp,
+    new Int32Array(n),
+    1,
+    new Uint16Array(n),
+    new Float64Array(NUCLEUS_BUCKETS),
+  );
   const ids = Array.from(idx.subarray(0, m));
   ids.sort((a, b) => work[b] - work[a] || a - b);
   let z = 0;
@@ -445,6 +466,8 @@ export class Sampler {
   #probs = new Float64Array(0); // (vocab) normalised probabilities of the candidates
   #stamp = new Int32Array(0); // (vocab) marks of the ids counted for the penalties
   #count = new Int32Array(0); // (vocab) their occurrences in the penalty window
+  #bucket = new Uint16Array(0); // (vocab) log-probability bucket of each id (top-p)
+  #bucketMass = new Float64Array(NUCLEUS_BUCKETS); // (buckets) mass of each bucket
   #stampValue = 0;
 
   /**
@@ -534,6 +557,7 @@ export class Sampler {
       this.#probs = new Float64Array(n);
       this.#stamp = new Int32Array(n);
       this.#count = new Int32Array(n);
+      this.#bucket = new Uint16Array(n);
       this.#stampValue = 0;
     }
     if (++this.#stampValue === 0x7fffffff) {
@@ -549,6 +573,8 @@ export class Sampler {
       this.#stamp,
       this.#count,
       this.#stampValue,
+      this.#bucket,
+      this.#bucketMass,
     );
   }
 }
