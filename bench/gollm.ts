@@ -20,6 +20,8 @@ export interface GollmBenchOptions {
   backend?: Backend;
   /** Receives the runner's progress lines (`gollm decode run 1/3`, ...). */
   onProgress?: (message: string) => void;
+  /** CPUs to pin the gollm process to (a `taskset -c` list); default not pinned. */
+  cpus?: string;
 }
 
 /**
@@ -29,7 +31,7 @@ export interface GollmBenchOptions {
  *
  * @param file A model gollm loads (GGUF, gollm or HF directory, llama2.c `.bin`).
  * @param protocol Threads, steps, prompt length, runs (defaults of issue #8).
- * @param options Backend, progress.
+ * @param options Backend, progress, CPUs to pin to.
  * @returns The figures.
  * @throws {RangeError} for a bad protocol value.
  * @throws {RunnerError} (bench/subprocess.ts) when gollm cannot load or run the file, with
@@ -53,6 +55,7 @@ export async function gollmBench(
   return await runRunner<EngineBench>(RUNNER, req, {
     denoFlags: ["-A", "--quiet", FP16_V8_FLAG, "--config", CONFIG],
     onProgress: options.onProgress,
+    cpus: options.cpus,
     what: `gollm ${req.backend} bench`, // gollm's own errors name the file
   });
 }

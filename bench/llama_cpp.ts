@@ -214,11 +214,18 @@ export interface PeerCallOptions {
   peerDir?: string;
   /** Receives the peer's progress lines (`llama.cpp decode run 1/3`, ...). */
   onProgress?: (message: string) => void;
+  /** CPUs to pin the peer's process to (a `taskset -c` list); default not pinned. */
+  cpus?: string;
 }
 
 /** Runs one request in a fresh runner process; returns its parsed JSON reply. */
-function runPeer<T>(req: RunnerRequest, onProgress?: (m: string) => void): Promise<T> {
+function runPeer<T>(
+  req: RunnerRequest,
+  onProgress?: (m: string) => void,
+  cpus?: string,
+): Promise<T> {
   return runRunner<T>(RUNNER, req, {
+    cpus,
     // No deno.json (its import map would hide node_modules); resolve from the peer's own
     // node_modules folder, as Node would.
     denoFlags: ["-A", "--quiet", "--no-config", "--no-lock", "--node-modules-dir=manual"],
@@ -244,7 +251,7 @@ async function checkFile(what: string, path: string): Promise<void> {
  *
  * @param file A GGUF file llama.cpp can load.
  * @param protocol Threads (`n_threads` = `n_threads_batch`), steps, prompt length, runs.
- * @param options Peer folder, progress.
+ * @param options Peer folder, progress, CPUs to pin to.
  * @returns Decode and prefill tok/s, each run's milliseconds, load time and the peer
  *   process's peak RSS (bytes, VmHWM; it counts the mmap-ed weights it touched).
  * @throws {PeerError} for a missing file, a bad protocol value, or a failure of the peer.
@@ -270,6 +277,7 @@ export async function llamaCppBench(
   return await runPeer<EngineBench>(
     { cmd: "bench", peerDir, file, protocol: p },
     options.onProgress,
+    options.cpus,
   );
 }
 

@@ -10,12 +10,14 @@
  * process after its own warm-up), so a burst of load on this shared machine falls on both
  * engines rather than on all of one engine's runs; the figures are the medians. `--json`
  * prints one JSON object instead. Progress goes to stderr. Each engine runs in its own
- * process (bench/gollm.ts, bench/llama_cpp.ts) with the protocol of bench/protocol.ts.
+ * process (bench/gollm.ts, bench/llama_cpp.ts) with the protocol of bench/protocol.ts. The
+ * 1-thread runs of both engines are pinned to one CPU (`taskset -c`, the last CPU unless
+ * `--cpu N`; `--cpu none` leaves them free): a VM's vCPUs can differ by 2x.
  *
  * ```
  * deno task bench:peers [--types F16,Q8_0,Q4_K_M] [--threads 1,2] [--seed 1]
  *   [--decode-steps 200] [--prefill-tokens 256] [--warmup 1] [--runs 3]
- *   [--backend wasm] [--json] [--save REPORT.json]
+ *   [--backend wasm] [--cpu N|none] [--json] [--save REPORT.json]
  * ```
  *
  * `--save` also writes the JSON report to a file (after every finished row, so a stopped run
@@ -33,6 +35,7 @@ import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
 import { gollmBench } from "./gollm.ts";
 import { installPeer, LLAMA_FTYPES, llamaCppBench } from "./llama_cpp.ts";
 import { BENCH_TYPES, benchModels } from "./make_model.ts";
+import { tasksetAvailable } from "./subprocess.ts";
 import {
   type EngineBench,
   loadAverage,
@@ -77,6 +80,11 @@ export interface PeerReport {
   protocol: ResolvedProtocol;
   /** Load average (1, 5, 15 min) before and after the run. */
   loadAverage: { start: string; end: string };
+  /**
+   * The CPU both engines' 1-thread runs were pinned to (`taskset -c`), or null when not
+   * pinned (no taskset, or `--cpu none`).
+   */
+  pinnedCpu: number | null;
   /** One row per (type, threads). */
   rows: PeerRow[];
 }
@@ -174,6 +182,13 @@ export interface RunPeersOptions {
   onProgress?: (message: string) => void;
   /** Called with the report so far after each finished row (to save partial results). */
   onRow?: (report: PeerReport) => void | Promise<void>;
+  /**
+   * The CPU to pin both engines' 1-thread runs to, or null for none (default: the last
+   * CPU, where `taskset` exists). The vCPUs of a VM need not be equal: on this project's
+   * machine one of the two decoded g110M about 2x slower than the other, so unpinned
+   * single-thread runs landed on either and their ratios scattered.
+   */
+  cpu?: number | null;
 }
 
 /**
@@ -199,17 +214,24 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
     }
   }
   const threadList = options.threads ?? [1, 2];
+  const lastCpu = Math.max(0, (navigator.hardwareConcurrency ?? 1) - 1);
+  const cpu = options.cpu === undefined ? lastCpu : options.cpu;
+  if (cpu !== null && !(Number.isInteger(cpu) && cpu >= 0 && cpu <= lastCpu)) {
+    throw new GollmError(`--cpu: expected a CPU in 0..${lastCpu} or none, got ${cpu}`);
+  }
   const backend = options.backend ?? "wasm";
   const protocol = resolveProtocol({ ...options.protocol, threads: 1 });
   const start = loadAverage();
   const peerDir = await installPeer({ onProgress: log });
   const files = await benchModels({ types, seed: options.seed, peerDir, onProgress: log });
   const threadsOption = gollmHasThreads();
+  const pinnedCpu = cpu !== null && await tasksetAvailable() ? cpu : null;
   const report: PeerReport = {
     machine: machine(),
     backend,
     protocol,
     loadAverage: { start, end: start },
+    pinnedCpu,
     rows: [],
   };
   const total = types.length * threadList.length;
@@ -236,10 +258,16 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
         const tag = protocol.runs > 1 ? ` (round ${round + 1}/${protocol.runs})` : "";
         const onRound = (m: string) => onProgress(m + tag);
         loadsL.push(loadAverage().split(" ")[0]);
-        runsL.push(await attempt(() => llamaCppBench(file, p1, { peerDir, onProgress: onRound })));
+        // 1 thread: both engines on the same CPU; more threads: not pinned.
+        const cpus = threads === 1 && pinnedCpu !== null ? String(pinnedCpu) : undefined;
+        runsL.push(
+          await attempt(() => llamaCppBench(file, p1, { peerDir, onProgress: onRound, cpus })),
+        );
         if (reuse) continue;
         loadsG.push(loadAverage().split(" ")[0]);
-        runsG.push(await attempt(() => gollmBench(file, p1, { backend, onProgress: onRound })));
+        runsG.push(
+          await attempt(() => gollmBench(file, p1, { backend, onProgress: onRound, cpus })),
+        );
       }
       const llamaCpp = mergeRuns(runsL, protocol.runs);
       const gollm: EngineBench | { error: string } = reuse ? gollmOne.get(type)! : mergeRuns(
@@ -359,7 +387,11 @@ export function formatPeers(r: PeerReport): string {
   const out = [
     `gollm (${r.backend}, ${FP16_V8_FLAG}) vs llama.cpp (${llamaVariant}) on the same GGUF files; tok/s, ratio = gollm / llama.cpp`,
     `protocol: decode = BOS + ${p.decodeSteps} greedy steps from an empty cache; prefill = one ${p.prefillTokens}-token prompt in one call; ${p.warmup} warm-up, median of ${p.runs}; KV ${p.contextSize} slots; the engines alternate, each timed run in its own process after its own warm-up`,
-    `machine: ${r.machine}; load average ${r.loadAverage.start} at start, ${r.loadAverage.end} at end`,
+    `machine: ${r.machine}; load average ${r.loadAverage.start} at start, ${r.loadAverage.end} at end; ${
+      r.pinnedCpu === null
+        ? "not pinned to a CPU"
+        : `1-thread runs of both engines pinned to CPU ${r.pinnedCpu} (taskset)`
+    }`,
     "",
     line(head),
     line(head.map((_, i) => "-".repeat(widths[i]))),
@@ -399,7 +431,8 @@ function parseIntFlag(flag: string, value: string | undefined, min: number): num
 
 const USAGE = `usage: deno task bench:peers [--types F16,Q8_0,Q4_K_M] [--threads 1,2] [--seed N]
   [--decode-steps N] [--prefill-tokens N] [--warmup N] [--runs N] [--backend jit|wasm]
-  [--json] [--save REPORT.json]`;
+  [--cpu N|none] [--json] [--save REPORT.json]
+  --cpu: the CPU both engines' 1-thread runs are pinned to (taskset; default the last one)`;
 
 async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -413,6 +446,7 @@ async function main(args: string[]): Promise<void> {
       warmup: { type: "string" },
       runs: { type: "string" },
       backend: { type: "string" },
+      cpu: { type: "string" },
       json: { type: "boolean" },
       save: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -430,6 +464,7 @@ async function main(args: string[]): Promise<void> {
     types: parseList("--types", values.types),
     threads: parseList("--threads", values.threads)?.map((t) => parseIntFlag("--threads", t, 1)!),
     seed: parseIntFlag("--seed", values.seed, 0),
+    cpu: values.cpu === "none" ? null : parseIntFlag("--cpu", values.cpu, 0),
     backend,
     protocol: {
       decodeSteps: parseIntFlag("--decode-steps", values["decode-steps"], 1),

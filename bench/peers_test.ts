@@ -30,6 +30,7 @@ Deno.test("formatPeers() prints ratios, RSS, reused gollm figures and engine err
     backend: "wasm",
     protocol,
     loadAverage: { start: "1.00 1.00 1.00", end: "2.00 1.50 1.00" },
+    pinnedCpu: 1,
     rows: [
       {
         type: "Q8_0",
@@ -91,6 +92,8 @@ Deno.test("formatPeers() prints ratios, RSS, reused gollm figures and engine err
   assert.ok(row("Q4_K_M", "1").includes("n/a"));
   assert.ok(row("Q8_0", "1").includes("200/200"));
   assert.match(text, /load average 1\.00 1\.00 1\.00 at start, 2\.00 1\.50 1\.00 at end/);
+  assert.match(text, /1-thread runs of both engines pinned to CPU 1 \(taskset\)/);
+  assert.match(formatPeers({ ...report, pinnedCpu: null }), /not pinned to a CPU/);
   assert.match(text, /^\* gollm has no threads option yet/m);
   assert.match(
     text,
@@ -115,6 +118,9 @@ Deno.test("bench/peers.ts rejects bad options with one error line before running
   const types = await run(["--types", "Q9_9"]);
   assert.equal(types.code, 1);
   assert.match(types.err, /^error: --types: 'Q9_9' is not one of F32, F16, .*Q4_K_M/);
+  const cpu = await run(["--cpu", "99"]);
+  assert.equal(cpu.code, 1);
+  assert.match(cpu.err, /^error: --cpu: expected a CPU in 0\.\.\d+ or none, got 99\n$/);
   const unknown = await run(["--bogus"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /^error: .*--bogus.*\nusage: deno task bench:peers/);

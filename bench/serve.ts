@@ -4,7 +4,7 @@
  *
  * ```
  * deno task bench:serve [--streams 1,4,16,32] [--tokens 64] [--backend auto|wasm|jit]
- *                       [--threads 1] [--peer-streams 1,16] [--no-peer] [--json]
+ *                       [--threads 1] [--peer-streams 1,16] [--no-peer] [--cpu N|none] [--json]
  * ```
  *
  * The file: the g110M shape (configs/gollm-85m.yaml) with random weights (bench/make_model.ts,
@@ -23,6 +23,8 @@
  *
  * The peer: bench/llama_cpp_serve_runner.ts (node-llama-cpp, `createContext({ sequences })`,
  * the same prompts, 64 greedy tokens each) at the same thread count (`--threads`, default 1).
+ * With one thread the server and the peer run pinned to the same CPU (`taskset -c`, the last
+ * CPU unless `--cpu N`; `--cpu none`: not pinned), the client (this process) on any.
  *
  * @module
  */
@@ -32,7 +34,7 @@ import { installPeer, peerCacheDir } from "./llama_cpp.ts";
 import type { ServeRunnerReply, ServeRunnerRequest } from "./llama_cpp_serve_runner.ts";
 import { benchModels } from "./make_model.ts";
 import { loadAverage, prefillPrompt } from "./protocol.ts";
-import { runRunner } from "./subprocess.ts";
+import { runRunner, tasksetAvailable } from "./subprocess.ts";
 import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -87,30 +89,37 @@ async function benchFile(progress: (m: string) => void): Promise<string> {
 }
 
 /** Starts `gollm serve` on a free port; resolves with its URL and a stop function. */
-async function startServer(file: string, parallel: number, backend: string, threads: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      FP16_V8_FLAG,
-      `${ROOT}cli/main.ts`,
-      "serve",
-      file,
-      "--port",
-      "0",
-      "--parallel",
-      `${parallel}`,
-      "--ctx-size",
-      `${CTX}`,
-      "--batch-size",
-      "64",
-      "--backend",
-      backend,
-      "--threads",
-      `${threads}`,
-      "--alias",
-      "bench",
-    ],
+async function startServer(
+  file: string,
+  parallel: number,
+  backend: string,
+  threads: number,
+  cpus: string | undefined,
+) {
+  const deno = [
+    "run",
+    "-A",
+    FP16_V8_FLAG,
+    `${ROOT}cli/main.ts`,
+    "serve",
+    file,
+    "--port",
+    "0",
+    "--parallel",
+    `${parallel}`,
+    "--ctx-size",
+    `${CTX}`,
+    "--batch-size",
+    "64",
+    "--backend",
+    backend,
+    "--threads",
+    `${threads}`,
+    "--alias",
+    "bench",
+  ];
+  const child = new Deno.Command(cpus === undefined ? Deno.execPath() : "taskset", {
+    args: cpus === undefined ? deno : ["-c", cpus, Deno.execPath(), ...deno],
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -194,6 +203,7 @@ async function peerLevel(
   threads: number,
   peerDir: string,
   progress: (m: string) => void,
+  cpus: string | undefined,
 ): Promise<LevelResult> {
   const req: ServeRunnerRequest = {
     peerDir,
@@ -210,6 +220,7 @@ async function peerLevel(
       denoFlags: ["-A", "--quiet", "--no-config", "--no-lock", "--node-modules-dir=manual"],
       env: { NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true", UV_THREADPOOL_SIZE: "1" },
       onProgress: progress,
+      cpus,
       what: `llama.cpp ${streams} sequences on ${file}`,
     },
   );
@@ -241,7 +252,15 @@ if (import.meta.main) {
     `bench:serve on ${file} (backend ${backend}, ${threads} thread(s)), load average ` +
       loadAverage(),
   );
-  const server = await startServer(file, Math.max(...levels), backend, threads);
+  // One thread: the server and the peer on the same CPU (the last; a VM's vCPUs can differ
+  // by 2x), the client free; more threads: nothing pinned. `--cpu none` pins nothing.
+  const cpuOpt = opt("cpu", "");
+  const lastCpu = Math.max(0, (navigator.hardwareConcurrency ?? 1) - 1);
+  const cpus = threads === 1 && cpuOpt !== "none" && await tasksetAvailable()
+    ? cpuOpt || String(lastCpu)
+    : undefined;
+  log(cpus === undefined ? "not pinned to a CPU" : `server and peer pinned to CPU ${cpus}`);
+  const server = await startServer(file, Math.max(...levels), backend, threads, cpus);
   log(`gollm serve loaded ${server.loaded}`);
   const gollm: LevelResult[] = [];
   try {
@@ -258,7 +277,7 @@ if (import.meta.main) {
     log(`llama.cpp, load average ${loadAverage()}`);
     const peerDir = await installPeer({ onProgress: log });
     for (const n of peerLevels) {
-      peer.push(await peerLevel(file, n, tokens, threads, peerDir, log));
+      peer.push(await peerLevel(file, n, tokens, threads, peerDir, log, cpus));
     }
   }
   const ratio = (rs: LevelResult[]) => {
@@ -267,12 +286,14 @@ if (import.meta.main) {
   };
   if (json) {
     console.log(
-      JSON.stringify({ file, backend, loaded: server.loaded, tokens, gollm, peer, threads }),
+      JSON.stringify({ file, backend, loaded: server.loaded, tokens, gollm, peer, threads, cpus }),
     );
   } else {
     const head = "streams  agg tok/s  TTFT p50  TTFT p99  wall s";
     console.log(
-      `gollm serve (${server.loaded}; --threads ${threads}), g110M Q8_0, ${tokens} tokens/stream`,
+      `gollm serve (${server.loaded}; --threads ${threads}), g110M Q8_0, ${tokens} tokens/stream${
+        cpus === undefined ? "" : `; server and peer pinned to CPU ${cpus}`
+      }`,
     );
     console.log(head);
     for (const r of gollm) console.log(fmt(r));

@@ -32,14 +32,48 @@ export interface RunRunnerOptions {
   onProgress?: (message: string) => void;
   /** Prefix of error messages, e.g. `llama.cpp bench on m.gguf`. */
   what: string;
+  /**
+   * CPUs to pin the runner to, a `taskset -c` list (`"1"`, `"0,1"`); needs `taskset`
+   * ({@linkcode tasksetAvailable}). Undefined: not pinned.
+   */
+  cpus?: string;
+}
+
+let taskset: boolean | undefined;
+
+/**
+ * Whether `taskset` (util-linux) runs here, so runners can be pinned to CPUs. Checked once.
+ *
+ * @returns True on Linux with util-linux installed.
+ * @example
+ * ```ts ignore
+ * if (await tasksetAvailable()) console.log("runners can be pinned");
+ * ```
+ */
+export async function tasksetAvailable(): Promise<boolean> {
+  if (taskset === undefined) {
+    try {
+      const out = await new Deno.Command("taskset", {
+        args: ["-c", "0", "true"],
+        stdout: "null",
+        stderr: "null",
+      })
+        .output();
+      taskset = out.success;
+    } catch {
+      taskset = false;
+    }
+  }
+  return taskset;
 }
 
 /**
- * Runs `deno run <flags> <script> <JSON request>` and parses its JSON reply.
+ * Runs `deno run <flags> <script> <JSON request>` (under `taskset -c <cpus>` when asked) and
+ * parses its JSON reply.
  *
  * @param script Absolute path of the runner script.
  * @param request The request object (serialised as the one argument).
- * @param options Flags, environment, progress, message prefix.
+ * @param options Flags, environment, progress, message prefix, CPUs to pin to.
  * @returns The parsed reply.
  * @throws {RunnerError} `<what>: <reason>` with the runner's `error:` line, plus the last
  *   line of other output that mentions an error (a native library's log), when the runner
@@ -54,8 +88,10 @@ export async function runRunner<T>(
   request: unknown,
   options: RunRunnerOptions,
 ): Promise<T> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(options.denoFlags ?? ["-A"]), script, JSON.stringify(request)],
+  const args = ["run", ...(options.denoFlags ?? ["-A"]), script, JSON.stringify(request)];
+  const pin = options.cpus !== undefined && await tasksetAvailable();
+  const child = new Deno.Command(pin ? "taskset" : Deno.execPath(), {
+    args: pin ? ["-c", options.cpus!, Deno.execPath(), ...args] : args,
     env: options.env,
     stdin: "null",
     stdout: "piped",
