@@ -31,13 +31,8 @@ import type { ForwardOptions } from "../core/forward.ts";
 import { expectedShapes } from "../core/weights.ts";
 import type { Graph, GraphNode, NodeOp } from "./graph.ts";
 import { findBuffer, type Plan, planArena } from "./plan.ts";
-import {
-  assembleModule,
-  type FunctionImport,
-  memoryImportText,
-  WasmFunc,
-  withoutText,
-} from "./wasm_asm.ts";
+import { WasmFunc, withoutText } from "./wasm_asm.ts";
+import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_assemble.ts";
 import { barrierKernel, CTL } from "./wasm/barrier.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";

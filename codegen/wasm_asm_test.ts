@@ -4,7 +4,8 @@
  * layout) and the fixed-width SIMD opcode table, and against the engine that runs the bytes.
  */
 import assert from "node:assert/strict";
-import { assembleModule, sleb, uleb, WasmFunc } from "./wasm_asm.ts";
+import { sleb, uleb, WasmFunc } from "./wasm_asm.ts";
+import { assembleModule } from "./wasm_assemble.ts";
 
 Deno.test("uleb() and sleb() encode the LEB128 examples", () => {
   assert.deepEqual(uleb(624485), [0xe5, 0x8e, 0x26]);

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { assembleModule, WasmFunc } from "./wasm_asm.ts";
+import { WasmFunc } from "./wasm_asm.ts";
+import { assembleModule } from "./wasm_assemble.ts";
 
 let relaxed: boolean | undefined;
 

@@ -176,7 +176,8 @@ export function kernelImports(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { assembleModule, WasmFunc } from "../codegen/wasm_asm.ts";
+ * import { WasmFunc } from "../codegen/wasm_asm.ts";
+ * import { assembleModule } from "../codegen/wasm_assemble.ts";
  * import { startThreadPool } from "./threads.ts";
  * // entry(tid, n, ...): memory[1024 + 4·tid] = tid + 1
  * const f = new WasmFunc("mark", [["tid", "i32"], ["n", "i32"], ...Array.from({ length: 8 },
@@ -369,7 +370,8 @@ function readMessage(memory: WebAssembly.Memory, ctl: number): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { assembleModule, WasmFunc } from "../codegen/wasm_asm.ts";
+ * import { WasmFunc } from "../codegen/wasm_asm.ts";
+ * import { assembleModule } from "../codegen/wasm_assemble.ts";
  * import { createThreadPool } from "./threads.ts";
  * const f = new WasmFunc("mark", [["tid", "i32"], ["n", "i32"], ...Array.from({ length: 8 },
  *   (_, i) => [`a${i}`, "i32"] as [string, "i32"])]);

@@ -5,7 +5,8 @@
  * terminated gives a ThreadError, not a hang.
  */
 import assert from "node:assert/strict";
-import { assembleModule, WasmFunc } from "../codegen/wasm_asm.ts";
+import { WasmFunc } from "../codegen/wasm_asm.ts";
+import { assembleModule } from "../codegen/wasm_assemble.ts";
 import { barrierKernel, CTL, emitShare } from "../codegen/wasm/barrier.ts";
 import { emitLinear } from "../codegen/wasm/linear.ts";
 import { quantizeKernel } from "../codegen/wasm/quantize.ts";

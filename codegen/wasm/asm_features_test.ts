@@ -5,7 +5,8 @@
  * product, calls; and the assembler's errors.
  */
 import assert from "node:assert/strict";
-import { assembleModule, WasmFunc } from "../wasm_asm.ts";
+import { WasmFunc } from "../wasm_asm.ts";
+import { assembleModule } from "../wasm_assemble.ts";
 import { relaxedSimdSupported } from "../wasm_features.ts";
 
 // deno-lint-ignore no-explicit-any

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { assembleModule, type MemoryImport, memoryImportText, type WasmFunc } from "../wasm_asm.ts";
+import type { WasmFunc } from "../wasm_asm.ts";
+import { assembleModule, type MemoryImport, memoryImportText } from "../wasm_assemble.ts";
 
 /** An assembled kernel module. */
 export interface KernelModule {

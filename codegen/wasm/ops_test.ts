@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { assertClose } from "../../tests/assert_close.ts";
 import { rng } from "../../tests/ggml_blocks.ts";
-import { assembleModule, type WasmFunc } from "../wasm_asm.ts";
+import type { WasmFunc } from "../wasm_asm.ts";
+import { assembleModule } from "../wasm_assemble.ts";
 import {
   attentionKernel,
   type AttentionShape,

@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { assembleModule, type MemoryImport, WasmFunc } from "../wasm_asm.ts";
+import { WasmFunc } from "../wasm_asm.ts";
+import { assembleModule, type MemoryImport } from "../wasm_assemble.ts";
 
 /**
  * The scan function (see the module doc).

@@ -4,7 +4,8 @@
  * the rebias without the subnormal case differs on the subnormals.
  */
 import assert from "node:assert/strict";
-import { assembleModule, WasmFunc } from "../wasm_asm.ts";
+import { WasmFunc } from "../wasm_asm.ts";
+import { assembleModule } from "../wasm_assemble.ts";
 import { fp16SimdSupported } from "../wasm_features.ts";
 import { f16Scalar } from "./snippets.ts";
 
