@@ -245,8 +245,8 @@ function filterCandidates(
     return 1;
   }
   // Softmax numerators (the max token gets exactly 1). For top-p over the whole vocabulary,
-  // each token also goes into a bucket of its log-probability (NUCLEUS_STEP nats wide below
-  // the max) and the bucket's mass is summed, in the same pass.
+  // each token also goes into a bucket of its log-probability (1/NUCLEUS_PER_NAT nat wide,
+  // below the max) and the bucket's mass is summed, in the same pass.
   const invT = 1 / o.temperature;
   const nucleusAll = o.topP < 1 && !(o.topK > 0 && o.topK < n);
   if (nucleusAll) {
