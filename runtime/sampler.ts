@@ -207,8 +207,7 @@ const NUCLEUS_BUCKETS = 64 * NUCLEUS_PER_NAT;
 /**
  * Shared filtering core. Writes the candidate ids into `idx[0..m)` and their unnormalised
  * probabilities (`exp((logit - max) / T)`) into `p[id]`; returns m. Candidates come out in
- * descending probability (ties: lower id first) after top-k, in id order otherwise (top-p
- * alone: the surely-kept tokens in id order, then the sorted boundary tokens).
+ * descending probability (ties: lower id first) after top-k, in id order otherwise.
  */
 function filterCandidates(
   logits: ArrayLike<number>,
@@ -313,6 +312,14 @@ function filterCandidates(
       }
     }
     m = Math.max(1, keep);
+    if (!sorted && m > start) {
+      // Back to id order: the kept boundary tokens (sorted by p) merged into the sure ones
+      // (in id order), so the order — and what a seeded draw picks — does not depend on
+      // where the search put the boundary.
+      const b = Int32Array.from(idx.subarray(start, m)).sort();
+      let i = start - 1, j = b.length - 1, w = m - 1;
+      while (j >= 0) idx[w--] = i >= 0 && idx[i] > b[j] ? idx[i--] : b[j--];
+    }
   }
   if (o.minP > 0) {
     // The max probability is 1 (unnormalised) and always survives top-k/top-p.

@@ -368,3 +368,28 @@ Deno.test("Sampler on a 128k vocabulary draws from the kept set (timing printed)
     );
   }
 });
+
+Deno.test("Sampler with top-p alone draws by walking the nucleus in id order", () => {
+  // Reference: the oracle's nucleus in id order, walked with the same PRNG stream.
+  for (const [seed, scale, topP] of [[3, 4, 0.9], [5, 0.5, 0.95], [8, 12, 0.5], [9, 2, 0.999]]) {
+    const logits = randomLogits(3000, seed, scale);
+    const o = { temperature: 0.9, topP, seed };
+    const want = oracle(logits, o);
+    const ids = [...want.keys()].sort((a, b) => a - b);
+    const d = new Sampler(o).distribution(logits);
+    assert.deepEqual([...d.ids], ids, `seed ${seed}: distribution() in id order`);
+    const s = new Sampler(o), rng = new Rng(seed);
+    for (let k = 0; k < 50; k++) {
+      const r = rng.nextFloat();
+      let cum = 0, pick = ids[ids.length - 1];
+      for (const id of ids) {
+        cum += want.get(id)!;
+        if (r < cum) {
+          pick = id;
+          break;
+        }
+      }
+      assert.equal(s.sample(logits), pick, `seed ${seed} scale ${scale} draw ${k}`);
+    }
+  }
+});
