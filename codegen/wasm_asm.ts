@@ -322,7 +322,7 @@ export class WasmFunc {
   i32(v: number): this {
     this.body.push(0x41);
     for (const b of sleb(v | 0)) this.body.push(b);
-    if (this.keepText) this.lines.push("  ".repeat(this.depth) + `i32.const ${v | 0}`);
+    this.line(this.keepText ? `i32.const ${v | 0}` : "");
     return this;
   }
 
@@ -403,8 +403,8 @@ export class WasmFunc {
   }
 
   /** A line of text at the current depth, when text is kept. */
-  private line(text: () => string): void {
-    if (this.keepText) this.lines.push("  ".repeat(this.depth) + text());
+  private line(text: string): void {
+    if (this.keepText) this.lines.push("  ".repeat(this.depth) + text);
   }
 
   /**
@@ -431,8 +431,7 @@ export class WasmFunc {
   mem(name: string, offset = 0, arg: MemArg = {}): this {
     const m = MEMORY[name];
     if (!m) throw new Error(`wasm_asm: unknown memory opcode ${name}`);
-    const text = this.memOp(name, m, offset, arg, arg.memory ?? 0);
-    this.line(() => text);
+    this.line(this.memOp(name, m, offset, arg, arg.memory ?? 0));
     return this;
   }
 
@@ -440,8 +439,7 @@ export class WasmFunc {
   wmem(name: string, offset = 0, arg: MemArg = {}): this {
     const m = MEMORY[name];
     if (!m) throw new Error(`wasm_asm: unknown memory opcode ${name}`);
-    const text = this.memOp(name, m, offset, arg, this.weightMemory);
-    this.line(() => text);
+    this.line(this.memOp(name, m, offset, arg, this.weightMemory));
     return this;
   }
 
@@ -451,7 +449,7 @@ export class WasmFunc {
     if (!m) throw new Error(`wasm_asm: unknown lane memory opcode ${name}`);
     const text = this.memOp(name, m, offset, arg, arg.memory ?? 0);
     this.body.push(lane);
-    this.line(() => `${text} ${lane}`);
+    this.line(this.keepText ? `${text} ${lane}` : "");
     return this;
   }
 
