@@ -272,14 +272,9 @@ export class WasmFunc {
    * hundreds of thousands of these; their garbage grew V8's young generation by ~25 MB).
    */
   private localOp(code: number, verb: string, name: string): this {
-    let n = this.idx(name);
     this.body.push(code);
-    do {
-      const b = n & 0x7f;
-      n >>>= 7;
-      this.body.push(n > 0 ? b | 0x80 : b);
-    } while (n > 0);
-    if (this.keepText) this.lines.push("  ".repeat(this.depth) + `local.${verb} $${name}`);
+    this.pushUleb(this.idx(name));
+    this.line(this.keepText ? `local.${verb} $${name}` : "");
     return this;
   }
 

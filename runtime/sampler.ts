@@ -220,6 +220,7 @@ function filterCandidates(
   stampValue: number,
   bucket: Uint16Array, // (vocab) log-probability bucket of each id (top-p without top-k)
   bucketMass: Float64Array, // (NUCLEUS_BUCKETS) probability mass of each bucket
+  merge: Int32Array, // (vocab) the kept boundary ids, sorted by id before the merge
 ): number {
   const n = logits.length;
   for (let i = 0; i < n; i++) {
@@ -316,9 +317,11 @@ function filterCandidates(
       // Back to id order: the kept boundary tokens (sorted by p) merged into the sure ones
       // (in id order), so the order — and what a seeded draw picks — does not depend on
       // where the search put the boundary.
-      const b = Int32Array.from(idx.subarray(start, m)).sort();
-      let i = start - 1, j = b.length - 1, w = m - 1;
-      while (j >= 0) idx[w--] = i >= 0 && idx[i] > b[j] ? idx[i--] : b[j--];
+      const nb = m - start;
+      merge.set(idx.subarray(start, m));
+      merge.subarray(0, nb).sort(); // numeric, in place
+      let i = start - 1, j = nb - 1, w = m - 1;
+      while (j >= 0) idx[w--] = i >= 0 && idx[i] > merge[j] ? idx[i--] : merge[j--];
     }
   }
   if (o.minP > 0) {
@@ -443,6 +446,7 @@ export function keptSet(
     1,
     new Uint16Array(n),
     new Float64Array(NUCLEUS_BUCKETS),
+    new Int32Array(n),
   );
   const ids = Array.from(idx.subarray(0, m));
   ids.sort((a, b) => work[b] - work[a] || a - b);
@@ -475,6 +479,7 @@ export class Sampler {
   #count = new Int32Array(0); // (vocab) their occurrences in the penalty window
   #bucket = new Uint16Array(0); // (vocab) log-probability bucket of each id (top-p)
   #bucketMass = new Float64Array(NUCLEUS_BUCKETS); // (buckets) mass of each bucket
+  #merge = new Int32Array(0); // (vocab) kept boundary ids (top-p)
   #stampValue = 0;
 
   /**
@@ -565,6 +570,7 @@ export class Sampler {
       this.#stamp = new Int32Array(n);
       this.#count = new Int32Array(n);
       this.#bucket = new Uint16Array(n);
+      this.#merge = new Int32Array(n);
       this.#stampValue = 0;
     }
     if (++this.#stampValue === 0x7fffffff) {
@@ -582,6 +588,7 @@ export class Sampler {
       this.#stampValue,
       this.#bucket,
       this.#bucketMass,
+      this.#merge,
     );
   }
 }

@@ -100,12 +100,6 @@ export function byteLevelInto(text: string, out: Uint8Array, at: number): number
  * ```
  */
 export function byteLevelToBytes(text: string): Uint8Array | null {
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) {
-    const u = text.charCodeAt(i);
-    const b = u < UNIT_TO_BYTE.length ? UNIT_TO_BYTE[u] : -1;
-    if (b < 0) return null;
-    out[i] = b;
-  }
-  return out;
+  const out = new Uint8Array(text.length); // one byte per character
+  return byteLevelInto(text, out, 0) < 0 ? null : out;
 }

@@ -90,15 +90,14 @@ export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): Wa
   f.loop("blocks");
   if (format === "q8_0") {
     quantize32(f, 0, 0, false);
-    f.comment("-128 · Σq over the bytes 4i..4i+3 of both 16-byte halves, lane i (i32x4)");
+    f.comment("m = Σq over the bytes 4i..4i+3 of both 16-byte halves, lane i (the dot's lanes)");
     f.get("pq").mem("v128.load", 0).op("i16x8.extadd_pairwise_i8x16_s");
     f.op("i32x4.extadd_pairwise_i16x8_s");
     f.get("pq").mem("v128.load", 16).op("i16x8.extadd_pairwise_i8x16_s");
-    f.op("i32x4.extadd_pairwise_i16x8_s").op("i32x4.add").i32(7).op("i32x4.shl").op("i32x4.neg");
-    f.set("m").get("pm").get("m").mem("v128.store", 8, { align: 0 });
-    f.comment("s = Σq; records: d, d · s");
-    f.get("h0").get("h1").op("i16x8.add").get("h2").get("h3").op("i16x8.add").op("i16x8.add");
-    f.op("i32x4.extadd_pairwise_i16x8_s").set("m");
+    f.op("i32x4.extadd_pairwise_i16x8_s").op("i32x4.add").set("m");
+    f.comment("-128 · m: the correction of the u8 dot product");
+    f.get("pm").get("m").i32(7).op("i32x4.shl").op("i32x4.neg").mem("v128.store", 8, { align: 0 });
+    f.comment("s = Σq, the total of m's lanes; records: d, d · s");
     f.get("m").lane("i32x4.extract_lane", 0).get("m").lane("i32x4.extract_lane", 1).op("i32.add");
     f.get("m").lane("i32x4.extract_lane", 2).get("m").lane("i32x4.extract_lane", 3).op("i32.add");
     f.op("i32.add").set("s");
