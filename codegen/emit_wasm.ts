@@ -81,7 +81,7 @@ export interface WasmLayout {
   /** Bytes of the quantised-activation part of a scratch (the attention scores follow). */
   quantBytes: number;
   /**
-   * Offset in a scratch of the f32 panel of the F16/BF16 matmuls (after the attention
+   * Offset in a scratch of the f32 panel of the F32/F16/BF16 matmuls (after the attention
    * scores; `linear.ts` {@linkcode panelBytes} of the widest prefill input).
    */
   panelOffset: number;
@@ -168,7 +168,8 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
  * One thread's scratch: the quantised rows of the widest matrix-product input of either
  * graph (a q8_0 row takes `K + 3K / 4` bytes: 1 per quant and 24 per 32 of metadata; a q8_K
  * row less, `K + K / 4`; whatever the weight types), then one head's attention scores over the
- * longest ring, then the f32 panel of an F16/BF16 matmul (R rows of the widest input).
+ * longest ring, then the f32 panel of a float-type matmul (8 rows of the widest input,
+ * transposed; `linear_panel.ts`).
  */
 function scratchOf(plan: Plan) {
   let quant = 0, panel = 0;

@@ -33,7 +33,8 @@ import type { BlockCtx, BlockEmitter } from "./block_code.ts";
 import { hsumF32 } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
-import { BF16, F16, F32, fillPanel } from "./types_float.ts";
+import { BF16, F16, F32 } from "./types_float.ts";
+import { emitPanelMatmul, panelScratchBytes } from "./linear_panel.ts";
 
 /** How far (bytes) the touch pointer runs ahead of the rows being computed. */
 export const TOUCH_AHEAD = 2048;
@@ -90,31 +91,31 @@ export interface LinearSpec {
   /** Touch distance in bytes (default {@linkcode TOUCH_AHEAD}; 0: no software prefetch). */
   touchAhead?: number;
   /**
-   * F16/BF16 matmul only: convert each register block's R weight rows to f32 once, into a
+   * F32/F16/BF16 matmul only: convert 8 weight rows at a time to f32 once, transposed into a
    * panel (param `panel` after `n`: {@linkcode panelBytes} bytes of this thread's scratch),
-   * and run the F32 block code over all n tokens from it (default false). The conversion
-   * then costs once per row per call instead of once per C tokens; the products and their
-   * order are those of the in-register conversion, so the results are identical.
+   * and run an 8-row × 6-token outer-product micro-kernel over all n tokens from it
+   * (`linear_panel.ts`; default false). Each result is one f32 sum over k in order, so it
+   * agrees with the in-register kernels to rounding, not bit for bit.
    */
   panel?: boolean;
 }
 
 /**
- * Bytes of the f32 panel an F16/BF16 matmul with `panel` needs: R rows × K.
+ * Bytes of this thread's scratch a float-type matmul with `panel` needs: the transposed f32
+ * panel of 8 rows and its result slot (`linear_panel.ts`).
  *
  * @param K Input features.
- * @param rows Rows per register block (default: the type's matmul blocking).
- * @returns R · K · 4.
+ * @returns 32 · K + 32.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { panelBytes } from "./linear.ts";
- * assert.equal(panelBytes(2048), 2 * 2048 * 4);
+ * assert.equal(panelBytes(2048), 8 * 2048 * 4 + 32);
  * ```
  */
-export function panelBytes(K: number, rows = BLOCKING.F16[1]): number {
-  return rows * K * 4;
+export function panelBytes(K: number): number {
+  return panelScratchBytes(K);
 }
 
 /**
@@ -187,21 +188,30 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const C = mm ? s.tokens ?? mmC : 1;
   const relaxed = s.relaxed ?? false;
   const panel = s.panel ?? false;
-  if (panel && (!mm || (s.type !== "F16" && s.type !== "BF16"))) {
-    throw new RangeError(`linear: a panel is for F16/BF16 matmuls, not ${s.kind} ${s.type}`);
+  if (panel && (!mm || WEIGHT_TYPES[s.type].act !== "f32")) {
+    throw new RangeError(`linear: a panel is for F32/F16/BF16 matmuls, not ${s.kind} ${s.type}`);
+  }
+  if (panel) {
+    return emitPanelMatmul({
+      name: linearName(s),
+      type: s.type as "F32" | "F16" | "BF16",
+      M,
+      K,
+      bias: s.bias ?? false,
+      accumulate: s.accumulate ?? false,
+      relaxed,
+      fp16: s.fp16 ?? false,
+      memory: s.memory ?? 0,
+    });
   }
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);
   params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"]);
   if (mm) params.push(["n", "i32"]);
-  if (panel) params.push(["panel", "i32"]);
-  // With a panel the register blocks read f32 rows of K · 4 bytes from the main memory.
-  const blockEm = panel ? F32 : em;
-  const blockRowBytes = panel ? 4 * K : rb;
   const f = new WasmFunc(linearName(s), params);
   f.weightMemory = s.memory ?? 0;
   const locals = ["r", "wr", "yr", "br", "xt", "yt", "t", "pw", "px", "pd", "wend"];
-  for (const l of [...locals, "touch", "pt", "tend", "tnext", ...(panel ? ["pp"] : [])]) {
+  for (const l of [...locals, "touch", "pt", "tend", "tnext"]) {
     f.local(l, "i32");
   }
   for (let a = 0; a < R; a++) {
@@ -211,7 +221,6 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     }
   }
   em.locals(f, R, C);
-  if (panel) F32.locals(f, R, C);
   const xDesc = t.act === "f32" ? `f32` : `${t.act} rows (stride ${act.stride})`;
   f.comment(
     mm
@@ -227,7 +236,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f,
     R: Rr,
     C: Cc,
-    rowBytes: blockRowBytes,
+    rowBytes: rb,
     stride: act.stride,
     relaxed,
     fp16: s.fp16 ?? false,
@@ -238,7 +247,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const registerBlock = (Rr: number, Cc: number) => {
     const k = ctx(Rr, Cc);
     f.comment(
-      `register block: ${Rr} row(s) × ${Cc} token(s)${panel ? ", weights from the panel" : ""}`,
+      `register block: ${Rr} row(s) × ${Cc} token(s)`,
     );
     for (let a = 0; a < Rr; a++) {
       for (let c = 0; c < Cc; c++) {
@@ -246,31 +255,28 @@ export function emitLinear(s: LinearSpec): WasmFunc {
         if (em.scalar || tail) f.f32(0).set(`sacc${a}_${c}`);
       }
     }
-    f.get(panel ? "panel" : "wr").set("pw").get("xt").set("px");
+    f.get("wr").set("pw").get("xt").set("px");
     if (act.format !== "f32") f.get("xt").i32(act.metaOffset).op("i32.add").set("pd");
-    const saved = f.weightMemory;
-    if (panel) f.weightMemory = 0; // the panel is in the main memory
     if (nb > 0) {
-      f.get(panel ? "panel" : "wr").i32(nb * blockEm.bytes).op("i32.add").set("wend");
-      f.comment(`${nb} block(s) of ${blockEm.elems}`);
+      f.get("wr").i32(nb * em.bytes).op("i32.add").set("wend");
+      f.comment(`${nb} block(s) of ${em.elems}`);
       f.loop("blocks");
-      blockEm.block(k);
-      f.get("pw").i32(blockEm.bytes).op("i32.add").set("pw");
-      f.get("px").i32(act.format === "f32" ? blockEm.elems * 4 : blockEm.elems).op("i32.add").set(
+      em.block(k);
+      f.get("pw").i32(em.bytes).op("i32.add").set("pw");
+      f.get("px").i32(act.format === "f32" ? em.elems * 4 : em.elems).op("i32.add").set(
         "px",
       );
       if (act.format !== "f32") f.get("pd").i32(act.metaBytes).op("i32.add").set("pd");
       f.get("pw").get("wend").op("i32.lt_u").brIf("blocks");
       f.end();
     }
-    if (tail) blockEm.tail!(k, tail);
-    f.weightMemory = saved;
+    if (tail) em.tail!(k, tail);
     for (let c = 0; c < Cc; c++) {
       for (let a = 0; a < Rr; a++) {
         const off = c * M * 4 + a * 4;
         f.get("yt");
         hsumF32(f, `acc${a}_${c}`);
-        const scale = blockEm.accScale?.(k);
+        const scale = em.accScale?.(k);
         if (scale !== undefined) f.f32(scale).op("f32.mul");
         if (em.scalar || tail) f.get(`sacc${a}_${c}`).op("f32.add");
         if (s.bias) f.get("br").mem("f32.load", a * 4).op("f32.add");
@@ -338,7 +344,6 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
     if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");
-    if (panel) fillPanel(f, s.type as "F16" | "BF16", Rr, K, rb, s.fp16 ?? false);
     tokens(Rr);
     f.get("r").i32(Rr).op("i32.add").set("r");
     f.br(`rows${Rr}`).end().end();

@@ -45,7 +45,7 @@ function run(
   type: WeightTypeName,
   s: Omit<LinearSpec, "type">,
   n: number,
-  opts: { flip?: boolean; rawX?: boolean } = {},
+  opts: { flip?: boolean; rawX?: boolean; split?: number[] } = {},
 ): Run {
   const t = WEIGHT_TYPES[type];
   const { M, K } = s;
@@ -88,17 +88,20 @@ function run(
     xArg = QO;
   }
   const PO = 3.75 * (1 << 20); // the f32 panel of an F16/BF16 matmul
-  const args = [
-    WO,
-    ...(s.bias ? [BO] : []),
-    xArg,
-    YO,
-    0,
-    M,
-    ...(s.kind === "matmul" ? [n] : []),
-    ...(s.panel ? [PO] : []),
-  ];
-  e[f.name](...args);
+  // The rows in one call, or in one call per range of `opts.split` (as threads split them).
+  const edges = [0, ...(opts.split ?? []), M];
+  for (let i = 0; i + 1 < edges.length; i++) {
+    e[f.name](
+      WO,
+      ...(s.bias ? [BO] : []),
+      xArg,
+      YO,
+      edges[i],
+      edges[i + 1],
+      ...(s.kind === "matmul" ? [n] : []),
+      ...(s.panel ? [PO] : []),
+    );
+  }
   const yRef = new Float64Array(n * M), mag = new Float64Array(n * M);
   for (let tok = 0; tok < n; tok++) {
     for (let m = 0; m < M; m++) {
@@ -205,27 +208,31 @@ Deno.test("Q8_0 kernels with the u8 dot product (x86 VNNI): the same bits as the
   assert.ok(worst(flipped) > 100 * TOL);
 });
 
-Deno.test("F16/BF16 matmul with a panel: the same bits as converting in registers", () => {
-  for (const type of ["F16", "BF16"] as WeightTypeName[]) {
+Deno.test("F32/F16/BF16 matmul with a panel equals the float64 reference, however the rows are split", () => {
+  for (const type of ["F32", "F16", "BF16"] as WeightTypeName[]) {
     for (const relaxed of RELAXED) {
-      for (const K of [37, 64]) { // 37: four blocks of 8 and a 5-column tail
+      for (const K of [37, 64]) { // 37: four steps of 8 columns and a 5-column tail
         for (const extra of [{}, { bias: true, accumulate: true }]) {
-          const spec = { M: 13, K, kind: "matmul" as const, relaxed, ...extra };
-          const plain = run(type, spec, 11);
-          const panel = run(type, { ...spec, panel: true }, 11);
+          // M = 21: two blocks of 8 rows and a partial block of 5; n = 17: 6 + 6 + 5 tokens.
+          const spec = { M: 21, K, kind: "matmul" as const, relaxed, panel: true, ...extra };
+          const whole = run(type, spec, 17);
           const what = `${type} K=${K} ${JSON.stringify(extra)} relaxed=${relaxed}`;
-          assert.ok(worst(panel) <= TOL, `${what}: relative error ${worst(panel)}`);
-          assert.deepEqual(panel.y, plain.y, what);
+          assert.ok(worst(whole) <= TOL, `${what}: relative error ${worst(whole)}`);
+          // As threads split the rows: partial blocks inside and at the end of a range.
+          const split = run(type, spec, 17, { split: [3, 12] });
+          assert.deepEqual(split.y, whole.y, `${what}, rows split at 3 and 12`);
         }
       }
     }
   }
   // Negative control: a flipped weight byte reaches the panel's products.
-  const flipped = run("F16", { M: 13, K: 64, kind: "matmul", panel: true }, 11, { flip: true });
+  const flipped = run("F16", { M: 21, K: 64, kind: "matmul", panel: true }, 17, { flip: true });
   assert.ok(worst(flipped) > 100 * TOL);
+  const f = emitLinear({ type: "F16", M: 16, K: 64, kind: "matmul", panel: true });
+  assert.ok(f.text().includes("v128.load32_splat"), "the outer-product micro-kernel");
   assert.throws(
     () => emitLinear({ type: "Q8_0", M: 8, K: 32, kind: "matmul", panel: true }),
-    /a panel is for F16\/BF16 matmuls, not matmul Q8_0/,
+    /a panel is for F32\/F16\/BF16 matmuls, not matmul Q8_0/,
   );
 });
 

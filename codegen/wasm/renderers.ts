@@ -21,6 +21,7 @@ import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { emitShare } from "./barrier.ts";
 import { embedKernel } from "./embed.ts";
 import { emitLinear, linearName } from "./linear.ts";
+import { PANEL_MIN_TOKENS } from "./linear_panel.ts";
 import {
   elementwiseKernel,
   elementwiseName,
@@ -239,7 +240,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       fp16: ctx.fp16,
       dotU8: ctx.dotU8,
       memory: w.memory,
-      panel: ctx.rows > 1 && (w.type === "F16" || w.type === "BF16"),
+      panel: ctx.rows > 1 && WEIGHT_TYPES[w.type].act === "f32",
     },
   };
 }
@@ -248,6 +249,10 @@ const linear: WasmOpRenderer<"linear"> = {
   kernels(node, ctx) {
     const { act, spec: ls } = linearSpec(node, ctx);
     const out = [spec(linearName(ls), () => emitLinear(ls))];
+    if (ls.panel) {
+      const inRegisters = { ...ls, panel: false };
+      out.push(spec(linearName(inRegisters), () => emitLinear(inRegisters)));
+    }
     if (act !== "f32") out.push(spec(quantizeName(act, ls.K), () => quantizeKernel(act, ls.K)));
     return out;
   },
@@ -258,16 +263,20 @@ const linear: WasmOpRenderer<"linear"> = {
     const y = ctx.addr(node.outputs[0]);
     const bias = node.attrs.bias ? [ctx.weight(node.weights[1]).offset] : [];
     emitShare(f, ls.M, 4, "lo", "hi");
-    callWith(f, linearName(ls), [
-      w.offset,
-      ...bias,
-      x,
-      y,
-      "lo",
-      "hi",
-      ...(ctx.rows > 1 ? [ctx.rowsLocal] : []),
-      ...(ls.panel ? [() => ctx.panel()] : []),
-    ]);
+    const args = [w.offset, ...bias, x, y, "lo", "hi", ...(ctx.rows > 1 ? [ctx.rowsLocal] : [])];
+    if (!ls.panel) {
+      callWith(f, linearName(ls), args);
+      return;
+    }
+    f.comment(
+      `fewer than ${PANEL_MIN_TOKENS} rows: the weights converted in registers (filling the ` +
+        "panel would cost more than it saves)",
+    );
+    f.get(ctx.rowsLocal).i32(PANEL_MIN_TOKENS).op("i32.lt_u").if();
+    callWith(f, linearName({ ...ls, panel: false }), args);
+    f.else();
+    callWith(f, linearName(ls), [...args, () => ctx.panel()]);
+    f.end();
   },
 };
 

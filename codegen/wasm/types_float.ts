@@ -50,6 +50,66 @@ function promoteHalves(f: WasmFunc, src: string, lo: string, hi: string): void {
   f.op("f32x4.promote_low_f16x8").set(hi);
 }
 
+/**
+ * Declares and sets, at the function's entry, the locals {@linkcode halvesToF32x4} needs.
+ *
+ * @param f The function (at its entry).
+ * @param type F16 or BF16.
+ * @param fp16 F16 through `f32x4.promote_low_f16x8`.
+ */
+export function halvesLocals(f: WasmFunc, type: "F16" | "BF16", fp16: boolean): void {
+  if (type === "F16" && fp16) return;
+  need(f, "zero", "v128");
+  if (type !== "F16") return;
+  need(f, "f16mask", "v128");
+  need(f, "f16scale", "v128");
+  f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
+  f.i32x4(F16_MASK).set("f16mask");
+  f.f32x4(F16_RESCALE).set("f16scale");
+}
+
+/**
+ * The 8 F16/BF16 values of the v128 local `src` → f32x4 locals `lo` (values 0..3) and `hi`
+ * (4..7), exactly (see the module doc; locals from {@linkcode halvesLocals}).
+ *
+ * @param f The function.
+ * @param type F16 or BF16.
+ * @param src v128 local holding 8 halves.
+ * @param lo f32x4 local for halves 0..3.
+ * @param hi f32x4 local for halves 4..7 (may be `src`).
+ * @param fp16 F16 through `f32x4.promote_low_f16x8`.
+ */
+export function halvesToF32x4(
+  f: WasmFunc,
+  type: "F16" | "BF16",
+  src: string,
+  lo: string,
+  hi: string,
+  fp16: boolean,
+): void {
+  if (type === "F16" && fp16) {
+    promoteHalves(f, src, lo, hi);
+    return;
+  }
+  halfToF32x4(f, type, src, 0);
+  f.set(lo);
+  halfToF32x4(f, type, src, 1);
+  f.set(hi);
+}
+
+/**
+ * Pushes the f32 value of the F16/BF16 at `addr + offset` in the weight memory, exactly.
+ *
+ * @param f The function.
+ * @param type F16 or BF16.
+ * @param addr i32 local holding the address.
+ * @param offset Byte offset.
+ */
+export function scalarHalf(f: WasmFunc, type: "F16" | "BF16", addr: string, offset: number) {
+  if (type === "F16") f16Scalar(f, addr, offset);
+  else f.get(addr).wmem("i32.load16_u", offset).i32(16).op("i32.shl").op("f32.reinterpret_i32");
+}
+
 function madd(k: BlockCtx, acc: string, w: string, x: string): void {
   const f = k.f;
   if (k.relaxed) f.get(w).get(x).get(acc).op("f32x4.relaxed_madd").set(acc);
@@ -151,57 +211,3 @@ export const F32: BlockEmitter = floatType("F32");
 export const F16: BlockEmitter = floatType("F16");
 /** BF16 weights (upper half of an f32), converted in registers. */
 export const BF16: BlockEmitter = floatType("BF16");
-
-/**
- * The panel of an F16/BF16 matmul (linear.ts `LinearSpec.panel`): panel (Rr, K) f32 = the Rr
- * rows of W at local `wr` (`rb` bytes per row) converted, 8 columns per step as the block
- * code converts them, the K % 8 last ones one at a time. Uses the locals `pw`, `pp`, `wend`,
- * `panel` and those of the type's block code.
- *
- * @param f The matmul being written.
- * @param type F16 or BF16.
- * @param Rr Rows of the register block.
- * @param K Columns.
- * @param rb Bytes per row of W.
- * @param fp16 F16 through the FP16 proposal's `f32x4.promote_low_f16x8`.
- */
-export function fillPanel(
-  f: WasmFunc,
-  type: "F16" | "BF16",
-  Rr: number,
-  K: number,
-  rb: number,
-  fp16 = false,
-): void {
-  const K8 = K - (K % 8);
-  f.comment(`panel (${Rr}, ${K}) f32 = these ${Rr} row(s) of W (${type}) converted once`);
-  for (let a = 0; a < Rr; a++) {
-    f.get("wr").i32(a * rb).op("i32.add").set("pw");
-    f.get("panel").i32(a * K * 4).op("i32.add").set("pp");
-    if (K8 > 0) {
-      f.get("pw").i32(K8 * 2).op("i32.add").set("wend");
-      f.loop(`panel_row${a}`);
-      f.get("pw").wmem("v128.load").set("w0_1");
-      if (fp16 && type === "F16") {
-        promoteHalves(f, "w0_1", "w0_0", "w0_1");
-        f.get("pp").get("w0_0").mem("v128.store", 0);
-        f.get("pp").get("w0_1").mem("v128.store", 16);
-      } else {
-        for (const h of [0, 1]) {
-          f.get("pp");
-          halfToF32x4(f, type, "w0_1", h);
-          f.mem("v128.store", 16 * h);
-        }
-      }
-      f.get("pw").i32(16).op("i32.add").set("pw");
-      f.get("pp").i32(32).op("i32.add").set("pp");
-      f.get("pw").get("wend").op("i32.lt_u").brIf(`panel_row${a}`);
-      f.end();
-    }
-    for (let j = 0; j < K - K8; j++) {
-      f.get("pp");
-      scalarWeight(f, type, 2 * j);
-      f.mem("f32.store", 4 * j);
-    }
-  }
-}

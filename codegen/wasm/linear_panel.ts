@@ -1,0 +1,296 @@
+/**
+ * The F32/F16/BF16 matmul through a transposed f32 panel (`linear.ts` `LinearSpec.panel`):
+ * the prefill and batch kernel of the float weight types.
+ *
+ * For each block of {@linkcode PANEL_ROWS} = 8 weight rows, the rows are converted to f32
+ * (F16/BF16) once per call and written transposed, column-major: `panel[k][a] = W[r + a, k]`, 32 bytes
+ * per column. Then a register block of C tokens (C = {@linkcode PANEL_TOKENS} = 6, then 5
+ * .. 1 for the rest) walks k: two f32x4 loads give the 8 rows' weights of column k, one
+ * `v128.load32_splat` per token gives `x[t, k]` in every lane, and two multiply-adds per
+ * token update `acc[t]` (8 rows, two f32x4). 12 accumulators, 2 weight vectors and the
+ * splat are 15 of the 16 xmm registers V8 allocates, so nothing spills, and each load feeds
+ * C or 2 multiply-adds: the outer-product form of BLIS's micro-kernel (Van Zee & van de
+ * Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS Functionality", 2015), here
+ * 8 × 6 with 128-bit vectors. The rows' results leave as two vector stores per token.
+ *
+ * Each `y[t, r]` is one f32 sum over k in order (then `+ bias`, then `+ y` with `_acc`), so
+ * it does not depend on r0/r1 or on which register block computed it: any split of the
+ * rows between threads gives identical results. (The one-token matvec sums lanes of 4
+ * columns instead; the two agree to rounding, not bit for bit.)
+ *
+ * A block of fewer than 8 rows (the end of a thread's range) fills the panel's missing rows
+ * with its last row and writes its results through a 32-byte slot after the panel, one
+ * float at a time.
+ *
+ * @module
+ */
+import { WasmFunc } from "../wasm_asm.ts";
+import { WEIGHT_TYPES } from "./blocks.ts";
+import { halvesLocals, halvesToF32x4, scalarHalf } from "./types_float.ts";
+
+/** Weight rows per panel (two f32x4 per column). */
+export const PANEL_ROWS = 8;
+/** Tokens per register block of the panel matmul. */
+export const PANEL_TOKENS = 6;
+/**
+ * The fewest rows (tokens) a step sends through the panel; below it the step calls the
+ * in-register kernel (`renderers.ts`). g110M shapes, one thread, weights from memory: at
+ * n = 2 and 4 the panel's fill made it 0.6-0.75x the in-register kernel, at n = 6 and 16
+ * 1.0-1.2x, at n = 256 1.2-1.3x.
+ */
+export const PANEL_MIN_TOKENS = 6;
+
+/** What the panel matmul needs to know of its `LinearSpec`. */
+export interface PanelSpec {
+  /** Kernel name. */
+  name: string;
+  /** F32, F16 or BF16. */
+  type: "F32" | "F16" | "BF16";
+  /** Output features (rows of W). */
+  M: number;
+  /** Input features. */
+  K: number;
+  /** Add a bias (M). */
+  bias: boolean;
+  /** Add into y. */
+  accumulate: boolean;
+  /** `f32x4.relaxed_madd`. */
+  relaxed: boolean;
+  /** F16 through `f32x4.promote_low_f16x8`. */
+  fp16: boolean;
+  /** The memory W is in. */
+  memory: number;
+}
+
+/**
+ * Bytes of this kernel's scratch: the panel (K columns × 8 rows × 4 bytes) and the 32-byte
+ * slot a partial row block writes through.
+ *
+ * @param K Input features.
+ * @returns 32 · K + 32.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { panelScratchBytes } from "./linear_panel.ts";
+ * assert.equal(panelScratchBytes(768), 768 * 32 + 32);
+ * ```
+ */
+export function panelScratchBytes(K: number): number {
+  return K * PANEL_ROWS * 4 + PANEL_ROWS * 4;
+}
+
+/**
+ * Emits `matmul_<f32|f16|bf16>_MxK[_bias][_acc]_panel(w, [bias,] x, y, r0, r1, n, panel)`:
+ * y (n, M) [+]= x (n, K) · Wᵀ [+ bias] for rows r0 .. r1 - 1, x and y f32 rows, W (M, K)
+ * rows of K F32/F16/BF16 values, `panel` {@linkcode panelScratchBytes} bytes of this thread's
+ * scratch (see the module doc).
+ *
+ * @param s The kernel.
+ * @returns The function.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { emitPanelMatmul } from "./linear_panel.ts";
+ * const f = emitPanelMatmul({
+ *   name: "matmul_f16_16x64_panel", type: "F16", M: 16, K: 64,
+ *   bias: false, accumulate: false, relaxed: false, fp16: false, memory: 0,
+ * });
+ * assert.ok(f.text().includes("v128.load32_splat"));
+ * ```
+ */
+export function emitPanelMatmul(s: PanelSpec): WasmFunc {
+  const { M, K, type } = s;
+  const rb = K * WEIGHT_TYPES[type].blockBytes; // bytes per weight row
+  const colBytes = PANEL_ROWS * 4; // one panel column
+  const slot = K * colBytes; // the partial block's result slot, after the panel
+  const params: [string, "i32"][] = [["w", "i32"]];
+  if (s.bias) params.push(["bias", "i32"]);
+  params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"], ["n", "i32"]);
+  params.push(["panel", "i32"]);
+  const f = new WasmFunc(s.name, params);
+  f.weightMemory = s.memory;
+  const locals = ["r", "rr", "wr", "pw", "pp", "pend", "px", "t", "xt", "yt", "j", "tend", "touch"];
+  for (const l of locals) {
+    f.local(l, "i32");
+  }
+  for (let c = 0; c < PANEL_TOKENS; c++) f.local(`acc${c}_0`, "v128").local(`acc${c}_1`, "v128");
+  for (const l of ["p0", "p1", "p2", "p3"]) f.local(l, "i32");
+  for (const l of ["w0", "w1", "xs", "h", "t0", "t1", "t2", "t3"]) f.local(l, "v128");
+  for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`hi${i}`, "v128");
+  if (type !== "F32") halvesLocals(f, type, s.fp16);
+  f.comment(
+    `y (n, ${M}) ${s.accumulate ? "+" : ""}= x (n, ${K}) · Wᵀ${s.bias ? " + bias" : ""}, ` +
+      `W (${M}, ${K}) ${type} (${rb} bytes per row), x f32; rows r0 .. r1 - 1, ` +
+      `${PANEL_ROWS} at a time through the panel (${K}, ${PANEL_ROWS}) f32`,
+  );
+  f.get("r0").set("r");
+  f.block("rows_done").loop("rows");
+  f.get("r").get("r1").op("i32.ge_s").brIf("rows_done");
+  f.comment(`rr = min(${PANEL_ROWS}, r1 - r): rows in this block`);
+  f.get("r1").get("r").op("i32.sub").set("rr");
+  f.i32(PANEL_ROWS).get("rr").get("rr").i32(PANEL_ROWS).op("i32.gt_s").op("select").set("rr");
+  f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
+  fillPanel(f, s, rb, colBytes);
+  f.comment(
+    `touch the next block's rows (one load per 64-byte line, not past row r1), so their ` +
+      "cache misses overlap this block's arithmetic",
+  );
+  f.get("wr").i32(PANEL_ROWS * rb).op("i32.add").tee("pp");
+  f.i32(PANEL_ROWS * rb).op("i32.add").set("pend");
+  f.get("w").get("r1").i32(rb).op("i32.mul").op("i32.add").set("tend");
+  f.get("pend").get("tend").get("pend").get("tend").op("i32.lt_u").op("select").set("pend");
+  f.block("touched").loop("touch");
+  f.get("pp").get("pend").op("i32.ge_u").brIf("touched");
+  f.get("touch").get("pp").wmem("i32.load8_u").op("i32.xor").set("touch");
+  f.get("pp").i32(64).op("i32.add").set("pp");
+  f.br("touch").end().end();
+  f.get("x").set("xt");
+  f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yt");
+  for (let C = PANEL_TOKENS; C >= 1; C--) {
+    // C = 6 loops over the tokens; 5 .. 1 each run at most once, for the n % 6 left.
+    f.block(`tok${C}_done`).loop(`tok${C}`);
+    f.get("t").i32(C).op("i32.add").get("n").op("i32.gt_u").brIf(`tok${C}_done`);
+    registerBlock(f, s, C, colBytes, slot);
+    f.get("t").i32(C).op("i32.add").set("t");
+    f.get("xt").i32(C * K * 4).op("i32.add").set("xt");
+    f.get("yt").i32(C * M * 4).op("i32.add").set("yt");
+    if (C === PANEL_TOKENS) f.br(`tok${C}`);
+    f.end().end();
+  }
+  f.i32(0).set("t");
+  f.get("r").i32(PANEL_ROWS).op("i32.add").set("r");
+  f.br("rows").end().end();
+  f.comment("keep the touch loads live: an empty-range call (r1 < r0) would store their fold");
+  f.get("r1").get("r0").op("i32.lt_u").if().get("y").get("touch").mem("i32.store").end();
+  return f;
+}
+
+/** i32-lane shuffle of two vectors: lanes 0..3 from the first, 4..7 from the second. */
+const lanes32 = (l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
+
+/**
+ * Stores the 4 × 4 transpose of the f32x4 locals `rows` (row i = 4 columns of weight row
+ * g + i) as 4 panel columns at `pp + offset`, 32 bytes apart: two rounds of unpacks
+ * (`unpcklps`/`unpckhps`, then `movlhps`/`movhlps` on x86).
+ */
+function storeTransposed(f: WasmFunc, rows: string[], offset: number, colBytes: number): void {
+  const [r0, r1, r2, r3] = rows;
+  f.get(r0).get(r1).shuffle(lanes32([0, 4, 1, 5])).set("t0");
+  f.get(r0).get(r1).shuffle(lanes32([2, 6, 3, 7])).set("t1");
+  f.get(r2).get(r3).shuffle(lanes32([0, 4, 1, 5])).set("t2");
+  f.get(r2).get(r3).shuffle(lanes32([2, 6, 3, 7])).set("t3");
+  const cols: [string, string, number[]][] = [
+    ["t0", "t2", [0, 1, 4, 5]],
+    ["t0", "t2", [2, 3, 6, 7]],
+    ["t1", "t3", [0, 1, 4, 5]],
+    ["t1", "t3", [2, 3, 6, 7]],
+  ];
+  cols.forEach(([a, b, l], k) => {
+    f.get("pp").get(a).get(b).shuffle(lanes32(l)).mem("v128.store", offset + k * colBytes);
+  });
+}
+
+/**
+ * panel[k][a] = W[r + a, k] (f32). Rows a ≥ rr (a partial block) repeat row rr - 1: their
+ * sums are computed and never stored, and no load goes past the rows of this range.
+ */
+function fillPanel(f: WasmFunc, s: PanelSpec, rb: number, colBytes: number): void {
+  const K = s.K, K8 = K - (K % 8), width = WEIGHT_TYPES[s.type].blockBytes;
+  f.comment(`panel (${K}, ${PANEL_ROWS}) f32, column-major: panel[k][a] = W[r + a, k]`);
+  for (let g = 0; g < PANEL_ROWS; g += 4) {
+    f.comment(`rows ${g} .. ${g + 3}: 8 columns per step, converted and transposed 4 × 4`);
+    for (let i = 0; i < 4; i++) {
+      f.comment(`p${i} = row min(${g + i}, rr - 1)`);
+      f.get("wr").i32(g + i).get("rr").i32(1).op("i32.sub");
+      f.i32(g + i).get("rr").op("i32.lt_u").op("select").i32(rb).op("i32.mul").op("i32.add");
+      f.set(`p${i}`);
+    }
+    f.get("panel").i32(4 * g).op("i32.add").set("pp");
+    if (K8 > 0) {
+      f.get("p0").i32(width * K8).op("i32.add").set("pend");
+      f.loop(`panel_rows${g}`);
+      for (let i = 0; i < 4; i++) {
+        if (s.type === "F32") {
+          f.get(`p${i}`).wmem("v128.load").set(`lo${i}`);
+          f.get(`p${i}`).wmem("v128.load", 16).set(`hi${i}`);
+        } else {
+          f.get(`p${i}`).wmem("v128.load").set("h");
+          halvesToF32x4(f, s.type, "h", `lo${i}`, `hi${i}`, s.fp16);
+        }
+        f.get(`p${i}`).i32(8 * width).op("i32.add").set(`p${i}`);
+      }
+      storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, colBytes);
+      storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], 4 * colBytes, colBytes);
+      f.get("pp").i32(8 * colBytes).op("i32.add").set("pp");
+      f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${g}`);
+      f.end();
+    }
+    for (let j = 0; j < K - K8; j++) {
+      for (let i = 0; i < 4; i++) {
+        f.get("pp");
+        if (s.type === "F32") f.get(`p${i}`).wmem("f32.load", 4 * j);
+        else scalarHalf(f, s.type, `p${i}`, 2 * j);
+        f.mem("f32.store", j * colBytes + 4 * i);
+      }
+    }
+  }
+}
+
+/** y[t .. t + C - 1, r .. r + rr - 1] from the panel: the 8 × C micro-kernel. */
+function registerBlock(f: WasmFunc, s: PanelSpec, C: number, colBytes: number, slot: number) {
+  const { K, M } = s;
+  f.comment(`register block: ${PANEL_ROWS} rows × ${C} token(s), k = 0 .. ${K - 1}`);
+  for (let c = 0; c < C; c++) f.zeroV128().set(`acc${c}_0`).zeroV128().set(`acc${c}_1`);
+  f.get("panel").set("pp").get("xt").set("px");
+  f.get("panel").i32(K * colBytes).op("i32.add").set("pend");
+  f.loop(`k${C}`);
+  f.get("pp").mem("v128.load", 0).set("w0").get("pp").mem("v128.load", 16).set("w1");
+  for (let c = 0; c < C; c++) {
+    f.get("px").mem("v128.load32_splat", c * K * 4).set("xs");
+    for (const v of [0, 1]) {
+      const acc = `acc${c}_${v}`;
+      if (s.relaxed) f.get(`w${v}`).get("xs").get(acc).op("f32x4.relaxed_madd").set(acc);
+      else f.get(acc).get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.add").set(acc);
+    }
+  }
+  f.get("px").i32(4).op("i32.add").set("px");
+  f.get("pp").i32(colBytes).op("i32.add").tee("pp").get("pend").op("i32.lt_u").brIf(`k${C}`);
+  f.end();
+  /** Pushes the result vector v of token c with the bias and y added (addr on the stack). */
+  const result = (c: number, v: number, yOff: number) => {
+    f.get(`acc${c}_${v}`);
+    if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").mem("v128.load", 16 * v);
+    if (s.bias) f.op("f32x4.add");
+    if (s.accumulate) f.get("yt").mem("v128.load", yOff).op("f32x4.add");
+  };
+  f.get("rr").i32(PANEL_ROWS).op("i32.eq").if();
+  for (let c = 0; c < C; c++) {
+    for (const v of [0, 1]) {
+      const yOff = c * M * 4 + 16 * v;
+      f.get("yt");
+      result(c, v, yOff);
+      f.mem("v128.store", yOff);
+    }
+  }
+  f.else();
+  f.comment("rr < 8: through the slot after the panel, one float per row");
+  for (let c = 0; c < C; c++) {
+    f.get("panel").get(`acc${c}_0`).mem("v128.store", slot);
+    f.get("panel").get(`acc${c}_1`).mem("v128.store", slot + 16);
+    f.i32(0).set("j");
+    f.loop(`part${C}_${c}`);
+    f.get("yt").get("j").i32(4).op("i32.mul").op("i32.add").tee("pw"); // address of y[t + c, r + j]
+    f.get("panel").get("j").i32(4).op("i32.mul").op("i32.add").mem("f32.load", slot);
+    if (s.bias) {
+      f.get("bias").get("r").get("j").op("i32.add").i32(4).op("i32.mul").op("i32.add");
+      f.mem("f32.load").op("f32.add");
+    }
+    if (s.accumulate) f.get("pw").mem("f32.load", c * M * 4).op("f32.add");
+    f.mem("f32.store", c * M * 4);
+    f.get("j").i32(1).op("i32.add").tee("j").get("rr").op("i32.lt_u").brIf(`part${C}_${c}`);
+    f.end();
+  }
+  f.end();
+}
