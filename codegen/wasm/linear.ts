@@ -34,7 +34,8 @@ import { hsumF32 } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
-import { emitPanelMatmul, panelScratchBytes } from "./linear_panel.ts";
+import { emitPanelMatmul, panelScratchBytes, type PanelSpec } from "./linear_panel.ts";
+import { q8PanelKind } from "./linear_panel_q8.ts";
 
 /** How far (bytes) the touch pointer runs ahead of the rows being computed. */
 export const TOUCH_AHEAD = 2048;
@@ -91,18 +92,42 @@ export interface LinearSpec {
   /** Touch distance in bytes (default {@linkcode TOUCH_AHEAD}; 0: no software prefetch). */
   touchAhead?: number;
   /**
-   * F32/F16/BF16 matmul only: convert 8 weight rows at a time to f32 once, transposed into a
+   * F32/F16/BF16 matmul: convert 8 weight rows at a time to f32 once, transposed into a
    * panel (param `panel` after `n`: {@linkcode panelBytes} bytes of this thread's scratch),
    * and run an 8-row × 6-token outer-product micro-kernel over all n tokens from it
-   * (`linear_panel.ts`; default false). Each result is one f32 sum over k in order, so it
-   * agrees with the in-register kernels to rounding, not bit for bit.
+   * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`: repack 8 rows in groups of 4
+   * quants and run an 8-row × 3-token micro-kernel (`linear_panel_q8.ts`). Default false;
+   * see {@linkcode panelSupported}. The results agree with the in-register kernels to
+   * rounding, not bit for bit.
    */
   panel?: boolean;
 }
 
 /**
- * Bytes of this thread's scratch a float-type matmul with `panel` needs: the transposed f32
- * panel of 8 rows and its result slot (`linear_panel.ts`).
+ * Whether a spec may take `panel`: a matmul of F32/F16/BF16 weights, or of Q8_0 weights with
+ * `relaxed` and `dotU8` (`linear_panel_q8.ts`).
+ *
+ * @param s The spec.
+ * @returns Whether `emitLinear({ ...s, panel: true })` emits a panel kernel.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { panelSupported } from "./linear.ts";
+ * assert.ok(panelSupported({ type: "F16", M: 8, K: 64, kind: "matmul" }));
+ * assert.ok(!panelSupported({ type: "Q8_0", M: 8, K: 64, kind: "matmul" }));
+ * ```
+ */
+export function panelSupported(s: LinearSpec): boolean {
+  if (s.kind !== "matmul") return false;
+  if (WEIGHT_TYPES[s.type].act === "f32") return true;
+  return s.type === "Q8_0" && (s.relaxed ?? false) && (s.dotU8 ?? false);
+}
+
+/**
+ * Bytes of this thread's scratch a matmul with `panel` needs: the transposed f32 panel of 8
+ * rows and its result slot (`linear_panel.ts`; the Q8_0 panel of `linear_panel_q8.ts`, 9
+ * bytes per column, fits in it).
  *
  * @param K Input features.
  * @returns 32 · K + 32.
@@ -188,13 +213,16 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const C = mm ? s.tokens ?? mmC : 1;
   const relaxed = s.relaxed ?? false;
   const panel = s.panel ?? false;
-  if (panel && (!mm || WEIGHT_TYPES[s.type].act !== "f32")) {
-    throw new RangeError(`linear: a panel is for F32/F16/BF16 matmuls, not ${s.kind} ${s.type}`);
+  if (panel && !panelSupported(s)) {
+    throw new RangeError(
+      `linear: a panel is for F32/F16/BF16 matmuls and Q8_0 ones with the u8 dot product, ` +
+        `not ${s.kind} ${s.type}`,
+    );
   }
   if (panel) {
-    return emitPanelMatmul({
+    const ps: PanelSpec = {
       name: linearName(s),
-      type: s.type as "F32" | "F16" | "BF16",
+      type: s.type as PanelSpec["type"],
       M,
       K,
       bias: s.bias ?? false,
@@ -202,7 +230,10 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       relaxed,
       fp16: s.fp16 ?? false,
       memory: s.memory ?? 0,
-    });
+    };
+    return s.type === "Q8_0"
+      ? emitPanelMatmul(ps, q8PanelKind(K, s.fp16 ?? false))
+      : emitPanelMatmul(ps);
   }
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);

@@ -25,7 +25,7 @@
  * @module
  */
 import { WasmFunc } from "../wasm_asm.ts";
-import { WEIGHT_TYPES } from "./blocks.ts";
+import { rowBytes, WEIGHT_TYPES } from "./blocks.ts";
 import { halvesLocals, halvesToF32x4, scalarHalf } from "./types_float.ts";
 
 /** Weight rows per panel (two f32x4 per column). */
@@ -44,8 +44,8 @@ export const PANEL_MIN_TOKENS = 6;
 export interface PanelSpec {
   /** Kernel name. */
   name: string;
-  /** F32, F16 or BF16. */
-  type: "F32" | "F16" | "BF16";
+  /** F32, F16 or BF16 (this file), Q8_0 (`linear_panel_q8.ts`). */
+  type: "F32" | "F16" | "BF16" | "Q8_0";
   /** Output features (rows of W). */
   M: number;
   /** Input features. */
@@ -60,6 +60,34 @@ export interface PanelSpec {
   fp16: boolean;
   /** The memory W is in. */
   memory: number;
+}
+
+/**
+ * What differs between the panel kernels of two weight types: how a block of 8 rows becomes
+ * the panel, and the micro-kernel that reads it. The driver ({@linkcode emitPanelMatmul})
+ * does the rest: rows, touches, tokens, stores.
+ */
+export interface PanelKind {
+  /** Tokens per register block (blocks of fewer follow for the rest). */
+  tokens: number;
+  /** Bytes of the panel, before the partial block's 32-byte result slot. */
+  panelBytes: number;
+  /** Bytes per activation row of x. */
+  xStride: number;
+  /** What x is, for the header comment. */
+  xDesc: string;
+  /** Declares this kind's locals. */
+  locals(f: WasmFunc): void;
+  /**
+   * Writes the panel of rows `wr` .. (rr of them, `rb` bytes apart); {@linkcode rowPointers}
+   * gives the clamped row addresses.
+   */
+  fill(f: WasmFunc, rb: number): void;
+  /**
+   * Leaves in `acc{c}_0`, `acc{c}_1` (f32x4, rows 0..3 and 4..7) the products of tokens
+   * `xt + c · xStride`, c < C, with the panel.
+   */
+  micro(f: WasmFunc, C: number): void;
 }
 
 /**
@@ -100,11 +128,9 @@ export function panelScratchBytes(K: number): number {
  * assert.ok(f.text().includes("v128.load32_splat"));
  * ```
  */
-export function emitPanelMatmul(s: PanelSpec): WasmFunc {
+export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): WasmFunc {
   const { M, K, type } = s;
-  const rb = K * WEIGHT_TYPES[type].blockBytes; // bytes per weight row
-  const colBytes = PANEL_ROWS * 4; // one panel column
-  const slot = K * colBytes; // the partial block's result slot, after the panel
+  const rb = rowBytes(WEIGHT_TYPES[type], K); // bytes per weight row
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);
   params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"], ["n", "i32"]);
@@ -112,18 +138,14 @@ export function emitPanelMatmul(s: PanelSpec): WasmFunc {
   const f = new WasmFunc(s.name, params);
   f.weightMemory = s.memory;
   const locals = ["r", "rr", "wr", "pw", "pp", "pend", "px", "t", "xt", "yt", "j", "tend", "touch"];
-  for (const l of locals) {
-    f.local(l, "i32");
-  }
-  for (let c = 0; c < PANEL_TOKENS; c++) f.local(`acc${c}_0`, "v128").local(`acc${c}_1`, "v128");
-  for (const l of ["p0", "p1", "p2", "p3"]) f.local(l, "i32");
-  for (const l of ["w0", "w1", "xs", "h", "t0", "t1", "t2", "t3"]) f.local(l, "v128");
-  for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`hi${i}`, "v128");
-  if (type !== "F32") halvesLocals(f, type, s.fp16);
+  for (const l of [...locals, "p0", "p1", "p2", "p3"]) f.local(l, "i32");
+  for (let c = 0; c < kind.tokens; c++) f.local(`acc${c}_0`, "v128").local(`acc${c}_1`, "v128");
+  for (const l of ["w0", "w1", "xs", "t0", "t1", "t2", "t3"]) f.local(l, "v128");
+  kind.locals(f);
   f.comment(
     `y (n, ${M}) ${s.accumulate ? "+" : ""}= x (n, ${K}) · Wᵀ${s.bias ? " + bias" : ""}, ` +
-      `W (${M}, ${K}) ${type} (${rb} bytes per row), x f32; rows r0 .. r1 - 1, ` +
-      `${PANEL_ROWS} at a time through the panel (${K}, ${PANEL_ROWS}) f32`,
+      `W (${M}, ${K}) ${type} (${rb} bytes per row), x ${kind.xDesc}; rows r0 .. r1 - 1, ` +
+      `${PANEL_ROWS} at a time through a panel of ${kind.panelBytes} bytes`,
   );
   f.get("r0").set("r");
   f.block("rows_done").loop("rows");
@@ -132,7 +154,7 @@ export function emitPanelMatmul(s: PanelSpec): WasmFunc {
   f.get("r1").get("r").op("i32.sub").set("rr");
   f.i32(PANEL_ROWS).get("rr").get("rr").i32(PANEL_ROWS).op("i32.gt_s").op("select").set("rr");
   f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
-  fillPanel(f, s, rb, colBytes);
+  kind.fill(f, rb);
   f.comment(
     `touch the next block's rows (one load per 64-byte line, not past row r1), so their ` +
       "cache misses overlap this block's arithmetic",
@@ -148,15 +170,17 @@ export function emitPanelMatmul(s: PanelSpec): WasmFunc {
   f.br("touch").end().end();
   f.get("x").set("xt");
   f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yt");
-  for (let C = PANEL_TOKENS; C >= 1; C--) {
-    // C = 6 loops over the tokens; 5 .. 1 each run at most once, for the n % 6 left.
+  for (let C = kind.tokens; C >= 1; C--) {
+    // The widest block loops over the tokens; the narrower ones each run at most once.
     f.block(`tok${C}_done`).loop(`tok${C}`);
     f.get("t").i32(C).op("i32.add").get("n").op("i32.gt_u").brIf(`tok${C}_done`);
-    registerBlock(f, s, C, colBytes, slot);
+    f.comment(`register block: ${PANEL_ROWS} rows × ${C} token(s)`);
+    kind.micro(f, C);
+    storeResults(f, s, C, kind.panelBytes);
     f.get("t").i32(C).op("i32.add").set("t");
-    f.get("xt").i32(C * K * 4).op("i32.add").set("xt");
+    f.get("xt").i32(C * kind.xStride).op("i32.add").set("xt");
     f.get("yt").i32(C * M * 4).op("i32.add").set("yt");
-    if (C === PANEL_TOKENS) f.br(`tok${C}`);
+    if (C === kind.tokens) f.br(`tok${C}`);
     f.end().end();
   }
   f.i32(0).set("t");
@@ -167,15 +191,35 @@ export function emitPanelMatmul(s: PanelSpec): WasmFunc {
   return f;
 }
 
+/**
+ * Sets the i32 locals p0..p3 to the addresses of rows g .. g + 3 of the block at `wr`,
+ * each clamped to row rr - 1: rows past rr (a partial block) repeat the last one, whose
+ * sums are computed and never stored, and no load goes past the rows of this range.
+ */
+export function rowPointers(f: WasmFunc, g: number, rb: number): void {
+  for (let i = 0; i < 4; i++) {
+    f.comment(`p${i} = row min(${g + i}, rr - 1)`);
+    f.get("wr").i32(g + i).get("rr").i32(1).op("i32.sub");
+    f.i32(g + i).get("rr").op("i32.lt_u").op("select").i32(rb).op("i32.mul").op("i32.add");
+    f.set(`p${i}`);
+  }
+}
+
 /** i32-lane shuffle of two vectors: lanes 0..3 from the first, 4..7 from the second. */
-const lanes32 = (l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
+export const lanes32 = (l: number[]): number[] =>
+  l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
 
 /**
- * Stores the 4 × 4 transpose of the f32x4 locals `rows` (row i = 4 columns of weight row
- * g + i) as 4 panel columns at `pp + offset`, 32 bytes apart: two rounds of unpacks
- * (`unpcklps`/`unpckhps`, then `movlhps`/`movhlps` on x86).
+ * Stores the 4 × 4 transpose of the 32-bit lanes of the v128 locals `rows` (row i = 4
+ * lanes of weight row g + i) as 4 vectors at `pp + offset`, `colBytes` apart: two rounds of
+ * unpacks (`unpcklps`/`unpckhps`, then `movlhps`/`movhlps` on x86). Uses the locals t0..t3.
  */
-function storeTransposed(f: WasmFunc, rows: string[], offset: number, colBytes: number): void {
+export function storeTransposed(
+  f: WasmFunc,
+  rows: string[],
+  offset: number,
+  colBytes: number,
+): void {
   const [r0, r1, r2, r3] = rows;
   f.get(r0).get(r1).shuffle(lanes32([0, 4, 1, 5])).set("t0");
   f.get(r0).get(r1).shuffle(lanes32([2, 6, 3, 7])).set("t1");
@@ -192,72 +236,85 @@ function storeTransposed(f: WasmFunc, rows: string[], offset: number, colBytes: 
   });
 }
 
-/**
- * panel[k][a] = W[r + a, k] (f32). Rows a ≥ rr (a partial block) repeat row rr - 1: their
- * sums are computed and never stored, and no load goes past the rows of this range.
- */
-function fillPanel(f: WasmFunc, s: PanelSpec, rb: number, colBytes: number): void {
-  const K = s.K, K8 = K - (K % 8), width = WEIGHT_TYPES[s.type].blockBytes;
-  f.comment(`panel (${K}, ${PANEL_ROWS}) f32, column-major: panel[k][a] = W[r + a, k]`);
-  for (let g = 0; g < PANEL_ROWS; g += 4) {
-    f.comment(`rows ${g} .. ${g + 3}: 8 columns per step, converted and transposed 4 × 4`);
-    for (let i = 0; i < 4; i++) {
-      f.comment(`p${i} = row min(${g + i}, rr - 1)`);
-      f.get("wr").i32(g + i).get("rr").i32(1).op("i32.sub");
-      f.i32(g + i).get("rr").op("i32.lt_u").op("select").i32(rb).op("i32.mul").op("i32.add");
-      f.set(`p${i}`);
-    }
-    f.get("panel").i32(4 * g).op("i32.add").set("pp");
-    if (K8 > 0) {
-      f.get("p0").i32(width * K8).op("i32.add").set("pend");
-      f.loop(`panel_rows${g}`);
-      for (let i = 0; i < 4; i++) {
-        if (s.type === "F32") {
-          f.get(`p${i}`).wmem("v128.load").set(`lo${i}`);
-          f.get(`p${i}`).wmem("v128.load", 16).set(`hi${i}`);
-        } else {
-          f.get(`p${i}`).wmem("v128.load").set("h");
-          halvesToF32x4(f, s.type, "h", `lo${i}`, `hi${i}`, s.fp16);
+/** The float types' panel: (K, 8) f32, column-major, `panel[k][a] = W[r + a, k]`. */
+function floatKind(s: PanelSpec): PanelKind {
+  const type = s.type as "F32" | "F16" | "BF16";
+  const K = s.K, K8 = K - (K % 8), width = WEIGHT_TYPES[type].blockBytes;
+  const colBytes = PANEL_ROWS * 4; // one panel column
+  return {
+    tokens: PANEL_TOKENS,
+    panelBytes: K * colBytes,
+    xStride: K * 4,
+    xDesc: "f32",
+    locals(f) {
+      f.local("h", "v128");
+      for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`hi${i}`, "v128");
+      if (type !== "F32") halvesLocals(f, type, s.fp16);
+    },
+    fill(f, rb) {
+      f.comment(`panel (${K}, ${PANEL_ROWS}) f32, column-major: panel[k][a] = W[r + a, k]`);
+      for (let g = 0; g < PANEL_ROWS; g += 4) {
+        f.comment(`rows ${g} .. ${g + 3}: 8 columns per step, converted and transposed 4 × 4`);
+        rowPointers(f, g, rb);
+        f.get("panel").i32(4 * g).op("i32.add").set("pp");
+        if (K8 > 0) {
+          f.get("p0").i32(width * K8).op("i32.add").set("pend");
+          f.loop(`panel_rows${g}`);
+          for (let i = 0; i < 4; i++) {
+            if (type === "F32") {
+              f.get(`p${i}`).wmem("v128.load").set(`lo${i}`);
+              f.get(`p${i}`).wmem("v128.load", 16).set(`hi${i}`);
+            } else {
+              f.get(`p${i}`).wmem("v128.load").set("h");
+              halvesToF32x4(f, type, "h", `lo${i}`, `hi${i}`, s.fp16);
+            }
+            f.get(`p${i}`).i32(8 * width).op("i32.add").set(`p${i}`);
+          }
+          storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, colBytes);
+          storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], 4 * colBytes, colBytes);
+          f.get("pp").i32(8 * colBytes).op("i32.add").set("pp");
+          f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${g}`);
+          f.end();
         }
-        f.get(`p${i}`).i32(8 * width).op("i32.add").set(`p${i}`);
+        for (let j = 0; j < K - K8; j++) {
+          for (let i = 0; i < 4; i++) {
+            f.get("pp");
+            if (type === "F32") f.get(`p${i}`).wmem("f32.load", 4 * j);
+            else scalarHalf(f, type, `p${i}`, 2 * j);
+            f.mem("f32.store", j * colBytes + 4 * i);
+          }
+        }
       }
-      storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, colBytes);
-      storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], 4 * colBytes, colBytes);
-      f.get("pp").i32(8 * colBytes).op("i32.add").set("pp");
-      f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${g}`);
+    },
+    micro(f, C) {
+      for (let c = 0; c < C; c++) f.zeroV128().set(`acc${c}_0`).zeroV128().set(`acc${c}_1`);
+      f.get("panel").set("pp").get("xt").set("px");
+      f.get("panel").i32(K * colBytes).op("i32.add").set("pend");
+      f.comment(`k = 0 .. ${K - 1}: the 8 rows' weights of column k times x[t + c, k]`);
+      f.loop(`k${C}`);
+      f.get("pp").mem("v128.load", 0).set("w0").get("pp").mem("v128.load", 16).set("w1");
+      for (let c = 0; c < C; c++) {
+        f.get("px").mem("v128.load32_splat", c * K * 4).set("xs");
+        for (const v of [0, 1]) {
+          const acc = `acc${c}_${v}`;
+          if (s.relaxed) f.get(`w${v}`).get("xs").get(acc).op("f32x4.relaxed_madd").set(acc);
+          else f.get(acc).get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.add").set(acc);
+        }
+      }
+      f.get("px").i32(4).op("i32.add").set("px");
+      f.get("pp").i32(colBytes).op("i32.add").tee("pp").get("pend").op("i32.lt_u").brIf(`k${C}`);
       f.end();
-    }
-    for (let j = 0; j < K - K8; j++) {
-      for (let i = 0; i < 4; i++) {
-        f.get("pp");
-        if (s.type === "F32") f.get(`p${i}`).wmem("f32.load", 4 * j);
-        else scalarHalf(f, s.type, `p${i}`, 2 * j);
-        f.mem("f32.store", j * colBytes + 4 * i);
-      }
-    }
-  }
+    },
+  };
 }
 
-/** y[t .. t + C - 1, r .. r + rr - 1] from the panel: the 8 × C micro-kernel. */
-function registerBlock(f: WasmFunc, s: PanelSpec, C: number, colBytes: number, slot: number) {
-  const { K, M } = s;
-  f.comment(`register block: ${PANEL_ROWS} rows × ${C} token(s), k = 0 .. ${K - 1}`);
-  for (let c = 0; c < C; c++) f.zeroV128().set(`acc${c}_0`).zeroV128().set(`acc${c}_1`);
-  f.get("panel").set("pp").get("xt").set("px");
-  f.get("panel").i32(K * colBytes).op("i32.add").set("pend");
-  f.loop(`k${C}`);
-  f.get("pp").mem("v128.load", 0).set("w0").get("pp").mem("v128.load", 16).set("w1");
-  for (let c = 0; c < C; c++) {
-    f.get("px").mem("v128.load32_splat", c * K * 4).set("xs");
-    for (const v of [0, 1]) {
-      const acc = `acc${c}_${v}`;
-      if (s.relaxed) f.get(`w${v}`).get("xs").get(acc).op("f32x4.relaxed_madd").set(acc);
-      else f.get(acc).get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.add").set(acc);
-    }
-  }
-  f.get("px").i32(4).op("i32.add").set("px");
-  f.get("pp").i32(colBytes).op("i32.add").tee("pp").get("pend").op("i32.lt_u").brIf(`k${C}`);
-  f.end();
+/**
+ * y[t .. t + C - 1, r .. r + rr - 1] from `acc{c}_{0,1}` (+ bias, + y): two vector stores
+ * per token for a full block; through the slot at `panel + slot` one float per row for a
+ * partial one.
+ */
+function storeResults(f: WasmFunc, s: PanelSpec, C: number, slot: number): void {
+  const M = s.M;
   /** Pushes the result vector v of token c with the bias and y added (addr on the stack). */
   const result = (c: number, v: number, yOff: number) => {
     f.get(`acc${c}_${v}`);

@@ -232,9 +232,65 @@ Deno.test("F32/F16/BF16 matmul with a panel equals the float64 reference, howeve
   assert.ok(f.text().includes("v128.load32_splat"), "the outer-product micro-kernel");
   assert.throws(
     () => emitLinear({ type: "Q8_0", M: 8, K: 32, kind: "matmul", panel: true }),
-    /a panel is for F32\/F16\/BF16 matmuls, not matmul Q8_0/,
+    /a panel is for F32\/F16\/BF16 matmuls and Q8_0 ones with the u8 dot product, not matmul Q8_0/,
   );
 });
+
+Deno.test(
+  "Q8_0 matmul with a panel (u8 dot product) equals the float64 reference, however the rows are split",
+  {
+    ignore: !relaxedDotU8(),
+  },
+  () => {
+    for (const fp16 of fp16SimdSupported() ? [false, true] : [false]) {
+      for (const K of [32, 512]) {
+        for (const extra of [{}, { bias: true, accumulate: true }]) {
+          // M = 21: two blocks of 8 rows and a partial block of 5; n = 8: 3 + 3 + 2 tokens.
+          const spec = {
+            M: 21,
+            K,
+            kind: "matmul" as const,
+            relaxed: true,
+            dotU8: true,
+            panel: true,
+            fp16,
+            ...extra,
+          };
+          const whole = run("Q8_0", spec, 8);
+          const what = `K=${K} ${JSON.stringify(extra)} fp16=${fp16}`;
+          assert.ok(worst(whole) <= TOL, `${what}: relative error ${worst(whole)}`);
+          const split = run("Q8_0", spec, 8, { split: [3, 12] });
+          assert.deepEqual(split.y, whole.y, `${what}, rows split at 3 and 12`);
+        }
+      }
+    }
+    const f = emitLinear({
+      type: "Q8_0",
+      M: 16,
+      K: 64,
+      kind: "matmul",
+      relaxed: true,
+      dotU8: true,
+      panel: true,
+    });
+    assert.ok(f.text().includes("v128.load32_splat"), "the repacked micro-kernel");
+    // Negative control: a flipped weight byte reaches the panel's products.
+    const flipped = run(
+      "Q8_0",
+      {
+        M: 21,
+        K: 64,
+        kind: "matmul",
+        relaxed: true,
+        dotU8: true,
+        panel: true,
+      },
+      8,
+      { flip: true },
+    );
+    assert.ok(worst(flipped) > 100 * TOL);
+  },
+);
 
 Deno.test("matvec negative controls: a flipped weight byte, unquantised activations", () => {
   for (const type of ["Q4_K", "Q8_0", "F16"] as WeightTypeName[]) {

@@ -22,6 +22,7 @@ import { emitShare } from "./barrier.ts";
 import { embedKernel } from "./embed.ts";
 import { emitLinear, linearName } from "./linear.ts";
 import { PANEL_MIN_TOKENS } from "./linear_panel.ts";
+import { Q8_PANEL_MIN_TOKENS } from "./linear_panel_q8.ts";
 import {
   elementwiseKernel,
   elementwiseName,
@@ -240,7 +241,8 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       fp16: ctx.fp16,
       dotU8: ctx.dotU8,
       memory: w.memory,
-      panel: ctx.rows > 1 && WEIGHT_TYPES[w.type].act === "f32",
+      panel: ctx.rows > 1 && (WEIGHT_TYPES[w.type].act === "f32" ||
+        w.type === "Q8_0" && ctx.relaxed && ctx.dotU8),
     },
   };
 }
@@ -268,11 +270,12 @@ const linear: WasmOpRenderer<"linear"> = {
       callWith(f, linearName(ls), args);
       return;
     }
+    const min = ls.type === "Q8_0" ? Q8_PANEL_MIN_TOKENS : PANEL_MIN_TOKENS;
     f.comment(
-      `fewer than ${PANEL_MIN_TOKENS} rows: the weights converted in registers (filling the ` +
-        "panel would cost more than it saves)",
+      `fewer than ${min} rows: the weights decoded in registers (filling the panel would ` +
+        "cost more than it saves)",
     );
-    f.get(ctx.rowsLocal).i32(PANEL_MIN_TOKENS).op("i32.lt_u").if();
+    f.get(ctx.rowsLocal).i32(min).op("i32.lt_u").if();
     callWith(f, linearName({ ...ls, panel: false }), args);
     f.else();
     callWith(f, linearName(ls), [...args, () => ctx.panel()]);

@@ -62,7 +62,7 @@ export function f16Scalar(
 
 /**
  * Sets the f32x4 local `dst` to the f16 values at `addr + offsets[i]` (lane i; lanes past
- * `offsets.length` are 0), by the same exact arithmetic as {@linkcode f16Scalar} done
+ * `offsets.length` are 0; `addr` may name one local per lane), by the same exact arithmetic as {@linkcode f16Scalar} done
  * lane-wise: one conversion for the scales of R weight rows instead of R scalar ones (the
  * per-block scale of Q8_0 and the 32-element types is read for every row of a register
  * block). Uses the v128 locals `_h4` and `_m4` (declared on first use). With `fp16` the
@@ -76,7 +76,7 @@ export function f16Scalar(
  */
 export function f16Lanes(
   f: WasmFunc,
-  addr: string,
+  addr: string | string[],
   offsets: number[],
   dst: string,
   memory = f.weightMemory,
@@ -85,7 +85,7 @@ export function f16Lanes(
   if (offsets.length > 4) throw new RangeError(`f16Lanes: ${offsets.length} lanes > 4`);
   for (const l of ["_h4", "_m4"]) if (!f.has(l)) f.local(l, "v128");
   offsets.forEach((o, i) => {
-    f.get(addr);
+    f.get(typeof addr === "string" ? addr : addr[i]);
     if (i === 0) f.zeroV128();
     else f.get("_h4");
     f.memLane("v128.load16_lane", o, i, { memory, align: 0 }).set("_h4");
