@@ -18,7 +18,6 @@
  *
  * @module
  */
-import type { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, WEIGHT_TYPES } from "./blocks.ts";
 import { lanes32, type PanelKind, rowPointers, storeTransposed } from "./linear_panel.ts";
 import { f16Lanes } from "./snippets.ts";
