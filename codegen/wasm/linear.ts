@@ -36,6 +36,8 @@ import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
 import { emitPanelMatmul, panelScratchBytes, type PanelSpec } from "./linear_panel.ts";
 import { q8PanelKind } from "./linear_panel_q8.ts";
+import { q4kPanelKind } from "./linear_panel_q4k.ts";
+import { q6kPanelKind } from "./linear_panel_q6k.ts";
 
 /** How far (bytes) the touch pointer runs ahead of the rows being computed. */
 export const TOUCH_AHEAD = 2048;
@@ -96,7 +98,9 @@ export interface LinearSpec {
    * panel (param `panel` after `n`: {@linkcode panelBytes} bytes of this thread's scratch),
    * and run an 8-row × 6-token outer-product micro-kernel over all n tokens from it
    * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`: repack 8 rows in groups of 4
-   * quants and run an 8-row × 3-token micro-kernel (`linear_panel_q8.ts`). Default false;
+   * quants and run an 8-row × 3-token micro-kernel (`linear_panel_q8.ts`); Q4_K with
+   * `relaxed` (Q6_K likewise): unpack 8 rows' quants and scales (`linear_panel_q4k.ts`,
+   * `linear_panel_q6k.ts`). Default false;
    * see {@linkcode panelSupported}. The results agree with the in-register kernels to
    * rounding, not bit for bit.
    */
@@ -104,8 +108,9 @@ export interface LinearSpec {
 }
 
 /**
- * Whether a spec may take `panel`: a matmul of F32/F16/BF16 weights, or of Q8_0 weights with
- * `relaxed` and `dotU8` (`linear_panel_q8.ts`).
+ * Whether a spec may take `panel`: a matmul of F32/F16/BF16 weights, of Q8_0 weights with
+ * `relaxed` and `dotU8` (`linear_panel_q8.ts`), or of Q4_K/Q6_K weights with `relaxed`
+ * (`linear_panel_q4k.ts`, `linear_panel_q6k.ts`).
  *
  * @param s The spec.
  * @returns Whether `emitLinear({ ...s, panel: true })` emits a panel kernel.
@@ -121,6 +126,7 @@ export interface LinearSpec {
 export function panelSupported(s: LinearSpec): boolean {
   if (s.kind !== "matmul") return false;
   if (WEIGHT_TYPES[s.type].act === "f32") return true;
+  if (s.type === "Q4_K" || s.type === "Q6_K") return s.relaxed ?? false;
   return s.type === "Q8_0" && (s.relaxed ?? false) && (s.dotU8 ?? false);
 }
 
@@ -215,8 +221,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const panel = s.panel ?? false;
   if (panel && !panelSupported(s)) {
     throw new RangeError(
-      `linear: a panel is for F32/F16/BF16 matmuls and Q8_0 ones with the u8 dot product, ` +
-        `not ${s.kind} ${s.type}`,
+      "linear: a panel is for F32/F16/BF16 matmuls, Q8_0 ones with the u8 dot product and " +
+        `relaxed Q4_K/Q6_K ones, not ${s.kind} ${s.type}`,
     );
   }
   if (panel) {
@@ -231,9 +237,10 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       fp16: s.fp16 ?? false,
       memory: s.memory ?? 0,
     };
-    return s.type === "Q8_0"
-      ? emitPanelMatmul(ps, q8PanelKind(K, s.fp16 ?? false))
-      : emitPanelMatmul(ps);
+    if (s.type === "Q8_0") return emitPanelMatmul(ps, q8PanelKind(K, s.fp16 ?? false));
+    if (s.type === "Q4_K") return emitPanelMatmul(ps, q4kPanelKind(K, s.fp16 ?? false));
+    if (s.type === "Q6_K") return emitPanelMatmul(ps, q6kPanelKind(K, s.fp16 ?? false));
+    return emitPanelMatmul(ps);
   }
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);

@@ -232,7 +232,7 @@ Deno.test("F32/F16/BF16 matmul with a panel equals the float64 reference, howeve
   assert.ok(f.text().includes("v128.load32_splat"), "the outer-product micro-kernel");
   assert.throws(
     () => emitLinear({ type: "Q8_0", M: 8, K: 32, kind: "matmul", panel: true }),
-    /a panel is for F32\/F16\/BF16 matmuls and Q8_0 ones with the u8 dot product, not matmul Q8_0/,
+    /a panel is for F32\/F16\/BF16 matmuls, Q8_0 ones with the u8 dot product and relaxed Q4_K\/Q6_K ones, not matmul Q8_0/,
   );
 });
 
@@ -289,6 +289,33 @@ Deno.test(
       { flip: true },
     );
     assert.ok(worst(flipped) > 100 * TOL);
+  },
+);
+
+Deno.test(
+  "Q4_K/Q6_K matmul with a panel (relaxed) equals the float64 reference, however the rows are split",
+  { ignore: !relaxedSimdSupported() },
+  () => {
+    for (const type of ["Q4_K", "Q6_K"] as const) {
+      for (const fp16 of fp16SimdSupported() ? [false, true] : [false]) {
+        for (const K of [256, 512]) {
+          // (Bias and accumulate apart: a random Q6_K row can be all zero, where this harness's
+          // relative error of bias + y would divide f32 rounding by 1e-30.)
+          for (const extra of [{}, { bias: true }, { accumulate: true }]) {
+            // M = 21: two blocks of 8 rows and a partial block of 5; n = 7: 2 + 2 + 2 + 1.
+            const spec = { M: 21, K, kind: "matmul" as const, relaxed: true, panel: true, fp16 };
+            const whole = run(type, { ...spec, ...extra }, 7);
+            const what = `${type} K=${K} ${JSON.stringify(extra)} fp16=${fp16}`;
+            assert.ok(worst(whole) <= TOL, `${what}: relative error ${worst(whole)}`);
+            const split = run(type, { ...spec, ...extra }, 7, { split: [3, 12] });
+            assert.deepEqual(split.y, whole.y, `${what}, rows split at 3 and 12`);
+          }
+        }
+      }
+      // Negative control: a flipped weight byte reaches the panel's products.
+      const spec = { M: 21, K: 256, kind: "matmul" as const, relaxed: true, panel: true };
+      assert.ok(worst(run(type, spec, 7, { flip: true })) > 100 * TOL, type);
+    }
   },
 );
 

@@ -23,6 +23,8 @@ import { embedKernel } from "./embed.ts";
 import { emitLinear, linearName } from "./linear.ts";
 import { PANEL_MIN_TOKENS } from "./linear_panel.ts";
 import { Q8_PANEL_MIN_TOKENS } from "./linear_panel_q8.ts";
+import { Q4K_PANEL_MIN_TOKENS } from "./linear_panel_q4k.ts";
+import { Q6K_PANEL_MIN_TOKENS } from "./linear_panel_q6k.ts";
 import {
   elementwiseKernel,
   elementwiseName,
@@ -242,7 +244,8 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       dotU8: ctx.dotU8,
       memory: w.memory,
       panel: ctx.rows > 1 && (WEIGHT_TYPES[w.type].act === "f32" ||
-        w.type === "Q8_0" && ctx.relaxed && ctx.dotU8),
+        w.type === "Q8_0" && ctx.relaxed && ctx.dotU8 ||
+        (w.type === "Q4_K" || w.type === "Q6_K") && ctx.relaxed),
     },
   };
 }
@@ -270,7 +273,13 @@ const linear: WasmOpRenderer<"linear"> = {
       callWith(f, linearName(ls), args);
       return;
     }
-    const min = ls.type === "Q8_0" ? Q8_PANEL_MIN_TOKENS : PANEL_MIN_TOKENS;
+    const min = ls.type === "Q8_0"
+      ? Q8_PANEL_MIN_TOKENS
+      : ls.type === "Q4_K"
+      ? Q4K_PANEL_MIN_TOKENS
+      : ls.type === "Q6_K"
+      ? Q6K_PANEL_MIN_TOKENS
+      : PANEL_MIN_TOKENS;
     f.comment(
       `fewer than ${min} rows: the weights decoded in registers (filling the panel would ` +
         "cost more than it saves)",

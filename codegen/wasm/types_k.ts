@@ -79,7 +79,7 @@ function moveBits(f: WasmFunc, v: string, from: number, to: number, mask: string
 const words = (w: number[]) => w.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 
 /** i32x4 constants of the Q4_K/Q5_K scale unpacking, by local name. */
-const SCALE_MIN_CONSTS: Record<string, [number, number, number, number]> = {
+export const SCALE_MIN_CONSTS: Record<string, [number, number, number, number]> = {
   k_w3: [0, 0, 0, -1],
   k_lo: [0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f],
   k_hi: [0, 0x30303030, 0, 0x30303030],
@@ -87,21 +87,22 @@ const SCALE_MIN_CONSTS: Record<string, [number, number, number, number]> = {
 
 /**
  * Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`) on the 3 words u0, u1, u2 of
- * `scales[12]`, all four result words at once: sc0..3 = u0 & 0x3f3f3f3f, sc4..7 =
+ * `scales[12]` (at `addr + o + 4`, weight memory) into the v128 local `dst`, all four result
+ * words at once (uses the locals `tmp`, `qh` and {@linkcode SCALE_MIN_CONSTS}): sc0..3 = u0 & 0x3f3f3f3f, sc4..7 =
  * (u2 & 0x0f0f0f0f) | ((u0 >> 6) & 0x03030303) << 4, m0..3 = u1 & 0x3f3f3f3f, m4..7 =
  * ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 6) & 0x03030303) << 4 (`(u >> 6 & 3) << 4` per byte
  * is `u >> 2 & 0x30`).
  */
-function unpackScaleMin(f: WasmFunc, a: number, o: number): void {
+export function unpackScaleMin(f: WasmFunc, dst: string, o: number, addr = "pw"): void {
   f.comment("scales[12] → sc0..7 (bytes 0..7), m0..7 (bytes 8..15)");
-  f.get("pw").wmem("v128.load", o + 4, { align: 0 }).set("tmp");
+  f.get(addr).wmem("v128.load", o + 4, { align: 0 }).set("tmp");
   f.comment("[u0, u2, u1, u2 >> 4] & [3f.., 0f.., 3f.., 0f..]");
   f.get("tmp").get("tmp").shuffle(words([0, 2, 1, 2])).set("qh");
   f.get("qh").i32(4).op("i32x4.shr_u").get("qh").get("k_w3").op("v128.bitselect");
   f.get("k_lo").op("v128.and");
   f.comment("| [u0, u0, u1, u1] >> 2 & [0, 30.., 0, 30..]");
   f.get("tmp").get("tmp").shuffle(words([0, 0, 1, 1])).i32(2).op("i32x4.shr_u");
-  f.get("k_hi").op("v128.and").op("v128.or").set(`sc${a}`);
+  f.get("k_hi").op("v128.and").op("v128.or").set(dst);
 }
 
 /** Mins term of Q4_K/Q5_K: mins{a}_{c} = Σ_j m_j · Σq_x(j) (per 32). */
@@ -120,7 +121,7 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
   scales: [0, 2],
   prologue(k, a, o) {
     const f = k.f;
-    unpackScaleMin(f, a, o);
+    unpackScaleMin(f, `sc${a}`, o);
     f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
     if (name === "Q5_K") {
       f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_0`);

@@ -1,0 +1,193 @@
+/**
+ * The Q4_K panel of the panel matmul (`linear_panel.ts`): prefill and batches of Q4_K
+ * weights (relaxed SIMD; the 4-bit quants are the i7 operand of the dot product, so no u8
+ * form is needed).
+ *
+ * For each block of 8 weight rows, every 256-element super-block of the rows is unpacked
+ * once per call into {@linkcode Q4K_PANEL_BLOCK} bytes:
+ * - quants: for each group of 4 columns, one vector of rows 0..3 and one of rows 4..7, each
+ *   lane one row's 4 quants as bytes 0..15 (2048 bytes);
+ * - the 8 sub-block scales `sc_j` of the 8 rows as i32 lanes, per j two vectors (256 bytes);
+ * - the mins as i16 pairs `(m_2k, m_2k+1)` per row and lane, per k two vectors (128 bytes),
+ *   so one `i32x4.dot_i16x8_s` with the splat pair `(Σq_x(2k), Σq_x(2k+1))` of a token gives
+ *   two sub-blocks' `m·Σq_x` for 4 rows (ggml's `_mm256_madd_epi16(mins, q8sums)`);
+ * - the rows' super-block scales d and dmin as f32 (64 bytes).
+ *
+ * The micro-kernel (8 rows × 2 tokens) then follows ggml's `ggml_vec_dot_q4_K_q8_K` for 8
+ * rows at once: per sub-block j the int32 sums `Σ x·q` by one `v128.load32_splat` of a
+ * token's 4 activation quants and two dot products per 4 columns, times `sc_j` (i32 lanes)
+ * into the super-block's int32 sum; then `acc += f32(sum)·d·d_x − f32(mins)·dmin·d_x`.
+ * Integer sums are exact, so each super-block's terms equal the in-register kernel's; the
+ * float sums run in a different order (one f32 per row, not four lanes): the two agree to
+ * rounding.
+ *
+ * @module
+ */
+import { actLayout, WEIGHT_TYPES } from "./blocks.ts";
+import { type PanelKind, rowPointers, storeTransposed } from "./linear_panel.ts";
+import { f16Lanes } from "./snippets.ts";
+import { SCALE_MIN_CONSTS, unpackScaleMin } from "./types_k.ts";
+
+/** Byte offsets in one super-block of the Q4_K panel. */
+const Q = 0, SC = 2048, MINS = SC + 256, D = MINS + 128, DMIN = D + 32;
+/** Bytes of one unpacked super-block of 8 rows. */
+export const Q4K_PANEL_BLOCK = DMIN + 32;
+/** Tokens per register block: 2 × 2 sub-block sums, 2 × 2 super-block sums, 2 × 2 f32 sums. */
+export const Q4K_PANEL_TOKENS = 2;
+/**
+ * The fewest rows a step sends through the Q4_K panel (`renderers.ts`). g110M shapes, one
+ * thread, GMAC/s panel vs in-register: n = 4 0.85x, n = 5 0.65-0.85x (the in-register
+ * kernel's 4-token block and one more), n = 6 1.1-1.25x, n = 16 1.5x, n = 256 1.7-1.8x.
+ */
+export const Q4K_PANEL_MIN_TOKENS = 6;
+
+/**
+ * The Q4_K panel kind (module doc).
+ *
+ * @param K Input features (a multiple of 256).
+ * @param fp16 Convert the f16 scales with `f32x4.promote_low_f16x8`.
+ * @returns The kind for `emitPanelMatmul`.
+ * @throws {RangeError} when K is not a multiple of 256.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Q4K_PANEL_BLOCK, q4kPanelKind } from "./linear_panel_q4k.ts";
+ * assert.equal(q4kPanelKind(768, false).panelBytes, 3 * Q4K_PANEL_BLOCK);
+ * ```
+ */
+export function q4kPanelKind(K: number, fp16: boolean): PanelKind {
+  if (K % 256 !== 0) throw new RangeError(`Q4_K panel: K ${K} is not a multiple of 256`);
+  const nb = K / 256, bb = WEIGHT_TYPES.Q4_K.blockBytes; // 144
+  const act = actLayout("q8_K", K);
+  const S = act.stride;
+  return {
+    tokens: Q4K_PANEL_TOKENS,
+    panelBytes: nb * Q4K_PANEL_BLOCK,
+    xStride: S,
+    xDesc: `q8_K rows (stride ${S})`,
+    locals(f) {
+      f.local("pd", "i32");
+      for (const l of ["c0f", "tmp", "qh", "dw4", ...Object.keys(SCALE_MIN_CONSTS)]) {
+        f.local(l, "v128");
+      }
+      for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`sc${i}`, "v128");
+      for (let c = 0; c < Q4K_PANEL_TOKENS; c++) {
+        for (const v of [0, 1]) f.local(`ia${c}_${v}`, "v128").local(`is${c}_${v}`, "v128");
+      }
+      f.comment("constants: the nibble mask, the scale-word unpacking masks");
+      f.i8x16(new Array(16).fill(0x0f)).set("c0f");
+      for (const [n, v] of Object.entries(SCALE_MIN_CONSTS)) f.i32x4(...v).set(n);
+    },
+    fill(f, rb) {
+      f.comment(
+        `panel: ${nb} super-blocks × ${Q4K_PANEL_BLOCK} bytes (quants per 4 columns, sc, ` +
+          "min pairs, d, dmin; each for rows 0..3 then 4..7)",
+      );
+      for (let G = 0; G < 2; G++) {
+        f.comment(`rows ${4 * G} .. ${4 * G + 3}`);
+        rowPointers(f, 4 * G, rb);
+        f.get("panel").i32(16 * G).op("i32.add").set("pp");
+        f.get("p0").i32(nb * bb).op("i32.add").set("pend");
+        f.loop(`panel_rows${4 * G}`);
+        for (let p = 0; p < 4; p++) {
+          for (const nib of [0, 1]) {
+            for (const h of [0, 1]) {
+              const e0 = 64 * p + 32 * nib + 16 * h; // the vector's first element
+              f.comment(`elements ${e0} .. ${e0 + 15}: ${nib ? "high" : "low"} nibbles`);
+              for (let i = 0; i < 4; i++) {
+                f.get(`p${i}`).wmem("v128.load", 16 + 32 * p + 16 * h, { align: 0 });
+                if (nib) f.i32(4).op("i16x8.shr_u");
+                f.get("c0f").op("v128.and").set(`lo${i}`);
+              }
+              storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], Q + (e0 / 4) * 32, 32);
+            }
+          }
+        }
+        f.comment("sub-block scales and mins of the 4 rows, one row per lane");
+        for (let i = 0; i < 4; i++) unpackScaleMin(f, `sc${i}`, 0, `p${i}`);
+        for (const half of [0, 1]) {
+          for (let i = 0; i < 4; i++) {
+            f.get(`sc${i}`).op("i16x8.extend_low_i8x16_u");
+            f.op(half ? "i32x4.extend_high_i16x8_u" : "i32x4.extend_low_i16x8_u").set(`lo${i}`);
+          }
+          storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], SC + 4 * half * 32, 32);
+        }
+        for (let i = 0; i < 4; i++) f.get(`sc${i}`).op("i16x8.extend_high_i8x16_u").set(`lo${i}`);
+        storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], MINS, 32);
+        for (const [off, at] of [[0, D], [2, DMIN]]) {
+          f16Lanes(f, ["p0", "p1", "p2", "p3"], [off, off, off, off], "dw4", f.weightMemory, fp16);
+          f.get("pp").get("dw4").mem("v128.store", at);
+        }
+        for (let i = 0; i < 4; i++) f.get(`p${i}`).i32(bb).op("i32.add").set(`p${i}`);
+        f.get("pp").i32(Q4K_PANEL_BLOCK).op("i32.add").set("pp");
+        f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${4 * G}`);
+        f.end();
+      }
+    },
+    micro(f, C) {
+      const each = (fn: (c: number, v: number) => void) => {
+        for (let c = 0; c < C; c++) for (const v of [0, 1]) fn(c, v);
+      };
+      each((c, v) => f.zeroV128().set(`acc${c}_${v}`));
+      f.get("panel").set("pp").get("xt").set("px");
+      f.get("xt").i32(act.metaOffset).op("i32.add").set("pd");
+      f.get("panel").i32(nb * Q4K_PANEL_BLOCK).op("i32.add").set("pend");
+      f.loop(`blocks${C}`);
+      each((c, v) => f.zeroV128().set(`is${c}_${v}`));
+      for (let j = 0; j < 8; j++) {
+        f.comment(`sub-block ${j}: Σ x·q per row, times sc_${j}`);
+        each((c, v) => f.zeroV128().set(`ia${c}_${v}`));
+        for (let g = 0; g < 8; g++) {
+          const gi = 8 * j + g; // group of 4 columns
+          f.get("pp").mem("v128.load", Q + 32 * gi).set("w0");
+          f.get("pp").mem("v128.load", Q + 32 * gi + 16).set("w1");
+          for (let c = 0; c < C; c++) {
+            f.get("px").mem("v128.load32_splat", c * S + 4 * gi).set("xs");
+            for (const v of [0, 1]) {
+              const ia = `ia${c}_${v}`;
+              f.get("xs").get(`w${v}`).get(ia).op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(ia);
+            }
+          }
+        }
+        f.get("pp").mem("v128.load", SC + 32 * j).set("w0");
+        f.get("pp").mem("v128.load", SC + 32 * j + 16).set("w1");
+        each((c, v) => {
+          f.get(`is${c}_${v}`).get(`ia${c}_${v}`).get(`w${v}`).op("i32x4.mul").op("i32x4.add");
+          f.set(`is${c}_${v}`);
+        });
+      }
+      f.comment("mins: Σ_j m_j · Σq_x(j), two sub-blocks per i16 dot product");
+      each((c, v) => f.zeroV128().set(`ia${c}_${v}`));
+      for (let k = 0; k < 4; k++) {
+        f.get("pp").mem("v128.load", MINS + 32 * k).set("w0");
+        f.get("pp").mem("v128.load", MINS + 32 * k + 16).set("w1");
+        for (let c = 0; c < C; c++) {
+          f.get("pd").mem("v128.load32_splat", c * S + 48 + 4 * k, { align: 0 }).set("xs");
+          for (const v of [0, 1]) {
+            const ia = `ia${c}_${v}`;
+            f.get(ia).get(`w${v}`).get("xs").op("i32x4.dot_i16x8_s").op("i32x4.add").set(ia);
+          }
+        }
+      }
+      f.comment("acc += f32(sum) · d · d_x - f32(mins) · dmin · d_x");
+      for (const [at, sum, sub] of [[D, "is", false], [DMIN, "ia", true]] as const) {
+        f.get("pp").mem("v128.load", at).set("w0").get("pp").mem("v128.load", at + 16).set("w1");
+        for (let c = 0; c < C; c++) {
+          f.get("pd").mem("v128.load32_splat", c * S).set("xs");
+          for (const v of [0, 1]) {
+            const acc = `acc${c}_${v}`;
+            f.get(acc).get(`${sum}${c}_${v}`).op("f32x4.convert_i32x4_s");
+            f.get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.mul");
+            f.op(sub ? "f32x4.sub" : "f32x4.add").set(acc);
+          }
+        }
+      }
+      f.get("pp").i32(Q4K_PANEL_BLOCK).op("i32.add").set("pp");
+      f.get("px").i32(256).op("i32.add").set("px");
+      f.get("pd").i32(act.metaBytes).op("i32.add").set("pd");
+      f.get("pp").get("pend").op("i32.lt_u").brIf(`blocks${C}`);
+      f.end();
+    },
+  };
+}
