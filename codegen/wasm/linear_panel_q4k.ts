@@ -1,7 +1,8 @@
 /**
- * The Q4_K panel of the panel matmul (`linear_panel.ts`): prefill and batches of Q4_K
- * weights (relaxed SIMD; the 4-bit quants are the i7 operand of the dot product, so no u8
- * form is needed).
+ * The Q4_K and Q5_K panel of the panel matmul (`linear_panel.ts`): prefill and batches of
+ * Q4_K/Q5_K weights (relaxed SIMD; the 4- or 5-bit quants are the i7 operand of the dot
+ * product, so no u8 form is needed). Q5_K is Q4_K with a fifth bit per quant from `qh[32]`
+ * (bit `2p + h` of `qh[l]` for element `64p + 32h + l`), added as the panel is filled.
  *
  * For each block of 8 weight rows, every 256-element super-block of the rows is unpacked
  * once per call into {@linkcode Q4K_PANEL_BLOCK} bytes:
@@ -42,10 +43,11 @@ export const Q4K_PANEL_TOKENS = 2;
 export const Q4K_PANEL_MIN_TOKENS = 6;
 
 /**
- * The Q4_K panel kind (module doc).
+ * The Q4_K (or Q5_K) panel kind (module doc).
  *
  * @param K Input features (a multiple of 256).
  * @param fp16 Convert the f16 scales with `f32x4.promote_low_f16x8`.
+ * @param five Q5_K instead of Q4_K.
  * @returns The kind for `emitPanelMatmul`.
  * @throws {RangeError} when K is not a multiple of 256.
  *
@@ -56,9 +58,11 @@ export const Q4K_PANEL_MIN_TOKENS = 6;
  * assert.equal(q4kPanelKind(768, false).panelBytes, 3 * Q4K_PANEL_BLOCK);
  * ```
  */
-export function q4kPanelKind(K: number, fp16: boolean): PanelKind {
-  if (K % 256 !== 0) throw new RangeError(`Q4_K panel: K ${K} is not a multiple of 256`);
-  const nb = K / 256, bb = WEIGHT_TYPES.Q4_K.blockBytes; // 144
+export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind {
+  const type = five ? "Q5_K" : "Q4_K";
+  if (K % 256 !== 0) throw new RangeError(`${type} panel: K ${K} is not a multiple of 256`);
+  const nb = K / 256, bb = WEIGHT_TYPES[type].blockBytes; // 144 (Q4_K), 176 (Q5_K)
+  const qs = five ? 48 : 16; // byte offset of qs[128] in a block (Q5_K: after qh[32] at 16)
   const act = actLayout("q8_K", K);
   const S = act.stride;
   return {
@@ -68,7 +72,7 @@ export function q4kPanelKind(K: number, fp16: boolean): PanelKind {
     xDesc: `q8_K rows (stride ${S})`,
     locals(f) {
       f.local("pd", "i32");
-      for (const l of ["c0f", "tmp", "qh", "dw4", ...Object.keys(SCALE_MIN_CONSTS)]) {
+      for (const l of ["c0f", "c10", "tmp", "qh", "dw4", ...Object.keys(SCALE_MIN_CONSTS)]) {
         f.local(l, "v128");
       }
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`sc${i}`, "v128");
@@ -77,6 +81,7 @@ export function q4kPanelKind(K: number, fp16: boolean): PanelKind {
       }
       f.comment("constants: the nibble mask, the scale-word unpacking masks");
       f.i8x16(new Array(16).fill(0x0f)).set("c0f");
+      f.i8x16(new Array(16).fill(0x10)).set("c10");
       for (const [n, v] of Object.entries(SCALE_MIN_CONSTS)) f.i32x4(...v).set(n);
     },
     fill(f, rb) {
@@ -94,11 +99,22 @@ export function q4kPanelKind(K: number, fp16: boolean): PanelKind {
           for (const nib of [0, 1]) {
             for (const h of [0, 1]) {
               const e0 = 64 * p + 32 * nib + 16 * h; // the vector's first element
-              f.comment(`elements ${e0} .. ${e0 + 15}: ${nib ? "high" : "low"} nibbles`);
+              const bit = 2 * p + nib; // Q5_K: the qh bit of these elements
+              f.comment(
+                `elements ${e0} .. ${e0 + 15}: ${nib ? "high" : "low"} nibbles` +
+                  (five ? ` | qh bit ${bit} << 4` : ""),
+              );
               for (let i = 0; i < 4; i++) {
-                f.get(`p${i}`).wmem("v128.load", 16 + 32 * p + 16 * h, { align: 0 });
+                f.get(`p${i}`).wmem("v128.load", qs + 32 * p + 16 * h, { align: 0 });
                 if (nib) f.i32(4).op("i16x8.shr_u");
-                f.get("c0f").op("v128.and").set(`lo${i}`);
+                f.get("c0f").op("v128.and");
+                if (five) {
+                  f.get(`p${i}`).wmem("v128.load", 16 + 16 * h, { align: 0 });
+                  if (bit < 4) f.i32(4 - bit).op("i16x8.shl");
+                  else if (bit > 4) f.i32(bit - 4).op("i16x8.shr_u");
+                  f.get("c10").op("v128.and").op("v128.or");
+                }
+                f.set(`lo${i}`);
               }
               storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], Q + (e0 / 4) * 32, 32);
             }

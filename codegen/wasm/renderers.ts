@@ -245,7 +245,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       memory: w.memory,
       panel: ctx.rows > 1 && (WEIGHT_TYPES[w.type].act === "f32" ||
         w.type === "Q8_0" && ctx.relaxed && ctx.dotU8 ||
-        (w.type === "Q4_K" || w.type === "Q6_K") && ctx.relaxed),
+        (w.type === "Q4_K" || w.type === "Q5_K" || w.type === "Q6_K") && ctx.relaxed),
     },
   };
 }
@@ -275,7 +275,7 @@ const linear: WasmOpRenderer<"linear"> = {
     }
     const min = ls.type === "Q8_0"
       ? Q8_PANEL_MIN_TOKENS
-      : ls.type === "Q4_K"
+      : ls.type === "Q4_K" || ls.type === "Q5_K"
       ? Q4K_PANEL_MIN_TOKENS
       : ls.type === "Q6_K"
       ? Q6K_PANEL_MIN_TOKENS
