@@ -16,8 +16,17 @@
  *
  * @module
  */
-import { actLayout, WEIGHT_TYPES } from "./blocks.ts";
-import { type PanelKind, rowPointers, storeTransposed } from "./linear_panel.ts";
+import { type PanelKind, storeTransposed } from "./linear_panel.ts";
+import {
+  eachAcc,
+  fillBlocks,
+  groupDots,
+  microBlocks,
+  pairDots,
+  quantPanelBase,
+  quantPanelLocals,
+  scaleInto,
+} from "./linear_panel_quant.ts";
 import { f16Lanes } from "./snippets.ts";
 
 /** Byte offsets in one super-block of the Q6_K panel. */
@@ -45,22 +54,14 @@ export const Q6K_PANEL_MIN_TOKENS = 6;
  * ```
  */
 export function q6kPanelKind(K: number, fp16: boolean): PanelKind {
-  if (K % 256 !== 0) throw new RangeError(`Q6_K panel: K ${K} is not a multiple of 256`);
-  const nb = K / 256, bb = WEIGHT_TYPES.Q6_K.blockBytes; // 210
-  const act = actLayout("q8_K", K);
-  const S = act.stride;
+  const { shape, S, base } = quantPanelBase("Q6_K", K, Q6K_PANEL_TOKENS, Q6K_PANEL_BLOCK);
+  const nb = shape.nb;
   return {
-    tokens: Q6K_PANEL_TOKENS,
-    panelBytes: nb * Q6K_PANEL_BLOCK,
-    xStride: S,
-    xDesc: `q8_K rows (stride ${S})`,
+    ...base,
     locals(f) {
-      f.local("pd", "i32");
+      quantPanelLocals(f, Q6K_PANEL_TOKENS, true);
       for (const l of ["c0f", "c30", "dw4"]) f.local(l, "v128");
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`sc${i}`, "v128");
-      for (let c = 0; c < Q6K_PANEL_TOKENS; c++) {
-        for (const v of [0, 1]) f.local(`ia${c}_${v}`, "v128").local(`is${c}_${v}`, "v128");
-      }
       f.comment("constants: byte masks");
       f.i8x16(new Array(16).fill(0x0f)).set("c0f");
       f.i8x16(new Array(16).fill(0x30)).set("c30");
@@ -70,12 +71,7 @@ export function q6kPanelKind(K: number, fp16: boolean): PanelKind {
         `panel: ${nb} super-blocks × ${Q6K_PANEL_BLOCK} bytes (quants + 32 per 4 columns, ` +
           "sc, sc pairs, d; each for rows 0..3 then 4..7)",
       );
-      for (let G = 0; G < 2; G++) {
-        f.comment(`rows ${4 * G} .. ${4 * G + 3}`);
-        rowPointers(f, 4 * G, rb);
-        f.get("panel").i32(16 * G).op("i32.add").set("pp");
-        f.get("p0").i32(nb * bb).op("i32.add").set("pend");
-        f.loop(`panel_rows${4 * G}`);
+      fillBlocks(f, rb, shape, () => {
         for (let g = 0; g < 2; g++) {
           for (let s = 0; s < 4; s++) {
             for (const v of [0, 1]) {
@@ -114,73 +110,31 @@ export function q6kPanelKind(K: number, fp16: boolean): PanelKind {
         }
         f16Lanes(f, ["p0", "p1", "p2", "p3"], [208, 208, 208, 208], "dw4", f.weightMemory, fp16);
         f.get("pp").get("dw4").mem("v128.store", D);
-        for (let i = 0; i < 4; i++) f.get(`p${i}`).i32(bb).op("i32.add").set(`p${i}`);
-        f.get("pp").i32(Q6K_PANEL_BLOCK).op("i32.add").set("pp");
-        f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${4 * G}`);
-        f.end();
-      }
+      });
     },
     micro(f, C) {
-      const each = (fn: (c: number, v: number) => void) => {
-        for (let c = 0; c < C; c++) for (const v of [0, 1]) fn(c, v);
-      };
-      each((c, v) => f.zeroV128().set(`acc${c}_${v}`));
-      f.get("panel").set("pp").get("xt").set("px");
-      f.get("xt").i32(act.metaOffset).op("i32.add").set("pd");
-      f.get("panel").i32(nb * Q6K_PANEL_BLOCK).op("i32.add").set("pend");
-      f.loop(`blocks${C}`);
-      each((c, v) => f.zeroV128().set(`is${c}_${v}`));
-      for (let j = 0; j < 16; j++) {
-        f.comment(`sub-block ${j}: Σ x·(q + 32) per row, times sc_${j}`);
-        each((c, v) => f.zeroV128().set(`ia${c}_${v}`));
-        for (let g = 0; g < 4; g++) {
-          const gi = 4 * j + g; // group of 4 columns
-          f.get("pp").mem("v128.load", Q + 32 * gi).set("w0");
-          f.get("pp").mem("v128.load", Q + 32 * gi + 16).set("w1");
-          for (let c = 0; c < C; c++) {
-            f.get("px").mem("v128.load32_splat", c * S + 4 * gi).set("xs");
-            for (const v of [0, 1]) {
-              const ia = `ia${c}_${v}`;
-              f.get("xs").get(`w${v}`).get(ia).op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(ia);
-            }
-          }
+      microBlocks(f, C, shape, () => {
+        eachAcc(C, (c, v) => f.zeroV128().set(`is${c}_${v}`));
+        for (let j = 0; j < 16; j++) {
+          f.comment(`sub-block ${j}: Σ x·(q + 32) per row, times sc_${j}`);
+          eachAcc(C, (c, v) => f.zeroV128().set(`ia${c}_${v}`));
+          groupDots(f, C, S, 4 * j, 4, Q);
+          scaleInto(f, C, SC + 32 * j);
         }
-        f.get("pp").mem("v128.load", SC + 32 * j).set("w0");
-        f.get("pp").mem("v128.load", SC + 32 * j + 16).set("w1");
-        each((c, v) => {
-          f.get(`is${c}_${v}`).get(`ia${c}_${v}`).get(`w${v}`).op("i32x4.mul").op("i32x4.add");
-          f.set(`is${c}_${v}`);
-        });
-      }
-      f.comment("offset: - 32 · Σ_j sc_j · Σq_x(j), two sub-blocks per i16 dot product");
-      each((c, v) => f.zeroV128().set(`ia${c}_${v}`));
-      for (let k = 0; k < 8; k++) {
-        f.get("pp").mem("v128.load", PAIRS + 32 * k).set("w0");
-        f.get("pp").mem("v128.load", PAIRS + 32 * k + 16).set("w1");
+        f.comment("offset: - 32 · Σ_j sc_j · Σq_x(j), two sub-blocks per i16 dot product");
+        pairDots(f, C, S, 8, PAIRS, 16);
+        f.comment("acc += f32(sum - 32 · offset) · d · d_x");
+        f.get("pp").mem("v128.load", D).set("w0").get("pp").mem("v128.load", D + 16).set("w1");
         for (let c = 0; c < C; c++) {
-          f.get("pd").mem("v128.load32_splat", c * S + 16 + 4 * k, { align: 0 }).set("xs");
+          f.get("pd").mem("v128.load32_splat", c * S).set("xs");
           for (const v of [0, 1]) {
-            const ia = `ia${c}_${v}`;
-            f.get(ia).get(`w${v}`).get("xs").op("i32x4.dot_i16x8_s").op("i32x4.add").set(ia);
+            const acc = `acc${c}_${v}`;
+            f.get(acc).get(`is${c}_${v}`).get(`ia${c}_${v}`).i32(5).op("i32x4.shl");
+            f.op("i32x4.sub").op("f32x4.convert_i32x4_s");
+            f.get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.mul").op("f32x4.add").set(acc);
           }
         }
-      }
-      f.comment("acc += f32(sum - 32 · offset) · d · d_x");
-      f.get("pp").mem("v128.load", D).set("w0").get("pp").mem("v128.load", D + 16).set("w1");
-      for (let c = 0; c < C; c++) {
-        f.get("pd").mem("v128.load32_splat", c * S).set("xs");
-        for (const v of [0, 1]) {
-          const acc = `acc${c}_${v}`;
-          f.get(acc).get(`is${c}_${v}`).get(`ia${c}_${v}`).i32(5).op("i32x4.shl").op("i32x4.sub");
-          f.op("f32x4.convert_i32x4_s").get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.mul");
-          f.op("f32x4.add").set(acc);
-        }
-      }
-      f.get("pp").i32(Q6K_PANEL_BLOCK).op("i32.add").set("pp");
-      f.get("px").i32(256).op("i32.add").set("px");
-      f.get("pd").i32(act.metaBytes).op("i32.add").set("pd");
-      f.get("pp").get("pend").op("i32.lt_u").brIf(`blocks${C}`);
-      f.end();
+      });
     },
   };
 }

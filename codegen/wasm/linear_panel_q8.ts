@@ -18,8 +18,14 @@
  *
  * @module
  */
-import { actLayout, WEIGHT_TYPES } from "./blocks.ts";
-import { lanes32, type PanelKind, rowPointers, storeTransposed } from "./linear_panel.ts";
+import { lanes32, type PanelKind, storeTransposed } from "./linear_panel.ts";
+import {
+  fillBlocks,
+  groupDots,
+  microBlocks,
+  quantPanelBase,
+  quantPanelLocals,
+} from "./linear_panel_quant.ts";
 import { f16Lanes } from "./snippets.ts";
 
 /** Bytes of one repacked 32-quant block of 8 rows: 8 groups × 2 vectors, 2 f32x4 scales. */
@@ -49,21 +55,14 @@ export const Q8_PANEL_MIN_TOKENS = 5;
  * ```
  */
 export function q8PanelKind(K: number, fp16: boolean): PanelKind {
-  if (K % 32 !== 0) throw new RangeError(`Q8_0 panel: K ${K} is not a multiple of 32`);
-  const nb = K / 32, bb = WEIGHT_TYPES.Q8_0.blockBytes; // 34
-  const act = actLayout("q8_0", K);
-  const S = act.stride;
+  const { shape, S, base } = quantPanelBase("Q8_0", K, Q8_PANEL_TOKENS, Q8_PANEL_BLOCK);
+  const nb = shape.nb;
   return {
-    tokens: Q8_PANEL_TOKENS,
-    panelBytes: nb * Q8_PANEL_BLOCK,
-    xStride: S,
-    xDesc: `q8_0 rows (stride ${S})`,
+    ...base,
     locals(f) {
-      f.local("pd", "i32").local("c80", "v128").local("dw4", "v128");
+      quantPanelLocals(f, Q8_PANEL_TOKENS, false);
+      f.local("c80", "v128").local("dw4", "v128");
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`hi${i}`, "v128");
-      for (let c = 0; c < Q8_PANEL_TOKENS; c++) {
-        f.local(`ia${c}_0`, "v128").local(`ia${c}_1`, "v128");
-      }
       f.comment("0x80 in every byte: w xor 0x80 = w + 128 as u8 (the u8 dot product)");
       f.i8x16(new Array(16).fill(0x80)).set("c80");
     },
@@ -72,67 +71,42 @@ export function q8PanelKind(K: number, fp16: boolean): PanelKind {
         `panel: ${nb} blocks × ${Q8_PANEL_BLOCK} bytes; per 4 columns, rows 0..3 and 4..7 ` +
           "(4 quants + 128 per lane); then d of rows 0..3 and 4..7 (f32)",
       );
-      for (let G = 0; G < 2; G++) {
-        f.comment(`rows ${4 * G} .. ${4 * G + 3}`);
-        rowPointers(f, 4 * G, rb);
-        f.get("panel").i32(16 * G).op("i32.add").set("pp");
-        f.get("p0").i32(nb * bb).op("i32.add").set("pend");
-        f.loop(`panel_rows${4 * G}`);
+      fillBlocks(f, rb, shape, () => {
         for (let i = 0; i < 4; i++) {
-          f.get(`p${i}`).wmem("v128.load", 2, { align: 0 }).get("c80").op("v128.xor").set(`lo${i}`);
-          f.get(`p${i}`).wmem("v128.load", 18, { align: 0 }).get("c80").op("v128.xor").set(
-            `hi${i}`,
-          );
+          for (const [half, l] of [[0, "lo"], [1, "hi"]] as const) {
+            f.get(`p${i}`).wmem("v128.load", 2 + 16 * half, { align: 0 });
+            f.get("c80").op("v128.xor").set(`${l}${i}`);
+          }
         }
         storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, 32);
         storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], 4 * 32, 32);
         f16Lanes(f, ["p0", "p1", "p2", "p3"], [0, 0, 0, 0], "dw4", f.weightMemory, fp16);
         f.get("pp").get("dw4").mem("v128.store", 8 * 32);
-        for (let i = 0; i < 4; i++) f.get(`p${i}`).i32(bb).op("i32.add").set(`p${i}`);
-        f.get("pp").i32(Q8_PANEL_BLOCK).op("i32.add").set("pp");
-        f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${4 * G}`);
-        f.end();
-      }
+      });
     },
     micro(f, C) {
-      for (let c = 0; c < C; c++) f.zeroV128().set(`acc${c}_0`).zeroV128().set(`acc${c}_1`);
-      f.get("panel").set("pp").get("xt").set("px");
-      f.get("xt").i32(act.metaOffset).op("i32.add").set("pd");
-      f.get("panel").i32(nb * Q8_PANEL_BLOCK).op("i32.add").set("pend");
-      f.loop(`blocks${C}`);
-      for (let c = 0; c < C; c++) {
-        f.comment(`token ${c}: its block's -128 · Σq (the record's 4 lanes summed), in every lane`);
-        f.get("pd").mem("v128.load", c * S + 8, { align: 0 }).set("xs");
-        f.get("xs").get("xs").get("xs").shuffle(lanes32([2, 3, 0, 1])).op("i32x4.add").set("xs");
-        f.get("xs").get("xs").get("xs").shuffle(lanes32([1, 0, 3, 2])).op("i32x4.add");
-        f.tee(`ia${c}_0`).set(`ia${c}_1`);
-      }
-      for (let g = 0; g < 8; g++) {
-        f.get("pp").mem("v128.load", 32 * g).set("w0").get("pp").mem("v128.load", 32 * g + 16);
-        f.set("w1");
+      microBlocks(f, C, shape, () => {
         for (let c = 0; c < C; c++) {
-          f.get("px").mem("v128.load32_splat", c * S + 4 * g, { align: 0 }).set("xs");
+          f.comment(
+            `token ${c}: its block's -128 · Σq (the record's 4 lanes summed), in every lane`,
+          );
+          f.get("pd").mem("v128.load", c * S + 8, { align: 0 }).set("xs");
+          f.get("xs").get("xs").get("xs").shuffle(lanes32([2, 3, 0, 1])).op("i32x4.add").set("xs");
+          f.get("xs").get("xs").get("xs").shuffle(lanes32([1, 0, 3, 2])).op("i32x4.add");
+          f.tee(`ia${c}_0`).set(`ia${c}_1`);
+        }
+        groupDots(f, C, S, 0, 8, 0);
+        f.comment("acc += f32(sum) · d_w · d_x");
+        f.get("pp").mem("v128.load", 256).set("w0").get("pp").mem("v128.load", 272).set("w1");
+        for (let c = 0; c < C; c++) {
+          f.get("pd").mem("v128.load32_splat", c * S).set("xs");
           for (const v of [0, 1]) {
-            const ia = `ia${c}_${v}`;
-            f.get("xs").get(`w${v}`).get(ia).op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(ia);
+            const acc = `acc${c}_${v}`;
+            f.get(`ia${c}_${v}`).op("f32x4.convert_i32x4_s").get(`w${v}`).get("xs").op("f32x4.mul");
+            f.get(acc).op("f32x4.relaxed_madd").set(acc);
           }
         }
-      }
-      f.comment("acc += f32(sum) · d_w · d_x");
-      f.get("pp").mem("v128.load", 256).set("w0").get("pp").mem("v128.load", 272).set("w1");
-      for (let c = 0; c < C; c++) {
-        f.get("pd").mem("v128.load32_splat", c * S).set("xs");
-        for (const v of [0, 1]) {
-          const acc = `acc${c}_${v}`;
-          f.get(`ia${c}_${v}`).op("f32x4.convert_i32x4_s").get(`w${v}`).get("xs").op("f32x4.mul");
-          f.get(acc).op("f32x4.relaxed_madd").set(acc);
-        }
-      }
-      f.get("pp").i32(Q8_PANEL_BLOCK).op("i32.add").set("pp");
-      f.get("px").i32(32).op("i32.add").set("px");
-      f.get("pd").i32(act.metaBytes).op("i32.add").set("pd");
-      f.get("pp").get("pend").op("i32.lt_u").brIf(`blocks${C}`);
-      f.end();
+      });
     },
   };
 }

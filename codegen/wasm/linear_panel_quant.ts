@@ -1,0 +1,221 @@
+/**
+ * What the quantised panel kinds (`linear_panel_q8.ts`, `linear_panel_q4k.ts`,
+ * `linear_panel_q6k.ts`) share: the loop that fills a panel block by block for the two
+ * groups of 4 rows, the micro-kernel's loop over blocks with its activation pointers, and
+ * the dot products of one run of 4-column groups.
+ *
+ * Locals they use besides the driver's (`linear_panel.ts`): `pd` (i32, the token's
+ * activation record), `ia{c}_{0,1}` (i32x4 sums of token c, rows 0..3 and 4..7) and
+ * `is{c}_{0,1}` (the K-quants' super-block sums).
+ *
+ * @module
+ */
+import type { WasmFunc } from "../wasm_asm.ts";
+import { type ActLayout, actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { type PanelKind, rowPointers } from "./linear_panel.ts";
+
+/** How a quantised type's blocks map to panel blocks. */
+export interface QuantPanelShape {
+  /** Blocks per row. */
+  nb: number;
+  /** Bytes per weight block. */
+  blockBytes: number;
+  /** Bytes per panel block (8 rows). */
+  panelBlock: number;
+  /** The activation row layout (quants, then records). */
+  act: ActLayout;
+}
+
+/**
+ * The shape and the fixed fields of a quantised panel kind.
+ *
+ * @param type The weight type.
+ * @param K Input features.
+ * @param tokens Tokens per register block.
+ * @param panelBlock Bytes per panel block (8 rows).
+ * @returns The shape, the activation row stride S and the kind's tokens, panelBytes,
+ *   xStride and xDesc.
+ * @throws {RangeError} when K is not a multiple of the type's block size.
+ */
+export function quantPanelBase(
+  type: WeightTypeName,
+  K: number,
+  tokens: number,
+  panelBlock: number,
+): {
+  shape: QuantPanelShape;
+  S: number;
+  base: Pick<PanelKind, "tokens" | "panelBytes" | "xStride" | "xDesc">;
+} {
+  const t = WEIGHT_TYPES[type];
+  if (K % t.blockElems !== 0) {
+    throw new RangeError(`${type} panel: K ${K} is not a multiple of ${t.blockElems}`);
+  }
+  const act = actLayout(t.act, K), nb = K / t.blockElems;
+  return {
+    shape: { nb, blockBytes: t.blockBytes, panelBlock, act },
+    S: act.stride,
+    base: {
+      tokens,
+      panelBytes: nb * panelBlock,
+      xStride: act.stride,
+      xDesc: `${t.act} rows (stride ${act.stride})`,
+    },
+  };
+}
+
+/** Calls `fn(c, v)` for every token c < C and row group v (rows 0..3, 4..7). */
+export function eachAcc(C: number, fn: (c: number, v: number) => void): void {
+  for (let c = 0; c < C; c++) for (const v of [0, 1]) fn(c, v);
+}
+
+/**
+ * Declares `pd` and the sums `ia{c}_{v}` (and with `superSums` `is{c}_{v}`) for C tokens.
+ *
+ * @param f The function.
+ * @param C Tokens per register block.
+ * @param superSums Also the super-block sums of the K-quants.
+ */
+export function quantPanelLocals(f: WasmFunc, C: number, superSums: boolean): void {
+  f.local("pd", "i32");
+  eachAcc(C, (c, v) => {
+    f.local(`ia${c}_${v}`, "v128");
+    if (superSums) f.local(`is${c}_${v}`, "v128");
+  });
+}
+
+/**
+ * The panel fill's loops: for rows 0..3 and then 4..7 (`p0..p3` from `rowPointers`, `pp` at
+ * the group's 16-byte half of each panel vector pair), `body(G)` once per weight block, then
+ * every pointer moves one block on.
+ *
+ * @param f The function.
+ * @param rb Bytes per weight row.
+ * @param s The shape.
+ * @param body Writes one block of the group G (0: rows 0..3, 1: rows 4..7) at `pp`.
+ */
+export function fillBlocks(
+  f: WasmFunc,
+  rb: number,
+  s: QuantPanelShape,
+  body: (G: number) => void,
+): void {
+  for (let G = 0; G < 2; G++) {
+    f.comment(`rows ${4 * G} .. ${4 * G + 3}`);
+    rowPointers(f, 4 * G, rb);
+    f.get("panel").i32(16 * G).op("i32.add").set("pp");
+    f.get("p0").i32(s.nb * s.blockBytes).op("i32.add").set("pend");
+    f.loop(`panel_rows${4 * G}`);
+    body(G);
+    for (let i = 0; i < 4; i++) f.get(`p${i}`).i32(s.blockBytes).op("i32.add").set(`p${i}`);
+    f.get("pp").i32(s.panelBlock).op("i32.add").set("pp");
+    f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${4 * G}`);
+    f.end();
+  }
+}
+
+/**
+ * The micro-kernel's loop over blocks: `acc{c}_{v}` zeroed, then `body()` once per block
+ * with `pp` at its panel block, `px` at token 0's quants of it and `pd` at token 0's record.
+ *
+ * @param f The function.
+ * @param C Tokens in the register block.
+ * @param s The shape.
+ * @param body One block's work.
+ */
+export function microBlocks(f: WasmFunc, C: number, s: QuantPanelShape, body: () => void): void {
+  eachAcc(C, (c, v) => f.zeroV128().set(`acc${c}_${v}`));
+  f.get("panel").set("pp").get("xt").set("px");
+  f.get("xt").i32(s.act.metaOffset).op("i32.add").set("pd");
+  f.get("panel").i32(s.nb * s.panelBlock).op("i32.add").set("pend");
+  f.loop(`blocks${C}`);
+  body();
+  f.get("pp").i32(s.panelBlock).op("i32.add").set("pp");
+  f.get("px").i32(s.act.blockElems).op("i32.add").set("px");
+  f.get("pd").i32(s.act.metaBytes).op("i32.add").set("pd");
+  f.get("pp").get("pend").op("i32.lt_u").brIf(`blocks${C}`);
+  f.end();
+}
+
+/**
+ * `ia{c}_{v} += Σ x · w` over the 4-column groups `first .. first + count - 1` of the
+ * block: per group two panel vectors (rows 0..3, 4..7 at `pp + at + 32 · group`), and per
+ * token one `v128.load32_splat` of its 4 quants and two relaxed dot products.
+ *
+ * @param f The function.
+ * @param C Tokens.
+ * @param S Bytes per activation row.
+ * @param first First group.
+ * @param count Groups.
+ * @param at Byte offset of the quants in the panel block.
+ */
+export function groupDots(
+  f: WasmFunc,
+  C: number,
+  S: number,
+  first: number,
+  count: number,
+  at: number,
+): void {
+  for (let gi = first; gi < first + count; gi++) {
+    f.get("pp").mem("v128.load", at + 32 * gi).set("w0");
+    f.get("pp").mem("v128.load", at + 32 * gi + 16).set("w1");
+    for (let c = 0; c < C; c++) {
+      f.get("px").mem("v128.load32_splat", c * S + 4 * gi, { align: 0 }).set("xs");
+      for (const v of [0, 1]) {
+        const ia = `ia${c}_${v}`;
+        f.get("xs").get(`w${v}`).get(ia).op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(ia);
+      }
+    }
+  }
+}
+
+/**
+ * `is{c}_{v} += ia{c}_{v} · scale` with the rows' i32 scale vectors at `pp + at` (rows
+ * 0..3) and `pp + at + 16` (rows 4..7).
+ *
+ * @param f The function.
+ * @param C Tokens.
+ * @param at Byte offset of the scale vectors in the panel block.
+ */
+export function scaleInto(f: WasmFunc, C: number, at: number): void {
+  f.get("pp").mem("v128.load", at).set("w0").get("pp").mem("v128.load", at + 16).set("w1");
+  eachAcc(C, (c, v) => {
+    f.get(`is${c}_${v}`).get(`ia${c}_${v}`).get(`w${v}`).op("i32x4.mul").op("i32x4.add");
+    f.set(`is${c}_${v}`);
+  });
+}
+
+/**
+ * `ia{c}_{v} = Σ_k pair_k · (Σq_x pair k)`: per k the rows' i16 pairs at `pp + at + 32k`
+ * (and + 16) and one `v128.load32_splat` of the token's i16 pair of activation sums at
+ * `pd + xAt + 4k`, two sub-blocks per `i32x4.dot_i16x8_s`.
+ *
+ * @param f The function.
+ * @param C Tokens.
+ * @param S Bytes per activation row.
+ * @param count Pairs.
+ * @param at Byte offset of the pairs in the panel block.
+ * @param xAt Byte offset of the i16 sums in the activation record.
+ */
+export function pairDots(
+  f: WasmFunc,
+  C: number,
+  S: number,
+  count: number,
+  at: number,
+  xAt: number,
+): void {
+  eachAcc(C, (c, v) => f.zeroV128().set(`ia${c}_${v}`));
+  for (let k = 0; k < count; k++) {
+    f.get("pp").mem("v128.load", at + 32 * k).set("w0");
+    f.get("pp").mem("v128.load", at + 32 * k + 16).set("w1");
+    for (let c = 0; c < C; c++) {
+      f.get("pd").mem("v128.load32_splat", c * S + xAt + 4 * k, { align: 0 }).set("xs");
+      for (const v of [0, 1]) {
+        const ia = `ia${c}_${v}`;
+        f.get(ia).get(`w${v}`).get("xs").op("i32x4.dot_i16x8_s").op("i32x4.add").set(ia);
+      }
+    }
+  }
+}
