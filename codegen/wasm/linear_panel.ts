@@ -1,10 +1,12 @@
 /**
- * The F32/F16/BF16 matmul through a transposed f32 panel (`linear.ts` `LinearSpec.panel`):
- * the prefill and batch kernel of the float weight types.
+ * The panel matmul (`linear.ts` `LinearSpec.panel`), the prefill and batch kernel: its
+ * driver ({@linkcode emitPanelMatmul}: rows, touches, tokens, stores) and the panel of the
+ * float weight types; the quantised types' panels are `linear_panel_q8.ts`,
+ * `linear_panel_q4k.ts` and `linear_panel_q6k.ts` ({@linkcode PanelKind}).
  *
  * For each block of {@linkcode PANEL_ROWS} = 8 weight rows, the rows are converted to f32
- * (F16/BF16) once per call and written transposed, column-major: `panel[k][a] = W[r + a, k]`, 32 bytes
- * per column. Then a register block of C tokens (C = {@linkcode PANEL_TOKENS} = 6, then 5
+ * (F16/BF16) once per call and written transposed, column-major: `panel[k][a] = W[r + a, k]`,
+ * 32 bytes per column. Then a register block of C tokens (C = {@linkcode PANEL_TOKENS} = 6, then 5
  * .. 1 for the rest) walks k: two f32x4 loads give the 8 rows' weights of column k, one
  * `v128.load32_splat` per token gives `x[t, k]` in every lane, and two multiply-adds per
  * token update `acc[t]` (8 rows, two f32x4). 12 accumulators, 2 weight vectors and the
@@ -44,8 +46,8 @@ export const PANEL_MIN_TOKENS = 6;
 export interface PanelSpec {
   /** Kernel name. */
   name: string;
-  /** F32, F16 or BF16 (this file), Q8_0 (`linear_panel_q8.ts`). */
-  type: "F32" | "F16" | "BF16" | "Q8_0";
+  /** F32, F16 or BF16 (this file), Q8_0, Q4_K, Q5_K or Q6_K (their `PanelKind`s). */
+  type: "F32" | "F16" | "BF16" | "Q8_0" | "Q4_K" | "Q5_K" | "Q6_K";
   /** Output features (rows of W). */
   M: number;
   /** Input features. */
@@ -109,13 +111,16 @@ export function panelScratchBytes(K: number): number {
 }
 
 /**
- * Emits `matmul_<f32|f16|bf16>_MxK[_bias][_acc]_panel(w, [bias,] x, y, r0, r1, n, panel)`:
- * y (n, M) [+]= x (n, K) · Wᵀ [+ bias] for rows r0 .. r1 - 1, x and y f32 rows, W (M, K)
- * rows of K F32/F16/BF16 values, `panel` {@linkcode panelScratchBytes} bytes of this thread's
- * scratch (see the module doc).
+ * Emits `matmul_<type>_MxK[_bias][_acc]_panel(w, [bias,] x, y, r0, r1, n, panel)`:
+ * y (n, M) [+]= x (n, K) · Wᵀ [+ bias] for rows r0 .. r1 - 1, y f32 rows, x f32 rows (float
+ * types) or the kind's quantised activation rows, W (M, K) in the type's storage layout,
+ * `panel` {@linkcode panelScratchBytes} bytes of this thread's scratch (see the module doc).
  *
  * @param s The kernel.
+ * @param kind The panel and micro-kernel of the type (default: the float types').
  * @returns The function.
+ * @throws {RangeError} when the kind's panel and result slot do not fit
+ *   {@linkcode panelScratchBytes}.
  *
  * @example
  * ```ts
@@ -131,6 +136,12 @@ export function panelScratchBytes(K: number): number {
 export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): WasmFunc {
   const { M, K, type } = s;
   const rb = rowBytes(WEIGHT_TYPES[type], K); // bytes per weight row
+  if (kind.panelBytes + PANEL_ROWS * 4 > panelScratchBytes(K)) {
+    throw new RangeError(
+      `${s.name}: a panel of ${kind.panelBytes} bytes and its slot exceed the scratch's ` +
+        `${panelScratchBytes(K)}`,
+    );
+  }
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);
   params.push(["x", "i32"], ["y", "i32"], ["r0", "i32"], ["r1", "i32"], ["n", "i32"]);
