@@ -99,7 +99,7 @@ export interface LinearSpec {
    * and run an 8-row × 6-token outer-product micro-kernel over all n tokens from it
    * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`: repack 8 rows in groups of 4
    * quants and run an 8-row × 3-token micro-kernel (`linear_panel_q8.ts`); Q4_K with
-   * `relaxed` (Q5_K, Q6_K likewise): unpack 8 rows' quants and scales (`linear_panel_q4k.ts`,
+   * `relaxed` (Q4_0, Q5_K, Q6_K likewise): unpack 8 rows' quants and scales (`linear_panel_q4k.ts`,
    * `linear_panel_q6k.ts`). Default false;
    * see {@linkcode panelSupported}. The results agree with the in-register kernels to
    * rounding, not bit for bit.
@@ -109,8 +109,8 @@ export interface LinearSpec {
 
 /**
  * Whether a spec may take `panel`: a matmul of F32/F16/BF16 weights, of Q8_0 weights with
- * `relaxed` and `dotU8` (`linear_panel_q8.ts`), or of Q4_K/Q5_K/Q6_K weights with `relaxed`
- * (`linear_panel_q4k.ts`, `linear_panel_q6k.ts`).
+ * `relaxed` and `dotU8` (`linear_panel_q8.ts`), or of Q4_0/Q4_K/Q5_K/Q6_K weights with
+ * `relaxed` (`linear_panel_q8.ts`, `linear_panel_q4k.ts`, `linear_panel_q6k.ts`).
  *
  * @param s The spec.
  * @returns Whether `emitLinear({ ...s, panel: true })` emits a panel kernel.
@@ -126,7 +126,7 @@ export interface LinearSpec {
 export function panelSupported(s: LinearSpec): boolean {
   if (s.kind !== "matmul") return false;
   if (WEIGHT_TYPES[s.type].act === "f32") return true;
-  if (s.type === "Q4_K" || s.type === "Q5_K" || s.type === "Q6_K") return s.relaxed ?? false;
+  if (["Q4_0", "Q4_K", "Q5_K", "Q6_K"].includes(s.type)) return s.relaxed ?? false;
   return s.type === "Q8_0" && (s.relaxed ?? false) && (s.dotU8 ?? false);
 }
 
@@ -222,7 +222,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   if (panel && !panelSupported(s)) {
     throw new RangeError(
       "linear: a panel is for F32/F16/BF16 matmuls, Q8_0 ones with the u8 dot product and " +
-        `relaxed Q4_K/Q5_K/Q6_K ones, not ${s.kind} ${s.type}`,
+        `relaxed Q4_0/Q4_K/Q5_K/Q6_K ones, not ${s.kind} ${s.type}`,
     );
   }
   if (panel) {
@@ -238,6 +238,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       memory: s.memory ?? 0,
     };
     if (s.type === "Q8_0") return emitPanelMatmul(ps, q8PanelKind(K, s.fp16 ?? false));
+    if (s.type === "Q4_0") return emitPanelMatmul(ps, q8PanelKind(K, s.fp16 ?? false, true));
     if (s.type === "Q4_K") return emitPanelMatmul(ps, q4kPanelKind(K, s.fp16 ?? false));
     if (s.type === "Q5_K") return emitPanelMatmul(ps, q4kPanelKind(K, s.fp16 ?? false, true));
     if (s.type === "Q6_K") return emitPanelMatmul(ps, q6kPanelKind(K, s.fp16 ?? false));

@@ -46,8 +46,8 @@ export const PANEL_MIN_TOKENS = 6;
 export interface PanelSpec {
   /** Kernel name. */
   name: string;
-  /** F32, F16 or BF16 (this file), Q8_0, Q4_K, Q5_K or Q6_K (their `PanelKind`s). */
-  type: "F32" | "F16" | "BF16" | "Q8_0" | "Q4_K" | "Q5_K" | "Q6_K";
+  /** F32, F16 or BF16 (this file), Q4_0, Q8_0, Q4_K, Q5_K or Q6_K (their `PanelKind`s). */
+  type: "F32" | "F16" | "BF16" | "Q4_0" | "Q8_0" | "Q4_K" | "Q5_K" | "Q6_K";
   /** Output features (rows of W). */
   M: number;
   /** Input features. */

@@ -1,7 +1,8 @@
 /**
- * The Q8_0 panel of the panel matmul (`linear_panel.ts`): prefill and batches of Q8_0
- * weights where the runtime's relaxed dot product takes its i7 operand as u8
- * (`BlockCtx.dotU8`, x86 `vpdpbusd`).
+ * The Q8_0 and Q4_0 panel of the panel matmul (`linear_panel.ts`): prefill and batches of
+ * Q8_0 weights where the runtime's relaxed dot product takes its i7 operand as u8
+ * (`BlockCtx.dotU8`, x86 `vpdpbusd`), and of Q4_0 weights with relaxed SIMD (its nibbles
+ * 0..15 are i7 already).
  *
  * For each block of 8 weight rows, every 32-quant block b of the rows is repacked once per
  * call into 288 bytes: for each group g of 4 columns (k = 32b + 4g .. + 3), one vector of
@@ -12,6 +13,10 @@
  * "Q8_0 4x4" layout (`ggml-cpu/repack.cpp`, `block_q8_0x4`) with the outer product of the
  * float panel. Each row's int32 block sum starts at the token's `-128 · Σq` (the activation
  * record's lanes, summed), so it is exactly `Σ x·w`; then `acc += f32(sum) · d_w · d_x`.
+ *
+ * Q4_0 (ggml `block_q4_0`: x[j] = (lo(qs[j]) - 8)·d, x[j + 16] = (hi(qs[j]) - 8)·d) keeps its
+ * nibbles as the lanes' quants and starts each sum at `-8 · Σq`, the same record's lanes
+ * summed and shifted right by 4 (exact: `-128 · Σq` is a multiple of 16).
  *
  * Per (row, token) the block sums are added in block order into one f32 per row, where the
  * in-register kernel keeps 4 lane sums to the end: the two agree to rounding.
@@ -40,10 +45,11 @@ export const Q8_PANEL_TOKENS = 3;
 export const Q8_PANEL_MIN_TOKENS = 5;
 
 /**
- * The Q8_0 panel kind (module doc).
+ * The Q8_0 (or Q4_0) panel kind (module doc).
  *
  * @param K Input features (a multiple of 32).
  * @param fp16 Convert the f16 scales with `f32x4.promote_low_f16x8`.
+ * @param q4 Q4_0 instead of Q8_0.
  * @returns The kind for `emitPanelMatmul`.
  * @throws {RangeError} when K is not a multiple of 32.
  *
@@ -54,17 +60,19 @@ export const Q8_PANEL_MIN_TOKENS = 5;
  * assert.equal(q8PanelKind(768, false).panelBytes, 24 * 288);
  * ```
  */
-export function q8PanelKind(K: number, fp16: boolean): PanelKind {
-  const { shape, S, base } = quantPanelBase("Q8_0", K, Q8_PANEL_TOKENS, Q8_PANEL_BLOCK);
+export function q8PanelKind(K: number, fp16: boolean, q4 = false): PanelKind {
+  const type = q4 ? "Q4_0" : "Q8_0";
+  const { shape, S, base } = quantPanelBase(type, K, Q8_PANEL_TOKENS, Q8_PANEL_BLOCK);
   const nb = shape.nb;
   return {
     ...base,
     locals(f) {
       quantPanelLocals(f, Q8_PANEL_TOKENS, false);
-      f.local("c80", "v128").local("dw4", "v128");
+      f.local("c80", "v128").local("c0f", "v128").local("dw4", "v128");
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`hi${i}`, "v128");
       f.comment("0x80 in every byte: w xor 0x80 = w + 128 as u8 (the u8 dot product)");
       f.i8x16(new Array(16).fill(0x80)).set("c80");
+      f.i8x16(new Array(16).fill(0x0f)).set("c0f");
     },
     fill(f, rb) {
       f.comment(
@@ -74,8 +82,15 @@ export function q8PanelKind(K: number, fp16: boolean): PanelKind {
       fillBlocks(f, rb, shape, () => {
         for (let i = 0; i < 4; i++) {
           for (const [half, l] of [[0, "lo"], [1, "hi"]] as const) {
-            f.get(`p${i}`).wmem("v128.load", 2 + 16 * half, { align: 0 });
-            f.get("c80").op("v128.xor").set(`${l}${i}`);
+            if (q4) {
+              f.comment(`row ${i}: quants ${16 * half} .. ${16 * half + 15}, the ${l} nibbles`);
+              f.get(`p${i}`).wmem("v128.load", 2, { align: 0 });
+              if (half) f.i32(4).op("i16x8.shr_u");
+              f.get("c0f").op("v128.and").set(`${l}${i}`);
+            } else {
+              f.get(`p${i}`).wmem("v128.load", 2 + 16 * half, { align: 0 });
+              f.get("c80").op("v128.xor").set(`${l}${i}`);
+            }
           }
         }
         storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, 32);
@@ -93,6 +108,7 @@ export function q8PanelKind(K: number, fp16: boolean): PanelKind {
           f.get("pd").mem("v128.load", c * S + 8, { align: 0 }).set("xs");
           f.get("xs").get("xs").get("xs").shuffle(lanes32([2, 3, 0, 1])).op("i32x4.add").set("xs");
           f.get("xs").get("xs").get("xs").shuffle(lanes32([1, 0, 3, 2])).op("i32x4.add");
+          if (q4) f.i32(4).op("i32x4.shr_s"); // -8 · Σq
           f.tee(`ia${c}_0`).set(`ia${c}_1`);
         }
         groupDots(f, C, S, 0, 8, 0);

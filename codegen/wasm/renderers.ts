@@ -244,7 +244,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       dotU8: ctx.dotU8,
       memory: w.memory,
       panel: ctx.rows > 1 && (WEIGHT_TYPES[w.type].act === "f32" ||
-        w.type === "Q8_0" && ctx.relaxed && ctx.dotU8 ||
+        w.type === "Q8_0" && ctx.relaxed && ctx.dotU8 || w.type === "Q4_0" && ctx.relaxed ||
         (w.type === "Q4_K" || w.type === "Q5_K" || w.type === "Q6_K") && ctx.relaxed),
     },
   };
@@ -273,7 +273,7 @@ const linear: WasmOpRenderer<"linear"> = {
       callWith(f, linearName(ls), args);
       return;
     }
-    const min = ls.type === "Q8_0"
+    const min = ls.type === "Q8_0" || ls.type === "Q4_0"
       ? Q8_PANEL_MIN_TOKENS
       : ls.type === "Q4_K" || ls.type === "Q5_K"
       ? Q4K_PANEL_MIN_TOKENS
