@@ -20,7 +20,8 @@ import { WasmFunc } from "../codegen/wasm_asm.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../codegen/wasm_features.ts";
 import { barrierKernel, emitShare } from "../codegen/wasm/barrier.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "../codegen/wasm/blocks.ts";
-import { emitLinear, linearName, panelBytes } from "../codegen/wasm/linear.ts";
+import { emitLinear, linearName } from "../codegen/wasm/linear.ts";
+import { panelScratchBytes } from "../codegen/wasm/linear_panel.ts";
 import { buildKernelModule } from "../codegen/wasm/module.ts";
 import { quantizeKernel } from "../codegen/wasm/quantize.ts";
 import { createThreadPool, type ThreadPool } from "../runtime/threads.ts";
@@ -103,7 +104,7 @@ function build(type: WeightTypeName) {
       ["h", 4 * HIDDEN * MAX_TOKENS],
       ["xq", act(HIDDEN) * MAX_TOKENS],
       ["y", 4 * VOCAB * 2],
-      ["panel", panelBytes(HIDDEN) * 64], // an F16/BF16 matmul's f32 panel per thread
+      ["panel", panelScratchBytes(HIDDEN) * 64], // an F16/BF16 matmul's f32 panel per thread
     ] as [string, number][]
   ) {
     buf[name] = a;
@@ -159,7 +160,7 @@ function build(type: WeightTypeName) {
     f.i32(w).i32(x).i32(buf.y).get("lo").get("hi");
     if (mm) f.get("a0");
     if (usePanel(mm ? "matmul" : "matvec")) {
-      f.i32(buf.panel).get("tid").i32(panelBytes(HIDDEN)).op("i32.mul").op("i32.add");
+      f.i32(buf.panel).get("tid").i32(panelScratchBytes(HIDDEN)).op("i32.mul").op("i32.add");
     }
     f.call(kernel(M, K, mm ? "matmul" : "matvec"));
     barrier(f);

@@ -36,7 +36,7 @@ import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_as
 import { barrierKernel, CTL } from "./wasm/barrier.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
-import { panelBytes } from "./wasm/linear.ts";
+import { panelScratchBytes } from "./wasm/linear_panel.ts";
 import {
   callWith,
   type KernelSpec,
@@ -82,7 +82,7 @@ export interface WasmLayout {
   quantBytes: number;
   /**
    * Offset in a scratch of the f32 panel of the F32/F16/BF16 matmuls (after the attention
-   * scores; `linear.ts` {@linkcode panelBytes} of the widest prefill input).
+   * scores; `linear.ts` `panelScratchBytes` of the widest prefill input).
    */
   panelOffset: number;
   /** Every weight the graphs use, with its type and offset. */
@@ -177,7 +177,7 @@ function scratchOf(plan: Plan) {
     for (const n of g.nodes) {
       if (n.op !== "linear") continue;
       quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.75));
-      if (g.rows > 1) panel = Math.max(panel, panelBytes(n.attrs.in));
+      if (g.rows > 1) panel = Math.max(panel, panelScratchBytes(n.attrs.in));
     }
   }
   const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;

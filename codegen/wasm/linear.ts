@@ -30,14 +30,19 @@
 import { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import type { BlockCtx, BlockEmitter } from "./block_code.ts";
-import { hsumF32 } from "./snippets.ts";
+import { hsumF32, keepTouchLive, touchLines } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
-import { emitPanelMatmul, panelScratchBytes, type PanelSpec } from "./linear_panel.ts";
-import { q8PanelKind } from "./linear_panel_q8.ts";
-import { q4kPanelKind } from "./linear_panel_q4k.ts";
-import { q6kPanelKind } from "./linear_panel_q6k.ts";
+import {
+  emitPanelMatmul,
+  PANEL_MIN_TOKENS,
+  type PanelKind,
+  type PanelSpec,
+} from "./linear_panel.ts";
+import { Q8_PANEL_MIN_TOKENS, q8PanelKind } from "./linear_panel_q8.ts";
+import { Q4K_PANEL_MIN_TOKENS, q4kPanelKind } from "./linear_panel_q4k.ts";
+import { Q6K_PANEL_MIN_TOKENS, q6kPanelKind } from "./linear_panel_q6k.ts";
 
 /** How far (bytes) the touch pointer runs ahead of the rows being computed. */
 export const TOUCH_AHEAD = 2048;
@@ -95,17 +100,47 @@ export interface LinearSpec {
   touchAhead?: number;
   /**
    * F32/F16/BF16 matmul: convert 8 weight rows at a time to f32 once, transposed into a
-   * panel (param `panel` after `n`: {@linkcode panelBytes} bytes of this thread's scratch),
+   * panel (param `panel` after `n`: `linear_panel.ts` `panelScratchBytes` of this thread's scratch),
    * and run an 8-row × 6-token outer-product micro-kernel over all n tokens from it
-   * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`: repack 8 rows in groups of 4
-   * quants and run an 8-row × 3-token micro-kernel (`linear_panel_q8.ts`); Q4_K with
-   * `relaxed` (Q4_0, Q5_K, Q6_K likewise): unpack 8 rows' quants and scales (`linear_panel_q4k.ts`,
-   * `linear_panel_q6k.ts`). Default false;
-   * see {@linkcode panelSupported}. The results agree with the in-register kernels to
-   * rounding, not bit for bit.
+   * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`, Q4_0 with `relaxed`: repack 8
+   * rows in groups of 4 quants and run an 8-row × 3-token micro-kernel
+   * (`linear_panel_q8.ts`); Q4_K, Q5_K, Q6_K with `relaxed`: unpack 8 rows' quants and scales
+   * (`linear_panel_q4k.ts`, `linear_panel_q6k.ts`). Default false; see
+   * {@linkcode panelSupported}. The results agree with the in-register kernels to rounding,
+   * not bit for bit.
    */
   panel?: boolean;
 }
+
+/** What a weight type's panel needs from the runtime, and its kind. */
+interface PanelEntry {
+  /** `relaxed`: relaxed SIMD; `dotU8`: relaxed SIMD whose dot product reads u8 (VNNI). */
+  needs: "none" | "relaxed" | "dotU8";
+  /** The fewest rows a step sends through the panel (measured crossovers; see each file). */
+  minTokens: number;
+  /** The panel and micro-kernel (default: the float types' of `linear_panel.ts`). */
+  kind?: (K: number, fp16: boolean) => PanelKind;
+}
+
+/** The weight types that have a panel (`linear_panel*.ts`). */
+const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
+  F32: { needs: "none", minTokens: PANEL_MIN_TOKENS },
+  F16: { needs: "none", minTokens: PANEL_MIN_TOKENS },
+  BF16: { needs: "none", minTokens: PANEL_MIN_TOKENS },
+  Q8_0: { needs: "dotU8", minTokens: Q8_PANEL_MIN_TOKENS, kind: (K, h) => q8PanelKind(K, h) },
+  Q4_0: {
+    needs: "relaxed",
+    minTokens: Q8_PANEL_MIN_TOKENS,
+    kind: (K, h) => q8PanelKind(K, h, true),
+  },
+  Q4_K: { needs: "relaxed", minTokens: Q4K_PANEL_MIN_TOKENS, kind: (K, h) => q4kPanelKind(K, h) },
+  Q5_K: {
+    needs: "relaxed",
+    minTokens: Q4K_PANEL_MIN_TOKENS,
+    kind: (K, h) => q4kPanelKind(K, h, true),
+  },
+  Q6_K: { needs: "relaxed", minTokens: Q6K_PANEL_MIN_TOKENS, kind: (K, h) => q6kPanelKind(K, h) },
+};
 
 /**
  * Whether a spec may take `panel`: a matmul of F32/F16/BF16 weights, of Q8_0 weights with
@@ -124,29 +159,30 @@ export interface LinearSpec {
  * ```
  */
 export function panelSupported(s: LinearSpec): boolean {
-  if (s.kind !== "matmul") return false;
-  if (WEIGHT_TYPES[s.type].act === "f32") return true;
-  if (["Q4_0", "Q4_K", "Q5_K", "Q6_K"].includes(s.type)) return s.relaxed ?? false;
-  return s.type === "Q8_0" && (s.relaxed ?? false) && (s.dotU8 ?? false);
+  const p = PANELS[s.type];
+  if (s.kind !== "matmul" || p === undefined) return false;
+  if (p.needs === "none") return true;
+  return (s.relaxed ?? false) && (p.needs === "relaxed" || (s.dotU8 ?? false));
 }
 
 /**
- * Bytes of this thread's scratch a matmul with `panel` needs: the transposed f32 panel of 8
- * rows and its result slot (`linear_panel.ts`; the Q8_0 panel of `linear_panel_q8.ts`, 9
- * bytes per column, fits in it).
+ * The fewest rows (tokens) of a step worth the type's panel: below it the step calls the
+ * in-register kernel (`renderers.ts`), whose decoding per register block then costs less
+ * than filling the panel.
  *
- * @param K Input features.
- * @returns 32 · K + 32.
+ * @param type A weight type.
+ * @returns The threshold, or Infinity for a type without a panel.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { panelBytes } from "./linear.ts";
- * assert.equal(panelBytes(2048), 8 * 2048 * 4 + 32);
+ * import { panelMinTokens } from "./linear.ts";
+ * assert.equal(panelMinTokens("F16"), 6);
+ * assert.equal(panelMinTokens("Q2_K"), Infinity);
  * ```
  */
-export function panelBytes(K: number): number {
-  return panelScratchBytes(K);
+export function panelMinTokens(type: WeightTypeName): number {
+  return PANELS[type]?.minTokens ?? Infinity;
 }
 
 /**
@@ -237,12 +273,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       fp16: s.fp16 ?? false,
       memory: s.memory ?? 0,
     };
-    if (s.type === "Q8_0") return emitPanelMatmul(ps, q8PanelKind(K, s.fp16 ?? false));
-    if (s.type === "Q4_0") return emitPanelMatmul(ps, q8PanelKind(K, s.fp16 ?? false, true));
-    if (s.type === "Q4_K") return emitPanelMatmul(ps, q4kPanelKind(K, s.fp16 ?? false));
-    if (s.type === "Q5_K") return emitPanelMatmul(ps, q4kPanelKind(K, s.fp16 ?? false, true));
-    if (s.type === "Q6_K") return emitPanelMatmul(ps, q6kPanelKind(K, s.fp16 ?? false));
-    return emitPanelMatmul(ps);
+    const kind = PANELS[s.type]!.kind;
+    return kind ? emitPanelMatmul(ps, kind(K, s.fp16 ?? false)) : emitPanelMatmul(ps);
   }
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);
@@ -375,11 +407,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       f.get("w").get("r").i32(Rr).op("i32.add").i32(rb).op("i32.mul").op("i32.add");
       f.i32(ahead).op("i32.add").tee("tnext").get("tend").get("tnext").get("tend");
       f.op("i32.lt_u").op("select").set("tnext");
-      f.block("touched").loop("touch_lines");
-      f.get("pt").get("tnext").op("i32.ge_u").brIf("touched");
-      f.get("touch").get("pt").wmem("i32.load8_u").op("i32.xor").set("touch");
-      f.get("pt").i32(64).op("i32.add").set("pt");
-      f.br("touch_lines").end().end();
+      touchLines(f, "pt", "tnext", "touch_lines");
     }
     f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
@@ -388,7 +416,6 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("r").i32(Rr).op("i32.add").set("r");
     f.br(`rows${Rr}`).end().end();
   }
-  f.comment("keep the touch loads live: an empty-range call (r1 < r0) would store their fold");
-  f.get("r1").get("r0").op("i32.lt_u").if().get("y").get("touch").mem("i32.store").end();
+  keepTouchLive(f);
   return f;
 }

@@ -28,7 +28,8 @@
  */
 import { WasmFunc } from "../wasm_asm.ts";
 import { rowBytes, WEIGHT_TYPES } from "./blocks.ts";
-import { halvesLocals, halvesToF32x4, scalarHalf } from "./types_float.ts";
+import { keepTouchLive, lanes32, touchLines } from "./snippets.ts";
+import { halvesLocals, halvesToF32x4, scalarWeight } from "./types_float.ts";
 
 /** Weight rows per panel (two f32x4 per column). */
 export const PANEL_ROWS = 8;
@@ -93,8 +94,9 @@ export interface PanelKind {
 }
 
 /**
- * Bytes of this kernel's scratch: the panel (K columns × 8 rows × 4 bytes) and the 32-byte
- * slot a partial row block writes through.
+ * Bytes of this thread's scratch a panel matmul needs: the float panel (K columns × 8 rows
+ * × 4 bytes) and the 32-byte slot a partial row block writes through; the quantised panels
+ * (9-12 bytes per column) fit in it ({@linkcode emitPanelMatmul} checks).
  *
  * @param K Input features.
  * @returns 32 · K + 32.
@@ -174,11 +176,7 @@ export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): W
   f.i32(PANEL_ROWS * rb).op("i32.add").set("pend");
   f.get("w").get("r1").i32(rb).op("i32.mul").op("i32.add").set("tend");
   f.get("pend").get("tend").get("pend").get("tend").op("i32.lt_u").op("select").set("pend");
-  f.block("touched").loop("touch");
-  f.get("pp").get("pend").op("i32.ge_u").brIf("touched");
-  f.get("touch").get("pp").wmem("i32.load8_u").op("i32.xor").set("touch");
-  f.get("pp").i32(64).op("i32.add").set("pp");
-  f.br("touch").end().end();
+  touchLines(f, "pp", "pend", "touch_next");
   f.get("x").set("xt");
   f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yt");
   for (let C = kind.tokens; C >= 1; C--) {
@@ -197,8 +195,7 @@ export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): W
   f.i32(0).set("t");
   f.get("r").i32(PANEL_ROWS).op("i32.add").set("r");
   f.br("rows").end().end();
-  f.comment("keep the touch loads live: an empty-range call (r1 < r0) would store their fold");
-  f.get("r1").get("r0").op("i32.lt_u").if().get("y").get("touch").mem("i32.store").end();
+  keepTouchLive(f);
   return f;
 }
 
@@ -215,10 +212,6 @@ export function rowPointers(f: WasmFunc, g: number, rb: number): void {
     f.set(`p${i}`);
   }
 }
-
-/** i32-lane shuffle of two vectors: lanes 0..3 from the first, 4..7 from the second. */
-export const lanes32 = (l: number[]): number[] =>
-  l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
 
 /**
  * Stores the 4 × 4 transpose of the 32-bit lanes of the v128 locals `rows` (row i = 4
@@ -290,8 +283,7 @@ function floatKind(s: PanelSpec): PanelKind {
         for (let j = 0; j < K - K8; j++) {
           for (let i = 0; i < 4; i++) {
             f.get("pp");
-            if (type === "F32") f.get(`p${i}`).wmem("f32.load", 4 * j);
-            else scalarHalf(f, type, `p${i}`, 2 * j);
+            scalarWeight(f, type, `p${i}`, width * j);
             f.mem("f32.store", j * colBytes + 4 * i);
           }
         }

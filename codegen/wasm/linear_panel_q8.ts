@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { lanes32, type PanelKind, storeTransposed } from "./linear_panel.ts";
+import { type PanelKind, storeTransposed } from "./linear_panel.ts";
 import {
   fillBlocks,
   groupDots,
@@ -31,7 +31,7 @@ import {
   quantPanelBase,
   quantPanelLocals,
 } from "./linear_panel_quant.ts";
-import { f16Lanes } from "./snippets.ts";
+import { f16Lanes, lanes32 } from "./snippets.ts";
 
 /** Bytes of one repacked 32-quant block of 8 rows: 8 groups × 2 vectors, 2 f32x4 scales. */
 export const Q8_PANEL_BLOCK = 8 * 32 + 32;

@@ -20,11 +20,13 @@ import type { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { emitShare } from "./barrier.ts";
 import { embedKernel } from "./embed.ts";
-import { emitLinear, linearName } from "./linear.ts";
-import { PANEL_MIN_TOKENS } from "./linear_panel.ts";
-import { Q8_PANEL_MIN_TOKENS } from "./linear_panel_q8.ts";
-import { Q4K_PANEL_MIN_TOKENS } from "./linear_panel_q4k.ts";
-import { Q6K_PANEL_MIN_TOKENS } from "./linear_panel_q6k.ts";
+import {
+  emitLinear,
+  linearName,
+  type LinearSpec,
+  panelMinTokens,
+  panelSupported,
+} from "./linear.ts";
 import {
   elementwiseKernel,
   elementwiseName,
@@ -233,7 +235,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
   return {
     w,
     act: WEIGHT_TYPES[w.type].act,
-    spec: {
+    spec: withPanel({
       type: w.type,
       M,
       K,
@@ -243,11 +245,17 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       fp16: ctx.fp16,
       dotU8: ctx.dotU8,
       memory: w.memory,
-      panel: ctx.rows > 1 && (WEIGHT_TYPES[w.type].act === "f32" ||
-        w.type === "Q8_0" && ctx.relaxed && ctx.dotU8 || w.type === "Q4_0" && ctx.relaxed ||
-        (w.type === "Q4_K" || w.type === "Q5_K" || w.type === "Q6_K") && ctx.relaxed),
-    },
+    }, ctx),
   };
+}
+
+/**
+ * The spec with `panel` set when the type has one this runtime runs and the step can have
+ * enough rows to use it (below `panelMinTokens` the call takes the in-register kernel, so a
+ * step that never has that many would carry the panel kernel for nothing).
+ */
+function withPanel<T extends LinearSpec>(ls: T, ctx: WasmKernelContext): T & { panel: boolean } {
+  return { ...ls, panel: ctx.rows >= panelMinTokens(ls.type) && panelSupported(ls) };
 }
 
 const linear: WasmOpRenderer<"linear"> = {
@@ -273,13 +281,7 @@ const linear: WasmOpRenderer<"linear"> = {
       callWith(f, linearName(ls), args);
       return;
     }
-    const min = ls.type === "Q8_0" || ls.type === "Q4_0"
-      ? Q8_PANEL_MIN_TOKENS
-      : ls.type === "Q4_K" || ls.type === "Q5_K"
-      ? Q4K_PANEL_MIN_TOKENS
-      : ls.type === "Q6_K"
-      ? Q6K_PANEL_MIN_TOKENS
-      : PANEL_MIN_TOKENS;
+    const min = panelMinTokens(ls.type);
     f.comment(
       `fewer than ${min} rows: the weights decoded in registers (filling the panel would ` +
         "cost more than it saves)",

@@ -62,8 +62,8 @@ export function f16Scalar(
 
 /**
  * Sets the f32x4 local `dst` to the f16 values at `addr + offsets[i]` (lane i; lanes past
- * `offsets.length` are 0; `addr` may name one local per lane), by the same exact arithmetic as {@linkcode f16Scalar} done
- * lane-wise: one conversion for the scales of R weight rows instead of R scalar ones (the
+ * `offsets.length` are 0; `addr` may name one local per lane), by the same exact arithmetic
+ * as {@linkcode f16Scalar} done lane-wise: one conversion for the scales of R weight rows instead of R scalar ones (the
  * per-block scale of Q8_0 and the 32-element types is read for every row of a register
  * block). Uses the v128 locals `_h4` and `_m4` (declared on first use). With `fp16` the
  * lanes go through the FP16 proposal's `f32x4.promote_low_f16x8` instead (one instruction,
@@ -100,6 +100,35 @@ export function f16Lanes(
   f.get("_m4").i32x4(F16_MAGIC_BITS).op("i32x4.add").f32x4(2 ** -14).op("f32x4.sub");
   f.get("_m4").i32x4(0x007fffff).op("i32x4.gt_s").op("v128.bitselect");
   f.get("_h4").i32x4(0x80000000 | 0).op("v128.and").op("v128.or").set(dst);
+}
+
+/**
+ * The 16 byte lanes of an `i8x16.shuffle` that picks 32-bit lanes: `l[i]` in 0..3 is lane
+ * `l[i]` of the first operand, 4..7 lane `l[i] - 4` of the second.
+ */
+export const lanes32 = (l: number[]): number[] =>
+  l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
+
+/**
+ * Software prefetch: loads one byte of every 64-byte line from the i32 local `ptr` up to
+ * the i32 local `end` (weight memory), folding them into the i32 local `touch` so they are
+ * not dead code; `ptr` ends at or past `end`. See {@linkcode keepTouchLive}.
+ */
+export function touchLines(f: WasmFunc, ptr: string, end: string, label: string): void {
+  f.block(`${label}_done`).loop(label);
+  f.get(ptr).get(end).op("i32.ge_u").brIf(`${label}_done`);
+  f.get("touch").get(ptr).wmem("i32.load8_u").op("i32.xor").set("touch");
+  f.get(ptr).i32(64).op("i32.add").set(ptr);
+  f.br(label).end().end();
+}
+
+/**
+ * Keeps {@linkcode touchLines}' loads live: stores their fold to `y` on an empty-range call
+ * (r1 < r0), which never happens in a step, so the compiler cannot drop them.
+ */
+export function keepTouchLive(f: WasmFunc): void {
+  f.comment("keep the touch loads live: an empty-range call (r1 < r0) would store their fold");
+  f.get("r1").get("r0").op("i32.lt_u").if().get("y").get("touch").mem("i32.store").end();
 }
 
 /** Pushes lane `lane` of the 32-bit-lane local `v` splatted to all four lanes. */

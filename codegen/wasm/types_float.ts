@@ -97,30 +97,25 @@ export function halvesToF32x4(
   f.set(hi);
 }
 
-/**
- * Pushes the f32 value of the F16/BF16 at `addr + offset` in the weight memory, exactly.
- *
- * @param f The function.
- * @param type F16 or BF16.
- * @param addr i32 local holding the address.
- * @param offset Byte offset.
- */
-export function scalarHalf(f: WasmFunc, type: "F16" | "BF16", addr: string, offset: number) {
-  if (type === "F16") f16Scalar(f, addr, offset);
-  else f.get(addr).wmem("i32.load16_u", offset).i32(16).op("i32.shl").op("f32.reinterpret_i32");
-}
-
 function madd(k: BlockCtx, acc: string, w: string, x: string): void {
   const f = k.f;
   if (k.relaxed) f.get(w).get(x).get(acc).op("f32x4.relaxed_madd").set(acc);
   else f.get(acc).get(w).get(x).op("f32x4.mul").op("f32x4.add").set(acc);
 }
 
-/** Pushes the f32 weight of row a, column `j` past pw (scalar tail). */
-function scalarWeight(f: WasmFunc, name: WeightTypeName, off: number): void {
-  if (name === "F32") f.get("pw").wmem("f32.load", off);
-  else if (name === "F16") f16Scalar(f, "pw", off);
-  else f.get("pw").wmem("i32.load16_u", off).i32(16).op("i32.shl").op("f32.reinterpret_i32");
+/**
+ * Pushes the f32 value of the F32/F16/BF16 weight at `addr + off` in the weight memory,
+ * exactly (the scalar tails of the block code and of the panel).
+ *
+ * @param f The function.
+ * @param name F32, F16 or BF16.
+ * @param addr i32 local holding the address.
+ * @param off Byte offset.
+ */
+export function scalarWeight(f: WasmFunc, name: WeightTypeName, addr: string, off: number) {
+  if (name === "F32") f.get(addr).wmem("f32.load", off);
+  else if (name === "F16") f16Scalar(f, addr, off);
+  else f.get(addr).wmem("i32.load16_u", off).i32(16).op("i32.shl").op("f32.reinterpret_i32");
 }
 
 function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
@@ -164,16 +159,13 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
         }
         f.comment(`row ${a}: 8 × ${name} → 2 × f32x4`);
         f.get("pw").wmem("v128.load", o).set(`w${a}_1`);
-        if (name === "F16" && k.fp16) {
-          promoteHalves(f, `w${a}_1`, `w${a}_0`, `w${a}_1`);
+        if (!prescale) {
+          halvesToF32x4(f, name, `w${a}_1`, `w${a}_0`, `w${a}_1`, k.fp16);
           continue;
         }
         for (const h of [0, 1]) {
-          if (prescale) {
-            f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
-            f.i32(3).op("i32x4.shr_s").get("f16mask").op("v128.and");
-          } else halfToF32x4(f, name, `w${a}_1`, h);
-          f.set(`w${a}_${h}`);
+          f.get("zero").get(`w${a}_1`).shuffle(HIGH_HALVES(h));
+          f.i32(3).op("i32x4.shr_s").get("f16mask").op("v128.and").set(`w${a}_${h}`);
         }
       }
       for (let c = 0; c < C; c++) {
@@ -196,7 +188,7 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
           const s = `sacc${a}_${c}`;
           for (let j = 0; j < count; j++) {
             f.get(s);
-            scalarWeight(f, name, a * k.rowBytes + j * width);
+            scalarWeight(f, name, "pw", a * k.rowBytes + j * width);
             f.get("px").mem("f32.load", c * k.stride + 4 * j).op("f32.mul").op("f32.add").set(s);
           }
         }

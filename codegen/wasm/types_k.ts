@@ -19,7 +19,7 @@
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { addScaled, type BlockCtx, type BlockEmitter, f16Vectors, need } from "./block_code.ts";
-import { scaledDotI8 } from "./snippets.ts";
+import { lanes32, scaledDotI8 } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 
 /** i8x16 splat constants the K kernels use, by local name. */
@@ -75,9 +75,6 @@ function moveBits(f: WasmFunc, v: string, from: number, to: number, mask: string
   f.get(mask).op("v128.and");
 }
 
-/** Byte lanes of a one-operand shuffle of i32 words. */
-const words = (w: number[]) => w.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
-
 /** i32x4 constants of the Q4_K/Q5_K scale unpacking, by local name. */
 export const SCALE_MIN_CONSTS: Record<string, [number, number, number, number]> = {
   k_w3: [0, 0, 0, -1],
@@ -88,8 +85,9 @@ export const SCALE_MIN_CONSTS: Record<string, [number, number, number, number]> 
 /**
  * Scale-word unpacking of Q4_K/Q5_K (ggml `get_scale_min_k4`) on the 3 words u0, u1, u2 of
  * `scales[12]` (at `addr + o + 4`, weight memory) into the v128 local `dst`, all four result
- * words at once (uses the locals `tmp`, `qh` and {@linkcode SCALE_MIN_CONSTS}): sc0..3 = u0 & 0x3f3f3f3f, sc4..7 =
- * (u2 & 0x0f0f0f0f) | ((u0 >> 6) & 0x03030303) << 4, m0..3 = u1 & 0x3f3f3f3f, m4..7 =
+ * words at once (uses the locals `tmp`, `qh` and {@linkcode SCALE_MIN_CONSTS}): sc0..3 =
+ * u0 & 0x3f3f3f3f, sc4..7 = (u2 & 0x0f0f0f0f) | ((u0 >> 6) & 0x03030303) << 4, m0..3 =
+ * u1 & 0x3f3f3f3f, m4..7 =
  * ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 6) & 0x03030303) << 4 (`(u >> 6 & 3) << 4` per byte
  * is `u >> 2 & 0x30`).
  */
@@ -97,11 +95,11 @@ export function unpackScaleMin(f: WasmFunc, dst: string, o: number, addr = "pw")
   f.comment("scales[12] → sc0..7 (bytes 0..7), m0..7 (bytes 8..15)");
   f.get(addr).wmem("v128.load", o + 4, { align: 0 }).set("tmp");
   f.comment("[u0, u2, u1, u2 >> 4] & [3f.., 0f.., 3f.., 0f..]");
-  f.get("tmp").get("tmp").shuffle(words([0, 2, 1, 2])).set("qh");
+  f.get("tmp").get("tmp").shuffle(lanes32([0, 2, 1, 2])).set("qh");
   f.get("qh").i32(4).op("i32x4.shr_u").get("qh").get("k_w3").op("v128.bitselect");
   f.get("k_lo").op("v128.and");
   f.comment("| [u0, u0, u1, u1] >> 2 & [0, 30.., 0, 30..]");
-  f.get("tmp").get("tmp").shuffle(words([0, 0, 1, 1])).i32(2).op("i32x4.shr_u");
+  f.get("tmp").get("tmp").shuffle(lanes32([0, 0, 1, 1])).i32(2).op("i32x4.shr_u");
   f.get("k_hi").op("v128.and").op("v128.or").set(dst);
 }
 
