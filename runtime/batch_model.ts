@@ -36,7 +36,7 @@ import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
 import { type CheckpointInfo, resolveThreads } from "./model.ts";
-import { startStepPool } from "./threads.ts";
+import { dropSpareWorkers, startStepPool } from "./threads.ts";
 import { readGgufIntoWasm } from "./wasm_load.ts";
 
 /** The layout of a serving model. Every field is optional. */
@@ -349,6 +349,7 @@ export async function loadBatchModel(
         memory: read.memory,
       });
     } catch (e) {
+      dropSpareWorkers();
       fallbackFromWasm(requested, e); // auto, and the WASM kernels do not cover the model
       return createBatchModel(ck.config, ck.weights, ck.tokenizer, {
         ...extras,

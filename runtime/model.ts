@@ -10,6 +10,7 @@
  * @module
  */
 import { compileModel } from "../codegen/compile.ts";
+import { PANEL_MIN_TOKENS } from "../codegen/wasm/linear_panel.ts";
 import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
@@ -375,13 +376,15 @@ export function resolveThreads(threads: number | undefined): number {
 }
 
 /**
- * The load-time warm-up pass (llama.cpp runs one too): 16 tokens through the prefill and
- * decode kernels (2 on the reference), enough for V8 to compile and start optimising the
- * generated kernels before anything is timed; its logits show NaN/Inf weights at once.
- * The KV cache it wrote is overwritten by the next sequence.
+ * The load-time warm-up pass (llama.cpp runs one too): a prompt of
+ * {@linkcode PANEL_MIN_TOKENS} tokens (2 on the reference), enough rows for the prefill's
+ * panel kernels (codegen/wasm/linear.ts `panelMinTokens`: 5 or 6 by type), so that V8
+ * compiles the generated kernels before anything is timed; its logits show NaN/Inf weights
+ * at once. The KV cache it wrote is overwritten by the next sequence. (It was 16 tokens:
+ * 6 load an F16 g110M on 2 threads ~55 ms sooner.)
  */
 function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
-  const n = Math.min(backend === "reference" ? 2 : 16, pass.kvCapacity);
+  const n = Math.min(backend === "reference" ? 2 : PANEL_MIN_TOKENS, pass.kvCapacity);
   const logits = pass.forward(new Array(n).fill(0), 0); // (vocab_size)
   let bad = 0;
   for (let i = 0; i < logits.length; i++) if (!Number.isFinite(logits[i])) bad++;

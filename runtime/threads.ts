@@ -130,6 +130,40 @@ require("node:worker_threads").parentPort.on("message", (data) => {
 });
 `;
 
+/** Workers started by {@linkcode prestartWorkers}, taken first by the next pool. */
+const spare: Worker[] = [];
+
+/** A pool worker, unref'd: it waits for its module and memory in a message. */
+function newWorker(): Worker {
+  const worker = new Worker(WORKER_SOURCE, { eval: true });
+  worker.unref();
+  return worker;
+}
+
+/**
+ * Starts pool workers ahead of the pool, so that their start (a new isolate and Node
+ * layer: about 0.1 s on this project's 2-core VM) runs while the caller still reads the
+ * weights; the next {@linkcode startThreadPool} takes them before starting its own. Keeps
+ * at most `n` spare; {@linkcode dropSpareWorkers} ends them if no pool comes.
+ *
+ * @param n Spare workers wanted (a pool of N threads uses N - 1).
+ *
+ * @example
+ * ```ts
+ * import { dropSpareWorkers, prestartWorkers } from "./threads.ts";
+ * prestartWorkers(1);
+ * dropSpareWorkers();
+ * ```
+ */
+export function prestartWorkers(n: number): void {
+  while (spare.length < Math.min(n, 63)) spare.push(newWorker());
+}
+
+/** Terminates the workers {@linkcode prestartWorkers} started that no pool took. */
+export function dropSpareWorkers(): void {
+  for (const w of spare.splice(0)) w.terminate();
+}
+
 /**
  * The imports every instance of a kernel module gets besides `env.memory`: `env.cos` and
  * `env.sin` (f64 → f64, JavaScript's `Math.cos`/`Math.sin`, so RoPE angles in WASM equal
@@ -224,8 +258,7 @@ export function startThreadPool(
       for (let tid = 1; tid < threads; tid++) {
         // node:worker_threads (Deno's Node layer): its workers can be unref'd, so an idle
         // pool never keeps the process alive (a Web Worker does).
-        const worker = new Worker(WORKER_SOURCE, { eval: true });
-        worker.unref();
+        const worker = spare.shift() ?? newWorker();
         workers.push(worker);
         worker.postMessage({ module, memory, more, ctl, tid, entries });
       }

@@ -26,7 +26,7 @@ import { type GgufFile, readGguf } from "../formats/gguf/parse.ts";
 import { checkFinite, F16_SCALES } from "../formats/quant.ts";
 import { scanner } from "../codegen/wasm/scan.ts";
 import { finishCheckpoint } from "../formats/load.ts";
-import { startStepPool } from "./threads.ts";
+import { dropSpareWorkers, prestartWorkers, startStepPool } from "./threads.ts";
 
 /** Options of {@linkcode loadGgufIntoWasm}. */
 export interface WasmLoadOptions {
@@ -200,6 +200,18 @@ export interface WasmRead {
  * ```
  */
 export async function readGgufIntoWasm(path: string, options: WasmReadOptions): Promise<WasmRead> {
+  // The pool's workers start now, in their own threads, while this one parses the header.
+  if (options.threads > 1) prestartWorkers(options.threads - 1);
+  try {
+    return await readInto(path, options);
+  } catch (e) {
+    dropSpareWorkers();
+    throw e;
+  }
+}
+
+/** {@linkcode readGgufIntoWasm} after the workers' start. */
+async function readInto(path: string, options: WasmReadOptions): Promise<WasmRead> {
   options.onProgress?.({ stage: `reading gguf checkpoint ${path}` });
   const g = await readGguf(path);
   const info = ggufModelInfo(g);
@@ -294,6 +306,7 @@ export async function loadGgufIntoWasm(
     });
     return { checkpoint, pass };
   } catch (error) {
+    dropSpareWorkers();
     return { checkpoint, pass: null, error };
   }
 }
