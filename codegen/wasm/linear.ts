@@ -104,7 +104,7 @@ export interface LinearSpec {
    * and run an 8-row × 6-token outer-product micro-kernel over all n tokens from it
    * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`, Q4_0 with `relaxed`: repack 8
    * rows in groups of 4 quants and run an 8-row × 3-token micro-kernel
-   * (`linear_panel_q8.ts`); Q4_K, Q5_K, Q6_K with `relaxed`: unpack 8 rows' quants and scales
+   * (`linear_panel_q8.ts`); Q2_K..Q6_K with `relaxed`: unpack 8 rows' quants and scales
    * (`linear_panel_q4k.ts`, `linear_panel_q6k.ts`). Default false; see
    * {@linkcode panelSupported}. The results agree with the in-register kernels to rounding,
    * not bit for bit.
@@ -140,11 +140,21 @@ const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
     kind: (K, h) => q4kPanelKind(K, h, true),
   },
   Q6_K: { needs: "relaxed", minTokens: Q6K_PANEL_MIN_TOKENS, kind: (K, h) => q6kPanelKind(K, h) },
+  Q3_K: {
+    needs: "relaxed",
+    minTokens: Q6K_PANEL_MIN_TOKENS,
+    kind: (K, h) => q6kPanelKind(K, h, "Q3_K"),
+  },
+  Q2_K: {
+    needs: "relaxed",
+    minTokens: Q6K_PANEL_MIN_TOKENS,
+    kind: (K, h) => q6kPanelKind(K, h, "Q2_K"),
+  },
 };
 
 /**
  * Whether a spec may take `panel`: a matmul of F32/F16/BF16 weights, of Q8_0 weights with
- * `relaxed` and `dotU8` (`linear_panel_q8.ts`), or of Q4_0/Q4_K/Q5_K/Q6_K weights with
+ * `relaxed` and `dotU8` (`linear_panel_q8.ts`), or of Q4_0/Q2_K..Q6_K weights with
  * `relaxed` (`linear_panel_q8.ts`, `linear_panel_q4k.ts`, `linear_panel_q6k.ts`).
  *
  * @param s The spec.
@@ -178,7 +188,7 @@ export function panelSupported(s: LinearSpec): boolean {
  * import assert from "node:assert/strict";
  * import { panelMinTokens } from "./linear.ts";
  * assert.equal(panelMinTokens("F16"), 6);
- * assert.equal(panelMinTokens("Q2_K"), Infinity);
+ * assert.equal(panelMinTokens("Q5_1"), Infinity);
  * ```
  */
 export function panelMinTokens(type: WeightTypeName): number {
@@ -258,7 +268,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   if (panel && !panelSupported(s)) {
     throw new RangeError(
       "linear: a panel is for F32/F16/BF16 matmuls, Q8_0 ones with the u8 dot product and " +
-        `relaxed Q4_0/Q4_K/Q5_K/Q6_K ones, not ${s.kind} ${s.type}`,
+        `relaxed Q4_0/Q2_K/Q3_K/Q4_K/Q5_K/Q6_K ones, not ${s.kind} ${s.type}`,
     );
   }
   if (panel) {

@@ -103,6 +103,40 @@ export function unpackScaleMin(f: WasmFunc, dst: string, o: number, addr = "pw")
   f.get("k_hi").op("v128.and").op("v128.or").set(dst);
 }
 
+/**
+ * Scale unpacking of Q3_K (ggml `dequantize_row_q3_K`'s `aux` words) on the 3 words u0, u1,
+ * u2 of `scales[12]` (at `addr + o + 96`, weight memory) into the v128 local `dst`: 16 signed
+ * 6-bit scales, byte j = ((low nibble j) | (2 bits of u2) << 4) - 32, word by word
+ * (uses the i32 locals `u0`, `u1`, `u2`).
+ *
+ * @param f The function.
+ * @param dst The v128 local the 16 scales go to.
+ * @param o Byte offset of the block from `addr`.
+ * @param addr The i32 local holding the block's address.
+ */
+export function unpackQ3Scales(f: WasmFunc, dst: string, o: number, addr = "pw"): void {
+  f.comment("scales[12] → 16 signed 6-bit scales (bytes 0..15), minus 32");
+  f.get(addr).wmem("i32.load", o + 96, { align: 0 }).set("u0");
+  f.get(addr).wmem("i32.load", o + 100, { align: 0 }).set("u1");
+  f.get(addr).wmem("i32.load", o + 104, { align: 0 }).set("u2");
+  const word = (src: string, lowShift: number, hiShift: number) => {
+    f.get(src);
+    if (lowShift) f.i32(lowShift).op("i32.shr_u");
+    f.i32(0x0f0f0f0f).op("i32.and").get("u2");
+    if (hiShift) f.i32(hiShift).op("i32.shr_u");
+    f.i32(0x03030303).op("i32.and").i32(4).op("i32.shl").op("i32.or");
+  };
+  word("u0", 0, 0);
+  f.op("i32x4.splat");
+  word("u1", 0, 2);
+  f.lane("i32x4.replace_lane", 1);
+  word("u0", 4, 4);
+  f.lane("i32x4.replace_lane", 2);
+  word("u1", 4, 6);
+  f.lane("i32x4.replace_lane", 3);
+  f.i8x16(new Array(16).fill(32)).op("i8x16.sub").set(dst);
+}
+
 /** Mins term of Q4_K/Q5_K: mins{a}_{c} = Σ_j m_j · Σq_x(j) (per 32). */
 function minsPer32(k: BlockCtx, a: number, c: number): void {
   const f = k.f;
@@ -201,26 +235,7 @@ const Q3_K_DEF: KSpec = {
   scales: [108],
   prologue(k, a, o) {
     const f = k.f;
-    f.comment("scales[12] → 16 signed 6-bit scales (bytes 0..15), minus 32");
-    f.get("pw").wmem("i32.load", o + 96, { align: 0 }).set("u0");
-    f.get("pw").wmem("i32.load", o + 100, { align: 0 }).set("u1");
-    f.get("pw").wmem("i32.load", o + 104, { align: 0 }).set("u2");
-    const word = (src: string, lowShift: number, hiShift: number) => {
-      f.get(src);
-      if (lowShift) f.i32(lowShift).op("i32.shr_u");
-      f.i32(0x0f0f0f0f).op("i32.and").get("u2");
-      if (hiShift) f.i32(hiShift).op("i32.shr_u");
-      f.i32(0x03030303).op("i32.and").i32(4).op("i32.shl").op("i32.or");
-    };
-    word("u0", 0, 0);
-    f.op("i32x4.splat");
-    word("u1", 0, 2);
-    f.lane("i32x4.replace_lane", 1);
-    word("u0", 4, 4);
-    f.lane("i32x4.replace_lane", 2);
-    word("u1", 4, 6);
-    f.lane("i32x4.replace_lane", 3);
-    f.i8x16(new Array(16).fill(32)).op("i8x16.sub").set(`sc${a}`);
+    unpackQ3Scales(f, `sc${a}`, o);
     f.get("pw").wmem("v128.load", o).set(`qh${a}_0`);
     f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_1`);
   },
