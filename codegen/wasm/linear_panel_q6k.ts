@@ -56,6 +56,10 @@ interface K16Fields {
   dmin?: number;
   /** Whether the scales are signed. */
   signed: boolean;
+  /** The i8x16 splat constants it uses (local name, byte). */
+  consts: [string, number][];
+  /** What the quants of elements 128g + 32s + 16v .. + 15 are made of, for the comments. */
+  describe(g: number, s: number): string;
   /** Pushes the quants of elements 128g + 32s + 16v .. + 15 of the row at `p`. */
   quants(f: WasmFunc, p: string, g: number, s: number, v: number): void;
   /** Sets `dst` to the 16 sub-block scales (bytes) of the row at `p`. */
@@ -74,6 +78,8 @@ const FIELDS: Record<K16Type, K16Fields> = {
     d: 208,
     offsetShift: 5,
     signed: true,
+    consts: [["c0f", 0x0f], ["c30", 0x30]],
+    describe: (_g, s) => `ql nibble | qh bits ${2 * s}..${2 * s + 1} << 4`,
     quants(f, p, g, s, v) {
       f.get(p).wmem("v128.load", 64 * g + 32 * (s & 1) + 16 * v, { align: 0 });
       if (s >> 1) f.i32(4).op("i16x8.shr_u");
@@ -90,6 +96,8 @@ const FIELDS: Record<K16Type, K16Fields> = {
     d: 108,
     offsetShift: 2,
     signed: true,
+    consts: [["c03", 0x03], ["c04", 0x04]],
+    describe: (g, s) => `qs bits ${2 * s}..${2 * s + 1} | hmask bit ${4 * g + s} << 2`,
     quants(f, p, g, s, v) {
       f.get(p).wmem("v128.load", 32 + 32 * g + 16 * v, { align: 0 });
       if (s) f.i32(2 * s).op("i16x8.shr_u");
@@ -106,6 +114,8 @@ const FIELDS: Record<K16Type, K16Fields> = {
     d: 80,
     dmin: 82,
     signed: false,
+    consts: [["c0f", 0x0f], ["c03", 0x03]],
+    describe: (_g, s) => `qs bits ${2 * s}..${2 * s + 1}`,
     quants(f, p, g, s, v) {
       f.get(p).wmem("v128.load", 16 + 32 * g + 16 * v, { align: 0 });
       if (s) f.i32(2 * s).op("i16x8.shr_u");
@@ -144,17 +154,18 @@ export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): 
     ...base,
     locals(f) {
       quantPanelLocals(f, Q6K_PANEL_TOKENS, true);
-      for (const l of ["c0f", "c30", "c03", "c04", "dw4"]) f.local(l, "v128");
-      for (const l of ["u0", "u1", "u2"]) f.local(l, "i32");
+      for (const [l] of t.consts) f.local(l, "v128");
+      f.local("dw4", "v128");
+      if (type === "Q3_K") { for (const l of ["u0", "u1", "u2"]) f.local(l, "i32"); }
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`sc${i}`, "v128");
       f.comment("constants: byte masks");
-      for (const [l, v] of [["c0f", 0x0f], ["c30", 0x30], ["c03", 0x03], ["c04", 0x04]] as const) {
-        f.i8x16(new Array(16).fill(v)).set(l);
-      }
+      for (const [l, v] of t.consts) f.i8x16(new Array(16).fill(v)).set(l);
     },
     fill(f, rb) {
       f.comment(
-        `panel: ${nb} super-blocks × ${block} bytes (quants per 4 columns, sc, ` +
+        `panel: ${nb} super-blocks × ${block} bytes (quants${
+          t.offsetShift ? ` + ${1 << t.offsetShift}` : ""
+        } per 4 columns, sc, ` +
           `${t.dmin === undefined ? "sc" : "min"} pairs, d${t.dmin === undefined ? "" : ", dmin"}` +
           "; each for rows 0..3 then 4..7)",
       );
@@ -163,7 +174,7 @@ export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): 
           for (let s = 0; s < 4; s++) {
             for (const v of [0, 1]) {
               const e0 = 128 * g + 32 * s + 16 * v; // the vector's first element
-              f.comment(`elements ${e0} .. ${e0 + 15}`);
+              f.comment(`elements ${e0} .. ${e0 + 15}: ${t.describe(g, s)}`);
               for (let i = 0; i < 4; i++) {
                 t.quants(f, `p${i}`, g, s, v);
                 f.set(`lo${i}`);
@@ -210,7 +221,8 @@ export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): 
       microBlocks(f, C, shape, () => {
         eachAcc(C, (c, v) => f.zeroV128().set(`is${c}_${v}`));
         for (let j = 0; j < 16; j++) {
-          f.comment(`sub-block ${j}: Σ x·q per row, times sc_${j}`);
+          const q = t.offsetShift ? `(q + ${1 << t.offsetShift})` : "q";
+          f.comment(`sub-block ${j}: Σ x·${q} per row, times sc_${j}`);
           eachAcc(C, (c, v) => f.zeroV128().set(`ia${c}_${v}`));
           groupDots(f, C, S, 4 * j, 4, Q);
           scaleInto(f, C, SC + 32 * j);
