@@ -40,7 +40,7 @@ import {
   type PanelKind,
   type PanelSpec,
 } from "./linear_panel.ts";
-import { Q8_PANEL_MIN_TOKENS, q8PanelKind } from "./linear_panel_q8.ts";
+import { Q4_PANEL_MIN_TOKENS, Q8_PANEL_MIN_TOKENS, q8PanelKind } from "./linear_panel_q8.ts";
 import { Q4K_PANEL_MIN_TOKENS, q4kPanelKind } from "./linear_panel_q4k.ts";
 import { Q6K_PANEL_MIN_TOKENS, q6kPanelKind } from "./linear_panel_q6k.ts";
 
@@ -102,8 +102,8 @@ export interface LinearSpec {
    * F32/F16/BF16 matmul: convert 8 weight rows at a time to f32 once, transposed into a
    * panel (param `panel` after `n`: `linear_panel.ts` `panelScratchBytes` of this thread's scratch),
    * and run an 8-row × 6-token outer-product micro-kernel over all n tokens from it
-   * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`, Q4_0 with `relaxed`: repack 8
-   * rows in groups of 4 quants and run an 8-row × 3-token micro-kernel
+   * (`linear_panel.ts`); Q8_0 with `relaxed` and `dotU8`, Q4_0/Q4_1/Q5_0/Q5_1 with `relaxed`:
+   * repack 8 rows in groups of 4 quants and run an 8-row × 3-token micro-kernel
    * (`linear_panel_q8.ts`); Q2_K..Q6_K with `relaxed`: unpack 8 rows' quants and scales
    * (`linear_panel_q4k.ts`, `linear_panel_q6k.ts`). Default false; see
    * {@linkcode panelSupported}. The results agree with the in-register kernels to rounding,
@@ -130,8 +130,23 @@ const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
   Q8_0: { needs: "dotU8", minTokens: Q8_PANEL_MIN_TOKENS, kind: (K, h) => q8PanelKind(K, h) },
   Q4_0: {
     needs: "relaxed",
-    minTokens: Q8_PANEL_MIN_TOKENS,
-    kind: (K, h) => q8PanelKind(K, h, true),
+    minTokens: Q4_PANEL_MIN_TOKENS,
+    kind: (K, h) => q8PanelKind(K, h, "Q4_0"),
+  },
+  Q4_1: {
+    needs: "relaxed",
+    minTokens: Q4_PANEL_MIN_TOKENS,
+    kind: (K, h) => q8PanelKind(K, h, "Q4_1"),
+  },
+  Q5_0: {
+    needs: "relaxed",
+    minTokens: Q4_PANEL_MIN_TOKENS,
+    kind: (K, h) => q8PanelKind(K, h, "Q5_0"),
+  },
+  Q5_1: {
+    needs: "relaxed",
+    minTokens: Q4_PANEL_MIN_TOKENS,
+    kind: (K, h) => q8PanelKind(K, h, "Q5_1"),
   },
   Q4_K: { needs: "relaxed", minTokens: Q4K_PANEL_MIN_TOKENS, kind: (K, h) => q4kPanelKind(K, h) },
   Q5_K: {
@@ -154,7 +169,7 @@ const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
 
 /**
  * Whether a spec may take `panel`: a matmul of F32/F16/BF16 weights, of Q8_0 weights with
- * `relaxed` and `dotU8` (`linear_panel_q8.ts`), or of Q4_0/Q2_K..Q6_K weights with
+ * `relaxed` and `dotU8` (`linear_panel_q8.ts`), or of the other block types with
  * `relaxed` (`linear_panel_q8.ts`, `linear_panel_q4k.ts`, `linear_panel_q6k.ts`).
  *
  * @param s The spec.
@@ -188,7 +203,7 @@ export function panelSupported(s: LinearSpec): boolean {
  * import assert from "node:assert/strict";
  * import { panelMinTokens } from "./linear.ts";
  * assert.equal(panelMinTokens("F16"), 6);
- * assert.equal(panelMinTokens("Q5_1"), Infinity);
+ * assert.equal(panelMinTokens("Q5_1"), 2);
  * ```
  */
 export function panelMinTokens(type: WeightTypeName): number {
@@ -268,7 +283,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   if (panel && !panelSupported(s)) {
     throw new RangeError(
       "linear: a panel is for F32/F16/BF16 matmuls, Q8_0 ones with the u8 dot product and " +
-        `relaxed Q4_0/Q2_K/Q3_K/Q4_K/Q5_K/Q6_K ones, not ${s.kind} ${s.type}`,
+        `relaxed ones of the other block types, not ${s.kind} ${s.type}`,
     );
   }
   if (panel) {

@@ -232,7 +232,7 @@ Deno.test("F32/F16/BF16 matmul with a panel equals the float64 reference, howeve
   assert.ok(f.text().includes("v128.load32_splat"), "the outer-product micro-kernel");
   assert.throws(
     () => emitLinear({ type: "Q8_0", M: 8, K: 32, kind: "matmul", panel: true }),
-    /a panel is for F32\/F16\/BF16 matmuls, Q8_0 ones with the u8 dot product and relaxed Q4_0\/Q2_K\/Q3_K\/Q4_K\/Q5_K\/Q6_K ones, not matmul Q8_0/,
+    /a panel is for F32\/F16\/BF16 matmuls, Q8_0 ones with the u8 dot product and relaxed ones of the other block types, not matmul Q8_0/,
   );
 });
 
@@ -293,10 +293,22 @@ Deno.test(
 );
 
 Deno.test(
-  "Q4_0/Q2_K..Q6_K matmul with a panel (relaxed) equals the float64 reference, however the rows are split",
+  "Q4_0/Q4_1/Q5_0/Q5_1/Q2_K..Q6_K matmul with a panel (relaxed) equals the float64 reference, however the rows are split",
   { ignore: !relaxedSimdSupported() },
   () => {
-    for (const type of ["Q4_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] as const) {
+    for (
+      const type of [
+        "Q4_0",
+        "Q4_1",
+        "Q5_0",
+        "Q5_1",
+        "Q2_K",
+        "Q3_K",
+        "Q4_K",
+        "Q5_K",
+        "Q6_K",
+      ] as const
+    ) {
       for (const fp16 of fp16SimdSupported() ? [false, true] : [false]) {
         for (const K of [256, 512]) {
           // (Bias and accumulate apart: a random Q6_K row can be all zero, where this harness's
