@@ -90,13 +90,16 @@ export interface LinearSpec {
    * (default false; see `relaxedDotU8`).
    */
   dotU8?: boolean;
-  /** Weight rows per register block (default per type and kind). */
+  /** Weight rows per register block (default per type and kind; matvecs of long rows: `LONG_ROWS`). */
   rows?: number;
   /** Tokens per register block of a matmul (default per type). */
   tokens?: number;
   /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
   memory?: number;
-  /** Touch distance in bytes (default {@linkcode TOUCH_AHEAD}; 0: no software prefetch). */
+  /**
+   * Touch distance in bytes (default {@linkcode TOUCH_AHEAD}, or per type for matvecs of long
+   * rows; 0: no software prefetch).
+   */
   touchAhead?: number;
   /**
    * F32/F16/BF16 matmul: convert 8 weight rows at a time to f32 once, transposed into a
@@ -232,6 +235,25 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
 };
 
 /**
+ * Matvec register blocks for long rows, by type: from `minRowBytes` bytes per weight row, R
+ * rows at a time and the touch distance. The default blocks read R rows' streams side by
+ * side and touch their lines in one burst per register block; past a few KiB per block that
+ * burst stalls the loop (a touch is a load, which retires only when its line arrives).
+ * g110M-like shapes, one pinned core, GB/s of weights, default → these: F16 768x2048 ~15.5 →
+ * ~17.8 (768x1024 ~17.1 → ~19.0, but 2048x768 ~21.5 → ~18.4, hence the bound); F32 2048x768
+ * ~20.7 → ~23.3 (768x512 ~25.6 → ~22.8); BF16 (whose conversion is arithmetic) ~9.4-10.8 →
+ * ~11.2-12.3 at every shape; Q8_0 768x2048 ~19.5 → ~22.8, 768x1536 ~22.9 → ~24.0.
+ */
+const LONG_ROWS: Partial<
+  Record<WeightTypeName, { minRowBytes: number; rows: number; touchAhead: number }>
+> = {
+  F32: { minRowBytes: 3072, rows: 8, touchAhead: 0 },
+  F16: { minRowBytes: 2048, rows: 8, touchAhead: 0 },
+  BF16: { minRowBytes: 0, rows: 8, touchAhead: 0 },
+  Q8_0: { minRowBytes: 1024, rows: 2, touchAhead: TOUCH_AHEAD },
+};
+
+/**
  * The kernel name of a spec: `matvec_q4_k_2048x768`, `matmul_f16_768x768_bias_acc`.
  *
  * @param s The spec.
@@ -276,7 +298,9 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const tail = K - nb * em.elems;
   const mm = s.kind === "matmul";
   const [mvR, mmR, mmC] = BLOCKING[s.type];
-  const R = s.rows ?? (mm ? mmR : mvR);
+  const long = mm ? undefined : LONG_ROWS[s.type];
+  const isLong = long !== undefined && rb >= long.minRowBytes;
+  const R = s.rows ?? (mm ? mmR : isLong ? long.rows : mvR);
   const C = mm ? s.tokens ?? mmC : 1;
   const relaxed = s.relaxed ?? false;
   const panel = s.panel ?? false;
@@ -413,7 +437,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     }
   };
 
-  const ahead = s.touchAhead ?? TOUCH_AHEAD;
+  const ahead = s.touchAhead ?? (isLong ? long.touchAhead : TOUCH_AHEAD);
   f.get("r0").set("r");
   if (ahead > 0) {
     f.comment("touch pointer pt: the next 64-byte line of W not yet touched; tend: W's end");

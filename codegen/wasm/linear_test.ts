@@ -152,6 +152,30 @@ for (const type of TYPES) {
   }
 }
 
+Deno.test("matvec of long rows (linear.ts LONG_ROWS: 8 or 2 rows at a time) equals the float64 reference", () => {
+  const cases = [["F32", 768, 8], ["F16", 1024, 8], ["BF16", 64, 8], ["Q8_0", 1024, 2]] as const;
+  for (const [type, K, rows] of cases) {
+    const f = emitLinear({ type, M: 16, K, kind: "matvec" });
+    assert.match(f.text(), new RegExp(`rows ${rows} at a time`), type);
+    for (const relaxed of RELAXED) {
+      for (const extra of [{}, { bias: true, accumulate: true }]) {
+        // M = 21: register blocks of 8 (or 2) rows, then the rest one row at a time.
+        const spec = { M: 21, K, kind: "matvec" as const, relaxed, ...extra };
+        const whole = run(type, spec, 1);
+        const what = `${type} K=${K} relaxed=${relaxed} ${JSON.stringify(extra)}`;
+        assert.ok(worst(whole) <= TOL, `${what}: relative error ${worst(whole)}`);
+        const split = run(type, spec, 1, { split: [3, 12] });
+        assert.deepEqual(split.y, whole.y, `${what}, rows split at 3 and 12`);
+      }
+    }
+    // Negative control: a flipped weight byte reaches the long-row products (not F32's: the
+    // byte flipped there is a low mantissa byte, below the tolerance).
+    if (type === "F32") continue;
+    const flipped = run(type, { M: 21, K, kind: "matvec" }, 1, { flip: true });
+    assert.ok(worst(flipped) > 100 * TOL, type);
+  }
+});
+
 const FP16_TYPES = TYPES.filter((t) => t !== "F32" && t !== "BF16");
 
 Deno.test(
