@@ -9,7 +9,7 @@ import type { Backend } from "../runtime/model.ts";
 import type { GollmRunnerRequest } from "./gollm_runner.ts";
 import { type BenchProtocol, type EngineBench, resolveProtocol } from "./protocol.ts";
 import { runRunner } from "./subprocess.ts";
-import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
+import { V8_FLAGS } from "../codegen/wasm_features.ts";
 
 const RUNNER = fileURLToPath(new URL("./gollm_runner.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
@@ -53,7 +53,7 @@ export async function gollmBench(
     protocol: resolveProtocol(protocol),
   };
   return await runRunner<EngineBench>(RUNNER, req, {
-    denoFlags: ["-A", "--quiet", FP16_V8_FLAG, "--config", CONFIG],
+    denoFlags: ["-A", "--quiet", V8_FLAGS, "--config", CONFIG],
     onProgress: options.onProgress,
     cpus: options.cpus,
     what: `gollm ${req.backend} bench`, // gollm's own errors name the file

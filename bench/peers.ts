@@ -31,7 +31,7 @@ import { GollmError } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/files.ts";
 import { randomWeights } from "../core/weights.ts";
 import { type Backend, createModel } from "../runtime/model.ts";
-import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
+import { V8_FLAGS } from "../codegen/wasm_features.ts";
 import { gollmBench } from "./gollm.ts";
 import { installPeer, LLAMA_FTYPES, llamaCppBench } from "./llama_cpp.ts";
 import { BENCH_TYPES, benchModels } from "./make_model.ts";
@@ -385,7 +385,7 @@ export function formatPeers(r: PeerReport): string {
   const llamaVariant = r.rows.map((x) => x.llamaCpp).find(ok)?.variant ?? "llama.cpp";
   const p = r.protocol;
   const out = [
-    `gollm (${r.backend}, ${FP16_V8_FLAG}) vs llama.cpp (${llamaVariant}) on the same GGUF files; tok/s, ratio = gollm / llama.cpp`,
+    `gollm (${r.backend}, ${V8_FLAGS}) vs llama.cpp (${llamaVariant}) on the same GGUF files; tok/s, ratio = gollm / llama.cpp`,
     `protocol: decode = BOS + ${p.decodeSteps} greedy steps from an empty cache; prefill = one ${p.prefillTokens}-token prompt in one call; ${p.warmup} warm-up, median of ${p.runs}; KV ${p.contextSize} slots; the engines alternate, each timed run in its own process after its own warm-up`,
     `machine: ${r.machine}; load average ${r.loadAverage.start} at start, ${r.loadAverage.end} at end; ${
       r.pinnedCpu === null

@@ -35,7 +35,7 @@ import type { ServeRunnerReply, ServeRunnerRequest } from "./llama_cpp_serve_run
 import { benchModels } from "./make_model.ts";
 import { loadAverage, prefillPrompt } from "./protocol.ts";
 import { runRunner, tasksetAvailable } from "./subprocess.ts";
-import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
+import { V8_FLAGS } from "../codegen/wasm_features.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CTX = 128; // tokens per sequence: 16 prompt + 64 generated fit
@@ -99,7 +99,7 @@ async function startServer(
   const deno = [
     "run",
     "-A",
-    FP16_V8_FLAG,
+    V8_FLAGS,
     `${ROOT}cli/main.ts`,
     "serve",
     file,
