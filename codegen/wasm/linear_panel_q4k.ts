@@ -26,6 +26,7 @@
  */
 import { type PanelKind, storeTransposed } from "./linear_panel.ts";
 import {
+  addWithMins,
   eachAcc,
   fillBlocks,
   groupDots,
@@ -144,19 +145,7 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind 
         }
         f.comment("mins: Σ_j m_j · Σq_x(j), two sub-blocks per i16 dot product");
         pairDots(f, C, S, 4, MINS, 48);
-        f.comment("acc += f32(sum) · d · d_x - f32(mins) · dmin · d_x");
-        for (const [at, sum, sub] of [[D, "is", false], [DMIN, "ia", true]] as const) {
-          f.get("pp").mem("v128.load", at).set("w0").get("pp").mem("v128.load", at + 16).set("w1");
-          for (let c = 0; c < C; c++) {
-            f.get("pd").mem("v128.load32_splat", c * S).set("xs");
-            for (const v of [0, 1]) {
-              const acc = `acc${c}_${v}`;
-              f.get(acc).get(`${sum}${c}_${v}`).op("f32x4.convert_i32x4_s");
-              f.get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.mul");
-              f.op(sub ? "f32x4.sub" : "f32x4.add").set(acc);
-            }
-          }
-        }
+        addWithMins(f, C, S, D, DMIN);
       });
     },
   };

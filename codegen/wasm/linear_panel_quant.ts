@@ -219,3 +219,30 @@ export function pairDots(
     }
   }
 }
+
+/**
+ * The last step of a super-block with mins (Q4_K, Q5_K, Q2_K): `acc{c}_{v} += f32(is) · d ·
+ * d_x - f32(ia) · dmin · d_x`, with the rows' d and dmin f32x4 pairs at `pp + dAt` and
+ * `pp + dminAt` (rows 0..3, then 4..7) and `d_x` the f32 at the start of token c's record.
+ *
+ * @param f The function.
+ * @param C Tokens.
+ * @param S Bytes per activation row.
+ * @param dAt Byte offset of the d vectors in the panel block.
+ * @param dminAt Byte offset of the dmin vectors.
+ */
+export function addWithMins(f: WasmFunc, C: number, S: number, dAt: number, dminAt: number): void {
+  f.comment("acc += f32(sum) · d · d_x - f32(mins) · dmin · d_x");
+  for (const [at, sum, sub] of [[dAt, "is", false], [dminAt, "ia", true]] as const) {
+    f.get("pp").mem("v128.load", at).set("w0").get("pp").mem("v128.load", at + 16).set("w1");
+    for (let c = 0; c < C; c++) {
+      f.get("pd").mem("v128.load32_splat", c * S).set("xs");
+      for (const v of [0, 1]) {
+        const acc = `acc${c}_${v}`;
+        f.get(acc).get(`${sum}${c}_${v}`).op("f32x4.convert_i32x4_s");
+        f.get(`w${v}`).get("xs").op("f32x4.mul").op("f32x4.mul");
+        f.op(sub ? "f32x4.sub" : "f32x4.add").set(acc);
+      }
+    }
+  }
+}
