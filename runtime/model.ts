@@ -377,8 +377,8 @@ export function resolveThreads(threads: number | undefined): number {
 
 /**
  * The load-time warm-up pass (llama.cpp runs one too): a prompt of
- * {@linkcode PANEL_MIN_TOKENS} tokens (2 on the reference), enough rows for the prefill's
- * panel kernels (codegen/wasm/linear.ts `panelMinTokens`: 5 or 6 by type), so that V8
+ * {@linkcode PANEL_MIN_TOKENS} tokens (2 on the reference), enough rows for every type's
+ * prefill panel kernel (codegen/wasm/linear.ts `panelMinTokens`: 2 to 6 by type), so that V8
  * compiles the generated kernels before anything is timed; its logits show NaN/Inf weights
  * at once. The KV cache it wrote is overwritten by the next sequence. (It was 16 tokens:
  * 6 load an F16 g110M on 2 threads ~55 ms sooner.)

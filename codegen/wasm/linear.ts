@@ -238,7 +238,8 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
  * Matvec register blocks for long rows, by type: from `minRowBytes` bytes per weight row, R
  * rows at a time and the touch distance. The default blocks read R rows' streams side by
  * side and touch their lines in one burst per register block; past a few KiB per block that
- * burst stalls the loop (a touch is a load, which retires only when its line arrives).
+ * was slower (our reading: a touch is a load, which retires only when its line arrives, so a
+ * long burst stalls the loop).
  * g110M-like shapes, one pinned core, GB/s of weights, default → these: F16 768x2048 ~15.5 →
  * ~17.8 (768x1024 ~17.1 → ~19.0, but 2048x768 ~21.5 → ~18.4, hence the bound); F32 2048x768
  * ~20.7 → ~23.3 (768x512 ~25.6 → ~22.8); BF16 (whose conversion is arithmetic) ~9.4-10.8 →
