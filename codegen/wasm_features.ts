@@ -83,14 +83,15 @@ export const FP16_V8_FLAG = "--v8-flags=--experimental-wasm-fp16";
 /**
  * The V8 flags gollm's command-line tasks (`deno task gollm`, `bench`) and the benchmarks'
  * gollm processes start with: {@linkcode FP16_V8_FLAG}'s proposal, and a young generation of
- * at most 4 MB per semi-space (`--max-semi-space-size=4`, V8's default grows it to 16 MB). A
+ * at most 2 MB per semi-space (`--max-semi-space-size=2`; V8's default grows it to 16 MB). A
  * model lives in WebAssembly memory; gollm's JavaScript heap is small and long-lived (the
  * tokenizer, the plan), but loading allocates fast enough that V8 grew the young generation
- * to its maximum, ~10-12 MB of resident memory no run used again (g110M Q4_K_M on 2 threads:
- * peak RSS ~185 → ~175 MB). The cost: JavaScript that allocates a lot collects more often
- * (tokenizing a 1.2 MB text ~0.15 → ~0.17 s). An app that embeds gollm chooses its own flags.
+ * to its maximum, memory no run used again. g110M Q4_K_M through `bench/gollm_runner.ts` on
+ * 2 threads, peak RSS: 194-207 MB by default, 185-188 MB with 4 MB semi-spaces, 181-182 MB
+ * with 2 (or 1). The cost: JavaScript that allocates a lot collects more often (tokenizing a
+ * 1.2 MB text ~0.15 → ~0.17 s). An app that embeds gollm chooses its own flags.
  */
-export const V8_FLAGS = "--v8-flags=--experimental-wasm-fp16,--max-semi-space-size=4";
+export const V8_FLAGS = "--v8-flags=--experimental-wasm-fp16,--max-semi-space-size=2";
 
 /**
  * Whether this runtime validates the WebAssembly FP16 proposal's `f32x4.promote_low_f16x8`
