@@ -36,6 +36,7 @@ import {
   quantPanelLocals,
 } from "./linear_panel_quant.ts";
 import { f16Lanes, lanes32 } from "./snippets.ts";
+import { BITS } from "./types_q32.ts";
 
 /** Bytes of one repacked 32-quant block of 8 rows: 8 groups × 2 vectors, 2 f32x4 scales. */
 export const Q8_PANEL_BLOCK = 8 * 32 + 32;
@@ -69,9 +70,6 @@ const Q32: Record<Q32Type, { qs: number; qh?: number; m?: number; shift: number 
   Q5_0: { qs: 6, qh: 2, shift: 3 },
   Q5_1: { qs: 8, qh: 4, m: 2, shift: null },
 };
-
-/** One bit per byte lane: bit j % 8 in lane j. */
-const BITS = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
 
 /**
  * The Q8_0 (Q4_0, Q4_1, Q5_0, Q5_1) panel kind (module doc).

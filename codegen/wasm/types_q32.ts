@@ -19,7 +19,8 @@ import { addScaledLane, type BlockCtx, type BlockEmitter, f16Vectors, need } fro
 import { dotI8 } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 
-const BITS = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+/** One bit per byte lane, bit j % 8 in lane j: tests a u32 of qh bits spread over bytes. */
+export const BITS = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
 
 /** Masks every q32 kernel may use: low nibble, bit 4, the 8 bit positions. */
 function initMasks(f: WasmFunc): void {
