@@ -42,7 +42,7 @@ import {
 } from "./linear_panel.ts";
 import { Q4_PANEL_MIN_TOKENS, Q8_PANEL_MIN_TOKENS, q8PanelKind } from "./linear_panel_q8.ts";
 import { Q4K_PANEL_MIN_TOKENS, q4kPanelKind } from "./linear_panel_q4k.ts";
-import { Q6K_PANEL_MIN_TOKENS, q6kPanelKind } from "./linear_panel_q6k.ts";
+import { q6kPanelKind } from "./linear_panel_q6k.ts";
 
 /** How far (bytes) the touch pointer runs ahead of the rows being computed. */
 export const TOUCH_AHEAD = 2048;
@@ -125,49 +125,28 @@ interface PanelEntry {
   kind?: (K: number, fp16: boolean) => PanelKind;
 }
 
+/** A panel that needs relaxed SIMD, from `minTokens` rows. */
+const relaxedPanel = (minTokens: number, kind: PanelEntry["kind"]): PanelEntry => ({
+  needs: "relaxed",
+  minTokens,
+  kind,
+});
+
 /** The weight types that have a panel (`linear_panel*.ts`). */
 const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
   F32: { needs: "none", minTokens: PANEL_MIN_TOKENS },
   F16: { needs: "none", minTokens: PANEL_MIN_TOKENS },
   BF16: { needs: "none", minTokens: PANEL_MIN_TOKENS },
   Q8_0: { needs: "dotU8", minTokens: Q8_PANEL_MIN_TOKENS, kind: (K, h) => q8PanelKind(K, h) },
-  Q4_0: {
-    needs: "relaxed",
-    minTokens: Q4_PANEL_MIN_TOKENS,
-    kind: (K, h) => q8PanelKind(K, h, "Q4_0"),
-  },
-  Q4_1: {
-    needs: "relaxed",
-    minTokens: Q4_PANEL_MIN_TOKENS,
-    kind: (K, h) => q8PanelKind(K, h, "Q4_1"),
-  },
-  Q5_0: {
-    needs: "relaxed",
-    minTokens: Q4_PANEL_MIN_TOKENS,
-    kind: (K, h) => q8PanelKind(K, h, "Q5_0"),
-  },
-  Q5_1: {
-    needs: "relaxed",
-    minTokens: Q4_PANEL_MIN_TOKENS,
-    kind: (K, h) => q8PanelKind(K, h, "Q5_1"),
-  },
-  Q4_K: { needs: "relaxed", minTokens: Q4K_PANEL_MIN_TOKENS, kind: (K, h) => q4kPanelKind(K, h) },
-  Q5_K: {
-    needs: "relaxed",
-    minTokens: Q4K_PANEL_MIN_TOKENS,
-    kind: (K, h) => q4kPanelKind(K, h, true),
-  },
-  Q6_K: { needs: "relaxed", minTokens: Q6K_PANEL_MIN_TOKENS, kind: (K, h) => q6kPanelKind(K, h) },
-  Q3_K: {
-    needs: "relaxed",
-    minTokens: Q6K_PANEL_MIN_TOKENS,
-    kind: (K, h) => q6kPanelKind(K, h, "Q3_K"),
-  },
-  Q2_K: {
-    needs: "relaxed",
-    minTokens: Q6K_PANEL_MIN_TOKENS,
-    kind: (K, h) => q6kPanelKind(K, h, "Q2_K"),
-  },
+  Q4_0: relaxedPanel(Q4_PANEL_MIN_TOKENS, (K, h) => q8PanelKind(K, h, "Q4_0")),
+  Q4_1: relaxedPanel(Q4_PANEL_MIN_TOKENS, (K, h) => q8PanelKind(K, h, "Q4_1")),
+  Q5_0: relaxedPanel(Q4_PANEL_MIN_TOKENS, (K, h) => q8PanelKind(K, h, "Q5_0")),
+  Q5_1: relaxedPanel(Q4_PANEL_MIN_TOKENS, (K, h) => q8PanelKind(K, h, "Q5_1")),
+  Q2_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h, "Q2_K")),
+  Q3_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h, "Q3_K")),
+  Q4_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q4kPanelKind(K, h)),
+  Q5_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q4kPanelKind(K, h, true)),
+  Q6_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h)),
 };
 
 /**
@@ -314,7 +293,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   if (panel) {
     const ps: PanelSpec = {
       name: linearName(s),
-      type: s.type as PanelSpec["type"],
+      type: s.type,
       M,
       K,
       bias: s.bias ?? false,

@@ -27,7 +27,7 @@
  * @module
  */
 import { WasmFunc } from "../wasm_asm.ts";
-import { rowBytes, WEIGHT_TYPES } from "./blocks.ts";
+import { rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { keepTouchLive, lanes32, touchLines } from "./snippets.ts";
 import { halvesLocals, halvesToF32x4, scalarWeight } from "./types_float.ts";
 
@@ -47,8 +47,8 @@ export const PANEL_MIN_TOKENS = 6;
 export interface PanelSpec {
   /** Kernel name. */
   name: string;
-  /** F32, F16 or BF16 (this file), Q4_0, Q8_0, Q4_K, Q5_K or Q6_K (their `PanelKind`s). */
-  type: "F32" | "F16" | "BF16" | "Q4_0" | "Q8_0" | "Q4_K" | "Q5_K" | "Q6_K";
+  /** The weight type: F32, F16 or BF16 (this file's panel) or a block type (its `PanelKind`). */
+  type: WeightTypeName;
   /** Output features (rows of W). */
   M: number;
   /** Input features. */

@@ -27,14 +27,12 @@
 import { type PanelKind, storeTransposed } from "./linear_panel.ts";
 import {
   addWithMins,
-  eachAcc,
   fillBlocks,
-  groupDots,
   microBlocks,
   pairDots,
   quantPanelBase,
   quantPanelLocals,
-  scaleInto,
+  subBlockSums,
 } from "./linear_panel_quant.ts";
 import { f16Lanes } from "./snippets.ts";
 import { SCALE_MIN_CONSTS, unpackScaleMin } from "./types_k.ts";
@@ -136,13 +134,7 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind 
     },
     micro(f, C) {
       microBlocks(f, C, shape, () => {
-        eachAcc(C, (c, v) => f.zeroV128().set(`is${c}_${v}`));
-        for (let j = 0; j < 8; j++) {
-          f.comment(`sub-block ${j}: Σ x·q per row, times sc_${j}`);
-          eachAcc(C, (c, v) => f.zeroV128().set(`ia${c}_${v}`));
-          groupDots(f, C, S, 8 * j, 8, Q);
-          scaleInto(f, C, SC + 32 * j);
-        }
+        subBlockSums(f, C, S, 32, Q, SC, "q");
         f.comment("mins: Σ_j m_j · Σq_x(j), two sub-blocks per i16 dot product");
         pairDots(f, C, S, 4, MINS, 48);
         addWithMins(f, C, S, D, DMIN);

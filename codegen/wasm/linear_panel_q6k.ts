@@ -14,7 +14,7 @@
  *   quants (each row's sum takes `- 32 · Σ_j sc_j · Σq_x(j)`, Q3_K `- 4 · ...`); Q2_K its
  *   4-bit mins, for `- dmin · Σ_j m_j · Σq_x(j)`;
  * - the rows' d as f32 (32 bytes), and Q2_K's dmin (32 bytes).
- * The micro-kernel (8 rows × 2 tokens): per sub-block four dot products per token and row
+ * The micro-kernel (8 rows × 2 tokens, and from 6 rows, as Q4_K's): per sub-block four dot products per token and row
  * group, times `sc_j` into the super-block's int32 sum; minus the offset (exact, int32) or
  * the mins; then `acc += f32(sum) · d · d_x` (Q2_K `- f32(mins) · dmin · d_x`).
  *
@@ -24,15 +24,14 @@ import type { WasmFunc } from "../wasm_asm.ts";
 import { type PanelKind, storeTransposed } from "./linear_panel.ts";
 import {
   addWithMins,
-  eachAcc,
   fillBlocks,
-  groupDots,
   microBlocks,
   pairDots,
   quantPanelBase,
   quantPanelLocals,
-  scaleInto,
+  subBlockSums,
 } from "./linear_panel_quant.ts";
+import { Q4K_PANEL_TOKENS } from "./linear_panel_q4k.ts";
 import { f16Lanes } from "./snippets.ts";
 import { unpackQ3Scales } from "./types_k.ts";
 
@@ -40,10 +39,6 @@ import { unpackQ3Scales } from "./types_k.ts";
 const Q = 0, SC = 2048, PAIRS = SC + 512, D = PAIRS + 256, DMIN = D + 32;
 /** Bytes of one unpacked super-block of 8 rows of Q6_K or Q3_K (Q2_K: 32 more, its dmin). */
 export const Q6K_PANEL_BLOCK = D + 32;
-/** Tokens per register block (as Q4_K's). */
-export const Q6K_PANEL_TOKENS = 2;
-/** The fewest rows a step sends through these panels (`renderers.ts`; as Q4_K's). */
-export const Q6K_PANEL_MIN_TOKENS = 6;
 
 /** The weight types of this panel. */
 export type K16Type = "Q6_K" | "Q3_K" | "Q2_K";
@@ -148,13 +143,13 @@ const FIELDS: Record<K16Type, K16Fields> = {
 export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): PanelKind {
   const t = FIELDS[type];
   const block = t.dmin === undefined ? Q6K_PANEL_BLOCK : DMIN + 32;
-  const { shape, S, base } = quantPanelBase(type, K, Q6K_PANEL_TOKENS, block);
+  const { shape, S, base } = quantPanelBase(type, K, Q4K_PANEL_TOKENS, block);
   const nb = shape.nb;
   const ext = t.signed ? "s" : "u";
   return {
     ...base,
     locals(f) {
-      quantPanelLocals(f, Q6K_PANEL_TOKENS, true);
+      quantPanelLocals(f, Q4K_PANEL_TOKENS, true);
       for (const [l] of t.consts) f.local(l, "v128");
       f.local("dw4", "v128");
       if (type === "Q3_K") { for (const l of ["u0", "u1", "u2"]) f.local(l, "i32"); }
@@ -220,14 +215,8 @@ export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): 
     },
     micro(f, C) {
       microBlocks(f, C, shape, () => {
-        eachAcc(C, (c, v) => f.zeroV128().set(`is${c}_${v}`));
-        for (let j = 0; j < 16; j++) {
-          const q = t.offsetShift ? `(q + ${1 << t.offsetShift})` : "q";
-          f.comment(`sub-block ${j}: Σ x·${q} per row, times sc_${j}`);
-          eachAcc(C, (c, v) => f.zeroV128().set(`ia${c}_${v}`));
-          groupDots(f, C, S, 4 * j, 4, Q);
-          scaleInto(f, C, SC + 32 * j);
-        }
+        const q = t.offsetShift ? `(q + ${1 << t.offsetShift})` : "q";
+        subBlockSums(f, C, S, 16, Q, SC, q);
         if (t.offsetShift !== undefined) {
           const k = 1 << t.offsetShift;
           f.comment(`offset: - ${k} · Σ_j sc_j · Σq_x(j), two sub-blocks per i16 dot product`);

@@ -171,6 +171,39 @@ export function groupDots(
 }
 
 /**
+ * A super-block's scaled sums of a K-quant panel: `is{c}_{v} = Σ_j sc_j · Σ x·q` over its
+ * 256 / `elems` sub-blocks, each one {@linkcode groupDots} run into `ia{c}_{v}` (its
+ * `elems / 4` groups of the quants at `pp + quantsAt`) times its i32 scale vectors at
+ * `pp + scalesAt + 32j` ({@linkcode scaleInto}).
+ *
+ * @param f The function.
+ * @param C Tokens.
+ * @param S Bytes per activation row.
+ * @param elems Elements per sub-block (32: Q4_K/Q5_K; 16: Q2_K/Q3_K/Q6_K).
+ * @param quantsAt Byte offset of the quants in the panel block.
+ * @param scalesAt Byte offset of the scale vectors.
+ * @param q What the stored quants are, for the comments (`q`, `(q + 32)`).
+ */
+export function subBlockSums(
+  f: WasmFunc,
+  C: number,
+  S: number,
+  elems: 16 | 32,
+  quantsAt: number,
+  scalesAt: number,
+  q: string,
+): void {
+  const groups = elems / 4;
+  eachAcc(C, (c, v) => f.zeroV128().set(`is${c}_${v}`));
+  for (let j = 0; j < 256 / elems; j++) {
+    f.comment(`sub-block ${j}: Σ x·${q} per row, times sc_${j}`);
+    eachAcc(C, (c, v) => f.zeroV128().set(`ia${c}_${v}`));
+    groupDots(f, C, S, groups * j, groups, quantsAt);
+    scaleInto(f, C, scalesAt + 32 * j);
+  }
+}
+
+/**
  * `is{c}_{v} += ia{c}_{v} · scale` with the rows' i32 scale vectors at `pp + at` (rows
  * 0..3) and `pp + at + 16` (rows 4..7).
  *

@@ -338,7 +338,8 @@ Deno.test(
           // (Bias and accumulate apart: a random Q6_K row can be all zero, where this harness's
           // relative error of bias + y would divide f32 rounding by 1e-30.)
           for (const extra of [{}, { bias: true }, { accumulate: true }]) {
-            // M = 21: two blocks of 8 rows and a partial block of 5; n = 7: 2 + 2 + 2 + 1.
+            // M = 21: two blocks of 8 rows and a partial block of 5; n = 7: 2 + 2 + 2 + 1
+            // (K-quants) or 3 + 3 + 1 (the 32-element types).
             const spec = { M: 21, K, kind: "matmul" as const, relaxed: true, panel: true, fp16 };
             const whole = run(type, { ...spec, ...extra }, 7);
             const what = `${type} K=${K} ${JSON.stringify(extra)} fp16=${fp16}`;
