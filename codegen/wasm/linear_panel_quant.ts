@@ -86,19 +86,19 @@ export function quantPanelLocals(f: WasmFunc, C: number, superSums: boolean): vo
 
 /**
  * The panel fill's loops: for rows 0..3 and then 4..7 (`p0..p3` from `rowPointers`, `pp` at
- * the group's 16-byte half of each panel vector pair), `body(G)` once per weight block, then
+ * the group's 16-byte half of each panel vector pair), `body()` once per weight block, then
  * every pointer moves one block on.
  *
  * @param f The function.
  * @param rb Bytes per weight row.
  * @param s The shape.
- * @param body Writes one block of the group G (0: rows 0..3, 1: rows 4..7) at `pp`.
+ * @param body Writes one block of the 4 rows at `p0..p3` into their halves at `pp`.
  */
 export function fillBlocks(
   f: WasmFunc,
   rb: number,
   s: QuantPanelShape,
-  body: (G: number) => void,
+  body: () => void,
 ): void {
   for (let G = 0; G < 2; G++) {
     f.comment(`rows ${4 * G} .. ${4 * G + 3}`);
@@ -106,7 +106,7 @@ export function fillBlocks(
     f.get("panel").i32(16 * G).op("i32.add").set("pp");
     f.get("p0").i32(s.nb * s.blockBytes).op("i32.add").set("pend");
     f.loop(`panel_rows${4 * G}`);
-    body(G);
+    body();
     for (let i = 0; i < 4; i++) f.get(`p${i}`).i32(s.blockBytes).op("i32.add").set(`p${i}`);
     f.get("pp").i32(s.panelBlock).op("i32.add").set("pp");
     f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${4 * G}`);
