@@ -14,6 +14,7 @@
  */
 import type { ModelConfig } from "../core/config.ts";
 import { ResourceError } from "../core/errors.ts";
+import { adviseHugePages } from "../core/huge_pages.ts";
 import { checkSequence, checkStepInput, type StepInput } from "../core/forward.ts";
 import { bf16ToF32, f16Table } from "../core/numbers.ts";
 import { checkWeights, type Tensor, type Weights } from "../core/weights.ts";
@@ -28,6 +29,16 @@ import { findBuffer, type Plan } from "./plan.ts";
 import { stepIo } from "./step_io.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_features.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
+
+/**
+ * A shared memory of `pages` 64 KiB pages whose weights (bytes `weightsFrom` to the end) are
+ * advised to use huge pages (core/huge_pages.ts).
+ */
+function adviseNew(pages: number, weightsFrom = 0): WebAssembly.Memory {
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  adviseHugePages(memory, weightsFrom);
+  return memory;
+}
 
 /** What runs a step on many threads: `run()` calls `step` on each, `close()` ends them. */
 export interface StepRunner {
@@ -232,8 +243,7 @@ export function instantiateWasm(
   }
   let memory: WebAssembly.Memory;
   try {
-    memory = given?.memory ??
-      new WebAssembly.Memory({ initial: mod.pages, maximum: mod.pages, shared: true });
+    memory = given?.memory ?? adviseNew(mod.pages, L.weightsOffset);
     if (memory.buffer.byteLength < L.memoryBytes) {
       throw new RangeError(`the given memory has ${memory.buffer.byteLength} bytes`);
     }
@@ -247,7 +257,7 @@ export function instantiateWasm(
   const more = L.more.map((b) => {
     const pages = Math.ceil(b / 65536);
     try {
-      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      return adviseNew(pages);
     } catch (e) {
       throw new ResourceError(
         `could not allocate a further wasm memory of ${b} bytes for weights past 4 GiB: ` +

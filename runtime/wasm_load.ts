@@ -18,6 +18,7 @@ import { type CompiledModel, compileModel } from "../codegen/compile.ts";
 import { f32Weights, wasmWeightsStart } from "../codegen/emit_wasm.ts";
 import { type Plan, planArena } from "../codegen/plan.ts";
 import { ResourceError } from "../core/errors.ts";
+import { adviseHugePages } from "../core/huge_pages.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { expectedShapes, type Weights } from "../core/weights.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
@@ -253,6 +254,7 @@ async function readInto(path: string, options: WasmReadOptions): Promise<WasmRea
       bytes,
     );
   }
+  adviseHugePages(memory, start, start + dataBytes);
   options.onProgress?.({ stage: `reading ${dataBytes} bytes of weights into WASM memory` });
   const data = new Uint8Array(memory.buffer, start, dataBytes);
   await readAndCheck(path, g, memory, data);
