@@ -21,7 +21,9 @@
  * ```
  *
  * `--save` also writes the JSON report to a file (after every finished row, so a stopped run
- * keeps what it measured) while the table goes to stdout. All 1-thread rows run first.
+ * keeps what it measured) while the table goes to stdout. All 1-thread rows run first. The KV
+ * cache has 512 slots, or as many as a longer run needs (`--decode-steps 2000`: 2048, decode
+ * at long context, where attention reads the whole cache every step).
  *
  * @module
  */

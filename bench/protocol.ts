@@ -32,7 +32,10 @@ export interface BenchProtocol {
   warmup?: number;
   /** Timed runs of each phase; the median is reported. Default 3. */
   runs?: number;
-  /** KV cache slots (llama.cpp `n_ctx`, gollm `kvCapacity`). Default 512. */
+  /**
+   * KV cache slots (llama.cpp `n_ctx`, gollm `kvCapacity`). Default 512, or the next multiple
+   * of 256 that holds `decodeSteps + 1` and `prefillTokens` when they need more.
+   */
   contextSize?: number;
   /** Seed of the prefill prompt's token ids. Default 1. */
   seed?: number;
@@ -83,17 +86,20 @@ export interface EngineBench {
  * import assert from "node:assert/strict";
  * import { resolveProtocol } from "./protocol.ts";
  * assert.equal(resolveProtocol({ threads: 2 }).decodeSteps, 200);
+ * assert.equal(resolveProtocol({ decodeSteps: 2000 }).contextSize, 2048);
  * assert.throws(() => resolveProtocol({ threads: 0 }), /threads/);
  * ```
  */
 export function resolveProtocol(p: BenchProtocol = {}): ResolvedProtocol {
+  const decodeSteps = p.decodeSteps ?? 200, prefillTokens = p.prefillTokens ?? 256;
+  const needed = Math.max(decodeSteps + 1, prefillTokens);
   const r: ResolvedProtocol = {
     threads: p.threads ?? 1,
-    decodeSteps: p.decodeSteps ?? 200,
-    prefillTokens: p.prefillTokens ?? 256,
+    decodeSteps,
+    prefillTokens,
     warmup: p.warmup ?? 1,
     runs: p.runs ?? 3,
-    contextSize: p.contextSize ?? 512,
+    contextSize: p.contextSize ?? (needed > 512 ? Math.ceil(needed / 256) * 256 : 512),
     seed: p.seed ?? 1,
   };
   for (const [k, v] of Object.entries(r)) {

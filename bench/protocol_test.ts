@@ -14,8 +14,11 @@ Deno.test("resolveProtocol() fills issue #8's defaults and names a bad field", (
   assert.equal(resolveProtocol({ warmup: 0 }).warmup, 0);
   assert.throws(() => resolveProtocol({ runs: 0 }), /'runs' must be an integer >= 1, got 0/);
   assert.throws(() => resolveProtocol({ threads: 1.5 }), /'threads'/);
+  // A longer run gets a KV cache that holds it, unless one is given.
+  assert.equal(resolveProtocol({ prefillTokens: 600 }).contextSize, 768);
+  assert.equal(resolveProtocol({ decodeSteps: 2000 }).contextSize, 2048);
   assert.throws(
-    () => resolveProtocol({ prefillTokens: 600 }),
+    () => resolveProtocol({ prefillTokens: 600, contextSize: 512 }),
     /'contextSize' \(512\) must hold decodeSteps \+ 1 \(201\) and prefillTokens \(600\)/,
   );
 });

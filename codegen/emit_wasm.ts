@@ -13,8 +13,7 @@
  *   (codegen/wasm/barrier.ts) before every node that reads or overwrites bytes an earlier
  *   node of the same phase wrote or read;
  * - `step`, which reads n and nOut from the step rows and runs the decode graph (n = 1,
- *   matrix-vector kernels) or the prefill graph (matrix kernels over the n rows), skipping
- *   the LM head when nOut = 0.
+ *   matrix-vector kernels) or the prefill graph (n rows), skipping the LM head when nOut = 0.
  *
  * What each op becomes is one row of {@linkcode WASM_OPS} (codegen/wasm/renderers.ts); an op
  * without a row, or a weight in a type without kernels, is refused with
@@ -33,6 +32,7 @@ import type { Graph, GraphNode, NodeOp } from "./graph.ts";
 import { findBuffer, type Plan, planArena } from "./plan.ts";
 import { WasmFunc, withoutText } from "./wasm_asm.ts";
 import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_assemble.ts";
+import { attentionGroup } from "./wasm/attention.ts";
 import { barrierKernel, CTL } from "./wasm/barrier.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
@@ -167,22 +167,26 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
 /**
  * One thread's scratch: the quantised rows of the widest matrix-product input of either
  * graph (a q8_0 row takes `K + 3K / 4` bytes: 1 per quant and 24 per 32 of metadata; a q8_K
- * row less, `K + K / 4`; whatever the weight types), then one head's attention scores over the
- * longest ring, then the f32 panel of a float-type matmul (8 rows of the widest input,
- * transposed; `linear_panel.ts`).
+ * row less, `K + K / 4`; whatever the weight types), then the scores of one attention unit's
+ * heads over the longest ring (`wasm/attention.ts`), then the f32 panel of a float-type matmul
+ * (8 rows of the widest input, transposed; `linear_panel.ts`).
  */
 function scratchOf(plan: Plan) {
-  let quant = 0, panel = 0;
+  const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;
+  let quant = 0, panel = 0, att = (ring + 4) * 4; // at least one head's scores
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) {
+      if (n.op === "attention") {
+        const a = n.attrs, heads = attentionGroup(a.n_heads, a.n_kv_heads);
+        att = Math.max(att, heads * (a.blocks_per_seq * a.block_size + 4) * 4);
+      }
       if (n.op !== "linear") continue;
       quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.75));
       if (g.rows > 1) panel = Math.max(panel, panelScratchBytes(n.attrs.in));
     }
   }
-  const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;
   const quantBytes = align(quant);
-  const panelOffset = quantBytes + align((ring + 4) * 4);
+  const panelOffset = quantBytes + align(att);
   const ctl = align(plan.arenaBytes);
   return {
     ctl,

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { attentionGroup, pagedAttentionKernel, pagedAttentionName } from "./attention.ts";
 import type { GraphNode, NodeOp } from "../graph.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
@@ -42,8 +43,6 @@ import {
   embedRowsName,
   gatherRowsKernel,
   kvStoreKernel,
-  pagedAttentionKernel,
-  pagedAttentionName,
   ropeCosSinKernel,
   ropeCosSinName,
   ropeRowsKernel,
@@ -362,9 +361,9 @@ const attention: WasmOpRenderer<"attention"> = {
   ) => [EXP, spec(attentionName(node), () => pagedAttentionKernel(attentionShape(node)))],
   call(node, ctx) {
     const f = ctx.f, H = node.attrs.n_heads;
-    const name = attentionName(node);
-    f.comment(`units: n rows × ${H} heads`);
-    shareOf(f, () => f.get(ctx.rowsLocal).i32(H).op("i32.mul"), "lo", "hi");
+    const name = attentionName(node), Gs = attentionGroup(H, node.attrs.n_kv_heads);
+    f.comment(`units: n rows × ${H / Gs} groups of ${Gs} heads`);
+    shareOf(f, () => f.get(ctx.rowsLocal).i32(H / Gs).op("i32.mul"), "lo", "hi");
     callWith(f, name, [
       ...addrs(ctx, node.inputs),
       ctx.addr(node.outputs[0]),

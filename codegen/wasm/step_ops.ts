@@ -1,8 +1,8 @@
 /**
  * The WASM kernels of the engine v2 step that read the step's int32 rows and the paged KV
  * cache (engine v2 contract; vLLM PagedAttention, Kwon et al. 2023): RoPE's per-step
- * cos/sin and the rotation by them, the store of k/v into their blocks, paged attention,
- * the gather of the out rows, and the embedding of the step's tokens. Each computes exactly
+ * cos/sin and the rotation by them, the store of k/v into their blocks (paged attention, which
+ * reads them, is attention.ts), the gather of the out rows, and the embedding of the step's tokens. Each computes exactly
  * what its JS counterpart in `codegen/ops/` computes (same loop order; WASM f32 arithmetic
  * where the JS kernels round through doubles, so results differ by rounding only).
  *
@@ -15,7 +15,6 @@
  */
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
-import { dotHd, hsumF32 } from "./snippets.ts";
 
 /** Declares i32 locals. */
 const i32s = (f: WasmFunc, ...names: string[]) => names.forEach((n) => f.local(n, "i32"));
@@ -304,206 +303,6 @@ export function kvStoreKernel(kvDim: number, B: number, MB: number): WasmFunc {
       f.get(pool).get("row").op("i32.add").set("dst");
       copyF32(f, "dst", "src", kvDim);
     }
-  });
-  return f;
-}
-
-/** Attention geometry (one layer). */
-export interface PagedAttentionShape {
-  /** Query heads. */
-  nHeads: number;
-  /** KV heads (divides nHeads). */
-  nKvHeads: number;
-  /** head_dim. */
-  headDim: number;
-  /** Tokens per block. */
-  blockSize: number;
-  /** Columns of the block table. */
-  blocksPerSeq: number;
-  /** The layer's own sliding window, or null. */
-  layerWindow: number | null;
-  /** Score scale (`1 / sqrt(head_dim)`; Gemma: `query_pre_attn_scalar^-0.5`). */
-  scale: number;
-  /** Scores become `softcap · tanh(score / softcap)` (Gemma 2); absent or null = none. */
-  softcap?: number | null;
-}
-
-/**
- * The name of {@linkcode pagedAttentionKernel}: `attention_QxKxD_bB`, then `_wL` (a layer
- * window), `_sS` (a scale other than `1 / sqrt(head_dim)`), `_capC` (a soft-cap), as
- * codegen/ops/attention.ts names the JS kernel.
- *
- * @param s The geometry.
- * @returns The name.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { pagedAttentionName } from "./step_ops.ts";
- * const s = { nHeads: 8, nKvHeads: 4, headDim: 16, blockSize: 16, blocksPerSeq: 4,
- *   layerWindow: 4096, scale: 0.25, softcap: 50 };
- * assert.equal(pagedAttentionName(s), "attention_8x4x16_b16_w4096_cap50");
- * ```
- */
-export function pagedAttentionName(s: PagedAttentionShape): string {
-  return `attention_${s.nHeads}x${s.nKvHeads}x${s.headDim}_b${s.blockSize}` +
-    (s.layerWindow === null ? "" : `_w${s.layerWindow}`) +
-    (s.scale === 1 / Math.sqrt(s.headDim) ? "" : `_s${nameNumber(s.scale)}`) +
-    (s.softcap == null ? "" : `_cap${nameNumber(s.softcap)}`);
-}
-
-/**
- * `attention_QxKxD_bB[_wL][_sS][_capC](q, kp, vp, pos, seq, table, ring, window, o, att, u0,
- * u1)`:
- * paged causal attention for the units u0 .. u1 - 1 (unit u = row `u / Q`, head `u % Q`):
- * row t (sequence s, position p) reads positions `max(0, p - W + 1) .. p`,
- * `W = min(window[s], L)`, position u at ring slot `u % ring[s]`, pool row
- * `table[s][slot / B] · B + slot % B`; head h reads KV head `h / (Q / K)`. A score is
- * `q · k · scale`, or with a soft-cap C `C · tanh(q · k · (scale / C))` (Gemma 2; tanh by
- * the vector exp, `1 - 2 / (e^(2u) + 1)`). `att` is one thread's scratch of `ring + 4`
- * floats (as codegen/ops/attention.ts; the exponentials by the vector `exp_f32x4`).
- *
- * @param s The geometry.
- * @returns The function.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { pagedAttentionKernel } from "./step_ops.ts";
- * const f = pagedAttentionKernel({ nHeads: 12, nKvHeads: 4, headDim: 64, blockSize: 16,
- *   blocksPerSeq: 8, layerWindow: null, scale: 0.125 });
- * assert.equal(f.name, "attention_12x4x64_b16");
- * ```
- */
-export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
-  const { nHeads: Q, nKvHeads: K, headDim: hd, blockSize: B, blocksPerSeq: MB } = s;
-  const G = Q / K, qDim = Q * hd, kvDim = K * hd, LW = s.layerWindow;
-  const cap = s.softcap ?? null;
-  const f = new WasmFunc(
-    pagedAttentionName(s),
-    [
-      ["q", "i32"],
-      ["kp", "i32"],
-      ["vp", "i32"],
-      ["pos", "i32"],
-      ["seq", "i32"],
-      ["table", "i32"],
-      ["ring", "i32"],
-      ["window", "i32"],
-      ["o", "i32"],
-      ["att", "i32"],
-      ["u0", "i32"],
-      ["u1", "i32"],
-    ],
-    [],
-    { export: false },
-  );
-  i32s(f, "u", "t", "h", "p", "sq", "R", "w", "start", "len", "bt", "qh", "kvh", "slot", "j");
-  i32s(f, "pk", "oh");
-  for (const l of ["max", "sum", "score", "a"]) f.local(l, "f32");
-  f.local("vacc", "v128").local("va", "v128");
-  f.comment(
-    `o (n, ${qDim}) = softmax(` + (cap === null ? "" : `${cap} · tanh(`) +
-      `q · kᵀ · ${s.scale}` + (cap === null ? "" : ` / ${cap})`) +
-      `) · v per head; head h reads KV head h / ${G}`,
-  );
-  f.comment(
-    `row t (sequence s = seq[t], position p = pos[t]) sees positions max(0, p - W + 1) .. p, ` +
-      (LW === null ? "W = window[s]" : `W = min(window[s], ${LW})`) +
-      `; position u at ring slot u % ring[s], pool row table[s][slot / ${B}] · ${B} + ` +
-      `slot % ${B} of kp/vp (blocks · ${B}, ${kvDim}); table (seqs, ${MB})`,
-  );
-  forRange(f, "u", "u0", "u1", () => {
-    f.comment(`unit u: row t = u / ${Q}, head h = u - t · ${Q}`);
-    f.get("u").i32(Q).op("i32.div_u").set("t");
-    f.get("u").get("t").i32(Q).op("i32.mul").op("i32.sub").set("h");
-    loadI32(f, "pos", "t");
-    f.set("p");
-    loadI32(f, "seq", "t");
-    f.set("sq");
-    loadI32(f, "ring", "sq");
-    f.set("R");
-    loadI32(f, "window", "sq");
-    f.set("w");
-    if (LW !== null) {
-      f.get("w").i32(LW).get("w").i32(LW).op("i32.lt_s").op("select").set("w");
-    }
-    f.comment("start = p >= w ? p - w + 1 : 0; len = p - start + 1");
-    f.get("p").get("w").op("i32.sub").i32(1).op("i32.add").i32(0);
-    f.get("p").get("w").op("i32.ge_s").op("select").set("start");
-    f.get("p").get("start").op("i32.sub").i32(1).op("i32.add").set("len");
-    f.get("table").get("sq").i32(MB * 4).op("i32.mul").op("i32.add").set("bt");
-    f.get("q").get("t").i32(qDim * 4).op("i32.mul").op("i32.add");
-    f.get("h").i32(hd * 4).op("i32.mul").op("i32.add").set("qh");
-    f.get("h").i32(G).op("i32.div_u").i32(hd * 4).op("i32.mul").set("kvh");
-
-    f.comment(
-      cap === null
-        ? "scores: att[j] = q · k[start + j] · scale, and their max"
-        : `scores: att[j] = ${cap} · tanh(q · k[start + j] · ${s.scale / cap}), and their max`,
-    );
-    f.f32(-Infinity).set("max");
-    f.get("start").get("R").op("i32.rem_u").set("slot");
-    f.i32(0).set("j").loop("scores");
-    f.get("kp");
-    poolRow(f, "bt", "slot", B);
-    f.i32(kvDim * 4).op("i32.mul").op("i32.add").get("kvh").op("i32.add").set("pk");
-    dotHd(f, "qh", "pk", hd);
-    if (cap === null) f.f32(s.scale).op("f32.mul").set("score");
-    else {
-      f.f32(s.scale / cap).op("f32.mul").set("score");
-      f.comment(`score = ${cap} · (1 - 2 / (exp(2 · score) + 1))`);
-      f.f32(cap).f32(1).f32(2);
-      f.get("score").get("score").op("f32.add").op("f32x4.splat").call("exp_f32x4");
-      f.extractLane(0).f32(1).op("f32.add").op("f32.div").op("f32.sub").op("f32.mul").set("score");
-    }
-    f.get("att").get("j").i32(2).op("i32.shl").op("i32.add").get("score").mem("f32.store");
-    f.get("max").get("score").op("f32.max").set("max");
-    f.get("slot").i32(1).op("i32.add").tee("slot").get("R").op("i32.eq");
-    f.if().i32(0).set("slot").end();
-    f.get("j").i32(1).op("i32.add").tee("j").get("len").op("i32.lt_u").brIf("scores").end();
-
-    f.comment("e = exp(score - max), 4 at a time (the scratch has 4 floats of slack); sum");
-    f.zeroV128().set("vacc").i32(0).set("j");
-    f.loop("exps");
-    f.get("att").get("j").i32(2).op("i32.shl").op("i32.add").tee("pk");
-    f.get("pk").mem("v128.load").get("max").op("f32x4.splat").op("f32x4.sub");
-    f.call("exp_f32x4").tee("va").mem("v128.store");
-    f.comment("lanes past len do not count");
-    f.get("vacc").get("va").get("len").get("j").op("i32.sub").op("i32x4.splat");
-    f.i32x4(0, 1, 2, 3).op("i32x4.gt_s").op("v128.and").op("f32x4.add").set("vacc");
-    f.get("j").i32(4).op("i32.add").tee("j").get("len").op("i32.lt_u").brIf("exps").end();
-    hsumF32(f, "vacc");
-    f.set("sum");
-
-    f.comment("o[t][h] = Σ_j (e_j / sum) · v[start + j]");
-    f.get("o").get("t").i32(qDim * 4).op("i32.mul").op("i32.add");
-    f.get("h").i32(hd * 4).op("i32.mul").op("i32.add").set("oh");
-    for (let i = 0; i < hd; i += 4) {
-      if (i + 4 <= hd) f.get("oh").zeroV128().mem("v128.store", 4 * i);
-      else for (let j = i; j < hd; j++) f.get("oh").f32(0).mem("f32.store", 4 * j);
-    }
-    f.get("start").get("R").op("i32.rem_u").set("slot");
-    f.i32(0).set("j").loop("values");
-    f.get("vp");
-    poolRow(f, "bt", "slot", B);
-    f.i32(kvDim * 4).op("i32.mul").op("i32.add").get("kvh").op("i32.add").set("pk");
-    f.get("att").get("j").i32(2).op("i32.shl").op("i32.add").mem("f32.load");
-    f.get("sum").op("f32.div").tee("a").op("f32x4.splat").set("va");
-    for (let i = 0; i < hd; i += 4) {
-      if (i + 4 <= hd) {
-        f.get("oh").get("oh").mem("v128.load", 4 * i).get("pk").mem("v128.load", 4 * i);
-        f.get("va").op("f32x4.mul").op("f32x4.add").mem("v128.store", 4 * i);
-      } else {
-        for (let j = i; j < hd; j++) {
-          f.get("oh").get("oh").mem("f32.load", 4 * j).get("pk").mem("f32.load", 4 * j);
-          f.get("a").op("f32.mul").op("f32.add").mem("f32.store", 4 * j);
-        }
-      }
-    }
-    f.get("slot").i32(1).op("i32.add").tee("slot").get("R").op("i32.eq");
-    f.if().i32(0).set("slot").end();
-    f.get("j").i32(1).op("i32.add").tee("j").get("len").op("i32.lt_u").brIf("values").end();
   });
   return f;
 }
