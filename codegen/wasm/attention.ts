@@ -322,6 +322,7 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
   for (let g = 0; g < Gs; g++) f.f32(-Infinity).set(`max${g}`);
   walkRuns(f, "scores", "kp", B, rowBytes, () => {
     for (let g = 0; g < Gs; g++) {
+      f.comment(`head ${g}: q at qh + ${g * hd * 4}, scores at att + ${g * S} + 4 · j`);
       runRows(f, `scores${g}`, g * S, rowBytes, () => {
         dotQK(f, hd, g * hd * 4);
         if (cap === null) f.f32(s.scale).op("f32.mul").set("score");
