@@ -225,26 +225,3 @@ export function scaledDotI8(
   scale16();
   f.op("i32x4.dot_i16x8_s");
 }
-
-/**
- * Pushes Σ_i A[pa + 4i] · A[pb + 4i] over `hd` f32 elements (f32x4 lanes, then the scalar
- * tail): the q · k and similar head_dim-long dot products of attention. Uses the function's
- * v128 local `vacc`.
- *
- * @param f The function being emitted.
- * @param pa Local holding the first vector's byte address.
- * @param pb Local holding the second vector's byte address.
- * @param hd Elements (head_dim).
- */
-export function dotHd(f: WasmFunc, pa: string, pb: string, hd: number): void {
-  const H4 = hd - (hd % 4);
-  f.zeroV128().set("vacc");
-  for (let i = 0; i < H4; i += 4) {
-    f.get("vacc").get(pa).mem("v128.load", 4 * i).get(pb).mem("v128.load", 4 * i);
-    f.op("f32x4.mul").op("f32x4.add").set("vacc");
-  }
-  hsumF32(f, "vacc");
-  for (let i = H4; i < hd; i++) {
-    f.get(pa).mem("f32.load", 4 * i).get(pb).mem("f32.load", 4 * i).op("f32.mul").op("f32.add");
-  }
-}
