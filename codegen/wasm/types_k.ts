@@ -195,6 +195,9 @@ const Q6_K_DEF: KSpec = {
   prologue(k, a, o) {
     const f = k.f;
     f.get("pw").wmem("v128.load", o + 192).set(`sc${a}`);
+    f.comment(`row ${a}: the 16 sub-block scales as i16 (8 per vector), splat by a shuffle each`);
+    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_s").set(`sc16${a}_0`);
+    f.get(`sc${a}`).op("i16x8.extend_high_i8x16_s").set(`sc16${a}_1`);
   },
   decode(k, a, o, p) {
     // Part p = (g, s0): chunks s0 and s0 + 2 of half g share their ql and qh bytes.
@@ -218,8 +221,8 @@ const Q6_K_DEF: KSpec = {
     }
   },
   xOff: (p, i) => 32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1),
-  scale(f, _a, j, o) {
-    f.get("pw").wmem("i32.load8_s", o + 192 + j).op("i16x8.splat");
+  scale(f, a, j) {
+    f.get(`sc16${a}_${j >> 3}`).get(`sc16${a}_${j >> 3}`).shuffle(splat16(j & 7));
   },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 5);
