@@ -334,6 +334,31 @@ function filterCandidates(
   return m;
 }
 
+/** Whether {@linkcode applyPenalties} changes anything for these options and ids. */
+function penalises(o: ResolvedSamplerOptions, recent: ArrayLike<number> | undefined): boolean {
+  const { repeatPenalty: rep, frequencyPenalty: freq, presencePenalty: pres } = o;
+  return !!recent && recent.length > 0 && o.repeatLastN !== 0 &&
+    !(rep === 1 && freq === 0 && pres === 0);
+}
+
+/**
+ * Greedy without penalties in one pass over the logits, as filterCandidates decides it: the
+ * first id of the largest logit, NaN never chosen.
+ *
+ * @throws {RangeError} when every logit is -Infinity or NaN.
+ */
+function argmaxOf(logits: ArrayLike<number>): number {
+  let max = -Infinity, arg = -1;
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i] > max) {
+      max = logits[i];
+      arg = i;
+    }
+  }
+  if (arg < 0) throw new RangeError("sampler: every logit is -Infinity or NaN");
+  return arg;
+}
+
 /**
  * The repetition, frequency and presence penalties over the last `repeatLastN` ids of
  * `recent` (llama.cpp `llama_sampler_penalties`): each distinct id's logit x becomes
@@ -502,6 +527,8 @@ export class Sampler {
    * @throws {RangeError} when every logit is -Infinity or NaN.
    */
   sample(logits: ArrayLike<number>, recent?: ArrayLike<number>): number {
+    const o = this.options;
+    if (o.temperature === 0 && !penalises(o, recent)) return argmaxOf(logits);
     const m = this.#filter(logits, recent);
     const work = this.#work, idx = this.#idx;
     if (m === 1) return idx[0];

@@ -90,6 +90,10 @@ Deno.test("Sampler with temperature 0 returns the argmax (ties → lowest id)", 
   assert.equal(s.sample(new Float32Array([NaN, 0.5, 1])), 2);
   assert.deepEqual(keptSet(new Float32Array([2, 7, 7]), { temperature: 0 }).ids, [1]);
   assert.throws(() => s.sample(new Float32Array([-Infinity, NaN])), RangeError);
+  // A penalty on the recent ids makes greedy take the penalised argmax (5 / 10 < 3).
+  const p = new Sampler({ temperature: 0, repeatPenalty: 10 });
+  assert.equal(p.sample(new Float32Array([1, 5, 3]), [1]), 2);
+  assert.equal(p.sample(new Float32Array([1, 5, 3]), []), 1);
 });
 
 Deno.test("keptSet() with top-k keeps exactly the k most likely tokens", () => {
