@@ -32,7 +32,7 @@ import type { Graph, GraphNode, NodeOp } from "./graph.ts";
 import { findBuffer, type Plan, planArena } from "./plan.ts";
 import { WasmFunc, withoutText } from "./wasm_asm.ts";
 import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_assemble.ts";
-import { attentionGroup } from "./wasm/attention.ts";
+import { attentionScratchBytes, attentionShape } from "./wasm/attention.ts";
 import { barrierKernel, CTL } from "./wasm/barrier.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
@@ -172,14 +172,10 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
  * (8 rows of the widest input, transposed; `linear_panel.ts`).
  */
 function scratchOf(plan: Plan) {
-  const ring = plan.layout.maxBlocksPerSeq * plan.layout.blockSize;
-  let quant = 0, panel = 0, att = (ring + 4) * 4; // at least one head's scores
+  let quant = 0, panel = 0, att = 0;
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) {
-      if (n.op === "attention") {
-        const a = n.attrs, heads = attentionGroup(a.n_heads, a.n_kv_heads);
-        att = Math.max(att, heads * (a.blocks_per_seq * a.block_size + 4) * 4);
-      }
+      if (n.op === "attention") att = Math.max(att, attentionScratchBytes(attentionShape(n)));
       if (n.op !== "linear") continue;
       quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.75));
       if (g.rows > 1) panel = Math.max(panel, panelScratchBytes(n.attrs.in));

@@ -91,7 +91,7 @@ export const FP16_V8_FLAG = "--v8-flags=--experimental-wasm-fp16";
  * with 2 (or 1). The cost: JavaScript that allocates a lot collects more often (tokenizing a
  * 1.2 MB text ~0.15 → ~0.17 s). An app that embeds gollm chooses its own flags.
  */
-export const V8_FLAGS = "--v8-flags=--experimental-wasm-fp16,--max-semi-space-size=2";
+export const V8_FLAGS = `${FP16_V8_FLAG},--max-semi-space-size=2`;
 
 /**
  * Whether this runtime validates the WebAssembly FP16 proposal's `f32x4.promote_low_f16x8`

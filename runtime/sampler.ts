@@ -372,8 +372,8 @@ function applyPenalties(
   count: Int32Array, // (vocab) occurrences in the window (valid where marked)
   stampValue: number,
 ): void {
+  if (!recent || !penalises(o, recent)) return;
   const { repeatPenalty: rep, frequencyPenalty: freq, presencePenalty: pres } = o;
-  if (!recent || o.repeatLastN === 0 || (rep === 1 && freq === 0 && pres === 0)) return;
   const n = work.length;
   const from = Math.max(0, recent.length - o.repeatLastN);
   for (let j = from; j < recent.length; j++) {

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import type { GraphNode } from "../graph.ts";
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
 import { hsumF32 } from "./snippets.ts";
@@ -49,8 +50,27 @@ export interface PagedAttentionShape {
   softcap?: number | null;
 }
 
+/**
+ * The geometry of a graph's attention node.
+ *
+ * @param node The node (codegen/graph.ts).
+ * @returns Its {@linkcode PagedAttentionShape}.
+ */
+export function attentionShape({ attrs: a }: GraphNode<"attention">): PagedAttentionShape {
+  return {
+    nHeads: a.n_heads,
+    nKvHeads: a.n_kv_heads,
+    headDim: a.head_dim,
+    blockSize: a.block_size,
+    blocksPerSeq: a.blocks_per_seq,
+    layerWindow: a.layer_window,
+    scale: a.scale,
+    softcap: a.softcap ?? null,
+  };
+}
+
 /** Output f32x4 accumulators held in registers by one pass of the value sum. */
-export const ATTENTION_VALUE_VECTORS = 8;
+const ATTENTION_VALUE_VECTORS = 8;
 
 /**
  * The name of {@linkcode pagedAttentionKernel}: `attention_QxKxD_bB`, then `_wL` (a layer
@@ -75,6 +95,9 @@ export function pagedAttentionName(s: PagedAttentionShape): string {
     (s.scale === 1 / Math.sqrt(s.headDim) ? "" : `_s${nameNumber(s.scale)}`) +
     (s.softcap == null ? "" : `_cap${nameNumber(s.softcap)}`);
 }
+
+/** The most query heads one unit of {@linkcode pagedAttentionKernel} handles. */
+const ATTENTION_GROUP_MAX = 4;
 
 /**
  * Query heads per attention unit: the largest divisor of `n_heads / n_kv_heads` (the heads that
@@ -101,9 +124,6 @@ export function attentionGroup(nHeads: number, nKvHeads: number): number {
   }
   return 1;
 }
-
-/** The most query heads one unit of {@linkcode pagedAttentionKernel} handles. */
-export const ATTENTION_GROUP_MAX = 4;
 
 /**
  * Bytes of one thread's attention scratch: {@linkcode attentionGroup} rows of scores over the

@@ -14,9 +14,10 @@
  *   quants (each row's sum takes `- 32 · Σ_j sc_j · Σq_x(j)`, Q3_K `- 4 · ...`); Q2_K its
  *   4-bit mins, for `- dmin · Σ_j m_j · Σq_x(j)`;
  * - the rows' d as f32 (32 bytes), and Q2_K's dmin (32 bytes).
- * The micro-kernel (8 rows × 2 tokens, and from 6 rows, as Q4_K's): per sub-block four dot products per token and row
- * group, times `sc_j` into the super-block's int32 sum; minus the offset (exact, int32) or
- * the mins; then `acc += f32(sum) · d · d_x` (Q2_K `- f32(mins) · dmin · d_x`).
+ * The micro-kernel (8 rows × 2 tokens, from 6 rows, as Q4_K's): per sub-block four dot
+ * products per token and row group, times `sc_j` into the super-block's int32 sum; minus the
+ * offset (exact, int32) or the mins; then `acc += f32(sum) · d · d_x` (Q2_K
+ * `- f32(mins) · dmin · d_x`).
  *
  * @module
  */

@@ -1,9 +1,9 @@
 /**
  * The rest of a decoder step in WASM, so a step never returns to JS between ops: RMSNorm
  * and LayerNorm, SwiGLU, GeGLU and tanh-GELU, soft-caps, the residual add, and a vectorised
- * `exp` (RoPE, the KV store and the gather are `step_ops.ts`, attention `attention.ts`). Every kernel takes byte
- * offsets; shapes are constants; the ones threads split take a range (`h0 .. h1` heads,
- * `i0 .. i1` elements). Semantics equal the JS kernels of `emit_js.ts` and the reference
+ * `exp` (RoPE, the KV store and the gather are `step_ops.ts`, attention `attention.ts`).
+ * Every kernel takes byte offsets; shapes are constants; the element-wise ones take the range
+ * `i0 .. i1` a thread does. Semantics equal the JS kernels of `emit_js.ts` and the reference
  * forward (`runtime/reference.ts`): llama2.c run.c `rmsnorm`, `softmax`; GPT-2 `gelu`.
  *
  * `exp_f32x4` (internal): `e^x = 2^n · e^r`, `n = round(x · log2 e)`, `r = x - n·ln 2`

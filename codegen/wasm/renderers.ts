@@ -15,7 +15,12 @@
  *
  * @module
  */
-import { attentionGroup, pagedAttentionKernel, pagedAttentionName } from "./attention.ts";
+import {
+  attentionGroup,
+  attentionShape,
+  pagedAttentionKernel,
+  pagedAttentionName,
+} from "./attention.ts";
 import type { GraphNode, NodeOp } from "../graph.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
@@ -336,18 +341,6 @@ const kvStore: WasmOpRenderer<"kv_store"> = {
     ]);
   },
 };
-
-/** The paged attention geometry of a node. */
-const attentionShape = ({ attrs: a }: GraphNode<"attention">) => ({
-  nHeads: a.n_heads,
-  nKvHeads: a.n_kv_heads,
-  headDim: a.head_dim,
-  blockSize: a.block_size,
-  blocksPerSeq: a.blocks_per_seq,
-  layerWindow: a.layer_window,
-  scale: a.scale,
-  softcap: a.softcap ?? null,
-});
 
 /** `attention_QxKxD_bB[_wL][_sS][_capC]` (as pagedAttentionKernel names it). */
 const attentionName = (node: GraphNode<"attention">) => pagedAttentionName(attentionShape(node));

@@ -64,8 +64,8 @@ export function f16Scalar(
  * Sets the f32x4 local `dst` to the f16 values at `addr + offsets[i]` (lane i; lanes past
  * `offsets.length` are 0; `addr` may name one local per lane), by the same exact arithmetic
  * as {@linkcode f16Scalar} done lane-wise: one conversion for the scales of R weight rows
- * instead of R scalar ones (the per-block scale of Q8_0 and the 32-element types is read for every row of a register
- * block). Uses the v128 locals `_h4` and `_m4` (declared on first use). With `fp16` the
+ * instead of R scalar ones (the per-block scale of Q8_0 and the 32-element types is read for
+ * every row of a register block). Uses the v128 locals `_h4` and `_m4` (declared on first use). With `fp16` the
  * lanes go through the FP16 proposal's `f32x4.promote_low_f16x8` instead (one instruction,
  * equally exact; see `wasm_features.ts` `fp16SimdSupported`).
  *
