@@ -1,15 +1,16 @@
 /**
  * The WASM kernels of the engine v2 step that read the step's int32 rows and the paged KV
  * cache (engine v2 contract; vLLM PagedAttention, Kwon et al. 2023): RoPE's per-step
- * cos/sin and the rotation by them, the store of k/v into their blocks (paged attention, which
- * reads them, is attention.ts), the gather of the out rows, and the embedding of the step's tokens. Each computes exactly
- * what its JS counterpart in `codegen/ops/` computes (same loop order; WASM f32 arithmetic
- * where the JS kernels round through doubles, so results differ by rounding only).
+ * cos/sin and the rotation by them, the store of k/v into their blocks (paged attention,
+ * which reads them, is attention.ts), the gather of the out rows, and the embedding of the
+ * step's tokens. Each computes exactly what its JS counterpart in `codegen/ops/` computes
+ * (same loop order; WASM f32 arithmetic where the JS kernels round through doubles, so
+ * results differ by rounding only).
  *
  * Every kernel takes byte offsets into the one memory; int32 rows `tok`, `pos`, `seq`,
  * `out_rows` (step) and `table`, `ring`, `window` (sequences) are read at run time, every
- * shape, stride and block size is a constant. The ranges `t0 .. t1` (rows), `h0 .. h1`
- * (heads), `u0 .. u1` (row × head units) are what one thread does.
+ * shape, stride and block size is a constant. The ranges `t0 .. t1` (rows) and `h0 .. h1`
+ * (heads) are what one thread does.
  *
  * @module
  */
