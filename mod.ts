@@ -181,6 +181,7 @@ export type {
   BatchLayout,
   ForwardOptions,
   ForwardPass,
+  KvCacheType,
   StepInput,
 } from "./core/forward.ts";
 export {
@@ -188,7 +189,9 @@ export {
   checkStepInput,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_MAX_ROWS,
+  KV_CACHE_TYPES,
   kvBlockBytes,
+  kvTypeBytes,
   resolveBatchLayout,
 } from "./core/forward.ts";
 export { singleSequence, singleSequenceBlocks } from "./core/single_sequence.ts";

@@ -74,6 +74,25 @@ export const THREADS_OPTION = {
   },
 } as const satisfies Record<string, OptionSpec>;
 
+/** `--cache-type-k T`, `--cache-type-v T` (llama.cpp's names): the KV cache's element types. */
+export const CACHE_TYPE_OPTIONS = {
+  "cache-type-k": {
+    type: "choice",
+    choices: ["f32", "f16"],
+    default: "f32",
+    meta: "T",
+    description: "element type of the K cache: f32, or f16 (half the KV memory; keys rounded " +
+      "to f16 when stored, as llama.cpp's default; wasm backend)",
+  },
+  "cache-type-v": {
+    type: "choice",
+    choices: ["f32", "f16"],
+    default: "f32",
+    meta: "T",
+    description: "element type of the V cache: f32 or f16 (as --cache-type-k)",
+  },
+} as const satisfies Record<string, OptionSpec>;
+
 /** The flags that pick and load a model (generate, chat, logits). */
 export const MODEL_OPTIONS = {
   ...MODEL_OPTION,
@@ -88,6 +107,7 @@ export const MODEL_OPTIONS = {
   },
   ...THREADS_OPTION,
   ...KV_CAPACITY_OPTION,
+  ...CACHE_TYPE_OPTIONS,
   ...TOKENIZER_OPTION,
 } as const satisfies Record<string, OptionSpec>;
 
@@ -231,6 +251,33 @@ export function checkKvCapacity(
 }
 
 /**
+ * Checks `--cache-type-k` / `--cache-type-v` against `--backend`: f16 pools exist only in
+ * the wasm backend (auto picks it).
+ *
+ * @param v The parsed `backend`, `cache-type-k` and `cache-type-v`.
+ * @param usage Usage line for the error.
+ * @throws {UsageError} `--cache-type-k f16 needs --backend wasm or auto, got jit`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkCacheTypeFlags } from "./model_flags.ts";
+ * const v = { backend: "jit", "cache-type-k": "f16", "cache-type-v": "f32" };
+ * assert.throws(() => checkCacheTypeFlags(v, "usage: gollm x"), /needs --backend wasm or auto/);
+ * ```
+ */
+export function checkCacheTypeFlags(
+  v: { backend: string; "cache-type-k": string; "cache-type-v": string },
+  usage: string,
+): void {
+  for (const flag of ["cache-type-k", "cache-type-v"] as const) {
+    if (v[flag] === "f16" && v.backend !== "auto" && v.backend !== "wasm") {
+      throw new UsageError(`--${flag} f16 needs --backend wasm or auto, got ${v.backend}`, usage);
+    }
+  }
+}
+
+/**
  * Loads the model the flags name (default: the shipped models/default) under a progress
  * display that ends with `loaded PATH (format, backend) in T s` on stderr. `--kv-capacity`
  * is checked against the context length right after the checkpoint is read, before the
@@ -240,14 +287,16 @@ export function checkKvCapacity(
  * @param usage Usage line for errors.
  * @param options Quiet, optional tokenizer.
  * @returns The model and the path it was loaded from.
- * @throws {UsageError} for a `--kv-capacity` above the context length.
+ * @throws {UsageError} for a `--kv-capacity` above the context length, or an f16
+ *   `--cache-type-k`/`--cache-type-v` on the jit or reference backend.
  * @throws {GollmError} for a missing default model or a missing/malformed checkpoint.
  *
  * @example
  * ```ts ignore
  * import { loadModelFlags } from "./model_flags.ts";
  * const { model, path } = await loadModelFlags(
- *   { model: undefined, backend: "auto", threads: undefined, "kv-capacity": undefined, tokenizer: undefined },
+ *   { model: undefined, backend: "auto", threads: undefined, "kv-capacity": undefined,
+ *     "cache-type-k": "f32", "cache-type-v": "f32", tokenizer: undefined },
  *   "usage: gollm x",
  * );
  * ```
@@ -260,6 +309,7 @@ export async function loadModelFlags(
   const quiet = options.quiet ?? false;
   const path = v.model ?? await resolveDefaultModel(quiet);
   const backend = v.backend, kvCapacity = v["kv-capacity"];
+  checkCacheTypeFlags(v, usage);
   const model = await withProgress(
     quiet,
     (onProgress) =>
@@ -267,6 +317,8 @@ export async function loadModelFlags(
         backend,
         threads: v.threads,
         kvCapacity,
+        cacheTypeK: v["cache-type-k"],
+        cacheTypeV: v["cache-type-v"],
         tokenizerPath: v.tokenizer,
         optionalTokenizer: options.optionalTokenizer,
         onProgress,

@@ -19,7 +19,7 @@ import {
 } from "../runtime/perplexity.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
-import { MODEL_OPTIONS, MODEL_POSITIONAL } from "./model_flags.ts";
+import { checkCacheTypeFlags, MODEL_OPTIONS, MODEL_POSITIONAL } from "./model_flags.ts";
 import { err, formatCount, out, outJson } from "./output.ts";
 import { progress, withProgress } from "./progress_line.ts";
 
@@ -123,6 +123,7 @@ export const perplexity: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const { values: v, usage } = p;
+    checkCacheTypeFlags(v, usage);
     const json = v.json, file = v.file;
     // The text first: a missing or empty file fails before the model loads.
     const text = await readTextBounded(file, "text file");
@@ -149,7 +150,10 @@ export const perplexity: Command = {
           ckpt.tokenizer,
           {
             backend: v.backend,
+            threads: v.threads,
             kvCapacity: ctx,
+            cacheTypeK: v["cache-type-k"],
+            cacheTypeV: v["cache-type-v"],
             extraEosIds: ckpt.extraEosIds,
             generation: ckpt.generation,
             onProgress,

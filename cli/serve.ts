@@ -5,7 +5,6 @@
  * @module
  */
 import { GollmError } from "../core/errors.ts";
-import { kvBlockBytes } from "../core/forward.ts";
 import { loadBatchModel } from "../runtime/batch_model.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { createServer } from "../server/http.ts";
@@ -14,6 +13,8 @@ import { draftModelProposers, NgramProposer } from "../server/speculative.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
 import {
+  CACHE_TYPE_OPTIONS,
+  checkCacheTypeFlags,
   loadedLine,
   MODEL_OPTION,
   MODEL_POSITIONAL,
@@ -47,6 +48,7 @@ blocks. Ctrl-C (SIGINT) or SIGTERM stops taking requests, lets running ones fini
         "batched step) or jit (generated JS kernels, one thread)",
     },
     threads: { ...THREADS_OPTION.threads, short: "t" }, // -t as llama-server
+    ...CACHE_TYPE_OPTIONS,
     ...TOKENIZER_OPTION,
     host: { type: "string", default: "127.0.0.1", meta: "H", description: "address to listen on" },
     port: { type: "int", min: 0, max: 65535, default: 8080, description: "port (0: any free one)" },
@@ -151,6 +153,7 @@ export const serve: Command = {
     const p = parse(SPEC, args);
     if (!p) return 0;
     const v = p.values;
+    checkCacheTypeFlags(v, p.usage);
     const path = v.model ?? await resolveDefaultModel();
     const ctxSize = v["ctx-size"];
     const model = await withProgress(
@@ -166,6 +169,8 @@ export const serve: Command = {
           kvMemoryBytes: v["kv-memory"] === undefined
             ? undefined
             : Math.floor(v["kv-memory"] * 1024 * 1024),
+          cacheTypeK: v["cache-type-k"],
+          cacheTypeV: v["cache-type-v"],
           tokenizerPath: v.tokenizer,
           onProgress,
           onConfig: (c) => {
@@ -227,9 +232,9 @@ export const serve: Command = {
           err(
             `gollm serve: listening on http://${host}:${port} (model '${server.modelName}', ` +
               `${b.maxSeqs} slots, ctx ${model.ctxSize}, ${b.maxRows} rows/step, KV pool ` +
-              `${pool} blocks of ${b.blockSize} = ${
-                formatBytes(pool * kvBlockBytes(model.config, b.blockSize))
-              }${speculative ? `; drafts: ${draftName}` : ""})`,
+              `${pool} blocks of ${b.blockSize} = ${formatBytes(pool * b.blockBytes)}${
+                speculative ? `; drafts: ${draftName}` : ""
+              })`,
           );
           listening.resolve();
         },

@@ -61,8 +61,11 @@ export interface GraphBuffer {
   shape: number[];
   /** Who writes it (see {@linkcode BufferKind}). */
   kind: BufferKind;
-  /** Element type: `f32`, or `i32` for the `step` and `seqs` buffers (4 bytes each). */
-  dtype: "f32" | "i32";
+  /**
+   * Element type: `f32`, `i32` for the `step` and `seqs` buffers (4 bytes each), or `f16` for
+   * the K/V pools of an f16 cache (2 bytes; `BatchLayout.cacheTypeK`/`cacheTypeV`).
+   */
+  dtype: "f32" | "i32" | "f16";
   /** A `table` buffer's constant values (what `init()` writes), e.g. the RoPE inverse frequencies. */
   values?: Float32Array;
   /** One line saying what a `table` buffer holds (emitted above its values). */
@@ -131,6 +134,10 @@ export interface OpAttrs {
     block_size: number;
     /** Columns of the block table (its row stride). */
     blocks_per_seq: number;
+    /** `f16`: the K pool holds f16 (rounded to nearest even when stored); absent: f32. */
+    k_type?: "f16";
+    /** `f16`: the V pool holds f16; absent: f32. */
+    v_type?: "f16";
   };
   /** Causal attention of each row over its sequence's blocks (paged attention). */
   attention: {
@@ -150,6 +157,10 @@ export interface OpAttrs {
     scale: number;
     /** Scores become `softcap · tanh(score / softcap)` (Gemma 2); absent or null = none. */
     softcap?: number | null;
+    /** `f16`: the K pool holds f16, widened to f32 when read; absent: f32. */
+    k_type?: "f16";
+    /** `f16`: the V pool holds f16; absent: f32. */
+    v_type?: "f16";
   };
   /** `y (nOut, dim) = x[out_rows[i]]`: the rows whose logits are wanted. */
   gather_rows: {
@@ -319,10 +330,15 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
   const rotDim = c.rope_dimension_count;
   const half = rotDim / 2;
   const { maxRows, maxSeqs, blockSize, numBlocks, maxBlocksPerSeq } = layout;
+  const kType = layout.cacheTypeK ?? "f32", vType = layout.cacheTypeV ?? "f32";
   const buffers = new Map<string, GraphBuffer>();
   const nodes: GraphNode[] = [];
-  const buf = (name: string, shape: number[], kind: BufferKind = "activation") => {
-    const dtype = kind === "step" || kind === "seqs" ? "i32" : "f32";
+  const buf = (
+    name: string,
+    shape: number[],
+    kind: BufferKind = "activation",
+    dtype: GraphBuffer["dtype"] = kind === "step" || kind === "seqs" ? "i32" : "f32",
+  ) => {
     buffers.set(name, { name, shape, kind, dtype });
     return name;
   };
@@ -475,8 +491,8 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
 
     // ---- attention: x += wo · attention(rope(wq · norm(x)), paged K/V) ----
     const ga = `layer${l}_attn`;
-    const kPool = buf(`kv.l${l}.k`, [numBlocks * blockSize, kvDim], "kv");
-    const vPool = buf(`kv.l${l}.v`, [numBlocks * blockSize, kvDim], "kv");
+    const kPool = buf(`kv.l${l}.k`, [numBlocks * blockSize, kvDim], "kv", kType);
+    const vPool = buf(`kv.l${l}.v`, [numBlocks * blockSize, kvDim], "kv", vType);
     const xa = buf(L + "attn_in", [T, c.dim]);
     norm(ga, l, x, xa, p + "attn_norm");
     const q = buf(L + "q", [T, qDim]);
@@ -518,9 +534,16 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
       inputs: [k, v, pos, seq, blockTable, ring],
       outputs: [kPool, vPool],
       weights: [],
-      attrs: { kv_dim: kvDim, block_size: blockSize, blocks_per_seq: maxBlocksPerSeq },
+      attrs: {
+        kv_dim: kvDim,
+        block_size: blockSize,
+        blocks_per_seq: maxBlocksPerSeq,
+        ...(kType === "f16" ? { k_type: kType } : {}),
+        ...(vType === "f16" ? { v_type: vType } : {}),
+      },
       doc: `${k}[t], ${v}[t] → the row of (seq[t], pos[t]) in the blocks of ${kPool}, ` +
-        `${vPool} ${shp(kPool)}`,
+        `${vPool} ${shp(kPool)}` +
+        (kType === "f16" || vType === "f16" ? ` (K ${kType}, V ${vType})` : ""),
     });
     const lw = layerWindow(c, l);
     const scale = 1 / Math.sqrt(c.query_pre_attn_scalar);
@@ -543,6 +566,8 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
         layer_window: lw,
         scale,
         ...(cap === null ? {} : { softcap: cap }),
+        ...(kType === "f16" ? { k_type: kType } : {}),
+        ...(vType === "f16" ? { v_type: vType } : {}),
       },
       doc: `attn_out ${shp(ao)} = softmax(` +
         (cap === null ? "" : `${cap}·tanh(`) + `q·kᵀ/sqrt(${c.query_pre_attn_scalar})` +

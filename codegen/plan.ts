@@ -50,8 +50,8 @@ export interface PlannedBuffer {
   graph: "decode" | "prefill" | "shared";
   /** Buffer kind from the graph. */
   kind: BufferKind;
-  /** Element type: `f32`, or `i32` (step rows and sequence state). */
-  dtype: "f32" | "i32";
+  /** Element type: `f32`, `i32` (step rows and sequence state) or `f16` (an f16 K/V pool). */
+  dtype: "f32" | "i32" | "f16";
   /** Shape in elements. */
   shape: number[];
   /** Byte offset in the arena (multiple of {@linkcode ARENA_ALIGN}). */
@@ -215,7 +215,7 @@ export function planBatch(
   let at = 0;
   const shared = (name: string) => {
     const b = decode.buffers.get(name)!;
-    const bytes = elements(b.shape) * 4;
+    const bytes = elements(b.shape) * (b.dtype === "f16" ? 2 : 4);
     buffers.push({
       name,
       graph: "shared",
@@ -268,7 +268,7 @@ export function planBatch(
     weightOffsets,
     memoryBytes: options.weightsInArena ? weightsOffset + weightsBytes : arenaBytes,
     kvBytes,
-    blockBytes: kvBlockBytes(config, layout.blockSize),
+    blockBytes: kvBlockBytes(config, layout.blockSize, layout),
     tableBytes,
     stepBytes,
     activationBytes,
@@ -314,7 +314,14 @@ export function singleSequenceLayout(
   const maxRows = Math.min(chunk, kvCapacity);
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const numBlocks = singleSequenceBlocks(kvCapacity, maxRows, blockSize);
-  return resolveBatchLayout({ maxRows, maxSeqs: 1, blockSize, numBlocks });
+  return resolveBatchLayout({
+    maxRows,
+    maxSeqs: 1,
+    blockSize,
+    numBlocks,
+    ...(options.cacheTypeK ? { cacheTypeK: options.cacheTypeK } : {}),
+    ...(options.cacheTypeV ? { cacheTypeV: options.cacheTypeV } : {}),
+  });
 }
 
 /**

@@ -6,6 +6,35 @@
  */
 import type { ModelConfig } from "./config.ts";
 
+/**
+ * Element type of the KV cache (llama.cpp's `--cache-type-k` / `--cache-type-v`, vLLM's
+ * `kv_cache_dtype`): `f32`, or `f16` (IEEE half, rounded to nearest even when a row is stored
+ * and widened exactly when attention reads it): half the memory and half the bytes attention
+ * reads, at a rounding of K and V to 11 significant bits (llama.cpp's default).
+ */
+export type KvCacheType = "f32" | "f16";
+
+/** The KV cache types there are ({@linkcode KvCacheType}). */
+export const KV_CACHE_TYPES: readonly KvCacheType[] = ["f32", "f16"];
+
+/**
+ * Bytes of one KV cache element.
+ *
+ * @param type The cache type (default `f32`).
+ * @returns 4 for `f32`, 2 for `f16`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { kvTypeBytes } from "./forward.ts";
+ * assert.equal(kvTypeBytes("f16"), 2);
+ * assert.equal(kvTypeBytes(), 4);
+ * ```
+ */
+export function kvTypeBytes(type: KvCacheType = "f32"): number {
+  return type === "f16" ? 2 : 4;
+}
+
 /** Options when building a forward pass. */
 export interface ForwardOptions {
   /**
@@ -16,6 +45,10 @@ export interface ForwardOptions {
   kvCapacity?: number;
   /** Tokens per prefill chunk (JIT only; default 32, at most kvCapacity). */
   prefillChunk?: number;
+  /** Element type of the K cache (default `f32`; `f16` needs the wasm backend). */
+  cacheTypeK?: KvCacheType;
+  /** Element type of the V cache (default `f32`; `f16` needs the wasm backend). */
+  cacheTypeV?: KvCacheType;
 }
 
 /**
@@ -145,10 +178,14 @@ export interface BatchLayout {
   maxSeqs: number;
   /** Tokens per KV block (a power of two). */
   blockSize: number;
-  /** Blocks in each layer's K and V pool: `numBlocks · blockSize` rows of `kv_dim` f32. */
+  /** Blocks in each layer's K and V pool: `numBlocks · blockSize` rows of `kv_dim` elements. */
   numBlocks: number;
   /** Columns of the block table: blocks one sequence can own. */
   maxBlocksPerSeq: number;
+  /** Element type of the K pools (absent: `f32`). */
+  cacheTypeK?: KvCacheType;
+  /** Element type of the V pools (absent: `f32`). */
+  cacheTypeV?: KvCacheType;
 }
 
 /**
@@ -219,11 +256,13 @@ export interface BatchForward {
 }
 
 /**
- * Bytes one KV block takes over all layers: `2 (K, V) · n_layers · blockSize · kv_dim · 4`.
- * A server sizes `numBlocks` from a memory budget with it.
+ * Bytes one KV block takes over all layers: `n_layers · blockSize · kv_dim · (bytes of a K
+ * element + bytes of a V element)` (`2 · … · 4` for the f32 cache). A server sizes
+ * `numBlocks` from a memory budget with it.
  *
  * @param config The model config.
  * @param blockSize Tokens per block.
+ * @param types The cache types (absent: `f32`).
  * @returns Bytes.
  *
  * @example
@@ -233,10 +272,16 @@ export interface BatchForward {
  * import { kvBlockBytes } from "./forward.ts";
  * const c = parseConfigYaml(await Deno.readTextFile("configs/gollm-85m.yaml"), "c.yaml");
  * assert.equal(kvBlockBytes(c, 16), 2 * 12 * 16 * 256 * 4); // 393,216 bytes per 16 tokens
+ * assert.equal(kvBlockBytes(c, 16, { cacheTypeK: "f16", cacheTypeV: "f16" }), 196_608);
  * ```
  */
-export function kvBlockBytes(config: ModelConfig, blockSize: number): number {
-  return 2 * config.n_layers * blockSize * config.n_kv_heads * config.head_dim * 4;
+export function kvBlockBytes(
+  config: ModelConfig,
+  blockSize: number,
+  types: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } = {},
+): number {
+  const perElement = kvTypeBytes(types.cacheTypeK) + kvTypeBytes(types.cacheTypeV);
+  return config.n_layers * blockSize * config.n_kv_heads * config.head_dim * perElement;
 }
 
 /** The scratch map of a one-row step (reused: a decode step allocates nothing). */
@@ -251,7 +296,8 @@ const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
  * @param layout The sizes given.
  * @returns The complete layout.
  * @throws {RangeError} naming the field that is not a positive integer (`blockSize`: a
- *   power of two up to 1024), or a missing `numBlocks`.
+ *   power of two up to 1024), or a missing `numBlocks`, or a `cacheTypeK`/`cacheTypeV` that is
+ *   not a {@linkcode KvCacheType}.
  *
  * @example
  * ```ts
@@ -273,9 +319,19 @@ export function resolveBatchLayout(
     maxBlocksPerSeq: layout.maxBlocksPerSeq ?? layout.numBlocks,
   };
   for (const k of Object.keys(l) as (keyof BatchLayout)[]) {
-    if (!Number.isInteger(l[k]) || l[k] <= 0) {
+    if (!Number.isInteger(l[k]) || (l[k] as number) <= 0) {
       throw new RangeError(`${k} must be a positive integer, got ${l[k]}`);
     }
+  }
+  for (const k of ["cacheTypeK", "cacheTypeV"] as const) {
+    const t = layout[k];
+    if (t === undefined) continue;
+    if (!KV_CACHE_TYPES.includes(t)) {
+      throw new RangeError(
+        `${k} must be one of ${KV_CACHE_TYPES.join(", ")}, got ${JSON.stringify(t)}`,
+      );
+    }
+    l[k] = t;
   }
   if (!isPowerOfTwo(l.blockSize) || l.blockSize > 1024) {
     throw new RangeError(`blockSize must be a power of two up to 1024, got ${l.blockSize}`);

@@ -11,6 +11,9 @@ Writes, under tests/fixtures/hf/ (all produced by code nobody on gollm wrote: `t
   transformers' LlamaConverter builds it from a real sentencepiece model (and checked
   against sentencepiece itself); gpt2 carries a byte-level BPE tokenizer.json trained with
   `tokenizers`. Their expected.json holds ids from the Python `tokenizers` library.
+- llama_gqa/expected_kv_f16.json (kv_f16, python/hf_kv_fixtures.py; reads the saved llama_gqa): the
+  llama_gqa logits with keys (after RoPE) and values rounded to float16 as they enter the KV cache
+  (llama.cpp's default F16 cache), via a transformers DynamicCache subclass; everything else float32.
 - llama_gqa.gguf: the llama_gqa weights converted like llama.cpp's convert_hf_to_gguf.py
   (Q/K rows permuted, blk.N.* names, llama metadata, SentencePiece vocab with scores).
 - The architectures of issue #10 (python/hf_arch_fixtures.py), each a random-initialised transformers model with
@@ -457,9 +460,10 @@ def main() -> None:
     import tempfile
 
     from hf_arch_fixtures import ARCH_FIXTURES  # the issue #10 architectures (imports this module)
+    from hf_kv_fixtures import kv_f16  # the F16 KV cache logits of llama_gqa (imports this module)
 
     only = set(sys.argv[1:])
-    base = {"llama_gqa", "llama_untied", "qwen2", "mistral", "gpt2", "llama3_and_chat"}
+    base = {"llama_gqa", "kv_f16", "llama_untied", "qwen2", "mistral", "gpt2", "llama3_and_chat"}
     unknown = only - base - set(ARCH_FIXTURES)
     if unknown:
         sys.exit(f"hf_fixtures: unknown fixture(s) {sorted(unknown)} (known: {sorted(base | set(ARCH_FIXTURES))})")
@@ -472,8 +476,8 @@ def main() -> None:
     if want("llama_gqa"):
         with tempfile.TemporaryDirectory() as tmp:
             llama_gqa(Path(tmp))
-    for name, fn in [("llama_untied", llama_untied), ("qwen2", qwen2), ("mistral", mistral), ("gpt2", gpt2),
-                     ("llama3_and_chat", llama3_and_chat), *ARCH_FIXTURES.items()]:
+    for name, fn in [("kv_f16", kv_f16), ("llama_untied", llama_untied), ("qwen2", qwen2), ("mistral", mistral),
+                     ("gpt2", gpt2), ("llama3_and_chat", llama3_and_chat), *ARCH_FIXTURES.items()]:
         if want(name):
             fn()
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())

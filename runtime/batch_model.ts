@@ -27,7 +27,9 @@ import {
   type BatchForward,
   type BatchLayout,
   DEFAULT_BLOCK_SIZE,
+  KV_CACHE_TYPES,
   kvBlockBytes,
+  type KvCacheType,
 } from "../core/forward.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Weights } from "../core/weights.ts";
@@ -66,6 +68,13 @@ export interface BatchModelOptions {
   kvBlocks?: number;
   /** Size the pool from a memory budget in bytes instead (`kvBlocks` wins when both). */
   kvMemoryBytes?: number;
+  /**
+   * Element type of the K pool: `f32` (default) or `f16` (half the bytes per block, so a
+   * memory budget holds twice the blocks; llama.cpp's default). `f16` needs the wasm backend.
+   */
+  cacheTypeK?: KvCacheType;
+  /** Element type of the V pool: `f32` (default) or `f16` (see `cacheTypeK`). */
+  cacheTypeV?: KvCacheType;
   /** Run one warm-up step at load (default true): compiles the kernels, finds NaN weights. */
   warmup?: boolean;
   /** Called at the start of long stages. */
@@ -152,7 +161,19 @@ function serveLayout(
     );
   }
   const maxBlocksPerSeq = Math.ceil(ctxSize / blockSize);
-  const blockBytes = kvBlockBytes(config, blockSize);
+  const types: Pick<BatchLayout, "cacheTypeK" | "cacheTypeV"> = {};
+  for (const k of ["cacheTypeK", "cacheTypeV"] as const) {
+    const t = options[k];
+    if (t === undefined) continue;
+    if (!KV_CACHE_TYPES.includes(t)) {
+      throw new GollmError(`${k} must be ${KV_CACHE_TYPES.join(" or ")}, got ${JSON.stringify(t)}`);
+    }
+    if (t === "f16" && options.backend === "jit") {
+      throw new GollmError(`${k} f16 needs the wasm backend (backend jit keeps an f32 KV cache)`);
+    }
+    types[k] = t;
+  }
+  const blockBytes = kvBlockBytes(config, blockSize, types);
   const pool = options.kvBlocks ??
     (options.kvMemoryBytes !== undefined
       ? Math.floor(options.kvMemoryBytes / blockBytes)
@@ -172,6 +193,7 @@ function serveLayout(
       blockSize,
       numBlocks: pool + 1,
       maxBlocksPerSeq,
+      ...types,
     },
   };
 }

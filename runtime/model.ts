@@ -14,7 +14,7 @@ import { PANEL_MIN_TOKENS } from "../codegen/wasm/linear_panel.ts";
 import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
-import type { ForwardPass } from "../core/forward.ts";
+import { type ForwardPass, KV_CACHE_TYPES, type KvCacheType } from "../core/forward.ts";
 import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
@@ -61,6 +61,14 @@ export interface ModelOptions {
   kvCapacity?: number;
   /** Tokens per prefill chunk (default 128, `DEFAULT_PREFILL_CHUNK` of codegen/plan.ts). */
   prefillChunk?: number;
+  /**
+   * Element type of the K cache: `f32` (default) or `f16` (half the KV memory and the bytes
+   * attention reads; K rounded to nearest even when stored, as llama.cpp's default
+   * `--cache-type-k f16`). `f16` needs the wasm backend.
+   */
+  cacheTypeK?: KvCacheType;
+  /** Element type of the V cache: `f32` (default) or `f16` (see `cacheTypeK`). */
+  cacheTypeV?: KvCacheType;
   /** EOS ids beyond the tokenizer's (e.g. from HF generation_config.json). */
   extraEosIds?: number[];
   /** Sampling defaults from the model's files; used where generate options leave a gap. */
@@ -313,7 +321,8 @@ export function createModel(
   const threads = resolveThreads(options.threads);
   const kvCapacity = resolveCapacity(config, options.kvCapacity);
   if (options.prefillChunk !== undefined) checkInt("prefillChunk", options.prefillChunk, 1);
-  const fwd = { kvCapacity, prefillChunk: options.prefillChunk };
+  const types = checkCacheTypes(options, requested);
+  const fwd = { kvCapacity, prefillChunk: options.prefillChunk, ...types };
   const { value: pass, backend } = buildOnBackend<ModelPass>(requested, weights, {
     wasm: () => {
       options.onProgress?.({ stage: "compiling kernels" });
@@ -349,6 +358,40 @@ function modelOf(
     throw e;
   }
   return new GollmModel(config, pass, tokenizer, checkpoint, backend, options);
+}
+
+/**
+ * Checks the KV cache types of the options: each absent, `f32` or `f16`, and `f16` only on
+ * a backend that can run it (wasm or auto; auto then needs the wasm kernels to cover the
+ * model).
+ *
+ * @param options `cacheTypeK`, `cacheTypeV`.
+ * @param backend The requested backend.
+ * @returns The types given (absent ones left out).
+ * @throws {GollmError} naming the option: `cacheTypeK must be f32 or f16, got "q8_0"`, or
+ *   `cacheTypeV f16 needs the wasm backend (backend jit keeps an f32 KV cache)`.
+ */
+function checkCacheTypes(
+  options: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType },
+  backend: Backend,
+): { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } {
+  const out: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } = {};
+  for (const k of ["cacheTypeK", "cacheTypeV"] as const) {
+    const t = options[k];
+    if (t === undefined) continue;
+    if (!KV_CACHE_TYPES.includes(t)) {
+      throw new GollmError(
+        `${k} must be ${KV_CACHE_TYPES.join(" or ")}, got ${JSON.stringify(t)}`,
+      );
+    }
+    if (t === "f16" && backend !== "wasm" && backend !== "auto") {
+      throw new GollmError(
+        `${k} f16 needs the wasm backend (backend ${backend} keeps an f32 KV cache)`,
+      );
+    }
+    out[k] = t;
+  }
+  return out;
 }
 
 /**
@@ -425,6 +468,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     const { checkpoint: ck, pass, error } = await loadGgufIntoWasm(path, {
       kvCapacity: (c) => resolveCapacity(c, options.kvCapacity),
       prefillChunk: options.prefillChunk,
+      ...checkCacheTypes(options, backend),
       threads,
       tokenizerPath: options.tokenizerPath,
       onProgress: options.onProgress,

@@ -19,6 +19,7 @@ import { f32Weights, wasmWeightsStart } from "../codegen/emit_wasm.ts";
 import { type Plan, planArena } from "../codegen/plan.ts";
 import { ResourceError } from "../core/errors.ts";
 import { adviseHugePages } from "../core/huge_pages.ts";
+import type { ForwardOptions, KvCacheType } from "../core/forward.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { expectedShapes, type Weights } from "../core/weights.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
@@ -35,6 +36,10 @@ export interface WasmLoadOptions {
   kvCapacity: (config: Checkpoint["config"]) => number;
   /** Rows per prefill step. */
   prefillChunk?: number;
+  /** Element type of the K cache (default f32). */
+  cacheTypeK?: KvCacheType;
+  /** Element type of the V cache (default f32). */
+  cacheTypeV?: KvCacheType;
   /** Threads (1..64). */
   threads: number;
   /** A tokenizer file to use instead of the GGUF's. */
@@ -289,11 +294,16 @@ export async function loadGgufIntoWasm(
   path: string,
   options: WasmLoadOptions,
 ): Promise<{ checkpoint: Checkpoint<Weights>; pass: CompiledModel | null; error?: unknown }> {
-  let fwd: { kvCapacity: number; prefillChunk?: number } | undefined;
+  let fwd: ForwardOptions | undefined;
   const { checkpoint, memory } = await readGgufIntoWasm(path, {
     ...options,
     plan: (config) => {
-      fwd = { kvCapacity: options.kvCapacity(config), prefillChunk: options.prefillChunk };
+      fwd = {
+        kvCapacity: options.kvCapacity(config),
+        prefillChunk: options.prefillChunk,
+        cacheTypeK: options.cacheTypeK,
+        cacheTypeV: options.cacheTypeV,
+      };
       return planArena(config, fwd);
     },
   });

@@ -48,6 +48,28 @@ const CASES: Case[] = [
     error: /^error: --temperature must be a number >= 0, got '-0.5'$/,
     beforeLoading: true,
   },
+  // KV cache types: f16 pools exist in the wasm backend only; other values are refused.
+  {
+    name: "generate --backend jit --cache-type-k f16",
+    args: ["generate", "--backend", "jit", "--cache-type-k", "f16", "--prompt", "hi"],
+    code: 2,
+    error: /^error: --cache-type-k f16 needs --backend wasm or auto, got jit$/,
+    beforeLoading: true,
+  },
+  {
+    name: "serve --backend jit --cache-type-v f16",
+    args: ["serve", "--backend", "jit", "--cache-type-v", "f16", "--port", "0"],
+    code: 2,
+    error: /^error: --cache-type-v f16 needs --backend wasm or auto, got jit$/,
+    beforeLoading: true,
+  },
+  {
+    name: "chat --cache-type-v q8_0",
+    args: ["chat", "--cache-type-v", "q8_0"],
+    code: 2,
+    error: /^error: --cache-type-v must be one of f32, f16, got 'q8_0'$/,
+    beforeLoading: true,
+  },
   // Out-of-range values: exit 2 before loading, in the CLI's own option names.
   {
     name: "generate --repeat-penalty 0",

@@ -213,6 +213,12 @@ export const kvStoreOp: OpRenderer<"kv_store"> = {
   name: ({ attrs: a }) => `kv_store_${a.kv_dim}_b${a.block_size}`,
   kernel(s, name, node) {
     const { kv_dim: kvDim, block_size: B, blocks_per_seq: MB } = node.attrs;
+    if (node.attrs.k_type === "f16" || node.attrs.v_type === "f16") {
+      throw new RangeError(
+        `the js backend keeps an f32 KV cache; cacheTypeK / cacheTypeV f16 needs the wasm ` +
+          `backend (--backend wasm or auto)`,
+      );
+    }
     const { block, inBlock } = blockOf(B);
     s.open(
       `function ${name}(k: number, v: number, pos: number, seq: number, table: number, ` +

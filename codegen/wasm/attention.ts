@@ -28,7 +28,10 @@
 import type { GraphNode } from "../graph.ts";
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
-import { hsumF32 } from "./snippets.ts";
+import type { KvCacheType } from "../../core/forward.ts";
+import { kvTypeBytes } from "../../core/forward.ts";
+import { F16_MASK, F16_RESCALE, f16Scalar, hsumF32, loadF16x4 } from "./snippets.ts";
+import { kvTypeSuffix } from "./step_ops.ts";
 
 /** Attention geometry (one layer). */
 export interface PagedAttentionShape {
@@ -48,6 +51,10 @@ export interface PagedAttentionShape {
   scale: number;
   /** Scores become `softcap · tanh(score / softcap)` (Gemma 2); absent or null = none. */
   softcap?: number | null;
+  /** Element type of the K pool (absent: f32). */
+  kType?: KvCacheType;
+  /** Element type of the V pool (absent: f32). */
+  vType?: KvCacheType;
 }
 
 /**
@@ -66,6 +73,8 @@ export function attentionShape({ attrs: a }: GraphNode<"attention">): PagedAtten
     layerWindow: a.layer_window,
     scale: a.scale,
     softcap: a.softcap ?? null,
+    kType: a.k_type ?? "f32",
+    vType: a.v_type ?? "f32",
   };
 }
 
@@ -75,7 +84,8 @@ const ATTENTION_VALUE_VECTORS = 8;
 /**
  * The name of {@linkcode pagedAttentionKernel}: `attention_QxKxD_bB`, then `_wL` (a layer
  * window), `_sS` (a scale other than `1 / sqrt(head_dim)`), `_capC` (a soft-cap), as
- * codegen/ops/attention.ts names the JS kernel.
+ * codegen/ops/attention.ts names the JS kernel, then the f16 cache's suffix (`_f16kv`,
+ * `_kf16`, `_vf16`: step_ops.ts `kvTypeSuffix`).
  *
  * @param s The geometry.
  * @returns The name.
@@ -93,7 +103,7 @@ export function pagedAttentionName(s: PagedAttentionShape): string {
   return `attention_${s.nHeads}x${s.nKvHeads}x${s.headDim}_b${s.blockSize}` +
     (s.layerWindow === null ? "" : `_w${s.layerWindow}`) +
     (s.scale === 1 / Math.sqrt(s.headDim) ? "" : `_s${nameNumber(s.scale)}`) +
-    (s.softcap == null ? "" : `_cap${nameNumber(s.softcap)}`);
+    (s.softcap == null ? "" : `_cap${nameNumber(s.softcap)}`) + kvTypeSuffix(s.kType, s.vType);
 }
 
 /** The most query heads one unit of {@linkcode pagedAttentionKernel} handles. */
@@ -165,6 +175,7 @@ function walkRuns(
   f: WasmFunc,
   label: string,
   pool: string,
+  kvh: string,
   B: number,
   rowBytes: number,
   headBytes: number,
@@ -182,11 +193,11 @@ function walkRuns(
   f.get("n").get("m").get("n").op("i32.lt_u").op("select").set("n");
   f.get("len").get("j").op("i32.sub").tee("m");
   f.get("n").get("m").get("n").op("i32.lt_u").op("select").set("n");
-  f.comment(`pk0 = ${pool} + (table[s][slot / ${B}] · ${B} + slot % ${B}) · ${rowBytes} + kvh`);
+  f.comment(`pk0 = ${pool} + (table[s][slot / ${B}] · ${B} + slot % ${B}) · ${rowBytes} + ${kvh}`);
   f.get(pool);
   f.get("bt").get("slot").i32(Math.log2(B)).op("i32.shr_u").i32(2).op("i32.shl").op("i32.add");
   f.mem("i32.load").i32(B).op("i32.mul").get("slot").i32(B - 1).op("i32.and").op("i32.add");
-  f.i32(rowBytes).op("i32.mul").op("i32.add").get("kvh").op("i32.add").set("pk0");
+  f.i32(rowBytes).op("i32.mul").op("i32.add").get(kvh).op("i32.add").set("pk0");
   touchRun(f, label, rowBytes, headBytes);
   run();
   f.get("slot").get("n").op("i32.add").tee("slot").get("R").op("i32.eq");
@@ -237,16 +248,33 @@ function runRows(f: WasmFunc, label: string, att: number, rowBytes: number, body
 }
 
 /**
- * Pushes `q_g · k` over `hd` floats at `qh + qo` and `pk`: four f32x4 partial sums (vector i
- * into sum i % 4), added pairwise, then the lanes, then the scalar tail of hd % 4.
+ * Pushes the f32x4 of k (or v) elements 4i .. 4i + 3 at `pk`: an f32 load, or (f16 pool) 4
+ * halves widened (snippets.ts `loadF16x4`).
  */
-function dotQK(f: WasmFunc, hd: number, qo: number): void {
+function loadKv4(f: WasmFunc, type: KvCacheType, i: number, fp16: boolean): void {
+  if (type === "f16") loadF16x4(f, "pk", 8 * i, fp16);
+  else f.get("pk").mem("v128.load", 16 * i);
+}
+
+/** Pushes the f32 of k (or v) element i at `pk` (an f16 pool's widened exactly). */
+function loadKv1(f: WasmFunc, type: KvCacheType, i: number): void {
+  if (type === "f16") f16Scalar(f, "pk", 2 * i, 0);
+  else f.get("pk").mem("f32.load", 4 * i);
+}
+
+/**
+ * Pushes `q_g · k` over `hd` floats at `qh + qo` and `pk` (k of `type`): four f32x4 partial
+ * sums (vector i into sum i % 4), added pairwise, then the lanes, then the scalar tail of
+ * hd % 4.
+ */
+function dotQK(f: WasmFunc, hd: number, qo: number, type: KvCacheType, fp16: boolean): void {
   const V = Math.floor(hd / 4);
   const sums = Math.min(4, V);
   for (let i = 0; i < V; i++) {
     const s = `s${i % 4}`;
     if (i >= sums) f.get(s);
-    f.get("qh").mem("v128.load", qo + 16 * i).get("pk").mem("v128.load", 16 * i);
+    f.get("qh").mem("v128.load", qo + 16 * i);
+    loadKv4(f, type, i, fp16);
     f.op("f32x4.mul");
     if (i >= sums) f.op("f32x4.add");
     f.set(s);
@@ -260,8 +288,9 @@ function dotQK(f: WasmFunc, hd: number, qo: number): void {
     hsumF32(f, "s0");
   }
   for (let i = 4 * V; i < hd; i++) {
-    f.get("qh").mem("f32.load", qo + 4 * i).get("pk").mem("f32.load", 4 * i).op("f32.mul");
-    f.op("f32.add");
+    f.get("qh").mem("f32.load", qo + 4 * i);
+    loadKv1(f, type, i);
+    f.op("f32.mul").op("f32.add");
   }
 }
 
@@ -275,10 +304,13 @@ function dotQK(f: WasmFunc, hd: number, qo: number): void {
  * pool row `table[s][slot / B] · B + slot % B`. A score is `q · k · scale`, or with a
  * soft-cap C `C · tanh(q · k · (scale / C))` (Gemma 2; tanh by the vector exp,
  * `1 - 2 / (e^(2u) + 1)`). q (n, Q · D) and o (n, Q · D) f32 rows; kp, vp (blocks · B, K · D)
- * f32; pos, seq (n) and ring, window (seqs) int32; table (seqs, MB) int32. `att` is one
- * thread's scratch of {@linkcode attentionScratchBytes}.
+ * f32, or f16 (`s.kType`/`s.vType`; widened exactly when read); pos, seq (n) and ring,
+ * window (seqs) int32; table (seqs, MB) int32. `att` is one thread's scratch of
+ * {@linkcode attentionScratchBytes}.
  *
  * @param s The geometry (B a power of two).
+ * @param fp16 Widen f16 K/V with the FP16 proposal's `f32x4.promote_low_f16x8` (default
+ *   false: the shift-and-rescale of snippets.ts).
  * @returns The function (it calls `exp_f32x4`).
  *
  * @example
@@ -290,10 +322,12 @@ function dotQK(f: WasmFunc, hd: number, qo: number): void {
  * assert.equal(f.name, "attention_12x4x64_b16");
  * ```
  */
-export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
+export function pagedAttentionKernel(s: PagedAttentionShape, fp16 = false): WasmFunc {
   const { nHeads: Q, nKvHeads: K, headDim: hd, blockSize: B, blocksPerSeq: MB } = s;
   const G = Q / K, qDim = Q * hd, kvDim = K * hd, LW = s.layerWindow;
-  const Gs = attentionGroup(Q, K), U = Q / Gs, S = scoreRowBytes(s), rowBytes = kvDim * 4;
+  const kType = s.kType ?? "f32", vType = s.vType ?? "f32";
+  const kb = kvTypeBytes(kType), vb = kvTypeBytes(vType);
+  const Gs = attentionGroup(Q, K), U = Q / Gs, S = scoreRowBytes(s);
   const V = Math.floor(hd / 4);
   const cap = s.softcap ?? null;
   const f = new WasmFunc(
@@ -315,13 +349,22 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
     [],
     { export: false },
   );
-  i32s(f, "u", "t", "h0", "p", "sq", "R", "w", "start", "len", "bt", "qh", "kvh", "oh");
+  // the KV head's byte offset in a K row and in a V row (one local when they are the same)
+  const kvhK = kb === vb ? "kvh" : "kvhk", kvhV = kb === vb ? "kvh" : "kvhv";
+  i32s(f, "u", "t", "h0", "p", "sq", "R", "w", "start", "len", "bt", "qh", kvhK, "oh");
+  if (kvhV !== kvhK) i32s(f, kvhV);
   i32s(f, "slot", "j", "n", "m", "pk0", "pk", "pa", "pend", "touch");
   f.local("score", "f32");
   for (let g = 0; g < Gs; g++) f.local(`max${g}`, "f32").local(`inv${g}`, "f32");
   for (const l of ["s0", "s1", "s2", "s3", "vacc", "va"]) f.local(l, "v128");
   for (let i = 0; i < Math.min(V, ATTENTION_VALUE_VECTORS); i++) f.local(`o${i}`, "v128");
   for (let i = 4 * V; i < hd; i++) f.local(`os${i}`, "f32");
+  if (!fp16 && (kType === "f16" || vType === "f16")) {
+    f.local("f16mask", "v128").local("f16scale", "v128");
+    f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
+    f.i32x4(F16_MASK).set("f16mask");
+    f.f32x4(F16_RESCALE).set("f16scale");
+  }
   f.comment(
     `o (n, ${qDim}) = softmax(` + (cap === null ? "" : `${cap} · tanh(`) +
       `q · kᵀ · ${s.scale}` + (cap === null ? "" : ` / ${cap})`) +
@@ -331,8 +374,9 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
     `row t (sequence s = seq[t], position p = pos[t]) sees positions max(0, p - W + 1) .. p, ` +
       (LW === null ? "W = window[s]" : `W = min(window[s], ${LW})`) +
       `; position u at ring slot u % ring[s], pool row table[s][slot / ${B}] · ${B} + ` +
-      `slot % ${B} of kp/vp (blocks · ${B}, ${kvDim}); table (seqs, ${MB}); head g's scores at ` +
-      `att + ${S} · g`,
+      `slot % ${B} of kp/vp (blocks · ${B}, ${kvDim})` +
+      (kType === "f32" && vType === "f32" ? "" : ` (K ${kType}, V ${vType})`) +
+      `; table (seqs, ${MB}); head g's scores at att + ${S} · g`,
   );
   f.get("u0").set("u");
   f.block("units_done").loop("units");
@@ -359,7 +403,8 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
   f.get("t").i32(qDim * 4).op("i32.mul").get("h0").i32(hd * 4).op("i32.mul").op("i32.add");
   f.tee("oh").get("q").op("i32.add").set("qh");
   f.get("oh").get("o").op("i32.add").set("oh");
-  f.get("h0").i32(G).op("i32.div_u").i32(hd * 4).op("i32.mul").set("kvh");
+  f.get("h0").i32(G).op("i32.div_u").i32(hd * kb).op("i32.mul").set(kvhK);
+  if (kvhV !== kvhK) f.get("h0").i32(G).op("i32.div_u").i32(hd * vb).op("i32.mul").set(kvhV);
 
   f.comment(
     (cap === null
@@ -368,11 +413,11 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
       ", and their max, each run of keys for every head g",
   );
   for (let g = 0; g < Gs; g++) f.f32(-Infinity).set(`max${g}`);
-  walkRuns(f, "scores", "kp", B, rowBytes, hd * 4, () => {
+  walkRuns(f, "scores", "kp", kvhK, B, kvDim * kb, hd * kb, () => {
     for (let g = 0; g < Gs; g++) {
       f.comment(`head ${g}: q at qh + ${g * hd * 4}, scores at att + ${g * S} + 4 · j`);
-      runRows(f, `scores${g}`, g * S, rowBytes, () => {
-        dotQK(f, hd, g * hd * 4);
+      runRows(f, `scores${g}`, g * S, kvDim * kb, () => {
+        dotQK(f, hd, g * hd * 4, kType, fp16);
         if (cap === null) f.f32(s.scale).op("f32.mul").set("score");
         else {
           f.f32(s.scale / cap).op("f32.mul").set("score");
@@ -412,19 +457,20 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
     for (let i = 0; i < V; i++) f.get("oh").zeroV128().mem("v128.store", g * hd * 4 + 16 * i);
     for (let i = 4 * V; i < hd; i++) f.get("oh").f32(0).mem("f32.store", g * hd * 4 + 4 * i);
   }
-  walkRuns(f, "values", "vp", B, rowBytes, hd * 4, () => {
+  walkRuns(f, "values", "vp", kvhV, B, kvDim * vb, hd * vb, () => {
     for (let g = 0; g < Gs; g++) {
       const og = g * hd * 4;
       for (let c0 = 0; c0 < V; c0 += ATTENTION_VALUE_VECTORS) {
         const c1 = Math.min(V, c0 + ATTENTION_VALUE_VECTORS);
         f.comment(`head ${g}, o[${4 * c0} .. ${4 * c1 - 1}]: ${c1 - c0} f32x4 accumulators`);
         for (let i = c0; i < c1; i++) f.get("oh").mem("v128.load", og + 16 * i).set(`o${i - c0}`);
-        runRows(f, `values${g}_${c0}`, g * S, rowBytes, () => {
+        runRows(f, `values${g}_${c0}`, g * S, kvDim * vb, () => {
           f.get("pa").mem("v128.load32_splat").set("va");
           for (let i = c0; i < c1; i++) {
             const acc = `o${i - c0}`;
-            f.get(acc).get("pk").mem("v128.load", 16 * i).get("va").op("f32x4.mul");
-            f.op("f32x4.add").set(acc);
+            f.get(acc);
+            loadKv4(f, vType, i, fp16);
+            f.get("va").op("f32x4.mul").op("f32x4.add").set(acc);
           }
         });
         for (let i = c0; i < c1; i++) f.get("oh").get(`o${i - c0}`).mem("v128.store", og + 16 * i);
@@ -432,10 +478,11 @@ export function pagedAttentionKernel(s: PagedAttentionShape): WasmFunc {
       if (hd % 4) {
         f.comment(`head ${g}, o[${4 * V} .. ${hd - 1}]: one f32 each`);
         for (let i = 4 * V; i < hd; i++) f.get("oh").mem("f32.load", og + 4 * i).set(`os${i}`);
-        runRows(f, `values${g}_tail`, g * S, rowBytes, () => {
+        runRows(f, `values${g}_tail`, g * S, kvDim * vb, () => {
           for (let i = 4 * V; i < hd; i++) {
-            f.get(`os${i}`).get("pk").mem("f32.load", 4 * i).get("pa").mem("f32.load");
-            f.op("f32.mul").op("f32.add").set(`os${i}`);
+            f.get(`os${i}`);
+            loadKv1(f, vType, i);
+            f.get("pa").mem("f32.load").op("f32.mul").op("f32.add").set(`os${i}`);
           }
         });
         for (let i = 4 * V; i < hd; i++) f.get("oh").get(`os${i}`).mem("f32.store", og + 4 * i);

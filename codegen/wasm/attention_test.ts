@@ -3,7 +3,8 @@
  * (vLLM PagedAttention's block table; ring slots and sliding windows as codegen/ops/
  * attention.ts): shuffled blocks, runs that end at block boundaries and at the ring's end,
  * windows, a soft-cap, every head grouping, and units split between two calls as two threads
- * split them. A wrong block table is the negative control.
+ * split them; f16 K and/or V pools (read as the f16 values they hold), widened by the FP16
+ * proposal and by the shift-and-rescale fallback. A wrong block table is the negative control.
  */
 import assert from "node:assert/strict";
 import { assertClose } from "../../tests/assert_close.ts";
@@ -17,6 +18,7 @@ import {
   type PagedAttentionShape,
 } from "./attention.ts";
 import { expKernel } from "./ops.ts";
+import { fp16SimdSupported } from "../wasm_features.ts";
 
 /** One step's rows: sequence, position; and each sequence's ring and window. */
 interface Case {
@@ -31,8 +33,8 @@ function reference(
   s: PagedAttentionShape,
   c: Case,
   q: Float32Array,
-  kp: Float32Array,
-  vp: Float32Array,
+  kp: Float32Array | Float16Array,
+  vp: Float32Array | Float16Array,
   table: Int32Array,
 ): Float64Array {
   const { nHeads: Q, nKvHeads: K, headDim: hd, blockSize: B, blocksPerSeq: MB } = s;
@@ -68,22 +70,35 @@ function reference(
   return out;
 }
 
-/** Runs the kernel on a case: units split at `cut` (two calls, as two threads). */
-function run(s: PagedAttentionShape, c: Case, seed: number, cut: number, badTable = false) {
+/**
+ * Runs the kernel on a case: units split at `cut` (two calls, as two threads); f16 pools per
+ * `s.kType`/`s.vType`, widened with the FP16 proposal when `fp16`.
+ */
+function run(
+  s: PagedAttentionShape,
+  c: Case,
+  seed: number,
+  cut: number,
+  badTable = false,
+  fp16 = false,
+) {
   const { nHeads: Q, nKvHeads: K, headDim: hd, blockSize: B, blocksPerSeq: MB } = s;
   const n = c.seq.length, seqs = c.ring.length, blocks = seqs * MB;
+  const kb = s.kType === "f16" ? 2 : 4, vb = s.vType === "f16" ? 2 : 4;
   const at = { q: 0, kp: 0, vp: 0, pos: 0, seq: 0, table: 0, ring: 0, win: 0, o: 0, att: 0 };
   let end = 0;
   const put = (k: keyof typeof at, bytes: number) => {
     at[k] = end;
     end += Math.ceil(bytes / 64) * 64;
   };
-  put("q", n * Q * hd * 4), put("kp", blocks * B * K * hd * 4), put("vp", blocks * B * K * hd * 4);
+  put("q", n * Q * hd * 4),
+    put("kp", blocks * B * K * hd * kb),
+    put("vp", blocks * B * K * hd * vb);
   put("pos", n * 4), put("seq", n * 4), put("table", blocks * 4), put("ring", seqs * 4);
   put("win", seqs * 4), put("o", n * Q * hd * 4), put("att", attentionScratchBytes(s));
   const pages = Math.ceil(end / 65536);
   const mem = new WebAssembly.Memory({ initial: pages });
-  const kernel = pagedAttentionKernel(s);
+  const kernel = pagedAttentionKernel(s, fp16);
   // The kernel is internal to a step module: an exported wrapper calls it.
   const params = Array.from({ length: 12 }, (_, i) => [`a${i}`, "i32"] as [string, "i32"]);
   const wrapper = new WasmFunc("run", params);
@@ -95,8 +110,11 @@ function run(s: PagedAttentionShape, c: Case, seed: number, cut: number, badTabl
   const f32 = (k: keyof typeof at, len: number) => new Float32Array(mem.buffer, at[k], len);
   const i32 = (k: keyof typeof at, len: number) => new Int32Array(mem.buffer, at[k], len);
   const r = rng(seed);
-  const q = f32("q", n * Q * hd), kp = f32("kp", blocks * B * K * hd);
-  const vp = f32("vp", blocks * B * K * hd);
+  const pool = (k: "kp" | "vp", bytes: number) =>
+    bytes === 2
+      ? new Float16Array(mem.buffer, at[k], blocks * B * K * hd)
+      : f32(k, blocks * B * K * hd);
+  const q = f32("q", n * Q * hd), kp = pool("kp", kb), vp = pool("vp", vb);
   for (const a of [q, kp, vp]) for (let i = 0; i < a.length; i++) a[i] = 2 * r() - 1;
   // Every sequence's blocks, shuffled over the pool.
   const order = Array.from({ length: blocks }, (_, i) => i);
@@ -163,6 +181,52 @@ for (const [what, part] of SHAPES) {
     const bad = run(s, CASE, hd, 3, true);
     assert.throws(() => assertClose(bad.got, bad.want, 1e-3));
   });
+}
+
+const F16_CASES: [string, Partial<PagedAttentionShape>][] = [
+  ["f16 K and V, 12 heads, 4 KV heads", { nHeads: 12, nKvHeads: 4, headDim: 8 }],
+  ["f16 K and V, head_dim 9 (scalar tails)", { nHeads: 14, nKvHeads: 2, headDim: 9 }],
+  ["f16 K and V, head_dim 36, one KV head", { nHeads: 4, nKvHeads: 1, headDim: 36 }],
+  ["f16 K, f32 V, head_dim 6", { nHeads: 8, nKvHeads: 2, headDim: 6, vType: "f32" }],
+  ["f32 K, f16 V, head_dim 16, soft-cap", {
+    nHeads: 6,
+    nKvHeads: 2,
+    headDim: 16,
+    softcap: 2,
+    kType: "f32",
+  }],
+];
+
+for (const [what, part] of F16_CASES) {
+  for (const fp16 of [false, true]) {
+    Deno.test({
+      name: `pagedAttentionKernel() reads an f16 cache (${
+        fp16 ? "FP16 proposal" : "fallback"
+      }): ${what}`,
+      ignore: fp16 && !fp16SimdSupported(),
+      fn() {
+        const hd = part.headDim!;
+        const s: PagedAttentionShape = {
+          nHeads: 1,
+          nKvHeads: 1,
+          headDim: hd,
+          blockSize: 4,
+          blocksPerSeq: 6,
+          layerWindow: null,
+          scale: 1 / Math.sqrt(hd),
+          kType: "f16",
+          vType: "f16",
+          ...part,
+        };
+        // The reference reads the f16 values the pools hold: only the kernel's own rounding
+        // of f32 arithmetic remains.
+        const a = run(s, CASE, hd, 3, false, fp16);
+        assertClose(a.got, a.want, 2e-6, what);
+        const bad = run(s, CASE, hd, 3, true, fp16);
+        assert.throws(() => assertClose(bad.got, bad.want, 1e-3));
+      },
+    });
+  }
 }
 
 Deno.test("attentionGroup() takes at most 4 heads that share a KV head, two units a row", () => {

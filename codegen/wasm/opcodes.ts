@@ -222,6 +222,7 @@ const VECTOR: [string, number][] = [
   ["f32x4.relaxed_max", 0x10e],
   ["i16x8.relaxed_dot_i8x16_i7x16_s", 0x112],
   ["i32x4.relaxed_dot_i8x16_i7x16_add_s", 0x113],
+  ["f16x8.demote_f32x4_zero", 0x149],
   ["f32x4.promote_low_f16x8", 0x14b],
 ];
 
@@ -314,7 +315,9 @@ export const MEM_LANE: Record<string, MemoryOp> = {
   "v128.load16_lane": { code: simd(0x55), natural: 1 },
   "v128.load32_lane": { code: simd(0x56), natural: 2 },
   "v128.load64_lane": { code: simd(0x57), natural: 3 },
+  "v128.store16_lane": { code: simd(0x59), natural: 1 },
   "v128.store32_lane": { code: simd(0x5a), natural: 2 },
+  "v128.store64_lane": { code: simd(0x5b), natural: 3 },
 };
 
 /** `v128.const` opcode bytes (16 immediate bytes follow). */

@@ -48,6 +48,7 @@ import {
   embedRowsName,
   gatherRowsKernel,
   kvStoreKernel,
+  kvTypeSuffix,
   ropeCosSinKernel,
   ropeCosSinName,
   ropeRowsKernel,
@@ -324,17 +325,24 @@ const rope: WasmOpRenderer<"rope"> = {
   },
 };
 
+/** `kv_store_KD_bB[_f16kv|_kf16|_vf16]` (as kvStoreKernel names it). */
+const kvStoreName = ({ attrs: a }: GraphNode<"kv_store">) =>
+  `kv_store_${a.kv_dim}_b${a.block_size}` + kvTypeSuffix(a.k_type, a.v_type);
+
 const kvStore: WasmOpRenderer<"kv_store"> = {
-  kernels: ({ attrs: a }) => [
-    spec(
-      `kv_store_${a.kv_dim}_b${a.block_size}`,
-      () => kvStoreKernel(a.kv_dim, a.block_size, a.blocks_per_seq),
-    ),
-  ],
+  kernels: (node, ctx) => {
+    const a = node.attrs;
+    return [
+      spec(
+        kvStoreName(node),
+        () => kvStoreKernel(a.kv_dim, a.block_size, a.blocks_per_seq, a.k_type, a.v_type, ctx.fp16),
+      ),
+    ];
+  },
   call(node, ctx) {
-    const a = node.attrs, f = ctx.f;
+    const f = ctx.f;
     shareOf(f, rowsOf(ctx), "lo", "hi");
-    callWith(f, `kv_store_${a.kv_dim}_b${a.block_size}`, [
+    callWith(f, kvStoreName(node), [
       ...addrs(ctx, [...node.inputs, ...node.outputs]),
       "lo",
       "hi",
@@ -349,9 +357,10 @@ const attentionName = (node: GraphNode<"attention">) => pagedAttentionName(atten
 const EXP = spec("exp_f32x4", expKernel);
 
 const attention: WasmOpRenderer<"attention"> = {
-  kernels: (
-    node,
-  ) => [EXP, spec(attentionName(node), () => pagedAttentionKernel(attentionShape(node)))],
+  kernels: (node, ctx) => [
+    EXP,
+    spec(attentionName(node), () => pagedAttentionKernel(attentionShape(node), ctx.fp16)),
+  ],
   call(node, ctx) {
     const f = ctx.f, H = node.attrs.n_heads;
     const name = attentionName(node), Gs = attentionGroup(H, node.attrs.n_kv_heads);

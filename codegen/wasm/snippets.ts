@@ -145,6 +145,76 @@ export function f16HighHalvesToF32x4(f: WasmFunc, maskLocal: string, rescaleLoca
   f.i32(3).op("i32x4.shr_s").get(maskLocal).op("v128.and").get(rescaleLocal).op("f32x4.mul");
 }
 
+/**
+ * Converts the f32x4 on the stack to 4 f16 in the low 64 bits of the v128 it pushes (the high
+ * 64 bits are 0), rounded to nearest even as IEEE 754 and JavaScript's `Math.f16round`:
+ * subnormal results are rounded too, magnitudes from 65520 on become ±Inf, NaN stays NaN.
+ * With `fp16`: the FP16 proposal's `f16x8.demote_f32x4_zero` (x86 `vcvtps2ph`). Without it,
+ * lane-wise integer arithmetic after Giesen, "float->half variants" (2016,
+ * `float_to_half_fast3_rtne`); uses the v128 locals `_fa`, `_fs`, `_fr` (declared on first use):
+ *
+ * ```text
+ * s = x & 0x80000000;  a = x ^ s                              ;; |x|
+ * normal    (a in [2^-14, 65520)): (a + 0xc8000fff + ((a >> 13) & 1)) >> 13
+ * subnormal (a < 2^-14):           bits(f32(a) + 0.5) - 0x3f000000 ;; the add rounds
+ * overflow  (a >= 65520):          0x7c00, NaN 0x7e00
+ * h = result | s >> 16
+ * ```
+ *
+ * @param f The function.
+ * @param fp16 Use the FP16 proposal's instruction.
+ */
+export function f32x4ToF16x4(f: WasmFunc, fp16: boolean): void {
+  if (fp16) {
+    f.op("f16x8.demote_f32x4_zero");
+    return;
+  }
+  for (const l of ["_fa", "_fs", "_fr"]) if (!f.has(l)) f.local(l, "v128");
+  f.tee("_fa").i32x4(0x80000000 | 0).op("v128.and").set("_fs");
+  f.get("_fa").get("_fs").op("v128.xor").set("_fa");
+  f.comment("subnormal (|x| < 2^-14): the f32 add of 0.5 rounds the bits into place");
+  f.get("_fa").f32x4(0.5).op("f32x4.add").i32x4(0x3f000000).op("i32x4.sub");
+  f.comment("normal: round to nearest even at bit 13 and rebias 127 → 15");
+  f.get("_fa").i32x4(0xc8000fff | 0).op("i32x4.add");
+  f.get("_fa").i32(13).op("i32x4.shr_u").i32x4(1).op("v128.and").op("i32x4.add");
+  f.i32(13).op("i32x4.shr_u");
+  f.i32x4(0x38800000).get("_fa").op("i32x4.gt_s").op("v128.bitselect").set("_fr");
+  f.comment("overflow (|x| >= 65520): Inf; NaN: a quiet NaN");
+  f.i32x4(0x7e00).i32x4(0x7c00).get("_fa").i32x4(0x7f800000).op("i32x4.gt_s").op("v128.bitselect");
+  f.get("_fr").get("_fa").i32x4(0x477fefff).op("i32x4.gt_s").op("v128.bitselect");
+  f.get("_fs").i32(16).op("i32x4.shr_u").op("v128.or");
+  f.zeroV128().op("i16x8.narrow_i32x4_u");
+}
+
+/**
+ * Pushes the f32x4 of the 4 f16 at `addr + offset` (memory 0, the arena): with `fp16`
+ * `v128.load64_zero` and `f32x4.promote_low_f16x8`; without, `v128.load16x4_u` and the
+ * shift-and-rescale of {@linkcode f16HighHalvesToF32x4} (locals `maskLocal`, `rescaleLocal`
+ * hold {@linkcode F16_MASK} and {@linkcode F16_RESCALE}). Exact for every finite f16.
+ *
+ * @param f The function.
+ * @param addr The i32 local holding the address.
+ * @param offset Byte offset.
+ * @param fp16 Use the FP16 proposal's conversion.
+ * @param maskLocal The mask local (without `fp16`).
+ * @param rescaleLocal The 2^112 local (without `fp16`).
+ */
+export function loadF16x4(
+  f: WasmFunc,
+  addr: string,
+  offset: number,
+  fp16: boolean,
+  maskLocal = "f16mask",
+  rescaleLocal = "f16scale",
+): void {
+  if (fp16) {
+    f.get(addr).mem("v128.load64_zero", offset, { align: 1 }).op("f32x4.promote_low_f16x8");
+    return;
+  }
+  f.get(addr).mem("v128.load16x4_u", offset, { align: 1 }).i32(16).op("i32x4.shl");
+  f16HighHalvesToF32x4(f, maskLocal, rescaleLocal);
+}
+
 /** Pushes the f32 sum of the four lanes of an f32x4 local: `(l0 + l1) + (l2 + l3)`. */
 export function hsumF32(f: WasmFunc, v: string): void {
   f.get(v).extractLane(0).get(v).extractLane(1).op("f32.add");

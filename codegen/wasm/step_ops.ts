@@ -16,6 +16,8 @@
  */
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
+import { type KvCacheType, kvTypeBytes } from "../../core/forward.ts";
+import { f32x4ToF16x4 } from "./snippets.ts";
 
 /** Declares i32 locals. */
 const i32s = (f: WasmFunc, ...names: string[]) => names.forEach((n) => f.local(n, "i32"));
@@ -251,13 +253,53 @@ function poolRow(f: WasmFunc, bt: string, slot: string, B: number): void {
 }
 
 /**
- * `kv_store_KD_bB(k, v, pos, seq, table, ring, kp, vp, t0, t1)`: for rows t0 .. t1 - 1
- * (s = seq[t], slot = pos[t] % ring[s]) pool row `table[s][slot / B] · B + slot % B` of
- * kp/vp `(blocks · B, KD)` = k[t], v[t] (as codegen/ops/attention.ts `kv_store`).
+ * The kernel-name suffix of a KV cache's element types: `""` (both f32), `_f16kv` (both
+ * f16), `_kf16` or `_vf16` (one of them).
+ *
+ * @param kType The K pool's element type.
+ * @param vType The V pool's element type.
+ * @returns The suffix.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { kvTypeSuffix } from "./step_ops.ts";
+ * assert.equal(kvTypeSuffix("f16", "f16"), "_f16kv");
+ * assert.equal(kvTypeSuffix("f32", "f16"), "_vf16");
+ * ```
+ */
+export function kvTypeSuffix(kType: KvCacheType = "f32", vType: KvCacheType = "f32"): string {
+  if (kType === "f16" && vType === "f16") return "_f16kv";
+  return (kType === "f16" ? "_kf16" : "") + (vType === "f16" ? "_vf16" : "");
+}
+
+/** Copies n f32 from `src` to the f16 row at `dst`, rounded to nearest even (see snippets). */
+function copyF32ToF16(f: WasmFunc, dst: string, src: string, n: number, fp16: boolean): void {
+  for (let i = 0; i + 4 <= n; i += 4) {
+    f.get(dst).get(src).mem("v128.load", 4 * i);
+    f32x4ToF16x4(f, fp16);
+    f.memLane("v128.store64_lane", 2 * i, 0, { align: 1 });
+  }
+  for (let i = n - (n % 4); i < n; i++) {
+    f.get(dst).get(src).mem("f32.load", 4 * i).op("f32x4.splat");
+    f32x4ToF16x4(f, fp16);
+    f.memLane("v128.store16_lane", 2 * i, 0);
+  }
+}
+
+/**
+ * `kv_store_KD_bB[_f16kv|_kf16|_vf16](k, v, pos, seq, table, ring, kp, vp, t0, t1)`: for rows
+ * t0 .. t1 - 1 (s = seq[t], slot = pos[t] % ring[s]) pool row `table[s][slot / B] · B + slot
+ * % B` of kp/vp `(blocks · B, KD)` = k[t], v[t] (as codegen/ops/attention.ts `kv_store`);
+ * an f16 pool gets the row rounded to nearest even (snippets.ts `f32x4ToF16x4`, as
+ * `Math.f16round`).
  *
  * @param kvDim `n_kv_heads · head_dim`.
  * @param B Tokens per block (a power of two).
  * @param MB Columns of the block table.
+ * @param kType The K pool's element type (default f32).
+ * @param vType The V pool's element type (default f32).
+ * @param fp16 Round with the FP16 proposal's `f16x8.demote_f32x4_zero` (default false).
  * @returns The function.
  *
  * @example
@@ -265,11 +307,19 @@ function poolRow(f: WasmFunc, bt: string, slot: string, B: number): void {
  * import assert from "node:assert/strict";
  * import { kvStoreKernel } from "./step_ops.ts";
  * assert.equal(kvStoreKernel(256, 16, 8).name, "kv_store_256_b16");
+ * assert.equal(kvStoreKernel(256, 16, 8, "f16", "f16").name, "kv_store_256_b16_f16kv");
  * ```
  */
-export function kvStoreKernel(kvDim: number, B: number, MB: number): WasmFunc {
+export function kvStoreKernel(
+  kvDim: number,
+  B: number,
+  MB: number,
+  kType: KvCacheType = "f32",
+  vType: KvCacheType = "f32",
+  fp16 = false,
+): WasmFunc {
   const f = new WasmFunc(
-    `kv_store_${kvDim}_b${B}`,
+    `kv_store_${kvDim}_b${B}` + kvTypeSuffix(kType, vType),
     [
       ["k", "i32"],
       ["v", "i32"],
@@ -287,8 +337,10 @@ export function kvStoreKernel(kvDim: number, B: number, MB: number): WasmFunc {
   );
   i32s(f, "t", "s", "slot", "bt", "row", "src", "dst");
   f.comment(
-    `pools kp/vp (blocks · ${B}, ${kvDim}): row of (s = seq[t], p = pos[t]) = k[t], v[t]; ` +
-      `slot p % ring[s] in block table[s][slot / ${B}] (table (seqs, ${MB}))`,
+    `pools kp/vp (blocks · ${B}, ${kvDim})` +
+      (kType === "f32" && vType === "f32" ? "" : ` (K ${kType}, V ${vType})`) +
+      `: row of (s = seq[t], p = pos[t]) = k[t], v[t]; slot p % ring[s] in block ` +
+      `table[s][slot / ${B}] (table (seqs, ${MB}))`,
   );
   forRange(f, "t", "t0", "t1", () => {
     loadI32(f, "seq", "t");
@@ -298,11 +350,17 @@ export function kvStoreKernel(kvDim: number, B: number, MB: number): WasmFunc {
     f.op("i32.rem_u").set("slot");
     f.get("table").get("s").i32(MB * 4).op("i32.mul").op("i32.add").set("bt");
     poolRow(f, "bt", "slot", B);
-    f.i32(kvDim * 4).op("i32.mul").set("row");
-    for (const [src, pool] of [["k", "kp"], ["v", "vp"]]) {
+    // row: the pool row's byte offset when K and V rows have one size, else its index
+    const same = kType === vType;
+    if (same) f.i32(kvDim * kvTypeBytes(kType)).op("i32.mul");
+    f.set("row");
+    for (const [src, pool, type] of [["k", "kp", kType], ["v", "vp", vType]] as const) {
       f.get(src).get("t").i32(kvDim * 4).op("i32.mul").op("i32.add").set("src");
-      f.get(pool).get("row").op("i32.add").set("dst");
-      copyF32(f, "dst", "src", kvDim);
+      f.get(pool).get("row");
+      if (!same) f.i32(kvDim * kvTypeBytes(type)).op("i32.mul");
+      f.op("i32.add").set("dst");
+      if (type === "f16") copyF32ToF16(f, "dst", "src", kvDim, fp16);
+      else copyF32(f, "dst", "src", kvDim);
     }
   });
   return f;
