@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { Backend } from "../runtime/model.ts";
+import type { KvCacheType } from "../core/forward.ts";
 import type { GollmRunnerRequest } from "./gollm_runner.ts";
 import { type BenchProtocol, type EngineBench, resolveProtocol } from "./protocol.ts";
 import { runRunner } from "./subprocess.ts";
@@ -22,6 +23,8 @@ export interface GollmBenchOptions {
   onProgress?: (message: string) => void;
   /** CPUs to pin the gollm process to (a `taskset -c` list); default not pinned. */
   cpus?: string;
+  /** gollm's KV cache type for K and V (default f32; llama.cpp's default is f16). */
+  cacheType?: KvCacheType;
 }
 
 /**
@@ -51,6 +54,7 @@ export async function gollmBench(
     file,
     backend: options.backend ?? "wasm",
     protocol: resolveProtocol(protocol),
+    ...(options.cacheType ? { cacheType: options.cacheType } : {}),
   };
   return await runRunner<EngineBench>(RUNNER, req, {
     denoFlags: ["-A", "--quiet", V8_FLAGS, "--config", CONFIG],

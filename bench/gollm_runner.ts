@@ -19,6 +19,7 @@
  * @module
  */
 import { type Backend, loadModel, type LoadModelOptions } from "../runtime/model.ts";
+import type { KvCacheType } from "../core/forward.ts";
 import {
   argmax,
   type EngineBench,
@@ -36,6 +37,8 @@ export interface GollmRunnerRequest {
   backend: Backend;
   /** The protocol, resolved. */
   protocol: ResolvedProtocol;
+  /** KV cache type of K and V (default f32). */
+  cacheType?: KvCacheType;
 }
 
 const progress = (msg: string) => console.error(`progress: ${msg}`);
@@ -50,6 +53,8 @@ async function main(): Promise<EngineBench> {
     backend: r.backend,
     kvCapacity: p.contextSize,
     threads: p.threads,
+    cacheTypeK: r.cacheType,
+    cacheTypeV: r.cacheType,
     onProgress: (e) => progress(`gollm ${e.stage}`),
   };
   const model = await loadModel(r.file, options);

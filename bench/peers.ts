@@ -17,7 +17,7 @@
  * ```
  * deno task bench:peers [--types F16,Q8_0,Q4_K_M] [--threads 1,2] [--seed 1]
  *   [--decode-steps 200] [--prefill-tokens 256] [--warmup 1] [--runs 3]
- *   [--backend wasm] [--cpu N|none] [--json] [--save REPORT.json]
+ *   [--backend wasm] [--cache-type f32|f16] [--cpu N|none] [--json] [--save REPORT.json]
  * ```
  *
  * `--save` also writes the JSON report to a file (after every finished row, so a stopped run
@@ -33,6 +33,7 @@ import { GollmError } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/files.ts";
 import { randomWeights } from "../core/weights.ts";
 import { type Backend, createModel } from "../runtime/model.ts";
+import type { KvCacheType } from "../core/forward.ts";
 import { V8_FLAGS } from "../codegen/wasm_features.ts";
 import { gollmBench } from "./gollm.ts";
 import { installPeer, LLAMA_FTYPES, llamaCppBench } from "./llama_cpp.ts";
@@ -78,6 +79,8 @@ export interface PeerReport {
   machine: string;
   /** gollm's backend. */
   backend: Backend;
+  /** gollm's KV cache type (K and V; llama.cpp runs its default, f16). */
+  cacheType: KvCacheType;
   /** The protocol both engines followed. */
   protocol: ResolvedProtocol;
   /** Load average (1, 5, 15 min) before and after the run. */
@@ -180,6 +183,8 @@ export interface RunPeersOptions {
   protocol?: Omit<Parameters<typeof resolveProtocol>[0], "threads">;
   /** gollm backend (default `wasm`). */
   backend?: Backend;
+  /** gollm's KV cache type for K and V (default f32). */
+  cacheType?: KvCacheType;
   /** Receives one line per step. */
   onProgress?: (message: string) => void;
   /** Called with the report so far after each finished row (to save partial results). */
@@ -228,9 +233,11 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
   const files = await benchModels({ types, seed: options.seed, peerDir, onProgress: log });
   const threadsOption = gollmHasThreads();
   const pinnedCpu = cpu !== null && await tasksetAvailable() ? cpu : null;
+  const cacheType = options.cacheType ?? "f32";
   const report: PeerReport = {
     machine: machine(),
     backend,
+    cacheType,
     protocol,
     loadAverage: { start, end: start },
     pinnedCpu,
@@ -268,7 +275,9 @@ export async function runPeers(options: RunPeersOptions = {}): Promise<PeerRepor
         if (reuse) continue;
         loadsG.push(loadAverage().split(" ")[0]);
         runsG.push(
-          await attempt(() => gollmBench(file, p1, { backend, onProgress: onRound, cpus })),
+          await attempt(() =>
+            gollmBench(file, p1, { backend, onProgress: onRound, cpus, cacheType })
+          ),
         );
       }
       const llamaCpp = mergeRuns(runsL, protocol.runs);
@@ -388,7 +397,9 @@ export function formatPeers(r: PeerReport): string {
   const p = r.protocol;
   const out = [
     `gollm (${r.backend}, ${V8_FLAGS}) vs llama.cpp (${llamaVariant}) on the same GGUF files; tok/s, ratio = gollm / llama.cpp`,
-    `protocol: decode = BOS + ${p.decodeSteps} greedy steps from an empty cache; prefill = one ${p.prefillTokens}-token prompt in one call; ${p.warmup} warm-up, median of ${p.runs}; KV ${p.contextSize} slots; the engines alternate, each timed run in its own process after its own warm-up`,
+    `protocol: decode = BOS + ${p.decodeSteps} greedy steps from an empty cache; prefill = one ${p.prefillTokens}-token prompt in one call; ${p.warmup} warm-up, median of ${p.runs}; KV ${p.contextSize} slots (gollm ${
+      r.cacheType ?? "f32"
+    }, llama.cpp f16); the engines alternate, each timed run in its own process after its own warm-up`,
     `machine: ${r.machine}; load average ${r.loadAverage.start} at start, ${r.loadAverage.end} at end; ${
       r.pinnedCpu === null
         ? "not pinned to a CPU"
@@ -433,7 +444,8 @@ function parseIntFlag(flag: string, value: string | undefined, min: number): num
 
 const USAGE = `usage: deno task bench:peers [--types F16,Q8_0,Q4_K_M] [--threads 1,2] [--seed N]
   [--decode-steps N] [--prefill-tokens N] [--warmup N] [--runs N] [--backend jit|wasm]
-  [--cpu N|none] [--json] [--save REPORT.json]
+  [--cache-type f32|f16] [--cpu N|none] [--json] [--save REPORT.json]
+  --cache-type: gollm's KV cache type (llama.cpp always runs its default, f16)
   --cpu: the CPU both engines' 1-thread runs are pinned to (taskset; default the last one)`;
 
 async function main(args: string[]): Promise<void> {
@@ -448,6 +460,7 @@ async function main(args: string[]): Promise<void> {
       warmup: { type: "string" },
       runs: { type: "string" },
       backend: { type: "string" },
+      "cache-type": { type: "string" },
       cpu: { type: "string" },
       json: { type: "boolean" },
       save: { type: "string" },
@@ -462,7 +475,12 @@ async function main(args: string[]): Promise<void> {
   if (backend !== "wasm" && backend !== "jit") {
     throw new GollmError(`--backend: expected jit or wasm, got '${values.backend}'`);
   }
+  const cacheType = (values["cache-type"] ?? "f32") as KvCacheType;
+  if (cacheType !== "f32" && cacheType !== "f16") {
+    throw new GollmError(`--cache-type: expected f32 or f16, got '${values["cache-type"]}'`);
+  }
   const report = await runPeers({
+    cacheType,
     types: parseList("--types", values.types),
     threads: parseList("--threads", values.threads)?.map((t) => parseIntFlag("--threads", t, 1)!),
     seed: parseIntFlag("--seed", values.seed, 0),

@@ -28,6 +28,7 @@ Deno.test("formatPeers() prints ratios, RSS, reused gollm figures and engine err
   const report: PeerReport = {
     machine: "test CPU, 2 logical cores",
     backend: "wasm",
+    cacheType: "f32",
     protocol,
     loadAverage: { start: "1.00 1.00 1.00", end: "2.00 1.50 1.00" },
     pinnedCpu: 1,
@@ -100,6 +101,8 @@ Deno.test("formatPeers() prints ratios, RSS, reused gollm figures and engine err
     /^note: gollm on Q4_K_M: \/k\.gguf: tensor 'token_embd\.weight' has type Q6_K/m,
   );
   assert.match(text, /decode = BOS \+ 200 greedy steps .* one 256-token prompt .* median of 3/);
+  assert.match(text, /KV 512 slots \(gollm f32, llama\.cpp f16\)/);
+  assert.match(formatPeers({ ...report, cacheType: "f16" }), /\(gollm f16, llama\.cpp f16\)/);
 });
 
 Deno.test("bench/peers.ts rejects bad options with one error line before running anything", async () => {
@@ -121,6 +124,9 @@ Deno.test("bench/peers.ts rejects bad options with one error line before running
   const cpu = await run(["--cpu", "99"]);
   assert.equal(cpu.code, 1);
   assert.match(cpu.err, /^error: --cpu: expected a CPU in 0\.\.\d+ or none, got 99\n$/);
+  const cache = await run(["--cache-type", "q8_0"]);
+  assert.equal(cache.code, 1);
+  assert.equal(cache.err, "error: --cache-type: expected f32 or f16, got 'q8_0'\n");
   const unknown = await run(["--bogus"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /^error: .*--bogus.*\nusage: deno task bench:peers/);
