@@ -72,7 +72,8 @@ function reference(
 
 /**
  * Runs the kernel on a case: units split at `cut` (two calls, as two threads); f16 pools per
- * `s.kType`/`s.vType`, widened with the FP16 proposal when `fp16`.
+ * `s.kType`/`s.vType`, widened with the FP16 proposal when `fp16`; `f32x4.relaxed_madd` when
+ * `relaxed`.
  */
 function run(
   s: PagedAttentionShape,
@@ -81,6 +82,7 @@ function run(
   cut: number,
   badTable = false,
   fp16 = false,
+  relaxed = false,
 ) {
   const { nHeads: Q, nKvHeads: K, headDim: hd, blockSize: B, blocksPerSeq: MB } = s;
   const n = c.seq.length, seqs = c.ring.length, blocks = seqs * MB;
@@ -98,7 +100,7 @@ function run(
   put("win", seqs * 4), put("o", n * Q * hd * 4), put("att", attentionScratchBytes(s));
   const pages = Math.ceil(end / 65536);
   const mem = new WebAssembly.Memory({ initial: pages });
-  const kernel = pagedAttentionKernel(s, fp16);
+  const kernel = pagedAttentionKernel(s, fp16, relaxed);
   // The kernel is internal to a step module: an exported wrapper calls it.
   const params = Array.from({ length: 12 }, (_, i) => [`a${i}`, "i32"] as [string, "i32"]);
   const wrapper = new WasmFunc("run", params);
@@ -177,6 +179,9 @@ for (const [what, part] of SHAPES) {
     // Another split of the units between the two calls gives the same bits.
     const b = run(s, CASE, hd, units - 1);
     assert.deepEqual(b.got, a.got);
+    // With relaxed SIMD's fused multiply-add (what the runtime emits when it has it).
+    const r = run(s, CASE, hd, 3, false, false, true);
+    assertClose(r.got, r.want, 2e-6, `${what} (relaxed)`);
     // Negative control: two blocks of the table swapped after the reference was taken.
     const bad = run(s, CASE, hd, 3, true);
     assert.throws(() => assertClose(bad.got, bad.want, 1e-3));
@@ -220,7 +225,7 @@ for (const [what, part] of F16_CASES) {
         };
         // The reference reads the f16 values the pools hold: only the kernel's own rounding
         // of f32 arithmetic remains.
-        const a = run(s, CASE, hd, 3, false, fp16);
+        const a = run(s, CASE, hd, 3, false, fp16, fp16);
         assertClose(a.got, a.want, 2e-6, what);
         const bad = run(s, CASE, hd, 3, true, fp16);
         assert.throws(() => assertClose(bad.got, bad.want, 1e-3));

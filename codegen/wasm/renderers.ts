@@ -359,7 +359,10 @@ const EXP = spec("exp_f32x4", expKernel);
 const attention: WasmOpRenderer<"attention"> = {
   kernels: (node, ctx) => [
     EXP,
-    spec(attentionName(node), () => pagedAttentionKernel(attentionShape(node), ctx.fp16)),
+    spec(
+      attentionName(node),
+      () => pagedAttentionKernel(attentionShape(node), ctx.fp16, ctx.relaxed),
+    ),
   ],
   call(node, ctx) {
     const f = ctx.f, H = node.attrs.n_heads;
