@@ -4,7 +4,8 @@
  *
  * ```
  * deno task bench:serve [--streams 1,4,16,32] [--tokens 64] [--backend auto|wasm|jit]
- *                       [--threads 1] [--peer-streams 1,16] [--no-peer] [--cpu N|none] [--json]
+ *                       [--threads 1] [--peer-streams 1,16] [--no-peer] [--cpu N|none]
+ *                       [--cache-type f32|f16] [--json]
  * ```
  *
  * The file: the g110M shape (configs/gollm-85m.yaml) with random weights (bench/make_model.ts,
@@ -95,6 +96,7 @@ async function startServer(
   backend: string,
   threads: number,
   cpus: string | undefined,
+  cacheType: string,
 ) {
   const deno = [
     "run",
@@ -117,6 +119,10 @@ async function startServer(
     `${threads}`,
     "--alias",
     "bench",
+    "--cache-type-k",
+    cacheType,
+    "--cache-type-v",
+    cacheType,
   ];
   const child = new Deno.Command(cpus === undefined ? Deno.execPath() : "taskset", {
     args: cpus === undefined ? deno : ["-c", cpus, Deno.execPath(), ...deno],
@@ -244,6 +250,11 @@ if (import.meta.main) {
   const tokens = Number(opt("tokens", "64"));
   const backend = opt("backend", "auto");
   const threads = Number(opt("threads", "1"));
+  const cacheType = opt("cache-type", "f32");
+  if (cacheType !== "f32" && cacheType !== "f16") {
+    console.error(`error: --cache-type: expected f32 or f16, got '${cacheType}'`);
+    Deno.exit(1);
+  }
   const json = args.includes("--json");
   const log = (m: string) => console.error(m);
 
@@ -260,7 +271,7 @@ if (import.meta.main) {
     ? cpuOpt || String(lastCpu)
     : undefined;
   log(cpus === undefined ? "not pinned to a CPU" : `server and peer pinned to CPU ${cpus}`);
-  const server = await startServer(file, Math.max(...levels), backend, threads, cpus);
+  const server = await startServer(file, Math.max(...levels), backend, threads, cpus, cacheType);
   log(`gollm serve loaded ${server.loaded}`);
   const gollm: LevelResult[] = [];
   try {
@@ -286,14 +297,25 @@ if (import.meta.main) {
   };
   if (json) {
     console.log(
-      JSON.stringify({ file, backend, loaded: server.loaded, tokens, gollm, peer, threads, cpus }),
+      JSON.stringify({
+        file,
+        backend,
+        loaded: server.loaded,
+        tokens,
+        gollm,
+        peer,
+        threads,
+        cpus,
+        cacheType,
+      }),
     );
   } else {
     const head = "streams  agg tok/s  TTFT p50  TTFT p99  wall s";
     console.log(
-      `gollm serve (${server.loaded}; --threads ${threads}), g110M Q8_0, ${tokens} tokens/stream${
-        cpus === undefined ? "" : `; server and peer pinned to CPU ${cpus}`
-      }`,
+      `gollm serve (${server.loaded}; --threads ${threads}; KV ${cacheType}, llama.cpp's f16), ` +
+        `g110M Q8_0, ${tokens} tokens/stream${
+          cpus === undefined ? "" : `; server and peer pinned to CPU ${cpus}`
+        }`,
     );
     console.log(head);
     for (const r of gollm) console.log(fmt(r));
