@@ -27,7 +27,6 @@ import {
   type BatchForward,
   type BatchLayout,
   DEFAULT_BLOCK_SIZE,
-  KV_CACHE_TYPES,
   kvBlockBytes,
   type KvCacheType,
 } from "../core/forward.ts";
@@ -37,7 +36,7 @@ import type { GenerationDefaults } from "../formats/checkpoint.ts";
 import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
-import { type CheckpointInfo, resolveThreads } from "./model.ts";
+import { type CheckpointInfo, resolveCacheTypes, resolveThreads } from "./model.ts";
 import { dropSpareWorkers, startStepPool } from "./threads.ts";
 import { readGgufIntoWasm } from "./wasm_load.ts";
 
@@ -161,18 +160,7 @@ function serveLayout(
     );
   }
   const maxBlocksPerSeq = Math.ceil(ctxSize / blockSize);
-  const types: Pick<BatchLayout, "cacheTypeK" | "cacheTypeV"> = {};
-  for (const k of ["cacheTypeK", "cacheTypeV"] as const) {
-    const t = options[k];
-    if (t === undefined) continue;
-    if (!KV_CACHE_TYPES.includes(t)) {
-      throw new GollmError(`${k} must be ${KV_CACHE_TYPES.join(" or ")}, got ${JSON.stringify(t)}`);
-    }
-    if (t === "f16" && options.backend === "jit") {
-      throw new GollmError(`${k} f16 needs the wasm backend (backend jit keeps an f32 KV cache)`);
-    }
-    types[k] = t;
-  }
+  const types = resolveCacheTypes(options, options.backend ?? "auto");
   const blockBytes = kvBlockBytes(config, blockSize, types);
   const pool = options.kvBlocks ??
     (options.kvMemoryBytes !== undefined

@@ -321,7 +321,7 @@ export function createModel(
   const threads = resolveThreads(options.threads);
   const kvCapacity = resolveCapacity(config, options.kvCapacity);
   if (options.prefillChunk !== undefined) checkInt("prefillChunk", options.prefillChunk, 1);
-  const types = checkCacheTypes(options, requested);
+  const types = resolveCacheTypes(options, requested);
   const fwd = { kvCapacity, prefillChunk: options.prefillChunk, ...types };
   const { value: pass, backend } = buildOnBackend<ModelPass>(requested, weights, {
     wasm: () => {
@@ -363,15 +363,23 @@ function modelOf(
 /**
  * Checks the KV cache types of the options: each absent, `f32` or `f16`, and `f16` only on
  * a backend that can run it (wasm or auto; auto then needs the wasm kernels to cover the
- * model).
+ * model). Used by {@linkcode createModel}, {@linkcode loadModel} and the serving model.
  *
  * @param options `cacheTypeK`, `cacheTypeV`.
  * @param backend The requested backend.
  * @returns The types given (absent ones left out).
  * @throws {GollmError} naming the option: `cacheTypeK must be f32 or f16, got "q8_0"`, or
  *   `cacheTypeV f16 needs the wasm backend (backend jit keeps an f32 KV cache)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveCacheTypes } from "./model.ts";
+ * assert.deepEqual(resolveCacheTypes({ cacheTypeV: "f16" }, "auto"), { cacheTypeV: "f16" });
+ * assert.throws(() => resolveCacheTypes({ cacheTypeK: "f16" }, "jit"), /needs the wasm backend/);
+ * ```
  */
-function checkCacheTypes(
+export function resolveCacheTypes(
   options: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType },
   backend: Backend,
 ): { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } {
@@ -468,7 +476,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     const { checkpoint: ck, pass, error } = await loadGgufIntoWasm(path, {
       kvCapacity: (c) => resolveCapacity(c, options.kvCapacity),
       prefillChunk: options.prefillChunk,
-      ...checkCacheTypes(options, backend),
+      ...resolveCacheTypes(options, backend),
       threads,
       tokenizerPath: options.tokenizerPath,
       onProgress: options.onProgress,
