@@ -360,3 +360,30 @@ export function editSequences(
     };
   };
 }
+
+/**
+ * Runs the four server-shaped checks on one config ({@linkcode checkBatchedPrompts},
+ * {@linkcode checkPagedWindow}, {@linkcode checkPrefixSharing} over 3 sequences,
+ * {@linkcode checkVerifyStep} unshifted), the first failure's message prefixed with `label`.
+ *
+ * @param label What is checked, e.g. `llama GQA2 Q8_0`.
+ * @param c The config.
+ * @param build Builds the batch under test.
+ * @param options Stored weights and tolerance.
+ * @throws {Error} `label: message` of the first check that fails.
+ */
+export function checkServing(
+  label: string,
+  c: ModelConfig,
+  build: BuildBatch,
+  options: BatchCheckOptions = {},
+): void {
+  try {
+    checkBatchedPrompts(c, build, options);
+    checkPagedWindow(c, build, options);
+    checkPrefixSharing(c, build, 3, options);
+    checkVerifyStep(c, build, 0, options);
+  } catch (e) {
+    throw new Error(`${label}: ${(e as Error).message}`);
+  }
+}

@@ -23,16 +23,10 @@ import { kvBlockBytes, resolveBatchLayout } from "../core/forward.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { loadModel } from "../runtime/model.ts";
 import { createBatchModel } from "../runtime/batch_model.ts";
-import { startStepPool } from "../runtime/threads.ts";
-import {
-  checkBatchedPrompts,
-  checkPagedWindow,
-  checkPrefixSharing,
-  checkVerifyStep,
-} from "./batch_checks.ts";
+import { checkServing } from "./batch_checks.ts";
 import { cfg } from "./forward_cases.ts";
 import { HF_FIXTURES } from "./hf_expected.ts";
-import { logitsOf } from "./wasm_weights.ts";
+import { logitsOnThreads } from "./wasm_weights.ts";
 
 /** The f16-cache reference: prompt ids and transformers' logits at every position. */
 interface F16Expected {
@@ -97,36 +91,14 @@ Deno.test("compileBatch() on f16 pools passes the batch checks (paging, rings, p
   for (const [name, c] of CASES) {
     const build = (w: Weights, l: Parameters<typeof compileBatch>[2]) =>
       compileBatch(c, w, { ...l, ...F16, backend: "wasm" });
-    const o = { tol: 1e-2 };
-    try {
-      checkBatchedPrompts(c, build, o);
-      checkPagedWindow(c, build, o);
-      checkPrefixSharing(c, build, 3, o);
-      checkVerifyStep(c, build, 0, o);
-    } catch (e) {
-      throw new Error(`${name}: ${(e as Error).message}`);
-    }
+    checkServing(name, c, build, { tol: 1e-2 });
   }
 });
 
 Deno.test("compileModel() with an f16 cache: 1 and 2 threads give the same logits", () => {
   const [, c] = CASES[0];
   const w = randomWeights(c, 9);
-  const runs = [1, 2].map((threads) => {
-    const m = compileModel(c, w, {
-      backend: "wasm",
-      kvCapacity: 40,
-      prefillChunk: 8,
-      threads,
-      startPool: startStepPool,
-      ...F16,
-    });
-    try {
-      return logitsOf(m, c);
-    } finally {
-      m.close();
-    }
-  });
+  const runs = [1, 2].map((threads) => logitsOnThreads(c, w, threads, F16));
   runs[1].forEach((l, i) => assert.deepEqual(l, runs[0][i], `call ${i}`));
 });
 

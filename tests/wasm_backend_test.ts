@@ -18,12 +18,7 @@ import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import { createReference } from "../runtime/reference.ts";
 import { startStepPool, startThreadPool, ThreadError } from "../runtime/threads.ts";
 import { assertClose } from "./assert_close.ts";
-import {
-  checkBatchedPrompts,
-  checkPagedWindow,
-  checkPrefixSharing,
-  checkVerifyStep,
-} from "./batch_checks.ts";
+import { checkServing } from "./batch_checks.ts";
 import { cfg, TOL } from "./forward_cases.ts";
 import { logitsOf, logitsOnThreads, store } from "./wasm_weights.ts";
 
@@ -90,15 +85,7 @@ for (const type of ["Q8_0", "Q4_K", "F16"]) {
     for (const [name, c] of [CASES[0], CASES[2]]) {
       const build = (w: Weights, l: Parameters<typeof compileBatch>[2]) =>
         compileBatch(c, w, { ...l, backend: "wasm" });
-      const o = { store: store(type), tol };
-      try {
-        checkBatchedPrompts(c, build, o);
-        checkPagedWindow(c, build, o);
-        checkPrefixSharing(c, build, 3, o);
-        checkVerifyStep(c, build, 0, o);
-      } catch (e) {
-        throw new Error(`${name} ${type}: ${(e as Error).message}`);
-      }
+      checkServing(`${name} ${type}`, c, build, { store: store(type), tol });
     }
   });
 }

@@ -7,6 +7,7 @@
  */
 import { compileModel } from "../codegen/compile.ts";
 import type { ModelConfig } from "../core/config.ts";
+import type { ForwardOptions } from "../core/forward.ts";
 import type { F32Weights, Weights } from "../core/weights.ts";
 import { ggmlTypeByName } from "../formats/quant.ts";
 import { quantizeTensor } from "../formats/quant/tensor.ts";
@@ -55,15 +56,22 @@ export function logitsOf(
  * @param c The config.
  * @param w The weights.
  * @param threads Threads of the step.
+ * @param options More compile options (e.g. the KV cache types).
  * @returns The logits.
  */
-export function logitsOnThreads(c: ModelConfig, w: Weights, threads: number): Float32Array[] {
+export function logitsOnThreads(
+  c: ModelConfig,
+  w: Weights,
+  threads: number,
+  options: ForwardOptions = {},
+): Float32Array[] {
   const m = compileModel(c, w, {
     backend: "wasm",
     kvCapacity: 40,
     prefillChunk: 8,
     threads,
     startPool: startStepPool,
+    ...options,
   });
   try {
     return logitsOf(m, c);

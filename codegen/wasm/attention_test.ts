@@ -160,19 +160,25 @@ const SHAPES: [string, Partial<PagedAttentionShape>][] = [
   }],
 ];
 
+/** A test geometry: block size 4, 6 blocks per sequence, scale 1 / sqrt(head_dim), then `part`. */
+function shapeOf(part: Partial<PagedAttentionShape>): PagedAttentionShape {
+  const hd = part.headDim!;
+  return {
+    nHeads: 1,
+    nKvHeads: 1,
+    headDim: hd,
+    blockSize: 4,
+    blocksPerSeq: 6,
+    layerWindow: null,
+    scale: 1 / Math.sqrt(hd),
+    ...part,
+  };
+}
+
 for (const [what, part] of SHAPES) {
   Deno.test(`pagedAttentionKernel() matches a float64 loop: ${what}`, () => {
     const hd = part.headDim!;
-    const s: PagedAttentionShape = {
-      nHeads: 1,
-      nKvHeads: 1,
-      headDim: hd,
-      blockSize: 4,
-      blocksPerSeq: 6,
-      layerWindow: null,
-      scale: 1 / Math.sqrt(hd),
-      ...part,
-    };
+    const s = shapeOf(part);
     const units = CASE.seq.length * (s.nHeads / attentionGroup(s.nHeads, s.nKvHeads));
     const a = run(s, CASE, hd, 3);
     assertClose(a.got, a.want, 2e-6, what);
@@ -211,18 +217,7 @@ for (const [what, part] of F16_CASES) {
       ignore: fp16 && !fp16SimdSupported(),
       fn() {
         const hd = part.headDim!;
-        const s: PagedAttentionShape = {
-          nHeads: 1,
-          nKvHeads: 1,
-          headDim: hd,
-          blockSize: 4,
-          blocksPerSeq: 6,
-          layerWindow: null,
-          scale: 1 / Math.sqrt(hd),
-          kType: "f16",
-          vType: "f16",
-          ...part,
-        };
+        const s = shapeOf({ kType: "f16", vType: "f16", ...part });
         // The reference reads the f16 values the pools hold: only the kernel's own rounding
         // of f32 arithmetic remains.
         const a = run(s, CASE, hd, 3, false, fp16, fp16);

@@ -12,25 +12,39 @@ import { assembleModule } from "../wasm_assemble.ts";
 import { fp16SimdSupported } from "../wasm_features.ts";
 import { F16_MASK, F16_RESCALE, f16Scalar, f32x4ToF16x4, loadF16x4 } from "./snippets.ts";
 
-/** Converts n f16 at byte 0 into n f32 at byte 2^17 with `body`. */
-function converter(body: (f: WasmFunc) => void): (h: Uint16Array) => Float32Array {
-  const f = new WasmFunc("convert", [["n", "i32"]]);
+/**
+ * An exported `run(n)` on an 8-page memory that runs `body` for i = 0, step, 2 · step, ...
+ * below n (i32 locals `i` and `p`).
+ */
+function loopModule(
+  step: number,
+  body: (f: WasmFunc) => void,
+): { run: (n: number) => void; mem: WebAssembly.Memory } {
+  const f = new WasmFunc("run", [["n", "i32"]]);
   f.local("i", "i32").local("p", "i32");
   f.block("done").loop("each");
   f.get("i").get("n").op("i32.ge_u").brIf("done");
-  f.get("i").i32(1).op("i32.shl").set("p");
-  f.get("i").i32(2).op("i32.shl").i32(1 << 17).op("i32.add");
   body(f);
-  f.mem("f32.store", 0);
-  f.get("i").i32(1).op("i32.add").set("i");
+  f.get("i").i32(step).op("i32.add").set("i");
   f.br("each").end().end();
   const mem = new WebAssembly.Memory({ initial: 8 });
   const e = new WebAssembly.Instance(new WebAssembly.Module(assembleModule([f], 8)), {
     env: { memory: mem },
-  }).exports as { convert: (n: number) => void };
+  }).exports as { run: (n: number) => void };
+  return { run: e.run, mem };
+}
+
+/** Converts n f16 at byte 0 into n f32 at byte 2^17 with `body` (address of the f16 in `p`). */
+function converter(body: (f: WasmFunc) => void): (h: Uint16Array) => Float32Array {
+  const { run, mem } = loopModule(1, (f) => {
+    f.get("i").i32(1).op("i32.shl").set("p");
+    f.get("i").i32(2).op("i32.shl").i32(1 << 17).op("i32.add");
+    body(f);
+    f.mem("f32.store", 0);
+  });
   return (h) => {
     new Uint16Array(mem.buffer, 0, h.length).set(h);
-    e.convert(h.length);
+    run(h.length);
     return new Float32Array(mem.buffer, 1 << 17, h.length).slice();
   };
 }
@@ -41,12 +55,17 @@ const finite = Uint16Array.from(
   (_, h) => h,
 ).filter((h) => (h & 0x7c00) !== 0x7c00);
 
-Deno.test("f16Scalar() converts every finite f16 exactly, subnormals and ±0 included", () => {
-  const got = converter((f) => f16Scalar(f, "p", 0))(finite);
+/** Asserts `got[i]` is the f32 value of `finite[i]`, as the runtime's Float16Array reads it. */
+function assertWidensExactly(got: Float32Array): void {
   const want = new Float32Array(new Float16Array(finite.buffer));
   let bad = 0;
   for (let i = 0; i < finite.length; i++) if (!Object.is(got[i], want[i])) bad++;
   assert.equal(bad, 0, `${bad} of ${finite.length} patterns differ`);
+}
+
+Deno.test("f16Scalar() converts every finite f16 exactly, subnormals and ±0 included", () => {
+  const got = converter((f) => f16Scalar(f, "p", 0))(finite);
+  assertWidensExactly(got);
 });
 
 Deno.test("f16Scalar() negative control: a rebias without the subnormal case fails", () => {
@@ -68,10 +87,7 @@ Deno.test("f32x4.promote_low_f16x8 (FP16 proposal) converts every finite f16 exa
     f.get("p").mem("v128.load64_zero", 0, { align: 0 }).op("f32x4.promote_low_f16x8");
     f.extractLane(0);
   })(finite);
-  const want = new Float32Array(new Float16Array(finite.buffer));
-  let bad = 0;
-  for (let i = 0; i < finite.length; i++) if (!Object.is(got[i], want[i])) bad++;
-  assert.equal(bad, 0, `${bad} of ${finite.length} patterns differ`);
+  assertWidensExactly(got);
 });
 
 Deno.test("fp16SimdSupported() is true when V8 got --experimental-wasm-fp16", () => {
@@ -101,33 +117,22 @@ for (const fp16 of [false, true]) {
         loadF16x4(f, "p", 0, fp16);
         f.extractLane(0);
       })(finite);
-      const want = new Float32Array(new Float16Array(finite.buffer));
-      let bad = 0;
-      for (let i = 0; i < finite.length; i++) if (!Object.is(got[i], want[i])) bad++;
-      assert.equal(bad, 0, `${bad} of ${finite.length} patterns differ`);
+      assertWidensExactly(got);
     },
   );
 }
 
 /** Rounds n f32 (n a multiple of 4) at byte 0 to f16 at byte 2^18 with `body` (f32x4 → f16 x4). */
 function rounder(body: (f: WasmFunc) => void): (x: Float32Array) => Float16Array {
-  const f = new WasmFunc("round", [["n", "i32"]]);
-  f.local("i", "i32");
-  f.block("done").loop("each");
-  f.get("i").get("n").op("i32.ge_u").brIf("done");
-  f.get("i").i32(1).op("i32.shl").i32(1 << 18).op("i32.add");
-  f.get("i").i32(2).op("i32.shl").mem("v128.load", 0);
-  body(f);
-  f.memLane("v128.store64_lane", 0, 0, { align: 1 });
-  f.get("i").i32(4).op("i32.add").set("i");
-  f.br("each").end().end();
-  const mem = new WebAssembly.Memory({ initial: 8 });
-  const e = new WebAssembly.Instance(new WebAssembly.Module(assembleModule([f], 8)), {
-    env: { memory: mem },
-  }).exports as { round: (n: number) => void };
+  const { run, mem } = loopModule(4, (f) => {
+    f.get("i").i32(1).op("i32.shl").i32(1 << 18).op("i32.add");
+    f.get("i").i32(2).op("i32.shl").mem("v128.load", 0);
+    body(f);
+    f.memLane("v128.store64_lane", 0, 0, { align: 1 });
+  });
   return (x) => {
     new Float32Array(mem.buffer, 0, x.length).set(x);
-    e.round(x.length);
+    run(x.length);
     return new Float16Array(mem.buffer, 1 << 18, x.length).slice();
   };
 }
