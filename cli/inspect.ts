@@ -11,11 +11,13 @@ import {
   relaxedSimdSupported,
 } from "../codegen/wasm_features.ts";
 import { CONFIG_FIELDS, parameterCount } from "../core/config.ts";
+import { kvTypeBytes } from "../core/forward.ts";
 import { loadCheckpoint } from "../formats/load.ts";
 import { expectedShapes } from "../core/weights.ts";
 import { type Command, parse } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
 import {
+  CACHE_TYPE_OPTIONS,
   checkKvCapacity,
   KV_CAPACITY_OPTION,
   MODEL_OPTION,
@@ -29,7 +31,7 @@ import { withProgress } from "./progress_line.ts";
 const SPEC = {
   name: "inspect",
   summary: "config, parameter count, tensors and memory plan of a checkpoint",
-  usage: "[PATH] [--kv-capacity N] [--prefill-chunk T] [--json]",
+  usage: "[PATH] [--kv-capacity N] [--prefill-chunk T] [--cache-type-k T] [--json]",
   description:
     `Prints a checkpoint's config, parameter count, tensor table and memory plan: weight bytes
 (F32 in memory), arena bytes (activations + KV cache + RoPE table) and KV cache bytes; and
@@ -40,6 +42,7 @@ the FP16 proposal).`,
     ...MODEL_OPTION,
     ...KV_CAPACITY_OPTION,
     ...PREFILL_CHUNK_OPTION,
+    ...CACHE_TYPE_OPTIONS,
     ...TOKENIZER_OPTION,
     json: { type: "bool", description: "print one JSON object" },
   },
@@ -74,7 +77,8 @@ export const inspect: Command = {
       () => `loaded ${path}`,
     );
     const c = ckpt.config;
-    const plan = planArena(c, { kvCapacity, prefillChunk });
+    const cacheTypeK = v["cache-type-k"], cacheTypeV = v["cache-type-v"];
+    const plan = planArena(c, { kvCapacity, prefillChunk, cacheTypeK, cacheTypeV });
     const order = [...expectedShapes(c).keys()];
     const rank = (n: string) => (order.indexOf(n) + order.length + 1) % (order.length + 1);
     const tensors = [...ckpt.weights].sort((a, b) => rank(a[0]) - rank(b[0])).map(([name, t]) => ({
@@ -95,6 +99,8 @@ export const inspect: Command = {
       kv_block_size: plan.layout.blockSize,
       kv_blocks: plan.layout.numBlocks,
       kv_block_bytes: plan.blockBytes,
+      kv_cache_type_k: cacheTypeK,
+      kv_cache_type_v: cacheTypeV,
       step_bytes: plan.stepBytes,
       activation_bytes: plan.activationBytes,
       rope_table_bytes: plan.tableBytes,
@@ -166,9 +172,9 @@ export const inspect: Command = {
       row(
         "  KV cache",
         plan.kvBytes,
-        `  (2 x ${c.n_layers} layers x ${numBlocks} blocks of ${blockSize} x ${
-          c.n_kv_heads * c.head_dim
-        } kv_dim x 4 B)`,
+        `  (K ${cacheTypeK} + V ${cacheTypeV}: ${c.n_layers} layers x ${numBlocks} blocks of ` +
+          `${blockSize} x ${c.n_kv_heads * c.head_dim} kv_dim x ` +
+          `(${kvTypeBytes(cacheTypeK)} + ${kvTypeBytes(cacheTypeV)}) B)`,
       ),
     );
     lines.push(row("  activations", plan.activationBytes));

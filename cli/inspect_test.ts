@@ -8,11 +8,12 @@ import { FP16_V8_FLAG } from "../codegen/wasm_features.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-/** `deno run -A [flags] cli/main.ts inspect models/default [--json]`: its stdout. */
-async function inspect(flags: string[], json: boolean): Promise<string> {
+/** `deno run -A [flags] cli/main.ts inspect models/default [--json] [args]`: its stdout. */
+async function inspect(flags: string[], json: boolean, args: string[] = []): Promise<string> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...flags, `${ROOT}cli/main.ts`, "inspect", "models/default"].concat(
       json ? ["--json"] : [],
+      args,
     ),
     cwd: ROOT,
     stdin: "null",
@@ -40,4 +41,15 @@ Deno.test("inspect shows the runtime's wasm features and plans the runtime's pre
   );
   // The text names the flag exactly when the JSON of a run without it says no FP16.
   assert.equal(line.includes(FP16_V8_FLAG), !plain.wasm_features.fp16);
+});
+
+Deno.test("inspect --cache-type-k f16 --cache-type-v f16 plans a KV cache of half the bytes", async () => {
+  const [f32, f16] = await Promise.all([
+    inspect([], true).then(JSON.parse),
+    inspect([], true, ["--cache-type-k", "f16", "--cache-type-v", "f16"]).then(JSON.parse),
+  ]);
+  assert.equal(f16.memory.kv_bytes * 2, f32.memory.kv_bytes);
+  assert.equal(f16.memory.kv_block_bytes * 2, f32.memory.kv_block_bytes);
+  assert.deepEqual([f16.memory.kv_cache_type_k, f16.memory.kv_cache_type_v], ["f16", "f16"]);
+  assert.equal(f32.memory.kv_cache_type_k, "f32");
 });
