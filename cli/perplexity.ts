@@ -135,7 +135,13 @@ export const perplexity: Command = {
     const model = await withProgress(
       json,
       async (onProgress) => {
-        const ckpt = await loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress });
+        // As loadModel: the wasm backend runs F16/BF16/ggml blocks as stored (what generate
+        // runs, at the file's size); jit and reference get F32.
+        const ckpt = await loadCheckpoint(path, {
+          tokenizerPath: v.tokenizer,
+          onProgress,
+          stored: v.backend === "auto" || v.backend === "wasm",
+        });
         const n = ckpt.config.context_length;
         if (v.ctx !== undefined && v.ctx > n) {
           throw new UsageError(
