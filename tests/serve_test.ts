@@ -1,15 +1,17 @@
 /**
  * `gollm serve` end to end on 127.0.0.1 with the shipped default model: the official
  * `openai` npm client (chat and completions, streaming and not, logprobs), greedy text equal
- * to `gollm generate --temperature 0`, 32 concurrent streams, an aborted stream returning its
+ * to `gollm generate --temperature 0` (with the f32 and with the f16 KV cache), 32 concurrent
+ * streams, an aborted stream returning its
  * blocks, malformed requests answered with the right 4xx while the server keeps serving,
  * the same seed under load, and the CLI's listening line and graceful SIGTERM.
  */
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { loadCheckpoint } from "../formats/load.ts";
+import { kvBlockBytes } from "../core/forward.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
-import { createBatchModel } from "../runtime/batch_model.ts";
+import { type BatchModelOptions, createBatchModel } from "../runtime/batch_model.ts";
 import { createServer, type GollmServer, type ServerOptions } from "../server/http.ts";
 import { ROOT } from "./assets.ts";
 
@@ -18,6 +20,8 @@ let ckpt: Checkpoint | null = null;
 
 interface Running {
   server: GollmServer;
+  /** Bytes of one KV block of the served model. */
+  blockBytes: number;
   url: string;
   client: OpenAI;
   logs: string[];
@@ -25,12 +29,17 @@ interface Running {
 }
 
 /** Starts a server on 127.0.0.1 (a free port) over the default model. */
-async function start(options: ServerOptions = {}, parallel = 8): Promise<Running> {
+async function start(
+  options: ServerOptions = {},
+  parallel = 8,
+  cache: Pick<BatchModelOptions, "cacheTypeK" | "cacheTypeV"> = {},
+): Promise<Running> {
   ckpt ??= await loadCheckpoint(MODEL);
   const model = createBatchModel(ckpt.config, ckpt.weights, ckpt.tokenizer, {
     parallel,
     ctxSize: 256,
     batchSize: 32,
+    ...cache,
   }, { format: ckpt.format, path: ckpt.path });
   const logs: string[] = [];
   const server = createServer(model, { log: (l) => logs.push(l), ...options });
@@ -47,6 +56,7 @@ async function start(options: ServerOptions = {}, parallel = 8): Promise<Running
   });
   return {
     server,
+    blockBytes: model.batch.blockBytes,
     url,
     client,
     logs,
@@ -57,8 +67,13 @@ async function start(options: ServerOptions = {}, parallel = 8): Promise<Running
   };
 }
 
-/** Runs `gollm generate --temperature 0 --json` on a prompt. */
-async function gollmGenerate(prompt: string, n: number, stop: string[] = []): Promise<string> {
+/** Runs `gollm generate --temperature 0 --json [extra]` on a prompt. */
+async function gollmGenerate(
+  prompt: string,
+  n: number,
+  stop: string[] = [],
+  extra: string[] = [],
+): Promise<string> {
   const args = [
     "run",
     "-A",
@@ -70,7 +85,7 @@ async function gollmGenerate(prompt: string, n: number, stop: string[] = []): Pr
     "-n",
     `${n}`,
   ];
-  args.push("--temperature", "0", "--json", ...stop.flatMap((s) => ["--stop", s]));
+  args.push("--temperature", "0", "--json", ...stop.flatMap((s) => ["--stop", s]), ...extra);
   const out = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
     .output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
@@ -187,6 +202,30 @@ Deno.test("openai client: completions and chat, streaming and not, equal gollm g
       s.logs.some((l) => /POST \/v1\/completions 200 \d+\+24 tokens \d+ ms$/.test(l)),
       s.logs.join("\n"),
     );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("openai client on an f16 KV cache equals gollm generate --cache-type-k/-v f16", async () => {
+  const f16 = { cacheTypeK: "f16", cacheTypeV: "f16" } as const;
+  const s = await start({}, 4, f16);
+  try {
+    const prompt = "The state of the Union is";
+    const want = await gollmGenerate(prompt, 24, [], [
+      "--cache-type-k",
+      "f16",
+      "--cache-type-v",
+      "f16",
+    ]);
+    const c = await s.client.completions.create({
+      model: "default",
+      prompt,
+      max_tokens: 24,
+      temperature: 0,
+    });
+    assert.equal(c.choices[0].text, want);
+    assert.equal(s.blockBytes, kvBlockBytes(ckpt!.config, 16, f16), "the pool is f16");
   } finally {
     await s.close();
   }
