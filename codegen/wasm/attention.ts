@@ -12,8 +12,9 @@
  * Positions are walked as runs of consecutive pool rows: a run ends at a block boundary, at
  * the end of the ring (sliding windows wrap) or at the last position, so the block table is
  * read once per block, not once per position. Within a run the row pointer steps by one KV
- * row (`n_kv_heads · head_dim` floats). A run starts by loading one byte of every cache line
- * of its rows (a software prefetch: the misses of the whole run are then in flight together).
+ * row (`n_kv_heads · head_dim` elements: f32, or f16 in an f16 cache, widened 4 at a time as
+ * they are read). A run starts by loading one byte of every cache line of its rows (a
+ * software prefetch: the misses of the whole run are then in flight together).
  *
  * Scores are computed four rows at a time (head_dim a multiple of 4): one f32x4 running sum
  * per row, each q vector loaded once for the four rows, and the four sums' lanes added by a
@@ -34,8 +35,7 @@
 import type { GraphNode } from "../graph.ts";
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
-import type { KvCacheType } from "../../core/forward.ts";
-import { kvTypeBytes } from "../../core/forward.ts";
+import { type KvCacheType, kvTypeBytes } from "../../core/forward.ts";
 import { F16_MASK, F16_RESCALE, f16Scalar, hsumF32, lanes32, loadF16x4 } from "./snippets.ts";
 import { kvTypeSuffix } from "./step_ops.ts";
 
