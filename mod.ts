@@ -182,6 +182,7 @@ export type {
   ForwardOptions,
   ForwardPass,
   KvCacheType,
+  KvCacheTypes,
   StepInput,
 } from "./core/forward.ts";
 export {
@@ -191,6 +192,7 @@ export {
   DEFAULT_MAX_ROWS,
   KV_CACHE_TYPES,
   kvBlockBytes,
+  kvCacheTypes,
   kvTypeBytes,
   resolveBatchLayout,
 } from "./core/forward.ts";

@@ -35,8 +35,48 @@ export function kvTypeBytes(type: KvCacheType = "f32"): number {
   return type === "f16" ? 2 : 4;
 }
 
+/** The KV cache types of a layout or of options, each absent (`f32`) or given. */
+export interface KvCacheTypes {
+  /** Element type of the K cache (absent: `f32`). */
+  cacheTypeK?: KvCacheType;
+  /** Element type of the V cache (absent: `f32`). */
+  cacheTypeV?: KvCacheType;
+}
+
+/**
+ * Checks `cacheTypeK` / `cacheTypeV` of options or a layout: each absent or a
+ * {@linkcode KvCacheType}. The one check of the values (resolveBatchLayout; runtime/model.ts
+ * adds the backend's).
+ *
+ * @param o The options.
+ * @returns The types given (absent ones left out).
+ * @throws {RangeError} naming the field: `cacheTypeV must be one of f32, f16, got "q8_0"`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { kvCacheTypes } from "./forward.ts";
+ * assert.deepEqual(kvCacheTypes({ cacheTypeK: "f16" }), { cacheTypeK: "f16" });
+ * assert.throws(() => kvCacheTypes({ cacheTypeV: "q8" }), /cacheTypeV must be one of f32, f16/);
+ * ```
+ */
+export function kvCacheTypes(o: { cacheTypeK?: unknown; cacheTypeV?: unknown }): KvCacheTypes {
+  const out: KvCacheTypes = {};
+  for (const k of ["cacheTypeK", "cacheTypeV"] as const) {
+    const t = o[k];
+    if (t === undefined) continue;
+    if (!KV_CACHE_TYPES.includes(t as KvCacheType)) {
+      throw new RangeError(
+        `${k} must be one of ${KV_CACHE_TYPES.join(", ")}, got ${JSON.stringify(t)}`,
+      );
+    }
+    out[k] = t as KvCacheType;
+  }
+  return out;
+}
+
 /** Options when building a forward pass. */
-export interface ForwardOptions {
+export interface ForwardOptions extends KvCacheTypes {
   /**
    * Slots in each layer's KV ring (default: `context_length`). The token at absolute
    * position p goes to slot `p % kvCapacity`; attention reads the last
@@ -45,10 +85,6 @@ export interface ForwardOptions {
   kvCapacity?: number;
   /** Tokens per prefill chunk (JIT only; default 32, at most kvCapacity). */
   prefillChunk?: number;
-  /** Element type of the K cache (default `f32`; `f16` needs the wasm backend). */
-  cacheTypeK?: KvCacheType;
-  /** Element type of the V cache (default `f32`; `f16` needs the wasm backend). */
-  cacheTypeV?: KvCacheType;
 }
 
 /**
@@ -171,7 +207,7 @@ export const DEFAULT_MAX_ROWS = 32;
  * The sizes that fix a batched forward's arena and kernels. Every one is a literal in the
  * generated code.
  */
-export interface BatchLayout {
+export interface BatchLayout extends KvCacheTypes {
   /** T: token rows per step at most (the prefill chunk; the rows = T graph). */
   maxRows: number;
   /** Sequence slots: rows of the block table. */
@@ -182,10 +218,6 @@ export interface BatchLayout {
   numBlocks: number;
   /** Columns of the block table: blocks one sequence can own. */
   maxBlocksPerSeq: number;
-  /** Element type of the K pools (absent: `f32`). */
-  cacheTypeK?: KvCacheType;
-  /** Element type of the V pools (absent: `f32`). */
-  cacheTypeV?: KvCacheType;
 }
 
 /**
@@ -278,7 +310,7 @@ export interface BatchForward {
 export function kvBlockBytes(
   config: ModelConfig,
   blockSize: number,
-  types: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } = {},
+  types: KvCacheTypes = {},
 ): number {
   const perElement = kvTypeBytes(types.cacheTypeK) + kvTypeBytes(types.cacheTypeV);
   return config.n_layers * blockSize * config.n_kv_heads * config.head_dim * perElement;
@@ -323,16 +355,7 @@ export function resolveBatchLayout(
       throw new RangeError(`${k} must be a positive integer, got ${l[k]}`);
     }
   }
-  for (const k of ["cacheTypeK", "cacheTypeV"] as const) {
-    const t = layout[k];
-    if (t === undefined) continue;
-    if (!KV_CACHE_TYPES.includes(t)) {
-      throw new RangeError(
-        `${k} must be one of ${KV_CACHE_TYPES.join(", ")}, got ${JSON.stringify(t)}`,
-      );
-    }
-    l[k] = t;
-  }
+  Object.assign(l, kvCacheTypes(layout));
   if (!isPowerOfTwo(l.blockSize) || l.blockSize > 1024) {
     throw new RangeError(`blockSize must be a power of two up to 1024, got ${l.blockSize}`);
   }

@@ -14,7 +14,12 @@ import { PANEL_MIN_TOKENS } from "../codegen/wasm/linear_panel.ts";
 import type { CheckpointFormat, GenerationDefaults } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
-import { type ForwardPass, KV_CACHE_TYPES, type KvCacheType } from "../core/forward.ts";
+import {
+  type ForwardPass,
+  type KvCacheType,
+  type KvCacheTypes,
+  kvCacheTypes,
+} from "../core/forward.ts";
 import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
@@ -368,8 +373,10 @@ function modelOf(
  * @param options `cacheTypeK`, `cacheTypeV`.
  * @param backend The requested backend.
  * @returns The types given (absent ones left out).
- * @throws {GollmError} naming the option: `cacheTypeK must be f32 or f16, got "q8_0"`, or
- *   `cacheTypeV f16 needs the wasm backend (backend jit keeps an f32 KV cache)`.
+ * @throws {RangeError} for a type that is not one (core/forward.ts `kvCacheTypes`:
+ *   `cacheTypeK must be one of f32, f16, got "q8_0"`).
+ * @throws {GollmError} `cacheTypeV f16 needs the wasm backend (backend jit keeps an f32 KV
+ *   cache)`.
  *
  * @example
  * ```ts
@@ -379,27 +386,16 @@ function modelOf(
  * assert.throws(() => resolveCacheTypes({ cacheTypeK: "f16" }, "jit"), /needs the wasm backend/);
  * ```
  */
-export function resolveCacheTypes(
-  options: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType },
-  backend: Backend,
-): { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } {
-  const out: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } = {};
-  for (const k of ["cacheTypeK", "cacheTypeV"] as const) {
-    const t = options[k];
-    if (t === undefined) continue;
-    if (!KV_CACHE_TYPES.includes(t)) {
-      throw new GollmError(
-        `${k} must be ${KV_CACHE_TYPES.join(" or ")}, got ${JSON.stringify(t)}`,
-      );
-    }
+export function resolveCacheTypes(options: KvCacheTypes, backend: Backend): KvCacheTypes {
+  const types = kvCacheTypes(options);
+  for (const [k, t] of Object.entries(types)) {
     if (t === "f16" && backend !== "wasm" && backend !== "auto") {
       throw new GollmError(
         `${k} f16 needs the wasm backend (backend ${backend} keeps an f32 KV cache)`,
       );
     }
-    out[k] = t;
   }
-  return out;
+  return types;
 }
 
 /**

@@ -19,7 +19,7 @@ import { f32Weights, wasmWeightsStart } from "../codegen/emit_wasm.ts";
 import { type Plan, planArena } from "../codegen/plan.ts";
 import { ResourceError } from "../core/errors.ts";
 import { adviseHugePages } from "../core/huge_pages.ts";
-import type { ForwardOptions, KvCacheType } from "../core/forward.ts";
+import type { ForwardOptions, KvCacheTypes } from "../core/forward.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { expectedShapes, type Weights } from "../core/weights.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
@@ -31,15 +31,11 @@ import { finishCheckpoint } from "../formats/load.ts";
 import { dropSpareWorkers, prestartWorkers, startStepPool } from "./threads.ts";
 
 /** Options of {@linkcode loadGgufIntoWasm}. */
-export interface WasmLoadOptions {
+export interface WasmLoadOptions extends KvCacheTypes {
   /** KV ring slots (sliding window) for the config, resolved by the caller. */
   kvCapacity: (config: Checkpoint["config"]) => number;
   /** Rows per prefill step. */
   prefillChunk?: number;
-  /** Element type of the K cache (default f32). */
-  cacheTypeK?: KvCacheType;
-  /** Element type of the V cache (default f32). */
-  cacheTypeV?: KvCacheType;
   /** Threads (1..64). */
   threads: number;
   /** A tokenizer file to use instead of the GGUF's. */

@@ -36,8 +36,8 @@ import type { GraphNode } from "../graph.ts";
 import { WasmFunc } from "../wasm_asm.ts";
 import { nameNumber } from "../ops/renderer.ts";
 import { type KvCacheType, kvTypeBytes } from "../../core/forward.ts";
-import { F16_MASK, F16_RESCALE, f16Scalar, hsumF32, lanes32, loadF16x4 } from "./snippets.ts";
-import { kvTypeSuffix } from "./step_ops.ts";
+import { f16RescaleLocals, f16Scalar, hsumF32, lanes32, loadF16x4 } from "./snippets.ts";
+import { i32s, kvTypeSuffix, loadI32, poolRow } from "./step_ops.ts";
 
 /** Attention geometry (one layer). */
 export interface PagedAttentionShape {
@@ -164,14 +164,6 @@ export function attentionScratchBytes(s: PagedAttentionShape): number {
 /** Bytes of one head's score row in the scratch. */
 const scoreRowBytes = (s: PagedAttentionShape) => (s.blocksPerSeq * s.blockSize + 4) * 4;
 
-/** Declares i32 locals. */
-const i32s = (f: WasmFunc, ...names: string[]) => names.forEach((n) => f.local(n, "i32"));
-
-/** Pushes `I[base + 4·index]` (an int32 of the arena), index a local. */
-function loadI32(f: WasmFunc, base: string, index: string): void {
-  f.get(base).get(index).i32(2).op("i32.shl").op("i32.add").mem("i32.load");
-}
-
 /**
  * Walks the unit's visible positions as runs of consecutive pool rows (module doc): for each
  * run, `pk0` is the byte address of its first row in `pool` plus the KV head's offset `kvh`,
@@ -201,8 +193,7 @@ function walkRuns(
   f.get("n").get("m").get("n").op("i32.lt_u").op("select").set("n");
   f.comment(`pk0 = ${pool} + (table[s][slot / ${B}] · ${B} + slot % ${B}) · ${rowBytes} + ${kvh}`);
   f.get(pool);
-  f.get("bt").get("slot").i32(Math.log2(B)).op("i32.shr_u").i32(2).op("i32.shl").op("i32.add");
-  f.mem("i32.load").i32(B).op("i32.mul").get("slot").i32(B - 1).op("i32.and").op("i32.add");
+  poolRow(f, "bt", "slot", B);
   f.i32(rowBytes).op("i32.mul").op("i32.add").get(kvh).op("i32.add").set("pk0");
   touchRun(f, label, rowBytes, headBytes);
   run();
@@ -237,15 +228,20 @@ function touchRun(f: WasmFunc, label: string, rowBytes: number, headBytes: numbe
   f.end();
 }
 
+/** `pk = pk0`; `pa` = `att_g[j]` (score row at scratch offset `att`), `pend` = `pa + 4 · n`. */
+function startRows(f: WasmFunc, att: number): void {
+  f.get("pk0").set("pk");
+  f.get("att").get("j").i32(2).op("i32.shl").op("i32.add");
+  if (att) f.i32(att).op("i32.add");
+  f.tee("pa").get("n").i32(2).op("i32.shl").op("i32.add").set("pend");
+}
+
 /**
  * Loops over the rows of the current run for head g's scores: `pk` from `pk0` by one KV row,
  * `pa` over `att_g[j .. j + n - 1]`; `body()` emits one row.
  */
 function runRows(f: WasmFunc, label: string, att: number, rowBytes: number, body: () => void) {
-  f.get("pk0").set("pk");
-  f.get("att").get("j").i32(2).op("i32.shl").op("i32.add");
-  if (att) f.i32(att).op("i32.add");
-  f.tee("pa").get("n").i32(2).op("i32.shl").op("i32.add").set("pend");
+  startRows(f, att);
   f.loop(label);
   body();
   f.get("pk").i32(rowBytes).op("i32.add").set("pk");
@@ -266,10 +262,7 @@ function runRows4(
   body4: () => void,
   body1: () => void,
 ) {
-  f.get("pk0").set("pk");
-  f.get("att").get("j").i32(2).op("i32.shl").op("i32.add");
-  if (att) f.i32(att).op("i32.add");
-  f.tee("pa").get("n").i32(2).op("i32.shl").op("i32.add").set("pend");
+  startRows(f, att);
   f.block(`${label}_4_done`).loop(`${label}_4`);
   f.get("pend").get("pa").op("i32.sub").i32(16).op("i32.lt_s").brIf(`${label}_4_done`);
   body4();
@@ -450,12 +443,7 @@ export function pagedAttentionKernel(
     for (let i = 0; i < CW; i++) f.local(`o${g}_${i}`, "v128");
   }
   for (let i = 4 * V; i < hd; i++) f.local(`os${i}`, "f32");
-  if (!fp16 && (kType === "f16" || vType === "f16")) {
-    f.local("f16mask", "v128").local("f16scale", "v128");
-    f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
-    f.i32x4(F16_MASK).set("f16mask");
-    f.f32x4(F16_RESCALE).set("f16scale");
-  }
+  if (!fp16 && (kType === "f16" || vType === "f16")) f16RescaleLocals(f);
   f.comment(
     `o (n, ${qDim}) = softmax(` + (cap === null ? "" : `${cap} · tanh(`) +
       `q · kᵀ · ${s.scale}` + (cap === null ? "" : ` / ${cap})`) +

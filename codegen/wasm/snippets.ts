@@ -187,10 +187,26 @@ export function f32x4ToF16x4(f: WasmFunc, fp16: boolean): void {
 }
 
 /**
+ * Declares (unless declared) and sets, where it is called (a function's entry), the v128
+ * locals `f16mask` ({@linkcode F16_MASK}) and `f16scale` ({@linkcode F16_RESCALE}) of the
+ * shift-and-rescale f16 → f32 conversion ({@linkcode f16HighHalvesToF32x4},
+ * {@linkcode loadF16x4} without `fp16`).
+ *
+ * @param f The function.
+ */
+export function f16RescaleLocals(f: WasmFunc): void {
+  for (const l of ["f16mask", "f16scale"]) if (!f.has(l)) f.local(l, "v128");
+  f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
+  f.i32x4(F16_MASK).set("f16mask");
+  f.f32x4(F16_RESCALE).set("f16scale");
+}
+
+/**
  * Pushes the f32x4 of the 4 f16 at `addr + offset` (memory 0, the arena): with `fp16`
  * `v128.load64_zero` and `f32x4.promote_low_f16x8`; without, `v128.load16x4_u` and the
  * shift-and-rescale of {@linkcode f16HighHalvesToF32x4} (locals `maskLocal`, `rescaleLocal`
- * hold {@linkcode F16_MASK} and {@linkcode F16_RESCALE}). Exact for every finite f16.
+ * hold {@linkcode F16_MASK} and {@linkcode F16_RESCALE}: {@linkcode f16RescaleLocals}). Exact
+ * for every finite f16.
  *
  * @param f The function.
  * @param addr The i32 local holding the address.

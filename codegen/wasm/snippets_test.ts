@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { WasmFunc } from "../wasm_asm.ts";
 import { assembleModule } from "../wasm_assemble.ts";
 import { fp16SimdSupported } from "../wasm_features.ts";
-import { F16_MASK, F16_RESCALE, f16Scalar, f32x4ToF16x4, loadF16x4 } from "./snippets.ts";
+import { f16RescaleLocals, f16Scalar, f32x4ToF16x4, loadF16x4 } from "./snippets.ts";
 
 /**
  * An exported `run(n)` on an 8-page memory that runs `body` for i = 0, step, 2 · step, ...
@@ -110,10 +110,7 @@ for (const fp16 of [false, true]) {
     },
     () => {
       const got = converter((f) => {
-        if (!fp16 && !f.has("f16mask")) {
-          f.local("f16mask", "v128").local("f16scale", "v128");
-        }
-        if (!fp16) f.i32x4(F16_MASK).set("f16mask").f32x4(F16_RESCALE).set("f16scale");
+        if (!fp16) f16RescaleLocals(f);
         loadF16x4(f, "p", 0, fp16);
         f.extractLane(0);
       })(finite);

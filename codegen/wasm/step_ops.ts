@@ -19,11 +19,24 @@ import { nameNumber } from "../ops/renderer.ts";
 import { type KvCacheType, kvTypeBytes } from "../../core/forward.ts";
 import { f32x4ToF16x4 } from "./snippets.ts";
 
-/** Declares i32 locals. */
-const i32s = (f: WasmFunc, ...names: string[]) => names.forEach((n) => f.local(n, "i32"));
+/**
+ * Declares i32 locals (shared with attention.ts).
+ *
+ * @param f The function.
+ * @param names The locals' names.
+ */
+export const i32s = (f: WasmFunc, ...names: string[]): void =>
+  names.forEach((n) => f.local(n, "i32"));
 
-/** Pushes `I[base + 4·index]` (an int32 of the arena), index a local. */
-function loadI32(f: WasmFunc, base: string, index: string): void {
+/**
+ * Pushes `I[base + 4·index]` (an int32 of the arena), index a local (shared with
+ * attention.ts).
+ *
+ * @param f The function.
+ * @param base The i32 local holding the int32 array's byte address.
+ * @param index The i32 local holding the index.
+ */
+export function loadI32(f: WasmFunc, base: string, index: string): void {
   f.get(base).get(index).i32(2).op("i32.shl").op("i32.add").mem("i32.load");
 }
 
@@ -244,8 +257,16 @@ export function ropeRowsName(
   return `rope_${style}_${Q}x${K}x${D}` + (R === D ? "" : `_r${R}`);
 }
 
-/** Pushes the pool row of ring slot `slot` of the sequence whose table row is at `bt`. */
-function poolRow(f: WasmFunc, bt: string, slot: string, B: number): void {
+/**
+ * Pushes the pool row `table[s][slot / B] · B + slot % B` of ring slot `slot` of the sequence
+ * whose block-table row is at `bt` (kv_store, and attention.ts's runs).
+ *
+ * @param f The function.
+ * @param bt The i32 local holding the byte address of the sequence's block-table row.
+ * @param slot The i32 local holding the ring slot.
+ * @param B Tokens per block (a power of two).
+ */
+export function poolRow(f: WasmFunc, bt: string, slot: string, B: number): void {
   const shift = Math.log2(B);
   f.get(bt).get(slot).i32(shift).op("i32.shr_u").i32(2).op("i32.shl").op("i32.add");
   f.mem("i32.load").i32(B).op("i32.mul");

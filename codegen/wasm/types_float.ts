@@ -19,7 +19,7 @@
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { type BlockCtx, type BlockEmitter, need } from "./block_code.ts";
-import { F16_MASK, F16_RESCALE, f16HighHalvesToF32x4, f16Scalar } from "./snippets.ts";
+import { F16_RESCALE, f16HighHalvesToF32x4, f16RescaleLocals, f16Scalar } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 
 /** Scale of x in the F16 one-token kernels (see the module doc). */
@@ -60,12 +60,7 @@ function promoteHalves(f: WasmFunc, src: string, lo: string, hi: string): void {
 export function halvesLocals(f: WasmFunc, type: "F16" | "BF16", fp16: boolean): void {
   if (type === "F16" && fp16) return;
   need(f, "zero", "v128");
-  if (type !== "F16") return;
-  need(f, "f16mask", "v128");
-  need(f, "f16scale", "v128");
-  f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
-  f.i32x4(F16_MASK).set("f16mask");
-  f.f32x4(F16_RESCALE).set("f16scale");
+  if (type === "F16") f16RescaleLocals(f);
 }
 
 /**
@@ -135,9 +130,7 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
     },
     init(f) {
       if (name === "F16") {
-        f.comment("f16 → f32: ((h << 16) >>s 3) & 0x8fffe000, then · 2^112");
-        f.i32x4(F16_MASK).set("f16mask");
-        f.f32x4(F16_RESCALE).set("f16scale");
+        f16RescaleLocals(f);
         f.f32x4(F16_X_SCALE).set("xscale");
       }
     },
