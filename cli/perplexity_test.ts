@@ -1,9 +1,12 @@
 /**
  * `gollm perplexity` as a subprocess on the shipped default model: the text and JSON output,
  * the llama.cpp-style progress on a non-terminal stderr, and one `error:` line with exit 1
- * or 2 for each bad input (checked before loading where the model is not needed).
+ * or 2 for each bad input (checked before loading where the model is not needed); a Q8_0
+ * GGUF of it (quantised here) runs on the wasm backend with its weights as stored and the
+ * given --threads.
  */
 import assert from "node:assert/strict";
+import { quantizeModel } from "../formats/quantize.ts";
 import { loadModel } from "../runtime/model.ts";
 import { perplexity, perplexityTokens } from "../runtime/perplexity.ts";
 
@@ -87,6 +90,73 @@ Deno.test("gollm perplexity prints the estimate, llama.cpp's running values and 
     assert.deepEqual([j.chunks, j.ctx, j.tokens_scored], [2, 64, 62]);
     const two = perplexity(model, perplexityTokens(model.tokenizer!, TEXT), { ctx: 64, chunks: 2 });
     assert.ok(Math.abs(j.ppl - two.ppl) < 1e-9 * two.ppl && Math.abs(j.nll - two.nll) < 1e-9);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("gollm perplexity runs a quantised GGUF's weights as stored on the wasm backend", async () => {
+  // A Q8_0 file's ggml blocks run as stored (int8 activations, as generate runs them) give
+  // a perplexity a little off the dequantised-F32 one (4e-5 relative here): the CLI's
+  // numbers for --backend wasm and auto must be loadModel's on the wasm backend (which keeps
+  // the blocks), not the F32 ones; --threads reaches the model (the loaded line) and 1 and 2
+  // threads give the same bits.
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/model.q8_0.gguf`, text = `${dir}/text.txt`;
+    await quantizeModel(MODEL, file, "Q8_0", { threads: 1 });
+    await Deno.writeTextFile(text, TEXT);
+    const score = async (backend: "wasm" | "jit") => {
+      using m = await loadModel(file, { backend, threads: 1, kvCapacity: 64 });
+      assert.equal(m.backend, backend);
+      return perplexity(m, perplexityTokens(m.tokenizer!, TEXT), { ctx: 64, chunks: 2 });
+    };
+    const stored = await score("wasm"), f32 = await score("jit");
+    const near = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.abs(b);
+    // The two paths must be told apart, or the checks below would not see a revert.
+    assert.ok(
+      Math.abs(stored.nll - f32.nll) > 1e-6,
+      `stored nll ${stored.nll}, F32 nll ${f32.nll}`,
+    );
+
+    const args = ["perplexity", file, "--file", text, "--ctx", "64", "--chunks", "2"];
+    const [wasm1, wasm2, auto1, auto2, jit] = await Promise.all([
+      gollm([...args, "--backend", "wasm", "--threads", "1", "--json"]),
+      gollm([...args, "--backend", "wasm", "--threads", "2", "--json"]),
+      gollm([...args, "--threads", "1"]),
+      gollm([...args, "--threads", "2"]),
+      gollm([...args, "--backend", "jit", "--json"]),
+    ]);
+    for (const r of [wasm1, wasm2, auto1, auto2, jit]) assert.equal(r.code, 0, r.stderr);
+
+    const w = JSON.parse(wasm1.stdout);
+    assert.deepEqual([w.chunks, w.ctx, w.tokens_scored], [2, 64, 62]);
+    assert.ok(
+      near(w.ppl, stored.ppl) && near(w.nll, stored.nll),
+      `--backend wasm: ppl ${w.ppl}, nll ${w.nll}; loadModel(wasm), weights as stored: ` +
+        `ppl ${stored.ppl}, nll ${stored.nll}; dequantised F32: ppl ${f32.ppl}, nll ${f32.nll}`,
+    );
+    assert.deepEqual(JSON.parse(wasm2.stdout), w, "--threads 2 against --threads 1");
+    const j = JSON.parse(jit.stdout);
+    assert.ok(
+      near(j.ppl, f32.ppl) && near(j.nll, f32.nll),
+      `--backend jit: ppl ${j.ppl}; loadModel(jit), F32: ppl ${f32.ppl}`,
+    );
+
+    // auto resolves to wasm and keeps the blocks too; the loaded line shows --threads.
+    assert.match(auto1.stderr.split("\n")[0], /^loaded .*model\.q8_0\.gguf \(gguf, wasm\) in /);
+    assert.match(
+      auto2.stderr.split("\n")[0],
+      /^loaded .*model\.q8_0\.gguf \(gguf, wasm, 2 threads\) in /,
+    );
+    assert.equal(auto2.stdout, auto1.stdout);
+    assert.match(
+      auto1.stdout,
+      new RegExp(
+        `^Final estimate: PPL = ${stored.ppl.toFixed(4)} .*\nnll ${stored.nll.toFixed(6)} `,
+      ),
+      `auto: ${auto1.stdout}; weights as stored: nll ${stored.nll}, F32: nll ${f32.nll}`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
