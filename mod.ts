@@ -31,6 +31,8 @@ export type {
   StopReason,
 } from "./runtime/model.ts";
 export type { ProgressCallback, ProgressEvent } from "./core/progress.ts";
+export { ByteReader, localPath, openModelBytes } from "./core/model_bytes.ts";
+export type { ModelBytes } from "./core/model_bytes.ts";
 
 // Checkpoints
 export { detectFormat, loadCheckpoint, loadCheckpointTokenizer } from "./formats/load.ts";
@@ -46,7 +48,7 @@ export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_
 export { loadHf } from "./formats/hf.ts";
 export { loadGguf } from "./formats/gguf/checkpoint.ts";
 export type { GgufLoadOptions, GgufModelInfo } from "./formats/gguf/checkpoint.ts";
-export { readGguf } from "./formats/gguf/parse.ts";
+export { readGguf, readGgufStream } from "./formats/gguf/parse.ts";
 export type { GgufFile, GgufTensorInfo, GgufValue } from "./formats/gguf/parse.ts";
 export type { GgmlType } from "./formats/quant.ts";
 export {

@@ -14,9 +14,30 @@ import { withProgress } from "./progress_line.ts";
 /** The positional `PATH` that stands for `--model` (every command that reads a model). */
 export const MODEL_POSITIONAL: PositionalSpec = {
   name: "PATH",
-  description: "model directory (gollm or Hugging Face), GGUF file or llama2.c .bin",
+  description: "model directory (gollm or Hugging Face), GGUF file or llama2.c .bin; " +
+    "or an http(s) URL of a GGUF, streamed into memory",
   option: "model",
 };
+
+/**
+ * The model a command was given, as the loaders take it: an `http://` or `https://`
+ * address becomes a `URL` (a GGUF streamed into memory, core/model_bytes.ts); anything else
+ * is a path.
+ *
+ * @param arg The PATH argument or `--model` value.
+ * @returns A URL or the path.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { modelSource } from "./model_flags.ts";
+ * assert.ok(modelSource("https://example.com/m.gguf") instanceof URL);
+ * assert.equal(modelSource("models/default"), "models/default");
+ * ```
+ */
+export function modelSource(arg: string): string | URL {
+  return /^https?:\/\//i.test(arg) ? new URL(arg) : arg;
+}
 
 /** `--model PATH` alone (tokenize, inspect). */
 export const MODEL_OPTION = {
@@ -313,7 +334,7 @@ export async function loadModelFlags(
   const model = await withProgress(
     quiet,
     (onProgress) =>
-      loadModel(path, {
+      loadModel(modelSource(path), {
         backend,
         threads: v.threads,
         kvCapacity,

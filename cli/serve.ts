@@ -18,6 +18,7 @@ import {
   loadedLine,
   MODEL_OPTION,
   MODEL_POSITIONAL,
+  modelSource,
   THREADS_OPTION,
   TOKENIZER_OPTION,
 } from "./model_flags.ts";
@@ -159,7 +160,7 @@ export const serve: Command = {
     const model = await withProgress(
       false,
       (onProgress) =>
-        loadBatchModel(path, {
+        loadBatchModel(modelSource(path), {
           backend: v.backend,
           threads: v.threads,
           parallel: v.parallel,

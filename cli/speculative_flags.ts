@@ -15,6 +15,7 @@ import {
 } from "../runtime/speculative_decode.ts";
 import { NgramProposer } from "../runtime/speculative_ngram.ts";
 import { type OptionSpec, UsageError, type Values } from "./args.ts";
+import { modelSource } from "./model_flags.ts";
 import { withProgress } from "./progress_line.ts";
 
 /** `--draft`, `--ngram`, `--ngram-max`, `--draft-max`, `--draft-min`, `--draft-p-min`. */
@@ -139,7 +140,7 @@ export async function speculativeFlags(
   if (path === undefined) return {};
   const draft = await withProgress(
     quiet,
-    (onProgress) => loadModel(path, { backend, onProgress }),
+    (onProgress) => loadModel(modelSource(path), { backend, onProgress }),
     (m) => `loaded draft ${path} (${m.checkpoint.format}, ${backend})`,
   );
   const options = { draft, ...common };

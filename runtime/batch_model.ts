@@ -33,7 +33,15 @@ import {
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Weights } from "../core/weights.ts";
 import type { GenerationDefaults } from "../formats/checkpoint.ts";
-import { detectFormat, loadCheckpoint } from "../formats/load.ts";
+import { detectFormat, finishCheckpoint, loadCheckpoint } from "../formats/load.ts";
+import { ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
+import { parseGguf } from "../formats/gguf/parse.ts";
+import {
+  type ByteReader,
+  localPath,
+  type ModelBytes,
+  openModelBytes,
+} from "../core/model_bytes.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
 import { type CheckpointInfo, resolveCacheTypes, resolveThreads } from "./model.ts";
@@ -304,12 +312,14 @@ function warmUp(batch: BatchForward, path: string): void {
 }
 
 /**
- * Loads any supported checkpoint (see formats/load.ts) and prepares it for serving. With
- * `auto` or `wasm`, a GGUF is read straight into the WASM backend's memory (its tensors
- * stay in their stored types: no F32 copy) and other checkpoints keep F16/BF16 as stored;
- * with `auto`, a model the WASM kernels do not cover runs on jit.
+ * Loads any supported checkpoint (see formats/load.ts), or a GGUF's bytes (as
+ * runtime/model.ts `loadModel`), and prepares it for serving. With `auto` or `wasm`, a GGUF
+ * is read straight into the WASM backend's memory (its tensors stay in their stored types:
+ * no F32 copy) and other checkpoints keep F16/BF16 as stored; with `auto`, a model the WASM
+ * kernels do not cover runs on jit.
  *
- * @param path Model directory or file.
+ * @param source Model directory or file (a path or a `file:` URL), or a GGUF's bytes
+ *   (core/model_bytes.ts `ModelBytes`: bytes, a Blob, a Response, an http(s) URL).
  * @param options The layout, backend and threads, plus a tokenizer file to use instead of
  *   the checkpoint's and a callback with the config as soon as it is read (throw to stop).
  * @returns The serving model; `close()` it to stop its threads.
@@ -325,48 +335,30 @@ function warmUp(batch: BatchForward, path: string): void {
  * ```
  */
 export async function loadBatchModel(
-  path: string,
+  source: string | ModelBytes,
   options: BatchModelOptions & { tokenizerPath?: string; onConfig?: (c: ModelConfig) => void } = {},
 ): Promise<BatchModel> {
   const { requested, threads } = backendOf(options);
+  const path = localPath(source);
+  if (path === undefined) {
+    // A GGUF's bytes (core/model_bytes.ts): streamed into the WASM memory, or read whole.
+    const reader = await openModelBytes(source as ModelBytes);
+    if (requested !== "jit") return await ggufIntoWasm(reader, requested, threads, options);
+    const ck = await finishCheckpoint(
+      ggufToCheckpoint(parseGguf(await reader.readAll(), reader.name)),
+      { tokenizerPath: options.tokenizerPath, onProgress: options.onProgress },
+    );
+    options.onConfig?.(ck.config);
+    return createBatchModel(
+      ck.config,
+      ck.weights,
+      ck.tokenizer,
+      { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation },
+      { format: ck.format, path: ck.path },
+    );
+  }
   if (requested !== "jit" && await detectFormat(path) === "gguf") {
-    // Straight into the WASM backend's memory: the file's bytes are the model's weights.
-    let ctxSize = 0;
-    const read = await readGgufIntoWasm(path, {
-      plan: (config) => {
-        const l = serveLayout(config, options);
-        ctxSize = l.ctxSize;
-        return planBatch(config, l.layout);
-      },
-      threads,
-      tokenizerPath: options.tokenizerPath,
-      onProgress: options.onProgress,
-      onConfig: options.onConfig,
-      kv: {
-        sizes: (p) => `for numBlocks ${p.layout.numBlocks} of blockSize ${p.layout.blockSize}`,
-        lower: "lower --kv-blocks (kvBlocks), --parallel or --ctx-size",
-      },
-    });
-    const ck = read.checkpoint;
-    const info: CheckpointInfo = { format: ck.format, path: ck.path };
-    const extras = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
-    options.onProgress?.({ stage: "compiling kernels" });
-    let batch: CompiledBatch;
-    try {
-      batch = compilePlan(ck.config, ck.weights, read.plan, "wasm", {
-        threads,
-        startPool: startStepPool,
-        memory: read.memory,
-      });
-    } catch (e) {
-      dropSpareWorkers();
-      fallbackFromWasm(requested, e); // auto, and the WASM kernels do not cover the model
-      return createBatchModel(ck.config, ck.weights, ck.tokenizer, {
-        ...extras,
-        backend: "jit",
-      }, info);
-    }
-    return batchModelOf(ck.config, batch, "wasm", ck.tokenizer, { ...extras, ctxSize }, info);
+    return await ggufIntoWasm(path, requested, threads, options);
   }
   const ckpt = await loadCheckpoint(path, {
     tokenizerPath: options.tokenizerPath,
@@ -382,4 +374,53 @@ export async function loadBatchModel(
     { ...options, extraEosIds: ckpt.extraEosIds, generation: ckpt.generation },
     { format: ckpt.format, path: ckpt.path },
   );
+}
+
+/**
+ * {@linkcode loadBatchModel} of a GGUF on `auto`/`wasm`: straight into the WASM backend's
+ * memory (the file's bytes are the model's weights); with `auto`, a model the WASM kernels
+ * do not cover runs on jit.
+ */
+async function ggufIntoWasm(
+  source: string | ByteReader,
+  requested: "auto" | "wasm",
+  threads: number,
+  options: BatchModelOptions & { tokenizerPath?: string; onConfig?: (c: ModelConfig) => void },
+): Promise<BatchModel> {
+  let ctxSize = 0;
+  const read = await readGgufIntoWasm(source, {
+    plan: (config) => {
+      const l = serveLayout(config, options);
+      ctxSize = l.ctxSize;
+      return planBatch(config, l.layout);
+    },
+    threads,
+    tokenizerPath: options.tokenizerPath,
+    onProgress: options.onProgress,
+    onConfig: options.onConfig,
+    kv: {
+      sizes: (p) => `for numBlocks ${p.layout.numBlocks} of blockSize ${p.layout.blockSize}`,
+      lower: "lower --kv-blocks (kvBlocks), --parallel or --ctx-size",
+    },
+  });
+  const ck = read.checkpoint;
+  const info: CheckpointInfo = { format: ck.format, path: ck.path };
+  const extras = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
+  options.onProgress?.({ stage: "compiling kernels" });
+  let batch: CompiledBatch;
+  try {
+    batch = compilePlan(ck.config, ck.weights, read.plan, "wasm", {
+      threads,
+      startPool: startStepPool,
+      memory: read.memory,
+    });
+  } catch (e) {
+    dropSpareWorkers();
+    fallbackFromWasm(requested, e); // auto, and the WASM kernels do not cover the model
+    return createBatchModel(ck.config, ck.weights, ck.tokenizer, {
+      ...extras,
+      backend: "jit",
+    }, info);
+  }
+  return batchModelOf(ck.config, batch, "wasm", ck.tokenizer, { ...extras, ctxSize }, info);
 }

@@ -108,6 +108,30 @@ Deno.test("loadBatchModel() serves a Q8_0 GGUF on 2 wasm threads, weights as sto
   });
 });
 
+Deno.test("loadBatchModel() serves a Q8_0 GGUF streamed from an http URL, as stored, with generate's greedy ids", async () => {
+  await withQuantised(DEFAULT, "Q8_0", async (file) => {
+    const bytes = await Deno.readFile(file);
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response(bytes),
+    );
+    const url = new URL(`http://127.0.0.1:${server.addr.port}/model.q8_0.gguf`);
+    using m = await loadBatchModel(url, { parallel: 2, ctxSize: 96, threads: 1 });
+    assert.equal(m.backend, "wasm");
+    assert.equal(m.checkpoint.path, url.href);
+    await assertStored(m, file);
+    const prompts = ["Once upon a time", "We the people"].map((p) => m.tokenizer!.encode(p));
+    assert.deepEqual(
+      await servedGreedy(m, prompts, 16),
+      await generateGreedy(file, 1, prompts, 16),
+    );
+    // jit reads the bytes whole and dequantises them, as from the file.
+    using jit = await loadBatchModel(bytes, { parallel: 1, ctxSize: 64, backend: "jit" });
+    assert.equal(jit.backend, "jit");
+    assert.equal(jit.checkpoint.path, `Uint8Array (${bytes.length} bytes)`);
+  });
+});
+
 Deno.test({
   name:
     "loadBatchModel() serves a Q4_K_M stories260K (Q5_0, Q8_0, F16 tensors) with generate's greedy ids",

@@ -20,7 +20,15 @@ import {
   type KvCacheTypes,
   kvCacheTypes,
 } from "../core/forward.ts";
-import { detectFormat, loadCheckpoint } from "../formats/load.ts";
+import { detectFormat, finishCheckpoint, loadCheckpoint } from "../formats/load.ts";
+import { ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
+import { parseGguf } from "../formats/gguf/parse.ts";
+import {
+  type ByteReader,
+  localPath,
+  type ModelBytes,
+  openModelBytes,
+} from "../core/model_bytes.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
 import { checkInt } from "./generation.ts";
@@ -445,14 +453,22 @@ function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
 
 /**
  * Loads a model from any supported checkpoint (gollm or Hugging Face directory, GGUF file,
- * llama2.c `.bin`; see formats/load.ts) and prepares its forward pass.
+ * llama2.c `.bin`; see formats/load.ts), or from a GGUF file's bytes, and prepares its
+ * forward pass.
  *
- * @param path Model directory or file.
- * @param options Backend (`jit` default), KV capacity, prefill chunk, tokenizer file,
+ * A GGUF given as bytes (core/model_bytes.ts `ModelBytes`: a `Uint8Array`, `ArrayBuffer`,
+ * `Blob`, a fetched `Response`, or an `http:`/`https:` URL fetched here) is read once, front
+ * to back: with `auto`/`wasm` its tensor data streams straight into the WASM memory as the
+ * bytes arrive (a download is not held twice, and `onProgress` reports the fraction read);
+ * `jit` and `reference` read it whole and dequantise it, as from a file.
+ *
+ * @param source Model directory or file (a path or a `file:` URL), or a GGUF's bytes.
+ * @param options Backend (`auto` default), KV capacity, prefill chunk, tokenizer file,
  *   progress callback.
  * @returns The model, ready to `generate`.
  * @throws {GollmError} (ConfigError, FormatError) for a missing or malformed checkpoint,
- *   or a bad option.
+ *   or a bad option; for bytes, a failed request or a non-2xx status (naming the URL), or
+ *   a source that is not a GGUF (FormatError: bad magic).
  *
  * @example
  * ```ts ignore
@@ -462,33 +478,26 @@ function warmUp(pass: ForwardPass, backend: Backend, path: string): void {
  *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
  * }
  * console.log(model.stats);
+ * // A GGUF from a server, streamed into the WASM memory:
+ * const remote = await loadModel(new URL("https://example.com/stories260K.gguf"));
  * ```
  */
-export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
+export async function loadModel(
+  source: string | ModelBytes,
+  options: LoadModelOptions = {},
+): Promise<Model> {
   const backend = options.backend ?? "auto";
   const threads = resolveThreads(options.threads);
-  if ((backend === "auto" || backend === "wasm") && await detectFormat(path) === "gguf") {
-    // Straight into the WASM backend's memory: the file's bytes are the model's weights.
-    const { checkpoint: ck, pass, error } = await loadGgufIntoWasm(path, {
-      kvCapacity: (c) => resolveCapacity(c, options.kvCapacity),
-      prefillChunk: options.prefillChunk,
-      ...resolveCacheTypes(options, backend),
-      threads,
-      tokenizerPath: options.tokenizerPath,
-      onProgress: options.onProgress,
-      onConfig: options.onConfig,
-    });
-    const info: CheckpointInfo = { format: ck.format, path: ck.path };
-    const modelOptions = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
-    if (pass) return modelOf(ck.config, pass, ck.tokenizer, info, "wasm", modelOptions);
-    fallbackFromWasm(backend, error); // auto, and the WASM kernels do not cover the model
-    return createModel(
-      ck.config,
-      ck.weights,
-      ck.tokenizer,
-      { ...modelOptions, backend: "jit" },
-      info,
-    );
+  const wasm = backend === "auto" || backend === "wasm";
+  const path = localPath(source);
+  if (path === undefined) {
+    const cacheTypes = resolveCacheTypes(options, backend); // before any download
+    const reader = await openModelBytes(source as ModelBytes);
+    if (wasm) return await ggufIntoWasm(reader, backend, threads, cacheTypes, options);
+    return await ggufBytesModel(reader, options);
+  }
+  if (wasm && await detectFormat(path) === "gguf") {
+    return await ggufIntoWasm(path, backend, threads, resolveCacheTypes(options, backend), options);
   }
   const ckpt = await loadCheckpoint(path, {
     tokenizerPath: options.tokenizerPath,
@@ -504,5 +513,60 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     ckpt.tokenizer,
     { ...options, extraEosIds: ckpt.extraEosIds, generation: ckpt.generation },
     { format: ckpt.format, path: ckpt.path },
+  );
+}
+
+/**
+ * {@linkcode loadModel} of a GGUF on `auto`/`wasm`: straight into the WASM backend's memory
+ * (the file's bytes are the model's weights); with `auto`, a model the WASM kernels do not
+ * cover falls back to jit with the checkpoint's weights.
+ */
+async function ggufIntoWasm(
+  source: string | ByteReader,
+  backend: Backend,
+  threads: number,
+  cacheTypes: KvCacheTypes,
+  options: LoadModelOptions,
+): Promise<Model> {
+  const { checkpoint: ck, pass, error } = await loadGgufIntoWasm(source, {
+    kvCapacity: (c) => resolveCapacity(c, options.kvCapacity),
+    prefillChunk: options.prefillChunk,
+    ...cacheTypes,
+    threads,
+    tokenizerPath: options.tokenizerPath,
+    onProgress: options.onProgress,
+    onConfig: options.onConfig,
+  });
+  const info: CheckpointInfo = { format: ck.format, path: ck.path };
+  const modelOptions = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
+  if (pass) return modelOf(ck.config, pass, ck.tokenizer, info, "wasm", modelOptions);
+  fallbackFromWasm(backend, error); // auto, and the WASM kernels do not cover the model
+  return createModel(
+    ck.config,
+    ck.weights,
+    ck.tokenizer,
+    { ...modelOptions, backend: "jit" },
+    info,
+  );
+}
+
+/** {@linkcode loadModel} of a GGUF's bytes on `jit`/`reference`: read whole, F32 weights. */
+async function ggufBytesModel(reader: ByteReader, options: LoadModelOptions): Promise<Model> {
+  options.onProgress?.({ stage: `reading gguf checkpoint ${reader.name}` });
+  const ck = await finishCheckpoint(
+    ggufToCheckpoint(parseGguf(await reader.readAll(), reader.name)),
+    {
+      tokenizerPath: options.tokenizerPath,
+      onProgress: options.onProgress,
+      optionalTokenizer: options.optionalTokenizer,
+    },
+  );
+  options.onConfig?.(ck.config);
+  return createModel(
+    ck.config,
+    ck.weights,
+    ck.tokenizer,
+    { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation },
+    { format: ck.format, path: ck.path },
   );
 }

@@ -17,14 +17,15 @@
 import { type CompiledModel, compileModel } from "../codegen/compile.ts";
 import { f32Weights, wasmWeightsStart } from "../codegen/emit_wasm.ts";
 import { type Plan, planArena } from "../codegen/plan.ts";
-import { ResourceError } from "../core/errors.ts";
 import { adviseHugePages } from "../core/huge_pages.ts";
 import type { ForwardOptions, KvCacheTypes } from "../core/forward.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { expectedShapes, type Weights } from "../core/weights.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { ggufModelInfo, ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
-import { type GgufFile, readGguf } from "../formats/gguf/parse.ts";
+import { type GgufFile, readGguf, readGgufStream } from "../formats/gguf/parse.ts";
+import type { ByteReader } from "../core/model_bytes.ts";
+import { FormatError, ResourceError } from "../core/errors.ts";
 import { checkFinite, F16_SCALES } from "../formats/quant.ts";
 import { scanner } from "../codegen/wasm/scan.ts";
 import { finishCheckpoint } from "../formats/load.ts";
@@ -47,10 +48,59 @@ export interface WasmLoadOptions extends KvCacheTypes {
 }
 
 /**
+ * The NaN/Inf check of a data section being read into `dst`: `scan(c0, c1)` scans the
+ * probe words (F32/F16/BF16 values, ggml block scales) of the memory bytes [c0, c1) as
+ * they arrive (codegen/wasm/scan.ts: a WASM scan, no wait for the JS JIT), and `report()`
+ * then throws for the first bad tensor by formats/quant.ts `checkFinite` (file, tensor,
+ * block, field).
+ */
+function finiteCheck(g: GgufFile, memory: WebAssembly.Memory, dst: Uint8Array) {
+  const scan = scanner(memory);
+  type Probe = {
+    t: GgufFile["tensors"][number];
+    p: number;
+    step: number;
+    mask: number;
+    end: number;
+  };
+  const probes: Probe[] = [];
+  for (const t of g.tensors) {
+    const at = dst.byteOffset + t.offset; // the data section's byte 0 is at dst
+    const end = at + t.nbytes;
+    const name = t.type.name;
+    const add = (p: number, step: number, mask: number) => probes.push({ t, p, step, mask, end });
+    if (name === "F32") add(at + 2, 4, 0x7f80);
+    else if (name === "Q8_K") add(at + 2, t.type.blockBytes, 0x7f80); // f32 d
+    else if (name === "F16") add(at, 2, 0x7c00);
+    else if (name === "BF16") add(at, 2, 0x7f80);
+    else for (const f of F16_SCALES[name] ?? []) add(at + f, t.type.blockBytes, 0x7c00);
+  }
+  const flagged = new Set<Probe["t"]>();
+  return {
+    /** Scans the probe words in the memory bytes [c0, c1) (both even: words never straddle). */
+    scan(c0: number, c1: number) {
+      for (const pr of probes) {
+        if (flagged.has(pr.t) || pr.end <= c0 || pr.p >= c1) continue;
+        const lo = pr.p >= c0 ? pr.p : pr.p + Math.ceil((c0 - pr.p) / pr.step) * pr.step;
+        const hi = Math.min(pr.end, c1);
+        if (lo < hi && scan(lo, hi, pr.step, pr.mask) < hi) flagged.add(pr.t);
+      }
+    },
+    /** Throws FormatError for the first tensor the scans flagged. */
+    report() {
+      for (const t of g.tensors) {
+        if (!flagged.has(t)) continue;
+        const at = dst.byteOffset + t.offset;
+        checkFinite(t.type, new Uint8Array(memory.buffer, at, t.nbytes), g.file, t.name);
+      }
+    },
+  };
+}
+
+/**
  * Reads the data section of `g` (`dst.length` bytes from `g.dataOffset`) into `dst`, a view
  * on `memory`, and checks every tensor's block scales and values for NaN/Inf
- * (codegen/wasm/scan.ts: a WASM scan, no wait for the JS JIT), reporting the first bad tensor
- * by formats/quant.ts `checkFinite` (file, tensor, block, field).
+ * ({@linkcode finiteCheck}).
  *
  * Pipelined: while the runtime reads chunk i + 1 of each part (Deno's file reads run off the
  * main thread), the main thread scans chunk i, which it is the first to touch in user space (on this
@@ -76,36 +126,7 @@ export async function readAndCheck(
   chunk: number = 8 << 20,
   parts: number = 2,
 ): Promise<void> {
-  const scan = scanner(memory);
-  type Probe = {
-    t: GgufFile["tensors"][number];
-    p: number;
-    step: number;
-    mask: number;
-    end: number;
-  };
-  const probes: Probe[] = [];
-  for (const t of g.tensors) {
-    const at = dst.byteOffset + t.offset; // the data section's byte 0 is at dst
-    const end = at + t.nbytes;
-    const name = t.type.name;
-    const add = (p: number, step: number, mask: number) => probes.push({ t, p, step, mask, end });
-    if (name === "F32") add(at + 2, 4, 0x7f80);
-    else if (name === "Q8_K") add(at + 2, t.type.blockBytes, 0x7f80); // f32 d
-    else if (name === "F16") add(at, 2, 0x7c00);
-    else if (name === "BF16") add(at, 2, 0x7f80);
-    else for (const f of F16_SCALES[name] ?? []) add(at + f, t.type.blockBytes, 0x7c00);
-  }
-  const flagged = new Set<Probe["t"]>();
-  /** Scans the probe words in [c0, c1) (both even: words never straddle). */
-  const scanRange = (c0: number, c1: number) => {
-    for (const pr of probes) {
-      if (flagged.has(pr.t) || pr.end <= c0 || pr.p >= c1) continue;
-      const lo = pr.p >= c0 ? pr.p : pr.p + Math.ceil((c0 - pr.p) / pr.step) * pr.step;
-      const hi = Math.min(pr.end, c1);
-      if (lo < hi && scan(lo, hi, pr.step, pr.mask) < hi) flagged.add(pr.t);
-    }
-  };
+  const check = finiteCheck(g, memory, dst);
   // Each part [p0, p1) of the data section: its own file handle, chunk reads in order, and
   // the scan of the chunk before the one being read. Parts start on 64-byte edges.
   const readPart = async (p0: number, p1: number) => {
@@ -116,7 +137,7 @@ export async function readAndCheck(
       while (got < p1) {
         const reading = f.read(dst.subarray(got, Math.min(p1, got + chunk)));
         const upTo = got - (got % 64);
-        if (upTo > scanned) scanRange(dst.byteOffset + scanned, dst.byteOffset + upTo);
+        if (upTo > scanned) check.scan(dst.byteOffset + scanned, dst.byteOffset + upTo);
         scanned = Math.max(scanned, upTo);
         const n = await reading;
         if (n === null) {
@@ -124,7 +145,7 @@ export async function readAndCheck(
         }
         got += n;
       }
-      scanRange(dst.byteOffset + scanned, dst.byteOffset + got + (got % 2));
+      check.scan(dst.byteOffset + scanned, dst.byteOffset + got + (got % 2));
     } finally {
       f.close();
     }
@@ -135,11 +156,55 @@ export async function readAndCheck(
   // allSettled: every handle is closed before an error (a truncated file) is thrown.
   const settled = await Promise.allSettled(ranges.map(([p0, p1]) => readPart(p0, p1)));
   for (const r of settled) if (r.status === "rejected") throw r.reason;
-  for (const t of g.tensors) {
-    if (!flagged.has(t)) continue;
-    const at = dst.byteOffset + t.offset;
-    checkFinite(t.type, new Uint8Array(memory.buffer, at, t.nbytes), g.file, t.name);
+  check.report();
+}
+
+/**
+ * {@linkcode readAndCheck} for a stream (core/model_bytes.ts) after its header
+ * ({@linkcode readGgufStream}): the part of the data section the header's read took is
+ * copied from `g.bytes`, the rest read front to back, each chunk scanned while the next is
+ * read, with a progress event (`stage`, the fraction read) after each chunk.
+ *
+ * @param reader The source, just after the prefix `g.bytes`.
+ * @param g The header it gave.
+ * @param memory The memory `dst` is on.
+ * @param dst The view for the data section.
+ * @param progress Progress of the read, and its stage's name.
+ * @param chunk Bytes per read (default 8 MiB).
+ * @throws {FormatError} naming the source when it ends early or fails, or from
+ *   `checkFinite`.
+ */
+export async function readStreamAndCheck(
+  reader: ByteReader,
+  g: GgufFile,
+  memory: WebAssembly.Memory,
+  dst: Uint8Array,
+  progress?: { onProgress?: ProgressCallback; stage: string },
+  chunk: number = 8 << 20,
+): Promise<void> {
+  const check = finiteCheck(g, memory, dst);
+  const head = g.bytes.subarray(Math.min(g.dataOffset, g.bytes.length));
+  let got = Math.min(head.length, dst.length);
+  dst.set(head.subarray(0, got));
+  let scanned = 0;
+  while (got < dst.length) {
+    const reading = reader.read(dst.subarray(got, Math.min(dst.length, got + chunk)));
+    const upTo = got - (got % 64);
+    if (upTo > scanned) check.scan(dst.byteOffset + scanned, dst.byteOffset + upTo);
+    scanned = Math.max(scanned, upTo);
+    const n = await reading;
+    if (n === 0) {
+      throw new FormatError(
+        reader.name,
+        `truncated: the tensor data needs ${dst.length} bytes after the header at offset ` +
+          `${g.dataOffset}, the source ended after ${got}`,
+      );
+    }
+    got += n;
+    progress?.onProgress?.({ stage: progress.stage, fraction: got / dst.length });
   }
+  check.scan(dst.byteOffset + scanned, dst.byteOffset + got + (got % 2));
+  check.report();
 }
 
 /** Bytes a 32-bit shared WebAssembly memory holds at most. */
@@ -182,7 +247,8 @@ export interface WasmRead {
  * file's tensor data (see the module doc); the compile step (codegen/compile.ts
  * `compileModel` or `compilePlan` with `memory`) then leaves the weights where they are.
  *
- * @param path The GGUF file.
+ * @param source The GGUF file: a path, or a stream of its bytes (core/model_bytes.ts
+ *   `openModelBytes`: bytes in memory, a Blob, an HTTP body), read front to back once.
  * @param options The plan, threads, tokenizer file, callbacks.
  * @returns The checkpoint, the plan and the memory.
  * @throws {FormatError} for a malformed or truncated file, a tensor with an unknown type,
@@ -201,21 +267,26 @@ export interface WasmRead {
  * console.log(r.memory.end); // first byte after the file's tensor data
  * ```
  */
-export async function readGgufIntoWasm(path: string, options: WasmReadOptions): Promise<WasmRead> {
+export async function readGgufIntoWasm(
+  source: string | ByteReader,
+  options: WasmReadOptions,
+): Promise<WasmRead> {
   // The pool's workers start now, in their own threads, while this one parses the header.
   if (options.threads > 1) prestartWorkers(options.threads - 1);
   try {
-    return await readInto(path, options);
+    return await readInto(source, options);
   } catch (e) {
     dropSpareWorkers();
+    if (typeof source !== "string") await source.cancel();
     throw e;
   }
 }
 
 /** {@linkcode readGgufIntoWasm} after the workers' start. */
-async function readInto(path: string, options: WasmReadOptions): Promise<WasmRead> {
+async function readInto(source: string | ByteReader, options: WasmReadOptions): Promise<WasmRead> {
+  const path = typeof source === "string" ? source : source.name;
   options.onProgress?.({ stage: `reading gguf checkpoint ${path}` });
-  const g = await readGguf(path);
+  const g = typeof source === "string" ? await readGguf(path) : await readGgufStream(source);
   const info = ggufModelInfo(g);
   const config = info.config;
   options.onConfig?.(config);
@@ -256,9 +327,11 @@ async function readInto(path: string, options: WasmReadOptions): Promise<WasmRea
     );
   }
   adviseHugePages(memory, start, start + dataBytes);
-  options.onProgress?.({ stage: `reading ${dataBytes} bytes of weights into WASM memory` });
+  const stage = `reading ${dataBytes} bytes of weights into WASM memory`;
+  options.onProgress?.({ stage });
   const data = new Uint8Array(memory.buffer, start, dataBytes);
-  await readAndCheck(path, g, memory, data);
+  if (typeof source === "string") await readAndCheck(path, g, memory, data);
+  else await readStreamAndCheck(source, g, memory, data, { onProgress: options.onProgress, stage });
   const checkpoint = await finishCheckpoint(
     ggufToCheckpoint(g, { stored: true, data, info, check: false }),
     { tokenizerPath: options.tokenizerPath, onProgress: options.onProgress },
@@ -269,7 +342,8 @@ async function readInto(path: string, options: WasmReadOptions): Promise<WasmRea
 /**
  * Loads a GGUF into the WASM backend (see the module doc) and compiles it.
  *
- * @param path The GGUF file.
+ * @param source The GGUF file: a path or a stream of its bytes (as
+ *   {@linkcode readGgufIntoWasm}).
  * @param options KV capacity, prefill chunk, threads, tokenizer file, callbacks.
  * @returns The checkpoint (weights: views on the memory) and the compiled forward pass.
  * @throws {FormatError} for a malformed or truncated file, a tensor with an unknown type,
@@ -287,11 +361,11 @@ async function readInto(path: string, options: WasmReadOptions): Promise<WasmRea
  * ```
  */
 export async function loadGgufIntoWasm(
-  path: string,
+  source: string | ByteReader,
   options: WasmLoadOptions,
 ): Promise<{ checkpoint: Checkpoint<Weights>; pass: CompiledModel | null; error?: unknown }> {
   let fwd: ForwardOptions | undefined;
-  const { checkpoint, memory } = await readGgufIntoWasm(path, {
+  const { checkpoint, memory } = await readGgufIntoWasm(source, {
     ...options,
     plan: (config) => {
       fwd = {

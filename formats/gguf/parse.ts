@@ -20,6 +20,7 @@
  */
 import { FormatError } from "../../core/errors.ts";
 import { checkRegularFile } from "../../core/files.ts";
+import type { ByteReader } from "../../core/model_bytes.ts";
 import { dequantize, type GgmlType, ggmlType, requireSupported } from "../quant.ts";
 import type { F32Tensor as Tensor } from "../../core/weights.ts";
 
@@ -463,6 +464,53 @@ export async function readGguf(path: string): Promise<GgufFile> {
     }
   } finally {
     f.close();
+  }
+}
+
+/**
+ * Reads a GGUF header from the front of a stream (an HTTP body, a Blob, bytes in memory:
+ * core/model_bytes.ts): a prefix first, then more until the header fits. The reader is
+ * left after the prefix, which may run into the data section: `bytes` holds all of it
+ * (`bytes.length` = `reader.position`), so the data's first bytes are
+ * `bytes.subarray(dataOffset)`. With no size from the source, `fileSize` is where the last
+ * tensor's data ends.
+ *
+ * @param reader The source, at its start.
+ * @returns The parsed header; `bytes` the prefix read.
+ * @throws {FormatError} as {@linkcode parseGguf} (naming `reader.name`), and when the
+ *   stream fails.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ByteReader } from "../../core/model_bytes.ts";
+ * import { readGgufStream } from "./parse.ts";
+ * const file = "tests/fixtures/gguf/llama.gguf";
+ * const r = ByteReader.fromBytes(await Deno.readFile(file), "llama.gguf");
+ * const g = await readGgufStream(r);
+ * assert.equal(g.tensors.length, 21);
+ * assert.equal(g.bytes.length, r.position);
+ * ```
+ */
+export async function readGgufStream(reader: ByteReader): Promise<GgufFile> {
+  const size = reader.size;
+  let buf = new Uint8Array(Math.min(size ?? Infinity, 1 << 20));
+  let got = await reader.read(buf);
+  for (;;) {
+    const ended = got < buf.length; // the source ended inside the buffer
+    try {
+      const g = parseHeader(buf.subarray(0, got), ended ? got : size ?? Infinity, reader.name);
+      if (size !== undefined) return g;
+      let end = g.dataOffset;
+      for (const t of g.tensors) end = Math.max(end, t.fileOffset + t.nbytes);
+      return { ...g, fileSize: end };
+    } catch (e) {
+      if (!(e instanceof NeedMore) || ended) throw e;
+    }
+    const more = new Uint8Array(Math.min(size ?? Infinity, buf.length * 2));
+    more.set(buf);
+    buf = more;
+    got += await reader.read(buf.subarray(got));
   }
 }
 
