@@ -194,7 +194,7 @@ export const serve: Command = {
       const draftPath = v.draft;
       const draft = await withProgress(
         false,
-        () => loadCheckpoint(draftPath),
+        () => loadCheckpoint(modelSource(draftPath)),
         () => `loaded draft ${draftPath}`,
       );
       speculative = {

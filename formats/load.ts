@@ -23,7 +23,9 @@ import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
 import type { Weights } from "../core/weights.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import { basename, checkRegularFile, dirname, isFile, join } from "../core/files.ts";
-import { loadGguf } from "./gguf/checkpoint.ts";
+import { ggufToCheckpoint, loadGguf } from "./gguf/checkpoint.ts";
+import { parseGguf } from "./gguf/parse.ts";
+import { localPath, type ModelBytes, openModelBytes } from "../core/model_bytes.ts";
 import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
 import { loadHf } from "./hf.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
@@ -162,9 +164,12 @@ async function sniffFile(
 }
 
 /**
- * Loads any supported checkpoint, detecting its format (see the module table).
+ * Loads any supported checkpoint, detecting its format (see the module table); or a GGUF
+ * given as bytes (core/model_bytes.ts `ModelBytes`: bytes, a Blob, a Response, an http(s)
+ * URL), read whole.
  *
- * @param path A gollm or Hugging Face model directory, a GGUF file, or a llama2.c `.bin`.
+ * @param path A gollm or Hugging Face model directory, a GGUF file, or a llama2.c `.bin`
+ *   (a path or a `file:` URL); or a GGUF's bytes.
  * @param options `tokenizerPath` overrides (or, for llama2.c, supplies) the tokenizer;
  *   `onProgress` reports stages.
  * @returns The checkpoint, config validated and weights checked.
@@ -181,26 +186,36 @@ async function sniffFile(
  * ```
  */
 export async function loadCheckpoint(
-  path: string,
+  path: string | ModelBytes,
   options?: LoadCheckpointOptions & { stored?: false },
 ): Promise<Checkpoint>;
 /**
  * {@linkcode loadCheckpoint} with `stored: true`: GGUF tensors keep their stored types.
  *
- * @param path A model directory or checkpoint file.
+ * @param path A model directory or checkpoint file, or a GGUF's bytes.
  * @param options As the first form, with `stored`.
  * @returns The checkpoint, its weights F32 or stored.
  * @throws {GollmError} as the first form.
  */
 export async function loadCheckpoint(
-  path: string,
+  path: string | ModelBytes,
   options: LoadCheckpointOptions,
 ): Promise<Checkpoint<Weights>>;
 export async function loadCheckpoint(
-  path: string,
+  source: string | ModelBytes,
   options: LoadCheckpointOptions = {},
 ): Promise<Checkpoint<Weights>> {
   const progress = options.onProgress ?? (() => {});
+  const path = localPath(source);
+  if (path === undefined) {
+    const reader = await openModelBytes(source as ModelBytes);
+    progress({ stage: `reading gguf checkpoint ${reader.name}` });
+    const g = parseGguf(await reader.readAll(), reader.name);
+    return await finishCheckpoint(
+      ggufToCheckpoint(g, { stored: options.stored ?? false }),
+      options,
+    );
+  }
   const format = await detectFormat(path);
   progress({ stage: `reading ${format} checkpoint ${path}` });
   let ckpt: Checkpoint<Weights>;
@@ -238,7 +253,9 @@ export async function loadCheckpoint(
  * ```ts
  * import assert from "node:assert/strict";
  * import { finishCheckpoint } from "./load.ts";
- * import { loadGguf } from "./gguf/checkpoint.ts";
+ * import { ggufToCheckpoint, loadGguf } from "./gguf/checkpoint.ts";
+import { parseGguf } from "./gguf/parse.ts";
+import { localPath, type ModelBytes, openModelBytes } from "../core/model_bytes.ts";
  * const ck = await finishCheckpoint(await loadGguf("tests/fixtures/gguf/qwen2.gguf"));
  * assert.equal(ck.format, "gguf");
  * ```

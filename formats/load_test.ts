@@ -316,3 +316,22 @@ Deno.test("parseConfig() rejects Object.prototype keys as unknown fields", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadCheckpoint() reads a GGUF given as bytes or a Blob as it reads the file", async () => {
+  const file = "tests/fixtures/gguf/qwen2.gguf";
+  const bytes = await Deno.readFile(file);
+  const want = await loadCheckpoint(file);
+  for (const source of [bytes, new Blob([bytes])]) {
+    const ck = await loadCheckpoint(source);
+    assert.equal(ck.format, "gguf");
+    assert.deepEqual(ck.config, want.config);
+    assert.deepEqual([...ck.weights.keys()], [...want.weights.keys()]);
+    for (const [name, t] of want.weights) assert.deepEqual(ck.weights.get(name), t, name);
+  }
+  assert.equal((await loadCheckpoint(bytes)).path, `Uint8Array (${bytes.length} bytes)`);
+  // Bytes are GGUF or nothing: another format's bytes fail on the magic, naming the source.
+  await assert.rejects(
+    loadCheckpoint(new TextEncoder().encode('{"dim": 8}')),
+    /^FormatError: Uint8Array \(10 bytes\): bad magic: expected 'GGUF'/,
+  );
+});

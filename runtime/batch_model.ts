@@ -33,9 +33,7 @@ import {
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Weights } from "../core/weights.ts";
 import type { GenerationDefaults } from "../formats/checkpoint.ts";
-import { detectFormat, finishCheckpoint, loadCheckpoint } from "../formats/load.ts";
-import { ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
-import { parseGguf } from "../formats/gguf/parse.ts";
+import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import {
   type ByteReader,
   localPath,
@@ -340,27 +338,12 @@ export async function loadBatchModel(
 ): Promise<BatchModel> {
   const { requested, threads } = backendOf(options);
   const path = localPath(source);
-  if (path === undefined) {
-    // A GGUF's bytes (core/model_bytes.ts): streamed into the WASM memory, or read whole.
-    const reader = await openModelBytes(source as ModelBytes);
-    if (requested !== "jit") return await ggufIntoWasm(reader, requested, threads, options);
-    const ck = await finishCheckpoint(
-      ggufToCheckpoint(parseGguf(await reader.readAll(), reader.name)),
-      { tokenizerPath: options.tokenizerPath, onProgress: options.onProgress },
-    );
-    options.onConfig?.(ck.config);
-    return createBatchModel(
-      ck.config,
-      ck.weights,
-      ck.tokenizer,
-      { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation },
-      { format: ck.format, path: ck.path },
-    );
+  if (requested !== "jit" && (path === undefined || await detectFormat(path) === "gguf")) {
+    // A GGUF goes straight into the WASM memory, from its file or as its bytes arrive.
+    const gguf = path ?? await openModelBytes(source as ModelBytes);
+    return await ggufIntoWasm(gguf, requested, threads, options);
   }
-  if (requested !== "jit" && await detectFormat(path) === "gguf") {
-    return await ggufIntoWasm(path, requested, threads, options);
-  }
-  const ckpt = await loadCheckpoint(path, {
+  const ckpt = await loadCheckpoint(source, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,
     // The wasm backend reads F16/BF16/ggml blocks as stored: no F32 copy of the model.

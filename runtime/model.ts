@@ -20,9 +20,7 @@ import {
   type KvCacheTypes,
   kvCacheTypes,
 } from "../core/forward.ts";
-import { detectFormat, finishCheckpoint, loadCheckpoint } from "../formats/load.ts";
-import { ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
-import { parseGguf } from "../formats/gguf/parse.ts";
+import { detectFormat, loadCheckpoint } from "../formats/load.ts";
 import {
   type ByteReader,
   localPath,
@@ -488,23 +486,20 @@ export async function loadModel(
 ): Promise<Model> {
   const backend = options.backend ?? "auto";
   const threads = resolveThreads(options.threads);
+  const cacheTypes = resolveCacheTypes(options, backend); // before any download
   const wasm = backend === "auto" || backend === "wasm";
   const path = localPath(source);
-  if (path === undefined) {
-    const cacheTypes = resolveCacheTypes(options, backend); // before any download
-    const reader = await openModelBytes(source as ModelBytes);
-    if (wasm) return await ggufIntoWasm(reader, backend, threads, cacheTypes, options);
-    return await ggufBytesModel(reader, options);
+  if (wasm && (path === undefined || await detectFormat(path) === "gguf")) {
+    // A GGUF goes straight into the WASM memory, from its file or as its bytes arrive.
+    const gguf = path ?? await openModelBytes(source as ModelBytes);
+    return await ggufIntoWasm(gguf, backend, threads, cacheTypes, options);
   }
-  if (wasm && await detectFormat(path) === "gguf") {
-    return await ggufIntoWasm(path, backend, threads, resolveCacheTypes(options, backend), options);
-  }
-  const ckpt = await loadCheckpoint(path, {
+  const ckpt = await loadCheckpoint(source, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,
     optionalTokenizer: options.optionalTokenizer,
     // The wasm backend reads F16/BF16/ggml blocks as stored: no F32 copy of the model.
-    stored: backend === "auto" || backend === "wasm",
+    stored: wasm,
   });
   options.onConfig?.(ckpt.config);
   return createModel(
@@ -547,26 +542,5 @@ async function ggufIntoWasm(
     ck.tokenizer,
     { ...modelOptions, backend: "jit" },
     info,
-  );
-}
-
-/** {@linkcode loadModel} of a GGUF's bytes on `jit`/`reference`: read whole, F32 weights. */
-async function ggufBytesModel(reader: ByteReader, options: LoadModelOptions): Promise<Model> {
-  options.onProgress?.({ stage: `reading gguf checkpoint ${reader.name}` });
-  const ck = await finishCheckpoint(
-    ggufToCheckpoint(parseGguf(await reader.readAll(), reader.name)),
-    {
-      tokenizerPath: options.tokenizerPath,
-      onProgress: options.onProgress,
-      optionalTokenizer: options.optionalTokenizer,
-    },
-  );
-  options.onConfig?.(ck.config);
-  return createModel(
-    ck.config,
-    ck.weights,
-    ck.tokenizer,
-    { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation },
-    { format: ck.format, path: ck.path },
   );
 }
