@@ -1,7 +1,7 @@
 /**
  * A model given by its bytes instead of a path: a GGUF file's contents in memory
- * (`Uint8Array`, `ArrayBuffer`), a `Blob` or `File` (a browser's file input, `Deno.openKv`
- * blobs), a `Response` the caller fetched (with its own headers), or an `http:`/`https:`
+ * (`Uint8Array`, `ArrayBuffer`), a `Blob` or `File` (a file input's, an upload's), a
+ * `Response` the caller fetched (with its own headers), or an `http:`/`https:`
  * `URL` fetched here. Where there is no file system (an edge function, a single binary
  * without the model beside it) this is how a model gets in; the WASM backend streams the
  * bytes straight into its memory, so a download is never held twice.

@@ -180,6 +180,18 @@ Deno.test({
         FormatError,
         "Uint8Array (16 bytes): bad magic: expected 'GGUF', got 'PK\\x03\\x04'",
       );
+      // A NaN weight past the header's first read (found by the scan of a streamed chunk).
+      const g = await readGgufStream(ByteReader.fromBytes(bytes, "stories260K.gguf"));
+      const last = g.tensors.filter((t) => t.nbytes > 400)
+        .reduce((a, t) => t.fileOffset > a.fileOffset ? t : a);
+      const nan = bytes.slice();
+      new DataView(nan.buffer).setFloat32(last.fileOffset + 4 * 100, NaN, true);
+      assert.ok(last.fileOffset + 400 > 1 << 20, "the NaN lies past the first 1 MiB");
+      await rejects(
+        new Blob([nan]),
+        FormatError,
+        `Blob (${nan.length} bytes): tensor '${last.name}' element 100 is non-finite (NaN)`,
+      );
       // A connection that drops halfway through the data.
       let sent = 0;
       const dropping = new ReadableStream<Uint8Array>({
