@@ -18,7 +18,13 @@ import { loadCheckpoint } from "../formats/load.ts";
 import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
-import { MODEL_OPTION, MODEL_POSITIONAL, THREADS_OPTION, TOKENIZER_OPTION } from "./model_flags.ts";
+import {
+  MODEL_OPTION,
+  MODEL_POSITIONAL,
+  modelSource,
+  THREADS_OPTION,
+  TOKENIZER_OPTION,
+} from "./model_flags.ts";
 import { resolveThreads } from "../runtime/model.ts";
 import { out, outJson } from "./output.ts";
 import { progress, withProgress } from "./progress_line.ts";
@@ -133,7 +139,11 @@ export const bench: Command = {
       const stored = await withProgress(
         json,
         (onProgress) =>
-          loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress, stored: true }),
+          loadCheckpoint(modelSource(path), {
+            tokenizerPath: v.tokenizer,
+            onProgress,
+            stored: true,
+          }),
         (c) => `loaded ${path} (${c.format})`,
       );
       const ckpt = want.some((b) => b !== "wasm")

@@ -9,7 +9,7 @@ import { loadCheckpoint } from "../formats/load.ts";
 import { GollmError } from "../core/errors.ts";
 import { join, pathExists, sizeOnDisk } from "../core/files.ts";
 import { type Command, type OptionSpec, parse, type PositionalSpec } from "./args.ts";
-import { TOKENIZER_OPTION } from "./model_flags.ts";
+import { modelSource, TOKENIZER_OPTION } from "./model_flags.ts";
 import { err, formatBytes, formatCount } from "./output.ts";
 import { withProgress } from "./progress_line.ts";
 
@@ -88,7 +88,7 @@ export const convert: Command = {
     await withProgress(
       false,
       async (onProgress) => {
-        const ckpt = await loadCheckpoint(input, {
+        const ckpt = await loadCheckpoint(modelSource(input), {
           tokenizerPath: v.tokenizer,
           onProgress,
         });

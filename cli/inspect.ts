@@ -22,6 +22,7 @@ import {
   KV_CAPACITY_OPTION,
   MODEL_OPTION,
   MODEL_POSITIONAL,
+  modelSource,
   PREFILL_CHUNK_OPTION,
   TOKENIZER_OPTION,
 } from "./model_flags.ts";
@@ -70,7 +71,10 @@ export const inspect: Command = {
     const ckpt = await withProgress(
       json,
       async (onProgress) => {
-        const ckpt = await loadCheckpoint(path, { tokenizerPath: v.tokenizer, onProgress });
+        const ckpt = await loadCheckpoint(modelSource(path), {
+          tokenizerPath: v.tokenizer,
+          onProgress,
+        });
         checkKvCapacity(kvCapacity, ckpt.config.context_length, path, usage);
         return ckpt;
       },

@@ -44,7 +44,8 @@ export const MODEL_OPTION = {
   model: {
     type: "string",
     meta: "PATH",
-    description: "model directory (gollm or Hugging Face), GGUF file or llama2.c .bin",
+    description: "model directory (gollm or Hugging Face), GGUF file or llama2.c .bin; " +
+      "or an http(s) URL of a GGUF",
     defaultText: "the shipped models/default",
   },
 } as const satisfies Record<string, OptionSpec>;

@@ -19,7 +19,12 @@ import {
 } from "../runtime/perplexity.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
-import { checkCacheTypeFlags, MODEL_OPTIONS, MODEL_POSITIONAL } from "./model_flags.ts";
+import {
+  checkCacheTypeFlags,
+  MODEL_OPTIONS,
+  MODEL_POSITIONAL,
+  modelSource,
+} from "./model_flags.ts";
 import { err, formatCount, out, outJson } from "./output.ts";
 import { progress, withProgress } from "./progress_line.ts";
 
@@ -137,7 +142,7 @@ export const perplexity: Command = {
       async (onProgress) => {
         // As loadModel: the wasm backend runs F16/BF16/ggml blocks as stored (what generate
         // runs, at the file's size); jit and reference get F32.
-        const ckpt = await loadCheckpoint(path, {
+        const ckpt = await loadCheckpoint(modelSource(path), {
           tokenizerPath: v.tokenizer,
           onProgress,
           stored: v.backend === "auto" || v.backend === "wasm",

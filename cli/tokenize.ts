@@ -10,6 +10,7 @@ import { resolveDefaultModel } from "./default_model.ts";
 import {
   MODEL_OPTION,
   MODEL_POSITIONAL,
+  modelSource,
   NO_SPECIAL_OPTION,
   TOKENIZER_OPTION,
 } from "./model_flags.ts";
@@ -61,7 +62,7 @@ export const tokenize: Command = {
       throw new UsageError("give --special or --no-special, not both", p.usage);
     }
     const path = v.model ?? await resolveDefaultModel(v.json);
-    const tok = await loadCheckpointTokenizer(path, { tokenizerPath: v.tokenizer });
+    const tok = await loadCheckpointTokenizer(modelSource(path), { tokenizerPath: v.tokenizer });
     if (!tok) {
       throw new GollmError(
         `${path}: the model has no tokenizer (tokenizer: none); pass --tokenizer PATH`,

@@ -325,7 +325,7 @@ async function loadTokenizerFile(path: string): Promise<Tokenizer> {
  * Loads only the tokenizer of a checkpoint (cheap for gollm and Hugging Face directories,
  * which keep it in separate files; GGUF and llama2.c are read whole).
  *
- * @param path As for {@linkcode loadCheckpoint}.
+ * @param source As for {@linkcode loadCheckpoint}: a path, or a GGUF's bytes.
  * @param options `tokenizerPath` overrides the checkpoint's tokenizer.
  * @returns The tokenizer, or null when the checkpoint has none.
  * @throws {GollmError} as for {@linkcode loadCheckpoint}.
@@ -339,9 +339,14 @@ async function loadTokenizerFile(path: string): Promise<Tokenizer> {
  * ```
  */
 export async function loadCheckpointTokenizer(
-  path: string,
+  source: string | ModelBytes,
   options: LoadCheckpointOptions = {},
 ): Promise<Tokenizer | null> {
+  const path = localPath(source);
+  if (path === undefined) {
+    if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
+    return (await loadCheckpoint(source, options)).tokenizer;
+  }
   const format = await detectFormat(path);
   if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
   if (format === "gollm") return await loadGollmTokenizer(path);

@@ -213,7 +213,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "gollm generate takes an https or http URL and streams the GGUF; a 404 is one line",
+  name: "gollm generate and inspect take an http URL of a GGUF; a 404 is one line",
   ignore: !have,
   fn: async () => {
     const bytes = await Deno.readFile(GGUF);
@@ -250,6 +250,19 @@ Deno.test({
       const fromPath = await run(GGUF);
       assert.equal(fromUrl.stdout, fromPath.stdout);
       assert.ok(fromUrl.stdout.startsWith(", there was a little girl named Lily."), fromUrl.stdout);
+      // inspect reads the same header from the URL as from the file.
+      const inspect = async (model: string) => {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", `${ROOT}cli/main.ts`, "inspect", model, "--json"],
+          cwd: ROOT,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        const { path: _, ...rest } = JSON.parse(new TextDecoder().decode(out.stdout));
+        return rest;
+      };
+      assert.deepEqual(await inspect(url("/m.gguf").href), await inspect(GGUF));
       const missing = await run(url("/none.gguf").href);
       assert.equal(missing.code, 1);
       assert.equal(missing.stderr, `error: GET ${url("/none.gguf").href}: HTTP 404 Not Found\n`);
