@@ -12,7 +12,7 @@ import type { ModelConfig } from "../core/config.ts";
 import type { F32Weights as Weights } from "../core/weights.ts";
 import { GollmError } from "../core/errors.ts";
 import { assertClose } from "../tests/assert_close.ts";
-import { ASSETS, haveFiles } from "../tests/assets.ts";
+import { ASSETS, haveFiles, publishedStoriesText } from "../tests/assets.ts";
 import { gollmBench } from "./gollm.ts";
 import {
   installPeer,
@@ -32,15 +32,6 @@ const haveAssets = haveFiles("llama.cpp stories260K tests", [GGUF, `${DIR}/stori
 const ignore = !haveAssets || PEER === null;
 const peerDir = PEER ?? "";
 
-/** The published greedy text: the code block after "Sampling this model at temperature 0.0". */
-async function publishedText(): Promise<string> {
-  const md = await Deno.readTextFile(`${DIR}/stories260K.md`);
-  const after = md.slice(md.indexOf("Sampling this model at temperature 0.0"));
-  const lines = after.split("```")[1].split("\n").slice(1);
-  assert.ok(lines[0].startsWith("$ ./run"), `unexpected block start: ${lines[0]}`);
-  return lines.slice(1).join("\n").replace(/\n$/, "");
-}
-
 /** gollm's reference forward, one position at a time: (n, vocab) logits. */
 function referenceLogits(config: ModelConfig, weights: Weights, tokens: number[]): Float32Array {
   const ref = createReference(config, weights);
@@ -56,7 +47,7 @@ Deno.test({
   name: "llamaCppGenerate() continues 'Once upon a time' with the published stories260K text",
   ignore,
   fn: async () => {
-    const expected = await publishedText();
+    const expected = await publishedStoriesText();
     const prompt = "Once upon a time";
     assert.ok(expected.startsWith(prompt));
     const g = await llamaCppGenerate(GGUF, prompt, 200, { peerDir });

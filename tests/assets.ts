@@ -51,3 +51,25 @@ export function haveFiles(what: string, paths: readonly string[]): boolean {
   }
   return missing.length === 0;
 }
+
+/**
+ * stories260K's published temperature-0 output (`stories260K/stories260K.md`): the code block
+ * after "Sampling this model at temperature 0.0", without its `$ ./run` line and its final
+ * newline. The greedy runs of the tests must reproduce a prefix of it.
+ *
+ * @returns The text.
+ * @throws {Error} when the file is absent or its block does not start with `$ ./run`.
+ * @example
+ * ```ts ignore
+ * const text = await publishedStoriesText(); // "Once upon a time, there was a little girl..."
+ * ```
+ */
+export async function publishedStoriesText(): Promise<string> {
+  const md = await Deno.readTextFile(`${ASSETS}/stories260K/stories260K.md`);
+  const after = md.slice(md.indexOf("Sampling this model at temperature 0.0"));
+  const lines = after.split("```")[1].split("\n").slice(1); // drop the newline after the fence
+  if (!lines[0].startsWith("$ ./run")) {
+    throw new Error(`stories260K.md: unexpected block start: ${lines[0]}`);
+  }
+  return lines.slice(1).join("\n").replace(/\n$/, "");
+}

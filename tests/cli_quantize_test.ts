@@ -15,6 +15,7 @@ import {
   scriptedDir,
   STORIES_DIR,
 } from "./cli_cases.ts";
+import { publishedStoriesText } from "./assets.ts";
 
 const STORIES = `${STORIES_DIR}/stories260K.gguf`;
 
@@ -27,15 +28,6 @@ async function gollm(args: string[]): Promise<{ code: number; stdout: string; st
   }).output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
-}
-
-/** The published greedy text: the first code block after "temperature 0.0", no `$ ./run`. */
-async function publishedText(): Promise<string> {
-  const md = await Deno.readTextFile(`${STORIES_DIR}/stories260K.md`);
-  const block = md.slice(md.indexOf("Sampling this model at temperature 0.0")).split("```")[1];
-  const lines = block.split("\n").slice(1);
-  assert.ok(lines[0].startsWith("$ ./run"), lines[0]);
-  return lines.slice(1).join("\n");
 }
 
 /** Whether `stdout` (at least 100 characters, less generate's final newline) starts the story. */
@@ -75,7 +67,7 @@ Deno.test({
       assert.ok((await Deno.stat(out)).size < (await Deno.stat(STORIES)).size / 3);
 
       // 40 greedy tokens from BOS: the quantisation error does not change one of them.
-      const published = await publishedText();
+      const published = await publishedStoriesText();
       const gen = await gollm(["generate", out, "-n", "40", "--temperature", "0"]);
       assert.equal(gen.code, 0, gen.stderr);
       assert.ok(tellsThePublishedStory(gen.stdout, published), JSON.stringify(gen.stdout));

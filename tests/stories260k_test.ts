@@ -11,7 +11,7 @@ import { loadLlama2c } from "../formats/llama2c.ts";
 import { createReference } from "../runtime/reference.ts";
 import type { ForwardPass } from "../core/forward.ts";
 import { StreamDecoder } from "../tokenizers/tokenizer.ts";
-import { ASSETS, haveFiles } from "./assets.ts";
+import { ASSETS, haveFiles, publishedStoriesText } from "./assets.ts";
 import { argmax } from "./greedy_decode.ts";
 
 const DIR = `${ASSETS}/stories260K`;
@@ -20,16 +20,6 @@ const have = haveFiles(
   "stories260K parity",
   ["stories260K.bin", "tok512.bin", "stories260K.gguf", "stories260K.md"].map((f) => `${DIR}/${f}`),
 );
-
-/** The first code block after "Sampling this model at temperature 0.0", minus its `$ ./run` line. */
-async function publishedText(): Promise<string> {
-  const md = await Deno.readTextFile(`${DIR}/stories260K.md`);
-  const after = md.slice(md.indexOf("Sampling this model at temperature 0.0"));
-  const block = after.split("```")[1]; // text between the first pair of fences
-  const lines = block.split("\n").slice(1); // drop the newline after the fence
-  assert.ok(lines[0].startsWith("$ ./run"), `unexpected block start: ${lines[0]}`);
-  return lines.slice(1).join("\n").replace(/\n$/, "");
-}
 
 /** llama2.c run.c generate() at temperature 0: start from BOS, argmax, stop at BOS. */
 function greedy(model: ForwardPass, ck: Checkpoint, steps: number): string {
@@ -50,7 +40,7 @@ for (const source of ["stories260K.bin + tok512.bin", "stories260K.gguf"]) {
     name: `compileModel() on ${source} greedily reproduces the published stories260K text`,
     ignore: !have,
     fn: async () => {
-      const expected = await publishedText();
+      const expected = await publishedStoriesText();
       assert.ok(expected.startsWith("Once upon a time, there was a little girl named Lily."));
       const ck = source.endsWith(".gguf")
         ? await loadGguf(`${DIR}/stories260K.gguf`)

@@ -22,7 +22,7 @@ import { cfg } from "./forward_cases.ts";
 import { createReference } from "../runtime/reference.ts";
 import { StreamDecoder } from "../tokenizers/tokenizer.ts";
 import { assertClose } from "./assert_close.ts";
-import { ASSETS, haveFiles } from "./assets.ts";
+import { ASSETS, haveFiles, publishedStoriesText } from "./assets.ts";
 import { argmax } from "./greedy_decode.ts";
 
 const DIR = `${ASSETS}/stories260K`;
@@ -31,19 +31,12 @@ const have = haveFiles(
   ["stories260K.gguf", "stories260K.md"].map((f) => `${DIR}/${f}`),
 );
 
-/** The published greedy text (see tests/stories260k_test.ts). */
-async function publishedText(): Promise<string> {
-  const md = await Deno.readTextFile(`${DIR}/stories260K.md`);
-  const block = md.slice(md.indexOf("Sampling this model at temperature 0.0")).split("```")[1];
-  return block.split("\n").slice(2).join("\n").replace(/\n$/, "");
-}
-
 Deno.test({
   name:
     "loadModel() (auto: wasm, 1 and 2 threads) on stories260K.gguf reproduces the published text",
   ignore: !have,
   fn: async () => {
-    const expected = await publishedText();
+    const expected = await publishedStoriesText();
     for (const threads of [1, 2]) {
       using m = await loadModel(`${DIR}/stories260K.gguf`, { threads });
       assert.equal(m.backend, "wasm");
