@@ -41,6 +41,7 @@ function granted(desc: Deno.PermissionDescriptor): boolean {
 
 /** libc, or null when this process may not or cannot call it (see the module doc). */
 function openLibc(): Libc | null {
+  if (typeof Deno === "undefined") return null; // a browser: no FFI
   if (Deno.build.os !== "linux" || !granted({ name: "ffi" })) return null;
   const off = granted({ name: "env", variable: "GOLLM_HUGE_PAGES" }) &&
     Deno.env.get("GOLLM_HUGE_PAGES") === "0";

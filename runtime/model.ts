@@ -406,7 +406,8 @@ export function resolveCacheTypes(options: KvCacheTypes, backend: Backend): KvCa
 
 /**
  * Checks a thread count: an integer in 1..{@linkcode MAX_THREADS}; default
- * `navigator.hardwareConcurrency` (at most 64).
+ * `navigator.hardwareConcurrency` (at most 64), or 1 in a browser (no `Deno`: the thread
+ * pool starts Node-style workers, which a page does not have; web/gollm.ts).
  *
  * @param threads The option (undefined: the default).
  * @returns The thread count.
@@ -421,7 +422,8 @@ export function resolveCacheTypes(options: KvCacheTypes, backend: Backend): KvCa
  * ```
  */
 export function resolveThreads(threads: number | undefined): number {
-  const n = threads ?? Math.min(MAX_THREADS, navigator.hardwareConcurrency ?? 1);
+  const cores = typeof Deno === "undefined" ? 1 : navigator.hardwareConcurrency ?? 1;
+  const n = threads ?? Math.min(MAX_THREADS, cores);
   if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
     throw new GollmError(`threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
   }

@@ -71,7 +71,9 @@ export function firstMatchKernel(): WasmFunc {
 export function scanner(
   memory: WebAssembly.Memory,
 ): (p: number, end: number, step: number, mask: number) => number {
-  const shared = memory.buffer instanceof SharedArrayBuffer;
+  // Not `instanceof SharedArrayBuffer`: a page without cross-origin isolation has shared
+  // WebAssembly memories but no SharedArrayBuffer global.
+  const shared = !(memory.buffer instanceof ArrayBuffer);
   const pages = memory.buffer.byteLength / 65536;
   const m: MemoryImport = shared
     ? { minPages: pages, maxPages: pages, shared: true }

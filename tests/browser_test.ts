@@ -1,0 +1,88 @@
+/**
+ * gollm in a real browser: the bundle of web/gollm.ts (`deno bundle --platform browser`),
+ * web/index.html and its import map, served by web/serve.ts to headless Chromium (Debian's
+ * `chromium`, driven by npm `playwright-core`). The page loads stories260K.gguf from the
+ * server, streams it into WASM memory and generates at temperature 0: the text must continue
+ * the prompt as llama2.c's published output does, with and without cross-origin isolation;
+ * the same page on a copy of the file whose tensor data is 64 bytes off tells another story
+ * (negative control); a missing model is one error line in the page. Skipped with a printed
+ * reason when Chromium (`$CHROMIUM`, default /usr/bin/chromium) or the assets are absent.
+ */
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { ByteReader } from "../core/model_bytes.ts";
+import { readGgufStream } from "../formats/gguf/parse.ts";
+import { buildWeb, webHandler } from "../web/serve.ts";
+import { ASSETS, haveFiles, isFile, publishedStoriesText } from "./assets.ts";
+
+const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
+const GGUF = `${ASSETS}/stories260K/stories260K.gguf`;
+const haveChromium = isFile(CHROMIUM);
+if (!haveChromium) console.log(`skip browser tests: missing ${CHROMIUM} (set CHROMIUM)`);
+const have = haveChromium &&
+  haveFiles("browser tests", [GGUF, `${ASSETS}/stories260K/stories260K.md`]);
+
+Deno.test({
+  name: "web/index.html runs stories260K in Chromium and continues the prompt as published",
+  ignore: !have,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "gollm_web_" });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    try {
+      const bundle = `${dir}/gollm.js`;
+      await buildWeb(bundle);
+      // The same file with its tensor data moved 64 bytes toward the front.
+      const bytes = await Deno.readFile(GGUF);
+      const g = await readGgufStream(ByteReader.fromBytes(bytes, "stories260K.gguf"));
+      const shifted = bytes.slice();
+      shifted.copyWithin(g.dataOffset, g.dataOffset + 64);
+      await Deno.writeFile(`${dir}/shifted.gguf`, shifted);
+      const files = { "/model.gguf": GGUF, "/shifted.gguf": `${dir}/shifted.gguf` };
+      const published = await publishedStoriesText();
+      const prompt = "Once upon a time";
+
+      for (const isolated of [false, true]) {
+        await using server = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen() {} },
+          webHandler({ bundle, files, isolated }),
+        );
+        const page = await browser.newPage();
+        const errors: string[] = [];
+        page.on("pageerror", (e) => errors.push(e.message));
+        await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+        /** Sets the page's model and prompt, clicks Generate, returns the text and status. */
+        const generate = async (model: string) => {
+          await page.fill("#model", model);
+          await page.fill("#prompt", prompt);
+          await page.fill("#tokens", "120");
+          await page.click("#run");
+          // The page sets data-done on its body when the run ends (a string: the page's
+          // own code, run there; Deno has no `document`).
+          await page.waitForFunction('document.body.dataset.done === "1"', null, {
+            timeout: 60_000,
+          });
+          const text = await page.textContent("#out") ?? "";
+          return { text, status: await page.textContent("#status") ?? "" };
+        };
+        const ok = await generate("model.gguf");
+        assert.deepEqual(errors, []);
+        assert.match(ok.status, /^120 tokens, decode [\d.]+ tok\/s \(wasm, 1 thread\)$/, ok.status);
+        assert.ok(ok.text.length >= 250, `only ${ok.text.length} chars: ${ok.text}`);
+        assert.ok(
+          published.startsWith(prompt + ok.text),
+          `isolated ${isolated}: ${JSON.stringify(ok.text.slice(0, 200))}`,
+        );
+        if (isolated) continue;
+        const bad = await generate("shifted.gguf");
+        assert.ok(!published.startsWith(prompt + bad.text), "the shifted file told the story");
+        const missing = await generate("none.gguf");
+        assert.match(missing.status, /^error: GET http:\/\/127\.0\.0\.1:\d+\/none\.gguf: HTTP 404/);
+        assert.equal(missing.text, "");
+        await page.close();
+      }
+    } finally {
+      await browser.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
