@@ -5,8 +5,9 @@
  * server, streams it into WASM memory and generates at temperature 0: the text must continue
  * the prompt as llama2.c's published output does, with and without cross-origin isolation;
  * the same page on a copy of the file whose tensor data is 64 bytes off tells another story
- * (negative control); a missing model is one error line in the page. Skipped with a printed
- * reason when Chromium (`$CHROMIUM`, default /usr/bin/chromium) or the assets are absent.
+ * (negative control); a missing model is one error line in the page, after which the page
+ * loads the model it had before again. Skipped with a printed reason when Chromium (`$CHROMIUM`, default
+ * /usr/bin/chromium) or the assets are absent.
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -78,6 +79,8 @@ Deno.test({
         const missing = await generate("none.gguf");
         assert.match(missing.status, /^error: GET http:\/\/127\.0\.0\.1:\d+\/none\.gguf: HTTP 404/);
         assert.equal(missing.text, "");
+        // After a failed load, the model loaded before it is loaded again (it was closed).
+        assert.equal((await generate("shifted.gguf")).text, bad.text);
         await page.close();
       }
     } finally {
