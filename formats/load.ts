@@ -343,12 +343,9 @@ export async function loadCheckpointTokenizer(
   options: LoadCheckpointOptions = {},
 ): Promise<Tokenizer | null> {
   const path = localPath(source);
-  if (path === undefined) {
-    if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
-    return (await loadCheckpoint(source, options)).tokenizer;
-  }
-  const format = await detectFormat(path);
+  const format = path === undefined ? "gguf" : await detectFormat(path); // bytes are GGUF
   if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
+  if (path === undefined) return (await loadCheckpoint(source, options)).tokenizer;
   if (format === "gollm") return await loadGollmTokenizer(path);
   if (format === "hf") return await loadHfTokenizer(path);
   return (await loadCheckpoint(path, options)).tokenizer;

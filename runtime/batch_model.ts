@@ -33,18 +33,13 @@ import {
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Weights } from "../core/weights.ts";
 import type { GenerationDefaults } from "../formats/checkpoint.ts";
-import { detectFormat, loadCheckpoint } from "../formats/load.ts";
-import {
-  type ByteReader,
-  localPath,
-  type ModelBytes,
-  openModelBytes,
-} from "../core/model_bytes.ts";
+import { loadCheckpoint } from "../formats/load.ts";
+import type { ByteReader, ModelBytes } from "../core/model_bytes.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
 import { type CheckpointInfo, resolveCacheTypes, resolveThreads } from "./model.ts";
 import { dropSpareWorkers, startStepPool } from "./threads.ts";
-import { readGgufIntoWasm } from "./wasm_load.ts";
+import { ggufSource, readGgufIntoWasm } from "./wasm_load.ts";
 
 /** The layout of a serving model. Every field is optional. */
 export interface BatchModelOptions {
@@ -337,12 +332,9 @@ export async function loadBatchModel(
   options: BatchModelOptions & { tokenizerPath?: string; onConfig?: (c: ModelConfig) => void } = {},
 ): Promise<BatchModel> {
   const { requested, threads } = backendOf(options);
-  const path = localPath(source);
-  if (requested !== "jit" && (path === undefined || await detectFormat(path) === "gguf")) {
-    // A GGUF goes straight into the WASM memory, from its file or as its bytes arrive.
-    const gguf = path ?? await openModelBytes(source as ModelBytes);
-    return await ggufIntoWasm(gguf, requested, threads, options);
-  }
+  // A GGUF goes straight into the WASM memory, from its file or as its bytes arrive.
+  const gguf = requested !== "jit" ? await ggufSource(source) : null;
+  if (gguf !== null) return await ggufIntoWasm(gguf, requested, threads, options);
   const ckpt = await loadCheckpoint(source, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,
@@ -366,7 +358,7 @@ export async function loadBatchModel(
  */
 async function ggufIntoWasm(
   source: string | ByteReader,
-  requested: "auto" | "wasm",
+  requested: "auto" | "jit" | "wasm",
   threads: number,
   options: BatchModelOptions & { tokenizerPath?: string; onConfig?: (c: ModelConfig) => void },
 ): Promise<BatchModel> {

@@ -20,20 +20,15 @@ import {
   type KvCacheTypes,
   kvCacheTypes,
 } from "../core/forward.ts";
-import { detectFormat, loadCheckpoint } from "../formats/load.ts";
-import {
-  type ByteReader,
-  localPath,
-  type ModelBytes,
-  openModelBytes,
-} from "../core/model_bytes.ts";
+import { loadCheckpoint } from "../formats/load.ts";
+import type { ByteReader, ModelBytes } from "../core/model_bytes.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
 import { checkInt } from "./generation.ts";
 import { createReference } from "./reference.ts";
 import { GollmModel, type ModelPass } from "./gollm_model.ts";
 import { startStepPool } from "./threads.ts";
-import { loadGgufIntoWasm } from "./wasm_load.ts";
+import { ggufSource, loadGgufIntoWasm } from "./wasm_load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { Weights } from "../core/weights.ts";
 import type { SpeculativeStats } from "./speculative.ts";
@@ -490,12 +485,9 @@ export async function loadModel(
   const threads = resolveThreads(options.threads);
   const cacheTypes = resolveCacheTypes(options, backend); // before any download
   const wasm = backend === "auto" || backend === "wasm";
-  const path = localPath(source);
-  if (wasm && (path === undefined || await detectFormat(path) === "gguf")) {
-    // A GGUF goes straight into the WASM memory, from its file or as its bytes arrive.
-    const gguf = path ?? await openModelBytes(source as ModelBytes);
-    return await ggufIntoWasm(gguf, backend, threads, cacheTypes, options);
-  }
+  // A GGUF goes straight into the WASM memory, from its file or as its bytes arrive.
+  const gguf = wasm ? await ggufSource(source) : null;
+  if (gguf !== null) return await ggufIntoWasm(gguf, backend, threads, cacheTypes, options);
   const ckpt = await loadCheckpoint(source, {
     tokenizerPath: options.tokenizerPath,
     onProgress: options.onProgress,

@@ -24,11 +24,16 @@ import { expectedShapes, type Weights } from "../core/weights.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { ggufModelInfo, ggufToCheckpoint } from "../formats/gguf/checkpoint.ts";
 import { type GgufFile, readGguf, readGgufStream } from "../formats/gguf/parse.ts";
-import type { ByteReader } from "../core/model_bytes.ts";
+import {
+  type ByteReader,
+  localPath,
+  type ModelBytes,
+  openModelBytes,
+} from "../core/model_bytes.ts";
 import { FormatError, ResourceError } from "../core/errors.ts";
 import { checkFinite, F16_SCALES } from "../formats/quant.ts";
 import { scanner } from "../codegen/wasm/scan.ts";
-import { finishCheckpoint } from "../formats/load.ts";
+import { detectFormat, finishCheckpoint } from "../formats/load.ts";
 import { dropSpareWorkers, prestartWorkers, startStepPool } from "./threads.ts";
 
 /** Options of {@linkcode loadGgufIntoWasm}. */
@@ -127,25 +132,13 @@ export async function readAndCheck(
   parts: number = 2,
 ): Promise<void> {
   const check = finiteCheck(g, memory, dst);
-  // Each part [p0, p1) of the data section: its own file handle, chunk reads in order, and
-  // the scan of the chunk before the one being read. Parts start on 64-byte edges.
+  // Each part [p0, p1) of the data section: its own file handle. Parts start on 64-byte edges.
   const readPart = async (p0: number, p1: number) => {
     const f = await Deno.open(path, { read: true });
     try {
       await f.seek(g.dataOffset + p0, Deno.SeekMode.Start);
-      let got = p0, scanned = p0;
-      while (got < p1) {
-        const reading = f.read(dst.subarray(got, Math.min(p1, got + chunk)));
-        const upTo = got - (got % 64);
-        if (upTo > scanned) check.scan(dst.byteOffset + scanned, dst.byteOffset + upTo);
-        scanned = Math.max(scanned, upTo);
-        const n = await reading;
-        if (n === null) {
-          throw new RangeError(`${path}: the file ended ${dst.length - got} bytes early`);
-        }
-        got += n;
-      }
-      check.scan(dst.byteOffset + scanned, dst.byteOffset + got + (got % 2));
+      const got = await readScanning((into) => f.read(into), check, dst, p0, p0, p1, chunk);
+      if (got < p1) throw new RangeError(`${path}: the file ended ${dst.length - got} bytes early`);
     } finally {
       f.close();
     }
@@ -184,27 +177,83 @@ export async function readStreamAndCheck(
 ): Promise<void> {
   const check = finiteCheck(g, memory, dst);
   const head = g.bytes.subarray(Math.min(g.dataOffset, g.bytes.length));
-  let got = Math.min(head.length, dst.length);
-  dst.set(head.subarray(0, got));
-  let scanned = 0;
-  while (got < dst.length) {
-    const reading = reader.read(dst.subarray(got, Math.min(dst.length, got + chunk)));
+  const filled = Math.min(head.length, dst.length);
+  dst.set(head.subarray(0, filled));
+  const onChunk = (got: number) =>
+    progress?.onProgress?.({ stage: progress.stage, fraction: got / dst.length });
+  const read = (into: Uint8Array) => reader.read(into);
+  const got = await readScanning(read, check, dst, 0, filled, dst.length, chunk, onChunk);
+  if (got < dst.length) {
+    throw new FormatError(
+      reader.name,
+      `truncated: the tensor data needs ${dst.length} bytes after the header at offset ` +
+        `${g.dataOffset}, the source ended after ${got}`,
+    );
+  }
+  check.report();
+}
+
+/**
+ * The pipelined read of {@linkcode readAndCheck} and {@linkcode readStreamAndCheck}: fills
+ * `dst[filled, to)` by `read` calls of at most `chunk` bytes and, while each read runs, scans
+ * what the reads before it filled (from `from`, 64-byte steps; the last words at the end).
+ *
+ * @param read Fills a view; resolves to the bytes read (0 or null: the source ended).
+ * @param check The scan of {@linkcode finiteCheck}.
+ * @param dst The data section's view.
+ * @param from The first byte not yet scanned.
+ * @param filled The first byte not yet filled.
+ * @param to The end of the range.
+ * @param chunk Bytes per read.
+ * @param onChunk Called with the bytes filled so far after each read.
+ * @returns Where the filled bytes end: `to`, or less when the source ended early.
+ */
+async function readScanning(
+  read: (into: Uint8Array) => Promise<number | null>,
+  check: ReturnType<typeof finiteCheck>,
+  dst: Uint8Array,
+  from: number,
+  filled: number,
+  to: number,
+  chunk: number,
+  onChunk?: (got: number) => void,
+): Promise<number> {
+  let got = filled, scanned = from;
+  while (got < to) {
+    const reading = read(dst.subarray(got, Math.min(to, got + chunk)));
     const upTo = got - (got % 64);
     if (upTo > scanned) check.scan(dst.byteOffset + scanned, dst.byteOffset + upTo);
     scanned = Math.max(scanned, upTo);
     const n = await reading;
-    if (n === 0) {
-      throw new FormatError(
-        reader.name,
-        `truncated: the tensor data needs ${dst.length} bytes after the header at offset ` +
-          `${g.dataOffset}, the source ended after ${got}`,
-      );
-    }
+    if (!n) break;
     got += n;
-    progress?.onProgress?.({ stage: progress.stage, fraction: got / dst.length });
+    onChunk?.(got);
   }
   check.scan(dst.byteOffset + scanned, dst.byteOffset + got + (got % 2));
-  check.report();
+  return got;
+}
+
+/**
+ * What {@linkcode readGgufIntoWasm} reads for a model source: the path of a GGUF file, or a
+ * reader over a GGUF's bytes (bytes are GGUF or nothing; core/model_bytes.ts); null for a
+ * directory or a file of another format (the caller loads it as a checkpoint).
+ *
+ * @param source A path, a `file:` URL, or a GGUF's bytes.
+ * @returns The path, the reader, or null.
+ * @throws {GollmError} for a missing path, or a request that fails (`openModelBytes`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggufSource } from "./wasm_load.ts";
+ * assert.equal(await ggufSource("tests/fixtures/gguf/llama.gguf"), "tests/fixtures/gguf/llama.gguf");
+ * assert.equal(await ggufSource("models/default"), null); // a gollm directory
+ * ```
+ */
+export async function ggufSource(source: string | ModelBytes): Promise<string | ByteReader | null> {
+  const path = localPath(source);
+  if (path === undefined) return await openModelBytes(source as ModelBytes);
+  return await detectFormat(path) === "gguf" ? path : null;
 }
 
 /** Bytes a 32-bit shared WebAssembly memory holds at most. */

@@ -11,10 +11,9 @@
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { ByteReader } from "../core/model_bytes.ts";
-import { readGgufStream } from "../formats/gguf/parse.ts";
 import { buildWeb, webHandler } from "../web/serve.ts";
 import { ASSETS, haveFiles, isFile, publishedStoriesText } from "./assets.ts";
+import { shiftTensorData } from "./gguf_builder.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 const GGUF = `${ASSETS}/stories260K/stories260K.gguf`;
@@ -33,11 +32,10 @@ Deno.test({
       const bundle = `${dir}/gollm.js`;
       await buildWeb(bundle);
       // The same file with its tensor data moved 64 bytes toward the front.
-      const bytes = await Deno.readFile(GGUF);
-      const g = await readGgufStream(ByteReader.fromBytes(bytes, "stories260K.gguf"));
-      const shifted = bytes.slice();
-      shifted.copyWithin(g.dataOffset, g.dataOffset + 64);
-      await Deno.writeFile(`${dir}/shifted.gguf`, shifted);
+      await Deno.writeFile(
+        `${dir}/shifted.gguf`,
+        await shiftTensorData(await Deno.readFile(GGUF), 64),
+      );
       const files = { "/model.gguf": GGUF, "/shifted.gguf": `${dir}/shifted.gguf` };
       const published = await publishedStoriesText();
       const prompt = "Once upon a time";

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { GGUF_VALUE_TYPE } from "../formats/gguf/parse.ts";
+import { GGUF_VALUE_TYPE, readGgufStream } from "../formats/gguf/parse.ts";
+import { ByteReader } from "../core/model_bytes.ts";
 
 /** A typed metadata value: scalar (`type` a GGUF_VALUE_TYPE id) or array. */
 export type BuilderValue =
@@ -177,4 +178,24 @@ export function buildGguf(
  */
 export function f32Bytes(xs: ArrayLike<number>): Uint8Array {
   return new Uint8Array(Float32Array.from(xs).buffer);
+}
+
+/**
+ * A GGUF whose tensor data is moved `by` bytes toward the front, the same length: the header
+ * still parses and (for F32 data moved by a multiple of 4) every value stays finite, but no
+ * tensor holds its own weights any more. Negative control of the tests that load bytes.
+ *
+ * @param bytes A whole GGUF file.
+ * @param by Bytes to move.
+ * @returns A changed copy.
+ * @example
+ * ```ts ignore
+ * const broken = await shiftTensorData(await Deno.readFile("m.gguf"), 64);
+ * ```
+ */
+export async function shiftTensorData(bytes: Uint8Array, by: number): Promise<Uint8Array> {
+  const g = await readGgufStream(ByteReader.fromBytes(bytes, "shiftTensorData"));
+  const out = bytes.slice();
+  out.copyWithin(g.dataOffset, g.dataOffset + by);
+  return out;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { ForwardPass } from "../core/forward.ts";
 
 /**
@@ -35,4 +36,27 @@ export function greedy(fp: ForwardPass, prompt: number[], n: number): number[] {
     if (i + 1 < n) next = argmax(fp.forward([next], prompt.length + i));
   }
   return out;
+}
+
+/**
+ * llama2.c run.c `generate()` at temperature 0: from BOS, the argmax at each position, until
+ * BOS comes again or `steps` positions; the text as the tokenizer decodes it.
+ * @example
+ * ```ts ignore
+ * const text = greedyText(model, model.tokenizer!, 200); // "Once upon a time, ..."
+ * ```
+ */
+export function greedyText(
+  fp: { forward(tokens: number[], pos: number): ArrayLike<number> },
+  tok: Tokenizer,
+  steps: number,
+): string {
+  const dec = new StreamDecoder(tok);
+  let text = "", id = tok.bosId!;
+  for (let pos = 0; pos < steps; pos++) {
+    id = argmax(fp.forward([id], pos));
+    if (id === tok.bosId) break;
+    text += dec.push(id);
+  }
+  return text + dec.flush();
 }

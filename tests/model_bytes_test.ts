@@ -11,27 +11,14 @@ import assert from "node:assert/strict";
 import { FormatError, GollmError } from "../core/errors.ts";
 import { readGgufStream } from "../formats/gguf/parse.ts";
 import { ByteReader } from "../core/model_bytes.ts";
-import { type Backend, loadModel, type Model } from "../runtime/model.ts";
-import { StreamDecoder } from "../tokenizers/tokenizer.ts";
+import { type Backend, loadModel } from "../runtime/model.ts";
 import { ASSETS, haveFiles, publishedStoriesText, ROOT } from "./assets.ts";
-import { argmax } from "./greedy_decode.ts";
+import { greedyText } from "./greedy_decode.ts";
+import { shiftTensorData } from "./gguf_builder.ts";
 
 const DIR = `${ASSETS}/stories260K`;
 const GGUF = `${DIR}/stories260K.gguf`;
 const have = haveFiles("loading stories260K from bytes", [GGUF, `${DIR}/stories260K.md`]);
-
-/** llama2.c's greedy loop: BOS, argmax, stop at BOS; `steps` positions. */
-function greedy(m: Model, steps: number): string {
-  const tok = m.tokenizer!;
-  const dec = new StreamDecoder(tok);
-  let text = "", id = tok.bosId!;
-  for (let pos = 0; pos < steps; pos++) {
-    id = argmax(m.forward([id], pos));
-    if (id === tok.bosId) break;
-    text += dec.push(id);
-  }
-  return text + dec.flush();
-}
 
 /** A stream of `bytes` in `chunk`-byte pieces, with no length stated. */
 function chunked(bytes: Uint8Array, chunk: number): ReadableStream<Uint8Array> {
@@ -58,20 +45,15 @@ function serveFiles(files: Record<string, Uint8Array>) {
   };
 }
 
-/** The file with its tensor data moved 64 bytes toward the front (same length). */
-async function shifted(bytes: Uint8Array): Promise<Uint8Array> {
-  const g = await readGgufStream(ByteReader.fromBytes(bytes, "stories260K.gguf"));
-  const out = bytes.slice();
-  out.copyWithin(g.dataOffset, g.dataOffset + 64);
-  return out;
-}
-
 Deno.test({
   name: "loadModel() streams stories260K from an http URL and reproduces the published text",
   ignore: !have,
   fn: async () => {
     const bytes = await Deno.readFile(GGUF);
-    await using files = serveFiles({ "/m.gguf": bytes, "/shifted.gguf": await shifted(bytes) });
+    await using files = serveFiles({
+      "/m.gguf": bytes,
+      "/shifted.gguf": await shiftTensorData(bytes, 64),
+    });
     const url = files.url;
     const expected = await publishedStoriesText();
     const fractions: number[] = [];
@@ -85,12 +67,12 @@ Deno.test({
     // The file is 1.2 MB: its header's first read (1 MiB) takes part of the data section,
     // the rest arrives in 4 KiB chunks.
     assert.equal(fractions.at(-1), 1);
-    const text = greedy(m, 200);
+    const text = greedyText(m, m.tokenizer!, 200);
     assert.ok(text.length > 400, `only ${text.length} chars generated`);
     assert.equal(text, expected.slice(0, text.length));
     // Negative control: the same bytes 64 places off give another text.
     using bad = await loadModel(url("/shifted.gguf"), { backend: "wasm", threads: 1 });
-    assert.notEqual(greedy(bad, 200), text);
+    assert.notEqual(greedyText(bad, bad.tokenizer!, 200), text);
   },
 });
 

@@ -20,10 +20,9 @@ import { ggmlTypeByName } from "../formats/quant.ts";
 import { dequantizeWeights, quantizeTensor } from "../formats/quant/tensor.ts";
 import { cfg } from "./forward_cases.ts";
 import { createReference } from "../runtime/reference.ts";
-import { StreamDecoder } from "../tokenizers/tokenizer.ts";
 import { assertClose } from "./assert_close.ts";
 import { ASSETS, haveFiles, publishedStoriesText } from "./assets.ts";
-import { argmax } from "./greedy_decode.ts";
+import { argmax, greedyText } from "./greedy_decode.ts";
 
 const DIR = `${ASSETS}/stories260K`;
 const have = haveFiles(
@@ -41,15 +40,7 @@ Deno.test({
       using m = await loadModel(`${DIR}/stories260K.gguf`, { threads });
       assert.equal(m.backend, "wasm");
       assert.equal(m.threads, threads);
-      const tok = m.tokenizer!;
-      const dec = new StreamDecoder(tok);
-      let text = "", id = tok.bosId!;
-      for (let pos = 0; pos < 200; pos++) {
-        id = argmax(m.forward([id], pos));
-        if (id === tok.bosId) break;
-        text += dec.push(id);
-      }
-      text += dec.flush();
+      const text = greedyText(m, m.tokenizer!, 200);
       assert.ok(text.length > 400, `only ${text.length} chars`);
       assert.equal(text, expected.slice(0, text.length), `${threads} thread(s)`);
     }

@@ -1,7 +1,8 @@
 /**
  * `deno task web [--model FILE.gguf] [--port 8000]`: builds the browser bundle when it is
- * missing (`deno task build:web`), then serves `web/` on 127.0.0.1 with the model at
- * `/model.gguf`, so that `web/index.html` runs it in the browser.
+ * missing, then serves `web/` on 127.0.0.1 with the model at `/model.gguf`, so that
+ * `web/index.html` runs it in the browser. `deno task build:web` (`--build`) only builds it:
+ * `deno bundle --platform browser web/gollm.ts -o web/dist/gollm.js` ({@linkcode buildWeb}).
  *
  * @module
  */
@@ -83,15 +84,24 @@ export async function buildWeb(out = `${WEB}dist/gollm.js`): Promise<void> {
 if (import.meta.main) {
   const args = parseArgs({
     args: Deno.args,
-    options: { model: { type: "string" }, port: { type: "string", default: "8000" } },
+    options: {
+      model: { type: "string" },
+      port: { type: "string", default: "8000" },
+      build: { type: "boolean" },
+    },
   });
   const bundle = `${WEB}dist/gollm.js`;
+  let built = true;
   try {
     await Deno.stat(bundle);
   } catch {
+    built = false;
+  }
+  if (args.values.build || !built) {
     console.error(`building ${bundle}`);
     await buildWeb(bundle);
   }
+  if (args.values.build) Deno.exit(0);
   const files: Record<string, string> = {};
   if (args.values.model) files["/model.gguf"] = args.values.model;
   Deno.serve(

@@ -20,7 +20,7 @@
  */
 import { FormatError } from "../../core/errors.ts";
 import { checkRegularFile } from "../../core/files.ts";
-import type { ByteReader } from "../../core/model_bytes.ts";
+import { ByteReader } from "../../core/model_bytes.ts";
 import { dequantize, type GgmlType, ggmlType, requireSupported } from "../quant.ts";
 import type { F32Tensor as Tensor } from "../../core/weights.ts";
 
@@ -420,7 +420,7 @@ export function parseGguf(bytes: Uint8Array, file: string): GgufFile {
 
 /**
  * Reads a GGUF file's header (metadata and tensor infos) without loading the tensor data:
- * reads a prefix and doubles it until the header fits.
+ * {@linkcode readGgufStream} on the file (a prefix, doubled until the header fits).
  *
  * @param path File path.
  * @returns The parsed header; `bytes` holds only the prefix read.
@@ -443,27 +443,12 @@ export async function readGguf(path: string): Promise<GgufFile> {
   } catch (e) {
     throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
   }
+  // The file as a stream (closed when the stream ends or is cancelled).
+  const reader = new ByteReader(path, fileSize, f.readable);
   try {
-    let want = Math.min(fileSize, 1 << 20);
-    for (;;) {
-      const buf = new Uint8Array(want);
-      await f.seek(0, Deno.SeekMode.Start);
-      let got = 0;
-      while (got < want) {
-        const n = await f.read(buf.subarray(got));
-        if (n === null) break;
-        got += n;
-      }
-      try {
-        // A file shorter than stat said (it shrank) is judged by what was read.
-        return parseHeader(buf.subarray(0, got), got < want ? got : fileSize, path);
-      } catch (e) {
-        if (!(e instanceof NeedMore) || got < want) throw e;
-        want = Math.min(fileSize, want * 2);
-      }
-    }
+    return await readGgufStream(reader);
   } finally {
-    f.close();
+    await reader.cancel();
   }
 }
 
