@@ -148,27 +148,46 @@ export class ByteReader {
 }
 
 /**
- * Whether `source` names a local file: a path string or a `file:` URL.
+ * Whether `source` names a local file: a path string or a `file:` URL. A `file:` URL becomes
+ * the operating system's path (WHATWG URL → path, as Node's `url.fileURLToPath`): on Windows
+ * `file:///C:/m/x.gguf` is `C:\\m\\x.gguf` and `file://server/share/x.gguf` the UNC path
+ * `\\\\server\\share\\x.gguf`; elsewhere the decoded pathname.
  *
  * @param source What a loader was given.
+ * @param os The operating system whose paths to make (default `Deno.build.os`, or a POSIX
+ *   path where there is no `Deno`).
  * @returns The path, or undefined for bytes and remote URLs.
+ * @throws {GollmError} for a `file:` URL with a host on a POSIX system (`file://server/x`),
+ *   which has no path there.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { localPath } from "./model_bytes.ts";
  * assert.equal(localPath("models/default"), "models/default");
- * assert.equal(localPath(new URL("file:///tmp/m.gguf")), "/tmp/m.gguf");
+ * assert.equal(localPath(new URL("file:///tmp/m.gguf"), "linux"), "/tmp/m.gguf");
+ * assert.equal(localPath(new URL("file:///C:/m/x%20y.gguf"), "windows"), "C:\\m\\x y.gguf");
+ * assert.equal(localPath(new URL("file://srv/share/x.gguf"), "windows"), "\\\\srv\\share\\x.gguf");
  * assert.equal(localPath(new URL("https://example.com/m.gguf")), undefined);
  * assert.equal(localPath(new Uint8Array(4)), undefined);
  * ```
  */
-export function localPath(source: string | ModelBytes): string | undefined {
+export function localPath(
+  source: string | ModelBytes,
+  os: string = globalThis.Deno?.build.os ?? "linux",
+): string | undefined {
   if (typeof source === "string") return source;
-  if (source instanceof URL && source.protocol === "file:") {
+  if (!(source instanceof URL) || source.protocol !== "file:") return undefined;
+  if (os !== "windows") {
+    if (source.hostname !== "") {
+      throw new GollmError(`${source.href}: a file: URL with a host has no local path here`);
+    }
     return decodeURIComponent(source.pathname);
   }
-  return undefined;
+  // "/C:/m/x.gguf" → "C:\m\x.gguf"; a host makes a UNC path "\\host\share\x.gguf".
+  const path = decodeURIComponent(source.pathname.replaceAll("/", "\\"));
+  if (source.hostname !== "") return `\\\\${source.hostname}${path}`;
+  return path.replace(/^\\([A-Za-z]:)/, "$1");
 }
 
 /**
