@@ -35,9 +35,20 @@ export { ByteReader, localPath, openModelBytes } from "./core/model_bytes.ts";
 export type { ModelBytes } from "./core/model_bytes.ts";
 
 // Checkpoints
-export { detectFormat, loadCheckpoint, loadCheckpointTokenizer } from "./formats/load.ts";
+export {
+  detectFormat,
+  inspectCheckpoint,
+  loadCheckpoint,
+  loadCheckpointTokenizer,
+} from "./formats/load.ts";
 export type { LoadCheckpointOptions } from "./formats/load.ts";
-export type { Checkpoint, CheckpointFormat, GenerationDefaults } from "./formats/checkpoint.ts";
+export type {
+  Checkpoint,
+  CheckpointFormat,
+  CheckpointSummary,
+  CheckpointTensorInfo,
+  GenerationDefaults,
+} from "./formats/checkpoint.ts";
 export {
   GOLLM_FORMAT_VERSION,
   loadGollmDir,

@@ -12,7 +12,7 @@ import {
 } from "../codegen/wasm_features.ts";
 import { CONFIG_FIELDS, parameterCount } from "../core/config.ts";
 import { kvTypeBytes } from "../core/forward.ts";
-import { loadCheckpoint } from "../formats/load.ts";
+import { inspectCheckpoint } from "../formats/load.ts";
 import { expectedShapes } from "../core/weights.ts";
 import { type Command, parse } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
@@ -34,10 +34,11 @@ const SPEC = {
   summary: "config, parameter count, tensors and memory plan of a checkpoint",
   usage: "[PATH] [--kv-capacity N] [--prefill-chunk T] [--cache-type-k T] [--json]",
   description:
-    `Prints a checkpoint's config, parameter count, tensor table and memory plan: weight bytes
-(F32 in memory), arena bytes (activations + KV cache + RoPE table) and KV cache bytes; and
-what this runtime's WebAssembly offers the wasm kernels (relaxed SIMD, the u8 dot product,
-the FP16 proposal).`,
+    `Prints a checkpoint's config, parameter count, tensor table (shape, stored type, bytes) and
+memory plan: weight bytes as stored (what the wasm backend holds) and as F32 (jit,
+reference), arena bytes (activations + KV cache + RoPE table) and KV cache bytes; and what
+this runtime's WebAssembly offers the wasm kernels (relaxed SIMD, the u8 dot product, the
+FP16 proposal). A GGUF (a file or an http(s) URL) is read only as far as its header.`,
   positionals: [MODEL_POSITIONAL],
   options: {
     ...MODEL_OPTION,
@@ -71,26 +72,32 @@ export const inspect: Command = {
     const ckpt = await withProgress(
       json,
       async (onProgress) => {
-        const ckpt = await loadCheckpoint(modelSource(path), {
+        const ckpt = await inspectCheckpoint(modelSource(path), {
           tokenizerPath: v.tokenizer,
           onProgress,
         });
         checkKvCapacity(kvCapacity, ckpt.config.context_length, path, usage);
         return ckpt;
       },
-      () => `loaded ${path}`,
+      () => `read ${path}`,
     );
     const c = ckpt.config;
     const cacheTypeK = v["cache-type-k"], cacheTypeV = v["cache-type-v"];
     const plan = planArena(c, { kvCapacity, prefillChunk, cacheTypeK, cacheTypeV });
     const order = [...expectedShapes(c).keys()];
     const rank = (n: string) => (order.indexOf(n) + order.length + 1) % (order.length + 1);
-    const tensors = [...ckpt.weights].sort((a, b) => rank(a[0]) - rank(b[0])).map(([name, t]) => ({
+    const tensors = [...ckpt.tensors].sort((a, b) => rank(a[0]) - rank(b[0])).map(([name, t]) => ({
       name,
       shape: t.shape,
-      params: t.data.length,
+      params: t.shape.reduce((a, b) => a * b, 1),
+      type: t.type,
+      bytes: t.bytes,
+      stored_name: t.stored,
     }));
-    const weightBytes = tensors.reduce((a, t) => a + 4 * t.params, 0);
+    const weightBytes = tensors.reduce((a, t) => a + 4 * t.params, 0); // F32: jit, reference
+    const storedBytes = tensors.reduce((a, t) => a + t.bytes, 0); // as stored: wasm
+    const typeCounts = new Map<string, number>();
+    for (const t of tensors) typeCounts.set(t.type, (typeCounts.get(t.type) ?? 0) + 1);
     const params = parameterCount(c);
     const tok = ckpt.tokenizer;
     const eosIds = [...new Set([...(tok?.eosIds ?? []), ...(ckpt.extraEosIds ?? [])])];
@@ -98,6 +105,7 @@ export const inspect: Command = {
       kv_capacity: plan.kvCapacity,
       prefill_chunk: plan.prefillChunk,
       weights_bytes: weightBytes,
+      weights_stored_bytes: storedBytes,
       arena_bytes: plan.arenaBytes,
       kv_bytes: plan.kvBytes,
       kv_block_size: plan.layout.blockSize,
@@ -109,6 +117,7 @@ export const inspect: Command = {
       activation_bytes: plan.activationBytes,
       rope_table_bytes: plan.tableBytes,
       total_bytes: weightBytes + plan.arenaBytes,
+      total_stored_bytes: storedBytes + plan.arenaBytes,
     };
     // What the wasm kernels may use here (codegen/wasm_features.ts).
     const wasm = {
@@ -142,7 +151,8 @@ export const inspect: Command = {
     const lines: string[] = [];
     lines.push(`model: ${path} (${ckpt.format})`);
     lines.push("config:");
-    for (const k of CONFIG_FIELDS) lines.push(`  ${k.padEnd(15)} ${c[k]}`);
+    const keyW = Math.max(...CONFIG_FIELDS.map((k) => k.length));
+    for (const k of CONFIG_FIELDS) lines.push(`  ${k.padEnd(keyW)}  ${c[k]}`);
     lines.push(`parameters: ${formatCount(params)} (${(params / 1e6).toFixed(2)} M)`);
     lines.push(
       tok
@@ -154,12 +164,17 @@ export const inspect: Command = {
     lines.push(`tensors (${tensors.length}):`);
     const nameW = Math.max(4, ...tensors.map((t) => t.name.length));
     const shapeW = Math.max(5, ...tensors.map((t) => `[${t.shape.join(", ")}]`.length));
-    lines.push(`  ${"name".padEnd(nameW)}  ${"shape".padEnd(shapeW)}  ${"params".padStart(12)}`);
+    const typeW = Math.max(4, ...tensors.map((t) => t.type.length));
+    lines.push(
+      `  ${"name".padEnd(nameW)}  ${"shape".padEnd(shapeW)}  ${"type".padEnd(typeW)}  ${
+        "params".padStart(12)
+      }  ${"bytes".padStart(14)}`,
+    );
     for (const t of tensors) {
       lines.push(
         `  ${t.name.padEnd(nameW)}  ${`[${t.shape.join(", ")}]`.padEnd(shapeW)}  ${
-          formatCount(t.params).padStart(12)
-        }`,
+          t.type.padEnd(typeW)
+        }  ${formatCount(t.params).padStart(12)}  ${formatCount(t.bytes).padStart(14)}`,
       );
     }
     lines.push(
@@ -169,7 +184,9 @@ export const inspect: Command = {
       `  ${label.padEnd(14)} ${formatBytes(bytes).padStart(10)}  ${
         formatCount(bytes).padStart(14)
       } B${note}`;
-    lines.push(row("weights (f32)", weightBytes));
+    const types = [...typeCounts].map(([t, n]) => `${t} x ${n}`).join(", ");
+    lines.push(row("weights", storedBytes, `  (as stored: ${types}; the wasm backend's)`));
+    lines.push(row("  as f32", weightBytes, "  (the jit and reference backends')"));
     lines.push(row("arena", plan.arenaBytes, "  (KV cache + activations + step + RoPE table)"));
     const { numBlocks, blockSize } = plan.layout;
     lines.push(
@@ -184,7 +201,7 @@ export const inspect: Command = {
     lines.push(row("  activations", plan.activationBytes));
     lines.push(row("  step, tables", plan.stepBytes, "  (int32 rows of a step, block table)"));
     lines.push(row("  RoPE table", plan.tableBytes));
-    lines.push(row("total", weightBytes + plan.arenaBytes));
+    lines.push(row("total", storedBytes + plan.arenaBytes, "  (weights as stored + arena)"));
     const yes = (b: boolean) => b ? "yes" : "no";
     lines.push(
       `wasm runtime: relaxed SIMD ${yes(wasm.relaxed_simd)}, u8 dot product ${yes(wasm.dot_u8)}, ` +

@@ -6,8 +6,7 @@
  */
 import { GollmError } from "../core/errors.ts";
 import { readTextBounded } from "../core/files.ts";
-import { loadCheckpoint } from "../formats/load.ts";
-import { createModel } from "../runtime/model.ts";
+import { loadModel } from "../runtime/model.ts";
 import {
   defaultPerplexityCtx,
   perplexity as runPerplexity,
@@ -139,39 +138,28 @@ export const perplexity: Command = {
     let ctx = 0;
     const model = await withProgress(
       json,
-      async (onProgress) => {
-        // As loadModel: the wasm backend runs F16/BF16/ggml blocks as stored (what generate
-        // runs, at the file's size); jit and reference get F32.
-        const ckpt = await loadCheckpoint(modelSource(path), {
+      (onProgress) =>
+        // loadModel: a GGUF goes straight into the wasm backend's memory as stored (what
+        // generate runs, at the file's size); jit and reference get F32. The cache is sized
+        // from the config, once the header is read.
+        loadModel(modelSource(path), {
+          backend: v.backend,
+          threads: v.threads,
           tokenizerPath: v.tokenizer,
+          cacheTypeK: v["cache-type-k"],
+          cacheTypeV: v["cache-type-v"],
           onProgress,
-          stored: v.backend === "auto" || v.backend === "wasm",
-        });
-        const n = ckpt.config.context_length;
-        if (v.ctx !== undefined && v.ctx > n) {
-          throw new UsageError(
-            `--ctx ${v.ctx} exceeds the context length ${n} of ${path}; give at most ${n}`,
-            usage,
-          );
-        }
-        ctx = v.ctx ?? defaultPerplexityCtx(n);
-        return createModel(
-          ckpt.config,
-          ckpt.weights,
-          ckpt.tokenizer,
-          {
-            backend: v.backend,
-            threads: v.threads,
-            kvCapacity: ctx,
-            cacheTypeK: v["cache-type-k"],
-            cacheTypeV: v["cache-type-v"],
-            extraEosIds: ckpt.extraEosIds,
-            generation: ckpt.generation,
-            onProgress,
+          kvCapacity: (config) => {
+            const n = config.context_length;
+            if (v.ctx !== undefined && v.ctx > n) {
+              throw new UsageError(
+                `--ctx ${v.ctx} exceeds the context length ${n} of ${path}; give at most ${n}`,
+                usage,
+              );
+            }
+            return (ctx = v.ctx ?? defaultPerplexityCtx(n));
           },
-          { format: ckpt.format, path: ckpt.path },
-        );
-      },
+        }),
       (m) =>
         `loaded ${path} (${m.checkpoint.format}, ${m.backend}` +
         (m.threads > 1 ? `, ${m.threads} threads)` : ")"),

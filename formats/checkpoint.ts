@@ -45,6 +45,33 @@ export interface Checkpoint<W extends Weights = F32Weights> {
 }
 
 /**
+ * One tensor of a checkpoint as its file stores it, without its data: what `gollm inspect`
+ * lists (formats/load.ts `inspectCheckpoint`).
+ */
+export interface CheckpointTensorInfo {
+  /** Torch-order shape, outermost first (`[out_features, in_features]` for a matrix). */
+  shape: number[];
+  /**
+   * The storage type as llama.cpp names it (`F32`, `F16`, `BF16`, `Q8_0`, `Q4_K`, ...): what
+   * the wasm backend holds. Formats other than GGUF are read as `F32`.
+   */
+  type: string;
+  /** Bytes of the tensor as stored (for a part of a fused GGUF tensor, its rows' share). */
+  bytes: number;
+  /** The name in the file (`blk.0.attn_q.weight` in a GGUF; otherwise the canonical name). */
+  stored: string;
+}
+
+/**
+ * A checkpoint's config, tokenizer and tensor table without its weights: for a GGUF, what
+ * its header alone says ({@linkcode CheckpointTensorInfo} per tensor, no tensor data read).
+ */
+export interface CheckpointSummary extends Omit<Checkpoint, "weights"> {
+  /** Canonical name → the tensor as stored, in the file's order. */
+  tensors: Map<string, CheckpointTensorInfo>;
+}
+
+/**
  * Validates sampling defaults read from a model's files (gollm `__metadata__.generation`,
  * HF `generation_config.json`) with the sampler's rules, so a bad value fails at load naming
  * the file instead of at generate time: `temperature` finite ≥ 0, `top_p` in (0, 1], `top_k`

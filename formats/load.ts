@@ -19,12 +19,17 @@
  *
  * @module
  */
-import type { Checkpoint, CheckpointFormat } from "./checkpoint.ts";
+import type {
+  Checkpoint,
+  CheckpointFormat,
+  CheckpointSummary,
+  CheckpointTensorInfo,
+} from "./checkpoint.ts";
 import type { Weights } from "../core/weights.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import { basename, checkRegularFile, dirname, isFile, join } from "../core/files.ts";
-import { ggufToCheckpoint, loadGguf } from "./gguf/checkpoint.ts";
-import { parseGguf } from "./gguf/parse.ts";
+import { ggufModelInfo, ggufTensorTable, ggufToCheckpoint, loadGguf } from "./gguf/checkpoint.ts";
+import { type GgufFile, parseGguf, readGguf, readGgufStream } from "./gguf/parse.ts";
 import { localPath, type ModelBytes, openModelBytes } from "../core/model_bytes.ts";
 import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
 import { loadHf } from "./hf.ts";
@@ -240,11 +245,74 @@ export async function loadCheckpoint(
 }
 
 /**
+ * A checkpoint's config, tokenizer and tensor table without its weights, as `gollm inspect`
+ * shows them. A GGUF (a path, or bytes/URL as {@linkcode loadCheckpoint} takes them) is read
+ * only as far as its header: a multi-GB file or a URL costs its first MiBs, and no tensor is
+ * dequantised. Other formats are F32 files read whole (their tensors listed as `F32`).
+ * Tensor data is not checked for NaN/Inf here; loading does that.
+ *
+ * @param source A model directory or checkpoint file, or a GGUF's bytes.
+ * @param options `tokenizerPath`, `onProgress`, `optionalTokenizer` as for
+ *   {@linkcode loadCheckpoint}.
+ * @returns The summary: config, tokenizer, tensors (canonical name → shape, stored type,
+ *   bytes, name in the file).
+ * @throws {GollmError} as {@linkcode loadCheckpoint} for everything the header shows (bad
+ *   magic, metadata, unsupported tensor types, shapes, a file shorter than its tensors).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { inspectCheckpoint } from "./load.ts";
+ * const s = await inspectCheckpoint("tests/fixtures/gguf/qwen2.gguf");
+ * assert.equal(s.format, "gguf");
+ * const wq = s.tensors.get("layers.0.attn.wq.weight")!;
+ * assert.equal(wq.stored, "blk.0.attn_q.weight");
+ * ```
+ */
+export async function inspectCheckpoint(
+  source: string | ModelBytes,
+  options: Omit<LoadCheckpointOptions, "stored"> = {},
+): Promise<CheckpointSummary> {
+  const path = localPath(source);
+  if (path !== undefined && await detectFormat(path) !== "gguf") {
+    const { weights, ...rest } = await loadCheckpoint(path, options);
+    const tensors = new Map<string, CheckpointTensorInfo>();
+    for (const [name, t] of weights) {
+      tensors.set(name, { shape: t.shape, type: "F32", bytes: 4 * t.data.length, stored: name });
+    }
+    return { ...rest, tensors };
+  }
+  let g: GgufFile;
+  if (path !== undefined) {
+    options.onProgress?.({ stage: `reading gguf header ${path}` });
+    g = await readGguf(path);
+  } else {
+    const reader = await openModelBytes(source as ModelBytes);
+    options.onProgress?.({ stage: `reading gguf header ${reader.name}` });
+    try {
+      g = await readGgufStream(reader);
+    } finally {
+      await reader.cancel(); // the tensor data is not needed: stop the download
+    }
+  }
+  const info = ggufModelInfo(g);
+  const tensors = ggufTensorTable(g, info);
+  const summary: CheckpointSummary = {
+    format: "gguf",
+    path: g.file,
+    config: info.config,
+    tokenizer: info.tokenizer,
+    tensors,
+  };
+  return await finishCheckpoint(summary, options);
+}
+
+/**
  * The last stage of {@linkcode loadCheckpoint} for a checkpoint read by any reader: the
  * `tokenizerPath` override (not for llama2.c, whose reader takes it), then the check that
  * every id the tokenizer produces is a row of the embedding (tokenizers/fit.ts).
  *
- * @param ckpt The checkpoint as its reader returned it (changed in place).
+ * @param ckpt The checkpoint as its reader returned it, or its summary (changed in place).
  * @param options `tokenizerPath`, `onProgress`.
  * @returns The same checkpoint.
  * @throws {GollmError} for a tokenizer file that cannot be loaded or does not fit.
@@ -253,17 +321,15 @@ export async function loadCheckpoint(
  * ```ts
  * import assert from "node:assert/strict";
  * import { finishCheckpoint } from "./load.ts";
- * import { ggufToCheckpoint, loadGguf } from "./gguf/checkpoint.ts";
-import { parseGguf } from "./gguf/parse.ts";
-import { localPath, type ModelBytes, openModelBytes } from "../core/model_bytes.ts";
+ * import { loadGguf } from "./gguf/checkpoint.ts";
  * const ck = await finishCheckpoint(await loadGguf("tests/fixtures/gguf/qwen2.gguf"));
  * assert.equal(ck.format, "gguf");
  * ```
  */
-export async function finishCheckpoint<W extends Weights>(
-  ckpt: Checkpoint<W>,
+export async function finishCheckpoint<C extends Omit<Checkpoint<Weights>, "weights">>(
+  ckpt: C,
   options: LoadCheckpointOptions = {},
-): Promise<Checkpoint<W>> {
+): Promise<C> {
   const progress = options.onProgress ?? (() => {});
   const format = ckpt.format;
   if (options.tokenizerPath !== undefined && format !== "llama2c") {
@@ -284,7 +350,7 @@ export async function finishCheckpoint<W extends Weights>(
 }
 
 /** The file a checkpoint's own tokenizer came from, for error messages. */
-function tokenizerSource(ckpt: Checkpoint<Weights>): string {
+function tokenizerSource(ckpt: Omit<Checkpoint<Weights>, "weights">): string {
   if (ckpt.format === "gguf" || ckpt.format === "llama2c") return ckpt.path;
   if (ckpt.format === "hf") return join(ckpt.path, "tokenizer.json");
   const name = ckpt.config.tokenizer;
@@ -322,8 +388,9 @@ async function loadTokenizerFile(path: string): Promise<Tokenizer> {
 }
 
 /**
- * Loads only the tokenizer of a checkpoint (cheap for gollm and Hugging Face directories,
- * which keep it in separate files; GGUF and llama2.c are read whole).
+ * Loads only the tokenizer of a checkpoint: from a GGUF's header (the tensor data is not
+ * read), from the separate files of gollm and Hugging Face directories; a llama2.c
+ * checkpoint is read whole.
  *
  * @param source As for {@linkcode loadCheckpoint}: a path, or a GGUF's bytes.
  * @param options `tokenizerPath` overrides the checkpoint's tokenizer.
@@ -345,8 +412,8 @@ export async function loadCheckpointTokenizer(
   const path = localPath(source);
   const format = path === undefined ? "gguf" : await detectFormat(path); // bytes are GGUF
   if (options.tokenizerPath !== undefined) return await loadTokenizerFile(options.tokenizerPath);
-  if (path === undefined) return (await loadCheckpoint(source, options)).tokenizer;
-  if (format === "gollm") return await loadGollmTokenizer(path);
-  if (format === "hf") return await loadHfTokenizer(path);
-  return (await loadCheckpoint(path, options)).tokenizer;
+  if (format === "gguf") return (await inspectCheckpoint(source, options)).tokenizer; // header
+  if (format === "gollm") return await loadGollmTokenizer(path!);
+  if (format === "hf") return await loadHfTokenizer(path!);
+  return (await loadCheckpoint(path!, options)).tokenizer;
 }

@@ -6,10 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
-import { detectFormat, loadCheckpoint } from "./load.ts";
+import {
+  detectFormat,
+  inspectCheckpoint,
+  loadCheckpoint,
+  loadCheckpointTokenizer,
+} from "./load.ts";
 import { loadGollmDir, writeGollmDir } from "./gollm_dir.ts";
 import { parseSafetensors } from "./safetensors.ts";
 import { ASSETS, haveFiles, ROOT } from "../tests/assets.ts";
+import { quantizeModel } from "./quantize.ts";
+import { pythonSkipReason } from "../tests/python_probe.ts";
 
 const DEFAULT = `${ROOT}models/default`;
 const HF = `${ROOT}tests/fixtures/hf/llama_gqa`;
@@ -334,4 +341,102 @@ Deno.test("loadCheckpoint() reads a GGUF given as bytes or a Blob as it reads th
     loadCheckpoint(new TextEncoder().encode('{"dim": 8}')),
     /^FormatError: Uint8Array \(10 bytes\): bad magic: expected 'GGUF'/,
   );
+});
+
+const pyWhy = await pythonSkipReason("gguf, numpy");
+Deno.test({
+  name:
+    "inspectCheckpoint() gives each tensor's stored type and bytes as gguf-py's GGUFReader reads them",
+  ignore: pyWhy !== null,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "gollm-inspect-test-" });
+    try {
+      const q4km = `${tmp}/default.q4_k_m.gguf`;
+      await quantizeModel(`${ROOT}models/default`, q4km, "q4_k_m");
+      // gpt2: a fused attn_qkv (three canonical tensors share one GGUF tensor's bytes).
+      for (const file of [q4km, `${ROOT}tests/fixtures/gguf/gpt2.gguf`]) {
+        const script = `
+import sys, json
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+print(json.dumps({t.name: [t.tensor_type.name, int(t.n_bytes)] for t in r.tensors}))
+`;
+        const r = await new Deno.Command("python3", { args: ["-c", script, file] }).output();
+        assert.ok(r.success, new TextDecoder().decode(r.stderr));
+        const py: Record<string, [string, number]> = JSON.parse(new TextDecoder().decode(r.stdout));
+        const s = await inspectCheckpoint(file);
+        const ck = await loadCheckpoint(file, { stored: true });
+        assert.deepEqual([...s.tensors.keys()].sort(), [...ck.weights.keys()].sort());
+        const bytesOf = new Map<string, number>();
+        for (const [name, t] of s.tensors) {
+          const [type] = py[t.stored] ?? assert.fail(`${name}: no tensor ${t.stored} in ${file}`);
+          assert.equal(t.type, type, name);
+          assert.deepEqual(t.shape, ck.weights.get(name)!.shape, name);
+          bytesOf.set(t.stored, (bytesOf.get(t.stored) ?? 0) + t.bytes);
+        }
+        // Every tensor of the file is listed, and its parts add up to its bytes.
+        assert.deepEqual(
+          Object.fromEntries(bytesOf),
+          Object.fromEntries(Object.entries(py).map(([n, [, b]]) => [n, b])),
+        );
+        assert.ok(s.tensors.size > bytesOf.size || !file.endsWith("gpt2.gguf")); // fused parts
+      }
+      assert.equal(
+        (await inspectCheckpoint(q4km)).tensors.get("layers.5.ffn.w2.weight")!.type,
+        "Q6_K",
+      );
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+/**
+ * A body that serves `bytes` and then zeros without end, counting what was pulled, and fails
+ * past `limit` bytes: a reader that reads a GGUF whole fails on it; one that stops after the
+ * header does not.
+ */
+function headerTrap(bytes: Uint8Array, limit: number) {
+  const state = { pulled: 0 };
+  const body = new ReadableStream<Uint8Array>({
+    pull(ctl) {
+      if (state.pulled >= limit) {
+        ctl.error(new Error(`read past ${limit} bytes`));
+        return;
+      }
+      const chunk = new Uint8Array(64 * 1024);
+      if (state.pulled < bytes.length) {
+        chunk.set(bytes.subarray(state.pulled, state.pulled + chunk.length));
+      }
+      state.pulled += chunk.length;
+      ctl.enqueue(chunk);
+    },
+  });
+  return { response: () => new Response(body), state };
+}
+
+Deno.test({
+  name: "inspectCheckpoint() and loadCheckpointTokenizer() read a GGUF's header only",
+  ignore: !haveFiles("the header-only test", [`${ASSETS}/stories260K/stories260K.gguf`]),
+  async fn() {
+    const file = `${ASSETS}/stories260K/stories260K.gguf`;
+    const bytes = await Deno.readFile(file);
+    const want = await inspectCheckpoint(file);
+    const limit = 8 << 20;
+    const a = headerTrap(bytes, limit);
+    const got = await inspectCheckpoint(a.response());
+    assert.deepEqual(got.config, want.config);
+    assert.deepEqual(got.tensors, want.tensors);
+    assert.deepEqual(
+      got.tokenizer!.encode("Once upon a time"),
+      want.tokenizer!.encode("Once upon a time"),
+    );
+    assert.ok(a.state.pulled <= 2 << 20, `pulled ${a.state.pulled} bytes`);
+    const b = headerTrap(bytes, limit);
+    const tok = await loadCheckpointTokenizer(b.response());
+    assert.deepEqual(tok!.encode("Once upon a time"), want.tokenizer!.encode("Once upon a time"));
+    assert.ok(b.state.pulled <= 2 << 20, `pulled ${b.state.pulled} bytes`);
+    // Negative control: loading the same body reads on until the trap fails it.
+    await assert.rejects(loadCheckpoint(headerTrap(bytes, limit).response()), /read past/);
+  },
 });

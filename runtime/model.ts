@@ -90,7 +90,15 @@ export interface ModelOptions {
 }
 
 /** Options of {@linkcode loadModel}. */
-export interface LoadModelOptions extends Omit<ModelOptions, "extraEosIds" | "generation"> {
+export interface LoadModelOptions
+  extends Omit<ModelOptions, "extraEosIds" | "generation" | "kvCapacity"> {
+  /**
+   * Slots in each layer's KV ring, as {@linkcode ModelOptions.kvCapacity}; or a function of
+   * the checkpoint's config that returns them, called once the config is read and before
+   * any memory is sized (`gollm perplexity` sizes the cache from `context_length`). It may
+   * throw to stop loading.
+   */
+  kvCapacity?: number | ((config: ModelConfig) => number);
   /**
    * A tokenizer file to use instead of the checkpoint's (llama2.c: needed unless
    * `tok{vocab}.bin` or `tokenizer.bin` sits beside the `.bin`).
@@ -500,9 +508,19 @@ export async function loadModel(
     ckpt.config,
     ckpt.weights,
     ckpt.tokenizer,
-    { ...options, extraEosIds: ckpt.extraEosIds, generation: ckpt.generation },
+    {
+      ...options,
+      kvCapacity: capacityOf(ckpt.config, options.kvCapacity),
+      extraEosIds: ckpt.extraEosIds,
+      generation: ckpt.generation,
+    },
     { format: ckpt.format, path: ckpt.path },
   );
+}
+
+/** {@linkcode LoadModelOptions.kvCapacity} for `config`, checked as createModel checks it. */
+function capacityOf(config: ModelConfig, kv: LoadModelOptions["kvCapacity"]): number {
+  return resolveCapacity(config, typeof kv === "function" ? kv(config) : kv);
 }
 
 /**
@@ -517,8 +535,9 @@ async function ggufIntoWasm(
   cacheTypes: KvCacheTypes,
   options: LoadModelOptions,
 ): Promise<Model> {
+  let kvCapacity = 0; // resolved once, from the header's config
   const { checkpoint: ck, pass, error } = await loadGgufIntoWasm(source, {
-    kvCapacity: (c) => resolveCapacity(c, options.kvCapacity),
+    kvCapacity: (c) => (kvCapacity = capacityOf(c, options.kvCapacity)),
     prefillChunk: options.prefillChunk,
     ...cacheTypes,
     threads,
@@ -527,7 +546,12 @@ async function ggufIntoWasm(
     onConfig: options.onConfig,
   });
   const info: CheckpointInfo = { format: ck.format, path: ck.path };
-  const modelOptions = { ...options, extraEosIds: ck.extraEosIds, generation: ck.generation };
+  const modelOptions = {
+    ...options,
+    kvCapacity: kvCapacity || capacityOf(ck.config, options.kvCapacity),
+    extraEosIds: ck.extraEosIds,
+    generation: ck.generation,
+  };
   if (pass) return modelOf(ck.config, pass, ck.tokenizer, info, "wasm", modelOptions);
   fallbackFromWasm(backend, error); // auto, and the WASM kernels do not cover the model
   return createModel(

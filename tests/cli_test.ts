@@ -281,6 +281,11 @@ Deno.test("gollm generate --json, tokenize and inspect on a model directory", as
     // A ring of kv_capacity 16 + one 16-row step, in blocks of 16 tokens.
     assert.equal(info.memory.kv_bytes, 2 * c.n_layers * 32 * c.n_kv_heads * c.head_dim * 4);
     assert.equal(info.memory.weights_bytes, 4 * parameterCount(c));
+    // A gollm directory is F32 as stored: both figures agree, tensor by tensor.
+    assert.equal(info.memory.weights_stored_bytes, info.memory.weights_bytes);
+    for (const t of info.tensors) {
+      assert.deepEqual([t.type, t.bytes], ["F32", 4 * t.params], t.name);
+    }
     assert.ok(info.memory.arena_bytes > info.memory.kv_bytes);
     assert.equal(info.tensors.length, expectedShapes(c).size);
   } finally {

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { Checkpoint } from "../checkpoint.ts";
+import type { Checkpoint, CheckpointTensorInfo } from "../checkpoint.ts";
 import { type ModelConfig, parseConfig } from "../../core/config.ts";
 import { FormatError } from "../../core/errors.ts";
 import { readFileBounded } from "../../core/files.ts";
@@ -409,8 +409,26 @@ function ggufWeights(
     const bytes = data.subarray(info.offset, info.offset + info.nbytes);
     return { shape: [...info.ne].reverse(), data: dequantize(info.type, bytes, n) };
   };
+  return mapGgufTensors(g, arch, config, names, read, rowSlice);
+}
+
+/**
+ * Puts every tensor of `g` under its canonical name (`read` makes each stored tensor's
+ * value, `slice` cuts a fused tensor's rows into its parts), after checking each shape
+ * against the config; then checks that none is missing. The one walk over the tensor infos
+ * that the weights ({@linkcode ggufWeights}) and the header's table
+ * ({@linkcode ggufTensorTable}) share.
+ */
+function mapGgufTensors<T>(
+  g: GgufFile,
+  arch: string,
+  config: ModelConfig,
+  names: GgufNames,
+  read: (info: GgufTensorInfo) => T,
+  slice: (t: T, r0: number, shape: number[]) => T,
+): Map<string, T> {
   const want = expectedShapes(config);
-  const weights: Weights = new Map();
+  const out = new Map<string, T>();
   const unexpected = (info: GgufTensorInfo, canonical: string) =>
     new FormatError(
       g.file,
@@ -436,7 +454,7 @@ function ggufWeights(
           }' has shape [${got}] (ggml ne [${info.ne}]), expected [${shape}] for ${canonical}`,
         );
       }
-      weights.set(canonical, read(info));
+      out.set(canonical, read(info));
     } else if (parts) {
       // A fused tensor (gpt2 attn_qkv): the parts' rows stacked along the output axis.
       const canonical = parts.map((r) => fillLayer(r.name, layer));
@@ -455,7 +473,7 @@ function ggufWeights(
       let r0 = 0;
       canonical.forEach((name, j) => {
         const shape = shapes[j]!;
-        weights.set(name, rowSlice(t, r0, shape));
+        out.set(name, slice(t, r0, shape));
         r0 += shape[0];
       });
     } else {
@@ -466,7 +484,7 @@ function ggufWeights(
     }
   }
   for (const [canonical, shape] of want) {
-    if (!weights.has(canonical)) {
+    if (!out.has(canonical)) {
       const name = ggufNameOf(arch, canonical) ?? canonical;
       throw new FormatError(
         g.file,
@@ -474,7 +492,48 @@ function ggufWeights(
       );
     }
   }
-  return weights;
+  return out;
+}
+
+/**
+ * The tensor table of a GGUF from its header alone: each canonical tensor's shape, stored
+ * type and byte count, and the GGUF tensor that holds it (a part of a fused tensor gets its
+ * rows' share of the bytes). Shapes and names are checked as {@linkcode ggufToCheckpoint}
+ * checks them, and every type must be one gollm reads; no tensor data is read, so block
+ * scales are not checked for NaN/Inf here.
+ *
+ * @param g A parsed GGUF (`readGguf`: the header is enough).
+ * @param info The header's model info, when the caller has it ({@linkcode ggufModelInfo}).
+ * @returns Canonical name → {@linkcode CheckpointTensorInfo}, in the file's tensor order.
+ * @throws {FormatError} naming the file and tensor: an unsupported type, a missing,
+ *   unexpected or mis-shaped tensor; and as {@linkcode ggufModelInfo}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggufTensorTable } from "./checkpoint.ts";
+ * import { readGguf } from "./parse.ts";
+ * const table = ggufTensorTable(await readGguf("tests/fixtures/gguf/gpt2.gguf"));
+ * const wk = table.get("layers.0.attn.wk.weight")!; // a third of the fused attn_qkv
+ * assert.equal(wk.stored, "blk.0.attn_qkv.weight");
+ * assert.equal(wk.bytes, wk.shape[0] * wk.shape[1] * 4); // F32
+ * ```
+ */
+export function ggufTensorTable(
+  g: GgufFile,
+  info: GgufModelInfo = ggufModelInfo(g),
+): Map<string, CheckpointTensorInfo> {
+  const read = (t: GgufTensorInfo): CheckpointTensorInfo => {
+    requireSupported(t.type, g.file, nm(t.name));
+    return { shape: [...t.ne].reverse(), type: t.type.name, bytes: t.nbytes, stored: t.name };
+  };
+  // A part of a fused tensor: its rows of the whole (rows are whole blocks).
+  const slice = (t: CheckpointTensorInfo, _r0: number, shape: number[]) => ({
+    ...t,
+    shape,
+    bytes: (t.bytes / t.shape[0]) * shape[0],
+  });
+  return mapGgufTensors(g, info.arch, info.config, ggufNames(info.arch, info.config), read, slice);
 }
 
 /**
