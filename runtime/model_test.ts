@@ -426,3 +426,34 @@ Deno.test("loadModel() calls onConfig with the config before building the forwar
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("loadModel() sizes the KV cache by a function of the config, which may stop the load", async () => {
+  // The GGUF path (straight into WASM memory) and the checkpoint path (a gollm directory).
+  for (
+    const [source, backend] of [["tests/fixtures/gguf/llama.gguf", "wasm"], [
+      "models/default",
+      "jit",
+    ]] as const
+  ) {
+    const seen: number[] = [];
+    using m = await loadModel(source, {
+      backend,
+      threads: 1,
+      kvCapacity: (c) => {
+        seen.push(c.context_length);
+        return c.context_length / 4;
+      },
+    });
+    assert.equal(seen.length, 1, source);
+    assert.equal(m.kvCapacity, seen[0] / 4, source);
+    await assert.rejects(
+      loadModel(source, {
+        backend,
+        kvCapacity: () => {
+          throw new GollmError("too long for this test");
+        },
+      }),
+      /too long for this test/,
+    );
+  }
+});
