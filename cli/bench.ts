@@ -19,6 +19,7 @@ import { dequantizeWeights } from "../formats/quant/tensor.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import { resolveDefaultModel } from "./default_model.ts";
 import {
+  CACHE_TYPE_OPTIONS,
   MODEL_OPTION,
   MODEL_POSITIONAL,
   modelSource,
@@ -32,8 +33,7 @@ import { progress, withProgress } from "./progress_line.ts";
 const SPEC = {
   name: "bench",
   summary: "reference vs JIT (JS, WASM) tok/s and GFLOP/s, on random weights or a checkpoint",
-  usage:
-    "[PATH | --model PATH | --config FILE] [--seconds S] [--backends LIST] [--threads N] [--json]",
+  usage: "[PATH | --config FILE] [--seconds S] [--backends LIST] [--threads N] [--json] [options]",
   description:
     `Prints, in one run, the reference's, the JS JIT's and the WASM SIMD JIT's prefill and
 decode tok/s, their ratios, and effective GFLOP/s (2 x multiply-adds per token x tok/s).
@@ -45,12 +45,13 @@ BOS, then 200 greedy steps from an empty KV cache; prefill = one 256-token promp
 seeded random ids) in one call (both shortened to fit a shorter context); 1 untimed warm-up,
 then the median of 3 runs; a KV cache of 512 slots (or the context length). There the wasm
 backend runs what generate runs: the weights as stored (GGUF F16 and ggml blocks, no F32
-copy) on --threads threads (default: the core count); the reference and the JS JIT run F32
-weights on one thread. --json prints
+copy) on --threads threads (default: the core count), with a K and V cache of
+--cache-type-k/-v (f32 or f16; f16 needs --backends wasm); the reference and the JS JIT run
+F32 weights on one thread with f32 caches. --json prints
 the figures as one object: {config, params, prefillTokens, decodeTokens, backends: [{backend,
 setupMs, prefillTokPerS, decodeTokPerS, prefillGflops, decodeGflops, rounds}], ratio,
 wasmRatio, wasmVsJit, checkpoint} (checkpoint: null for --config; else {path, format, bos,
-warmup, runs, kvCapacity, seed, threads, wasmWeights}).`,
+warmup, runs, kvCapacity, seed, threads, wasmWeights, cacheTypeK, cacheTypeV}).`,
   positionals: [MODEL_POSITIONAL],
   options: {
     config: {
@@ -61,6 +62,7 @@ warmup, runs, kvCapacity, seed, threads, wasmWeights}).`,
     ...MODEL_OPTION,
     ...TOKENIZER_OPTION,
     ...THREADS_OPTION,
+    ...CACHE_TYPE_OPTIONS,
     seconds: {
       type: "number",
       min: 0,
@@ -124,6 +126,19 @@ export const bench: Command = {
     if (v.config !== undefined && v.tokenizer !== undefined) {
       throw new UsageError("--tokenizer applies to a model, not to --config", usage);
     }
+    const cacheTypeK = v["cache-type-k"], cacheTypeV = v["cache-type-v"];
+    for (const [flag, t] of [["--cache-type-k", cacheTypeK], ["--cache-type-v", cacheTypeV]]) {
+      if (t === "f32") continue;
+      if (v.config !== undefined) {
+        throw new UsageError(`${flag} applies to a model, not to --config`, usage);
+      }
+      if (backends === undefined || backends.some((b) => b !== "wasm")) {
+        throw new UsageError(
+          `${flag} ${t} needs --backends wasm (the reference and the JS JIT keep f32 caches)`,
+          usage,
+        );
+      }
+    }
     const json = v.json;
     let run: (onProgress: (e: BenchProgress) => void) => BenchResult;
     const fixed = v.config === undefined;
@@ -150,7 +165,15 @@ export const bench: Command = {
         ? { ...stored, weights: dequantizeWeights(stored.weights) }
         : stored;
       const storedWeights = want.includes("wasm") ? stored.weights : undefined;
-      run = (onProgress) => runModelBench(ckpt, { backends, onProgress, storedWeights, threads });
+      run = (onProgress) =>
+        runModelBench(ckpt, {
+          backends,
+          onProgress,
+          storedWeights,
+          threads,
+          cacheTypeK,
+          cacheTypeV,
+        });
     }
     // A redrawn status line on a terminal; otherwise one summary line at the end.
     const prog = progress(json);

@@ -46,6 +46,8 @@ Deno.test("gollm bench --model times a checkpoint with the fixed protocol; --jso
     seed: 1,
     threads: Math.min(64, navigator.hardwareConcurrency), // --threads: the core count
     wasmWeights: "f32", // the wasm backend did not run
+    cacheTypeK: "f32",
+    cacheTypeV: "f32",
   });
   assert.deepEqual(Object.keys(j.backends[0]), [
     "backend",
@@ -80,7 +82,24 @@ Deno.test("gollm bench --model: the wasm backend runs the weights as stored on -
   assert.match(
     t.stdout,
     /; wasm on 1 thread\(s\) with the weights as stored, the others on one\ndecode: /,
-  );
+  ); // An f16 K and V cache (llama.cpp's -ctk f16 -ctv f16), on the wasm backend alone.
+  const h = await gollm([
+    "bench",
+    MODEL,
+    "--backends",
+    "wasm",
+    "--threads",
+    "1",
+    "--cache-type-k",
+    "f16",
+    "--cache-type-v",
+    "f16",
+    "--json",
+  ]);
+  assert.equal(h.code, 0, h.stderr);
+  const hj = JSON.parse(h.stdout);
+  assert.deepEqual([hj.checkpoint.cacheTypeK, hj.checkpoint.cacheTypeV], ["f16", "f16"]);
+  assert.ok(hj.backends[0].decodeTokPerS > 0);
 });
 
 Deno.test("gollm bench: --config with a model, --seconds with a model: exit 2, one error line", async () => {
@@ -90,6 +109,15 @@ Deno.test("gollm bench: --config with a model, --seconds with a model: exit 2, o
     [["--config", "configs/test-llama.yaml", "--tokenizer", "x"], /--tokenizer applies to a model/],
     [["--backends", "gpu"], /--backends: unknown backend 'gpu'/],
     [["--config", "configs/test-llama.yaml", "--threads", "2"], /--threads applies to a model/],
+    [[MODEL, "--cache-type-k", "f16"], /--cache-type-k f16 needs --backends wasm/],
+    [
+      [MODEL, "--backends", "jit,wasm", "--cache-type-v", "f16"],
+      /--cache-type-v f16 needs --backends wasm/,
+    ],
+    [
+      ["--config", "configs/test-llama.yaml", "--cache-type-k", "f16"],
+      /--cache-type-k applies to a model/,
+    ],
   ];
   const results = await Promise.all(cases.map(([args]) => gollm(["bench", ...args])));
   cases.forEach(([args, error], i) => {

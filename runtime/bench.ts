@@ -8,7 +8,7 @@
  * @module
  */
 import { type ModelConfig, parameterCount } from "../core/config.ts";
-import type { ForwardPass } from "../core/forward.ts";
+import type { ForwardPass, KvCacheType } from "../core/forward.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { createReference } from "./reference.ts";
 import { randomWeights, requireF32, type Weights } from "../core/weights.ts";
@@ -18,6 +18,7 @@ export { benchPrompt };
 import { compileModel } from "../codegen/compile.ts";
 import { macsPerToken } from "../codegen/graph.ts";
 import { startStepPool } from "./threads.ts";
+import { resolveCacheTypes } from "./model.ts";
 
 /**
  * A backend `gollm bench` can measure: the reference forward, the JS JIT, or the JIT with
@@ -129,6 +130,10 @@ export interface ModelBenchInfo {
    * default) or `f32` (dequantised, as the reference and the JS JIT run them).
    */
   wasmWeights: "stored" | "f32";
+  /** Element type of the wasm backend's K cache (the others' is `f32`). */
+  cacheTypeK: KvCacheType;
+  /** Element type of the wasm backend's V cache (the others' is `f32`). */
+  cacheTypeV: KvCacheType;
   /** Seed of the prefill prompt's ids. */
   seed: number;
 }
@@ -155,6 +160,14 @@ export interface ModelBenchOptions {
   storedWeights?: Weights;
   /** Threads of the wasm backend (1..64). Default 1. */
   threads?: number;
+  /**
+   * Element types of the wasm backend's K and V cache (`f32` default, or `f16`: llama.cpp's
+   * `-ctk f16 -ctv f16`). The reference and the JS JIT keep F32 caches, so `f16` needs
+   * `backends: ["wasm"]`.
+   */
+  cacheTypeK?: KvCacheType;
+  /** See `cacheTypeK`. */
+  cacheTypeV?: KvCacheType;
   /** Seed of the prefill prompt's random ids. Default 1. */
   seed?: number;
   /** Called before each phase (round 0: setup, then warm-up runs; 1..runs: timed). */
@@ -177,6 +190,7 @@ function buildPass(
   weights: Weights,
   kvCapacity: number,
   threads = 1,
+  cache: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType } = {},
 ): ForwardPass & { close?(): void } {
   return backend === "jit"
     ? compileModel(config, weights, { kvCapacity })
@@ -186,6 +200,7 @@ function buildPass(
       backend: "wasm",
       threads,
       startPool: threads > 1 ? startStepPool : undefined,
+      ...cache,
     })
     : createReference(config, requireF32(weights, "the reference backend"), { kvCapacity });
 }
@@ -352,6 +367,7 @@ function argmax(x: Float32Array): number {
  * @throws {RangeError} naming the option that is not a positive integer (`warmup` may be 0),
  *   a `kvCapacity` above `context_length`, or a prompt or decode run longer than the KV
  *   capacity.
+ * @throws {GollmError} for an `f16` cache type with a backend other than wasm in `backends`.
  *
  * @example
  * ```ts
@@ -379,6 +395,9 @@ export function runModelBench(
   const D = options.decodeSteps ?? Math.min(200, kvCapacity - 1);
   const warmup = options.warmup ?? 1, runs = options.runs ?? 3, seed = options.seed ?? 1;
   const threads = options.threads ?? 1;
+  // f16 caches are the wasm backend's: every backend asked for must be wasm.
+  const cache = resolveCacheTypes(options, backends.find((b) => b !== "wasm") ?? "wasm");
+  const cacheTypeK = cache.cacheTypeK ?? "f32", cacheTypeV = cache.cacheTypeV ?? "f32";
   const knobs = { kvCapacity, prefillTokens: P, decodeSteps: D, runs, warmup, seed, threads };
   for (const [k, v] of Object.entries(knobs)) {
     const min = k === "warmup" || k === "seed" ? 0 : 1;
@@ -414,6 +433,7 @@ export function runModelBench(
       wasm ? options.storedWeights ?? weights : weights,
       kvCapacity,
       wasm ? threads : 1,
+      { cacheTypeK, cacheTypeV },
     );
     const setupMs = performance.now() - t0;
     const decodeMs: number[] = [], prefillMs: number[] = [];
@@ -460,6 +480,8 @@ export function runModelBench(
       seed,
       threads,
       wasmWeights: options.storedWeights ? "stored" : "f32",
+      cacheTypeK,
+      cacheTypeV,
     },
   };
 }
@@ -468,8 +490,11 @@ export function runModelBench(
 function threadsNote(r: BenchResult, ck: ModelBenchInfo): string {
   if (!r.backends.some((b) => b.backend === "wasm")) return "one thread";
   const others = r.backends.length > 1 ? ", the others on one" : "";
+  const cache = ck.cacheTypeK === "f32" && ck.cacheTypeV === "f32"
+    ? ""
+    : ` and a K ${ck.cacheTypeK} / V ${ck.cacheTypeV} cache`;
   return `wasm on ${ck.threads} thread(s) with the weights ` +
-    `${ck.wasmWeights === "stored" ? "as stored" : "in F32"}${others}`;
+    `${ck.wasmWeights === "stored" ? "as stored" : "in F32"}${cache}${others}`;
 }
 
 /**

@@ -72,6 +72,8 @@ Deno.test("runModelBench() follows the protocol: setup, warm-up and timed runs o
     seed: 1,
     threads: 1,
     wasmWeights: "f32",
+    cacheTypeK: "f32",
+    cacheTypeV: "f32",
   });
   assert.deepEqual(r.backends.map((b) => [b.backend, b.rounds]), [["reference", 2], ["jit", 2]]);
   assert.ok(r.backends.every((b) => b.prefillTokPerS > 0 && b.decodeTokPerS > 0));
