@@ -56,7 +56,7 @@ export {
   writeGollmDir,
 } from "./formats/gollm_dir.ts";
 export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_dir.ts";
-export { loadHf } from "./formats/hf.ts";
+export { loadHf, type LoadHfOptions } from "./formats/hf.ts";
 export { loadGguf } from "./formats/gguf/checkpoint.ts";
 export type { GgufLoadOptions, GgufModelInfo } from "./formats/gguf/checkpoint.ts";
 export { readGguf, readGgufStream } from "./formats/gguf/parse.ts";
@@ -100,6 +100,7 @@ export { readLlama2cTokenizer } from "./tokenizers/sentencepiece.ts";
 export type { LoadLlama2cOptions } from "./formats/llama2c.ts";
 export { parseSafetensors, readSafetensors, writeSafetensors } from "./formats/safetensors.ts";
 export type {
+  ReadSafetensorsOptions,
   SafetensorsDtype,
   SafetensorsFile,
   SafetensorsWriteDtype,

@@ -24,11 +24,8 @@ import { isFile, join, readJson } from "../core/files.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { HF_FAMILY, ids, isObj, parseHfConfig } from "./hf_config.ts";
-import {
-  checkWeights,
-  type F32Tensor as Tensor,
-  type F32Weights as Weights,
-} from "../core/weights.ts";
+import { checkWeights, type F32Tensor, type Tensor, type Weights } from "../core/weights.ts";
+import { dequantize, ggmlType } from "./quant.ts";
 import {
   fillLayer,
   HF_BASE_PREFIX,
@@ -54,14 +51,46 @@ function shapeEq(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** Row-major transpose of a (rows, cols) matrix. */
+/**
+ * Row-major transpose of a (rows, cols) matrix: F32 values, or a stored F16/BF16 matrix's
+ * 16-bit elements (into a fresh, aligned copy).
+ */
 function transpose(t: Tensor): Tensor {
   const [r, c] = t.shape;
-  const out = new Float32Array(r * c); // (c, r)
-  for (let i = 0; i < r; i++) {
-    for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
+  if (t.type === undefined) {
+    const out = new Float32Array(r * c); // (c, r)
+    for (let i = 0; i < r; i++) {
+      for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
+    }
+    return { shape: [c, r], data: out };
   }
-  return { shape: [c, r], data: out };
+  const src = new Uint16Array(t.bytes.slice().buffer); // (r, c) halves
+  const out = new Uint16Array(r * c); // (c, r)
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j];
+  }
+  return { shape: [c, r], type: t.type, bytes: new Uint8Array(out.buffer) };
+}
+
+/** A tensor as F32 values (a stored F16/BF16 one converted). */
+function f32Of(t: Tensor): F32Tensor {
+  if (t.type === undefined) return t;
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  return { shape: t.shape, data: dequantize(ggmlType(t.type.id)!, t.bytes, n) };
+}
+
+/** Rows r0 .. r0 + shape[0] of a tensor (a part of a fused one): F32 copied, stored a view. */
+function rows(t: Tensor, r0: number, shape: number[]): Tensor {
+  const cols = shape.slice(1).reduce((a, b) => a * b, 1);
+  if (t.type === undefined) {
+    return { shape, data: t.data.slice(r0 * cols, (r0 + shape[0]) * cols) };
+  }
+  const rowBytes = cols * t.type.blockBytes; // F16/BF16: one element per "block"
+  return {
+    shape,
+    type: t.type,
+    bytes: t.bytes.subarray(r0 * rowBytes, (r0 + shape[0]) * rowBytes),
+  };
 }
 
 /**
@@ -70,6 +99,7 @@ function transpose(t: Tensor): Tensor {
  * (`model.`, `transformer.`), `transpose` sources (GPT-2 `Conv1D`, stored `(in, out)`) are
  * transposed, `add` sources (Gemma norms) get the constant added, and fused sources
  * (`c_attn`, `qkv_proj`, `gate_up_proj`) are split along the output axis in part order.
+ * Matrices read as stored (F16/BF16) stay stored; vectors (norms, biases) become F32.
  *
  * @param config The model config.
  * @param family The HF naming family.
@@ -79,15 +109,15 @@ function transpose(t: Tensor): Tensor {
  *   or when the file holds fewer or more layers than config.json declares.
  */
 function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): Weights {
-  const rows = tensorRows(config);
-  const unnamed = rows.find((r) => r.hf[family] === undefined);
+  const nameRows = tensorRows(config);
+  const unnamed = nameRows.find((r) => r.hf[family] === undefined);
   if (unnamed) {
     throw new FormatError(src.fileOf(""), `has no Hugging Face ${family} name for ${unnamed.name}`);
   }
   // Compare layer counts before anything per layer is built.
   const base = HF_BASE_PREFIX[family];
   const patterns = new Set<string>();
-  for (const r of rows) {
+  for (const r of nameRows) {
     if (!isPerLayer(r)) continue;
     const n = r.hf[family]!.name;
     patterns.add(n);
@@ -122,7 +152,7 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
       `tensor '${names[0]}' is missing (needed for ${canonical})`,
     );
   };
-  const perLayer = rows.filter(isPerLayer);
+  const perLayer = nameRows.filter(isPerLayer);
   const map = (group: TensorNameRow[], layer: number) => {
     const done = new Set<TensorNameRow>();
     for (const row of group) {
@@ -144,26 +174,29 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
         label,
       );
       if (s.transpose) t = transpose(t);
-      if (s.add !== undefined) t = { shape: t.shape, data: t.data.map((v) => v + s.add!) };
-      const cols = rest.reduce((a, b) => a * b, 1);
+      if (s.add !== undefined || t.shape.length < 2) t = f32Of(t); // norms, biases: F32
+      if (s.add !== undefined) {
+        const f = t as F32Tensor;
+        t = { shape: f.shape, data: f.data.map((v) => v + s.add!) };
+      }
       let r0 = 0;
       parts.forEach((r, j) => {
-        const data = parts.length === 1
-          ? t.data
-          : t.data.slice(r0 * cols, (r0 + shapes[j][0]) * cols);
-        out.set(names[j], { shape: shapes[j], data });
+        out.set(names[j], parts.length === 1 ? t : rows(t, r0, shapes[j]));
         r0 += shapes[j][0];
         done.add(r);
       });
     }
   };
-  map(rows.filter((r) => !isPerLayer(r)), 0);
+  map(nameRows.filter((r) => !isPerLayer(r)), 0);
   for (let l = 0; l < config.n_layers; l++) map(perLayer, l);
   return out;
 }
 
 /** Opens model.safetensors or every shard listed in model.safetensors.index.json. */
-async function openTensors(dir: string): Promise<{ src: TensorSource; file: string }> {
+async function openTensors(
+  dir: string,
+  stored: boolean,
+): Promise<{ src: TensorSource; file: string }> {
   const single = join(dir, "model.safetensors");
   const index = join(dir, "model.safetensors.index.json");
   if (await isFile(index)) {
@@ -183,7 +216,7 @@ async function openTensors(dir: string): Promise<{ src: TensorSource; file: stri
       if (!shards.has(shard)) shards.set(shard, new Map());
     }
     for (const shard of shards.keys()) {
-      shards.set(shard, (await readSafetensors(join(dir, shard))).tensors);
+      shards.set(shard, (await readSafetensors(join(dir, shard), { stored })).tensors);
     }
     return {
       file: index,
@@ -198,7 +231,7 @@ async function openTensors(dir: string): Promise<{ src: TensorSource; file: stri
     };
   }
   if (await isFile(single)) {
-    const { tensors } = await readSafetensors(single);
+    const { tensors } = await readSafetensors(single, { stored });
     return {
       file: single,
       src: { get: (n) => tensors.get(n), names: () => tensors.keys(), fileOf: () => single },
@@ -239,6 +272,12 @@ function parseGenerationConfig(
   return { eos };
 }
 
+/** Options of {@linkcode loadHf}. */
+export interface LoadHfOptions {
+  /** Keep F16/BF16 matrices as stored instead of converting them to F32. Default false. */
+  stored?: boolean;
+}
+
 /**
  * Loads a Hugging Face model directory.
  *
@@ -262,7 +301,22 @@ function parseGenerationConfig(
  *   "Once upon a time");
  * ```
  */
-export async function loadHf(dir: string): Promise<Checkpoint> {
+export async function loadHf(dir: string): Promise<Checkpoint>;
+/**
+ * {@linkcode loadHf} with options: `stored` keeps F16 and BF16 matrices as the safetensors
+ * files store them (what the wasm backend runs: half the memory of F32, and half the bytes
+ * a decode step reads); vectors and other dtypes are F32.
+ *
+ * @param dir The model directory.
+ * @param options `stored` (default false).
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {FormatError} as the one-argument form, and for a non-finite F16/BF16 element.
+ */
+export async function loadHf(dir: string, options: LoadHfOptions): Promise<Checkpoint<Weights>>;
+export async function loadHf(
+  dir: string,
+  options: LoadHfOptions = {},
+): Promise<Checkpoint<Weights>> {
   dir = dir.replace(/\/+$/, "") || "/";
   const cfgFile = join(dir, "config.json");
   const hasTok = await isFile(join(dir, "tokenizer.json"));
@@ -271,7 +325,7 @@ export async function loadHf(dir: string): Promise<Checkpoint> {
     cfgFile,
     hasTok ? "tokenizer.json" : "none",
   );
-  const { src, file } = await openTensors(dir);
+  const { src, file } = await openTensors(dir, options.stored ?? false);
   const weights = mapWeights(config, HF_FAMILY[architecture], src);
   checkWeights(config, weights, file);
   const tokenizer = await loadHfTokenizer(dir);
@@ -284,7 +338,7 @@ export async function loadHf(dir: string): Promise<Checkpoint> {
     generation = g.gen;
   }
   const valid = extra.filter((id) => id >= 0 && id < config.vocab_size);
-  const ckpt: Checkpoint = { format: "hf", path: dir, config, weights, tokenizer };
+  const ckpt: Checkpoint<Weights> = { format: "hf", path: dir, config, weights, tokenizer };
   if (valid.length > 0) ckpt.extraEosIds = valid;
   if (generation) ckpt.generation = generation;
   return ckpt;

@@ -60,8 +60,9 @@ export interface LoadCheckpointOptions {
   optionalTokenizer?: boolean;
   /**
    * Keep GGUF tensors in their stored type (F16, BF16, ggml blocks; views on the file's
-   * bytes, block scales checked) instead of dequantising them to F32: what a backend that
-   * reads them directly (wasm) loads. Other formats load F32 either way. Default false.
+   * bytes, block scales checked), and a Hugging Face directory's F16/BF16 matrices, instead
+   * of converting them to F32: what a backend that reads them directly (wasm) loads. Other
+   * formats load F32 either way. Default false.
    */
   stored?: boolean;
 }
@@ -232,7 +233,7 @@ export async function loadCheckpoint(
       });
       break;
     case "hf":
-      ckpt = await loadHf(path);
+      ckpt = await loadHf(path, { stored: options.stored ?? false });
       break;
     case "gguf":
       ckpt = await loadGguf(path, { stored: options.stored ?? false });

@@ -5,16 +5,17 @@
  * then the data section. Offsets are relative to the data section; tensors are row-major,
  * little-endian, and tile the data section without gaps or overlaps.
  *
- * Reading converts every supported dtype to F32 ({@linkcode Tensor}); writing stores F32,
- * F16 or BF16 (round to nearest, ties to even) through a temporary file that is renamed
- * into place, so a failed write never leaves a half file.
+ * Reading converts every supported dtype to F32 (`F32Tensor`; with `stored`, F16 and BF16
+ * stay as stored); writing stores F32, F16 or BF16 (round to nearest, ties to even) through
+ * a temporary file that is renamed into place, so a failed write never leaves a half file.
  *
  * @module
  */
 import { FormatError, GollmError } from "../core/errors.ts";
 import { readFileBounded, writeFileAtomic } from "../core/files.ts";
 import { f16Table, f16ToF32, f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
-import type { F32Tensor as Tensor } from "../core/weights.ts";
+import type { F32Tensor, Tensor } from "../core/weights.ts";
+import { checkFinite, ggmlTypeByName } from "./quant.ts";
 
 /** Dtypes this reader converts to F32. */
 export type SafetensorsDtype =
@@ -56,10 +57,13 @@ const MAX_HEADER_BYTES = 100_000_000;
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** The result of {@linkcode parseSafetensors}. */
-export interface SafetensorsFile {
-  /** Every tensor, converted to F32, in header order. */
-  tensors: Map<string, Tensor>;
+/**
+ * The result of {@linkcode parseSafetensors}: `T` is F32 tensors, or with `stored: true` F32
+ * and F16/BF16 tensors as stored.
+ */
+export interface SafetensorsFile<T extends Tensor = F32Tensor> {
+  /** Every tensor (converted to F32, or F16/BF16 kept as stored), in header order. */
+  tensors: Map<string, T>;
   /** The `__metadata__` string map (empty when absent). */
   metadata: Record<string, string>;
   /** The stored dtype of each tensor (before conversion to F32). */
@@ -92,6 +96,17 @@ function alignedCopy(bytes: Uint8Array, off: number, nbytes: number): ArrayBuffe
   const buf = new ArrayBuffer(nbytes);
   new Uint8Array(buf).set(bytes.subarray(off, off + nbytes));
   return buf;
+}
+
+/** Options of {@linkcode parseSafetensors} and {@linkcode readSafetensors}. */
+export interface ReadSafetensorsOptions {
+  /**
+   * Keep F16 and BF16 tensors as stored (views on the file's bytes in ggml's F16/BF16
+   * layout, every element checked finite) instead of converting them to F32: what the wasm
+   * backend runs, at half the memory. Other dtypes are converted to F32 either way.
+   * Default false.
+   */
+  stored?: boolean;
 }
 
 function convert(bytes: Uint8Array, off: number, e: Entry, n: number): Float32Array {
@@ -226,7 +241,26 @@ function convertDataView(
  *   /x.safetensors: truncated or corrupt/);
  * ```
  */
-export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile;
+/**
+ * {@linkcode parseSafetensors} with options: `stored` keeps F16 and BF16 tensors as stored.
+ *
+ * @param bytes The whole file.
+ * @param file Its name, for error messages.
+ * @param options `stored`.
+ * @returns Tensors (F32, or F16/BF16 as stored), metadata and the stored dtypes.
+ * @throws {FormatError} as the two-argument form, and for a non-finite F16/BF16 element.
+ */
+export function parseSafetensors(
+  bytes: Uint8Array,
+  file: string,
+  options: ReadSafetensorsOptions,
+): SafetensorsFile<Tensor>;
+export function parseSafetensors(
+  bytes: Uint8Array,
+  file: string,
+  options: ReadSafetensorsOptions = {},
+): SafetensorsFile<Tensor> {
   if (bytes.length < 8) {
     throw new FormatError(
       file,
@@ -364,11 +398,19 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
   const dtypes = new Map<string, SafetensorsDtype>();
   for (const e of entries) {
     const count = e.shape.reduce((a, b) => a * b, 1);
+    dtypes.set(e.name, e.dtype);
+    if (options.stored && LITTLE_ENDIAN_HOST && (e.dtype === "F16" || e.dtype === "BF16")) {
+      // ggml's F16/BF16 are the same little-endian halves, one per element, row-major.
+      const type = ggmlTypeByName(e.dtype)!;
+      const view = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+      checkFinite(type, view, file, e.name);
+      tensors.set(e.name, { shape: [...e.shape], type, bytes: view });
+      continue;
+    }
     tensors.set(e.name, {
       shape: [...e.shape],
       data: convert(bytes, dataStart + e.begin, e, count),
     });
-    dtypes.set(e.name, e.dtype);
   }
   return { tensors, metadata, dtypes };
 }
@@ -389,8 +431,24 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
  * assert.deepEqual(tensors.get("norm.weight")!.shape, [192]);
  * ```
  */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  return parseSafetensors(await readFileBounded(path, "safetensors file"), path);
+export async function readSafetensors(path: string): Promise<SafetensorsFile>;
+/**
+ * {@linkcode readSafetensors} with options: `stored` keeps F16 and BF16 tensors as stored.
+ *
+ * @param path File path.
+ * @param options `stored`.
+ * @returns Tensors (F32, or F16/BF16 as stored), metadata and stored dtypes.
+ * @throws {FormatError} as the one-argument form, and for a non-finite F16/BF16 element.
+ */
+export async function readSafetensors(
+  path: string,
+  options: ReadSafetensorsOptions,
+): Promise<SafetensorsFile<Tensor>>;
+export async function readSafetensors(
+  path: string,
+  options: ReadSafetensorsOptions = {},
+): Promise<SafetensorsFile<Tensor>> {
+  return parseSafetensors(await readFileBounded(path, "safetensors file"), path, options);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -404,7 +462,7 @@ export interface WriteSafetensorsOptions {
   metadata?: Record<string, string>;
 }
 
-function encodeTensor(t: Tensor, dtype: SafetensorsWriteDtype): Uint8Array {
+function encodeTensor(t: F32Tensor, dtype: SafetensorsWriteDtype): Uint8Array {
   const src = t.data;
   if (dtype === "F32") {
     const out = new Float32Array(src.length);
@@ -436,7 +494,7 @@ function encodeTensor(t: Tensor, dtype: SafetensorsWriteDtype): Uint8Array {
  * @throws {GollmError} when a tensor's data length does not match its shape.
  */
 function encodeSafetensors(
-  tensors: Map<string, Tensor>,
+  tensors: Map<string, F32Tensor>,
   options: WriteSafetensorsOptions,
 ): Uint8Array[] {
   const size = options.dtype === "F32" ? 4 : 2;
@@ -503,7 +561,7 @@ function encodeSafetensors(
  */
 export async function writeSafetensors(
   path: string,
-  tensors: Map<string, Tensor>,
+  tensors: Map<string, F32Tensor>,
   options: WriteSafetensorsOptions,
 ): Promise<void> {
   if (!["F32", "F16", "BF16"].includes(options.dtype)) {

@@ -461,9 +461,10 @@ def main() -> None:
 
     from hf_arch_fixtures import ARCH_FIXTURES  # the issue #10 architectures (imports this module)
     from hf_kv_fixtures import kv_f16  # the F16 KV cache logits of llama_gqa (imports this module)
+    from hf_half_fixtures import half  # bfloat16/float16 copies of fixtures (imports this module)
 
     only = set(sys.argv[1:])
-    base = {"llama_gqa", "kv_f16", "llama_untied", "qwen2", "mistral", "gpt2", "llama3_and_chat"}
+    base = {"llama_gqa", "kv_f16", "llama_untied", "qwen2", "mistral", "gpt2", "llama3_and_chat", "half"}
     unknown = only - base - set(ARCH_FIXTURES)
     if unknown:
         sys.exit(f"hf_fixtures: unknown fixture(s) {sorted(unknown)} (known: {sorted(base | set(ARCH_FIXTURES))})")
@@ -477,7 +478,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             llama_gqa(Path(tmp))
     for name, fn in [("kv_f16", kv_f16), ("llama_untied", llama_untied), ("qwen2", qwen2), ("mistral", mistral),
-                     ("gpt2", gpt2), ("llama3_and_chat", llama3_and_chat), *ARCH_FIXTURES.items()]:
+                     ("gpt2", gpt2), ("llama3_and_chat", llama3_and_chat), *ARCH_FIXTURES.items(),
+                     ("half", half)]:
         if want(name):
             fn()
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())

@@ -27,7 +27,7 @@ import { compilePlan } from "../codegen/compile.ts";
 import type { GraphNode } from "../codegen/graph.ts";
 import { type Plan, planArena } from "../codegen/plan.ts";
 import type { ModelConfig } from "../core/config.ts";
-import type { BatchLayout, ForwardPass } from "../core/forward.ts";
+import type { BatchLayout } from "../core/forward.ts";
 import { singleSequence } from "../core/single_sequence.ts";
 import { randomWeights, type Weights } from "../core/weights.ts";
 import { loadGguf } from "../formats/gguf/checkpoint.ts";
@@ -40,8 +40,8 @@ import { loadGgufIntoWasm } from "../runtime/wasm_load.ts";
 import { assertClose } from "./assert_close.ts";
 import { checkBatchedPrompts, checkPagedWindow } from "./batch_checks.ts";
 import { ARCH_CASES, archCase, cfg, checkAgainstReference, TOL } from "./forward_cases.ts";
-import { argmax, greedy } from "./greedy_decode.ts";
-import { type Expected, expected, HF_FIXTURES as FIX } from "./hf_expected.ts";
+import { argmax } from "./greedy_decode.ts";
+import { checkTransformers, expected, HF_FIXTURES as FIX } from "./hf_expected.ts";
 import { logitsOf, logitsOnThreads, store } from "./wasm_weights.ts";
 
 const OPTIONS = { kvCapacity: 24, prefillChunk: 5 };
@@ -176,16 +176,6 @@ Deno.test("wasm from an unedited plan (the controls' harness) passes the check",
 });
 
 // ------------------------------------------------------------ transformers' fixtures
-
-/** transformers' logits at every position, and its greedy continuation. */
-function checkTransformers(fp: ForwardPass, exp: Expected, label: string): void {
-  const V = fp.config.vocab_size;
-  const all = fp.forwardAll(exp.tokens, 0); // (n, vocab)
-  exp.logits.forEach((row, t) =>
-    assertClose(all.subarray(t * V, (t + 1) * V), row, TOL, `${label} position ${t}`)
-  );
-  assert.deepEqual(greedy(fp, exp.tokens, exp.greedy.length), exp.greedy, `${label} greedy`);
-}
 
 const HF = [
   "qwen3",
