@@ -53,7 +53,7 @@ export interface CheckpointTensorInfo {
   shape: number[];
   /**
    * The storage type as llama.cpp names it (`F32`, `F16`, `BF16`, `Q8_0`, `Q4_K`, ...): what
-   * the wasm backend holds. Formats other than GGUF are read as `F32`.
+   * the wasm backend holds. A Hugging Face directory keeps F16/BF16 matrices; the rest is `F32`.
    */
   type: string;
   /** Bytes of the tensor as stored (for a part of a fused GGUF tensor, its rows' share). */

@@ -249,7 +249,8 @@ export async function loadCheckpoint(
  * A checkpoint's config, tokenizer and tensor table without its weights, as `gollm inspect`
  * shows them. A GGUF (a path, or bytes/URL as {@linkcode loadCheckpoint} takes them) is read
  * only as far as its header: a multi-GB file or a URL costs its first MiBs, and no tensor is
- * dequantised. Other formats are F32 files read whole (their tensors listed as `F32`).
+ * dequantised. Other formats are read whole, their tensors listed as the wasm backend holds
+ * them (a Hugging Face directory's F16/BF16 matrices as stored, the rest `F32`).
  * Tensor data is not checked for NaN/Inf here; loading does that.
  *
  * @param source A model directory or checkpoint file, or a GGUF's bytes.
@@ -276,10 +277,15 @@ export async function inspectCheckpoint(
 ): Promise<CheckpointSummary> {
   const path = localPath(source);
   if (path !== undefined && await detectFormat(path) !== "gguf") {
-    const { weights, ...rest } = await loadCheckpoint(path, options);
+    const { weights, ...rest } = await loadCheckpoint(path, { ...options, stored: true });
     const tensors = new Map<string, CheckpointTensorInfo>();
     for (const [name, t] of weights) {
-      tensors.set(name, { shape: t.shape, type: "F32", bytes: 4 * t.data.length, stored: name });
+      tensors.set(name, {
+        shape: t.shape,
+        type: t.type?.name ?? "F32",
+        bytes: t.type ? t.bytes.length : 4 * t.data.length,
+        stored: name,
+      });
     }
     return { ...rest, tensors };
   }
