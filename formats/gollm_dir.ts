@@ -23,7 +23,8 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { optionalFile, readTokenizerText } from "../tokenizers/read_file.ts";
-import { checkWeights } from "../core/weights.ts";
+import { checkWeights, type Weights } from "../core/weights.ts";
+import { tensorToF32 } from "./quant/tensor.ts";
 import { basename, join, pathExists, writeDirAtomic } from "../core/files.ts";
 
 /** Optional file holding the tokenizer's chat template (the name HF directories use). */
@@ -64,6 +65,11 @@ export interface LoadGollmDirOptions {
    * ids, such as `gollm logits --tokens`. Default false.
    */
   optionalTokenizer?: boolean;
+  /**
+   * Keep F16/BF16 matrices as model.safetensors stores them (what the wasm backend runs: half
+   * the memory of F32); vectors (norms, biases) and other dtypes are F32. Default false.
+   */
+  stored?: boolean;
 }
 
 /** Options of {@linkcode writeGollmDir}. */
@@ -103,8 +109,25 @@ export interface WriteGollmDirOptions {
  */
 export async function loadGollmDir(
   dir: string,
+  options?: LoadGollmDirOptions & { stored?: false },
+): Promise<Checkpoint>;
+/**
+ * {@linkcode loadGollmDir} with `stored: true`: F16/BF16 matrices stay as stored.
+ *
+ * @param dir The model directory.
+ * @param options As the first form, with `stored`.
+ * @returns The checkpoint, its weights F32 or stored.
+ * @throws {ConfigError} as the first form.
+ * @throws {FormatError} as the first form, and for a non-finite F16/BF16 element.
+ */
+export async function loadGollmDir(
+  dir: string,
+  options: LoadGollmDirOptions,
+): Promise<Checkpoint<Weights>>;
+export async function loadGollmDir(
+  dir: string,
   options: LoadGollmDirOptions = {},
-): Promise<Checkpoint> {
+): Promise<Checkpoint<Weights>> {
   const progress = options.onProgress ?? (() => {});
   const configPath = join(dir, "config.yaml");
   progress({ stage: `reading ${configPath}` });
@@ -115,7 +138,9 @@ export async function loadGollmDir(
     throw new FormatError(dir, "model.safetensors is missing from the gollm model directory");
   }
   progress({ stage: `reading ${stPath}` });
-  const { tensors, metadata } = await readSafetensors(stPath);
+  const { tensors, metadata } = await readSafetensors(stPath, { stored: options.stored ?? false });
+  // Vectors (norms, biases) are F32 whatever the file stores, as in a GGUF.
+  for (const [name, t] of tensors) if (t.shape.length < 2) tensors.set(name, tensorToF32(t));
   const meta: Record<string, string> = metadata ?? {};
   if (meta.format !== "gollm") {
     throw new FormatError(
@@ -153,7 +178,13 @@ export async function loadGollmDir(
     tokenizer = null;
   }
 
-  const ckpt: Checkpoint = { format: "gollm", path: dir, config, weights: tensors, tokenizer };
+  const ckpt: Checkpoint<Weights> = {
+    format: "gollm",
+    path: dir,
+    config,
+    weights: tensors,
+    tokenizer,
+  };
   if (meta.extra_eos_ids !== undefined) {
     const ids = parseJsonMeta(stPath, "extra_eos_ids", meta.extra_eos_ids);
     if (!Array.isArray(ids) || !ids.every((x) => Number.isInteger(x) && x >= 0)) {

@@ -5,6 +5,7 @@ import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import { loadGollmDir, writeGollmDir } from "./gollm_dir.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { randomWeights } from "../core/weights.ts";
+import { tensorToF32 } from "./quant/tensor.ts";
 import { assertClose } from "../tests/assert_close.ts";
 import { byteTokenizer, tinyConfig } from "../tests/model_fixtures.ts";
 
@@ -193,4 +194,17 @@ Deno.test("writeGollmDir() keeps the tokenizer's chat template in chat_template.
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("loadGollmDir() with stored keeps the F16 matrices of models/default as stored, their values exact", async () => {
+  const f32 = await loadGollmDir("models/default");
+  const stored = await loadGollmDir("models/default", { stored: true });
+  const { dtypes } = await readSafetensors("models/default/model.safetensors");
+  assert.equal(stored.weights.size, f32.weights.size);
+  for (const [name, t] of stored.weights) {
+    // Matrices in the file's type, vectors (norms) F32, as a GGUF holds them.
+    assert.equal(t.type?.name, t.shape.length === 2 ? dtypes.get(name) : undefined, name);
+    assert.deepEqual(tensorToF32(t).data, f32.weights.get(name)!.data, name);
+  }
+  assert.ok([...stored.weights.values()].some((t) => t.type?.name === "F16"));
 });

@@ -25,7 +25,7 @@ import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { HF_FAMILY, ids, isObj, parseHfConfig } from "./hf_config.ts";
 import { checkWeights, type F32Tensor, type Tensor, type Weights } from "../core/weights.ts";
-import { dequantize, ggmlType } from "./quant.ts";
+import { tensorToF32 } from "./quant/tensor.ts";
 import {
   fillLayer,
   HF_BASE_PREFIX,
@@ -70,13 +70,6 @@ function transpose(t: Tensor): Tensor {
     for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j];
   }
   return { shape: [c, r], type: t.type, bytes: new Uint8Array(out.buffer) };
-}
-
-/** A tensor as F32 values (a stored F16/BF16 one converted). */
-function f32Of(t: Tensor): F32Tensor {
-  if (t.type === undefined) return t;
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  return { shape: t.shape, data: dequantize(ggmlType(t.type.id)!, t.bytes, n) };
 }
 
 /** Rows r0 .. r0 + shape[0] of a tensor (a part of a fused one): F32 copied, stored a view. */
@@ -174,7 +167,7 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
         label,
       );
       if (s.transpose) t = transpose(t);
-      if (s.add !== undefined || t.shape.length < 2) t = f32Of(t); // norms, biases: F32
+      if (s.add !== undefined || t.shape.length < 2) t = tensorToF32(t); // norms, biases: F32
       if (s.add !== undefined) {
         const f = t as F32Tensor;
         t = { shape: f.shape, data: f.data.map((v) => v + s.add!) };

@@ -230,6 +230,7 @@ export async function loadCheckpoint(
       ckpt = await loadGollmDir(path, {
         onProgress: options.onProgress,
         optionalTokenizer: options.optionalTokenizer && options.tokenizerPath === undefined,
+        stored: options.stored ?? false,
       });
       break;
     case "hf":

@@ -13,7 +13,12 @@
  * @module
  */
 import { FormatError } from "../../core/errors.ts";
-import type { F32Tensor as Tensor, F32Weights, Weights } from "../../core/weights.ts";
+import type {
+  F32Tensor as Tensor,
+  F32Weights,
+  Tensor as StoredOrF32,
+  Weights,
+} from "../../core/weights.ts";
 import { dequantize, type GgmlType, ggmlType, quantize, rowBytes } from "../quant.ts";
 
 /** A tensor stored in a ggml type: `shape` torch order, `bytes` rows of whole blocks. */
@@ -177,6 +182,29 @@ export function dequantizeTensor(t: QuantTensor): Tensor {
 }
 
 /**
+ * One tensor as F32: a stored one (F16, BF16, ggml blocks) dequantised, an F32 one as is.
+ *
+ * @param t The tensor.
+ * @returns Its F32 form (`t` itself when already F32).
+ * @throws {RangeError} for a stored type this build cannot dequantise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ggmlTypeByName } from "../quant.ts";
+ * import { tensorToF32 } from "./tensor.ts";
+ * const bf16 = { shape: [2], type: ggmlTypeByName("BF16")!, bytes: new Uint8Array([0, 0x3f, 0, 0xc0]) };
+ * assert.deepEqual([...tensorToF32(bf16).data], [0.5, -2]);
+ * ```
+ */
+export function tensorToF32(t: StoredOrF32): Tensor {
+  if (t.type === undefined) return t;
+  const type = ggmlType(t.type.id);
+  if (!type) throw new RangeError(`unknown ggml type id ${t.type.id}`);
+  return dequantizeTensor({ shape: t.shape, type, bytes: t.bytes });
+}
+
+/**
  * The weights as F32: stored tensors (F16, BF16, ggml blocks) dequantised, F32 ones kept
  * (the same arrays). What the reference and the JS kernels need; it costs 4 bytes per
  * weight, 4-8x the memory of a quantised file.
@@ -199,13 +227,10 @@ export function dequantizeTensor(t: QuantTensor): Tensor {
 export function dequantizeWeights(weights: Weights): F32Weights {
   const out: F32Weights = new Map();
   for (const [name, t] of weights) {
-    if (t.type === undefined) {
-      out.set(name, t);
-      continue;
+    if (t.type !== undefined && !ggmlType(t.type.id)) {
+      throw new RangeError(`tensor '${name}' has unknown ggml type id ${t.type.id}`);
     }
-    const type = ggmlType(t.type.id);
-    if (!type) throw new RangeError(`tensor '${name}' has unknown ggml type id ${t.type.id}`);
-    out.set(name, dequantizeTensor({ shape: t.shape, type, bytes: t.bytes }));
+    out.set(name, tensorToF32(t));
   }
   return out;
 }
