@@ -60,9 +60,9 @@ export interface LoadCheckpointOptions {
   optionalTokenizer?: boolean;
   /**
    * Keep GGUF tensors in their stored type (F16, BF16, ggml blocks; views on the file's
-   * bytes, block scales checked), and a Hugging Face directory's F16/BF16 matrices, instead
-   * of converting them to F32: what a backend that reads them directly (wasm) loads. Other
-   * formats load F32 either way. Default false.
+   * bytes, block scales checked), and the F16/BF16 matrices of gollm and Hugging Face
+   * directories, instead of converting them to F32: what a backend that reads them directly
+   * (wasm) loads. A llama2.c checkpoint loads F32 either way. Default false.
    */
   stored?: boolean;
 }
