@@ -11,6 +11,7 @@ import { f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
 import { parseSafetensors, readSafetensors, writeSafetensors } from "./safetensors.ts";
 import type { F32Tensor as Tensor } from "../core/weights.ts";
 import { assertClose } from "../tests/assert_close.ts";
+import { tensorToF32 } from "./quant/tensor.ts";
 import { pythonSkipReason } from "../tests/python_probe.ts";
 
 const enc = new TextEncoder();
@@ -585,4 +586,40 @@ Deno.test({
       );
     }
   },
+});
+
+Deno.test("parseSafetensors() with stored keeps F16/BF16 as views in ggml's layout and refuses a NaN element", () => {
+  const data = concat(
+    le([0x3c00, 0xc000, 0x7bff, 0x0001], "u16"), // b: F16 [2,2]
+    le([0x3f80, 0x4049], "u16"), // c: BF16 [2]
+    le([1.5, -2], "f32"), // a: F32 [2]
+  );
+  const header = {
+    b: { dtype: "F16", shape: [2, 2], data_offsets: [0, 8] },
+    c: { dtype: "BF16", shape: [2], data_offsets: [8, 12] },
+    a: { dtype: "F32", shape: [2], data_offsets: [12, 20] },
+  };
+  const file = build(header, data);
+  const whole = parseSafetensors(file, "t.safetensors");
+  const { tensors } = parseSafetensors(file, "t.safetensors", { stored: true });
+  const b = tensors.get("b")!, c = tensors.get("c")!;
+  assert.deepEqual([b.type?.name, c.type?.name, tensors.get("a")!.type], [
+    "F16",
+    "BF16",
+    undefined,
+  ]);
+  // The bytes are the file's, and dequantise to what the F32 read gives.
+  assert.equal(b.bytes!.buffer, file.buffer);
+  assert.deepEqual(tensorToF32(b).data, whole.tensors.get("b")!.data);
+  assert.deepEqual(tensorToF32(c).data, whole.tensors.get("c")!.data);
+  // A NaN element (BF16 0x7fc1) is refused when stored, naming the file and tensor.
+  const nan = file.slice();
+  new DataView(nan.buffer).setUint16(nan.length - 12 + 2, 0x7fc1, true);
+  assert.ok(Number.isNaN(parseSafetensors(nan, "t.safetensors").tensors.get("c")!.data[1]));
+  assert.throws(
+    () => parseSafetensors(nan, "t.safetensors", { stored: true }),
+    (e) =>
+      e instanceof FormatError &&
+      /^t\.safetensors: tensor 'c' .*non-finite \(NaN\)/.test(e.message),
+  );
 });
