@@ -412,7 +412,9 @@ export function startThreadPool(
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new RangeError(`threads must be an integer in 1..64, got ${threads}`);
   }
-  if (!(memory.buffer instanceof SharedArrayBuffer)) {
+  // Not `instanceof SharedArrayBuffer`: a page without cross-origin isolation has shared
+  // WebAssembly memories but no SharedArrayBuffer global (codegen/wasm/scan.ts).
+  if (memory.buffer instanceof ArrayBuffer) {
     throw new RangeError("createThreadPool: the memory must be shared ({ shared: true })");
   }
   if (ctl % 64 !== 0 || ctl + CTL.BYTES > memory.buffer.byteLength) {

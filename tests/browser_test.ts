@@ -10,12 +10,16 @@
  * isolation, 2 threads are one error line. The same page on a copy of the file whose tensor
  * data is 64 bytes off tells another story (negative control); a missing model is one
  * error line in the page, after which the page loads the model it had before again.
+ * The thread pool by itself (tests/browser_pool_worker.ts, bundled, in a module worker):
+ * `createThreadPool` with 2 and 3 threads runs each thread's share of one step; a
+ * `startThreadPool` straight away refuses in one line (a browser would not start its
+ * workers while it blocks), as do a page without isolation and a page's main thread.
  * Skipped with a printed reason when Chromium (`$CHROMIUM`, default /usr/bin/chromium) or
  * the assets are absent.
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { buildWeb, webHandler } from "../web/serve.ts";
+import { buildWeb, WEB, webHandler } from "../web/serve.ts";
 import { ASSETS, haveFiles, isFile, publishedStoriesText } from "./assets.ts";
 import { shiftTensorData } from "./gguf_builder.ts";
 
@@ -107,6 +111,68 @@ Deno.test({
         assert.equal(missing.text, "");
         // After a failed load, the model loaded before it is loaded again (it was closed).
         assert.equal((await generate("shifted.gguf")).text, bad.text);
+        await page.close();
+      }
+    } finally {
+      await browser.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "runtime/threads.ts in Chromium: createThreadPool runs every thread in a worker, " +
+    "and refuses in one line where it cannot",
+  ignore: !haveChromium,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "gollm_web_pool_" });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    try {
+      const out = `${dir}/pool_worker.js`;
+      const r = await new Deno.Command(Deno.execPath(), {
+        args: ["bundle", "--quiet", "--platform", "browser", "--import-map"]
+          .concat([
+            `${WEB}bundle_imports.json`,
+            `${WEB}../tests/browser_pool_worker.ts`,
+            "-o",
+            out,
+          ]),
+      }).output();
+      assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+      for (const isolated of [true, false]) {
+        await using server = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen() {} },
+          webHandler({ files: { "/pool_worker.js": out }, isolated }),
+        );
+        const page = await browser.newPage();
+        await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+        /** What the worker posts for `threads` (the page's code, as a string). */
+        const inWorker = (threads: number) =>
+          page.evaluate(`new Promise((resolve, reject) => {
+            const w = new Worker("/pool_worker.js", { type: "module" });
+            w.onmessage = (e) => { w.terminate(); resolve(e.data); };
+            w.onerror = (e) => reject(new Error(e.message));
+            w.postMessage(${threads});
+          })`);
+        const refused = "2 threads: more than one thread needs cross-origin isolation " +
+          "(serve the page with Cross-Origin-Opener-Policy: same-origin and " +
+          "Cross-Origin-Embedder-Policy: require-corp; crossOriginIsolated is false here)";
+        if (!isolated) {
+          assert.deepEqual(await inWorker(2), { sync: refused, async: refused });
+          await page.close();
+          continue;
+        }
+        const notStarted = "2 threads: only 0 of 1 Web Workers have started, and a browser " +
+          "starts them only while the caller's event loop runs: await createThreadPool (or " +
+          "prestartWorkers, then spareWorkersStarted) first";
+        assert.deepEqual(await inWorker(2), { sync: notStarted, async: [1, 2] });
+        assert.deepEqual(await inWorker(3), { sync: notStarted, async: [1, 2, 3] });
+        // A page's main thread may not block in Atomics.wait.
+        assert.equal(
+          await page.evaluate(`import("/pool_worker.js").then((m) => m.marks("async", 2))`),
+          "2 threads: a page's main thread may not block in Atomics.wait: run the model in a " +
+            "Worker (web/gollm.ts loadModelInWorker)",
+        );
         await page.close();
       }
     } finally {
