@@ -1,5 +1,6 @@
 /**
- * `deno task bench:web [--model FILE.gguf]... [--threads 1,2] [--runs 3] [--tokens 128]`:
+ * `deno task bench:web [--model FILE.gguf]... [--threads 1,2] [--runs 3] [--tokens 128]
+ * [--main]`:
  * gollm in headless Chromium (Debian's `chromium`, `$CHROMIUM`, through npm
  * `playwright-core`), the way web/index.html runs it: the bundle of `deno task build:web`,
  * served cross-origin isolated by web/serve.ts, each model loaded into a model worker by
@@ -8,7 +9,9 @@
  * load from another tenant falls on both; each figure is the median of `--runs`. Prints
  * decode tok/s (GenerateStats), and the longest gap of a 10 ms `setInterval`
  * on the page's main thread during generation (the page stays responsive: the model runs
- * in the worker). Default model: stories260K from the shared assets.
+ * in the worker). `--main` adds a row for the model on the page's main thread (`loadModel`,
+ * one thread), as the page ran it before the worker: there the longest gap is the
+ * generation. Default model: stories260K from the shared assets.
  *
  * @module
  */
@@ -24,16 +27,21 @@ const args = parseArgs({
     threads: { type: "string", default: "1,2" },
     runs: { type: "string", default: "3" },
     tokens: { type: "string", default: "128" },
+    main: { type: "boolean" },
   },
 });
 const models = args.values.model ?? [`${ASSETS}/stories260K/stories260K.gguf`];
-const threadCounts = args.values.threads.split(",").map(Number);
+/** Thread counts in the model worker; 0 stands for the page's main thread (`--main`). */
+const threadCounts = args.values.threads.split(",").map(Number)
+  .concat(args.values.main ? [0] : []);
 const runs = Number(args.values.runs), tokens = Number(args.values.tokens);
 
 /** One load and timed generation in the page; the page's code, as a string (Deno has no DOM). */
 const RUN = `async ({ threads, tokens }) => {
-  const { loadModelInWorker } = await import("./dist/gollm.js");
-  const model = await loadModelInWorker("model.gguf", { threads });
+  const gollm = await import("./dist/gollm.js");
+  const model = threads === 0
+    ? await gollm.loadModel(new URL("model.gguf", location.href), { threads: 1 })
+    : await gollm.loadModelInWorker("model.gguf", { threads });
   try {
     for await (const _ of model.generate("Once upon a time", { maxTokens: 8, temperature: 0 }));
     let gap = 0, last = performance.now();
@@ -44,6 +52,7 @@ const RUN = `async ({ threads, tokens }) => {
     }, 10);
     for await (const _ of model.generate("Once upon a time", { maxTokens: tokens, temperature: 0 }));
     clearInterval(tick);
+    gap = Math.max(gap, performance.now() - last); // a thread that never ticked: all of it
     const s = model.stats;
     return {
       threads: model.threads,
@@ -88,7 +97,7 @@ try {
           decodeTokens: number;
           gap: number;
         };
-        if (got.threads !== threads) {
+        if (got.threads !== Math.max(threads, 1)) {
           throw new Error(`asked ${threads} threads, ran ${got.threads}`);
         }
         results.set(threads, [...results.get(threads) ?? [], got]);
@@ -99,7 +108,11 @@ try {
     for (const [threads, xs] of results) {
       const decode = median(xs.map((x) => x.decode));
       console.log(
-        `${model.replace(/^.*\//, "")}  ${threads} thread${threads > 1 ? "s" : " "}  ` +
+        `${model.replace(/^.*\//, "")}  ${
+          threads === 0
+            ? "page's main thread, 1 thread"
+            : `worker, ${threads} thread${threads > 1 ? "s" : " "}`
+        }  ` +
           `decode ${decode.toFixed(1)} tok/s (runs ${
             xs.map((x) => x.decode.toFixed(1)).join(", ")
           }; x${(decode / one).toFixed(2)})  page's longest gap ${

@@ -445,8 +445,8 @@ export function startThreadPool(
     }
     try {
       for (let tid = 1; tid < threads; tid++) {
-        // node:worker_threads (Deno's Node layer): its workers can be unref'd, so an idle
-        // pool never keeps the process alive (a Web Worker does).
+        // Deno/Node: an unref'd node:worker_threads worker, so an idle pool never keeps the
+        // process alive (a Web Worker would); a browser: a Web Worker that answered.
         const worker = takeWorker();
         workers.push(worker);
         worker.postMessage({ module, memory, more, ctl, tid, entries });

@@ -115,7 +115,8 @@ export type FromWorker =
  * Loads a GGUF into a new dedicated Web Worker and returns a handle that generates there.
  *
  * @param source A URL (absolute, or a string relative to the page), a `File`/`Blob`, the
- *   bytes, or a fetched `Response` (its body is transferred to the worker).
+ *   bytes (copied to the worker), or a fetched `Response` (its body is transferred to the
+ *   worker, which reads it as it arrives).
  * @param options Threads (default in the worker: `navigator.hardwareConcurrency` when the
  *   page is cross-origin isolated, else 1), KV capacity, progress callback, worker URL.
  * @returns The model, loaded.
