@@ -229,8 +229,14 @@ export type {
   WasmBatch,
   WasmCompileOptions,
 } from "./codegen/compile_wasm.ts";
-export { startStepPool, startThreadPool, ThreadError } from "./runtime/threads.ts";
-export type { ThreadPool, ThreadPoolOptions } from "./runtime/threads.ts";
+export {
+  createThreadPool,
+  startStepPool,
+  startThreadPool,
+  ThreadError,
+  threadsUnavailable,
+} from "./runtime/threads.ts";
+export type { PoolWorker, ThreadPool, ThreadPoolOptions } from "./runtime/threads.ts";
 export { emitKernels } from "./codegen/emit_js.ts";
 export {
   emitWasmListing,

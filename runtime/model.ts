@@ -27,7 +27,7 @@ import { buildOnBackend, fallbackFromWasm } from "./backend.ts";
 import { checkInt } from "./generation.ts";
 import { createReference } from "./reference.ts";
 import { GollmModel, type ModelPass } from "./gollm_model.ts";
-import { startStepPool } from "./threads.ts";
+import { startStepPool, threadsUnavailable } from "./threads.ts";
 import { ggufSource, loadGgufIntoWasm } from "./wasm_load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { Weights } from "../core/weights.ts";
@@ -409,12 +409,15 @@ export function resolveCacheTypes(options: KvCacheTypes, backend: Backend): KvCa
 
 /**
  * Checks a thread count: an integer in 1..{@linkcode MAX_THREADS}; default
- * `navigator.hardwareConcurrency` (at most 64), or 1 in a browser (no `Deno`: the thread
- * pool starts Node-style workers, which a page does not have; web/gollm.ts).
+ * `navigator.hardwareConcurrency` (at most 64), or 1 where no pool can run (a browser page's
+ * main thread, a page without cross-origin isolation: runtime/threads.ts
+ * `threadsUnavailable`).
  *
  * @param threads The option (undefined: the default).
  * @returns The thread count.
- * @throws {GollmError} `threads must be an integer in 1..64, got 0`.
+ * @throws {GollmError} `threads must be an integer in 1..64, got 0`; more than one thread
+ *   where no pool can run: `2 threads: more than one thread needs cross-origin isolation
+ *   ...`, checked before anything is downloaded.
  *
  * @example
  * ```ts
@@ -425,11 +428,13 @@ export function resolveCacheTypes(options: KvCacheTypes, backend: Backend): KvCa
  * ```
  */
 export function resolveThreads(threads: number | undefined): number {
-  const cores = typeof Deno === "undefined" ? 1 : navigator.hardwareConcurrency ?? 1;
+  const why = threadsUnavailable();
+  const cores = why === null ? navigator.hardwareConcurrency ?? 1 : 1;
   const n = threads ?? Math.min(MAX_THREADS, cores);
   if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
     throw new GollmError(`threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
   }
+  if (n > 1 && why !== null) throw new GollmError(`${n} threads: ${why}`);
   return n;
 }
 

@@ -1,6 +1,8 @@
 /**
- * A pool of worker threads (`node:worker_threads`, unref'd: an idle pool never keeps the
- * process alive) that run generated WASM steps on one shared `WebAssembly.Memory`. Every worker instantiates the same module over the same memory;
+ * A pool of worker threads that run generated WASM steps on one shared `WebAssembly.Memory`:
+ * `node:worker_threads` in Deno and Node (unref'd: an idle pool never keeps the process
+ * alive), Web Workers from a blob URL in a browser. Every worker instantiates the same
+ * module over the same memory;
  * a step starts with ONE `Atomics.notify` (no postMessage per step or per op); inside the
  * step the threads meet at WASM barriers (`codegen/wasm/barrier.ts`); the caller's thread
  * is thread 0 and runs its share too, then waits (blocking, with a timeout) until every
@@ -12,7 +14,13 @@
  * {@linkcode ThreadPool.run} throws a {@linkcode ThreadError} naming the thread, and the
  * pool refuses further steps.
  *
- * Requires a runtime where the main thread may block (`Atomics.wait`): Deno, Node.
+ * The caller blocks (`Atomics.wait`), so in a browser it must be a worker, not a page's main
+ * thread, and the page must be cross-origin isolated, or its shared memory cannot reach the
+ * workers ({@linkcode threadsUnavailable} says which is missing). A browser starts a worker
+ * only while its parent's event loop runs, so there the pool's workers are started and
+ * awaited first ({@linkcode createThreadPool}, or {@linkcode prestartWorkers} then
+ * {@linkcode spareWorkersStarted}); {@linkcode startThreadPool} then blocks only on workers
+ * that run.
  *
  * @module
  */
@@ -62,14 +70,19 @@ export interface ThreadPool {
   /** Same as `close()` (`using pool = ...`). */
   [Symbol.dispose](): void;
   /** The workers (thread 1 .. threads - 1), for tests that make one fail. */
-  readonly workers: readonly Worker[];
+  readonly workers: readonly PoolWorker[];
 }
 
 const NO_ARGS: number[] = [];
 
-const WORKER_SOURCE = `
+/**
+ * The worker loop, a function of the pool's one message (module, memory, control block,
+ * thread id); {@linkcode NODE_WORKER_SOURCE} and {@linkcode WEB_WORKER_SOURCE} wire it to
+ * their runtime's message event.
+ */
+const WORKER_LOOP = `
 const CTL = ${JSON.stringify(CTL)};
-require("node:worker_threads").parentPort.on("message", (data) => {
+const start = (data) => {
   const { module, memory, more, ctl, tid, entries } = data;
   const w = new Int32Array(memory.buffer, ctl, CTL.BYTES / 4);
   const ready = () => {
@@ -98,8 +111,12 @@ require("node:worker_threads").parentPort.on("message", (data) => {
   const loop = async () => {
    for (;;) {
     for (;;) {
-      const r = Atomics.waitAsync(w, CTL.GEN / 4, gen);
-      if (r.async) await r.value;
+      if (typeof Atomics.waitAsync !== "function") {
+        Atomics.wait(w, CTL.GEN / 4, gen); // a browser without waitAsync (terminate still works)
+      } else {
+        const r = Atomics.waitAsync(w, CTL.GEN / 4, gen);
+        if (r.async) await r.value;
+      }
       const g = Atomics.load(w, CTL.GEN / 4);
       if (g !== gen) {
         gen = g;
@@ -127,24 +144,127 @@ require("node:worker_threads").parentPort.on("message", (data) => {
    }
   };
   loop();
-});
+};
 `;
 
-/** Workers started by {@linkcode prestartWorkers}, taken first by the next pool. */
-const spare: Worker[] = [];
+/** A pool worker's source under `node:worker_threads` (Deno, Node): `eval: true`. */
+const NODE_WORKER_SOURCE = `${WORKER_LOOP}
+require("node:worker_threads").parentPort.on("message", start);
+`;
 
-/** A pool worker, unref'd: it waits for its module and memory in a message. */
-function newWorker(): Worker {
-  const worker = new Worker(WORKER_SOURCE, { eval: true });
-  worker.unref();
+/**
+ * A pool worker's source as a Web Worker (a browser): it answers the parent's empty message
+ * (sent when it is made) with an empty message, so that the parent knows its messages reach
+ * it ({@linkcode spareWorkersStarted}); the next message starts the loop.
+ */
+const WEB_WORKER_SOURCE = `${WORKER_LOOP}
+self.onmessage = (e) => (e.data === null ? postMessage(null) : start(e.data));
+`;
+
+/**
+ * Whether pool workers are `node:worker_threads` workers (Deno, Node) or Web Workers (a
+ * browser: no `Deno`, no Node `process`).
+ */
+const NODE = typeof Deno !== "undefined" ||
+  typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions
+      ?.node === "string";
+
+/**
+ * A pool worker: a `node:worker_threads` `Worker` in Deno and Node, a Web Worker in a
+ * browser.
+ */
+export type PoolWorker = Worker | globalThis.Worker;
+
+/** Workers started by {@linkcode prestartWorkers}, taken first by the next pool. */
+const spare: PoolWorker[] = [];
+
+/** A Web Worker's start: whether it ran its script, or why it could not. */
+interface WebStart {
+  started: boolean;
+  error: string | null;
+  /** Settles when it started or failed. */
+  done: Promise<void>;
+}
+
+/** The start of each Web Worker {@linkcode newWorker} made. */
+const webStarts = new WeakMap<PoolWorker, WebStart>();
+
+/** The blob URL of {@linkcode WEB_WORKER_SOURCE} (one per realm, kept: workers load it late). */
+let webSourceUrl: string | null = null;
+
+/**
+ * A pool worker; it waits for its module and memory in a message. In Deno/Node it is
+ * unref'd (an idle pool never keeps the process alive); in a browser it is a Web Worker
+ * from a blob URL, sent an empty message at once, whose answer says it started.
+ */
+function newWorker(): PoolWorker {
+  if (NODE) {
+    const worker = new Worker(NODE_WORKER_SOURCE, { eval: true });
+    worker.unref();
+    return worker;
+  }
+  webSourceUrl ??= URL.createObjectURL(
+    new Blob([WEB_WORKER_SOURCE], { type: "text/javascript" }),
+  );
+  const worker = new globalThis.Worker(webSourceUrl);
+  const start: WebStart = { started: false, error: null, done: Promise.resolve() };
+  start.done = new Promise((resolve) => {
+    worker.onmessage = () => {
+      start.started = true;
+      worker.onmessage = null;
+      resolve();
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      start.error ??= e.message || "its script did not load";
+      resolve();
+    };
+  });
+  webStarts.set(worker, start);
+  worker.postMessage(null);
   return worker;
+}
+
+/**
+ * Why this context cannot run a pool of more than one thread, or null when it can. Deno and
+ * Node always can. A browser context needs cross-origin isolation (`crossOriginIsolated`:
+ * the page served with `Cross-Origin-Opener-Policy: same-origin` and
+ * `Cross-Origin-Embedder-Policy: require-corp`), else its shared memory cannot reach a
+ * worker; it must be a worker, not a page's main thread, which may not block in
+ * `Atomics.wait`; and it must be able to start Web Workers.
+ *
+ * @returns One line naming what is missing, or null.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { threadsUnavailable } from "./threads.ts";
+ * assert.equal(threadsUnavailable(), null); // Deno
+ * ```
+ */
+export function threadsUnavailable(): string | null {
+  if (NODE) return null;
+  if (!(globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated) {
+    return "more than one thread needs cross-origin isolation (serve the page with " +
+      "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp; " +
+      "crossOriginIsolated is false here)";
+  }
+  if ("document" in globalThis) {
+    return "a page's main thread may not block in Atomics.wait: run the model in a Worker " +
+      "(web/gollm.ts loadModelInWorker)";
+  }
+  if (typeof globalThis.Worker !== "function") return "this context cannot start Web Workers";
+  return null;
 }
 
 /**
  * Starts pool workers ahead of the pool, so that their start (a new isolate and Node
  * layer: about 0.1 s on this project's 2-core VM) runs while the caller still reads the
  * weights; the next {@linkcode startThreadPool} takes them before starting its own. Keeps
- * at most `n` spare; {@linkcode dropSpareWorkers} ends them if no pool comes.
+ * at most `n` spare; {@linkcode dropSpareWorkers} ends them if no pool comes. In a browser
+ * the workers start only while the caller's event loop runs: await
+ * {@linkcode spareWorkersStarted} before {@linkcode startThreadPool}. Starts nothing where
+ * {@linkcode threadsUnavailable} says no pool can run.
  *
  * @param n Spare workers wanted (a pool of N threads uses N - 1).
  *
@@ -156,12 +276,68 @@ function newWorker(): Worker {
  * ```
  */
 export function prestartWorkers(n: number): void {
+  if (threadsUnavailable() !== null) return;
   while (spare.length < Math.min(n, 63)) spare.push(newWorker());
 }
 
 /** Terminates the workers {@linkcode prestartWorkers} started that no pool took. */
 export function dropSpareWorkers(): void {
   for (const w of spare.splice(0)) w.terminate();
+}
+
+/**
+ * Waits, without blocking, until every spare worker ({@linkcode prestartWorkers}) has
+ * started and answered a message. Measured in Chromium 150 (a module worker starting
+ * classic blob workers, each case a 3 s `Atomics.wait`): a worker that blocks right after
+ * `new Worker()` and `postMessage`, even after yielding one task first, never sees the
+ * worker run; one that waits until the worker has posted to it from its script's top
+ * level, then posts and blocks, still times out: the first messages reach the worker only
+ * once the parent's event loop has run after the worker started. Once the worker has
+ * answered a message of the parent, the parent's next message reaches it while the parent
+ * blocks (0.1-0.4 ms, with a shared `WebAssembly.Memory` and a `WebAssembly.Module`).
+ * Resolves at once in Deno and Node, whose workers start while the caller blocks.
+ *
+ * @param timeoutMs Most milliseconds to wait (default 10000).
+ * @throws {ThreadError} when a worker's script fails or they do not all start in time
+ *   (the spare workers are then terminated).
+ *
+ * @example
+ * ```ts
+ * import { dropSpareWorkers, prestartWorkers, spareWorkersStarted } from "./threads.ts";
+ * prestartWorkers(1);
+ * await spareWorkersStarted();
+ * dropSpareWorkers();
+ * ```
+ */
+export async function spareWorkersStarted(timeoutMs = 10_000): Promise<void> {
+  if (NODE || spare.length === 0) return;
+  const starts = spare.map((w) => webStarts.get(w)!);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+  await Promise.race([Promise.all(starts.map((s) => s.done)), timeout]);
+  clearTimeout(timer);
+  const failed = starts.find((s) => s.error !== null);
+  const started = starts.filter((s) => s.started).length;
+  if (failed || started < starts.length) {
+    dropSpareWorkers();
+    throw new ThreadError(
+      failed
+        ? `a pool worker could not start: ${failed.error}`
+        : `only ${started} of ${starts.length} worker threads started within ${timeoutMs} ms`,
+    );
+  }
+}
+
+/** Takes a spare worker (in a browser, one that started), else starts one (Deno/Node). */
+function takeWorker(): PoolWorker {
+  if (NODE) return spare.shift() ?? newWorker();
+  const i = spare.findIndex((w) => webStarts.get(w)?.started);
+  return spare.splice(i, 1)[0];
+}
+
+/** In a browser: how many spare workers have started (a pool can block on only those). */
+function startedSpares(): number {
+  return spare.filter((w) => webStarts.get(w)?.started).length;
 }
 
 /**
@@ -205,7 +381,8 @@ export function kernelImports(
  * @returns The pool, its workers ready.
  * @throws {RangeError} for a thread count outside 1..64 or a non-shared memory.
  * @throws {ThreadError} when a worker cannot instantiate the module or does not start
- *   within the timeout.
+ *   within the timeout; in a browser, when {@linkcode threadsUnavailable} names what is
+ *   missing or the workers were not started and awaited first (see the module doc).
  *
  * @example
  * ```ts
@@ -235,7 +412,9 @@ export function startThreadPool(
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new RangeError(`threads must be an integer in 1..64, got ${threads}`);
   }
-  if (!(memory.buffer instanceof SharedArrayBuffer)) {
+  // Not `instanceof SharedArrayBuffer`: a page without cross-origin isolation has shared
+  // WebAssembly memories but no SharedArrayBuffer global (codegen/wasm/scan.ts).
+  if (memory.buffer instanceof ArrayBuffer) {
     throw new RangeError("createThreadPool: the memory must be shared ({ shared: true })");
   }
   if (ctl % 64 !== 0 || ctl + CTL.BYTES > memory.buffer.byteLength) {
@@ -252,13 +431,23 @@ export function startThreadPool(
     if (typeof fn !== "function") throw new RangeError(`createThreadPool: no export ${n}`);
     return fn as (...a: number[]) => void;
   });
-  const workers: Worker[] = [];
+  const workers: PoolWorker[] = [];
   if (threads > 1) {
+    const why = threadsUnavailable();
+    if (why !== null) throw new ThreadError(`${threads} threads: ${why}`);
+    if (!NODE && startedSpares() < threads - 1) {
+      // This thread is about to block, and a browser would not start a worker meanwhile.
+      throw new ThreadError(
+        `${threads} threads: only ${startedSpares()} of ${threads - 1} Web Workers have ` +
+          "started, and a browser starts them only while the caller's event loop runs: " +
+          "await createThreadPool (or prestartWorkers, then spareWorkersStarted) first",
+      );
+    }
     try {
       for (let tid = 1; tid < threads; tid++) {
-        // node:worker_threads (Deno's Node layer): its workers can be unref'd, so an idle
-        // pool never keeps the process alive (a Web Worker does).
-        const worker = spare.shift() ?? newWorker();
+        // Deno/Node: an unref'd node:worker_threads worker, so an idle pool never keeps the
+        // process alive (a Web Worker would); a browser: a Web Worker that answered.
+        const worker = takeWorker();
         workers.push(worker);
         worker.postMessage({ module, memory, more, ctl, tid, entries });
       }
@@ -377,7 +566,7 @@ export function startThreadPool(
 }
 
 /** Stops the workers of a pool that was dropped without `close()`. */
-const registry = new FinalizationRegistry<Worker[]>((workers) => {
+const registry = new FinalizationRegistry<PoolWorker[]>((workers) => {
   for (const w of workers) w.terminate();
 });
 
@@ -389,7 +578,9 @@ function readMessage(memory: WebAssembly.Memory, ctl: number): string {
 }
 
 /**
- * {@linkcode startThreadPool} as a promise (the form phase A's callers use).
+ * {@linkcode startThreadPool} as a promise (the form phase A's callers use). In a browser it
+ * first starts the workers and waits for them without blocking
+ * ({@linkcode spareWorkersStarted}), which {@linkcode startThreadPool} cannot do there.
  *
  * @param module The compiled kernels.
  * @param memory A shared memory.
@@ -417,18 +608,20 @@ function readMessage(memory: WebAssembly.Memory, ctl: number): string {
  * pool.close();
  * ```
  */
-export function createThreadPool(
+export async function createThreadPool(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
   ctl: number,
   entries: string[],
   options: ThreadPoolOptions = {},
 ): Promise<ThreadPool> {
-  try {
-    return Promise.resolve(startThreadPool(module, memory, ctl, entries, options));
-  } catch (e) {
-    return Promise.reject(e);
+  const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
+  if (!NODE && threads > 1 && threadsUnavailable() === null) {
+    // A browser: the workers start while this waits asynchronously, then the pool blocks.
+    prestartWorkers(threads - 1);
+    await spareWorkersStarted(Math.max(options.timeoutMs ?? 10_000, 10_000));
   }
+  return startThreadPool(module, memory, ctl, entries, options);
 }
 
 /**

@@ -34,7 +34,12 @@ import { FormatError, ResourceError } from "../core/errors.ts";
 import { checkFinite, F16_SCALES } from "../formats/quant.ts";
 import { scanner } from "../codegen/wasm/scan.ts";
 import { detectFormat, finishCheckpoint } from "../formats/load.ts";
-import { dropSpareWorkers, prestartWorkers, startStepPool } from "./threads.ts";
+import {
+  dropSpareWorkers,
+  prestartWorkers,
+  spareWorkersStarted,
+  startStepPool,
+} from "./threads.ts";
 
 /** Options of {@linkcode loadGgufIntoWasm}. */
 export interface WasmLoadOptions extends KvCacheTypes {
@@ -323,7 +328,11 @@ export async function readGgufIntoWasm(
   // The pool's workers start now, in their own threads, while this one parses the header.
   if (options.threads > 1) prestartWorkers(options.threads - 1);
   try {
-    return await readInto(source, options);
+    const read = await readInto(source, options);
+    // A browser starts them only while this thread's event loop runs; the compile after
+    // this blocks (runtime/threads.ts). At once in Deno and Node.
+    await spareWorkersStarted();
+    return read;
   } catch (e) {
     dropSpareWorkers();
     if (typeof source !== "string") await source.cancel();

@@ -1,8 +1,11 @@
 /**
- * `deno task web [--model FILE.gguf] [--port 8000]`: builds the browser bundle when it is
- * missing, then serves `web/` on 127.0.0.1 with the model at `/model.gguf`, so that
- * `web/index.html` runs it in the browser. `deno task build:web` (`--build`) only builds it:
- * `deno bundle --platform browser web/gollm.ts -o web/dist/gollm.js` ({@linkcode buildWeb}).
+ * `deno task web [--model FILE.gguf] [--port 8000] [--no-isolation]`: builds the browser
+ * bundle when it is missing, then serves `web/` on 127.0.0.1 with the model at
+ * `/model.gguf`, so that `web/index.html` runs it in the browser. It sends the COOP/COEP
+ * headers that make the page cross-origin isolated, which more than one thread needs
+ * (`--no-isolation` leaves them out: the page then runs one thread). `deno task build:web`
+ * (`--build`) only builds it ({@linkcode buildWeb}): `web/gollm.ts` and `web/worker.ts` into
+ * `web/dist/` (`gollm.js`, `worker.js` and the chunks they share).
  *
  * @module
  */
@@ -20,29 +23,30 @@ const TYPES: Record<string, string> = {
 
 /** What {@linkcode webHandler} serves. */
 export interface WebFiles {
-  /** The bundle served at `/dist/gollm.js` (default `web/dist/gollm.js`). */
-  bundle?: string;
+  /** The bundle's directory, served at `/dist/` (default `web/dist`). */
+  dist?: string;
   /** Extra files by URL path (`/model.gguf` → a GGUF file path). */
   files?: Record<string, string>;
-  /** Send COOP/COEP headers (cross-origin isolation; gollm does not need it). */
+  /**
+   * Send the COOP/COEP headers (`Cross-Origin-Opener-Policy: same-origin`,
+   * `Cross-Origin-Embedder-Policy: require-corp`) that make the page cross-origin isolated,
+   * which more than one thread needs (default false).
+   */
   isolated?: boolean;
 }
 
 /**
- * A `Deno.serve` handler for the demo: `/` is `web/index.html`, `/shims/*.js` the import
- * map's modules, `/dist/gollm.js` the bundle, and `files` the rest. Every file is streamed
- * from disk; anything else is a 404.
+ * A `Deno.serve` handler for the demo: `/` is `web/index.html`, `/dist/NAME.js` the bundle's
+ * files, and `files` the rest. Every file is streamed from disk; anything else is a 404.
  *
- * @param options The bundle and extra files.
+ * @param options The bundle's directory, extra files, isolation.
  * @returns The handler.
  */
 export function webHandler(options: WebFiles = {}): (req: Request) => Promise<Response> {
+  const dist = options.dist ?? `${WEB}dist`;
   const files: Record<string, string> = {
     "/": `${WEB}index.html`,
     "/index.html": `${WEB}index.html`,
-    "/shims/node_path.js": `${WEB}shims/node_path.js`,
-    "/shims/node_worker_threads.js": `${WEB}shims/node_worker_threads.js`,
-    "/dist/gollm.js": options.bundle ?? `${WEB}dist/gollm.js`,
     ...options.files,
   };
   const isolation: Record<string, string> = options.isolated
@@ -53,7 +57,10 @@ export function webHandler(options: WebFiles = {}): (req: Request) => Promise<Re
     : {};
   return async (req) => {
     const path = new URL(req.url).pathname;
-    const file = files[path];
+    // The bundle's files by name only: no path leaves the directory.
+    const file = /^\/dist\/[\w.-]+\.js$/.test(path) && !path.includes("..")
+      ? `${dist}/${path.slice(6)}`
+      : files[path];
     if (file === undefined) return new Response("not found", { status: 404 });
     try {
       const f = await Deno.open(file);
@@ -66,14 +73,30 @@ export function webHandler(options: WebFiles = {}): (req: Request) => Promise<Re
 }
 
 /**
- * Builds the browser bundle: `deno bundle --platform browser web/gollm.ts -o OUT`.
+ * Builds the browser bundle: `deno bundle --platform browser --code-splitting` of
+ * `web/gollm.ts` (the page's module) and `web/worker.ts` (the model worker) into `OUT/`:
+ * `gollm.js`, `worker.js` and the chunks they share. `web/bundle_imports.json` maps the two
+ * Node modules the engine names to `web/shims/` inside the bundle (a worker has no import
+ * map).
  *
- * @param out The output file.
+ * @param out The output directory (default `web/dist`).
  * @throws {Error} with deno's output when the bundle fails.
  */
-export async function buildWeb(out = `${WEB}dist/gollm.js`): Promise<void> {
+export async function buildWeb(out = `${WEB}dist`): Promise<void> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "browser", `${WEB}gollm.ts`, "-o", out],
+    args: [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "browser",
+      "--import-map",
+      `${WEB}bundle_imports.json`,
+      "--code-splitting",
+      "--outdir",
+      out,
+      `${WEB}gollm.ts`,
+      `${WEB}worker.ts`,
+    ],
     cwd: `${WEB}..`,
     stdout: "piped",
     stderr: "piped",
@@ -88,18 +111,19 @@ if (import.meta.main) {
       model: { type: "string" },
       port: { type: "string", default: "8000" },
       build: { type: "boolean" },
+      "no-isolation": { type: "boolean" },
     },
   });
-  const bundle = `${WEB}dist/gollm.js`;
+  const dist = `${WEB}dist`;
   let built = true;
   try {
-    await Deno.stat(bundle);
+    await Deno.stat(`${dist}/worker.js`);
   } catch {
     built = false;
   }
   if (args.values.build || !built) {
-    console.error(`building ${bundle}`);
-    await buildWeb(bundle);
+    console.error(`building ${dist}/`);
+    await buildWeb(dist);
   }
   if (args.values.build) Deno.exit(0);
   const files: Record<string, string> = {};
@@ -108,8 +132,12 @@ if (import.meta.main) {
     {
       hostname: "127.0.0.1",
       port: Number(args.values.port),
-      onListen: ({ port }) => console.error(`gollm in the browser: http://127.0.0.1:${port}/`),
+      onListen: ({ port }) =>
+        console.error(
+          `gollm in the browser: http://127.0.0.1:${port}/ (cross-origin isolated: ` +
+            `${args.values["no-isolation"] ? "no, 1 thread" : "yes"})`,
+        ),
     },
-    webHandler({ files }),
+    webHandler({ files, isolated: !args.values["no-isolation"] }),
   );
 }

@@ -1,5 +1,6 @@
-// node:path for gollm's browser build (web/gollm.ts): a page has no file paths, so nothing
-// reachable from a page calls these; each says so if something does.
+// node:path in gollm's browser build (web/bundle_imports.json maps it here inside the bundle):
+// a page has no file paths, so nothing reachable from a page calls these; each says so if
+// something does.
 const none = (name) => () => {
   throw new Error(`node:path ${name}(): a browser has no file paths; pass a URL or the bytes`);
 };

@@ -1,7 +1,8 @@
-// node:worker_threads for gollm's browser build (web/gollm.ts): the thread pool starts
-// Node-style workers; in a page, gollm runs on one thread (loadModel(..., { threads: 1 })).
+// node:worker_threads in gollm's browser build (web/bundle_imports.json maps it here inside
+// the bundle): in a browser runtime/threads.ts starts Web Workers instead, so nothing
+// reaches this.
 export class Worker {
   constructor() {
-    throw new Error("gollm's browser build runs on one thread: pass { threads: 1 }");
+    throw new Error("node:worker_threads in a browser: runtime/threads.ts uses Web Workers");
   }
 }
