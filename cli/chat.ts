@@ -89,7 +89,7 @@ export const chat: Command = {
     if (!p) return 0;
     const v = p.values;
     checkSpeculativeFlags(v, p.usage);
-    const sampling = samplingOptions(v);
+    const sampling = samplingOptions(v, p.usage);
     const maxTokens = v["max-tokens"];
     const { model, path } = await loadModelFlags(v, p.usage);
     const speculative = await speculativeFlags(v, model, p.usage);

@@ -120,6 +120,7 @@ export const generate: Command = {
     if (!p) return 0;
     const v = p.values;
     checkSpeculativeFlags(v, p.usage);
+    const sampling = samplingOptions(v, p.usage); // bad flags fail before the model loads
     const json = v.json;
     const { model } = await loadModelFlags(v, p.usage);
     const speculative = await speculativeFlags(v, model, p.usage);
@@ -127,7 +128,7 @@ export const generate: Command = {
     let text = "", endsWithNewline = false;
     for await (
       const piece of model.generate(v.prompt ?? "", {
-        ...samplingOptions(v),
+        ...sampling,
         maxTokens: v["max-tokens"],
         stop: v.stop,
         special: !v["no-special"],

@@ -190,20 +190,58 @@ export const SAMPLING_OPTIONS = {
     description: "PRNG seed: the same seed gives the same text on every machine",
     defaultText: "random",
   },
+  "logit-bias": {
+    type: "string",
+    repeatable: true,
+    meta: "ID±B",
+    description: "add B to token ID's logit, as llama.cpp's --logit-bias: 15043+1 makes it " +
+      "likelier, 15043-1 less likely, 2-inf bans it",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** The sampling fields of {@linkcode GenerateOptions} that the sampling flags set. */
 export type SamplingFlags = Pick<
   GenerateOptions,
-  "temperature" | "topK" | "topP" | "minP" | "repeatPenalty" | "seed"
+  "temperature" | "topK" | "topP" | "minP" | "repeatPenalty" | "seed" | "logitBias"
 >;
+
+/**
+ * One `--logit-bias` value in llama.cpp's syntax, `TOKEN_ID(+|-)BIAS` (`15043+1`,
+ * `15043-0.5`, `2-inf`), as `[id, bias]`.
+ *
+ * @param text The flag's value.
+ * @param usage The command's usage line, for the error.
+ * @returns The token id and its bias.
+ * @throws {UsageError} `--logit-bias: '15043' is not ID+BIAS or ID-BIAS (e.g. 15043+1, 2-inf)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseLogitBias } from "./model_flags.ts";
+ * assert.deepEqual(parseLogitBias("15043+1.5", ""), [15043, 1.5]);
+ * assert.deepEqual(parseLogitBias("2-inf", ""), [2, -Infinity]);
+ * ```
+ */
+export function parseLogitBias(text: string, usage: string): [number, number] {
+  const m = /^(\d{1,10})([+-])(inf|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)$/.exec(text);
+  if (!m || (m[3] === "inf" && m[2] === "+")) {
+    throw new UsageError(
+      `--logit-bias: '${text}' is not ID+BIAS or ID-BIAS (e.g. 15043+1, 2-inf)`,
+      usage,
+    );
+  }
+  const size = m[3] === "inf" ? Infinity : Number(m[3]);
+  return [Number(m[1]), m[2] === "-" ? -size : size];
+}
 
 /**
  * The sampling flags as `GenerateOptions` fields (undefined where not given, so the model's
  * own defaults apply). The values were range-checked by the parser.
  *
  * @param v Parsed values of a spec that includes {@linkcode SAMPLING_OPTIONS}.
- * @returns The fields.
+ * @param usage The command's usage line, for a bad `--logit-bias`.
+ * @returns The fields (`logitBias` only when `--logit-bias` was given).
+ * @throws {UsageError} for a `--logit-bias` value that is not `ID+BIAS` / `ID-BIAS`.
  *
  * @example
  * ```ts
@@ -211,13 +249,18 @@ export type SamplingFlags = Pick<
  * import { samplingOptions } from "./model_flags.ts";
  * const s = samplingOptions({
  *   temperature: 0, "top-k": undefined, "top-p": undefined, "min-p": 0, "repeat-penalty": 1, seed: 7,
+ *   "logit-bias": [],
  * });
  * assert.deepEqual(s, {
  *   temperature: 0, topK: undefined, topP: undefined, minP: 0, repeatPenalty: 1, seed: 7,
  * });
  * ```
  */
-export function samplingOptions(v: Values<typeof SAMPLING_OPTIONS>): SamplingFlags {
+export function samplingOptions(
+  v: Values<typeof SAMPLING_OPTIONS>,
+  usage = "",
+): SamplingFlags {
+  const bias = v["logit-bias"].map((b) => parseLogitBias(b, usage));
   return {
     temperature: v.temperature,
     topK: v["top-k"],
@@ -225,6 +268,7 @@ export function samplingOptions(v: Values<typeof SAMPLING_OPTIONS>): SamplingFla
     minP: v["min-p"],
     repeatPenalty: v["repeat-penalty"],
     seed: v.seed,
+    ...(bias.length ? { logitBias: bias } : {}),
   };
 }
 

@@ -210,7 +210,14 @@ export class GollmModel implements Model {
       minP: options.minP ?? 0,
       repeatPenalty: options.repeatPenalty ?? 1,
       seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+      logitBias: options.logitBias,
     });
+    const V = this.config.vocab_size;
+    for (const [id] of sampler.options.logitBias) {
+      if (id >= V) {
+        throw new GollmError(`logitBias: token id ${id} is outside the vocabulary (0..${V - 1})`);
+      }
+    }
     return this.#generate(ids, options, this.tokenizer, sampler);
   }
 

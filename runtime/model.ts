@@ -31,6 +31,7 @@ import { startStepPool, threadsUnavailable } from "./threads.ts";
 import { ggufSource, loadGgufIntoWasm } from "./wasm_load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { Weights } from "../core/weights.ts";
+import type { SamplerOptions } from "./sampler.ts";
 import type { SpeculativeStats } from "./speculative.ts";
 import type { SpeculativeGenerateOptions } from "./speculative_decode.ts";
 
@@ -189,6 +190,12 @@ export interface GenerateOptions extends SpeculativeGenerateOptions {
   repeatPenalty?: number;
   /** PRNG seed: the same seed gives the same text on every machine (default: random). */
   seed?: number;
+  /**
+   * Token id → bias added to its logit before sampling (OpenAI's `logit_bias`, llama.cpp's
+   * `--logit-bias`): -100 all but bans a token, +100 all but forces it, `-Infinity` bans it
+   * (runtime/sampler.ts `SamplerOptions.logitBias`). Ids must be in the vocabulary.
+   */
+  logitBias?: SamplerOptions["logitBias"];
   /** Stop when any of these strings appears; it is not emitted. */
   stop?: string[];
   /** Prepend BOS to a text prompt (default: the tokenizer's `addBos`). */

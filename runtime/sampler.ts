@@ -51,10 +51,27 @@ export interface SamplerOptions {
   repeatLastN?: number;
   /** PRNG seed (any integer; only its low 53 bits matter). Default: random from `crypto`. */
   seed?: number;
+  /**
+   * Token id → a bias (an object, a Map, or `[id, bias]` pairs) added to its logit before
+   * anything else (OpenAI's `logit_bias`,
+   * llama.cpp's `--logit-bias`, which also applies it first): -100 all but bans a token,
+   * +100 all but forces it, `-Infinity` bans it. Ids must be integers ≥ 0 (and inside the
+   * vocabulary when sampling); biases finite or `-Infinity`. Default: none.
+   */
+  logitBias?:
+    | Readonly<Record<number, number>>
+    | ReadonlyMap<number, number>
+    | readonly (readonly [number, number])[];
 }
 
-/** {@linkcode SamplerOptions} with every default filled in. */
-export type ResolvedSamplerOptions = Required<SamplerOptions>;
+/**
+ * {@linkcode SamplerOptions} with every default filled in; `logitBias` as `[id, bias]` pairs
+ * in id order.
+ */
+export type ResolvedSamplerOptions = Required<Omit<SamplerOptions, "logitBias">> & {
+  /** `[token id, bias]` pairs, ids ascending and distinct (empty: no bias). */
+  logitBias: readonly (readonly [number, number])[];
+};
 
 /**
  * Validates options and fills defaults.
@@ -82,10 +99,18 @@ export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOp
     presencePenalty: o.presencePenalty ?? 0,
     repeatLastN: o.repeatLastN ?? 64,
     seed: o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+    logitBias: biasPairs(o.logitBias),
   };
   const bad = (name: string, want: string, got: number) => {
     throw new GollmError(`sampler option '${name}' must be ${want}, got ${got}`);
   };
+  r.logitBias.forEach(([id, b], i) => {
+    if (!(Number.isInteger(id) && id >= 0)) bad("logitBias", "keyed by token ids ≥ 0", id);
+    if (i > 0 && r.logitBias[i - 1][0] === id) bad("logitBias", "keyed by distinct ids", id);
+    if (!(Number.isFinite(b) || b === -Infinity)) {
+      bad(`logitBias[${id}]`, "a finite number or -Infinity", b);
+    }
+  });
   if (!(r.temperature >= 0 && Number.isFinite(r.temperature))) {
     bad("temperature", "a finite number ≥ 0", r.temperature);
   }
@@ -106,6 +131,17 @@ export function resolveSamplerOptions(o: SamplerOptions = {}): ResolvedSamplerOp
   }
   if (!Number.isInteger(r.seed)) bad("seed", "an integer", r.seed);
   return r;
+}
+
+/** `logitBias` as `[id, bias]` pairs in id order (object keys are strings: made numbers). */
+function biasPairs(b: SamplerOptions["logitBias"]): [number, number][] {
+  if (b === undefined) return [];
+  const entries: (readonly [number | string, number])[] = Array.isArray(b)
+    ? b
+    : b instanceof Map
+    ? [...b]
+    : Object.entries(b as Record<string, number>);
+  return entries.map(([id, v]): [number, number] => [Number(id), v]).sort((x, y) => x[0] - y[0]);
 }
 
 /**
@@ -205,7 +241,8 @@ const NUCLEUS_PER_NAT = 16;
 const NUCLEUS_BUCKETS = 64 * NUCLEUS_PER_NAT;
 
 /**
- * Shared filtering core. Writes the candidate ids into `idx[0..m)` and their unnormalised
+ * Shared filtering core: the logit bias, the penalties, then temperature, top-k, top-p and
+ * min-p. Writes the candidate ids into `idx[0..m)` and their unnormalised
  * probabilities (`exp((logit - max) / T)`) into `p[id]`; returns m. Candidates come out in
  * descending probability (ties: lower id first) after top-k, in id order otherwise.
  */
@@ -226,6 +263,14 @@ function filterCandidates(
   for (let i = 0; i < n; i++) {
     const x = logits[i];
     work[i] = x > -Infinity ? x : -Infinity; // NaN → -Infinity
+  }
+  for (const [id, b] of o.logitBias) {
+    if (id >= n) {
+      throw new RangeError(
+        `logitBias: token id ${id} is outside the vocabulary (${n} logits)`,
+      );
+    }
+    work[id] += b;
   }
   applyPenalties(work, recent, o, stamp, count, stampValue);
   let max = -Infinity, arg = 0;
@@ -528,7 +573,9 @@ export class Sampler {
    */
   sample(logits: ArrayLike<number>, recent?: ArrayLike<number>): number {
     const o = this.options;
-    if (o.temperature === 0 && !penalises(o, recent)) return argmaxOf(logits);
+    if (o.temperature === 0 && !penalises(o, recent) && o.logitBias.length === 0) {
+      return argmaxOf(logits);
+    }
     const m = this.#filter(logits, recent);
     const work = this.#work, idx = this.#idx;
     if (m === 1) return idx[0];

@@ -397,3 +397,44 @@ Deno.test("Sampler with top-p alone draws by walking the nucleus in id order", (
     }
   }
 });
+
+Deno.test("Sampler logitBias adds to the logits before the penalties: +100 forces, -Infinity bans", () => {
+  const logits = new Float32Array([1, 2, 3, 0.5]);
+  const greedy = (logitBias?: SamplerOptions["logitBias"], recent?: number[], repeatPenalty = 1) =>
+    new Sampler({ temperature: 0, seed: 1, logitBias, repeatPenalty }).sample(logits, recent);
+  assert.equal(greedy(), 2);
+  assert.equal(greedy({ 2: -Infinity }), 1); // banned
+  assert.equal(greedy(new Map([[3, 100]])), 3); // forced
+  assert.equal(greedy([[0, 2.5], [1, 0]]), 0); // pairs: 3.5 > 3
+  // llama.cpp's order, bias then repetition penalty: id 1 gets (2 + 2.5) / 2 = 2.25 < 3; the
+  // other order would give 2 / 2 + 2.5 = 3.5 > 3.
+  assert.equal(greedy({ 1: 2.5 }, [1], 2), 2);
+  assert.equal(greedy({ 1: 2.5 }), 1);
+  // Sampling: the kept set and probabilities are those of the biased logits.
+  const bias = { 0: 2, 3: -1 };
+  const biased = logits.map((x, i) => x + ((bias as Record<number, number>)[i] ?? 0));
+  for (const o of [{ topK: 3 }, { topP: 0.9 }, { minP: 0.2 }, { temperature: 0.7 }]) {
+    assert.deepEqual(
+      keptSet(logits, { ...o, logitBias: bias }),
+      keptSet(biased, o),
+      JSON.stringify(o),
+    );
+  }
+  // Bad input: one line naming the option; an id past the vocabulary when sampling.
+  assert.throws(
+    () => new Sampler({ logitBias: { 1: NaN } }),
+    /'logitBias\[1\]' must be a finite number or -Infinity, got NaN/,
+  );
+  assert.throws(
+    () => new Sampler({ logitBias: [[1.5, 1]] }),
+    /'logitBias' must be keyed by token ids ≥ 0, got 1.5/,
+  );
+  assert.throws(
+    () => new Sampler({ logitBias: [[1, 1], [1, 2]] }),
+    /'logitBias' must be keyed by distinct ids, got 1/,
+  );
+  assert.throws(
+    () => greedy({ 4: 1 }),
+    /logitBias: token id 4 is outside the vocabulary \(4 logits\)/,
+  );
+});

@@ -224,6 +224,17 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
         "model_not_found",
       );
     }
+    const V = model.config.vocab_size;
+    for (const id of Object.keys(params.logitBias ?? {})) {
+      if (Number(id) >= V) {
+        throw new ApiError(
+          400,
+          `'logit_bias' key ${id} is not a token id in [0, ${V})`,
+          "logit_bias",
+          "invalid_value",
+        );
+      }
+    }
     if (prompt.length >= C) {
       throw new ApiError(
         400,
@@ -264,6 +275,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       frequencyPenalty: q.frequencyPenalty ?? 0,
       presencePenalty: q.presencePenalty ?? 0,
       seed: q.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+      logitBias: q.logitBias,
     };
     try {
       return scheduler.submit({

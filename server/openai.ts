@@ -7,8 +7,8 @@
  *
  * Every bad field is an {@linkcode ApiError} (HTTP 400) naming the field, what it must be
  * and what it was. Unknown fields are ignored (as vLLM does); known fields gollm cannot
- * honour (`n` > 1, `logit_bias`, `tools`, a JSON `response_format`, `echo`, `suffix`,
- * `best_of` > 1) are refused rather than silently dropped.
+ * honour (`n` > 1, `tools`, a JSON `response_format`, `echo`, `suffix`, `best_of` > 1) are
+ * refused rather than silently dropped.
  *
  * @module
  */
@@ -76,6 +76,11 @@ export interface CommonParams {
   repetitionPenalty?: number;
   /** `seed`: an integer (safe range). */
   seed?: number;
+  /**
+   * `logit_bias`: token id → bias in [-100, 100] added to its logit (ids are checked
+   * against the vocabulary by the server); undefined when absent or empty.
+   */
+  logitBias?: Record<number, number>;
   /** `stop`: up to 16 non-empty strings. */
   stop: string[];
   /** `stream`. */
@@ -162,6 +167,31 @@ function bool(o: Json, key: string): boolean | undefined {
   return v;
 }
 
+/**
+ * `logit_bias` (OpenAI: a JSON object from token ids, as strings, to biases in [-100, 100]):
+ * the map, or undefined when absent, null or empty.
+ */
+function biasMap(v: unknown): Record<number, number> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v)) bad("logit_bias", "an object", v, "invalid_type");
+  const out: Record<number, number> = {};
+  for (const [key, b] of Object.entries(v as Json)) {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(key)) {
+      bad("logit_bias", "keyed by token ids (integers >= 0 as strings)", key);
+    }
+    if (typeof b !== "number" || !Number.isFinite(b) || b < -100 || b > 100) {
+      bad(
+        `logit_bias[${key}]`,
+        "a number in [-100, 100]",
+        b,
+        typeof b === "number" ? undefined : "invalid_type",
+      );
+    }
+    out[Number(key)] = b as number;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 /** Validates `model` and the fields shared by chat and completions. */
 function common(o: Json, chat: boolean): CommonParams {
   const model = o.model;
@@ -173,13 +203,7 @@ function common(o: Json, chat: boolean): CommonParams {
   if (n !== undefined && n > 1) unsupported("n", `n = ${n} (more than one choice)`);
   const bestOf = num(o, "best_of", 1, 128, { int: true });
   if (bestOf !== undefined && bestOf > 1) unsupported("best_of", `best_of = ${bestOf}`);
-  const logitBias = o.logit_bias;
-  if (logitBias !== undefined && logitBias !== null) {
-    if (typeof logitBias !== "object" || Array.isArray(logitBias)) {
-      bad("logit_bias", "an object", logitBias, "invalid_type");
-    }
-    if (Object.keys(logitBias).length > 0) unsupported("logit_bias", "a logit bias");
-  }
+  const logitBias = biasMap(o.logit_bias);
   for (const key of ["tools", "functions"]) {
     const v = o[key];
     if (Array.isArray(v) && v.length > 0) unsupported(key, "tool calling");
@@ -247,6 +271,7 @@ function common(o: Json, chat: boolean): CommonParams {
     presencePenalty: num(o, "presence_penalty", -2, 2),
     repetitionPenalty: num(o, "repetition_penalty", 0, Infinity, { minExclusive: true }),
     seed,
+    logitBias,
     stop,
     stream,
     includeUsage,

@@ -134,6 +134,13 @@ const CASES: Case[] = [
     error: /^error: --kv-capacity 300 exceeds the context length 256/,
   },
   {
+    name: "generate --logit-bias 12 (no sign and bias)",
+    args: ["generate", DEFAULT, "--logit-bias", "12"],
+    code: 2,
+    error: /^error: --logit-bias: '12' is not ID\+BIAS or ID-BIAS \(e\.g\. 15043\+1, 2-inf\)$/,
+    beforeLoading: true,
+  },
+  {
     name: "generate --threads 0",
     args: ["generate", "--threads", "0"],
     code: 2,

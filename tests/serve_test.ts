@@ -1,6 +1,6 @@
 /**
  * `gollm serve` end to end on 127.0.0.1 with the shipped default model: the official
- * `openai` npm client (chat and completions, streaming and not, logprobs), greedy text equal
+ * `openai` npm client (chat and completions, streaming and not, logprobs, logit_bias), greedy text equal
  * to `gollm generate --temperature 0` (with the f32 and with the f16 KV cache), 32 concurrent
  * streams, an aborted stream returning its
  * blocks, malformed requests answered with the right 4xx while the server keeps serving,
@@ -90,6 +90,20 @@ async function gollmGenerate(
     .output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   return JSON.parse(new TextDecoder().decode(out.stdout)).text;
+}
+
+/** `gollm generate --temperature 0 --json [extra]`: the generated token ids and text. */
+async function gollmTokens(
+  prompt: string,
+  n: number,
+  extra: string[] = [],
+): Promise<{ tokens: number[]; text: string }> {
+  const args = ["run", "-A", `${ROOT}cli/main.ts`, "generate", MODEL, "--prompt", prompt];
+  args.push("-n", `${n}`, "--temperature", "0", "--json", ...extra);
+  const out = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+    .output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
 /** Polls until `cond` holds (at most `ms`). */
@@ -226,6 +240,35 @@ Deno.test("openai client on an f16 KV cache equals gollm generate --cache-type-k
     });
     assert.equal(c.choices[0].text, want);
     assert.equal(s.blockBytes, kvBlockBytes(ckpt!.config, 16, f16), "the pool is f16");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("logit_bias through the openai client bans and forces tokens as gollm generate --logit-bias", async () => {
+  const s = await start();
+  try {
+    const prompt = "Once upon a time";
+    const plain = await gollmTokens(prompt, 8);
+    const complete = async (bias: Record<string, number>, max = 8) =>
+      (await s.client.completions.create({
+        model: "default",
+        prompt,
+        max_tokens: max,
+        temperature: 0,
+        logit_bias: bias,
+      })).choices[0].text;
+    // Ban the greedy first token: another one comes first, in the server and the CLI alike.
+    const first = plain.tokens[0];
+    const banned = await gollmTokens(prompt, 8, ["--logit-bias", `${first}-100`]);
+    assert.notEqual(banned.tokens[0], first);
+    assert.equal(await complete({ [first]: -100 }), banned.text);
+    assert.notEqual(banned.text, plain.text); // negative control: the bias changed the text
+    // Force a token: it is every token generated.
+    const forced = plain.tokens[3];
+    const cli = await gollmTokens(prompt, 4, ["--logit-bias", `${forced}+100`]);
+    assert.deepEqual(cli.tokens, [forced, forced, forced, forced]);
+    assert.equal(await complete({ [forced]: 100 }, 4), cli.text);
   } finally {
     await s.close();
   }
@@ -393,6 +436,20 @@ Deno.test("malformed requests get the right 4xx with OpenAI's error shape; the s
     );
     await expect(await chat({ stop: [""] }), 400, "stop[0]", /non-empty/);
     await expect(await chat({ n: 2 }), 400, "n", /n = 2/);
+    await expect(await chat({ logit_bias: [1] }), 400, "logit_bias", /an object, got \[1\]/);
+    await expect(await chat({ logit_bias: { abc: 1 } }), 400, "logit_bias", /token ids/);
+    await expect(
+      await chat({ logit_bias: { "5": 101 } }),
+      400,
+      "logit_bias[5]",
+      /'logit_bias\[5\]' must be a number in \[-100, 100\], got 101/,
+    );
+    await expect(
+      await chat({ logit_bias: { "99999": 1 } }),
+      400,
+      "logit_bias",
+      /'logit_bias' key 99999 is not a token id in \[0, 4096\)/,
+    );
     await expect(await chat({ model: "gpt-4" }), 404, "model", /'gpt-4' does not exist/);
     await expect(
       await post("/v1/completions", JSON.stringify({ model: "default" })),
