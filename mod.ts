@@ -163,6 +163,8 @@ export type {
 } from "./tokenizers/pretokenizer.ts";
 export { resolveSamplerOptions, Sampler } from "./runtime/sampler.ts";
 export type { ResolvedSamplerOptions, SamplerOptions } from "./runtime/sampler.ts";
+export { JSON_MAX_DEPTH, JsonConstraint, JsonRecognizer } from "./runtime/json_constraint.ts";
+export type { TokenConstraint } from "./runtime/json_constraint.ts";
 export { renderChat } from "./tokenizers/chat_template.ts";
 export type { ChatMessage, RenderChatOptions } from "./tokenizers/chat_template.ts";
 

@@ -22,6 +22,7 @@
 import { GollmError } from "../core/errors.ts";
 import type { BatchModel } from "../runtime/batch_model.ts";
 import type { SamplerOptions } from "../runtime/sampler.ts";
+import { JsonConstraint } from "../runtime/json_constraint.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { ApiError, type CommonParams, parseChatRequest, parseCompletionRequest } from "./openai.ts";
 import { chatPromptIds, completionPromptIds, PLAIN_CHAT_STOPS } from "./prompt.ts";
@@ -200,6 +201,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
   const texts = model.tokenizer ? new TokenTexts(model.tokenizer) : null;
   const g = model.generation;
   const C = scheduler.ctxSize;
+  const tokenBytes: Uint8Array[] = []; // JSON mode's token bytes, filled by the first request
   let draining = false;
 
   const needTokenizer = (): Tokenizer => {
@@ -278,9 +280,11 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       logitBias: q.logitBias,
     };
     try {
+      const constraint = q.jsonObject ? new JsonConstraint(needTokenizer(), tokenBytes) : undefined;
       return scheduler.submit({
         prompt: p.prompt,
         sampling,
+        constraint,
         maxTokens: p.maxTokens,
         stop: p.stop,
         ignoreEos: q.ignoreEos,

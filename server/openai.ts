@@ -7,8 +7,8 @@
  *
  * Every bad field is an {@linkcode ApiError} (HTTP 400) naming the field, what it must be
  * and what it was. Unknown fields are ignored (as vLLM does); known fields gollm cannot
- * honour (`n` > 1, `tools`, a JSON `response_format`, `echo`, `suffix`, `best_of` > 1) are
- * refused rather than silently dropped.
+ * honour (`n` > 1, `tools`, a `json_schema` `response_format`, `echo`, `suffix`, `best_of` >
+ * 1) are refused rather than silently dropped.
  *
  * @module
  */
@@ -91,6 +91,11 @@ export interface CommonParams {
   logprobs?: number;
   /** `ignore_eos`. */
   ignoreEos: boolean;
+  /**
+   * `response_format: {"type": "json_object"}`: the reply is a JSON object (JSON mode,
+   * runtime/json_constraint.ts), ending when the object is complete.
+   */
+  jsonObject: boolean;
 }
 
 /** A validated chat completion request. */
@@ -209,11 +214,16 @@ function common(o: Json, chat: boolean): CommonParams {
     if (Array.isArray(v) && v.length > 0) unsupported(key, "tool calling");
   }
   const rf = o.response_format;
+  let jsonObject = false;
   if (rf !== undefined && rf !== null) {
     const t = (rf as Json)?.type;
-    if (typeof rf !== "object" || t !== "text") {
-      unsupported("response_format", `response_format ${show(rf)} (only {"type": "text"})`);
+    if (typeof rf !== "object" || Array.isArray(rf) || (t !== "text" && t !== "json_object")) {
+      unsupported(
+        "response_format",
+        `response_format ${show(rf)} (only {"type": "text"} and {"type": "json_object"})`,
+      );
     }
+    jsonObject = t === "json_object";
   }
   const maxTokens = num(o, "max_tokens", 1, Infinity, { int: true });
   const maxCompletion = num(o, "max_completion_tokens", 1, Infinity, { int: true });
@@ -277,6 +287,7 @@ function common(o: Json, chat: boolean): CommonParams {
     includeUsage,
     logprobs,
     ignoreEos: bool(o, "ignore_eos") ?? false,
+    jsonObject,
   };
 }
 

@@ -604,7 +604,7 @@ export class Scheduler {
     for (const p of decoders) {
       const s = p.s;
       if (s.slot < 0) continue; // preempted for an earlier sequence's blocks
-      const draft = s.greedy ? null : this.#proposeSampled(s);
+      const draft = s.greedy || !s.speculable ? null : this.#proposeSampled(s);
       const k = draft ? draft.tokens.length : 0;
       if (1 + k > free) {
         if (k > 0) this.#stats.draftWaits++;
@@ -620,7 +620,7 @@ export class Scheduler {
     }
     for (const p of decoders) {
       if (free === 0) break;
-      if (!kept.has(p) || p.s.slot < 0 || !p.s.greedy) continue;
+      if (!kept.has(p) || p.s.slot < 0 || !p.s.greedy || !p.s.speculable) continue;
       const draft = this.#proposeGreedy(p.s, free);
       if (!draft) continue;
       p.draft = draft;

@@ -17,6 +17,7 @@
 import { GollmError } from "../core/errors.ts";
 import { findStop, stopPrefixHold } from "../runtime/generation.ts";
 import { type ResolvedSamplerOptions, Sampler, type SamplerOptions } from "../runtime/sampler.ts";
+import type { TokenConstraint } from "../runtime/json_constraint.ts";
 import { type TokenDistribution, verifyDraft } from "../runtime/speculative.ts";
 import { StreamDecoder, type Tokenizer } from "../tokenizers/tokenizer.ts";
 
@@ -39,6 +40,12 @@ export interface GenerationRequest {
   logprobs?: number;
   /** Aborting cancels the request; its blocks are freed at the next step. */
   signal?: AbortSignal;
+  /**
+   * Which tokens may come next (JSON mode: runtime/json_constraint.ts): the logits are
+   * masked before sampling, the reply ends (`stop`) when it is complete, and the sequence
+   * is not drafted for (speculative decoding skips it).
+   */
+  constraint?: TokenConstraint;
 }
 
 /** A token id with its log-probability (natural log). */
@@ -198,6 +205,7 @@ export class Sequence {
   #reject!: (e: unknown) => void;
   #pendingText = ""; // decoded text not yet released (could start a stop string)
   #pendingTokens: Pending[] = [];
+  #masked = new Float32Array(0); // (vocab) logits under the constraint
   #total = 0; // decoded text length so far
   #released = 0; // text length released so far
   readonly handle: GenerationHandle;
@@ -253,8 +261,28 @@ export class Sequence {
    * @throws {GollmError} when every logit is NaN or -Infinity (broken weights).
    */
   accept(logits: Float32Array): boolean {
-    const id = this.#checked(() => this.#sampler.sample(logits, this.tokens));
-    return this.#append(id, logits);
+    const c = this.request.constraint;
+    if (!c) {
+      const id = this.#checked(() => this.#sampler.sample(logits, this.tokens));
+      return this.#append(id, logits);
+    }
+    // Constrained: sample from a masked copy (the arena's logits stay as they are).
+    if (this.#masked.length !== logits.length) this.#masked = new Float32Array(logits.length);
+    this.#masked.set(logits);
+    if (c.mask(this.#masked) === 0) {
+      throw new GollmError(`request ${this.id}: no token can continue the constrained reply`);
+    }
+    const id = this.#checked(() => this.#sampler.sample(this.#masked, this.tokens));
+    c.advance(id);
+    if (this.#append(id, logits)) return true;
+    if (!c.complete) return false;
+    this.#finish("stop"); // the object is whole: the reply ends (held text is flushed)
+    return true;
+  }
+
+  /** Whether the scheduler may draft for this sequence (not under a constraint). */
+  get speculable(): boolean {
+    return this.request.constraint === undefined;
   }
 
   /**

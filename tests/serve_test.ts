@@ -14,6 +14,7 @@ import type { Checkpoint } from "../formats/checkpoint.ts";
 import { type BatchModelOptions, createBatchModel } from "../runtime/batch_model.ts";
 import { createServer, type GollmServer, type ServerOptions } from "../server/http.ts";
 import { ROOT } from "./assets.ts";
+import { JsonRecognizer } from "../runtime/json_constraint.ts";
 
 const MODEL = `${ROOT}models/default`;
 let ckpt: Checkpoint | null = null;
@@ -269,6 +270,64 @@ Deno.test("logit_bias through the openai client bans and forces tokens as gollm 
     const cli = await gollmTokens(prompt, 4, ["--logit-bias", `${forced}+100`]);
     assert.deepEqual(cli.tokens, [forced, forced, forced, forced]);
     assert.equal(await complete({ [forced]: 100 }, 4), cli.text);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("response_format json_object: replies are JSON objects, ending when the object closes", async () => {
+  const s = await start();
+  try {
+    const tok = ckpt!.tokenizer!;
+    const [quote] = tok.encode('"', { bos: false }), [close] = tok.encode("}", { bos: false });
+    const ask = (seed: number, json = true) => ({
+      model: "default",
+      prompt: "Here is the data as JSON:",
+      max_tokens: 48,
+      temperature: 0.9,
+      seed,
+      // The default model writes prose: nudge it towards closing its strings and object.
+      logit_bias: { [quote]: 3, [close]: 3 },
+      ...(json ? { response_format: { type: "json_object" as const } } : {}),
+    });
+    const prefix = (t: string) =>
+      new JsonRecognizer({ object: true }).pushAll(new TextEncoder().encode(t));
+    let stopped = 0;
+    for (let seed = 1; seed <= 6; seed++) {
+      const c = (await s.client.completions.create(ask(seed))).choices[0];
+      assert.ok(
+        prefix(c.text),
+        `seed ${seed}: not a JSON object's prefix: ${JSON.stringify(c.text)}`,
+      );
+      if (c.finish_reason === "stop") {
+        stopped++;
+        const v = JSON.parse(c.text); // V8's parser: the independent check
+        assert.ok(v !== null && typeof v === "object" && !Array.isArray(v), c.text);
+      }
+    }
+    assert.ok(stopped >= 1, "no reply completed its object");
+    // Streamed: the same text for the same seed.
+    const want = (await s.client.completions.create(ask(1))).choices[0].text;
+    let streamed = "";
+    for await (const chunk of await s.client.completions.create({ ...ask(1), stream: true })) {
+      streamed += chunk.choices[0]?.text ?? "";
+    }
+    assert.equal(streamed, want);
+    // Negative control: the same request without JSON mode is no JSON object.
+    const free = (await s.client.completions.create(ask(1, false))).choices[0].text;
+    assert.equal(prefix(free), false, free);
+    // A schema is refused naming the field.
+    const res = await fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        ...ask(1),
+        response_format: { type: "json_schema", json_schema: {} },
+      }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 400);
+    assert.equal(body.error.param, "response_format");
   } finally {
     await s.close();
   }

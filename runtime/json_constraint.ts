@@ -1,0 +1,453 @@
+/**
+ * JSON mode (OpenAI's `response_format: {"type": "json_object"}`, llama.cpp's JSON grammar):
+ * a byte-level recogniser of JSON (RFC 8259) that says which tokens may come next, so that
+ * sampling only ever picks a token whose bytes keep the text a prefix of a JSON object, and
+ * generation ends when the object is complete.
+ *
+ * - {@linkcode JsonRecognizer}: a pushdown automaton over UTF-8 bytes, one state per lexical
+ *   position and a stack of open containers. `push(byte)` says whether the byte can follow;
+ *   a number ends at the first byte that cannot continue it, which is then read in the
+ *   enclosing context. Inside strings any byte ≥ 0x20 other than `"` and `\` is content
+ *   (so multi-byte UTF-8 passes through as the tokenizer splits it); escapes are `\"`,
+ *   `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` and `\uXXXX`.
+ * - {@linkcode JsonConstraint}: the recogniser over a tokenizer's tokens (their raw bytes,
+ *   `Tokenizer.tokenBytes`). `mask(logits)` sets the logit of every token that cannot come
+ *   next to -Infinity (EOS and byte-less tokens too: the object ends generation by itself);
+ *   `advance(id)` reads the chosen token.
+ *
+ * @module
+ */
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+
+/** Lexical positions of {@linkcode JsonRecognizer}. */
+const enum S {
+  /** A value must start here (after `:`, `,` in an array, or at the top). */
+  Value,
+  /** After `{`: a key or `}`. */
+  KeyOrEnd,
+  /** After `,` in an object: a key. */
+  Key,
+  /** After a key: `:`. */
+  Colon,
+  /** After `[`: a value or `]`. */
+  ValueOrEnd,
+  /** After a value inside a container: `,` or the container's end. */
+  CommaOrEnd,
+  /** Inside a string. */
+  Str,
+  /** After `\` in a string. */
+  Esc,
+  /** Inside `\uXXXX`: `hex` digits left. */
+  Hex,
+  /** After `-`: a digit. */
+  Minus,
+  /** After a leading `0`. */
+  Zero,
+  /** In the integer part (1-9 first). */
+  Int,
+  /** After `.`: a digit. */
+  Dot,
+  /** In the fraction. */
+  Frac,
+  /** After `e`/`E`: a sign or digit. */
+  Exp,
+  /** After the exponent's sign: a digit. */
+  ExpSign,
+  /** In the exponent. */
+  ExpDigits,
+  /** Inside `true`, `false` or `null`: `literal[litPos]` next. */
+  Lit,
+  /** The top-level value is complete: only whitespace. */
+  Done,
+}
+
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
+const isHex = (b: number) => isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
+const ESCAPES = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]); // " \ / b f n r t
+const LITERALS: Record<number, Uint8Array> = {
+  0x74: new TextEncoder().encode("true"),
+  0x66: new TextEncoder().encode("false"),
+  0x6e: new TextEncoder().encode("null"),
+};
+/** Most containers open at once (deeper input is refused, as JSON.parse would overflow). */
+export const JSON_MAX_DEPTH = 128;
+
+/**
+ * A JSON prefix recogniser over bytes (see the module doc). Copy it with `clone()` to try
+ * bytes without committing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JsonRecognizer } from "./json_constraint.ts";
+ * const r = new JsonRecognizer({ object: true });
+ * assert.ok(r.pushAll(new TextEncoder().encode('{"a": [1, 2.5e3, "x\\n"]')));
+ * assert.equal(r.complete, false);
+ * assert.ok(r.pushAll(new TextEncoder().encode("}")));
+ * assert.equal(r.complete, true);
+ * assert.equal(new JsonRecognizer({ object: true }).push(0x5b), false); // '[': not an object
+ * ```
+ */
+export class JsonRecognizer {
+  #state: S = S.Value;
+  /** Open containers, innermost last: 0x7b `{` or 0x5b `[`. */
+  #stack: number[] = [];
+  /** Whether the string being read is an object key. */
+  #key = false;
+  /** `\u` hex digits left, or the literal's next index. */
+  #count = 0;
+  #literal: Uint8Array = LITERALS[0x74];
+  /** The top-level value must be an object (JSON mode). */
+  readonly #object: boolean;
+  /** Whitespace limited as llama.cpp's json.gbnf limits it (see the constructor). */
+  readonly #tight: boolean;
+  /** Whitespace bytes in the current run between tokens, and whether it held a newline. */
+  #ws = 0;
+  #newline = false;
+
+  /**
+   * Creates a recogniser at the start of a document.
+   *
+   * @param options `object`: the top-level value must be an object (default false: any
+   *   value). `tightWhitespace`: none before the top-level value and, between tokens, a run
+   *   of at most one newline and 20 spaces or tabs (llama.cpp's grammars/json.gbnf `ws`), so
+   *   that a model cannot fill its reply with blank lines (default false: any whitespace,
+   *   as JSON.parse takes).
+   */
+  constructor(options: { object?: boolean; tightWhitespace?: boolean } = {}) {
+    this.#object = options.object ?? false;
+    this.#tight = options.tightWhitespace ?? false;
+  }
+
+  /** A copy in the same state. */
+  clone(): JsonRecognizer {
+    const r = new JsonRecognizer({ object: this.#object, tightWhitespace: this.#tight });
+    return r.copyFrom(this);
+  }
+
+  /**
+   * Puts this recogniser in `other`'s state (no allocation once its stack is as deep).
+   *
+   * @param other A recogniser of the same kind.
+   * @returns This recogniser.
+   */
+  copyFrom(other: JsonRecognizer): this {
+    this.#state = other.#state;
+    this.#stack.length = other.#stack.length;
+    for (let i = 0; i < other.#stack.length; i++) this.#stack[i] = other.#stack[i];
+    this.#key = other.#key;
+    this.#count = other.#count;
+    this.#literal = other.#literal;
+    this.#ws = other.#ws;
+    this.#newline = other.#newline;
+    return this;
+  }
+
+  /** Whitespace between tokens: within the limits (tight), else always. */
+  #space(b: number): boolean {
+    if (!this.#tight) return true;
+    if (this.#stack.length === 0) return false; // none around the top-level value
+    if (b === 0x0a) {
+      if (this.#newline) return false;
+      this.#newline = true;
+    } else if (b === 0x0d) return false;
+    return ++this.#ws <= 21; // a newline and 20 spaces or tabs
+  }
+
+  /** Whether a whole top-level value has been read (only whitespace may follow). */
+  get complete(): boolean {
+    return this.#state === S.Done;
+  }
+
+  /**
+   * Reads bytes.
+   *
+   * @param bytes UTF-8 bytes.
+   * @returns Whether every byte could follow (false: the state is then undefined; use a clone).
+   */
+  pushAll(bytes: ArrayLike<number>): boolean {
+    for (let i = 0; i < bytes.length; i++) if (!this.push(bytes[i])) return false;
+    return true;
+  }
+
+  /**
+   * Reads one byte.
+   *
+   * @param b A byte (0..255).
+   * @returns Whether it can follow what was read (false: the state is then undefined).
+   */
+  push(b: number): boolean {
+    if (this.#ws > 0 && !WS.has(b)) {
+      this.#ws = 0;
+      this.#newline = false;
+    }
+    switch (this.#state) {
+      case S.Value:
+        if (WS.has(b)) return this.#space(b);
+        return this.#startValue(b);
+      case S.ValueOrEnd:
+        if (WS.has(b)) return this.#space(b);
+        if (b === 0x5d) return this.#close(0x5b);
+        return this.#startValue(b);
+      case S.KeyOrEnd:
+        if (WS.has(b)) return this.#space(b);
+        if (b === 0x7d) return this.#close(0x7b);
+        return this.#startKey(b);
+      case S.Key:
+        if (WS.has(b)) return this.#space(b);
+        return this.#startKey(b);
+      case S.Colon:
+        if (WS.has(b)) return this.#space(b);
+        if (b !== 0x3a) return false;
+        this.#state = S.Value;
+        return true;
+      case S.CommaOrEnd: {
+        if (WS.has(b)) return this.#space(b);
+        const top = this.#stack[this.#stack.length - 1];
+        if (b === 0x2c) {
+          this.#state = top === 0x7b ? S.Key : S.Value;
+          return true;
+        }
+        if ((b === 0x7d && top === 0x7b) || (b === 0x5d && top === 0x5b)) return this.#close(top);
+        return false;
+      }
+      case S.Str:
+        if (b === 0x22) {
+          if (this.#key) {
+            this.#key = false;
+            this.#state = S.Colon;
+            return true;
+          }
+          return this.#endValue();
+        }
+        if (b === 0x5c) {
+          this.#state = S.Esc;
+          return true;
+        }
+        return b >= 0x20; // control characters must be escaped
+      case S.Esc:
+        if (b === 0x75) {
+          this.#state = S.Hex;
+          this.#count = 4;
+          return true;
+        }
+        if (!ESCAPES.has(b)) return false;
+        this.#state = S.Str;
+        return true;
+      case S.Hex:
+        if (!isHex(b)) return false;
+        if (--this.#count === 0) this.#state = S.Str;
+        return true;
+      case S.Minus:
+        if (b === 0x30) this.#state = S.Zero;
+        else if (isDigit(b)) this.#state = S.Int;
+        else return false;
+        return true;
+      case S.Zero:
+        if (b === 0x2e) this.#state = S.Dot;
+        else if (b === 0x65 || b === 0x45) this.#state = S.Exp;
+        else return this.#endNumber(b);
+        return true;
+      case S.Int:
+        if (isDigit(b)) return true;
+        if (b === 0x2e) this.#state = S.Dot;
+        else if (b === 0x65 || b === 0x45) this.#state = S.Exp;
+        else return this.#endNumber(b);
+        return true;
+      case S.Dot:
+        if (!isDigit(b)) return false;
+        this.#state = S.Frac;
+        return true;
+      case S.Frac:
+        if (isDigit(b)) return true;
+        if (b === 0x65 || b === 0x45) {
+          this.#state = S.Exp;
+          return true;
+        }
+        return this.#endNumber(b);
+      case S.Exp:
+        if (b === 0x2b || b === 0x2d) this.#state = S.ExpSign;
+        else if (isDigit(b)) this.#state = S.ExpDigits;
+        else return false;
+        return true;
+      case S.ExpSign:
+        if (!isDigit(b)) return false;
+        this.#state = S.ExpDigits;
+        return true;
+      case S.ExpDigits:
+        if (isDigit(b)) return true;
+        return this.#endNumber(b);
+      case S.Lit:
+        if (b !== this.#literal[this.#count]) return false;
+        if (++this.#count === this.#literal.length) return this.#endValue();
+        return true;
+      case S.Done:
+        return WS.has(b) && this.#space(b);
+    }
+  }
+
+  /** The first byte of a value. */
+  #startValue(b: number): boolean {
+    const top = this.#stack.length === 0;
+    if (top && this.#object && b !== 0x7b) return false;
+    if (b === 0x7b || b === 0x5b) {
+      if (this.#stack.length >= JSON_MAX_DEPTH) return false;
+      this.#stack.push(b);
+      this.#state = b === 0x7b ? S.KeyOrEnd : S.ValueOrEnd;
+      return true;
+    }
+    if (b === 0x22) {
+      this.#key = false;
+      this.#state = S.Str;
+      return true;
+    }
+    if (b === 0x2d) this.#state = S.Minus;
+    else if (b === 0x30) this.#state = S.Zero;
+    else if (isDigit(b)) this.#state = S.Int;
+    else if (LITERALS[b]) {
+      this.#literal = LITERALS[b];
+      this.#count = 1;
+      this.#state = S.Lit;
+    } else return false;
+    return true;
+  }
+
+  /** The opening quote of a key. */
+  #startKey(b: number): boolean {
+    if (b !== 0x22) return false;
+    this.#key = true;
+    this.#state = S.Str;
+    return true;
+  }
+
+  /** Closes the innermost container (`open` is its opening byte). */
+  #close(open: number): boolean {
+    if (this.#stack.pop() !== open) return false;
+    return this.#endValue();
+  }
+
+  /** A value ended: back in its container, or done at the top. */
+  #endValue(): boolean {
+    this.#state = this.#stack.length === 0 ? S.Done : S.CommaOrEnd;
+    return true;
+  }
+
+  /** A number ended at byte `b`, which the enclosing context then reads. */
+  #endNumber(b: number): boolean {
+    this.#endValue();
+    return this.push(b);
+  }
+
+  /**
+   * Whether the text read so far is a whole value except for a number that could still
+   * go on (`{"a": 1` is not; `7` at the top is, as JSON.parse reads it).
+   */
+  get completeIfEnded(): boolean {
+    if (this.#state === S.Done) return true;
+    const inNumber = this.#state === S.Zero || this.#state === S.Int ||
+      this.#state === S.Frac || this.#state === S.ExpDigits;
+    return inNumber && this.#stack.length === 0;
+  }
+}
+
+/**
+ * A rule on which tokens may come next (JSON mode): the server's sequences mask the logits
+ * with it before sampling and end the reply when it is complete.
+ */
+export interface TokenConstraint {
+  /**
+   * Sets the logit of every token that cannot come next to -Infinity.
+   * @param logits `(vocab_size)` logits, changed in place.
+   * @returns How many tokens may come next.
+   */
+  mask(logits: Float32Array): number;
+  /**
+   * Reads the chosen token.
+   * @param id A token `mask` allowed.
+   */
+  advance(id: number): void;
+  /** Whether the text is complete (the reply ends). */
+  readonly complete: boolean;
+}
+
+/**
+ * JSON mode over a tokenizer: which tokens may come next, as a mask on the logits (see the
+ * module doc). Build one per request; the token bytes are shared through `cache`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JsonConstraint } from "./json_constraint.ts";
+ * import { loadCheckpointTokenizer } from "../formats/load.ts";
+ * const tok = (await loadCheckpointTokenizer("models/default"))!;
+ * const c = new JsonConstraint(tok);
+ * const logits = new Float32Array(tok.vocabSize);
+ * c.mask(logits);
+ * const open = tok.encode("{", { bos: false })[0];
+ * assert.equal(logits[open], 0); // '{' may start the object
+ * assert.equal(logits[tok.encode("a", { bos: false })[0]], -Infinity);
+ * c.advance(open);
+ * assert.equal(c.complete, false);
+ * ```
+ */
+export class JsonConstraint implements TokenConstraint {
+  #r = new JsonRecognizer({ object: true, tightWhitespace: true });
+  #try = new JsonRecognizer({ object: true, tightWhitespace: true }); // scratch: one token read
+  #bytes: readonly Uint8Array[];
+
+  /**
+   * Creates the constraint at the start of the reply.
+   *
+   * @param tokenizer The model's tokenizer (its `tokenBytes`).
+   * @param cache Token bytes by id, shared between requests (filled here when empty).
+   */
+  constructor(tokenizer: Tokenizer, cache: Uint8Array[] = []) {
+    if (cache.length !== tokenizer.vocabSize) {
+      cache.length = 0;
+      const eos = new Set(tokenizer.eosIds);
+      for (let id = 0; id < tokenizer.vocabSize; id++) {
+        // EOS and byte-less tokens (BOS) never come: the object's end ends the reply.
+        cache.push(eos.has(id) || id === tokenizer.bosId ? EMPTY : tokenizer.tokenBytes(id));
+      }
+    }
+    this.#bytes = cache;
+  }
+
+  /** Whether the object is complete (generation should stop). */
+  get complete(): boolean {
+    return this.#r.complete;
+  }
+
+  /**
+   * Sets the logit of every token that cannot come next to -Infinity.
+   *
+   * @param logits `(vocab_size)` logits, changed in place (pass a copy of the arena's).
+   * @returns How many tokens may come next.
+   */
+  mask(logits: Float32Array): number {
+    let allowed = 0;
+    const n = Math.min(logits.length, this.#bytes.length);
+    for (let id = 0; id < n; id++) {
+      const b = this.#bytes[id];
+      if (b.length > 0 && this.#try.copyFrom(this.#r).pushAll(b)) allowed++;
+      else logits[id] = -Infinity;
+    }
+    for (let id = n; id < logits.length; id++) logits[id] = -Infinity;
+    return allowed;
+  }
+
+  /**
+   * Reads the chosen token.
+   *
+   * @param id A token `mask` allowed.
+   * @throws {RangeError} when its bytes cannot follow (it was not allowed).
+   */
+  advance(id: number): void {
+    if (!this.#r.pushAll(this.#bytes[id] ?? EMPTY) || (this.#bytes[id]?.length ?? 0) === 0) {
+      throw new RangeError(`JSON mode: token ${id} cannot follow the text so far`);
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
