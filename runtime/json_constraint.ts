@@ -144,6 +144,22 @@ export class JsonRecognizer {
     return this;
   }
 
+  /**
+   * A key of everything that decides which byte strings of at most `tail` bytes this
+   * recogniser accepts: the lexical state, the string/escape/literal counters, the
+   * whitespace run, the depth, and the innermost `tail` containers (a string of `tail`
+   * bytes closes at most that many). Equal keys accept the same strings.
+   *
+   * @param tail The longest byte string that will be tried.
+   * @returns The key.
+   */
+  signature(tail: number): string {
+    const st = this.#stack;
+    const inner = String.fromCharCode(...st.slice(Math.max(0, st.length - tail)));
+    return `${this.#state},${+this.#key},${this.#count},${this.#literal[0]},${this.#ws},` +
+      `${+this.#newline},${st.length},${inner}`;
+  }
+
   /** Whitespace between tokens: within the limits (tight), else always. */
   #space(b: number): boolean {
     if (!this.#tight) return true;
@@ -395,14 +411,23 @@ export class JsonConstraint implements TokenConstraint {
   #r = new JsonRecognizer({ object: true, tightWhitespace: true });
   #try = new JsonRecognizer({ object: true, tightWhitespace: true }); // scratch: one token read
   #bytes: readonly Uint8Array[];
+  /** The longest token's bytes (for the state's signature). */
+  #longest: number;
+  /** Masks by state signature (most steps inside a string repeat one): 1 = allowed. */
+  #masks: Map<string, Uint8Array>;
 
   /**
    * Creates the constraint at the start of the reply.
    *
    * @param tokenizer The model's tokenizer (its `tokenBytes`).
    * @param cache Token bytes by id, shared between requests (filled here when empty).
+   * @param masks Masks by state, shared between requests of one tokenizer (up to 256 kept).
    */
-  constructor(tokenizer: Tokenizer, cache: Uint8Array[] = []) {
+  constructor(
+    tokenizer: Tokenizer,
+    cache: Uint8Array[] = [],
+    masks: Map<string, Uint8Array> = new Map(),
+  ) {
     if (cache.length !== tokenizer.vocabSize) {
       cache.length = 0;
       const eos = new Set(tokenizer.eosIds);
@@ -412,6 +437,8 @@ export class JsonConstraint implements TokenConstraint {
       }
     }
     this.#bytes = cache;
+    this.#longest = cache.reduce((a, b) => Math.max(a, b.length), 0);
+    this.#masks = masks;
   }
 
   /** Whether the object is complete (generation should stop). */
@@ -426,11 +453,21 @@ export class JsonConstraint implements TokenConstraint {
    * @returns How many tokens may come next.
    */
   mask(logits: Float32Array): number {
+    const key = this.#r.signature(this.#longest);
+    let ok = this.#masks.get(key);
+    if (!ok) {
+      ok = new Uint8Array(this.#bytes.length);
+      for (let id = 0; id < ok.length; id++) {
+        const b = this.#bytes[id];
+        ok[id] = b.length > 0 && this.#try.copyFrom(this.#r).pushAll(b) ? 1 : 0;
+      }
+      if (this.#masks.size >= MASK_CACHE) this.#masks.delete(this.#masks.keys().next().value!);
+      this.#masks.set(key, ok);
+    }
     let allowed = 0;
-    const n = Math.min(logits.length, this.#bytes.length);
+    const n = Math.min(logits.length, ok.length);
     for (let id = 0; id < n; id++) {
-      const b = this.#bytes[id];
-      if (b.length > 0 && this.#try.copyFrom(this.#r).pushAll(b)) allowed++;
+      if (ok[id]) allowed++;
       else logits[id] = -Infinity;
     }
     for (let id = n; id < logits.length; id++) logits[id] = -Infinity;
@@ -451,3 +488,5 @@ export class JsonConstraint implements TokenConstraint {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Masks kept per constraint cache (the oldest goes first). */
+const MASK_CACHE = 256;

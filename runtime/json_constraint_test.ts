@@ -144,23 +144,28 @@ Deno.test("JsonRecognizer with tightWhitespace allows llama.cpp's json.gbnf spac
 
 Deno.test("JsonConstraint: sampling random logits under the mask writes JSON objects only", async () => {
   const tok = (await loadCheckpointTokenizer("models/default"))!;
-  const cache: Uint8Array[] = [];
+  const cache: Uint8Array[] = [], masks = new Map<string, Uint8Array>();
   const rng = new Rng(3);
   let completed = 0;
   for (let run = 0; run < 40; run++) {
-    const c = new JsonConstraint(tok, cache);
+    const c = new JsonConstraint(tok, cache, masks); // masks shared across the runs
+    const fresh = new JsonConstraint(tok, cache, new Map()); // the same, masks computed anew
     const sampler = new Sampler({ temperature: 1, seed: run });
     const ids: number[] = [];
     for (let step = 0; step < 120 && !c.complete; step++) {
       // A "model" whose logits favour JSON punctuation now and then, so objects close.
       const logits = new Float32Array(tok.vocabSize);
       for (let i = 0; i < logits.length; i++) logits[i] = rng.nextFloat() * 4;
-      for (const ch of ['"', "}", ":", ",", "]", "1"]) {
+      for (const ch of ['"', "}", ":", ",", "[", "]", "{", "1"]) {
         for (const id of tok.encode(ch, { bos: false })) logits[id] += 6 * rng.nextFloat();
       }
+      const copy = logits.slice();
       assert.ok(c.mask(logits) > 0, "some token may always come next");
+      fresh.mask(copy);
+      assert.deepEqual(logits, copy, `step ${step}: a cached mask differs from a fresh one`);
       const id = sampler.sample(logits);
       c.advance(id);
+      fresh.advance(id);
       ids.push(id);
     }
     const text = new TextDecoder().decode(

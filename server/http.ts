@@ -201,7 +201,8 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
   const texts = model.tokenizer ? new TokenTexts(model.tokenizer) : null;
   const g = model.generation;
   const C = scheduler.ctxSize;
-  const tokenBytes: Uint8Array[] = []; // JSON mode's token bytes, filled by the first request
+  // JSON mode's token bytes and masks by state, shared by the requests (runtime/json_constraint.ts).
+  const tokenBytes: Uint8Array[] = [], jsonMasks = new Map<string, Uint8Array>();
   let draining = false;
 
   const needTokenizer = (): Tokenizer => {
@@ -280,7 +281,9 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       logitBias: q.logitBias,
     };
     try {
-      const constraint = q.jsonObject ? new JsonConstraint(needTokenizer(), tokenBytes) : undefined;
+      const constraint = q.jsonObject
+        ? new JsonConstraint(needTokenizer(), tokenBytes, jsonMasks)
+        : undefined;
       return scheduler.submit({
         prompt: p.prompt,
         sampling,
