@@ -4,7 +4,7 @@
  * @module
  */
 import type { GenerateStats } from "../runtime/model.ts";
-import { type Command, parse } from "./args.ts";
+import { type Command, parse, UsageError } from "./args.ts";
 import {
   loadModelFlags,
   MODEL_OPTIONS,
@@ -55,6 +55,12 @@ string (which is not printed). A prompt longer than the context length is refuse
     },
     ...NO_SPECIAL_OPTION,
     ...SPECULATIVE_OPTIONS,
+    "json-mode": {
+      type: "bool",
+      description: "JSON mode: only tokens that keep the reply a JSON object are sampled, and " +
+        "it stops when the object closes (as the server's response_format json_object; not " +
+        "with --draft or --ngram)",
+    },
     json: {
       type: "bool",
       description: "print one JSON object at the end instead of streaming: {text, tokens, " +
@@ -121,6 +127,9 @@ export const generate: Command = {
     const v = p.values;
     checkSpeculativeFlags(v, p.usage);
     const sampling = samplingOptions(v, p.usage); // bad flags fail before the model loads
+    if (v["json-mode"] && (v.draft !== undefined || v.ngram)) {
+      throw new UsageError("--json-mode does not run with --draft or --ngram", p.usage);
+    }
     const json = v.json;
     const { model } = await loadModelFlags(v, p.usage);
     const speculative = await speculativeFlags(v, model, p.usage);
@@ -131,6 +140,7 @@ export const generate: Command = {
         ...sampling,
         maxTokens: v["max-tokens"],
         stop: v.stop,
+        jsonMode: v["json-mode"],
         special: !v["no-special"],
         onNotice: note,
         ...speculative,

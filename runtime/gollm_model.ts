@@ -21,6 +21,7 @@ import type {
   ModelOptions,
 } from "./model.ts";
 import { Sampler } from "./sampler.ts";
+import { JsonConstraint } from "./json_constraint.ts";
 import {
   checkSpeculativeOptions,
   type SpeculativeDecoder,
@@ -43,6 +44,7 @@ export class GollmModel implements Model {
   #busy = false;
   /** Tokens whose K/V sit in the cache at positions 0..n-1 (valid while n <= kvCapacity). */
   #cached: number[] = [];
+  #jsonBytes: Uint8Array[] = []; // JSON mode's token bytes (filled by its first use)
 
   #close: () => void;
 
@@ -194,6 +196,9 @@ export class GollmModel implements Model {
       throw new GollmError("stop strings must not be empty");
     }
     checkSpeculativeOptions(this, options);
+    if (options.jsonMode && options.draft) {
+      throw new GollmError("jsonMode: speculative decoding (draft) does not run in JSON mode");
+    }
     if (!this.tokenizer) {
       throw new GollmError(
         `${this.checkpoint.path}: the model has no tokenizer (tokenizer: none); generate needs ` +
@@ -290,6 +295,9 @@ export class GollmModel implements Model {
     const target = { config: c, forwardAll: verify, canRollback: this.canRollback.bind(this) };
     const spec = speculativeDecoder(target, options, sampler);
     if (spec) stats.speculative = spec.stats;
+    // JSON mode: the logits are masked (in a copy) before sampling, the object's end stops.
+    const json = options.jsonMode ? new JsonConstraint(tokenizer, this.#jsonBytes) : null;
+    const masked = json ? new Float32Array(c.vocab_size) : null; // (vocab) masked logits
     // Decoded text not yet emitted (it could start a stop string). Everything but the longest
     // stop-string prefix is yielded each step, so it stays shorter than the longest stop string
     // plus one piece and the stop checks below cost O(stops) per token, not O(text so far).
@@ -329,14 +337,19 @@ export class GollmModel implements Model {
           logits = this.#run(step, pos - 1); // an arena view: sampled without a copy
         }
         if (started) stats.decodeTokens++;
+        if (json && masked) {
+          masked.set(logits);
+          if (json.mask(masked) === 0) throw new GollmError("jsonMode: no token can continue");
+        }
         const next = this.#sample(
           sampler,
-          logits,
+          masked ?? logits,
           history,
           pos,
           started ? spec?.decoder : undefined,
         );
         started = true;
+        json?.advance(next);
         if (eos.has(next)) {
           stats.stopReason = "eos";
           break;
@@ -356,6 +369,10 @@ export class GollmModel implements Model {
           finished = true;
           pause();
           if (out) yield out;
+          break;
+        }
+        if (json?.complete) {
+          stats.stopReason = "stop";
           break;
         }
         if (stats.tokens.length >= maxTokens) {

@@ -189,3 +189,40 @@ Deno.test("JsonConstraint: sampling random logits under the mask writes JSON obj
   });
   assert.equal(new JsonRecognizer({ object: true }).pushAll(enc.encode(tok.decode(ids))), false);
 });
+
+Deno.test("Model.generate({ jsonMode }) writes JSON objects and stops when the object closes", async () => {
+  const { loadModel } = await import("./model.ts");
+  using model = await loadModel("models/default", { threads: 1 });
+  const tok = model.tokenizer!;
+  const [quote] = tok.encode('"', { bos: false }), [close] = tok.encode("}", { bos: false });
+  const run = async (seed: number, jsonMode: boolean) => {
+    let text = "", stop = "";
+    for await (
+      const piece of model.generate("Here is the data as JSON:", {
+        maxTokens: 48,
+        temperature: 0.9,
+        topP: 1,
+        seed,
+        jsonMode,
+        logitBias: { [quote]: 7, [close]: 7 }, // the default model writes prose: nudge it
+        onStats: (s) => (stop = s.stopReason),
+      })
+    ) text += piece;
+    return { text, stop };
+  };
+  let closed = 0;
+  for (let seed = 1; seed <= 6; seed++) {
+    const { text, stop } = await run(seed, true);
+    const r = new JsonRecognizer({ object: true });
+    assert.ok(r.pushAll(enc.encode(text)), `seed ${seed}: ${JSON.stringify(text)}`);
+    assert.equal(stop === "stop", r.complete, `seed ${seed}: ${stop}`);
+    if (stop === "stop") {
+      closed++;
+      assert.equal(typeof JSON.parse(text), "object");
+    }
+  }
+  assert.ok(closed >= 2, `${closed} of 6 replies closed their object`);
+  // Negative control: without JSON mode the same call writes prose.
+  const free = await run(1, false);
+  assert.equal(new JsonRecognizer({ object: true }).pushAll(enc.encode(free.text)), false);
+});

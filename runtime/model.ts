@@ -132,7 +132,7 @@ export type StopReason =
   | "eos"
   /** `maxTokens` were generated. */
   | "max_tokens"
-  /** A stop string appeared in the text. */
+  /** A stop string appeared in the text, or (`jsonMode`) the JSON object closed. */
   | "stop"
   /** A gpt2 model reached `context_length` (learned positions end there). */
   | "context"
@@ -196,6 +196,12 @@ export interface GenerateOptions extends SpeculativeGenerateOptions {
    * (runtime/sampler.ts `SamplerOptions.logitBias`). Ids must be in the vocabulary.
    */
   logitBias?: SamplerOptions["logitBias"];
+  /**
+   * JSON mode (OpenAI's `response_format: {"type": "json_object"}`): only tokens that keep
+   * the reply a prefix of a JSON object are sampled, and generation stops (`stop`) when the
+   * object closes (runtime/json_constraint.ts). Not with a draft. Default false.
+   */
+  jsonMode?: boolean;
   /** Stop when any of these strings appears; it is not emitted. */
   stop?: string[];
   /** Prepend BOS to a text prompt (default: the tokenizer's `addBos`). */

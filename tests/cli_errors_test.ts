@@ -141,6 +141,13 @@ const CASES: Case[] = [
     beforeLoading: true,
   },
   {
+    name: "generate --json-mode --ngram",
+    args: ["generate", DEFAULT, "--json-mode", "--ngram"],
+    code: 2,
+    error: /^error: --json-mode does not run with --draft or --ngram$/,
+    beforeLoading: true,
+  },
+  {
     name: "generate --threads 0",
     args: ["generate", "--threads", "0"],
     code: 2,
