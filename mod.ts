@@ -51,12 +51,13 @@ export type {
 } from "./formats/checkpoint.ts";
 export {
   GOLLM_FORMAT_VERSION,
+  inspectGollmDir,
   loadGollmDir,
   loadGollmTokenizer,
   writeGollmDir,
 } from "./formats/gollm_dir.ts";
 export type { LoadGollmDirOptions, WriteGollmDirOptions } from "./formats/gollm_dir.ts";
-export { loadHf, type LoadHfOptions } from "./formats/hf.ts";
+export { inspectHf, loadHf, type LoadHfOptions } from "./formats/hf.ts";
 export { loadGguf } from "./formats/gguf/checkpoint.ts";
 export type { GgufLoadOptions, GgufModelInfo } from "./formats/gguf/checkpoint.ts";
 export { readGguf, readGgufStream } from "./formats/gguf/parse.ts";
@@ -98,10 +99,16 @@ export type {
 export { loadLlama2c } from "./formats/llama2c.ts";
 export { readLlama2cTokenizer } from "./tokenizers/sentencepiece.ts";
 export type { LoadLlama2cOptions } from "./formats/llama2c.ts";
-export { parseSafetensors, readSafetensors, writeSafetensors } from "./formats/safetensors.ts";
+export {
+  parseSafetensors,
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+} from "./formats/safetensors.ts";
 export type {
   ReadSafetensorsOptions,
   SafetensorsDtype,
+  SafetensorsEntry,
   SafetensorsFile,
   SafetensorsWriteDtype,
   WriteSafetensorsOptions,
@@ -123,6 +130,7 @@ export type { Arch, LayerType, ModelConfig, RopeScaling } from "./core/config.ts
 export { ropeAttnFactor, ropeInvFreq } from "./core/rope.ts";
 export {
   allF32,
+  checkTensorShapes,
   checkWeights,
   expectedShapes,
   randomWeights,

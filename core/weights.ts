@@ -213,30 +213,9 @@ export function expectedShapes(c: ModelConfig): Map<string, number[]> {
  * ```
  */
 export function checkWeights(c: ModelConfig, weights: Weights, file: string): void {
-  const count = expectedTensorCount(c);
-  const layerRows = tensorRows(c).filter(isPerLayer);
-  if (Math.abs(count - weights.size) >= layerRows.length) {
-    const held = layersHeld(weights.keys(), new Set(layerRows.map((r) => r.name)));
-    throw new FormatError(
-      file,
-      `holds ${weights.size} tensors (${
-        held ? `layers 0..${held - 1}` : "no layers"
-      }) but the config's n_layers ` +
-        `${c.n_layers} needs ${count}`,
-    );
-  }
-  const want = expectedShapes(c);
-  for (const [name, shape] of want) {
-    const t = weights.get(name);
-    if (!t) throw new FormatError(file, `tensor '${name}' is missing (expected shape [${shape}])`);
-    const same = t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
-    if (!same) {
-      throw new FormatError(
-        file,
-        `tensor '${name}' has shape [${t.shape}], expected [${shape}] from the config`,
-      );
-    }
-    const n = shape.reduce((a, b) => a * b, 1);
+  checkTensorShapes(c, new Map([...weights].map(([n, t]) => [n, t.shape])), file);
+  for (const [name, t] of weights) {
+    const shape = t.shape, n = shape.reduce((a, b) => a * b, 1);
     if (t.type !== undefined) {
       let want: number;
       try {
@@ -255,7 +234,65 @@ export function checkWeights(c: ModelConfig, weights: Weights, file: string): vo
       throw new FormatError(file, `tensor '${name}' holds ${t.data.length} values, expected ${n}`);
     }
   }
-  for (const name of weights.keys()) {
+}
+
+/**
+ * The shape part of {@linkcode checkWeights}, for tensors known by their shapes alone (a
+ * header read without the data): exactly the tensors `c` requires, each with the right
+ * shape, the count compared first.
+ *
+ * @param c The model config.
+ * @param shapes Tensor name → shape.
+ * @param file The checkpoint path, named in errors.
+ * @throws {FormatError} as {@linkcode checkWeights} for a missing, mis-shaped or unexpected
+ *   tensor, or tensor counts a whole layer apart.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseConfig } from "./config.ts";
+ * import { checkTensorShapes, expectedShapes } from "./weights.ts";
+ * const c = parseConfig({ arch: "gpt2", vocab_size: 64, dim: 32, n_layers: 1, n_heads: 2,
+ *   hidden_dim: 64, context_length: 16, norm: "layernorm", norm_eps: 1e-5, mlp: "gelu",
+ *   tie_embeddings: true }, "<example>");
+ * const shapes = expectedShapes(c);
+ * checkTensorShapes(c, shapes, "m.safetensors"); // passes
+ * shapes.set("norm.bias", [31]);
+ * assert.throws(() => checkTensorShapes(c, shapes, "m.safetensors"), /has shape \[31\], expected \[32\]/);
+ * ```
+ */
+export function checkTensorShapes(
+  c: ModelConfig,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  file: string,
+): void {
+  const count = expectedTensorCount(c);
+  const layerRows = tensorRows(c).filter(isPerLayer);
+  if (Math.abs(count - shapes.size) >= layerRows.length) {
+    const held = layersHeld(shapes.keys(), new Set(layerRows.map((r) => r.name)));
+    throw new FormatError(
+      file,
+      `holds ${shapes.size} tensors (${
+        held ? `layers 0..${held - 1}` : "no layers"
+      }) but the config's n_layers ` +
+        `${c.n_layers} needs ${count}`,
+    );
+  }
+  const want = expectedShapes(c);
+  for (const [name, shape] of want) {
+    const got = shapes.get(name);
+    if (!got) {
+      throw new FormatError(file, `tensor '${name}' is missing (expected shape [${shape}])`);
+    }
+    const same = got.length === shape.length && got.every((d, i) => d === shape[i]);
+    if (!same) {
+      throw new FormatError(
+        file,
+        `tensor '${name}' has shape [${got}], expected [${shape}] from the config`,
+      );
+    }
+  }
+  for (const name of shapes.keys()) {
     if (!want.has(name)) {
       throw new FormatError(file, `tensor '${name}' is not expected by the config`);
     }

@@ -16,14 +16,19 @@
  * @module
  */
 import { configToYaml, loadConfig, type ModelConfig } from "../core/config.ts";
-import { checkGenerationDefaults, type Checkpoint } from "./checkpoint.ts";
+import {
+  checkGenerationDefaults,
+  type Checkpoint,
+  type CheckpointSummary,
+  type CheckpointTensorInfo,
+} from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import type { ProgressCallback } from "../core/progress.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safetensors.ts";
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { optionalFile, readTokenizerText } from "../tokenizers/read_file.ts";
-import { checkWeights, type Weights } from "../core/weights.ts";
+import { checkTensorShapes, checkWeights, type Weights } from "../core/weights.ts";
 import { tensorToF32 } from "./quant/tensor.ts";
 import { basename, join, pathExists, writeDirAtomic } from "../core/files.ts";
 
@@ -128,6 +133,77 @@ export async function loadGollmDir(
   dir: string,
   options: LoadGollmDirOptions = {},
 ): Promise<Checkpoint<Weights>> {
+  const stored = options.stored ?? false;
+  const { rest, tensors } = await gollmModel(dir, options, async (stPath, config) => {
+    const { tensors, metadata } = await readSafetensors(stPath, { stored });
+    // Vectors (norms, biases) are F32 whatever the file stores, as in a GGUF.
+    for (const [name, t] of tensors) if (t.shape.length < 2) tensors.set(name, tensorToF32(t));
+    return {
+      metadata,
+      tensors,
+      check: () => checkWeights(config, tensors, stPath),
+    };
+  });
+  return { ...rest, weights: tensors };
+}
+
+/**
+ * A gollm model directory's config, tokenizer and tensor table from model.safetensors'
+ * header alone (no tensor data read): each tensor's shape, its type as the wasm backend
+ * holds it (F16/BF16 matrices as stored, the rest F32) and bytes. The metadata and shapes
+ * are checked as {@linkcode loadGollmDir} checks them.
+ *
+ * @param dir The model directory.
+ * @param options `onProgress`, `optionalTokenizer`.
+ * @returns The summary.
+ * @throws {ConfigError} for a bad config.yaml.
+ * @throws {FormatError} as {@linkcode loadGollmDir} for everything the header shows.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { inspectGollmDir } from "./gollm_dir.ts";
+ * const s = await inspectGollmDir("models/default");
+ * assert.equal(s.tensors.get("layers.0.attn.wq.weight")!.type, "F16");
+ * assert.equal(s.tensors.get("norm.weight")!.type, "F32"); // vectors are F32 in memory
+ * ```
+ */
+export async function inspectGollmDir(
+  dir: string,
+  options: Omit<LoadGollmDirOptions, "stored"> = {},
+): Promise<CheckpointSummary> {
+  const { rest, tensors } = await gollmModel(dir, options, async (stPath, config) => {
+    const { tensors: entries, metadata } = await readSafetensorsHeader(stPath);
+    const tensors = new Map<string, CheckpointTensorInfo>();
+    for (const [name, e] of entries) {
+      const n = e.shape.reduce((a, b) => a * b, 1);
+      const half = (e.dtype === "F16" || e.dtype === "BF16") && e.shape.length >= 2;
+      tensors.set(name, {
+        shape: e.shape,
+        type: half ? e.dtype : "F32",
+        bytes: (half ? 2 : 4) * n,
+        stored: name,
+      });
+    }
+    const shapes = new Map([...entries].map(([n, e]) => [n, e.shape]));
+    return { metadata, tensors, check: () => checkTensorShapes(config, shapes, stPath) };
+  });
+  return { ...rest, tensors };
+}
+
+/**
+ * The steps of reading a gollm directory around its tensors: config.yaml, then `read`
+ * (values or header) and the metadata checks, then `check` of the tensors, the tokenizer,
+ * EOS ids and generation defaults.
+ */
+async function gollmModel<T>(
+  dir: string,
+  options: Omit<LoadGollmDirOptions, "stored">,
+  read: (
+    stPath: string,
+    config: ModelConfig,
+  ) => Promise<{ metadata: Record<string, string>; tensors: T; check: () => void }>,
+): Promise<{ rest: Omit<Checkpoint, "weights">; tensors: T }> {
   const progress = options.onProgress ?? (() => {});
   const configPath = join(dir, "config.yaml");
   progress({ stage: `reading ${configPath}` });
@@ -138,9 +214,7 @@ export async function loadGollmDir(
     throw new FormatError(dir, "model.safetensors is missing from the gollm model directory");
   }
   progress({ stage: `reading ${stPath}` });
-  const { tensors, metadata } = await readSafetensors(stPath, { stored: options.stored ?? false });
-  // Vectors (norms, biases) are F32 whatever the file stores, as in a GGUF.
-  for (const [name, t] of tensors) if (t.shape.length < 2) tensors.set(name, tensorToF32(t));
+  const { tensors, metadata, check } = await read(stPath, config);
   const meta: Record<string, string> = metadata ?? {};
   if (meta.format !== "gollm") {
     throw new FormatError(
@@ -166,7 +240,7 @@ export async function loadGollmDir(
     );
   }
   progress({ stage: "checking weights" });
-  checkWeights(config, tensors, stPath);
+  check();
 
   progress({ stage: `loading tokenizer ${config.tokenizer}` });
   let tokenizer: Tokenizer | null;
@@ -178,32 +252,26 @@ export async function loadGollmDir(
     tokenizer = null;
   }
 
-  const ckpt: Checkpoint<Weights> = {
-    format: "gollm",
-    path: dir,
-    config,
-    weights: tensors,
-    tokenizer,
-  };
+  const rest: Omit<Checkpoint, "weights"> = { format: "gollm", path: dir, config, tokenizer };
   if (meta.extra_eos_ids !== undefined) {
     const ids = parseJsonMeta(stPath, "extra_eos_ids", meta.extra_eos_ids);
     if (!Array.isArray(ids) || !ids.every((x) => Number.isInteger(x) && x >= 0)) {
       throw new FormatError(stPath, "__metadata__.extra_eos_ids must be a JSON list of ids");
     }
-    ckpt.extraEosIds = ids as number[];
+    rest.extraEosIds = ids as number[];
   }
   if (meta.generation !== undefined) {
     const g = parseJsonMeta(stPath, "generation", meta.generation);
     if (g === null || typeof g !== "object" || Array.isArray(g)) {
       throw new FormatError(stPath, "__metadata__.generation must be a JSON object");
     }
-    ckpt.generation = checkGenerationDefaults(
+    rest.generation = checkGenerationDefaults(
       g as Record<string, unknown>,
       stPath,
       "__metadata__.generation.",
     );
   }
-  return ckpt;
+  return { rest, tensors };
 }
 
 /**

@@ -17,12 +17,18 @@
  *
  * @module
  */
-import { checkGenerationDefaults, type Checkpoint, type GenerationDefaults } from "./checkpoint.ts";
+import {
+  checkGenerationDefaults,
+  type Checkpoint,
+  type CheckpointSummary,
+  type CheckpointTensorInfo,
+  type GenerationDefaults,
+} from "./checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { FormatError } from "../core/errors.ts";
 import { isFile, join, readJson } from "../core/files.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
-import { readSafetensors } from "./safetensors.ts";
+import { readSafetensors, readSafetensorsHeader } from "./safetensors.ts";
 import { HF_FAMILY, ids, isObj, parseHfConfig } from "./hf_config.ts";
 import { checkWeights, type F32Tensor, type Tensor, type Weights } from "../core/weights.ts";
 import { tensorToF32 } from "./quant/tensor.ts";
@@ -38,9 +44,12 @@ import {
 
 export { HF_ARCHITECTURES, type HfConfigInfo, parseHfConfig } from "./hf_config.ts";
 
-/** Where HF tensors live: a lookup by HF name that knows which file to blame. */
-interface TensorSource {
-  get(name: string): Tensor | undefined;
+/**
+ * Where HF tensors live: a lookup by HF name that knows which file to blame. `T` is a
+ * tensor's values, or (for `gollm inspect`) what its header says.
+ */
+interface TensorSource<T> {
+  get(name: string): T | undefined;
   /** Every stored tensor name. */
   names(): Iterable<string>;
   /** The file holding `name` (or that should have), for error messages. */
@@ -86,6 +95,41 @@ function rows(t: Tensor, r0: number, shape: number[]): Tensor {
   };
 }
 
+/** How {@linkcode mapWeights} reshapes what a {@linkcode TensorSource} holds. */
+interface Reshape<T> {
+  /** Its shape, outermost first. */
+  shape(t: T): readonly number[];
+  /** The (rows, cols) matrix transposed. */
+  transpose(t: T): T;
+  /** As F32 (norms, biases). */
+  toF32(t: T): T;
+  /** With a constant added to every value (an F32 tensor: Gemma's `1 + w`). */
+  add(t: T, c: number): T;
+  /** Rows r0 .. r0 + shape[0] (a part of a fused tensor). */
+  rows(t: T, r0: number, shape: number[]): T;
+}
+
+/** The tensors' values. */
+const VALUES: Reshape<Tensor> = {
+  shape: (t) => t.shape,
+  transpose,
+  toF32: tensorToF32,
+  add: (t, c) => {
+    const f = t as F32Tensor;
+    return { shape: f.shape, data: f.data.map((v) => v + c) };
+  },
+  rows,
+};
+
+/** What the headers say (`gollm inspect`): shapes, types and byte counts follow the values'. */
+const INFOS: Reshape<CheckpointTensorInfo> = {
+  shape: (t) => t.shape,
+  transpose: (t) => ({ ...t, shape: [...t.shape].reverse() }),
+  toF32: (t) => ({ ...t, type: "F32", bytes: 4 * t.shape.reduce((a, b) => a * b, 1) }),
+  add: (t) => t,
+  rows: (t, _r0, shape) => ({ ...t, shape, bytes: (t.bytes / t.shape[0]) * shape[0] }),
+};
+
 /**
  * Maps HF tensors onto canonical names for `config`, following the `hf` sources of
  * core/tensor_names.ts: a name is looked up with and without the family's base prefix
@@ -101,7 +145,12 @@ function rows(t: Tensor, r0: number, shape: number[]): Tensor {
  * @throws {FormatError} naming the HF tensor and its file when one is missing or mis-shaped,
  *   or when the file holds fewer or more layers than config.json declares.
  */
-function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): Weights {
+function mapWeights<T>(
+  config: ModelConfig,
+  family: HfFamily,
+  src: TensorSource<T>,
+  ops: Reshape<T>,
+): Map<string, T> {
   const nameRows = tensorRows(config);
   const unnamed = nameRows.find((r) => r.hf[family] === undefined);
   if (unnamed) {
@@ -125,17 +174,19 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
       } but config.json declares ${config.n_layers}`,
     );
   }
-  const out: Weights = new Map();
+  const out = new Map<string, T>();
   /** The stored tensor `name` (with or without the base prefix), checked against `shape`. */
-  const fetch = (name: string, shape: number[], canonical: string): Tensor => {
+  const fetch = (name: string, shape: number[], canonical: string): T => {
     const names = name.startsWith(base) ? [name, name.slice(base.length)] : [name];
     for (const n of names) {
       const t = src.get(n);
       if (!t) continue;
-      if (!shapeEq(t.shape, shape)) {
+      if (!shapeEq(ops.shape(t), shape)) {
         throw new FormatError(
           src.fileOf(n),
-          `tensor '${n}' has shape [${t.shape}], expected [${shape}] (for ${canonical}) from config.json`,
+          `tensor '${n}' has shape [${
+            ops.shape(t)
+          }], expected [${shape}] (for ${canonical}) from config.json`,
         );
       }
       return t;
@@ -166,15 +217,12 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
         s.transpose ? [...stacked].reverse() : stacked,
         label,
       );
-      if (s.transpose) t = transpose(t);
-      if (s.add !== undefined || t.shape.length < 2) t = tensorToF32(t); // norms, biases: F32
-      if (s.add !== undefined) {
-        const f = t as F32Tensor;
-        t = { shape: f.shape, data: f.data.map((v) => v + s.add!) };
-      }
+      if (s.transpose) t = ops.transpose(t);
+      if (s.add !== undefined || ops.shape(t).length < 2) t = ops.toF32(t); // norms, biases: F32
+      if (s.add !== undefined) t = ops.add(t, s.add);
       let r0 = 0;
       parts.forEach((r, j) => {
-        out.set(names[j], parts.length === 1 ? t : rows(t, r0, shapes[j]));
+        out.set(names[j], parts.length === 1 ? t : ops.rows(t, r0, shapes[j]));
         r0 += shapes[j][0];
         done.add(r);
       });
@@ -186,10 +234,10 @@ function mapWeights(config: ModelConfig, family: HfFamily, src: TensorSource): W
 }
 
 /** Opens model.safetensors or every shard listed in model.safetensors.index.json. */
-async function openTensors(
+async function openTensors<T>(
   dir: string,
-  stored: boolean,
-): Promise<{ src: TensorSource; file: string }> {
+  read: (path: string) => Promise<Map<string, T>>,
+): Promise<{ src: TensorSource<T>; file: string }> {
   const single = join(dir, "model.safetensors");
   const index = join(dir, "model.safetensors.index.json");
   if (await isFile(index)) {
@@ -198,7 +246,7 @@ async function openTensors(
       throw new FormatError(index, "field 'weight_map' is missing or not an object");
     }
     const map = raw.weight_map as Record<string, unknown>;
-    const shards = new Map<string, Map<string, Tensor>>();
+    const shards = new Map<string, Map<string, T>>();
     for (const [name, shard] of Object.entries(map)) {
       if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) {
         throw new FormatError(
@@ -209,7 +257,7 @@ async function openTensors(
       if (!shards.has(shard)) shards.set(shard, new Map());
     }
     for (const shard of shards.keys()) {
-      shards.set(shard, (await readSafetensors(join(dir, shard), { stored })).tensors);
+      shards.set(shard, await read(join(dir, shard)));
     }
     return {
       file: index,
@@ -224,7 +272,7 @@ async function openTensors(
     };
   }
   if (await isFile(single)) {
-    const { tensors } = await readSafetensors(single, { stored });
+    const tensors = await read(single);
     return {
       file: single,
       src: { get: (n) => tensors.get(n), names: () => tensors.keys(), fileOf: () => single },
@@ -310,6 +358,57 @@ export async function loadHf(
   dir: string,
   options: LoadHfOptions = {},
 ): Promise<Checkpoint<Weights>> {
+  const m = await hfModel(dir);
+  const stored = options.stored ?? false;
+  const read = async (path: string) => (await readSafetensors(path, { stored })).tensors;
+  const { src, file } = await openTensors(m.dir, read);
+  const weights = mapWeights(m.config, m.family, src, VALUES);
+  checkWeights(m.config, weights, file);
+  return { ...m.rest, weights };
+}
+
+/**
+ * A Hugging Face directory's config, tokenizer and tensor table from the safetensors headers
+ * alone (no tensor data read): each canonical tensor's shape, its type as the wasm backend
+ * holds it (F16/BF16 matrices as stored, the rest F32) and bytes, and its HF name. Shapes
+ * and layer counts are checked as {@linkcode loadHf} checks them.
+ *
+ * @param dir The model directory.
+ * @returns The summary.
+ * @throws {FormatError} as {@linkcode loadHf} for everything the headers show.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { inspectHf } from "./hf.ts";
+ * const s = await inspectHf("tests/fixtures/hf/gpt2_bf16"); // Conv1D and a fused c_attn
+ * const wk = s.tensors.get("layers.0.attn.wk.weight")!;
+ * assert.equal(wk.stored, "transformer.h.0.attn.c_attn.weight");
+ * assert.equal(wk.type, "BF16");
+ * ```
+ */
+export async function inspectHf(dir: string): Promise<CheckpointSummary> {
+  const m = await hfModel(dir);
+  const read = async (path: string) => {
+    const out = new Map<string, CheckpointTensorInfo>();
+    for (const [name, e] of (await readSafetensorsHeader(path)).tensors) {
+      const n = e.shape.reduce((a, b) => a * b, 1);
+      const half = e.dtype === "F16" || e.dtype === "BF16"; // kept as stored, as loadHf does
+      out.set(name, {
+        shape: e.shape,
+        type: half ? e.dtype : "F32",
+        bytes: (half ? 2 : 4) * n,
+        stored: name,
+      });
+    }
+    return out;
+  };
+  const { src } = await openTensors(m.dir, read);
+  return { ...m.rest, tensors: mapWeights(m.config, m.family, src, INFOS) };
+}
+
+/** Everything of an HF directory but its weights: config, tokenizer, EOS ids, defaults. */
+async function hfModel(dir: string) {
   dir = dir.replace(/\/+$/, "") || "/";
   const cfgFile = join(dir, "config.json");
   const hasTok = await isFile(join(dir, "tokenizer.json"));
@@ -318,9 +417,6 @@ export async function loadHf(
     cfgFile,
     hasTok ? "tokenizer.json" : "none",
   );
-  const { src, file } = await openTensors(dir, options.stored ?? false);
-  const weights = mapWeights(config, HF_FAMILY[architecture], src);
-  checkWeights(config, weights, file);
   const tokenizer = await loadHfTokenizer(dir);
   const extra = [...eosIds];
   let generation: GenerationDefaults | undefined;
@@ -331,8 +427,8 @@ export async function loadHf(
     generation = g.gen;
   }
   const valid = extra.filter((id) => id >= 0 && id < config.vocab_size);
-  const ckpt: Checkpoint<Weights> = { format: "hf", path: dir, config, weights, tokenizer };
-  if (valid.length > 0) ckpt.extraEosIds = valid;
-  if (generation) ckpt.generation = generation;
-  return ckpt;
+  const rest: Omit<Checkpoint, "weights"> = { format: "hf", path: dir, config, tokenizer };
+  if (valid.length > 0) rest.extraEosIds = valid;
+  if (generation) rest.generation = generation;
+  return { dir, config, family: HF_FAMILY[architecture], rest };
 }

@@ -31,8 +31,8 @@ import { basename, checkRegularFile, dirname, isFile, join } from "../core/files
 import { ggufModelInfo, ggufTensorTable, ggufToCheckpoint, loadGguf } from "./gguf/checkpoint.ts";
 import { type GgufFile, parseGguf, readGguf, readGgufStream } from "./gguf/parse.ts";
 import { localPath, type ModelBytes, openModelBytes } from "../core/model_bytes.ts";
-import { loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
-import { loadHf } from "./hf.ts";
+import { inspectGollmDir, loadGollmDir, loadGollmTokenizer } from "./gollm_dir.ts";
+import { inspectHf, loadHf } from "./hf.ts";
 import { loadHfTokenizer } from "../tokenizers/hf_tokenizer.ts";
 import { loadLlama2c } from "./llama2c.ts";
 import type { ProgressCallback } from "../core/progress.ts";
@@ -249,9 +249,10 @@ export async function loadCheckpoint(
 /**
  * A checkpoint's config, tokenizer and tensor table without its weights, as `gollm inspect`
  * shows them. A GGUF (a path, or bytes/URL as {@linkcode loadCheckpoint} takes them) is read
- * only as far as its header: a multi-GB file or a URL costs its first MiBs, and no tensor is
- * dequantised. Other formats are read whole, their tensors listed as the wasm backend holds
- * them (a Hugging Face directory's F16/BF16 matrices as stored, the rest `F32`).
+ * only as far as its header, and so are the safetensors files of gollm and Hugging Face
+ * directories: a multi-GB checkpoint or a URL costs its headers, and no tensor is converted.
+ * Tensors are listed as the wasm backend holds them (F16/BF16 matrices of a directory as
+ * stored, vectors F32). A llama2.c `.bin` is read whole.
  * Tensor data is not checked for NaN/Inf here; loading does that.
  *
  * @param source A model directory or checkpoint file, or a GGUF's bytes.
@@ -277,8 +278,16 @@ export async function inspectCheckpoint(
   options: Omit<LoadCheckpointOptions, "stored"> = {},
 ): Promise<CheckpointSummary> {
   const path = localPath(source);
-  if (path !== undefined && await detectFormat(path) !== "gguf") {
-    const { weights, ...rest } = await loadCheckpoint(path, { ...options, stored: true });
+  const format = path === undefined ? "gguf" : await detectFormat(path); // bytes are GGUF
+  if (format === "gollm" || format === "hf") {
+    const summary = format === "hf" ? await inspectHf(path!) : await inspectGollmDir(path!, {
+      onProgress: options.onProgress,
+      optionalTokenizer: options.optionalTokenizer && options.tokenizerPath === undefined,
+    });
+    return await finishCheckpoint(summary, options);
+  }
+  if (format === "llama2c") {
+    const { weights, ...rest } = await loadCheckpoint(path!, { ...options, stored: true });
     const tensors = new Map<string, CheckpointTensorInfo>();
     for (const [name, t] of weights) {
       tensors.set(name, {

@@ -440,3 +440,47 @@ Deno.test({
     await assert.rejects(loadCheckpoint(headerTrap(bytes, limit).response()), /read past/);
   },
 });
+
+Deno.test("inspectCheckpoint() of gollm and HF directories reads the safetensors headers only, as loading tables them", async () => {
+  const dirs = [
+    `${ROOT}models/default`,
+    ...[...Deno.readDirSync(`${ROOT}tests/fixtures/hf`)]
+      .filter((e) => e.isDirectory).map((e) => `${ROOT}tests/fixtures/hf/${e.name}`),
+  ];
+  assert.ok(dirs.length >= 15, dirs.join(" "));
+  for (const dir of dirs) {
+    const s = await inspectCheckpoint(dir);
+    const ck = await loadCheckpoint(dir, { stored: true });
+    assert.deepEqual(s.config, ck.config, dir);
+    assert.deepEqual(s.extraEosIds, ck.extraEosIds, dir);
+    assert.deepEqual([...s.tensors.keys()].sort(), [...ck.weights.keys()].sort(), dir);
+    for (const [name, t] of ck.weights) {
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const want = {
+        shape: t.shape,
+        type: t.type?.name ?? "F32",
+        bytes: t.type ? t.bytes.length : 4 * n,
+      };
+      const { stored: _, ...got } = s.tensors.get(name)!;
+      assert.deepEqual(got, want, `${dir} ${name}`);
+    }
+  }
+  // No tensor data is read: a BF16 NaN that loading refuses does not reach inspect.
+  const tmp = await Deno.makeTempDir({ prefix: "gollm-inspect-hf-" });
+  try {
+    const src = `${ROOT}tests/fixtures/hf/phi3_bf16`;
+    for (const e of Deno.readDirSync(src)) {
+      await Deno.copyFile(`${src}/${e.name}`, `${tmp}/${e.name}`);
+    }
+    const bytes = await Deno.readFile(`${tmp}/model.safetensors`);
+    bytes.set([0xc1, 0x7f], bytes.length - 2); // the last element: a BF16 NaN
+    await Deno.writeFile(`${tmp}/model.safetensors`, bytes);
+    await assert.rejects(loadCheckpoint(tmp, { stored: true }), /non-finite \(NaN\)/);
+    assert.equal(
+      (await inspectCheckpoint(tmp)).tensors.size,
+      (await inspectCheckpoint(src)).tensors.size,
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

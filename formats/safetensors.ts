@@ -12,7 +12,7 @@
  * @module
  */
 import { FormatError, GollmError } from "../core/errors.ts";
-import { readFileBounded, writeFileAtomic } from "../core/files.ts";
+import { checkRegularFile, readFileBounded, writeFileAtomic } from "../core/files.ts";
 import { f16Table, f16ToF32, f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
 import type { F32Tensor, Tensor } from "../core/weights.ts";
 import { checkFinite, ggmlTypeByName } from "./quant.ts";
@@ -211,69 +211,28 @@ function convertDataView(
 }
 
 /**
- * Parses a whole safetensors file held in memory. Every tensor is converted to F32
- * (F64, F32, F16, BF16, signed/unsigned 8–64-bit integers and BOOL are accepted).
- *
- * Checks: the 8-byte length against the file size; the header is a JSON object; each
- * entry has a known dtype, a shape of non-negative integers and `data_offsets` inside the
- * data section whose length equals `product(shape) × dtype size`; the tensors tile the data
- * section in offset order with no gap, overlap or trailing bytes (like the Rust reference's
- * `validate`); `__metadata__` maps strings to strings.
- *
- * @param bytes The file contents (may be a view into a larger buffer).
- * @param file The file name, used in error messages.
- * @returns Tensors (F32, header order), metadata and the stored dtypes.
- * @throws {FormatError} naming `file` (and the tensor, when one is at fault) for a
- *   truncated file, corrupt header, unsupported dtype or inconsistent offsets.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseSafetensors } from "./safetensors.ts";
- * const header = new TextEncoder().encode('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
- * const bytes = new Uint8Array(8 + header.length + 8);
- * new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
- * bytes.set(header, 8);
- * new DataView(bytes.buffer).setFloat32(8 + header.length, 1.5, true);
- * assert.deepEqual(parseSafetensors(bytes, "x.safetensors").tensors.get("x")!.data,
- *   new Float32Array([1.5, 0]));
- * assert.throws(() => parseSafetensors(bytes.subarray(0, 20), "x.safetensors"),
- *   /x.safetensors: truncated or corrupt/);
- * ```
+ * Parses and checks the header of a safetensors file of `fileSize` bytes from `bytes`, its
+ * first `8 + header length` bytes or more: every entry's dtype, shape and offsets, and that
+ * the tensors tile the data section.
  */
-export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile;
-/**
- * {@linkcode parseSafetensors} with options: `stored` keeps F16 and BF16 tensors as stored.
- *
- * @param bytes The whole file.
- * @param file Its name, for error messages.
- * @param options `stored`.
- * @returns Tensors (F32, or F16/BF16 as stored), metadata and the stored dtypes.
- * @throws {FormatError} as the two-argument form, and for a non-finite F16/BF16 element.
- */
-export function parseSafetensors(
+function parseHeader(
   bytes: Uint8Array,
+  fileSize: number,
   file: string,
-  options: ReadSafetensorsOptions,
-): SafetensorsFile<Tensor>;
-export function parseSafetensors(
-  bytes: Uint8Array,
-  file: string,
-  options: ReadSafetensorsOptions = {},
-): SafetensorsFile<Tensor> {
-  if (bytes.length < 8) {
+): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
+  if (fileSize < 8) {
     throw new FormatError(
       file,
-      `truncated safetensors file: ${bytes.length} bytes, need at least 8 for the header length`,
+      `truncated safetensors file: ${fileSize} bytes, need at least 8 for the header length`,
     );
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = dv.getBigUint64(0, true);
-  if (n64 > BigInt(bytes.length - 8)) {
+  if (n64 > BigInt(fileSize - 8)) {
     throw new FormatError(
       file,
       `truncated or corrupt safetensors file: header length ${n64} runs past the end of the ` +
-        `file (${bytes.length} bytes)`,
+        `file (${fileSize} bytes)`,
     );
   }
   const n = Number(n64);
@@ -296,7 +255,7 @@ export function parseSafetensors(
     );
   }
   const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
+  const dataLen = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
@@ -394,6 +353,61 @@ export function parseSafetensors(
       `data section is ${dataLen} bytes but the tensors cover ${pos} (trailing or missing bytes)`,
     );
   }
+  return { entries, metadata, dataStart };
+}
+
+/**
+ * Parses a whole safetensors file held in memory. Every tensor is converted to F32
+ * (F64, F32, F16, BF16, signed/unsigned 8–64-bit integers and BOOL are accepted).
+ *
+ * Checks: the 8-byte length against the file size; the header is a JSON object; each
+ * entry has a known dtype, a shape of non-negative integers and `data_offsets` inside the
+ * data section whose length equals `product(shape) × dtype size`; the tensors tile the data
+ * section in offset order with no gap, overlap or trailing bytes (like the Rust reference's
+ * `validate`); `__metadata__` maps strings to strings.
+ *
+ * @param bytes The file contents (may be a view into a larger buffer).
+ * @param file The file name, used in error messages.
+ * @returns Tensors (F32, header order), metadata and the stored dtypes.
+ * @throws {FormatError} naming `file` (and the tensor, when one is at fault) for a
+ *   truncated file, corrupt header, unsupported dtype or inconsistent offsets.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSafetensors } from "./safetensors.ts";
+ * const header = new TextEncoder().encode('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
+ * const bytes = new Uint8Array(8 + header.length + 8);
+ * new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+ * bytes.set(header, 8);
+ * new DataView(bytes.buffer).setFloat32(8 + header.length, 1.5, true);
+ * assert.deepEqual(parseSafetensors(bytes, "x.safetensors").tensors.get("x")!.data,
+ *   new Float32Array([1.5, 0]));
+ * assert.throws(() => parseSafetensors(bytes.subarray(0, 20), "x.safetensors"),
+ *   /x.safetensors: truncated or corrupt/);
+ * ```
+ */
+export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile;
+/**
+ * {@linkcode parseSafetensors} with options: `stored` keeps F16 and BF16 tensors as stored.
+ *
+ * @param bytes The whole file.
+ * @param file Its name, for error messages.
+ * @param options `stored`.
+ * @returns Tensors (F32, or F16/BF16 as stored), metadata and the stored dtypes.
+ * @throws {FormatError} as the two-argument form, and for a non-finite F16/BF16 element.
+ */
+export function parseSafetensors(
+  bytes: Uint8Array,
+  file: string,
+  options: ReadSafetensorsOptions,
+): SafetensorsFile<Tensor>;
+export function parseSafetensors(
+  bytes: Uint8Array,
+  file: string,
+  options: ReadSafetensorsOptions = {},
+): SafetensorsFile<Tensor> {
+  const { entries, metadata, dataStart } = parseHeader(bytes, bytes.length, file);
   const tensors = new Map<string, Tensor>();
   const dtypes = new Map<string, SafetensorsDtype>();
   for (const e of entries) {
@@ -449,6 +463,70 @@ export async function readSafetensors(
   options: ReadSafetensorsOptions = {},
 ): Promise<SafetensorsFile<Tensor>> {
   return parseSafetensors(await readFileBounded(path, "safetensors file"), path, options);
+}
+
+/** One tensor as a safetensors header describes it (no data read). */
+export interface SafetensorsEntry {
+  /** Stored dtype. */
+  dtype: SafetensorsDtype;
+  /** Shape, outermost first. */
+  shape: number[];
+}
+
+/**
+ * Reads only the header of a safetensors file (8 bytes, then the JSON header): each
+ * tensor's dtype and shape and the metadata, with every check of
+ * {@linkcode parseSafetensors} that the header alone allows (offsets inside the file and
+ * tiling its data section). What `gollm inspect` needs of a multi-GB checkpoint.
+ *
+ * @param path File path.
+ * @returns Entries by name (header order) and the `__metadata__` strings.
+ * @throws {FormatError} when the file cannot be read or its header is malformed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readSafetensorsHeader } from "./safetensors.ts";
+ * const h = await readSafetensorsHeader("models/default/model.safetensors");
+ * assert.equal(h.metadata.format, "gollm");
+ * assert.deepEqual(h.tensors.get("norm.weight"), { dtype: "F16", shape: [192] });
+ * ```
+ */
+export async function readSafetensorsHeader(
+  path: string,
+): Promise<{ tensors: Map<string, SafetensorsEntry>; metadata: Record<string, string> }> {
+  const size = checkRegularFile(path, "safetensors file").size; // stat first: never a FIFO
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
+  }
+  try {
+    const readAt = async (buf: Uint8Array) => {
+      let got = 0;
+      while (got < buf.length) {
+        const k = await f.read(buf.subarray(got));
+        if (k === null) break;
+        got += k;
+      }
+      return buf.subarray(0, got);
+    };
+    const len = await readAt(new Uint8Array(Math.min(8, size)));
+    const n = len.length === 8 ? new DataView(len.buffer).getBigUint64(0, true) : 0n;
+    // A length past the file or the limit is reported by parseHeader from the 8 bytes.
+    const want = n <= BigInt(Math.min(size - 8, MAX_HEADER_BYTES)) ? Number(n) : 0;
+    const head = new Uint8Array(len.length + want);
+    head.set(len);
+    head.set(await readAt(new Uint8Array(want)), len.length);
+    const { entries, metadata } = parseHeader(head, size, path);
+    return {
+      tensors: new Map(entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape }])),
+      metadata,
+    };
+  } finally {
+    f.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
