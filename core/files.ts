@@ -106,19 +106,42 @@ export async function readFileBounded(path: string, what = "file"): Promise<Uint
     throw new FormatError(path, `cannot read ${what}: ${osMessage(e)}`);
   }
   try {
-    const buf = new Uint8Array(size);
-    let got = 0;
-    while (got < size) {
-      const n = await f.read(buf.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    return got === size ? buf : buf.subarray(0, got);
+    return await readFull(f, new Uint8Array(size));
   } catch (e) {
     throw new FormatError(path, `cannot read ${what}: ${osMessage(e)}`);
   } finally {
     f.close();
   }
+}
+
+/**
+ * Reads from an open file into `buf` until it is full or the file ends (`FsFile.read` may
+ * return less than asked).
+ *
+ * @param file An open file.
+ * @param buf Where the bytes go.
+ * @returns The filled part of `buf` (shorter when the file ended first).
+ * @throws The OS error of a failed read.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readFull } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a.txt`, "abc");
+ * using f = await Deno.open(`${dir}/a.txt`);
+ * assert.equal((await readFull(f, new Uint8Array(8))).length, 3);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<Uint8Array> {
+  let got = 0;
+  while (got < buf.length) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return got === buf.length ? buf : buf.subarray(0, got);
 }
 
 /**

@@ -27,7 +27,7 @@ import type {
 } from "./checkpoint.ts";
 import type { Weights } from "../core/weights.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
-import { basename, checkRegularFile, dirname, isFile, join } from "../core/files.ts";
+import { basename, checkRegularFile, dirname, isFile, join, readFull } from "../core/files.ts";
 import { ggufModelInfo, ggufTensorTable, ggufToCheckpoint, loadGguf } from "./gguf/checkpoint.ts";
 import { type GgufFile, parseGguf, readGguf, readGgufStream } from "./gguf/parse.ts";
 import { localPath, type ModelBytes, openModelBytes } from "../core/model_bytes.ts";
@@ -142,13 +142,7 @@ async function readHead(path: string, n: number): Promise<Uint8Array> {
     throw new FormatError(path, `cannot read model file: ${(e as Error).message}`);
   }
   try {
-    let got = 0;
-    while (got < buf.length) {
-      const r = await f.read(buf.subarray(got));
-      if (r === null) break;
-      got += r;
-    }
-    return buf.subarray(0, got);
+    return await readFull(f, buf);
   } catch (e) {
     throw new FormatError(path, `cannot read model file: ${(e as Error).message}`);
   } finally {

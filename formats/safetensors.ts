@@ -12,7 +12,7 @@
  * @module
  */
 import { FormatError, GollmError } from "../core/errors.ts";
-import { checkRegularFile, readFileBounded, writeFileAtomic } from "../core/files.ts";
+import { checkRegularFile, readFileBounded, readFull, writeFileAtomic } from "../core/files.ts";
 import { f16Table, f16ToF32, f32BitsToBf16Bits, f32BitsToF16Bits } from "../core/numbers.ts";
 import type { F32Tensor, Tensor } from "../core/weights.ts";
 import { checkFinite, ggmlTypeByName } from "./quant.ts";
@@ -503,22 +503,13 @@ export async function readSafetensorsHeader(
     throw new FormatError(path, `cannot be read: ${(e as Error).message}`);
   }
   try {
-    const readAt = async (buf: Uint8Array) => {
-      let got = 0;
-      while (got < buf.length) {
-        const k = await f.read(buf.subarray(got));
-        if (k === null) break;
-        got += k;
-      }
-      return buf.subarray(0, got);
-    };
-    const len = await readAt(new Uint8Array(Math.min(8, size)));
+    const len = await readFull(f, new Uint8Array(Math.min(8, size)));
     const n = len.length === 8 ? new DataView(len.buffer).getBigUint64(0, true) : 0n;
     // A length past the file or the limit is reported by parseHeader from the 8 bytes.
     const want = n <= BigInt(Math.min(size - 8, MAX_HEADER_BYTES)) ? Number(n) : 0;
     const head = new Uint8Array(len.length + want);
     head.set(len);
-    head.set(await readAt(new Uint8Array(want)), len.length);
+    head.set(await readFull(f, new Uint8Array(want)), len.length);
     const { entries, metadata } = parseHeader(head, size, path);
     return {
       tensors: new Map(entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape }])),
