@@ -63,6 +63,53 @@ export interface CheckpointTensorInfo {
 }
 
 /**
+ * The rows `shape[0]` of a tensor whose info is `t` (a part of a fused tensor): its rows'
+ * share of the bytes (rows are whole blocks in every type).
+ *
+ * @param t The whole tensor's info.
+ * @param shape The part's shape (same trailing dimensions).
+ * @returns The part's info.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { infoRows } from "./checkpoint.ts";
+ * const qkv = { shape: [96, 32], type: "Q8_0", bytes: 96 * 34, stored: "blk.0.attn_qkv.weight" };
+ * assert.equal(infoRows(qkv, [32, 32]).bytes, 32 * 34);
+ * ```
+ */
+export function infoRows(t: CheckpointTensorInfo, shape: number[]): CheckpointTensorInfo {
+  return { ...t, shape, bytes: (t.bytes / t.shape[0]) * shape[0] };
+}
+
+/**
+ * A safetensors tensor as the wasm backend holds it after a `stored` load (formats/hf.ts,
+ * formats/gollm_dir.ts): F16/BF16 matrices as stored, vectors and every other dtype F32.
+ *
+ * @param name Its name in the file.
+ * @param dtype Its safetensors dtype.
+ * @param shape Its shape.
+ * @returns The info.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { heldInfo } from "./checkpoint.ts";
+ * assert.equal(heldInfo("w", "BF16", [4, 8]).bytes, 64);
+ * assert.equal(heldInfo("norm", "BF16", [8]).type, "F32");
+ * ```
+ */
+export function heldInfo(
+  name: string,
+  dtype: string,
+  shape: readonly number[],
+): CheckpointTensorInfo {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const half = (dtype === "F16" || dtype === "BF16") && shape.length >= 2;
+  return { shape: [...shape], type: half ? dtype : "F32", bytes: (half ? 2 : 4) * n, stored: name };
+}
+
+/**
  * A checkpoint's config, tokenizer and tensor table without its weights: for a GGUF, what
  * its header alone says ({@linkcode CheckpointTensorInfo} per tensor, no tensor data read).
  */

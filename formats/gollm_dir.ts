@@ -21,6 +21,7 @@ import {
   type Checkpoint,
   type CheckpointSummary,
   type CheckpointTensorInfo,
+  heldInfo,
 } from "./checkpoint.ts";
 import { ConfigError, FormatError, GollmError } from "../core/errors.ts";
 import type { ProgressCallback } from "../core/progress.ts";
@@ -29,7 +30,6 @@ import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safe
 import { loadTokenizer } from "../tokenizers/tokenizer_file.ts";
 import { optionalFile, readTokenizerText } from "../tokenizers/read_file.ts";
 import { checkTensorShapes, checkWeights, type Weights } from "../core/weights.ts";
-import { tensorToF32 } from "./quant/tensor.ts";
 import { basename, join, pathExists, writeDirAtomic } from "../core/files.ts";
 
 /** Optional file holding the tokenizer's chat template (the name HF directories use). */
@@ -136,8 +136,6 @@ export async function loadGollmDir(
   const stored = options.stored ?? false;
   const { rest, tensors } = await gollmModel(dir, options, async (stPath, config) => {
     const { tensors, metadata } = await readSafetensors(stPath, { stored });
-    // Vectors (norms, biases) are F32 whatever the file stores, as in a GGUF.
-    for (const [name, t] of tensors) if (t.shape.length < 2) tensors.set(name, tensorToF32(t));
     return {
       metadata,
       tensors,
@@ -175,16 +173,7 @@ export async function inspectGollmDir(
   const { rest, tensors } = await gollmModel(dir, options, async (stPath, config) => {
     const { tensors: entries, metadata } = await readSafetensorsHeader(stPath);
     const tensors = new Map<string, CheckpointTensorInfo>();
-    for (const [name, e] of entries) {
-      const n = e.shape.reduce((a, b) => a * b, 1);
-      const half = (e.dtype === "F16" || e.dtype === "BF16") && e.shape.length >= 2;
-      tensors.set(name, {
-        shape: e.shape,
-        type: half ? e.dtype : "F32",
-        bytes: (half ? 2 : 4) * n,
-        stored: name,
-      });
-    }
+    for (const [name, e] of entries) tensors.set(name, heldInfo(name, e.dtype, e.shape));
     const shapes = new Map([...entries].map(([n, e]) => [n, e.shape]));
     return { metadata, tensors, check: () => checkTensorShapes(config, shapes, stPath) };
   });

@@ -23,6 +23,8 @@ import {
   type CheckpointSummary,
   type CheckpointTensorInfo,
   type GenerationDefaults,
+  heldInfo,
+  infoRows,
 } from "./checkpoint.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { FormatError } from "../core/errors.ts";
@@ -127,7 +129,7 @@ const INFOS: Reshape<CheckpointTensorInfo> = {
   transpose: (t) => ({ ...t, shape: [...t.shape].reverse() }),
   toF32: (t) => ({ ...t, type: "F32", bytes: 4 * t.shape.reduce((a, b) => a * b, 1) }),
   add: (t) => t,
-  rows: (t, _r0, shape) => ({ ...t, shape, bytes: (t.bytes / t.shape[0]) * shape[0] }),
+  rows: (t, _r0, shape) => infoRows(t, shape),
 };
 
 /**
@@ -136,7 +138,7 @@ const INFOS: Reshape<CheckpointTensorInfo> = {
  * (`model.`, `transformer.`), `transpose` sources (GPT-2 `Conv1D`, stored `(in, out)`) are
  * transposed, `add` sources (Gemma norms) get the constant added, and fused sources
  * (`c_attn`, `qkv_proj`, `gate_up_proj`) are split along the output axis in part order.
- * Matrices read as stored (F16/BF16) stay stored; vectors (norms, biases) become F32.
+ * Matrices read as stored (F16/BF16) stay stored; the reader gives vectors (norms, biases) as F32.
  *
  * @param config The model config.
  * @param family The HF naming family.
@@ -218,8 +220,7 @@ function mapWeights<T>(
         label,
       );
       if (s.transpose) t = ops.transpose(t);
-      if (s.add !== undefined || ops.shape(t).length < 2) t = ops.toF32(t); // norms, biases: F32
-      if (s.add !== undefined) t = ops.add(t, s.add);
+      if (s.add !== undefined) t = ops.add(ops.toF32(t), s.add); // Gemma's norms: F32 already
       let r0 = 0;
       parts.forEach((r, j) => {
         out.set(names[j], parts.length === 1 ? t : ops.rows(t, r0, shapes[j]));
@@ -392,14 +393,7 @@ export async function inspectHf(dir: string): Promise<CheckpointSummary> {
   const read = async (path: string) => {
     const out = new Map<string, CheckpointTensorInfo>();
     for (const [name, e] of (await readSafetensorsHeader(path)).tensors) {
-      const n = e.shape.reduce((a, b) => a * b, 1);
-      const half = e.dtype === "F16" || e.dtype === "BF16"; // kept as stored, as loadHf does
-      out.set(name, {
-        shape: e.shape,
-        type: half ? e.dtype : "F32",
-        bytes: (half ? 2 : 4) * n,
-        stored: name,
-      });
+      out.set(name, heldInfo(name, e.dtype, e.shape));
     }
     return out;
   };

@@ -473,7 +473,10 @@ Deno.test("inspectCheckpoint() of gollm and HF directories reads the safetensors
       await Deno.copyFile(`${src}/${e.name}`, `${tmp}/${e.name}`);
     }
     const bytes = await Deno.readFile(`${tmp}/model.safetensors`);
-    bytes.set([0xc1, 0x7f], bytes.length - 2); // the last element: a BF16 NaN
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    const [begin] = header["model.layers.0.self_attn.qkv_proj.weight"].data_offsets;
+    bytes.set([0xc1, 0x7f], 8 + n + begin); // a matrix's first element: a BF16 NaN
     await Deno.writeFile(`${tmp}/model.safetensors`, bytes);
     await assert.rejects(loadCheckpoint(tmp, { stored: true }), /non-finite \(NaN\)/);
     assert.equal(

@@ -101,10 +101,10 @@ function alignedCopy(bytes: Uint8Array, off: number, nbytes: number): ArrayBuffe
 /** Options of {@linkcode parseSafetensors} and {@linkcode readSafetensors}. */
 export interface ReadSafetensorsOptions {
   /**
-   * Keep F16 and BF16 tensors as stored (views on the file's bytes in ggml's F16/BF16
-   * layout, every element checked finite) instead of converting them to F32: what the wasm
-   * backend runs, at half the memory. Other dtypes are converted to F32 either way.
-   * Default false.
+   * Keep F16 and BF16 matrices (2 or more dimensions) as stored (views on the file's bytes
+   * in ggml's F16/BF16 layout, every element checked finite) instead of converting them to
+   * F32: what the wasm backend runs, at half the memory. Vectors (norms, biases) and other
+   * dtypes are converted to F32 either way, as a GGUF holds them. Default false.
    */
   stored?: boolean;
 }
@@ -413,7 +413,8 @@ export function parseSafetensors(
   for (const e of entries) {
     const count = e.shape.reduce((a, b) => a * b, 1);
     dtypes.set(e.name, e.dtype);
-    if (options.stored && LITTLE_ENDIAN_HOST && (e.dtype === "F16" || e.dtype === "BF16")) {
+    const half = e.dtype === "F16" || e.dtype === "BF16";
+    if (options.stored && LITTLE_ENDIAN_HOST && half && e.shape.length >= 2) {
       // ggml's F16/BF16 are the same little-endian halves, one per element, row-major.
       const type = ggmlTypeByName(e.dtype)!;
       const view = bytes.subarray(dataStart + e.begin, dataStart + e.end);

@@ -596,7 +596,7 @@ Deno.test("parseSafetensors() with stored keeps F16/BF16 as views in ggml's layo
   );
   const header = {
     b: { dtype: "F16", shape: [2, 2], data_offsets: [0, 8] },
-    c: { dtype: "BF16", shape: [2], data_offsets: [8, 12] },
+    c: { dtype: "BF16", shape: [1, 2], data_offsets: [8, 12] },
     a: { dtype: "F32", shape: [2], data_offsets: [12, 20] },
   };
   const file = build(header, data);
@@ -610,6 +610,15 @@ Deno.test("parseSafetensors() with stored keeps F16/BF16 as views in ggml's layo
   ]);
   // The bytes are the file's, and dequantise to what the F32 read gives.
   assert.equal(b.bytes!.buffer, file.buffer);
+  // A vector (a norm) is F32 even when stored: as a GGUF holds it.
+  const vec = build(
+    { v: { dtype: "BF16", shape: [2], data_offsets: [0, 4] } },
+    le([0x3f80, 0x4049], "u16"),
+  );
+  assert.equal(
+    parseSafetensors(vec, "v.safetensors", { stored: true }).tensors.get("v")!.type,
+    undefined,
+  );
   assert.deepEqual(tensorToF32(b).data, whole.tensors.get("b")!.data);
   assert.deepEqual(tensorToF32(c).data, whole.tensors.get("c")!.data);
   // A NaN element (BF16 0x7fc1) is refused when stored, naming the file and tensor.

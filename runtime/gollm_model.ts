@@ -45,6 +45,7 @@ export class GollmModel implements Model {
   /** Tokens whose K/V sit in the cache at positions 0..n-1 (valid while n <= kvCapacity). */
   #cached: number[] = [];
   #jsonBytes: Uint8Array[] = []; // JSON mode's token bytes (filled by its first use)
+  #jsonMasks = new Map<string, Uint8Array>(); // JSON mode's masks by state, across calls
 
   #close: () => void;
 
@@ -296,7 +297,9 @@ export class GollmModel implements Model {
     const spec = speculativeDecoder(target, options, sampler);
     if (spec) stats.speculative = spec.stats;
     // JSON mode: the logits are masked (in a copy) before sampling, the object's end stops.
-    const json = options.jsonMode ? new JsonConstraint(tokenizer, this.#jsonBytes) : null;
+    const json = options.jsonMode
+      ? new JsonConstraint(tokenizer, this.#jsonBytes, this.#jsonMasks)
+      : null;
     const masked = json ? new Float32Array(c.vocab_size) : null; // (vocab) masked logits
     // Decoded text not yet emitted (it could start a stop string). Everything but the longest
     // stop-string prefix is yielded each step, so it stays shorter than the longest stop string

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { Checkpoint, CheckpointTensorInfo } from "../checkpoint.ts";
+import { type Checkpoint, type CheckpointTensorInfo, infoRows } from "../checkpoint.ts";
 import { type ModelConfig, parseConfig } from "../../core/config.ts";
 import { FormatError } from "../../core/errors.ts";
 import { readFileBounded } from "../../core/files.ts";
@@ -527,12 +527,7 @@ export function ggufTensorTable(
     requireSupported(t.type, g.file, nm(t.name));
     return { shape: [...t.ne].reverse(), type: t.type.name, bytes: t.nbytes, stored: t.name };
   };
-  // A part of a fused tensor: its rows of the whole (rows are whole blocks).
-  const slice = (t: CheckpointTensorInfo, _r0: number, shape: number[]) => ({
-    ...t,
-    shape,
-    bytes: (t.bytes / t.shape[0]) * shape[0],
-  });
+  const slice = (t: CheckpointTensorInfo, _r0: number, shape: number[]) => infoRows(t, shape);
   return mapGgufTensors(g, info.arch, info.config, ggufNames(info.arch, info.config), read, slice);
 }
 
