@@ -90,15 +90,15 @@ export interface LinearSpec {
    * (default false; see `relaxedDotU8`).
    */
   dotU8?: boolean;
-  /** Weight rows per register block (default per type and kind; matvecs of long rows: `LONG_ROWS`). */
+  /** Weight rows per register block (default per type and kind; matvecs: `MATVEC_BLOCKS`). */
   rows?: number;
   /** Tokens per register block of a matmul (default per type). */
   tokens?: number;
   /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
   memory?: number;
   /**
-   * Touch distance in bytes (default {@linkcode TOUCH_AHEAD}, or per type for matvecs of long
-   * rows; 0: no software prefetch).
+   * Touch distance in bytes (default {@linkcode TOUCH_AHEAD}, or per type and row length for
+   * matvecs; 0: no software prefetch).
    */
   touchAhead?: number;
   /**
@@ -214,23 +214,43 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
 };
 
 /**
- * Matvec register blocks for long rows, by type: from `minRowBytes` bytes per weight row, R
- * rows at a time and the touch distance. The default blocks read R rows' streams side by
- * side and touch their lines in one burst per register block; past a few KiB per block that
- * was slower (our reading: a touch is a load, which retires only when its line arrives, so a
- * long burst stalls the loop).
- * g110M-like shapes, one pinned core, GB/s of weights, default → these: F16 768x2048 ~15.5 →
- * ~17.8 (768x1024 ~17.1 → ~19.0, but 2048x768 ~21.5 → ~18.4, hence the bound); F32 2048x768
- * ~20.7 → ~23.3 (768x512 ~25.6 → ~22.8); BF16 (whose conversion is arithmetic) ~9.4-10.8 →
- * ~11.2-12.3 at every shape; Q8_0 768x2048 ~19.5 → ~22.8, 768x1536 ~22.9 → ~24.0.
+ * Matvec register blocks by type and row length: from `minRowBytes` bytes per weight row, R
+ * rows at a time and the touch distance (else `BLOCKING`'s rows and {@linkcode TOUCH_AHEAD}).
+ *
+ * - Float types and Q8_0, long rows: the default blocks read R rows' streams side by side and
+ *   touch their lines in one burst per register block; past a few KiB per block that was
+ *   slower (our reading: a touch is a load, which retires only when its line arrives, so a
+ *   long burst stalls the loop). g110M-like shapes, one pinned core, GB/s of weights, default
+ *   → these: F16 768x2048 ~15.5 → ~17.8 (768x1024 ~17.1 → ~19.0, but 2048x768 ~21.5 → ~18.4,
+ *   hence the bound); F32 2048x768 ~20.7 → ~23.3 (768x512 ~25.6 → ~22.8); BF16 (whose
+ *   conversion is arithmetic) ~9.4-10.8 → ~11.2-12.3 at every shape; Q8_0 768x2048 ~19.5 →
+ *   ~22.8, 768x1536 ~22.9 → ~24.0.
+ * - K-quants, Q5_0, Q5_1 (every row length) and Q4_1 (long rows): ONE row at a time and
+ *   no touch: one sequential stream, which the hardware prefetcher keeps ahead of kernels
+ *   that spend this many instructions per weight byte. Two rows side by side without touches
+ *   fell to 4-7 GB/s (the prefetcher losing the interleaved streams), and with touches ran
+ *   below one untouched row. ~21 MB matrices streamed from DRAM, one pinned core (AMD EPYC,
+ *   Zen 4), GB/s of weights, 2 rows touched 2 KiB ahead → 1 row untouched: Q4_K K=768 13.8 →
+ *   15.5, K=3072 14.4 → 16.3, K=11008 11.4 → 16.8; Q6_K K=768 13.5 → 16.1, K=4096 12.2 →
+ *   16.5; Q5_K K=4096 10.3 → 14.2; Q3_K K=4096 6.2 → 6.6; Q5_0 K=4096 8.4 → 8.6, K=768 8.9 →
+ *   8.5; Q4_1 K=4096 9.7 → 12.3, but K=768 12.5 → 11.8, hence the bound; Q4_0 stays (K=4096
+ *   12.3 → 11.0, K=768 12.0 → 11.1). The Q4_K_M g110M file decodes ~8 % faster on one thread (190 → 206 tok/s).
  */
-const LONG_ROWS: Partial<
+const MATVEC_BLOCKS: Partial<
   Record<WeightTypeName, { minRowBytes: number; rows: number; touchAhead: number }>
 > = {
   F32: { minRowBytes: 3072, rows: 8, touchAhead: 0 },
   F16: { minRowBytes: 2048, rows: 8, touchAhead: 0 },
   BF16: { minRowBytes: 0, rows: 8, touchAhead: 0 },
   Q8_0: { minRowBytes: 1024, rows: 2, touchAhead: TOUCH_AHEAD },
+  Q4_1: { minRowBytes: 2048, rows: 1, touchAhead: 0 },
+  Q5_0: { minRowBytes: 0, rows: 1, touchAhead: 0 },
+  Q5_1: { minRowBytes: 0, rows: 1, touchAhead: 0 },
+  Q2_K: { minRowBytes: 0, rows: 1, touchAhead: 0 },
+  Q3_K: { minRowBytes: 0, rows: 1, touchAhead: 0 },
+  Q4_K: { minRowBytes: 0, rows: 1, touchAhead: 0 },
+  Q5_K: { minRowBytes: 0, rows: 1, touchAhead: 0 },
+  Q6_K: { minRowBytes: 0, rows: 1, touchAhead: 0 },
 };
 
 /**
@@ -278,7 +298,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const tail = K - nb * em.elems;
   const mm = s.kind === "matmul";
   const [mvR, mmR, mmC] = BLOCKING[s.type];
-  const long = mm ? undefined : LONG_ROWS[s.type];
+  const long = mm ? undefined : MATVEC_BLOCKS[s.type];
   const isLong = long !== undefined && rb >= long.minRowBytes;
   const R = s.rows ?? (mm ? mmR : isLong ? long.rows : mvR);
   const C = mm ? s.tokens ?? mmC : 1;
