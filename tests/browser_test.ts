@@ -9,7 +9,9 @@
  * model reports 2 threads and the page holds one pool worker (none at 1 thread); without
  * isolation, 2 threads are one error line. The same page on a copy of the file whose tensor
  * data is 64 bytes off tells another story (negative control); a missing model is one
- * error line in the page, after which the page loads the model it had before again.
+ * error line in the page, after which the page loads the model it had before again. An
+ * `AbortSignal` stops a generation in the worker (stats `aborted`, fewer tokens than asked),
+ * and a loop left early lets the next generation start.
  * The thread pool by itself (tests/browser_pool_worker.ts, bundled, in a module worker):
  * `createThreadPool` with 2 and 3 threads runs each thread's share of one step; a
  * `startThreadPool` straight away refuses in one line (a browser would not start its
@@ -96,6 +98,47 @@ Deno.test({
           await page.close();
           continue;
         }
+        // Stopping: an AbortSignal aborted at the 3rd piece ends the worker's generation
+        // before its next token (stats say aborted, fewer than the 480 asked); leaving the
+        // loop early (break) lets the next call start; both texts continue the prompt.
+        const gen = (opts: string) => `m.generate(${JSON.stringify(prompt)}, ${opts})`;
+        const stopped = await page.evaluate(`(async () => {
+          const { loadModelInWorker } = await import("./dist/gollm.js");
+          const m = await loadModelInWorker("model.gguf", { threads: 1 });
+          const ac = new AbortController();
+          let text = "", pieces = 0;
+          for await (const p of ${gen("{ maxTokens: 480, temperature: 0, signal: ac.signal }")}) {
+            text += p;
+            if (++pieces === 3) ac.abort();
+          }
+          const first = { text, pieces, reason: m.stats.stopReason, tokens: m.stats.tokens.length };
+          let broke = "";
+          for await (const p of ${gen("{ maxTokens: 480, temperature: 0 }")}) {
+            broke += p;
+            if (broke.length > 20) break;
+          }
+          let after = "";
+          for await (const p of ${gen("{ maxTokens: 30, temperature: 0 }")}) after += p;
+          const second = { reason: m.stats.stopReason, tokens: m.stats.tokens.length };
+          m.close();
+          return { first, broke, after, second };
+        })()`) as {
+          first: { text: string; pieces: number; reason: string; tokens: number };
+          broke: string;
+          after: string;
+          second: { reason: string; tokens: number };
+        };
+        assert.deepEqual(errors, []);
+        assert.equal(stopped.first.pieces, 3, "no piece is yielded after the abort");
+        assert.equal(stopped.first.reason, "aborted");
+        assert.ok(
+          stopped.first.tokens >= 3 && stopped.first.tokens < 480,
+          `${stopped.first.tokens}`,
+        );
+        assert.ok(ok.text.startsWith(stopped.first.text), stopped.first.text);
+        assert.ok(ok.text.startsWith(stopped.broke), stopped.broke);
+        assert.ok(ok.text.startsWith(stopped.after) && stopped.after.length > 20, stopped.after);
+        assert.deepEqual(stopped.second, { reason: "max_tokens", tokens: 30 });
         const refused = await generate("model.gguf", 2);
         assert.equal(
           refused.status,

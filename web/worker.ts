@@ -4,8 +4,11 @@
  * (`load`) with `loadModel` on the WASM backend, whose thread pool starts its own workers
  * from here (nested workers: this worker is thread 0 and may block in `Atomics.wait`, which
  * a page's main thread may not), and runs `generate` requests one after another, posting
- * each text piece as it comes. Every failure is posted as one line (`error`). The messages
- * are web/worker_model.ts `ToWorker` and `FromWorker`.
+ * each text piece as it comes. A `stop` message is handled at once, not queued: it aborts
+ * its generation, which looks at its signal before every token; after each piece the worker
+ * gives its event loop one turn (a `MessageChannel` message, not a clamped timer) so that a
+ * `stop` can arrive. Every failure is posted as one line (`error`). The messages are
+ * web/worker_model.ts `ToWorker` and `FromWorker`.
  *
  * @module
  */
@@ -21,6 +24,19 @@ const scope = globalThis as unknown as {
 let model: Model | null = null;
 /** Requests run one after another (a model generates one sequence at a time). */
 let queue: Promise<void> = Promise.resolve();
+/** The abort controller of each generation queued or running, by request id. */
+const running = new Map<number, AbortController>();
+
+/** One turn of the event loop (so that a queued `stop` message is handled). */
+const turn = (): Promise<void> =>
+  new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
 
 async function handle(m: ToWorker): Promise<void> {
   if (m.type === "load") {
@@ -38,8 +54,14 @@ async function handle(m: ToWorker): Promise<void> {
     scope.postMessage({ type: "loaded", config, backend, threads, kvCapacity });
   } else if (m.type === "generate") {
     if (model === null) throw new Error("no model is loaded in this worker");
-    for await (const text of model.generate(m.prompt, m.options)) {
-      scope.postMessage({ type: "piece", id: m.id, text });
+    const signal = running.get(m.id)!.signal;
+    try {
+      for await (const text of model.generate(m.prompt, { ...m.options, signal })) {
+        scope.postMessage({ type: "piece", id: m.id, text });
+        await turn();
+      }
+    } finally {
+      running.delete(m.id);
     }
     scope.postMessage({ type: "done", id: m.id, stats: model.stats });
   }
@@ -47,6 +69,11 @@ async function handle(m: ToWorker): Promise<void> {
 
 scope.onmessage = (e) => {
   const m = e.data;
+  if (m.type === "stop") {
+    running.get(m.id)?.abort();
+    return;
+  }
+  if (m.type === "generate") running.set(m.id, new AbortController());
   queue = queue.then(() => handle(m)).catch((err) => {
     const id = m.type === "generate" ? m.id : undefined;
     scope.postMessage({ type: "error", id, message: String((err as Error)?.message ?? err) });

@@ -35,20 +35,33 @@ export interface WorkerLoadOptions extends
   workerUrl?: string | URL;
 }
 
-/** Options of {@linkcode WorkerModel.generate}: the sampling options of `generate`. */
-export type WorkerGenerateOptions = Pick<
-  GenerateOptions,
-  | "maxTokens"
-  | "temperature"
-  | "topK"
-  | "topP"
-  | "minP"
-  | "repeatPenalty"
-  | "seed"
-  | "stop"
-  | "addBos"
-  | "special"
->;
+/**
+ * Options of {@linkcode WorkerModel.generate}: the sampling options of `generate`, and a
+ * `signal` that stops the generation in the worker.
+ */
+export type WorkerGenerateOptions =
+  & Pick<
+    GenerateOptions,
+    | "maxTokens"
+    | "temperature"
+    | "topK"
+    | "topP"
+    | "minP"
+    | "repeatPenalty"
+    | "seed"
+    | "stop"
+    | "addBos"
+    | "special"
+  >
+  & {
+    /**
+     * Stops the generation: the worker ends it before its next token (as `generate`'s
+     * `signal`), no further piece is yielded, and the call returns once the worker has
+     * stopped, with `stats.stopReason` `"aborted"`. It stays on the page (an `AbortSignal`
+     * cannot cross a message); the worker gets a `stop` message.
+     */
+    signal?: AbortSignal;
+  };
 
 /** A model loaded in a Web Worker by {@linkcode loadModelInWorker}. */
 export interface WorkerModel {
@@ -64,7 +77,8 @@ export interface WorkerModel {
   readonly stats: GenerateStats | null;
   /**
    * Generates a continuation of `prompt` in the worker, streaming text pieces as the
-   * worker posts them (the prompt is not echoed). One call at a time.
+   * worker posts them (the prompt is not echoed). One call at a time. Leaving the loop
+   * early (`break`) stops the worker's generation too, so the next call starts at once.
    *
    * @param prompt Text or token ids.
    * @param options Sampling and limits.
@@ -94,8 +108,11 @@ export type ToWorker =
     type: "generate";
     id: number;
     prompt: string | readonly number[];
-    options: WorkerGenerateOptions;
-  };
+    /** The sampling options (the page keeps `signal`; a `stop` message carries it over). */
+    options: Omit<WorkerGenerateOptions, "signal">;
+  }
+  /** Ends generation `id` before its next token (handled at once, not queued). */
+  | { type: "stop"; id: number };
 
 /** A message from the worker to the page. */
 export type FromWorker =
@@ -214,6 +231,7 @@ class Handle implements WorkerModel {
     if (this.#busy) throw new Error("WorkerModel.generate: one generation at a time");
     this.#busy = true;
     const id = ++this.#id;
+    const { signal, ...sent } = options;
     const queue: FromWorker[] = [];
     let wake: (() => void) | null = null;
     this.#deliver = (m) => {
@@ -221,20 +239,36 @@ class Handle implements WorkerModel {
       wake?.();
       wake = null;
     };
-    const message: ToWorker = { type: "generate", id, prompt, options };
+    let stopped = false, finished = false;
+    const stop = () => {
+      if (stopped || finished) return;
+      stopped = true;
+      const message: ToWorker = { type: "stop", id };
+      this.#worker.postMessage(message);
+      wake?.();
+      wake = null;
+    };
+    if (signal?.aborted) stopped = true; // nothing to stop yet: the request says so below
+    signal?.addEventListener("abort", stop);
+    const message: ToWorker = { type: "generate", id, prompt, options: sent };
     this.#worker.postMessage(message);
+    if (stopped) this.#worker.postMessage({ type: "stop", id } satisfies ToWorker);
     try {
       for (;;) {
         while (queue.length === 0) await new Promise<void>((r) => wake = r);
         const m = queue.shift()!;
-        if (m.type === "piece") yield m.text;
-        else if (m.type === "error") throw new Error(m.message);
+        if (m.type === "piece") {
+          if (!stopped) yield m.text; // after a stop, pieces already on their way are dropped
+        } else if (m.type === "error") throw new Error(m.message);
         else if (m.type === "done") {
+          finished = true;
           this.stats = m.stats;
           return;
         }
       }
     } finally {
+      signal?.removeEventListener("abort", stop);
+      stop(); // a consumer that left the loop early: the worker need not go on
       this.#deliver = null;
       this.#busy = false;
     }
