@@ -243,7 +243,8 @@ const NUCLEUS_BUCKETS = 64 * NUCLEUS_PER_NAT;
 /**
  * Shared filtering core: the logit bias, the penalties, then temperature, top-k, top-p and
  * min-p. Writes the candidate ids into `idx[0..m)` and their unnormalised
- * probabilities (`exp((logit - max) / T)`) into `p[id]`; returns m. Candidates come out in
+ * probabilities (`exp((logit - max) / T)`) into `p[id]` (with top-k, for the k kept ids
+ * only: the others keep their logits); returns m. Candidates come out in
  * descending probability (ties: lower id first) after top-k, in id order otherwise.
  */
 function filterCandidates(
@@ -293,8 +294,20 @@ function filterCandidates(
   // each token also goes into a bucket of its log-probability (1/NUCLEUS_PER_NAT nat wide,
   // below the max) and the bucket's mass is summed, in the same pass.
   const invT = 1 / o.temperature;
-  const nucleusAll = o.topP < 1 && !(o.topK > 0 && o.topK < n);
-  if (nucleusAll) {
+  const topK = o.topK > 0 && o.topK < n;
+  const nucleusAll = o.topP < 1 && !topK;
+  const p = work;
+  const before = (a: number, b: number) => p[b] - p[a] || a - b; // descending p, then id
+  let m = n;
+  let sorted = false;
+  if (topK) {
+    // exp is increasing, so the k largest logits are the k most probable tokens: select
+    // them on the (penalised) logits, then take exp of those k only (llama.cpp's top-k
+    // first: O(n log k) compares instead of n exps).
+    m = topKInto(n, o.topK, idx, before);
+    sorted = true;
+    for (let j = 0; j < m; j++) p[idx[j]] = Math.exp((work[idx[j]] - max) * invT);
+  } else if (nucleusAll) {
     bucketMass.fill(0);
     for (let i = 0; i < n; i++) {
       const z = (work[i] - max) * invT; // ≤ 0
@@ -308,16 +321,7 @@ function filterCandidates(
   } else {
     for (let i = 0; i < n; i++) work[i] = Math.exp((work[i] - max) * invT);
   }
-  const p = work;
-  const before = (a: number, b: number) => p[b] - p[a] || a - b; // descending p, then id
-  let m = n;
-  let sorted = false;
-  if (o.topK > 0 && o.topK < n) {
-    m = topKInto(n, o.topK, idx, before);
-    sorted = true;
-  } else {
-    for (let i = 0; i < n; i++) idx[i] = i;
-  }
+  if (!topK) { for (let i = 0; i < n; i++) idx[i] = i; }
   if (o.topP < 1) {
     let mass = 0;
     for (let j = 0; j < m; j++) mass += p[idx[j]];
