@@ -9,7 +9,8 @@
  *   `rmsnorm_768`, `attention_12x4x64_b16`, `quantize_q8_0_768`, ...), each once;
  * - one function per layer and sublayer of each graph (`layer3_attn`, `layer3_ffn`,
  *   `lm_head`; `prefill_layer3_attn`, ...), each node a commented call with literal
- *   offsets, the thread's share computed from `tid` and `nthreads`, and a barrier
+ *   offsets, the thread's share computed from `tid` and `nthreads` (matrix products: chunks
+ *   of rows taken from the product's counter in the control block, `CTL.ROWS`), and a barrier
  *   (codegen/wasm/barrier.ts) before every node that reads or overwrites bytes an earlier
  *   node of the same phase wrote or read;
  * - `step`, which reads n and nOut from the step rows and runs the decode graph (n = 1,
@@ -33,7 +34,8 @@ import { findBuffer, type Plan, planArena } from "./plan.ts";
 import { WasmFunc, withoutText } from "./wasm_asm.ts";
 import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_assemble.ts";
 import { attentionScratchBytes, attentionShape } from "./wasm/attention.ts";
-import { barrierKernel, CTL } from "./wasm/barrier.ts";
+import { barrierKernel, CTL, MAX_ROW_COUNTERS } from "./wasm/barrier.ts";
+import { stepEntry } from "./wasm/step_entry.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
 import { panelScratchBytes } from "./wasm/linear_panel.ts";
@@ -514,6 +516,8 @@ function stepFunctions(
   for (const which of ["decode", "prefill"] as const) {
     const g = which === "decode" ? plan.decode : plan.prefill;
     const barrier = barriersOf(plan, which);
+    let linearCount = 0; // row counters handed out (CTL.ROWS), per graph
+    let synced = false; // a barrier has been passed since the step started
     const kctx: WasmKernelContext = {
       rows: g.rows,
       relaxed: options.relaxed ?? false,
@@ -526,6 +530,7 @@ function stepFunctions(
       entry[which].push(name);
       const f = new WasmFunc(name, GROUP_PARAMS, ["i32"], { export: false });
       f.local("lo", "i32").local("hi", "i32").local("scr", "i32").local("att", "i32");
+      f.local("chunk", "i32");
       f.comment(`${grp.name} of the ${which} graph (${g.rows} row${g.rows > 1 ? "s" : ""})`);
       f.comment(
         `this thread's scratch: scr = ${layout.scratch} + tid · ${layout.scratchStride}, ` +
@@ -538,12 +543,16 @@ function stepFunctions(
         const r = rendererOf(node);
         use(r.kernels(node, kctx));
         if (node.op === "rope_cos_sin") usesTrig = true;
-        if (barrier[i]) {
+        // The row counters are zeroed by thread 0 as the step starts: a barrier must come
+        // between that and the first matrix product that takes rows from them.
+        const counted = node.op === "linear" && linearCount < MAX_ROW_COUNTERS;
+        if (barrier[i] || (counted && !synced)) {
           f.comment("barrier: wait for every thread's writes before this node");
           f.get("nthreads").i32(1).op("i32.gt_u").if();
           callWith(f, "barrier", [layout.ctl]);
           f.if().i32(1).op("return").end();
           f.end();
+          synced = true;
         }
         f.comment(node.doc);
         const ctx: WasmCallContext = {
@@ -552,6 +561,7 @@ function stepFunctions(
           addr: (b) => findBuffer(plan, which, b).offset,
           rowsLocal: node.rows === "out" ? "nOut" : "n",
           panel: () => f.get("scr").i32(layout.panelOffset).op("i32.add"),
+          rowCounter: counted ? layout.ctl + CTL.ROWS + 4 * linearCount++ : undefined,
           quantized(input, format, K) {
             if (format === "f32") return () => f.i32(findBuffer(plan, which, input).offset);
             const key = `${input}/${format}`;
@@ -577,47 +587,16 @@ function stepFunctions(
       groupFns.push(f);
     }
   }
-  const step = stepFunction(plan, entry);
+  const counters = Math.min(
+    MAX_ROW_COUNTERS,
+    Math.max(...[plan.decode, plan.prefill].map((g) => g.nodes.filter(isLinear).length)),
+  );
+  const step = stepEntry(plan, entry, layout.ctl, counters);
   const funcs = [barrierKernel(), ...kernels.values(), ...groupFns, step];
   return { funcs, kernels: [...kernels.keys()], usesTrig };
 }
 
-/** `step(tid, nthreads, a0 .. a7)`: reads n, nOut and runs one graph's group functions. */
-function stepFunction(plan: Plan, entry: Record<"decode" | "prefill", string[]>): WasmFunc {
-  const params: [string, "i32"][] = [["tid", "i32"], ["nthreads", "i32"]];
-  for (let i = 0; i < 8; i++) params.push([`a${i}`, "i32"]);
-  const f = new WasmFunc("step", params);
-  f.local("n", "i32").local("nOut", "i32");
-  const counts = findBuffer(plan, "decode", "step.counts").offset;
-  f.comment("the step the caller wrote: n rows, nOut out rows (step.counts)");
-  f.i32(counts).mem("i32.load").set("n");
-  f.i32(counts).mem("i32.load", 4).set("nOut");
-  const run = (names: string[]) => {
-    f.block("abort");
-    for (const name of names) {
-      const call = () => {
-        callWith(f, name, ["tid", "nthreads", "n", "nOut"]);
-        f.brIf("abort");
-      };
-      if (/lm_head$/.test(name)) {
-        f.comment("the LM head only when some row's logits are wanted");
-        f.get("nOut").if();
-        callWith(f, name, ["tid", "nthreads", "n", "nOut"]);
-        f.if().br("abort").end();
-        f.end();
-      } else call();
-    }
-    f.end();
-  };
-  f.get("n").i32(1).op("i32.eq").if();
-  f.comment("decode graph: one row");
-  run(entry.decode);
-  f.else();
-  f.comment(`prefill graph: n <= ${plan.prefill.rows} rows`);
-  run(entry.prefill);
-  f.end();
-  return f;
-}
+const isLinear = (n: GraphNode) => n.op === "linear";
 
 /** The readable listing: a header with the memory map, then every function. */
 function listingOf(

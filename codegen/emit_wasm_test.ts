@@ -116,7 +116,9 @@ Deno.test("emitWasmStep() puts a barrier only where a node reads or overwrites a
   const t2 = emitWasmStep(planArena(c64, { kvCapacity: 16 }), { types: q8 }).listing;
   const f0 = t2.slice(t2.indexOf("(func $layer0_attn"), t2.indexOf("(func $layer0_ffn"));
   assert.equal(f0.match(/call \$quantize_q8_0_64/g)?.length, 1);
-  assert.equal(f0.match(/call \$matvec_q8_0_/g)?.length, 3);
+  // Each product twice: all rows on one thread, chunks from its row counter on more.
+  assert.equal(f0.match(/call \$matvec_q8_0_/g)?.length, 6);
+  assert.equal(f0.match(/i32\.atomic\.rmw\.add/g)?.length, 4); // q, k, v and the output
 });
 
 Deno.test("emitWasmStep() validates for every issue #10 case; the listing names each new op's kernel", () => {

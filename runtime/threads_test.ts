@@ -16,7 +16,7 @@ import { createThreadPool, ThreadError } from "./threads.ts";
 
 const M1 = 96, K1 = 256, M2 = 40; // W1 (96, 256) Q4_K, W2 (40, 96) F32
 const PAGES = 16;
-const CTL_AT = 0, W1 = 1024, W2 = W1 + rowBytes(WEIGHT_TYPES.Q4_K, K1) * M1;
+const CTL_AT = 0, W1 = 8192, W2 = W1 + rowBytes(WEIGHT_TYPES.Q4_K, K1) * M1;
 const X = 65536, XQ = X + 4 * K1, Y1 = XQ + actLayout("q8_K", K1).stride, Y2 = Y1 + 4 * M1;
 
 const ARGS = Array.from({ length: 8 }, (_, i) => [`a${i}`, "i32"] as [string, "i32"]);

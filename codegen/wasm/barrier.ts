@@ -12,6 +12,10 @@
  * the step unwinds instead of hanging. A waiter that sees no progress for the control
  * block's timeout sets the error word itself (code {@linkcode ERR_TIMEOUT}).
  *
+ * The rows of a matrix product are shared out as they are done, not split in advance
+ * ({@linkcode emitRowChunks}): a thread whose core is busy with another process takes fewer
+ * chunks, the others more, and the step does not wait for the slowest thread's half.
+ *
  * @module
  */
 import { WasmFunc } from "../wasm_asm.ts";
@@ -42,9 +46,17 @@ export const CTL = {
   MSG: 320,
   /** Workers that finished starting (instantiated their module, or failed to). */
   READY: 576,
+  /**
+   * Row counters of the matrix products of a step ({@linkcode MAX_ROW_COUNTERS} i32, one
+   * per linear node): the next row a thread takes ({@linkcode emitRowChunks}).
+   */
+  ROWS: 640,
   /** Size of the block. */
-  BYTES: 640,
+  BYTES: 640 + 4 * 1024,
 } as const;
+
+/** Linear nodes of one graph that share their rows through a counter (more: static split). */
+export const MAX_ROW_COUNTERS = 1024;
 
 /** Error word value of a barrier timeout. */
 export const ERR_TIMEOUT = 0x7fff0001;
@@ -131,4 +143,49 @@ export function emitShare(f: WasmFunc, total: number, align: number, lo: string,
   share(() => f.get("tid").i32(1).op("i32.add"));
   f.tee(hi).i32(total).op("i32.gt_u").if().i32(total).set(hi).end();
   f.get(lo).i32(total).op("i32.gt_u").if().i32(total).set(lo).end();
+}
+
+/**
+ * Emits a loop that runs `body` on chunks of the range `0 .. total` taken from the i32
+ * counter at `counter` (`i32.atomic.rmw.add`; llama.cpp's `current_chunk` of
+ * `ggml_compute_forward_mul_mat`): each thread takes the next chunk until none is left, so
+ * a thread slowed by another process takes fewer. Chunks are about a quarter of a thread's
+ * share, `8 · ceil(total / (32 · nthreads))` (a multiple of 8: whole register blocks and
+ * panels); the last ends at `total`. On one thread `body` runs once over the whole range, as
+ * the static split. Which thread computes a row does not change the row (the kernels' result
+ * does not depend on the range), so the output is the same for any thread count. The counter
+ * must be 0 before the first thread reaches the loop (the step zeroes every counter, then
+ * passes a barrier) and is left past `total`.
+ *
+ * @param f The function (with i32 locals `tid`, `nthreads`, `lo`, `hi`, `chunk`).
+ * @param total Range length (a constant).
+ * @param counter Byte address of the counter.
+ * @param body Emits the work on `lo .. hi`.
+ */
+export function emitRowChunks(
+  f: WasmFunc,
+  total: number,
+  counter: number,
+  body: () => void,
+): void {
+  f.get("nthreads").i32(1).op("i32.eq").if();
+  f.comment(`one thread: all ${total} rows`);
+  f.i32(0).set("lo").i32(total).set("hi");
+  body();
+  f.else();
+  f.comment(
+    `rows taken in chunks of 8 · ceil(${total} / (32 · nthreads)) from the counter at ` +
+      `${counter}, until none is left`,
+  );
+  f.i32(total + 31).get("nthreads").i32(32).op("i32.mul").op("i32.add").i32(1).op("i32.sub");
+  f.get("nthreads").i32(32).op("i32.mul").op("i32.div_u").i32(8).op("i32.mul").set("chunk");
+  f.block("rows_done").loop("rows_next");
+  f.i32(counter).get("chunk").mem("i32.atomic.rmw.add").tee("lo");
+  f.i32(total).op("i32.ge_u").brIf("rows_done");
+  f.get("lo").get("chunk").op("i32.add").tee("hi").i32(total).op("i32.gt_u");
+  f.if().i32(total).set("hi").end();
+  body();
+  f.br("rows_next");
+  f.end().end();
+  f.end();
 }

@@ -24,7 +24,7 @@ import {
 import type { GraphNode, NodeOp } from "../graph.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
-import { emitShare } from "./barrier.ts";
+import { emitRowChunks, emitShare } from "./barrier.ts";
 import { embedKernel } from "./embed.ts";
 import {
   emitLinear,
@@ -101,6 +101,11 @@ export interface WasmCallContext extends WasmKernelContext {
   quantized(input: string, format: "f32" | "q8_0" | "q8_K", K: number): () => void;
   /** Pushes the address of this thread's f32 panel (F16/BF16 matmuls; `linear.ts`). */
   panel(): void;
+  /**
+   * Address of this matrix product's row counter (`barrier.ts` `emitRowChunks`), zeroed at
+   * the step's start; undefined: split the rows in advance (`emitShare`).
+   */
+  rowCounter?: number;
 }
 
 /** A kernel a node calls: its name, and how to build it (once per module). */
@@ -280,22 +285,29 @@ const linear: WasmOpRenderer<"linear"> = {
     const x = ctx.quantized(node.inputs[0], act, ls.K);
     const y = ctx.addr(node.outputs[0]);
     const bias = node.attrs.bias ? [ctx.weight(node.weights[1]).offset] : [];
-    emitShare(f, ls.M, 4, "lo", "hi");
     const args = [w.offset, ...bias, x, y, "lo", "hi", ...(ctx.rows > 1 ? [ctx.rowsLocal] : [])];
-    if (!ls.panel) {
-      callWith(f, linearName(ls), args);
+    const body = () => {
+      if (!ls.panel) {
+        callWith(f, linearName(ls), args);
+        return;
+      }
+      const min = panelMinTokens(ls.type);
+      f.comment(
+        `fewer than ${min} rows: the weights decoded in registers (filling the panel would ` +
+          "cost more than it saves)",
+      );
+      f.get(ctx.rowsLocal).i32(min).op("i32.lt_u").if();
+      callWith(f, linearName({ ...ls, panel: false }), args);
+      f.else();
+      callWith(f, linearName(ls), [...args, () => ctx.panel()]);
+      f.end();
+    };
+    if (ctx.rowCounter !== undefined) {
+      emitRowChunks(f, ls.M, ctx.rowCounter, body);
       return;
     }
-    const min = panelMinTokens(ls.type);
-    f.comment(
-      `fewer than ${min} rows: the weights decoded in registers (filling the panel would ` +
-        "cost more than it saves)",
-    );
-    f.get(ctx.rowsLocal).i32(min).op("i32.lt_u").if();
-    callWith(f, linearName({ ...ls, panel: false }), args);
-    f.else();
-    callWith(f, linearName(ls), [...args, () => ctx.panel()]);
-    f.end();
+    emitShare(f, ls.M, 4, "lo", "hi");
+    body();
   },
 };
 
