@@ -56,34 +56,20 @@ import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { BatchForward } from "../core/forward.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { BlockManager, NULL_BLOCK, type PrefixCacheStats } from "./block_manager.ts";
+import { BlockManager, NULL_BLOCK } from "./block_manager.ts";
 import { type GenerationHandle, type GenerationRequest, Sequence } from "./sequence.ts";
 import { checkProposal, type Proposer } from "./speculative.ts";
 import { Yielder } from "./yielder.ts";
+import {
+  QueueFullError,
+  type SchedulerOptions,
+  type SchedulerStats,
+  type SpeculativeOptions,
+} from "./scheduler_options.ts";
+
+export { QueueFullError } from "./scheduler_options.ts";
+export type { SchedulerOptions, SchedulerStats, SpeculativeOptions } from "./scheduler_options.ts";
 import type { Draft } from "../runtime/speculative.ts";
-
-/** Options of {@linkcode Scheduler}. */
-export interface SchedulerOptions {
-  /**
-   * Tokens one sequence holds at most, prompt and generated (default and maximum: what a
-   * block table holds, `maxBlocksPerSeq · blockSize`, capped at `context_length`).
-   */
-  ctxSize?: number;
-  /** Requests waiting for a slot at most; more are refused (default 256). */
-  maxQueue?: number;
-  /** Share full prompt blocks by hash (default true). */
-  prefixCaching?: boolean;
-  /** Draft tokens for decoding sequences and verify them in the same step (default: none). */
-  speculative?: SpeculativeOptions;
-}
-
-/** Speculative decoding of greedy and sampled sequences (server/speculative.ts). */
-export interface SpeculativeOptions {
-  /** One proposer for every sequence, or one per sequence slot (a draft model's cache). */
-  proposers: Proposer | readonly Proposer[];
-  /** Most tokens drafted per sequence and step (the verify rows are this + 1). */
-  maxDraft: number;
-}
 
 /** One scheduled sequence of a step. */
 interface Planned {
@@ -91,46 +77,6 @@ interface Planned {
   n: number; // rows: tokens[computed .. computed + n), or the last token + draft
   draft: Draft | null; // drafted tokens verified in this step
   out: number; // index of its first out row, -1 for none
-}
-
-/** Counters of a running scheduler. */
-export interface SchedulerStats {
-  /** Sequences running (holding a slot). */
-  running: number;
-  /** Requests waiting for a slot or for blocks. */
-  waiting: number;
-  /** Blocks that can be allocated now (free or evictable cached). */
-  freeBlocks: number;
-  /** Blocks the pool can ever allocate (the null block excluded). */
-  usableBlocks: number;
-  /** Steps run. */
-  steps: number;
-  /** Token rows run over all steps. */
-  rows: number;
-  /** Tokens sampled over all sequences. */
-  sampledTokens: number;
-  /** Preemptions (sequences sent back to the queue). */
-  preemptions: number;
-  /** Tokens drafted for verification (speculative decoding). */
-  draftedTokens: number;
-  /** Of them, tokens the model agreed with (acceptance rate = accepted / drafted). */
-  acceptedTokens: number;
-  /** Times a sampled sequence's draft did not fit the rows left in a step, so it waited. */
-  draftWaits: number;
-  /** Prefix-cache counters. */
-  prefixCache: PrefixCacheStats;
-}
-
-/** A request refused because the queue is full: HTTP 503 with `Retry-After`. */
-export class QueueFullError extends GollmError {
-  /**
-   * Creates the error.
-   * @param maxQueue The queue length limit.
-   */
-  constructor(readonly maxQueue: number) {
-    super(`the server is busy: ${maxQueue} requests are waiting already (maxQueue); retry later`);
-    this.name = "QueueFullError";
-  }
 }
 
 /**
