@@ -28,6 +28,12 @@
  * so its text is the same as if it had never been preempted. Admission needs the prompt's
  * blocks only (not max_tokens' worth), so the pool is shared by what sequences actually use.
  *
+ * Several choices per request (`n` > 1, {@linkcode Scheduler.submitGroup}, server/choices.ts;
+ * vLLM's parallel sampling): the group is admitted when n slots are free; choice 0 prefills
+ * the prompt and holds the other slots; at its first sample the others fork from its
+ * blocks (the full prompt blocks are shared by reference count, the tail recomputed) and
+ * run on as sequences of their own.
+ *
  * Speculative decoding (`speculative` option, server/speculative.ts): after the decode rows, a
  * decoding sequence may add drafted tokens as verify rows (its rows are consecutive
  * positions, every one an out row), and `Sequence.verify` keeps what runtime/speculative.ts
@@ -131,6 +137,7 @@ export class Scheduler {
     draftedTokens: 0,
     acceptedTokens: 0,
     draftWaits: 0,
+    forkedChoices: 0,
   };
   readonly #spec: SpeculativeOptions | null;
   // Step rows, reused: (maxRows) each.
@@ -237,7 +244,50 @@ export class Scheduler {
    *   {@linkcode Scheduler.close}.
    */
   submit(request: GenerationRequest): GenerationHandle {
+    return this.submitGroup([request])[0];
+  }
+
+  /**
+   * Queues the choices of one request (`n` > 1; server/choices.ts): requests with the same
+   * prompt, each with its own sampling (seed), limits and constraint. The prompt is
+   * prefilled once, by choice 0; the others then share its full blocks
+   * ({@linkcode BlockManager.fork}) and run as sequences of their own. They are admitted
+   * together (n free sequence slots) and count as one waiting request.
+   *
+   * @param requests The choices, 1 to `maxSeqs` of them, with equal prompts.
+   * @returns One handle per choice, in order.
+   * @throws {QueueFullError} when `maxQueue` requests are waiting.
+   * @throws {GollmError} as {@linkcode Scheduler.submit} for any choice; for no choices,
+   *   more than `maxSeqs`, or prompts that differ.
+   */
+  submitGroup(requests: readonly GenerationRequest[]): GenerationHandle[] {
     if (this.#closed) throw new GollmError("the scheduler is shut down");
+    const n = requests.length;
+    if (n < 1 || n > this.maxSeqs) {
+      throw new GollmError(
+        `a request's choices must number 1 to ${this.maxSeqs} (the sequence slots, since ` +
+          `they run at once), got ${n}`,
+      );
+    }
+    const prompt = requests[0].prompt;
+    for (const r of requests) this.#check(r);
+    requests.forEach((r, i) => {
+      if (r.prompt.length !== prompt.length || r.prompt.some((t, k) => t !== prompt[k])) {
+        throw new GollmError(`the prompt of choice ${i} differs from choice 0's`);
+      }
+    });
+    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+    const seqs = requests.map((r) =>
+      new Sequence(this.#nextId++, r, this.#tokenizer, this.#eosIds)
+    );
+    seqs[0].children.push(...seqs.slice(1));
+    this.#waiting.push(seqs[0]);
+    this.#kick();
+    return seqs.map((x) => x.handle);
+  }
+
+  /** The checks of one request (see {@linkcode Scheduler.submit}). */
+  #check(request: GenerationRequest): void {
     const { prompt, maxTokens } = request;
     const V = this.config.vocab_size;
     if (prompt.length === 0) throw new GollmError("prompt: no tokens");
@@ -256,11 +306,6 @@ export class Scheduler {
           `context of ${this.ctxSize} tokens`,
       );
     }
-    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
-    const seq = new Sequence(this.#nextId++, request, this.#tokenizer, this.#eosIds);
-    this.#waiting.push(seq);
-    this.#kick();
-    return seq.handle;
   }
 
   /** Resolves when no request is waiting or running. */
@@ -311,11 +356,12 @@ export class Scheduler {
     this.#batch.setSequence(s.slot, table, ring, this.config.context_length);
   }
 
-  /** Releases a running sequence's slot and blocks. */
+  /** Releases a running sequence's slot (and those held for its choices) and blocks. */
   #release(s: Sequence): void {
     const i = this.#running.indexOf(s);
     if (i >= 0) this.#running.splice(i, 1);
     if (s.slot >= 0) this.#freeSlots.push(s.slot);
+    this.#freeSlots.push(...s.reservedSlots.splice(0));
     s.slot = -1;
     this.blocks.free(s.id);
   }
@@ -394,12 +440,14 @@ export class Scheduler {
       budget > 0 && this.#waiting.length > 0 && this.#freeSlots.length > 0 && !this.#closed
     ) {
       const s = this.#waiting[0];
+      if (this.#freeSlots.length < 1 + s.children.length) break; // a request's n choices
       const got = this.blocks.allocatePrompt(s.id, s.tokens);
       if (!got) break;
       this.#waiting.shift();
       if (s.cachedTokens < 0) s.cachedTokens = got.cachedTokens;
       s.computed = got.cachedTokens;
       s.slot = this.#freeSlots.pop()!;
+      for (const _ of s.children) s.reservedSlots.push(this.#freeSlots.pop()!);
       this.#running.push(s);
       this.#install(s);
       const n = Math.min(s.tokens.length - s.computed, budget);
@@ -477,12 +525,37 @@ export class Scheduler {
         continue;
       }
       this.blocks.commit(s.id, s.tokens, s.computed);
+      if (s.children.length > 0) this.#fork(s); // its prompt is computed: n > 1
       if (!done && s.tokens.length >= this.ctxSize) {
         s.finishLength();
         done = true;
       }
       if (done) this.#release(s);
     }
+  }
+
+  /**
+   * Starts the other choices of a request whose prompt choice 0 just computed
+   * (server/choices.ts): each maps the parent's full prompt blocks, takes a held slot and
+   * runs from the prompt's tail. One the pool cannot take now queues as a plain request.
+   */
+  #fork(parent: Sequence): void {
+    const queued: Sequence[] = [];
+    for (const c of parent.children.splice(0)) {
+      const got = this.blocks.fork(c.id, parent.id, c.tokens.length);
+      const slot = parent.reservedSlots.pop()!;
+      if (!got) {
+        this.#freeSlots.push(slot);
+        queued.push(c);
+        continue;
+      }
+      this.#stats.forkedChoices++;
+      c.cachedTokens = c.computed = got.cachedTokens;
+      c.slot = slot;
+      this.#running.push(c);
+      this.#install(c);
+    }
+    this.#waiting.unshift(...queued);
   }
 
   /**

@@ -57,6 +57,12 @@ export interface SchedulerStats {
   acceptedTokens: number;
   /** Times a sampled sequence's draft did not fit the rows left in a step, so it waited. */
   draftWaits: number;
+  /**
+   * Choices of `n` > 1 requests that started from their first choice's prompt blocks
+   * (server/choices.ts); a choice the pool could not take at the fork queued as a plain
+   * request instead and is not counted.
+   */
+  forkedChoices: number;
   /** Prefix-cache counters. */
   prefixCache: PrefixCacheStats;
 }
