@@ -1,5 +1,5 @@
 /**
- * What a {@linkcode Scheduler} is built with and what it reports: its options (context,
+ * What a `Scheduler` (server/scheduler.ts) is built with and what it reports: its options (context,
  * queue, prefix caching, speculative decoding), its counters, and the error of a full
  * queue (server/scheduler.ts).
  *
@@ -8,9 +8,8 @@
 import { GollmError } from "../core/errors.ts";
 import type { PrefixCacheStats } from "./block_manager.ts";
 import type { Proposer } from "./speculative.ts";
-import type { Scheduler } from "./scheduler.ts";
 
-/** Options of {@linkcode Scheduler}. */
+/** Options of `Scheduler` (server/scheduler.ts). */
 export interface SchedulerOptions {
   /**
    * Tokens one sequence holds at most, prompt and generated (default and maximum: what a
