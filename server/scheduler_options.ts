@@ -1,7 +1,7 @@
 /**
- * What a `Scheduler` (server/scheduler.ts) is built with and what it reports: its options (context,
- * queue, prefix caching, speculative decoding), its counters, and the error of a full
- * queue (server/scheduler.ts).
+ * What the `Scheduler` (server/scheduler.ts) is built with and what it reports: its
+ * options (context, queue, prefix caching, speculative decoding), its counters, and the
+ * error of a full queue.
  *
  * @module
  */
