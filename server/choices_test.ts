@@ -3,7 +3,7 @@
  * default model: greedy choices equal one greedy run, seeded choices equal separate runs
  * with the derived seeds, the prompt's blocks are held once (reference counts) and every
  * block returns after completion and after a cancel, a short pool queues a child as a
- * plain request, and speculative decoding drafts for the choices.
+ * plain request, and speculative decoding (n-gram, draft model) drafts for the choices.
  */
 import assert from "node:assert/strict";
 import type { Checkpoint } from "../formats/checkpoint.ts";
@@ -12,7 +12,8 @@ import { type BatchModelOptions, createBatchModel } from "../runtime/batch_model
 import { ROOT } from "../tests/assets.ts";
 import { Scheduler, type SchedulerOptions } from "./scheduler.ts";
 import type { GenerationHandle, GenerationRequest } from "./sequence.ts";
-import { NgramProposer } from "./speculative.ts";
+import { draftModelProposers, NgramProposer } from "./speculative.ts";
+import { randomWeights } from "../core/weights.ts";
 
 let ckpt: Checkpoint | null = null;
 async function scheduler(
@@ -210,4 +211,31 @@ Deno.test("submitGroup() with speculative decoding: greedy choices are drafted f
   const outs = await Promise.all(s.submitGroup([req, req, req]).map(collect));
   for (const o of outs) assert.deepEqual(o.ids, plain.ids);
   assert.ok(s.stats.draftedTokens > 0, "nothing was drafted");
+  assert.equal(s.stats.forkedChoices, 2);
+});
+
+Deno.test("submitGroup() with a draft model: sampled choices equal separate requests with the same seeds", async () => {
+  const ids = await prompt();
+  const c = ckpt!;
+  // A 1-layer model on the default model's vocabulary: a poor but valid draft.
+  const small = { ...c.config, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 2, head_dim: 16 };
+  small.hidden_dim = 64;
+  const draft = { config: small, weights: randomWeights(small, 5), path: "random draft" };
+  const spec = () => ({ proposers: draftModelProposers(c.config, draft, 3, 128), maxDraft: 2 });
+  const req = (seed: number): GenerationRequest => ({
+    prompt: ids,
+    maxTokens: 24,
+    ignoreEos: true,
+    sampling: { temperature: 0.8, seed },
+  });
+  const alone = await scheduler({ parallel: 3, ctxSize: 128 }, { speculative: spec() });
+  const want: string[] = [];
+  for (const seed of [11, 12, 13]) want.push((await collect(alone.submit(req(seed)))).text);
+  const s = await scheduler({ parallel: 3, ctxSize: 128 }, { speculative: spec() });
+  const outs = await Promise.all(s.submitGroup([req(11), req(12), req(13)]).map(collect));
+  assert.deepEqual(outs.map((o) => o.text), want);
+  assert.ok(s.stats.draftedTokens > 0 && s.stats.acceptedTokens > 0, "no draft was verified");
+  assert.equal(s.stats.forkedChoices, 2);
+  await s.idle();
+  assert.equal(s.stats.freeBlocks, s.stats.usableBlocks);
 });
