@@ -169,6 +169,36 @@ Deno.test("submitGroup(): a cancel stops every choice and frees every block, bef
   assert.equal(s.stats.freeBlocks, s.stats.usableBlocks);
 });
 
+Deno.test("submitGroup(): a cancel during choice 0's prefill returns the slots held for the others", async () => {
+  const ids = await prompt();
+  const long = [...ids, ...ids, ...ids, ...ids, ...ids]; // 200 tokens: 67 prefill steps of 3
+  const s = await scheduler({ parallel: 3, ctxSize: 256, batchSize: 3 });
+  const ask = (signal?: AbortSignal): GenerationRequest => ({
+    prompt: long,
+    maxTokens: 4,
+    sampling: { temperature: 0 },
+    signal,
+  });
+  const ctl = new AbortController();
+  const handles = s.submitGroup([ask(ctl.signal), ask(ctl.signal), ask(ctl.signal)]);
+  const outs = Promise.all(handles.map(collect));
+  await until(() => s.stats.running === 1);
+  ctl.abort();
+  for (const o of await outs) assert.equal(o.result.finishReason, "abort");
+  assert.equal(s.stats.forkedChoices, 0, "cancelled before the fork");
+  await s.idle();
+  assert.equal(s.stats.freeBlocks, s.stats.usableBlocks);
+  // All 3 slots are free again: a group of 3 is admitted and finishes.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stuck = new Promise<never>((_, no) =>
+    timer = setTimeout(() => no(new Error("stuck")), 1e4)
+  );
+  const group = Promise.all(s.submitGroup([ask(), ask(), ask()]).map(collect));
+  const again = await Promise.race([group, stuck]).finally(() => clearTimeout(timer));
+  assert.equal(again.length, 3);
+  assert.equal(s.stats.forkedChoices, 2);
+});
+
 Deno.test("submitGroup(): a pool short at the fork queues the child as a plain request; same text", async () => {
   const ids = await prompt(); // 40 tokens: 3 blocks, the whole pool
   const req: GenerationRequest = {

@@ -108,6 +108,20 @@ Deno.test("n = 3 at temperature 0: three choices equal the n = 1 reply; usage co
     }
     assert.equal(chat3.usage!.completion_tokens, 3 * chat1.usage!.completion_tokens);
     assert.ok(s.logs.some((l) => /completions 200 \d+\+\d+ tokens.*\(n=3\)/.test(l)), s.logs[0]);
+    // JSON mode: each choice has a constraint of its own, and each reply is a JSON object.
+    const json = await s.client.chat.completions.create({
+      model: "default",
+      messages: [{ role: "user", content: "Describe the Union as JSON." }],
+      max_tokens: 120,
+      temperature: 1,
+      seed: 2,
+      n: 2,
+      response_format: { type: "json_object" },
+    });
+    for (const c of json.choices) {
+      if (c.finish_reason === "stop") assert.equal(typeof JSON.parse(c.message.content!), "object");
+      else assert.match(c.message.content!, /^\s*\{/);
+    }
   } finally {
     await s.close();
   }
