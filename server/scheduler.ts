@@ -61,6 +61,7 @@
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { BatchForward } from "../core/forward.ts";
+import type { Draft } from "../runtime/speculative.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { BlockManager, NULL_BLOCK } from "./block_manager.ts";
 import { type GenerationHandle, type GenerationRequest, Sequence } from "./sequence.ts";
@@ -75,7 +76,6 @@ import {
 
 export { QueueFullError } from "./scheduler_options.ts";
 export type { SchedulerOptions, SchedulerStats, SpeculativeOptions } from "./scheduler_options.ts";
-import type { Draft } from "../runtime/speculative.ts";
 
 /** One scheduled sequence of a step. */
 interface Planned {
