@@ -297,6 +297,8 @@ export type { SchedulerOptions, SchedulerStats, SpeculativeOptions } from "./ser
 export { DraftModelProposer, draftModelProposers, NgramProposer } from "./server/speculative.ts";
 export type { Proposer } from "./server/speculative.ts";
 export { BlockManager, NULL_BLOCK } from "./server/block_manager.ts";
+export { choiceSeed, interleaveChoices } from "./server/choices.ts";
+export type { ChoiceEvent } from "./server/choices.ts";
 export type {
   BlockManagerOptions,
   PrefixCacheStats,

@@ -58,7 +58,8 @@ blocks. Ctrl-C (SIGINT) or SIGTERM stops taking requests, lets running ones fini
       short: "p",
       min: 1,
       default: 4,
-      description: "sequences decoded at once (more wait in the queue)",
+      description:
+        "sequences decoded at once (more wait in the queue); the most choices (n) a request may ask",
     },
     "ctx-size": {
       type: "int",

@@ -23,6 +23,15 @@
  * starts like a finished one still hits. Shared blocks are never written again (a sequence
  * writes only its own last, partial block), so sharing needs no copy-on-write.
  *
+ * Forking (several choices of one request, `n` > 1; vLLM's parallel sampling, where a
+ * SequenceGroup's children share the prompt's blocks): {@linkcode BlockManager.fork} maps
+ * a parent's leading full blocks into a child's table (ref + 1), so the prompt's K/V are
+ * held once for all choices. The fork happens at a block boundary: the child gets fresh
+ * blocks for the prompt's tail past the last shared full block (at least its last token,
+ * as for a prefix-cache hit) and recomputes it, rather than copying a partially filled
+ * block on write. The tail is under one block of prefill per child (at most `blockSize`
+ * tokens), and no kernel has to copy K/V between blocks.
+ *
  * @module
  */
 import { GollmError } from "../core/errors.ts";
@@ -305,6 +314,61 @@ export class BlockManager {
       this.#stats.hitTokens += hashes.length * bs;
     }
     return { cachedTokens: hashes.length * bs };
+  }
+
+  /**
+   * Forks a sequence: the child maps the parent's leading full blocks that lie before the
+   * last of its `numTokens` tokens (ref + 1 each; the parent must hold their K/V, computed
+   * from the same tokens as the child's) and gets fresh blocks for the rest, which it
+   * recomputes. All or nothing: when the free blocks do not suffice, nothing changes.
+   *
+   * @param child A sequence id not in use.
+   * @param parent A sequence with blocks whose first `numTokens` tokens are the child's.
+   * @param numTokens The child's tokens (its prompt), at least 1.
+   * @returns `cachedTokens`: leading tokens whose K/V the shared blocks hold (a multiple
+   *   of blockSize, below `numTokens`); null when the pool is short.
+   * @throws {GollmError} when `child` already has blocks, `parent` has none, or
+   *   `numTokens` < 1.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { BlockManager } from "./block_manager.ts";
+   * const m = new BlockManager({ numBlocks: 9, blockSize: 4 });
+   * const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+   * m.allocatePrompt(1, prompt); // 3 blocks: 2 full, 1 partial
+   * assert.deepEqual(m.fork(2, 1, prompt.length), { cachedTokens: 8 });
+   * assert.deepEqual(m.table(2).slice(0, 2), m.table(1).slice(0, 2)); // held once
+   * assert.equal(m.refCount(m.table(1)[0]), 2);
+   * assert.notEqual(m.table(2)[2], m.table(1)[2]); // its own tail block
+   * assert.equal(m.numFreeBlocks, 8 - 4);
+   * ```
+   */
+  fork(child: number, parent: number, numTokens: number): PromptAllocation | null {
+    if (this.#seqs.has(child)) throw new GollmError(`fork: sequence ${child} has blocks`);
+    const p = this.#get(parent, "fork");
+    if (!Number.isInteger(numTokens) || numTokens < 1) {
+      throw new GollmError(`fork: numTokens must be a positive integer, got ${numTokens}`);
+    }
+    const bs = this.blockSize;
+    const shared = Math.min(Math.floor((numTokens - 1) / bs), p.blocks.length);
+    const fresh = this.blocksFor(numTokens) - shared;
+    if (fresh > this.#numFree) return null;
+    const blocks = p.blocks.slice(0, shared);
+    for (const b of blocks) this.#ref[b]++; // held by the parent: not in the free queue
+    for (let i = 0; i < fresh; i++) blocks.push(this.#popFree());
+    this.#seqs.set(child, { blocks, hashes: p.hashes.slice(0, shared) });
+    return { cachedTokens: shared * bs };
+  }
+
+  /**
+   * Owners of a block: the sequences whose tables hold it (0: free or cached and unused).
+   *
+   * @param block A block id in `[0, numBlocks)`.
+   * @returns Its reference count.
+   */
+  refCount(block: number): number {
+    return this.#ref[block];
   }
 
   /**

@@ -34,6 +34,7 @@ import {
   completionLogprobs,
   modelList,
   type ResponseHead,
+  textChunk,
   textCompletion,
   TokenTexts,
   usage,
@@ -45,7 +46,14 @@ import {
   type SchedulerStats,
   type SpeculativeOptions,
 } from "./scheduler.ts";
-import type { GeneratedToken, GenerationHandle, GenerationResult } from "./sequence.ts";
+import { choiceSeed, interleaveChoices } from "./choices.ts";
+import type {
+  GeneratedToken,
+  GenerationHandle,
+  GenerationRequest,
+  GenerationResult,
+} from "./sequence.ts";
+import { detokenize, NO_TOKENIZER, tokenize } from "./tokenize.ts";
 
 /** Options of {@linkcode createServer}. */
 export interface ServerOptions {
@@ -259,6 +267,15 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       );
     }
     if (params.logprobs !== undefined && !texts) needTokenizer();
+    if (params.n > scheduler.maxSeqs) {
+      throw new ApiError(
+        400,
+        `'n' must be at most ${scheduler.maxSeqs} (the server's sequence slots, --parallel; ` +
+          `a request's choices run at once), got ${params.n}`,
+        "n",
+        "invalid_value",
+      );
+    }
     return {
       prompt,
       params,
@@ -267,7 +284,8 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
     };
   };
 
-  const submit = (p: Prepared, signal: AbortSignal): GenerationHandle => {
+  /** Submits the request's `n` choices (server/choices.ts): choice i samples with seed + i. */
+  const submit = (p: Prepared, signal: AbortSignal): GenerationHandle[] => {
     const q = p.params;
     const sampling: SamplerOptions = {
       temperature: q.temperature ?? g.temperature ?? 1,
@@ -281,19 +299,19 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       logitBias: q.logitBias,
     };
     try {
-      const constraint = q.jsonObject
-        ? new JsonConstraint(needTokenizer(), tokenBytes, jsonMasks)
-        : undefined;
-      return scheduler.submit({
+      const choices = Array.from({ length: q.n }, (_, i): GenerationRequest => ({
         prompt: p.prompt,
-        sampling,
-        constraint,
+        sampling: { ...sampling, seed: choiceSeed(sampling.seed!, i) },
+        constraint: q.jsonObject
+          ? new JsonConstraint(needTokenizer(), tokenBytes, jsonMasks)
+          : undefined,
         maxTokens: p.maxTokens,
         stop: p.stop,
         ignoreEos: q.ignoreEos,
         logprobs: q.logprobs,
         signal,
-      });
+      }));
+      return scheduler.submitGroup(choices);
     } catch (e) {
       if (e instanceof QueueFullError) {
         throw new ApiError(503, e.message, null, "server_busy", "server_error");
@@ -309,7 +327,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
     request: Request,
     note: Note,
   ): Promise<Response> => {
-    // One controller cancels the sequence: on timeout, on a disconnect (the request's
+    // One controller cancels every choice: on timeout, on a disconnect (the request's
     // signal while a whole response is computed; the stream's cancel when streaming).
     const ctl = new AbortController();
     let timedOut = false;
@@ -324,9 +342,9 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       clearTimeout(timer);
       request.signal.removeEventListener("abort", onDisconnect);
     };
-    let handle: GenerationHandle;
+    let handles: GenerationHandle[];
     try {
-      handle = submit(p, ctl.signal);
+      handles = submit(p, ctl.signal);
     } catch (e) {
       done();
       throw e;
@@ -345,55 +363,63 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
         "timeout",
         "timeout_error",
       );
-    const summary = (r: GenerationResult) => {
-      note.tokens = `${r.promptTokens}+${r.completionTokens} tokens${
+    // Usage: the prompt once (choice 0 prefilled it), completion tokens over every choice.
+    const summary = (rs: readonly GenerationResult[]) => {
+      const r = rs[0];
+      const completion = rs.reduce((sum, x) => sum + x.completionTokens, 0);
+      note.tokens = `${r.promptTokens}+${completion} tokens${
         r.cachedTokens ? ` (${r.cachedTokens} cached)` : ""
-      }`;
-      return usage(r.promptTokens, r.completionTokens, r.cachedTokens);
+      }${rs.length > 1 ? ` (n=${rs.length})` : ""}`;
+      return usage(r.promptTokens, completion, r.cachedTokens);
     };
 
     if (!stream) {
-      let text = "";
-      const tokens: GeneratedToken[] = [];
-      let r: GenerationResult;
-      try {
-        for await (const c of handle) {
+      const read = async (h: GenerationHandle) => {
+        let text = "";
+        const tokens: GeneratedToken[] = [];
+        for await (const c of h) {
           text += c.text;
           tokens.push(...c.tokens);
         }
-        r = await handle.result;
+        return { text, tokens, result: await h.result };
+      };
+      let outs: Awaited<ReturnType<typeof read>>[];
+      try {
+        outs = await Promise.all(handles.map(read));
       } finally {
         done();
       }
-      const u = summary(r);
-      if (r.finishReason === "abort") {
+      const rs = outs.map((o) => o.result);
+      const u = summary(rs);
+      if (rs.some((r) => r.finishReason === "abort")) {
         if (timedOut) throw timeoutError();
         return new Response(null, { status: 499 }); // the client is gone
       }
-      const finish = apiFinishReason(r.finishReason);
       if (chat) {
-        return json(
-          chatCompletion(
-            head,
-            text,
-            finish,
-            u,
-            lp === undefined ? null : chatLogprobs(tokens, texts!),
-          ),
-        );
-      }
-      return json(
-        textCompletion(
+        return json(chatCompletion(
           head,
-          text,
-          finish,
+          outs.map((o) => ({
+            text: o.text,
+            finish: apiFinishReason(o.result.finishReason),
+            logprobs: lp === undefined ? null : chatLogprobs(o.tokens, texts!),
+          })),
           u,
-          lp === undefined ? null : completionLogprobs(tokens, texts!, 0, lp > 0),
-        ),
-      );
+        ));
+      }
+      return json(textCompletion(
+        head,
+        outs.map((o) => ({
+          text: o.text,
+          finish: apiFinishReason(o.result.finishReason),
+          logprobs: lp === undefined ? null : completionLogprobs(o.tokens, texts!, 0, lp > 0),
+        })),
+        u,
+      ));
     }
 
-    // Streaming: SSE `data: {...}` events, then `data: [DONE]`.
+    // Streaming: SSE `data: {...}` events, one choice per chunk (choices interleaved as
+    // their tokens come), each choice's last chunk with its finish_reason; with
+    // include_usage one usage chunk once every choice is done; then `data: [DONE]`.
     const enc = new TextEncoder();
     const withUsage = p.params.includeUsage;
     let open = true; // false once the client is gone
@@ -411,40 +437,40 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
         const send = (o: unknown) => write(`data: ${JSON.stringify(o)}\n\n`);
         try {
           if (chat) {
-            send(chatChunk(head, { role: "assistant", content: "" }, null, null, withUsage));
+            handles.forEach((_, i) =>
+              send(chatChunk(head, i, { role: "assistant", content: "" }, null, null, withUsage))
+            );
           }
-          let offset = 0;
-          for await (const c of handle) {
+          const offsets = handles.map(() => 0); // completion text before each choice's chunk
+          const results: GenerationResult[] = [];
+          for await (const e of interleaveChoices(handles)) {
+            const i = e.index;
+            if ("result" in e) {
+              results[i] = e.result;
+              if (e.result.finishReason === "abort") continue;
+              const finish = apiFinishReason(e.result.finishReason);
+              if (chat) send(chatChunk(head, i, {}, finish, null, withUsage));
+              else send(textChunk(head, i, "", finish, null, withUsage));
+              continue;
+            }
+            const c = e.chunk;
             if (chat) {
-              send(
-                chatChunk(
-                  head,
-                  { content: c.text },
-                  null,
-                  lp === undefined ? null : chatLogprobs(c.tokens, texts!),
-                  withUsage,
-                ),
-              );
+              const l = lp === undefined ? null : chatLogprobs(c.tokens, texts!);
+              send(chatChunk(head, i, { content: c.text }, null, l, withUsage));
             } else {
               const l = lp === undefined
                 ? null
-                : completionLogprobs(c.tokens, texts!, offset, lp > 0);
-              send(textCompletion(head, c.text, null, withUsage ? null : undefined, l));
+                : completionLogprobs(c.tokens, texts!, offsets[i], lp > 0);
+              send(textChunk(head, i, c.text, null, l, withUsage));
             }
-            offset += c.text.length;
+            offsets[i] += c.text.length;
           }
-          const r = await handle.result;
-          const u = summary(r);
-          if (r.finishReason === "abort") {
+          const u = summary(results);
+          if (results.some((r) => r.finishReason === "abort")) {
             if (timedOut) send(timeoutError().toJSON());
             else note.tokens += " (client disconnected)";
-          } else {
-            const finish = apiFinishReason(r.finishReason);
-            if (chat) send(chatChunk(head, {}, finish, null, withUsage));
-            else send(textCompletion(head, "", finish, withUsage ? null : undefined, null));
-            if (withUsage) {
-              send(usageChunk(head, chat ? "chat.completion.chunk" : "text_completion", u));
-            }
+          } else if (withUsage) {
+            send(usageChunk(head, chat ? "chat.completion.chunk" : "text_completion", u));
           }
           write("data: [DONE]\n\n");
         } catch (e) {
@@ -467,7 +493,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       },
       cancel() {
         open = false;
-        ctl.abort(); // the client disconnected: free the sequence at the next step
+        ctl.abort(); // the client disconnected: free every choice at the next step
       },
     });
     return new Response(body, {
@@ -598,77 +624,3 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
 
 /** Stats of a server's scheduler (see {@linkcode SchedulerStats}). */
 export type ServerStats = SchedulerStats;
-
-/** `POST /tokenize` (llama.cpp): `{content, add_special?, with_pieces?}` -> `{tokens}`. */
-function tokenize(
-  tok: Tokenizer,
-  body: unknown,
-): { tokens: (number | { id: number; piece: string })[] } {
-  const o = body as Record<string, unknown>;
-  if (typeof o !== "object" || o === null || Array.isArray(o)) {
-    throw new ApiError(400, "the request body must be a JSON object");
-  }
-  if (typeof o.content !== "string") {
-    throw new ApiError(
-      400,
-      `'content' must be a string, got ${JSON.stringify(o.content) ?? "nothing"}`,
-      "content",
-      "invalid_type",
-    );
-  }
-  for (const k of ["add_special", "with_pieces"]) {
-    if (o[k] !== undefined && typeof o[k] !== "boolean") {
-      throw new ApiError(
-        400,
-        `'${k}' must be a boolean, got ${JSON.stringify(o[k])}`,
-        k,
-        "invalid_type",
-      );
-    }
-  }
-  const ids = tok.encode(o.content, { bos: o.add_special === true && tok.addBos, special: true });
-  if (o.with_pieces !== true) return { tokens: ids };
-  const dec = new TextDecoder();
-  return { tokens: ids.map((id) => ({ id, piece: dec.decode(tok.tokenBytes(id)) })) };
-}
-
-/** `POST /detokenize` (llama.cpp): `{tokens}` -> `{content}`. */
-function detokenize(tok: Tokenizer, body: unknown): { content: string } {
-  const o = body as Record<string, unknown>;
-  const t = (typeof o === "object" && o !== null) ? o.tokens : undefined;
-  if (!Array.isArray(t)) {
-    throw new ApiError(
-      400,
-      `'tokens' must be an array of token ids, got ${JSON.stringify(t) ?? "nothing"}`,
-      "tokens",
-      "invalid_type",
-    );
-  }
-  t.forEach((id, i) => {
-    if (!Number.isInteger(id) || id < 0 || id >= tok.vocabSize) {
-      throw new ApiError(
-        400,
-        `'tokens[${i}]' = ${JSON.stringify(id)} is not a token id in [0, ${tok.vocabSize})`,
-        `tokens[${i}]`,
-        "invalid_value",
-      );
-    }
-  });
-  return { content: tok.decode(t) };
-}
-
-/** Stands in for a missing tokenizer: the scheduler decodes nothing for token-id clients. */
-const NO_TOKENIZER: Tokenizer = {
-  vocabSize: 0,
-  bosId: null,
-  eosIds: [],
-  addBos: false,
-  stripLeadingSpace: false,
-  encode: () => [],
-  decode: () => "",
-  tokenBytes: () => new Uint8Array(0),
-  tokenPiece: () => "",
-  toFile: () => {
-    throw new GollmError("no tokenizer");
-  },
-};

@@ -7,8 +7,9 @@
  *
  * Every bad field is an {@linkcode ApiError} (HTTP 400) naming the field, what it must be
  * and what it was. Unknown fields are ignored (as vLLM does); known fields gollm cannot
- * honour (`n` > 1, `tools`, a `json_schema` `response_format`, `echo`, `suffix`, `best_of` >
- * 1) are refused rather than silently dropped.
+ * honour (`tools`, a `json_schema` `response_format`, `echo`, `suffix`, `best_of` > 1) are
+ * refused rather than silently dropped. `n` (choices per request) is taken in [1, 128] as
+ * OpenAI documents it; the server refuses more than its sequence slots (`--parallel`).
  *
  * @module
  */
@@ -58,6 +59,11 @@ export interface ApiChatMessage {
 export interface CommonParams {
   /** The `model` field. */
   model: string;
+  /**
+   * `n`: choices to generate, in [1, 128] (default 1); each samples on its own
+   * (server/choices.ts). The server caps it at its sequence slots.
+   */
+  n: number;
   /** `max_completion_tokens` ?? `max_tokens` (undefined: up to the context). */
   maxTokens?: number;
   /** `temperature` in [0, 2]. */
@@ -204,8 +210,7 @@ function common(o: Json, chat: boolean): CommonParams {
     throw new ApiError(400, "'model' is required", "model", "missing_required_parameter");
   }
   if (typeof model !== "string") bad("model", "a string", model, "invalid_type");
-  const n = num(o, "n", 1, 128, { int: true });
-  if (n !== undefined && n > 1) unsupported("n", `n = ${n} (more than one choice)`);
+  const n = num(o, "n", 1, 128, { int: true }) ?? 1;
   const bestOf = num(o, "best_of", 1, 128, { int: true });
   if (bestOf !== undefined && bestOf > 1) unsupported("best_of", `best_of = ${bestOf}`);
   const logitBias = biasMap(o.logit_bias);
@@ -272,6 +277,7 @@ function common(o: Json, chat: boolean): CommonParams {
   }
   return {
     model,
+    n,
     maxTokens: maxCompletion ?? maxTokens,
     temperature: num(o, "temperature", 0, 2),
     topP: num(o, "top_p", 0, 1, { minExclusive: true }),
@@ -376,7 +382,8 @@ export function parseChatRequest(body: unknown): ChatRequest {
  * import { parseCompletionRequest } from "./openai.ts";
  * assert.deepEqual(parseCompletionRequest({ model: "m", prompt: [[1, 2, 3]] }).prompt, [1, 2, 3]);
  * assert.equal(parseCompletionRequest({ model: "m", prompt: ["Hi"], logprobs: 3 }).logprobs, 3);
- * assert.throws(() => parseCompletionRequest({ model: "m", prompt: "x", n: 2 }), /'n': n = 2/);
+ * assert.equal(parseCompletionRequest({ model: "m", prompt: "x", n: 2 }).n, 2);
+ * assert.throws(() => parseCompletionRequest({ model: "m", prompt: "x", n: 0 }), /'n' must be/);
  * ```
  */
 export function parseCompletionRequest(body: unknown): CompletionRequest {

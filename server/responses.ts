@@ -174,50 +174,68 @@ export interface ResponseHead {
   model: string;
 }
 
+/** One finished choice of a whole response (`n` > 1 gives several, server/choices.ts). */
+export interface ChoiceOutput<L> {
+  /** The choice's text. */
+  text: string;
+  /** Its finish reason. */
+  finish: ApiFinishReason;
+  /** Its logprobs (chat: `logprobs.content` entries), or null when not asked. */
+  logprobs: L | null;
+}
+
 /**
  * A whole `chat.completion` object.
  *
  * @param head Id, creation time, model.
- * @param text The assistant's reply.
- * @param finish Finish reason.
- * @param u Usage.
- * @param logprobs `logprobs.content` entries, or null when not asked.
+ * @param choices The assistant's replies; choice i gets `index` i.
+ * @param u Usage (prompt tokens once, completion tokens summed over the choices).
  * @returns The response object.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chatCompletion, usage } from "./responses.ts";
+ * const head = { id: "chatcmpl-1", created: 0, model: "m" };
+ * const choice = { text: "Hi", finish: "stop" as const, logprobs: null };
+ * const r = chatCompletion(head, [choice, choice], usage(3, 2, 0));
+ * assert.deepEqual((r.choices as { index: number }[]).map((c) => c.index), [0, 1]);
+ * ```
  */
 export function chatCompletion(
   head: ResponseHead,
-  text: string,
-  finish: ApiFinishReason,
+  choices: readonly ChoiceOutput<ChatLogprob[]>[],
   u: Usage,
-  logprobs: ChatLogprob[] | null,
 ): Record<string, unknown> {
   return {
     ...head,
     object: "chat.completion",
-    choices: [{
-      index: 0,
-      message: { role: "assistant", content: text },
-      logprobs: logprobs && { content: logprobs },
-      finish_reason: finish,
-    }],
+    choices: choices.map((c, index) => ({
+      index,
+      message: { role: "assistant", content: c.text },
+      logprobs: c.logprobs && { content: c.logprobs },
+      finish_reason: c.finish,
+    })),
     usage: u,
   };
 }
 
 /**
- * One `chat.completion.chunk` (streaming). The first chunk carries `role`, the last one
- * `finish_reason`; with `include_usage`, every chunk has `usage: null` and a final chunk
- * with empty `choices` carries the usage.
+ * One `chat.completion.chunk` (streaming) of one choice. A choice's first chunk carries
+ * `role`, its last one `finish_reason`; with `include_usage`, every chunk has `usage: null`
+ * and a final chunk with empty `choices` carries the usage.
  *
  * @param head Id, creation time, model.
+ * @param index The choice (0 .. n-1).
  * @param delta The delta (`{role}`, `{content}` or `{}`).
- * @param finish Finish reason of the last chunk, else null.
+ * @param finish Finish reason of the choice's last chunk, else null.
  * @param logprobs Entries of the tokens in this chunk, or null.
  * @param withUsage Whether `include_usage` was asked (adds `usage: null`).
  * @returns The chunk object.
  */
 export function chatChunk(
   head: ResponseHead,
+  index: number,
   delta: Record<string, string>,
   finish: ApiFinishReason | null,
   logprobs: ChatLogprob[] | null,
@@ -227,7 +245,7 @@ export function chatChunk(
     ...head,
     object: "chat.completion.chunk",
     choices: [{
-      index: 0,
+      index,
       delta,
       logprobs: logprobs && { content: logprobs },
       finish_reason: finish,
@@ -237,27 +255,55 @@ export function chatChunk(
 }
 
 /**
- * A whole `text_completion` object, or one streamed chunk of it (same shape).
+ * A whole `text_completion` object.
  *
  * @param head Id, creation time, model.
- * @param text The completion text (or this chunk's).
- * @param finish Finish reason, or null (a chunk before the last).
- * @param u Usage, or null (streamed chunks; `undefined` leaves the field out).
- * @param logprobs The logprobs object, or null.
+ * @param choices The completions; choice i gets `index` i.
+ * @param u Usage (prompt tokens once, completion tokens summed over the choices).
  * @returns The response object.
  */
 export function textCompletion(
   head: ResponseHead,
-  text: string,
-  finish: ApiFinishReason | null,
-  u: Usage | null | undefined,
-  logprobs: CompletionLogprobs | null,
+  choices: readonly ChoiceOutput<CompletionLogprobs>[],
+  u: Usage,
 ): Record<string, unknown> {
   return {
     ...head,
     object: "text_completion",
-    choices: [{ index: 0, text, logprobs, finish_reason: finish }],
-    ...(u !== undefined ? { usage: u } : {}),
+    choices: choices.map((c, index) => ({
+      index,
+      text: c.text,
+      logprobs: c.logprobs,
+      finish_reason: c.finish,
+    })),
+    usage: u,
+  };
+}
+
+/**
+ * One streamed `text_completion` chunk of one choice (the whole object's shape).
+ *
+ * @param head Id, creation time, model.
+ * @param index The choice (0 .. n-1).
+ * @param text This chunk's text.
+ * @param finish Finish reason of the choice's last chunk, else null.
+ * @param logprobs The logprobs object of this chunk's tokens, or null.
+ * @param withUsage Whether `include_usage` was asked (adds `usage: null`).
+ * @returns The chunk object.
+ */
+export function textChunk(
+  head: ResponseHead,
+  index: number,
+  text: string,
+  finish: ApiFinishReason | null,
+  logprobs: CompletionLogprobs | null,
+  withUsage: boolean,
+): Record<string, unknown> {
+  return {
+    ...head,
+    object: "text_completion",
+    choices: [{ index, text, logprobs, finish_reason: finish }],
+    ...(withUsage ? { usage: null } : {}),
   };
 }
 

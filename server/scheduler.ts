@@ -28,6 +28,12 @@
  * so its text is the same as if it had never been preempted. Admission needs the prompt's
  * blocks only (not max_tokens' worth), so the pool is shared by what sequences actually use.
  *
+ * Several choices per request (`n` > 1, {@linkcode Scheduler.submitGroup}, server/choices.ts;
+ * vLLM's parallel sampling): the group is admitted when n slots are free; choice 0 prefills
+ * the prompt and holds the other slots; at its first sample the others fork from its
+ * blocks (the full prompt blocks are shared by reference count, the tail recomputed) and
+ * run on as sequences of their own.
+ *
  * Speculative decoding (`speculative` option, server/speculative.ts): after the decode rows, a
  * decoding sequence may add drafted tokens as verify rows (its rows are consecutive
  * positions, every one an out row), and `Sequence.verify` keeps what runtime/speculative.ts
@@ -55,35 +61,21 @@
 import type { ModelConfig } from "../core/config.ts";
 import { GollmError } from "../core/errors.ts";
 import type { BatchForward } from "../core/forward.ts";
+import type { Draft } from "../runtime/speculative.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { setImmediate } from "node:timers";
-import { BlockManager, NULL_BLOCK, type PrefixCacheStats } from "./block_manager.ts";
+import { BlockManager, NULL_BLOCK } from "./block_manager.ts";
 import { type GenerationHandle, type GenerationRequest, Sequence } from "./sequence.ts";
 import { checkProposal, type Proposer } from "./speculative.ts";
-import type { Draft } from "../runtime/speculative.ts";
+import { Yielder } from "./yielder.ts";
+import {
+  QueueFullError,
+  type SchedulerOptions,
+  type SchedulerStats,
+  type SpeculativeOptions,
+} from "./scheduler_options.ts";
 
-/** Options of {@linkcode Scheduler}. */
-export interface SchedulerOptions {
-  /**
-   * Tokens one sequence holds at most, prompt and generated (default and maximum: what a
-   * block table holds, `maxBlocksPerSeq · blockSize`, capped at `context_length`).
-   */
-  ctxSize?: number;
-  /** Requests waiting for a slot at most; more are refused (default 256). */
-  maxQueue?: number;
-  /** Share full prompt blocks by hash (default true). */
-  prefixCaching?: boolean;
-  /** Draft tokens for decoding sequences and verify them in the same step (default: none). */
-  speculative?: SpeculativeOptions;
-}
-
-/** Speculative decoding of greedy and sampled sequences (server/speculative.ts). */
-export interface SpeculativeOptions {
-  /** One proposer for every sequence, or one per sequence slot (a draft model's cache). */
-  proposers: Proposer | readonly Proposer[];
-  /** Most tokens drafted per sequence and step (the verify rows are this + 1). */
-  maxDraft: number;
-}
+export { QueueFullError } from "./scheduler_options.ts";
+export type { SchedulerOptions, SchedulerStats, SpeculativeOptions } from "./scheduler_options.ts";
 
 /** One scheduled sequence of a step. */
 interface Planned {
@@ -91,93 +83,6 @@ interface Planned {
   n: number; // rows: tokens[computed .. computed + n), or the last token + draft
   draft: Draft | null; // drafted tokens verified in this step
   out: number; // index of its first out row, -1 for none
-}
-
-/** Counters of a running scheduler. */
-export interface SchedulerStats {
-  /** Sequences running (holding a slot). */
-  running: number;
-  /** Requests waiting for a slot or for blocks. */
-  waiting: number;
-  /** Blocks that can be allocated now (free or evictable cached). */
-  freeBlocks: number;
-  /** Blocks the pool can ever allocate (the null block excluded). */
-  usableBlocks: number;
-  /** Steps run. */
-  steps: number;
-  /** Token rows run over all steps. */
-  rows: number;
-  /** Tokens sampled over all sequences. */
-  sampledTokens: number;
-  /** Preemptions (sequences sent back to the queue). */
-  preemptions: number;
-  /** Tokens drafted for verification (speculative decoding). */
-  draftedTokens: number;
-  /** Of them, tokens the model agreed with (acceptance rate = accepted / drafted). */
-  acceptedTokens: number;
-  /** Times a sampled sequence's draft did not fit the rows left in a step, so it waited. */
-  draftWaits: number;
-  /** Prefix-cache counters. */
-  prefixCache: PrefixCacheStats;
-}
-
-/** A request refused because the queue is full: HTTP 503 with `Retry-After`. */
-export class QueueFullError extends GollmError {
-  /**
-   * Creates the error.
-   * @param maxQueue The queue length limit.
-   */
-  constructor(readonly maxQueue: number) {
-    super(`the server is busy: ${maxQueue} requests are waiting already (maxQueue); retry later`);
-    this.name = "QueueFullError";
-  }
-}
-
-/**
- * Longest time between two full turns of the event loop (timers and I/O: HTTP requests
- * and the writes of streamed chunks), in milliseconds, while full turns are cheap.
- */
-const IO_TURN_MS = 5;
-
-/**
- * Most of the time full turns may take: the next one waits until the steps since the last
- * one have run {@linkcode TURN_SHARE}⁻¹ times as long as that turn took.
- */
-const TURN_SHARE = 0.1;
-
-/**
- * Longest time between two full turns whatever the last one cost (a turn that handled many
- * requests is long, and must not hold the next requests and chunks back for 10x as long).
- */
-const MAX_TURN_GAP_MS = 30;
-
-/**
- * Yields between steps. A full turn of the event loop (`setTimeout(0)`) lets HTTP in but
- * costs ~2-3 ms on Deno (measured on this project's machine), as much as half a decode
- * step of a small model; `setImmediate` costs ~0.01 ms but lets no I/O through. So:
- * `setImmediate`, and a full turn once {@linkcode IO_TURN_MS} ms have passed and the steps
- * since the last turn took at least 1/{@linkcode TURN_SHARE} times what that turn cost, at
- * most {@linkcode MAX_TURN_GAP_MS} ms (measured with 2 ms steps: a request is answered in
- * 6-30 ms this way, 0-17 ms with `setTimeout` alone, 700 ms with `setImmediate` alone). With 2.5 ms turns and 5.4 ms
- * decode steps the turn then comes every ~5 steps, not after every step (1 stream of
- * g110M Q8_0: ~120 → ~160 tok/s), and streamed tokens leave in bursts ~25 ms apart.
- */
-class Yielder {
-  #last = performance.now(); // end of the last full turn
-  #cost = 0; // what the last full turn took, ms
-
-  yield(): Promise<void> {
-    const now = performance.now();
-    const due = Math.min(MAX_TURN_GAP_MS, Math.max(IO_TURN_MS, this.#cost / TURN_SHARE));
-    if (now - this.#last < due) return new Promise((r) => setImmediate(r));
-    return new Promise((r) =>
-      setTimeout(() => {
-        this.#last = performance.now();
-        this.#cost = this.#last - now;
-        r();
-      }, 0)
-    );
-  }
 }
 
 /**
@@ -232,6 +137,7 @@ export class Scheduler {
     draftedTokens: 0,
     acceptedTokens: 0,
     draftWaits: 0,
+    forkedChoices: 0,
   };
   readonly #spec: SpeculativeOptions | null;
   // Step rows, reused: (maxRows) each.
@@ -338,7 +244,50 @@ export class Scheduler {
    *   {@linkcode Scheduler.close}.
    */
   submit(request: GenerationRequest): GenerationHandle {
+    return this.submitGroup([request])[0];
+  }
+
+  /**
+   * Queues the choices of one request (`n` > 1; server/choices.ts): requests with the same
+   * prompt, each with its own sampling (seed), limits and constraint. The prompt is
+   * prefilled once, by choice 0; the others then share its full blocks
+   * ({@linkcode BlockManager.fork}) and run as sequences of their own. They are admitted
+   * together (n free sequence slots) and count as one waiting request.
+   *
+   * @param requests The choices, 1 to `maxSeqs` of them, with equal prompts.
+   * @returns One handle per choice, in order.
+   * @throws {QueueFullError} when `maxQueue` requests are waiting.
+   * @throws {GollmError} as {@linkcode Scheduler.submit} for any choice; for no choices,
+   *   more than `maxSeqs`, or prompts that differ.
+   */
+  submitGroup(requests: readonly GenerationRequest[]): GenerationHandle[] {
     if (this.#closed) throw new GollmError("the scheduler is shut down");
+    const n = requests.length;
+    if (n < 1 || n > this.maxSeqs) {
+      throw new GollmError(
+        `a request's choices must number 1 to ${this.maxSeqs} (the sequence slots, since ` +
+          `they run at once), got ${n}`,
+      );
+    }
+    const prompt = requests[0].prompt;
+    for (const r of requests) this.#check(r);
+    requests.forEach((r, i) => {
+      if (r.prompt.length !== prompt.length || r.prompt.some((t, k) => t !== prompt[k])) {
+        throw new GollmError(`the prompt of choice ${i} differs from choice 0's`);
+      }
+    });
+    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+    const seqs = requests.map((r) =>
+      new Sequence(this.#nextId++, r, this.#tokenizer, this.#eosIds)
+    );
+    seqs[0].children.push(...seqs.slice(1));
+    this.#waiting.push(seqs[0]);
+    this.#kick();
+    return seqs.map((x) => x.handle);
+  }
+
+  /** The checks of one request (see {@linkcode Scheduler.submit}). */
+  #check(request: GenerationRequest): void {
     const { prompt, maxTokens } = request;
     const V = this.config.vocab_size;
     if (prompt.length === 0) throw new GollmError("prompt: no tokens");
@@ -357,11 +306,6 @@ export class Scheduler {
           `context of ${this.ctxSize} tokens`,
       );
     }
-    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
-    const seq = new Sequence(this.#nextId++, request, this.#tokenizer, this.#eosIds);
-    this.#waiting.push(seq);
-    this.#kick();
-    return seq.handle;
   }
 
   /** Resolves when no request is waiting or running. */
@@ -412,11 +356,12 @@ export class Scheduler {
     this.#batch.setSequence(s.slot, table, ring, this.config.context_length);
   }
 
-  /** Releases a running sequence's slot and blocks. */
+  /** Releases a running sequence's slot (and those held for its choices) and blocks. */
   #release(s: Sequence): void {
     const i = this.#running.indexOf(s);
     if (i >= 0) this.#running.splice(i, 1);
     if (s.slot >= 0) this.#freeSlots.push(s.slot);
+    this.#freeSlots.push(...s.reservedSlots.splice(0));
     s.slot = -1;
     this.blocks.free(s.id);
   }
@@ -495,12 +440,14 @@ export class Scheduler {
       budget > 0 && this.#waiting.length > 0 && this.#freeSlots.length > 0 && !this.#closed
     ) {
       const s = this.#waiting[0];
+      if (this.#freeSlots.length < 1 + s.children.length) break; // a request's n choices
       const got = this.blocks.allocatePrompt(s.id, s.tokens);
       if (!got) break;
       this.#waiting.shift();
       if (s.cachedTokens < 0) s.cachedTokens = got.cachedTokens;
       s.computed = got.cachedTokens;
       s.slot = this.#freeSlots.pop()!;
+      for (const _ of s.children) s.reservedSlots.push(this.#freeSlots.pop()!);
       this.#running.push(s);
       this.#install(s);
       const n = Math.min(s.tokens.length - s.computed, budget);
@@ -578,12 +525,37 @@ export class Scheduler {
         continue;
       }
       this.blocks.commit(s.id, s.tokens, s.computed);
+      if (s.children.length > 0) this.#fork(s); // its prompt is computed: n > 1
       if (!done && s.tokens.length >= this.ctxSize) {
         s.finishLength();
         done = true;
       }
       if (done) this.#release(s);
     }
+  }
+
+  /**
+   * Starts the other choices of a request whose prompt choice 0 just computed
+   * (server/choices.ts): each maps the parent's full prompt blocks, takes a held slot and
+   * runs from the prompt's tail. One the pool cannot take now queues as a plain request.
+   */
+  #fork(parent: Sequence): void {
+    const queued: Sequence[] = [];
+    for (const c of parent.children.splice(0)) {
+      const got = this.blocks.fork(c.id, parent.id, c.tokens.length);
+      const slot = parent.reservedSlots.pop()!;
+      if (!got) {
+        this.#freeSlots.push(slot);
+        queued.push(c);
+        continue;
+      }
+      this.#stats.forkedChoices++;
+      c.cachedTokens = c.computed = got.cachedTokens;
+      c.slot = slot;
+      this.#running.push(c);
+      this.#install(c);
+    }
+    this.#waiting.unshift(...queued);
   }
 
   /**

@@ -194,6 +194,14 @@ export class Sequence {
   servedStep = 0;
   /** Set once finished. */
   finishReason: FinishReason | null = null;
+  /**
+   * The other choices of its request (`n` > 1, server/choices.ts) while they wait for this
+   * one's prompt: forked from its blocks once the prompt is computed, then emptied. They
+   * are cancelled or failed with it before that.
+   */
+  readonly children: Sequence[] = [];
+  /** Sequence slots the scheduler holds for {@linkcode Sequence.children} while it runs. */
+  readonly reservedSlots: number[] = [];
   readonly #sampler: Sampler;
   readonly #decoder: StreamDecoder;
   readonly #channel = new Channel();
@@ -440,17 +448,20 @@ export class Sequence {
     this.#finish("length");
   }
 
-  /** Finishes a cancelled sequence: nothing more is streamed. */
+  /** Finishes a cancelled sequence (and its unforked choices): nothing more is streamed. */
   abort(): void {
     this.#finish("abort");
+    for (const c of this.children.splice(0)) c.abort();
   }
 
   /**
-   * Fails the sequence: the iteration and `result` reject with `error`.
+   * Fails the sequence (and its unforked choices): the iteration and `result` reject with
+   * `error`.
    *
    * @param error Why (a step that threw).
    */
   fail(error: unknown): void {
+    for (const c of this.children.splice(0)) c.fail(error);
     if (this.finishReason !== null) return;
     this.finishReason = "abort";
     this.#channel.end(error);

@@ -494,7 +494,7 @@ Deno.test("malformed requests get the right 4xx with OpenAI's error shape; the s
       /\[0, 20\]/,
     );
     await expect(await chat({ stop: [""] }), 400, "stop[0]", /non-empty/);
-    await expect(await chat({ n: 2 }), 400, "n", /n = 2/);
+    await expect(await chat({ n: 3 }), 400, "n", /'n' must be at most 2 .*got 3/);
     await expect(await chat({ logit_bias: [1] }), 400, "logit_bias", /an object, got \[1\]/);
     await expect(await chat({ logit_bias: { abc: 1 } }), 400, "logit_bias", /token ids/);
     await expect(
@@ -551,7 +551,7 @@ Deno.test("malformed requests get the right 4xx with OpenAI's error shape; the s
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "sekrit", maxRetries: 0 });
     await assert.rejects(
       client.chat.completions.create(
-        { ...ok, n: 2 } as OpenAI.ChatCompletionCreateParamsNonStreaming,
+        { ...ok, n: 3 } as OpenAI.ChatCompletionCreateParamsNonStreaming,
       ),
       (e: unknown) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === "n",
     );
