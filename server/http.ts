@@ -201,7 +201,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
   const texts = model.tokenizer ? new TokenTexts(model.tokenizer) : null;
   const g = model.generation;
   const C = scheduler.ctxSize;
-  // JSON mode's token bytes and masks by state, shared by the requests (runtime/json_constraint.ts).
+  // JSON mode's (and schemas') token bytes and masks by state, shared by the requests.
   const tokenBytes: Uint8Array[] = [], jsonMasks = new Map<string, Uint8Array>();
   let draining = false;
 
@@ -281,8 +281,8 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       logitBias: q.logitBias,
     };
     try {
-      const constraint = q.jsonObject
-        ? new JsonConstraint(needTokenizer(), tokenBytes, jsonMasks)
+      const constraint = q.jsonObject || q.jsonSchema
+        ? new JsonConstraint(needTokenizer(), tokenBytes, jsonMasks, q.jsonSchema?.recognizer())
         : undefined;
       return scheduler.submit({
         prompt: p.prompt,
