@@ -5,6 +5,9 @@
  * a run of at most one newline and 20 spaces or tabs, llama.cpp's json.gbnf `ws`), so that
  * {@linkcode JsonConstraint} can mask the tokens that cannot continue it.
  *
+ * Strings must be valid UTF-8 (a token that splits a character is taken when the rest can
+ * follow), so that lengths count code points as a decoder sees them.
+ *
  * The state is a set of threads (a choice such as `anyOf` or an optional property keeps one
  * per branch still alive); a thread is a stack of frames, innermost first: a value to
  * start, an object or array and how far it got, a `:` to read, a string, number or literal
@@ -27,7 +30,10 @@ const enum F {
   Array,
   /** A key was read: `:` next. */
   Colon,
-  /** Inside a string: `a` = code points (capped), `b` = 0, -1 after `\`, or hex digits left. */
+  /**
+   * Inside a string: `a` = code points (capped), `b` = 0, -1 after `\`, or hex digits left;
+   * `c` = the first hex digit, or (b = 0) the UTF-8 character's state (`utf8Lead`).
+   */
   String,
   /** Inside a number: `a` = an {@linkcode N}. */
   Number,
@@ -225,7 +231,7 @@ function step(t: Thread, b: number, out: Thread[]): void {
       if (WS.has(b)) return space(t, b, out);
       return array(f, b, out);
     case F.String:
-      return string(t, f, b, out);
+      return string(f, b, out);
     case F.Number:
       return number(t, f, b, out);
     case F.Literal: {
@@ -328,21 +334,28 @@ function array(f: Frame, b: number, out: Thread[]): void {
   start(n.items, new Frame(F.Array, n, next, P.Comma, 0, f.next), b, out);
 }
 
-function string(t: Thread, f: Frame, b: number, out: Thread[]): void {
+function string(f: Frame, b: number, out: Thread[]): void {
   const n = f.node as Extract<SchemaNode, { kind: "string" }>;
   const limited = n.min > 0 || n.max !== Infinity;
-  /** One more code point, if the string may hold it. */
-  const char = () => {
+  /** One more code point, if the string may hold it (`c`: its UTF-8 state). */
+  const char = (c = 0) => {
     if (f.a >= n.max) return;
     const a = limited ? Math.min(f.a + 1, n.max === Infinity ? n.min : n.max) : 0;
-    push(out, new Frame(F.String, n, a, 0, 0, f.next));
+    push(out, new Frame(F.String, n, a, 0, c, f.next));
   };
-  if (f.b === 0) {
+  if (f.b === 0 && f.c > 0) {
+    // Inside a UTF-8 character: `c` = continuation bytes left + 4 × the next byte's range.
+    const [lo, hi] = UTF8_RANGES[f.c >> 2];
+    if (b < lo || b > hi) return;
+    push(out, new Frame(F.String, n, f.a, 0, (f.c & 3) - 1, f.next)); // then any 80-BF
+  } else if (f.b === 0) {
     if (b === 0x22) {
       if (f.a >= n.min) push(out, f.next);
-    } else if (b === 0x5c) push(out, new Frame(F.String, n, f.a, -1, 0, f.next));
-    else if (b >= 0x80 && b < 0xc0) out.push(t); // a UTF-8 continuation byte: same character
-    else if (b >= 0x20) char(); // control characters must be escaped
+    } else if (b === 0x5c) {
+      // An escape is one code point (the surrogates are refused below): room for it first.
+      if (f.a < n.max) push(out, new Frame(F.String, n, f.a, -1, 0, f.next));
+    } else if (b >= 0x20 && b < 0x80) char(0); // control characters must be escaped
+    else if (b >= 0xc2 && b <= 0xf4) char(utf8Lead(b)); // else not a UTF-8 lead byte
   } else if (f.b === -1) {
     if (b === 0x75) push(out, new Frame(F.String, n, f.a, 4, 0, f.next));
     else if (ESCAPES.has(b)) char();
@@ -354,6 +367,19 @@ function string(t: Thread, f: Frame, b: number, out: Thread[]): void {
     if (f.b === 1) char();
     else push(out, new Frame(F.String, n, f.a, f.b - 1, f.c * 16 + h, f.next));
   }
+}
+
+/**
+ * The continuation bytes a UTF-8 character may take (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), by range code: `[lo, hi]`.
+ */
+const UTF8_RANGES = [[0x80, 0xbf], [0xa0, 0xbf], [0x80, 0x9f], [0x90, 0xbf], [0x80, 0x8f]];
+
+/** A lead byte's UTF-8 state: continuation bytes left + 4 × the first one's range code. */
+function utf8Lead(b: number): number {
+  if (b < 0xe0) return 1;
+  if (b < 0xf0) return 2 + 4 * (b === 0xe0 ? 1 : b === 0xed ? 2 : 0);
+  return 3 + 4 * (b === 0xf0 ? 3 : b === 0xf4 ? 4 : 0);
 }
 
 function number(t: Thread, f: Frame, b: number, out: Thread[]): void {
