@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { FormatError } from "../core/errors.ts";
 import { readJson } from "../core/files.ts";
 import { compileJsonSchema } from "../runtime/json_schema.ts";
 import type { GenerateStats } from "../runtime/model.ts";
@@ -92,9 +91,6 @@ With --draft or --ngram the stats add the drafts accepted and the tokens per tar
 /** The JSON Schema in `file`, checked against the subset (runtime/json_schema.ts). */
 async function readSchema(file: string): Promise<Record<string, unknown> | boolean> {
   const schema = await readJson(file);
-  if (typeof schema !== "boolean" && (typeof schema !== "object" || schema === null)) {
-    throw new FormatError(file, `a JSON Schema must be an object, got ${JSON.stringify(schema)}`);
-  }
   compileJsonSchema(schema, `${file}: schema`); // throws JsonSchemaError naming the path
   return schema as Record<string, unknown> | boolean;
 }
