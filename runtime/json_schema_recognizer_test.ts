@@ -110,3 +110,45 @@ Deno.test("Model.generate({ jsonSchema }) writes JSON valid for the schema (ajv)
   );
   assert.throws(() => model.generate("x", { jsonSchema: {}, jsonMode: true }), /jsonMode/);
 });
+
+Deno.test("JsonConstraint with a schema allows EOS only where a top-level number may end", async () => {
+  const tok = (await loadCheckpointTokenizer("models/default"))!;
+  const eos = tok.eosIds[0];
+  const digit = tok.encode("7", { bos: false })[0];
+  const logits = () => new Float32Array(tok.vocabSize);
+  const c = new JsonConstraint(
+    tok,
+    [],
+    new Map(),
+    compileJsonSchema({ type: "integer" }).recognizer(),
+  );
+  const first = logits();
+  c.mask(first);
+  assert.equal(first[eos], -Infinity); // nothing written yet: no EOS
+  assert.equal(first[digit], 0);
+  c.advance(digit);
+  const next = logits();
+  c.mask(next);
+  assert.equal(next[eos], 0); // "7" is a whole integer: EOS may end it
+  assert.equal(next[digit], 0); // or it goes on
+  assert.equal(c.complete, false);
+  c.advance(eos);
+  assert.equal(c.complete, true);
+  // Negative control: inside an object a number cannot end the reply.
+  const o = new JsonConstraint(
+    tok,
+    [],
+    new Map(),
+    compileJsonSchema({ type: "object", properties: { a: { type: "integer" } } }).recognizer(),
+  );
+  for (const id of tok.encode('{"a":7', { bos: false })) o.advance(id);
+  const inObject = logits();
+  o.mask(inObject);
+  assert.equal(inObject[eos], -Infinity);
+  assert.throws(() => o.advance(eos), RangeError);
+  // JSON mode never ends on EOS (its top level is an object).
+  const j = new JsonConstraint(tok);
+  const jl = logits();
+  j.mask(jl);
+  assert.equal(jl[eos], -Infinity);
+});
