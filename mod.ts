@@ -172,7 +172,10 @@ export type {
 export { resolveSamplerOptions, Sampler } from "./runtime/sampler.ts";
 export type { ResolvedSamplerOptions, SamplerOptions } from "./runtime/sampler.ts";
 export { JSON_MAX_DEPTH, JsonConstraint, JsonRecognizer } from "./runtime/json_constraint.ts";
-export type { TokenConstraint } from "./runtime/json_constraint.ts";
+export type { ByteRecognizer, TokenConstraint } from "./runtime/json_constraint.ts";
+export { compileJsonSchema, JsonSchemaError } from "./runtime/json_schema.ts";
+export type { CompiledJsonSchema, SchemaNode, SchemaProperty } from "./runtime/json_schema.ts";
+export { JsonSchemaRecognizer } from "./runtime/json_schema_recognizer.ts";
 export { renderChat } from "./tokenizers/chat_template.ts";
 export type { ChatMessage, RenderChatOptions } from "./tokenizers/chat_template.ts";
 

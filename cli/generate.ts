@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { readJson } from "../core/files.ts";
+import { compileJsonSchema } from "../runtime/json_schema.ts";
 import type { GenerateStats } from "../runtime/model.ts";
 import { type Command, parse, UsageError } from "./args.ts";
 import {
@@ -61,6 +63,14 @@ string (which is not printed). A prompt longer than the context length is refuse
         "it stops when the object closes (as the server's response_format json_object; not " +
         "with --draft or --ngram)",
     },
+    "json-schema": {
+      type: "string",
+      meta: "FILE",
+      description: "structured output: only tokens that keep the reply a JSON text valid for " +
+        "the JSON Schema in FILE are sampled, and it stops when the value is complete (as the " +
+        "server's response_format json_schema: properties in the schema's order; not with " +
+        "--json-mode, --draft or --ngram)",
+    },
     json: {
       type: "bool",
       description: "print one JSON object at the end instead of streaming: {text, tokens, " +
@@ -77,6 +87,13 @@ them during the first prompt, so a short one can read low (gollm bench: steady s
 With --draft or --ngram the stats add the drafts accepted and the tokens per target step
 (decode tok/s then counts every generated token).`,
 } as const;
+
+/** The JSON Schema in `file`, checked against the subset (runtime/json_schema.ts). */
+async function readSchema(file: string): Promise<Record<string, unknown> | boolean> {
+  const schema = await readJson(file);
+  compileJsonSchema(schema, `${file}: schema`); // throws JsonSchemaError naming the path
+  return schema as Record<string, unknown> | boolean;
+}
 
 const tokPerSec = (n: number, ms: number) => (ms > 0 ? (n * 1000) / ms : 0);
 const round2 = (x: number) => Math.round(x * 100) / 100;
@@ -130,6 +147,15 @@ export const generate: Command = {
     if (v["json-mode"] && (v.draft !== undefined || v.ngram)) {
       throw new UsageError("--json-mode does not run with --draft or --ngram", p.usage);
     }
+    const schemaFile = v["json-schema"];
+    if (schemaFile !== undefined && (v["json-mode"] || v.draft !== undefined || v.ngram)) {
+      throw new UsageError(
+        "--json-schema does not run with --json-mode, --draft or --ngram",
+        p.usage,
+      );
+    }
+    // Read and checked before the model loads: a bad file fails at once, naming it.
+    const jsonSchema = schemaFile === undefined ? undefined : await readSchema(schemaFile);
     const json = v.json;
     const { model } = await loadModelFlags(v, p.usage);
     const speculative = await speculativeFlags(v, model, p.usage);
@@ -141,6 +167,7 @@ export const generate: Command = {
         maxTokens: v["max-tokens"],
         stop: v.stop,
         jsonMode: v["json-mode"],
+        jsonSchema,
         special: !v["no-special"],
         onNotice: note,
         ...speculative,

@@ -22,6 +22,7 @@ import type {
 } from "./model.ts";
 import { Sampler } from "./sampler.ts";
 import { JsonConstraint } from "./json_constraint.ts";
+import { type CompiledJsonSchema, compileJsonSchema } from "./json_schema.ts";
 import {
   checkSpeculativeOptions,
   type SpeculativeDecoder,
@@ -200,6 +201,14 @@ export class GollmModel implements Model {
     if (options.jsonMode && options.draft) {
       throw new GollmError("jsonMode: speculative decoding (draft) does not run in JSON mode");
     }
+    if (options.jsonSchema !== undefined && (options.jsonMode || options.draft)) {
+      throw new GollmError(
+        `jsonSchema: not with ${options.jsonMode ? "jsonMode (give one)" : "a draft"}`,
+      );
+    }
+    const schema = options.jsonSchema === undefined
+      ? undefined
+      : compileJsonSchema(options.jsonSchema, "jsonSchema");
     if (!this.tokenizer) {
       throw new GollmError(
         `${this.checkpoint.path}: the model has no tokenizer (tokenizer: none); generate needs ` +
@@ -224,7 +233,7 @@ export class GollmModel implements Model {
         throw new GollmError(`logitBias: token id ${id} is outside the vocabulary (0..${V - 1})`);
       }
     }
-    return this.#generate(ids, options, this.tokenizer, sampler);
+    return this.#generate(ids, options, this.tokenizer, sampler, schema);
   }
 
   async *#generate(
@@ -232,11 +241,12 @@ export class GollmModel implements Model {
     options: GenerateOptions,
     tokenizer: Tokenizer,
     sampler: Sampler,
+    schema?: CompiledJsonSchema,
   ): AsyncGenerator<string> {
     if (this.#busy) throw new GollmError("generate: another generation is running on this model");
     this.#busy = true;
     try {
-      yield* this.#loop(ids, options, tokenizer, sampler);
+      yield* this.#loop(ids, options, tokenizer, sampler, schema);
     } finally {
       this.#busy = false;
     }
@@ -247,6 +257,7 @@ export class GollmModel implements Model {
     options: GenerateOptions,
     tokenizer: Tokenizer,
     sampler: Sampler,
+    schema?: CompiledJsonSchema,
   ): AsyncGenerator<string> {
     const c = this.config;
     const cap = this.kvCapacity;
@@ -296,9 +307,15 @@ export class GollmModel implements Model {
     const target = { config: c, forwardAll: verify, canRollback: this.canRollback.bind(this) };
     const spec = speculativeDecoder(target, options, sampler);
     if (spec) stats.speculative = spec.stats;
-    // JSON mode: the logits are masked (in a copy) before sampling, the object's end stops.
-    const json = options.jsonMode
-      ? new JsonConstraint(tokenizer, this.#jsonBytes, this.#jsonMasks)
+    // JSON mode or a schema: the logits are masked (in a copy) before sampling, the value's
+    // end stops.
+    const json = options.jsonMode || schema
+      ? new JsonConstraint(
+        tokenizer,
+        this.#jsonBytes,
+        this.#jsonMasks,
+        schema?.recognizer(),
+      )
       : null;
     const masked = json ? new Float32Array(c.vocab_size) : null; // (vocab) masked logits
     // Decoded text not yet emitted (it could start a stop string). Everything but the longest
@@ -342,7 +359,9 @@ export class GollmModel implements Model {
         if (started) stats.decodeTokens++;
         if (json && masked) {
           masked.set(logits);
-          if (json.mask(masked) === 0) throw new GollmError("jsonMode: no token can continue");
+          if (json.mask(masked) === 0) {
+            throw new GollmError(`${schema ? "jsonSchema" : "jsonMode"}: no token can continue`);
+          }
         }
         const next = this.#sample(
           sampler,

@@ -12,8 +12,10 @@
  *   `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` and `\uXXXX`.
  * - {@linkcode JsonConstraint}: the recogniser over a tokenizer's tokens (their raw bytes,
  *   `Tokenizer.tokenBytes`). `mask(logits)` sets the logit of every token that cannot come
- *   next to -Infinity (EOS and byte-less tokens too: the object ends generation by itself);
- *   `advance(id)` reads the chosen token.
+ *   next to -Infinity (EOS and byte-less tokens too: the object ends generation by itself,
+ *   and EOS is allowed only where a top-level number could end the text);
+ *   `advance(id)` reads the chosen token. It runs any {@linkcode ByteRecognizer}: JSON
+ *   mode's, or a schema's (runtime/json_schema_recognizer.ts).
  *
  * @module
  */
@@ -74,6 +76,35 @@ const LITERALS: Record<number, Uint8Array> = {
 export const JSON_MAX_DEPTH = 128;
 
 /**
+ * What {@linkcode JsonConstraint} needs of a byte-level recogniser: JSON mode's
+ * {@linkcode JsonRecognizer}, or a schema's (`JsonSchemaRecognizer`).
+ */
+export interface ByteRecognizer {
+  /** A copy in the same state. */
+  clone(): ByteRecognizer;
+  /**
+   * Puts this recogniser in `other`'s state.
+   * @param other A recogniser of the same kind (a clone of this one).
+   */
+  copyFrom(other: ByteRecognizer): ByteRecognizer;
+  /**
+   * Reads bytes.
+   * @param bytes UTF-8 bytes.
+   * @returns Whether every byte could follow (false: the state is then undefined).
+   */
+  pushAll(bytes: ArrayLike<number>): boolean;
+  /**
+   * A key of the state: equal keys accept the same byte strings of up to `tail` bytes.
+   * @param tail The longest byte string that will be tried.
+   */
+  signature(tail: number): string;
+  /** Whether a whole document has been read (generation stops). */
+  readonly complete: boolean;
+  /** Whether the text is whole but for a top-level number that could go on (EOS may end it). */
+  readonly completeIfEnded: boolean;
+}
+
+/**
  * A JSON prefix recogniser over bytes (see the module doc). Copy it with `clone()` to try
  * bytes without committing.
  *
@@ -89,7 +120,7 @@ export const JSON_MAX_DEPTH = 128;
  * assert.equal(new JsonRecognizer({ object: true }).push(0x5b), false); // '[': not an object
  * ```
  */
-export class JsonRecognizer {
+export class JsonRecognizer implements ByteRecognizer {
   #state: S = S.Value;
   /** Open containers, innermost last: 0x7b `{` or 0x5b `[`. */
   #stack: number[] = [];
@@ -388,8 +419,9 @@ export interface TokenConstraint {
 }
 
 /**
- * JSON mode over a tokenizer: which tokens may come next, as a mask on the logits (see the
- * module doc). Build one per request; the token bytes are shared through `cache`.
+ * JSON mode (or a schema) over a tokenizer: which tokens may come next, as a mask on the
+ * logits (see the module doc). Build one per request; the token bytes are shared through
+ * `cache`.
  *
  * @example
  * ```ts
@@ -408,9 +440,13 @@ export interface TokenConstraint {
  * ```
  */
 export class JsonConstraint implements TokenConstraint {
-  #r = new JsonRecognizer({ object: true, tightWhitespace: true });
-  #try = new JsonRecognizer({ object: true, tightWhitespace: true }); // scratch: one token read
+  #r: ByteRecognizer;
+  #try: ByteRecognizer; // scratch: one token read
   #bytes: readonly Uint8Array[];
+  /** EOS ids: allowed only where the text could end (`completeIfEnded`). */
+  #eos: number[];
+  /** An EOS was read: the text ended. */
+  #ended = false;
   /** The longest token's bytes (for the state's signature). */
   #longest: number;
   /** Masks by state signature (most steps inside a string repeat one): 1 = allowed. */
@@ -421,13 +457,20 @@ export class JsonConstraint implements TokenConstraint {
    *
    * @param tokenizer The model's tokenizer (its `tokenBytes`).
    * @param cache Token bytes by id, shared between requests (filled here when empty).
-   * @param masks Masks by state, shared between requests of one tokenizer (up to 256 kept).
+   * @param masks Masks by state, shared between requests of one tokenizer (up to 256 kept);
+   *   a schema's states are keyed by its hash, so requests of any schemas may share it.
+   * @param recognizer The recogniser at the start of the reply (default JSON mode's: an
+   *   object, tight whitespace); e.g. `new JsonSchemaRecognizer(compileJsonSchema(s))`.
    */
   constructor(
     tokenizer: Tokenizer,
     cache: Uint8Array[] = [],
     masks: Map<string, Uint8Array> = new Map(),
+    recognizer: ByteRecognizer = new JsonRecognizer({ object: true, tightWhitespace: true }),
   ) {
+    this.#r = recognizer;
+    this.#try = recognizer.clone();
+    this.#eos = [...new Set(tokenizer.eosIds)].filter((id) => id < tokenizer.vocabSize);
     if (cache.length !== tokenizer.vocabSize) {
       cache.length = 0;
       const eos = new Set(tokenizer.eosIds);
@@ -441,9 +484,9 @@ export class JsonConstraint implements TokenConstraint {
     this.#masks = masks;
   }
 
-  /** Whether the object is complete (generation should stop). */
+  /** Whether the document is complete (generation should stop). */
   get complete(): boolean {
-    return this.#r.complete;
+    return this.#ended || this.#r.complete;
   }
 
   /**
@@ -464,13 +507,18 @@ export class JsonConstraint implements TokenConstraint {
       if (this.#masks.size >= MASK_CACHE) this.#masks.delete(this.#masks.keys().next().value!);
       this.#masks.set(key, ok);
     }
-    let allowed = 0;
+    // EOS may end a top-level number (a schema's `{"type": "integer"}`), nothing else.
+    const eos = this.#r.completeIfEnded && !this.#r.complete
+      ? this.#eos.map((id) => logits[id])
+      : [];
+    let allowed = eos.length;
     const n = Math.min(logits.length, ok.length);
     for (let id = 0; id < n; id++) {
       if (ok[id]) allowed++;
       else logits[id] = -Infinity;
     }
     for (let id = n; id < logits.length; id++) logits[id] = -Infinity;
+    eos.forEach((x, i) => (logits[this.#eos[i]] = x));
     return allowed;
   }
 
@@ -481,6 +529,10 @@ export class JsonConstraint implements TokenConstraint {
    * @throws {RangeError} when its bytes cannot follow (it was not allowed).
    */
   advance(id: number): void {
+    if (this.#eos.includes(id) && this.#r.completeIfEnded && !this.#r.complete) {
+      this.#ended = true;
+      return;
+    }
     if (!this.#r.pushAll(this.#bytes[id] ?? EMPTY) || (this.#bytes[id]?.length ?? 0) === 0) {
       throw new RangeError(`JSON mode: token ${id} cannot follow the text so far`);
     }

@@ -132,7 +132,7 @@ export type StopReason =
   | "eos"
   /** `maxTokens` were generated. */
   | "max_tokens"
-  /** A stop string appeared in the text, or (`jsonMode`) the JSON object closed. */
+  /** A stop string appeared in the text, or (`jsonMode`, `jsonSchema`) the JSON value closed. */
   | "stop"
   /** A gpt2 model reached `context_length` (learned positions end there). */
   | "context"
@@ -202,6 +202,15 @@ export interface GenerateOptions extends SpeculativeGenerateOptions {
    * object closes (runtime/json_constraint.ts). Not with a draft. Default false.
    */
   jsonMode?: boolean;
+  /**
+   * Structured outputs (OpenAI's `response_format: {"type": "json_schema"}`): only tokens
+   * that keep the reply a prefix of a JSON text valid for this JSON Schema are sampled, and
+   * generation stops when the value is complete (runtime/json_schema.ts: the subset taken,
+   * properties in the schema's order, absent `additionalProperties` = false). A schema
+   * outside the subset throws a `JsonSchemaError` naming the path (`jsonSchema.items: ...`).
+   * Not with `jsonMode` or a draft.
+   */
+  jsonSchema?: Record<string, unknown> | boolean;
   /** Stop when any of these strings appears; it is not emitted. */
   stop?: string[];
   /** Prepend BOS to a text prompt (default: the tokenizer's `addBos`). */

@@ -209,7 +209,7 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
   const texts = model.tokenizer ? new TokenTexts(model.tokenizer) : null;
   const g = model.generation;
   const C = scheduler.ctxSize;
-  // JSON mode's token bytes and masks by state, shared by the requests (runtime/json_constraint.ts).
+  // JSON mode's (and schemas') token bytes and masks by state, shared by the requests.
   const tokenBytes: Uint8Array[] = [], jsonMasks = new Map<string, Uint8Array>();
   let draining = false;
 
@@ -302,8 +302,9 @@ export function createServer(model: BatchModel, options: ServerOptions = {}): Go
       const choices = Array.from({ length: q.n }, (_, i): GenerationRequest => ({
         prompt: p.prompt,
         sampling: { ...sampling, seed: choiceSeed(sampling.seed!, i) },
-        constraint: q.jsonObject
-          ? new JsonConstraint(needTokenizer(), tokenBytes, jsonMasks)
+        // One constraint per choice: each walks its own reply (JSON mode or a schema).
+        constraint: q.jsonObject || q.jsonSchema
+          ? new JsonConstraint(needTokenizer(), tokenBytes, jsonMasks, q.jsonSchema?.recognizer())
           : undefined,
         maxTokens: p.maxTokens,
         stop: p.stop,

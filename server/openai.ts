@@ -7,13 +7,20 @@
  *
  * Every bad field is an {@linkcode ApiError} (HTTP 400) naming the field, what it must be
  * and what it was. Unknown fields are ignored (as vLLM does); known fields gollm cannot
- * honour (`tools`, a `json_schema` `response_format`, `echo`, `suffix`, `best_of` > 1) are
- * refused rather than silently dropped. `n` (choices per request) is taken in [1, 128] as
+ * honour (`tools`, `echo`, `suffix`, `best_of` > 1, a `response_format` other than `text`,
+ * `json_object` and `json_schema`, and a `json_schema` whose schema leaves the subset of
+ * runtime/json_schema.ts: `pattern`, `format`, `minimum`, `allOf`, ... named by their path)
+ * are refused rather than silently dropped. `n` (choices per request) is taken in [1, 128] as
  * OpenAI documents it; the server refuses more than its sequence slots (`--parallel`).
  *
  * @module
  */
 import { GollmError } from "../core/errors.ts";
+import {
+  type CompiledJsonSchema,
+  compileJsonSchema,
+  JsonSchemaError,
+} from "../runtime/json_schema.ts";
 
 /** An API error: HTTP status and OpenAI's error fields. */
 export class ApiError extends GollmError {
@@ -102,6 +109,12 @@ export interface CommonParams {
    * runtime/json_constraint.ts), ending when the object is complete.
    */
   jsonObject: boolean;
+  /**
+   * `response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}`:
+   * the reply is a JSON text valid for the schema (structured outputs,
+   * runtime/json_schema.ts), ending when the value is complete; undefined otherwise.
+   */
+  jsonSchema?: CompiledJsonSchema;
 }
 
 /** A validated chat completion request. */
@@ -218,18 +231,7 @@ function common(o: Json, chat: boolean): CommonParams {
     const v = o[key];
     if (Array.isArray(v) && v.length > 0) unsupported(key, "tool calling");
   }
-  const rf = o.response_format;
-  let jsonObject = false;
-  if (rf !== undefined && rf !== null) {
-    const t = (rf as Json)?.type;
-    if (typeof rf !== "object" || Array.isArray(rf) || (t !== "text" && t !== "json_object")) {
-      unsupported(
-        "response_format",
-        `response_format ${show(rf)} (only {"type": "text"} and {"type": "json_object"})`,
-      );
-    }
-    jsonObject = t === "json_object";
-  }
+  const { jsonObject, jsonSchema } = responseFormat(o.response_format);
   const maxTokens = num(o, "max_tokens", 1, Infinity, { int: true });
   const maxCompletion = num(o, "max_completion_tokens", 1, Infinity, { int: true });
   let top = num(o, "top_k", -1, Infinity, { int: true });
@@ -294,8 +296,61 @@ function common(o: Json, chat: boolean): CommonParams {
     logprobs,
     ignoreEos: bool(o, "ignore_eos") ?? false,
     jsonObject,
+    jsonSchema,
   };
 }
+
+/**
+ * `response_format`: `{"type": "text"}`, `{"type": "json_object"}` (JSON mode) or
+ * `{"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}` (OpenAI's
+ * Structured Outputs; the schema compiled here, so a keyword outside the subset is a 400
+ * naming its path: `response_format.json_schema.schema.properties.age: 'pattern' is not
+ * supported`). `strict` may be false, but the reply is held to the schema all the same.
+ */
+function responseFormat(rf: unknown): { jsonObject: boolean; jsonSchema?: CompiledJsonSchema } {
+  if (rf === undefined || rf === null) return { jsonObject: false };
+  const t = (rf as Json)?.type;
+  if (typeof rf !== "object" || Array.isArray(rf) || !FORMATS.includes(t as string)) {
+    unsupported(
+      "response_format",
+      `response_format ${show(rf)} (only {"type": "text"}, {"type": "json_object"} and ` +
+        `{"type": "json_schema", "json_schema": {...}})`,
+    );
+  }
+  if (t !== "json_schema") return { jsonObject: t === "json_object" };
+  const where = "response_format.json_schema";
+  const wrong = (field: string, want: string, got: unknown): never => {
+    throw new ApiError(
+      400,
+      `'${field}' must be ${want}, got ${show(got)}`,
+      "response_format",
+      "invalid_type",
+    );
+  };
+  const js = (rf as Json).json_schema;
+  if (typeof js !== "object" || js === null || Array.isArray(js)) wrong(where, "an object", js);
+  const { name, schema, strict } = js as Json;
+  if (name !== undefined && typeof name !== "string") wrong(`${where}.name`, "a string", name);
+  if (strict !== undefined && strict !== null && typeof strict !== "boolean") {
+    wrong(`${where}.strict`, "a boolean", strict);
+  }
+  if (schema === undefined) {
+    throw new ApiError(
+      400,
+      `'${where}.schema' is required`,
+      "response_format",
+      "missing_required_parameter",
+    );
+  }
+  try {
+    return { jsonObject: false, jsonSchema: compileJsonSchema(schema, `${where}.schema`) };
+  } catch (e) {
+    if (!(e instanceof JsonSchemaError)) throw e;
+    throw new ApiError(400, e.message, "response_format", "unsupported_value");
+  }
+}
+
+const FORMATS = ["text", "json_object", "json_schema"];
 
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 

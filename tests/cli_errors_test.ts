@@ -148,6 +148,48 @@ const CASES: Case[] = [
     beforeLoading: true,
   },
   {
+    name: "generate --json-schema with a missing file",
+    args: ["generate", DEFAULT, "--json-schema", "$T/missing.json"],
+    code: 1,
+    error: /^error: .*missing\.json: cannot read JSON file: no such file/,
+    beforeLoading: true,
+  },
+  {
+    name: "generate --json-schema with a file that is not JSON",
+    args: ["generate", DEFAULT, "--json-schema", "$T/s.json"],
+    code: 1,
+    error: /^error: .*s\.json: is not valid JSON: /,
+    setup: (tmp) => Deno.writeTextFile(`${tmp}/s.json`, "{type: object}"),
+    beforeLoading: true,
+  },
+  {
+    name: "generate --json-schema with a keyword outside the subset",
+    args: ["generate", DEFAULT, "--json-schema", "$T/s.json"],
+    code: 1,
+    error: /^error: .*s\.json: schema\.properties\.age: 'minimum' is not supported$/,
+    setup: (tmp) =>
+      Deno.writeTextFile(
+        `${tmp}/s.json`,
+        '{"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}}',
+      ),
+    beforeLoading: true,
+  },
+  {
+    name: "generate --json-schema with an array for a schema",
+    args: ["generate", DEFAULT, "--json-schema", "$T/s.json"],
+    code: 1,
+    error: /^error: .*s\.json: schema: a schema must be an object or true, got \[1\]$/,
+    setup: (tmp) => Deno.writeTextFile(`${tmp}/s.json`, "[1]"),
+    beforeLoading: true,
+  },
+  {
+    name: "generate --json-schema --json-mode",
+    args: ["generate", DEFAULT, "--json-schema", "$T/s.json", "--json-mode"],
+    code: 2,
+    error: /^error: --json-schema does not run with --json-mode, --draft or --ngram$/,
+    beforeLoading: true,
+  },
+  {
     name: "generate --threads 0",
     args: ["generate", "--threads", "0"],
     code: 2,

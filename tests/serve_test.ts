@@ -316,7 +316,7 @@ Deno.test("response_format json_object: replies are JSON objects, ending when th
     // Negative control: the same request without JSON mode is no JSON object.
     const free = (await s.client.completions.create(ask(1, false))).choices[0].text;
     assert.equal(prefix(free), false, free);
-    // A schema is refused naming the field.
+    // A json_schema without its schema is refused naming the field.
     const res = await fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
