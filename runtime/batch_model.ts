@@ -182,6 +182,7 @@ function serveLayout(
       blockSize,
       numBlocks: pool + 1,
       maxBlocksPerSeq,
+      contextSize: ctxSize, // picks longrope's factor set, as llama.cpp's n_ctx_per_seq
       ...types,
     },
   };
