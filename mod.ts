@@ -127,7 +127,7 @@ export {
   parseConfigYaml,
 } from "./core/config.ts";
 export type { Arch, LayerType, ModelConfig, RopeScaling } from "./core/config.ts";
-export { ropeAttnFactor, ropeInvFreq } from "./core/rope.ts";
+export { longropeFactors, ropeAttnFactor, ropeInvFreq } from "./core/rope.ts";
 export {
   allF32,
   checkTensorShapes,

@@ -330,6 +330,7 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
   const rotDim = c.rope_dimension_count;
   const half = rotDim / 2;
   const { maxRows, maxSeqs, blockSize, numBlocks, maxBlocksPerSeq } = layout;
+  const context = layout.contextSize ?? maxBlocksPerSeq * blockSize; // picks longrope's factors
   const kType = layout.cacheTypeK ?? "f32", vType = layout.cacheTypeV ?? "f32";
   const buffers = new Map<string, GraphBuffer>();
   const nodes: GraphNode[] = [];
@@ -383,10 +384,12 @@ export function buildGraph(config: ModelConfig, rows: number, layout: BatchLayou
     const locals = c.rope_local_base_freq === null ? [false] : [false, true];
     for (const local of locals) {
       const sfx = local ? "_local" : "";
-      const values = ropeInvFreq(c, local);
+      const values = ropeInvFreq(c, local, context);
       const theta = local ? c.rope_local_base_freq! : c.rope_theta;
       const scaled = local || c.rope_scaling === "none"
         ? (c.rope_freq_factors && !local ? " / rope_freq_factors[i]" : "")
+        : c.rope_scaling === "longrope"
+        ? ` / rope_${context > c.rope_original_context_length! ? "long" : "short"}_factors[i]`
         : ` ${c.rope_scaling} ×${c.rope_scaling_factor}`;
       const invFreq = table(
         `rope.inv_freq${sfx}`,

@@ -319,6 +319,7 @@ export function singleSequenceLayout(
     maxSeqs: 1,
     blockSize,
     numBlocks,
+    contextSize: kvCapacity,
     ...(options.cacheTypeK ? { cacheTypeK: options.cacheTypeK } : {}),
     ...(options.cacheTypeV ? { cacheTypeV: options.cacheTypeV } : {}),
   });

@@ -133,6 +133,7 @@ Deno.test("planArena() byte totals: RoPE table, step rows, K/V pools, activation
     blockSize: 16,
     numBlocks: 2,
     maxBlocksPerSeq: 2,
+    contextSize: 20, // the window: what picks longrope's factor set (core/rope.ts)
   });
   assert.equal(plan.kvBytes, 2 * 2 * align(32 * 12 * 4));
   assert.equal(plan.blockBytes, kvBlockBytes(c, 16));

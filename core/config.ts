@@ -22,7 +22,7 @@ export { layerRopeIsLocal, layerWindow } from "./layers.ts";
 export type Arch = "llama" | "gpt2";
 
 /** RoPE scaling kind (HF `rope_type`, llama.cpp `rope.scaling.type`); see core/rope.ts. */
-export type RopeScaling = "none" | "linear" | "llama3" | "yarn";
+export type RopeScaling = "none" | "linear" | "llama3" | "yarn" | "longrope";
 
 /** Attention kind of one layer (HF `layer_types`). */
 export type LayerType = "sliding_attention" | "full_attention";
@@ -76,8 +76,10 @@ export interface ModelConfig {
   /**
    * RoPE scaling (HF `rope_scaling.rope_type`, llama.cpp `rope.scaling.type`): `linear`
    * (position interpolation: frequencies / factor), `llama3` (Llama 3.1: low frequencies / factor,
-   * smooth band between), `yarn` (Peng et al. 2023: NTK-by-parts ramp plus `rope_attn_factor`).
-   * Default `none`. Applies to full-attention layers (Gemma 3's local layers use
+   * smooth band between), `yarn` (Peng et al. 2023: NTK-by-parts ramp plus `rope_attn_factor`),
+   * `longrope` (Phi-3 128k, Phi-3.5/Phi-4-mini, LongRoPE arXiv:2402.13753: per-pair divisors
+   * `rope_long_factors` or `rope_short_factors`, chosen by the context the model runs with, plus
+   * `rope_attn_factor`; see core/rope.ts `longropeFactors`). Default `none`. Applies to full-attention layers (Gemma 3's local layers use
    * `rope_local_base_freq` unscaled).
    */
   rope_scaling: RopeScaling;
@@ -85,7 +87,8 @@ export interface ModelConfig {
   rope_scaling_factor: number;
   /**
    * Context the model was pretrained with (HF `original_max_position_embeddings`, llama.cpp
-   * `rope.scaling.original_context_length`): required by `llama3` and `yarn`. Default null.
+   * `rope.scaling.original_context_length`): required by `llama3`, `yarn` and `longrope`.
+   * Default null.
    */
   rope_original_context_length: number | null;
   /** `llama3`: wavelengths above `original / low` are divided by the factor (HF `low_freq_factor`). Default 1. */
@@ -98,7 +101,10 @@ export interface ModelConfig {
   rope_yarn_beta_slow: number;
   /**
    * Factor cos and sin are multiplied by (HF `attention_factor`): `yarn` default
-   * `0.1 · ln(factor) + 1` (1 when factor <= 1); 1 for every other kind.
+   * `0.1 · ln(factor) + 1` (1 when factor <= 1); `longrope` default
+   * `sqrt(1 + ln(s) / ln(rope_original_context_length))` with `s = context_length /
+   * rope_original_context_length` (1 when s <= 1; HF `_compute_longrope_parameters`); 1 for
+   * every other kind.
    */
   rope_attn_factor: number;
   /**
@@ -107,6 +113,18 @@ export interface ModelConfig {
    * Default null.
    */
   rope_freq_factors: number[] | null;
+  /**
+   * `longrope`: per-pair divisors of the RoPE frequencies used when the context per sequence
+   * exceeds `rope_original_context_length`, `(rope_dimension_count / 2)` values (HF
+   * `rope_scaling.long_factor`, llama.cpp tensor `rope_factors_long.weight`). Default null.
+   */
+  rope_long_factors: number[] | null;
+  /**
+   * `longrope`: the divisors used when the context per sequence is at most
+   * `rope_original_context_length` (HF `short_factor`, llama.cpp `rope_factors_short.weight`).
+   * Default null.
+   */
+  rope_short_factors: number[] | null;
   /** RoPE base of the sliding-window layers (Gemma 3 `rope_local_base_freq`, llama.cpp `rope.freq_base_swa`). Default null: `rope_theta`. */
   rope_local_base_freq: number | null;
   /** Qwen2-style bias on the q/k/v projections (llama only; gpt2 always has bias). */
@@ -232,7 +250,7 @@ const FIELDS: Record<keyof ModelConfig, FieldSpec> = {
   }),
   rope_scaling: opt({
     kind: "string",
-    oneOf: ["none", "linear", "llama3", "yarn"],
+    oneOf: ["none", "linear", "llama3", "yarn", "longrope"],
     fallback: "none",
   }),
   rope_scaling_factor: opt({ kind: "number", fallback: 1 }),
@@ -248,6 +266,8 @@ const FIELDS: Record<keyof ModelConfig, FieldSpec> = {
   rope_yarn_beta_slow: opt({ kind: "number", fallback: 1 }),
   rope_attn_factor: opt({ kind: "number", fallback: ((c) => defaultAttnFactor(c)) as Derive }),
   rope_freq_factors: opt({ kind: "numbers", nullable: true, fallback: null }),
+  rope_long_factors: opt({ kind: "numbers", nullable: true, fallback: null }),
+  rope_short_factors: opt({ kind: "numbers", nullable: true, fallback: null }),
   rope_local_base_freq: opt({ kind: "number", nullable: true, fallback: null }),
   attn_bias: { kind: "bool", fallback: false },
   qk_norm: opt({ kind: "bool", fallback: false }),
@@ -268,8 +288,17 @@ const FIELDS: Record<keyof ModelConfig, FieldSpec> = {
   tokenizer: { kind: "string", fallback: "none" },
 };
 
-/** yarn's default attention factor, HF `get_mscale(factor)`: `0.1 · ln(factor) + 1` (1 when factor <= 1). */
+/**
+ * The default attention factor: yarn's HF `get_mscale(factor)`, `0.1 · ln(factor) + 1`;
+ * longrope's HF `_compute_longrope_parameters`, `sqrt(1 + ln(s) / ln(original))` with
+ * `s = context_length / original`; 1 when the factor is at most 1 and for the other kinds.
+ */
 function defaultAttnFactor(c: Record<string, unknown>): number {
+  if (c.rope_scaling === "longrope") {
+    const orig = c.rope_original_context_length, ctx = c.context_length;
+    if (typeof orig !== "number" || typeof ctx !== "number" || !(ctx / orig > 1)) return 1;
+    return Math.sqrt(1 + Math.log(ctx / orig) / Math.log(orig));
+  }
   const f = c.rope_scaling_factor;
   if (c.rope_scaling !== "yarn" || typeof f !== "number" || !(f > 1)) return 1;
   return 0.1 * Math.log(f) + 1;
@@ -386,8 +415,9 @@ function checkValue(file: string, name: string, spec: FieldSpec, v: unknown): un
  * sizes within {@linkcode CONFIG_LIMITS}; then consistency (`n_heads % n_kv_heads == 0`, `head_dim` an integer and even for
  * RoPE, `arch: gpt2` with `norm: layernorm` and `mlp: gelu`, `arch: llama` with `rmsnorm`
  * and `swiglu` or `geglu`; the RoPE fields against `rope_scaling` (a parameter of another kind
- * must keep its default; `llama3` and `yarn` need `rope_original_context_length`),
- * `rope_dimension_count` even and at most head_dim, `rope_freq_factors` of
+ * must keep its default; `llama3`, `yarn` and `longrope` need `rope_original_context_length`,
+ * `longrope` both factor lists), `rope_dimension_count` even and at most head_dim,
+ * `rope_freq_factors`, `rope_long_factors` and `rope_short_factors` of
  * `rope_dimension_count / 2` values, `layer_types` of `n_layers` entries with a
  * `sliding_window` when one slides, `rope_local_base_freq` only with sliding layers; the issue
  * #10 fields at their defaults for `arch: gpt2`).

@@ -25,14 +25,25 @@ const ROPE_PARAMS: Record<RopeScaling, (keyof ModelConfig)[]> = {
     "rope_yarn_beta_slow",
     "rope_attn_factor",
   ],
+  longrope: [
+    "rope_original_context_length",
+    "rope_attn_factor",
+    "rope_long_factors",
+    "rope_short_factors",
+  ],
 };
+
+/** The kinds that need `rope_original_context_length`. */
+const NEEDS_ORIGINAL: readonly RopeScaling[] = ["llama3", "yarn", "longrope"];
 
 /**
  * Checks the consistency of the issue #10 fields of an `arch: llama` config (core/config.ts
  * `parseConfig` calls it after each field's own check): `rope_dimension_count` even and at most
  * head_dim; every RoPE parameter the `rope_scaling` kind does not read at its default;
- * `rope_original_context_length` for `llama3` and `yarn`; llama3's high factor above its low
- * one; `rope_freq_factors` of `rope_dimension_count / 2` values and not with llama3/yarn;
+ * `rope_original_context_length` for `llama3`, `yarn` and `longrope`; llama3's high factor
+ * above its low one; longrope's `rope_long_factors` and `rope_short_factors` both given, of
+ * `rope_dimension_count / 2` values; `rope_freq_factors` of `rope_dimension_count / 2` values
+ * and not with llama3/yarn/longrope;
  * `layer_types` of `n_layers` entries, with a `sliding_window` when one slides;
  * `rope_local_base_freq` only with sliding layers.
  *
@@ -78,10 +89,7 @@ export function checkLlamaExtras(
       );
     }
   }
-  if (
-    (c.rope_scaling === "llama3" || c.rope_scaling === "yarn") &&
-    c.rope_original_context_length === null
-  ) {
+  if (NEEDS_ORIGINAL.includes(c.rope_scaling) && c.rope_original_context_length === null) {
     throw new ConfigError(
       file,
       "rope_original_context_length",
@@ -95,8 +103,9 @@ export function checkLlamaExtras(
       `must be greater than rope_low_freq_factor (${c.rope_low_freq_factor}), got ${c.rope_high_freq_factor}`,
     );
   }
+  if (c.rope_scaling === "longrope") checkLongrope(c, file);
   if (c.rope_freq_factors !== null) {
-    if (c.rope_scaling === "llama3" || c.rope_scaling === "yarn") {
+    if (NEEDS_ORIGINAL.includes(c.rope_scaling)) {
       throw new ConfigError(
         file,
         "rope_freq_factors",
@@ -135,6 +144,24 @@ export function checkLlamaExtras(
         file,
         "rope_local_base_freq",
         "is set but no layer is a sliding_attention layer (set sliding_window and layer_types)",
+      );
+    }
+  }
+}
+
+/** longrope: both factor lists present, each of `rope_dimension_count / 2` values. */
+function checkLongrope(c: ModelConfig, file: string): void {
+  const half = c.rope_dimension_count / 2;
+  for (const f of ["rope_long_factors", "rope_short_factors"] as const) {
+    const v = c[f];
+    if (v === null) {
+      throw new ConfigError(file, f, "is missing (required by rope_scaling longrope)");
+    }
+    if (v.length !== half) {
+      throw new ConfigError(
+        file,
+        f,
+        `must hold rope_dimension_count / 2 = ${half} values, got ${v.length}`,
       );
     }
   }

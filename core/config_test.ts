@@ -336,7 +336,40 @@ Deno.test("loadConfig() rejects inconsistent issue #10 fields, naming the field"
     [
       { rope_scaling: "dynamic" },
       "rope_scaling",
-      /one of none \| linear \| llama3 \| yarn, got "dynamic"/,
+      /one of none \| linear \| llama3 \| yarn \| longrope, got "dynamic"/,
+    ],
+    [
+      { rope_scaling: "longrope", rope_original_context_length: "16" },
+      "rope_long_factors",
+      /is missing \(required by rope_scaling longrope\)/,
+    ],
+    [
+      {
+        rope_scaling: "longrope",
+        rope_original_context_length: "16",
+        rope_long_factors: "[1, 2, 3, 4, 5, 6]",
+        rope_short_factors: "[1, 2]",
+      },
+      "rope_short_factors",
+      /rope_dimension_count \/ 2 = 6 values, got 2/,
+    ],
+    [
+      {
+        rope_scaling: "longrope",
+        rope_long_factors: "[1, 2, 3, 4, 5, 6]",
+        rope_short_factors: "[1, 1, 1, 1, 1, 1]",
+      },
+      "rope_original_context_length",
+      /required by rope_scaling longrope/,
+    ],
+    [
+      {
+        rope_scaling: "linear",
+        rope_scaling_factor: "2",
+        rope_short_factors: "[1, 1, 1, 1, 1, 1]",
+      },
+      "rope_short_factors",
+      /is set \(a list\) but rope_scaling linear does not use it/,
     ],
     [{ rope_dimension_count: "7" }, "rope_dimension_count", /even and at most head_dim 12, got 7/],
     [{ rope_dimension_count: "16" }, "rope_dimension_count", /at most head_dim 12, got 16/],

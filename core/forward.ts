@@ -218,6 +218,12 @@ export interface BatchLayout extends KvCacheTypes {
   numBlocks: number;
   /** Columns of the block table: blocks one sequence can own. */
   maxBlocksPerSeq: number;
+  /**
+   * Tokens one sequence holds (llama.cpp `n_ctx_per_seq`: the single sequence's KV capacity,
+   * the server's `--ctx-size`): chooses longrope's factor set (core/rope.ts
+   * `longropeFactors`). Default `maxBlocksPerSeq · blockSize`.
+   */
+  contextSize?: number;
 }
 
 /**
@@ -354,6 +360,12 @@ export function resolveBatchLayout(
     if (!Number.isInteger(l[k]) || (l[k] as number) <= 0) {
       throw new RangeError(`${k} must be a positive integer, got ${l[k]}`);
     }
+  }
+  if (layout.contextSize !== undefined) {
+    if (!Number.isInteger(layout.contextSize) || layout.contextSize <= 0) {
+      throw new RangeError(`contextSize must be a positive integer, got ${layout.contextSize}`);
+    }
+    l.contextSize = layout.contextSize;
   }
   Object.assign(l, kvCacheTypes(layout));
   if (!isPowerOfTwo(l.blockSize) || l.blockSize > 1024) {

@@ -2,11 +2,12 @@
  * core/rope.ts against transformers' `modeling_rope_utils.py` on published configs: the
  * inverse frequencies of Llama 3.1 8B (llama3 scaling) and of a Qwen2.5-style YaRN ×4 over
  * 32768 positions, as `ROPE_INIT_FUNCTIONS[rope_type](config)` returns them (values copied
- * from transformers 5.18), and partial rotary on the first dims only.
+ * from transformers 5.18), a Phi-3.5-mini-shaped LongRoPE with both factor sets, and partial
+ * rotary on the first dims only.
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "./config.ts";
-import { ropeAttnFactor, ropeInvFreq } from "./rope.ts";
+import { longropeFactors, ropeAttnFactor, ropeInvFreq } from "./rope.ts";
 
 const BASE = {
   arch: "llama",
@@ -85,4 +86,38 @@ Deno.test("ropeInvFreq() partial rotary spans rope_dimension_count, local table 
   assert.equal(f.length, 12);
   assert.equal(f[1], Math.fround(1e6 ** (-2 / 24))); // exponent over the rotated dims, not head_dim
   assert.equal(ropeInvFreq(c, true)[1], Math.fround(10000 ** (-2 / 24)));
+});
+
+Deno.test("ropeInvFreq() longrope equals transformers' _compute_longrope_parameters, the set chosen by the context", () => {
+  // A Phi-3.5-mini shape (head_dim 96, original 4096 of 131072) with made-up factors; values
+  // from transformers 5.18 `_compute_longrope_parameters(config, seq_len=None | 4097)`.
+  const long = Array.from({ length: 48 }, (_, i) => Math.round((1 + i * 0.75) * 100) / 100);
+  const short = Array.from({ length: 48 }, (_, i) => Math.round((1 + i * 0.02) * 100) / 100);
+  const c = parseConfig({
+    ...BASE,
+    dim: 3072,
+    rope_scaling: "longrope",
+    rope_original_context_length: 4096,
+    rope_long_factors: long,
+    rope_short_factors: short,
+  }, "<phi3.5>");
+  const hf: [number, number, number][] = [ // [i, short, long]
+    [0, 1.0, 1.0],
+    [1, 0.8092197775840759, 0.47165951132774353],
+    [17, 0.02859094738960266, 0.0027863180730491877],
+    [47, 6.244987162062898e-05, 3.3421447369619273e-06],
+  ];
+  const atShort = ropeInvFreq(c, false, 4096), atLong = ropeInvFreq(c, false, 4097);
+  for (const [i, s, l] of hf) {
+    close(atShort[i], s, `short ${i}`);
+    close(atLong[i], l, `long ${i}`);
+  }
+  assert.deepEqual(ropeInvFreq(c), atLong); // default context: context_length 131072
+  // attention_factor sqrt(1 + ln(32) / ln(4096)), for either set.
+  close(ropeAttnFactor(c), 1.1902380714238083, "attention factor");
+  assert.throws(() => longropeFactors(c, 0), /context must be a positive integer, got 0/);
+  assert.throws(
+    () => longropeFactors({ ...c, rope_scaling: "none" }, 16),
+    /rope_scaling is none, not longrope/,
+  );
 });

@@ -19,8 +19,10 @@
  * the old `type` key) and `rope_parameters` (transformers 5.x, nested by layer type for
  * Gemma 3), plus the top-level `rope_theta`, `partial_rotary_factor`,
  * `original_max_position_embeddings` and `rope_local_base_freq`. Kinds `default`, `linear`,
- * `llama3`, `yarn` are supported; `dynamic`, `longrope`/`su` (Phi-3 128k, Phi-4-mini) and any
- * other are refused naming the field and the kind.
+ * `llama3`, `yarn` are supported, and for `Phi3ForCausalLM` `longrope`/`su` (Phi-3 128k,
+ * Phi-3.5-mini, Phi-4-mini: `long_factor`, `short_factor`, the attention factor; see
+ * core/rope.ts for which set runs); `dynamic` and any other are refused naming the field and
+ * the kind.
  *
  * @module
  */
@@ -137,6 +139,23 @@ class Fields {
     return v;
   }
 
+  /** A list of `n` positive numbers (required). */
+  nums(name: string, n: number): number[] {
+    const v = this.raw[name];
+    if (
+      !Array.isArray(v) || v.length !== n ||
+      v.some((x) => typeof x !== "number" || !Number.isFinite(x) || x <= 0)
+    ) {
+      const got = Array.isArray(v) ? `a list of ${v.length}` : JSON.stringify(v ?? null);
+      throw new ConfigError(
+        this.file,
+        this.prefix + name,
+        `must be a list of ${n} positive numbers (rotary dims / 2), got ${got}`,
+      );
+    }
+    return [...v];
+  }
+
   /** A positive number or null (off); `fallback` when the key is absent. */
   numOrNull(name: string, fallback: number | null): number | null {
     if (!Object.hasOwn(this.raw, name)) return fallback;
@@ -182,7 +201,7 @@ function parseRope(
     }
     out.rope_dimension_count = Math.floor(headDim * prf);
   }
-  const supported = architecture === "Phi3ForCausalLM" ? ["default"] : [
+  const supported = architecture === "Phi3ForCausalLM" ? ["default", "longrope", "su"] : [
     "default",
     "linear",
     "llama3",
@@ -195,9 +214,7 @@ function parseRope(
       `has rope type ${JSON.stringify(type)}; gollm supports ${
         supported.map((t) => JSON.stringify(t)).join(", ")
       } for ${architecture}` +
-        (type === "longrope" || type === "su" || architecture === "Phi3ForCausalLM"
-          ? " (longrope's short/long factor switch is not implemented)"
-          : ""),
+        (type === "longrope" || type === "su" ? " (longrope: Phi3ForCausalLM only)" : ""),
     );
   }
   const orig = () =>
@@ -233,6 +250,11 @@ function parseRope(
       out.rope_attn_factor = mscale(factor, g.num("mscale")) /
         mscale(factor, g.num("mscale_all_dim"));
     } else out.rope_attn_factor = mscale(factor);
+  } else if (type === "longrope" || type === "su") {
+    Object.assign(
+      out,
+      parseLongrope(g, f, (out.rope_dimension_count as number | undefined) ?? headDim),
+    );
   }
   if (local !== null) {
     const lt = String(local.rope_type ?? local.type ?? "default");
@@ -249,6 +271,31 @@ function parseRope(
     out.rope_local_base_freq = f.num("rope_local_base_freq", 10000);
   }
   return out;
+}
+
+/**
+ * Phi-3's `longrope` (`su`) fields, as transformers 5 reads them (`Phi3Config`,
+ * `standardize_rope_params`, `_compute_longrope_parameters`): the top-level
+ * `original_max_position_embeddings` (default 4096, and preferred over one inside the RoPE
+ * parameters), `long_factor` / `short_factor` of rotary dims / 2 values, and the attention
+ * factor `attention_factor`, else `sqrt(1 + ln(s) / ln(original))` (1 when s <= 1) with
+ * `s = factor`, else `max_position_embeddings / original`.
+ */
+function parseLongrope(g: Fields, f: Fields, rotaryDims: number): Record<string, unknown> {
+  const original = f.num("original_max_position_embeddings", 4096);
+  const s = g.num("factor", f.num("max_position_embeddings") / original);
+  const given = g.raw.attention_factor !== undefined && g.raw.attention_factor !== null;
+  return {
+    rope_scaling: "longrope",
+    rope_original_context_length: original,
+    rope_long_factors: g.nums("long_factor", rotaryDims / 2),
+    rope_short_factors: g.nums("short_factor", rotaryDims / 2),
+    rope_attn_factor: given
+      ? g.num("attention_factor")
+      : s <= 1
+      ? 1
+      : Math.sqrt(1 + Math.log(s) / Math.log(original)),
+  };
 }
 
 /** The window and per-layer kinds of a config.json (HF per architecture, see the module doc). */

@@ -55,6 +55,41 @@ Deno.test("parseHfConfig() reads Gemma 3's 4.x keys as its 5.x per-layer-type on
   assert.deepEqual(parseHfConfig(v4, "c.json").config, parseHfConfig(v5, "c.json").config);
 });
 
+Deno.test("parseHfConfig() Phi-3 longrope / su: factors, original context, attention factor as transformers 5", async () => {
+  const lr = await json("phi3_longrope"); // 4.x spelling: rope_scaling {type: longrope, ...}
+  const c = parseHfConfig(lr, "c.json").config;
+  assert.equal(c.rope_scaling, "longrope");
+  assert.equal(c.rope_dimension_count, 12); // partial_rotary_factor 0.75 of 16
+  assert.deepEqual(c.rope_long_factors, lr.rope_scaling.long_factor);
+  assert.deepEqual(c.rope_short_factors, lr.rope_scaling.short_factor);
+  assert.equal(c.rope_original_context_length, 16);
+  // max_position_embeddings / original = 4: sqrt(1 + ln 4 / ln 16).
+  assert.equal(c.rope_attn_factor, Math.sqrt(1 + Math.log(4) / Math.log(16)));
+  const at = (rs: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+    parseHfConfig({ ...lr, ...top, rope_scaling: { ...lr.rope_scaling, ...rs } }, "c.json").config;
+  assert.equal(at({ attention_factor: 1.3 }).rope_attn_factor, 1.3);
+  assert.equal(at({ factor: 8 }).rope_attn_factor, Math.sqrt(1 + Math.log(8) / Math.log(16)));
+  assert.equal(at({}, { max_position_embeddings: 16 }).rope_attn_factor, 1); // factor 1
+  // "su" (Phi-3 128k) is longrope; transformers 5's rope_parameters spelling reads alike.
+  assert.deepEqual(at({ type: "su" }), c);
+  const { rope_scaling, rope_theta, partial_rotary_factor, ...rest } = lr;
+  const v5 = { ...rest, rope_parameters: { ...rope_scaling, rope_theta, partial_rotary_factor } };
+  assert.deepEqual(parseHfConfig(v5, "c.json").config, c);
+  // Phi3Config's top-level original_max_position_embeddings wins (default 4096).
+  assert.equal(at({ original_max_position_embeddings: 32 }).rope_original_context_length, 16);
+  const { original_max_position_embeddings: _, ...noOrig } = lr;
+  const d = parseHfConfig({ ...noOrig, max_position_embeddings: 8192 }, "c.json").config;
+  assert.equal(d.rope_original_context_length, 4096);
+  refuses(
+    { ...lr, rope_scaling: { ...lr.rope_scaling, long_factor: [1, 2] } },
+    "c.json: field 'rope_scaling.long_factor' must be a list of 6 positive numbers (rotary dims / 2), got a list of 2",
+  );
+  refuses(
+    { ...lr, rope_scaling: { type: "longrope", long_factor: lr.rope_scaling.long_factor } },
+    "c.json: field 'rope_scaling.short_factor' must be a list of 6 positive numbers (rotary dims / 2), got null",
+  );
+});
+
 Deno.test("parseHfConfig() refuses dynamic, longrope and other RoPE kinds, naming field and kind", async () => {
   const llama = await json("llama31");
   refuses(
@@ -64,17 +99,12 @@ Deno.test("parseHfConfig() refuses dynamic, longrope and other RoPE kinds, namin
   const { rope_scaling: _, ...plain } = llama;
   refuses(
     { ...plain, rope_parameters: { rope_type: "longrope", rope_theta: 1e4, short_factor: [1] } },
-    'c.json: field \'rope_parameters\' has rope type "longrope"; gollm supports "default", "linear", "llama3", "yarn" for LlamaForCausalLM (longrope\'s short/long factor switch is not implemented)',
+    'c.json: field \'rope_parameters\' has rope type "longrope"; gollm supports "default", "linear", "llama3", "yarn" for LlamaForCausalLM (longrope: Phi3ForCausalLM only)',
   );
   const phi3 = await json("phi3");
-  const longrope = {
-    ...phi3,
-    rope_parameters: { ...phi3.rope_parameters, rope_type: "longrope", short_factor: [1, 1, 1, 1] },
-  };
-  assert.throws(
-    () => parseHfConfig(longrope, "c.json"),
-    (e: unknown) =>
-      e instanceof ConfigError && e.field === "rope_parameters" && /"longrope"/.test(e.message),
+  refuses(
+    { ...phi3, rope_parameters: { ...phi3.rope_parameters, rope_type: "yarn", factor: 2 } },
+    'c.json: field \'rope_parameters\' has rope type "yarn"; gollm supports "default", "longrope", "su" for Phi3ForCausalLM',
   );
   refuses(
     { ...plain, rope_scaling: { rope_type: "yarn", factor: 4, truncate: false } },
@@ -163,7 +193,16 @@ Deno.test("parseHfConfig() windows per architecture, the context never shrunk", 
 });
 
 Deno.test("parseHfConfig() of each issue #10 fixture equals its hand-written gollm.yaml", async () => {
-  const names = ["llama31", "llama_yarn", "llama_linear", "qwen3", "gemma2", "gemma3", "phi3"];
+  const names = [
+    "llama31",
+    "llama_yarn",
+    "llama_linear",
+    "qwen3",
+    "gemma2",
+    "gemma3",
+    "phi3",
+    "phi3_longrope",
+  ];
   for (const name of [...names, "qwen2_swa"]) {
     // python/hf_fixtures.py writes gollm.yaml from a config spelled out by hand per fixture.
     const want = await loadConfig(`${FIX}/${name}/gollm.yaml`);

@@ -123,6 +123,12 @@ const FIXTURES: Record<string, (c: Checkpoint) => void> = {
     assert.equal(c.config.layer_types, null);
     assert.ok(c.weights.has("layers.1.ffn.w3.weight")); // split from gate_up_proj
   },
+  phi3_longrope: (c) => {
+    // The default KV capacity (context_length 64) exceeds the original 16: long factors, as
+    // transformers on the fixture's 24 tokens (tests/longrope_test.ts: the short case).
+    assert.equal(c.config.rope_scaling, "longrope");
+    assert.equal(c.config.rope_dimension_count, 12); // partial_rotary_factor 0.75
+  },
   qwen2_swa: (c) => {
     assert.equal(c.config.sliding_window, 4); // layer_types derived from max_window_layers 1
     assert.deepEqual(c.config.layer_types, [
@@ -218,6 +224,12 @@ const CONTROLS: Record<string, Record<string, Partial<Record<keyof ModelConfig, 
     "the window": NO_WINDOW,
     "the partial rotary": { rope_dimension_count: 16 },
   },
+  phi3_longrope: {
+    "the long factors (short ones instead)": {
+      rope_long_factors: [1.05, 1.2, 1.4, 1.9, 2.5, 4.0], // python/hf_arch_fixtures.py SHORT_FACTORS
+    },
+    "the longrope attention factor": { rope_attn_factor: 1 },
+  },
   qwen2_swa: { "the sliding layers": NO_WINDOW },
 };
 
@@ -262,6 +274,14 @@ const GGUF_FIXTURES: Record<string, (g: Checkpoint, h: Checkpoint) => void> = {
   phi3: (g) => {
     assert.equal(g.config.rope_dimension_count, 8);
     assert.equal(g.config.sliding_window, 5);
+  },
+  phi3_longrope: (g, h) => {
+    // rope_factors_long/short.weight, rope.scaling.attn_factor, .original_context_length.
+    assert.equal(g.config.rope_scaling, "longrope");
+    assert.deepEqual(g.config.rope_long_factors, h.config.rope_long_factors!.map(Math.fround));
+    assert.deepEqual(g.config.rope_short_factors, h.config.rope_short_factors!.map(Math.fround));
+    assert.equal(g.config.rope_original_context_length, 16);
+    assert.ok(Math.abs(g.config.rope_attn_factor - h.config.rope_attn_factor) < 1e-7);
   },
 };
 

@@ -13,12 +13,15 @@
  * | llama, `rope_style: half`, no bias   | `llama`           | Q/K rows permuted to interleaved pairs (convert_hf_to_gguf `permute`) |
  * | llama, `qk_norm`                     | `qwen3`           | as they are, with `attn_q_norm`/`attn_k_norm` |
  * | llama, GeGLU + `post_norms` (+ `qk_norm`) | `gemma2` (`gemma3`) | as they are (norms already hold 1 + w) |
- * | llama, `rope_dimension_count` < head_dim | `phi3`        | w1, w3 fused into `ffn_up`      |
+ * | llama, `rope_dimension_count` < head_dim or `longrope` | `phi3` | w1, w3 fused into `ffn_up` |
  *
  * (formats/gguf/arch.ts `ggufArchFor`; it refuses a config no llama.cpp architecture computes.)
  * The arch's own keys (RoPE scaling, windows, soft-caps, `rope.freq_base_swa`,
  * `attention.scale`) come from `ggufArchMetadata`, and Llama 3.1's `llama3` scaling (or
- * `rope_freq_factors`) is written as the `rope_freqs.weight` tensor, as convert_hf_to_gguf.py does.
+ * `rope_freq_factors`) is written as the `rope_freqs.weight` tensor, and `longrope` (always
+ * arch `phi3`) as `rope_factors_long.weight` and `rope_factors_short.weight` with
+ * `rope.scaling.attn_factor` and `rope.scaling.original_context_length`, as
+ * convert_hf_to_gguf.py does.
  *
  * Metadata: `general.architecture`, `general.name`, `general.file_type` (`llama_ftype`),
  * `general.quantization_version` (2), `{arch}.context_length`, `.embedding_length`,
@@ -41,7 +44,7 @@ import { type GgmlType, ggmlTypeByName, quantize } from "./quant.ts";
 import { type FileType, fileType, tensorType } from "./quant/mix.ts";
 import { QuantizePool } from "./quant/pool.ts";
 import { ggufFusedOf, ggufNameOf } from "./gguf/checkpoint.ts";
-import { ggufArchFor as archFor, ggufArchMetadata, ropeFreqsTensor } from "./gguf/arch.ts";
+import { ggufArchFor as archFor, ggufArchMetadata, ggufRopeTensors } from "./gguf/arch.ts";
 import { gguf, type GgufTypedValue, type GgufWriteTensor, writeGguf } from "./gguf/write.ts";
 import { SentencePieceTokenizer } from "../tokenizers/sentencepiece.ts";
 import { PRETOKENIZE_PATTERNS, TiktokenTokenizer } from "../tokenizers/tiktoken.ts";
@@ -329,10 +332,9 @@ export async function quantizeModel(
     if (!name) throw new GollmError(`tensor '${canonical}' has no GGUF name for ${arch}`);
     src.push({ name, tensor, shape: [...get(canonical).shape] });
   };
-  const ropeFreqs = ropeFreqsTensor(c);
-  if (ropeFreqs) {
-    const t = { shape: [ropeFreqs.length], data: ropeFreqs };
-    src.push({ name: "rope_freqs.weight", tensor: () => t, shape: t.shape });
+  for (const [name, data] of ggufRopeTensors(c)) {
+    const t = { shape: [data.length], data };
+    src.push({ name, tensor: () => t, shape: t.shape });
   }
   add("tok_embeddings.weight");
   if (w.has("pos_embeddings.weight")) add("pos_embeddings.weight");

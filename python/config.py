@@ -69,7 +69,7 @@ class ModelConfig:
     rope_style: str  # "half" | "interleaved"
     # issue #10 fields (defaults: off); see core/config.ts for each one's meaning
     rope_dimension_count: int  # dims of each head RoPE rotates (Phi-3 partial_rotary_factor)
-    rope_scaling: str  # "none" | "linear" | "llama3" | "yarn"
+    rope_scaling: str  # "none" | "linear" | "llama3" | "yarn" | "longrope"
     rope_scaling_factor: float
     rope_original_context_length: int | None
     rope_low_freq_factor: float
@@ -78,6 +78,8 @@ class ModelConfig:
     rope_yarn_beta_slow: float
     rope_attn_factor: float  # cos/sin multiplier (yarn: 0.1 ln(factor) + 1)
     rope_freq_factors: tuple[float, ...] | None  # GGUF rope_freqs.weight
+    rope_long_factors: tuple[float, ...] | None  # longrope, context > original (HF long_factor)
+    rope_short_factors: tuple[float, ...] | None  # longrope, context <= original (HF short_factor)
     rope_local_base_freq: float | None  # Gemma 3's sliding layers
     attn_bias: bool
     qk_norm: bool  # Qwen3 / Gemma 3 per-head q/k RMSNorm
@@ -124,6 +126,11 @@ _NULL = object()  # default of a nullable field: null (off)
 
 
 def _default_attn_factor(c: dict[str, Any]) -> float:
+    if c.get("rope_scaling") == "longrope":  # HF _compute_longrope_parameters
+        orig, ctx = c.get("rope_original_context_length"), c.get("context_length")
+        if not isinstance(orig, (int, float)) or not isinstance(ctx, (int, float)) or not ctx / orig > 1:
+            return 1.0
+        return math.sqrt(1 + math.log(ctx / orig) / math.log(orig))
     f = c.get("rope_scaling_factor")
     if c.get("rope_scaling") != "yarn" or not isinstance(f, (int, float)) or not f > 1:
         return 1.0
@@ -147,7 +154,7 @@ _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
     "rope_theta": ("number", None, 10000),
     "rope_style": ("string", ("half", "interleaved"), "half"),
     "rope_dimension_count": ("int", None, lambda c: c.get("head_dim")),
-    "rope_scaling": ("string", ("none", "linear", "llama3", "yarn"), "none"),
+    "rope_scaling": ("string", ("none", "linear", "llama3", "yarn", "longrope"), "none"),
     "rope_scaling_factor": ("number", None, 1),
     "rope_original_context_length": ("int", None, _NULL),
     "rope_low_freq_factor": ("number", None, 1),
@@ -156,6 +163,8 @@ _FIELDS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
     "rope_yarn_beta_slow": ("number", None, 1),
     "rope_attn_factor": ("number", None, _default_attn_factor),
     "rope_freq_factors": ("numbers", None, _NULL),
+    "rope_long_factors": ("numbers", None, _NULL),
+    "rope_short_factors": ("numbers", None, _NULL),
     "rope_local_base_freq": ("number", None, _NULL),
     "attn_bias": ("bool", None, False),
     "qk_norm": ("bool", None, False),

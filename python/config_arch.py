@@ -23,6 +23,8 @@ OPTIONAL = frozenset(
         "rope_yarn_beta_slow",
         "rope_attn_factor",
         "rope_freq_factors",
+        "rope_long_factors",
+        "rope_short_factors",
         "rope_local_base_freq",
         "qk_norm",
         "query_pre_attn_scalar",
@@ -47,6 +49,7 @@ ROPE_PARAMS: dict[str, tuple[str, ...]] = {
         "rope_yarn_beta_slow",
         "rope_attn_factor",
     ),
+    "longrope": ("rope_original_context_length", "rope_attn_factor", "rope_long_factors", "rope_short_factors"),
 }
 
 
@@ -79,7 +82,7 @@ def check_llama_extras(
     for f in dict.fromkeys(x for params in ROPE_PARAMS.values() for x in params):
         if f not in used and c[f] != default(f, c):
             raise error(file, f, f"is set ({describe(c[f])}) but rope_scaling {kind} does not use it")
-    if kind in ("llama3", "yarn") and c["rope_original_context_length"] is None:
+    if kind in ("llama3", "yarn", "longrope") and c["rope_original_context_length"] is None:
         raise error(file, "rope_original_context_length", f"is missing (required by rope_scaling {kind})")
     if kind == "llama3" and not c["rope_high_freq_factor"] > c["rope_low_freq_factor"]:
         raise error(
@@ -88,9 +91,15 @@ def check_llama_extras(
             f"must be greater than rope_low_freq_factor ({describe(c['rope_low_freq_factor'])}), "
             f"got {describe(c['rope_high_freq_factor'])}",
         )
+    if kind == "longrope":
+        for f in ("rope_long_factors", "rope_short_factors"):
+            if c[f] is None:
+                raise error(file, f, "is missing (required by rope_scaling longrope)")
+            if len(c[f]) != rd // 2:
+                raise error(file, f, f"must hold rope_dimension_count / 2 = {rd // 2} values, got {len(c[f])}")
     factors = c["rope_freq_factors"]
     if factors is not None:
-        if kind in ("llama3", "yarn"):
+        if kind in ("llama3", "yarn", "longrope"):
             raise error(file, "rope_freq_factors", f"cannot be combined with rope_scaling {kind} (give one of them)")
         if len(factors) != rd // 2:
             raise error(

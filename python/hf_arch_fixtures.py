@@ -262,6 +262,55 @@ def phi3() -> None:
     convert_gguf(model, OUT / "phi3.gguf", "phi3")
 
 
+LONG_FACTORS = [1.0, 1.5, 3.0, 6.0, 12.0, 24.0]  # the fixture's LongRoPE factors (rotary dims 12 / 2)
+SHORT_FACTORS = [1.05, 1.2, 1.4, 1.9, 2.5, 4.0]
+SHORT_SEQ = 12  # tokens of the short case: at most original_max_position_embeddings (16)
+
+
+def phi3_longrope() -> None:
+    """Phi-3.5-mini / Phi-4-mini's LongRoPE (`rope_scaling` type longrope, config.json in the
+    transformers 4.x spelling they are published with): original_max_position_embeddings 16 of
+    64 (attention factor sqrt(1 + ln 4 / ln 16)), partial_rotary_factor 0.75, distinct short and
+    long factors. expected.json: the 24-token run (past 16: transformers uses the long factors for
+    the whole forward), and under "short" a 12-token run (short factors)."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    rope = {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+            "long_factor": LONG_FACTORS, "short_factor": SHORT_FACTORS}
+    cfg = Phi3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                     original_max_position_embeddings=16, rms_norm_eps=1e-5, partial_rotary_factor=0.75,
+                     rope_parameters=rope, sliding_window=None, tie_word_embeddings=False, pad_token_id=0,
+                     bos_token_id=1, eos_token_id=2)
+    model = make(Phi3ForCausalLM, cfg, 39)
+    ids = arch_ids(139, 64)
+    short_ids = ids[:SHORT_SEQ]
+    swapped = {**rope, "long_factor": SHORT_FACTORS, "short_factor": LONG_FACTORS}
+    check_exercised(model, Phi3ForCausalLM, cfg, ids, "long factors", rope_parameters=swapped)
+    check_exercised(model, Phi3ForCausalLM, cfg, short_ids, "short factors", rope_parameters=swapped)
+    check_exercised(model, Phi3ForCausalLM, cfg, ids, "attention factor",
+                    rope_parameters={**rope, "attention_factor": 1.0})
+    short = logits_of(model, short_ids)
+    assert conditioning(model, short_ids) < 3e-5
+    attn = math.sqrt(1 + math.log(64 / 16) / math.log(16))
+    d = save_arch("phi3_longrope", model, ids, gollm_sizes(
+        cfg, rope_theta=10000, rope_dimension_count=12, rope_scaling="longrope", rope_original_context_length=16,
+        rope_attn_factor=attn, rope_long_factors=LONG_FACTORS, rope_short_factors=SHORT_FACTORS),
+        {"short": {"tokens": short_ids, "logits": [[round(v, 6) for v in row] for row in short.tolist()]}})
+    # transformers 4.x spelling (Phi-3.5-mini's and Phi-4-mini's config.json).
+    j = json.loads((d / "config.json").read_text())
+    rp = j.pop("rope_parameters")
+    j["rope_theta"] = rp.pop("rope_theta")
+    j["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
+    rp["type"] = rp.pop("rope_type")
+    j["rope_scaling"] = rp
+    (d / "config.json").write_text(json.dumps(j, indent=2) + "\n")
+    again = Phi3ForCausalLM.from_pretrained(d)
+    assert np.abs(logits_of(again, ids) - logits_of(model, ids)).max() == 0, "4.x spelling reloads differently"
+    assert np.abs(logits_of(again, short_ids) - short).max() == 0, "4.x spelling reloads differently"
+    convert_gguf(model, OUT / "phi3_longrope.gguf", "phi3")
+
+
 def qwen2_swa() -> None:
     """Qwen2 with use_sliding_window: layers from max_window_layers (1) on slide (window 4)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -343,6 +392,15 @@ def convert_gguf(model, path: Path, arch: str, *, permute_qk: bool = False, norm
         w.add_rope_dimension_count(int(full.get("partial_rotary_factor", 1.0) * c.hidden_size) // c.num_attention_heads)
         w.add_rope_scaling_orig_ctx_len(c.original_max_position_embeddings)
         w.add_sliding_window(c.sliding_window or 0)
+    if rtype == "longrope":
+        # Phi3MiniModel.set_gguf_parameters / generate_extra_tensors (rope_scaling su / longrope).
+        scale = c.max_position_embeddings / c.original_max_position_embeddings
+        orig = c.original_max_position_embeddings
+        w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0)
+        w.add_tensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_LONG] + ".weight",
+                     np.array(full["long_factor"], dtype=np.float32))
+        w.add_tensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FACTORS_SHORT] + ".weight",
+                     np.array(full["short_factor"], dtype=np.float32))
     if attention_scale is not None:
         w.add_float32(gguf.Keys.Attention.SCALE.format(arch=arch), attention_scale)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
@@ -394,5 +452,6 @@ ARCH_FIXTURES = {
     "gemma2": gemma2,
     "gemma3": gemma3,
     "phi3": phi3,
+    "phi3_longrope": phi3_longrope,
     "qwen2_swa": qwen2_swa,
 }

@@ -53,15 +53,17 @@ def _norm(c: ModelConfig) -> nn.Module:
     return nn.LayerNorm(c.dim, eps=c.norm_eps, bias=True)
 
 
-def rope_inv_freq(c: ModelConfig, local: bool = False) -> torch.Tensor:
+def rope_inv_freq(c: ModelConfig, local: bool = False, context: int | None = None) -> torch.Tensor:
     """The RoPE inverse frequencies (mirror of core/rope.ts ``ropeInvFreq``), float64.
 
     ``theta^(-2i/d)`` for i in [0, d/2), d = ``rope_dimension_count``, then the config's scaling:
     ``linear`` divides by the factor; ``llama3`` keeps wavelengths below ``orig / high``,
     divides those above ``orig / low`` and blends between; ``yarn`` ramps from the base
     frequencies (pairs below the beta_fast correction dim) to the divided ones (above
-    beta_slow's); ``rope_freq_factors`` divide pair by pair. ``local``: Gemma 3's sliding layers,
-    base ``rope_local_base_freq``, unscaled.
+    beta_slow's); ``rope_freq_factors`` divide pair by pair; ``longrope`` divides by
+    ``rope_long_factors`` when ``context`` (default ``context_length``) exceeds
+    ``rope_original_context_length``, else by ``rope_short_factors`` (core/rope.ts
+    ``longropeFactors``). ``local``: Gemma 3's sliding layers, base ``rope_local_base_freq``, unscaled.
 
     Returns:
         (d/2) float64.
@@ -79,6 +81,10 @@ def rope_inv_freq(c: ModelConfig, local: bool = False) -> torch.Tensor:
             out = out / torch.tensor(c.rope_freq_factors, dtype=torch.float64)
         return out
     orig = c.rope_original_context_length
+    if c.rope_scaling == "longrope":
+        ctx = c.context_length if context is None else context
+        ext = c.rope_long_factors if ctx > orig else c.rope_short_factors
+        return base / torch.tensor(ext, dtype=torch.float64)
     if c.rope_scaling == "llama3":
         low, high = c.rope_low_freq_factor, c.rope_high_freq_factor
         wavelen = 2 * math.pi / base

@@ -165,6 +165,15 @@ def test_sft_section_defaults_and_errors(tmp_path) -> None:
         ({"rope_dimension_count": 7}, "x.yaml: field 'rope_dimension_count' must be even and at most head_dim 8"),
         ({"rope_freq_factors": [1, 2]}, "x.yaml: field 'rope_freq_factors' must hold rope_dimension_count / 2 = 4"),
         ({"rope_freq_factors": [1, 0, 1, 1]}, "x.yaml: field 'rope_freq_factors' [1] must be a positive number"),
+        (
+            {"rope_scaling": "longrope", "rope_original_context_length": 16, "rope_long_factors": [1, 2, 3, 4]},
+            "x.yaml: field 'rope_short_factors' is missing (required by rope_scaling longrope)",
+        ),
+        (
+            {"rope_scaling": "longrope", "rope_original_context_length": 16, "rope_long_factors": [1, 2],
+             "rope_short_factors": [1, 1, 1, 1]},
+            "x.yaml: field 'rope_long_factors' must hold rope_dimension_count / 2 = 4 values, got 2",
+        ),
         ({"layer_types": ["full_attention"] * 2}, "x.yaml: field 'layer_types' must hold n_layers = 1 entries, got 2"),
         ({"layer_types": ["local"]}, "x.yaml: field 'layer_types' [0] must be one of sliding_attention | full_attention"),
         (

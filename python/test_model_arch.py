@@ -91,7 +91,7 @@ def mirror_logits(name: str, **off) -> tuple[torch.Tensor, torch.Tensor]:
     return got, torch.tensor(exp["logits"])
 
 
-FIXTURES = ["llama31", "llama_yarn", "llama_linear", "qwen3", "gemma2", "gemma3", "phi3", "qwen2_swa"]
+FIXTURES = ["llama31", "llama_yarn", "llama_linear", "qwen3", "gemma2", "gemma3", "phi3", "phi3_longrope", "qwen2_swa"]
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -113,6 +113,8 @@ CONTROLS = [
     ("gemma3", {"rope_local_base_freq": None}),
     ("phi3", {"sliding_window": None}),
     ("phi3", {"rope_dimension_count": 16}),
+    ("phi3_longrope", {"rope_attn_factor": 1.0}),  # context_length 64 > 16: the long factors
+    ("phi3_longrope", {"rope_long_factors": (1.05, 1.2, 1.4, 1.9, 2.5, 4.0)}),  # the short ones
     ("qwen2_swa", {"sliding_window": None, "layer_types": None}),
 ]
 

@@ -58,7 +58,10 @@ export interface BatchModelOptions {
   threads?: number;
   /** Sequences running at once (sequence slots). Default 4. */
   parallel?: number;
-  /** Tokens one sequence holds at most, prompt and reply (default: `context_length`). */
+  /**
+   * Tokens one sequence holds at most, prompt and reply (default: `context_length`); picks
+   * `longrope`'s factor set (core/rope.ts), as llama.cpp's `n_ctx_per_seq`.
+   */
   ctxSize?: number;
   /** Token rows per step: the token budget of a step (default `max(32, parallel)`). */
   batchSize?: number;
@@ -182,6 +185,7 @@ function serveLayout(
       blockSize,
       numBlocks: pool + 1,
       maxBlocksPerSeq,
+      contextSize: ctxSize, // picks longrope's factor set, as llama.cpp's n_ctx_per_seq
       ...types,
     },
   };

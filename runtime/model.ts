@@ -63,7 +63,8 @@ export interface ModelOptions {
   /**
    * Slots in each layer's KV ring (default and maximum: `context_length`). A smaller value
    * saves memory; once a sequence is longer, the oldest tokens fall out of attention
-   * (sliding-window attention).
+   * (sliding-window attention). It is the context that picks `longrope`'s factor set (long
+   * above `rope_original_context_length`, as llama.cpp's `n_ctx`; core/rope.ts).
    */
   kvCapacity?: number;
   /** Tokens per prefill chunk (default 128, `DEFAULT_PREFILL_CHUNK` of codegen/plan.ts). */

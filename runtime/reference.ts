@@ -248,7 +248,7 @@ export function createReference(
   const tables = gpt2
     ? []
     : [false, true].filter((local) => !local || c.rope_local_base_freq !== null).map((local) => ({
-      invFreq: ropeInvFreq(c, local), // (rope_dim/2)
+      invFreq: ropeInvFreq(c, local, kvCapacity), // (rope_dim/2); kvCapacity picks longrope's factors
       mscale: ropeAttnFactor(c, local), // yarn attention factor on cos and sin
       cos: new Float64Array(rotDim / 2), // (rope_dim/2) of this token's position
       sin: new Float64Array(rotDim / 2), // (rope_dim/2)

@@ -43,6 +43,7 @@ const WITHOUT: Record<string, Record<string, unknown>> = {
     rope_attn_factor: 1,
   },
   "rope_freq_factors (GGUF rope_freqs)": { rope_freq_factors: null },
+  "longrope original 16, partial rotary 8 of 12": { rope_long_factors: [1.1, 1.3, 2, 3] },
   "qwen2 sliding layers from 1, bias": { layer_types: null },
 };
 

@@ -243,6 +243,17 @@ export const ARCH_CASES: readonly (readonly [string, ModelConfig])[] = [
     cfg("llama", { n_kv_heads: 2, rope_freq_factors: [1, 1, 1.5, 3, 8, 8] }),
   ],
   [
+    "longrope original 16, partial rotary 8 of 12",
+    cfg("llama", {
+      n_kv_heads: 2,
+      rope_dimension_count: 8,
+      rope_scaling: "longrope",
+      rope_original_context_length: 16, // kvCapacity 24 of the checks: the long factors
+      rope_long_factors: [1, 2.5, 6, 20],
+      rope_short_factors: [1.1, 1.3, 2, 3],
+    }),
+  ],
+  [
     "qwen2 sliding layers from 1, bias",
     cfg("llama", {
       n_layers: 3,

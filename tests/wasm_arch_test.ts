@@ -182,13 +182,23 @@ const HF = [
   "gemma2",
   "gemma3",
   "phi3",
+  "phi3_longrope",
   "llama31",
   "llama_yarn",
   "llama_linear",
   "qwen2_swa",
   "mistral",
 ];
-const GGUF = ["qwen3", "gemma2", "gemma3", "phi3", "llama31", "llama_yarn", "llama_linear"];
+const GGUF = [
+  "qwen3",
+  "gemma2",
+  "gemma3",
+  "phi3",
+  "phi3_longrope",
+  "llama31",
+  "llama_yarn",
+  "llama_linear",
+];
 
 for (const name of HF) {
   Deno.test(`loadModel() wasm and auto on the ${name} fixture give transformers' logits`, async () => {

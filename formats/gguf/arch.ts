@@ -13,11 +13,15 @@
  * | `phi3`    | NEOX, `rope.dimension_count` | fused `attn_qkv` (or q/k/v), fused `ffn_up` = [gate; up]     |
  * | `gpt2`    | none (learned positions)    | LayerNorm, GELU, fused `attn_qkv`                            |
  *
- * Keys (`<arch>.` prefix): `rope.scaling.type` (`linear`, `yarn`; `longrope` refused),
+ * Keys (`<arch>.` prefix): `rope.scaling.type` (`linear`, `yarn`),
  * `rope.scaling.factor`, `rope.scaling.original_context_length`, `rope.scaling.yarn_beta_fast`
  * / `_slow`, `rope.scaling.yarn_attn_factor` (llama.cpp multiplies it by `1 + 0.1 ln(factor)`:
  * `ggml_rope_yarn`), the older `rope.scale_linear`; the tensor `rope_freqs.weight` (Llama 3.1's
- * per-pair divisors, `rope_freq_factors`); `attention.sliding_window` (every layer, or those
+ * per-pair divisors, `rope_freq_factors`); LongRoPE (Phi-3 128k, Phi-3.5/Phi-4-mini, as
+ * convert_hf_to_gguf.py `Phi3MiniModel` writes it): the tensors `rope_factors_long.weight` and
+ * `rope_factors_short.weight` with `rope.scaling.attn_factor` (cos/sin factor, default 1) and
+ * `rope.scaling.original_context_length` (default `context_length`; llama.cpp
+ * `n_ctx_orig_yarn`) → `rope_scaling: longrope`; `attention.sliding_window` (every layer, or those
  * of the arch's pattern; `attention.sliding_window_pattern` as a period or a bool per layer
  * overrides it); `attn_logit_softcapping`, `final_logit_softcapping`; `attention.scale` (the
  * attention scale; without it Gemma follows llama.cpp: `n_embd / n_head` for the 27B models,
@@ -87,8 +91,8 @@ function gemmaQueryScalar(arch: string, c: Record<string, number>): number {
  * @param arch A key of {@linkcode GGUF_ARCHS}.
  * @param sizes `dim`, `n_layers`, `n_heads`, `head_dim` already read.
  * @returns Raw config fields for `parseConfig`.
- * @throws {FormatError} naming the file and key: an unsupported scaling kind, LongRoPE factor
- *   tensors, a malformed pattern or `rope_freqs.weight`.
+ * @throws {FormatError} naming the file and key: an unsupported scaling kind, one LongRoPE
+ *   factor tensor without the other, a malformed pattern or RoPE factor tensor.
  */
 export function ggufArchConfig(
   g: GgufFile,
@@ -136,13 +140,33 @@ export function ggufArchConfig(
     );
   }
   const infos = new Map(g.tensors.map((t) => [t.name, t]));
-  for (const name of ["rope_factors_long.weight", "rope_factors_short.weight"]) {
-    if (infos.has(name)) {
+  const long = infos.get("rope_factors_long.weight");
+  const short = infos.get("rope_factors_short.weight");
+  if (long || short) {
+    // convert_hf_to_gguf.py Phi3MiniModel; llama.cpp get_rope_factors, n_ctx_orig_yarn and
+    // `yarn_attn_factor *= hparams.rope_attn_factor` (rope.scaling.attn_factor, default 1).
+    if (!long || !short) {
       throw new FormatError(
         g.file,
-        `tensor '${name}' (LongRoPE, Phi-3 128k) is not supported: its short/long factor switch is not implemented`,
+        `tensor '${long ? "rope_factors_short" : "rope_factors_long"}.weight' is missing ` +
+          `(LongRoPE needs both rope_factors_long.weight and rope_factors_short.weight)`,
       );
     }
+    if (type !== undefined && type !== "none") {
+      throw new FormatError(
+        g.file,
+        `metadata '${k("rope.scaling.type")}' = "${type}" with LongRoPE factor tensors`,
+      );
+    }
+    out.rope_scaling = "longrope";
+    out.rope_long_factors = [...ropeFreqs(g, long)];
+    out.rope_short_factors = [...ropeFreqs(g, short)];
+    out.rope_original_context_length = metaInt(
+      g,
+      k("rope.scaling.original_context_length"),
+      metaInt(g, k("context_length")),
+    );
+    out.rope_attn_factor = metaFloat(g, k("rope.scaling.attn_factor"), 1);
   }
   const freqs = infos.get("rope_freqs.weight");
   if (freqs) out.rope_freq_factors = [...ropeFreqs(g, freqs)];
@@ -197,14 +221,14 @@ export function ggufArchConfig(
   return out;
 }
 
-/** The values of `rope_freqs.weight`, checked (positive, finite). */
+/** The values of a RoPE factor tensor (`rope_freqs`, `rope_factors_long`/`_short`), checked (positive, finite). */
 function ropeFreqs(g: GgufFile, info: GgufTensorInfo): Float32Array {
   const t = ggufTensor(g, info);
   const bad = t.data.findIndex((v) => !(v > 0) || !Number.isFinite(v));
   if (t.shape.length !== 1 || bad >= 0) {
     throw new FormatError(
       g.file,
-      `tensor 'rope_freqs.weight' must be a vector of positive factors` +
+      `tensor '${info.name}' must be a vector of positive factors` +
         (bad >= 0 ? `, got ${t.data[bad]} at ${bad}` : `, got shape [${t.shape}]`),
     );
   }
@@ -281,11 +305,12 @@ export function ggufArchFor(c: ModelConfig): { arch: string; permuteQk: boolean 
     }
     return { arch: "qwen3", permuteQk: false };
   }
-  if (partial) {
+  if (partial || c.rope_scaling === "longrope") { // llama.cpp reads LongRoPE factors for phi3
     if (c.rope_style !== "half" || c.attn_bias) {
       throw refuse(
-        "rope_dimension_count",
-        `is ${c.rope_dimension_count} < head_dim with interleaved RoPE or bias`,
+        partial ? "rope_dimension_count" : "rope_scaling",
+        `is ${partial ? `${c.rope_dimension_count} < head_dim` : "longrope"} with ` +
+          "interleaved RoPE or bias",
       );
     }
     return { arch: "phi3", permuteQk: false };
@@ -323,6 +348,10 @@ export function ggufArchMetadata(c: ModelConfig, arch: string): [string, GgufTyp
     if (c.rope_attn_factor !== builtIn) {
       m.push([k("rope.scaling.yarn_attn_factor"), gguf.f32(c.rope_attn_factor / builtIn)]);
     }
+  } else if (c.rope_scaling === "longrope") {
+    // convert_hf_to_gguf.py Phi3MiniModel: no scaling type, the two factor tensors.
+    m.push([k("rope.scaling.attn_factor"), gguf.f32(c.rope_attn_factor)]);
+    m.push([k("rope.scaling.original_context_length"), gguf.u32(c.rope_original_context_length!)]);
   }
   if (c.sliding_window !== null) {
     m.push([k("attention.sliding_window"), gguf.u32(c.sliding_window)]);
@@ -363,6 +392,7 @@ export function ggufArchMetadata(c: ModelConfig, arch: string): [string, GgufTyp
  * @returns `(rope_dimension_count / 2)` factors, `inv_freq` unscaled / scaled.
  */
 export function ropeFreqsTensor(c: ModelConfig): Float32Array | null {
+  if (c.rope_scaling === "longrope") return null; // ggufRopeTensors: its two factor sets
   if (c.rope_freq_factors !== null) return Float32Array.from(c.rope_freq_factors);
   if (c.rope_scaling !== "llama3") return null;
   const plain: ModelConfig = {
@@ -375,4 +405,24 @@ export function ropeFreqsTensor(c: ModelConfig): Float32Array | null {
   };
   const base = ropeInvFreq(plain), scaled = ropeInvFreq(c);
   return base.map((b, i) => b / scaled[i]);
+}
+
+/**
+ * The RoPE factor tensors a config adds to a GGUF, named as llama.cpp reads them:
+ * `rope_freqs.weight` ({@linkcode ropeFreqsTensor}), or for `longrope` both
+ * `rope_factors_long.weight` and `rope_factors_short.weight` (convert_hf_to_gguf.py
+ * `Phi3MiniModel.generate_extra_tensors`; llama.cpp picks one by context size).
+ *
+ * @param c The config.
+ * @returns `[name, (rope_dimension_count / 2) f32 factors]` pairs, possibly none.
+ */
+export function ggufRopeTensors(c: ModelConfig): [string, Float32Array][] {
+  if (c.rope_scaling === "longrope") {
+    return [
+      ["rope_factors_long.weight", Float32Array.from(c.rope_long_factors!)],
+      ["rope_factors_short.weight", Float32Array.from(c.rope_short_factors!)],
+    ];
+  }
+  const freqs = ropeFreqsTensor(c);
+  return freqs ? [["rope_freqs.weight", freqs]] : [];
 }
