@@ -20,6 +20,13 @@
  * @module
  */
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import {
+  NUMBER_END,
+  NUMBER_REJECT,
+  numberComplete,
+  numberStart,
+  numberStep,
+} from "./json_number.ts";
 
 /** Lexical positions of {@linkcode JsonRecognizer}. */
 const enum S {
@@ -41,22 +48,8 @@ const enum S {
   Esc,
   /** Inside `\uXXXX`: `hex` digits left. */
   Hex,
-  /** After `-`: a digit. */
-  Minus,
-  /** After a leading `0`. */
-  Zero,
-  /** In the integer part (1-9 first). */
-  Int,
-  /** After `.`: a digit. */
-  Dot,
-  /** In the fraction. */
-  Frac,
-  /** After `e`/`E`: a sign or digit. */
-  Exp,
-  /** After the exponent's sign: a digit. */
-  ExpSign,
-  /** In the exponent. */
-  ExpDigits,
+  /** Inside a number (json_number.ts): its position in `count`. */
+  Num,
   /** Inside `true`, `false` or `null`: `literal[litPos]` next. */
   Lit,
   /** The top-level value is complete: only whitespace. */
@@ -286,45 +279,13 @@ export class JsonRecognizer implements ByteRecognizer {
         if (!isHex(b)) return false;
         if (--this.#count === 0) this.#state = S.Str;
         return true;
-      case S.Minus:
-        if (b === 0x30) this.#state = S.Zero;
-        else if (isDigit(b)) this.#state = S.Int;
-        else return false;
+      case S.Num: {
+        const next = numberStep(this.#count, b);
+        if (next === NUMBER_REJECT) return false;
+        if (next === NUMBER_END) return this.#endNumber(b);
+        this.#count = next;
         return true;
-      case S.Zero:
-        if (b === 0x2e) this.#state = S.Dot;
-        else if (b === 0x65 || b === 0x45) this.#state = S.Exp;
-        else return this.#endNumber(b);
-        return true;
-      case S.Int:
-        if (isDigit(b)) return true;
-        if (b === 0x2e) this.#state = S.Dot;
-        else if (b === 0x65 || b === 0x45) this.#state = S.Exp;
-        else return this.#endNumber(b);
-        return true;
-      case S.Dot:
-        if (!isDigit(b)) return false;
-        this.#state = S.Frac;
-        return true;
-      case S.Frac:
-        if (isDigit(b)) return true;
-        if (b === 0x65 || b === 0x45) {
-          this.#state = S.Exp;
-          return true;
-        }
-        return this.#endNumber(b);
-      case S.Exp:
-        if (b === 0x2b || b === 0x2d) this.#state = S.ExpSign;
-        else if (isDigit(b)) this.#state = S.ExpDigits;
-        else return false;
-        return true;
-      case S.ExpSign:
-        if (!isDigit(b)) return false;
-        this.#state = S.ExpDigits;
-        return true;
-      case S.ExpDigits:
-        if (isDigit(b)) return true;
-        return this.#endNumber(b);
+      }
       case S.Lit:
         if (b !== this.#literal[this.#count]) return false;
         if (++this.#count === this.#literal.length) return this.#endValue();
@@ -349,10 +310,11 @@ export class JsonRecognizer implements ByteRecognizer {
       this.#state = S.Str;
       return true;
     }
-    if (b === 0x2d) this.#state = S.Minus;
-    else if (b === 0x30) this.#state = S.Zero;
-    else if (isDigit(b)) this.#state = S.Int;
-    else if (LITERALS[b]) {
+    const num = numberStart(b);
+    if (num !== NUMBER_REJECT) {
+      this.#state = S.Num;
+      this.#count = num;
+    } else if (LITERALS[b]) {
       this.#literal = LITERALS[b];
       this.#count = 1;
       this.#state = S.Lit;
@@ -392,9 +354,7 @@ export class JsonRecognizer implements ByteRecognizer {
    */
   get completeIfEnded(): boolean {
     if (this.#state === S.Done) return true;
-    const inNumber = this.#state === S.Zero || this.#state === S.Int ||
-      this.#state === S.Frac || this.#state === S.ExpDigits;
-    return inNumber && this.#stack.length === 0;
+    return this.#state === S.Num && numberComplete(this.#count) && this.#stack.length === 0;
   }
 }
 

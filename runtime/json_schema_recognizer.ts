@@ -19,6 +19,13 @@
 import type { ByteRecognizer } from "./json_constraint.ts";
 import { JSON_MAX_DEPTH } from "./json_constraint.ts";
 import type { CompiledJsonSchema, SchemaNode } from "./json_schema.ts";
+import {
+  NUMBER_END,
+  NUMBER_REJECT,
+  numberComplete,
+  numberStart,
+  numberStep,
+} from "./json_number.ts";
 
 /** Frame kinds. */
 const enum F {
@@ -46,18 +53,6 @@ const enum P {
   Open,
   Comma,
   Next,
-}
-
-/** Number positions (as JsonRecognizer's). */
-const enum N {
-  Minus,
-  Zero,
-  Int,
-  Dot,
-  Frac,
-  Exp,
-  ExpSign,
-  ExpDigits,
 }
 
 /** One frame of a thread's stack (immutable). */
@@ -171,7 +166,7 @@ export class JsonSchemaRecognizer implements ByteRecognizer {
     return this.#threads.some((t) =>
       t.top === null ||
       (t.top.k === F.Number && t.top.next === null &&
-        [N.Zero, N.Int, N.Frac, N.ExpDigits].includes(t.top.a))
+        numberComplete(t.top.a))
     );
   }
 
@@ -262,8 +257,8 @@ function start(node: SchemaNode, below: Frame | null, b: number, out: Thread[]):
       return;
     case "number":
     case "integer": {
-      const at = b === 0x2d ? N.Minus : b === 0x30 ? N.Zero : isDigit(b) ? N.Int : -1;
-      if (at >= 0) push(out, new Frame(F.Number, node, at, 0, 0, below));
+      const at = numberStart(b);
+      if (at !== NUMBER_REJECT) push(out, new Frame(F.Number, node, at, 0, 0, below));
       return;
     }
     case "literal":
@@ -383,43 +378,8 @@ function utf8Lead(b: number): number {
 }
 
 function number(t: Thread, f: Frame, b: number, out: Thread[]): void {
-  const int = f.node.kind === "integer";
-  const to = (a: N) => push(out, new Frame(F.Number, f.node, a, 0, 0, f.next));
-  const end = () => step(new Thread(f.next), b, out); // the enclosing context reads b
-  const fracOrExp = () => {
-    if (int) end();
-    else if (b === 0x2e) to(N.Dot);
-    else if (b === 0x65 || b === 0x45) to(N.Exp);
-    else end();
-  };
-  switch (f.a as N) {
-    case N.Minus:
-      if (b === 0x30) to(N.Zero);
-      else if (isDigit(b)) to(N.Int);
-      return;
-    case N.Zero:
-      return fracOrExp();
-    case N.Int:
-      if (isDigit(b)) out.push(t);
-      else fracOrExp();
-      return;
-    case N.Dot:
-      if (isDigit(b)) to(N.Frac);
-      return;
-    case N.Frac:
-      if (isDigit(b)) out.push(t);
-      else if (b === 0x65 || b === 0x45) to(N.Exp);
-      else end();
-      return;
-    case N.Exp:
-      if (b === 0x2b || b === 0x2d) to(N.ExpSign);
-      else if (isDigit(b)) to(N.ExpDigits);
-      return;
-    case N.ExpSign:
-      if (isDigit(b)) to(N.ExpDigits);
-      return;
-    case N.ExpDigits:
-      if (isDigit(b)) out.push(t);
-      else end();
-  }
+  const next = numberStep(f.a, b, f.node.kind === "integer");
+  if (next === NUMBER_END) step(new Thread(f.next), b, out); // the enclosing context reads b
+  else if (next === f.a) out.push(t);
+  else if (next !== NUMBER_REJECT) push(out, new Frame(F.Number, f.node, next, 0, 0, f.next));
 }
