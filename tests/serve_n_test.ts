@@ -7,50 +7,7 @@
  */
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import type { Checkpoint } from "../formats/checkpoint.ts";
-import { loadCheckpoint } from "../formats/load.ts";
-import { createBatchModel } from "../runtime/batch_model.ts";
-import { createServer, type GollmServer } from "../server/http.ts";
-import { ROOT } from "./assets.ts";
-
-let ckpt: Checkpoint | null = null;
-
-interface Running {
-  server: GollmServer;
-  url: string;
-  client: OpenAI;
-  logs: string[];
-  close(): Promise<void>;
-}
-
-/** A server on 127.0.0.1 (a free port) over the default model with 4 sequence slots. */
-async function start(): Promise<Running> {
-  ckpt ??= await loadCheckpoint(`${ROOT}models/default`);
-  const model = createBatchModel(ckpt.config, ckpt.weights, ckpt.tokenizer, {
-    parallel: 4,
-    ctxSize: 256,
-    batchSize: 32,
-  }, { format: ckpt.format, path: ckpt.path });
-  const logs: string[] = [];
-  const server = createServer(model, { log: (l) => logs.push(l) });
-  const listening = Promise.withResolvers<number>();
-  const http = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => listening.resolve(port) },
-    server,
-  );
-  const url = `http://127.0.0.1:${await listening.promise}`;
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "none", maxRetries: 0 });
-  return {
-    server,
-    url,
-    client,
-    logs,
-    async close() {
-      await server.shutdown(1000);
-      await http.shutdown();
-    },
-  };
-}
+import { startServer } from "./test_server.ts";
 
 /** Polls until `cond` holds (at most `ms`). */
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {
@@ -66,7 +23,7 @@ const PROMPT = "Mr. Speaker, Mr. Vice President, members of Congress, distinguis
   "and fellow citizens: tonight I report to you on the state of";
 
 Deno.test("n = 3 at temperature 0: three choices equal the n = 1 reply; usage counts the prompt once", async () => {
-  const s = await start();
+  const s = await startServer({}, 4);
   try {
     const req = { model: "default", prompt: PROMPT, max_tokens: 24, temperature: 0 };
     const one = await s.client.completions.create(req);
@@ -128,7 +85,7 @@ Deno.test("n = 3 at temperature 0: three choices equal the n = 1 reply; usage co
 });
 
 Deno.test("n = 4 with a seed: choice i equals an n = 1 request with seed + i; the prompt's blocks are held once", async () => {
-  const s = await start();
+  const s = await startServer({}, 4);
   try {
     const req = {
       model: "default",
@@ -171,7 +128,7 @@ Deno.test("n = 4 with a seed: choice i equals an n = 1 request with seed + i; th
 });
 
 Deno.test("streaming n = 2 through the openai client: two whole texts, logprobs per choice, one usage chunk", async () => {
-  const s = await start();
+  const s = await startServer({}, 4);
   try {
     const messages = [{ role: "user" as const, content: "Tell me about the economy." }];
     const base = { model: "default", messages, max_tokens: 20, temperature: 0.9, seed: 5 };
@@ -238,7 +195,7 @@ Deno.test("streaming n = 2 through the openai client: two whole texts, logprobs 
 });
 
 Deno.test("an aborted n = 3 stream frees every choice's blocks; n over the slots is a 400 naming 'n'", async () => {
-  const s = await start();
+  const s = await startServer({}, 4);
   try {
     const st = () => s.server.scheduler.stats;
     const ctl = new AbortController();

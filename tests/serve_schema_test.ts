@@ -8,11 +8,8 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { Ajv } from "ajv";
-import { loadCheckpoint } from "../formats/load.ts";
 import { compileJsonSchema } from "../runtime/json_schema.ts";
-import { createBatchModel } from "../runtime/batch_model.ts";
-import { createServer } from "../server/http.ts";
-import { ROOT } from "./assets.ts";
+import { startServer } from "./test_server.ts";
 
 const SCHEMA = {
   type: "object",
@@ -27,39 +24,13 @@ const SCHEMA = {
   additionalProperties: false,
 };
 
-/** Starts a server on 127.0.0.1 (a free port) over the default model. */
-async function start() {
-  const ckpt = await loadCheckpoint(`${ROOT}models/default`);
-  const model = createBatchModel(ckpt.config, ckpt.weights, ckpt.tokenizer, {
-    parallel: 4,
-    ctxSize: 256,
-    batchSize: 32,
-  }, { format: ckpt.format, path: ckpt.path });
-  const server = createServer(model, { log: () => {} });
-  const listening = Promise.withResolvers<number>();
-  const http = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => listening.resolve(port) },
-    server,
-  );
-  const url = `http://127.0.0.1:${await listening.promise}`;
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "none", maxRetries: 0 });
-  return {
-    url,
-    client,
-    async close() {
-      await server.shutdown(1000);
-      await http.shutdown();
-    },
-  };
-}
-
 const FORMAT = {
   type: "json_schema" as const,
   json_schema: { name: "weather", schema: SCHEMA, strict: true },
 };
 
 Deno.test("response_format json_schema: replies validate against the schema (ajv); a bad keyword is a 400", async () => {
-  const s = await start();
+  const s = await startServer({}, 4);
   const validate = new Ajv({ strict: false }).compile(SCHEMA);
   try {
     const ask = (seed: number, format = true) => ({

@@ -8,65 +8,10 @@
  */
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { loadCheckpoint } from "../formats/load.ts";
 import { kvBlockBytes } from "../core/forward.ts";
-import type { Checkpoint } from "../formats/checkpoint.ts";
-import { type BatchModelOptions, createBatchModel } from "../runtime/batch_model.ts";
-import { createServer, type GollmServer, type ServerOptions } from "../server/http.ts";
 import { ROOT } from "./assets.ts";
+import { defaultCheckpoint, MODEL, startServer } from "./test_server.ts";
 import { JsonRecognizer } from "../runtime/json_constraint.ts";
-
-const MODEL = `${ROOT}models/default`;
-let ckpt: Checkpoint | null = null;
-
-interface Running {
-  server: GollmServer;
-  /** Bytes of one KV block of the served model. */
-  blockBytes: number;
-  url: string;
-  client: OpenAI;
-  logs: string[];
-  close(): Promise<void>;
-}
-
-/** Starts a server on 127.0.0.1 (a free port) over the default model. */
-async function start(
-  options: ServerOptions = {},
-  parallel = 8,
-  cache: Pick<BatchModelOptions, "cacheTypeK" | "cacheTypeV"> = {},
-): Promise<Running> {
-  ckpt ??= await loadCheckpoint(MODEL);
-  const model = createBatchModel(ckpt.config, ckpt.weights, ckpt.tokenizer, {
-    parallel,
-    ctxSize: 256,
-    batchSize: 32,
-    ...cache,
-  }, { format: ckpt.format, path: ckpt.path });
-  const logs: string[] = [];
-  const server = createServer(model, { log: (l) => logs.push(l), ...options });
-  const listening = Promise.withResolvers<number>();
-  const http = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => listening.resolve(port) },
-    server,
-  );
-  const url = `http://127.0.0.1:${await listening.promise}`;
-  const client = new OpenAI({
-    baseURL: `${url}/v1`,
-    apiKey: options.apiKey ?? "none",
-    maxRetries: 0,
-  });
-  return {
-    server,
-    blockBytes: model.batch.blockBytes,
-    url,
-    client,
-    logs,
-    async close() {
-      await server.shutdown(1000);
-      await http.shutdown();
-    },
-  };
-}
 
 /** Runs `gollm generate --temperature 0 --json [extra]` on a prompt. */
 async function gollmGenerate(
@@ -117,7 +62,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 }
 
 Deno.test("openai client: completions and chat, streaming and not, equal gollm generate --temperature 0", async () => {
-  const s = await start();
+  const s = await startServer();
   try {
     const prompt = "The state of the Union is";
     const want = await gollmGenerate(prompt, 24);
@@ -224,7 +169,7 @@ Deno.test("openai client: completions and chat, streaming and not, equal gollm g
 
 Deno.test("openai client on an f16 KV cache equals gollm generate --cache-type-k/-v f16", async () => {
   const f16 = { cacheTypeK: "f16", cacheTypeV: "f16" } as const;
-  const s = await start({}, 4, f16);
+  const s = await startServer({}, 4, f16);
   try {
     const prompt = "The state of the Union is";
     const want = await gollmGenerate(prompt, 24, [], [
@@ -240,14 +185,18 @@ Deno.test("openai client on an f16 KV cache equals gollm generate --cache-type-k
       temperature: 0,
     });
     assert.equal(c.choices[0].text, want);
-    assert.equal(s.blockBytes, kvBlockBytes(ckpt!.config, 16, f16), "the pool is f16");
+    assert.equal(
+      s.blockBytes,
+      kvBlockBytes((await defaultCheckpoint()).config, 16, f16),
+      "the pool is f16",
+    );
   } finally {
     await s.close();
   }
 });
 
 Deno.test("logit_bias through the openai client bans and forces tokens as gollm generate --logit-bias", async () => {
-  const s = await start();
+  const s = await startServer();
   try {
     const prompt = "Once upon a time";
     const plain = await gollmTokens(prompt, 8);
@@ -276,9 +225,9 @@ Deno.test("logit_bias through the openai client bans and forces tokens as gollm 
 });
 
 Deno.test("response_format json_object: replies are JSON objects, ending when the object closes", async () => {
-  const s = await start();
+  const s = await startServer();
   try {
-    const tok = ckpt!.tokenizer!;
+    const tok = (await defaultCheckpoint()).tokenizer!;
     const [quote] = tok.encode('"', { bos: false }), [close] = tok.encode("}", { bos: false });
     const ask = (seed: number, json = true) => ({
       model: "default",
@@ -334,7 +283,7 @@ Deno.test("response_format json_object: replies are JSON objects, ending when th
 });
 
 Deno.test("32 concurrent streams all complete; the pool is whole afterwards", async () => {
-  const s = await start();
+  const s = await startServer();
   try {
     const runs = Array.from({ length: 32 }, async (_, i) => {
       const stream = await s.client.completions.create({
@@ -365,7 +314,7 @@ Deno.test("32 concurrent streams all complete; the pool is whole afterwards", as
 });
 
 Deno.test("an aborted stream frees its blocks; the same seed gives the same text under load", async () => {
-  const s = await start();
+  const s = await startServer();
   try {
     const ctl = new AbortController();
     const stream = await s.client.chat.completions.create({
@@ -441,7 +390,7 @@ Deno.test("an aborted stream frees its blocks; the same seed gives the same text
 });
 
 Deno.test("malformed requests get the right 4xx with OpenAI's error shape; the server keeps serving", async () => {
-  const s = await start({ apiKey: "sekrit", maxBodyBytes: 4096 }, 2);
+  const s = await startServer({ apiKey: "sekrit", maxBodyBytes: 4096 }, 2);
   const post = (path: string, body: string, key: string | null = "sekrit") =>
     fetch(`${s.url}${path}`, {
       method: "POST",
@@ -580,7 +529,7 @@ Deno.test("malformed requests get the right 4xx with OpenAI's error shape; the s
 });
 
 Deno.test("a full queue is 503 with Retry-After; a slow request times out with 408", async () => {
-  const s = await start({ maxQueue: 0, timeoutMs: 200 }, 1);
+  const s = await startServer({ maxQueue: 0, timeoutMs: 200 }, 1);
   try {
     const res = await fetch(`${s.url}/v1/completions`, {
       method: "POST",
@@ -592,7 +541,7 @@ Deno.test("a full queue is 503 with Retry-After; a slow request times out with 4
   } finally {
     await s.close();
   }
-  const t = await start({ timeoutMs: 150 }, 1);
+  const t = await startServer({ timeoutMs: 150 }, 1);
   try {
     const res = await fetch(`${t.url}/v1/completions`, {
       method: "POST",
