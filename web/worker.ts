@@ -27,14 +27,13 @@ let queue: Promise<void> = Promise.resolve();
 /** The abort controller of each generation queued or running, by request id. */
 const running = new Map<number, AbortController>();
 
-/** One turn of the event loop (so that a queued `stop` message is handled). */
+/** One turn of the event loop (so that a queued `stop` message is handled): one channel. */
+const channel = new MessageChannel();
+let turned: (() => void) | null = null;
+channel.port1.onmessage = () => turned?.();
 const turn = (): Promise<void> =>
   new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
-      channel.port1.close();
-      resolve();
-    };
+    turned = resolve;
     channel.port2.postMessage(null);
   });
 
