@@ -36,7 +36,7 @@ import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_as
 import { attentionScratchBytes, attentionShape } from "./wasm/attention.ts";
 import { barrierKernel, CTL, MAX_ROW_COUNTERS } from "./wasm/barrier.ts";
 import { stepEntry } from "./wasm/step_entry.ts";
-import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
+import { actLayout, Q8_0_RECORD_BYTES, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
 import { panelScratchBytes } from "./wasm/linear_panel.ts";
 import {
@@ -168,7 +168,7 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
 
 /**
  * One thread's scratch: the quantised rows of the widest matrix-product input of either
- * graph (a q8_0 row takes `K + 3K / 4` bytes: 1 per quant and 24 per 32 of metadata; a q8_K
+ * graph (a q8_0 row takes `K + 7K / 8` bytes: 1 per quant and 28 per 32 of metadata; a q8_K
  * row less, `K + K / 4`; whatever the weight types), then the scores of one attention unit's
  * heads over the longest ring (`wasm/attention.ts`), then the f32 panel of a float-type matmul
  * (8 rows of the widest input, transposed; `linear_panel.ts`).
@@ -179,7 +179,8 @@ function scratchOf(plan: Plan) {
     for (const n of g.nodes) {
       if (n.op === "attention") att = Math.max(att, attentionScratchBytes(attentionShape(n)));
       if (n.op !== "linear") continue;
-      quant = Math.max(quant, g.rows * align16(n.attrs.in * 1.75));
+      const q8Row = n.attrs.in + Math.ceil(n.attrs.in / 32) * Q8_0_RECORD_BYTES;
+      quant = Math.max(quant, g.rows * align16(q8Row));
       if (g.rows > 1) panel = Math.max(panel, panelScratchBytes(n.attrs.in));
     }
   }

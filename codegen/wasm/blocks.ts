@@ -106,11 +106,12 @@ export function rowBytes(t: WeightType, K: number): number {
 /**
  * Layout of one quantised activation row (what the activation quantiser writes and the
  * integer kernels read): `K` int8 quants, then one metadata record per block.
- * - `q8_0` (blocks of 32), 24 bytes per block: `d` f32 @0, `s = d · Σq` f32 @4 (the offset
+ * - `q8_0` (blocks of 32), 28 bytes per block: `d` f32 @0, `s = d · Σq` f32 @4 (the offset
  *   and min terms of Q4_0 … Q5_1), i32x4 @8 whose lane i is `-128 ·` the sum of quants
  *   4i..4i+3 and 16+4i..16+4i+3 (the lanes of a relaxed dot product over the block's two
- *   16-byte halves): the correction of Q8_0's u8 dot product (`types_q32.ts`), computed once
- *   per token and block here rather than once per register block of rows.
+ *   16-byte halves): the correction of Q8_0's u8 dot product (`types_q32.ts`), and i32 @24
+ *   `-128 · Σq`, the lanes' total (the panel's per-row form, `linear_panel_q8.ts`); both
+ *   computed once per token and block here rather than once per register block of rows.
  * - `q8_K` (blocks of 256), 64 bytes per block: `d` f32 @0, Σq per 16 as i16[16] @16,
  *   Σq per 32 as i16[8] @48.
  * - `f32`: the row itself, `4·K` bytes.
@@ -130,6 +131,11 @@ export interface ActLayout {
   stride: number;
 }
 
+/** Bytes of the metadata record of one q8_0 activation block (32 quants; {@linkcode ActLayout}). */
+export const Q8_0_RECORD_BYTES = 28;
+/** Bytes of the metadata record of one q8_K activation block (256 quants). */
+export const Q8_K_RECORD_BYTES = 64;
+
 /**
  * The activation row layout of a format for rows of `K` elements.
  *
@@ -142,7 +148,7 @@ export interface ActLayout {
  * ```ts
  * import assert from "node:assert/strict";
  * import { actLayout } from "./blocks.ts";
- * assert.equal(actLayout("q8_0", 768).stride, 1344); // 768 quants + 24 blocks × 24 bytes
+ * assert.equal(actLayout("q8_0", 768).stride, 1440); // 768 quants + 24 blocks × 28 bytes
  * ```
  */
 export function actLayout(format: ActFormat, K: number): ActLayout {
@@ -150,7 +156,7 @@ export function actLayout(format: ActFormat, K: number): ActLayout {
     return { format, K, blockElems: 1, metaBytes: 0, metaOffset: 0, stride: 4 * K };
   }
   const blockElems = format === "q8_0" ? 32 : 256;
-  const metaBytes = format === "q8_0" ? 24 : 64;
+  const metaBytes = format === "q8_0" ? Q8_0_RECORD_BYTES : Q8_K_RECORD_BYTES;
   if (!Number.isInteger(K) || K <= 0 || K % blockElems !== 0) {
     throw new RangeError(
       `${format} activations: row length ${K} is not a multiple of ${blockElems}`,

@@ -35,7 +35,7 @@ import {
   quantPanelBase,
   quantPanelLocals,
 } from "./linear_panel_quant.ts";
-import { f16Lanes, lanes32 } from "./snippets.ts";
+import { f16Lanes } from "./snippets.ts";
 import { BITS } from "./types_q32.ts";
 
 /** Bytes of one repacked 32-quant block of 8 rows: 8 groups × 2 vectors, 2 f32x4 scales. */
@@ -167,13 +167,11 @@ export function q8PanelKind(K: number, fp16: boolean, type: Q32Type = "Q8_0"): P
           }
           const k = 128 >> t.shift;
           f.comment(
-            `token ${c}: its block's -${k} · Σq (the record's 4 lanes summed${
-              t.shift ? `, >> ${t.shift}` : ""
+            `token ${c}: its block's -${k} · Σq (the record's -128 · Σq${
+              t.shift ? ` >> ${t.shift}` : ""
             }), in every lane`,
           );
-          f.get("pd").mem("v128.load", c * S + 8, { align: 0 }).set("xs");
-          f.get("xs").get("xs").get("xs").shuffle(lanes32([2, 3, 0, 1])).op("i32x4.add").set("xs");
-          f.get("xs").get("xs").get("xs").shuffle(lanes32([1, 0, 3, 2])).op("i32x4.add");
+          f.get("pd").mem("v128.load32_splat", c * S + 24, { align: 0 });
           if (t.shift) f.i32(t.shift).op("i32x4.shr_s");
           f.tee(`ia${c}_0`).set(`ia${c}_1`);
         }

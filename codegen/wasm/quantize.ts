@@ -103,6 +103,7 @@ export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): Wa
     f.op("i32.add").set("s");
     f.get("pm").get("d").mem("f32.store", 0);
     f.get("pm").get("d").get("s").op("f32.convert_i32_s").op("f32.mul").mem("f32.store", 4);
+    f.get("pm").get("s").i32(-128).op("i32.mul").mem("i32.store", 24);
     f.get("px").i32(128).op("i32.add").set("px");
     f.get("pq").i32(32).op("i32.add").set("pq");
     f.get("pm").i32(L.metaBytes).op("i32.add").set("pm");
