@@ -174,6 +174,7 @@ export const serve: Command = {
           cacheTypeK: v["cache-type-k"],
           cacheTypeV: v["cache-type-v"],
           tokenizerPath: v.tokenizer,
+          offload: true, // HTTP goes on while a step runs on the worker threads
           onProgress,
           onConfig: (c) => {
             if (ctxSize !== undefined && ctxSize > c.context_length) {

@@ -74,6 +74,8 @@ export interface ThreadOptions {
   threads?: number;
   /** Starts the worker threads (runtime/threads.ts; required for threads > 1). */
   startPool?: StartPool;
+  /** Thread 0 in a worker too, for `stepAsync` (codegen/compile_wasm.ts; needs `startPool`). */
+  offload?: boolean;
   /** A memory the loader read the weights into (codegen/compile_wasm.ts). */
   memory?: { memory: WebAssembly.Memory; end: number };
   /** Bytes one wasm memory holds (default 4 GiB; tests lower it to use further memories). */

@@ -44,6 +44,8 @@ function adviseNew(pages: number, weightsFrom = 0): WebAssembly.Memory {
 export interface StepRunner {
   /** Runs `step(tid, threads)` on every thread; returns when all finished. */
   run(): void;
+  /** `run()` without blocking the caller's event loop (pools started with `offload`). */
+  runAsync?(): Promise<void>;
   /** Stops the threads (idempotent). */
   close(): void;
 }
@@ -58,14 +60,21 @@ export type StartPool = (
   ctl: number,
   threads: number,
   more?: WebAssembly.Memory[],
+  offload?: boolean,
 ) => StepRunner;
 
 /** Options of {@linkcode instantiateWasm}. */
 export interface WasmCompileOptions {
   /** Threads (default 1; more need `startPool`). */
   threads?: number;
-  /** Starts the worker threads (required for threads > 1). */
+  /** Starts the worker threads (required for threads > 1 and for `offload`). */
   startPool?: StartPool;
+  /**
+   * Every thread a worker, thread 0 included (default false; needs `startPool`): the
+   * caller only starts steps, and `stepAsync` leaves its event loop free while one runs
+   * (a server's HTTP). One more thread than `threads` exists, the caller's, mostly idle.
+   */
+  offload?: boolean;
   /** Use relaxed SIMD when the runtime has it (default true). */
   relaxed?: boolean;
   /**
@@ -114,6 +123,8 @@ export interface WasmBatch {
   setSequence(seq: number, blocks: ArrayLike<number>, ringTokens: number, window: number): void;
   /** See `BatchForward.step`. */
   step(input: StepInput): Float32Array;
+  /** See `BatchForward.stepAsync` (with `offload` only). */
+  stepAsync?(input: StepInput): Promise<Float32Array>;
   /** Stops the worker threads (idempotent; the model cannot step afterwards). */
   close(): void;
 }
@@ -201,8 +212,11 @@ export function instantiateWasm(
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new RangeError(`threads must be an integer in 1..64, got ${threads}`);
   }
-  if (threads > 1 && !options.startPool) {
-    throw new RangeError(`instantiateWasm: ${threads} threads need a startPool`);
+  const offload = options.offload ?? false;
+  if ((threads > 1 || offload) && !options.startPool) {
+    throw new RangeError(
+      `instantiateWasm: ${offload ? "offload" : `${threads} threads`} needs a startPool`,
+    );
   }
   const relaxed = (options.relaxed ?? true) && relaxedSimdSupported();
   const fp16 = (options.fp16 ?? true) && fp16SimdSupported();
@@ -279,8 +293,9 @@ export function instantiateWasm(
   }
   const module = new WebAssembly.Module(mod.bytes);
   let runner: StepRunner;
-  if (threads > 1) runner = options.startPool!(module, memory, L.ctl, threads, more);
-  else {
+  if (threads > 1 || offload) {
+    runner = options.startPool!(module, memory, L.ctl, threads, more, offload);
+  } else {
     const env: Record<string, unknown> = { memory, cos: Math.cos, sin: Math.sin };
     more.forEach((m, i) => (env[`memory${i + 1}`] = m));
     const instance = new WebAssembly.Instance(module, { env } as WebAssembly.Imports);
@@ -321,6 +336,17 @@ export function instantiateWasm(
       runner.run();
       return io.logits(input);
     },
+    ...(runner.runAsync && offload
+      ? {
+        async stepAsync(input: StepInput): Promise<Float32Array> {
+          if (closed) throw new RangeError("stepAsync: the wasm backend was closed");
+          checkStepInput(config, layout, input, ring, window);
+          io.writeInput(input);
+          await runner.runAsync!();
+          return io.logits(input);
+        },
+      }
+      : {}),
     close() {
       closed = true;
       runner.close();

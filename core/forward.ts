@@ -291,6 +291,19 @@ export interface BatchForward {
    *   the field and row.
    */
   step(input: StepInput): Float32Array;
+  /**
+   * {@linkcode BatchForward.step} on worker threads while the caller's event loop goes on
+   * (a server's HTTP reads and writes); present on the wasm backend built with `offload`
+   * (runtime/batch_model.ts `BatchModelOptions.offload`). One step at a time: neither
+   * `step` nor `setSequence` may be called until it resolves.
+   *
+   * @param input The rows, as for `step`.
+   * @returns Resolves with the `(nOut, vocab_size)` logits of the out rows, a view into
+   *   the arena valid until the next step.
+   * @throws {RangeError} (rejects) for a bad row, as `step`; `ThreadError` (runtime/threads.ts) when a
+   *   thread fails.
+   */
+  stepAsync?(input: StepInput): Promise<Float32Array>;
 }
 
 /**

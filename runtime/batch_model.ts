@@ -78,6 +78,13 @@ export interface BatchModelOptions {
   cacheTypeK?: KvCacheType;
   /** Element type of the V pool: `f32` (default) or `f16` (see `cacheTypeK`). */
   cacheTypeV?: KvCacheType;
+  /**
+   * wasm: every thread a worker, thread 0 included (default false), so that the batch's
+   * `stepAsync` leaves this thread's event loop free while a step runs: a server then
+   * reads requests and writes streamed tokens during steps instead of between them
+   * (`gollm serve` sets it). `threads` workers compute; this thread only starts steps.
+   */
+  offload?: boolean;
   /** Run one warm-up step at load (default true): compiles the kernels, finds NaN weights. */
   warmup?: boolean;
   /** Called at the start of long stages. */
@@ -239,6 +246,7 @@ export function createBatchModel(
         backend: "wasm",
         threads,
         startPool: startStepPool,
+        offload: options.offload,
       }),
     f32: (_jit, f32) => compileBatch(config, f32, { ...layout, backend: "js" }),
   });
@@ -391,6 +399,7 @@ async function ggufIntoWasm(
     batch = compilePlan(ck.config, ck.weights, read.plan, "wasm", {
       threads,
       startPool: startStepPool,
+      offload: options.offload,
       memory: read.memory,
     });
   } catch (e) {

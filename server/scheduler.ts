@@ -337,9 +337,11 @@ export class Scheduler {
       // and requests that arrive together start in the same step.
       const y = new Yielder();
       await new Promise((r) => setTimeout(r, 0));
+      // With stepAsync the event loop runs during each step: no turns between steps.
+      const offloaded = this.#batch.stepAsync !== undefined;
       while (this.#running.length > 0 || this.#waiting.length > 0) {
-        this.#step();
-        await y.yield();
+        await this.#step();
+        if (!offloaded) await y.yield();
       }
     } finally {
       this.#looping = false;
@@ -406,8 +408,12 @@ export class Scheduler {
     return true;
   }
 
-  /** Builds, runs and samples one step (see the module doc). */
-  #step(): void {
+  /**
+   * Builds, runs and samples one step (see the module doc). With `stepAsync` the event
+   * loop runs while the step does: requests come in (queued for the next step) and
+   * clients go (their sequences finish when the step is done, then are dropped).
+   */
+  async #step(): Promise<void> {
     this.#dropAborted();
     const T = this.#batch.maxRows;
     const plan: Planned[] = [];
@@ -476,12 +482,13 @@ export class Scheduler {
     }
     let logits: Float32Array;
     try {
-      logits = this.#batch.step({
+      const input = {
         tokens: this.#tok.subarray(0, rows),
         positions: this.#pos.subarray(0, rows),
         seqs: this.#seq.subarray(0, rows),
         outRows: this.#out.subarray(0, outs),
-      });
+      };
+      logits = this.#batch.stepAsync ? await this.#batch.stepAsync(input) : this.#batch.step(input);
     } catch (e) {
       // The step's K/V may be half written: fail every sequence in it, keep serving others.
       for (const { s } of plan) {
@@ -496,6 +503,7 @@ export class Scheduler {
     const row = (i: number) => logits.subarray(i * V, (i + 1) * V); // (vocab_size)
     for (const p of plan) {
       const s = p.s;
+      if (s.finishReason !== null) continue; // ended during the step (close()): dropped next
       if (p.out < 0) { // a prefill chunk that does not reach the prompt's end
         s.computed += p.n;
         this.blocks.commit(s.id, s.tokens, s.computed);

@@ -51,6 +51,7 @@ export async function startServer(
     parallel,
     ctxSize: 256,
     batchSize: 32,
+    offload: true, // as `gollm serve`: steps on worker threads, HTTP on this one
     ...cache,
   }, { format: ckpt.format, path: ckpt.path });
   const logs: string[] = [];
