@@ -61,8 +61,14 @@ export const MAX_ROW_COUNTERS = 1024;
 /** Error word value of a barrier timeout. */
 export const ERR_TIMEOUT = 0x7fff0001;
 
-/** Spins before a barrier waiter blocks. */
-const SPINS = 2000;
+/**
+ * Spins before a barrier waiter blocks (tens of microseconds here). A thread that blocks
+ * must be woken by the last one to arrive, which costs more than the imbalance a barrier
+ * usually waits for: g110M on 2 threads, `gollm bench --backends wasm`, 2000 → 50000
+ * spins: decode Q8_0 256-260 → 290-308 tok/s, Q4_K_M 262 → 283, F16 124 → 141; a 16-row
+ * batch step 28-32 → 26-27 ms. One thread has no barriers.
+ */
+const SPINS = 50000;
 
 /**
  * The barrier function `barrier(ctl) -> i32` (0: all threads arrived; 1: a thread failed
