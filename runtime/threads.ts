@@ -312,7 +312,7 @@ export function startThreadPool(
       const gen = begin(entry, args);
       const start = performance.now();
       // A pending Atomics.waitAsync does not keep the process alive; this timer does.
-      const alive = setTimeout(() => {}, Math.max(timeoutMs, 1000) + 1000);
+      const alive = setInterval(() => {}, 1000);
       for (;;) {
         const done = Atomics.load(w, CTL.DONE / 4);
         if (done >= nWorkers) break;
@@ -320,7 +320,7 @@ export function startThreadPool(
         const r = Atomics.waitAsync(w, CTL.DONE / 4, done, 50);
         if (r.async) await r.value;
       }
-      clearTimeout(alive);
+      clearInterval(alive);
       end(waitDone(gen, 1));
     },
     [Symbol.dispose]() {

@@ -14,12 +14,14 @@
  * 4. admission      waiting requests, first come first served, while a sequence slot is free,
  *                   budget is left and the pool holds their whole prompt (prefix-cache hits
  *                   are mapped, not recomputed); the first one that does not fit waits
- * 5. forward        one BatchForward.step over the rows; logits only for each sequence whose
- *                   last known token is in the step
+ * 5. forward        one BatchForward.step (stepAsync when the batch has it) over the rows;
+ *                   logits only for each sequence whose last known token is in the step
  * 6. sample         each such sequence with its own seeded Sampler; stream; finish on EOS,
  *                   a stop string, max tokens; full blocks enter the prefix cache
  * ```
- * then the loop yields to the event loop (HTTP stays live) and runs the next step.
+ * then it runs the next step. With `stepAsync` (a batch model built with `offload`, as `gollm
+ * serve` builds it) the step runs on worker threads and the event loop goes on meanwhile;
+ * otherwise the loop yields to it between steps (server/yielder.ts), so HTTP stays live.
  *
  * Preemption (vLLM v1's policy): when a running sequence needs a block and none is free, the
  * most recently admitted running sequence is preempted by recompute: its blocks are freed
