@@ -310,6 +310,12 @@ export function instantiateWasm(
   const ring = new Int32Array(layout.maxSeqs); // (maxSeqs) a copy the checks read
   const window = new Int32Array(layout.maxSeqs); // (maxSeqs)
   let closed = false;
+  /** Checks a step's rows and writes them into the arena (step and stepAsync). */
+  const writeStep = (input: StepInput, name: string) => {
+    if (closed) throw new RangeError(`${name}: the wasm backend was closed`);
+    checkStepInput(config, layout, input, ring, window);
+    io.writeInput(input);
+  };
   return {
     config,
     maxRows: layout.maxRows,
@@ -330,18 +336,14 @@ export function instantiateWasm(
       window[seq] = I[WINDOW + seq] = win;
     },
     step(input) {
-      if (closed) throw new RangeError("step: the wasm backend was closed");
-      checkStepInput(config, layout, input, ring, window);
-      io.writeInput(input);
+      writeStep(input, "step");
       runner.run();
       return io.logits(input);
     },
     ...(runner.runAsync && offload
       ? {
         async stepAsync(input: StepInput): Promise<Float32Array> {
-          if (closed) throw new RangeError("stepAsync: the wasm backend was closed");
-          checkStepInput(config, layout, input, ring, window);
-          io.writeInput(input);
+          writeStep(input, "stepAsync");
           await runner.runAsync!();
           return io.logits(input);
         },

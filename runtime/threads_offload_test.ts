@@ -46,6 +46,18 @@ function freshMemory(): WebAssembly.Memory {
   return memory;
 }
 
+/** An offload pool of one thread over `waitModule()`, and the flag its step waits for. */
+async function flagPool(timeoutMs?: number) {
+  const memory = freshMemory();
+  const flag = new Int32Array(memory.buffer, FLAG, 1);
+  const pool = await createThreadPool(waitModule(), memory, CTL_AT, ["wait"], {
+    threads: 1,
+    offload: true,
+    timeoutMs,
+  });
+  return { pool, flag };
+}
+
 /** y = W · x in one plain instance. */
 function singleCall(): Float32Array {
   const memory = freshMemory();
@@ -80,13 +92,7 @@ for (const threads of [1, 2]) {
 }
 
 Deno.test("ThreadPool.runAsync() with offload lets a timer run while the step does", async () => {
-  const memory = freshMemory();
-  const flag = new Int32Array(memory.buffer, FLAG, 1);
-  const pool = await createThreadPool(waitModule(), memory, CTL_AT, ["wait"], {
-    threads: 1,
-    offload: true,
-    timeoutMs: 3000,
-  });
+  const { pool, flag } = await flagPool(3000);
   try {
     // The step ends only when a timer of this thread sets the flag.
     const timer = setTimeout(() => Atomics.store(flag, 0, 1), 20);
@@ -99,13 +105,7 @@ Deno.test("ThreadPool.runAsync() with offload lets a timer run while the step do
 });
 
 Deno.test("ThreadPool.run() (negative control): a blocking wait starves the timer, the step times out", async () => {
-  const memory = freshMemory();
-  const flag = new Int32Array(memory.buffer, FLAG, 1);
-  const pool = await createThreadPool(waitModule(), memory, CTL_AT, ["wait"], {
-    threads: 1,
-    offload: true,
-    timeoutMs: 300,
-  });
+  const { pool, flag } = await flagPool(300);
   const timer = setTimeout(() => Atomics.store(flag, 0, 1), 20);
   try {
     assert.throws(() => pool.run("wait"), (e: Error) => {
@@ -142,12 +142,7 @@ Deno.test("ThreadPool.runAsync() rejects with a ThreadError naming a worker that
 });
 
 Deno.test("ThreadPool.runAsync() refuses a second step while one runs", async () => {
-  const memory = freshMemory();
-  const flag = new Int32Array(memory.buffer, FLAG, 1);
-  const pool = await createThreadPool(waitModule(), memory, CTL_AT, ["wait"], {
-    threads: 1,
-    offload: true,
-  });
+  const { pool, flag } = await flagPool();
   try {
     const first = pool.runAsync("wait");
     await assert.rejects(() => pool.runAsync("wait"), /a step is still running/);

@@ -134,7 +134,7 @@ export interface ActLayout {
 /** Bytes of the metadata record of one q8_0 activation block (32 quants; {@linkcode ActLayout}). */
 export const Q8_0_RECORD_BYTES = 28;
 /** Bytes of the metadata record of one q8_K activation block (256 quants). */
-export const Q8_K_RECORD_BYTES = 64;
+const Q8_K_RECORD_BYTES = 64;
 
 /**
  * The activation row layout of a format for rows of `K` elements.
