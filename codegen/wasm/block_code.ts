@@ -10,7 +10,8 @@
  *   token c at `px + c · stride`);
  * - `pd`: the current block's metadata record of token 0 (q8 formats; `pd + c · stride`).
  * Accumulators: `acc{a}_{c}` (f32x4, lanes summed at the end) and, when the type asks for
- * them, `sacc{a}_{c}` (f32).
+ * them, `accp{a}_{c}` (f32x4, a second chain added to `acc{a}_{c}` at the end) and
+ * `sacc{a}_{c}` (f32).
  *
  * @module
  */
@@ -67,6 +68,12 @@ export interface BlockEmitter {
    * block code took out of its inner loop), or undefined for none.
    */
   accScale?(k: BlockCtx): number | undefined;
+  /**
+   * Whether the block code also accumulates into `accp{a}_{c}` (f32x4, added to
+   * `acc{a}_{c}` before its lane sum): a second dependency chain, so the two FMAs a block
+   * adds to one (row, token) do not wait on each other's latency.
+   */
+  pairAcc?(k: BlockCtx): boolean;
 }
 
 /** Declares `name` as `type` unless the function already has it. */

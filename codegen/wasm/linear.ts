@@ -338,6 +338,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   for (let a = 0; a < R; a++) {
     for (let c = 0; c < C; c++) {
       f.local(`acc${a}_${c}`, "v128");
+      if (em.pairAcc) f.local(`accp${a}_${c}`, "v128");
       if (em.scalar || tail) f.local(`sacc${a}_${c}`, "f32");
     }
   }
@@ -367,12 +368,14 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   /** The register block of Rr rows (at wr, yt) × Cc tokens (at xt). */
   const registerBlock = (Rr: number, Cc: number) => {
     const k = ctx(Rr, Cc);
+    const pair = em.pairAcc?.(k) ?? false;
     f.comment(
       `register block: ${Rr} row(s) × ${Cc} token(s)`,
     );
     for (let a = 0; a < Rr; a++) {
       for (let c = 0; c < Cc; c++) {
         f.zeroV128().set(`acc${a}_${c}`);
+        if (pair) f.zeroV128().set(`accp${a}_${c}`);
         if (em.scalar || tail) f.f32(0).set(`sacc${a}_${c}`);
       }
     }
@@ -396,6 +399,9 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       for (let a = 0; a < Rr; a++) {
         const off = c * M * 4 + a * 4;
         f.get("yt");
+        if (pair) {
+          f.get(`acc${a}_${c}`).get(`accp${a}_${c}`).op("f32x4.add").set(`acc${a}_${c}`);
+        }
         hsumF32(f, `acc${a}_${c}`);
         const scale = em.accScale?.(k);
         if (scale !== undefined) f.f32(scale).op("f32.mul");
