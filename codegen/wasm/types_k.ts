@@ -28,6 +28,64 @@ const CONSTS: Record<string, number> = { c0f: 0x0f, c03: 0x03, c04: 0x04, c10: 0
 /** Shuffle lanes broadcasting i16 lane j of one operand to all 8 lanes. */
 const splat16 = (j: number) => Array.from({ length: 16 }, (_, i) => 2 * j + (i & 1));
 
+/** Byte lanes of the interleave of the low (`hi` = 0) or high 16-bit lanes of two operands. */
+const unpack16 = (hi: number) =>
+  Array.from({ length: 16 }, (_, i) => (i >> 1 & 1) * 16 + 8 * hi + 2 * (i >> 2) + (i & 1));
+
+/** Byte lanes of the interleave of the low (`hi` = 0) or high 32-bit lanes of two operands. */
+const unpack32 = (hi: number) =>
+  Array.from({ length: 16 }, (_, i) => (i >> 2 & 1) * 16 + 8 * hi + 4 * (i >> 3) + (i & 3));
+
+/**
+ * Sets `sp{a}_{4h + q}` = `[s_j × 4, s_{j+1} × 4]` (i16x8, j = 8h + 2q) for q = 0..3 from
+ * the i16x8 of scales 8h .. 8h + 7 on the stack: two interleaves of 16-bit lanes, then
+ * four of 32-bit lanes (x86 `punpck*`), 1.5 shuffles per pair of sub-blocks.
+ */
+function scalePairs(f: WasmFunc, a: number, h: number): void {
+  f.set("tmp");
+  for (const half of [0, 1]) {
+    const l = `sp${a}_${4 * h + 2 * half}`;
+    f.get("tmp").get("tmp").shuffle(unpack16(half)).set(l);
+    f.get(l).get(l).shuffle(unpack32(1)).set(`sp${a}_${4 * h + 2 * half + 1}`);
+    f.get(l).get(l).shuffle(unpack32(0)).set(l);
+  }
+}
+
+/**
+ * `isum += s_j · Σ x·w (sub-block j) + s_{j+1} · Σ x·w (sub-block j + 1)` with the i32
+ * dot product that runs as one x86 `vpdpbusd` (`BlockCtx.dotU8`): each sub-block's vectors
+ * go into one i32x4 (from zero), the two i32x4 narrow to one i16x8 (exact: a lane sums at
+ * most 8 products of a quant below 32 and an activation of at most 128 in magnitude, or 4
+ * of a quant below 64, so |lane| ≤ 32256), and one `i32x4.dot_i16x8_s` by
+ * `[s_j × 4, s_{j+1} × 4]` scales and adds them. Per pair of Q4_K sub-blocks that is 8 vector
+ * instructions where the 16-bit dot products with one splat scale per sub-block take 14,
+ * and these kernels are bound by vector instructions per cycle.
+ *
+ * @param f The function.
+ * @param pairs Per sub-block, its `[x, w]` vector locals.
+ * @param isum The i32x4 local the scaled sums are added to.
+ * @param scalePair Pushes the i16x8 scales.
+ * Uses the v128 locals `dq0`, `dq1`.
+ */
+function pairedDots(
+  f: WasmFunc,
+  pairs: [[string, string][], [string, string][]],
+  isum: string,
+  scalePair: () => void,
+): void {
+  pairs.forEach((sub, i) => {
+    sub.forEach(([x, w], u) => {
+      f.get(x).get(w);
+      if (u === 0) f.zeroV128();
+      else f.get(`dq${i}`);
+      f.op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(`dq${i}`);
+    });
+  });
+  f.get(isum).get("dq0").get("dq1").op("i16x8.narrow_i32x4_s");
+  scalePair();
+  f.op("i32x4.dot_i16x8_s").op("i32x4.add").set(isum);
+}
+
 /** Per-type geometry and code. */
 interface KSpec {
   name: WeightTypeName;
@@ -47,6 +105,8 @@ interface KSpec {
   sub: 16 | 32;
   /** Pushes sub-block j's scale of row a as an i16x8 splat. */
   scale(f: WasmFunc, a: number, j: number, o: number): void;
+  /** Pushes the scales of sub-blocks 8h .. 8h + 7 of row a as an i16x8 (the paired path). */
+  scales16(f: WasmFunc, a: number, h: number): void;
   /** Element offset of vector i of part p (default: parts are contiguous). */
   xOff?(p: number, i: number): number;
   /** Adjusts isum (offset) or sets mins{a}_{c} from the activation sums. */
@@ -181,6 +241,9 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
   scale(f, a, j) {
     f.get(`sc16${a}_0`).get(`sc16${a}_0`).shuffle(splat16(j));
   },
+  scales16(f, a) {
+    f.get(`sc16${a}_0`);
+  },
   offsets: minsPer32,
   consts: SCALE_MIN_CONSTS,
 });
@@ -224,6 +287,9 @@ const Q6_K_DEF: KSpec = {
   scale(f, a, j) {
     f.get(`sc16${a}_${j >> 3}`).get(`sc16${a}_${j >> 3}`).shuffle(splat16(j & 7));
   },
+  scales16(f, a, h) {
+    f.get(`sc16${a}_${h}`);
+  },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 5);
   },
@@ -256,6 +322,9 @@ const Q3_K_DEF: KSpec = {
   scale(f, a, j) {
     f.get(`sc${a}`).get(`sc${a}`).shuffle(new Array(16).fill(j)).i32(8).op("i16x8.shr_s");
   },
+  scales16(f, a, h) {
+    f.get(`sc${a}`).op(h ? "i16x8.extend_high_i8x16_s" : "i16x8.extend_low_i8x16_s");
+  },
   offsets(k, a, c) {
     signedOffset(k, a, c, `sc${a}`, 2);
   },
@@ -286,6 +355,9 @@ const Q2_K_DEF: KSpec = {
   },
   scale(f, a, j) {
     f.get(`sc16${a}_${j >> 3}`).get(`sc16${a}_${j >> 3}`).shuffle(splat16(j & 7));
+  },
+  scales16(f, a, h) {
+    f.get(`sc16${a}_${h}`);
   },
   offsets(k, a, c) {
     const f = k.f, o = c * k.stride;
@@ -328,6 +400,7 @@ function kType(spec: KSpec): BlockEmitter {
         need(f, `sc${a}`, "v128");
         need(f, `sc16${a}_0`, "v128");
         need(f, `sc16${a}_1`, "v128");
+        for (let q = 0; q < 8; q++) need(f, `sp${a}_${q}`, "v128");
         need(f, `qh${a}_0`, "v128");
         need(f, `qh${a}_1`, "v128");
         for (let i = 0; i < spec.vecs; i++) need(f, `w${a}_${i}`, "v128");
@@ -341,7 +414,9 @@ function kType(spec: KSpec): BlockEmitter {
         for (let i = 0; i < spec.vecs; i++) need(f, `x${c}_${i}`, "v128");
       }
       for (const l of ["u0", "u1", "u2"]) need(f, l, "i32");
-      for (const l of ["zero", "qh", "tmp", "_s", ...Object.keys(CONSTS)]) need(f, l, "v128");
+      for (const l of ["zero", "qh", "tmp", "_s", "dq0", "dq1", ...Object.keys(CONSTS)]) {
+        need(f, l, "v128");
+      }
       for (const l of Object.keys(spec.consts ?? {})) need(f, l, "v128");
     },
     init(f) {
@@ -355,6 +430,13 @@ function kType(spec: KSpec): BlockEmitter {
       for (let a = 0; a < R; a++) {
         f.comment(`row ${a}: super-block scales`);
         spec.prologue(k, a, a * k.rowBytes);
+        if (k.dotU8) {
+          f.comment(`row ${a}: sp${a}_q = [s_2q × 4, s_2q+1 × 4], the scales of sub-block pairs`);
+          for (let h = 0; 8 * h < 256 / spec.sub; h++) {
+            spec.scales16(f, a, h);
+            scalePairs(f, a, h);
+          }
+        }
         for (let c = 0; c < C; c++) f.zeroV128().set(`isum${a}_${c}`);
       }
       for (let p = 0; p < spec.parts; p++) {
@@ -366,6 +448,18 @@ function kType(spec: KSpec): BlockEmitter {
           for (let a = 0; a < R; a++) {
             const isum = `isum${a}_${c}`;
             const step = spec.sub / 16; // vectors per sub-block
+            if (k.dotU8) {
+              for (let v = 0; v < spec.vecs; v += 2 * step) {
+                const j = Math.floor(xOff(p, v) / spec.sub);
+                if (j % 2 || Math.floor(xOff(p, v + step) / spec.sub) !== j + 1) {
+                  throw new Error(`${spec.name}: sub-blocks ${j}, ${j + 1} are not a pair`);
+                }
+                const sub = (v0: number): [string, string][] =>
+                  Array.from({ length: step }, (_, u) => [`x${c}_${v0 + u}`, `w${a}_${v0 + u}`]);
+                pairedDots(f, [sub(v), sub(v + step)], isum, () => f.get(`sp${a}_${j >> 1}`));
+              }
+              continue;
+            }
             for (let v = 0; v < spec.vecs; v += step) {
               const j = Math.floor(xOff(p, v) / spec.sub);
               const pairs: [string, string][] = [];
