@@ -10,6 +10,11 @@
  * 32), so they are the i7 operand of the relaxed dot product; the offsets enter as
  * `- offset · Σ_j sc_j · Σq_x(j)` with the per-16 activation sums.
  *
+ * Where the runtime's 32-bit relaxed dot product is x86 `vpdpbusd` (`BlockCtx.dotU8`),
+ * sub-blocks go in pairs ({@linkcode pairedDots}): one i32x4 of dot products per sub-block,
+ * the pair narrowed to i16 and scaled by one `i32x4.dot_i16x8_s`. Elsewhere each sub-block
+ * is a 16-bit relaxed dot product (`pmaddubsw`) times its splat scale.
+ *
  * Bit fields are moved with 16-bit shifts (`i16x8.shr_u`, `i16x8.shl`) and then masked:
  * WASM's byte shifts have no x86 instruction and cost a shift, a mask splat and an `and`,
  * while the mask that follows here already drops the bits a 16-bit shift carries across
@@ -57,15 +62,15 @@ function scalePairs(f: WasmFunc, a: number, h: number): void {
  * go into one i32x4 (from zero), the two i32x4 narrow to one i16x8 (exact: a lane sums at
  * most 8 products of a quant below 32 and an activation of at most 128 in magnitude, or 4
  * of a quant below 64, so |lane| ≤ 32256), and one `i32x4.dot_i16x8_s` by
- * `[s_j × 4, s_{j+1} × 4]` scales and adds them. Per pair of Q4_K sub-blocks that is 8 vector
- * instructions where the 16-bit dot products with one splat scale per sub-block take 14,
- * and these kernels are bound by vector instructions per cycle.
+ * `[s_j × 4, s_{j+1} × 4]` scales and adds them (uses the v128 locals `dq0`, `dq1`). Per
+ * pair of Q4_K sub-blocks that is 7 vector instructions where the 16-bit dot products with
+ * one splat scale per sub-block took 14; the kernels gained less than that (3-8 % from
+ * cache, Q3_K 29 %): they are not bound by vector instructions alone.
  *
  * @param f The function.
  * @param pairs Per sub-block, its `[x, w]` vector locals.
  * @param isum The i32x4 local the scaled sums are added to.
  * @param scalePair Pushes the i16x8 scales.
- * Uses the v128 locals `dq0`, `dq1`.
  */
 function pairedDots(
   f: WasmFunc,
