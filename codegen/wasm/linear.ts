@@ -222,9 +222,10 @@ const BLOCKING: Record<WeightTypeName, [number, number, number]> = {
  *   slower (our reading: a touch is a load, which retires only when its line arrives, so a
  *   long burst stalls the loop). g110M-like shapes, one pinned core, GB/s of weights, default
  *   → these: F16 768x2048 ~15.5 → ~17.8 (768x1024 ~17.1 → ~19.0, but 2048x768 ~21.5 → ~18.4,
- *   hence the bound); F32 2048x768 ~20.7 → ~23.3 (768x512 ~25.6 → ~22.8); BF16 (whose
- *   conversion is arithmetic) ~9.4-10.8 → ~11.2-12.3 at every shape; Q8_0 768x2048 ~19.5 →
- *   ~22.8, 768x1536 ~22.9 → ~24.0.
+ *   hence the bound); F32 2048x768 ~20.7 → ~23.3 (768x512 ~25.6 → ~22.8); BF16 the same
+ *   bound as F16 since its one-token blocks convert by a shift and a mask (2048x768 ~12.0 →
+ *   ~18.8-21.2, 768x2048 ~18.3 either way); Q8_0 768x2048 ~19.5 → ~22.8, 768x1536 ~22.9 →
+ *   ~24.0.
  * - K-quants, Q5_0, Q5_1 (every row length) and Q4_1 (long rows): ONE row at a time and
  *   no touch: one sequential stream, which the hardware prefetcher keeps ahead of kernels
  *   that spend this many instructions per weight byte. Two rows side by side without touches
@@ -241,7 +242,7 @@ const MATVEC_BLOCKS: Partial<
 > = {
   F32: { minRowBytes: 3072, rows: 8, touchAhead: 0 },
   F16: { minRowBytes: 2048, rows: 8, touchAhead: 0 },
-  BF16: { minRowBytes: 0, rows: 8, touchAhead: 0 },
+  BF16: { minRowBytes: 2048, rows: 8, touchAhead: 0 },
   Q8_0: { minRowBytes: 1024, rows: 2, touchAhead: TOUCH_AHEAD },
   Q4_1: { minRowBytes: 2048, rows: 1, touchAhead: 0 },
   Q5_0: { minRowBytes: 0, rows: 1, touchAhead: 0 },

@@ -156,7 +156,7 @@ Deno.test("matvec blocks by row length (linear.ts MATVEC_BLOCKS: 8, 2 or 1 rows 
   const cases = [
     ["F32", 768, 8],
     ["F16", 1024, 8],
-    ["BF16", 64, 8],
+    ["BF16", 1024, 8],
     ["Q8_0", 1024, 2],
     ["Q4_1", 4096, 1],
     ["Q5_0", 64, 1],
