@@ -150,9 +150,10 @@ export function microBlocks(f: WasmFunc, C: number, s: QuantPanelShape, body: ()
  * @param f The function.
  * @param C Tokens.
  * @param S Bytes per activation row.
- * @param first First group.
- * @param count Groups.
+ * @param first First group (a multiple of 4: one load covers 4 groups).
+ * @param count Groups (a multiple of 4).
  * @param at Byte offset of the quants in the panel block.
+ * @throws {RangeError} when `first` or `count` is not a multiple of 4.
  */
 export function groupDots(
   f: WasmFunc,
@@ -162,12 +163,12 @@ export function groupDots(
   count: number,
   at: number,
 ): void {
+  if (first % 4 || count % 4) throw new RangeError(`groupDots: groups ${first} + ${count}`);
   for (let g4 = first; g4 < first + count; g4 += 4) {
-    const span = Math.min(4, first + count - g4);
     for (let c = 0; c < C; c++) {
       f.get("px").mem("v128.load", c * S + 4 * g4, { align: 0 }).set(`xv${c}`);
     }
-    for (let gi = g4; gi < g4 + span; gi++) {
+    for (let gi = g4; gi < g4 + 4; gi++) {
       f.get("pp").mem("v128.load", at + 32 * gi).set("w0");
       f.get("pp").mem("v128.load", at + 32 * gi + 16).set("w1");
       for (let c = 0; c < C; c++) {

@@ -245,6 +245,34 @@ Deno.test("Q8_0 kernels with the u8 dot product (x86 VNNI): the same bits as the
   assert.ok(worst(flipped) > 100 * TOL);
 });
 
+Deno.test(
+  "K-quant kernels with the u8 dot product (sub-blocks in pairs) equal the float64 reference, however the rows are split",
+  {
+    ignore: !relaxedDotU8(),
+  },
+  () => {
+    // Each super-block's integer sum is exact, but its four lanes hold other partial sums than
+    // the 16-bit form's, so the f32 lane sums round differently: the reference, not the bits.
+    for (const type of ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] as const) {
+      for (const [kind, n] of [["matvec", 1], ["matmul", 7]] as const) {
+        const spec = { M: 13, K: 512, kind, relaxed: true, dotU8: true };
+        const whole = run(type, spec, n);
+        const what = `${type} ${kind} × ${n}`;
+        assert.ok(worst(whole) <= TOL, `${what}: relative error ${worst(whole)}`);
+        const split = run(type, spec, n, { split: [3, 12] });
+        assert.deepEqual(split.y, whole.y, `${what}, rows split at 3 and 12`);
+      }
+      const f = emitLinear({ type, M: 8, K: 256, kind: "matvec", relaxed: true, dotU8: true });
+      assert.ok(f.text().includes("i16x8.narrow_i32x4_s"), `${type}: the paired form was emitted`);
+      // Negative control: a flipped weight byte reaches the paired products.
+      const flipped = run(type, { M: 13, K: 512, kind: "matvec", relaxed: true, dotU8: true }, 1, {
+        flip: true,
+      });
+      assert.ok(worst(flipped) > 100 * TOL, type);
+    }
+  },
+);
+
 Deno.test("F32/F16/BF16 matmul with a panel equals the float64 reference, however the rows are split", () => {
   for (const type of ["F32", "F16", "BF16"] as WeightTypeName[]) {
     for (const relaxed of RELAXED) {

@@ -140,9 +140,8 @@ function blockOneToken(k: BlockCtx, name: "F32" | "F16" | "BF16"): void {
   }
   if (name === "BF16") {
     f.comment("x's even columns, then its odd ones: the order BF16's shift and mask give");
-    f.get("x0_0").get("x0_1").shuffle(lanes32([0, 2, 4, 6])).set("xe");
-    f.get("x0_0").get("x0_1").shuffle(lanes32([1, 3, 5, 7])).set("x0_1");
-    f.get("xe").set("x0_0");
+    f.get("x0_0").get("x0_1").shuffle(lanes32([0, 2, 4, 6]));
+    f.get("x0_0").get("x0_1").shuffle(lanes32([1, 3, 5, 7])).set("x0_1").set("x0_0");
   }
   for (let a = 0; a < R; a++) {
     const o = a * k.rowBytes;
@@ -183,10 +182,10 @@ function floatType(name: "F32" | "F16" | "BF16"): BlockEmitter {
       if (name !== "F32") need(f, "zero", "v128");
       if (name === "F16") need(f, "f16mask", "v128"), need(f, "f16scale", "v128");
       if (name === "F16") need(f, "xscale", "v128");
-      if (name === "BF16") need(f, "xe", "v128"), need(f, "hmask", "v128");
+      if (name === "BF16") need(f, "hmask", "v128");
     },
     init(f) {
-      if (name === "BF16") f.i32x4(-65536, -65536, -65536, -65536).set("hmask");
+      if (name === "BF16") f.i32x4(-65536).set("hmask");
       if (name === "F16") {
         f16RescaleLocals(f);
         f.f32x4(F16_X_SCALE).set("xscale");
