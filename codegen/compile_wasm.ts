@@ -29,6 +29,8 @@ import { findBuffer, type Plan } from "./plan.ts";
 import { stepIo } from "./step_io.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_features.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
+import { interleaveRowsInPlace } from "./wasm/interleave.ts";
+import { interleaveUnit } from "./wasm/linear.ts";
 
 /**
  * A shared memory of `pages` 64 KiB pages whose weights (bytes `weightsFrom` to the end) are
@@ -284,6 +286,14 @@ export function instantiateWasm(
   for (const w of L.weights.values()) {
     if (placed?.offsets.has(w.name)) continue; // read into place by the loader
     place(buffers[w.memory], w.offset, weights.get(w.name)!, w.type, w.name);
+  }
+  // Last, once nothing can fail for want of kernels (`auto` then reads the weights on jit):
+  // the matrices the kernels read row-interleaved are rearranged in place (wasm/interleave.ts).
+  for (const w of L.weights.values()) {
+    if (w.interleave === 1) continue;
+    const [M, K] = w.shape, t = WEIGHT_TYPES[w.type];
+    const rb = (K / t.blockElems) * t.blockBytes;
+    interleaveRowsInPlace(buffers[w.memory], w.offset, M, rb, interleaveUnit(w.type), w.interleave);
   }
   // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
   for (const b of plan.decode.buffers.values()) {

@@ -39,6 +39,7 @@ import { stepEntry } from "./wasm/step_entry.ts";
 import { actLayout, Q8_0_RECORD_BYTES, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { quantizeName } from "./wasm/quantize.ts";
 import { panelScratchBytes } from "./wasm/linear_panel.ts";
+import { interleaveRows } from "./wasm/linear.ts";
 import {
   callWith,
   type KernelSpec,
@@ -256,6 +257,19 @@ export function layoutWasm(
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) for (const w of n.weights) if (!names.includes(w)) names.push(w);
   }
+  // Matrices only linear and embed nodes read (their weights[0]) are row-interleaved in the
+  // memory (wasm/interleave.ts): every kernel that reads them knows the layout.
+  const uses = new Map<string, boolean>(); // name → every use is a linear/embed weights[0]
+  for (const g of [plan.decode, plan.prefill]) {
+    for (const n of g.nodes) {
+      n.weights.forEach((w, i) => {
+        const ok = i === 0 && (n.op === "linear" || n.op === "embed");
+        uses.set(w, (uses.get(w) ?? true) && ok);
+      });
+    }
+  }
+  const interleaveOf = (name: string, type: WeightTypeName, shape: number[]) =>
+    uses.get(name) && shape.length === 2 ? interleaveRows(type, shape[0], shape[1]) : 1;
   // Vectors first: the kernels that read them (norms, biases) address memory 0 only.
   names.sort((a, b) => Number(vectors.has(b)) - Number(vectors.has(a)));
   for (const name of names) {
@@ -272,13 +286,14 @@ export function layoutWasm(
     const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const bytes = rows * (cols / t.blockElems) * t.blockBytes;
     const fixed = placed?.offsets.get(name);
+    const interleave = interleaveOf(name, type, shape);
     if (fixed !== undefined && vectors.has(name) && type !== "F32") {
       throw new WasmUnsupportedError(`tensor '${name}' is ${type}; it must be F32 in place`);
     }
     if (fixed !== undefined) {
-      weights.set(name, { name, type, shape, memory: 0, offset: fixed, bytes });
+      weights.set(name, { name, type, shape, memory: 0, offset: fixed, bytes, interleave });
     } else if (at + bytes <= limit || vectors.has(name)) {
-      weights.set(name, { name, type, shape, memory: 0, offset: at, bytes });
+      weights.set(name, { name, type, shape, memory: 0, offset: at, bytes, interleave });
       at += align(bytes);
     } else {
       // Past 4 GiB: the next memory with room (a tensor over 4 GiB cannot be addressed).
@@ -287,7 +302,7 @@ export function layoutWasm(
       }
       let k = more.findIndex((used) => used + bytes <= limit);
       if (k < 0) k = more.push(0) - 1;
-      weights.set(name, { name, type, shape, memory: k + 1, offset: more[k], bytes });
+      weights.set(name, { name, type, shape, memory: k + 1, offset: more[k], bytes, interleave });
       more[k] += align(bytes);
     }
   }

@@ -37,7 +37,10 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
  * @param type Weight type of `token_embd`.
  * @param D Row length (a multiple of the block size).
  * @param memory The memory the table is in (multi-memory; y is in memory 0).
- * @returns `embed_<type>_D[_mN](e, token, y)`: byte offsets of the table and of y.
+ * @param interleave Rows per interleaved group of the table (`interleave.ts`; 1: row-major),
+ *   `unit` bytes per row and unit (8 elements of a float type, a block of Q8_0).
+ * @param unit Bytes of one unit of an interleaved row (with `interleave` > 1).
+ * @returns `embed_<type>_D[_mN][_iI](e, token, y)`: byte offsets of the table and of y.
  *
  * @example
  * ```ts
@@ -46,18 +49,36 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
  * assert.equal(embedKernel("Q6_K", 256).name, "embed_q6_k_256");
  * ```
  */
-export function embedKernel(type: WeightTypeName, D: number, memory = 0): WasmFunc {
+export function embedKernel(
+  type: WeightTypeName,
+  D: number,
+  memory = 0,
+  interleave = 1,
+  unit = 0,
+): WasmFunc {
   const t = WEIGHT_TYPES[type];
-  const rb = rowBytes(t, D);
+  const rb = rowBytes(t, D), I = interleave;
   const f = new WasmFunc(
-    `embed_${type.toLowerCase()}_${D}${memory ? `_m${memory}` : ""}`,
+    `embed_${type.toLowerCase()}_${D}${memory ? `_m${memory}` : ""}${I > 1 ? `_i${I}` : ""}`,
     [["e", "i32"], ["token", "i32"], ["y", "i32"]],
   );
   f.weightMemory = memory;
   for (const l of ["b", "j", "q", "sc", "m", "i", "out"]) f.local(l, "i32");
   f.local("d", "f32").local("dm", "f32");
   f.comment(`y (${D}) = dequantise(e[token]), ${t.name} rows of ${rb} bytes`);
-  f.get("e").get("token").i32(rb).op("i32.mul").op("i32.add").set("b");
+  if (I > 1) {
+    f.comment(`rows interleaved in groups of ${I}, ${unit} bytes per row and unit`);
+    f.get("e").get("token").i32(-I).op("i32.and").i32(rb).op("i32.mul").op("i32.add");
+    f.get("token").i32(I - 1).op("i32.and").i32(unit).op("i32.mul").op("i32.add").set("b");
+  } else f.get("e").get("token").i32(rb).op("i32.mul").op("i32.add").set("b");
+  /** Pushes the address of element j of a float row: unit j >> 3 of the row, then j & 7. */
+  const elem = (width: number) => {
+    f.get("b");
+    if (I > 1) {
+      f.get("j").i32(3).op("i32.shr_u").i32(I * unit).op("i32.mul").op("i32.add");
+      f.get("j").i32(7).op("i32.and").i32(width).op("i32.mul").op("i32.add");
+    } else f.get("j").i32(width).op("i32.mul").op("i32.add");
+  };
   f.get("y").set("out");
   const qk = t.blockElems;
   const store = (value: () => void) => {
@@ -69,12 +90,15 @@ export function embedKernel(type: WeightTypeName, D: number, memory = 0): WasmFu
     f.comment("element by element");
     f.loop("elems");
     store(() => {
-      if (type === "F32") f.get("b").get("j").i32(4).op("i32.mul").op("i32.add").wmem("f32.load");
-      else if (type === "BF16") {
-        f.get("b").get("j").i32(2).op("i32.mul").op("i32.add").wmem("i32.load16_u");
-        f.i32(16).op("i32.shl").op("f32.reinterpret_i32");
+      if (type === "F32") {
+        elem(4);
+        f.wmem("f32.load");
+      } else if (type === "BF16") {
+        elem(2);
+        f.wmem("i32.load16_u").i32(16).op("i32.shl").op("f32.reinterpret_i32");
       } else {
-        f.get("b").get("j").i32(2).op("i32.mul").op("i32.add").set("i");
+        elem(2);
+        f.set("i");
         f16Scalar(f, "i", 0);
       }
     });
@@ -283,7 +307,7 @@ export function embedKernel(type: WeightTypeName, D: number, memory = 0): WasmFu
   };
   store(value);
   f.get("j").i32(1).op("i32.add").tee("j").i32(qk).op("i32.lt_u").brIf("elems").end();
-  f.get("b").i32(t.blockBytes).op("i32.add").set("b");
+  f.get("b").i32(I > 1 ? I * unit : t.blockBytes).op("i32.add").set("b");
   f.get("out").i32(qk * 4).op("i32.add").tee("out").get("y").i32(D * 4).op("i32.add");
   f.op("i32.lt_u").brIf("blocks").end();
   return f;

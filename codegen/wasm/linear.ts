@@ -20,7 +20,9 @@
  *
  * `x` is f32 rows (F32/F16/BF16 weights) or quantised activation rows (`blocks.ts`
  * `actLayout`, written by `quantize.ts`); W is in ggml's block layout (row r at
- * `w + r · rowBytes`); y is f32. Suffixes: `_bias` adds a bias (M) (param `bias` after
+ * `w + r · rowBytes`), or with `_iI` its rows are interleaved in groups of I
+ * (`interleave.ts`: block j of row r at `w + (r & ~(I-1)) · rowBytes + j · I · unit + (r & (I-1))
+ * · unit`; a matvec's register block is then one stream, read without touches); y is f32. Suffixes: `_bias` adds a bias (M) (param `bias` after
  * `w`), `_acc` adds into y (a residual). Each (row, token) result is a sum of per-block
  * f32 terms in lane order, so it does not depend on r0/r1: any split of the rows between
  * threads gives identical results.
@@ -90,8 +92,17 @@ export interface LinearSpec {
    * (default false; see `relaxedDotU8`).
    */
   dotU8?: boolean;
-  /** Weight rows per register block (default per type and kind; matvecs: `MATVEC_BLOCKS`). */
+  /**
+   * Weight rows per register block (default per type and kind; matvecs: `MATVEC_BLOCKS`, or
+   * `interleave` when it is > 1). With `interleave` > 1 it must divide it.
+   */
   rows?: number;
+  /**
+   * W is row-interleaved in groups of this many rows (`interleave.ts`; default 1: row-major
+   * as stored); {@linkcode interleaveRows} gives the layout's choice. Needs K a multiple of
+   * the type's block and M of it; r0 and r1 must be multiples of it (or M). Names get `_iI`.
+   */
+  interleave?: number;
   /** Tokens per register block of a matmul (default per type). */
   tokens?: number;
   /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
@@ -254,6 +265,49 @@ const MATVEC_BLOCKS: Partial<
   Q6_K: { minRowBytes: 0, rows: 1, touchAhead: 0 },
 };
 
+/** The types whose weights are row-interleaved in the memory (`interleave.ts`). */
+const INTERLEAVED: ReadonlySet<WeightTypeName> = new Set(["F32", "F16", "BF16", "Q8_0"]);
+
+/**
+ * Rows per interleaved group of a matrix in the memory (`interleave.ts`): the matvec's rows
+ * per register block for an F32, F16, BF16 or Q8_0 weight whose M is a multiple of it and
+ * whose K has no partial block; 1 (row-major, as stored) otherwise.
+ *
+ * @param type The weight type.
+ * @param M Rows (output features).
+ * @param K Columns (input features).
+ * @returns I, a power of two: 1, 2, 4 or 8.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { interleaveRows } from "./linear.ts";
+ * assert.equal(interleaveRows("F16", 2048, 768), 4); // 1536-byte rows: 4 per register block
+ * assert.equal(interleaveRows("F16", 768, 2048), 8); // from 2 KiB: 8
+ * assert.equal(interleaveRows("Q4_K", 2048, 768), 1); // one row at a time already
+ * assert.equal(interleaveRows("F16", 6, 768), 1); // M not a multiple of 4
+ * ```
+ */
+export function interleaveRows(type: WeightTypeName, M: number, K: number): number {
+  if (!INTERLEAVED.has(type) || K % EMITTERS[type].elems !== 0) return 1;
+  const long = MATVEC_BLOCKS[type];
+  const R = long && rowBytes(WEIGHT_TYPES[type], K) >= long.minRowBytes
+    ? long.rows
+    : BLOCKING[type][0];
+  return M % R === 0 ? R : 1;
+}
+
+/**
+ * Bytes of one unit of an interleaved row (`interleave.ts`): the weight bytes one block of
+ * the type's kernels reads of a row (8 elements of the float types, a Q8_0 block).
+ *
+ * @param type The weight type.
+ * @returns Bytes.
+ */
+export function interleaveUnit(type: WeightTypeName): number {
+  return EMITTERS[type].bytes;
+}
+
 /**
  * The kernel name of a spec: `matvec_q4_k_2048x768`, `matmul_f16_768x768_bias_acc`.
  *
@@ -269,7 +323,8 @@ const MATVEC_BLOCKS: Partial<
  */
 export function linearName(s: LinearSpec): string {
   return `${s.kind}_${s.type.toLowerCase()}_${s.M}x${s.K}` + (s.bias ? "_bias" : "") +
-    (s.accumulate ? "_acc" : "") + (s.memory ? `_m${s.memory}` : "") + (s.panel ? "_panel" : "");
+    (s.accumulate ? "_acc" : "") + (s.memory ? `_m${s.memory}` : "") +
+    ((s.interleave ?? 1) > 1 ? `_i${s.interleave}` : "") + (s.panel ? "_panel" : "");
 }
 
 /**
@@ -301,8 +356,17 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const [mvR, mmR, mmC] = BLOCKING[s.type];
   const long = mm ? undefined : MATVEC_BLOCKS[s.type];
   const isLong = long !== undefined && rb >= long.minRowBytes;
-  const R = s.rows ?? (mm ? mmR : isLong ? long.rows : mvR);
+  const I = s.interleave ?? 1;
+  const R = s.rows ?? (mm ? mmR : I > 1 ? I : isLong ? long.rows : mvR);
   const C = mm ? s.tokens ?? mmC : 1;
+  if (I > 1 && ((I & (I - 1)) !== 0 || M % I !== 0 || tail !== 0 || I % R !== 0)) {
+    throw new RangeError(
+      `linear: interleave ${I} needs a power of two dividing M ${M}, K ${K} a multiple of ` +
+        `${em.elems} and ${R} rows per register block dividing it`,
+    );
+  }
+  const unit = em.bytes; // bytes of one block of one row
+  const step = I * unit; // from one block of a row to its next
   const relaxed = s.relaxed ?? false;
   const panel = s.panel ?? false;
   if (panel && !panelSupported(s)) {
@@ -322,6 +386,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       relaxed,
       fp16: s.fp16 ?? false,
       memory: s.memory ?? 0,
+      interleave: I,
+      unit,
     };
     const kind = PANELS[s.type]!.kind;
     return kind ? emitPanelMatmul(ps, kind(K, s.fp16 ?? false)) : emitPanelMatmul(ps);
@@ -359,7 +425,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f,
     R: Rr,
     C: Cc,
-    rowBytes: rb,
+    rowBytes: I > 1 ? unit : rb, // row a of a register block at pw + a · rowBytes
     stride: act.stride,
     relaxed,
     fp16: s.fp16 ?? false,
@@ -383,11 +449,11 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("wr").set("pw").get("xt").set("px");
     if (act.format !== "f32") f.get("xt").i32(act.metaOffset).op("i32.add").set("pd");
     if (nb > 0) {
-      f.get("wr").i32(nb * em.bytes).op("i32.add").set("wend");
+      f.get("wr").i32(nb * step).op("i32.add").set("wend");
       f.comment(`${nb} block(s) of ${em.elems}`);
       f.loop("blocks");
       em.block(k);
-      f.get("pw").i32(em.bytes).op("i32.add").set("pw");
+      f.get("pw").i32(step).op("i32.add").set("pw");
       f.get("px").i32(act.format === "f32" ? em.elems * 4 : em.elems).op("i32.add").set(
         "px",
       );
@@ -444,7 +510,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     }
   };
 
-  const ahead = s.touchAhead ?? (isLong ? long.touchAhead : TOUCH_AHEAD);
+  // An interleaved matvec reads one sequential stream: the hardware prefetcher's, no touches.
+  const ahead = s.touchAhead ?? (I > 1 && !mm ? 0 : isLong ? long.touchAhead : TOUCH_AHEAD);
   f.get("r0").set("r");
   if (ahead > 0) {
     f.comment("touch pointer pt: the next 64-byte line of W not yet touched; tend: W's end");
@@ -465,7 +532,13 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       f.op("i32.lt_u").op("select").set("tnext");
       touchLines(f, "pt", "tnext", "touch_lines");
     }
-    f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
+    if (I > 1) {
+      f.comment(
+        `row r: its group of ${I} at (r & ~${I - 1}) · ${rb}, then (r & ${I - 1}) · ${unit}`,
+      );
+      f.get("w").get("r").i32(-I).op("i32.and").i32(rb).op("i32.mul").op("i32.add");
+      f.get("r").i32(I - 1).op("i32.and").i32(unit).op("i32.mul").op("i32.add").set("wr");
+    } else f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
     f.get("y").get("r").i32(4).op("i32.mul").op("i32.add").set("yr");
     if (s.bias) f.get("bias").get("r").i32(4).op("i32.mul").op("i32.add").set("br");
     tokens(Rr);

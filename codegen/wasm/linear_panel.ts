@@ -63,6 +63,35 @@ export interface PanelSpec {
   fp16: boolean;
   /** The memory W is in. */
   memory: number;
+  /** Rows per interleaved group of W (`interleave.ts`; default 1: row-major); divides 8. */
+  interleave?: number;
+  /** Bytes of one unit of an interleaved row (`linear.ts` `interleaveUnit`). */
+  unit?: number;
+}
+
+/**
+ * Where the fill finds a block's rows: `rb` bytes per row; with `I` > 1 the rows are
+ * interleaved in groups of I (`interleave.ts`), `unit` bytes per row and unit.
+ */
+export interface RowLayout {
+  /** Bytes per weight row. */
+  rb: number;
+  /** Rows per interleaved group (1: row-major). */
+  I: number;
+  /** Bytes per unit of an interleaved row. */
+  unit: number;
+}
+
+/**
+ * Bytes from one block (unit) of a row to its next: `blockBytes` row-major, `I · unit`
+ * interleaved.
+ *
+ * @param l The layout.
+ * @param blockBytes The block's bytes in a row-major row.
+ * @returns Bytes.
+ */
+export function blockStride(l: RowLayout, blockBytes: number): number {
+  return l.I > 1 ? l.I * l.unit : blockBytes;
 }
 
 /**
@@ -82,10 +111,10 @@ export interface PanelKind {
   /** Declares this kind's locals. */
   locals(f: WasmFunc): void;
   /**
-   * Writes the panel of rows `wr` .. (rr of them, `rb` bytes apart); {@linkcode rowPointers}
-   * gives the clamped row addresses.
+   * Writes the panel of rows `wr` .. (rr of them, laid out as `l` says); {@linkcode rowPointers}
+   * gives the clamped row addresses and {@linkcode blockStride} the step along a row.
    */
-  fill(f: WasmFunc, rb: number): void;
+  fill(f: WasmFunc, l: RowLayout): void;
   /**
    * Leaves in `acc{c}_0`, `acc{c}_1` (f32x4, rows 0..3 and 4..7) the products of tokens
    * `xt + c · xStride`, c < C, with the panel.
@@ -151,7 +180,7 @@ export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): W
   const f = new WasmFunc(s.name, params);
   f.weightMemory = s.memory;
   const locals = ["r", "rr", "wr", "pw", "pp", "pend", "px", "t", "xt", "yt", "j", "tend", "touch"];
-  for (const l of [...locals, "p0", "p1", "p2", "p3"]) f.local(l, "i32");
+  for (const l of [...locals, "p0", "p1", "p2", "p3", "ri"]) f.local(l, "i32");
   for (let c = 0; c < kind.tokens; c++) f.local(`acc${c}_0`, "v128").local(`acc${c}_1`, "v128");
   for (const l of ["w0", "w1", "xs", "t0", "t1", "t2", "t3"]) f.local(l, "v128");
   kind.locals(f);
@@ -167,7 +196,7 @@ export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): W
   f.get("r1").get("r").op("i32.sub").set("rr");
   f.i32(PANEL_ROWS).get("rr").get("rr").i32(PANEL_ROWS).op("i32.gt_s").op("select").set("rr");
   f.get("w").get("r").i32(rb).op("i32.mul").op("i32.add").set("wr");
-  kind.fill(f, rb);
+  kind.fill(f, { rb, I: s.interleave ?? 1, unit: s.unit ?? 0 });
   f.comment(
     `touch the next block's rows (one load per 64-byte line, not past row r1), so their ` +
       "cache misses overlap this block's arithmetic",
@@ -204,12 +233,17 @@ export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): W
  * each clamped to row rr - 1: rows past rr (a partial block) repeat the last one, whose
  * sums are computed and never stored, and no load goes past the rows of this range.
  */
-export function rowPointers(f: WasmFunc, g: number, rb: number): void {
+export function rowPointers(f: WasmFunc, g: number, l: RowLayout): void {
+  const { rb, I, unit } = l;
   for (let i = 0; i < 4; i++) {
-    f.comment(`p${i} = row min(${g + i}, rr - 1)`);
-    f.get("wr").i32(g + i).get("rr").i32(1).op("i32.sub");
-    f.i32(g + i).get("rr").op("i32.lt_u").op("select").i32(rb).op("i32.mul").op("i32.add");
-    f.set(`p${i}`);
+    f.comment(`p${i} = row min(${g + i}, rr - 1)` + (I > 1 ? ` (groups of ${I} interleaved)` : ""));
+    f.i32(g + i).get("rr").i32(1).op("i32.sub");
+    f.i32(g + i).get("rr").op("i32.lt_u").op("select");
+    if (I > 1) {
+      f.tee("ri").i32(-I).op("i32.and").i32(rb).op("i32.mul");
+      f.get("ri").i32(I - 1).op("i32.and").i32(unit).op("i32.mul").op("i32.add");
+    } else f.i32(rb).op("i32.mul");
+    f.get("wr").op("i32.add").set(`p${i}`);
   }
 }
 
@@ -255,14 +289,15 @@ function floatKind(s: PanelSpec): PanelKind {
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`hi${i}`, "v128");
       if (type !== "F32") halvesLocals(f, type, s.fp16);
     },
-    fill(f, rb) {
+    fill(f, l) {
+      const stride = blockStride(l, 8 * width);
       f.comment(`panel (${K}, ${PANEL_ROWS}) f32, column-major: panel[k][a] = W[r + a, k]`);
       for (let g = 0; g < PANEL_ROWS; g += 4) {
         f.comment(`rows ${g} .. ${g + 3}: 8 columns per step, converted and transposed 4 × 4`);
-        rowPointers(f, g, rb);
+        rowPointers(f, g, l);
         f.get("panel").i32(4 * g).op("i32.add").set("pp");
         if (K8 > 0) {
-          f.get("p0").i32(width * K8).op("i32.add").set("pend");
+          f.get("p0").i32((K8 / 8) * stride).op("i32.add").set("pend");
           f.loop(`panel_rows${g}`);
           for (let i = 0; i < 4; i++) {
             if (type === "F32") {
@@ -272,7 +307,7 @@ function floatKind(s: PanelSpec): PanelKind {
               f.get(`p${i}`).wmem("v128.load").set("h");
               halvesToF32x4(f, type, "h", `lo${i}`, `hi${i}`, s.fp16);
             }
-            f.get(`p${i}`).i32(8 * width).op("i32.add").set(`p${i}`);
+            f.get(`p${i}`).i32(stride).op("i32.add").set(`p${i}`);
           }
           storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, colBytes);
           storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], 4 * colBytes, colBytes);

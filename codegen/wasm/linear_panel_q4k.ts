@@ -84,12 +84,12 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind 
       f.i8x16(new Array(16).fill(0x10)).set("c10");
       for (const [n, v] of Object.entries(SCALE_MIN_CONSTS)) f.i32x4(...v).set(n);
     },
-    fill(f, rb) {
+    fill(f, l) {
       f.comment(
         `panel: ${nb} super-blocks × ${Q4K_PANEL_BLOCK} bytes (quants per 4 columns, sc, ` +
           "min pairs, d, dmin; each for rows 0..3 then 4..7)",
       );
-      fillBlocks(f, rb, shape, () => {
+      fillBlocks(f, l, shape, () => {
         for (let p = 0; p < 4; p++) {
           for (const nib of [0, 1]) {
             for (const h of [0, 1]) {

@@ -158,7 +158,7 @@ export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): 
       f.comment("constants: byte masks");
       for (const [l, v] of t.consts) f.i8x16(new Array(16).fill(v)).set(l);
     },
-    fill(f, rb) {
+    fill(f, l) {
       f.comment(
         `panel: ${nb} super-blocks × ${block} bytes (quants${
           t.offsetShift ? ` + ${1 << t.offsetShift}` : ""
@@ -166,7 +166,7 @@ export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): 
           `${t.dmin === undefined ? "sc" : "min"} pairs, d${t.dmin === undefined ? "" : ", dmin"}` +
           "; each for rows 0..3 then 4..7)",
       );
-      fillBlocks(f, rb, shape, () => {
+      fillBlocks(f, l, shape, () => {
         for (let g = 0; g < 2; g++) {
           for (let s = 0; s < 4; s++) {
             for (const v of [0, 1]) {

@@ -116,13 +116,13 @@ export function q8PanelKind(K: number, fp16: boolean, type: Q32Type = "Q8_0"): P
         }
       }
     },
-    fill(f, rb) {
+    fill(f, l) {
       f.comment(
         `panel: ${nb} blocks × ${block} bytes; per 4 columns, rows 0..3 and 4..7 ` +
           `(4 quants${q8 ? " + 128" : ""} per lane); then d of rows 0..3 and 4..7 (f32)` +
           (t.m === undefined ? "" : ", then m"),
       );
-      fillBlocks(f, rb, shape, () => {
+      fillBlocks(f, l, shape, () => {
         for (let i = 0; i < 4; i++) {
           for (const [half, l] of [[0, "lo"], [1, "hi"]] as const) {
             if (q8) {

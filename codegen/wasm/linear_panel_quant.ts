@@ -13,7 +13,7 @@
 import type { WasmFunc } from "../wasm_asm.ts";
 import { lanes32 } from "./snippets.ts";
 import { type ActLayout, actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
-import { type PanelKind, rowPointers } from "./linear_panel.ts";
+import { blockStride, type PanelKind, type RowLayout, rowPointers } from "./linear_panel.ts";
 
 /** How a quantised type's blocks map to panel blocks. */
 export interface QuantPanelShape {
@@ -93,24 +93,25 @@ export function quantPanelLocals(f: WasmFunc, C: number, superSums: boolean): vo
  * every pointer moves one block on.
  *
  * @param f The function.
- * @param rb Bytes per weight row.
+ * @param l Where the rows are (row-major or interleaved, `linear_panel.ts` `RowLayout`).
  * @param s The shape.
  * @param body Writes one block of the 4 rows at `p0..p3` into their halves at `pp`.
  */
 export function fillBlocks(
   f: WasmFunc,
-  rb: number,
+  l: RowLayout,
   s: QuantPanelShape,
   body: () => void,
 ): void {
+  const stride = blockStride(l, s.blockBytes);
   for (let G = 0; G < 2; G++) {
     f.comment(`rows ${4 * G} .. ${4 * G + 3}`);
-    rowPointers(f, 4 * G, rb);
+    rowPointers(f, 4 * G, l);
     f.get("panel").i32(16 * G).op("i32.add").set("pp");
-    f.get("p0").i32(s.nb * s.blockBytes).op("i32.add").set("pend");
+    f.get("p0").i32(s.nb * stride).op("i32.add").set("pend");
     f.loop(`panel_rows${4 * G}`);
     body();
-    for (let i = 0; i < 4; i++) f.get(`p${i}`).i32(s.blockBytes).op("i32.add").set(`p${i}`);
+    for (let i = 0; i < 4; i++) f.get(`p${i}`).i32(stride).op("i32.add").set(`p${i}`);
     f.get("pp").i32(s.panelBlock).op("i32.add").set("pp");
     f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${4 * G}`);
     f.end();

@@ -28,6 +28,7 @@ import { emitRowChunks, emitShare } from "./barrier.ts";
 import { embedKernel } from "./embed.ts";
 import {
   emitLinear,
+  interleaveUnit,
   linearName,
   type LinearSpec,
   panelMinTokens,
@@ -69,6 +70,11 @@ export interface WasmWeight {
   offset: number;
   /** Bytes it takes. */
   bytes: number;
+  /**
+   * Rows per interleaved group (`interleave.ts`; 1: row-major as stored): what
+   * `linear.ts` `interleaveRows` gives a matrix that only linear and embed nodes read.
+   */
+  interleave: number;
 }
 
 /** What a renderer knows when it lists the kernels of a node. */
@@ -167,14 +173,15 @@ const addrs = (ctx: WasmCallContext, buffers: string[]) => buffers.map((b) => ct
 
 /** `embed_<type>_D[_mN]`: the one-row lookup of a table (codegen/wasm/embed.ts). */
 const embedName = (e: WasmWeight, D: number) =>
-  `embed_${e.type.toLowerCase()}_${D}${e.memory ? `_m${e.memory}` : ""}`;
+  `embed_${e.type.toLowerCase()}_${D}${e.memory ? `_m${e.memory}` : ""}` +
+  (e.interleave > 1 ? `_i${e.interleave}` : "");
 
 const embed: WasmOpRenderer<"embed"> = {
   kernels(node, ctx) {
     const e = ctx.weight(node.weights[0]), D = node.attrs.dim;
     const row = embedName(e, D), S = node.attrs.scale ?? 1;
     const out = [
-      spec(row, () => embedKernel(e.type, D, e.memory)),
+      spec(row, () => embedKernel(e.type, D, e.memory, e.interleave, interleaveUnit(e.type))),
       spec(embedRowsName(row, S), () => embedRowsKernel(row, D, S)),
     ];
     if (node.attrs.learned_pos) out.push(spec(`add_pos_rows_${D}`, () => addPosRowsKernel(D)));
@@ -255,6 +262,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       fp16: ctx.fp16,
       dotU8: ctx.dotU8,
       memory: w.memory,
+      interleave: w.interleave,
     }, ctx),
   };
 }
@@ -306,7 +314,7 @@ const linear: WasmOpRenderer<"linear"> = {
       emitRowChunks(f, ls.M, ctx.rowCounter, body);
       return;
     }
-    emitShare(f, ls.M, 4, "lo", "hi");
+    emitShare(f, ls.M, Math.max(4, ls.interleave), "lo", "hi"); // whole interleaved groups
     body();
   },
 };

@@ -1,0 +1,154 @@
+/**
+ * Row-interleaved weights (codegen/wasm/interleave.ts): the byte permutation, and every
+ * kernel that reads F32/F16/BF16/Q8_0 matrices (matvec, in-register matmul, panel matmul,
+ * embedding lookup) giving on the interleaved bytes the same bits as its row-major form on
+ * the stored bytes, for row ranges that start at any group. The row-major kernels are
+ * themselves checked against float64 in linear_test.ts and embed_test.ts. Negative control:
+ * an interleaved kernel on bytes left row-major differs.
+ */
+import assert from "node:assert/strict";
+import { randomBlocks, rng } from "../../tests/ggml_blocks.ts";
+import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
+import { rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { embedKernel } from "./embed.ts";
+import { interleaveRowsInPlace } from "./interleave.ts";
+import {
+  emitLinear,
+  interleaveRows,
+  interleaveUnit,
+  linearName,
+  type LinearSpec,
+  panelSupported,
+} from "./linear.ts";
+import { panelScratchBytes } from "./linear_panel.ts";
+import { buildKernelModule } from "./module.ts";
+import { quantizeKernel } from "./quantize.ts";
+
+/** The exported kernels, called with byte offsets and counts. */
+type Kernels = Record<string, (...args: number[]) => number>;
+
+Deno.test("interleaveRowsInPlace() puts unit j of the I rows of a group side by side", () => {
+  for (const [M, units, unit, I, off] of [[8, 3, 16, 4, 0], [6, 2, 34, 2, 2], [16, 2, 5, 8, 1]]) {
+    const rb = units * unit;
+    const bytes = Uint8Array.from({ length: off + M * rb }, (_, i) => (i * 7 + 3) & 255);
+    const rows = bytes.slice(off);
+    interleaveRowsInPlace(bytes, off, M, rb, unit, I);
+    for (let r = 0; r < M; r++) {
+      for (let j = 0; j < units; j++) {
+        const at = off + (r - (r % I)) * rb + j * I * unit + (r % I) * unit;
+        assert.deepEqual(
+          bytes.subarray(at, at + unit),
+          rows.subarray(r * rb + j * unit, (r + 1) * rb - (units - j - 1) * unit),
+          `M ${M} unit ${unit} I ${I}: row ${r} unit ${j}`,
+        );
+      }
+    }
+  }
+  assert.throws(() => interleaveRowsInPlace(new Uint8Array(64), 0, 6, 8, 4, 4), /multiple/);
+});
+
+Deno.test("interleaveRows() follows the matvec's register block and refuses what it cannot split", () => {
+  assert.equal(interleaveRows("F32", 768, 768), 8); // 3 KiB rows: 8 at a time
+  assert.equal(interleaveRows("F32", 768, 512), 4);
+  assert.equal(interleaveRows("Q8_0", 2048, 768), 4); // 816-byte rows
+  assert.equal(interleaveRows("Q8_0", 768, 2048), 2); // from 1 KiB
+  assert.equal(interleaveRows("BF16", 30, 64), 1); // M not a multiple of 4
+  assert.equal(interleaveRows("F16", 8, 36), 1); // a partial 8-column block
+  assert.equal(interleaveRows("Q6_K", 256, 256), 1);
+});
+
+const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
+const dotU8 = relaxed && relaxedDotU8();
+const TYPES: WeightTypeName[] = ["F32", "F16", "BF16", "Q8_0"];
+
+/**
+ * Runs `spec` over `n` tokens on the rows split at `splits`, on bytes interleaved as the
+ * spec says (or left row-major with `raw`); returns y (n, M).
+ */
+function runLinear(s: LinearSpec, n: number, splits: number[], raw = false): Float32Array {
+  const t = WEIGHT_TYPES[s.type], { M, K } = s, rb = rowBytes(t, K);
+  const f = emitLinear(s);
+  const funcs = [f];
+  if (t.act !== "f32") funcs.push(quantizeKernel(t.act, K));
+  const memory = new WebAssembly.Memory({ initial: 96 });
+  const mod = buildKernelModule(funcs, { minPages: 96 });
+  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
+    .exports as unknown as Kernels;
+  const r = rng(M * 31 + K);
+  const WO = 64, XO = 2 << 20, QO = 3 << 20, YO = 4 << 20, PO = 5 << 20;
+  const u8 = new Uint8Array(memory.buffer), f32 = new Float32Array(memory.buffer);
+  u8.set(randomBlocks(s.type, M, K, r), WO);
+  const I = s.interleave ?? 1;
+  if (!raw) interleaveRowsInPlace(u8, WO, M, rb, interleaveUnit(s.type), I);
+  for (let i = 0; i < n * K; i++) f32[XO / 4 + i] = 2 * r() - 1;
+  let x = XO;
+  if (t.act !== "f32") {
+    e[`quantize_${t.act}_${K}`](XO, QO, n);
+    x = QO;
+  }
+  const bounds = [0, ...splits, M];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const args = [WO, x, YO, bounds[i], bounds[i + 1]];
+    if (s.kind === "matmul") args.push(n);
+    if (s.panel) args.push(PO);
+    e[f.name](...args);
+  }
+  assert.ok(PO + panelScratchBytes(K) <= memory.buffer.byteLength);
+  return f32.slice(YO / 4, YO / 4 + n * M);
+}
+
+for (const type of TYPES) {
+  Deno.test(`${type} kernels on interleaved rows give the row-major kernels' bits`, () => {
+    const shapes: [number, number][] = type === "Q8_0"
+      ? [[48, 256], [48, 1024]] // 4 and 2 rows per group
+      : [[48, 64], [48, type === "F32" ? 768 : 1024]]; // 4 and 8
+    for (const [M, K] of shapes) {
+      const I = interleaveRows(type, M, K);
+      assert.ok(I > 1, `${type} ${M}x${K}`);
+      const cases: [LinearSpec["kind"], number, boolean][] = [
+        ["matvec", 1, false],
+        ["matmul", 3, false],
+        ["matmul", 7, true],
+      ];
+      for (const [kind, n, panel] of cases) {
+        const s: LinearSpec = { type, M, K, kind, relaxed, fp16, dotU8, panel };
+        if (panel && !panelSupported(s)) continue;
+        const splits = [I, 3 * I, M - I];
+        const want = runLinear(s, n, splits);
+        const got = runLinear({ ...s, interleave: I }, n, splits);
+        const name = linearName({ ...s, interleave: I });
+        assert.deepEqual(got, want, name);
+        assert.ok(name.includes(`_i${I}`), name);
+      }
+    }
+  });
+}
+
+Deno.test("embedding lookups of interleaved tables give the row-major rows", () => {
+  for (const type of TYPES) {
+    const D = 256, V = 24, I = interleaveRows(type, V, D);
+    const memory = new WebAssembly.Memory({ initial: 4 });
+    const plain = embedKernel(type, D), inter = embedKernel(type, D, 0, I, interleaveUnit(type));
+    const mod = buildKernelModule([plain, inter], { minPages: 4 });
+    const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
+      .exports as unknown as Kernels;
+    const b = randomBlocks(type, V, D, rng(5));
+    const u8 = new Uint8Array(memory.buffer), T = 65536, Y = 2 * 65536;
+    u8.set(b, 0);
+    u8.set(b, T);
+    interleaveRowsInPlace(u8, T, V, rowBytes(WEIGHT_TYPES[type], D), interleaveUnit(type), I);
+    for (const tok of [0, 1, I + 1, V - 1]) {
+      e[plain.name](0, tok, Y);
+      const want = new Float32Array(memory.buffer, Y, D).slice();
+      e[inter.name](T, tok, Y);
+      assert.deepEqual(new Float32Array(memory.buffer, Y, D).slice(), want, `${inter.name} ${tok}`);
+    }
+  }
+});
+
+Deno.test("interleave negative control: an interleaved kernel on row-major bytes differs", () => {
+  const s: LinearSpec = { type: "F16", M: 16, K: 64, kind: "matvec", relaxed, fp16, dotU8 };
+  const want = runLinear(s, 1, []);
+  assert.notDeepEqual(runLinear({ ...s, interleave: 4 }, 1, [], true), want);
+  assert.deepEqual(runLinear({ ...s, interleave: 4 }, 1, []), want);
+});
