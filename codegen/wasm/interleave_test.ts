@@ -53,6 +53,8 @@ Deno.test("interleaveRows() groups 4 rows of the float types and Q8_0, where M a
   assert.equal(interleaveRows("BF16", 30, 64), 1); // M not a multiple of 4
   assert.equal(interleaveRows("F16", 8, 36), 1); // a partial 8-column block
   assert.equal(interleaveRows("Q6_K", 256, 256), 1);
+  const bad = { type: "F16", M: 6, K: 64, kind: "matvec", interleave: 4 } as const;
+  assert.throws(() => emitLinear(bad), /interleave 4 needs a power of two dividing M 6/);
 });
 
 const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();

@@ -20,10 +20,10 @@
  *
  * `x` is f32 rows (F32/F16/BF16 weights) or quantised activation rows (`blocks.ts`
  * `actLayout`, written by `quantize.ts`); W is in ggml's block layout (row r at
- * `w + r · rowBytes`), or with `_iI` its rows are interleaved in groups of I
- * (`interleave.ts`: block j of row r at `w + (r & ~(I-1)) · rowBytes + j · I · unit + (r & (I-1))
- * · unit`; a matvec's register block is then one stream, read without touches); y is f32. Suffixes: `_bias` adds a bias (M) (param `bias` after
- * `w`), `_acc` adds into y (a residual). Each (row, token) result is a sum of per-block
+ * `w + r · rowBytes`), or with `_iI` its rows are interleaved in groups of I (`interleave.ts`:
+ * block j of row r at `w + (r & ~(I-1)) · rowBytes + (j · I + (r & (I-1))) · unit`; a matvec's
+ * register block is then one stream, read without touches); y is f32. Suffixes: `_bias` adds a
+ * bias (M) (param `bias` after `w`), `_acc` adds into y (a residual). Each (row, token) result is a sum of per-block
  * f32 terms in lane order, so it does not depend on r0/r1: any split of the rows between
  * threads gives identical results.
  *
@@ -39,6 +39,7 @@ import { BF16, F16, F32 } from "./types_float.ts";
 import {
   emitPanelMatmul,
   PANEL_MIN_TOKENS,
+  PANEL_ROWS,
   type PanelKind,
   type PanelSpec,
 } from "./linear_panel.ts";
@@ -360,10 +361,12 @@ export function emitLinear(s: LinearSpec): WasmFunc {
   const I = s.interleave ?? 1;
   const R = s.rows ?? (mm ? mmR : I > 1 ? I : isLong ? long.rows : mvR);
   const C = mm ? s.tokens ?? mmC : 1;
-  if (I > 1 && ((I & (I - 1)) !== 0 || M % I !== 0 || tail !== 0 || I % R !== 0)) {
+  const bad = (I & (I - 1)) !== 0 || M % I !== 0 || tail !== 0 || I % R !== 0 ||
+    (s.panel && PANEL_ROWS % I !== 0);
+  if (I > 1 && bad) {
     throw new RangeError(
-      `linear: interleave ${I} needs a power of two dividing M ${M}, K ${K} a multiple of ` +
-        `${em.elems} and ${R} rows per register block dividing it`,
+      `linear: interleave ${I} needs a power of two dividing M ${M} (and a panel's 8 rows), ` +
+        `K ${K} a multiple of ${em.elems} and ${R} rows per register block dividing it`,
     );
   }
   const unit = em.bytes; // bytes of one block of one row
