@@ -21,8 +21,19 @@ export function quantizeName(format: Exclude<ActFormat, "f32">, K: number): stri
   return `quantize_${format}_${K}`;
 }
 
-/** Emits: quantise 32 f32 at `src`, quants at `dst`; leaves i16x8 `h0..h3` and scale `d`. */
-function quantize32(f: WasmFunc, src: number, dst: number, amaxKnown: boolean): void {
+/**
+ * Emits: quantise 32 f32 at `src`, quants at `dst`; leaves i16x8 `h0..h3` and scale `d`.
+ * With `relaxed`, `i32x4.relaxed_trunc_f32x4_s` (x86 `cvttps2dq`) converts the rounded values:
+ * they are integers in [-127, 127], where it equals `trunc_sat` (V8's exact form adds a
+ * saturation sequence): a q8_0 row of 2048 ~1.3x faster.
+ */
+function quantize32(
+  f: WasmFunc,
+  src: number,
+  dst: number,
+  amaxKnown: boolean,
+  relaxed: boolean,
+): void {
   for (let i = 0; i < 8; i++) f.get("px").mem("v128.load", src + 16 * i).set(`v${i}`);
   if (!amaxKnown) {
     f.comment("amax = max |x| over the block");
@@ -35,7 +46,8 @@ function quantize32(f: WasmFunc, src: number, dst: number, amaxKnown: boolean): 
   }
   f.comment("q = round(x · 127 / amax) in [-127, 127], narrowed to i16 then i8");
   for (let i = 0; i < 8; i++) {
-    f.get(`v${i}`).get("vid").op("f32x4.mul").op("f32x4.nearest").op("i32x4.trunc_sat_f32x4_s");
+    f.get(`v${i}`).get("vid").op("f32x4.mul").op("f32x4.nearest");
+    f.op(relaxed ? "i32x4.relaxed_trunc_f32x4_s" : "i32x4.trunc_sat_f32x4_s");
     f.set(`q${i}`);
   }
   for (let i = 0; i < 4; i++) {
@@ -58,6 +70,7 @@ function scaleFromAmax(f: WasmFunc): void {
  *
  * @param format `q8_0` (blocks of 32) or `q8_K` (blocks of 256).
  * @param K Elements per row (a multiple of the block size).
+ * @param relaxed Convert with relaxed SIMD's truncation (the same bytes; see `quantize32`).
  * @returns The function.
  * @throws {RangeError} when K is not a multiple of the block size.
  *
@@ -68,7 +81,11 @@ function scaleFromAmax(f: WasmFunc): void {
  * assert.equal(quantizeKernel("q8_0", 64).name, "quantize_q8_0_64");
  * ```
  */
-export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): WasmFunc {
+export function quantizeKernel(
+  format: Exclude<ActFormat, "f32">,
+  K: number,
+  relaxed = false,
+): WasmFunc {
   const L = actLayout(format, K);
   const f = new WasmFunc(quantizeName(format, K), [["x", "i32"], ["xq", "i32"], ["n", "i32"]]);
   for (const l of ["t", "px", "pq", "pm", "end", "s"]) f.local(l, "i32");
@@ -89,7 +106,7 @@ export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): Wa
   f.get("pq").i32(K).op("i32.add").set("end");
   f.loop("blocks");
   if (format === "q8_0") {
-    quantize32(f, 0, 0, false);
+    quantize32(f, 0, 0, false, relaxed);
     f.comment("m = Σq over the bytes 4i..4i+3 of both 16-byte halves, lane i (the dot's lanes)");
     f.get("pq").mem("v128.load", 0).op("i16x8.extadd_pairwise_i8x16_s");
     f.op("i32x4.extadd_pairwise_i16x8_s");
@@ -119,7 +136,7 @@ export function quantizeKernel(format: Exclude<ActFormat, "f32">, K: number): Wa
     f.get("pm").get("d").mem("f32.store", 0);
     for (let j = 0; j < 8; j++) {
       f.comment(`elements ${32 * j} .. ${32 * j + 31}: quants, Σq per 16 and per 32`);
-      quantize32(f, 128 * j, 32 * j, true);
+      quantize32(f, 128 * j, 32 * j, true, relaxed);
       for (let half = 0; half < 2; half++) {
         f.get(`h${2 * half}`).get(`h${2 * half + 1}`).op("i16x8.add");
         f.op("i32x4.extadd_pairwise_i16x8_s").set("m");

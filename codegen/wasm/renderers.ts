@@ -284,7 +284,9 @@ const linear: WasmOpRenderer<"linear"> = {
       const inRegisters = { ...ls, panel: false };
       out.push(spec(linearName(inRegisters), () => emitLinear(inRegisters)));
     }
-    if (act !== "f32") out.push(spec(quantizeName(act, ls.K), () => quantizeKernel(act, ls.K)));
+    if (act !== "f32") {
+      out.push(spec(quantizeName(act, ls.K), () => quantizeKernel(act, ls.K, ctx.relaxed)));
+    }
     return out;
   },
   call(node, ctx) {
