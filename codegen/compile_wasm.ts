@@ -29,7 +29,7 @@ import { findBuffer, type Plan } from "./plan.ts";
 import { stepIo } from "./step_io.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_features.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
-import { interleaveRowsInPlace } from "./wasm/interleave.ts";
+import { interleaveRowsInMemory } from "./wasm/interleave.ts";
 import { interleaveUnit } from "./wasm/linear.ts";
 
 /**
@@ -293,7 +293,8 @@ export function instantiateWasm(
     if (w.interleave === 1) continue;
     const [M, K] = w.shape, t = WEIGHT_TYPES[w.type];
     const rb = (K / t.blockElems) * t.blockBytes;
-    interleaveRowsInPlace(buffers[w.memory], w.offset, M, rb, interleaveUnit(w.type), w.interleave);
+    const m = w.memory === 0 ? memory : more[w.memory - 1];
+    interleaveRowsInMemory(m, w.offset, M, rb, interleaveUnit(w.type), w.interleave);
   }
   // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
   for (const b of plan.decode.buffers.values()) {

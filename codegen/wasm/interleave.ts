@@ -25,8 +25,16 @@
  * The arithmetic does not change, only addresses: every kernel gives the same bits on the
  * interleaved bytes as the row-major kernel on the stored ones.
  *
+ * Two implementations of the one permutation: {@linkcode interleaveRowsInPlace} in JS (the
+ * reference) and {@linkcode interleaveRowsInMemory}, a small generated WASM function that
+ * copies each group out with v128 loads and back unit by unit, which a load uses: one core,
+ * ~4.5 GB/s on its first calls and ~11 once V8 has optimised it, where the JS loop moves ~2.7
+ * GB/s of 16-byte units and ~1.2 of Q8_0's 34-byte blocks (~0.9 s per GB).
+ *
  * @module
  */
+import { WasmFunc } from "../wasm_asm.ts";
+import { assembleModule } from "../wasm_assemble.ts";
 
 /**
  * Rearranges the M rows at `offset` into groups of I interleaved rows (see the module doc),
@@ -95,4 +103,119 @@ export function interleaveRowsInPlace(
       }
     }
   }
+}
+
+/**
+ * The interleaving function for one unit size and group: `interleave(off, M, rb)` over
+ * memory 0 (the weights), with memory 1 holding one group as stored (I · rb bytes).
+ */
+function interleaveFunc(unit: number, I: number): WasmFunc {
+  const f = new WasmFunc("interleave", [["off", "i32"], ["M", "i32"], ["rb", "i32"]]);
+  for (const l of ["g", "base", "i", "n", "o", "s"]) f.local(l, "i32");
+  for (let a = 1; a < I; a++) f.local(`r${a}`, "i32");
+  f.comment(`rows in groups of ${I}, units of ${unit} bytes; memory 1: one group as stored`);
+  for (let a = 1; a < I; a++) f.get("rb").i32(a).op("i32.mul").set(`r${a}`);
+  f.get("rb").i32(I).op("i32.mul").set("n");
+  f.block("done").loop("groups");
+  f.get("g").get("M").op("i32.ge_u").brIf("done");
+  f.get("off").get("g").get("rb").op("i32.mul").op("i32.add").set("base");
+  f.comment("the group → memory 1, 16 bytes at a time, then the last bytes one by one");
+  f.i32(0).set("i");
+  f.block("copied").loop("copy");
+  f.get("i").i32(16).op("i32.add").get("n").op("i32.gt_u").brIf("copied");
+  f.get("i").get("base").get("i").op("i32.add").mem("v128.load", 0, { align: 0 });
+  f.mem("v128.store", 0, { memory: 1, align: 0 });
+  f.get("i").i32(16).op("i32.add").set("i").br("copy").end().end();
+  f.block("tail_done").loop("tail");
+  f.get("i").get("n").op("i32.ge_u").brIf("tail_done");
+  f.get("i").get("base").get("i").op("i32.add").mem("i32.load8_u", 0);
+  f.mem("i32.store8", 0, { memory: 1 });
+  f.get("i").i32(1).op("i32.add").set("i").br("tail").end().end();
+  f.comment("unit s / unit of every row of the group, in row order, back over the group");
+  f.get("base").set("o").i32(0).set("s");
+  f.loop("units");
+  for (let a = 0; a < I; a++) {
+    const src = () => (a === 0 ? f.get("s") : f.get("s").get(`r${a}`).op("i32.add"));
+    let k = 0;
+    for (const [w, load, store] of UNIT_MOVES) {
+      for (; k + w <= unit; k += w) {
+        f.get("o");
+        src();
+        f.mem(load, k, { memory: 1, align: 0 }).mem(store, a * unit + k, { align: 0 });
+      }
+    }
+  }
+  f.get("o").i32(I * unit).op("i32.add").set("o");
+  f.get("s").i32(unit).op("i32.add").tee("s").get("rb").op("i32.lt_u").brIf("units").end();
+  f.get("g").i32(I).op("i32.add").set("g").br("groups").end().end();
+  return f;
+}
+
+/** Moves of a unit, widest first: [bytes, load, store]. */
+const UNIT_MOVES: [number, string, string][] = [
+  [16, "v128.load", "v128.store"],
+  [8, "i64.load", "i64.store"],
+  [4, "i32.load", "i32.store"],
+  [2, "i32.load16_u", "i32.store16"],
+  [1, "i32.load8_u", "i32.store8"],
+];
+
+const modules = new Map<string, WebAssembly.Module>();
+
+/**
+ * {@linkcode interleaveRowsInPlace} on a WebAssembly memory by a generated WASM function
+ * (one module per unit size and I, cached): the same bytes, faster (see the module doc).
+ *
+ * @param memory The memory the rows are in (shared or not, 32-bit addresses).
+ * @param offset Byte offset of row 0.
+ * @param M Rows (a multiple of I).
+ * @param rowBytes Bytes per row (a multiple of `unit`).
+ * @param unit Bytes of one unit.
+ * @param I Rows per group (1: nothing to do).
+ * @throws {RangeError} as {@linkcode interleaveRowsInPlace}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { interleaveRowsInMemory } from "./interleave.ts";
+ * const memory = new WebAssembly.Memory({ initial: 1 });
+ * new Uint8Array(memory.buffer).set([1, 1, 2, 2, 3, 3, 4, 4]);
+ * interleaveRowsInMemory(memory, 0, 2, 4, 2, 2);
+ * assert.deepEqual([...new Uint8Array(memory.buffer, 0, 8)], [1, 1, 3, 3, 2, 2, 4, 4]);
+ * ```
+ */
+export function interleaveRowsInMemory(
+  memory: WebAssembly.Memory,
+  offset: number,
+  M: number,
+  rowBytes: number,
+  unit: number,
+  I: number,
+): void {
+  if (I === 1) return;
+  const bytes = new Uint8Array(memory.buffer);
+  if (M % I !== 0 || rowBytes % unit !== 0 || offset < 0 || offset + M * rowBytes > bytes.length) {
+    interleaveRowsInPlace(bytes, offset, M, rowBytes, unit, I); // throws the RangeError
+    return;
+  }
+  const shared = typeof SharedArrayBuffer !== "undefined" &&
+    memory.buffer instanceof SharedArrayBuffer;
+  const key = `${unit}/${I}/${shared}`;
+  let module = modules.get(key);
+  if (module === undefined) {
+    const bytes = assembleModule([interleaveFunc(unit, I)], [
+      shared ? { minPages: 1, maxPages: 65536, shared: true } : { minPages: 1 },
+      { minPages: 1 },
+    ]);
+    module = new WebAssembly.Module(bytes);
+    modules.set(key, module);
+  }
+  const tmp = new WebAssembly.Memory({ initial: Math.ceil((I * rowBytes + 16) / 65536) });
+  const env = { memory, memory1: tmp };
+  const run = new WebAssembly.Instance(module, { env }).exports.interleave as (
+    off: number,
+    M: number,
+    rb: number,
+  ) => void;
+  run(offset, M, rowBytes);
 }

@@ -11,7 +11,7 @@ import { randomBlocks, rng } from "../../tests/ggml_blocks.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
 import { rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { embedKernel } from "./embed.ts";
-import { interleaveRowsInPlace } from "./interleave.ts";
+import { interleaveRowsInMemory, interleaveRowsInPlace } from "./interleave.ts";
 import {
   emitLinear,
   interleaveRows,
@@ -149,4 +149,21 @@ Deno.test("interleave negative control: an interleaved kernel on row-major bytes
   const want = runLinear(s, 1, []);
   assert.notDeepEqual(runLinear({ ...s, interleave: 4 }, 1, [], true), want);
   assert.deepEqual(runLinear({ ...s, interleave: 4 }, 1, []), want);
+});
+
+Deno.test("interleaveRowsInMemory() writes interleaveRowsInPlace()'s bytes", () => {
+  for (
+    const [M, rb, unit, I] of [[16, 1536, 16, 4], [8, 816, 34, 4], [16, 96, 32, 8], [6, 102, 34, 2]]
+  ) {
+    for (const shared of [false, true]) {
+      const memory = new WebAssembly.Memory({ initial: 2, maximum: 2, shared });
+      const u8 = new Uint8Array(memory.buffer);
+      const r = rng(M + rb);
+      for (let i = 0; i < u8.length; i++) u8[i] = Math.floor(256 * r());
+      const want = u8.slice();
+      interleaveRowsInPlace(want, 30, M, rb, unit, I);
+      interleaveRowsInMemory(memory, 30, M, rb, unit, I);
+      assert.deepEqual(u8.slice(), want, `M ${M} rb ${rb} unit ${unit} I ${I} shared ${shared}`);
+    }
+  }
 });
