@@ -287,7 +287,8 @@ function floatKind(s: PanelSpec): PanelKind {
     locals(f) {
       f.local("h", "v128");
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`hi${i}`, "v128");
-      if (type !== "F32") halvesLocals(f, type, s.fp16);
+      if (type === "F16") halvesLocals(f, type, s.fp16);
+      if (type === "BF16") f.local("hmask", "v128").i32x4(-65536).set("hmask");
     },
     fill(f, l) {
       const stride = blockStride(l, 8 * width);
@@ -303,14 +304,23 @@ function floatKind(s: PanelSpec): PanelKind {
             if (type === "F32") {
               f.get(`p${i}`).wmem("v128.load").set(`lo${i}`);
               f.get(`p${i}`).wmem("v128.load", 16).set(`hi${i}`);
+            } else if (type === "BF16") {
+              // Columns 0, 2, 4, 6 by a shift, 1, 3, 5, 7 by a mask of the high halves.
+              f.get(`p${i}`).wmem("v128.load").tee("h").i32(16).op("i32x4.shl").set(`lo${i}`);
+              f.get("h").get("hmask").op("v128.and").set(`hi${i}`);
             } else {
               f.get(`p${i}`).wmem("v128.load").set("h");
               halvesToF32x4(f, type, "h", `lo${i}`, `hi${i}`, s.fp16);
             }
             f.get(`p${i}`).i32(stride).op("i32.add").set(`p${i}`);
           }
-          storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, colBytes);
-          storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], 4 * colBytes, colBytes);
+          if (type === "BF16") { // lo holds the even columns, hi the odd ones
+            storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, 2 * colBytes);
+            storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], colBytes, 2 * colBytes);
+          } else {
+            storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], 0, colBytes);
+            storeTransposed(f, ["hi0", "hi1", "hi2", "hi3"], 4 * colBytes, colBytes);
+          }
           f.get("pp").i32(8 * colBytes).op("i32.add").set("pp");
           f.get("p0").get("pend").op("i32.lt_u").brIf(`panel_rows${g}`);
           f.end();
