@@ -266,37 +266,47 @@ const MATVEC_BLOCKS: Partial<
   Q6_K: { minRowBytes: 0, rows: 1, touchAhead: 0 },
 };
 
-/** The types whose weights are row-interleaved in the memory (`interleave.ts`). */
-const INTERLEAVED: ReadonlySet<WeightTypeName> = new Set(["F32", "F16", "BF16", "Q8_0"]);
-
-/** Rows per interleaved group (`interleave.ts`), and so per register block of their matvecs. */
-export const INTERLEAVE_ROWS = 4;
+/**
+ * Rows per interleaved group by weight type (`interleave.ts`), and so per register block of
+ * their matvecs: 4 for the float types and Q8_0 (interleaved, 4 beat 8, and Q8_0's 2, for every
+ * row length: one pinned core, g110M shapes streamed, GB/s of weights, 8 or 2 → 4 rows: F16
+ * 768x2048 28.4 → 34.0, 2048x768 30.2 → 32.0; BF16 768x2048 26.6 → 30.2; Q8_0 768x2048 (2 rows)
+ * 25.4-28.2 → 27.6-30.6, 32768x768 28.6 → 31.2; F32 even, 35-36), 2 for Q4_K (its row pairs
+ * share the activation loads: 1 row → 2, 1.03-1.05x; 4 rows 0.97x). The other K-quants and the
+ * 4- and 5-bit types stay row-major: one row at a time is one stream already, and pairs of Q5_K
+ * and Q6_K rows were no faster (0.99-1.01x).
+ */
+const INTERLEAVED: Partial<Record<WeightTypeName, number>> = {
+  F32: 4,
+  F16: 4,
+  BF16: 4,
+  Q8_0: 4,
+  Q4_K: 2,
+};
 
 /**
- * Rows per interleaved group of a matrix in the memory (`interleave.ts`): 4 for an F32, F16,
- * BF16 or Q8_0 weight whose M is a multiple of 4 and whose K has no partial block; 1
- * (row-major, as stored) otherwise. Interleaved, 4 rows per register block beat 8 (and Q8_0's
- * 2) for every row length: one pinned core, g110M shapes streamed, GB/s of weights, 8 or 2 → 4
- * rows: F16 768x2048 28.4 → 34.0, 2048x768 30.2 → 32.0; BF16 768x2048 26.6 → 30.2; Q8_0
- * 768x2048 (2 rows) 25.4-28.2 → 27.6-30.6, 32768x768 28.6 → 31.2; F32 even (35-36).
+ * Rows per interleaved group of a matrix in the memory (`interleave.ts`): the type's
+ * {@linkcode INTERLEAVED} rows when M is a multiple of them and K has no partial block; 1
+ * (row-major, as stored) otherwise.
  *
  * @param type The weight type.
  * @param M Rows (output features).
  * @param K Columns (input features).
- * @returns {@linkcode INTERLEAVE_ROWS} or 1.
+ * @returns 1, 2 or 4.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { interleaveRows } from "./linear.ts";
  * assert.equal(interleaveRows("F16", 2048, 768), 4);
- * assert.equal(interleaveRows("Q4_K", 2048, 768), 1); // one row at a time, one stream already
+ * assert.equal(interleaveRows("Q4_K", 2048, 768), 2);
+ * assert.equal(interleaveRows("Q6_K", 2048, 768), 1); // one row at a time, one stream already
  * assert.equal(interleaveRows("F16", 6, 768), 1); // M not a multiple of 4
  * ```
  */
 export function interleaveRows(type: WeightTypeName, M: number, K: number): number {
-  const ok = INTERLEAVED.has(type) && K % EMITTERS[type].elems === 0 && M % INTERLEAVE_ROWS === 0;
-  return ok ? INTERLEAVE_ROWS : 1;
+  const I = INTERLEAVED[type] ?? 1;
+  return K % EMITTERS[type].elems === 0 && M % I === 0 ? I : 1;
 }
 
 /**
