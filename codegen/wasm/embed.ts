@@ -37,9 +37,9 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
  * @param type Weight type of `token_embd`.
  * @param D Row length (a multiple of the block size).
  * @param memory The memory the table is in (multi-memory; y is in memory 0).
- * @param interleave Rows per interleaved group of the table (`interleave.ts`; 1: row-major),
- *   `unit` bytes per row and unit (8 elements of a float type, a block of Q8_0).
- * @param unit Bytes of one unit of an interleaved row (with `interleave` > 1).
+ * @param interleave Rows per interleaved group of the table (`interleave.ts`; 1: row-major).
+ * @param unit Bytes of one unit of an interleaved row (with `interleave` > 1): 8 elements of a
+ *   float type, one block of a block type (`linear.ts` `interleaveUnit`).
  * @returns `embed_<type>_D[_mN][_iI](e, token, y)`: byte offsets of the table and of y.
  *
  * @example

@@ -36,6 +36,26 @@
 import { WasmFunc } from "../wasm_asm.ts";
 import { assembleModule } from "../wasm_assemble.ts";
 
+/** Throws a RangeError unless the rows split into groups of I and fit in `size` bytes. */
+function checkRows(
+  fn: string,
+  size: number,
+  offset: number,
+  M: number,
+  rowBytes: number,
+  unit: number,
+  I: number,
+): void {
+  if (M % I !== 0 || rowBytes % unit !== 0) {
+    throw new RangeError(
+      `${fn}: M ${M} must be a multiple of I ${I} and rowBytes ${rowBytes} of unit ${unit}`,
+    );
+  }
+  if (offset < 0 || offset + M * rowBytes > size) {
+    throw new RangeError(`${fn}: rows ${offset} .. ${offset + M * rowBytes} outside ${size} bytes`);
+  }
+}
+
 /**
  * Rearranges the M rows at `offset` into groups of I interleaved rows (see the module doc),
  * in place.
@@ -68,19 +88,7 @@ export function interleaveRowsInPlace(
   I: number,
 ): void {
   if (I === 1) return;
-  if (M % I !== 0 || rowBytes % unit !== 0) {
-    throw new RangeError(
-      `interleaveRowsInPlace: M ${M} must be a multiple of I ${I} and rowBytes ${rowBytes} ` +
-        `of unit ${unit}`,
-    );
-  }
-  if (offset < 0 || offset + M * rowBytes > bytes.length) {
-    throw new RangeError(
-      `interleaveRowsInPlace: rows ${offset} .. ${
-        offset + M * rowBytes
-      } outside ${bytes.length} bytes`,
-    );
-  }
+  checkRows("interleaveRowsInPlace", bytes.length, offset, M, rowBytes, unit, I);
   // Copy in the widest word that divides every offset: 4 bytes (F32/F16/BF16), 2 (Q8_0's 34).
   const at = bytes.byteOffset + offset;
   const w = [4, 2, 1].find((w) => at % w === 0 && rowBytes % w === 0 && unit % w === 0)!;
@@ -172,7 +180,8 @@ const modules = new Map<string, WebAssembly.Module>();
  * @param rowBytes Bytes per row (a multiple of `unit`).
  * @param unit Bytes of one unit.
  * @param I Rows per group (1: nothing to do).
- * @throws {RangeError} as {@linkcode interleaveRowsInPlace}.
+ * @throws {RangeError} when M is not a multiple of I, rowBytes not a multiple of unit, or
+ *   the rows do not fit the memory.
  *
  * @example
  * ```ts
@@ -193,21 +202,17 @@ export function interleaveRowsInMemory(
   I: number,
 ): void {
   if (I === 1) return;
-  const bytes = new Uint8Array(memory.buffer);
-  if (M % I !== 0 || rowBytes % unit !== 0 || offset < 0 || offset + M * rowBytes > bytes.length) {
-    interleaveRowsInPlace(bytes, offset, M, rowBytes, unit, I); // throws the RangeError
-    return;
-  }
+  checkRows("interleaveRowsInMemory", memory.buffer.byteLength, offset, M, rowBytes, unit, I);
   const shared = typeof SharedArrayBuffer !== "undefined" &&
     memory.buffer instanceof SharedArrayBuffer;
   const key = `${unit}/${I}/${shared}`;
   let module = modules.get(key);
   if (module === undefined) {
-    const bytes = assembleModule([interleaveFunc(unit, I)], [
+    const code = assembleModule([interleaveFunc(unit, I)], [
       shared ? { minPages: 1, maxPages: 65536, shared: true } : { minPages: 1 },
       { minPages: 1 },
     ]);
-    module = new WebAssembly.Module(bytes);
+    module = new WebAssembly.Module(code);
     modules.set(key, module);
   }
   const tmp = new WebAssembly.Memory({ initial: Math.ceil((I * rowBytes + 16) / 65536) });

@@ -168,3 +168,15 @@ Deno.test("interleaveRowsInMemory() writes interleaveRowsInPlace()'s bytes", () 
     }
   }
 });
+
+Deno.test("interleaveRowsInMemory() refuses rows that do not fit or split, naming them", () => {
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  assert.throws(
+    () => interleaveRowsInMemory(memory, 0, 6, 64, 16, 4),
+    /M 6 must be a multiple of I 4/,
+  );
+  assert.throws(
+    () => interleaveRowsInMemory(memory, 65100, 8, 64, 16, 4),
+    /rows 65100 .. 65612 outside 65536 bytes/,
+  );
+});
