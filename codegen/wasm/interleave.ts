@@ -172,7 +172,8 @@ const modules = new Map<string, WebAssembly.Module>();
 
 /**
  * {@linkcode interleaveRowsInPlace} on a WebAssembly memory by a generated WASM function
- * (one module per unit size and I, cached): the same bytes, faster (see the module doc).
+ * (one module per unit size and I, cached): the same bytes, faster (see the module doc); where
+ * the runtime cannot compile or link it (no multi-memory), the JS loop.
  *
  * @param memory The memory the rows are in (shared or not, 32-bit addresses).
  * @param offset Byte offset of row 0.
@@ -203,24 +204,28 @@ export function interleaveRowsInMemory(
 ): void {
   if (I === 1) return;
   checkRows("interleaveRowsInMemory", memory.buffer.byteLength, offset, M, rowBytes, unit, I);
-  const shared = typeof SharedArrayBuffer !== "undefined" &&
-    memory.buffer instanceof SharedArrayBuffer;
-  const key = `${unit}/${I}/${shared}`;
-  let module = modules.get(key);
-  if (module === undefined) {
-    const code = assembleModule([interleaveFunc(unit, I)], [
-      shared ? { minPages: 1, maxPages: 65536, shared: true } : { minPages: 1 },
-      { minPages: 1 },
-    ]);
-    module = new WebAssembly.Module(code);
-    modules.set(key, module);
+  // The buffer's tag, not `instanceof SharedArrayBuffer`: a page that is not cross-origin
+  // isolated has shared WebAssembly memories but no SharedArrayBuffer global.
+  const shared = Object.prototype.toString.call(memory.buffer) === "[object SharedArrayBuffer]";
+  type Run = (off: number, M: number, rb: number) => void;
+  let run: Run | null = null;
+  try {
+    const key = `${unit}/${I}/${shared}`;
+    let module = modules.get(key);
+    if (module === undefined) {
+      const code = assembleModule([interleaveFunc(unit, I)], [
+        shared ? { minPages: 1, maxPages: 65536, shared: true } : { minPages: 1 },
+        { minPages: 1 },
+      ]);
+      module = new WebAssembly.Module(code);
+      modules.set(key, module);
+    }
+    const tmp = new WebAssembly.Memory({ initial: Math.ceil((I * rowBytes + 16) / 65536) });
+    const env = { memory, memory1: tmp };
+    run = new WebAssembly.Instance(module, { env }).exports.interleave as Run;
+  } catch {
+    run = null; // a runtime without multi-memory: the JS loop, same bytes
   }
-  const tmp = new WebAssembly.Memory({ initial: Math.ceil((I * rowBytes + 16) / 65536) });
-  const env = { memory, memory1: tmp };
-  const run = new WebAssembly.Instance(module, { env }).exports.interleave as (
-    off: number,
-    M: number,
-    rb: number,
-  ) => void;
-  run(offset, M, rowBytes);
+  if (run) run(offset, M, rowBytes);
+  else interleaveRowsInPlace(new Uint8Array(memory.buffer), offset, M, rowBytes, unit, I);
 }
