@@ -291,10 +291,8 @@ export function instantiateWasm(
   // the matrices the kernels read row-interleaved are rearranged in place (wasm/interleave.ts).
   for (const w of L.weights.values()) {
     if (w.interleave === 1) continue;
-    const [M, K] = w.shape, t = WEIGHT_TYPES[w.type];
-    const rb = (K / t.blockElems) * t.blockBytes;
-    const m = w.memory === 0 ? memory : more[w.memory - 1];
-    interleaveRowsInMemory(m, w.offset, M, rb, interleaveUnit(w.type), w.interleave);
+    const M = w.shape[0], m = w.memory === 0 ? memory : more[w.memory - 1];
+    interleaveRowsInMemory(m, w.offset, M, w.bytes / M, interleaveUnit(w.type), w.interleave);
   }
   // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
   for (const b of plan.decode.buffers.values()) {

@@ -1,10 +1,11 @@
 /**
- * Row-interleaved weights: the byte layout the matrix products read F32, F16, BF16 and Q8_0
- * weights in (llama.cpp's "repack" of `ggml-cpu/repack.cpp`, e.g. `block_q8_0x4`; ik_llama.cpp's
- * `Q8_0_R8`). Each group of I consecutive rows is stored unit by unit: unit j of rows
- * r .. r + I − 1, then unit j + 1 of the same rows, ... A unit is what a kernel's block
- * reads of one row at a time: 8 elements of the float types (16 bytes of F16/BF16, 32 of
- * F32), one 34-byte block of Q8_0. The group takes the same I · rowBytes bytes as before,
+ * Row-interleaved weights: the byte layout the matrix products read F32, F16, BF16, Q8_0 and
+ * Q4_K weights in (llama.cpp's "repack" of `ggml-cpu/repack.cpp`, e.g. `block_q8_0x4`;
+ * ik_llama.cpp's `Q8_0_R8`). Each group of I consecutive rows (`linear.ts` `interleaveRows`: 4,
+ * Q4_K 2) is stored unit by unit: unit j of rows r .. r + I − 1, then unit j + 1 of the same
+ * rows, ... A unit is what a kernel's block reads of one row at a time: 8 elements of the float
+ * types (16 bytes of F16/BF16, 32 of F32), one 34-byte block of Q8_0, one 144-byte super-block
+ * of Q4_K. The group takes the same I · rowBytes bytes as before,
  * so the weights are rearranged in place at load (`compile_wasm.ts`):
  *
  * ```
