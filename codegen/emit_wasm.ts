@@ -37,7 +37,7 @@ import { attentionScratchBytes, attentionShape } from "./wasm/attention.ts";
 import { barrierKernel, CTL, MAX_ROW_COUNTERS } from "./wasm/barrier.ts";
 import { stepEntry } from "./wasm/step_entry.ts";
 import { actLayout, Q8_0_RECORD_BYTES, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
-import { quantizeName } from "./wasm/quantize.ts";
+import { emitQuantizeRows } from "./wasm/quantize.ts";
 import { panelScratchBytes } from "./wasm/linear_panel.ts";
 import { interleaveRows } from "./wasm/linear.ts";
 import {
@@ -546,7 +546,7 @@ function stepFunctions(
       entry[which].push(name);
       const f = new WasmFunc(name, GROUP_PARAMS, ["i32"], { export: false });
       f.local("lo", "i32").local("hi", "i32").local("scr", "i32").local("att", "i32");
-      f.local("chunk", "i32");
+      f.local("chunk", "i32").local("qx", "i32");
       f.comment(`${grp.name} of the ${which} graph (${g.rows} row${g.rows > 1 ? "s" : ""})`);
       f.comment(
         `this thread's scratch: scr = ${layout.scratch} + tid · ${layout.scratchStride}, ` +
@@ -554,7 +554,10 @@ function stepFunctions(
       );
       f.i32(layout.scratch).get("tid").i32(layout.scratchStride).op("i32.mul").op("i32.add");
       f.tee("scr").i32(layout.quantBytes).op("i32.add").set("att");
-      let quantOf = ""; // the input whose quantised rows are in scr
+      let quantOf = ""; // the input whose quantised rows are at qx
+      // Whether a thread may still read thread 0's scratch (a split quantisation) with no
+      // barrier since: unknown as a group starts.
+      let sharedRead = true;
       for (const [node, i] of grp.nodes) {
         const r = rendererOf(node);
         use(r.kernels(node, kctx));
@@ -569,6 +572,7 @@ function stepFunctions(
           f.if().i32(1).op("return").end();
           f.end();
           synced = true;
+          sharedRead = false;
         }
         f.comment(node.doc);
         const ctx: WasmCallContext = {
@@ -583,17 +587,23 @@ function stepFunctions(
             const key = `${input}/${format}`;
             if (quantOf !== key) {
               quantOf = key;
-              f.comment(
-                `${input} → ${format} rows in this thread's scratch ` +
-                  `(stride ${actLayout(format, K).stride})`,
-              );
-              callWith(f, quantizeName(format, K), [
-                findBuffer(plan, which, input).offset,
-                "scr",
-                node.rows === "out" ? "nOut" : "n",
-              ]);
+              f.comment(`${input} → ${format} rows at qx`);
+              emitQuantizeRows(f, {
+                format,
+                K,
+                input: findBuffer(plan, which, input).offset,
+                rows: node.rows === "out" ? "nOut" : "n",
+                own: "scr",
+                shared: layout.scratch, // thread 0's scratch
+                barrierFirst: sharedRead,
+                barrier: () => {
+                  callWith(f, "barrier", [layout.ctl]);
+                  f.if().i32(1).op("return").end();
+                },
+              });
             }
-            return () => f.get("scr");
+            sharedRead = true; // until the next barrier, a thread may read qx
+            return () => f.get("qx");
           },
         };
         r.call(node, ctx);

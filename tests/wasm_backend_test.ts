@@ -91,15 +91,19 @@ for (const type of ["Q8_0", "Q4_K", "F16"]) {
 }
 
 Deno.test("wasm backend: 1, 2 and 3 threads give the same logits (F32, Q8_0, Q4_K)", () => {
-  for (const type of ["F32", "Q8_0", "Q4_K"]) {
-    for (const [name, c] of CASES) {
-      const f32 = randomWeights(c, 9);
-      const w = type === "F32" ? f32 : store(type)(f32);
-      const runs = [1, 2, 3].map((threads) => logitsOnThreads(c, w, threads));
-      for (const k of [1, 2]) {
-        runs[k].forEach((g, i) =>
-          assertClose(g, runs[0][i], 0, `${name} ${type} ${k + 1} threads`)
-        );
+  // 8-row chunks: every thread quantises a product's input rows itself; one 20-row chunk
+  // (>= QUANT_SPLIT_MIN_ROWS): the threads split them into one shared buffer.
+  for (const prefillChunk of [8, 32]) {
+    for (const type of ["F32", "Q8_0", "Q4_K"]) {
+      for (const [name, c] of CASES) {
+        const f32 = randomWeights(c, 9);
+        const w = type === "F32" ? f32 : store(type)(f32);
+        const runs = [1, 2, 3].map((threads) => logitsOnThreads(c, w, threads, { prefillChunk }));
+        for (const k of [1, 2]) {
+          runs[k].forEach((g, i) =>
+            assertClose(g, runs[0][i], 0, `${name} ${type} ${k + 1} threads, chunk ${prefillChunk}`)
+          );
+        }
       }
     }
   }
