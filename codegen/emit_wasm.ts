@@ -555,9 +555,11 @@ function stepFunctions(
       f.i32(layout.scratch).get("tid").i32(layout.scratchStride).op("i32.mul").op("i32.add");
       f.tee("scr").i32(layout.quantBytes).op("i32.add").set("att");
       let quantOf = ""; // the input whose quantised rows are at qx
-      // Whether a thread may still read thread 0's scratch (a split quantisation) with no
-      // barrier since: unknown as a group starts.
-      let sharedRead = true;
+      let sharedRead = true; // a thread may read a split quantisation's rows: no barrier since
+      const passBarrier = () => { // returns 1 from the group when the barrier failed
+        callWith(f, "barrier", [layout.ctl]);
+        f.if().i32(1).op("return").end();
+      };
       for (const [node, i] of grp.nodes) {
         const r = rendererOf(node);
         use(r.kernels(node, kctx));
@@ -568,8 +570,7 @@ function stepFunctions(
         if (barrier[i] || (counted && !synced)) {
           f.comment("barrier: wait for every thread's writes before this node");
           f.get("nthreads").i32(1).op("i32.gt_u").if();
-          callWith(f, "barrier", [layout.ctl]);
-          f.if().i32(1).op("return").end();
+          passBarrier();
           f.end();
           synced = true;
           sharedRead = false;
@@ -596,10 +597,7 @@ function stepFunctions(
                 own: "scr",
                 shared: layout.scratch, // thread 0's scratch
                 barrierFirst: sharedRead,
-                barrier: () => {
-                  callWith(f, "barrier", [layout.ctl]);
-                  f.if().i32(1).op("return").end();
-                },
+                barrier: passBarrier,
               });
             }
             sharedRead = true; // until the next barrier, a thread may read qx
