@@ -42,18 +42,19 @@ const unpack32 = (hi: number) =>
   Array.from({ length: 16 }, (_, i) => (i >> 2 & 1) * 16 + 8 * hi + 4 * (i >> 3) + (i & 3));
 
 /**
- * Sets `sp{a}_{4h + q}` = `[s_j × 4, s_{j+1} × 4]` (i16x8, j = 8h + 2q) for q = 0..3 from
- * the i16x8 of scales 8h .. 8h + 7 on the stack: two interleaves of 16-bit lanes, then
- * four of 32-bit lanes (x86 `punpck*`), 1.5 shuffles per pair of sub-blocks.
+ * Sets `sp{a}_{4h + q}` = `[s_j × 4, s_{j+1} × 4]` (i16x8, j = 8h + 2q) for q = 2·half and
+ * 2·half + 1 from the i16x8 of scales 8h .. 8h + 7 on the stack: one interleave of 16-bit
+ * lanes, then two of 32-bit lanes (x86 `punpck*`), 1.5 shuffles per pair of sub-blocks.
+ * Q4_K/Q5_K set their 4 pairs with the super-block's scales; the types with 16 sub-blocks
+ * set each half just before its dot products, so fewer of their 8 pairs are live at once
+ * (V8 spilled them to the stack): Q2_K matvec +8 %, Q3_K +3.5 %, Q6_K +0-1.5 %.
  */
-function scalePairs(f: WasmFunc, a: number, h: number): void {
-  f.set("tmp");
-  for (const half of [0, 1]) {
-    const l = `sp${a}_${4 * h + 2 * half}`;
-    f.get("tmp").get("tmp").shuffle(unpack16(half)).set(l);
-    f.get(l).get(l).shuffle(unpack32(1)).set(`sp${a}_${4 * h + 2 * half + 1}`);
-    f.get(l).get(l).shuffle(unpack32(0)).set(l);
-  }
+function scalePairs(f: WasmFunc, a: number, h: number, half: number): void {
+  f.set("s16");
+  const l = `sp${a}_${4 * h + 2 * half}`;
+  f.get("s16").get("s16").shuffle(unpack16(half)).set(l);
+  f.get(l).get(l).shuffle(unpack32(1)).set(`sp${a}_${4 * h + 2 * half + 1}`);
+  f.get(l).get(l).shuffle(unpack32(0)).set(l);
 }
 
 /**
@@ -419,7 +420,7 @@ function kType(spec: KSpec): BlockEmitter {
         for (let i = 0; i < spec.vecs; i++) need(f, `x${c}_${i}`, "v128");
       }
       for (const l of ["u0", "u1", "u2"]) need(f, l, "i32");
-      for (const l of ["zero", "qh", "tmp", "_s", "dq0", "dq1", ...Object.keys(CONSTS)]) {
+      for (const l of ["zero", "qh", "tmp", "s16", "_s", "dq0", "dq1", ...Object.keys(CONSTS)]) {
         need(f, l, "v128");
       }
       for (const l of Object.keys(spec.consts ?? {})) need(f, l, "v128");
@@ -435,15 +436,17 @@ function kType(spec: KSpec): BlockEmitter {
       for (let a = 0; a < R; a++) {
         f.comment(`row ${a}: super-block scales`);
         spec.prologue(k, a, a * k.rowBytes);
-        if (k.dotU8) {
+        if (k.dotU8 && spec.sub === 32) {
           f.comment(`row ${a}: sp${a}_q = [s_2q × 4, s_2q+1 × 4], the scales of sub-block pairs`);
-          for (let h = 0; 8 * h < 256 / spec.sub; h++) {
-            spec.scales16(f, a, h);
-            scalePairs(f, a, h);
+          for (const half of [0, 1]) {
+            spec.scales16(f, a, 0);
+            scalePairs(f, a, 0, half);
           }
         }
         for (let c = 0; c < C; c++) f.zeroV128().set(`isum${a}_${c}`);
       }
+      // Per 16: the 8 pairs are set as the dots first need them (fewer live vectors to spill).
+      const paired = new Set<string>(); // `${a}_${q >> 1}`: sp{a}_q set in this block
       for (let p = 0; p < spec.parts; p++) {
         for (let a = 0; a < R; a++) spec.decode(k, a, a * k.rowBytes, p);
         for (let c = 0; c < C; c++) {
@@ -461,7 +464,13 @@ function kType(spec: KSpec): BlockEmitter {
                 }
                 const sub = (v0: number): [string, string][] =>
                   Array.from({ length: step }, (_, u) => [`x${c}_${v0 + u}`, `w${a}_${v0 + u}`]);
-                pairedDots(f, [sub(v), sub(v + step)], isum, () => f.get(`sp${a}_${j >> 1}`));
+                const q = j >> 1;
+                if (spec.sub === 16 && !paired.has(`${a}_${q >> 1}`)) {
+                  paired.add(`${a}_${q >> 1}`);
+                  spec.scales16(f, a, q >> 2);
+                  scalePairs(f, a, q >> 2, (q >> 1) & 1);
+                }
+                pairedDots(f, [sub(v), sub(v + step)], isum, () => f.get(`sp${a}_${q}`));
               }
               continue;
             }
