@@ -19,8 +19,8 @@
  * different per stream), `max_tokens` 64, `temperature` 0, `ignore_eos`; all streams of a
  * level start together. TTFT = request sent to first SSE chunk (one chunk per token);
  * aggregate tok/s = all generated tokens / wall time from the first request to the last
- * `[DONE]` (prefill included, as vLLM's "output token throughput"). One untimed warm-up
- * level of 2 streams first.
+ * `[DONE]` (prefill included, as vLLM's "output token throughput"). An untimed warm-up
+ * first runs every level once with 8 tokens per stream.
  *
  * The peer: bench/llama_cpp_serve_runner.ts (node-llama-cpp, `createContext({ sequences })`,
  * the same prompts, 64 greedy tokens each) at the same thread count (`--threads`, default 1).
@@ -275,7 +275,13 @@ if (import.meta.main) {
   log(`gollm serve loaded ${server.loaded}`);
   const gollm: LevelResult[] = [];
   try {
-    await gollmLevel(server.url, 2, 8); // warm-up
+    // Warm-up: every level once, 8 tokens per stream, so each level's kernels (the 1-row
+    // matvecs, the in-register matmuls of a few rows, the panels) are optimised before any
+    // is timed; a level that ran on V8's baseline code first measured slow.
+    for (const n of levels) {
+      log(`gollm serve: warm-up, ${n} stream(s) x 8 tokens`);
+      await gollmLevel(server.url, n, 8);
+    }
     for (const n of levels) {
       log(`gollm serve: ${n} stream(s) x ${tokens} tokens`);
       gollm.push(await gollmLevel(server.url, n, tokens));
