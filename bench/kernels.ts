@@ -8,7 +8,9 @@
  * - the decode step: all 12 × 7 matvecs and the LM head of one token, activations
  *   quantised as they go, a barrier after each op, started by ONE notify: ms, tok/s, GB/s;
  * - prefill: the 12 × 7 matmuls of 64 and 256 tokens: ms and GFLOP/s.
- * Weights are random blocks (12 copies of one layer); every figure is the minimum over
+ * Weights are random blocks (12 copies of one layer), rows interleaved where the engine
+ * interleaves them at load (`interleaveRows`: F32/F16/BF16/Q8_0 in fours, Q4_K in pairs), so
+ * the kernels are the ones a model runs (`_i4`, `_i2`); every figure is the minimum over
  * repeated runs (the least disturbed by other processes) with the median beside it.
  *
  * Usage: deno task bench:kernels [--types Q8_0,Q4_K,Q6_K,F16] [--threads 1,2] [--reps 7]
@@ -20,7 +22,14 @@ import { WasmFunc } from "../codegen/wasm_asm.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../codegen/wasm_features.ts";
 import { barrierKernel, emitShare } from "../codegen/wasm/barrier.ts";
 import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "../codegen/wasm/blocks.ts";
-import { emitLinear, linearName } from "../codegen/wasm/linear.ts";
+import {
+  emitLinear,
+  interleaveRows,
+  interleaveUnit,
+  linearName,
+  panelSupported,
+} from "../codegen/wasm/linear.ts";
+import { interleaveRowsInPlace } from "../codegen/wasm/interleave.ts";
 import { panelScratchBytes } from "../codegen/wasm/linear_panel.ts";
 import { buildKernelModule } from "../codegen/wasm/module.ts";
 import { quantizeKernel } from "../codegen/wasm/quantize.ts";
@@ -104,7 +113,7 @@ function build(type: WeightTypeName) {
       ["h", 4 * HIDDEN * MAX_TOKENS],
       ["xq", act(HIDDEN) * MAX_TOKENS],
       ["y", 4 * VOCAB * 2],
-      ["panel", panelScratchBytes(HIDDEN) * 64], // an F16/BF16 matmul's f32 panel per thread
+      ["panel", panelScratchBytes(HIDDEN) * 64], // the panel matmuls' scratch, per thread
     ] as [string, number][]
   ) {
     buf[name] = a;
@@ -127,14 +136,16 @@ function build(type: WeightTypeName) {
 
   const funcs: WasmFunc[] = [barrierKernel()];
   const kernels = new Set<string>();
+  // The engine's choice for a prefill (renderers.ts: n above panelMinTokens, which 64 is).
   const usePanel = (kind: "matvec" | "matmul") =>
-    kind === "matmul" && (type === "F16" || type === "BF16");
+    panelSupported({ type, M: DIM, K: DIM, kind, relaxed, dotU8 });
   const kernel = (M: number, K: number, kind: "matvec" | "matmul") => {
     const panel = usePanel(kind);
-    const name = linearName({ type, M, K, kind, panel });
+    const interleave = interleaveRows(type, M, K);
+    const name = linearName({ type, M, K, kind, panel, interleave });
     if (!kernels.has(name)) {
       kernels.add(name);
-      funcs.push(emitLinear({ type, M, K, kind, relaxed, fp16, dotU8, panel }));
+      funcs.push(emitLinear({ type, M, K, kind, relaxed, fp16, dotU8, panel, interleave }));
     }
     return name;
   };
@@ -156,7 +167,7 @@ function build(type: WeightTypeName) {
     return buf.xq;
   };
   const linear = (f: WasmFunc, w: number, M: number, K: number, x: number, mm: boolean) => {
-    emitShare(f, M, mm ? 2 : 2, "lo", "hi");
+    emitShare(f, M, Math.max(2, interleaveRows(type, M, K)), "lo", "hi");
     f.i32(w).i32(x).i32(buf.y).get("lo").get("hi");
     if (mm) f.get("a0");
     if (usePanel(mm ? "matmul" : "matvec")) {
@@ -168,7 +179,7 @@ function build(type: WeightTypeName) {
   // shape_i(w = a0): one matvec of shape i.
   SHAPES.forEach(([M, K], i) => {
     const f = entry(`shape${i}`);
-    emitShare(f, M, 2, "lo", "hi");
+    emitShare(f, M, Math.max(2, interleaveRows(type, M, K)), "lo", "hi");
     f.get("a0").i32(q ? buf.xq : buf.h).i32(buf.y).get("lo").get("hi");
     f.call(kernel(M, K, "matvec"));
   });
@@ -190,9 +201,21 @@ function build(type: WeightTypeName) {
   // Fill: one random layer copied into every layer; quantised inputs from random x.
   const u8 = new Uint8Array(memory.buffer);
   const r = rng(1);
-  const layer = LAYER.map(([, M, K]) => randomBlocks(type, M, K, r));
+  // Rows interleaved as the engine lays them out at load (codegen/wasm/interleave.ts).
+  const interleaved = (M: number, K: number, b: Uint8Array) => {
+    interleaveRowsInPlace(
+      b,
+      0,
+      M,
+      rowBytes(t, K),
+      interleaveUnit(type),
+      interleaveRows(type, M, K),
+    );
+    return b;
+  };
+  const layer = LAYER.map(([, M, K]) => interleaved(M, K, randomBlocks(type, M, K, r)));
   for (let l = 0; l < LAYERS; l++) layer.forEach((b, j) => u8.set(b, layerW[l][j]));
-  const headBytes = randomBlocks(type, 4096, DIM, r);
+  const headBytes = interleaved(4096, DIM, randomBlocks(type, 4096, DIM, r));
   for (let i = 0; i < VOCAB / 4096; i++) u8.set(headBytes, head + i * headBytes.length);
   const f32 = new Float32Array(memory.buffer);
   for (const name of ["x", "attn_in", "attn_out", "ffn_in", "h"]) {
