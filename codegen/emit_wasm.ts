@@ -36,7 +36,7 @@ import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_as
 import { attentionScratchBytes, attentionShape } from "./wasm/attention.ts";
 import { barrierKernel, CTL, MAX_ROW_COUNTERS } from "./wasm/barrier.ts";
 import { stepEntry } from "./wasm/step_entry.ts";
-import { actLayout, Q8_0_RECORD_BYTES, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
+import { Q8_0_RECORD_BYTES, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { emitQuantizeRows } from "./wasm/quantize.ts";
 import { panelScratchBytes } from "./wasm/linear_panel.ts";
 import { interleaveRows } from "./wasm/linear.ts";
@@ -597,6 +597,7 @@ function stepFunctions(
                 own: "scr",
                 shared: layout.scratch, // thread 0's scratch
                 barrierFirst: sharedRead,
+                maxRows: g.rows,
                 barrier: passBarrier,
               });
             }

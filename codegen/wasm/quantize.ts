@@ -190,6 +190,8 @@ export interface QuantizeRowsSpec {
   barrierFirst: boolean;
   /** Emits a barrier of all threads (returning from the caller when it fails). */
   barrier: () => void;
+  /** Rows of the graph's steps at most: below `QUANT_SPLIT_MIN_ROWS` no split is emitted. */
+  maxRows: number;
 }
 
 /**
@@ -201,7 +203,8 @@ export interface QuantizeRowsSpec {
  *   barrier (and one before, with `barrierFirst`), `qx = shared`. Prefill and server steps:
  *   each row is quantised once instead of once per thread (llama.cpp's threads split the
  *   conversion of `src1` the same way in `ggml_compute_forward_mul_mat`).
- * - otherwise every thread quantises all rows into `own`, `qx = own`.
+ * - otherwise every thread quantises all rows into `own`, `qx = own` (the only code emitted
+ *   for a graph of fewer rows, as a decode graph).
  *
  * The bytes of a row are the same either way: the quantiser works row by row.
  *
@@ -210,6 +213,12 @@ export interface QuantizeRowsSpec {
  */
 export function emitQuantizeRows(f: WasmFunc, s: QuantizeRowsSpec): void {
   const name = quantizeName(s.format, s.K), stride = actLayout(s.format, s.K).stride;
+  if (s.maxRows < QUANT_SPLIT_MIN_ROWS) {
+    f.comment(`all rows into ${s.own} (stride ${stride}), on every thread`);
+    f.i32(s.input).get(s.own).get(s.rows).call(name);
+    f.get(s.own).set("qx");
+    return;
+  }
   f.comment(
     `rows >= ${QUANT_SPLIT_MIN_ROWS} on several threads: each quantises its share into ` +
       `${s.shared} (stride ${stride}), then a barrier; else all rows into ${s.own}`,
