@@ -119,7 +119,7 @@ Deno.test("emitWasmStep() puts a barrier only where a node reads or overwrites a
   // Each product twice: all rows on one thread, chunks from its row counter on more.
   assert.equal(f0.match(/call \$matvec_q8_0_/g)?.length, 6);
   assert.equal(f0.match(/i32\.atomic\.rmw\.add/g)?.length, 4); // q, k, v and the output
-  // A prefill graph of >= QUANT_SPLIT_MIN_ROWS rows also has the split: each thread its share
+  // A prefill graph of several rows also has the split: each thread its share
   // of the rows into thread 0's scratch, then a barrier (tests/wasm_backend_test.ts runs it).
   const t16 = emitWasmStep(planArena(c64, { kvCapacity: 32, prefillChunk: 16 }), { types: q8 })
     .listing;
@@ -128,7 +128,7 @@ Deno.test("emitWasmStep() puts a barrier only where a node reads or overwrites a
     t16.indexOf("(func $prefill_layer0_ffn"),
   );
   assert.equal(p0.match(/call \$quantize_q8_0_64/g)?.length, 2);
-  assert.match(p0, /rows >= 16 on several threads: each quantises its share/);
+  assert.match(p0, /rows >= \d+ on several threads: each quantises its share/);
 });
 
 Deno.test("emitWasmStep() validates for every issue #10 case; the listing names each new op's kernel", () => {

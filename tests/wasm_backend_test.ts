@@ -91,8 +91,8 @@ for (const type of ["Q8_0", "Q4_K", "F16"]) {
 }
 
 Deno.test("wasm backend: 1, 2 and 3 threads give the same logits (F32, Q8_0, Q4_K)", () => {
-  // 8-row chunks: every thread quantises a product's input rows itself; one 20-row chunk
-  // (>= QUANT_SPLIT_MIN_ROWS): the threads split them into one shared buffer.
+  // The 1-row calls: every thread quantises a product's input itself; the 20-row prompt
+  // (8-row chunks, or one chunk): the threads split its rows into one shared buffer.
   for (const prefillChunk of [8, 32]) {
     for (const type of ["F32", "Q8_0", "Q4_K"]) {
       for (const [name, c] of CASES) {
