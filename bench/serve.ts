@@ -5,7 +5,7 @@
  * ```
  * deno task bench:serve [--streams 1,4,16,32] [--tokens 64] [--backend auto|wasm|jit]
  *                       [--threads 1] [--peer-streams 1,16] [--no-peer] [--cpu N|none]
- *                       [--cache-type f32|f16] [--json]
+ *                       [--cache-type f32|f16] [--rounds 3] [--json]
  * ```
  *
  * The file: the g110M shape (configs/gollm-85m.yaml) with random weights (bench/make_model.ts,
@@ -20,7 +20,9 @@
  * level start together. TTFT = request sent to first SSE chunk (one chunk per token);
  * aggregate tok/s = all generated tokens / wall time from the first request to the last
  * `[DONE]` (prefill included, as vLLM's "output token throughput"). An untimed warm-up
- * first runs every level once with 8 tokens per stream.
+ * first runs every level once with 8 tokens per stream; then `--rounds` rounds (default 3)
+ * run every level in turn, and each level reports its round of median aggregate tok/s (one
+ * 64-token stream lasts ~0.3 s: a single round moved by 25 % from run to run).
  *
  * The peer: bench/llama_cpp_serve_runner.ts (node-llama-cpp, `createContext({ sequences })`,
  * the same prompts, 64 greedy tokens each) at the same thread count (`--threads`, default 1).
@@ -248,6 +250,11 @@ if (import.meta.main) {
   const levels = list(opt("streams", "1,4,16,32"));
   const peerLevels = list(opt("peer-streams", "1,16"));
   const tokens = Number(opt("tokens", "64"));
+  const rounds = Number(opt("rounds", "3"));
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    console.error(`error: --rounds: expected an integer >= 1, got '${opt("rounds", "3")}'`);
+    Deno.exit(1);
+  }
   const backend = opt("backend", "auto");
   const threads = Number(opt("threads", "1"));
   const cacheType = opt("cache-type", "f32");
@@ -282,9 +289,17 @@ if (import.meta.main) {
       log(`gollm serve: warm-up, ${n} stream(s) x 8 tokens`);
       await gollmLevel(server.url, n, 8);
     }
-    for (const n of levels) {
-      log(`gollm serve: ${n} stream(s) x ${tokens} tokens`);
-      gollm.push(await gollmLevel(server.url, n, tokens));
+    // Rounds alternate between the levels, so a burst of load from another process falls
+    // on several; each level reports its round of median aggregate tok/s.
+    const runs: LevelResult[][] = levels.map(() => []);
+    for (let r = 1; r <= rounds; r++) {
+      for (const [i, n] of levels.entries()) {
+        log(`gollm serve: ${n} stream(s) x ${tokens} tokens, round ${r}/${rounds}`);
+        runs[i].push(await gollmLevel(server.url, n, tokens));
+      }
+    }
+    for (const rs of runs) {
+      gollm.push([...rs].sort((a, b) => a.aggTokS - b.aggTokS)[(rs.length - 1) >> 1]);
     }
   } finally {
     await server.stop();
