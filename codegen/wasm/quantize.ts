@@ -186,7 +186,7 @@ export interface QuantizeRowsSpec {
   shared: number;
   /**
    * A thread may still be reading `shared` from an earlier split (no barrier since): pass
-   * one before writing it.
+   * one before writing it (or, on the unsplit path, `own`, which is `shared` on thread 0).
    */
   barrierFirst: boolean;
   /** Emits a barrier of all threads (returning from the caller when it fails). */
@@ -236,6 +236,13 @@ export function emitQuantizeRows(f: WasmFunc, s: QuantizeRowsSpec): void {
   s.barrier();
   f.i32(s.shared).set("qx");
   f.else();
+  if (s.barrierFirst) {
+    // Thread 0's own scratch is `shared`: a step's split earlier (n rows) may still be read
+    // when this product has fewer (the nOut rows of an LM head).
+    f.get("nthreads").i32(1).op("i32.gt_u").if();
+    s.barrier();
+    f.end();
+  }
   f.i32(s.input).get(s.own).get(s.rows).call(name);
   f.get(s.own).set("qx");
   f.end();
