@@ -9,9 +9,10 @@
  *   quantised as they go, a barrier after each op, started by ONE notify: ms, tok/s, GB/s;
  * - prefill: the 12 × 7 matmuls of 64 and 256 tokens: ms and GFLOP/s.
  * Weights are random blocks (12 copies of one layer), rows interleaved where the engine
- * interleaves them at load (`interleaveRows`: F32/F16/BF16/Q8_0 in fours, Q4_K in pairs), so
- * the kernels are the ones a model runs (`_i4`, `_i2`); every figure is the minimum over
- * repeated runs (the least disturbed by other processes) with the median beside it.
+ * interleaves them at load (`interleaveRows`: F32/F16/BF16/Q8_0 in fours, Q4_K in pairs) and
+ * Q6_K packed (`q6k_pack.ts`), so the kernels are the ones a model runs (`_i4`, `_i2`, `_p`);
+ * every figure is the minimum over repeated runs (the least disturbed by other processes)
+ * with the median beside it.
  *
  * Usage: deno task bench:kernels [--types Q8_0,Q4_K,Q6_K,F16] [--threads 1,2] [--reps 7]
  *
@@ -30,6 +31,7 @@ import {
   panelSupported,
 } from "../codegen/wasm/linear.ts";
 import { interleaveRowsInPlace } from "../codegen/wasm/interleave.ts";
+import { packQ6KInPlace, Q6K_BLOCK_BYTES } from "../codegen/wasm/q6k_pack.ts";
 import { panelScratchBytes } from "../codegen/wasm/linear_panel.ts";
 import { buildKernelModule } from "../codegen/wasm/module.ts";
 import { quantizeKernel } from "../codegen/wasm/quantize.ts";
@@ -141,11 +143,13 @@ function build(type: WeightTypeName) {
     panelSupported({ type, M: DIM, K: DIM, kind, relaxed, dotU8 });
   const kernel = (M: number, K: number, kind: "matvec" | "matmul") => {
     const panel = usePanel(kind);
-    const interleave = interleaveRows(type, M, K);
-    const name = linearName({ type, M, K, kind, panel, interleave });
+    const interleave = interleaveRows(type, M, K), packed = type === "Q6_K";
+    const name = linearName({ type, M, K, kind, panel, interleave, packed });
     if (!kernels.has(name)) {
       kernels.add(name);
-      funcs.push(emitLinear({ type, M, K, kind, relaxed, fp16, dotU8, panel, interleave }));
+      funcs.push(
+        emitLinear({ type, M, K, kind, relaxed, fp16, dotU8, panel, interleave, packed }),
+      );
     }
     return name;
   };
@@ -211,6 +215,7 @@ function build(type: WeightTypeName) {
       interleaveUnit(type),
       interleaveRows(type, M, K),
     );
+    if (type === "Q6_K") packQ6KInPlace(b, 0, b.length / Q6K_BLOCK_BYTES);
     return b;
   };
   const layer = LAYER.map(([, M, K]) => interleaved(M, K, randomBlocks(type, M, K, r)));

@@ -31,6 +31,7 @@ import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_fe
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
 import { interleaveRowsInMemory } from "./wasm/interleave.ts";
 import { interleaveUnit } from "./wasm/linear.ts";
+import { packQ6KInPlace, Q6K_BLOCK_BYTES } from "./wasm/q6k_pack.ts";
 
 /**
  * A shared memory of `pages` 64 KiB pages whose weights (bytes `weightsFrom` to the end) are
@@ -293,6 +294,10 @@ export function instantiateWasm(
     if (w.interleave === 1) continue;
     const M = w.shape[0], m = w.memory === 0 ? memory : more[w.memory - 1];
     interleaveRowsInMemory(m, w.offset, M, w.bytes / M, interleaveUnit(w.type), w.interleave);
+  }
+  // and the Q6_K matrices only matrix products and the embedding lookup read are packed.
+  for (const w of L.weights.values()) {
+    if (w.packed) packQ6KInPlace(buffers[w.memory], w.offset, w.bytes / Q6K_BLOCK_BYTES);
   }
   // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
   for (const b of plan.decode.buffers.values()) {

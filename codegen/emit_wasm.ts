@@ -20,8 +20,7 @@
  * without a row, or a weight in a type without kernels, is refused with
  * {@linkcode WasmUnsupportedError} so that `--backend auto` can fall back to the JS kernels.
  *
- * Memory (one shared `WebAssembly.Memory`): `[arena of the plan][control block][scratch
- * per thread: quantised activations, attention scores][weights, as stored]`.
+ * Memory: `[arena][control block][scratch per thread][weights]` (docs/DESIGN.md).
  *
  * @module
  */
@@ -257,8 +256,8 @@ export function layoutWasm(
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) for (const w of n.weights) if (!names.includes(w)) names.push(w);
   }
-  // Matrices only linear and embed nodes read (their weights[0]) are row-interleaved in the
-  // memory (wasm/interleave.ts): every kernel that reads them knows the layout.
+  // Matrices only linear and embed nodes read (their weights[0]) are row-interleaved
+  // (wasm/interleave.ts), or packed if Q6_K (wasm/q6k_pack.ts): every reader knows the layout.
   const uses = new Map<string, boolean>(); // name → every use is a linear/embed weights[0]
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) {
@@ -305,6 +304,8 @@ export function layoutWasm(
       weights.set(name, { name, type, shape, memory: k + 1, offset: more[k], bytes, interleave });
       more[k] += align(bytes);
     }
+    const w = weights.get(name)!;
+    w.packed = type === "Q6_K" && shape.length === 2 && uses.get(name);
   }
   return {
     threads,
@@ -481,13 +482,8 @@ export function emitWasmStep(plan: Plan, options: WasmStepOptions = {}): WasmSte
   const bytes = assembleModule(funcs, [memory, ...extra], imports);
   const shapes = kernels.filter((k) => /^mat(vec|mul)_/.test(k)).map((name) => {
     const [, kind, M, N] = name.match(/^(matvec|matmul)_\w+?_(\d+)x(\d+)/)!;
-    return {
-      name,
-      kind: kind as "matvec" | "matmul",
-      M: Number(M),
-      N: Number(N),
-      bias: name.includes("_bias"),
-    };
+    const bias = name.includes("_bias");
+    return { name, kind: kind as "matvec" | "matmul", M: Number(M), N: Number(N), bias };
   });
   // The listing is built when asked (a few MB of text for a 100M model) from functions
   // emitted again: the ones assembled above are not kept (~10 MB of heap for a 100M model).

@@ -40,7 +40,9 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
  * @param interleave Rows per interleaved group of the table (`interleave.ts`; 1: row-major).
  * @param unit Bytes of one unit of an interleaved row (with `interleave` > 1): 8 elements of a
  *   float type, one block of a block type (`linear.ts` `interleaveUnit`).
- * @returns `embed_<type>_D[_mN][_iI](e, token, y)`: byte offsets of the table and of y.
+ * @param packed Q6_K only: the table's super-blocks are packed (`q6k_pack.ts`).
+ * @returns `embed_<type>_D[_mN][_iI][_p](e, token, y)`: byte offsets of the table and of y.
+ * @throws {RangeError} for `packed` with a type other than Q6_K.
  *
  * @example
  * ```ts
@@ -55,11 +57,14 @@ export function embedKernel(
   memory = 0,
   interleave = 1,
   unit = 0,
+  packed = false,
 ): WasmFunc {
+  if (packed && type !== "Q6_K") throw new RangeError(`embedKernel: packed ${type}: Q6_K only`);
   const t = WEIGHT_TYPES[type];
   const rb = rowBytes(t, D), I = interleave;
   const f = new WasmFunc(
-    `embed_${type.toLowerCase()}_${D}${memory ? `_m${memory}` : ""}${I > 1 ? `_i${I}` : ""}`,
+    `embed_${type.toLowerCase()}_${D}${memory ? `_m${memory}` : ""}${I > 1 ? `_i${I}` : ""}` +
+      (packed ? "_p" : ""),
     [["e", "i32"], ["token", "i32"], ["y", "i32"]],
   );
   f.weightMemory = memory;
@@ -266,6 +271,38 @@ export function embedKernel(
         return;
       }
       case "Q6_K":
+        if (packed) {
+          f.comment(
+            "packed (q6k_pack.ts): byte q = 48 · part (2 (j >> 7) + (j >> 5 & 1)) + (j & 15) of " +
+              "vector i = 2 (j >> 6 & 1) + (j >> 4 & 1): i < 3 its low 6 bits, else the top 2 " +
+              "bits of vectors 0, 1, 2; minus 32; scale int8 per 16",
+          );
+          f.get("j").i32(7).op("i32.shr_u").i32(96).op("i32.mul");
+          f.get("j").i32(5).op("i32.shr_u").i32(1).op("i32.and").i32(48).op("i32.mul");
+          f.op("i32.add").get("j").i32(15).op("i32.and").op("i32.add").set("q");
+          f.get("j").i32(6).op("i32.shr_u").i32(1).op("i32.and").i32(2).op("i32.mul");
+          f.get("j").i32(4).op("i32.shr_u").i32(1).op("i32.and").op("i32.add").set("i");
+          f.get("i").i32(3).op("i32.lt_u").if();
+          bits(
+            f,
+            0,
+            expr(f, (f) => f.get("q").get("i").i32(16).op("i32.mul").op("i32.add")),
+            () => {},
+            63,
+          );
+          f.set("m").else();
+          bits(f, 0, get(f, "q"), () => f.i32(6), 3);
+          bits(f, 16, get(f, "q"), () => f.i32(6), 3);
+          f.i32(2).op("i32.shl").op("i32.or");
+          bits(f, 32, get(f, "q"), () => f.i32(6), 3);
+          f.i32(4).op("i32.shl").op("i32.or").set("m").end();
+          f.get("m").i32(32).op("i32.sub");
+          f.get("b").get("j").i32(4).op("i32.shr_u").op("i32.add").wmem("i32.load8_s", 192);
+          f.op("i32.mul").op("f32.convert_i32_s");
+          f16Scalar(f, "b", 208);
+          f.op("f32.mul");
+          return;
+        }
         f.comment("q = ql nibble | qh 2 bits << 4, minus 32; scale int8 per 16");
         bits(
           f,

@@ -34,7 +34,7 @@ import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks
 import type { BlockCtx, BlockEmitter } from "./block_code.ts";
 import { hsumF32, keepTouchLive, touchLines } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
-import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } from "./types_k.ts";
+import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q6_K_PACKED } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
 import {
   emitPanelMatmul,
@@ -104,6 +104,8 @@ export interface LinearSpec {
    * the type's block and M of it; r0 and r1 must be multiples of it (or M). Names get `_iI`.
    */
   interleave?: number;
+  /** Q6_K only: W's super-blocks are packed (`q6k_pack.ts`); names get `_p`. */
+  packed?: boolean;
   /** Tokens per register block of a matmul (default per type). */
   tokens?: number;
   /** The memory W is in (multi-memory; default 0; kernel names get `_m1`, ...). */
@@ -336,7 +338,8 @@ export function interleaveUnit(type: WeightTypeName): number {
 export function linearName(s: LinearSpec): string {
   return `${s.kind}_${s.type.toLowerCase()}_${s.M}x${s.K}` + (s.bias ? "_bias" : "") +
     (s.accumulate ? "_acc" : "") + (s.memory ? `_m${s.memory}` : "") +
-    ((s.interleave ?? 1) > 1 ? `_i${s.interleave}` : "") + (s.panel ? "_panel" : "");
+    ((s.interleave ?? 1) > 1 ? `_i${s.interleave}` : "") + (s.packed ? "_p" : "") +
+    (s.panel ? "_panel" : "");
 }
 
 /**
@@ -356,7 +359,8 @@ export function linearName(s: LinearSpec): string {
  * ```
  */
 export function emitLinear(s: LinearSpec): WasmFunc {
-  const em = EMITTERS[s.type];
+  if (s.packed && s.type !== "Q6_K") throw new RangeError(`linear: packed ${s.type}: Q6_K only`);
+  const em = s.packed ? Q6_K_PACKED : EMITTERS[s.type];
   const t = WEIGHT_TYPES[s.type];
   const { M, K } = s;
   if (!Number.isInteger(M) || M <= 0) throw new RangeError(`linear: bad M ${M}`);
@@ -403,7 +407,9 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       interleave: I,
       unit,
     };
-    const kind = PANELS[s.type]!.kind;
+    const kind = s.packed
+      ? (K: number, h: boolean) => q6kPanelKind(K, h, "Q6_K", true)
+      : PANELS[s.type]!.kind;
     return kind ? emitPanelMatmul(ps, kind(K, s.fp16 ?? false)) : emitPanelMatmul(ps);
   }
   const params: [string, "i32"][] = [["w", "i32"]];

@@ -125,11 +125,35 @@ const FIELDS: Record<K16Type, K16Fields> = {
 };
 
 /**
+ * Q6_K packed at load (`q6k_pack.ts`): elements 128g + 32s + 16v .. + 15 are vector
+ * i = 2(s >> 1) + v of part p = 2g + (s & 1), at 48p: i < 3 the low 6 bits of its own
+ * vector, i = 3 the top 2 bits of all three.
+ */
+const Q6_K_PACKED_FIELDS: K16Fields = {
+  ...FIELDS.Q6_K,
+  consts: [["c3f", 0x3f], ["c03", 0x03], ["c0c", 0x0c], ["c30", 0x30]],
+  describe: (g, s) => `packed part ${2 * g + (s & 1)}`,
+  quants(f, p, g, s, v) {
+    const at = 48 * (2 * g + (s & 1)), i = 2 * (s >> 1) + v;
+    if (i < 3) {
+      f.get(p).wmem("v128.load", at + 16 * i, { align: 0 }).get("c3f").op("v128.and");
+      return;
+    }
+    for (const [k, shift, mask] of [[0, 6, "c03"], [1, 4, "c0c"], [2, 2, "c30"]] as const) {
+      f.get(p).wmem("v128.load", at + 16 * k, { align: 0 }).i32(shift).op("i16x8.shr_u");
+      f.get(mask).op("v128.and");
+      if (k) f.op("v128.or");
+    }
+  },
+};
+
+/**
  * The Q6_K (Q3_K, Q2_K) panel kind (module doc).
  *
  * @param K Input features (a multiple of 256).
  * @param fp16 Convert the f16 scales with `f32x4.promote_low_f16x8`.
  * @param type Q6_K (default), Q3_K or Q2_K.
+ * @param packed Q6_K packed at load (`q6k_pack.ts`).
  * @returns The kind for `emitPanelMatmul`.
  * @throws {RangeError} when K is not a multiple of 256.
  *
@@ -141,8 +165,13 @@ const FIELDS: Record<K16Type, K16Fields> = {
  * assert.equal(q6kPanelKind(512, false, "Q2_K").panelBytes, 2 * (Q6K_PANEL_BLOCK + 32));
  * ```
  */
-export function q6kPanelKind(K: number, fp16: boolean, type: K16Type = "Q6_K"): PanelKind {
-  const t = FIELDS[type];
+export function q6kPanelKind(
+  K: number,
+  fp16: boolean,
+  type: K16Type = "Q6_K",
+  packed = false,
+): PanelKind {
+  const t = packed && type === "Q6_K" ? Q6_K_PACKED_FIELDS : FIELDS[type];
   const block = t.dmin === undefined ? Q6K_PANEL_BLOCK : DMIN + 32;
   const { shape, S, base } = quantPanelBase(type, K, Q4K_PANEL_TOKENS, block);
   const nb = shape.nb;

@@ -75,6 +75,8 @@ export interface WasmWeight {
    * `linear.ts` `interleaveRows` gives a matrix that only linear and embed nodes read.
    */
   interleave: number;
+  /** Q6_K only linear and embed nodes read: its super-blocks are packed (`q6k_pack.ts`). */
+  packed?: boolean;
 }
 
 /** What a renderer knows when it lists the kernels of a node. */
@@ -171,17 +173,20 @@ const rowsOf = (ctx: WasmCallContext) => () => {
 /** Addresses of a node's buffers, in order. */
 const addrs = (ctx: WasmCallContext, buffers: string[]) => buffers.map((b) => ctx.addr(b));
 
-/** `embed_<type>_D[_mN]`: the one-row lookup of a table (codegen/wasm/embed.ts). */
+/** `embed_<type>_D[_mN][_iI][_p]`: the one-row lookup of a table (codegen/wasm/embed.ts). */
 const embedName = (e: WasmWeight, D: number) =>
   `embed_${e.type.toLowerCase()}_${D}${e.memory ? `_m${e.memory}` : ""}` +
-  (e.interleave > 1 ? `_i${e.interleave}` : "");
+  (e.interleave > 1 ? `_i${e.interleave}` : "") + (e.packed ? "_p" : "");
 
 const embed: WasmOpRenderer<"embed"> = {
   kernels(node, ctx) {
     const e = ctx.weight(node.weights[0]), D = node.attrs.dim;
     const row = embedName(e, D), S = node.attrs.scale ?? 1;
     const out = [
-      spec(row, () => embedKernel(e.type, D, e.memory, e.interleave, interleaveUnit(e.type))),
+      spec(
+        row,
+        () => embedKernel(e.type, D, e.memory, e.interleave, interleaveUnit(e.type), e.packed),
+      ),
       spec(embedRowsName(row, S), () => embedRowsKernel(row, D, S)),
     ];
     if (node.attrs.learned_pos) out.push(spec(`add_pos_rows_${D}`, () => addPosRowsKernel(D)));
@@ -263,6 +268,7 @@ function linearSpec(node: GraphNode<"linear">, ctx: WasmKernelContext) {
       dotU8: ctx.dotU8,
       memory: w.memory,
       interleave: w.interleave,
+      packed: w.packed,
     }, ctx),
   };
 }

@@ -28,7 +28,15 @@ import { lanes32, scaledDotI8 } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 
 /** i8x16 splat constants the K kernels use, by local name. */
-const CONSTS: Record<string, number> = { c0f: 0x0f, c03: 0x03, c04: 0x04, c10: 0x10, c30: 0x30 };
+const CONSTS: Record<string, number> = {
+  c0f: 0x0f,
+  c03: 0x03,
+  c04: 0x04,
+  c0c: 0x0c,
+  c10: 0x10,
+  c30: 0x30,
+  c3f: 0x3f,
+};
 
 /** Shuffle lanes broadcasting i16 lane j of one operand to all 8 lanes. */
 const splat16 = (j: number) => Array.from({ length: 16 }, (_, i) => 2 * j + (i & 1));
@@ -301,6 +309,27 @@ const Q6_K_DEF: KSpec = {
   },
 };
 
+/**
+ * Q6_K with its quants packed at load (`q6k_pack.ts`): part p's four vectors w0..w3 (the
+ * elements of `xOff(p, i)`) are three vectors at 48p: `A = w0 | (w3 & 3) << 6`,
+ * `B = w1 | (w3 >> 2 & 3) << 6`, `C = w2 | (w3 >> 4) << 6`; scales and d where they were.
+ */
+const Q6_K_PACKED_DEF: KSpec = {
+  ...Q6_K_DEF,
+  decode(k, a, o, p) {
+    const f = k.f;
+    f.comment(`row ${a}, part ${p}: w0..w2 = the low 6 bits of A, B, C; w3 = their top 2 bits`);
+    for (const [i, at] of [[0, 0], [1, 16], [2, 32]]) {
+      f.get("pw").wmem("v128.load", o + 48 * p + at).set(`w${a}_${i}`);
+    }
+    f.get(`w${a}_0`).i32(6).op("i16x8.shr_u").get("c03").op("v128.and");
+    f.get(`w${a}_1`).i32(4).op("i16x8.shr_u").get("c0c").op("v128.and").op("v128.or");
+    f.get(`w${a}_2`).i32(2).op("i16x8.shr_u").get("c30").op("v128.and").op("v128.or");
+    f.set(`w${a}_3`);
+    for (const i of [0, 1, 2]) f.get(`w${a}_${i}`).get("c3f").op("v128.and").set(`w${a}_${i}`);
+  },
+};
+
 const Q3_K_DEF: KSpec = {
   name: "Q3_K",
   vecs: 2,
@@ -511,3 +540,5 @@ export const Q4_K: BlockEmitter = kType(Q4K_LIKE("Q4_K"));
 export const Q5_K: BlockEmitter = kType(Q4K_LIKE("Q5_K"));
 /** Q6_K: 6-bit quants (ql nibble + 2 qh bits), 8-bit signed scale per 16. */
 export const Q6_K: BlockEmitter = kType(Q6_K_DEF);
+/** Q6_K with its quants packed at load (`q6k_pack.ts`): 3 vectors per 4 decoded. */
+export const Q6_K_PACKED: BlockEmitter = kType(Q6_K_PACKED_DEF);
