@@ -289,15 +289,13 @@ export function instantiateWasm(
     place(buffers[w.memory], w.offset, weights.get(w.name)!, w.type, w.name);
   }
   // Last, once nothing can fail for want of kernels (`auto` then reads the weights on jit):
-  // the matrices the kernels read row-interleaved are rearranged in place (wasm/interleave.ts).
+  // the matrices the kernels read row-interleaved are rearranged in place (wasm/interleave.ts),
+  // and the packed Q6_K ones packed (wasm/q6k_pack.ts).
   for (const w of L.weights.values()) {
+    if (w.packed) packQ6KInPlace(buffers[w.memory], w.offset, w.bytes / Q6K_BLOCK_BYTES);
     if (w.interleave === 1) continue;
     const M = w.shape[0], m = w.memory === 0 ? memory : more[w.memory - 1];
     interleaveRowsInMemory(m, w.offset, M, w.bytes / M, interleaveUnit(w.type), w.interleave);
-  }
-  // and the Q6_K matrices only matrix products and the embedding lookup read are packed.
-  for (const w of L.weights.values()) {
-    if (w.packed) packQ6KInPlace(buffers[w.memory], w.offset, w.bytes / Q6K_BLOCK_BYTES);
   }
   // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
   for (const b of plan.decode.buffers.values()) {

@@ -267,8 +267,6 @@ export function layoutWasm(
       });
     }
   }
-  const interleaveOf = (name: string, type: WeightTypeName, shape: number[]) =>
-    uses.get(name) && shape.length === 2 ? interleaveRows(type, shape[0], shape[1]) : 1;
   // Vectors first: the kernels that read them (norms, biases) address memory 0 only.
   names.sort((a, b) => Number(vectors.has(b)) - Number(vectors.has(a)));
   for (const name of names) {
@@ -285,14 +283,16 @@ export function layoutWasm(
     const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const bytes = rows * (cols / t.blockElems) * t.blockBytes;
     const fixed = placed?.offsets.get(name);
-    const interleave = interleaveOf(name, type, shape);
+    const own = uses.get(name) === true && shape.length === 2; // its layout is the kernels'
+    const interleave = own ? interleaveRows(type, shape[0], shape[1]) : 1;
+    const w = { name, type, shape, bytes, interleave, packed: own && type === "Q6_K" };
     if (fixed !== undefined && vectors.has(name) && type !== "F32") {
       throw new WasmUnsupportedError(`tensor '${name}' is ${type}; it must be F32 in place`);
     }
     if (fixed !== undefined) {
-      weights.set(name, { name, type, shape, memory: 0, offset: fixed, bytes, interleave });
+      weights.set(name, { ...w, memory: 0, offset: fixed });
     } else if (at + bytes <= limit || vectors.has(name)) {
-      weights.set(name, { name, type, shape, memory: 0, offset: at, bytes, interleave });
+      weights.set(name, { ...w, memory: 0, offset: at });
       at += align(bytes);
     } else {
       // Past 4 GiB: the next memory with room (a tensor over 4 GiB cannot be addressed).
@@ -301,11 +301,9 @@ export function layoutWasm(
       }
       let k = more.findIndex((used) => used + bytes <= limit);
       if (k < 0) k = more.push(0) - 1;
-      weights.set(name, { name, type, shape, memory: k + 1, offset: more[k], bytes, interleave });
+      weights.set(name, { ...w, memory: k + 1, offset: more[k] });
       more[k] += align(bytes);
     }
-    const w = weights.get(name)!;
-    w.packed = type === "Q6_K" && shape.length === 2 && uses.get(name);
   }
   return {
     threads,

@@ -32,6 +32,28 @@ const get = (f: WasmFunc, l: string) => () => {
 const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
 
 /**
+ * The name of a row dequantiser: `embed_<type>_D[_mN][_iI][_p]` (memory N, rows interleaved in
+ * groups of I, Q6_K packed).
+ *
+ * @param type Weight type of the table.
+ * @param D Row length.
+ * @param memory The memory the table is in.
+ * @param interleave Rows per interleaved group.
+ * @param packed Q6_K packed (`q6k_pack.ts`).
+ * @returns The function name.
+ */
+export function embedName(
+  type: WeightTypeName,
+  D: number,
+  memory = 0,
+  interleave = 1,
+  packed = false,
+): string {
+  return `embed_${type.toLowerCase()}_${D}${memory ? `_m${memory}` : ""}` +
+    (interleave > 1 ? `_i${interleave}` : "") + (packed ? "_p" : "");
+}
+
+/**
  * Builds the row dequantiser of a type.
  *
  * @param type Weight type of `token_embd`.
@@ -41,7 +63,7 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
  * @param unit Bytes of one unit of an interleaved row (with `interleave` > 1): 8 elements of a
  *   float type, one block of a block type (`linear.ts` `interleaveUnit`).
  * @param packed Q6_K only: the table's super-blocks are packed (`q6k_pack.ts`).
- * @returns `embed_<type>_D[_mN][_iI][_p](e, token, y)`: byte offsets of the table and of y.
+ * @returns {@linkcode embedName}`(e, token, y)`: byte offsets of the table and of y.
  * @throws {RangeError} for `packed` with a type other than Q6_K.
  *
  * @example
@@ -62,11 +84,11 @@ export function embedKernel(
   if (packed && type !== "Q6_K") throw new RangeError(`embedKernel: packed ${type}: Q6_K only`);
   const t = WEIGHT_TYPES[type];
   const rb = rowBytes(t, D), I = interleave;
-  const f = new WasmFunc(
-    `embed_${type.toLowerCase()}_${D}${memory ? `_m${memory}` : ""}${I > 1 ? `_i${I}` : ""}` +
-      (packed ? "_p" : ""),
-    [["e", "i32"], ["token", "i32"], ["y", "i32"]],
-  );
+  const f = new WasmFunc(embedName(type, D, memory, I, packed), [
+    ["e", "i32"],
+    ["token", "i32"],
+    ["y", "i32"],
+  ]);
   f.weightMemory = memory;
   for (const l of ["b", "j", "q", "sc", "m", "i", "out"]) f.local(l, "i32");
   f.local("d", "f32").local("dm", "f32");

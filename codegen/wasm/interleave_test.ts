@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBlocks, rng } from "../../tests/ggml_blocks.ts";
+import { runLinearKernel } from "../../tests/wasm_linear_run.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
 import { rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { embedKernel } from "./embed.ts";
@@ -20,9 +21,7 @@ import {
   type LinearSpec,
   panelSupported,
 } from "./linear.ts";
-import { panelScratchBytes } from "./linear_panel.ts";
 import { buildKernelModule } from "./module.ts";
-import { quantizeKernel } from "./quantize.ts";
 
 /** The exported kernels, called with byte offsets and counts. */
 type Kernels = Record<string, (...args: number[]) => number>;
@@ -66,37 +65,10 @@ const TYPES: WeightTypeName[] = ["F32", "F16", "BF16", "Q8_0", "Q4_K"];
  * Runs `spec` over `n` tokens on the rows split at `splits`, on bytes interleaved as the
  * spec says (or left row-major with `raw`); returns y (n, M).
  */
-function runLinear(s: LinearSpec, n: number, splits: number[], raw = false): Float32Array {
-  const t = WEIGHT_TYPES[s.type], { M, K } = s, rb = rowBytes(t, K);
-  const f = emitLinear(s);
-  const funcs = [f];
-  if (t.act !== "f32") funcs.push(quantizeKernel(t.act, K));
-  const memory = new WebAssembly.Memory({ initial: 96 });
-  const mod = buildKernelModule(funcs, { minPages: 96 });
-  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
-    .exports as unknown as Kernels;
-  const r = rng(M * 31 + K);
-  const WO = 64, XO = 2 << 20, QO = 3 << 20, YO = 4 << 20, PO = 5 << 20;
-  const u8 = new Uint8Array(memory.buffer), f32 = new Float32Array(memory.buffer);
-  u8.set(randomBlocks(s.type, M, K, r), WO);
-  const I = s.interleave ?? 1;
-  if (!raw) interleaveRowsInPlace(u8, WO, M, rb, interleaveUnit(s.type), I);
-  for (let i = 0; i < n * K; i++) f32[XO / 4 + i] = 2 * r() - 1;
-  let x = XO;
-  if (t.act !== "f32") {
-    e[`quantize_${t.act}_${K}`](XO, QO, n);
-    x = QO;
-  }
-  const bounds = [0, ...splits, M];
-  for (let i = 0; i + 1 < bounds.length; i++) {
-    const args = [WO, x, YO, bounds[i], bounds[i + 1]];
-    if (s.kind === "matmul") args.push(n);
-    if (s.panel) args.push(PO);
-    e[f.name](...args);
-  }
-  assert.ok(PO + panelScratchBytes(K) <= memory.buffer.byteLength);
-  return f32.slice(YO / 4, YO / 4 + n * M);
-}
+const runLinear = (s: LinearSpec, n: number, splits: number[], raw = false) =>
+  runLinearKernel(s, n, splits, (u8, at, rb) => {
+    if (!raw) interleaveRowsInPlace(u8, at, s.M, rb, interleaveUnit(s.type), s.interleave ?? 1);
+  });
 
 for (const type of TYPES) {
   Deno.test(`${type} kernels on interleaved rows give the row-major kernels' bits`, () => {

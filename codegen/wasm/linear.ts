@@ -135,8 +135,11 @@ interface PanelEntry {
   needs: "none" | "relaxed" | "dotU8";
   /** The fewest rows a step sends through the panel (measured crossovers; see each file). */
   minTokens: number;
-  /** The panel and micro-kernel (default: the float types' of `linear_panel.ts`). */
-  kind?: (K: number, fp16: boolean) => PanelKind;
+  /**
+   * The panel and micro-kernel (default: the float types' of `linear_panel.ts`); `packed`:
+   * the weights' layout of `LinearSpec.packed`.
+   */
+  kind?: (K: number, fp16: boolean, packed: boolean) => PanelKind;
 }
 
 /** A panel that needs relaxed SIMD, from `minTokens` rows. */
@@ -160,7 +163,7 @@ const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
   Q3_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h, "Q3_K")),
   Q4_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q4kPanelKind(K, h)),
   Q5_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q4kPanelKind(K, h, true)),
-  Q6_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h)),
+  Q6_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h, packed) => q6kPanelKind(K, h, "Q6_K", packed)),
 };
 
 /**
@@ -407,10 +410,10 @@ export function emitLinear(s: LinearSpec): WasmFunc {
       interleave: I,
       unit,
     };
-    const kind = s.packed
-      ? (K: number, h: boolean) => q6kPanelKind(K, h, "Q6_K", true)
-      : PANELS[s.type]!.kind;
-    return kind ? emitPanelMatmul(ps, kind(K, s.fp16 ?? false)) : emitPanelMatmul(ps);
+    const kind = PANELS[s.type]!.kind;
+    return kind
+      ? emitPanelMatmul(ps, kind(K, s.fp16 ?? false, s.packed ?? false))
+      : emitPanelMatmul(ps);
   }
   const params: [string, "i32"][] = [["w", "i32"]];
   if (s.bias) params.push(["bias", "i32"]);

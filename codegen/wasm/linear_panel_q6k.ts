@@ -35,6 +35,7 @@ import {
 import { Q4K_PANEL_TOKENS } from "./linear_panel_q4k.ts";
 import { f16Lanes } from "./snippets.ts";
 import { unpackQ3Scales } from "./types_k.ts";
+import { PACKED_CONSTS, pushPackedVector } from "./q6k_pack.ts";
 
 /** Byte offsets in one super-block of the panel (DMIN: Q2_K only). */
 const Q = 0, SC = 2048, PAIRS = SC + 512, D = PAIRS + 256, DMIN = D + 32;
@@ -131,19 +132,13 @@ const FIELDS: Record<K16Type, K16Fields> = {
  */
 const Q6_K_PACKED_FIELDS: K16Fields = {
   ...FIELDS.Q6_K,
-  consts: [["c3f", 0x3f], ["c03", 0x03], ["c0c", 0x0c], ["c30", 0x30]],
+  consts: PACKED_CONSTS,
   describe: (g, s) => `packed part ${2 * g + (s & 1)}`,
   quants(f, p, g, s, v) {
-    const at = 48 * (2 * g + (s & 1)), i = 2 * (s >> 1) + v;
-    if (i < 3) {
-      f.get(p).wmem("v128.load", at + 16 * i, { align: 0 }).get("c3f").op("v128.and");
-      return;
-    }
-    for (const [k, shift, mask] of [[0, 6, "c03"], [1, 4, "c0c"], [2, 2, "c30"]] as const) {
-      f.get(p).wmem("v128.load", at + 16 * k, { align: 0 }).i32(shift).op("i16x8.shr_u");
-      f.get(mask).op("v128.and");
-      if (k) f.op("v128.or");
-    }
+    const at = 48 * (2 * g + (s & 1));
+    pushPackedVector(f, 2 * (s >> 1) + v, (k) => {
+      f.get(p).wmem("v128.load", at + 16 * k, { align: 0 });
+    });
   },
 };
 

@@ -6,13 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { randomBlocks, rng } from "../../tests/ggml_blocks.ts";
+import { runLinearKernel } from "../../tests/wasm_linear_run.ts";
+import { dequantizeRowQ6_K } from "../../formats/quant/kquants.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
 import { embedKernel } from "./embed.ts";
 import { emitLinear, linearName, type LinearSpec, panelSupported } from "./linear.ts";
-import { panelScratchBytes } from "./linear_panel.ts";
 import { buildKernelModule } from "./module.ts";
 import { packQ6KInPlace, Q6K_BLOCK_BYTES, q6kQuants } from "./q6k_pack.ts";
-import { quantizeKernel } from "./quantize.ts";
 
 /** The exported kernels, called with byte offsets and counts. */
 type Kernels = Record<string, (...args: number[]) => number>;
@@ -29,6 +29,14 @@ Deno.test("packQ6KInPlace() keeps every quant, scale and d of each super-block",
     assert.deepEqual(packed.subarray(at + 192, at + 210), raw.subarray(at + 192, at + 210));
   }
   assert.notDeepEqual(packed, raw);
+  // The stored layout's reading against the project's ggml dequantiser (formats/quant/,
+  // checked against gguf-py): with d = 1 and every scale 1, element e is q(e) - 32.
+  const unit = raw.slice(0, Q6K_BLOCK_BYTES);
+  unit.fill(1, 192, 208);
+  unit.set([0x00, 0x3c], 208); // f16 1.0
+  const y = new Float32Array(256);
+  dequantizeRowQ6_K(unit, y);
+  assert.deepEqual([...q6kQuants(unit, 0, false)], [...y].map((v) => v + 32));
   // ggml's element order (dequantize_row_q6_K): element 32 + 5 is ql[37]'s low nibble with
   // qh[5] bits 2..3; element 64 + 5 is ql[5]'s high nibble with qh[5] bits 4..5.
   const b = new Uint8Array(Q6K_BLOCK_BYTES);
@@ -45,30 +53,10 @@ const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
 const dotU8 = relaxed && relaxedDotU8();
 
 /** Runs `s` over `n` tokens on random Q6_K rows split at `splits`; packs them when `pack`. */
-function runLinear(s: LinearSpec, n: number, splits: number[], pack: boolean): Float32Array {
-  const { M, K } = s;
-  const f = emitLinear(s);
-  const memory = new WebAssembly.Memory({ initial: 96 });
-  const mod = buildKernelModule([f, quantizeKernel("q8_K", K)], { minPages: 96 });
-  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
-    .exports as unknown as Kernels;
-  const r = rng(M * 31 + K);
-  const WO = 64, XO = 2 << 20, QO = 3 << 20, YO = 4 << 20, PO = 5 << 20;
-  const u8 = new Uint8Array(memory.buffer), f32 = new Float32Array(memory.buffer);
-  u8.set(randomBlocks("Q6_K", M, K, r), WO);
-  if (pack) packQ6KInPlace(u8, WO, (M * K) / 256);
-  for (let i = 0; i < n * K; i++) f32[XO / 4 + i] = 2 * r() - 1;
-  e[`quantize_q8_K_${K}`](XO, QO, n);
-  const bounds = [0, ...splits, M];
-  for (let i = 0; i + 1 < bounds.length; i++) {
-    const args = [WO, QO, YO, bounds[i], bounds[i + 1]];
-    if (s.kind === "matmul") args.push(n);
-    if (s.panel) args.push(PO);
-    e[f.name](...args);
-  }
-  assert.ok(PO + panelScratchBytes(K) <= memory.buffer.byteLength);
-  return f32.slice(YO / 4, YO / 4 + n * M);
-}
+const runLinear = (s: LinearSpec, n: number, splits: number[], pack: boolean) =>
+  runLinearKernel(s, n, splits, (u8, at) => {
+    if (pack) packQ6KInPlace(u8, at, (s.M * s.K) / 256);
+  });
 
 Deno.test("Q6_K kernels on packed super-blocks give the stored layout's bits", () => {
   const M = 24, K = 512;

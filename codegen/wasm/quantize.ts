@@ -214,10 +214,10 @@ export interface QuantizeRowsSpec {
  */
 export function emitQuantizeRows(f: WasmFunc, s: QuantizeRowsSpec): void {
   const name = quantizeName(s.format, s.K), stride = actLayout(s.format, s.K).stride;
+  const allRows = () => f.i32(s.input).get(s.own).get(s.rows).call(name).get(s.own).set("qx");
   if (s.maxRows < QUANT_SPLIT_MIN_ROWS) {
     f.comment(`all rows into ${s.own} (stride ${stride}), on every thread`);
-    f.i32(s.input).get(s.own).get(s.rows).call(name);
-    f.get(s.own).set("qx");
+    allRows();
     return;
   }
   f.comment(
@@ -243,7 +243,6 @@ export function emitQuantizeRows(f: WasmFunc, s: QuantizeRowsSpec): void {
     s.barrier();
     f.end();
   }
-  f.i32(s.input).get(s.own).get(s.rows).call(name);
-  f.get(s.own).set("qx");
+  allRows();
   f.end();
 }

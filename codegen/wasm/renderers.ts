@@ -25,7 +25,7 @@ import type { GraphNode, NodeOp } from "../graph.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 import { actLayout, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { emitRowChunks, emitShare } from "./barrier.ts";
-import { embedKernel } from "./embed.ts";
+import { embedKernel, embedName } from "./embed.ts";
 import {
   emitLinear,
   interleaveUnit,
@@ -173,15 +173,14 @@ const rowsOf = (ctx: WasmCallContext) => () => {
 /** Addresses of a node's buffers, in order. */
 const addrs = (ctx: WasmCallContext, buffers: string[]) => buffers.map((b) => ctx.addr(b));
 
-/** `embed_<type>_D[_mN][_iI][_p]`: the one-row lookup of a table (codegen/wasm/embed.ts). */
-const embedName = (e: WasmWeight, D: number) =>
-  `embed_${e.type.toLowerCase()}_${D}${e.memory ? `_m${e.memory}` : ""}` +
-  (e.interleave > 1 ? `_i${e.interleave}` : "") + (e.packed ? "_p" : "");
+/** The one-row lookup of a table (codegen/wasm/embed.ts `embedName`). */
+const tableName = (e: WasmWeight, D: number) =>
+  embedName(e.type, D, e.memory, e.interleave, e.packed);
 
 const embed: WasmOpRenderer<"embed"> = {
   kernels(node, ctx) {
     const e = ctx.weight(node.weights[0]), D = node.attrs.dim;
-    const row = embedName(e, D), S = node.attrs.scale ?? 1;
+    const row = tableName(e, D), S = node.attrs.scale ?? 1;
     const out = [
       spec(
         row,
@@ -198,7 +197,7 @@ const embed: WasmOpRenderer<"embed"> = {
     const [tok, pos] = addrs(ctx, node.inputs);
     const x = ctx.addr(node.outputs[0]);
     shareOf(f, rowsOf(ctx), "lo", "hi");
-    const rows = embedRowsName(embedName(e, D), node.attrs.scale ?? 1);
+    const rows = embedRowsName(tableName(e, D), node.attrs.scale ?? 1);
     callWith(f, rows, [e.offset, tok, x, "lo", "hi"]);
     if (node.attrs.learned_pos) {
       const pe = ctx.weight(node.weights[1]);

@@ -26,13 +26,14 @@ import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { addScaled, type BlockCtx, type BlockEmitter, f16Vectors, need } from "./block_code.ts";
 import { lanes32, scaledDotI8 } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
+import { pushPackedVector, q6kPartOffset } from "./q6k_pack.ts";
 
 /** i8x16 splat constants the K kernels use, by local name. */
 const CONSTS: Record<string, number> = {
   c0f: 0x0f,
   c03: 0x03,
   c04: 0x04,
-  c0c: 0x0c,
+  c0c: 0x0c, // c03, c0c, c30, c3f: the packed Q6_K decoder's (q6k_pack.ts PACKED_CONSTS)
   c10: 0x10,
   c30: 0x30,
   c3f: 0x3f,
@@ -297,7 +298,7 @@ const Q6_K_DEF: KSpec = {
       }
     }
   },
-  xOff: (p, i) => 32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1),
+  xOff: q6kPartOffset,
   scale(f, a, j) {
     f.get(`sc16${a}_${j >> 3}`).get(`sc16${a}_${j >> 3}`).shuffle(splat16(j & 7));
   },
@@ -317,16 +318,13 @@ const Q6_K_DEF: KSpec = {
 const Q6_K_PACKED_DEF: KSpec = {
   ...Q6_K_DEF,
   decode(k, a, o, p) {
-    const f = k.f;
+    const f = k.f, w = (i: number) => `w${a}_${i}`;
     f.comment(`row ${a}, part ${p}: w0..w2 = the low 6 bits of A, B, C; w3 = their top 2 bits`);
-    for (const [i, at] of [[0, 0], [1, 16], [2, 32]]) {
-      f.get("pw").wmem("v128.load", o + 48 * p + at).set(`w${a}_${i}`);
+    for (const i of [0, 1, 2]) f.get("pw").wmem("v128.load", o + 48 * p + 16 * i).set(w(i));
+    for (const i of [3, 0, 1, 2]) { // w3 first, from A, B, C as loaded
+      pushPackedVector(f, i, (j) => f.get(w(j)));
+      f.set(w(i));
     }
-    f.get(`w${a}_0`).i32(6).op("i16x8.shr_u").get("c03").op("v128.and");
-    f.get(`w${a}_1`).i32(4).op("i16x8.shr_u").get("c0c").op("v128.and").op("v128.or");
-    f.get(`w${a}_2`).i32(2).op("i16x8.shr_u").get("c30").op("v128.and").op("v128.or");
-    f.set(`w${a}_3`);
-    for (const i of [0, 1, 2]) f.get(`w${a}_${i}`).get("c3f").op("v128.and").set(`w${a}_${i}`);
   },
 };
 
