@@ -24,7 +24,7 @@
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { addScaled, type BlockCtx, type BlockEmitter, f16Vectors, need } from "./block_code.ts";
-import { lanes32, scaledDotI8 } from "./snippets.ts";
+import { lanes32, scaledDotI8, splatLane } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 import { pushPackedVector, q6kPartOffset } from "./q6k_pack.ts";
 
@@ -37,6 +37,7 @@ const CONSTS: Record<string, number> = {
   c10: 0x10,
   c30: 0x30,
   c3f: 0x3f,
+  cf0: 0xf0,
 };
 
 /** Shuffle lanes broadcasting i16 lane j of one operand to all 8 lanes. */
@@ -81,12 +82,15 @@ function scalePairs(f: WasmFunc, a: number, h: number, half: number): void {
  * @param pairs Per sub-block, its `[x, w]` vector locals.
  * @param isum The i32x4 local the scaled sums are added to.
  * @param scalePair Pushes the i16x8 scales.
+ * @param hi16 The second sub-block's quants are × 16 (`KSpec.hi16`): its sums are shifted
+ *   right by 4 first (exact, they are multiples of 16).
  */
 function pairedDots(
   f: WasmFunc,
   pairs: [[string, string][], [string, string][]],
   isum: string,
   scalePair: () => void,
+  hi16 = false,
 ): void {
   pairs.forEach((sub, i) => {
     sub.forEach(([x, w], u) => {
@@ -96,7 +100,9 @@ function pairedDots(
       f.op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(`dq${i}`);
     });
   });
-  f.get(isum).get("dq0").get("dq1").op("i16x8.narrow_i32x4_s");
+  f.get(isum).get("dq0").get("dq1");
+  if (hi16) f.i32(4).op("i32x4.shr_s");
+  f.op("i16x8.narrow_i32x4_s");
   scalePair();
   f.op("i32x4.dot_i16x8_s").op("i32x4.add").set(isum);
 }
@@ -108,6 +114,12 @@ interface KSpec {
   vecs: number;
   /** Parts per super-block. */
   parts: number;
+  /**
+   * With `BlockCtx.dotU8`: `decode` leaves the second sub-block of each pair × 16 (Q4_K's high
+   * nibbles masked in place, `q & 0xf0`: one `and` where a shift and an `and` took out `q >> 4`),
+   * and {@linkcode pairedDots} shifts its sums right by 4 (exact) before narrowing them.
+   */
+  hi16?: boolean;
   /** Whether there is a dmin/min term. */
   mins: boolean;
   /** Byte offsets of the f16 super-block scale d and (with mins) dmin in a block. */
@@ -242,8 +254,14 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f.get("pw").wmem("v128.load", qs + 16).set(`w${a}_3`);
     f.get(`w${a}_2`).get("c0f").op("v128.and").set(`w${a}_0`);
     f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
-    f.get(`w${a}_2`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_2`);
-    f.get(`w${a}_3`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_3`);
+    if (name === "Q4_K" && k.dotU8) {
+      // KSpec.hi16: 16 × the high nibbles, the u8 operand; pairedDots divides their sums by 16.
+      f.get(`w${a}_2`).get("cf0").op("v128.and").set(`w${a}_2`);
+      f.get(`w${a}_3`).get("cf0").op("v128.and").set(`w${a}_3`);
+    } else {
+      f.get(`w${a}_2`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_2`);
+      f.get(`w${a}_3`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_3`);
+    }
     if (name === "Q5_K") {
       for (let i = 0; i < 4; i++) {
         const bit = 2 * p + (i >> 1);
@@ -261,6 +279,7 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
   },
   offsets: minsPer32,
   consts: SCALE_MIN_CONSTS,
+  hi16: name === "Q4_K",
 });
 
 const Q6_K_DEF: KSpec = {
@@ -404,17 +423,46 @@ const Q2_K_DEF: KSpec = {
 };
 
 /**
- * The R rows' f16 super-block scales (d, or d and dmin) → f32 locals `dw{a}` (and `dm{a}`),
- * converted four per vector (block_code.ts `f16Vectors`) and taken out of the lanes.
+ * The R rows' f16 super-block scales → f32 lanes of `dsv{g}`, four per vector (block_code.ts
+ * `f16Vectors`): lane {@linkcode scaleLane}(a) holds row a's d, the next lane its dmin.
  */
 function rowScales(k: BlockCtx, at: [number] | [number, number]): void {
-  const items: [string, number][] = []; // [local, byte offset]
-  for (let a = 0; a < k.R; a++) {
-    items.push([`dw${a}`, a * k.rowBytes + at[0]]);
-    if (at.length === 2) items.push([`dm${a}`, a * k.rowBytes + at[1]]);
+  const offsets: number[] = [];
+  for (let a = 0; a < k.R; a++) for (const o of at) offsets.push(a * k.rowBytes + o);
+  f16Vectors(k, offsets, "dsv");
+}
+
+/** Index of row a's d among the f16 scales {@linkcode rowScales} converts (dmin: + 1). */
+const scaleLane = (a: number, mins: boolean) => (mins ? 2 : 1) * a;
+
+/**
+ * Per token c: `dd{g} = dsv{g} · d_x` (its activation block's scale, splat), then for each
+ * row a `acc{a}_{c} += f32(isum{a}_{c}) · (d_w · d_x)`, and with mins
+ * `acc{a}_{c} -= f32(mins{a}_{c}) · (dmin_w · d_x)` (`f32x4.relaxed_nmadd` when relaxed:
+ * the same bits as a fused multiply-add by the negated product). One vector product per
+ * token and a lane splat per term, where scalar products took an extract, a product and a
+ * splat each: Q4_K matvec +4 % (same-process A/B, one pinned core).
+ */
+function scaleAndAdd(k: BlockCtx, spec: KSpec): void {
+  const { f, R, C } = k;
+  const G = Math.ceil(scaleLane(R, spec.mins) / 4); // dsv vectors
+  for (let c = 0; c < C; c++) {
+    for (let g = 0; g < G; g++) {
+      f.get(`dsv${g}`).get("pd").mem("v128.load32_splat", c * k.stride).op("f32x4.mul");
+      f.set(`dd${g}`);
+    }
+    for (let a = 0; a < R; a++) {
+      spec.offsets(k, a, c);
+      const i = scaleLane(a, spec.mins), acc = `acc${a}_${c}`;
+      splatLane(f, `dd${i >> 2}`, i & 3);
+      addScaled(k, a, c, `isum${a}_${c}`, true);
+      if (!spec.mins) continue;
+      f.get(`mins${a}_${c}`).op("f32x4.convert_i32x4_s");
+      splatLane(f, `dd${(i + 1) >> 2}`, (i + 1) & 3);
+      if (k.relaxed) f.get(acc).op("f32x4.relaxed_nmadd").set(acc);
+      else f.op("f32x4.mul").set("_s").get(acc).get("_s").op("f32x4.sub").set(acc);
+    }
   }
-  f16Vectors(k, items.map(([, o]) => o), "dsv");
-  items.forEach(([l], i) => k.f.get(`dsv${i >> 2}`).extractLane(i & 3).set(l));
 }
 
 function kType(spec: KSpec): BlockEmitter {
@@ -428,8 +476,6 @@ function kType(spec: KSpec): BlockEmitter {
     scalar: false,
     locals(f, R, C) {
       for (let a = 0; a < R; a++) {
-        need(f, `dw${a}`, "f32");
-        if (spec.mins) need(f, `dm${a}`, "f32");
         need(f, `sc${a}`, "v128");
         need(f, `sc16${a}_0`, "v128");
         need(f, `sc16${a}_1`, "v128");
@@ -442,8 +488,8 @@ function kType(spec: KSpec): BlockEmitter {
           if (spec.mins) need(f, `mins${a}_${c}`, "v128");
         }
       }
+      for (let g = 0; g < Math.ceil(scaleLane(R, spec.mins) / 4); g++) need(f, `dd${g}`, "v128");
       for (let c = 0; c < C; c++) {
-        need(f, `dx${c}`, "f32");
         for (let i = 0; i < spec.vecs; i++) need(f, `x${c}_${i}`, "v128");
       }
       for (const l of ["u0", "u1", "u2"]) need(f, l, "i32");
@@ -497,7 +543,8 @@ function kType(spec: KSpec): BlockEmitter {
                   spec.scales16(f, a, q >> 2);
                   scalePairs(f, a, q >> 2, (q >> 1) & 1);
                 }
-                pairedDots(f, [sub(v), sub(v + step)], isum, () => f.get(`sp${a}_${q}`));
+                const sp = () => f.get(`sp${a}_${q}`);
+                pairedDots(f, [sub(v), sub(v + step)], isum, sp, spec.hi16);
               }
               continue;
             }
@@ -512,18 +559,7 @@ function kType(spec: KSpec): BlockEmitter {
           }
         }
       }
-      for (let c = 0; c < C; c++) {
-        f.get("pd").mem("f32.load", c * k.stride).set(`dx${c}`);
-        for (let a = 0; a < R; a++) {
-          spec.offsets(k, a, c);
-          f.get(`dw${a}`).get(`dx${c}`).op("f32.mul");
-          addScaled(k, a, c, `isum${a}_${c}`);
-          if (spec.mins) {
-            f.get(`dm${a}`).get(`dx${c}`).op("f32.mul").op("f32.neg");
-            addScaled(k, a, c, `mins${a}_${c}`);
-          }
-        }
-      }
+      scaleAndAdd(k, spec);
     },
   };
 }
