@@ -22,7 +22,13 @@ import { parseArgs } from "node:util";
 import { WasmFunc } from "../codegen/wasm_asm.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../codegen/wasm_features.ts";
 import { barrierKernel, emitShare } from "../codegen/wasm/barrier.ts";
-import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "../codegen/wasm/blocks.ts";
+import {
+  actLayout,
+  hasPackedLayout,
+  rowBytes,
+  WEIGHT_TYPES,
+  type WeightTypeName,
+} from "../codegen/wasm/blocks.ts";
 import {
   emitLinear,
   interleaveRows,
@@ -143,7 +149,8 @@ function build(type: WeightTypeName) {
     panelSupported({ type, M: DIM, K: DIM, kind, relaxed, dotU8 });
   const kernel = (M: number, K: number, kind: "matvec" | "matmul") => {
     const panel = usePanel(kind);
-    const interleave = interleaveRows(type, M, K), packed = type === "Q6_K";
+    const interleave = interleaveRows(type, M, K);
+    const packed = hasPackedLayout(type, interleave);
     const name = linearName({ type, M, K, kind, panel, interleave, packed });
     if (!kernels.has(name)) {
       kernels.add(name);

@@ -35,7 +35,12 @@ import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_as
 import { attentionScratchBytes, attentionShape } from "./wasm/attention.ts";
 import { barrierKernel, CTL, MAX_ROW_COUNTERS } from "./wasm/barrier.ts";
 import { stepEntry } from "./wasm/step_entry.ts";
-import { Q8_0_RECORD_BYTES, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
+import {
+  hasPackedLayout,
+  Q8_0_RECORD_BYTES,
+  WEIGHT_TYPES,
+  type WeightTypeName,
+} from "./wasm/blocks.ts";
 import { emitQuantizeRows } from "./wasm/quantize.ts";
 import { panelScratchBytes } from "./wasm/linear_panel.ts";
 import { interleaveRows } from "./wasm/linear.ts";
@@ -256,8 +261,8 @@ export function layoutWasm(
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) for (const w of n.weights) if (!names.includes(w)) names.push(w);
   }
-  // Matrices only linear and embed nodes read (their weights[0]) are row-interleaved
-  // (wasm/interleave.ts), or packed if Q6_K (wasm/q6k_pack.ts): every reader knows the layout.
+  // Matrices only linear and embed nodes read (their weights[0]) are row-interleaved (wasm/
+  // interleave.ts), and repacked where they can be (blocks.ts): every reader knows the layout.
   const uses = new Map<string, boolean>(); // name → every use is a linear/embed weights[0]
   for (const g of [plan.decode, plan.prefill]) {
     for (const n of g.nodes) {
@@ -285,7 +290,8 @@ export function layoutWasm(
     const fixed = placed?.offsets.get(name);
     const own = uses.get(name) === true && shape.length === 2; // its layout is the kernels'
     const interleave = own ? interleaveRows(type, shape[0], shape[1]) : 1;
-    const w = { name, type, shape, bytes, interleave, packed: own && type === "Q6_K" };
+    const packed = own && hasPackedLayout(type, interleave);
+    const w = { name, type, shape, bytes, interleave, packed };
     if (fixed !== undefined && vectors.has(name) && type !== "F32") {
       throw new WasmUnsupportedError(`tensor '${name}' is ${type}; it must be F32 in place`);
     }

@@ -165,3 +165,47 @@ export function actLayout(format: ActFormat, K: number): ActLayout {
   const bytes = K + (K / blockElems) * metaBytes;
   return { format, K, blockElems, metaBytes, metaOffset: K, stride: Math.ceil(bytes / 16) * 16 };
 }
+
+/**
+ * Whether the kernels have a layout repacked at load for a matrix of this type and
+ * interleave (`interleave.ts`): Q6_K (`q6k_pack.ts`), and Q4_K interleaved in pairs
+ * (`q4k_pairs.ts`). The load repacks every such matrix that only the kernels read.
+ *
+ * @param type The weight type.
+ * @param interleave Rows per interleaved group (1: row-major).
+ * @returns Whether there is a repacked layout.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hasPackedLayout } from "./blocks.ts";
+ * assert.equal(hasPackedLayout("Q4_K", 2), true);
+ * assert.equal(hasPackedLayout("Q4_K", 1), false);
+ * ```
+ */
+export function hasPackedLayout(type: WeightTypeName, interleave: number): boolean {
+  return type === "Q6_K" || (type === "Q4_K" && interleave === 2);
+}
+
+/**
+ * Throws unless `packed` (a layout repacked at load) is one the kernels have
+ * ({@linkcode hasPackedLayout}).
+ *
+ * @param what The caller, for the message.
+ * @param type The weight type.
+ * @param interleave Rows per interleaved group.
+ * @param packed Whether the layout is repacked.
+ * @throws {RangeError} naming the type and interleave.
+ */
+export function checkPacked(
+  what: string,
+  type: WeightTypeName,
+  interleave: number,
+  packed: boolean,
+): void {
+  if (packed && !hasPackedLayout(type, interleave)) {
+    throw new RangeError(
+      `${what}: packed ${type} with interleave ${interleave}: only Q6_K and Q4_K in pairs`,
+    );
+  }
+}

@@ -7,7 +7,7 @@
  * @module
  */
 import { WasmFunc } from "../wasm_asm.ts";
-import { rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { checkPacked, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { f16Scalar } from "./snippets.ts";
 
 /** Pushes byte `b + off + index` (index an i32 expression pusher) as u8. */
@@ -26,6 +26,35 @@ function bits(f: WasmFunc, off: number, index: () => void, shift: () => void, ma
   f.i32(mask).op("i32.and");
 }
 
+/**
+ * Sets `sc` and `m` of sub-block i of row `par` of a repacked Q4_K pair (`q4k_pairs.ts`) and
+ * `pg` to the pair's super-block (`b - 144 · par`): row 0 `P[i] & 63`, `P[8 + i] & 63`; row 1
+ * the nibble k & 1 of `Q[k >> 1]` | `(P[k] >> 6) << 4`, k = i and 8 + i.
+ */
+function pairScaleMin(f: WasmFunc): void {
+  f.comment("repacked pair (q4k_pairs.ts): pg = its super-block; row par's sc, m");
+  f.get("b").get("par").i32(144).op("i32.mul").op("i32.sub").set("pg");
+  const at = (off: number, index: () => void) => {
+    f.get("pg");
+    index();
+    f.op("i32.add").wmem("i32.load8_u", off);
+  };
+  const i = () => f.get("i"), half = () => f.get("i").i32(1).op("i32.shr_u");
+  f.get("par").if();
+  for (const [q, p, l] of [[8, 144, "sc"], [12, 152, "m"]] as const) {
+    at(q, half);
+    f.get("i").i32(1).op("i32.and").i32(2).op("i32.shl").op("i32.shr_u").i32(15).op("i32.and");
+    at(p, i);
+    f.i32(6).op("i32.shr_u").i32(4).op("i32.shl").op("i32.or").set(l);
+  }
+  f.else();
+  at(144, i);
+  f.i32(63).op("i32.and").set("sc");
+  at(152, i);
+  f.i32(63).op("i32.and").set("m");
+  f.end();
+}
+
 const get = (f: WasmFunc, l: string) => () => {
   f.get(l);
 };
@@ -33,13 +62,13 @@ const expr = (f: WasmFunc, code: (f: WasmFunc) => void) => () => code(f);
 
 /**
  * The name of a row dequantiser: `embed_<type>_D[_mN][_iI][_p]` (memory N, rows interleaved in
- * groups of I, Q6_K packed).
+ * groups of I, repacked).
  *
  * @param type Weight type of the table.
  * @param D Row length.
  * @param memory The memory the table is in.
  * @param interleave Rows per interleaved group.
- * @param packed Q6_K packed (`q6k_pack.ts`).
+ * @param packed Repacked (`q6k_pack.ts`, `q4k_pairs.ts`).
  * @returns The function name.
  */
 export function embedName(
@@ -62,9 +91,10 @@ export function embedName(
  * @param interleave Rows per interleaved group of the table (`interleave.ts`; 1: row-major).
  * @param unit Bytes of one unit of an interleaved row (with `interleave` > 1): 8 elements of a
  *   float type, one block of a block type (`linear.ts` `interleaveUnit`).
- * @param packed Q6_K only: the table's super-blocks are packed (`q6k_pack.ts`).
+ * @param packed The table's super-blocks are repacked: Q6_K (`q6k_pack.ts`), Q4_K in pairs
+ *   (`q4k_pairs.ts`).
  * @returns {@linkcode embedName}`(e, token, y)`: byte offsets of the table and of y.
- * @throws {RangeError} for `packed` with a type other than Q6_K.
+ * @throws {RangeError} for `packed` with another type (or Q4_K not interleaved in pairs).
  *
  * @example
  * ```ts
@@ -81,7 +111,7 @@ export function embedKernel(
   unit = 0,
   packed = false,
 ): WasmFunc {
-  if (packed && type !== "Q6_K") throw new RangeError(`embedKernel: packed ${type}: Q6_K only`);
+  checkPacked("embedKernel", type, interleave, packed);
   const t = WEIGHT_TYPES[type];
   const rb = rowBytes(t, D), I = interleave;
   const f = new WasmFunc(embedName(type, D, memory, I, packed), [
@@ -98,6 +128,8 @@ export function embedKernel(
     f.get("e").get("token").i32(-I).op("i32.and").i32(rb).op("i32.mul").op("i32.add");
     f.get("token").i32(I - 1).op("i32.and").i32(unit).op("i32.mul").op("i32.add").set("b");
   } else f.get("e").get("token").i32(rb).op("i32.mul").op("i32.add").set("b");
+  const pairs = packed && type === "Q4_K";
+  if (pairs) f.local("par", "i32").local("pg", "i32").get("token").i32(1).op("i32.and").set("par");
   /** Pushes the address of element j of a float row: unit j >> 3 of the row, then j & 7. */
   const elem = (width: number) => {
     f.get("b");
@@ -252,20 +284,25 @@ export function embedKernel(
             (five ? " | qh bit i << 4" : ""),
         );
         f.get("j").i32(5).op("i32.shr_u").set("i");
-        f.get("i").i32(4).op("i32.lt_u");
-        f.if();
-        bits(f, 4, get(f, "i"), () => {}, 63);
-        f.set("sc");
-        bits(f, 8, get(f, "i"), () => {}, 63);
-        f.set("m");
-        f.else();
-        bits(f, 8, get(f, "i"), () => {}, 15);
-        bits(f, 0, get(f, "i"), () => f.i32(6), 3);
-        f.i32(4).op("i32.shl").op("i32.or").set("sc");
-        bits(f, 8, get(f, "i"), () => f.i32(4), 15);
-        bits(f, 4, get(f, "i"), () => f.i32(6), 3);
-        f.i32(4).op("i32.shl").op("i32.or").set("m");
-        f.end();
+        if (pairs) {
+          pairScaleMin(f);
+          f.get("pg").get("par").i32(2).op("i32.shl").op("i32.add").set("pg"); // row's d at pg
+        } else {
+          f.get("i").i32(4).op("i32.lt_u");
+          f.if();
+          bits(f, 4, get(f, "i"), () => {}, 63);
+          f.set("sc");
+          bits(f, 8, get(f, "i"), () => {}, 63);
+          f.set("m");
+          f.else();
+          bits(f, 8, get(f, "i"), () => {}, 15);
+          bits(f, 0, get(f, "i"), () => f.i32(6), 3);
+          f.i32(4).op("i32.shl").op("i32.or").set("sc");
+          bits(f, 8, get(f, "i"), () => f.i32(4), 15);
+          bits(f, 4, get(f, "i"), () => f.i32(6), 3);
+          f.i32(4).op("i32.shl").op("i32.or").set("m");
+          f.end();
+        }
         bits(
           f,
           qs,
@@ -286,9 +323,9 @@ export function embedKernel(
           f.i32(4).op("i32.shl").op("i32.or");
         }
         f.get("sc").op("i32.mul").op("f32.convert_i32_s");
-        f16Scalar(f, "b", 0);
+        f16Scalar(f, pairs ? "pg" : "b", 0);
         f.op("f32.mul");
-        f16Scalar(f, "b", 2);
+        f16Scalar(f, pairs ? "pg" : "b", 2);
         f.get("m").op("f32.convert_i32_s").op("f32.mul").op("f32.sub");
         return;
       }

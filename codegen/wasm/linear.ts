@@ -30,11 +30,11 @@
  * @module
  */
 import { WasmFunc } from "../wasm_asm.ts";
-import { actLayout, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
+import { actLayout, checkPacked, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import type { BlockCtx, BlockEmitter } from "./block_code.ts";
 import { hsumF32, keepTouchLive, touchLines } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
-import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q6_K_PACKED } from "./types_k.ts";
+import { Q2_K, Q3_K, Q4_K, Q4_K_PAIRS, Q5_K, Q6_K, Q6_K_PACKED } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
 import {
   emitPanelMatmul,
@@ -104,7 +104,11 @@ export interface LinearSpec {
    * the type's block and M of it; r0 and r1 must be multiples of it (or M). Names get `_iI`.
    */
   interleave?: number;
-  /** Q6_K only: W's super-blocks are packed (`q6k_pack.ts`); names get `_p`. */
+  /**
+   * W's super-blocks are repacked at load (names get `_p`): Q6_K's quants (`q6k_pack.ts`), or
+   * the scales of Q4_K rows interleaved in pairs (`q4k_pairs.ts`; `interleave` 2, an even
+   * number of rows per register block, r0 and r1 even).
+   */
   packed?: boolean;
   /** Tokens per register block of a matmul (default per type). */
   tokens?: number;
@@ -161,7 +165,7 @@ const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
   Q5_1: relaxedPanel(Q4_PANEL_MIN_TOKENS, (K, h) => q8PanelKind(K, h, "Q5_1")),
   Q2_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h, "Q2_K")),
   Q3_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h, "Q3_K")),
-  Q4_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q4kPanelKind(K, h)),
+  Q4_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h, packed) => q4kPanelKind(K, h, false, packed)),
   Q5_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q4kPanelKind(K, h, true)),
   Q6_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h, packed) => q6kPanelKind(K, h, "Q6_K", packed)),
 };
@@ -362,8 +366,8 @@ export function linearName(s: LinearSpec): string {
  * ```
  */
 export function emitLinear(s: LinearSpec): WasmFunc {
-  if (s.packed && s.type !== "Q6_K") throw new RangeError(`linear: packed ${s.type}: Q6_K only`);
-  const em = s.packed ? Q6_K_PACKED : EMITTERS[s.type];
+  checkPacked("linear", s.type, s.interleave ?? 1, s.packed ?? false);
+  const em = s.packed ? (s.type === "Q6_K" ? Q6_K_PACKED : Q4_K_PAIRS) : EMITTERS[s.type];
   const t = WEIGHT_TYPES[s.type];
   const { M, K } = s;
   if (!Number.isInteger(M) || M <= 0) throw new RangeError(`linear: bad M ${M}`);
@@ -541,7 +545,8 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("w").get("r0").i32(rb).op("i32.mul").op("i32.add").set("pt");
     f.get("w").get("r1").i32(rb).op("i32.mul").op("i32.add").set("tend");
   }
-  for (const Rr of R > 1 ? [R, 1] : [1]) {
+  // A packed Q4_K block reads its rows in pairs: no single-row loop (r0, r1 are even).
+  for (const Rr of s.packed && s.type === "Q4_K" ? [R] : R > 1 ? [R, 1] : [1]) {
     f.comment(`rows ${Rr} at a time`);
     f.block(`rows${Rr}_done`).loop(`rows${Rr}`);
     f.get("r").i32(Rr).op("i32.add").get("r1").op("i32.gt_u").brIf(`rows${Rr}_done`);

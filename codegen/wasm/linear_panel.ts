@@ -231,13 +231,23 @@ export function emitPanelMatmul(s: PanelSpec, kind: PanelKind = floatKind(s)): W
 /**
  * Sets the i32 locals p0..p3 to the addresses of rows g .. g + 3 of the block at `wr`,
  * each clamped to row rr - 1: rows past rr (a partial block) repeat the last one, whose
- * sums are computed and never stored, and no load goes past the rows of this range.
+ * sums are computed and never stored, and no load goes past the rows of this range. With
+ * `pairs` (rows interleaved in pairs whose blocks are read together, `q4k_pairs.ts`; g and rr
+ * even) p1 and p3 are the partners of p0 and p2, which are clamped to the last pair.
  */
-export function rowPointers(f: WasmFunc, g: number, l: RowLayout): void {
+export function rowPointers(f: WasmFunc, g: number, l: RowLayout, pairs = false): void {
   const { rb, I, unit } = l;
   for (let i = 0; i < 4; i++) {
-    f.comment(`p${i} = row min(${g + i}, rr - 1)` + (I > 1 ? ` (groups of ${I} interleaved)` : ""));
-    f.i32(g + i).get("rr").i32(1).op("i32.sub");
+    if (pairs && i % 2) {
+      f.comment(`p${i} = p${i - 1} + ${unit} (its pair's second row)`);
+      f.get(`p${i - 1}`).i32(unit).op("i32.add").set(`p${i}`);
+      continue;
+    }
+    const last = pairs ? 2 : 1;
+    f.comment(
+      `p${i} = row min(${g + i}, rr - ${last})` + (I > 1 ? ` (groups of ${I} interleaved)` : ""),
+    );
+    f.i32(g + i).get("rr").i32(last).op("i32.sub");
     f.i32(g + i).get("rr").op("i32.lt_u").op("select");
     if (I > 1) {
       f.tee("ri").i32(-I).op("i32.and").i32(rb).op("i32.mul");

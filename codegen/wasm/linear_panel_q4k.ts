@@ -35,7 +35,7 @@ import {
   subBlockSums,
 } from "./linear_panel_quant.ts";
 import { f16Lanes } from "./snippets.ts";
-import { SCALE_MIN_CONSTS, unpackScaleMin } from "./types_k.ts";
+import { SCALE_MIN_CONSTS, unpackPairScales, unpackScaleMin } from "./types_k.ts";
 
 /** Byte offsets in one super-block of the Q4_K panel. */
 const Q = 0, SC = 2048, MINS = SC + 256, D = MINS + 128, DMIN = D + 32;
@@ -56,8 +56,9 @@ export const Q4K_PANEL_MIN_TOKENS = 6;
  * @param K Input features (a multiple of 256).
  * @param fp16 Convert the f16 scales with `f32x4.promote_low_f16x8`.
  * @param five Q5_K instead of Q4_K.
+ * @param packed Q4_K rows interleaved in pairs and repacked (`q4k_pairs.ts`).
  * @returns The kind for `emitPanelMatmul`.
- * @throws {RangeError} when K is not a multiple of 256.
+ * @throws {RangeError} when K is not a multiple of 256, or for a packed Q5_K.
  *
  * @example
  * ```ts
@@ -66,8 +67,9 @@ export const Q4K_PANEL_MIN_TOKENS = 6;
  * assert.equal(q4kPanelKind(768, false).panelBytes, 3 * Q4K_PANEL_BLOCK);
  * ```
  */
-export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind {
+export function q4kPanelKind(K: number, fp16: boolean, five = false, packed = false): PanelKind {
   const type = five ? "Q5_K" : "Q4_K";
+  if (packed && five) throw new RangeError("q4kPanelKind: packed Q5_K: Q4_K pairs only");
   const { shape, S, base } = quantPanelBase(type, K, Q4K_PANEL_TOKENS, Q4K_PANEL_BLOCK);
   const nb = shape.nb;
   const qs = five ? 48 : 16; // byte offset of qs[128] in a block (Q5_K: after qh[32] at 16)
@@ -78,10 +80,15 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind 
       for (const l of ["c0f", "c10", "tmp", "qh", "dw4", ...Object.keys(SCALE_MIN_CONSTS)]) {
         f.local(l, "v128");
       }
+      if (packed) f.local("c3f", "v128").local("c30", "v128");
       for (let i = 0; i < 4; i++) f.local(`lo${i}`, "v128").local(`sc${i}`, "v128");
       f.comment("constants: nibble and qh-bit masks, the scale-word unpacking masks");
       f.i8x16(new Array(16).fill(0x0f)).set("c0f");
       f.i8x16(new Array(16).fill(0x10)).set("c10");
+      if (packed) {
+        f.i8x16(new Array(16).fill(0x3f)).set("c3f");
+        f.i8x16(new Array(16).fill(0x30)).set("c30");
+      }
       for (const [n, v] of Object.entries(SCALE_MIN_CONSTS)) f.i32x4(...v).set(n);
     },
     fill(f, l) {
@@ -116,7 +123,9 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind 
           }
         }
         f.comment("sub-block scales and mins of the 4 rows, one row per lane");
-        for (let i = 0; i < 4; i++) unpackScaleMin(f, `sc${i}`, 0, `p${i}`);
+        if (packed) {
+          for (const i of [0, 2]) unpackPairScales(f, `sc${i}`, `sc${i + 1}`, 0, `p${i}`);
+        } else for (let i = 0; i < 4; i++) unpackScaleMin(f, `sc${i}`, 0, `p${i}`);
         for (const half of [0, 1]) {
           for (let i = 0; i < 4; i++) {
             f.get(`sc${i}`).op("i16x8.extend_low_i8x16_u");
@@ -127,10 +136,13 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false): PanelKind 
         for (let i = 0; i < 4; i++) f.get(`sc${i}`).op("i16x8.extend_high_i8x16_u").set(`lo${i}`);
         storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], MINS, 32);
         for (const [off, at] of [[0, D], [2, DMIN]]) {
-          f16Lanes(f, ["p0", "p1", "p2", "p3"], [off, off, off, off], "dw4", f.weightMemory, fp16);
+          // Repacked, row 1's d and dmin are at 4 and 6 of its pair (p0, p2), after row 0's.
+          const p = packed ? ["p0", "p0", "p2", "p2"] : ["p0", "p1", "p2", "p3"];
+          const o = packed ? [off, off + 4, off, off + 4] : [off, off, off, off];
+          f16Lanes(f, p, o, "dw4", f.weightMemory, fp16);
           f.get("pp").get("dw4").mem("v128.store", at);
         }
-      });
+      }, packed);
     },
     micro(f, C) {
       microBlocks(f, C, shape, () => {

@@ -96,17 +96,19 @@ export function quantPanelLocals(f: WasmFunc, C: number, superSums: boolean): vo
  * @param l Where the rows are (row-major or interleaved, `linear_panel.ts` `RowLayout`).
  * @param s The shape.
  * @param body Writes one block of the 4 rows at `p0..p3` into their halves at `pp`.
+ * @param pairs The rows are read in pairs (`rowPointers`).
  */
 export function fillBlocks(
   f: WasmFunc,
   l: RowLayout,
   s: QuantPanelShape,
   body: () => void,
+  pairs = false,
 ): void {
   const stride = blockStride(l, s.blockBytes);
   for (let G = 0; G < 2; G++) {
     f.comment(`rows ${4 * G} .. ${4 * G + 3}`);
-    rowPointers(f, 4 * G, l);
+    rowPointers(f, 4 * G, l, pairs);
     f.get("panel").i32(16 * G).op("i32.add").set("pp");
     f.get("p0").i32(s.nb * stride).op("i32.add").set("pend");
     f.loop(`panel_rows${4 * G}`);

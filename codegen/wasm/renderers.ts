@@ -75,7 +75,10 @@ export interface WasmWeight {
    * `linear.ts` `interleaveRows` gives a matrix that only linear and embed nodes read.
    */
   interleave: number;
-  /** Q6_K only linear and embed nodes read: its super-blocks are packed (`q6k_pack.ts`). */
+  /**
+   * Only linear and embed nodes read it and it has a layout repacked at load
+   * (`blocks.ts` `hasPackedLayout`): Q6_K (`q6k_pack.ts`), Q4_K in pairs (`q4k_pairs.ts`).
+   */
   packed?: boolean;
 }
 

@@ -90,6 +90,21 @@ export function f16Lanes(
     else f.get("_h4");
     f.memLane("v128.load16_lane", o, i, { memory, align: 0 }).set("_h4");
   });
+  f16HalvesToF32(f, dst, fp16);
+}
+
+/**
+ * Sets the f32x4 local `dst` to the f16 values in the 4 low 16-bit lanes of the v128 local
+ * `_h4` (the arithmetic of {@linkcode f16Lanes}, which loads them lane by lane; a caller may
+ * load them in one `v128.load64_zero` when they are adjacent). Uses `_h4` and `_m4`
+ * (declared on first use).
+ *
+ * @param f The function.
+ * @param dst The f32x4 local.
+ * @param fp16 Through the FP16 proposal's `f32x4.promote_low_f16x8`.
+ */
+export function f16HalvesToF32(f: WasmFunc, dst: string, fp16 = false): void {
+  for (const l of ["_h4", "_m4"]) if (!f.has(l)) f.local(l, "v128");
   if (fp16) {
     f.get("_h4").op("f32x4.promote_low_f16x8").set(dst);
     return;

@@ -24,7 +24,7 @@
  */
 import { WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { addScaled, type BlockCtx, type BlockEmitter, f16Vectors, need } from "./block_code.ts";
-import { lanes32, scaledDotI8, splatLane } from "./snippets.ts";
+import { f16HalvesToF32, lanes32, scaledDotI8, splatLane } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 import { pushPackedVector, q6kPartOffset } from "./q6k_pack.ts";
 
@@ -140,6 +140,11 @@ interface KSpec {
   offsets(k: BlockCtx, a: number, c: number): void;
   /** Extra i32x4 constants (local name → lanes) set at entry. */
   consts?: Record<string, [number, number, number, number]>;
+  /**
+   * Sets the f32x4 locals `dsv{g}` with the R rows' d (and dmin) in the lanes
+   * {@linkcode scaleLane} gives (default {@linkcode rowScales}: f16 at `scales`' offsets).
+   */
+  rowScales?(k: BlockCtx): void;
 }
 
 /** `isum -= (Σ_j sc_j · bsum16_j) << shift`, sc{a} holding 16 signed i8 scales. */
@@ -188,6 +193,34 @@ export function unpackScaleMin(f: WasmFunc, dst: string, o: number, addr = "pw")
   f.comment("| [u0, u0, u1, u1] >> 2 & [0, 30.., 0, 30..]");
   f.get("tmp").get("tmp").shuffle(lanes32([0, 0, 1, 1])).i32(2).op("i32x4.shr_u");
   f.get("k_hi").op("v128.and").op("v128.or").set(dst);
+}
+
+/**
+ * Scale unpacking of a repacked Q4_K row pair (`q4k_pairs.ts`) at `addr + o` (row 0's block,
+ * weight memory) into the v128 locals `dst0` and `dst1` (sc0..7 in bytes 0..7, m0..7 in bytes
+ * 8..15 of each row): `dst0 = P & 0x3f`; `dst1 = ((x | x << 4) & 0x0f) | (P >> 2 & 0x30)`, x the
+ * 8 bytes of Q widened to 16-bit lanes. 9 operations for both rows (uses the locals `tmp`,
+ * `qh`, `c3f`, `c0f`, `c30`).
+ *
+ * @param f The function.
+ * @param dst0 The v128 local row 0's scales go to.
+ * @param dst1 The v128 local row 1's scales go to.
+ * @param o Byte offset of the pair's super-block from `addr`.
+ * @param addr The i32 local holding the address.
+ */
+export function unpackPairScales(
+  f: WasmFunc,
+  dst0: string,
+  dst1: string,
+  o: number,
+  addr = "pw",
+): void {
+  f.comment("row pair's scales (q4k_pairs.ts): P & 3f; Q nibbles | (P >> 6) << 4");
+  f.get(addr).wmem("v128.load", o + 144, { align: 0 }).set("tmp");
+  f.get("tmp").get("c3f").op("v128.and").set(dst0);
+  f.get(addr).wmem("v128.load8x8_u", o + 8, { align: 0 }).set("qh");
+  f.get("qh").get("qh").i32(4).op("i16x8.shl").op("v128.or").get("c0f").op("v128.and");
+  f.get("tmp").i32(2).op("i16x8.shr_u").get("c30").op("v128.and").op("v128.or").set(dst1);
 }
 
 /**
@@ -281,6 +314,29 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
   consts: SCALE_MIN_CONSTS,
   hi16: name === "Q4_K",
 });
+
+/**
+ * Q4_K repacked in row pairs at load (`q4k_pairs.ts`): R even, rows a and a + 1 one pair.
+ * The pair's four f16 scales are one 8-byte load, its 16 six-bit scales and mins one
+ * {@linkcode unpackPairScales}; the quants are where ggml stores them.
+ */
+const Q4_K_PAIRS_DEF: KSpec = {
+  ...Q4K_LIKE("Q4_K"),
+  prologue(k, a, o) {
+    const f = k.f;
+    if (k.R % 2) throw new RangeError(`Q4_K pairs: ${k.R} rows per register block, not even`);
+    if (a % 2 === 0) unpackPairScales(f, `sc${a}`, `sc${a + 1}`, o);
+    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
+  },
+  rowScales(k) {
+    for (let a = 0; a < k.R; a += 2) {
+      need(k.f, `dsv${a >> 1}`, "v128"), need(k.f, "_h4", "v128");
+      k.f.comment(`rows ${a}, ${a + 1}: f16 d, dmin, d, dmin at byte ${a * k.rowBytes}`);
+      k.f.get("pw").wmem("v128.load64_zero", a * k.rowBytes, { align: 0 }).set("_h4");
+      f16HalvesToF32(k.f, `dsv${a >> 1}`, k.fp16);
+    }
+  },
+};
 
 const Q6_K_DEF: KSpec = {
   name: "Q6_K",
@@ -505,7 +561,8 @@ function kType(spec: KSpec): BlockEmitter {
     },
     block(k) {
       const { f, R, C } = k;
-      rowScales(k, spec.scales);
+      if (spec.rowScales) spec.rowScales(k);
+      else rowScales(k, spec.scales);
       for (let a = 0; a < R; a++) {
         f.comment(`row ${a}: super-block scales`);
         spec.prologue(k, a, a * k.rowBytes);
@@ -574,5 +631,7 @@ export const Q4_K: BlockEmitter = kType(Q4K_LIKE("Q4_K"));
 export const Q5_K: BlockEmitter = kType(Q4K_LIKE("Q5_K"));
 /** Q6_K: 6-bit quants (ql nibble + 2 qh bits), 8-bit signed scale per 16. */
 export const Q6_K: BlockEmitter = kType(Q6_K_DEF);
+/** Q4_K repacked in row pairs at load (`q4k_pairs.ts`): both rows' scales in 9 operations. */
+export const Q4_K_PAIRS: BlockEmitter = kType(Q4_K_PAIRS_DEF);
 /** Q6_K with its quants packed at load (`q6k_pack.ts`): 3 vectors per 4 decoded. */
 export const Q6_K_PACKED: BlockEmitter = kType(Q6_K_PACKED_DEF);
