@@ -79,7 +79,8 @@ function scalePairs(f: WasmFunc, a: number, h: number, half: number): void {
  * cache, Q3_K 29 %): they are not bound by vector instructions alone.
  *
  * @param f The function.
- * @param pairs Per sub-block, its `[x, w]` vector locals.
+ * @param pairs Per sub-block, its `[x, w]` vectors: x pushed by a function (a local, or a load
+ *   where it is used), w a local.
  * @param isum The i32x4 local the scaled sums are added to.
  * @param scalePair Pushes the i16x8 scales.
  * @param hi16 The second sub-block's quants are × 16 (`KSpec.hi16`): its sums are shifted
@@ -87,14 +88,15 @@ function scalePairs(f: WasmFunc, a: number, h: number, half: number): void {
  */
 function pairedDots(
   f: WasmFunc,
-  pairs: [[string, string][], [string, string][]],
+  pairs: [[() => void, string][], [() => void, string][]],
   isum: string,
   scalePair: () => void,
   hi16 = false,
 ): void {
   pairs.forEach((sub, i) => {
     sub.forEach(([x, w], u) => {
-      f.get(x).get(w);
+      x();
+      f.get(w);
       if (u === 0) f.zeroV128();
       else f.get(`dq${i}`);
       f.op("i32x4.relaxed_dot_i8x16_i7x16_add_s").set(`dq${i}`);
@@ -578,42 +580,65 @@ function kType(spec: KSpec): BlockEmitter {
       // Per 16: the 8 pairs are set as the dots first need them (fewer live vectors to spill).
       const paired = new Set<string>(); // `${a}_${q >> 1}`: sp{a}_q set in this block
       for (let p = 0; p < spec.parts; p++) {
-        for (let a = 0; a < R; a++) spec.decode(k, a, a * k.rowBytes, p);
-        for (let c = 0; c < C; c++) {
+        // Fewer live vectors (V8 spilled them): one row of 4 vectors per part loads its x where
+        // each dot product uses it (Q6_K matvec 1.05-1.10x), and a matvec of several rows
+        // decodes and multiplies one row at a time, the x vectors loaded once (Q4_K pairs
+        // 1.06x). Q2_K and Q3_K parts are 2 vectors: their x stay loaded up front.
+        const inline = R === 1 && C === 1 && k.dotU8 && spec.vecs === 4;
+        const x = (c: number, i: number) => () => {
+          if (inline) f.get("px").mem("v128.load", c * k.stride + xOff(p, i));
+          else f.get(`x${c}_${i}`);
+        };
+        const loadX = (c: number) => {
+          if (inline) return;
           for (let i = 0; i < spec.vecs; i++) {
             f.get("px").mem("v128.load", c * k.stride + xOff(p, i)).set(`x${c}_${i}`);
           }
-          for (let a = 0; a < R; a++) {
-            const isum = `isum${a}_${c}`;
-            const step = spec.sub / 16; // vectors per sub-block
-            if (k.dotU8) {
-              for (let v = 0; v < spec.vecs; v += 2 * step) {
-                const j = Math.floor(xOff(p, v) / spec.sub);
-                if (j % 2 || Math.floor(xOff(p, v + step) / spec.sub) !== j + 1) {
-                  throw new Error(`${spec.name}: sub-blocks ${j}, ${j + 1} are not a pair`);
-                }
-                const sub = (v0: number): [string, string][] =>
-                  Array.from({ length: step }, (_, u) => [`x${c}_${v0 + u}`, `w${a}_${v0 + u}`]);
-                const q = j >> 1;
-                if (spec.sub === 16 && !paired.has(`${a}_${q >> 1}`)) {
-                  paired.add(`${a}_${q >> 1}`);
-                  spec.scales16(f, a, q >> 2);
-                  scalePairs(f, a, q >> 2, (q >> 1) & 1);
-                }
-                const sp = () => f.get(`sp${a}_${q}`);
-                pairedDots(f, [sub(v), sub(v + step)], isum, sp, spec.hi16);
-              }
-              continue;
-            }
-            for (let v = 0; v < spec.vecs; v += step) {
+        };
+        /** Row a's dot products with token c's part p, added into isum{a}_{c}. */
+        const dots = (a: number, c: number) => {
+          const isum = `isum${a}_${c}`;
+          const step = spec.sub / 16; // vectors per sub-block
+          if (k.dotU8) {
+            for (let v = 0; v < spec.vecs; v += 2 * step) {
               const j = Math.floor(xOff(p, v) / spec.sub);
-              const pairs: [string, string][] = [];
-              for (let u = 0; u < step; u++) pairs.push([`x${c}_${v + u}`, `w${a}_${v + u}`]);
-              f.get(isum);
-              scaledDotI8(f, pairs, () => spec.scale(f, a, j, a * k.rowBytes), k.relaxed);
-              f.op("i32x4.add").set(isum);
+              if (j % 2 || Math.floor(xOff(p, v + step) / spec.sub) !== j + 1) {
+                throw new Error(`${spec.name}: sub-blocks ${j}, ${j + 1} are not a pair`);
+              }
+              const sub = (v0: number): [() => void, string][] =>
+                Array.from({ length: step }, (_, u) => [x(c, v0 + u), `w${a}_${v0 + u}`]);
+              const q = j >> 1;
+              if (spec.sub === 16 && !paired.has(`${a}_${q >> 1}`)) {
+                paired.add(`${a}_${q >> 1}`);
+                spec.scales16(f, a, q >> 2);
+                scalePairs(f, a, q >> 2, (q >> 1) & 1);
+              }
+              const sp = () => f.get(`sp${a}_${q}`);
+              pairedDots(f, [sub(v), sub(v + step)], isum, sp, spec.hi16);
             }
+            return;
           }
+          for (let v = 0; v < spec.vecs; v += step) {
+            const j = Math.floor(xOff(p, v) / spec.sub);
+            const pairs: [string, string][] = [];
+            for (let u = 0; u < step; u++) pairs.push([`x${c}_${v + u}`, `w${a}_${v + u}`]);
+            f.get(isum);
+            scaledDotI8(f, pairs, () => spec.scale(f, a, j, a * k.rowBytes), k.relaxed);
+            f.op("i32x4.add").set(isum);
+          }
+        };
+        if (C === 1) {
+          for (let a = 0; a < R; a++) {
+            spec.decode(k, a, a * k.rowBytes, p);
+            if (a === 0) loadX(0);
+            dots(a, 0);
+          }
+          continue;
+        }
+        for (let a = 0; a < R; a++) spec.decode(k, a, a * k.rowBytes, p);
+        for (let c = 0; c < C; c++) {
+          loadX(c);
+          for (let a = 0; a < R; a++) dots(a, c);
         }
       }
       scaleAndAdd(k, spec);
