@@ -55,9 +55,9 @@ const unpack32 = (hi: number) =>
  * Sets `sp{a}_{4h + q}` = `[s_j × 4, s_{j+1} × 4]` (i16x8, j = 8h + 2q) for q = 2·half and
  * 2·half + 1 from the i16x8 of scales 8h .. 8h + 7 on the stack: one interleave of 16-bit
  * lanes, then two of 32-bit lanes (x86 `punpck*`), 1.5 shuffles per pair of sub-blocks.
- * Q4_K/Q5_K set their 4 pairs with the super-block's scales; the types with 16 sub-blocks
- * set each half just before its dot products, so fewer of their 8 pairs are live at once
- * (V8 spilled them to the stack): Q2_K matvec +8 %, Q3_K +3.5 %, Q6_K +0-1.5 %.
+ * Each half is set just before its dot products, so fewer of the pairs are live at once (V8
+ * spilled them to the stack): Q2_K matvec +8 %, Q3_K +3.5 %, Q6_K +0-1.5 % (16 sub-blocks, 8
+ * pairs); Q4_K pairs +3 %, Q5_K +2.5 % (8 sub-blocks, 4 pairs, set in the prologue before).
  */
 function scalePairs(f: WasmFunc, a: number, h: number, half: number): void {
   f.set("s16");
@@ -568,16 +568,9 @@ function kType(spec: KSpec): BlockEmitter {
       for (let a = 0; a < R; a++) {
         f.comment(`row ${a}: super-block scales`);
         spec.prologue(k, a, a * k.rowBytes);
-        if (k.dotU8 && spec.sub === 32) {
-          f.comment(`row ${a}: sp${a}_q = [s_2q × 4, s_2q+1 × 4], the scales of sub-block pairs`);
-          for (const half of [0, 1]) {
-            spec.scales16(f, a, 0);
-            scalePairs(f, a, 0, half);
-          }
-        }
         for (let c = 0; c < C; c++) f.zeroV128().set(`isum${a}_${c}`);
       }
-      // Per 16: the 8 pairs are set as the dots first need them (fewer live vectors to spill).
+      // The scale pairs are set as the dots first need them (fewer live vectors to spill).
       const paired = new Set<string>(); // `${a}_${q >> 1}`: sp{a}_q set in this block
       for (let p = 0; p < spec.parts; p++) {
         // Fewer live vectors (V8 spilled them): one row of 4 vectors per part loads its x where
@@ -608,7 +601,7 @@ function kType(spec: KSpec): BlockEmitter {
               const sub = (v0: number): [() => void, string][] =>
                 Array.from({ length: step }, (_, u) => [x(c, v0 + u), `w${a}_${v0 + u}`]);
               const q = j >> 1;
-              if (spec.sub === 16 && !paired.has(`${a}_${q >> 1}`)) {
+              if (!paired.has(`${a}_${q >> 1}`)) {
                 paired.add(`${a}_${q >> 1}`);
                 spec.scales16(f, a, q >> 2);
                 scalePairs(f, a, q >> 2, (q >> 1) & 1);
