@@ -37,7 +37,6 @@ const CONSTS: Record<string, number> = {
   c10: 0x10,
   c30: 0x30,
   c3f: 0x3f,
-  cf0: 0xf0,
 };
 
 /** Shuffle lanes broadcasting i16 lane j of one operand to all 8 lanes. */
@@ -276,7 +275,7 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
   prologue(k, a, o) {
     const f = k.f;
     unpackScaleMin(f, `sc${a}`, o);
-    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
+    if (!k.dotU8) f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
     if (name === "Q5_K") {
       f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_0`);
       f.get("pw").wmem("v128.load", o + 32).set(`qh${a}_1`);
@@ -291,8 +290,8 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
     if (name === "Q4_K" && k.dotU8) {
       // KSpec.hi16: 16 × the high nibbles, the u8 operand; pairedDots divides their sums by 16.
-      f.get(`w${a}_2`).get("cf0").op("v128.and").set(`w${a}_2`);
-      f.get(`w${a}_3`).get("cf0").op("v128.and").set(`w${a}_3`);
+      f.get(`w${a}_2`).get("c0f").op("v128.andnot").set(`w${a}_2`);
+      f.get(`w${a}_3`).get("c0f").op("v128.andnot").set(`w${a}_3`);
     } else {
       f.get(`w${a}_2`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_2`);
       f.get(`w${a}_3`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_3`);
@@ -310,7 +309,7 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
     f.get(`sc16${a}_0`).get(`sc16${a}_0`).shuffle(splat16(j));
   },
   scales16(f, a) {
-    f.get(`sc16${a}_0`);
+    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u"); // where used: one vector less to keep
   },
   offsets: minsPer32,
   consts: SCALE_MIN_CONSTS,
@@ -328,7 +327,7 @@ const Q4_K_PAIRS_DEF: KSpec = {
     const f = k.f;
     if (k.R % 2) throw new RangeError(`Q4_K pairs: ${k.R} rows per register block, not even`);
     if (a % 2 === 0) unpackPairScales(f, `sc${a}`, `sc${a + 1}`, o);
-    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
+    if (!k.dotU8) f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
   },
   rowScales(k) {
     for (let a = 0; a < k.R; a += 2) {
