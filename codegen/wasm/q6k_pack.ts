@@ -118,21 +118,18 @@ export function q6kQuants(
   return q;
 }
 
-/** The i8x16 splat constants {@linkcode pushPackedVector} reads, by local name. */
-export const PACKED_CONSTS: [string, number][] = [
-  ["c3f", 0x3f],
-  ["c03", 0x03],
-  ["c0c", 0x0c],
-  ["c30", 0x30],
-];
+/** The i8x16 splat constant {@linkcode pushPackedVector} reads, by local name. */
+export const PACKED_CONSTS: [string, number][] = [["c3f", 0x3f]];
 
 /**
  * Emits the push of vector i (0..3) of a packed part as i8x16 quants 0..63: i < 3 the low 6
- * bits of A, B or C; i = 3 `(A >> 6 & 3) | (B >> 4 & 0x0c) | (C >> 2 & 0x30)` (16-bit shifts:
- * the masks drop the bits they carry across bytes). The one decoder of the layout the WASM
- * kernels share (`types_k.ts` matvec and in-register matmul, `linear_panel_q6k.ts`).
+ * bits of A, B or C; i = 3 `(A & ~0x3f) >> 6 | (B & ~0x3f) >> 4 | (C & ~0x3f) >> 2` (16-bit
+ * shifts: the top two bits of each byte, masked first, stay in their byte): one mask for the
+ * four vectors (masking after the shifts took four, at the same speed). The one decoder of
+ * the layout the WASM kernels share (`types_k.ts` matvec and in-register matmul,
+ * `linear_panel_q6k.ts`).
  *
- * @param f The function (with the v128 locals of {@linkcode PACKED_CONSTS} set).
+ * @param f The function (with the v128 local of {@linkcode PACKED_CONSTS} set).
  * @param i The vector.
  * @param part Pushes A (k = 0), B (1) or C (2) of the part: a load, or a local loaded once.
  */
@@ -142,9 +139,9 @@ export function pushPackedVector(f: WasmFunc, i: number, part: (k: number) => vo
     f.get("c3f").op("v128.and");
     return;
   }
-  for (const [k, shift, mask] of [[0, 6, "c03"], [1, 4, "c0c"], [2, 2, "c30"]] as const) {
+  for (const [k, shift] of [[0, 6], [1, 4], [2, 2]] as const) {
     part(k);
-    f.i32(shift).op("i16x8.shr_u").get(mask).op("v128.and");
+    f.get("c3f").op("v128.andnot").i32(shift).op("i16x8.shr_u");
     if (k) f.op("v128.or");
   }
 }

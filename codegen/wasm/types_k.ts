@@ -33,7 +33,6 @@ const CONSTS: Record<string, number> = {
   c0f: 0x0f,
   c03: 0x03,
   c04: 0x04,
-  c0c: 0x0c, // c03, c0c, c30, c3f: the packed Q6_K decoder's (q6k_pack.ts PACKED_CONSTS)
   c10: 0x10,
   c30: 0x30,
   c3f: 0x3f,
