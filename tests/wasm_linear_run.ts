@@ -1,13 +1,15 @@
 /**
  * Runs one generated matrix-product kernel (codegen/wasm/linear.ts) on random ggml blocks,
- * for the tests that compare a kernel on rearranged weights (interleaved rows, packed Q6_K)
- * with the kernel on the stored bytes.
+ * for the tests that compare a kernel on rearranged weights (interleaved rows, packed Q6_K,
+ * repacked Q4_K pairs) with the kernel on the stored bytes; and the checks the repacked
+ * layouts' tests share.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { rowBytes, WEIGHT_TYPES } from "../codegen/wasm/blocks.ts";
-import { emitLinear, type LinearSpec } from "../codegen/wasm/linear.ts";
+import { rowBytes, WEIGHT_TYPES, type WeightTypeName } from "../codegen/wasm/blocks.ts";
+import { embedKernel } from "../codegen/wasm/embed.ts";
+import { emitLinear, linearName, type LinearSpec, panelSupported } from "../codegen/wasm/linear.ts";
 import { panelScratchBytes } from "../codegen/wasm/linear_panel.ts";
 import { buildKernelModule } from "../codegen/wasm/module.ts";
 import { quantizeKernel } from "../codegen/wasm/quantize.ts";
@@ -59,4 +61,85 @@ export function runLinearKernel(
   }
   assert.ok(PO + panelScratchBytes(K) <= memory.buffer.byteLength);
   return f32.slice(YO / 4, YO / 4 + n * M);
+}
+
+/**
+ * Asserts that the repacked (`packed`) form of a spec's kernels gives the same bits on
+ * repacked weights as the kernels of the layout it is repacked from, for a matvec, an
+ * in-register matmul of 3 tokens and (where the spec has one) a panel matmul of 9, the rows
+ * split into calls at `splits`; and, as the negative control, that the repacked kernels on
+ * weights left unpacked differ.
+ *
+ * @param base The spec without `kind` and `packed` (type, M, K, features, interleave).
+ * @param splits Row boundaries between calls.
+ * @param prepare Lays out the weights as the kernels read them (`pack`: repacked).
+ */
+export function assertPackedKernels(
+  base: Omit<LinearSpec, "kind" | "packed">,
+  splits: number[],
+  prepare: (u8: Uint8Array, at: number, rowBytes: number, pack: boolean) => void,
+): void {
+  const cases: [LinearSpec["kind"], number, boolean][] = [
+    ["matvec", 1, false],
+    ["matmul", 3, false],
+    ["matmul", 9, true],
+  ];
+  for (const [kind, n, panel] of cases) {
+    const s: LinearSpec = { ...base, kind, panel };
+    if (panel && !panelSupported(s)) continue;
+    const run = (spec: LinearSpec, pack: boolean) =>
+      runLinearKernel(spec, n, splits, (u8, at, rb) => prepare(u8, at, rb, pack));
+    const want = run(s, false);
+    const name = linearName({ ...s, packed: true });
+    assert.deepEqual(run({ ...s, packed: true }, true), want, name);
+    assert.ok(/_p(_|$)/.test(name), name);
+    assert.ok(want.every(Number.isFinite), name);
+    assert.notDeepEqual(run({ ...s, packed: true }, false), want, `${name} on unpacked weights`);
+  }
+}
+
+/**
+ * Asserts that a repacked table's embedding lookup (`embed.ts`, `packed`) gives the rows of
+ * the lookup of the layout it is repacked from, for the given tokens; and, as the negative
+ * control, that on the table left unpacked it differs.
+ *
+ * @param type The table's type.
+ * @param D Row length.
+ * @param V Rows.
+ * @param interleave Rows per interleaved group.
+ * @param tokens The rows to look up.
+ * @param prepare Lays out the table at `at` as the lookups read it (`pack`: repacked).
+ * @returns The packed lookup's name.
+ */
+export function assertPackedLookup(
+  type: WeightTypeName,
+  D: number,
+  V: number,
+  interleave: number,
+  tokens: number[],
+  prepare: (u8: Uint8Array, at: number, pack: boolean) => void,
+): string {
+  const unit = interleave > 1 ? WEIGHT_TYPES[type].blockBytes : 0;
+  const memory = new WebAssembly.Memory({ initial: 4 });
+  const plain = embedKernel(type, D, 0, interleave, unit);
+  const packed = embedKernel(type, D, 0, interleave, unit, true);
+  const mod = buildKernelModule([plain, packed], { minPages: 4 });
+  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
+    .exports as unknown as Record<string, (...args: number[]) => number>;
+  const u8 = new Uint8Array(memory.buffer), T = 65536, Y = 2 * 65536;
+  const b = randomBlocks(type, V, D, rng(V * 31 + D));
+  u8.set(b, 0);
+  u8.set(b, T);
+  prepare(u8, 0, false);
+  prepare(u8, T, true);
+  const f32 = new Float32Array(memory.buffer);
+  for (const tok of tokens) {
+    e[plain.name](0, tok, Y);
+    const want = f32.slice(Y / 4, Y / 4 + D);
+    e[packed.name](T, tok, Y);
+    assert.deepEqual(f32.slice(Y / 4, Y / 4 + D), want, `token ${tok}`);
+    e[packed.name](0, tok, Y);
+    assert.notDeepEqual(f32.slice(Y / 4, Y / 4 + D), want, `token ${tok} (unpacked table)`);
+  }
+  return packed.name;
 }

@@ -8,17 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { randomBlocks, rng } from "../../tests/ggml_blocks.ts";
-import { runLinearKernel } from "../../tests/wasm_linear_run.ts";
+import { assertPackedKernels, assertPackedLookup } from "../../tests/wasm_linear_run.ts";
 import { dequantizeRowQ4_K } from "../../formats/quant/kquants.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
 import { embedKernel } from "./embed.ts";
 import { interleaveRowsInPlace } from "./interleave.ts";
-import { emitLinear, linearName, type LinearSpec, panelSupported } from "./linear.ts";
-import { buildKernelModule } from "./module.ts";
+import { emitLinear } from "./linear.ts";
 import { packQ4KPairsInPlace, Q4K_PAIR_BYTES, q4kPairD, q4kPairScales } from "./q4k_pairs.ts";
-
-/** The exported kernels, called with byte offsets and counts. */
-type Kernels = Record<string, (...args: number[]) => number>;
 
 Deno.test("packQ4KPairsInPlace() keeps every scale, min, d and quant of each row pair", () => {
   const groups = 6;
@@ -57,32 +53,12 @@ Deno.test("packQ4KPairsInPlace() keeps every scale, min, d and quant of each row
 const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
 const dotU8 = relaxed && relaxedDotU8();
 
-/** Runs `s` over `n` tokens on random interleaved Q4_K rows; repacks them when `pack`. */
-const runLinear = (s: LinearSpec, n: number, splits: number[], pack: boolean) =>
-  runLinearKernel(s, n, splits, (u8, at, rb) => {
-    interleaveRowsInPlace(u8, at, s.M, rb, 144, 2);
-    if (pack) packQ4KPairsInPlace(u8, at, (s.M * s.K) / 512);
-  });
-
 Deno.test("Q4_K kernels on repacked row pairs give the interleaved ggml blocks' bits", () => {
-  const M = 24, K = 512;
-  const cases: [LinearSpec["kind"], number, boolean][] = [
-    ["matvec", 1, false],
-    ["matmul", 3, false],
-    ["matmul", 9, true],
-  ];
-  for (const [kind, n, panel] of cases) {
-    const s: LinearSpec = { type: "Q4_K", M, K, kind, relaxed, fp16, dotU8, panel, interleave: 2 };
-    if (panel && !panelSupported(s)) continue;
-    const want = runLinear(s, n, [6, 16], false);
-    const got = runLinear({ ...s, packed: true }, n, [6, 16], true);
-    const name = linearName({ ...s, packed: true });
-    assert.deepEqual(got, want, name);
-    assert.ok(name.endsWith("_i2_p") || name.includes("_i2_p_"), name);
-    assert.ok(want.every(Number.isFinite), name);
-    // Negative control: the repacked kernel on the interleaved blocks as ggml stores them.
-    assert.notDeepEqual(runLinear({ ...s, packed: true }, n, [6, 16], false), want, name);
-  }
+  const base = { type: "Q4_K", M: 24, K: 512, relaxed, fp16, dotU8, interleave: 2 } as const;
+  assertPackedKernels(base, [6, 16], (u8, at, rb, pack) => {
+    interleaveRowsInPlace(u8, at, base.M, rb, 144, 2);
+    if (pack) packQ4KPairsInPlace(u8, at, (base.M * base.K) / 512);
+  });
   const one = { type: "Q4_K", M: 8, K: 256, kind: "matvec", packed: true } as const;
   assert.throws(() => emitLinear(one), /packed Q4_K with interleave 1/);
   assert.throws(() => emitLinear({ ...one, interleave: 2, rows: 1 }), /1 rows per register block/);
@@ -90,26 +66,10 @@ Deno.test("Q4_K kernels on repacked row pairs give the interleaved ggml blocks' 
 
 Deno.test("the Q4_K embedding lookup of a repacked table gives the interleaved table's rows", () => {
   const D = 512, V = 6;
-  const memory = new WebAssembly.Memory({ initial: 4 });
-  const plain = embedKernel("Q4_K", D, 0, 2, 144), packed = embedKernel("Q4_K", D, 0, 2, 144, true);
-  assert.equal(packed.name, "embed_q4_k_512_i2_p");
-  const mod = buildKernelModule([plain, packed], { minPages: 4 });
-  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
-    .exports as unknown as Kernels;
-  const b = randomBlocks("Q4_K", V, D, rng(9));
-  interleaveRowsInPlace(b, 0, V, 2 * 144, 144, 2);
-  const u8 = new Uint8Array(memory.buffer), T = 65536, Y = 2 * 65536;
-  u8.set(b, 0);
-  u8.set(b, T);
-  packQ4KPairsInPlace(u8, T, (V * D) / 512);
-  const f32 = new Float32Array(memory.buffer);
-  for (const tok of [0, 1, 4, V - 1]) {
-    e[plain.name](0, tok, Y);
-    const want = f32.slice(Y / 4, Y / 4 + D);
-    e[packed.name](T, tok, Y);
-    assert.deepEqual(f32.slice(Y / 4, Y / 4 + D), want, `token ${tok}`);
-    e[packed.name](0, tok, Y); // negative control: the repacked lookup on the stored bytes
-    assert.notDeepEqual(f32.slice(Y / 4, Y / 4 + D), want, `token ${tok} (stored bytes)`);
-  }
+  const name = assertPackedLookup("Q4_K", D, V, 2, [0, 1, 4, V - 1], (u8, at, pack) => {
+    interleaveRowsInPlace(u8, at, V, 2 * 144, 144, 2);
+    if (pack) packQ4KPairsInPlace(u8, at, (V * D) / 512);
+  });
+  assert.equal(name, "embed_q4_k_512_i2_p");
   assert.throws(() => embedKernel("Q4_K", 256, 0, 1, 0, true), /packed Q4_K with interleave 1/);
 });

@@ -6,16 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { randomBlocks, rng } from "../../tests/ggml_blocks.ts";
-import { runLinearKernel } from "../../tests/wasm_linear_run.ts";
+import { assertPackedKernels, assertPackedLookup } from "../../tests/wasm_linear_run.ts";
 import { dequantizeRowQ6_K } from "../../formats/quant/kquants.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
-import { embedKernel } from "./embed.ts";
-import { emitLinear, linearName, type LinearSpec, panelSupported } from "./linear.ts";
-import { buildKernelModule } from "./module.ts";
+import { emitLinear } from "./linear.ts";
 import { packQ6KInPlace, Q6K_BLOCK_BYTES, q6kQuants } from "./q6k_pack.ts";
-
-/** The exported kernels, called with byte offsets and counts. */
-type Kernels = Record<string, (...args: number[]) => number>;
 
 Deno.test("packQ6KInPlace() keeps every quant, scale and d of each super-block", () => {
   const blocks = 12;
@@ -52,31 +47,11 @@ Deno.test("packQ6KInPlace() keeps every quant, scale and d of each super-block",
 const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
 const dotU8 = relaxed && relaxedDotU8();
 
-/** Runs `s` over `n` tokens on random Q6_K rows split at `splits`; packs them when `pack`. */
-const runLinear = (s: LinearSpec, n: number, splits: number[], pack: boolean) =>
-  runLinearKernel(s, n, splits, (u8, at) => {
-    if (pack) packQ6KInPlace(u8, at, (s.M * s.K) / 256);
-  });
-
 Deno.test("Q6_K kernels on packed super-blocks give the stored layout's bits", () => {
-  const M = 24, K = 512;
-  const cases: [LinearSpec["kind"], number, boolean][] = [
-    ["matvec", 1, false],
-    ["matmul", 3, false],
-    ["matmul", 9, true],
-  ];
-  for (const [kind, n, panel] of cases) {
-    const s: LinearSpec = { type: "Q6_K", M, K, kind, relaxed, fp16, dotU8, panel };
-    if (panel && !panelSupported(s)) continue;
-    const want = runLinear(s, n, [5, 16], false);
-    const got = runLinear({ ...s, packed: true }, n, [5, 16], true);
-    const name = linearName({ ...s, packed: true });
-    assert.deepEqual(got, want, name);
-    assert.ok(name.includes("_p"), name);
-    assert.ok(want.every(Number.isFinite), name);
-    // Negative control: the packed kernel on the bytes as ggml stores them.
-    assert.notDeepEqual(runLinear({ ...s, packed: true }, n, [5, 16], false), want, name);
-  }
+  const base = { type: "Q6_K", M: 24, K: 512, relaxed, fp16, dotU8 } as const;
+  assertPackedKernels(base, [5, 16], (u8, at, _rb, pack) => {
+    if (pack) packQ6KInPlace(u8, at, (base.M * base.K) / 256);
+  });
   assert.throws(
     () => emitLinear({ type: "Q4_K", M: 8, K: 256, kind: "matvec", packed: true }),
     /packed Q4_K with interleave 1/,
@@ -85,25 +60,8 @@ Deno.test("Q6_K kernels on packed super-blocks give the stored layout's bits", (
 
 Deno.test("the Q6_K embedding lookup of a packed table gives the stored table's rows", () => {
   const D = 512, V = 6;
-  const memory = new WebAssembly.Memory({ initial: 4 });
-  const plain = embedKernel("Q6_K", D), packed = embedKernel("Q6_K", D, 0, 1, 0, true);
-  assert.equal(packed.name, "embed_q6_k_512_p");
-  const mod = buildKernelModule([plain, packed], { minPages: 4 });
-  const e = new WebAssembly.Instance(new WebAssembly.Module(mod.bytes), { env: { memory } })
-    .exports as unknown as Kernels;
-  const b = randomBlocks("Q6_K", V, D, rng(8));
-  const u8 = new Uint8Array(memory.buffer), T = 65536, Y = 2 * 65536;
-  u8.set(b, 0);
-  u8.set(b, T);
-  packQ6KInPlace(u8, T, (V * D) / 256);
-  const f32 = new Float32Array(memory.buffer);
-  for (const tok of [0, 3, V - 1]) {
-    e[plain.name](0, tok, Y);
-    const want = f32.slice(Y / 4, Y / 4 + D);
-    e[packed.name](T, tok, Y);
-    assert.deepEqual(f32.slice(Y / 4, Y / 4 + D), want, `token ${tok}`);
-    e[packed.name](0, tok, Y); // negative control: the packed lookup on the stored bytes
-    assert.notDeepEqual(f32.slice(Y / 4, Y / 4 + D), want, `token ${tok} (stored bytes)`);
-  }
-  assert.throws(() => embedKernel("Q4_K", 256, 0, 1, 0, true), /packed Q4_K with interleave 1/);
+  const name = assertPackedLookup("Q6_K", D, V, 1, [0, 3, V - 1], (u8, at, pack) => {
+    if (pack) packQ6KInPlace(u8, at, (V * D) / 256);
+  });
+  assert.equal(name, "embed_q6_k_512_p");
 });
