@@ -281,9 +281,10 @@ const MATVEC_BLOCKS: Partial<
  * row length: one pinned core, g110M shapes streamed, GB/s of weights, 8 or 2 → 4 rows: F16
  * 768x2048 28.4 → 34.0, 2048x768 30.2 → 32.0; BF16 768x2048 26.6 → 30.2; Q8_0 768x2048 (2 rows)
  * 25.4-28.2 → 27.6-30.6, 32768x768 28.6 → 31.2; F32 even, 35-36), 2 for Q4_K (its row pairs
- * share the activation loads: 1 row → 2, 1.03-1.05x; 4 rows 0.97x). The other K-quants and the
- * 4- and 5-bit types stay row-major: one row at a time is one stream already, and pairs of Q5_K
- * and Q6_K rows were no faster (0.99-1.01x).
+ * share the activation loads: 1 row → 2, 1.03-1.05x; 4 rows 0.87-0.97x) and Q6_K (once its
+ * matvec decoded one row at a time with the activations loaded once, `types_k.ts`: packed
+ * 32768x768 1.02-1.03x; before, 0.99-1.01x). The other K-quants and the 4- and 5-bit types stay
+ * row-major: one row at a time is one stream already, and Q5_K pairs were no faster.
  */
 const INTERLEAVED: Partial<Record<WeightTypeName, number>> = {
   F32: 4,
@@ -291,6 +292,7 @@ const INTERLEAVED: Partial<Record<WeightTypeName, number>> = {
   BF16: 4,
   Q8_0: 4,
   Q4_K: 2,
+  Q6_K: 2,
 };
 
 /**
@@ -309,7 +311,8 @@ const INTERLEAVED: Partial<Record<WeightTypeName, number>> = {
  * import { interleaveRows } from "./linear.ts";
  * assert.equal(interleaveRows("F16", 2048, 768), 4);
  * assert.equal(interleaveRows("Q4_K", 2048, 768), 2);
- * assert.equal(interleaveRows("Q6_K", 2048, 768), 1); // one row at a time, one stream already
+ * assert.equal(interleaveRows("Q6_K", 2048, 768), 2);
+ * assert.equal(interleaveRows("Q5_K", 2048, 768), 1); // one row at a time, one stream already
  * assert.equal(interleaveRows("F16", 6, 768), 1); // M not a multiple of 4
  * ```
  */

@@ -9,6 +9,7 @@ import { randomBlocks, rng } from "../../tests/ggml_blocks.ts";
 import { assertPackedKernels, assertPackedLookup } from "../../tests/wasm_linear_run.ts";
 import { dequantizeRowQ6_K } from "../../formats/quant/kquants.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_features.ts";
+import { interleaveRowsInPlace } from "./interleave.ts";
 import { emitLinear } from "./linear.ts";
 import { packQ6KInPlace, Q6K_BLOCK_BYTES, q6kQuants } from "./q6k_pack.ts";
 
@@ -48,10 +49,13 @@ const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
 const dotU8 = relaxed && relaxedDotU8();
 
 Deno.test("Q6_K kernels on packed super-blocks give the stored layout's bits", () => {
-  const base = { type: "Q6_K", M: 24, K: 512, relaxed, fp16, dotU8 } as const;
-  assertPackedKernels(base, [5, 16], (u8, at, _rb, pack) => {
-    if (pack) packQ6KInPlace(u8, at, (base.M * base.K) / 256);
-  });
+  for (const interleave of [1, 2]) { // row-major, and in pairs as the engine lays them out
+    const base = { type: "Q6_K", M: 24, K: 512, relaxed, fp16, dotU8, interleave } as const;
+    assertPackedKernels(base, [6, 16], (u8, at, rb, pack) => {
+      interleaveRowsInPlace(u8, at, base.M, rb, Q6K_BLOCK_BYTES, interleave);
+      if (pack) packQ6KInPlace(u8, at, (base.M * base.K) / 256);
+    });
+  }
   assert.throws(
     () => emitLinear({ type: "Q4_K", M: 8, K: 256, kind: "matvec", packed: true }),
     /packed Q4_K with interleave 1/,
@@ -60,8 +64,11 @@ Deno.test("Q6_K kernels on packed super-blocks give the stored layout's bits", (
 
 Deno.test("the Q6_K embedding lookup of a packed table gives the stored table's rows", () => {
   const D = 512, V = 6;
-  const name = assertPackedLookup("Q6_K", D, V, 1, [0, 3, V - 1], (u8, at, pack) => {
-    if (pack) packQ6KInPlace(u8, at, (V * D) / 256);
-  });
-  assert.equal(name, "embed_q6_k_512_p");
+  for (const I of [1, 2]) {
+    const name = assertPackedLookup("Q6_K", D, V, I, [0, 3, V - 1], (u8, at, pack) => {
+      interleaveRowsInPlace(u8, at, V, 2 * Q6K_BLOCK_BYTES, Q6K_BLOCK_BYTES, I);
+      if (pack) packQ6KInPlace(u8, at, (V * D) / 256);
+    });
+    assert.equal(name, I > 1 ? "embed_q6_k_512_i2_p" : "embed_q6_k_512_p");
+  }
 });
