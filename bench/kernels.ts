@@ -9,8 +9,9 @@
  *   quantised as they go, a barrier after each op, started by ONE notify: ms, tok/s, GB/s;
  * - prefill: the 12 × 7 matmuls of 64 and 256 tokens: ms and GFLOP/s.
  * Weights are random blocks (12 copies of one layer), rows interleaved where the engine
- * interleaves them at load (`interleaveRows`: F32/F16/BF16/Q8_0 in fours, Q4_K in pairs) and
- * Q6_K packed (`q6k_pack.ts`), so the kernels are the ones a model runs (`_i4`, `_i2`, `_p`);
+ * interleaves them at load (`interleaveRows`: F32/F16/BF16/Q8_0 in fours, Q4_K and Q6_K in
+ * pairs) and repacked where it repacks them (`hasPackedLayout`: Q4_K pairs, Q6_K), so the
+ * kernels are the ones a model runs (`_i4`, `_i2`, `_p`);
  * every figure is the minimum over repeated runs (the least disturbed by other processes)
  * with the median beside it.
  *
@@ -70,20 +71,46 @@ const LLAMA_CPP: Partial<Record<WeightTypeName, [number, number]>> = {
   Q8_0: [107.0, 210.3],
 };
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    types: { type: "string", default: "Q8_0,Q4_K,Q6_K,F16" },
-    threads: { type: "string", default: "1,2" },
-    reps: { type: "string", default: "7" },
-  },
-});
+const USAGE =
+  "usage: deno task bench:kernels [--types Q8_0,Q4_K,Q6_K,F16] [--threads 1,2] [--reps 7]";
+/** Prints one line and the usage to stderr, and exits 2. */
+function usageError(message: string): never {
+  console.error(`bench:kernels: ${message}\n${USAGE}`);
+  Deno.exit(2);
+}
+const options = {
+  types: { type: "string", default: "Q8_0,Q4_K,Q6_K,F16" },
+  threads: { type: "string", default: "1,2" },
+  reps: { type: "string", default: "7" },
+  help: { type: "boolean", short: "h" },
+} as const;
+const values = (() => {
+  try {
+    return parseArgs({ args: Deno.args, options }).values;
+  } catch (e) {
+    return usageError((e as Error).message);
+  }
+})();
+if (values.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 const types = values.types.split(",") as WeightTypeName[];
 for (const t of types) {
-  if (!WEIGHT_TYPES[t]) throw new RangeError(`--types: unknown type ${t}`);
+  if (!WEIGHT_TYPES[t]) {
+    usageError(`--types: unknown type '${t}' (known: ${Object.keys(WEIGHT_TYPES).join(", ")})`);
+  }
 }
 const threadCounts = values.threads.split(",").map(Number);
+for (const n of threadCounts) {
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    usageError(`--threads: expected integers in 1..64, got '${values.threads}'`);
+  }
+}
 const REPS = Number(values.reps);
+if (!Number.isInteger(REPS) || REPS < 1) {
+  usageError(`--reps: expected an integer >= 1, got '${values.reps}'`);
+}
 const relaxed = relaxedSimdSupported();
 const fp16 = fp16SimdSupported();
 const dotU8 = relaxedDotU8();
