@@ -30,7 +30,7 @@ import { stepIo } from "./step_io.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_features.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
 import { interleaveRowsInMemory } from "./wasm/interleave.ts";
-import { packQ4KPairsInPlace, Q4K_PAIR_BYTES } from "./wasm/q4k_pairs.ts";
+import { packQ4KPairsInPlace, PAIR_UNITS } from "./wasm/q4k_pairs.ts";
 import { interleaveUnit } from "./wasm/linear.ts";
 import { packQ6KInPlace, Q6K_BLOCK_BYTES } from "./wasm/q6k_pack.ts";
 
@@ -291,7 +291,7 @@ export function instantiateWasm(
   }
   // Last, once nothing can fail for want of kernels (`auto` then reads the weights on jit):
   // the matrices the kernels read row-interleaved are rearranged in place (wasm/interleave.ts),
-  // then the packed ones repacked: Q6_K (wasm/q6k_pack.ts), Q4_K's row pairs (q4k_pairs.ts).
+  // then the packed ones repacked: Q6_K (wasm/q6k_pack.ts), Q4_K/Q5_K row pairs (q4k_pairs.ts).
   for (const w of L.weights.values()) {
     const m = w.memory === 0 ? memory : more[w.memory - 1], M = w.shape[0];
     if (w.interleave > 1) {
@@ -300,7 +300,10 @@ export function instantiateWasm(
     if (!w.packed) continue;
     const bytes = buffers[w.memory];
     if (w.type === "Q6_K") packQ6KInPlace(bytes, w.offset, w.bytes / Q6K_BLOCK_BYTES);
-    else packQ4KPairsInPlace(bytes, w.offset, w.bytes / Q4K_PAIR_BYTES);
+    else {
+      const unit = PAIR_UNITS[w.type as keyof typeof PAIR_UNITS];
+      packQ4KPairsInPlace(bytes, w.offset, w.bytes / (2 * unit), unit);
+    }
   }
   // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
   for (const b of plan.decode.buffers.values()) {

@@ -168,7 +168,7 @@ export function actLayout(format: ActFormat, K: number): ActLayout {
 
 /**
  * Whether the kernels have a layout repacked at load for a matrix of this type and
- * interleave (`interleave.ts`): Q6_K (`q6k_pack.ts`), and Q4_K interleaved in pairs
+ * interleave (`interleave.ts`): Q6_K (`q6k_pack.ts`), and Q4_K and Q5_K interleaved in pairs
  * (`q4k_pairs.ts`). The load repacks every such matrix that only the kernels read.
  *
  * @param type The weight type.
@@ -184,7 +184,7 @@ export function actLayout(format: ActFormat, K: number): ActLayout {
  * ```
  */
 export function hasPackedLayout(type: WeightTypeName, interleave: number): boolean {
-  return type === "Q6_K" || (type === "Q4_K" && interleave === 2);
+  return type === "Q6_K" || ((type === "Q4_K" || type === "Q5_K") && interleave === 2);
 }
 
 /**
@@ -205,7 +205,7 @@ export function checkPacked(
 ): void {
   if (packed && !hasPackedLayout(type, interleave)) {
     throw new RangeError(
-      `${what}: packed ${type} with interleave ${interleave}: only Q6_K and Q4_K in pairs`,
+      `${what}: packed ${type} with interleave ${interleave}: only Q6_K, and Q4_K/Q5_K in pairs`,
     );
   }
 }

@@ -27,13 +27,14 @@ function bits(f: WasmFunc, off: number, index: () => void, shift: () => void, ma
 }
 
 /**
- * Sets `sc` and `m` of sub-block i of row `par` of a repacked Q4_K pair (`q4k_pairs.ts`) and
- * `pg` to the pair's super-block (`b - 144 · par`): row 0 `P[i] & 63`, `P[8 + i] & 63`; row 1
- * the nibble k & 1 of `Q[k >> 1]` | `(P[k] >> 6) << 4`, k = i and 8 + i.
+ * Sets `sc` and `m` of sub-block i of row `par` of a repacked Q4_K/Q5_K pair (`q4k_pairs.ts`,
+ * rows of `unit` bytes per super-block) and `pg` to the pair's super-block (`b - unit · par`):
+ * row 0 `P[i] & 63`, `P[8 + i] & 63`; row 1 the nibble k & 1 of `Q[k >> 1]` | `(P[k] >> 6) <<
+ * 4`, k = i and 8 + i (P at `unit`, Q at 8).
  */
-function pairScaleMin(f: WasmFunc): void {
+function pairScaleMin(f: WasmFunc, unit: number): void {
   f.comment("repacked pair (q4k_pairs.ts): pg = its super-block; row par's sc, m");
-  f.get("b").get("par").i32(144).op("i32.mul").op("i32.sub").set("pg");
+  f.get("b").get("par").i32(unit).op("i32.mul").op("i32.sub").set("pg");
   const at = (off: number, index: () => void) => {
     f.get("pg");
     index();
@@ -41,16 +42,16 @@ function pairScaleMin(f: WasmFunc): void {
   };
   const i = () => f.get("i"), half = () => f.get("i").i32(1).op("i32.shr_u");
   f.get("par").if();
-  for (const [q, p, l] of [[8, 144, "sc"], [12, 152, "m"]] as const) {
+  for (const [q, p, l] of [[8, unit, "sc"], [12, unit + 8, "m"]] as const) {
     at(q, half);
     f.get("i").i32(1).op("i32.and").i32(2).op("i32.shl").op("i32.shr_u").i32(15).op("i32.and");
     at(p, i);
     f.i32(6).op("i32.shr_u").i32(4).op("i32.shl").op("i32.or").set(l);
   }
   f.else();
-  at(144, i);
+  at(unit, i);
   f.i32(63).op("i32.and").set("sc");
-  at(152, i);
+  at(unit + 8, i);
   f.i32(63).op("i32.and").set("m");
   f.end();
 }
@@ -128,7 +129,7 @@ export function embedKernel(
     f.get("e").get("token").i32(-I).op("i32.and").i32(rb).op("i32.mul").op("i32.add");
     f.get("token").i32(I - 1).op("i32.and").i32(unit).op("i32.mul").op("i32.add").set("b");
   } else f.get("e").get("token").i32(rb).op("i32.mul").op("i32.add").set("b");
-  const pairs = packed && type === "Q4_K";
+  const pairs = packed && (type === "Q4_K" || type === "Q5_K");
   if (pairs) f.local("par", "i32").local("pg", "i32").get("token").i32(1).op("i32.and").set("par");
   /** Pushes the address of element j of a float row: unit j >> 3 of the row, then j & 7. */
   const elem = (width: number) => {
@@ -285,7 +286,7 @@ export function embedKernel(
         );
         f.get("j").i32(5).op("i32.shr_u").set("i");
         if (pairs) {
-          pairScaleMin(f);
+          pairScaleMin(f, unit);
           f.get("pg").get("par").i32(2).op("i32.shl").op("i32.add").set("pg"); // row's d at pg
         } else {
           f.get("i").i32(4).op("i32.lt_u");

@@ -46,13 +46,14 @@ Deno.test("interleaveRowsInPlace() puts unit j of the I rows of a group side by 
   assert.throws(() => interleaveRowsInPlace(new Uint8Array(64), 0, 6, 8, 4, 4), /multiple/);
 });
 
-Deno.test("interleaveRows() groups 4 rows of the float types and Q8_0, 2 of Q4_K and Q6_K, where M allows", () => {
+Deno.test("interleaveRows() groups 4 rows of the float types and Q8_0, 2 of Q4_K, Q5_K and Q6_K, where M allows", () => {
   assert.equal(interleaveRows("F32", 768, 768), 4);
   assert.equal(interleaveRows("Q8_0", 768, 2048), 4);
   assert.equal(interleaveRows("BF16", 30, 64), 1); // M not a multiple of 4
   assert.equal(interleaveRows("F16", 8, 36), 1); // a partial 8-column block
   assert.equal(interleaveRows("Q6_K", 256, 256), 2);
-  assert.equal(interleaveRows("Q5_K", 256, 256), 1);
+  assert.equal(interleaveRows("Q5_K", 256, 256), 2);
+  assert.equal(interleaveRows("Q3_K", 256, 256), 1);
   assert.equal(interleaveRows("Q4_K", 6, 256), 2);
   const bad = { type: "F16", M: 6, K: 64, kind: "matvec", interleave: 4 } as const;
   assert.throws(() => emitLinear(bad), /interleave 4 needs a power of two dividing M 6/);
@@ -60,7 +61,7 @@ Deno.test("interleaveRows() groups 4 rows of the float types and Q8_0, 2 of Q4_K
 
 const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
 const dotU8 = relaxed && relaxedDotU8();
-const TYPES: WeightTypeName[] = ["F32", "F16", "BF16", "Q8_0", "Q4_K", "Q6_K"];
+const TYPES: WeightTypeName[] = ["F32", "F16", "BF16", "Q8_0", "Q4_K", "Q5_K", "Q6_K"];
 
 /**
  * Runs `spec` over `n` tokens on the rows split at `splits`, on bytes interleaved as the

@@ -34,7 +34,7 @@ import { actLayout, checkPacked, rowBytes, WEIGHT_TYPES, type WeightTypeName } f
 import type { BlockCtx, BlockEmitter } from "./block_code.ts";
 import { hsumF32, keepTouchLive, touchLines } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
-import { Q2_K, Q3_K, Q4_K, Q4_K_PAIRS, Q5_K, Q6_K, Q6_K_PACKED } from "./types_k.ts";
+import { Q2_K, Q3_K, Q4_K, Q4_K_PAIRS, Q5_K, Q5_K_PAIRS, Q6_K, Q6_K_PACKED } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
 import {
   emitPanelMatmul,
@@ -65,6 +65,13 @@ export const EMITTERS: Record<WeightTypeName, BlockEmitter> = {
   Q4_K,
   Q5_K,
   Q6_K,
+};
+
+/** The block code of the layouts repacked at load (`blocks.ts` `hasPackedLayout`). */
+const PACKED_EMITTERS: Partial<Record<WeightTypeName, BlockEmitter>> = {
+  Q4_K: Q4_K_PAIRS,
+  Q5_K: Q5_K_PAIRS,
+  Q6_K: Q6_K_PACKED,
 };
 
 /** One matrix-product kernel to generate. */
@@ -106,8 +113,8 @@ export interface LinearSpec {
   interleave?: number;
   /**
    * W's super-blocks are repacked at load (names get `_p`): Q6_K's quants (`q6k_pack.ts`), or
-   * the scales of Q4_K rows interleaved in pairs (`q4k_pairs.ts`; `interleave` 2, an even
-   * number of rows per register block, r0 and r1 even).
+   * the scales of Q4_K or Q5_K rows interleaved in pairs (`q4k_pairs.ts`; `interleave` 2, an
+   * even number of rows per register block, r0 and r1 even).
    */
   packed?: boolean;
   /** Tokens per register block of a matmul (default per type). */
@@ -166,7 +173,7 @@ const PANELS: Partial<Record<WeightTypeName, PanelEntry>> = {
   Q2_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h, "Q2_K")),
   Q3_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q6kPanelKind(K, h, "Q3_K")),
   Q4_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h, packed) => q4kPanelKind(K, h, false, packed)),
-  Q5_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h) => q4kPanelKind(K, h, true)),
+  Q5_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h, packed) => q4kPanelKind(K, h, true, packed)),
   Q6_K: relaxedPanel(Q4K_PANEL_MIN_TOKENS, (K, h, packed) => q6kPanelKind(K, h, "Q6_K", packed)),
 };
 
@@ -281,10 +288,11 @@ const MATVEC_BLOCKS: Partial<
  * row length: one pinned core, g110M shapes streamed, GB/s of weights, 8 or 2 → 4 rows: F16
  * 768x2048 28.4 → 34.0, 2048x768 30.2 → 32.0; BF16 768x2048 26.6 → 30.2; Q8_0 768x2048 (2 rows)
  * 25.4-28.2 → 27.6-30.6, 32768x768 28.6 → 31.2; F32 even, 35-36), 2 for Q4_K (its row pairs
- * share the activation loads: 1 row → 2, 1.03-1.05x; 4 rows 0.87-0.97x) and Q6_K (once its
- * matvec decoded one row at a time with the activations loaded once, `types_k.ts`: packed
- * 32768x768 1.02-1.03x; before, 0.99-1.01x). The other K-quants and the 4- and 5-bit types stay
- * row-major: one row at a time is one stream already, and Q5_K pairs were no faster.
+ * share the activation loads: 1 row → 2, 1.03-1.05x; 4 rows 0.87-0.97x), Q5_K and Q6_K (once
+ * their matvecs decoded one row at a time with the activations loaded once, `types_k.ts`: Q6_K
+ * packed 32768x768 1.02-1.03x, Q5_K 1.01x, before their pairs' scales were repacked; before
+ * that schedule, 0.99-1.01x). Q2_K, Q3_K and the 4- and 5-bit types stay row-major: one row at
+ * a time is one stream already.
  */
 const INTERLEAVED: Partial<Record<WeightTypeName, number>> = {
   F32: 4,
@@ -292,6 +300,7 @@ const INTERLEAVED: Partial<Record<WeightTypeName, number>> = {
   BF16: 4,
   Q8_0: 4,
   Q4_K: 2,
+  Q5_K: 2,
   Q6_K: 2,
 };
 
@@ -312,7 +321,7 @@ const INTERLEAVED: Partial<Record<WeightTypeName, number>> = {
  * assert.equal(interleaveRows("F16", 2048, 768), 4);
  * assert.equal(interleaveRows("Q4_K", 2048, 768), 2);
  * assert.equal(interleaveRows("Q6_K", 2048, 768), 2);
- * assert.equal(interleaveRows("Q5_K", 2048, 768), 1); // one row at a time, one stream already
+ * assert.equal(interleaveRows("Q3_K", 2048, 768), 1); // one row at a time, one stream already
  * assert.equal(interleaveRows("F16", 6, 768), 1); // M not a multiple of 4
  * ```
  */
@@ -370,7 +379,7 @@ export function linearName(s: LinearSpec): string {
  */
 export function emitLinear(s: LinearSpec): WasmFunc {
   checkPacked("linear", s.type, s.interleave ?? 1, s.packed ?? false);
-  const em = s.packed ? (s.type === "Q6_K" ? Q6_K_PACKED : Q4_K_PAIRS) : EMITTERS[s.type];
+  const em = s.packed ? PACKED_EMITTERS[s.type]! : EMITTERS[s.type];
   const t = WEIGHT_TYPES[s.type];
   const { M, K } = s;
   if (!Number.isInteger(M) || M <= 0) throw new RangeError(`linear: bad M ${M}`);
@@ -548,8 +557,9 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("w").get("r0").i32(rb).op("i32.mul").op("i32.add").set("pt");
     f.get("w").get("r1").i32(rb).op("i32.mul").op("i32.add").set("tend");
   }
-  // A packed Q4_K block reads its rows in pairs: no single-row loop (r0, r1 are even).
-  for (const Rr of s.packed && s.type === "Q4_K" ? [R] : R > 1 ? [R, 1] : [1]) {
+  // A repacked Q4_K/Q5_K block reads its rows in pairs: no single-row loop (r0, r1 are even).
+  const pairs = s.packed && s.type !== "Q6_K";
+  for (const Rr of pairs ? [R] : R > 1 ? [R, 1] : [1]) {
     f.comment(`rows ${Rr} at a time`);
     f.block(`rows${Rr}_done`).loop(`rows${Rr}`);
     f.get("r").i32(Rr).op("i32.add").get("r1").op("i32.gt_u").brIf(`rows${Rr}_done`);

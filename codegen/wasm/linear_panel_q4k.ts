@@ -36,6 +36,7 @@ import {
 } from "./linear_panel_quant.ts";
 import { f16Lanes } from "./snippets.ts";
 import { SCALE_MIN_CONSTS, unpackPairScales, unpackScaleMin } from "./types_k.ts";
+import { PAIR_UNITS } from "./q4k_pairs.ts";
 
 /** Byte offsets in one super-block of the Q4_K panel. */
 const Q = 0, SC = 2048, MINS = SC + 256, D = MINS + 128, DMIN = D + 32;
@@ -56,9 +57,9 @@ export const Q4K_PANEL_MIN_TOKENS = 6;
  * @param K Input features (a multiple of 256).
  * @param fp16 Convert the f16 scales with `f32x4.promote_low_f16x8`.
  * @param five Q5_K instead of Q4_K.
- * @param packed Q4_K rows interleaved in pairs and repacked (`q4k_pairs.ts`).
+ * @param packed Rows interleaved in pairs and repacked (`q4k_pairs.ts`).
  * @returns The kind for `emitPanelMatmul`.
- * @throws {RangeError} when K is not a multiple of 256, or for a packed Q5_K.
+ * @throws {RangeError} when K is not a multiple of 256.
  *
  * @example
  * ```ts
@@ -69,7 +70,6 @@ export const Q4K_PANEL_MIN_TOKENS = 6;
  */
 export function q4kPanelKind(K: number, fp16: boolean, five = false, packed = false): PanelKind {
   const type = five ? "Q5_K" : "Q4_K";
-  if (packed && five) throw new RangeError("q4kPanelKind: packed Q5_K: Q4_K pairs only");
   const { shape, S, base } = quantPanelBase(type, K, Q4K_PANEL_TOKENS, Q4K_PANEL_BLOCK);
   const nb = shape.nb;
   const qs = five ? 48 : 16; // byte offset of qs[128] in a block (Q5_K: after qh[32] at 16)
@@ -124,7 +124,8 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false, packed = fa
         }
         f.comment("sub-block scales and mins of the 4 rows, one row per lane");
         if (packed) {
-          for (const i of [0, 2]) unpackPairScales(f, `sc${i}`, `sc${i + 1}`, 0, `p${i}`);
+          const unit = PAIR_UNITS[type];
+          for (const i of [0, 2]) unpackPairScales(f, `sc${i}`, `sc${i + 1}`, 0, `p${i}`, unit);
         } else for (let i = 0; i < 4; i++) unpackScaleMin(f, `sc${i}`, 0, `p${i}`);
         for (const half of [0, 1]) {
           for (let i = 0; i < 4; i++) {

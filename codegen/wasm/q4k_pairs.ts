@@ -1,8 +1,11 @@
 /**
- * Q4_K super-blocks of row pairs repacked at load for the WASM kernels: the same 288 bytes per
- * super-block of two interleaved rows (`interleave.ts`, Q4_K in groups of 2), their scale
- * bytes rearranged so that the two rows' 16 six-bit scales and mins unpack in 9 vector
- * operations, where ggml's `get_scale_min_k4` layout took 10 per row.
+ * Q4_K and Q5_K super-blocks of row pairs repacked at load for the WASM kernels: the same
+ * bytes per super-block of two interleaved rows (`interleave.ts`, groups of 2; 288 bytes for
+ * Q4_K, 352 for Q5_K), their scale bytes rearranged so that the two rows' 16 six-bit scales
+ * and mins unpack in 9 vector operations, where ggml's `get_scale_min_k4` layout took 10 per
+ * row. Q5_K has the same `d`, `dmin` and `scales[12]` at the start of its 176-byte block, then
+ * `qh[32]` and `qs[128]`; below, `U` is a row's block (144 or 176) and the offsets past 16 of
+ * row 0 are Q4_K's (Q5_K: its `qh`, then `qs`, in the same place of each row).
  *
  * ggml's layout (`block_q4_K`, ggml-common.h): `d`, `dmin` (f16), `scales[12]`, `qs[128]`; the
  * 8 scales `sc_j` and 8 mins `m_j` are 6-bit, j < 4 in the low 6 bits of `scales[j]` and
@@ -12,29 +15,35 @@
  * Repacked, with `v = [sc_0..7, m_0..7]` of row 0 and `w` the same of row 1:
  *
  * ```
- * byte   0: d₀  2: dmin₀  4: d₁  6: dmin₁        (f16: the four scales are one 8-byte load)
- * byte   8: Q[8]   Q[k] = (w[2k] & 15) | (w[2k + 1] & 15) << 4
- * byte  16: qs₀[128]                             (row 0's quants, where they were)
- * byte 144: P[16]  P[j] = v[j] | (w[j] >> 4) << 6
- * byte 160: qs₁[128]                             (row 1's quants, where they were)
+ * byte      0: d₀  2: dmin₀  4: d₁  6: dmin₁     (f16: the four scales are one 8-byte load)
+ * byte      8: Q[8]   Q[k] = (w[2k] & 15) | (w[2k + 1] & 15) << 4
+ * byte     16: qs₀[128]                          (row 0's quants, where they were)
+ * byte      U: P[16]  P[j] = v[j] | (w[j] >> 4) << 6
+ * byte U + 16: qs₁[128]                          (row 1's quants, where they were)
  * ```
  *
- * Unpacking (`types_k.ts` `Q4_K_PAIRS`, the Q4_K panel, the embedding lookup): `v = P & 63`;
+ * Unpacking (`types_k.ts` `Q4_K_PAIRS` and `Q5_K_PAIRS`, the Q4_K/Q5_K panel, the embedding
+ * lookup): `v = P & 63`;
  * `w = ((x | x << 4) & 15) | (P >> 2 & 48)` with `x` = Q widened to 16-bit lanes
  * (`v128.load8x8_u`): lane k of `x | x << 4` holds `Q[k] & 15` in its low byte and `Q[k] >> 4`
- * in its high one. Each row's quants keep their offset from the row's unit (16), so the code
- * that decodes quants does not change; only the scales and the row-1 `d` move.
+ * in its high one. Each row's quants (and Q5_K's `qh`) keep their offset from the row's unit,
+ * so the code that decodes quants does not change; only the scales and the row-1 `d` move.
  *
- * Which matrices: the Q4_K ones only matrix products and the embedding lookup read, which
- * are interleaved in pairs (`emit_wasm.ts` `layoutWasm`). A kernel reads both rows of a pair
+ * Which matrices: the Q4_K and Q5_K ones only matrix products and the embedding lookup read,
+ * which are interleaved in pairs (`emit_wasm.ts` `layoutWasm`). A kernel reads both rows of a pair
  * at once, so its row ranges start and end on even rows (`linear.ts` `LinearSpec.interleave`).
- * Measured, one core, same process, g110M 2048x768 matvec: 1.06-1.12x.
+ * Measured, one core, same process, g110M 2048x768 matvec: Q4_K 1.06-1.12x; Q5_K, against its
+ * row-major matvec (it was not interleaved before), 1.08-1.16x.
  *
  * @module
  */
 
-/** Bytes of one super-block of a row pair: two Q4_K blocks. */
-export const Q4K_PAIR_BYTES = 288;
+/**
+ * The types whose row pairs are repacked, by the bytes of one row's super-block (the `unit`
+ * of their interleave): Q4_K and Q5_K share the `get_scale_min_k4` scales (Q5_K's `qh[32]`
+ * sits between its scales and its quants).
+ */
+export const PAIR_UNITS: Readonly<Record<"Q4_K" | "Q5_K", number>> = { Q4_K: 144, Q5_K: 176 };
 
 /** `get_scale_min_k4` (ggml-quants.c): the 6-bit (scale, min) j of the 12 bytes at `s`. */
 function scaleMin(x: Uint8Array, s: number, j: number): [number, number] {
@@ -46,11 +55,12 @@ function scaleMin(x: Uint8Array, s: number, j: number): [number, number] {
 }
 
 /**
- * Repacks interleaved Q4_K row pairs in place (module doc).
+ * Repacks interleaved Q4_K (or Q5_K) row pairs in place (module doc).
  *
  * @param bytes The memory (or a tensor's bytes).
  * @param offset Byte offset of the first pair's first super-block.
- * @param groups Super-blocks of row pairs ({@linkcode Q4K_PAIR_BYTES} bytes each), contiguous.
+ * @param groups Super-blocks of row pairs (`2 · unit` bytes each), contiguous.
+ * @param unit Bytes of one row's super-block ({@linkcode PAIR_UNITS}; default Q4_K's 144).
  * @throws {RangeError} when the groups do not fit in `bytes`, naming the sizes.
  *
  * @example
@@ -63,38 +73,44 @@ function scaleMin(x: Uint8Array, s: number, j: number): [number, number] {
  * assert.deepEqual([q4kPairScales(pair, 0, 0, true), q4kPairScales(pair, 0, 1, true)], before);
  * ```
  */
-export function packQ4KPairsInPlace(bytes: Uint8Array, offset: number, groups: number): void {
+export function packQ4KPairsInPlace(
+  bytes: Uint8Array,
+  offset: number,
+  groups: number,
+  unit = PAIR_UNITS.Q4_K,
+): void {
   if (
     !Number.isInteger(offset) || !Number.isInteger(groups) || offset < 0 || groups < 0 ||
-    offset + groups * Q4K_PAIR_BYTES > bytes.length
+    offset + groups * 2 * unit > bytes.length
   ) {
     throw new RangeError(
-      `packQ4KPairsInPlace: ${groups} groups of ${Q4K_PAIR_BYTES} bytes at ${offset} do not ` +
+      `packQ4KPairsInPlace: ${groups} groups of ${2 * unit} bytes at ${offset} do not ` +
         `fit ${bytes.length} bytes`,
     );
   }
   const v = new Uint8Array(16), w = new Uint8Array(16);
   for (let g = 0; g < groups; g++) {
-    const at = offset + g * Q4K_PAIR_BYTES;
+    const at = offset + g * 2 * unit;
     for (let j = 0; j < 8; j++) {
       [v[j], v[8 + j]] = scaleMin(bytes, at + 4, j);
-      [w[j], w[8 + j]] = scaleMin(bytes, at + 148, j);
+      [w[j], w[8 + j]] = scaleMin(bytes, at + unit + 4, j);
     }
-    bytes.copyWithin(at + 4, at + 144, at + 148); // d₁, dmin₁
+    bytes.copyWithin(at + 4, at + unit, at + unit + 4); // d₁, dmin₁
     for (let k = 0; k < 8; k++) bytes[at + 8 + k] = (w[2 * k] & 15) | (w[2 * k + 1] & 15) << 4;
-    for (let j = 0; j < 16; j++) bytes[at + 144 + j] = v[j] | (w[j] >> 4) << 6;
+    for (let j = 0; j < 16; j++) bytes[at + unit + j] = v[j] | (w[j] >> 4) << 6;
   }
 }
 
 /**
- * The scales and mins of one row of a Q4_K row pair, as ggml's `get_scale_min_k4` gives
- * them: read from the repacked layout (the module doc's unpacking, written separately from
- * the packer) or from the two ggml blocks.
+ * The scales and mins of one row of a Q4_K (or Q5_K) row pair, as ggml's `get_scale_min_k4`
+ * gives them: read from the repacked layout (the module doc's unpacking, written separately
+ * from the packer) or from the two ggml blocks.
  *
  * @param bytes Bytes holding the pair.
  * @param at Byte offset of the pair's super-block (row 0's block).
  * @param row 0 or 1.
  * @param packed Whether the pair is repacked ({@linkcode packQ4KPairsInPlace}).
+ * @param unit Bytes of one row's super-block ({@linkcode PAIR_UNITS}; default Q4_K's 144).
  * @returns `(16)` values: sc_0..7, then m_0..7.
  */
 export function q4kPairScales(
@@ -102,15 +118,16 @@ export function q4kPairScales(
   at: number,
   row: number,
   packed: boolean,
+  unit = PAIR_UNITS.Q4_K,
 ): number[] {
   const out: number[] = [];
   for (let j = 0; j < 16; j++) {
     if (!packed) {
-      out.push(scaleMin(bytes, at + 144 * row + 4, j & 7)[j >> 3]);
-    } else if (row === 0) out.push(bytes[at + 144 + j] & 63);
+      out.push(scaleMin(bytes, at + unit * row + 4, j & 7)[j >> 3]);
+    } else if (row === 0) out.push(bytes[at + unit + j] & 63);
     else {
       const q = bytes[at + 8 + (j >> 1)];
-      out.push(((j & 1 ? q >> 4 : q) & 15) | (bytes[at + 144 + j] >> 6) << 4);
+      out.push(((j & 1 ? q >> 4 : q) & 15) | (bytes[at + unit + j] >> 6) << 4);
     }
   }
   return out;
@@ -122,6 +139,8 @@ export function q4kPairScales(
  *
  * @param row 0 or 1.
  * @param packed Whether the pair is repacked.
+ * @param unit Bytes of one row's super-block ({@linkcode PAIR_UNITS}; default Q4_K's 144).
  * @returns The offset from the pair's super-block.
  */
-export const q4kPairD = (row: number, packed: boolean): number => (packed ? 4 : 144) * row;
+export const q4kPairD = (row: number, packed: boolean, unit = PAIR_UNITS.Q4_K): number =>
+  (packed ? 4 : unit) * row;

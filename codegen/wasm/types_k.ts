@@ -27,6 +27,7 @@ import { addScaled, type BlockCtx, type BlockEmitter, f16Vectors, need } from ".
 import { f16HalvesToF32, lanes32, scaledDotI8, splatLane } from "./snippets.ts";
 import type { WasmFunc } from "../wasm_asm.ts";
 import { pushPackedVector, q6kPartOffset } from "./q6k_pack.ts";
+import { PAIR_UNITS } from "./q4k_pairs.ts";
 
 /** i8x16 splat constants the K kernels use, by local name. */
 const CONSTS: Record<string, number> = {
@@ -196,9 +197,9 @@ export function unpackScaleMin(f: WasmFunc, dst: string, o: number, addr = "pw")
 }
 
 /**
- * Scale unpacking of a repacked Q4_K row pair (`q4k_pairs.ts`) at `addr + o` (row 0's block,
- * weight memory) into the v128 locals `dst0` and `dst1` (sc0..7 in bytes 0..7, m0..7 in bytes
- * 8..15 of each row): `dst0 = P & 0x3f`; `dst1 = ((x | x << 4) & 0x0f) | (P >> 2 & 0x30)`, x the
+ * Scale unpacking of a repacked Q4_K/Q5_K row pair (`q4k_pairs.ts`) at `addr + o` (row 0's
+ * block, weight memory) into the v128 locals `dst0` and `dst1` (sc0..7 in bytes 0..7, m0..7 in
+ * bytes 8..15 of each row): `dst0 = P & 0x3f`; `dst1 = ((x | x << 4) & 0x0f) | (P >> 2 & 0x30)`, x the
  * 8 bytes of Q widened to 16-bit lanes. 9 operations for both rows (uses the locals `tmp`,
  * `qh`, `c3f`, `c0f`, `c30`).
  *
@@ -207,16 +208,18 @@ export function unpackScaleMin(f: WasmFunc, dst: string, o: number, addr = "pw")
  * @param dst1 The v128 local row 1's scales go to.
  * @param o Byte offset of the pair's super-block from `addr`.
  * @param addr The i32 local holding the address.
+ * @param unit Bytes of one row's super-block (`q4k_pairs.ts` `PAIR_UNITS`): P's offset.
  */
 export function unpackPairScales(
   f: WasmFunc,
   dst0: string,
   dst1: string,
   o: number,
-  addr = "pw",
+  addr: string,
+  unit: number,
 ): void {
   f.comment("row pair's scales (q4k_pairs.ts): P & 3f; Q nibbles | (P >> 6) << 4");
-  f.get(addr).wmem("v128.load", o + 144, { align: 0 }).set("tmp");
+  f.get(addr).wmem("v128.load", o + unit, { align: 0 }).set("tmp");
   f.get("tmp").get("c3f").op("v128.and").set(dst0);
   f.get(addr).wmem("v128.load8x8_u", o + 8, { align: 0 }).set("qh");
   f.get("qh").get("qh").i32(4).op("i16x8.shl").op("v128.or").get("c0f").op("v128.and");
@@ -257,6 +260,18 @@ export function unpackQ3Scales(f: WasmFunc, dst: string, o: number, addr = "pw")
   f.i8x16(new Array(16).fill(32)).op("i8x16.sub").set(dst);
 }
 
+/**
+ * The Q4_K/Q5_K prologue after the scales: i16 scales for the 16-bit path, Q5_K's `qh` bits.
+ */
+function q4kLikeRest(k: BlockCtx, a: number, o: number, name: "Q4_K" | "Q5_K"): void {
+  const f = k.f;
+  if (!k.dotU8) f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
+  if (name === "Q5_K") {
+    f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_0`);
+    f.get("pw").wmem("v128.load", o + 32).set(`qh${a}_1`);
+  }
+}
+
 /** Mins term of Q4_K/Q5_K: mins{a}_{c} = Σ_j m_j · Σq_x(j) (per 32). */
 function minsPer32(k: BlockCtx, a: number, c: number): void {
   const f = k.f;
@@ -272,13 +287,8 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
   sub: 32,
   scales: [0, 2],
   prologue(k, a, o) {
-    const f = k.f;
-    unpackScaleMin(f, `sc${a}`, o);
-    if (!k.dotU8) f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
-    if (name === "Q5_K") {
-      f.get("pw").wmem("v128.load", o + 16).set(`qh${a}_0`);
-      f.get("pw").wmem("v128.load", o + 32).set(`qh${a}_1`);
-    }
+    unpackScaleMin(k.f, `sc${a}`, o);
+    q4kLikeRest(k, a, o, name);
   },
   decode(k, a, o, p) {
     const f = k.f, qs = o + (name === "Q4_K" ? 16 : 48) + 32 * p;
@@ -316,17 +326,16 @@ const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
 });
 
 /**
- * Q4_K repacked in row pairs at load (`q4k_pairs.ts`): R even, rows a and a + 1 one pair.
- * The pair's four f16 scales are one 8-byte load, its 16 six-bit scales and mins one
- * {@linkcode unpackPairScales}; the quants are where ggml stores them.
+ * Q4_K or Q5_K repacked in row pairs at load (`q4k_pairs.ts`): R even, rows a and a + 1 one
+ * pair. The pair's four f16 scales are one 8-byte load, its 16 six-bit scales and mins one
+ * {@linkcode unpackPairScales}; the quants (and Q5_K's `qh`) are where ggml stores them.
  */
-const Q4_K_PAIRS_DEF: KSpec = {
-  ...Q4K_LIKE("Q4_K"),
+const PAIRS_DEF = (name: "Q4_K" | "Q5_K"): KSpec => ({
+  ...Q4K_LIKE(name),
   prologue(k, a, o) {
-    const f = k.f;
-    if (k.R % 2) throw new RangeError(`Q4_K pairs: ${k.R} rows per register block, not even`);
-    if (a % 2 === 0) unpackPairScales(f, `sc${a}`, `sc${a + 1}`, o);
-    if (!k.dotU8) f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set(`sc16${a}_0`);
+    if (k.R % 2) throw new RangeError(`${name} pairs: ${k.R} rows per register block, not even`);
+    if (a % 2 === 0) unpackPairScales(k.f, `sc${a}`, `sc${a + 1}`, o, "pw", PAIR_UNITS[name]);
+    q4kLikeRest(k, a, o, name);
   },
   rowScales(k) {
     for (let a = 0; a < k.R; a += 2) {
@@ -336,7 +345,7 @@ const Q4_K_PAIRS_DEF: KSpec = {
       f16HalvesToF32(k.f, `dsv${a >> 1}`, k.fp16);
     }
   },
-};
+});
 
 const Q6_K_DEF: KSpec = {
   name: "Q6_K",
@@ -648,6 +657,8 @@ export const Q5_K: BlockEmitter = kType(Q4K_LIKE("Q5_K"));
 /** Q6_K: 6-bit quants (ql nibble + 2 qh bits), 8-bit signed scale per 16. */
 export const Q6_K: BlockEmitter = kType(Q6_K_DEF);
 /** Q4_K repacked in row pairs at load (`q4k_pairs.ts`): both rows' scales in 9 operations. */
-export const Q4_K_PAIRS: BlockEmitter = kType(Q4_K_PAIRS_DEF);
+export const Q4_K_PAIRS: BlockEmitter = kType(PAIRS_DEF("Q4_K"));
+/** Q5_K repacked in row pairs at load (`q4k_pairs.ts`), as {@linkcode Q4_K_PAIRS}. */
+export const Q5_K_PAIRS: BlockEmitter = kType(PAIRS_DEF("Q5_K"));
 /** Q6_K with its quants packed at load (`q6k_pack.ts`): 3 vectors per 4 decoded. */
 export const Q6_K_PACKED: BlockEmitter = kType(Q6_K_PACKED_DEF);
