@@ -30,7 +30,7 @@ import { stepIo } from "./step_io.ts";
 import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "./wasm_features.ts";
 import { WEIGHT_TYPES } from "./wasm/blocks.ts";
 import { interleaveRowsInMemory } from "./wasm/interleave.ts";
-import { packQ4KPairsInPlace, PAIR_UNITS } from "./wasm/q4k_pairs.ts";
+import { packQ4KPairsInPlace, pairUnit } from "./wasm/q4k_pairs.ts";
 import { interleaveUnit } from "./wasm/linear.ts";
 import { packQ6KInPlace, Q6K_BLOCK_BYTES } from "./wasm/q6k_pack.ts";
 
@@ -298,12 +298,9 @@ export function instantiateWasm(
       interleaveRowsInMemory(m, w.offset, M, w.bytes / M, interleaveUnit(w.type), w.interleave);
     }
     if (!w.packed) continue;
-    const bytes = buffers[w.memory];
-    if (w.type === "Q6_K") packQ6KInPlace(bytes, w.offset, w.bytes / Q6K_BLOCK_BYTES);
-    else {
-      const unit = PAIR_UNITS[w.type as keyof typeof PAIR_UNITS];
-      packQ4KPairsInPlace(bytes, w.offset, w.bytes / (2 * unit), unit);
-    }
+    const bytes = buffers[w.memory], unit = pairUnit(w.type);
+    if (unit) packQ4KPairsInPlace(bytes, w.offset, w.bytes / (2 * unit), unit);
+    else packQ6KInPlace(bytes, w.offset, w.bytes / Q6K_BLOCK_BYTES);
   }
   // The constant tables (the RoPE inverse frequencies, and Gemma 3's local ones).
   for (const b of plan.decode.buffers.values()) {

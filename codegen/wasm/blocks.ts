@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { pairUnit } from "./q4k_pairs.ts";
 
 /** Activation format a weight type's kernels read: f32 rows, or quantised rows. */
 export type ActFormat = "f32" | "q8_0" | "q8_K";
@@ -184,7 +185,7 @@ export function actLayout(format: ActFormat, K: number): ActLayout {
  * ```
  */
 export function hasPackedLayout(type: WeightTypeName, interleave: number): boolean {
-  return type === "Q6_K" || ((type === "Q4_K" || type === "Q5_K") && interleave === 2);
+  return type === "Q6_K" || (pairUnit(type) !== undefined && interleave === 2);
 }
 
 /**

@@ -9,6 +9,7 @@
 import { WasmFunc } from "../wasm_asm.ts";
 import { checkPacked, rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
 import { f16Scalar } from "./snippets.ts";
+import { pairUnit } from "./q4k_pairs.ts";
 
 /** Pushes byte `b + off + index` (index an i32 expression pusher) as u8. */
 function byteAt(f: WasmFunc, off: number, index: () => void): void {
@@ -92,10 +93,10 @@ export function embedName(
  * @param interleave Rows per interleaved group of the table (`interleave.ts`; 1: row-major).
  * @param unit Bytes of one unit of an interleaved row (with `interleave` > 1): 8 elements of a
  *   float type, one block of a block type (`linear.ts` `interleaveUnit`).
- * @param packed The table's super-blocks are repacked: Q6_K (`q6k_pack.ts`), Q4_K in pairs
- *   (`q4k_pairs.ts`).
+ * @param packed The table's super-blocks are repacked: Q6_K (`q6k_pack.ts`), Q4_K or Q5_K
+ *   in pairs (`q4k_pairs.ts`).
  * @returns {@linkcode embedName}`(e, token, y)`: byte offsets of the table and of y.
- * @throws {RangeError} for `packed` with another type (or Q4_K not interleaved in pairs).
+ * @throws {RangeError} for `packed` with another type (or Q4_K/Q5_K not interleaved in pairs).
  *
  * @example
  * ```ts
@@ -129,7 +130,8 @@ export function embedKernel(
     f.get("e").get("token").i32(-I).op("i32.and").i32(rb).op("i32.mul").op("i32.add");
     f.get("token").i32(I - 1).op("i32.and").i32(unit).op("i32.mul").op("i32.add").set("b");
   } else f.get("e").get("token").i32(rb).op("i32.mul").op("i32.add").set("b");
-  const pairs = packed && (type === "Q4_K" || type === "Q5_K");
+  const pair = packed ? pairUnit(type) : undefined; // a repacked pair's row block (q4k_pairs.ts)
+  const pairs = pair !== undefined;
   if (pairs) f.local("par", "i32").local("pg", "i32").get("token").i32(1).op("i32.and").set("par");
   /** Pushes the address of element j of a float row: unit j >> 3 of the row, then j & 7. */
   const elem = (width: number) => {
@@ -286,7 +288,7 @@ export function embedKernel(
         );
         f.get("j").i32(5).op("i32.shr_u").set("i");
         if (pairs) {
-          pairScaleMin(f, unit);
+          pairScaleMin(f, pair!);
           f.get("pg").get("par").i32(2).op("i32.shl").op("i32.add").set("pg"); // row's d at pg
         } else {
           f.get("i").i32(4).op("i32.lt_u");

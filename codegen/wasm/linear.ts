@@ -36,6 +36,7 @@ import { hsumF32, keepTouchLive, touchLines } from "./snippets.ts";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types_q32.ts";
 import { Q2_K, Q3_K, Q4_K, Q4_K_PAIRS, Q5_K, Q5_K_PAIRS, Q6_K, Q6_K_PACKED } from "./types_k.ts";
 import { BF16, F16, F32 } from "./types_float.ts";
+import { pairUnit } from "./q4k_pairs.ts";
 import {
   emitPanelMatmul,
   PANEL_MIN_TOKENS,
@@ -558,7 +559,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     f.get("w").get("r1").i32(rb).op("i32.mul").op("i32.add").set("tend");
   }
   // A repacked Q4_K/Q5_K block reads its rows in pairs: no single-row loop (r0, r1 are even).
-  const pairs = s.packed && s.type !== "Q6_K";
+  const pairs = s.packed && pairUnit(s.type) !== undefined;
   for (const Rr of pairs ? [R] : R > 1 ? [R, 1] : [1]) {
     f.comment(`rows ${Rr} at a time`);
     f.block(`rows${Rr}_done`).loop(`rows${Rr}`);

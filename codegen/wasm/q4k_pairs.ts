@@ -45,6 +45,25 @@
  */
 export const PAIR_UNITS: Readonly<Record<"Q4_K" | "Q5_K", number>> = { Q4_K: 144, Q5_K: 176 };
 
+/**
+ * The bytes of one row's super-block if the type's row pairs are repacked (Q4_K, Q5_K), else
+ * undefined: the one test of "a pair type" the layout, the kernels and the load share.
+ *
+ * @param type A weight type name.
+ * @returns {@linkcode PAIR_UNITS}' entry, or undefined.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pairUnit } from "./q4k_pairs.ts";
+ * assert.equal(pairUnit("Q5_K"), 176);
+ * assert.equal(pairUnit("Q6_K"), undefined);
+ * ```
+ */
+export function pairUnit(type: string): number | undefined {
+  return type === "Q4_K" || type === "Q5_K" ? PAIR_UNITS[type] : undefined;
+}
+
 /** `get_scale_min_k4` (ggml-quants.c): the 6-bit (scale, min) j of the 12 bytes at `s`. */
 function scaleMin(x: Uint8Array, s: number, j: number): [number, number] {
   if (j < 4) return [x[s + j] & 63, x[s + j + 4] & 63];

@@ -279,51 +279,54 @@ function minsPer32(k: BlockCtx, a: number, c: number): void {
   f.op("i32x4.dot_i16x8_s").set(`mins${a}_${c}`);
 }
 
-const Q4K_LIKE = (name: "Q4_K" | "Q5_K"): KSpec => ({
-  name,
-  vecs: 4,
-  parts: 4,
-  mins: true,
-  sub: 32,
-  scales: [0, 2],
-  prologue(k, a, o) {
-    unpackScaleMin(k.f, `sc${a}`, o);
-    q4kLikeRest(k, a, o, name);
-  },
-  decode(k, a, o, p) {
-    const f = k.f, qs = o + (name === "Q4_K" ? 16 : 48) + 32 * p;
-    f.comment(`row ${a}, elements ${64 * p} .. ${64 * p + 63}: low nibbles, then high nibbles`);
-    f.get("pw").wmem("v128.load", qs).set(`w${a}_2`);
-    f.get("pw").wmem("v128.load", qs + 16).set(`w${a}_3`);
-    f.get(`w${a}_2`).get("c0f").op("v128.and").set(`w${a}_0`);
-    f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
-    if (name === "Q4_K" && k.dotU8) {
-      // KSpec.hi16: 16 × the high nibbles, the u8 operand; pairedDots divides their sums by 16.
-      f.get(`w${a}_2`).get("c0f").op("v128.andnot").set(`w${a}_2`);
-      f.get(`w${a}_3`).get("c0f").op("v128.andnot").set(`w${a}_3`);
-    } else {
-      f.get(`w${a}_2`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_2`);
-      f.get(`w${a}_3`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_3`);
-    }
-    if (name === "Q5_K") {
-      for (let i = 0; i < 4; i++) {
-        const bit = 2 * p + (i >> 1);
-        f.get(`w${a}_${i}`);
-        moveBits(f, `qh${a}_${i & 1}`, bit, 4, "c10");
-        f.op("v128.or").set(`w${a}_${i}`);
+function Q4K_LIKE(name: "Q4_K" | "Q5_K"): KSpec {
+  const hi16 = name === "Q4_K"; // KSpec.hi16: the decode and pairedDots both follow it
+  return {
+    name,
+    vecs: 4,
+    parts: 4,
+    mins: true,
+    sub: 32,
+    scales: [0, 2],
+    prologue(k, a, o) {
+      unpackScaleMin(k.f, `sc${a}`, o);
+      q4kLikeRest(k, a, o, name);
+    },
+    decode(k, a, o, p) {
+      const f = k.f, qs = o + (name === "Q4_K" ? 16 : 48) + 32 * p;
+      f.comment(`row ${a}, elements ${64 * p} .. ${64 * p + 63}: low nibbles, then high nibbles`);
+      f.get("pw").wmem("v128.load", qs).set(`w${a}_2`);
+      f.get("pw").wmem("v128.load", qs + 16).set(`w${a}_3`);
+      f.get(`w${a}_2`).get("c0f").op("v128.and").set(`w${a}_0`);
+      f.get(`w${a}_3`).get("c0f").op("v128.and").set(`w${a}_1`);
+      if (hi16 && k.dotU8) {
+        // KSpec.hi16: 16 × the high nibbles, the u8 operand; pairedDots divides their sums by 16.
+        f.get(`w${a}_2`).get("c0f").op("v128.andnot").set(`w${a}_2`);
+        f.get(`w${a}_3`).get("c0f").op("v128.andnot").set(`w${a}_3`);
+      } else {
+        f.get(`w${a}_2`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_2`);
+        f.get(`w${a}_3`).i32(4).op("i16x8.shr_u").get("c0f").op("v128.and").set(`w${a}_3`);
       }
-    }
-  },
-  scale(f, a, j) {
-    f.get(`sc16${a}_0`).get(`sc16${a}_0`).shuffle(splat16(j));
-  },
-  scales16(f, a) {
-    f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u"); // where used: one vector less to keep
-  },
-  offsets: minsPer32,
-  consts: SCALE_MIN_CONSTS,
-  hi16: name === "Q4_K",
-});
+      if (name === "Q5_K") {
+        for (let i = 0; i < 4; i++) {
+          const bit = 2 * p + (i >> 1);
+          f.get(`w${a}_${i}`);
+          moveBits(f, `qh${a}_${i & 1}`, bit, 4, "c10");
+          f.op("v128.or").set(`w${a}_${i}`);
+        }
+      }
+    },
+    scale(f, a, j) {
+      f.get(`sc16${a}_0`).get(`sc16${a}_0`).shuffle(splat16(j));
+    },
+    scales16(f, a) {
+      f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u"); // where used: one vector less to keep
+    },
+    offsets: minsPer32,
+    consts: SCALE_MIN_CONSTS,
+    hi16,
+  };
+}
 
 /**
  * Q4_K or Q5_K repacked in row pairs at load (`q4k_pairs.ts`): R even, rows a and a + 1 one
