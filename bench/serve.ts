@@ -24,6 +24,12 @@
  * run every level in turn, and each level reports its round of median aggregate tok/s (one
  * 64-token stream lasts ~0.3 s: a single round moved by 25 % from run to run).
  *
+ * The bound, after the server has stopped: bench/step_runner.ts times the engine's decode
+ * steps of 1 and 16 rows with the server's options, without HTTP or sampling. A server step
+ * of 16 streams cannot take less than the engine's 16-row step, so 16 × 1000 / (its ms) is
+ * the most tokens per second 16 streams can generate, and its ratio to the 1-stream rate
+ * bounds the ratio issue #9's target asks for (5x) from above.
+ *
  * The peer: bench/llama_cpp_serve_runner.ts (node-llama-cpp, `createContext({ sequences })`,
  * the same prompts, 64 greedy tokens each) at the same thread count (`--threads`, default 1).
  * With one thread the server and the peer run pinned to the same CPU (`taskset -c`, the last
@@ -35,6 +41,7 @@ import { fileURLToPath } from "node:url";
 import { quantizeModel } from "../formats/quantize.ts";
 import { installPeer, peerCacheDir } from "./llama_cpp.ts";
 import type { ServeRunnerReply, ServeRunnerRequest } from "./llama_cpp_serve_runner.ts";
+import type { StepRunnerReply, StepRunnerRequest } from "./step_runner.ts";
 import { benchModels } from "./make_model.ts";
 import { loadAverage, prefillPrompt } from "./protocol.ts";
 import { runRunner, tasksetAvailable } from "./subprocess.ts";
@@ -235,6 +242,42 @@ async function peerLevel(
   return level(streams, r.ttftMs, r.wallMs, r.generated);
 }
 
+/** The engine's decode steps alone (bench/step_runner.ts) with the server's options. */
+async function engineSteps(
+  file: string,
+  backend: string,
+  threads: number,
+  parallel: number,
+  cacheType: "f32" | "f16",
+  rounds: number,
+  progress: (m: string) => void,
+  cpus: string | undefined,
+): Promise<StepRunnerReply> {
+  const req: StepRunnerRequest = {
+    file,
+    backend: backend as StepRunnerRequest["backend"],
+    threads,
+    parallel,
+    ctxSize: CTX,
+    batchSize: 64,
+    cacheType,
+    rows: [1, 16].filter((n) => n <= parallel),
+    start: PROMPT,
+    steps: 64,
+    rounds,
+  };
+  return await runRunner<StepRunnerReply>(
+    fileURLToPath(new URL("./step_runner.ts", import.meta.url)),
+    req,
+    {
+      denoFlags: ["-A", V8_FLAGS],
+      onProgress: progress,
+      what: `engine steps on ${file}`,
+      cpus,
+    },
+  );
+}
+
 const fmt = (r: LevelResult) =>
   `${String(r.streams).padStart(7)}  ${r.aggTokS.toFixed(1).padStart(9)}  ${
     r.ttftP50.toFixed(0).padStart(8)
@@ -304,6 +347,17 @@ if (import.meta.main) {
   } finally {
     await server.stop();
   }
+  const steps = await engineSteps(
+    file,
+    backend,
+    threads,
+    Math.max(...levels),
+    cacheType,
+    rounds,
+    log,
+    cpus,
+  );
+  const stepMs = (rows: number) => steps.steps.find((x) => x.rows === rows)?.ms ?? NaN;
   const peer: LevelResult[] = [];
   if (!args.includes("--no-peer")) {
     log(`llama.cpp, load average ${loadAverage()}`);
@@ -312,10 +366,10 @@ if (import.meta.main) {
       peer.push(await peerLevel(file, n, tokens, threads, peerDir, log, cpus));
     }
   }
-  const ratio = (rs: LevelResult[]) => {
-    const one = rs.find((r) => r.streams === 1), sixteen = rs.find((r) => r.streams === 16);
-    return one && sixteen ? sixteen.aggTokS / one.aggTokS : NaN;
-  };
+  const one = (rs: LevelResult[]) => rs.find((r) => r.streams === 1)?.aggTokS ?? NaN;
+  const ratio = (rs: LevelResult[]) => (rs.find((r) => r.streams === 16)?.aggTokS ?? NaN) / one(rs);
+  // The most 16 streams can generate: one 16-row engine step per 16 tokens.
+  const bound16 = 16000 / stepMs(16);
   if (json) {
     console.log(
       JSON.stringify({
@@ -325,6 +379,8 @@ if (import.meta.main) {
         tokens,
         gollm,
         peer,
+        engineSteps: steps.steps,
+        bound16: { tokS: bound16, ratio: bound16 / one(gollm) },
         threads,
         cpus,
         cacheType,
@@ -341,6 +397,11 @@ if (import.meta.main) {
     console.log(head);
     for (const r of gollm) console.log(fmt(r));
     console.log(`16 streams / 1 stream: ${ratio(gollm).toFixed(2)}x (target >= 5x)`);
+    console.log(
+      `engine alone (no HTTP, no sampling): a decode step of 1 row ${stepMs(1).toFixed(2)} ms, ` +
+        `of 16 rows ${stepMs(16).toFixed(2)} ms; 16 streams can generate at most ` +
+        `${bound16.toFixed(1)} tok/s = ${(bound16 / one(gollm)).toFixed(2)}x the 1-stream rate`,
+    );
     if (peer.length > 0) {
       console.log(`\nllama.cpp (node-llama-cpp, ${threads} thread(s), N sequences in one context)`);
       console.log(head);
