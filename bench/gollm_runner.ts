@@ -28,6 +28,7 @@ import {
   prefillPrompt,
   type ResolvedProtocol,
 } from "./protocol.ts";
+import { runnerMain } from "./subprocess.ts";
 
 /** The request of the gollm runner. */
 export interface GollmRunnerRequest {
@@ -45,8 +46,7 @@ const progress = (msg: string) => console.error(`progress: ${msg}`);
 const phase = (i: number, p: ResolvedProtocol) =>
   i < p.warmup ? "warm-up" : `run ${i - p.warmup + 1}/${p.runs}`;
 
-async function main(): Promise<EngineBench> {
-  const r = JSON.parse(Deno.args[0]) as GollmRunnerRequest;
+async function main(r: GollmRunnerRequest): Promise<EngineBench> {
   const p = r.protocol;
   const t0 = performance.now();
   const options: LoadModelOptions = {
@@ -106,12 +106,4 @@ async function main(): Promise<EngineBench> {
   };
 }
 
-if (import.meta.main) {
-  try {
-    console.log(JSON.stringify(await main()));
-    Deno.exit(0);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message.split("\n")[0]}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runnerMain(main);

@@ -28,6 +28,7 @@ import {
   prefillPrompt,
   type ResolvedProtocol,
 } from "./protocol.ts";
+import { runnerMain } from "./subprocess.ts";
 
 /** One request to the runner; `peerDir` is the folder installPeer() returned. */
 export type RunnerRequest =
@@ -296,8 +297,7 @@ function quantize(r: Extract<RunnerRequest, { cmd: "quantize" }>) {
   return { out: r.output };
 }
 
-async function main(): Promise<void> {
-  const r = JSON.parse(Deno.args[0]) as RunnerRequest;
+async function main(r: RunnerRequest): Promise<unknown> {
   const pkg = JSON.parse(
     Deno.readTextFileSync(`${r.peerDir}/node_modules/node-llama-cpp/package.json`),
   ) as { version: string };
@@ -307,15 +307,7 @@ async function main(): Promise<void> {
   else if (r.cmd === "generate") result = await generate(r);
   else if (r.cmd === "quantize") result = quantize(r);
   else throw new Error(`unknown request ${JSON.stringify((r as { cmd: unknown }).cmd)}`);
-  console.log(JSON.stringify(result));
+  return result;
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-    Deno.exit(0);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message.split("\n")[0]}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runnerMain(main);

@@ -16,6 +16,7 @@
  * @module
  */
 import { pathToFileURL } from "node:url";
+import { runnerMain } from "./subprocess.ts";
 
 /** The request bench/serve.ts sends. */
 export interface ServeRunnerRequest {
@@ -112,13 +113,4 @@ async function run(r: ServeRunnerRequest): Promise<ServeRunnerReply> {
   return reply;
 }
 
-if (import.meta.main) {
-  try {
-    const reply = await run(JSON.parse(Deno.args[0]) as ServeRunnerRequest);
-    console.log(JSON.stringify(reply));
-    Deno.exit(0);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message?.split("\n")[0] ?? e}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runnerMain(run);

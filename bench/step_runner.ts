@@ -22,6 +22,7 @@
 import { loadBatchModel } from "../runtime/batch_model.ts";
 import type { KvCacheType } from "../core/forward.ts";
 import { median } from "./protocol.ts";
+import { runnerMain } from "./subprocess.ts";
 
 /** The request of the step runner (the options of `gollm serve` it copies). */
 export interface StepRunnerRequest {
@@ -55,8 +56,7 @@ export interface StepRunnerReply {
   steps: { rows: number; ms: number }[];
 }
 
-async function main(): Promise<StepRunnerReply> {
-  const r = JSON.parse(Deno.args[0]) as StepRunnerRequest;
+async function main(r: StepRunnerRequest): Promise<StepRunnerReply> {
   const big = r.rows.find((n) => !(Number.isInteger(n) && n >= 1 && n <= r.parallel));
   if (big !== undefined) {
     throw new RangeError(`rows: expected integers 1..parallel (${r.parallel}), got ${big}`);
@@ -117,12 +117,4 @@ async function main(): Promise<StepRunnerReply> {
   return { steps };
 }
 
-if (import.meta.main) {
-  try {
-    console.log(JSON.stringify(await main()));
-    Deno.exit(0);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message.split("\n")[0]}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runnerMain(main);

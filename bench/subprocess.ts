@@ -22,6 +22,31 @@ export class RunnerError extends GollmError {
   }
 }
 
+/**
+ * The main of a runner script, the runner protocol above: parses the request from the first
+ * argument, runs `run` on it, prints its reply as one JSON line on stdout and exits with 0;
+ * when it throws, prints `error: ` and the first line of the message on stderr and exits
+ * with 1.
+ *
+ * @param run The runner's work: request in, reply out.
+ * @returns Never: the process exits.
+ * @example
+ * ```ts ignore
+ * if (import.meta.main) await runnerMain((r: { n: number }) => ({ twice: 2 * r.n }));
+ * ```
+ */
+export async function runnerMain<Req, Rep>(
+  run: (request: Req) => Rep | Promise<Rep>,
+): Promise<never> {
+  try {
+    console.log(JSON.stringify(await run(JSON.parse(Deno.args[0]) as Req)));
+    Deno.exit(0);
+  } catch (e) {
+    console.error(`error: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
+    Deno.exit(1);
+  }
+}
+
 /** Options of {@linkcode runRunner}. */
 export interface RunRunnerOptions {
   /** Flags for `deno run` before the script (default `["-A"]`). */
