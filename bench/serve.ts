@@ -397,11 +397,14 @@ if (import.meta.main) {
     console.log(head);
     for (const r of gollm) console.log(fmt(r));
     console.log(`16 streams / 1 stream: ${ratio(gollm).toFixed(2)}x (target >= 5x)`);
-    console.log(
-      `engine alone (no HTTP, no sampling): a decode step of 1 row ${stepMs(1).toFixed(2)} ms, ` +
-        `of 16 rows ${stepMs(16).toFixed(2)} ms; 16 streams can generate at most ` +
-        `${bound16.toFixed(1)} tok/s = ${(bound16 / one(gollm)).toFixed(2)}x the 1-stream rate`,
-    );
+    // The bound needs a 16-row step (levels up to 16 streams or more).
+    if (Number.isFinite(bound16)) {
+      console.log(
+        `engine alone (no HTTP, no sampling): a decode step of 1 row ${stepMs(1).toFixed(2)} ` +
+          `ms, of 16 rows ${stepMs(16).toFixed(2)} ms; 16 streams can generate at most ` +
+          `${bound16.toFixed(1)} tok/s = ${(bound16 / one(gollm)).toFixed(2)}x the 1-stream rate`,
+      );
+    }
     if (peer.length > 0) {
       console.log(`\nllama.cpp (node-llama-cpp, ${threads} thread(s), N sequences in one context)`);
       console.log(head);
