@@ -9,8 +9,8 @@
  *   quantised as they go, a barrier after each op, started by ONE notify: ms, tok/s, GB/s;
  * - prefill: the 12 × 7 matmuls of 64 and 256 tokens: ms and GFLOP/s.
  * Weights are random blocks (12 copies of one layer), rows interleaved where the engine
- * interleaves them at load (`interleaveRows`: F32/F16/BF16/Q8_0 in fours, Q4_K and Q6_K in
- * pairs) and repacked where it repacks them (`hasPackedLayout`: Q4_K pairs, Q6_K), so the
+ * interleaves them at load (`interleaveRows`: F32/F16/BF16/Q8_0 in fours, Q4_K, Q5_K and Q6_K
+ * in pairs) and repacked where it repacks them (`hasPackedLayout`: Q4_K/Q5_K pairs, Q6_K), so the
  * kernels are the ones a model runs (`_i4`, `_i2`, `_p`);
  * every figure is the minimum over repeated runs (the least disturbed by other processes)
  * with the median beside it.

@@ -77,7 +77,8 @@ export interface WasmWeight {
   interleave: number;
   /**
    * Only linear and embed nodes read it and it has a layout repacked at load
-   * (`blocks.ts` `hasPackedLayout`): Q6_K (`q6k_pack.ts`), Q4_K in pairs (`q4k_pairs.ts`).
+   * (`blocks.ts` `hasPackedLayout`): Q6_K (`q6k_pack.ts`), Q4_K and Q5_K in pairs
+   * (`q4k_pairs.ts`).
    */
   packed?: boolean;
 }

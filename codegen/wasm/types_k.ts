@@ -342,7 +342,8 @@ const PAIRS_DEF = (name: "Q4_K" | "Q5_K"): KSpec => ({
   },
   rowScales(k) {
     for (let a = 0; a < k.R; a += 2) {
-      need(k.f, `dsv${a >> 1}`, "v128"), need(k.f, "_h4", "v128");
+      need(k.f, `dsv${a >> 1}`, "v128");
+      need(k.f, "_h4", "v128");
       k.f.comment(`rows ${a}, ${a + 1}: f16 d, dmin, d, dmin at byte ${a * k.rowBytes}`);
       k.f.get("pw").wmem("v128.load64_zero", a * k.rowBytes, { align: 0 }).set("_h4");
       f16HalvesToF32(k.f, `dsv${a >> 1}`, k.fp16);
