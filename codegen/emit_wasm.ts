@@ -35,12 +35,7 @@ import { assembleModule, type FunctionImport, memoryImportText } from "./wasm_as
 import { attentionScratchBytes, attentionShape } from "./wasm/attention.ts";
 import { barrierKernel, CTL, MAX_ROW_COUNTERS } from "./wasm/barrier.ts";
 import { stepEntry } from "./wasm/step_entry.ts";
-import {
-  hasPackedLayout,
-  Q8_0_RECORD_BYTES,
-  WEIGHT_TYPES,
-  type WeightTypeName,
-} from "./wasm/blocks.ts";
+import { actLayout, hasPackedLayout, WEIGHT_TYPES, type WeightTypeName } from "./wasm/blocks.ts";
 import { emitQuantizeRows } from "./wasm/quantize.ts";
 import { panelScratchBytes } from "./wasm/linear_panel.ts";
 import { interleaveRows } from "./wasm/linear.ts";
@@ -173,8 +168,8 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
 
 /**
  * One thread's scratch: the quantised rows of the widest matrix-product input of either
- * graph (a q8_0 row takes `K + 7K / 8` bytes: 1 per quant and 28 per 32 of metadata; a q8_K
- * row less, `K + K / 4`; whatever the weight types), then the scores of one attention unit's
+ * graph (`blocks.ts` `actLayout`: the wider of a q8_0 row, `K + 7K / 8` bytes, and a q8_K
+ * row, `2K + K / 4` with its lane copy; whatever the weight types), then the scores of one attention unit's
  * heads over the longest ring (`wasm/attention.ts`), then the f32 panel of a float-type matmul
  * (8 rows of the widest input, transposed; `linear_panel.ts`).
  */
@@ -184,8 +179,10 @@ function scratchOf(plan: Plan) {
     for (const n of g.nodes) {
       if (n.op === "attention") att = Math.max(att, attentionScratchBytes(attentionShape(n)));
       if (n.op !== "linear") continue;
-      const q8Row = n.attrs.in + Math.ceil(n.attrs.in / 32) * Q8_0_RECORD_BYTES;
-      quant = Math.max(quant, g.rows * align16(q8Row));
+      for (const [format, block] of [["q8_0", 32], ["q8_K", 256]] as const) {
+        const K = n.attrs.in;
+        if (K % block === 0) quant = Math.max(quant, g.rows * actLayout(format, K).stride);
+      }
       if (g.rows > 1) panel = Math.max(panel, panelScratchBytes(n.attrs.in));
     }
   }
@@ -200,8 +197,6 @@ function scratchOf(plan: Plan) {
     scratchStride: panelOffset + align(panel),
   };
 }
-
-const align16 = (n: number) => Math.ceil(n / 16) * 16;
 
 /**
  * Lays out the module's memory for a plan: control block, per-thread scratch and every

@@ -1,6 +1,6 @@
 /**
  * The contract between the matrix-product driver (`linear.ts`) and the per-type block code
- * (`types_float.ts`, `types_q32.ts`, `types_k.ts`): the driver walks rows, tokens and
+ * (`types_float.ts`, `types_q32.ts`, `types_k.ts` through `k_block.ts`): the driver walks rows, tokens and
  * blocks; a type's {@linkcode BlockEmitter} emits what one block contributes to an
  * `R rows × C tokens` register block.
  *
@@ -40,6 +40,11 @@ export interface BlockCtx {
    * (0..255) without saturation, as x86 `vpdpbusd` does (`wasm_features.ts` `relaxedDotU8`).
    */
   dotU8: boolean;
+  /**
+   * Byte offset of the activation quants' lane-order copy from a row's start (`blocks.ts`
+   * `ActLayout.laneOffset`; null when the format has none).
+   */
+  laneOffset: number | null;
 }
 
 /** The per-type code of one block. */

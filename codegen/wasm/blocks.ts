@@ -114,7 +114,8 @@ export function rowBytes(t: WeightType, K: number): number {
  *   `-128 · Σq`, the lanes' total (the panel's per-row form, `linear_panel_q8.ts`); both
  *   computed once per token and block here rather than once per register block of rows.
  * - `q8_K` (blocks of 256), 64 bytes per block: `d` f32 @0, Σq per 16 as i16[16] @16,
- *   Σq per 32 as i16[8] @48.
+ *   Σq per 32 as i16[8] @48; after the records, the K quants again in the lane order of
+ *   `lanes.ts` (`laneOffset`), which the repacked Q4_K pairs and packed Q6_K read.
  * - `f32`: the row itself, `4·K` bytes.
  */
 export interface ActLayout {
@@ -128,6 +129,11 @@ export interface ActLayout {
   metaBytes: number;
   /** Byte offset of the metadata records from the row start (`K`; 0 for f32). */
   metaOffset: number;
+  /**
+   * Byte offset from the row start of the quants' copy in the lane order (`lanes.ts`), block
+   * b at `laneOffset + 256 b`: `q8_K` only (null for the others).
+   */
+  laneOffset: number | null;
   /** Bytes per row, a multiple of 16. */
   stride: number;
 }
@@ -154,7 +160,15 @@ const Q8_K_RECORD_BYTES = 64;
  */
 export function actLayout(format: ActFormat, K: number): ActLayout {
   if (format === "f32") {
-    return { format, K, blockElems: 1, metaBytes: 0, metaOffset: 0, stride: 4 * K };
+    return {
+      format,
+      K,
+      blockElems: 1,
+      metaBytes: 0,
+      metaOffset: 0,
+      laneOffset: null,
+      stride: 4 * K,
+    };
   }
   const blockElems = format === "q8_0" ? 32 : 256;
   const metaBytes = format === "q8_0" ? Q8_0_RECORD_BYTES : Q8_K_RECORD_BYTES;
@@ -163,8 +177,18 @@ export function actLayout(format: ActFormat, K: number): ActLayout {
       `${format} activations: row length ${K} is not a multiple of ${blockElems}`,
     );
   }
-  const bytes = K + (K / blockElems) * metaBytes;
-  return { format, K, blockElems, metaBytes, metaOffset: K, stride: Math.ceil(bytes / 16) * 16 };
+  const records = K + (K / blockElems) * metaBytes;
+  const laneOffset = format === "q8_K" ? records : null;
+  const bytes = records + (laneOffset === null ? 0 : K);
+  return {
+    format,
+    K,
+    blockElems,
+    metaBytes,
+    metaOffset: K,
+    laneOffset,
+    stride: Math.ceil(bytes / 16) * 16,
+  };
 }
 
 /**

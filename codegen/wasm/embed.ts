@@ -306,21 +306,40 @@ export function embedKernel(
           f.i32(4).op("i32.shl").op("i32.or").set("m");
           f.end();
         }
-        bits(
-          f,
-          qs,
-          expr(
+        if (pairs && !five) {
+          f.comment(
+            "repacked Q4_K quants in the lane order (lanes.ts): byte 16 (j >> 2 & 7) + " +
+              "4 (j >> 5 & 3) + (j & 3), nibble j >> 7",
+          );
+          bits(
             f,
-            (f) =>
-              f.get("j").i32(6).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op("i32.and")
-                .op("i32.add"),
-          ),
-          expr(
+            qs,
+            expr(f, (f) => {
+              f.get("j").i32(2).op("i32.shr_u").i32(7).op("i32.and").i32(16).op("i32.mul");
+              f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(4).op("i32.mul");
+              f.op("i32.add").get("j").i32(3).op("i32.and").op("i32.add");
+            }),
+            expr(f, (f) => f.get("j").i32(7).op("i32.shr_u").i32(4).op("i32.mul")),
+            15,
+          );
+        } else {
+          bits(
             f,
-            (f) => f.get("j").i32(5).op("i32.shr_u").i32(1).op("i32.and").i32(4).op("i32.mul"),
-          ),
-          15,
-        );
+            qs,
+            expr(
+              f,
+              (f) =>
+                f.get("j").i32(6).op("i32.shr_u").i32(32).op("i32.mul").get("j").i32(31).op(
+                  "i32.and",
+                ).op("i32.add"),
+            ),
+            expr(
+              f,
+              (f) => f.get("j").i32(5).op("i32.shr_u").i32(1).op("i32.and").i32(4).op("i32.mul"),
+            ),
+            15,
+          );
+        }
         if (five) {
           bits(f, 16, expr(f, (f) => f.get("j").i32(31).op("i32.and")), get(f, "i"), 1);
           f.i32(4).op("i32.shl").op("i32.or");
@@ -335,14 +354,15 @@ export function embedKernel(
       case "Q6_K":
         if (packed) {
           f.comment(
-            "packed (q6k_pack.ts): byte q = 48 · part (2 (j >> 7) + (j >> 5 & 1)) + (j & 15) of " +
-              "vector i = 2 (j >> 6 & 1) + (j >> 4 & 1): i < 3 its low 6 bits, else the top 2 " +
-              "bits of vectors 0, 1, 2; minus 32; scale int8 per 16",
+            "packed (q6k_pack.ts), lane vector 8 (j >> 7) + (j >> 2 & 7) (lanes.ts): byte q = " +
+              "48 · part (j >> 2 & 3) + 4 (j >> 5 & 3) + (j & 3) of vector i = 2 (j >> 7) + " +
+              "(j >> 4 & 1): i < 3 its low 6 bits, else the top 2 bits of vectors 0, 1, 2; " +
+              "minus 32; scale int8 per 16",
           );
-          f.get("j").i32(7).op("i32.shr_u").i32(96).op("i32.mul");
-          f.get("j").i32(5).op("i32.shr_u").i32(1).op("i32.and").i32(48).op("i32.mul");
-          f.op("i32.add").get("j").i32(15).op("i32.and").op("i32.add").set("q");
-          f.get("j").i32(6).op("i32.shr_u").i32(1).op("i32.and").i32(2).op("i32.mul");
+          f.get("j").i32(2).op("i32.shr_u").i32(3).op("i32.and").i32(48).op("i32.mul");
+          f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(4).op("i32.mul");
+          f.op("i32.add").get("j").i32(3).op("i32.and").op("i32.add").set("q");
+          f.get("j").i32(7).op("i32.shr_u").i32(2).op("i32.mul");
           f.get("j").i32(4).op("i32.shr_u").i32(1).op("i32.and").op("i32.add").set("i");
           f.get("i").i32(3).op("i32.lt_u").if();
           bits(

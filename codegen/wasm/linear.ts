@@ -470,6 +470,7 @@ export function emitLinear(s: LinearSpec): WasmFunc {
     relaxed,
     fp16: s.fp16 ?? false,
     dotU8: relaxed && (s.dotU8 ?? false),
+    laneOffset: act.laneOffset,
   });
 
   /** The register block of Rr rows (at wr, yt) × Cc tokens (at xt). */

@@ -259,13 +259,14 @@ export function rowPointers(f: WasmFunc, g: number, l: RowLayout, pairs = false)
 
 /**
  * Stores the 4 × 4 transpose of the 32-bit lanes of the v128 locals `rows` (row i = 4
- * lanes of weight row g + i) as 4 vectors at `pp + offset`, `colBytes` apart: two rounds of
- * unpacks (`unpcklps`/`unpckhps`, then `movlhps`/`movhlps` on x86). Uses the locals t0..t3.
+ * lanes of weight row g + i) as 4 vectors at `pp + offset`, `colBytes` apart (or, `offset`
+ * an array, vector k at `pp + offset[k]`): two rounds of unpacks (`unpcklps`/`unpckhps`,
+ * then `movlhps`/`movhlps` on x86). Uses the locals t0..t3.
  */
 export function storeTransposed(
   f: WasmFunc,
   rows: string[],
-  offset: number,
+  offset: number | number[],
   colBytes: number,
 ): void {
   const [r0, r1, r2, r3] = rows;
@@ -280,7 +281,8 @@ export function storeTransposed(
     ["t1", "t3", [2, 3, 6, 7]],
   ];
   cols.forEach(([a, b, l], k) => {
-    f.get("pp").get(a).get(b).shuffle(lanes32(l)).mem("v128.store", offset + k * colBytes);
+    const at = typeof offset === "number" ? offset + k * colBytes : offset[k];
+    f.get("pp").get(a).get(b).shuffle(lanes32(l)).mem("v128.store", at);
   });
 }
 

@@ -37,6 +37,7 @@ import {
 import { f16Lanes } from "./snippets.ts";
 import { SCALE_MIN_CONSTS, unpackPairScales, unpackScaleMin } from "./types_k.ts";
 import { PAIR_UNITS } from "./q4k_pairs.ts";
+import { laneElement } from "./lanes.ts";
 
 /** Byte offsets in one super-block of the Q4_K panel. */
 const Q = 0, SC = 2048, MINS = SC + 256, D = MINS + 128, DMIN = D + 32;
@@ -73,6 +74,14 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false, packed = fa
   const { shape, S, base } = quantPanelBase(type, K, Q4K_PANEL_TOKENS, Q4K_PANEL_BLOCK);
   const nb = shape.nb;
   const qs = five ? 48 : 16; // byte offset of qs[128] in a block (Q5_K: after qh[32] at 16)
+  // Repacked Q4_K is in the lane order (q4k_pairs.ts): byte 16u + j of qs holds elements
+  // laneElement(u, j) (low nibble) and laneElement(8 + u, j), so each 4-column word of a
+  // loaded vector goes to its own column group of the panel.
+  const lanes = packed && !five;
+  const columns = (p: number, nib: number, h: number, e0: number): number | number[] =>
+    lanes
+      ? [0, 1, 2, 3].map((k) => Q + (laneElement(8 * nib + 2 * p + h, 4 * k) / 4) * 32)
+      : Q + (e0 / 4) * 32;
   return {
     ...base,
     locals(f) {
@@ -100,11 +109,13 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false, packed = fa
         for (let p = 0; p < 4; p++) {
           for (const nib of [0, 1]) {
             for (const h of [0, 1]) {
-              const e0 = 64 * p + 32 * nib + 16 * h; // the vector's first element
+              const e0 = 64 * p + 32 * nib + 16 * h; // the vector's first element (ggml)
               const bit = 2 * p + nib; // Q5_K: the qh bit of these elements
               f.comment(
-                `elements ${e0} .. ${e0 + 15}: ${nib ? "high" : "low"} nibbles` +
-                  (five ? ` | qh bit ${bit} << 4` : ""),
+                (lanes
+                  ? `lane vector ${8 * nib + 2 * p + h} (lanes.ts)`
+                  : `elements ${e0} .. ${e0 + 15}`) +
+                  `: ${nib ? "high" : "low"} nibbles` + (five ? ` | qh bit ${bit} << 4` : ""),
               );
               for (let i = 0; i < 4; i++) {
                 f.get(`p${i}`).wmem("v128.load", qs + 32 * p + 16 * h, { align: 0 });
@@ -118,7 +129,7 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false, packed = fa
                 }
                 f.set(`lo${i}`);
               }
-              storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], Q + (e0 / 4) * 32, 32);
+              storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], columns(p, nib, h, e0), 32);
             }
           }
         }

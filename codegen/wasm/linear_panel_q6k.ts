@@ -35,7 +35,8 @@ import {
 import { Q4K_PANEL_TOKENS } from "./linear_panel_q4k.ts";
 import { f16Lanes } from "./snippets.ts";
 import { unpackQ3Scales } from "./types_k.ts";
-import { PACKED_CONSTS, pushPackedVector } from "./q6k_pack.ts";
+import { PACKED_CONSTS, pushPackedVector, q6kLaneVector } from "./q6k_pack.ts";
+import { laneElement } from "./lanes.ts";
 
 /** Byte offsets in one super-block of the panel (DMIN: Q2_K only). */
 const Q = 0, SC = 2048, PAIRS = SC + 512, D = PAIRS + 256, DMIN = D + 32;
@@ -58,6 +59,11 @@ interface K16Fields {
   consts: [string, number][];
   /** What the quants of elements 128g + 32s + 16v .. + 15 are made of, for the comments. */
   describe(g: number, s: number): string;
+  /**
+   * Where the 4-column words of vector (g, s, v) go in the panel, when not at elements
+   * 128g + 32s + 16v .. + 15 (the lane order of packed Q6_K).
+   */
+  columns?(g: number, s: number, v: number): number[];
   /** Pushes the quants of elements 128g + 32s + 16v .. + 15 of the row at `p`. */
   quants(f: WasmFunc, p: string, g: number, s: number, v: number): void;
   /** Sets `dst` to the 16 sub-block scales (bytes) of the row at `p`. */
@@ -126,9 +132,10 @@ const FIELDS: Record<K16Type, K16Fields> = {
 };
 
 /**
- * Q6_K packed at load (`q6k_pack.ts`): elements 128g + 32s + 16v .. + 15 are vector
- * i = 2(s >> 1) + v of part p = 2g + (s & 1), at 48p: i < 3 the low 6 bits of its own
- * vector, i = 3 the top 2 bits of all three.
+ * Q6_K packed at load (`q6k_pack.ts`): vector i of part p (at 48p: i < 3 the low 6 bits of its
+ * own vector, i = 3 the top 2 bits of all three) is lane vector `4i + p` (`lanes.ts`). The
+ * fill walks (g, s, v) as the vectors' indices: the vector i = 2(s >> 1) + v of part
+ * p = 2g + (s & 1), its 4-column words stored where their elements go (`columns`).
  */
 const Q6_K_PACKED_FIELDS: K16Fields = {
   ...FIELDS.Q6_K,
@@ -139,6 +146,10 @@ const Q6_K_PACKED_FIELDS: K16Fields = {
     pushPackedVector(f, 2 * (s >> 1) + v, (k) => {
       f.get(p).wmem("v128.load", at + 16 * k, { align: 0 });
     });
+  },
+  columns(g, s, v) {
+    const lane = q6kLaneVector(2 * g + (s & 1), 2 * (s >> 1) + v);
+    return [0, 1, 2, 3].map((k) => Q + (laneElement(lane, 4 * k) / 4) * 32);
   },
 };
 
@@ -195,12 +206,21 @@ export function q6kPanelKind(
           for (let s = 0; s < 4; s++) {
             for (const v of [0, 1]) {
               const e0 = 128 * g + 32 * s + 16 * v; // the vector's first element
-              f.comment(`elements ${e0} .. ${e0 + 15}: ${t.describe(g, s)}`);
+              f.comment(
+                t.columns
+                  ? `${t.describe(g, s)}, vector ${2 * (s >> 1) + v} (lane order, lanes.ts)`
+                  : `elements ${e0} .. ${e0 + 15}: ${t.describe(g, s)}`,
+              );
               for (let i = 0; i < 4; i++) {
                 t.quants(f, `p${i}`, g, s, v);
                 f.set(`lo${i}`);
               }
-              storeTransposed(f, ["lo0", "lo1", "lo2", "lo3"], Q + (e0 / 4) * 32, 32);
+              storeTransposed(
+                f,
+                ["lo0", "lo1", "lo2", "lo3"],
+                t.columns?.(g, s, v) ?? Q + (e0 / 4) * 32,
+                32,
+              );
             }
           }
         }

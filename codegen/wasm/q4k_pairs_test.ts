@@ -14,7 +14,13 @@ import { fp16SimdSupported, relaxedDotU8, relaxedSimdSupported } from "../wasm_f
 import { embedKernel } from "./embed.ts";
 import { interleaveRowsInPlace } from "./interleave.ts";
 import { emitLinear } from "./linear.ts";
-import { packQ4KPairsInPlace, PAIR_UNITS, q4kPairD, q4kPairScales } from "./q4k_pairs.ts";
+import {
+  packQ4KPairsInPlace,
+  PAIR_UNITS,
+  q4kPairD,
+  q4kPairQuants,
+  q4kPairScales,
+} from "./q4k_pairs.ts";
 
 const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
 const dotU8 = relaxed && relaxedDotU8();
@@ -38,7 +44,13 @@ for (const type of ["Q4_K", "Q5_K"] as const) {
           b.subarray(at + q4kPairD(row, p, U), at + q4kPairD(row, p, U) + 4);
         assert.deepEqual(d(packed, true), d(raw, false), `group ${g} row ${row}: d, dmin`);
         const rest = at + U * row + 16; // qs (Q5_K: qh, then qs)
-        assert.deepEqual(packed.subarray(rest, rest + U - 16), raw.subarray(rest, rest + U - 16));
+        if (type === "Q4_K") { // the quants in the lane order
+          const want = q4kPairQuants(raw, at, row, false);
+          assert.deepEqual(q4kPairQuants(packed, at, row, true), want, `group ${g} row ${row}`);
+          assert.notDeepEqual(packed.subarray(rest, rest + 128), raw.subarray(rest, rest + 128));
+        } else {
+          assert.deepEqual(packed.subarray(rest, rest + U - 16), raw.subarray(rest, rest + U - 16));
+        }
       }
     }
     assert.notDeepEqual(packed, raw);
@@ -59,12 +71,16 @@ for (const type of ["Q4_K", "Q5_K"] as const) {
     assert.throws(() => packQ4KPairsInPlace(new Uint8Array(3 * U), 0, 2, U), re);
   });
 
-  Deno.test(`${type} kernels on repacked row pairs give the interleaved ggml blocks' bits`, () => {
-    const base = { type, M: 24, K: 512, relaxed, fp16, dotU8, interleave: 2 } as const;
-    assertPackedKernels(base, [6, 16], (u8, at, rb, pack) => {
-      interleaveRowsInPlace(u8, at, base.M, rb, U, 2);
-      if (pack) packQ4KPairsInPlace(u8, at, (base.M * base.K) / 512, U);
-    });
+  Deno.test(`${type} kernels on repacked row pairs give the interleaved ggml blocks' outputs`, () => {
+    // This runtime's features, then without the u8 dot product, then without relaxed SIMD.
+    const features = [[relaxed, dotU8], [relaxed, false], [false, false]] as const;
+    for (const [relaxed, dotU8] of features) {
+      const base = { type, M: 24, K: 512, relaxed, fp16, dotU8, interleave: 2 } as const;
+      assertPackedKernels(base, [6, 16], (u8, at, rb, pack) => {
+        interleaveRowsInPlace(u8, at, base.M, rb, U, 2);
+        if (pack) packQ4KPairsInPlace(u8, at, (base.M * base.K) / 512, U);
+      }, type === "Q4_K"); // Q4_K's quants are in the lane order (lanes.ts), Q5_K's are not
+    }
     const one = { type, M: 8, K: 256, kind: "matvec", packed: true } as const;
     assert.throws(() => emitLinear(one), new RegExp(`packed ${type} with interleave 1`));
     assert.throws(() => emitLinear({ ...one, interleave: 2, rows: 1 }), /1 rows per register/);

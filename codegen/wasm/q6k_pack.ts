@@ -1,7 +1,8 @@
 /**
  * Q6_K super-blocks packed at load for the WASM kernels: the same 210 bytes, the 6-bit quants
  * rearranged so that decoding them costs fewer instructions (the Q6_K matvecs are bound by
- * instruction count, not by memory).
+ * instruction count, not by memory), and in the lane order of `lanes.ts`, so that the
+ * kernels sum 4 sub-blocks per i32x4 and scale them by one multiply.
  *
  * ggml's layout (`block_q6_K`, ggml-common.h; `dequantize_row_q6_K`): `ql[128]` holds the low
  * 4 bits of each quant, `qh[64]` the high 2, `scales[16]`, then the f16 `d`; element
@@ -10,26 +11,41 @@
  * Decoding four vectors of 16 takes two loads, two nibble masks, a shift, four moves of the
  * qh bits and four ors: ~17 operations per 64 quants.
  *
- * Packed: the 192 bytes of `ql` and `qh` become 4 parts of 48 bytes. Part p holds the four
- * vectors the kernels' part p decodes (`types_k.ts`: vector i is elements `xOff(p, i)` ..
- * + 15, `xOff(p, i) = 32·(4·(p >> 1) + (p & 1) + 2·(i >> 1)) + 16·(i & 1)`) as three:
+ * Packed: the 192 bytes of `ql` and `qh` become 4 parts of 48 bytes. Part p holds four
+ * vectors of 16 quants, vector i being the lane vector `4i + p` ({@linkcode q6kLaneVector};
+ * its byte j is element `laneElement(4i + p, j)`), as three:
  * `A = w0 | (w3 & 3) << 6`, `B = w1 | (w3 >> 2 & 3) << 6`, `C = w2 | (w3 >> 4) << 6`. Decoding
  * is then three loads, three masks for w0..w2 and three shifts, masks and two ors for w3: ~11
- * operations. Scales and `d` keep their offsets (192, 208). Measured, one core, same process:
- * the Q6_K matvec 32768x768 +9-10%, 768x2048 +12%. Packing at load costs ~40-60 ms per
- * 31.5 MB (the Q6_K tensors of the g110M Q4_K_M file).
+ * operations. Vector i of every part carries the sub-blocks `8 (i >> 1) + 2l + (i & 1)` in its
+ * lanes l, so a kernel keeps one i32x4 sum per i. Scales and `d` keep their offsets (192,
+ * 208). Measured, one core, same process: the packing alone, the Q6_K matvec 32768x768
+ * +9-10%, 768x2048 +12%; the lane order on top, 32768x768 1.14x, 2048x768 1.12x.
  *
  * @module
  */
 
 import type { WasmFunc } from "../wasm_asm.ts";
+import { laneElement } from "./lanes.ts";
 
 /** Bytes of one Q6_K super-block. */
 export const Q6K_BLOCK_BYTES = 210;
 
-/** Element offset of vector i (0..3) of part p (0..3) of a super-block (`types_k.ts`). */
+/**
+ * Element offset of vector i (0..3) of part p (0..3) of a super-block in ggml's order: the
+ * 16 elements the unpacked Q6_K kernels decode together (`types_k.ts`, chunks s and s + 2
+ * of a half share their `ql` and `qh` bytes).
+ */
 export const q6kPartOffset = (p: number, i: number): number =>
   32 * (4 * (p >> 1) + (p & 1) + 2 * (i >> 1)) + 16 * (i & 1);
+
+/** The lane vector (`lanes.ts`) of vector i (0..3) of part p (0..3) of a packed super-block. */
+export const q6kLaneVector = (p: number, i: number): number => 4 * i + p;
+
+/** Element of byte j of vector i of part p, at `64p + 16i + j`: the packed order. */
+const PACKED_ELEMENT = Uint8Array.from(
+  { length: 256 },
+  (_, n) => laneElement(q6kLaneVector(n >> 6, n >> 4 & 3), n & 15),
+);
 
 /**
  * Packs Q6_K super-blocks in place (module doc).
@@ -59,23 +75,17 @@ export function packQ6KInPlace(bytes: Uint8Array, offset: number, blocks: number
         `${bytes.length} bytes`,
     );
   }
-  // Part p = (half g, chunk s0 = p & 1) reads ql[64g + 32 s0 + 16v + k] and qh[32g + 16v + k]
-  // (v = 0, 1): w_v = low nibble | (qh >> 2 s0 & 3) << 4, w_{2+v} = high nibble | (qh >> 2 s0 + 4
-  // & 3) << 4. A part's 48 bytes overwrite quants a later part reads: read from a copy.
-  const src = new Uint8Array(192);
+  const q = new Uint8Array(256); // one block's quants, element order
   for (let b = 0; b < blocks; b++) {
     const at = offset + b * Q6K_BLOCK_BYTES;
-    src.set(bytes.subarray(at, at + 192));
-    for (let p = 0; p < 4; p++) {
-      const g = p >> 1, s0 = p & 1, out = at + 48 * p;
+    q6kQuants(bytes, at, false, q);
+    for (let n = 0; n < 256; n += 64) {
+      const out = at + 48 * (n >> 6);
       for (let k = 0; k < 16; k++) {
-        const l0 = src[64 * g + 32 * s0 + k], l1 = src[64 * g + 32 * s0 + 16 + k];
-        const h0 = src[128 + 32 * g + k] >> 2 * s0, h1 = src[128 + 32 * g + 16 + k] >> 2 * s0;
-        const w0 = (l0 & 15) | (h0 & 3) << 4, w1 = (l1 & 15) | (h1 & 3) << 4;
-        const w2 = l0 >> 4 | (h0 >> 4 & 3) << 4, w3 = l1 >> 4 | (h1 >> 4 & 3) << 4;
-        bytes[out + k] = w0 | (w3 & 3) << 6;
-        bytes[out + 16 + k] = w1 | (w3 >> 2 & 3) << 6;
-        bytes[out + 32 + k] = w2 | (w3 >> 4) << 6;
+        const w3 = q[PACKED_ELEMENT[n + 48 + k]];
+        bytes[out + k] = q[PACKED_ELEMENT[n + k]] | (w3 & 3) << 6;
+        bytes[out + 16 + k] = q[PACKED_ELEMENT[n + 16 + k]] | (w3 >> 2 & 3) << 6;
+        bytes[out + 32 + k] = q[PACKED_ELEMENT[n + 32 + k]] | (w3 >> 4) << 6;
       }
     }
   }
@@ -101,10 +111,11 @@ export function q6kQuants(
       for (let k = 0; k < 16; k++) {
         const a = bytes[at + 48 * p + k], b = bytes[at + 48 * p + 16 + k];
         const c = bytes[at + 48 * p + 32 + k];
-        q[q6kPartOffset(p, 0) + k] = a & 63;
-        q[q6kPartOffset(p, 1) + k] = b & 63;
-        q[q6kPartOffset(p, 2) + k] = c & 63;
-        q[q6kPartOffset(p, 3) + k] = a >> 6 | (b >> 6) << 2 | (c >> 6) << 4;
+        const e = (i: number) => laneElement(q6kLaneVector(p, i), k);
+        q[e(0)] = a & 63;
+        q[e(1)] = b & 63;
+        q[e(2)] = c & 63;
+        q[e(3)] = a >> 6 | (b >> 6) << 2 | (c >> 6) << 4;
       }
     }
     return q;

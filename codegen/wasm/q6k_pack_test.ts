@@ -48,13 +48,17 @@ Deno.test("packQ6KInPlace() keeps every quant, scale and d of each super-block",
 const relaxed = relaxedSimdSupported(), fp16 = fp16SimdSupported();
 const dotU8 = relaxed && relaxedDotU8();
 
-Deno.test("Q6_K kernels on packed super-blocks give the stored layout's bits", () => {
-  for (const interleave of [1, 2]) { // row-major, and in pairs as the engine lays them out
-    const base = { type: "Q6_K", M: 24, K: 512, relaxed, fp16, dotU8, interleave } as const;
-    assertPackedKernels(base, [6, 16], (u8, at, rb, pack) => {
-      interleaveRowsInPlace(u8, at, base.M, rb, Q6K_BLOCK_BYTES, interleave);
-      if (pack) packQ6KInPlace(u8, at, (base.M * base.K) / 256);
-    });
+Deno.test("Q6_K kernels on packed super-blocks give the stored layout's outputs", () => {
+  // This runtime's features, then without the u8 dot product, then without relaxed SIMD.
+  const features = [[relaxed, dotU8], [relaxed, false], [false, false]] as const;
+  for (const [relaxed, dotU8] of features) {
+    for (const interleave of [1, 2]) { // row-major, and in pairs as the engine lays them out
+      const base = { type: "Q6_K", M: 24, K: 512, relaxed, fp16, dotU8, interleave } as const;
+      assertPackedKernels(base, [6, 16], (u8, at, rb, pack) => {
+        interleaveRowsInPlace(u8, at, base.M, rb, Q6K_BLOCK_BYTES, interleave);
+        if (pack) packQ6KInPlace(u8, at, (base.M * base.K) / 256);
+      }, true);
+    }
   }
   assert.throws(
     () => emitLinear({ type: "Q4_K", M: 8, K: 256, kind: "matvec", packed: true }),

@@ -9,6 +9,7 @@
  */
 import { WasmFunc } from "../wasm_asm.ts";
 import { type ActFormat, actLayout } from "./blocks.ts";
+import { emitLaneCopy } from "./lanes.ts";
 
 /**
  * Name of the quantiser of one format and row length: `quantize_q8_0_768`.
@@ -88,21 +89,24 @@ export function quantizeKernel(
 ): WasmFunc {
   const L = actLayout(format, K);
   const f = new WasmFunc(quantizeName(format, K), [["x", "i32"], ["xq", "i32"], ["n", "i32"]]);
-  for (const l of ["t", "px", "pq", "pm", "end", "s"]) f.local(l, "i32");
+  for (const l of ["t", "px", "pq", "pm", "pl", "end", "s"]) f.local(l, "i32");
   for (let i = 0; i < 8; i++) f.local(`v${i}`, "v128").local(`q${i}`, "v128");
   for (let i = 0; i < 4; i++) f.local(`h${i}`, "v128");
   f.local("m", "v128").local("vid", "v128").local("amax", "f32").local("d", "f32");
+  if (L.laneOffset !== null) { for (let i = 0; i < 8; i++) f.local(`t${i}`, "v128"); }
   f.comment(
     `n rows of ${K} f32 at x → ${format} rows at xq (stride ${L.stride}): ` +
       `${K} quants, then ${K / L.blockElems} × ${L.metaBytes}-byte records ` +
       (format === "q8_0"
         ? "(d f32, d·Σq f32, -128·Σq per i32 lane of the dot product, i32x4)"
-        : "(d f32 @0, Σq per 16 i16[16] @16, per 32 i16[8] @48)"),
+        : "(d f32 @0, Σq per 16 i16[16] @16, per 32 i16[8] @48), then the quants in the " +
+          `lane order (lanes.ts) at ${L.laneOffset}`),
   );
   f.get("x").set("px").get("xq").set("pq");
   f.block("rows_done").loop("rows");
   f.get("t").get("n").op("i32.ge_u").brIf("rows_done");
   f.get("pq").i32(L.metaOffset).op("i32.add").set("pm");
+  if (L.laneOffset !== null) f.get("pq").i32(L.laneOffset).op("i32.add").set("pl");
   f.get("pq").i32(K).op("i32.add").set("end");
   f.loop("blocks");
   if (format === "q8_0") {
@@ -149,6 +153,9 @@ export function quantizeKernel(
       f.get("pm").get("pm").mem("i32.load16_s", 16 + 4 * j).get("pm");
       f.mem("i32.load16_s", 16 + 4 * j + 2).op("i32.add").mem("i32.store16", 48 + 2 * j);
     }
+    f.comment("the block's quants again, in the lane order (lanes.ts)");
+    emitLaneCopy(f, () => f.get("pq"), () => f.get("pl"));
+    f.get("pl").i32(256).op("i32.add").set("pl");
     f.get("px").i32(1024).op("i32.add").set("px");
     f.get("pq").i32(256).op("i32.add").set("pq");
     f.get("pm").i32(64).op("i32.add").set("pm");
