@@ -306,9 +306,9 @@ export function embedKernel(
           f.i32(4).op("i32.shl").op("i32.or").set("m");
           f.end();
         }
-        if (pairs && !five) {
+        if (pairs) {
           f.comment(
-            "repacked Q4_K quants in the lane order (lanes.ts): byte 16 (j >> 2 & 7) + " +
+            "repacked quants in the lane order (lanes.ts): byte 16 (j >> 2 & 7) + " +
               "4 (j >> 5 & 3) + (j & 3), nibble j >> 7",
           );
           bits(
@@ -340,7 +340,22 @@ export function embedKernel(
             15,
           );
         }
-        if (five) {
+        if (five && pairs) {
+          f.comment(
+            "its qh bit in the lane order: byte 16 (j >> 2 & 1) + 4 (j >> 5 & 3) + (j & 3), " +
+              "bit 2 (j >> 3 & 3) + (j >> 7)",
+          );
+          const byte = expr(f, (f) => {
+            f.get("j").i32(2).op("i32.shr_u").i32(1).op("i32.and").i32(16).op("i32.mul");
+            f.get("j").i32(5).op("i32.shr_u").i32(3).op("i32.and").i32(4).op("i32.mul");
+            f.op("i32.add").get("j").i32(3).op("i32.and").op("i32.add");
+          });
+          bits(f, 16, byte, () => {
+            f.get("j").i32(3).op("i32.shr_u").i32(3).op("i32.and").i32(1).op("i32.shl");
+            f.get("j").i32(7).op("i32.shr_u").op("i32.add");
+          }, 1);
+          f.i32(4).op("i32.shl").op("i32.or");
+        } else if (five) {
           bits(f, 16, expr(f, (f) => f.get("j").i32(31).op("i32.and")), get(f, "i"), 1);
           f.i32(4).op("i32.shl").op("i32.or");
         }

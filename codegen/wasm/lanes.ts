@@ -1,6 +1,6 @@
 /**
- * The lane order of a K-quant super-block: the order in which the repacked Q4_K row pairs
- * (`q4k_pairs.ts`) store their quants, Q6_K (`q6k_pack.ts`) its packed quants, and the
+ * The lane order of a K-quant super-block: the order in which the repacked Q4_K and Q5_K row
+ * pairs (`q4k_pairs.ts`) store their quants, Q6_K (`q6k_pack.ts`) its packed quants, and the
  * `q8_K` activations keep a second copy of theirs (`blocks.ts` `ActLayout.laneOffset`).
  *
  * A 32-bit relaxed dot product (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, x86 `vpdpbusd`) sums
@@ -26,8 +26,8 @@
  * types, so an activation feeds Q4_K and Q6_K matrices from the same copy.
  *
  * Measured (one pinned core, same process, the g110M shapes, against the ggml order with
- * paired dot products): the Q4_K pair matvec 2048x768 1.16x, 768x2048 1.17x; the packed Q6_K
- * matvec 2048x768 1.12x, 32768x768 1.14x.
+ * paired dot products): the Q4_K pair matvec 2048x768 1.14-1.16x, 768x2048 1.17x; Q5_K 2048x768
+ * 1.11x; the packed Q6_K matvec 2048x768 1.12x, 32768x768 1.14-1.15x.
  *
  * @module
  */

@@ -74,10 +74,11 @@ export function q4kPanelKind(K: number, fp16: boolean, five = false, packed = fa
   const { shape, S, base } = quantPanelBase(type, K, Q4K_PANEL_TOKENS, Q4K_PANEL_BLOCK);
   const nb = shape.nb;
   const qs = five ? 48 : 16; // byte offset of qs[128] in a block (Q5_K: after qh[32] at 16)
-  // Repacked Q4_K is in the lane order (q4k_pairs.ts): byte 16u + j of qs holds elements
-  // laneElement(u, j) (low nibble) and laneElement(8 + u, j), so each 4-column word of a
-  // loaded vector goes to its own column group of the panel.
-  const lanes = packed && !five;
+  // Repacked pairs are in the lane order (q4k_pairs.ts): byte 16u + j of qs holds elements
+  // laneElement(u, j) (low nibble) and laneElement(8 + u, j), with their Q5_K qh bits where
+  // the ggml order's vector (p, nib, h) had them, so each 4-column word of a loaded vector
+  // goes to its own column group of the panel.
+  const lanes = packed;
   const columns = (p: number, nib: number, h: number, e0: number): number | number[] =>
     lanes
       ? [0, 1, 2, 3].map((k) => Q + (laneElement(8 * nib + 2 * p + h, 4 * k) / 4) * 32)

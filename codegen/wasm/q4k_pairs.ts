@@ -22,12 +22,13 @@
  * byte U + 16: qs₁[128]                          (row 1's quants, where they were)
  * ```
  *
- * Q4_K's quants are, besides, in the lane order of `lanes.ts` (Q5_K's stay where ggml stores
- * them): byte `16u + j` of a row's `qs` holds element `laneElement(u, j)` in its low nibble
- * and `laneElement(8 + u, j)` in its high one ({@linkcode q4kPairQuants} reads them back), so
- * the kernels sum sub-blocks 0..3 and 4..7 in the lanes of one i32x4 each (`types_k.ts`
- * `Q4K_LANES`): the pair matvec 2048x768 1.16x, 768x2048 1.17x (one pinned core, same
- * process).
+ * The quants are, besides, in the lane order of `lanes.ts`: byte `16u + j` of a row's `qs`
+ * holds element `laneElement(u, j)` in its low nibble and `laneElement(8 + u, j)` in its high
+ * one, and Q5_K's `qh` byte `16t + j` holds in bit `2p + h` the fifth bit of the element at
+ * byte j of lane vector `8h + 2p + t` ({@linkcode q4kPairQuants} reads them back). The kernels
+ * then sum sub-blocks 0..3 and 4..7 in the lanes of one i32x4 each (`types_k.ts`
+ * `q4kLanes`): the Q4_K pair matvec 2048x768 1.14-1.16x, 768x2048 1.17x, Q5_K 2048x768 1.11x
+ * (one pinned core, same process).
  *
  * Unpacking (`types_k.ts` `Q4_K_PAIRS` and `Q5_K_PAIRS`, the Q4_K/Q5_K panel, the embedding
  * lookup): `v = P & 63`;
@@ -44,7 +45,7 @@
  *
  * @module
  */
-import { laneElement } from "./lanes.ts";
+import { laneElement, lanePosition } from "./lanes.ts";
 
 /**
  * The types whose row pairs are repacked, by the bytes of one row's super-block (the `unit`
@@ -125,11 +126,14 @@ export function packQ4KPairsInPlace(
     bytes.copyWithin(at + 4, at + unit, at + unit + 4); // d₁, dmin₁
     for (let k = 0; k < 8; k++) bytes[at + 8 + k] = (w[2 * k] & 15) | (w[2 * k + 1] & 15) << 4;
     for (let j = 0; j < 16; j++) bytes[at + unit + j] = v[j] | (w[j] >> 4) << 6;
-    if (unit !== PAIR_UNITS.Q4_K) continue; // Q5_K: quants where ggml stores them
     for (const row of [0, 1]) {
-      const qs = at + unit * row + 16;
-      q4kQuants(bytes, qs, false, q);
-      for (let n = 0; n < 128; n++) bytes[qs + n] = q[LANE_LOW[n]] | q[LANE_LOW[n] + 128] << 4;
+      const b = at + unit * row;
+      pairQuants(bytes, b, unit, false, q);
+      const qs = b + unit - 128, five = unit === PAIR_UNITS.Q5_K;
+      for (let n = 0; n < 128; n++) {
+        bytes[qs + n] = (q[LANE_LOW[n]] & 15) | (q[LANE_LOW[n] + 128] & 15) << 4;
+      }
+      if (five) { for (let n = 0; n < 32; n++) bytes[b + 16 + n] = laneQh(q, n); }
     }
   }
 }
@@ -138,26 +142,57 @@ export function packQ4KPairsInPlace(
 const LANE_LOW = Uint8Array.from({ length: 128 }, (_, n) => laneElement(n >> 4, n & 15));
 
 /**
- * The 256 quants (0..15) of a Q4_K `qs[128]`, in element order: as ggml stores them (element
- * `64k + 32h + l` is the nibble h of byte `32k + l`) or in the lane order (module doc).
+ * Byte n of a Q5_K `qh[32]` in the lane order: bit `2p + h` holds the fifth bit of the
+ * element in byte `n & 15` of the lane vector `8h + 2p + (n >> 4)`, the vector the kernels
+ * decode from part p's `qs` (`n >> 4`: its first or second 16 bytes; h: the nibble).
  */
-function q4kQuants(bytes: Uint8Array, qs: number, lanes: boolean, q: Uint8Array): Uint8Array {
+function laneQh(q: Uint8Array, n: number): number {
+  let byte = 0;
+  for (let bit = 0; bit < 8; bit++) {
+    const v = 8 * (bit & 1) + 2 * (bit >> 1) + (n >> 4);
+    byte |= (q[laneElement(v, n & 15)] >> 4 & 1) << bit;
+  }
+  return byte;
+}
+
+/**
+ * The 256 quants of one row's super-block in element order (Q4_K 0..15, Q5_K 0..31 with its
+ * `qh` bit), as ggml stores them (element `64k + 32h + l`: the nibble h of `qs[32k + l]`, Q5_K's
+ * fifth bit `qh[l] >> 2k + h`) or in the lane order (module doc).
+ */
+function pairQuants(
+  bytes: Uint8Array,
+  b: number,
+  unit: number,
+  lanes: boolean,
+  q: Uint8Array,
+): Uint8Array {
+  const qs = b + unit - 128;
   for (let n = 0; n < 128; n++) {
     const lo = lanes ? LANE_LOW[n] : 64 * (n >> 5) + (n & 31), hi = lanes ? lo + 128 : lo + 32;
     q[lo] = bytes[qs + n] & 15;
     q[hi] = bytes[qs + n] >> 4;
   }
+  if (unit !== PAIR_UNITS.Q5_K) return q;
+  for (let e = 0; e < 256; e++) {
+    const [v, j] = lanePosition(e);
+    const fifth = lanes
+      ? bytes[b + 16 + 16 * (v & 1) + j] >> 2 * (v >> 1 & 3) + (v >> 3)
+      : bytes[b + 16 + (e & 31)] >> (e >> 5);
+    q[e] |= (fifth & 1) << 4;
+  }
   return q;
 }
 
 /**
- * The 256 quants (0..15) of one row of a Q4_K row pair, in element order: read from the
- * repacked layout (the lane order) or from the ggml block.
+ * The 256 quants of one row of a Q4_K (0..15) or Q5_K (0..31, with its fifth bit) row pair,
+ * in element order: read from the repacked layout (the lane order) or from the ggml block.
  *
  * @param bytes Bytes holding the pair.
  * @param at Byte offset of the pair's super-block (row 0's block).
  * @param row 0 or 1.
  * @param packed Whether the pair is repacked ({@linkcode packQ4KPairsInPlace}).
+ * @param unit Bytes of one row's super-block ({@linkcode PAIR_UNITS}; default Q4_K's 144).
  * @returns `(256)` quants.
  */
 export function q4kPairQuants(
@@ -165,8 +200,9 @@ export function q4kPairQuants(
   at: number,
   row: number,
   packed: boolean,
+  unit = PAIR_UNITS.Q4_K,
 ): Uint8Array {
-  return q4kQuants(bytes, at + PAIR_UNITS.Q4_K * row + 16, packed, new Uint8Array(256));
+  return pairQuants(bytes, at + unit * row, unit, packed, new Uint8Array(256));
 }
 
 /**

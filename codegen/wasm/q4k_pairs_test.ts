@@ -44,13 +44,13 @@ for (const type of ["Q4_K", "Q5_K"] as const) {
           b.subarray(at + q4kPairD(row, p, U), at + q4kPairD(row, p, U) + 4);
         assert.deepEqual(d(packed, true), d(raw, false), `group ${g} row ${row}: d, dmin`);
         const rest = at + U * row + 16; // qs (Q5_K: qh, then qs)
-        if (type === "Q4_K") { // the quants in the lane order
-          const want = q4kPairQuants(raw, at, row, false);
-          assert.deepEqual(q4kPairQuants(packed, at, row, true), want, `group ${g} row ${row}`);
-          assert.notDeepEqual(packed.subarray(rest, rest + 128), raw.subarray(rest, rest + 128));
-        } else {
-          assert.deepEqual(packed.subarray(rest, rest + U - 16), raw.subarray(rest, rest + U - 16));
-        }
+        // The quants (and Q5_K's qh bits) in the lane order.
+        const quants = q4kPairQuants(raw, at, row, false, U);
+        assert.deepEqual(q4kPairQuants(packed, at, row, true, U), quants, `group ${g} row ${row}`);
+        assert.notDeepEqual(
+          packed.subarray(rest, rest + U - 16),
+          raw.subarray(rest, rest + U - 16),
+        );
       }
     }
     assert.notDeepEqual(packed, raw);
@@ -79,7 +79,7 @@ for (const type of ["Q4_K", "Q5_K"] as const) {
       assertPackedKernels(base, [6, 16], (u8, at, rb, pack) => {
         interleaveRowsInPlace(u8, at, base.M, rb, U, 2);
         if (pack) packQ4KPairsInPlace(u8, at, (base.M * base.K) / 512, U);
-      }, type === "Q4_K"); // Q4_K's quants are in the lane order (lanes.ts), Q5_K's are not
+      }, true); // the quants are in the lane order (lanes.ts)
     }
     const one = { type, M: 8, K: 256, kind: "matvec", packed: true } as const;
     assert.throws(() => emitLinear(one), new RegExp(`packed ${type} with interleave 1`));

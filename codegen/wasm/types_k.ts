@@ -208,7 +208,7 @@ function Q4K_LIKE(name: "Q4_K" | "Q5_K"): KSpec {
  */
 const PAIRS_DEF = (name: "Q4_K" | "Q5_K"): KSpec => ({
   ...Q4K_LIKE(name),
-  ...(name === "Q4_K" ? { lanes: Q4K_LANES } : {}),
+  lanes: q4kLanes(name === "Q4_K"),
   prologue(k, a, o) {
     if (k.R % 2) throw new RangeError(`${name} pairs: ${k.R} rows per register block, not even`);
     if (a % 2 === 0) unpackPairScales(k.f, `sc${a}`, `sc${a + 1}`, o, "pw", PAIR_UNITS[name]);
@@ -226,12 +226,13 @@ const PAIRS_DEF = (name: "Q4_K" | "Q5_K"): KSpec => ({
 });
 
 /**
- * Q4_K pairs in the lane order (`q4k_pairs.ts`): part p's low nibbles are lane vectors 2p and
- * 2p + 1 (sub-blocks 0..3, one per lane), its high nibbles 8 + 2p and 9 + 2p (sub-blocks
- * 4..7; × 16 with `dotU8`, as `Q4K_LIKE`'s decode leaves them). Two locals each, by the
- * part's parity, so that no chain of dependent dot products is longer than four.
+ * Q4_K and Q5_K pairs in the lane order (`q4k_pairs.ts`): part p's low nibbles are lane
+ * vectors 2p and 2p + 1 (sub-blocks 0..3, one per lane), its high nibbles 8 + 2p and 9 + 2p
+ * (sub-blocks 4..7; Q4_K's × 16 with `dotU8`, as `Q4K_LIKE`'s decode leaves them: `hi16`).
+ * Two locals each, by the part's parity, so that no chain of dependent dot products is longer
+ * than four.
  */
-const Q4K_LANES: LaneSums = {
+const q4kLanes = (hi16: boolean): LaneSums => ({
   vector: (p, i) => 8 * (i >> 1) + 2 * p + (i & 1),
   acc: (p, i) => 2 * (i >> 1) + (p & 1),
   finish(k, a) {
@@ -244,11 +245,11 @@ const Q4K_LANES: LaneSums = {
       const la = (q: number) => `la${a}_${c}_${q}`;
       f.get(la(0)).get(la(1)).op("i32x4.add").get("scv0").op("i32x4.mul");
       f.get(la(2)).get(la(3)).op("i32x4.add").get("scv1").op("i32x4.mul");
-      if (k.dotU8) f.i32(4).op("i32x4.shr_s"); // the high nibbles were × 16 (exact)
+      if (hi16 && k.dotU8) f.i32(4).op("i32x4.shr_s"); // the high nibbles were × 16 (exact)
       f.op("i32x4.add").set(`isum${a}_${c}`);
     }
   },
-};
+});
 
 const Q6_K_DEF: KSpec = {
   name: "Q6_K",
