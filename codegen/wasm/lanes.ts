@@ -32,7 +32,7 @@
  * @module
  */
 import type { WasmFunc } from "../wasm_asm.ts";
-import { lanes32 } from "./snippets.ts";
+import { lanes32, storeTransposed4 } from "./snippets.ts";
 
 /**
  * The element of a super-block at byte j of vector v in the lane order (module doc).
@@ -91,20 +91,8 @@ export function emitLaneCopy(f: WasmFunc, src: () => void, dst: () => void): voi
         src();
         f.mem("v128.load", 128 * h + 16 * (2 * l + s), { align: 0 }).set(`t${l}`);
       }
-      f.get("t0").get("t1").shuffle(lanes32([0, 4, 1, 5])).set("t4");
-      f.get("t0").get("t1").shuffle(lanes32([2, 6, 3, 7])).set("t5");
-      f.get("t2").get("t3").shuffle(lanes32([0, 4, 1, 5])).set("t6");
-      f.get("t2").get("t3").shuffle(lanes32([2, 6, 3, 7])).set("t7");
-      const words: [string, string, number[]][] = [
-        ["t4", "t6", [0, 1, 4, 5]],
-        ["t4", "t6", [2, 3, 6, 7]],
-        ["t5", "t7", [0, 1, 4, 5]],
-        ["t5", "t7", [2, 3, 6, 7]],
-      ];
-      words.forEach(([a, b, l], g) => {
-        dst();
-        f.get(a).get(b).shuffle(lanes32(l)).mem("v128.store", 16 * (8 * h + 4 * s + g));
-      });
+      const t = (i: number) => [0, 1, 2, 3].map((k) => `t${i + k}`);
+      storeTransposed4(f, t(0), t(4), dst, (g) => 16 * (8 * h + 4 * s + g));
     }
   }
 }

@@ -28,7 +28,7 @@
  */
 import { WasmFunc } from "../wasm_asm.ts";
 import { rowBytes, WEIGHT_TYPES, type WeightTypeName } from "./blocks.ts";
-import { keepTouchLive, lanes32, touchLines } from "./snippets.ts";
+import { keepTouchLive, storeTransposed4, touchLines } from "./snippets.ts";
 import { halvesLocals, halvesToF32x4, scalarWeight } from "./types_float.ts";
 
 /** Weight rows per panel (two f32x4 per column). */
@@ -269,21 +269,8 @@ export function storeTransposed(
   offset: number | number[],
   colBytes: number,
 ): void {
-  const [r0, r1, r2, r3] = rows;
-  f.get(r0).get(r1).shuffle(lanes32([0, 4, 1, 5])).set("t0");
-  f.get(r0).get(r1).shuffle(lanes32([2, 6, 3, 7])).set("t1");
-  f.get(r2).get(r3).shuffle(lanes32([0, 4, 1, 5])).set("t2");
-  f.get(r2).get(r3).shuffle(lanes32([2, 6, 3, 7])).set("t3");
-  const cols: [string, string, number[]][] = [
-    ["t0", "t2", [0, 1, 4, 5]],
-    ["t0", "t2", [2, 3, 6, 7]],
-    ["t1", "t3", [0, 1, 4, 5]],
-    ["t1", "t3", [2, 3, 6, 7]],
-  ];
-  cols.forEach(([a, b, l], k) => {
-    const at = typeof offset === "number" ? offset + k * colBytes : offset[k];
-    f.get("pp").get(a).get(b).shuffle(lanes32(l)).mem("v128.store", at);
-  });
+  const at = (k: number) => typeof offset === "number" ? offset + k * colBytes : offset[k];
+  storeTransposed4(f, rows, ["t0", "t1", "t2", "t3"], () => f.get("pp"), at);
 }
 
 /** The float types' panel: (K, 8) f32, column-major, `panel[k][a] = W[r + a, k]`. */

@@ -125,6 +125,41 @@ export const lanes32 = (l: number[]): number[] =>
   l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
 
 /**
+ * Stores the 4 × 4 transpose of the 32-bit lanes of the v128 locals `rows`: vector k (lane k
+ * of each row, in row order) at `base + at(k)`. Two rounds of unpacks (x86
+ * `unpcklps`/`unpckhps`, then `movlhps`/`movhlps`).
+ *
+ * @param f The function.
+ * @param rows The 4 v128 locals to transpose.
+ * @param tmp 4 other v128 locals it may overwrite.
+ * @param base Pushes the i32 base address.
+ * @param at The byte offset of vector k from it.
+ */
+export function storeTransposed4(
+  f: WasmFunc,
+  rows: string[],
+  tmp: string[],
+  base: () => void,
+  at: (k: number) => number,
+): void {
+  const [r0, r1, r2, r3] = rows, [t0, t1, t2, t3] = tmp;
+  f.get(r0).get(r1).shuffle(lanes32([0, 4, 1, 5])).set(t0);
+  f.get(r0).get(r1).shuffle(lanes32([2, 6, 3, 7])).set(t1);
+  f.get(r2).get(r3).shuffle(lanes32([0, 4, 1, 5])).set(t2);
+  f.get(r2).get(r3).shuffle(lanes32([2, 6, 3, 7])).set(t3);
+  const cols: [string, string, number[]][] = [
+    [t0, t2, [0, 1, 4, 5]],
+    [t0, t2, [2, 3, 6, 7]],
+    [t1, t3, [0, 1, 4, 5]],
+    [t1, t3, [2, 3, 6, 7]],
+  ];
+  cols.forEach(([a, b, l], k) => {
+    base();
+    f.get(a).get(b).shuffle(lanes32(l)).mem("v128.store", at(k));
+  });
+}
+
+/**
  * Software prefetch: loads one byte of every 64-byte line from the i32 local `ptr` up to
  * the i32 local `end` (weight memory), folding them into the i32 local `touch` so they are
  * not dead code; `ptr` ends at or past `end`. See {@linkcode keepTouchLive}.
