@@ -28,7 +28,9 @@
  * byte j of lane vector `8h + 2p + t` ({@linkcode q4kPairQuants} reads them back). The kernels
  * then sum sub-blocks 0..3 and 4..7 in the lanes of one i32x4 each (`types_k.ts`
  * `q4kLanes`): the Q4_K pair matvec 2048x768 1.14-1.16x, 768x2048 1.17x, Q5_K 2048x768 1.11x
- * (one pinned core, same process).
+ * (one pinned core, same process). Repacking moves words of 4 elements at a time: ~130 ms at
+ * load for the 46 MB of Q4_K tensors of the g110M Q4_K_M file (scales included; ~70 ms
+ * before the lane order).
  *
  * Unpacking (`types_k.ts` `Q4_K_PAIRS` and `Q5_K_PAIRS`, the Q4_K/Q5_K panel, the embedding
  * lookup): `v = P & 63`;
@@ -116,7 +118,9 @@ export function packQ4KPairsInPlace(
         `fit ${bytes.length} bytes`,
     );
   }
-  const v = new Uint8Array(16), w = new Uint8Array(16), q = new Uint8Array(256);
+  const v = new Uint8Array(16), w = new Uint8Array(16);
+  const src = new Uint32Array(32), out = new Uint32Array(32); // a row's qs (or qh) as words
+  const srcBytes = new Uint8Array(src.buffer), outBytes = new Uint8Array(out.buffer);
   for (let g = 0; g < groups; g++) {
     const at = offset + g * 2 * unit;
     for (let j = 0; j < 8; j++) {
@@ -126,34 +130,56 @@ export function packQ4KPairsInPlace(
     bytes.copyWithin(at + 4, at + unit, at + unit + 4); // d₁, dmin₁
     for (let k = 0; k < 8; k++) bytes[at + 8 + k] = (w[2 * k] & 15) | (w[2 * k + 1] & 15) << 4;
     for (let j = 0; j < 16; j++) bytes[at + unit + j] = v[j] | (w[j] >> 4) << 6;
-    for (const row of [0, 1]) {
-      const b = at + unit * row;
-      pairQuants(bytes, b, unit, false, q);
-      const qs = b + unit - 128, five = unit === PAIR_UNITS.Q5_K;
-      for (let n = 0; n < 128; n++) {
-        bytes[qs + n] = (q[LANE_LOW[n]] & 15) | (q[LANE_LOW[n] + 128] & 15) << 4;
+    for (let row = 0; row < 2; row++) {
+      // Words of 4 lane-order elements are 4 consecutive elements, in 4 consecutive bytes of
+      // ggml's qs (and qh): each moves as one 32-bit word, masked and shifted.
+      const b = at + unit * row, qs = b + unit - 128;
+      srcBytes.set(bytes.subarray(qs, qs + 128));
+      for (let n = 0; n < 32; n++) {
+        const lo = QS_WORDS[2 * n], hi = QS_WORDS[2 * n + 1];
+        out[n] = (src[lo >> 3] >>> (lo & 7) & 0x0f0f0f0f) |
+          (src[hi >> 3] >>> (hi & 7) & 0x0f0f0f0f) << 4;
       }
-      if (five) { for (let n = 0; n < 32; n++) bytes[b + 16 + n] = laneQh(q, n); }
+      bytes.set(outBytes, qs);
+      if (unit !== PAIR_UNITS.Q5_K) continue;
+      srcBytes.set(bytes.subarray(b + 16, b + 48));
+      for (let n = 0; n < 8; n++) {
+        let word = 0;
+        for (let bit = 0; bit < 8; bit++) {
+          const e = QH_WORDS[8 * n + bit];
+          word |= (src[e >> 3] >>> (e & 7) & 0x01010101) << bit;
+        }
+        out[n] = word;
+      }
+      bytes.set(outBytes.subarray(0, 32), b + 16);
     }
   }
 }
 
-/** Element of the low nibble of byte n of a lane-order `qs` (the high one: + 128). */
-const LANE_LOW = Uint8Array.from({ length: 128 }, (_, n) => laneElement(n >> 4, n & 15));
+/**
+ * Word n (bytes 4n .. 4n + 3) of a lane-order `qs`: entries 2n and 2n + 1 are where its low
+ * and high nibbles come from in ggml's `qs`, as `8 · word + shift` (element e is the nibble
+ * `e >> 5 & 1` of byte `32 (e >> 6) + (e & 31)`; the 4 elements of a word are consecutive).
+ */
+const QS_WORDS = Uint8Array.from({ length: 64 }, (_, k) => {
+  const n = k >> 1, e = laneElement(n >> 2, 4 * (n & 3)) + 128 * (k & 1);
+  return 8 * ((32 * (e >> 6) + (e & 31)) >> 2) + 4 * (e >> 5 & 1);
+});
 
 /**
- * Byte n of a Q5_K `qh[32]` in the lane order: bit `2p + h` holds the fifth bit of the
- * element in byte `n & 15` of the lane vector `8h + 2p + (n >> 4)`, the vector the kernels
- * decode from part p's `qs` (`n >> 4`: its first or second 16 bytes; h: the nibble).
+ * Bit `2p + h` of word n of a lane-order Q5_K `qh`: the fifth bits of the 4 elements at bytes
+ * `4 (n & 3)` .. + 3 of lane vector `8h + 2p + (n >> 2)` (the vector the kernels decode from
+ * part p's qs; `n >> 2`: its first or second 16 bytes), as `8 · word + bit` of ggml's `qh`
+ * (element e: bit `e >> 5` of byte `e & 31`).
  */
-function laneQh(q: Uint8Array, n: number): number {
-  let byte = 0;
-  for (let bit = 0; bit < 8; bit++) {
-    const v = 8 * (bit & 1) + 2 * (bit >> 1) + (n >> 4);
-    byte |= (q[laneElement(v, n & 15)] >> 4 & 1) << bit;
-  }
-  return byte;
-}
+const QH_WORDS = Uint8Array.from({ length: 64 }, (_, k) => {
+  const n = k >> 3, bit = k & 7;
+  const e = laneElement(8 * (bit & 1) + 2 * (bit >> 1) + (n >> 2), 4 * (n & 3));
+  return 8 * ((e & 31) >> 2) + (e >> 5);
+});
+
+/** Element of the low nibble of byte n of a lane-order `qs` (the high one: + 128). */
+const LANE_LOW = Uint8Array.from({ length: 128 }, (_, n) => laneElement(n >> 4, n & 15));
 
 /**
  * The 256 quants of one row's super-block in element order (Q4_K 0..15, Q5_K 0..31 with its
