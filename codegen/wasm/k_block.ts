@@ -114,7 +114,7 @@ export interface KSpec {
   /**
    * With `BlockCtx.dotU8`: `decode` leaves the second sub-block of each pair × 16 (Q4_K's high
    * nibbles masked in place, `q & 0xf0`: one `and` where a shift and an `and` took out `q >> 4`),
-   * and {@linkcode pairedDots} shifts its sums right by 4 (exact) before narrowing them.
+   * and {@linkcode pairedDots} (or the lane sums' `finish`) shifts its sums right by 4 (exact).
    */
   hi16?: boolean;
   /** Whether there is a dmin/min term. */
@@ -156,8 +156,11 @@ export interface LaneSums {
   vector(p: number, i: number): number;
   /** The local (0..3) it adds into. */
   acc(p: number, i: number): number;
-  /** Sets `isum{a}_{c}` for every token c from the locals (`scv0` .. `scv3` free). */
-  finish(k: BlockCtx, a: number): void;
+  /**
+   * Sets `isum{a}_{c}` for every token c from the locals (`scv0` .. `scv3` free); `hi16`:
+   * {@linkcode KSpec.hi16} (with `dotU8` the high nibbles' sums are × 16).
+   */
+  finish(k: BlockCtx, a: number, hi16: boolean): void;
 }
 
 /**
@@ -338,7 +341,7 @@ export function kType(spec: KSpec): BlockEmitter {
           for (let a = 0; a < R; a++) dots(a, c);
         }
       }
-      if (lanes) { for (let a = 0; a < R; a++) lanes.finish(k, a); }
+      if (lanes) { for (let a = 0; a < R; a++) lanes.finish(k, a, spec.hi16 ?? false); }
       scaleAndAdd(k, spec);
     },
   };

@@ -27,7 +27,7 @@
  * one, and Q5_K's `qh` byte `16t + j` holds in bit `2p + h` the fifth bit of the element at
  * byte j of lane vector `8h + 2p + t` ({@linkcode q4kPairQuants} reads them back). The kernels
  * then sum sub-blocks 0..3 and 4..7 in the lanes of one i32x4 each (`types_k.ts`
- * `q4kLanes`): the Q4_K pair matvec 2048x768 1.14-1.16x, 768x2048 1.17x, Q5_K 2048x768 1.11x
+ * `Q4K_LANES`): the Q4_K pair matvec 2048x768 1.14-1.16x, 768x2048 1.17x, Q5_K 2048x768 1.11x
  * (one pinned core, same process). Repacking moves words of 4 elements at a time: ~130 ms at
  * load for the 46 MB of Q4_K tensors of the g110M Q4_K_M file (scales included; ~70 ms
  * before the lane order).

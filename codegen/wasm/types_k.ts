@@ -208,7 +208,7 @@ function Q4K_LIKE(name: "Q4_K" | "Q5_K"): KSpec {
  */
 const PAIRS_DEF = (name: "Q4_K" | "Q5_K"): KSpec => ({
   ...Q4K_LIKE(name),
-  lanes: q4kLanes(name === "Q4_K"),
+  lanes: Q4K_LANES,
   prologue(k, a, o) {
     if (k.R % 2) throw new RangeError(`${name} pairs: ${k.R} rows per register block, not even`);
     if (a % 2 === 0) unpackPairScales(k.f, `sc${a}`, `sc${a + 1}`, o, "pw", PAIR_UNITS[name]);
@@ -232,10 +232,10 @@ const PAIRS_DEF = (name: "Q4_K" | "Q5_K"): KSpec => ({
  * Two locals each, by the part's parity, so that no chain of dependent dot products is longer
  * than four.
  */
-const q4kLanes = (hi16: boolean): LaneSums => ({
+const Q4K_LANES: LaneSums = {
   vector: (p, i) => 8 * (i >> 1) + 2 * p + (i & 1),
   acc: (p, i) => 2 * (i >> 1) + (p & 1),
-  finish(k, a) {
+  finish(k, a, hi16) {
     const f = k.f;
     f.comment(`row ${a}: isum = Σ lanes · [sc0..sc3] + Σ lanes · [sc4..sc7]`);
     f.get(`sc${a}`).op("i16x8.extend_low_i8x16_u").set("s16");
@@ -249,7 +249,7 @@ const q4kLanes = (hi16: boolean): LaneSums => ({
       f.op("i32x4.add").set(`isum${a}_${c}`);
     }
   },
-});
+};
 
 const Q6_K_DEF: KSpec = {
   name: "Q6_K",
