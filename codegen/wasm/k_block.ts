@@ -131,7 +131,10 @@ export interface KSpec {
   scale(f: WasmFunc, a: number, j: number, o: number): void;
   /** Pushes the scales of sub-blocks 8h .. 8h + 7 of row a as an i16x8 (the paired path). */
   scales16(f: WasmFunc, a: number, h: number): void;
-  /** Element offset of vector i of part p (default: parts are contiguous). */
+  /**
+   * Element offset of vector i of part p (default: parts are contiguous); with `lanes` the
+   * vector's activations are the lane copy's `LaneSums.vector` instead.
+   */
   xOff?(p: number, i: number): number;
   /** Adjusts isum (offset) or sets mins{a}_{c} from the activation sums. */
   offsets(k: BlockCtx, a: number, c: number): void;
