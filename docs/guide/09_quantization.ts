@@ -3,7 +3,8 @@
  * byte by byte, decoded by a few lines of our own and checked against gollm's codecs
  * (formats/quant.ts, the same blocks llama.cpp writes) and against gguf-py's decoder (the
  * committed fixtures of tests/fixtures/ggml_blocks); what rounding every weight does to the
- * model; the dot product in integers as the WASM kernels do it (and its u8 form); and a
+ * model; the dot product in integers as the WASM kernels do it (and its u8 form); the lane
+ * order of gollm's repacked K-quants, summed against ggml's order on the Q4_K block; and a
  * measurement, on this machine, of why decode waits on memory.
  *
  * Run: `deno run -A docs/guide/09_quantization.ts` (page: docs/guide/09_quantization.md).
@@ -18,6 +19,7 @@ import { dequantize, ggmlTypeByName, quantize } from "../../formats/quant.ts";
 import { emitLinear } from "../../codegen/wasm/linear.ts";
 import { buildKernelModule } from "../../codegen/wasm/module.ts";
 import { quantizeKernel } from "../../codegen/wasm/quantize.ts";
+import { packQ4KPairsInPlace } from "../../codegen/wasm/q4k_pairs.ts";
 import { relaxedDotU8, relaxedSimdSupported } from "../../codegen/wasm_features.ts";
 import { createReference } from "../../runtime/reference.ts";
 import {
@@ -117,6 +119,46 @@ export function dotQ8_0AsU8(w: Uint8Array, xq: Int8Array): number {
   return s - 128 * sx;
 }
 // #endregion int8dot
+
+// #region lanes
+/** The quants of a Q4_K block, element order (0..15), and its 8 group scales. */
+export function q4kQuants(b: Uint8Array): { q: Uint8Array; sc: number[] } {
+  const q = Uint8Array.from({ length: 256 }, (_, e) => {
+    const byte = b[16 + 32 * (e >> 6) + (e & 31)];
+    return (e >> 5) % 2 === 0 ? byte & 0xf : byte >> 4;
+  });
+  return { q, sc: Array.from({ length: 8 }, (_, j) => scaleMinK4(b, j)[0]) };
+}
+
+/** Σ_j sc_j · Σ q·x over group j, in ggml's order: each 16-byte vector lies inside one group,
+ * so each group's sum is finished (its lanes added, times its scale) on its own. */
+export function groupSums(q: Uint8Array, x: Int8Array, sc: number[]): number {
+  let isum = 0;
+  for (let j = 0; j < 8; j++) {
+    let s = 0;
+    for (let l = 0; l < 32; l++) s += q[32 * j + l] * x[32 * j + l];
+    isum += sc[j] * s;
+  }
+  return isum;
+}
+
+/** Byte j of vector v in the lane order (gollm's codegen/wasm/lanes.ts): lane l = j >> 2 holds
+ * 4 elements of group l of the vector's half (vectors 0..7: groups 0..3; 8..15: groups 4..7). */
+export const laneElement = (v: number, j: number) =>
+  128 * (v >> 3) + 32 * (j >> 2) + 4 * (v & 7) + (j & 3);
+
+/** The same sum in the lane order: 16 dot products (one per vector, each adding 4 bytes into
+ * each of 4 lanes) into two 4-lane sums, then one multiply of each by 4 scales. */
+export function laneSums(q: Uint8Array, x: Int8Array, sc: number[]) {
+  const acc = [new Int32Array(4), new Int32Array(4)]; // i32x4 × 2: one group per lane
+  for (let v = 0; v < 16; v++) {
+    for (let j = 0; j < 16; j++) acc[v >> 3][j >> 2] += q[laneElement(v, j)] * x[laneElement(v, j)];
+  }
+  let isum = 0;
+  for (let h = 0; h < 2; h++) for (let l = 0; l < 4; l++) isum += acc[h][l] * sc[4 * h + l];
+  return { acc, isum };
+}
+// #endregion lanes
 
 /** f16 bits of an f32 value (round to nearest even). */
 function f16Bits(x: number): number {
@@ -276,6 +318,45 @@ async function main() {
     `relaxed SIMD ${relaxedSimdSupported() ? "yes" : "no"}, ` +
       `dot product reads u8 ${relaxedDotU8() ? "yes (one per 16 weights)" : "no (two per 16)"}`,
   );
+
+  section("four groups per instruction: the lane order");
+  const { q: q4q, sc: q4sc } = q4kQuants(blk);
+  const x256 = quantizeActs(weight(model, "tok_embeddings.weight").subarray(c.dim, c.dim + 256));
+  console.log(`w: the Q4_K block above, quants 0..15; group scales sc = [${q4sc.join(", ")}]`);
+  console.log("x: tok_embeddings.weight rows 1..4 (256 numbers) as int8, one scale for the 256");
+  const plain = groupSums(q4q, x256.q, q4sc);
+  console.log(`ggml's order: 8 groups summed apart, Σ_j sc_j · Σ q·x = ${plain}`);
+  const words = (v: number) => [0, 1, 2, 3].map((l) => laneElement(v, 4 * l));
+  console.log(
+    `lane order: vector 0 holds elements ${words(0).map((e) => `${e}..${e + 3}`).join(", ")}`,
+  );
+  console.log(
+    `            vector 9 holds elements ${words(9).map((e) => `${e}..${e + 3}`).join(", ")}`,
+  );
+  const { acc, isum: lanes } = laneSums(q4q, x256.q, q4sc);
+  console.log(`after 16 dot products: lanes [${acc[0].join(", ")}] and [${acc[1].join(", ")}]`);
+  console.log(`· [sc0..sc3] and [sc4..sc7], summed: ${lanes}`);
+  check("both orders give the same integer", lanes === plain, `${lanes}`);
+  // gollm's repacked Q4_K (a pair of rows: the block twice) stores its quants in this order.
+  const pair = new Uint8Array(288);
+  pair.set(blk, 0);
+  pair.set(blk, 144);
+  packQ4KPairsInPlace(pair, 0, 1);
+  // Its byte n of row 0's quants (at 16): vector n >> 4, byte n & 15, low and high nibble.
+  let inOrder = 0;
+  for (let n = 0; n < 128; n++) {
+    const v = n >> 4, j = n & 15;
+    if ((pair[16 + n] & 0xf) === q4q[laneElement(v, j)]) inOrder++;
+    if (pair[16 + n] >> 4 === q4q[laneElement(8 + v, j)]) inOrder++;
+  }
+  check(
+    "gollm's repacked Q4_K pair stores its quants in this order",
+    inOrder === 256,
+    `${inOrder} of 256 nibbles, codegen/wasm/q4k_pairs.ts`,
+  );
+  let wrong = 0; // the lanes scaled as if each vector were one group, in ggml's order
+  for (let h = 0; h < 2; h++) for (let l = 0; l < 4; l++) wrong += acc[h][l] * q4sc[2 * l + h];
+  control("scaling the lane sums in ggml's group order", wrong !== plain, `${wrong}`);
 
   section("what rounding every weight does to the model");
   const story = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
