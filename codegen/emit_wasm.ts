@@ -169,9 +169,9 @@ export function wasmWeightsStart(plan: Plan, threads: number): number {
 /**
  * One thread's scratch: the quantised rows of the widest matrix-product input of either
  * graph (`blocks.ts` `actLayout`: the wider of a q8_0 row, `K + 7K / 8` bytes, and a q8_K
- * row, `2K + K / 4` with its lane copy; whatever the weight types), then the scores of one attention unit's
- * heads over the longest ring (`wasm/attention.ts`), then the f32 panel of a float-type matmul
- * (8 rows of the widest input, transposed; `linear_panel.ts`).
+ * row, `2K + K / 4` with its lane copy; whatever the weight types), then the scores of one
+ * attention unit's heads over the longest ring (`wasm/attention.ts`), then the f32 panel of a
+ * float-type matmul (8 rows of the widest input, transposed; `linear_panel.ts`).
  */
 function scratchOf(plan: Plan) {
   let quant = 0, panel = 0, att = 0;
@@ -179,8 +179,8 @@ function scratchOf(plan: Plan) {
     for (const n of g.nodes) {
       if (n.op === "attention") att = Math.max(att, attentionScratchBytes(attentionShape(n)));
       if (n.op !== "linear") continue;
+      const K = n.attrs.in;
       for (const [format, block] of [["q8_0", 32], ["q8_K", 256]] as const) {
-        const K = n.attrs.in;
         if (K % block === 0) quant = Math.max(quant, g.rows * actLayout(format, K).stride);
       }
       if (g.rows > 1) panel = Math.max(panel, panelScratchBytes(n.attrs.in));

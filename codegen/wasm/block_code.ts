@@ -1,8 +1,8 @@
 /**
  * The contract between the matrix-product driver (`linear.ts`) and the per-type block code
- * (`types_float.ts`, `types_q32.ts`, `types_k.ts` through `k_block.ts`): the driver walks rows, tokens and
- * blocks; a type's {@linkcode BlockEmitter} emits what one block contributes to an
- * `R rows × C tokens` register block.
+ * (`types_float.ts`, `types_q32.ts`, `types_k.ts` through `k_block.ts`): the driver walks
+ * rows, tokens and blocks; a type's {@linkcode BlockEmitter} emits what one block
+ * contributes to an `R rows × C tokens` register block.
  *
  * Locals the driver provides (i32 byte addresses):
  * - `pw`: the current block of weight row 0 (row a is at `pw + a · rowBytes`);

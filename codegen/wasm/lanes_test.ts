@@ -18,7 +18,8 @@ Deno.test("laneElement() is a permutation whose lanes stay in one sub-block", ()
       const e = laneElement(v, j);
       seen.add(e);
       assert.deepEqual(lanePosition(e), [v, j]);
-      // Lane l = j >> 2: Q4_K sub-block 4 (v >> 3) + l; Q6_K sub-block 8 (v >> 3) + 2l + (v >> 2 & 1).
+      // Lane l = j >> 2: Q4_K sub-block 4 (v >> 3) + l;
+      // Q6_K sub-block 8 (v >> 3) + 2l + (v >> 2 & 1).
       assert.equal(e >> 5, 4 * (v >> 3) + (j >> 2), `v ${v} j ${j}`);
       assert.equal(e >> 4, 8 * (v >> 3) + 2 * (j >> 2) + (v >> 2 & 1), `v ${v} j ${j}`);
     }
